@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// ConvSVD: train TinyConvNet on MNIST with our own OpenCL kernels, then take
+/// it apart with the SVD.
+///
+/// Layers, bottom up:
+/// - `_COpenCL`, `_CLAPACK`, `_CCairo`, `_CZlib`: one system-library shim per C
+///   library (Debian packages; see README).
+/// - `Kernels`: the OpenCL C sources, embedded in the binary at build time by
+///   the `EmbedKernels` plugin.
+/// - `NetIO`: IDX (MNIST) and safetensors readers and writers, the checkpoint.
+/// - `GPUNet`: the `Device` protocol, `HostDevice` and `OpenCLDevice`, layers,
+///   TinyConvNet, optimisers, the training loop.
+/// - `Analysis`: the SVD phases on the host with LAPACK.
+/// - `Figures`: cairo figures and the HTML report.
+/// - `convsvd`: the command-line tool.
+let package = Package(
+    name: "ConvSVD",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "convsvd", targets: ["convsvd"]),
+        .library(name: "GPUNet", targets: ["GPUNet"]),
+        .library(name: "Analysis", targets: ["Analysis"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "_COpenCL", path: "Sources/_COpenCL"),
+        .systemLibrary(name: "_CLAPACK", path: "Sources/_CLAPACK"),
+        .systemLibrary(name: "_CCairo", path: "Sources/_CCairo"),
+        .systemLibrary(name: "_CZlib", path: "Sources/_CZlib"),
+
+        .executableTarget(name: "embed-kernels", path: "Sources/embed-kernels"),
+        .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"]),
+        .target(
+            name: "Kernels",
+            exclude: ["README.md"],
+            plugins: ["EmbedKernels"]
+        ),
+
+        .target(name: "NetIO", dependencies: ["_CZlib"]),
+        .target(name: "GPUNet", dependencies: ["_COpenCL", "_CLAPACK", "Kernels", "NetIO"]),
+        .target(name: "Analysis", dependencies: ["_CLAPACK", "NetIO"]),
+        .target(name: "Figures", dependencies: ["_CCairo", "Analysis"]),
+        .executableTarget(
+            name: "convsvd",
+            dependencies: [
+                "GPUNet", "NetIO", "Analysis", "Figures",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "NetIOTests", dependencies: ["NetIO", "TestSupport"]),
+        .testTarget(name: "GPUNetTests", dependencies: ["GPUNet", "NetIO", "TestSupport"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "NetIO", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FiguresTests", dependencies: ["Figures", "Analysis", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["NetIO", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

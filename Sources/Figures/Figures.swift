@@ -1,0 +1,2 @@
+/// Figures (cairo) and the HTML report.
+public enum Figures {}

@@ -1,0 +1,201 @@
+import Foundation
+
+/// A compute device: the operations a TinyConvNet training step needs.
+///
+/// Two implementations answer it: ``HostDevice`` (OpenBLAS and Swift) and
+/// ``OpenCLDevice`` (any OpenCL platform: a GPU, or PoCL on the CPU). Every
+/// operation is defined by its CPU reference in `HostDevice`; `GPUNetTests`
+/// runs each operation on every available device and compares (forward
+/// outputs within 1e-4 absolute, gradients within 1e-4 of their tensor's
+/// largest magnitude).
+///
+/// Conventions, for every operation:
+/// - tensors are float32, row-major; activations are NCHW;
+/// - an operation *overwrites* its outputs (nothing accumulates unless said);
+/// - an operation may be queued: results are visible to the host after
+///   ``download(_:)`` (which waits) or ``finish()``;
+/// - buffers passed to an operation belong to that device.
+///
+/// Operations on one device run in the order they are issued.
+public protocol Device: AnyObject {
+    /// What this device is, for listings and reports.
+    var info: DeviceInfo { get }
+
+    // MARK: Buffers
+
+    /// A new buffer of `count` elements of `kind`, zero-filled.
+    func makeBuffer(count: Int, kind: ElementKind) throws -> Buffer
+    /// Copies `values` into `buffer` (`values.count == buffer.count`).
+    func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws
+    func upload(_ values: UnsafeBufferPointer<Int32>, to buffer: Buffer) throws
+    /// Waits for queued work, then copies `buffer` out.
+    func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Float>) throws
+    func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Int32>) throws
+    /// Sets every element of a float buffer to `value`.
+    func fill(_ buffer: Buffer, value: Float) throws
+    /// Copies `source` into `destination` (same count and kind).
+    func copy(_ source: Buffer, to destination: Buffer) throws
+    /// Waits until every queued operation has finished.
+    func finish() throws
+
+    // MARK: Linear algebra
+
+    /// C ← α·op(A)·op(B) + β·C, row-major, op(X) = X or Xᵀ.
+    /// A is (m×k) or, transposed, stored (k×m); B is (k×n) or stored (n×k).
+    func gemm(_ shape: GEMMShape, a: Buffer, b: Buffer, c: Buffer) throws
+
+    // MARK: Convolution (stride 1, no padding, no bias)
+
+    /// Unfolds input (B,C,H,W) into columns (C·kH·kW, B·oH·oW): row
+    /// `(c·kH + i)·kW + j`, column `b·oH·oW + y·oW + x` holds
+    /// `input[b, c, y+i, x+j]`. The row order is PyTorch's weight flattening.
+    func im2col(_ shape: ConvShape, input: Buffer, columns: Buffer) throws
+    /// The adjoint of ``im2col(_:input:columns:)``: input[b,c,y+i,x+j] = Σ of
+    /// the column entries that read it.
+    func col2im(_ shape: ConvShape, columns: Buffer, input: Buffer) throws
+    /// output (B,O,oH,oW) = Σ_{c,i,j} weight[o,c,i,j]·input[b,c,y+i,x+j].
+    func conv2dForward(_ shape: ConvShape, input: Buffer, weight: Buffer, output: Buffer) throws
+    /// gradInput (B,C,H,W) = ∂L/∂input given gradOutput (B,O,oH,oW).
+    func conv2dBackwardData(_ shape: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws
+    /// gradWeight (O,C,kH,kW) = Σ_b ∂L/∂weight given gradOutput.
+    func conv2dBackwardWeight(_ shape: ConvShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer) throws
+
+    // MARK: Elementwise and pooling
+
+    /// output = max(input, 0).
+    func reluForward(count: Int, input: Buffer, output: Buffer) throws
+    /// gradInput = gradOutput where output > 0, else 0.
+    func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws
+    /// 2×2 max-pool, stride 2, floor mode (an odd last row/column is
+    /// dropped, as PyTorch does). `argmax` (int32, one per output) holds the
+    /// flat index `y·W + x` of the winner within its (b,c) plane; ties go to
+    /// the first in row-major order.
+    func maxPool2Forward(_ shape: PoolShape, input: Buffer, output: Buffer, argmax: Buffer) throws
+    /// gradInput = gradOutput routed to each argmax, zero elsewhere.
+    func maxPool2Backward(_ shape: PoolShape, gradOutput: Buffer, argmax: Buffer, gradInput: Buffer) throws
+
+    // MARK: Linear layer
+
+    /// output (B,out) = input (B,in) · weightᵀ + bias, weight (out,in).
+    func linearForward(_ shape: LinearShape, input: Buffer, weight: Buffer, bias: Buffer, output: Buffer) throws
+    /// gradWeight = gradOutputᵀ·input, gradBias = Σ_b gradOutput,
+    /// gradInput = gradOutput·weight (skipped when nil).
+    func linearBackward(_ shape: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
+                        gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer) throws
+
+    // MARK: Loss
+
+    /// Softmax cross-entropy over (batch, classes) logits and int32 labels.
+    /// gradLogits = (softmax − onehot)/batch, the gradient of the mean loss.
+    /// `perSample` (float, 2·batch): [0, batch) the loss of each sample,
+    /// [batch, 2·batch) 1 where argmax(logits) == label else 0 (ties: first).
+    func softmaxCrossEntropy(batch: Int, classes: Int, logits: Buffer, labels: Buffer,
+                             gradLogits: Buffer, perSample: Buffer) throws
+
+    // MARK: Optimisers (PyTorch's update rules, no weight decay)
+
+    /// velocity = μ·velocity + grad; param −= lr·velocity.
+    func sgdMomentumStep(count: Int, parameter: Buffer, gradient: Buffer, velocity: Buffer,
+                         learningRate: Float, momentum: Float) throws
+    /// m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²;
+    /// param −= lr·(m/c₁)/(√(v/c₂) + ε) with cᵢ = 1 − βᵢᵗ (given in `step`).
+    func adamStep(count: Int, parameter: Buffer, gradient: Buffer, m: Buffer, v: Buffer,
+                  step: AdamStep) throws
+}
+
+/// The element type of a ``Buffer``: both are four bytes.
+public enum ElementKind: String, Sendable {
+    case float32, int32
+}
+
+/// Storage on a ``Device``. Each device subclasses it; a buffer is used only
+/// with the device that made it.
+open class Buffer {
+    public let count: Int
+    public let kind: ElementKind
+    public init(count: Int, kind: ElementKind) {
+        self.count = count
+        self.kind = kind
+    }
+    public var byteCount: Int { count * 4 }
+}
+
+/// C ← α·op(A)·op(B) + β·C with op(A) m×k, op(B) k×n, C m×n, row-major.
+public struct GEMMShape: Hashable, Sendable, CustomStringConvertible {
+    public var m: Int, n: Int, k: Int
+    public var transposeA: Bool, transposeB: Bool
+    public var alpha: Float, beta: Float
+    public init(m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false,
+                alpha: Float = 1, beta: Float = 0) {
+        self.m = m; self.n = n; self.k = k
+        self.transposeA = transposeA; self.transposeB = transposeB
+        self.alpha = alpha; self.beta = beta
+    }
+    /// 2·m·n·k: the multiply-adds of the product.
+    public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+    public var description: String {
+        "\(m)×\(n)×\(k)\(transposeA ? " Aᵀ" : "")\(transposeB ? " Bᵀ" : "")"
+    }
+}
+
+/// A stride-1, unpadded convolution: input (B,C,H,W), weight (O,C,kH,kW),
+/// output (B,O,H−kH+1,W−kW+1).
+public struct ConvShape: Hashable, Sendable {
+    public var batch: Int, inChannels: Int, outChannels: Int
+    public var height: Int, width: Int
+    public var kernelHeight: Int, kernelWidth: Int
+    public init(batch: Int, inChannels: Int, outChannels: Int, height: Int, width: Int,
+                kernelHeight: Int = 3, kernelWidth: Int = 3) {
+        self.batch = batch; self.inChannels = inChannels; self.outChannels = outChannels
+        self.height = height; self.width = width
+        self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
+    }
+    public var outHeight: Int { height - kernelHeight + 1 }
+    public var outWidth: Int { width - kernelWidth + 1 }
+    /// C·kH·kW: the length of one patch, the columns' row count.
+    public var patchSize: Int { inChannels * kernelHeight * kernelWidth }
+    /// B·oH·oW: the number of patches, the columns' column count.
+    public var patchCount: Int { batch * outHeight * outWidth }
+    public var inputCount: Int { batch * inChannels * height * width }
+    public var outputCount: Int { batch * outChannels * outHeight * outWidth }
+    public var weightCount: Int { outChannels * patchSize }
+    /// 2·O·patchSize·patchCount: one forward pass (each backward pass is the same).
+    public var flops: Double { 2 * Double(outChannels) * Double(patchSize) * Double(patchCount) }
+}
+
+/// 2×2, stride-2 max-pooling of (B,C,H,W) to (B,C,H/2,W/2), floor mode.
+public struct PoolShape: Hashable, Sendable {
+    public var batch: Int, channels: Int, height: Int, width: Int
+    public init(batch: Int, channels: Int, height: Int, width: Int) {
+        self.batch = batch; self.channels = channels; self.height = height; self.width = width
+    }
+    public var outHeight: Int { height / 2 }
+    public var outWidth: Int { width / 2 }
+    public var inputCount: Int { batch * channels * height * width }
+    public var outputCount: Int { batch * channels * outHeight * outWidth }
+}
+
+/// A fully connected layer: input (B,in), weight (out,in), bias (out).
+public struct LinearShape: Hashable, Sendable {
+    public var batch: Int, inFeatures: Int, outFeatures: Int
+    public init(batch: Int, inFeatures: Int, outFeatures: Int) {
+        self.batch = batch; self.inFeatures = inFeatures; self.outFeatures = outFeatures
+    }
+    public var flops: Double { 2 * Double(batch) * Double(inFeatures) * Double(outFeatures) }
+}
+
+/// One Adam update's hyper-parameters, bias corrections included
+/// (computed on the host in Double so that no device round trip is needed).
+public struct AdamStep: Hashable, Sendable {
+    public var learningRate: Float, beta1: Float, beta2: Float, epsilon: Float
+    /// 1 − β₁ᵗ and 1 − β₂ᵗ for the step t (1-based).
+    public var correction1: Float, correction2: Float
+    public init(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999,
+                epsilon: Float = 1e-8, step t: Int) {
+        precondition(t >= 1, "Adam steps count from 1")
+        self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2
+        self.epsilon = epsilon
+        correction1 = Float(1 - pow(Double(beta1), Double(t)))
+        correction2 = Float(1 - pow(Double(beta2), Double(t)))
+    }
+}

@@ -1,0 +1,2 @@
+// Shared helpers for every kernel file.
+// Tensors are float32, row-major, NCHW for activations.
