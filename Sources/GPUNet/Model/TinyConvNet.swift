@@ -1,0 +1,182 @@
+import NetIO
+
+/// TinyConvNet on one ``Device``: parameters, gradients and activations live
+/// on the device; the host only uploads batches and reads back per-sample
+/// loss and correctness.
+///
+/// | layer  | operation                        | output shape    |
+/// |--------|----------------------------------|-----------------|
+/// | input  | normalised MNIST image           | (B, 1, 28, 28)  |
+/// | conv1  | Conv2d(1→8, 3×3, no bias)        | (B, 8, 26, 26)  |
+/// | relu1  | max(·, 0)                        | (B, 8, 26, 26)  |
+/// | pool1  | MaxPool 2×2                      | (B, 8, 13, 13)  |
+/// | conv2  | Conv2d(8→16, 3×3, no bias)       | (B, 16, 11, 11) |
+/// | relu2  | max(·, 0)                        | (B, 16, 11, 11) |
+/// | pool2  | MaxPool 2×2 (floor)              | (B, 16, 5, 5)   |
+/// | fc     | Linear(400→10), flattened C·H·W  | (B, 10)         |
+public final class TinyConvNet {
+    public let device: any Device
+
+    /// The parameters, in PyTorch's layouts (see ``TinyConvNetWeights``).
+    public let parameters: Parameters
+    /// ∂loss/∂parameter after ``backward(_:)``, same layouts.
+    public let gradients: Parameters
+
+    private var workspaces: [Int: Workspace] = [:]
+
+    public static let imageSide = 28
+    public static let classes = 10
+
+    /// The four parameter tensors of the network on a device.
+    public struct Parameters {
+        public let conv1: Buffer, conv2: Buffer, fcWeight: Buffer, fcBias: Buffer
+        /// In checkpoint order: conv1.weight, conv2.weight, fc.weight, fc.bias.
+        public var all: [Buffer] { [conv1, conv2, fcWeight, fcBias] }
+        public static let names = TinyConvNetWeights.tensorShapes.map(\.name)
+
+        init(device: any Device) throws {
+            conv1 = try device.makeBuffer(count: 72, kind: .float32)
+            conv2 = try device.makeBuffer(count: 1152, kind: .float32)
+            fcWeight = try device.makeBuffer(count: 4000, kind: .float32)
+            fcBias = try device.makeBuffer(count: 10, kind: .float32)
+        }
+    }
+
+    /// The shapes of every layer at batch size `batch`.
+    public struct Shapes {
+        public let conv1: ConvShape, pool1: PoolShape, conv2: ConvShape, pool2: PoolShape
+        public let fc: LinearShape
+        public init(batch: Int) {
+            conv1 = ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28)
+            pool1 = PoolShape(batch: batch, channels: 8, height: 26, width: 26)
+            conv2 = ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13)
+            pool2 = PoolShape(batch: batch, channels: 16, height: 11, width: 11)
+            fc = LinearShape(batch: batch, inFeatures: 400, outFeatures: 10)
+        }
+    }
+
+    /// Activations and their gradients for one batch size. Training uses two
+    /// (the full batch and the epoch's remainder); evaluation one more.
+    public final class Workspace {
+        public let batch: Int
+        public let shapes: Shapes
+        public let input, conv1, relu1, pool1, conv2, relu2, pool2, logits: Buffer
+        let argmax1, argmax2: Buffer
+        public let labels: Buffer
+        /// [0, B): loss per sample; [B, 2B): 1 where the prediction is right.
+        public let perSample: Buffer
+        let gradLogits, gradPool2, gradRelu2, gradConv2, gradPool1, gradRelu1, gradConv1: Buffer
+
+        init(device: any Device, batch: Int) throws {
+            self.batch = batch
+            let s = Shapes(batch: batch)
+            shapes = s
+            func floats(_ n: Int) throws -> Buffer { try device.makeBuffer(count: n, kind: .float32) }
+            input = try floats(s.conv1.inputCount)
+            conv1 = try floats(s.conv1.outputCount)
+            relu1 = try floats(s.conv1.outputCount)
+            pool1 = try floats(s.pool1.outputCount)
+            argmax1 = try device.makeBuffer(count: s.pool1.outputCount, kind: .int32)
+            conv2 = try floats(s.conv2.outputCount)
+            relu2 = try floats(s.conv2.outputCount)
+            pool2 = try floats(s.pool2.outputCount)
+            argmax2 = try device.makeBuffer(count: s.pool2.outputCount, kind: .int32)
+            logits = try floats(batch * 10)
+            labels = try device.makeBuffer(count: batch, kind: .int32)
+            perSample = try floats(2 * batch)
+            gradLogits = try floats(batch * 10)
+            gradPool2 = try floats(s.pool2.outputCount)
+            gradRelu2 = try floats(s.conv2.outputCount)
+            gradConv2 = try floats(s.conv2.outputCount)
+            gradPool1 = try floats(s.pool1.outputCount)
+            gradRelu1 = try floats(s.conv1.outputCount)
+            gradConv1 = try floats(s.conv1.outputCount)
+        }
+    }
+
+    /// A network with zero parameters on `device`; load or initialise next.
+    public init(device: any Device) throws {
+        self.device = device
+        parameters = try Parameters(device: device)
+        gradients = try Parameters(device: device)
+    }
+
+    /// PyTorch's default initialisation: Kaiming-uniform with a = √5 for the
+    /// weights, which is U(−1/√fan_in, 1/√fan_in), and the same bound for
+    /// the fc bias (fan_in 9, 72 and 400).
+    public static func initialWeights(seed: UInt64) -> TinyConvNetWeights {
+        var random = SeededRandom(seed: seed, stream: 0x1417)
+        func uniform(_ count: Int, fanIn: Int) -> [Float] {
+            let bound = 1 / Float(fanIn).squareRoot()
+            return (0..<count).map { _ in random.uniform(bound) }
+        }
+        return TinyConvNetWeights(conv1: uniform(72, fanIn: 9), conv2: uniform(1152, fanIn: 72),
+                                  fcWeight: uniform(4000, fanIn: 400), fcBias: uniform(10, fanIn: 400))
+    }
+
+    public func load(_ weights: TinyConvNetWeights) throws {
+        try device.upload(weights.conv1, to: parameters.conv1)
+        try device.upload(weights.conv2, to: parameters.conv2)
+        try device.upload(weights.fcWeight, to: parameters.fcWeight)
+        try device.upload(weights.fcBias, to: parameters.fcBias)
+    }
+
+    public func weights() throws -> TinyConvNetWeights {
+        TinyConvNetWeights(conv1: try device.floats(parameters.conv1), conv2: try device.floats(parameters.conv2),
+                           fcWeight: try device.floats(parameters.fcWeight), fcBias: try device.floats(parameters.fcBias))
+    }
+
+    /// The workspace for `batch` images, made on first use.
+    public func workspace(batch: Int) throws -> Workspace {
+        if let w = workspaces[batch] { return w }
+        let w = try Workspace(device: device, batch: batch)
+        workspaces[batch] = w
+        return w
+    }
+
+    /// Uploads `images` (batch·784 normalised floats) and `labels`.
+    public func setBatch(_ w: Workspace, images: [Float], labels: [Int32]) throws {
+        precondition(images.count == w.shapes.conv1.inputCount && labels.count == w.batch)
+        try device.upload(images, to: w.input)
+        try device.upload(labels, to: w.labels)
+    }
+
+    /// Forward pass and loss on the batch in `w` (queued; nothing read back).
+    public func forward(_ w: Workspace) throws {
+        let s = w.shapes, p = parameters, d = device
+        try d.conv2dForward(s.conv1, input: w.input, weight: p.conv1, output: w.conv1)
+        try d.reluForward(count: s.conv1.outputCount, input: w.conv1, output: w.relu1)
+        try d.maxPool2Forward(s.pool1, input: w.relu1, output: w.pool1, argmax: w.argmax1)
+        try d.conv2dForward(s.conv2, input: w.pool1, weight: p.conv2, output: w.conv2)
+        try d.reluForward(count: s.conv2.outputCount, input: w.conv2, output: w.relu2)
+        try d.maxPool2Forward(s.pool2, input: w.relu2, output: w.pool2, argmax: w.argmax2)
+        try d.linearForward(s.fc, input: w.pool2, weight: p.fcWeight, bias: p.fcBias, output: w.logits)
+        try d.softmaxCrossEntropy(batch: w.batch, classes: 10, logits: w.logits, labels: w.labels,
+                                  gradLogits: w.gradLogits, perSample: w.perSample)
+    }
+
+    /// Backward pass from the loss of the last ``forward(_:)`` into ``gradients``.
+    public func backward(_ w: Workspace) throws {
+        let s = w.shapes, p = parameters, g = gradients, d = device
+        try d.linearBackward(s.fc, input: w.pool2, weight: p.fcWeight, gradOutput: w.gradLogits,
+                             gradInput: w.gradPool2, gradWeight: g.fcWeight, gradBias: g.fcBias)
+        try d.maxPool2Backward(s.pool2, gradOutput: w.gradPool2, argmax: w.argmax2, gradInput: w.gradRelu2)
+        try d.reluBackward(count: s.conv2.outputCount, output: w.relu2, gradOutput: w.gradRelu2, gradInput: w.gradConv2)
+        try d.conv2dBackwardWeight(s.conv2, input: w.pool1, gradOutput: w.gradConv2, gradWeight: g.conv2)
+        try d.conv2dBackwardData(s.conv2, gradOutput: w.gradConv2, weight: p.conv2, gradInput: w.gradPool1)
+        try d.maxPool2Backward(s.pool1, gradOutput: w.gradPool1, argmax: w.argmax1, gradInput: w.gradRelu1)
+        try d.reluBackward(count: s.conv1.outputCount, output: w.relu1, gradOutput: w.gradRelu1, gradInput: w.gradConv1)
+        try d.conv2dBackwardWeight(s.conv1, input: w.input, gradOutput: w.gradConv1, gradWeight: g.conv1)
+    }
+
+    /// Reads back the batch's summed loss and number of correct predictions.
+    public func batchResult(_ w: Workspace) throws -> (lossSum: Double, correct: Int) {
+        let values = try device.floats(w.perSample)
+        var loss = 0.0, correct = 0.0
+        for i in 0..<w.batch {
+            loss += Double(values[i])
+            correct += Double(values[w.batch + i])
+        }
+        return (loss, Int(correct.rounded()))
+    }
+}

@@ -1,0 +1,54 @@
+import NetIO
+
+/// A network's results on a labelled set.
+public struct Evaluation: Sendable {
+    public var count: Int
+    public var correct: Int
+    public var meanLoss: Double
+    /// The predicted class of every image, in set order.
+    public var predictions: [Int]
+    public var labels: [Int]
+
+    public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
+
+    /// confusion[label][prediction] counts.
+    public var confusionMatrix: [[Int]] {
+        var m = Array(repeating: Array(repeating: 0, count: 10), count: 10)
+        for (l, p) in zip(labels, predictions) { m[l][p] += 1 }
+        return m
+    }
+
+    /// Accuracy of each class (nan for a class absent from the set).
+    public var perClassAccuracy: [Double] {
+        confusionMatrix.enumerated().map { label, row in
+            let total = row.reduce(0, +)
+            return total == 0 ? .nan : Double(row[label]) / Double(total)
+        }
+    }
+
+    /// Runs `network` over `set` in batches on its device.
+    public static func run(network: TinyConvNet, on set: Dataset, batchSize: Int = 500) throws -> Evaluation {
+        var predictions: [Int] = []
+        predictions.reserveCapacity(set.count)
+        var lossSum = 0.0, correct = 0
+        var start = 0
+        while start < set.count {
+            let indices = start..<min(set.count, start + batchSize)
+            let w = try network.workspace(batch: indices.count)
+            try network.setBatch(w, images: set.normalizedImages(indices), labels: indices.map { Int32(set.labels[$0]) })
+            try network.forward(w)
+            let result = try network.batchResult(w)
+            lossSum += result.lossSum
+            correct += result.correct
+            let logits = try network.device.floats(w.logits)
+            for b in 0..<indices.count {
+                var best = 0
+                for c in 1..<10 where logits[b * 10 + c] > logits[b * 10 + best] { best = c }
+                predictions.append(best)
+            }
+            start = indices.upperBound
+        }
+        return Evaluation(count: set.count, correct: correct, meanLoss: lossSum / Double(max(1, set.count)),
+                          predictions: predictions, labels: set.labels.map(Int.init))
+    }
+}

@@ -1,0 +1,100 @@
+/// Which update rule trains the network, with its hyper-parameters.
+public enum OptimizerKind: Codable, Hashable, Sendable, CustomStringConvertible {
+    /// PyTorch's Adam (β₁ 0.9, β₂ 0.999, ε 1e-8), the default.
+    case adam(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8)
+    /// PyTorch's SGD with (non-Nesterov) momentum.
+    case sgd(momentum: Float = 0.9)
+
+    public var name: String {
+        switch self {
+        case .adam: return "adam"
+        case .sgd: return "sgd"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .adam(b1, b2, eps): return "adam(β1=\(b1), β2=\(b2), ε=\(eps))"
+        case let .sgd(m): return "sgd(momentum=\(m))"
+        }
+    }
+}
+
+/// An optimiser's state on the device, one slot set per parameter tensor.
+///
+/// Adam keeps `m` and `v`; SGD keeps `velocity`. The step counter `t` lives
+/// here too: Adam's bias corrections 1 − βᵗ are computed on the host, so an
+/// update needs no read-back.
+public final class Optimizer {
+    public let kind: OptimizerKind
+    public let learningRate: Float
+    /// Updates taken so far (Adam's t after the last step).
+    public private(set) var step: Int = 0
+    private let device: any Device
+    /// Per parameter: [m, v] for Adam, [velocity] for SGD.
+    private let slots: [[Buffer]]
+
+    /// The names of the state tensors, per parameter, for checkpoints:
+    /// `optimizer.m.conv1.weight`, `optimizer.velocity.fc.bias` …
+    public var slotNames: [String] {
+        switch kind {
+        case .adam: return ["m", "v"]
+        case .sgd: return ["velocity"]
+        }
+    }
+
+    public init(_ kind: OptimizerKind, learningRate: Float, parameters: TinyConvNet.Parameters,
+                device: any Device) throws {
+        self.kind = kind
+        self.learningRate = learningRate
+        self.device = device
+        let count: Int
+        switch kind {
+        case .adam: count = 2
+        case .sgd: count = 1
+        }
+        slots = try parameters.all.map { p in
+            try (0..<count).map { _ in try device.makeBuffer(count: p.count, kind: .float32) }
+        }
+    }
+
+    /// One update of every parameter from its gradient.
+    public func update(parameters: TinyConvNet.Parameters, gradients: TinyConvNet.Parameters) throws {
+        step += 1
+        for (i, (p, g)) in zip(parameters.all, gradients.all).enumerated() {
+            switch kind {
+            case let .adam(b1, b2, eps):
+                let hyper = AdamStep(learningRate: learningRate, beta1: b1, beta2: b2, epsilon: eps, step: step)
+                try device.adamStep(count: p.count, parameter: p, gradient: g, m: slots[i][0], v: slots[i][1], step: hyper)
+            case let .sgd(momentum):
+                try device.sgdMomentumStep(count: p.count, parameter: p, gradient: g, velocity: slots[i][0],
+                                           learningRate: learningRate, momentum: momentum)
+            }
+        }
+    }
+
+    /// The state tensors by checkpoint name.
+    public func state() throws -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for (i, name) in TinyConvNet.Parameters.names.enumerated() {
+            for (j, slot) in slotNames.enumerated() {
+                out["optimizer.\(slot).\(name)"] = try device.floats(slots[i][j])
+            }
+        }
+        return out
+    }
+
+    /// Restores the state saved by ``state()`` after `step` updates.
+    public func restore(_ state: [String: [Float]], step: Int) throws {
+        for (i, name) in TinyConvNet.Parameters.names.enumerated() {
+            for (j, slot) in slotNames.enumerated() {
+                let key = "optimizer.\(slot).\(name)"
+                guard let values = state[key], values.count == slots[i][j].count else {
+                    throw TrainingError.resume("checkpoint lacks optimiser tensor \(key) with \(slots[i][j].count) values")
+                }
+                try device.upload(values, to: slots[i][j])
+            }
+        }
+        self.step = step
+    }
+}

@@ -1,0 +1,109 @@
+/// Everything that determines a training run; stored in metrics.json and in
+/// the checkpoint so that `--resume` can refuse a run with other settings.
+public struct TrainingSettings: Codable, Equatable, Sendable {
+    /// "mnist" or "fashion-mnist".
+    public var dataset: String
+    public var epochs: Int
+    public var batchSize: Int
+    public var learningRate: Float
+    public var optimizer: OptimizerKind
+    public var seed: UInt64
+    /// Train on the first `trainLimit` training images only (tests, smoke runs).
+    public var trainLimit: Int?
+    /// Evaluate on the first `testLimit` test images only.
+    public var testLimit: Int?
+
+    public init(dataset: String = "mnist", epochs: Int = 20, batchSize: Int = 64, learningRate: Float = 1e-3,
+                optimizer: OptimizerKind = .adam(), seed: UInt64 = 0, trainLimit: Int? = nil, testLimit: Int? = nil) {
+        self.dataset = dataset; self.epochs = epochs; self.batchSize = batchSize
+        self.learningRate = learningRate; self.optimizer = optimizer; self.seed = seed
+        self.trainLimit = trainLimit; self.testLimit = testLimit
+    }
+
+    /// Checks the ranges; the message names the option.
+    public func validate() throws {
+        guard epochs >= 1 else { throw TrainingError.invalidSetting("--epochs must be at least 1 (got \(epochs))") }
+        guard batchSize >= 1 else { throw TrainingError.invalidSetting("--batch-size must be at least 1 (got \(batchSize))") }
+        guard learningRate > 0, learningRate.isFinite else {
+            throw TrainingError.invalidSetting("--lr must be a positive number (got \(learningRate))")
+        }
+        if case let .sgd(m) = optimizer, !(0..<1).contains(m) {
+            throw TrainingError.invalidSetting("--momentum must be in [0, 1) (got \(m))")
+        }
+        if let t = trainLimit, t < 1 { throw TrainingError.invalidSetting("--train-limit must be at least 1 (got \(t))") }
+        if let t = testLimit, t < 1 { throw TrainingError.invalidSetting("--test-limit must be at least 1 (got \(t))") }
+    }
+
+    /// The same run, allowing more epochs: what `--resume` requires.
+    func isContinuation(of other: TrainingSettings) -> Bool {
+        var a = self, b = other
+        a.epochs = 0; b.epochs = 0
+        return a == b
+    }
+}
+
+/// One finished epoch, a row of metrics.json and metrics.csv.
+public struct EpochMetrics: Codable, Equatable, Sendable {
+    public var epoch: Int
+    /// Mean training loss over the epoch's batches' samples.
+    public var loss: Double
+    public var trainAccuracy: Double
+    public var testAccuracy: Double
+    public var seconds: Double
+    public var imagesPerSecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, loss, seconds
+        case trainAccuracy = "train_accuracy"
+        case testAccuracy = "test_accuracy"
+        case imagesPerSecond = "images_per_second"
+    }
+
+    public init(epoch: Int, loss: Double, trainAccuracy: Double, testAccuracy: Double, seconds: Double,
+                imagesPerSecond: Double) {
+        self.epoch = epoch; self.loss = loss; self.trainAccuracy = trainAccuracy
+        self.testAccuracy = testAccuracy; self.seconds = seconds; self.imagesPerSecond = imagesPerSecond
+    }
+}
+
+/// metrics.json: the settings, the device, one row per finished epoch.
+public struct TrainingMetrics: Codable, Equatable, Sendable {
+    public var settings: TrainingSettings
+    public var device: DeviceInfo
+    public var epochs: [EpochMetrics]
+
+    public init(settings: TrainingSettings, device: DeviceInfo, epochs: [EpochMetrics]) {
+        self.settings = settings; self.device = device; self.epochs = epochs
+    }
+
+    /// metrics.csv: the same rows.
+    public var csv: String {
+        var text = "epoch,loss,train_accuracy,test_accuracy,seconds,images_per_second\n"
+        for e in epochs {
+            text += "\(e.epoch),\(e.loss),\(e.trainAccuracy),\(e.testAccuracy),\(e.seconds),\(e.imagesPerSecond)\n"
+        }
+        return text
+    }
+}
+
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    case invalidSetting(String)
+    /// The loss became NaN or infinite; the last good checkpoint is kept.
+    case nonFiniteLoss(epoch: Int, step: Int, loss: Double)
+    /// Stopped by the user (Ctrl-C) after `epochsFinished` whole epochs.
+    case interrupted(epoch: Int, step: Int, epochsFinished: Int)
+    case resume(String)
+
+    public var description: String {
+        switch self {
+        case let .invalidSetting(message): return message
+        case let .nonFiniteLoss(epoch, step, loss):
+            return "training diverged: the loss became \(loss) at epoch \(epoch), step \(step); "
+                + "the last good checkpoint (if any) is kept; try a smaller --lr"
+        case let .interrupted(epoch, step, finished):
+            return "interrupted at epoch \(epoch), step \(step); \(finished) finished epoch(s) are saved; "
+                + "continue with --resume"
+        case let .resume(message): return "cannot resume: \(message)"
+        }
+    }
+}
