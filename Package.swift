@@ -52,7 +52,7 @@ let package = Package(
             ]
         ),
 
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["GPUNet"], path: "Tests/TestSupport"),
         .testTarget(name: "NetIOTests", dependencies: ["NetIO", "TestSupport"]),
         .testTarget(name: "GPUNetTests", dependencies: ["GPUNet", "NetIO", "TestSupport"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "NetIO", "TestSupport"], resources: [.copy("Fixtures")]),
