@@ -1,0 +1,137 @@
+import Foundation
+
+/// Which device to compute on, as written on the command line:
+/// `auto`, `host`, `opencl` or `opencl:P:D` (platform P, device D, as listed
+/// by `convsvd devices`).
+public enum DeviceSelector: Equatable, CustomStringConvertible, Sendable {
+    /// The rule of ``Devices``: an OpenCL GPU, else the first OpenCL device, else the host.
+    case auto
+    /// ``HostDevice``: OpenBLAS and Swift.
+    case host
+    /// `opencl`: the best OpenCL device by the same rule as `auto`, but
+    /// never the host. (Swift does not allow a bare `openCL` beside
+    /// `openCL(platform:device:)`, hence the name.)
+    case openCLAny
+    /// One OpenCL device by position.
+    case openCL(platform: Int, device: Int)
+
+    /// Parses `auto` | `host` | `opencl` | `opencl:P:D` (case-insensitive).
+    public init(parsing text: String) throws {
+        let word = text.trimmingCharacters(in: .whitespaces).lowercased()
+        switch word {
+        case "auto": self = .auto
+        case "host": self = .host
+        case "opencl": self = .openCLAny
+        default:
+            let parts = word.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[0] == "opencl", let platform = Int(parts[1]), let device = Int(parts[2]),
+                  platform >= 0, device >= 0 else {
+                throw DeviceSelectionError.unknownSelector(text)
+            }
+            self = .openCL(platform: platform, device: device)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .auto: return "auto"
+        case .host: return "host"
+        case .openCLAny: return "opencl"
+        case let .openCL(platform, device): return "opencl:\(platform):\(device)"
+        }
+    }
+}
+
+/// A device selector that names nothing usable.
+public enum DeviceSelectionError: Error, CustomStringConvertible, Equatable {
+    case unknownSelector(String)
+
+    public var description: String {
+        switch self {
+        case .unknownSelector(let text):
+            return "unknown device '\(text)': expected auto, host, opencl or opencl:P:D "
+                + "(P and D non-negative integers; see `convsvd devices`)"
+        }
+    }
+}
+
+/// The devices of this machine, and making one from a ``DeviceSelector``.
+///
+/// The `auto` rule, used everywhere: an OpenCL device of type GPU if there
+/// is one (the first such), else the first OpenCL device (e.g. PoCL on the
+/// CPU), else the host. A machine with no OpenCL platform at all is not an
+/// error for `auto`: it gets the host.
+public enum Devices {
+    /// The host first, then every OpenCL device in platform and device order.
+    /// Never throws: without an OpenCL platform (or when enumeration fails)
+    /// the list is just the host.
+    public static func available() -> [DeviceInfo] {
+        let openCL = (try? OpenCLPlatforms.entries())?.map(\.info) ?? []
+        return [HostDevice().info] + openCL
+    }
+
+    /// The device the `auto` rule picks from `devices` (as from ``available()``).
+    public static func autoChoice(from devices: [DeviceInfo]) -> DeviceInfo {
+        devices.first { $0.kind == .openCLGPU }
+            ?? devices.first { $0.kind == .openCLOther }
+            ?? devices.first { $0.kind == .host }
+            ?? HostDevice().info
+    }
+
+    /// Makes the selected device; OpenCL devices build (or load from the
+    /// kernel cache) their program here.
+    public static func make(_ selector: DeviceSelector) throws -> any Device {
+        switch selector {
+        case .host:
+            return HostDevice()
+        case .auto:
+            guard let entry = try bestOpenCLEntry() else { return HostDevice() }
+            return try OpenCLDevice(entry: entry, cache: defaultCache)
+        case .openCLAny:
+            guard let entry = try bestOpenCLEntry() else {
+                throw OpenCLError.noPlatform(OpenCLPlatforms.noPlatformHint)
+            }
+            return try OpenCLDevice(entry: entry, cache: defaultCache)
+        case let .openCL(platform, device):
+            return try OpenCLDevice(platform: platform, device: device, cache: defaultCache)
+        }
+    }
+
+    /// Kernel program preparation of an OpenCL selection, seconds: first with
+    /// an empty cache (compiling from source; the driver's own cache, e.g.
+    /// PoCL's, may still help), then again with that cache warm. Nil for the host.
+    public static func measureProgramPreparation(_ selector: DeviceSelector) throws -> Benchmark.ProgramPreparation? {
+        let entry: OpenCLDeviceEntry
+        switch selector {
+        case .host: return nil
+        case .auto, .openCLAny:
+            guard let best = try bestOpenCLEntry() else { return nil }
+            entry = best
+        case let .openCL(platform, device):
+            guard let found = try OpenCLPlatforms.entries().first(where: {
+                $0.platformIndex == platform && $0.deviceIndex == device
+            }) else {
+                _ = try OpenCLDevice(platform: platform, device: device, cache: nil)  // throws the listing error
+                return nil
+            }
+            entry = found
+        }
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("convsvd-kernel-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cache = OpenCLProgramCache(directory: folder)
+        let cold = try OpenCLDevice(entry: entry, cache: cache).programPreparation
+        let warm = try OpenCLDevice(entry: entry, cache: cache).programPreparation
+        return Benchmark.ProgramPreparation(coldSeconds: cold.seconds, warmSeconds: warm.seconds)
+    }
+
+    private static var defaultCache: OpenCLProgramCache {
+        OpenCLProgramCache(directory: OpenCLProgramCache.defaultDirectory)
+    }
+
+    /// The auto rule over OpenCL devices only; nil when there are none.
+    private static func bestOpenCLEntry() throws -> OpenCLDeviceEntry? {
+        let entries = try OpenCLPlatforms.entries()
+        return entries.first { $0.info.kind == .openCLGPU } ?? entries.first
+    }
+}

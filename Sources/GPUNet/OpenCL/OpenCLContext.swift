@@ -1,0 +1,167 @@
+import _COpenCL
+
+/// One device's OpenCL context and in-order command queue. Buffers, programs
+/// and kernels keep it alive, so that it is released after the last of them.
+final class OpenCLContext {
+    let entry: OpenCLDeviceEntry
+    let context: cl_context
+    let queue: cl_command_queue
+
+    init(entry: OpenCLDeviceEntry) throws {
+        self.entry = entry
+        var status: cl_int = CL_SUCCESS
+        var device: cl_device_id? = entry.device
+        guard let context = clCreateContext(nil, 1, &device, nil, nil, &status), status == CL_SUCCESS else {
+            throw OpenCLError.call("clCreateContext(\(entry.info.name))", status: status)
+        }
+        OpenCLLiveObjects.created(.context)
+        guard let queue = clCreateCommandQueue(context, entry.device, 0, &status), status == CL_SUCCESS else {
+            clReleaseContext(context)
+            OpenCLLiveObjects.released(.context)
+            throw OpenCLError.call("clCreateCommandQueue(\(entry.info.name))", status: status)
+        }
+        OpenCLLiveObjects.created(.queue)
+        self.context = context
+        self.queue = queue
+    }
+
+    deinit {
+        // Nothing can be reported from deinit; a failed release leaves a leak
+        // that the live-object counts do not hide (they count our references).
+        clFinish(queue)
+        clReleaseCommandQueue(queue)
+        OpenCLLiveObjects.released(.queue)
+        clReleaseContext(context)
+        OpenCLLiveObjects.released(.context)
+    }
+
+    func finish() throws {
+        try OpenCLError.check(clFinish(queue), "clFinish")
+    }
+}
+
+/// A device buffer: `count` four-byte elements in one cl_mem.
+public final class OpenCLBuffer: Buffer {
+    let memory: cl_mem
+    let owner: OpenCLContext
+
+    init(count: Int, kind: ElementKind, owner: OpenCLContext) throws {
+        let bytes = count * 4
+        let limit = owner.entry.maxAllocationBytes
+        // Refused here, with the size, rather than by an opaque driver status
+        // (CL_INVALID_BUFFER_SIZE, or a failure only at first use).
+        if count < 0 || count > Int.max / 4 || UInt64(bytes) > limit {
+            throw OpenCLError.allocationTooLarge(requestedBytes: count < 0 || count > Int.max / 4 ? Int.max : bytes,
+                                                 maxAllocationBytes: limit,
+                                                 globalMemoryBytes: owner.entry.info.globalMemoryBytes,
+                                                 device: owner.entry.info.summary)
+        }
+        var status: cl_int = CL_SUCCESS
+        // OpenCL has no empty buffers; an empty Buffer still owns 4 bytes.
+        guard let memory = clCreateBuffer(owner.context, cl_mem_flags(CL_MEM_READ_WRITE), max(bytes, 4), nil, &status),
+              status == CL_SUCCESS else {
+            throw OpenCLError.call("clCreateBuffer(\(bytes) bytes)", status: status)
+        }
+        OpenCLLiveObjects.created(.buffer)
+        self.memory = memory
+        self.owner = owner
+        super.init(count: count, kind: kind)
+    }
+
+    deinit {
+        clReleaseMemObject(memory)
+        OpenCLLiveObjects.released(.buffer)
+    }
+}
+
+/// One kernel of a built program, with its per-device launch limits.
+final class OpenCLKernel {
+    let name: String
+    let kernel: cl_kernel
+    let program: OpenCLProgram
+    /// CL_KERNEL_WORK_GROUP_SIZE: the largest work-group this kernel allows here.
+    let maxWorkGroupSize: Int
+    /// CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE (8 on PoCL, 32 on NVIDIA).
+    let preferredMultiple: Int
+
+    init(program: OpenCLProgram, name: String) throws {
+        var status: cl_int = CL_SUCCESS
+        guard let kernel = clCreateKernel(program.program, name, &status), status == CL_SUCCESS else {
+            throw OpenCLError.call("clCreateKernel(\(name))", status: status)
+        }
+        OpenCLLiveObjects.created(.kernel)
+        self.name = name
+        self.kernel = kernel
+        self.program = program
+        let device = program.owner.entry.device
+        var maxSize = 0, multiple = 0
+        let s1 = clGetKernelWorkGroupInfo(kernel, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+                                          MemoryLayout<Int>.size, &maxSize, nil)
+        let s2 = clGetKernelWorkGroupInfo(kernel, device,
+                                          cl_kernel_work_group_info(CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE),
+                                          MemoryLayout<Int>.size, &multiple, nil)
+        maxWorkGroupSize = max(maxSize, 1)
+        preferredMultiple = max(multiple, 1)
+        if s1 != CL_SUCCESS || s2 != CL_SUCCESS {
+            clReleaseKernel(kernel)
+            OpenCLLiveObjects.released(.kernel)
+            throw OpenCLError.call("clGetKernelWorkGroupInfo(\(name))", status: s1 != CL_SUCCESS ? s1 : s2)
+        }
+    }
+
+    deinit {
+        clReleaseKernel(kernel)
+        OpenCLLiveObjects.released(.kernel)
+    }
+
+    /// One kernel argument.
+    enum Argument {
+        case buffer(OpenCLBuffer)
+        case int(Int)
+        case float(Float)
+    }
+
+    /// Sets the arguments and enqueues `items` work-items (1-D), padded up to
+    /// a whole number of work-groups; every kernel ignores indices ≥ its size.
+    func launch(items: Int, computeUnits: Int, _ arguments: [Argument]) throws {
+        guard items > 0 else { return }
+        for (index, argument) in arguments.enumerated() {
+            let status: cl_int
+            switch argument {
+            case .buffer(let buffer):
+                var memory: cl_mem? = buffer.memory
+                status = clSetKernelArg(kernel, cl_uint(index), MemoryLayout<cl_mem>.size, &memory)
+            case .int(let value):
+                guard let narrow = Int32(exactly: value) else {
+                    throw OpenCLError.invalidArgument("\(name): argument \(index) = \(value) does not fit in a 32-bit int")
+                }
+                var v = narrow
+                status = clSetKernelArg(kernel, cl_uint(index), 4, &v)
+            case .float(let value):
+                var v = value
+                status = clSetKernelArg(kernel, cl_uint(index), 4, &v)
+            }
+            try OpenCLError.check(status, "clSetKernelArg(\(name), \(index))")
+        }
+        guard Int32(exactly: items) != nil else {
+            throw OpenCLError.invalidArgument("\(name): \(items) work-items exceed the kernels' 32-bit indices")
+        }
+        var local = workGroupSize(items: items, computeUnits: computeUnits)
+        var global = (items + local - 1) / local * local
+        try OpenCLError.check(clEnqueueNDRangeKernel(program.owner.queue, kernel, 1, nil, &global, &local, 0, nil, nil),
+                              "clEnqueueNDRangeKernel(\(name), global \(global), local \(local))")
+    }
+
+    /// The work-group size for `items`: eight preferred multiples (64 on
+    /// PoCL, 256 on NVIDIA), within the kernel's limit, halved while that
+    /// would leave fewer than two work-groups per compute unit, so that a
+    /// small launch still spreads over every core.
+    func workGroupSize(items: Int, computeUnits: Int) -> Int {
+        var local = min(maxWorkGroupSize, preferredMultiple * 8)
+        if local < preferredMultiple { return max(1, local) }
+        while local > preferredMultiple && (items + local - 1) / local < 2 * max(computeUnits, 1) {
+            local /= 2
+        }
+        return max(local / preferredMultiple, 1) * preferredMultiple
+    }
+}

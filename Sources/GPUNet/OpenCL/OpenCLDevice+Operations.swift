@@ -1,0 +1,256 @@
+/// The compute operations of ``OpenCLDevice``: each checks its buffers
+/// against the shape, then enqueues one or more kernels (never waits).
+extension OpenCLDevice {
+    // MARK: Linear algebra
+
+    /// Three shapes of one register-blocked kernel family (gemm.cl):
+    /// NN and TN use `gemm_rows` (B read as float8 rows, A through strides),
+    /// NT uses `gemm_dots` (rows of A and B both contiguous along k), and TT
+    /// computes Cᵀ = B·A with `gemm_rows`, storing through transposed strides.
+    public func gemm(_ s: GEMMShape, a: Buffer, b: Buffer, c: Buffer) throws {
+        let operation = "gemm \(s)"
+        guard s.m >= 0, s.n >= 0, s.k >= 0 else { throw OpenCLError.invalidArgument("\(operation): negative size") }
+        let bufferA = try cl(a, "A", atLeast: s.m * s.k, in: operation)
+        let bufferB = try cl(b, "B", atLeast: s.k * s.n, in: operation)
+        let bufferC = try cl(c, "C", atLeast: s.m * s.n, in: operation)
+        guard s.m > 0, s.n > 0 else { return }
+        let (m, n, k) = (s.m, s.n, s.k)
+        func rows(_ m: Int, _ n: Int, a: OpenCLBuffer, aRow: Int, aCol: Int, b: OpenCLBuffer, ldb: Int,
+                  cRow: Int, cCol: Int) throws {
+            try launch("gemm_rows", items: (m + 3) / 4 * ((n + 7) / 8), [
+                .int(m), .int(n), .int(k), .buffer(a), .int(aRow), .int(aCol), .buffer(b), .int(ldb),
+                .buffer(bufferC), .int(cRow), .int(cCol), .float(s.alpha), .float(s.beta)])
+        }
+        switch (s.transposeA, s.transposeB) {
+        case (false, false):
+            try rows(m, n, a: bufferA, aRow: k, aCol: 1, b: bufferB, ldb: n, cRow: n, cCol: 1)
+        case (true, false):
+            try rows(m, n, a: bufferA, aRow: 1, aCol: m, b: bufferB, ldb: n, cRow: n, cCol: 1)
+        case (true, true):
+            // Cᵀ (n×m) = B (stored n×k) · A (stored k×m).
+            try rows(n, m, a: bufferB, aRow: k, aCol: 1, b: bufferA, ldb: m, cRow: 1, cCol: n)
+        case (false, true):
+            try launch("gemm_dots", items: (m + 3) / 4 * ((n + 1) / 2), [
+                .int(m), .int(n), .int(k), .buffer(bufferA), .int(k), .buffer(bufferB), .int(k),
+                .buffer(bufferC), .int(n), .float(s.alpha), .float(s.beta)])
+        }
+    }
+
+    // MARK: Convolution
+
+    /// The vector width for `channels` channels in one accumulator: 16, 8,
+    /// 4 or 1 (scalar), the smallest width ≥ the channel count up to 16.
+    static func vectorWidth(channels: Int) -> Int {
+        channels > 8 ? 16 : channels > 4 ? 8 : channels > 1 ? 4 : 1
+    }
+
+    private func validate(_ s: ConvShape, _ operation: String) throws {
+        guard s.batch >= 0, s.inChannels > 0, s.outChannels > 0, s.kernelHeight > 0, s.kernelWidth > 0,
+              s.height >= s.kernelHeight, s.width >= s.kernelWidth else {
+            throw OpenCLError.invalidArgument("\(operation): unsupported convolution shape \(s)")
+        }
+    }
+
+    private func convArguments(_ s: ConvShape) -> [OpenCLKernel.Argument] {
+        [.int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
+         .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth)]
+    }
+
+    public func im2col(_ s: ConvShape, input: Buffer, columns: Buffer) throws {
+        try validate(s, "im2col")
+        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: "im2col")
+        let columnBuffer = try cl(columns, "columns", atLeast: s.patchSize * s.patchCount, in: "im2col")
+        try launch("im2col", items: s.patchSize * s.patchCount, [
+            .buffer(inputBuffer), .buffer(columnBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
+            .int(s.width), .int(s.kernelHeight), .int(s.kernelWidth)])
+    }
+
+    public func col2im(_ s: ConvShape, columns: Buffer, input: Buffer) throws {
+        try validate(s, "col2im")
+        let columnBuffer = try cl(columns, "columns", atLeast: s.patchSize * s.patchCount, in: "col2im")
+        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: "col2im")
+        try launch("col2im", items: s.inputCount, [
+            .buffer(columnBuffer), .buffer(inputBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
+            .int(s.width), .int(s.kernelHeight), .int(s.kernelWidth)])
+    }
+
+    /// Weights rearranged to (patch, output channel) by
+    /// `conv_weight_patch_major`, then `conv2d_forward_W` with the output
+    /// channels in one W-wide vector.
+    public func conv2dForward(_ s: ConvShape, input: Buffer, weight: Buffer, output: Buffer) throws {
+        let operation = "conv2dForward"
+        try validate(s, operation)
+        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
+        let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
+        let outputBuffer = try cl(output, "output", atLeast: s.outputCount, in: operation)
+        let width = Self.vectorWidth(channels: s.outChannels)
+        let groups = (s.outChannels + width - 1) / width
+        let weightT = try scratchBuffer("conv.weightT", count: s.patchSize * groups * width)
+        try launch("conv_weight_patch_major", items: s.patchSize * groups * width, [
+            .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(groups * width)])
+        try launch("conv2d_forward_\(width)", items: s.patchCount * groups,
+                   [.buffer(inputBuffer), .buffer(weightT), .buffer(outputBuffer)] + convArguments(s))
+    }
+
+    /// Weights rearranged to (O, kH, kW, input channel) by
+    /// `conv_weight_channel_minor`, then `conv2d_backward_data_W`, one
+    /// work-item per input pixel gathering every output that read it.
+    public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
+        let operation = "conv2dBackwardData"
+        try validate(s, operation)
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
+        let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
+        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
+        let width = Self.vectorWidth(channels: s.inChannels)
+        let groups = (s.inChannels + width - 1) / width
+        let kernelArea = s.kernelHeight * s.kernelWidth
+        let weightC = try scratchBuffer("conv.weightC", count: s.outChannels * kernelArea * groups * width)
+        try launch("conv_weight_channel_minor", items: s.outChannels * kernelArea * groups * width, [
+            .buffer(weightBuffer), .buffer(weightC), .int(s.outChannels), .int(s.inChannels), .int(kernelArea),
+            .int(groups * width)])
+        try launch("conv2d_backward_data_\(width)", items: s.inputCount / s.inChannels * groups,
+                   [.buffer(gradOutputBuffer), .buffer(weightC), .buffer(gradInputBuffer)] + convArguments(s))
+    }
+
+    /// gradOutput rearranged to (pixel, output channel) by
+    /// `conv_output_pixel_major`; `conv2d_weight_partials_W` sums each chunk
+    /// of images per (patch entry, channel group); `conv2d_weight_reduce`
+    /// adds the chunks. Chunks of ⌈B/64⌉ images keep the partial sums small
+    /// and the work spread over at least 64·patch work-items.
+    public func conv2dBackwardWeight(_ s: ConvShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer) throws {
+        let operation = "conv2dBackwardWeight"
+        try validate(s, operation)
+        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
+        let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
+        let width = Self.vectorWidth(channels: s.outChannels)
+        let groups = (s.outChannels + width - 1) / width
+        let outPad = groups * width
+        guard s.batch > 0 else { return try fill(gradWeightBuffer, value: 0) }
+        let planeSize = s.outHeight * s.outWidth
+        let gradT = try scratchBuffer("conv.gradT", count: s.batch * planeSize * outPad)
+        try launch("conv_output_pixel_major", items: s.batch * planeSize * outPad, [
+            .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize),
+            .int(outPad)])
+        let imagesPerChunk = (s.batch + 63) / 64
+        let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
+        let partials = try scratchBuffer("conv.partials", count: chunks * s.patchSize * outPad)
+        try launch("conv2d_weight_partials_\(width)", items: chunks * s.patchSize * groups,
+                   [.buffer(inputBuffer), .buffer(gradT), .buffer(partials)] + convArguments(s)
+                   + [.int(imagesPerChunk)])
+        try launch("conv2d_weight_reduce", items: s.weightCount, [
+            .buffer(partials), .buffer(gradWeightBuffer), .int(chunks), .int(s.patchSize), .int(s.outChannels),
+            .int(outPad)])
+    }
+
+    // MARK: Elementwise and pooling
+
+    public func reluForward(count: Int, input: Buffer, output: Buffer) throws {
+        let inputBuffer = try cl(input, "input", atLeast: count, in: "reluForward")
+        let outputBuffer = try cl(output, "output", atLeast: count, in: "reluForward")
+        try launch("relu_forward", items: count, [.buffer(inputBuffer), .buffer(outputBuffer), .int(count)])
+    }
+
+    public func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws {
+        let outputBuffer = try cl(output, "output", atLeast: count, in: "reluBackward")
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: count, in: "reluBackward")
+        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: count, in: "reluBackward")
+        try launch("relu_backward", items: count, [
+            .buffer(outputBuffer), .buffer(gradOutputBuffer), .buffer(gradInputBuffer), .int(count)])
+    }
+
+    public func maxPool2Forward(_ s: PoolShape, input: Buffer, output: Buffer, argmax: Buffer) throws {
+        let operation = "maxPool2Forward"
+        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
+        let outputBuffer = try cl(output, "output", atLeast: s.outputCount, in: operation)
+        let argmaxBuffer = try cl(argmax, "argmax", atLeast: s.outputCount, kind: .int32, in: operation)
+        try launch("maxpool2_forward", items: s.outputCount, [
+            .buffer(inputBuffer), .buffer(outputBuffer), .buffer(argmaxBuffer), .int(s.batch * s.channels),
+            .int(s.height), .int(s.width)])
+    }
+
+    public func maxPool2Backward(_ s: PoolShape, gradOutput: Buffer, argmax: Buffer, gradInput: Buffer) throws {
+        let operation = "maxPool2Backward"
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
+        let argmaxBuffer = try cl(argmax, "argmax", atLeast: s.outputCount, kind: .int32, in: operation)
+        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
+        try launch("maxpool2_backward", items: s.inputCount, [
+            .buffer(gradOutputBuffer), .buffer(argmaxBuffer), .buffer(gradInputBuffer), .int(s.batch * s.channels),
+            .int(s.height), .int(s.width)])
+    }
+
+    // MARK: Linear layer
+
+    public func linearForward(_ s: LinearShape, input: Buffer, weight: Buffer, bias: Buffer, output: Buffer) throws {
+        let operation = "linearForward"
+        let inputBuffer = try cl(input, "input", atLeast: s.batch * s.inFeatures, in: operation)
+        let weightBuffer = try cl(weight, "weight", atLeast: s.outFeatures * s.inFeatures, in: operation)
+        let biasBuffer = try cl(bias, "bias", atLeast: s.outFeatures, in: operation)
+        let outputBuffer = try cl(output, "output", atLeast: s.batch * s.outFeatures, in: operation)
+        try launch("linear_forward", items: s.batch * s.outFeatures, [
+            .buffer(inputBuffer), .buffer(weightBuffer), .buffer(biasBuffer), .buffer(outputBuffer),
+            .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
+    }
+
+    public func linearBackward(_ s: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
+                               gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer) throws {
+        let operation = "linearBackward"
+        let inputBuffer = try cl(input, "input", atLeast: s.batch * s.inFeatures, in: operation)
+        let weightBuffer = try cl(weight, "weight", atLeast: s.outFeatures * s.inFeatures, in: operation)
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.batch * s.outFeatures, in: operation)
+        let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.outFeatures * s.inFeatures, in: operation)
+        let gradBiasBuffer = try cl(gradBias, "gradBias", atLeast: s.outFeatures, in: operation)
+        let groups = (s.inFeatures + 7) / 8
+        try launch("linear_grad_weight", items: s.outFeatures * groups, [
+            .buffer(inputBuffer), .buffer(gradOutputBuffer), .buffer(gradWeightBuffer),
+            .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
+        try launch("linear_grad_bias", items: s.outFeatures, [
+            .buffer(gradOutputBuffer), .buffer(gradBiasBuffer), .int(s.batch), .int(s.outFeatures)])
+        if let gradInput {
+            let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.batch * s.inFeatures, in: operation)
+            try launch("linear_grad_input", items: s.batch * groups, [
+                .buffer(gradOutputBuffer), .buffer(weightBuffer), .buffer(gradInputBuffer),
+                .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
+        }
+    }
+
+    // MARK: Loss
+
+    public func softmaxCrossEntropy(batch: Int, classes: Int, logits: Buffer, labels: Buffer,
+                                    gradLogits: Buffer, perSample: Buffer) throws {
+        let operation = "softmaxCrossEntropy"
+        guard classes > 0 else { throw OpenCLError.invalidArgument("\(operation): \(classes) classes") }
+        let logitsBuffer = try cl(logits, "logits", atLeast: batch * classes, in: operation)
+        let labelsBuffer = try cl(labels, "labels", atLeast: batch, kind: .int32, in: operation)
+        let gradBuffer = try cl(gradLogits, "gradLogits", atLeast: batch * classes, in: operation)
+        let perSampleBuffer = try cl(perSample, "perSample", atLeast: 2 * batch, in: operation)
+        try launch("softmax_cross_entropy", items: batch, [
+            .buffer(logitsBuffer), .buffer(labelsBuffer), .buffer(gradBuffer), .buffer(perSampleBuffer),
+            .int(batch), .int(classes)])
+    }
+
+    // MARK: Optimisers
+
+    public func sgdMomentumStep(count: Int, parameter: Buffer, gradient: Buffer, velocity: Buffer,
+                                learningRate: Float, momentum: Float) throws {
+        let operation = "sgdMomentumStep"
+        let p = try cl(parameter, "parameter", atLeast: count, in: operation)
+        let g = try cl(gradient, "gradient", atLeast: count, in: operation)
+        let v = try cl(velocity, "velocity", atLeast: count, in: operation)
+        try launch("sgd_momentum_step", items: count, [
+            .buffer(p), .buffer(g), .buffer(v), .float(learningRate), .float(momentum), .int(count)])
+    }
+
+    public func adamStep(count: Int, parameter: Buffer, gradient: Buffer, m: Buffer, v: Buffer,
+                         step: AdamStep) throws {
+        let operation = "adamStep"
+        let p = try cl(parameter, "parameter", atLeast: count, in: operation)
+        let g = try cl(gradient, "gradient", atLeast: count, in: operation)
+        let mBuffer = try cl(m, "m", atLeast: count, in: operation)
+        let vBuffer = try cl(v, "v", atLeast: count, in: operation)
+        try launch("adam_step", items: count, [
+            .buffer(p), .buffer(g), .buffer(mBuffer), .buffer(vBuffer), .float(step.learningRate),
+            .float(step.beta1), .float(step.beta2), .float(step.epsilon), .float(step.correction1),
+            .float(step.correction2), .int(count)])
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import Kernels
+import _COpenCL
+
+/// The ``Device`` operations as OpenCL kernels, on any OpenCL 1.2 device (a
+/// GPU, or PoCL on the CPU).
+///
+/// One context, one in-order queue and one program holding every kernel of
+/// `Sources/Kernels` (embedded in the binary as `KernelSource.all`), built
+/// once per device and cached on disk (``OpenCLProgramCache``). Operations
+/// only enqueue work: nothing is read back inside an operation, so a training
+/// step waits for the device only in the downloads the caller asks for.
+///
+/// Not thread-safe: use one device from one thread at a time (kernel
+/// arguments are set on shared kernel objects).
+public final class OpenCLDevice: Device {
+    public let info: DeviceInfo
+    /// How the kernel program was made ready (cache hit or compile, seconds).
+    public let programPreparation: OpenCLProgram.Preparation
+    /// The build options of the kernel program.
+    public static let buildOptions = "-cl-std=CL1.2"
+
+    let context: OpenCLContext
+    let program: OpenCLProgram
+    private var kernels: [String: OpenCLKernel] = [:]
+    /// Work buffers of the convolutions (rearranged weights and gradients,
+    /// partial sums), grown on demand and reused: the queue is in order, so a
+    /// later operation never overwrites one an earlier one still reads.
+    private var scratch: [String: OpenCLBuffer] = [:]
+
+    /// The live OpenCL objects of this process (all devices together).
+    public static var liveObjects: OpenCLLiveObjects { OpenCLLiveObjects.current }
+
+    /// The device `opencl:platform:device`, with the kernel program cached
+    /// in `cache` (nil: always compile).
+    public convenience init(platform platformIndex: Int = 0, device deviceIndex: Int = 0,
+                cache: OpenCLProgramCache? = OpenCLProgramCache(directory: OpenCLProgramCache.defaultDirectory)) throws {
+        let entries = try OpenCLPlatforms.entries()
+        if entries.isEmpty, try OpenCLPlatforms.platforms().isEmpty {
+            throw OpenCLError.noPlatform(OpenCLPlatforms.noPlatformHint)
+        }
+        guard let entry = entries.first(where: { $0.platformIndex == platformIndex && $0.deviceIndex == deviceIndex })
+        else {
+            throw OpenCLError.noSuchDevice(platform: platformIndex, device: deviceIndex,
+                                           available: entries.map { "\($0.info.selector) \($0.info.name)" })
+        }
+        try self.init(entry: entry, cache: cache)
+    }
+
+    init(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?) throws {
+        info = entry.info
+        context = try OpenCLContext(entry: entry)
+        program = try OpenCLProgram(owner: context, source: KernelSource.all, options: Self.buildOptions, cache: cache)
+        programPreparation = program.preparation
+        for name in try program.kernelNames() {
+            kernels[name] = try OpenCLKernel(program: program, name: name)
+        }
+    }
+
+    /// Builds arbitrary OpenCL C on this device's context, without the
+    /// cache: for tests and diagnostics. A compile error throws
+    /// ``OpenCLError/buildFailed(device:status:log:)`` with the compiler's log.
+    public func buildProgram(source: String, options: String = OpenCLDevice.buildOptions) throws -> OpenCLProgram {
+        try OpenCLProgram(owner: context, source: source, options: options, cache: nil)
+    }
+
+    // MARK: Plumbing
+
+    func kernel(_ name: String) throws -> OpenCLKernel {
+        guard let kernel = kernels[name] else {
+            throw OpenCLError.invalidArgument("the kernel program has no kernel \(name)")
+        }
+        return kernel
+    }
+
+    func launch(_ name: String, items: Int, _ arguments: [OpenCLKernel.Argument]) throws {
+        try kernel(name).launch(items: items, computeUnits: info.computeUnits, arguments)
+    }
+
+    /// `buffer` as this device's buffer holding at least `count` elements of `kind`.
+    func cl(_ buffer: Buffer, _ role: String, atLeast count: Int, kind: ElementKind = .float32,
+            in operation: String) throws -> OpenCLBuffer {
+        guard let buffer = buffer as? OpenCLBuffer, buffer.owner === context else {
+            throw OpenCLError.invalidArgument("\(operation): \(role) is not a buffer of \(info.summary)")
+        }
+        guard buffer.kind == kind else {
+            throw OpenCLError.invalidArgument("\(operation): \(role) holds \(buffer.kind), expected \(kind)")
+        }
+        guard buffer.count >= count else {
+            throw OpenCLError.invalidArgument("\(operation): \(role) has \(buffer.count) elements, needs \(count)")
+        }
+        return buffer
+    }
+
+    /// A work buffer named `name` of at least `count` floats.
+    func scratchBuffer(_ name: String, count: Int) throws -> OpenCLBuffer {
+        if let buffer = scratch[name], buffer.count >= count { return buffer }
+        let buffer = try OpenCLBuffer(count: count, kind: .float32, owner: context)
+        scratch[name] = buffer
+        return buffer
+    }
+
+    // MARK: Buffers
+
+    public func makeBuffer(count: Int, kind: ElementKind) throws -> Buffer {
+        let buffer = try OpenCLBuffer(count: count, kind: kind, owner: context)
+        try zero(buffer)
+        return buffer
+    }
+
+    private func zero(_ buffer: OpenCLBuffer) throws {
+        var pattern: UInt32 = 0
+        try OpenCLError.check(clEnqueueFillBuffer(context.queue, buffer.memory, &pattern, 4, 0, max(buffer.byteCount, 4),
+                                                  0, nil, nil), "clEnqueueFillBuffer(zero, \(buffer.byteCount) bytes)")
+    }
+
+    public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {
+        try write(UnsafeRawBufferPointer(values), count: values.count, kind: .float32, to: buffer)
+    }
+
+    public func upload(_ values: UnsafeBufferPointer<Int32>, to buffer: Buffer) throws {
+        try write(UnsafeRawBufferPointer(values), count: values.count, kind: .int32, to: buffer)
+    }
+
+    private func write(_ bytes: UnsafeRawBufferPointer, count: Int, kind: ElementKind, to buffer: Buffer) throws {
+        let target = try cl(buffer, "upload target", atLeast: count, kind: kind, in: "upload")
+        guard target.count == count else {
+            throw OpenCLError.invalidArgument("upload: \(count) values into a buffer of \(target.count)")
+        }
+        guard count > 0, let base = bytes.baseAddress else { return }
+        // Blocking: the caller's memory may be gone once upload returns.
+        try OpenCLError.check(clEnqueueWriteBuffer(context.queue, target.memory, cl_bool(CL_TRUE), 0, count * 4, base,
+                                                   0, nil, nil), "clEnqueueWriteBuffer(\(count * 4) bytes)")
+    }
+
+    public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Float>) throws {
+        try read(buffer, into: UnsafeMutableRawBufferPointer(values), count: values.count, kind: .float32)
+    }
+
+    public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Int32>) throws {
+        try read(buffer, into: UnsafeMutableRawBufferPointer(values), count: values.count, kind: .int32)
+    }
+
+    private func read(_ buffer: Buffer, into bytes: UnsafeMutableRawBufferPointer, count: Int, kind: ElementKind) throws {
+        let source = try cl(buffer, "download source", atLeast: count, kind: kind, in: "download")
+        guard source.count == count else {
+            throw OpenCLError.invalidArgument("download: a buffer of \(source.count) into \(count) values")
+        }
+        guard count > 0, let base = bytes.baseAddress else { return try finish() }
+        try OpenCLError.check(clEnqueueReadBuffer(context.queue, source.memory, cl_bool(CL_TRUE), 0, count * 4, base,
+                                                  0, nil, nil), "clEnqueueReadBuffer(\(count * 4) bytes)")
+    }
+
+    public func fill(_ buffer: Buffer, value: Float) throws {
+        let target = try cl(buffer, "buffer", atLeast: 0, in: "fill")
+        guard target.count > 0 else { return }
+        var pattern = value
+        try OpenCLError.check(clEnqueueFillBuffer(context.queue, target.memory, &pattern, 4, 0, target.byteCount,
+                                                  0, nil, nil), "clEnqueueFillBuffer(\(target.byteCount) bytes)")
+    }
+
+    public func copy(_ source: Buffer, to destination: Buffer) throws {
+        let from = try cl(source, "source", atLeast: 0, kind: source.kind, in: "copy")
+        let to = try cl(destination, "destination", atLeast: 0, kind: source.kind, in: "copy")
+        guard from.count == to.count else {
+            throw OpenCLError.invalidArgument("copy: source has \(from.count) elements, destination \(to.count)")
+        }
+        guard from.count > 0, from !== to else { return }
+        try OpenCLError.check(clEnqueueCopyBuffer(context.queue, from.memory, to.memory, 0, 0, from.byteCount,
+                                                  0, nil, nil), "clEnqueueCopyBuffer(\(from.byteCount) bytes)")
+    }
+
+    public func finish() throws {
+        try context.finish()
+    }
+}
