@@ -1,0 +1,18 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// libFuzzer targets for NetIO's readers. NetIO and its zlib shim are the main
+/// package's own sources, reached through the symbolic links in Sources/, so
+/// that this package needs nothing else (the main package's remote
+/// dependencies and its GPU targets stay out of the instrumented build).
+/// Build and run: see README.md.
+let package = Package(
+    name: "ConvSVDFuzz",
+    targets: [
+        .systemLibrary(name: "_CZlib", path: "Sources/_CZlib"),
+        .target(name: "NetIO", dependencies: ["_CZlib"], path: "Sources/NetIO"),
+        .executableTarget(name: "FuzzIDX", dependencies: ["NetIO"]),
+        .executableTarget(name: "FuzzSafetensors", dependencies: ["NetIO"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
