@@ -1,0 +1,83 @@
+import Foundation
+
+/// Settings of one analysis run. Every field is recorded in the report.
+public struct AnalysisOptions: Codable, Sendable, Equatable {
+    /// Images per call of ``NetworkUnderTest/forward(normalizedImages:count:)``
+    /// and per step of the test-set pass.
+    public var batchSize: Int
+    /// Host threads for the test-set pass and the sweep (each thread takes
+    /// whole chunks of images; OpenBLAS runs single-threaded inside them).
+    public var threads: Int
+    /// Seed of the SplitMix64 generator that draws the random training patches.
+    public var samplingSeed: UInt64
+    /// How many random training patches each layer's mask census draws.
+    public var randomPatchCount: Int
+    /// How many of the most frequent masks the report lists per census.
+    public var mostCommonMaskCount: Int
+    /// Whether to run the test-accuracy-vs-rank sweep (phase 5's slow part).
+    public var runAccuracySweep: Bool
+
+    public init(batchSize: Int = 500, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                samplingSeed: UInt64 = 0, randomPatchCount: Int = 500, mostCommonMaskCount: Int = 10,
+                runAccuracySweep: Bool = true) {
+        self.batchSize = batchSize; self.threads = threads; self.samplingSeed = samplingSeed
+        self.randomPatchCount = randomPatchCount; self.mostCommonMaskCount = mostCommonMaskCount
+        self.runAccuracySweep = runAccuracySweep
+    }
+}
+
+/// Why the analysis could not run.
+public enum AnalysisError: Error, CustomStringConvertible, Equatable {
+    /// A weight tensor holds NaN or ±∞ (the first offending flat index).
+    case nonFiniteWeight(tensor: String, index: Int, value: Float)
+    /// A conv weight is all zeros: its SVD, energies and ranks are undefined.
+    case zeroWeight(tensor: String)
+    /// A data set's images are not 28×28, or it is empty.
+    case unsupportedDataset(name: String, reason: String)
+    /// An option is out of range.
+    case invalidOption(name: String, reason: String)
+    /// The network under test returned an array of the wrong length.
+    case networkOutputSize(output: String, batchStart: Int, expected: Int, actual: Int)
+
+    public var description: String {
+        switch self {
+        case let .nonFiniteWeight(tensor, index, value):
+            return "weight tensor \(tensor) holds a non-finite value (\(value)) at flat index \(index); refusing to analyse it"
+        case let .zeroWeight(tensor):
+            return "weight tensor \(tensor) is all zeros; its SVD, energies and ranks are undefined"
+        case let .unsupportedDataset(name, reason):
+            return "data set \(name): \(reason)"
+        case let .invalidOption(name, reason):
+            return "analysis option \(name): \(reason)"
+        case let .networkOutputSize(output, start, expected, actual):
+            return "network under test: \(output) for the batch starting at image \(start) has \(actual) values, expected \(expected)"
+        }
+    }
+}
+
+/// SplitMix64: a small, fully specified generator, so that the random patch
+/// sample is the same on every platform and Swift version.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..<n (n > 0), by rejection so that no value is favoured;
+    /// spelled out rather than `Int.random(in:using:)`, whose algorithm the
+    /// standard library does not promise to keep.
+    public mutating func uniform(below n: Int) -> Int {
+        precondition(n > 0)
+        let bound = UInt64(n)
+        let threshold = (0 &- bound) % bound   // 2⁶⁴ mod n
+        while true {
+            let x = next()
+            if x >= threshold { return Int(x % bound) }
+        }
+    }
+}

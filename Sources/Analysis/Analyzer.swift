@@ -1,0 +1,233 @@
+import Foundation
+import NetIO
+
+/// Runs phases 2–7 of the analysis of a trained TinyConvNet on the host.
+///
+/// Usage: `try Analyzer(weights: w, testSet: test, trainSet: train).run(network: device)`.
+/// The network under test is optional: without it phase 4's device
+/// comparison is absent from the report (and from the checks); every other
+/// phase runs.
+public struct Analyzer {
+    public let weights: TinyConvNetWeights
+    public let testSet: Dataset
+    public let trainSet: Dataset
+    public let options: AnalysisOptions
+
+    public init(weights: TinyConvNetWeights, testSet: Dataset, trainSet: Dataset, options: AnalysisOptions = AnalysisOptions()) {
+        self.weights = weights; self.testSet = testSet; self.trainSet = trainSet; self.options = options
+    }
+
+    /// The whole analysis. `progress` receives one line per step.
+    /// Throws ``AnalysisError`` for non-finite or all-zero weights, a data set
+    /// that is not 28×28 or is empty, a bad option, or a network output of the
+    /// wrong size; ``LAPACKError`` if LAPACK fails.
+    public func run(network: NetworkUnderTest? = nil, progress: (String) -> Void = { _ in }) throws -> AnalysisReport {
+        try validate()
+        let matrices = try ConvMatrices(weights: weights)
+        return try withSingleThreadedBLAS { try analyse(matrices, network: network, progress: progress) }
+    }
+
+    private func validate() throws {
+        for set in [testSet, trainSet] {
+            if set.rows != TinyConvNetGeometry.imageSide || set.columns != TinyConvNetGeometry.imageSide {
+                throw AnalysisError.unsupportedDataset(name: set.name, reason: "images are \(set.rows)×\(set.columns), TinyConvNet takes 28×28")
+            }
+            if set.count == 0 { throw AnalysisError.unsupportedDataset(name: set.name, reason: "no images") }
+        }
+        if options.batchSize < 1 { throw AnalysisError.invalidOption(name: "batchSize", reason: "\(options.batchSize) < 1") }
+        if options.threads < 1 { throw AnalysisError.invalidOption(name: "threads", reason: "\(options.threads) < 1") }
+        if options.randomPatchCount < 1 { throw AnalysisError.invalidOption(name: "randomPatchCount", reason: "\(options.randomPatchCount) < 1") }
+        if options.mostCommonMaskCount < 0 { throw AnalysisError.invalidOption(name: "mostCommonMaskCount", reason: "\(options.mostCommonMaskCount) < 0") }
+    }
+
+    private func analyse(_ m: ConvMatrices, network: NetworkUnderTest?, progress: (String) -> Void) throws -> AnalysisReport {
+        let g = TinyConvNetGeometry.self
+        let started = Date()
+        var clock = Date()
+        func lap() -> Double { let now = Date(); defer { clock = now }; return now.timeIntervalSince(clock) }
+
+        // Phase 2: SVD.
+        progress("phase 2: SVD of conv1 (8×9) and conv2 (16×72)")
+        let svd1 = try SingularValueDecomposition(m.conv1, context: "conv1.weight (8×9)")
+        let svd2 = try SingularValueDecomposition(m.conv2, context: "conv2.weight (16×72)")
+        let spectra = [
+            try LayerSpectrum.compute(layer: "conv1", weightShape: TinyConvNetWeights.conv1Shape, w: m.conv1, svd: svd1),
+            try LayerSpectrum.compute(layer: "conv2", weightShape: TinyConvNetWeights.conv2Shape, w: m.conv2, svd: svd2),
+        ]
+        let svdSeconds = lap()
+
+        // Phase 3: identities and the composition.
+        progress("phase 3: reconstruction, orthogonality, composition overlaps")
+        let identities = [SVDIdentities.compute(layer: "conv1", w: m.conv1, svd: svd1),
+                          SVDIdentities.compute(layer: "conv2", w: m.conv2, svd: svd2)]
+        let composition = CompositionOverlaps.compute(conv1: svd1, conv2: svd2)
+        let identitiesSeconds = lap()
+
+        // Phases 3, 4, 6 over the test set.
+        let reference = HostReferenceNet(m)
+        let analytical = AnalyticalNet(conv1: svd1, conv2: svd2, fcWeight: m.fcWeight, fcBias: m.fcBias)
+        progress("test-set pass over \(testSet.count) images" + (network == nil ? "" : " (with the network under test)"))
+        let (stats, deviceSeconds) = try TestSetPass(reference: reference, analytical: analytical)
+            .run(testSet: testSet, network: network, options: options, progress: progress)
+        let testSetPassSeconds = lap() - deviceSeconds
+        let n = Double(testSet.count)
+        let comparison = AnalyticalComparison(
+            images: testSet.count,
+            conv1MaxAbsDifference: stats.analyticalConv1Difference,
+            conv2MaxAbsDifference: stats.analyticalConv2Difference,
+            logitsMaxAbsDifference: stats.analyticalLogitsDifference,
+            predictionMismatches: stats.analyticalPredictionMismatches,
+            hostTestAccuracy: Double(stats.directCorrect) / n,
+            analyticalTestAccuracy: Double(stats.analyticalCorrect) / n)
+        let device = network == nil ? nil : DeviceVerification(
+            images: testSet.count,
+            conv1MaxAbsDifference: stats.deviceConv1Difference,
+            conv2MaxAbsDifference: stats.deviceConv2Difference,
+            logitsMaxAbsDifference: stats.deviceLogitsDifference,
+            predictionMismatches: stats.devicePredictionMismatches,
+            deviceTestAccuracy: Double(stats.deviceCorrect) / n,
+            deviceSeconds: deviceSeconds)
+
+        // Phase 5: low rank.
+        progress("phase 5: low-rank errors for every k")
+        var lowRankLayers = [try LowRankLayer.compute(layer: "conv1", w: m.conv1, svd: svd1),
+                             try LowRankLayer.compute(layer: "conv2", w: m.conv2, svd: svd2)]
+        let lowRankSeconds = lap()
+        var sweep: AccuracySweep?
+        if options.runAccuracySweep {
+            progress("phase 5: test accuracy for every (k₁, k₂)")
+            let s = AccuracySweep.run(analytical: analytical, testSet: testSet, options: options, progress: progress)
+            for k in 0..<svd1.rank { lowRankLayers[0].rows[k].testAccuracy = s.accuracy[k][svd2.rank - 1] }
+            for k in 0..<svd2.rank { lowRankLayers[1].rows[k].testAccuracy = s.accuracy[svd1.rank - 1][k] }
+            sweep = s
+        }
+        let sweepSeconds = lap()
+
+        // Phase 6: random training patches, Cover, and the test-set censuses.
+        progress("phase 6: masks of \(options.randomPatchCount) random training patches per layer")
+        let sample = sampleTrainingPatches(trainSet, count: options.randomPatchCount, seed: options.samplingSeed, reference: reference)
+        let k = options.mostCommonMaskCount
+        func regions(_ layer: String, svd: SingularValueDecomposition, w: Matrix, spectrum: LayerSpectrum, randomPatches: Matrix,
+                     counts: [Int], patches: Int, before: [Double], after: [Double], totalBefore: Double, totalAfter: Double) -> ReluRegionLayerReport {
+            let units = w.rows
+            let rank = max(spectrum.numericalRank, 1)
+            return ReluRegionLayerReport(
+                layer: layer, units: units, rank: spectrum.numericalRank, possibleMasks: 1 << units,
+                coverBound: (1...units).map { coverBound(units: units, rank: $0) },
+                coverBoundAtRank: coverBound(units: units, rank: rank),
+                randomTrainingPatches: MaskCensus(weights: w, patches: randomPatches, mostCommon: k),
+                testSetPatches: MaskCensus(counts: counts, units: units, mostCommon: k),
+                energyBeforeReLU: before.map { $0 / Double(patches) },
+                energyAfterReLU: after.map { $0 / Double(patches) },
+                totalEnergyBeforeReLU: totalBefore / Double(patches),
+                totalEnergyAfterReLU: totalAfter / Double(patches))
+        }
+        let reluRegions = [
+            regions("conv1", svd: svd1, w: m.conv1, spectrum: spectra[0], randomPatches: sample.conv1,
+                    counts: stats.conv1MaskCounts, patches: stats.conv1Patches, before: stats.conv1EnergyBefore,
+                    after: stats.conv1EnergyAfter, totalBefore: stats.conv1TotalBefore, totalAfter: stats.conv1TotalAfter),
+            regions("conv2", svd: svd2, w: m.conv2, spectrum: spectra[1], randomPatches: sample.conv2,
+                    counts: stats.conv2MaskCounts, patches: stats.conv2Patches, before: stats.conv2EnergyBefore,
+                    after: stats.conv2EnergyAfter, totalBefore: stats.conv2TotalBefore, totalAfter: stats.conv2TotalAfter),
+        ]
+        let randomPatchSeconds = lap()
+
+        // Phase 7: Parseval and the operator identity, on the first test image.
+        progress("phase 7: Frobenius identities, explicit convolution operators")
+        let firstImage = testSet.normalizedImages([0])
+        let cols = firstImage.withUnsafeBufferPointer { conv1Patches($0, count: 1) }
+        let chain = runChain(cols1: cols, count: 1, conv1: .direct(m.conv1), conv2: .direct(m.conv2), fc: reference.fc)
+        let frobenius = [
+            FrobeniusLayerReport.compute(layer: "conv1", w: m.conv1, svd: svd1, inChannels: 1, inputSide: g.imageSide,
+                                         input: firstImage.map(Double.init), convolved: chain.conv1),
+            FrobeniusLayerReport.compute(layer: "conv2", w: m.conv2, svd: svd2, inChannels: g.conv1Channels, inputSide: g.pool1Side,
+                                         input: chain.pooled1, convolved: chain.conv2),
+        ]
+        let frobeniusSeconds = lap()
+
+        let total = Date().timeIntervalSince(started)
+        let timings = PhaseTimings(
+            svdSeconds: svdSeconds, identitiesSeconds: identitiesSeconds, testSetPassSeconds: testSetPassSeconds,
+            deviceSeconds: deviceSeconds, lowRankSeconds: lowRankSeconds, sweepSeconds: sweepSeconds,
+            randomPatchSeconds: randomPatchSeconds, frobeniusSeconds: frobeniusSeconds,
+            analysisSeconds: total - sweepSeconds - deviceSeconds, totalSeconds: total)
+
+        let checks = Self.checks(spectra: spectra, identities: identities, composition: composition,
+                                 comparison: comparison, device: device, lowRank: lowRankLayers, sweep: sweep,
+                                 reluRegions: reluRegions, frobenius: frobenius)
+        return AnalysisReport(
+            formatVersion: 1,
+            testSet: DatasetSummary(name: testSet.name, count: testSet.count),
+            trainSet: DatasetSummary(name: trainSet.name, count: trainSet.count),
+            options: options, testAccuracy: comparison.hostTestAccuracy,
+            spectra: spectra, svdIdentities: identities, composition: composition,
+            analyticalComparison: comparison, deviceVerification: device,
+            lowRank: LowRankReport(layers: lowRankLayers, sweep: sweep),
+            reluRegions: reluRegions, frobenius: frobenius, checks: checks, timings: timings)
+    }
+
+    /// Every check with its tolerance; the order is the results table's.
+    static func checks(spectra: [LayerSpectrum], identities: [SVDIdentities], composition: CompositionOverlaps,
+                       comparison: AnalyticalComparison, device: DeviceVerification?, lowRank: [LowRankLayer],
+                       sweep: AccuracySweep?, reluRegions: [ReluRegionLayerReport], frobenius: [FrobeniusLayerReport]) -> [Check] {
+        var checks = [Check]()
+        func add(_ id: String, _ description: String, _ value: Double, _ relation: CheckRelation = .lessThan, _ limit: Double) {
+            checks.append(Check(id: id, description: description, value: value, relation: relation, limit: limit))
+        }
+        // Identities of the decomposition (float64; W's entries are O(1)).
+        for i in identities {
+            add("\(i.layer).reconstruction", "\(i.layer) max|UΣVᵀ − W|", i.reconstructionMaxAbsError, .lessThan, 1e-12)
+            add("\(i.layer).u-orthogonality", "\(i.layer) ‖UᵀU − I‖_F", i.uOrthogonalityError, .lessThan, 1e-12)
+            add("\(i.layer).v-orthogonality", "\(i.layer) ‖VᵀV − I‖_F", i.vOrthogonalityError, .lessThan, 1e-12)
+        }
+        for s in spectra {
+            add("\(s.layer).sigma-vs-gram", "\(s.layer) max|σᵢ² − λᵢ(WᵀW)| / σ₁² (dgesdd vs dsyevd)", s.sigmaVersusGramEigenvaluesError, .lessThan, 1e-12)
+        }
+        add("composition.completeness", "max_j |Σ_m overlap energy(j, m) − 1| (conv2 eigenfilters in conv1's U basis)",
+            composition.completenessError, .lessThan, 1e-12)
+        // Parseval and the operator identity.
+        for f in frobenius {
+            add("\(f.layer).parseval", "\(f.layer) |‖W‖²_F − Σσ²| / ‖W‖²_F", f.parsevalRelativeDifference, .lessThan, 1e-10)
+            add("\(f.layer).operator-frobenius", "\(f.layer) |‖A‖²_F − (n−k+1)²‖W‖²_F| / that, n = \(f.operatorInputSide)",
+                f.operatorRelativeDifference, .lessThan, 1e-12)
+            add("\(f.layer).operator-application", "\(f.layer) max|A·x − W·im2col(x)| on the first test input",
+                f.operatorApplicationMaxAbsDifference, .lessThan, 1e-12)
+        }
+        // The AnalyticalNet against the im2col network on the host (float64).
+        add("analytical.conv1", "AnalyticalNet vs im2col conv1 pre-activation, max|Δ| (host, float64)", comparison.conv1MaxAbsDifference, .lessThan, 1e-10)
+        add("analytical.conv2", "AnalyticalNet vs im2col conv2 pre-activation, max|Δ| (host, float64)", comparison.conv2MaxAbsDifference, .lessThan, 1e-10)
+        add("analytical.logits", "AnalyticalNet vs im2col logits, max|Δ| (host, float64)", comparison.logitsMaxAbsDifference, .lessThan, 1e-10)
+        add("analytical.predictions", "images where AnalyticalNet and im2col predictions differ (host)",
+            Double(comparison.predictionMismatches), .equalTo, 0)
+        // Phase 4: the network under test.
+        if let d = device {
+            add("device.conv1", "device conv1 vs host W₁p, max|Δ| over the test set", d.conv1MaxAbsDifference, .lessThan, 1e-4)
+            add("device.conv2", "device conv2 vs host W₂p, max|Δ| over the test set", d.conv2MaxAbsDifference, .lessThan, 1e-4)
+            add("device.logits", "device logits vs AnalyticalNet, max|Δ| over the test set", d.logitsMaxAbsDifference, .lessThan, 1e-4)
+            add("device.predictions", "images where device and AnalyticalNet predictions differ",
+                Double(d.predictionMismatches), .equalTo, 0)
+        }
+        // Phase 5.
+        for l in lowRank {
+            add("\(l.layer).eckart-young-frobenius", "\(l.layer) max_k |‖W−W_k‖_F/‖W‖_F from matrices − from σ|", l.frobeniusAgreement, .lessThan, 1e-12)
+            add("\(l.layer).eckart-young-spectral", "\(l.layer) max_k |‖W−W_k‖₂ − σ_{k+1}| / σ₁", l.spectralAgreement, .lessThan, 1e-12)
+        }
+        if let s = sweep, let last = s.accuracy.last?.last {
+            add("sweep.full-rank", "images where the sweep at full rank (k₁ = r₁, k₂ = r₂) and the network disagree on correctness",
+                (abs(last - comparison.hostTestAccuracy) * Double(s.images)).rounded(), .equalTo, 0)
+        }
+        // Phase 6: the energy bookkeeping (U square orthogonal: Σᵢ (uᵢᵀx)² = ‖x‖²).
+        // Relative to the total; absolute when the total is 0 (a dead layer).
+        func relative(_ parts: [Double], _ total: Double) -> Double {
+            let d = abs(parts.reduce(0, +) - total)
+            return total > 0 ? d / total : d
+        }
+        for r in reluRegions {
+            add("\(r.layer).energy-before-relu", "\(r.layer) |Σᵢ energy along uᵢ − mean‖a‖²| / mean‖a‖², before ReLU",
+                relative(r.energyBeforeReLU, r.totalEnergyBeforeReLU), .lessThan, 1e-10)
+            add("\(r.layer).energy-after-relu", "\(r.layer) |Σᵢ energy along uᵢ − mean‖ReLU(a)‖²| / mean‖ReLU(a)‖², after ReLU",
+                relative(r.energyAfterReLU, r.totalEnergyAfterReLU), .lessThan, 1e-10)
+        }
+        return checks
+    }
+}

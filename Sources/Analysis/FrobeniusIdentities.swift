@@ -1,0 +1,77 @@
+import NetIO
+
+/// The unpadded, stride-1 convolution as an explicit matrix.
+public enum ConvolutionOperator {
+    /// A ((out·o·o) × (in·n·n)), o = n − k + 1, with W (out, in·k·k) in
+    /// PyTorch's flattening: A[(oc·o + y)·o + x, (c·n + y+i)·n + x+j] =
+    /// W[oc, (c·k + i)·k + j], so that A·vec(x) = vec(conv(x)) for an input
+    /// x (in, n, n) flattened row-major.
+    public static func matrix(weight w: Matrix, inChannels: Int, kernel k: Int, inputSide n: Int) -> Matrix {
+        precondition(w.columns == inChannels * k * k && n >= k, "ConvolutionOperator: W \(w.rows)×\(w.columns), in \(inChannels), k \(k), n \(n)")
+        let o = n - k + 1
+        var a = Matrix(rows: w.rows * o * o, columns: inChannels * n * n)
+        for oc in 0..<w.rows {
+            for y in 0..<o {
+                for x in 0..<o {
+                    let row = (oc * o + y) * o + x
+                    for c in 0..<inChannels {
+                        for i in 0..<k {
+                            for j in 0..<k {
+                                a[row, (c * n + y + i) * n + x + j] = w[oc, (c * k + i) * k + j]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return a
+    }
+}
+
+/// Phase 7 for one layer: Parseval and the operator identity.
+public struct FrobeniusLayerReport: Codable, Sendable, Equatable {
+    public var layer: String
+    /// ‖W‖²_F = Σᵢⱼ wᵢⱼ² (float64 of the float32 weights).
+    public var squaredFrobeniusNorm: Double
+    /// Σᵢ σᵢ².
+    public var sumOfSquaredSingularValues: Double
+    /// |‖W‖²_F − Σσᵢ²| / ‖W‖²_F (tolerance 1e-10).
+    public var parsevalRelativeDifference: Double
+    /// n, the side of the input the operator A acts on (28 for conv1, 13 for conv2).
+    public var operatorInputSide: Int
+    /// A's shape [out·(n−k+1)², in·n²].
+    public var operatorShape: [Int]
+    /// ‖A‖²_F summed over A's entries.
+    public var operatorSquaredFrobeniusNorm: Double
+    /// (n − k + 1)²·‖W‖²_F: every weight appears once per output position.
+    public var operatorExpectedSquaredFrobeniusNorm: Double
+    /// |‖A‖²_F − (n−k+1)²‖W‖²_F| / that (tolerance 1e-12).
+    public var operatorRelativeDifference: Double
+    /// max |A·vec(x) − W·im2col(x)| for one real input x (the first test
+    /// image for conv1; its pooled ReLU conv1 output for conv2), which shows
+    /// that A is the layer's convolution (tolerance 1e-12).
+    public var operatorApplicationMaxAbsDifference: Double
+
+    /// `input` is x (in, n, n) as float64; `convolved` the host im2col W·p of
+    /// it (out, o, o).
+    static func compute(layer: String, w: Matrix, svd: SingularValueDecomposition, inChannels: Int,
+                        inputSide n: Int, input: [Double], convolved: [Double]) -> FrobeniusLayerReport {
+        let k = TinyConvNetGeometry.kernelSide
+        let squared = w.squaredFrobeniusNorm
+        let sigmaSquared = svd.singularValues.reduce(0) { $0 + $1 * $1 }
+        let a = ConvolutionOperator.matrix(weight: w, inChannels: inChannels, kernel: k, inputSide: n)
+        let operatorSquared = a.squaredFrobeniusNorm
+        let positions = Double((n - k + 1) * (n - k + 1))
+        let expected = positions * squared
+        let applied = a * Matrix(rows: input.count, columns: 1, values: input)
+        var worst = 0.0
+        for i in 0..<convolved.count { worst = worstDifference(worst, applied.values[i], convolved[i]) }
+        return FrobeniusLayerReport(
+            layer: layer, squaredFrobeniusNorm: squared, sumOfSquaredSingularValues: sigmaSquared,
+            parsevalRelativeDifference: abs(squared - sigmaSquared) / squared,
+            operatorInputSide: n, operatorShape: [a.rows, a.columns],
+            operatorSquaredFrobeniusNorm: operatorSquared, operatorExpectedSquaredFrobeniusNorm: expected,
+            operatorRelativeDifference: abs(operatorSquared - expected) / expected,
+            operatorApplicationMaxAbsDifference: worst)
+    }
+}

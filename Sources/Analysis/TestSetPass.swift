@@ -1,0 +1,305 @@
+import Dispatch
+import Foundation
+import NetIO
+import _CLAPACK
+
+/// The network the analysis verifies (phase 4): in practice TinyConvNet on a
+/// `Device` (GPUNet), adapted by the caller so that Analysis need not depend
+/// on GPUNet.
+public protocol NetworkUnderTest {
+    /// The forward pass of `count` normalised images (count, 1, 28, 28), as
+    /// ``NetIO/Dataset/normalizedImages(_:)`` makes them. Returns, NCHW
+    /// float32: conv1's pre-activation (count, 8, 26, 26), conv2's
+    /// pre-activation (count, 16, 11, 11) and the logits (count, 10).
+    /// Called from one thread, batch after batch, over the whole test set.
+    func forward(normalizedImages: [Float], count: Int) throws -> (conv1: [Float], conv2: [Float], logits: [Float])
+}
+
+/// Phase 4: the network under test against the host's float64 computation.
+///
+/// What is compared, for every test image:
+/// - conv1: the device's conv1 pre-activation against W₁·p computed on the
+///   host (im2col + dgemm, float64) from the same float32 input;
+/// - conv2: the device's conv2 pre-activation against W₂·p where p are the
+///   patches of the *host's own* float64 chain (pooled ReLU of the host's
+///   conv1), not of the device's conv1 output. ReLU and max-pool are
+///   1-Lipschitz, so the device's conv1 rounding reaches conv2 undiminished
+///   but unamplified; the tolerance covers both;
+/// - logits: the AnalyticalNet's (float64, SVD coordinates) against the
+///   device's, and the predicted class (argmax, first on a tie) of each.
+public struct DeviceVerification: Codable, Sendable, Equatable {
+    public var images: Int
+    /// max |device conv1 − host W₁p| (tolerance 1e-4).
+    public var conv1MaxAbsDifference: Double
+    /// max |device conv2 − host W₂p| (tolerance 1e-4).
+    public var conv2MaxAbsDifference: Double
+    /// max |device logits − AnalyticalNet logits| (tolerance 1e-4).
+    public var logitsMaxAbsDifference: Double
+    /// Images whose device prediction differs from the AnalyticalNet's (must be 0).
+    public var predictionMismatches: Int
+    /// The device network's test accuracy (fraction).
+    public var deviceTestAccuracy: Double
+    /// Seconds spent inside the network's forward calls.
+    public var deviceSeconds: Double
+}
+
+/// Largest |x − y|, NaN if either is NaN (so that a NaN fails every check).
+@inline(__always)
+func worstDifference(_ worst: Double, _ x: Double, _ y: Double) -> Double {
+    let d = abs(x - y)
+    if d.isNaN || worst.isNaN { return .nan }
+    return max(worst, d)
+}
+
+/// Everything the test-set pass accumulates; pieces merge by summing and
+/// taking maxima.
+struct PassStatistics {
+    var images = 0
+    var directCorrect = 0
+    var analyticalCorrect = 0
+    /// AnalyticalNet vs the host im2col network (phase 3's network check).
+    var analyticalPredictionMismatches = 0
+    var analyticalConv1Difference = 0.0
+    var analyticalConv2Difference = 0.0
+    var analyticalLogitsDifference = 0.0
+    /// Histograms of masks over every test patch, from the host W·p.
+    var conv1MaskCounts = [Int](repeating: 0, count: 1 << TinyConvNetGeometry.conv1Channels)
+    var conv2MaskCounts = [Int](repeating: 0, count: 1 << TinyConvNetGeometry.conv2Channels)
+    var conv1Patches = 0
+    var conv2Patches = 0
+    /// Σ over patches of sᵢ² and (uᵢᵀ ReLU(a))², and of ‖a‖², ‖ReLU(a)‖².
+    var conv1EnergyBefore: [Double]
+    var conv1EnergyAfter: [Double]
+    var conv2EnergyBefore: [Double]
+    var conv2EnergyAfter: [Double]
+    var conv1TotalBefore = 0.0, conv1TotalAfter = 0.0, conv2TotalBefore = 0.0, conv2TotalAfter = 0.0
+    /// Device comparisons (phase 4).
+    var deviceConv1Difference = 0.0
+    var deviceConv2Difference = 0.0
+    var deviceLogitsDifference = 0.0
+    var devicePredictionMismatches = 0
+    var deviceCorrect = 0
+
+    init(rank1: Int, rank2: Int) {
+        conv1EnergyBefore = [Double](repeating: 0, count: rank1)
+        conv1EnergyAfter = conv1EnergyBefore
+        conv2EnergyBefore = [Double](repeating: 0, count: rank2)
+        conv2EnergyAfter = conv2EnergyBefore
+    }
+
+    mutating func merge(_ o: PassStatistics) {
+        images += o.images
+        directCorrect += o.directCorrect; analyticalCorrect += o.analyticalCorrect
+        analyticalPredictionMismatches += o.analyticalPredictionMismatches
+        analyticalConv1Difference = worstDifference(analyticalConv1Difference, o.analyticalConv1Difference, 0)
+        analyticalConv2Difference = worstDifference(analyticalConv2Difference, o.analyticalConv2Difference, 0)
+        analyticalLogitsDifference = worstDifference(analyticalLogitsDifference, o.analyticalLogitsDifference, 0)
+        for i in conv1MaskCounts.indices { conv1MaskCounts[i] += o.conv1MaskCounts[i] }
+        for i in conv2MaskCounts.indices { conv2MaskCounts[i] += o.conv2MaskCounts[i] }
+        conv1Patches += o.conv1Patches; conv2Patches += o.conv2Patches
+        for i in conv1EnergyBefore.indices { conv1EnergyBefore[i] += o.conv1EnergyBefore[i]; conv1EnergyAfter[i] += o.conv1EnergyAfter[i] }
+        for i in conv2EnergyBefore.indices { conv2EnergyBefore[i] += o.conv2EnergyBefore[i]; conv2EnergyAfter[i] += o.conv2EnergyAfter[i] }
+        conv1TotalBefore += o.conv1TotalBefore; conv1TotalAfter += o.conv1TotalAfter
+        conv2TotalBefore += o.conv2TotalBefore; conv2TotalAfter += o.conv2TotalAfter
+        deviceConv1Difference = worstDifference(deviceConv1Difference, o.deviceConv1Difference, 0)
+        deviceConv2Difference = worstDifference(deviceConv2Difference, o.deviceConv2Difference, 0)
+        deviceLogitsDifference = worstDifference(deviceLogitsDifference, o.deviceLogitsDifference, 0)
+        devicePredictionMismatches += o.devicePredictionMismatches
+        deviceCorrect += o.deviceCorrect
+    }
+}
+
+/// The device's outputs for one piece of a batch, NCHW float32.
+struct DeviceSlice {
+    let conv1: UnsafePointer<Float>
+    let conv2: UnsafePointer<Float>
+    let logits: UnsafePointer<Float>
+}
+
+/// Runs `body(i)` for i in 0..<n on up to `threads` threads (each thread
+/// takes i = t, t + threads, …) and returns the results in order.
+func parallelMap<T>(_ n: Int, threads: Int, _ body: (Int) -> T) -> [T] {
+    var results = [T?](repeating: nil, count: n)
+    let workers = max(1, min(threads, n))
+    results.withUnsafeMutableBufferPointer { out in
+        let slots = out   // each index is written by exactly one worker
+        DispatchQueue.concurrentPerform(iterations: workers) { t in
+            var i = t
+            while i < n { slots[i] = body(i); i += workers }
+        }
+    }
+    return results.map { $0! }
+}
+
+/// Runs `body` with OpenBLAS single-threaded (the analysis parallelises over
+/// image chunks instead), restoring the previous setting afterwards.
+func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
+    let previous = openblas_get_num_threads()
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(previous) }
+    return try body()
+}
+
+/// One pass over the test set computing both host chains (im2col W·p and
+/// the AnalyticalNet), the masks, the energies and, given a network, the
+/// phase-4 comparisons.
+struct TestSetPass {
+    let reference: HostReferenceNet
+    let analytical: AnalyticalNet
+    /// Images per parallel piece (bounds the float64 scratch per thread: ~40 MB at 128).
+    static let pieceSize = 128
+
+    func run(testSet: Dataset, network: NetworkUnderTest?, options: AnalysisOptions,
+             progress: (String) -> Void) throws -> (statistics: PassStatistics, deviceSeconds: Double) {
+        var total = PassStatistics(rank1: analytical.conv1.rank, rank2: analytical.conv2.rank)
+        var deviceSeconds = 0.0
+        let g = TinyConvNetGeometry.self
+        let conv1Size = g.conv1Channels * g.conv1OutputSide * g.conv1OutputSide
+        let conv2Size = g.conv2Channels * g.conv2OutputSide * g.conv2OutputSide
+        var start = 0
+        while start < testSet.count {
+            let end = min(start + options.batchSize, testSet.count)
+            let b = end - start
+            let images = testSet.normalizedImages(start..<end)
+            var device: (conv1: [Float], conv2: [Float], logits: [Float])?
+            if let network {
+                let t0 = Date()
+                let out = try network.forward(normalizedImages: images, count: b)
+                deviceSeconds += Date().timeIntervalSince(t0)
+                for (name, values, size) in [("conv1", out.conv1, conv1Size), ("conv2", out.conv2, conv2Size),
+                                             ("logits", out.logits, g.classes)] where values.count != b * size {
+                    throw AnalysisError.networkOutputSize(output: name, batchStart: start, expected: b * size, actual: values.count)
+                }
+                device = out
+            }
+            let labels = Array(testSet.labels[start..<end])
+            let pieces = (b + Self.pieceSize - 1) / Self.pieceSize
+            let partial: [PassStatistics] = images.withUnsafeBufferPointer { img in
+                return parallelMap(pieces, threads: options.threads) { p in
+                    let lo = p * Self.pieceSize, hi = min(lo + Self.pieceSize, b)
+                    let pieceImages = UnsafeBufferPointer(rebasing: img[(lo * g.imageSide * g.imageSide)..<(hi * g.imageSide * g.imageSide)])
+                    if let device {
+                        return device.conv1.withUnsafeBufferPointer { c1 in
+                            device.conv2.withUnsafeBufferPointer { c2 in
+                                device.logits.withUnsafeBufferPointer { lg in
+                                    accumulate(pieceImages, count: hi - lo, labels: Array(labels[lo..<hi]),
+                                               device: DeviceSlice(conv1: c1.baseAddress! + lo * conv1Size,
+                                                                   conv2: c2.baseAddress! + lo * conv2Size,
+                                                                   logits: lg.baseAddress! + lo * g.classes))
+                                }
+                            }
+                        }
+                    }
+                    return accumulate(pieceImages, count: hi - lo, labels: Array(labels[lo..<hi]), device: nil)
+                }
+            }
+            for s in partial { total.merge(s) }
+            progress("test-set pass: \(end) of \(testSet.count) images")
+            start = end
+        }
+        return (total, deviceSeconds)
+    }
+
+    /// The statistics of one piece of b images.
+    func accumulate(_ images: UnsafeBufferPointer<Float>, count b: Int, labels: [UInt8], device: DeviceSlice?) -> PassStatistics {
+        let g = TinyConvNetGeometry.self
+        var st = PassStatistics(rank1: analytical.conv1.rank, rank2: analytical.conv2.rank)
+        st.images = b
+        let cols1 = conv1Patches(images, count: b)
+        let direct = runChain(cols1: cols1, count: b, conv1: .direct(reference.conv1), conv2: .direct(reference.conv2), fc: reference.fc)
+        let spectral = runChain(cols1: cols1, count: b, conv1: .spectral(analytical.conv1), conv2: .spectral(analytical.conv2), fc: analytical.fc)
+
+        // Layer-by-layer agreement of the two host chains, and predictions.
+        for i in 0..<direct.conv1.count { st.analyticalConv1Difference = worstDifference(st.analyticalConv1Difference, direct.conv1[i], spectral.conv1[i]) }
+        for i in 0..<direct.conv2.count { st.analyticalConv2Difference = worstDifference(st.analyticalConv2Difference, direct.conv2[i], spectral.conv2[i]) }
+        var analyticalPredictions = [Int](repeating: 0, count: b)
+        direct.logits.withUnsafeBufferPointer { dl in
+            spectral.logits.withUnsafeBufferPointer { sl in
+                for img in 0..<b {
+                    for o in 0..<g.classes {
+                        st.analyticalLogitsDifference = worstDifference(st.analyticalLogitsDifference, dl[img * g.classes + o], sl[img * g.classes + o])
+                    }
+                    let pd = argmax(dl.baseAddress! + img * g.classes, g.classes)
+                    let pa = argmax(sl.baseAddress! + img * g.classes, g.classes)
+                    analyticalPredictions[img] = pa
+                    if pd == Int(labels[img]) { st.directCorrect += 1 }
+                    if pa == Int(labels[img]) { st.analyticalCorrect += 1 }
+                    if pd != pa { st.analyticalPredictionMismatches += 1 }
+                }
+            }
+        }
+
+        // Masks of every patch, from the host W·p.
+        let n1 = b * g.conv1OutputSide * g.conv1OutputSide
+        let n2 = b * g.conv2OutputSide * g.conv2OutputSide
+        countMasks(direct.conv1, units: g.conv1Channels, patches: n1, into: &st.conv1MaskCounts)
+        countMasks(direct.conv2, units: g.conv2Channels, patches: n2, into: &st.conv2MaskCounts)
+        st.conv1Patches = n1; st.conv2Patches = n2
+
+        // Energy along each U direction, before and after ReLU (AnalyticalNet chain).
+        (st.conv1EnergyBefore, st.conv1EnergyAfter, st.conv1TotalBefore, st.conv1TotalAfter) =
+            directionEnergies(a: spectral.conv1, s: spectral.conv1Coordinates!, svd: analytical.conv1, patches: n1)
+        (st.conv2EnergyBefore, st.conv2EnergyAfter, st.conv2TotalBefore, st.conv2TotalAfter) =
+            directionEnergies(a: spectral.conv2, s: spectral.conv2Coordinates!, svd: analytical.conv2, patches: n2)
+
+        if let device {
+            let plane1 = g.conv1OutputSide * g.conv1OutputSide, plane2 = g.conv2OutputSide * g.conv2OutputSide
+            for c in 0..<g.conv1Channels { for img in 0..<b { for q in 0..<plane1 {
+                st.deviceConv1Difference = worstDifference(st.deviceConv1Difference,
+                    Double(device.conv1[(img * g.conv1Channels + c) * plane1 + q]), direct.conv1[(c * b + img) * plane1 + q])
+            } } }
+            for c in 0..<g.conv2Channels { for img in 0..<b { for q in 0..<plane2 {
+                st.deviceConv2Difference = worstDifference(st.deviceConv2Difference,
+                    Double(device.conv2[(img * g.conv2Channels + c) * plane2 + q]), direct.conv2[(c * b + img) * plane2 + q])
+            } } }
+            for img in 0..<b {
+                var best = 0
+                for o in 0..<g.classes {
+                    let v = Double(device.logits[img * g.classes + o])
+                    st.deviceLogitsDifference = worstDifference(st.deviceLogitsDifference, v, spectral.logits[img * g.classes + o])
+                    if v > Double(device.logits[img * g.classes + best]) { best = o }
+                }
+                if best != analyticalPredictions[img] { st.devicePredictionMismatches += 1 }
+                if best == Int(labels[img]) { st.deviceCorrect += 1 }
+            }
+        }
+        return st
+    }
+}
+
+/// Adds the mask of each of `patches` columns of a (units, patches) to `counts`.
+func countMasks(_ a: [Double], units: Int, patches n: Int, into counts: inout [Int]) {
+    a.withUnsafeBufferPointer { pa in
+        counts.withUnsafeMutableBufferPointer { pc in
+            for q in 0..<n {
+                var m = 0
+                for c in 0..<units where pa[c * n + q] > 0 { m |= 1 << c }
+                pc[m] += 1
+            }
+        }
+    }
+}
+
+/// Σ over patches of sᵢ² (before ReLU), (uᵢᵀ ReLU(a))² (after), ‖a‖², ‖ReLU(a)‖².
+func directionEnergies(a: [Double], s: [Double], svd: SingularValueDecomposition, patches n: Int)
+    -> ([Double], [Double], Double, Double) {
+    let r = svd.rank, out = svd.u.rows
+    var before = [Double](repeating: 0, count: r)
+    for i in 0..<r { for q in 0..<n { before[i] += s[i * n + q] * s[i * n + q] } }
+    let totalBefore = a.reduce(0) { $0 + $1 * $1 }
+    var h = a
+    h.withUnsafeMutableBufferPointer { reluInPlace($0.baseAddress!, count: $0.count) }
+    let totalAfter = h.reduce(0) { $0 + $1 * $1 }
+    var t = [Double](repeating: 0, count: r * n)
+    svd.u.values.withUnsafeBufferPointer { pu in
+        h.withUnsafeBufferPointer { ph in
+            t.withUnsafeMutableBufferPointer { pt in
+                // t = Uᵀ·h: U is stored (out × r), i.e. Uᵀ transposed.
+                denseProduct(m: r, n: n, k: out, a: pu.baseAddress!, b: ph.baseAddress!, c: pt.baseAddress!, transposeA: true)
+            }
+        }
+    }
+    var after = [Double](repeating: 0, count: r)
+    for i in 0..<r { for q in 0..<n { after[i] += t[i * n + q] * t[i * n + q] } }
+    return (before, after, totalBefore, totalAfter)
+}
