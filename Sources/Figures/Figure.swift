@@ -1,0 +1,53 @@
+import Foundation
+
+/// A figure ready to draw in any format: its file name, title, caption for
+/// the report, size, and the drawing of its body (below the title).
+public struct Figure {
+    /// File name without extension, e.g. "singular_values".
+    public let name: String
+    public let title: String
+    /// What the figure shows and what to read from it (used in report.html).
+    public let caption: String
+    public let width: Int
+    public let height: Int
+    let drawBody: (Canvas, Rect) throws -> Void
+
+    public init(name: String, title: String, width: Int = 900, height: Int = 600, caption: String,
+                drawBody: @escaping (Canvas, Rect) throws -> Void) {
+        self.name = name; self.title = title; self.caption = caption
+        self.width = width; self.height = height; self.drawBody = drawBody
+    }
+
+    /// The encoded figure (PNG, SVG or PDF bytes).
+    public func render(_ format: FigureFormat) throws -> Data {
+        let canvas = try Canvas(width: width, height: height, format: format)
+        canvas.text(title, x: canvas.width / 2, y: 12, size: FontSize.figureTitle, bold: true, h: .center, v: .top)
+        let top = 12 + canvas.lineHeight(size: FontSize.figureTitle) + 10
+        try drawBody(canvas, Rect(x: 10, y: top, width: canvas.width - 20, height: canvas.height - top - 10))
+        return try canvas.finish()
+    }
+
+    /// Renders and writes `<directory>/<name>.<ext>` atomically.
+    public func write(to directory: URL, format: FigureFormat) throws -> FigureFile {
+        let url = directory.appendingPathComponent("\(name).\(format.fileExtension)")
+        try AtomicFile.write(try render(format), to: url)
+        return FigureFile(name: name, title: title, caption: caption, url: url, format: format, width: width, height: height)
+    }
+}
+
+/// A figure written to disk.
+public struct FigureFile: Equatable, Sendable {
+    public let name: String
+    public let title: String
+    public let caption: String
+    public let url: URL
+    public let format: FigureFormat
+    /// Size in pixels (PNG, SVG) or points (PDF).
+    public let width: Int
+    public let height: Int
+
+    public init(name: String, title: String, caption: String, url: URL, format: FigureFormat, width: Int, height: Int) {
+        self.name = name; self.title = title; self.caption = caption; self.url = url
+        self.format = format; self.width = width; self.height = height
+    }
+}
