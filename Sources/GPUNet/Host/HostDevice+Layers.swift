@@ -1,0 +1,211 @@
+import Foundation
+
+/// ReLU, max-pooling, the linear layer, the loss and the optimisers on the
+/// host: plain loops over raw pointers (the compiler vectorises the
+/// elementwise ones), split across the cores where the work is large enough.
+extension HostDevice {
+    /// Below this many elements an elementwise loop runs on one core: the
+    /// dispatch to a second thread (~5–10 µs) costs more than it saves.
+    static let parallelElementThreshold = 1 << 15
+
+    // MARK: ReLU
+
+    public func reluForward(count: Int, input: Buffer, output: Buffer) throws {
+        let pin = try floats(input, at: count, "reluForward", "input")
+        let pout = try floats(output, at: count, "reluForward", "output")
+        parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? workers : 1) { _, range in
+            for i in range {
+                let x = pin[i]
+                pout[i] = x > 0 ? x : 0
+            }
+        }
+    }
+
+    public func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws {
+        let pout = try floats(output, at: count, "reluBackward", "output")
+        let pgo = try floats(gradOutput, at: count, "reluBackward", "gradOutput")
+        let pgi = try floats(gradInput, at: count, "reluBackward", "gradInput")
+        parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? workers : 1) { _, range in
+            for i in range { pgi[i] = pout[i] > 0 ? pgo[i] : 0 }
+        }
+    }
+
+    // MARK: Max-pooling
+
+    public func maxPool2Forward(_ s: PoolShape, input: Buffer, output: Buffer, argmax: Buffer) throws {
+        try validate(s, "maxPool2Forward")
+        let pin = try floats(input, at: s.inputCount, "maxPool2Forward", "input")
+        let pout = try floats(output, at: s.outputCount, "maxPool2Forward", "output")
+        let parg = try int32s(argmax, at: s.outputCount, "maxPool2Forward", "argmax")
+        let (w, oH, oW) = (s.width, s.outHeight, s.outWidth)
+        let planeSize = s.height * w, outPlaneSize = oH * oW
+        let planes = s.batch * s.channels
+        parallelChunks(planes, chunks: s.inputCount >= Self.parallelElementThreshold ? workers : 1) { _, range in
+            for plane in range {
+                let source = pin + plane * planeSize
+                let target = pout + plane * outPlaneSize, winners = parg + plane * outPlaneSize
+                for oy in 0..<oH {
+                    let top = 2 * oy * w, bottom = top + w
+                    for ox in 0..<oW {
+                        // Candidates in row-major order; a later one must be strictly
+                        // larger, so ties go to the first.
+                        var index = top + 2 * ox
+                        var best = source[index]
+                        if source[top + 2 * ox + 1] > best { index = top + 2 * ox + 1; best = source[index] }
+                        if source[bottom + 2 * ox] > best { index = bottom + 2 * ox; best = source[index] }
+                        if source[bottom + 2 * ox + 1] > best { index = bottom + 2 * ox + 1; best = source[index] }
+                        target[oy * oW + ox] = best
+                        winners[oy * oW + ox] = Int32(truncatingIfNeeded: index)
+                    }
+                }
+            }
+        }
+    }
+
+    public func maxPool2Backward(_ s: PoolShape, gradOutput: Buffer, argmax: Buffer, gradInput: Buffer) throws {
+        try validate(s, "maxPool2Backward")
+        let pgo = try floats(gradOutput, at: s.outputCount, "maxPool2Backward", "gradOutput")
+        let parg = try int32s(argmax, at: s.outputCount, "maxPool2Backward", "argmax")
+        let pgi = try floats(gradInput, at: s.inputCount, "maxPool2Backward", "gradInput")
+        let planeSize = s.height * s.width, outPlaneSize = s.outHeight * s.outWidth
+        // An argmax outside its plane would write into another image: check
+        // first (cheap next to the scatter), so a corrupt index throws.
+        for i in 0..<s.outputCount where parg[i] < 0 || Int(parg[i]) >= planeSize {
+            throw HostDeviceError.argmaxOutOfRange(index: i, value: parg[i], planeSize: planeSize)
+        }
+        let planes = s.batch * s.channels
+        parallelChunks(planes, chunks: s.inputCount >= Self.parallelElementThreshold ? workers : 1) { _, range in
+            for plane in range {
+                let target = pgi + plane * planeSize
+                let source = pgo + plane * outPlaneSize, winners = parg + plane * outPlaneSize
+                target.update(repeating: 0, count: planeSize)
+                for o in 0..<outPlaneSize { target[Int(winners[o])] += source[o] }
+            }
+        }
+    }
+
+    func validate(_ s: PoolShape, _ operation: String) throws {
+        guard s.batch >= 0, s.channels >= 0, s.height >= 0, s.width >= 0 else {
+            throw HostDeviceError.invalidShape(
+                operation: operation, reason: "pool input (\(s.batch),\(s.channels),\(s.height),\(s.width))")
+        }
+    }
+
+    // MARK: Linear layer
+
+    public func linearForward(_ s: LinearShape, input: Buffer, weight: Buffer, bias: Buffer, output: Buffer) throws {
+        try validate(s, "linearForward")
+        let pin = try floats(input, at: s.batch * s.inFeatures, "linearForward", "input")
+        let pw = try floats(weight, at: s.outFeatures * s.inFeatures, "linearForward", "weight")
+        let pb = try floats(bias, at: s.outFeatures, "linearForward", "bias")
+        let pout = try floats(output, at: s.batch * s.outFeatures, "linearForward", "output")
+        guard s.batch > 0, s.outFeatures > 0 else { return }
+        for b in 0..<s.batch { (pout + b * s.outFeatures).update(from: pb, count: s.outFeatures) }
+        // output (B×out) += input (B×in) · W (out×in)ᵀ
+        HostKernels.sgemm(transposeA: false, transposeB: true, m: s.batch, n: s.outFeatures, k: s.inFeatures,
+                          alpha: 1, a: pin, lda: s.inFeatures, b: pw, ldb: s.inFeatures,
+                          beta: 1, c: pout, ldc: s.outFeatures)
+    }
+
+    public func linearBackward(_ s: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
+                               gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer) throws {
+        try validate(s, "linearBackward")
+        let (batch, inF, outF) = (s.batch, s.inFeatures, s.outFeatures)
+        let pin = try floats(input, at: batch * inF, "linearBackward", "input")
+        let pw = try floats(weight, at: outF * inF, "linearBackward", "weight")
+        let pgo = try floats(gradOutput, at: batch * outF, "linearBackward", "gradOutput")
+        let pgi = try gradInput.map { try floats($0, at: batch * inF, "linearBackward", "gradInput") }
+        let pgw = try floats(gradWeight, at: outF * inF, "linearBackward", "gradWeight")
+        let pgb = try floats(gradBias, at: outF, "linearBackward", "gradBias")
+        guard outF > 0 else { return }
+        // gradBias[o] = Σ_b gradOutput[b,o]
+        pgb.update(repeating: 0, count: outF)
+        for b in 0..<batch { for o in 0..<outF { pgb[o] += pgo[b * outF + o] } }
+        guard inF > 0 else { return }
+        // gradWeight (out×in) = gradOutput (B×out)ᵀ · input (B×in)
+        if batch == 0 {
+            pgw.update(repeating: 0, count: outF * inF)
+        } else {
+            HostKernels.sgemm(transposeA: true, transposeB: false, m: outF, n: inF, k: batch, alpha: 1,
+                              a: pgo, lda: outF, b: pin, ldb: inF, beta: 0, c: pgw, ldc: inF)
+        }
+        // gradInput (B×in) = gradOutput (B×out) · W (out×in)
+        if let pgi, batch > 0 {
+            HostKernels.sgemm(transposeA: false, transposeB: false, m: batch, n: inF, k: outF, alpha: 1,
+                              a: pgo, lda: outF, b: pw, ldb: inF, beta: 0, c: pgi, ldc: inF)
+        }
+    }
+
+    func validate(_ s: LinearShape, _ operation: String) throws {
+        guard s.batch >= 0, s.inFeatures >= 0, s.outFeatures >= 0 else {
+            throw HostDeviceError.invalidShape(
+                operation: operation, reason: "linear batch \(s.batch), \(s.inFeatures)→\(s.outFeatures)")
+        }
+    }
+
+    // MARK: Loss
+
+    /// Each row in float64: z − max(z) (so exp cannot overflow), loss =
+    /// log Σ exp(z − max) − (z_label − max), gradient (p − onehot)/batch.
+    public func softmaxCrossEntropy(batch: Int, classes: Int, logits: Buffer, labels: Buffer,
+                                    gradLogits: Buffer, perSample: Buffer) throws {
+        guard batch >= 0, classes > 0 else {
+            throw HostDeviceError.invalidShape(operation: "softmaxCrossEntropy", reason: "batch \(batch), classes \(classes)")
+        }
+        let pz = try floats(logits, at: batch * classes, "softmaxCrossEntropy", "logits")
+        let plabels = try int32s(labels, at: batch, "softmaxCrossEntropy", "labels")
+        let pg = try floats(gradLogits, at: batch * classes, "softmaxCrossEntropy", "gradLogits")
+        let pps = try floats(perSample, at: 2 * batch, "softmaxCrossEntropy", "perSample")
+        for b in 0..<batch where plabels[b] < 0 || Int(plabels[b]) >= classes {
+            throw HostDeviceError.labelOutOfRange(sample: b, label: plabels[b], classes: classes)
+        }
+        let inverseBatch = 1 / Double(batch)
+        for b in 0..<batch {
+            let z = pz + b * classes, g = pg + b * classes
+            let label = Int(plabels[b])
+            var best = 0
+            for k in 1..<classes where z[k] > z[best] { best = k }
+            let top = Double(z[best])
+            var sum = 0.0
+            for k in 0..<classes { sum += exp(Double(z[k]) - top) }
+            pps[b] = Float(log(sum) - (Double(z[label]) - top))
+            pps[batch + b] = best == label ? 1 : 0
+            for k in 0..<classes {
+                let p = exp(Double(z[k]) - top) / sum
+                g[k] = Float((p - (k == label ? 1 : 0)) * inverseBatch)
+            }
+        }
+    }
+
+    // MARK: Optimisers
+
+    public func sgdMomentumStep(count: Int, parameter: Buffer, gradient: Buffer, velocity: Buffer,
+                                learningRate: Float, momentum: Float) throws {
+        let p = try floats(parameter, at: count, "sgdMomentumStep", "parameter")
+        let g = try floats(gradient, at: count, "sgdMomentumStep", "gradient")
+        let v = try floats(velocity, at: count, "sgdMomentumStep", "velocity")
+        for i in 0..<count {
+            let velocity = momentum * v[i] + g[i]
+            v[i] = velocity
+            p[i] -= learningRate * velocity
+        }
+    }
+
+    public func adamStep(count: Int, parameter: Buffer, gradient: Buffer, m: Buffer, v: Buffer,
+                         step: AdamStep) throws {
+        let p = try floats(parameter, at: count, "adamStep", "parameter")
+        let g = try floats(gradient, at: count, "adamStep", "gradient")
+        let pm = try floats(m, at: count, "adamStep", "m")
+        let pv = try floats(v, at: count, "adamStep", "v")
+        let (beta1, beta2) = (step.beta1, step.beta2)
+        let (c1, c2, lr, eps) = (step.correction1, step.correction2, step.learningRate, step.epsilon)
+        for i in 0..<count {
+            let gi = g[i]
+            let mi = beta1 * pm[i] + (1 - beta1) * gi
+            let vi = beta2 * pv[i] + (1 - beta2) * gi * gi
+            pm[i] = mi
+            pv[i] = vi
+            p[i] -= lr * (mi / c1) / ((vi / c2).squareRoot() + eps)
+        }
+    }
+}

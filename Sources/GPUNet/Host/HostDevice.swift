@@ -1,0 +1,184 @@
+import Foundation
+import _CLAPACK
+
+/// The reference ``Device``: OpenBLAS `cblas_sgemm` for every product, plain
+/// Swift over unsafe pointers for everything else, on this machine's CPU.
+///
+/// Operations run synchronously when called, so ``finish()`` has nothing to
+/// wait for. Work over a batch is split into one contiguous chunk of images
+/// per core (`DispatchQueue.concurrentPerform`); OpenBLAS is therefore set to
+/// one thread (`openblas_set_num_threads(1)`, process-wide) so that two
+/// chunks calling `sgemm` do not each start a BLAS thread pool and
+/// oversubscribe the cores. A single large ``gemm(_:a:b:c:)`` is split by
+/// rows of C instead.
+///
+/// Every buffer must be a ``HostBuffer`` of the right kind holding at least
+/// the elements the operation touches; otherwise the operation throws a
+/// ``HostDeviceError`` naming the operation and the argument.
+///
+/// Not thread-safe: one caller issues operations, in order (as the protocol
+/// says). Parallelism is inside each operation.
+public final class HostDevice: Device {
+    public let info: DeviceInfo
+    /// How many chunks batch work is split into: the active cores.
+    let workers: Int
+    /// Per-worker scratch memory (columns, partial weight gradients).
+    let scratch: HostScratch
+
+    public init() {
+        openblas_set_num_threads(1)
+        workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        scratch = HostScratch(workers: workers)
+        info = DeviceInfo(
+            kind: .host, selector: "host", name: HostDevice.processorName(), vendor: "host",
+            type: "host", computeUnits: workers,
+            globalMemoryBytes: ProcessInfo.processInfo.physicalMemory,
+            languageVersion: "OpenBLAS cblas_sgemm (1 thread per worker)", driverVersion: "Swift",
+            platformName: "host")
+    }
+
+    /// The CPU's model name from /proc/cpuinfo (Linux), else "host CPU".
+    private static func processorName() -> String {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "host CPU" }
+        for line in text.split(separator: "\n") where line.hasPrefix("model name") {
+            if let colon = line.firstIndex(of: ":") {
+                return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return "host CPU"
+    }
+
+    // MARK: Buffers
+
+    public func makeBuffer(count: Int, kind: ElementKind) throws -> Buffer {
+        guard count >= 0 else { throw HostDeviceError.invalidShape(operation: "makeBuffer", reason: "count \(count) < 0") }
+        return HostBuffer(count: count, kind: kind)
+    }
+
+    public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {
+        let target = try floats(buffer, at: buffer.count, "upload", "buffer")
+        guard values.count == buffer.count else {
+            throw HostDeviceError.countMismatch(operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
+        }
+        if let base = values.baseAddress { target.update(from: base, count: values.count) }
+    }
+
+    public func upload(_ values: UnsafeBufferPointer<Int32>, to buffer: Buffer) throws {
+        let target = try int32s(buffer, at: buffer.count, "upload", "buffer")
+        guard values.count == buffer.count else {
+            throw HostDeviceError.countMismatch(operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
+        }
+        if let base = values.baseAddress { target.update(from: base, count: values.count) }
+    }
+
+    public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Float>) throws {
+        let source = try floats(buffer, at: buffer.count, "download", "buffer")
+        guard values.count == buffer.count else {
+            throw HostDeviceError.countMismatch(operation: "download", bufferCount: buffer.count, arrayCount: values.count)
+        }
+        if let base = values.baseAddress { base.update(from: source, count: values.count) }
+    }
+
+    public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Int32>) throws {
+        let source = try int32s(buffer, at: buffer.count, "download", "buffer")
+        guard values.count == buffer.count else {
+            throw HostDeviceError.countMismatch(operation: "download", bufferCount: buffer.count, arrayCount: values.count)
+        }
+        if let base = values.baseAddress { base.update(from: source, count: values.count) }
+    }
+
+    public func fill(_ buffer: Buffer, value: Float) throws {
+        let target = try floats(buffer, at: buffer.count, "fill", "buffer")
+        target.update(repeating: value, count: buffer.count)
+    }
+
+    public func copy(_ source: Buffer, to destination: Buffer) throws {
+        let from = try host(source, "copy", "source")
+        let to = try host(destination, "copy", "destination")
+        guard source.kind == destination.kind else {
+            throw HostDeviceError.wrongKind(operation: "copy", argument: "destination",
+                                            expected: source.kind, actual: destination.kind)
+        }
+        guard source.count == destination.count else {
+            throw HostDeviceError.countMismatch(operation: "copy", bufferCount: destination.count, arrayCount: source.count)
+        }
+        to.storage.copyMemory(from: from.storage, byteCount: source.byteCount)
+    }
+
+    /// Nothing is queued on the host: every operation has finished when it returns.
+    public func finish() throws {}
+
+    // MARK: Linear algebra
+
+    public func gemm(_ shape: GEMMShape, a: Buffer, b: Buffer, c: Buffer) throws {
+        let (m, n, k) = (shape.m, shape.n, shape.k)
+        guard m >= 0, n >= 0, k >= 0 else {
+            throw HostDeviceError.invalidShape(operation: "gemm", reason: "\(shape) has a negative dimension")
+        }
+        let pa = try floats(a, at: m * k, "gemm", "a")
+        let pb = try floats(b, at: k * n, "gemm", "b")
+        let pc = try floats(c, at: m * n, "gemm", "c")
+        guard m > 0, n > 0 else { return }
+        // Split rows of C across the cores when the product is worth two
+        // threads (~1 MFLOP; below that the dispatch costs more than it saves).
+        let chunks = shape.flops >= 1e6 ? workers : 1
+        parallelChunks(m, chunks: chunks) { _, rows in
+            // Rows r of op(A): stored row r (lda k), or stored column r (lda m).
+            let aRows = shape.transposeA ? pa + rows.lowerBound : pa + rows.lowerBound * k
+            HostKernels.sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB,
+                              m: rows.count, n: n, k: k, alpha: shape.alpha,
+                              a: aRows, lda: shape.transposeA ? m : k,
+                              b: pb, ldb: shape.transposeB ? k : n,
+                              beta: shape.beta, c: pc + rows.lowerBound * n, ldc: n)
+        }
+    }
+
+    // MARK: Parallel chunks
+
+    /// Calls `body(chunk, range)` for `chunks` contiguous, near-equal ranges
+    /// covering 0..<count, concurrently when there is more than one. `chunk`
+    /// indexes per-worker scratch, so `chunks` must not exceed `workers`.
+    func parallelChunks(_ count: Int, chunks requested: Int, _ body: (Int, Range<Int>) -> Void) {
+        let chunks = max(1, min(requested, count, workers))
+        if chunks == 1 {
+            body(0, 0..<count)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: chunks) { i in
+                body(i, (i * count / chunks)..<((i + 1) * count / chunks))
+            }
+        }
+    }
+
+    // MARK: Argument checks
+
+    func host(_ buffer: Buffer, _ operation: String, _ argument: String) throws -> HostBuffer {
+        guard let hostBuffer = buffer as? HostBuffer else {
+            throw HostDeviceError.foreignBuffer(operation: operation, argument: argument)
+        }
+        return hostBuffer
+    }
+
+    /// The float storage of `buffer`, checked to hold at least `needed` elements.
+    func floats(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws -> UnsafeMutablePointer<Float> {
+        let h = try host(buffer, operation, argument)
+        guard h.kind == .float32 else {
+            throw HostDeviceError.wrongKind(operation: operation, argument: argument, expected: .float32, actual: h.kind)
+        }
+        guard h.count >= needed else {
+            throw HostDeviceError.bufferTooSmall(operation: operation, argument: argument, needed: needed, count: h.count)
+        }
+        return h.floats
+    }
+
+    /// The int32 storage of `buffer`, checked to hold at least `needed` elements.
+    func int32s(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws -> UnsafeMutablePointer<Int32> {
+        let h = try host(buffer, operation, argument)
+        guard h.kind == .int32 else {
+            throw HostDeviceError.wrongKind(operation: operation, argument: argument, expected: .int32, actual: h.kind)
+        }
+        guard h.count >= needed else {
+            throw HostDeviceError.bufferTooSmall(operation: operation, argument: argument, needed: needed, count: h.count)
+        }
+        return h.int32s
+    }
+}

@@ -1,0 +1,37 @@
+/// Why a ``HostDevice`` operation refused its arguments. Every case names the
+/// operation and the argument, so that a failure says where it happened.
+public enum HostDeviceError: Error, CustomStringConvertible, Equatable {
+    /// The buffer was made by another device.
+    case foreignBuffer(operation: String, argument: String)
+    /// The buffer holds the wrong element kind.
+    case wrongKind(operation: String, argument: String, expected: ElementKind, actual: ElementKind)
+    /// The buffer holds fewer elements than the operation touches.
+    case bufferTooSmall(operation: String, argument: String, needed: Int, count: Int)
+    /// A host array's length differs from the buffer's.
+    case countMismatch(operation: String, bufferCount: Int, arrayCount: Int)
+    /// A shape with a non-positive or inconsistent dimension.
+    case invalidShape(operation: String, reason: String)
+    /// A class label outside 0..<classes.
+    case labelOutOfRange(sample: Int, label: Int32, classes: Int)
+    /// A max-pool argmax that does not point into its 2×2 window's plane.
+    case argmaxOutOfRange(index: Int, value: Int32, planeSize: Int)
+
+    public var description: String {
+        switch self {
+        case let .foreignBuffer(op, arg):
+            return "HostDevice.\(op): \(arg) was not made by a HostDevice"
+        case let .wrongKind(op, arg, expected, actual):
+            return "HostDevice.\(op): \(arg) holds \(actual.rawValue), expected \(expected.rawValue)"
+        case let .bufferTooSmall(op, arg, needed, count):
+            return "HostDevice.\(op): \(arg) holds \(count) elements, the operation needs \(needed)"
+        case let .countMismatch(op, bufferCount, arrayCount):
+            return "HostDevice.\(op): buffer holds \(bufferCount) elements, host array \(arrayCount)"
+        case let .invalidShape(op, reason):
+            return "HostDevice.\(op): invalid shape: \(reason)"
+        case let .labelOutOfRange(sample, label, classes):
+            return "HostDevice.softmaxCrossEntropy: label \(label) of sample \(sample) is outside 0..<\(classes)"
+        case let .argmaxOutOfRange(index, value, planeSize):
+            return "HostDevice.maxPool2Backward: argmax[\(index)] = \(value) is outside its plane of \(planeSize)"
+        }
+    }
+}
