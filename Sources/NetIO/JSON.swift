@@ -69,7 +69,12 @@ public struct JSONParser {
     private func error(_ reason: String) -> JSONParseError { JSONParseError(offset: position, reason: reason) }
 
     private mutating func skipWhitespace() {
-        while position < bytes.count, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[position]) { position += 1 }
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x09, 0x0a, 0x0d: position += 1
+            default: return
+            }
+        }
     }
 
     private mutating func expect(_ literal: String, _ result: JSONValue) throws -> JSONValue {

@@ -70,25 +70,28 @@ public struct MD5 {
     }
 
     private mutating func processBlock(_ block: UnsafeRawBufferPointer) {
-        var m = [UInt32](repeating: 0, count: 16)
-        for i in 0..<16 {
-            m[i] = UInt32(block[4 * i]) | UInt32(block[4 * i + 1]) << 8
-                | UInt32(block[4 * i + 2]) << 16 | UInt32(block[4 * i + 3]) << 24
+        // Message word g of the block, little-endian.
+        @inline(__always) func m(_ g: Int) -> UInt32 {
+            UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 4 * g, as: UInt32.self))
         }
         var (a, b, c, d) = state
-        for i in 0..<64 {
-            var f: UInt32
-            let g: Int
-            switch i {
-            case 0..<16: f = (b & c) | (~b & d); g = i
-            case 16..<32: f = (d & b) | (~d & c); g = (5 * i + 1) % 16
-            case 32..<48: f = b ^ c ^ d; g = (3 * i + 5) % 16
-            default: f = c ^ (b | ~d); g = (7 * i) % 16
+        MD5.constants.withUnsafeBufferPointer { k in
+            MD5.shifts.withUnsafeBufferPointer { shift in
+                for i in 0..<64 {
+                    var f: UInt32
+                    let g: Int
+                    switch i {
+                    case 0..<16: f = (b & c) | (~b & d); g = i
+                    case 16..<32: f = (d & b) | (~d & c); g = (5 * i + 1) & 15
+                    case 32..<48: f = b ^ c ^ d; g = (3 * i + 5) & 15
+                    default: f = c ^ (b | ~d); g = (7 * i) & 15
+                    }
+                    f = f &+ a &+ k[i] &+ m(g)
+                    a = d; d = c; c = b
+                    let s = shift[i]
+                    b = b &+ ((f << s) | (f >> (32 - s)))
+                }
             }
-            f = f &+ a &+ MD5.constants[i] &+ m[g]
-            a = d; d = c; c = b
-            let s = MD5.shifts[i]
-            b = b &+ ((f << s) | (f >> (32 - s)))
         }
         state = (state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d)
     }

@@ -17,13 +17,13 @@ func gzipped(_ data: Data) throws -> Data {
     defer { try? FileManager.default.removeItem(at: dir) }
     let file = dir.appendingPathComponent("x")
     try data.write(to: file)
-    try run("/usr/bin/gzip", ["-n", "-f", file.path])
+    try runProgram("/usr/bin/gzip", ["-n", "-f", file.path])
     return try Data(contentsOf: dir.appendingPathComponent("x.gz"))
 }
 
 /// Runs a program, failing the test setup when it exits non-zero; returns stdout.
 @discardableResult
-func run(_ program: String, _ arguments: [String]) throws -> String {
+func runProgram(_ program: String, _ arguments: [String]) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: program)
     process.arguments = arguments

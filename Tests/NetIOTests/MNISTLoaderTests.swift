@@ -1,0 +1,165 @@
+import Foundation
+import NetIO
+import TestSupport
+import XCTest
+
+/// The loader on the real MNIST files (TestEnvironment.mnistDirectory), with
+/// every expected number taken from shared/data/mnist/README.md, plus the
+/// locator and the missing-file and download-failure paths.
+final class MNISTLoaderTests: XCTestCase {
+    /// Loaded once for the class: decompressing and checking 55 MB is the
+    /// slow part, and every test here reads the same sets.
+    nonisolated(unsafe) static var cached: (train: Dataset, test: Dataset)?
+
+    private func mnist() throws -> (train: Dataset, test: Dataset) {
+        if let c = Self.cached { return c }
+        let directory = try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST not found: set MNIST_DIR or provide ../shared/data/mnist")
+        let sets = try MNISTLoader.load(kind: .mnist, directory: directory, download: nil, verifyChecksums: true)
+        Self.cached = sets
+        return sets
+    }
+
+    private func classCounts(_ labels: [UInt8]) -> [Int] {
+        var counts = [Int](repeating: 0, count: 10)
+        for l in labels { counts[Int(l)] += 1 }
+        return counts
+    }
+
+    func testCountsShapesAndFirstLabels() throws {
+        let (train, test) = try mnist()
+        XCTAssertEqual(train.count, 60000); XCTAssertEqual(test.count, 10000)
+        XCTAssertEqual([train.rows, train.columns, test.rows, test.columns], [28, 28, 28, 28])
+        XCTAssertEqual(train.pixels.count, 60000 * 784)
+        XCTAssertEqual(Array(train.labels.prefix(10)), [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
+        XCTAssertEqual(train.name, "mnist/train"); XCTAssertEqual(test.name, "mnist/test")
+    }
+
+    func testClassCounts() throws {
+        let (train, test) = try mnist()
+        XCTAssertEqual(classCounts(train.labels), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+        XCTAssertEqual(classCounts(test.labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+    }
+
+    /// Mean and (population) standard deviation of the training pixels on a
+    /// 0–1 scale, summed in Double: 0.1307 and 0.3081 to 4 decimals.
+    func testTrainingPixelMeanAndStandardDeviation() throws {
+        let (train, _) = try mnist()
+        var sum = 0.0, sumSquares = 0.0
+        for p in train.pixels { let x = Double(p) / 255; sum += x; sumSquares += x * x }
+        let n = Double(train.pixels.count)
+        let mean = sum / n
+        let std = (sumSquares / n - mean * mean).squareRoot()
+        XCTAssertEqual((mean * 10000).rounded() / 10000, 0.1307)
+        XCTAssertEqual((std * 10000).rounded() / 10000, 0.3081)
+    }
+
+    /// The decompressed content's MD5 (our MD5, which MD5Tests checks against
+    /// RFC 1321 and md5sum) against the README's table.
+    func testDecompressedMD5sMatchTheREADME() throws {
+        let directory = try XCTUnwrap(TestEnvironment.mnistDirectory)
+        let table = [
+            "train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
+            "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
+            "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
+            "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
+        ]
+        for (name, expected) in table {
+            let url = directory.appendingPathComponent(name)
+            let raw = try IDXReader.idxBytes(IDXReader.readFile(url), fileName: name)
+            XCTAssertEqual(MD5.hex(raw), expected, name)
+        }
+    }
+
+    func testNormalizedImagesUseTheStatedConstants() throws {
+        let (train, _) = try mnist()
+        let x = train.normalizedImages([0])
+        XCTAssertEqual(x.count, 784)
+        for (p, v) in zip(train.pixels.prefix(784), x) {
+            let expected = (Double(p) / 255 - 0.1307) / 0.3081
+            XCTAssertEqual(Double(v), expected, accuracy: 1e-5)
+        }
+    }
+
+    // MARK: synthetic folders
+
+    private func writeSyntheticSet(in dir: URL, train: Int, test: Int, gzip: Bool) throws {
+        func write(_ name: String, _ data: Data) throws {
+            try (gzip ? gzipped(data) : data).write(to: dir.appendingPathComponent(name + (gzip ? ".gz" : "")))
+        }
+        try write("train-images-idx3-ubyte", idxBytes(dims: [train, 28, 28], payload: (0..<(train * 784)).map { UInt8($0 % 251) }))
+        try write("train-labels-idx1-ubyte", idxBytes(dims: [train], payload: (0..<train).map { UInt8($0 % 10) }))
+        try write("t10k-images-idx3-ubyte", idxBytes(dims: [test, 28, 28], payload: (0..<(test * 784)).map { UInt8($0 % 7) }))
+        try write("t10k-labels-idx1-ubyte", idxBytes(dims: [test], payload: (0..<test).map { UInt8(9 - $0 % 10) }))
+    }
+
+    func testOtherContentFailsTheChecksumButPassesWithoutIt() throws {
+        let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-mnist")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try writeSyntheticSet(in: dir, train: 5, test: 3, gzip: true)
+        assertThrows(DatasetError.self, containing: ["train-images-idx3-ubyte.gz", "expected 6bbc9ace898e44ae57da46a324031adb"]) {
+            try MNISTLoader.load(kind: .mnist, directory: dir, download: nil, verifyChecksums: true)
+        }
+        let (train, test) = try MNISTLoader.load(kind: .mnist, directory: dir, download: nil, verifyChecksums: false)
+        XCTAssertEqual(train.count, 5); XCTAssertEqual(test.count, 3)
+        XCTAssertEqual(test.labels, [9, 8, 7])
+        XCTAssertEqual(Array(train.pixels.suffix(2)), [UInt8((5 * 784 - 2) % 251), UInt8((5 * 784 - 1) % 251)])
+    }
+
+    func testUncompressedFilesAreReadToo() throws {
+        let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-mnist")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try writeSyntheticSet(in: dir, train: 4, test: 2, gzip: false)
+        let (train, test) = try MNISTLoader.load(kind: .fashionMNIST, directory: dir, download: nil, verifyChecksums: false)
+        XCTAssertEqual(train.labels, [0, 1, 2, 3]); XCTAssertEqual(test.count, 2)
+        XCTAssertEqual(train.name, "fashion-mnist/train")
+    }
+
+    func testMissingFilesWithoutDownloadingSayWhatToPutWhere() throws {
+        let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-mnist")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try writeSyntheticSet(in: dir, train: 2, test: 2, gzip: true)
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("t10k-labels-idx1-ubyte.gz"))
+        let error = assertThrows(DatasetError.self, containing: [
+            "MNIST files missing in \(dir.path): t10k-labels-idx1-ubyte.gz",
+            "\(dir.path)/t10k-labels-idx1-ubyte.gz", "--data DIR", "MNIST_DIR",
+        ]) { try MNISTLoader.load(kind: .mnist, directory: dir, download: nil) }
+        XCTAssertFalse(error?.description.contains("train-images") ?? true, "only the missing file is listed")
+    }
+
+    /// Downloading from a mirror that refuses connections (a closed port on
+    /// the loopback address) fails within the connect timeout, the error
+    /// quotes the URL and curl's reason, and nothing is left in the folder.
+    func testDownloadFailureIsFastAndClear() throws {
+        let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-mnist")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let mirror = URL(string: "http://127.0.0.1:9/mnist/")!
+        let start = Date()
+        let error = assertThrows(DatasetError.self, containing: [
+            "MNIST files missing in \(dir.path)", "Downloading them failed",
+            "http://127.0.0.1:9/mnist/train-images-idx3-ubyte.gz", "curl:",
+            "\(dir.path)/train-labels-idx1-ubyte.gz", "https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
+        ]) { try MNISTLoader.load(kind: .mnist, directory: dir, download: DatasetDownload(mirrors: [mirror], connectTimeout: 2, totalTimeout: 5)) }
+        XCTAssertNotNil(error)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 10)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [])
+    }
+
+    func testFashionMNISTMessageNamesTheDebianPackage() throws {
+        let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-fashion")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        assertThrows(DatasetError.self, containing: ["Fashion-MNIST files missing", "dataset-fashion-mnist", "FASHION_MNIST_DIR"]) {
+            try MNISTLoader.load(kind: .fashionMNIST, directory: dir, download: nil)
+        }
+    }
+
+    func testLocatorOrder() {
+        let explicit = URL(fileURLWithPath: "/x/data")
+        let env = ["MNIST_DIR": "/env/mnist", "XDG_DATA_HOME": "/xdg", "HOME": "/home/u"]
+        XCTAssertEqual(DatasetLocator.directory(for: .mnist, explicit: explicit, environment: env).path, "/x/data")
+        XCTAssertEqual(DatasetLocator.directory(for: .mnist, environment: env).path, "/env/mnist")
+        XCTAssertEqual(DatasetLocator.directory(for: .mnist, environment: ["MNIST_DIR": "", "XDG_DATA_HOME": "/xdg"]).path, "/xdg/convsvd/mnist")
+        XCTAssertEqual(DatasetLocator.directory(for: .mnist, environment: ["HOME": "/home/u"]).path, "/home/u/.local/share/convsvd/mnist")
+        XCTAssertEqual(DatasetLocator.directory(for: .fashionMNIST, environment: env).path, "/usr/share/datasets/fashion-mnist")
+        XCTAssertEqual(DatasetLocator.directory(for: .fashionMNIST, environment: ["FASHION_MNIST_DIR": "/f"]).path, "/f")
+    }
+}
