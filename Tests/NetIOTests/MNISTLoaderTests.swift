@@ -80,6 +80,22 @@ final class MNISTLoaderTests: XCTestCase {
         }
     }
 
+    /// Fashion-MNIST from Debian's dataset-fashion-mnist (scripts/setup
+    /// installs it) at the locator's default folder: the published sizes,
+    /// balanced classes (6000 per class in training, 1000 in test) and the
+    /// first training labels (ankle boot, T-shirt, T-shirt, dress, …), with
+    /// the MD5 table checked on load.
+    func testFashionMNISTFromTheDebianPackage() throws {
+        let directory = DatasetLocator.directory(for: .fashionMNIST, environment: [:])
+        XCTAssertEqual(directory.path, "/usr/share/datasets/fashion-mnist")
+        let (train, test) = try MNISTLoader.load(kind: .fashionMNIST, directory: directory, download: nil, verifyChecksums: true)
+        XCTAssertEqual(train.count, 60000); XCTAssertEqual(test.count, 10000)
+        XCTAssertEqual(classCounts(train.labels), [Int](repeating: 6000, count: 10))
+        XCTAssertEqual(classCounts(test.labels), [Int](repeating: 1000, count: 10))
+        XCTAssertEqual(Array(train.labels.prefix(10)), [9, 0, 0, 3, 0, 2, 7, 2, 5, 5])
+        XCTAssertEqual(Array(test.labels.prefix(10)), [9, 2, 1, 1, 6, 1, 4, 6, 5, 7])
+    }
+
     // MARK: synthetic folders
 
     private func writeSyntheticSet(in dir: URL, train: Int, test: Int, gzip: Bool) throws {
