@@ -35,7 +35,7 @@ public final class Optimizer {
     private let slots: [[Buffer]]
 
     /// The names of the state tensors, per parameter, for checkpoints:
-    /// `optimizer.m.conv1.weight`, `optimizer.velocity.fc.bias` …
+    /// `m.conv1.weight`, `velocity.fc.bias` … (NetIO adds the `optimizer.` prefix).
     public var slotNames: [String] {
         switch kind {
         case .adam: return ["m", "v"]
@@ -78,7 +78,7 @@ public final class Optimizer {
         var out: [String: [Float]] = [:]
         for (i, name) in TinyConvNet.Parameters.names.enumerated() {
             for (j, slot) in slotNames.enumerated() {
-                out["optimizer.\(slot).\(name)"] = try device.floats(slots[i][j])
+                out["\(slot).\(name)"] = try device.floats(slots[i][j])
             }
         }
         return out
@@ -88,7 +88,7 @@ public final class Optimizer {
     public func restore(_ state: [String: [Float]], step: Int) throws {
         for (i, name) in TinyConvNet.Parameters.names.enumerated() {
             for (j, slot) in slotNames.enumerated() {
-                let key = "optimizer.\(slot).\(name)"
+                let key = "\(slot).\(name)"
                 guard let values = state[key], values.count == slots[i][j].count else {
                     throw TrainingError.resume("checkpoint lacks optimiser tensor \(key) with \(slots[i][j].count) values")
                 }

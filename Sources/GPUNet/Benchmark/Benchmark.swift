@@ -1,0 +1,212 @@
+import Foundation
+import NetIO
+
+/// Timings of every operation a training step uses, at TinyConvNet's shapes,
+/// on one device: what `convsvd bench` prints and writes as JSON.
+///
+/// Each figure is the median of `repeats` samples taken after `warmup`
+/// unmeasured runs. A sample runs the operation `r` times and then waits for
+/// the device (``Device/finish()``), divided by `r`; `r` is chosen so that a
+/// sample lasts about 5 ms, which keeps launch and synchronisation overhead
+/// out of short operations without hiding it from whole steps (a step
+/// sample is always one step, read-back included).
+public struct Benchmark {
+    public struct Options: Sendable {
+        public var batchSizes: [Int]
+        public var repeats: Int
+        public var warmup: Int
+        /// Target duration of one sample, seconds.
+        public var sampleSeconds: Double
+        public init(batchSizes: [Int] = [64, 256], repeats: Int = 15, warmup: Int = 3, sampleSeconds: Double = 0.005) {
+            self.batchSizes = batchSizes; self.repeats = repeats; self.warmup = warmup
+            self.sampleSeconds = sampleSeconds
+        }
+        /// Few repeats at batch 8: for tests, not for figures.
+        public static let quick = Options(batchSizes: [8], repeats: 3, warmup: 1, sampleSeconds: 0.0005)
+    }
+
+    /// One operation's timing.
+    public struct Timing: Codable, Equatable, Sendable {
+        /// e.g. "conv2.forward", "gemm.conv2.weight_grad", "step".
+        public var operation: String
+        public var batch: Int
+        /// The shape in words, e.g. "16×7744×72 Bᵀ" or "(64,8,13,13)→16".
+        public var shape: String
+        public var medianSeconds: Double
+        public var minSeconds: Double
+        public var maxSeconds: Double
+        public var runs: Int
+        /// Useful floating-point operations of one run (nil where undefined).
+        public var flops: Double?
+        public var gflopsPerSecond: Double? { flops.map { $0 / medianSeconds / 1e9 } }
+        /// The host's median over this device's median (> 1: faster than the
+        /// host). Nil for the host itself and where the host has no figure.
+        public var speedupOverHost: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case operation, batch, shape, runs, flops
+            case medianSeconds = "median_seconds", minSeconds = "min_seconds", maxSeconds = "max_seconds"
+            case gflopsPerSecond = "gflops_per_second", speedupOverHost = "speedup_over_host"
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(operation, forKey: .operation); try c.encode(batch, forKey: .batch)
+            try c.encode(shape, forKey: .shape); try c.encode(runs, forKey: .runs)
+            try c.encode(medianSeconds, forKey: .medianSeconds); try c.encode(minSeconds, forKey: .minSeconds)
+            try c.encode(maxSeconds, forKey: .maxSeconds); try c.encodeIfPresent(flops, forKey: .flops)
+            try c.encodeIfPresent(gflopsPerSecond, forKey: .gflopsPerSecond)
+            try c.encodeIfPresent(speedupOverHost, forKey: .speedupOverHost)
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            operation = try c.decode(String.self, forKey: .operation); batch = try c.decode(Int.self, forKey: .batch)
+            shape = try c.decode(String.self, forKey: .shape); runs = try c.decode(Int.self, forKey: .runs)
+            medianSeconds = try c.decode(Double.self, forKey: .medianSeconds)
+            minSeconds = try c.decode(Double.self, forKey: .minSeconds)
+            maxSeconds = try c.decode(Double.self, forKey: .maxSeconds)
+            flops = try c.decodeIfPresent(Double.self, forKey: .flops)
+            speedupOverHost = try c.decodeIfPresent(Double.self, forKey: .speedupOverHost)
+        }
+
+        init(operation: String, batch: Int, shape: String, samples: [Double], flops: Double?) {
+            let sorted = samples.sorted()
+            self.operation = operation; self.batch = batch; self.shape = shape; self.flops = flops
+            runs = sorted.count
+            medianSeconds = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
+                : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+            minSeconds = sorted.first ?? .nan
+            maxSeconds = sorted.last ?? .nan
+        }
+    }
+
+    /// One operation's share of a training step's median time.
+    public struct Share: Codable, Equatable, Sendable {
+        public var operation: String
+        public var seconds: Double
+        public var fraction: Double
+    }
+
+    /// Everything measured on one device.
+    public struct DeviceReport: Codable, Sendable {
+        public var device: DeviceInfo
+        public var operations: [Timing]
+        /// Per batch size: where a step's time goes, the remainder
+        /// ("host and transfers") included.
+        public var stepBreakdown: [Int: [Share]]
+        /// A full epoch of training (60k images, batch 64) when asked for.
+        public var epoch: Timing?
+        /// Kernel program preparation, seconds: with an empty and with a warm
+        /// cache (OpenCL devices only).
+        public var programPreparation: ProgramPreparation?
+
+        enum CodingKeys: String, CodingKey {
+            case device, operations, epoch
+            case stepBreakdown = "step_breakdown", programPreparation = "program_preparation"
+        }
+    }
+
+    public struct ProgramPreparation: Codable, Equatable, Sendable {
+        public var coldSeconds: Double
+        public var warmSeconds: Double
+        enum CodingKeys: String, CodingKey { case coldSeconds = "cold_seconds", warmSeconds = "warm_seconds" }
+        public init(coldSeconds: Double, warmSeconds: Double) {
+            self.coldSeconds = coldSeconds; self.warmSeconds = warmSeconds
+        }
+    }
+
+    public let options: Options
+    public init(options: Options = Options()) { self.options = options }
+
+    /// Times one closure: warm-up, then `repeats` samples of about
+    /// `sampleSeconds` each (at least one run per sample).
+    func time(_ device: any Device, _ body: () throws -> Void) throws -> [Double] {
+        for _ in 0..<options.warmup { try body() }
+        try device.finish()
+        let probeStart = now()
+        try body()
+        try device.finish()
+        let once = max(1e-7, now() - probeStart)
+        let runsPerSample = max(1, min(1000, Int(options.sampleSeconds / once)))
+        var samples: [Double] = []
+        for _ in 0..<options.repeats {
+            let start = now()
+            for _ in 0..<runsPerSample { try body() }
+            try device.finish()
+            samples.append((now() - start) / Double(runsPerSample))
+        }
+        return samples
+    }
+
+    /// Every operation and whole steps on `device`; `epochData`, when given,
+    /// also times a full training epoch on it.
+    public func run(on device: any Device, epochData: Dataset? = nil,
+                    progress: (String) -> Void = { _ in }) throws -> DeviceReport {
+        var timings: [Timing] = []
+        var breakdown: [Int: [Share]] = [:]
+        for batch in options.batchSizes {
+            progress("\(device.info.selector): operations at batch \(batch)")
+            let fixture = try OperationFixture(device: device, batch: batch)
+            var byName: [String: Timing] = [:]
+            for op in fixture.operations {
+                let t = Timing(operation: op.name, batch: batch, shape: op.shape,
+                               samples: try time(device, op.run), flops: op.flops)
+                timings.append(t)
+                byName[op.name] = t
+            }
+            progress("\(device.info.selector): training step at batch \(batch)")
+            let step = try fixture.stepTiming(self)
+            timings.append(step)
+            breakdown[batch] = Self.shares(step: step, parts: OperationFixture.stepComposition.map { name, times in
+                (name, (byName[name]?.medianSeconds ?? 0) * Double(times))
+            })
+        }
+        var epoch: Timing?
+        if let data = epochData {
+            progress("\(device.info.selector): one epoch of \(data.count) images")
+            epoch = try Self.timeEpoch(device: device, data: data)
+        }
+        return DeviceReport(device: device.info, operations: timings, stepBreakdown: breakdown, epoch: epoch,
+                            programPreparation: nil)
+    }
+
+    /// Shares of the step's median: each part, then what is left over.
+    static func shares(step: Timing, parts: [(String, Double)]) -> [Share] {
+        var out = parts.map { Share(operation: $0.0, seconds: $0.1, fraction: $0.1 / step.medianSeconds) }
+        let rest = step.medianSeconds - parts.reduce(0) { $0 + $1.1 }
+        out.append(Share(operation: "host, transfers and synchronisation", seconds: rest,
+                         fraction: rest / step.medianSeconds))
+        return out
+    }
+
+    /// One full training epoch (batch 64, Adam) from a fresh network: a
+    /// single sample, the figure users compare with PyTorch's 1.76 s.
+    static func timeEpoch(device: any Device, data: Dataset) throws -> Timing {
+        let settings = TrainingSettings(epochs: 1, batchSize: 64, seed: 1)
+        let trainer = try Trainer(device: device, settings: settings, train: data, test: data.prefix(1))
+        try trainer.run(outputDirectory: nil)
+        let seconds = trainer.history[0].seconds
+        let convFlops = 3 * (TinyConvNet.Shapes(batch: 1).conv1.flops + TinyConvNet.Shapes(batch: 1).conv2.flops)
+        return Timing(operation: "epoch", batch: 64, shape: "\(data.count) images", samples: [seconds],
+                      flops: Double(data.count) * convFlops)
+    }
+
+    /// Fills in each device timing's speed-up over the host's.
+    public static func compareWithHost(_ reports: inout [DeviceReport]) {
+        guard let host = reports.first(where: { $0.device.kind == .host }) else { return }
+        var hostMedian: [String: Double] = [:]
+        for t in host.operations { hostMedian["\(t.operation)@\(t.batch)"] = t.medianSeconds }
+        for i in reports.indices where reports[i].device.kind != .host {
+            for j in reports[i].operations.indices {
+                let t = reports[i].operations[j]
+                reports[i].operations[j].speedupOverHost = hostMedian["\(t.operation)@\(t.batch)"].map { $0 / t.medianSeconds }
+            }
+            if let e = reports[i].epoch, let h = host.epoch {
+                reports[i].epoch?.speedupOverHost = h.medianSeconds / e.medianSeconds
+            }
+        }
+    }
+}
+
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -1,0 +1,157 @@
+import NetIO
+
+/// Buffers filled with random values at TinyConvNet's shapes for one batch
+/// size, and a closure per operation to time on them.
+struct OperationFixture {
+    struct Operation {
+        var name: String
+        var shape: String
+        var flops: Double?
+        var run: () throws -> Void
+    }
+
+    let device: any Device
+    let batch: Int
+    let network: TinyConvNet
+    let optimizer: Optimizer
+    let workspace: TinyConvNet.Workspace
+    private(set) var operations: [Operation] = []
+
+    /// How many times each timed operation occurs in one training step: the
+    /// parts of ``Benchmark/DeviceReport/stepBreakdown``.
+    static let stepComposition: [(String, Int)] = [
+        ("conv1.forward", 1), ("relu1.forward", 1), ("pool1.forward", 1),
+        ("conv2.forward", 1), ("relu2.forward", 1), ("pool2.forward", 1),
+        ("fc.forward", 1), ("softmax_cross_entropy", 1), ("fc.backward", 1),
+        ("pool2.backward", 1), ("relu2.backward", 1), ("conv2.backward_weight", 1), ("conv2.backward_data", 1),
+        ("pool1.backward", 1), ("relu1.backward", 1), ("conv1.backward_weight", 1), ("adam.update", 1),
+    ]
+
+    init(device: any Device, batch: Int) throws {
+        self.device = device
+        self.batch = batch
+        network = try TinyConvNet(device: device)
+        try network.load(TinyConvNet.initialWeights(seed: 7))
+        optimizer = try Optimizer(.adam(), learningRate: 1e-3, parameters: network.parameters, device: device)
+        workspace = try network.workspace(batch: batch)
+        var random = SeededRandom(seed: UInt64(batch))
+        try device.upload((0..<workspace.shapes.conv1.inputCount).map { _ in random.uniform(2) }, to: workspace.input)
+        try device.upload((0..<batch).map { _ in Int32(random.next() % 10) }, to: workspace.labels)
+        // One real step fills every activation and gradient with meaningful values.
+        try network.forward(workspace)
+        try network.backward(workspace)
+        try device.finish()
+        try makeOperations(&random)
+    }
+
+    private mutating func makeOperations(_ random: inout SeededRandom) throws {
+        let d = device, w = workspace, s = w.shapes, p = network.parameters, g = network.gradients
+        let batch = self.batch
+        func floats(_ n: Int) throws -> Buffer {
+            try d.makeBuffer((0..<n).map { _ in random.uniform(1) })
+        }
+        // The im2col products of each layer, as in reference-figures.md.
+        let gemms: [(String, GEMMShape)] = [
+            ("gemm.conv1.forward", GEMMShape(m: 8, n: s.conv1.patchCount, k: 9)),
+            ("gemm.conv2.forward", GEMMShape(m: 16, n: s.conv2.patchCount, k: 72)),
+            ("gemm.conv2.weight_grad", GEMMShape(m: 16, n: 72, k: s.conv2.patchCount, transposeB: true)),
+            ("gemm.conv2.column_grad", GEMMShape(m: 72, n: s.conv2.patchCount, k: 16, transposeA: true)),
+            ("gemm.conv1.weight_grad", GEMMShape(m: 8, n: 9, k: s.conv1.patchCount, transposeB: true)),
+            ("gemm.fc.forward", GEMMShape(m: batch, n: 10, k: 400, transposeB: true)),
+        ]
+        for (name, shape) in gemms {
+            let a = try floats(shape.m * shape.k), b = try floats(shape.k * shape.n), c = try floats(shape.m * shape.n)
+            operations.append(Operation(name: name, shape: shape.description, flops: shape.flops) {
+                try d.gemm(shape, a: a, b: b, c: c)
+            })
+        }
+        for (layer, conv, input, output, gradOutput, gradInput, weight, gradWeight) in [
+            ("conv1", s.conv1, w.input, w.conv1, w.gradConv1, w.gradRelu1, p.conv1, g.conv1),
+            ("conv2", s.conv2, w.pool1, w.conv2, w.gradConv2, w.gradPool1, p.conv2, g.conv2),
+        ] {
+            let words = "(\(batch),\(conv.inputCount / batch / conv.height / conv.width),\(conv.height),\(conv.width))→\(conv.outChannels)"
+            let columns = try d.makeBuffer(count: conv.patchSize * conv.patchCount, kind: .float32)
+            let scratchInput = try d.makeBuffer(count: conv.inputCount, kind: .float32)
+            operations += [
+                Operation(name: "\(layer).im2col", shape: words, flops: nil) {
+                    try d.im2col(conv, input: input, columns: columns)
+                },
+                Operation(name: "\(layer).col2im", shape: words, flops: nil) {
+                    try d.col2im(conv, columns: columns, input: scratchInput)
+                },
+                Operation(name: "\(layer).forward", shape: words, flops: conv.flops) {
+                    try d.conv2dForward(conv, input: input, weight: weight, output: output)
+                },
+                Operation(name: "\(layer).backward_weight", shape: words, flops: conv.flops) {
+                    try d.conv2dBackwardWeight(conv, input: input, gradOutput: gradOutput, gradWeight: gradWeight)
+                },
+                Operation(name: "\(layer).backward_data", shape: words, flops: conv.flops) {
+                    // conv1's input gradient is not needed in training; timed for completeness.
+                    try d.conv2dBackwardData(conv, gradOutput: gradOutput, weight: weight,
+                                             gradInput: layer == "conv1" ? scratchInput : gradInput)
+                },
+            ]
+        }
+        for (layer, count, input, output, gradOutput, gradInput) in [
+            ("relu1", s.conv1.outputCount, w.conv1, w.relu1, w.gradRelu1, w.gradConv1),
+            ("relu2", s.conv2.outputCount, w.conv2, w.relu2, w.gradRelu2, w.gradConv2),
+        ] {
+            operations += [
+                Operation(name: "\(layer).forward", shape: "\(count)", flops: nil) {
+                    try d.reluForward(count: count, input: input, output: output)
+                },
+                Operation(name: "\(layer).backward", shape: "\(count)", flops: nil) {
+                    try d.reluBackward(count: count, output: output, gradOutput: gradOutput, gradInput: gradInput)
+                },
+            ]
+        }
+        for (layer, pool, input, output, argmax, gradOutput, gradInput) in [
+            ("pool1", s.pool1, w.relu1, w.pool1, w.argmax1, w.gradPool1, w.gradRelu1),
+            ("pool2", s.pool2, w.relu2, w.pool2, w.argmax2, w.gradPool2, w.gradRelu2),
+        ] {
+            let words = "(\(batch),\(pool.channels),\(pool.height),\(pool.width))"
+            operations += [
+                Operation(name: "\(layer).forward", shape: words, flops: nil) {
+                    try d.maxPool2Forward(pool, input: input, output: output, argmax: argmax)
+                },
+                Operation(name: "\(layer).backward", shape: words, flops: nil) {
+                    try d.maxPool2Backward(pool, gradOutput: gradOutput, argmax: argmax, gradInput: gradInput)
+                },
+            ]
+        }
+        let optimizer = self.optimizer, network = self.network
+        operations += [
+            Operation(name: "fc.forward", shape: "\(batch)×400→10", flops: s.fc.flops) {
+                try d.linearForward(s.fc, input: w.pool2, weight: p.fcWeight, bias: p.fcBias, output: w.logits)
+            },
+            Operation(name: "fc.backward", shape: "\(batch)×400→10", flops: 2 * s.fc.flops) {
+                try d.linearBackward(s.fc, input: w.pool2, weight: p.fcWeight, gradOutput: w.gradLogits,
+                                     gradInput: w.gradPool2, gradWeight: g.fcWeight, gradBias: g.fcBias)
+            },
+            Operation(name: "softmax_cross_entropy", shape: "\(batch)×10", flops: nil) {
+                try d.softmaxCrossEntropy(batch: batch, classes: 10, logits: w.logits, labels: w.labels,
+                                          gradLogits: w.gradLogits, perSample: w.perSample)
+            },
+            Operation(name: "adam.update", shape: "5,234 parameters", flops: nil) {
+                try optimizer.update(parameters: network.parameters, gradients: network.gradients)
+            },
+        ]
+    }
+
+    /// A whole step as training runs it: upload, forward, backward, read-back, update.
+    func stepTiming(_ benchmark: Benchmark) throws -> Benchmark.Timing {
+        let images = try device.floats(workspace.input)
+        let labels = try device.int32s(workspace.labels)
+        let network = self.network, optimizer = self.optimizer, w = workspace
+        let s = w.shapes
+        let samples = try benchmark.time(device) {
+            try network.setBatch(w, images: images, labels: labels)
+            try network.forward(w)
+            try network.backward(w)
+            _ = try network.batchResult(w)
+            try optimizer.update(parameters: network.parameters, gradients: network.gradients)
+        }
+        return Benchmark.Timing(operation: "step", batch: batch, shape: "forward+backward+update",
+                                samples: samples, flops: 3 * (s.conv1.flops + s.conv2.flops) + 3 * s.fc.flops)
+    }
+}

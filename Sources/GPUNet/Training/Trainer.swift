@@ -1,0 +1,162 @@
+import Foundation
+import NetIO
+
+/// What a caller sees of a training run as it happens (progress bars, logs).
+public protocol TrainingObserver: AnyObject {
+    func epochStarted(epoch: Int, of epochs: Int, steps: Int)
+    /// After each optimisation step; `images` is the running count this epoch.
+    func stepFinished(epoch: Int, step: Int, steps: Int, images: Int, meanLoss: Double)
+    func epochFinished(_ metrics: EpochMetrics, of epochs: Int)
+}
+
+/// Trains TinyConvNet on one device: the whole step (forward, loss,
+/// backward, update) runs there; the host shuffles, uploads each batch and
+/// reads back the batch's loss and correct count.
+///
+/// After every epoch `checkpoint.safetensors`, `metrics.json` and
+/// `metrics.csv` are written atomically to the output folder, so an
+/// interruption loses at most the epoch in progress, and `resume` continues
+/// from the last finished epoch to the same final weights.
+public final class Trainer {
+    public let device: any Device
+    public let settings: TrainingSettings
+    public let train: Dataset
+    public let test: Dataset
+    public let network: TinyConvNet
+    public let optimizer: Optimizer
+    /// Rows of finished epochs (restored ones included).
+    public private(set) var history: [EpochMetrics] = []
+
+    public static let checkpointFile = "checkpoint.safetensors"
+    public static let metricsFile = "metrics.json"
+    public static let metricsCSVFile = "metrics.csv"
+
+    /// Checked between steps: a true value stops the run after the current step.
+    public var shouldStop: () -> Bool = { false }
+
+    public init(device: any Device, settings: TrainingSettings, train: Dataset, test: Dataset) throws {
+        try settings.validate()
+        self.device = device
+        self.settings = settings
+        self.train = settings.trainLimit.map { train.prefix($0) } ?? train
+        self.test = settings.testLimit.map { test.prefix($0) } ?? test
+        network = try TinyConvNet(device: device)
+        try network.load(TinyConvNet.initialWeights(seed: settings.seed))
+        optimizer = try Optimizer(settings.optimizer, learningRate: settings.learningRate,
+                                  parameters: network.parameters, device: device)
+    }
+
+    /// The order of epoch `epoch` (1-based): a Fisher–Yates shuffle seeded by
+    /// (seed, epoch), so any epoch's order is known without replaying earlier ones.
+    public static func order(count: Int, seed: UInt64, epoch: Int) -> [Int] {
+        var random = SeededRandom(seed: seed, stream: UInt64(epoch))
+        var order = Array(0..<count)
+        if count > 1 {
+            for i in stride(from: count - 1, to: 0, by: -1) {
+                let j = Int(random.next() % UInt64(i + 1))
+                order.swapAt(i, j)
+            }
+        }
+        return order
+    }
+
+    /// Restores weights, optimiser state and history from `directory`'s
+    /// checkpoint and metrics. Returns the number of finished epochs.
+    @discardableResult
+    public func resume(from directory: URL) throws -> Int {
+        let url = directory.appendingPathComponent(Self.checkpointFile)
+        guard FileManager.default.fileExists(atPath: url.path) else { return 0 }
+        let checkpoint = try Checkpoint.read(from: url)
+        guard let settingsJSON = checkpoint.metadata["settings"],
+              let saved = try? JSONDecoder().decode(TrainingSettings.self, from: Data(settingsJSON.utf8))
+        else { throw TrainingError.resume("\(url.path) has no training settings in its metadata") }
+        guard settings.isContinuation(of: saved) else {
+            throw TrainingError.resume("\(url.path) was trained with other settings (\(settingsJSON))")
+        }
+        guard let epochText = checkpoint.metadata["epoch"], let epoch = Int(epochText),
+              let stepText = checkpoint.metadata["optimizer_step"], let step = Int(stepText)
+        else { throw TrainingError.resume("\(url.path) lacks the epoch or optimizer_step metadata") }
+        try network.load(checkpoint.weights)
+        try optimizer.restore(checkpoint.optimizerState, step: step)
+        let metricsURL = directory.appendingPathComponent(Self.metricsFile)
+        if let data = try? Data(contentsOf: metricsURL),
+           let metrics = try? JSONDecoder().decode(TrainingMetrics.self, from: data) {
+            history = Array(metrics.epochs.prefix(epoch))
+        }
+        return epoch
+    }
+
+    /// Trains the remaining epochs, writing outputs to `directory` after each.
+    public func run(outputDirectory directory: URL?, observer: TrainingObserver? = nil) throws {
+        let startEpoch = history.count + 1
+        guard startEpoch <= settings.epochs else { return }
+        let steps = (train.count + settings.batchSize - 1) / settings.batchSize
+        for epoch in startEpoch...settings.epochs {
+            observer?.epochStarted(epoch: epoch, of: settings.epochs, steps: steps)
+            let start = DispatchTime.now().uptimeNanoseconds
+            let order = Self.order(count: train.count, seed: settings.seed, epoch: epoch)
+            var lossSum = 0.0, correct = 0, seen = 0
+            for step in 0..<steps {
+                let indices = order[(step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)]
+                let w = try network.workspace(batch: indices.count)
+                try network.setBatch(w, images: train.normalizedImages(indices),
+                                     labels: indices.map { Int32(train.labels[$0]) })
+                try network.forward(w)
+                try network.backward(w)
+                let result = try network.batchResult(w)
+                guard result.lossSum.isFinite else {
+                    throw TrainingError.nonFiniteLoss(epoch: epoch, step: step + 1, loss: result.lossSum)
+                }
+                try optimizer.update(parameters: network.parameters, gradients: network.gradients)
+                lossSum += result.lossSum
+                correct += result.correct
+                seen += indices.count
+                observer?.stepFinished(epoch: epoch, step: step + 1, steps: steps, images: seen,
+                                       meanLoss: lossSum / Double(seen))
+                if shouldStop() {
+                    throw TrainingError.interrupted(epoch: epoch, step: step + 1, epochsFinished: history.count)
+                }
+            }
+            try device.finish()
+            let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let testAccuracy = try evaluate(test).accuracy
+            let metrics = EpochMetrics(epoch: epoch, loss: lossSum / Double(seen),
+                                       trainAccuracy: Double(correct) / Double(seen), testAccuracy: testAccuracy,
+                                       seconds: trainSeconds, imagesPerSecond: Double(seen) / trainSeconds)
+            history.append(metrics)
+            if let directory { try save(to: directory) }
+            observer?.epochFinished(metrics, of: settings.epochs)
+        }
+    }
+
+    /// Test-set evaluation: accuracy, mean loss and the predicted classes.
+    public func evaluate(_ set: Dataset, batchSize: Int = 500) throws -> Evaluation {
+        try Evaluation.run(network: network, on: set, batchSize: batchSize)
+    }
+
+    /// Writes the checkpoint (weights, optimiser state, settings) and the
+    /// metrics, each atomically.
+    public func save(to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let settingsJSON = String(decoding: try JSONEncoder.sorted.encode(settings), as: UTF8.self)
+        let checkpoint = Checkpoint(
+            weights: try network.weights(),
+            optimizerState: try optimizer.state(),
+            metadata: ["epoch": String(history.count), "optimizer_step": String(optimizer.step),
+                       "settings": settingsJSON, "device": device.info.summary,
+                       "format": "convsvd TinyConvNet checkpoint"])
+        try checkpoint.write(to: directory.appendingPathComponent(Self.checkpointFile))
+        let metrics = TrainingMetrics(settings: settings, device: device.info, epochs: history)
+        try writeAtomically(try JSONEncoder.sorted.encode(metrics), to: directory.appendingPathComponent(Self.metricsFile))
+        try writeAtomically(Data(metrics.csv.utf8), to: directory.appendingPathComponent(Self.metricsCSVFile))
+    }
+}
+
+extension JSONEncoder {
+    /// Pretty, key-sorted JSON: stable files that diff well.
+    public static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return e
+    }
+}

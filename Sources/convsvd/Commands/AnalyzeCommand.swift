@@ -1,0 +1,55 @@
+import Analysis
+import ArgumentParser
+import Foundation
+import GPUNet
+import NetIO
+
+struct AnalyzeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analyze",
+        abstract: "Phases 2–7: the SVD of each conv layer and every identity, checked; writes analysis.json.",
+        discussion: "Exits 1 when any identity misses its tolerance (the failures are listed).")
+
+    @OptionGroup var device: DeviceOption
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "A checkpoint.safetensors written by `convsvd train`.")
+    var checkpoint: String
+
+    @Option(help: "Output folder for analysis.json.")
+    var out: String = "outputs"
+
+    @Flag(name: .customLong("no-sweep"), help: "Skip the test-accuracy-against-rank sweep of phase 5.")
+    var noSweep = false
+
+    func run() throws {
+        try reportingErrors {
+            let weights = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint), requireFinite: true).weights
+            let directory = try prepareOutputDirectory(out)
+            let report = try AnalysisPhases.run(weights: weights, device: device.make(), data: data.load(), sweep: !noSweep)
+            try report.write(to: directory.appendingPathComponent("analysis.json"))
+            print(ResultsTable.render(report))
+            log("wrote \(directory.appendingPathComponent("analysis.json").path)")
+            try AnalysisPhases.requirePassed(report)
+        }
+    }
+}
+
+/// Phases 2–7, shared by `analyze` and `run`.
+enum AnalysisPhases {
+    static func run(weights: TinyConvNetWeights, device: any Device, data: (train: Dataset, test: Dataset),
+                    sweep: Bool) throws -> AnalysisReport {
+        let options = AnalysisOptions(runAccuracySweep: sweep)
+        let analyzer = Analyzer(weights: weights, testSet: data.test, trainSet: data.train, options: options)
+        let network = try DeviceNetwork(device: device, weights: weights)
+        return try analyzer.run(network: network) { log("analysis: \($0)") }
+    }
+
+    /// Exit 1 with the failed checks listed when any identity missed its tolerance.
+    static func requirePassed(_ report: AnalysisReport) throws {
+        guard report.allChecksPassed else {
+            let failed = report.failedChecks.map { "\($0.id) = \($0.value) (limit \($0.limit))" }
+            throw ToolError(code: Exit.checkFailed, description: "checks failed: " + failed.joined(separator: "; "))
+        }
+    }
+}

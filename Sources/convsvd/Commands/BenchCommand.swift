@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import GPUNet
+import NetIO
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time every operation and whole training steps on each device, against the host.",
+        discussion: """
+            Medians of N timed samples after warm-up, GFLOP/s where the arithmetic is defined, \
+            each device's speed-up over the host, and each operation's share of a training step.
+            """)
+
+    @Option(name: .long, parsing: .upToNextOption,
+            help: "Devices to measure (default: the host and every OpenCL device).")
+    var device: [String] = []
+
+    @Option(help: "Timed samples per operation.")
+    var repeats: Int = 15
+
+    @Option(name: .customLong("batch-sizes"), parsing: .upToNextOption, help: "Batch sizes.")
+    var batchSizes: [Int] = [64, 256]
+
+    @Flag(help: "Also time one full training epoch on MNIST (60,000 images, batch 64).")
+    var epoch = false
+
+    @Flag(help: "Few repeats at batch 8: a smoke test, not figures.")
+    var quick = false
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @OptionGroup var data: DataOptions
+
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+        guard batchSizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--batch-sizes must be positive") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let selectors = try device.isEmpty ? Devices.available().map { try DeviceSelector(parsing: $0.selector) }
+                                               : device.map(DeviceSelector.init(parsing:))
+            var options = quick ? Benchmark.Options.quick : Benchmark.Options(batchSizes: batchSizes, repeats: repeats)
+            if quick { options.repeats = min(options.repeats, repeats) }
+            let epochData = epoch ? try data.load().train : nil
+            var reports: [Benchmark.DeviceReport] = []
+            for selector in selectors {
+                let preparation = try Devices.measureProgramPreparation(selector)
+                let made = try Devices.make(selector)
+                var report = try Benchmark(options: options).run(on: made, epochData: epochData) { log("bench: \($0)") }
+                report.programPreparation = preparation
+                reports.append(report)
+            }
+            Benchmark.compareWithHost(&reports)
+            if json {
+                print(String(decoding: try JSONEncoder.sorted.encode(reports), as: UTF8.self))
+            } else {
+                BenchTable.print(reports)
+            }
+        }
+    }
+}
+
+/// The bench results as text tables.
+enum BenchTable {
+    static func print(_ reports: [Benchmark.DeviceReport]) {
+        for r in reports {
+            Swift.print("\n== \(r.device.name) (\(r.device.selector))")
+            if let p = r.programPreparation {
+                Swift.print(String(format: "kernel preparation: %.3f s cold, %.3f s warm (cached)", p.coldSeconds, p.warmSeconds))
+            }
+            Swift.print(pad("operation", 24) + pad("batch", 6) + pad("shape", 24) + pad("median ms", 11)
+                        + pad("min–max ms", 17) + pad("GFLOP/s", 9) + "vs host")
+            for t in r.operations {
+                let gflops = t.gflopsPerSecond.map { String(format: "%.1f", $0) } ?? "–"
+                let speedup = t.speedupOverHost.map { String(format: "%.2f×", $0) } ?? "–"
+                Swift.print(pad(t.operation, 24) + pad("\(t.batch)", 6) + pad(t.shape, 24)
+                            + pad(String(format: "%.4f", 1e3 * t.medianSeconds), 11)
+                            + pad(String(format: "%.4f–%.4f", 1e3 * t.minSeconds, 1e3 * t.maxSeconds), 17)
+                            + pad(gflops, 9) + speedup)
+            }
+            if let e = r.epoch {
+                Swift.print(String(format: "epoch (60k images, batch 64): %.2f s, %.0f images/s%@", e.medianSeconds,
+                                   60000 / e.medianSeconds, e.speedupOverHost.map { String(format: ", %.2f× the host", $0) } ?? ""))
+            }
+            for batch in r.stepBreakdown.keys.sorted() {
+                Swift.print("where a training step's time goes (batch \(batch)):")
+                for s in r.stepBreakdown[batch]!.sorted(by: { $0.seconds > $1.seconds }) {
+                    Swift.print("  " + pad(s.operation, 38) + String(format: "%8.4f ms  %5.1f%%", 1e3 * s.seconds, 100 * s.fraction))
+                }
+            }
+        }
+    }
+
+    static func pad(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
+    }
+}

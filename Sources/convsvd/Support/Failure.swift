@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import GPUNet
+import NetIO
+
+/// The tool's exit codes (also in `convsvd --help` and the README).
+enum Exit {
+    static let checkFailed: Int32 = 1
+    static let badInput: Int32 = 2
+    static let device: Int32 = 3
+    static let diverged: Int32 = 4
+    static let output: Int32 = 5
+    static let usage: Int32 = 64
+    static let interrupted: Int32 = 130
+}
+
+/// An error the tool reports with its own exit code.
+struct ToolError: Error, CustomStringConvertible {
+    var code: Int32
+    var description: String
+}
+
+/// Runs a command's body; any error is printed as one clear line on
+/// standard error and turned into the documented exit code.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        log("convsvd: error: \(error)")
+        throw ExitCode(exitCode(for: error))
+    }
+}
+
+func exitCode(for error: Error) -> Int32 {
+    switch error {
+    case let e as ToolError: return e.code
+    case let e as TrainingError:
+        switch e {
+        case .invalidSetting: return Exit.usage
+        case .nonFiniteLoss: return Exit.diverged
+        case .interrupted: return Exit.interrupted
+        case .resume: return Exit.badInput
+        }
+    case is OpenCLError, is DeviceSelectionError: return Exit.device
+    case is IDXError, is SafetensorsError, is DatasetError: return Exit.badInput
+    case is FileIOError: return Exit.output
+    default: return Exit.checkFailed
+    }
+}
+
+/// Makes `--out` usable: a folder (created if missing), never an existing file.
+func prepareOutputDirectory(_ path: String) throws -> URL {
+    let url = URL(fileURLWithPath: path)
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        throw ToolError(code: Exit.output, description: "--out \(path) is an existing file; give a folder")
+    }
+    do {
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    } catch {
+        throw ToolError(code: Exit.output, description: "cannot create the output folder \(path): \(error.localizedDescription)")
+    }
+    guard FileManager.default.isWritableFile(atPath: url.path) else {
+        throw ToolError(code: Exit.output, description: "the output folder \(path) is not writable")
+    }
+    return url
+}

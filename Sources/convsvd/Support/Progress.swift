@@ -1,0 +1,61 @@
+import Foundation
+
+/// Progress of long work on standard error: on a terminal a bar with rate
+/// and ETA redrawn in place (at most ten times a second); otherwise plain
+/// lines, one per tenth of the work, so that logs stay readable.
+final class Progress {
+    private let label: String
+    private let total: Int
+    private let unit: String
+    private let start = Date()
+    private var lastDraw = Date.distantPast
+    private var nextPlainTenth = 1
+    private let isTerminal: Bool
+
+    /// `unit` names what `total` counts ("img", "step").
+    init(_ label: String, total: Int, unit: String) {
+        self.label = label
+        self.total = max(1, total)
+        self.unit = unit
+        isTerminal = isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+    }
+
+    /// Reports `done` of `total`, with an optional trailing note ("loss 0.12").
+    func update(_ done: Int, note: String = "") {
+        let now = Date()
+        let elapsed = now.timeIntervalSince(start)
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        let eta = rate > 0 ? Double(total - done) / rate : .nan
+        if isTerminal {
+            guard now.timeIntervalSince(lastDraw) >= 0.1 || done == total else { return }
+            lastDraw = now
+            let width = 28
+            let filled = min(width, width * done / total)
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            let line = "\(label) \(bar) \(percent(done)) \(format(rate)) \(unit)/s ETA \(clock(eta)) \(note)"
+            FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line).utf8))
+        } else {
+            guard done * 10 >= nextPlainTenth * total else { return }
+            while done * 10 >= nextPlainTenth * total { nextPlainTenth += 1 }
+            log("\(label) \(percent(done)) (\(done)/\(total) \(unit)) \(format(rate)) \(unit)/s ETA \(clock(eta)) \(note)")
+        }
+    }
+
+    /// Clears the bar (on a terminal) so that the next line starts clean.
+    func finish() {
+        if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+    }
+
+    private func percent(_ done: Int) -> String { String(format: "%3d%%", 100 * done / total) }
+    private func format(_ rate: Double) -> String { rate >= 100 ? String(format: "%.0f", rate) : String(format: "%.1f", rate) }
+    private func clock(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return "--:--" }
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
+
+/// A line on standard error: progress and diagnostics, never results.
+func log(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

@@ -1,0 +1,53 @@
+import Foundation
+import XCTest
+
+/// Runs the built `convsvd` binary (it sits beside the test bundle in the
+/// build folder) and captures what it prints and its exit status.
+struct CLI {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var output: String { stdout + stderr }
+    }
+
+    static var binary: URL {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        // On Linux the test runner is the .xctest file itself; elsewhere it may be nested.
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("convsvd").path), dir.path != "/" {
+            dir.deleteLastPathComponent()
+        }
+        return dir.appendingPathComponent("convsvd")
+    }
+
+    /// Starts the tool; the caller waits or signals.
+    static func start(_ arguments: [String], environment: [String: String] = [:]) throws
+        -> (process: Process, stdout: Pipe, stderr: Pipe) {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        return (p, out, err)
+    }
+
+    /// Runs the tool to completion.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let (p, out, err) = try start(arguments, environment: environment)
+        // Read both pipes before waiting so that a chatty run cannot block on a full pipe.
+        var outData = Data(), errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+}

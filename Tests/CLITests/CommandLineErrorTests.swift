@@ -1,0 +1,90 @@
+import Foundation
+import NetIO
+import TestSupport
+import XCTest
+
+/// Bad command lines and unusable outputs: each gives one clear message
+/// naming the option, the documented exit code, and touches no output.
+final class CommandLineErrorTests: XCTestCase {
+    var mnist: String { TestEnvironment.mnistDirectory?.path ?? "/nonexistent" }
+
+    func assertFails(_ arguments: [String], status: Int32, mentions words: [String],
+                     environment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try CLI.run(arguments, environment: environment)
+        XCTAssertEqual(r.status, status, "convsvd \(arguments.joined(separator: " ")):\n\(r.output)", file: file, line: line)
+        for word in words {
+            XCTAssertTrue(r.stderr.contains(word), "expected “\(word)” in:\n\(r.stderr)", file: file, line: line)
+        }
+    }
+
+    func testNonPositiveEpochs() throws {
+        try assertFails(["train", "--epochs", "0", "--data", mnist], status: 64, mentions: ["--epochs", "at least 1"])
+    }
+
+    func testZeroBatchSize() throws {
+        try assertFails(["train", "--batch-size", "0", "--data", mnist], status: 64, mentions: ["--batch-size"])
+    }
+
+    func testNonPositiveLearningRate() throws {
+        try assertFails(["train", "--lr", "-1", "--data", mnist], status: 64, mentions: ["--lr", "positive"])
+        try assertFails(["train", "--lr", "0", "--data", mnist], status: 64, mentions: ["--lr"])
+    }
+
+    func testUnknownOptimizer() throws {
+        try assertFails(["train", "--optimizer", "rmsprop", "--data", mnist], status: 64, mentions: ["--optimizer"])
+    }
+
+    func testUnknownDevice() throws {
+        try assertFails(["train", "--device", "tpu", "--epochs", "1", "--data", mnist, "--out", tempPath()],
+                        status: 3, mentions: ["tpu"])
+    }
+
+    func testOpenCLDeviceThatDoesNotExist() throws {
+        try assertFails(["train", "--device", "opencl:9:9", "--epochs", "1", "--data", mnist, "--out", tempPath()],
+                        status: 3, mentions: ["opencl:9:9"])
+    }
+
+    func testOutNamingAnExistingFile() throws {
+        let file = tempPath()
+        try Data("keep me".utf8).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try assertFails(["train", "--epochs", "1", "--data", mnist, "--out", file], status: 5, mentions: [file, "existing file"])
+        XCTAssertEqual(try String(contentsOfFile: file, encoding: .utf8), "keep me")
+    }
+
+    func testOutputFolderThatCannotBeCreated() throws {
+        // /proc refuses new folders even to root, unlike a chmod'ed folder.
+        try assertFails(["train", "--epochs", "1", "--data", mnist, "--out", "/proc/convsvd-cannot-write"],
+                        status: 5, mentions: ["/proc/convsvd-cannot-write"])
+    }
+
+    func testUnknownDataset() throws {
+        try assertFails(["train", "--dataset", "cifar", "--data", mnist, "--out", tempPath()], status: 64,
+                        mentions: ["--dataset", "cifar"])
+    }
+
+    func testMissingDataFolderSaysWhichFilesToPutWhere() throws {
+        let empty = try TestEnvironment.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let r = try CLI.run(["train", "--epochs", "1", "--data", empty.path, "--out", tempPath()])
+        XCTAssertEqual(r.status, 2, r.output)
+        XCTAssertTrue(r.stderr.contains(empty.path), r.stderr)
+        XCTAssertTrue(r.stderr.contains("train-images-idx3-ubyte"), r.stderr)
+    }
+
+    func testNoOpenCLPlatform() throws {
+        let empty = try TestEnvironment.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let env = ["OCL_ICD_VENDORS": empty.path]
+        let listing = try CLI.run(["devices"], environment: env)
+        XCTAssertEqual(listing.status, 0, listing.output)
+        XCTAssertTrue(listing.stdout.contains("host  ← auto"), listing.stdout)
+        XCTAssertTrue(listing.stdout.contains("no OpenCL platform"), listing.stdout)
+        try assertFails(["train", "--device", "opencl", "--epochs", "1", "--data", mnist, "--out", tempPath()],
+                        status: 3, mentions: ["OpenCL"], environment: env)
+    }
+
+    func tempPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("convsvd-cli-\(UUID().uuidString)").path
+    }
+}
