@@ -14,10 +14,7 @@ extension HostDevice {
         let pin = try floats(input, at: count, "reluForward", "input")
         let pout = try floats(output, at: count, "reluForward", "output")
         parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? workers : 1) { _, range in
-            for i in range {
-                let x = pin[i]
-                pout[i] = x > 0 ? x : 0
-            }
+            HostKernels.relu(pin + range.lowerBound, pout + range.lowerBound, count: range.count)
         }
     }
 
@@ -26,7 +23,8 @@ extension HostDevice {
         let pgo = try floats(gradOutput, at: count, "reluBackward", "gradOutput")
         let pgi = try floats(gradInput, at: count, "reluBackward", "gradInput")
         parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? workers : 1) { _, range in
-            for i in range { pgi[i] = pout[i] > 0 ? pgo[i] : 0 }
+            let start = range.lowerBound
+            HostKernels.reluGradient(output: pout + start, gradOutput: pgo + start, gradInput: pgi + start, count: range.count)
         }
     }
 
@@ -45,18 +43,8 @@ extension HostDevice {
                 let source = pin + plane * planeSize
                 let target = pout + plane * outPlaneSize, winners = parg + plane * outPlaneSize
                 for oy in 0..<oH {
-                    let top = 2 * oy * w, bottom = top + w
-                    for ox in 0..<oW {
-                        // Candidates in row-major order; a later one must be strictly
-                        // larger, so ties go to the first.
-                        var index = top + 2 * ox
-                        var best = source[index]
-                        if source[top + 2 * ox + 1] > best { index = top + 2 * ox + 1; best = source[index] }
-                        if source[bottom + 2 * ox] > best { index = bottom + 2 * ox; best = source[index] }
-                        if source[bottom + 2 * ox + 1] > best { index = bottom + 2 * ox + 1; best = source[index] }
-                        target[oy * oW + ox] = best
-                        winners[oy * oW + ox] = Int32(truncatingIfNeeded: index)
-                    }
+                    HostKernels.maxPoolRow(plane: source, top: 2 * oy * w, width: w, outWidth: oW,
+                                           output: target + oy * oW, argmax: winners + oy * oW)
                 }
             }
         }

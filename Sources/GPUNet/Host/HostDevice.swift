@@ -25,13 +25,15 @@ public final class HostDevice: Device {
     /// Per-worker scratch memory (columns, partial weight gradients).
     let scratch: HostScratch
 
-    public init() {
+    /// A host device splitting batch work into `workers` chunks (default:
+    /// the active cores; 1 runs everything on the calling thread).
+    public init(workers: Int? = nil) {
         openblas_set_num_threads(1)
-        workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
-        scratch = HostScratch(workers: workers)
+        self.workers = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
+        scratch = HostScratch(workers: self.workers)
         info = DeviceInfo(
             kind: .host, selector: "host", name: HostDevice.processorName(), vendor: "host",
-            type: "host", computeUnits: workers,
+            type: "host", computeUnits: self.workers,
             globalMemoryBytes: ProcessInfo.processInfo.physicalMemory,
             languageVersion: "OpenBLAS cblas_sgemm (1 thread per worker)", driverVersion: "Swift",
             platformName: "host")

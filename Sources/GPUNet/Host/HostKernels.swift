@@ -59,3 +59,123 @@ enum HostKernels {
         }
     }
 }
+
+/// Elementwise loops written with explicit 8-lane SIMD selects: the scalar
+/// `x > 0 ? a : b` compiles to a branch, which mispredicts on half the
+/// elements of a ReLU and costs ~10× the vector version.
+extension HostKernels {
+    typealias Lanes = SIMD8<Float>
+
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
+
+    @inline(__always)
+    static func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
+
+    /// output = input where input > 0, else 0 (NaN → 0, as the reference).
+    static func relu(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            let x = load(input + i)
+            store(Lanes(repeating: 0).replacing(with: x, where: x .> 0), output + i)
+            i += 8
+        }
+        while i < count {
+            let x = input[i]
+            output[i] = x > 0 ? x : 0
+            i += 1
+        }
+    }
+
+    /// gradInput = gradOutput where output > 0, else 0.
+    static func reluGradient(output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                             gradInput: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            let y = load(output + i)
+            store(Lanes(repeating: 0).replacing(with: load(gradOutput + i), where: y .> 0), gradInput + i)
+            i += 8
+        }
+        while i < count {
+            gradInput[i] = output[i] > 0 ? gradOutput[i] : 0
+            i += 1
+        }
+    }
+}
+
+/// One output row of the 2×2, stride-2 max-pool: the outputs of input rows
+/// `top` and `top + 1` of a plane `width` wide. Blocks of 8 (or 4) outputs
+/// at a time in SIMD lanes, even and odd input columns split with
+/// `evenHalf`/`oddHalf`; a short tail re-does the last full block
+/// (overlapping writes of equal values), so there is no scalar loop unless
+/// the row has fewer than 4 outputs. Candidates are taken in row-major
+/// order and a later one wins only when strictly larger (ties to the first).
+extension HostKernels {
+    static func maxPoolRow(plane: UnsafePointer<Float>, top: Int, width: Int, outWidth: Int,
+                           output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
+        if outWidth >= 8 {
+            var ox = 0
+            while true {
+                let start = min(ox, outWidth - 8)
+                maxPoolBlock8(plane: plane, top: top, width: width, ox: start, output: output, argmax: argmax)
+                ox += 8
+                if ox >= outWidth { break }
+            }
+        } else if outWidth >= 4 {
+            var ox = 0
+            while true {
+                let start = min(ox, outWidth - 4)
+                maxPoolBlock4(plane: plane, top: top, width: width, ox: start, output: output, argmax: argmax)
+                ox += 4
+                if ox >= outWidth { break }
+            }
+        } else {
+            for ox in 0..<outWidth {
+                let first = top + 2 * ox
+                var index = first
+                var best = plane[first]
+                if plane[first + 1] > best { index = first + 1; best = plane[index] }
+                if plane[first + width] > best { index = first + width; best = plane[index] }
+                if plane[first + width + 1] > best { index = first + width + 1; best = plane[index] }
+                output[ox] = best
+                argmax[ox] = Int32(truncatingIfNeeded: index)
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func maxPoolBlock8(plane: UnsafePointer<Float>, top: Int, width: Int, ox: Int,
+                                      output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
+        let upper = UnsafeRawPointer(plane + top + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+        let lower = UnsafeRawPointer(plane + top + width + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+        let first = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14) &+ Int32(truncatingIfNeeded: top + 2 * ox)
+        var best = upper.evenHalf, index = first
+        let b = upper.oddHalf, c = lower.evenHalf, d = lower.oddHalf
+        var wins = b .> best
+        best.replace(with: b, where: wins); index.replace(with: first &+ 1, where: wins)
+        wins = c .> best
+        best.replace(with: c, where: wins); index.replace(with: first &+ Int32(truncatingIfNeeded: width), where: wins)
+        wins = d .> best
+        best.replace(with: d, where: wins); index.replace(with: first &+ Int32(truncatingIfNeeded: width + 1), where: wins)
+        UnsafeMutableRawPointer(output + ox).storeBytes(of: best, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(argmax + ox).storeBytes(of: index, as: SIMD8<Int32>.self)
+    }
+
+    @inline(__always)
+    private static func maxPoolBlock4(plane: UnsafePointer<Float>, top: Int, width: Int, ox: Int,
+                                      output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
+        let upper = UnsafeRawPointer(plane + top + 2 * ox).loadUnaligned(as: SIMD8<Float>.self)
+        let lower = UnsafeRawPointer(plane + top + width + 2 * ox).loadUnaligned(as: SIMD8<Float>.self)
+        let first = SIMD4<Int32>(0, 2, 4, 6) &+ Int32(truncatingIfNeeded: top + 2 * ox)
+        var best = upper.evenHalf, index = first
+        let b = upper.oddHalf, c = lower.evenHalf, d = lower.oddHalf
+        var wins = b .> best
+        best.replace(with: b, where: wins); index.replace(with: first &+ 1, where: wins)
+        wins = c .> best
+        best.replace(with: c, where: wins); index.replace(with: first &+ Int32(truncatingIfNeeded: width), where: wins)
+        wins = d .> best
+        best.replace(with: d, where: wins); index.replace(with: first &+ Int32(truncatingIfNeeded: width + 1), where: wins)
+        UnsafeMutableRawPointer(output + ox).storeBytes(of: best, as: SIMD4<Float>.self)
+        UnsafeMutableRawPointer(argmax + ox).storeBytes(of: index, as: SIMD4<Int32>.self)
+    }
+}
