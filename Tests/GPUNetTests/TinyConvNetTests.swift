@@ -21,8 +21,11 @@ final class TinyConvNetTests: XCTestCase {
         var pool2 = [Double](), logits = [Double](), perSample = [Double]()
         var gradConv1 = [Double](), gradConv2 = [Double](), gradFcWeight = [Double](), gradFcBias = [Double]()
 
-        init(weights w: TinyConvNetWeights, images: [Float], labels: [Int32]) {
+        init(weights: TinyConvNetWeights, images floatImages: [Float], labels: [Int32]) {
             let s = TinyConvNet.Shapes(batch: labels.count)
+            let images = floatImages.map(Double.init)
+            let w = (conv1: weights.conv1.map(Double.init), conv2: weights.conv2.map(Double.init),
+                     fcWeight: weights.fcWeight.map(Double.init), fcBias: weights.fcBias.map(Double.init))
             conv1 = NaiveReference.conv2dForward(s.conv1, input: images, weight: w.conv1)
             relu1 = NaiveReference.reluForward(conv1)
             let p1 = NaiveReference.maxPool2Forward(s.pool1, input: relu1)
