@@ -152,7 +152,7 @@ final class MNISTLoaderTests: XCTestCase {
         let start = Date()
         let error = assertThrows(DatasetError.self, containing: [
             "MNIST files missing in \(dir.path)", "Downloading them failed",
-            "http://127.0.0.1:9/mnist/train-images-idx3-ubyte.gz", "curl:",
+            "http://127.0.0.1:9/mnist/train-images-idx3-ubyte.gz: ", "curl",
             "\(dir.path)/train-labels-idx1-ubyte.gz", "https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
         ]) { try MNISTLoader.load(kind: .mnist, directory: dir, download: DatasetDownload(mirrors: [mirror], connectTimeout: 2, totalTimeout: 5)) }
         XCTAssertNotNil(error)
