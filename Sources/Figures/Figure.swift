@@ -27,11 +27,14 @@ public struct Figure {
         return try canvas.finish()
     }
 
-    /// Renders and writes `<directory>/<name>.<ext>` atomically.
+    /// Renders and writes `<directory>/<name>.<ext>` atomically. A PDF figure
+    /// also keeps a PNG rendering in memory, for the HTML report (browsers do
+    /// not show PDF images inline).
     public func write(to directory: URL, format: FigureFormat) throws -> FigureFile {
         let url = directory.appendingPathComponent("\(name).\(format.fileExtension)")
         try AtomicFile.write(try render(format), to: url)
-        return FigureFile(name: name, title: title, caption: caption, url: url, format: format, width: width, height: height)
+        return FigureFile(name: name, title: title, caption: caption, url: url, format: format, width: width, height: height,
+                          pngPreview: format == .pdf ? try render(.png) : nil)
     }
 }
 
@@ -45,9 +48,12 @@ public struct FigureFile: Equatable, Sendable {
     /// Size in pixels (PNG, SVG) or points (PDF).
     public let width: Int
     public let height: Int
+    /// For a PDF figure: the same figure as PNG bytes, which the HTML report embeds.
+    public let pngPreview: Data?
 
-    public init(name: String, title: String, caption: String, url: URL, format: FigureFormat, width: Int, height: Int) {
+    public init(name: String, title: String, caption: String, url: URL, format: FigureFormat, width: Int, height: Int,
+                pngPreview: Data? = nil) {
         self.name = name; self.title = title; self.caption = caption; self.url = url
-        self.format = format; self.width = width; self.height = height
+        self.format = format; self.width = width; self.height = height; self.pngPreview = pngPreview
     }
 }

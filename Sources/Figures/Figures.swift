@@ -21,6 +21,17 @@ public enum Figures {
         return TickGenerator.format(v, decimals: decimals)
     }
 
+    /// An integer with thin-space thousands separators, e.g. 338000 → "338 000".
+    public static func grouped(_ n: Int) -> String {
+        let digits = String(abs(n))
+        var out = ""
+        for (i, c) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out += "\u{2009}" }
+            out.append(c)
+        }
+        return (n < 0 ? "−" : "") + out
+    }
+
     /// Unicode subscript digits for an index, e.g. 12 → "₁₂".
     public static func subscriptDigits(_ n: Int) -> String {
         let digits: [Character] = ["₀", "₁", "₂", "₃", "₄", "₅", "₆", "₇", "₈", "₉"]

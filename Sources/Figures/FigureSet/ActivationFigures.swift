@@ -12,7 +12,7 @@ extension Figures {
             try require(!l.observed.isEmpty, name, "\(l.name): no observed counts")
         }
         let summary = layers.map { l in
-            let observed = l.observed.map { "\($0.count) over \($0.label)" }.joined(separator: ", ")
+            let observed = l.observed.map { "\(grouped($0.count)) over \($0.label)" }.joined(separator: ", ")
             return "\(l.name): \(observed); bound at rank \(l.rank): \(Int(l.coverBound[l.rank - 1])); 2\(TickGenerator.superscript(l.units)) = \(Int(pow(2.0, Double(l.units))))"
         }.joined(separator: ". ")
         return Figure(
@@ -29,7 +29,7 @@ extension Figures {
                 var series = [Series("Cover bound for rank r", x: ranks, y: l.coverBound, color: seriesColor(0), marker: .circle,
                                      markerRadius: 3.5)]
                 for (i, o) in l.observed.enumerated() {
-                    series.append(Series("observed: \(o.count) (\(o.label))", x: [Double(l.rank)], y: [Double(o.count)],
+                    series.append(Series("observed: \(grouped(o.count)) (\(o.label))", x: [Double(l.rank)], y: [Double(o.count)],
                                          color: seriesColor(i + 1), style: .markers, marker: marker(i + 1), markerRadius: 7))
                 }
                 let all = pow(2.0, Double(l.units))
@@ -53,7 +53,7 @@ extension Figures {
         }
         let summary = layers.map { l in
             let share = Double(l.masks.prefix(top).reduce(0) { $0 + $1.count }) / Double(l.total)
-            return "\(l.name): the top \(min(top, l.masks.count)) masks cover \(significant(100 * share, 3))% of \(l.total) patches"
+            return "\(l.name): the top \(min(top, l.masks.count)) masks cover \(significant(100 * share, 3))% of \(grouped(l.total)) patches"
         }.joined(separator: "; ")
         return Figure(
             name: name, title: "The most common ReLU masks", width: 1300, height: 640,
@@ -86,10 +86,11 @@ extension Figures {
         let columns = min(2, panels.count)
         let rows = Int(ceil(Double(panels.count) / Double(columns)))
         return Figure(
-            name: name, title: "Test-digit activations in the plane of u₁ and u₂", width: 1400, height: 80 + 560 * rows,
-            caption: "Each point is one test digit's \(layerDescription), projected on the first two left singular vectors "
-                + "u₁, u₂ of the layer, before and after the ReLU; colour is the digit's class. Read whether classes already "
-                + "separate along the top singular directions, and how the ReLU folds negative coordinates onto the axes."
+            name: name, title: "Test-digit activations in the plane of u₁ and u₂", width: 1400, height: 80 + 500 * rows,
+            caption: "Each point is a test digit's \(layerDescription), projected on the layer's first two left singular "
+                + "vectors u₁, u₂, before and after the ReLU; colour is the digit's class. Before the ReLU the points fill the "
+                + "plane the top directions span; the ReLU zeroes negative channels, which moves points and folds the cloud. "
+                + "Read how much the classes overlap: local responses are shared by every digit, and separate only in later layers."
         ) { canvas, body in
             let cells = body.grid(rows: rows, columns: columns, gap: 20)
             for (p, cell) in zip(panels, cells) {
@@ -97,7 +98,7 @@ extension Figures {
                 let series = (0...9).map { d -> Series in
                     let idx = p.classes.indices.filter { p.classes[$0] == d }
                     return Series("digit \(d)", x: idx.map { p.x[$0] }, y: idx.map { p.y[$0] }, color: Palette.color(d),
-                                  style: .markers, marker: .circle, markerRadius: 3, alpha: 0.7)
+                                  style: .markers, marker: .circle, markerRadius: 2.5, alpha: 0.55)
                 }.filter { !$0.x.isEmpty }
                 XYChart(title: p.title, x: Axis(p.xLabel), y: Axis(p.yLabel), series: series, legendOutside: true)
                     .draw(on: canvas, in: cell)

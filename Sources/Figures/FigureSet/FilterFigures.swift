@@ -95,25 +95,32 @@ extension Figures {
         }
         let shown = min(filters ?? weights.rows, weights.rows)
         let matrices = [weights] + reconstructions.map(\.weights)
-        let tiles: [[Tile?]] = (0..<shown).map { f in
-            matrices.map { m in
-                filterTile(m.values[(f * m.columns)..<((f + 1) * m.columns)], inputChannels: inputChannels, kernelSize: kernelSize)
+        let labels = ["learned W"] + zip(reconstructions, relativeErrors).map { "k = \($0.rank) (\(significant(100 * $1, 2))%)" }
+        let ranks = reconstructions.map { String($0.rank) }.joined(separator: ", ")
+        func tile(_ m: MatrixValues, _ f: Int) -> Tile {
+            filterTile(m.values[(f * m.columns)..<((f + 1) * m.columns)], inputChannels: inputChannels, kernelSize: kernelSize)
+        }
+        let wide = inputChannels > 1
+        let caption = "The learned \(layer) filters\(shown == weights.rows ? "" : " (the first \(shown))")"
+            + (wide ? ", one per row (each the \(inputChannels) input channels' \(kernelSize)×\(kernelSize) kernels side by side), "
+                    + "beside the same filters in W_k = U_k Σ_k V_kᵀ for k = \(ranks) (columns)"
+                    : " (top row) above the same filters in W_k = U_k Σ_k V_kᵀ for k = \(ranks) (rows below)")
+            + ", with the relative error ‖W − W_k‖_F/‖W‖_F in brackets. One colour scale for all tiles. Read at which k "
+            + "the reconstruction becomes indistinguishable from the learned filter."
+        let title = "\(layer): learned filters beside rank-k reconstructions"
+        if wide {
+            // Wide tiles (k × in·k): one filter per row, one reconstruction per column.
+            let tiles: [[Tile?]] = (0..<shown).map { f in matrices.map { tile($0, f) } }
+            return Figure(name: name, title: title, width: 1400, height: 150 + 36 * shown, caption: caption) { canvas, body in
+                TileGrid(title: "", tiles: tiles, rowLabels: (1...shown).map { "filter \($0)" }, columnLabels: labels,
+                         colorBarLabel: "weight", columnBreaks: [0]).draw(on: canvas, in: body)
             }
         }
-        let headers = ["learned W"] + zip(reconstructions, relativeErrors).map { "k = \($0.rank) (\(significant(100 * $1, 2))%)" }
-        let wide = inputChannels > 1
-        let ranks = reconstructions.map { String($0.rank) }.joined(separator: ", ")
-        return Figure(
-            name: name, title: "\(layer): learned filters beside rank-k reconstructions",
-            width: wide ? 1400 : 900, height: wide ? 150 + 36 * shown : 140 + 62 * shown,
-            caption: "Left column: \(shown == weights.rows ? "the" : "the first \(shown) of the") learned \(layer) filters"
-                + (wide ? " (each row: the \(inputChannels) input channels' \(kernelSize)×\(kernelSize) kernels side by side)" : "")
-                + ". Other columns: the same filters in W_k = U_k Σ_k V_kᵀ for k = \(ranks), with the relative error "
-                + "‖W − W_k‖_F/‖W‖_F in the header. One colour scale for all tiles. Read at which k a column becomes "
-                + "indistinguishable from the learned one."
-        ) { canvas, body in
-            TileGrid(title: "", tiles: tiles, rowLabels: (1...shown).map { "filter \($0)" }, columnLabels: headers,
-                     colorBarLabel: "weight", columnBreaks: [0]).draw(on: canvas, in: body)
+        // Square tiles: one reconstruction per row, one filter per column.
+        let tiles: [[Tile?]] = matrices.map { m in (0..<shown).map { tile(m, $0) } }
+        return Figure(name: name, title: title, width: 1100, height: 150 + 110 * matrices.count, caption: caption) { canvas, body in
+            TileGrid(title: "", tiles: tiles, rowLabels: labels, columnLabels: (1...shown).map { "filter \($0)" },
+                     colorBarLabel: "weight").draw(on: canvas, in: body)
         }
     }
 

@@ -204,13 +204,15 @@ public struct TileGrid: Sendable {
         let barWidth = colorBarWidth(on: canvas, range: range)
         let avail = panel.inset(top: titleHeight + headerHeight, left: 8 + rowLabelWidth, bottom: 8, right: 20 + barWidth)
         let gap = 8.0, breakGap = 18.0
-        let widestCaption = all.compactMap(\.caption).map { canvas.textWidth($0, size: FontSize.caption) }.max() ?? 0
+        // Captions and column headers must fit above/under their tile.
+        let widestCaption = max(all.compactMap(\.caption).map { canvas.textWidth($0, size: FontSize.caption) }.max() ?? 0,
+                                (columnLabels ?? []).map { canvas.textWidth($0, size: FontSize.tick) }.max() ?? 0)
         let extraGaps = Double(columnBreaks.filter { $0 < columns - 1 }.count) * breakGap
         var cell = min((avail.width - gap * Double(columns - 1) - extraGaps) / Double(columns * first.matrix.columns),
                        (avail.height - (gap + captionHeight) * Double(rows)) / Double(rows * first.matrix.rows))
-        // Captions must fit under their tile: widen the horizontal gap if they do not.
+        // Widen the horizontal gap when a caption or header is wider than a tile.
         let tileWidth = { cell * Double(first.matrix.columns) }
-        let columnGap = max(gap, widestCaption - tileWidth() + 6)
+        let columnGap = max(gap, widestCaption - tileWidth() + 14)
         if columnGap > gap {
             cell = min(cell, (avail.width - columnGap * Double(columns - 1) - extraGaps) / Double(columns * first.matrix.columns))
         }
