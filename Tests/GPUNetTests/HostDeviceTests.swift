@@ -16,9 +16,10 @@ final class HostDeviceTests: XCTestCase {
 
     let device = HostDevice()
 
-    /// Odd sizes everywhere (C 3, O 5, 7×9 input, 3×2 kernel) and TinyConvNet's two layers.
+    /// Odd sizes everywhere (C 3, O 5; a 3×2 kernel; a 3×3 kernel over rows of 21) and TinyConvNet's two layers.
     static func convShapes(batch: Int) -> [ConvShape] {
         [ConvShape(batch: batch, inChannels: 3, outChannels: 5, height: 7, width: 9, kernelHeight: 3, kernelWidth: 2),
+         ConvShape(batch: batch, inChannels: 3, outChannels: 5, height: 6, width: 21), // 3×3, rows of 19: two SIMD blocks and an overlap
          ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28),
          ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13)]
     }

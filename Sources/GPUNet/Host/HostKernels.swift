@@ -28,7 +28,7 @@ enum HostKernels {
                 for j in 0..<kW {
                     let target = columns + row * rowStride
                     for y in 0..<oH {
-                        (target + y * oW).update(from: plane + (y + i) * w + j, count: oW)
+                        copyRun(from: plane + (y + i) * w + j, to: target + y * oW, count: oW)
                     }
                     row += 1
                 }
@@ -49,14 +49,50 @@ enum HostKernels {
                 for j in 0..<kW {
                     let source = columns + row * rowStride
                     for y in 0..<oH {
-                        let from = source + y * oW
-                        let to = plane + (y + i) * w + j
-                        for x in 0..<oW { to[x] += from[x] }
+                        addRun(from: source + y * oW, to: plane + (y + i) * w + j, count: oW)
                     }
                     row += 1
                 }
             }
         }
+    }
+}
+
+/// Short copies and sums (one image row, 5–30 floats) inline: a `memmove`
+/// call per row costs more than the copy.
+extension HostKernels {
+    /// to[0..<count] = from[0..<count] for non-overlapping ranges. Whole
+    /// 8-lane blocks, then a last block ending at `count` (re-writing a few
+    /// equal values) when count ≥ 8; 4-lane blocks likewise below 8.
+    @inline(__always)
+    static func copyRun(from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>, count: Int) {
+        if count >= 8 {
+            var x = 0
+            while x + 8 <= count { store(load(from + x), to + x); x += 8 }
+            if x < count { store(load(from + count - 8), to + count - 8) }
+        } else if count >= 4 {
+            let head = UnsafeRawPointer(from).loadUnaligned(as: SIMD4<Float>.self)
+            let tail = UnsafeRawPointer(from + count - 4).loadUnaligned(as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(to).storeBytes(of: head, as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(to + count - 4).storeBytes(of: tail, as: SIMD4<Float>.self)
+        } else {
+            for x in 0..<count { to[x] = from[x] }
+        }
+    }
+
+    /// to[0..<count] += from[0..<count] for non-overlapping ranges: 8-lane
+    /// blocks, then single elements (a sum cannot re-do overlapping lanes).
+    @inline(__always)
+    static func addRun(from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>, count: Int) {
+        var x = 0
+        while x + 8 <= count { store(load(to + x) + load(from + x), to + x); x += 8 }
+        if x + 4 <= count {
+            let sum = UnsafeRawPointer(to + x).loadUnaligned(as: SIMD4<Float>.self)
+                + UnsafeRawPointer(from + x).loadUnaligned(as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(to + x).storeBytes(of: sum, as: SIMD4<Float>.self)
+            x += 4
+        }
+        while x < count { to[x] += from[x]; x += 1 }
     }
 }
 
