@@ -97,9 +97,10 @@ public enum Devices {
         }
     }
 
-    /// Kernel program preparation of an OpenCL selection, seconds: first with
-    /// an empty cache (compiling from source; the driver's own cache, e.g.
-    /// PoCL's, may still help), then again with that cache warm. Nil for the host.
+    /// Kernel program preparation of an OpenCL selection, seconds: first
+    /// cold (an empty cache, and a program tag that the driver's own cache
+    /// has not seen either, so the OpenCL C compiler really runs), then warm
+    /// (the same program loaded from the cache just written). Nil for the host.
     public static func measureProgramPreparation(_ selector: DeviceSelector) throws -> Benchmark.ProgramPreparation? {
         let entry: OpenCLDeviceEntry
         switch selector {
@@ -120,8 +121,9 @@ public enum Devices {
             .appendingPathComponent("convsvd-kernel-cache-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let cache = OpenCLProgramCache(directory: folder)
-        let cold = try OpenCLDevice(entry: entry, cache: cache).programPreparation
-        let warm = try OpenCLDevice(entry: entry, cache: cache).programPreparation
+        let tag = UUID().uuidString
+        let cold = try OpenCLDevice(entry: entry, cache: cache, programTag: tag).programPreparation
+        let warm = try OpenCLDevice(entry: entry, cache: cache, programTag: tag).programPreparation
         return Benchmark.ProgramPreparation(coldSeconds: cold.seconds, warmSeconds: warm.seconds)
     }
 

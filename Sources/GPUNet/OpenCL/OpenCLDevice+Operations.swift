@@ -60,7 +60,7 @@ extension OpenCLDevice {
         try validate(s, "im2col")
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: "im2col")
         let columnBuffer = try cl(columns, "columns", atLeast: s.patchSize * s.patchCount, in: "im2col")
-        try launch("im2col", items: s.patchSize * s.patchCount, [
+        try launch("im2col", items: s.patchSize * s.batch * s.outHeight, [
             .buffer(inputBuffer), .buffer(columnBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
             .int(s.width), .int(s.kernelHeight), .int(s.kernelWidth)])
     }
@@ -69,14 +69,14 @@ extension OpenCLDevice {
         try validate(s, "col2im")
         let columnBuffer = try cl(columns, "columns", atLeast: s.patchSize * s.patchCount, in: "col2im")
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: "col2im")
-        try launch("col2im", items: s.inputCount, [
+        try launch("col2im", items: s.batch * s.inChannels * s.height, [
             .buffer(columnBuffer), .buffer(inputBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
             .int(s.width), .int(s.kernelHeight), .int(s.kernelWidth)])
     }
 
     /// Weights rearranged to (patch, output channel) by
-    /// `conv_weight_patch_major`, then `conv2d_forward_W` with the output
-    /// channels in one W-wide vector.
+    /// `conv_weight_patch_major`, then `conv2d_forward_W`: the output
+    /// channels in one W-wide vector, four neighbouring pixels per work-item.
     public func conv2dForward(_ s: ConvShape, input: Buffer, weight: Buffer, output: Buffer) throws {
         let operation = "conv2dForward"
         try validate(s, operation)
@@ -84,37 +84,53 @@ extension OpenCLDevice {
         let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
         let outputBuffer = try cl(output, "output", atLeast: s.outputCount, in: operation)
         let width = Self.vectorWidth(channels: s.outChannels)
-        let groups = (s.outChannels + width - 1) / width
-        let weightT = try scratchBuffer("conv.weightT", count: s.patchSize * groups * width)
-        try launch("conv_weight_patch_major", items: s.patchSize * groups * width, [
-            .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(groups * width)])
-        try launch("conv2d_forward_\(width)", items: s.patchCount * groups,
-                   [.buffer(inputBuffer), .buffer(weightT), .buffer(outputBuffer)] + convArguments(s))
+        let outPad = (s.outChannels + width - 1) / width * width
+        let weightT = try scratchBuffer("conv.weightT", count: s.patchSize * outPad)
+        try launch("conv_weight_patch_major", items: s.patchSize * outPad, [
+            .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad)])
+        try forwardKernel(s, width: width, input: inputBuffer, weightT: weightT, output: outputBuffer)
     }
 
-    /// Weights rearranged to (O, kH, kW, input channel) by
-    /// `conv_weight_channel_minor`, then `conv2d_backward_data_W`, one
-    /// work-item per input pixel gathering every output that read it.
+    /// Enqueues `conv2d_forward_W` on operands already laid out.
+    private func forwardKernel(_ s: ConvShape, width: Int, input: OpenCLBuffer, weightT: OpenCLBuffer,
+                               output: OpenCLBuffer) throws {
+        let groups = (s.outChannels + width - 1) / width
+        let quads = (s.outWidth + 3) / 4
+        try launch("conv2d_forward_\(width)", items: s.batch * s.outHeight * quads * groups,
+                   [.buffer(input), .buffer(weightT), .buffer(output)] + convArguments(s))
+    }
+
+    /// The data gradient as a forward convolution: gradOutput zero-padded by
+    /// kH−1 rows and kW−1 columns per side (`conv_pad_gradient`), convolved
+    /// with the flipped kernel whose input and output channels swap
+    /// (`conv_weight_flipped_patch_major`), by the same `conv2d_forward_W`.
     public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
         let operation = "conv2dBackwardData"
         try validate(s, operation)
         let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
         let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
+        let padY = s.kernelHeight - 1, padX = s.kernelWidth - 1
+        let padded = ConvShape(batch: s.batch, inChannels: s.outChannels, outChannels: s.inChannels,
+                               height: s.outHeight + 2 * padY, width: s.outWidth + 2 * padX,
+                               kernelHeight: s.kernelHeight, kernelWidth: s.kernelWidth)
         let width = Self.vectorWidth(channels: s.inChannels)
-        let groups = (s.inChannels + width - 1) / width
-        let kernelArea = s.kernelHeight * s.kernelWidth
-        let weightC = try scratchBuffer("conv.weightC", count: s.outChannels * kernelArea * groups * width)
-        try launch("conv_weight_channel_minor", items: s.outChannels * kernelArea * groups * width, [
-            .buffer(weightBuffer), .buffer(weightC), .int(s.outChannels), .int(s.inChannels), .int(kernelArea),
-            .int(groups * width)])
-        try launch("conv2d_backward_data_\(width)", items: s.inputCount / s.inChannels * groups,
-                   [.buffer(gradOutputBuffer), .buffer(weightC), .buffer(gradInputBuffer)] + convArguments(s))
+        let inPad = (s.inChannels + width - 1) / width * width
+        let paddedBuffer = try scratchBuffer("conv.paddedGradient", count: padded.inputCount)
+        try launch("conv_pad_gradient", items: s.batch * s.outChannels * padded.height, [
+            .buffer(gradOutputBuffer), .buffer(paddedBuffer), .int(s.batch * s.outChannels), .int(s.outHeight),
+            .int(s.outWidth), .int(padY), .int(padX)])
+        let flippedT = try scratchBuffer("conv.flippedT", count: padded.patchSize * inPad)
+        try launch("conv_weight_flipped_patch_major", items: padded.patchSize * inPad, [
+            .buffer(weightBuffer), .buffer(flippedT), .int(s.outChannels), .int(s.inChannels), .int(s.kernelHeight),
+            .int(s.kernelWidth), .int(inPad)])
+        try forwardKernel(padded, width: width, input: paddedBuffer, weightT: flippedT, output: gradInputBuffer)
     }
 
     /// gradOutput rearranged to (pixel, output channel) by
     /// `conv_output_pixel_major`; `conv2d_weight_partials_W` sums each chunk
-    /// of images per (patch entry, channel group); `conv2d_weight_reduce`
+    /// of images per (input channel, four kernel positions, channel group);
+    /// `conv2d_weight_reduce`
     /// adds the chunks. Chunks of ⌈B/64⌉ images keep the partial sums small
     /// and the work spread over at least 64·patch work-items.
     public func conv2dBackwardWeight(_ s: ConvShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer) throws {
@@ -129,13 +145,14 @@ extension OpenCLDevice {
         guard s.batch > 0 else { return try fill(gradWeightBuffer, value: 0) }
         let planeSize = s.outHeight * s.outWidth
         let gradT = try scratchBuffer("conv.gradT", count: s.batch * planeSize * outPad)
-        try launch("conv_output_pixel_major", items: s.batch * planeSize * outPad, [
+        try launch("conv_output_pixel_major", items: s.batch * planeSize, [
             .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize),
             .int(outPad)])
         let imagesPerChunk = (s.batch + 63) / 64
         let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
         let partials = try scratchBuffer("conv.partials", count: chunks * s.patchSize * outPad)
-        try launch("conv2d_weight_partials_\(width)", items: chunks * s.patchSize * groups,
+        let blocks = (s.kernelHeight * s.kernelWidth + 3) / 4
+        try launch("conv2d_weight_partials_\(width)", items: chunks * s.inChannels * blocks * groups,
                    [.buffer(inputBuffer), .buffer(gradT), .buffer(partials)] + convArguments(s)
                    + [.int(imagesPerChunk)])
         try launch("conv2d_weight_reduce", items: s.weightCount, [
@@ -164,7 +181,7 @@ extension OpenCLDevice {
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
         let outputBuffer = try cl(output, "output", atLeast: s.outputCount, in: operation)
         let argmaxBuffer = try cl(argmax, "argmax", atLeast: s.outputCount, kind: .int32, in: operation)
-        try launch("maxpool2_forward", items: s.outputCount, [
+        try launch("maxpool2_forward", items: s.batch * s.channels * s.outHeight, [
             .buffer(inputBuffer), .buffer(outputBuffer), .buffer(argmaxBuffer), .int(s.batch * s.channels),
             .int(s.height), .int(s.width)])
     }
@@ -174,7 +191,7 @@ extension OpenCLDevice {
         let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
         let argmaxBuffer = try cl(argmax, "argmax", atLeast: s.outputCount, kind: .int32, in: operation)
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
-        try launch("maxpool2_backward", items: s.inputCount, [
+        try launch("maxpool2_backward", items: s.batch * s.channels * s.height, [
             .buffer(gradOutputBuffer), .buffer(argmaxBuffer), .buffer(gradInputBuffer), .int(s.batch * s.channels),
             .int(s.height), .int(s.width)])
     }

@@ -32,9 +32,13 @@ public final class OpenCLDevice: Device {
     public static var liveObjects: OpenCLLiveObjects { OpenCLLiveObjects.current }
 
     /// The device `opencl:platform:device`, with the kernel program cached
-    /// in `cache` (nil: always compile).
+    /// in `cache` (nil: always compile). A `programTag` is appended to the
+    /// program source as a comment: a new tag makes a program that neither
+    /// our cache nor the driver's own (PoCL keeps one) has seen, which is how
+    /// a truly cold build is measured.
     public convenience init(platform platformIndex: Int = 0, device deviceIndex: Int = 0,
-                cache: OpenCLProgramCache? = OpenCLProgramCache(directory: OpenCLProgramCache.defaultDirectory)) throws {
+                            cache: OpenCLProgramCache? = OpenCLProgramCache(directory: OpenCLProgramCache.defaultDirectory),
+                            programTag: String? = nil) throws {
         let entries = try OpenCLPlatforms.entries()
         if entries.isEmpty, try OpenCLPlatforms.platforms().isEmpty {
             throw OpenCLError.noPlatform(OpenCLPlatforms.noPlatformHint)
@@ -44,13 +48,14 @@ public final class OpenCLDevice: Device {
             throw OpenCLError.noSuchDevice(platform: platformIndex, device: deviceIndex,
                                            available: entries.map { "\($0.info.selector) \($0.info.name)" })
         }
-        try self.init(entry: entry, cache: cache)
+        try self.init(entry: entry, cache: cache, programTag: programTag)
     }
 
-    init(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?) throws {
+    init(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?, programTag: String? = nil) throws {
         info = entry.info
         context = try OpenCLContext(entry: entry)
-        program = try OpenCLProgram(owner: context, source: KernelSource.all, options: Self.buildOptions, cache: cache)
+        let source = KernelSource.all + (programTag.map { "\n// program tag: \($0)\n" } ?? "")
+        program = try OpenCLProgram(owner: context, source: source, options: Self.buildOptions, cache: cache)
         programPreparation = program.preparation
         for name in try program.kernelNames() {
             kernels[name] = try OpenCLKernel(program: program, name: name)
