@@ -24,7 +24,7 @@ public struct Analyzer {
     public func run(network: NetworkUnderTest? = nil, progress: (String) -> Void = { _ in }) throws -> AnalysisReport {
         try validate()
         let matrices = try ConvMatrices(weights: weights)
-        return try withSingleThreadedBLAS { try analyse(matrices, network: network, progress: progress) }
+        return try analyse(matrices, network: network, progress: progress)
     }
 
     private func validate() throws {

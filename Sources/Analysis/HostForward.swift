@@ -20,22 +20,20 @@ enum ConvLayerMap {
     func apply(_ cols: UnsafePointer<Double>, count n: Int) -> (a: [Double], s: [Double]?) {
         switch self {
         case .direct(let w):
-            var a = [Double](repeating: 0, count: w.rows * n)
-            w.values.withUnsafeBufferPointer { pw in
-                a.withUnsafeMutableBufferPointer { pa in
-                    denseProduct(m: w.rows, n: n, k: w.columns, a: pw.baseAddress!, b: cols, c: pa.baseAddress!)
+            let a = uninitializedArray(w.rows * n) { pa in
+                w.values.withUnsafeBufferPointer { pw in
+                    denseProduct(m: w.rows, n: n, k: w.columns, a: pw.baseAddress!, b: cols, c: pa)
                 }
             }
             return (a, nil)
         case .spectral(let svd):
             let out = svd.u.rows, r = svd.rank
             let s = spectralCoordinates(svd, cols, count: n)
-            var a = [Double](repeating: 0, count: out * n)
-            svd.u.values.withUnsafeBufferPointer { pu in
-                s.withUnsafeBufferPointer { ps in
-                    a.withUnsafeMutableBufferPointer { pa in
+            let a = uninitializedArray(out * n) { pa in
+                svd.u.values.withUnsafeBufferPointer { pu in
+                    s.withUnsafeBufferPointer { ps in
                         // a = U·s
-                        denseProduct(m: out, n: n, k: r, a: pu.baseAddress!, b: ps.baseAddress!, c: pa.baseAddress!)
+                        denseProduct(m: out, n: n, k: r, a: pu.baseAddress!, b: ps.baseAddress!, c: pa)
                     }
                 }
             }
@@ -49,20 +47,18 @@ enum ConvLayerMap {
 /// coordinates along the columns of U.
 func spectralCoordinates(_ svd: SingularValueDecomposition, _ cols: UnsafePointer<Double>, count n: Int) -> [Double] {
     let r = svd.rank, patch = svd.vt.columns
-    var s = [Double](repeating: 0, count: r * n)
-    svd.vt.values.withUnsafeBufferPointer { pv in
-        s.withUnsafeMutableBufferPointer { ps in
+    return uninitializedArray(r * n) { ps in
+        svd.vt.values.withUnsafeBufferPointer { pv in
             // z = Vᵀ·p
-            denseProduct(m: r, n: n, k: patch, a: pv.baseAddress!, b: cols, c: ps.baseAddress!)
-            // s = σ ⊙ z
-            for i in 0..<r {
-                let sigma = svd.singularValues[i]
-                let row = ps.baseAddress! + i * n
-                for q in 0..<n { row[q] *= sigma }
-            }
+            denseProduct(m: r, n: n, k: patch, a: pv.baseAddress!, b: cols, c: ps)
+        }
+        // s = σ ⊙ z
+        for i in 0..<r {
+            let sigma = svd.singularValues[i]
+            let row = ps + i * n
+            for q in 0..<n { row[q] *= sigma }
         }
     }
-    return s
 }
 
 /// The fc layer: logits (b, 10) = features (b, 400)·Wᵀ + bias.
@@ -117,40 +113,44 @@ func conv1Patches(_ images: UnsafeBufferPointer<Float>, count b: Int) -> [Double
     let g = TinyConvNetGeometry.self
     let wide = images.map(Double.init)
     let n = b * g.conv1OutputSide * g.conv1OutputSide
-    var cols = [Double](repeating: 0, count: g.conv1PatchSize * n)
-    wide.withUnsafeBufferPointer { src in
-        cols.withUnsafeMutableBufferPointer { dst in
-            im2col3x3(src.baseAddress!, channels: 1, count: b, side: g.imageSide, into: dst.baseAddress!)
+    return uninitializedArray(g.conv1PatchSize * n) { dst in
+        wide.withUnsafeBufferPointer { src in
+            im2col3x3(src.baseAddress!, channels: 1, count: b, side: g.imageSide, into: dst)
         }
     }
-    return cols
 }
 
 /// conv2's im2col (72, b·121) of a pooled conv1 output (8, b, 13, 13).
 func conv2Patches(_ pooled1: [Double], count b: Int) -> [Double] {
     let g = TinyConvNetGeometry.self
     let n = b * g.conv2OutputSide * g.conv2OutputSide
-    var cols = [Double](repeating: 0, count: g.conv2PatchSize * n)
-    pooled1.withUnsafeBufferPointer { src in
-        cols.withUnsafeMutableBufferPointer { dst in
-            im2col3x3(src.baseAddress!, channels: g.conv1Channels, count: b, side: g.pool1Side, into: dst.baseAddress!)
+    return uninitializedArray(g.conv2PatchSize * n) { dst in
+        pooled1.withUnsafeBufferPointer { src in
+            im2col3x3(src.baseAddress!, channels: g.conv1Channels, count: b, side: g.pool1Side, into: dst)
         }
     }
-    return cols
 }
 
-/// ReLU then 2×2 max-pool of a (C, b, h, h) pre-activation.
+/// ReLU then 2×2 max-pool of a (C, b, h, h) pre-activation, fused:
+/// max(0, max of the window) = max of the window of ReLU(a).
 func reluPool(_ pre: [Double], planes: Int, side h: Int) -> [Double] {
-    var h1 = pre
     let o = h / 2
-    var pooled = [Double](repeating: 0, count: planes * o * o)
-    h1.withUnsafeMutableBufferPointer { ph in
-        reluInPlace(ph.baseAddress!, count: ph.count)
-        pooled.withUnsafeMutableBufferPointer { pp in
-            maxPool2(ph.baseAddress!, planes: planes, side: h, into: pp.baseAddress!)
+    return [Double](unsafeUninitializedCapacity: planes * o * o) { out, initialized in
+        pre.withUnsafeBufferPointer { src in
+            maxPool2(src.baseAddress!, planes: planes, side: h, into: out.baseAddress!)
         }
+        for i in 0..<(planes * o * o) where !(out[i] > 0) { out[i] = 0 }
+        initialized = planes * o * o
     }
-    return pooled
+}
+
+/// An array of `count` doubles whose every element `body` writes (a gemm
+/// output with β = 0), without zero-filling it first.
+func uninitializedArray(_ count: Int, _ body: (UnsafeMutablePointer<Double>) -> Void) -> [Double] {
+    [Double](unsafeUninitializedCapacity: count) { buffer, initialized in
+        if count > 0 { body(buffer.baseAddress!) }
+        initialized = count
+    }
 }
 
 /// The pooled conv2 output (16, b, 5, 5) through flatten and fc: logits (b, 10).

@@ -51,6 +51,23 @@ func worstDifference(_ worst: Double, _ x: Double, _ y: Double) -> Double {
     return max(worst, d)
 }
 
+/// max |a − b| over two equal-length arrays; NaN if any difference is NaN.
+func maxAbsDifference(_ a: [Double], _ b: [Double]) -> Double {
+    precondition(a.count == b.count)
+    var worst = 0.0
+    var sawNaN = false
+    a.withUnsafeBufferPointer { pa in
+        b.withUnsafeBufferPointer { pb in
+            for i in 0..<pa.count {
+                let d = abs(pa[i] - pb[i])
+                if d > worst { worst = d }
+                if d != d { sawNaN = true }
+            }
+        }
+    }
+    return sawNaN ? .nan : worst
+}
+
 /// Everything the test-set pass accumulates; pieces merge by summing and
 /// taking maxima.
 struct PassStatistics {
@@ -117,22 +134,26 @@ struct DeviceSlice {
 }
 
 /// Runs `body(i)` for i in 0..<n on up to `threads` threads (each thread
-/// takes i = t, t + threads, …) and returns the results in order.
+/// takes i = t, t + threads, …) and returns the results in order. OpenBLAS
+/// runs single-threaded meanwhile: the chunks are the parallelism, and the
+/// network under test (called between these sections) keeps its threads.
 func parallelMap<T>(_ n: Int, threads: Int, _ body: (Int) -> T) -> [T] {
     var results = [T?](repeating: nil, count: n)
     let workers = max(1, min(threads, n))
-    results.withUnsafeMutableBufferPointer { out in
-        let slots = out   // each index is written by exactly one worker
-        DispatchQueue.concurrentPerform(iterations: workers) { t in
-            var i = t
-            while i < n { slots[i] = body(i); i += workers }
+    withSingleThreadedBLAS {
+        results.withUnsafeMutableBufferPointer { out in
+            let slots = out   // each index is written by exactly one worker
+            DispatchQueue.concurrentPerform(iterations: workers) { t in
+                var i = t
+                while i < n { slots[i] = body(i); i += workers }
+            }
         }
     }
     return results.map { $0! }
 }
 
-/// Runs `body` with OpenBLAS single-threaded (the analysis parallelises over
-/// image chunks instead), restoring the previous setting afterwards.
+/// Runs `body` with OpenBLAS single-threaded, restoring the previous
+/// setting afterwards.
 func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
     let previous = openblas_get_num_threads()
     openblas_set_num_threads(1)
@@ -210,8 +231,8 @@ struct TestSetPass {
         let spectral = runChain(cols1: cols1, count: b, conv1: .spectral(analytical.conv1), conv2: .spectral(analytical.conv2), fc: analytical.fc)
 
         // Layer-by-layer agreement of the two host chains, and predictions.
-        for i in 0..<direct.conv1.count { st.analyticalConv1Difference = worstDifference(st.analyticalConv1Difference, direct.conv1[i], spectral.conv1[i]) }
-        for i in 0..<direct.conv2.count { st.analyticalConv2Difference = worstDifference(st.analyticalConv2Difference, direct.conv2[i], spectral.conv2[i]) }
+        st.analyticalConv1Difference = maxAbsDifference(direct.conv1, spectral.conv1)
+        st.analyticalConv2Difference = maxAbsDifference(direct.conv2, spectral.conv2)
         var analyticalPredictions = [Int](repeating: 0, count: b)
         direct.logits.withUnsafeBufferPointer { dl in
             spectral.logits.withUnsafeBufferPointer { sl in
@@ -284,22 +305,24 @@ func countMasks(_ a: [Double], units: Int, patches n: Int, into counts: inout [I
 func directionEnergies(a: [Double], s: [Double], svd: SingularValueDecomposition, patches n: Int)
     -> ([Double], [Double], Double, Double) {
     let r = svd.rank, out = svd.u.rows
-    var before = [Double](repeating: 0, count: r)
-    for i in 0..<r { for q in 0..<n { before[i] += s[i * n + q] * s[i * n + q] } }
-    let totalBefore = a.reduce(0) { $0 + $1 * $1 }
-    var h = a
-    h.withUnsafeMutableBufferPointer { reluInPlace($0.baseAddress!, count: $0.count) }
-    let totalAfter = h.reduce(0) { $0 + $1 * $1 }
-    var t = [Double](repeating: 0, count: r * n)
-    svd.u.values.withUnsafeBufferPointer { pu in
-        h.withUnsafeBufferPointer { ph in
-            t.withUnsafeMutableBufferPointer { pt in
+    let before = s.withUnsafeBufferPointer { rowSquares($0.baseAddress!, rows: r, count: n) }
+    let totalBefore = a.withUnsafeBufferPointer { rowSquares($0.baseAddress!, rows: 1, count: a.count)[0] }
+    let h = a.map { max($0, 0) }
+    let totalAfter = h.withUnsafeBufferPointer { rowSquares($0.baseAddress!, rows: 1, count: h.count)[0] }
+    let t = uninitializedArray(r * n) { pt in
+        svd.u.values.withUnsafeBufferPointer { pu in
+            h.withUnsafeBufferPointer { ph in
                 // t = Uᵀ·h: U is stored (out × r), i.e. Uᵀ transposed.
-                denseProduct(m: r, n: n, k: out, a: pu.baseAddress!, b: ph.baseAddress!, c: pt.baseAddress!, transposeA: true)
+                denseProduct(m: r, n: n, k: out, a: pu.baseAddress!, b: ph.baseAddress!, c: pt, transposeA: true)
             }
         }
     }
-    var after = [Double](repeating: 0, count: r)
-    for i in 0..<r { for q in 0..<n { after[i] += t[i * n + q] * t[i * n + q] } }
+    let after = t.withUnsafeBufferPointer { rowSquares($0.baseAddress!, rows: r, count: n) }
     return (before, after, totalBefore, totalAfter)
+}
+
+/// Σ_q x[i·n + q]² for each row i (BLAS ddot: vectorised, unlike a Swift
+/// loop whose strict floating-point order forbids it).
+func rowSquares(_ x: UnsafePointer<Double>, rows: Int, count n: Int) -> [Double] {
+    (0..<rows).map { i in cblas_ddot(Int32(n), x + i * n, 1, x + i * n, 1) }
 }

@@ -179,6 +179,18 @@ final class AnalyzerFixtureTests: XCTestCase {
         XCTAssertTrue(ResultsTable.render(report).contains("FAIL"))
     }
 
+    func testNaNFromTheDeviceFailsItsCheck() throws {
+        let f = try fixture()
+        let network = Float32Network(f.weights)
+        network.corruption = (index: 5, amount: .nan)
+        var options = Self.options
+        options.runAccuracySweep = false
+        let report = try Analyzer(weights: f.weights, testSet: f.test.prefix(20), trainSet: f.train, options: options).run(network: network)
+        XCTAssertTrue(report.check("device.conv2")!.value.isNaN)
+        XCTAssertEqual(report.failedChecks.map(\.id), ["device.conv2"])
+        XCTAssertNoThrow(try report.jsonData(), "NaN is written as a string, not refused")
+    }
+
     func testWrongSizeNetworkOutputIsRefused() throws {
         let f = try fixture()
         let network = Float32Network(f.weights)
