@@ -11,8 +11,14 @@ public enum ReluMask {
     /// The mask of one pre-activation vector a = Wp: bit c set iff a[c] > 0.
     public static func mask(preActivation a: [Double]) -> Int {
         precondition(a.count <= 62, "ReluMask: at most 62 units")
+        return a.withUnsafeBufferPointer { mask($0.baseAddress!, units: a.count, stride: 1) }
+    }
+
+    /// The one mask rule every census uses: bit c set iff a[c·stride] > 0.
+    @inline(__always)
+    static func mask(_ a: UnsafePointer<Double>, units: Int, stride: Int) -> Int {
         var m = 0
-        for (c, value) in a.enumerated() where value > 0 { m |= 1 << c }
+        for c in 0..<units where a[c * stride] > 0 { m |= 1 << c }
         return m
     }
 
@@ -60,9 +66,7 @@ public struct MaskCensus: Codable, Sendable, Equatable {
         precondition(w.columns == patches.rows && w.rows <= 24, "MaskCensus: shapes \(w.rows)×\(w.columns), \(patches.rows)×\(patches.columns)")
         let a = w * patches
         var counts = [Int](repeating: 0, count: 1 << w.rows)
-        for q in 0..<patches.columns {
-            counts[ReluMask.mask(preActivation: a.column(q))] += 1
-        }
+        countMasks(a.values, units: w.rows, patches: patches.columns, into: &counts)
         self.init(counts: counts, units: w.rows, mostCommon: k)
     }
 }

@@ -292,11 +292,7 @@ struct TestSetPass {
 func countMasks(_ a: [Double], units: Int, patches n: Int, into counts: inout [Int]) {
     a.withUnsafeBufferPointer { pa in
         counts.withUnsafeMutableBufferPointer { pc in
-            for q in 0..<n {
-                var m = 0
-                for c in 0..<units where pa[c * n + q] > 0 { m |= 1 << c }
-                pc[m] += 1
-            }
+            for q in 0..<n { pc[ReluMask.mask(pa.baseAddress! + q, units: units, stride: n)] += 1 }
         }
     }
 }

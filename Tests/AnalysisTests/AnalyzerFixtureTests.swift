@@ -288,9 +288,12 @@ final class AnalyzerFixtureTests: XCTestCase {
             let patches = Double(f.traces.count * plane)
             XCTAssertEqual(r.testSetPatches.patches, f.traces.count * plane)
             XCTAssertEqual(r.testSetPatches.distinctMasks, counts.count)
-            let top = counts.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }!
-            XCTAssertEqual(r.testSetPatches.mostCommon[0].count, top.value)
-            XCTAssertEqual(r.testSetPatches.mostCommon.count, min(5, counts.count))
+            // Most frequent first; ties by the mask's integer value (bit c = unit c).
+            func value(_ bits: String) -> Int { bits.enumerated().reduce(0) { $0 | ($1.element == "1" ? 1 << $1.offset : 0) } }
+            let ranked = counts.sorted { $0.value != $1.value ? $0.value > $1.value : value($0.key) < value($1.key) }.prefix(5)
+            XCTAssertEqual(r.testSetPatches.mostCommon.map(\.bits), ranked.map(\.key))
+            XCTAssertEqual(r.testSetPatches.mostCommon.map(\.count), ranked.map(\.value))
+            XCTAssertEqual(r.testSetPatches.mostCommon.map(\.mask), ranked.map { value($0.key) })
             for i in 0..<units {
                 XCTAssertEqual(r.energyBeforeReLU[i], before[i] / patches, accuracy: 1e-10 * max(1, before[i] / patches))
                 XCTAssertEqual(r.energyAfterReLU[i], after[i] / patches, accuracy: 1e-10 * max(1, after[i] / patches))
