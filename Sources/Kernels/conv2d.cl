@@ -19,15 +19,19 @@ __kernel void conv_weight_patch_major(__global const float* weight, __global flo
 // gradOutput (B, O, oH, oW) → (B·oH·oW, outPad): pixel-major, channels contiguous.
 __kernel void conv_output_pixel_major(__global const float* gradOutput, __global float* gradT,
                                       int batch, int outChannels, int planeSize, int outPad) {
-    // One work-item per pixel, writing its outPad contiguous floats: integer
-    // division (scalar on a CPU) once per pixel, not once per element.
-    const int n = get_global_id(0);
-    if (n >= batch * planeSize) return;
-    const int b = n / planeSize, p = n - b * planeSize;
-    __global const float* source = gradOutput + (size_t)b * outChannels * planeSize + p;
-    __global float* target = gradT + (size_t)n * outPad;
-    for (int o = 0; o < outChannels; o++) target[o] = source[(size_t)o * planeSize];
-    for (int o = outChannels; o < outPad; o++) target[o] = 0.0f;
+    // One work-item per (image, output channel) plane, scattering it into
+    // every pixel's slot: PoCL's per-work-item overhead (~10 ns) outweighs
+    // such a copy's arithmetic, so each work-item moves a whole plane.
+    const int index = get_global_id(0);
+    if (index >= batch * outPad) return;
+    const int b = index / outPad, o = index - b * outPad;
+    __global const float* source = gradOutput + ((size_t)b * outChannels + o) * planeSize;
+    __global float* target = gradT + (size_t)b * planeSize * outPad + o;
+    if (o < outChannels) {
+        for (int p = 0; p < planeSize; p++) target[(size_t)p * outPad] = source[p];
+    } else {
+        for (int p = 0; p < planeSize; p++) target[(size_t)p * outPad] = 0.0f;
+    }
 }
 
 // output[b,o,y,x] = Σ_{c,i,j} weight[o,c,i,j]·input[b,c,y+i,x+j].
@@ -76,47 +80,105 @@ __kernel void conv2d_forward_##W(__global const float* input, __global const flo
     } \
 }
 
+// The same sum with the vector along a row of output pixels instead:
+// one work-item per (block of 8 output channels, image, output row, block of
+// 8 pixels), one float8 accumulator per channel, the input row read with
+// vload8 and the weights in their own (O, C, kH, kW) layout. Each result row
+// is one vstore8 — the better kernel when channels are few and rows long
+// (conv1). Needs oW ≥ 8: a row's last block is shifted left to end at oW,
+// storing only its new pixels.
+#define ROWS8_ACCUMULATE(t) acc##t += w##t[k] * v;
+#define ROWS8_STORE(t) \
+    if (o0 + t < outChannels) { \
+        __global float* out = output + ((size_t)(b * outChannels + o0 + t) * outHeight + y) * outWidth; \
+        if (start == x0) vstore8(acc##t, 0, out + x0); \
+        else { float lanes[8]; vstore8(acc##t, 0, lanes); \
+               for (int p = x0 - start; p < 8; p++) out[start + p] = lanes[p]; } \
+    }
+__kernel void conv2d_forward_rows8(__global const float* input, __global const float* weight,
+        __global float* output, int batch, int inChannels, int height, int width,
+        int outChannels, int kernelHeight, int kernelWidth) {
+    const int outHeight = height - kernelHeight + 1, outWidth = width - kernelWidth + 1;
+    const int xBlocks = (outWidth + 7) / 8;
+    const int rows = batch * outHeight;
+    const int oBlocks = (outChannels + 7) / 8;
+    const int index = get_global_id(0);
+    if (index >= oBlocks * rows * xBlocks) return;
+    const int ob = index / (rows * xBlocks);
+    const int rest = index - ob * rows * xBlocks;
+    const int by = rest / xBlocks, x0 = (rest - by * xBlocks) * 8;
+    const int b = by / outHeight, y = by - b * outHeight;
+    const int start = min(x0, outWidth - 8);
+    const int o0 = ob * 8;
+    const int patchSize = inChannels * kernelHeight * kernelWidth;
+    __global const float* w0 = weight + (size_t)min(o0, outChannels - 1) * patchSize;
+    __global const float* w1 = weight + (size_t)min(o0 + 1, outChannels - 1) * patchSize;
+    __global const float* w2 = weight + (size_t)min(o0 + 2, outChannels - 1) * patchSize;
+    __global const float* w3 = weight + (size_t)min(o0 + 3, outChannels - 1) * patchSize;
+    __global const float* w4 = weight + (size_t)min(o0 + 4, outChannels - 1) * patchSize;
+    __global const float* w5 = weight + (size_t)min(o0 + 5, outChannels - 1) * patchSize;
+    __global const float* w6 = weight + (size_t)min(o0 + 6, outChannels - 1) * patchSize;
+    __global const float* w7 = weight + (size_t)min(o0 + 7, outChannels - 1) * patchSize;
+    float8 acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
+    float8 acc4 = 0.0f, acc5 = 0.0f, acc6 = 0.0f, acc7 = 0.0f;
+    int k = 0;
+    for (int c = 0; c < inChannels; c++) {
+        for (int i = 0; i < kernelHeight; i++) {
+            __global const float* row = input + ((size_t)(b * inChannels + c) * height + y + i) * width + start;
+            for (int j = 0; j < kernelWidth; j++, k++) {
+                const float8 v = vload8(0, row + j);
+                ROWS8_ACCUMULATE(0) ROWS8_ACCUMULATE(1) ROWS8_ACCUMULATE(2) ROWS8_ACCUMULATE(3)
+                ROWS8_ACCUMULATE(4) ROWS8_ACCUMULATE(5) ROWS8_ACCUMULATE(6) ROWS8_ACCUMULATE(7)
+            }
+        }
+    }
+    ROWS8_STORE(0) ROWS8_STORE(1) ROWS8_STORE(2) ROWS8_STORE(3)
+    ROWS8_STORE(4) ROWS8_STORE(5) ROWS8_STORE(6) ROWS8_STORE(7)
+}
+
+// weight (O, C, kH, kW) → flipped (C, O, kH, kW): flipped[c,o,i',j'] =
+// weight[o, c, kH−1−i', kW−1−j'], the data gradient's kernel for conv2d_forward_rows8.
+__kernel void conv_weight_flipped(__global const float* weight, __global float* flipped,
+                                  int outChannels, int inChannels, int kernelHeight, int kernelWidth) {
+    const int index = get_global_id(0);
+    const int kernelArea = kernelHeight * kernelWidth;
+    if (index >= outChannels * inChannels * kernelArea) return;
+    const int ij = index % kernelArea;
+    const int co = index / kernelArea;
+    const int c = co / outChannels, o = co - c * outChannels;
+    const int i = ij / kernelWidth, j = ij - i * kernelWidth;
+    flipped[index] = weight[((o * inChannels + c) * kernelHeight + kernelHeight - 1 - i) * kernelWidth
+                            + kernelWidth - 1 - j];
+}
+
 // The data gradient is a forward convolution of the gradient, zero-padded by
 // kH−1 rows and kW−1 columns on each side, with the kernel flipped and input
 // and output channels swapped:
 // gradInput[b,c,h,w] = Σ_{o,i',j'} padded[b,o,h+i',w+j']·weight[o,c,kH−1−i',kW−1−j'].
-// These two layout kernels prepare its operands for conv2d_forward_W.
+// conv_pad_gradient and conv_weight_flipped prepare its operands.
 
 // gradOutput (B, O, oH, oW) → (B, O, oH + 2·padY, oW + 2·padX), zero border.
 __kernel void conv_pad_gradient(__global const float* gradOutput, __global float* padded,
                                 int planes, int outHeight, int outWidth, int padY, int padX) {
-    // One work-item per padded row.
+    // One work-item per plane (see conv_output_pixel_major on why whole planes).
     const int paddedHeight = outHeight + 2 * padY, paddedWidth = outWidth + 2 * padX;
-    const int index = get_global_id(0);
-    if (index >= planes * paddedHeight) return;
-    const int plane = index / paddedHeight, y = index - plane * paddedHeight - padY;
-    __global float* target = padded + (size_t)index * paddedWidth;
-    if (y < 0 || y >= outHeight) {
-        for (int x = 0; x < paddedWidth; x++) target[x] = 0.0f;
-        return;
+    const int plane = get_global_id(0);
+    if (plane >= planes) return;
+    __global float* target = padded + (size_t)plane * paddedHeight * paddedWidth;
+    __global const float* source = gradOutput + (size_t)plane * outHeight * outWidth;
+    for (int y = 0; y < paddedHeight; y++) {
+        const int sy = y - padY;
+        __global float* row = target + y * paddedWidth;
+        if (sy < 0 || sy >= outHeight) {
+            for (int x = 0; x < paddedWidth; x++) row[x] = 0.0f;
+            continue;
+        }
+        for (int x = 0; x < padX; x++) row[x] = 0.0f;
+        for (int x = 0; x < outWidth; x++) row[padX + x] = source[sy * outWidth + x];
+        for (int x = padX + outWidth; x < paddedWidth; x++) row[x] = 0.0f;
     }
-    __global const float* source = gradOutput + ((size_t)plane * outHeight + y) * outWidth;
-    for (int x = 0; x < padX; x++) target[x] = 0.0f;
-    for (int x = 0; x < outWidth; x++) target[padX + x] = source[x];
-    for (int x = padX + outWidth; x < paddedWidth; x++) target[x] = 0.0f;
 }
 
-// weight (O, C, kH, kW) → flippedT (O·kH·kW, inPad): row (o·kH + i')·kW + j'
-// holds weight[o, c, kH−1−i', kW−1−j'] for each input channel c, zero padding.
-__kernel void conv_weight_flipped_patch_major(__global const float* weight, __global float* flippedT,
-                                              int outChannels, int inChannels, int kernelHeight,
-                                              int kernelWidth, int inPad) {
-    const int index = get_global_id(0);
-    const int kernelArea = kernelHeight * kernelWidth;
-    if (index >= outChannels * kernelArea * inPad) return;
-    const int c = index % inPad;
-    const int row = index / inPad;
-    const int o = row / kernelArea, ij = row - o * kernelArea;
-    const int i = ij / kernelWidth, j = ij - i * kernelWidth;
-    flippedT[index] = c < inChannels
-        ? weight[((o * inChannels + c) * kernelHeight + kernelHeight - 1 - i) * kernelWidth + kernelWidth - 1 - j]
-        : 0.0f;
-}
 
 // Partial weight gradients: partials[chunk, k, o] = Σ over the images of the
 // chunk and every output pixel (y,x) of input[b,c,y+i,x+j]·gradOutput[b,o,y,x],

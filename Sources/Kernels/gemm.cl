@@ -5,43 +5,59 @@
 // "Row-vector" form: op(B) is contiguous along n (B stored k×n, not
 // transposed). op(A)[i,p] = A[i·aRow + p·aCol] covers A and Aᵀ; C[i,j] is at
 // C[i·cRow + j·cCol], so Cᵀ = Bᵀ·Aᵀ computed here serves op(A)ᵀ·op(B)ᵀ too.
-// One work-item per 4 rows × 8 columns of C, the 8 columns in one float8.
+// One work-item per 4 rows × 16 columns of C, the 16 columns in one float16
+// (two loads of B and four of A feed eight AVX2 multiply-adds); full tiles
+// of a unit-stride C are stored as vectors.
 __kernel void gemm_rows(int m, int n, int k,
                         __global const float* a, int aRow, int aCol,
                         __global const float* b, int ldb,
                         __global float* c, int cRow, int cCol,
                         float alpha, float beta) {
-    const int columnGroups = (n + 7) / 8;
+    const int columnGroups = (n + 15) / 16;
     const int index = get_global_id(0);
     if (index >= ((m + 3) / 4) * columnGroups) return;
     const int i0 = (index / columnGroups) * 4;
-    const int j0 = (index % columnGroups) * 8;
+    const int j0 = (index % columnGroups) * 16;
     // Rows past m read row m−1 (always valid) and are never stored.
     __global const float* a0 = a + (size_t)min(i0, m - 1) * aRow;
     __global const float* a1 = a + (size_t)min(i0 + 1, m - 1) * aRow;
     __global const float* a2 = a + (size_t)min(i0 + 2, m - 1) * aRow;
     __global const float* a3 = a + (size_t)min(i0 + 3, m - 1) * aRow;
-    float8 acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
-    if (j0 + 8 <= n) {
+    float16 acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
+    const bool fullColumns = j0 + 16 <= n;
+    if (fullColumns) {
         for (int p = 0; p < k; p++) {
-            const float8 bv = vload8(0, b + (size_t)p * ldb + j0);
+            const float16 bv = vload16(0, b + (size_t)p * ldb + j0);
             const size_t ap = (size_t)p * aCol;
             acc0 += a0[ap] * bv; acc1 += a1[ap] * bv; acc2 += a2[ap] * bv; acc3 += a3[ap] * bv;
         }
     } else {
         for (int p = 0; p < k; p++) {
-            float bs[8];
-            for (int t = 0; t < 8; t++) bs[t] = j0 + t < n ? b[(size_t)p * ldb + j0 + t] : 0.0f;
-            const float8 bv = vload8(0, bs);
+            float bs[16];
+            for (int t = 0; t < 16; t++) bs[t] = j0 + t < n ? b[(size_t)p * ldb + j0 + t] : 0.0f;
+            const float16 bv = vload16(0, bs);
             const size_t ap = (size_t)p * aCol;
             acc0 += a0[ap] * bv; acc1 += a1[ap] * bv; acc2 += a2[ap] * bv; acc3 += a3[ap] * bv;
         }
     }
-    float rows[4][8];
-    vstore8(acc0, 0, rows[0]); vstore8(acc1, 0, rows[1]);
-    vstore8(acc2, 0, rows[2]); vstore8(acc3, 0, rows[3]);
+    if (fullColumns && cCol == 1 && i0 + 4 <= m) {
+        __global float* c0 = c + (size_t)i0 * cRow + j0;
+        if (beta == 0.0f) {
+            vstore16(alpha * acc0, 0, c0); vstore16(alpha * acc1, 0, c0 + cRow);
+            vstore16(alpha * acc2, 0, c0 + 2 * cRow); vstore16(alpha * acc3, 0, c0 + 3 * cRow);
+        } else {
+            vstore16(alpha * acc0 + beta * vload16(0, c0), 0, c0);
+            vstore16(alpha * acc1 + beta * vload16(0, c0 + cRow), 0, c0 + cRow);
+            vstore16(alpha * acc2 + beta * vload16(0, c0 + 2 * cRow), 0, c0 + 2 * cRow);
+            vstore16(alpha * acc3 + beta * vload16(0, c0 + 3 * cRow), 0, c0 + 3 * cRow);
+        }
+        return;
+    }
+    float rows[4][16];
+    vstore16(acc0, 0, rows[0]); vstore16(acc1, 0, rows[1]);
+    vstore16(acc2, 0, rows[2]); vstore16(acc3, 0, rows[3]);
     for (int r = 0; r < 4 && i0 + r < m; r++) {
-        for (int t = 0; t < 8 && j0 + t < n; t++) {
+        for (int t = 0; t < 16 && j0 + t < n; t++) {
             __global float* out = c + (size_t)(i0 + r) * cRow + (size_t)(j0 + t) * cCol;
             *out = beta == 0.0f ? alpha * rows[r][t] : alpha * rows[r][t] + beta * *out;
         }

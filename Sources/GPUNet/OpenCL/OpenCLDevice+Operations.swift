@@ -17,7 +17,7 @@ extension OpenCLDevice {
         let (m, n, k) = (s.m, s.n, s.k)
         func rows(_ m: Int, _ n: Int, a: OpenCLBuffer, aRow: Int, aCol: Int, b: OpenCLBuffer, ldb: Int,
                   cRow: Int, cCol: Int) throws {
-            try launch("gemm_rows", items: (m + 3) / 4 * ((n + 7) / 8), [
+            try launch("gemm_rows", items: (m + 3) / 4 * ((n + 15) / 16), [
                 .int(m), .int(n), .int(k), .buffer(a), .int(aRow), .int(aCol), .buffer(b), .int(ldb),
                 .buffer(bufferC), .int(cRow), .int(cCol), .float(s.alpha), .float(s.beta)])
         }
@@ -74,36 +74,43 @@ extension OpenCLDevice {
             .int(s.width), .int(s.kernelHeight), .int(s.kernelWidth)])
     }
 
-    /// Weights rearranged to (patch, output channel) by
-    /// `conv_weight_patch_major`, then `conv2d_forward_W`: the output
-    /// channels in one W-wide vector, four neighbouring pixels per work-item.
+    /// Two kernels, chosen by shape (measured on PoCL here): with at most 8
+    /// output channels and rows of at least 8 pixels (conv1),
+    /// `conv2d_forward_rows8` (a vector along the row, one vector store per
+    /// result row); otherwise the weights rearranged to (patch, output
+    /// channel) by `conv_weight_patch_major`, then `conv2d_forward_W` (the
+    /// output channels in one W-wide vector, four pixels per work-item).
     public func conv2dForward(_ s: ConvShape, input: Buffer, weight: Buffer, output: Buffer) throws {
         let operation = "conv2dForward"
         try validate(s, operation)
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
         let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
         let outputBuffer = try cl(output, "output", atLeast: s.outputCount, in: operation)
+        try forward(s, input: inputBuffer, weight: weightBuffer, output: outputBuffer)
+    }
+
+    /// The forward convolution on this device's buffers, weight in (O, C, kH, kW).
+    private func forward(_ s: ConvShape, input: OpenCLBuffer, weight: OpenCLBuffer, output: OpenCLBuffer) throws {
+        if s.outChannels <= 8 && s.outWidth >= 8 {
+            let items = (s.outChannels + 7) / 8 * s.batch * s.outHeight * ((s.outWidth + 7) / 8)
+            try launch("conv2d_forward_rows8", items: items,
+                       [.buffer(input), .buffer(weight), .buffer(output)] + convArguments(s))
+            return
+        }
         let width = Self.vectorWidth(channels: s.outChannels)
         let outPad = (s.outChannels + width - 1) / width * width
         let weightT = try scratchBuffer("conv.weightT", count: s.patchSize * outPad)
         try launch("conv_weight_patch_major", items: s.patchSize * outPad, [
-            .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad)])
-        try forwardKernel(s, width: width, input: inputBuffer, weightT: weightT, output: outputBuffer)
-    }
-
-    /// Enqueues `conv2d_forward_W` on operands already laid out.
-    private func forwardKernel(_ s: ConvShape, width: Int, input: OpenCLBuffer, weightT: OpenCLBuffer,
-                               output: OpenCLBuffer) throws {
-        let groups = (s.outChannels + width - 1) / width
+            .buffer(weight), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad)])
         let quads = (s.outWidth + 3) / 4
-        try launch("conv2d_forward_\(width)", items: s.batch * s.outHeight * quads * groups,
+        try launch("conv2d_forward_\(width)", items: s.batch * s.outHeight * quads * (outPad / width),
                    [.buffer(input), .buffer(weightT), .buffer(output)] + convArguments(s))
     }
 
     /// The data gradient as a forward convolution: gradOutput zero-padded by
     /// kH−1 rows and kW−1 columns per side (`conv_pad_gradient`), convolved
     /// with the flipped kernel whose input and output channels swap
-    /// (`conv_weight_flipped_patch_major`), by the same `conv2d_forward_W`.
+    /// (`conv_weight_flipped`), by the forward kernels above.
     public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
         let operation = "conv2dBackwardData"
         try validate(s, operation)
@@ -114,17 +121,15 @@ extension OpenCLDevice {
         let padded = ConvShape(batch: s.batch, inChannels: s.outChannels, outChannels: s.inChannels,
                                height: s.outHeight + 2 * padY, width: s.outWidth + 2 * padX,
                                kernelHeight: s.kernelHeight, kernelWidth: s.kernelWidth)
-        let width = Self.vectorWidth(channels: s.inChannels)
-        let inPad = (s.inChannels + width - 1) / width * width
         let paddedBuffer = try scratchBuffer("conv.paddedGradient", count: padded.inputCount)
-        try launch("conv_pad_gradient", items: s.batch * s.outChannels * padded.height, [
+        try launch("conv_pad_gradient", items: s.batch * s.outChannels, [
             .buffer(gradOutputBuffer), .buffer(paddedBuffer), .int(s.batch * s.outChannels), .int(s.outHeight),
             .int(s.outWidth), .int(padY), .int(padX)])
-        let flippedT = try scratchBuffer("conv.flippedT", count: padded.patchSize * inPad)
-        try launch("conv_weight_flipped_patch_major", items: padded.patchSize * inPad, [
-            .buffer(weightBuffer), .buffer(flippedT), .int(s.outChannels), .int(s.inChannels), .int(s.kernelHeight),
-            .int(s.kernelWidth), .int(inPad)])
-        try forwardKernel(padded, width: width, input: paddedBuffer, weightT: flippedT, output: gradInputBuffer)
+        let flipped = try scratchBuffer("conv.flipped", count: s.weightCount)
+        try launch("conv_weight_flipped", items: s.weightCount, [
+            .buffer(weightBuffer), .buffer(flipped), .int(s.outChannels), .int(s.inChannels), .int(s.kernelHeight),
+            .int(s.kernelWidth)])
+        try forward(padded, input: paddedBuffer, weight: flipped, output: gradInputBuffer)
     }
 
     /// gradOutput rearranged to (pixel, output channel) by
@@ -145,7 +150,7 @@ extension OpenCLDevice {
         guard s.batch > 0 else { return try fill(gradWeightBuffer, value: 0) }
         let planeSize = s.outHeight * s.outWidth
         let gradT = try scratchBuffer("conv.gradT", count: s.batch * planeSize * outPad)
-        try launch("conv_output_pixel_major", items: s.batch * planeSize, [
+        try launch("conv_output_pixel_major", items: s.batch * outPad, [
             .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize),
             .int(outPad)])
         let imagesPerChunk = (s.batch + 63) / 64

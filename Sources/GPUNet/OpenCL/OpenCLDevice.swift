@@ -33,7 +33,7 @@ public final class OpenCLDevice: Device {
 
     /// The device `opencl:platform:device`, with the kernel program cached
     /// in `cache` (nil: always compile). A `programTag` is appended to the
-    /// program source as a comment: a new tag makes a program that neither
+    /// program source as a constant's name: a new tag makes a program that neither
     /// our cache nor the driver's own (PoCL keeps one) has seen, which is how
     /// a truly cold build is measured.
     public convenience init(platform platformIndex: Int = 0, device deviceIndex: Int = 0,
@@ -54,7 +54,11 @@ public final class OpenCLDevice: Device {
     init(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?, programTag: String? = nil) throws {
         info = entry.info
         context = try OpenCLContext(entry: entry)
-        let source = KernelSource.all + (programTag.map { "\n// program tag: \($0)\n" } ?? "")
+        // A declaration, not a comment: a driver may hash the preprocessed source.
+        let source = KernelSource.all + (programTag.map {
+            let name = String($0.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+            return "\n__constant int convsvd_program_tag_\(name) = 0;\n"
+        } ?? "")
         program = try OpenCLProgram(owner: context, source: source, options: Self.buildOptions, cache: cache)
         programPreparation = program.preparation
         for name in try program.kernelNames() {
