@@ -167,8 +167,9 @@ func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
 struct TestSetPass {
     let reference: HostReferenceNet
     let analytical: AnalyticalNet
-    /// Images per parallel piece (bounds the float64 scratch per thread: ~40 MB at 128).
-    static let pieceSize = 128
+    /// Images per parallel piece: ~10 MB of float64 scratch per thread, so
+    /// that a piece's layers stay in cache (measured ~10% faster than 128).
+    static let pieceSize = 32
 
     func run(testSet: Dataset, network: NetworkUnderTest?, options: AnalysisOptions,
              progress: (String) -> Void) throws -> (statistics: PassStatistics, deviceSeconds: Double) {
