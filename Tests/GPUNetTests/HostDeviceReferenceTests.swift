@@ -111,6 +111,7 @@ final class NaiveReferenceTests: XCTestCase {
 
     func testReluAndLinearByHand() {
         XCTAssertEqual(NaiveReference.reluForward([-1.0, 0, 2.5]), [0, 0, 2.5])
+        XCTAssertTrue(NaiveReference.reluForward([Double.nan])[0].isNaN)
         XCTAssertEqual(NaiveReference.reluBackward(output: [0.0, 0, 2.5], gradOutput: [3.0, 4, 5]), [0, 0, 5])
         // input (2×3), weight (2×3), bias (2).
         let s = LinearShape(batch: 2, inFeatures: 3, outFeatures: 2)

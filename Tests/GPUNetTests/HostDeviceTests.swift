@@ -190,6 +190,28 @@ final class HostDeviceTests: XCTestCase {
         }
     }
 
+    /// NaN passes through ReLU (as in PyTorch) in the SIMD body and the
+    /// scalar tail alike, so divergence is not hidden; its gradient is 0
+    /// (output > 0 is false for NaN).
+    func testReluPropagatesNaN() throws {
+        var input = randomFloats(19, seed: 64)
+        input[3] = .nan; input[17] = .nan; input[5] = -.infinity; input[6] = .infinity
+        let output = try zeros(19)
+        try device.reluForward(count: 19, input: try device.makeBuffer(input), output: output)
+        let values = try floats(output)
+        let expected = NaiveReference.reluForward(input)
+        for i in 0..<19 {
+            XCTAssertTrue(values[i].isNaN == expected[i].isNaN && (values[i].isNaN || Double(values[i]) == expected[i]),
+                          "relu(\(input[i])) = \(values[i]), expected \(expected[i])")
+        }
+        XCTAssertTrue(values[3].isNaN && values[17].isNaN)
+        let gradInput = try zeros(19)
+        try device.reluBackward(count: 19, output: output, gradOutput: try device.makeBuffer([Float](repeating: 1, count: 19)),
+                                gradInput: gradInput)
+        XCTAssertEqual(try floats(gradInput)[3], 0)
+        XCTAssertEqual(try floats(gradInput)[17], 0)
+    }
+
     // MARK: Max-pooling
 
     /// Rule: outputs and argmax exact (a pool only selects). Inputs are drawn

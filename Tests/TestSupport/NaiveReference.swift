@@ -171,9 +171,9 @@ public enum NaiveReference {
 
     // MARK: Elementwise
 
-    /// output = max(input, 0).
+    /// output = max(input, 0); NaN stays NaN (as PyTorch's relu).
     public static func reluForward<T: BinaryFloatingPoint>(_ input: [T]) -> [Double] {
-        doubles(input).map { $0 > 0 ? $0 : 0 }
+        doubles(input).map { $0 > 0 || $0.isNaN ? $0 : 0 }
     }
 
     /// gradInput = gradOutput where output > 0, else 0.

@@ -108,17 +108,19 @@ extension HostKernels {
     @inline(__always)
     static func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
 
-    /// output = input where input > 0, else 0 (NaN → 0, as the reference).
+    /// output = input where input > 0 or input is NaN, else 0. NaN passes
+    /// through, as in PyTorch, so that a diverging run shows a NaN loss
+    /// instead of a silently dead layer.
     static func relu(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i + 8 <= count {
             let x = load(input + i)
-            store(Lanes(repeating: 0).replacing(with: x, where: x .> 0), output + i)
+            store(Lanes(repeating: 0).replacing(with: x, where: (x .> 0) .| (x .!= x)), output + i)
             i += 8
         }
         while i < count {
             let x = input[i]
-            output[i] = x > 0 ? x : 0
+            output[i] = x > 0 || x.isNaN ? x : 0
             i += 1
         }
     }
