@@ -93,7 +93,7 @@ struct RunCommand: ParsableCommand {
 
             print(ResultsTable.render(report))
             print("\nphase times")
-            for p in phases { print(String(format: "  %-58@ %8.2f s", p.phase as NSString, p.seconds)) }
+            for p in phases { print("  " + BenchTable.pad(p.phase, 58) + String(format: "%8.2f s", p.seconds)) }
             print("\noutputs in \(directory.path): analysis.json, report.html, figures/ (\(figures.count) files)"
                   + (checkpoint == nil ? ", checkpoint.safetensors, metrics.json, metrics.csv" : ""))
             try AnalysisPhases.requirePassed(report)
