@@ -53,8 +53,20 @@ public struct Matrix: Equatable, Sendable {
         return t
     }
 
-    /// ‖M‖²_F = Σᵢⱼ mᵢⱼ².
-    public var squaredFrobeniusNorm: Double { values.reduce(0) { $0 + $1 * $1 } }
+    /// ‖M‖²_F = Σᵢⱼ mᵢⱼ², summed with Neumaier's compensation: the
+    /// identities compare sums of millions of terms (‖A‖²_F of the conv1
+    /// operator has 4.2 M entries) at 1e-12, where plain summation's error
+    /// (~1e-13 there) would leave little margin.
+    public var squaredFrobeniusNorm: Double {
+        var sum = 0.0, compensation = 0.0
+        for v in values {
+            let term = v * v
+            let t = sum + term
+            compensation += abs(sum) >= abs(term) ? (sum - t) + term : (term - t) + sum
+            sum = t
+        }
+        return sum + compensation
+    }
 
     /// ‖M‖_F.
     public var frobeniusNorm: Double { squaredFrobeniusNorm.squareRoot() }

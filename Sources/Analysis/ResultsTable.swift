@@ -123,7 +123,8 @@ public enum ResultsTable {
             if label.isEmpty && value.isEmpty && check == nil { out += "\n"; continue }
             var line = "  " + label.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value
             if let check {
-                let shown = value.isEmpty ? sci(check.value) : ""
+                let measured = check.relation == .equalTo && check.value.isFinite ? String(Int(check.value)) : sci(check.value)
+                let shown = value.isEmpty ? measured : ""
                 line += shown + "  [\(check.relation.rawValue) \(check.relation == .equalTo ? String(Int(check.limit)) : sci(check.limit)): \(check.passed ? "PASS" : "FAIL")]"
             }
             out += line + "\n"
