@@ -78,10 +78,10 @@ final class HostDeviceTests: XCTestCase {
     // MARK: GEMM
 
     /// Rule: forward, 1e-4 absolute. Every transpose combination, α ≠ 1,
-    /// β ∈ {0, 0.5}, odd sizes, and one product large enough (> 1 MFLOP) to be
-    /// split across the cores.
+    /// β ∈ {0, 0.5}, odd sizes, an empty inner dimension (C ← β·C), and one
+    /// product large enough (> 1 MFLOP) to be split across the cores.
     func testGEMMMatchesReference() throws {
-        for (m, n, k) in [(7, 5, 3), (1, 1, 1), (129, 65, 77)] {
+        for (m, n, k) in [(7, 5, 3), (1, 1, 1), (3, 4, 0), (129, 65, 77)] {
             for transposeA in [false, true] {
                 for transposeB in [false, true] {
                     for (alpha, beta) in [(Float(1), Float(0)), (Float(-0.75), Float(0.5))] {

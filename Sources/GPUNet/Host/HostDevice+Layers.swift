@@ -10,6 +10,7 @@ extension HostDevice {
 
     // MARK: ReLU
 
+    /// NaN inputs stay NaN (PyTorch's behaviour), so a diverging run is seen.
     public func reluForward(count: Int, input: Buffer, output: Buffer) throws {
         let pin = try floats(input, at: count, "reluForward", "input")
         let pout = try floats(output, at: count, "reluForward", "output")

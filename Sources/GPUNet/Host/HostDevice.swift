@@ -121,6 +121,11 @@ public final class HostDevice: Device {
         let pb = try floats(b, at: k * n, "gemm", "b")
         let pc = try floats(c, at: m * n, "gemm", "c")
         guard m > 0, n > 0 else { return }
+        if k == 0 {
+            // An empty product: C ← β·C. (BLAS rejects a leading dimension of 0.)
+            for i in 0..<(m * n) { pc[i] = shape.beta == 0 ? 0 : shape.beta * pc[i] }
+            return
+        }
         // Split rows of C across the cores when the product is worth two
         // threads (~1 MFLOP; below that the dispatch costs more than it saves).
         let chunks = shape.flops >= 1e6 ? workers : 1
