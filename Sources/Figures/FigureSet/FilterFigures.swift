@@ -111,7 +111,7 @@ extension Figures {
         if wide {
             // Wide tiles (k × in·k): one filter per row, one reconstruction per column.
             let tiles: [[Tile?]] = (0..<shown).map { f in matrices.map { tile($0, f) } }
-            return Figure(name: name, title: title, width: 1400, height: 150 + 36 * shown, caption: caption) { canvas, body in
+            return Figure(name: name, title: title, width: 1400, height: 150 + 44 * shown, caption: caption) { canvas, body in
                 TileGrid(title: "", tiles: tiles, rowLabels: (1...shown).map { "filter \($0)" }, columnLabels: labels,
                          colorBarLabel: "weight", columnBreaks: [0]).draw(on: canvas, in: body)
             }

@@ -86,7 +86,7 @@ extension Figures {
                                                positions: positions, u: s.u, classes: sample.labels)
             }
             figures.append(try activationProjections(
-                panels, layerDescription: "layer output (the channel vector a) at its 12 strongest positions"))
+                panels, layerDescription: "layer output (the channel vector a) at its 8 strongest positions"))
             figures.append(try digitFeatureMaps(digitMaps(sample, count: digitsShown), afterReLU: false))
         }
         return figures
@@ -106,8 +106,8 @@ extension Figures {
 
     /// The learned filters W = U·diag(σ)·Vᵀ (from the report's factors, equal to
     /// the checkpoint's W within the reported reconstruction error, < 1e-12)
-    /// beside W_k for a few k: 1, 2, 4 (8 for the wider layer) and the 95%-energy
-    /// count, each below the full rank.
+    /// beside W_k for a few k: 1, 2, 4 (1, 4 for a layer of rank > 8) and the
+    /// 95%-energy count, each below the full rank.
     static func lowRankFilterFigure(spectrum s: LayerSpectrum, lowRank: LowRankLayer?) throws -> Figure {
         let u = Matrix(rows: s.u.count, columns: s.u.first?.count ?? 0, values: s.u.flatMap { $0 })
         let vt = Matrix(rows: s.vt.count, columns: s.vt.first?.count ?? 0, values: s.vt.flatMap { $0 })
@@ -116,7 +116,8 @@ extension Figures {
             let w = u.leadingColumns(k).scalingColumns(by: Array(s.singularValues[0..<k])) * vt.leadingRows(k)
             return MatrixValues(rows: w.rows, columns: w.columns, values: w.values)
         }
-        let candidates = [1, 2, 4] + (r > 8 ? [8] : []) + [s.componentsFor95PercentEnergy]
+        // Three or four columns of reconstructions: more would shrink the wide conv2 tiles below readable size.
+        let candidates = (r > 8 ? [1, 4] : [1, 2, 4]) + [s.componentsFor95PercentEnergy]
         let ranks = Array(Set(candidates.filter { $0 < r })).sorted()
         let errors = ranks.map { k in
             lowRank?.rows.first { $0.rank == k }?.relativeFrobeniusErrorFromMatrix ?? .nan
@@ -134,7 +135,7 @@ extension Figures {
     ///   - preActivations: count × channels × positions (NCHW, the plane flattened).
     ///   - u: U as rows (channels × r); columns 0 and 1 are u₁ and u₂.
     public static func projectionPanels(layer: String, preActivations: [Double], count: Int, channels: Int, positions: Int,
-                                        u: [[Double]], classes: [Int], positionsPerDigit: Int = 12) throws -> [ProjectionPanel] {
+                                        u: [[Double]], classes: [Int], positionsPerDigit: Int = 8) throws -> [ProjectionPanel] {
         let name = "activation_projections"
         try require(preActivations.count == count * channels * positions, name,
                     "\(layer): \(preActivations.count) values for \(count)×\(channels)×\(positions)")

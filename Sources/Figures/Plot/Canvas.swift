@@ -195,6 +195,29 @@ public final class Canvas {
     /// A filled marker centred at (x, y), with an optional outline.
     public func marker(_ shape: MarkerShape, x: Double, y: Double, radius: Double, fill color: RGB,
                        alpha: Double = 1, outline: RGB? = nil) {
+        addMarkerPath(shape, x: x, y: y, radius: radius)
+        setColor(color, alpha: alpha)
+        if let outline {
+            cairo_fill_preserve(cr)
+            setColor(outline)
+            cairo_set_line_width(cr, 1)
+            cairo_stroke(cr)
+        } else {
+            cairo_fill(cr)
+        }
+    }
+
+    /// Many markers of one colour filled as one path: one element in SVG and
+    /// PDF instead of one per point (scatter plots have thousands).
+    public func markers(_ shape: MarkerShape, at points: [(Double, Double)], radius: Double, fill color: RGB, alpha: Double = 1) {
+        for (x, y) in points where x.isFinite && y.isFinite {
+            addMarkerPath(shape, x: x, y: y, radius: radius)
+        }
+        setColor(color, alpha: alpha)
+        cairo_fill(cr)
+    }
+
+    private func addMarkerPath(_ shape: MarkerShape, x: Double, y: Double, radius: Double) {
         switch shape {
         case .circle:
             cairo_new_sub_path(cr)
@@ -216,15 +239,6 @@ public final class Canvas {
             cairo_line_to(cr, x - s, y)
             cairo_close_path(cr)
         }
-        setColor(color, alpha: alpha)
-        if let outline {
-            cairo_fill_preserve(cr)
-            setColor(outline)
-            cairo_set_line_width(cr, 1)
-            cairo_stroke(cr)
-        } else {
-            cairo_fill(cr)
-        }
     }
 
     /// Fills `r` with a gradient through `map` from t = 0 at the bottom to t = 1
@@ -244,13 +258,33 @@ public final class Canvas {
         cairo_fill(cr)
     }
 
-    /// Runs `body` with antialiasing off: cells of a matrix then meet edge to
-    /// edge without the faint seams that blending partial pixels leaves.
-    public func withoutAntialiasing(_ body: () throws -> Void) rethrows {
-        let previous = cairo_get_antialias(cr)
-        cairo_set_antialias(cr, CAIRO_ANTIALIAS_NONE)
-        defer { cairo_set_antialias(cr, previous) }
-        try body()
+    /// Draws `pixels` (row-major, `width` × `height`, opaque) as an image whose
+    /// top-left corner is at (x, y), one image pixel per canvas unit. PNG output
+    /// copies the pixels; SVG and PDF embed them as one lossless image (far
+    /// smaller than a rectangle per pixel), drawn without smoothing.
+    public func image(_ pixels: [RGB], width: Int, height: Int, x: Double, y: Double) {
+        precondition(pixels.count == width * height && width > 0 && height > 0, "Canvas.image: \(pixels.count) pixels for \(width)×\(height)")
+        guard let image = cairo_image_surface_create(CAIRO_FORMAT_RGB24, Int32(width), Int32(height)) else { return }
+        defer { cairo_surface_destroy(image) }
+        cairo_surface_flush(image)
+        guard let base = cairo_image_surface_get_data(image) else { return }
+        let stride = Int(cairo_image_surface_get_stride(image))
+        func byte(_ v: Double) -> UInt32 { UInt32((min(max(v, 0), 1) * 255).rounded()) }
+        for r in 0..<height {
+            let row = (base + r * stride).withMemoryRebound(to: UInt32.self, capacity: width) { $0 }
+            for c in 0..<width {
+                let p = pixels[r * width + c]
+                // RGB24: one native-endian 32-bit word per pixel, 0xXXRRGGBB.
+                row[c] = 0xFF00_0000 | byte(p.red) << 16 | byte(p.green) << 8 | byte(p.blue)
+            }
+        }
+        cairo_surface_mark_dirty(image)
+        cairo_save(cr)
+        cairo_set_source_surface(cr, image, x, y)
+        cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST)
+        cairo_rectangle(cr, x, y, Double(width), Double(height))
+        cairo_fill(cr)
+        cairo_restore(cr)
     }
 
     /// Runs `body` with drawing clipped to `r`.

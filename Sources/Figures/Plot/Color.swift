@@ -119,15 +119,16 @@ public struct ColorMap: Sendable {
         return CIELab(l: p.l + f * (q.l - p.l), a: p.a + f * (q.a - p.a), b: p.b + f * (q.b - p.b)).rgb
     }
 
-    /// Diverging blue → near-white → orange-red, centred at t = 0.5. Blue against
-    /// orange stays distinct under the common red-green deficiencies (the two
-    /// ends differ in the blue-yellow axis and in lightness at every step), and
-    /// lightness rises symmetrically to the centre, so |value| reads as darkness.
+    /// Diverging blue → near-white → orange-brown, centred at t = 0.5. Blue
+    /// against orange stays distinct under the common red-green deficiencies
+    /// (the two arms differ along the blue-yellow axis). The anchors pair up in
+    /// CIE lightness (L* ≈ 32 at the ends, 68 halfway, 97 at the centre), so
+    /// equal |value| reads as equal darkness on both sides.
     public static let diverging = ColorMap(name: "blue-white-orange", isDiverging: true, stops: [
-        (0.00, RGB(hex: 0x08306B)),
-        (0.25, RGB(hex: 0x4A8CC7)),
+        (0.00, RGB(hex: 0x1F4E79)),
+        (0.25, RGB(hex: 0x6BAED6)),
         (0.50, RGB(hex: 0xF7F7F7)),
-        (0.75, RGB(hex: 0xF08A3C)),
+        (0.75, RGB(hex: 0xE8924A)),
         (1.00, RGB(hex: 0x8C2D04)),
     ])
 

@@ -37,18 +37,23 @@ func normalised(_ v: Double, _ range: ClosedRange<Double>) -> Double {
 func drawCells(_ m: MatrixValues, on canvas: Canvas, x: Double, y: Double, cell: Double,
                map: ColorMap, range: ClosedRange<Double>, dividerEvery: Int? = nil) {
     // Cell edges on whole pixels, each cell running to the next one's edge, so
-    // that cells tile the area exactly with no seam and no overlap.
-    let xs = (0...m.columns).map { (x + Double($0) * cell).rounded() }
-    let ys = (0...m.rows).map { (y + Double($0) * cell).rounded() }
-    canvas.withoutAntialiasing {
-        for r in 0..<m.rows {
+    // that cells tile the area exactly with no seam and no overlap; drawn as
+    // one image at one image pixel per canvas unit.
+    let xs = (0...m.columns).map { Int((x + Double($0) * cell).rounded()) }
+    let ys = (0...m.rows).map { Int((y + Double($0) * cell).rounded()) }
+    let width = xs[m.columns] - xs[0], height = ys[m.rows] - ys[0]
+    guard width > 0, height > 0 else { return }
+    let colors = m.values.map { $0.isFinite ? map.color(at: normalised($0, range)) : RGB.white }
+    var pixels = [RGB](repeating: .white, count: width * height)
+    for r in 0..<m.rows {
+        for py in (ys[r] - ys[0])..<(ys[r + 1] - ys[0]) {
             for c in 0..<m.columns {
-                let v = m[r, c]
-                let rect = Rect(x: xs[c], y: ys[r], width: xs[c + 1] - xs[c], height: ys[r + 1] - ys[r])
-                canvas.fill(rect, v.isFinite ? map.color(at: normalised(v, range)) : .white)
+                let color = colors[r * m.columns + c]
+                for px in (xs[c] - xs[0])..<(xs[c + 1] - xs[0]) { pixels[py * width + px] = color }
             }
         }
     }
+    canvas.image(pixels, width: width, height: height, x: Double(xs[0]), y: Double(ys[0]))
     if let every = dividerEvery, every > 0 {
         for c in Swift.stride(from: every, to: m.columns, by: every) {
             let px = x + Double(c) * cell

@@ -57,7 +57,7 @@ public enum TickGenerator {
     }
 
     /// Log ticks at powers of ten covering [low, high] (low > 0), widened to
-    /// whole decades. When the range covers fewer than three decades, 2× and 5×
+    /// whole decades. When the range covers three decades or fewer, 2× and 5×
     /// ticks are added so that the axis still has several labels.
     public static func log(low: Double, high: Double) -> Ticks {
         var lo = max(low, 1e-300), hi = max(high, lo * 10)
@@ -70,7 +70,7 @@ public enum TickGenerator {
         var values: [Double] = []
         for d in firstDecade...lastDecade {
             if (d - firstDecade) % stride == 0 { values.append(pow(10, Double(d))) }
-            if decades < 3 && d < lastDecade {
+            if decades <= 3 && d < lastDecade {
                 values.append(2 * pow(10, Double(d)))
                 values.append(5 * pow(10, Double(d)))
             }
@@ -87,13 +87,15 @@ public enum TickGenerator {
         return Ticks(values: values, labels: labels, range: pow(10, Double(firstDecade))...pow(10, Double(lastDecade)))
     }
 
-    /// Decimals needed to tell ticks `step` apart: none for steps ≥ 1, else
-    /// enough for the step's leading digit (one more for 2.5 × 10ᵏ).
+    /// Decimals needed to write multiples of `step` exactly: the smallest d
+    /// with step·10ᵈ a whole number (0 for 1, 2, 5, 10…; 1 for 0.2 and 2.5; 2 for 0.25).
     static func decimalsFor(step: Double) -> Int {
-        if step >= 1 - 1e-12 { return 0 }
-        var d = Int(ceil(-Foundation.log10(step) - 1e-9))
-        let scaled = step * pow(10, Double(d))
-        if abs(scaled - scaled.rounded()) > 1e-6 { d += 1 }
+        var d = 0
+        while d < 15 {
+            let scaled = step * pow(10, Double(d))
+            if abs(scaled - scaled.rounded()) <= 1e-6 * max(1, scaled) { return d }
+            d += 1
+        }
         return d
     }
 

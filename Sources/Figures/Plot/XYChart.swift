@@ -109,11 +109,12 @@ public struct XYChart: Sendable {
                 if s.style != .markers {
                     canvas.polyline(points, s.color, lineWidth: s.lineWidth, dash: s.dash)
                 }
-                if s.style != .line {
+                if s.style == .lineAndMarkers {
                     for (px, py) in points where px.isFinite && py.isFinite {
-                        canvas.marker(s.marker, x: px, y: py, radius: s.markerRadius, fill: s.color, alpha: s.alpha,
-                                      outline: s.style == .lineAndMarkers ? .white : nil)
+                        canvas.marker(s.marker, x: px, y: py, radius: s.markerRadius, fill: s.color, alpha: s.alpha, outline: .white)
                     }
+                } else if s.style == .markers {
+                    canvas.markers(s.marker, at: points, radius: s.markerRadius, fill: s.color, alpha: s.alpha)
                 }
                 drawn += points.filter { $0.0.isFinite && $0.1.isFinite }
                 // Polylines cover the space between vertices too: sample it for the legend placement.
