@@ -98,7 +98,7 @@ final class PipelineTests: XCTestCase {
 
     func testDivergingRunExitsWithItsOwnCodeAndNamesTheStep() throws {
         let out = try temporaryDirectory()
-        let r = try CLI.run(["train", "--device", "host", "--epochs", "2", "--lr", "10000", "--optimizer", "sgd",
+        let r = try CLI.run(["train", "--device", "host", "--epochs", "2", "--lr", "1e38", "--optimizer", "sgd",
                              "--train-limit", "3000", "--test-limit", "100", "--data", mnist, "--out", out.path])
         XCTAssertEqual(r.status, 4, r.output)
         XCTAssertTrue(r.stderr.contains("epoch 1, step"), r.stderr)
