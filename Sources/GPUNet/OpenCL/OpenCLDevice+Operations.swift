@@ -209,7 +209,7 @@ extension OpenCLDevice {
         let weightBuffer = try cl(weight, "weight", atLeast: s.outFeatures * s.inFeatures, in: operation)
         let biasBuffer = try cl(bias, "bias", atLeast: s.outFeatures, in: operation)
         let outputBuffer = try cl(output, "output", atLeast: s.batch * s.outFeatures, in: operation)
-        try launch("linear_forward", items: s.batch * s.outFeatures, [
+        try launch("linear_forward", items: (s.batch + 3) / 4 * s.outFeatures, [
             .buffer(inputBuffer), .buffer(weightBuffer), .buffer(biasBuffer), .buffer(outputBuffer),
             .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
     }
