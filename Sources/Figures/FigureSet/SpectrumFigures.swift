@@ -138,7 +138,7 @@ extension Figures {
             try require(c.accuracy.allSatisfy { (0...1).contains($0) }, name, "\(c.label): accuracies must be fractions in [0, 1]")
         }
         let lines = fullRankAccuracy.map {
-            [ReferenceLine(.horizontal, at: 100 * $0, label: "full rank: \(significant(100 * $0, 4))%")]
+            [ReferenceLine(.horizontal, at: 100 * $0, label: "full rank: \(significant(100 * $0, 4))%", inLegend: true)]
         } ?? []
         let summary = curves.map { c -> String in
             // The smallest rank within 1 point of the full network, when it exists.

@@ -144,13 +144,6 @@ struct LegendEntry {
     var bar: Bool = false
 }
 
-enum LegendPlacement: Sendable {
-    /// Inside the plot, in the corner that covers the fewest data points.
-    case auto
-    /// In a column right of the plot area.
-    case outsideRight
-}
-
 struct Legend {
     var entries: [LegendEntry]
     static let swatchWidth = 30.0

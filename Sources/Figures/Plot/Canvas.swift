@@ -352,30 +352,6 @@ public final class Canvas {
         cairo_font_extents(cr, &fe)
         return fe.ascent + fe.descent
     }
-
-    /// Draws `s` centred in `r`'s width from `r.minY`, wrapping at spaces so that
-    /// no line is wider than the rectangle; returns the height used.
-    @discardableResult
-    public func wrappedText(_ s: String, in r: Rect, size: Double, color: RGB = .ink, h: HorizontalAlignment = .center) -> Double {
-        var lines: [String] = []
-        var current = ""
-        for word in s.split(separator: " ") {
-            let candidate = current.isEmpty ? String(word) : current + " " + word
-            if textWidth(candidate, size: size) <= r.width || current.isEmpty {
-                current = candidate
-            } else {
-                lines.append(current)
-                current = String(word)
-            }
-        }
-        if !current.isEmpty { lines.append(current) }
-        let step = lineHeight(size: size) * 1.1
-        for (i, l) in lines.enumerated() {
-            let x = h == .center ? r.midX : (h == .left ? r.minX : r.maxX)
-            text(l, x: x, y: r.minY + Double(i) * step, size: size, color: color, h: h, v: .top)
-        }
-        return Double(lines.count) * step
-    }
 }
 
 /// Marker shapes for scatter points and line vertices; shape varies with the

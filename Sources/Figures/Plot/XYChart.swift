@@ -34,9 +34,13 @@ public struct ReferenceLine: Sendable {
     public var label: String
     public var color: RGB
     public var dash: [Double]
+    /// Name the line in the legend instead of beside it (for a line that data runs along).
+    public var inLegend: Bool
 
-    public init(_ orientation: Orientation, at value: Double, label: String, color: RGB = .midGrey, dash: [Double] = [6, 4]) {
+    public init(_ orientation: Orientation, at value: Double, label: String, color: RGB = .midGrey, dash: [Double] = [6, 4],
+                inLegend: Bool = false) {
         self.orientation = orientation; self.value = value; self.label = label; self.color = color; self.dash = dash
+        self.inLegend = inLegend
     }
 }
 
@@ -74,8 +78,10 @@ public struct XYChart: Sendable {
         let legend = Legend(entries: labelled.map {
             LegendEntry(label: $0.label, color: $0.color, line: $0.style != .markers, dash: $0.dash,
                         marker: $0.style == .line ? nil : $0.marker)
+        } + referenceLines.filter(\.inLegend).map {
+            LegendEntry(label: $0.label, color: $0.color, line: true, dash: $0.dash, marker: nil)
         })
-        let showLegend = labelled.count > 1
+        let showLegend = legend.entries.count > 1
         let reserve = showLegend && legendOutside ? legend.size(on: canvas).width + 12 : 0
         let frame = drawAxes(on: canvas, in: panel, title: title, x: x, xTicks: xTicks, y: y, yTicks: yTicks,
                              rightReserve: reserve)
@@ -89,6 +95,7 @@ public struct XYChart: Sendable {
                     let p = frame.py(line.value)
                     guard p.isFinite else { continue }
                     canvas.line(from: (area.minX, p), to: (area.maxX, p), line.color, lineWidth: 1.5, dash: line.dash)
+                    if line.inLegend { continue }
                     // The label sits above its line, or below it when the line is near the top.
                     let above = p - area.minY > 22
                     canvas.text(line.label, x: area.minX + 6, y: above ? p - 3 : p + 3, size: FontSize.caption,
@@ -99,6 +106,7 @@ public struct XYChart: Sendable {
                     let p = frame.px(line.value)
                     guard p.isFinite else { continue }
                     canvas.line(from: (p, area.minY), to: (p, area.maxY), line.color, lineWidth: 1.5, dash: line.dash)
+                    if line.inLegend { continue }
                     canvas.text(line.label, x: p + 4, y: area.minY + 4, size: FontSize.caption, color: line.color, v: .top)
                     let w = canvas.textWidth(line.label, size: FontSize.caption)
                     drawn += stride(from: 0.0, through: w, by: 8).map { (p + 4 + $0, area.minY + 10) }

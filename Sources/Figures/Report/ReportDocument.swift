@@ -76,9 +76,9 @@ extension ResultRow {
         }
         for r in report.reluRegions {
             rows.append(ResultRow(section: headline,
-                                  label: "\(r.layer) distinct ReLU masks, \(r.randomTrainingPatches.patches) random training patches",
+                                  label: "\(r.layer) distinct ReLU masks, \(Figures.grouped(r.randomTrainingPatches.patches)) random training patches",
                                   value: "\(r.randomTrainingPatches.distinctMasks) of \(r.possibleMasks) (Cover bound at rank \(r.rank): \(r.coverBoundAtRank))"))
-            rows.append(ResultRow(section: headline, label: "\(r.layer) distinct ReLU masks, all \(r.testSetPatches.patches) test patches",
+            rows.append(ResultRow(section: headline, label: "\(r.layer) distinct ReLU masks, all \(Figures.grouped(r.testSetPatches.patches)) test patches",
                                   value: "\(r.testSetPatches.distinctMasks) of \(r.possibleMasks)"))
         }
         for f in report.frobenius {
