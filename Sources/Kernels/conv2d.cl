@@ -1,10 +1,14 @@
-// Direct convolution (stride 1, no padding, no bias): forward (which also
-// serves the data gradient, see conv_pad_gradient) and weight gradient. Each kernel keeps W channels in one vector
-// accumulator (W ∈ {1, 4, 8, 16}, see common.cl), reading weights or
-// gradients that a layout kernel below first rearranged so that those W
-// channels are contiguous (vloadW). Channel counts that are not multiples of
-// W are padded with zeros in the rearranged copy and the padding lanes are
-// never stored.
+// Direct convolution (stride 1, no padding, no bias): the forward sum (which
+// also serves the data gradient, see conv_pad_gradient) and the weight
+// gradient. Every kernel keeps a vector of results in one accumulator,
+// because PoCL vectorises explicit vector types and not scalar loops
+// (reference-figures.md):
+// - conv2d_forward_W and conv2d_weight_partials_W: W output channels
+//   (W ∈ {1, 4, 8, 16}, see common.cl), reading weights or gradients that a
+//   layout kernel below first rearranged so that those channels are
+//   contiguous (vloadW); channel counts that are not multiples of W are
+//   padded with zeros there and the padding lanes are never stored;
+// - conv2d_forward_rows8: 8 neighbouring pixels of a row, for few channels.
 
 // weight (O, K) with K = C·kH·kW → weightT (K, outPad): patch-major, output
 // channels contiguous, zero in the padding columns.

@@ -135,9 +135,9 @@ extension OpenCLDevice {
     /// gradOutput rearranged to (pixel, output channel) by
     /// `conv_output_pixel_major`; `conv2d_weight_partials_W` sums each chunk
     /// of images per (input channel, four kernel positions, channel group);
-    /// `conv2d_weight_reduce`
-    /// adds the chunks. Chunks of ⌈B/64⌉ images keep the partial sums small
-    /// and the work spread over at least 64·patch work-items.
+    /// `conv2d_weight_reduce` adds the chunks. Chunks of ⌈B/64⌉ images keep
+    /// the partial sums small (at most 64 per weight) and the work spread
+    /// over up to 64 times as many work-items as one chunk would give.
     public func conv2dBackwardWeight(_ s: ConvShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer) throws {
         let operation = "conv2dBackwardWeight"
         try validate(s, operation)
