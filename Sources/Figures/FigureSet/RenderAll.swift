@@ -29,7 +29,8 @@ extension Figures {
     /// Every figure the inputs allow, in report order: training curves (with
     /// a history), spectra, energy, reconstruction error, accuracy against
     /// rank (when the report holds the sweep), eigenfilters, low-rank filters,
-    /// U, ReLU masks, and, with a sample, the projections and feature maps.
+    /// U, ReLU mask counts and (when the report lists them) the most common
+    /// masks, and, with a sample, the projections and feature maps.
     public static func figures(report: AnalysisReport, history: TrainingHistory?, sample: ActivationSample?,
                                digitsShown: Int = 4) throws -> [Figure] {
         var figures: [Figure] = []
@@ -68,11 +69,14 @@ extension Figures {
                            observed: [("\(grouped(r.randomTrainingPatches.patches)) random training patches", r.randomTrainingPatches.distinctMasks),
                                       ("all \(grouped(r.testSetPatches.patches)) test patches", r.testSetPatches.distinctMasks)])
         }))
-        figures.append(try reluMaskFrequencies(report.reluRegions.map { r in
-            MaskFrequencyPanel(name: r.layer, source: "all test patches",
-                               masks: r.testSetPatches.mostCommon.map { (mask: $0.bits, count: $0.count) },
-                               total: r.testSetPatches.patches)
-        }))
+        // The most common masks are listed only when the analysis kept some (mostCommonMaskCount > 0).
+        if report.reluRegions.allSatisfy({ !$0.testSetPatches.mostCommon.isEmpty }) {
+            figures.append(try reluMaskFrequencies(report.reluRegions.map { r in
+                MaskFrequencyPanel(name: r.layer, source: "all test patches",
+                                   masks: r.testSetPatches.mostCommon.map { (mask: $0.bits, count: $0.count) },
+                                   total: r.testSetPatches.patches)
+            }))
+        }
         if let sample {
             let g = TinyConvNetGeometry.self
             let layers: [(String, [Double], Int, Int)] = [
