@@ -26,7 +26,7 @@ final class CommandLineErrorTests: XCTestCase {
     }
 
     func testNonPositiveLearningRate() throws {
-        try assertFails(["train", "--lr", "-1", "--data", mnist], status: 64, mentions: ["--lr", "positive"])
+        try assertFails(["train", "--lr=-1", "--data", mnist], status: 64, mentions: ["--lr", "positive"])
         try assertFails(["train", "--lr", "0", "--data", mnist], status: 64, mentions: ["--lr"])
     }
 
