@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "NetIOTests", dependencies: ["NetIO", "TestSupport"]),
         .testTarget(name: "GPUNetTests", dependencies: ["GPUNet", "NetIO", "TestSupport"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "NetIO", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "FiguresTests", dependencies: ["Figures", "Analysis", "TestSupport"]),
+        .testTarget(name: "FiguresTests", dependencies: ["Figures", "Analysis", "NetIO", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["NetIO", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -148,6 +148,27 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(t.optimizer.step, 3, "the step in progress finishes before stopping")
     }
 
+    /// Every OpenCL object a training run creates (context, queue, program,
+    /// kernels, buffers of the network, optimiser and workspaces) is released
+    /// when the run is torn down.
+    func testTrainingReleasesEveryOpenCLObject() throws {
+        let data = try mnist()
+        let infos = Devices.available().filter { $0.kind != .host }
+        for info in infos {
+            let baseline = OpenCLDevice.liveObjects
+            // Everything the run makes lives in this function's frame.
+            func trainOnce() throws {
+                let device = try Devices.make(try DeviceSelector(parsing: info.selector))
+                let settings = TrainingSettings(epochs: 1, seed: 3, trainLimit: 200, testLimit: 100)
+                let t = try Trainer(device: device, settings: settings, train: data.train, test: data.test)
+                try t.run(outputDirectory: nil)
+                XCTAssertGreaterThan(OpenCLDevice.liveObjects.buffers, baseline.buffers + 20, "the run holds its buffers")
+            }
+            try trainOnce()
+            XCTAssertEqual(OpenCLDevice.liveObjects, baseline, "\(info.selector): objects left after teardown")
+        }
+    }
+
     func testEpochOrderIsAPermutationFixedBySeedAndEpoch() {
         let a = Trainer.order(count: 1000, seed: 1, epoch: 1)
         XCTAssertEqual(a.sorted(), Array(0..<1000))
