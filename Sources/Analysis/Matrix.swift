@@ -74,9 +74,6 @@ public struct Matrix: Equatable, Sendable {
     /// max |mᵢⱼ| (0 for an empty matrix).
     public var maxAbsoluteValue: Double { values.reduce(0) { max($0, abs($1)) } }
 
-    /// True when every entry is finite.
-    public var isFinite: Bool { values.allSatisfy { $0.isFinite } }
-
     /// The product self·other, with OpenBLAS dgemm.
     public static func * (a: Matrix, b: Matrix) -> Matrix {
         precondition(a.columns == b.rows, "Matrix product: \(a.rows)×\(a.columns) · \(b.rows)×\(b.columns)")
