@@ -35,6 +35,18 @@ final class PipelineTests: XCTestCase {
         for key in ["epoch", "loss", "train_accuracy", "test_accuracy", "seconds", "images_per_second"] {
             XCTAssertNotNil(epochs[0][key], "metrics.json lacks \(key)")
         }
+
+        // `evaluate` reads the written checkpoint back: its confusion matrix
+        // covers the whole test set and its diagonal is the correct count.
+        let evaluation = try CLI.run(["evaluate", "--checkpoint", out.appendingPathComponent("checkpoint.safetensors").path,
+                                      "--data", mnist, "--json"])
+        XCTAssertEqual(evaluation.status, 0, evaluation.output)
+        let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(evaluation.stdout.utf8)) as? [String: Any])
+        let confusion = try XCTUnwrap(result["confusion_matrix"] as? [[Int]])
+        XCTAssertEqual(confusion.flatMap { $0 }.reduce(0, +), 10_000)
+        let diagonal = (0..<10).map { confusion[$0][$0] }.reduce(0, +)
+        XCTAssertEqual(result["correct"] as? Int, diagonal)
+        XCTAssertGreaterThan(try XCTUnwrap(result["accuracy"] as? Double), 0.8, "one epoch on 2,000 images")
     }
 
     /// SIGKILL in the middle of epoch 2, then `--resume`: the final
