@@ -38,6 +38,36 @@ __kernel void conv_output_pixel_major(__global const float* gradOutput, __global
     }
 }
 
+// The same rearrangement for outPad = 16 and planes of at least 8 pixels,
+// transposed in registers: one work-item per (image, block of 8 pixels)
+// loads each channel's 8 pixels as one float8 and stores each pixel's 16
+// channels as one float16 (measured on PoCL here: ~2× the plane-per-item
+// kernel above). A plane's last block is shifted left to end at the plane's
+// end, rewriting a few pixels with the same values; channels ≥ outChannels
+// are zero.
+#define PIXEL_MAJOR16_LOAD(o) \
+    const float8 c##o = o < outChannels ? vload8(0, source + (size_t)(o) * planeSize) : (float8)0.0f;
+#define PIXEL_MAJOR16_STORE(p) \
+    vstore16((float16)(c0.s##p, c1.s##p, c2.s##p, c3.s##p, c4.s##p, c5.s##p, c6.s##p, c7.s##p, \
+                       c8.s##p, c9.s##p, c10.s##p, c11.s##p, c12.s##p, c13.s##p, c14.s##p, c15.s##p), \
+             0, target + (p) * 16);
+__kernel void conv_output_pixel_major16(__global const float* gradOutput, __global float* gradT,
+                                        int batch, int outChannels, int planeSize) {
+    const int blocks = (planeSize + 7) / 8;
+    const int index = get_global_id(0);
+    if (index >= batch * blocks) return;
+    const int b = index / blocks;
+    const int start = min((index - b * blocks) * 8, planeSize - 8);
+    __global const float* source = gradOutput + (size_t)b * outChannels * planeSize + start;
+    __global float* target = gradT + ((size_t)b * planeSize + start) * 16;
+    PIXEL_MAJOR16_LOAD(0) PIXEL_MAJOR16_LOAD(1) PIXEL_MAJOR16_LOAD(2) PIXEL_MAJOR16_LOAD(3)
+    PIXEL_MAJOR16_LOAD(4) PIXEL_MAJOR16_LOAD(5) PIXEL_MAJOR16_LOAD(6) PIXEL_MAJOR16_LOAD(7)
+    PIXEL_MAJOR16_LOAD(8) PIXEL_MAJOR16_LOAD(9) PIXEL_MAJOR16_LOAD(10) PIXEL_MAJOR16_LOAD(11)
+    PIXEL_MAJOR16_LOAD(12) PIXEL_MAJOR16_LOAD(13) PIXEL_MAJOR16_LOAD(14) PIXEL_MAJOR16_LOAD(15)
+    PIXEL_MAJOR16_STORE(0) PIXEL_MAJOR16_STORE(1) PIXEL_MAJOR16_STORE(2) PIXEL_MAJOR16_STORE(3)
+    PIXEL_MAJOR16_STORE(4) PIXEL_MAJOR16_STORE(5) PIXEL_MAJOR16_STORE(6) PIXEL_MAJOR16_STORE(7)
+}
+
 // output[b,o,y,x] = Σ_{c,i,j} weight[o,c,i,j]·input[b,c,y+i,x+j].
 // One work-item per (channel group, four neighbouring output pixels of a
 // row): each weight vector loaded feeds four accumulators (measured on PoCL
@@ -245,6 +275,56 @@ DEFINE_CONV2D_WEIGHT_PARTIALS(1)
 DEFINE_CONV2D_WEIGHT_PARTIALS(4)
 DEFINE_CONV2D_WEIGHT_PARTIALS(8)
 DEFINE_CONV2D_WEIGHT_PARTIALS(16)
+
+// Partial weight gradients for 3×3 kernels with the vector along a row of
+// output pixels instead of across output channels — the better form when
+// output channels are few and rows long (conv1: measured on PoCL here,
+// ~2× the channel-vector form with its transpose):
+// partials[b, o, c·9 + i·3 + j] = Σ_{y,x} input[b,c,y+i,x+j]·gradOutput[b,o,y,x].
+// One work-item per (image, output channel, input channel), nine float8
+// accumulators, each gradient vector feeding all nine. Needs oW ≥ 8: a row's
+// last block is shifted left to end at oW and its lanes already counted
+// are zeroed. conv_sum_images adds the images.
+__kernel void conv2d_weight_rows3x3(__global const float* input, __global const float* gradOutput,
+        __global float* partials, int batch, int inChannels, int height, int width, int outChannels) {
+    const int outHeight = height - 2, outWidth = width - 2;
+    const int index = get_global_id(0);
+    if (index >= batch * outChannels * inChannels) return;
+    const int bo = index / inChannels, c = index - bo * inChannels;
+    const int b = bo / outChannels;
+    __global const float* plane = input + (size_t)(b * inChannels + c) * height * width;
+    __global const float* grad = gradOutput + (size_t)bo * outHeight * outWidth;
+    const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+    float8 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f, a8 = 0.0f;
+    for (int y = 0; y < outHeight; y++) {
+        __global const float* r0 = plane + y * width;
+        __global const float* r1 = r0 + width;
+        __global const float* r2 = r1 + width;
+        for (int x0 = 0; x0 < outWidth; x0 += 8) {
+            const int s = min(x0, outWidth - 8);
+            const float8 g = select(vload8(0, grad + y * outWidth + s), (float8)0.0f, lane < x0 - s);
+            a0 += vload8(0, r0 + s) * g; a1 += vload8(0, r0 + s + 1) * g; a2 += vload8(0, r0 + s + 2) * g;
+            a3 += vload8(0, r1 + s) * g; a4 += vload8(0, r1 + s + 1) * g; a5 += vload8(0, r1 + s + 2) * g;
+            a6 += vload8(0, r2 + s) * g; a7 += vload8(0, r2 + s + 1) * g; a8 += vload8(0, r2 + s + 2) * g;
+        }
+    }
+    __global float* out = partials + (size_t)index * 9;
+#define LANE_SUM(v) ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
+    out[0] = LANE_SUM(a0); out[1] = LANE_SUM(a1); out[2] = LANE_SUM(a2);
+    out[3] = LANE_SUM(a3); out[4] = LANE_SUM(a4); out[5] = LANE_SUM(a5);
+    out[6] = LANE_SUM(a6); out[7] = LANE_SUM(a7); out[8] = LANE_SUM(a8);
+#undef LANE_SUM
+}
+
+// total[i] = Σ_b partials[b·count + i]: per-image partial sums added over
+// the batch. One work-item per element of the total.
+__kernel void conv_sum_images(__global const float* partials, __global float* total, int batch, int count) {
+    const int index = get_global_id(0);
+    if (index >= count) return;
+    float sum = 0.0f;
+    for (int b = 0; b < batch; b++) sum += partials[(size_t)b * count + index];
+    total[index] = sum;
+}
 
 // gradWeight[o, k] = Σ_chunk partials[chunk, k, o]: the weight gradient in
 // the (O, C, kH, kW) layout. One work-item per weight.

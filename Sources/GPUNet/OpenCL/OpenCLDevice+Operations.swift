@@ -132,8 +132,13 @@ extension OpenCLDevice {
         try forward(padded, input: paddedBuffer, weight: flipped, output: gradInputBuffer)
     }
 
-    /// gradOutput rearranged to (pixel, output channel) by
-    /// `conv_output_pixel_major`; `conv2d_weight_partials_W` sums each chunk
+    /// Two forms, chosen by shape (measured on PoCL here). With at most 8
+    /// output channels, a 3×3 kernel and rows of at least 8 pixels (conv1):
+    /// `conv2d_weight_rows3x3` sums each (image, output channel, input
+    /// channel) with vectors along the rows, `conv_sum_images` adds the
+    /// images. Otherwise gradOutput is rearranged to (pixel, output channel) by
+    /// `conv_output_pixel_major` (`conv_output_pixel_major16` for 16-wide
+    /// vectors); `conv2d_weight_partials_W` sums each chunk
     /// of images per (input channel, four kernel positions, channel group);
     /// `conv2d_weight_reduce` adds the chunks. Chunks of ⌈B/64⌉ images keep
     /// the partial sums small (at most 64 per weight) and the work spread
@@ -144,15 +149,29 @@ extension OpenCLDevice {
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
         let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
         let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
+        guard s.batch > 0 else { return try fill(gradWeightBuffer, value: 0) }
+        if s.outChannels <= 8 && s.kernelHeight == 3 && s.kernelWidth == 3 && s.outWidth >= 8 {
+            let partials = try scratchBuffer("conv.partials", count: s.batch * s.weightCount)
+            try launch("conv2d_weight_rows3x3", items: s.batch * s.outChannels * s.inChannels, [
+                .buffer(inputBuffer), .buffer(gradOutputBuffer), .buffer(partials), .int(s.batch), .int(s.inChannels),
+                .int(s.height), .int(s.width), .int(s.outChannels)])
+            try launch("conv_sum_images", items: s.weightCount, [
+                .buffer(partials), .buffer(gradWeightBuffer), .int(s.batch), .int(s.weightCount)])
+            return
+        }
         let width = Self.vectorWidth(channels: s.outChannels)
         let groups = (s.outChannels + width - 1) / width
         let outPad = groups * width
-        guard s.batch > 0 else { return try fill(gradWeightBuffer, value: 0) }
         let planeSize = s.outHeight * s.outWidth
         let gradT = try scratchBuffer("conv.gradT", count: s.batch * planeSize * outPad)
-        try launch("conv_output_pixel_major", items: s.batch * outPad, [
-            .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize),
-            .int(outPad)])
+        if outPad == 16 && planeSize >= 8 {
+            try launch("conv_output_pixel_major16", items: s.batch * ((planeSize + 7) / 8), [
+                .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize)])
+        } else {
+            try launch("conv_output_pixel_major", items: s.batch * outPad, [
+                .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize),
+                .int(outPad)])
+        }
         let imagesPerChunk = (s.batch + 63) / 64
         let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
         let partials = try scratchBuffer("conv.partials", count: chunks * s.patchSize * outPad)
@@ -170,14 +189,14 @@ extension OpenCLDevice {
     public func reluForward(count: Int, input: Buffer, output: Buffer) throws {
         let inputBuffer = try cl(input, "input", atLeast: count, in: "reluForward")
         let outputBuffer = try cl(output, "output", atLeast: count, in: "reluForward")
-        try launch("relu_forward", items: count, [.buffer(inputBuffer), .buffer(outputBuffer), .int(count)])
+        try launch("relu_forward", items: (count + 15) / 16, [.buffer(inputBuffer), .buffer(outputBuffer), .int(count)])
     }
 
     public func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws {
         let outputBuffer = try cl(output, "output", atLeast: count, in: "reluBackward")
         let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: count, in: "reluBackward")
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: count, in: "reluBackward")
-        try launch("relu_backward", items: count, [
+        try launch("relu_backward", items: (count + 15) / 16, [
             .buffer(outputBuffer), .buffer(gradOutputBuffer), .buffer(gradInputBuffer), .int(count)])
     }
 
@@ -196,7 +215,7 @@ extension OpenCLDevice {
         let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
         let argmaxBuffer = try cl(argmax, "argmax", atLeast: s.outputCount, kind: .int32, in: operation)
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
-        try launch("maxpool2_backward", items: s.batch * s.channels * s.height, [
+        try launch("maxpool2_backward", items: s.batch * s.channels * ((s.height + 1) / 2), [
             .buffer(gradOutputBuffer), .buffer(argmaxBuffer), .buffer(gradInputBuffer), .int(s.batch * s.channels),
             .int(s.height), .int(s.width)])
     }
