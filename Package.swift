@@ -40,8 +40,9 @@ let package = Package(
             plugins: ["EmbedKernels"]
         ),
 
+        .target(name: "_HostKernels"),
         .target(name: "NetIO", dependencies: ["_CZlib"]),
-        .target(name: "GPUNet", dependencies: ["_COpenCL", "_CLAPACK", "Kernels", "NetIO"]),
+        .target(name: "GPUNet", dependencies: ["_COpenCL", "_CLAPACK", "_HostKernels", "Kernels", "NetIO"]),
         .target(name: "Analysis", dependencies: ["_CLAPACK", "NetIO"]),
         .target(name: "Figures", dependencies: ["_CCairo", "Analysis"]),
         .executableTarget(

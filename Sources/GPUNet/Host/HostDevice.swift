@@ -1,5 +1,6 @@
 import Foundation
 import _CLAPACK
+import _HostKernels
 
 /// The reference ``Device``: OpenBLAS `cblas_sgemm` for every product, plain
 /// Swift over unsafe pointers for everything else, on this machine's CPU.
@@ -11,6 +12,10 @@ import _CLAPACK
 /// chunks calling `sgemm` do not each start a BLAS thread pool and
 /// oversubscribe the cores. A single large ``gemm(_:a:b:c:)`` is split by
 /// rows of C instead.
+///
+/// Convolutions use direct AVX2/FMA correlation kernels (the `_HostKernels`
+/// C target) when the CPU has AVX2 and FMA and the shape suits them (see
+/// `HostDevice+Convolution.swift`); otherwise im2col + `sgemm`.
 ///
 /// Every buffer must be a ``HostBuffer`` of the right kind holding at least
 /// the elements the operation touches; otherwise the operation throws a
@@ -24,18 +29,25 @@ public final class HostDevice: Device {
     let workers: Int
     /// Per-worker scratch memory (columns, partial weight gradients).
     let scratch: HostScratch
+    /// Whether convolutions may use the AVX2/FMA direct kernels.
+    public let usesDirectKernels: Bool
 
     /// A host device splitting batch work into `workers` chunks (default:
     /// the active cores; 1 runs everything on the calling thread).
-    public init(workers: Int? = nil) {
+    /// `directKernels`: allow the AVX2/FMA convolution kernels (default
+    /// true; they are used only where the CPU has AVX2 and FMA). False
+    /// forces im2col + `sgemm` everywhere, e.g. to test that path.
+    public init(workers: Int? = nil, directKernels: Bool = true) {
         openblas_set_num_threads(1)
         self.workers = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
+        usesDirectKernels = directKernels && hk_has_avx2_fma() != 0
         scratch = HostScratch(workers: self.workers)
         info = DeviceInfo(
             kind: .host, selector: "host", name: HostDevice.processorName(), vendor: "host",
             type: "host", computeUnits: self.workers,
             globalMemoryBytes: ProcessInfo.processInfo.physicalMemory,
-            languageVersion: "OpenBLAS cblas_sgemm (1 thread per worker)", driverVersion: "Swift",
+            languageVersion: usesDirectKernels ? "OpenBLAS cblas_sgemm + AVX2/FMA convolutions (1 thread per worker)"
+                : "OpenBLAS cblas_sgemm (1 thread per worker)", driverVersion: "Swift",
             platformName: "host")
     }
 

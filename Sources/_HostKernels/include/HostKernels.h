@@ -1,0 +1,38 @@
+#ifndef CONVSVD_HOST_KERNELS_H
+#define CONVSVD_HOST_KERNELS_H
+
+/// Direct 2-D correlations (stride 1, no padding) for HostDevice, written with
+/// AVX2/FMA intrinsics. The functions are compiled for AVX2+FMA with target
+/// attributes, so the library builds for any x86-64: call them only when
+/// hk_has_avx2_fma() returns 1 (on other CPUs, or non-x86 builds, it returns 0
+/// and the functions must not be called).
+///
+/// Every function needs outWidth >= 8 (one 8-lane vector per output row run).
+/// Sums run in a fixed order that depends only on the shapes, so results are
+/// bit-identical from run to run.
+
+/// 1 when this CPU runs AVX2 and FMA (checked once, at run time).
+int hk_has_avx2_fma(void);
+
+/// The tap layout of a kH×kW correlation over a (channels, height, width) image:
+/// offsets[(c*kH + i)*kW + j] = c*height*width + i*width + j.
+void hk_tap_offsets(int channels, int height, int width, int kernelHeight, int kernelWidth, int *offsets);
+
+/// One image: out[o, y, x] = Σ_k weightsT[k*outPad + o] * in[offsets[k] + y*width + x]
+/// for o < outChannels, y < outHeight, x < outWidth, k < taps. `weightsT` is
+/// (taps × outPad) with outPad = outChannels rounded up to a multiple of 4
+/// (padding columns are read but never stored). Overwrites `out`
+/// (outChannels, outHeight, outWidth).
+void hk_correlate_image(const float *in, int width, const int *offsets, int taps,
+                        const float *weightsT, int outChannels, int outPad,
+                        int outHeight, int outWidth, float *out);
+
+/// Weight gradient over `images` images: gradWeight[o*taps + k] =
+/// Σ_b Σ_{y,x} gradOut[b*gradOutStride + o*outHeight*outWidth + y*outWidth + x]
+///           * in[b*inStride + offsets[k] + y*width + x].
+/// Overwrites gradWeight (outChannels × taps).
+void hk_correlate_weight_gradient(const float *in, int inStride, int width, const int *offsets, int taps,
+                                  const float *gradOut, int gradOutStride, int outChannels,
+                                  int outHeight, int outWidth, int images, float *gradWeight);
+
+#endif
