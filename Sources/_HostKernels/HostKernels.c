@@ -149,6 +149,86 @@ void hk_correlate_weight_gradient(const float *in, int inStride, int width, cons
     }
 }
 
+/// gradWeightT[k*outPad + o] += Σ over images [0, images) of the chunk and
+/// their pixels of in[offsets[k] + pixel] * gradOutT[pixel*outPad + o]:
+/// 6 taps × 2 channel vectors = 12 accumulators, lanes = output channels.
+/// A short last block repeats its last tap or vector (computed, not added).
+HK_TARGET
+static void hk_weight_gradient_wide_chunk(const float *in, int inStride, int width, const int *offsets, int taps,
+                                          const float *gradOutT, int outPad, int outHeight, int outWidth,
+                                          int images, float *gradWeightT) {
+    int vectors = outPad / 8, plane = outHeight * outWidth;
+    for (int k0 = 0; k0 < taps; k0 += 6) {
+        int f[6];
+        for (int t = 0; t < 6; t++) f[t] = offsets[k0 + t < taps ? k0 + t : taps - 1];
+        for (int v0 = 0; v0 < vectors; v0 += 2) {
+            int v1 = v0 + 1 < vectors ? v0 + 1 : v0;
+            __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0;
+            __m256 a3 = a0, b3 = a0, a4 = a0, b4 = a0, a5 = a0, b5 = a0;
+            for (int b = 0; b < images; b++) {
+                const float *ib = in + (long)b * inStride;
+                const float *gb = gradOutT + (long)b * plane * outPad;
+                for (int y = 0; y < outHeight; y++) {
+                    const float *ip = ib + y * width;
+                    const float *gp = gb + (long)y * outWidth * outPad;
+                    for (int x = 0; x < outWidth; x++, ip++, gp += outPad) {
+                        __m256 g0 = _mm256_loadu_ps(gp + 8 * v0), g1 = _mm256_loadu_ps(gp + 8 * v1);
+                        __m256 s = _mm256_broadcast_ss(ip + f[0]);
+                        a0 = _mm256_fmadd_ps(s, g0, a0); b0 = _mm256_fmadd_ps(s, g1, b0);
+                        s = _mm256_broadcast_ss(ip + f[1]);
+                        a1 = _mm256_fmadd_ps(s, g0, a1); b1 = _mm256_fmadd_ps(s, g1, b1);
+                        s = _mm256_broadcast_ss(ip + f[2]);
+                        a2 = _mm256_fmadd_ps(s, g0, a2); b2 = _mm256_fmadd_ps(s, g1, b2);
+                        s = _mm256_broadcast_ss(ip + f[3]);
+                        a3 = _mm256_fmadd_ps(s, g0, a3); b3 = _mm256_fmadd_ps(s, g1, b3);
+                        s = _mm256_broadcast_ss(ip + f[4]);
+                        a4 = _mm256_fmadd_ps(s, g0, a4); b4 = _mm256_fmadd_ps(s, g1, b4);
+                        s = _mm256_broadcast_ss(ip + f[5]);
+                        a5 = _mm256_fmadd_ps(s, g0, a5); b5 = _mm256_fmadd_ps(s, g1, b5);
+                    }
+                }
+            }
+            __m256 sa[6] = {a0, a1, a2, a3, a4, a5}, sb[6] = {b0, b1, b2, b3, b4, b5};
+            for (int t = 0; t < 6 && k0 + t < taps; t++) {
+                float *row = gradWeightT + (long)(k0 + t) * outPad;
+                _mm256_storeu_ps(row + 8 * v0, _mm256_add_ps(_mm256_loadu_ps(row + 8 * v0), sa[t]));
+                if (v1 != v0) _mm256_storeu_ps(row + 8 * v1, _mm256_add_ps(_mm256_loadu_ps(row + 8 * v1), sb[t]));
+            }
+        }
+    }
+}
+
+int hk_weight_gradient_wide_work(int taps, int outChannels, int outHeight, int outWidth) {
+    int outPad = (outChannels + 7) / 8 * 8;
+    return 8 * outHeight * outWidth * outPad + taps * outPad;
+}
+
+HK_TARGET
+void hk_correlate_weight_gradient_wide(const float *in, int inStride, int width, const int *offsets, int taps,
+                                       const float *gradOut, int gradOutStride, int outChannels,
+                                       int outHeight, int outWidth, int images, float *work, float *gradWeight) {
+    const int chunkImages = 8;
+    int outPad = (outChannels + 7) / 8 * 8, plane = outHeight * outWidth;
+    float *gradOutT = work, *gradWeightT = work + (long)chunkImages * plane * outPad;
+    for (long i = 0; i < (long)taps * outPad; i++) gradWeightT[i] = 0;
+    for (int b0 = 0; b0 < images; b0 += chunkImages) {
+        int count = b0 + chunkImages < images ? chunkImages : images - b0;
+        // gradOutT[b][pixel][o]: each pixel's channels side by side, zero-padded to outPad.
+        for (int b = 0; b < count; b++) {
+            const float *g = gradOut + (long)(b0 + b) * gradOutStride;
+            float *t = gradOutT + (long)b * plane * outPad;
+            for (int p = 0; p < plane; p++) {
+                for (int o = 0; o < outChannels; o++) t[p * outPad + o] = g[o * plane + p];
+                for (int o = outChannels; o < outPad; o++) t[p * outPad + o] = 0;
+            }
+        }
+        hk_weight_gradient_wide_chunk(in + (long)b0 * inStride, inStride, width, offsets, taps,
+                                      gradOutT, outPad, outHeight, outWidth, count, gradWeightT);
+    }
+    for (int o = 0; o < outChannels; o++)
+        for (int k = 0; k < taps; k++) gradWeight[o * taps + k] = gradWeightT[(long)k * outPad + o];
+}
+
 #else
 
 int hk_has_avx2_fma(void) { return 0; }
@@ -158,6 +238,10 @@ void hk_correlate_image(const float *in, int width, const int *offsets, int taps
 void hk_correlate_weight_gradient(const float *in, int inStride, int width, const int *offsets, int taps,
                                   const float *gradOut, int gradOutStride, int outChannels,
                                   int outHeight, int outWidth, int images, float *gradWeight) {}
+int hk_weight_gradient_wide_work(int taps, int outChannels, int outHeight, int outWidth) { return 0; }
+void hk_correlate_weight_gradient_wide(const float *in, int inStride, int width, const int *offsets, int taps,
+                                       const float *gradOut, int gradOutStride, int outChannels,
+                                       int outHeight, int outWidth, int images, float *work, float *gradWeight) {}
 
 #endif
 

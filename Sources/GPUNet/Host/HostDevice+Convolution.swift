@@ -5,20 +5,22 @@ import _HostKernels
 /// Two ways, chosen per call (``HostDevice/directPlan(_:)``):
 /// - direct AVX2/FMA correlation (`_HostKernels`), no columns at all: the
 ///   forward pass, the data gradient (a correlation of the zero-padded
-///   output gradient with the flipped, transposed weights) and, for patches
-///   of at most ``directWeightGradientMaxPatch`` taps, the weight gradient.
-///   Measured single-core at batch 64 against im2col + OpenBLAS: conv1
-///   (1→8, 28×28) forward 0.19 vs 0.41 ms, weight gradient 0.25 vs 0.53 ms;
-///   conv2 (8→16, 13×13) forward 0.42 vs 0.62 ms, data gradient 0.60 vs
-///   0.72 ms, but weight gradient 0.86 vs 0.67 ms (72 taps: the kernel's
-///   4×3 register blocks re-read the gradient 24 times), hence the limit.
+///   output gradient with the flipped, transposed weights) and the weight
+///   gradient (pixels in the lanes for patches of at most
+///   ``directWeightGradientMaxPatch`` taps, output channels in the lanes
+///   above). Measured single-core at batch 64 against im2col + OpenBLAS
+///   (/tmp C harness, medians of 21, shared machine): conv1 (1→8, 28×28)
+///   forward 0.19 vs 0.41 ms, weight gradient 0.25 vs 0.53 ms (channels in
+///   lanes: 0.47); conv2 (8→16, 13×13) forward 0.42 vs 0.62 ms, data
+///   gradient 0.60 vs 0.72 ms, weight gradient with channels in lanes 0.34
+///   vs 0.62 ms (pixels in lanes: 0.84, rows of 11 waste 5 of 16 lanes).
 /// - im2col + `sgemm` per image: per image, the output slice (O, oH·oW) of
 ///   NCHW is exactly the product weight (O, C·kH·kW) · columns (C·kH·kW,
 ///   oH·oW), so no reordering is needed, and one image's columns
 ///   (≤ 72×676 floats) stay in L2.
 extension HostDevice {
-    /// The weight gradient goes direct only for patches up to this many taps
-    /// (see the measurements above).
+    /// The weight gradient keeps pixels in the vector lanes up to this many
+    /// taps, and output channels above (see the measurements above).
     static let directWeightGradientMaxPatch = 32
 
     /// The geometry the direct kernels need, or nil when they do not apply:
@@ -150,14 +152,24 @@ extension HostDevice {
         let k = s.patchSize, o = s.outChannels
         let partials = scratch.slot(1, floats: o * k)
         let chunks = min(workers, s.batch)
-        if k <= Self.directWeightGradientMaxPatch, let plan = directPlan(s) {
+        if let plan = directPlan(s) {
+            let wide = k > Self.directWeightGradientMaxPatch
+            let work = scratch.slot(0, floats: wide ? Int(hk_weight_gradient_wide_work(
+                Int32(k), Int32(o), Int32(s.outHeight), Int32(s.outWidth))) : 1)
             plan.offsets.withUnsafeBufferPointer { offsets in
                 parallelChunks(s.batch, chunks: chunks) { worker, images in
-                    hk_correlate_weight_gradient(pin + images.lowerBound * imageSize, Int32(imageSize), Int32(s.width),
-                                                 offsets.baseAddress, Int32(k),
-                                                 pgo + images.lowerBound * o * patches, Int32(o * patches), Int32(o),
-                                                 Int32(s.outHeight), Int32(s.outWidth), Int32(images.count),
-                                                 partials[worker])
+                    let first = images.lowerBound
+                    if wide {
+                        hk_correlate_weight_gradient_wide(
+                            pin + first * imageSize, Int32(imageSize), Int32(s.width), offsets.baseAddress, Int32(k),
+                            pgo + first * o * patches, Int32(o * patches), Int32(o), Int32(s.outHeight),
+                            Int32(s.outWidth), Int32(images.count), work[worker], partials[worker])
+                    } else {
+                        hk_correlate_weight_gradient(
+                            pin + first * imageSize, Int32(imageSize), Int32(s.width), offsets.baseAddress, Int32(k),
+                            pgo + first * o * patches, Int32(o * patches), Int32(o), Int32(s.outHeight),
+                            Int32(s.outWidth), Int32(images.count), partials[worker])
+                    }
                 }
             }
         } else {

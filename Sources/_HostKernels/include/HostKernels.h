@@ -35,4 +35,14 @@ void hk_correlate_weight_gradient(const float *in, int inStride, int width, cons
                                   const float *gradOut, int gradOutStride, int outChannels,
                                   int outHeight, int outWidth, int images, float *gradWeight);
 
+/// The same weight gradient with output channels in the vector lanes
+/// (outChannels rounded up to 8): no lane is wasted on short output rows, so
+/// it suits many taps and narrow rows (conv2: 72 taps, rows of 11). `work`
+/// holds hk_weight_gradient_wide_work(...) floats (any alignment): 8 images
+/// of transposed gradient and the transposed sums.
+int hk_weight_gradient_wide_work(int taps, int outChannels, int outHeight, int outWidth);
+void hk_correlate_weight_gradient_wide(const float *in, int inStride, int width, const int *offsets, int taps,
+                                       const float *gradOut, int gradOutStride, int outChannels,
+                                       int outHeight, int outWidth, int images, float *work, float *gradWeight);
+
 #endif
