@@ -8,7 +8,7 @@ public struct AnalysisOptions: Codable, Sendable, Equatable {
     /// Host threads for the test-set pass and the sweep (each thread takes
     /// whole chunks of images; OpenBLAS runs single-threaded inside them).
     public var threads: Int
-    /// Seed of the SplitMix64 generator that draws the random training patches.
+    /// Seed of the SplitMix64 generator (NetIO.SeededRandom) that draws the random training patches.
     public var samplingSeed: UInt64
     /// How many random training patches each layer's mask census draws.
     public var randomPatchCount: Int
@@ -51,33 +51,6 @@ public enum AnalysisError: Error, CustomStringConvertible, Equatable {
             return "analysis option \(name): \(reason)"
         case let .networkOutputSize(output, start, expected, actual):
             return "network under test: \(output) for the batch starting at image \(start) has \(actual) values, expected \(expected)"
-        }
-    }
-}
-
-/// SplitMix64: a small, fully specified generator, so that the random patch
-/// sample is the same on every platform and Swift version.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..<n (n > 0), by rejection so that no value is favoured;
-    /// spelled out rather than `Int.random(in:using:)`, whose algorithm the
-    /// standard library does not promise to keep.
-    public mutating func uniform(below n: Int) -> Int {
-        precondition(n > 0)
-        let bound = UInt64(n)
-        let threshold = (0 &- bound) % bound   // 2⁶⁴ mod n
-        while true {
-            let x = next()
-            if x >= threshold { return Int(x % bound) }
         }
     }
 }

@@ -124,7 +124,7 @@ public struct ReluRegionLayerReport: Codable, Sendable, Equatable {
 /// patches (72, count), drawn as ``ReluRegionLayerReport/randomTrainingPatches`` says.
 func sampleTrainingPatches(_ set: Dataset, count: Int, seed: UInt64, reference: HostReferenceNet) -> (conv1: Matrix, conv2: Matrix) {
     let g = TinyConvNetGeometry.self
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     var p1 = Matrix(rows: g.conv1PatchSize, columns: count)
     for q in 0..<count {
         let image = rng.uniform(below: set.count)

@@ -307,7 +307,7 @@ final class AnalyzerFixtureTests: XCTestCase {
         let f = try fixture()
         // The documented draw: SplitMix64(seed); per patch image, y, x each
         // uniform by rejection; conv1's 200 draws, then conv2's 200.
-        var g = SeededGenerator(seed: Self.options.samplingSeed)
+        var g = SeededRandom(seed: Self.options.samplingSeed)
         func uniform(_ n: Int) -> Int {
             let bound = UInt64(n), threshold = (0 &- bound) % bound
             while true { let x = g.next(); if x >= threshold { return Int(x % bound) } }

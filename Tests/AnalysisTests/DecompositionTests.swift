@@ -1,3 +1,4 @@
+import NetIO
 import Analysis
 import TestSupport
 import XCTest
@@ -5,7 +6,7 @@ import XCTest
 /// A random n×n orthogonal matrix as a product of Givens rotations (built
 /// here, independently of LAPACK), row-major.
 func givensOrthogonal(_ n: Int, seed: UInt64) -> [Double] {
-    var g = SeededGenerator(seed: seed)
+    var g = SeededRandom(seed: seed)
     var q = [Double](repeating: 0, count: n * n)
     for i in 0..<n { q[i * n + i] = 1 }
     for _ in 0..<(3 * n * n) {
@@ -152,7 +153,7 @@ final class DecompositionTests: XCTestCase {
             let a = Matrix(rows: m, columns: n, float32: randomFloats(m * n, scale: 1, seed: seed))
             let svd = try SingularValueDecomposition(a)
             let total = svd.singularValues.reduce(0) { $0 + $1 * $1 }
-            var g = SeededGenerator(seed: seed &+ 100)
+            var g = SeededRandom(seed: seed &+ 100)
             for k in 1...svd.rank {
                 // W_k from the factors, with loops here.
                 var wk = [Double](repeating: 0, count: m * n)

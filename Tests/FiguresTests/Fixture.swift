@@ -13,7 +13,7 @@ enum Fixture {
     /// `count` 28×28 images: digit class c is a bright bar through the centre at
     /// angle c·18°, with a little seeded noise, so that the classes differ.
     static func dataset(name: String, count: Int, seed: UInt64) -> Dataset {
-        var g = SeededGenerator(seed: seed)
+        var g = SeededRandom(seed: seed)
         var pixels = [UInt8](repeating: 0, count: count * imageSide * imageSide)
         var labels = [UInt8]()
         for n in 0..<count {

@@ -1,3 +1,4 @@
+import NetIO
 import GPUNet
 import TestSupport
 import XCTest
@@ -85,7 +86,7 @@ final class GradientCheckTests: XCTestCase {
     /// whose gradient must be zero.
     func testMaxPoolBackwardMatchesFiniteDifferences() throws {
         let s = PoolShape(batch: 2, channels: 2, height: 5, width: 7)
-        var generator = SeededGenerator(seed: 7)
+        var generator = SeededRandom(seed: 7)
         let input = (0..<s.inputCount).map { Float($0) * 0.01 - 0.7 }.shuffled(using: &generator)
         let r = randomFloats(s.outputCount, seed: 8)
         let output = try device.makeBuffer(count: s.outputCount, kind: .float32)

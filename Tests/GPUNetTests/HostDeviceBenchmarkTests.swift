@@ -1,3 +1,4 @@
+import NetIO
 import Dispatch
 import GPUNet
 import TestSupport
@@ -40,7 +41,7 @@ final class HostDeviceBenchmarkTests: XCTestCase {
         let c2 = try floats(conv2.outputCount, seed: 9), r2 = try floats(conv2.outputCount, seed: 10)
         let p2 = try floats(pool2.outputCount, seed: 11), a2 = try ints(pool2.outputCount)
         let logits = try floats(batch * 10, seed: 12)
-        var generator = SeededGenerator(seed: 13)
+        var generator = SeededRandom(seed: 13)
         let labels = try device.makeBuffer((0..<batch).map { _ in Int32.random(in: 0..<10, using: &generator) })
         let gLogits = try floats(batch * 10, seed: 14), perSample = try floats(2 * batch, seed: 15)
         let gP2 = try floats(pool2.outputCount, seed: 16), gR2 = try floats(conv2.outputCount, seed: 17)

@@ -1,3 +1,4 @@
+import NetIO
 import GPUNet
 import TestSupport
 import XCTest
@@ -288,7 +289,7 @@ final class HostDeviceTests: XCTestCase {
                 let top = logits[(b * classes)..<((b + 1) * classes)].max()!
                 logits[b * classes] = top; logits[b * classes + 1] = top // tie between classes 0 and 1
             }
-            var generator = SeededGenerator(seed: 91)
+            var generator = SeededRandom(seed: 91)
             let labels = (0..<batch).map { b in b % 3 == 0 ? Int32(b % 2) : Int32.random(in: 0..<Int32(classes), using: &generator) }
             let grad = try zeros(batch * classes), perSample = try zeros(2 * batch)
             try device.softmaxCrossEntropy(batch: batch, classes: classes, logits: try device.makeBuffer(logits),

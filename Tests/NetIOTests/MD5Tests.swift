@@ -23,7 +23,7 @@ final class MD5Tests: XCTestCase {
     func testAgainstMd5sumAcrossBlockBoundaries() throws {
         let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-md5")
         defer { try? FileManager.default.removeItem(at: dir) }
-        var generator = SeededGenerator(seed: 7)
+        var generator = SeededRandom(seed: 7)
         for length in [1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 4099] {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
             let url = dir.appendingPathComponent("m\(length)")

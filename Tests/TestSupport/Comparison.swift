@@ -1,3 +1,5 @@
+import NetIO
+
 /// Generic comparison helpers: every parity and reference test states its
 /// rule through one of these.
 
@@ -25,22 +27,9 @@ where A.Element: BinaryFloatingPoint, B.Element: BinaryFloatingPoint {
     return scale == 0 ? diff : diff / scale
 }
 
-/// A deterministic generator for test data (SplitMix64), so that a failing
-/// case can be replayed exactly.
-public struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// `count` floats uniform in [-scale, scale].
+/// `count` floats uniform in [-scale, scale], from the project's one
+/// generator (`SeededRandom`) so that a failing case can be replayed exactly.
 public func randomFloats(_ count: Int, scale: Float = 1, seed: UInt64) -> [Float] {
-    var g = SeededGenerator(seed: seed)
+    var g = SeededRandom(seed: seed)
     return (0..<count).map { _ in Float.random(in: -scale...scale, using: &g) }
 }
