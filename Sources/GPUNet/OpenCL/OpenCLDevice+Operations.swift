@@ -75,9 +75,9 @@ extension OpenCLDevice {
     }
 
     /// Two kernels, chosen by shape (measured on PoCL here): with at most 8
-    /// output channels and rows of at least 8 pixels (conv1),
-    /// `conv2d_forward_rows8` (a vector along the row, one vector store per
-    /// result row); otherwise the weights rearranged to (patch, output
+    /// output channels, rows of at least 8 pixels and at least 2 rows (conv1,
+    /// conv2's data gradient), `conv2d_forward_rows8x2` (vectors along two
+    /// rows, one vector store per result row); otherwise the weights rearranged to (patch, output
     /// channel) by `conv_weight_patch_major`, then `conv2d_forward_W` (the
     /// output channels in one W-wide vector, four pixels per work-item).
     public func conv2dForward(_ s: ConvShape, input: Buffer, weight: Buffer, output: Buffer) throws {
@@ -91,9 +91,9 @@ extension OpenCLDevice {
 
     /// The forward convolution on this device's buffers, weight in (O, C, kH, kW).
     private func forward(_ s: ConvShape, input: OpenCLBuffer, weight: OpenCLBuffer, output: OpenCLBuffer) throws {
-        if s.outChannels <= 8 && s.outWidth >= 8 {
-            let items = (s.outChannels + 7) / 8 * s.batch * s.outHeight * ((s.outWidth + 7) / 8)
-            try launch("conv2d_forward_rows8", items: items,
+        if s.outChannels <= 8 && s.outWidth >= 8 && s.outHeight >= 2 {
+            let items = (s.outChannels + 3) / 4 * s.batch * ((s.outHeight + 1) / 2) * ((s.outWidth + 7) / 8)
+            try launch("conv2d_forward_rows8x2", items: items,
                        [.buffer(input), .buffer(weight), .buffer(output)] + convArguments(s))
             return
         }
