@@ -57,7 +57,7 @@ extension HostDevice {
         let pin = try floats(input, at: s.inputCount, "im2col", "input")
         let pcol = try floats(columns, at: s.patchSize * s.patchCount, "im2col", "columns")
         let imageSize = s.inChannels * s.height * s.width, patches = s.outHeight * s.outWidth
-        parallelChunks(s.batch, chunks: workers) { _, images in
+        parallelChunks(s.batch, chunks: tasks) { _, images in
             for b in images {
                 HostKernels.im2colImage(s, image: pin + b * imageSize, columns: pcol + b * patches,
                                         rowStride: s.patchCount)
@@ -70,7 +70,7 @@ extension HostDevice {
         let pcol = try floats(columns, at: s.patchSize * s.patchCount, "col2im", "columns")
         let pin = try floats(input, at: s.inputCount, "col2im", "input")
         let imageSize = s.inChannels * s.height * s.width, patches = s.outHeight * s.outWidth
-        parallelChunks(s.batch, chunks: workers) { _, images in
+        parallelChunks(s.batch, chunks: tasks) { _, images in
             for b in images {
                 let image = pin + b * imageSize
                 image.update(repeating: 0, count: imageSize)
@@ -93,7 +93,7 @@ extension HostDevice {
             for oc in 0..<o { for t in 0..<k { weightsT[t * outPad + oc] = pw[oc * k + t] } }
             weightsT.withUnsafeBufferPointer { wt in
                 plan.offsets.withUnsafeBufferPointer { offsets in
-                    parallelChunks(s.batch, chunks: workers) { _, images in
+                    parallelChunks(s.batch, chunks: tasks) { _, images in
                         for b in images {
                             hk_correlate_image(pin + b * imageSize, Int32(s.width), offsets.baseAddress, Int32(k),
                                                wt.baseAddress, Int32(o), Int32(outPad),
@@ -105,7 +105,7 @@ extension HostDevice {
             return
         }
         let columns = scratch.slot(0, floats: k * patches)
-        parallelChunks(s.batch, chunks: workers) { worker, images in
+        parallelChunks(s.batch, chunks: tasks) { worker, images in
             let cols = columns[worker]
             for b in images {
                 HostKernels.im2colImage(s, image: pin + b * imageSize, columns: cols, rowStride: patches)
@@ -129,7 +129,7 @@ extension HostDevice {
             return
         }
         let columns = scratch.slot(0, floats: k * patches)
-        parallelChunks(s.batch, chunks: workers) { worker, images in
+        parallelChunks(s.batch, chunks: tasks) { worker, images in
             let cols = columns[worker]
             for b in images {
                 // cols (K×P) = Wᵀ (K×O) · gradOut_b (O×P), then fold back.
@@ -151,7 +151,7 @@ extension HostDevice {
         let imageSize = s.inChannels * s.height * s.width, patches = s.outHeight * s.outWidth
         let k = s.patchSize, o = s.outChannels
         let partials = scratch.slot(1, floats: o * k)
-        let chunks = min(workers, s.batch)
+        let chunks = min(tasks, s.batch)
         if let plan = directPlan(s) {
             let wide = k > Self.directWeightGradientMaxPatch
             let work = scratch.slot(0, floats: wide ? Int(hk_weight_gradient_wide_work(
@@ -175,7 +175,7 @@ extension HostDevice {
         } else {
             conv2dBackwardWeightColumns(s, input: pin, gradOutput: pgo, partials: partials, chunks: chunks)
         }
-        // Sum the workers' partial gradients in worker order (deterministic).
+        // Sum the tasks' partial gradients in task order (deterministic: the split depends only on the batch and the task count, never on which thread ran what).
         let count = o * k
         if s.batch == 0 { pgw.update(repeating: 0, count: count); return }
         pgw.update(from: partials[0], count: count)
@@ -229,7 +229,7 @@ extension HostDevice {
         let paddedImages = scratch.slot(0, floats: paddedSize)
         flippedT.withUnsafeBufferPointer { wt in
             plan.paddedOffsets.withUnsafeBufferPointer { offsets in
-                parallelChunks(s.batch, chunks: workers) { worker, images in
+                parallelChunks(s.batch, chunks: tasks) { worker, images in
                     let padded = paddedImages[worker]
                     // The border stays zero; only the middle is rewritten per image.
                     padded.update(repeating: 0, count: paddedSize)

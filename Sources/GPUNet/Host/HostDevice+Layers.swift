@@ -15,7 +15,7 @@ extension HostDevice {
     public func reluForward(count: Int, input: Buffer, output: Buffer) throws {
         let pin = try floats(input, at: count, "reluForward", "input")
         let pout = try floats(output, at: count, "reluForward", "output")
-        parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? workers : 1) { _, range in
+        parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
             HostKernels.relu(pin + range.lowerBound, pout + range.lowerBound, count: range.count)
         }
     }
@@ -24,7 +24,7 @@ extension HostDevice {
         let pout = try floats(output, at: count, "reluBackward", "output")
         let pgo = try floats(gradOutput, at: count, "reluBackward", "gradOutput")
         let pgi = try floats(gradInput, at: count, "reluBackward", "gradInput")
-        parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? workers : 1) { _, range in
+        parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
             let start = range.lowerBound
             HostKernels.reluGradient(output: pout + start, gradOutput: pgo + start, gradInput: pgi + start, count: range.count)
         }
@@ -40,7 +40,7 @@ extension HostDevice {
         let (w, oH, oW) = (s.width, s.outHeight, s.outWidth)
         let planeSize = s.height * w, outPlaneSize = oH * oW
         let planes = s.batch * s.channels
-        let chunks = s.inputCount >= Self.parallelElementThreshold ? workers : 1
+        let chunks = s.inputCount >= Self.parallelElementThreshold ? tasks : 1
         if usesDirectKernels && oW >= 8 {
             // AVX2: 0.06 ms single-core for pool1 at batch 64 (/tmp C harness).
             parallelChunks(planes, chunks: chunks) { _, range in
@@ -69,21 +69,21 @@ extension HostDevice {
         let pgi = try floats(gradInput, at: s.inputCount, "maxPool2Backward", "gradInput")
         let planeSize = s.height * s.width, outPlaneSize = s.outHeight * s.outWidth
         let planes = s.batch * s.channels
-        let chunks = s.inputCount >= Self.parallelElementThreshold ? workers : 1
+        let chunks = s.inputCount >= Self.parallelElementThreshold ? tasks : 1
         if usesDirectKernels && s.outWidth >= 8 {
             // AVX2 gather: each input element written once from its window's
             // argmax. It reports any argmax outside its own 2×2 window (only
             // a corrupt one can be); then the checked scatter below redoes it all.
-            let outside = UnsafeMutablePointer<Int32>.allocate(capacity: workers)
+            let outside = UnsafeMutablePointer<Int32>.allocate(capacity: tasks)
             defer { outside.deallocate() }
-            outside.initialize(repeating: 0, count: workers)
+            outside.initialize(repeating: 0, count: tasks)
             parallelChunks(planes, chunks: chunks) { worker, range in
                 let first = range.lowerBound
                 outside[worker] = hk_max_pool2_backward(pgo + first * outPlaneSize, parg + first * outPlaneSize,
                                                         Int32(range.count), Int32(s.height), Int32(s.width),
                                                         pgi + first * planeSize)
             }
-            if (0..<workers).allSatisfy({ outside[$0] == 0 }) { return }
+            if (0..<tasks).allSatisfy({ outside[$0] == 0 }) { return }
         }
         // An argmax outside its plane would write into another image: check
         // first (cheap next to the scatter), so a corrupt index throws.

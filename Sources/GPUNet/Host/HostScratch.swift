@@ -1,4 +1,4 @@
-/// Per-worker scratch memory that grows on demand and is reused across
+/// Per-task scratch memory (one region per piece of parallel work) that grows on demand and is reused across
 /// operations, so the hot path allocates nothing.
 final class HostScratch {
     let workers: Int
