@@ -41,8 +41,9 @@ extension HostDevice {
         let planeSize = s.height * w, outPlaneSize = oH * oW
         let planes = s.batch * s.channels
         let chunks = s.inputCount >= Self.parallelElementThreshold ? tasks : 1
-        if usesDirectKernels && oW >= 8 {
-            // AVX2: 0.06 ms single-core for pool1 at batch 64 (/tmp C harness).
+        if usesDirectKernels && oW >= 4 {
+            // AVX2 (SSE4.1 blocks of 4 for rows of 4–7 outputs): single-core at
+            // batch 64, pool1 0.06–0.09 ms, pool2 0.04 ms (/tmp C harness).
             parallelChunks(planes, chunks: chunks) { _, range in
                 let first = range.lowerBound
                 hk_max_pool2_forward(pin + first * planeSize, Int32(range.count), Int32(s.height), Int32(w),
@@ -70,7 +71,7 @@ extension HostDevice {
         let planeSize = s.height * s.width, outPlaneSize = s.outHeight * s.outWidth
         let planes = s.batch * s.channels
         let chunks = s.inputCount >= Self.parallelElementThreshold ? tasks : 1
-        if usesDirectKernels && s.outWidth >= 8 {
+        if usesDirectKernels && s.outWidth >= 4 {
             // AVX2 gather: each input element written once from its window's
             // argmax. It reports any argmax outside its own 2×2 window (only
             // a corrupt one can be); then the checked scatter below redoes it all.

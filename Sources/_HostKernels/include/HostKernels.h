@@ -48,11 +48,11 @@ void hk_correlate_weight_gradient_wide(const float *in, int inStride, int width,
 /// 2×2, stride-2 max-pooling (floor mode) of `planes` planes height×width:
 /// out and argmax (flat index y*width + x of the winner in its plane;
 /// candidates in row-major order, a later one wins only when strictly
-/// larger, so ties go to the first and NaN never wins). Needs width/2 >= 8.
+/// larger, so ties go to the first and NaN never wins). Needs width/2 >= 4.
 void hk_max_pool2_forward(const float *in, int planes, int height, int width, float *out, int *argmax);
 
 /// gradIn = gradOut routed to each argmax, zero elsewhere (every input
-/// element written once, no scatter). Needs width/2 >= 8. Returns 0 when
+/// element written once, no scatter). Needs width/2 >= 4. Returns 0 when
 /// every argmax lies in its own 2×2 window; otherwise nonzero, and gradIn
 /// is then wrong and must be recomputed by a scatter.
 int hk_max_pool2_backward(const float *gradOut, const int *argmax, int planes, int height, int width, float *gradIn);
