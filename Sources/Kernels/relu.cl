@@ -1,4 +1,6 @@
-// ReLU: output = max(input, 0); its gradient passes where the output is > 0.
+// ReLU: output = input where input > 0 or is NaN, else 0 (PyTorch's rule: a
+// NaN passes through, so a diverging run shows in the loss instead of being
+// silenced, as fmax would); its gradient passes where the output is > 0.
 // One work-item per 16 consecutive elements, moved as one float16: PoCL's
 // per-work-item cost outweighs one element's arithmetic (measured here:
 // one element per work-item ran at ~1 GB/s), and explicit vectors are what
@@ -9,9 +11,13 @@ __kernel void relu_forward(__global const float* input, __global float* output, 
     const int first = get_global_id(0) * 16;
     if (first >= count) return;
     if (first + 16 <= count) {
-        vstore16(fmax(vload16(0, input + first), 0.0f), 0, output + first);
+        const float16 x = vload16(0, input + first);
+        vstore16(select((float16)0.0f, x, (x > 0.0f) | isnan(x)), 0, output + first);
     } else {
-        for (int index = first; index < count; index++) output[index] = fmax(input[index], 0.0f);
+        for (int index = first; index < count; index++) {
+            const float x = input[index];
+            output[index] = (x > 0.0f || isnan(x)) ? x : 0.0f;
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 import GPUNet
 import XCTest
 
-/// The devices every parity test runs on: the host first, then each OpenCL
-/// device. With `CONVSVD_REQUIRE_OPENCL=1` (as `.ci/run` sets) a machine
-/// without an OpenCL device fails the test instead of testing the host alone.
+/// The devices every parity test runs on: the host with its AVX2 kernels,
+/// the host on its portable im2col + OpenBLAS path (what a CPU without AVX2
+/// runs), then each OpenCL device. With `CONVSVD_REQUIRE_OPENCL=1` (as
+/// `.ci/run` sets) a machine without an OpenCL device fails the test instead
+/// of testing the host alone.
 public func testDevices(file: StaticString = #filePath, line: UInt = #line) throws -> [any Device] {
-    [HostDevice()] + (try openCLTestDevices(file: file, line: line))
+    [HostDevice(), HostDevice(directKernels: false)] + (try openCLTestDevices(file: file, line: line))
 }
 
 /// Every OpenCL device of this machine (PoCL in CI).

@@ -62,7 +62,8 @@ public protocol Device: AnyObject {
 
     // MARK: Elementwise and pooling
 
-    /// output = max(input, 0).
+    /// output = input where input > 0, else 0; a NaN passes through (as in
+    /// PyTorch), so that a diverging run shows in its loss.
     func reluForward(count: Int, input: Buffer, output: Buffer) throws
     /// gradInput = gradOutput where output > 0, else 0.
     func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws
