@@ -149,17 +149,30 @@ public final class HostDevice: Device {
             for i in 0..<(m * n) { pc[i] = shape.beta == 0 ? 0 : shape.beta * pc[i] }
             return
         }
-        // Split rows of C across the cores when the product is worth two
-        // threads (~1 MFLOP; below that the dispatch costs more than it saves).
-        let chunks = shape.flops >= 1e6 ? tasks : 1
-        parallelChunks(m, chunks: chunks) { _, rows in
-            // Rows r of op(A): stored row r (lda k), or stored column r (lda m).
-            let aRows = shape.transposeA ? pa + rows.lowerBound : pa + rows.lowerBound * k
-            HostKernels.sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB,
-                              m: rows.count, n: n, k: k, alpha: shape.alpha,
-                              a: aRows, lda: shape.transposeA ? m : k,
-                              b: pb, ldb: shape.transposeB ? k : n,
-                              beta: shape.beta, c: pc + rows.lowerBound * n, ldc: n)
+        // One BLAS call per core when the product is worth two threads (~1
+        // MFLOP; below that the dispatch costs more than it saves), each on a
+        // block of C along its longer side: TinyConvNet's products have 8–72
+        // rows and thousands of columns, and a call on a sliver of C runs far
+        // below BLAS speed. The split depends only on the shape and the worker
+        // count, so results are the same from run to run.
+        let parts = shape.flops >= 1e6 ? workers : 1
+        let lda = shape.transposeA ? m : k, ldb = shape.transposeB ? k : n
+        if n >= m {
+            parallelChunks(n, chunks: parts) { _, columns in
+                // Columns j of op(B): stored column j (ldb n), or stored row j (ldb k).
+                let bColumns = shape.transposeB ? pb + columns.lowerBound * k : pb + columns.lowerBound
+                HostKernels.sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB,
+                                  m: m, n: columns.count, k: k, alpha: shape.alpha, a: pa, lda: lda,
+                                  b: bColumns, ldb: ldb, beta: shape.beta, c: pc + columns.lowerBound, ldc: n)
+            }
+        } else {
+            parallelChunks(m, chunks: parts) { _, rows in
+                // Rows i of op(A): stored row i (lda k), or stored column i (lda m).
+                let aRows = shape.transposeA ? pa + rows.lowerBound : pa + rows.lowerBound * k
+                HostKernels.sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB,
+                                  m: rows.count, n: n, k: k, alpha: shape.alpha, a: aRows, lda: lda,
+                                  b: pb, ldb: ldb, beta: shape.beta, c: pc + rows.lowerBound * n, ldc: n)
+            }
         }
     }
 
