@@ -55,7 +55,9 @@ final class PipelineTests: XCTestCase {
     /// same seed).
     func testKilledRunResumesToTheSameWeights() throws {
         let straight = try temporaryDirectory(), killed = try temporaryDirectory()
-        let common = ["train", "--device", "host", "--epochs", "3", "--train-limit", "3000", "--test-limit", "200",
+        // 30,000 images an epoch: at ~25,000 images/s the kill 0.1 s after epoch 1's
+        // files appear lands well inside epoch 2.
+        let common = ["train", "--device", "host", "--epochs", "3", "--train-limit", "30000", "--test-limit", "200",
                       "--seed", "4", "--data", mnist]
         let reference = try CLI.run(common + ["--out", straight.path])
         XCTAssertEqual(reference.status, 0, reference.output)
@@ -63,8 +65,8 @@ final class PipelineTests: XCTestCase {
         let (process, _, _) = try CLI.start(common + ["--out", killed.path])
         let metrics = killed.appendingPathComponent("metrics.json")
         let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, !FileManager.default.fileExists(atPath: metrics.path) { usleep(20_000) }
-        usleep(150_000) // into epoch 2
+        while Date() < deadline, !FileManager.default.fileExists(atPath: metrics.path) { usleep(5_000) }
+        usleep(100_000) // into epoch 2
         XCTAssertTrue(process.isRunning, "the run ended before it could be killed; use more images")
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
