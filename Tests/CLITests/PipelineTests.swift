@@ -165,7 +165,8 @@ final class PipelineTests: XCTestCase {
             "gemm.conv1.forward", "gemm.conv2.forward", "gemm.conv2.weight_grad", "gemm.conv2.column_grad",
             "gemm.conv1.weight_grad", "gemm.fc.forward", "conv1.im2col", "conv2.im2col", "conv1.col2im", "conv2.col2im",
             "conv1.forward", "conv2.forward", "conv1.backward_data", "conv2.backward_data", "conv1.backward_weight",
-            "conv2.backward_weight", "relu1.forward", "relu1.backward", "relu2.forward", "relu2.backward",
+            "conv2.backward_weight", "conv1.forward_pool", "conv2.forward_pool", "conv1.backward_weight_pooled",
+            "conv2.backward_weight_pooled", "conv1.backward_data_pooled", "conv2.backward_data_pooled", "relu1.forward", "relu1.backward", "relu2.forward", "relu2.backward",
             "pool1.forward", "pool1.backward", "pool2.forward", "pool2.backward", "fc.forward", "fc.backward",
             "softmax_cross_entropy", "adam.update", "step",
         ]

@@ -5,7 +5,10 @@ import XCTest
 
 /// TinyConvNet forward and backward on one batch of 64 real MNIST images, on
 /// every device, layer by layer against a float64 chain of naive loops
-/// (`NaiveReference`), and the devices against each other.
+/// (`NaiveReference`), and the devices against each other. The reference
+/// runs the layers in the textbook order (conv, ReLU, pool); the devices pool
+/// first and apply ReLU to the pooled values, so the comparison also checks
+/// that the two orders agree.
 ///
 /// Rule: forward outputs (activations, logits, per-sample losses) within
 /// 1e-4 absolute; gradients within 1e-4 relative to their tensor's largest
@@ -19,6 +22,8 @@ final class TinyConvNetTests: XCTestCase {
     struct ReferencePass {
         var conv1 = [Double](), relu1 = [Double](), pool1 = [Double](), conv2 = [Double](), relu2 = [Double]()
         var pool2 = [Double](), logits = [Double](), perSample = [Double]()
+        /// max-pool of the convolutions before ReLU (what the devices store as pool1, pool2).
+        var pooledConv1 = [Double](), pooledConv2 = [Double]()
         var gradConv1 = [Double](), gradConv2 = [Double](), gradFcWeight = [Double](), gradFcBias = [Double]()
 
         init(weights: TinyConvNetWeights, images floatImages: [Float], labels: [Int32]) {
@@ -28,10 +33,12 @@ final class TinyConvNetTests: XCTestCase {
                      fcWeight: weights.fcWeight.map(Double.init), fcBias: weights.fcBias.map(Double.init))
             conv1 = NaiveReference.conv2dForward(s.conv1, input: images, weight: w.conv1)
             relu1 = NaiveReference.reluForward(conv1)
+            pooledConv1 = NaiveReference.maxPool2Forward(s.pool1, input: conv1).output
             let p1 = NaiveReference.maxPool2Forward(s.pool1, input: relu1)
             pool1 = p1.output
             conv2 = NaiveReference.conv2dForward(s.conv2, input: pool1, weight: w.conv2)
             relu2 = NaiveReference.reluForward(conv2)
+            pooledConv2 = NaiveReference.maxPool2Forward(s.pool2, input: conv2).output
             let p2 = NaiveReference.maxPool2Forward(s.pool2, input: relu2)
             pool2 = p2.output
             logits = NaiveReference.linearForward(s.fc, input: pool2, weight: w.fcWeight, bias: w.fcBias)
@@ -67,11 +74,13 @@ final class TinyConvNetTests: XCTestCase {
             try net.setBatch(w, images: batch.images, labels: batch.labels)
             try net.forward(w)
             try net.backward(w)
+            try net.convOutputs(w)
             let name = device.info.selector
             for (layer, buffer, expected) in [
-                ("conv1", w.conv1, reference.conv1), ("relu1", w.relu1, reference.relu1),
-                ("pool1", w.pool1, reference.pool1), ("conv2", w.conv2, reference.conv2),
-                ("relu2", w.relu2, reference.relu2), ("pool2", w.pool2, reference.pool2),
+                ("conv1", w.conv1, reference.conv1), ("pool(conv1)", w.pool1, reference.pooledConv1),
+                ("relu(pool(conv1)) = pool(relu(conv1))", w.relu1, reference.pool1),
+                ("conv2", w.conv2, reference.conv2), ("pool(conv2)", w.pool2, reference.pooledConv2),
+                ("relu(pool(conv2)) = pool(relu(conv2))", w.relu2, reference.pool2),
                 ("logits", w.logits, reference.logits), ("per-sample loss", w.perSample, reference.perSample),
             ] {
                 let diff = maxAbsoluteDifference(try device.floats(buffer), expected)

@@ -20,11 +20,10 @@ struct OperationFixture {
     /// How many times each timed operation occurs in one training step: the
     /// parts of ``Benchmark/DeviceReport/stepBreakdown``.
     static let stepComposition: [(String, Int)] = [
-        ("conv1.forward", 1), ("relu1.forward", 1), ("pool1.forward", 1),
-        ("conv2.forward", 1), ("relu2.forward", 1), ("pool2.forward", 1),
-        ("fc.forward", 1), ("softmax_cross_entropy", 1), ("fc.backward", 1),
-        ("pool2.backward", 1), ("relu2.backward", 1), ("conv2.backward_weight", 1), ("conv2.backward_data", 1),
-        ("pool1.backward", 1), ("relu1.backward", 1), ("conv1.backward_weight", 1), ("adam.update", 1),
+        ("conv1.forward_pool", 1), ("relu1.forward", 1), ("conv2.forward_pool", 1), ("relu2.forward", 1),
+        ("fc.forward", 1), ("softmax_cross_entropy", 1), ("fc.backward", 1), ("relu2.backward", 1),
+        ("conv2.backward_weight_pooled", 1), ("conv2.backward_data_pooled", 1), ("relu1.backward", 1),
+        ("conv1.backward_weight_pooled", 1), ("adam.update", 1),
     ]
 
     init(device: any Device, batch: Int) throws {
@@ -65,13 +64,20 @@ struct OperationFixture {
                 try d.gemm(shape, a: a, b: b, c: c)
             })
         }
-        for (layer, conv, input, output, gradOutput, gradInput, weight, gradWeight) in [
-            ("conv1", s.conv1, w.input, w.conv1, w.gradConv1, w.gradRelu1, p.conv1, g.conv1),
-            ("conv2", s.conv2, w.pool1, w.conv2, w.gradConv2, w.gradPool1, p.conv2, g.conv2),
+        for (layer, conv, pool, input, weight, gradWeight, argmax, pooledGradient, gradInput) in [
+            ("conv1", s.conv1, s.pool1, w.input, p.conv1, g.conv1, w.argmax1, w.gradPool1, Buffer?.none),
+            ("conv2", s.conv2, s.pool2, w.relu1, p.conv2, g.conv2, w.argmax2, w.gradPool2, w.gradRelu1),
         ] {
-            let words = "(\(batch),\(conv.inputCount / batch / conv.height / conv.width),\(conv.height),\(conv.width))→\(conv.outChannels)"
+            let words = "(\(batch),\(conv.inChannels),\(conv.height),\(conv.width))→\(conv.outChannels)"
             let columns = try d.makeBuffer(count: conv.patchSize * conv.patchCount, kind: .float32)
             let scratchInput = try d.makeBuffer(count: conv.inputCount, kind: .float32)
+            let output = try d.makeBuffer(count: conv.outputCount, kind: .float32)
+            // A dense output gradient for the dense passes: the pooled one routed to its winners.
+            let gradOutput = try d.makeBuffer(count: conv.outputCount, kind: .float32)
+            try d.maxPool2Backward(pool, gradOutput: pooledGradient, argmax: argmax, gradInput: gradOutput)
+            let sparse = PooledGradient(pool: pool, values: pooledGradient, argmax: argmax)
+            let scratchPooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
+            let scratchArgmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
             operations += [
                 Operation(name: "\(layer).im2col", shape: words, flops: nil) {
                     try d.im2col(conv, input: input, columns: columns)
@@ -88,13 +94,27 @@ struct OperationFixture {
                 Operation(name: "\(layer).backward_data", shape: words, flops: conv.flops) {
                     // conv1's input gradient is not needed in training; timed for completeness.
                     try d.conv2dBackwardData(conv, gradOutput: gradOutput, weight: weight,
-                                             gradInput: layer == "conv1" ? scratchInput : gradInput)
+                                             gradInput: gradInput ?? scratchInput)
+                },
+                // What training runs. GFLOP/s count the dense arithmetic the
+                // operation replaces, so they compare with the dense rows above.
+                Operation(name: "\(layer).forward_pool", shape: words, flops: conv.flops) {
+                    try d.conv2dMaxPool2Forward(conv, input: input, weight: weight, pooled: scratchPooled,
+                                                argmax: scratchArgmax)
+                },
+                Operation(name: "\(layer).backward_weight_pooled", shape: words, flops: conv.flops) {
+                    try d.conv2dBackwardWeight(conv, input: input, pooledGradient: sparse, gradWeight: gradWeight)
+                },
+                Operation(name: "\(layer).backward_data_pooled", shape: words, flops: conv.flops) {
+                    try d.conv2dBackwardData(conv, pooledGradient: sparse, weight: weight,
+                                             gradInput: gradInput ?? scratchInput)
                 },
             ]
         }
+        // ReLU at the (pooled) sizes training runs it on.
         for (layer, count, input, output, gradOutput, gradInput) in [
-            ("relu1", s.conv1.outputCount, w.conv1, w.relu1, w.gradRelu1, w.gradConv1),
-            ("relu2", s.conv2.outputCount, w.conv2, w.relu2, w.gradRelu2, w.gradConv2),
+            ("relu1", s.pool1.outputCount, w.pool1, w.relu1, w.gradRelu1, w.gradPool1),
+            ("relu2", s.pool2.outputCount, w.pool2, w.relu2, w.gradRelu2, w.gradPool2),
         ] {
             operations += [
                 Operation(name: "\(layer).forward", shape: "\(count)", flops: nil) {
@@ -105,11 +125,13 @@ struct OperationFixture {
                 },
             ]
         }
-        for (layer, pool, input, output, argmax, gradOutput, gradInput) in [
-            ("pool1", s.pool1, w.relu1, w.pool1, w.argmax1, w.gradPool1, w.gradRelu1),
-            ("pool2", s.pool2, w.relu2, w.pool2, w.argmax2, w.gradPool2, w.gradRelu2),
-        ] {
+        // The standalone pool at each convolution's output size (training fuses it).
+        for (layer, pool, conv) in [("pool1", s.pool1, s.conv1), ("pool2", s.pool2, s.conv2)] {
             let words = "(\(batch),\(pool.channels),\(pool.height),\(pool.width))"
+            let input = try floats(conv.outputCount), gradInput = try floats(conv.outputCount)
+            let output = try floats(pool.outputCount), gradOutput = try floats(pool.outputCount)
+            let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
+            try d.maxPool2Forward(pool, input: input, output: output, argmax: argmax)
             operations += [
                 Operation(name: "\(layer).forward", shape: words, flops: nil) {
                     try d.maxPool2Forward(pool, input: input, output: output, argmax: argmax)
@@ -122,11 +144,11 @@ struct OperationFixture {
         let optimizer = self.optimizer, network = self.network
         operations += [
             Operation(name: "fc.forward", shape: "\(batch)×400→10", flops: s.fc.flops) {
-                try d.linearForward(s.fc, input: w.pool2, weight: p.fcWeight, bias: p.fcBias, output: w.logits)
+                try d.linearForward(s.fc, input: w.relu2, weight: p.fcWeight, bias: p.fcBias, output: w.logits)
             },
             Operation(name: "fc.backward", shape: "\(batch)×400→10", flops: 2 * s.fc.flops) {
-                try d.linearBackward(s.fc, input: w.pool2, weight: p.fcWeight, gradOutput: w.gradLogits,
-                                     gradInput: w.gradPool2, gradWeight: g.fcWeight, gradBias: g.fcBias)
+                try d.linearBackward(s.fc, input: w.relu2, weight: p.fcWeight, gradOutput: w.gradLogits,
+                                     gradInput: w.gradRelu2, gradWeight: g.fcWeight, gradBias: g.fcBias)
             },
             Operation(name: "softmax_cross_entropy", shape: "\(batch)×10", flops: nil) {
                 try d.softmaxCrossEntropy(batch: batch, classes: 10, logits: w.logits, labels: w.labels,

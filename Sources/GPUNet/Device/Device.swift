@@ -60,6 +60,32 @@ public protocol Device: AnyObject {
     /// gradWeight (O,C,kH,kW) = Σ_b ∂L/∂weight given gradOutput.
     func conv2dBackwardWeight(_ shape: ConvShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer) throws
 
+    // MARK: Convolution followed by a 2×2 max-pool (what training runs)
+    //
+    // A max-pool passes each window's gradient to its winner only, so the
+    // gradient of a pooled convolution's output is zero at three pixels of
+    // four (more where the floor mode drops a row or column). These three
+    // operations use the pool's winners directly: the conv output is never
+    // stored in training, and the backward passes skip the zeros, a quarter
+    // of the dense passes' arithmetic. Each equals the dense composition it
+    // replaces (tests hold both to naive float64 loops).
+
+    /// pooled (B,O,oH/2,oW/2) and argmax = ``maxPool2Forward(_:input:output:argmax:)``
+    /// of ``conv2dForward(_:input:weight:output:)``, without storing the
+    /// convolution's output; argmax indexes the (oH, oW) output plane.
+    func conv2dMaxPool2Forward(_ shape: ConvShape, input: Buffer, weight: Buffer,
+                               pooled: Buffer, argmax: Buffer) throws
+    /// ``conv2dBackwardWeight(_:input:gradOutput:gradWeight:)`` for the output
+    /// gradient `gradient` describes: gradWeight[o,c,i,j] =
+    /// Σ_{b,q} g[b,o,q]·input[b,c,y_q+i,x_q+j], (y_q, x_q) the winner of window q.
+    func conv2dBackwardWeight(_ shape: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
+                              gradWeight: Buffer) throws
+    /// ``conv2dBackwardData(_:gradOutput:weight:gradInput:)`` for the output
+    /// gradient `gradient` describes: gradInput[b,c,Y,X] =
+    /// Σ_{o,q,i,j: y_q+i = Y, x_q+j = X} g[b,o,q]·weight[o,c,i,j].
+    func conv2dBackwardData(_ shape: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
+                            gradInput: Buffer) throws
+
     // MARK: Elementwise and pooling
 
     /// output = input where input > 0, else 0; a NaN passes through (as in
@@ -174,6 +200,27 @@ public struct PoolShape: Hashable, Sendable {
     public var outWidth: Int { width / 2 }
     public var inputCount: Int { batch * channels * height * width }
     public var outputCount: Int { batch * channels * outHeight * outWidth }
+}
+
+/// The gradient of a convolution's output (B,O,oH,oW) when a 2×2 max-pool
+/// follows it: `values[b,o,q]` at the winner `argmax[b,o,q]` (a flat
+/// `y·oW + x` in the output plane, as ``Device/maxPool2Forward(_:input:output:argmax:)``
+/// writes it) of each pool window q, zero at every other pixel.
+public struct PooledGradient {
+    /// The pool over the convolution's output: (B, O, oH, oW) → (B, O, oH/2, oW/2).
+    public var pool: PoolShape
+    /// ∂L/∂pooled, (B, O, oH/2, oW/2).
+    public var values: Buffer
+    /// The pool's winners (int32), (B, O, oH/2, oW/2).
+    public var argmax: Buffer
+    public init(pool: PoolShape, values: Buffer, argmax: Buffer) {
+        self.pool = pool; self.values = values; self.argmax = argmax
+    }
+    /// True when `pool` is the pool over `conv`'s output.
+    public func matches(_ conv: ConvShape) -> Bool {
+        pool.batch == conv.batch && pool.channels == conv.outChannels
+            && pool.height == conv.outHeight && pool.width == conv.outWidth
+    }
 }
 
 /// A fully connected layer: input (B,in), weight (out,in), bias (out).

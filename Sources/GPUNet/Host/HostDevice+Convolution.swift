@@ -84,37 +84,57 @@ extension HostDevice {
         let pin = try floats(input, at: s.inputCount, "conv2dForward", "input")
         let pw = try floats(weight, at: s.weightCount, "conv2dForward", "weight")
         let pout = try floats(output, at: s.outputCount, "conv2dForward", "output")
-        let imageSize = s.inChannels * s.height * s.width, patches = s.outHeight * s.outWidth
+        let imageOutput = s.outChannels * s.outHeight * s.outWidth
+        let convolution = imageConvolution(s, weight: pw)
+        parallelChunks(s.batch, chunks: tasks) { worker, images in
+            for b in images { convolution.run(input: pin, image: b, worker: worker, output: pout + b * imageOutput) }
+        }
+    }
+
+    /// One image's forward correlation, weights prepared once per call:
+    /// direct AVX2 kernels where ``directPlan(_:)`` allows, else im2col +
+    /// `sgemm` in the worker's scratch columns.
+    struct ImageConvolution {
+        let shape: ConvShape
+        let weight: UnsafeMutablePointer<Float>
+        let plan: DirectPlan?
+        /// Direct path: weightsT (K × O rounded up to 4, zero padding), column o is weight row o.
+        let weightsT: [Float]
+        let outPad: Int
+        /// im2col path: each worker's columns (K × oH·oW).
+        let columns: UnsafeMutablePointer<UnsafeMutablePointer<Float>>?
+
+        /// Writes image `b`'s output (O, oH, oW) to `output`.
+        func run(input: UnsafeMutablePointer<Float>, image b: Int, worker: Int, output: UnsafeMutablePointer<Float>) {
+            let s = shape, k = s.patchSize, o = s.outChannels, patches = s.outHeight * s.outWidth
+            let image = input + b * s.inChannels * s.height * s.width
+            if let plan {
+                weightsT.withUnsafeBufferPointer { wt in
+                    plan.offsets.withUnsafeBufferPointer { offsets in
+                        hk_correlate_image(image, Int32(s.width), offsets.baseAddress, Int32(k), wt.baseAddress,
+                                           Int32(o), Int32(outPad), Int32(s.outHeight), Int32(s.outWidth), output)
+                    }
+                }
+                return
+            }
+            let cols = columns![worker]
+            HostKernels.im2colImage(s, image: image, columns: cols, rowStride: patches)
+            // out_b (O×P) = W (O×K) · cols (K×P)
+            HostKernels.sgemm(transposeA: false, transposeB: false, m: o, n: patches, k: k, alpha: 1,
+                              a: weight, lda: k, b: cols, ldb: patches, beta: 0, c: output, ldc: patches)
+        }
+    }
+
+    func imageConvolution(_ s: ConvShape, weight pw: UnsafeMutablePointer<Float>) -> ImageConvolution {
         let k = s.patchSize, o = s.outChannels
         if let plan = directPlan(s) {
-            // weightsT (K × O rounded up to 4, zero padding): column o is weight row o.
             let outPad = (o + 3) / 4 * 4
             var weightsT = [Float](repeating: 0, count: k * outPad)
             for oc in 0..<o { for t in 0..<k { weightsT[t * outPad + oc] = pw[oc * k + t] } }
-            weightsT.withUnsafeBufferPointer { wt in
-                plan.offsets.withUnsafeBufferPointer { offsets in
-                    parallelChunks(s.batch, chunks: tasks) { _, images in
-                        for b in images {
-                            hk_correlate_image(pin + b * imageSize, Int32(s.width), offsets.baseAddress, Int32(k),
-                                               wt.baseAddress, Int32(o), Int32(outPad),
-                                               Int32(s.outHeight), Int32(s.outWidth), pout + b * o * patches)
-                        }
-                    }
-                }
-            }
-            return
+            return ImageConvolution(shape: s, weight: pw, plan: plan, weightsT: weightsT, outPad: outPad, columns: nil)
         }
-        let columns = scratch.slot(0, floats: k * patches)
-        parallelChunks(s.batch, chunks: tasks) { worker, images in
-            let cols = columns[worker]
-            for b in images {
-                HostKernels.im2colImage(s, image: pin + b * imageSize, columns: cols, rowStride: patches)
-                // out_b (O×P) = W (O×K) · cols (K×P)
-                HostKernels.sgemm(transposeA: false, transposeB: false, m: o, n: patches, k: k, alpha: 1,
-                                  a: pw, lda: k, b: cols, ldb: patches, beta: 0,
-                                  c: pout + b * o * patches, ldc: patches)
-            }
-        }
+        return ImageConvolution(shape: s, weight: pw, plan: nil, weightsT: [], outPad: 0,
+                                columns: scratch.slot(0, floats: k * s.outHeight * s.outWidth))
     }
 
     public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {

@@ -15,6 +15,8 @@ public enum HostDeviceError: Error, CustomStringConvertible, Equatable {
     case labelOutOfRange(sample: Int, label: Int32, classes: Int)
     /// A max-pool argmax that does not point into its 2×2 window's plane.
     case argmaxOutOfRange(index: Int, value: Int32, planeSize: Int)
+    /// A pooled gradient's argmax that does not lie in its own 2×2 window.
+    case winnerOutsideWindow(operation: String)
 
     public var description: String {
         switch self {
@@ -32,6 +34,8 @@ public enum HostDeviceError: Error, CustomStringConvertible, Equatable {
             return "HostDevice.softmaxCrossEntropy: label \(label) of sample \(sample) is outside 0..<\(classes)"
         case let .argmaxOutOfRange(index, value, planeSize):
             return "HostDevice.maxPool2Backward: argmax[\(index)] = \(value) is outside its plane of \(planeSize)"
+        case let .winnerOutsideWindow(op):
+            return "HostDevice.\(op): an argmax of the pooled gradient lies outside its 2×2 window"
         }
     }
 }

@@ -14,6 +14,14 @@ import NetIO
 /// | relu2  | max(·, 0)                        | (B, 16, 11, 11) |
 /// | pool2  | MaxPool 2×2 (floor)              | (B, 16, 5, 5)   |
 /// | fc     | Linear(400→10), flattened C·H·W  | (B, 10)         |
+///
+/// How it runs: each convolution and its pool are one operation
+/// (``Device/conv2dMaxPool2Forward(_:input:weight:pooled:argmax:)``), and
+/// ReLU is applied after the pool, on a quarter of the values. The two
+/// orders give the same numbers: ReLU is monotone, so max(ReLU(a), ReLU(b))
+/// = ReLU(max(a, b)). Where a whole window is ≤ 0 the winner may differ,
+/// but its gradient is then zero either way. The backward passes take the
+/// pooled gradient and the pool's winners directly (``PooledGradient``).
 public final class TinyConvNet {
     public let device: any Device
 
@@ -60,12 +68,17 @@ public final class TinyConvNet {
     public final class Workspace {
         public let batch: Int
         public let shapes: Shapes
-        public let input, conv1, relu1, pool1, conv2, relu2, pool2, logits: Buffer
+        public let input: Buffer
+        /// Pooled convolution outputs before ReLU, and after: (B,8,13,13), (B,16,5,5).
+        public let pool1, relu1, pool2, relu2: Buffer
+        public let logits: Buffer
+        /// The full convolution outputs, written only by ``TinyConvNet/convOutputs(_:)``.
+        public let conv1, conv2: Buffer
         let argmax1, argmax2: Buffer
         public let labels: Buffer
         /// [0, B): loss per sample; [B, 2B): 1 where the prediction is right.
         public let perSample: Buffer
-        let gradLogits, gradPool2, gradRelu2, gradConv2, gradPool1, gradRelu1, gradConv1: Buffer
+        let gradLogits, gradRelu2, gradPool2, gradRelu1, gradPool1: Buffer
 
         init(device: any Device, batch: Int) throws {
             self.batch = batch
@@ -73,24 +86,22 @@ public final class TinyConvNet {
             shapes = s
             func floats(_ n: Int) throws -> Buffer { try device.makeBuffer(count: n, kind: .float32) }
             input = try floats(s.conv1.inputCount)
-            conv1 = try floats(s.conv1.outputCount)
-            relu1 = try floats(s.conv1.outputCount)
             pool1 = try floats(s.pool1.outputCount)
+            relu1 = try floats(s.pool1.outputCount)
             argmax1 = try device.makeBuffer(count: s.pool1.outputCount, kind: .int32)
-            conv2 = try floats(s.conv2.outputCount)
-            relu2 = try floats(s.conv2.outputCount)
             pool2 = try floats(s.pool2.outputCount)
+            relu2 = try floats(s.pool2.outputCount)
             argmax2 = try device.makeBuffer(count: s.pool2.outputCount, kind: .int32)
+            conv1 = try floats(s.conv1.outputCount)
+            conv2 = try floats(s.conv2.outputCount)
             logits = try floats(batch * 10)
             labels = try device.makeBuffer(count: batch, kind: .int32)
             perSample = try floats(2 * batch)
             gradLogits = try floats(batch * 10)
+            gradRelu2 = try floats(s.pool2.outputCount)
             gradPool2 = try floats(s.pool2.outputCount)
-            gradRelu2 = try floats(s.conv2.outputCount)
-            gradConv2 = try floats(s.conv2.outputCount)
+            gradRelu1 = try floats(s.pool1.outputCount)
             gradPool1 = try floats(s.pool1.outputCount)
-            gradRelu1 = try floats(s.conv1.outputCount)
-            gradConv1 = try floats(s.conv1.outputCount)
         }
     }
 
@@ -144,13 +155,11 @@ public final class TinyConvNet {
     /// Forward pass and loss on the batch in `w` (queued; nothing read back).
     public func forward(_ w: Workspace) throws {
         let s = w.shapes, p = parameters, d = device
-        try d.conv2dForward(s.conv1, input: w.input, weight: p.conv1, output: w.conv1)
-        try d.reluForward(count: s.conv1.outputCount, input: w.conv1, output: w.relu1)
-        try d.maxPool2Forward(s.pool1, input: w.relu1, output: w.pool1, argmax: w.argmax1)
-        try d.conv2dForward(s.conv2, input: w.pool1, weight: p.conv2, output: w.conv2)
-        try d.reluForward(count: s.conv2.outputCount, input: w.conv2, output: w.relu2)
-        try d.maxPool2Forward(s.pool2, input: w.relu2, output: w.pool2, argmax: w.argmax2)
-        try d.linearForward(s.fc, input: w.pool2, weight: p.fcWeight, bias: p.fcBias, output: w.logits)
+        try d.conv2dMaxPool2Forward(s.conv1, input: w.input, weight: p.conv1, pooled: w.pool1, argmax: w.argmax1)
+        try d.reluForward(count: s.pool1.outputCount, input: w.pool1, output: w.relu1)
+        try d.conv2dMaxPool2Forward(s.conv2, input: w.relu1, weight: p.conv2, pooled: w.pool2, argmax: w.argmax2)
+        try d.reluForward(count: s.pool2.outputCount, input: w.pool2, output: w.relu2)
+        try d.linearForward(s.fc, input: w.relu2, weight: p.fcWeight, bias: p.fcBias, output: w.logits)
         try d.softmaxCrossEntropy(batch: w.batch, classes: 10, logits: w.logits, labels: w.labels,
                                   gradLogits: w.gradLogits, perSample: w.perSample)
     }
@@ -158,15 +167,24 @@ public final class TinyConvNet {
     /// Backward pass from the loss of the last ``forward(_:)`` into ``gradients``.
     public func backward(_ w: Workspace) throws {
         let s = w.shapes, p = parameters, g = gradients, d = device
-        try d.linearBackward(s.fc, input: w.pool2, weight: p.fcWeight, gradOutput: w.gradLogits,
-                             gradInput: w.gradPool2, gradWeight: g.fcWeight, gradBias: g.fcBias)
-        try d.maxPool2Backward(s.pool2, gradOutput: w.gradPool2, argmax: w.argmax2, gradInput: w.gradRelu2)
-        try d.reluBackward(count: s.conv2.outputCount, output: w.relu2, gradOutput: w.gradRelu2, gradInput: w.gradConv2)
-        try d.conv2dBackwardWeight(s.conv2, input: w.pool1, gradOutput: w.gradConv2, gradWeight: g.conv2)
-        try d.conv2dBackwardData(s.conv2, gradOutput: w.gradConv2, weight: p.conv2, gradInput: w.gradPool1)
-        try d.maxPool2Backward(s.pool1, gradOutput: w.gradPool1, argmax: w.argmax1, gradInput: w.gradRelu1)
-        try d.reluBackward(count: s.conv1.outputCount, output: w.relu1, gradOutput: w.gradRelu1, gradInput: w.gradConv1)
-        try d.conv2dBackwardWeight(s.conv1, input: w.input, gradOutput: w.gradConv1, gradWeight: g.conv1)
+        try d.linearBackward(s.fc, input: w.relu2, weight: p.fcWeight, gradOutput: w.gradLogits,
+                             gradInput: w.gradRelu2, gradWeight: g.fcWeight, gradBias: g.fcBias)
+        try d.reluBackward(count: s.pool2.outputCount, output: w.relu2, gradOutput: w.gradRelu2, gradInput: w.gradPool2)
+        let pooled2 = PooledGradient(pool: s.pool2, values: w.gradPool2, argmax: w.argmax2)
+        try d.conv2dBackwardWeight(s.conv2, input: w.relu1, pooledGradient: pooled2, gradWeight: g.conv2)
+        try d.conv2dBackwardData(s.conv2, pooledGradient: pooled2, weight: p.conv2, gradInput: w.gradRelu1)
+        try d.reluBackward(count: s.pool1.outputCount, output: w.relu1, gradOutput: w.gradRelu1, gradInput: w.gradPool1)
+        let pooled1 = PooledGradient(pool: s.pool1, values: w.gradPool1, argmax: w.argmax1)
+        try d.conv2dBackwardWeight(s.conv1, input: w.input, pooledGradient: pooled1, gradWeight: g.conv1)
+    }
+
+    /// The full conv1 and conv2 outputs of the last ``forward(_:)`` into
+    /// `w.conv1` and `w.conv2` (conv2's input is the forward's relu1), for
+    /// analyses that compare them; training never needs them.
+    public func convOutputs(_ w: Workspace) throws {
+        let s = w.shapes, p = parameters
+        try device.conv2dForward(s.conv1, input: w.input, weight: p.conv1, output: w.conv1)
+        try device.conv2dForward(s.conv2, input: w.relu1, weight: p.conv2, output: w.conv2)
     }
 
     /// Reads back the batch's summed loss and number of correct predictions.

@@ -57,4 +57,25 @@ void hk_max_pool2_forward(const float *in, int planes, int height, int width, fl
 /// is then wrong and must be recomputed by a scatter.
 int hk_max_pool2_backward(const float *gradOut, const int *argmax, int planes, int height, int width, float *gradIn);
 
+/// The weight gradient of a stride-1, unpadded correlation whose output
+/// (outChannels, outHeight, outWidth) per image went through a 2x2 max-pool
+/// (floor mode): gradPooled and argmax are (images, outChannels, outHeight/2,
+/// outWidth/2), argmax the winner's flat index y*outWidth + x in its output
+/// plane. gradWeight[o, c, i, j] = sum over images b and pooled elements q of
+/// gradPooled[b,o,q] * in[b, c, y_q + i, x_q + j]; zero gradients are skipped.
+/// Overwrites gradWeight (outChannels x channels*kH*kW). Any CPU (AVX2/FMA
+/// when present and kernelWidth == 3). Returns 0, or 1 when an argmax lies
+/// outside its own 2x2 window (gradWeight is then incomplete).
+int hk_pooled_weight_gradient(const float *in, int channels, int height, int width, int kernelHeight,
+                              int kernelWidth, const float *gradPooled, const int *argmax, int outChannels,
+                              int outHeight, int outWidth, int images, float *gradWeight);
+
+/// The data gradient of one image for the same pooled output gradient:
+/// gradIn[c, y_q + i, x_q + j] += gradPooled[o,q] * weight[o, c, i, j] over o and
+/// q, from zero. `work` holds channels*height*width + 4 floats. Overwrites
+/// gradIn (channels, height, width). Returns 0, or 1 as above.
+int hk_pooled_data_gradient(const float *gradPooled, const int *argmax, const float *weight, int outChannels,
+                            int outHeight, int outWidth, int channels, int height, int width, int kernelHeight,
+                            int kernelWidth, float *work, float *gradIn);
+
 #endif

@@ -17,6 +17,7 @@ final class DeviceNetwork: NetworkUnderTest {
         // The loss needs labels; any valid ones do, only the activations are read.
         try network.setBatch(w, images: normalizedImages, labels: [Int32](repeating: 0, count: count))
         try network.forward(w)
+        try network.convOutputs(w)
         let d = network.device
         return (try d.floats(w.conv1), try d.floats(w.conv2), try d.floats(w.logits))
     }

@@ -1,0 +1,122 @@
+import _HostKernels
+
+/// Convolutions followed by a 2×2 max-pool, on the host (see ``Device`` for
+/// what each computes).
+///
+/// - Forward: each image's convolution lands in the worker's scratch (at
+///   most 8×26×26 floats here, so it stays in L1/L2) and is pooled from
+///   there; the full (B,O,oH,oW) output is never written to memory.
+/// - Backward: `_HostKernels`' pooled-gradient kernels visit the pooled
+///   elements only and skip zero gradients. Weight gradients are summed per
+///   task over a fixed split of the images and then in task order, so the
+///   result does not depend on thread timing.
+extension HostDevice {
+    public func conv2dMaxPool2Forward(_ s: ConvShape, input: Buffer, weight: Buffer,
+                                      pooled: Buffer, argmax: Buffer) throws {
+        let operation = "conv2dMaxPool2Forward"
+        try validate(s, operation)
+        let pool = PoolShape(batch: s.batch, channels: s.outChannels, height: s.outHeight, width: s.outWidth)
+        let pin = try floats(input, at: s.inputCount, operation, "input")
+        let pw = try floats(weight, at: s.weightCount, operation, "weight")
+        let pout = try floats(pooled, at: pool.outputCount, operation, "pooled")
+        let parg = try int32s(argmax, at: pool.outputCount, operation, "argmax")
+        let imageOutput = s.outChannels * s.outHeight * s.outWidth
+        let imagePooled = s.outChannels * pool.outHeight * pool.outWidth
+        let convolution = imageConvolution(s, weight: pw)
+        let outputs = scratch.slot(1, floats: imageOutput)
+        let vectorPool = usesDirectKernels && pool.outWidth >= 4
+        parallelChunks(s.batch, chunks: tasks) { worker, images in
+            let output = outputs[worker]
+            for b in images {
+                convolution.run(input: pin, image: b, worker: worker, output: output)
+                let target = pout + b * imagePooled, winners = parg + b * imagePooled
+                if vectorPool {
+                    hk_max_pool2_forward(output, Int32(s.outChannels), Int32(s.outHeight), Int32(s.outWidth),
+                                         target, winners)
+                    continue
+                }
+                let (planeSize, outPlaneSize) = (s.outHeight * s.outWidth, pool.outHeight * pool.outWidth)
+                for plane in 0..<s.outChannels {
+                    for oy in 0..<pool.outHeight {
+                        HostKernels.maxPoolRow(plane: output + plane * planeSize, top: 2 * oy * s.outWidth,
+                                               width: s.outWidth, outWidth: pool.outWidth,
+                                               output: target + plane * outPlaneSize + oy * pool.outWidth,
+                                               argmax: winners + plane * outPlaneSize + oy * pool.outWidth)
+                    }
+                }
+            }
+        }
+    }
+
+    public func conv2dBackwardWeight(_ s: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
+                                     gradWeight: Buffer) throws {
+        let operation = "conv2dBackwardWeight(pooledGradient:)"
+        try validate(s, operation)
+        try validate(gradient, for: s, operation)
+        let pin = try floats(input, at: s.inputCount, operation, "input")
+        let pg = try floats(gradient.values, at: gradient.pool.outputCount, operation, "pooled gradient")
+        let parg = try int32s(gradient.argmax, at: gradient.pool.outputCount, operation, "argmax")
+        let pgw = try floats(gradWeight, at: s.weightCount, operation, "gradWeight")
+        let count = s.weightCount
+        if s.batch == 0 { pgw.update(repeating: 0, count: count); return }
+        let imageSize = s.inChannels * s.height * s.width
+        let imagePooled = s.outChannels * gradient.pool.outHeight * gradient.pool.outWidth
+        let chunks = min(tasks, s.batch)
+        let partials = scratch.slot(1, floats: count)
+        let failed = UnsafeMutablePointer<Int32>.allocate(capacity: chunks)
+        defer { failed.deallocate() }
+        parallelChunks(s.batch, chunks: chunks) { worker, images in
+            let first = images.lowerBound
+            failed[worker] = hk_pooled_weight_gradient(
+                pin + first * imageSize, Int32(s.inChannels), Int32(s.height), Int32(s.width),
+                Int32(s.kernelHeight), Int32(s.kernelWidth), pg + first * imagePooled, parg + first * imagePooled,
+                Int32(s.outChannels), Int32(s.outHeight), Int32(s.outWidth), Int32(images.count), partials[worker])
+        }
+        guard (0..<chunks).allSatisfy({ failed[$0] == 0 }) else {
+            throw HostDeviceError.winnerOutsideWindow(operation: operation)
+        }
+        pgw.update(from: partials[0], count: count)
+        for w in 1..<chunks {
+            let partial = partials[w]
+            for i in 0..<count { pgw[i] += partial[i] }
+        }
+    }
+
+    public func conv2dBackwardData(_ s: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
+                                   gradInput: Buffer) throws {
+        let operation = "conv2dBackwardData(pooledGradient:)"
+        try validate(s, operation)
+        try validate(gradient, for: s, operation)
+        let pg = try floats(gradient.values, at: gradient.pool.outputCount, operation, "pooled gradient")
+        let parg = try int32s(gradient.argmax, at: gradient.pool.outputCount, operation, "argmax")
+        let pw = try floats(weight, at: s.weightCount, operation, "weight")
+        let pgi = try floats(gradInput, at: s.inputCount, operation, "gradInput")
+        let imageSize = s.inChannels * s.height * s.width
+        let imagePooled = s.outChannels * gradient.pool.outHeight * gradient.pool.outWidth
+        let work = scratch.slot(0, floats: imageSize + 4)
+        let failed = UnsafeMutablePointer<Int32>.allocate(capacity: tasks)
+        defer { failed.deallocate() }
+        failed.initialize(repeating: 0, count: tasks)
+        parallelChunks(s.batch, chunks: tasks) { worker, images in
+            for b in images {
+                failed[worker] |= hk_pooled_data_gradient(
+                    pg + b * imagePooled, parg + b * imagePooled, pw, Int32(s.outChannels), Int32(s.outHeight),
+                    Int32(s.outWidth), Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.kernelHeight),
+                    Int32(s.kernelWidth), work[worker], pgi + b * imageSize)
+            }
+        }
+        guard (0..<tasks).allSatisfy({ failed[$0] == 0 }) else {
+            throw HostDeviceError.winnerOutsideWindow(operation: operation)
+        }
+    }
+
+    /// The pooled gradient must describe a pool over `s`'s output.
+    func validate(_ gradient: PooledGradient, for s: ConvShape, _ operation: String) throws {
+        guard gradient.matches(s) else {
+            let p = gradient.pool
+            throw HostDeviceError.invalidShape(
+                operation: operation,
+                reason: "pool over (\(p.batch),\(p.channels),\(p.height),\(p.width)), convolution output (\(s.batch),\(s.outChannels),\(s.outHeight),\(s.outWidth))")
+        }
+    }
+}

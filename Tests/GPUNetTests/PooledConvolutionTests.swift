@@ -1,0 +1,140 @@
+import GPUNet
+import TestSupport
+import XCTest
+
+/// The convolution + 2×2 max-pool operations training runs, on every test
+/// device, against float64 loops of the dense composition they replace:
+/// `maxPool2Forward(conv2dForward(x))` and the dense backward passes of the
+/// pooled gradient routed to its winners (`maxPool2Backward`).
+///
+/// Rules: pooled outputs within 1e-4 absolute and argmax exactly (random
+/// inputs have no ties); gradients within 1e-4 of the reference tensor's
+/// largest magnitude (the sums run over up to ~10⁴ terms in another order).
+final class PooledConvolutionTests: XCTestCase {
+    static let forwardTolerance = 1e-4
+    static let gradientTolerance = 1e-4
+
+    /// TinyConvNet's layers at batch 1, 13 and 64, and shapes that reach the
+    /// edge cases: odd output sizes (floor mode drops a row and a column),
+    /// pooled rows shorter than a vector, several input channels with a
+    /// non-square kernel, more output channels than one vector holds.
+    static let shapes: [ConvShape] = [1, 13, 64].flatMap { batch in
+        [ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28),
+         ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13)]
+    } + [
+        ConvShape(batch: 3, inChannels: 3, outChannels: 5, height: 9, width: 12),
+        ConvShape(batch: 2, inChannels: 2, outChannels: 3, height: 7, width: 6, kernelHeight: 2, kernelWidth: 4),
+        ConvShape(batch: 2, inChannels: 4, outChannels: 20, height: 12, width: 21),
+        ConvShape(batch: 5, inChannels: 8, outChannels: 16, height: 4, width: 4),
+    ]
+
+    static func pool(_ s: ConvShape) -> PoolShape {
+        PoolShape(batch: s.batch, channels: s.outChannels, height: s.outHeight, width: s.outWidth)
+    }
+
+    /// Inputs for one shape: the pooled gradient has ReLU's zeros (about
+    /// half), the argmax is the float64 pool's.
+    struct Case {
+        let shape: ConvShape
+        let input, weight, pooledGradient: [Float]
+        let argmax: [Int32]
+        let pooled: [Double]
+
+        init(_ s: ConvShape, seed: UInt64) {
+            shape = s
+            input = randomFloats(s.inputCount, seed: seed)
+            weight = randomFloats(s.weightCount, scale: 0.3, seed: seed + 1)
+            let pool = PooledConvolutionTests.pool(s)
+            let forward = NaiveReference.maxPool2Forward(pool, input: NaiveReference.conv2dForward(s, input: input, weight: weight))
+            pooled = forward.output
+            argmax = forward.argmax
+            pooledGradient = zip(randomFloats(pool.outputCount, seed: seed + 2), pooled).map { g, p in p > 0 ? g : 0 }
+        }
+
+        /// The dense output gradient: the pooled one at its winners.
+        var denseGradient: [Double] {
+            NaiveReference.maxPool2Backward(PooledConvolutionTests.pool(shape), gradOutput: pooledGradient, argmax: argmax)
+        }
+    }
+
+    func testForwardPoolsTheConvolutionOnEveryDevice() throws {
+        for (n, s) in Self.shapes.enumerated() {
+            let c = Case(s, seed: UInt64(100 + 10 * n))
+            let pool = Self.pool(s)
+            for d in try testDevices() {
+                let pooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
+                let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
+                try d.conv2dMaxPool2Forward(s, input: try d.makeBuffer(c.input), weight: try d.makeBuffer(c.weight),
+                                            pooled: pooled, argmax: argmax)
+                let diff = maxAbsoluteDifference(try d.floats(pooled), c.pooled)
+                XCTAssertLessThanOrEqual(diff, Self.forwardTolerance, "\(s) on \(d.info.summary)")
+                XCTAssertEqual(try d.int32s(argmax), c.argmax, "argmax \(s) on \(d.info.summary)")
+            }
+        }
+    }
+
+    func testWeightGradientFromThePooledGradientOnEveryDevice() throws {
+        for (n, s) in Self.shapes.enumerated() {
+            let c = Case(s, seed: UInt64(200 + 10 * n))
+            let expected = NaiveReference.conv2dBackwardWeight(s, input: c.input.map(Double.init), gradOutput: c.denseGradient)
+            for d in try testDevices() {
+                let gradWeight = try d.makeBuffer(randomFloats(s.weightCount, seed: 9))  // overwritten, not added to
+                let gradient = PooledGradient(pool: Self.pool(s), values: try d.makeBuffer(c.pooledGradient),
+                                              argmax: try d.makeBuffer(c.argmax))
+                try d.conv2dBackwardWeight(s, input: try d.makeBuffer(c.input), pooledGradient: gradient,
+                                           gradWeight: gradWeight)
+                let diff = maxRelativeToScale(try d.floats(gradWeight), expected)
+                XCTAssertLessThanOrEqual(diff, Self.gradientTolerance, "\(s) on \(d.info.summary)")
+            }
+        }
+    }
+
+    func testDataGradientFromThePooledGradientOnEveryDevice() throws {
+        for (n, s) in Self.shapes.enumerated() {
+            let c = Case(s, seed: UInt64(300 + 10 * n))
+            let expected = NaiveReference.conv2dBackwardData(s, gradOutput: c.denseGradient, weight: c.weight.map(Double.init))
+            for d in try testDevices() {
+                let gradInput = try d.makeBuffer(randomFloats(s.inputCount, seed: 8))  // overwritten, not added to
+                let gradient = PooledGradient(pool: Self.pool(s), values: try d.makeBuffer(c.pooledGradient),
+                                              argmax: try d.makeBuffer(c.argmax))
+                try d.conv2dBackwardData(s, pooledGradient: gradient, weight: try d.makeBuffer(c.weight),
+                                         gradInput: gradInput)
+                let diff = maxRelativeToScale(try d.floats(gradInput), expected)
+                XCTAssertLessThanOrEqual(diff, Self.gradientTolerance, "\(s) on \(d.info.summary)")
+            }
+        }
+    }
+
+    /// A winner outside its own window could only come from a corrupt
+    /// buffer; the host names it instead of reading or writing elsewhere.
+    func testHostRejectsAWinnerOutsideItsWindow() throws {
+        let s = ConvShape(batch: 2, inChannels: 8, outChannels: 16, height: 13, width: 13)
+        let c = Case(s, seed: 400)
+        var argmax = c.argmax
+        argmax[37] = 120  // the last pixel of the 11×11 plane: in no window of the 5×5 pool
+        let d = HostDevice()
+        var values = c.pooledGradient
+        values[37] = 1
+        let gradient = PooledGradient(pool: Self.pool(s), values: try d.makeBuffer(values), argmax: try d.makeBuffer(argmax))
+        let gradWeight = try d.makeBuffer(count: s.weightCount, kind: .float32)
+        let gradInput = try d.makeBuffer(count: s.inputCount, kind: .float32)
+        XCTAssertThrowsError(try d.conv2dBackwardWeight(s, input: try d.makeBuffer(c.input), pooledGradient: gradient,
+                                                        gradWeight: gradWeight)) { error in
+            XCTAssertTrue("\(error)".contains("outside its 2×2 window"), "\(error)")
+        }
+        XCTAssertThrowsError(try d.conv2dBackwardData(s, pooledGradient: gradient, weight: try d.makeBuffer(c.weight),
+                                                      gradInput: gradInput))
+    }
+
+    func testPoolShapeMustMatchTheConvolution() throws {
+        let s = ConvShape(batch: 2, inChannels: 1, outChannels: 8, height: 28, width: 28)
+        let wrong = PoolShape(batch: 2, channels: 8, height: 24, width: 24)
+        for d in try testDevices() {
+            let gradient = PooledGradient(pool: wrong, values: try d.makeBuffer(count: wrong.outputCount, kind: .float32),
+                                          argmax: try d.makeBuffer(count: wrong.outputCount, kind: .int32))
+            XCTAssertThrowsError(try d.conv2dBackwardWeight(
+                s, input: try d.makeBuffer(count: s.inputCount, kind: .float32), pooledGradient: gradient,
+                gradWeight: try d.makeBuffer(count: s.weightCount, kind: .float32)), "\(d.info.summary)")
+        }
+    }
+}
