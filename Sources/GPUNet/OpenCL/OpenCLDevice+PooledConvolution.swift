@@ -1,27 +1,148 @@
-/// Convolutions followed by a 2×2 max-pool on OpenCL (see ``Device``).
-///
-/// PLACEHOLDER composition of the dense kernels through a scratch buffer;
-/// dedicated kernels replace it.
+/// Convolutions followed by a 2×2 max-pool on OpenCL (see ``Device``):
+/// dedicated kernels that never store the convolution's output
+/// (conv2d_pool_forward.cl, conv2d_pooled_backward.cl). Every operation
+/// enqueues only and rearranges what it needs on the device for each call
+/// (weights and input are small). The forward pass has the output channels
+/// in the vector lanes, the backward passes the input channels (vector
+/// widths from ``vectorWidth(channels:)``), so that each visits every
+/// (image, output channel, window) once, at its winner only.
 extension OpenCLDevice {
+    /// `conv2d_maxpool2_forward3x3_W` for 3×3 kernels and at most 16 output
+    /// channels (one vector), `conv2d_maxpool2_forward_W` otherwise: one
+    /// work-item per (channel group, image, kept pool window), four vector
+    /// accumulators (the window's pixels), max and argmax lane-wise in
+    /// registers, the weights rearranged by `conv_weight_patch_major`.
     public func conv2dMaxPool2Forward(_ s: ConvShape, input: Buffer, weight: Buffer,
                                       pooled: Buffer, argmax: Buffer) throws {
-        let dense = try scratchBuffer("pooled.dense", count: s.outputCount)
-        try conv2dForward(s, input: input, weight: weight, output: dense)
-        try maxPool2Forward(PoolShape(batch: s.batch, channels: s.outChannels, height: s.outHeight, width: s.outWidth),
-                            input: dense, output: pooled, argmax: argmax)
+        let operation = "conv2dMaxPool2Forward"
+        try validatePooled(s, operation)
+        let pool = Self.pool(over: s)
+        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
+        let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
+        let pooledBuffer = try cl(pooled, "pooled", atLeast: pool.outputCount, in: operation)
+        let argmaxBuffer = try cl(argmax, "argmax", atLeast: pool.outputCount, kind: .int32, in: operation)
+        guard pool.outputCount > 0 else { return }
+        let width = Self.vectorWidth(channels: s.outChannels)
+        let groups = (s.outChannels + width - 1) / width
+        let outPad = groups * width
+        let weightT = try scratchBuffer("pooled.weightT", count: s.patchSize * outPad)
+        try launch("conv_weight_patch_major", items: s.patchSize * outPad, [
+            .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad)])
+        let items = groups * s.batch * pool.outHeight * pool.outWidth
+        let arguments: [OpenCLKernel.Argument] = [
+            .buffer(inputBuffer), .buffer(weightT), .buffer(pooledBuffer), .buffer(argmaxBuffer), .int(s.batch),
+            .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels)]
+        if Self.is3x3(s) && groups == 1 {
+            try launch("conv2d_maxpool2_forward3x3_\(width)", items: items, arguments)
+        } else {
+            try launch("conv2d_maxpool2_forward_\(width)", items: items,
+                       arguments + [.int(s.kernelHeight), .int(s.kernelWidth)])
+        }
     }
 
+    /// The input moved channels-last (`conv_planes_to_lanes_W`, W lanes for
+    /// the input channels), then partial sums per chunk of images and output
+    /// channel, each winner's gradient times the W-lane input rows under
+    /// the kernel: `conv2d_pooled_weight_partials3x3_W` (nine accumulators)
+    /// for 3×3 kernels, `conv2d_pooled_weight_partials_W` (one work-item per
+    /// kernel position) otherwise; `conv2d_pooled_weight_reduce` adds the
+    /// chunks in order. Chunks hold enough images for about 256 work-items.
+    /// A corrupt winner (not in its own window) passes no gradient.
     public func conv2dBackwardWeight(_ s: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
                                      gradWeight: Buffer) throws {
-        let dense = try scratchBuffer("pooled.dense", count: s.outputCount)
-        try maxPool2Backward(gradient.pool, gradOutput: gradient.values, argmax: gradient.argmax, gradInput: dense)
-        try conv2dBackwardWeight(s, input: input, gradOutput: dense, gradWeight: gradWeight)
+        let operation = "conv2dBackwardWeight(pooled)"
+        let (values, argmax) = try validatePooled(s, operation, gradient)
+        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
+        let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
+        guard gradient.pool.outputCount > 0 else { return try fill(gradWeightBuffer, value: 0) }
+        let lanes = Self.vectorWidth(channels: s.inChannels)
+        let lanesBuffer = try scratchBuffer("pooled.inputLanes", count: s.batch * s.height * s.width * lanes)
+        try launch("conv_planes_to_lanes_\(lanes)", items: s.batch * s.height, [
+            .buffer(inputBuffer), .buffer(lanesBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
+            .int(s.width)])
+        let kernelArea = s.kernelHeight * s.kernelWidth
+        let blocks = Self.is3x3(s) ? 1 : kernelArea
+        let imagesPerChunk = max(1, s.batch * s.outChannels * blocks / 256)
+        let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
+        let partials = try scratchBuffer("pooled.partials", count: chunks * s.outChannels * kernelArea * lanes)
+        let arguments: [OpenCLKernel.Argument] = [
+            .buffer(lanesBuffer), .buffer(values), .buffer(argmax), .buffer(partials), .int(s.batch), .int(s.height),
+            .int(s.width), .int(s.outChannels)]
+        if Self.is3x3(s) {
+            try launch("conv2d_pooled_weight_partials3x3_\(lanes)", items: chunks * s.outChannels,
+                       arguments + [.int(imagesPerChunk)])
+        } else {
+            try launch("conv2d_pooled_weight_partials_\(lanes)", items: chunks * s.outChannels * kernelArea,
+                       arguments + [.int(s.kernelHeight), .int(s.kernelWidth), .int(imagesPerChunk)])
+        }
+        try launch("conv2d_pooled_weight_reduce", items: s.weightCount, [
+            .buffer(partials), .buffer(gradWeightBuffer), .int(chunks), .int(s.outChannels), .int(s.inChannels),
+            .int(kernelArea), .int(lanes)])
     }
 
+    /// The weights rearranged to (O, kH, kW, W lanes for the input
+    /// channels) by `conv_weight_lanes`, then `conv2d_pooled_data3x3_W`
+    /// (3×3 kernels) or `conv2d_pooled_data_W`: one work-item per image
+    /// scatters each winner's gradient times the weight rows into the
+    /// image's channels-last sum, then writes its planes — no two
+    /// work-items write one element, so no atomics.
+    /// A corrupt winner (not in its own window) passes no gradient.
     public func conv2dBackwardData(_ s: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
                                    gradInput: Buffer) throws {
-        let dense = try scratchBuffer("pooled.dense", count: s.outputCount)
-        try maxPool2Backward(gradient.pool, gradOutput: gradient.values, argmax: gradient.argmax, gradInput: dense)
-        try conv2dBackwardData(s, gradOutput: dense, weight: weight, gradInput: gradInput)
+        let operation = "conv2dBackwardData(pooled)"
+        let (values, argmax) = try validatePooled(s, operation, gradient)
+        let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
+        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
+        guard s.inputCount > 0 else { return }
+        let lanes = Self.vectorWidth(channels: s.inChannels)
+        let kernelArea = s.kernelHeight * s.kernelWidth
+        let weightLanes = try scratchBuffer("pooled.weightLanes", count: s.outChannels * kernelArea * lanes)
+        try launch("conv_weight_lanes", items: s.outChannels * kernelArea * lanes, [
+            .buffer(weightBuffer), .buffer(weightLanes), .int(s.outChannels), .int(s.inChannels), .int(kernelArea),
+            .int(lanes)])
+        let work = try scratchBuffer("pooled.gradientLanes", count: s.batch * s.height * s.width * lanes)
+        let arguments: [OpenCLKernel.Argument] = [
+            .buffer(values), .buffer(argmax), .buffer(weightLanes), .buffer(work), .buffer(gradInputBuffer),
+            .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels)]
+        if Self.is3x3(s) {
+            try launch("conv2d_pooled_data3x3_\(lanes)", items: s.batch, arguments)
+        } else {
+            try launch("conv2d_pooled_data_\(lanes)", items: s.batch,
+                       arguments + [.int(s.kernelHeight), .int(s.kernelWidth)])
+        }
+    }
+
+    // MARK: Helpers
+
+    /// The 2×2 pool over `s`'s output.
+    static func pool(over s: ConvShape) -> PoolShape {
+        PoolShape(batch: s.batch, channels: s.outChannels, height: s.outHeight, width: s.outWidth)
+    }
+
+    /// True for the 3×3 kernels that the unrolled kernels serve.
+    static func is3x3(_ s: ConvShape) -> Bool { s.kernelHeight == 3 && s.kernelWidth == 3 }
+
+    /// Throws unless `s` is a convolution these kernels run.
+    private func validatePooled(_ s: ConvShape, _ operation: String) throws {
+        guard s.batch >= 0, s.inChannels > 0, s.outChannels > 0, s.kernelHeight > 0, s.kernelWidth > 0,
+              s.height >= s.kernelHeight, s.width >= s.kernelWidth else {
+            throw OpenCLError.invalidArgument("\(operation): unsupported convolution shape \(s)")
+        }
+    }
+
+    /// Throws unless `s` is a convolution these kernels run and `gradient`
+    /// is the pool over its output with buffers of that size; returns the
+    /// gradient's buffers.
+    private func validatePooled(_ s: ConvShape, _ operation: String, _ gradient: PooledGradient) throws
+        -> (values: OpenCLBuffer, argmax: OpenCLBuffer) {
+        try validatePooled(s, operation)
+        guard gradient.matches(s) else {
+            throw OpenCLError.invalidArgument(
+                "\(operation): the pool \(gradient.pool) is not the pool over the convolution's output "
+                + "(\(s.batch), \(s.outChannels), \(s.outHeight), \(s.outWidth))")
+        }
+        return (values: try cl(gradient.values, "pooled gradient", atLeast: gradient.pool.outputCount, in: operation),
+                argmax: try cl(gradient.argmax, "argmax", atLeast: gradient.pool.outputCount, kind: .int32,
+                               in: operation))
     }
 }

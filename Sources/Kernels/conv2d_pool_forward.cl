@@ -1,0 +1,107 @@
+// A convolution (stride 1, no padding, no bias) followed by a 2×2, stride-2
+// max-pool in floor mode, without storing the convolution's output:
+// pooled[b,o,py,px] = max over the window's four conv outputs
+// conv[b,o,2py+dy,2px+dx] (dy, dx ∈ {0, 1}), and argmax the winner's flat
+// index y·oW + x in the (oH, oW) conv output plane. Candidates are compared
+// in row-major order and a later one wins only when strictly larger, so
+// ties go to the first and NaN never replaces a number (a NaN first
+// candidate stays), exactly as maxpool2_forward.
+//
+// conv2d_maxpool2_forward_W (any kernel size) and
+// conv2d_maxpool2_forward3x3_W: one work-item per (channel group, image,
+// window), the W output channels of the group in one vector accumulator per
+// window pixel (W ∈ {1, 4, 8, 16}, see common.cl): each weight vector loaded
+// feeds the window's four pixels, and the max and argmax are taken lane-wise
+// in vector registers. weightT is (C·kH·kW, outPad) from
+// conv_weight_patch_major; lanes ≥ outChannels are never stored. Only the
+// windows that floor mode keeps are computed (an odd last conv row or column
+// is never evaluated).
+
+#define POOL_INT_1 int
+#define POOL_INT_4 int4
+#define POOL_INT_8 int8
+#define POOL_INT_16 int16
+
+// A later candidate replaces the best where it is strictly larger.
+#define POOL_CANDIDATE(W, value, index) { \
+    const POOL_INT_##W larger = (value) > best; \
+    best = select(best, (value), larger); \
+    winner = select(winner, (POOL_INT_##W)(index), larger); \
+}
+
+// The kernel body for kernel sizes KH × KW: runtime arguments in the
+// general kernel, the constants 3 and 3 in the 3×3 one, whose loops UNROLL
+// (_Pragma("unroll")) unrolls: PoCL does not unroll them by itself, and
+// unrolled they measured ~1.3–2× faster here.
+#define CONV2D_MAXPOOL2_FORWARD_BODY(W, KH, KW, UNROLL) \
+    const int outHeight = height - (KH) + 1, outWidth = width - (KW) + 1; \
+    const int poolHeight = outHeight / 2, poolWidth = outWidth / 2; \
+    const int windows = poolHeight * poolWidth; \
+    const int groups = (outChannels + W - 1) / W; \
+    const int outPad = groups * W; \
+    const int index = get_global_id(0); \
+    if (index >= groups * batch * windows) return; \
+    const int group = index / (batch * windows); \
+    const int rest = index - group * batch * windows; \
+    const int b = rest / windows, q = rest - b * windows; \
+    const int py = q / poolWidth, px = q - py * poolWidth; \
+    const int y = 2 * py, x = 2 * px; \
+    __global const float* w = weightT + group * W; \
+    VEC_##W acc00 = 0.0f, acc01 = 0.0f, acc10 = 0.0f, acc11 = 0.0f; \
+    for (int c = 0; c < inChannels; c++) { \
+        UNROLL for (int i = 0; i < (KH); i++) { \
+            __global const float* top = input + ((size_t)(b * inChannels + c) * height + y + i) * width + x; \
+            __global const float* bottom = top + width; \
+            UNROLL for (int j = 0; j < (KW); j++) { \
+                const VEC_##W wv = vload##W(0, w); \
+                w += outPad; \
+                acc00 += top[j] * wv; acc01 += top[j + 1] * wv; \
+                acc10 += bottom[j] * wv; acc11 += bottom[j + 1] * wv; \
+            } \
+        } \
+    } \
+    const int first = y * outWidth + x; \
+    VEC_##W best = acc00; \
+    POOL_INT_##W winner = (POOL_INT_##W)(first); \
+    POOL_CANDIDATE(W, acc01, first + 1) \
+    POOL_CANDIDATE(W, acc10, first + outWidth) \
+    POOL_CANDIDATE(W, acc11, first + outWidth + 1) \
+    const int o0 = group * W; \
+    const size_t out = ((size_t)(b * outChannels + o0) * poolHeight + py) * poolWidth + px; \
+    STORE_LANES_##W(best, winner, pooled + out, argmax + out, windows, outChannels - o0)
+
+// Stores lanes t < n of `value` and `index` at value_out[t·stride] and
+// index_out[t·stride], lane by lane: PoCL keeps a private array in memory,
+// where a vector stored to one and read back per lane measured ~2× slower.
+#define STORE_LANE(value, index, value_out, index_out, stride, n, t, L) \
+    if ((t) < (n)) { (value_out)[(t) * (size_t)(stride)] = (value).s##L; (index_out)[(t) * (size_t)(stride)] = (index).s##L; }
+#define STORE_LANES_1(value, index, value_out, index_out, stride, n) \
+    if (0 < (n)) { (value_out)[0] = (value); (index_out)[0] = (index); }
+#define STORE_LANES_4(v, i, vo, io, stride, n) \
+    STORE_LANE(v, i, vo, io, stride, n, 0, 0) STORE_LANE(v, i, vo, io, stride, n, 1, 1) \
+    STORE_LANE(v, i, vo, io, stride, n, 2, 2) STORE_LANE(v, i, vo, io, stride, n, 3, 3)
+#define STORE_LANES_8(v, i, vo, io, stride, n) STORE_LANES_4(v, i, vo, io, stride, n) \
+    STORE_LANE(v, i, vo, io, stride, n, 4, 4) STORE_LANE(v, i, vo, io, stride, n, 5, 5) \
+    STORE_LANE(v, i, vo, io, stride, n, 6, 6) STORE_LANE(v, i, vo, io, stride, n, 7, 7)
+#define STORE_LANES_16(v, i, vo, io, stride, n) STORE_LANES_8(v, i, vo, io, stride, n) \
+    STORE_LANE(v, i, vo, io, stride, n, 8, 8) STORE_LANE(v, i, vo, io, stride, n, 9, 9) \
+    STORE_LANE(v, i, vo, io, stride, n, 10, a) STORE_LANE(v, i, vo, io, stride, n, 11, b) \
+    STORE_LANE(v, i, vo, io, stride, n, 12, c) STORE_LANE(v, i, vo, io, stride, n, 13, d) \
+    STORE_LANE(v, i, vo, io, stride, n, 14, e) STORE_LANE(v, i, vo, io, stride, n, 15, f)
+
+#define DEFINE_CONV2D_MAXPOOL2_FORWARD(W) \
+__kernel void conv2d_maxpool2_forward_##W(__global const float* input, __global const float* weightT, \
+        __global float* pooled, __global int* argmax, int batch, int inChannels, int height, int width, \
+        int outChannels, int kernelHeight, int kernelWidth) { \
+    CONV2D_MAXPOOL2_FORWARD_BODY(W, kernelHeight, kernelWidth, ) \
+} \
+__kernel void conv2d_maxpool2_forward3x3_##W(__global const float* input, __global const float* weightT, \
+        __global float* pooled, __global int* argmax, int batch, int inChannels, int height, int width, \
+        int outChannels) { \
+    CONV2D_MAXPOOL2_FORWARD_BODY(W, 3, 3, _Pragma("unroll")) \
+}
+
+DEFINE_CONV2D_MAXPOOL2_FORWARD(1)
+DEFINE_CONV2D_MAXPOOL2_FORWARD(4)
+DEFINE_CONV2D_MAXPOOL2_FORWARD(8)
+DEFINE_CONV2D_MAXPOOL2_FORWARD(16)

@@ -1,0 +1,193 @@
+// The backward passes of a convolution followed by a 2×2 max-pool, from the
+// pooled gradient g (B, O, pH, pW) and the pool's winners (argmax, flat
+// y·oW + x in the (oH, oW) conv output plane, as conv2d_maxpool2_forward_W
+// and maxpool2_forward write them). The conv output gradient is g at each
+// window's winner and zero elsewhere, so both passes visit each (image,
+// output channel, window) once, at its winner only: a quarter of the dense
+// passes' multiply-adds, nothing at a dropped odd last row or column.
+//
+// The input channels are the vector lanes (W = vectorWidth(C) ∈ {1, 4, 8,
+// 16}, see common.cl; lanes ≥ C are zero and never stored): the input
+// image is first moved channels-last (conv_planes_to_lanes_W), the weights
+// to (O, kH, kW, W) (conv_weight_lanes), so that one winner's gradient
+// times nine W-lane rows is a 3×3 kernel's whole contribution. Every sum
+// runs in a fixed order (no atomics): results are deterministic.
+//
+// A winner that is not one of its own window's four pixels (a corrupt
+// argmax) is ignored: that window passes no gradient for that channel, and
+// nothing outside the image is read or written.
+
+// The input-image offset (y·width + x) of the winner of window (qy, qx),
+// or −1 when `winner` (an argmax) is not one of the window's four pixels.
+int pooled_winner_offset(int winner, int qy, int qx, int outWidth, int width) {
+    const int position = winner - (2 * qy * outWidth + 2 * qx);
+    const int dy = position >= outWidth ? 1 : 0;
+    const int dx = position - dy * outWidth;
+    const bool inside = position >= 0 && dx >= 0 && dx <= 1;
+    return inside ? (2 * qy + dy) * width + 2 * qx + dx : -1;
+}
+
+// planes (B, C, H, W) → lanes (B, H, W, W_c): lanes[b, p, c] = planes[b, c, p],
+// zero for c ≥ C. One work-item per (image, row), a row's channels read
+// as contiguous plane rows.
+#define DEFINE_CONV_PLANES_TO_LANES(W) \
+__kernel void conv_planes_to_lanes_##W(__global const float* planes, __global float* lanes, \
+                                       int batch, int channels, int height, int width) { \
+    const int index = get_global_id(0); \
+    if (index >= batch * height) return; \
+    const int b = index / height, y = index - b * height; \
+    __global const float* source = planes + ((size_t)b * channels * height + y) * width; \
+    __global float* target = lanes + (size_t)index * width * W; \
+    const size_t plane = (size_t)height * width; \
+    for (int x = 0; x < width; x++) { \
+        float values[W]; \
+        _Pragma("unroll") for (int c = 0; c < W; c++) values[c] = c < channels ? source[c * plane + x] : 0.0f; \
+        vstore##W(vload##W(0, values), x, target); \
+    } \
+}
+
+// weight (O, C, kH, kW) → (O, kH, kW, W_c): the input channels contiguous,
+// zero for c ≥ C. One work-item per element of the result.
+__kernel void conv_weight_lanes(__global const float* weight, __global float* weightLanes, int outChannels,
+                                int inChannels, int kernelArea, int lanes) {
+    const int index = get_global_id(0);
+    if (index >= outChannels * kernelArea * lanes) return;
+    const int c = index % lanes, rest = index / lanes;
+    const int ij = rest % kernelArea, o = rest / kernelArea;
+    weightLanes[index] = c < inChannels ? weight[((size_t)o * inChannels + c) * kernelArea + ij] : 0.0f;
+}
+
+// Partial weight gradients: partials[chunk, o, i·kW + j, c] = Σ over the
+// chunk's images and every window q of g[b,o,q]·input[b,c,y+i,x+j], (y, x)
+// the winner of q. One work-item per (chunk of images, output channel,
+// block of P kernel positions), one W-lane accumulator per position: the
+// body is written once for KH × KW, instantiated with runtime sizes and P = 1 (one work-item
+// per position) and with the constants 3, 3 and P = 9, whose loops the
+// compiler unrolls into nine accumulators fed by each winner.
+// lanes from conv_planes_to_lanes_W.
+#define CONV2D_POOLED_WEIGHT_BODY(W, KH, KW, P, UNROLL) \
+    const int outHeight = height - (KH) + 1, outWidth = width - (KW) + 1; \
+    const int poolHeight = outHeight / 2, poolWidth = outWidth / 2; \
+    const int windows = poolHeight * poolWidth; \
+    const int chunks = (batch + imagesPerChunk - 1) / imagesPerChunk; \
+    const int blocks = (KH) * (KW) / (P); \
+    const int index = get_global_id(0); \
+    if (index >= chunks * outChannels * blocks) return; \
+    const int first = (index % blocks) * (P); \
+    const int chunkO = index / blocks; \
+    const int chunk = chunkO / outChannels, o = chunkO - chunk * outChannels; \
+    VEC_##W acc[P]; \
+    UNROLL for (int t = 0; t < (P); t++) acc[t] = 0.0f; \
+    const int bEnd = min(batch, (chunk + 1) * imagesPerChunk); \
+    for (int b = chunk * imagesPerChunk; b < bEnd; b++) { \
+        __global const float* g = gradient + ((size_t)b * outChannels + o) * windows; \
+        __global const int* a = argmax + ((size_t)b * outChannels + o) * windows; \
+        __global const float* image = lanes + (size_t)b * height * width * W; \
+        for (int qy = 0; qy < poolHeight; qy++) { \
+            for (int qx = 0; qx < poolWidth; qx++) { \
+                const int q = qy * poolWidth + qx; \
+                const int offset = pooled_winner_offset(a[q], qy, qx, outWidth, width); \
+                const float value = offset >= 0 ? g[q] : 0.0f; \
+                __global const float* patch = image + (size_t)max(offset, 0) * W; \
+                UNROLL for (int t = 0; t < (P); t++) { \
+                    const int ij = first + t, i = ij / (KW), j = ij - i * (KW); \
+                    acc[t] += value * vload##W(i * width + j, patch); \
+                } \
+            } \
+        } \
+    } \
+    __global float* out = partials + ((size_t)chunkO * (KH) * (KW) + first) * W; \
+    UNROLL for (int t = 0; t < (P); t++) vstore##W(acc[t], t, out);
+
+#define DEFINE_CONV2D_POOLED_WEIGHT(W) \
+__kernel void conv2d_pooled_weight_partials_##W(__global const float* lanes, __global const float* gradient, \
+        __global const int* argmax, __global float* partials, int batch, int height, int width, int outChannels, \
+        int kernelHeight, int kernelWidth, int imagesPerChunk) { \
+    CONV2D_POOLED_WEIGHT_BODY(W, kernelHeight, kernelWidth, 1, ) \
+} \
+__kernel void conv2d_pooled_weight_partials3x3_##W(__global const float* lanes, __global const float* gradient, \
+        __global const int* argmax, __global float* partials, int batch, int height, int width, int outChannels, \
+        int imagesPerChunk) { \
+    CONV2D_POOLED_WEIGHT_BODY(W, 3, 3, 9, _Pragma("unroll")) \
+}
+
+// gradWeight[o, c, ij] = Σ_chunk partials[chunk, o, ij, c]: the chunks added
+// in order. One work-item per weight.
+__kernel void conv2d_pooled_weight_reduce(__global const float* partials, __global float* gradWeight, int chunks,
+                                          int outChannels, int inChannels, int kernelArea, int lanes) {
+    const int index = get_global_id(0);
+    if (index >= outChannels * inChannels * kernelArea) return;
+    const int ij = index % kernelArea, oc = index / kernelArea;
+    const int c = oc % inChannels, o = oc / inChannels;
+    const size_t stride = (size_t)outChannels * kernelArea * lanes;
+    __global const float* p = partials + ((size_t)o * kernelArea + ij) * lanes + c;
+    float sum = 0.0f;
+    for (int chunk = 0; chunk < chunks; chunk++) sum += p[chunk * stride];
+    gradWeight[index] = sum;
+}
+
+// The data gradient by scatter, one image per work-item so that no two
+// work-items write the same element: the image's gradient is summed
+// channels-last in `work` (B, H, W, W_c) — for each output channel o and
+// window, the winner's gradient times the W-lane weight rows
+// weightLanes[o, i, j, ·] added at pixel (y+i, x+j) — then written to
+// gradInput (B, C, H, W) planes. Body written once for KH × KW as above.
+#define CONV2D_POOLED_DATA_BODY(W, KH, KW, UNROLL) \
+    const int outHeight = height - (KH) + 1, outWidth = width - (KW) + 1; \
+    const int poolHeight = outHeight / 2, poolWidth = outWidth / 2; \
+    const int windows = poolHeight * poolWidth; \
+    const int b = get_global_id(0); \
+    if (b >= batch) return; \
+    const int pixels = height * width; \
+    __global float* image = work + (size_t)b * pixels * W; \
+    for (int p = 0; p < pixels; p++) vstore##W((VEC_##W)0.0f, p, image); \
+    for (int o = 0; o < outChannels; o++) { \
+        __global const float* g = gradient + ((size_t)b * outChannels + o) * windows; \
+        __global const int* a = argmax + ((size_t)b * outChannels + o) * windows; \
+        __global const float* w = weightLanes + (size_t)o * (KH) * (KW) * W; \
+        for (int qy = 0; qy < poolHeight; qy++) { \
+            for (int qx = 0; qx < poolWidth; qx++) { \
+                const int q = qy * poolWidth + qx; \
+                const int offset = pooled_winner_offset(a[q], qy, qx, outWidth, width); \
+                const float value = offset >= 0 ? g[q] : 0.0f; \
+                __global float* patch = image + (size_t)max(offset, 0) * W; \
+                UNROLL for (int i = 0; i < (KH); i++) { \
+                    UNROLL for (int j = 0; j < (KW); j++) { \
+                        const int at = i * width + j; \
+                        vstore##W(vload##W(at, patch) + value * vload##W(i * (KW) + j, w), at, patch); \
+                    } \
+                } \
+            } \
+        } \
+    } \
+    __global float* out = gradInput + (size_t)b * inChannels * pixels; \
+    for (int p = 0; p < pixels; p++) { \
+        float values[W]; \
+        vstore##W(vload##W(p, image), 0, values); \
+        for (int c = 0; c < inChannels; c++) out[(size_t)c * pixels + p] = values[c]; \
+    }
+
+#define DEFINE_CONV2D_POOLED_DATA(W) \
+__kernel void conv2d_pooled_data_##W(__global const float* gradient, __global const int* argmax, \
+        __global const float* weightLanes, __global float* work, __global float* gradInput, int batch, \
+        int inChannels, int height, int width, int outChannels, int kernelHeight, int kernelWidth) { \
+    CONV2D_POOLED_DATA_BODY(W, kernelHeight, kernelWidth, ) \
+} \
+__kernel void conv2d_pooled_data3x3_##W(__global const float* gradient, __global const int* argmax, \
+        __global const float* weightLanes, __global float* work, __global float* gradInput, int batch, \
+        int inChannels, int height, int width, int outChannels) { \
+    CONV2D_POOLED_DATA_BODY(W, 3, 3, _Pragma("unroll")) \
+}
+
+DEFINE_CONV_PLANES_TO_LANES(1)
+DEFINE_CONV_PLANES_TO_LANES(4)
+DEFINE_CONV_PLANES_TO_LANES(8)
+DEFINE_CONV_PLANES_TO_LANES(16)
+DEFINE_CONV2D_POOLED_WEIGHT(1)
+DEFINE_CONV2D_POOLED_WEIGHT(4)
+DEFINE_CONV2D_POOLED_WEIGHT(8)
+DEFINE_CONV2D_POOLED_WEIGHT(16)
+DEFINE_CONV2D_POOLED_DATA(1)
+DEFINE_CONV2D_POOLED_DATA(4)
+DEFINE_CONV2D_POOLED_DATA(8)
+DEFINE_CONV2D_POOLED_DATA(16)
