@@ -30,17 +30,19 @@ public struct Dataset: Sendable {
     /// Normalised float images for the given indices, (indices.count, 1, rows, columns).
     public func normalizedImages<C: Collection>(_ indices: C) -> [Float] where C.Element == Int {
         var out = [Float](repeating: 0, count: indices.count * imageSize)
+        guard !indices.isEmpty else { return out }
         let scale = 1 / (255 * Dataset.standardDeviation)
         let shift = Dataset.mean / Dataset.standardDeviation
         out.withUnsafeMutableBufferPointer { dst in
             pixels.withUnsafeBufferPointer { src in
-                var o = 0
+                // Raw pointers and a fixed-length inner loop: the compiler
+                // vectorises the conversion (indexing the buffers did not: 3 ns
+                // a pixel, 0.15 s of a 60k-image epoch).
+                var target = dst.baseAddress!
                 for i in indices {
-                    let base = i * imageSize
-                    for p in 0..<imageSize {
-                        dst[o] = Float(src[base + p]) * scale - shift
-                        o += 1
-                    }
+                    let source = src.baseAddress! + i * imageSize
+                    for p in 0..<imageSize { target[p] = Float(source[p]) * scale - shift }
+                    target += imageSize
                 }
             }
         }

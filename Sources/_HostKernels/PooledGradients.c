@@ -1,20 +1,26 @@
 #include "HostKernels.h"
 
-#include <stdlib.h>
 #include <string.h>
 
-// The backward passes of a convolution whose output went through a 2×2
-// max-pool: only each window's winner carries gradient, so both passes visit
-// the pooled elements, skip the zeros (ReLU zeroes about half), and touch the
-// kH×kW patch under each winner. The winner is checked against its window, so a
-// corrupt argmax is reported instead of read or written out of bounds.
+// The backward passes of a correlation whose output went through a 2×2
+// max-pool: only each window's winner carries gradient. Three ways, chosen
+// per shape by the two entry points at the end:
+// - eight input channels and a 3×3 kernel (conv2), AVX2: the input channels
+//   in the vector lanes, images moved to channels-last; each nonzero pooled
+//   gradient is one broadcast times nine 8-lane rows of the patch;
+// - any other shape (conv1), AVX2: the output channels in the lanes, 8 at a
+//   time; each window's gradient goes to the one of its four pixels that its
+//   argmax names (a compare per pixel, no branch), summed like a dense
+//   correlation over the windows the pool kept;
+// - anything else: scalar loops over the nonzero gradients.
+// Every winner is checked against its window, so a corrupt argmax is
+// reported (return value 1) instead of read or written out of bounds.
 
-/// Gathers the nonzero gradients of one pooled plane (pooledHeight x
-/// pooledWidth) and, for each, the offset of its winner's pixel in a
-/// width-wide image: y*width + x for the winner (y, x) in the outWidth-wide
-/// output plane. Branch-free (ReLU leaves a random half of the gradients zero,
-/// and winners fall anywhere in their windows, so branches would mispredict).
-/// Returns the count, or -1 when an argmax lies outside its own 2x2 window.
+/// Gathers the nonzero gradients of one pooled plane and, for each, the flat
+/// offset y*width + x of its winner (y, x) in a width-wide input image.
+/// Branch-free: ReLU leaves a random half of the gradients zero and winners
+/// fall anywhere in their windows, so branches would mispredict. Returns the
+/// count, or -1 when an argmax lies outside its own 2×2 window.
 static int hk_gather_winners(const float *gradient, const int *argmax, int pooledHeight, int pooledWidth,
                              int outWidth, int width, float *values, int *offsets) {
     int count = 0, bad = 0;
@@ -33,176 +39,314 @@ static int hk_gather_winners(const float *gradient, const int *argmax, int poole
     return bad ? -1 : count;
 }
 
-static void hk_weight_gradient_scalar(const float *image, int channels, int plane, int width, int kernelHeight,
-                                      int kernelWidth, int count, const float *values, const int *offsets,
-                                      float *gw) {
-    for (int n = 0; n < count; n++) {
-        const float *patch = image + offsets[n];
-        for (int c = 0; c < channels; c++)
-            for (int i = 0; i < kernelHeight; i++)
-                for (int j = 0; j < kernelWidth; j++)
-                    gw[(c * kernelHeight + i) * kernelWidth + j] += values[n] * patch[c * plane + i * width + j];
+static int hk_weight_gradient_scalar(const float *in, int channels, int height, int width, int kernelHeight,
+                                     int kernelWidth, const float *gradPooled, const int *argmax, int outChannels,
+                                     int outHeight, int outWidth, int images, float *work, float *gradWeight) {
+    int pooledHeight = outHeight / 2, pooledWidth = outWidth / 2, windows = pooledHeight * pooledWidth;
+    int taps = channels * kernelHeight * kernelWidth, plane = height * width;
+    float *values = work;
+    int *offsets = (int *)(work + windows);
+    memset(gradWeight, 0, sizeof(float) * (size_t)outChannels * taps);
+    for (int b = 0; b < images; b++) {
+        const float *image = in + (long)b * channels * plane;
+        for (int o = 0; o < outChannels; o++) {
+            long q0 = ((long)b * outChannels + o) * windows;
+            int count = hk_gather_winners(gradPooled + q0, argmax + q0, pooledHeight, pooledWidth, outWidth, width,
+                                          values, offsets);
+            if (count < 0) return 1;
+            float *gw = gradWeight + (long)o * taps;
+            for (int n = 0; n < count; n++) {
+                const float *patch = image + offsets[n];
+                for (int c = 0; c < channels; c++)
+                    for (int i = 0; i < kernelHeight; i++)
+                        for (int j = 0; j < kernelWidth; j++)
+                            gw[(c * kernelHeight + i) * kernelWidth + j] += values[n] * patch[c * plane + i * width + j];
+            }
+        }
     }
+    return 0;
 }
 
-static void hk_data_gradient_scalar(const float *w, int channels, int plane, int width, int kernelHeight,
-                                    int kernelWidth, int count, const float *values, const int *offsets,
-                                    float *gradIn) {
-    for (int n = 0; n < count; n++) {
-        float *patch = gradIn + offsets[n];
-        for (int c = 0; c < channels; c++)
-            for (int i = 0; i < kernelHeight; i++)
-                for (int j = 0; j < kernelWidth; j++)
-                    patch[c * plane + i * width + j] += values[n] * w[(c * kernelHeight + i) * kernelWidth + j];
+static int hk_data_gradient_scalar(const float *gradPooled, const int *argmax, const float *weight, int outChannels,
+                                   int outHeight, int outWidth, int channels, int height, int width,
+                                   int kernelHeight, int kernelWidth, int images, float *work, float *gradIn) {
+    int pooledHeight = outHeight / 2, pooledWidth = outWidth / 2, windows = pooledHeight * pooledWidth;
+    int taps = channels * kernelHeight * kernelWidth, plane = height * width;
+    float *values = work;
+    int *offsets = (int *)(work + windows);
+    memset(gradIn, 0, sizeof(float) * (size_t)images * channels * plane);
+    for (int b = 0; b < images; b++) {
+        float *image = gradIn + (long)b * channels * plane;
+        for (int o = 0; o < outChannels; o++) {
+            long q0 = ((long)b * outChannels + o) * windows;
+            int count = hk_gather_winners(gradPooled + q0, argmax + q0, pooledHeight, pooledWidth, outWidth, width,
+                                          values, offsets);
+            if (count < 0) return 1;
+            const float *w = weight + (long)o * taps;
+            for (int n = 0; n < count; n++) {
+                float *patch = image + offsets[n];
+                for (int c = 0; c < channels; c++)
+                    for (int i = 0; i < kernelHeight; i++)
+                        for (int j = 0; j < kernelWidth; j++)
+                            patch[c * plane + i * width + j] += values[n] * w[(c * kernelHeight + i) * kernelWidth + j];
+            }
+        }
     }
+    return 0;
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
+#include "Transpose8.h"
 
-#define HK_TARGET __attribute__((target("avx2,fma")))
-
-/// At most this many (channel, kernel row) pairs keep a vector each (conv2:
-/// 8 x 3 = 24); more go the scalar way.
-#define HK_MAX_PATCH_ROWS 64
-
-static int hk_fast_path(int channels, int kernelHeight, int kernelWidth) {
-    return kernelWidth == 3 && channels * kernelHeight <= HK_MAX_PATCH_ROWS && hk_has_avx2_fma();
+static int hk_channels8_path(int channels, int kernelHeight, int kernelWidth) {
+    return channels == 8 && kernelHeight == 3 && kernelWidth == 3 && hk_has_avx2_fma();
 }
+static int hk_output_lanes_path(void) { return hk_has_avx2_fma(); }
 
-/// kW = 3: one 4-lane vector per (channel, kernel row) of the patch, its
-/// fourth lane masked off on load, so nothing past a row is read.
+/// Input channels in the lanes (C = 8, 3×3). `work`: images·H·W·8 floats
+/// (the images channels-last), then 2·windows for the gathers.
 HK_TARGET
-static void hk_weight_gradient_k3(const float *image, int rows, const int *rowOffset, int count,
-                                  const float *values, const int *offsets, __m128 *sums) {
-    const __m128i three = _mm_setr_epi32(-1, -1, -1, 0);
-    if (rows == 3) {  // one input channel (conv1): the sums stay in registers
-        __m128 s0 = sums[0], s1 = sums[1], s2 = sums[2];
-        for (int n = 0; n < count; n++) {
-            const float *patch = image + offsets[n];
-            __m128 v = _mm_set1_ps(values[n]);
-            s0 = _mm_fmadd_ps(v, _mm_maskload_ps(patch + rowOffset[0], three), s0);
-            s1 = _mm_fmadd_ps(v, _mm_maskload_ps(patch + rowOffset[1], three), s1);
-            s2 = _mm_fmadd_ps(v, _mm_maskload_ps(patch + rowOffset[2], three), s2);
+static int hk_weight_gradient_c8(const float *in, int height, int width, const float *gradPooled, const int *argmax,
+                                 int outChannels, int outHeight, int outWidth, int images, float *work,
+                                 float *gradWeight) {
+    int pooledHeight = outHeight / 2, pooledWidth = outWidth / 2, windows = pooledHeight * pooledWidth;
+    int plane = height * width;
+    float *lanes = work, *values = work + (long)images * plane * 8;
+    int *offsets = (int *)(values + windows);
+    for (int b = 0; b < images; b++)
+        hk_planes_to_lanes8(in + (long)b * 8 * plane, plane, plane, lanes + (long)b * plane * 8, 8);
+    const int row = 8 * width;
+    for (int o = 0; o < outChannels; o++) {
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0, s8 = s0;
+        for (int b = 0; b < images; b++) {
+            long q0 = ((long)b * outChannels + o) * windows;
+            int count = hk_gather_winners(gradPooled + q0, argmax + q0, pooledHeight, pooledWidth, outWidth, width,
+                                          values, offsets);
+            if (count < 0) return 1;
+            const float *image = lanes + (long)b * plane * 8;
+            for (int n = 0; n < count; n++) {
+                const float *p = image + 8 * offsets[n];
+                __m256 v = _mm256_set1_ps(values[n]);
+                s0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p), s0);
+                s1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + 8), s1);
+                s2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + 16), s2);
+                s3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + row), s3);
+                s4 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + row + 8), s4);
+                s5 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + row + 16), s5);
+                s6 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + 2 * row), s6);
+                s7 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + 2 * row + 8), s7);
+                s8 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + 2 * row + 16), s8);
+            }
         }
-        sums[0] = s0; sums[1] = s1; sums[2] = s2;
-        return;
+        // Sums are (kernel position, channel); the weight is (channel, kernel position).
+        float sums[9][8];
+        _mm256_storeu_ps(sums[0], s0); _mm256_storeu_ps(sums[1], s1); _mm256_storeu_ps(sums[2], s2);
+        _mm256_storeu_ps(sums[3], s3); _mm256_storeu_ps(sums[4], s4); _mm256_storeu_ps(sums[5], s5);
+        _mm256_storeu_ps(sums[6], s6); _mm256_storeu_ps(sums[7], s7); _mm256_storeu_ps(sums[8], s8);
+        float *gw = gradWeight + (long)o * 72;
+        for (int c = 0; c < 8; c++)
+            for (int t = 0; t < 9; t++) gw[c * 9 + t] = sums[t][c];
     }
-    for (int n = 0; n < count; n++) {
-        const float *patch = image + offsets[n];
-        __m128 v = _mm_set1_ps(values[n]);
-        for (int r = 0; r < rows; r++)
-            sums[r] = _mm_fmadd_ps(v, _mm_maskload_ps(patch + rowOffset[r], three), sums[r]);
-    }
+    return 0;
 }
 
-/// kW = 3: each patch row is a 4-lane read-modify-write whose fourth lane is
-/// blended back unchanged (exact, whatever the gradient holds); `gradIn`
-/// has one float of slack past the image for the last row's fourth lane.
+/// Input channels in the lanes (C = 8, 3×3), one image after another.
+/// `work`: O·9·8 floats (the weights as (o, kernel position, channel)), one
+/// channels-last image, then 2·windows for the gathers.
 HK_TARGET
-static void hk_data_gradient_k3(const __m128 *w, int rows, const int *rowOffset, int count, const float *values,
-                                const int *offsets, float *gradIn) {
-    for (int n = 0; n < count; n++) {
-        float *patch = gradIn + offsets[n];
-        __m128 v = _mm_set1_ps(values[n]);
-        for (int r = 0; r < rows; r++) {
-            float *p = patch + rowOffset[r];
-            __m128 old = _mm_loadu_ps(p);
-            _mm_storeu_ps(p, _mm_blend_ps(old, _mm_fmadd_ps(v, w[r], old), 0x7));
+static int hk_data_gradient_c8(const float *gradPooled, const int *argmax, const float *weight, int outChannels,
+                               int outHeight, int outWidth, int height, int width, int images, float *work,
+                               float *gradIn) {
+    int pooledHeight = outHeight / 2, pooledWidth = outWidth / 2, windows = pooledHeight * pooledWidth;
+    int plane = height * width;
+    float *weightT = work, *image = work + (long)outChannels * 72;
+    float *values = image + (long)plane * 8;
+    int *offsets = (int *)(values + windows);
+    for (int o = 0; o < outChannels; o++)
+        for (int c = 0; c < 8; c++)
+            for (int t = 0; t < 9; t++) weightT[((long)o * 9 + t) * 8 + c] = weight[(long)o * 72 + c * 9 + t];
+    const int row = 8 * width;
+    for (int b = 0; b < images; b++) {
+        memset(image, 0, sizeof(float) * (size_t)plane * 8);
+        for (int o = 0; o < outChannels; o++) {
+            long q0 = ((long)b * outChannels + o) * windows;
+            int count = hk_gather_winners(gradPooled + q0, argmax + q0, pooledHeight, pooledWidth, outWidth, width,
+                                          values, offsets);
+            if (count < 0) return 1;
+            const float *w = weightT + (long)o * 72;
+            __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8), w2 = _mm256_loadu_ps(w + 16);
+            __m256 w3 = _mm256_loadu_ps(w + 24), w4 = _mm256_loadu_ps(w + 32), w5 = _mm256_loadu_ps(w + 40);
+            __m256 w6 = _mm256_loadu_ps(w + 48), w7 = _mm256_loadu_ps(w + 56), w8 = _mm256_loadu_ps(w + 64);
+            for (int n = 0; n < count; n++) {
+                float *p = image + 8 * offsets[n];
+                __m256 v = _mm256_set1_ps(values[n]);
+                // Every pixel is one aligned-to-8-floats slot, so a load meets
+                // the earlier store to the same slot whole (store forwarding works).
+                _mm256_storeu_ps(p, _mm256_fmadd_ps(v, w0, _mm256_loadu_ps(p)));
+                _mm256_storeu_ps(p + 8, _mm256_fmadd_ps(v, w1, _mm256_loadu_ps(p + 8)));
+                _mm256_storeu_ps(p + 16, _mm256_fmadd_ps(v, w2, _mm256_loadu_ps(p + 16)));
+                _mm256_storeu_ps(p + row, _mm256_fmadd_ps(v, w3, _mm256_loadu_ps(p + row)));
+                _mm256_storeu_ps(p + row + 8, _mm256_fmadd_ps(v, w4, _mm256_loadu_ps(p + row + 8)));
+                _mm256_storeu_ps(p + row + 16, _mm256_fmadd_ps(v, w5, _mm256_loadu_ps(p + row + 16)));
+                _mm256_storeu_ps(p + 2 * row, _mm256_fmadd_ps(v, w6, _mm256_loadu_ps(p + 2 * row)));
+                _mm256_storeu_ps(p + 2 * row + 8, _mm256_fmadd_ps(v, w7, _mm256_loadu_ps(p + 2 * row + 8)));
+                _mm256_storeu_ps(p + 2 * row + 16, _mm256_fmadd_ps(v, w8, _mm256_loadu_ps(p + 2 * row + 16)));
+            }
+        }
+        hk_lanes_to_planes8(image, 8, plane, gradIn + (long)b * 8 * plane, plane);
+    }
+    return 0;
+}
+
+/// The sums of 9 taps × 8 output channels over one image's windows: gT and
+/// aT are the pooled gradient and argmax with the channels in the lanes
+/// (window-major); each window's gradient goes to the pixel its argmax names.
+/// `valid` keeps, per lane, whether every argmax named a pixel of its window.
+HK_TARGET
+static void hk_tap_block9x8(const float *image, const float *gT, const float *aT, int pooledHeight, int pooledWidth,
+                            int outWidth, int width, const int *offsets, __m256 *sums, __m256i *valid) {
+    __m256 s0 = sums[0], s1 = sums[1], s2 = sums[2], s3 = sums[3], s4 = sums[4];
+    __m256 s5 = sums[5], s6 = sums[6], s7 = sums[7], s8 = sums[8];
+    __m256i ok = *valid;
+    const int f0 = offsets[0], f1 = offsets[1], f2 = offsets[2], f3 = offsets[3], f4 = offsets[4];
+    const int f5 = offsets[5], f6 = offsets[6], f7 = offsets[7], f8 = offsets[8];
+    for (int qy = 0; qy < pooledHeight; qy++) {
+        for (int qx = 0; qx < pooledWidth; qx++) {
+            int q = qy * pooledWidth + qx, first = 2 * qy * outWidth + 2 * qx;
+            __m256 g = _mm256_loadu_ps(gT + 8 * q);
+            __m256i a = _mm256_castps_si256(_mm256_loadu_ps(aT + 8 * q));
+            __m256i any = _mm256_setzero_si256();
+            const float *p = image + 2 * qy * width + 2 * qx;
+            for (int sp = 0; sp < 4; sp++) {
+                __m256i hit = _mm256_cmpeq_epi32(a, _mm256_set1_epi32(first + (sp >> 1) * outWidth + (sp & 1)));
+                any = _mm256_or_si256(any, hit);
+                __m256 v = _mm256_and_ps(g, _mm256_castsi256_ps(hit));
+                const float *x = p + (sp >> 1) * width + (sp & 1);
+                s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + f0), v, s0);
+                s1 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + f1), v, s1);
+                s2 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + f2), v, s2);
+                s3 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + f3), v, s3);
+                s4 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + f4), v, s4);
+                s5 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + f5), v, s5);
+                s6 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + f6), v, s6);
+                s7 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + f7), v, s7);
+                s8 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + f8), v, s8);
+            }
+            ok = _mm256_and_si256(ok, any);
         }
     }
+    sums[0] = s0; sums[1] = s1; sums[2] = s2; sums[3] = s3; sums[4] = s4;
+    sums[5] = s5; sums[6] = s6; sums[7] = s7; sums[8] = s8;
+    *valid = ok;
 }
 
+/// Output channels in the lanes, 8 at a time (any input channels and
+/// kernel). `work`: 2·windows·8 floats (one image's gradient and argmax with
+/// the channels in the lanes).
 HK_TARGET
-static void hk_load_rows3(const float *w, int rows, __m128 *out) {
-    const __m128i three = _mm_setr_epi32(-1, -1, -1, 0);
-    for (int r = 0; r < rows; r++) out[r] = _mm_maskload_ps(w + 3 * r, three);
-}
-
-HK_TARGET
-static void hk_store_rows3(const __m128 *sums, int rows, float *gw) {
-    for (int r = 0; r < rows; r++) {
-        float lanes[4];
-        _mm_storeu_ps(lanes, sums[r]);
-        gw[3 * r] = lanes[0]; gw[3 * r + 1] = lanes[1]; gw[3 * r + 2] = lanes[2];
+static int hk_weight_gradient_output_lanes(const float *in, int channels, int height, int width, int kernelHeight,
+                                           int kernelWidth, const float *gradPooled, const int *argmax,
+                                           int outChannels, int outHeight, int outWidth, int images, float *work,
+                                           float *gradWeight) {
+    int pooledHeight = outHeight / 2, pooledWidth = outWidth / 2, windows = pooledHeight * pooledWidth;
+    int taps = channels * kernelHeight * kernelWidth, plane = height * width, blocks = (taps + 8) / 9;
+    float *gT = work, *aT = work + (long)windows * 8;
+    __m256i valid = _mm256_set1_epi32(-1);
+    int offsets[9];
+    float lanes[8];
+    for (int o0 = 0; o0 < outChannels; o0 += 8) {
+        int group = outChannels - o0 < 8 ? outChannels - o0 : 8;
+        for (int block = 0; block < blocks; block++) {
+            // Nine taps per block; a short last block repeats its last tap (summed, not stored).
+            for (int t = 0; t < 9; t++) {
+                int k = 9 * block + t < taps ? 9 * block + t : taps - 1;
+                int c = k / (kernelHeight * kernelWidth), ij = k % (kernelHeight * kernelWidth);
+                offsets[t] = c * plane + (ij / kernelWidth) * width + ij % kernelWidth;
+            }
+            __m256 s[9];
+            for (int t = 0; t < 9; t++) s[t] = _mm256_setzero_ps();
+            for (int b = 0; b < images; b++) {
+                const float *g = gradPooled + ((long)b * outChannels + o0) * windows;
+                const int *a = argmax + ((long)b * outChannels + o0) * windows;
+                if (group == 8) {
+                    hk_planes_to_lanes8(g, windows, windows, gT, 8);
+                    hk_planes_to_lanes8(a, windows, windows, aT, 8);
+                } else {
+                    // Missing channels: zero gradient, and an argmax naming the window's first pixel.
+                    for (int q = 0; q < windows; q++) {
+                        int first = 2 * (q / pooledWidth) * outWidth + 2 * (q % pooledWidth);
+                        for (int o = 0; o < 8; o++) {
+                            gT[8 * q + o] = o < group ? g[(long)o * windows + q] : 0;
+                            int winner = o < group ? a[(long)o * windows + q] : first;
+                            memcpy(aT + 8 * q + o, &winner, 4);
+                        }
+                    }
+                }
+                hk_tap_block9x8(in + (long)b * channels * plane, gT, aT, pooledHeight, pooledWidth, outWidth, width,
+                                offsets, s, &valid);
+            }
+            for (int t = 0; t < 9 && 9 * block + t < taps; t++) {
+                _mm256_storeu_ps(lanes, s[t]);
+                for (int o = 0; o < group; o++) gradWeight[(long)(o0 + o) * taps + 9 * block + t] = lanes[o];
+            }
+        }
     }
+    return _mm256_movemask_epi8(valid) != -1;
 }
 
 #else
 
-#define HK_MAX_PATCH_ROWS 1
-typedef struct { float lanes[4]; } __m128;
-static int hk_fast_path(int channels, int kernelHeight, int kernelWidth) { return 0; }
-static void hk_weight_gradient_k3(const float *image, int rows, const int *rowOffset, int count,
-                                  const float *values, const int *offsets, __m128 *sums) {}
-static void hk_data_gradient_k3(const __m128 *w, int rows, const int *rowOffset, int count, const float *values,
-                                const int *offsets, float *gradIn) {}
-static void hk_load_rows3(const float *w, int rows, __m128 *out) {}
-static void hk_store_rows3(const __m128 *sums, int rows, float *gw) {}
+static int hk_channels8_path(int channels, int kernelHeight, int kernelWidth) { return 0; }
+static int hk_output_lanes_path(void) { return 0; }
+static int hk_weight_gradient_c8(const float *in, int height, int width, const float *gradPooled, const int *argmax,
+                                 int outChannels, int outHeight, int outWidth, int images, float *work,
+                                 float *gradWeight) { return 1; }
+static int hk_data_gradient_c8(const float *gradPooled, const int *argmax, const float *weight, int outChannels,
+                               int outHeight, int outWidth, int height, int width, int images, float *work,
+                               float *gradIn) { return 1; }
+static int hk_weight_gradient_output_lanes(const float *in, int channels, int height, int width, int kernelHeight,
+                                           int kernelWidth, const float *gradPooled, const int *argmax,
+                                           int outChannels, int outHeight, int outWidth, int images, float *work,
+                                           float *gradWeight) { return 1; }
 
 #endif
 
+long hk_pooled_weight_gradient_work(int channels, int height, int width, int kernelHeight, int kernelWidth,
+                                    int outChannels, int outHeight, int outWidth, int images) {
+    long windows = (long)(outHeight / 2) * (outWidth / 2), taps = (long)channels * kernelHeight * kernelWidth;
+    long need = 2 * windows;
+    if (hk_channels8_path(channels, kernelHeight, kernelWidth)) {
+        long c8 = (long)images * height * width * 8 + 2 * windows;
+        if (c8 > need) need = c8;
+    }
+    long lanes = windows * 16;
+    return need > lanes ? need : lanes;
+}
+
+long hk_pooled_data_gradient_work(int channels, int height, int width, int outChannels, int outHeight, int outWidth) {
+    long windows = (long)(outHeight / 2) * (outWidth / 2);
+    return (long)outChannels * 72 + (long)height * width * 8 + 2 * windows + 8;
+}
+
 int hk_pooled_weight_gradient(const float *in, int channels, int height, int width, int kernelHeight,
                               int kernelWidth, const float *gradPooled, const int *argmax, int outChannels,
-                              int outHeight, int outWidth, int images, float *gradWeight) {
-    int pooledHeight = outHeight / 2, pooledWidth = outWidth / 2, pooledPlane = pooledHeight * pooledWidth;
-    int taps = channels * kernelHeight * kernelWidth, plane = height * width, rows = channels * kernelHeight;
-    int fast = hk_fast_path(channels, kernelHeight, kernelWidth);
-    int rowOffset[HK_MAX_PATCH_ROWS];
-    if (fast)
-        for (int r = 0; r < rows; r++) rowOffset[r] = (r / kernelHeight) * plane + (r % kernelHeight) * width;
-    float *values = malloc(sizeof(float) * (size_t)(pooledPlane + 1));
-    int *offsets = malloc(sizeof(int) * (size_t)(pooledPlane + 1));
-    int status = 0;
-    memset(gradWeight, 0, sizeof(float) * (size_t)outChannels * taps);
-    for (int o = 0; o < outChannels && status == 0; o++) {
-        __m128 sums[HK_MAX_PATCH_ROWS];
-        if (fast) memset(sums, 0, sizeof(__m128) * (size_t)rows);
-        for (int b = 0; b < images; b++) {
-            long q0 = ((long)b * outChannels + o) * pooledPlane;
-            int count = hk_gather_winners(gradPooled + q0, argmax + q0, pooledHeight, pooledWidth, outWidth, width,
-                                          values, offsets);
-            if (count < 0) { status = 1; break; }
-            const float *image = in + (long)b * channels * plane;
-            if (fast) hk_weight_gradient_k3(image, rows, rowOffset, count, values, offsets, sums);
-            else hk_weight_gradient_scalar(image, channels, plane, width, kernelHeight, kernelWidth, count, values,
-                                           offsets, gradWeight + (long)o * taps);
-        }
-        if (fast) hk_store_rows3(sums, rows, gradWeight + (long)o * taps);
-    }
-    free(values);
-    free(offsets);
-    return status;
+                              int outHeight, int outWidth, int images, float *work, float *gradWeight) {
+    if (hk_channels8_path(channels, kernelHeight, kernelWidth))
+        return hk_weight_gradient_c8(in, height, width, gradPooled, argmax, outChannels, outHeight, outWidth, images,
+                                     work, gradWeight);
+    if (hk_output_lanes_path())
+        return hk_weight_gradient_output_lanes(in, channels, height, width, kernelHeight, kernelWidth, gradPooled,
+                                               argmax, outChannels, outHeight, outWidth, images, work, gradWeight);
+    return hk_weight_gradient_scalar(in, channels, height, width, kernelHeight, kernelWidth, gradPooled, argmax,
+                                     outChannels, outHeight, outWidth, images, work, gradWeight);
 }
 
 int hk_pooled_data_gradient(const float *gradPooled, const int *argmax, const float *weight, int outChannels,
                             int outHeight, int outWidth, int channels, int height, int width, int kernelHeight,
-                            int kernelWidth, float *work, float *gradIn) {
-    int pooledHeight = outHeight / 2, pooledWidth = outWidth / 2, pooledPlane = pooledHeight * pooledWidth;
-    int taps = channels * kernelHeight * kernelWidth, plane = height * width, rows = channels * kernelHeight;
-    int fast = hk_fast_path(channels, kernelHeight, kernelWidth);
-    int rowOffset[HK_MAX_PATCH_ROWS];
-    if (fast)
-        for (int r = 0; r < rows; r++) rowOffset[r] = (r / kernelHeight) * plane + (r % kernelHeight) * width;
-    float *values = malloc(sizeof(float) * (size_t)(pooledPlane + 1));
-    int *offsets = malloc(sizeof(int) * (size_t)(pooledPlane + 1));
-    int status = 0;
-    memset(work, 0, sizeof(float) * ((size_t)channels * plane + 4));
-    for (int o = 0; o < outChannels; o++) {
-        int count = hk_gather_winners(gradPooled + (long)o * pooledPlane, argmax + (long)o * pooledPlane,
-                                      pooledHeight, pooledWidth, outWidth, width, values, offsets);
-        if (count < 0) { status = 1; break; }
-        if (fast) {
-            __m128 w[HK_MAX_PATCH_ROWS];
-            hk_load_rows3(weight + (long)o * taps, rows, w);
-            hk_data_gradient_k3(w, rows, rowOffset, count, values, offsets, work);
-        } else {
-            hk_data_gradient_scalar(weight + (long)o * taps, channels, plane, width, kernelHeight, kernelWidth,
-                                    count, values, offsets, work);
-        }
-    }
-    memcpy(gradIn, work, sizeof(float) * (size_t)channels * plane);
-    free(values);
-    free(offsets);
-    return status;
+                            int kernelWidth, int images, float *work, float *gradIn) {
+    if (hk_channels8_path(channels, kernelHeight, kernelWidth))
+        return hk_data_gradient_c8(gradPooled, argmax, weight, outChannels, outHeight, outWidth, height, width,
+                                   images, work, gradIn);
+    return hk_data_gradient_scalar(gradPooled, argmax, weight, outChannels, outHeight, outWidth, channels, height,
+                                   width, kernelHeight, kernelWidth, images, work, gradIn);
 }

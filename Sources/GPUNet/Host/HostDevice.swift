@@ -7,8 +7,10 @@ import _HostKernels
 ///
 /// Operations run synchronously when called, so ``finish()`` has nothing to
 /// wait for. Work over a batch is split into a fixed number of contiguous
-/// chunks of images (``tasksPerWorker`` per core, run by
-/// `DispatchQueue.concurrentPerform`); OpenBLAS is therefore set to
+/// chunks of images (``tasksPerWorker`` per core, run by the device's own
+/// worker threads, `hk_pool` in `_HostKernels`, which spin briefly between
+/// operations instead of sleeping: a dispatch queue's thread wake-up cost
+/// 20–100 µs per operation here, as much as a whole ReLU pass); OpenBLAS is therefore set to
 /// one thread (`openblas_set_num_threads(1)`, process-wide) so that two
 /// chunks calling `sgemm` do not each start a BLAS thread pool and
 /// oversubscribe the cores. A single large ``gemm(_:a:b:c:)`` is split by
@@ -41,6 +43,8 @@ public final class HostDevice: Device {
     let scratch: HostScratch
     /// Whether convolutions may use the AVX2/FMA direct kernels.
     public let usesDirectKernels: Bool
+    /// The worker threads besides the caller (workers − 1 of them).
+    private let pool: OpaquePointer?
 
     /// A host device splitting batch work into `workers` chunks (default:
     /// the active cores; 1 runs everything on the calling thread).
@@ -53,6 +57,7 @@ public final class HostDevice: Device {
         tasks = self.workers == 1 ? 1 : self.workers * Self.tasksPerWorker
         usesDirectKernels = directKernels && hk_has_avx2_fma() != 0
         scratch = HostScratch(workers: tasks)
+        pool = hk_pool_create(Int32(self.workers - 1))
         info = DeviceInfo(
             kind: .host, selector: "host", name: HostDevice.processorName(), vendor: "host",
             type: "host", computeUnits: self.workers,
@@ -61,6 +66,8 @@ public final class HostDevice: Device {
                 : "OpenBLAS cblas_sgemm (1 thread per worker)", driverVersion: "Swift",
             platformName: "host")
     }
+
+    deinit { hk_pool_destroy(pool) }
 
     /// The CPU's model name from /proc/cpuinfo (Linux), else "host CPU".
     private static func processorName() -> String {
@@ -186,11 +193,24 @@ public final class HostDevice: Device {
         let chunks = max(1, min(requested, count, tasks))
         if chunks == 1 {
             body(0, 0..<count)
-        } else {
-            DispatchQueue.concurrentPerform(iterations: chunks) { i in
-                body(i, (i * count / chunks)..<((i + 1) * count / chunks))
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var job = ChunkJob(count: count, chunks: chunks, body: body)
+            withUnsafeMutablePointer(to: &job) { job in
+                hk_pool_run(pool, Int32(chunks), { context, task in
+                    let job = context!.assumingMemoryBound(to: ChunkJob.self)
+                    let (i, count, chunks) = (Int(task), job.pointee.count, job.pointee.chunks)
+                    job.pointee.body(i, (i * count / chunks)..<((i + 1) * count / chunks))
+                }, job)
             }
         }
+    }
+
+    /// One ``parallelChunks(_:chunks:_:)`` call, as the pool's tasks see it.
+    private struct ChunkJob {
+        let count: Int, chunks: Int
+        let body: (Int, Range<Int>) -> Void
     }
 
     // MARK: Argument checks

@@ -57,25 +57,57 @@ void hk_max_pool2_forward(const float *in, int planes, int height, int width, fl
 /// is then wrong and must be recomputed by a scatter.
 int hk_max_pool2_backward(const float *gradOut, const int *argmax, int planes, int height, int width, float *gradIn);
 
+/// One image's stride-1, unpadded correlation and its 2x2 max-pool (floor
+/// mode), output channels in the vector lanes:
+/// out[o, y, x] = sum_k weightsT[k*outPad + o] * in[offsets[k] + y*width + x],
+/// pooled[o, q] = the max of window q's four pixels and argmax[o, q] its flat
+/// index y*outWidth + x (row-major candidates, a later one wins only when
+/// strictly larger: ties to the first, NaN never wins). outPad is 8 or 16,
+/// outChannels <= outPad, weightsT (taps x outPad) zero in the padding lanes.
+/// `work` holds 2 * (outHeight/2) * (outWidth/2) * outPad floats. AVX2/FMA only.
+void hk_conv_pool_image(const float *in, int width, const int *offsets, int taps, const float *weightsT,
+                        int outChannels, int outPad, int outHeight, int outWidth, float *pooled, int *argmax,
+                        float *work);
+
 /// The weight gradient of a stride-1, unpadded correlation whose output
 /// (outChannels, outHeight, outWidth) per image went through a 2x2 max-pool
 /// (floor mode): gradPooled and argmax are (images, outChannels, outHeight/2,
 /// outWidth/2), argmax the winner's flat index y*outWidth + x in its output
 /// plane. gradWeight[o, c, i, j] = sum over images b and pooled elements q of
-/// gradPooled[b,o,q] * in[b, c, y_q + i, x_q + j]; zero gradients are skipped.
-/// Overwrites gradWeight (outChannels x channels*kH*kW). Any CPU (AVX2/FMA
-/// when present and kernelWidth == 3). Returns 0, or 1 when an argmax lies
-/// outside its own 2x2 window (gradWeight is then incomplete).
+/// gradPooled[b,o,q] * in[b, c, y_q + i, x_q + j]. Overwrites gradWeight
+/// (outChannels x channels*kH*kW). Any CPU (vectorised with AVX2/FMA for 8
+/// input channels and a 3x3 kernel, or at most 16 output channels). `work`
+/// holds hk_pooled_weight_gradient_work(...) floats. Returns 0, or 1 when an
+/// argmax lies outside its own 2x2 window (gradWeight is then incomplete).
+long hk_pooled_weight_gradient_work(int channels, int height, int width, int kernelHeight, int kernelWidth,
+                                    int outChannels, int outHeight, int outWidth, int images);
 int hk_pooled_weight_gradient(const float *in, int channels, int height, int width, int kernelHeight,
                               int kernelWidth, const float *gradPooled, const int *argmax, int outChannels,
-                              int outHeight, int outWidth, int images, float *gradWeight);
+                              int outHeight, int outWidth, int images, float *work, float *gradWeight);
 
-/// The data gradient of one image for the same pooled output gradient:
-/// gradIn[c, y_q + i, x_q + j] += gradPooled[o,q] * weight[o, c, i, j] over o and
-/// q, from zero. `work` holds channels*height*width + 4 floats. Overwrites
-/// gradIn (channels, height, width). Returns 0, or 1 as above.
+/// The data gradient for the same pooled output gradient, image by image:
+/// gradIn[b, c, y_q + i, x_q + j] += gradPooled[b,o,q] * weight[o, c, i, j] over
+/// o and q, from zero. Overwrites gradIn (images, channels, height, width).
+/// `work` holds hk_pooled_data_gradient_work(...) floats. Returns 0, or 1 as above.
+long hk_pooled_data_gradient_work(int channels, int height, int width, int outChannels, int outHeight, int outWidth);
 int hk_pooled_data_gradient(const float *gradPooled, const int *argmax, const float *weight, int outChannels,
                             int outHeight, int outWidth, int channels, int height, int width, int kernelHeight,
-                            int kernelWidth, float *work, float *gradIn);
+                            int kernelWidth, int images, float *work, float *gradIn);
+
+/// A pool of worker threads that run a job's tasks together with the
+/// caller. Workers spin for a few hundred microseconds after each job
+/// before they sleep, so back-to-back jobs (a training step's operations)
+/// start without a thread wake-up.
+typedef struct hk_pool hk_pool;
+typedef void (*hk_task_fn)(void *context, int task);
+/// A pool with `threads` workers besides the caller (0: everything runs on the caller).
+hk_pool *hk_pool_create(int threads);
+/// Stops and joins the workers.
+void hk_pool_destroy(hk_pool *pool);
+int hk_pool_threads(const hk_pool *pool);
+/// Runs function(context, t) for t in 0..<tasks on the caller and the
+/// workers, each task once, in any order; returns when all have finished. A
+/// call from inside a task runs its tasks on that thread, in order.
+void hk_pool_run(hk_pool *pool, int tasks, hk_task_fn function, void *context);
 
 #endif
