@@ -105,3 +105,59 @@ DEFINE_CONV2D_MAXPOOL2_FORWARD(1)
 DEFINE_CONV2D_MAXPOOL2_FORWARD(4)
 DEFINE_CONV2D_MAXPOOL2_FORWARD(8)
 DEFINE_CONV2D_MAXPOOL2_FORWARD(16)
+
+// The same for 3×3 kernels and at least 8 pool windows per row, with the
+// vectors along the rows instead (the better form when output channels are
+// few and rows long: conv1). One work-item per (block of 4 output
+// channels, image, pooled row, block of 8 windows); per output channel two
+// float16 accumulators hold the 16 conv outputs under the block's windows
+// in conv rows 2py and 2py+1, each input row read with vload16 and each
+// weight a scalar; the four candidates of the 8 windows are then the even
+// and odd lanes of the two rows, compared lane-wise, and pooled values and
+// winners stored with one vstore8 each. A row's last block is shifted left
+// to end at its last window (rewriting a few windows with the same values);
+// channels past the last read the last channel's weights and are not stored.
+__kernel void conv2d_maxpool2_forward_rows3x3(__global const float* input, __global const float* weight,
+        __global float* pooled, __global int* argmax, int batch, int inChannels, int height, int width,
+        int outChannels) {
+    const int outHeight = height - 2, outWidth = width - 2;
+    const int poolHeight = outHeight / 2, poolWidth = outWidth / 2;
+    const int xBlocks = (poolWidth + 7) / 8, oBlocks = (outChannels + 3) / 4;
+    const int index = get_global_id(0);
+    if (index >= oBlocks * batch * poolHeight * xBlocks) return;
+    const int ob = index % oBlocks;
+    const int rest = index / oBlocks;
+    const int bpy = rest / xBlocks, xb = rest - bpy * xBlocks;
+    const int b = bpy / poolHeight, py = bpy - b * poolHeight;
+    const int start = min(xb * 8, poolWidth - 8);
+    const int y = 2 * py, x = 2 * start;
+    const int8 first = (int8)(y * outWidth + x) + (int8)(0, 2, 4, 6, 8, 10, 12, 14);
+    _Pragma("unroll") for (int t = 0; t < 4; t++) {
+        const int o = min(ob * 4 + t, outChannels - 1);
+        float16 top = 0.0f, bottom = 0.0f;
+        for (int c = 0; c < inChannels; c++) {
+            __global const float* row = input + ((size_t)(b * inChannels + c) * height + y) * width + x;
+            __global const float* w = weight + ((size_t)o * inChannels + c) * 9;
+            _Pragma("unroll") for (int i = 0; i < 3; i++) {
+                _Pragma("unroll") for (int j = 0; j < 3; j++) {
+                    const float wv = w[i * 3 + j];
+                    top += wv * vload16(0, row + i * width + j);
+                    bottom += wv * vload16(0, row + (i + 1) * width + j);
+                }
+            }
+        }
+        float8 best = top.even;
+        int8 winner = first;
+        int8 larger = top.odd > best;
+        best = select(best, top.odd, larger); winner = select(winner, first + 1, larger);
+        larger = bottom.even > best;
+        best = select(best, bottom.even, larger); winner = select(winner, first + outWidth, larger);
+        larger = bottom.odd > best;
+        best = select(best, bottom.odd, larger); winner = select(winner, first + outWidth + 1, larger);
+        if (ob * 4 + t < outChannels) {
+            const size_t out = ((size_t)(b * outChannels + o) * poolHeight + py) * poolWidth + start;
+            vstore8(best, 0, pooled + out);
+            vstore8(winner, 0, argmax + out);
+        }
+    }
+}

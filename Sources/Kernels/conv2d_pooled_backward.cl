@@ -111,6 +111,63 @@ __kernel void conv2d_pooled_weight_partials3x3_##W(__global const float* lanes, 
     CONV2D_POOLED_WEIGHT_BODY(W, 3, 3, 9, _Pragma("unroll")) \
 }
 
+// The same partial sums with the output channels in the lanes instead, for
+// 3×3 kernels and at most 8 output channels (conv1: one input channel,
+// which would leave 7 of 8 lanes of the form above idle):
+// partials[b, c·9 + i·3 + j, o] (o < 8) = Σ_q g[b,o,q]·input[b,c,y_q+i,x_q+j].
+// One work-item per (image, input channel), nine float8 accumulators. Per
+// window the eight channels' gradients and winners are gathered into
+// vectors, the gradient masked to each of the window's four pixels (the
+// winner's lanes only), and the window's 4×4 input patch feeds all 36
+// multiply-adds. Lanes ≥ outChannels read the last channel and are zeroed.
+// conv2d_weight_reduce (conv2d.cl) adds the images.
+#define GATHER_LANES8(p, s) \
+    (p)[0], (p)[(s).s1], (p)[(s).s2], (p)[(s).s3], (p)[(s).s4], (p)[(s).s5], (p)[(s).s6], (p)[(s).s7]
+__kernel void conv2d_pooled_weight_outlanes3x3(__global const float* input, __global const float* gradient,
+        __global const int* argmax, __global float* partials, int batch, int inChannels, int height, int width,
+        int outChannels) {
+    const int outHeight = height - 2, outWidth = width - 2;
+    const int poolHeight = outHeight / 2, poolWidth = outWidth / 2;
+    const int windows = poolHeight * poolWidth;
+    const int index = get_global_id(0);
+    if (index >= batch * inChannels) return;
+    const int b = index / inChannels, c = index - b * inChannels;
+    const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+    const int8 planes = min(lane, outChannels - 1) * windows;
+    const int8 live = lane < outChannels;
+    __global const float* plane = input + (size_t)index * height * width;
+    __global const float* g = gradient + (size_t)b * outChannels * windows;
+    __global const int* a = argmax + (size_t)b * outChannels * windows;
+    float8 a00 = 0.0f, a01 = 0.0f, a02 = 0.0f, a10 = 0.0f, a11 = 0.0f, a12 = 0.0f;
+    float8 a20 = 0.0f, a21 = 0.0f, a22 = 0.0f;
+    for (int qy = 0; qy < poolHeight; qy++) {
+        for (int qx = 0; qx < poolWidth; qx++) {
+            const int q = qy * poolWidth + qx;
+            const float8 value = select((float8)0.0f, (float8)(GATHER_LANES8(g + q, planes)), live);
+            const int8 position = (int8)(GATHER_LANES8(a + q, planes)) - (2 * qy * outWidth + 2 * qx);
+            const float8 zero = 0.0f;
+            const float8 u0 = select(zero, value, position == 0), u1 = select(zero, value, position == 1);
+            const float8 l0 = select(zero, value, position == outWidth);
+            const float8 l1 = select(zero, value, position == outWidth + 1);
+            __global const float* r = plane + 2 * qy * width + 2 * qx;
+            float p0 = r[0], p1 = r[1], p2 = r[2], p3 = r[3];
+            a00 += p0 * u0 + p1 * u1; a01 += p1 * u0 + p2 * u1; a02 += p2 * u0 + p3 * u1;
+            r += width; p0 = r[0]; p1 = r[1]; p2 = r[2]; p3 = r[3];
+            a00 += p0 * l0 + p1 * l1; a01 += p1 * l0 + p2 * l1; a02 += p2 * l0 + p3 * l1;
+            a10 += p0 * u0 + p1 * u1; a11 += p1 * u0 + p2 * u1; a12 += p2 * u0 + p3 * u1;
+            r += width; p0 = r[0]; p1 = r[1]; p2 = r[2]; p3 = r[3];
+            a10 += p0 * l0 + p1 * l1; a11 += p1 * l0 + p2 * l1; a12 += p2 * l0 + p3 * l1;
+            a20 += p0 * u0 + p1 * u1; a21 += p1 * u0 + p2 * u1; a22 += p2 * u0 + p3 * u1;
+            r += width; p0 = r[0]; p1 = r[1]; p2 = r[2]; p3 = r[3];
+            a20 += p0 * l0 + p1 * l1; a21 += p1 * l0 + p2 * l1; a22 += p2 * l0 + p3 * l1;
+        }
+    }
+    __global float* out = partials + (size_t)index * 9 * 8;
+    vstore8(a00, 0, out); vstore8(a01, 1, out); vstore8(a02, 2, out);
+    vstore8(a10, 3, out); vstore8(a11, 4, out); vstore8(a12, 5, out);
+    vstore8(a20, 6, out); vstore8(a21, 7, out); vstore8(a22, 8, out);
+}
+
 // gradWeight[o, c, ij] = Σ_chunk partials[chunk, o, ij, c]: the chunks added
 // in order. One work-item per weight.
 __kernel void conv2d_pooled_weight_reduce(__global const float* partials, __global float* gradWeight, int chunks,

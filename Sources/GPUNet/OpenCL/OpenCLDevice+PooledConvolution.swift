@@ -7,11 +7,17 @@
 /// widths from ``vectorWidth(channels:)``), so that each visits every
 /// (image, output channel, window) once, at its winner only.
 extension OpenCLDevice {
-    /// `conv2d_maxpool2_forward3x3_W` for 3×3 kernels and at most 16 output
-    /// channels (one vector), `conv2d_maxpool2_forward_W` otherwise: one
-    /// work-item per (channel group, image, kept pool window), four vector
-    /// accumulators (the window's pixels), max and argmax lane-wise in
-    /// registers, the weights rearranged by `conv_weight_patch_major`.
+    /// Three kernels, chosen by shape (measured on PoCL here, batch 64):
+    /// - 3×3, at most 8 output channels, at least 8 windows per pooled row
+    ///   (conv1): `conv2d_maxpool2_forward_rows3x3`, vectors along the rows,
+    ///   8 windows × 4 channels per work-item (~0.7× the time of the next);
+    /// - 3×3, at most 16 output channels (conv2): `conv2d_maxpool2_forward3x3_W`,
+    ///   one work-item per (image, window), the output channels in one vector,
+    ///   loops unrolled (~0.5× the time of the general kernel);
+    /// - otherwise `conv2d_maxpool2_forward_W`, the same with runtime loops
+    ///   over the channel groups.
+    /// The last two read the weights as (patch, output channel) from
+    /// `conv_weight_patch_major`.
     public func conv2dMaxPool2Forward(_ s: ConvShape, input: Buffer, weight: Buffer,
                                       pooled: Buffer, argmax: Buffer) throws {
         let operation = "conv2dMaxPool2Forward"
@@ -22,6 +28,13 @@ extension OpenCLDevice {
         let pooledBuffer = try cl(pooled, "pooled", atLeast: pool.outputCount, in: operation)
         let argmaxBuffer = try cl(argmax, "argmax", atLeast: pool.outputCount, kind: .int32, in: operation)
         guard pool.outputCount > 0 else { return }
+        if Self.is3x3(s) && s.outChannels <= 8 && pool.outWidth >= 8 {
+            let items = (s.outChannels + 3) / 4 * s.batch * pool.outHeight * ((pool.outWidth + 7) / 8)
+            try launch("conv2d_maxpool2_forward_rows3x3", items: items, [
+                .buffer(inputBuffer), .buffer(weightBuffer), .buffer(pooledBuffer), .buffer(argmaxBuffer),
+                .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels)])
+            return
+        }
         let width = Self.vectorWidth(channels: s.outChannels)
         let groups = (s.outChannels + width - 1) / width
         let outPad = groups * width
@@ -40,13 +53,21 @@ extension OpenCLDevice {
         }
     }
 
-    /// The input moved channels-last (`conv_planes_to_lanes_W`, W lanes for
-    /// the input channels), then partial sums per chunk of images and output
-    /// channel, each winner's gradient times the W-lane input rows under
-    /// the kernel: `conv2d_pooled_weight_partials3x3_W` (nine accumulators)
-    /// for 3×3 kernels, `conv2d_pooled_weight_partials_W` (one work-item per
-    /// kernel position) otherwise; `conv2d_pooled_weight_reduce` adds the
-    /// chunks in order. Chunks hold enough images for about 256 work-items.
+    /// Two forms, chosen by shape (measured on PoCL here, batch 64):
+    /// - 3×3, at most 8 output channels and fewer than 4 input channels
+    ///   (conv1): `conv2d_pooled_weight_outlanes3x3`, the output channels in
+    ///   8 lanes, one work-item per (image, input channel), each window's
+    ///   gradients gathered and masked to its four pixels; then
+    ///   `conv2d_weight_reduce` adds the images (~0.4× the time of the
+    ///   input-channel form, whose lanes would be 1 wide here);
+    /// - otherwise the input moved channels-last (`conv_planes_to_lanes_W`, W
+    ///   lanes for the input channels), then partial sums per chunk of
+    ///   images and output channel, each winner's gradient times the W-lane
+    ///   input rows under the kernel: `conv2d_pooled_weight_partials3x3_W`
+    ///   (nine accumulators) for 3×3 kernels, `conv2d_pooled_weight_partials_W`
+    ///   (one work-item per kernel position) otherwise;
+    ///   `conv2d_pooled_weight_reduce` adds the chunks in order. Chunks hold
+    ///   enough images for about 256 work-items.
     /// A corrupt winner (not in its own window) passes no gradient.
     public func conv2dBackwardWeight(_ s: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
                                      gradWeight: Buffer) throws {
@@ -55,6 +76,16 @@ extension OpenCLDevice {
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
         let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
         guard gradient.pool.outputCount > 0 else { return try fill(gradWeightBuffer, value: 0) }
+        if Self.is3x3(s) && s.outChannels <= 8 && s.inChannels < 4 {
+            let partials = try scratchBuffer("pooled.partials", count: s.batch * s.patchSize * 8)
+            try launch("conv2d_pooled_weight_outlanes3x3", items: s.batch * s.inChannels, [
+                .buffer(inputBuffer), .buffer(values), .buffer(argmax), .buffer(partials), .int(s.batch),
+                .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels)])
+            try launch("conv2d_weight_reduce", items: s.weightCount, [
+                .buffer(partials), .buffer(gradWeightBuffer), .int(s.batch), .int(s.patchSize), .int(s.outChannels),
+                .int(8)])
+            return
+        }
         let lanes = Self.vectorWidth(channels: s.inChannels)
         let lanesBuffer = try scratchBuffer("pooled.inputLanes", count: s.batch * s.height * s.width * lanes)
         try launch("conv_planes_to_lanes_\(lanes)", items: s.batch * s.height, [
