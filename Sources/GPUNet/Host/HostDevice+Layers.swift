@@ -201,11 +201,8 @@ extension HostDevice {
         let p = try floats(parameter, at: count, "sgdMomentumStep", "parameter")
         let g = try floats(gradient, at: count, "sgdMomentumStep", "gradient")
         let v = try floats(velocity, at: count, "sgdMomentumStep", "velocity")
-        for i in 0..<count {
-            let velocity = momentum * v[i] + g[i]
-            v[i] = velocity
-            p[i] -= learningRate * velocity
-        }
+        try distinct([parameter, gradient, velocity], "sgdMomentumStep")
+        hk_sgd_momentum_step(Int32(count), p, g, v, learningRate, momentum)
     }
 
     public func adamStep(count: Int, parameter: Buffer, gradient: Buffer, m: Buffer, v: Buffer,
@@ -214,15 +211,17 @@ extension HostDevice {
         let g = try floats(gradient, at: count, "adamStep", "gradient")
         let pm = try floats(m, at: count, "adamStep", "m")
         let pv = try floats(v, at: count, "adamStep", "v")
-        let (beta1, beta2) = (step.beta1, step.beta2)
-        let (c1, c2, lr, eps) = (step.correction1, step.correction2, step.learningRate, step.epsilon)
-        for i in 0..<count {
-            let gi = g[i]
-            let mi = beta1 * pm[i] + (1 - beta1) * gi
-            let vi = beta2 * pv[i] + (1 - beta2) * gi * gi
-            pm[i] = mi
-            pv[i] = vi
-            p[i] -= lr * (mi / c1) / ((vi / c2).squareRoot() + eps)
+        try distinct([parameter, gradient, m, v], "adamStep")
+        hk_adam_step(Int32(count), p, g, pm, pv, step.learningRate, step.beta1, step.beta2, step.epsilon,
+                     step.correction1, step.correction2)
+    }
+
+    /// The C loops take their arrays as non-overlapping (`restrict`).
+    private func distinct(_ buffers: [Buffer], _ operation: String) throws {
+        for (i, a) in buffers.enumerated() {
+            for b in buffers[(i + 1)...] where a === b {
+                throw HostDeviceError.invalidShape(operation: operation, reason: "the same buffer is passed twice")
+            }
         }
     }
 }

@@ -110,4 +110,13 @@ int hk_pool_threads(const hk_pool *pool);
 /// call from inside a task runs its tasks on that thread, in order.
 void hk_pool_run(hk_pool *pool, int tasks, hk_task_fn function, void *context);
 
+/// Adam (PyTorch's rule, no weight decay): m = b1*m + (1-b1)*g,
+/// v = b2*v + (1-b2)*g*g, p -= lr*(m/c1)/(sqrt(v/c2) + eps), each operation
+/// rounded as written (no fused multiply-add). The four arrays must not overlap.
+void hk_adam_step(int count, float *parameter, const float *gradient, float *m, float *v, float learningRate,
+                  float beta1, float beta2, float epsilon, float correction1, float correction2);
+/// SGD with momentum: velocity = mu*velocity + g; p -= lr*velocity.
+void hk_sgd_momentum_step(int count, float *parameter, const float *gradient, float *velocity, float learningRate,
+                          float momentum);
+
 #endif
