@@ -98,13 +98,85 @@ static int hk_data_gradient_scalar(const float *gradPooled, const int *argmax, c
 #if defined(__x86_64__) || defined(__i386__)
 #include "Transpose8.h"
 
+#include <pthread.h>
+
+/// For each 8-bit mask, the lane indices of its set bits first (the
+/// left-packing permutation), 3 bits each.
+static unsigned hk_pack_table[256];
+static pthread_once_t hk_pack_once = PTHREAD_ONCE_INIT;
+static void hk_make_pack_table(void) {
+    for (int mask = 0; mask < 256; mask++) {
+        unsigned packed = 0;
+        int n = 0;
+        for (int lane = 0; lane < 8; lane++)
+            if (mask & (1 << lane)) packed |= (unsigned)lane << (3 * n++);
+        hk_pack_table[mask] = packed;
+    }
+}
+
+/// Per window q of a pooled plane: the flat output index of its top-left
+/// pixel (first) and the input offset of that pixel (corner).
+typedef struct { int *first, *corner; } hk_windows;
+
+static hk_windows hk_window_tables(int pooledHeight, int pooledWidth, int outWidth, int width, int *storage) {
+    hk_windows w = {storage, storage + pooledHeight * pooledWidth};
+    for (int qy = 0; qy < pooledHeight; qy++)
+        for (int qx = 0; qx < pooledWidth; qx++) {
+            w.first[qy * pooledWidth + qx] = 2 * qy * outWidth + 2 * qx;
+            w.corner[qy * pooledWidth + qx] = 2 * qy * width + 2 * qx;
+        }
+    return w;
+}
+
+/// hk_gather_winners, 8 windows at a time: the nonzero gradients are packed
+/// to the front of each group of 8 with a permutation looked up by their mask
+/// (values and offsets need 8 floats of slack past the windows).
+HK_TARGET
+static int hk_gather_winners8(const float *gradient, const int *argmax, int windows, hk_windows table,
+                              int outWidth, int width, float *values, int *offsets) {
+    const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+    const __m256i lastRow = _mm256_set1_epi32(outWidth - 1), rowOut = _mm256_set1_epi32(outWidth);
+    const __m256i rowIn = _mm256_set1_epi32(width), shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+    __m256i bad = zero;
+    int count = 0, q = 0;
+    for (; q + 8 <= windows; q += 8) {
+        __m256 g = _mm256_loadu_ps(gradient + q);
+        __m256i d = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(argmax + q)),
+                                     _mm256_loadu_si256((const __m256i *)(table.first + q)));
+        __m256i lower = _mm256_cmpgt_epi32(d, lastRow);  // the winner is in the window's second row
+        __m256i dx = _mm256_sub_epi32(d, _mm256_and_si256(lower, rowOut));
+        __m256i outside = _mm256_or_si256(_mm256_cmpgt_epi32(dx, one), _mm256_cmpgt_epi32(zero, dx));
+        bad = _mm256_or_si256(bad, outside);
+        __m256i offset = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(table.corner + q)),
+                                          _mm256_add_epi32(_mm256_and_si256(lower, rowIn), dx));
+        offset = _mm256_andnot_si256(outside, offset);
+        int mask = _mm256_movemask_ps(_mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+        __m256i order = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)hk_pack_table[mask]), shifts),
+                                         _mm256_set1_epi32(7));
+        _mm256_storeu_ps(values + count, _mm256_permutevar8x32_ps(g, order));
+        _mm256_storeu_si256((__m256i *)(offsets + count), _mm256_permutevar8x32_epi32(offset, order));
+        count += __builtin_popcount(mask);
+    }
+    int badTail = 0;
+    for (; q < windows; q++) {
+        int d = argmax[q] - table.first[q];
+        int dy = d >= outWidth, dx = d - dy * outWidth;
+        int outside = ((unsigned)dx > 1u) | ((unsigned)d > (unsigned)(outWidth + 1));
+        badTail |= outside;
+        values[count] = gradient[q];
+        offsets[count] = outside ? 0 : table.corner[q] + dy * width + dx;
+        count += gradient[q] != 0;
+    }
+    return (badTail || !_mm256_testz_si256(bad, bad)) ? -1 : count;
+}
+
 static int hk_channels8_path(int channels, int kernelHeight, int kernelWidth) {
     return channels == 8 && kernelHeight == 3 && kernelWidth == 3 && hk_has_avx2_fma();
 }
 static int hk_output_lanes_path(void) { return hk_has_avx2_fma(); }
 
 /// Input channels in the lanes (C = 8, 3×3). `work`: images·H·W·8 floats
-/// (the images channels-last), then 2·windows for the gathers.
+/// (the images channels-last), then the gathers and the window tables (4·windows + 16).
 HK_TARGET
 static int hk_weight_gradient_c8(const float *in, int height, int width, const float *gradPooled, const int *argmax,
                                  int outChannels, int outHeight, int outWidth, int images, float *work,
@@ -112,7 +184,9 @@ static int hk_weight_gradient_c8(const float *in, int height, int width, const f
     int pooledHeight = outHeight / 2, pooledWidth = outWidth / 2, windows = pooledHeight * pooledWidth;
     int plane = height * width;
     float *lanes = work, *values = work + (long)images * plane * 8;
-    int *offsets = (int *)(values + windows);
+    int *offsets = (int *)(values + windows + 8);
+    hk_windows table = hk_window_tables(pooledHeight, pooledWidth, outWidth, width, offsets + windows + 8);
+    pthread_once(&hk_pack_once, hk_make_pack_table);
     for (int b = 0; b < images; b++)
         hk_planes_to_lanes8(in + (long)b * 8 * plane, plane, plane, lanes + (long)b * plane * 8, 8);
     const int row = 8 * width;
@@ -120,8 +194,8 @@ static int hk_weight_gradient_c8(const float *in, int height, int width, const f
         __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0, s8 = s0;
         for (int b = 0; b < images; b++) {
             long q0 = ((long)b * outChannels + o) * windows;
-            int count = hk_gather_winners(gradPooled + q0, argmax + q0, pooledHeight, pooledWidth, outWidth, width,
-                                          values, offsets);
+            int count = hk_gather_winners8(gradPooled + q0, argmax + q0, windows, table, outWidth, width, values,
+                                           offsets);
             if (count < 0) return 1;
             const float *image = lanes + (long)b * plane * 8;
             for (int n = 0; n < count; n++) {
@@ -152,7 +226,7 @@ static int hk_weight_gradient_c8(const float *in, int height, int width, const f
 
 /// Input channels in the lanes (C = 8, 3×3), one image after another.
 /// `work`: O·9·8 floats (the weights as (o, kernel position, channel)), one
-/// channels-last image, then 2·windows for the gathers.
+/// channels-last image, then the gathers and the window tables (4·windows + 16).
 HK_TARGET
 static int hk_data_gradient_c8(const float *gradPooled, const int *argmax, const float *weight, int outChannels,
                                int outHeight, int outWidth, int height, int width, int images, float *work,
@@ -161,7 +235,9 @@ static int hk_data_gradient_c8(const float *gradPooled, const int *argmax, const
     int plane = height * width;
     float *weightT = work, *image = work + (long)outChannels * 72;
     float *values = image + (long)plane * 8;
-    int *offsets = (int *)(values + windows);
+    int *offsets = (int *)(values + windows + 8);
+    hk_windows table = hk_window_tables(pooledHeight, pooledWidth, outWidth, width, offsets + windows + 8);
+    pthread_once(&hk_pack_once, hk_make_pack_table);
     for (int o = 0; o < outChannels; o++)
         for (int c = 0; c < 8; c++)
             for (int t = 0; t < 9; t++) weightT[((long)o * 9 + t) * 8 + c] = weight[(long)o * 72 + c * 9 + t];
@@ -170,8 +246,8 @@ static int hk_data_gradient_c8(const float *gradPooled, const int *argmax, const
         memset(image, 0, sizeof(float) * (size_t)plane * 8);
         for (int o = 0; o < outChannels; o++) {
             long q0 = ((long)b * outChannels + o) * windows;
-            int count = hk_gather_winners(gradPooled + q0, argmax + q0, pooledHeight, pooledWidth, outWidth, width,
-                                          values, offsets);
+            int count = hk_gather_winners8(gradPooled + q0, argmax + q0, windows, table, outWidth, width, values,
+                                           offsets);
             if (count < 0) return 1;
             const float *w = weightT + (long)o * 72;
             __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8), w2 = _mm256_loadu_ps(w + 16);
@@ -316,7 +392,7 @@ long hk_pooled_weight_gradient_work(int channels, int height, int width, int ker
     long windows = (long)(outHeight / 2) * (outWidth / 2), taps = (long)channels * kernelHeight * kernelWidth;
     long need = 2 * windows;
     if (hk_channels8_path(channels, kernelHeight, kernelWidth)) {
-        long c8 = (long)images * height * width * 8 + 2 * windows;
+        long c8 = (long)images * height * width * 8 + 4 * windows + 16;
         if (c8 > need) need = c8;
     }
     long lanes = windows * 16;
@@ -325,7 +401,7 @@ long hk_pooled_weight_gradient_work(int channels, int height, int width, int ker
 
 long hk_pooled_data_gradient_work(int channels, int height, int width, int outChannels, int outHeight, int outWidth) {
     long windows = (long)(outHeight / 2) * (outWidth / 2);
-    return (long)outChannels * 72 + (long)height * width * 8 + 2 * windows + 8;
+    return (long)outChannels * 72 + (long)height * width * 8 + 4 * windows + 16;
 }
 
 int hk_pooled_weight_gradient(const float *in, int channels, int height, int width, int kernelHeight,
