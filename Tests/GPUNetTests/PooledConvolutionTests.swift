@@ -105,6 +105,41 @@ final class PooledConvolutionTests: XCTestCase {
         }
     }
 
+    /// The host's worker threads take the pieces of an operation in whatever
+    /// order they come free, but each piece covers fixed images: the results
+    /// are bit-identical from run to run for a given worker count, and the
+    /// per-image outputs (pooled values, argmax, data gradient) are
+    /// bit-identical for every worker count. Weight gradients add the pieces'
+    /// sums, so other counts agree within the gradient rule.
+    func testHostResultsDoNotDependOnThreadTiming() throws {
+        let s = ConvShape(batch: 64, inChannels: 8, outChannels: 16, height: 13, width: 13)
+        let c = Case(s, seed: 500)
+        let pool = Self.pool(s)
+        func run(_ d: HostDevice) throws -> (pooled: [Float], argmax: [Int32], gradWeight: [Float], gradInput: [Float]) {
+            let pooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
+            let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
+            try d.conv2dMaxPool2Forward(s, input: try d.makeBuffer(c.input), weight: try d.makeBuffer(c.weight),
+                                        pooled: pooled, argmax: argmax)
+            let gradient = PooledGradient(pool: pool, values: try d.makeBuffer(c.pooledGradient),
+                                          argmax: try d.makeBuffer(c.argmax))
+            let gradWeight = try d.makeBuffer(count: s.weightCount, kind: .float32)
+            let gradInput = try d.makeBuffer(count: s.inputCount, kind: .float32)
+            try d.conv2dBackwardWeight(s, input: try d.makeBuffer(c.input), pooledGradient: gradient, gradWeight: gradWeight)
+            try d.conv2dBackwardData(s, pooledGradient: gradient, weight: try d.makeBuffer(c.weight), gradInput: gradInput)
+            return (try d.floats(pooled), try d.int32s(argmax), try d.floats(gradWeight), try d.floats(gradInput))
+        }
+        let single = try run(HostDevice(workers: 1))
+        for workers in [2, 3] {
+            let device = HostDevice(workers: workers)
+            let first = try run(device), second = try run(device)
+            XCTAssertEqual(first.gradWeight, second.gradWeight, "\(workers) workers: weight gradient changed between runs")
+            XCTAssertEqual(first.pooled, single.pooled, "\(workers) workers: pooled values")
+            XCTAssertEqual(first.argmax, single.argmax, "\(workers) workers: argmax")
+            XCTAssertEqual(first.gradInput, single.gradInput, "\(workers) workers: data gradient")
+            XCTAssertLessThanOrEqual(maxRelativeToScale(first.gradWeight, single.gradWeight), Self.gradientTolerance)
+        }
+    }
+
     /// A winner outside its own window could only come from a corrupt
     /// buffer; the host names it instead of reading or writing elsewhere.
     func testHostRejectsAWinnerOutsideItsWindow() throws {
