@@ -96,27 +96,48 @@ public final class Trainer {
             let start = DispatchTime.now().uptimeNanoseconds
             let order = Self.order(count: train.count, seed: settings.seed, epoch: epoch)
             var lossSum = 0.0, correct = 0, seen = 0
-            for step in 0..<steps {
+            /// Step `step`'s images and labels, ready on the host.
+            func hostBatch(_ step: Int) -> (images: [Float], labels: [Int32]) {
                 let indices = order[(step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)]
-                let w = try network.workspace(batch: indices.count)
-                try network.setBatch(w, images: train.normalizedImages(indices),
-                                     labels: indices.map { Int32(train.labels[$0]) })
-                try network.forward(w)
-                try network.backward(w)
+                return (train.normalizedImages(indices), indices.map { Int32(train.labels[$0]) })
+            }
+            /// Reads a finished step's loss and correct count, then reports it.
+            func conclude(step: Int, _ w: TinyConvNet.Workspace) throws {
                 let result = try network.batchResult(w)
                 guard result.lossSum.isFinite else {
                     throw TrainingError.nonFiniteLoss(epoch: epoch, step: step + 1, loss: result.lossSum)
                 }
-                try optimizer.update(parameters: network.parameters, gradients: network.gradients)
                 lossSum += result.lossSum
                 correct += result.correct
-                seen += indices.count
+                seen += w.batch
                 observer?.stepFinished(epoch: epoch, step: step + 1, steps: steps, images: seen,
                                        meanLoss: lossSum / Double(seen))
                 if shouldStop() {
                     throw TrainingError.interrupted(epoch: epoch, step: step + 1, epochsFinished: history.count)
                 }
             }
+            // One step behind: step n's batch is prepared on the host while
+            // the device runs step n − 1 (forward, backward and update, all
+            // queued), and step n − 1's result is read once n's upload has
+            // waited for it. Nothing of step n is computed before step n − 1
+            // is concluded, so a non-finite loss or a stop request ends the
+            // run at the same step as a strict upload–compute–read–update
+            // loop, with the same numbers (a diverged step's own update is
+            // queued too, but nothing is saved after a failure).
+            var next = steps > 0 ? hostBatch(0) : nil
+            var running: (step: Int, workspace: TinyConvNet.Workspace)?
+            for step in 0..<steps {
+                guard let batch = next else { break }
+                let w = try network.workspace(batch: batch.labels.count)
+                try network.setBatch(w, images: batch.images, labels: batch.labels)
+                if let (previous, previousWorkspace) = running { try conclude(step: previous, previousWorkspace) }
+                try network.forward(w)
+                try network.backward(w)
+                try optimizer.update(parameters: network.parameters, gradients: network.gradients)
+                running = (step, w)
+                next = step + 1 < steps ? hostBatch(step + 1) : nil
+            }
+            if let (last, lastWorkspace) = running { try conclude(step: last, lastWorkspace) }
             try device.finish()
             let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let testAccuracy = try evaluate(test).accuracy
