@@ -172,10 +172,15 @@ public struct Benchmark {
     }
 
     /// Shares of the step's median: each part, then what is left over.
+    /// The share that is the step's median less its timed operations: host
+    /// work, transfers and waits. It is negative when the operations ran
+    /// faster inside the step (their data already in cache) than timed alone.
+    public static let restOfStep = "rest: host, transfers, waits"
+
     static func shares(step: Timing, parts: [(String, Double)]) -> [Share] {
         var out = parts.map { Share(operation: $0.0, seconds: $0.1, fraction: $0.1 / step.medianSeconds) }
         let rest = step.medianSeconds - parts.reduce(0) { $0 + $1.1 }
-        out.append(Share(operation: "host, transfers and synchronisation", seconds: rest,
+        out.append(Share(operation: Self.restOfStep, seconds: rest,
                          fraction: rest / step.medianSeconds))
         return out
     }

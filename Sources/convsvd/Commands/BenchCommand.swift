@@ -90,6 +90,9 @@ enum BenchTable {
                 for s in r.stepBreakdown[batch]!.sorted(by: { $0.seconds > $1.seconds }) {
                     Swift.print("  " + pad(s.operation, 38) + String(format: "%8.4f ms  %5.1f%%", 1e3 * s.seconds, 100 * s.fraction))
                 }
+                if let rest = r.stepBreakdown[batch]!.first(where: { $0.operation == Benchmark.restOfStep }), rest.seconds < 0 {
+                    Swift.print("  (the rest is negative: inside a step the operations ran faster than timed one by one)")
+                }
             }
         }
     }
