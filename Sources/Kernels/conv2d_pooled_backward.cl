@@ -27,6 +27,28 @@ int pooled_winner_offset(int winner, int qy, int qx, int outWidth, int width) {
     return inside ? (2 * qy + dy) * width + 2 * qx + dx : -1;
 }
 
+// W lanes from p[t·stride] (t < n; 0 beyond), and their stores back to
+// p[t·stride] (t < n), lane by lane: PoCL keeps private arrays in memory,
+// and a vector moved through one measured several times slower here.
+#define LANE_FROM(p, stride, n, t) ((t) < (n) ? (p)[(t) * (size_t)(stride)] : 0.0f)
+#define LANES_FROM_1(p, s, n) LANE_FROM(p, s, n, 0)
+#define LANES_FROM_4(p, s, n) \
+    (float4)(LANE_FROM(p, s, n, 0), LANE_FROM(p, s, n, 1), LANE_FROM(p, s, n, 2), LANE_FROM(p, s, n, 3))
+#define LANES_FROM_8(p, s, n) (float8)(LANES_FROM_4(p, s, n), \
+    LANE_FROM(p, s, n, 4), LANE_FROM(p, s, n, 5), LANE_FROM(p, s, n, 6), LANE_FROM(p, s, n, 7))
+#define LANES_FROM_16(p, s, n) (float16)(LANES_FROM_8(p, s, n), \
+    LANE_FROM(p, s, n, 8), LANE_FROM(p, s, n, 9), LANE_FROM(p, s, n, 10), LANE_FROM(p, s, n, 11), \
+    LANE_FROM(p, s, n, 12), LANE_FROM(p, s, n, 13), LANE_FROM(p, s, n, 14), LANE_FROM(p, s, n, 15))
+#define LANE_TO(v, p, stride, n, t, L) if ((t) < (n)) (p)[(t) * (size_t)(stride)] = (v).s##L;
+#define LANES_TO_1(v, p, s, n) if (0 < (n)) (p)[0] = (v);
+#define LANES_TO_4(v, p, s, n) \
+    LANE_TO(v, p, s, n, 0, 0) LANE_TO(v, p, s, n, 1, 1) LANE_TO(v, p, s, n, 2, 2) LANE_TO(v, p, s, n, 3, 3)
+#define LANES_TO_8(v, p, s, n) LANES_TO_4(v, p, s, n) \
+    LANE_TO(v, p, s, n, 4, 4) LANE_TO(v, p, s, n, 5, 5) LANE_TO(v, p, s, n, 6, 6) LANE_TO(v, p, s, n, 7, 7)
+#define LANES_TO_16(v, p, s, n) LANES_TO_8(v, p, s, n) \
+    LANE_TO(v, p, s, n, 8, 8) LANE_TO(v, p, s, n, 9, 9) LANE_TO(v, p, s, n, 10, a) LANE_TO(v, p, s, n, 11, b) \
+    LANE_TO(v, p, s, n, 12, c) LANE_TO(v, p, s, n, 13, d) LANE_TO(v, p, s, n, 14, e) LANE_TO(v, p, s, n, 15, f)
+
 // planes (B, C, H, W) → lanes (B, H, W, W_c): lanes[b, p, c] = planes[b, c, p],
 // zero for c ≥ C. One work-item per (image, row), a row's channels read
 // as contiguous plane rows.
@@ -39,11 +61,7 @@ __kernel void conv_planes_to_lanes_##W(__global const float* planes, __global fl
     __global const float* source = planes + ((size_t)b * channels * height + y) * width; \
     __global float* target = lanes + (size_t)index * width * W; \
     const size_t plane = (size_t)height * width; \
-    for (int x = 0; x < width; x++) { \
-        float values[W]; \
-        _Pragma("unroll") for (int c = 0; c < W; c++) values[c] = c < channels ? source[c * plane + x] : 0.0f; \
-        vstore##W(vload##W(0, values), x, target); \
-    } \
+    for (int x = 0; x < width; x++) vstore##W(LANES_FROM_##W(source + x, plane, channels), x, target); \
 }
 
 // weight (O, C, kH, kW) → (O, kH, kW, W_c): the input channels contiguous,
@@ -219,9 +237,8 @@ __kernel void conv2d_pooled_weight_reduce(__global const float* partials, __glob
     } \
     __global float* out = gradInput + (size_t)b * inChannels * pixels; \
     for (int p = 0; p < pixels; p++) { \
-        float values[W]; \
-        vstore##W(vload##W(p, image), 0, values); \
-        for (int c = 0; c < inChannels; c++) out[(size_t)c * pixels + p] = values[c]; \
+        const VEC_##W sum = vload##W(p, image); \
+        LANES_TO_##W(sum, out + p, pixels, inChannels) \
     }
 
 #define DEFINE_CONV2D_POOLED_DATA(W) \
