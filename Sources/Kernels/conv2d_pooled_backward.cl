@@ -8,9 +8,10 @@
 //
 // The input channels are the vector lanes (W = vectorWidth(C) ∈ {1, 4, 8,
 // 16}, see common.cl; lanes ≥ C are zero and never stored): the input
-// image is first moved channels-last (conv_planes_to_lanes_W), the weights
-// to (O, kH, kW, W) (conv_weight_lanes), so that one winner's gradient
-// times nine W-lane rows is a 3×3 kernel's whole contribution. Every sum
+// image is first moved channels-last (conv_planes_to_lanes_W) for the weight
+// gradient, and the weights are gathered lane-wise for the data gradient, so
+// that one winner's gradient times nine W-lane rows is a 3×3 kernel's whole
+// contribution. Every sum
 // runs in a fixed order (no atomics): results are deterministic.
 //
 // A winner that is not one of its own window's four pixels (a corrupt
@@ -62,17 +63,6 @@ __kernel void conv_planes_to_lanes_##W(__global const float* planes, __global fl
     __global float* target = lanes + (size_t)index * width * W; \
     const size_t plane = (size_t)height * width; \
     for (int x = 0; x < width; x++) vstore##W(LANES_FROM_##W(source + x, plane, channels), x, target); \
-}
-
-// weight (O, C, kH, kW) → (O, kH, kW, W_c): the input channels contiguous,
-// zero for c ≥ C. One work-item per element of the result.
-__kernel void conv_weight_lanes(__global const float* weight, __global float* weightLanes, int outChannels,
-                                int inChannels, int kernelArea, int lanes) {
-    const int index = get_global_id(0);
-    if (index >= outChannels * kernelArea * lanes) return;
-    const int c = index % lanes, rest = index / lanes;
-    const int ij = rest % kernelArea, o = rest / kernelArea;
-    weightLanes[index] = c < inChannels ? weight[((size_t)o * inChannels + c) * kernelArea + ij] : 0.0f;
 }
 
 // Partial weight gradients: partials[chunk, o, i·kW + j, c] = Σ over the
@@ -205,9 +195,11 @@ __kernel void conv2d_pooled_weight_reduce(__global const float* partials, __glob
 // work-items write the same element: the image's gradient is summed
 // channels-last in `work` (B, H, W, W_c) — for each output channel o and
 // window, the winner's gradient times the W-lane weight rows
-// weightLanes[o, i, j, ·] added at pixel (y+i, x+j) — then written to
-// gradInput (B, C, H, W) planes. Body written once for KH × KW as above.
-#define CONV2D_POOLED_DATA_BODY(W, KH, KW, UNROLL) \
+// weight[o, ·, i, j] (input channels as lanes, gathered from the (O, C, kH,
+// kW) weights) added at pixel (y+i, x+j) — then written to gradInput
+// (B, C, H, W) planes. The prologue zeroes the image's sum, the epilogue
+// writes it out.
+#define CONV2D_POOLED_DATA_PROLOGUE(W, KH, KW) \
     const int outHeight = height - (KH) + 1, outWidth = width - (KW) + 1; \
     const int poolHeight = outHeight / 2, poolWidth = outWidth / 2; \
     const int windows = poolHeight * poolWidth; \
@@ -215,42 +207,69 @@ __kernel void conv2d_pooled_weight_reduce(__global const float* partials, __glob
     if (b >= batch) return; \
     const int pixels = height * width; \
     __global float* image = work + (size_t)b * pixels * W; \
-    for (int p = 0; p < pixels; p++) vstore##W((VEC_##W)0.0f, p, image); \
-    for (int o = 0; o < outChannels; o++) { \
-        __global const float* g = gradient + ((size_t)b * outChannels + o) * windows; \
-        __global const int* a = argmax + ((size_t)b * outChannels + o) * windows; \
-        __global const float* w = weightLanes + (size_t)o * (KH) * (KW) * W; \
-        for (int qy = 0; qy < poolHeight; qy++) { \
-            for (int qx = 0; qx < poolWidth; qx++) { \
-                const int q = qy * poolWidth + qx; \
-                const int offset = pooled_winner_offset(a[q], qy, qx, outWidth, width); \
-                const float value = offset >= 0 ? g[q] : 0.0f; \
-                __global float* patch = image + (size_t)max(offset, 0) * W; \
-                UNROLL for (int i = 0; i < (KH); i++) { \
-                    UNROLL for (int j = 0; j < (KW); j++) { \
-                        const int at = i * width + j; \
-                        vstore##W(vload##W(at, patch) + value * vload##W(i * (KW) + j, w), at, patch); \
-                    } \
-                } \
-            } \
-        } \
-    } \
+    for (int p = 0; p < pixels; p++) vstore##W((VEC_##W)0.0f, p, image);
+#define CONV2D_POOLED_DATA_EPILOGUE(W) \
     __global float* out = gradInput + (size_t)b * inChannels * pixels; \
     for (int p = 0; p < pixels; p++) { \
         const VEC_##W sum = vload##W(p, image); \
         LANES_TO_##W(sum, out + p, pixels, inChannels) \
     }
+// The winner's patch of each window of output channel o, in order.
+#define FOR_EACH_WINNER(W, body) \
+    __global const float* g = gradient + ((size_t)b * outChannels + o) * windows; \
+    __global const int* a = argmax + ((size_t)b * outChannels + o) * windows; \
+    for (int qy = 0; qy < poolHeight; qy++) { \
+        for (int qx = 0; qx < poolWidth; qx++) { \
+            const int q = qy * poolWidth + qx; \
+            const int offset = pooled_winner_offset(a[q], qy, qx, outWidth, width); \
+            const float value = offset >= 0 ? g[q] : 0.0f; \
+            __global float* patch = image + (size_t)max(offset, 0) * W; \
+            body \
+        } \
+    }
 
+// Any kernel size: each weight row gathered where it is used.
 #define DEFINE_CONV2D_POOLED_DATA(W) \
 __kernel void conv2d_pooled_data_##W(__global const float* gradient, __global const int* argmax, \
-        __global const float* weightLanes, __global float* work, __global float* gradInput, int batch, \
+        __global const float* weight, __global float* work, __global float* gradInput, int batch, \
         int inChannels, int height, int width, int outChannels, int kernelHeight, int kernelWidth) { \
-    CONV2D_POOLED_DATA_BODY(W, kernelHeight, kernelWidth, ) \
-} \
+    CONV2D_POOLED_DATA_PROLOGUE(W, kernelHeight, kernelWidth) \
+    const int kernelArea = kernelHeight * kernelWidth; \
+    for (int o = 0; o < outChannels; o++) { \
+        __global const float* w = weight + (size_t)o * inChannels * kernelArea; \
+        FOR_EACH_WINNER(W, \
+            for (int i = 0; i < kernelHeight; i++) { \
+                for (int j = 0; j < kernelWidth; j++) { \
+                    const int at = i * width + j; \
+                    const VEC_##W row = LANES_FROM_##W(w + i * kernelWidth + j, kernelArea, inChannels); \
+                    vstore##W(vload##W(at, patch) + value * row, at, patch); \
+                } \
+            }) \
+    } \
+    CONV2D_POOLED_DATA_EPILOGUE(W) \
+}
+
+// 3×3: output channel o's nine weight rows gathered once, into registers,
+// for all its windows.
+#define DATA3X3_ROW(W, i, j) const VEC_##W w##i##j = LANES_FROM_##W(w + (i) * 3 + (j), 9, inChannels);
+#define DATA3X3_ADD(W, i, j) \
+    vstore##W(vload##W((i) * width + (j), patch) + value * w##i##j, (i) * width + (j), patch);
+#define DEFINE_CONV2D_POOLED_DATA3X3(W) \
 __kernel void conv2d_pooled_data3x3_##W(__global const float* gradient, __global const int* argmax, \
-        __global const float* weightLanes, __global float* work, __global float* gradInput, int batch, \
+        __global const float* weight, __global float* work, __global float* gradInput, int batch, \
         int inChannels, int height, int width, int outChannels) { \
-    CONV2D_POOLED_DATA_BODY(W, 3, 3, _Pragma("unroll")) \
+    CONV2D_POOLED_DATA_PROLOGUE(W, 3, 3) \
+    for (int o = 0; o < outChannels; o++) { \
+        __global const float* w = weight + (size_t)o * inChannels * 9; \
+        DATA3X3_ROW(W, 0, 0) DATA3X3_ROW(W, 0, 1) DATA3X3_ROW(W, 0, 2) \
+        DATA3X3_ROW(W, 1, 0) DATA3X3_ROW(W, 1, 1) DATA3X3_ROW(W, 1, 2) \
+        DATA3X3_ROW(W, 2, 0) DATA3X3_ROW(W, 2, 1) DATA3X3_ROW(W, 2, 2) \
+        FOR_EACH_WINNER(W, \
+            DATA3X3_ADD(W, 0, 0) DATA3X3_ADD(W, 0, 1) DATA3X3_ADD(W, 0, 2) \
+            DATA3X3_ADD(W, 1, 0) DATA3X3_ADD(W, 1, 1) DATA3X3_ADD(W, 1, 2) \
+            DATA3X3_ADD(W, 2, 0) DATA3X3_ADD(W, 2, 1) DATA3X3_ADD(W, 2, 2)) \
+    } \
+    CONV2D_POOLED_DATA_EPILOGUE(W) \
 }
 
 DEFINE_CONV_PLANES_TO_LANES(1)
@@ -265,3 +284,7 @@ DEFINE_CONV2D_POOLED_DATA(1)
 DEFINE_CONV2D_POOLED_DATA(4)
 DEFINE_CONV2D_POOLED_DATA(8)
 DEFINE_CONV2D_POOLED_DATA(16)
+DEFINE_CONV2D_POOLED_DATA3X3(1)
+DEFINE_CONV2D_POOLED_DATA3X3(4)
+DEFINE_CONV2D_POOLED_DATA3X3(8)
+DEFINE_CONV2D_POOLED_DATA3X3(16)

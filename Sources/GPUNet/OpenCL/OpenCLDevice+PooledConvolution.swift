@@ -111,12 +111,13 @@ extension OpenCLDevice {
             .int(kernelArea), .int(lanes)])
     }
 
-    /// The weights rearranged to (O, kH, kW, W lanes for the input
-    /// channels) by `conv_weight_lanes`, then `conv2d_pooled_data3x3_W`
-    /// (3×3 kernels) or `conv2d_pooled_data_W`: one work-item per image
-    /// scatters each winner's gradient times the weight rows into the
-    /// image's channels-last sum, then writes its planes — no two
-    /// work-items write one element, so no atomics.
+    /// `conv2d_pooled_data3x3_W` (3×3 kernels: each output channel's nine
+    /// weight rows gathered into registers once for all its windows) or
+    /// `conv2d_pooled_data_W` (rows gathered where used), W lanes for the
+    /// input channels: one work-item per image scatters each winner's
+    /// gradient times the weight rows into the image's channels-last sum,
+    /// then writes its planes — no two work-items write one element, so no
+    /// atomics, and one launch per call.
     /// A corrupt winner (not in its own window) passes no gradient.
     public func conv2dBackwardData(_ s: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
                                    gradInput: Buffer) throws {
@@ -126,14 +127,9 @@ extension OpenCLDevice {
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
         guard s.inputCount > 0 else { return }
         let lanes = Self.vectorWidth(channels: s.inChannels)
-        let kernelArea = s.kernelHeight * s.kernelWidth
-        let weightLanes = try scratchBuffer("pooled.weightLanes", count: s.outChannels * kernelArea * lanes)
-        try launch("conv_weight_lanes", items: s.outChannels * kernelArea * lanes, [
-            .buffer(weightBuffer), .buffer(weightLanes), .int(s.outChannels), .int(s.inChannels), .int(kernelArea),
-            .int(lanes)])
         let work = try scratchBuffer("pooled.gradientLanes", count: s.batch * s.height * s.width * lanes)
         let arguments: [OpenCLKernel.Argument] = [
-            .buffer(values), .buffer(argmax), .buffer(weightLanes), .buffer(work), .buffer(gradInputBuffer),
+            .buffer(values), .buffer(argmax), .buffer(weightBuffer), .buffer(work), .buffer(gradInputBuffer),
             .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels)]
         if Self.is3x3(s) {
             try launch("conv2d_pooled_data3x3_\(lanes)", items: s.batch, arguments)
