@@ -2,10 +2,11 @@
 /// dedicated kernels that never store the convolution's output
 /// (conv2d_pool_forward.cl, conv2d_pooled_backward.cl). Every operation
 /// enqueues only and rearranges what it needs on the device for each call
-/// (weights and input are small). The forward pass has the output channels
-/// in the vector lanes, the backward passes the input channels (vector
-/// widths from ``vectorWidth(channels:)``), so that each visits every
-/// (image, output channel, window) once, at its winner only.
+/// (weights and inputs are small). Each kernel puts in its vector lanes what
+/// makes its loads contiguous for the shape — output channels, input
+/// channels or a row of windows (widths from ``vectorWidth(channels:)``) —
+/// because PoCL vectorises explicit vector types only; the backward passes
+/// visit each (image, output channel, window) at its winner only.
 extension OpenCLDevice {
     /// Three kernels, chosen by shape (measured on PoCL here, batch 64):
     /// - 3×3, at most 8 output channels, at least 8 windows per pooled row
