@@ -6,13 +6,15 @@
 // output channel, window) once, at its winner only: a quarter of the dense
 // passes' multiply-adds, nothing at a dropped odd last row or column.
 //
-// The input channels are the vector lanes (W = vectorWidth(C) ∈ {1, 4, 8,
-// 16}, see common.cl; lanes ≥ C are zero and never stored): the input
+// Mostly the input channels are the vector lanes (W = vectorWidth(C) ∈ {1,
+// 4, 8, 16}, see common.cl; lanes ≥ C are zero and never stored): the input
 // image is first moved channels-last (conv_planes_to_lanes_W) for the weight
 // gradient, and the weights are gathered lane-wise for the data gradient, so
 // that one winner's gradient times nine W-lane rows is a 3×3 kernel's whole
-// contribution. Every sum
-// runs in a fixed order (no atomics): results are deterministic.
+// contribution. With fewer than 4 input channels (conv1) the weight gradient
+// has the output channels in the lanes instead
+// (conv2d_pooled_weight_outlanes3x3). Every sum runs in a fixed order (no
+// atomics): results are deterministic.
 //
 // A winner that is not one of its own window's four pixels (a corrupt
 // argmax) is ignored: that window passes no gradient for that channel, and
