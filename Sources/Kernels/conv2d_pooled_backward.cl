@@ -74,7 +74,9 @@ __kernel void conv_planes_to_lanes_##W(__global const float* planes, __global fl
 // body is written once for KH × KW, instantiated with runtime sizes and P = 1 (one work-item
 // per position) and with the constants 3, 3 and P = 9, whose loops the
 // compiler unrolls into nine accumulators fed by each winner.
-// lanes from conv_planes_to_lanes_W.
+// lanes from conv_planes_to_lanes_W. With a single chunk the sums are the
+// gradient itself, written straight to gradWeight (O, C, kH, kW) without
+// the reduce launch.
 #define CONV2D_POOLED_WEIGHT_BODY(W, KH, KW, P, UNROLL) \
     const int outHeight = height - (KH) + 1, outWidth = width - (KW) + 1; \
     const int poolHeight = outHeight / 2, poolWidth = outWidth / 2; \
@@ -106,18 +108,24 @@ __kernel void conv_planes_to_lanes_##W(__global const float* planes, __global fl
             } \
         } \
     } \
-    __global float* out = partials + ((size_t)chunkO * (KH) * (KW) + first) * W; \
-    UNROLL for (int t = 0; t < (P); t++) vstore##W(acc[t], t, out);
+    if (chunks == 1) { /* the whole sum: the weight gradient itself, (O, C, kH, kW) */ \
+        __global float* out = gradWeight + (size_t)o * inChannels * (KH) * (KW) + first; \
+        UNROLL for (int t = 0; t < (P); t++) { LANES_TO_##W(acc[t], out + t, (KH) * (KW), inChannels) } \
+    } else { \
+        __global float* out = partials + ((size_t)chunkO * (KH) * (KW) + first) * W; \
+        UNROLL for (int t = 0; t < (P); t++) vstore##W(acc[t], t, out); \
+    }
 
 #define DEFINE_CONV2D_POOLED_WEIGHT(W) \
 __kernel void conv2d_pooled_weight_partials_##W(__global const float* lanes, __global const float* gradient, \
-        __global const int* argmax, __global float* partials, int batch, int height, int width, int outChannels, \
-        int kernelHeight, int kernelWidth, int imagesPerChunk) { \
+        __global const int* argmax, __global float* partials, __global float* gradWeight, int batch, \
+        int inChannels, int height, int width, int outChannels, int kernelHeight, int kernelWidth, \
+        int imagesPerChunk) { \
     CONV2D_POOLED_WEIGHT_BODY(W, kernelHeight, kernelWidth, 1, ) \
 } \
 __kernel void conv2d_pooled_weight_partials3x3_##W(__global const float* lanes, __global const float* gradient, \
-        __global const int* argmax, __global float* partials, int batch, int height, int width, int outChannels, \
-        int imagesPerChunk) { \
+        __global const int* argmax, __global float* partials, __global float* gradWeight, int batch, \
+        int inChannels, int height, int width, int outChannels, int imagesPerChunk) { \
     CONV2D_POOLED_WEIGHT_BODY(W, 3, 3, 9, _Pragma("unroll")) \
 }
 

@@ -56,4 +56,29 @@ final class OpenCLPooledConvolutionTests: XCTestCase {
             }
         }
     }
+
+    /// The weight gradient summed over chunks of images and then reduced,
+    /// the form for devices with many compute units: on PoCL's few,
+    /// TinyConvNet's shapes take one chunk, so a shape with few output
+    /// channels (3 work-items per chunk) and 9 images forces several chunks
+    /// here. Against the float64 dense pass of the pooled gradient.
+    func testWeightGradientSummedOverImageChunks() throws {
+        let devices = try openCLTestDevices()
+        if devices.isEmpty { throw XCTSkip("no OpenCL device") }
+        let s = ConvShape(batch: 9, inChannels: 4, outChannels: 3, height: 10, width: 9)
+        let pool = PoolShape(batch: s.batch, channels: s.outChannels, height: s.outHeight, width: s.outWidth)
+        let input = randomFloats(s.inputCount, seed: 600)
+        let weight = randomFloats(s.weightCount, scale: 0.3, seed: 601)
+        let argmax = NaiveReference.maxPool2Forward(pool, input: NaiveReference.conv2dForward(s, input: input, weight: weight)).argmax
+        let values = randomFloats(pool.outputCount, seed: 602)
+        let dense = NaiveReference.maxPool2Backward(pool, gradOutput: values, argmax: argmax)
+        let expected = NaiveReference.conv2dBackwardWeight(s, input: input.map(Double.init), gradOutput: dense)
+        for d in devices {
+            let gradient = PooledGradient(pool: pool, values: try d.makeBuffer(values), argmax: try d.makeBuffer(argmax))
+            let gradWeight = try d.makeBuffer(randomFloats(s.weightCount, seed: 603))  // overwritten, not added to
+            try d.conv2dBackwardWeight(s, input: try d.makeBuffer(input), pooledGradient: gradient, gradWeight: gradWeight)
+            XCTAssertLessThanOrEqual(maxRelativeToScale(try d.floats(gradWeight), expected), Self.tolerance,
+                                     "\(s) on \(d.info.summary)")
+        }
+    }
 }

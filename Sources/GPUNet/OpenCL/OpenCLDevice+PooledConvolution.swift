@@ -66,9 +66,12 @@ extension OpenCLDevice {
     ///   images and output channel, each winner's gradient times the W-lane
     ///   input rows under the kernel: `conv2d_pooled_weight_partials3x3_W`
     ///   (nine accumulators) for 3×3 kernels, `conv2d_pooled_weight_partials_W`
-    ///   (one work-item per kernel position) otherwise;
-    ///   `conv2d_pooled_weight_reduce` adds the chunks in order. Chunks hold
-    ///   enough images for about 256 work-items.
+    ///   (one work-item per kernel position) otherwise. Chunks of images are
+    ///   made only as far as needed for 8 work-items per compute unit (on
+    ///   PoCL here, conv2: one chunk, 16 work-items, as fast as 256 of 4
+    ///   images each); with one chunk the kernel writes the gradient itself,
+    ///   otherwise `conv2d_pooled_weight_reduce` adds the chunks in order
+    ///   (a launch that cost 0.04–0.15 ms here).
     /// A corrupt winner (not in its own window) passes no gradient.
     public func conv2dBackwardWeight(_ s: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
                                      gradWeight: Buffer) throws {
@@ -94,12 +97,15 @@ extension OpenCLDevice {
             .int(s.width)])
         let kernelArea = s.kernelHeight * s.kernelWidth
         let blocks = Self.is3x3(s) ? 1 : kernelArea
-        let imagesPerChunk = max(1, s.batch * s.outChannels * blocks / 256)
+        // Chunks of images only as far as needed for 8 work-items per compute
+        // unit: each chunk costs partial sums and the reduce launch.
+        let wantedChunks = (8 * max(info.computeUnits, 1) + s.outChannels * blocks - 1) / (s.outChannels * blocks)
+        let imagesPerChunk = (s.batch + min(s.batch, wantedChunks) - 1) / min(s.batch, wantedChunks)
         let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
-        let partials = try scratchBuffer("pooled.partials", count: chunks * s.outChannels * kernelArea * lanes)
+        let partials = try scratchBuffer("pooled.partials", count: chunks > 1 ? chunks * s.outChannels * kernelArea * lanes : 1)
         let arguments: [OpenCLKernel.Argument] = [
-            .buffer(lanesBuffer), .buffer(values), .buffer(argmax), .buffer(partials), .int(s.batch), .int(s.height),
-            .int(s.width), .int(s.outChannels)]
+            .buffer(lanesBuffer), .buffer(values), .buffer(argmax), .buffer(partials), .buffer(gradWeightBuffer),
+            .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels)]
         if Self.is3x3(s) {
             try launch("conv2d_pooled_weight_partials3x3_\(lanes)", items: chunks * s.outChannels,
                        arguments + [.int(imagesPerChunk)])
@@ -107,6 +113,7 @@ extension OpenCLDevice {
             try launch("conv2d_pooled_weight_partials_\(lanes)", items: chunks * s.outChannels * kernelArea,
                        arguments + [.int(s.kernelHeight), .int(s.kernelWidth), .int(imagesPerChunk)])
         }
+        guard chunks > 1 else { return }
         try launch("conv2d_pooled_weight_reduce", items: s.weightCount, [
             .buffer(partials), .buffer(gradWeightBuffer), .int(chunks), .int(s.outChannels), .int(s.inChannels),
             .int(kernelArea), .int(lanes)])
