@@ -101,6 +101,29 @@ final class HostDeviceTests: XCTestCase {
         }
     }
 
+    /// Products with a long sum and a small C (the weight-gradient shapes),
+    /// which the host splits along k. Rule: within 1e-5 of C's largest
+    /// magnitude (each entry sums 40,000 terms; float32 rounding of such a sum
+    /// is ~1e-6 of its scale, and the split only reorders it).
+    func testLongSumGEMMMatchesReference() throws {
+        let (m, n, k) = (5, 7, 40_000)
+        for transposeA in [false, true] {
+            for transposeB in [false, true] {
+                for (alpha, beta) in [(Float(1), Float(0)), (Float(-0.75), Float(0.5))] {
+                    let shape = GEMMShape(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                                          alpha: alpha, beta: beta)
+                    let a = randomFloats(m * k, seed: 13), b = randomFloats(k * n, seed: 14)
+                    let c = randomFloats(m * n, scale: 50, seed: 15)
+                    let cBuffer = try device.makeBuffer(c)
+                    try device.gemm(shape, a: try device.makeBuffer(a), b: try device.makeBuffer(b), c: cBuffer)
+                    let expected = NaiveReference.gemm(shape, a: a, b: b, c: c)
+                    XCTAssertLessThanOrEqual(maxRelativeToScale(try floats(cBuffer), expected), 1e-5,
+                                             "gemm \(shape) α \(alpha) β \(beta)")
+                }
+            }
+        }
+    }
+
     // MARK: Convolution
 
     /// Rule: im2col is a copy, so exact; col2im sums at most kH·kW values, so

@@ -167,6 +167,29 @@ public final class HostDevice: Device {
         // count, so results are the same from run to run.
         let parts = shape.flops >= 1e6 ? workers : 1
         let lda = shape.transposeA ? m : k, ldb = shape.transposeB ? k : n
+        if parts > 1 && k >= 16 * (m + n) {
+            // A long sum and a small C (the weight-gradient products: 16×72
+            // and 8×9 summed over thousands of pixels): each task sums a
+            // fixed slice of k into its own C, then the slices are added in
+            // task order. Splitting C instead would leave slivers of 9 or 36
+            // columns per call, far below BLAS speed.
+            let slices = min(tasks, k / 64)
+            let partials = scratch.slot(1, floats: m * n)
+            parallelChunks(k, chunks: slices) { task, range in
+                let aSlice = shape.transposeA ? pa + range.lowerBound * m : pa + range.lowerBound
+                let bSlice = shape.transposeB ? pb + range.lowerBound : pb + range.lowerBound * n
+                HostKernels.sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB,
+                                  m: m, n: n, k: range.count, alpha: 1, a: aSlice, lda: lda,
+                                  b: bSlice, ldb: ldb, beta: 0, c: partials[task], ldc: n)
+            }
+            let used = max(1, min(slices, k))
+            for i in 0..<(m * n) {
+                var sum: Float = 0
+                for t in 0..<used { sum += partials[t][i] }
+                pc[i] = shape.beta == 0 ? shape.alpha * sum : shape.alpha * sum + shape.beta * pc[i]
+            }
+            return
+        }
         if n >= m {
             parallelChunks(n, chunks: parts) { _, columns in
                 // Columns j of op(B): stored column j (ldb n), or stored row j (ldb k).
