@@ -44,7 +44,8 @@ extension OpenCLDevice {
         channels > 8 ? 16 : channels > 4 ? 8 : channels > 1 ? 4 : 1
     }
 
-    private func validate(_ s: ConvShape, _ operation: String) throws {
+    /// Throws unless `s` is a convolution the kernels run.
+    func validate(_ s: ConvShape, _ operation: String) throws {
         guard s.batch >= 0, s.inChannels > 0, s.outChannels > 0, s.kernelHeight > 0, s.kernelWidth > 0,
               s.height >= s.kernelHeight, s.width >= s.kernelWidth else {
             throw OpenCLError.invalidArgument("\(operation): unsupported convolution shape \(s)")

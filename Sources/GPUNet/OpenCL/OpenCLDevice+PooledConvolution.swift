@@ -22,7 +22,7 @@ extension OpenCLDevice {
     public func conv2dMaxPool2Forward(_ s: ConvShape, input: Buffer, weight: Buffer,
                                       pooled: Buffer, argmax: Buffer) throws {
         let operation = "conv2dMaxPool2Forward"
-        try validatePooled(s, operation)
+        try validate(s, operation)
         let pool = Self.pool(over: s)
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
         let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
@@ -157,20 +157,12 @@ extension OpenCLDevice {
     /// True for the 3×3 kernels that the unrolled kernels serve.
     static func is3x3(_ s: ConvShape) -> Bool { s.kernelHeight == 3 && s.kernelWidth == 3 }
 
-    /// Throws unless `s` is a convolution these kernels run.
-    private func validatePooled(_ s: ConvShape, _ operation: String) throws {
-        guard s.batch >= 0, s.inChannels > 0, s.outChannels > 0, s.kernelHeight > 0, s.kernelWidth > 0,
-              s.height >= s.kernelHeight, s.width >= s.kernelWidth else {
-            throw OpenCLError.invalidArgument("\(operation): unsupported convolution shape \(s)")
-        }
-    }
-
     /// Throws unless `s` is a convolution these kernels run and `gradient`
     /// is the pool over its output with buffers of that size; returns the
     /// gradient's buffers.
     private func validatePooled(_ s: ConvShape, _ operation: String, _ gradient: PooledGradient) throws
         -> (values: OpenCLBuffer, argmax: OpenCLBuffer) {
-        try validatePooled(s, operation)
+        try validate(s, operation)
         guard gradient.matches(s) else {
             throw OpenCLError.invalidArgument(
                 "\(operation): the pool \(gradient.pool) is not the pool over the convolution's output "
