@@ -37,58 +37,77 @@ __kernel void linear_forward(__global const float* input, __global const float* 
     for (int r = 0; r < 4 && b0 + r < batch; r++) output[(size_t)(b0 + r) * outFeatures + o] = sums[r] + bias[o];
 }
 
-// gradWeight[o, i..i+7] = Σ_b gradOutput[b,o]·input[b, i..i+7]. One work-item
-// per (o, group of 8 input features).
-__kernel void linear_grad_weight(__global const float* input, __global const float* gradOutput,
-                                 __global float* gradWeight, int batch, int inFeatures, int outFeatures) {
+// The whole backward pass in one launch (three launches cost ~1.5× as much
+// on PoCL here, batch 64, 400→10: each launch has a fixed cost, and the
+// bias alone is ten work-items). Work-items by index:
+// - [0, out·G), G = ⌈in/8⌉: gradWeight[o, i..i+7] = Σ_b gradOutput[b,o]·input[b, i..i+7],
+//   one (o, group of 8 input features) each;
+// - the next ⌈B/4⌉·G when gradInput is wanted: gradInput[b, i..i+7] =
+//   Σ_o gradOutput[b,o]·weight[o, i..i+7] for four samples b, each weight
+//   vector loaded once for the four (fewer, fuller work-items: PoCL's cost
+//   per work-item is ~5–10 ns here); samples past the batch are skipped;
+// - the next `out`: gradBias[o] = Σ_b gradOutput[b,o].
+// Inputs with in % 8 ≠ 0 finish their last group element by element.
+__kernel void linear_backward(__global const float* input, __global const float* weight,
+                              __global const float* gradOutput, __global float* gradWeight,
+                              __global float* gradBias, __global float* gradInput,
+                              int batch, int inFeatures, int outFeatures, int withGradInput) {
     const int groups = (inFeatures + 7) / 8;
-    const int index = get_global_id(0);
-    if (index >= outFeatures * groups) return;
-    const int o = index / groups, i0 = (index - o * groups) * 8;
-    __global float* out = gradWeight + (size_t)o * inFeatures + i0;
-    if (i0 + 8 <= inFeatures) {
-        float8 acc = 0.0f;
-        for (int b = 0; b < batch; b++)
-            acc += gradOutput[b * outFeatures + o] * vload8(0, input + (size_t)b * inFeatures + i0);
-        vstore8(acc, 0, out);
-    } else {
-        for (int i = i0; i < inFeatures; i++) {
-            float sum = 0.0f;
-            for (int b = 0; b < batch; b++) sum += gradOutput[b * outFeatures + o] * input[(size_t)b * inFeatures + i];
-            out[i - i0] = sum;
+    const int weightItems = outFeatures * groups;
+    const int inputItems = withGradInput ? (batch + 3) / 4 * groups : 0;
+    int index = get_global_id(0);
+    if (index < weightItems) {
+        const int o = index / groups, i0 = (index - o * groups) * 8;
+        __global float* out = gradWeight + (size_t)o * inFeatures + i0;
+        if (i0 + 8 <= inFeatures) {
+            float8 acc = 0.0f;
+            for (int b = 0; b < batch; b++)
+                acc += gradOutput[b * outFeatures + o] * vload8(0, input + (size_t)b * inFeatures + i0);
+            vstore8(acc, 0, out);
+        } else {
+            for (int i = i0; i < inFeatures; i++) {
+                float sum = 0.0f;
+                for (int b = 0; b < batch; b++) sum += gradOutput[b * outFeatures + o] * input[(size_t)b * inFeatures + i];
+                out[i - i0] = sum;
+            }
         }
+        return;
     }
-}
-
-// gradBias[o] = Σ_b gradOutput[b,o]. One work-item per output feature.
-__kernel void linear_grad_bias(__global const float* gradOutput, __global float* gradBias,
-                               int batch, int outFeatures) {
-    const int o = get_global_id(0);
-    if (o >= outFeatures) return;
-    float sum = 0.0f;
-    for (int b = 0; b < batch; b++) sum += gradOutput[b * outFeatures + o];
-    gradBias[o] = sum;
-}
-
-// gradInput[b, i..i+7] = Σ_o gradOutput[b,o]·weight[o, i..i+7]. One work-item
-// per (b, group of 8 input features).
-__kernel void linear_grad_input(__global const float* gradOutput, __global const float* weight,
-                                __global float* gradInput, int batch, int inFeatures, int outFeatures) {
-    const int groups = (inFeatures + 7) / 8;
-    const int index = get_global_id(0);
-    if (index >= batch * groups) return;
-    const int b = index / groups, i0 = (index - b * groups) * 8;
-    __global const float* g = gradOutput + (size_t)b * outFeatures;
-    __global float* out = gradInput + (size_t)b * inFeatures + i0;
-    if (i0 + 8 <= inFeatures) {
-        float8 acc = 0.0f;
-        for (int o = 0; o < outFeatures; o++) acc += g[o] * vload8(0, weight + (size_t)o * inFeatures + i0);
-        vstore8(acc, 0, out);
-    } else {
-        for (int i = i0; i < inFeatures; i++) {
-            float sum = 0.0f;
-            for (int o = 0; o < outFeatures; o++) sum += g[o] * weight[(size_t)o * inFeatures + i];
-            out[i - i0] = sum;
+    index -= weightItems;
+    if (index < inputItems) {
+        const int b0 = index / groups * 4, i0 = (index % groups) * 8;
+        const int rows = min(4, batch - b0);
+        if (i0 + 8 <= inFeatures) {
+            __global const float* g = gradOutput + (size_t)b0 * outFeatures;
+            // Rows past the batch read row b0 again and are not stored.
+            const int s1 = rows > 1 ? outFeatures : 0, s2 = rows > 2 ? 2 * outFeatures : 0;
+            const int s3 = rows > 3 ? 3 * outFeatures : 0;
+            float8 acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
+            for (int o = 0; o < outFeatures; o++) {
+                const float8 w = vload8(0, weight + (size_t)o * inFeatures + i0);
+                acc0 += g[o] * w; acc1 += g[s1 + o] * w; acc2 += g[s2 + o] * w; acc3 += g[s3 + o] * w;
+            }
+            __global float* out = gradInput + (size_t)b0 * inFeatures + i0;
+            vstore8(acc0, 0, out);
+            if (rows > 1) vstore8(acc1, 0, out + inFeatures);
+            if (rows > 2) vstore8(acc2, 0, out + 2 * inFeatures);
+            if (rows > 3) vstore8(acc3, 0, out + 3 * inFeatures);
+        } else {
+            for (int b = b0; b < b0 + rows; b++) {
+                __global const float* g = gradOutput + (size_t)b * outFeatures;
+                for (int i = i0; i < inFeatures; i++) {
+                    float sum = 0.0f;
+                    for (int o = 0; o < outFeatures; o++) sum += g[o] * weight[(size_t)o * inFeatures + i];
+                    gradInput[(size_t)b * inFeatures + i] = sum;
+                }
+            }
         }
+        return;
+    }
+    index -= inputItems;
+    if (index < outFeatures) {
+        float sum = 0.0f;
+        for (int b = 0; b < batch; b++) sum += gradOutput[b * outFeatures + index];
+        gradBias[index] = sum;
     }
 }

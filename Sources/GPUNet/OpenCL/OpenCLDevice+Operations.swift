@@ -234,6 +234,7 @@ extension OpenCLDevice {
             .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
     }
 
+    /// One launch of `linear_backward` (linear.cl) for all three gradients.
     public func linearBackward(_ s: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
                                gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer) throws {
         let operation = "linearBackward"
@@ -242,18 +243,17 @@ extension OpenCLDevice {
         let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.batch * s.outFeatures, in: operation)
         let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.outFeatures * s.inFeatures, in: operation)
         let gradBiasBuffer = try cl(gradBias, "gradBias", atLeast: s.outFeatures, in: operation)
-        let groups = (s.inFeatures + 7) / 8
-        try launch("linear_grad_weight", items: s.outFeatures * groups, [
-            .buffer(inputBuffer), .buffer(gradOutputBuffer), .buffer(gradWeightBuffer),
-            .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
-        try launch("linear_grad_bias", items: s.outFeatures, [
-            .buffer(gradOutputBuffer), .buffer(gradBiasBuffer), .int(s.batch), .int(s.outFeatures)])
-        if let gradInput {
-            let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.batch * s.inFeatures, in: operation)
-            try launch("linear_grad_input", items: s.batch * groups, [
-                .buffer(gradOutputBuffer), .buffer(weightBuffer), .buffer(gradInputBuffer),
-                .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
+        // Without gradInput the kernel's gradInput argument is never written;
+        // any buffer fills the slot.
+        let gradInputBuffer = try gradInput.map {
+            try cl($0, "gradInput", atLeast: s.batch * s.inFeatures, in: operation)
         }
+        let groups = (s.inFeatures + 7) / 8
+        let inputItems = gradInputBuffer == nil ? 0 : (s.batch + 3) / 4 * groups
+        try launch("linear_backward", items: s.outFeatures * groups + inputItems + s.outFeatures, [
+            .buffer(inputBuffer), .buffer(weightBuffer), .buffer(gradOutputBuffer), .buffer(gradWeightBuffer),
+            .buffer(gradBiasBuffer), .buffer(gradInputBuffer ?? inputBuffer),
+            .int(s.batch), .int(s.inFeatures), .int(s.outFeatures), .int(gradInputBuffer == nil ? 0 : 1)])
     }
 
     // MARK: Loss
@@ -290,7 +290,7 @@ extension OpenCLDevice {
         let g = try cl(gradient, "gradient", atLeast: count, in: operation)
         let mBuffer = try cl(m, "m", atLeast: count, in: operation)
         let vBuffer = try cl(v, "v", atLeast: count, in: operation)
-        try launch("adam_step", items: count, [
+        try launch("adam_step", items: (count + 3) / 4, [
             .buffer(p), .buffer(g), .buffer(mBuffer), .buffer(vBuffer), .float(step.learningRate),
             .float(step.beta1), .float(step.beta2), .float(step.epsilon), .float(step.correction1),
             .float(step.correction2), .int(count)])
