@@ -53,6 +53,35 @@ final class OpenCLOperationTests: XCTestCase {
         }
     }
 
+    /// Uploads return before their writes run (copied to staging areas
+    /// first): each buffer holds exactly what was uploaded even when the
+    /// caller's memory is overwritten at once, when more uploads are queued
+    /// than there are staging areas, when sizes grow, and when a buffer is
+    /// uploaded twice in a row (the later values win, as issued).
+    func testQueuedUploadsKeepTheirValues() throws {
+        try eachDevice { device in
+            var expected: [[Float]] = []
+            var buffers: [Buffer] = []
+            var source = [Float](repeating: 0, count: 4096)
+            for upload in 0..<11 {
+                let count = 1 + upload * 397 % 4096
+                let values = randomFloats(count, seed: 900 + UInt64(upload))
+                source.replaceSubrange(0..<count, with: values)
+                let buffer = try device.makeBuffer(count: count, kind: .float32)
+                try source.withUnsafeBufferPointer { try device.upload(UnsafeBufferPointer(rebasing: $0[0..<count]), to: buffer) }
+                // Overwritten before any read: the queued write must not see this.
+                for i in 0..<count { source[i] = .nan }
+                expected.append(values)
+                buffers.append(buffer)
+            }
+            let twice = try device.makeBuffer(count: 3, kind: .int32)
+            try device.upload([Int32(1), 2, 3], to: twice)
+            try device.upload([Int32(-4), 5, -6], to: twice)
+            for (buffer, values) in zip(buffers, expected) { XCTAssertEqual(try device.floats(buffer), values) }
+            XCTAssertEqual(try device.int32s(twice), [-4, 5, -6])
+        }
+    }
+
     // MARK: GEMM
 
     /// All four transpose combinations, with (α, β) = (1, 0) and (0.75, −1.25),

@@ -27,6 +27,8 @@ public final class OpenCLDevice: Device {
     /// partial sums), grown on demand and reused: the queue is in order, so a
     /// later operation never overwrites one an earlier one still reads.
     private var scratch: [String: OpenCLBuffer] = [:]
+    /// Host copies of uploads whose writes may still be queued.
+    private let staging = OpenCLUploadStaging()
 
     /// The live OpenCL objects of this process (all devices together).
     public static var liveObjects: OpenCLLiveObjects { OpenCLLiveObjects.current }
@@ -131,15 +133,23 @@ public final class OpenCLDevice: Device {
         try write(UnsafeRawBufferPointer(values), count: values.count, kind: .int32, to: buffer)
     }
 
+    /// Copies the values into a staging area and enqueues the write from
+    /// there without waiting: the caller's memory may be gone once upload
+    /// returns, and a blocking write would drain the queue, leaving the
+    /// device idle for a round trip to the host (a training step's batch
+    /// upload did; the next blocking read waits for the write anyway).
     private func write(_ bytes: UnsafeRawBufferPointer, count: Int, kind: ElementKind, to buffer: Buffer) throws {
         let target = try cl(buffer, "upload target", atLeast: count, kind: kind, in: "upload")
         guard target.count == count else {
             throw OpenCLError.invalidArgument("upload: \(count) values into a buffer of \(target.count)")
         }
         guard count > 0, let base = bytes.baseAddress else { return }
-        // Blocking: the caller's memory may be gone once upload returns.
-        try OpenCLError.check(clEnqueueWriteBuffer(context.queue, target.memory, cl_bool(CL_TRUE), 0, count * 4, base,
-                                                   0, nil, nil), "clEnqueueWriteBuffer(\(count * 4) bytes)")
+        let source = try staging.next(bytes: count * 4)
+        source.copyMemory(from: base, byteCount: count * 4)
+        var event: cl_event?
+        try OpenCLError.check(clEnqueueWriteBuffer(context.queue, target.memory, cl_bool(CL_FALSE), 0, count * 4, source,
+                                                   0, nil, &event), "clEnqueueWriteBuffer(\(count * 4) bytes)")
+        staging.inFlight(event)
     }
 
     public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Float>) throws {
