@@ -8,8 +8,12 @@ import _COpenCL
 /// One context, one in-order queue and one program holding every kernel of
 /// `Sources/Kernels` (embedded in the binary as `KernelSource.all`), built
 /// once per device and cached on disk (``OpenCLProgramCache``). Operations
-/// only enqueue work: nothing is read back inside an operation, so a training
-/// step waits for the device only in the downloads the caller asks for.
+/// only enqueue work: nothing is read back inside an operation, and uploads
+/// are copied to host staging areas and queued (``OpenCLUploadStaging``), so
+/// a training step waits for the device only in the downloads the caller
+/// asks for. Each wait empties the queue and costs a round trip to PoCL's
+/// worker threads (~10 µs for an empty kernel here on a quiet machine,
+/// several times that when the machine is busy).
 ///
 /// Not thread-safe: use one device from one thread at a time (kernel
 /// arguments are set on shared kernel objects).
