@@ -64,7 +64,7 @@ __kernel void conv_planes_to_lanes_##W(__global const float* planes, __global fl
     __global const float* source = planes + ((size_t)b * channels * height + y) * width; \
     __global float* target = lanes + (size_t)index * width * W; \
     const size_t plane = (size_t)height * width; \
-    for (int x = 0; x < width; x++) vstore##W(LANES_FROM_##W(source + x, plane, channels), x, target); \
+    for (int x = 0; x < width; x++) VEC_REF(W, target, x) = LANES_FROM_##W(source + x, plane, channels); \
 }
 
 // Partial weight gradients: partials[chunk, o, i·kW + j, c] = Σ over the
@@ -78,24 +78,24 @@ __kernel void conv_planes_to_lanes_##W(__global const float* planes, __global fl
 // gradient itself, written straight to gradWeight (O, C, kH, kW) without
 // the reduce launch.
 #define POSITION_ACCUMULATORS_1(W) VEC_##W acc0 = 0.0f;
-#define POSITION_ADD_1(W) acc0 += value * vload##W(iFirst * width + jFirst, patch);
+#define POSITION_ADD_1(W) acc0 += value * VEC_READ(W, patch, iFirst * width + jFirst);
 #define POSITION_STORE_1(W, STORE) STORE(W, acc0, 0)
 #define POSITION_ACCUMULATORS_9(W) \
     VEC_##W acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f, acc4 = 0.0f, acc5 = 0.0f, acc6 = 0.0f, \
             acc7 = 0.0f, acc8 = 0.0f;
 #define POSITION_ADD_9(W) \
-    acc0 += value * vload##W(0, patch); acc1 += value * vload##W(1, patch); \
-    acc2 += value * vload##W(2, patch); acc3 += value * vload##W(width, patch); \
-    acc4 += value * vload##W(width + 1, patch); acc5 += value * vload##W(width + 2, patch); \
-    acc6 += value * vload##W(2 * width, patch); acc7 += value * vload##W(2 * width + 1, patch); \
-    acc8 += value * vload##W(2 * width + 2, patch);
+    acc0 += value * VEC_READ(W, patch, 0); acc1 += value * VEC_READ(W, patch, 1); \
+    acc2 += value * VEC_READ(W, patch, 2); acc3 += value * VEC_READ(W, patch, width); \
+    acc4 += value * VEC_READ(W, patch, width + 1); acc5 += value * VEC_READ(W, patch, width + 2); \
+    acc6 += value * VEC_READ(W, patch, 2 * width); acc7 += value * VEC_READ(W, patch, 2 * width + 1); \
+    acc8 += value * VEC_READ(W, patch, 2 * width + 2);
 #define POSITION_STORE_9(W, STORE) \
     STORE(W, acc0, 0) STORE(W, acc1, 1) STORE(W, acc2, 2) STORE(W, acc3, 3) STORE(W, acc4, 4) \
     STORE(W, acc5, 5) STORE(W, acc6, 6) STORE(W, acc7, 7) STORE(W, acc8, 8)
 // Accumulator t of the block: into the weight gradient, lanes strided by
 // the kernel area, or into the chunk's partial sums, lanes contiguous.
 #define STORE_GRADIENT(W, acc, t) { LANES_TO_##W(acc, out + (t), area, inChannels) }
-#define STORE_PARTIAL(W, acc, t) vstore##W(acc, t, out);
+#define STORE_PARTIAL(W, acc, t) VEC_REF(W, out, t) = acc;
 #define CONV2D_POOLED_WEIGHT_BODY(W, KH, KW, P) \
     const int outHeight = height - (KH) + 1, outWidth = width - (KW) + 1; \
     const int poolHeight = outHeight / 2, poolWidth = outWidth / 2; \
@@ -234,11 +234,11 @@ __kernel void conv2d_pooled_weight_reduce(__global const float* partials, __glob
     if (b >= batch) return; \
     const int pixels = height * width; \
     __global float* image = work + (size_t)b * pixels * W; \
-    for (int p = 0; p < pixels; p++) vstore##W((VEC_##W)0.0f, p, image);
+    for (int p = 0; p < pixels; p++) VEC_REF(W, image, p) = (VEC_##W)0.0f;
 #define CONV2D_POOLED_DATA_EPILOGUE(W) \
     __global float* out = gradInput + (size_t)b * inChannels * pixels; \
     for (int p = 0; p < pixels; p++) { \
-        const VEC_##W sum = vload##W(p, image); \
+        const VEC_##W sum = VEC_READ(W, image, p); \
         LANES_TO_##W(sum, out + p, pixels, inChannels) \
     }
 // The winner's patch of each window of output channel o, in order.
@@ -269,7 +269,7 @@ __kernel void conv2d_pooled_data_##W(__global const float* gradient, __global co
                 for (int j = 0; j < kernelWidth; j++) { \
                     const int at = i * width + j; \
                     const VEC_##W row = LANES_FROM_##W(w + i * kernelWidth + j, kernelArea, inChannels); \
-                    vstore##W(vload##W(at, patch) + value * row, at, patch); \
+                    VEC_REF(W, patch, at) += value * row; \
                 } \
             }) \
     } \
@@ -280,7 +280,7 @@ __kernel void conv2d_pooled_data_##W(__global const float* gradient, __global co
 // for all its windows.
 #define DATA3X3_ROW(W, i, j) const VEC_##W w##i##j = LANES_FROM_##W(w + (i) * 3 + (j), 9, inChannels);
 #define DATA3X3_ADD(W, i, j) \
-    vstore##W(vload##W((i) * width + (j), patch) + value * w##i##j, (i) * width + (j), patch);
+    VEC_REF(W, patch, (i) * width + (j)) += value * w##i##j;
 #define DEFINE_CONV2D_POOLED_DATA3X3(W) \
 __kernel void conv2d_pooled_data3x3_##W(__global const float* gradient, __global const int* argmax, \
         __global const float* weight, __global float* work, __global float* gradInput, int batch, \
