@@ -11,8 +11,8 @@ public enum KernelSource {
     /// The source of one file, by name without `.cl`.
     public static func named(_ name: String) -> String? { embedded[name] }
 
-    /// All files concatenated in name order: one program holds every kernel,
-    /// so one build (and one cache entry) serves a whole run.
+    /// All files concatenated in name order: the source of every kernel's
+    /// program (`-D KERNEL_<name>` keeps only that kernel).
     public static var all: String {
         names.map { "// ---- \($0).cl ----\n" + embedded[$0]! }.joined(separator: "\n")
     }

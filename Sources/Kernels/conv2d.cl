@@ -12,6 +12,7 @@
 
 // weight (O, K) with K = C·kH·kW → weightT (K, outPad): patch-major, output
 // channels contiguous, zero in the padding columns.
+#ifdef KERNEL_conv_weight_patch_major
 __kernel void conv_weight_patch_major(__global const float* weight, __global float* weightT,
                                       int outChannels, int patchSize, int outPad) {
     const int index = get_global_id(0);
@@ -19,8 +20,10 @@ __kernel void conv_weight_patch_major(__global const float* weight, __global flo
     const int k = index / outPad, o = index - k * outPad;
     weightT[index] = o < outChannels ? weight[o * patchSize + k] : 0.0f;
 }
+#endif
 
 // gradOutput (B, O, oH, oW) → (B·oH·oW, outPad): pixel-major, channels contiguous.
+#ifdef KERNEL_conv_output_pixel_major
 __kernel void conv_output_pixel_major(__global const float* gradOutput, __global float* gradT,
                                       int batch, int outChannels, int planeSize, int outPad) {
     // One work-item per (image, output channel) plane, scattering it into
@@ -37,6 +40,7 @@ __kernel void conv_output_pixel_major(__global const float* gradOutput, __global
         for (int p = 0; p < planeSize; p++) target[(size_t)p * outPad] = 0.0f;
     }
 }
+#endif
 
 // The same rearrangement for outPad = 16 and planes of at least 8 pixels,
 // transposed in registers: one work-item per (image, block of 8 pixels)
@@ -51,6 +55,7 @@ __kernel void conv_output_pixel_major(__global const float* gradOutput, __global
     vstore16((float16)(c0.s##p, c1.s##p, c2.s##p, c3.s##p, c4.s##p, c5.s##p, c6.s##p, c7.s##p, \
                        c8.s##p, c9.s##p, c10.s##p, c11.s##p, c12.s##p, c13.s##p, c14.s##p, c15.s##p), \
              0, target + (p) * 16);
+#ifdef KERNEL_conv_output_pixel_major16
 __kernel void conv_output_pixel_major16(__global const float* gradOutput, __global float* gradT,
                                         int batch, int outChannels, int planeSize) {
     const int blocks = (planeSize + 7) / 8;
@@ -67,6 +72,7 @@ __kernel void conv_output_pixel_major16(__global const float* gradOutput, __glob
     PIXEL_MAJOR16_STORE(0) PIXEL_MAJOR16_STORE(1) PIXEL_MAJOR16_STORE(2) PIXEL_MAJOR16_STORE(3)
     PIXEL_MAJOR16_STORE(4) PIXEL_MAJOR16_STORE(5) PIXEL_MAJOR16_STORE(6) PIXEL_MAJOR16_STORE(7)
 }
+#endif
 
 // output[b,o,y,x] = Σ_{c,i,j} weight[o,c,i,j]·input[b,c,y+i,x+j].
 // One work-item per (channel group, four neighbouring output pixels of a
@@ -131,6 +137,7 @@ __kernel void conv2d_forward_##W(__global const float* input, __global const flo
         __global float* out = output + ((size_t)(b * outChannels + o0 + t) * outHeight + y) * outWidth + start; \
         vstore8(acc##t##a, 0, out); vstore8(acc##t##b, 0, out + outWidth); \
     }
+#ifdef KERNEL_conv2d_forward_rows8x2
 __kernel void conv2d_forward_rows8x2(__global const float* input, __global const float* weight,
         __global float* output, int batch, int inChannels, int height, int width,
         int outChannels, int kernelHeight, int kernelWidth) {
@@ -165,9 +172,11 @@ __kernel void conv2d_forward_rows8x2(__global const float* input, __global const
     }
     ROWS8X2_STORE(0) ROWS8X2_STORE(1) ROWS8X2_STORE(2) ROWS8X2_STORE(3)
 }
+#endif
 
 // weight (O, C, kH, kW) → flipped (C, O, kH, kW): flipped[c,o,i',j'] =
 // weight[o, c, kH−1−i', kW−1−j'], the data gradient's kernel for conv2d_forward_rows8x2.
+#ifdef KERNEL_conv_weight_flipped
 __kernel void conv_weight_flipped(__global const float* weight, __global float* flipped,
                                   int outChannels, int inChannels, int kernelHeight, int kernelWidth) {
     const int index = get_global_id(0);
@@ -180,6 +189,7 @@ __kernel void conv_weight_flipped(__global const float* weight, __global float* 
     flipped[index] = weight[((o * inChannels + c) * kernelHeight + kernelHeight - 1 - i) * kernelWidth
                             + kernelWidth - 1 - j];
 }
+#endif
 
 // The data gradient is a forward convolution of the gradient, zero-padded by
 // kH−1 rows and kW−1 columns on each side, with the kernel flipped and input
@@ -188,6 +198,7 @@ __kernel void conv_weight_flipped(__global const float* weight, __global float* 
 // conv_pad_gradient and conv_weight_flipped prepare its operands.
 
 // gradOutput (B, O, oH, oW) → (B, O, oH + 2·padY, oW + 2·padX), zero border.
+#ifdef KERNEL_conv_pad_gradient
 __kernel void conv_pad_gradient(__global const float* gradOutput, __global float* padded,
                                 int planes, int outHeight, int outWidth, int padY, int padX) {
     // One work-item per plane (see conv_output_pixel_major on why whole planes).
@@ -208,6 +219,7 @@ __kernel void conv_pad_gradient(__global const float* gradOutput, __global float
         for (int x = padX + outWidth; x < paddedWidth; x++) row[x] = 0.0f;
     }
 }
+#endif
 
 
 // Partial weight gradients: partials[chunk, k, o] = Σ over the images of the
@@ -263,14 +275,30 @@ __kernel void conv2d_weight_partials_##W(__global const float* input, __global c
     if (first + 3 < kernelArea) vstore##W(acc3, 0, out + (size_t)(first + 3) * outPad); \
 }
 
+#ifdef KERNEL_conv2d_forward_1
 DEFINE_CONV2D_FORWARD(1)
+#endif
+#ifdef KERNEL_conv2d_forward_4
 DEFINE_CONV2D_FORWARD(4)
+#endif
+#ifdef KERNEL_conv2d_forward_8
 DEFINE_CONV2D_FORWARD(8)
+#endif
+#ifdef KERNEL_conv2d_forward_16
 DEFINE_CONV2D_FORWARD(16)
+#endif
+#ifdef KERNEL_conv2d_weight_partials_1
 DEFINE_CONV2D_WEIGHT_PARTIALS(1)
+#endif
+#ifdef KERNEL_conv2d_weight_partials_4
 DEFINE_CONV2D_WEIGHT_PARTIALS(4)
+#endif
+#ifdef KERNEL_conv2d_weight_partials_8
 DEFINE_CONV2D_WEIGHT_PARTIALS(8)
+#endif
+#ifdef KERNEL_conv2d_weight_partials_16
 DEFINE_CONV2D_WEIGHT_PARTIALS(16)
+#endif
 
 // Partial weight gradients for 3×3 kernels with the vector along a row of
 // output pixels instead of across output channels — the better form when
@@ -281,6 +309,7 @@ DEFINE_CONV2D_WEIGHT_PARTIALS(16)
 // accumulators, each gradient vector feeding all nine. Needs oW ≥ 8: a row's
 // last block is shifted left to end at oW and its lanes already counted
 // are zeroed. conv_sum_images adds the images.
+#ifdef KERNEL_conv2d_weight_rows3x3
 __kernel void conv2d_weight_rows3x3(__global const float* input, __global const float* gradOutput,
         __global float* partials, int batch, int inChannels, int height, int width, int outChannels) {
     const int outHeight = height - 2, outWidth = width - 2;
@@ -311,9 +340,11 @@ __kernel void conv2d_weight_rows3x3(__global const float* input, __global const 
     out[6] = LANE_SUM(a6); out[7] = LANE_SUM(a7); out[8] = LANE_SUM(a8);
 #undef LANE_SUM
 }
+#endif
 
 // total[i] = Σ_b partials[b·count + i]: per-image partial sums added over
 // the batch. One work-item per element of the total.
+#ifdef KERNEL_conv_sum_images
 __kernel void conv_sum_images(__global const float* partials, __global float* total, int batch, int count) {
     const int index = get_global_id(0);
     if (index >= count) return;
@@ -321,9 +352,11 @@ __kernel void conv_sum_images(__global const float* partials, __global float* to
     for (int b = 0; b < batch; b++) sum += partials[(size_t)b * count + index];
     total[index] = sum;
 }
+#endif
 
 // gradWeight[o, k] = Σ_chunk partials[chunk, k, o]: the weight gradient in
 // the (O, C, kH, kW) layout. One work-item per weight.
+#ifdef KERNEL_conv2d_weight_reduce
 __kernel void conv2d_weight_reduce(__global const float* partials, __global float* gradWeight,
                                    int chunks, int patchSize, int outChannels, int outPad) {
     const int index = get_global_id(0);
@@ -334,3 +367,4 @@ __kernel void conv2d_weight_reduce(__global const float* partials, __global floa
         sum += partials[((size_t)chunk * patchSize + k) * outPad + o];
     gradWeight[index] = sum;
 }
+#endif

@@ -94,17 +94,38 @@ __kernel void conv2d_maxpool2_forward_##W(__global const float* input, __global 
         __global float* pooled, __global int* argmax, int batch, int inChannels, int height, int width, \
         int outChannels, int kernelHeight, int kernelWidth) { \
     CONV2D_MAXPOOL2_FORWARD_BODY(W, kernelHeight, kernelWidth, ) \
-} \
+}
+#define DEFINE_CONV2D_MAXPOOL2_FORWARD3X3(W) \
 __kernel void conv2d_maxpool2_forward3x3_##W(__global const float* input, __global const float* weightT, \
         __global float* pooled, __global int* argmax, int batch, int inChannels, int height, int width, \
         int outChannels) { \
     CONV2D_MAXPOOL2_FORWARD_BODY(W, 3, 3, _Pragma("unroll")) \
 }
 
+#ifdef KERNEL_conv2d_maxpool2_forward_1
 DEFINE_CONV2D_MAXPOOL2_FORWARD(1)
+#endif
+#ifdef KERNEL_conv2d_maxpool2_forward_4
 DEFINE_CONV2D_MAXPOOL2_FORWARD(4)
+#endif
+#ifdef KERNEL_conv2d_maxpool2_forward_8
 DEFINE_CONV2D_MAXPOOL2_FORWARD(8)
+#endif
+#ifdef KERNEL_conv2d_maxpool2_forward_16
 DEFINE_CONV2D_MAXPOOL2_FORWARD(16)
+#endif
+#ifdef KERNEL_conv2d_maxpool2_forward3x3_1
+DEFINE_CONV2D_MAXPOOL2_FORWARD3X3(1)
+#endif
+#ifdef KERNEL_conv2d_maxpool2_forward3x3_4
+DEFINE_CONV2D_MAXPOOL2_FORWARD3X3(4)
+#endif
+#ifdef KERNEL_conv2d_maxpool2_forward3x3_8
+DEFINE_CONV2D_MAXPOOL2_FORWARD3X3(8)
+#endif
+#ifdef KERNEL_conv2d_maxpool2_forward3x3_16
+DEFINE_CONV2D_MAXPOOL2_FORWARD3X3(16)
+#endif
 
 // The same for 3×3 kernels and at least 8 pool windows per row, with the
 // vectors along the rows instead (the better form when output channels are
@@ -117,6 +138,7 @@ DEFINE_CONV2D_MAXPOOL2_FORWARD(16)
 // winners stored with one vstore8 each. A row's last block is shifted left
 // to end at its last window (rewriting a few windows with the same values);
 // channels past the last read the last channel's weights and are not stored.
+#ifdef KERNEL_conv2d_maxpool2_forward_rows3x3
 __kernel void conv2d_maxpool2_forward_rows3x3(__global const float* input, __global const float* weight,
         __global float* pooled, __global int* argmax, int batch, int inChannels, int height, int width,
         int outChannels) {
@@ -161,3 +183,4 @@ __kernel void conv2d_maxpool2_forward_rows3x3(__global const float* input, __glo
         }
     }
 }
+#endif

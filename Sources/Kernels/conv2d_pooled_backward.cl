@@ -22,7 +22,7 @@
 
 // The input-image offset (y·width + x) of the winner of window (qy, qx),
 // or −1 when `winner` (an argmax) is not one of the window's four pixels.
-int pooled_winner_offset(int winner, int qy, int qx, int outWidth, int width) {
+static inline int pooled_winner_offset(int winner, int qy, int qx, int outWidth, int width) {
     const int position = winner - (2 * qy * outWidth + 2 * qx);
     const int dy = position >= outWidth ? 1 : 0;
     const int dx = position - dy * outWidth;
@@ -139,7 +139,8 @@ __kernel void conv2d_pooled_weight_partials_##W(__global const float* lanes, __g
         int inChannels, int height, int width, int outChannels, int kernelHeight, int kernelWidth, \
         int imagesPerChunk) { \
     CONV2D_POOLED_WEIGHT_BODY(W, kernelHeight, kernelWidth, 1) \
-} \
+}
+#define DEFINE_CONV2D_POOLED_WEIGHT3X3(W) \
 __kernel void conv2d_pooled_weight_partials3x3_##W(__global const float* lanes, __global const float* gradient, \
         __global const int* argmax, __global float* partials, __global float* gradWeight, int batch, \
         int inChannels, int height, int width, int outChannels, int imagesPerChunk) { \
@@ -158,6 +159,7 @@ __kernel void conv2d_pooled_weight_partials3x3_##W(__global const float* lanes, 
 // conv2d_weight_reduce (conv2d.cl) adds the images.
 #define GATHER_LANES8(p, s) \
     (p)[0], (p)[(s).s1], (p)[(s).s2], (p)[(s).s3], (p)[(s).s4], (p)[(s).s5], (p)[(s).s6], (p)[(s).s7]
+#ifdef KERNEL_conv2d_pooled_weight_outlanes3x3
 __kernel void conv2d_pooled_weight_outlanes3x3(__global const float* input, __global const float* gradient,
         __global const int* argmax, __global float* partials, int batch, int inChannels, int height, int width,
         int outChannels) {
@@ -202,9 +204,11 @@ __kernel void conv2d_pooled_weight_outlanes3x3(__global const float* input, __gl
     vstore8(a10, 3, out); vstore8(a11, 4, out); vstore8(a12, 5, out);
     vstore8(a20, 6, out); vstore8(a21, 7, out); vstore8(a22, 8, out);
 }
+#endif
 
 // gradWeight[o, c, ij] = Σ_chunk partials[chunk, o, ij, c]: the chunks added
 // in order. One work-item per weight.
+#ifdef KERNEL_conv2d_pooled_weight_reduce
 __kernel void conv2d_pooled_weight_reduce(__global const float* partials, __global float* gradWeight, int chunks,
                                           int outChannels, int inChannels, int kernelArea, int lanes) {
     const int index = get_global_id(0);
@@ -217,6 +221,7 @@ __kernel void conv2d_pooled_weight_reduce(__global const float* partials, __glob
     for (int chunk = 0; chunk < chunks; chunk++) sum += p[chunk * stride];
     gradWeight[index] = sum;
 }
+#endif
 
 // The data gradient by scatter, one image per work-item so that no two
 // work-items write the same element: the image's gradient is summed
@@ -299,19 +304,63 @@ __kernel void conv2d_pooled_data3x3_##W(__global const float* gradient, __global
     CONV2D_POOLED_DATA_EPILOGUE(W) \
 }
 
+#ifdef KERNEL_conv_planes_to_lanes_1
 DEFINE_CONV_PLANES_TO_LANES(1)
+#endif
+#ifdef KERNEL_conv_planes_to_lanes_4
 DEFINE_CONV_PLANES_TO_LANES(4)
+#endif
+#ifdef KERNEL_conv_planes_to_lanes_8
 DEFINE_CONV_PLANES_TO_LANES(8)
+#endif
+#ifdef KERNEL_conv_planes_to_lanes_16
 DEFINE_CONV_PLANES_TO_LANES(16)
+#endif
+#ifdef KERNEL_conv2d_pooled_weight_partials_1
 DEFINE_CONV2D_POOLED_WEIGHT(1)
+#endif
+#ifdef KERNEL_conv2d_pooled_weight_partials_4
 DEFINE_CONV2D_POOLED_WEIGHT(4)
+#endif
+#ifdef KERNEL_conv2d_pooled_weight_partials_8
 DEFINE_CONV2D_POOLED_WEIGHT(8)
+#endif
+#ifdef KERNEL_conv2d_pooled_weight_partials_16
 DEFINE_CONV2D_POOLED_WEIGHT(16)
+#endif
+#ifdef KERNEL_conv2d_pooled_weight_partials3x3_1
+DEFINE_CONV2D_POOLED_WEIGHT3X3(1)
+#endif
+#ifdef KERNEL_conv2d_pooled_weight_partials3x3_4
+DEFINE_CONV2D_POOLED_WEIGHT3X3(4)
+#endif
+#ifdef KERNEL_conv2d_pooled_weight_partials3x3_8
+DEFINE_CONV2D_POOLED_WEIGHT3X3(8)
+#endif
+#ifdef KERNEL_conv2d_pooled_weight_partials3x3_16
+DEFINE_CONV2D_POOLED_WEIGHT3X3(16)
+#endif
+#ifdef KERNEL_conv2d_pooled_data_1
 DEFINE_CONV2D_POOLED_DATA(1)
+#endif
+#ifdef KERNEL_conv2d_pooled_data_4
 DEFINE_CONV2D_POOLED_DATA(4)
+#endif
+#ifdef KERNEL_conv2d_pooled_data_8
 DEFINE_CONV2D_POOLED_DATA(8)
+#endif
+#ifdef KERNEL_conv2d_pooled_data_16
 DEFINE_CONV2D_POOLED_DATA(16)
+#endif
+#ifdef KERNEL_conv2d_pooled_data3x3_1
 DEFINE_CONV2D_POOLED_DATA3X3(1)
+#endif
+#ifdef KERNEL_conv2d_pooled_data3x3_4
 DEFINE_CONV2D_POOLED_DATA3X3(4)
+#endif
+#ifdef KERNEL_conv2d_pooled_data3x3_8
 DEFINE_CONV2D_POOLED_DATA3X3(8)
+#endif
+#ifdef KERNEL_conv2d_pooled_data3x3_16
 DEFINE_CONV2D_POOLED_DATA3X3(16)
+#endif

@@ -8,6 +8,7 @@
 // One work-item per 4 rows × 16 columns of C, the 16 columns in one float16
 // (two loads of B and four of A feed eight AVX2 multiply-adds); full tiles
 // of a unit-stride C are stored as vectors.
+#ifdef KERNEL_gemm_rows
 __kernel void gemm_rows(int m, int n, int k,
                         __global const float* a, int aRow, int aCol,
                         __global const float* b, int ldb,
@@ -63,10 +64,12 @@ __kernel void gemm_rows(int m, int n, int k,
         }
     }
 }
+#endif
 
 // "Dot" form for op(A)·Bᵀ: A stored m×k and B stored n×k, both contiguous
 // along k, so every C entry is a dot product of two rows read as float8.
 // One work-item per 4 rows × 2 columns of C; C[i,j] at c[i·ldc + j].
+#ifdef KERNEL_gemm_dots
 __kernel void gemm_dots(int m, int n, int k,
                         __global const float* a, int lda,
                         __global const float* b, int ldb,
@@ -115,3 +118,4 @@ __kernel void gemm_dots(int m, int n, int k,
         }
     }
 }
+#endif

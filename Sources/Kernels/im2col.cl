@@ -4,6 +4,7 @@
 
 // One work-item per (row, image, output row y), copying oW floats: integer
 // division (scalar on a CPU) once per row segment, not once per element.
+#ifdef KERNEL_im2col
 __kernel void im2col(__global const float* input, __global float* columns,
                      int batch, int channels, int height, int width, int kernelHeight, int kernelWidth) {
     const int outHeight = height - kernelHeight + 1, outWidth = width - kernelWidth + 1;
@@ -21,9 +22,11 @@ __kernel void im2col(__global const float* input, __global float* columns,
     __global float* target = columns + (size_t)row * patchCount + (size_t)by * outWidth;
     for (int x = 0; x < outWidth; x++) target[x] = source[x];
 }
+#endif
 
 // One work-item per input row, each element summing the column entries that
 // read it (a gather, so col2im overwrites its output with no atomics).
+#ifdef KERNEL_col2im
 __kernel void col2im(__global const float* columns, __global float* input,
                      int batch, int channels, int height, int width, int kernelHeight, int kernelWidth) {
     const int outHeight = height - kernelHeight + 1, outWidth = width - kernelWidth + 1;
@@ -46,3 +49,4 @@ __kernel void col2im(__global const float* columns, __global float* input,
         target[w] = sum;
     }
 }
+#endif

@@ -6,6 +6,7 @@
 // (output feature, four samples): each weight vector loaded feeds four dot
 // products (measured on PoCL here: ~2× one output per work-item). Samples
 // past the batch read the last sample and are not stored.
+#ifdef KERNEL_linear_forward
 __kernel void linear_forward(__global const float* input, __global const float* weight,
                              __global const float* bias, __global float* output,
                              int batch, int inFeatures, int outFeatures) {
@@ -36,6 +37,7 @@ __kernel void linear_forward(__global const float* input, __global const float* 
     }
     for (int r = 0; r < 4 && b0 + r < batch; r++) output[(size_t)(b0 + r) * outFeatures + o] = sums[r] + bias[o];
 }
+#endif
 
 // The whole backward pass in one launch (three launches cost ~1.5× as much
 // on PoCL here, batch 64, 400→10: each launch has a fixed cost, and the
@@ -48,6 +50,7 @@ __kernel void linear_forward(__global const float* input, __global const float* 
 //   per work-item is ~5–10 ns here); samples past the batch are skipped;
 // - the next `out`: gradBias[o] = Σ_b gradOutput[b,o].
 // Inputs with in % 8 ≠ 0 finish their last group element by element.
+#ifdef KERNEL_linear_backward
 __kernel void linear_backward(__global const float* input, __global const float* weight,
                               __global const float* gradOutput, __global float* gradWeight,
                               __global float* gradBias, __global float* gradInput,
@@ -111,3 +114,4 @@ __kernel void linear_backward(__global const float* input, __global const float*
         gradBias[index] = sum;
     }
 }
+#endif

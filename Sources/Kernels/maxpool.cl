@@ -48,6 +48,7 @@
                         select(zero, gradient, position == width + 1), interleave), 0, bottom + 2 * start); \
 }
 
+#ifdef KERNEL_maxpool2_forward
 __kernel void maxpool2_forward(__global const float* input, __global float* output,
                                __global int* argmax, int planes, int height, int width) {
     const int outHeight = height / 2, outWidth = width / 2;
@@ -79,6 +80,7 @@ __kernel void maxpool2_forward(__global const float* input, __global float* outp
         argmaxRow[ox] = best;
     }
 }
+#endif
 
 // One work-item per pair of input rows (2r, 2r+1), i.e. per output row r,
 // plus, when the height is odd, one for the dropped last row: each window's
@@ -87,6 +89,7 @@ __kernel void maxpool2_forward(__global const float* input, __global float* outp
 // this overwrites gradInput in one pass with no atomics. Elements in no
 // window (a dropped odd last row or column) receive 0. (argmax must come
 // from maxpool2_forward: each index lies inside its own window.)
+#ifdef KERNEL_maxpool2_backward
 __kernel void maxpool2_backward(__global const float* gradOutput, __global const int* argmax,
                                 __global float* gradInput, int planes, int height, int width) {
     const int outHeight = height / 2, outWidth = width / 2;
@@ -122,3 +125,4 @@ __kernel void maxpool2_backward(__global const float* gradOutput, __global const
     }
     if (width % 2 != 0) { top[width - 1] = 0.0f; bottom[width - 1] = 0.0f; }
 }
+#endif

@@ -2,6 +2,7 @@
 
 // velocity = μ·velocity + grad; parameter −= lr·velocity. One element per
 // work-item.
+#ifdef KERNEL_sgd_momentum_step
 __kernel void sgd_momentum_step(__global float* parameter, __global const float* gradient,
                                 __global float* velocity, float learningRate, float momentum, int count) {
     const int index = get_global_id(0);
@@ -10,6 +11,7 @@ __kernel void sgd_momentum_step(__global float* parameter, __global const float*
     velocity[index] = v;
     parameter[index] -= learningRate * v;
 }
+#endif
 
 // m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²; parameter −= lr·(m/c₁)/(√(v/c₂) + ε).
 // One work-item per four consecutive elements, moved as float4 (a quarter
@@ -20,6 +22,7 @@ __kernel void sgd_momentum_step(__global float* parameter, __global const float*
     mNew = beta1 * (mOld) + (1.0f - beta1) * (g); \
     vNew = beta2 * (vOld) + (1.0f - beta2) * (g) * (g); \
     step = learningRate * (mNew / correction1) / (sqrt(vNew / correction2) + epsilon);
+#ifdef KERNEL_adam_step
 __kernel void adam_step(__global float* parameter, __global const float* gradient,
                         __global float* m, __global float* v,
                         float learningRate, float beta1, float beta2, float epsilon,
@@ -44,3 +47,4 @@ __kernel void adam_step(__global float* parameter, __global const float* gradien
         }
     }
 }
+#endif

@@ -8,6 +8,7 @@
 // it turns into SIMD code. The last work-item finishes a count that is not
 // a multiple of 16 element by element.
 
+#ifdef KERNEL_relu_forward
 __kernel void relu_forward(__global const float* input, __global float* output, int count) {
     const int first = get_global_id(0) * 16;
     if (first >= count) return;
@@ -21,7 +22,9 @@ __kernel void relu_forward(__global const float* input, __global float* output, 
         }
     }
 }
+#endif
 
+#ifdef KERNEL_relu_backward
 __kernel void relu_backward(__global const float* output, __global const float* gradOutput,
                             __global float* gradInput, int count) {
     const int first = get_global_id(0) * 16;
@@ -35,3 +38,4 @@ __kernel void relu_backward(__global const float* output, __global const float* 
             gradInput[index] = output[index] > 0.0f ? gradOutput[index] : 0.0f;
     }
 }
+#endif

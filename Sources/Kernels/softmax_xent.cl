@@ -4,6 +4,7 @@
 // perSample[batch + b] = 1 when the first largest logit is the label.
 // A label outside [0, classes) has no one-hot entry and a NaN loss, so a bad
 // label shows up in the reported loss instead of reading out of bounds.
+#ifdef KERNEL_softmax_cross_entropy
 __kernel void softmax_cross_entropy(__global const float* logits, __global const int* labels,
                                     __global float* gradLogits, __global float* perSample,
                                     int batch, int classes) {
@@ -26,3 +27,4 @@ __kernel void softmax_cross_entropy(__global const float* logits, __global const
         grad[k] = (p - (k == label ? 1.0f : 0.0f)) * scale;
     }
 }
+#endif

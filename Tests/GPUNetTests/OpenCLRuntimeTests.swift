@@ -1,5 +1,6 @@
 import Foundation
 import GPUNet
+import Kernels
 import TestSupport
 import XCTest
 
@@ -50,6 +51,40 @@ final class OpenCLRuntimeTests: XCTestCase {
         }
     }
 
+    /// Every kernel of Sources/Kernels compiles: one program with every
+    /// `KERNEL_<name>` defined holds exactly the guarded kernels (devices
+    /// build only what they launch, so this is where an unused one is checked).
+    func testEveryGuardedKernelBuilds() throws {
+        let device = try OpenCLTestDevice.first()
+        let names = OpenCLDevice.kernelNames
+        XCTAssertEqual(names.count, 61, "\(names)")
+        XCTAssertTrue(names.contains("relu_forward") && names.contains("conv2d_pooled_data3x3_16"), "\(names)")
+        let options = OpenCLDevice.buildOptions + names.map { " -D KERNEL_" + $0 }.joined()
+        let program = try device.buildProgram(source: KernelSource.all, options: options)
+        XCTAssertEqual(try program.kernelNames(), names)
+    }
+
+    /// A kernel is built on first use, once, and an unknown name is refused
+    /// before anything is built.
+    func testKernelsAreBuiltOnFirstUseOnly() throws {
+        let info = try OpenCLTestDevice.first().info
+        guard case let .openCL(platform, index) = try DeviceSelector(parsing: info.selector) else {
+            return XCTFail("selector \(info.selector)")
+        }
+        let device = try OpenCLDevice(platform: platform, device: index, cache: OpenCLTestDevice.cache)
+        XCTAssertTrue(device.kernelPreparations.isEmpty)
+        let input = try device.makeBuffer([-1, 2, -3, 4] as [Float])
+        let output = try device.makeBuffer(count: 4, kind: .float32)
+        try device.reluForward(count: 4, input: input, output: output)
+        try device.reluForward(count: 4, input: output, output: input)
+        XCTAssertEqual(try device.floats(input), [0, 2, 0, 4])
+        XCTAssertEqual(Array(device.kernelPreparations.keys), ["relu_forward"])
+        XCTAssertThrowsError(try device.prepareKernel("no_such_kernel")) { error in
+            XCTAssertTrue("\(error)".contains("no_such_kernel"), "\(error)")
+        }
+        XCTAssertEqual(device.kernelPreparations.count, 1)
+    }
+
     /// First construction compiles and writes the entry; the second loads it
     /// (a hit, and faster); a corrupted entry is detected, rebuilt from
     /// source, and the rebuilt device computes correctly; then it hits again.
@@ -66,13 +101,16 @@ final class OpenCLRuntimeTests: XCTestCase {
         func make() throws -> OpenCLDevice {
             try OpenCLDevice(platform: platform, device: index, cache: cache, programTag: tag)
         }
+        func prepared() throws -> OpenCLProgram.Preparation {
+            try make().prepareKernel("relu_forward")
+        }
 
-        let cold = try make().programPreparation
+        let cold = try prepared()
         XCTAssertFalse(cold.cacheHit, "\(cold)")
         let file = try XCTUnwrap(cold.cacheFile)
         XCTAssertTrue(FileManager.default.fileExists(atPath: file))
         XCTAssertTrue(file.hasPrefix(folder.path), file)
-        let warm = try make().programPreparation
+        let warm = try prepared()
         XCTAssertTrue(warm.cacheHit, "\(warm)")
         XCTAssertEqual(warm.cacheFile, file)
         XCTAssertLessThan(warm.seconds, cold.seconds, "warm \(warm) vs cold \(cold)")
@@ -81,13 +119,14 @@ final class OpenCLRuntimeTests: XCTestCase {
         bytes[bytes.count / 2] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: file))
         let rebuilt = try make()
-        XCTAssertFalse(rebuilt.programPreparation.cacheHit)
-        XCTAssertTrue(rebuilt.programPreparation.notes.contains { $0.contains("corrupt") }, "\(rebuilt.programPreparation)")
+        let recovered = try rebuilt.prepareKernel("relu_forward")
+        XCTAssertFalse(recovered.cacheHit)
+        XCTAssertTrue(recovered.notes.contains { $0.contains("corrupt") }, "\(recovered)")
         let input: [Float] = [-1, 2, -3, 4]
         let output = try rebuilt.makeBuffer(count: 4, kind: .float32)
         try rebuilt.reluForward(count: 4, input: try rebuilt.makeBuffer(input), output: output)
         XCTAssertEqual(try rebuilt.floats(output), [0, 2, 0, 4])
-        XCTAssertTrue(try make().programPreparation.cacheHit)
+        XCTAssertTrue(try prepared().cacheHit)
     }
 
     /// The cache folder: CONVSVD_KERNEL_CACHE, else $XDG_CACHE_HOME/convsvd/kernels.
@@ -125,8 +164,10 @@ final class OpenCLRuntimeTests: XCTestCase {
             let during = OpenCLDevice.liveObjects
             XCTAssertEqual(during.contexts, baseline.contexts + 1)
             XCTAssertEqual(during.queues, baseline.queues + 1)
-            XCTAssertEqual(during.programs, baseline.programs + 1)
-            XCTAssertGreaterThan(during.kernels, baseline.kernels + 10)
+            // One program per kernel, built on first launch.
+            XCTAssertEqual(during.programs, baseline.programs + device.kernelPreparations.count)
+            XCTAssertEqual(during.kernels, baseline.kernels + device.kernelPreparations.count)
+            XCTAssertGreaterThanOrEqual(device.kernelPreparations.count, 4)
             XCTAssertGreaterThanOrEqual(during.buffers, baseline.buffers + 3)
         }
         XCTAssertEqual(OpenCLDevice.liveObjects, baseline)

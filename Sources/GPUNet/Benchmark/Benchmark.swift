@@ -97,8 +97,8 @@ public struct Benchmark {
         public var stepBreakdown: [Int: [Share]]
         /// A full epoch of training (60k images, batch 64) when asked for.
         public var epoch: Timing?
-        /// Kernel program preparation, seconds: with an empty and with a warm
-        /// cache (OpenCL devices only).
+        /// Kernel preparation for a training step, seconds: with an empty and
+        /// with a warm cache (OpenCL devices only).
         public var programPreparation: ProgramPreparation?
 
         enum CodingKeys: String, CodingKey {
@@ -107,12 +107,22 @@ public struct Benchmark {
         }
     }
 
+    /// The time to make ready every kernel a training step launches (OpenCL
+    /// builds each kernel when first launched): `coldSeconds` from an empty
+    /// kernel cache and a program the driver has not seen, `warmSeconds`
+    /// from the cache that run filled. Kernels no training step uses (GEMM,
+    /// im2col, the unpooled convolutions…) are not included: they are built
+    /// when an analysis first launches them.
     public struct ProgramPreparation: Codable, Equatable, Sendable {
         public var coldSeconds: Double
         public var warmSeconds: Double
-        enum CodingKeys: String, CodingKey { case coldSeconds = "cold_seconds", warmSeconds = "warm_seconds" }
-        public init(coldSeconds: Double, warmSeconds: Double) {
-            self.coldSeconds = coldSeconds; self.warmSeconds = warmSeconds
+        /// How many kernels a training step launched, nil when not recorded.
+        public var kernelCount: Int?
+        enum CodingKeys: String, CodingKey {
+            case coldSeconds = "cold_seconds", warmSeconds = "warm_seconds", kernelCount = "kernel_count"
+        }
+        public init(coldSeconds: Double, warmSeconds: Double, kernelCount: Int? = nil) {
+            self.coldSeconds = coldSeconds; self.warmSeconds = warmSeconds; self.kernelCount = kernelCount
         }
     }
 

@@ -79,7 +79,7 @@ public enum Devices {
     }
 
     /// Makes the selected device; OpenCL devices build (or load from the
-    /// kernel cache) their program here.
+    /// kernel cache) each kernel when it is first launched.
     public static func make(_ selector: DeviceSelector) throws -> any Device {
         switch selector {
         case .host:
@@ -97,10 +97,11 @@ public enum Devices {
         }
     }
 
-    /// Kernel program preparation of an OpenCL selection, seconds: first
-    /// cold (an empty cache, and a program tag that the driver's own cache
-    /// has not seen either, so the OpenCL C compiler really runs), then warm
-    /// (the same program loaded from the cache just written). Nil for the host.
+    /// Kernel preparation of an OpenCL selection for a training step,
+    /// seconds: first cold (an empty cache, and a program tag that the
+    /// driver's own cache has not seen either, so the OpenCL C compiler
+    /// really runs), then warm (the same kernels loaded from the cache just
+    /// written). Nil for the host.
     public static func measureProgramPreparation(_ selector: DeviceSelector) throws -> Benchmark.ProgramPreparation? {
         let entry: OpenCLDeviceEntry
         switch selector {
@@ -122,9 +123,31 @@ public enum Devices {
         defer { try? FileManager.default.removeItem(at: folder) }
         let cache = OpenCLProgramCache(directory: folder)
         let tag = UUID().uuidString
-        let cold = try OpenCLDevice(entry: entry, cache: cache, programTag: tag).programPreparation
-        let warm = try OpenCLDevice(entry: entry, cache: cache, programTag: tag).programPreparation
-        return Benchmark.ProgramPreparation(coldSeconds: cold.seconds, warmSeconds: warm.seconds)
+        let cold = try trainingStepPreparation(entry: entry, cache: cache, tag: tag)
+        let warm = try trainingStepPreparation(entry: entry, cache: cache, tag: tag)
+        return Benchmark.ProgramPreparation(coldSeconds: cold.seconds, warmSeconds: warm.seconds,
+                                            kernelCount: cold.kernels)
+    }
+
+    /// Kernels are built when first launched, so the kernels a training step
+    /// needs are found by running one (a batch of 64 zero images, forward,
+    /// backward and an Adam update: the defaults of `convsvd train`) on a new
+    /// device; returns the seconds spent preparing them and their number.
+    private static func trainingStepPreparation(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache,
+                                                tag: String) throws -> (seconds: Double, kernels: Int) {
+        let device = try OpenCLDevice(entry: entry, cache: cache, programTag: tag)
+        let settings = TrainingSettings()
+        let network = try TinyConvNet(device: device)
+        let optimizer = try Optimizer(settings.optimizer, learningRate: settings.learningRate,
+                                      parameters: network.parameters, device: device)
+        let workspace = try network.workspace(batch: settings.batchSize)
+        try network.setBatch(workspace, images: [Float](repeating: 0, count: workspace.shapes.conv1.inputCount),
+                             labels: [Int32](repeating: 0, count: settings.batchSize))
+        try network.forward(workspace)
+        try network.backward(workspace)
+        try optimizer.update(parameters: network.parameters, gradients: network.gradients)
+        _ = try network.batchResult(workspace)
+        return (device.preparationSeconds, device.kernelPreparations.count)
     }
 
     private static var defaultCache: OpenCLProgramCache {

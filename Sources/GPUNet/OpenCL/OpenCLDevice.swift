@@ -5,9 +5,16 @@ import _COpenCL
 /// The ``Device`` operations as OpenCL kernels, on any OpenCL 1.2 device (a
 /// GPU, or PoCL on the CPU).
 ///
-/// One context, one in-order queue and one program holding every kernel of
-/// `Sources/Kernels` (embedded in the binary as `KernelSource.all`), built
-/// once per device and cached on disk (``OpenCLProgramCache``). Operations
+/// One context, one in-order queue, and one program per kernel, built the
+/// first time that kernel is launched and cached on disk
+/// (``OpenCLProgramCache``, one entry per kernel). Each program is
+/// `KernelSource.all` built with `-D KERNEL_<name>`: every kernel in
+/// `Sources/Kernels` sits in `#ifdef KERNEL_<name>`, so the preprocessor
+/// drops the others. On PoCL the cost of a build is mostly the code
+/// generation of each kernel in the program (~0.1–0.9 s a kernel here), and
+/// builds from several threads run one at a time, so building only what is
+/// launched (a training step uses 14 of the 61 kernels) is what shortens a
+/// first run; a cached kernel loads in milliseconds. Operations
 /// only enqueue work: nothing is read back inside an operation, and uploads
 /// are copied to host staging areas and queued (``OpenCLUploadStaging``), so
 /// a training step waits for the device only in the downloads the caller
@@ -19,14 +26,26 @@ import _COpenCL
 /// arguments are set on shared kernel objects).
 public final class OpenCLDevice: Device {
     public let info: DeviceInfo
-    /// How the kernel program was made ready (cache hit or compile, seconds).
-    public let programPreparation: OpenCLProgram.Preparation
-    /// The build options of the kernel program.
+    /// The build options of every kernel's program (plus `-D KERNEL_<name>`).
     public static let buildOptions = "-cl-std=CL1.2"
 
+    /// The kernels of `Sources/Kernels`, sorted: the `#ifdef KERNEL_<name>`
+    /// guards of `KernelSource.all`.
+    public static let kernelNames: [String] = {
+        let marker = "#ifdef KERNEL_"
+        return Set(KernelSource.all.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix(marker) else { return nil }
+            return String(line.dropFirst(marker.count).prefix { $0.isLetter || $0.isNumber || $0 == "_" })
+        }).sorted()
+    }()
+
     let context: OpenCLContext
-    let program: OpenCLProgram
+    /// `KernelSource.all` plus the program tag, the source of every kernel's program.
+    private let source: String
+    private let cache: OpenCLProgramCache?
     private var kernels: [String: OpenCLKernel] = [:]
+    /// How each kernel built so far was made ready (cache hit or compile, seconds), by name.
+    public private(set) var kernelPreparations: [String: OpenCLProgram.Preparation] = [:]
     /// Work buffers of the convolutions (rearranged weights and gradients,
     /// partial sums), grown on demand and reused: the queue is in order, so a
     /// later operation never overwrites one an earlier one still reads.
@@ -37,11 +56,12 @@ public final class OpenCLDevice: Device {
     /// The live OpenCL objects of this process (all devices together).
     public static var liveObjects: OpenCLLiveObjects { OpenCLLiveObjects.current }
 
-    /// The device `opencl:platform:device`, with the kernel program cached
-    /// in `cache` (nil: always compile). A `programTag` is appended to the
-    /// program source as a constant's name: a new tag makes a program that neither
-    /// our cache nor the driver's own (PoCL keeps one) has seen, which is how
-    /// a truly cold build is measured.
+    /// The device `opencl:platform:device`, with its kernels' programs cached
+    /// in `cache` (nil: always compile). Builds nothing: each kernel is built
+    /// when first launched (or by ``prepareKernel(_:)``). A `programTag` is
+    /// appended to the program source as a constant's name: a new tag makes
+    /// programs that neither our cache nor the driver's own (PoCL keeps one)
+    /// has seen, which is how a truly cold build is measured.
     public convenience init(platform platformIndex: Int = 0, device deviceIndex: Int = 0,
                             cache: OpenCLProgramCache? = OpenCLProgramCache(directory: OpenCLProgramCache.defaultDirectory),
                             programTag: String? = nil) throws {
@@ -60,17 +80,26 @@ public final class OpenCLDevice: Device {
     init(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?, programTag: String? = nil) throws {
         info = entry.info
         context = try OpenCLContext(entry: entry)
+        self.cache = cache
         // A declaration, not a comment: a driver may hash the preprocessed source.
-        let source = KernelSource.all + (programTag.map {
+        source = KernelSource.all + (programTag.map {
             let name = String($0.map { $0.isLetter || $0.isNumber ? $0 : "_" })
             return "\n__constant int convsvd_program_tag_\(name) = 0;\n"
         } ?? "")
-        program = try OpenCLProgram(owner: context, source: source, options: Self.buildOptions, cache: cache)
-        programPreparation = program.preparation
-        for name in try program.kernelNames() {
-            kernels[name] = try OpenCLKernel(program: program, name: name)
-        }
     }
+
+    /// Builds the program of kernel `name` (from the cache when it holds
+    /// it) unless already built, and says how it was made ready. An unknown
+    /// name throws ``OpenCLError/invalidArgument(_:)``; a compile error
+    /// ``OpenCLError/buildFailed(device:status:log:)`` with the log.
+    @discardableResult
+    public func prepareKernel(_ name: String) throws -> OpenCLProgram.Preparation {
+        _ = try kernel(name)
+        return kernelPreparations[name]!
+    }
+
+    /// Seconds spent making kernels ready so far (cache reads and compiles).
+    public var preparationSeconds: Double { kernelPreparations.values.reduce(0) { $0 + $1.seconds } }
 
     /// Builds arbitrary OpenCL C on this device's context, without the
     /// cache: for tests and diagnostics. A compile error throws
@@ -82,9 +111,15 @@ public final class OpenCLDevice: Device {
     // MARK: Plumbing
 
     func kernel(_ name: String) throws -> OpenCLKernel {
-        guard let kernel = kernels[name] else {
-            throw OpenCLError.invalidArgument("the kernel program has no kernel \(name)")
+        if let kernel = kernels[name] { return kernel }
+        guard Self.kernelNames.contains(name) else {
+            throw OpenCLError.invalidArgument("Sources/Kernels has no kernel \(name)")
         }
+        let program = try OpenCLProgram(owner: context, source: source,
+                                        options: Self.buildOptions + " -D KERNEL_" + name, cache: cache)
+        let kernel = try OpenCLKernel(program: program, name: name)
+        kernels[name] = kernel
+        kernelPreparations[name] = program.preparation
         return kernel
     }
 
