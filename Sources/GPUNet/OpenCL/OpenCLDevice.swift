@@ -10,11 +10,12 @@ import _COpenCL
 /// (``OpenCLProgramCache``, one entry per kernel). Each program is
 /// `KernelSource.all` built with `-D KERNEL_<name>`: every kernel in
 /// `Sources/Kernels` sits in `#ifdef KERNEL_<name>`, so the preprocessor
-/// drops the others. On PoCL the cost of a build is mostly the code
-/// generation of each kernel in the program (~0.1–0.9 s a kernel here), and
-/// builds from several threads run one at a time, so building only what is
-/// launched (a training step uses 14 of the 61 kernels) is what shortens a
-/// first run; a cached kernel loads in milliseconds. Operations
+/// drops the others. On PoCL here a build costs ~0.75 s once per process,
+/// ~0.15–0.3 s a program, and the code generation of each kernel in it
+/// (0.06–0.65 s), and builds from several threads run one at a time, so
+/// building only what is launched (a training step uses 14 of the 61
+/// kernels) is what shortens a first run; a cached kernel loads in about a
+/// millisecond. Operations
 /// only enqueue work: nothing is read back inside an operation, and uploads
 /// are copied to host staging areas and queued (``OpenCLUploadStaging``), so
 /// a training step waits for the device only in the downloads the caller
