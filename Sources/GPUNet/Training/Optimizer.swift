@@ -73,6 +73,22 @@ public final class Optimizer {
         }
     }
 
+    /// Runs the update rule once on throwaway one-element buffers, so that a
+    /// device which prepares its kernels on first use (OpenCL) has done so;
+    /// the optimiser's own state and step count are untouched.
+    public func prepare() throws {
+        let p = try device.makeBuffer(count: 1, kind: .float32), g = try device.makeBuffer(count: 1, kind: .float32)
+        let a = try device.makeBuffer(count: 1, kind: .float32), b = try device.makeBuffer(count: 1, kind: .float32)
+        switch kind {
+        case let .adam(b1, b2, eps):
+            try device.adamStep(count: 1, parameter: p, gradient: g, m: a, v: b,
+                                step: AdamStep(learningRate: learningRate, beta1: b1, beta2: b2, epsilon: eps, step: 1))
+        case let .sgd(momentum):
+            try device.sgdMomentumStep(count: 1, parameter: p, gradient: g, velocity: a, learningRate: learningRate,
+                                       momentum: momentum)
+        }
+    }
+
     /// The state tensors by checkpoint name.
     public func state() throws -> [String: [Float]] {
         var out: [String: [Float]] = [:]

@@ -91,6 +91,7 @@ public final class Trainer {
         let startEpoch = history.count + 1
         guard startEpoch <= settings.epochs else { return }
         let steps = (train.count + settings.batchSize - 1) / settings.batchSize
+        try prepareDevice()
         for epoch in startEpoch...settings.epochs {
             observer?.epochStarted(epoch: epoch, of: settings.epochs, steps: steps)
             let start = DispatchTime.now().uptimeNanoseconds
@@ -148,6 +149,21 @@ public final class Trainer {
             if let directory { try save(to: directory) }
             observer?.epochFinished(metrics, of: settings.epochs)
         }
+    }
+
+    /// Runs a step's operations once before the first epoch's clock starts:
+    /// an OpenCL device builds (or loads from its cache) each kernel at its
+    /// first launch, seconds on a cold cache, which is not training time.
+    /// The forward and backward passes run on the workspace's current
+    /// contents and write only activations and gradients, which the first
+    /// real step overwrites; parameters, optimiser state and history are
+    /// untouched.
+    private func prepareDevice() throws {
+        let w = try network.workspace(batch: min(settings.batchSize, max(1, train.count)))
+        try network.forward(w)
+        try network.backward(w)
+        try optimizer.prepare()
+        try device.finish()
     }
 
     /// Test-set evaluation: accuracy, mean loss and the predicted classes.

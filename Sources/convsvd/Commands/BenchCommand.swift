@@ -69,7 +69,9 @@ enum BenchTable {
         for r in reports {
             Swift.print("\n== \(r.device.name) (\(r.device.selector))")
             if let p = r.programPreparation {
-                Swift.print(String(format: "kernel preparation: %.3f s cold, %.3f s warm (cached)", p.coldSeconds, p.warmSeconds))
+                let what = p.kernelCount.map { " for the \($0) kernels of a training step" } ?? ""
+                Swift.print("kernel preparation\(what): "
+                            + String(format: "%.3f s cold, %.3f s warm (cached)", p.coldSeconds, p.warmSeconds))
             }
             Swift.print(pad("operation", 24) + pad("batch", 6) + pad("shape", 24) + pad("median ms", 11)
                         + pad("min–max ms", 17) + pad("GFLOP/s", 9) + "vs host")
