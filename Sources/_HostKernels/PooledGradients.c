@@ -16,6 +16,21 @@
 // Every winner is checked against its window, so a corrupt argmax is
 // reported (return value 1) instead of read or written out of bounds.
 
+/// Appends one window's gradient and the input offset of its winner (the
+/// value is kept, i.e. the count advances, only when nonzero). `first` is the
+/// flat output index of the window's top-left pixel, `corner` that pixel's
+/// input offset. Returns 1 when the argmax lies outside the window.
+static inline int hk_gather_one(float gradient, int winner, int first, int corner, int outWidth, int width,
+                                float *values, int *offsets, int *count) {
+    int d = winner - first;
+    int dy = d >= outWidth, dx = d - dy * outWidth;
+    int outside = ((unsigned)dx > 1u) | ((unsigned)d > (unsigned)(outWidth + 1));
+    values[*count] = gradient;
+    offsets[*count] = outside ? 0 : corner + dy * width + dx;
+    *count += gradient != 0;
+    return outside;
+}
+
 /// Gathers the nonzero gradients of one pooled plane and, for each, the flat
 /// offset y*width + x of its winner (y, x) in a width-wide input image.
 /// Branch-free: ReLU leaves a random half of the gradients zero and winners
@@ -24,18 +39,12 @@
 static int hk_gather_winners(const float *gradient, const int *argmax, int pooledHeight, int pooledWidth,
                              int outWidth, int width, float *values, int *offsets) {
     int count = 0, bad = 0;
-    for (int qy = 0; qy < pooledHeight; qy++) {
+    for (int qy = 0; qy < pooledHeight; qy++)
         for (int qx = 0; qx < pooledWidth; qx++) {
             int q = qy * pooledWidth + qx;
-            int d = argmax[q] - (2 * qy * outWidth + 2 * qx);
-            int dy = d >= outWidth, dx = d - dy * outWidth;
-            int outside = ((unsigned)dx > 1u) | ((unsigned)d > (unsigned)(outWidth + 1));
-            bad |= outside;
-            values[count] = gradient[q];
-            offsets[count] = outside ? 0 : (2 * qy + dy) * width + 2 * qx + dx;
-            count += gradient[q] != 0;
+            bad |= hk_gather_one(gradient[q], argmax[q], 2 * qy * outWidth + 2 * qx, 2 * qy * width + 2 * qx,
+                                 outWidth, width, values, offsets, &count);
         }
-    }
     return bad ? -1 : count;
 }
 
@@ -158,15 +167,9 @@ static int hk_gather_winners8(const float *gradient, const int *argmax, int wind
         count += __builtin_popcount(mask);
     }
     int badTail = 0;
-    for (; q < windows; q++) {
-        int d = argmax[q] - table.first[q];
-        int dy = d >= outWidth, dx = d - dy * outWidth;
-        int outside = ((unsigned)dx > 1u) | ((unsigned)d > (unsigned)(outWidth + 1));
-        badTail |= outside;
-        values[count] = gradient[q];
-        offsets[count] = outside ? 0 : table.corner[q] + dy * width + dx;
-        count += gradient[q] != 0;
-    }
+    for (; q < windows; q++)
+        badTail |= hk_gather_one(gradient[q], argmax[q], table.first[q], table.corner[q], outWidth, width, values,
+                                 offsets, &count);
     return (badTail || !_mm256_testz_si256(bad, bad)) ? -1 : count;
 }
 
@@ -389,7 +392,7 @@ static int hk_weight_gradient_output_lanes(const float *in, int channels, int he
 
 long hk_pooled_weight_gradient_work(int channels, int height, int width, int kernelHeight, int kernelWidth,
                                     int outChannels, int outHeight, int outWidth, int images) {
-    long windows = (long)(outHeight / 2) * (outWidth / 2), taps = (long)channels * kernelHeight * kernelWidth;
+    long windows = (long)(outHeight / 2) * (outWidth / 2);
     long need = 2 * windows;
     if (hk_channels8_path(channels, kernelHeight, kernelWidth)) {
         long c8 = (long)images * height * width * 8 + 4 * windows + 16;

@@ -125,12 +125,20 @@ extension HostDevice {
         }
     }
 
+    /// The weights (O × taps) as (taps × outPad), zero in the padding
+    /// columns: column o is weight row o, so one tap's output channels are
+    /// contiguous for the vector lanes.
+    static func tapMajorWeights(_ pw: UnsafePointer<Float>, outChannels: Int, taps: Int, outPad: Int) -> [Float] {
+        var weightsT = [Float](repeating: 0, count: taps * outPad)
+        for oc in 0..<outChannels { for t in 0..<taps { weightsT[t * outPad + oc] = pw[oc * taps + t] } }
+        return weightsT
+    }
+
     func imageConvolution(_ s: ConvShape, weight pw: UnsafeMutablePointer<Float>) -> ImageConvolution {
         let k = s.patchSize, o = s.outChannels
         if let plan = directPlan(s) {
             let outPad = (o + 3) / 4 * 4
-            var weightsT = [Float](repeating: 0, count: k * outPad)
-            for oc in 0..<o { for t in 0..<k { weightsT[t * outPad + oc] = pw[oc * k + t] } }
+            let weightsT = Self.tapMajorWeights(pw, outChannels: o, taps: k, outPad: outPad)
             return ImageConvolution(shape: s, weight: pw, plan: plan, weightsT: weightsT, outPad: outPad, columns: nil)
         }
         return ImageConvolution(shape: s, weight: pw, plan: nil, weightsT: [], outPad: 0,

@@ -31,8 +31,7 @@ extension HostDevice {
         if usesDirectKernels && s.outChannels <= 16 && imagePooled > 0 {
             // Output channels in the lanes, the pool taken in registers (`hk_conv_pool_image`).
             let outPad = s.outChannels <= 8 ? 8 : 16, k = s.patchSize
-            var weightsT = [Float](repeating: 0, count: k * outPad)
-            for oc in 0..<s.outChannels { for t in 0..<k { weightsT[t * outPad + oc] = pw[oc * k + t] } }
+            let weightsT = Self.tapMajorWeights(pw, outChannels: s.outChannels, taps: k, outPad: outPad)
             var offsets = [Int32](repeating: 0, count: k)
             hk_tap_offsets(Int32(s.inChannels), Int32(s.height), Int32(s.width),
                            Int32(s.kernelHeight), Int32(s.kernelWidth), &offsets)
@@ -55,26 +54,12 @@ extension HostDevice {
         let imageOutput = s.outChannels * s.outHeight * s.outWidth
         let convolution = imageConvolution(s, weight: pw)
         let outputs = scratch.slot(1, floats: imageOutput)
-        let vectorPool = usesDirectKernels && pool.outWidth >= 4
         parallelChunks(s.batch, chunks: tasks) { worker, images in
             let output = outputs[worker]
             for b in images {
                 convolution.run(input: pin, image: b, worker: worker, output: output)
-                let target = pout + b * imagePooled, winners = parg + b * imagePooled
-                if vectorPool {
-                    hk_max_pool2_forward(output, Int32(s.outChannels), Int32(s.outHeight), Int32(s.outWidth),
-                                         target, winners)
-                    continue
-                }
-                let (planeSize, outPlaneSize) = (s.outHeight * s.outWidth, pool.outHeight * pool.outWidth)
-                for plane in 0..<s.outChannels {
-                    for oy in 0..<pool.outHeight {
-                        HostKernels.maxPoolRow(plane: output + plane * planeSize, top: 2 * oy * s.outWidth,
-                                               width: s.outWidth, outWidth: pool.outWidth,
-                                               output: target + plane * outPlaneSize + oy * pool.outWidth,
-                                               argmax: winners + plane * outPlaneSize + oy * pool.outWidth)
-                    }
-                }
+                maxPool2Planes(output, planes: s.outChannels, height: s.outHeight, width: s.outWidth,
+                               output: pout + b * imagePooled, argmax: parg + b * imagePooled)
             }
         }
     }
