@@ -17,7 +17,8 @@ final class PooledConvolutionTests: XCTestCase {
     /// TinyConvNet's layers at batch 1, 13 and 64, and shapes that reach the
     /// edge cases: odd output sizes (floor mode drops a row and a column),
     /// pooled rows shorter than a vector, several input channels with a
-    /// non-square kernel, more output channels than one vector holds.
+    /// non-square kernel, more output channels than one vector holds, more
+    /// windows than one chunk of the OpenCL gathers.
     static let shapes: [ConvShape] = [1, 13, 64].flatMap { batch in
         [ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28),
          ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13)]
@@ -26,6 +27,8 @@ final class PooledConvolutionTests: XCTestCase {
         ConvShape(batch: 2, inChannels: 2, outChannels: 3, height: 7, width: 6, kernelHeight: 2, kernelWidth: 4),
         ConvShape(batch: 2, inChannels: 4, outChannels: 20, height: 12, width: 21),
         ConvShape(batch: 5, inChannels: 8, outChannels: 16, height: 4, width: 4),
+        // 10×10 = 100 windows: more than one chunk of the OpenCL gathers (64).
+        ConvShape(batch: 2, inChannels: 4, outChannels: 3, height: 23, width: 22),
     ]
 
     static func pool(_ s: ConvShape) -> PoolShape {
