@@ -16,6 +16,9 @@
 // conv_weight_patch_major; lanes ≥ outChannels are never stored. Only the
 // windows that floor mode keeps are computed (an odd last conv row or column
 // is never evaluated).
+//
+// With `relu` ≠ 0 every kernel stores ReLU(pooled) instead (relu.cl's rule:
+// a NaN passes), the winners unchanged: ReLU commutes with the max.
 
 #define POOL_INT_1 int
 #define POOL_INT_4 int4
@@ -66,6 +69,7 @@
     POOL_CANDIDATE(W, acc01, first + 1) \
     POOL_CANDIDATE(W, acc10, first + outWidth) \
     POOL_CANDIDATE(W, acc11, first + outWidth + 1) \
+    if (relu) best = select((VEC_##W)0.0f, best, (best > 0.0f) | isnan(best)); \
     const int o0 = group * W; \
     const size_t out = ((size_t)(b * outChannels + o0) * poolHeight + py) * poolWidth + px; \
     STORE_LANES_##W(best, winner, pooled + out, argmax + out, windows, outChannels - o0)
@@ -92,13 +96,13 @@
 #define DEFINE_CONV2D_MAXPOOL2_FORWARD(W) \
 __kernel void conv2d_maxpool2_forward_##W(__global const float* input, __global const float* weightT, \
         __global float* pooled, __global int* argmax, int batch, int inChannels, int height, int width, \
-        int outChannels, int kernelHeight, int kernelWidth) { \
+        int outChannels, int relu, int kernelHeight, int kernelWidth) { \
     CONV2D_MAXPOOL2_FORWARD_BODY(W, kernelHeight, kernelWidth, ) \
 }
 #define DEFINE_CONV2D_MAXPOOL2_FORWARD3X3(W) \
 __kernel void conv2d_maxpool2_forward3x3_##W(__global const float* input, __global const float* weightT, \
         __global float* pooled, __global int* argmax, int batch, int inChannels, int height, int width, \
-        int outChannels) { \
+        int outChannels, int relu) { \
     CONV2D_MAXPOOL2_FORWARD_BODY(W, 3, 3, _Pragma("unroll")) \
 }
 
@@ -130,18 +134,38 @@ DEFINE_CONV2D_MAXPOOL2_FORWARD3X3(16)
 // The same for 3×3 kernels and at least 8 pool windows per row, with the
 // vectors along the rows instead (the better form when output channels are
 // few and rows long: conv1). One work-item per (block of 4 output
-// channels, image, pooled row, block of 8 windows); per output channel two
-// float16 accumulators hold the 16 conv outputs under the block's windows
-// in conv rows 2py and 2py+1, each input row read with vload16 and each
-// weight a scalar; the four candidates of the 8 windows are then the even
-// and odd lanes of the two rows, compared lane-wise, and pooled values and
-// winners stored with one vstore8 each. A row's last block is shifted left
-// to end at its last window (rewriting a few windows with the same values);
-// channels past the last read the last channel's weights and are not stored.
+// channels, image, pooled row, block of 8 windows). Two output channels at
+// a time: each of the 4 input rows under the block's two conv rows, at the
+// three kernel offsets, is read once (vload16) and feeds both channels'
+// float16 accumulators of conv rows 2py (taps of kernel rows 0–2) and
+// 2py+1 (1–3): eight independent accumulation chains. (One channel at a
+// time left four chains of nine dependent multiply-adds each and read
+// every row once per channel: ~1.2–1.4× the time here.) The four
+// candidates of the 8 windows are then the even and odd lanes of the two
+// rows, compared lane-wise, and pooled values and winners stored with one
+// vstore8 each. A row's last block is shifted left to end at its last
+// window (rewriting a few windows with the same values); channels past the
+// last read the last channel's weights and are not stored.
+#define ROWS_POOL_STORE(top, bottom, t) { \
+    float8 best = top.even; \
+    int8 winner = first; \
+    int8 larger = top.odd > best; \
+    best = select(best, top.odd, larger); winner = select(winner, first + 1, larger); \
+    larger = bottom.even > best; \
+    best = select(best, bottom.even, larger); winner = select(winner, first + outWidth, larger); \
+    larger = bottom.odd > best; \
+    best = select(best, bottom.odd, larger); winner = select(winner, first + outWidth + 1, larger); \
+    if (relu) best = select((float8)0.0f, best, (best > 0.0f) | isnan(best)); \
+    if (ob * 4 + (t) < outChannels) { \
+        const size_t out = ((size_t)(b * outChannels + ob * 4 + (t)) * poolHeight + py) * poolWidth + start; \
+        vstore8(best, 0, pooled + out); \
+        vstore8(winner, 0, argmax + out); \
+    } \
+}
 #ifdef KERNEL_conv2d_maxpool2_forward_rows3x3
-__kernel void conv2d_maxpool2_forward_rows3x3(__global const float* input, __global const float* weight,
-        __global float* pooled, __global int* argmax, int batch, int inChannels, int height, int width,
-        int outChannels) {
+__kernel void conv2d_maxpool2_forward_rows3x3(__global const float* restrict input,
+        __global const float* restrict weight, __global float* restrict pooled, __global int* restrict argmax,
+        int batch, int inChannels, int height, int width, int outChannels, int relu) {
     const int outHeight = height - 2, outWidth = width - 2;
     const int poolHeight = outHeight / 2, poolWidth = outWidth / 2;
     const int xBlocks = (poolWidth + 7) / 8, oBlocks = (outChannels + 3) / 4;
@@ -154,33 +178,23 @@ __kernel void conv2d_maxpool2_forward_rows3x3(__global const float* input, __glo
     const int start = min(xb * 8, poolWidth - 8);
     const int y = 2 * py, x = 2 * start;
     const int8 first = (int8)(y * outWidth + x) + (int8)(0, 2, 4, 6, 8, 10, 12, 14);
-    _Pragma("unroll") for (int t = 0; t < 4; t++) {
-        const int o = min(ob * 4 + t, outChannels - 1);
-        float16 top = 0.0f, bottom = 0.0f;
+    _Pragma("unroll") for (int t = 0; t < 4; t += 2) {
+        const int o0 = min(ob * 4 + t, outChannels - 1), o1 = min(ob * 4 + t + 1, outChannels - 1);
+        float16 top0 = 0.0f, bottom0 = 0.0f, top1 = 0.0f, bottom1 = 0.0f;
         for (int c = 0; c < inChannels; c++) {
             __global const float* row = input + ((size_t)(b * inChannels + c) * height + y) * width + x;
-            __global const float* w = weight + ((size_t)o * inChannels + c) * 9;
-            _Pragma("unroll") for (int i = 0; i < 3; i++) {
+            __global const float* w0 = weight + ((size_t)o0 * inChannels + c) * 9;
+            __global const float* w1 = weight + ((size_t)o1 * inChannels + c) * 9;
+            _Pragma("unroll") for (int r = 0; r < 4; r++) {
                 _Pragma("unroll") for (int j = 0; j < 3; j++) {
-                    const float wv = w[i * 3 + j];
-                    top += wv * vload16(0, row + i * width + j);
-                    bottom += wv * vload16(0, row + (i + 1) * width + j);
+                    const float16 v = vload16(0, row + r * width + j);
+                    if (r < 3) { top0 += w0[r * 3 + j] * v; top1 += w1[r * 3 + j] * v; }
+                    if (r > 0) { bottom0 += w0[(r - 1) * 3 + j] * v; bottom1 += w1[(r - 1) * 3 + j] * v; }
                 }
             }
         }
-        float8 best = top.even;
-        int8 winner = first;
-        int8 larger = top.odd > best;
-        best = select(best, top.odd, larger); winner = select(winner, first + 1, larger);
-        larger = bottom.even > best;
-        best = select(best, bottom.even, larger); winner = select(winner, first + outWidth, larger);
-        larger = bottom.odd > best;
-        best = select(best, bottom.odd, larger); winner = select(winner, first + outWidth + 1, larger);
-        if (ob * 4 + t < outChannels) {
-            const size_t out = ((size_t)(b * outChannels + o) * poolHeight + py) * poolWidth + start;
-            vstore8(best, 0, pooled + out);
-            vstore8(winner, 0, argmax + out);
-        }
+        ROWS_POOL_STORE(top0, bottom0, t)
+        ROWS_POOL_STORE(top1, bottom1, t + 1)
     }
 }
 #endif

@@ -17,6 +17,11 @@
 // (conv2d_pooled_weight_outlanes3x3). Every sum runs in a fixed order (no
 // atomics): results are deterministic.
 //
+// With relu ≠ 0, reluOutput (B, O, pH, pW) is the output of a ReLU fused
+// after the pool and g the gradient of that output: it passes where
+// reluOutput > 0 (relu_backward's rule); with relu = 0 reluOutput is not
+// read.
+//
 // A winner that is not one of its own window's four pixels (a corrupt
 // argmax) is ignored: that window passes no gradient for that channel, and
 // nothing outside the image is read or written.
@@ -46,38 +51,43 @@ static inline void window_tables(int q0, int count, int poolWidth, int outWidth,
 }
 
 // Appends window k's gradient and its winner's input offset at n, and
-// returns n + 1 if the gradient is nonzero and the winner one of the
-// window's four pixels (position 0, 1, outWidth or outWidth + 1 from its
-// first), n otherwise: a corrupt argmax passes no gradient.
-static inline int gather_one(float value, int winner, int first, int corner, int outWidth, int width,
+// returns n + 1 if the gradient is nonzero, passes the fused ReLU (`passes`:
+// its output > 0, or no ReLU) and the winner is one of the window's four
+// pixels (position 0, 1, outWidth or outWidth + 1 from its first), n
+// otherwise: a corrupt argmax passes no gradient.
+static inline int gather_one(float value, int passes, int winner, int first, int corner, int outWidth, int width,
                              float* values, int* offsets, int n) {
     const int position = winner - first;
     const int dy = position >= outWidth;
     const int dx = position - dy * outWidth;
     values[n] = value;
     offsets[n] = corner + dy * width + dx;
-    return n + (((uint)dx <= 1u) & (position >= 0) & (value != 0.0f));
+    return n + (((uint)dx <= 1u) & (position >= 0) & (value != 0.0f) & passes);
 }
 
 // The same for 8 windows in vector registers, then packed lane by lane
 // (each lane stored at n, n advanced by its keep flag).
 #define PACK_WINNER(L) values[n] = value.s##L; offsets[n] = offset.s##L; n -= keep.s##L;
-static inline int gather_winners(__global const float* gradient, __global const int* argmax, int count,
+static inline int gather_winners(__global const float* gradient, __global const int* argmax,
+                                 __global const float* reluOutput, int relu, int count,
                                  const int* firsts, const int* corners, int outWidth, int width,
                                  float* values, int* offsets) {
     int n = 0, k = 0;
     for (; k + 8 <= count; k += 8) {
         const float8 value = vload8(0, gradient + k);
+        const int8 passes = relu ? vload8(0, reluOutput + k) > 0.0f : (int8)(-1);
         const int8 position = vload8(0, argmax + k) - vload8(0, firsts + k);
         const int8 lower = position >= (int8)outWidth; /* −1 where the winner is in the second row */
         const int8 dx = position - (lower & (int8)outWidth);
         const int8 offset = vload8(0, corners + k) + (lower & (int8)width) + dx;
-        const int8 keep = (dx >= (int8)0) & (dx <= (int8)1) & (position >= (int8)0) & (value != (float8)0.0f);
+        const int8 keep = (dx >= (int8)0) & (dx <= (int8)1) & (position >= (int8)0) & (value != (float8)0.0f)
+                          & passes;
         PACK_WINNER(0) PACK_WINNER(1) PACK_WINNER(2) PACK_WINNER(3)
         PACK_WINNER(4) PACK_WINNER(5) PACK_WINNER(6) PACK_WINNER(7)
     }
     for (; k < count; k++)
-        n = gather_one(gradient[k], argmax[k], firsts[k], corners[k], outWidth, width, values, offsets, n);
+        n = gather_one(gradient[k], relu ? reluOutput[k] > 0.0f : 1, argmax[k], firsts[k], corners[k], outWidth,
+                       width, values, offsets, n);
     return n;
 }
 
@@ -176,8 +186,8 @@ __kernel void conv_planes_to_lanes_##W(__global const float* planes, __global fl
     FOR_EACH_WINDOW_CHUNK( \
         for (int b = chunk * imagesPerChunk; b < bEnd; b++) { \
             const size_t plane = ((size_t)b * outChannels + o) * windows + q0; \
-            const int n = gather_winners(gradient + plane, argmax + plane, count, firsts, corners, outWidth, width, \
-                                         values, offsets); \
+            const int n = gather_winners(gradient + plane, argmax + plane, reluOutput + plane, relu, count, firsts, \
+                                         corners, outWidth, width, values, offsets); \
             __global const float* image = lanes + (size_t)b * height * width * W; \
             for (int k = 0; k < n; k++) { \
                 const float value = values[k]; \
@@ -195,15 +205,16 @@ __kernel void conv_planes_to_lanes_##W(__global const float* planes, __global fl
 
 #define DEFINE_CONV2D_POOLED_WEIGHT(W) \
 __kernel void conv2d_pooled_weight_partials_##W(__global const float* lanes, __global const float* gradient, \
-        __global const int* argmax, __global float* partials, __global float* gradWeight, int batch, \
-        int inChannels, int height, int width, int outChannels, int kernelHeight, int kernelWidth, \
-        int imagesPerChunk) { \
+        __global const int* argmax, __global const float* reluOutput, __global float* partials, \
+        __global float* gradWeight, int batch, int inChannels, int height, int width, int outChannels, int relu, \
+        int kernelHeight, int kernelWidth, int imagesPerChunk) { \
     CONV2D_POOLED_WEIGHT_BODY(W, kernelHeight, kernelWidth, 1) \
 }
 #define DEFINE_CONV2D_POOLED_WEIGHT3X3(W) \
 __kernel void conv2d_pooled_weight_partials3x3_##W(__global const float* lanes, __global const float* gradient, \
-        __global const int* argmax, __global float* partials, __global float* gradWeight, int batch, \
-        int inChannels, int height, int width, int outChannels, int imagesPerChunk) { \
+        __global const int* argmax, __global const float* reluOutput, __global float* partials, \
+        __global float* gradWeight, int batch, int inChannels, int height, int width, int outChannels, int relu, \
+        int imagesPerChunk) { \
     CONV2D_POOLED_WEIGHT_BODY(W, 3, 3, 9) \
 }
 
@@ -221,8 +232,8 @@ __kernel void conv2d_pooled_weight_partials3x3_##W(__global const float* lanes, 
     (p)[0], (p)[(s).s1], (p)[(s).s2], (p)[(s).s3], (p)[(s).s4], (p)[(s).s5], (p)[(s).s6], (p)[(s).s7]
 #ifdef KERNEL_conv2d_pooled_weight_outlanes3x3
 __kernel void conv2d_pooled_weight_outlanes3x3(__global const float* input, __global const float* gradient,
-        __global const int* argmax, __global float* partials, int batch, int inChannels, int height, int width,
-        int outChannels) {
+        __global const int* argmax, __global const float* reluOutput, __global float* partials, int batch,
+        int inChannels, int height, int width, int outChannels, int relu) {
     const int outHeight = height - 2, outWidth = width - 2;
     const int poolHeight = outHeight / 2, poolWidth = outWidth / 2;
     const int windows = poolHeight * poolWidth;
@@ -235,12 +246,14 @@ __kernel void conv2d_pooled_weight_outlanes3x3(__global const float* input, __gl
     __global const float* plane = input + (size_t)index * height * width;
     __global const float* g = gradient + (size_t)b * outChannels * windows;
     __global const int* a = argmax + (size_t)b * outChannels * windows;
+    __global const float* rOut = reluOutput + (size_t)b * outChannels * windows;
     float8 a00 = 0.0f, a01 = 0.0f, a02 = 0.0f, a10 = 0.0f, a11 = 0.0f, a12 = 0.0f;
     float8 a20 = 0.0f, a21 = 0.0f, a22 = 0.0f;
     for (int qy = 0; qy < poolHeight; qy++) {
         for (int qx = 0; qx < poolWidth; qx++) {
             const int q = qy * poolWidth + qx;
-            const float8 value = select((float8)0.0f, (float8)(GATHER_LANES8(g + q, planes)), live);
+            const int8 passes = relu ? (float8)(GATHER_LANES8(rOut + q, planes)) > 0.0f : (int8)(-1);
+            const float8 value = select((float8)0.0f, (float8)(GATHER_LANES8(g + q, planes)), live & passes);
             const int8 position = (int8)(GATHER_LANES8(a + q, planes)) - (2 * qy * outWidth + 2 * qx);
             const float8 zero = 0.0f;
             const float8 u0 = select(zero, value, position == 0), u1 = select(zero, value, position == 1);
@@ -315,8 +328,8 @@ __kernel void conv2d_pooled_weight_reduce(__global const float* partials, __glob
         for (int o = 0; o < outChannels; o++) { \
             per_channel \
             const size_t plane = ((size_t)b * outChannels + o) * windows + q0; \
-            const int n = gather_winners(gradient + plane, argmax + plane, count, firsts, corners, outWidth, width, \
-                                         values, offsets); \
+            const int n = gather_winners(gradient + plane, argmax + plane, reluOutput + plane, relu, count, firsts, \
+                                         corners, outWidth, width, values, offsets); \
             for (int k = 0; k < n; k++) { \
                 const float value = values[k]; \
                 __global float* patch = image + (size_t)offsets[k] * W; \
@@ -327,8 +340,9 @@ __kernel void conv2d_pooled_weight_reduce(__global const float* partials, __glob
 // Any kernel size: each weight row gathered where it is used.
 #define DEFINE_CONV2D_POOLED_DATA(W) \
 __kernel void conv2d_pooled_data_##W(__global const float* gradient, __global const int* argmax, \
-        __global const float* weight, __global float* work, __global float* gradInput, int batch, \
-        int inChannels, int height, int width, int outChannels, int kernelHeight, int kernelWidth) { \
+        __global const float* reluOutput, __global const float* weight, __global float* work, \
+        __global float* gradInput, int batch, int inChannels, int height, int width, int outChannels, int relu, \
+        int kernelHeight, int kernelWidth) { \
     CONV2D_POOLED_DATA_PROLOGUE(W, kernelHeight, kernelWidth) \
     const int kernelArea = kernelHeight * kernelWidth; \
     FOR_EACH_WINNER(W, __global const float* w = weight + (size_t)o * inChannels * kernelArea;, \
@@ -349,8 +363,8 @@ __kernel void conv2d_pooled_data_##W(__global const float* gradient, __global co
     VEC_REF(W, patch, (i) * width + (j)) += value * w##i##j;
 #define DEFINE_CONV2D_POOLED_DATA3X3(W) \
 __kernel void conv2d_pooled_data3x3_##W(__global const float* gradient, __global const int* argmax, \
-        __global const float* weight, __global float* work, __global float* gradInput, int batch, \
-        int inChannels, int height, int width, int outChannels) { \
+        __global const float* reluOutput, __global const float* weight, __global float* work, \
+        __global float* gradInput, int batch, int inChannels, int height, int width, int outChannels, int relu) { \
     CONV2D_POOLED_DATA_PROLOGUE(W, 3, 3) \
     FOR_EACH_WINNER(W, \
         __global const float* w = weight + (size_t)o * inChannels * 9; \

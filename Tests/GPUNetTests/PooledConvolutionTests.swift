@@ -36,10 +36,12 @@ final class PooledConvolutionTests: XCTestCase {
     }
 
     /// Inputs for one shape: the pooled gradient has ReLU's zeros (about
-    /// half), the argmax is the float64 pool's.
+    /// half), the argmax is the float64 pool's. For the fused ReLU: its
+    /// output (from the float64 pool) and the gradient of that output, with
+    /// no zeros, which the passes must mask to `pooledGradient` themselves.
     struct Case {
         let shape: ConvShape
-        let input, weight, pooledGradient: [Float]
+        let input, weight, pooledGradient, reluOutput, reluOutputGradient: [Float]
         let argmax: [Int32]
         let pooled: [Double]
 
@@ -51,7 +53,19 @@ final class PooledConvolutionTests: XCTestCase {
             let forward = NaiveReference.maxPool2Forward(pool, input: NaiveReference.conv2dForward(s, input: input, weight: weight))
             pooled = forward.output
             argmax = forward.argmax
-            pooledGradient = zip(randomFloats(pool.outputCount, seed: seed + 2), pooled).map { g, p in p > 0 ? g : 0 }
+            reluOutputGradient = randomFloats(pool.outputCount, seed: seed + 2)
+            pooledGradient = zip(reluOutputGradient, pooled).map { g, p in p > 0 ? g : 0 }
+            reluOutput = pooled.map { Float(max($0, 0)) }
+        }
+
+        /// The pooled gradient as the passes take it: masked already, or
+        /// with the fused ReLU's output to mask it.
+        func gradient(on d: any Device, fusedReLU: Bool) throws -> PooledGradient {
+            let pool = PooledConvolutionTests.pool(shape)
+            return fusedReLU
+                ? PooledGradient(pool: pool, values: try d.makeBuffer(reluOutputGradient), argmax: try d.makeBuffer(argmax),
+                                 reluOutput: try d.makeBuffer(reluOutput))
+                : PooledGradient(pool: pool, values: try d.makeBuffer(pooledGradient), argmax: try d.makeBuffer(argmax))
         }
 
         /// The dense output gradient: the pooled one at its winners.
@@ -60,18 +74,23 @@ final class PooledConvolutionTests: XCTestCase {
         }
     }
 
+    /// Without and with the fused ReLU: pooled = pool(conv) or
+    /// max(pool(conv), 0), the winners the same either way.
     func testForwardPoolsTheConvolutionOnEveryDevice() throws {
         for (n, s) in Self.shapes.enumerated() {
             let c = Case(s, seed: UInt64(100 + 10 * n))
             let pool = Self.pool(s)
             for d in try testDevices() {
-                let pooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
-                let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
-                try d.conv2dMaxPool2Forward(s, input: try d.makeBuffer(c.input), weight: try d.makeBuffer(c.weight),
-                                            pooled: pooled, argmax: argmax)
-                let diff = maxAbsoluteDifference(try d.floats(pooled), c.pooled)
-                XCTAssertLessThanOrEqual(diff, Self.forwardTolerance, "\(s) on \(d.info.summary)")
-                XCTAssertEqual(try d.int32s(argmax), c.argmax, "argmax \(s) on \(d.info.summary)")
+                for relu in [false, true] {
+                    let pooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
+                    let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
+                    try d.conv2dMaxPool2Forward(s, input: try d.makeBuffer(c.input), weight: try d.makeBuffer(c.weight),
+                                                pooled: pooled, argmax: argmax, relu: relu)
+                    let expected = relu ? c.pooled.map { max($0, 0) } : c.pooled
+                    let diff = maxAbsoluteDifference(try d.floats(pooled), expected)
+                    XCTAssertLessThanOrEqual(diff, Self.forwardTolerance, "\(s) relu \(relu) on \(d.info.summary)")
+                    XCTAssertEqual(try d.int32s(argmax), c.argmax, "argmax \(s) relu \(relu) on \(d.info.summary)")
+                }
             }
         }
     }
@@ -81,13 +100,14 @@ final class PooledConvolutionTests: XCTestCase {
             let c = Case(s, seed: UInt64(200 + 10 * n))
             let expected = NaiveReference.conv2dBackwardWeight(s, input: c.input.map(Double.init), gradOutput: c.denseGradient)
             for d in try testDevices() {
-                let gradWeight = try d.makeBuffer(randomFloats(s.weightCount, seed: 9))  // overwritten, not added to
-                let gradient = PooledGradient(pool: Self.pool(s), values: try d.makeBuffer(c.pooledGradient),
-                                              argmax: try d.makeBuffer(c.argmax))
-                try d.conv2dBackwardWeight(s, input: try d.makeBuffer(c.input), pooledGradient: gradient,
-                                           gradWeight: gradWeight)
-                let diff = maxRelativeToScale(try d.floats(gradWeight), expected)
-                XCTAssertLessThanOrEqual(diff, Self.gradientTolerance, "\(s) on \(d.info.summary)")
+                for fused in [false, true] {
+                    let gradWeight = try d.makeBuffer(randomFloats(s.weightCount, seed: 9))  // overwritten, not added to
+                    try d.conv2dBackwardWeight(s, input: try d.makeBuffer(c.input),
+                                               pooledGradient: try c.gradient(on: d, fusedReLU: fused),
+                                               gradWeight: gradWeight)
+                    let diff = maxRelativeToScale(try d.floats(gradWeight), expected)
+                    XCTAssertLessThanOrEqual(diff, Self.gradientTolerance, "\(s) fused ReLU \(fused) on \(d.info.summary)")
+                }
             }
         }
     }
@@ -97,13 +117,13 @@ final class PooledConvolutionTests: XCTestCase {
             let c = Case(s, seed: UInt64(300 + 10 * n))
             let expected = NaiveReference.conv2dBackwardData(s, gradOutput: c.denseGradient, weight: c.weight.map(Double.init))
             for d in try testDevices() {
-                let gradInput = try d.makeBuffer(randomFloats(s.inputCount, seed: 8))  // overwritten, not added to
-                let gradient = PooledGradient(pool: Self.pool(s), values: try d.makeBuffer(c.pooledGradient),
-                                              argmax: try d.makeBuffer(c.argmax))
-                try d.conv2dBackwardData(s, pooledGradient: gradient, weight: try d.makeBuffer(c.weight),
-                                         gradInput: gradInput)
-                let diff = maxRelativeToScale(try d.floats(gradInput), expected)
-                XCTAssertLessThanOrEqual(diff, Self.gradientTolerance, "\(s) on \(d.info.summary)")
+                for fused in [false, true] {
+                    let gradInput = try d.makeBuffer(randomFloats(s.inputCount, seed: 8))  // overwritten, not added to
+                    try d.conv2dBackwardData(s, pooledGradient: try c.gradient(on: d, fusedReLU: fused),
+                                             weight: try d.makeBuffer(c.weight), gradInput: gradInput)
+                    let diff = maxRelativeToScale(try d.floats(gradInput), expected)
+                    XCTAssertLessThanOrEqual(diff, Self.gradientTolerance, "\(s) fused ReLU \(fused) on \(d.info.summary)")
+                }
             }
         }
     }
@@ -122,9 +142,8 @@ final class PooledConvolutionTests: XCTestCase {
             let pooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
             let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
             try d.conv2dMaxPool2Forward(s, input: try d.makeBuffer(c.input), weight: try d.makeBuffer(c.weight),
-                                        pooled: pooled, argmax: argmax)
-            let gradient = PooledGradient(pool: pool, values: try d.makeBuffer(c.pooledGradient),
-                                          argmax: try d.makeBuffer(c.argmax))
+                                        pooled: pooled, argmax: argmax, relu: true)
+            let gradient = try c.gradient(on: d, fusedReLU: true)
             let gradWeight = try d.makeBuffer(count: s.weightCount, kind: .float32)
             let gradInput = try d.makeBuffer(count: s.inputCount, kind: .float32)
             try d.conv2dBackwardWeight(s, input: try d.makeBuffer(c.input), pooledGradient: gradient, gradWeight: gradWeight)

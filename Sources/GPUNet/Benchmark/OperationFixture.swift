@@ -19,10 +19,10 @@ struct OperationFixture {
 
     /// How many times each timed operation occurs in one training step: the
     /// parts of ``Benchmark/DeviceReport/stepBreakdown``.
+    /// The ReLUs are fused into the pooled convolutions (``TinyConvNet``).
     static let stepComposition: [(String, Int)] = [
-        ("conv1.forward_pool", 1), ("relu1.forward", 1), ("conv2.forward_pool", 1), ("relu2.forward", 1),
-        ("fc.forward", 1), ("softmax_cross_entropy", 1), ("fc.backward", 1), ("relu2.backward", 1),
-        ("conv2.backward_weight_pooled", 1), ("conv2.backward_data_pooled", 1), ("relu1.backward", 1),
+        ("conv1.forward_pool", 1), ("conv2.forward_pool", 1), ("fc.forward", 1), ("softmax_cross_entropy", 1),
+        ("fc.backward", 1), ("conv2.backward_weight_pooled", 1), ("conv2.backward_data_pooled", 1),
         ("conv1.backward_weight_pooled", 1), ("adam.update", 1),
     ]
 
@@ -64,18 +64,23 @@ struct OperationFixture {
                 try d.gemm(shape, a: a, b: b, c: c)
             })
         }
-        for (layer, conv, pool, input, weight, gradWeight, argmax, pooledGradient, gradInput) in [
-            ("conv1", s.conv1, s.pool1, w.input, p.conv1, g.conv1, w.argmax1, w.gradPool1, Buffer?.none),
-            ("conv2", s.conv2, s.pool2, w.relu1, p.conv2, g.conv2, w.argmax2, w.gradPool2, w.gradRelu1),
+        for (layer, conv, pool, input, weight, gradWeight, argmax, reluOutput, gradReluOutput, gradInput) in [
+            ("conv1", s.conv1, s.pool1, w.input, p.conv1, g.conv1, w.argmax1, w.relu1, w.gradRelu1, Buffer?.none),
+            ("conv2", s.conv2, s.pool2, w.relu1, p.conv2, g.conv2, w.argmax2, w.relu2, w.gradRelu2, w.gradRelu1),
         ] {
             let words = "(\(batch),\(conv.inChannels),\(conv.height),\(conv.width))→\(conv.outChannels)"
             let columns = try d.makeBuffer(count: conv.patchSize * conv.patchCount, kind: .float32)
             let scratchInput = try d.makeBuffer(count: conv.inputCount, kind: .float32)
             let output = try d.makeBuffer(count: conv.outputCount, kind: .float32)
-            // A dense output gradient for the dense passes: the pooled one routed to its winners.
+            // A dense output gradient for the dense passes: the one through the
+            // ReLU, routed to the pool's winners.
+            let gradPooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
+            try d.reluBackward(count: pool.outputCount, output: reluOutput, gradOutput: gradReluOutput,
+                               gradInput: gradPooled)
             let gradOutput = try d.makeBuffer(count: conv.outputCount, kind: .float32)
-            try d.maxPool2Backward(pool, gradOutput: pooledGradient, argmax: argmax, gradInput: gradOutput)
-            let sparse = PooledGradient(pool: pool, values: pooledGradient, argmax: argmax)
+            try d.maxPool2Backward(pool, gradOutput: gradPooled, argmax: argmax, gradInput: gradOutput)
+            // What training passes: the ReLU output's gradient, masked inside the passes.
+            let sparse = PooledGradient(pool: pool, values: gradReluOutput, argmax: argmax, reluOutput: reluOutput)
             let scratchPooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
             let scratchArgmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
             operations += [
@@ -96,11 +101,11 @@ struct OperationFixture {
                     try d.conv2dBackwardData(conv, gradOutput: gradOutput, weight: weight,
                                              gradInput: gradInput ?? scratchInput)
                 },
-                // What training runs. GFLOP/s count the dense arithmetic the
-                // operation replaces, so they compare with the dense rows above.
+                // What training runs (with the fused ReLU). GFLOP/s count the dense
+                // arithmetic the operation replaces, so they compare with the dense rows above.
                 Operation(name: "\(layer).forward_pool", shape: words, flops: conv.flops) {
                     try d.conv2dMaxPool2Forward(conv, input: input, weight: weight, pooled: scratchPooled,
-                                                argmax: scratchArgmax)
+                                                argmax: scratchArgmax, relu: true)
                 },
                 Operation(name: "\(layer).backward_weight_pooled", shape: words, flops: conv.flops) {
                     try d.conv2dBackwardWeight(conv, input: input, pooledGradient: sparse, gradWeight: gradWeight)
@@ -111,11 +116,11 @@ struct OperationFixture {
                 },
             ]
         }
-        // ReLU at the (pooled) sizes training runs it on.
-        for (layer, count, input, output, gradOutput, gradInput) in [
-            ("relu1", s.pool1.outputCount, w.pool1, w.relu1, w.gradRelu1, w.gradPool1),
-            ("relu2", s.pool2.outputCount, w.pool2, w.relu2, w.gradRelu2, w.gradPool2),
-        ] {
+        // The standalone ReLU at the pooled sizes (training fuses it).
+        for (layer, count) in [("relu1", s.pool1.outputCount), ("relu2", s.pool2.outputCount)] {
+            let input = try floats(count), output = try floats(count)
+            let gradOutput = try floats(count), gradInput = try floats(count)
+            try d.reluForward(count: count, input: input, output: output)
             operations += [
                 Operation(name: "\(layer).forward", shape: "\(count)", flops: nil) {
                     try d.reluForward(count: count, input: input, output: output)

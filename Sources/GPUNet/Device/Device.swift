@@ -73,8 +73,11 @@ public protocol Device: AnyObject {
     /// pooled (B,O,oH/2,oW/2) and argmax = ``maxPool2Forward(_:input:output:argmax:)``
     /// of ``conv2dForward(_:input:weight:output:)``, without storing the
     /// convolution's output; argmax indexes the (oH, oW) output plane.
+    /// With `relu`, pooled is then ``reluForward(count:input:output:)`` of
+    /// that (the same numbers as a ReLU before the pool, ReLU being
+    /// monotone), in the same pass: no separate launch or read of pooled.
     func conv2dMaxPool2Forward(_ shape: ConvShape, input: Buffer, weight: Buffer,
-                               pooled: Buffer, argmax: Buffer) throws
+                               pooled: Buffer, argmax: Buffer, relu: Bool) throws
     /// ``conv2dBackwardWeight(_:input:gradOutput:gradWeight:)`` for the output
     /// gradient `gradient` describes: gradWeight[o,c,i,j] =
     /// Σ_{b,q} g[b,o,q]·input[b,c,y_q+i,x_q+j], (y_q, x_q) the winner of window q.
@@ -205,7 +208,8 @@ public struct PoolShape: Hashable, Sendable {
 /// The gradient of a convolution's output (B,O,oH,oW) when a 2×2 max-pool
 /// follows it: `values[b,o,q]` at the winner `argmax[b,o,q]` (a flat
 /// `y·oW + x` in the output plane, as ``Device/maxPool2Forward(_:input:output:argmax:)``
-/// writes it) of each pool window q, zero at every other pixel.
+/// writes it) of each pool window q, zero at every other pixel; with
+/// `reluOutput`, also zero where `reluOutput[b,o,q]` ≤ 0.
 public struct PooledGradient {
     /// The pool over the convolution's output: (B, O, oH, oW) → (B, O, oH/2, oW/2).
     public var pool: PoolShape
@@ -213,8 +217,14 @@ public struct PooledGradient {
     public var values: Buffer
     /// The pool's winners (int32), (B, O, oH/2, oW/2).
     public var argmax: Buffer
-    public init(pool: PoolShape, values: Buffer, argmax: Buffer) {
-        self.pool = pool; self.values = values; self.argmax = argmax
+    /// When a ReLU follows the pool (``Device/conv2dMaxPool2Forward(_:input:weight:pooled:argmax:relu:)``
+    /// with `relu`), its output, (B, O, oH/2, oW/2): `values` is then the
+    /// gradient of the ReLU's output and passes where this is > 0, as
+    /// ``Device/reluBackward(count:output:gradOutput:gradInput:)`` would
+    /// pass it, fused into the backward passes. nil: `values` is ∂L/∂pooled.
+    public var reluOutput: Buffer?
+    public init(pool: PoolShape, values: Buffer, argmax: Buffer, reluOutput: Buffer? = nil) {
+        self.pool = pool; self.values = values; self.argmax = argmax; self.reluOutput = reluOutput
     }
     /// True when `pool` is the pool over `conv`'s output.
     public func matches(_ conv: ConvShape) -> Bool {

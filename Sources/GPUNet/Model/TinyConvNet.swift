@@ -15,13 +15,15 @@ import NetIO
 /// | pool2  | MaxPool 2×2 (floor)              | (B, 16, 5, 5)   |
 /// | fc     | Linear(400→10), flattened C·H·W  | (B, 10)         |
 ///
-/// How it runs: each convolution and its pool are one operation
-/// (``Device/conv2dMaxPool2Forward(_:input:weight:pooled:argmax:)``), and
-/// ReLU is applied after the pool, on a quarter of the values. The two
+/// How it runs: each convolution, its pool and its ReLU are one operation
+/// (``Device/conv2dMaxPool2Forward(_:input:weight:pooled:argmax:relu:)``),
+/// the ReLU applied after the pool, on a quarter of the values. The two
 /// orders give the same numbers: ReLU is monotone, so max(ReLU(a), ReLU(b))
 /// = ReLU(max(a, b)). Where a whole window is ≤ 0 the winner may differ,
 /// but its gradient is then zero either way. The backward passes take the
-/// pooled gradient and the pool's winners directly (``PooledGradient``).
+/// ReLU output's gradient, the ReLU output as its mask and the pool's
+/// winners directly (``PooledGradient``): a step launches no separate ReLU
+/// or pool.
 public final class TinyConvNet {
     public let device: any Device
 
@@ -69,8 +71,9 @@ public final class TinyConvNet {
         public let batch: Int
         public let shapes: Shapes
         public let input: Buffer
-        /// Pooled convolution outputs before ReLU, and after: (B,8,13,13), (B,16,5,5).
-        public let pool1, relu1, pool2, relu2: Buffer
+        /// ReLU(pool(conv)) of each layer, the ReLU fused into the pooled
+        /// convolution: (B,8,13,13), (B,16,5,5).
+        public let relu1, relu2: Buffer
         public let logits: Buffer
         /// The full convolution outputs, written only by ``TinyConvNet/convOutputs(_:)``.
         public let conv1, conv2: Buffer
@@ -78,7 +81,9 @@ public final class TinyConvNet {
         public let labels: Buffer
         /// [0, B): loss per sample; [B, 2B): 1 where the prediction is right.
         public let perSample: Buffer
-        let gradLogits, gradRelu2, gradPool2, gradRelu1, gradPool1: Buffer
+        /// Gradients of the logits and of relu2 and relu1: the pooled
+        /// backward passes apply ReLU's mask themselves (``PooledGradient/reluOutput``).
+        let gradLogits, gradRelu2, gradRelu1: Buffer
 
         init(device: any Device, batch: Int) throws {
             self.batch = batch
@@ -86,10 +91,8 @@ public final class TinyConvNet {
             shapes = s
             func floats(_ n: Int) throws -> Buffer { try device.makeBuffer(count: n, kind: .float32) }
             input = try floats(s.conv1.inputCount)
-            pool1 = try floats(s.pool1.outputCount)
             relu1 = try floats(s.pool1.outputCount)
             argmax1 = try device.makeBuffer(count: s.pool1.outputCount, kind: .int32)
-            pool2 = try floats(s.pool2.outputCount)
             relu2 = try floats(s.pool2.outputCount)
             argmax2 = try device.makeBuffer(count: s.pool2.outputCount, kind: .int32)
             conv1 = try floats(s.conv1.outputCount)
@@ -99,9 +102,7 @@ public final class TinyConvNet {
             perSample = try floats(2 * batch)
             gradLogits = try floats(batch * 10)
             gradRelu2 = try floats(s.pool2.outputCount)
-            gradPool2 = try floats(s.pool2.outputCount)
             gradRelu1 = try floats(s.pool1.outputCount)
-            gradPool1 = try floats(s.pool1.outputCount)
         }
     }
 
@@ -155,10 +156,10 @@ public final class TinyConvNet {
     /// Forward pass and loss on the batch in `w` (queued; nothing read back).
     public func forward(_ w: Workspace) throws {
         let s = w.shapes, p = parameters, d = device
-        try d.conv2dMaxPool2Forward(s.conv1, input: w.input, weight: p.conv1, pooled: w.pool1, argmax: w.argmax1)
-        try d.reluForward(count: s.pool1.outputCount, input: w.pool1, output: w.relu1)
-        try d.conv2dMaxPool2Forward(s.conv2, input: w.relu1, weight: p.conv2, pooled: w.pool2, argmax: w.argmax2)
-        try d.reluForward(count: s.pool2.outputCount, input: w.pool2, output: w.relu2)
+        try d.conv2dMaxPool2Forward(s.conv1, input: w.input, weight: p.conv1, pooled: w.relu1, argmax: w.argmax1,
+                                    relu: true)
+        try d.conv2dMaxPool2Forward(s.conv2, input: w.relu1, weight: p.conv2, pooled: w.relu2, argmax: w.argmax2,
+                                    relu: true)
         try d.linearForward(s.fc, input: w.relu2, weight: p.fcWeight, bias: p.fcBias, output: w.logits)
         try d.softmaxCrossEntropy(batch: w.batch, classes: 10, logits: w.logits, labels: w.labels,
                                   gradLogits: w.gradLogits, perSample: w.perSample)
@@ -169,12 +170,10 @@ public final class TinyConvNet {
         let s = w.shapes, p = parameters, g = gradients, d = device
         try d.linearBackward(s.fc, input: w.relu2, weight: p.fcWeight, gradOutput: w.gradLogits,
                              gradInput: w.gradRelu2, gradWeight: g.fcWeight, gradBias: g.fcBias)
-        try d.reluBackward(count: s.pool2.outputCount, output: w.relu2, gradOutput: w.gradRelu2, gradInput: w.gradPool2)
-        let pooled2 = PooledGradient(pool: s.pool2, values: w.gradPool2, argmax: w.argmax2)
+        let pooled2 = PooledGradient(pool: s.pool2, values: w.gradRelu2, argmax: w.argmax2, reluOutput: w.relu2)
         try d.conv2dBackwardWeight(s.conv2, input: w.relu1, pooledGradient: pooled2, gradWeight: g.conv2)
         try d.conv2dBackwardData(s.conv2, pooledGradient: pooled2, weight: p.conv2, gradInput: w.gradRelu1)
-        try d.reluBackward(count: s.pool1.outputCount, output: w.relu1, gradOutput: w.gradRelu1, gradInput: w.gradPool1)
-        let pooled1 = PooledGradient(pool: s.pool1, values: w.gradPool1, argmax: w.argmax1)
+        let pooled1 = PooledGradient(pool: s.pool1, values: w.gradRelu1, argmax: w.argmax1, reluOutput: w.relu1)
         try d.conv2dBackwardWeight(s.conv1, input: w.input, pooledGradient: pooled1, gradWeight: g.conv1)
     }
 

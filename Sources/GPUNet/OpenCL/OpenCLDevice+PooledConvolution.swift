@@ -20,7 +20,7 @@ extension OpenCLDevice {
     /// The last two read the weights as (patch, output channel) from
     /// `conv_weight_patch_major`.
     public func conv2dMaxPool2Forward(_ s: ConvShape, input: Buffer, weight: Buffer,
-                                      pooled: Buffer, argmax: Buffer) throws {
+                                      pooled: Buffer, argmax: Buffer, relu: Bool) throws {
         let operation = "conv2dMaxPool2Forward"
         try validate(s, operation)
         let pool = Self.pool(over: s)
@@ -33,7 +33,8 @@ extension OpenCLDevice {
             let items = (s.outChannels + 3) / 4 * s.batch * pool.outHeight * ((pool.outWidth + 7) / 8)
             try launch("conv2d_maxpool2_forward_rows3x3", items: items, [
                 .buffer(inputBuffer), .buffer(weightBuffer), .buffer(pooledBuffer), .buffer(argmaxBuffer),
-                .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels)])
+                .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
+                .int(relu ? 1 : 0)])
             return
         }
         let width = Self.vectorWidth(channels: s.outChannels)
@@ -45,7 +46,7 @@ extension OpenCLDevice {
         let items = groups * s.batch * pool.outHeight * pool.outWidth
         let arguments: [OpenCLKernel.Argument] = [
             .buffer(inputBuffer), .buffer(weightT), .buffer(pooledBuffer), .buffer(argmaxBuffer), .int(s.batch),
-            .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels)]
+            .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), .int(relu ? 1 : 0)]
         if Self.is3x3(s) && groups == 1 {
             try launch("conv2d_maxpool2_forward3x3_\(width)", items: items, arguments)
         } else {
@@ -76,15 +77,16 @@ extension OpenCLDevice {
     public func conv2dBackwardWeight(_ s: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
                                      gradWeight: Buffer) throws {
         let operation = "conv2dBackwardWeight(pooled)"
-        let (values, argmax) = try validatePooled(s, operation, gradient)
+        let (values, argmax, reluOutput) = try validatePooled(s, operation, gradient)
+        let relu = OpenCLKernel.Argument.int(gradient.reluOutput == nil ? 0 : 1)
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
         let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
         guard gradient.pool.outputCount > 0 else { return try fill(gradWeightBuffer, value: 0) }
         if Self.is3x3(s) && s.outChannels <= 8 && s.inChannels < 4 {
             let partials = try scratchBuffer("pooled.partials", count: s.batch * s.patchSize * 8)
             try launch("conv2d_pooled_weight_outlanes3x3", items: s.batch * s.inChannels, [
-                .buffer(inputBuffer), .buffer(values), .buffer(argmax), .buffer(partials), .int(s.batch),
-                .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels)])
+                .buffer(inputBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
+                .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), relu])
             try launch("conv2d_weight_reduce", items: s.weightCount, [
                 .buffer(partials), .buffer(gradWeightBuffer), .int(s.batch), .int(s.patchSize), .int(s.outChannels),
                 .int(8)])
@@ -104,8 +106,9 @@ extension OpenCLDevice {
         let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
         let partials = try scratchBuffer("pooled.partials", count: chunks > 1 ? chunks * s.outChannels * kernelArea * lanes : 1)
         let arguments: [OpenCLKernel.Argument] = [
-            .buffer(lanesBuffer), .buffer(values), .buffer(argmax), .buffer(partials), .buffer(gradWeightBuffer),
-            .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels)]
+            .buffer(lanesBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
+            .buffer(gradWeightBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
+            .int(s.outChannels), relu]
         if Self.is3x3(s) {
             try launch("conv2d_pooled_weight_partials3x3_\(lanes)", items: chunks * s.outChannels,
                        arguments + [.int(imagesPerChunk)])
@@ -130,15 +133,16 @@ extension OpenCLDevice {
     public func conv2dBackwardData(_ s: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
                                    gradInput: Buffer) throws {
         let operation = "conv2dBackwardData(pooled)"
-        let (values, argmax) = try validatePooled(s, operation, gradient)
+        let (values, argmax, reluOutput) = try validatePooled(s, operation, gradient)
         let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
         guard s.inputCount > 0 else { return }
         let lanes = Self.vectorWidth(channels: s.inChannels)
         let work = try scratchBuffer("pooled.gradientLanes", count: s.batch * s.height * s.width * lanes)
         let arguments: [OpenCLKernel.Argument] = [
-            .buffer(values), .buffer(argmax), .buffer(weightBuffer), .buffer(work), .buffer(gradInputBuffer),
-            .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels)]
+            .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(weightBuffer), .buffer(work),
+            .buffer(gradInputBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
+            .int(s.outChannels), .int(gradient.reluOutput == nil ? 0 : 1)]
         if Self.is3x3(s) {
             try launch("conv2d_pooled_data3x3_\(lanes)", items: s.batch, arguments)
         } else {
@@ -159,17 +163,22 @@ extension OpenCLDevice {
 
     /// Throws unless `s` is a convolution these kernels run and `gradient`
     /// is the pool over its output with buffers of that size; returns the
-    /// gradient's buffers.
+    /// gradient's buffers, the ReLU output being `values` (never read) when
+    /// there is no fused ReLU.
     private func validatePooled(_ s: ConvShape, _ operation: String, _ gradient: PooledGradient) throws
-        -> (values: OpenCLBuffer, argmax: OpenCLBuffer) {
+        -> (values: OpenCLBuffer, argmax: OpenCLBuffer, reluOutput: OpenCLBuffer) {
         try validate(s, operation)
         guard gradient.matches(s) else {
             throw OpenCLError.invalidArgument(
                 "\(operation): the pool \(gradient.pool) is not the pool over the convolution's output "
                 + "(\(s.batch), \(s.outChannels), \(s.outHeight), \(s.outWidth))")
         }
-        return (values: try cl(gradient.values, "pooled gradient", atLeast: gradient.pool.outputCount, in: operation),
+        let values = try cl(gradient.values, "pooled gradient", atLeast: gradient.pool.outputCount, in: operation)
+        return (values: values,
                 argmax: try cl(gradient.argmax, "argmax", atLeast: gradient.pool.outputCount, kind: .int32,
-                               in: operation))
+                               in: operation),
+                reluOutput: try gradient.reluOutput.map {
+                    try cl($0, "ReLU output", atLeast: gradient.pool.outputCount, in: operation)
+                } ?? values)
     }
 }

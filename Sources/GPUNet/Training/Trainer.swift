@@ -159,9 +159,14 @@ public final class Trainer {
     /// real step overwrites; parameters, optimiser state and history are
     /// untouched.
     private func prepareDevice() throws {
-        let w = try network.workspace(batch: min(settings.batchSize, max(1, train.count)))
-        try network.forward(w)
-        try network.backward(w)
+        // The full batch, and the epoch's last, smaller one if there is one
+        // (its launches have other sizes, which PoCL compiles its own code for).
+        let remainder = train.count % settings.batchSize
+        for batch in Set([min(settings.batchSize, max(1, train.count)), remainder]) where batch > 0 {
+            let w = try network.workspace(batch: batch)
+            try network.forward(w)
+            try network.backward(w)
+        }
         try optimizer.prepare()
         try device.finish()
     }
