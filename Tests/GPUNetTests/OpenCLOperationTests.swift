@@ -82,6 +82,24 @@ final class OpenCLOperationTests: XCTestCase {
         }
     }
 
+    /// A started download holds the buffer as it is when the work queued
+    /// before it is done, not what work queued after it writes; dropped
+    /// unread, it is still safe (it waits for its copy before freeing).
+    func testStartedDownloadHoldsTheContentsBeforeLaterWork() throws {
+        for device in try testDevices() {
+            let values = randomFloats(1000, seed: 77)
+            let buffer = try device.makeBuffer(count: values.count, kind: .float32)
+            try device.upload(values, to: buffer)
+            let pending = try device.startDownload(buffer)
+            try device.fill(buffer, value: 7)
+            _ = try device.startDownload(buffer)  // never read
+            try device.reluForward(count: values.count, input: try device.makeBuffer(values.map { -$0 }), output: buffer)
+            XCTAssertEqual(try pending.floats(), values, device.info.summary)
+            XCTAssertEqual(try pending.floats(), values, "a second call returns the same values")
+            XCTAssertEqual(try device.floats(buffer), values.map { max(-$0, 0) }, device.info.summary)
+        }
+    }
+
     // MARK: GEMM
 
     /// All four transpose combinations, with (α, β) = (1, 0) and (0.75, −1.25),

@@ -165,7 +165,9 @@ struct OperationFixture {
         ]
     }
 
-    /// A whole step as training runs it: upload, forward, backward, read-back, update.
+    /// A whole step as training runs it (``Trainer``): upload, the queued
+    /// read-back of the previous step's loss, forward, backward, update, then
+    /// the wait for that read-back.
     func stepTiming(_ benchmark: Benchmark) throws -> Benchmark.Timing {
         let images = try device.floats(workspace.input)
         let labels = try device.int32s(workspace.labels)
@@ -173,10 +175,11 @@ struct OperationFixture {
         let s = w.shapes
         let samples = try benchmark.time(device) {
             try network.setBatch(w, images: images, labels: labels)
+            let previous = try network.requestBatchResult(w)
             try network.forward(w)
             try network.backward(w)
-            _ = try network.batchResult(w)
             try optimizer.update(parameters: network.parameters, gradients: network.gradients)
+            _ = try previous.value()
         }
         return Benchmark.Timing(operation: "step", batch: batch, shape: "forward+backward+update",
                                 samples: samples, flops: 3 * (s.conv1.flops + s.conv2.flops) + 3 * s.fc.flops)

@@ -31,6 +31,13 @@ public protocol Device: AnyObject {
     /// Waits for queued work, then copies `buffer` out.
     func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Float>) throws
     func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Int32>) throws
+    /// Queues a copy of a float buffer to the host behind the work queued so
+    /// far and returns without waiting; ``PendingDownload/floats()`` waits
+    /// for it. Work queued afterwards may run (and overwrite the buffer)
+    /// while the copy is pending: the copy holds the contents as they are
+    /// when the earlier work is done. Training reads a step's loss this
+    /// way, after queueing the next step, so the device never runs dry.
+    func startDownload(_ buffer: Buffer) throws -> PendingDownload
     /// Sets every element of a float buffer to `value`.
     func fill(_ buffer: Buffer, value: Float) throws
     /// Copies `source` into `destination` (same count and kind).
@@ -230,6 +237,27 @@ public struct PooledGradient {
     public func matches(_ conv: ConvShape) -> Bool {
         pool.batch == conv.batch && pool.channels == conv.outChannels
             && pool.height == conv.outHeight && pool.width == conv.outWidth
+    }
+}
+
+/// A download queued by ``Device/startDownload(_:)``.
+public final class PendingDownload {
+    private var wait: (() throws -> [Float])?
+    private var values: [Float]?
+
+    /// A download that `wait` completes (called at most once).
+    public init(wait: @escaping () throws -> [Float]) { self.wait = wait }
+    /// A download that is already complete.
+    public init(values: [Float]) { self.values = values }
+
+    /// Waits for the copy, then returns the buffer's contents.
+    public func floats() throws -> [Float] {
+        if let values { return values }
+        guard let wait else { preconditionFailure("PendingDownload: an earlier wait failed") }
+        self.wait = nil
+        let result = try wait()
+        values = result
+        return result
     }
 }
 

@@ -143,6 +143,11 @@ public final class HostDevice: Device {
     /// Nothing is queued on the host: every operation has finished when it returns.
     public func finish() throws {}
 
+    /// Host operations are done when they return: the copy is made now.
+    public func startDownload(_ buffer: Buffer) throws -> PendingDownload {
+        PendingDownload(values: try floats(buffer))
+    }
+
     // MARK: Linear algebra
 
     public func gemm(_ shape: GEMMShape, a: Buffer, b: Buffer, c: Buffer) throws {

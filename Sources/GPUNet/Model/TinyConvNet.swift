@@ -188,12 +188,31 @@ public final class TinyConvNet {
 
     /// Reads back the batch's summed loss and number of correct predictions.
     public func batchResult(_ w: Workspace) throws -> (lossSum: Double, correct: Int) {
-        let values = try device.floats(w.perSample)
-        var loss = 0.0, correct = 0.0
-        for i in 0..<w.batch {
-            loss += Double(values[i])
-            correct += Double(values[w.batch + i])
+        try requestBatchResult(w).value()
+    }
+
+    /// Queues the read-back of the batch's per-sample loss and correctness
+    /// behind the work queued so far (``Device/startDownload(_:)``): a step
+    /// queued after this may overwrite them, the result is the batch's.
+    public func requestBatchResult(_ w: Workspace) throws -> PendingBatchResult {
+        PendingBatchResult(download: try device.startDownload(w.perSample), batch: w.batch)
+    }
+
+    /// A batch's loss and correct count on their way to the host.
+    public struct PendingBatchResult {
+        let download: PendingDownload
+        /// The batch's number of images.
+        public let batch: Int
+
+        /// Waits for the read-back; the summed loss and the number of correct predictions.
+        public func value() throws -> (lossSum: Double, correct: Int) {
+            let values = try download.floats()
+            var loss = 0.0, correct = 0.0
+            for i in 0..<batch {
+                loss += Double(values[i])
+                correct += Double(values[batch + i])
+            }
+            return (loss, Int(correct.rounded()))
         }
-        return (loss, Int(correct.rounded()))
     }
 }

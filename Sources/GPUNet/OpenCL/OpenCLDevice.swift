@@ -210,6 +210,12 @@ public final class OpenCLDevice: Device {
                                                   0, nil, nil), "clEnqueueReadBuffer(\(count * 4) bytes)")
     }
 
+    public func startDownload(_ buffer: Buffer) throws -> PendingDownload {
+        let source = try cl(buffer, "download source", atLeast: 0, kind: .float32, in: "startDownload")
+        let read = try OpenCLPendingRead(queue: context.queue, source: source)
+        return PendingDownload { try read.floats() }
+    }
+
     public func fill(_ buffer: Buffer, value: Float) throws {
         let target = try cl(buffer, "buffer", atLeast: 0, in: "fill")
         guard target.count > 0 else { return }

@@ -102,43 +102,57 @@ public final class Trainer {
                 let indices = order[(step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)]
                 return (train.normalizedImages(indices), indices.map { Int32(train.labels[$0]) })
             }
-            /// Reads a finished step's loss and correct count, then reports it.
-            func conclude(step: Int, _ w: TinyConvNet.Workspace) throws {
-                let result = try network.batchResult(w)
+            /// Waits for a step's loss and correct count, then reports it.
+            func conclude(step: Int, _ pending: TinyConvNet.PendingBatchResult) throws {
+                let result = try pending.value()
                 guard result.lossSum.isFinite else {
                     throw TrainingError.nonFiniteLoss(epoch: epoch, step: step + 1, loss: result.lossSum)
                 }
                 lossSum += result.lossSum
                 correct += result.correct
-                seen += w.batch
+                seen += pending.batch
                 observer?.stepFinished(epoch: epoch, step: step + 1, steps: steps, images: seen,
                                        meanLoss: lossSum / Double(seen))
-                if shouldStop() {
-                    throw TrainingError.interrupted(epoch: epoch, step: step + 1, epochsFinished: history.count)
-                }
+            }
+            /// Concludes the step in flight and ends the run if a stop was requested.
+            func stopIfRequested(_ inFlight: (step: Int, workspace: TinyConvNet.Workspace)) throws {
+                guard shouldStop() else { return }
+                try conclude(step: inFlight.step, try network.requestBatchResult(inFlight.workspace))
+                throw TrainingError.interrupted(epoch: epoch, step: inFlight.step + 1, epochsFinished: history.count)
             }
             // One step behind: step n's batch is prepared on the host while
             // the device runs step n − 1 (forward, backward and update, all
-            // queued), and step n − 1's result is read once n's upload has
-            // waited for it. Nothing of step n is computed before step n − 1
-            // is concluded, so a non-finite loss or a stop request ends the
-            // run at the same step as a strict upload–compute–read–update
-            // loop, with the same numbers (a diverged step's own update is
-            // queued too, but nothing is saved after a failure).
+            // queued). Then step n's upload, the read-back of step n − 1's
+            // loss and step n itself are queued, in that order, and only then
+            // does the host wait for the read-back: the device goes on with
+            // step n meanwhile and never runs dry between steps (a blocking
+            // read before queueing step n cost ~0.1 ms a step on PoCL here,
+            // its threads falling asleep and waking for every step). Step n
+            // is therefore computed before step n − 1 is concluded; a
+            // non-finite loss still ends the run at step n − 1, with the same
+            // numbers as a strict upload–compute–read–update loop, since
+            // nothing is saved after a failure. A stop request is looked at
+            // before each step is queued (once per step, as before): the step
+            // in flight finishes and is reported, no other starts.
             var next = steps > 0 ? hostBatch(0) : nil
             var running: (step: Int, workspace: TinyConvNet.Workspace)?
             for step in 0..<steps {
                 guard let batch = next else { break }
+                if let inFlight = running { try stopIfRequested(inFlight) }
                 let w = try network.workspace(batch: batch.labels.count)
                 try network.setBatch(w, images: batch.images, labels: batch.labels)
-                if let (previous, previousWorkspace) = running { try conclude(step: previous, previousWorkspace) }
+                let previous = try running.map { ($0.step, try network.requestBatchResult($0.workspace)) }
                 try network.forward(w)
                 try network.backward(w)
                 try optimizer.update(parameters: network.parameters, gradients: network.gradients)
+                if let (previousStep, result) = previous { try conclude(step: previousStep, result) }
                 running = (step, w)
                 next = step + 1 < steps ? hostBatch(step + 1) : nil
             }
-            if let (last, lastWorkspace) = running { try conclude(step: last, lastWorkspace) }
+            if let inFlight = running {
+                try stopIfRequested(inFlight)
+                try conclude(step: inFlight.step, try network.requestBatchResult(inFlight.workspace))
+            }
             try device.finish()
             let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let testAccuracy = try evaluate(test).accuracy
