@@ -91,6 +91,54 @@ static void hk_conv_pool_windows8(const float *in, int width, const int *offsets
     }
 }
 
+/// True when the taps are a 3×3 kernel over a single input channel
+/// (offsets i·width + j): the form `hk_conv_pool_windows8_3x3` serves.
+static int hk_taps_are_3x3(const int *offsets, int taps, int width) {
+    if (taps != 9) return 0;
+    for (int k = 0; k < 9; k++)
+        if (offsets[k] != (k / 3) * width + k % 3) return 0;
+    return 1;
+}
+
+/// 8 lanes, a 3×3 kernel over one input channel (conv1): the nine weight
+/// vectors stay in registers, and each pixel of a window's 4×4 input patch
+/// is broadcast once and feeds the window's four pixels through every tap
+/// that covers it (36 multiply-adds from 16 loads, where the general form
+/// loads one broadcast per multiply-add and is bound by loads).
+HK_TARGET
+static void hk_conv_pool_windows8_3x3(const float *in, int width, const float *weightsT, int pooledHeight,
+                                      int pooledWidth, int outWidth, float *best, float *winner) {
+    const __m256 w00 = _mm256_loadu_ps(weightsT), w01 = _mm256_loadu_ps(weightsT + 8);
+    const __m256 w02 = _mm256_loadu_ps(weightsT + 16), w10 = _mm256_loadu_ps(weightsT + 24);
+    const __m256 w11 = _mm256_loadu_ps(weightsT + 32), w12 = _mm256_loadu_ps(weightsT + 40);
+    const __m256 w20 = _mm256_loadu_ps(weightsT + 48), w21 = _mm256_loadu_ps(weightsT + 56);
+    const __m256 w22 = _mm256_loadu_ps(weightsT + 64);
+    for (int qy = 0; qy < pooledHeight; qy++) {
+        for (int qx = 0; qx < pooledWidth; qx++) {
+            const float *p = in + 2 * qy * width + 2 * qx;
+            // s_dy_dx: the conv output at (2qy + dy, 2qx + dx); input row a
+            // feeds output row dy through kernel row a − dy.
+            __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00;
+#define HK_ROW(a, k0, k1, k2, dy) { \
+                const float *r = p + (a) * width; \
+                __m256 v0 = _mm256_broadcast_ss(r), v1 = _mm256_broadcast_ss(r + 1); \
+                __m256 v2 = _mm256_broadcast_ss(r + 2), v3 = _mm256_broadcast_ss(r + 3); \
+                s##dy##0 = _mm256_fmadd_ps(v0, k0, s##dy##0); s##dy##1 = _mm256_fmadd_ps(v1, k0, s##dy##1); \
+                s##dy##0 = _mm256_fmadd_ps(v1, k1, s##dy##0); s##dy##1 = _mm256_fmadd_ps(v2, k1, s##dy##1); \
+                s##dy##0 = _mm256_fmadd_ps(v2, k2, s##dy##0); s##dy##1 = _mm256_fmadd_ps(v3, k2, s##dy##1); }
+            HK_ROW(0, w00, w01, w02, 0)
+            HK_ROW(1, w10, w11, w12, 0) HK_ROW(1, w00, w01, w02, 1)
+            HK_ROW(2, w20, w21, w22, 0) HK_ROW(2, w10, w11, w12, 1)
+            HK_ROW(3, w20, w21, w22, 1)
+#undef HK_ROW
+            int q = qy * pooledWidth + qx;
+            __m256 m, w;
+            hk_window_max(s00, s01, s10, s11, 2 * qy * outWidth + 2 * qx, outWidth, &m, &w);
+            _mm256_storeu_ps(best + 8 * q, m); _mm256_storeu_ps(winner + 8 * q, w);
+        }
+    }
+}
+
 HK_TARGET
 void hk_conv_pool_image(const float *in, int width, const int *offsets, int taps, const float *weightsT,
                         int outChannels, int outPad, int outHeight, int outWidth, float *pooled, int *argmax,
@@ -99,6 +147,8 @@ void hk_conv_pool_image(const float *in, int width, const int *offsets, int taps
     float *best = work, *winner = work + (long)windows * outPad;
     if (outPad == 16)
         hk_conv_pool_windows16(in, width, offsets, taps, weightsT, pooledHeight, pooledWidth, outWidth, best, winner);
+    else if (hk_taps_are_3x3(offsets, taps, width))
+        hk_conv_pool_windows8_3x3(in, width, weightsT, pooledHeight, pooledWidth, outWidth, best, winner);
     else
         hk_conv_pool_windows8(in, width, offsets, taps, weightsT, pooledHeight, pooledWidth, outWidth, best, winner);
     // Window-major lanes to (channel, window) planes, 8 channels at a time;
