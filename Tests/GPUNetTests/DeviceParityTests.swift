@@ -135,9 +135,9 @@ final class DeviceParityTests: XCTestCase {
                 let adamParameter = try d.makeBuffer(weight)
                 let m = try d.makeBuffer(count: 4000, kind: .float32), v = try d.makeBuffer(count: 4000, kind: .float32)
                 for t in 1...2 {
-                    try d.sgdMomentumStep(count: 4000, parameter: sgdParameter, gradient: gradWeight, velocity: velocity,
-                                          learningRate: 0.01, momentum: 0.9)
-                    try d.adamStep(count: 4000, parameter: adamParameter, gradient: gradWeight, m: m, v: v,
+                    try d.sgdMomentumStep([MomentumTensor(count: 4000, parameter: sgdParameter, gradient: gradWeight,
+                                                          velocity: velocity)], learningRate: 0.01, momentum: 0.9)
+                    try d.adamStep([AdamTensor(count: 4000, parameter: adamParameter, gradient: gradWeight, m: m, v: v)],
                                    step: AdamStep(learningRate: 1e-3, step: t))
                 }
                 return [try d.floats(gradInput), try d.floats(gradWeight), try d.floats(gradBias),

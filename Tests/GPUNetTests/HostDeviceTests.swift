@@ -338,8 +338,8 @@ final class HostDeviceTests: XCTestCase {
         let p = try device.makeBuffer(parameter.map(Float.init)), v = try zeros(count)
         for step in 0..<3 {
             let gradient = randomFloats(count, seed: 101 + UInt64(step))
-            try device.sgdMomentumStep(count: count, parameter: p, gradient: try device.makeBuffer(gradient), velocity: v,
-                                       learningRate: 0.05, momentum: 0.9)
+            try device.sgdMomentumStep([MomentumTensor(count: count, parameter: p, gradient: try device.makeBuffer(gradient),
+                                                       velocity: v)], learningRate: 0.05, momentum: 0.9)
             (parameter, velocity) = NaiveReference.sgdMomentumStep(parameter: parameter, gradient: gradient.map(Double.init),
                                                                      velocity: velocity, learningRate: Double(Float(0.05)),
                                                                      momentum: Double(Float(0.9)))
@@ -360,7 +360,8 @@ final class HostDeviceTests: XCTestCase {
             var gradient = randomFloats(count, seed: 111 + UInt64(t))
             for i in stride(from: 0, to: count, by: 11) { gradient[i] *= 1e-6 }
             let step = AdamStep(learningRate: 0.01, step: t)
-            try device.adamStep(count: count, parameter: p, gradient: try device.makeBuffer(gradient), m: mb, v: vb, step: step)
+            try device.adamStep([AdamTensor(count: count, parameter: p, gradient: try device.makeBuffer(gradient), m: mb, v: vb)],
+                                step: step)
             (parameter, m, v) = NaiveReference.adamStep(parameter: parameter, gradient: gradient.map(Double.init),
                                                          m: m, v: v, step: step)
         }

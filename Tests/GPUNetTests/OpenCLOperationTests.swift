@@ -337,37 +337,60 @@ final class OpenCLOperationTests: XCTestCase {
 
     /// One and three steps of SGD with momentum and of Adam against float64
     /// updates: parameters and state within 1e-4 relative to their scale.
+    /// Five tensors of assorted sizes (counts that are not multiples of
+    /// four, more tensors than one OpenCL launch takes), each against its
+    /// own float64 reference over three steps.
     func testOptimisers() throws {
+        let counts = [1, 1001, 6, 72, 1152]
         try eachDevice { device in
-            for count in [1, 1001] {
-                var parameter = randomFloats(count, seed: 101).map(Double.init)
-                var velocity = randomFloats(count, scale: 0.1, seed: 102).map(Double.init)
-                let p = try device.makeBuffer(parameter.map(Float.init))
-                let v = try device.makeBuffer(velocity.map(Float.init))
-                for step in 0..<3 {
-                    let gradient = randomFloats(count, seed: 103 + UInt64(step))
-                    try device.sgdMomentumStep(count: count, parameter: p, gradient: try device.makeBuffer(gradient),
-                                               velocity: v, learningRate: 0.05, momentum: 0.9)
-                    (parameter, velocity) = NaiveReference.sgdMomentumStep(parameter: parameter, gradient: gradient.map(Double.init),
-                                                                           velocity: velocity, learningRate: 0.05, momentum: 0.9)
+            var parameters = counts.enumerated().map { randomFloats($1, seed: 101 + UInt64($0)).map(Double.init) }
+            var velocities = counts.enumerated().map { randomFloats($1, scale: 0.1, seed: 201 + UInt64($0)).map(Double.init) }
+            let p = try parameters.map { try device.makeBuffer($0.map(Float.init)) }
+            let v = try velocities.map { try device.makeBuffer($0.map(Float.init)) }
+            for step in 0..<3 {
+                let gradients = counts.enumerated().map { randomFloats($1, seed: 300 + 10 * UInt64(step) + UInt64($0)) }
+                let g = try gradients.map { try device.makeBuffer($0) }
+                try device.sgdMomentumStep(counts.indices.map {
+                    MomentumTensor(count: counts[$0], parameter: p[$0], gradient: g[$0], velocity: v[$0])
+                }, learningRate: 0.05, momentum: 0.9)
+                for i in counts.indices {
+                    (parameters[i], velocities[i]) = NaiveReference.sgdMomentumStep(
+                        parameter: parameters[i], gradient: gradients[i].map(Double.init), velocity: velocities[i],
+                        learningRate: 0.05, momentum: 0.9)
                 }
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(p), parameter), Self.gradientTolerance, "SGD parameter")
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(v), velocity), Self.gradientTolerance, "SGD velocity")
+            }
+            for i in counts.indices {
+                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(p[i]), parameters[i]), Self.gradientTolerance,
+                                         "SGD parameter \(i)")
+                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(v[i]), velocities[i]), Self.gradientTolerance,
+                                         "SGD velocity \(i)")
+            }
 
-                var aParameter = randomFloats(count, seed: 111).map(Double.init)
-                var m = [Double](repeating: 0, count: count), second = [Double](repeating: 0, count: count)
-                let ap = try device.makeBuffer(aParameter.map(Float.init))
-                let am = try device.makeBuffer(count: count, kind: .float32), av = try device.makeBuffer(count: count, kind: .float32)
-                for t in 1...3 {
-                    let gradient = randomFloats(count, seed: 120 + UInt64(t))
-                    let step = AdamStep(learningRate: 1e-3, step: t)
-                    try device.adamStep(count: count, parameter: ap, gradient: try device.makeBuffer(gradient), m: am, v: av, step: step)
-                    (aParameter, m, second) = NaiveReference.adamStep(parameter: aParameter, gradient: gradient.map(Double.init),
-                                                                      m: m, v: second, step: step)
+            var aParameters = counts.enumerated().map { randomFloats($1, seed: 111 + UInt64($0)).map(Double.init) }
+            var m = counts.map { [Double](repeating: 0, count: $0) }, second = m
+            let ap = try aParameters.map { try device.makeBuffer($0.map(Float.init)) }
+            let am = try counts.map { try device.makeBuffer(count: $0, kind: .float32) }
+            let av = try counts.map { try device.makeBuffer(count: $0, kind: .float32) }
+            for t in 1...3 {
+                let gradients = counts.enumerated().map { randomFloats($1, seed: 400 + 10 * UInt64(t) + UInt64($0)) }
+                let g = try gradients.map { try device.makeBuffer($0) }
+                let step = AdamStep(learningRate: 1e-3, step: t)
+                try device.adamStep(counts.indices.map {
+                    AdamTensor(count: counts[$0], parameter: ap[$0], gradient: g[$0], m: am[$0], v: av[$0])
+                }, step: step)
+                for i in counts.indices {
+                    (aParameters[i], m[i], second[i]) = NaiveReference.adamStep(
+                        parameter: aParameters[i], gradient: gradients[i].map(Double.init), m: m[i], v: second[i],
+                        step: step)
                 }
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(ap), aParameter), Self.gradientTolerance, "Adam parameter")
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(am), m), Self.gradientTolerance, "Adam m")
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(av), second), Self.gradientTolerance, "Adam v")
+            }
+            for i in counts.indices {
+                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(ap[i]), aParameters[i]),
+                                         Self.gradientTolerance, "Adam parameter \(i)")
+                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(am[i]), m[i]), Self.gradientTolerance,
+                                         "Adam m \(i)")
+                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(av[i]), second[i]), Self.gradientTolerance,
+                                         "Adam v \(i)")
             }
         }
     }

@@ -214,24 +214,26 @@ extension HostDevice {
 
     // MARK: Optimisers
 
-    public func sgdMomentumStep(count: Int, parameter: Buffer, gradient: Buffer, velocity: Buffer,
-                                learningRate: Float, momentum: Float) throws {
-        let p = try floats(parameter, at: count, "sgdMomentumStep", "parameter")
-        let g = try floats(gradient, at: count, "sgdMomentumStep", "gradient")
-        let v = try floats(velocity, at: count, "sgdMomentumStep", "velocity")
-        try distinct(parameter, gradient, velocity, in: "sgdMomentumStep")
-        hk_sgd_momentum_step(Int32(count), p, g, v, learningRate, momentum)
+    public func sgdMomentumStep(_ tensors: [MomentumTensor], learningRate: Float, momentum: Float) throws {
+        for t in tensors {
+            let p = try floats(t.parameter, at: t.count, "sgdMomentumStep", "parameter")
+            let g = try floats(t.gradient, at: t.count, "sgdMomentumStep", "gradient")
+            let v = try floats(t.velocity, at: t.count, "sgdMomentumStep", "velocity")
+            try distinct(t.parameter, t.gradient, t.velocity, in: "sgdMomentumStep")
+            hk_sgd_momentum_step(Int32(t.count), p, g, v, learningRate, momentum)
+        }
     }
 
-    public func adamStep(count: Int, parameter: Buffer, gradient: Buffer, m: Buffer, v: Buffer,
-                         step: AdamStep) throws {
-        let p = try floats(parameter, at: count, "adamStep", "parameter")
-        let g = try floats(gradient, at: count, "adamStep", "gradient")
-        let pm = try floats(m, at: count, "adamStep", "m")
-        let pv = try floats(v, at: count, "adamStep", "v")
-        try distinct(parameter, gradient, m, v, in: "adamStep")
-        hk_adam_step(Int32(count), p, g, pm, pv, step.learningRate, step.beta1, step.beta2, step.epsilon,
-                     step.correction1, step.correction2)
+    public func adamStep(_ tensors: [AdamTensor], step: AdamStep) throws {
+        for t in tensors {
+            let p = try floats(t.parameter, at: t.count, "adamStep", "parameter")
+            let g = try floats(t.gradient, at: t.count, "adamStep", "gradient")
+            let pm = try floats(t.m, at: t.count, "adamStep", "m")
+            let pv = try floats(t.v, at: t.count, "adamStep", "v")
+            try distinct(t.parameter, t.gradient, t.m, t.v, in: "adamStep")
+            hk_adam_step(Int32(t.count), p, g, pm, pv, step.learningRate, step.beta1, step.beta2, step.epsilon,
+                         step.correction1, step.correction2)
+        }
     }
 
     /// The C loops take their arrays as non-overlapping (`restrict`). Pairwise

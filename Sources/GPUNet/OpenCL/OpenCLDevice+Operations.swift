@@ -273,26 +273,49 @@ extension OpenCLDevice {
 
     // MARK: Optimisers
 
-    public func sgdMomentumStep(count: Int, parameter: Buffer, gradient: Buffer, velocity: Buffer,
-                                learningRate: Float, momentum: Float) throws {
+    /// Four tensors per launch (`sgd_momentum_step`, optimizers.cl); unused
+    /// slots have count 0 and repeat the first tensor's buffers.
+    public func sgdMomentumStep(_ tensors: [MomentumTensor], learningRate: Float, momentum: Float) throws {
         let operation = "sgdMomentumStep"
-        let p = try cl(parameter, "parameter", atLeast: count, in: operation)
-        let g = try cl(gradient, "gradient", atLeast: count, in: operation)
-        let v = try cl(velocity, "velocity", atLeast: count, in: operation)
-        try launch("sgd_momentum_step", items: count, [
-            .buffer(p), .buffer(g), .buffer(v), .float(learningRate), .float(momentum), .int(count)])
+        for group in Self.groupsOfFour(tensors) {
+            var buffers: [OpenCLKernel.Argument] = [], counts: [OpenCLKernel.Argument] = []
+            for slot in 0..<4 {
+                let t = slot < group.count ? group[slot] : group[0]
+                let count = slot < group.count ? t.count : 0
+                buffers += [.buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
+                            .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
+                            .buffer(try cl(t.velocity, "velocity", atLeast: count, in: operation))]
+                counts.append(.int(count))
+            }
+            try launch("sgd_momentum_step", items: group.reduce(0) { $0 + $1.count },
+                       buffers + counts + [.float(learningRate), .float(momentum)])
+        }
     }
 
-    public func adamStep(count: Int, parameter: Buffer, gradient: Buffer, m: Buffer, v: Buffer,
-                         step: AdamStep) throws {
+    /// Four tensors per launch (`adam_step`, optimizers.cl, four elements
+    /// per work-item); unused slots have count 0 and repeat the first
+    /// tensor's buffers.
+    public func adamStep(_ tensors: [AdamTensor], step: AdamStep) throws {
         let operation = "adamStep"
-        let p = try cl(parameter, "parameter", atLeast: count, in: operation)
-        let g = try cl(gradient, "gradient", atLeast: count, in: operation)
-        let mBuffer = try cl(m, "m", atLeast: count, in: operation)
-        let vBuffer = try cl(v, "v", atLeast: count, in: operation)
-        try launch("adam_step", items: (count + 3) / 4, [
-            .buffer(p), .buffer(g), .buffer(mBuffer), .buffer(vBuffer), .float(step.learningRate),
-            .float(step.beta1), .float(step.beta2), .float(step.epsilon), .float(step.correction1),
-            .float(step.correction2), .int(count)])
+        for group in Self.groupsOfFour(tensors) {
+            var buffers: [OpenCLKernel.Argument] = [], counts: [OpenCLKernel.Argument] = []
+            for slot in 0..<4 {
+                let t = slot < group.count ? group[slot] : group[0]
+                let count = slot < group.count ? t.count : 0
+                buffers += [.buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
+                            .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
+                            .buffer(try cl(t.m, "m", atLeast: count, in: operation)),
+                            .buffer(try cl(t.v, "v", atLeast: count, in: operation))]
+                counts.append(.int(count))
+            }
+            try launch("adam_step", items: group.reduce(0) { $0 + ($1.count + 3) / 4 },
+                       buffers + counts + [.float(step.learningRate), .float(step.beta1), .float(step.beta2),
+                                           .float(step.epsilon), .float(step.correction1), .float(step.correction2)])
+        }
+    }
+
+    /// `tensors` in launch-sized groups of at most four.
+    private static func groupsOfFour<T>(_ tensors: [T]) -> [[T]] {
+        stride(from: 0, to: tensors.count, by: 4).map { Array(tensors[$0..<min($0 + 4, tensors.count)]) }
     }
 }

@@ -61,15 +61,19 @@ public final class Optimizer {
     /// One update of every parameter from its gradient.
     public func update(parameters: TinyConvNet.Parameters, gradients: TinyConvNet.Parameters) throws {
         step += 1
-        for (i, (p, g)) in zip(parameters.all, gradients.all).enumerated() {
-            switch kind {
-            case let .adam(b1, b2, eps):
-                let hyper = AdamStep(learningRate: learningRate, beta1: b1, beta2: b2, epsilon: eps, step: step)
-                try device.adamStep(count: p.count, parameter: p, gradient: g, m: slots[i][0], v: slots[i][1], step: hyper)
-            case let .sgd(momentum):
-                try device.sgdMomentumStep(count: p.count, parameter: p, gradient: g, velocity: slots[i][0],
-                                           learningRate: learningRate, momentum: momentum)
+        let tensors = zip(zip(parameters.all, gradients.all), slots)
+        switch kind {
+        case let .adam(b1, b2, eps):
+            let adam = tensors.map { pair, state in
+                AdamTensor(count: pair.0.count, parameter: pair.0, gradient: pair.1, m: state[0], v: state[1])
             }
+            try device.adamStep(adam, step: AdamStep(learningRate: learningRate, beta1: b1, beta2: b2, epsilon: eps,
+                                                     step: step))
+        case let .sgd(momentum):
+            let sgd = tensors.map { pair, state in
+                MomentumTensor(count: pair.0.count, parameter: pair.0, gradient: pair.1, velocity: state[0])
+            }
+            try device.sgdMomentumStep(sgd, learningRate: learningRate, momentum: momentum)
         }
     }
 
@@ -81,11 +85,11 @@ public final class Optimizer {
         let a = try device.makeBuffer(count: 1, kind: .float32), b = try device.makeBuffer(count: 1, kind: .float32)
         switch kind {
         case let .adam(b1, b2, eps):
-            try device.adamStep(count: 1, parameter: p, gradient: g, m: a, v: b,
+            try device.adamStep([AdamTensor(count: 1, parameter: p, gradient: g, m: a, v: b)],
                                 step: AdamStep(learningRate: learningRate, beta1: b1, beta2: b2, epsilon: eps, step: 1))
         case let .sgd(momentum):
-            try device.sgdMomentumStep(count: 1, parameter: p, gradient: g, velocity: a, learningRate: learningRate,
-                                       momentum: momentum)
+            try device.sgdMomentumStep([MomentumTensor(count: 1, parameter: p, gradient: g, velocity: a)],
+                                       learningRate: learningRate, momentum: momentum)
         }
     }
 
