@@ -128,7 +128,8 @@ extension OpenCLDevice {
     /// input channels: one work-item per image scatters each winner's
     /// gradient times the weight rows into the image's channels-last sum,
     /// then writes its planes — no two work-items write one element, so no
-    /// atomics, and one launch per call.
+    /// atomics, and one launch per call. Its sums (2 per image: even and odd
+    /// windows) live in a scratch buffer of 2·B·H·W·lanes floats.
     /// A corrupt winner (not in its own window) passes no gradient.
     public func conv2dBackwardData(_ s: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
                                    gradInput: Buffer) throws {
@@ -138,7 +139,7 @@ extension OpenCLDevice {
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
         guard s.inputCount > 0 else { return }
         let lanes = Self.vectorWidth(channels: s.inChannels)
-        let work = try scratchBuffer("pooled.gradientLanes", count: s.batch * s.height * s.width * lanes)
+        let work = try scratchBuffer("pooled.gradientLanes", count: s.batch * 2 * s.height * s.width * lanes)
         let arguments: [OpenCLKernel.Argument] = [
             .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(weightBuffer), .buffer(work),
             .buffer(gradInputBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
