@@ -29,8 +29,20 @@ public struct Dataset: Sendable {
 
     /// Normalised float images for the given indices, (indices.count, 1, rows, columns).
     public func normalizedImages<C: Collection>(_ indices: C) -> [Float] where C.Element == Int {
-        var out = [Float](repeating: 0, count: indices.count * imageSize)
-        guard !indices.isEmpty else { return out }
+        var out: [Float] = []
+        normalizeImages(indices, into: &out)
+        return out
+    }
+
+    /// ``normalizedImages(_:)`` into `out`, resized to fit: a loop that
+    /// reuses one array allocates nothing (a fresh 200 kB array per training
+    /// step cost page faults and zeroing on the host device).
+    public func normalizeImages<C: Collection>(_ indices: C, into out: inout [Float]) where C.Element == Int {
+        let count = indices.count * imageSize
+        if out.count != count {
+            if out.count > count { out.removeLast(out.count - count) } else { out += repeatElement(0, count: count - out.count) }
+        }
+        guard !indices.isEmpty else { return }
         let scale = 1 / (255 * Dataset.standardDeviation)
         let shift = Dataset.mean / Dataset.standardDeviation
         out.withUnsafeMutableBufferPointer { dst in
@@ -46,7 +58,6 @@ public struct Dataset: Sendable {
                 }
             }
         }
-        return out
     }
 
     /// The first `n` images and labels (or all when n ≥ count).

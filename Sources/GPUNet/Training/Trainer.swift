@@ -97,10 +97,14 @@ public final class Trainer {
             let start = DispatchTime.now().uptimeNanoseconds
             let order = Self.order(count: train.count, seed: settings.seed, epoch: epoch)
             var lossSum = 0.0, correct = 0, seen = 0
-            /// Step `step`'s images and labels, ready on the host.
-            func hostBatch(_ step: Int) -> (images: [Float], labels: [Int32]) {
+            /// Step `step`'s images and labels, ready on the host in `images` and
+            /// `labels` (reused from step to step: `setBatch` copies them).
+            var images: [Float] = [], labels: [Int32] = []
+            func prepareBatch(_ step: Int) {
                 let indices = order[(step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)]
-                return (train.normalizedImages(indices), indices.map { Int32(train.labels[$0]) })
+                train.normalizeImages(indices, into: &images)
+                labels.removeAll(keepingCapacity: true)
+                labels.append(contentsOf: indices.lazy.map { Int32(self.train.labels[$0]) })
             }
             /// Waits for a step's loss and correct count, then reports it.
             func conclude(step: Int, _ pending: TinyConvNet.PendingBatchResult) throws {
@@ -134,20 +138,19 @@ public final class Trainer {
             // nothing is saved after a failure. A stop request is looked at
             // before each step is queued (once per step, as before): the step
             // in flight finishes and is reported, no other starts.
-            var next = steps > 0 ? hostBatch(0) : nil
+            if steps > 0 { prepareBatch(0) }
             var running: (step: Int, workspace: TinyConvNet.Workspace)?
             for step in 0..<steps {
-                guard let batch = next else { break }
                 if let inFlight = running { try stopIfRequested(inFlight) }
-                let w = try network.workspace(batch: batch.labels.count)
-                try network.setBatch(w, images: batch.images, labels: batch.labels)
+                let w = try network.workspace(batch: labels.count)
+                try network.setBatch(w, images: images, labels: labels)
                 let previous = try running.map { ($0.step, try network.requestBatchResult($0.workspace)) }
                 try network.forward(w)
                 try network.backward(w)
                 try optimizer.update(parameters: network.parameters, gradients: network.gradients)
                 if let (previousStep, result) = previous { try conclude(step: previousStep, result) }
                 running = (step, w)
-                next = step + 1 < steps ? hostBatch(step + 1) : nil
+                if step + 1 < steps { prepareBatch(step + 1) }
             }
             if let inFlight = running {
                 try stopIfRequested(inFlight)
