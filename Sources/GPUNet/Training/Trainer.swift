@@ -178,8 +178,8 @@ public final class Trainer {
     private func prepareDevice() throws {
         // The full batch, and the epoch's last, smaller one if there is one
         // (its launches have other sizes, which PoCL compiles its own code for).
-        let remainder = train.count % settings.batchSize
-        for batch in Set([min(settings.batchSize, max(1, train.count)), remainder]) where batch > 0 {
+        let full = min(settings.batchSize, max(1, train.count)), remainder = train.count % settings.batchSize
+        for batch in [full] + (remainder > 0 && remainder != full ? [remainder] : []) {
             let w = try network.workspace(batch: batch)
             try network.forward(w)
             try network.backward(w)
