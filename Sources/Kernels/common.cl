@@ -21,3 +21,8 @@
 // made the pooled data gradient's read-modify-writes ~1.3× slower here.
 #define VEC_REF(W, p, i) (((__global VEC_##W*)(p))[i])
 #define VEC_READ(W, p, i) (((__global const VEC_##W*)(p))[i])
+
+// ReLU with PyTorch's rule, for a float or floatN x: x where x > 0 or x is
+// NaN (a diverging run shows in the loss instead of being silenced, as fmax
+// would), else 0. T is x's type.
+#define RELU(T, x) select((T)0.0f, (x), ((x) > 0.0f) | isnan(x))

@@ -17,8 +17,8 @@
 // windows that floor mode keeps are computed (an odd last conv row or column
 // is never evaluated).
 //
-// With `relu` ≠ 0 every kernel stores ReLU(pooled) instead (relu.cl's rule:
-// a NaN passes), the winners unchanged: ReLU commutes with the max.
+// With `relu` ≠ 0 every kernel stores RELU(pooled) instead (common.cl: a
+// NaN passes), the winners unchanged: ReLU commutes with the max.
 
 #define POOL_INT_1 int
 #define POOL_INT_4 int4
@@ -69,7 +69,7 @@
     POOL_CANDIDATE(W, acc01, first + 1) \
     POOL_CANDIDATE(W, acc10, first + outWidth) \
     POOL_CANDIDATE(W, acc11, first + outWidth + 1) \
-    if (relu) best = select((VEC_##W)0.0f, best, (best > 0.0f) | isnan(best)); \
+    if (relu) best = RELU(VEC_##W, best); \
     const int o0 = group * W; \
     const size_t out = ((size_t)(b * outChannels + o0) * poolHeight + py) * poolWidth + px; \
     STORE_LANES_##W(best, winner, pooled + out, argmax + out, windows, outChannels - o0)
@@ -155,7 +155,7 @@ DEFINE_CONV2D_MAXPOOL2_FORWARD3X3(16)
     best = select(best, bottom.even, larger); winner = select(winner, first + outWidth, larger); \
     larger = bottom.odd > best; \
     best = select(best, bottom.odd, larger); winner = select(winner, first + outWidth + 1, larger); \
-    if (relu) best = select((float8)0.0f, best, (best > 0.0f) | isnan(best)); \
+    if (relu) best = RELU(float8, best); \
     if (ob * 4 + (t) < outChannels) { \
         const size_t out = ((size_t)(b * outChannels + ob * 4 + (t)) * poolHeight + py) * poolWidth + start; \
         vstore8(best, 0, pooled + out); \

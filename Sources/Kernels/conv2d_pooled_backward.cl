@@ -109,6 +109,8 @@ static inline int gather_winners(__global const float* gradient, __global const 
 // every lane is a channel: the per-lane tests cost conv2's data gradient
 // ~0.03 ms (0.16–0.21 → 0.13–0.15 ms, C harness).
 #define LANE_FROM(p, stride, n, t) ((t) < (n) ? (p)[(t) * (size_t)(stride)] : 0.0f)
+// `loop(W, n)` with n = W when all `channels` fill the lanes, else n = channels.
+#define WITH_LANE_COUNT(loop, W, channels) if ((channels) == W) { loop(W, W) } else { loop(W, channels) }
 #define LANES_FROM_1(p, s, n) LANE_FROM(p, s, n, 0)
 #define LANES_FROM_4(p, s, n) \
     (float4)(LANE_FROM(p, s, n, 0), LANE_FROM(p, s, n, 1), LANE_FROM(p, s, n, 2), LANE_FROM(p, s, n, 3))
@@ -130,6 +132,8 @@ static inline int gather_winners(__global const float* gradient, __global const 
 // planes (B, C, H, W) → lanes (B, H, W, W_c): lanes[b, p, c] = planes[b, c, p],
 // zero for c ≥ C. One work-item per (image, row), a row's channels read
 // as contiguous plane rows.
+#define PLANES_TO_LANES_ROW(W, n) \
+    for (int x = 0; x < width; x++) VEC_REF(W, target, x) = LANES_FROM_##W(source + x, plane, n);
 #define DEFINE_CONV_PLANES_TO_LANES(W) \
 __kernel void conv_planes_to_lanes_##W(__global const float* planes, __global float* lanes, \
                                        int batch, int channels, int height, int width) { \
@@ -139,11 +143,7 @@ __kernel void conv_planes_to_lanes_##W(__global const float* planes, __global fl
     __global const float* source = planes + ((size_t)b * channels * height + y) * width; \
     __global float* target = lanes + (size_t)index * width * W; \
     const size_t plane = (size_t)height * width; \
-    if (channels == W) { \
-        for (int x = 0; x < width; x++) VEC_REF(W, target, x) = LANES_FROM_##W(source + x, plane, W); \
-    } else { \
-        for (int x = 0; x < width; x++) VEC_REF(W, target, x) = LANES_FROM_##W(source + x, plane, channels); \
-    } \
+    WITH_LANE_COUNT(PLANES_TO_LANES_ROW, W, channels) \
 }
 
 // Partial weight gradients: partials[chunk, o, i·kW + j, c] = Σ over the
@@ -324,19 +324,14 @@ __kernel void conv2d_pooled_weight_reduce(__global const float* partials, __glob
     const int pixels = height * width; \
     __global float* image = work + (size_t)b * 2 * pixels * W; \
     for (int p = 0; p < 2 * pixels; p++) VEC_REF(W, image, p) = (VEC_##W)0.0f;
+#define DATA_SUMS_TO_PLANES(W, n) \
+    for (int p = 0; p < pixels; p++) { \
+        const VEC_##W sum = VEC_READ(W, image, p) + VEC_READ(W, image, pixels + p); \
+        LANES_TO_##W(sum, out + p, pixels, n) \
+    }
 #define CONV2D_POOLED_DATA_EPILOGUE(W) \
     __global float* out = gradInput + (size_t)b * inChannels * pixels; \
-    if (inChannels == W) { \
-        for (int p = 0; p < pixels; p++) { \
-            const VEC_##W sum = VEC_READ(W, image, p) + VEC_READ(W, image, pixels + p); \
-            LANES_TO_##W(sum, out + p, pixels, W) \
-        } \
-    } else { \
-        for (int p = 0; p < pixels; p++) { \
-            const VEC_##W sum = VEC_READ(W, image, p) + VEC_READ(W, image, pixels + p); \
-            LANES_TO_##W(sum, out + p, pixels, inChannels) \
-        } \
-    }
+    WITH_LANE_COUNT(DATA_SUMS_TO_PLANES, W, inChannels)
 // For each chunk of windows and output channel o (after `per_channel`),
 // `body` once per nonzero winner, with its gradient `value` and `patch`,
 // the image's sum at the winner's pixel.

@@ -1,6 +1,5 @@
-// ReLU: output = input where input > 0 or is NaN, else 0 (PyTorch's rule: a
-// NaN passes through, so a diverging run shows in the loss instead of being
-// silenced, as fmax would); its gradient passes where the output is > 0.
+// ReLU: output = RELU(input) (common.cl: PyTorch's rule, a NaN passes
+// through); its gradient passes where the output is > 0.
 // One work-item per 16 consecutive elements, moved as one aligned float16
 // (VEC_READ/VEC_REF, common.cl: whole stores, not halves): PoCL's
 // per-work-item cost outweighs one element's arithmetic (measured here:
@@ -14,11 +13,11 @@ __kernel void relu_forward(__global const float* input, __global float* output, 
     if (first >= count) return;
     if (first + 16 <= count) {
         const float16 x = VEC_READ(16, input + first, 0);
-        VEC_REF(16, output + first, 0) = select((float16)0.0f, x, (x > 0.0f) | isnan(x));
+        VEC_REF(16, output + first, 0) = RELU(float16, x);
     } else {
         for (int index = first; index < count; index++) {
             const float x = input[index];
-            output[index] = (x > 0.0f || isnan(x)) ? x : 0.0f;
+            output[index] = RELU(float, x);
         }
     }
 }

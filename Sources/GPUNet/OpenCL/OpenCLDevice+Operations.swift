@@ -273,49 +273,50 @@ extension OpenCLDevice {
 
     // MARK: Optimisers
 
-    /// Four tensors per launch (`sgd_momentum_step`, optimizers.cl); unused
-    /// slots have count 0 and repeat the first tensor's buffers.
+    /// `sgd_momentum_step` (optimizers.cl), four tensors per launch.
     public func sgdMomentumStep(_ tensors: [MomentumTensor], learningRate: Float, momentum: Float) throws {
         let operation = "sgdMomentumStep"
-        for group in Self.groupsOfFour(tensors) {
-            var buffers: [OpenCLKernel.Argument] = [], counts: [OpenCLKernel.Argument] = []
-            for slot in 0..<4 {
-                let t = slot < group.count ? group[slot] : group[0]
-                let count = slot < group.count ? t.count : 0
-                buffers += [.buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
-                            .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
-                            .buffer(try cl(t.velocity, "velocity", atLeast: count, in: operation))]
-                counts.append(.int(count))
-            }
-            try launch("sgd_momentum_step", items: group.reduce(0) { $0 + $1.count },
-                       buffers + counts + [.float(learningRate), .float(momentum)])
+        try launchFourTensorsAtATime("sgd_momentum_step", tensors, count: \.count, items: { $0 },
+                                     trailing: [.float(learningRate), .float(momentum)]) { t, count in
+            [.buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
+             .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
+             .buffer(try cl(t.velocity, "velocity", atLeast: count, in: operation))]
         }
     }
 
-    /// Four tensors per launch (`adam_step`, optimizers.cl, four elements
-    /// per work-item); unused slots have count 0 and repeat the first
-    /// tensor's buffers.
+    /// `adam_step` (optimizers.cl, four elements per work-item), four
+    /// tensors per launch.
     public func adamStep(_ tensors: [AdamTensor], step: AdamStep) throws {
         let operation = "adamStep"
-        for group in Self.groupsOfFour(tensors) {
-            var buffers: [OpenCLKernel.Argument] = [], counts: [OpenCLKernel.Argument] = []
-            for slot in 0..<4 {
-                let t = slot < group.count ? group[slot] : group[0]
-                let count = slot < group.count ? t.count : 0
-                buffers += [.buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
-                            .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
-                            .buffer(try cl(t.m, "m", atLeast: count, in: operation)),
-                            .buffer(try cl(t.v, "v", atLeast: count, in: operation))]
-                counts.append(.int(count))
-            }
-            try launch("adam_step", items: group.reduce(0) { $0 + ($1.count + 3) / 4 },
-                       buffers + counts + [.float(step.learningRate), .float(step.beta1), .float(step.beta2),
-                                           .float(step.epsilon), .float(step.correction1), .float(step.correction2)])
+        try launchFourTensorsAtATime("adam_step", tensors, count: \.count, items: { ($0 + 3) / 4 },
+                                     trailing: [.float(step.learningRate), .float(step.beta1), .float(step.beta2),
+                                                .float(step.epsilon), .float(step.correction1),
+                                                .float(step.correction2)]) { t, count in
+            [.buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
+             .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
+             .buffer(try cl(t.m, "m", atLeast: count, in: operation)),
+             .buffer(try cl(t.v, "v", atLeast: count, in: operation))]
         }
     }
 
-    /// `tensors` in launch-sized groups of at most four.
-    private static func groupsOfFour<T>(_ tensors: [T]) -> [[T]] {
-        stride(from: 0, to: tensors.count, by: 4).map { Array(tensors[$0..<min($0 + 4, tensors.count)]) }
+    /// Launches `kernel` once per group of up to four tensors. Its arguments:
+    /// each of the four slots' `buffers` (an unused slot repeats the group's
+    /// first tensor with count 0), the four counts, then `trailing`; the
+    /// work-items are `items(count)` per tensor, in slot order.
+    private func launchFourTensorsAtATime<T>(_ kernel: String, _ tensors: [T], count: (T) -> Int,
+                                             items: (Int) -> Int, trailing: [OpenCLKernel.Argument],
+                                             buffers: (T, Int) throws -> [OpenCLKernel.Argument]) throws {
+        for first in stride(from: 0, to: tensors.count, by: 4) {
+            let group = tensors[first..<min(first + 4, tensors.count)]
+            var slots: [OpenCLKernel.Argument] = [], counts: [OpenCLKernel.Argument] = []
+            for slot in 0..<4 {
+                let used = slot < group.count
+                let tensor = group[group.startIndex + (used ? slot : 0)]
+                let n = used ? count(tensor) : 0
+                slots += try buffers(tensor, n)
+                counts.append(.int(n))
+            }
+            try launch(kernel, items: group.reduce(0) { $0 + items(count($1)) }, slots + counts + trailing)
+        }
     }
 }
