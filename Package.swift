@@ -5,7 +5,7 @@ import PackageDescription
 /// it apart with the SVD.
 ///
 /// Layers, bottom up:
-/// - `_COpenCL`, `_CLAPACK`, `_CCairo`, `_CZlib`: one system-library shim per C
+/// - `COpenCL`, `CLAPACK`, `CCairo`, `CZlib`: one system-library shim per C
 ///   library (Debian packages; see README).
 /// - `Kernels`: the OpenCL C sources, embedded in the binary at build time by
 ///   the `EmbedKernels` plugin.
@@ -27,10 +27,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .systemLibrary(name: "_COpenCL", path: "Sources/_COpenCL"),
-        .systemLibrary(name: "_CLAPACK", path: "Sources/_CLAPACK"),
-        .systemLibrary(name: "_CCairo", path: "Sources/_CCairo"),
-        .systemLibrary(name: "_CZlib", path: "Sources/_CZlib"),
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
+        .systemLibrary(name: "CLAPACK", path: "Sources/CLAPACK"),
+        .systemLibrary(name: "CCairo", path: "Sources/CCairo"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         .executableTarget(name: "embed-kernels", path: "Sources/embed-kernels"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"]),
@@ -41,10 +41,10 @@ let package = Package(
         ),
 
         .target(name: "_HostKernels"),
-        .target(name: "NetIO", dependencies: ["_CZlib"]),
-        .target(name: "GPUNet", dependencies: ["_COpenCL", "_CLAPACK", "_HostKernels", "Kernels", "NetIO"]),
-        .target(name: "Analysis", dependencies: ["_CLAPACK", "NetIO"]),
-        .target(name: "Figures", dependencies: ["_CCairo", "Analysis"]),
+        .target(name: "NetIO", dependencies: ["CZlib"]),
+        .target(name: "GPUNet", dependencies: ["COpenCL", "CLAPACK", "_HostKernels", "Kernels", "NetIO"]),
+        .target(name: "Analysis", dependencies: ["CLAPACK", "NetIO"]),
+        .target(name: "Figures", dependencies: ["CCairo", "Analysis"]),
         .executableTarget(
             name: "convsvd",
             dependencies: [

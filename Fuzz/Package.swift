@@ -9,8 +9,8 @@ import PackageDescription
 let package = Package(
     name: "ConvSVDFuzz",
     targets: [
-        .systemLibrary(name: "_CZlib", path: "Sources/_CZlib"),
-        .target(name: "NetIO", dependencies: ["_CZlib"], path: "Sources/NetIO"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "NetIO", dependencies: ["CZlib"], path: "Sources/NetIO"),
         .executableTarget(name: "FuzzIDX", dependencies: ["NetIO"]),
         .executableTarget(name: "FuzzSafetensors", dependencies: ["NetIO"]),
     ],

@@ -1,4 +1,4 @@
-import _CLAPACK
+import CLAPACK
 
 /// A LAPACK routine reported failure.
 public struct LAPACKError: Error, CustomStringConvertible, Equatable {

@@ -1,4 +1,4 @@
-import _CLAPACK
+import CLAPACK
 
 /// A dense float64 matrix, row-major: entry (i, j) is `values[i·columns + j]`.
 ///

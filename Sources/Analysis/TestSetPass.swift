@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 import NetIO
-import _CLAPACK
+import CLAPACK
 
 /// The network the analysis verifies (phase 4): in practice TinyConvNet on a
 /// `Device` (GPUNet), adapted by the caller so that Analysis need not depend

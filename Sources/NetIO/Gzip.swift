@@ -1,5 +1,5 @@
 import Foundation
-import _CZlib
+import CZlib
 
 /// Why a gzip stream could not be decompressed.
 public struct GzipError: Error, CustomStringConvertible, Equatable {

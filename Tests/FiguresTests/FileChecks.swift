@@ -1,4 +1,4 @@
-import _CCairo
+import CCairo
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML

@@ -1,4 +1,4 @@
-import _CCairo
+import CCairo
 import Foundation
 
 /// The file format of a figure.

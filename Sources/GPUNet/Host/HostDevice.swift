@@ -1,5 +1,5 @@
 import Foundation
-import _CLAPACK
+import CLAPACK
 import _HostKernels
 
 /// The reference ``Device``: OpenBLAS `cblas_sgemm` for every product, plain

@@ -1,4 +1,4 @@
-import _CLAPACK
+import CLAPACK
 
 /// The loops behind ``HostDevice``: one image or one row range at a time,
 /// over raw pointers, allocation-free. The device checks arguments and splits

@@ -1,4 +1,4 @@
-import _COpenCL
+import COpenCL
 
 /// One device's OpenCL context and in-order command queue. Buffers, programs
 /// and kernels keep it alive, so that it is released after the last of them.

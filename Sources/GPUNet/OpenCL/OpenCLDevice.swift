@@ -1,6 +1,6 @@
 import Foundation
 import Kernels
-import _COpenCL
+import COpenCL
 
 /// The ``Device`` operations as OpenCL kernels, on any OpenCL 1.2 device (a
 /// GPU, or PoCL on the CPU).

@@ -1,4 +1,4 @@
-import _COpenCL
+import COpenCL
 
 /// Every failure of the OpenCL device, with what failed and where.
 ///

@@ -1,4 +1,4 @@
-import _COpenCL
+import COpenCL
 
 /// A non-blocking read of a float buffer into host memory that this object
 /// owns until the read's event has completed (``OpenCLDevice/startDownload(_:)``).

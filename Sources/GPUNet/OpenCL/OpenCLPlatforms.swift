@@ -1,5 +1,5 @@
 import Foundation
-import _COpenCL
+import COpenCL
 
 /// One OpenCL device of this machine: where it sits (platform and device
 /// index, as in the selector `opencl:P:D`) and what it is.

@@ -1,5 +1,5 @@
 import Foundation
-import _COpenCL
+import COpenCL
 
 /// A built OpenCL program on one device's context.
 public final class OpenCLProgram {

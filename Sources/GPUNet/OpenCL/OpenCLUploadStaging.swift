@@ -1,4 +1,4 @@
-import _COpenCL
+import COpenCL
 
 /// Host memory that uploads are copied into before their non-blocking
 /// writes are enqueued: a ring of areas, each reused only after the write
