@@ -80,8 +80,9 @@ public enum DatasetLocator {
 
 /// Why a data set could not be loaded (file-level problems are ``IDXError``s).
 public enum DatasetError: Error, CustomStringConvertible, Equatable {
-    /// Files absent from `directory`; `downloadFailures` says why fetching
-    /// them failed (empty when downloading was off).
+    /// Files absent from `directory`, by base name (``DatasetKind/fileBaseNames``:
+    /// neither the file nor its .gz is there); `downloadFailures` says why
+    /// fetching them failed (empty when downloading was off).
     case missingFiles(kind: DatasetKind, directory: String, missing: [String], downloadFailures: [String])
     /// A file's decompressed content is not the published one.
     case checksumMismatch(file: String, expected: String, actual: String)
@@ -89,7 +90,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .missingFiles(kind, directory, missing, failures):
-            var text = "\(kind.displayName) files missing in \(directory): \(missing.joined(separator: ", ")).\n"
+            var text = "\(kind.displayName) files missing in \(directory): \(missing.map { $0 + ".gz" }.joined(separator: ", ")).\n"
             if !failures.isEmpty {
                 text += "Downloading them failed:\n" + failures.map { "  \($0)\n" }.joined()
             }
@@ -185,7 +186,7 @@ public enum MNISTLoader {
             let stillMissing = DatasetKind.fileBaseNames.filter { existingFile($0, in: directory) == nil }
             if !stillMissing.isEmpty {
                 throw DatasetError.missingFiles(kind: kind, directory: directory.path,
-                                                missing: stillMissing.map { $0 + ".gz" }, downloadFailures: failures)
+                                                missing: stillMissing, downloadFailures: failures)
             }
         }
         func raw(_ baseName: String) throws -> Data {

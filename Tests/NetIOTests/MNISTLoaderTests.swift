@@ -140,6 +140,13 @@ final class MNISTLoaderTests: XCTestCase {
             "\(dir.path)/t10k-labels-idx1-ubyte.gz", "--data DIR", "MNIST_DIR",
         ]) { try MNISTLoader.load(kind: .mnist, directory: dir, download: nil) }
         XCTAssertFalse(error?.description.contains("train-images") ?? true, "only the missing file is listed")
+        // The whole text, so that a doubled ".gz.gz" (which contains ".gz") cannot pass.
+        XCTAssertEqual(error?.description, """
+            MNIST files missing in \(dir.path): t10k-labels-idx1-ubyte.gz.
+            Put these files (gzip'd as published, or uncompressed) into \(dir.path):
+              \(dir.path)/t10k-labels-idx1-ubyte.gz   (from https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz)
+            or name another folder with --data DIR or MNIST_DIR=DIR.
+            """)
     }
 
     /// Downloading from a mirror that refuses connections (a closed port on
@@ -156,6 +163,7 @@ final class MNISTLoaderTests: XCTestCase {
             "\(dir.path)/train-labels-idx1-ubyte.gz", "https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
         ]) { try MNISTLoader.load(kind: .mnist, directory: dir, download: DatasetDownload(mirrors: [mirror], connectTimeout: 2, totalTimeout: 5)) }
         XCTAssertNotNil(error)
+        XCTAssertFalse(error?.description.contains(".gz.gz") ?? true, error?.description ?? "")
         XCTAssertLessThan(Date().timeIntervalSince(start), 10)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [])
     }
