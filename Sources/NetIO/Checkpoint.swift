@@ -3,9 +3,9 @@ import Foundation
 /// A training checkpoint, stored as `checkpoint.safetensors`:
 ///
 /// - the weights as F32 under PyTorch's names (`conv1.weight` [8,1,3,3],
-///   `conv2.weight` [16,8,3,3], `fc.weight` [10,400], `fc.bias` [10]), so
-///   that `safetensors.torch.load_file` gives a state dict for
-///   `TinyConvNet.load_state_dict` and `safetensors.numpy` reads it too;
+///   `conv2.weight` [16,8,3,3], `fc.weight` [10,400], `fc.bias` [10]);
+///   ``weightsOnly`` (`convsvd export --weights-only`) is the file that
+///   PyTorch's strict `load_state_dict` accepts;
 /// - optimiser state as F32 tensors named `optimizer.<key>` (for example
 ///   key `m.conv1.weight` → tensor `optimizer.m.conv1.weight`); a key ending
 ///   in a weight's name takes that weight's shape, any other key is 1-D;
@@ -45,6 +45,18 @@ public struct Checkpoint: Equatable, Sendable {
                                              shape: Self.optimizerShape(key: key, count: values.count), floats: values))
         }
         return SafetensorsFile(tensors: tensors, metadata: metadata)
+    }
+
+    /// The model alone, for PyTorch: the four weights and no optimiser
+    /// tensors, so that `model.load_state_dict(load_file(path), strict=True)`
+    /// accepts it (a strict load rejects the `optimizer.*` keys). The metadata
+    /// keeps `epoch`, `settings` and `device` but not `optimizer_step`, so
+    /// `--resume` refuses the file instead of restarting Adam from zero.
+    public var weightsOnly: Checkpoint {
+        var metadata = self.metadata
+        metadata["optimizer_step"] = nil
+        metadata["format"] = "convsvd TinyConvNet weights (a PyTorch state dict)"
+        return Checkpoint(weights: weights, metadata: metadata)
     }
 
     /// Writes the checkpoint atomically.
