@@ -46,12 +46,18 @@ func exitCode(for error: Error) -> Int32 {
         }
     case is OpenCLError, is DeviceSelectionError: return Exit.device
     case is IDXError, is SafetensorsError, is DatasetError: return Exit.badInput
-    case is FileIOError: return Exit.output
+    case is FileIOError, is OutputFolderLockError: return Exit.output
     default: return Exit.checkFailed
     }
 }
 
-/// Makes `--out` usable: a folder (created if missing), never an existing file.
+/// The output folders this process has locked; never released before exit,
+/// so the kernel drops each lock when the process ends, however it ends.
+private var heldOutputLocks: [OutputFolderLock] = []
+
+/// Makes `--out` usable: a folder (created if missing), never an existing
+/// file, and locked for this process's life (``OutputFolderLock``), so a
+/// second process writing into it is refused with exit 5.
 func prepareOutputDirectory(_ path: String) throws -> URL {
     let url = URL(fileURLWithPath: path)
     var isDirectory: ObjCBool = false
@@ -66,5 +72,6 @@ func prepareOutputDirectory(_ path: String) throws -> URL {
     guard FileManager.default.isWritableFile(atPath: url.path) else {
         throw ToolError(code: Exit.output, description: "the output folder \(path) is not writable")
     }
+    heldOutputLocks.append(try OutputFolderLock(directory: url))
     return url
 }
