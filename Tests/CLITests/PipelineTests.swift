@@ -107,7 +107,7 @@ final class PipelineTests: XCTestCase {
             XCTAssertEqual(try Data(contentsOf: metrics), savedMetrics)
         }
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: out.path)
-            .filter { !["checkpoint.safetensors", "metrics.json", "metrics.csv"].contains($0) }
+            .filter { !["checkpoint.safetensors", "metrics.json", "metrics.csv", OutputFolderLock.fileName].contains($0) }
         XCTAssertEqual(leftovers, [], "no partial files")
     }
 
