@@ -36,6 +36,12 @@ final class PipelineTests: XCTestCase {
             XCTAssertNotNil(epochs[0][key], "metrics.json lacks \(key)")
         }
 
+        // scripts/results-table reads this analysis.json (no sweep, no run-info.json) as it is written now.
+        let table = try ResultsTableScriptTests.script(["table", out.path])
+        XCTAssertEqual(table.status, 0, table.stderr)
+        XCTAssertTrue(table.stdout.contains("| analysis without the sweep / accuracy sweep |")
+                      && table.stdout.contains(" s / not run |"), table.stdout)
+
         // `evaluate` reads the written checkpoint back: its confusion matrix
         // covers the whole test set and its diagonal is the correct count.
         let evaluation = try CLI.run(["evaluate", "--checkpoint", out.appendingPathComponent("checkpoint.safetensors").path,
