@@ -17,9 +17,14 @@ public struct ResultRow: Sendable, Equatable {
     /// The check's rule, e.g. "< 1.00e-04"; empty for plain values.
     public var rule: String
     public var status: ResultStatus
+    /// A check's ``Analysis/CheckKind`` ("consistency" or "independent");
+    /// empty for plain values.
+    public var kind: String
 
-    public init(section: String, label: String, value: String, rule: String = "", status: ResultStatus = .info) {
+    public init(section: String, label: String, value: String, rule: String = "", status: ResultStatus = .info,
+                kind: String = "") {
         self.section = section; self.label = label; self.value = value; self.rule = rule; self.status = status
+        self.kind = kind
     }
 }
 
@@ -93,7 +98,7 @@ extension ResultRow {
             let rule = c.relation == .equalTo ? "= \(integerOrScientific(c.limit))" : "< \(scientific(c.limit))"
             rows.append(ResultRow(section: "Checks", label: c.description,
                                   value: c.relation == .equalTo ? integerOrScientific(c.value) : scientific(c.value),
-                                  rule: rule, status: c.passed ? .pass : .fail))
+                                  rule: rule, status: c.passed ? .pass : .fail, kind: c.kind.rawValue))
         }
         return rows
     }
