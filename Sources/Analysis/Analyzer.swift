@@ -18,7 +18,7 @@ public struct Analyzer {
     }
 
     /// Test images the explicit convolution operators of phase 7 are applied to.
-    static let operatorApplicationImages = 16
+    public static let operatorApplicationImages = 16
 
     /// The whole analysis. `progress` receives one line per step.
     /// Throws ``AnalysisError`` for non-finite or all-zero weights, a data set

@@ -26,7 +26,9 @@ public struct EckartYoungOptimality: Codable, Sendable, Equatable {
 
     static let epsilons = [1e-3, 1e-1, 1.0]
 
-    static func compute(layer: String, w: Matrix, svd: SingularValueDecomposition, draws: Int = 3, seed: UInt64 = 0x5eed)
+    /// The candidates above for W and a decomposition of it (`svd` need not
+    /// be LAPACK's: the tests hand it a wrong one).
+    public static func compute(layer: String, w: Matrix, svd: SingularValueDecomposition, draws: Int = 3, seed: UInt64 = 0x5eed)
         throws -> EckartYoungOptimality {
         var rng = SeededRandom(seed: seed)
         func noise(_ rows: Int, _ columns: Int) -> Matrix {

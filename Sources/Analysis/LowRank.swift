@@ -85,8 +85,8 @@ public struct AccuracySweep: Codable, Sendable, Equatable {
     public var sameRankAccuracy: [Double] { (0..<min(accuracy.count, accuracy.first?.count ?? 0)).map { accuracy[$0][$0] } }
 
     /// `referencePredictions[i]`: the host im2col network's class for test image i.
-    static func run(analytical: AnalyticalNet, testSet: Dataset, referencePredictions: [Int], options: AnalysisOptions,
-                    progress: (String) -> Void) -> AccuracySweep {
+    public static func run(analytical: AnalyticalNet, testSet: Dataset, referencePredictions: [Int], options: AnalysisOptions,
+                           progress: (String) -> Void = { _ in }) -> AccuracySweep {
         precondition(referencePredictions.count == testSet.count, "AccuracySweep: one reference prediction per image")
         let t0 = Date()
         let r1 = analytical.conv1.rank, r2 = analytical.conv2.rank

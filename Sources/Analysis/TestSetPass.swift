@@ -403,11 +403,13 @@ func comparePools(_ pooled: UnsafePointer<Float>, _ argmax: UnsafePointer<Int32>
                         let device = (img * channels + c) * pooledPlane + q
                         worst = worstDifference(worst, Double(pooled[device]), hostPooled[(c * b + img) * pooledPlane + q])
                         // First maximum in row-major order, and the runner-up's value.
-                        var best = (2 * y) * side + 2 * x, top = hostPlane[best], second = -Double.infinity
-                        for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
-                            let index = (2 * y + dy) * side + 2 * x + dx, v = hostPlane[index]
+                        let i0 = (2 * y) * side + 2 * x, i1 = i0 + 1, i2 = i0 + side, i3 = i2 + 1
+                        var best = i0, top = hostPlane[i0], second = -Double.infinity
+                        @inline(__always) func consider(_ index: Int) {
+                            let v = hostPlane[index]
                             if v > top { second = top; top = v; best = index } else if v > second { second = v }
                         }
+                        consider(i1); consider(i2); consider(i3)
                         if Int(argmax[device]) != best {
                             mismatches += 1
                             if !(top - second <= DeviceVerification.argmaxTieBound) { beyondTies += 1 }

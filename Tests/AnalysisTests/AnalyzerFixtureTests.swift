@@ -346,19 +346,6 @@ final class AnalyzerFixtureTests: XCTestCase {
         XCTAssertEqual(f.report.reluRegions[0].randomTrainingPatches.patches, Self.options.randomPatchCount)
     }
 
-    func testFrobeniusIdentities() throws {
-        let f = try fixture()
-        for (r, weights, shape) in [(f.report.frobenius[0], f.weights.conv1, [8 * 26 * 26, 28 * 28]),
-                                    (f.report.frobenius[1], f.weights.conv2, [16 * 11 * 11, 8 * 13 * 13])] {
-            let squared = weights.reduce(0.0) { $0 + Double($1) * Double($1) }
-            XCTAssertEqual(r.squaredFrobeniusNorm, squared, accuracy: 1e-12 * squared)
-            XCTAssertEqual(r.operatorShape, shape)
-            let positions = Double((r.operatorInputSide - 2) * (r.operatorInputSide - 2))
-            XCTAssertEqual(r.operatorExpectedSquaredFrobeniusNorm, positions * squared, accuracy: 1e-12 * positions * squared)
-            XCTAssertLessThan(r.parsevalRelativeDifference, 1e-10)
-        }
-    }
-
     func testReportWithoutNetworkHasNoDeviceChecks() throws {
         let f = try fixture()
         var options = Self.options
