@@ -94,6 +94,11 @@ extension ResultRow {
             rows.append(ResultRow(section: headline, label: "test accuracy, both layers at rank k = 1…\(sweep.sameRankAccuracy.count)",
                                   value: sweep.sameRankAccuracy.map { String(format: "%.1f", 100 * $0) }.joined(separator: " ") + " (%)"))
         }
+        if let d = report.deviceVerification {
+            rows.append(ResultRow(section: headline, label: "device pool winners differing from float64, pool1 / pool2 (all; beyond a ±\(scientific(d.argmaxTieBound)) near-tie)",
+                                  value: "\(d.argmaxMismatches[0]) / \(d.argmaxMismatches[1]) of \(Figures.grouped(d.poolWindows[0])) / \(Figures.grouped(d.poolWindows[1])) "
+                                      + "(\(d.argmaxMismatchesBeyondTies[0]) / \(d.argmaxMismatchesBeyondTies[1]))"))
+        }
         for c in report.checks {
             let rule = c.relation == .equalTo ? "= \(integerOrScientific(c.limit))" : "< \(scientific(c.limit))"
             rows.append(ResultRow(section: "Checks", label: c.description,
