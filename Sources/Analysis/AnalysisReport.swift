@@ -35,6 +35,18 @@ public enum CheckRelation: String, Codable, Sendable {
     case equalTo = "=="
 }
 
+/// What a check can detect.
+public enum CheckKind: String, Codable, Sendable {
+    /// Holds by construction once LAPACK is accurate (reconstruction,
+    /// Parseval, the Eckart–Young formulas, …): guards against our own
+    /// bookkeeping bugs, cannot catch a wrong decomposition of the right kind.
+    case consistency
+    /// Two different computations that could disagree (dgesdd vs dsyevd,
+    /// AnalyticalNet vs the im2col network, device vs host, a theorem's bound
+    /// vs a measured count).
+    case independent
+}
+
 /// One verified claim with its tolerance.
 public struct Check: Codable, Sendable, Equatable {
     /// Stable identifier, e.g. "conv1.reconstruction".
@@ -45,10 +57,13 @@ public struct Check: Codable, Sendable, Equatable {
     public var relation: CheckRelation
     public var limit: Double
     public var passed: Bool
+    /// What the check can detect.
+    public var kind: CheckKind
 
-    public init(id: String, description: String, value: Double, relation: CheckRelation, limit: Double) {
+    public init(id: String, description: String, value: Double, relation: CheckRelation, limit: Double,
+                kind: CheckKind) {
         self.id = id; self.description = description; self.value = value
-        self.relation = relation; self.limit = limit
+        self.relation = relation; self.limit = limit; self.kind = kind
         switch relation {
         case .lessThan: passed = value < limit
         case .equalTo: passed = value == limit

@@ -17,6 +17,9 @@ public struct Analyzer {
         self.weights = weights; self.testSet = testSet; self.trainSet = trainSet; self.options = options
     }
 
+    /// Test images the explicit convolution operators of phase 7 are applied to.
+    public static let operatorApplicationImages = 16
+
     /// The whole analysis. `progress` receives one line per step.
     /// Throws ``AnalysisError`` for non-finite or all-zero weights, a data set
     /// that is not 28×28 or is empty, a bad option, or a network output of the
@@ -83,6 +86,13 @@ public struct Analyzer {
             images: testSet.count,
             conv1MaxAbsDifference: stats.deviceConv1Difference,
             conv2MaxAbsDifference: stats.deviceConv2Difference,
+            pooled1MaxAbsDifference: stats.devicePooled1Difference,
+            pooled2MaxAbsDifference: stats.devicePooled2Difference,
+            poolWindows: [testSet.count * g.conv1Channels * g.pool1Side * g.pool1Side,
+                          testSet.count * g.conv2Channels * g.pool2Side * g.pool2Side],
+            argmaxMismatches: stats.deviceArgmaxMismatches,
+            argmaxMismatchesBeyondTies: stats.deviceArgmaxMismatchesBeyondTies,
+            argmaxTieBound: DeviceVerification.argmaxTieBound,
             logitsMaxAbsDifference: stats.deviceLogitsDifference,
             predictionMismatches: stats.devicePredictionMismatches,
             deviceTestAccuracy: Double(stats.deviceCorrect) / n,
@@ -96,7 +106,8 @@ public struct Analyzer {
         var sweep: AccuracySweep?
         if options.runAccuracySweep {
             progress("phase 5: test accuracy for every (k₁, k₂)")
-            let s = AccuracySweep.run(analytical: analytical, testSet: testSet, options: options, progress: progress)
+            let s = AccuracySweep.run(analytical: analytical, testSet: testSet, referencePredictions: stats.directPredictions,
+                                      options: options, progress: progress)
             for k in 0..<svd1.rank { lowRankLayers[0].rows[k].testAccuracy = s.accuracy[k][svd2.rank - 1] }
             for k in 0..<svd2.rank { lowRankLayers[1].rows[k].testAccuracy = s.accuracy[svd1.rank - 1][k] }
             sweep = s
@@ -108,7 +119,8 @@ public struct Analyzer {
         let sample = sampleTrainingPatches(trainSet, count: options.randomPatchCount, seed: options.samplingSeed, reference: reference)
         let k = options.mostCommonMaskCount
         func regions(_ layer: String, svd: SingularValueDecomposition, w: Matrix, spectrum: LayerSpectrum, randomPatches: Matrix,
-                     counts: [Int], patches: Int, before: [Double], after: [Double], totalBefore: Double, totalAfter: Double) -> ReluRegionLayerReport {
+                     counts: [Int], patches: Int, before: [Double], after: [Double], totalBefore: Double, totalAfter: Double,
+                     truncated: TruncatedMaskAccumulator) -> ReluRegionLayerReport {
             let units = w.rows
             let rank = max(spectrum.numericalRank, 1)
             return ReluRegionLayerReport(
@@ -120,28 +132,36 @@ public struct Analyzer {
                 energyBeforeReLU: before.map { $0 / Double(patches) },
                 energyAfterReLU: after.map { $0 / Double(patches) },
                 totalEnergyBeforeReLU: totalBefore / Double(patches),
-                totalEnergyAfterReLU: totalAfter / Double(patches))
+                totalEnergyAfterReLU: totalAfter / Double(patches),
+                truncatedRandomTrainingPatches: TruncatedMaskCensus(svd: svd, patches: randomPatches),
+                truncatedTestSetPatches: truncated.census)
         }
         let reluRegions = [
             regions("conv1", svd: svd1, w: m.conv1, spectrum: spectra[0], randomPatches: sample.conv1,
                     counts: stats.conv1MaskCounts, patches: stats.conv1Patches, before: stats.conv1EnergyBefore,
-                    after: stats.conv1EnergyAfter, totalBefore: stats.conv1TotalBefore, totalAfter: stats.conv1TotalAfter),
+                    after: stats.conv1EnergyAfter, totalBefore: stats.conv1TotalBefore, totalAfter: stats.conv1TotalAfter,
+                    truncated: stats.conv1Truncated),
             regions("conv2", svd: svd2, w: m.conv2, spectrum: spectra[1], randomPatches: sample.conv2,
                     counts: stats.conv2MaskCounts, patches: stats.conv2Patches, before: stats.conv2EnergyBefore,
-                    after: stats.conv2EnergyAfter, totalBefore: stats.conv2TotalBefore, totalAfter: stats.conv2TotalAfter),
+                    after: stats.conv2EnergyAfter, totalBefore: stats.conv2TotalBefore, totalAfter: stats.conv2TotalAfter,
+                    truncated: stats.conv2Truncated),
         ]
         let randomPatchSeconds = lap()
 
-        // Phase 7: Parseval and the operator identity, on the first test image.
+        // Phase 7: Parseval, and the operator identity on the first test images.
         progress("phase 7: Frobenius identities, explicit convolution operators")
-        let firstImage = testSet.normalizedImages([0])
-        let cols = firstImage.withUnsafeBufferPointer { conv1Patches($0, count: 1) }
-        let chain = runChain(cols1: cols, count: 1, conv1: .direct(m.conv1), conv2: .direct(m.conv2), fc: reference.fc)
+        let operatorImages = min(Self.operatorApplicationImages, testSet.count)
+        let firstImages = testSet.normalizedImages(0..<operatorImages)
+        let cols = firstImages.withUnsafeBufferPointer { conv1Patches($0, count: operatorImages) }
+        let chain = runChain(cols1: cols, count: operatorImages, conv1: .direct(m.conv1), conv2: .direct(m.conv2), fc: reference.fc)
+        let plane1 = g.pool1Side * g.pool1Side
         let frobenius = [
             FrobeniusLayerReport.compute(layer: "conv1", w: m.conv1, svd: svd1, inChannels: 1, inputSide: g.imageSide,
-                                         input: firstImage.map(Double.init), convolved: chain.conv1),
+                                         inputs: firstImages.map(Double.init), count: operatorImages,
+                                         convolved: chain.nchw.conv1),
             FrobeniusLayerReport.compute(layer: "conv2", w: m.conv2, svd: svd2, inChannels: g.conv1Channels, inputSide: g.pool1Side,
-                                         input: chain.pooled1, convolved: chain.conv2),
+                                         inputs: cbhwToNCHW(chain.pooled1, channels: g.conv1Channels, count: operatorImages, planeSize: plane1),
+                                         count: operatorImages, convolved: chain.nchw.conv2),
         ]
         let frobeniusSeconds = lap()
 
@@ -166,66 +186,94 @@ public struct Analyzer {
             reluRegions: reluRegions, frobenius: frobenius, checks: checks, timings: timings)
     }
 
-    /// Every check with its tolerance; the order is the results table's.
+    /// Every check with its tolerance and kind (``CheckKind``); the order is
+    /// the results table's.
     static func checks(spectra: [LayerSpectrum], identities: [SVDIdentities], composition: CompositionOverlaps,
                        comparison: AnalyticalComparison, device: DeviceVerification?, lowRank: [LowRankLayer],
                        sweep: AccuracySweep?, reluRegions: [ReluRegionLayerReport], frobenius: [FrobeniusLayerReport]) -> [Check] {
         var checks = [Check]()
-        func add(_ id: String, _ description: String, _ value: Double, _ relation: CheckRelation = .lessThan, _ limit: Double) {
-            checks.append(Check(id: id, description: description, value: value, relation: relation, limit: limit))
+        func add(_ id: String, _ kind: CheckKind, _ description: String, _ value: Double, _ relation: CheckRelation = .lessThan,
+                 _ limit: Double) {
+            checks.append(Check(id: id, description: description, value: value, relation: relation, limit: limit, kind: kind))
         }
         // Identities of the decomposition (float64; W's entries are O(1)).
         for i in identities {
-            add("\(i.layer).reconstruction", "\(i.layer) max|UΣVᵀ − W|", i.reconstructionMaxAbsError, .lessThan, 1e-12)
-            add("\(i.layer).u-orthogonality", "\(i.layer) ‖UᵀU − I‖_F", i.uOrthogonalityError, .lessThan, 1e-12)
-            add("\(i.layer).v-orthogonality", "\(i.layer) ‖VᵀV − I‖_F", i.vOrthogonalityError, .lessThan, 1e-12)
+            add("\(i.layer).reconstruction", .consistency, "\(i.layer) max|UΣVᵀ − W|", i.reconstructionMaxAbsError, .lessThan, 1e-12)
+            add("\(i.layer).u-orthogonality", .consistency, "\(i.layer) ‖UᵀU − I‖_F", i.uOrthogonalityError, .lessThan, 1e-12)
+            add("\(i.layer).v-orthogonality", .consistency, "\(i.layer) ‖VᵀV − I‖_F", i.vOrthogonalityError, .lessThan, 1e-12)
         }
         for s in spectra {
-            add("\(s.layer).sigma-vs-gram", "\(s.layer) max|σᵢ² − λᵢ(WᵀW)| / σ₁² (dgesdd vs dsyevd)", s.sigmaVersusGramEigenvaluesError, .lessThan, 1e-12)
+            add("\(s.layer).sigma-vs-gram", .independent, "\(s.layer) max|σᵢ² − λᵢ(WᵀW)| / σ₁² (dgesdd vs dsyevd)",
+                s.sigmaVersusGramEigenvaluesError, .lessThan, 1e-12)
         }
-        add("composition.completeness", "max_j |Σ_m overlap energy(j, m) − 1| (conv2 eigenfilters in conv1's U basis)",
+        add("composition.completeness", .consistency, "max_j |Σ_m overlap energy(j, m) − 1| (conv2 eigenfilters in conv1's U basis)",
             composition.completenessError, .lessThan, 1e-12)
         // Parseval and the operator identity.
         for f in frobenius {
-            add("\(f.layer).parseval", "\(f.layer) |‖W‖²_F − Σσ²| / ‖W‖²_F", f.parsevalRelativeDifference, .lessThan, 1e-10)
-            add("\(f.layer).operator-frobenius", "\(f.layer) |‖A‖²_F − (n−k+1)²‖W‖²_F| / that, n = \(f.operatorInputSide)",
+            add("\(f.layer).parseval", .consistency, "\(f.layer) |‖W‖²_F − Σσ²| / ‖W‖²_F", f.parsevalRelativeDifference, .lessThan, 1e-10)
+            add("\(f.layer).operator-frobenius", .consistency, "\(f.layer) |‖A‖²_F − (n−k+1)²‖W‖²_F| / that, n = \(f.operatorInputSide)",
                 f.operatorRelativeDifference, .lessThan, 1e-12)
-            add("\(f.layer).operator-application", "\(f.layer) max|A·x − W·im2col(x)| on the first test input",
+            add("\(f.layer).operator-application", .independent,
+                "\(f.layer) max|A·x − W·im2col(x)| on the first \(f.operatorApplicationImages) test inputs",
                 f.operatorApplicationMaxAbsDifference, .lessThan, 1e-12)
         }
         // The AnalyticalNet against the im2col network on the host (float64).
-        add("analytical.conv1", "AnalyticalNet vs im2col conv1 pre-activation, max|Δ| (host, float64)", comparison.conv1MaxAbsDifference, .lessThan, 1e-10)
-        add("analytical.conv2", "AnalyticalNet vs im2col conv2 pre-activation, max|Δ| (host, float64)", comparison.conv2MaxAbsDifference, .lessThan, 1e-10)
-        add("analytical.logits", "AnalyticalNet vs im2col logits, max|Δ| (host, float64)", comparison.logitsMaxAbsDifference, .lessThan, 1e-10)
-        add("analytical.predictions", "images where AnalyticalNet and im2col predictions differ (host)",
+        add("analytical.conv1", .independent, "AnalyticalNet vs im2col conv1 pre-activation, max|Δ| (host, float64)", comparison.conv1MaxAbsDifference, .lessThan, 1e-10)
+        add("analytical.conv2", .independent, "AnalyticalNet vs im2col conv2 pre-activation, max|Δ| (host, float64)", comparison.conv2MaxAbsDifference, .lessThan, 1e-10)
+        add("analytical.logits", .independent, "AnalyticalNet vs im2col logits, max|Δ| (host, float64)", comparison.logitsMaxAbsDifference, .lessThan, 1e-10)
+        add("analytical.predictions", .independent, "images where AnalyticalNet and im2col predictions differ (host)",
             Double(comparison.predictionMismatches), .equalTo, 0)
         // Phase 4: the network under test.
         if let d = device {
-            add("device.conv1", "device conv1 vs host W₁p, max|Δ| over the test set", d.conv1MaxAbsDifference, .lessThan, 1e-4)
-            add("device.conv2", "device conv2 vs host W₂p, max|Δ| over the test set", d.conv2MaxAbsDifference, .lessThan, 1e-4)
-            add("device.logits", "device logits vs AnalyticalNet, max|Δ| over the test set", d.logitsMaxAbsDifference, .lessThan, 1e-4)
-            add("device.predictions", "images where device and AnalyticalNet predictions differ",
+            add("device.conv1", .independent, "device conv1 vs host W₁p, max|Δ| over the test set", d.conv1MaxAbsDifference, .lessThan, 1e-4)
+            add("device.conv2", .independent, "device conv2 vs host W₂p, max|Δ| over the test set", d.conv2MaxAbsDifference, .lessThan, 1e-4)
+            add("device.pooled1", .independent, "device fused conv1+pool+ReLU vs host float64, max|Δ| over the test set",
+                d.pooled1MaxAbsDifference, .lessThan, 1e-4)
+            add("device.pooled2", .independent, "device fused conv2+pool+ReLU vs host float64, max|Δ| over the test set",
+                d.pooled2MaxAbsDifference, .lessThan, 1e-4)
+            for (l, layer) in ["pool1", "pool2"].enumerated() {
+                add("device.\(layer)-argmax", .independent,
+                    "\(layer) windows where the device's winner differs from float64's, top two > \(ResultsTable.sci(d.argmaxTieBound)) apart",
+                    Double(d.argmaxMismatchesBeyondTies[l]), .equalTo, 0)
+            }
+            add("device.logits", .independent, "device logits vs AnalyticalNet, max|Δ| over the test set", d.logitsMaxAbsDifference, .lessThan, 1e-4)
+            add("device.predictions", .independent, "images where device and AnalyticalNet predictions differ",
                 Double(d.predictionMismatches), .equalTo, 0)
         }
         // Phase 5.
         for l in lowRank {
-            add("\(l.layer).eckart-young-frobenius", "\(l.layer) max_k |‖W−W_k‖_F/‖W‖_F from matrices − from σ|", l.frobeniusAgreement, .lessThan, 1e-12)
-            add("\(l.layer).eckart-young-spectral", "\(l.layer) max_k |‖W−W_k‖₂ − σ_{k+1}| / σ₁", l.spectralAgreement, .lessThan, 1e-12)
+            add("\(l.layer).eckart-young-frobenius", .consistency, "\(l.layer) max_k |‖W−W_k‖_F/‖W‖_F from matrices − from σ|",
+                l.frobeniusAgreement, .lessThan, 1e-12)
+            add("\(l.layer).eckart-young-spectral", .consistency, "\(l.layer) max_k |‖W−W_k‖₂ − σ_{k+1}| / σ₁", l.spectralAgreement, .lessThan, 1e-12)
+            add("\(l.layer).eckart-young-optimal-frobenius", .independent,
+                "\(l.layer) largest gain of \(l.optimality.candidates) other rank-k matrices B over W_k, (‖W−W_k‖_F − ‖W−B‖_F)/‖W‖_F",
+                -l.optimality.frobeniusMargin, .lessThan, 1e-12)
+            add("\(l.layer).eckart-young-optimal-spectral", .independent,
+                "\(l.layer) largest gain of \(l.optimality.candidates) other rank-k matrices B over W_k, (‖W−W_k‖₂ − ‖W−B‖₂)/σ₁",
+                -l.optimality.spectralMargin, .lessThan, 1e-12)
         }
-        if let s = sweep, let last = s.accuracy.last?.last {
-            add("sweep.full-rank", "images where the sweep at full rank (k₁ = r₁, k₂ = r₂) and the network disagree on correctness",
-                (abs(last - comparison.hostTestAccuracy) * Double(s.images)).rounded(), .equalTo, 0)
+        if let s = sweep {
+            add("sweep.full-rank", .independent, "images whose prediction at full rank (k₁ = r₁, k₂ = r₂) differs from the network's",
+                Double(s.fullRankPredictionMismatches), .equalTo, 0)
         }
-        // Phase 6: the energy bookkeeping (U square orthogonal: Σᵢ (uᵢᵀx)² = ‖x‖²).
+        // Phase 6: Cover's bound on the truncated layers, and the energy
+        // bookkeeping (U square orthogonal: Σᵢ (uᵢᵀx)² = ‖x‖²).
+        for r in reluRegions {
+            for (name, census) in [("random", r.truncatedRandomTrainingPatches), ("test", r.truncatedTestSetPatches)] {
+                add("\(r.layer).cover-\(name)", .independent,
+                    "\(r.layer) ranks k where the masks of W_k·p (\(census.patches) \(name) patches) exceed Cover's bound C(\(r.units), k)",
+                    Double(census.ranksAbove(r.coverBound).count), .equalTo, 0)
+            }
+        }
         // Relative to the total; absolute when the total is 0 (a dead layer).
         func relative(_ parts: [Double], _ total: Double) -> Double {
             let d = abs(parts.reduce(0, +) - total)
             return total > 0 ? d / total : d
         }
         for r in reluRegions {
-            add("\(r.layer).energy-before-relu", "\(r.layer) |Σᵢ energy along uᵢ − mean‖a‖²| / mean‖a‖², before ReLU",
+            add("\(r.layer).energy-before-relu", .consistency, "\(r.layer) |Σᵢ energy along uᵢ − mean‖a‖²| / mean‖a‖², before ReLU",
                 relative(r.energyBeforeReLU, r.totalEnergyBeforeReLU), .lessThan, 1e-10)
-            add("\(r.layer).energy-after-relu", "\(r.layer) |Σᵢ energy along uᵢ − mean‖ReLU(a)‖²| / mean‖ReLU(a)‖², after ReLU",
+            add("\(r.layer).energy-after-relu", .consistency, "\(r.layer) |Σᵢ energy along uᵢ − mean‖ReLU(a)‖²| / mean‖ReLU(a)‖², after ReLU",
                 relative(r.energyAfterReLU, r.totalEnergyAfterReLU), .lessThan, 1e-10)
         }
         return checks

@@ -47,15 +47,21 @@ public struct FrobeniusLayerReport: Codable, Sendable, Equatable {
     public var operatorExpectedSquaredFrobeniusNorm: Double
     /// |‖A‖²_F − (n−k+1)²‖W‖²_F| / that (tolerance 1e-12).
     public var operatorRelativeDifference: Double
-    /// max |A·vec(x) − W·im2col(x)| for one real input x (the first test
-    /// image for conv1; its pooled ReLU conv1 output for conv2), which shows
-    /// that A is the layer's convolution (tolerance 1e-12).
+    /// Real inputs A was applied to: the first `operatorApplicationImages`
+    /// test images for conv1, their pooled ReLU conv1 outputs for conv2.
+    public var operatorApplicationImages: Int
+    /// max |A·vec(x) − W·im2col(x)| over those inputs: the explicit operator
+    /// against the host's im2col + dgemm convolution, two computations that
+    /// index the input differently (tolerance 1e-12: float64 rounding of
+    /// O(10) sums of 9 or 72 terms).
     public var operatorApplicationMaxAbsDifference: Double
+    /// max |A·vec(x)| over those inputs: the scale of the outputs compared.
+    public var operatorApplicationLargestOutput: Double
 
-    /// `input` is x (in, n, n) as float64; `convolved` the host im2col W·p of
-    /// it (out, o, o).
+    /// `inputs` is x (count, in, n, n) as float64; `convolved` the host
+    /// im2col W·p of each (count, out, o, o).
     static func compute(layer: String, w: Matrix, svd: SingularValueDecomposition, inChannels: Int,
-                        inputSide n: Int, input: [Double], convolved: [Double]) -> FrobeniusLayerReport {
+                        inputSide n: Int, inputs: [Double], count: Int, convolved: [Double]) -> FrobeniusLayerReport {
         let k = TinyConvNetGeometry.kernelSide
         let squared = w.squaredFrobeniusNorm
         let sigmaSquared = svd.singularValues.reduce(0) { $0 + $1 * $1 }
@@ -63,15 +69,22 @@ public struct FrobeniusLayerReport: Codable, Sendable, Equatable {
         let operatorSquared = a.squaredFrobeniusNorm
         let positions = Double((n - k + 1) * (n - k + 1))
         let expected = positions * squared
-        let applied = a * Matrix(rows: input.count, columns: 1, values: input)
-        var worst = 0.0
-        for i in 0..<convolved.count { worst = worstDifference(worst, applied.values[i], convolved[i]) }
+        let applied = a * Matrix(rows: count, columns: a.columns, values: inputs).transposed   // (out·o², count)
+        var worst = 0.0, largest = 0.0
+        for row in 0..<a.rows {
+            for image in 0..<count {
+                let value = applied[row, image]
+                worst = worstDifference(worst, value, convolved[image * a.rows + row])
+                largest = max(largest, abs(value))
+            }
+        }
         return FrobeniusLayerReport(
             layer: layer, squaredFrobeniusNorm: squared, sumOfSquaredSingularValues: sigmaSquared,
             parsevalRelativeDifference: abs(squared - sigmaSquared) / squared,
             operatorInputSide: n, operatorShape: [a.rows, a.columns],
             operatorSquaredFrobeniusNorm: operatorSquared, operatorExpectedSquaredFrobeniusNorm: expected,
             operatorRelativeDifference: abs(operatorSquared - expected) / expected,
-            operatorApplicationMaxAbsDifference: worst)
+            operatorApplicationImages: count,
+            operatorApplicationMaxAbsDifference: worst, operatorApplicationLargestOutput: largest)
     }
 }

@@ -103,6 +103,8 @@ struct ChainActivations {
     var conv2: [Double]
     /// σ⊙Vᵀp for conv2 (r₂, b·121), spectral map only.
     var conv2Coordinates: [Double]?
+    /// The pooled ReLU of conv2, fc's input (16, b, 5, 5).
+    var pooled2: [Double]
     /// (b, 10).
     var logits: [Double]
 }
@@ -178,7 +180,7 @@ func runChain(cols1: [Double], count b: Int, conv1: ConvLayerMap, conv2: ConvLay
     let pooled2 = reluPool(a2, planes: g.conv2Channels * b, side: g.conv2OutputSide)
     let logits = classify(pooled2, count: b, fc: fc)
     return ChainActivations(count: b, conv1: a1, conv1Coordinates: s1, pooled1: pooled1,
-                            conv2: a2, conv2Coordinates: s2, logits: logits)
+                            conv2: a2, conv2Coordinates: s2, pooled2: pooled2, logits: logits)
 }
 
 /// (C, b, plane) → (b, C, plane).

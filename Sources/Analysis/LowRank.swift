@@ -28,6 +28,8 @@ public struct LowRankLayer: Codable, Sendable, Equatable {
     public var frobeniusAgreement: Double
     /// max_k |spectral from matrix − σ_{k+1}| / σ₁ (tolerance 1e-12).
     public var spectralAgreement: Double
+    /// W_k against other rank-k matrices (the independent Eckart–Young check).
+    public var optimality: EckartYoungOptimality
 
     static func compute(layer: String, w: Matrix, svd: SingularValueDecomposition) throws -> LowRankLayer {
         let sigma = svd.singularValues
@@ -50,7 +52,8 @@ public struct LowRankLayer: Codable, Sendable, Equatable {
                                    spectralErrorFromSigma: sigmaNext, spectralErrorFromMatrix: spectralFromMatrix,
                                    cumulativeEnergy: cumulative[k - 1], testAccuracy: nil))
         }
-        return LowRankLayer(layer: layer, rows: rows, frobeniusAgreement: frobenius, spectralAgreement: spectral)
+        return LowRankLayer(layer: layer, rows: rows, frobeniusAgreement: frobenius, spectralAgreement: spectral,
+                            optimality: try EckartYoungOptimality.compute(layer: layer, w: w, svd: svd))
     }
 }
 
@@ -70,16 +73,25 @@ public struct AccuracySweep: Codable, Sendable, Equatable {
     public var images: Int
     /// accuracy[k₁ − 1][k₂ − 1] (fractions).
     public var accuracy: [[Double]]
+    /// Images whose prediction at full rank (k₁ = r₁, k₂ = r₂) differs from
+    /// the host im2col network's: the sweep's own rank-one accumulation
+    /// against W·p (must be 0; counts disagreements in either direction,
+    /// which a difference of accuracies would cancel).
+    public var fullRankPredictionMismatches: Int
     /// Wall time of the sweep.
     public var seconds: Double
 
     /// Accuracy with both layers at the same rank k, k = 1…min(r₁, r₂).
     public var sameRankAccuracy: [Double] { (0..<min(accuracy.count, accuracy.first?.count ?? 0)).map { accuracy[$0][$0] } }
 
-    static func run(analytical: AnalyticalNet, testSet: Dataset, options: AnalysisOptions, progress: (String) -> Void) -> AccuracySweep {
+    /// `referencePredictions[i]`: the host im2col network's class for test image i.
+    public static func run(analytical: AnalyticalNet, testSet: Dataset, referencePredictions: [Int], options: AnalysisOptions,
+                           progress: (String) -> Void = { _ in }) -> AccuracySweep {
+        precondition(referencePredictions.count == testSet.count, "AccuracySweep: one reference prediction per image")
         let t0 = Date()
         let r1 = analytical.conv1.rank, r2 = analytical.conv2.rank
         var correct = [Int](repeating: 0, count: r1 * r2)
+        var mismatches = 0
         let piece = TestSetPass.pieceSize
         var start = 0
         while start < testSet.count {
@@ -93,20 +105,27 @@ public struct AccuracySweep: Codable, Sendable, Equatable {
                     let lo = p * piece, hi = min(lo + piece, b)
                     return gridCounts(analytical,
                                       UnsafeBufferPointer(rebasing: img[(lo * g.imageSide * g.imageSide)..<(hi * g.imageSide * g.imageSide)]),
-                                      count: hi - lo, labels: Array(testSet.labels[(start + lo)..<(start + hi)]))
+                                      count: hi - lo, labels: Array(testSet.labels[(start + lo)..<(start + hi)]),
+                                      reference: Array(referencePredictions[(start + lo)..<(start + hi)]))
                 }
             }
-            for c in counts { for i in correct.indices { correct[i] += c[i] } }
+            for c in counts {
+                for i in correct.indices { correct[i] += c.correct[i] }
+                mismatches += c.fullRankMismatches
+            }
             progress("accuracy sweep: \(end) of \(testSet.count) images")
             start = end
         }
         let n = Double(testSet.count)
         let accuracy = (0..<r1).map { k1 in (0..<r2).map { k2 in Double(correct[k1 * r2 + k2]) / n } }
-        return AccuracySweep(images: testSet.count, accuracy: accuracy, seconds: Date().timeIntervalSince(t0))
+        return AccuracySweep(images: testSet.count, accuracy: accuracy, fullRankPredictionMismatches: mismatches,
+                             seconds: Date().timeIntervalSince(t0))
     }
 
-    /// Correct predictions of one chunk for every (k₁, k₂), flat k₁-major.
-    static func gridCounts(_ net: AnalyticalNet, _ images: UnsafeBufferPointer<Float>, count b: Int, labels: [UInt8]) -> [Int] {
+    /// Correct predictions of one chunk for every (k₁, k₂), flat k₁-major,
+    /// and the images whose full-rank prediction differs from `reference`.
+    static func gridCounts(_ net: AnalyticalNet, _ images: UnsafeBufferPointer<Float>, count b: Int, labels: [UInt8],
+                           reference: [Int]) -> (correct: [Int], fullRankMismatches: Int) {
         let g = TinyConvNetGeometry.self
         let r1 = net.conv1.rank, r2 = net.conv2.rank
         let fc = net.fc
@@ -116,6 +135,7 @@ public struct AccuracySweep: Codable, Sendable, Equatable {
         let s1 = cols1.withUnsafeBufferPointer { spectralCoordinates(net.conv1, $0.baseAddress!, count: n1) }
         var a1 = [Double](repeating: 0, count: g.conv1Channels * n1)
         var counts = [Int](repeating: 0, count: r1 * r2)
+        var mismatches = 0
         for k1 in 0..<r1 {
             addRankOneTerm(&a1, u: net.conv1.u, component: k1, s: s1, count: n1)
             let pooled1 = reluPool(a1, planes: g.conv1Channels * b, side: g.conv1OutputSide)
@@ -127,13 +147,18 @@ public struct AccuracySweep: Codable, Sendable, Equatable {
                 let pooled2 = reluPool(a2, planes: g.conv2Channels * b, side: g.conv2OutputSide)
                 let logits = classify(pooled2, count: b, fc: fc)
                 var correct = 0
+                let fullRank = k1 == r1 - 1 && k2 == r2 - 1
                 logits.withUnsafeBufferPointer { pl in
-                    for img in 0..<b where argmax(pl.baseAddress! + img * g.classes, g.classes) == Int(labels[img]) { correct += 1 }
+                    for img in 0..<b {
+                        let predicted = argmax(pl.baseAddress! + img * g.classes, g.classes)
+                        if predicted == Int(labels[img]) { correct += 1 }
+                        if fullRank && predicted != reference[img] { mismatches += 1 }
+                    }
                 }
                 counts[k1 * r2 + k2] = correct
             }
         }
-        return counts
+        return (counts, mismatches)
     }
 }
 

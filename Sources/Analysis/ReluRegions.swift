@@ -109,8 +109,10 @@ public struct ReluRegionLayerReport: Codable, Sendable, Equatable {
     /// Masks of every patch of every test image (conv1: 676 per image;
     /// conv2: 121 per image, from the host float64 chain).
     public var testSetPatches: MaskCensus
-    /// energyBeforeReLU[i] = mean over test-set patches of (uᵢᵀa)² = sᵢ²,
-    /// a = Wp the pre-activation, uᵢ the i-th left singular vector.
+    /// energyBeforeReLU[i] = mean over test-set patches of (uᵢᵀa)² = (σᵢ·vᵢᵀp)²,
+    /// a = Wp the pre-activation, σᵢ the i-th singular value, uᵢ and vᵢ the
+    /// i-th left and right singular vectors (σᵢ·vᵢᵀp is the pre-activation's
+    /// coordinate along uᵢ).
     public var energyBeforeReLU: [Double]
     /// energyAfterReLU[i] = mean over test-set patches of (uᵢᵀ ReLU(a))².
     public var energyAfterReLU: [Double]
@@ -118,6 +120,11 @@ public struct ReluRegionLayerReport: Codable, Sendable, Equatable {
     public var totalEnergyBeforeReLU: Double
     /// Mean ‖ReLU(a)‖² per patch (= Σᵢ energyAfterReLU[i]).
     public var totalEnergyAfterReLU: Double
+    /// Masks of the truncated layer W_k·p, k = 1…r, over the random training
+    /// patches: what coverBound[k − 1] bounds.
+    public var truncatedRandomTrainingPatches: TruncatedMaskCensus
+    /// The same over every test-set patch.
+    public var truncatedTestSetPatches: TruncatedMaskCensus
 }
 
 /// The random training patches of phase 6: conv1 patches (9, count) and conv2

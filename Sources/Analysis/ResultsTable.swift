@@ -53,7 +53,8 @@ public enum ResultsTable {
         for f in report.frobenius {
             row("\(f.layer) ‖A‖²_F vs (n−k+1)²‖W‖²_F, A \(f.operatorShape[0])×\(f.operatorShape[1])",
                 sci(f.operatorRelativeDifference), check: "\(f.layer).operator-frobenius")
-            row("\(f.layer) max|A·x − W·im2col(x)|", sci(f.operatorApplicationMaxAbsDifference), check: "\(f.layer).operator-application")
+            row("\(f.layer) max|A·x − W·im2col(x)|, \(f.operatorApplicationImages) test inputs (max|A·x| \(fixed(f.operatorApplicationLargestOutput, 2)))",
+                sci(f.operatorApplicationMaxAbsDifference), check: "\(f.layer).operator-application")
         }
 
         section("Network checks")
@@ -68,6 +69,12 @@ public enum ResultsTable {
         if let d = report.deviceVerification {
             row("device conv1 vs host W₁p, max|Δ|", sci(d.conv1MaxAbsDifference), check: "device.conv1")
             row("device conv2 vs host W₂p, max|Δ|", sci(d.conv2MaxAbsDifference), check: "device.conv2")
+            row("device fused conv1+pool+ReLU vs host, max|Δ|", sci(d.pooled1MaxAbsDifference), check: "device.pooled1")
+            row("device fused conv2+pool+ReLU vs host, max|Δ|", sci(d.pooled2MaxAbsDifference), check: "device.pooled2")
+            for (l, layer) in ["pool1", "pool2"].enumerated() {
+                row("\(layer) winners differing from float64: all / beyond a ±\(sci(d.argmaxTieBound)) near-tie (of \(d.poolWindows[l]))",
+                    "\(d.argmaxMismatches[l]) / \(d.argmaxMismatchesBeyondTies[l])", check: "device.\(layer)-argmax")
+            }
             row("device test accuracy", percent(d.deviceTestAccuracy))
         } else {
             row("device comparison (phase 4)", "not run: no network under test")
@@ -77,6 +84,10 @@ public enum ResultsTable {
         for l in report.lowRank.layers {
             row("\(l.layer) Eckart–Young, Frobenius: matrices vs σ", sci(l.frobeniusAgreement), check: "\(l.layer).eckart-young-frobenius")
             row("\(l.layer) Eckart–Young, spectral: matrices vs σ_{k+1}", sci(l.spectralAgreement), check: "\(l.layer).eckart-young-spectral")
+            row("\(l.layer) W_k vs \(l.optimality.candidates) other rank-k matrices: largest gain, Frobenius",
+                sci(-l.optimality.frobeniusMargin), check: "\(l.layer).eckart-young-optimal-frobenius")
+            row("\(l.layer) W_k vs \(l.optimality.candidates) other rank-k matrices: largest gain, spectral",
+                sci(-l.optimality.spectralMargin), check: "\(l.layer).eckart-young-optimal-spectral")
             row("\(l.layer) k: relative ‖W − W_k‖_F", l.rows.map { "\($0.rank):\(fixed($0.relativeFrobeniusErrorFromSigma, 3))" }.joined(separator: " "))
             if l.rows.first?.testAccuracy != nil {
                 row("\(l.layer) k: test accuracy (other layer full rank)",
@@ -98,6 +109,10 @@ public enum ResultsTable {
                 row("\(r.layer) most common test mask", "\(top.bits) (\(percent(top.fraction)))")
             }
             row("\(r.layer) Cover bound, rank r = 1…\(r.units)", r.coverBound.map(String.init).joined(separator: " "))
+            row("\(r.layer) masks of W_k, \(r.truncatedRandomTrainingPatches.patches) random patches, k = 1…",
+                r.truncatedRandomTrainingPatches.distinctMasks.map(String.init).joined(separator: " "), check: "\(r.layer).cover-random")
+            row("\(r.layer) masks of W_k, all test patches, k = 1…",
+                r.truncatedTestSetPatches.distinctMasks.map(String.init).joined(separator: " "), check: "\(r.layer).cover-test")
             row("\(r.layer) energy along uᵢ before ReLU (mean per patch)", r.energyBeforeReLU.map { fixed($0, 3) }.joined(separator: " "))
             row("\(r.layer) energy along uᵢ after ReLU", r.energyAfterReLU.map { fixed($0, 3) }.joined(separator: " "))
             row("\(r.layer) energy bookkeeping before / after ReLU",
@@ -125,7 +140,8 @@ public enum ResultsTable {
             if let check {
                 let measured = check.relation == .equalTo && check.value.isFinite ? String(Int(check.value)) : sci(check.value)
                 let shown = value.isEmpty ? measured : ""
-                line += shown + "  [\(check.relation.rawValue) \(check.relation == .equalTo ? String(Int(check.limit)) : sci(check.limit)): \(check.passed ? "PASS" : "FAIL")]"
+                line += shown + "  [\(check.relation.rawValue) \(check.relation == .equalTo ? String(Int(check.limit)) : sci(check.limit)): "
+                    + "\(check.passed ? "PASS" : "FAIL"), \(check.kind.rawValue)]"
             }
             out += line + "\n"
         }

@@ -8,11 +8,37 @@ import CLAPACK
 /// on GPUNet.
 public protocol NetworkUnderTest {
     /// The forward pass of `count` normalised images (count, 1, 28, 28), as
-    /// ``NetIO/Dataset/normalizedImages(_:)`` makes them. Returns, NCHW
-    /// float32: conv1's pre-activation (count, 8, 26, 26), conv2's
-    /// pre-activation (count, 16, 11, 11) and the logits (count, 10).
-    /// Called from one thread, batch after batch, over the whole test set.
-    func forward(normalizedImages: [Float], count: Int) throws -> (conv1: [Float], conv2: [Float], logits: [Float])
+    /// ``NetIO/Dataset/normalizedImages(_:)`` makes them, with the outputs
+    /// ``NetworkOutputs`` lists. Called from one thread, batch after batch,
+    /// over the whole test set.
+    func forward(normalizedImages: [Float], count: Int) throws -> NetworkOutputs
+}
+
+/// What the network under test returns for a batch of `count` images, NCHW
+/// float32.
+public struct NetworkOutputs: Sendable {
+    /// conv1's pre-activation (count, 8, 26, 26).
+    public var conv1: [Float]
+    /// conv2's pre-activation (count, 16, 11, 11), computed from `pooled1`.
+    public var conv2: [Float]
+    /// ReLU(maxpool₂(conv1)) (count, 8, 13, 13) as training computes it (the
+    /// fused convolution + pool + ReLU).
+    public var pooled1: [Float]
+    /// The pool's winners (count, 8, 13, 13): the flat index y·26 + x in
+    /// conv1's output plane of each window's maximum.
+    public var argmax1: [Int32]
+    /// ReLU(maxpool₂(conv2)) (count, 16, 5, 5), the fused pass on `pooled1`.
+    public var pooled2: [Float]
+    /// The flat index y·11 + x in conv2's output plane of each window's maximum.
+    public var argmax2: [Int32]
+    /// (count, 10).
+    public var logits: [Float]
+
+    public init(conv1: [Float], conv2: [Float], pooled1: [Float], argmax1: [Int32], pooled2: [Float], argmax2: [Int32],
+                logits: [Float]) {
+        self.conv1 = conv1; self.conv2 = conv2; self.pooled1 = pooled1; self.argmax1 = argmax1
+        self.pooled2 = pooled2; self.argmax2 = argmax2; self.logits = logits
+    }
 }
 
 /// Phase 4: the network under test against the host's float64 computation.
@@ -25,6 +51,15 @@ public protocol NetworkUnderTest {
 ///   conv1), not of the device's conv1 output. ReLU and max-pool are
 ///   1-Lipschitz, so the device's conv1 rounding reaches conv2 undiminished
 ///   but unamplified; the tolerance covers both;
+/// - pooled outputs of both layers, ReLU(maxpool₂(conv)) from the fused
+///   kernels that training runs, against the host's float64 chain (layer 2
+///   from the host's own pooled layer 1, as for conv2), tolerance 1e-4;
+/// - the pools' winners (argmax) of both layers against the float64 argmax of
+///   each 2×2 window of the host's pre-activation (first maximum in row-major
+///   order). Rule: a window whose two largest float64 values differ by at
+///   most ``argmaxTieBound`` (2e-4: each of the two may move by the 1e-4
+///   device tolerance) may legitimately flip; the check counts mismatches in
+///   the other windows, which must be 0; all mismatches are reported too;
 /// - logits: the AnalyticalNet's (float64, SVD coordinates) against the
 ///   device's, and the predicted class (argmax, first on a tie) of each.
 public struct DeviceVerification: Codable, Sendable, Equatable {
@@ -33,6 +68,19 @@ public struct DeviceVerification: Codable, Sendable, Equatable {
     public var conv1MaxAbsDifference: Double
     /// max |device conv2 − host W₂p| (tolerance 1e-4).
     public var conv2MaxAbsDifference: Double
+    /// max |device pooled1 − host ReLU(maxpool₂(W₁p))| (tolerance 1e-4).
+    public var pooled1MaxAbsDifference: Double
+    /// max |device pooled2 − host ReLU(maxpool₂(W₂p))| (tolerance 1e-4).
+    public var pooled2MaxAbsDifference: Double
+    /// Pool windows compared per layer over the test set (count·8·13·13, count·16·5·5).
+    public var poolWindows: [Int]
+    /// Windows per layer whose device winner differs from the float64 one.
+    public var argmaxMismatches: [Int]
+    /// The same, counting only windows whose two largest float64 values
+    /// differ by more than `argmaxTieBound` (must be 0).
+    public var argmaxMismatchesBeyondTies: [Int]
+    /// The near-tie bound of the argmax rule (absolute, on pre-activations).
+    public var argmaxTieBound: Double
     /// max |device logits − AnalyticalNet logits| (tolerance 1e-4).
     public var logitsMaxAbsDifference: Double
     /// Images whose device prediction differs from the AnalyticalNet's (must be 0).
@@ -41,6 +89,9 @@ public struct DeviceVerification: Codable, Sendable, Equatable {
     public var deviceTestAccuracy: Double
     /// Seconds spent inside the network's forward calls.
     public var deviceSeconds: Double
+
+    /// Twice the 1e-4 device tolerance on pre-activations.
+    public static let argmaxTieBound = 2e-4
 }
 
 /// Largest |x − y|, NaN if either is NaN (so that a NaN fails every check).
@@ -79,21 +130,29 @@ struct PassStatistics {
     var analyticalConv1Difference = 0.0
     var analyticalConv2Difference = 0.0
     var analyticalLogitsDifference = 0.0
+    /// The host im2col network's predicted class of each image, in order.
+    var directPredictions = [Int]()
     /// Histograms of masks over every test patch, from the host W·p.
     var conv1MaskCounts = [Int](repeating: 0, count: 1 << TinyConvNetGeometry.conv1Channels)
     var conv2MaskCounts = [Int](repeating: 0, count: 1 << TinyConvNetGeometry.conv2Channels)
     var conv1Patches = 0
     var conv2Patches = 0
-    /// Σ over patches of sᵢ² and (uᵢᵀ ReLU(a))², and of ‖a‖², ‖ReLU(a)‖².
+    /// Σ over patches of (σᵢvᵢᵀp)² = (uᵢᵀa)² and (uᵢᵀ ReLU(a))², and of ‖a‖², ‖ReLU(a)‖².
     var conv1EnergyBefore: [Double]
     var conv1EnergyAfter: [Double]
     var conv2EnergyBefore: [Double]
     var conv2EnergyAfter: [Double]
     var conv1TotalBefore = 0.0, conv1TotalAfter = 0.0, conv2TotalBefore = 0.0, conv2TotalAfter = 0.0
+    /// Masks of the truncated layers W_k·p, k = 1…r, over every test patch.
+    var conv1Truncated: TruncatedMaskAccumulator
+    var conv2Truncated: TruncatedMaskAccumulator
     /// Device comparisons (phase 4).
     var deviceConv1Difference = 0.0
     var deviceConv2Difference = 0.0
     var deviceLogitsDifference = 0.0
+    var devicePooled1Difference = 0.0, devicePooled2Difference = 0.0
+    /// [layer]: all argmax mismatches, and those beyond a near-tie.
+    var deviceArgmaxMismatches = [0, 0], deviceArgmaxMismatchesBeyondTies = [0, 0]
     var devicePredictionMismatches = 0
     var deviceCorrect = 0
 
@@ -102,12 +161,15 @@ struct PassStatistics {
         conv1EnergyAfter = conv1EnergyBefore
         conv2EnergyBefore = [Double](repeating: 0, count: rank2)
         conv2EnergyAfter = conv2EnergyBefore
+        conv1Truncated = TruncatedMaskAccumulator(units: TinyConvNetGeometry.conv1Channels, ranks: rank1)
+        conv2Truncated = TruncatedMaskAccumulator(units: TinyConvNetGeometry.conv2Channels, ranks: rank2)
     }
 
     mutating func merge(_ o: PassStatistics) {
         images += o.images
         directCorrect += o.directCorrect; analyticalCorrect += o.analyticalCorrect
         analyticalPredictionMismatches += o.analyticalPredictionMismatches
+        directPredictions += o.directPredictions
         analyticalConv1Difference = worstDifference(analyticalConv1Difference, o.analyticalConv1Difference, 0)
         analyticalConv2Difference = worstDifference(analyticalConv2Difference, o.analyticalConv2Difference, 0)
         analyticalLogitsDifference = worstDifference(analyticalLogitsDifference, o.analyticalLogitsDifference, 0)
@@ -118,9 +180,16 @@ struct PassStatistics {
         for i in conv2EnergyBefore.indices { conv2EnergyBefore[i] += o.conv2EnergyBefore[i]; conv2EnergyAfter[i] += o.conv2EnergyAfter[i] }
         conv1TotalBefore += o.conv1TotalBefore; conv1TotalAfter += o.conv1TotalAfter
         conv2TotalBefore += o.conv2TotalBefore; conv2TotalAfter += o.conv2TotalAfter
+        conv1Truncated.merge(o.conv1Truncated); conv2Truncated.merge(o.conv2Truncated)
         deviceConv1Difference = worstDifference(deviceConv1Difference, o.deviceConv1Difference, 0)
         deviceConv2Difference = worstDifference(deviceConv2Difference, o.deviceConv2Difference, 0)
         deviceLogitsDifference = worstDifference(deviceLogitsDifference, o.deviceLogitsDifference, 0)
+        devicePooled1Difference = worstDifference(devicePooled1Difference, o.devicePooled1Difference, 0)
+        devicePooled2Difference = worstDifference(devicePooled2Difference, o.devicePooled2Difference, 0)
+        for l in 0..<2 {
+            deviceArgmaxMismatches[l] += o.deviceArgmaxMismatches[l]
+            deviceArgmaxMismatchesBeyondTies[l] += o.deviceArgmaxMismatchesBeyondTies[l]
+        }
         devicePredictionMismatches += o.devicePredictionMismatches
         deviceCorrect += o.deviceCorrect
     }
@@ -130,6 +199,10 @@ struct PassStatistics {
 struct DeviceSlice {
     let conv1: UnsafePointer<Float>
     let conv2: UnsafePointer<Float>
+    let pooled1: UnsafePointer<Float>
+    let argmax1: UnsafePointer<Int32>
+    let pooled2: UnsafePointer<Float>
+    let argmax2: UnsafePointer<Int32>
     let logits: UnsafePointer<Float>
 }
 
@@ -178,19 +251,23 @@ struct TestSetPass {
         let g = TinyConvNetGeometry.self
         let conv1Size = g.conv1Channels * g.conv1OutputSide * g.conv1OutputSide
         let conv2Size = g.conv2Channels * g.conv2OutputSide * g.conv2OutputSide
+        let pool1Size = g.conv1Channels * g.pool1Side * g.pool1Side
+        let pool2Size = g.conv2Channels * g.pool2Side * g.pool2Side
         var start = 0
         while start < testSet.count {
             let end = min(start + options.batchSize, testSet.count)
             let b = end - start
             let images = testSet.normalizedImages(start..<end)
-            var device: (conv1: [Float], conv2: [Float], logits: [Float])?
+            var device: NetworkOutputs?
             if let network {
                 let t0 = Date()
                 let out = try network.forward(normalizedImages: images, count: b)
                 deviceSeconds += Date().timeIntervalSince(t0)
-                for (name, values, size) in [("conv1", out.conv1, conv1Size), ("conv2", out.conv2, conv2Size),
-                                             ("logits", out.logits, g.classes)] where values.count != b * size {
-                    throw AnalysisError.networkOutputSize(output: name, batchStart: start, expected: b * size, actual: values.count)
+                for (name, count, size) in [("conv1", out.conv1.count, conv1Size), ("conv2", out.conv2.count, conv2Size),
+                                            ("pooled1", out.pooled1.count, pool1Size), ("argmax1", out.argmax1.count, pool1Size),
+                                            ("pooled2", out.pooled2.count, pool2Size), ("argmax2", out.argmax2.count, pool2Size),
+                                            ("logits", out.logits.count, g.classes)] where count != b * size {
+                    throw AnalysisError.networkOutputSize(output: name, batchStart: start, expected: b * size, actual: count)
                 }
                 device = out
             }
@@ -203,11 +280,23 @@ struct TestSetPass {
                     if let device {
                         return device.conv1.withUnsafeBufferPointer { c1 in
                             device.conv2.withUnsafeBufferPointer { c2 in
-                                device.logits.withUnsafeBufferPointer { lg in
-                                    accumulate(pieceImages, count: hi - lo, labels: Array(labels[lo..<hi]),
-                                               device: DeviceSlice(conv1: c1.baseAddress! + lo * conv1Size,
-                                                                   conv2: c2.baseAddress! + lo * conv2Size,
-                                                                   logits: lg.baseAddress! + lo * g.classes))
+                                device.pooled1.withUnsafeBufferPointer { p1 in
+                                    device.argmax1.withUnsafeBufferPointer { m1 in
+                                        device.pooled2.withUnsafeBufferPointer { p2 in
+                                            device.argmax2.withUnsafeBufferPointer { m2 in
+                                                device.logits.withUnsafeBufferPointer { lg in
+                                                    accumulate(pieceImages, count: hi - lo, labels: Array(labels[lo..<hi]),
+                                                               device: DeviceSlice(conv1: c1.baseAddress! + lo * conv1Size,
+                                                                                   conv2: c2.baseAddress! + lo * conv2Size,
+                                                                                   pooled1: p1.baseAddress! + lo * pool1Size,
+                                                                                   argmax1: m1.baseAddress! + lo * pool1Size,
+                                                                                   pooled2: p2.baseAddress! + lo * pool2Size,
+                                                                                   argmax2: m2.baseAddress! + lo * pool2Size,
+                                                                                   logits: lg.baseAddress! + lo * g.classes))
+                                                }
+                                            }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -244,6 +333,7 @@ struct TestSetPass {
                     let pd = argmax(dl.baseAddress! + img * g.classes, g.classes)
                     let pa = argmax(sl.baseAddress! + img * g.classes, g.classes)
                     analyticalPredictions[img] = pa
+                    st.directPredictions.append(pd)
                     if pd == Int(labels[img]) { st.directCorrect += 1 }
                     if pa == Int(labels[img]) { st.analyticalCorrect += 1 }
                     if pd != pa { st.analyticalPredictionMismatches += 1 }
@@ -263,6 +353,8 @@ struct TestSetPass {
             directionEnergies(a: spectral.conv1, s: spectral.conv1Coordinates!, svd: analytical.conv1, patches: n1)
         (st.conv2EnergyBefore, st.conv2EnergyAfter, st.conv2TotalBefore, st.conv2TotalAfter) =
             directionEnergies(a: spectral.conv2, s: spectral.conv2Coordinates!, svd: analytical.conv2, patches: n2)
+        st.conv1Truncated.add(coordinates: spectral.conv1Coordinates!, u: analytical.conv1.u, count: n1)
+        st.conv2Truncated.add(coordinates: spectral.conv2Coordinates!, u: analytical.conv2.u, count: n2)
 
         if let device {
             let plane1 = g.conv1OutputSide * g.conv1OutputSide, plane2 = g.conv2OutputSide * g.conv2OutputSide
@@ -274,6 +366,10 @@ struct TestSetPass {
                 st.deviceConv2Difference = worstDifference(st.deviceConv2Difference,
                     Double(device.conv2[(img * g.conv2Channels + c) * plane2 + q]), direct.conv2[(c * b + img) * plane2 + q])
             } } }
+            comparePools(device.pooled1, device.argmax1, hostPre: direct.conv1, hostPooled: direct.pooled1, channels: g.conv1Channels,
+                         count: b, side: g.conv1OutputSide, layer: 0, into: &st)
+            comparePools(device.pooled2, device.argmax2, hostPre: direct.conv2, hostPooled: direct.pooled2, channels: g.conv2Channels,
+                         count: b, side: g.conv2OutputSide, layer: 1, into: &st)
             for img in 0..<b {
                 var best = 0
                 for o in 0..<g.classes {
@@ -289,6 +385,45 @@ struct TestSetPass {
     }
 }
 
+/// Phase 4's pooled comparison of one layer over b images: the device's
+/// pooled values (b, C, o, o) and winners against the host's float64 pooled
+/// output (C, b, o, o) and the first maximum of each 2×2 window of its
+/// pre-activation (C, b, side, side), with ``DeviceVerification``'s near-tie rule.
+func comparePools(_ pooled: UnsafePointer<Float>, _ argmax: UnsafePointer<Int32>, hostPre: [Double], hostPooled: [Double],
+                  channels: Int, count b: Int, side: Int, layer: Int, into st: inout PassStatistics) {
+    let o = side / 2, plane = side * side, pooledPlane = o * o
+    var worst = 0.0, mismatches = 0, beyondTies = 0
+    hostPre.withUnsafeBufferPointer { pre in
+        for c in 0..<channels {
+            for img in 0..<b {
+                let hostPlane = pre.baseAddress! + (c * b + img) * plane
+                for y in 0..<o {
+                    for x in 0..<o {
+                        let q = y * o + x
+                        let device = (img * channels + c) * pooledPlane + q
+                        worst = worstDifference(worst, Double(pooled[device]), hostPooled[(c * b + img) * pooledPlane + q])
+                        // First maximum in row-major order, and the runner-up's value.
+                        let i0 = (2 * y) * side + 2 * x, i1 = i0 + 1, i2 = i0 + side, i3 = i2 + 1
+                        var best = i0, top = hostPlane[i0], second = -Double.infinity
+                        @inline(__always) func consider(_ index: Int) {
+                            let v = hostPlane[index]
+                            if v > top { second = top; top = v; best = index } else if v > second { second = v }
+                        }
+                        consider(i1); consider(i2); consider(i3)
+                        if Int(argmax[device]) != best {
+                            mismatches += 1
+                            if !(top - second <= DeviceVerification.argmaxTieBound) { beyondTies += 1 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if layer == 0 { st.devicePooled1Difference = worst } else { st.devicePooled2Difference = worst }
+    st.deviceArgmaxMismatches[layer] += mismatches
+    st.deviceArgmaxMismatchesBeyondTies[layer] += beyondTies
+}
+
 /// Adds the mask of each of `patches` columns of a (units, patches) to `counts`.
 func countMasks(_ a: [Double], units: Int, patches n: Int, into counts: inout [Int]) {
     a.withUnsafeBufferPointer { pa in
@@ -298,7 +433,7 @@ func countMasks(_ a: [Double], units: Int, patches n: Int, into counts: inout [I
     }
 }
 
-/// Σ over patches of sᵢ² (before ReLU), (uᵢᵀ ReLU(a))² (after), ‖a‖², ‖ReLU(a)‖².
+/// Σ over patches of (σᵢvᵢᵀp)² (before ReLU; s holds σᵢvᵢᵀp), (uᵢᵀ ReLU(a))² (after), ‖a‖², ‖ReLU(a)‖².
 func directionEnergies(a: [Double], s: [Double], svd: SingularValueDecomposition, patches n: Int)
     -> ([Double], [Double], Double, Double) {
     let r = svd.rank, out = svd.u.rows

@@ -47,7 +47,21 @@ struct DirectReference<T: BinaryFloatingPoint> {
         return out
     }
 
-    struct Trace { var conv1: [T]; var pooled1: [T]; var conv2: [T]; var logits: [T] }
+    struct Trace { var conv1Input: [T]; var conv1: [T]; var pooled1: [T]; var conv2: [T]; var pooled2: [T]; var logits: [T] }
+
+    /// The first maximum (row-major) of each 2×2 window of (C, n, n): flat y·n + x.
+    static func poolArgmax(_ x: [T], channels: Int, side n: Int) -> [Int32] {
+        let o = n / 2
+        var out = [Int32]()
+        for c in 0..<channels { for y in 0..<o { for xx in 0..<o {
+            var best = (2 * y) * n + 2 * xx
+            for (i, j) in [(0, 1), (1, 0), (1, 1)] where x[c * n * n + (2 * y + i) * n + 2 * xx + j] > x[c * n * n + best] {
+                best = (2 * y + i) * n + 2 * xx + j
+            }
+            out.append(Int32(best))
+        } } }
+        return out
+    }
 
     /// One image (784 values) through the network.
     func forward(_ image: [T]) -> Trace {
@@ -57,7 +71,7 @@ struct DirectReference<T: BinaryFloatingPoint> {
         let p2 = Self.reluPool(a2, channels: 16, side: 11)   // (16, 5, 5), flattened channel-major
         var logits = fcBias
         for o in 0..<10 { for f in 0..<400 { logits[o] += fcWeight[o * 400 + f] * p2[f] } }
-        return Trace(conv1: a1, pooled1: p1, conv2: a2, logits: logits)
+        return Trace(conv1Input: image, conv1: a1, pooled1: p1, conv2: a2, pooled2: p2, logits: logits)
     }
 
     static func argmax(_ x: [T]) -> Int {

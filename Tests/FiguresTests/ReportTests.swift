@@ -106,13 +106,25 @@ final class ReportTests: XCTestCase {
     func testFailedCheckIsShownAsAFailure() throws {
         var report = Fixture.report
         report.checks[0] = Check(id: report.checks[0].id, description: report.checks[0].description,
-                                 value: 1, relation: .lessThan, limit: 1e-12)
+                                 value: 1, relation: .lessThan, limit: 1e-12, kind: report.checks[0].kind)
         let doc = ReportDocument(summary: "", results: ResultRow.rows(from: report), device: "d", phases: [],
                                  settings: [], command: "c", figures: [])
         XCTAssertFalse(doc.allChecksPassed)
         let html = try HTMLReport.render(doc)
         XCTAssertTrue(html.contains("<p class=\"banner fail\">1 of \(report.checks.count) checks FAILED"))
         XCTAssertEqual(html.components(separatedBy: "<span class=\"badge fail\">FAIL</span>").count - 1, 1)
+    }
+
+    /// Every check's row names its kind in the table's last column.
+    func testEveryCheckShowsItsKind() throws {
+        let report = Fixture.report
+        let doc = ReportDocument(summary: "", results: ResultRow.rows(from: report), device: "d", phases: [],
+                                 settings: [], command: "c", figures: [])
+        let html = try HTMLReport.render(doc)
+        XCTAssertTrue(html.contains("<th>Kind</th>"))
+        let kinds = matches(#"</span></td><td>([a-z]+)</td></tr>"#, in: html)
+        XCTAssertEqual(kinds, report.checks.map(\.kind.rawValue))
+        XCTAssertTrue(kinds.contains("consistency") && kinds.contains("independent"), "\(kinds)")
     }
 
     func testEscapeCoversTheHTMLSpecialCharacters() {

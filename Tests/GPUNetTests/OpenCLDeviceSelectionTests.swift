@@ -1,5 +1,6 @@
 import Foundation
 import GPUNet
+import TestSupport
 import XCTest
 
 /// `DeviceSelector` parsing and the `Devices` listing and auto rule.
@@ -38,6 +39,7 @@ final class OpenCLDeviceSelectionTests: XCTestCase {
     func testListingAndMaking() throws {
         let listed = Devices.available()
         XCTAssertEqual(listed.first?.kind, .host)
+        XCTAssertEqual(listed.filter { $0.kind == .host }.count, 1)
         XCTAssertTrue(try Devices.make(.host) is HostDevice)
         let auto = try Devices.make(.auto)
         XCTAssertEqual(auto.info.selector, Devices.autoChoice(from: listed).selector)
@@ -48,12 +50,63 @@ final class OpenCLDeviceSelectionTests: XCTestCase {
                 XCTAssertTrue(text.contains(device.selector), text)
             }
         }
-        if listed.contains(where: { $0.kind != .host }) {
-            XCTAssertTrue(try Devices.make(.openCLAny) is OpenCLDevice)
-            let preparation = try XCTUnwrap(try Devices.measureProgramPreparation(.openCLAny))
-            XCTAssertGreaterThan(preparation.coldSeconds, preparation.warmSeconds)
-        }
         XCTAssertNil(try Devices.measureProgramPreparation(.host))
+    }
+
+    /// The OpenCL half: `auto` and `opencl` make an OpenCL device, each
+    /// listed selector makes the device it names, and a cold program build
+    /// takes longer than a cached one. Skipped without an OpenCL device
+    /// (failed under CONVSVD_REQUIRE_OPENCL=1).
+    func testMakingOpenCLDevices() throws {
+        let infos = try openCLTestDeviceInfos()
+        XCTAssertTrue(try Devices.make(.auto) is OpenCLDevice, "auto must prefer an OpenCL device to the host")
+        XCTAssertTrue(try Devices.make(.openCLAny) is OpenCLDevice)
+        for info in infos {
+            let device = try Devices.make(try DeviceSelector(parsing: info.selector))
+            XCTAssertTrue(device is OpenCLDevice, info.selector)
+            XCTAssertEqual(device.info.selector, info.selector)
+        }
+        let preparation = try XCTUnwrap(try Devices.measureProgramPreparation(.openCLAny))
+        XCTAssertGreaterThan(preparation.coldSeconds, preparation.warmSeconds)
+    }
+
+    /// With no OpenCL device the OpenCL tests are skipped with the reason, and
+    /// fail when CONVSVD_REQUIRE_OPENCL=1 (child test processes whose ICD
+    /// loader sees an empty vendor folder).
+    func testOpenCLTestsSkipOrFailWithoutADevice() throws {
+        let tests = ["GPUNetTests.OpenCLDeviceSelectionTests/testMakingOpenCLDevices",
+                     "GPUNetTests.TrainingTests/testTrainingReleasesEveryOpenCLObject",
+                     "GPUNetTests.TrainingTests/testOpenCLStaysWithinToleranceOfHostOverTenSteps",
+                     "GPUNetTests.TinyConvNetTests/testOpenCLMatchesHostOnARealBatch"]
+        let skipped = try runWithoutOpenCL(tests, environment: ["CONVSVD_REQUIRE_OPENCL": "0"])
+        XCTAssertEqual(skipped.status, 0, skipped.output)
+        XCTAssertTrue(skipped.output.contains("Executed 4 tests, with 4 tests skipped and 0 failures"), skipped.output)
+        XCTAssertTrue(skipped.output.contains("no OpenCL device on this machine"), skipped.output)
+        let required = try runWithoutOpenCL(tests, environment: ["CONVSVD_REQUIRE_OPENCL": "1"])
+        XCTAssertNotEqual(required.status, 0, required.output)
+        XCTAssertTrue(required.output.contains("Executed 4 tests, with 4 failures"), required.output)
+        XCTAssertTrue(required.output.contains("CONVSVD_REQUIRE_OPENCL=1 but no OpenCL device was found"), required.output)
+    }
+
+    /// Runs `tests` in a child test process whose OpenCL loader finds no platform.
+    private func runWithoutOpenCL(_ tests: [String], environment extra: [String: String]) throws -> (status: Int32, output: String) {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("convsvd-no-icd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = [tests.joined(separator: ",")]
+        var environment = ProcessInfo.processInfo.environment
+        environment["OCL_ICD_VENDORS"] = empty.path
+        environment.merge(extra) { $1 }
+        child.environment = environment
+        let pipe = Pipe()
+        child.standardOutput = pipe
+        child.standardError = pipe
+        try child.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        child.waitUntilExit()
+        return (child.terminationStatus, output)
     }
 
     /// With no OpenCL platform (the ICD loader pointed at an empty vendor

@@ -1,12 +1,14 @@
 import Foundation
 import GPUNet
+import TestSupport
 import XCTest
 
 /// The OpenCL devices the OpenCL tests run on (PoCL here and in CI), made
 /// once per test process with a kernel cache in the temporary folder.
 ///
 /// Skips (XCTSkip) only when this machine genuinely has no OpenCL device;
-/// with `CONVSVD_REQUIRE_OPENCL=1` (CI) that is a failure instead.
+/// with `CONVSVD_REQUIRE_OPENCL=1` (scripts/test, CI) that is a failure
+/// instead (``openCLTestDeviceInfos()``).
 enum OpenCLTestDevice {
     static let cache = OpenCLProgramCache(
         directory: FileManager.default.temporaryDirectory.appendingPathComponent("convsvd-test-kernel-cache"))
@@ -15,13 +17,7 @@ enum OpenCLTestDevice {
 
     static func all(file: StaticString = #filePath, line: UInt = #line) throws -> [OpenCLDevice] {
         if let made { return made }
-        let infos = Devices.available().filter { $0.kind != .host }
-        if infos.isEmpty {
-            if ProcessInfo.processInfo.environment["CONVSVD_REQUIRE_OPENCL"] == "1" {
-                XCTFail("CONVSVD_REQUIRE_OPENCL=1 but no OpenCL device was found", file: file, line: line)
-            }
-            throw XCTSkip("no OpenCL device on this machine")
-        }
+        let infos = try openCLTestDeviceInfos()
         let devices = try infos.map { info -> OpenCLDevice in
             guard case let .openCL(platform, device) = try DeviceSelector(parsing: info.selector) else {
                 throw OpenCLError.invalidArgument("unexpected selector \(info.selector)")

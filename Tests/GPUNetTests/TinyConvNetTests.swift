@@ -95,6 +95,7 @@ final class TinyConvNetTests: XCTestCase {
     }
 
     func testOpenCLMatchesHostOnARealBatch() throws {
+        let devices = try openCLTestDevices()
         let batch = try firstBatch()
         let weights = TinyConvNet.initialWeights(seed: 3)
         func run(_ device: any Device) throws -> (logits: [Float], grads: [[Float]]) {
@@ -107,7 +108,7 @@ final class TinyConvNetTests: XCTestCase {
             return (try device.floats(w.logits), try net.gradients.all.map { try device.floats($0) })
         }
         let host = try run(HostDevice())
-        for device in try openCLTestDevices() {
+        for device in devices {
             let other = try run(device)
             XCTAssertLessThan(maxAbsoluteDifference(other.logits, host.logits), Self.forwardTolerance)
             for (name, (a, b)) in zip(TinyConvNet.Parameters.names, zip(other.grads, host.grads)) {

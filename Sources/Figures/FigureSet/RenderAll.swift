@@ -29,7 +29,8 @@ extension Figures {
     /// Every figure the inputs allow, in report order: training curves (with
     /// a history), spectra, energy, reconstruction error, accuracy against
     /// rank (when the report holds the sweep), eigenfilters, low-rank filters,
-    /// U, ReLU mask counts and (when the report lists them) the most common
+    /// U, ReLU mask counts, the truncated layers' masks against Cover's bound,
+    /// and (when the report lists them) the most common
     /// masks, and, with a sample, the projections and feature maps.
     public static func figures(report: AnalysisReport, history: TrainingHistory?, sample: ActivationSample?,
                                digitsShown: Int = 4) throws -> [Figure] {
@@ -68,6 +69,13 @@ extension Figures {
             MaskCountPanel(name: r.layer, units: r.units, rank: r.rank, coverBound: r.coverBound.map(Double.init),
                            observed: [("\(grouped(r.randomTrainingPatches.patches)) random training patches", r.randomTrainingPatches.distinctMasks),
                                       ("all \(grouped(r.testSetPatches.patches)) test patches", r.testSetPatches.distinctMasks)])
+        }))
+        figures.append(try truncatedMaskCounts(report.reluRegions.map { r in
+            TruncatedMaskPanel(name: r.layer, units: r.units, coverBound: r.coverBound.map(Double.init),
+                               observed: [("\(grouped(r.truncatedRandomTrainingPatches.patches)) random training patches",
+                                           r.truncatedRandomTrainingPatches.distinctMasks),
+                                          ("all \(grouped(r.truncatedTestSetPatches.patches)) test patches",
+                                           r.truncatedTestSetPatches.distinctMasks)])
         }))
         // The most common masks are listed only when the analysis kept some (mostCommonMaskCount > 0).
         if report.reluRegions.allSatisfy({ !$0.testSetPatches.mostCommon.isEmpty }) {

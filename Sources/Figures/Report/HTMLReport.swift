@@ -54,16 +54,21 @@ public enum HTMLReport {
     static func resultsTable(_ rows: [ResultRow]) -> String {
         var sections: [String] = []
         for r in rows where !sections.contains(r.section) { sections.append(r.section) }
-        var html = "<table class=\"results\">\n<thead><tr><th>Quantity</th><th>Value</th><th>Rule</th><th>Status</th></tr></thead>\n<tbody>\n"
+        var html = "<table class=\"results\">\n<thead><tr><th>Quantity</th><th>Value</th><th>Rule</th><th>Status</th><th>Kind</th></tr></thead>\n<tbody>\n"
         for s in sections {
-            html += "<tr class=\"section\"><th colspan=\"4\">\(escape(s))</th></tr>\n"
+            html += "<tr class=\"section\"><th colspan=\"5\">\(escape(s))</th></tr>\n"
             for r in rows where r.section == s {
                 let status = r.status == .info ? "" : "<span class=\"badge \(r.status == .pass ? "pass" : "fail")\">\(r.status.rawValue)</span>"
                 html += "<tr><td>\(escape(r.label))</td><td class=\"num\">\(escape(r.value))</td>"
-                    + "<td class=\"num\">\(escape(r.rule))</td><td>\(status)</td></tr>\n"
+                    + "<td class=\"num\">\(escape(r.rule))</td><td>\(status)</td><td>\(escape(r.kind))</td></tr>\n"
             }
         }
-        return html + "</tbody>\n</table>\n"
+        html += "</tbody>\n</table>\n"
+        if rows.contains(where: { !$0.kind.isEmpty }) {
+            html += "<p class=\"meta\">Kind: <em>consistency</em>, an identity that holds by construction once LAPACK is "
+                + "accurate (it guards our own bookkeeping); <em>independent</em>, two different computations that could disagree.</p>\n"
+        }
+        return html
     }
 
     static func runSection(_ doc: ReportDocument) -> String {

@@ -17,9 +17,14 @@ public struct ResultRow: Sendable, Equatable {
     /// The check's rule, e.g. "< 1.00e-04"; empty for plain values.
     public var rule: String
     public var status: ResultStatus
+    /// A check's ``Analysis/CheckKind`` ("consistency" or "independent");
+    /// empty for plain values.
+    public var kind: String
 
-    public init(section: String, label: String, value: String, rule: String = "", status: ResultStatus = .info) {
+    public init(section: String, label: String, value: String, rule: String = "", status: ResultStatus = .info,
+                kind: String = "") {
         self.section = section; self.label = label; self.value = value; self.rule = rule; self.status = status
+        self.kind = kind
     }
 }
 
@@ -89,11 +94,16 @@ extension ResultRow {
             rows.append(ResultRow(section: headline, label: "test accuracy, both layers at rank k = 1…\(sweep.sameRankAccuracy.count)",
                                   value: sweep.sameRankAccuracy.map { String(format: "%.1f", 100 * $0) }.joined(separator: " ") + " (%)"))
         }
+        if let d = report.deviceVerification {
+            rows.append(ResultRow(section: headline, label: "device pool winners differing from float64, pool1 / pool2 (all; beyond a ±\(scientific(d.argmaxTieBound)) near-tie)",
+                                  value: "\(d.argmaxMismatches[0]) / \(d.argmaxMismatches[1]) of \(Figures.grouped(d.poolWindows[0])) / \(Figures.grouped(d.poolWindows[1])) "
+                                      + "(\(d.argmaxMismatchesBeyondTies[0]) / \(d.argmaxMismatchesBeyondTies[1]))"))
+        }
         for c in report.checks {
             let rule = c.relation == .equalTo ? "= \(integerOrScientific(c.limit))" : "< \(scientific(c.limit))"
             rows.append(ResultRow(section: "Checks", label: c.description,
                                   value: c.relation == .equalTo ? integerOrScientific(c.value) : scientific(c.value),
-                                  rule: rule, status: c.passed ? .pass : .fail))
+                                  rule: rule, status: c.passed ? .pass : .fail, kind: c.kind.rawValue))
         }
         return rows
     }

@@ -77,7 +77,9 @@ public final class TinyConvNet {
         public let logits: Buffer
         /// The full convolution outputs, written only by ``TinyConvNet/convOutputs(_:)``.
         public let conv1, conv2: Buffer
-        let argmax1, argmax2: Buffer
+        /// The pools' winners (int32), (B,8,13,13) and (B,16,5,5): flat y·W + x
+        /// in the convolution's output plane.
+        public let argmax1, argmax2: Buffer
         public let labels: Buffer
         /// [0, B): loss per sample; [B, 2B): 1 where the prediction is right.
         public let perSample: Buffer
