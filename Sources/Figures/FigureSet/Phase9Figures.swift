@@ -41,7 +41,7 @@ extension Figures {
                 + "matrix; conv2: 8×13×13 → 16×11×11, 1936×1352), unpadded (A_valid, dense SVD) and circular (A_circ, from the "
                 + "2-D DFT: the singular values of the out×in matrices K̂(ω) over all n² frequencies), against the singular values "
                 + "of the reshaped weight W (markers at the left). Log–log. The operator has far more directions than W, and its "
-                + "largest gain lies between σ₁(W) and the bound 3σ₁(W) (dashed). \(summary)."
+                + "largest gain lies between σ₁(W) and the bound √(kH·kW)·σ₁(W) = 3σ₁(W) (grey; Singla & Feizi's four-reshape bound is the smaller of it and three other reshapes' norms). \(summary)."
         ) { canvas, body in
             let panels = body.grid(rows: 1, columns: layers.count, gap: 24)
             for (l, panel) in zip(layers, panels) {
@@ -51,11 +51,22 @@ extension Figures {
                                  series("A_valid (dense SVD)", l.validSingularValues, 1, style: .line, dash: [7, 4]),
                                  series("W (\(l.outChannels)×\(l.inChannels * l.kernelSide * l.kernelSide))",
                                         l.weightSingularValues, 2, style: .markers)],
-                        referenceLines: [ReferenceLine(.horizontal, at: l.kernelSizeBound, label: "3σ₁(W)"),
-                                         ReferenceLine(.horizontal, at: l.fantasticFourBound, label: "Singla–Feizi", dash: [2, 3])])
+                        referenceLines: boundLines(l))
                     .draw(on: canvas, in: panel)
             }
         }
+    }
+
+    /// The bounds on ‖A_circ‖₂, named in the legend; one line when they
+    /// coincide (Singla–Feizi's minimum is R₃ = W, i.e. 3σ₁(W), whenever W's
+    /// reshape has the smallest norm).
+    static func boundLines(_ l: OperatorSpectrum) -> [ReferenceLine] {
+        let kernel = "\(l.kernelSide)σ₁(W)"
+        if abs(l.fantasticFourBound - l.kernelSizeBound) <= 1e-12 * l.kernelSizeBound {
+            return [ReferenceLine(.horizontal, at: l.kernelSizeBound, label: "bound \(kernel) = Singla–Feizi", inLegend: true)]
+        }
+        return [ReferenceLine(.horizontal, at: l.kernelSizeBound, label: "bound \(kernel)", inLegend: true),
+                ReferenceLine(.horizontal, at: l.fantasticFourBound, label: "Singla–Feizi bound", dash: [2, 3], inLegend: true)]
     }
 
     /// Relative data error and test accuracy of the data-aware Ŵ_k beside the
