@@ -103,19 +103,64 @@ public struct OperatorSpectrum: Codable, Sendable, Equatable {
     /// Metrics of A_circ's singular values.
     public var circulantMetrics: SpectralMetrics
 
-    /// Builds both operators of W (out, in·k·k) on an n×n input and takes
-    /// their spectra. `weightSingularValues` are W's (phase 2's σ).
+    /// One layer whose operators ``computeAll(_:threads:)`` builds.
+    public struct Layer: Sendable {
+        public var name: String
+        /// W (out, in·k·k).
+        public var weight: Matrix
+        /// σ(W), phase 2's.
+        public var weightSingularValues: [Double]
+        public var inChannels: Int
+        public var kernel: Int
+        /// n, the input side.
+        public var inputSide: Int
+
+        public init(name: String, weight: Matrix, weightSingularValues: [Double], inChannels: Int, kernel: Int, inputSide: Int) {
+            self.name = name; self.weight = weight; self.weightSingularValues = weightSingularValues
+            self.inChannels = inChannels; self.kernel = kernel; self.inputSide = inputSide
+        }
+    }
+
+    /// Builds both operators of each layer on its n×n input and takes their
+    /// spectra. The dense SVDs (the bulk of the time: dgebrd is half
+    /// matrix–vector work, which OpenBLAS threads poorly) run side by side on
+    /// `threads` threads, each with single-threaded BLAS, largest first.
+    public static func computeAll(_ layers: [Layer], threads: Int) throws -> [OperatorSpectrum] {
+        struct Job { let layer: Int; let circulant: Bool; let flops: Double }
+        let jobs = layers.indices.flatMap { i -> [Job] in
+            let l = layers[i], n = l.inputSide, o = n - l.kernel + 1
+            func cost(_ rows: Int) -> Double { let c = Double(l.inChannels * n * n); return Double(rows) * c * c }
+            return [Job(layer: i, circulant: true, flops: cost(l.weight.rows * n * n)),
+                    Job(layer: i, circulant: false, flops: cost(l.weight.rows * o * o))]
+        }.sorted { $0.flops > $1.flops }
+        let results = parallelMap(jobs.count, threads: threads) { j -> Result<[Double], Error> in
+            let job = jobs[j], l = layers[job.layer]
+            let a = job.circulant
+                ? ConvolutionOperator.circulantMatrix(weight: l.weight, inChannels: l.inChannels, kernel: l.kernel, inputSide: l.inputSide)
+                : ConvolutionOperator.matrix(weight: l.weight, inChannels: l.inChannels, kernel: l.kernel, inputSide: l.inputSide)
+            return Result { try singularValuesOnly(a, context: "\(l.name) \(job.circulant ? "A_circ" : "A_valid") (\(a.rows)×\(a.columns))") }
+        }
+        return try layers.indices.map { i in
+            let l = layers[i]
+            func sigma(circulant: Bool) throws -> [Double] {
+                try results[jobs.firstIndex { $0.layer == i && $0.circulant == circulant }!].get()
+            }
+            return try OperatorSpectrum(
+                layer: l.name, weight: l.weight, weightSingularValues: l.weightSingularValues, inChannels: l.inChannels,
+                kernel: l.kernel, inputSide: l.inputSide, validSingularValues: try sigma(circulant: false),
+                circulantDenseSingularValues: try sigma(circulant: true),
+                frequencyMatrices: ConvolutionOperator.frequencyMatrices(weight: l.weight, inChannels: l.inChannels,
+                                                                         kernel: l.kernel, inputSide: l.inputSide))
+        }
+    }
+
+    /// One layer, on the calling thread (``computeAll(_:threads:)`` with one layer and one thread).
     public static func compute(layer: String, weight w: Matrix, weightSingularValues sigmaW: [Double],
                                inChannels: Int, kernel k: Int, inputSide n: Int) throws -> OperatorSpectrum {
-        let valid = ConvolutionOperator.matrix(weight: w, inChannels: inChannels, kernel: k, inputSide: n)
-        let validSigma = try singularValuesOnly(valid, context: "\(layer) A_valid (\(valid.rows)×\(valid.columns))")
-        let circulant = ConvolutionOperator.circulantMatrix(weight: w, inChannels: inChannels, kernel: k, inputSide: n)
-        let denseSigma = try singularValuesOnly(circulant, context: "\(layer) A_circ (\(circulant.rows)×\(circulant.columns))")
-        let frequencies = ConvolutionOperator.frequencyMatrices(weight: w, inChannels: inChannels, kernel: k, inputSide: n)
-        return try OperatorSpectrum(layer: layer, weight: w, weightSingularValues: sigmaW, inChannels: inChannels, kernel: k,
-                                    inputSide: n, validSingularValues: validSigma, circulantDenseSingularValues: denseSigma,
-                                    frequencyMatrices: frequencies)
+        try computeAll([Layer(name: layer, weight: w, weightSingularValues: sigmaW, inChannels: inChannels, kernel: k, inputSide: n)],
+                       threads: 1)[0]
     }
+
     /// This layer's checks, in the results table's order (all kind
     /// `independent`: each compares two different computations or a theorem's
     /// two sides, except `frequency-parseval`, which is `consistency`).

@@ -30,6 +30,8 @@ public struct Phase9Timings: Codable, Sendable, Equatable {
     /// Process CPU time over phase 9, all threads: on a shared machine the
     /// wall time depends on the other processes, this does not.
     public var cpuSeconds: Double
+    /// The same per part: operators, training patches, accuracy, angles.
+    public var cpuSecondsPerPart: [Double]
 }
 
 /// CPU time of this process so far, all threads, seconds.
@@ -80,15 +82,22 @@ public struct Phase9Report: Codable, Sendable, Equatable {
         let started = Date()
         let cpuStarted = processCPUSeconds()
         var clock = Date()
-        func lap() -> Double { let now = Date(); defer { clock = now }; return now.timeIntervalSince(clock) }
+        var cpuClock = cpuStarted
+        var cpuParts = [Double]()
+        func lap() -> Double {
+            let now = Date(), cpu = processCPUSeconds()
+            defer { clock = now; cpuClock = cpu }
+            cpuParts.append(cpu - cpuClock)
+            return now.timeIntervalSince(clock)
+        }
 
         progress("phase 9: operator spectra (dense SVDs of the valid and circular operators, K̂(ω))")
-        let spectra = [
-            try OperatorSpectrum.compute(layer: "conv1", weight: m.conv1, weightSingularValues: svd1.singularValues,
-                                         inChannels: 1, kernel: g.kernelSide, inputSide: g.imageSide),
-            try OperatorSpectrum.compute(layer: "conv2", weight: m.conv2, weightSingularValues: svd2.singularValues,
-                                         inChannels: g.conv1Channels, kernel: g.kernelSide, inputSide: g.pool1Side),
-        ]
+        let spectra = try OperatorSpectrum.computeAll([
+            .init(name: "conv1", weight: m.conv1, weightSingularValues: svd1.singularValues, inChannels: 1,
+                  kernel: g.kernelSide, inputSide: g.imageSide),
+            .init(name: "conv2", weight: m.conv2, weightSingularValues: svd2.singularValues, inChannels: g.conv1Channels,
+                  kernel: g.kernelSide, inputSide: g.pool1Side),
+        ], threads: options.threads)
         let operatorSeconds = lap()
 
         progress("phase 9: second moments of every training patch (\(trainSet.count) images)")
@@ -151,6 +160,6 @@ public struct Phase9Report: Codable, Sendable, Equatable {
             timings: Phase9Timings(operatorSpectraSeconds: operatorSeconds, trainingPatchSeconds: patchSeconds,
                                    accuracySeconds: accuracySeconds, principalAnglesSeconds: anglesSeconds,
                                    totalSeconds: Date().timeIntervalSince(started),
-                                   cpuSeconds: processCPUSeconds() - cpuStarted))
+                                   cpuSeconds: processCPUSeconds() - cpuStarted, cpuSecondsPerPart: cpuParts))
     }
 }

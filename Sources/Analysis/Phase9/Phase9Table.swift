@@ -70,7 +70,8 @@ extension Phase9Report {
         row("phase 9 wall: operators / training patches / accuracy / angles / total (target ≤ 10 s)",
             [timings.operatorSpectraSeconds, timings.trainingPatchSeconds, timings.accuracySeconds,
              timings.principalAnglesSeconds, timings.totalSeconds].map { f($0, 2) }.joined(separator: " / ") + " s")
-        row("phase 9 CPU time, all threads", f(timings.cpuSeconds, 2) + " s")
+        row("phase 9 CPU time, all threads: per part / total",
+            timings.cpuSecondsPerPart.map { f($0, 2) }.joined(separator: " / ") + " / " + f(timings.cpuSeconds, 2) + " s")
         return rows
     }
 }
