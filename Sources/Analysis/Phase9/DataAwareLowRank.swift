@@ -170,7 +170,7 @@ public struct DataAwareLayer: Codable, Sendable, Equatable {
             let measured = k == r ? 0 : tail(dataEnergies, k)
             let plain = k == r ? 0 : tail(plainEnergies, k)
             discrepancy = worstDifference(discrepancy, measured / total, predicted / total)
-            excess = max(excess, (measured - plain) / total)
+            excess = largestPropagatingNaN(excess, (measured - plain) / total)
             if k > 0 {
                 rows.append(DataAwareRow(rank: k, predictedError: predicted, measuredError: measured, plainMeasuredError: plain,
                                          relativeError: measured / total, plainRelativeError: plain / total,

@@ -228,11 +228,11 @@ extension OperatorSpectrum {
         var interlacing = -Double.infinity, minSlack = Double.infinity
         for i in 0..<validSigma.count {
             let d = (validSigma[i] - dftSigma[i]) / circNorm
-            interlacing = max(interlacing, d); minSlack = min(minSlack, -d)
+            interlacing = largestPropagatingNaN(interlacing, d); minSlack = min(minSlack, -d)
         }
         let sigma1 = sigmaW[0]
         var weightExcess = -Double.infinity
-        for i in 0..<min(sigmaW.count, w.rows) { weightExcess = max(weightExcess, (sigmaW[i] - validSigma[i]) / sigma1) }
+        for i in 0..<min(sigmaW.count, w.rows) { weightExcess = largestPropagatingNaN(weightExcess, (sigmaW[i] - validSigma[i]) / sigma1) }
         let expected = Double(n * n) * w.squaredFrobeniusNorm
         let reshapes = fantasticFourReshapes(weight: w, inChannels: inChannels, kernel: k)
         let reshapeNorms = try reshapes.enumerated().map { i, r in

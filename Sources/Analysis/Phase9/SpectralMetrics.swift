@@ -103,3 +103,9 @@ public struct SpectralMetrics: Codable, Sendable, Equatable {
         }
     }
 }
+
+/// max(a, b), NaN when either is NaN (Swift's max drops a NaN second
+/// argument), so that a NaN reaches the check and fails it.
+func largestPropagatingNaN(_ a: Double, _ b: Double) -> Double {
+    a.isNaN || b.isNaN ? .nan : max(a, b)
+}
