@@ -90,14 +90,18 @@ public struct PhaseTimings: Codable, Sendable, Equatable {
     public var randomPatchSeconds: Double
     /// Phase 7.
     public var frobeniusSeconds: Double
-    /// The whole analysis less the sweep and the device's forward calls: the
-    /// figure the < 5 s target is about.
+    /// The whole analysis less the sweep, the device's forward calls and
+    /// phase 9: the figure the < 5 s target is about.
     public var analysisSeconds: Double
     /// Everything.
     public var totalSeconds: Double
+    /// Phase 9, all of it (its own target: ≤ 10 s), accuracy curves included.
+    public var phase9Seconds: Double
+    /// Phase 9's accuracy curves over the test set (0 without the sweep).
+    public var phase9AccuracySeconds: Double
 }
 
-/// Every number of phases 2–7, under stable names (JSON keys are the
+/// Every number of phases 2–7 and 9, under stable names (JSON keys are the
 /// property names). Layer arrays are ordered conv1, conv2.
 public struct AnalysisReport: Codable, Sendable, Equatable {
     /// Bumped when a field changes meaning or is removed.
@@ -124,6 +128,9 @@ public struct AnalysisReport: Codable, Sendable, Equatable {
     public var reluRegions: [ReluRegionLayerReport]
     /// Phase 7, per layer.
     public var frobenius: [FrobeniusLayerReport]
+    /// Phase 9 (issue 14): operator spectra, data-aware low rank, filters
+    /// against the data. Optional so that reports written before it decode.
+    public var phase9: Phase9Report?
     /// Every check, in the order the results table shows them.
     public var checks: [Check]
     public var timings: PhaseTimings
@@ -162,11 +169,11 @@ public struct AnalysisReport: Codable, Sendable, Equatable {
          testAccuracy: Double, spectra: [LayerSpectrum], svdIdentities: [SVDIdentities],
          composition: CompositionOverlaps, analyticalComparison: AnalyticalComparison,
          deviceVerification: DeviceVerification?, lowRank: LowRankReport, reluRegions: [ReluRegionLayerReport],
-         frobenius: [FrobeniusLayerReport], checks: [Check], timings: PhaseTimings) {
+         frobenius: [FrobeniusLayerReport], phase9: Phase9Report?, checks: [Check], timings: PhaseTimings) {
         self.formatVersion = formatVersion; self.testSet = testSet; self.trainSet = trainSet; self.options = options
         self.testAccuracy = testAccuracy; self.spectra = spectra; self.svdIdentities = svdIdentities
         self.composition = composition; self.analyticalComparison = analyticalComparison
         self.deviceVerification = deviceVerification; self.lowRank = lowRank; self.reluRegions = reluRegions
-        self.frobenius = frobenius; self.checks = checks; self.timings = timings
+        self.frobenius = frobenius; self.phase9 = phase9; self.checks = checks; self.timings = timings
     }
 }

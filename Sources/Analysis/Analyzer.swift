@@ -1,7 +1,7 @@
 import Foundation
 import NetIO
 
-/// Runs phases 2–7 of the analysis of a trained TinyConvNet on the host.
+/// Runs phases 2–7 and 9 of the analysis of a trained TinyConvNet on the host.
 ///
 /// Usage: `try Analyzer(weights: w, testSet: test, trainSet: train).run(network: device)`.
 /// The network under test is optional: without it phase 4's device
@@ -165,16 +165,23 @@ public struct Analyzer {
         ]
         let frobeniusSeconds = lap()
 
+        // Phase 9: operators, data-aware low rank, filters against the data.
+        let phase9 = try Phase9Report.compute(m, svd1: svd1, svd2: svd2, trainSet: trainSet, testSet: testSet,
+                                              options: options, sweep: sweep, networkCorrect: stats.directCorrect,
+                                              progress: progress)
+        _ = lap()
+
         let total = Date().timeIntervalSince(started)
         let timings = PhaseTimings(
             svdSeconds: svdSeconds, identitiesSeconds: identitiesSeconds, testSetPassSeconds: testSetPassSeconds,
             deviceSeconds: deviceSeconds, lowRankSeconds: lowRankSeconds, sweepSeconds: sweepSeconds,
             randomPatchSeconds: randomPatchSeconds, frobeniusSeconds: frobeniusSeconds,
-            analysisSeconds: total - sweepSeconds - deviceSeconds, totalSeconds: total)
+            analysisSeconds: total - sweepSeconds - deviceSeconds - phase9.timings.totalSeconds, totalSeconds: total,
+            phase9Seconds: phase9.timings.totalSeconds, phase9AccuracySeconds: phase9.timings.accuracySeconds)
 
         let checks = Self.checks(spectra: spectra, identities: identities, composition: composition,
                                  comparison: comparison, device: device, lowRank: lowRankLayers, sweep: sweep,
-                                 reluRegions: reluRegions, frobenius: frobenius)
+                                 reluRegions: reluRegions, frobenius: frobenius) + phase9.checks
         return AnalysisReport(
             formatVersion: 1,
             testSet: DatasetSummary(name: testSet.name, count: testSet.count),
@@ -183,7 +190,7 @@ public struct Analyzer {
             spectra: spectra, svdIdentities: identities, composition: composition,
             analyticalComparison: comparison, deviceVerification: device,
             lowRank: LowRankReport(layers: lowRankLayers, sweep: sweep),
-            reluRegions: reluRegions, frobenius: frobenius, checks: checks, timings: timings)
+            reluRegions: reluRegions, frobenius: frobenius, phase9: phase9, checks: checks, timings: timings)
     }
 
     /// Every check with its tolerance and kind (``CheckKind``); the order is

@@ -120,6 +120,14 @@ public enum ResultsTable {
             row("", "", check: "\(r.layer).energy-after-relu")
         }
 
+        if let p = report.phase9 {
+            var current = ""
+            for r in p.tableRows {
+                if r.section != current { section(r.section); current = r.section }
+                row(r.label, r.value, check: r.checkID)
+            }
+        }
+
         section("Time")
         let t = report.timings
         row("analysis without sweep and device (target < 5 s)", "\(fixed(t.analysisSeconds, 2)) s")

@@ -75,6 +75,9 @@ enum Fixture {
     static let expectedNames = [
         "training_curves", "singular_values", "cumulative_energy", "reconstruction_error", "accuracy_vs_rank",
         "conv1_eigenfilters", "conv2_eigenfilters", "conv1_low_rank_filters", "conv2_low_rank_filters",
-        "u_matrices", "relu_mask_counts", "cover_truncated_masks", "relu_mask_frequencies", "activation_projections", "digit_feature_maps",
+        "u_matrices", "relu_mask_counts", "cover_truncated_masks", "relu_mask_frequencies",
+        "operator_spectra", "data_aware_low_rank", "principal_angles",
+        "conv1_filters_vs_patch_components", "conv2_filters_vs_patch_components",
+        "activation_projections", "digit_feature_maps",
     ]
 }

@@ -85,6 +85,7 @@ extension Figures {
                                    total: r.testSetPatches.patches)
             }))
         }
+        if let phase9 = report.phase9 { figures += try phase9Figures(phase9) }
         if let sample {
             let g = TinyConvNetGeometry.self
             let layers: [(String, [Double], Int, Int)] = [

@@ -99,6 +99,11 @@ extension ResultRow {
                                   value: "\(d.argmaxMismatches[0]) / \(d.argmaxMismatches[1]) of \(Figures.grouped(d.poolWindows[0])) / \(Figures.grouped(d.poolWindows[1])) "
                                       + "(\(d.argmaxMismatchesBeyondTies[0]) / \(d.argmaxMismatchesBeyondTies[1]))"))
         }
+        if let p = report.phase9 {
+            for r in p.tableRows where r.checkID == nil {
+                rows.append(ResultRow(section: r.section, label: r.label, value: r.value))
+            }
+        }
         for c in report.checks {
             let rule = c.relation == .equalTo ? "= \(integerOrScientific(c.limit))" : "< \(scientific(c.limit))"
             rows.append(ResultRow(section: "Checks", label: c.description,
@@ -127,6 +132,7 @@ extension PhaseTime {
             PhaseTime(phase: "analysis: accuracy sweep (phase 5)", seconds: t.sweepSeconds),
             PhaseTime(phase: "analysis: random patches and Cover bounds (phase 6)", seconds: t.randomPatchSeconds),
             PhaseTime(phase: "analysis: Frobenius identities (phase 7)", seconds: t.frobeniusSeconds),
+            PhaseTime(phase: "analysis: operators, data-aware low rank, filters vs data (phase 9)", seconds: t.phase9Seconds),
         ]
     }
 }
