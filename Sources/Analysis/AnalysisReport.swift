@@ -112,6 +112,9 @@ public struct AnalysisReport: Codable, Sendable, Equatable {
     /// Every check, in the order the results table shows them.
     public var checks: [Check]
     public var timings: PhaseTimings
+    /// Issue 14 §4, linear regions along lines between test images (its own
+    /// time inside); nil in reports written before it.
+    public var regionsAlongLines: RegionsAlongLinesReport?
 
     /// True when every check passed.
     public var allChecksPassed: Bool { checks.allSatisfy(\.passed) }

@@ -155,7 +155,7 @@ public struct Analyzer {
         let checks = Self.checks(spectra: spectra, identities: identities, composition: composition,
                                  comparison: comparison, device: device, lowRank: lowRankLayers, sweep: sweep,
                                  reluRegions: reluRegions, frobenius: frobenius)
-        return AnalysisReport(
+        var report = AnalysisReport(
             formatVersion: 1,
             testSet: DatasetSummary(name: testSet.name, count: testSet.count),
             trainSet: DatasetSummary(name: trainSet.name, count: trainSet.count),
@@ -164,6 +164,14 @@ public struct Analyzer {
             analyticalComparison: comparison, deviceVerification: device,
             lowRank: LowRankReport(layers: lowRankLayers, sweep: sweep),
             reluRegions: reluRegions, frobenius: frobenius, checks: checks, timings: timings)
+
+        // Issue 14 §4 (outside `timings`: the section reports its own time).
+        progress("linear regions along lines between test images")
+        let regions = RegionsAlongLines.run(network: reference, testSet: testSet,
+                                            options: RegionsAlongLinesOptions(threads: options.threads), progress: progress)
+        report.regionsAlongLines = regions
+        report.checks += RegionsAlongLines.checks(regions)
+        return report
     }
 
     /// Every check with its tolerance; the order is the results table's.
