@@ -77,6 +77,9 @@ extension Figures {
                                    total: r.testSetPatches.patches)
             }))
         }
+        if let regions = report.regionsAlongLines, let trace = regions.figure {
+            figures.append(try logitsAlongSegment(trace, report: regions))
+        }
         if let sample {
             let g = TinyConvNetGeometry.self
             let layers: [(String, [Double], Int, Int)] = [

@@ -89,6 +89,14 @@ extension ResultRow {
             rows.append(ResultRow(section: headline, label: "test accuracy, both layers at rank k = 1…\(sweep.sameRankAccuracy.count)",
                                   value: sweep.sameRankAccuracy.map { String(format: "%.1f", 100 * $0) }.joined(separator: " ") + " (%)"))
         }
+        if let g = report.regionsAlongLines {
+            for (group, st) in [("same digit", g.sameDigit), ("different digits", g.differentDigits)] {
+                guard let st else { continue }
+                rows.append(ResultRow(section: headline, label: "linear pieces along a segment between two test images, \(group) (\(st.segments) pairs)",
+                                      value: String(format: "mean %.1f, median %.1f, %d–%d; %.2f per unit length", st.piecesMean,
+                                                    st.piecesMedian, st.piecesMin, st.piecesMax, st.piecesPerUnitLengthMean)))
+            }
+        }
         for c in report.checks {
             let rule = c.relation == .equalTo ? "= \(integerOrScientific(c.limit))" : "< \(scientific(c.limit))"
             rows.append(ResultRow(section: "Checks", label: c.description,
