@@ -75,6 +75,6 @@ enum Fixture {
     static let expectedNames = [
         "training_curves", "singular_values", "cumulative_energy", "reconstruction_error", "accuracy_vs_rank",
         "conv1_eigenfilters", "conv2_eigenfilters", "conv1_low_rank_filters", "conv2_low_rank_filters",
-        "u_matrices", "relu_mask_counts", "relu_mask_frequencies", "activation_projections", "digit_feature_maps",
+        "u_matrices", "relu_mask_counts", "relu_mask_frequencies", "logits_along_segment", "activation_projections", "digit_feature_maps",
     ]
 }
