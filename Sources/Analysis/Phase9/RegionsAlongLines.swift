@@ -422,36 +422,36 @@ public enum RegionsAlongLines {
             let chunk = (start..<min(start + chunkSize, samples)).map { (Double($0) + 0.5) / Double(samples) }
             let b = chunk.count
             let act = net.forward(images: net.interpolate(x0, x1, at: chunk), count: b)
+            // Each slot's index in this chunk's CBHW layers, for image 0.
+            let offset = (0..<(4 * windows)).map { i in channel[i] * b * (i < 4 * windows1 ? plane1 : plane2) + inPlane[i] }
             for img in 0..<b {
                 let t = chunk[img]
                 while nextEvent < pieces.events.count && pieces.events[nextEvent].t < t {
                     exact[pieces.events[nextEvent].window] = pieces.events[nextEvent].winner
                     nextEvent += 1
                 }
-                let scale1 = max(layerScale(act.conv1, image: img, count: b, plane: plane1), .leastNormalMagnitude)
-                let scale2 = max(layerScale(act.conv2, image: img, count: b, plane: plane2), .leastNormalMagnitude)
+                let scales = [max(layerScale(act.conv1, image: img, count: b, plane: plane1), .leastNormalMagnitude),
+                              max(layerScale(act.conv2, image: img, count: b, plane: plane2), .leastNormalMagnitude)]
                 var wrong = false
                 act.conv1.withUnsafeBufferPointer { a1 in
                     act.conv2.withUnsafeBufferPointer { a2 in
-                        for w in 0..<windows {
-                            let first = w < windows1
-                            let a = first ? a1 : a2, plane = first ? plane1 : plane2, scale = first ? scale1 : scale2
-                            var top = 0.0
-                            var value = (0.0, 0.0, 0.0, 0.0)
-                            withUnsafeMutableBytes(of: &value) { raw in
-                                let v = raw.bindMemory(to: Double.self)
-                                for s in 0..<4 {
-                                    v[s] = a[(channel[4 * w + s] * b + img) * plane + inPlane[4 * w + s]]
-                                    top = max(top, v[s])
+                        offset.withUnsafeBufferPointer { off in
+                            pattern.withUnsafeMutableBufferPointer { pat in
+                                for layer in 0..<2 {
+                                    let a = (layer == 0 ? a1 : a2).baseAddress! + img * (layer == 0 ? plane1 : plane2)
+                                    let near = 1e-12 * scales[layer], far = 1e-9 * scales[layer]
+                                    for w in (layer == 0 ? 0..<windows1 : windows1..<windows) {
+                                        let v0 = a[off[4 * w]], v1 = a[off[4 * w + 1]], v2 = a[off[4 * w + 2]], v3 = a[off[4 * w + 3]]
+                                        let top = max(max(v0, v1), max(max(v2, v3), 0))
+                                        // The forward pass's selection: the first within 1e-12·scale of the top, off first.
+                                        let chosen: Int8 = top <= near ? -1 : v0 >= top - near ? 0 : v1 >= top - near ? 1
+                                            : v2 >= top - near ? 2 : 3
+                                        pat[w] = chosen
+                                        let k = exact[w]
+                                        let held = k < 0 ? 0 : k == 0 ? v0 : k == 1 ? v1 : k == 2 ? v2 : v3
+                                        if held < top - far { wrong = true }
+                                    }
                                 }
-                                // The forward pass's selection: the first within 1e-12·scale of the top, off first.
-                                var chosen: Int8 = -1
-                                if top > 1e-12 * scale {
-                                    for s in 0..<4 where v[s] >= top - 1e-12 * scale { chosen = Int8(s); break }
-                                }
-                                pattern[w] = chosen
-                                let k = Int(exact[w])
-                                if (k < 0 ? 0 : v[k]) < top - 1e-9 * scale { wrong = true }
                             }
                         }
                     }
@@ -469,8 +469,11 @@ public enum RegionsAlongLines {
     /// max |a| over one image's part of a CBHW layer (C, b, plane).
     static func layerScale(_ a: [Double], image: Int, count b: Int, plane: Int) -> Double {
         var m = 0.0
-        for c in 0..<(a.count / (b * plane)) {
-            for q in 0..<plane { m = max(m, abs(a[(c * b + image) * plane + q])) }
+        a.withUnsafeBufferPointer { p in
+            for c in 0..<(a.count / (b * plane)) {
+                let row = p.baseAddress! + (c * b + image) * plane
+                for q in 0..<plane { m = max(m, abs(row[q])) }
+            }
         }
         return m
     }
