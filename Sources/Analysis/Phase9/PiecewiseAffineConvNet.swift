@@ -112,15 +112,4 @@ public struct PiecewiseAffineConvNet: Sendable {
         }
         return out
     }
-
-    /// Window w's slot s ∈ 0…3 (row-major in the 2×2 window) as an index into
-    /// a CBHW pre-activation of b images: layer 1 windows are (c, py, px) over
-    /// c₁·p₁², layer 2 windows (c, py, px) over c₂·p₂² (numbered after
-    /// layer 1's in ``RegionEvent/window``).
-    func windowUnit(layer: Int, window w: Int, slot s: Int, image: Int, count b: Int) -> Int {
-        let (p, side) = layer == 1 ? (pool1Side, conv1Side) : (pool2Side, conv2Side)
-        let c = w / (p * p), py = (w / p) % p, px = w % p
-        let y = 2 * py + s / 2, x = 2 * px + s % 2
-        return ((c * b + image) * side + y) * side + x
-    }
 }

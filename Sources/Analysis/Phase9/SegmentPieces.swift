@@ -135,7 +135,6 @@ extension PiecewiseAffineConvNet {
 
 /// The state of ``PiecewiseAffineConvNet/pieces(from:to:)`` along one segment.
 private struct SegmentWalk {
-    let net: PiecewiseAffineConvNet
     let c1: Int, c2: Int, p1: Int, p2: Int, used2: Int
     let windows1: Int, windows2: Int
     /// conv2's weights transposed, (c₁·9, lanes) vectors of four output
@@ -164,7 +163,6 @@ private struct SegmentWalk {
     let conv1SignChanges: Int, length: Double
 
     init(_ net: PiecewiseAffineConvNet, _ x0: [Double], _ x1: [Double]) {
-        self.net = net
         c1 = net.conv1Channels; c2 = net.conv2Channels; p1 = net.pool1Side; p2 = net.pool2Side; used2 = 2 * p2
         windows1 = net.pool1Windows; windows2 = net.pool2Windows
         let k2 = 9 * c1
