@@ -166,8 +166,8 @@ public struct Analyzer {
         let frobeniusSeconds = lap()
 
         // Phase 9: operators, data-aware low rank, filters against the data.
-        let phase9 = try Phase9Report.compute(m, svd1: svd1, svd2: svd2, trainSet: trainSet, testSet: testSet,
-                                              options: options, sweep: sweep, networkCorrect: stats.directCorrect,
+        let phase9 = try Phase9Report.compute(m, svd1: svd1, svd2: svd2, network: reference, trainSet: trainSet,
+                                              testSet: testSet, options: options, sweep: sweep, networkCorrect: stats.directCorrect,
                                               progress: progress)
         _ = lap()
 

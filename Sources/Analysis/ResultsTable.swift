@@ -158,6 +158,27 @@ public enum ResultsTable {
         return out
     }
 
+    /// The regions-along-lines rows: piece counts per group, then the checks.
+    static func regionRows(_ g: RegionsAlongLinesReport, row: (String, String, String?) -> Void) {
+        for (name, st) in [("same digit", g.sameDigit), ("different digits", g.differentDigits)] {
+            guard let st else { row("pieces per segment, \(name)", "no such pair in the test set", nil); continue }
+            row("pieces per segment, \(name) (\(st.segments)): mean / median / min–max",
+                "\(fixed(st.piecesMean, 1)) / \(fixed(st.piecesMedian, 1)) / \(st.piecesMin)–\(st.piecesMax)", nil)
+            row("  per unit length ‖x₁ − x₀‖ (mean length \(fixed(st.lengthMean, 1))): mean / median / min–max",
+                "\(fixed(st.piecesPerUnitLengthMean, 2)) / \(fixed(st.piecesPerUnitLengthMedian, 2)) / "
+                    + "\(fixed(st.piecesPerUnitLengthMin, 2))–\(fixed(st.piecesPerUnitLengthMax, 2))", nil)
+            row("  conv1 sign changes per segment, mean", fixed(st.conv1SignChangesMean, 1), nil)
+        }
+        row("conv1 sign changes: roots vs \(g.options.signGridPoints)-point grid", "", "regions.conv1-sign-count")
+        row("midpoint f(m) = (f(a)+f(b))/2, \(g.midpointPiecesChecked) pieces", "", "regions.midpoint-affine")
+        row("dense sampling: " + g.sampled.map { "\($0.sampledPieces) of \($0.exactPieces)" }.joined(separator: ", ")
+            + " pieces found (\(g.options.samplesPerSegment) samples)", "", "regions.sampling-not-above-exact")
+        row("dense sampling: exact selection not the forward maximum", "", "regions.sampled-selection")
+        row("CPU time: exact walks / midpoints / sign grid / sampling",
+            [g.countingSeconds, g.midpointSeconds, g.gridSeconds, g.samplingSeconds].map { fixed($0, 2) }.joined(separator: " / ") + " s", nil)
+        row("time: whole section, wall (\(g.options.threads) threads) / CPU", "\(fixed(g.seconds, 2)) s / \(fixed(g.cpuSeconds, 2)) s", nil)
+    }
+
     static func sci(_ x: Double) -> String { x.isFinite ? String(format: "%.2e", x) : "\(x)" }
     static func fixed(_ x: Double, _ digits: Int) -> String { x.isFinite ? String(format: "%.\(digits)f", x) : "\(x)" }
     static func percent(_ x: Double) -> String { String(format: "%.2f%%", 100 * x) }

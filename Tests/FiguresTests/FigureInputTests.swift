@@ -1,3 +1,4 @@
+import Analysis
 import Figures
 import Foundation
 import XCTest
@@ -13,6 +14,18 @@ final class FigureInputTests: XCTestCase {
             }
             XCTAssertTrue("\(error)".contains(text), "\"\(error)\" does not mention \(text)", file: file, line: line)
         }
+    }
+
+    /// The regions figure refuses a trace whose cut points do not rise from 0 to 1 or whose rows do not match.
+    func testRegionTraceOfTheWrongShapeIsRefused() throws {
+        let regions = try XCTUnwrap(Fixture.report.phase9?.regionsAlongLines)
+        var trace = try XCTUnwrap(regions.figure)
+        XCTAssertNoThrow(try Figures.logitsAlongSegment(trace, report: regions))
+        trace.t.swapAt(1, 2)
+        assertInvalid(try Figures.logitsAlongSegment(trace, report: regions), mentions: "t must rise strictly from 0 to 1")
+        trace = regions.figure!
+        trace.logits.removeLast()
+        assertInvalid(try Figures.logitsAlongSegment(trace, report: regions), mentions: "logit rows")
     }
 
     func testAccuracyGivenInPercentIsRefused() {

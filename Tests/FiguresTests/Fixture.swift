@@ -77,7 +77,7 @@ enum Fixture {
         "conv1_eigenfilters", "conv2_eigenfilters", "conv1_low_rank_filters", "conv2_low_rank_filters",
         "u_matrices", "relu_mask_counts", "cover_truncated_masks", "relu_mask_frequencies",
         "operator_spectra", "data_aware_low_rank", "principal_angles",
-        "conv1_filters_vs_patch_components", "conv2_filters_vs_patch_components",
+        "conv1_filters_vs_patch_components", "conv2_filters_vs_patch_components", "logits_along_segment",
         "activation_projections", "digit_feature_maps",
     ]
 }

@@ -188,7 +188,7 @@ public struct OperatorSpectrum: Codable, Sendable, Equatable {
                        value: weightValidInterlacingExcess, relation: .lessThan, limit: 1e-11, kind: .independent))
         c.append(Check(id: "\(l).operator.frequency-parseval",
                        description: "\(l) |Σ_ω ‖K̂(ω)‖²_F − n²‖W‖²_F| / n²‖W‖²_F, n = \(inputSide)",
-                       value: frequencyParsevalRelativeDifference, relation: .lessThan, limit: 1e-12, kind: .independent))
+                       value: frequencyParsevalRelativeDifference, relation: .lessThan, limit: 1e-12, kind: .consistency))
         c.append(Check(id: "\(l).operator.fantastic-four-bound",
                        description: "\(l) ‖A_circ‖₂ ≤ √(hw)·min‖Rᵢ‖₂ (Singla & Feizi): (‖A_circ‖₂ − bound)/bound, ratio bound/‖A_circ‖₂ = \(String(format: "%.3f", fantasticFourRatio))",
                        value: (circulantDenseSpectralNorm - fantasticFourBound) / fantasticFourBound, relation: .lessThan, limit: 1e-11, kind: .independent))

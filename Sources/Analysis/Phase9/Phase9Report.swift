@@ -25,12 +25,15 @@ public struct Phase9Timings: Codable, Sendable, Equatable {
     public var accuracySeconds: Double
     /// Section 3.
     public var principalAnglesSeconds: Double
+    /// Section 4 (nil in reports written before it).
+    public var regionsAlongLinesSeconds: Double?
     /// Wall time of all of phase 9 (target ≤ 10 s).
     public var totalSeconds: Double
     /// Process CPU time over phase 9, all threads: on a shared machine the
     /// wall time depends on the other processes, this does not.
     public var cpuSeconds: Double
-    /// The same per part: operators, training patches, accuracy, angles.
+    /// The same per part: operators, training patches, accuracy, angles,
+    /// regions along lines.
     public var cpuSecondsPerPart: [Double]
 }
 
@@ -50,15 +53,18 @@ public struct Phase9Report: Codable, Sendable, Equatable {
     public var dataAwareLowRank: DataAwareLowRankReport
     /// Section 3, per layer.
     public var filtersVersusData: [FilterDataAngles]
-    // Section 4 (linear regions along lines) is added here as
-    // `regionsAlongLines` by its own branch.
+    /// Section 4, linear regions along lines between test images; nil in
+    /// reports written before it.
+    public var regionsAlongLines: RegionsAlongLinesReport?
     public var timings: Phase9Timings
 
     /// Every phase-9 check, in the results table's order. Kinds:
     /// `<layer>.operator.*` independent except `frequency-parseval`
     /// (consistency); `<layer>.data-aware.*` independent;
     /// `data-aware.full-rank` independent (the factorised network against the
-    /// im2col network); `<layer>.principal-angles.cosine-identity` consistency.
+    /// im2col network); `<layer>.principal-angles.cosine-identity` consistency;
+    /// `regions.*` independent (the exact piece walk against the plain forward
+    /// pass, a sampling grid and conv1's sign changes on a grid).
     public var checks: [Check] {
         var c = operatorSpectra.flatMap(\.checks) + dataAwareLowRank.layers.flatMap(\.checks)
         if let full = dataAwareLowRank.fullRankCorrect, let network = dataAwareLowRank.networkCorrect {
@@ -67,6 +73,7 @@ public struct Phase9Report: Codable, Sendable, Equatable {
                            value: Double(abs(full - network)), relation: .equalTo, limit: 0, kind: .independent))
         }
         c += filtersVersusData.map(\.check)
+        if let regions = regionsAlongLines { c += RegionsAlongLines.checks(regions) }
         return c
     }
 
@@ -76,7 +83,7 @@ public struct Phase9Report: Codable, Sendable, Equatable {
     static let principalAngleRanks = (conv1: 4, conv2: 15)
 
     static func compute(_ m: ConvMatrices, svd1: SingularValueDecomposition, svd2: SingularValueDecomposition,
-                        trainSet: Dataset, testSet: Dataset, options: AnalysisOptions, sweep: AccuracySweep?,
+                        network: HostReferenceNet, trainSet: Dataset, testSet: Dataset, options: AnalysisOptions, sweep: AccuracySweep?,
                         networkCorrect: Int, progress: (String) -> Void) throws -> Phase9Report {
         let g = TinyConvNetGeometry.self
         let started = Date()
@@ -150,6 +157,11 @@ public struct Phase9Report: Codable, Sendable, Equatable {
                                          maxK: principalAngleRanks.conv2),
         ]
         let anglesSeconds = lap()
+
+        progress("phase 9: linear regions along lines between test images")
+        let regions = RegionsAlongLines.run(network: network, testSet: testSet,
+                                            options: RegionsAlongLinesOptions(threads: options.threads), progress: progress)
+        let regionsSeconds = lap()
         return Phase9Report(
             operatorSpectra: spectra,
             dataAwareLowRank: DataAwareLowRankReport(layers: layers, bothLayers: both,
@@ -157,8 +169,10 @@ public struct Phase9Report: Codable, Sendable, Equatable {
                                                      fullRankCorrect: fullRankCorrect,
                                                      networkCorrect: options.runAccuracySweep ? networkCorrect : nil),
             filtersVersusData: angles,
+            regionsAlongLines: regions,
             timings: Phase9Timings(operatorSpectraSeconds: operatorSeconds, trainingPatchSeconds: patchSeconds,
                                    accuracySeconds: accuracySeconds, principalAnglesSeconds: anglesSeconds,
+                                   regionsAlongLinesSeconds: regionsSeconds,
                                    totalSeconds: Date().timeIntervalSince(started),
                                    cpuSeconds: processCPUSeconds() - cpuStarted, cpuSecondsPerPart: cpuParts))
     }

@@ -66,10 +66,15 @@ extension Phase9Report {
             }
             row(a.check.description, "", check: a.check.id)
         }
+        if let g = regionsAlongLines {
+            section = "Phase 9: linear regions along lines between test images"
+            ResultsTable.regionRows(g) { row($0, $1, check: $2) }
+        }
         section = "Phase 9: time"
-        row("phase 9 wall: operators / training patches / accuracy / angles / total (target ≤ 10 s)",
-            [timings.operatorSpectraSeconds, timings.trainingPatchSeconds, timings.accuracySeconds,
-             timings.principalAnglesSeconds, timings.totalSeconds].map { f($0, 2) }.joined(separator: " / ") + " s")
+        let parts = [timings.operatorSpectraSeconds, timings.trainingPatchSeconds, timings.accuracySeconds,
+                     timings.principalAnglesSeconds] + (timings.regionsAlongLinesSeconds.map { [$0] } ?? [])
+        row("phase 9 wall: operators / training patches / accuracy / angles\(timings.regionsAlongLinesSeconds == nil ? "" : " / regions") / total",
+            (parts + [timings.totalSeconds]).map { f($0, 2) }.joined(separator: " / ") + " s")
         row("phase 9 CPU time, all threads: per part / total",
             timings.cpuSecondsPerPart.map { f($0, 2) }.joined(separator: " / ") + " / " + f(timings.cpuSeconds, 2) + " s")
         return rows

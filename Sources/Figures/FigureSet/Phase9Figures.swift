@@ -12,6 +12,9 @@ extension Figures {
             guard let spectrum = p.operatorSpectra.first(where: { $0.layer == a.layer }) else { continue }
             figures.append(try filtersVersusPatchComponents(a, inputChannels: spectrum.inChannels, kernelSize: spectrum.kernelSide))
         }
+        if let regions = p.regionsAlongLines, let trace = regions.figure {
+            figures.append(try logitsAlongSegment(trace, report: regions))
+        }
         return figures
     }
 
