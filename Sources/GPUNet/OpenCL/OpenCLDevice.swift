@@ -27,6 +27,16 @@ import COpenCL
 /// arguments are set on shared kernel objects).
 public final class OpenCLDevice: Device {
     public let info: DeviceInfo
+    /// The kernels this device launches for a step's operations, fixed at
+    /// creation (``KernelFamily/Choice/resolve(deviceType:environment:)``):
+    /// `--kernels`, else `CONVSVD_KERNELS`, else the device type. Also in
+    /// ``info`` (``DeviceInfo/kernelFamily``), so every report names it.
+    public let kernelFamily: KernelFamily
+    /// Why ``kernelFamily`` was chosen: "device type CPU", "--kernels gpu", …
+    public let kernelFamilyReason: String
+    /// When non-nil, every launch from now on is appended (``KernelLaunch``):
+    /// `convsvd bench` shows each operation's launch geometry this way.
+    public var launchLog: [KernelLaunch]?
     /// The build options of every kernel's program (plus `-D KERNEL_<name>`).
     public static let buildOptions = "-cl-std=CL1.2"
 
@@ -65,7 +75,7 @@ public final class OpenCLDevice: Device {
     /// has seen, which is how a truly cold build is measured.
     public convenience init(platform platformIndex: Int = 0, device deviceIndex: Int = 0,
                             cache: OpenCLProgramCache? = OpenCLProgramCache(directory: OpenCLProgramCache.defaultDirectory),
-                            programTag: String? = nil) throws {
+                            programTag: String? = nil, kernels: KernelFamily.Choice = .auto) throws {
         let entries = try OpenCLPlatforms.entries()
         if entries.isEmpty, try OpenCLPlatforms.platforms().isEmpty {
             throw OpenCLError.noPlatform(OpenCLPlatforms.noPlatformHint)
@@ -75,11 +85,15 @@ public final class OpenCLDevice: Device {
             throw OpenCLError.noSuchDevice(platform: platformIndex, device: deviceIndex,
                                            available: entries.map { "\($0.info.selector) \($0.info.name)" })
         }
-        try self.init(entry: entry, cache: cache, programTag: programTag)
+        try self.init(entry: entry, cache: cache, programTag: programTag, kernels: kernels)
     }
 
-    init(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?, programTag: String? = nil) throws {
-        info = entry.info
+    init(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?, programTag: String? = nil,
+         kernels: KernelFamily.Choice = .auto) throws {
+        (kernelFamily, kernelFamilyReason) = try kernels.resolve(deviceType: entry.info.type)
+        var info = entry.info
+        info.kernelFamily = kernelFamily
+        self.info = info
         context = try OpenCLContext(entry: entry)
         self.cache = cache
         // A declaration, not a comment: a driver may hash the preprocessed source.
@@ -124,8 +138,13 @@ public final class OpenCLDevice: Device {
         return kernel
     }
 
-    func launch(_ name: String, items: Int, _ arguments: [OpenCLKernel.Argument]) throws {
-        try kernel(name).launch(items: items, computeUnits: info.computeUnits, arguments)
+    /// Enqueues `items` work-items of kernel `name` in work-groups of
+    /// `local` (nil: ``OpenCLKernel/workGroupSize(items:computeUnits:)``).
+    func launch(_ name: String, items: Int, local: Int? = nil, _ arguments: [OpenCLKernel.Argument]) throws {
+        guard let geometry = try kernel(name).launch(items: items, computeUnits: info.computeUnits, local: local,
+                                                     arguments) else { return }
+        launchLog?.append(KernelLaunch(kernel: name, family: kernelFamily, globalSize: geometry.global,
+                                       localSize: geometry.local, computeUnits: info.computeUnits))
     }
 
     /// `buffer` as this device's buffer holding at least `count` elements of `kind`.
