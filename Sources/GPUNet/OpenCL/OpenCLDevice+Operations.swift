@@ -239,7 +239,7 @@ extension OpenCLDevice {
             .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
     }
 
-    /// One launch of `linear_backward` (linear.cl) for all three gradients.
+    /// One launch of `linear_backward` (cpu/linear.cl; gpu family: `gpu_linear_backward`, gpu/dense.cl) for all three gradients.
     public func linearBackward(_ s: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
                                gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer) throws {
         let operation = "linearBackward"
@@ -286,7 +286,7 @@ extension OpenCLDevice {
 
     // MARK: Optimisers
 
-    /// `sgd_momentum_step` (optimizers.cl), four tensors per launch.
+    /// `sgd_momentum_step` (common/optimizers.cl, both families), four tensors per launch.
     public func sgdMomentumStep(_ tensors: [MomentumTensor], learningRate: Float, momentum: Float) throws {
         let operation = "sgdMomentumStep"
         try launchFourTensorsAtATime("sgd_momentum_step", tensors, count: \.count, items: { $0 },
@@ -297,7 +297,7 @@ extension OpenCLDevice {
         }
     }
 
-    /// `adam_step` (optimizers.cl, four elements per work-item) or in the
+    /// `adam_step` (cpu/adam.cl, four elements per work-item) or in the
     /// gpu family `gpu_adam_step` (one element per work-item), four tensors
     /// per launch.
     public func adamStep(_ tensors: [AdamTensor], step: AdamStep) throws {

@@ -42,13 +42,23 @@ public final class OpenCLDevice: Device {
 
     /// The kernels of `Sources/Kernels`, sorted: the `#ifdef KERNEL_<name>`
     /// guards of `KernelSource.all`.
-    public static let kernelNames: [String] = {
+    public static let kernelNames: [String] = guardedKernels(in: KernelSource.all)
+
+    /// The kernels of the files in one folder of `Sources/Kernels` ("common",
+    /// "cpu", "gpu"), sorted.
+    public static func kernelNames(inFolder folder: String) -> [String] {
+        guardedKernels(in: KernelSource.names.filter { $0.hasPrefix(folder + "/") }
+            .compactMap(KernelSource.named).joined(separator: "\n"))
+    }
+
+    /// The names of the `#ifdef KERNEL_<name>` guards in `source`, sorted.
+    private static func guardedKernels(in source: String) -> [String] {
         let marker = "#ifdef KERNEL_"
-        return Set(KernelSource.all.split(separator: "\n").compactMap { line -> String? in
+        return Set(source.split(separator: "\n").compactMap { line -> String? in
             guard line.hasPrefix(marker) else { return nil }
             return String(line.dropFirst(marker.count).prefix { $0.isLetter || $0.isNumber || $0 == "_" })
         }).sorted()
-    }()
+    }
 
     let context: OpenCLContext
     /// `KernelSource.all` plus the program tag, the source of every kernel's program.
