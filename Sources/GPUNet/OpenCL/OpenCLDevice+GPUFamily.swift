@@ -24,11 +24,13 @@ extension OpenCLDevice {
     }
 
     /// `gpu_conv2d_maxpool2_forward`: one work-group per (image, chunk of its
-    /// pooled outputs), the image and the weights in local memory. The
-    /// chunks per image are as few as the kernel's work-group limit allows
-    /// (each group stages the whole image), the group size the outputs per
-    /// image spread evenly over them, rounded up to the preferred multiple.
-    /// False when image and weights do not fit in local memory.
+    /// pooled outputs), the image and the weights in local memory. Groups
+    /// of at most eight preferred multiples (256 work-items on NVIDIA), so
+    /// that even conv2 at batch 64 (400 outputs per image) makes 128 groups
+    /// rather than 64 (fewer than an H200's 132 compute units); the outputs
+    /// of an image spread evenly over its groups, rounded up to the
+    /// preferred multiple. Each group stages the whole image (small here:
+    /// 3–5 KiB). False when image and weights do not fit in local memory.
     func gpuConv2dMaxPool2Forward(_ s: ConvShape, input: OpenCLBuffer, weight: OpenCLBuffer, pooled: OpenCLBuffer,
                                   argmax: OpenCLBuffer, relu: Bool) throws -> Bool {
         let name = "gpu_conv2d_maxpool2_forward"
@@ -38,7 +40,7 @@ extension OpenCLDevice {
         let pool = Self.pool(over: s)
         let perImage = s.outChannels * pool.outHeight * pool.outWidth
         let multiple = k.preferredMultiple
-        let limit = max(k.maxWorkGroupSize / multiple * multiple, 1)
+        let limit = max(min(k.maxWorkGroupSize, 8 * multiple) / multiple * multiple, 1)
         let groupsPerImage = (perImage + limit - 1) / limit
         let spread = (perImage + groupsPerImage - 1) / groupsPerImage
         let local = min(limit, (spread + multiple - 1) / multiple * multiple)
