@@ -54,8 +54,7 @@ extension OpenCLDevice {
     /// `gpu_conv2d_pooled_weight_partials` then `gpu_sum_chunks`: the
     /// batch·pH·pW terms of each weight in chunks of (group size ×
     /// ``gpuTermsPerItem``), one work-group tree per (weight, chunk), then
-    /// the chunks added in order. At batch 64, conv1: 72 weights × 43
-    /// chunks × 64 work-items on PoCL (11 × 256 on NVIDIA).
+    /// the chunks added in order.
     func gpuConv2dPooledWeight(_ s: ConvShape, input: OpenCLBuffer, values: OpenCLBuffer, argmax: OpenCLBuffer,
                                reluOutput: OpenCLBuffer, relu: Bool, gradWeight: OpenCLBuffer) throws {
         let name = "gpu_conv2d_pooled_weight_partials"
@@ -75,9 +74,11 @@ extension OpenCLDevice {
     }
 
     /// Terms each work-item of the weight partials adds before the tree:
-    /// enough to halve the tree's share of the work, few enough that a
-    /// step's launch keeps ≥ 16,384 work-items at batch 64.
-    static let gpuTermsPerItem = 4
+    /// enough that the tree (log₂ of the group size barriers) is a small
+    /// share of the work, few enough that a step's launch keeps ≥ 16,384
+    /// work-items at batch 64 (conv1: 72 weights × 22 chunks × 64 on PoCL,
+    /// × 6 chunks × 256 on NVIDIA).
+    static let gpuTermsPerItem = 8
 
     /// `gpu_conv2d_pooled_data`: one work-item per input element gathers
     /// what reaches it, the weights in local memory. False when the weights

@@ -143,11 +143,13 @@ __kernel void gpu_sum_chunks(__global const float* partials, __global float* tot
 #endif
 
 // Data gradient by gather: one work-item per input element (b, c, y, x),
-// which adds, over output channels o and kernel positions (i, j), g'[b,o,q]
-// ·weight[o,c,i,j] where conv output pixel (y−i, x−j) is the winner of its
-// window q. No two work-items write one element (no atomics), and each sums
-// in the same order on every run. All O·C·kH·kW weights (read by every
-// work-item) are first copied into local memory `w`.
+// which adds g'[b,o,q]·weight[o,c,i,j] over output channels o and the
+// windows q whose winner (wy, wx) lies within the kernel's reach,
+// i = y − wy ∈ [0, kH), j = x − wx ∈ [0, kW): at most ⌈(kH+1)/2⌉·⌈(kW+1)/2⌉
+// windows per channel (4 for 3×3), each a single winner read, instead of
+// kH·kW candidate pixels. No two work-items write one element (no atomics),
+// and each sums in the same order on every run. All O·C·kH·kW weights (read
+// by every work-item) are first copied into local memory `w`.
 #ifdef KERNEL_gpu_conv2d_pooled_data
 __kernel void gpu_conv2d_pooled_data(__global const float* gradient, __global const int* argmax,
         __global const float* reluOutput, __global const float* weight, __global float* gradInput,
@@ -164,19 +166,23 @@ __kernel void gpu_conv2d_pooled_data(__global const float* gradient, __global co
     const int x = index % width, rest = index / width;
     const int y = rest % height, bc = rest / height;
     const int c = bc % inChannels, b = bc / inChannels;
+    // Windows whose rows 2qy, 2qy+1 meet [y − kH + 1, y]: ⌈(y − kH)/2⌉ ≤ qy ≤ ⌊y/2⌋
+    // (a negative first is clamped to 0, so truncation does no harm); columns likewise.
+    const int qyFirst = max(0, (y - kernelHeight + 1) / 2), qyLast = min(poolHeight - 1, y / 2);
+    const int qxFirst = max(0, (x - kernelWidth + 1) / 2), qxLast = min(poolWidth - 1, x / 2);
     float sum = 0.0f;
     for (int o = 0; o < outChannels; o++) {
         const size_t planes = ((size_t)b * outChannels + o) * windows;
         __local const float* wk = w + (o * inChannels + c) * kernelArea;
-        for (int i = 0; i < kernelHeight; i++) {
-            const int oy = y - i;
-            if (oy < 0 || oy >= 2 * poolHeight) continue;
-            for (int j = 0; j < kernelWidth; j++) {
-                const int ox = x - j;
-                if (ox < 0 || ox >= 2 * poolWidth) continue;
-                const size_t plane = planes + (oy / 2) * poolWidth + ox / 2;
-                const int passes = !relu || reluOutput[plane] > 0.0f;
-                if (argmax[plane] == oy * outWidth + ox && passes) sum += gradient[plane] * wk[i * kernelWidth + j];
+        for (int qy = qyFirst; qy <= qyLast; qy++) {
+            for (int qx = qxFirst; qx <= qxLast; qx++) {
+                const size_t plane = planes + qy * poolWidth + qx;
+                int dy, dx;
+                const float g = gpu_winner_gradient(gradient, argmax, reluOutput, relu, plane,
+                                                    2 * qy * outWidth + 2 * qx, outWidth, &dy, &dx);
+                const int i = y - 2 * qy - dy, j = x - 2 * qx - dx;
+                if (g != 0.0f && i >= 0 && i < kernelHeight && j >= 0 && j < kernelWidth)
+                    sum += g * wk[i * kernelWidth + j];
             }
         }
     }
