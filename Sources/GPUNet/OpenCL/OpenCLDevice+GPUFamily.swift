@@ -38,12 +38,7 @@ extension OpenCLDevice {
         let tileBytes = (s.inChannels * s.height * s.width + s.weightCount) * 4
         guard tileBytes <= gpuLocalBytesLeft(k) else { return false }
         let pool = Self.pool(over: s)
-        let perImage = s.outChannels * pool.outHeight * pool.outWidth
-        let multiple = k.preferredMultiple
-        let limit = max(min(k.maxWorkGroupSize, 8 * multiple) / multiple * multiple, 1)
-        let groupsPerImage = (perImage + limit - 1) / limit
-        let spread = (perImage + groupsPerImage - 1) / groupsPerImage
-        let local = min(limit, (spread + multiple - 1) / multiple * multiple)
+        let (groupsPerImage, local) = gpuImageGroups(k, itemsPerImage: s.outChannels * pool.outHeight * pool.outWidth)
         try launch(name, items: s.batch * groupsPerImage * local, local: local, [
             .buffer(input), .buffer(weight), .buffer(pooled), .buffer(argmax), .local(bytes: tileBytes),
             .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
@@ -80,18 +75,37 @@ extension OpenCLDevice {
     /// × 6 chunks × 256 on NVIDIA).
     static let gpuTermsPerItem = 8
 
-    /// `gpu_conv2d_pooled_data`: one work-item per input element gathers
-    /// what reaches it, the weights in local memory. False when the weights
-    /// do not fit in local memory.
+    /// `gpu_conv2d_pooled_data`: one work-group per (image, chunk of its
+    /// inputs), one work-item per input element gathering what reaches it;
+    /// the weights and the image's pooled gradients and winners in local
+    /// memory. Groups sized as the forward's (``gpuConv2dMaxPool2Forward``):
+    /// conv2 at batch 64 makes 64 × 6 groups of 256 on NVIDIA. False when
+    /// those do not fit in local memory.
     func gpuConv2dPooledData(_ s: ConvShape, values: OpenCLBuffer, argmax: OpenCLBuffer, reluOutput: OpenCLBuffer,
                              relu: Bool, weight: OpenCLBuffer, gradInput: OpenCLBuffer) throws -> Bool {
         let name = "gpu_conv2d_pooled_data"
         let k = try kernel(name)
-        guard s.weightCount * 4 <= gpuLocalBytesLeft(k) else { return false }
-        try launch(name, items: s.inputCount, local: gpuGroupSize(k, items: s.inputCount), [
+        let pooledPerImage = Self.pool(over: s).outputCount / max(s.batch, 1)
+        let tileBytes = (s.weightCount + pooledPerImage) * 4, winnerBytes = pooledPerImage * 4
+        guard tileBytes + winnerBytes <= gpuLocalBytesLeft(k) else { return false }
+        let (groupsPerImage, local) = gpuImageGroups(k, itemsPerImage: s.inChannels * s.height * s.width)
+        try launch(name, items: s.batch * groupsPerImage * local, local: local, [
             .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(weight), .buffer(gradInput),
-            .local(bytes: s.weightCount * 4), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
-            .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth), .int(relu ? 1 : 0)])
+            .local(bytes: tileBytes), .local(bytes: winnerBytes), .int(s.batch), .int(s.inChannels),
+            .int(s.height), .int(s.width), .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth),
+            .int(relu ? 1 : 0), .int(groupsPerImage)])
         return true
+    }
+
+    /// Work-groups for a kernel with one group per (image, chunk of
+    /// `itemsPerImage` work-items): groups of at most eight preferred
+    /// multiples within the kernel's limit, an image's items spread evenly
+    /// over its groups and rounded up to the preferred multiple.
+    func gpuImageGroups(_ kernel: OpenCLKernel, itemsPerImage: Int) -> (groupsPerImage: Int, local: Int) {
+        let multiple = kernel.preferredMultiple
+        let limit = max(min(kernel.maxWorkGroupSize, 8 * multiple) / multiple * multiple, 1)
+        let groupsPerImage = (itemsPerImage + limit - 1) / limit
+        let spread = (itemsPerImage + groupsPerImage - 1) / groupsPerImage
+        return (groupsPerImage, min(limit, (spread + multiple - 1) / multiple * multiple))
     }
 }

@@ -142,50 +142,65 @@ __kernel void gpu_sum_chunks(__global const float* partials, __global float* tot
 }
 #endif
 
-// Data gradient by gather: one work-item per input element (b, c, y, x),
-// which adds g'[b,o,q]·weight[o,c,i,j] over output channels o and the
-// windows q whose winner (wy, wx) lies within the kernel's reach,
-// i = y − wy ∈ [0, kH), j = x − wx ∈ [0, kW): at most ⌈(kH+1)/2⌉·⌈(kW+1)/2⌉
-// windows per channel (4 for 3×3), each a single winner read, instead of
-// kH·kW candidate pixels. No two work-items write one element (no atomics),
-// and each sums in the same order on every run. All O·C·kH·kW weights (read
-// by every work-item) are first copied into local memory `w`.
+// Data gradient by gather: one work-group per (image, chunk of its C·H·W
+// input elements), `groupsPerImage` chunks per image, one work-item per
+// element (b, c, y, x), which adds g'[b,o,q]·weight[o,c,i,j] over output
+// channels o and the windows q whose winner (wy, wx) lies within the
+// kernel's reach, i = y − wy ∈ [0, kH), j = x − wx ∈ [0, kW): at most
+// ⌈(kH+1)/2⌉·⌈(kW+1)/2⌉ windows per channel (4 for 3×3) instead of kH·kW
+// candidate pixels. First the group copies into `tile` what all its
+// work-items read: the O·C·kH·kW weights, and the image's O·pH·pW pooled
+// gradients (zero where the fused ReLU or a corrupt winner stops them) with
+// their winners' offsets within the window (dy·outWidth + dx, or −1). No
+// two work-items write one element (no atomics), and each sums in the same
+// order on every run.
 #ifdef KERNEL_gpu_conv2d_pooled_data
 __kernel void gpu_conv2d_pooled_data(__global const float* gradient, __global const int* argmax,
         __global const float* reluOutput, __global const float* weight, __global float* gradInput,
-        __local float* w, int batch, int inChannels, int height, int width, int outChannels,
-        int kernelHeight, int kernelWidth, int relu) {
+        __local float* tile, __local int* winners, int batch, int inChannels, int height, int width,
+        int outChannels, int kernelHeight, int kernelWidth, int relu, int groupsPerImage) {
     const int outHeight = height - kernelHeight + 1, outWidth = width - kernelWidth + 1;
     const int poolHeight = outHeight / 2, poolWidth = outWidth / 2, windows = poolHeight * poolWidth;
     const int kernelArea = kernelHeight * kernelWidth, weightCount = outChannels * inChannels * kernelArea;
     const int lid = get_local_id(0), size = get_local_size(0);
+    const int b = get_group_id(0) / groupsPerImage;
+    const int t = (get_group_id(0) - b * groupsPerImage) * size + lid;
+    __local float* w = tile;
+    __local float* g = tile + weightCount;
     for (int k = lid; k < weightCount; k += size) w[k] = weight[k];
+    // The host launches batch·groupsPerImage groups: b < batch in all of them.
+    const size_t planes = (size_t)b * outChannels * windows;
+    for (int k = lid; k < outChannels * windows; k += size) {
+        const int q = k % windows, qy = q / poolWidth, qx = q - qy * poolWidth;
+        int dy, dx;
+        const float value = gpu_winner_gradient(gradient, argmax, reluOutput, relu, planes + k,
+                                                2 * qy * outWidth + 2 * qx, outWidth, &dy, &dx);
+        g[k] = value;
+        winners[k] = value != 0.0f ? dy * outWidth + dx : -1;
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
-    const int index = get_global_id(0);
-    if (index >= batch * inChannels * height * width) return;
-    const int x = index % width, rest = index / width;
-    const int y = rest % height, bc = rest / height;
-    const int c = bc % inChannels, b = bc / inChannels;
+    const int area = height * width;
+    if (t >= inChannels * area) return;
+    const int c = t / area, p = t - c * area;
+    const int y = p / width, x = p - y * width;
     // Windows whose rows 2qy, 2qy+1 meet [y − kH + 1, y]: ⌈(y − kH)/2⌉ ≤ qy ≤ ⌊y/2⌋
     // (a negative first is clamped to 0, so truncation does no harm); columns likewise.
     const int qyFirst = max(0, (y - kernelHeight + 1) / 2), qyLast = min(poolHeight - 1, y / 2);
     const int qxFirst = max(0, (x - kernelWidth + 1) / 2), qxLast = min(poolWidth - 1, x / 2);
     float sum = 0.0f;
     for (int o = 0; o < outChannels; o++) {
-        const size_t planes = ((size_t)b * outChannels + o) * windows;
         __local const float* wk = w + (o * inChannels + c) * kernelArea;
         for (int qy = qyFirst; qy <= qyLast; qy++) {
             for (int qx = qxFirst; qx <= qxLast; qx++) {
-                const size_t plane = planes + qy * poolWidth + qx;
-                int dy, dx;
-                const float g = gpu_winner_gradient(gradient, argmax, reluOutput, relu, plane,
-                                                    2 * qy * outWidth + 2 * qx, outWidth, &dy, &dx);
+                const int k = o * windows + qy * poolWidth + qx;
+                const int winner = winners[k];
+                const int dy = winner >= outWidth, dx = winner - dy * outWidth;
                 const int i = y - 2 * qy - dy, j = x - 2 * qx - dx;
-                if (g != 0.0f && i >= 0 && i < kernelHeight && j >= 0 && j < kernelWidth)
-                    sum += g * wk[i * kernelWidth + j];
+                if (winner >= 0 && i >= 0 && i < kernelHeight && j >= 0 && j < kernelWidth)
+                    sum += g[k] * wk[i * kernelWidth + j];
             }
         }
     }
-    gradInput[index] = sum;
+    gradInput[(size_t)b * inChannels * area + t] = sum;
 }
 #endif
