@@ -101,9 +101,9 @@ public final class OpenCLDevice: Device {
     init(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?, programTag: String? = nil,
          kernels: KernelFamily.Choice = .auto) throws {
         (kernelFamily, kernelFamilyReason) = try kernels.resolve(deviceType: entry.info.type)
-        var info = entry.info
-        info.kernelFamily = kernelFamily
-        self.info = info
+        var entry = entry
+        entry.info.kernelFamily = kernelFamily
+        info = entry.info
         context = try OpenCLContext(entry: entry)
         self.cache = cache
         // A declaration, not a comment: a driver may hash the preprocessed source.

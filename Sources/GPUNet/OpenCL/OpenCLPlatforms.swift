@@ -8,7 +8,9 @@ struct OpenCLDeviceEntry {
     let deviceIndex: Int
     let platform: cl_platform_id
     let device: cl_device_id
-    let info: DeviceInfo
+    /// What the device is; an ``OpenCLDevice``'s own entry carries the
+    /// kernel family it chose, a listing's the one `auto` would choose.
+    var info: DeviceInfo
     /// CL_DEVICE_MAX_MEM_ALLOC_SIZE: the largest single buffer.
     let maxAllocationBytes: UInt64
     /// CL_DEVICE_LOCAL_MEM_SIZE: the local memory one work-group may use.
