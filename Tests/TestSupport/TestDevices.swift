@@ -14,11 +14,21 @@ public func testDevices(file: StaticString = #filePath, line: UInt = #line) thro
     return [HostDevice(), HostDevice(directKernels: false)] + openCL
 }
 
-/// Every OpenCL device of this machine (PoCL in CI), never empty: without
-/// one, the test is skipped visibly (`XCTSkip` with the reason), or fails
-/// with ``MissingOpenCLDevice`` when `CONVSVD_REQUIRE_OPENCL=1`.
+/// The kernel families every OpenCL test runs: both, or only the one that
+/// `CONVSVD_KERNELS` names (`cpu` or `gpu`), as `scripts/oclgrind` sets it.
+public func openCLTestFamilies() -> [KernelFamily] {
+    let text = ProcessInfo.processInfo.environment[KernelFamily.environmentVariable]?.lowercased() ?? ""
+    return KernelFamily(rawValue: text).map { [$0] } ?? KernelFamily.allCases
+}
+
+/// Every OpenCL device of this machine (PoCL in CI), once per kernel family
+/// (``openCLTestFamilies()``), never empty: without one, the test is skipped
+/// visibly (`XCTSkip` with the reason), or fails with ``MissingOpenCLDevice``
+/// when `CONVSVD_REQUIRE_OPENCL=1`.
 public func openCLTestDevices(file: StaticString = #filePath, line: UInt = #line) throws -> [any Device] {
-    try openCLTestDeviceInfos().map { try Devices.make(try DeviceSelector(parsing: $0.selector)) }
+    try openCLTestDeviceInfos().flatMap { info in
+        try openCLTestFamilies().map { try Devices.make(try DeviceSelector(parsing: info.selector), kernels: .family($0)) }
+    }
 }
 
 /// The listing of this machine's OpenCL devices, never empty; throws as

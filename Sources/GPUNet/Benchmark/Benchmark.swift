@@ -42,9 +42,11 @@ public struct Benchmark {
         /// The host's median over this device's median (> 1: faster than the
         /// host). Nil for the host itself and where the host has no figure.
         public var speedupOverHost: Double?
+        /// The kernels one run launched, with their geometry (OpenCL only).
+        public var launches: [KernelLaunch]?
 
         enum CodingKeys: String, CodingKey {
-            case operation, batch, shape, runs, flops
+            case operation, batch, shape, runs, flops, launches
             case medianSeconds = "median_seconds", minSeconds = "min_seconds", maxSeconds = "max_seconds"
             case gflopsPerSecond = "gflops_per_second", speedupOverHost = "speedup_over_host"
         }
@@ -57,6 +59,7 @@ public struct Benchmark {
             try c.encode(maxSeconds, forKey: .maxSeconds); try c.encodeIfPresent(flops, forKey: .flops)
             try c.encodeIfPresent(gflopsPerSecond, forKey: .gflopsPerSecond)
             try c.encodeIfPresent(speedupOverHost, forKey: .speedupOverHost)
+            try c.encodeIfPresent(launches, forKey: .launches)
         }
 
         public init(from decoder: Decoder) throws {
@@ -68,6 +71,7 @@ public struct Benchmark {
             maxSeconds = try c.decode(Double.self, forKey: .maxSeconds)
             flops = try c.decodeIfPresent(Double.self, forKey: .flops)
             speedupOverHost = try c.decodeIfPresent(Double.self, forKey: .speedupOverHost)
+            launches = try c.decodeIfPresent([KernelLaunch].self, forKey: .launches)
         }
 
         init(operation: String, batch: Int, shape: String, samples: [Double], flops: Double?) {
@@ -160,13 +164,20 @@ public struct Benchmark {
             let fixture = try OperationFixture(device: device, batch: batch)
             var byName: [String: Timing] = [:]
             for op in fixture.operations {
-                let t = Timing(operation: op.name, batch: batch, shape: op.shape,
+                var t = Timing(operation: op.name, batch: batch, shape: op.shape,
                                samples: try time(device, op.run), flops: op.flops)
+                t.launches = try Self.launches(on: device, op.run)
                 timings.append(t)
                 byName[op.name] = t
             }
             progress("\(device.info.selector): training step at batch \(batch)")
-            let step = try fixture.stepTiming(self)
+            var step = try fixture.stepTiming(self)
+            step.launches = try Self.launches(on: device) {
+                try fixture.network.forward(fixture.workspace)
+                try fixture.network.backward(fixture.workspace)
+                try fixture.optimizer.update(parameters: fixture.network.parameters,
+                                             gradients: fixture.network.gradients)
+            }
             timings.append(step)
             breakdown[batch] = Self.shares(step: step, parts: OperationFixture.stepComposition.map { name, times in
                 (name, (byName[name]?.medianSeconds ?? 0) * Double(times))
@@ -179,6 +190,30 @@ public struct Benchmark {
         }
         return DeviceReport(device: device.info, operations: timings, stepBreakdown: breakdown, epoch: epoch,
                             programPreparation: nil)
+    }
+
+    /// The kernels `body` launches on `device`, in order; nil unless it is
+    /// an ``OpenCLDevice``.
+    static func launches(on device: any Device, _ body: () throws -> Void) throws -> [KernelLaunch]? {
+        guard let openCL = device as? OpenCLDevice else { return nil }
+        openCL.launchLog = []
+        defer { openCL.launchLog = nil }
+        try body()
+        try openCL.finish()
+        return openCL.launchLog
+    }
+
+    /// The launches of each operation of a training step
+    /// (``OperationFixture/stepComposition``) at batch size `batch` on
+    /// `device`, in step order: what the launch-geometry tests check.
+    public static func stepLaunches(on device: OpenCLDevice, batch: Int) throws
+        -> [(operation: String, launches: [KernelLaunch])] {
+        let fixture = try OperationFixture(device: device, batch: batch)
+        let byName = Dictionary(uniqueKeysWithValues: fixture.operations.map { ($0.name, $0.run) })
+        return try OperationFixture.stepComposition.map { name, _ in
+            guard let run = byName[name] else { throw OpenCLError.invalidArgument("no bench operation \(name)") }
+            return (name, try launches(on: device, run) ?? [])
+        }
     }
 
     /// Shares of the step's median: each part, then what is left over.

@@ -22,16 +22,21 @@ public struct DeviceInfo: Codable, Hashable, Sendable {
     public var languageVersion: String
     public var driverVersion: String
     public var platformName: String
+    /// The OpenCL kernel family: the one this device runs (``OpenCLDevice``),
+    /// or in a listing the one `--kernels auto` would choose; nil for the host.
+    public var kernelFamily: KernelFamily?
 
     public init(kind: Kind, selector: String, name: String, vendor: String, type: String,
                 computeUnits: Int, globalMemoryBytes: UInt64, languageVersion: String,
-                driverVersion: String, platformName: String) {
+                driverVersion: String, platformName: String, kernelFamily: KernelFamily? = nil) {
         self.kind = kind; self.selector = selector; self.name = name; self.vendor = vendor
         self.type = type; self.computeUnits = computeUnits
         self.globalMemoryBytes = globalMemoryBytes; self.languageVersion = languageVersion
         self.driverVersion = driverVersion; self.platformName = platformName
+        self.kernelFamily = kernelFamily
     }
 
-    /// One line for logs: "PoCL pthread-haswell-AMD EPYC (opencl:0:0)".
-    public var summary: String { "\(name) (\(selector))" }
+    /// One line for logs and reports: "PoCL pthread-haswell-AMD EPYC
+    /// (opencl:0:0, cpu kernels)".
+    public var summary: String { "\(name) (\(selector)\(kernelFamily.map { ", \($0.rawValue) kernels" } ?? ""))" }
 }

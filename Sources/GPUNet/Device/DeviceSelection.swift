@@ -79,21 +79,22 @@ public enum Devices {
     }
 
     /// Makes the selected device; OpenCL devices build (or load from the
-    /// kernel cache) each kernel when it is first launched.
-    public static func make(_ selector: DeviceSelector) throws -> any Device {
+    /// kernel cache) each kernel when it is first launched, and run the
+    /// kernel family `kernels` resolves to (the host has none and ignores it).
+    public static func make(_ selector: DeviceSelector, kernels: KernelFamily.Choice = .auto) throws -> any Device {
         switch selector {
         case .host:
             return HostDevice()
         case .auto:
             guard let entry = try bestOpenCLEntry() else { return HostDevice() }
-            return try OpenCLDevice(entry: entry, cache: defaultCache)
+            return try OpenCLDevice(entry: entry, cache: defaultCache, kernels: kernels)
         case .openCLAny:
             guard let entry = try bestOpenCLEntry() else {
                 throw OpenCLError.noPlatform(OpenCLPlatforms.noPlatformHint)
             }
-            return try OpenCLDevice(entry: entry, cache: defaultCache)
+            return try OpenCLDevice(entry: entry, cache: defaultCache, kernels: kernels)
         case let .openCL(platform, device):
-            return try OpenCLDevice(platform: platform, device: device, cache: defaultCache)
+            return try OpenCLDevice(platform: platform, device: device, cache: defaultCache, kernels: kernels)
         }
     }
 
@@ -102,7 +103,8 @@ public enum Devices {
     /// driver's own cache has not seen either, so the OpenCL C compiler
     /// really runs), then warm (the same kernels loaded from the cache just
     /// written). Nil for the host.
-    public static func measureProgramPreparation(_ selector: DeviceSelector) throws -> Benchmark.ProgramPreparation? {
+    public static func measureProgramPreparation(_ selector: DeviceSelector, kernels: KernelFamily.Choice = .auto) throws
+        -> Benchmark.ProgramPreparation? {
         let entry: OpenCLDeviceEntry
         switch selector {
         case .host: return nil
@@ -123,8 +125,8 @@ public enum Devices {
         defer { try? FileManager.default.removeItem(at: folder) }
         let cache = OpenCLProgramCache(directory: folder)
         let tag = UUID().uuidString
-        let cold = try trainingStepPreparation(entry: entry, cache: cache, tag: tag)
-        let warm = try trainingStepPreparation(entry: entry, cache: cache, tag: tag)
+        let cold = try trainingStepPreparation(entry: entry, cache: cache, tag: tag, kernels: kernels)
+        let warm = try trainingStepPreparation(entry: entry, cache: cache, tag: tag, kernels: kernels)
         return Benchmark.ProgramPreparation(coldSeconds: cold.seconds, warmSeconds: warm.seconds,
                                             kernelCount: cold.kernels)
     }
@@ -133,9 +135,9 @@ public enum Devices {
     /// needs are found by running one (a batch of 64 zero images, forward,
     /// backward and an Adam update: the defaults of `convsvd train`) on a new
     /// device; returns the seconds spent preparing them and their number.
-    private static func trainingStepPreparation(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache,
-                                                tag: String) throws -> (seconds: Double, kernels: Int) {
-        let device = try OpenCLDevice(entry: entry, cache: cache, programTag: tag)
+    private static func trainingStepPreparation(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache, tag: String,
+                                                kernels: KernelFamily.Choice) throws -> (seconds: Double, kernels: Int) {
+        let device = try OpenCLDevice(entry: entry, cache: cache, programTag: tag, kernels: kernels)
         let settings = TrainingSettings()
         let network = try TinyConvNet(device: device)
         let optimizer = try Optimizer(settings.optimizer, learningRate: settings.learningRate,

@@ -83,6 +83,9 @@ final class OpenCLKernel {
     let maxWorkGroupSize: Int
     /// CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE (8 on PoCL, 32 on NVIDIA).
     let preferredMultiple: Int
+    /// CL_KERNEL_LOCAL_MEM_SIZE: local memory the kernel uses besides its
+    /// `__local` arguments.
+    let staticLocalBytes: Int
 
     init(program: OpenCLProgram, name: String) throws {
         var status: cl_int = CL_SUCCESS
@@ -95,6 +98,10 @@ final class OpenCLKernel {
         self.program = program
         let device = program.owner.entry.device
         var maxSize = 0, multiple = 0
+        var localBytes: cl_ulong = 0
+        let s3 = clGetKernelWorkGroupInfo(kernel, device, cl_kernel_work_group_info(CL_KERNEL_LOCAL_MEM_SIZE),
+                                          MemoryLayout<cl_ulong>.size, &localBytes, nil)
+        staticLocalBytes = s3 == CL_SUCCESS ? Int(localBytes) : 0
         let s1 = clGetKernelWorkGroupInfo(kernel, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
                                           MemoryLayout<Int>.size, &maxSize, nil)
         let s2 = clGetKernelWorkGroupInfo(kernel, device,
@@ -119,12 +126,18 @@ final class OpenCLKernel {
         case buffer(OpenCLBuffer)
         case int(Int)
         case float(Float)
+        /// A `__local` buffer of this many bytes for each work-group.
+        case local(bytes: Int)
     }
 
-    /// Sets the arguments and enqueues `items` work-items (1-D), padded up to
-    /// a whole number of work-groups; every kernel ignores indices ≥ its size.
-    func launch(items: Int, computeUnits: Int, _ arguments: [Argument]) throws {
-        guard items > 0 else { return }
+    /// Sets the arguments and enqueues `items` work-items (1-D) in groups of
+    /// `local` (nil: ``workGroupSize(items:computeUnits:)``), padded up to a
+    /// whole number of work-groups; every kernel ignores indices ≥ its size.
+    /// Returns the global and local sizes enqueued, nil when nothing was.
+    @discardableResult
+    func launch(items: Int, computeUnits: Int, local chosen: Int? = nil,
+                _ arguments: [Argument]) throws -> (global: Int, local: Int)? {
+        guard items > 0 else { return nil }
         for (index, argument) in arguments.enumerated() {
             let status: cl_int
             switch argument {
@@ -140,16 +153,22 @@ final class OpenCLKernel {
             case .float(let value):
                 var v = value
                 status = clSetKernelArg(kernel, cl_uint(index), 4, &v)
+            case .local(let bytes):
+                status = clSetKernelArg(kernel, cl_uint(index), max(bytes, 4), nil)
             }
             try OpenCLError.check(status, "clSetKernelArg(\(name), \(index))")
         }
         guard Int32(exactly: items) != nil else {
             throw OpenCLError.invalidArgument("\(name): \(items) work-items exceed the kernels' 32-bit indices")
         }
-        var local = workGroupSize(items: items, computeUnits: computeUnits)
+        if let chosen, chosen < 1 || chosen > maxWorkGroupSize {
+            throw OpenCLError.invalidArgument("\(name): work-group size \(chosen) outside 1…\(maxWorkGroupSize)")
+        }
+        var local = chosen ?? workGroupSize(items: items, computeUnits: computeUnits)
         var global = (items + local - 1) / local * local
         try OpenCLError.check(clEnqueueNDRangeKernel(program.owner.queue, kernel, 1, nil, &global, &local, 0, nil, nil),
                               "clEnqueueNDRangeKernel(\(name), global \(global), local \(local))")
+        return (global, local)
     }
 
     /// The work-group size for `items`: eight preferred multiples (64 on

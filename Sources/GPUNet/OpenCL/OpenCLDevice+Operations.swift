@@ -229,12 +229,17 @@ extension OpenCLDevice {
         let weightBuffer = try cl(weight, "weight", atLeast: s.outFeatures * s.inFeatures, in: operation)
         let biasBuffer = try cl(bias, "bias", atLeast: s.outFeatures, in: operation)
         let outputBuffer = try cl(output, "output", atLeast: s.batch * s.outFeatures, in: operation)
+        if kernelFamily == .gpu {
+            return try launch("gpu_linear_forward", items: s.batch * s.outFeatures, [
+                .buffer(inputBuffer), .buffer(weightBuffer), .buffer(biasBuffer), .buffer(outputBuffer),
+                .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
+        }
         try launch("linear_forward", items: (s.batch + 3) / 4 * s.outFeatures, [
             .buffer(inputBuffer), .buffer(weightBuffer), .buffer(biasBuffer), .buffer(outputBuffer),
             .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
     }
 
-    /// One launch of `linear_backward` (linear.cl) for all three gradients.
+    /// One launch of `linear_backward` (cpu/linear.cl; gpu family: `gpu_linear_backward`, gpu/dense.cl) for all three gradients.
     public func linearBackward(_ s: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
                                gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer) throws {
         let operation = "linearBackward"
@@ -247,6 +252,13 @@ extension OpenCLDevice {
         // any buffer fills the slot.
         let gradInputBuffer = try gradInput.map {
             try cl($0, "gradInput", atLeast: s.batch * s.inFeatures, in: operation)
+        }
+        if kernelFamily == .gpu {
+            let inputItems = gradInputBuffer == nil ? 0 : s.batch * s.inFeatures
+            return try launch("gpu_linear_backward", items: s.outFeatures * (s.inFeatures + 1) + inputItems, [
+                .buffer(inputBuffer), .buffer(weightBuffer), .buffer(gradOutputBuffer), .buffer(gradWeightBuffer),
+                .buffer(gradBiasBuffer), .buffer(gradInputBuffer ?? inputBuffer),
+                .int(s.batch), .int(s.inFeatures), .int(s.outFeatures), .int(gradInputBuffer == nil ? 0 : 1)])
         }
         let groups = (s.inFeatures + 7) / 8
         let inputItems = gradInputBuffer == nil ? 0 : (s.batch + 3) / 4 * groups
@@ -266,14 +278,15 @@ extension OpenCLDevice {
         let labelsBuffer = try cl(labels, "labels", atLeast: batch, kind: .int32, in: operation)
         let gradBuffer = try cl(gradLogits, "gradLogits", atLeast: batch * classes, in: operation)
         let perSampleBuffer = try cl(perSample, "perSample", atLeast: 2 * batch, in: operation)
-        try launch("softmax_cross_entropy", items: batch, [
+        let gpu = kernelFamily == .gpu
+        try launch(gpu ? "gpu_softmax_cross_entropy" : "softmax_cross_entropy", items: gpu ? batch * classes : batch, [
             .buffer(logitsBuffer), .buffer(labelsBuffer), .buffer(gradBuffer), .buffer(perSampleBuffer),
             .int(batch), .int(classes)])
     }
 
     // MARK: Optimisers
 
-    /// `sgd_momentum_step` (optimizers.cl), four tensors per launch.
+    /// `sgd_momentum_step` (common/optimizers.cl, both families), four tensors per launch.
     public func sgdMomentumStep(_ tensors: [MomentumTensor], learningRate: Float, momentum: Float) throws {
         let operation = "sgdMomentumStep"
         try launchFourTensorsAtATime("sgd_momentum_step", tensors, count: \.count, items: { $0 },
@@ -284,11 +297,14 @@ extension OpenCLDevice {
         }
     }
 
-    /// `adam_step` (optimizers.cl, four elements per work-item), four
-    /// tensors per launch.
+    /// `adam_step` (cpu/adam.cl, four elements per work-item) or in the
+    /// gpu family `gpu_adam_step` (one element per work-item), four tensors
+    /// per launch.
     public func adamStep(_ tensors: [AdamTensor], step: AdamStep) throws {
         let operation = "adamStep"
-        try launchFourTensorsAtATime("adam_step", tensors, count: \.count, items: { ($0 + 3) / 4 },
+        let gpu = kernelFamily == .gpu
+        try launchFourTensorsAtATime(gpu ? "gpu_adam_step" : "adam_step", tensors, count: \.count,
+                                     items: { gpu ? $0 : ($0 + 3) / 4 },
                                      trailing: [.float(step.learningRate), .float(step.beta1), .float(step.beta2),
                                                 .float(step.epsilon), .float(step.correction1),
                                                 .float(step.correction2)]) { t, count in

@@ -29,6 +29,10 @@ extension OpenCLDevice {
         let pooledBuffer = try cl(pooled, "pooled", atLeast: pool.outputCount, in: operation)
         let argmaxBuffer = try cl(argmax, "argmax", atLeast: pool.outputCount, kind: .int32, in: operation)
         guard pool.outputCount > 0 else { return }
+        if kernelFamily == .gpu, try gpuConv2dMaxPool2Forward(s, input: inputBuffer, weight: weightBuffer,
+                                                               pooled: pooledBuffer, argmax: argmaxBuffer, relu: relu) {
+            return
+        }
         if Self.is3x3(s) && s.outChannels <= 8 && pool.outWidth >= 8 {
             let items = (s.outChannels + 3) / 4 * s.batch * pool.outHeight * ((pool.outWidth + 7) / 8)
             try launch("conv2d_maxpool2_forward_rows3x3", items: items, [
@@ -82,6 +86,11 @@ extension OpenCLDevice {
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
         let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
         guard gradient.pool.outputCount > 0 else { return try fill(gradWeightBuffer, value: 0) }
+        if kernelFamily == .gpu {
+            return try gpuConv2dPooledWeight(s, input: inputBuffer, values: values, argmax: argmax,
+                                             reluOutput: reluOutput, relu: gradient.reluOutput != nil,
+                                             gradWeight: gradWeightBuffer)
+        }
         if Self.is3x3(s) && s.outChannels <= 8 && s.inChannels < 4 {
             let partials = try scratchBuffer("pooled.partials", count: s.batch * s.patchSize * 8)
             try launch("conv2d_pooled_weight_outlanes3x3", items: s.batch * s.inChannels, [
@@ -138,6 +147,11 @@ extension OpenCLDevice {
         let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
         guard s.inputCount > 0 else { return }
+        if kernelFamily == .gpu, try gpuConv2dPooledData(s, values: values, argmax: argmax, reluOutput: reluOutput,
+                                                         relu: gradient.reluOutput != nil, weight: weightBuffer,
+                                                         gradInput: gradInputBuffer) {
+            return
+        }
         let lanes = Self.vectorWidth(channels: s.inChannels)
         let work = try scratchBuffer("pooled.gradientLanes", count: s.batch * 2 * s.height * s.width * lanes)
         let arguments: [OpenCLKernel.Argument] = [

@@ -27,18 +27,38 @@ import COpenCL
 /// arguments are set on shared kernel objects).
 public final class OpenCLDevice: Device {
     public let info: DeviceInfo
+    /// The kernels this device launches for a step's operations, fixed at
+    /// creation (``KernelFamily/Choice/resolve(deviceType:environment:)``):
+    /// `--kernels`, else `CONVSVD_KERNELS`, else the device type. Also in
+    /// ``info`` (``DeviceInfo/kernelFamily``), so every report names it.
+    public let kernelFamily: KernelFamily
+    /// Why ``kernelFamily`` was chosen: "device type CPU", "--kernels gpu", …
+    public let kernelFamilyReason: String
+    /// When non-nil, every launch from now on is appended (``KernelLaunch``):
+    /// `convsvd bench` shows each operation's launch geometry this way.
+    public var launchLog: [KernelLaunch]?
     /// The build options of every kernel's program (plus `-D KERNEL_<name>`).
     public static let buildOptions = "-cl-std=CL1.2"
 
     /// The kernels of `Sources/Kernels`, sorted: the `#ifdef KERNEL_<name>`
     /// guards of `KernelSource.all`.
-    public static let kernelNames: [String] = {
+    public static let kernelNames: [String] = guardedKernels(in: KernelSource.all)
+
+    /// The kernels of the files in one folder of `Sources/Kernels` ("common",
+    /// "cpu", "gpu"), sorted.
+    public static func kernelNames(inFolder folder: String) -> [String] {
+        guardedKernels(in: KernelSource.names.filter { $0.hasPrefix(folder + "/") }
+            .compactMap(KernelSource.named).joined(separator: "\n"))
+    }
+
+    /// The names of the `#ifdef KERNEL_<name>` guards in `source`, sorted.
+    private static func guardedKernels(in source: String) -> [String] {
         let marker = "#ifdef KERNEL_"
-        return Set(KernelSource.all.split(separator: "\n").compactMap { line -> String? in
+        return Set(source.split(separator: "\n").compactMap { line -> String? in
             guard line.hasPrefix(marker) else { return nil }
             return String(line.dropFirst(marker.count).prefix { $0.isLetter || $0.isNumber || $0 == "_" })
         }).sorted()
-    }()
+    }
 
     let context: OpenCLContext
     /// `KernelSource.all` plus the program tag, the source of every kernel's program.
@@ -65,7 +85,7 @@ public final class OpenCLDevice: Device {
     /// has seen, which is how a truly cold build is measured.
     public convenience init(platform platformIndex: Int = 0, device deviceIndex: Int = 0,
                             cache: OpenCLProgramCache? = OpenCLProgramCache(directory: OpenCLProgramCache.defaultDirectory),
-                            programTag: String? = nil) throws {
+                            programTag: String? = nil, kernels: KernelFamily.Choice = .auto) throws {
         let entries = try OpenCLPlatforms.entries()
         if entries.isEmpty, try OpenCLPlatforms.platforms().isEmpty {
             throw OpenCLError.noPlatform(OpenCLPlatforms.noPlatformHint)
@@ -75,10 +95,14 @@ public final class OpenCLDevice: Device {
             throw OpenCLError.noSuchDevice(platform: platformIndex, device: deviceIndex,
                                            available: entries.map { "\($0.info.selector) \($0.info.name)" })
         }
-        try self.init(entry: entry, cache: cache, programTag: programTag)
+        try self.init(entry: entry, cache: cache, programTag: programTag, kernels: kernels)
     }
 
-    init(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?, programTag: String? = nil) throws {
+    init(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?, programTag: String? = nil,
+         kernels: KernelFamily.Choice = .auto) throws {
+        (kernelFamily, kernelFamilyReason) = try kernels.resolve(deviceType: entry.info.type)
+        var entry = entry
+        entry.info.kernelFamily = kernelFamily
         info = entry.info
         context = try OpenCLContext(entry: entry)
         self.cache = cache
@@ -124,8 +148,13 @@ public final class OpenCLDevice: Device {
         return kernel
     }
 
-    func launch(_ name: String, items: Int, _ arguments: [OpenCLKernel.Argument]) throws {
-        try kernel(name).launch(items: items, computeUnits: info.computeUnits, arguments)
+    /// Enqueues `items` work-items of kernel `name` in work-groups of
+    /// `local` (nil: ``OpenCLKernel/workGroupSize(items:computeUnits:)``).
+    func launch(_ name: String, items: Int, local: Int? = nil, _ arguments: [OpenCLKernel.Argument]) throws {
+        guard let geometry = try kernel(name).launch(items: items, computeUnits: info.computeUnits, local: local,
+                                                     arguments) else { return }
+        launchLog?.append(KernelLaunch(kernel: name, family: kernelFamily, globalSize: geometry.global,
+                                       localSize: geometry.local, computeUnits: info.computeUnits))
     }
 
     /// `buffer` as this device's buffer holding at least `count` elements of `kind`.

@@ -8,9 +8,13 @@ struct OpenCLDeviceEntry {
     let deviceIndex: Int
     let platform: cl_platform_id
     let device: cl_device_id
-    let info: DeviceInfo
+    /// What the device is; an ``OpenCLDevice``'s own entry carries the
+    /// kernel family it chose, a listing's the one `auto` would choose.
+    var info: DeviceInfo
     /// CL_DEVICE_MAX_MEM_ALLOC_SIZE: the largest single buffer.
     let maxAllocationBytes: UInt64
+    /// CL_DEVICE_LOCAL_MEM_SIZE: the local memory one work-group may use.
+    let localMemoryBytes: Int
 }
 
 /// Enumeration of OpenCL platforms and devices, every call checked.
@@ -72,11 +76,14 @@ enum OpenCLPlatforms {
             languageVersion: try deviceString(device, cl_device_info(CL_DEVICE_OPENCL_C_VERSION),
                                               "CL_DEVICE_OPENCL_C_VERSION"),
             driverVersion: try deviceString(device, cl_device_info(CL_DRIVER_VERSION), "CL_DRIVER_VERSION"),
-            platformName: platformName)
+            platformName: platformName, kernelFamily: KernelFamily.automatic(forDeviceType: typeName(type)))
         let maxAllocation: cl_ulong = try deviceValue(device, cl_device_info(CL_DEVICE_MAX_MEM_ALLOC_SIZE),
                                                       "CL_DEVICE_MAX_MEM_ALLOC_SIZE")
+        let localMemory: cl_ulong = try deviceValue(device, cl_device_info(CL_DEVICE_LOCAL_MEM_SIZE),
+                                                    "CL_DEVICE_LOCAL_MEM_SIZE")
         return OpenCLDeviceEntry(platformIndex: platformIndex, deviceIndex: deviceIndex, platform: platform,
-                                 device: device, info: info, maxAllocationBytes: maxAllocation)
+                                 device: device, info: info, maxAllocationBytes: maxAllocation,
+                                 localMemoryBytes: Int(localMemory))
     }
 
     /// CL_DEVICE_TYPE as words: "GPU", "CPU", "ACCELERATOR", joined with "+".

@@ -33,6 +33,9 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var data: DataOptions
 
+    @Option(help: "OpenCL kernel family: auto (by device type; $CONVSVD_KERNELS when set) | cpu | gpu.")
+    var kernels: String = "auto"
+
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
         guard batchSizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--batch-sizes must be positive") }
@@ -46,9 +49,13 @@ struct BenchCommand: ParsableCommand {
             if quick { options.repeats = min(options.repeats, repeats) }
             let epochData = epoch ? try data.load().train : nil
             var reports: [Benchmark.DeviceReport] = []
+            let choice: KernelFamily.Choice
+            do { choice = try KernelFamily.Choice(parsing: kernels) } catch let e as KernelFamilyError {
+                throw ValidationError(e.description)
+            }
             for selector in selectors {
-                let preparation = try Devices.measureProgramPreparation(selector)
-                let made = try Devices.make(selector)
+                let preparation = try Devices.measureProgramPreparation(selector, kernels: choice)
+                let made = try Devices.make(selector, kernels: choice)
                 var report = try Benchmark(options: options).run(on: made, epochData: epochData) { log("bench: \($0)") }
                 report.programPreparation = preparation
                 reports.append(report)
@@ -67,7 +74,7 @@ struct BenchCommand: ParsableCommand {
 enum BenchTable {
     static func print(_ reports: [Benchmark.DeviceReport]) {
         for r in reports {
-            Swift.print("\n== \(r.device.name) (\(r.device.selector))")
+            Swift.print("\n== \(r.device.summary)")
             if let p = r.programPreparation {
                 let what = p.kernelCount.map { " for the \($0) kernels of a training step" } ?? ""
                 Swift.print("kernel preparation\(what): "
@@ -82,6 +89,12 @@ enum BenchTable {
                             + pad(String(format: "%.4f", 1e3 * t.medianSeconds), 11)
                             + pad(String(format: "%.4f–%.4f", 1e3 * t.minSeconds, 1e3 * t.maxSeconds), 17)
                             + pad(gflops, 9) + speedup)
+                for l in t.launches ?? [] {
+                    Swift.print("    " + pad(l.kernel, 40) + pad("[\(l.family.rawValue)]", 6)
+                                + pad("global \(l.globalSize)", 15) + pad("local \(l.localSize)", 11)
+                                + String(format: "%.0f work-items per compute unit (%d)", l.itemsPerComputeUnit,
+                                         l.computeUnits))
+                }
             }
             if let e = r.epoch {
                 Swift.print(String(format: "epoch (60k images, batch 64): %.2f s, %.0f images/s%@", e.medianSeconds,

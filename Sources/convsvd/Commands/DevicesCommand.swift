@@ -31,6 +31,9 @@ struct DevicesCommand: ParsableCommand {
                 print("  global memory:  \(String(format: "%.1f", Double(d.globalMemoryBytes) / 1_073_741_824)) GiB")
                 print("  language:       \(d.languageVersion)")
                 print("  driver:         \(d.driverVersion)")
+                if let family = d.kernelFamily {
+                    print("  kernels (auto): \(family.rawValue) (by device type; --kernels or $\(KernelFamily.environmentVariable) override)")
+                }
             }
             if !devices.contains(where: { $0.kind != .host }) {
                 print("(no OpenCL platform found: install an ICD such as pocl-opencl-icd, or check OCL_ICD_VENDORS)")

@@ -8,10 +8,24 @@ struct DeviceOption: ParsableArguments {
     @Option(name: .long, help: "auto | host | opencl | opencl:P:D (see `convsvd devices`).")
     var device: String = "auto"
 
+    @Option(help: "OpenCL kernel family: auto (GPU or accelerator → gpu, else cpu; $CONVSVD_KERNELS when set) | cpu | gpu.")
+    var kernels: String = "auto"
+
+    /// `--kernels` parsed.
+    func kernelChoice() throws -> KernelFamily.Choice {
+        do { return try KernelFamily.Choice(parsing: kernels) } catch let e as KernelFamilyError {
+            throw ValidationError(e.description)
+        }
+    }
+
     func make() throws -> any Device {
         let selector = try DeviceSelector(parsing: device)
-        let made = try Devices.make(selector)
-        log("device: \(made.info.summary)")
+        let made = try Devices.make(selector, kernels: try kernelChoice())
+        if let openCL = made as? OpenCLDevice {
+            log("device: \(made.info.summary) (kernel family \(openCL.kernelFamily.rawValue): \(openCL.kernelFamilyReason))")
+        } else {
+            log("device: \(made.info.summary)")
+        }
         return made
     }
 }

@@ -249,7 +249,11 @@ __kernel void conv2d_pooled_weight_outlanes3x3(__global const float* input, __gl
     if (index >= batch * inChannels) return;
     const int b = index / inChannels, c = index - b * inChannels;
     const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
-    const int8 planes = min(lane, outChannels - 1) * windows;
+    // Both operands int8: the min(int8, int) form read lane indices as
+    // garbage under Oclgrind 21.10 (127,764 reads outside the buffers in a
+    // short training run), and vector-vector min is the form every
+    // implementation has.
+    const int8 planes = min(lane, (int8)(outChannels - 1)) * (int8)windows;
     const int8 live = lane < outChannels;
     __global const float* plane = input + (size_t)index * height * width;
     __global const float* g = gradient + (size_t)b * outChannels * windows;
