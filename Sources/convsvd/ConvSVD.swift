@@ -14,6 +14,6 @@ struct ConvSVD: ParsableCommand {
             cannot be written; 64 bad command line; 130 interrupted.
             """,
         subcommands: [RunCommand.self, TrainCommand.self, EvaluateCommand.self, AnalyzeCommand.self,
-                      DevicesCommand.self, BenchCommand.self]
+                      DevicesCommand.self, BenchCommand.self, SelfTestCommand.self]
     )
 }
