@@ -3,12 +3,14 @@ import Foundation
 /// ``Device/gatherBatch(_:pixels:labels:order:images:batchLabels:)`` as one
 /// launch of `batch_gather1` or `batch_gather16` (Sources/Kernels/common/batch_gather.cl).
 extension OpenCLDevice {
-    /// Pixels per work-item of the batch gather: 16 on a CPU device when
-    /// the image size allows (PoCL runs each work-item's few instructions at
-    /// a cost of a few ns; a float16 per item is 16× fewer), else 1, which
-    /// gives a GPU one work-item per pixel (50,176 at batch 64 for MNIST).
+    /// Pixels per work-item of the batch gather: 1 on a GPU or accelerator
+    /// (one work-item per pixel: 50,176 at batch 64 for MNIST), 16 on a CPU
+    /// device when the image size allows (PoCL runs each work-item's few
+    /// instructions at a cost of a few ns; a float16 per item is 16× fewer).
     func gatherWidth(imageSize: Int) -> Int {
-        info.type.uppercased().contains("CPU") && imageSize % 16 == 0 ? 16 : 1
+        let type = info.type.uppercased()
+        let gpuLike = type.contains("GPU") || type.contains("ACCELERATOR")
+        return !gpuLike && imageSize % 16 == 0 ? 16 : 1
     }
 
     public func gatherBatch(_ s: BatchGatherShape, pixels: Buffer, labels: Buffer, order: Buffer,
