@@ -6,7 +6,8 @@ extension OpenCLDevice {
     /// Pixels per work-item of the batch gather: 1 on a GPU or accelerator
     /// (one work-item per pixel: 50,176 at batch 64 for MNIST), 16 on a CPU
     /// device when the image size allows (PoCL runs each work-item's few
-    /// instructions at a cost of a few ns; a float16 per item is 16× fewer).
+    /// instructions at a cost of a few ns; float16s, several per item, make
+    /// far fewer items).
     func gatherWidth(imageSize: Int) -> Int {
         let type = info.type.uppercased()
         let gpuLike = type.contains("GPU") || type.contains("ACCELERATOR")
@@ -24,10 +25,16 @@ extension OpenCLDevice {
         let indices = try cl(order, "order", atLeast: s.range.upperBound, kind: .int32, in: operation)
         let target = try cl(images, "images", atLeast: s.outputCount, in: operation)
         let targetLabels = try cl(batchLabels, "batchLabels", atLeast: s.batch, kind: .int32, in: operation)
-        let width = gatherWidth(imageSize: s.imageSize)
-        try launch("batch_gather\(width)", items: s.outputCount / width, [
+        let arguments: [OpenCLKernel.Argument] = [
             .int(s.count), .int(s.imageSize), .int(s.range.lowerBound), .int(s.batch),
             .buffer(sourcePixels), .buffer(sourceLabels), .buffer(indices), .float(s.scale), .float(s.shift),
-            .buffer(target), .buffer(targetLabels)])
+            .buffer(target), .buffer(targetLabels)]
+        if gatherWidth(imageSize: s.imageSize) == 16 {
+            // The most float16s per work-item, up to 8, that divide an image's.
+            let vectors = s.imageSize / 16, run = (1...8).last { vectors % $0 == 0 }!
+            try launch("batch_gather16", items: s.outputCount / (16 * run), arguments + [.int(run)])
+        } else {
+            try launch("batch_gather1", items: s.outputCount, arguments)
+        }
     }
 }
