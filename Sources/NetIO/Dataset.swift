@@ -26,6 +26,12 @@ public struct Dataset: Sendable {
     /// (the constants PyTorch's MNIST examples use).
     public static let mean: Float = 0.1307
     public static let standardDeviation: Float = 0.3081
+    /// x·pixelScale − pixelShift is a byte x normalised: 1/(255·std) and
+    /// mean/std, each rounded to float32 once. Devices that normalise on
+    /// their side use these same two floats, so that they match the host
+    /// bit for bit.
+    public static let pixelScale: Float = 1 / (255 * standardDeviation)
+    public static let pixelShift: Float = mean / standardDeviation
 
     /// Normalised float images for the given indices, (indices.count, 1, rows, columns).
     public func normalizedImages<C: Collection>(_ indices: C) -> [Float] where C.Element == Int {
@@ -43,8 +49,7 @@ public struct Dataset: Sendable {
             if out.count > count { out.removeLast(out.count - count) } else { out += repeatElement(0, count: count - out.count) }
         }
         guard !indices.isEmpty else { return }
-        let scale = 1 / (255 * Dataset.standardDeviation)
-        let shift = Dataset.mean / Dataset.standardDeviation
+        let scale = Dataset.pixelScale, shift = Dataset.pixelShift
         out.withUnsafeMutableBufferPointer { dst in
             pixels.withUnsafeBufferPointer { src in
                 // Raw pointers and a fixed-length inner loop: the compiler

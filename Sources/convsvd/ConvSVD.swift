@@ -14,6 +14,6 @@ struct ConvSVD: ParsableCommand {
             cannot be written or --out is in use by another process; 64 bad command line; 130 interrupted.
             """,
         subcommands: [RunCommand.self, TrainCommand.self, EvaluateCommand.self, AnalyzeCommand.self,
-                      DevicesCommand.self, BenchCommand.self, ExportCommand.self]
+                      DevicesCommand.self, BenchCommand.self, SelfTestCommand.self, ExportCommand.self]
     )
 }

@@ -43,6 +43,7 @@ final class KernelSweepTests: XCTestCase {
             }
             for s in Self.convShapes { try sweepConvolution(s, agree) }
             try sweepDense(agree)
+            try sweepGather(agree)
             try device.finish()
             let launched = Set((openCL.launchLog ?? []).map(\.kernel))
             openCL.launchLog = nil
@@ -105,6 +106,30 @@ final class KernelSweepTests: XCTestCase {
                 try d.conv2dBackwardWeight(s, input: try d.makeBuffer(input), pooledGradient: gradient,
                                            gradWeight: gradWeight)
                 return [try d.floats(gradInput), try d.floats(gradWeight)]
+            }
+        }
+    }
+
+    /// The batch gather at 4×4 (16 pixels: `batch_gather16` in the cpu
+    /// family) and 3×3 (`batch_gather1`), a range inside a shuffled order.
+    /// (`BatchGatherTests` holds it to bit equality at MNIST's size.)
+    func sweepGather(_ agree: Agree) throws {
+        for side in [4, 3] {
+            let count = 7, size = side * side
+            let pixels = (0..<(count * size)).map { UInt8(truncatingIfNeeded: 37 * $0 + 11) }
+            let labels = (0..<count).map { UInt8($0 % 10) }
+            let order: [Int32] = [3, 0, 6, 1, 5, 2, 4]
+            let shape = BatchGatherShape(count: count, imageSize: size, range: 1..<6)
+            try agree("gatherBatch \(side)×\(side)", false) { d in
+                let p = try d.makeBuffer(count: pixels.count, kind: .uint8)
+                try pixels.withUnsafeBufferPointer { try d.upload($0, to: p) }
+                let l = try d.makeBuffer(count: count, kind: .uint8)
+                try labels.withUnsafeBufferPointer { try d.upload($0, to: l) }
+                let images = try d.makeBuffer(count: shape.outputCount, kind: .float32)
+                let batchLabels = try d.makeBuffer(count: shape.batch, kind: .int32)
+                try d.gatherBatch(shape, pixels: p, labels: l, order: try d.makeBuffer(order), images: images,
+                                  batchLabels: batchLabels)
+                return [try d.floats(images), try d.int32s(batchLabels).map(Float.init)]
             }
         }
     }

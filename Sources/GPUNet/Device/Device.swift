@@ -1,4 +1,5 @@
 import Foundation
+import NetIO
 
 /// A compute device: the operations a TinyConvNet training step needs.
 ///
@@ -28,6 +29,9 @@ public protocol Device: AnyObject {
     /// Copies `values` into `buffer` (`values.count == buffer.count`).
     func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws
     func upload(_ values: UnsafeBufferPointer<Int32>, to buffer: Buffer) throws
+    /// Copies bytes into a ``ElementKind/uint8`` buffer (a dataset's pixels
+    /// and labels, uploaded once for ``gatherBatch(_:pixels:labels:order:images:batchLabels:)``).
+    func upload(_ values: UnsafeBufferPointer<UInt8>, to buffer: Buffer) throws
     /// Waits for queued work, then copies `buffer` out.
     func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Float>) throws
     func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Int32>) throws
@@ -141,11 +145,39 @@ public protocol Device: AnyObject {
     /// For each tensor: m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²;
     /// param −= lr·(m/c₁)/(√(v/c₂) + ε) with cᵢ = 1 − βᵢᵗ (given in `step`).
     func adamStep(_ tensors: [AdamTensor], step: AdamStep) throws
+
+    // MARK: Batches from a data set kept on the device
+
+    /// Gathers and normalises one batch from a data set stored on the device
+    /// as bytes. For k in 0..<B (B = `shape.range.count`, P = `shape.imageSize`),
+    /// with n = order[shape.range.lowerBound + k]:
+    ///
+    ///     images[k·P + p] = Float(pixels[n·P + p])·scale − shift   (p in 0..<P)
+    ///     batchLabels[k]  = Int32(labels[n])
+    ///
+    /// in float32, the product rounded before the difference (no fused
+    /// multiply-add), which is how ``NetIO/Dataset/normalizeImages(_:into:)``
+    /// computes it: the result equals the host's normalised images bit for
+    /// bit. `pixels` and `labels` are ``ElementKind/uint8`` buffers of a
+    /// set's count·P and count bytes, `order` an int32 buffer of indices
+    /// into the set (an epoch's permutation, uploaded once per epoch), and
+    /// `images` (B·P floats) and `batchLabels` (B int32) the batch's input.
+    /// An index outside 0..<count is an error: the host throws; a kernel
+    /// cannot, so OpenCL writes NaN pixels and label −1 for it instead of
+    /// reading out of bounds (a NaN loss then ends training).
+    func gatherBatch(_ shape: BatchGatherShape, pixels: Buffer, labels: Buffer, order: Buffer,
+                     images: Buffer, batchLabels: Buffer) throws
 }
 
-/// The element type of a ``Buffer``: both are four bytes.
+/// The element type of a ``Buffer``.
 public enum ElementKind: String, Sendable {
+    /// Four bytes each.
     case float32, int32
+    /// One byte each: pixels and labels of a data set on the device.
+    case uint8
+
+    /// Bytes per element.
+    public var size: Int { self == .uint8 ? 1 : 4 }
 }
 
 /// Storage on a ``Device``. Each device subclasses it; a buffer is used only
@@ -157,7 +189,7 @@ open class Buffer {
         self.count = count
         self.kind = kind
     }
-    public var byteCount: Int { count * 4 }
+    public var byteCount: Int { count * kind.size }
 }
 
 /// C ← α·op(A)·op(B) + β·C with op(A) m×k, op(B) k×n, C m×n, row-major.
@@ -307,4 +339,29 @@ public struct AdamStep: Hashable, Sendable {
         correction1 = Float(1 - pow(Double(beta1), Double(t)))
         correction2 = Float(1 - pow(Double(beta2), Double(t)))
     }
+}
+
+/// One batch of ``Device/gatherBatch(_:pixels:labels:order:images:batchLabels:)``:
+/// the set's size, which slice of the order it takes, and the normalisation.
+public struct BatchGatherShape: Hashable, Sendable {
+    /// Images in the set (the length of its labels; pixels hold count·imageSize bytes).
+    public var count: Int
+    /// Pixels per image (784 for MNIST).
+    public var imageSize: Int
+    /// Positions in the order buffer: the batch is order[range].
+    public var range: Range<Int>
+    /// x ↦ x·scale − shift for a pixel byte x.
+    public var scale: Float, shift: Float
+
+    /// MNIST's normalisation by default (``NetIO/Dataset/pixelScale`` and
+    /// ``NetIO/Dataset/pixelShift``, the constants the host uses).
+    public init(count: Int, imageSize: Int, range: Range<Int>,
+                scale: Float = Dataset.pixelScale, shift: Float = Dataset.pixelShift) {
+        self.count = count; self.imageSize = imageSize; self.range = range
+        self.scale = scale; self.shift = shift
+    }
+    /// Images in the batch.
+    public var batch: Int { range.count }
+    /// Floats in the batch's images.
+    public var outputCount: Int { range.count * imageSize }
 }

@@ -106,6 +106,14 @@ public final class HostDevice: Device {
         if let base = values.baseAddress { target.update(from: base, count: values.count) }
     }
 
+    public func upload(_ values: UnsafeBufferPointer<UInt8>, to buffer: Buffer) throws {
+        let target = try uint8s(buffer, at: buffer.count, "upload", "buffer")
+        guard values.count == buffer.count else {
+            throw HostDeviceError.countMismatch(operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
+        }
+        if let base = values.baseAddress { target.update(from: base, count: values.count) }
+    }
+
     public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Float>) throws {
         let source = try floats(buffer, at: buffer.count, "download", "buffer")
         guard values.count == buffer.count else {
@@ -263,6 +271,18 @@ public final class HostDevice: Device {
             throw HostDeviceError.bufferTooSmall(operation: operation, argument: argument, needed: needed, count: h.count)
         }
         return h.floats
+    }
+
+    /// The byte storage of `buffer`, checked to hold at least `needed` elements.
+    func uint8s(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws -> UnsafeMutablePointer<UInt8> {
+        let h = try host(buffer, operation, argument)
+        guard h.kind == .uint8 else {
+            throw HostDeviceError.wrongKind(operation: operation, argument: argument, expected: .uint8, actual: h.kind)
+        }
+        guard h.count >= needed else {
+            throw HostDeviceError.bufferTooSmall(operation: operation, argument: argument, needed: needed, count: h.count)
+        }
+        return h.uint8s
     }
 
     /// The int32 storage of `buffer`, checked to hold at least `needed` elements.

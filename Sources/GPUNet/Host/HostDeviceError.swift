@@ -17,6 +17,8 @@ public enum HostDeviceError: Error, CustomStringConvertible, Equatable {
     case argmaxOutOfRange(index: Int, value: Int32, planeSize: Int)
     /// A pooled gradient's argmax that does not lie in its own 2×2 window.
     case winnerOutsideWindow(operation: String)
+    /// An index buffer's entry outside 0..<count (e.g. an order naming an image the set lacks).
+    case indexOutOfRange(operation: String, argument: String, position: Int, value: Int32, count: Int)
 
     public var description: String {
         switch self {
@@ -36,6 +38,8 @@ public enum HostDeviceError: Error, CustomStringConvertible, Equatable {
             return "HostDevice.maxPool2Backward: argmax[\(index)] = \(value) is outside its plane of \(planeSize)"
         case let .winnerOutsideWindow(op):
             return "HostDevice.\(op): an argmax of the pooled gradient lies outside its 2×2 window"
+        case let .indexOutOfRange(op, arg, position, value, count):
+            return "HostDevice.\(op): \(arg)[\(position)] = \(value) is outside 0..<\(count)"
         }
     }
 }

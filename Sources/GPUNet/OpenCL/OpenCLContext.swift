@@ -46,7 +46,7 @@ public final class OpenCLBuffer: Buffer {
     let owner: OpenCLContext
 
     init(count: Int, kind: ElementKind, owner: OpenCLContext) throws {
-        let bytes = count * 4
+        let bytes = count * kind.size
         let limit = owner.entry.maxAllocationBytes
         // Refused here, with the size, rather than by an opaque driver status
         // (CL_INVALID_BUFFER_SIZE, or a failure only at first use).

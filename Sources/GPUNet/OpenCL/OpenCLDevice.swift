@@ -189,8 +189,10 @@ public final class OpenCLDevice: Device {
     }
 
     private func zero(_ buffer: OpenCLBuffer) throws {
+        // A byte buffer's size need not be a multiple of four: fill it byte by byte.
         var pattern: UInt32 = 0
-        try OpenCLError.check(clEnqueueFillBuffer(context.queue, buffer.memory, &pattern, 4, 0, max(buffer.byteCount, 4),
+        let patternSize = buffer.kind == .uint8 ? 1 : 4
+        try OpenCLError.check(clEnqueueFillBuffer(context.queue, buffer.memory, &pattern, patternSize, 0, max(buffer.byteCount, 4),
                                                   0, nil, nil), "clEnqueueFillBuffer(zero, \(buffer.byteCount) bytes)")
     }
 
@@ -202,6 +204,15 @@ public final class OpenCLDevice: Device {
         try write(UnsafeRawBufferPointer(values), count: values.count, kind: .int32, to: buffer)
     }
 
+    public func upload(_ values: UnsafeBufferPointer<UInt8>, to buffer: Buffer) throws {
+        try write(UnsafeRawBufferPointer(values), count: values.count, kind: .uint8, to: buffer)
+    }
+
+    /// Uploads of more bytes than this (a data set, once) are written
+    /// blocking, straight from the caller's memory: staged, each would keep
+    /// a copy of its size in the staging ring for the device's lifetime.
+    static let stagedUploadLimit = 4 << 20
+
     /// Copies the values into a staging area and enqueues the write from
     /// there without waiting: the caller's memory may be gone once upload
     /// returns, and a blocking write would drain the queue, leaving the
@@ -212,12 +223,17 @@ public final class OpenCLDevice: Device {
         guard target.count == count else {
             throw OpenCLError.invalidArgument("upload: \(count) values into a buffer of \(target.count)")
         }
+        let byteCount = count * kind.size
         guard count > 0, let base = bytes.baseAddress else { return }
-        let source = try staging.next(bytes: count * 4)
-        source.copyMemory(from: base, byteCount: count * 4)
+        if byteCount > Self.stagedUploadLimit {
+            return try OpenCLError.check(clEnqueueWriteBuffer(context.queue, target.memory, cl_bool(CL_TRUE), 0, byteCount,
+                                                              base, 0, nil, nil), "clEnqueueWriteBuffer(\(byteCount) bytes)")
+        }
+        let source = try staging.next(bytes: byteCount)
+        source.copyMemory(from: base, byteCount: byteCount)
         var event: cl_event?
-        try OpenCLError.check(clEnqueueWriteBuffer(context.queue, target.memory, cl_bool(CL_FALSE), 0, count * 4, source,
-                                                   0, nil, &event), "clEnqueueWriteBuffer(\(count * 4) bytes)")
+        try OpenCLError.check(clEnqueueWriteBuffer(context.queue, target.memory, cl_bool(CL_FALSE), 0, byteCount, source,
+                                                   0, nil, &event), "clEnqueueWriteBuffer(\(byteCount) bytes)")
         staging.inFlight(event)
     }
 
@@ -235,8 +251,8 @@ public final class OpenCLDevice: Device {
             throw OpenCLError.invalidArgument("download: a buffer of \(source.count) into \(count) values")
         }
         guard count > 0, let base = bytes.baseAddress else { return try finish() }
-        try OpenCLError.check(clEnqueueReadBuffer(context.queue, source.memory, cl_bool(CL_TRUE), 0, count * 4, base,
-                                                  0, nil, nil), "clEnqueueReadBuffer(\(count * 4) bytes)")
+        try OpenCLError.check(clEnqueueReadBuffer(context.queue, source.memory, cl_bool(CL_TRUE), 0, count * kind.size, base,
+                                                  0, nil, nil), "clEnqueueReadBuffer(\(count * kind.size) bytes)")
     }
 
     public func startDownload(_ buffer: Buffer) throws -> PendingDownload {

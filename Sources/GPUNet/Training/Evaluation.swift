@@ -26,8 +26,18 @@ public struct Evaluation: Sendable {
         }
     }
 
-    /// Runs `network` over `set` in batches on its device.
+    /// Runs `network` over `set` in batches on its device, uploading the
+    /// set once (see ``run(network:on:batchSize:)-(_,DeviceDataset,_)``).
     public static func run(network: TinyConvNet, on set: Dataset, batchSize: Int = 500) throws -> Evaluation {
+        try run(network: network, on: DeviceDataset(set, on: network.device), batchSize: batchSize)
+    }
+
+    /// Runs `network` over a set already on its device, in set order: each
+    /// batch is gathered there (nothing is uploaded), and its logits and
+    /// per-sample losses come back.
+    public static func run(network: TinyConvNet, on set: DeviceDataset, batchSize: Int = 500) throws -> Evaluation {
+        precondition(set.device === network.device, "Evaluation.run: the set is on another device than the network")
+        precondition(set.isInSetOrder, "Evaluation.run: the set's order was shuffled (DeviceDataset.setOrder)")
         var predictions: [Int] = []
         predictions.reserveCapacity(set.count)
         var lossSum = 0.0, correct = 0
@@ -35,7 +45,7 @@ public struct Evaluation: Sendable {
         while start < set.count {
             let indices = start..<min(set.count, start + batchSize)
             let w = try network.workspace(batch: indices.count)
-            try network.setBatch(w, images: set.normalizedImages(indices), labels: indices.map { Int32(set.labels[$0]) })
+            try set.gather(indices, into: w)
             try network.forward(w)
             let result = try network.batchResult(w)
             lossSum += result.lossSum
@@ -49,6 +59,6 @@ public struct Evaluation: Sendable {
             start = indices.upperBound
         }
         return Evaluation(count: set.count, correct: correct, meanLoss: lossSum / Double(max(1, set.count)),
-                          predictions: predictions, labels: set.labels.map(Int.init))
+                          predictions: predictions, labels: set.hostLabels.map(Int.init))
     }
 }

@@ -10,8 +10,9 @@ public protocol TrainingObserver: AnyObject {
 }
 
 /// Trains TinyConvNet on one device: the whole step (forward, loss,
-/// backward, update) runs there; the host shuffles, uploads each batch and
-/// reads back the batch's loss and correct count.
+/// backward, update) runs there; the training and test sets are uploaded
+/// once (``DeviceDataset``), and the host shuffles, uploads each epoch's
+/// order, and reads back each batch's loss and correct count.
 ///
 /// After every epoch `checkpoint.safetensors`, `metrics.json` and
 /// `metrics.csv` are written atomically to the output folder, so an
@@ -26,6 +27,8 @@ public final class Trainer {
     public let optimizer: Optimizer
     /// Rows of finished epochs (restored ones included).
     public private(set) var history: [EpochMetrics] = []
+    /// `train` and `test` on the device, uploaded by the first ``run(outputDirectory:observer:)``.
+    private var trainOnDevice: DeviceDataset?, testOnDevice: DeviceDataset?
 
     public static let checkpointFile = "checkpoint.safetensors"
     public static let metricsFile = "metrics.json"
@@ -91,21 +94,12 @@ public final class Trainer {
         let startEpoch = history.count + 1
         guard startEpoch <= settings.epochs else { return }
         let steps = (train.count + settings.batchSize - 1) / settings.batchSize
-        try prepareDevice()
+        let (trainData, testData) = try prepareDevice()
         for epoch in startEpoch...settings.epochs {
             observer?.epochStarted(epoch: epoch, of: settings.epochs, steps: steps)
             let start = DispatchTime.now().uptimeNanoseconds
-            let order = Self.order(count: train.count, seed: settings.seed, epoch: epoch)
+            try trainData.setOrder(Self.order(count: train.count, seed: settings.seed, epoch: epoch))
             var lossSum = 0.0, correct = 0, seen = 0
-            /// Step `step`'s images and labels, ready on the host in `images` and
-            /// `labels` (reused from step to step: `setBatch` copies them).
-            var images: [Float] = [], labels: [Int32] = []
-            func prepareBatch(_ step: Int) {
-                let indices = order[(step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)]
-                train.normalizeImages(indices, into: &images)
-                labels.removeAll(keepingCapacity: true)
-                labels.append(contentsOf: indices.lazy.map { Int32(self.train.labels[$0]) })
-            }
             /// Waits for a step's loss and correct count, then reports it.
             func conclude(step: Int, _ pending: TinyConvNet.PendingBatchResult) throws {
                 let result = try pending.value()
@@ -124,11 +118,11 @@ public final class Trainer {
                 try conclude(step: inFlight.step, try network.requestBatchResult(inFlight.workspace))
                 throw TrainingError.interrupted(epoch: epoch, step: inFlight.step + 1, epochsFinished: history.count)
             }
-            // One step behind: step n's batch is prepared on the host while
-            // the device runs step n − 1 (forward, backward and update, all
-            // queued). Then step n's upload, the read-back of step n − 1's
-            // loss and step n itself are queued, in that order, and only then
-            // does the host wait for the read-back: the device goes on with
+            // One step behind: step n's gather from the epoch's order, the
+            // read-back of step n − 1's loss and step n itself are queued,
+            // in that order, behind step n − 1 (forward, backward and update,
+            // all queued), and only then does the host wait for the
+            // read-back: the device goes on with
             // step n meanwhile and never runs dry between steps (a blocking
             // read before queueing step n cost ~0.1 ms a step on PoCL here,
             // its threads falling asleep and waking for every step). Step n
@@ -138,19 +132,18 @@ public final class Trainer {
             // nothing is saved after a failure. A stop request is looked at
             // before each step is queued (once per step, as before): the step
             // in flight finishes and is reported, no other starts.
-            if steps > 0 { prepareBatch(0) }
             var running: (step: Int, workspace: TinyConvNet.Workspace)?
             for step in 0..<steps {
                 if let inFlight = running { try stopIfRequested(inFlight) }
-                let w = try network.workspace(batch: labels.count)
-                try network.setBatch(w, images: images, labels: labels)
+                let batch = (step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)
+                let w = try network.workspace(batch: batch.count)
+                try trainData.gather(batch, into: w)
                 let previous = try running.map { ($0.step, try network.requestBatchResult($0.workspace)) }
                 try network.forward(w)
                 try network.backward(w)
                 try optimizer.update(parameters: network.parameters, gradients: network.gradients)
                 if let (previousStep, result) = previous { try conclude(step: previousStep, result) }
                 running = (step, w)
-                if step + 1 < steps { prepareBatch(step + 1) }
             }
             if let inFlight = running {
                 try stopIfRequested(inFlight)
@@ -158,7 +151,7 @@ public final class Trainer {
             }
             try device.finish()
             let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let testAccuracy = try evaluate(test).accuracy
+            let testAccuracy = try Evaluation.run(network: network, on: testData).accuracy
             let metrics = EpochMetrics(epoch: epoch, loss: lossSum / Double(seen),
                                        trainAccuracy: Double(correct) / Double(seen), testAccuracy: testAccuracy,
                                        seconds: trainSeconds, imagesPerSecond: Double(seen) / trainSeconds)
@@ -168,24 +161,29 @@ public final class Trainer {
         }
     }
 
-    /// Runs a step's operations once before the first epoch's clock starts:
+    /// Uploads the training and test sets (once per trainer), then runs a
+    /// step's operations once before the first epoch's clock starts:
     /// an OpenCL device builds (or loads from its cache) each kernel at its
     /// first launch, seconds on a cold cache, which is not training time.
-    /// The forward and backward passes run on the workspace's current
-    /// contents and write only activations and gradients, which the first
-    /// real step overwrites; parameters, optimiser state and history are
-    /// untouched.
-    private func prepareDevice() throws {
+    /// The gather, forward and backward passes write only inputs,
+    /// activations and gradients, which the first real step overwrites;
+    /// parameters, optimiser state and history are untouched.
+    private func prepareDevice() throws -> (train: DeviceDataset, test: DeviceDataset) {
+        let trainData = try trainOnDevice ?? DeviceDataset(train, on: device)
+        let testData = try testOnDevice ?? DeviceDataset(test, on: device)
+        (trainOnDevice, testOnDevice) = (trainData, testData)
         // The full batch, and the epoch's last, smaller one if there is one
         // (its launches have other sizes, which PoCL compiles its own code for).
         let full = min(settings.batchSize, max(1, train.count)), remainder = train.count % settings.batchSize
         for batch in [full] + (remainder > 0 && remainder != full ? [remainder] : []) {
             let w = try network.workspace(batch: batch)
+            if batch <= train.count { try trainData.gather(0..<batch, into: w) }
             try network.forward(w)
             try network.backward(w)
         }
         try optimizer.prepare()
         try device.finish()
+        return (trainData, testData)
     }
 
     /// Test-set evaluation: accuracy, mean loss and the predicted classes.
