@@ -34,6 +34,12 @@ public final class Trainer {
     /// Checked between steps: a true value stops the run after the current step.
     public var shouldStop: () -> Bool = { false }
 
+    /// Data-parallel training (nil: one process): this process trains on its
+    /// share of each batch and the reducer combines the gradients between
+    /// the backward pass and the optimiser step; only rank 0 writes outputs.
+    /// See ``GradientReducer`` for the batch rule.
+    public var gradientReducer: (any GradientReducer)?
+
     public init(device: any Device, settings: TrainingSettings, train: Dataset, test: Dataset) throws {
         try settings.validate()
         self.device = device
@@ -90,7 +96,8 @@ public final class Trainer {
     public func run(outputDirectory directory: URL?, observer: TrainingObserver? = nil) throws {
         let startEpoch = history.count + 1
         guard startEpoch <= settings.epochs else { return }
-        let steps = (train.count + settings.batchSize - 1) / settings.batchSize
+        let steps = gradientReducer?.steps(images: train.count, batchSize: settings.batchSize)
+            ?? (train.count + settings.batchSize - 1) / settings.batchSize
         try prepareDevice()
         for epoch in startEpoch...settings.epochs {
             observer?.epochStarted(epoch: epoch, of: settings.epochs, steps: steps)
@@ -100,8 +107,13 @@ public final class Trainer {
             /// Step `step`'s images and labels, ready on the host in `images` and
             /// `labels` (reused from step to step: `setBatch` copies them).
             var images: [Float] = [], labels: [Int32] = []
+            var globalBatch = 0
             func prepareBatch(_ step: Int) {
-                let indices = order[(step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)]
+                var indices = order[(step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)]
+                globalBatch = indices.count
+                if let share = gradientReducer?.share(of: indices.count) {
+                    indices = indices.dropFirst(share.lowerBound).prefix(share.count)
+                }
                 train.normalizeImages(indices, into: &images)
                 labels.removeAll(keepingCapacity: true)
                 labels.append(contentsOf: indices.lazy.map { Int32(self.train.labels[$0]) })
@@ -147,6 +159,7 @@ public final class Trainer {
                 let previous = try running.map { ($0.step, try network.requestBatchResult($0.workspace)) }
                 try network.forward(w)
                 try network.backward(w)
+                try gradientReducer?.reduce(network.gradients, localBatch: labels.count, globalBatch: globalBatch)
                 try optimizer.update(parameters: network.parameters, gradients: network.gradients)
                 if let (previousStep, result) = previous { try conclude(step: previousStep, result) }
                 running = (step, w)
@@ -157,13 +170,18 @@ public final class Trainer {
                 try conclude(step: inFlight.step, try network.requestBatchResult(inFlight.workspace))
             }
             try device.finish()
+            if let group = gradientReducer?.group {
+                var totals = [lossSum, Double(correct), Double(seen)]
+                try group.sum(&totals)
+                (lossSum, correct, seen) = (totals[0], Int(totals[1]), Int(totals[2]))
+            }
             let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let testAccuracy = try evaluate(test).accuracy
             let metrics = EpochMetrics(epoch: epoch, loss: lossSum / Double(seen),
                                        trainAccuracy: Double(correct) / Double(seen), testAccuracy: testAccuracy,
                                        seconds: trainSeconds, imagesPerSecond: Double(seen) / trainSeconds)
             history.append(metrics)
-            if let directory { try save(to: directory) }
+            if let directory, (gradientReducer?.group.rank ?? 0) == 0 { try save(to: directory) }
             observer?.epochFinished(metrics, of: settings.epochs)
         }
     }
