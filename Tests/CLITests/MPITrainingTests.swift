@@ -33,28 +33,11 @@ final class MPITrainingTests: XCTestCase {
     /// OpenBLAS thread per rank (two ranks share this machine's cores).
     func mpi(_ n: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> CLI.Result {
         let mpirun = try requireMPI()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: mpirun)
-        p.arguments = ["--oversubscribe", "-n", "\(n)", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo",
-                       "--mca", "oob_tcp_if_include", "lo", CLI.binary.path] + arguments
-        var env = ProcessInfo.processInfo.environment
-        env.merge(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OPENBLAS_NUM_THREADS": "1",
-                   "OMPI_MCA_rmaps_base_oversubscribe": "1"]) { $1 }
-        env.merge(environment) { $1 }
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        var outData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return CLI.Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                          stderr: String(decoding: errData, as: UTF8.self))
+        return try CLI.run(["--oversubscribe", "-n", "\(n)", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo",
+                            "--mca", "oob_tcp_if_include", "lo", CLI.binary.path] + arguments,
+                           environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                                         "OPENBLAS_NUM_THREADS": "1"].merging(environment) { $1 },
+                           executable: URL(fileURLWithPath: mpirun))
     }
 
     func weights(_ directory: URL) throws -> [(String, [Float])] {
@@ -120,6 +103,21 @@ final class MPITrainingTests: XCTestCase {
         XCTAssertEqual(loss2, loss1, accuracy: 1e-5 * loss1)
         XCTAssertEqual(try XCTUnwrap(m2["train_accuracy"] as? Double), try XCTUnwrap(m1["train_accuracy"] as? Double),
                        accuracy: 1.0 / 1280)
+    }
+
+    /// `study` under MPI: the two ranks share the seeds out (each seed is
+    /// trained exactly once, by one rank) and rank 0 summarises all three.
+    func testStudyUnderMPISharesTheSeeds() throws {
+        _ = try requireMPI()
+        let out = try temporaryDirectory()
+        let r = try mpi(2, ["study", "--distributed", "mpi", "--seeds", "0..2", "--device", "host", "--epochs", "1",
+                            "--train-limit", "300", "--test-limit", "200", "--data", mnist, "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.output)
+        for seed in 0...2 {
+            XCTAssertEqual(r.stderr.components(separatedBy: "study: seed \(seed): training").count - 1, 1, r.stderr)
+        }
+        let study = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("study.json"))) as? [String: Any])
+        XCTAssertEqual(study["seeds"] as? [Int], [0, 1, 2])
     }
 
     /// Rank 1 is killed (SIGKILL) in the middle of epoch 2: mpirun fails the
