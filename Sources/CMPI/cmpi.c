@@ -41,12 +41,12 @@ static double (*p_wtime)(void);
 
 static void *symbol(const char *name, int *missing) {
     void *s = dlsym(library, name);
-    if (!s) {
+    if (!s && !*missing) {  // the first missing name is the telling one
         static char message[256];
         snprintf(message, sizeof message, "%s has no symbol %s (not Open MPI?)", loaded_path, name);
         load_error = message;
-        *missing = 1;
     }
+    if (!s) *missing = 1;
     return s;
 }
 

@@ -105,6 +105,20 @@ final class MPITrainingTests: XCTestCase {
                        accuracy: 1.0 / 1280)
     }
 
+    /// A library that is not Open MPI's: `--distributed mpi` stops before
+    /// any work with exit 3, naming the library and the first missing symbol
+    /// (no mpirun needed).
+    func testALibraryThatIsNotOpenMPIIsAClearError() throws {
+        let out = try temporaryDirectory()
+        let zlib = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1"]
+            .first { FileManager.default.fileExists(atPath: $0) } ?? "libz.so.1"
+        let r = try CLI.run(["train", "--distributed", "mpi", "--device", "host", "--epochs", "1", "--train-limit", "64",
+                             "--data", mnist, "--out", out.path], environment: ["CONVSVD_LIBMPI": zlib])
+        XCTAssertEqual(r.status, 3, r.output)
+        XCTAssertTrue(r.stderr.contains("--distributed mpi: \(zlib) has no symbol MPI_Init_thread (not Open MPI?)"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
+    }
+
     /// `study` under MPI: the two ranks share the seeds out (each seed is
     /// trained exactly once, by one rank) and rank 0 summarises all three.
     func testStudyUnderMPISharesTheSeeds() throws {
