@@ -57,4 +57,14 @@ final class StudyCommandTests: XCTestCase {
         let again = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("study.json"))) as? [String: Any])
         XCTAssertEqual(again["seeds"] as? [Int], [0, 1, 2])
     }
+
+    /// `--seed` (one run's option) is refused: a study's seeds come from --seeds.
+    func testSeedIsRefusedWithTheOptionToUse() throws {
+        let r = try CLI.run(["study", "--seed", "3", "--out", "/nonexistent/study"])
+        XCTAssertEqual(r.status, 64, r.output)
+        XCTAssertTrue(r.stderr.contains("study takes --seeds (A..B or a list), not --seed"), r.stderr)
+        let bad = try CLI.run(["study", "--seeds", "4..2", "--out", "/nonexistent/study"])
+        XCTAssertEqual(bad.status, 64, bad.output)
+        XCTAssertTrue(bad.stderr.contains("--seeds 4..2: the first seed must not exceed the last"), bad.stderr)
+    }
 }

@@ -38,6 +38,13 @@ struct StudyCommand: ParsableCommand {
     @Flag(help: .hidden)
     var member = false
 
+    func validate() throws {
+        // The training options come as a group that includes --seed; a study sets it per member.
+        if CommandLine.arguments.contains(where: { $0 == "--seed" || $0.hasPrefix("--seed=") }) {
+            throw ValidationError("study takes --seeds (A..B or a list), not --seed")
+        }
+    }
+
     func run() throws {
         try reportingErrors {
             guard let figureFormat = FigureFormat(rawValue: format) else {
