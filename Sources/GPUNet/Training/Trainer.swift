@@ -176,7 +176,8 @@ public final class Trainer {
                 (lossSum, correct, seen) = (totals[0], Int(totals[1]), Int(totals[2]))
             }
             let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let testAccuracy = try evaluate(test).accuracy
+            // Every rank holds the same weights: rank 0 alone evaluates (and writes); the others record NaN.
+            let testAccuracy = (gradientReducer?.group.rank ?? 0) == 0 ? try evaluate(test).accuracy : .nan
             let metrics = EpochMetrics(epoch: epoch, loss: lossSum / Double(seen),
                                        trainAccuracy: Double(correct) / Double(seen), testAccuracy: testAccuracy,
                                        seconds: trainSeconds, imagesPerSecond: Double(seen) / trainSeconds)
