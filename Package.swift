@@ -14,6 +14,7 @@ import PackageDescription
 ///   TinyConvNet, optimisers, the training loop.
 /// - `Analysis`: the SVD phases on the host with LAPACK.
 /// - `Figures`: cairo figures and the HTML report.
+/// - `CMPI`, `DataParallel`: Open MPI found at run time, data-parallel training.
 /// - `convsvd`: the command-line tool.
 let package = Package(
     name: "ConvSVD",
@@ -31,6 +32,8 @@ let package = Package(
         .systemLibrary(name: "CLAPACK", path: "Sources/CLAPACK"),
         .systemLibrary(name: "CCairo", path: "Sources/CCairo"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Open MPI, loaded at run time (dlopen): see Sources/CMPI/include/cmpi.h.
+        .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl")]),
 
         .executableTarget(name: "embed-kernels", path: "Sources/embed-kernels"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"]),
@@ -45,10 +48,11 @@ let package = Package(
         .target(name: "GPUNet", dependencies: ["COpenCL", "CLAPACK", "_HostKernels", "Kernels", "NetIO"]),
         .target(name: "Analysis", dependencies: ["CLAPACK", "NetIO"]),
         .target(name: "Figures", dependencies: ["CCairo", "Analysis"]),
+        .target(name: "DataParallel", dependencies: ["CMPI", "GPUNet"]),
         .executableTarget(
             name: "convsvd",
             dependencies: [
-                "GPUNet", "NetIO", "Analysis", "Figures",
+                "GPUNet", "NetIO", "Analysis", "Figures", "DataParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -20,11 +20,11 @@ struct CLI {
         return dir.appendingPathComponent("convsvd")
     }
 
-    /// Starts the tool; the caller waits or signals.
-    static func start(_ arguments: [String], environment: [String: String] = [:]) throws
+    /// Starts the tool (or `executable`, e.g. mpirun); the caller waits or signals.
+    static func start(_ arguments: [String], environment: [String: String] = [:], executable: URL? = nil) throws
         -> (process: Process, stdout: Pipe, stderr: Pipe) {
         let p = Process()
-        p.executableURL = binary
+        p.executableURL = executable ?? binary
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
@@ -37,8 +37,8 @@ struct CLI {
     }
 
     /// Runs the tool to completion.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        let (p, out, err) = try start(arguments, environment: environment)
+    static func run(_ arguments: [String], environment: [String: String] = [:], executable: URL? = nil) throws -> Result {
+        let (p, out, err) = try start(arguments, environment: environment, executable: executable)
         // Read both pipes before waiting so that a chatty run cannot block on a full pipe.
         var outData = Data(), errData = Data()
         let group = DispatchGroup()

@@ -37,6 +37,12 @@ public final class Trainer {
     /// Checked between steps: a true value stops the run after the current step.
     public var shouldStop: () -> Bool = { false }
 
+    /// Data-parallel training (nil: one process): this process trains on its
+    /// share of each batch and the reducer combines the gradients between
+    /// the backward pass and the optimiser step; only rank 0 writes outputs.
+    /// See ``GradientReducer`` for the batch rule.
+    public var gradientReducer: (any GradientReducer)?
+
     public init(device: any Device, settings: TrainingSettings, train: Dataset, test: Dataset) throws {
         try settings.validate()
         self.device = device
@@ -93,7 +99,8 @@ public final class Trainer {
     public func run(outputDirectory directory: URL?, observer: TrainingObserver? = nil) throws {
         let startEpoch = history.count + 1
         guard startEpoch <= settings.epochs else { return }
-        let steps = (train.count + settings.batchSize - 1) / settings.batchSize
+        let steps = gradientReducer?.steps(images: train.count, batchSize: settings.batchSize)
+            ?? (train.count + settings.batchSize - 1) / settings.batchSize
         let (trainData, testData) = try prepareDevice()
         for epoch in startEpoch...settings.epochs {
             observer?.epochStarted(epoch: epoch, of: settings.epochs, steps: steps)
@@ -135,12 +142,14 @@ public final class Trainer {
             var running: (step: Int, workspace: TinyConvNet.Workspace)?
             for step in 0..<steps {
                 if let inFlight = running { try stopIfRequested(inFlight) }
-                let batch = (step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)
+                let global = (step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)
+                let batch = localShare(of: global)
                 let w = try network.workspace(batch: batch.count)
                 try trainData.gather(batch, into: w)
                 let previous = try running.map { ($0.step, try network.requestBatchResult($0.workspace)) }
                 try network.forward(w)
                 try network.backward(w)
+                try gradientReducer?.reduce(network.gradients, localBatch: batch.count, globalBatch: global.count)
                 try optimizer.update(parameters: network.parameters, gradients: network.gradients)
                 if let (previousStep, result) = previous { try conclude(step: previousStep, result) }
                 running = (step, w)
@@ -150,13 +159,20 @@ public final class Trainer {
                 try conclude(step: inFlight.step, try network.requestBatchResult(inFlight.workspace))
             }
             try device.finish()
+            if let group = gradientReducer?.group {
+                var totals = [lossSum, Double(correct), Double(seen)]
+                try group.sum(&totals)
+                (lossSum, correct, seen) = (totals[0], Int(totals[1]), Int(totals[2]))
+            }
             let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let testAccuracy = try Evaluation.run(network: network, on: testData).accuracy
+            // Every rank holds the same weights: rank 0 alone evaluates (and writes); the others record NaN.
+            let testAccuracy = (gradientReducer?.group.rank ?? 0) == 0
+                ? try Evaluation.run(network: network, on: testData).accuracy : .nan
             let metrics = EpochMetrics(epoch: epoch, loss: lossSum / Double(seen),
                                        trainAccuracy: Double(correct) / Double(seen), testAccuracy: testAccuracy,
                                        seconds: trainSeconds, imagesPerSecond: Double(seen) / trainSeconds)
             history.append(metrics)
-            if let directory { try save(to: directory) }
+            if let directory, (gradientReducer?.group.rank ?? 0) == 0 { try save(to: directory) }
             observer?.epochFinished(metrics, of: settings.epochs)
         }
     }
@@ -174,8 +190,10 @@ public final class Trainer {
         (trainOnDevice, testOnDevice) = (trainData, testData)
         // The full batch, and the epoch's last, smaller one if there is one
         // (its launches have other sizes, which PoCL compiles its own code for).
+        // Data-parallel: this process's shares of those two.
         let full = min(settings.batchSize, max(1, train.count)), remainder = train.count % settings.batchSize
-        for batch in [full] + (remainder > 0 && remainder != full ? [remainder] : []) {
+        let sizes = ([full] + (remainder > 0 && remainder != full ? [remainder] : [])).map { localShare(of: 0..<$0).count }
+        for batch in sizes where batch > 0 {
             let w = try network.workspace(batch: batch)
             if batch <= train.count { try trainData.gather(0..<batch, into: w) }
             try network.forward(w)
@@ -184,6 +202,14 @@ public final class Trainer {
         try optimizer.prepare()
         try device.finish()
         return (trainData, testData)
+    }
+
+    /// The positions of the epoch's order this process trains on within the
+    /// global batch `global`: all of it in one process, its rank's
+    /// contiguous share under data parallelism (``GradientReducer``).
+    private func localShare(of global: Range<Int>) -> Range<Int> {
+        guard let share = gradientReducer?.share(of: global.count) else { return global }
+        return (global.lowerBound + share.lowerBound)..<(global.lowerBound + share.upperBound)
     }
 
     /// Test-set evaluation: accuracy, mean loss and the predicted classes.

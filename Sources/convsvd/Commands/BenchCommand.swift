@@ -1,4 +1,5 @@
 import ArgumentParser
+import DataParallel
 import Foundation
 import GPUNet
 import NetIO
@@ -32,6 +33,7 @@ struct BenchCommand: ParsableCommand {
     var json = false
 
     @OptionGroup var data: DataOptions
+    @OptionGroup var distributed: DistributedOptions
 
     @Option(help: "OpenCL kernel family: auto (by device type; $CONVSVD_KERNELS when set) | cpu | gpu.")
     var kernels: String = "auto"
@@ -43,6 +45,12 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if let group = try distributed.join() {
+                try DistributedBench.run(group: group, device: DeviceOption.named(device.first ?? "auto", kernels: kernels).make(for: group),
+                                         globalBatch: batchSizes[0], steps: quick ? 10 : 50,
+                                         collectiveRepeats: quick ? 50 : 500, json: json)
+                return
+            }
             let selectors = try device.isEmpty ? Devices.available().map { try DeviceSelector(parsing: $0.selector) }
                                                : device.map(DeviceSelector.init(parsing:))
             var options = quick ? Benchmark.Options.quick : Benchmark.Options(batchSizes: batchSizes, repeats: repeats)
@@ -114,5 +122,38 @@ enum BenchTable {
 
     static func pad(_ s: String, _ width: Int) -> String {
         s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
+    }
+}
+
+/// `bench --distributed`: one data-parallel step's time split into compute,
+/// all-reduce and update, on this job's ranks (see ``DataParallelBenchmark``).
+enum DistributedBench {
+    static func run(group: MPIProcessGroup, device: any Device, globalBatch: Int, steps: Int, collectiveRepeats: Int,
+                    json: Bool) throws {
+        guard globalBatch >= group.processes else {
+            throw ValidationError("--batch-sizes \(globalBatch) must be at least the number of processes (\(group.processes))")
+        }
+        let r = try DataParallelBenchmark(globalBatch: globalBatch, steps: steps, collectiveRepeats: collectiveRepeats)
+            .run(group: group, device: device)
+        guard group.rank == 0 else { return }
+        if json {
+            print(String(decoding: try JSONEncoder.sorted.encode(r), as: UTF8.self))
+            return
+        }
+        print("data-parallel step, \(r.processes) rank(s), global batch \(r.globalBatch) (rank 0: \(r.localBatch) images), "
+              + "\(r.device); medians of \(r.steps) steps, the slowest rank's")
+        let rows: [(String, Double)] = [
+            ("compute (upload, forward, backward)", r.computeSeconds),
+            ("all-reduce, host-staged (total)", r.allreduceSeconds),
+            ("  of which MPI_Allreduce (incl. waiting)", r.allreduceMPISeconds),
+            ("  of which read-back, scale, write", r.allreduceStagingSeconds),
+            ("optimiser update", r.updateSeconds),
+            ("step", r.stepSeconds),
+        ]
+        for (name, seconds) in rows { print("  " + BenchTable.pad(name, 44) + String(format: "%9.4f ms", 1e3 * seconds)) }
+        print("MPI_Allreduce alone, median of \(r.collectiveRepeats) barrier-separated calls:")
+        print("  " + BenchTable.pad("\(r.gradientFloats) floats (\(r.gradientFloats * 4) B)", 44)
+              + String(format: "%9.4f ms", 1e3 * r.gradientAllreduceSeconds))
+        print("  " + BenchTable.pad("1 float", 44) + String(format: "%9.4f ms", 1e3 * r.oneFloatAllreduceSeconds))
     }
 }

@@ -17,6 +17,7 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var device: DeviceOption
     @OptionGroup var data: DataOptions
     @OptionGroup var training: TrainingOptions
+    @OptionGroup var distributed: DistributedOptions
 
     @Option(help: "Output folder.")
     var out: String = "outputs"
@@ -39,8 +40,9 @@ struct RunCommand: ParsableCommand {
                 throw ValidationError("--format must be png, svg or pdf (got \(format))")
             }
             let settings = try training.settings(dataset: data.dataset)
-            let directory = try prepareOutputDirectory(out)
-            let device = try self.device.make()
+            let group = try distributed.join()
+            let directory = try prepareOutputDirectory(out, lock: (group?.rank ?? 0) == 0)
+            let device = try self.device.make(for: group)
             var phases: [PhaseTime] = []
             func timed<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
                 let start = Date()
@@ -52,6 +54,7 @@ struct RunCommand: ParsableCommand {
             let history: Figures.TrainingHistory?
             let sets: (train: Dataset, test: Dataset)
             if let checkpoint {
+                if let group, group.rank != 0 { return }
                 log("phase 1: skipped, analysing \(checkpoint)")
                 let url = URL(fileURLWithPath: checkpoint)
                 weights = try Checkpoint.read(from: url, requireFinite: true).weights
@@ -60,8 +63,11 @@ struct RunCommand: ParsableCommand {
             } else {
                 log("phase 1: training \(settings.epochs) epoch(s) on \(device.info.summary)")
                 let trainer = try timed("train (phase 1)") {
-                    try Training.run(settings: settings, device: device, data: data, directory: directory, resume: resume)
+                    try Training.run(settings: settings, device: device, data: data, directory: directory, resume: resume,
+                                     group: group)
                 }
+                // Rank 0 alone analyses and reports; the others are done.
+                if let group, group.rank != 0 { return }
                 weights = try trainer.network.weights()
                 history = Self.history(trainer.history)
                 sets = (trainer.train, trainer.test)

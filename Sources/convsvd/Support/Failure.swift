@@ -57,8 +57,11 @@ private var heldOutputLocks: [OutputFolderLock] = []
 
 /// Makes `--out` usable: a folder (created if missing), never an existing
 /// file, and locked for this process's life (``OutputFolderLock``), so a
-/// second process writing into it is refused with exit 5.
-func prepareOutputDirectory(_ path: String) throws -> URL {
+/// second process writing into it is refused with exit 5. `lock: false` is
+/// for the processes of a job that already holds the lock: the ranks of an
+/// MPI job other than rank 0 (which alone writes), a study's member
+/// processes (whose parent holds the study's folder).
+func prepareOutputDirectory(_ path: String, lock: Bool = true) throws -> URL {
     let url = URL(fileURLWithPath: path)
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
@@ -72,6 +75,6 @@ func prepareOutputDirectory(_ path: String) throws -> URL {
     guard FileManager.default.isWritableFile(atPath: url.path) else {
         throw ToolError(code: Exit.output, description: "the output folder \(path) is not writable")
     }
-    heldOutputLocks.append(try OutputFolderLock(directory: url))
+    if lock { heldOutputLocks.append(try OutputFolderLock(directory: url)) }
     return url
 }

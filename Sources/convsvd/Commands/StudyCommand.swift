@@ -1,0 +1,303 @@
+import Analysis
+import ArgumentParser
+import DataParallel
+import Figures
+import Foundation
+import GPUNet
+import NetIO
+
+struct StudyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "study",
+        abstract: "Train and analyse one run per seed, then summarise every headline number over the seeds.",
+        discussion: """
+            Each member goes to --out/seed-N/ (checkpoint, metrics, analysis.json); a finished member \
+            (its analysis.json written after all its epochs) is not redone, an unfinished one resumes. \
+            Then study.json and study.html: mean, standard deviation, min, max and a 95% Student-t \
+            interval of every headline number, with the per-seed values, and figures with error bars. \
+            With --device given more than once, members run side by side, one child process per device; \
+            under `mpirun … --distributed mpi` each rank trains its share of the seeds.
+            """)
+
+    @Option(help: "Seeds: A..B (inclusive), or a comma-separated list.")
+    var seeds: String = "0..9"
+
+    @Option(name: .long, help: "auto | host | opencl | opencl:P:D; more than once to run members side by side.")
+    var device: [String] = []
+
+    @Option(help: "OpenCL kernel family for every member: auto | cpu | gpu (see `convsvd train --help`).")
+    var kernels: String = "auto"
+
+    @OptionGroup var data: DataOptions
+    @OptionGroup var training: TrainingOptions
+    @OptionGroup var distributed: DistributedOptions
+
+    @Option(help: "Output folder (one seed-N folder per member).")
+    var out: String = "study"
+
+    @Option(help: "Figure format: png | svg | pdf.")
+    var format: String = "png"
+
+    @Flag(help: .hidden)
+    var member = false
+
+    func validate() throws {
+        // The training options come as a group that includes --seed; a study sets it per member.
+        if CommandLine.arguments.contains(where: { $0 == "--seed" || $0.hasPrefix("--seed=") }) {
+            throw ValidationError("study takes --seeds (A..B or a list), not --seed")
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            guard let figureFormat = FigureFormat(rawValue: format) else {
+                throw ValidationError("--format must be png, svg or pdf (got \(format))")
+            }
+            let seedList = try Self.parseSeeds(seeds)
+            let devices = device.isEmpty ? ["auto"] : device
+            let group = try distributed.join()
+            let directory = try prepareOutputDirectory(out, lock: !member && (group?.rank ?? 0) == 0)
+            if member {
+                for seed in seedList { try runMember(seed: seed, device: DeviceOption.named(devices[0], kernels: kernels).make(), in: directory) }
+                return
+            }
+            // Under MPI each rank reports its own share: seeds i with i mod N = rank.
+            let share = group.map { (seedList.count - $0.rank + $0.processes - 1) / $0.processes } ?? seedList.count
+            let study = StudyProgress(total: share)
+            if let group {
+                let mine = seedList.enumerated().filter { $0.offset % group.processes == group.rank }.map(\.element)
+                let made = try DeviceOption.named(devices[0], kernels: kernels).make(for: group)
+                for seed in mine {
+                    study.memberDone(seed: seed, ran: try runMember(seed: seed, device: made, in: directory))
+                }
+                // Every rank's members are finished before rank 0 reads them.
+                var done = [1.0]
+                try group.sum(&done)
+                guard group.rank == 0 else { return }
+            } else if devices.count == 1 {
+                let made = try DeviceOption.named(devices[0], kernels: kernels).make()
+                for seed in seedList {
+                    study.memberDone(seed: seed, ran: try runMember(seed: seed, device: made, in: directory))
+                }
+            } else {
+                try runSideBySide(seedList, devices: devices, in: directory, progress: study)
+            }
+            try summarise(seedList, in: directory, format: figureFormat)
+        }
+    }
+
+    static func parseSeeds(_ text: String) throws -> [UInt64] {
+        let parts = text.components(separatedBy: "..")
+        var seeds: [UInt64]
+        if parts.count == 2, let a = UInt64(parts[0]), let b = UInt64(parts[1]) {
+            guard a <= b else { throw ValidationError("--seeds \(text): the first seed must not exceed the last") }
+            seeds = Array(a...b)
+        } else {
+            let list = text.split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+            guard !list.isEmpty, list.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("--seeds must be A..B or a comma-separated list of non-negative integers (got \(text))")
+            }
+            seeds = list.map { $0! }
+        }
+        guard Set(seeds).count == seeds.count else { throw ValidationError("--seeds \(text) names a seed twice") }
+        return seeds
+    }
+
+    static func memberDirectory(_ directory: URL, seed: UInt64) -> URL {
+        directory.appendingPathComponent("seed-\(seed)")
+    }
+
+    /// A member is finished when its analysis.json exists and its metrics
+    /// hold all the epochs of this study's settings for its seed: the
+    /// analysis is written last, after the final epoch's checkpoint.
+    func isFinished(seed: UInt64, in directory: URL) throws -> Bool {
+        let folder = Self.memberDirectory(directory, seed: seed)
+        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("analysis.json").path),
+              let json = try? Data(contentsOf: folder.appendingPathComponent(Trainer.metricsFile)),
+              let metrics = try? JSONDecoder().decode(TrainingMetrics.self, from: json) else { return false }
+        var settings = try training.settings(dataset: data.dataset)
+        settings.seed = seed
+        return metrics.settings == settings && metrics.epochs.count == settings.epochs
+    }
+
+    /// Trains (resuming what is there) and analyses one seed, in this process.
+    /// Returns false when the member was already finished (and was not redone).
+    @discardableResult
+    func runMember(seed: UInt64, device: any Device, in directory: URL) throws -> Bool {
+        if try isFinished(seed: seed, in: directory) {
+            log("study: seed \(seed) already finished in \(Self.memberDirectory(directory, seed: seed).path); not redone")
+            return false
+        }
+        var settings = try training.settings(dataset: data.dataset)
+        settings.seed = seed
+        let folder = Self.memberDirectory(directory, seed: seed)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        log("study: seed \(seed): training \(settings.epochs) epoch(s) on \(device.info.summary)")
+        let trainer = try Training.run(settings: settings, device: device, data: data, directory: folder, resume: true,
+                                       observer: MemberObserver(seed: seed))
+        let report = try AnalysisPhases.run(weights: try trainer.network.weights(), device: device,
+                                            data: (trainer.train, trainer.test), sweep: true)
+        try report.write(to: folder.appendingPathComponent("analysis.json"))
+        log(String(format: "study: seed %llu: test accuracy %.2f%%, %d of %d checks passed", seed,
+                   100 * report.testAccuracy, report.checks.filter(\.passed).count, report.checks.count))
+        return true
+    }
+
+    /// One child process (`convsvd study --member`) per device at a time,
+    /// each taking the next unfinished seed.
+    func runSideBySide(_ seeds: [UInt64], devices: [String], in directory: URL, progress: StudyProgress) throws {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        /// The seeds not yet started and the failures, shared by the device threads under `lock`.
+        final class Shared: @unchecked Sendable {
+            let lock = NSLock()
+            var queue: ArraySlice<UInt64>
+            var failures: [String] = []
+            init(_ seeds: [UInt64]) { queue = seeds[...] }
+        }
+        let shared = Shared(seeds)
+        let lock = shared.lock
+        let workers = DispatchGroup()
+        for device in devices {
+            workers.enter()
+            Thread.detachNewThread {
+                defer { workers.leave() }
+                while true {
+                    lock.lock()
+                    let next = shared.queue.popFirst()
+                    lock.unlock()
+                    guard let seed = next else { return }
+                    let finished = (try? isFinished(seed: seed, in: directory)) ?? false
+                    let child = Process()
+                    child.executableURL = executable
+                    child.arguments = ["study", "--member", "--seeds", "\(seed)", "--device", device, "--kernels", kernels, "--out", directory.path,
+                                       "--format", format] + memberArguments()
+                    do {
+                        try child.run()
+                        child.waitUntilExit()
+                    } catch {
+                        lock.lock(); shared.failures.append("seed \(seed): cannot start \(executable.path): \(error)"); lock.unlock()
+                        continue
+                    }
+                    lock.lock()
+                    if child.terminationStatus != 0 {
+                        shared.failures.append("seed \(seed) on \(device): exit \(child.terminationStatus)")
+                    } else {
+                        progress.memberDone(seed: seed, ran: !finished)
+                    }
+                    lock.unlock()
+                }
+            }
+        }
+        workers.wait()
+        guard shared.failures.isEmpty else {
+            throw ToolError(code: Exit.checkFailed, description: "study members failed: " + shared.failures.joined(separator: "; "))
+        }
+    }
+
+    /// The data and training options, for a member's child process.
+    func memberArguments() -> [String] {
+        var args = ["--dataset", data.dataset, "--epochs", "\(training.epochs)", "--batch-size", "\(training.batchSize)",
+                    "--lr", "\(training.lr)", "--optimizer", training.optimizer, "--momentum", "\(training.momentum)"]
+        if let d = data.data { args += ["--data", d] }
+        if let t = training.trainLimit { args += ["--train-limit", "\(t)"] }
+        if let t = training.testLimit { args += ["--test-limit", "\(t)"] }
+        return args
+    }
+
+    /// study.json, the figures and study.html from the members' analysis.json.
+    func summarise(_ seeds: [UInt64], in directory: URL, format: FigureFormat) throws {
+        var members: [[StudyMetric]] = []
+        for seed in seeds {
+            let url = Self.memberDirectory(directory, seed: seed).appendingPathComponent("analysis.json")
+            guard let json = try? Data(contentsOf: url) else {
+                throw ToolError(code: Exit.badInput, description: "study: \(url.path) is missing: seed \(seed) did not finish")
+            }
+            members.append(try StudyMetrics.extract(analysisJSON: json))
+        }
+        let summary = StudySummary(seeds: seeds, members: members)
+        try writeAtomically(try summary.jsonData(), to: directory.appendingPathComponent("study.json"))
+
+        let figureDirectory = directory.appendingPathComponent("figures")
+        try FileManager.default.createDirectory(at: figureDirectory, withIntermediateDirectories: true)
+        func curve(_ name: String, prefix: String) -> Figures.StudyCurve? {
+            var x: [Double] = [], s: [SampleSummary] = []
+            for i in 1... {
+                guard let row = summary.row("\(prefix)\(i)") else { break }
+                x.append(Double(i)); s.append(row.summary)
+            }
+            return x.isEmpty ? nil : Figures.StudyCurve(name: name, x: x, summaries: s)
+        }
+        var figures: [FigureFile] = []
+        let spectra = ["conv1", "conv2"].compactMap { curve($0, prefix: "\($0).sigma.") }
+        if !spectra.isEmpty { figures.append(try Figures.studySingularValues(spectra).write(to: figureDirectory, format: format)) }
+        let accuracy = ["conv1", "conv2", "both"].compactMap { curve($0 == "both" ? "both layers" : $0, prefix: "\($0).low_rank_accuracy.") }
+        if !accuracy.isEmpty { figures.append(try Figures.studyAccuracyVersusRank(accuracy).write(to: figureDirectory, format: format)) }
+
+        let settings = try training.settings(dataset: data.dataset)
+        let rows: [(name: String, value: String)] = [
+            ("dataset", settings.dataset), ("epochs", "\(settings.epochs)"), ("batch size", "\(settings.batchSize)"),
+            ("learning rate", "\(settings.learningRate)"), ("optimizer", settings.optimizer.description),
+            ("train images", settings.trainLimit.map(String.init) ?? "all"), ("test images", settings.testLimit.map(String.init) ?? "all"),
+            ("devices", (device.isEmpty ? ["auto"] : device).joined(separator: ", ")),
+        ]
+        let html = try StudyReport.render(summary, settings: rows,
+                                          command: (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
+                                          figures: figures)
+        try writeAtomically(Data(html.utf8), to: directory.appendingPathComponent("study.html"))
+
+        print(BenchTable.pad("quantity", 44) + BenchTable.pad("mean ± sd", 24) + BenchTable.pad("min – max", 24) + "95% interval (t)")
+        for row in summary.rows {
+            let s = row.summary, f = StudyReport.format
+            print(BenchTable.pad(row.label, 44) + BenchTable.pad("\(f(s.mean)) ± \(f(s.standardDeviation))", 24)
+                  + BenchTable.pad("\(f(s.min)) – \(f(s.max))", 24) + "\(f(s.interval95[0])) – \(f(s.interval95[1]))")
+        }
+        print("\nstudy over seeds \(seeds.map(String.init).joined(separator: ", ")): \(directory.path)/study.json, study.html, figures/")
+    }
+}
+
+extension DeviceOption {
+    /// The options of `--device name --kernels kernels`, for a device the
+    /// study names itself (every stored property set: ArgumentParser's
+    /// wrappers have no value until parsed).
+    static func named(_ name: String, kernels: String) -> DeviceOption {
+        var option = DeviceOption()
+        option.device = name
+        option.kernels = kernels
+        return option
+    }
+}
+
+/// Members done and the time left, one line on standard error per member.
+/// The ETA is the members left × the mean time of the members trained so
+/// far in this invocation (finished ones found on disk take no time; members
+/// running side by side divide the wall time between them).
+final class StudyProgress {
+    private let total: Int
+    private let start = Date()
+    private var done = 0, ran = 0
+    private let lock = NSLock()
+
+    init(total: Int) { self.total = total }
+
+    func memberDone(seed: UInt64, ran trained: Bool) {
+        lock.lock(); defer { lock.unlock() }
+        done += 1
+        if trained { ran += 1 }
+        let elapsed = Date().timeIntervalSince(start)
+        let eta = ran > 0 ? String(format: "ETA %.0f s", Double(total - done) * elapsed / Double(ran)) : "ETA –"
+        log(String(format: "study: %d/%d members done (seed %llu%@); %.0f s elapsed, %@", done, total, seed,
+                   trained ? "" : ", already finished", elapsed, eta))
+    }
+}
+
+/// A member's epochs, one line each on standard error, named by its seed.
+final class MemberObserver: TrainingObserver {
+    let seed: UInt64
+    init(seed: UInt64) { self.seed = seed }
+    func epochStarted(epoch: Int, of epochs: Int, steps: Int) {}
+    func stepFinished(epoch: Int, step: Int, steps: Int, images: Int, meanLoss: Double) {}
+    func epochFinished(_ m: EpochMetrics, of epochs: Int) {
+        log(String(format: "study: seed %llu: epoch %d/%d loss %.4f, test accuracy %.2f%%, %.1f s", seed, m.epoch, epochs,
+                   m.loss, 100 * m.testAccuracy, m.seconds))
+    }
+}
