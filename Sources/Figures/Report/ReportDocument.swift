@@ -132,7 +132,7 @@ extension PhaseTime {
             PhaseTime(phase: "analysis: accuracy sweep (phase 5)", seconds: t.sweepSeconds),
             PhaseTime(phase: "analysis: random patches and Cover bounds (phase 6)", seconds: t.randomPatchSeconds),
             PhaseTime(phase: "analysis: Frobenius identities (phase 7)", seconds: t.frobeniusSeconds),
-            PhaseTime(phase: "analysis: operators, data-aware low rank, filters vs data (phase 9)", seconds: t.phase9Seconds),
+            PhaseTime(phase: "analysis: operators, data-aware rank, regions (phase 9)", seconds: t.phase9Seconds),
         ]
     }
 }
