@@ -40,14 +40,18 @@ struct CLI {
     static func run(_ arguments: [String], environment: [String: String] = [:], executable: URL? = nil) throws -> Result {
         let (p, out, err) = try start(arguments, environment: environment, executable: executable)
         // Read both pipes before waiting so that a chatty run cannot block on a full pipe.
-        var outData = Data(), errData = Data()
+        let outData = ReadBack()
         let group = DispatchGroup()
         group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        errData = err.fileHandleForReading.readDataToEndOfFile()
+        DispatchQueue.global().async { outData.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        return Result(status: p.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self))
     }
+
+    /// Standard output read on another thread: written there once, read
+    /// here only after `group.wait()`, which orders the two.
+    private final class ReadBack: @unchecked Sendable { var data = Data() }
 }
