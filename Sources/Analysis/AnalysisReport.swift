@@ -145,18 +145,11 @@ public struct AnalysisReport: Codable, Sendable, Equatable {
 
     /// Pretty, key-sorted JSON (NaN and ±∞, should any appear, as the strings
     /// "nan", "inf", "-inf").
-    public func jsonData() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try encoder.encode(self)
-    }
+    public func jsonData() throws -> Data { try JSONEncoder.analysisFile.encode(self) }
 
     /// Reads a report written by ``jsonData()``.
     public init(jsonData: Data) throws {
-        let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        self = try decoder.decode(AnalysisReport.self, from: jsonData)
+        self = try JSONDecoder.analysisFile.decode(AnalysisReport.self, from: jsonData)
     }
 
     /// Writes `analysis.json` (or any name) atomically: a reader sees the old
@@ -175,5 +168,25 @@ public struct AnalysisReport: Codable, Sendable, Equatable {
         self.composition = composition; self.analyticalComparison = analyticalComparison
         self.deviceVerification = deviceVerification; self.lowRank = lowRank; self.reluRegions = reluRegions
         self.frobenius = frobenius; self.phase9 = phase9; self.checks = checks; self.timings = timings
+    }
+}
+
+extension JSONEncoder {
+    /// analysis.json's and study.json's encoding: pretty, key-sorted, NaN
+    /// and ±∞ as the strings "nan", "inf", "-inf" (JSON has no numbers for them).
+    static var analysisFile: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return encoder
+    }
+}
+
+extension JSONDecoder {
+    /// Reads what ``Foundation/JSONEncoder/analysisFile`` writes.
+    static var analysisFile: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return decoder
     }
 }

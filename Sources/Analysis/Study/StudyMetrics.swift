@@ -162,16 +162,9 @@ public struct StudySummary: Codable, Sendable, Equatable {
 
     public func row(_ key: String) -> Row? { rows.first { $0.key == key } }
 
-    public func jsonData() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try encoder.encode(self)
-    }
+    public func jsonData() throws -> Data { try JSONEncoder.analysisFile.encode(self) }
 
     public init(jsonData: Data) throws {
-        let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        self = try decoder.decode(StudySummary.self, from: jsonData)
+        self = try JSONDecoder.analysisFile.decode(StudySummary.self, from: jsonData)
     }
 }

@@ -72,9 +72,12 @@ enum DataParallelDebug {
         if let directory = environment["CONVSVD_DEBUG_STEP_DIGESTS"] {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let path = (directory as NSString).appendingPathComponent("rank-\(rank).txt")
-            FileManager.default.createFile(atPath: path, contents: nil)
-            digests = FileHandle(forWritingAtPath: path)
-            digests?.seekToEndOfFile()
+            guard FileManager.default.createFile(atPath: path, contents: nil),
+                  let handle = FileHandle(forWritingAtPath: path) else {
+                throw ToolError(code: Exit.output, description: "CONVSVD_DEBUG_STEP_DIGESTS: cannot write \(path)")
+            }
+            handle.seekToEndOfFile()
+            digests = handle
         }
         guard kill != nil || digests != nil else { return nil }
         var step = 0
