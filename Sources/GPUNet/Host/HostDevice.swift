@@ -261,39 +261,31 @@ public final class HostDevice: Device {
         return hostBuffer
     }
 
-    /// The float storage of `buffer`, checked to hold at least `needed` elements.
-    func floats(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws -> UnsafeMutablePointer<Float> {
+    /// `buffer` as a host buffer of `kind` holding at least `needed` elements.
+    func checked(_ buffer: Buffer, _ kind: ElementKind, at needed: Int, _ operation: String,
+                 _ argument: String) throws -> HostBuffer {
         let h = try host(buffer, operation, argument)
-        guard h.kind == .float32 else {
-            throw HostDeviceError.wrongKind(operation: operation, argument: argument, expected: .float32, actual: h.kind)
+        guard h.kind == kind else {
+            throw HostDeviceError.wrongKind(operation: operation, argument: argument, expected: kind, actual: h.kind)
         }
         guard h.count >= needed else {
             throw HostDeviceError.bufferTooSmall(operation: operation, argument: argument, needed: needed, count: h.count)
         }
-        return h.floats
+        return h
+    }
+
+    /// The float storage of `buffer`, checked to hold at least `needed` elements.
+    func floats(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws -> UnsafeMutablePointer<Float> {
+        try checked(buffer, .float32, at: needed, operation, argument).floats
     }
 
     /// The byte storage of `buffer`, checked to hold at least `needed` elements.
     func uint8s(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws -> UnsafeMutablePointer<UInt8> {
-        let h = try host(buffer, operation, argument)
-        guard h.kind == .uint8 else {
-            throw HostDeviceError.wrongKind(operation: operation, argument: argument, expected: .uint8, actual: h.kind)
-        }
-        guard h.count >= needed else {
-            throw HostDeviceError.bufferTooSmall(operation: operation, argument: argument, needed: needed, count: h.count)
-        }
-        return h.uint8s
+        try checked(buffer, .uint8, at: needed, operation, argument).uint8s
     }
 
     /// The int32 storage of `buffer`, checked to hold at least `needed` elements.
     func int32s(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws -> UnsafeMutablePointer<Int32> {
-        let h = try host(buffer, operation, argument)
-        guard h.kind == .int32 else {
-            throw HostDeviceError.wrongKind(operation: operation, argument: argument, expected: .int32, actual: h.kind)
-        }
-        guard h.count >= needed else {
-            throw HostDeviceError.bufferTooSmall(operation: operation, argument: argument, needed: needed, count: h.count)
-        }
-        return h.int32s
+        try checked(buffer, .int32, at: needed, operation, argument).int32s
     }
 }
