@@ -7,8 +7,16 @@ public enum ConvolutionOperator {
     /// W[oc, (c·k + i)·k + j], so that A·vec(x) = vec(conv(x)) for an input
     /// x (in, n, n) flattened row-major.
     public static func matrix(weight w: Matrix, inChannels: Int, kernel k: Int, inputSide n: Int) -> Matrix {
-        precondition(w.columns == inChannels * k * k && n >= k, "ConvolutionOperator: W \(w.rows)×\(w.columns), in \(inChannels), k \(k), n \(n)")
-        let o = n - k + 1
+        explicit(weight: w, inChannels: inChannels, kernel: k, inputSide: n, outputSide: n - k + 1)
+    }
+
+    /// The operator with `outputSide` o output positions a side:
+    /// A[(oc·o + y)·o + x, (c·n + (y+i) mod n)·n + (x+j) mod n] += W[oc, (c·k + i)·k + j].
+    /// o = n − k + 1 never wraps (the valid operator); o = n is the circular
+    /// one (``circulantMatrix(weight:inChannels:kernel:inputSide:)``).
+    static func explicit(weight w: Matrix, inChannels: Int, kernel k: Int, inputSide n: Int, outputSide o: Int) -> Matrix {
+        precondition(w.columns == inChannels * k * k && n >= k && o <= n,
+                     "ConvolutionOperator: W \(w.rows)×\(w.columns), in \(inChannels), k \(k), n \(n), o \(o)")
         var a = Matrix(rows: w.rows * o * o, columns: inChannels * n * n)
         for oc in 0..<w.rows {
             for y in 0..<o {
@@ -17,7 +25,8 @@ public enum ConvolutionOperator {
                     for c in 0..<inChannels {
                         for i in 0..<k {
                             for j in 0..<k {
-                                a[row, (c * n + y + i) * n + x + j] = w[oc, (c * k + i) * k + j]
+                                // += : with n < 2k − 1 two offsets could wrap onto one column.
+                                a[row, (c * n + (y + i) % n) * n + (x + j) % n] += w[oc, (c * k + i) * k + j]
                             }
                         }
                     }

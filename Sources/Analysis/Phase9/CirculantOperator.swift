@@ -10,24 +10,7 @@ extension ConvolutionOperator {
     /// (``matrix(weight:inChannels:kernel:inputSide:)``), so A_valid is a row
     /// subset of A_circ.
     public static func circulantMatrix(weight w: Matrix, inChannels: Int, kernel k: Int, inputSide n: Int) -> Matrix {
-        precondition(w.columns == inChannels * k * k && n >= k, "circulantMatrix: W \(w.rows)×\(w.columns), in \(inChannels), k \(k), n \(n)")
-        var a = Matrix(rows: w.rows * n * n, columns: inChannels * n * n)
-        for oc in 0..<w.rows {
-            for p in 0..<n {
-                for q in 0..<n {
-                    let row = (oc * n + p) * n + q
-                    for c in 0..<inChannels {
-                        for i in 0..<k {
-                            for j in 0..<k {
-                                // += : with n < 2k − 1 two offsets could wrap onto one column.
-                                a[row, (c * n + (p + i) % n) * n + (q + j) % n] += w[oc, (c * k + i) * k + j]
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return a
+        explicit(weight: w, inChannels: inChannels, kernel: k, inputSide: n, outputSide: n)
     }
 
     /// K̂(ω) = Σ_{a,b} K[:, :, a, b]·e^{−2πi(a·ω₁ + b·ω₂)/n} for every frequency
