@@ -36,3 +36,14 @@ __kernel void sgd_momentum_step(
     mNew = beta1 * (mOld) + (1.0f - beta1) * (g); \
     vNew = beta2 * (vOld) + (1.0f - beta2) * (g) * (g); \
     step = learningRate * (mNew / correction1) / (sqrt(vNew / correction2) + epsilon);
+
+// ADAM_UPDATE on element `index` of the tensor in `parameter`, `gradient`,
+// `m` and `v`, in place.
+#define ADAM_ELEMENT(index) { \
+    const float g = gradient[index]; \
+    float mNew, vNew, step; \
+    ADAM_UPDATE(g, m[index], v[index], mNew, vNew, step) \
+    m[index] = mNew; \
+    v[index] = vNew; \
+    parameter[index] -= step; \
+}

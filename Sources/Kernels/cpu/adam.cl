@@ -28,14 +28,7 @@ __kernel void adam_step(
         vstore4(vNew, 0, v + first);
         vstore4(vload4(0, parameter + first) - step, 0, parameter + first);
     } else {
-        for (int index = first; index < count; index++) {
-            const float g = gradient[index];
-            float mNew, vNew, step;
-            ADAM_UPDATE(g, m[index], v[index], mNew, vNew, step)
-            m[index] = mNew;
-            v[index] = vNew;
-            parameter[index] -= step;
-        }
+        for (int index = first; index < count; index++) ADAM_ELEMENT(index)
     }
 }
 #endif

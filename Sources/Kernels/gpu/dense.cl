@@ -103,11 +103,6 @@ __kernel void gpu_adam_step(
     __global const float* gradient = PICK(slot, g0, g1, g2, g3);
     __global float* m = PICK(slot, m0, m1, m2, m3);
     __global float* v = PICK(slot, v0, v1, v2, v3);
-    const float g = gradient[index];
-    float mNew, vNew, step;
-    ADAM_UPDATE(g, m[index], v[index], mNew, vNew, step)
-    m[index] = mNew;
-    v[index] = vNew;
-    parameter[index] -= step;
+    ADAM_ELEMENT(index)
 }
 #endif
