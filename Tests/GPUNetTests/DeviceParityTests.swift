@@ -90,18 +90,7 @@ final class DeviceParityTests: XCTestCase {
                 let input = randomFloats(s.inputCount, seed: 21).map { ($0 * 4).rounded() / 4 }
                 let gradOutput = randomFloats(s.outputCount, seed: 22), gradRelu = randomFloats(s.inputCount, seed: 23)
                 try parity("relu + maxpool \(s)", relative: false) { d in
-                    let relu = try d.makeBuffer(count: s.inputCount, kind: .float32)
-                    let pooled = try d.makeBuffer(count: s.outputCount, kind: .float32)
-                    let argmax = try d.makeBuffer(count: s.outputCount, kind: .int32)
-                    let gradPool = try d.makeBuffer(count: s.inputCount, kind: .float32)
-                    let gradInput = try d.makeBuffer(count: s.inputCount, kind: .float32)
-                    try d.reluForward(count: s.inputCount, input: try d.makeBuffer(input), output: relu)
-                    try d.maxPool2Forward(s, input: relu, output: pooled, argmax: argmax)
-                    try d.maxPool2Backward(s, gradOutput: try d.makeBuffer(gradOutput), argmax: argmax, gradInput: gradPool)
-                    try d.reluBackward(count: s.inputCount, output: relu, gradOutput: try d.makeBuffer(gradRelu),
-                                       gradInput: gradInput)
-                    return [try d.floats(relu), try d.floats(pooled), try d.int32s(argmax).map(Float.init),
-                            try d.floats(gradPool), try d.floats(gradInput)]
+                    try reluPoolChain(on: d, s, input: input, gradOutput: gradOutput, gradRelu: gradRelu)
                 }
             }
         }

@@ -150,17 +150,7 @@ final class KernelSweepTests: XCTestCase {
         let x = randomFloats(p.inputCount, seed: 61).map { ($0 * 4).rounded() / 4 }
         let g = randomFloats(p.outputCount, seed: 62), gx = randomFloats(p.inputCount, seed: 63)
         try agree("relu + maxpool \(p)", false) { d in
-            let relu = try d.makeBuffer(count: p.inputCount, kind: .float32)
-            let pooled = try d.makeBuffer(count: p.outputCount, kind: .float32)
-            let argmax = try d.makeBuffer(count: p.outputCount, kind: .int32)
-            let gradPool = try d.makeBuffer(count: p.inputCount, kind: .float32)
-            let gradRelu = try d.makeBuffer(count: p.inputCount, kind: .float32)
-            try d.reluForward(count: p.inputCount, input: try d.makeBuffer(x), output: relu)
-            try d.maxPool2Forward(p, input: relu, output: pooled, argmax: argmax)
-            try d.maxPool2Backward(p, gradOutput: try d.makeBuffer(g), argmax: argmax, gradInput: gradPool)
-            try d.reluBackward(count: p.inputCount, output: relu, gradOutput: try d.makeBuffer(gx), gradInput: gradRelu)
-            return [try d.floats(relu), try d.floats(pooled), try d.int32s(argmax).map(Float.init),
-                    try d.floats(gradPool), try d.floats(gradRelu)]
+            try reluPoolChain(on: d, p, input: x, gradOutput: g, gradRelu: gx)
         }
         for batch in [1, 3] {
             let s = LinearShape(batch: batch, inFeatures: 11, outFeatures: 5)

@@ -54,3 +54,24 @@ public struct MissingOpenCLDevice: Error, CustomStringConvertible {
         "CONVSVD_REQUIRE_OPENCL=1 but no OpenCL device was found (`convsvd devices` lists them; PoCL: apt-get install pocl-opencl-icd)"
     }
 }
+
+/// The unpooled layers as the parity tests chain them on `device`:
+/// `reluForward`, `maxPool2Forward` of its output, `maxPool2Backward` of
+/// `gradOutput` through the winners, `reluBackward` of `gradRelu`. Returns
+/// the ReLU output, the pooled output, the winners (as floats), the pool's
+/// input gradient and the ReLU's input gradient.
+public func reluPoolChain(on device: any Device, _ s: PoolShape, input: [Float], gradOutput: [Float],
+                          gradRelu: [Float]) throws -> [[Float]] {
+    let d = device
+    let relu = try d.makeBuffer(count: s.inputCount, kind: .float32)
+    let pooled = try d.makeBuffer(count: s.outputCount, kind: .float32)
+    let argmax = try d.makeBuffer(count: s.outputCount, kind: .int32)
+    let gradPool = try d.makeBuffer(count: s.inputCount, kind: .float32)
+    let gradInput = try d.makeBuffer(count: s.inputCount, kind: .float32)
+    try d.reluForward(count: s.inputCount, input: try d.makeBuffer(input), output: relu)
+    try d.maxPool2Forward(s, input: relu, output: pooled, argmax: argmax)
+    try d.maxPool2Backward(s, gradOutput: try d.makeBuffer(gradOutput), argmax: argmax, gradInput: gradPool)
+    try d.reluBackward(count: s.inputCount, output: relu, gradOutput: try d.makeBuffer(gradRelu), gradInput: gradInput)
+    return [try d.floats(relu), try d.floats(pooled), try d.int32s(argmax).map(Float.init),
+            try d.floats(gradPool), try d.floats(gradInput)]
+}
