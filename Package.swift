@@ -25,7 +25,7 @@ let package = Package(
         .library(name: "Analysis", targets: ["Analysis"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
@@ -60,7 +60,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["GPUNet"], path: "Tests/TestSupport"),
         .testTarget(name: "NetIOTests", dependencies: ["NetIO", "TestSupport"]),
         .testTarget(name: "GPUNetTests", dependencies: ["GPUNet", "NetIO", "TestSupport"]),
-        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "NetIO", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "AnalysisTests", dependencies: ["Analysis", "NetIO", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "Analysis", "NetIO", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["NetIO", "TestSupport"]),
     ],

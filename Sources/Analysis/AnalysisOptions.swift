@@ -17,11 +17,16 @@ public struct AnalysisOptions: Codable, Sendable, Equatable {
     /// Whether to run the test-accuracy-vs-rank sweep (phase 5's slow part).
     public var runAccuracySweep: Bool
 
-    public init(batchSize: Int = 500, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                samplingSeed: UInt64 = 0, randomPatchCount: Int = 500, mostCommonMaskCount: Int = 10,
-                runAccuracySweep: Bool = true) {
-        self.batchSize = batchSize; self.threads = threads; self.samplingSeed = samplingSeed
-        self.randomPatchCount = randomPatchCount; self.mostCommonMaskCount = mostCommonMaskCount
+    public init(
+        batchSize: Int = 500, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+        samplingSeed: UInt64 = 0, randomPatchCount: Int = 500, mostCommonMaskCount: Int = 10,
+        runAccuracySweep: Bool = true
+    ) {
+        self.batchSize = batchSize
+        self.threads = threads
+        self.samplingSeed = samplingSeed
+        self.randomPatchCount = randomPatchCount
+        self.mostCommonMaskCount = mostCommonMaskCount
         self.runAccuracySweep = runAccuracySweep
     }
 }
@@ -41,16 +46,18 @@ public enum AnalysisError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .nonFiniteWeight(tensor, index, value):
-            return "weight tensor \(tensor) holds a non-finite value (\(value)) at flat index \(index); refusing to analyse it"
-        case let .zeroWeight(tensor):
+        case .nonFiniteWeight(let tensor, let index, let value):
+            return
+                "weight tensor \(tensor) holds a non-finite value (\(value)) at flat index \(index); refusing to analyse it"
+        case .zeroWeight(let tensor):
             return "weight tensor \(tensor) is all zeros; its SVD, energies and ranks are undefined"
-        case let .unsupportedDataset(name, reason):
+        case .unsupportedDataset(let name, let reason):
             return "data set \(name): \(reason)"
-        case let .invalidOption(name, reason):
+        case .invalidOption(let name, let reason):
             return "analysis option \(name): \(reason)"
-        case let .networkOutputSize(output, start, expected, actual):
-            return "network under test: \(output) for the batch starting at image \(start) has \(actual) values, expected \(expected)"
+        case .networkOutputSize(let output, let start, let expected, let actual):
+            return
+                "network under test: \(output) for the batch starting at image \(start) has \(actual) values, expected \(expected)"
         }
     }
 }

@@ -60,10 +60,16 @@ public struct Check: Codable, Sendable, Equatable {
     /// What the check can detect.
     public var kind: CheckKind
 
-    public init(id: String, description: String, value: Double, relation: CheckRelation, limit: Double,
-                kind: CheckKind) {
-        self.id = id; self.description = description; self.value = value
-        self.relation = relation; self.limit = limit; self.kind = kind
+    public init(
+        id: String, description: String, value: Double, relation: CheckRelation, limit: Double,
+        kind: CheckKind
+    ) {
+        self.id = id
+        self.description = description
+        self.value = value
+        self.relation = relation
+        self.limit = limit
+        self.kind = kind
         switch relation {
         case .lessThan: passed = value < limit
         case .equalTo: passed = value == limit
@@ -158,16 +164,29 @@ public struct AnalysisReport: Codable, Sendable, Equatable {
         try writeAtomically(try jsonData(), to: url)
     }
 
-    init(formatVersion: Int, testSet: DatasetSummary, trainSet: DatasetSummary, options: AnalysisOptions,
-         testAccuracy: Double, spectra: [LayerSpectrum], svdIdentities: [SVDIdentities],
-         composition: CompositionOverlaps, analyticalComparison: AnalyticalComparison,
-         deviceVerification: DeviceVerification?, lowRank: LowRankReport, reluRegions: [ReluRegionLayerReport],
-         frobenius: [FrobeniusLayerReport], phase9: Phase9Report?, checks: [Check], timings: PhaseTimings) {
-        self.formatVersion = formatVersion; self.testSet = testSet; self.trainSet = trainSet; self.options = options
-        self.testAccuracy = testAccuracy; self.spectra = spectra; self.svdIdentities = svdIdentities
-        self.composition = composition; self.analyticalComparison = analyticalComparison
-        self.deviceVerification = deviceVerification; self.lowRank = lowRank; self.reluRegions = reluRegions
-        self.frobenius = frobenius; self.phase9 = phase9; self.checks = checks; self.timings = timings
+    init(
+        formatVersion: Int, testSet: DatasetSummary, trainSet: DatasetSummary, options: AnalysisOptions,
+        testAccuracy: Double, spectra: [LayerSpectrum], svdIdentities: [SVDIdentities],
+        composition: CompositionOverlaps, analyticalComparison: AnalyticalComparison,
+        deviceVerification: DeviceVerification?, lowRank: LowRankReport, reluRegions: [ReluRegionLayerReport],
+        frobenius: [FrobeniusLayerReport], phase9: Phase9Report?, checks: [Check], timings: PhaseTimings
+    ) {
+        self.formatVersion = formatVersion
+        self.testSet = testSet
+        self.trainSet = trainSet
+        self.options = options
+        self.testAccuracy = testAccuracy
+        self.spectra = spectra
+        self.svdIdentities = svdIdentities
+        self.composition = composition
+        self.analyticalComparison = analyticalComparison
+        self.deviceVerification = deviceVerification
+        self.lowRank = lowRank
+        self.reluRegions = reluRegions
+        self.frobenius = frobenius
+        self.phase9 = phase9
+        self.checks = checks
+        self.timings = timings
     }
 }
 
@@ -177,7 +196,8 @@ extension JSONEncoder {
     static var analysisFile: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return encoder
     }
 }
@@ -186,7 +206,8 @@ extension JSONDecoder {
     /// Reads what ``Foundation/JSONEncoder/analysisFile`` writes.
     static var analysisFile: JSONDecoder {
         let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return decoder
     }
 }

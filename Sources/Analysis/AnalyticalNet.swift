@@ -12,21 +12,28 @@ public struct AnalyticalNet: Sendable {
     public let fcWeight: Matrix
     public let fcBias: [Double]
 
-    public init(conv1: SingularValueDecomposition, conv2: SingularValueDecomposition, fcWeight: Matrix, fcBias: [Double]) {
+    public init(
+        conv1: SingularValueDecomposition, conv2: SingularValueDecomposition, fcWeight: Matrix, fcBias: [Double]
+    ) {
         let g = TinyConvNetGeometry.self
-        precondition(conv1.u.rows == g.conv1Channels && conv1.vt.columns == g.conv1PatchSize
-                     && conv2.u.rows == g.conv2Channels && conv2.vt.columns == g.conv2PatchSize
-                     && fcWeight.rows == g.classes && fcWeight.columns == g.features && fcBias.count == g.classes,
-                     "AnalyticalNet: shapes are not TinyConvNet's")
-        self.conv1 = conv1; self.conv2 = conv2; self.fcWeight = fcWeight; self.fcBias = fcBias
+        precondition(
+            conv1.u.rows == g.conv1Channels && conv1.vt.columns == g.conv1PatchSize
+                && conv2.u.rows == g.conv2Channels && conv2.vt.columns == g.conv2PatchSize
+                && fcWeight.rows == g.classes && fcWeight.columns == g.features && fcBias.count == g.classes,
+            "AnalyticalNet: shapes are not TinyConvNet's")
+        self.conv1 = conv1
+        self.conv2 = conv2
+        self.fcWeight = fcWeight
+        self.fcBias = fcBias
     }
 
     /// Decomposes the weights' conv layers (float64).
     public init(weights: TinyConvNetWeights) throws {
         let m = try ConvMatrices(weights: weights)
-        self.init(conv1: try SingularValueDecomposition(m.conv1, context: "conv1.weight (8×9)"),
-                  conv2: try SingularValueDecomposition(m.conv2, context: "conv2.weight (16×72)"),
-                  fcWeight: m.fcWeight, fcBias: m.fcBias)
+        self.init(
+            conv1: try SingularValueDecomposition(m.conv1, context: "conv1.weight (8×9)"),
+            conv2: try SingularValueDecomposition(m.conv2, context: "conv2.weight (16×72)"),
+            fcWeight: m.fcWeight, fcBias: m.fcBias)
     }
 
     var fc: DenseLayer { DenseLayer(weight: fcWeight, bias: fcBias) }
@@ -34,8 +41,9 @@ public struct AnalyticalNet: Sendable {
     /// The forward pass of `count` normalised images (count, 1, 28, 28):
     /// pre-activations and logits, NCHW, float64.
     public func forward(normalizedImages: [Float], count: Int) -> NetworkActivations {
-        precondition(normalizedImages.count == count * TinyConvNetGeometry.imageSide * TinyConvNetGeometry.imageSide,
-                     "AnalyticalNet.forward: \(normalizedImages.count) values for \(count) images")
+        precondition(
+            normalizedImages.count == count * TinyConvNetGeometry.imageSide * TinyConvNetGeometry.imageSide,
+            "AnalyticalNet.forward: \(normalizedImages.count) values for \(count) images")
         let cols = normalizedImages.withUnsafeBufferPointer { conv1Patches($0, count: count) }
         return runChain(cols1: cols, count: count, conv1: .spectral(conv1), conv2: .spectral(conv2), fc: fc).nchw
     }
@@ -55,15 +63,19 @@ public struct HostReferenceNet: Sendable {
     }
 
     init(_ m: ConvMatrices) {
-        conv1 = m.conv1; conv2 = m.conv2; fcWeight = m.fcWeight; fcBias = m.fcBias
+        conv1 = m.conv1
+        conv2 = m.conv2
+        fcWeight = m.fcWeight
+        fcBias = m.fcBias
     }
 
     var fc: DenseLayer { DenseLayer(weight: fcWeight, bias: fcBias) }
 
     /// The forward pass of `count` normalised images: pre-activations and logits, NCHW.
     public func forward(normalizedImages: [Float], count: Int) -> NetworkActivations {
-        precondition(normalizedImages.count == count * TinyConvNetGeometry.imageSide * TinyConvNetGeometry.imageSide,
-                     "HostReferenceNet.forward: \(normalizedImages.count) values for \(count) images")
+        precondition(
+            normalizedImages.count == count * TinyConvNetGeometry.imageSide * TinyConvNetGeometry.imageSide,
+            "HostReferenceNet.forward: \(normalizedImages.count) values for \(count) images")
         let cols = normalizedImages.withUnsafeBufferPointer { conv1Patches($0, count: count) }
         return runChain(cols1: cols, count: count, conv1: .direct(conv1), conv2: .direct(conv2), fc: fc).nchw
     }
@@ -106,10 +118,11 @@ public struct SVDIdentities: Codable, Sendable, Equatable {
         let r = svd.rank
         let uu = svd.u.transposed * svd.u - Matrix.identity(r)
         let vv = svd.vt * svd.vt.transposed - Matrix.identity(r)
-        return SVDIdentities(layer: layer,
-                             reconstructionMaxAbsError: (svd.reconstruction - w).maxAbsoluteValue,
-                             uOrthogonalityError: uu.frobeniusNorm,
-                             vOrthogonalityError: vv.frobeniusNorm)
+        return SVDIdentities(
+            layer: layer,
+            reconstructionMaxAbsError: (svd.reconstruction - w).maxAbsoluteValue,
+            uOrthogonalityError: uu.frobeniusNorm,
+            vOrthogonalityError: vv.frobeniusNorm)
     }
 }
 
@@ -132,9 +145,9 @@ public struct CompositionOverlaps: Codable, Sendable, Equatable {
     public var completenessError: Double
 
     static func compute(conv1: SingularValueDecomposition, conv2: SingularValueDecomposition) -> CompositionOverlaps {
-        let channels = conv1.u.rows          // 8 = conv2's input channels
-        let directions = conv1.rank          // 8
-        let offsets = conv2.vt.columns / channels   // 9
+        let channels = conv1.u.rows  // 8 = conv2's input channels
+        let directions = conv1.rank  // 8
+        let offsets = conv2.vt.columns / channels  // 9
         var overlaps = [[[Double]]]()
         var directionEnergy = [[Double]]()
         var offsetEnergy = [[Double]]()
@@ -153,9 +166,12 @@ public struct CompositionOverlaps: Codable, Sendable, Equatable {
                 perOffset.append(projections)
             }
             worst = max(worst, abs(energy.reduce(0, +) - 1))
-            overlaps.append(perOffset); directionEnergy.append(energy); offsetEnergy.append(offsetShare)
+            overlaps.append(perOffset)
+            directionEnergy.append(energy)
+            offsetEnergy.append(offsetShare)
         }
-        return CompositionOverlaps(overlaps: overlaps, directionEnergy: directionEnergy,
-                                   offsetEnergy: offsetEnergy, completenessError: worst)
+        return CompositionOverlaps(
+            overlaps: overlaps, directionEnergy: directionEnergy,
+            offsetEnergy: offsetEnergy, completenessError: worst)
     }
 }

@@ -37,14 +37,17 @@ public struct SingularValueDecomposition: Sendable {
     /// Decomposes `a` (copied; `a` is not changed). `context` names the matrix
     /// in an error.
     public init(_ a: Matrix, context: String = "a matrix") throws {
-        let m = a.rows, n = a.columns, r = min(m, n)
+        let m = a.rows
+        let n = a.columns
+        let r = min(m, n)
         precondition(r > 0, "SVD of an empty matrix")
         var work = a.values
         var s = [Double](repeating: 0, count: r)
         var u = [Double](repeating: 0, count: m * r)
         var vt = [Double](repeating: 0, count: r * n)
-        let info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "S")), Int32(m), Int32(n),
-                                  &work, Int32(n), &s, &u, Int32(r), &vt, Int32(n))
+        let info = LAPACKE_dgesdd(
+            LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "S")), Int32(m), Int32(n),
+            &work, Int32(n), &s, &u, Int32(r), &vt, Int32(n))
         if info != 0 { throw LAPACKError(routine: "LAPACKE_dgesdd", info: Int(info), context: context) }
         var um = Matrix(rows: m, columns: r, values: u)
         var vm = Matrix(rows: r, columns: n, values: vt)
@@ -56,7 +59,9 @@ public struct SingularValueDecomposition: Sendable {
                 for row in 0..<m { um[row, i] = -um[row, i] }
             }
         }
-        self.u = um; self.singularValues = s; self.vt = vm
+        self.u = um
+        self.singularValues = s
+        self.vt = vm
     }
 
     /// U·diag(σ)·Vᵀ.
@@ -79,8 +84,9 @@ public func symmetricEigenvalues(_ a: Matrix, context: String = "a symmetric mat
     let n = a.rows
     var work = a.values
     var w = [Double](repeating: 0, count: n)
-    let info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "U")),
-                              Int32(n), &work, Int32(n), &w)
+    let info = LAPACKE_dsyevd(
+        LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "U")),
+        Int32(n), &work, Int32(n), &w)
     if info != 0 { throw LAPACKError(routine: "LAPACKE_dsyevd", info: Int(info), context: context) }
     return w.reversed()
 }

@@ -28,8 +28,11 @@ public struct EckartYoungOptimality: Codable, Sendable, Equatable {
 
     /// The candidates above for W and a decomposition of it (`svd` need not
     /// be LAPACK's: the tests hand it a wrong one).
-    public static func compute(layer: String, w: Matrix, svd: SingularValueDecomposition, draws: Int = 3, seed: UInt64 = 0x5eed)
-        throws -> EckartYoungOptimality {
+    public static func compute(
+        layer: String, w: Matrix, svd: SingularValueDecomposition, draws: Int = 3, seed: UInt64 = 0x5eed
+    )
+        throws -> EckartYoungOptimality
+    {
         var rng = SeededRandom(seed: seed)
         func noise(_ rows: Int, _ columns: Int) -> Matrix {
             Matrix(rows: rows, columns: columns, values: (0..<(rows * columns)).map { _ in Double(rng.uniform(1)) })
@@ -37,13 +40,17 @@ public struct EckartYoungOptimality: Codable, Sendable, Equatable {
         func spectralNorm(_ a: Matrix, _ what: String) throws -> Double {
             try SingularValueDecomposition(a, context: "\(layer) \(what)").singularValues[0]
         }
-        let normW = w.frobeniusNorm, sigma1 = svd.singularValues[0]
-        var frobeniusMargin = Double.infinity, spectralMargin = Double.infinity, candidates = 0
+        let normW = w.frobeniusNorm
+        let sigma1 = svd.singularValues[0]
+        var frobeniusMargin = Double.infinity
+        var spectralMargin = Double.infinity
+        var candidates = 0
         for k in 1..<max(svd.rank, 1) {
             let wk = svd.truncated(rank: k)
             let bestFrobenius = (w - wk).frobeniusNorm
             let bestSpectral = try spectralNorm(w - wk, "W − W_\(k)")
-            let uk = svd.u.leadingColumns(k), vk = svd.vt.leadingRows(k).transposed
+            let uk = svd.u.leadingColumns(k)
+            let vk = svd.vt.leadingRows(k).transposed
             let sk = Array(svd.singularValues[0..<k])
             var others = [Matrix]()
             for epsilon in epsilons {
@@ -52,22 +59,26 @@ public struct EckartYoungOptimality: Codable, Sendable, Equatable {
                     others.append(q * (q.transposed * w))
                     let p = orthonormalColumns(vk + epsilon * noise(vk.rows, k))
                     others.append((w * p) * p.transposed)
-                    others.append((uk + epsilon * noise(uk.rows, k)).scalingColumns(by: sk)
-                                  * (vk + epsilon * noise(vk.rows, k)).transposed)
+                    others.append(
+                        (uk + epsilon * noise(uk.rows, k)).scalingColumns(by: sk)
+                            * (vk + epsilon * noise(vk.rows, k)).transposed)
                 }
             }
             let swapped = Array(0..<(k - 1)) + [k]
-            others.append(svd.u.selectingColumns(swapped).scalingColumns(by: swapped.map { svd.singularValues[$0] })
-                          * svd.vt.selectingRows(swapped))
+            others.append(
+                svd.u.selectingColumns(swapped).scalingColumns(by: swapped.map { svd.singularValues[$0] })
+                    * svd.vt.selectingRows(swapped))
             for b in others {
                 let difference = w - b
                 frobeniusMargin = min(frobeniusMargin, (difference.frobeniusNorm - bestFrobenius) / normW)
-                spectralMargin = min(spectralMargin, (try spectralNorm(difference, "W − B, rank \(k)") - bestSpectral) / sigma1)
+                spectralMargin = min(
+                    spectralMargin, (try spectralNorm(difference, "W − B, rank \(k)") - bestSpectral) / sigma1)
                 candidates += 1
             }
         }
-        return EckartYoungOptimality(candidates: candidates, frobeniusMargin: candidates == 0 ? 0 : frobeniusMargin,
-                                     spectralMargin: candidates == 0 ? 0 : spectralMargin)
+        return EckartYoungOptimality(
+            candidates: candidates, frobeniusMargin: candidates == 0 ? 0 : frobeniusMargin,
+            spectralMargin: candidates == 0 ? 0 : spectralMargin)
     }
 }
 
@@ -94,7 +105,8 @@ func orthonormalColumns(_ a: Matrix) -> Matrix {
 
 extension Matrix {
     static func + (a: Matrix, b: Matrix) -> Matrix {
-        precondition(a.rows == b.rows && a.columns == b.columns, "Matrix +: \(a.rows)×\(a.columns) vs \(b.rows)×\(b.columns)")
+        precondition(
+            a.rows == b.rows && a.columns == b.columns, "Matrix +: \(a.rows)×\(a.columns) vs \(b.rows)×\(b.columns)")
         return Matrix(rows: a.rows, columns: a.columns, values: zip(a.values, b.values).map { $0 + $1 })
     }
 

@@ -14,9 +14,12 @@ public enum ConvolutionOperator {
     /// A[(oc·o + y)·o + x, (c·n + (y+i) mod n)·n + (x+j) mod n] += W[oc, (c·k + i)·k + j].
     /// o = n − k + 1 never wraps (the valid operator); o = n is the circular
     /// one (``circulantMatrix(weight:inChannels:kernel:inputSide:)``).
-    static func explicit(weight w: Matrix, inChannels: Int, kernel k: Int, inputSide n: Int, outputSide o: Int) -> Matrix {
-        precondition(w.columns == inChannels * k * k && n >= k && o <= n,
-                     "ConvolutionOperator: W \(w.rows)×\(w.columns), in \(inChannels), k \(k), n \(n), o \(o)")
+    static func explicit(weight w: Matrix, inChannels: Int, kernel k: Int, inputSide n: Int, outputSide o: Int)
+        -> Matrix
+    {
+        precondition(
+            w.columns == inChannels * k * k && n >= k && o <= n,
+            "ConvolutionOperator: W \(w.rows)×\(w.columns), in \(inChannels), k \(k), n \(n), o \(o)")
         var a = Matrix(rows: w.rows * o * o, columns: inChannels * n * n)
         for oc in 0..<w.rows {
             for y in 0..<o {
@@ -69,8 +72,10 @@ public struct FrobeniusLayerReport: Codable, Sendable, Equatable {
 
     /// `inputs` is x (count, in, n, n) as float64; `convolved` the host
     /// im2col W·p of each (count, out, o, o).
-    static func compute(layer: String, w: Matrix, svd: SingularValueDecomposition, inChannels: Int,
-                        inputSide n: Int, inputs: [Double], count: Int, convolved: [Double]) -> FrobeniusLayerReport {
+    static func compute(
+        layer: String, w: Matrix, svd: SingularValueDecomposition, inChannels: Int,
+        inputSide n: Int, inputs: [Double], count: Int, convolved: [Double]
+    ) -> FrobeniusLayerReport {
         let k = TinyConvNetGeometry.kernelSide
         let squared = w.squaredFrobeniusNorm
         let sigmaSquared = svd.singularValues.reduce(0) { $0 + $1 * $1 }
@@ -78,8 +83,9 @@ public struct FrobeniusLayerReport: Codable, Sendable, Equatable {
         let operatorSquared = a.squaredFrobeniusNorm
         let positions = Double((n - k + 1) * (n - k + 1))
         let expected = positions * squared
-        let applied = a * Matrix(rows: count, columns: a.columns, values: inputs).transposed   // (out·o², count)
-        var worst = 0.0, largest = 0.0
+        let applied = a * Matrix(rows: count, columns: a.columns, values: inputs).transposed  // (out·o², count)
+        var worst = 0.0
+        var largest = 0.0
         for row in 0..<a.rows {
             for image in 0..<count {
                 let value = applied[row, image]

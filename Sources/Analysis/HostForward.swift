@@ -27,7 +27,8 @@ enum ConvLayerMap {
             }
             return (a, nil)
         case .spectral(let svd):
-            let out = svd.u.rows, r = svd.rank
+            let out = svd.u.rows
+            let r = svd.rank
             let s = spectralCoordinates(svd, cols, count: n)
             let a = uninitializedArray(out * n) { pa in
                 svd.u.values.withUnsafeBufferPointer { pu in
@@ -46,7 +47,8 @@ enum ConvLayerMap {
 /// patches' coordinates along the eigenfilters, s the pre-activations'
 /// coordinates along the columns of U.
 func spectralCoordinates(_ svd: SingularValueDecomposition, _ cols: UnsafePointer<Double>, count n: Int) -> [Double] {
-    let r = svd.rank, patch = svd.vt.columns
+    let r = svd.rank
+    let patch = svd.vt.columns
     return uninitializedArray(r * n) { ps in
         svd.vt.values.withUnsafeBufferPointer { pv in
             // z = Vᵀ·p
@@ -81,8 +83,9 @@ struct DenseLayer: Sendable {
         logits.withUnsafeMutableBufferPointer { pl in
             for img in 0..<b { for o in 0..<outputs { pl[img * outputs + o] = bias[o] } }
             weightTransposed.withUnsafeBufferPointer { pw in
-                denseProduct(m: b, n: outputs, k: inputs, a: features, b: pw.baseAddress!,
-                             c: pl.baseAddress!, accumulate: true)
+                denseProduct(
+                    m: b, n: outputs, k: inputs, a: features, b: pw.baseAddress!,
+                    c: pl.baseAddress!, accumulate: true)
             }
         }
         return logits
@@ -161,15 +164,18 @@ func classify(_ pooled2: [Double], count b: Int, fc: DenseLayer) -> [Double] {
     var features = [Double](repeating: 0, count: b * g.features)
     pooled2.withUnsafeBufferPointer { src in
         features.withUnsafeMutableBufferPointer { dst in
-            flattenImageMajor(src.baseAddress!, channels: g.conv2Channels, count: b,
-                              planeSize: g.pool2Side * g.pool2Side, into: dst.baseAddress!)
+            flattenImageMajor(
+                src.baseAddress!, channels: g.conv2Channels, count: b,
+                planeSize: g.pool2Side * g.pool2Side, into: dst.baseAddress!)
         }
     }
     return features.withUnsafeBufferPointer { fc.apply($0.baseAddress!, count: b) }
 }
 
 /// Runs the whole chain on conv1 patches `cols1` of b images.
-func runChain(cols1: [Double], count b: Int, conv1: ConvLayerMap, conv2: ConvLayerMap, fc: DenseLayer) -> ChainActivations {
+func runChain(cols1: [Double], count b: Int, conv1: ConvLayerMap, conv2: ConvLayerMap, fc: DenseLayer)
+    -> ChainActivations
+{
     let g = TinyConvNetGeometry.self
     let n1 = b * g.conv1OutputSide * g.conv1OutputSide
     let (a1, s1) = cols1.withUnsafeBufferPointer { conv1.apply($0.baseAddress!, count: n1) }
@@ -179,8 +185,9 @@ func runChain(cols1: [Double], count b: Int, conv1: ConvLayerMap, conv2: ConvLay
     let (a2, s2) = cols2.withUnsafeBufferPointer { conv2.apply($0.baseAddress!, count: n2) }
     let pooled2 = reluPool(a2, planes: g.conv2Channels * b, side: g.conv2OutputSide)
     let logits = classify(pooled2, count: b, fc: fc)
-    return ChainActivations(count: b, conv1: a1, conv1Coordinates: s1, pooled1: pooled1,
-                            conv2: a2, conv2Coordinates: s2, pooled2: pooled2, logits: logits)
+    return ChainActivations(
+        count: b, conv1: a1, conv1Coordinates: s1, pooled1: pooled1,
+        conv2: a2, conv2Coordinates: s2, pooled2: pooled2, logits: logits)
 }
 
 /// (C, b, plane) → (b, C, plane).
@@ -188,7 +195,8 @@ func cbhwToNCHW(_ x: [Double], channels: Int, count b: Int, planeSize: Int) -> [
     var out = [Double](repeating: 0, count: x.count)
     for c in 0..<channels {
         for img in 0..<b {
-            let src = (c * b + img) * planeSize, dst = (img * channels + c) * planeSize
+            let src = (c * b + img) * planeSize
+            let dst = (img * channels + c) * planeSize
             for q in 0..<planeSize { out[dst + q] = x[src + q] }
         }
     }
@@ -211,8 +219,10 @@ extension ChainActivations {
         let g = TinyConvNetGeometry.self
         return NetworkActivations(
             count: count,
-            conv1: cbhwToNCHW(conv1, channels: g.conv1Channels, count: count, planeSize: g.conv1OutputSide * g.conv1OutputSide),
-            conv2: cbhwToNCHW(conv2, channels: g.conv2Channels, count: count, planeSize: g.conv2OutputSide * g.conv2OutputSide),
+            conv1: cbhwToNCHW(
+                conv1, channels: g.conv1Channels, count: count, planeSize: g.conv1OutputSide * g.conv1OutputSide),
+            conv2: cbhwToNCHW(
+                conv2, channels: g.conv2Channels, count: count, planeSize: g.conv2OutputSide * g.conv2OutputSide),
             logits: logits)
     }
 }

@@ -9,8 +9,10 @@
 /// Unfolds (C, b, H, H) into columns (C·9, b·o·o), o = H − 2: row
 /// (c·3 + i)·3 + j, column (img·o + y)·o + x holds input[c, img, y+i, x+j].
 /// The row order is PyTorch's weight flattening (in, kH, kW).
-func im2col3x3(_ input: UnsafePointer<Double>, channels: Int, count b: Int, side h: Int,
-               into out: UnsafeMutablePointer<Double>) {
+func im2col3x3(
+    _ input: UnsafePointer<Double>, channels: Int, count b: Int, side h: Int,
+    into out: UnsafeMutablePointer<Double>
+) {
     let o = h - 2
     let n = b * o * o
     for c in 0..<channels {
@@ -43,7 +45,8 @@ func maxPool2(_ input: UnsafePointer<Double>, planes: Int, side h: Int, into out
         let src = input + p * h * h
         let dst = out + p * o * o
         for y in 0..<o {
-            let r0 = src + 2 * y * h, r1 = r0 + h
+            let r0 = src + 2 * y * h
+            let r1 = r0 + h
             for x in 0..<o {
                 dst[y * o + x] = max(max(r0[2 * x], r0[2 * x + 1]), max(r1[2 * x], r1[2 * x + 1]))
             }
@@ -53,8 +56,10 @@ func maxPool2(_ input: UnsafePointer<Double>, planes: Int, side h: Int, into out
 
 /// (C, b, s, s) → (b, C·s·s): each image's features channel-major, as
 /// PyTorch's flatten of NCHW gives them.
-func flattenImageMajor(_ input: UnsafePointer<Double>, channels: Int, count b: Int, planeSize: Int,
-                       into out: UnsafeMutablePointer<Double>) {
+func flattenImageMajor(
+    _ input: UnsafePointer<Double>, channels: Int, count b: Int, planeSize: Int,
+    into out: UnsafeMutablePointer<Double>
+) {
     for c in 0..<channels {
         for img in 0..<b {
             let src = input + (c * b + img) * planeSize

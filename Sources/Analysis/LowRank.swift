@@ -37,23 +37,28 @@ public struct LowRankLayer: Codable, Sendable, Equatable {
         let norm = w.frobeniusNorm
         let cumulative = cumulativeEnergyFractions(sigma)
         var rows = [LowRankRow]()
-        var frobenius = 0.0, spectral = 0.0
+        var frobenius = 0.0
+        var spectral = 0.0
         for k in 1...svd.rank {
             let difference = w - svd.truncated(rank: k)
             let fromMatrix = difference.frobeniusNorm / norm
             let tail = sigma[k...].reduce(0) { $0 + $1 * $1 }
             let fromSigma = (tail / total).squareRoot()
             let sigmaNext = k < svd.rank ? sigma[k] : 0
-            let spectralFromMatrix = try SingularValueDecomposition(difference, context: "\(layer) W − W_\(k)").singularValues[0]
+            let spectralFromMatrix = try SingularValueDecomposition(difference, context: "\(layer) W − W_\(k)")
+                .singularValues[0]
             frobenius = worstDifference(frobenius, fromMatrix, fromSigma)
             spectral = worstDifference(spectral, spectralFromMatrix / sigma[0], sigmaNext / sigma[0])
-            rows.append(LowRankRow(rank: k, relativeFrobeniusErrorFromMatrix: fromMatrix,
-                                   relativeFrobeniusErrorFromSigma: fromSigma,
-                                   spectralErrorFromSigma: sigmaNext, spectralErrorFromMatrix: spectralFromMatrix,
-                                   cumulativeEnergy: cumulative[k - 1], testAccuracy: nil))
+            rows.append(
+                LowRankRow(
+                    rank: k, relativeFrobeniusErrorFromMatrix: fromMatrix,
+                    relativeFrobeniusErrorFromSigma: fromSigma,
+                    spectralErrorFromSigma: sigmaNext, spectralErrorFromMatrix: spectralFromMatrix,
+                    cumulativeEnergy: cumulative[k - 1], testAccuracy: nil))
         }
-        return LowRankLayer(layer: layer, rows: rows, frobeniusAgreement: frobenius, spectralAgreement: spectral,
-                            optimality: try EckartYoungOptimality.compute(layer: layer, w: w, svd: svd))
+        return LowRankLayer(
+            layer: layer, rows: rows, frobeniusAgreement: frobenius, spectralAgreement: spectral,
+            optimality: try EckartYoungOptimality.compute(layer: layer, w: w, svd: svd))
     }
 }
 
@@ -82,14 +87,19 @@ public struct AccuracySweep: Codable, Sendable, Equatable {
     public var seconds: Double
 
     /// Accuracy with both layers at the same rank k, k = 1…min(r₁, r₂).
-    public var sameRankAccuracy: [Double] { (0..<min(accuracy.count, accuracy.first?.count ?? 0)).map { accuracy[$0][$0] } }
+    public var sameRankAccuracy: [Double] {
+        (0..<min(accuracy.count, accuracy.first?.count ?? 0)).map { accuracy[$0][$0] }
+    }
 
     /// `referencePredictions[i]`: the host im2col network's class for test image i.
-    public static func run(analytical: AnalyticalNet, testSet: Dataset, referencePredictions: [Int], options: AnalysisOptions,
-                           progress: (String) -> Void = { _ in }) -> AccuracySweep {
+    public static func run(
+        analytical: AnalyticalNet, testSet: Dataset, referencePredictions: [Int], options: AnalysisOptions,
+        progress: (String) -> Void = { _ in }
+    ) -> AccuracySweep {
         precondition(referencePredictions.count == testSet.count, "AccuracySweep: one reference prediction per image")
         let t0 = Date()
-        let r1 = analytical.conv1.rank, r2 = analytical.conv2.rank
+        let r1 = analytical.conv1.rank
+        let r2 = analytical.conv2.rank
         var correct = [Int](repeating: 0, count: r1 * r2)
         var mismatches = 0
         let piece = TestSetPass.pieceSize
@@ -102,11 +112,14 @@ public struct AccuracySweep: Codable, Sendable, Equatable {
             let g = TinyConvNetGeometry.self
             let counts = images.withUnsafeBufferPointer { img in
                 parallelMap(pieces, threads: options.threads) { p in
-                    let lo = p * piece, hi = min(lo + piece, b)
-                    return gridCounts(analytical,
-                                      UnsafeBufferPointer(rebasing: img[(lo * g.imageSide * g.imageSide)..<(hi * g.imageSide * g.imageSide)]),
-                                      count: hi - lo, labels: Array(testSet.labels[(start + lo)..<(start + hi)]),
-                                      reference: Array(referencePredictions[(start + lo)..<(start + hi)]))
+                    let lo = p * piece
+                    let hi = min(lo + piece, b)
+                    return gridCounts(
+                        analytical,
+                        UnsafeBufferPointer(
+                            rebasing: img[(lo * g.imageSide * g.imageSide)..<(hi * g.imageSide * g.imageSide)]),
+                        count: hi - lo, labels: Array(testSet.labels[(start + lo)..<(start + hi)]),
+                        reference: Array(referencePredictions[(start + lo)..<(start + hi)]))
                 }
             }
             for c in counts {
@@ -118,16 +131,20 @@ public struct AccuracySweep: Codable, Sendable, Equatable {
         }
         let n = Double(testSet.count)
         let accuracy = (0..<r1).map { k1 in (0..<r2).map { k2 in Double(correct[k1 * r2 + k2]) / n } }
-        return AccuracySweep(images: testSet.count, accuracy: accuracy, fullRankPredictionMismatches: mismatches,
-                             seconds: Date().timeIntervalSince(t0))
+        return AccuracySweep(
+            images: testSet.count, accuracy: accuracy, fullRankPredictionMismatches: mismatches,
+            seconds: Date().timeIntervalSince(t0))
     }
 
     /// Correct predictions of one chunk for every (k₁, k₂), flat k₁-major,
     /// and the images whose full-rank prediction differs from `reference`.
-    static func gridCounts(_ net: AnalyticalNet, _ images: UnsafeBufferPointer<Float>, count b: Int, labels: [UInt8],
-                           reference: [Int]) -> (correct: [Int], fullRankMismatches: Int) {
+    static func gridCounts(
+        _ net: AnalyticalNet, _ images: UnsafeBufferPointer<Float>, count b: Int, labels: [UInt8],
+        reference: [Int]
+    ) -> (correct: [Int], fullRankMismatches: Int) {
         let g = TinyConvNetGeometry.self
-        let r1 = net.conv1.rank, r2 = net.conv2.rank
+        let r1 = net.conv1.rank
+        let r2 = net.conv2.rank
         let fc = net.fc
         let n1 = b * g.conv1OutputSide * g.conv1OutputSide
         let n2 = b * g.conv2OutputSide * g.conv2OutputSide

@@ -11,9 +11,12 @@ public struct Matrix: Equatable, Sendable {
     public var values: [Double]
 
     public init(rows: Int, columns: Int, values: [Double]) {
-        precondition(rows >= 0 && columns >= 0 && values.count == rows * columns,
-                     "Matrix: \(values.count) values for \(rows)×\(columns)")
-        self.rows = rows; self.columns = columns; self.values = values
+        precondition(
+            rows >= 0 && columns >= 0 && values.count == rows * columns,
+            "Matrix: \(values.count) values for \(rows)×\(columns)")
+        self.rows = rows
+        self.columns = columns
+        self.values = values
     }
 
     /// The zero matrix.
@@ -58,7 +61,8 @@ public struct Matrix: Equatable, Sendable {
     /// operator has 4.2 M entries) at 1e-12, where plain summation's error
     /// (~1e-13 there) would leave little margin.
     public var squaredFrobeniusNorm: Double {
-        var sum = 0.0, compensation = 0.0
+        var sum = 0.0
+        var compensation = 0.0
         for v in values {
             let term = v * v
             let t = sum + term
@@ -83,8 +87,9 @@ public struct Matrix: Equatable, Sendable {
         a.values.withUnsafeBufferPointer { pa in
             b.values.withUnsafeBufferPointer { pb in
                 c.values.withUnsafeMutableBufferPointer { pc in
-                    denseProduct(m: a.rows, n: b.columns, k: a.columns,
-                                 a: pa.baseAddress!, b: pb.baseAddress!, c: pc.baseAddress!)
+                    denseProduct(
+                        m: a.rows, n: b.columns, k: a.columns,
+                        a: pa.baseAddress!, b: pb.baseAddress!, c: pc.baseAddress!)
                 }
             }
         }
@@ -121,12 +126,15 @@ public struct Matrix: Equatable, Sendable {
 /// One call site for dgemm, so that every product in the analysis goes
 /// through the same routine.
 @inline(__always)
-func denseProduct(m: Int, n: Int, k: Int,
-                  a: UnsafePointer<Double>, b: UnsafePointer<Double>, c: UnsafeMutablePointer<Double>,
-                  transposeA: Bool = false, accumulate: Bool = false) {
+func denseProduct(
+    m: Int, n: Int, k: Int,
+    a: UnsafePointer<Double>, b: UnsafePointer<Double>, c: UnsafeMutablePointer<Double>,
+    transposeA: Bool = false, accumulate: Bool = false
+) {
     // A stored (k×m) when transposed.
     let lda = transposeA ? m : k
-    cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), 1.0, a, Int32(lda), b, Int32(n),
-                accumulate ? 1.0 : 0.0, c, Int32(n))
+    cblas_dgemm(
+        CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, CblasNoTrans,
+        Int32(m), Int32(n), Int32(k), 1.0, a, Int32(lda), b, Int32(n),
+        accumulate ? 1.0 : 0.0, c, Int32(n))
 }

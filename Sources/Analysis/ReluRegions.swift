@@ -56,14 +56,19 @@ public struct MaskCensus: Codable, Sendable, Equatable {
         mostCommon = counts.enumerated().filter { $0.element > 0 }
             .sorted { $0.element != $1.element ? $0.element > $1.element : $0.offset < $1.offset }
             .prefix(k)
-            .map { MaskFrequency(mask: $0.offset, bits: ReluMask.bits($0.offset, units: units), count: $0.element,
-                                 fraction: Double($0.element) / Double(total)) }
+            .map {
+                MaskFrequency(
+                    mask: $0.offset, bits: ReluMask.bits($0.offset, units: units), count: $0.element,
+                    fraction: Double($0.element) / Double(total))
+            }
     }
 
     /// The census of explicit patches under W (units = W.rows ≤ 24): the
     /// masks of W·p for each column p of `patches` (W.columns × count).
     public init(weights w: Matrix, patches: Matrix, mostCommon k: Int) {
-        precondition(w.columns == patches.rows && w.rows <= 24, "MaskCensus: shapes \(w.rows)×\(w.columns), \(patches.rows)×\(patches.columns)")
+        precondition(
+            w.columns == patches.rows && w.rows <= 24,
+            "MaskCensus: shapes \(w.rows)×\(w.columns), \(patches.rows)×\(patches.columns)")
         let a = w * patches
         var counts = [Int](repeating: 0, count: 1 << w.rows)
         countMasks(a.values, units: w.rows, patches: patches.columns, into: &counts)
@@ -78,7 +83,7 @@ public struct MaskCensus: Codable, Sendable, Equatable {
 public func coverBound(units n: Int, rank r: Int) -> Int {
     precondition(n >= 1 && r >= 1, "coverBound: n = \(n), r = \(r)")
     var sum = 0
-    var binomial = 1   // binom(n−1, k), k = 0
+    var binomial = 1  // binom(n−1, k), k = 0
     for k in 0..<min(r, n) {
         sum += binomial
         binomial = binomial * (n - 1 - k) / (k + 1)
@@ -129,13 +134,16 @@ public struct ReluRegionLayerReport: Codable, Sendable, Equatable {
 
 /// The random training patches of phase 6: conv1 patches (9, count) and conv2
 /// patches (72, count), drawn as ``ReluRegionLayerReport/randomTrainingPatches`` says.
-func sampleTrainingPatches(_ set: Dataset, count: Int, seed: UInt64, reference: HostReferenceNet) -> (conv1: Matrix, conv2: Matrix) {
+func sampleTrainingPatches(_ set: Dataset, count: Int, seed: UInt64, reference: HostReferenceNet) -> (
+    conv1: Matrix, conv2: Matrix
+) {
     let g = TinyConvNetGeometry.self
     var rng = SeededRandom(seed: seed)
     var p1 = Matrix(rows: g.conv1PatchSize, columns: count)
     for q in 0..<count {
         let image = rng.uniform(below: set.count)
-        let y = rng.uniform(below: g.conv1OutputSide), x = rng.uniform(below: g.conv1OutputSide)
+        let y = rng.uniform(below: g.conv1OutputSide)
+        let x = rng.uniform(below: g.conv1OutputSide)
         let pixels = set.normalizedImages([image])
         for i in 0..<3 { for k in 0..<3 { p1[i * 3 + k, q] = Double(pixels[(y + i) * g.imageSide + x + k]) } }
     }
@@ -144,14 +152,19 @@ func sampleTrainingPatches(_ set: Dataset, count: Int, seed: UInt64, reference: 
     let plane = g.pool1Side * g.pool1Side
     for q in 0..<count {
         let image = rng.uniform(below: set.count)
-        let y = rng.uniform(below: g.conv2OutputSide), x = rng.uniform(below: g.conv2OutputSide)
+        let y = rng.uniform(below: g.conv2OutputSide)
+        let x = rng.uniform(below: g.conv2OutputSide)
         let cols = set.normalizedImages([image]).withUnsafeBufferPointer { conv1Patches($0, count: 1) }
-        let a1 = cols.withUnsafeBufferPointer { conv1.apply($0.baseAddress!, count: g.conv1OutputSide * g.conv1OutputSide).a }
-        let pooled = reluPool(a1, planes: g.conv1Channels, side: g.conv1OutputSide)   // (8, 1, 13, 13)
+        let a1 = cols.withUnsafeBufferPointer {
+            conv1.apply($0.baseAddress!, count: g.conv1OutputSide * g.conv1OutputSide).a
+        }
+        let pooled = reluPool(a1, planes: g.conv1Channels, side: g.conv1OutputSide)  // (8, 1, 13, 13)
         for c in 0..<g.conv1Channels {
-            for i in 0..<3 { for k in 0..<3 {
-                p2[(c * 3 + i) * 3 + k, q] = pooled[c * plane + (y + i) * g.pool1Side + x + k]
-            } }
+            for i in 0..<3 {
+                for k in 0..<3 {
+                    p2[(c * 3 + i) * 3 + k, q] = pooled[c * plane + (y + i) * g.pool1Side + x + k]
+                }
+            }
         }
     }
     return (p1, p2)

@@ -57,7 +57,10 @@ func componentsFor(energy threshold: Double, cumulative: [Double]) -> Int {
 public func cumulativeEnergyFractions(_ sigma: [Double]) -> [Double] {
     let total = sigma.reduce(0) { $0 + $1 * $1 }
     var running = 0.0
-    return sigma.map { s in running += s * s; return running / total }
+    return sigma.map { s in
+        running += s * s
+        return running / total
+    }
 }
 
 /// exp(−Σ pᵢ log pᵢ), pᵢ = σᵢ/Σσⱼ.
@@ -73,7 +76,9 @@ public func entropyEffectiveRank(singularValues sigma: [Double]) -> Double {
 
 extension LayerSpectrum {
     /// Decomposes `w` and derives every phase-2 number.
-    static func compute(layer: String, weightShape: [Int], w: Matrix, svd: SingularValueDecomposition) throws -> LayerSpectrum {
+    static func compute(layer: String, weightShape: [Int], w: Matrix, svd: SingularValueDecomposition) throws
+        -> LayerSpectrum
+    {
         let sigma = svd.singularValues
         let cumulative = cumulativeEnergyFractions(sigma)
         let sigma1 = sigma[0]

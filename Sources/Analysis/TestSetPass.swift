@@ -1,7 +1,7 @@
+import CLAPACK
 import Dispatch
 import Foundation
 import NetIO
-import CLAPACK
 
 /// The network the analysis verifies (phase 4): in practice TinyConvNet on a
 /// `Device` (GPUNet), adapted by the caller so that Analysis need not depend
@@ -34,10 +34,17 @@ public struct NetworkOutputs: Sendable {
     /// (count, 10).
     public var logits: [Float]
 
-    public init(conv1: [Float], conv2: [Float], pooled1: [Float], argmax1: [Int32], pooled2: [Float], argmax2: [Int32],
-                logits: [Float]) {
-        self.conv1 = conv1; self.conv2 = conv2; self.pooled1 = pooled1; self.argmax1 = argmax1
-        self.pooled2 = pooled2; self.argmax2 = argmax2; self.logits = logits
+    public init(
+        conv1: [Float], conv2: [Float], pooled1: [Float], argmax1: [Int32], pooled2: [Float], argmax2: [Int32],
+        logits: [Float]
+    ) {
+        self.conv1 = conv1
+        self.conv2 = conv2
+        self.pooled1 = pooled1
+        self.argmax1 = argmax1
+        self.pooled2 = pooled2
+        self.argmax2 = argmax2
+        self.logits = logits
     }
 }
 
@@ -167,7 +174,8 @@ struct PassStatistics {
 
     mutating func merge(_ o: PassStatistics) {
         images += o.images
-        directCorrect += o.directCorrect; analyticalCorrect += o.analyticalCorrect
+        directCorrect += o.directCorrect
+        analyticalCorrect += o.analyticalCorrect
         analyticalPredictionMismatches += o.analyticalPredictionMismatches
         directPredictions += o.directPredictions
         analyticalConv1Difference = worstDifference(analyticalConv1Difference, o.analyticalConv1Difference, 0)
@@ -175,12 +183,22 @@ struct PassStatistics {
         analyticalLogitsDifference = worstDifference(analyticalLogitsDifference, o.analyticalLogitsDifference, 0)
         for i in conv1MaskCounts.indices { conv1MaskCounts[i] += o.conv1MaskCounts[i] }
         for i in conv2MaskCounts.indices { conv2MaskCounts[i] += o.conv2MaskCounts[i] }
-        conv1Patches += o.conv1Patches; conv2Patches += o.conv2Patches
-        for i in conv1EnergyBefore.indices { conv1EnergyBefore[i] += o.conv1EnergyBefore[i]; conv1EnergyAfter[i] += o.conv1EnergyAfter[i] }
-        for i in conv2EnergyBefore.indices { conv2EnergyBefore[i] += o.conv2EnergyBefore[i]; conv2EnergyAfter[i] += o.conv2EnergyAfter[i] }
-        conv1TotalBefore += o.conv1TotalBefore; conv1TotalAfter += o.conv1TotalAfter
-        conv2TotalBefore += o.conv2TotalBefore; conv2TotalAfter += o.conv2TotalAfter
-        conv1Truncated.merge(o.conv1Truncated); conv2Truncated.merge(o.conv2Truncated)
+        conv1Patches += o.conv1Patches
+        conv2Patches += o.conv2Patches
+        for i in conv1EnergyBefore.indices {
+            conv1EnergyBefore[i] += o.conv1EnergyBefore[i]
+            conv1EnergyAfter[i] += o.conv1EnergyAfter[i]
+        }
+        for i in conv2EnergyBefore.indices {
+            conv2EnergyBefore[i] += o.conv2EnergyBefore[i]
+            conv2EnergyAfter[i] += o.conv2EnergyAfter[i]
+        }
+        conv1TotalBefore += o.conv1TotalBefore
+        conv1TotalAfter += o.conv1TotalAfter
+        conv2TotalBefore += o.conv2TotalBefore
+        conv2TotalAfter += o.conv2TotalAfter
+        conv1Truncated.merge(o.conv1Truncated)
+        conv2Truncated.merge(o.conv2Truncated)
         deviceConv1Difference = worstDifference(deviceConv1Difference, o.deviceConv1Difference, 0)
         deviceConv2Difference = worstDifference(deviceConv2Difference, o.deviceConv2Difference, 0)
         deviceLogitsDifference = worstDifference(deviceLogitsDifference, o.deviceLogitsDifference, 0)
@@ -215,10 +233,13 @@ func parallelMap<T>(_ n: Int, threads: Int, _ body: (Int) -> T) -> [T] {
     let workers = max(1, min(threads, n))
     withSingleThreadedBLAS {
         results.withUnsafeMutableBufferPointer { out in
-            let slots = out   // each index is written by exactly one worker
+            let slots = out  // each index is written by exactly one worker
             DispatchQueue.concurrentPerform(iterations: workers) { t in
                 var i = t
-                while i < n { slots[i] = body(i); i += workers }
+                while i < n {
+                    slots[i] = body(i)
+                    i += workers
+                }
             }
         }
     }
@@ -244,8 +265,10 @@ struct TestSetPass {
     /// that a piece's layers stay in cache (measured ~10% faster than 128).
     static let pieceSize = 32
 
-    func run(testSet: Dataset, network: NetworkUnderTest?, options: AnalysisOptions,
-             progress: (String) -> Void) throws -> (statistics: PassStatistics, deviceSeconds: Double) {
+    func run(
+        testSet: Dataset, network: NetworkUnderTest?, options: AnalysisOptions,
+        progress: (String) -> Void
+    ) throws -> (statistics: PassStatistics, deviceSeconds: Double) {
         var total = PassStatistics(rank1: analytical.conv1.rank, rank2: analytical.conv2.rank)
         var deviceSeconds = 0.0
         let g = TinyConvNetGeometry.self
@@ -263,11 +286,14 @@ struct TestSetPass {
                 let t0 = Date()
                 let out = try network.forward(normalizedImages: images, count: b)
                 deviceSeconds += Date().timeIntervalSince(t0)
-                for (name, count, size) in [("conv1", out.conv1.count, conv1Size), ("conv2", out.conv2.count, conv2Size),
-                                            ("pooled1", out.pooled1.count, pool1Size), ("argmax1", out.argmax1.count, pool1Size),
-                                            ("pooled2", out.pooled2.count, pool2Size), ("argmax2", out.argmax2.count, pool2Size),
-                                            ("logits", out.logits.count, g.classes)] where count != b * size {
-                    throw AnalysisError.networkOutputSize(output: name, batchStart: start, expected: b * size, actual: count)
+                for (name, count, size) in [
+                    ("conv1", out.conv1.count, conv1Size), ("conv2", out.conv2.count, conv2Size),
+                    ("pooled1", out.pooled1.count, pool1Size), ("argmax1", out.argmax1.count, pool1Size),
+                    ("pooled2", out.pooled2.count, pool2Size), ("argmax2", out.argmax2.count, pool2Size),
+                    ("logits", out.logits.count, g.classes),
+                ] where count != b * size {
+                    throw AnalysisError.networkOutputSize(
+                        output: name, batchStart: start, expected: b * size, actual: count)
                 }
                 device = out
             }
@@ -275,8 +301,10 @@ struct TestSetPass {
             let pieces = (b + Self.pieceSize - 1) / Self.pieceSize
             let partial: [PassStatistics] = images.withUnsafeBufferPointer { img in
                 return parallelMap(pieces, threads: options.threads) { p in
-                    let lo = p * Self.pieceSize, hi = min(lo + Self.pieceSize, b)
-                    let pieceImages = UnsafeBufferPointer(rebasing: img[(lo * g.imageSide * g.imageSide)..<(hi * g.imageSide * g.imageSide)])
+                    let lo = p * Self.pieceSize
+                    let hi = min(lo + Self.pieceSize, b)
+                    let pieceImages = UnsafeBufferPointer(
+                        rebasing: img[(lo * g.imageSide * g.imageSide)..<(hi * g.imageSide * g.imageSide)])
                     if let device {
                         return device.conv1.withUnsafeBufferPointer { c1 in
                             device.conv2.withUnsafeBufferPointer { c2 in
@@ -285,14 +313,16 @@ struct TestSetPass {
                                         device.pooled2.withUnsafeBufferPointer { p2 in
                                             device.argmax2.withUnsafeBufferPointer { m2 in
                                                 device.logits.withUnsafeBufferPointer { lg in
-                                                    accumulate(pieceImages, count: hi - lo, labels: Array(labels[lo..<hi]),
-                                                               device: DeviceSlice(conv1: c1.baseAddress! + lo * conv1Size,
-                                                                                   conv2: c2.baseAddress! + lo * conv2Size,
-                                                                                   pooled1: p1.baseAddress! + lo * pool1Size,
-                                                                                   argmax1: m1.baseAddress! + lo * pool1Size,
-                                                                                   pooled2: p2.baseAddress! + lo * pool2Size,
-                                                                                   argmax2: m2.baseAddress! + lo * pool2Size,
-                                                                                   logits: lg.baseAddress! + lo * g.classes))
+                                                    accumulate(
+                                                        pieceImages, count: hi - lo, labels: Array(labels[lo..<hi]),
+                                                        device: DeviceSlice(
+                                                            conv1: c1.baseAddress! + lo * conv1Size,
+                                                            conv2: c2.baseAddress! + lo * conv2Size,
+                                                            pooled1: p1.baseAddress! + lo * pool1Size,
+                                                            argmax1: m1.baseAddress! + lo * pool1Size,
+                                                            pooled2: p2.baseAddress! + lo * pool2Size,
+                                                            argmax2: m2.baseAddress! + lo * pool2Size,
+                                                            logits: lg.baseAddress! + lo * g.classes))
                                                 }
                                             }
                                         }
@@ -312,13 +342,18 @@ struct TestSetPass {
     }
 
     /// The statistics of one piece of b images.
-    func accumulate(_ images: UnsafeBufferPointer<Float>, count b: Int, labels: [UInt8], device: DeviceSlice?) -> PassStatistics {
+    func accumulate(_ images: UnsafeBufferPointer<Float>, count b: Int, labels: [UInt8], device: DeviceSlice?)
+        -> PassStatistics
+    {
         let g = TinyConvNetGeometry.self
         var st = PassStatistics(rank1: analytical.conv1.rank, rank2: analytical.conv2.rank)
         st.images = b
         let cols1 = conv1Patches(images, count: b)
-        let direct = runChain(cols1: cols1, count: b, conv1: .direct(reference.conv1), conv2: .direct(reference.conv2), fc: reference.fc)
-        let spectral = runChain(cols1: cols1, count: b, conv1: .spectral(analytical.conv1), conv2: .spectral(analytical.conv2), fc: analytical.fc)
+        let direct = runChain(
+            cols1: cols1, count: b, conv1: .direct(reference.conv1), conv2: .direct(reference.conv2), fc: reference.fc)
+        let spectral = runChain(
+            cols1: cols1, count: b, conv1: .spectral(analytical.conv1), conv2: .spectral(analytical.conv2),
+            fc: analytical.fc)
 
         // Layer-by-layer agreement of the two host chains, and predictions.
         st.analyticalConv1Difference = maxAbsDifference(direct.conv1, spectral.conv1)
@@ -328,7 +363,8 @@ struct TestSetPass {
             spectral.logits.withUnsafeBufferPointer { sl in
                 for img in 0..<b {
                     for o in 0..<g.classes {
-                        st.analyticalLogitsDifference = worstDifference(st.analyticalLogitsDifference, dl[img * g.classes + o], sl[img * g.classes + o])
+                        st.analyticalLogitsDifference = worstDifference(
+                            st.analyticalLogitsDifference, dl[img * g.classes + o], sl[img * g.classes + o])
                     }
                     let pd = argmax(dl.baseAddress! + img * g.classes, g.classes)
                     let pa = argmax(sl.baseAddress! + img * g.classes, g.classes)
@@ -346,7 +382,8 @@ struct TestSetPass {
         let n2 = b * g.conv2OutputSide * g.conv2OutputSide
         countMasks(direct.conv1, units: g.conv1Channels, patches: n1, into: &st.conv1MaskCounts)
         countMasks(direct.conv2, units: g.conv2Channels, patches: n2, into: &st.conv2MaskCounts)
-        st.conv1Patches = n1; st.conv2Patches = n2
+        st.conv1Patches = n1
+        st.conv2Patches = n2
 
         // Energy along each U direction, before and after ReLU (AnalyticalNet chain).
         (st.conv1EnergyBefore, st.conv1EnergyAfter, st.conv1TotalBefore, st.conv1TotalAfter) =
@@ -357,24 +394,42 @@ struct TestSetPass {
         st.conv2Truncated.add(coordinates: spectral.conv2Coordinates!, u: analytical.conv2.u, count: n2)
 
         if let device {
-            let plane1 = g.conv1OutputSide * g.conv1OutputSide, plane2 = g.conv2OutputSide * g.conv2OutputSide
-            for c in 0..<g.conv1Channels { for img in 0..<b { for q in 0..<plane1 {
-                st.deviceConv1Difference = worstDifference(st.deviceConv1Difference,
-                    Double(device.conv1[(img * g.conv1Channels + c) * plane1 + q]), direct.conv1[(c * b + img) * plane1 + q])
-            } } }
-            for c in 0..<g.conv2Channels { for img in 0..<b { for q in 0..<plane2 {
-                st.deviceConv2Difference = worstDifference(st.deviceConv2Difference,
-                    Double(device.conv2[(img * g.conv2Channels + c) * plane2 + q]), direct.conv2[(c * b + img) * plane2 + q])
-            } } }
-            comparePools(device.pooled1, device.argmax1, hostPre: direct.conv1, hostPooled: direct.pooled1, channels: g.conv1Channels,
-                         count: b, side: g.conv1OutputSide, layer: 0, into: &st)
-            comparePools(device.pooled2, device.argmax2, hostPre: direct.conv2, hostPooled: direct.pooled2, channels: g.conv2Channels,
-                         count: b, side: g.conv2OutputSide, layer: 1, into: &st)
+            let plane1 = g.conv1OutputSide * g.conv1OutputSide
+            let plane2 = g.conv2OutputSide * g.conv2OutputSide
+            for c in 0..<g.conv1Channels {
+                for img in 0..<b {
+                    for q in 0..<plane1 {
+                        st.deviceConv1Difference = worstDifference(
+                            st.deviceConv1Difference,
+                            Double(device.conv1[(img * g.conv1Channels + c) * plane1 + q]),
+                            direct.conv1[(c * b + img) * plane1 + q])
+                    }
+                }
+            }
+            for c in 0..<g.conv2Channels {
+                for img in 0..<b {
+                    for q in 0..<plane2 {
+                        st.deviceConv2Difference = worstDifference(
+                            st.deviceConv2Difference,
+                            Double(device.conv2[(img * g.conv2Channels + c) * plane2 + q]),
+                            direct.conv2[(c * b + img) * plane2 + q])
+                    }
+                }
+            }
+            comparePools(
+                device.pooled1, device.argmax1, hostPre: direct.conv1, hostPooled: direct.pooled1,
+                channels: g.conv1Channels,
+                count: b, side: g.conv1OutputSide, layer: 0, into: &st)
+            comparePools(
+                device.pooled2, device.argmax2, hostPre: direct.conv2, hostPooled: direct.pooled2,
+                channels: g.conv2Channels,
+                count: b, side: g.conv2OutputSide, layer: 1, into: &st)
             for img in 0..<b {
                 var best = 0
                 for o in 0..<g.classes {
                     let v = Double(device.logits[img * g.classes + o])
-                    st.deviceLogitsDifference = worstDifference(st.deviceLogitsDifference, v, spectral.logits[img * g.classes + o])
+                    st.deviceLogitsDifference = worstDifference(
+                        st.deviceLogitsDifference, v, spectral.logits[img * g.classes + o])
                     if v > Double(device.logits[img * g.classes + best]) { best = o }
                 }
                 if best != analyticalPredictions[img] { st.devicePredictionMismatches += 1 }
@@ -389,10 +444,16 @@ struct TestSetPass {
 /// pooled values (b, C, o, o) and winners against the host's float64 pooled
 /// output (C, b, o, o) and the first maximum of each 2×2 window of its
 /// pre-activation (C, b, side, side), with ``DeviceVerification``'s near-tie rule.
-func comparePools(_ pooled: UnsafePointer<Float>, _ argmax: UnsafePointer<Int32>, hostPre: [Double], hostPooled: [Double],
-                  channels: Int, count b: Int, side: Int, layer: Int, into st: inout PassStatistics) {
-    let o = side / 2, plane = side * side, pooledPlane = o * o
-    var worst = 0.0, mismatches = 0, beyondTies = 0
+func comparePools(
+    _ pooled: UnsafePointer<Float>, _ argmax: UnsafePointer<Int32>, hostPre: [Double], hostPooled: [Double],
+    channels: Int, count b: Int, side: Int, layer: Int, into st: inout PassStatistics
+) {
+    let o = side / 2
+    let plane = side * side
+    let pooledPlane = o * o
+    var worst = 0.0
+    var mismatches = 0
+    var beyondTies = 0
     hostPre.withUnsafeBufferPointer { pre in
         for c in 0..<channels {
             for img in 0..<b {
@@ -401,15 +462,29 @@ func comparePools(_ pooled: UnsafePointer<Float>, _ argmax: UnsafePointer<Int32>
                     for x in 0..<o {
                         let q = y * o + x
                         let device = (img * channels + c) * pooledPlane + q
-                        worst = worstDifference(worst, Double(pooled[device]), hostPooled[(c * b + img) * pooledPlane + q])
+                        worst = worstDifference(
+                            worst, Double(pooled[device]), hostPooled[(c * b + img) * pooledPlane + q])
                         // First maximum in row-major order, and the runner-up's value.
-                        let i0 = (2 * y) * side + 2 * x, i1 = i0 + 1, i2 = i0 + side, i3 = i2 + 1
-                        var best = i0, top = hostPlane[i0], second = -Double.infinity
+                        let i0 = (2 * y) * side + 2 * x
+                        let i1 = i0 + 1
+                        let i2 = i0 + side
+                        let i3 = i2 + 1
+                        var best = i0
+                        var top = hostPlane[i0]
+                        var second = -Double.infinity
                         @inline(__always) func consider(_ index: Int) {
                             let v = hostPlane[index]
-                            if v > top { second = top; top = v; best = index } else if v > second { second = v }
+                            if v > top {
+                                second = top
+                                top = v
+                                best = index
+                            } else if v > second {
+                                second = v
+                            }
                         }
-                        consider(i1); consider(i2); consider(i3)
+                        consider(i1)
+                        consider(i2)
+                        consider(i3)
                         if Int(argmax[device]) != best {
                             mismatches += 1
                             if !(top - second <= DeviceVerification.argmaxTieBound) { beyondTies += 1 }
@@ -435,8 +510,10 @@ func countMasks(_ a: [Double], units: Int, patches n: Int, into counts: inout [I
 
 /// Σ over patches of (σᵢvᵢᵀp)² (before ReLU; s holds σᵢvᵢᵀp), (uᵢᵀ ReLU(a))² (after), ‖a‖², ‖ReLU(a)‖².
 func directionEnergies(a: [Double], s: [Double], svd: SingularValueDecomposition, patches n: Int)
-    -> ([Double], [Double], Double, Double) {
-    let r = svd.rank, out = svd.u.rows
+    -> ([Double], [Double], Double, Double)
+{
+    let r = svd.rank
+    let out = svd.u.rows
     let before = s.withUnsafeBufferPointer { rowSquares($0.baseAddress!, rows: r, count: n) }
     let totalBefore = a.withUnsafeBufferPointer { rowSquares($0.baseAddress!, rows: 1, count: a.count)[0] }
     let h = a.map { max($0, 0) }

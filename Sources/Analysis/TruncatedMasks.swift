@@ -17,7 +17,9 @@ public struct TruncatedMaskCensus: Codable, Sendable, Equatable {
     public var patchesOnAHyperplane: [Int]
 
     public init(patches: Int, distinctMasks: [Int], patchesOnAHyperplane: [Int]) {
-        self.patches = patches; self.distinctMasks = distinctMasks; self.patchesOnAHyperplane = patchesOnAHyperplane
+        self.patches = patches
+        self.distinctMasks = distinctMasks
+        self.patchesOnAHyperplane = patchesOnAHyperplane
     }
 
     /// Ranks k (1-based) at which distinctMasks[k − 1] exceeds `bound[k − 1]`.
@@ -43,7 +45,8 @@ struct TruncatedMaskAccumulator {
 
     init(units: Int, ranks: Int) {
         precondition(units <= 24, "TruncatedMaskAccumulator: at most 24 units")
-        self.units = units; self.ranks = ranks
+        self.units = units
+        self.ranks = ranks
         words = max(1, (1 << units) / 64)
         seen = [UInt64](repeating: 0, count: ranks * words)
         onAHyperplane = [Int](repeating: 0, count: ranks)
@@ -55,18 +58,31 @@ struct TruncatedMaskAccumulator {
     mutating func add(coordinates s: [Double], u: Matrix, count n: Int) {
         precondition(u.rows == units && u.columns >= ranks && s.count >= ranks * n)
         patches += n
-        let block = Self.block, units = self.units, ranks = self.ranks, words = self.words
+        let block = Self.block
+        let units = self.units
+        let ranks = self.ranks
+        let words = self.words
         // A patch whose coordinates equal the previous patch's (runs of blank
         // background, about half of MNIST's patches) has its masks: it only
         // adds to the tie counts. Keep one of each run, with its length.
-        var kept = [Int](), runLength = [Int]()
-        kept.reserveCapacity(n); runLength.reserveCapacity(n)
+        var kept = [Int]()
+        var runLength = [Int]()
+        kept.reserveCapacity(n)
+        runLength.reserveCapacity(n)
         s.withUnsafeBufferPointer { ps in
             for q in 0..<n {
                 var same = q > 0
                 var k = 0
-                while same && k < ranks { same = ps[k * n + q] == ps[k * n + q - 1]; k += 1 }
-                if same { runLength[runLength.count - 1] += 1 } else { kept.append(q); runLength.append(1) }
+                while same && k < ranks {
+                    same = ps[k * n + q] == ps[k * n + q - 1]
+                    k += 1
+                }
+                if same {
+                    runLength[runLength.count - 1] += 1
+                } else {
+                    kept.append(q)
+                    runLength.append(1)
+                }
             }
         }
         let count = kept.count
@@ -74,7 +90,8 @@ struct TruncatedMaskAccumulator {
         for k in 0..<ranks { for (j, q) in kept.enumerated() { compact[k * count + j] = s[k * n + q] } }
 
         var a = [Double](repeating: 0, count: units * block)
-        var masks = [Int64](repeating: 0, count: block), ties = [Int64](repeating: 0, count: block)
+        var masks = [Int64](repeating: 0, count: block)
+        var ties = [Int64](repeating: 0, count: block)
         var tied = [Int](repeating: 0, count: ranks)
         compact.withUnsafeBufferPointer { ps in
             a.withUnsafeMutableBufferPointer { pa in
@@ -87,9 +104,14 @@ struct TruncatedMaskAccumulator {
                                 for i in 0..<(units * block) { pa[i] = 0 }
                                 for k in 0..<ranks {
                                     let sk = ps.baseAddress! + k * count + start
-                                    for q in 0..<m { pm[q] = 0; pt[q] = 0 }
+                                    for q in 0..<m {
+                                        pm[q] = 0
+                                        pt[q] = 0
+                                    }
                                     for c in 0..<units {
-                                        let row = pa.baseAddress! + c * block, weight = u[c, k], bit = Int64(1) << Int64(c)
+                                        let row = pa.baseAddress! + c * block
+                                        let weight = u[c, k]
+                                        let bit = Int64(1) << Int64(c)
                                         for q in 0..<m {
                                             let x = row[q] + weight * sk[q]
                                             row[q] = x
@@ -100,7 +122,10 @@ struct TruncatedMaskAccumulator {
                                     let rankBits = bits.baseAddress! + k * words
                                     var t = 0
                                     for q in 0..<m {
-                                        if pt[q] != 0 { t += runLength[start + q]; continue }
+                                        if pt[q] != 0 {
+                                            t += runLength[start + q]
+                                            continue
+                                        }
                                         let mask = Int(pm[q])
                                         rankBits[mask >> 6] |= UInt64(1) << UInt64(mask & 63)
                                     }
@@ -123,9 +148,12 @@ struct TruncatedMaskAccumulator {
     }
 
     var census: TruncatedMaskCensus {
-        TruncatedMaskCensus(patches: patches,
-                            distinctMasks: (0..<ranks).map { k in seen[(k * words)..<((k + 1) * words)].reduce(0) { $0 + $1.nonzeroBitCount } },
-                            patchesOnAHyperplane: onAHyperplane)
+        TruncatedMaskCensus(
+            patches: patches,
+            distinctMasks: (0..<ranks).map { k in
+                seen[(k * words)..<((k + 1) * words)].reduce(0) { $0 + $1.nonzeroBitCount }
+            },
+            patchesOnAHyperplane: onAHyperplane)
     }
 }
 
@@ -133,7 +161,9 @@ extension TruncatedMaskCensus {
     /// The census of explicit patches (patch size × count) under every truncation of `svd`.
     init(svd: SingularValueDecomposition, patches: Matrix) {
         var accumulator = TruncatedMaskAccumulator(units: svd.u.rows, ranks: svd.rank)
-        let s = patches.values.withUnsafeBufferPointer { spectralCoordinates(svd, $0.baseAddress!, count: patches.columns) }
+        let s = patches.values.withUnsafeBufferPointer {
+            spectralCoordinates(svd, $0.baseAddress!, count: patches.columns)
+        }
         accumulator.add(coordinates: s, u: svd.u, count: patches.columns)
         self = accumulator.census
     }

@@ -43,7 +43,9 @@ public struct DataParallelBenchmark {
     public var collectiveRepeats: Int
 
     public init(globalBatch: Int = 64, steps: Int = 50, collectiveRepeats: Int = 500) {
-        self.globalBatch = globalBatch; self.steps = steps; self.collectiveRepeats = collectiveRepeats
+        self.globalBatch = globalBatch
+        self.steps = steps
+        self.collectiveRepeats = collectiveRepeats
     }
 
     public func run(group: any ProcessGroup, device: any Device) throws -> Report {
@@ -61,10 +63,15 @@ public struct DataParallelBenchmark {
         let w = try network.workspace(batch: local)
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
-        var compute: [Double] = [], reduce: [Double] = [], mpi: [Double] = [], staging: [Double] = [], update: [Double] = []
+        var compute: [Double] = []
+        var reduce: [Double] = []
+        var mpi: [Double] = []
+        var staging: [Double] = []
+        var update: [Double] = []
         let warmUp = 5
         for step in 0..<(warmUp + steps) {
-            let mpi0 = reducer.sumSeconds, staging0 = reducer.stagingSeconds
+            let mpi0 = reducer.sumSeconds
+            let staging0 = reducer.stagingSeconds
             let t0 = now()
             try network.setBatch(w, images: images, labels: labels)
             try network.forward(w)
@@ -78,13 +85,17 @@ public struct DataParallelBenchmark {
             try device.finish()
             let t3 = now()
             guard step >= warmUp else { continue }
-            compute.append(t1 - t0); reduce.append(t2 - t1); update.append(t3 - t2)
-            mpi.append(reducer.sumSeconds - mpi0); staging.append(reducer.stagingSeconds - staging0)
+            compute.append(t1 - t0)
+            reduce.append(t2 - t1)
+            update.append(t3 - t2)
+            mpi.append(reducer.sumSeconds - mpi0)
+            staging.append(reducer.stagingSeconds - staging0)
         }
 
         let floats = network.gradients.all.reduce(0) { $0 + $1.count }
         func collective(count: Int) throws -> Double {
-            var values = [Float](repeating: 1, count: count), barrier = [0.0]
+            var values = [Float](repeating: 1, count: count)
+            var barrier = [0.0]
             var times: [Double] = []
             for _ in 0..<collectiveRepeats {
                 try group.sum(&barrier)
@@ -98,17 +109,20 @@ public struct DataParallelBenchmark {
         let oneFloat = try collective(count: 1)
 
         // The largest median over the ranks: each rank fills its slot, the sum gathers them.
-        let mine = [median(compute), median(reduce), median(mpi), median(staging), median(update),
-                    median(zip(zip(compute, reduce), update).map { $0.0 + $0.1 + $1 }), gradientCollective, oneFloat]
+        let mine = [
+            median(compute), median(reduce), median(mpi), median(staging), median(update),
+            median(zip(zip(compute, reduce), update).map { $0.0 + $0.1 + $1 }), gradientCollective, oneFloat,
+        ]
         var all = [Double](repeating: 0, count: mine.count * group.processes)
         for (i, v) in mine.enumerated() { all[group.rank * mine.count + i] = v }
         try group.sum(&all)
         let slowest = (0..<mine.count).map { i in (0..<group.processes).map { all[$0 * mine.count + i] }.max()! }
-        return Report(processes: group.processes, globalBatch: globalBatch, localBatch: local, device: device.info.summary,
-                      steps: steps, computeSeconds: slowest[0], allreduceSeconds: slowest[1], allreduceMPISeconds: slowest[2],
-                      allreduceStagingSeconds: slowest[3], updateSeconds: slowest[4], stepSeconds: slowest[5],
-                      gradientAllreduceSeconds: slowest[6], oneFloatAllreduceSeconds: slowest[7],
-                      collectiveRepeats: collectiveRepeats, gradientFloats: floats)
+        return Report(
+            processes: group.processes, globalBatch: globalBatch, localBatch: local, device: device.info.summary,
+            steps: steps, computeSeconds: slowest[0], allreduceSeconds: slowest[1], allreduceMPISeconds: slowest[2],
+            allreduceStagingSeconds: slowest[3], updateSeconds: slowest[4], stepSeconds: slowest[5],
+            gradientAllreduceSeconds: slowest[6], oneFloatAllreduceSeconds: slowest[7],
+            collectiveRepeats: collectiveRepeats, gradientFloats: floats)
     }
 
     func median(_ values: [Double]) -> Double {

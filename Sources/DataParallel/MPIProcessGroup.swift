@@ -38,7 +38,8 @@ public final class MPIProcessGroup: ProcessGroup {
         guard cmpi_load() == 0 else { throw MPIError(description: String(cString: cmpi_load_error())) }
         library = String(cString: cmpi_library_path())
         try Self.check(cmpi_init(), "MPI_Init_thread")
-        var r: Int32 = 0, n: Int32 = 0
+        var r: Int32 = 0
+        var n: Int32 = 0
         try Self.check(cmpi_comm_rank(&r), "MPI_Comm_rank")
         try Self.check(cmpi_comm_size(&n), "MPI_Comm_size")
         rank = Int(r)
@@ -55,22 +56,30 @@ public final class MPIProcessGroup: ProcessGroup {
 
     public func sum(_ values: inout [Float]) throws {
         let n = Int32(values.count)
-        try values.withUnsafeMutableBufferPointer { try Self.check(cmpi_allreduce_sum_float($0.baseAddress, n), "MPI_Allreduce(float, \(n))") }
+        try values.withUnsafeMutableBufferPointer {
+            try Self.check(cmpi_allreduce_sum_float($0.baseAddress, n), "MPI_Allreduce(float, \(n))")
+        }
     }
 
     public func sum(_ values: inout [Double]) throws {
         let n = Int32(values.count)
-        try values.withUnsafeMutableBufferPointer { try Self.check(cmpi_allreduce_sum_double($0.baseAddress, n), "MPI_Allreduce(double, \(n))") }
+        try values.withUnsafeMutableBufferPointer {
+            try Self.check(cmpi_allreduce_sum_double($0.baseAddress, n), "MPI_Allreduce(double, \(n))")
+        }
     }
 
     public func broadcast(_ values: inout [Float]) throws {
         let n = Int32(values.count)
-        try values.withUnsafeMutableBufferPointer { try Self.check(cmpi_bcast_float($0.baseAddress, n, 0), "MPI_Bcast(float, \(n))") }
+        try values.withUnsafeMutableBufferPointer {
+            try Self.check(cmpi_bcast_float($0.baseAddress, n, 0), "MPI_Bcast(float, \(n))")
+        }
     }
 
     public func broadcast(_ values: inout [Double]) throws {
         let n = Int32(values.count)
-        try values.withUnsafeMutableBufferPointer { try Self.check(cmpi_bcast_double($0.baseAddress, n, 0), "MPI_Bcast(double, \(n))") }
+        try values.withUnsafeMutableBufferPointer {
+            try Self.check(cmpi_bcast_double($0.baseAddress, n, 0), "MPI_Bcast(double, \(n))")
+        }
     }
 
     public func barrier() throws { try Self.check(cmpi_barrier(), "MPI_Barrier") }

@@ -12,10 +12,16 @@ public struct Figure {
     public let height: Int
     let drawBody: (Canvas, Rect) throws -> Void
 
-    public init(name: String, title: String, width: Int = 900, height: Int = 600, caption: String,
-                drawBody: @escaping (Canvas, Rect) throws -> Void) {
-        self.name = name; self.title = title; self.caption = caption
-        self.width = width; self.height = height; self.drawBody = drawBody
+    public init(
+        name: String, title: String, width: Int = 900, height: Int = 600, caption: String,
+        drawBody: @escaping (Canvas, Rect) throws -> Void
+    ) {
+        self.name = name
+        self.title = title
+        self.caption = caption
+        self.width = width
+        self.height = height
+        self.drawBody = drawBody
     }
 
     /// The encoded figure (PNG, SVG or PDF bytes).
@@ -33,8 +39,9 @@ public struct Figure {
     public func write(to directory: URL, format: FigureFormat) throws -> FigureFile {
         let url = directory.appendingPathComponent("\(name).\(format.fileExtension)")
         try AtomicFile.write(try render(format), to: url)
-        return FigureFile(name: name, title: title, caption: caption, url: url, format: format, width: width, height: height,
-                          pngPreview: format == .pdf ? try render(.png) : nil)
+        return FigureFile(
+            name: name, title: title, caption: caption, url: url, format: format, width: width, height: height,
+            pngPreview: format == .pdf ? try render(.png) : nil)
     }
 }
 
@@ -51,9 +58,17 @@ public struct FigureFile: Equatable, Sendable {
     /// For a PDF figure: the same figure as PNG bytes, which the HTML report embeds.
     public let pngPreview: Data?
 
-    public init(name: String, title: String, caption: String, url: URL, format: FigureFormat, width: Int, height: Int,
-                pngPreview: Data? = nil) {
-        self.name = name; self.title = title; self.caption = caption; self.url = url
-        self.format = format; self.width = width; self.height = height; self.pngPreview = pngPreview
+    public init(
+        name: String, title: String, caption: String, url: URL, format: FigureFormat, width: Int, height: Int,
+        pngPreview: Data? = nil
+    ) {
+        self.name = name
+        self.title = title
+        self.caption = caption
+        self.url = url
+        self.format = format
+        self.width = width
+        self.height = height
+        self.pngPreview = pngPreview
     }
 }

@@ -11,11 +11,11 @@ public enum FigureError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .cairo(context, status):
+        case .cairo(let context, let status):
             return "cairo failed while \(context): \(status)"
-        case let .invalidInput(figure, reason):
+        case .invalidInput(let figure, let reason):
             return "figure '\(figure)': invalid input: \(reason)"
-        case let .write(path, reason):
+        case .write(let path, let reason):
             return "could not write \(path): \(reason)"
         }
     }
@@ -39,7 +39,8 @@ public enum AtomicFile {
         if rename(temporary.path, url.path) != 0 {
             let reason = String(cString: strerror(errno))
             try? FileManager.default.removeItem(at: temporary)
-            throw FigureError.write(path: url.path, reason: "rename from \(temporary.lastPathComponent) failed: \(reason)")
+            throw FigureError.write(
+                path: url.path, reason: "rename from \(temporary.lastPathComponent) failed: \(reason)")
         }
     }
 }

@@ -22,8 +22,11 @@ public struct Checkpoint: Equatable, Sendable {
     /// The conventional file name.
     public static let fileName = "checkpoint.safetensors"
 
-    public init(weights: TinyConvNetWeights, optimizerState: [String: [Float]] = [:], metadata: [String: String] = [:]) {
-        self.weights = weights; self.optimizerState = optimizerState; self.metadata = metadata
+    public init(weights: TinyConvNetWeights, optimizerState: [String: [Float]] = [:], metadata: [String: String] = [:])
+    {
+        self.weights = weights
+        self.optimizerState = optimizerState
+        self.metadata = metadata
     }
 
     /// The shape an optimiser tensor is stored with: that of the weight whose
@@ -41,8 +44,10 @@ public struct Checkpoint: Equatable, Sendable {
         var tensors = weights.tensors.map { SafetensorsTensor(name: $0.name, shape: $0.shape, floats: $0.values) }
         for key in optimizerState.keys.sorted() {
             let values = optimizerState[key]!
-            tensors.append(SafetensorsTensor(name: Self.optimizerPrefix + key,
-                                             shape: Self.optimizerShape(key: key, count: values.count), floats: values))
+            tensors.append(
+                SafetensorsTensor(
+                    name: Self.optimizerPrefix + key,
+                    shape: Self.optimizerShape(key: key, count: values.count), floats: values))
         }
         return SafetensorsFile(tensors: tensors, metadata: metadata)
     }
@@ -77,13 +82,15 @@ public struct Checkpoint: Equatable, Sendable {
         let weightNames = Set(TinyConvNetWeights.tensorShapes.map(\.name))
         for t in file.tensors where !weightNames.contains(t.name) {
             guard t.name.hasPrefix(Self.optimizerPrefix), t.name.count > Self.optimizerPrefix.count else {
-                throw SafetensorsError.badEntry(file: fileName, tensor: t.name,
-                                                reason: "not a TinyConvNet weight and not optimiser state (\"\(Self.optimizerPrefix)…\")")
+                throw SafetensorsError.badEntry(
+                    file: fileName, tensor: t.name,
+                    reason: "not a TinyConvNet weight and not optimiser state (\"\(Self.optimizerPrefix)…\")")
             }
             optimizerState[String(t.name.dropFirst(Self.optimizerPrefix.count))] = try t.floats(file: fileName)
         }
         if requireFinite {
-            let all = TinyConvNetWeights.tensorShapes.map { ($0.name, values[$0.name]!) }
+            let all =
+                TinyConvNetWeights.tensorShapes.map { ($0.name, values[$0.name]!) }
                 + optimizerState.keys.sorted().map { (Self.optimizerPrefix + $0, optimizerState[$0]!) }
             for (name, v) in all {
                 if let i = v.firstIndex(where: { !$0.isFinite }) {
@@ -91,9 +98,11 @@ public struct Checkpoint: Equatable, Sendable {
                 }
             }
         }
-        self.init(weights: TinyConvNetWeights(conv1: values["conv1.weight"]!, conv2: values["conv2.weight"]!,
-                                              fcWeight: values["fc.weight"]!, fcBias: values["fc.bias"]!),
-                  optimizerState: optimizerState, metadata: file.metadata)
+        self.init(
+            weights: TinyConvNetWeights(
+                conv1: values["conv1.weight"]!, conv2: values["conv2.weight"]!,
+                fcWeight: values["fc.weight"]!, fcBias: values["fc.bias"]!),
+            optimizerState: optimizerState, metadata: file.metadata)
     }
 
     /// Reads and validates a checkpoint file (see ``init(_:fileName:requireFinite:)``).

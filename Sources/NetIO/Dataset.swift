@@ -15,8 +15,12 @@ public struct Dataset: Sendable {
 
     public init(name: String, count: Int, rows: Int, columns: Int, pixels: [UInt8], labels: [UInt8]) {
         precondition(pixels.count == count * rows * columns && labels.count == count)
-        self.name = name; self.count = count; self.rows = rows; self.columns = columns
-        self.pixels = pixels; self.labels = labels
+        self.name = name
+        self.count = count
+        self.rows = rows
+        self.columns = columns
+        self.pixels = pixels
+        self.labels = labels
     }
 
     public var imageSize: Int { rows * columns }
@@ -46,10 +50,15 @@ public struct Dataset: Sendable {
     public func normalizeImages<C: Collection>(_ indices: C, into out: inout [Float]) where C.Element == Int {
         let count = indices.count * imageSize
         if out.count != count {
-            if out.count > count { out.removeLast(out.count - count) } else { out += repeatElement(0, count: count - out.count) }
+            if out.count > count {
+                out.removeLast(out.count - count)
+            } else {
+                out += repeatElement(0, count: count - out.count)
+            }
         }
         guard !indices.isEmpty else { return }
-        let scale = Dataset.pixelScale, shift = Dataset.pixelShift
+        let scale = Dataset.pixelScale
+        let shift = Dataset.pixelShift
         out.withUnsafeMutableBufferPointer { dst in
             pixels.withUnsafeBufferPointer { src in
                 // Raw pointers and a fixed-length inner loop: the compiler
@@ -68,7 +77,8 @@ public struct Dataset: Sendable {
     /// The first `n` images and labels (or all when n ≥ count).
     public func prefix(_ n: Int) -> Dataset {
         let k = min(n, count)
-        return Dataset(name: name, count: k, rows: rows, columns: columns,
-                       pixels: Array(pixels[0..<(k * imageSize)]), labels: Array(labels[0..<k]))
+        return Dataset(
+            name: name, count: k, rows: rows, columns: columns,
+            pixels: Array(pixels[0..<(k * imageSize)]), labels: Array(labels[0..<k]))
     }
 }

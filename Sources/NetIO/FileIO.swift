@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,9 +17,9 @@ public enum FileIOError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .system(path, operation, message): return "\(path): \(operation) failed: \(message)"
-        case let .isDirectory(path): return "\(path): is a folder, expected a file"
-        case let .notRegularFile(path): return "\(path): is not a regular file"
+        case .system(let path, let operation, let message): return "\(path): \(operation) failed: \(message)"
+        case .isDirectory(let path): return "\(path): is a folder, expected a file"
+        case .notRegularFile(let path): return "\(path): is not a regular file"
         }
     }
 }
@@ -42,7 +43,8 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
     var templateBytes = Array(template.utf8CString)
     let fd = templateBytes.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     if fd < 0 {
-        throw FileIOError.system(path: path, operation: "creating a temporary file in \(folder)", message: errnoMessage(errno))
+        throw FileIOError.system(
+            path: path, operation: "creating a temporary file in \(folder)", message: errnoMessage(errno))
     }
     let temporaryPath = String(cString: templateBytes)
     var closed = false
@@ -52,7 +54,8 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
         if !renamed { unlink(temporaryPath) }
     }
     // mkstemp creates 0600; a data file should be readable like any other.
-    let mask = umask(0); umask(mask)
+    let mask = umask(0)
+    umask(mask)
     fchmod(fd, 0o644 & ~mask)
 
     try data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
@@ -76,13 +79,17 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
     if rename(temporaryPath, path) != 0 {
         let code = errno
         if code == EISDIR || code == ENOTEMPTY || code == EEXIST { throw FileIOError.isDirectory(path: path) }
-        throw FileIOError.system(path: path, operation: "renaming the temporary file into place", message: errnoMessage(code))
+        throw FileIOError.system(
+            path: path, operation: "renaming the temporary file into place", message: errnoMessage(code))
     }
     renamed = true
     // Persist the directory entry; a failure here leaves the new file in
     // place, so it is not reported as a failed write.
     let folderFD = open(folder, O_RDONLY | O_DIRECTORY)
-    if folderFD >= 0 { fsync(folderFD); close(folderFD) }
+    if folderFD >= 0 {
+        fsync(folderFD)
+        close(folderFD)
+    }
 }
 
 /// Reads a whole regular file with POSIX calls, so that every failure carries

@@ -1,5 +1,5 @@
-import Foundation
 import CZlib
+import Foundation
 
 /// Why a gzip stream could not be decompressed.
 public struct GzipError: Error, CustomStringConvertible, Equatable {
@@ -65,11 +65,15 @@ public enum Gzip {
                     throw GzipError(reason: "\(remaining) bytes of trailing data after the gzip stream")
                 case Z_BUF_ERROR:
                     // No progress possible: the input ended inside the stream.
-                    if stream.avail_in == 0 { throw GzipError(reason: "truncated stream (input ended before the gzip trailer)") }
+                    if stream.avail_in == 0 {
+                        throw GzipError(reason: "truncated stream (input ended before the gzip trailer)")
+                    }
                     throw GzipError(reason: "inflate made no progress")
                 case Z_DATA_ERROR:
                     let message = stream.msg.map { String(cString: $0) } ?? "invalid data"
-                    let meaning = message == "incorrect data check" ? " (CRC-32 mismatch)"
+                    let meaning =
+                        message == "incorrect data check"
+                        ? " (CRC-32 mismatch)"
                         : message == "incorrect length check" ? " (length mismatch)" : ""
                     throw GzipError(reason: "corrupt stream: \(message)\(meaning)")
                 case Z_MEM_ERROR:

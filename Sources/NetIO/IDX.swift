@@ -23,30 +23,33 @@ public enum IDXError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .empty(file): return "\(file): empty file"
-        case let .notAFile(file, reason): return "\(file): not a readable file: \(reason)"
-        case let .unreadable(file, reason): return "\(file): cannot be read: \(reason)"
-        case let .gzip(file, reason): return "\(file): gzip decompression failed: \(reason)"
-        case let .truncatedHeader(file, bytes, needed):
+        case .empty(let file): return "\(file): empty file"
+        case .notAFile(let file, let reason): return "\(file): not a readable file: \(reason)"
+        case .unreadable(let file, let reason): return "\(file): cannot be read: \(reason)"
+        case .gzip(let file, let reason): return "\(file): gzip decompression failed: \(reason)"
+        case .truncatedHeader(let file, let bytes, let needed):
             return "\(file): truncated IDX header: \(bytes) bytes, the header needs \(needed)"
-        case let .badMagic(file, magic):
-            return "\(file): not an IDX file: magic number 0x\(hex8(magic)), expected 0x00000803 (images) or 0x00000801 (labels)"
-        case let .wrongElementType(file, code):
-            return "\(file): IDX element type 0x\(String(code, radix: 16, uppercase: false)), expected 0x08 (unsigned byte)"
-        case let .wrongDimensionCount(file, found, expected):
+        case .badMagic(let file, let magic):
+            return
+                "\(file): not an IDX file: magic number 0x\(hex8(magic)), expected 0x00000803 (images) or 0x00000801 (labels)"
+        case .wrongElementType(let file, let code):
+            return
+                "\(file): IDX element type 0x\(String(code, radix: 16, uppercase: false)), expected 0x08 (unsigned byte)"
+        case .wrongDimensionCount(let file, let found, let expected):
             return "\(file): IDX file has \(found) dimensions, expected \(expected) (magic 0x0000080\(expected))"
-        case let .wrongImageSize(file, rows, columns, expectedRows, expectedColumns):
+        case .wrongImageSize(let file, let rows, let columns, let expectedRows, let expectedColumns):
             return "\(file): images are \(rows)×\(columns), expected \(expectedRows)×\(expectedColumns)"
-        case let .dimensionsTooLarge(file, dimensions):
+        case .dimensionsTooLarge(let file, let dimensions):
             return "\(file): IDX dimensions \(dimensions.map(String.init).joined(separator: "×")) are too large"
-        case let .dataLength(file, expected, actual):
+        case .dataLength(let file, let expected, let actual):
             if actual < expected {
                 return "\(file): truncated data: the header declares \(expected) bytes of data, the file has \(actual)"
             }
-            return "\(file): \(actual - expected) bytes of trailing garbage after the \(expected) bytes of data the header declares"
-        case let .countMismatch(imagesFile, images, labelsFile, labels):
+            return
+                "\(file): \(actual - expected) bytes of trailing garbage after the \(expected) bytes of data the header declares"
+        case .countMismatch(let imagesFile, let images, let labelsFile, let labels):
             return "\(imagesFile) has \(images) images but \(labelsFile) has \(labels) labels"
-        case let .labelOutOfRange(file, label, index, classes):
+        case .labelOutOfRange(let file, let label, let index, let classes):
             return "\(file): label \(label) at index \(index) is outside 0…\(classes - 1)"
         }
     }
@@ -97,7 +100,9 @@ public enum IDXReader {
         let raw = try idxBytes(content, fileName: fileName)
         return try raw.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> IDXArray in
             let bytes = buffer.bindMemory(to: UInt8.self)
-            guard bytes.count >= 4 else { throw IDXError.truncatedHeader(file: fileName, bytes: bytes.count, needed: 4) }
+            guard bytes.count >= 4 else {
+                throw IDXError.truncatedHeader(file: fileName, bytes: bytes.count, needed: 4)
+            }
             let magic = UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3])
             guard bytes[0] == 0, bytes[1] == 0 else { throw IDXError.badMagic(file: fileName, magic: magic) }
             guard bytes[2] == 0x08 else { throw IDXError.wrongElementType(file: fileName, code: bytes[2]) }
@@ -114,7 +119,9 @@ public enum IDXReader {
             var overflow = false
             for d in 0..<rank {
                 let o = 4 + 4 * d
-                let size = Int(UInt32(bytes[o]) << 24 | UInt32(bytes[o + 1]) << 16 | UInt32(bytes[o + 2]) << 8 | UInt32(bytes[o + 3]))
+                let size = Int(
+                    UInt32(bytes[o]) << 24 | UInt32(bytes[o + 1]) << 16 | UInt32(bytes[o + 2]) << 8
+                        | UInt32(bytes[o + 3]))
                 dimensions.append(size)
                 let (product, didOverflow) = total.multipliedReportingOverflow(by: size)
                 overflow = overflow || didOverflow
@@ -139,7 +146,7 @@ public enum IDXReader {
             switch error {
             case .isDirectory: throw IDXError.notAFile(file: name, reason: "\(url.path) is a folder")
             case .notRegularFile: throw IDXError.notAFile(file: name, reason: "\(url.path) is not a regular file")
-            case let .system(path, operation, message):
+            case .system(let path, let operation, let message):
                 throw IDXError.unreadable(file: name, reason: "\(operation) \(path): \(message)")
             }
         }
@@ -148,11 +155,13 @@ public enum IDXReader {
     /// Images from IDX bytes: three dimensions (count, rows, columns), each
     /// image `expectedRows`×`expectedColumns` when given.
     public static func images(_ content: Data, fileName: String, expectedRows: Int? = 28, expectedColumns: Int? = 28)
-        throws -> (count: Int, rows: Int, columns: Int, pixels: [UInt8]) {
+        throws -> (count: Int, rows: Int, columns: Int, pixels: [UInt8])
+    {
         let array = try parse(content, fileName: fileName, expectedDimensions: 3)
         let (count, rows, columns) = (array.dimensions[0], array.dimensions[1], array.dimensions[2])
         if let r = expectedRows, let c = expectedColumns, rows != r || columns != c {
-            throw IDXError.wrongImageSize(file: fileName, rows: rows, columns: columns, expectedRows: r, expectedColumns: c)
+            throw IDXError.wrongImageSize(
+                file: fileName, rows: rows, columns: columns, expectedRows: r, expectedColumns: c)
         }
         return (count, rows, columns, array.bytes)
     }
@@ -161,23 +170,29 @@ public enum IDXReader {
     public static func labels(_ content: Data, fileName: String, classes: Int = 10) throws -> [UInt8] {
         let array = try parse(content, fileName: fileName, expectedDimensions: 1)
         if let index = array.bytes.firstIndex(where: { Int($0) >= classes }) {
-            throw IDXError.labelOutOfRange(file: fileName, label: Int(array.bytes[index]), index: index, classes: classes)
+            throw IDXError.labelOutOfRange(
+                file: fileName, label: Int(array.bytes[index]), index: index, classes: classes)
         }
         return array.bytes
     }
 
     /// A labelled set from an images file and a labels file (raw or gzip),
     /// with matching counts.
-    public static func dataset(name: String, imagesFile: URL, labelsFile: URL,
-                               expectedRows: Int? = 28, expectedColumns: Int? = 28, classes: Int = 10) throws -> Dataset {
-        let imageSet = try images(readFile(imagesFile), fileName: imagesFile.lastPathComponent,
-                                  expectedRows: expectedRows, expectedColumns: expectedColumns)
+    public static func dataset(
+        name: String, imagesFile: URL, labelsFile: URL,
+        expectedRows: Int? = 28, expectedColumns: Int? = 28, classes: Int = 10
+    ) throws -> Dataset {
+        let imageSet = try images(
+            readFile(imagesFile), fileName: imagesFile.lastPathComponent,
+            expectedRows: expectedRows, expectedColumns: expectedColumns)
         let labelSet = try labels(readFile(labelsFile), fileName: labelsFile.lastPathComponent, classes: classes)
         guard imageSet.count == labelSet.count else {
-            throw IDXError.countMismatch(imagesFile: imagesFile.lastPathComponent, images: imageSet.count,
-                                         labelsFile: labelsFile.lastPathComponent, labels: labelSet.count)
+            throw IDXError.countMismatch(
+                imagesFile: imagesFile.lastPathComponent, images: imageSet.count,
+                labelsFile: labelsFile.lastPathComponent, labels: labelSet.count)
         }
-        return Dataset(name: name, count: imageSet.count, rows: imageSet.rows, columns: imageSet.columns,
-                       pixels: imageSet.pixels, labels: labelSet)
+        return Dataset(
+            name: name, count: imageSet.count, rows: imageSet.rows, columns: imageSet.columns,
+            pixels: imageSet.pixels, labels: labelSet)
     }
 }

@@ -17,7 +17,9 @@ public struct MD5 {
         6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
     ]
     /// K[i] = floor(2^32 · |sin(i + 1)|).
-    private static let constants: [UInt32] = (0..<64).map { UInt32(truncatingIfNeeded: Int64(abs(sin(Double($0 + 1))) * 4_294_967_296)) }
+    private static let constants: [UInt32] = (0..<64).map {
+        UInt32(truncatingIfNeeded: Int64(abs(sin(Double($0 + 1))) * 4_294_967_296))
+    }
 
     public init() {}
 
@@ -66,7 +68,9 @@ public struct MD5 {
 
     /// The hex digest of `data`.
     public static func hex<D: DataProtocol>(_ data: D) -> String {
-        var md5 = MD5(); md5.update(data); return md5.hexDigest()
+        var md5 = MD5()
+        md5.update(data)
+        return md5.hexDigest()
     }
 
     private mutating func processBlock(_ block: UnsafeRawBufferPointer) {
@@ -81,13 +85,23 @@ public struct MD5 {
                     var f: UInt32
                     let g: Int
                     switch i {
-                    case 0..<16: f = (b & c) | (~b & d); g = i
-                    case 16..<32: f = (d & b) | (~d & c); g = (5 * i + 1) & 15
-                    case 32..<48: f = b ^ c ^ d; g = (3 * i + 5) & 15
-                    default: f = c ^ (b | ~d); g = (7 * i) & 15
+                    case 0..<16:
+                        f = (b & c) | (~b & d)
+                        g = i
+                    case 16..<32:
+                        f = (d & b) | (~d & c)
+                        g = (5 * i + 1) & 15
+                    case 32..<48:
+                        f = b ^ c ^ d
+                        g = (3 * i + 5) & 15
+                    default:
+                        f = c ^ (b | ~d)
+                        g = (7 * i) & 15
                     }
                     f = f &+ a &+ k[i] &+ m(g)
-                    a = d; d = c; c = b
+                    a = d
+                    d = c
+                    c = b
                     let s = shift[i]
                     b = b &+ ((f << s) | (f >> (32 - s)))
                 }

@@ -22,15 +22,19 @@ public enum DatasetKind: String, CaseIterable, Sendable {
     public var decompressedMD5: [String: String] {
         switch self {
         case .mnist:
-            return [Self.trainImagesFile: "6bbc9ace898e44ae57da46a324031adb",
-                    Self.trainLabelsFile: "a25bea736e30d166cdddb491f175f624",
-                    Self.testImagesFile: "2646ac647ad5339dbf082846283269ea",
-                    Self.testLabelsFile: "27ae3e4e09519cfbb04c329615203637"]
+            return [
+                Self.trainImagesFile: "6bbc9ace898e44ae57da46a324031adb",
+                Self.trainLabelsFile: "a25bea736e30d166cdddb491f175f624",
+                Self.testImagesFile: "2646ac647ad5339dbf082846283269ea",
+                Self.testLabelsFile: "27ae3e4e09519cfbb04c329615203637",
+            ]
         case .fashionMNIST:
-            return [Self.trainImagesFile: "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-                    Self.trainLabelsFile: "9018921c3c673c538a1fc5bad174d6f9",
-                    Self.testImagesFile: "8181f5470baa50b63fa0f6fddb340f0a",
-                    Self.testLabelsFile: "15d484375f8d13e6eb1aabb0c3f46965"]
+            return [
+                Self.trainImagesFile: "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+                Self.trainLabelsFile: "9018921c3c673c538a1fc5bad174d6f9",
+                Self.testImagesFile: "8181f5470baa50b63fa0f6fddb340f0a",
+                Self.testLabelsFile: "15d484375f8d13e6eb1aabb0c3f46965",
+            ]
         }
     }
 
@@ -56,8 +60,10 @@ public enum DatasetLocator {
     /// 2. the environment variable (`MNIST_DIR` / `FASHION_MNIST_DIR`) when set and not empty;
     /// 3. MNIST: `$XDG_DATA_HOME/convsvd/mnist`, else `~/.local/share/convsvd/mnist`;
     ///    Fashion-MNIST: /usr/share/datasets/fashion-mnist (Debian's package).
-    public static func directory(for kind: DatasetKind, explicit: URL? = nil,
-                                 environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+    public static func directory(
+        for kind: DatasetKind, explicit: URL? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> URL {
         if let explicit { return explicit }
         if let value = environment[kind.environmentVariable], !value.isEmpty {
             return URL(fileURLWithPath: value, isDirectory: true)
@@ -89,19 +95,23 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .missingFiles(kind, directory, missing, failures):
-            var text = "\(kind.displayName) files missing in \(directory): \(missing.map { $0 + ".gz" }.joined(separator: ", ")).\n"
+        case .missingFiles(let kind, let directory, let missing, let failures):
+            var text =
+                "\(kind.displayName) files missing in \(directory): \(missing.map { $0 + ".gz" }.joined(separator: ", ")).\n"
             if !failures.isEmpty {
                 text += "Downloading them failed:\n" + failures.map { "  \($0)\n" }.joined()
             }
             text += "Put these files (gzip'd as published, or uncompressed) into \(directory):\n"
-            text += missing.map { name in "  \(directory)/\(name).gz   (from \(kind.mirrors[0].absoluteString)\(name).gz)\n" }.joined()
+            text += missing.map { name in
+                "  \(directory)/\(name).gz   (from \(kind.mirrors[0].absoluteString)\(name).gz)\n"
+            }.joined()
             text += "or name another folder with --data DIR or \(kind.environmentVariable)=DIR."
             if kind == .fashionMNIST {
-                text += " Debian's package dataset-fashion-mnist installs them in \(DatasetLocator.debianFashionMNISTDirectory.path) (apt-get install dataset-fashion-mnist)."
+                text +=
+                    " Debian's package dataset-fashion-mnist installs them in \(DatasetLocator.debianFashionMNISTDirectory.path) (apt-get install dataset-fashion-mnist)."
             }
             return text
-        case let .checksumMismatch(file, expected, actual):
+        case .checksumMismatch(let file, let expected, let actual):
             return "\(file): decompressed content has MD5 \(actual), expected \(expected) (a damaged or different file)"
         }
     }
@@ -117,7 +127,9 @@ public struct DatasetDownload: Sendable {
     public var totalTimeout: Int
 
     public init(mirrors: [URL], connectTimeout: Int = 5, totalTimeout: Int = 120) {
-        self.mirrors = mirrors; self.connectTimeout = connectTimeout; self.totalTimeout = totalTimeout
+        self.mirrors = mirrors
+        self.connectTimeout = connectTimeout
+        self.totalTimeout = totalTimeout
     }
 
     /// The published mirrors of `kind`.
@@ -126,14 +138,19 @@ public struct DatasetDownload: Sendable {
     /// Fetches `url` with curl (`--fail`, so an HTTP error is a failure), or
     /// says why not.
     func fetch(_ url: URL) throws -> Data {
-        let curl = ["/usr/bin/curl", "/usr/local/bin/curl", "/bin/curl"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let curl = ["/usr/bin/curl", "/usr/local/bin/curl", "/bin/curl"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         guard let curl else { throw DownloadFailure(message: "\(url.absoluteString): curl is not installed") }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: curl)
-        process.arguments = ["--fail", "--silent", "--show-error", "--location",
-                             "--connect-timeout", String(connectTimeout), "--max-time", String(totalTimeout),
-                             url.absoluteString]
-        let output = Pipe(), errors = Pipe()
+        process.arguments = [
+            "--fail", "--silent", "--show-error", "--location",
+            "--connect-timeout", String(connectTimeout), "--max-time", String(totalTimeout),
+            url.absoluteString,
+        ]
+        let output = Pipe()
+        let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
         process.standardInput = FileHandle.nullDevice
@@ -146,7 +163,10 @@ public struct DatasetDownload: Sendable {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             let reason = message.trimmingCharacters(in: .whitespacesAndNewlines)
-            throw DownloadFailure(message: "\(url.absoluteString): \(reason.isEmpty ? "curl exit status \(process.terminationStatus)" : reason)")
+            throw DownloadFailure(
+                message:
+                    "\(url.absoluteString): \(reason.isEmpty ? "curl exit status \(process.terminationStatus)" : reason)"
+            )
         }
         return body
     }
@@ -174,9 +194,11 @@ public enum MNISTLoader {
     /// With `verifyChecksums` every file's decompressed content must match
     /// ``DatasetKind/decompressedMD5`` (costs about one MD5 pass over 55 MB).
     /// Then every structural check of ``IDXReader`` applies.
-    public static func load(kind: DatasetKind, directory: URL,
-                            download: DatasetDownload? = nil,
-                            verifyChecksums: Bool = true) throws -> (train: Dataset, test: Dataset) {
+    public static func load(
+        kind: DatasetKind, directory: URL,
+        download: DatasetDownload? = nil,
+        verifyChecksums: Bool = true
+    ) throws -> (train: Dataset, test: Dataset) {
         let missing = DatasetKind.fileBaseNames.filter { existingFile($0, in: directory) == nil }
         if !missing.isEmpty {
             var failures = [String]()
@@ -185,8 +207,9 @@ public enum MNISTLoader {
             }
             let stillMissing = DatasetKind.fileBaseNames.filter { existingFile($0, in: directory) == nil }
             if !stillMissing.isEmpty {
-                throw DatasetError.missingFiles(kind: kind, directory: directory.path,
-                                                missing: stillMissing, downloadFailures: failures)
+                throw DatasetError.missingFiles(
+                    kind: kind, directory: directory.path,
+                    missing: stillMissing, downloadFailures: failures)
             }
         }
         func raw(_ baseName: String) throws -> Data {
@@ -206,10 +229,12 @@ public enum MNISTLoader {
             let images = try IDXReader.images(raw(imagesBase), fileName: imagesName)
             let labels = try IDXReader.labels(raw(labelsBase), fileName: labelsName)
             guard images.count == labels.count else {
-                throw IDXError.countMismatch(imagesFile: imagesName, images: images.count, labelsFile: labelsName, labels: labels.count)
+                throw IDXError.countMismatch(
+                    imagesFile: imagesName, images: images.count, labelsFile: labelsName, labels: labels.count)
             }
-            return Dataset(name: "\(kind.rawValue)/\(name)", count: images.count, rows: images.rows,
-                           columns: images.columns, pixels: images.pixels, labels: labels)
+            return Dataset(
+                name: "\(kind.rawValue)/\(name)", count: images.count, rows: images.rows,
+                columns: images.columns, pixels: images.pixels, labels: labels)
         }
         let train = try split("train", DatasetKind.trainImagesFile, DatasetKind.trainLabelsFile)
         let test = try split("test", DatasetKind.testImagesFile, DatasetKind.testLabelsFile)
@@ -219,15 +244,19 @@ public enum MNISTLoader {
     /// What the command line does: the folder from ``DatasetLocator`` (`--data`,
     /// the environment, the default), downloading missing files from the
     /// published mirrors, checksums verified.
-    public static func locateAndLoad(kind: DatasetKind, explicitDirectory: URL? = nil) throws -> (train: Dataset, test: Dataset) {
+    public static func locateAndLoad(kind: DatasetKind, explicitDirectory: URL? = nil) throws -> (
+        train: Dataset, test: Dataset
+    ) {
         let directory = DatasetLocator.directory(for: kind, explicit: explicitDirectory)
         return try load(kind: kind, directory: directory, download: .standard(for: kind))
     }
 
     /// Downloads each missing file from the first mirror that serves content
     /// with the expected MD5; returns one line per failed attempt.
-    static func fetchMissing(_ missing: [String], kind: DatasetKind, into directory: URL,
-                             using download: DatasetDownload) -> [String] {
+    static func fetchMissing(
+        _ missing: [String], kind: DatasetKind, into directory: URL,
+        using download: DatasetDownload
+    ) -> [String] {
         var failures = [String]()
         for name in missing {
             for mirror in download.mirrors {
@@ -238,7 +267,8 @@ public enum MNISTLoader {
                     if let expected = kind.decompressedMD5[name] {
                         let actual = MD5.hex(content)
                         guard actual == expected else {
-                            throw DatasetError.checksumMismatch(file: url.absoluteString, expected: expected, actual: actual)
+                            throw DatasetError.checksumMismatch(
+                                file: url.absoluteString, expected: expected, actual: actual)
                         }
                     }
                     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

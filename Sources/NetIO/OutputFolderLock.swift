@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,10 +17,11 @@ public enum OutputFolderLockError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .held(directory, holder):
-            return "the output folder \(directory) is in use by another process (\(holder ?? "its pid is not written yet")); "
+        case .held(let directory, let holder):
+            return
+                "the output folder \(directory) is in use by another process (\(holder ?? "its pid is not written yet")); "
                 + "wait for it to finish, or give another --out"
-        case let .system(path, operation, message):
+        case .system(let path, let operation, let message):
             return "\(path): \(operation) failed: \(message)"
         }
     }
@@ -52,7 +54,8 @@ public final class OutputFolderLock {
         let path = directory.appendingPathComponent(Self.fileName).path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         if fd < 0 {
-            throw OutputFolderLockError.system(path: path, operation: "opening the lock file", message: String(cString: strerror(errno)))
+            throw OutputFolderLockError.system(
+                path: path, operation: "opening the lock file", message: String(cString: strerror(errno)))
         }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
@@ -61,10 +64,12 @@ public final class OutputFolderLock {
                 let holder = (try? readWholeFile(at: URL(fileURLWithPath: path)))
                     .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
                 close(fd)
-                throw OutputFolderLockError.held(directory: directory.path, holder: holder?.isEmpty == false ? holder : nil)
+                throw OutputFolderLockError.held(
+                    directory: directory.path, holder: holder?.isEmpty == false ? holder : nil)
             }
             close(fd)
-            throw OutputFolderLockError.system(path: path, operation: "locking", message: String(cString: strerror(code)))
+            throw OutputFolderLockError.system(
+                path: path, operation: "locking", message: String(cString: strerror(code)))
         }
         // Who holds it, for the message of a refused process; not the lock itself.
         let text = Array("pid \(getpid()): \(command)\n".utf8)

@@ -2,6 +2,8 @@ import Foundation
 
 /// safetensors element types (the names the format uses) and their sizes.
 public enum SafetensorsDType: String, CaseIterable, Sendable {
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    // The cases are the format's own names, which the header spells.
     case BOOL, U8, I8, F8_E5M2, F8_E4M3, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64
 
     /// Bytes per element.
@@ -45,30 +47,40 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         func dims(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
         switch self {
-        case let .unreadable(file, reason): return "\(file): cannot be read: \(reason)"
-        case let .empty(file): return "\(file): empty file, expected safetensors"
-        case let .tooShort(file, bytes): return "\(file): \(bytes) bytes, too short for the 8-byte safetensors header length"
-        case let .headerTooLarge(file, length, limit):
+        case .unreadable(let file, let reason): return "\(file): cannot be read: \(reason)"
+        case .empty(let file): return "\(file): empty file, expected safetensors"
+        case .tooShort(let file, let bytes):
+            return "\(file): \(bytes) bytes, too short for the 8-byte safetensors header length"
+        case .headerTooLarge(let file, let length, let limit):
             return "\(file): safetensors header length \(length) exceeds the limit of \(limit) bytes"
-        case let .headerBeyondFile(file, length, available):
-            return "\(file): safetensors header length \(length) is larger than the \(available) bytes after the length field"
-        case let .headerNotJSON(file, reason): return "\(file): safetensors header is not JSON: \(reason)"
-        case let .headerNotObject(file, found): return "\(file): safetensors header is \(found), expected a JSON object"
-        case let .badEntry(file, tensor, reason): return "\(file): tensor \(tensor): \(reason)"
-        case let .unknownDType(file, tensor, dtype): return "\(file): tensor \(tensor): unknown dtype \"\(dtype)\""
-        case let .badMetadata(file, reason): return "\(file): __metadata__: \(reason)"
-        case let .offsetsOutOfRange(file, tensor, begin, end, length):
-            return "\(file): tensor \(tensor): data_offsets [\(begin), \(end)] outside the data section of \(length) bytes"
-        case let .sizeMismatch(file, tensor, shape, dtype, expected, actual):
-            return "\(file): tensor \(tensor): shape \(dims(shape)) of \(dtype) needs \(expected) bytes, data_offsets span \(actual)"
-        case let .overlap(file, tensor, other): return "\(file): tensor \(tensor) overlaps tensor \(other) in the data section"
-        case let .gap(file, begin, end): return "\(file): bytes \(begin)..<\(end) of the data section belong to no tensor"
-        case let .missingTensor(file, tensor): return "\(file): tensor \(tensor) is missing"
-        case let .wrongShape(file, tensor, shape, expected):
+        case .headerBeyondFile(let file, let length, let available):
+            return
+                "\(file): safetensors header length \(length) is larger than the \(available) bytes after the length field"
+        case .headerNotJSON(let file, let reason): return "\(file): safetensors header is not JSON: \(reason)"
+        case .headerNotObject(let file, let found):
+            return "\(file): safetensors header is \(found), expected a JSON object"
+        case .badEntry(let file, let tensor, let reason): return "\(file): tensor \(tensor): \(reason)"
+        case .unknownDType(let file, let tensor, let dtype):
+            return "\(file): tensor \(tensor): unknown dtype \"\(dtype)\""
+        case .badMetadata(let file, let reason): return "\(file): __metadata__: \(reason)"
+        case .offsetsOutOfRange(let file, let tensor, let begin, let end, let length):
+            return
+                "\(file): tensor \(tensor): data_offsets [\(begin), \(end)] outside the data section of \(length) bytes"
+        case .sizeMismatch(let file, let tensor, let shape, let dtype, let expected, let actual):
+            return
+                "\(file): tensor \(tensor): shape \(dims(shape)) of \(dtype) needs \(expected) bytes, data_offsets span \(actual)"
+        case .overlap(let file, let tensor, let other):
+            return "\(file): tensor \(tensor) overlaps tensor \(other) in the data section"
+        case .gap(let file, let begin, let end):
+            return "\(file): bytes \(begin)..<\(end) of the data section belong to no tensor"
+        case .missingTensor(let file, let tensor): return "\(file): tensor \(tensor) is missing"
+        case .wrongShape(let file, let tensor, let shape, let expected):
             return "\(file): tensor \(tensor) has shape \(dims(shape)), expected \(dims(expected))"
-        case let .wrongDType(file, tensor, dtype, expected): return "\(file): tensor \(tensor) has dtype \(dtype), expected \(expected)"
-        case let .notFinite(file, tensor, index, value): return "\(file): tensor \(tensor) has \(value) at flat index \(index)"
-        case let .duplicateTensor(file, tensor): return "\(file): tensor \(tensor) appears twice"
+        case .wrongDType(let file, let tensor, let dtype, let expected):
+            return "\(file): tensor \(tensor) has dtype \(dtype), expected \(expected)"
+        case .notFinite(let file, let tensor, let index, let value):
+            return "\(file): tensor \(tensor) has \(value) at flat index \(index)"
+        case .duplicateTensor(let file, let tensor): return "\(file): tensor \(tensor) appears twice"
         }
     }
 }
@@ -82,14 +94,21 @@ public struct SafetensorsTensor: Equatable, Sendable {
     public var bytes: [UInt8]
 
     public init(name: String, dtype: SafetensorsDType, shape: [Int], bytes: [UInt8]) {
-        precondition(bytes.count == shape.reduce(1, *) * dtype.byteSize, "SafetensorsTensor \(name): byte count does not match shape")
-        self.name = name; self.dtype = dtype; self.shape = shape; self.bytes = bytes
+        precondition(
+            bytes.count == shape.reduce(1, *) * dtype.byteSize,
+            "SafetensorsTensor \(name): byte count does not match shape")
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.bytes = bytes
     }
 
     /// An F32 tensor from floats.
     public init(name: String, shape: [Int], floats: [Float]) {
-        precondition(floats.count == shape.reduce(1, *), "SafetensorsTensor \(name): \(floats.count) values for shape \(shape)")
-        var bytes = [UInt8](); bytes.reserveCapacity(floats.count * 4)
+        precondition(
+            floats.count == shape.reduce(1, *), "SafetensorsTensor \(name): \(floats.count) values for shape \(shape)")
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(floats.count * 4)
         for f in floats { withUnsafeBytes(of: f.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
         self.init(name: name, dtype: .F32, shape: shape, bytes: bytes)
     }
@@ -105,7 +124,9 @@ public struct SafetensorsTensor: Equatable, Sendable {
 
     /// The values of an F32 tensor.
     public func floats(file: String = "") throws -> [Float] {
-        guard dtype == .F32 else { throw SafetensorsError.wrongDType(file: file, tensor: name, dtype: dtype.rawValue, expected: "F32") }
+        guard dtype == .F32 else {
+            throw SafetensorsError.wrongDType(file: file, tensor: name, dtype: dtype.rawValue, expected: "F32")
+        }
         return (0..<elementCount).map { Float(bitPattern: littleEndianWord($0, UInt32.self)) }
     }
 
@@ -114,7 +135,8 @@ public struct SafetensorsTensor: Equatable, Sendable {
         switch dtype {
         case .F32: return try floats(file: file).map(Double.init)
         case .F64: return (0..<elementCount).map { Double(bitPattern: littleEndianWord($0, UInt64.self)) }
-        default: throw SafetensorsError.wrongDType(file: file, tensor: name, dtype: dtype.rawValue, expected: "F32 or F64")
+        default:
+            throw SafetensorsError.wrongDType(file: file, tensor: name, dtype: dtype.rawValue, expected: "F32 or F64")
         }
     }
 
@@ -123,7 +145,8 @@ public struct SafetensorsTensor: Equatable, Sendable {
         switch dtype {
         case .I32: return (0..<elementCount).map { Int64(Int32(bitPattern: littleEndianWord($0, UInt32.self))) }
         case .I64: return (0..<elementCount).map { Int64(bitPattern: littleEndianWord($0, UInt64.self)) }
-        default: throw SafetensorsError.wrongDType(file: file, tensor: name, dtype: dtype.rawValue, expected: "I32 or I64")
+        default:
+            throw SafetensorsError.wrongDType(file: file, tensor: name, dtype: dtype.rawValue, expected: "I32 or I64")
         }
     }
 }
@@ -145,19 +168,24 @@ public struct SafetensorsFile: Equatable, Sendable {
     public static let maximumHeaderLength = 100_000_000
 
     public init(tensors: [SafetensorsTensor], metadata: [String: String] = [:]) {
-        self.tensors = tensors; self.metadata = metadata
+        self.tensors = tensors
+        self.metadata = metadata
     }
 
     /// The tensor called `name`, or `missingTensor`.
     public func tensor(_ name: String, file: String = "") throws -> SafetensorsTensor {
-        guard let t = tensors.first(where: { $0.name == name }) else { throw SafetensorsError.missingTensor(file: file, tensor: name) }
+        guard let t = tensors.first(where: { $0.name == name }) else {
+            throw SafetensorsError.missingTensor(file: file, tensor: name)
+        }
         return t
     }
 
     /// The F32 values of `name`, whose shape must be `shape`.
     public func floats(_ name: String, shape: [Int], file: String = "") throws -> [Float] {
         let t = try tensor(name, file: file)
-        guard t.shape == shape else { throw SafetensorsError.wrongShape(file: file, tensor: name, shape: t.shape, expected: shape) }
+        guard t.shape == shape else {
+            throw SafetensorsError.wrongShape(file: file, tensor: name, shape: t.shape, expected: shape)
+        }
         return try t.floats(file: file)
     }
 
@@ -191,7 +219,9 @@ public struct SafetensorsFile: Equatable, Sendable {
         do { json = try JSONParser.parse(Array(bytes[8..<(8 + n)])) } catch let error as JSONParseError {
             throw SafetensorsError.headerNotJSON(file: file, reason: error.description)
         }
-        guard case let .object(members) = json else { throw SafetensorsError.headerNotObject(file: file, found: json.kindName) }
+        guard case .object(let members) = json else {
+            throw SafetensorsError.headerNotObject(file: file, found: json.kindName)
+        }
         let dataStart = 8 + n
         let dataLength = bytes.count - dataStart
 
@@ -199,14 +229,22 @@ public struct SafetensorsFile: Equatable, Sendable {
         var entries = [(name: String, dtype: SafetensorsDType, shape: [Int], begin: Int, end: Int)]()
         for (name, value) in members {
             if name == "__metadata__" {
-                guard case let .object(pairs) = value else { throw SafetensorsError.badMetadata(file: file, reason: "is \(value.kindName), expected an object") }
+                guard case .object(let pairs) = value else {
+                    throw SafetensorsError.badMetadata(file: file, reason: "is \(value.kindName), expected an object")
+                }
                 for (key, v) in pairs {
-                    guard case let .string(s) = v else { throw SafetensorsError.badMetadata(file: file, reason: "value of \"\(key)\" is \(v.kindName), expected a string") }
+                    guard case .string(let s) = v else {
+                        throw SafetensorsError.badMetadata(
+                            file: file, reason: "value of \"\(key)\" is \(v.kindName), expected a string")
+                    }
                     metadata[key] = s
                 }
                 continue
             }
-            guard case let .object(fields) = value else { throw SafetensorsError.badEntry(file: file, tensor: name, reason: "entry is \(value.kindName), expected an object") }
+            guard case .object(let fields) = value else {
+                throw SafetensorsError.badEntry(
+                    file: file, tensor: name, reason: "entry is \(value.kindName), expected an object")
+            }
             func field(_ key: String) throws -> JSONValue {
                 guard let v = fields.first(where: { $0.key == key })?.value else {
                     throw SafetensorsError.badEntry(file: file, tensor: name, reason: "missing \"\(key)\"")
@@ -214,22 +252,33 @@ public struct SafetensorsFile: Equatable, Sendable {
                 return v
             }
             func naturals(_ key: String) throws -> [Int] {
-                guard case let .array(items) = try field(key) else { throw SafetensorsError.badEntry(file: file, tensor: name, reason: "\"\(key)\" is not an array") }
+                guard case .array(let items) = try field(key) else {
+                    throw SafetensorsError.badEntry(file: file, tensor: name, reason: "\"\(key)\" is not an array")
+                }
                 return try items.map {
-                    guard case let .integer(i) = $0, i >= 0 else {
-                        throw SafetensorsError.badEntry(file: file, tensor: name, reason: "\"\(key)\" holds \($0), expected non-negative integers")
+                    guard case .integer(let i) = $0, i >= 0 else {
+                        throw SafetensorsError.badEntry(
+                            file: file, tensor: name, reason: "\"\(key)\" holds \($0), expected non-negative integers")
                     }
                     return i
                 }
             }
-            guard case let .string(dtypeName) = try field("dtype") else { throw SafetensorsError.badEntry(file: file, tensor: name, reason: "\"dtype\" is not a string") }
-            guard let dtype = SafetensorsDType(rawValue: dtypeName) else { throw SafetensorsError.unknownDType(file: file, tensor: name, dtype: dtypeName) }
+            guard case .string(let dtypeName) = try field("dtype") else {
+                throw SafetensorsError.badEntry(file: file, tensor: name, reason: "\"dtype\" is not a string")
+            }
+            guard let dtype = SafetensorsDType(rawValue: dtypeName) else {
+                throw SafetensorsError.unknownDType(file: file, tensor: name, dtype: dtypeName)
+            }
             let shape = try naturals("shape")
             let offsets = try naturals("data_offsets")
-            guard offsets.count == 2 else { throw SafetensorsError.badEntry(file: file, tensor: name, reason: "\"data_offsets\" has \(offsets.count) entries, expected 2") }
+            guard offsets.count == 2 else {
+                throw SafetensorsError.badEntry(
+                    file: file, tensor: name, reason: "\"data_offsets\" has \(offsets.count) entries, expected 2")
+            }
             let (begin, end) = (offsets[0], offsets[1])
             guard begin <= end, end <= dataLength else {
-                throw SafetensorsError.offsetsOutOfRange(file: file, tensor: name, begin: begin, end: end, dataLength: dataLength)
+                throw SafetensorsError.offsetsOutOfRange(
+                    file: file, tensor: name, begin: begin, end: end, dataLength: dataLength)
             }
             // shape product × element size, refusing overflow (a huge shape
             // can never match the bytes actually present).
@@ -237,11 +286,13 @@ public struct SafetensorsFile: Equatable, Sendable {
             var overflow = false
             for d in shape {
                 let (p, o) = needed.multipliedReportingOverflow(by: d)
-                overflow = overflow || o; needed = p
+                overflow = overflow || o
+                needed = p
             }
             guard !overflow, needed == end - begin else {
-                throw SafetensorsError.sizeMismatch(file: file, tensor: name, shape: shape, dtype: dtypeName,
-                                                    expectedBytes: overflow ? Int.max : needed, actualBytes: end - begin)
+                throw SafetensorsError.sizeMismatch(
+                    file: file, tensor: name, shape: shape, dtype: dtypeName,
+                    expectedBytes: overflow ? Int.max : needed, actualBytes: end - begin)
             }
             entries.append((name, dtype, shape, begin, end))
         }
@@ -260,8 +311,9 @@ public struct SafetensorsFile: Equatable, Sendable {
         if cursor != dataLength { throw SafetensorsError.gap(file: file, begin: cursor, end: dataLength) }
 
         let tensors = entries.map {
-            SafetensorsTensor(name: $0.name, dtype: $0.dtype, shape: $0.shape,
-                              bytes: Array(bytes[(dataStart + $0.begin)..<(dataStart + $0.end)]))
+            SafetensorsTensor(
+                name: $0.name, dtype: $0.dtype, shape: $0.shape,
+                bytes: Array(bytes[(dataStart + $0.begin)..<(dataStart + $0.end)]))
         }
         return SafetensorsFile(tensors: tensors, metadata: metadata)
     }
@@ -285,7 +337,9 @@ public struct SafetensorsFile: Equatable, Sendable {
         var offset = 0
         for t in tensors {
             let shape = t.shape.map(String.init).joined(separator: ",")
-            parts.append("\(jsonQuoted(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}")
+            parts.append(
+                "\(jsonQuoted(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}"
+            )
             offset += t.bytes.count
         }
         header += parts.joined(separator: ",") + "}"

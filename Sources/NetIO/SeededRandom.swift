@@ -31,7 +31,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     public mutating func uniform(below n: Int) -> Int {
         precondition(n > 0)
         let bound = UInt64(n)
-        let threshold = (0 &- bound) % bound   // 2⁶⁴ mod n
+        let threshold = (0 &- bound) % bound  // 2⁶⁴ mod n
         while true {
             let x = next()
             if x >= threshold { return Int(x % bound) }

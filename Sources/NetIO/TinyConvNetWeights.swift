@@ -27,14 +27,20 @@ public struct TinyConvNetWeights: Equatable, Sendable {
     ]
 
     public init(conv1: [Float], conv2: [Float], fcWeight: [Float], fcBias: [Float]) {
-        precondition(conv1.count == 72 && conv2.count == 1152 && fcWeight.count == 4000 && fcBias.count == 10,
-                     "TinyConvNetWeights: wrong tensor sizes")
-        self.conv1 = conv1; self.conv2 = conv2; self.fcWeight = fcWeight; self.fcBias = fcBias
+        precondition(
+            conv1.count == 72 && conv2.count == 1152 && fcWeight.count == 4000 && fcBias.count == 10,
+            "TinyConvNetWeights: wrong tensor sizes")
+        self.conv1 = conv1
+        self.conv2 = conv2
+        self.fcWeight = fcWeight
+        self.fcBias = fcBias
     }
 
     /// The tensors by checkpoint name.
     public var tensors: [(name: String, shape: [Int], values: [Float])] {
-        [("conv1.weight", Self.conv1Shape, conv1), ("conv2.weight", Self.conv2Shape, conv2),
-         ("fc.weight", Self.fcWeightShape, fcWeight), ("fc.bias", Self.fcBiasShape, fcBias)]
+        [
+            ("conv1.weight", Self.conv1Shape, conv1), ("conv2.weight", Self.conv2Shape, conv2),
+            ("fc.weight", Self.fcWeightShape, fcWeight), ("fc.bias", Self.fcBiasShape, fcBias),
+        ]
     }
 }

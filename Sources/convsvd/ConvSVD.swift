@@ -13,7 +13,9 @@ struct ConvSVD: ParsableCommand {
             (IDX, checkpoint); 3 device or OpenCL error; 4 training diverged; 5 an output \
             cannot be written or --out is in use by another process; 64 bad command line; 130 interrupted.
             """,
-        subcommands: [RunCommand.self, TrainCommand.self, EvaluateCommand.self, AnalyzeCommand.self, StudyCommand.self,
-                      DevicesCommand.self, BenchCommand.self, SelfTestCommand.self, ExportCommand.self]
+        subcommands: [
+            RunCommand.self, TrainCommand.self, EvaluateCommand.self, AnalyzeCommand.self, StudyCommand.self,
+            DevicesCommand.self, BenchCommand.self, SelfTestCommand.self, ExportCommand.self,
+        ]
     )
 }

@@ -25,8 +25,11 @@ final class Float32Network: NetworkUnderTest {
         var out = NetworkOutputs(conv1: [], conv2: [], pooled1: [], argmax1: [], pooled2: [], argmax2: [], logits: [])
         for i in 0..<count {
             let t = net.forward(Array(normalizedImages[(i * 784)..<((i + 1) * 784)]))
-            out.conv1 += t.conv1; out.conv2 += t.conv2; out.logits += t.logits
-            out.pooled1 += t.pooled1; out.pooled2 += t.pooled2
+            out.conv1 += t.conv1
+            out.conv2 += t.conv2
+            out.logits += t.logits
+            out.pooled1 += t.pooled1
+            out.pooled2 += t.pooled2
             out.argmax1 += DirectReference<Float>.poolArgmax(t.conv1, channels: 8, side: 26)
             out.argmax2 += DirectReference<Float>.poolArgmax(t.conv2, channels: 16, side: 11)
         }
@@ -44,8 +47,9 @@ final class Float32Network: NetworkUnderTest {
 /// (DirectReference: float64 direct convolution loops).
 final class AnalyzerFixtureTests: XCTestCase {
     static let testCount = 300
-    static let options = AnalysisOptions(batchSize: 128, threads: 2, samplingSeed: 7, randomPatchCount: 200,
-                                         mostCommonMaskCount: 5, runAccuracySweep: true)
+    static let options = AnalysisOptions(
+        batchSize: 128, threads: 2, samplingSeed: 7, randomPatchCount: 200,
+        mostCommonMaskCount: 5, runAccuracySweep: true)
 
     struct Shared {
         let weights: TinyConvNetWeights
@@ -61,11 +65,13 @@ final class AnalyzerFixtureTests: XCTestCase {
         let weights = try Fixture.weights()
         let sets = try Fixture.mnist(testCount: testCount, trainCount: 1000)
         let network = Float32Network(weights)
-        let report = try Analyzer(weights: weights, testSet: sets.test, trainSet: sets.train, options: options).run(network: network)
+        let report = try Analyzer(weights: weights, testSet: sets.test, trainSet: sets.train, options: options).run(
+            network: network)
         let reference = DirectReference<Double>(weights)
         let images = sets.test.normalizedImages(0..<sets.test.count).map(Double.init)
         let traces = (0..<sets.test.count).map { i in reference.forward(Array(images[(i * 784)..<((i + 1) * 784)])) }
-        return Shared(weights: weights, test: sets.test, train: sets.train, report: report, network: network, traces: traces)
+        return Shared(
+            weights: weights, test: sets.test, train: sets.train, report: report, network: network, traces: traces)
     }
 
     func fixture() throws -> Shared { try Self.shared.get() }
@@ -81,7 +87,9 @@ final class AnalyzerFixtureTests: XCTestCase {
 
     func testAccuracyAndPredictionsAgainstDirectReference() throws {
         let f = try fixture()
-        let correct = f.traces.enumerated().filter { DirectReference<Double>.argmax($0.element.logits) == Int(f.test.labels[$0.offset]) }.count
+        let correct = f.traces.enumerated().filter {
+            DirectReference<Double>.argmax($0.element.logits) == Int(f.test.labels[$0.offset])
+        }.count
         XCTAssertEqual(f.report.testAccuracy, Double(correct) / Double(Self.testCount))
         XCTAssertEqual(f.report.analyticalComparison.analyticalTestAccuracy, Double(correct) / Double(Self.testCount))
         // The AnalyticalNet's public forward against the direct loops.
@@ -90,36 +98,46 @@ final class AnalyzerFixtureTests: XCTestCase {
         XCTAssertLessThan(maxAbsoluteDifference(out.conv1, f.traces[0..<5].flatMap(\.conv1)), 1e-12)
         XCTAssertLessThan(maxAbsoluteDifference(out.conv2, f.traces[0..<5].flatMap(\.conv2)), 1e-12)
         XCTAssertLessThan(maxAbsoluteDifference(out.logits, f.traces[0..<5].flatMap(\.logits)), 1e-12)
-        let host = try HostReferenceNet(weights: f.weights).forward(normalizedImages: f.test.normalizedImages(0..<5), count: 5)
+        let host = try HostReferenceNet(weights: f.weights).forward(
+            normalizedImages: f.test.normalizedImages(0..<5), count: 5)
         XCTAssertLessThan(maxAbsoluteDifference(host.conv2, f.traces[0..<5].flatMap(\.conv2)), 1e-12)
     }
 
     func testSpectraFromTheFactors() throws {
         let f = try fixture()
-        for (s, weights, rows, cols) in [(f.report.spectra[0], f.weights.conv1, 8, 9), (f.report.spectra[1], f.weights.conv2, 16, 72)] {
+        for (s, weights, rows, cols) in [
+            (f.report.spectra[0], f.weights.conv1, 8, 9), (f.report.spectra[1], f.weights.conv2, 16, 72),
+        ] {
             XCTAssertEqual(s.matrixShape, [rows, cols])
             XCTAssertEqual(s.singularValues.count, rows)
             // U·diag(σ)·Vᵀ = W and orthonormal factors, by loops: with σ
             // sorted and ≥ 0 this pins σ down (the SVD's uniqueness).
             var worst = 0.0
-            for i in 0..<rows { for j in 0..<cols {
-                var v = 0.0
-                for k in 0..<rows { v += s.u[i][k] * s.singularValues[k] * s.vt[k][j] }
-                worst = max(worst, abs(v - Double(weights[i * cols + j])))
-            } }
+            for i in 0..<rows {
+                for j in 0..<cols {
+                    var v = 0.0
+                    for k in 0..<rows { v += s.u[i][k] * s.singularValues[k] * s.vt[k][j] }
+                    worst = max(worst, abs(v - Double(weights[i * cols + j])))
+                }
+            }
             XCTAssertLessThan(worst, 1e-12)
-            for a in 0..<rows { for b in 0..<rows {
-                let uu = (0..<rows).reduce(0.0) { $0 + s.u[$1][a] * s.u[$1][b] }
-                let vv = (0..<cols).reduce(0.0) { $0 + s.vt[a][$1] * s.vt[b][$1] }
-                XCTAssertEqual(uu, a == b ? 1 : 0, accuracy: 1e-12)
-                XCTAssertEqual(vv, a == b ? 1 : 0, accuracy: 1e-12)
-            } }
+            for a in 0..<rows {
+                for b in 0..<rows {
+                    let uu = (0..<rows).reduce(0.0) { $0 + s.u[$1][a] * s.u[$1][b] }
+                    let vv = (0..<cols).reduce(0.0) { $0 + s.vt[a][$1] * s.vt[b][$1] }
+                    XCTAssertEqual(uu, a == b ? 1 : 0, accuracy: 1e-12)
+                    XCTAssertEqual(vv, a == b ? 1 : 0, accuracy: 1e-12)
+                }
+            }
             XCTAssertEqual(s.singularValues, s.singularValues.sorted(by: >))
             // Derived numbers from σ.
             let squares = s.singularValues.map { $0 * $0 }
             let total = squares.reduce(0, +)
             var running = 0.0
-            for (k, e) in squares.enumerated() { running += e; XCTAssertEqual(s.cumulativeEnergy[k], running / total, accuracy: 1e-14) }
+            for (k, e) in squares.enumerated() {
+                running += e
+                XCTAssertEqual(s.cumulativeEnergy[k], running / total, accuracy: 1e-14)
+            }
             func count(_ t: Double) -> Int { (1...rows).first { squares[0..<$0].reduce(0, +) / total >= t }! }
             XCTAssertEqual(s.componentsFor90PercentEnergy, count(0.90))
             XCTAssertEqual(s.componentsFor95PercentEnergy, count(0.95))
@@ -127,25 +145,36 @@ final class AnalyzerFixtureTests: XCTestCase {
             let frobenius = weights.reduce(0.0) { $0 + Double($1) * Double($1) }
             XCTAssertEqual(s.stableRank, frobenius / squares[0], accuracy: 1e-12)
             let sum = s.singularValues.reduce(0, +)
-            XCTAssertEqual(s.entropyEffectiveRank, exp(-s.singularValues.reduce(0.0) { $0 + ($1 / sum) * log($1 / sum) }), accuracy: 1e-12)
+            XCTAssertEqual(
+                s.entropyEffectiveRank, exp(-s.singularValues.reduce(0.0) { $0 + ($1 / sum) * log($1 / sum) }),
+                accuracy: 1e-12)
             XCTAssertEqual(s.gramEigenvalues.count, cols)
             XCTAssertEqual(s.eigenfilter(1)[0][2][1], s.vt[1][2 * 3 + 1])
         }
         for i in f.report.svdIdentities {
             XCTAssertLessThan(i.reconstructionMaxAbsError, 1e-12)
-            XCTAssertGreaterThan(i.reconstructionMaxAbsError, 0, "a float64 product has some rounding; exactly 0 would mean nothing was compared")
+            XCTAssertGreaterThan(
+                i.reconstructionMaxAbsError, 0,
+                "a float64 product has some rounding; exactly 0 would mean nothing was compared")
         }
     }
 
     func testCompositionOverlapsByLoops() throws {
         let f = try fixture()
-        let u1 = f.report.spectra[0].u, vt2 = f.report.spectra[1].vt
+        let u1 = f.report.spectra[0].u
+        let vt2 = f.report.spectra[1].vt
         let c = f.report.composition
-        XCTAssertEqual(c.overlaps.count, 16); XCTAssertEqual(c.overlaps[0].count, 9); XCTAssertEqual(c.overlaps[0][0].count, 8)
-        for j in 0..<16 { for o in 0..<9 { for m in 0..<8 {
-            let expected = (0..<8).reduce(0.0) { $0 + u1[$1][m] * vt2[j][$1 * 9 + o] }
-            XCTAssertEqual(c.overlaps[j][o][m], expected, accuracy: 1e-14)
-        } } }
+        XCTAssertEqual(c.overlaps.count, 16)
+        XCTAssertEqual(c.overlaps[0].count, 9)
+        XCTAssertEqual(c.overlaps[0][0].count, 8)
+        for j in 0..<16 {
+            for o in 0..<9 {
+                for m in 0..<8 {
+                    let expected = (0..<8).reduce(0.0) { $0 + u1[$1][m] * vt2[j][$1 * 9 + o] }
+                    XCTAssertEqual(c.overlaps[j][o][m], expected, accuracy: 1e-14)
+                }
+            }
+        }
         for j in 0..<16 {
             XCTAssertEqual(c.directionEnergy[j].reduce(0, +), 1, accuracy: 1e-12)
             XCTAssertEqual(c.offsetEnergy[j].reduce(0, +), 1, accuracy: 1e-12)
@@ -157,7 +186,11 @@ final class AnalyzerFixtureTests: XCTestCase {
         let d = try XCTUnwrap(f.report.deviceVerification)
         let reference32 = DirectReference<Float>(f.weights)
         let images = f.test.normalizedImages(0..<f.test.count)
-        var c1 = 0.0, c2 = 0.0, lg = 0.0, mismatches = 0, correct = 0
+        var c1 = 0.0
+        var c2 = 0.0
+        var lg = 0.0
+        var mismatches = 0
+        var correct = 0
         for i in 0..<f.test.count {
             let t = reference32.forward(Array(images[(i * 784)..<((i + 1) * 784)]))
             c1 = max(c1, maxAbsoluteDifference(t.conv1, f.traces[i].conv1))
@@ -182,7 +215,8 @@ final class AnalyzerFixtureTests: XCTestCase {
         network.corruption = (index: 1234, amount: 3e-4)
         var options = Self.options
         options.runAccuracySweep = false
-        let report = try Analyzer(weights: f.weights, testSet: f.test.prefix(40), trainSet: f.train, options: options).run(network: network)
+        let report = try Analyzer(weights: f.weights, testSet: f.test.prefix(40), trainSet: f.train, options: options)
+            .run(network: network)
         XCTAssertFalse(report.allChecksPassed)
         XCTAssertEqual(report.failedChecks.map(\.id), ["device.conv2"])
         XCTAssertEqual(report.check("device.conv2")!.value, 3e-4, accuracy: 1e-5)
@@ -195,7 +229,8 @@ final class AnalyzerFixtureTests: XCTestCase {
         network.corruption = (index: 5, amount: .nan)
         var options = Self.options
         options.runAccuracySweep = false
-        let report = try Analyzer(weights: f.weights, testSet: f.test.prefix(20), trainSet: f.train, options: options).run(network: network)
+        let report = try Analyzer(weights: f.weights, testSet: f.test.prefix(20), trainSet: f.train, options: options)
+            .run(network: network)
         XCTAssertTrue(report.check("device.conv2")!.value.isNaN)
         XCTAssertEqual(report.failedChecks.map(\.id), ["device.conv2"])
         XCTAssertNoThrow(try report.jsonData(), "NaN is written as a string, not refused")
@@ -205,8 +240,12 @@ final class AnalyzerFixtureTests: XCTestCase {
         let f = try fixture()
         let network = Float32Network(f.weights)
         network.truncateLogits = true
-        XCTAssertThrowsError(try Analyzer(weights: f.weights, testSet: f.test.prefix(10), trainSet: f.train, options: Self.options).run(network: network)) { error in
-            XCTAssertEqual(error as? AnalysisError, .networkOutputSize(output: "logits", batchStart: 0, expected: 100, actual: 99))
+        XCTAssertThrowsError(
+            try Analyzer(weights: f.weights, testSet: f.test.prefix(10), trainSet: f.train, options: Self.options).run(
+                network: network)
+        ) { error in
+            XCTAssertEqual(
+                error as? AnalysisError, .networkOutputSize(output: "logits", batchStart: 0, expected: 100, actual: 99))
         }
     }
 
@@ -221,24 +260,33 @@ final class AnalyzerFixtureTests: XCTestCase {
         w = f.weights
         w.conv2[17] = .nan
         XCTAssertThrowsError(try Analyzer(weights: w, testSet: f.test.prefix(10), trainSet: f.train).run()) { error in
-            guard case let .nonFiniteWeight(tensor, index, _)? = error as? AnalysisError else { return XCTFail("\(error)") }
-            XCTAssertEqual(tensor, "conv2.weight"); XCTAssertEqual(index, 17)
+            guard case .nonFiniteWeight(let tensor, let index, _)? = error as? AnalysisError else {
+                return XCTFail("\(error)")
+            }
+            XCTAssertEqual(tensor, "conv2.weight")
+            XCTAssertEqual(index, 17)
         }
     }
 
     func testLowRankRowsByLoops() throws {
         let f = try fixture()
-        for (l, s, weights) in [(f.report.lowRank.layers[0], f.report.spectra[0], f.weights.conv1), (f.report.lowRank.layers[1], f.report.spectra[1], f.weights.conv2)] {
-            let rows = s.u.count, cols = s.vt[0].count
+        for (l, s, weights) in [
+            (f.report.lowRank.layers[0], f.report.spectra[0], f.weights.conv1),
+            (f.report.lowRank.layers[1], f.report.spectra[1], f.weights.conv2),
+        ] {
+            let rows = s.u.count
+            let cols = s.vt[0].count
             let norm = weights.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
             XCTAssertEqual(l.rows.map(\.rank), Array(1...rows))
             for row in l.rows {
                 var error = 0.0
-                for i in 0..<rows { for j in 0..<cols {
-                    var v = 0.0
-                    for k in 0..<row.rank { v += s.u[i][k] * s.singularValues[k] * s.vt[k][j] }
-                    error += (Double(weights[i * cols + j]) - v) * (Double(weights[i * cols + j]) - v)
-                } }
+                for i in 0..<rows {
+                    for j in 0..<cols {
+                        var v = 0.0
+                        for k in 0..<row.rank { v += s.u[i][k] * s.singularValues[k] * s.vt[k][j] }
+                        error += (Double(weights[i * cols + j]) - v) * (Double(weights[i * cols + j]) - v)
+                    }
+                }
                 XCTAssertEqual(row.relativeFrobeniusErrorFromMatrix, error.squareRoot() / norm, accuracy: 1e-12)
                 XCTAssertEqual(row.relativeFrobeniusErrorFromSigma, error.squareRoot() / norm, accuracy: 1e-12)
                 XCTAssertEqual(row.spectralErrorFromSigma, row.rank < rows ? s.singularValues[row.rank] : 0)
@@ -251,22 +299,30 @@ final class AnalyzerFixtureTests: XCTestCase {
     func testAccuracySweepAgainstDirectLowRankNetworks() throws {
         let f = try fixture()
         let sweep = try XCTUnwrap(f.report.lowRank.sweep)
-        XCTAssertEqual(sweep.accuracy.count, 8); XCTAssertEqual(sweep.accuracy[0].count, 16)
-        let s1 = f.report.spectra[0], s2 = f.report.spectra[1]
+        XCTAssertEqual(sweep.accuracy.count, 8)
+        XCTAssertEqual(sweep.accuracy[0].count, 16)
+        let s1 = f.report.spectra[0]
+        let s2 = f.report.spectra[1]
         func truncated(_ s: LayerSpectrum, _ k: Int) -> [Double] {
-            let rows = s.u.count, cols = s.vt[0].count
+            let rows = s.u.count
+            let cols = s.vt[0].count
             var w = [Double](repeating: 0, count: rows * cols)
-            for i in 0..<rows { for j in 0..<cols { for p in 0..<k { w[i * cols + j] += s.u[i][p] * s.singularValues[p] * s.vt[p][j] } } }
+            for i in 0..<rows {
+                for j in 0..<cols { for p in 0..<k { w[i * cols + j] += s.u[i][p] * s.singularValues[p] * s.vt[p][j] } }
+            }
             return w
         }
         let images = f.test.normalizedImages(0..<f.test.count).map(Double.init)
         for (k1, k2) in [(1, 16), (3, 5), (8, 2), (8, 16), (2, 1)] {
-            let net = DirectReference<Double>(conv1: truncated(s1, k1), conv2: truncated(s2, k2),
-                                              fcWeight: f.weights.fcWeight.map(Double.init), fcBias: f.weights.fcBias.map(Double.init))
+            let net = DirectReference<Double>(
+                conv1: truncated(s1, k1), conv2: truncated(s2, k2),
+                fcWeight: f.weights.fcWeight.map(Double.init), fcBias: f.weights.fcBias.map(Double.init))
             let correct = (0..<f.test.count).filter { i in
-                DirectReference<Double>.argmax(net.forward(Array(images[(i * 784)..<((i + 1) * 784)])).logits) == Int(f.test.labels[i])
+                DirectReference<Double>.argmax(net.forward(Array(images[(i * 784)..<((i + 1) * 784)])).logits)
+                    == Int(f.test.labels[i])
             }.count
-            XCTAssertEqual(sweep.accuracy[k1 - 1][k2 - 1], Double(correct) / Double(f.test.count), "k₁ = \(k1), k₂ = \(k2)")
+            XCTAssertEqual(
+                sweep.accuracy[k1 - 1][k2 - 1], Double(correct) / Double(f.test.count), "k₁ = \(k1), k₂ = \(k2)")
         }
         XCTAssertEqual(f.report.lowRank.layers[0].rows[2].testAccuracy, sweep.accuracy[2][15])
         XCTAssertEqual(f.report.lowRank.layers[1].rows[4].testAccuracy, sweep.accuracy[7][4])
@@ -277,11 +333,14 @@ final class AnalyzerFixtureTests: XCTestCase {
     func testMaskCensusesAndEnergiesByLoops() throws {
         let f = try fixture()
         // Every test patch: masks from the float64 direct pre-activations.
-        for (layer, units, plane, trace) in [(0, 8, 676, { (t: DirectReference<Double>.Trace) in t.conv1 }),
-                                             (1, 16, 121, { (t: DirectReference<Double>.Trace) in t.conv2 })] {
+        for (layer, units, plane, trace) in [
+            (0, 8, 676, { (t: DirectReference<Double>.Trace) in t.conv1 }),
+            (1, 16, 121, { (t: DirectReference<Double>.Trace) in t.conv2 }),
+        ] {
             var counts = [String: Int]()
             let u = f.report.spectra[layer].u
-            var before = [Double](repeating: 0, count: units), after = before
+            var before = [Double](repeating: 0, count: units)
+            var after = before
             for t in f.traces {
                 let a = trace(t)
                 for q in 0..<plane {
@@ -290,7 +349,8 @@ final class AnalyzerFixtureTests: XCTestCase {
                     for i in 0..<units {
                         let x = (0..<units).reduce(0.0) { $0 + u[$1][i] * column[$1] }
                         let y = (0..<units).reduce(0.0) { $0 + u[$1][i] * max(column[$1], 0) }
-                        before[i] += x * x; after[i] += y * y
+                        before[i] += x * x
+                        after[i] += y * y
                     }
                 }
             }
@@ -299,13 +359,17 @@ final class AnalyzerFixtureTests: XCTestCase {
             XCTAssertEqual(r.testSetPatches.patches, f.traces.count * plane)
             XCTAssertEqual(r.testSetPatches.distinctMasks, counts.count)
             // Most frequent first; ties by the mask's integer value (bit c = unit c).
-            func value(_ bits: String) -> Int { bits.enumerated().reduce(0) { $0 | ($1.element == "1" ? 1 << $1.offset : 0) } }
-            let ranked = counts.sorted { $0.value != $1.value ? $0.value > $1.value : value($0.key) < value($1.key) }.prefix(5)
+            func value(_ bits: String) -> Int {
+                bits.enumerated().reduce(0) { $0 | ($1.element == "1" ? 1 << $1.offset : 0) }
+            }
+            let ranked = counts.sorted { $0.value != $1.value ? $0.value > $1.value : value($0.key) < value($1.key) }
+                .prefix(5)
             XCTAssertEqual(r.testSetPatches.mostCommon.map(\.bits), ranked.map(\.key))
             XCTAssertEqual(r.testSetPatches.mostCommon.map(\.count), ranked.map(\.value))
             XCTAssertEqual(r.testSetPatches.mostCommon.map(\.mask), ranked.map { value($0.key) })
             for i in 0..<units {
-                XCTAssertEqual(r.energyBeforeReLU[i], before[i] / patches, accuracy: 1e-10 * max(1, before[i] / patches))
+                XCTAssertEqual(
+                    r.energyBeforeReLU[i], before[i] / patches, accuracy: 1e-10 * max(1, before[i] / patches))
                 XCTAssertEqual(r.energyAfterReLU[i], after[i] / patches, accuracy: 1e-10 * max(1, after[i] / patches))
             }
             XCTAssertEqual(r.coverBound.count, units)
@@ -319,27 +383,39 @@ final class AnalyzerFixtureTests: XCTestCase {
         // uniform by rejection; conv1's 200 draws, then conv2's 200.
         var g = SeededRandom(seed: Self.options.samplingSeed)
         func uniform(_ n: Int) -> Int {
-            let bound = UInt64(n), threshold = (0 &- bound) % bound
-            while true { let x = g.next(); if x >= threshold { return Int(x % bound) } }
+            let bound = UInt64(n)
+            let threshold = (0 &- bound) % bound
+            while true {
+                let x = g.next()
+                if x >= threshold { return Int(x % bound) }
+            }
         }
         let reference = DirectReference<Double>(f.weights)
-        var masks1 = Set<[Bool]>(), masks2 = Set<[Bool]>()
+        var masks1 = Set<[Bool]>()
+        var masks2 = Set<[Bool]>()
         for _ in 0..<Self.options.randomPatchCount {
-            let image = uniform(f.train.count), y = uniform(26), x = uniform(26)
+            let image = uniform(f.train.count)
+            let y = uniform(26)
+            let x = uniform(26)
             let pixels = f.train.normalizedImages([image]).map(Double.init)
-            masks1.insert((0..<8).map { o in
-                (0..<9).reduce(0.0) { $0 + reference.conv1[o * 9 + $1] * pixels[(y + $1 / 3) * 28 + x + $1 % 3] } > 0
-            })
+            masks1.insert(
+                (0..<8).map { o in
+                    (0..<9).reduce(0.0) { $0 + reference.conv1[o * 9 + $1] * pixels[(y + $1 / 3) * 28 + x + $1 % 3] }
+                        > 0
+                })
         }
         for _ in 0..<Self.options.randomPatchCount {
-            let image = uniform(f.train.count), y = uniform(11), x = uniform(11)
+            let image = uniform(f.train.count)
+            let y = uniform(11)
+            let x = uniform(11)
             let pooled = reference.forward(f.train.normalizedImages([image]).map(Double.init)).pooled1
-            masks2.insert((0..<16).map { o in
-                (0..<72).reduce(0.0) { s, p in
-                    let (c, i, k) = (p / 9, (p % 9) / 3, p % 3)
-                    return s + reference.conv2[o * 72 + p] * pooled[(c * 13 + y + i) * 13 + x + k]
-                } > 0
-            })
+            masks2.insert(
+                (0..<16).map { o in
+                    (0..<72).reduce(0.0) { s, p in
+                        let (c, i, k) = (p / 9, (p % 9) / 3, p % 3)
+                        return s + reference.conv2[o * 72 + p] * pooled[(c * 13 + y + i) * 13 + x + k]
+                    } > 0
+                })
         }
         XCTAssertEqual(f.report.reluRegions[0].randomTrainingPatches.distinctMasks, masks1.count)
         XCTAssertEqual(f.report.reluRegions[1].randomTrainingPatches.distinctMasks, masks2.count)
@@ -350,7 +426,8 @@ final class AnalyzerFixtureTests: XCTestCase {
         let f = try fixture()
         var options = Self.options
         options.runAccuracySweep = false
-        let report = try Analyzer(weights: f.weights, testSet: f.test.prefix(50), trainSet: f.train, options: options).run()
+        let report = try Analyzer(weights: f.weights, testSet: f.test.prefix(50), trainSet: f.train, options: options)
+            .run()
         XCTAssertNil(report.deviceVerification)
         XCTAssertNil(report.lowRank.sweep)
         XCTAssertFalse(report.checks.contains { $0.id.hasPrefix("device.") })
@@ -367,8 +444,10 @@ final class AnalyzerFixtureTests: XCTestCase {
         let back = try AnalysisReport(jsonData: Data(contentsOf: url))
         XCTAssertEqual(back, f.report)
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        for key in ["spectra", "svdIdentities", "composition", "analyticalComparison", "deviceVerification", "lowRank",
-                    "reluRegions", "frobenius", "checks", "timings", "testAccuracy"] {
+        for key in [
+            "spectra", "svdIdentities", "composition", "analyticalComparison", "deviceVerification", "lowRank",
+            "reluRegions", "frobenius", "checks", "timings", "testAccuracy",
+        ] {
             XCTAssertNotNil(object[key], key)
         }
         let table = ResultsTable.render(f.report)

@@ -7,13 +7,21 @@ final class ConvolutionOperatorTests: XCTestCase {
     func directConv(_ x: [Double], channels: Int, side n: Int, weight w: [Double], outChannels: Int) -> [Double] {
         let o = n - 2
         var out = [Double](repeating: 0, count: outChannels * o * o)
-        for oc in 0..<outChannels { for y in 0..<o { for xx in 0..<o {
-            var s = 0.0
-            for c in 0..<channels { for i in 0..<3 { for j in 0..<3 {
-                s += w[((oc * channels + c) * 3 + i) * 3 + j] * x[(c * n + y + i) * n + xx + j]
-            } } }
-            out[(oc * o + y) * o + xx] = s
-        } } }
+        for oc in 0..<outChannels {
+            for y in 0..<o {
+                for xx in 0..<o {
+                    var s = 0.0
+                    for c in 0..<channels {
+                        for i in 0..<3 {
+                            for j in 0..<3 {
+                                s += w[((oc * channels + c) * 3 + i) * 3 + j] * x[(c * n + y + i) * n + xx + j]
+                            }
+                        }
+                    }
+                    out[(oc * o + y) * o + xx] = s
+                }
+            }
+        }
         return out
     }
 
@@ -32,7 +40,10 @@ final class ConvolutionOperatorTests: XCTestCase {
             // A is the convolution.
             let x = randomFloats(channels * n * n, seed: 77).map(Double.init)
             let applied = (a * Matrix(rows: x.count, columns: 1, values: x)).values
-            XCTAssertLessThan(maxAbsoluteDifference(applied, directConv(x, channels: channels, side: n, weight: weight, outChannels: outChannels)), 1e-13)
+            XCTAssertLessThan(
+                maxAbsoluteDifference(
+                    applied, directConv(x, channels: channels, side: n, weight: weight, outChannels: outChannels)),
+                1e-13)
         }
     }
 }

@@ -13,13 +13,21 @@ final class Phase9Tests: XCTestCase {
     /// Direct circular convolution, float64 loops: (out, n, n).
     func circularConv(_ x: [Double], channels: Int, side n: Int, weight w: Matrix, kernel k: Int) -> [Double] {
         var out = [Double](repeating: 0, count: w.rows * n * n)
-        for oc in 0..<w.rows { for p in 0..<n { for q in 0..<n {
-            var s = 0.0
-            for c in 0..<channels { for i in 0..<k { for j in 0..<k {
-                s += w[oc, (c * k + i) * k + j] * x[(c * n + (p + i) % n) * n + (q + j) % n]
-            } } }
-            out[(oc * n + p) * n + q] = s
-        } } }
+        for oc in 0..<w.rows {
+            for p in 0..<n {
+                for q in 0..<n {
+                    var s = 0.0
+                    for c in 0..<channels {
+                        for i in 0..<k {
+                            for j in 0..<k {
+                                s += w[oc, (c * k + i) * k + j] * x[(c * n + (p + i) % n) * n + (q + j) % n]
+                            }
+                        }
+                    }
+                    out[(oc * n + p) * n + q] = s
+                }
+            }
+        }
         return out
     }
 
@@ -35,7 +43,8 @@ final class Phase9Tests: XCTestCase {
         let sigma = [2.0, 0.5]
         let w = matrixWithSingularValues(sigma, m: 3, n: 2, seed: 11)
         let n = 4
-        let s = try OperatorSpectrum.compute(layer: "t", weight: w, weightSingularValues: sigma, inChannels: 2, kernel: 1, inputSide: n)
+        let s = try OperatorSpectrum.compute(
+            layer: "t", weight: w, weightSingularValues: sigma, inChannels: 2, kernel: 1, inputSide: n)
         let expected = [Double](repeating: 2.0, count: n * n) + [Double](repeating: 0.5, count: n * n)
         XCTAssertEqual(s.validSingularValues.count, expected.count)
         XCTAssertLessThan(maxAbsoluteDifference(s.validSingularValues, expected), 1e-13)
@@ -49,20 +58,25 @@ final class Phase9Tests: XCTestCase {
     /// C_a ⊗ C_b (1-D circulants) with singular values |â(ω₁)|·|b̂(ω₂)|, the
     /// valid one T_a ⊗ T_b (1-D (n−2)×n Toeplitz) with σᵢ(T_a)·σⱼ(T_b).
     func testSeparableKernelSpectraInClosedForm() throws {
-        let a = [1.0, 2.0, -1.0], b = [0.5, -1.0, 3.0]
+        let a = [1.0, 2.0, -1.0]
+        let b = [0.5, -1.0, 3.0]
         let n = 7
         let w = Matrix(rows: 1, columns: 9, values: (0..<3).flatMap { i in (0..<3).map { j in a[i] * b[j] } })
         let sigmaW = try SingularValueDecomposition(w).singularValues
-        let s = try OperatorSpectrum.compute(layer: "t", weight: w, weightSingularValues: sigmaW, inChannels: 1, kernel: 3, inputSide: n)
+        let s = try OperatorSpectrum.compute(
+            layer: "t", weight: w, weightSingularValues: sigmaW, inChannels: 1, kernel: 3, inputSide: n)
         func dftModulus(_ f: [Double], _ omega: Int) -> Double {
-            var re = 0.0, im = 0.0
+            var re = 0.0
+            var im = 0.0
             for (i, v) in f.enumerated() {
                 let t = -2 * Double.pi * Double(i * omega) / Double(n)
-                re += v * cos(t); im += v * sin(t)
+                re += v * cos(t)
+                im += v * sin(t)
             }
             return (re * re + im * im).squareRoot()
         }
-        let circulant = (0..<n).flatMap { w1 in (0..<n).map { w2 in dftModulus(a, w1) * dftModulus(b, w2) } }.sorted(by: >)
+        let circulant = (0..<n).flatMap { w1 in (0..<n).map { w2 in dftModulus(a, w1) * dftModulus(b, w2) } }.sorted(
+            by: >)
         XCTAssertLessThan(maxAbsoluteDifference(s.circulantSingularValues, circulant), 1e-12)
         func toeplitz(_ f: [Double]) -> Matrix {
             var t = Matrix(rows: n - 2, columns: n)
@@ -87,9 +101,11 @@ final class Phase9Tests: XCTestCase {
         let a = ConvolutionOperator.circulantMatrix(weight: w, inChannels: cin, kernel: k, inputSide: n)
         let x = randomFloats(cin * n * n, seed: 9).map(Double.init)
         let applied = (a * Matrix(rows: x.count, columns: 1, values: x)).values
-        XCTAssertLessThan(maxAbsoluteDifference(applied, circularConv(x, channels: cin, side: n, weight: w, kernel: k)), 1e-13)
-        let s = try OperatorSpectrum.compute(layer: "t", weight: w, weightSingularValues: try SingularValueDecomposition(w).singularValues,
-                                             inChannels: cin, kernel: k, inputSide: n)
+        XCTAssertLessThan(
+            maxAbsoluteDifference(applied, circularConv(x, channels: cin, side: n, weight: w, kernel: k)), 1e-13)
+        let s = try OperatorSpectrum.compute(
+            layer: "t", weight: w, weightSingularValues: try SingularValueDecomposition(w).singularValues,
+            inChannels: cin, kernel: k, inputSide: n)
         XCTAssertEqual(s.circulantSingularValues.count, n * n * min(out, cin))
         XCTAssertTrue(failing(s.checks).isEmpty, "\(failing(s.checks))")
         XCTAssertGreaterThanOrEqual(s.fantasticFourRatio, 1)
@@ -100,24 +116,40 @@ final class Phase9Tests: XCTestCase {
         let (cin, out, k, n) = (2, 3, 3, 5)
         let w = randomWeight(out: out, columns: cin * k * k, seed: 21)
         let sigmaW = try SingularValueDecomposition(w).singularValues
-        let valid = try singularValuesOnly(ConvolutionOperator.matrix(weight: w, inChannels: cin, kernel: k, inputSide: n), context: "t")
-        let dense = try singularValuesOnly(ConvolutionOperator.circulantMatrix(weight: w, inChannels: cin, kernel: k, inputSide: n), context: "t")
+        let valid = try singularValuesOnly(
+            ConvolutionOperator.matrix(weight: w, inChannels: cin, kernel: k, inputSide: n), context: "t")
+        let dense = try singularValuesOnly(
+            ConvolutionOperator.circulantMatrix(weight: w, inChannels: cin, kernel: k, inputSide: n), context: "t")
         let freq = ConvolutionOperator.frequencyMatrices(weight: w, inChannels: cin, kernel: k, inputSide: n)
-        func spectrum(sigmaW: [Double]? = nil, valid v: [Double]? = nil, dense d: [Double]? = nil, freq f: [[Double]]? = nil) throws -> Set<String> {
-            failing(try OperatorSpectrum(layer: "t", weight: w, weightSingularValues: sigmaW ?? sigmaW0, inChannels: cin, kernel: k,
-                                         inputSide: n, validSingularValues: v ?? valid, circulantDenseSingularValues: d ?? dense,
-                                         frequencyMatrices: f ?? freq).checks)
+        func spectrum(
+            sigmaW: [Double]? = nil, valid v: [Double]? = nil, dense d: [Double]? = nil, freq f: [[Double]]? = nil
+        ) throws -> Set<String> {
+            failing(
+                try OperatorSpectrum(
+                    layer: "t", weight: w, weightSingularValues: sigmaW ?? sigmaW0, inChannels: cin, kernel: k,
+                    inputSide: n, validSingularValues: v ?? valid, circulantDenseSingularValues: d ?? dense,
+                    frequencyMatrices: f ?? freq
+                ).checks)
         }
         let sigmaW0 = sigmaW
         XCTAssertEqual(try spectrum(), [])
-        XCTAssertEqual(try spectrum(dense: dense.map { $0 * (1 + 1e-8) }),
-                       ["t.operator.circulant-dft-vs-dense", "t.operator.circulant-norm-vs-frequency"])
-        var bigW = sigmaW; bigW[0] *= 10
-        XCTAssertEqual(try spectrum(sigmaW: bigW), ["t.operator.weight-le-valid", "t.operator.weight-valid-interlacing"])
-        var bigValid = valid; bigValid[0] = dense[0] * 1.01
-        XCTAssertEqual(try spectrum(valid: bigValid), ["t.operator.valid-le-circulant", "t.operator.valid-circulant-interlacing"])
-        XCTAssert(try spectrum(freq: freq.map { $0.map { 4 * $0 } }).isSuperset(of: ["t.operator.frequency-le-kernel-bound", "t.operator.frequency-parseval"]))
-        var nudged = freq; nudged[3][0] += 1e-6
+        XCTAssertEqual(
+            try spectrum(dense: dense.map { $0 * (1 + 1e-8) }),
+            ["t.operator.circulant-dft-vs-dense", "t.operator.circulant-norm-vs-frequency"])
+        var bigW = sigmaW
+        bigW[0] *= 10
+        XCTAssertEqual(
+            try spectrum(sigmaW: bigW), ["t.operator.weight-le-valid", "t.operator.weight-valid-interlacing"])
+        var bigValid = valid
+        bigValid[0] = dense[0] * 1.01
+        XCTAssertEqual(
+            try spectrum(valid: bigValid), ["t.operator.valid-le-circulant", "t.operator.valid-circulant-interlacing"])
+        XCTAssert(
+            try spectrum(freq: freq.map { $0.map { 4 * $0 } }).isSuperset(of: [
+                "t.operator.frequency-le-kernel-bound", "t.operator.frequency-parseval",
+            ]))
+        var nudged = freq
+        nudged[3][0] += 1e-6
         XCTAssert(try spectrum(freq: nudged).contains("t.operator.frequency-parseval"))
         XCTAssert(try spectrum(dense: dense.map { 10 * $0 }).contains("t.operator.fantastic-four-bound"))
     }
@@ -137,7 +169,8 @@ final class Phase9Tests: XCTestCase {
         XCTAssertLessThan(pure.xMin, 1.6)
         // A uniform body below 1 and a power-law tail above: the KS choice finds the cut.
         var g = SeededRandom(seed: 4)
-        let mixed = (0..<2000).map { _ in Double.random(in: 0.01..<1, using: &g) } + pareto(3000, alpha: 3, xMin: 1, seed: 5)
+        let mixed =
+            (0..<2000).map { _ in Double.random(in: 0.01..<1, using: &g) } + pareto(3000, alpha: 3, xMin: 1, seed: 5)
         let fit = try XCTUnwrap(PowerLawFit.fit(mixed))
         XCTAssertEqual(fit.alpha, 3, accuracy: 0.2)
         XCTAssertGreaterThan(fit.xMin, 0.85)
@@ -146,7 +179,9 @@ final class Phase9Tests: XCTestCase {
         let few = SpectralMetrics(singularValues: (1...16).map { 1 / Double($0) }, shape: [16, 72])
         XCTAssertNil(few.powerLaw)
         XCTAssertTrue(few.powerLawNote.contains("fewer than 50"))
-        let many = SpectralMetrics(singularValues: pareto(400, alpha: 2, xMin: 1, seed: 6).map { $0.squareRoot() }.sorted(by: >), shape: [400, 400])
+        let many = SpectralMetrics(
+            singularValues: pareto(400, alpha: 2, xMin: 1, seed: 6).map { $0.squareRoot() }.sorted(by: >),
+            shape: [400, 400])
         XCTAssertNotNil(many.powerLaw)
     }
 
@@ -188,10 +223,11 @@ final class Phase9Tests: XCTestCase {
     /// mean ‖(W − M)p‖² over the patches, loops.
     func meanError(_ s: Synthetic, _ m: Matrix) -> Double {
         s.patches.reduce(0.0) { sum, p in
-            sum + (0..<s.w.rows).reduce(0.0) { acc, r in
-                let e = (0..<p.count).reduce(0.0) { $0 + (s.w[r, $1] - m[r, $1]) * p[$1] }
-                return acc + e * e
-            }
+            sum
+                + (0..<s.w.rows).reduce(0.0) { acc, r in
+                    let e = (0..<p.count).reduce(0.0) { $0 + (s.w[r, $1] - m[r, $1]) * p[$1] }
+                    return acc + e * e
+                }
         } / Double(s.patches.count)
     }
 
@@ -200,9 +236,10 @@ final class Phase9Tests: XCTestCase {
         let c = s.c
         let projection = try DataAwareProjection(weight: s.w, secondMoment: c, layer: "t")
         let svd = try SingularValueDecomposition(s.w)
-        let layer = try DataAwareLayer.compute(layer: "t", patchSource: "synthetic", patchCount: 400, weight: s.w, svd: svd,
-                                               secondMoment: c, dataEnergies: energies(s, basis: projection.basis),
-                                               plainEnergies: energies(s, basis: svd.u), identity: .identity(5))
+        let layer = try DataAwareLayer.compute(
+            layer: "t", patchSource: "synthetic", patchCount: 400, weight: s.w, svd: svd,
+            secondMoment: c, dataEnergies: energies(s, basis: projection.basis),
+            plainEnergies: energies(s, basis: svd.u), identity: .identity(5))
         XCTAssertTrue(failing(layer.checks).isEmpty, "\(failing(layer.checks))")
         let total = meanError(s, Matrix(rows: 3, columns: 5))
         var g = SeededRandom(seed: 41)
@@ -218,18 +255,25 @@ final class Phase9Tests: XCTestCase {
                 var q = [[Double]]()
                 while q.count < k {
                     var v = (0..<3).map { _ in Double.random(in: -1...1, using: &g) }
-                    for u in q { let d = zip(u, v).reduce(0) { $0 + $1.0 * $1.1 }; v = zip(v, u).map { $0 - d * $1 } }
+                    for u in q {
+                        let d = zip(u, v).reduce(0) { $0 + $1.0 * $1.1 }
+                        v = zip(v, u).map { $0 - d * $1 }
+                    }
                     let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
                     q.append(v.map { $0 / norm })
                 }
                 var m = Matrix(rows: 3, columns: 5)
-                for r in 0..<3 { for col in 0..<5 { for u in q { for r2 in 0..<3 { m[r, col] += u[r] * u[r2] * s.w[r2, col] } } } }
+                for r in 0..<3 {
+                    for col in 0..<5 { for u in q { for r2 in 0..<3 { m[r, col] += u[r] * u[r2] * s.w[r2, col] } } }
+                }
                 XCTAssertGreaterThanOrEqual(meanError(s, m), dataAware - 1e-12 * total)
             }
         }
         // With C = I the projection is the plain truncation.
         let plain = try DataAwareProjection(weight: s.w, secondMoment: .identity(5), layer: "t")
-        for k in 1...3 { XCTAssertLessThan((plain.projected(rank: k) - svd.truncated(rank: k)).maxAbsoluteValue, 1e-12) }
+        for k in 1...3 {
+            XCTAssertLessThan((plain.projected(rank: k) - svd.truncated(rank: k)).maxAbsoluteValue, 1e-12)
+        }
     }
 
     func testDataAwareChecksFailWithPerturbedInputs() throws {
@@ -237,10 +281,15 @@ final class Phase9Tests: XCTestCase {
         let c = s.c
         let svd = try SingularValueDecomposition(s.w)
         let basis = try DataAwareProjection(weight: s.w, secondMoment: c, layer: "t").basis
-        func checks(c cc: Matrix? = nil, identity: Matrix = .identity(5), dataBasis: Matrix? = nil) throws -> Set<String> {
-            failing(try DataAwareLayer.compute(layer: "t", patchSource: "synthetic", patchCount: 400, weight: s.w, svd: svd,
-                                               secondMoment: cc ?? c, dataEnergies: energies(s, basis: dataBasis ?? basis),
-                                               plainEnergies: energies(s, basis: svd.u), identity: identity).checks)
+        func checks(c cc: Matrix? = nil, identity: Matrix = .identity(5), dataBasis: Matrix? = nil) throws -> Set<
+            String
+        > {
+            failing(
+                try DataAwareLayer.compute(
+                    layer: "t", patchSource: "synthetic", patchCount: 400, weight: s.w, svd: svd,
+                    secondMoment: cc ?? c, dataEnergies: energies(s, basis: dataBasis ?? basis),
+                    plainEnergies: energies(s, basis: svd.u), identity: identity
+                ).checks)
         }
         XCTAssertEqual(try checks(), [])
         // A second moment that is not the patches': the prediction no longer matches the measurement.
@@ -261,10 +310,14 @@ final class Phase9Tests: XCTestCase {
 
     func testPrincipalAnglesOfKnownSubspaces() throws {
         let (a, b) = (20.0 * Double.pi / 180, 50.0 * Double.pi / 180)
-        var qa = Matrix(rows: 5, columns: 2), qb = Matrix(rows: 5, columns: 2)
-        qa[0, 0] = 1; qa[1, 1] = 1
-        qb[0, 0] = cos(a); qb[2, 0] = sin(a)
-        qb[1, 1] = cos(b); qb[3, 1] = sin(b)
+        var qa = Matrix(rows: 5, columns: 2)
+        var qb = Matrix(rows: 5, columns: 2)
+        qa[0, 0] = 1
+        qa[1, 1] = 1
+        qb[0, 0] = cos(a)
+        qb[2, 0] = sin(a)
+        qb[1, 1] = cos(b)
+        qb[3, 1] = sin(b)
         let angles = try PrincipalAngles(qa, qb, context: "t")
         XCTAssertEqual(angles.anglesDegrees[0], 20, accuracy: 1e-10)
         XCTAssertEqual(angles.anglesDegrees[1], 50, accuracy: 1e-10)
@@ -272,14 +325,19 @@ final class Phase9Tests: XCTestCase {
         XCTAssertEqual(angles.randomExpectation, 4.0 / 5.0)
         // A subspace against itself in another basis (rotated within the span): all angles 0.
         var rotated = Matrix(rows: 5, columns: 2)
-        rotated[0, 0] = cos(a); rotated[1, 0] = sin(a); rotated[0, 1] = -sin(a); rotated[1, 1] = cos(a)
+        rotated[0, 0] = cos(a)
+        rotated[1, 0] = sin(a)
+        rotated[0, 1] = -sin(a)
+        rotated[1, 1] = cos(a)
         let same = try PrincipalAngles(qa, rotated, context: "t")
         XCTAssertLessThan(same.anglesDegrees.max()!, 1e-6)
         let good = FilterDataAngles(layer: "t", angles: [angles, same], eigenfilters: [], patchComponents: [])
         XCTAssertTrue(good.check.passed)
         // A basis that is not orthonormal: a cosine above 1 shows, and the check fails.
         let scaled = qa.scalingColumns(by: [1.2, 1.2])
-        let bad = FilterDataAngles(layer: "t", angles: [try PrincipalAngles(scaled, rotated, context: "t")], eigenfilters: [], patchComponents: [])
+        let bad = FilterDataAngles(
+            layer: "t", angles: [try PrincipalAngles(scaled, rotated, context: "t")], eigenfilters: [],
+            patchComponents: [])
         XCTAssertFalse(bad.check.passed)
     }
 
@@ -290,11 +348,14 @@ final class Phase9Tests: XCTestCase {
         let p = try XCTUnwrap(f.report.phase9)
         let ids = Set(p.checks.map(\.id))
         for layer in ["conv1", "conv2"] {
-            for suffix in ["operator.circulant-dft-vs-dense", "operator.circulant-norm-vs-frequency", "operator.weight-le-valid",
-                           "operator.valid-le-circulant", "operator.frequency-le-kernel-bound", "operator.valid-circulant-interlacing",
-                           "operator.weight-valid-interlacing", "operator.frequency-parseval", "operator.fantastic-four-bound",
-                           "data-aware.error-identity", "data-aware.identity-reduces-to-truncation", "data-aware.beats-truncation",
-                           "principal-angles.cosine-identity"] {
+            for suffix in [
+                "operator.circulant-dft-vs-dense", "operator.circulant-norm-vs-frequency", "operator.weight-le-valid",
+                "operator.valid-le-circulant", "operator.frequency-le-kernel-bound",
+                "operator.valid-circulant-interlacing",
+                "operator.weight-valid-interlacing", "operator.frequency-parseval", "operator.fantastic-four-bound",
+                "data-aware.error-identity", "data-aware.identity-reduces-to-truncation", "data-aware.beats-truncation",
+                "principal-angles.cosine-identity",
+            ] {
                 XCTAssert(ids.contains("\(layer).\(suffix)"), "\(layer).\(suffix) missing")
                 XCTAssertNotNil(f.report.check("\(layer).\(suffix)"), "\(layer).\(suffix) not in the report's checks")
             }
@@ -311,11 +372,13 @@ final class Phase9Tests: XCTestCase {
         var patch = [Double](repeating: 0, count: 9)
         for img in 0..<f.train.count {
             var perImage = Matrix(rows: 9, columns: 9)
-            for y in 0..<26 { for x in 0..<26 {
-                for i in 0..<3 { for j in 0..<3 { patch[i * 3 + j] = images[img * 784 + (y + i) * 28 + x + j] } }
-                for i in 0..<9 { for j in 0..<9 { perImage[i, j] += patch[i] * patch[j] } }
-                patches += 1
-            } }
+            for y in 0..<26 {
+                for x in 0..<26 {
+                    for i in 0..<3 { for j in 0..<3 { patch[i * 3 + j] = images[img * 784 + (y + i) * 28 + x + j] } }
+                    for i in 0..<9 { for j in 0..<9 { perImage[i, j] += patch[i] * patch[j] } }
+                    patches += 1
+                }
+            }
             for i in 0..<81 { c.values[i] += perImage.values[i] }
         }
         for i in 0..<81 { c.values[i] /= Double(patches) }

@@ -15,8 +15,9 @@ final class RegionsAlongLinesTests: XCTestCase {
     /// and the single pool-2 window, the logit, is the max of those four and 0.
     static func handNetwork() throws -> PiecewiseAffineConvNet {
         let centre = Matrix(rows: 1, columns: 9, values: [0, 0, 0, 0, 1, 0, 0, 0, 0])
-        return try PiecewiseAffineConvNet(inputSide: 10, conv1: centre, conv2: centre,
-                                          fcWeight: Matrix(rows: 1, columns: 1, values: [1]), fcBias: [0])
+        return try PiecewiseAffineConvNet(
+            inputSide: 10, conv1: centre, conv2: centre,
+            fcWeight: Matrix(rows: 1, columns: 1, values: [1]), fcBias: [0])
     }
 
     /// Background −1 (never wins a window) and five moving pixels, a(t) = x₀ + t(x₁ − x₀):
@@ -35,9 +36,13 @@ final class RegionsAlongLinesTests: XCTestCase {
     /// −0.5 + 1.5t from 11/23, then −1 + 2.2t from 5/7. conv1 sign changes:
     /// u₁ (1/2.2), u₂ (0.75), u₃ (0.3), u₄ (1/3): 4; u₅'s root 5/3 is outside.
     static func handSegment() -> (x0: [Double], x1: [Double]) {
-        var x0 = [Double](repeating: -1, count: 100), x1 = x0
-        for (r, c, a, b) in [(3, 3, -1.0, 1.2), (3, 4, 0.6, -0.2), (3, 5, 0.3, -0.7), (5, 3, -0.5, 1.0), (7, 7, -1, -0.4)] {
-            x0[r * 10 + c] = a; x1[r * 10 + c] = b
+        var x0 = [Double](repeating: -1, count: 100)
+        var x1 = x0
+        for (r, c, a, b) in [
+            (3, 3, -1.0, 1.2), (3, 4, 0.6, -0.2), (3, 5, 0.3, -0.7), (5, 3, -0.5, 1.0), (7, 7, -1, -0.4),
+        ] {
+            x0[r * 10 + c] = a
+            x1[r * 10 + c] = b
         }
         return (x0, x1)
     }
@@ -54,7 +59,9 @@ final class RegionsAlongLinesTests: XCTestCase {
         let p = net.pieces(from: x0, to: x1)
         XCTAssertEqual(p.pieces, 6)
         XCTAssertEqual(p.breakpoints.count, Self.handBreakpoints.count)
-        for (got, expected) in zip(p.breakpoints, Self.handBreakpoints) { XCTAssertEqual(got, expected, accuracy: 1e-14) }
+        for (got, expected) in zip(p.breakpoints, Self.handBreakpoints) {
+            XCTAssertEqual(got, expected, accuracy: 1e-14)
+        }
         XCTAssertEqual(p.breakpointLayers, [1, 1, 2, 1, 2])
         XCTAssertEqual(p.eventsPerLayer.first, 3)
         XCTAssertEqual(p.eventsPerLayer.second, 2)
@@ -72,10 +79,14 @@ final class RegionsAlongLinesTests: XCTestCase {
     /// breakpoint; units identically zero or constant never make events.
     func testTiesZerosAndMergedEvents() throws {
         let net = try Self.handNetwork()
-        var x0 = [Double](repeating: -1, count: 100), x1 = x0
-        for (r, c, a, b) in [(3, 5, -0.5, 0.5), (4, 6, -0.5, 0.5),   // window B: identical, rise through 0 at 0.5
-                             (5, 3, -1.0, 0.0), (5, 4, -0.5, -1.0)] { // window C: cross at 1/3, both below 0
-            x0[r * 10 + c] = a; x1[r * 10 + c] = b
+        var x0 = [Double](repeating: -1, count: 100)
+        var x1 = x0
+        for (r, c, a, b) in [
+            (3, 5, -0.5, 0.5), (4, 6, -0.5, 0.5),  // window B: identical, rise through 0 at 0.5
+            (5, 3, -1.0, 0.0), (5, 4, -0.5, -1.0),
+        ] {  // window C: cross at 1/3, both below 0
+            x0[r * 10 + c] = a
+            x1[r * 10 + c] = b
         }
         let p = net.pieces(from: x0, to: x1)
         XCTAssertEqual(p.pieces, 2)
@@ -99,22 +110,30 @@ final class RegionsAlongLinesTests: XCTestCase {
         let net = try Self.handNetwork()
         let (x0, x1) = Self.handSegment()
         let exact = net.pieces(from: x0, to: x1).breakpoints
-        let good = RegionsAlongLines.midpointCheck(network: net, x0: x0, x1: x1, breakpoints: exact, pieces: Array(0..<6))
+        let good = RegionsAlongLines.midpointCheck(
+            network: net, x0: x0, x1: x1, breakpoints: exact, pieces: Array(0..<6))
         XCTAssertLessThan(good.maxRelativeError, 1e-14)
         XCTAssertEqual(good.endLogits.count, 7)
-        for (t, row) in zip([0] + exact + [1], good.endLogits) { XCTAssertEqual(row[0], Self.handLogit(t), accuracy: 1e-14) }
+        for (t, row) in zip([0] + exact + [1], good.endLogits) {
+            XCTAssertEqual(row[0], Self.handLogit(t), accuracy: 1e-14)
+        }
 
         // Without 11/23 the piece [1/3, 8/15] has a kink: m = 13/30 lies before it, f(m) = 0.6 − 0.8m,
         // f(1/3) = 0.6 − 0.8/3, f(8/15) = −0.5 + 1.5·8/15; relative to max|f| = f(1) = 1.2.
         let dropped = exact.filter { abs($0 - 11.0 / 23) > 1e-9 }
-        let bad = RegionsAlongLines.midpointCheck(network: net, x0: x0, x1: x1, breakpoints: dropped, pieces: Array(0..<5))
-        let m = 13.0 / 30, chord = ((0.6 - 0.8 / 3) + (-0.5 + 1.5 * 8 / 15)) / 2
+        let bad = RegionsAlongLines.midpointCheck(
+            network: net, x0: x0, x1: x1, breakpoints: dropped, pieces: Array(0..<5))
+        let m = 13.0 / 30
+        let chord = ((0.6 - 0.8 / 3) + (-0.5 + 1.5 * 8 / 15)) / 2
         XCTAssertEqual(bad.maxRelativeError, abs(0.6 - 0.8 * m - chord) / 1.2, accuracy: 1e-14)
         XCTAssertGreaterThan(bad.maxRelativeError, RegionsAlongLines.midpointTolerance)
 
         let invisible = exact.filter { abs($0 - 0.3) > 1e-9 }
-        XCTAssertLessThan(RegionsAlongLines.midpointCheck(network: net, x0: x0, x1: x1, breakpoints: invisible,
-                                                          pieces: Array(0..<5)).maxRelativeError, 1e-14)
+        XCTAssertLessThan(
+            RegionsAlongLines.midpointCheck(
+                network: net, x0: x0, x1: x1, breakpoints: invisible,
+                pieces: Array(0..<5)
+            ).maxRelativeError, 1e-14)
     }
 
     /// Dense sampling finds every hand piece (the shortest is 1/30 long) and
@@ -164,8 +183,16 @@ final class RegionsAlongLinesTests: XCTestCase {
         let act = net.forward(images: images, count: b)
         for img in 0..<b {
             let r = reference.forward(Array(images[(img * 784)..<((img + 1) * 784)]))
-            for c in 0..<8 { for q in 0..<676 { XCTAssertEqual(act.conv1[(c * b + img) * 676 + q], r.conv1[c * 676 + q], accuracy: 1e-12) } }
-            for c in 0..<16 { for q in 0..<121 { XCTAssertEqual(act.conv2[(c * b + img) * 121 + q], r.conv2[c * 121 + q], accuracy: 1e-12) } }
+            for c in 0..<8 {
+                for q in 0..<676 {
+                    XCTAssertEqual(act.conv1[(c * b + img) * 676 + q], r.conv1[c * 676 + q], accuracy: 1e-12)
+                }
+            }
+            for c in 0..<16 {
+                for q in 0..<121 {
+                    XCTAssertEqual(act.conv2[(c * b + img) * 121 + q], r.conv2[c * 121 + q], accuracy: 1e-12)
+                }
+            }
             for o in 0..<10 { XCTAssertEqual(act.logits[img * 10 + o], r.logits[o], accuracy: 1e-12) }
         }
     }
@@ -179,7 +206,8 @@ final class RegionsAlongLinesTests: XCTestCase {
         let weights = try Fixture.weights()
         let net = PiecewiseAffineConvNet(try HostReferenceNet(weights: weights))
         let test = try Fixture.mnist(testCount: 2, trainCount: 0).test
-        let x0 = test.normalizedImages([0]).map(Double.init), x1 = test.normalizedImages([1]).map(Double.init)
+        let x0 = test.normalizedImages([0]).map(Double.init)
+        let x1 = test.normalizedImages([1]).map(Double.init)
         let p = net.pieces(from: x0, to: x1)
         XCTAssertGreaterThan(p.pieces, 50)
         XCTAssertLessThan(p.largestRootBacktrack, 1e-12)
@@ -187,8 +215,9 @@ final class RegionsAlongLinesTests: XCTestCase {
         let mid = RegionsAlongLines.midpointCheck(network: net, x0: x0, x1: x1, breakpoints: p.breakpoints, pieces: all)
         XCTAssertLessThan(mid.maxRelativeError, RegionsAlongLines.midpointTolerance)
         let halved = p.breakpoints.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
-        let broken = RegionsAlongLines.midpointCheck(network: net, x0: x0, x1: x1, breakpoints: halved,
-                                                     pieces: Array(0...halved.count))
+        let broken = RegionsAlongLines.midpointCheck(
+            network: net, x0: x0, x1: x1, breakpoints: halved,
+            pieces: Array(0...halved.count))
         XCTAssertGreaterThan(broken.maxRelativeError, RegionsAlongLines.midpointTolerance)
 
         let s = RegionsAlongLines.sampleSegment(network: net, x0: x0, x1: x1, pieces: p, samples: 4000, segment: 0)
@@ -196,11 +225,13 @@ final class RegionsAlongLinesTests: XCTestCase {
         XCTAssertGreaterThan(s.sampledPieces, p.pieces / 2, "4000 samples should resolve most pieces")
         XCTAssertEqual(s.selectionMismatches, 0)
         let dropped = Self.droppingSecondPool(p, firstLayerWindows: net.pool1Windows)
-        let b = RegionsAlongLines.sampleSegment(network: net, x0: x0, x1: x1, pieces: dropped, samples: 4000, segment: 0)
+        let b = RegionsAlongLines.sampleSegment(
+            network: net, x0: x0, x1: x1, pieces: dropped, samples: 4000, segment: 0)
         XCTAssertGreaterThan(b.sampledPieces, b.exactPieces)
         XCTAssertGreaterThan(b.selectionMismatches, 0)
 
-        XCTAssertEqual(p.conv1SignChanges, RegionsAlongLines.conv1SignChangesOnGrid(network: net, x0: x0, x1: x1, points: 101))
+        XCTAssertEqual(
+            p.conv1SignChanges, RegionsAlongLines.conv1SignChangesOnGrid(network: net, x0: x0, x1: x1, points: 101))
     }
 
     /// The whole section on the hand network: statistics, checks passing,
@@ -208,10 +239,13 @@ final class RegionsAlongLinesTests: XCTestCase {
     func testSectionReportAndChecks() throws {
         let net = try Self.handNetwork()
         let (x0, x1) = Self.handSegment()
-        let ends = [SegmentEnds(first: 0, second: 1, firstLabel: 3, secondLabel: 3, x0: x0, x1: x1),
-                    SegmentEnds(first: 1, second: 0, firstLabel: 3, secondLabel: 3, x0: x1, x1: x0),
-                    SegmentEnds(first: 0, second: 2, firstLabel: 3, secondLabel: 5, x0: x0, x1: x1)]
-        let options = RegionsAlongLinesOptions(midpointPiecesPerSegment: 3, samplesPerSegment: 500, signGridPoints: 11, threads: 2)
+        let ends = [
+            SegmentEnds(first: 0, second: 1, firstLabel: 3, secondLabel: 3, x0: x0, x1: x1),
+            SegmentEnds(first: 1, second: 0, firstLabel: 3, secondLabel: 3, x0: x1, x1: x0),
+            SegmentEnds(first: 0, second: 2, firstLabel: 3, secondLabel: 5, x0: x0, x1: x1),
+        ]
+        let options = RegionsAlongLinesOptions(
+            midpointPiecesPerSegment: 3, samplesPerSegment: 500, signGridPoints: 11, threads: 2)
         let r = RegionsAlongLines.run(network: net, segments: ends, options: options)
         XCTAssertEqual(r.segments.map(\.pieces), [6, 6, 6], "the reversed segment has the same breakpoints, 1 − t")
         XCTAssertEqual(r.sameDigit?.segments, 2)
@@ -225,23 +259,36 @@ final class RegionsAlongLinesTests: XCTestCase {
         XCTAssertEqual(r.figure?.t.count, 7)
         XCTAssertEqual(r.conv1SignCountMismatches, 0)
         let checks = RegionsAlongLines.checks(r)
-        XCTAssertEqual(checks.map(\.id), ["regions.midpoint-affine", "regions.sampling-not-above-exact",
-                                          "regions.sampled-selection", "regions.conv1-sign-count"])
+        XCTAssertEqual(
+            checks.map(\.id),
+            [
+                "regions.midpoint-affine", "regions.sampling-not-above-exact",
+                "regions.sampled-selection", "regions.conv1-sign-count",
+            ])
         XCTAssertTrue(checks.allSatisfy(\.passed), "\(checks.filter { !$0.passed })")
 
         // Perturbed inputs into the same checks.
         var perturbed = r
         let dropped = net.pieces(from: x0, to: x1).breakpoints.filter { abs($0 - 11.0 / 23) > 1e-9 }
-        perturbed.midpointMaxRelativeError = RegionsAlongLines.midpointCheck(network: net, x0: x0, x1: x1, breakpoints: dropped,
-                                                                             pieces: Array(0..<5)).maxRelativeError
+        perturbed.midpointMaxRelativeError =
+            RegionsAlongLines.midpointCheck(
+                network: net, x0: x0, x1: x1, breakpoints: dropped,
+                pieces: Array(0..<5)
+            ).maxRelativeError
         let broken = Self.droppingSecondPool(net.pieces(from: x0, to: x1), firstLayerWindows: net.pool1Windows)
-        perturbed.sampled = [RegionsAlongLines.sampleSegment(network: net, x0: x0, x1: x1, pieces: broken, samples: 500, segment: 0)]
+        perturbed.sampled = [
+            RegionsAlongLines.sampleSegment(network: net, x0: x0, x1: x1, pieces: broken, samples: 500, segment: 0)
+        ]
         let (alpha, beta) = net.conv1Affine(from: x0, to: x1)
-        perturbed.conv1SignCountMismatches = abs(PiecewiseAffineConvNet.conv1SignChanges(alpha: alpha, beta: beta.map { 2 * $0 })
-            - RegionsAlongLines.conv1SignChangesOnGrid(network: net, x0: x0, x1: x1, points: 11))
-        XCTAssertEqual(RegionsAlongLines.checks(perturbed).filter { !$0.passed }.map(\.id),
-                       ["regions.midpoint-affine", "regions.sampling-not-above-exact",
-                        "regions.sampled-selection", "regions.conv1-sign-count"])
+        perturbed.conv1SignCountMismatches = abs(
+            PiecewiseAffineConvNet.conv1SignChanges(alpha: alpha, beta: beta.map { 2 * $0 })
+                - RegionsAlongLines.conv1SignChangesOnGrid(network: net, x0: x0, x1: x1, points: 11))
+        XCTAssertEqual(
+            RegionsAlongLines.checks(perturbed).filter { !$0.passed }.map(\.id),
+            [
+                "regions.midpoint-affine", "regions.sampling-not-above-exact",
+                "regions.sampled-selection", "regions.conv1-sign-count",
+            ])
     }
 
     func testPairsAreReproducibleAndGrouped() {

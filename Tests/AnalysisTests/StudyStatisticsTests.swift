@@ -47,8 +47,9 @@ final class StudyStatisticsTests: XCTestCase {
             (0.975, 30, 2.04227245630124), (0.95, 2, 2.91998558035372),
         ]
         for row in table {
-            XCTAssertEqual(StudentT.quantile(row.p, degreesOfFreedom: row.nu), row.t, accuracy: 1e-9 * row.t,
-                           "qt(\(row.p), \(row.nu))")
+            XCTAssertEqual(
+                StudentT.quantile(row.p, degreesOfFreedom: row.nu), row.t, accuracy: 1e-9 * row.t,
+                "qt(\(row.p), \(row.nu))")
         }
         XCTAssertEqual(StudentT.quantile(0.025, degreesOfFreedom: 4), -2.77644510519779, accuracy: 1e-9)
         // ν = 1 is the Cauchy distribution: P(T ≤ 1) = 3/4 exactly.
@@ -59,32 +60,36 @@ final class StudyStatisticsTests: XCTestCase {
     /// kind) is taken whole, less its timings, Booleans and long arrays.
     func testExtractionFromAHandWrittenAnalysis() throws {
         let json = """
-        {"testAccuracy": 0.975, "formatVersion": 3, "timings": {"totalSeconds": 9},
-         "spectra": [{"layer": "conv1", "singularValues": [3.0, 2.0], "componentsFor95PercentEnergy": 2, "componentsFor99PercentEnergy": 2},
-                     {"layer": "conv2", "singularValues": [5.0], "componentsFor95PercentEnergy": 1, "componentsFor99PercentEnergy": 1}],
-         "reluRegions": [{"layer": "conv1", "randomTrainingPatches": {"patches": 500, "distinctMasks": 41},
-                          "testSetPatches": {"patches": 9000, "distinctMasks": 60}}],
-         "lowRank": {"layers": [{"layer": "conv1", "rows": [{"rank": 1, "testAccuracy": 0.5}, {"rank": 2, "testAccuracy": 0.9}]}],
-                     "sweep": {"accuracy": [[0.4, 0.6], [0.7, 0.95]], "images": 10, "seconds": 1}},
-         "phase9": {"layers": [{"layer": "conv1", "operatorNorm": 4.5, "passed": true, "seconds": 2.0,
-                                "long": [\((0..<65).map(String.init).joined(separator: ","))], "short": [1, "nan"]}]}}
-        """
+            {"testAccuracy": 0.975, "formatVersion": 3, "timings": {"totalSeconds": 9},
+             "spectra": [{"layer": "conv1", "singularValues": [3.0, 2.0], "componentsFor95PercentEnergy": 2, "componentsFor99PercentEnergy": 2},
+                         {"layer": "conv2", "singularValues": [5.0], "componentsFor95PercentEnergy": 1, "componentsFor99PercentEnergy": 1}],
+             "reluRegions": [{"layer": "conv1", "randomTrainingPatches": {"patches": 500, "distinctMasks": 41},
+                              "testSetPatches": {"patches": 9000, "distinctMasks": 60}}],
+             "lowRank": {"layers": [{"layer": "conv1", "rows": [{"rank": 1, "testAccuracy": 0.5}, {"rank": 2, "testAccuracy": 0.9}]}],
+                         "sweep": {"accuracy": [[0.4, 0.6], [0.7, 0.95]], "images": 10, "seconds": 1}},
+             "phase9": {"layers": [{"layer": "conv1", "operatorNorm": 4.5, "passed": true, "seconds": 2.0,
+                                    "long": [\((0..<65).map(String.init).joined(separator: ","))], "short": [1, "nan"]}]}}
+            """
         let metrics = try StudyMetrics.extract(analysisJSON: Data(json.utf8))
         let byKey = Dictionary(uniqueKeysWithValues: metrics.map { ($0.key, $0.value) })
-        XCTAssertEqual(metrics.map(\.key), [
-            "test_accuracy", "conv1.sigma.1", "conv1.sigma.2", "conv1.components_95", "conv1.components_99",
-            "conv2.sigma.1", "conv2.components_95", "conv2.components_99",
-            "conv1.distinct_masks.random_patches", "conv1.distinct_masks.test_set",
-            "conv1.low_rank_accuracy.1", "conv1.low_rank_accuracy.2", "both.low_rank_accuracy.1", "both.low_rank_accuracy.2",
-            "phase9.layers[conv1].operatorNorm", "phase9.layers[conv1].short[0]", "phase9.layers[conv1].short[1]",
-        ])
+        XCTAssertEqual(
+            metrics.map(\.key),
+            [
+                "test_accuracy", "conv1.sigma.1", "conv1.sigma.2", "conv1.components_95", "conv1.components_99",
+                "conv2.sigma.1", "conv2.components_95", "conv2.components_99",
+                "conv1.distinct_masks.random_patches", "conv1.distinct_masks.test_set",
+                "conv1.low_rank_accuracy.1", "conv1.low_rank_accuracy.2", "both.low_rank_accuracy.1",
+                "both.low_rank_accuracy.2",
+                "phase9.layers[conv1].operatorNorm", "phase9.layers[conv1].short[0]", "phase9.layers[conv1].short[1]",
+            ])
         XCTAssertEqual(byKey["conv1.sigma.2"], 2)
         XCTAssertEqual(byKey["conv1.distinct_masks.random_patches"], 41)
         XCTAssertEqual(byKey["both.low_rank_accuracy.2"], 0.95)
         XCTAssertEqual(byKey["phase9.layers[conv1].operatorNorm"], 4.5)
         XCTAssertTrue(byKey["phase9.layers[conv1].short[1]"]!.isNaN)
-        XCTAssertEqual(metrics.first { $0.key == "conv1.distinct_masks.random_patches" }?.label,
-                       "conv1 distinct masks, 500 random patches")
+        XCTAssertEqual(
+            metrics.first { $0.key == "conv1.distinct_masks.random_patches" }?.label,
+            "conv1 distinct masks, 500 random patches")
     }
 
     /// A key every member has is summarised; one some lack is listed instead.

@@ -22,14 +22,16 @@ struct CLI {
 
     /// Starts the tool (or `executable`, e.g. mpirun); the caller waits or signals.
     static func start(_ arguments: [String], environment: [String: String] = [:], executable: URL? = nil) throws
-        -> (process: Process, stdout: Pipe, stderr: Pipe) {
+        -> (process: Process, stdout: Pipe, stderr: Pipe)
+    {
         let p = Process()
         p.executableURL = executable ?? binary
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
         p.environment = env
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
@@ -37,18 +39,23 @@ struct CLI {
     }
 
     /// Runs the tool to completion.
-    static func run(_ arguments: [String], environment: [String: String] = [:], executable: URL? = nil) throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String] = [:], executable: URL? = nil) throws -> Result
+    {
         let (p, out, err) = try start(arguments, environment: environment, executable: executable)
         // Read both pipes before waiting so that a chatty run cannot block on a full pipe.
         let outData = ReadBack()
         let group = DispatchGroup()
         group.enter()
-        DispatchQueue.global().async { outData.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async {
+            outData.data = out.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 
     /// Standard output read on another thread: written there once, read

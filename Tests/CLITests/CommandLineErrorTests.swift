@@ -8,10 +8,13 @@ import XCTest
 final class CommandLineErrorTests: XCTestCase {
     var mnist: String { TestEnvironment.mnistDirectory?.path ?? "/nonexistent" }
 
-    func assertFails(_ arguments: [String], status: Int32, mentions words: [String],
-                     environment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertFails(
+        _ arguments: [String], status: Int32, mentions words: [String],
+        environment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let r = try CLI.run(arguments, environment: environment)
-        XCTAssertEqual(r.status, status, "convsvd \(arguments.joined(separator: " ")):\n\(r.output)", file: file, line: line)
+        XCTAssertEqual(
+            r.status, status, "convsvd \(arguments.joined(separator: " ")):\n\(r.output)", file: file, line: line)
         for word in words {
             XCTAssertTrue(r.stderr.contains(word), "expected “\(word)” in:\n\(r.stderr)", file: file, line: line)
         }
@@ -35,32 +38,37 @@ final class CommandLineErrorTests: XCTestCase {
     }
 
     func testUnknownDevice() throws {
-        try assertFails(["train", "--device", "tpu", "--epochs", "1", "--data", mnist, "--out", tempPath()],
-                        status: 3, mentions: ["tpu"])
+        try assertFails(
+            ["train", "--device", "tpu", "--epochs", "1", "--data", mnist, "--out", tempPath()],
+            status: 3, mentions: ["tpu"])
     }
 
     func testOpenCLDeviceThatDoesNotExist() throws {
-        try assertFails(["train", "--device", "opencl:9:9", "--epochs", "1", "--data", mnist, "--out", tempPath()],
-                        status: 3, mentions: ["opencl:9:9"])
+        try assertFails(
+            ["train", "--device", "opencl:9:9", "--epochs", "1", "--data", mnist, "--out", tempPath()],
+            status: 3, mentions: ["opencl:9:9"])
     }
 
     func testOutNamingAnExistingFile() throws {
         let file = tempPath()
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: file))
         defer { try? FileManager.default.removeItem(atPath: file) }
-        try assertFails(["train", "--epochs", "1", "--data", mnist, "--out", file], status: 5, mentions: [file, "existing file"])
+        try assertFails(
+            ["train", "--epochs", "1", "--data", mnist, "--out", file], status: 5, mentions: [file, "existing file"])
         XCTAssertEqual(try String(contentsOfFile: file, encoding: .utf8), "keep me")
     }
 
     func testOutputFolderThatCannotBeCreated() throws {
         // /proc refuses new folders even to root, unlike a chmod'ed folder.
-        try assertFails(["train", "--epochs", "1", "--data", mnist, "--out", "/proc/convsvd-cannot-write"],
-                        status: 5, mentions: ["/proc/convsvd-cannot-write"])
+        try assertFails(
+            ["train", "--epochs", "1", "--data", mnist, "--out", "/proc/convsvd-cannot-write"],
+            status: 5, mentions: ["/proc/convsvd-cannot-write"])
     }
 
     func testUnknownDataset() throws {
-        try assertFails(["train", "--dataset", "cifar", "--data", mnist, "--out", tempPath()], status: 64,
-                        mentions: ["--dataset", "cifar"])
+        try assertFails(
+            ["train", "--dataset", "cifar", "--data", mnist, "--out", tempPath()], status: 64,
+            mentions: ["--dataset", "cifar"])
     }
 
     func testMissingDataFolderSaysWhichFilesToPutWhere() throws {
@@ -80,8 +88,9 @@ final class CommandLineErrorTests: XCTestCase {
         XCTAssertEqual(listing.status, 0, listing.output)
         XCTAssertTrue(listing.stdout.contains("host  ← auto"), listing.stdout)
         XCTAssertTrue(listing.stdout.contains("no OpenCL platform"), listing.stdout)
-        try assertFails(["train", "--device", "opencl", "--epochs", "1", "--data", mnist, "--out", tempPath()],
-                        status: 3, mentions: ["OpenCL"], environment: env)
+        try assertFails(
+            ["train", "--device", "opencl", "--epochs", "1", "--data", mnist, "--out", tempPath()],
+            status: 3, mentions: ["OpenCL"], environment: env)
     }
 
     func tempPath() -> String {

@@ -15,18 +15,22 @@ final class ExportTests: XCTestCase {
 
     /// A checkpoint as training writes it: weights, Adam state, metadata.
     func trainingCheckpoint(in dir: URL) throws -> (URL, Checkpoint) {
-        let weights = TinyConvNetWeights(conv1: (0..<72).map { Float($0) / 71 - 0.5 },
-                                         conv2: (0..<1152).map { sin(Float($0)) / 4 },
-                                         fcWeight: (0..<4000).map { cos(Float($0)) / 20 },
-                                         fcBias: (0..<10).map { Float($0) / 100 })
+        let weights = TinyConvNetWeights(
+            conv1: (0..<72).map { Float($0) / 71 - 0.5 },
+            conv2: (0..<1152).map { sin(Float($0)) / 4 },
+            fcWeight: (0..<4000).map { cos(Float($0)) / 20 },
+            fcBias: (0..<10).map { Float($0) / 100 })
         var state = [String: [Float]]()
-        for (name, values) in [("conv1.weight", weights.conv1), ("conv2.weight", weights.conv2),
-                               ("fc.weight", weights.fcWeight), ("fc.bias", weights.fcBias)] {
+        for (name, values) in [
+            ("conv1.weight", weights.conv1), ("conv2.weight", weights.conv2),
+            ("fc.weight", weights.fcWeight), ("fc.bias", weights.fcBias),
+        ] {
             state["m." + name] = values.map { $0 / 10 }
             state["v." + name] = values.map { $0 * $0 }
         }
-        let checkpoint = Checkpoint(weights: weights, optimizerState: state,
-                                    metadata: ["epoch": "3", "optimizer_step": "2814", "settings": "{}", "device": "host"])
+        let checkpoint = Checkpoint(
+            weights: weights, optimizerState: state,
+            metadata: ["epoch": "3", "optimizer_step": "2814", "settings": "{}", "device": "host"])
         let url = dir.appendingPathComponent("checkpoint.safetensors")
         try checkpoint.write(to: url)
         return (url, checkpoint)
@@ -36,7 +40,8 @@ final class ExportTests: XCTestCase {
     func decode(_ url: URL) throws -> (header: [String: Any], tensors: [String: (shape: [Int], values: [Float])]) {
         let bytes = [UInt8](try Data(contentsOf: url))
         let length = (0..<8).reduce(0) { $0 | Int(bytes[$1]) << (8 * $1) }
-        let header = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + length)])) as? [String: Any])
+        let header = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + length)])) as? [String: Any])
         var tensors = [String: (shape: [Int], values: [Float])]()
         for (name, entry) in header where name != "__metadata__" {
             let e = try XCTUnwrap(entry as? [String: Any])
@@ -44,7 +49,9 @@ final class ExportTests: XCTestCase {
             let offsets = try XCTUnwrap(e["data_offsets"] as? [Int])
             let data = Array(bytes[(8 + length + offsets[0])..<(8 + length + offsets[1])])
             let values = stride(from: 0, to: data.count, by: 4).map { i in
-                Float(bitPattern: UInt32(data[i]) | UInt32(data[i + 1]) << 8 | UInt32(data[i + 2]) << 16 | UInt32(data[i + 3]) << 24)
+                Float(
+                    bitPattern: UInt32(data[i]) | UInt32(data[i + 1]) << 8 | UInt32(data[i + 2]) << 16 | UInt32(
+                        data[i + 3]) << 24)
             }
             tensors[name] = (try XCTUnwrap(e["shape"] as? [Int]), values)
         }

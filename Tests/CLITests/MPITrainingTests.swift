@@ -18,7 +18,9 @@ final class MPITrainingTests: XCTestCase {
 
     static var mpirun: String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        return path.split(separator: ":").map { "\($0)/mpirun" }.first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
     }
 
     func requireMPI() throws -> String {
@@ -33,11 +35,16 @@ final class MPITrainingTests: XCTestCase {
     /// OpenBLAS thread per rank (two ranks share this machine's cores).
     func mpi(_ n: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> CLI.Result {
         let mpirun = try requireMPI()
-        return try CLI.run(["--oversubscribe", "-n", "\(n)", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo",
-                            "--mca", "oob_tcp_if_include", "lo", CLI.binary.path] + arguments,
-                           environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-                                         "OPENBLAS_NUM_THREADS": "1"].merging(environment) { $1 },
-                           executable: URL(fileURLWithPath: mpirun))
+        return try CLI.run(
+            [
+                "--oversubscribe", "-n", "\(n)", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo",
+                "--mca", "oob_tcp_if_include", "lo", CLI.binary.path,
+            ] + arguments,
+            environment: [
+                "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                "OPENBLAS_NUM_THREADS": "1",
+            ].merging(environment) { $1 },
+            executable: URL(fileURLWithPath: mpirun))
     }
 
     func weights(_ directory: URL) throws -> [(String, [Float])] {
@@ -47,15 +54,17 @@ final class MPITrainingTests: XCTestCase {
 
     /// max |a − b| / max |b| of each tensor.
     func relativeDifferences(_ a: [(String, [Float])], _ b: [(String, [Float])]) -> [String: Double] {
-        Dictionary(uniqueKeysWithValues: zip(a, b).map { x, y in
-            let scale = y.1.map { abs(Double($0)) }.max()!
-            let diff = zip(x.1, y.1).map { abs(Double($0) - Double($1)) }.max()!
-            return (x.0, diff / scale)
-        })
+        Dictionary(
+            uniqueKeysWithValues: zip(a, b).map { x, y in
+                let scale = y.1.map { abs(Double($0)) }.max()!
+                let diff = zip(x.1, y.1).map { abs(Double($0) - Double($1)) }.max()!
+                return (x.0, diff / scale)
+            })
     }
 
     func metrics(_ directory: URL) throws -> [[String: Any]] {
-        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("metrics.json")))
+        let object = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: directory.appendingPathComponent("metrics.json")))
         return try XCTUnwrap((object as? [String: Any])?["epochs"] as? [[String: Any]])
     }
 
@@ -68,24 +77,32 @@ final class MPITrainingTests: XCTestCase {
     /// both ranks' images, agrees within 1e-5 relative.
     func testTwoRanksMatchOneProcess() throws {
         _ = try requireMPI()
-        let single = try temporaryDirectory(), parallel = try temporaryDirectory(), digests = try temporaryDirectory()
-        let common = ["train", "--device", "host", "--epochs", "1", "--batch-size", "64", "--train-limit", "1280",
-                      "--test-limit", "200", "--seed", "3", "--data", mnist]
+        let single = try temporaryDirectory()
+        let parallel = try temporaryDirectory()
+        let digests = try temporaryDirectory()
+        let common = [
+            "train", "--device", "host", "--epochs", "1", "--batch-size", "64", "--train-limit", "1280",
+            "--test-limit", "200", "--seed", "3", "--data", mnist,
+        ]
         let one = try CLI.run(common + ["--out", single.path])
         XCTAssertEqual(one.status, 0, one.output)
-        let two = try mpi(2, common + ["--distributed", "mpi", "--out", parallel.path],
-                          environment: ["CONVSVD_DEBUG_STEP_DIGESTS": digests.path])
+        let two = try mpi(
+            2, common + ["--distributed", "mpi", "--out", parallel.path],
+            environment: ["CONVSVD_DEBUG_STEP_DIGESTS": digests.path])
         XCTAssertEqual(two.status, 0, two.output)
         XCTAssertTrue(two.stderr.contains("distributed: 2 MPI process(es)"), two.stderr)
 
-        let a = try weights(parallel), b = try weights(single)
+        let a = try weights(parallel)
+        let b = try weights(single)
         for (name, r) in relativeDifferences(a, b) {
             XCTAssertLessThanOrEqual(r, 1e-5, "\(name): 2 ranks vs 1 process, relative difference \(r)")
         }
         // The comparison is not vacuous: 20 steps moved every tensor by more than 1e-3 relative.
         let initial = try temporaryDirectory()
-        let zero = try CLI.run(["train", "--device", "host", "--epochs", "1", "--train-limit", "1", "--test-limit", "1",
-                                "--seed", "3", "--lr", "1e-30", "--data", mnist, "--out", initial.path])
+        let zero = try CLI.run([
+            "train", "--device", "host", "--epochs", "1", "--train-limit", "1", "--test-limit", "1",
+            "--seed", "3", "--lr", "1e-30", "--data", mnist, "--out", initial.path,
+        ])
         XCTAssertEqual(zero.status, 0, zero.output)
         for (name, r) in relativeDifferences(try weights(initial), b) {
             XCTAssertGreaterThan(r, 1e-3, "\(name) barely moved in 20 steps (\(r))")
@@ -98,11 +115,14 @@ final class MPITrainingTests: XCTestCase {
         XCTAssertEqual(lines.filter { $0.hasPrefix("epoch 1 ") }.count, 1, rank0)
         XCTAssertEqual(rank0, rank1, "the ranks' weights differ at some step")
 
-        let m1 = try metrics(single)[0], m2 = try metrics(parallel)[0]
-        let loss1 = try XCTUnwrap(m1["loss"] as? Double), loss2 = try XCTUnwrap(m2["loss"] as? Double)
+        let m1 = try metrics(single)[0]
+        let m2 = try metrics(parallel)[0]
+        let loss1 = try XCTUnwrap(m1["loss"] as? Double)
+        let loss2 = try XCTUnwrap(m2["loss"] as? Double)
         XCTAssertEqual(loss2, loss1, accuracy: 1e-5 * loss1)
-        XCTAssertEqual(try XCTUnwrap(m2["train_accuracy"] as? Double), try XCTUnwrap(m1["train_accuracy"] as? Double),
-                       accuracy: 1.0 / 1280)
+        XCTAssertEqual(
+            try XCTUnwrap(m2["train_accuracy"] as? Double), try XCTUnwrap(m1["train_accuracy"] as? Double),
+            accuracy: 1.0 / 1280)
     }
 
     /// A library that is not Open MPI's: `--distributed mpi` stops before
@@ -110,13 +130,19 @@ final class MPITrainingTests: XCTestCase {
     /// (no mpirun needed).
     func testALibraryThatIsNotOpenMPIIsAClearError() throws {
         let out = try temporaryDirectory()
-        let zlib = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1"]
+        let zlib =
+            ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1"]
             .first { FileManager.default.fileExists(atPath: $0) } ?? "libz.so.1"
-        let r = try CLI.run(["train", "--distributed", "mpi", "--device", "host", "--epochs", "1", "--train-limit", "64",
-                             "--data", mnist, "--out", out.path], environment: ["CONVSVD_LIBMPI": zlib])
+        let r = try CLI.run(
+            [
+                "train", "--distributed", "mpi", "--device", "host", "--epochs", "1", "--train-limit", "64",
+                "--data", mnist, "--out", out.path,
+            ], environment: ["CONVSVD_LIBMPI": zlib])
         XCTAssertEqual(r.status, 3, r.output)
-        XCTAssertTrue(r.stderr.contains("--distributed mpi: \(zlib) has no symbol MPI_Init_thread (not Open MPI?)"), r.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
+        XCTAssertTrue(
+            r.stderr.contains("--distributed mpi: \(zlib) has no symbol MPI_Init_thread (not Open MPI?)"), r.stderr)
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
     }
 
     /// `study` under MPI: the two ranks share the seeds out (each seed is
@@ -124,13 +150,19 @@ final class MPITrainingTests: XCTestCase {
     func testStudyUnderMPISharesTheSeeds() throws {
         _ = try requireMPI()
         let out = try temporaryDirectory()
-        let r = try mpi(2, ["study", "--distributed", "mpi", "--seeds", "0..2", "--device", "host", "--epochs", "1",
-                            "--train-limit", "300", "--test-limit", "200", "--data", mnist, "--out", out.path])
+        let r = try mpi(
+            2,
+            [
+                "study", "--distributed", "mpi", "--seeds", "0..2", "--device", "host", "--epochs", "1",
+                "--train-limit", "300", "--test-limit", "200", "--data", mnist, "--out", out.path,
+            ])
         XCTAssertEqual(r.status, 0, r.output)
         for seed in 0...2 {
             XCTAssertEqual(r.stderr.components(separatedBy: "study: seed \(seed): training").count - 1, 1, r.stderr)
         }
-        let study = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("study.json"))) as? [String: Any])
+        let study = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("study.json")))
+                as? [String: Any])
         XCTAssertEqual(study["seeds"] as? [Int], [0, 1, 2])
     }
 
@@ -141,15 +173,20 @@ final class MPITrainingTests: XCTestCase {
     /// order).
     func testKilledRankFailsTheJobAndResumeContinues() throws {
         _ = try requireMPI()
-        let killed = try temporaryDirectory(), straight = try temporaryDirectory()
-        let common = ["train", "--distributed", "mpi", "--device", "host", "--epochs", "3", "--batch-size", "64",
-                      "--train-limit", "640", "--test-limit", "100", "--seed", "5", "--data", mnist]
+        let killed = try temporaryDirectory()
+        let straight = try temporaryDirectory()
+        let common = [
+            "train", "--distributed", "mpi", "--device", "host", "--epochs", "3", "--batch-size", "64",
+            "--train-limit", "640", "--test-limit", "100", "--seed", "5", "--data", mnist,
+        ]
         // 10 steps an epoch: step 15 is the 5th of epoch 2.
-        let failed = try mpi(2, common + ["--out", killed.path], environment: ["CONVSVD_DEBUG_KILL_RANK_AT_STEP": "1:15"])
+        let failed = try mpi(
+            2, common + ["--out", killed.path], environment: ["CONVSVD_DEBUG_KILL_RANK_AT_STEP": "1:15"])
         XCTAssertNotEqual(failed.status, 0, failed.output)
         XCTAssertTrue(failed.output.contains("killing myself after step 15"), failed.output)
-        XCTAssertTrue(failed.output.contains("rank 1") && failed.output.contains("signal 9"),
-                      "mpirun should name the dead rank and its signal:\n\(failed.output)")
+        XCTAssertTrue(
+            failed.output.contains("rank 1") && failed.output.contains("signal 9"),
+            "mpirun should name the dead rank and its signal:\n\(failed.output)")
         let checkpoint = try Checkpoint.read(from: killed.appendingPathComponent("checkpoint.safetensors"))
         XCTAssertEqual(checkpoint.metadata["epoch"], "1")
         XCTAssertEqual(checkpoint.metadata["optimizer_step"], "10")

@@ -29,40 +29,53 @@ final class OutputLockTests: XCTestCase {
     }
 
     func testEveryWritingCommandIsRefusedWhileAnotherProcessHoldsTheFolder() throws {
-        let out = try temporaryDirectory(), elsewhere = try temporaryDirectory()
+        let out = try temporaryDirectory()
+        let elsewhere = try temporaryDirectory()
         let checkpoint = elsewhere.appendingPathComponent("checkpoint.safetensors")
-        let weights = TinyConvNetWeights(conv1: (0..<72).map { Float($0 % 7) / 10 - 0.3 },
-                                         conv2: (0..<1152).map { Float($0 % 11) / 20 - 0.25 },
-                                         fcWeight: (0..<4000).map { Float($0 % 13) / 50 - 0.12 },
-                                         fcBias: [Float](repeating: 0, count: 10))
+        let weights = TinyConvNetWeights(
+            conv1: (0..<72).map { Float($0 % 7) / 10 - 0.3 },
+            conv2: (0..<1152).map { Float($0 % 11) / 20 - 0.25 },
+            fcWeight: (0..<4000).map { Float($0 % 13) / 50 - 0.12 },
+            fcBias: [Float](repeating: 0, count: 10))
         try Checkpoint(weights: weights).write(to: checkpoint)
         let fd = try holdLock(on: out, holder: "pid \(getpid()): the test")
         defer { close(fd) }
 
-        let small = ["--device", "host", "--epochs", "1", "--train-limit", "500", "--test-limit", "100", "--data", mnist,
-                     "--out", out.path]
-        for arguments in [["train"] + small, ["train", "--resume"] + small, ["run", "--no-sweep"] + small,
-                          ["analyze", "--no-sweep", "--checkpoint", checkpoint.path, "--device", "host", "--data", mnist,
-                           "--out", out.path]] {
+        let small = [
+            "--device", "host", "--epochs", "1", "--train-limit", "500", "--test-limit", "100", "--data", mnist,
+            "--out", out.path,
+        ]
+        for arguments in [
+            ["train"] + small, ["train", "--resume"] + small, ["run", "--no-sweep"] + small,
+            [
+                "analyze", "--no-sweep", "--checkpoint", checkpoint.path, "--device", "host", "--data", mnist,
+                "--out", out.path,
+            ],
+        ] {
             let r = try CLI.run(arguments)
             XCTAssertEqual(r.status, 5, "convsvd \(arguments.joined(separator: " ")):\n\(r.output)")
             XCTAssertTrue(r.stderr.contains("the output folder \(out.path) is in use"), r.stderr)
             XCTAssertTrue(r.stderr.contains("pid \(getpid())"), "the holder's pid is named:\n\(r.stderr)")
         }
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [".convsvd.lock"],
-                       "a refused process writes nothing")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: out.path), [".convsvd.lock"],
+            "a refused process writes nothing")
     }
 
     /// The holder is a real `convsvd train`, killed with SIGKILL: no exit
     /// handler runs, the kernel alone drops its lock.
     func testAKilledHoldersLockIsReleased() throws {
         let out = try temporaryDirectory()
-        let small = ["--device", "host", "--train-limit", "500", "--test-limit", "100", "--data", mnist, "--out", out.path]
+        let small = [
+            "--device", "host", "--train-limit", "500", "--test-limit", "100", "--data", mnist, "--out", out.path,
+        ]
         let (holder, _, _) = try CLI.start(["train", "--epochs", "1000"] + small)
         let pid = holder.processIdentifier
         let lockFile = out.appendingPathComponent(".convsvd.lock")
         let deadline = Date().addingTimeInterval(60)
-        func written() -> Bool { (try? String(contentsOf: lockFile, encoding: .utf8))?.hasPrefix("pid \(pid):") ?? false }
+        func written() -> Bool {
+            (try? String(contentsOf: lockFile, encoding: .utf8))?.hasPrefix("pid \(pid):") ?? false
+        }
         while Date() < deadline, holder.isRunning, !written() { usleep(10_000) }
         XCTAssertTrue(written(), "the holder writes its pid into the lock file once it has the lock")
 
@@ -76,6 +89,7 @@ final class OutputLockTests: XCTestCase {
         XCTAssertEqual(holder.terminationReason, .uncaughtSignal)
         let after = try CLI.run(["train", "--epochs", "1"] + small)
         XCTAssertEqual(after.status, 0, after.output)
-        XCTAssertEqual(try Checkpoint.read(from: out.appendingPathComponent("checkpoint.safetensors")).metadata["epoch"], "1")
+        XCTAssertEqual(
+            try Checkpoint.read(from: out.appendingPathComponent("checkpoint.safetensors")).metadata["epoch"], "1")
     }
 }

@@ -18,18 +18,23 @@ final class PipelineTests: XCTestCase {
     /// exits 0 because every check passed.
     func testRunOneEpochOnASubsetProducesEveryOutput() throws {
         let out = try temporaryDirectory()
-        let r = try CLI.run(["run", "--epochs", "1", "--train-limit", "2000", "--test-limit", "1000", "--no-sweep",
-                             "--data", mnist, "--out", out.path])
+        let r = try CLI.run([
+            "run", "--epochs", "1", "--train-limit", "2000", "--test-limit", "1000", "--no-sweep",
+            "--data", mnist, "--out", out.path,
+        ])
         XCTAssertEqual(r.status, 0, r.output)
         for file in ["checkpoint.safetensors", "metrics.json", "metrics.csv", "analysis.json", "report.html"] {
-            XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "missing \(file)")
+            XCTAssertTrue(
+                FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "missing \(file)")
         }
         let figures = try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("figures").path)
         XCTAssertGreaterThanOrEqual(figures.filter { $0.hasSuffix(".png") }.count, 10, "\(figures)")
         XCTAssertTrue(r.stdout.contains("checks passed"), r.stdout)
         let html = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
         XCTAssertTrue(html.contains("data:image/png;base64,"))
-        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("metrics.json"))) as? [String: Any]
+        let metrics =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("metrics.json")))
+            as? [String: Any]
         let epochs = try XCTUnwrap(metrics?["epochs"] as? [[String: Any]])
         XCTAssertEqual(epochs.count, 1)
         for key in ["epoch", "loss", "train_accuracy", "test_accuracy", "seconds", "images_per_second"] {
@@ -39,15 +44,19 @@ final class PipelineTests: XCTestCase {
         // scripts/results-table reads this analysis.json (no sweep, no run-info.json) as it is written now.
         let table = try ResultsTableScriptTests.script(["table", out.path])
         XCTAssertEqual(table.status, 0, table.stderr)
-        XCTAssertTrue(table.stdout.contains("| analysis without the sweep / accuracy sweep |")
-                      && table.stdout.contains(" s / not run |"), table.stdout)
+        XCTAssertTrue(
+            table.stdout.contains("| analysis without the sweep / accuracy sweep |")
+                && table.stdout.contains(" s / not run |"), table.stdout)
 
         // `evaluate` reads the written checkpoint back: its confusion matrix
         // covers the whole test set and its diagonal is the correct count.
-        let evaluation = try CLI.run(["evaluate", "--checkpoint", out.appendingPathComponent("checkpoint.safetensors").path,
-                                      "--data", mnist, "--json"])
+        let evaluation = try CLI.run([
+            "evaluate", "--checkpoint", out.appendingPathComponent("checkpoint.safetensors").path,
+            "--data", mnist, "--json",
+        ])
         XCTAssertEqual(evaluation.status, 0, evaluation.output)
-        let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(evaluation.stdout.utf8)) as? [String: Any])
+        let result = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(evaluation.stdout.utf8)) as? [String: Any])
         let confusion = try XCTUnwrap(result["confusion_matrix"] as? [[Int]])
         XCTAssertEqual(confusion.flatMap { $0 }.reduce(0, +), 10_000)
         let diagonal = (0..<10).map { confusion[$0][$0] }.reduce(0, +)
@@ -60,11 +69,14 @@ final class PipelineTests: XCTestCase {
     /// checkpoint is bit-identical to an uninterrupted run's (host device,
     /// same seed).
     func testKilledRunResumesToTheSameWeights() throws {
-        let straight = try temporaryDirectory(), killed = try temporaryDirectory()
+        let straight = try temporaryDirectory()
+        let killed = try temporaryDirectory()
         // 30,000 images an epoch: at ~25,000 images/s the kill 0.1 s after epoch 1's
         // files appear lands well inside epoch 2.
-        let common = ["train", "--device", "host", "--epochs", "3", "--train-limit", "30000", "--test-limit", "200",
-                      "--seed", "4", "--data", mnist]
+        let common = [
+            "train", "--device", "host", "--epochs", "3", "--train-limit", "30000", "--test-limit", "200",
+            "--seed", "4", "--data", mnist,
+        ]
         let reference = try CLI.run(common + ["--out", straight.path])
         XCTAssertEqual(reference.status, 0, reference.output)
 
@@ -72,7 +84,7 @@ final class PipelineTests: XCTestCase {
         let metrics = killed.appendingPathComponent("metrics.json")
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, !FileManager.default.fileExists(atPath: metrics.path) { usleep(5_000) }
-        usleep(100_000) // into epoch 2
+        usleep(100_000)  // into epoch 2
         XCTAssertTrue(process.isRunning, "the run ended before it could be killed; use more images")
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
@@ -93,8 +105,10 @@ final class PipelineTests: XCTestCase {
     /// last finished epoch's files intact.
     func testInterruptKeepsTheLastFinishedEpoch() throws {
         let out = try temporaryDirectory()
-        let (process, _, stderr) = try CLI.start(["train", "--device", "host", "--epochs", "50", "--train-limit", "2000",
-                                                  "--test-limit", "200", "--data", mnist, "--out", out.path])
+        let (process, _, stderr) = try CLI.start([
+            "train", "--device", "host", "--epochs", "50", "--train-limit", "2000",
+            "--test-limit", "200", "--data", mnist, "--out", out.path,
+        ])
         let metrics = out.appendingPathComponent("metrics.json")
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, !FileManager.default.fileExists(atPath: metrics.path) { usleep(20_000) }
@@ -113,18 +127,23 @@ final class PipelineTests: XCTestCase {
             XCTAssertEqual(try Data(contentsOf: metrics), savedMetrics)
         }
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: out.path)
-            .filter { !["checkpoint.safetensors", "metrics.json", "metrics.csv", OutputFolderLock.fileName].contains($0) }
+            .filter {
+                !["checkpoint.safetensors", "metrics.json", "metrics.csv", OutputFolderLock.fileName].contains($0)
+            }
         XCTAssertEqual(leftovers, [], "no partial files")
     }
 
     func testDivergingRunExitsWithItsOwnCodeAndNamesTheStep() throws {
         let out = try temporaryDirectory()
-        let r = try CLI.run(["train", "--device", "host", "--epochs", "2", "--lr", "1e38", "--optimizer", "sgd",
-                             "--train-limit", "3000", "--test-limit", "100", "--data", mnist, "--out", out.path])
+        let r = try CLI.run([
+            "train", "--device", "host", "--epochs", "2", "--lr", "1e38", "--optimizer", "sgd",
+            "--train-limit", "3000", "--test-limit", "100", "--data", mnist, "--out", out.path,
+        ])
         XCTAssertEqual(r.status, 4, r.output)
         XCTAssertTrue(r.stderr.contains("epoch 1, step"), r.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path),
-                       "a run that diverged in its first epoch has no good checkpoint to write")
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path),
+            "a run that diverged in its first epoch has no good checkpoint to write")
     }
 
     func testAnalyzeRefusesATruncatedCheckpointAndKeepsEarlierOutputs() throws {
@@ -132,8 +151,9 @@ final class PipelineTests: XCTestCase {
         let previous = Data("{\"earlier\": true}".utf8)
         try previous.write(to: out.appendingPathComponent("analysis.json"))
         let truncated = out.appendingPathComponent("truncated.safetensors")
-        let weights = TinyConvNetWeights(conv1: [Float](repeating: 0.1, count: 72), conv2: [Float](repeating: 0.1, count: 1152),
-                                         fcWeight: [Float](repeating: 0.1, count: 4000), fcBias: [Float](repeating: 0, count: 10))
+        let weights = TinyConvNetWeights(
+            conv1: [Float](repeating: 0.1, count: 72), conv2: [Float](repeating: 0.1, count: 1152),
+            fcWeight: [Float](repeating: 0.1, count: 4000), fcBias: [Float](repeating: 0, count: 10))
         let whole = try Checkpoint(weights: weights).safetensors.serialized()
         try whole.prefix(whole.count - 100).write(to: truncated)
         let r = try CLI.run(["analyze", "--checkpoint", truncated.path, "--data", mnist, "--out", out.path])
@@ -146,8 +166,9 @@ final class PipelineTests: XCTestCase {
         let out = try temporaryDirectory()
         var conv2 = [Float](repeating: 0.1, count: 1152)
         conv2[17] = .nan
-        let weights = TinyConvNetWeights(conv1: [Float](repeating: 0.1, count: 72), conv2: conv2,
-                                         fcWeight: [Float](repeating: 0.1, count: 4000), fcBias: [Float](repeating: 0, count: 10))
+        let weights = TinyConvNetWeights(
+            conv1: [Float](repeating: 0.1, count: 72), conv2: conv2,
+            fcWeight: [Float](repeating: 0.1, count: 4000), fcBias: [Float](repeating: 0, count: 10))
         let file = out.appendingPathComponent("nan.safetensors")
         try Checkpoint(weights: weights).write(to: file)
         let r = try CLI.run(["analyze", "--checkpoint", file.path, "--data", mnist, "--out", out.path])
@@ -172,7 +193,8 @@ final class PipelineTests: XCTestCase {
             "gemm.conv1.weight_grad", "gemm.fc.forward", "conv1.im2col", "conv2.im2col", "conv1.col2im", "conv2.col2im",
             "conv1.forward", "conv2.forward", "conv1.backward_data", "conv2.backward_data", "conv1.backward_weight",
             "conv2.backward_weight", "conv1.forward_pool", "conv2.forward_pool", "conv1.backward_weight_pooled",
-            "conv2.backward_weight_pooled", "conv1.backward_data_pooled", "conv2.backward_data_pooled", "relu1.forward", "relu1.backward", "relu2.forward", "relu2.backward",
+            "conv2.backward_weight_pooled", "conv1.backward_data_pooled", "conv2.backward_data_pooled", "relu1.forward",
+            "relu1.backward", "relu2.forward", "relu2.backward",
             "pool1.forward", "pool1.backward", "pool2.forward", "pool2.backward", "fc.forward", "fc.backward",
             "softmax_cross_entropy", "adam.update", "step",
         ]

@@ -16,10 +16,13 @@ final class ResultsTableScriptTests: XCTestCase {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", root.appendingPathComponent("scripts/results-table").path] + arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
+        let out = Pipe()
+        let err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
         try p.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }
@@ -30,9 +33,16 @@ final class ResultsTableScriptTests: XCTestCase {
 
     /// A table row's cells, split at the pipes that are not escaped.
     func cells(_ line: String) -> [String] {
-        var cells = [String](), current = "", previous: Character = " "
+        var cells = [String]()
+        var current = ""
+        var previous: Character = " "
         for c in line.dropFirst().dropLast() {
-            if c == "|" && previous != "\\" { cells.append(current.trimmingCharacters(in: .whitespaces)); current = "" } else { current.append(c) }
+            if c == "|" && previous != "\\" {
+                cells.append(current.trimmingCharacters(in: .whitespaces))
+                current = ""
+            } else {
+                current.append(c)
+            }
             previous = c
         }
         return cells + [current.trimmingCharacters(in: .whitespaces)]
@@ -42,8 +52,10 @@ final class ResultsTableScriptTests: XCTestCase {
         let r = try Self.script(["table"] + Self.runs.map(\.path))
         XCTAssertEqual(r.status, 0, r.stderr)
         let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
-        XCTAssertTrue(readme.contains(r.stdout), "README.md's results table differs from `scripts/results-table table "
-                      + "docs/results-run/pocl docs/results-run/host`; regenerate it with --readme README.md:\n\(r.stdout)")
+        XCTAssertTrue(
+            readme.contains(r.stdout),
+            "README.md's results table differs from `scripts/results-table table "
+                + "docs/results-run/pocl docs/results-run/host`; regenerate it with --readme README.md:\n\(r.stdout)")
     }
 
     func testTheTableIsWellFormedAndCarriesTheRunsFigures() throws {
@@ -67,21 +79,27 @@ final class ResultsTableScriptTests: XCTestCase {
             }
             let epochs = try XCTUnwrap(metrics["epochs"] as? [[String: Any]])
             let last = try XCTUnwrap(epochs.last?["test_accuracy"] as? Double)
-            XCTAssertEqual(value("test accuracy after \(epochs.count) epochs"), String(format: "**%.2f%%**", 100 * last))
+            XCTAssertEqual(
+                value("test accuracy after \(epochs.count) epochs"), String(format: "**%.2f%%**", 100 * last))
             let checks = try XCTUnwrap(analysis["checks"] as? [[String: Any]])
-            XCTAssertEqual(value("checks passed"), "\(checks.filter { $0["passed"] as? Bool == true }.count) of \(checks.count)")
+            XCTAssertEqual(
+                value("checks passed"), "\(checks.filter { $0["passed"] as? Bool == true }.count) of \(checks.count)")
             let spectra = try XCTUnwrap(analysis["spectra"] as? [[String: Any]])
-            let sigma = try XCTUnwrap(spectra.first { $0["layer"] as? String == "conv1" }?["singularValues"] as? [Double])
+            let sigma = try XCTUnwrap(
+                spectra.first { $0["layer"] as? String == "conv1" }?["singularValues"] as? [Double])
             XCTAssertEqual(value("conv1 σ"), sigma.map { String(format: "%.3f", $0) }.joined(separator: " "))
             let device = try XCTUnwrap(analysis["deviceVerification"] as? [String: Any])
-            XCTAssertEqual(value("device logits vs the float64 network: max\\|Δ\\|, differing predictions"),
-                           String(format: "%.2e, %d", try XCTUnwrap(device["logitsMaxAbsDifference"] as? Double),
-                                  try XCTUnwrap(device["predictionMismatches"] as? Int)))
+            XCTAssertEqual(
+                value("device logits vs the float64 network: max\\|Δ\\|, differing predictions"),
+                String(
+                    format: "%.2e, %d", try XCTUnwrap(device["logitsMaxAbsDifference"] as? Double),
+                    try XCTUnwrap(device["predictionMismatches"] as? Int)))
             // Which run: its command, commit and date.
             let selector = try XCTUnwrap((metrics["device"] as? [String: Any])?["selector"] as? String)
             let provenance = try XCTUnwrap(lines.first { $0.hasPrefix("- `\(selector)`:") })
             for key in ["command", "commit", "date", "machine"] {
-                XCTAssertTrue(provenance.contains(try XCTUnwrap(info[key] as? String)), "\(key) missing from: \(provenance)")
+                XCTAssertTrue(
+                    provenance.contains(try XCTUnwrap(info[key] as? String)), "\(key) missing from: \(provenance)")
             }
         }
     }
@@ -90,11 +108,12 @@ final class ResultsTableScriptTests: XCTestCase {
         let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-results-table")
         defer { try? FileManager.default.removeItem(at: dir) }
         let readme = dir.appendingPathComponent("README.md")
-        let before = "# Title\n\ntext before\n\n", after = "\ntext after\n"
+        let before = "# Title\n\ntext before\n\n"
+        let after = "\ntext after\n"
         try (before + "<!-- results-table: begin (old) -->\nold table\n<!-- results-table: end -->\n" + after)
             .write(to: readme, atomically: true, encoding: .utf8)
         let table = try Self.script(["table", Self.runs[1].path]).stdout
-        for _ in 0..<2 { // twice: regenerating an up-to-date README changes nothing
+        for _ in 0..<2 {  // twice: regenerating an up-to-date README changes nothing
             XCTAssertEqual(try Self.script(["table", "--readme", readme.path, Self.runs[1].path]).status, 0)
             XCTAssertEqual(try String(contentsOf: readme, encoding: .utf8), before + table + after)
         }

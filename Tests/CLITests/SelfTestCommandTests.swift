@@ -6,8 +6,9 @@ import XCTest
 final class SelfTestCommandTests: XCTestCase {
     func testSelftestPassesOnTheHostAndOpenCL() throws {
         var devices = ["host"]
-        if try CLI.run(["devices"]).stdout.contains("opencl:0:0") { devices.append("opencl") }
-        else if ProcessInfo.processInfo.environment["CONVSVD_REQUIRE_OPENCL"] == "1" {
+        if try CLI.run(["devices"]).stdout.contains("opencl:0:0") {
+            devices.append("opencl")
+        } else if ProcessInfo.processInfo.environment["CONVSVD_REQUIRE_OPENCL"] == "1" {
             XCTFail("CONVSVD_REQUIRE_OPENCL=1 but `convsvd devices` lists no OpenCL device")
         }
         for device in devices {

@@ -12,13 +12,18 @@ final class StudyCommandTests: XCTestCase {
     func testStudySummarisesTheMembersAndDoesNotRedoFinishedOnes() throws {
         let out = try TestEnvironment.makeTemporaryDirectory("convsvd-study")
         addTeardownBlock { try? FileManager.default.removeItem(at: out) }
-        let common = ["study", "--epochs", "1", "--train-limit", "300", "--test-limit", "200", "--data", mnist,
-                      "--out", out.path]
+        let common = [
+            "study", "--epochs", "1", "--train-limit", "300", "--test-limit", "200", "--data", mnist,
+            "--out", out.path,
+        ]
         let first = try CLI.run(common + ["--seeds", "0..1", "--device", "host"])
         XCTAssertEqual(first.status, 0, first.output)
         XCTAssertTrue(first.stderr.contains("study: 2/2 members done"), first.stderr)
-        for file in ["study.json", "study.html", "figures/study_singular_values.png", "figures/study_accuracy_vs_rank.png"] {
-            XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "missing \(file)")
+        for file in [
+            "study.json", "study.html", "figures/study_singular_values.png", "figures/study_accuracy_vs_rank.png",
+        ] {
+            XCTAssertTrue(
+                FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "missing \(file)")
         }
 
         // The summary's test accuracy against the members' analysis.json, by hand.
@@ -28,15 +33,21 @@ final class StudyCommandTests: XCTestCase {
             return try XCTUnwrap(object["testAccuracy"] as? Double)
         }
         let (a0, a1) = (try testAccuracy(0), try testAccuracy(1))
-        let study = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("study.json"))) as? [String: Any])
+        let study = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("study.json")))
+                as? [String: Any])
         let rows = try XCTUnwrap(study["rows"] as? [[String: Any]])
-        let accuracy = try XCTUnwrap(rows.first { $0["key"] as? String == "test_accuracy" }?["summary"] as? [String: Any])
+        let accuracy = try XCTUnwrap(
+            rows.first { $0["key"] as? String == "test_accuracy" }?["summary"] as? [String: Any])
         XCTAssertEqual(try XCTUnwrap(accuracy["mean"] as? Double), (a0 + a1) / 2, accuracy: 1e-12)
-        XCTAssertEqual(try XCTUnwrap(accuracy["standardDeviation"] as? Double), abs(a0 - a1) / 2.squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(
+            try XCTUnwrap(accuracy["standardDeviation"] as? Double), abs(a0 - a1) / 2.squareRoot(), accuracy: 1e-12)
         XCTAssertEqual(try XCTUnwrap(accuracy["values"] as? [Double]), [a0, a1])
-        for key in ["conv1.sigma.8", "conv2.sigma.16", "conv1.components_95", "conv2.components_99",
-                    "conv1.distinct_masks.random_patches", "conv2.distinct_masks.test_set", "conv1.low_rank_accuracy.1",
-                    "both.low_rank_accuracy.8"] {
+        for key in [
+            "conv1.sigma.8", "conv2.sigma.16", "conv1.components_95", "conv2.components_99",
+            "conv1.distinct_masks.random_patches", "conv2.distinct_masks.test_set", "conv1.low_rank_accuracy.1",
+            "both.low_rank_accuracy.8",
+        ] {
             XCTAssertTrue(rows.contains { $0["key"] as? String == key }, "study.json lacks \(key)")
         }
         let html = try String(contentsOf: out.appendingPathComponent("study.html"), encoding: .utf8)
@@ -45,16 +56,22 @@ final class StudyCommandTests: XCTestCase {
         // Again with a third seed and two devices: seeds 0 and 1 are not
         // redone (their files keep their dates), seed 2 runs in a child process.
         func date(_ path: String) throws -> Date {
-            try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: out.appendingPathComponent(path).path)[.modificationDate] as? Date)
+            try XCTUnwrap(
+                try FileManager.default.attributesOfItem(atPath: out.appendingPathComponent(path).path)[
+                    .modificationDate] as? Date)
         }
         let before = try ["seed-0/analysis.json", "seed-0/checkpoint.safetensors", "seed-1/analysis.json"].map(date)
         let second = try CLI.run(common + ["--seeds", "0..2", "--device", "host", "--device", "host"])
         XCTAssertEqual(second.status, 0, second.output)
-        XCTAssertTrue(second.stderr.contains("seed 0 already finished") && second.stderr.contains("seed 1 already finished"),
-                      second.stderr)
-        XCTAssertEqual(try ["seed-0/analysis.json", "seed-0/checkpoint.safetensors", "seed-1/analysis.json"].map(date), before)
+        XCTAssertTrue(
+            second.stderr.contains("seed 0 already finished") && second.stderr.contains("seed 1 already finished"),
+            second.stderr)
+        XCTAssertEqual(
+            try ["seed-0/analysis.json", "seed-0/checkpoint.safetensors", "seed-1/analysis.json"].map(date), before)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("seed-2/analysis.json").path))
-        let again = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("study.json"))) as? [String: Any])
+        let again = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("study.json")))
+                as? [String: Any])
         XCTAssertEqual(again["seeds"] as? [Int], [0, 1, 2])
     }
 

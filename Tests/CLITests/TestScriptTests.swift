@@ -12,7 +12,8 @@ final class TestScriptTests: XCTestCase {
         let bin = try TestEnvironment.makeTemporaryDirectory("convsvd-fake-bin")
         defer { try? FileManager.default.removeItem(at: bin) }
         let fakes = [
-            "swift": "#!/bin/sh\n[ \"$1\" = test ] && echo \"CONVSVD_REQUIRE_OPENCL=[${CONVSVD_REQUIRE_OPENCL-unset}]\" "
+            "swift":
+                "#!/bin/sh\n[ \"$1\" = test ] && echo \"CONVSVD_REQUIRE_OPENCL=[${CONVSVD_REQUIRE_OPENCL-unset}]\" "
                 + "&& echo 'Executed 1 test, with 0 failures (0 unexpected) in 0.0 seconds'\nexit 0\n",
             "dpkg-query": "#!/bin/sh\nprintf 'install ok installed'\n",
         ]
@@ -47,6 +48,7 @@ final class TestScriptTests: XCTestCase {
     }
 
     func testCallerCanLetOpenCLTestsSkip() throws {
-        XCTAssertTrue(try runScript(environment: ["CONVSVD_REQUIRE_OPENCL": "0"]).contains("CONVSVD_REQUIRE_OPENCL=[0]"))
+        XCTAssertTrue(
+            try runScript(environment: ["CONVSVD_REQUIRE_OPENCL": "0"]).contains("CONVSVD_REQUIRE_OPENCL=[0]"))
     }
 }

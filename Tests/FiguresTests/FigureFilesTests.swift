@@ -29,9 +29,14 @@ final class FigureFilesTests: XCTestCase {
         }
         for i in report.reluRegions.indices { report.reluRegions[i].testSetPatches.mostCommon = [] }
         let names = try Figures.figures(report: report, history: nil, sample: nil).map(\.name)
-        XCTAssertEqual(names, Fixture.expectedNames.filter {
-            !["training_curves", "accuracy_vs_rank", "relu_mask_frequencies", "activation_projections", "digit_feature_maps"].contains($0)
-        })
+        XCTAssertEqual(
+            names,
+            Fixture.expectedNames.filter {
+                ![
+                    "training_curves", "accuracy_vs_rank", "relu_mask_frequencies", "activation_projections",
+                    "digit_feature_maps",
+                ].contains($0)
+            })
     }
 
     /// Floors, measured on these synthetic inputs: a page with only its title
@@ -39,8 +44,9 @@ final class FigureFilesTests: XCTestCase {
     /// figures (line charts) have variance ≥ 0.0095 and ≥ 5% non-white pixels.
     /// The floors sit between: variance > 0.004, non-white > 2%.
     func testPNGFilesAreValidOfTheirSizeAndNotBlank() throws {
-        let files = try Figures.renderAll(report: Fixture.report, history: Fixture.history, sample: Fixture.sample,
-                                          to: directory, format: .png)
+        let files = try Figures.renderAll(
+            report: Fixture.report, history: Fixture.history, sample: Fixture.sample,
+            to: directory, format: .png)
         XCTAssertEqual(files.map(\.name), Fixture.expectedNames)
         for f in files {
             XCTAssertEqual(f.url.lastPathComponent, "\(f.name).png")
@@ -68,8 +74,9 @@ final class FigureFilesTests: XCTestCase {
     }
 
     func testSVGFilesParseWithAnSVGRootOfTheirSize() throws {
-        let files = try Figures.renderAll(report: Fixture.report, history: Fixture.history, sample: Fixture.sample,
-                                          to: directory, format: .svg)
+        let files = try Figures.renderAll(
+            report: Fixture.report, history: Fixture.history, sample: Fixture.sample,
+            to: directory, format: .svg)
         XCTAssertEqual(files.count, Fixture.expectedNames.count)
         for f in files {
             XCTAssertEqual(f.url.lastPathComponent, "\(f.name).svg")
@@ -80,14 +87,16 @@ final class FigureFilesTests: XCTestCase {
             XCTAssertEqual(root.attributes["viewBox"], "0 0 \(f.width) \(f.height)", f.name)
             // Text is drawn as glyph outlines: a figure without <path> or <use> elements would be empty.
             let text = try String(contentsOf: f.url, encoding: .utf8)
-            XCTAssertGreaterThan(text.components(separatedBy: "<path").count + text.components(separatedBy: "<use").count, 50, f.name)
+            XCTAssertGreaterThan(
+                text.components(separatedBy: "<path").count + text.components(separatedBy: "<use").count, 50, f.name)
         }
         try assertNoTemporaryFiles()
     }
 
     func testPDFFilesHaveHeaderTrailerAndPageSize() throws {
-        let files = try Figures.renderAll(report: Fixture.report, history: Fixture.history, sample: Fixture.sample,
-                                          to: directory, format: .pdf)
+        let files = try Figures.renderAll(
+            report: Fixture.report, history: Fixture.history, sample: Fixture.sample,
+            to: directory, format: .pdf)
         XCTAssertEqual(files.count, Fixture.expectedNames.count)
         for f in files {
             XCTAssertEqual(f.url.lastPathComponent, "\(f.name).pdf")

@@ -3,6 +3,7 @@ import Figures
 import Foundation
 import TestSupport
 import XCTest
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
@@ -36,15 +37,21 @@ final class FigureValuesTests: XCTestCase {
     static func panels(ofSVG url: URL) throws -> [Panel] {
         final class Paths: NSObject, XMLParserDelegate {
             var paths: [(style: String, d: String)] = []
-            func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                        qualifiedName qName: String?, attributes: [String: String] = [:]) {
-                if elementName == "path", let style = attributes["style"], let d = attributes["d"] { paths.append((style, d)) }
+            func parser(
+                _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
+                qualifiedName qName: String?, attributes: [String: String] = [:]
+            ) {
+                if elementName == "path", let style = attributes["style"], let d = attributes["d"] {
+                    paths.append((style, d))
+                }
             }
         }
         let parser = XMLParser(data: try Data(contentsOf: url))
         let collected = Paths()
         parser.delegate = collected
-        guard parser.parse() else { throw FileChecks.Failure(description: "\(url.lastPathComponent) is not well-formed XML") }
+        guard parser.parse() else {
+            throw FileChecks.Failure(description: "\(url.lastPathComponent) is not well-formed XML")
+        }
         func points(_ d: String) -> [(x: Double, y: Double)] {
             let numbers = d.split(separator: " ").compactMap { Double($0) }
             return stride(from: 0, to: numbers.count - 1, by: 2).map { (numbers[$0], numbers[$0 + 1]) }
@@ -53,8 +60,10 @@ final class FigureValuesTests: XCTestCase {
         for (style, d) in collected.paths where style.contains("stroke:rgb(13%,13%,13%)") && d.contains("Z") {
             let p = points(d)
             var panel = Panel()
-            panel.minX = p.map(\.x).min()!; panel.maxX = p.map(\.x).max()!
-            panel.minY = p.map(\.y).min()!; panel.maxY = p.map(\.y).max()!
+            panel.minX = p.map(\.x).min()!
+            panel.maxX = p.map(\.x).max()!
+            panel.minY = p.map(\.y).min()!
+            panel.maxY = p.map(\.y).max()!
             panels.append(panel)
         }
         func owner(_ x: Double) -> Int? { panels.firstIndex { $0.minX - 8 <= x && x <= $0.maxX + 8 } }
@@ -62,7 +71,11 @@ final class FigureValuesTests: XCTestCase {
             let p = points(d)
             guard let first = p.first, let i = owner(first.x) else { continue }
             if style.contains("stroke:rgb(88%,88%,88%)"), p.count == 2 {
-                if p[0].y == p[1].y { panels[i].horizontalGrid.append(p[0].y) } else { panels[i].verticalGrid.append(p[0].x) }
+                if p[0].y == p[1].y {
+                    panels[i].horizontalGrid.append(p[0].y)
+                } else {
+                    panels[i].verticalGrid.append(p[0].x)
+                }
             } else if style.contains("stroke-width:2.2;") && !d.contains("C") {
                 panels[i].series.append(p)
             } else if style.contains("stroke-width:1.5;"), p.count == 2, p[0].y == p[1].y {
@@ -75,8 +88,11 @@ final class FigureValuesTests: XCTestCase {
     /// value = a + b·pixel by least squares.
     static func fit(_ pixels: [Double], _ values: [Double]) -> (a: Double, b: Double) {
         let n = Double(pixels.count)
-        let mp = pixels.reduce(0, +) / n, mv = values.reduce(0, +) / n
-        let b = zip(pixels, values).reduce(0) { $0 + ($1.0 - mp) * ($1.1 - mv) } / pixels.reduce(0) { $0 + ($1 - mp) * ($1 - mp) }
+        let mp = pixels.reduce(0, +) / n
+        let mv = values.reduce(0, +) / n
+        let b =
+            zip(pixels, values).reduce(0) { $0 + ($1.0 - mp) * ($1.1 - mv) }
+            / pixels.reduce(0) { $0 + ($1 - mp) * ($1 - mp) }
         return (mv - b * mp, b)
     }
 
@@ -98,21 +114,31 @@ final class FigureValuesTests: XCTestCase {
     func rows(_ panel: Panel, counts: [Int], file: StaticString = #filePath, line: UInt = #line) -> [[Double]] {
         XCTAssertEqual(panel.series.count, counts.count, "series", file: file, line: line)
         let longest = counts.indices.max { counts[$0] < counts[$1] }!
-        let first = panel.series[longest].first!.x, last = panel.series[longest].last!.x
+        let first = panel.series[longest].first!.x
+        let last = panel.series[longest].last!.x
         let step = (last - first) / Double(counts[longest] - 1)
         return zip(panel.series, counts).map { polyline, count in
-            XCTAssertEqual(polyline.first!.x, first, accuracy: Self.pixelTolerance, "series starts at index 1", file: file, line: line)
-            XCTAssertEqual(polyline.last!.x, first + Double(count - 1) * step, accuracy: Self.pixelTolerance,
-                           "series ends at index \(count)", file: file, line: line)
+            XCTAssertEqual(
+                polyline.first!.x, first, accuracy: Self.pixelTolerance, "series starts at index 1", file: file,
+                line: line)
+            XCTAssertEqual(
+                polyline.last!.x, first + Double(count - 1) * step, accuracy: Self.pixelTolerance,
+                "series ends at index \(count)", file: file, line: line)
             return (0..<count).map { i in
                 let x = first + Double(i) * step
-                XCTAssertTrue(panel.verticalGrid.contains { abs($0 - x) < Self.pixelTolerance }, "index \(i + 1) is on a tick",
-                              file: file, line: line)
-                guard let j = polyline.indices.dropLast().first(where: { polyline[$0].x <= x + Self.pixelTolerance
-                                                                         && x - Self.pixelTolerance <= polyline[$0 + 1].x }) else {
+                XCTAssertTrue(
+                    panel.verticalGrid.contains { abs($0 - x) < Self.pixelTolerance }, "index \(i + 1) is on a tick",
+                    file: file, line: line)
+                guard
+                    let j = polyline.indices.dropLast().first(where: {
+                        polyline[$0].x <= x + Self.pixelTolerance
+                            && x - Self.pixelTolerance <= polyline[$0 + 1].x
+                    })
+                else {
                     return polyline.count == 1 ? polyline[0].y : .nan
                 }
-                let a = polyline[j], b = polyline[j + 1]
+                let a = polyline[j]
+                let b = polyline[j + 1]
                 return b.x == a.x ? a.y : a.y + (x - a.x) / (b.x - a.x) * (b.y - a.y)
             }
         }
@@ -126,7 +152,8 @@ final class FigureValuesTests: XCTestCase {
     /// decade, which the grid cannot tell) passes both.
     func testSingularValuesFigureShowsTheReportsSigma() throws {
         let report = Fixture.report
-        let figure = try Figures.singularValues(report.spectra.map { Figures.SigmaSeries(name: $0.layer, sigma: $0.singularValues) })
+        let figure = try Figures.singularValues(
+            report.spectra.map { Figures.SigmaSeries(name: $0.layer, sigma: $0.singularValues) })
         let file = try figure.write(to: directory, format: .svg)
         let panels = try Self.panels(ofSVG: file.url)
         XCTAssertEqual(panels.count, 2)
@@ -140,21 +167,25 @@ final class FigureValuesTests: XCTestCase {
             for (pixel, value) in zip(pixels, values) {
                 XCTAssertEqual(map.a + map.b * pixel, value, accuracy: tolerance, "panel \(p): plotted σ")
             }
-            let ticks = panel.horizontalGrid.sorted(by: >).map { map.a + map.b * $0 }   // bottom first
+            let ticks = panel.horizontalGrid.sorted(by: >).map { map.a + map.b * $0 }  // bottom first
             XCTAssertGreaterThanOrEqual(ticks.count, 3, "panel \(p): grid lines")
             XCTAssertEqual(panel.horizontalGrid.max()!, panel.maxY, accuracy: Self.pixelTolerance)
             XCTAssertEqual(panel.horizontalGrid.min()!, panel.minY, accuracy: Self.pixelTolerance)
             if log {
                 for t in ticks {
-                    XCTAssertTrue(Self.isNice(pow(10, t), mantissas: [1, 2, 5], tolerance: pow(10, t) * tolerance * 4.61),
-                                  "log tick at \(pow(10, t))")
+                    XCTAssertTrue(
+                        Self.isNice(pow(10, t), mantissas: [1, 2, 5], tolerance: pow(10, t) * tolerance * 4.61),
+                        "log tick at \(pow(10, t))")
                 }
             } else {
                 let step = ticks[1] - ticks[0]
-                XCTAssertTrue(Self.isNice(step, mantissas: [1, 2, 2.5, 5], tolerance: 2 * tolerance), "tick step \(step)")
+                XCTAssertTrue(
+                    Self.isNice(step, mantissas: [1, 2, 2.5, 5], tolerance: 2 * tolerance), "tick step \(step)")
                 for (i, t) in ticks.enumerated() {
                     XCTAssertEqual(t, ticks[0] + Double(i) * step, accuracy: 2 * tolerance, "equally spaced ticks")
-                    XCTAssertEqual(t / step, (t / step).rounded(), accuracy: 2 * tolerance / step, "tick \(t) is a multiple of the step")
+                    XCTAssertEqual(
+                        t / step, (t / step).rounded(), accuracy: 2 * tolerance / step,
+                        "tick \(t) is a multiple of the step")
                 }
             }
         }
@@ -179,12 +210,14 @@ final class FigureValuesTests: XCTestCase {
         func percent(_ pixel: Double) -> Double { bottom + (panel.maxY - pixel) * perPixel }
         for (curve, pixels) in zip(curves, plotted) {
             for (accuracy, pixel) in zip(curve, pixels) {
-                XCTAssertEqual(percent(pixel), 100 * accuracy, accuracy: Self.pixelTolerance * perPixel, "plotted accuracy")
+                XCTAssertEqual(
+                    percent(pixel), 100 * accuracy, accuracy: Self.pixelTolerance * perPixel, "plotted accuracy")
             }
         }
         XCTAssertEqual(panel.referenceLines.count, 1)
-        XCTAssertEqual(percent(panel.referenceLines[0]), 100 * report.testAccuracy, accuracy: Self.pixelTolerance * perPixel,
-                       "the full-rank line")
+        XCTAssertEqual(
+            percent(panel.referenceLines[0]), 100 * report.testAccuracy, accuracy: Self.pixelTolerance * perPixel,
+            "the full-rank line")
         // The sweep's own numbers: conv1 alone at rank k is the grid's last column.
         for k in 1...sweep.accuracy.count { XCTAssertEqual(curves[0][k - 1], sweep.accuracy[k - 1].last!) }
     }
@@ -195,13 +228,15 @@ final class FigureValuesTests: XCTestCase {
         let report = Fixture.report
         let sigma = report.spectra.map(\.singularValues)
         for wrong in [sigma.map { Array($0.reversed()) }, sigma.map { $0.map { $0 * $0 } }] {
-            let figure = try Figures.singularValues(zip(report.spectra, wrong).map { Figures.SigmaSeries(name: $0.0.layer, sigma: $0.1) })
+            let figure = try Figures.singularValues(
+                zip(report.spectra, wrong).map { Figures.SigmaSeries(name: $0.0.layer, sigma: $0.1) })
             let panel = try Self.panels(ofSVG: try figure.write(to: directory, format: .svg).url)[0]
             let pixels = rows(panel, counts: sigma.map(\.count)).flatMap { $0 }
             let values = sigma.flatMap { $0 }
             let map = Self.fit(pixels, values)
             let worst = zip(pixels, values).map { abs(map.a + map.b * $0.0 - $0.1) }.max()!
-            XCTAssertGreaterThan(worst, 100 * Self.pixelTolerance * abs(map.b), "a wrong figure must miss the report's σ by pixels")
+            XCTAssertGreaterThan(
+                worst, 100 * Self.pixelTolerance * abs(map.b), "a wrong figure must miss the report's σ by pixels")
         }
     }
 }

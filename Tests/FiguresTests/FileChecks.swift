@@ -1,5 +1,6 @@
 import CCairo
 import Foundation
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
@@ -29,25 +30,37 @@ enum FileChecks {
 
     /// Pixel statistics of a PNG file decoded by cairo: the variance of the
     /// luminance (0…1) over all pixels, and the fraction of pixels that are not white.
-    static func pngPixelStatistics(_ url: URL) throws -> (variance: Double, nonWhiteFraction: Double, width: Int, height: Int) {
-        guard let surface = cairo_image_surface_create_from_png(url.path) else { throw Failure(description: "cairo returned no surface") }
+    static func pngPixelStatistics(_ url: URL) throws -> (
+        variance: Double, nonWhiteFraction: Double, width: Int, height: Int
+    ) {
+        guard let surface = cairo_image_surface_create_from_png(url.path) else {
+            throw Failure(description: "cairo returned no surface")
+        }
         defer { cairo_surface_destroy(surface) }
         let status = cairo_surface_status(surface)
         guard status == CAIRO_STATUS_SUCCESS else {
-            throw Failure(description: "cairo cannot decode \(url.lastPathComponent): \(String(cString: cairo_status_to_string(status)))")
+            throw Failure(
+                description:
+                    "cairo cannot decode \(url.lastPathComponent): \(String(cString: cairo_status_to_string(status)))")
         }
         cairo_surface_flush(surface)
-        let width = Int(cairo_image_surface_get_width(surface)), height = Int(cairo_image_surface_get_height(surface))
+        let width = Int(cairo_image_surface_get_width(surface))
+        let height = Int(cairo_image_surface_get_height(surface))
         let stride = Int(cairo_image_surface_get_stride(surface))
         guard let base = cairo_image_surface_get_data(surface) else { throw Failure(description: "no pixel data") }
-        var sum = 0.0, sumSquares = 0.0, nonWhite = 0
+        var sum = 0.0
+        var sumSquares = 0.0
+        var nonWhite = 0
         for y in 0..<height {
             for x in 0..<width {
                 // ARGB32 / RGB24: one native-endian 32-bit word per pixel.
                 let word = (base + y * stride + 4 * x).withMemoryRebound(to: UInt32.self, capacity: 1) { $0.pointee }
-                let r = Double((word >> 16) & 0xFF), g = Double((word >> 8) & 0xFF), bl = Double(word & 0xFF)
+                let r = Double((word >> 16) & 0xFF)
+                let g = Double((word >> 8) & 0xFF)
+                let bl = Double(word & 0xFF)
                 let l = (0.299 * r + 0.587 * g + 0.114 * bl) / 255
-                sum += l; sumSquares += l * l
+                sum += l
+                sumSquares += l * l
                 if r < 250 || g < 250 || bl < 250 { nonWhite += 1 }
             }
         }
@@ -61,16 +74,22 @@ enum FileChecks {
         final class RootGrabber: NSObject, XMLParserDelegate {
             var name: String?
             var attributes: [String: String] = [:]
-            func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                        qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
-                if name == nil { name = elementName; attributes = attributeDict }
+            func parser(
+                _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
+                qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]
+            ) {
+                if name == nil {
+                    name = elementName
+                    attributes = attributeDict
+                }
             }
         }
         let parser = XMLParser(data: data)
         let grabber = RootGrabber()
         parser.delegate = grabber
         guard parser.parse(), let name = grabber.name else {
-            throw Failure(description: "not well-formed XML: \(parser.parserError.map { "\($0)" } ?? "no root element")")
+            throw Failure(
+                description: "not well-formed XML: \(parser.parserError.map { "\($0)" } ?? "no root element")")
         }
         return (name, grabber.attributes)
     }
@@ -82,7 +101,10 @@ enum FileChecks {
         let tail = String(decoding: data.suffix(16), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard tail.hasSuffix("%%EOF") else { throw Failure(description: "no %%EOF trailer") }
         let text = String(decoding: data, as: UTF8.self)
-        guard let range = text.range(of: #"/MediaBox\s*\[\s*0\s+0\s+([0-9.]+)\s+([0-9.]+)\s*\]"#, options: .regularExpression) else {
+        guard
+            let range = text.range(
+                of: #"/MediaBox\s*\[\s*0\s+0\s+([0-9.]+)\s+([0-9.]+)\s*\]"#, options: .regularExpression)
+        else {
             throw Failure(description: "no /MediaBox")
         }
         let numbers = text[range].split(whereSeparator: { " []\n".contains($0) }).compactMap { Double($0) }

@@ -21,8 +21,10 @@ enum Fixture {
             labels.append(UInt8(c))
             let angle = Double(c) * .pi / 10
             for t in stride(from: -9.0, through: 9.0, by: 0.25) {
-                let x = Int((13.5 + t * cos(angle)).rounded()), y = Int((13.5 + t * sin(angle)).rounded())
-                for (dx, dy) in [(0, 0), (1, 0), (0, 1)] where (0..<imageSide).contains(x + dx) && (0..<imageSide).contains(y + dy) {
+                let x = Int((13.5 + t * cos(angle)).rounded())
+                let y = Int((13.5 + t * sin(angle)).rounded())
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1)]
+                where (0..<imageSide).contains(x + dx) && (0..<imageSide).contains(y + dy) {
                     pixels[n * imageSide * imageSide + (y + dy) * imageSide + x + dx] = UInt8(200 + Int(g.next() % 56))
                 }
             }
@@ -30,17 +32,19 @@ enum Fixture {
         return Dataset(name: name, count: count, rows: imageSide, columns: imageSide, pixels: pixels, labels: labels)
     }
 
-    static let weights = TinyConvNetWeights(conv1: randomFloats(72, scale: 0.5, seed: 1),
-                                            conv2: randomFloats(1152, scale: 0.15, seed: 2),
-                                            fcWeight: randomFloats(4000, scale: 0.05, seed: 3),
-                                            fcBias: randomFloats(10, scale: 0.01, seed: 4))
+    static let weights = TinyConvNetWeights(
+        conv1: randomFloats(72, scale: 0.5, seed: 1),
+        conv2: randomFloats(1152, scale: 0.15, seed: 2),
+        fcWeight: randomFloats(4000, scale: 0.05, seed: 3),
+        fcBias: randomFloats(10, scale: 0.01, seed: 4))
     static let testSet = dataset(name: "synthetic-test", count: 60, seed: 11)
     static let trainSet = dataset(name: "synthetic-train", count: 60, seed: 12)
 
     /// The analysis of the random weights, with the accuracy sweep (computed once per test run).
     static let report: AnalysisReport = {
-        let options = AnalysisOptions(batchSize: 20, threads: 1, samplingSeed: 5, randomPatchCount: 100,
-                                      mostCommonMaskCount: 10, runAccuracySweep: true)
+        let options = AnalysisOptions(
+            batchSize: 20, threads: 1, samplingSeed: 5, randomPatchCount: 100,
+            mostCommonMaskCount: 10, runAccuracySweep: true)
         do {
             return try Analyzer(weights: weights, testSet: testSet, trainSet: trainSet, options: options).run()
         } catch {
@@ -48,10 +52,12 @@ enum Fixture {
         }
     }()
 
-    static let history = Figures.TrainingHistory(epochs: (1...5).map { e in
-        Figures.EpochRecord(epoch: e, loss: 0.5 / Double(e), trainAccuracy: 0.9 + 0.015 * Double(e),
-                            testAccuracy: 0.89 + 0.014 * Double(e), seconds: 2 + 0.1 * Double(e))
-    })
+    static let history = Figures.TrainingHistory(
+        epochs: (1...5).map { e in
+            Figures.EpochRecord(
+                epoch: e, loss: 0.5 / Double(e), trainAccuracy: 0.9 + 0.015 * Double(e),
+                testAccuracy: 0.89 + 0.014 * Double(e), seconds: 2 + 0.1 * Double(e))
+        })
 
     /// The host network's pre-activations on the first 30 test digits.
     static let sample: Figures.ActivationSample = {
@@ -59,8 +65,9 @@ enum Fixture {
         do {
             let net = try HostReferenceNet(weights: weights)
             let activations = net.forward(normalizedImages: testSet.normalizedImages(0..<n), count: n)
-            return Figures.ActivationSample(images: testSet.pixels[0..<(n * imageSide * imageSide)].map { Double($0) / 255 },
-                                            labels: testSet.labels[0..<n].map(Int.init), activations: activations)
+            return Figures.ActivationSample(
+                images: testSet.pixels[0..<(n * imageSide * imageSide)].map { Double($0) / 255 },
+                labels: testSet.labels[0..<n].map(Int.init), activations: activations)
         } catch {
             fatalError("Fixture: the host forward pass failed: \(error)")
         }

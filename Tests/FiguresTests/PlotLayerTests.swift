@@ -9,11 +9,11 @@ final class PlotLayerTests: XCTestCase {
     func testNiceStepIsOneTwoTwoAndAHalfOrFiveTimesAPowerOfTen() {
         // span / target → the smallest of {1, 2, 2.5, 5, 10}·10ᵏ at or above it, worked by hand.
         XCTAssertEqual(TickGenerator.niceStep(span: 10, target: 5), 2)
-        XCTAssertEqual(TickGenerator.niceStep(span: 1, target: 6), 0.2, accuracy: 1e-15)      // 0.1667 → 0.2
-        XCTAssertEqual(TickGenerator.niceStep(span: 7, target: 6), 2)                          // 1.1667 → 2
-        XCTAssertEqual(TickGenerator.niceStep(span: 0.9, target: 4), 0.25, accuracy: 1e-15)   // 0.225 → 0.25
-        XCTAssertEqual(TickGenerator.niceStep(span: 3000, target: 7), 500)                     // 428.6 → 500
-        XCTAssertEqual(TickGenerator.niceStep(span: 60, target: 6), 10)                        // exactly 10
+        XCTAssertEqual(TickGenerator.niceStep(span: 1, target: 6), 0.2, accuracy: 1e-15)  // 0.1667 → 0.2
+        XCTAssertEqual(TickGenerator.niceStep(span: 7, target: 6), 2)  // 1.1667 → 2
+        XCTAssertEqual(TickGenerator.niceStep(span: 0.9, target: 4), 0.25, accuracy: 1e-15)  // 0.225 → 0.25
+        XCTAssertEqual(TickGenerator.niceStep(span: 3000, target: 7), 500)  // 428.6 → 500
+        XCTAssertEqual(TickGenerator.niceStep(span: 60, target: 6), 10)  // exactly 10
     }
 
     func testLinearTicksWidenToWholeStepsAndLabelCleanly() {
@@ -63,7 +63,9 @@ final class PlotLayerTests: XCTestCase {
     /// formulas as an independent reference.
     func lab(_ c: RGB) -> (l: Double, a: Double, b: Double) {
         func lin(_ v: Double) -> Double { v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4) }
-        let r = lin(c.red), g = lin(c.green), b = lin(c.blue)
+        let r = lin(c.red)
+        let g = lin(c.green)
+        let b = lin(c.blue)
         let x = (0.4124564 * r + 0.3575761 * g + 0.1804375 * b) / 0.95047
         let y = 0.2126729 * r + 0.7151522 * g + 0.0721750 * b
         let z = (0.0193339 * r + 0.1191920 * g + 0.9503041 * b) / 1.08883
@@ -106,8 +108,11 @@ final class PlotLayerTests: XCTestCase {
         var closest = Double.infinity
         for i in 0..<10 {
             for j in (i + 1)..<10 {
-                let p = lab(Palette.color(i)), q = lab(Palette.color(j))
-                closest = min(closest, ((p.l - q.l) * (p.l - q.l) + (p.a - q.a) * (p.a - q.a) + (p.b - q.b) * (p.b - q.b)).squareRoot())
+                let p = lab(Palette.color(i))
+                let q = lab(Palette.color(j))
+                closest = min(
+                    closest,
+                    ((p.l - q.l) * (p.l - q.l) + (p.a - q.a) * (p.a - q.a) + (p.b - q.b) * (p.b - q.b)).squareRoot())
             }
         }
         // ΔE*76 > 20 between every pair: far beyond a noticeable difference (~2.3).

@@ -3,6 +3,7 @@ import Figures
 import Foundation
 import TestSupport
 import XCTest
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
@@ -20,12 +21,15 @@ final class ReportTests: XCTestCase {
     }
 
     func document(format: FigureFormat) throws -> ReportDocument {
-        let files = try Figures.renderAll(report: Fixture.report, history: Fixture.history, sample: Fixture.sample,
-                                          to: directory, format: format)
+        let files = try Figures.renderAll(
+            report: Fixture.report, history: Fixture.history, sample: Fixture.sample,
+            to: directory, format: format)
         return ReportDocument(
             summary: "Synthetic run for the tests.", results: ResultRow.rows(from: Fixture.report),
-            device: "host <OpenBLAS> & test", phases: [PhaseTime(phase: "training", seconds: 12.5)] + PhaseTime.analysisPhases(Fixture.report.timings),
-            settings: [("epochs", "5"), ("device", "host")], command: "convsvd run --epochs 5 --device host --out outputs",
+            device: "host <OpenBLAS> & test",
+            phases: [PhaseTime(phase: "training", seconds: 12.5)] + PhaseTime.analysisPhases(Fixture.report.timings),
+            settings: [("epochs", "5"), ("device", "host")],
+            command: "convsvd run --epochs 5 --device host --out outputs",
             figures: files)
     }
 
@@ -74,7 +78,9 @@ final class ReportTests: XCTestCase {
         XCTAssertFalse(html.contains("<?xml"), "XML declarations do not belong inside HTML")
         var svgs: [Substring] = []
         var rest = html[...]
-        while let start = rest.range(of: "<svg"), let end = rest.range(of: "</svg>", range: start.upperBound..<rest.endIndex) {
+        while let start = rest.range(of: "<svg"),
+            let end = rest.range(of: "</svg>", range: start.upperBound..<rest.endIndex)
+        {
             svgs.append(rest[start.lowerBound..<end.upperBound])
             rest = rest[end.upperBound...]
         }
@@ -105,10 +111,12 @@ final class ReportTests: XCTestCase {
 
     func testFailedCheckIsShownAsAFailure() throws {
         var report = Fixture.report
-        report.checks[0] = Check(id: report.checks[0].id, description: report.checks[0].description,
-                                 value: 1, relation: .lessThan, limit: 1e-12, kind: report.checks[0].kind)
-        let doc = ReportDocument(summary: "", results: ResultRow.rows(from: report), device: "d", phases: [],
-                                 settings: [], command: "c", figures: [])
+        report.checks[0] = Check(
+            id: report.checks[0].id, description: report.checks[0].description,
+            value: 1, relation: .lessThan, limit: 1e-12, kind: report.checks[0].kind)
+        let doc = ReportDocument(
+            summary: "", results: ResultRow.rows(from: report), device: "d", phases: [],
+            settings: [], command: "c", figures: [])
         XCTAssertFalse(doc.allChecksPassed)
         let html = try HTMLReport.render(doc)
         XCTAssertTrue(html.contains("<p class=\"banner fail\">1 of \(report.checks.count) checks FAILED"))
@@ -118,8 +126,9 @@ final class ReportTests: XCTestCase {
     /// Every check's row names its kind in the table's last column.
     func testEveryCheckShowsItsKind() throws {
         let report = Fixture.report
-        let doc = ReportDocument(summary: "", results: ResultRow.rows(from: report), device: "d", phases: [],
-                                 settings: [], command: "c", figures: [])
+        let doc = ReportDocument(
+            summary: "", results: ResultRow.rows(from: report), device: "d", phases: [],
+            settings: [], command: "c", figures: [])
         let html = try HTMLReport.render(doc)
         XCTAssertTrue(html.contains("<th>Kind</th>"))
         let kinds = matches(#"</span></td><td>([a-z]+)</td></tr>"#, in: html)
@@ -128,8 +137,9 @@ final class ReportTests: XCTestCase {
     }
 
     func testEscapeCoversTheHTMLSpecialCharacters() {
-        XCTAssertEqual(HTMLReport.escape(#"<a href="x">Tom & 'Jerry'</a>"#),
-                       "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;")
+        XCTAssertEqual(
+            HTMLReport.escape(#"<a href="x">Tom & 'Jerry'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;")
     }
 
     func matches(_ pattern: String, in text: String) -> [String] {

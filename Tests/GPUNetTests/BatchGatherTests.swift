@@ -16,8 +16,9 @@ final class BatchGatherTests: XCTestCase {
     func syntheticSet(count: Int, side: Int) -> Dataset {
         let size = side * side
         let pixels = (0..<(count * size)).map { UInt8(truncatingIfNeeded: ($0 / size) * size + 7 * ($0 % size)) }
-        return Dataset(name: "synthetic", count: count, rows: side, columns: side, pixels: pixels,
-                       labels: (0..<count).map { UInt8($0 % 10) })
+        return Dataset(
+            name: "synthetic", count: count, rows: side, columns: side, pixels: pixels,
+            labels: (0..<count).map { UInt8($0 % 10) })
     }
 
     /// A fixed shuffle of 0..<count.
@@ -33,8 +34,9 @@ final class BatchGatherTests: XCTestCase {
         let orderBuffer = try device.makeBuffer(order.map { Int32($0) })
         let images = try device.makeBuffer(count: range.count * set.imageSize, kind: .float32)
         let batchLabels = try device.makeBuffer(count: range.count, kind: .int32)
-        try device.gatherBatch(BatchGatherShape(count: set.count, imageSize: set.imageSize, range: range),
-                               pixels: pixels, labels: labels, order: orderBuffer, images: images, batchLabels: batchLabels)
+        try device.gatherBatch(
+            BatchGatherShape(count: set.count, imageSize: set.imageSize, range: range),
+            pixels: pixels, labels: labels, order: orderBuffer, images: images, batchLabels: batchLabels)
         return (try device.floats(images), try device.int32s(batchLabels))
     }
 
@@ -43,17 +45,18 @@ final class BatchGatherTests: XCTestCase {
     /// batch 1 and the last partial batch of a shuffled order of 300.
     func testGatheredBatchEqualsHostNormalisationBitForBitOnEveryDevice() throws {
         for side in [28, 5] {
-            let set = syntheticSet(count: 300, side: side), order = shuffled(300)
+            let set = syntheticSet(count: 300, side: side)
+            let order = shuffled(300)
             for range in [0..<64, 137..<138, 256..<300, 0..<300] {
                 let expected = set.normalizedImages(order[range])
                 let expectedLabels = order[range].map { Int32(set.labels[$0]) }
                 for device in try testDevices() {
                     let (images, labels) = try gather(set, order: order, range: range, on: device)
-                    let where_ = "\(device.info.selector), \(side)×\(side), order[\(range)]"
-                    XCTAssertEqual(labels, expectedLabels, where_)
-                    XCTAssertEqual(images.count, expected.count, where_)
+                    let context = "\(device.info.selector), \(side)×\(side), order[\(range)]"
+                    XCTAssertEqual(labels, expectedLabels, context)
+                    XCTAssertEqual(images.count, expected.count, context)
                     let differing = zip(images, expected).filter { $0.bitPattern != $1.bitPattern }.count
-                    XCTAssertEqual(differing, 0, "\(where_): \(differing) pixels differ from Dataset.normalizedImages")
+                    XCTAssertEqual(differing, 0, "\(context): \(differing) pixels differ from Dataset.normalizedImages")
                 }
             }
         }
@@ -78,8 +81,9 @@ final class BatchGatherTests: XCTestCase {
     func testOrderEntryOutsideTheSet() throws {
         let set = syntheticSet(count: 10, side: 28)
         XCTAssertThrowsError(try gather(set, order: [3, 10], range: 0..<2, on: HostDevice())) { error in
-            XCTAssertEqual(error as? HostDeviceError,
-                           .indexOutOfRange(operation: "gatherBatch", argument: "order", position: 1, value: 10, count: 10))
+            XCTAssertEqual(
+                error as? HostDeviceError,
+                .indexOutOfRange(operation: "gatherBatch", argument: "order", position: 1, value: 10, count: 10))
         }
         for device in try openCLTestDevices() {
             let (images, labels) = try gather(set, order: [3, -1], range: 0..<2, on: device)
@@ -93,7 +97,8 @@ final class BatchGatherTests: XCTestCase {
 
     func mnistTest() throws -> Dataset {
         if let set = Self.cached { return set }
-        let dir = try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST_DIR is not set and ../shared/data/mnist is missing")
+        let dir = try XCTUnwrap(
+            TestEnvironment.mnistDirectory, "MNIST_DIR is not set and ../shared/data/mnist is missing")
         let set = try MNISTLoader.load(kind: .mnist, directory: dir).test
         Self.cached = set
         return set
@@ -110,11 +115,14 @@ final class BatchGatherTests: XCTestCase {
             let network = try TinyConvNet(device: device)
             try network.load(TinyConvNet.initialWeights(seed: 4))
             let onDevice = try Evaluation.run(network: network, on: set, batchSize: 500)
-            var predictions: [Int] = [], lossSum = 0.0, correct = 0
+            var predictions: [Int] = []
+            var lossSum = 0.0
+            var correct = 0
             for start in stride(from: 0, to: set.count, by: 500) {
                 let indices = start..<min(set.count, start + 500)
                 let w = try network.workspace(batch: indices.count)
-                try network.setBatch(w, images: set.normalizedImages(indices), labels: indices.map { Int32(set.labels[$0]) })
+                try network.setBatch(
+                    w, images: set.normalizedImages(indices), labels: indices.map { Int32(set.labels[$0]) })
                 try network.forward(w)
                 let result = try network.batchResult(w)
                 lossSum += result.lossSum
@@ -139,7 +147,8 @@ final class BatchGatherTests: XCTestCase {
     /// the Trainer did before), on every device: 200 images at batch 64,
     /// so the last step is a partial batch of 8; Adam, one epoch.
     func testTrainerGivesTheWeightsOfTheUploadLoop() throws {
-        let dir = try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST_DIR is not set and ../shared/data/mnist is missing")
+        let dir = try XCTUnwrap(
+            TestEnvironment.mnistDirectory, "MNIST_DIR is not set and ../shared/data/mnist is missing")
         let sets = try MNISTLoader.load(kind: .mnist, directory: dir)
         let settings = TrainingSettings(epochs: 1, batchSize: 64, seed: 3, trainLimit: 200, testLimit: 50)
         let train = sets.train.prefix(200)
@@ -149,13 +158,15 @@ final class BatchGatherTests: XCTestCase {
 
             let network = try TinyConvNet(device: device)
             try network.load(TinyConvNet.initialWeights(seed: 3))
-            let optimizer = try Optimizer(settings.optimizer, learningRate: settings.learningRate,
-                                          parameters: network.parameters, device: device)
+            let optimizer = try Optimizer(
+                settings.optimizer, learningRate: settings.learningRate,
+                parameters: network.parameters, device: device)
             let order = Trainer.order(count: 200, seed: 3, epoch: 1)
             for start in stride(from: 0, to: 200, by: 64) {
                 let indices = order[start..<min(200, start + 64)]
                 let w = try network.workspace(batch: indices.count)
-                try network.setBatch(w, images: train.normalizedImages(indices), labels: indices.map { Int32(train.labels[$0]) })
+                try network.setBatch(
+                    w, images: train.normalizedImages(indices), labels: indices.map { Int32(train.labels[$0]) })
                 try network.forward(w)
                 try network.backward(w)
                 try optimizer.update(parameters: network.parameters, gradients: network.gradients)

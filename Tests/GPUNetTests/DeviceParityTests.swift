@@ -17,8 +17,10 @@ final class DeviceParityTests: XCTestCase {
 
     /// Runs `body` on the host and on each OpenCL device, comparing every
     /// returned tensor with `compare`.
-    func parity(_ name: String, relative: Bool,
-                _ body: (any Device) throws -> [[Float]]) throws {
+    func parity(
+        _ name: String, relative: Bool,
+        _ body: (any Device) throws -> [[Float]]
+    ) throws {
         let expected = try body(HostDevice())
         for device in try OpenCLTestDevice.all() {
             let actual = try body(device)
@@ -34,16 +36,21 @@ final class DeviceParityTests: XCTestCase {
     static let batches = [1, 13, 64]
 
     func convShapes(_ batch: Int) -> [ConvShape] {
-        [ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28),
-         ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13)]
+        [
+            ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28),
+            ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13),
+        ]
     }
 
     func testGEMMParity() throws {
-        for shape in [GEMMShape(m: 8, n: 43264, k: 9), GEMMShape(m: 16, n: 7744, k: 72, alpha: 0.5, beta: 2),
-                      GEMMShape(m: 16, n: 72, k: 7744, transposeB: true),
-                      GEMMShape(m: 72, n: 7744, k: 16, transposeA: true),
-                      GEMMShape(m: 31, n: 19, k: 23, transposeA: true, transposeB: true, alpha: -1, beta: 0.25)] {
-            let a = randomFloats(shape.m * shape.k, seed: 1), b = randomFloats(shape.k * shape.n, seed: 2)
+        for shape in [
+            GEMMShape(m: 8, n: 43264, k: 9), GEMMShape(m: 16, n: 7744, k: 72, alpha: 0.5, beta: 2),
+            GEMMShape(m: 16, n: 72, k: 7744, transposeB: true),
+            GEMMShape(m: 72, n: 7744, k: 16, transposeA: true),
+            GEMMShape(m: 31, n: 19, k: 23, transposeA: true, transposeB: true, alpha: -1, beta: 0.25),
+        ] {
+            let a = randomFloats(shape.m * shape.k, seed: 1)
+            let b = randomFloats(shape.k * shape.n, seed: 2)
             let c = randomFloats(shape.m * shape.n, seed: 3)
             try parity("gemm \(shape)", relative: true) { d in
                 let out = try d.makeBuffer(c)
@@ -56,11 +63,13 @@ final class DeviceParityTests: XCTestCase {
     func testConvolutionParity() throws {
         for batch in Self.batches {
             for s in convShapes(batch) {
-                let input = randomFloats(s.inputCount, seed: 11), weight = randomFloats(s.weightCount, scale: 0.3, seed: 12)
+                let input = randomFloats(s.inputCount, seed: 11)
+                let weight = randomFloats(s.weightCount, scale: 0.3, seed: 12)
                 let gradOutput = randomFloats(s.outputCount, seed: 13)
                 try parity("conv2dForward \(s)", relative: false) { d in
                     let out = try d.makeBuffer(count: s.outputCount, kind: .float32)
-                    try d.conv2dForward(s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight), output: out)
+                    try d.conv2dForward(
+                        s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight), output: out)
                     return [try d.floats(out)]
                 }
                 try parity("conv2d backward \(s)", relative: true) { d in
@@ -84,11 +93,14 @@ final class DeviceParityTests: XCTestCase {
 
     func testReLUAndPoolingParity() throws {
         for batch in Self.batches {
-            for s in [PoolShape(batch: batch, channels: 8, height: 26, width: 26),
-                      PoolShape(batch: batch, channels: 16, height: 11, width: 11)] {
+            for s in [
+                PoolShape(batch: batch, channels: 8, height: 26, width: 26),
+                PoolShape(batch: batch, channels: 16, height: 11, width: 11),
+            ] {
                 // Rounded to a 0.25 grid so that ReLU zeros and pooling ties occur.
                 let input = randomFloats(s.inputCount, seed: 21).map { ($0 * 4).rounded() / 4 }
-                let gradOutput = randomFloats(s.outputCount, seed: 22), gradRelu = randomFloats(s.inputCount, seed: 23)
+                let gradOutput = randomFloats(s.outputCount, seed: 22)
+                let gradRelu = randomFloats(s.inputCount, seed: 23)
                 try parity("relu + maxpool \(s)", relative: false) { d in
                     try reluPoolChain(on: d, s, input: input, gradOutput: gradOutput, gradRelu: gradRelu)
                 }
@@ -99,39 +111,54 @@ final class DeviceParityTests: XCTestCase {
     func testLinearLossAndOptimiserParity() throws {
         for batch in Self.batches {
             let s = LinearShape(batch: batch, inFeatures: 400, outFeatures: 10)
-            let input = randomFloats(batch * 400, seed: 31), weight = randomFloats(4000, scale: 0.05, seed: 32)
+            let input = randomFloats(batch * 400, seed: 31)
+            let weight = randomFloats(4000, scale: 0.05, seed: 32)
             let bias = randomFloats(10, scale: 0.1, seed: 33)
             let labels = (0..<batch).map { Int32(($0 * 3) % 10) }
             try parity("linear forward + loss \(batch)", relative: false) { d in
                 let logits = try d.makeBuffer(count: batch * 10, kind: .float32)
-                try d.linearForward(s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight),
-                                    bias: try d.makeBuffer(bias), output: logits)
+                try d.linearForward(
+                    s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight),
+                    bias: try d.makeBuffer(bias), output: logits)
                 let grad = try d.makeBuffer(count: batch * 10, kind: .float32)
                 let perSample = try d.makeBuffer(count: 2 * batch, kind: .float32)
-                try d.softmaxCrossEntropy(batch: batch, classes: 10, logits: logits, labels: try d.makeBuffer(labels),
-                                          gradLogits: grad, perSample: perSample)
+                try d.softmaxCrossEntropy(
+                    batch: batch, classes: 10, logits: logits, labels: try d.makeBuffer(labels),
+                    gradLogits: grad, perSample: perSample)
                 return [try d.floats(logits), try d.floats(perSample)]
             }
             let gradOutput = randomFloats(batch * 10, scale: 0.1, seed: 34)
             try parity("linear backward + optimisers \(batch)", relative: true) { d in
-                let (gradInput, gradWeight) = (try d.makeBuffer(count: batch * 400, kind: .float32),
-                                               try d.makeBuffer(count: 4000, kind: .float32))
+                let (gradInput, gradWeight) = (
+                    try d.makeBuffer(count: batch * 400, kind: .float32),
+                    try d.makeBuffer(count: 4000, kind: .float32)
+                )
                 let gradBias = try d.makeBuffer(count: 10, kind: .float32)
-                try d.linearBackward(s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight),
-                                     gradOutput: try d.makeBuffer(gradOutput), gradInput: gradInput,
-                                     gradWeight: gradWeight, gradBias: gradBias)
-                let sgdParameter = try d.makeBuffer(weight), velocity = try d.makeBuffer(count: 4000, kind: .float32)
+                try d.linearBackward(
+                    s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight),
+                    gradOutput: try d.makeBuffer(gradOutput), gradInput: gradInput,
+                    gradWeight: gradWeight, gradBias: gradBias)
+                let sgdParameter = try d.makeBuffer(weight)
+                let velocity = try d.makeBuffer(count: 4000, kind: .float32)
                 let adamParameter = try d.makeBuffer(weight)
-                let m = try d.makeBuffer(count: 4000, kind: .float32), v = try d.makeBuffer(count: 4000, kind: .float32)
+                let m = try d.makeBuffer(count: 4000, kind: .float32)
+                let v = try d.makeBuffer(count: 4000, kind: .float32)
                 for t in 1...2 {
-                    try d.sgdMomentumStep([MomentumTensor(count: 4000, parameter: sgdParameter, gradient: gradWeight,
-                                                          velocity: velocity)], learningRate: 0.01, momentum: 0.9)
-                    try d.adamStep([AdamTensor(count: 4000, parameter: adamParameter, gradient: gradWeight, m: m, v: v)],
-                                   step: AdamStep(learningRate: 1e-3, step: t))
+                    try d.sgdMomentumStep(
+                        [
+                            MomentumTensor(
+                                count: 4000, parameter: sgdParameter, gradient: gradWeight,
+                                velocity: velocity)
+                        ], learningRate: 0.01, momentum: 0.9)
+                    try d.adamStep(
+                        [AdamTensor(count: 4000, parameter: adamParameter, gradient: gradWeight, m: m, v: v)],
+                        step: AdamStep(learningRate: 1e-3, step: t))
                 }
-                return [try d.floats(gradInput), try d.floats(gradWeight), try d.floats(gradBias),
-                        try d.floats(sgdParameter), try d.floats(velocity), try d.floats(adamParameter),
-                        try d.floats(m), try d.floats(v)]
+                return [
+                    try d.floats(gradInput), try d.floats(gradWeight), try d.floats(gradBias),
+                    try d.floats(sgdParameter), try d.floats(velocity), try d.floats(adamParameter),
+                    try d.floats(m), try d.floats(v),
+                ]
             }
         }
     }

@@ -1,5 +1,5 @@
-import NetIO
 import GPUNet
+import NetIO
 import TestSupport
 import XCTest
 
@@ -54,11 +54,13 @@ final class GradientCheckTests: XCTestCase {
 
     func testConvBackwardDataMatchesFiniteDifferences() throws {
         let s = Self.conv
-        let input = randomFloats(s.inputCount, seed: 1), weight = randomFloats(s.weightCount, seed: 2)
+        let input = randomFloats(s.inputCount, seed: 1)
+        let weight = randomFloats(s.weightCount, seed: 2)
         let r = randomFloats(s.outputCount, seed: 3)
         let gradInput = try device.makeBuffer(count: s.inputCount, kind: .float32)
-        try device.conv2dBackwardData(s, gradOutput: try device.makeBuffer(r), weight: try device.makeBuffer(weight),
-                                      gradInput: gradInput)
+        try device.conv2dBackwardData(
+            s, gradOutput: try device.makeBuffer(r), weight: try device.makeBuffer(weight),
+            gradInput: gradInput)
         let numerical = centralDifferences(at: doubles(input), step: 1e-3) {
             projected(NaiveReference.conv2dForward(s, input: $0, weight: doubles(weight)), onto: r)
         }
@@ -67,11 +69,13 @@ final class GradientCheckTests: XCTestCase {
 
     func testConvBackwardWeightMatchesFiniteDifferences() throws {
         let s = Self.conv
-        let input = randomFloats(s.inputCount, seed: 4), weight = randomFloats(s.weightCount, seed: 5)
+        let input = randomFloats(s.inputCount, seed: 4)
+        let weight = randomFloats(s.weightCount, seed: 5)
         let r = randomFloats(s.outputCount, seed: 6)
         let gradWeight = try device.makeBuffer(count: s.weightCount, kind: .float32)
-        try device.conv2dBackwardWeight(s, input: try device.makeBuffer(input), gradOutput: try device.makeBuffer(r),
-                                        gradWeight: gradWeight)
+        try device.conv2dBackwardWeight(
+            s, input: try device.makeBuffer(input), gradOutput: try device.makeBuffer(r),
+            gradWeight: gradWeight)
         let numerical = centralDifferences(at: doubles(weight), step: 1e-3) {
             projected(NaiveReference.conv2dForward(s, input: doubles(input), weight: $0), onto: r)
         }
@@ -108,8 +112,11 @@ final class GradientCheckTests: XCTestCase {
         let output = try device.makeBuffer(count: count, kind: .float32)
         let gradInput = try device.makeBuffer(count: count, kind: .float32)
         try device.reluForward(count: count, input: try device.makeBuffer(input), output: output)
-        try device.reluBackward(count: count, output: output, gradOutput: try device.makeBuffer(r), gradInput: gradInput)
-        let numerical = centralDifferences(at: doubles(input), step: 1e-3) { projected(NaiveReference.reluForward($0), onto: r) }
+        try device.reluBackward(
+            count: count, output: output, gradOutput: try device.makeBuffer(r), gradInput: gradInput)
+        let numerical = centralDifferences(at: doubles(input), step: 1e-3) {
+            projected(NaiveReference.reluForward($0), onto: r)
+        }
         XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(gradInput), numerical), Self.tolerance)
     }
 
@@ -119,14 +126,16 @@ final class GradientCheckTests: XCTestCase {
     func testLinearBackwardMatchesFiniteDifferences() throws {
         let s = LinearShape(batch: 3, inFeatures: 7, outFeatures: 5)
         let input = randomFloats(s.batch * s.inFeatures, seed: 11)
-        let weight = randomFloats(s.outFeatures * s.inFeatures, seed: 12), bias = randomFloats(s.outFeatures, seed: 13)
+        let weight = randomFloats(s.outFeatures * s.inFeatures, seed: 12)
+        let bias = randomFloats(s.outFeatures, seed: 13)
         let r = randomFloats(s.batch * s.outFeatures, seed: 14)
         let gradInput = try device.makeBuffer(count: input.count, kind: .float32)
         let gradWeight = try device.makeBuffer(count: weight.count, kind: .float32)
         let gradBias = try device.makeBuffer(count: bias.count, kind: .float32)
-        try device.linearBackward(s, input: try device.makeBuffer(input), weight: try device.makeBuffer(weight),
-                                  gradOutput: try device.makeBuffer(r), gradInput: gradInput, gradWeight: gradWeight,
-                                  gradBias: gradBias)
+        try device.linearBackward(
+            s, input: try device.makeBuffer(input), weight: try device.makeBuffer(weight),
+            gradOutput: try device.makeBuffer(r), gradInput: gradInput, gradWeight: gradWeight,
+            gradBias: gradBias)
         let (x, w, b) = (doubles(input), doubles(weight), doubles(bias))
         let byInput = centralDifferences(at: x, step: 1e-3) {
             projected(NaiveReference.linearForward(s, input: $0, weight: w, bias: b), onto: r)
@@ -138,7 +147,8 @@ final class GradientCheckTests: XCTestCase {
             projected(NaiveReference.linearForward(s, input: x, weight: w, bias: $0), onto: r)
         }
         XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(gradInput), byInput), Self.tolerance, "gradInput")
-        XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(gradWeight), byWeight), Self.tolerance, "gradWeight")
+        XCTAssertLessThanOrEqual(
+            maxRelativeToScale(try device.floats(gradWeight), byWeight), Self.tolerance, "gradWeight")
         XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(gradBias), byBias), Self.tolerance, "gradBias")
     }
 
@@ -151,8 +161,9 @@ final class GradientCheckTests: XCTestCase {
         let labels: [Int32] = [0, 6, 3, 3]
         let gradLogits = try device.makeBuffer(count: logits.count, kind: .float32)
         let perSample = try device.makeBuffer(count: 2 * batch, kind: .float32)
-        try device.softmaxCrossEntropy(batch: batch, classes: classes, logits: try device.makeBuffer(logits),
-                                       labels: try device.makeBuffer(labels), gradLogits: gradLogits, perSample: perSample)
+        try device.softmaxCrossEntropy(
+            batch: batch, classes: classes, logits: try device.makeBuffer(logits),
+            labels: try device.makeBuffer(labels), gradLogits: gradLogits, perSample: perSample)
         let numerical = centralDifferences(at: doubles(logits), step: 1e-4) {
             NaiveReference.softmaxCrossEntropy(batch: batch, classes: classes, logits: $0, labels: labels).meanLoss
         }

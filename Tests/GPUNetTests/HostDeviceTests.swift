@@ -1,5 +1,5 @@
-import NetIO
 import GPUNet
+import NetIO
 import TestSupport
 import XCTest
 
@@ -19,10 +19,14 @@ final class HostDeviceTests: XCTestCase {
 
     /// Odd sizes everywhere (C 3, O 5; a 3×2 kernel; a 3×3 kernel over rows of 21) and TinyConvNet's two layers.
     static func convShapes(batch: Int) -> [ConvShape] {
-        [ConvShape(batch: batch, inChannels: 3, outChannels: 5, height: 7, width: 9, kernelHeight: 3, kernelWidth: 2),
-         ConvShape(batch: batch, inChannels: 3, outChannels: 5, height: 6, width: 21), // 3×3, rows of 19: two SIMD blocks and an overlap
-         ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28),
-         ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13)]
+        [
+            ConvShape(
+                batch: batch, inChannels: 3, outChannels: 5, height: 7, width: 9, kernelHeight: 3, kernelWidth: 2),
+            // 3×3, rows of 19: two SIMD blocks and an overlap.
+            ConvShape(batch: batch, inChannels: 3, outChannels: 5, height: 6, width: 21),
+            ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28),
+            ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13),
+        ]
     }
 
     static let batches = [1, 64]
@@ -51,27 +55,41 @@ final class HostDeviceTests: XCTestCase {
     /// Wrong kind, too small, mismatched transfer counts and out-of-range
     /// labels throw a HostDeviceError that names the operation and argument.
     func testInvalidArgumentsThrowDescriptiveErrors() throws {
-        let small = try zeros(5), ints = try device.makeBuffer(count: 10, kind: .int32), big = try zeros(10)
+        let small = try zeros(5)
+        let ints = try device.makeBuffer(count: 10, kind: .int32)
+        let big = try zeros(10)
         XCTAssertThrowsError(try device.reluForward(count: 10, input: small, output: big)) { error in
-            XCTAssertEqual(error as? HostDeviceError,
-                           .bufferTooSmall(operation: "reluForward", argument: "input", needed: 10, count: 5))
+            XCTAssertEqual(
+                error as? HostDeviceError,
+                .bufferTooSmall(operation: "reluForward", argument: "input", needed: 10, count: 5))
             XCTAssertTrue("\(error)".contains("reluForward") && "\(error)".contains("input"), "\(error)")
         }
         XCTAssertThrowsError(try device.reluForward(count: 10, input: ints, output: big)) { error in
-            XCTAssertEqual(error as? HostDeviceError,
-                           .wrongKind(operation: "reluForward", argument: "input", expected: .float32, actual: .int32))
+            XCTAssertEqual(
+                error as? HostDeviceError,
+                .wrongKind(operation: "reluForward", argument: "input", expected: .float32, actual: .int32))
         }
         XCTAssertThrowsError(try device.upload([Float](repeating: 1, count: 4), to: small)) { error in
-            XCTAssertEqual(error as? HostDeviceError, .countMismatch(operation: "upload", bufferCount: 5, arrayCount: 4))
+            XCTAssertEqual(
+                error as? HostDeviceError, .countMismatch(operation: "upload", bufferCount: 5, arrayCount: 4))
         }
-        let logits = try zeros(6), labels = try device.makeBuffer([Int32(0), 3]), grad = try zeros(6), perSample = try zeros(4)
-        XCTAssertThrowsError(try device.softmaxCrossEntropy(batch: 2, classes: 3, logits: logits, labels: labels,
-                                                            gradLogits: grad, perSample: perSample)) { error in
+        let logits = try zeros(6)
+        let labels = try device.makeBuffer([Int32(0), 3])
+        let grad = try zeros(6)
+        let perSample = try zeros(4)
+        XCTAssertThrowsError(
+            try device.softmaxCrossEntropy(
+                batch: 2, classes: 3, logits: logits, labels: labels,
+                gradLogits: grad, perSample: perSample)
+        ) { error in
             XCTAssertEqual(error as? HostDeviceError, .labelOutOfRange(sample: 1, label: 3, classes: 3))
         }
         let pool = PoolShape(batch: 1, channels: 1, height: 2, width: 2)
-        XCTAssertThrowsError(try device.maxPool2Backward(pool, gradOutput: try zeros(1), argmax: try device.makeBuffer([Int32(4)]),
-                                                         gradInput: try zeros(4))) { error in
+        XCTAssertThrowsError(
+            try device.maxPool2Backward(
+                pool, gradOutput: try zeros(1), argmax: try device.makeBuffer([Int32(4)]),
+                gradInput: try zeros(4))
+        ) { error in
             XCTAssertEqual(error as? HostDeviceError, .argmaxOutOfRange(index: 0, value: 4, planeSize: 4))
         }
     }
@@ -86,15 +104,18 @@ final class HostDeviceTests: XCTestCase {
             for transposeA in [false, true] {
                 for transposeB in [false, true] {
                     for (alpha, beta) in [(Float(1), Float(0)), (Float(-0.75), Float(0.5))] {
-                        let shape = GEMMShape(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
-                                              alpha: alpha, beta: beta)
-                        let a = randomFloats(m * k, seed: 10), b = randomFloats(k * n, seed: 11)
+                        let shape = GEMMShape(
+                            m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                            alpha: alpha, beta: beta)
+                        let a = randomFloats(m * k, seed: 10)
+                        let b = randomFloats(k * n, seed: 11)
                         let c = randomFloats(m * n, seed: 12)
                         let cBuffer = try device.makeBuffer(c)
                         try device.gemm(shape, a: try device.makeBuffer(a), b: try device.makeBuffer(b), c: cBuffer)
                         let expected = NaiveReference.gemm(shape, a: a, b: b, c: c)
-                        XCTAssertLessThanOrEqual(maxAbsoluteDifference(try floats(cBuffer), expected),
-                                                 Self.forwardTolerance, "gemm \(shape) α \(alpha) β \(beta)")
+                        XCTAssertLessThanOrEqual(
+                            maxAbsoluteDifference(try floats(cBuffer), expected),
+                            Self.forwardTolerance, "gemm \(shape) α \(alpha) β \(beta)")
                     }
                 }
             }
@@ -110,15 +131,18 @@ final class HostDeviceTests: XCTestCase {
         for transposeA in [false, true] {
             for transposeB in [false, true] {
                 for (alpha, beta) in [(Float(1), Float(0)), (Float(-0.75), Float(0.5))] {
-                    let shape = GEMMShape(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
-                                          alpha: alpha, beta: beta)
-                    let a = randomFloats(m * k, seed: 13), b = randomFloats(k * n, seed: 14)
+                    let shape = GEMMShape(
+                        m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                        alpha: alpha, beta: beta)
+                    let a = randomFloats(m * k, seed: 13)
+                    let b = randomFloats(k * n, seed: 14)
                     let c = randomFloats(m * n, scale: 50, seed: 15)
                     let cBuffer = try device.makeBuffer(c)
                     try device.gemm(shape, a: try device.makeBuffer(a), b: try device.makeBuffer(b), c: cBuffer)
                     let expected = NaiveReference.gemm(shape, a: a, b: b, c: c)
-                    XCTAssertLessThanOrEqual(maxRelativeToScale(try floats(cBuffer), expected), 1e-5,
-                                             "gemm \(shape) α \(alpha) β \(beta)")
+                    XCTAssertLessThanOrEqual(
+                        maxRelativeToScale(try floats(cBuffer), expected), 1e-5,
+                        "gemm \(shape) α \(alpha) β \(beta)")
                 }
             }
         }
@@ -134,14 +158,16 @@ final class HostDeviceTests: XCTestCase {
                 let input = randomFloats(s.inputCount, seed: 20)
                 let columns = try zeros(s.patchSize * s.patchCount)
                 try device.im2col(s, input: try device.makeBuffer(input), columns: columns)
-                XCTAssertEqual(maxAbsoluteDifference(try floats(columns), NaiveReference.im2col(s, input: input)), 0,
-                               "im2col \(s)")
+                XCTAssertEqual(
+                    maxAbsoluteDifference(try floats(columns), NaiveReference.im2col(s, input: input)), 0,
+                    "im2col \(s)")
 
                 let columnValues = randomFloats(s.patchSize * s.patchCount, seed: 21)
-                let image = try device.makeBuffer(randomFloats(s.inputCount, seed: 22)) // overwritten, not accumulated
+                let image = try device.makeBuffer(randomFloats(s.inputCount, seed: 22))  // overwritten, not accumulated
                 try device.col2im(s, columns: try device.makeBuffer(columnValues), input: image)
-                XCTAssertLessThanOrEqual(maxAbsoluteDifference(try floats(image), NaiveReference.col2im(s, columns: columnValues)),
-                                         Self.forwardTolerance, "col2im \(s)")
+                XCTAssertLessThanOrEqual(
+                    maxAbsoluteDifference(try floats(image), NaiveReference.col2im(s, columns: columnValues)),
+                    Self.forwardTolerance, "col2im \(s)")
             }
         }
     }
@@ -150,13 +176,16 @@ final class HostDeviceTests: XCTestCase {
     func testConvForwardMatchesReference() throws {
         for batch in Self.batches {
             for s in Self.convShapes(batch: batch) {
-                let input = randomFloats(s.inputCount, seed: 30), weight = randomFloats(s.weightCount, scale: 0.5, seed: 31)
+                let input = randomFloats(s.inputCount, seed: 30)
+                let weight = randomFloats(s.weightCount, scale: 0.5, seed: 31)
                 let output = try device.makeBuffer(randomFloats(s.outputCount, seed: 32))
-                try device.conv2dForward(s, input: try device.makeBuffer(input), weight: try device.makeBuffer(weight),
-                                         output: output)
+                try device.conv2dForward(
+                    s, input: try device.makeBuffer(input), weight: try device.makeBuffer(weight),
+                    output: output)
                 let expected = NaiveReference.conv2dForward(s, input: input, weight: weight)
-                XCTAssertLessThanOrEqual(maxAbsoluteDifference(try floats(output), expected), Self.forwardTolerance,
-                                         "conv2dForward \(s)")
+                XCTAssertLessThanOrEqual(
+                    maxAbsoluteDifference(try floats(output), expected), Self.forwardTolerance,
+                    "conv2dForward \(s)")
             }
         }
     }
@@ -165,13 +194,16 @@ final class HostDeviceTests: XCTestCase {
     func testConvBackwardDataMatchesReference() throws {
         for batch in Self.batches {
             for s in Self.convShapes(batch: batch) {
-                let gradOutput = randomFloats(s.outputCount, seed: 40), weight = randomFloats(s.weightCount, seed: 41)
+                let gradOutput = randomFloats(s.outputCount, seed: 40)
+                let weight = randomFloats(s.weightCount, seed: 41)
                 let gradInput = try device.makeBuffer(randomFloats(s.inputCount, seed: 42))
-                try device.conv2dBackwardData(s, gradOutput: try device.makeBuffer(gradOutput),
-                                              weight: try device.makeBuffer(weight), gradInput: gradInput)
+                try device.conv2dBackwardData(
+                    s, gradOutput: try device.makeBuffer(gradOutput),
+                    weight: try device.makeBuffer(weight), gradInput: gradInput)
                 let expected = NaiveReference.conv2dBackwardData(s, gradOutput: gradOutput, weight: weight)
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try floats(gradInput), expected), Self.gradientTolerance,
-                                         "conv2dBackwardData \(s)")
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try floats(gradInput), expected), Self.gradientTolerance,
+                    "conv2dBackwardData \(s)")
             }
         }
     }
@@ -181,13 +213,16 @@ final class HostDeviceTests: XCTestCase {
     func testConvBackwardWeightMatchesReference() throws {
         for batch in Self.batches {
             for s in Self.convShapes(batch: batch) {
-                let input = randomFloats(s.inputCount, seed: 50), gradOutput = randomFloats(s.outputCount, seed: 51)
+                let input = randomFloats(s.inputCount, seed: 50)
+                let gradOutput = randomFloats(s.outputCount, seed: 51)
                 let gradWeight = try device.makeBuffer(randomFloats(s.weightCount, seed: 52))
-                try device.conv2dBackwardWeight(s, input: try device.makeBuffer(input),
-                                                gradOutput: try device.makeBuffer(gradOutput), gradWeight: gradWeight)
+                try device.conv2dBackwardWeight(
+                    s, input: try device.makeBuffer(input),
+                    gradOutput: try device.makeBuffer(gradOutput), gradWeight: gradWeight)
                 let expected = NaiveReference.conv2dBackwardWeight(s, input: input, gradOutput: gradOutput)
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try floats(gradWeight), expected), Self.gradientTolerance,
-                                         "conv2dBackwardWeight \(s)")
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try floats(gradWeight), expected), Self.gradientTolerance,
+                    "conv2dBackwardWeight \(s)")
             }
         }
     }
@@ -203,12 +238,14 @@ final class HostDeviceTests: XCTestCase {
             let output = try device.makeBuffer(randomFloats(count, seed: 61))
             try device.reluForward(count: count, input: try device.makeBuffer(input), output: output)
             let outputValues = try floats(output)
-            XCTAssertEqual(maxAbsoluteDifference(outputValues, NaiveReference.reluForward(input)), 0, "reluForward \(count)")
+            XCTAssertEqual(
+                maxAbsoluteDifference(outputValues, NaiveReference.reluForward(input)), 0, "reluForward \(count)")
 
             let gradOutput = randomFloats(count, seed: 62)
             let gradInput = try device.makeBuffer(randomFloats(count, seed: 63))
-            try device.reluBackward(count: count, output: output, gradOutput: try device.makeBuffer(gradOutput),
-                                    gradInput: gradInput)
+            try device.reluBackward(
+                count: count, output: output, gradOutput: try device.makeBuffer(gradOutput),
+                gradInput: gradInput)
             let expected = NaiveReference.reluBackward(output: outputValues, gradOutput: gradOutput)
             XCTAssertEqual(maxAbsoluteDifference(try floats(gradInput), expected), 0, "reluBackward \(count)")
         }
@@ -219,19 +256,24 @@ final class HostDeviceTests: XCTestCase {
     /// (output > 0 is false for NaN).
     func testReluPropagatesNaN() throws {
         var input = randomFloats(19, seed: 64)
-        input[3] = .nan; input[17] = .nan; input[5] = -.infinity; input[6] = .infinity
+        input[3] = .nan
+        input[17] = .nan
+        input[5] = -.infinity
+        input[6] = .infinity
         let output = try zeros(19)
         try device.reluForward(count: 19, input: try device.makeBuffer(input), output: output)
         let values = try floats(output)
         let expected = NaiveReference.reluForward(input)
         for i in 0..<19 {
-            XCTAssertTrue(values[i].isNaN == expected[i].isNaN && (values[i].isNaN || Double(values[i]) == expected[i]),
-                          "relu(\(input[i])) = \(values[i]), expected \(expected[i])")
+            XCTAssertTrue(
+                values[i].isNaN == expected[i].isNaN && (values[i].isNaN || Double(values[i]) == expected[i]),
+                "relu(\(input[i])) = \(values[i]), expected \(expected[i])")
         }
         XCTAssertTrue(values[3].isNaN && values[17].isNaN)
         let gradInput = try zeros(19)
-        try device.reluBackward(count: 19, output: output, gradOutput: try device.makeBuffer([Float](repeating: 1, count: 19)),
-                                gradInput: gradInput)
+        try device.reluBackward(
+            count: 19, output: output, gradOutput: try device.makeBuffer([Float](repeating: 1, count: 19)),
+            gradInput: gradInput)
         XCTAssertEqual(try floats(gradInput)[3], 0)
         XCTAssertEqual(try floats(gradInput)[17], 0)
     }
@@ -243,12 +285,16 @@ final class HostDeviceTests: XCTestCase {
     /// row-major order); odd heights and widths exercise floor mode.
     func testMaxPoolMatchesReference() throws {
         let shapes = Self.batches.flatMap { batch in
-            [PoolShape(batch: batch, channels: 3, height: 7, width: 9), PoolShape(batch: batch, channels: 8, height: 26, width: 26),
-             PoolShape(batch: batch, channels: 16, height: 11, width: 11)]
+            [
+                PoolShape(batch: batch, channels: 3, height: 7, width: 9),
+                PoolShape(batch: batch, channels: 8, height: 26, width: 26),
+                PoolShape(batch: batch, channels: 16, height: 11, width: 11),
+            ]
         }
         for s in shapes {
             let input = randomFloats(s.inputCount, seed: 70).map { ($0 * 2).rounded() }
-            let output = try zeros(s.outputCount), argmax = try device.makeBuffer(count: s.outputCount, kind: .int32)
+            let output = try zeros(s.outputCount)
+            let argmax = try device.makeBuffer(count: s.outputCount, kind: .int32)
             try device.maxPool2Forward(s, input: try device.makeBuffer(input), output: output, argmax: argmax)
             let expected = NaiveReference.maxPool2Forward(s, input: input)
             XCTAssertEqual(maxAbsoluteDifference(try floats(output), expected.output), 0, "maxPool2Forward \(s)")
@@ -256,7 +302,8 @@ final class HostDeviceTests: XCTestCase {
 
             let gradOutput = randomFloats(s.outputCount, seed: 71)
             let gradInput = try device.makeBuffer(randomFloats(s.inputCount, seed: 72))
-            try device.maxPool2Backward(s, gradOutput: try device.makeBuffer(gradOutput), argmax: argmax, gradInput: gradInput)
+            try device.maxPool2Backward(
+                s, gradOutput: try device.makeBuffer(gradOutput), argmax: argmax, gradInput: gradInput)
             let expectedGrad = NaiveReference.maxPool2Backward(s, gradOutput: gradOutput, argmax: expected.argmax)
             XCTAssertEqual(maxAbsoluteDifference(try floats(gradInput), expectedGrad), 0, "maxPool2Backward \(s)")
         }
@@ -267,17 +314,23 @@ final class HostDeviceTests: XCTestCase {
     /// Rule: forward 1e-4 absolute; gradients 1e-4 relative to scale. Odd
     /// sizes and TinyConvNet's fc; gradInput both requested and skipped.
     func testLinearMatchesReference() throws {
-        let shapes = Self.batches.flatMap { [LinearShape(batch: $0, inFeatures: 37, outFeatures: 7),
-                                             LinearShape(batch: $0, inFeatures: 400, outFeatures: 10)] }
+        let shapes = Self.batches.flatMap {
+            [
+                LinearShape(batch: $0, inFeatures: 37, outFeatures: 7),
+                LinearShape(batch: $0, inFeatures: 400, outFeatures: 10),
+            ]
+        }
         for s in shapes {
             let input = randomFloats(s.batch * s.inFeatures, seed: 80)
             let weight = randomFloats(s.outFeatures * s.inFeatures, scale: 0.1, seed: 81)
             let bias = randomFloats(s.outFeatures, seed: 82)
             let (inputBuffer, weightBuffer) = (try device.makeBuffer(input), try device.makeBuffer(weight))
             let output = try device.makeBuffer(randomFloats(s.batch * s.outFeatures, seed: 83))
-            try device.linearForward(s, input: inputBuffer, weight: weightBuffer, bias: try device.makeBuffer(bias), output: output)
+            try device.linearForward(
+                s, input: inputBuffer, weight: weightBuffer, bias: try device.makeBuffer(bias), output: output)
             XCTAssertLessThanOrEqual(
-                maxAbsoluteDifference(try floats(output), NaiveReference.linearForward(s, input: input, weight: weight, bias: bias)),
+                maxAbsoluteDifference(
+                    try floats(output), NaiveReference.linearForward(s, input: input, weight: weight, bias: bias)),
                 Self.forwardTolerance, "linearForward \(s)")
 
             let gradOutput = randomFloats(s.batch * s.outFeatures, seed: 84)
@@ -286,15 +339,19 @@ final class HostDeviceTests: XCTestCase {
                 let gradInput = try device.makeBuffer(randomFloats(s.batch * s.inFeatures, seed: 85))
                 let gradWeight = try device.makeBuffer(randomFloats(s.outFeatures * s.inFeatures, seed: 86))
                 let gradBias = try device.makeBuffer(randomFloats(s.outFeatures, seed: 87))
-                try device.linearBackward(s, input: inputBuffer, weight: weightBuffer, gradOutput: try device.makeBuffer(gradOutput),
-                                          gradInput: withInput ? gradInput : nil, gradWeight: gradWeight, gradBias: gradBias)
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try floats(gradWeight), expected.gradWeight), Self.gradientTolerance,
-                                         "linearBackward gradWeight \(s)")
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try floats(gradBias), expected.gradBias), Self.gradientTolerance,
-                                         "linearBackward gradBias \(s)")
+                try device.linearBackward(
+                    s, input: inputBuffer, weight: weightBuffer, gradOutput: try device.makeBuffer(gradOutput),
+                    gradInput: withInput ? gradInput : nil, gradWeight: gradWeight, gradBias: gradBias)
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try floats(gradWeight), expected.gradWeight), Self.gradientTolerance,
+                    "linearBackward gradWeight \(s)")
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try floats(gradBias), expected.gradBias), Self.gradientTolerance,
+                    "linearBackward gradBias \(s)")
                 if withInput {
-                    XCTAssertLessThanOrEqual(maxRelativeToScale(try floats(gradInput), expected.gradInput), Self.gradientTolerance,
-                                             "linearBackward gradInput \(s)")
+                    XCTAssertLessThanOrEqual(
+                        maxRelativeToScale(try floats(gradInput), expected.gradInput), Self.gradientTolerance,
+                        "linearBackward gradInput \(s)")
                 }
             }
         }
@@ -310,20 +367,29 @@ final class HostDeviceTests: XCTestCase {
             var logits = randomFloats(batch * classes, scale: 8, seed: 90)
             for b in stride(from: 0, to: batch, by: 3) {
                 let top = logits[(b * classes)..<((b + 1) * classes)].max()!
-                logits[b * classes] = top; logits[b * classes + 1] = top // tie between classes 0 and 1
+                logits[b * classes] = top
+                logits[b * classes + 1] = top  // tie between classes 0 and 1
             }
             var generator = SeededRandom(seed: 91)
-            let labels = (0..<batch).map { b in b % 3 == 0 ? Int32(b % 2) : Int32.random(in: 0..<Int32(classes), using: &generator) }
-            let grad = try zeros(batch * classes), perSample = try zeros(2 * batch)
-            try device.softmaxCrossEntropy(batch: batch, classes: classes, logits: try device.makeBuffer(logits),
-                                           labels: try device.makeBuffer(labels), gradLogits: grad, perSample: perSample)
-            let expected = NaiveReference.softmaxCrossEntropy(batch: batch, classes: classes, logits: logits, labels: labels)
+            let labels = (0..<batch).map { b in
+                b % 3 == 0 ? Int32(b % 2) : Int32.random(in: 0..<Int32(classes), using: &generator)
+            }
+            let grad = try zeros(batch * classes)
+            let perSample = try zeros(2 * batch)
+            try device.softmaxCrossEntropy(
+                batch: batch, classes: classes, logits: try device.makeBuffer(logits),
+                labels: try device.makeBuffer(labels), gradLogits: grad, perSample: perSample)
+            let expected = NaiveReference.softmaxCrossEntropy(
+                batch: batch, classes: classes, logits: logits, labels: labels)
             let values = try floats(perSample)
-            XCTAssertLessThanOrEqual(maxAbsoluteDifference(values[0..<batch], expected.loss), Self.forwardTolerance,
-                                     "loss \(batch)×\(classes)")
-            XCTAssertEqual(Array(values[batch...]).map(Double.init), expected.correct, "correct flags \(batch)×\(classes)")
-            XCTAssertLessThanOrEqual(maxRelativeToScale(try floats(grad), expected.gradLogits), Self.gradientTolerance,
-                                     "gradLogits \(batch)×\(classes)")
+            XCTAssertLessThanOrEqual(
+                maxAbsoluteDifference(values[0..<batch], expected.loss), Self.forwardTolerance,
+                "loss \(batch)×\(classes)")
+            XCTAssertEqual(
+                Array(values[batch...]).map(Double.init), expected.correct, "correct flags \(batch)×\(classes)")
+            XCTAssertLessThanOrEqual(
+                maxRelativeToScale(try floats(grad), expected.gradLogits), Self.gradientTolerance,
+                "gradLogits \(batch)×\(classes)")
         }
     }
 
@@ -334,15 +400,22 @@ final class HostDeviceTests: XCTestCase {
     /// wrong term (each is ≥ 1e-4 here).
     func testSGDMomentumMatchesReference() throws {
         let count = 1003
-        var parameter = randomFloats(count, seed: 100).map(Double.init), velocity = [Double](repeating: 0, count: count)
-        let p = try device.makeBuffer(parameter.map(Float.init)), v = try zeros(count)
+        var parameter = randomFloats(count, seed: 100).map(Double.init)
+        var velocity = [Double](repeating: 0, count: count)
+        let p = try device.makeBuffer(parameter.map(Float.init))
+        let v = try zeros(count)
         for step in 0..<3 {
             let gradient = randomFloats(count, seed: 101 + UInt64(step))
-            try device.sgdMomentumStep([MomentumTensor(count: count, parameter: p, gradient: try device.makeBuffer(gradient),
-                                                       velocity: v)], learningRate: 0.05, momentum: 0.9)
-            (parameter, velocity) = NaiveReference.sgdMomentumStep(parameter: parameter, gradient: gradient.map(Double.init),
-                                                                     velocity: velocity, learningRate: Double(Float(0.05)),
-                                                                     momentum: Double(Float(0.9)))
+            try device.sgdMomentumStep(
+                [
+                    MomentumTensor(
+                        count: count, parameter: p, gradient: try device.makeBuffer(gradient),
+                        velocity: v)
+                ], learningRate: 0.05, momentum: 0.9)
+            (parameter, velocity) = NaiveReference.sgdMomentumStep(
+                parameter: parameter, gradient: gradient.map(Double.init),
+                velocity: velocity, learningRate: Double(Float(0.05)),
+                momentum: Double(Float(0.9)))
         }
         XCTAssertLessThanOrEqual(maxAbsoluteDifference(try floats(p), parameter), 1e-6, "SGD parameter")
         XCTAssertLessThanOrEqual(maxAbsoluteDifference(try floats(v), velocity), 1e-6, "SGD velocity")
@@ -354,16 +427,21 @@ final class HostDeviceTests: XCTestCase {
     func testAdamMatchesReference() throws {
         let count = 1003
         var parameter = randomFloats(count, seed: 110).map(Double.init)
-        var m = [Double](repeating: 0, count: count), v = m
-        let p = try device.makeBuffer(parameter.map(Float.init)), mb = try zeros(count), vb = try zeros(count)
+        var m = [Double](repeating: 0, count: count)
+        var v = m
+        let p = try device.makeBuffer(parameter.map(Float.init))
+        let mb = try zeros(count)
+        let vb = try zeros(count)
         for t in 1...3 {
             var gradient = randomFloats(count, seed: 111 + UInt64(t))
             for i in stride(from: 0, to: count, by: 11) { gradient[i] *= 1e-6 }
             let step = AdamStep(learningRate: 0.01, step: t)
-            try device.adamStep([AdamTensor(count: count, parameter: p, gradient: try device.makeBuffer(gradient), m: mb, v: vb)],
-                                step: step)
-            (parameter, m, v) = NaiveReference.adamStep(parameter: parameter, gradient: gradient.map(Double.init),
-                                                         m: m, v: v, step: step)
+            try device.adamStep(
+                [AdamTensor(count: count, parameter: p, gradient: try device.makeBuffer(gradient), m: mb, v: vb)],
+                step: step)
+            (parameter, m, v) = NaiveReference.adamStep(
+                parameter: parameter, gradient: gradient.map(Double.init),
+                m: m, v: v, step: step)
         }
         XCTAssertLessThanOrEqual(maxAbsoluteDifference(try floats(p), parameter), 1e-6, "Adam parameter")
         XCTAssertLessThanOrEqual(maxAbsoluteDifference(try floats(mb), m), 1e-6, "Adam m")

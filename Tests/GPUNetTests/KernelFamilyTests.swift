@@ -17,8 +17,9 @@ final class KernelFamilyTests: XCTestCase {
         XCTAssertEqual(KernelFamily.automatic(forDeviceType: "host"), .cpu)
         let quiet: [String: String] = [:]
         XCTAssertEqual(try KernelFamily.Choice.auto.resolve(deviceType: "CPU", environment: quiet).family, .cpu)
-        XCTAssertEqual(try KernelFamily.Choice.auto.resolve(deviceType: "CPU", environment: quiet).reason,
-                       "device type CPU")
+        XCTAssertEqual(
+            try KernelFamily.Choice.auto.resolve(deviceType: "CPU", environment: quiet).reason,
+            "device type CPU")
         let env = [KernelFamily.environmentVariable: "GPU"]
         XCTAssertEqual(try KernelFamily.Choice.auto.resolve(deviceType: "CPU", environment: env).family, .gpu)
         XCTAssertEqual(try KernelFamily.Choice.family(.cpu).resolve(deviceType: "GPU", environment: env).family, .cpu)
@@ -27,20 +28,23 @@ final class KernelFamilyTests: XCTestCase {
         XCTAssertThrowsError(try KernelFamily.Choice(parsing: "fpga")) { error in
             XCTAssertEqual("\(error)", "unknown kernel family 'fpga' in --kernels: expected auto, cpu or gpu")
         }
-        XCTAssertThrowsError(try KernelFamily.Choice.auto.resolve(
-            deviceType: "CPU", environment: [KernelFamily.environmentVariable: "fast"])) { error in
+        XCTAssertThrowsError(
+            try KernelFamily.Choice.auto.resolve(
+                deviceType: "CPU", environment: [KernelFamily.environmentVariable: "fast"])
+        ) { error in
             XCTAssertTrue("\(error)".contains("CONVSVD_KERNELS"), "\(error)")
         }
     }
 
     func testTheDeviceReportsItsFamily() throws {
         let info = try OpenCLTestDevice.first().info
-        guard case let .openCL(platform, index) = try DeviceSelector(parsing: info.selector) else {
+        guard case .openCL(let platform, let index) = try DeviceSelector(parsing: info.selector) else {
             return XCTFail("unexpected selector \(info.selector)")
         }
         for family in KernelFamily.allCases {
-            let device = try OpenCLDevice(platform: platform, device: index, cache: OpenCLTestDevice.cache,
-                                          kernels: .family(family))
+            let device = try OpenCLDevice(
+                platform: platform, device: index, cache: OpenCLTestDevice.cache,
+                kernels: .family(family))
             XCTAssertEqual(device.kernelFamily, family)
             XCTAssertEqual(device.info.kernelFamily, family)
             XCTAssertEqual(device.kernelFamilyReason, "--kernels \(family.rawValue)")
@@ -51,22 +55,25 @@ final class KernelFamilyTests: XCTestCase {
     /// Training twice with one seed on the gpu family gives bit-identical
     /// weights: its weight gradients are fixed-order trees, no atomics.
     func testGPUFamilyTrainingWithOneSeedIsBitIdentical() throws {
-        let dir = try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST_DIR is not set and ../shared/data/mnist is missing")
+        let dir = try XCTUnwrap(
+            TestEnvironment.mnistDirectory, "MNIST_DIR is not set and ../shared/data/mnist is missing")
         let data = try MNISTLoader.load(kind: .mnist, directory: dir)
         let info = try OpenCLTestDevice.first().info
-        guard case let .openCL(platform, index) = try DeviceSelector(parsing: info.selector) else {
+        guard case .openCL(let platform, let index) = try DeviceSelector(parsing: info.selector) else {
             return XCTFail("unexpected selector \(info.selector)")
         }
         // 5 steps: 4 full batches of 64 and a last partial one of 14.
         let settings = TrainingSettings(epochs: 1, batchSize: 64, seed: 7, trainLimit: 270, testLimit: 50)
         func train() throws -> TinyConvNetWeights {
-            let device = try OpenCLDevice(platform: platform, device: index, cache: OpenCLTestDevice.cache,
-                                          kernels: .family(.gpu))
+            let device = try OpenCLDevice(
+                platform: platform, device: index, cache: OpenCLTestDevice.cache,
+                kernels: .family(.gpu))
             let t = try Trainer(device: device, settings: settings, train: data.train, test: data.test)
             try t.run(outputDirectory: nil)
             return try t.network.weights()
         }
-        let first = try train(), second = try train()
+        let first = try train()
+        let second = try train()
         XCTAssertEqual(first, second, "two gpu-family runs with seed 7 must give bit-identical weights")
         XCTAssertNotEqual(first, TinyConvNet.initialWeights(seed: 7), "training must change the weights")
     }
@@ -79,11 +86,12 @@ final class KernelFamilyTests: XCTestCase {
     /// enqueued (``KernelLaunch/globalSize``).
     func testGPUFamilyStepLaunchesFillAGPU() throws {
         let info = try OpenCLTestDevice.first().info
-        guard case let .openCL(platform, index) = try DeviceSelector(parsing: info.selector) else {
+        guard case .openCL(let platform, let index) = try DeviceSelector(parsing: info.selector) else {
             return XCTFail("unexpected selector \(info.selector)")
         }
-        let device = try OpenCLDevice(platform: platform, device: index, cache: OpenCLTestDevice.cache,
-                                      kernels: .family(.gpu))
+        let device = try OpenCLDevice(
+            platform: platform, device: index, cache: OpenCLTestDevice.cache,
+            kernels: .family(.gpu))
         let batch = 64
         let outputs: [String: Int] = [
             "conv1.forward_pool": batch * 8 * 13 * 13, "conv2.forward_pool": batch * 16 * 5 * 5,
@@ -99,8 +107,9 @@ final class KernelFamilyTests: XCTestCase {
             let needed = min(16_384, outputs[operation] ?? .max)
             for launch in launches {
                 XCTAssertEqual(launch.family, .gpu)
-                XCTAssertGreaterThanOrEqual(launch.globalSize, needed,
-                                            "\(operation): \(launch.kernel) launched \(launch.globalSize) work-items")
+                XCTAssertGreaterThanOrEqual(
+                    launch.globalSize, needed,
+                    "\(operation): \(launch.kernel) launched \(launch.globalSize) work-items")
                 XCTAssertEqual(launch.globalSize % launch.localSize, 0, "\(launch.kernel)")
             }
         }

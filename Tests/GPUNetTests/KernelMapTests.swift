@@ -24,13 +24,15 @@ final class KernelMapTests: XCTestCase {
         let section = try XCTUnwrap(text.range(of: "## Kernel map"), "README.md has no '## Kernel map' section")
         let lines = text[section.upperBound...].split(separator: "\n").map(String.init)
         return try lines.filter { $0.hasPrefix("| `") }.map { line in
-            let cells = line.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map(String.init)
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map(
+                String.init)
             guard cells.count == 5 else { throw MalformedRow(line: line) }
             let host = names(in: cells[3])
             XCTAssertEqual(host.count, 2, "host cell of \(line)")
-            return Row(operation: names(in: cells[0]).first ?? "",
-                       kernels: Set((names(in: cells[1]) + names(in: cells[2])).flatMap(expanded)),
-                       hostFile: host.first ?? "", hostFunction: host.last ?? "", tests: names(in: cells[4]))
+            return Row(
+                operation: names(in: cells[0]).first ?? "",
+                kernels: Set((names(in: cells[1]) + names(in: cells[2])).flatMap(expanded)),
+                hostFile: host.first ?? "", hostFunction: host.last ?? "", tests: names(in: cells[4]))
         }
     }
 
@@ -43,7 +45,8 @@ final class KernelMapTests: XCTestCase {
 
     func expanded(_ name: String) -> [String] {
         guard let open = name.firstIndex(of: "{"), let close = name.firstIndex(of: "}") else { return [name] }
-        let stem = name[..<open], tail = name[name.index(after: close)...]
+        let stem = name[..<open]
+        let tail = name[name.index(after: close)...]
         return name[name.index(after: open)..<close].split(separator: ",").map { String(stem + $0 + tail) }
     }
 
@@ -66,10 +69,13 @@ final class KernelMapTests: XCTestCase {
         for row in try mapRows() {
             let file = root.appendingPathComponent("Sources/GPUNet/Host/\(row.hostFile)")
             let host = try String(contentsOf: file, encoding: .utf8)
-            XCTAssertTrue(host.contains("func \(row.hostFunction)("), "\(row.operation): no \(row.hostFunction) in \(row.hostFile)")
+            XCTAssertTrue(
+                host.contains("func \(row.hostFunction)("),
+                "\(row.operation): no \(row.hostFunction) in \(row.hostFile)")
             XCTAssertFalse(row.tests.isEmpty, "\(row.operation): no tests named")
             for test in row.tests {
-                XCTAssertTrue(testSources.contains("class \(test): XCTestCase"), "\(row.operation): no test class \(test)")
+                XCTAssertTrue(
+                    testSources.contains("class \(test): XCTestCase"), "\(row.operation): no test class \(test)")
             }
         }
     }

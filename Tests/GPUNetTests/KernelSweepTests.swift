@@ -25,8 +25,11 @@ final class KernelSweepTests: XCTestCase {
         (1, 1, 9, 7, 8, 3, 3), (2, 3, 9, 8, 7, 3, 3), (2, 5, 3, 7, 7, 3, 3), (3, 9, 5, 6, 9, 3, 3),
         (2, 2, 1, 9, 7, 3, 3), (2, 1, 3, 5, 19, 3, 3), (1, 2, 17, 6, 6, 3, 3),
         (1, 1, 1, 6, 7, 2, 3), (2, 3, 3, 7, 6, 2, 3), (2, 5, 5, 5, 8, 2, 3), (1, 9, 9, 6, 5, 2, 3),
-    ].map { ConvShape(batch: $0.0, inChannels: $0.1, outChannels: $0.2, height: $0.3, width: $0.4,
-                      kernelHeight: $0.5, kernelWidth: $0.6) }
+    ].map {
+        ConvShape(
+            batch: $0.0, inChannels: $0.1, outChannels: $0.2, height: $0.3, width: $0.4,
+            kernelHeight: $0.5, kernelWidth: $0.6)
+    }
 
     func testEveryKernelOfEachFamilyAgreesWithTheHost() throws {
         let host = HostDevice()
@@ -35,7 +38,8 @@ final class KernelSweepTests: XCTestCase {
             openCL.launchLog = []
             let on = device.info.summary
             func agree(_ what: String, relative: Bool, _ body: (any Device) throws -> [[Float]]) throws {
-                let expected = try body(host), actual = try body(device)
+                let expected = try body(host)
+                let actual = try body(device)
                 for (index, (a, e)) in zip(actual, expected).enumerated() {
                     let diff = relative ? maxRelativeToScale(a, e) : maxAbsoluteDifference(a, e)
                     XCTAssertLessThanOrEqual(diff, 1e-4, "\(what) output \(index) on \(on)")
@@ -48,9 +52,12 @@ final class KernelSweepTests: XCTestCase {
             let launched = Set((openCL.launchLog ?? []).map(\.kernel))
             openCL.launchLog = nil
             let family = openCL.kernelFamily.rawValue
-            let expected = Set(OpenCLDevice.kernelNames(inFolder: "common") + OpenCLDevice.kernelNames(inFolder: family))
+            let expected = Set(
+                OpenCLDevice.kernelNames(inFolder: "common") + OpenCLDevice.kernelNames(inFolder: family))
             XCTAssertGreaterThan(expected.count, 20, "the kernel lists of common/ and \(family)/")
-            XCTAssertEqual(expected.subtracting(launched).sorted(), [], "kernels of common/ and \(family)/ never launched on \(on)")
+            XCTAssertEqual(
+                expected.subtracting(launched).sorted(), [], "kernels of common/ and \(family)/ never launched on \(on)"
+            )
         }
     }
 
@@ -88,8 +95,9 @@ final class KernelSweepTests: XCTestCase {
             try agree("pooled forward \(s) relu \(relu)", false) { d in
                 let pooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
                 let winners = try d.makeBuffer(count: pool.outputCount, kind: .int32)
-                try d.conv2dMaxPool2Forward(s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight),
-                                            pooled: pooled, argmax: winners, relu: relu)
+                try d.conv2dMaxPool2Forward(
+                    s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight),
+                    pooled: pooled, argmax: winners, relu: relu)
                 argmax = try d.int32s(winners)
                 return [try d.floats(pooled), argmax.map(Float.init)]
             }
@@ -97,14 +105,17 @@ final class KernelSweepTests: XCTestCase {
             // and a ReLU output with zeros, given to both devices alike.
             let reluOutput = randomFloats(pool.outputCount, seed: 45).map { max($0, 0) }
             try agree("pooled backward \(s) relu \(relu)", true) { d in
-                let gradient = PooledGradient(pool: pool, values: try d.makeBuffer(gradPooled),
-                                              argmax: try d.makeBuffer(argmax),
-                                              reluOutput: try relu ? d.makeBuffer(reluOutput) : nil)
+                let gradient = PooledGradient(
+                    pool: pool, values: try d.makeBuffer(gradPooled),
+                    argmax: try d.makeBuffer(argmax),
+                    reluOutput: try relu ? d.makeBuffer(reluOutput) : nil)
                 let gradInput = try d.makeBuffer(count: s.inputCount, kind: .float32)
                 let gradWeight = try d.makeBuffer(count: s.weightCount, kind: .float32)
-                try d.conv2dBackwardData(s, pooledGradient: gradient, weight: try d.makeBuffer(weight), gradInput: gradInput)
-                try d.conv2dBackwardWeight(s, input: try d.makeBuffer(input), pooledGradient: gradient,
-                                           gradWeight: gradWeight)
+                try d.conv2dBackwardData(
+                    s, pooledGradient: gradient, weight: try d.makeBuffer(weight), gradInput: gradInput)
+                try d.conv2dBackwardWeight(
+                    s, input: try d.makeBuffer(input), pooledGradient: gradient,
+                    gradWeight: gradWeight)
                 return [try d.floats(gradInput), try d.floats(gradWeight)]
             }
         }
@@ -115,7 +126,8 @@ final class KernelSweepTests: XCTestCase {
     /// (`BatchGatherTests` holds it to bit equality at MNIST's size.)
     func sweepGather(_ agree: Agree) throws {
         for side in [4, 3] {
-            let count = 7, size = side * side
+            let count = 7
+            let size = side * side
             let pixels = (0..<(count * size)).map { UInt8(truncatingIfNeeded: 37 * $0 + 11) }
             let labels = (0..<count).map { UInt8($0 % 10) }
             let order: [Int32] = [3, 0, 6, 1, 5, 2, 4]
@@ -127,8 +139,9 @@ final class KernelSweepTests: XCTestCase {
                 try labels.withUnsafeBufferPointer { try d.upload($0, to: l) }
                 let images = try d.makeBuffer(count: shape.outputCount, kind: .float32)
                 let batchLabels = try d.makeBuffer(count: shape.batch, kind: .int32)
-                try d.gatherBatch(shape, pixels: p, labels: l, order: try d.makeBuffer(order), images: images,
-                                  batchLabels: batchLabels)
+                try d.gatherBatch(
+                    shape, pixels: p, labels: l, order: try d.makeBuffer(order), images: images,
+                    batchLabels: batchLabels)
                 return [try d.floats(images), try d.int32s(batchLabels).map(Float.init)]
             }
         }
@@ -138,7 +151,9 @@ final class KernelSweepTests: XCTestCase {
         for (m, n, k) in [(5, 7, 3), (1, 17, 9)] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let shape = GEMMShape(m: m, n: n, k: k, transposeA: ta, transposeB: tb, alpha: 0.5, beta: -1)
-                let a = randomFloats(m * k, seed: 51), b = randomFloats(k * n, seed: 52), c = randomFloats(m * n, seed: 53)
+                let a = randomFloats(m * k, seed: 51)
+                let b = randomFloats(k * n, seed: 52)
+                let c = randomFloats(m * n, seed: 53)
                 try agree("gemm \(shape)", true) { d in
                     let out = try d.makeBuffer(c)
                     try d.gemm(shape, a: try d.makeBuffer(a), b: try d.makeBuffer(b), c: out)
@@ -148,23 +163,28 @@ final class KernelSweepTests: XCTestCase {
         }
         let p = PoolShape(batch: 2, channels: 3, height: 7, width: 6)
         let x = randomFloats(p.inputCount, seed: 61).map { ($0 * 4).rounded() / 4 }
-        let g = randomFloats(p.outputCount, seed: 62), gx = randomFloats(p.inputCount, seed: 63)
+        let g = randomFloats(p.outputCount, seed: 62)
+        let gx = randomFloats(p.inputCount, seed: 63)
         try agree("relu + maxpool \(p)", false) { d in
             try reluPoolChain(on: d, p, input: x, gradOutput: g, gradRelu: gx)
         }
         for batch in [1, 3] {
             let s = LinearShape(batch: batch, inFeatures: 11, outFeatures: 5)
-            let input = randomFloats(batch * 11, seed: 71), weight = randomFloats(55, scale: 0.3, seed: 72)
-            let bias = randomFloats(5, scale: 0.1, seed: 73), gradOut = randomFloats(batch * 5, seed: 74)
+            let input = randomFloats(batch * 11, seed: 71)
+            let weight = randomFloats(55, scale: 0.3, seed: 72)
+            let bias = randomFloats(5, scale: 0.1, seed: 73)
+            let gradOut = randomFloats(batch * 5, seed: 74)
             let labels = (0..<batch).map { Int32(($0 * 2) % 5) }
             try agree("linear + loss \(batch)", false) { d in
                 let logits = try d.makeBuffer(count: batch * 5, kind: .float32)
-                try d.linearForward(s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight),
-                                    bias: try d.makeBuffer(bias), output: logits)
+                try d.linearForward(
+                    s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight),
+                    bias: try d.makeBuffer(bias), output: logits)
                 let grad = try d.makeBuffer(count: batch * 5, kind: .float32)
                 let perSample = try d.makeBuffer(count: 2 * batch, kind: .float32)
-                try d.softmaxCrossEntropy(batch: batch, classes: 5, logits: logits, labels: try d.makeBuffer(labels),
-                                          gradLogits: grad, perSample: perSample)
+                try d.softmaxCrossEntropy(
+                    batch: batch, classes: 5, logits: logits, labels: try d.makeBuffer(labels),
+                    gradLogits: grad, perSample: perSample)
                 return [try d.floats(logits), try d.floats(grad), try d.floats(perSample)]
             }
             for withInput in [false, true] {
@@ -172,9 +192,10 @@ final class KernelSweepTests: XCTestCase {
                     let gradInput = try d.makeBuffer(count: batch * 11, kind: .float32)
                     let gradWeight = try d.makeBuffer(count: 55, kind: .float32)
                     let gradBias = try d.makeBuffer(count: 5, kind: .float32)
-                    try d.linearBackward(s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight),
-                                         gradOutput: try d.makeBuffer(gradOut), gradInput: withInput ? gradInput : nil,
-                                         gradWeight: gradWeight, gradBias: gradBias)
+                    try d.linearBackward(
+                        s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight),
+                        gradOutput: try d.makeBuffer(gradOut), gradInput: withInput ? gradInput : nil,
+                        gradWeight: gradWeight, gradBias: gradBias)
                     return [try d.floats(gradInput), try d.floats(gradWeight), try d.floats(gradBias)]
                 }
             }
@@ -185,12 +206,15 @@ final class KernelSweepTests: XCTestCase {
         let grads = counts.enumerated().map { randomFloats($0.1, seed: 90 + UInt64($0.0)) }
         try agree("optimisers", true) { d in
             var out: [Buffer] = []
-            var momentum: [MomentumTensor] = [], adam: [AdamTensor] = []
+            var momentum: [MomentumTensor] = []
+            var adam: [AdamTensor] = []
             for (i, n) in counts.enumerated() {
                 let (p1, p2) = (try d.makeBuffer(values[i]), try d.makeBuffer(values[i]))
                 let g = try d.makeBuffer(grads[i])
-                let (u, m, v) = (try d.makeBuffer(count: n, kind: .float32), try d.makeBuffer(count: n, kind: .float32),
-                                 try d.makeBuffer(count: n, kind: .float32))
+                let (u, m, v) = (
+                    try d.makeBuffer(count: n, kind: .float32), try d.makeBuffer(count: n, kind: .float32),
+                    try d.makeBuffer(count: n, kind: .float32)
+                )
                 momentum.append(MomentumTensor(count: n, parameter: p1, gradient: g, velocity: u))
                 adam.append(AdamTensor(count: n, parameter: p2, gradient: g, m: m, v: v))
                 out += [p1, u, p2, m, v]

@@ -24,11 +24,14 @@ final class OpenCLDeviceSelectionTests: XCTestCase {
     /// device, which beats the host.
     func testAutoRule() {
         func info(_ kind: DeviceInfo.Kind, _ selector: String) -> DeviceInfo {
-            DeviceInfo(kind: kind, selector: selector, name: selector, vendor: "v", type: "t", computeUnits: 1,
-                       globalMemoryBytes: 1, languageVersion: "l", driverVersion: "d", platformName: "p")
+            DeviceInfo(
+                kind: kind, selector: selector, name: selector, vendor: "v", type: "t", computeUnits: 1,
+                globalMemoryBytes: 1, languageVersion: "l", driverVersion: "d", platformName: "p")
         }
-        let host = info(.host, "host"), cpu = info(.openCLOther, "opencl:0:0")
-        let cpu2 = info(.openCLOther, "opencl:0:1"), gpu = info(.openCLGPU, "opencl:1:0")
+        let host = info(.host, "host")
+        let cpu = info(.openCLOther, "opencl:0:0")
+        let cpu2 = info(.openCLOther, "opencl:0:1")
+        let gpu = info(.openCLGPU, "opencl:1:0")
         XCTAssertEqual(Devices.autoChoice(from: [host]), host)
         XCTAssertEqual(Devices.autoChoice(from: [host, cpu, cpu2]), cpu)
         XCTAssertEqual(Devices.autoChoice(from: [host, cpu, gpu]), gpu)
@@ -74,10 +77,12 @@ final class OpenCLDeviceSelectionTests: XCTestCase {
     /// fail when CONVSVD_REQUIRE_OPENCL=1 (child test processes whose ICD
     /// loader sees an empty vendor folder).
     func testOpenCLTestsSkipOrFailWithoutADevice() throws {
-        let tests = ["GPUNetTests.OpenCLDeviceSelectionTests/testMakingOpenCLDevices",
-                     "GPUNetTests.TrainingTests/testTrainingReleasesEveryOpenCLObject",
-                     "GPUNetTests.TrainingTests/testOpenCLStaysWithinToleranceOfHostOverTenSteps",
-                     "GPUNetTests.TinyConvNetTests/testOpenCLMatchesHostOnARealBatch"]
+        let tests = [
+            "GPUNetTests.OpenCLDeviceSelectionTests/testMakingOpenCLDevices",
+            "GPUNetTests.TrainingTests/testTrainingReleasesEveryOpenCLObject",
+            "GPUNetTests.TrainingTests/testOpenCLStaysWithinToleranceOfHostOverTenSteps",
+            "GPUNetTests.TinyConvNetTests/testOpenCLMatchesHostOnARealBatch",
+        ]
         let skipped = try runWithoutOpenCL(tests, environment: ["CONVSVD_REQUIRE_OPENCL": "0"])
         XCTAssertEqual(skipped.status, 0, skipped.output)
         XCTAssertTrue(skipped.output.contains("Executed 4 tests, with 4 tests skipped and 0 failures"), skipped.output)
@@ -85,11 +90,14 @@ final class OpenCLDeviceSelectionTests: XCTestCase {
         let required = try runWithoutOpenCL(tests, environment: ["CONVSVD_REQUIRE_OPENCL": "1"])
         XCTAssertNotEqual(required.status, 0, required.output)
         XCTAssertTrue(required.output.contains("Executed 4 tests, with 4 failures"), required.output)
-        XCTAssertTrue(required.output.contains("CONVSVD_REQUIRE_OPENCL=1 but no OpenCL device was found"), required.output)
+        XCTAssertTrue(
+            required.output.contains("CONVSVD_REQUIRE_OPENCL=1 but no OpenCL device was found"), required.output)
     }
 
     /// Runs `tests` in a child test process whose OpenCL loader finds no platform.
-    private func runWithoutOpenCL(_ tests: [String], environment extra: [String: String]) throws -> (status: Int32, output: String) {
+    private func runWithoutOpenCL(_ tests: [String], environment extra: [String: String]) throws -> (
+        status: Int32, output: String
+    ) {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("convsvd-no-icd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: empty) }

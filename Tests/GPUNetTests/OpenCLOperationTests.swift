@@ -20,11 +20,16 @@ final class OpenCLOperationTests: XCTestCase {
     /// kernels: O 5 → 8 lanes, O 17 → two 16-lane groups, C 3 → 4 lanes,
     /// C 9 → 16 lanes, C 1 → scalar; plus TinyConvNet's two layers.
     static func convShapes(batch: Int) -> [ConvShape] {
-        [ConvShape(batch: batch, inChannels: 3, outChannels: 5, height: 7, width: 9, kernelHeight: 3, kernelWidth: 2),
-         ConvShape(batch: batch, inChannels: 9, outChannels: 17, height: 6, width: 5, kernelHeight: 2, kernelWidth: 3),
-         ConvShape(batch: batch, inChannels: 2, outChannels: 1, height: 5, width: 8, kernelHeight: 5, kernelWidth: 1),
-         ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28),
-         ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13)]
+        [
+            ConvShape(
+                batch: batch, inChannels: 3, outChannels: 5, height: 7, width: 9, kernelHeight: 3, kernelWidth: 2),
+            ConvShape(
+                batch: batch, inChannels: 9, outChannels: 17, height: 6, width: 5, kernelHeight: 2, kernelWidth: 3),
+            ConvShape(
+                batch: batch, inChannels: 2, outChannels: 1, height: 5, width: 8, kernelHeight: 5, kernelWidth: 1),
+            ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28),
+            ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13),
+        ]
     }
 
     func eachDevice(_ body: (OpenCLDevice) throws -> Void) throws {
@@ -68,7 +73,9 @@ final class OpenCLOperationTests: XCTestCase {
                 let values = randomFloats(count, seed: 900 + UInt64(upload))
                 source.replaceSubrange(0..<count, with: values)
                 let buffer = try device.makeBuffer(count: count, kind: .float32)
-                try source.withUnsafeBufferPointer { try device.upload(UnsafeBufferPointer(rebasing: $0[0..<count]), to: buffer) }
+                try source.withUnsafeBufferPointer {
+                    try device.upload(UnsafeBufferPointer(rebasing: $0[0..<count]), to: buffer)
+                }
                 // Overwritten before any read: the queued write must not see this.
                 for i in 0..<count { source[i] = .nan }
                 expected.append(values)
@@ -93,7 +100,8 @@ final class OpenCLOperationTests: XCTestCase {
             let pending = try device.startDownload(buffer)
             try device.fill(buffer, value: 7)
             _ = try device.startDownload(buffer)  // never read
-            try device.reluForward(count: values.count, input: try device.makeBuffer(values.map { -$0 }), output: buffer)
+            try device.reluForward(
+                count: values.count, input: try device.makeBuffer(values.map { -$0 }), output: buffer)
             XCTAssertEqual(try pending.floats(), values, device.info.summary)
             XCTAssertEqual(try pending.floats(), values, "a second call returns the same values")
             XCTAssertEqual(try device.floats(buffer), values.map { max(-$0, 0) }, device.info.summary)
@@ -112,15 +120,18 @@ final class OpenCLOperationTests: XCTestCase {
                 for transposeA in [false, true] {
                     for transposeB in [false, true] {
                         for (alpha, beta) in [(Float(1), Float(0)), (0.75, -1.25)] {
-                            let shape = GEMMShape(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
-                                                  alpha: alpha, beta: beta)
-                            let a = randomFloats(m * k, seed: 11), b = randomFloats(k * n, seed: 12)
+                            let shape = GEMMShape(
+                                m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                                alpha: alpha, beta: beta)
+                            let a = randomFloats(m * k, seed: 11)
+                            let b = randomFloats(k * n, seed: 12)
                             let c0 = beta == 0 ? [Float](repeating: .nan, count: m * n) : randomFloats(m * n, seed: 13)
                             let c = try device.makeBuffer(c0)
                             try device.gemm(shape, a: try device.makeBuffer(a), b: try device.makeBuffer(b), c: c)
                             let expected = NaiveReference.gemm(shape, a: a, b: b, c: c0)
                             let diff = maxAbsoluteDifference(try device.floats(c), expected)
-                            XCTAssertLessThanOrEqual(diff, Self.forwardTolerance, "\(shape) α \(alpha) β \(beta): \(diff)")
+                            XCTAssertLessThanOrEqual(
+                                diff, Self.forwardTolerance, "\(shape) α \(alpha) β \(beta): \(diff)")
                         }
                     }
                 }
@@ -133,14 +144,18 @@ final class OpenCLOperationTests: XCTestCase {
     /// magnitude (k up to 43,264 terms).
     func testGEMMOnTinyConvNetShapes() throws {
         try eachDevice { device in
-            for shape in [GEMMShape(m: 8, n: 43264, k: 9), GEMMShape(m: 16, n: 7744, k: 72),
-                          GEMMShape(m: 16, n: 72, k: 7744, transposeB: true),
-                          GEMMShape(m: 72, n: 7744, k: 16, transposeA: true),
-                          GEMMShape(m: 8, n: 9, k: 43264, transposeB: true)] {
-                let a = randomFloats(shape.m * shape.k, seed: 21), b = randomFloats(shape.k * shape.n, seed: 22)
+            for shape in [
+                GEMMShape(m: 8, n: 43264, k: 9), GEMMShape(m: 16, n: 7744, k: 72),
+                GEMMShape(m: 16, n: 72, k: 7744, transposeB: true),
+                GEMMShape(m: 72, n: 7744, k: 16, transposeA: true),
+                GEMMShape(m: 8, n: 9, k: 43264, transposeB: true),
+            ] {
+                let a = randomFloats(shape.m * shape.k, seed: 21)
+                let b = randomFloats(shape.k * shape.n, seed: 22)
                 let c = try device.makeBuffer(count: shape.m * shape.n, kind: .float32)
                 try device.gemm(shape, a: try device.makeBuffer(a), b: try device.makeBuffer(b), c: c)
-                let expected = NaiveReference.gemm(shape, a: a, b: b, c: [Float](repeating: 0, count: shape.m * shape.n))
+                let expected = NaiveReference.gemm(
+                    shape, a: a, b: b, c: [Float](repeating: 0, count: shape.m * shape.n))
                 let diff = maxRelativeToScale(try device.floats(c), expected)
                 XCTAssertLessThanOrEqual(diff, Self.gradientTolerance, "\(shape): \(diff)")
             }
@@ -158,12 +173,14 @@ final class OpenCLOperationTests: XCTestCase {
                     let input = randomFloats(s.inputCount, seed: 31)
                     let columns = try device.makeBuffer(count: s.patchSize * s.patchCount, kind: .float32)
                     try device.im2col(s, input: try device.makeBuffer(input), columns: columns)
-                    XCTAssertEqual(maxAbsoluteDifference(try device.floats(columns), NaiveReference.im2col(s, input: input)),
-                                   0, "im2col \(s)")
+                    XCTAssertEqual(
+                        maxAbsoluteDifference(try device.floats(columns), NaiveReference.im2col(s, input: input)),
+                        0, "im2col \(s)")
                     let columnValues = randomFloats(s.patchSize * s.patchCount, seed: 32)
                     let back = try device.makeBuffer([Float](repeating: .nan, count: s.inputCount))
                     try device.col2im(s, columns: try device.makeBuffer(columnValues), input: back)
-                    let diff = maxAbsoluteDifference(try device.floats(back), NaiveReference.col2im(s, columns: columnValues))
+                    let diff = maxAbsoluteDifference(
+                        try device.floats(back), NaiveReference.col2im(s, columns: columnValues))
                     XCTAssertLessThanOrEqual(diff, Self.forwardTolerance, "col2im \(s): \(diff)")
                 }
             }
@@ -176,12 +193,15 @@ final class OpenCLOperationTests: XCTestCase {
         try eachDevice { device in
             for batch in Self.batches {
                 for s in Self.convShapes(batch: batch) {
-                    let input = randomFloats(s.inputCount, seed: 41), weight = randomFloats(s.weightCount, scale: 0.5, seed: 42)
+                    let input = randomFloats(s.inputCount, seed: 41)
+                    let weight = randomFloats(s.weightCount, scale: 0.5, seed: 42)
                     let output = try device.makeBuffer([Float](repeating: .nan, count: s.outputCount))
-                    try device.conv2dForward(s, input: try device.makeBuffer(input), weight: try device.makeBuffer(weight),
-                                             output: output)
-                    let diff = maxAbsoluteDifference(try device.floats(output),
-                                                     NaiveReference.conv2dForward(s, input: input, weight: weight))
+                    try device.conv2dForward(
+                        s, input: try device.makeBuffer(input), weight: try device.makeBuffer(weight),
+                        output: output)
+                    let diff = maxAbsoluteDifference(
+                        try device.floats(output),
+                        NaiveReference.conv2dForward(s, input: input, weight: weight))
                     XCTAssertLessThanOrEqual(diff, Self.forwardTolerance, "conv2dForward \(s): \(diff)")
                 }
             }
@@ -193,21 +213,27 @@ final class OpenCLOperationTests: XCTestCase {
         try eachDevice { device in
             for batch in Self.batches {
                 for s in Self.convShapes(batch: batch) {
-                    let input = randomFloats(s.inputCount, seed: 51), weight = randomFloats(s.weightCount, scale: 0.5, seed: 52)
+                    let input = randomFloats(s.inputCount, seed: 51)
+                    let weight = randomFloats(s.weightCount, scale: 0.5, seed: 52)
                     let gradOutput = randomFloats(s.outputCount, seed: 53)
                     let gradInput = try device.makeBuffer([Float](repeating: .nan, count: s.inputCount))
                     let gradWeight = try device.makeBuffer([Float](repeating: .nan, count: s.weightCount))
                     let gradOutputBuffer = try device.makeBuffer(gradOutput)
-                    try device.conv2dBackwardData(s, gradOutput: gradOutputBuffer, weight: try device.makeBuffer(weight),
-                                                  gradInput: gradInput)
-                    try device.conv2dBackwardWeight(s, input: try device.makeBuffer(input), gradOutput: gradOutputBuffer,
-                                                    gradWeight: gradWeight)
-                    let dataDiff = maxRelativeToScale(try device.floats(gradInput),
-                                                      NaiveReference.conv2dBackwardData(s, gradOutput: gradOutput, weight: weight))
-                    let weightDiff = maxRelativeToScale(try device.floats(gradWeight),
-                                                        NaiveReference.conv2dBackwardWeight(s, input: input, gradOutput: gradOutput))
+                    try device.conv2dBackwardData(
+                        s, gradOutput: gradOutputBuffer, weight: try device.makeBuffer(weight),
+                        gradInput: gradInput)
+                    try device.conv2dBackwardWeight(
+                        s, input: try device.makeBuffer(input), gradOutput: gradOutputBuffer,
+                        gradWeight: gradWeight)
+                    let dataDiff = maxRelativeToScale(
+                        try device.floats(gradInput),
+                        NaiveReference.conv2dBackwardData(s, gradOutput: gradOutput, weight: weight))
+                    let weightDiff = maxRelativeToScale(
+                        try device.floats(gradWeight),
+                        NaiveReference.conv2dBackwardWeight(s, input: input, gradOutput: gradOutput))
                     XCTAssertLessThanOrEqual(dataDiff, Self.gradientTolerance, "conv2dBackwardData \(s): \(dataDiff)")
-                    XCTAssertLessThanOrEqual(weightDiff, Self.gradientTolerance, "conv2dBackwardWeight \(s): \(weightDiff)")
+                    XCTAssertLessThanOrEqual(
+                        weightDiff, Self.gradientTolerance, "conv2dBackwardWeight \(s): \(weightDiff)")
                 }
             }
         }
@@ -228,10 +254,13 @@ final class OpenCLOperationTests: XCTestCase {
                 XCTAssertEqual(maxAbsoluteDifference(outputValues, NaiveReference.reluForward(input)), 0)
                 let gradOutput = randomFloats(count, seed: 62)
                 let gradInput = try device.makeBuffer(count: count, kind: .float32)
-                try device.reluBackward(count: count, output: output, gradOutput: try device.makeBuffer(gradOutput),
-                                        gradInput: gradInput)
-                XCTAssertEqual(maxAbsoluteDifference(try device.floats(gradInput),
-                                                     NaiveReference.reluBackward(output: outputValues, gradOutput: gradOutput)), 0)
+                try device.reluBackward(
+                    count: count, output: output, gradOutput: try device.makeBuffer(gradOutput),
+                    gradInput: gradInput)
+                XCTAssertEqual(
+                    maxAbsoluteDifference(
+                        try device.floats(gradInput),
+                        NaiveReference.reluBackward(output: outputValues, gradOutput: gradOutput)), 0)
             }
         }
     }
@@ -242,9 +271,11 @@ final class OpenCLOperationTests: XCTestCase {
     func testMaxPool() throws {
         try eachDevice { device in
             for batch in Self.batches {
-                for s in [PoolShape(batch: batch, channels: 3, height: 7, width: 9),
-                          PoolShape(batch: batch, channels: 8, height: 26, width: 26),
-                          PoolShape(batch: batch, channels: 16, height: 11, width: 11)] {
+                for s in [
+                    PoolShape(batch: batch, channels: 3, height: 7, width: 9),
+                    PoolShape(batch: batch, channels: 8, height: 26, width: 26),
+                    PoolShape(batch: batch, channels: 16, height: 11, width: 11),
+                ] {
                     let input = randomFloats(s.inputCount, seed: 71).map { ($0 * 2).rounded() / 2 }
                     let output = try device.makeBuffer(count: s.outputCount, kind: .float32)
                     let argmax = try device.makeBuffer(count: s.outputCount, kind: .int32)
@@ -254,10 +285,13 @@ final class OpenCLOperationTests: XCTestCase {
                     XCTAssertEqual(try device.int32s(argmax), expected.argmax, "argmax \(s)")
                     let gradOutput = randomFloats(s.outputCount, seed: 72)
                     let gradInput = try device.makeBuffer([Float](repeating: .nan, count: s.inputCount))
-                    try device.maxPool2Backward(s, gradOutput: try device.makeBuffer(gradOutput), argmax: argmax,
-                                                gradInput: gradInput)
-                    let expectedGrad = NaiveReference.maxPool2Backward(s, gradOutput: gradOutput, argmax: expected.argmax)
-                    XCTAssertEqual(maxAbsoluteDifference(try device.floats(gradInput), expectedGrad), 0, "backward \(s)")
+                    try device.maxPool2Backward(
+                        s, gradOutput: try device.makeBuffer(gradOutput), argmax: argmax,
+                        gradInput: gradInput)
+                    let expectedGrad = NaiveReference.maxPool2Backward(
+                        s, gradOutput: gradOutput, argmax: expected.argmax)
+                    XCTAssertEqual(
+                        maxAbsoluteDifference(try device.floats(gradInput), expectedGrad), 0, "backward \(s)")
                 }
             }
         }
@@ -269,17 +303,23 @@ final class OpenCLOperationTests: XCTestCase {
     /// their scale; gradInput nil skips it (the buffer keeps its contents).
     func testLinear() throws {
         try eachDevice { device in
-            for s in [LinearShape(batch: 1, inFeatures: 37, outFeatures: 5), LinearShape(batch: 64, inFeatures: 400, outFeatures: 10),
-                      LinearShape(batch: 3, inFeatures: 7, outFeatures: 1), LinearShape(batch: 64, inFeatures: 29, outFeatures: 11)] {
+            for s in [
+                LinearShape(batch: 1, inFeatures: 37, outFeatures: 5),
+                LinearShape(batch: 64, inFeatures: 400, outFeatures: 10),
+                LinearShape(batch: 3, inFeatures: 7, outFeatures: 1),
+                LinearShape(batch: 64, inFeatures: 29, outFeatures: 11),
+            ] {
                 let input = randomFloats(s.batch * s.inFeatures, seed: 81)
                 let weight = randomFloats(s.outFeatures * s.inFeatures, scale: 0.2, seed: 82)
                 let bias = randomFloats(s.outFeatures, seed: 83)
                 let (inputBuffer, weightBuffer) = (try device.makeBuffer(input), try device.makeBuffer(weight))
                 let output = try device.makeBuffer([Float](repeating: .nan, count: s.batch * s.outFeatures))
-                try device.linearForward(s, input: inputBuffer, weight: weightBuffer, bias: try device.makeBuffer(bias),
-                                         output: output)
-                let forwardDiff = maxAbsoluteDifference(try device.floats(output),
-                                                        NaiveReference.linearForward(s, input: input, weight: weight, bias: bias))
+                try device.linearForward(
+                    s, input: inputBuffer, weight: weightBuffer, bias: try device.makeBuffer(bias),
+                    output: output)
+                let forwardDiff = maxAbsoluteDifference(
+                    try device.floats(output),
+                    NaiveReference.linearForward(s, input: input, weight: weight, bias: bias))
                 XCTAssertLessThanOrEqual(forwardDiff, Self.forwardTolerance, "linearForward \(s)")
 
                 let gradOutput = randomFloats(s.batch * s.outFeatures, seed: 84)
@@ -288,21 +328,27 @@ final class OpenCLOperationTests: XCTestCase {
                 let gradWeight = try device.makeBuffer([Float](repeating: .nan, count: s.outFeatures * s.inFeatures))
                 let gradBias = try device.makeBuffer([Float](repeating: .nan, count: s.outFeatures))
                 let gradOutputBuffer = try device.makeBuffer(gradOutput)
-                try device.linearBackward(s, input: inputBuffer, weight: weightBuffer, gradOutput: gradOutputBuffer,
-                                          gradInput: gradInput, gradWeight: gradWeight, gradBias: gradBias)
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(gradInput), expected.gradInput),
-                                         Self.gradientTolerance, "gradInput \(s)")
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(gradWeight), expected.gradWeight),
-                                         Self.gradientTolerance, "gradWeight \(s)")
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(gradBias), expected.gradBias),
-                                         Self.gradientTolerance, "gradBias \(s)")
+                try device.linearBackward(
+                    s, input: inputBuffer, weight: weightBuffer, gradOutput: gradOutputBuffer,
+                    gradInput: gradInput, gradWeight: gradWeight, gradBias: gradBias)
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try device.floats(gradInput), expected.gradInput),
+                    Self.gradientTolerance, "gradInput \(s)")
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try device.floats(gradWeight), expected.gradWeight),
+                    Self.gradientTolerance, "gradWeight \(s)")
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try device.floats(gradBias), expected.gradBias),
+                    Self.gradientTolerance, "gradBias \(s)")
 
                 let untouched = try device.makeBuffer([Float](repeating: 7, count: s.batch * s.inFeatures))
-                try device.linearBackward(s, input: inputBuffer, weight: weightBuffer, gradOutput: gradOutputBuffer,
-                                          gradInput: nil, gradWeight: gradWeight, gradBias: gradBias)
+                try device.linearBackward(
+                    s, input: inputBuffer, weight: weightBuffer, gradOutput: gradOutputBuffer,
+                    gradInput: nil, gradWeight: gradWeight, gradBias: gradBias)
                 XCTAssertEqual(try device.floats(untouched), [Float](repeating: 7, count: s.batch * s.inFeatures))
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(gradWeight), expected.gradWeight),
-                                         Self.gradientTolerance, "gradWeight without gradInput \(s)")
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try device.floats(gradWeight), expected.gradWeight),
+                    Self.gradientTolerance, "gradWeight without gradInput \(s)")
             }
         }
     }
@@ -320,15 +366,19 @@ final class OpenCLOperationTests: XCTestCase {
                 labels[0] = classes > 1 ? 1 : 0
                 let grad = try device.makeBuffer(count: batch * classes, kind: .float32)
                 let perSample = try device.makeBuffer(count: 2 * batch, kind: .float32)
-                try device.softmaxCrossEntropy(batch: batch, classes: classes, logits: try device.makeBuffer(logits),
-                                               labels: try device.makeBuffer(labels), gradLogits: grad, perSample: perSample)
-                let expected = NaiveReference.softmaxCrossEntropy(batch: batch, classes: classes, logits: logits, labels: labels)
+                try device.softmaxCrossEntropy(
+                    batch: batch, classes: classes, logits: try device.makeBuffer(logits),
+                    labels: try device.makeBuffer(labels), gradLogits: grad, perSample: perSample)
+                let expected = NaiveReference.softmaxCrossEntropy(
+                    batch: batch, classes: classes, logits: logits, labels: labels)
                 let values = try device.floats(perSample)
-                XCTAssertLessThanOrEqual(maxAbsoluteDifference(values[..<batch], expected.loss), Self.forwardTolerance,
-                                         "loss \(batch)×\(classes)")
+                XCTAssertLessThanOrEqual(
+                    maxAbsoluteDifference(values[..<batch], expected.loss), Self.forwardTolerance,
+                    "loss \(batch)×\(classes)")
                 XCTAssertEqual(values[batch...].map(Double.init), expected.correct, "correct \(batch)×\(classes)")
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(grad), expected.gradLogits),
-                                         Self.gradientTolerance, "gradient \(batch)×\(classes)")
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try device.floats(grad), expected.gradLogits),
+                    Self.gradientTolerance, "gradient \(batch)×\(classes)")
             }
         }
     }
@@ -350,15 +400,18 @@ final class OpenCLOperationTests: XCTestCase {
         try eachDevice { device in
             var parameters = counts.enumerated().map { randomFloats($1, seed: 101 + UInt64($0)).map(Double.init) }
             let sgdStart = parameters
-            var velocities = counts.enumerated().map { randomFloats($1, scale: 0.1, seed: 201 + UInt64($0)).map(Double.init) }
+            var velocities = counts.enumerated().map {
+                randomFloats($1, scale: 0.1, seed: 201 + UInt64($0)).map(Double.init)
+            }
             let p = try parameters.map { try device.makeBuffer($0.map(Float.init)) }
             let v = try velocities.map { try device.makeBuffer($0.map(Float.init)) }
             for step in 0..<3 {
                 let gradients = counts.enumerated().map { randomFloats($1, seed: 300 + 10 * UInt64(step) + UInt64($0)) }
                 let g = try gradients.map { try device.makeBuffer($0) }
-                try device.sgdMomentumStep(counts.indices.map {
-                    MomentumTensor(count: counts[$0], parameter: p[$0], gradient: g[$0], velocity: v[$0])
-                }, learningRate: 0.05, momentum: 0.9)
+                try device.sgdMomentumStep(
+                    counts.indices.map {
+                        MomentumTensor(count: counts[$0], parameter: p[$0], gradient: g[$0], velocity: v[$0])
+                    }, learningRate: 0.05, momentum: 0.9)
                 for i in counts.indices {
                     (parameters[i], velocities[i]) = NaiveReference.sgdMomentumStep(
                         parameter: parameters[i], gradient: gradients[i].map(Double.init), velocity: velocities[i],
@@ -366,15 +419,20 @@ final class OpenCLOperationTests: XCTestCase {
                 }
             }
             for i in counts.indices {
-                XCTAssertLessThanOrEqual(updateError(try device.floats(p[i]), parameters[i], start: sgdStart[i]),
-                                         Self.gradientTolerance, "SGD update \(i)")
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(v[i]), velocities[i]), Self.gradientTolerance,
-                                         "SGD velocity \(i)")
+                XCTAssertLessThanOrEqual(
+                    updateError(try device.floats(p[i]), parameters[i], start: sgdStart[i]),
+                    Self.gradientTolerance, "SGD update \(i)")
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try device.floats(v[i]), velocities[i]), Self.gradientTolerance,
+                    "SGD velocity \(i)")
             }
 
-            var aParameters = counts.enumerated().map { randomFloats($1, scale: 0.1, seed: 111 + UInt64($0)).map(Double.init) }
+            var aParameters = counts.enumerated().map {
+                randomFloats($1, scale: 0.1, seed: 111 + UInt64($0)).map(Double.init)
+            }
             let adamStart = aParameters
-            var m = counts.map { [Double](repeating: 0, count: $0) }, second = m
+            var m = counts.map { [Double](repeating: 0, count: $0) }
+            var second = m
             let ap = try aParameters.map { try device.makeBuffer($0.map(Float.init)) }
             let am = try counts.map { try device.makeBuffer(count: $0, kind: .float32) }
             let av = try counts.map { try device.makeBuffer(count: $0, kind: .float32) }
@@ -382,9 +440,10 @@ final class OpenCLOperationTests: XCTestCase {
                 let gradients = counts.enumerated().map { randomFloats($1, seed: 400 + 10 * UInt64(t) + UInt64($0)) }
                 let g = try gradients.map { try device.makeBuffer($0) }
                 let step = AdamStep(learningRate: 1e-3, step: t)
-                try device.adamStep(counts.indices.map {
-                    AdamTensor(count: counts[$0], parameter: ap[$0], gradient: g[$0], m: am[$0], v: av[$0])
-                }, step: step)
+                try device.adamStep(
+                    counts.indices.map {
+                        AdamTensor(count: counts[$0], parameter: ap[$0], gradient: g[$0], m: am[$0], v: av[$0])
+                    }, step: step)
                 for i in counts.indices {
                     (aParameters[i], m[i], second[i]) = NaiveReference.adamStep(
                         parameter: aParameters[i], gradient: gradients[i].map(Double.init), m: m[i], v: second[i],
@@ -392,12 +451,15 @@ final class OpenCLOperationTests: XCTestCase {
                 }
             }
             for i in counts.indices {
-                XCTAssertLessThanOrEqual(updateError(try device.floats(ap[i]), aParameters[i], start: adamStart[i]),
-                                         Self.gradientTolerance, "Adam update \(i)")
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(am[i]), m[i]), Self.gradientTolerance,
-                                         "Adam m \(i)")
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try device.floats(av[i]), second[i]), Self.gradientTolerance,
-                                         "Adam v \(i)")
+                XCTAssertLessThanOrEqual(
+                    updateError(try device.floats(ap[i]), aParameters[i], start: adamStart[i]),
+                    Self.gradientTolerance, "Adam update \(i)")
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try device.floats(am[i]), m[i]), Self.gradientTolerance,
+                    "Adam m \(i)")
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try device.floats(av[i]), second[i]), Self.gradientTolerance,
+                    "Adam v \(i)")
             }
         }
     }

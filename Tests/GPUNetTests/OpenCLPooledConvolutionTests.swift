@@ -25,7 +25,8 @@ final class OpenCLPooledConvolutionTests: XCTestCase {
             let pool = PoolShape(batch: s.batch, channels: s.outChannels, height: s.outHeight, width: s.outWidth)
             let input = randomFloats(s.inputCount, seed: UInt64(500 + n))
             let weight = randomFloats(s.weightCount, scale: 0.3, seed: UInt64(510 + n))
-            let forward = NaiveReference.maxPool2Forward(pool, input: NaiveReference.conv2dForward(s, input: input, weight: weight))
+            let forward = NaiveReference.maxPool2Forward(
+                pool, input: NaiveReference.conv2dForward(s, input: input, weight: weight))
             var values = randomFloats(pool.outputCount, seed: UInt64(520 + n))
             var argmax = forward.argmax
             let plane = Int32(s.outHeight * s.outWidth)
@@ -36,22 +37,31 @@ final class OpenCLPooledConvolutionTests: XCTestCase {
             let corrupt: [(index: Int, winner: Int32)] = [
                 (0, plane + 1000), (1, -7), (pool.outputCount - 1, argmax[0] + 2), (pool.outputCount / 2, plane - 1),
             ]
-            for c in corrupt { argmax[c.index] = c.winner; values[c.index] = 1 }
+            for c in corrupt {
+                argmax[c.index] = c.winner
+                values[c.index] = 1
+            }
             var ignored = values
             for c in corrupt { ignored[c.index] = 0 }
             let dense = NaiveReference.maxPool2Backward(pool, gradOutput: ignored, argmax: forward.argmax)
-            let expectedWeight = NaiveReference.conv2dBackwardWeight(s, input: input.map(Double.init), gradOutput: dense)
+            let expectedWeight = NaiveReference.conv2dBackwardWeight(
+                s, input: input.map(Double.init), gradOutput: dense)
             let expectedData = NaiveReference.conv2dBackwardData(s, gradOutput: dense, weight: weight.map(Double.init))
             for d in devices {
-                let gradient = PooledGradient(pool: pool, values: try d.makeBuffer(values), argmax: try d.makeBuffer(argmax))
+                let gradient = PooledGradient(
+                    pool: pool, values: try d.makeBuffer(values), argmax: try d.makeBuffer(argmax))
                 let gradWeight = try d.makeBuffer(count: s.weightCount, kind: .float32)
                 let gradInput = try d.makeBuffer(count: s.inputCount, kind: .float32)
-                try d.conv2dBackwardWeight(s, input: try d.makeBuffer(input), pooledGradient: gradient, gradWeight: gradWeight)
-                try d.conv2dBackwardData(s, pooledGradient: gradient, weight: try d.makeBuffer(weight), gradInput: gradInput)
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try d.floats(gradWeight), expectedWeight), Self.tolerance,
-                                         "weight gradient \(s) on \(d.info.summary)")
-                XCTAssertLessThanOrEqual(maxRelativeToScale(try d.floats(gradInput), expectedData), Self.tolerance,
-                                         "data gradient \(s) on \(d.info.summary)")
+                try d.conv2dBackwardWeight(
+                    s, input: try d.makeBuffer(input), pooledGradient: gradient, gradWeight: gradWeight)
+                try d.conv2dBackwardData(
+                    s, pooledGradient: gradient, weight: try d.makeBuffer(weight), gradInput: gradInput)
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try d.floats(gradWeight), expectedWeight), Self.tolerance,
+                    "weight gradient \(s) on \(d.info.summary)")
+                XCTAssertLessThanOrEqual(
+                    maxRelativeToScale(try d.floats(gradInput), expectedData), Self.tolerance,
+                    "data gradient \(s) on \(d.info.summary)")
             }
         }
     }
@@ -67,16 +77,21 @@ final class OpenCLPooledConvolutionTests: XCTestCase {
         let pool = PoolShape(batch: s.batch, channels: s.outChannels, height: s.outHeight, width: s.outWidth)
         let input = randomFloats(s.inputCount, seed: 600)
         let weight = randomFloats(s.weightCount, scale: 0.3, seed: 601)
-        let argmax = NaiveReference.maxPool2Forward(pool, input: NaiveReference.conv2dForward(s, input: input, weight: weight)).argmax
+        let argmax = NaiveReference.maxPool2Forward(
+            pool, input: NaiveReference.conv2dForward(s, input: input, weight: weight)
+        ).argmax
         let values = randomFloats(pool.outputCount, seed: 602)
         let dense = NaiveReference.maxPool2Backward(pool, gradOutput: values, argmax: argmax)
         let expected = NaiveReference.conv2dBackwardWeight(s, input: input.map(Double.init), gradOutput: dense)
         for d in devices {
-            let gradient = PooledGradient(pool: pool, values: try d.makeBuffer(values), argmax: try d.makeBuffer(argmax))
+            let gradient = PooledGradient(
+                pool: pool, values: try d.makeBuffer(values), argmax: try d.makeBuffer(argmax))
             let gradWeight = try d.makeBuffer(randomFloats(s.weightCount, seed: 603))  // overwritten, not added to
-            try d.conv2dBackwardWeight(s, input: try d.makeBuffer(input), pooledGradient: gradient, gradWeight: gradWeight)
-            XCTAssertLessThanOrEqual(maxRelativeToScale(try d.floats(gradWeight), expected), Self.tolerance,
-                                     "\(s) on \(d.info.summary)")
+            try d.conv2dBackwardWeight(
+                s, input: try d.makeBuffer(input), pooledGradient: gradient, gradWeight: gradWeight)
+            XCTAssertLessThanOrEqual(
+                maxRelativeToScale(try d.floats(gradWeight), expected), Self.tolerance,
+                "\(s) on \(d.info.summary)")
         }
     }
 }

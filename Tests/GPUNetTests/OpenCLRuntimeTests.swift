@@ -42,12 +42,13 @@ final class OpenCLRuntimeTests: XCTestCase {
         let device = try OpenCLTestDevice.first()
         let source = "__kernel void broken(__global float* x) { x[0] = undeclared_identifier_xyz; }"
         XCTAssertThrowsError(try device.buildProgram(source: source)) { error in
-            guard case let .buildFailed(_, status, log)? = error as? OpenCLError else {
+            guard case .buildFailed(_, let status, let log)? = error as? OpenCLError else {
                 return XCTFail("expected buildFailed, got \(error)")
             }
             XCTAssertEqual(status, -11)
             XCTAssertTrue(log.contains("undeclared_identifier_xyz"), "build log: \(log)")
-            XCTAssertTrue("\(error)".contains("undeclared_identifier_xyz") && "\(error)".contains("CL_BUILD_PROGRAM_FAILURE"))
+            XCTAssertTrue(
+                "\(error)".contains("undeclared_identifier_xyz") && "\(error)".contains("CL_BUILD_PROGRAM_FAILURE"))
         }
     }
 
@@ -69,7 +70,7 @@ final class OpenCLRuntimeTests: XCTestCase {
     /// before anything is built.
     func testKernelsAreBuiltOnFirstUseOnly() throws {
         let info = try OpenCLTestDevice.first().info
-        guard case let .openCL(platform, index) = try DeviceSelector(parsing: info.selector) else {
+        guard case .openCL(let platform, let index) = try DeviceSelector(parsing: info.selector) else {
             return XCTFail("selector \(info.selector)")
         }
         let device = try OpenCLDevice(platform: platform, device: index, cache: OpenCLTestDevice.cache)
@@ -92,7 +93,7 @@ final class OpenCLRuntimeTests: XCTestCase {
     /// A fresh program tag keeps PoCL's own cache from making the first build warm.
     func testProgramCacheHitsAndRecoversFromCorruption() throws {
         let info = try OpenCLTestDevice.first().info
-        guard case let .openCL(platform, index) = try DeviceSelector(parsing: info.selector) else {
+        guard case .openCL(let platform, let index) = try DeviceSelector(parsing: info.selector) else {
             return XCTFail("selector \(info.selector)")
         }
         let folder = try TestEnvironment.makeTemporaryDirectory("convsvd-kernel-cache")
@@ -132,10 +133,16 @@ final class OpenCLRuntimeTests: XCTestCase {
 
     /// The cache folder: CONVSVD_KERNEL_CACHE, else $XDG_CACHE_HOME/convsvd/kernels.
     func testCacheFolderFollowsTheEnvironment() {
-        let saved = (ProcessInfo.processInfo.environment["CONVSVD_KERNEL_CACHE"],
-                     ProcessInfo.processInfo.environment["XDG_CACHE_HOME"])
+        let saved = (
+            ProcessInfo.processInfo.environment["CONVSVD_KERNEL_CACHE"],
+            ProcessInfo.processInfo.environment["XDG_CACHE_HOME"]
+        )
         defer {
-            if let value = saved.0 { setenv("CONVSVD_KERNEL_CACHE", value, 1) } else { unsetenv("CONVSVD_KERNEL_CACHE") }
+            if let value = saved.0 {
+                setenv("CONVSVD_KERNEL_CACHE", value, 1)
+            } else {
+                unsetenv("CONVSVD_KERNEL_CACHE")
+            }
             if let value = saved.1 { setenv("XDG_CACHE_HOME", value, 1) } else { unsetenv("XDG_CACHE_HOME") }
         }
         setenv("CONVSVD_KERNEL_CACHE", "/tmp/convsvd-override", 1)
@@ -149,7 +156,7 @@ final class OpenCLRuntimeTests: XCTestCase {
     /// released with it: the counts return to where they were.
     func testLiveObjectsReturnToBaselineAfterRelease() throws {
         let info = try OpenCLTestDevice.first().info
-        guard case let .openCL(platform, index) = try DeviceSelector(parsing: info.selector) else {
+        guard case .openCL(let platform, let index) = try DeviceSelector(parsing: info.selector) else {
             return XCTFail("selector \(info.selector)")
         }
         let baseline = OpenCLDevice.liveObjects
@@ -180,7 +187,7 @@ final class OpenCLRuntimeTests: XCTestCase {
         let device = try OpenCLTestDevice.first()
         let count = 1 << 40
         XCTAssertThrowsError(try device.makeBuffer(count: count, kind: .float32)) { error in
-            guard case let .allocationTooLarge(requested, limit, _, _)? = error as? OpenCLError else {
+            guard case .allocationTooLarge(let requested, let limit, _, _)? = error as? OpenCLError else {
                 return XCTFail("expected allocationTooLarge, got \(error)")
             }
             XCTAssertEqual(requested, 4 << 40)
@@ -193,10 +200,12 @@ final class OpenCLRuntimeTests: XCTestCase {
     /// Operations check their buffers: too small, wrong kind, wrong device.
     func testMisusedBuffersThrowDescriptiveErrors() throws {
         let device = try OpenCLTestDevice.first()
-        let small = try device.makeBuffer(count: 5, kind: .float32), big = try device.makeBuffer(count: 10, kind: .float32)
+        let small = try device.makeBuffer(count: 5, kind: .float32)
+        let big = try device.makeBuffer(count: 10, kind: .float32)
         XCTAssertThrowsError(try device.reluForward(count: 10, input: small, output: big)) { error in
-            XCTAssertTrue("\(error)".contains("reluForward") && "\(error)".contains("input") && "\(error)".contains("5"),
-                          "\(error)")
+            XCTAssertTrue(
+                "\(error)".contains("reluForward") && "\(error)".contains("input") && "\(error)".contains("5"),
+                "\(error)")
         }
         let ints = try device.makeBuffer(count: 10, kind: .int32)
         XCTAssertThrowsError(try device.reluForward(count: 10, input: ints, output: big)) { error in
@@ -214,9 +223,12 @@ final class OpenCLRuntimeTests: XCTestCase {
     func testDeviceInformationIsComplete() throws {
         for device in try OpenCLTestDevice.all() {
             let info = device.info
-            XCTAssertTrue(info.selector.range(of: #"^opencl:\d+:\d+$"#, options: .regularExpression) != nil, info.selector)
-            XCTAssertFalse(info.name.isEmpty); XCTAssertFalse(info.vendor.isEmpty)
-            XCTAssertFalse(info.platformName.isEmpty); XCTAssertFalse(info.driverVersion.isEmpty)
+            XCTAssertTrue(
+                info.selector.range(of: #"^opencl:\d+:\d+$"#, options: .regularExpression) != nil, info.selector)
+            XCTAssertFalse(info.name.isEmpty)
+            XCTAssertFalse(info.vendor.isEmpty)
+            XCTAssertFalse(info.platformName.isEmpty)
+            XCTAssertFalse(info.driverVersion.isEmpty)
             XCTAssertTrue(["GPU", "CPU", "ACCELERATOR"].contains { info.type.contains($0) }, info.type)
             XCTAssertEqual(info.kind, info.type.contains("GPU") ? .openCLGPU : .openCLOther)
             XCTAssertGreaterThan(info.computeUnits, 0)

@@ -20,7 +20,7 @@ enum OpenCLTestDevice {
         if let made { return made }
         let infos = try openCLTestDeviceInfos()
         let devices = try infos.flatMap { info -> [OpenCLDevice] in
-            guard case let .openCL(platform, device) = try DeviceSelector(parsing: info.selector) else {
+            guard case .openCL(let platform, let device) = try DeviceSelector(parsing: info.selector) else {
                 throw OpenCLError.invalidArgument("unexpected selector \(info.selector)")
             }
             return try openCLTestFamilies().map {

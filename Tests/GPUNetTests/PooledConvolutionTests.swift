@@ -19,17 +19,20 @@ final class PooledConvolutionTests: XCTestCase {
     /// pooled rows shorter than a vector, several input channels with a
     /// non-square kernel, more output channels than one vector holds, more
     /// windows than one chunk of the OpenCL gathers.
-    static let shapes: [ConvShape] = [1, 13, 64].flatMap { batch in
-        [ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28),
-         ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13)]
-    } + [
-        ConvShape(batch: 3, inChannels: 3, outChannels: 5, height: 9, width: 12),
-        ConvShape(batch: 2, inChannels: 2, outChannels: 3, height: 7, width: 6, kernelHeight: 2, kernelWidth: 4),
-        ConvShape(batch: 2, inChannels: 4, outChannels: 20, height: 12, width: 21),
-        ConvShape(batch: 5, inChannels: 8, outChannels: 16, height: 4, width: 4),
-        // 10×10 = 100 windows: more than one chunk of the OpenCL gathers (64).
-        ConvShape(batch: 2, inChannels: 4, outChannels: 3, height: 23, width: 22),
-    ]
+    static let shapes: [ConvShape] =
+        [1, 13, 64].flatMap { batch in
+            [
+                ConvShape(batch: batch, inChannels: 1, outChannels: 8, height: 28, width: 28),
+                ConvShape(batch: batch, inChannels: 8, outChannels: 16, height: 13, width: 13),
+            ]
+        } + [
+            ConvShape(batch: 3, inChannels: 3, outChannels: 5, height: 9, width: 12),
+            ConvShape(batch: 2, inChannels: 2, outChannels: 3, height: 7, width: 6, kernelHeight: 2, kernelWidth: 4),
+            ConvShape(batch: 2, inChannels: 4, outChannels: 20, height: 12, width: 21),
+            ConvShape(batch: 5, inChannels: 8, outChannels: 16, height: 4, width: 4),
+            // 10×10 = 100 windows: more than one chunk of the OpenCL gathers (64).
+            ConvShape(batch: 2, inChannels: 4, outChannels: 3, height: 23, width: 22),
+        ]
 
     static func pool(_ s: ConvShape) -> PoolShape {
         PoolShape(batch: s.batch, channels: s.outChannels, height: s.outHeight, width: s.outWidth)
@@ -50,7 +53,8 @@ final class PooledConvolutionTests: XCTestCase {
             input = randomFloats(s.inputCount, seed: seed)
             weight = randomFloats(s.weightCount, scale: 0.3, seed: seed + 1)
             let pool = PooledConvolutionTests.pool(s)
-            let forward = NaiveReference.maxPool2Forward(pool, input: NaiveReference.conv2dForward(s, input: input, weight: weight))
+            let forward = NaiveReference.maxPool2Forward(
+                pool, input: NaiveReference.conv2dForward(s, input: input, weight: weight))
             pooled = forward.output
             argmax = forward.argmax
             reluOutputGradient = randomFloats(pool.outputCount, seed: seed + 2)
@@ -63,14 +67,16 @@ final class PooledConvolutionTests: XCTestCase {
         func gradient(on d: any Device, fusedReLU: Bool) throws -> PooledGradient {
             let pool = PooledConvolutionTests.pool(shape)
             return fusedReLU
-                ? PooledGradient(pool: pool, values: try d.makeBuffer(reluOutputGradient), argmax: try d.makeBuffer(argmax),
-                                 reluOutput: try d.makeBuffer(reluOutput))
+                ? PooledGradient(
+                    pool: pool, values: try d.makeBuffer(reluOutputGradient), argmax: try d.makeBuffer(argmax),
+                    reluOutput: try d.makeBuffer(reluOutput))
                 : PooledGradient(pool: pool, values: try d.makeBuffer(pooledGradient), argmax: try d.makeBuffer(argmax))
         }
 
         /// The dense output gradient: the pooled one at its winners.
         var denseGradient: [Double] {
-            NaiveReference.maxPool2Backward(PooledConvolutionTests.pool(shape), gradOutput: pooledGradient, argmax: argmax)
+            NaiveReference.maxPool2Backward(
+                PooledConvolutionTests.pool(shape), gradOutput: pooledGradient, argmax: argmax)
         }
     }
 
@@ -84,8 +90,9 @@ final class PooledConvolutionTests: XCTestCase {
                 for relu in [false, true] {
                     let pooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
                     let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
-                    try d.conv2dMaxPool2Forward(s, input: try d.makeBuffer(c.input), weight: try d.makeBuffer(c.weight),
-                                                pooled: pooled, argmax: argmax, relu: relu)
+                    try d.conv2dMaxPool2Forward(
+                        s, input: try d.makeBuffer(c.input), weight: try d.makeBuffer(c.weight),
+                        pooled: pooled, argmax: argmax, relu: relu)
                     let expected = relu ? c.pooled.map { max($0, 0) } : c.pooled
                     let diff = maxAbsoluteDifference(try d.floats(pooled), expected)
                     XCTAssertLessThanOrEqual(diff, Self.forwardTolerance, "\(s) relu \(relu) on \(d.info.summary)")
@@ -98,15 +105,19 @@ final class PooledConvolutionTests: XCTestCase {
     func testWeightGradientFromThePooledGradientOnEveryDevice() throws {
         for (n, s) in Self.shapes.enumerated() {
             let c = Case(s, seed: UInt64(200 + 10 * n))
-            let expected = NaiveReference.conv2dBackwardWeight(s, input: c.input.map(Double.init), gradOutput: c.denseGradient)
+            let expected = NaiveReference.conv2dBackwardWeight(
+                s, input: c.input.map(Double.init), gradOutput: c.denseGradient)
             for d in try testDevices() {
                 for fused in [false, true] {
-                    let gradWeight = try d.makeBuffer(randomFloats(s.weightCount, seed: 9))  // overwritten, not added to
-                    try d.conv2dBackwardWeight(s, input: try d.makeBuffer(c.input),
-                                               pooledGradient: try c.gradient(on: d, fusedReLU: fused),
-                                               gradWeight: gradWeight)
+                    // Overwritten, not added to.
+                    let gradWeight = try d.makeBuffer(randomFloats(s.weightCount, seed: 9))
+                    try d.conv2dBackwardWeight(
+                        s, input: try d.makeBuffer(c.input),
+                        pooledGradient: try c.gradient(on: d, fusedReLU: fused),
+                        gradWeight: gradWeight)
                     let diff = maxRelativeToScale(try d.floats(gradWeight), expected)
-                    XCTAssertLessThanOrEqual(diff, Self.gradientTolerance, "\(s) fused ReLU \(fused) on \(d.info.summary)")
+                    XCTAssertLessThanOrEqual(
+                        diff, Self.gradientTolerance, "\(s) fused ReLU \(fused) on \(d.info.summary)")
                 }
             }
         }
@@ -115,14 +126,17 @@ final class PooledConvolutionTests: XCTestCase {
     func testDataGradientFromThePooledGradientOnEveryDevice() throws {
         for (n, s) in Self.shapes.enumerated() {
             let c = Case(s, seed: UInt64(300 + 10 * n))
-            let expected = NaiveReference.conv2dBackwardData(s, gradOutput: c.denseGradient, weight: c.weight.map(Double.init))
+            let expected = NaiveReference.conv2dBackwardData(
+                s, gradOutput: c.denseGradient, weight: c.weight.map(Double.init))
             for d in try testDevices() {
                 for fused in [false, true] {
                     let gradInput = try d.makeBuffer(randomFloats(s.inputCount, seed: 8))  // overwritten, not added to
-                    try d.conv2dBackwardData(s, pooledGradient: try c.gradient(on: d, fusedReLU: fused),
-                                             weight: try d.makeBuffer(c.weight), gradInput: gradInput)
+                    try d.conv2dBackwardData(
+                        s, pooledGradient: try c.gradient(on: d, fusedReLU: fused),
+                        weight: try d.makeBuffer(c.weight), gradInput: gradInput)
                     let diff = maxRelativeToScale(try d.floats(gradInput), expected)
-                    XCTAssertLessThanOrEqual(diff, Self.gradientTolerance, "\(s) fused ReLU \(fused) on \(d.info.summary)")
+                    XCTAssertLessThanOrEqual(
+                        diff, Self.gradientTolerance, "\(s) fused ReLU \(fused) on \(d.info.summary)")
                 }
             }
         }
@@ -138,23 +152,29 @@ final class PooledConvolutionTests: XCTestCase {
         let s = ConvShape(batch: 64, inChannels: 8, outChannels: 16, height: 13, width: 13)
         let c = Case(s, seed: 500)
         let pool = Self.pool(s)
-        func run(_ d: HostDevice) throws -> (pooled: [Float], argmax: [Int32], gradWeight: [Float], gradInput: [Float]) {
+        func run(_ d: HostDevice) throws -> (pooled: [Float], argmax: [Int32], gradWeight: [Float], gradInput: [Float])
+        {
             let pooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
             let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
-            try d.conv2dMaxPool2Forward(s, input: try d.makeBuffer(c.input), weight: try d.makeBuffer(c.weight),
-                                        pooled: pooled, argmax: argmax, relu: true)
+            try d.conv2dMaxPool2Forward(
+                s, input: try d.makeBuffer(c.input), weight: try d.makeBuffer(c.weight),
+                pooled: pooled, argmax: argmax, relu: true)
             let gradient = try c.gradient(on: d, fusedReLU: true)
             let gradWeight = try d.makeBuffer(count: s.weightCount, kind: .float32)
             let gradInput = try d.makeBuffer(count: s.inputCount, kind: .float32)
-            try d.conv2dBackwardWeight(s, input: try d.makeBuffer(c.input), pooledGradient: gradient, gradWeight: gradWeight)
-            try d.conv2dBackwardData(s, pooledGradient: gradient, weight: try d.makeBuffer(c.weight), gradInput: gradInput)
+            try d.conv2dBackwardWeight(
+                s, input: try d.makeBuffer(c.input), pooledGradient: gradient, gradWeight: gradWeight)
+            try d.conv2dBackwardData(
+                s, pooledGradient: gradient, weight: try d.makeBuffer(c.weight), gradInput: gradInput)
             return (try d.floats(pooled), try d.int32s(argmax), try d.floats(gradWeight), try d.floats(gradInput))
         }
         let single = try run(HostDevice(workers: 1))
         for workers in [2, 3] {
             let device = HostDevice(workers: workers)
-            let first = try run(device), second = try run(device)
-            XCTAssertEqual(first.gradWeight, second.gradWeight, "\(workers) workers: weight gradient changed between runs")
+            let first = try run(device)
+            let second = try run(device)
+            XCTAssertEqual(
+                first.gradWeight, second.gradWeight, "\(workers) workers: weight gradient changed between runs")
             XCTAssertEqual(first.pooled, single.pooled, "\(workers) workers: pooled values")
             XCTAssertEqual(first.argmax, single.argmax, "\(workers) workers: argmax")
             XCTAssertEqual(first.gradInput, single.gradInput, "\(workers) workers: data gradient")
@@ -172,26 +192,34 @@ final class PooledConvolutionTests: XCTestCase {
         let d = HostDevice()
         var values = c.pooledGradient
         values[37] = 1
-        let gradient = PooledGradient(pool: Self.pool(s), values: try d.makeBuffer(values), argmax: try d.makeBuffer(argmax))
+        let gradient = PooledGradient(
+            pool: Self.pool(s), values: try d.makeBuffer(values), argmax: try d.makeBuffer(argmax))
         let gradWeight = try d.makeBuffer(count: s.weightCount, kind: .float32)
         let gradInput = try d.makeBuffer(count: s.inputCount, kind: .float32)
-        XCTAssertThrowsError(try d.conv2dBackwardWeight(s, input: try d.makeBuffer(c.input), pooledGradient: gradient,
-                                                        gradWeight: gradWeight)) { error in
+        XCTAssertThrowsError(
+            try d.conv2dBackwardWeight(
+                s, input: try d.makeBuffer(c.input), pooledGradient: gradient,
+                gradWeight: gradWeight)
+        ) { error in
             XCTAssertTrue("\(error)".contains("outside its 2×2 window"), "\(error)")
         }
-        XCTAssertThrowsError(try d.conv2dBackwardData(s, pooledGradient: gradient, weight: try d.makeBuffer(c.weight),
-                                                      gradInput: gradInput))
+        XCTAssertThrowsError(
+            try d.conv2dBackwardData(
+                s, pooledGradient: gradient, weight: try d.makeBuffer(c.weight),
+                gradInput: gradInput))
     }
 
     func testPoolShapeMustMatchTheConvolution() throws {
         let s = ConvShape(batch: 2, inChannels: 1, outChannels: 8, height: 28, width: 28)
         let wrong = PoolShape(batch: 2, channels: 8, height: 24, width: 24)
         for d in try testDevices() {
-            let gradient = PooledGradient(pool: wrong, values: try d.makeBuffer(count: wrong.outputCount, kind: .float32),
-                                          argmax: try d.makeBuffer(count: wrong.outputCount, kind: .int32))
-            XCTAssertThrowsError(try d.conv2dBackwardWeight(
-                s, input: try d.makeBuffer(count: s.inputCount, kind: .float32), pooledGradient: gradient,
-                gradWeight: try d.makeBuffer(count: s.weightCount, kind: .float32)), "\(d.info.summary)")
+            let gradient = PooledGradient(
+                pool: wrong, values: try d.makeBuffer(count: wrong.outputCount, kind: .float32),
+                argmax: try d.makeBuffer(count: wrong.outputCount, kind: .int32))
+            XCTAssertThrowsError(
+                try d.conv2dBackwardWeight(
+                    s, input: try d.makeBuffer(count: s.inputCount, kind: .float32), pooledGradient: gradient,
+                    gradWeight: try d.makeBuffer(count: s.weightCount, kind: .float32)), "\(d.info.summary)")
         }
     }
 }

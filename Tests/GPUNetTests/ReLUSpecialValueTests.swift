@@ -11,7 +11,8 @@ final class ReLUSpecialValueTests: XCTestCase {
         let specials: [Float] = [.nan, -1, 0, 2, -0.0, .infinity, -.infinity, 1e-30, -1e-30]
         let input = (0..<37).map { specials[$0 % specials.count] }
         for device in try testDevices() {
-            let x = try device.makeBuffer(input), y = try device.makeBuffer(count: 37, kind: .float32)
+            let x = try device.makeBuffer(input)
+            let y = try device.makeBuffer(count: 37, kind: .float32)
             try device.reluForward(count: 37, input: x, output: y)
             let out = try device.floats(y)
             for (i, (a, b)) in zip(input, out).enumerated() {

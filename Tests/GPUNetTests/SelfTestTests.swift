@@ -13,14 +13,17 @@ final class SelfTestTests: XCTestCase {
         let forwardOK = SelfTest.error([0.5, -2.00009, 1], reference: reference, rule: .forward)
         XCTAssertEqual(forwardOK, 9e-5, accuracy: 1e-6)
         XCTAssertTrue(SelfTest.passes(forwardOK, .forward))
-        XCTAssertFalse(SelfTest.passes(SelfTest.error([0.5, -2.0002, 1], reference: reference, rule: .forward), .forward))
+        XCTAssertFalse(
+            SelfTest.passes(SelfTest.error([0.5, -2.0002, 1], reference: reference, rule: .forward), .forward))
         // 3e-4 absolute against a largest magnitude of 2: 1.5e-4 of scale, too much;
         // 1.6e-4 absolute is 8e-5 of scale, fine (and would fail the forward rule).
         let gradientBad = SelfTest.error([0.5003, -2, 1], reference: reference, rule: .gradient)
         XCTAssertEqual(gradientBad, 1.5e-4, accuracy: 1e-6)
         XCTAssertFalse(SelfTest.passes(gradientBad, .gradient))
-        XCTAssertTrue(SelfTest.passes(SelfTest.error([0.50016, -2, 1], reference: reference, rule: .gradient), .gradient))
-        XCTAssertFalse(SelfTest.passes(SelfTest.error([0.50016, -2, 1], reference: reference, rule: .forward), .forward))
+        XCTAssertTrue(
+            SelfTest.passes(SelfTest.error([0.50016, -2, 1], reference: reference, rule: .gradient), .gradient))
+        XCTAssertFalse(
+            SelfTest.passes(SelfTest.error([0.50016, -2, 1], reference: reference, rule: .forward), .forward))
         XCTAssertEqual(SelfTest.error([0.5, -2, 1.0000001], reference: reference, rule: .exact), 1)
         XCTAssertTrue(SelfTest.error([.nan, -2, 1], reference: reference, rule: .forward).isNaN)
         XCTAssertFalse(SelfTest.passes(.nan, .forward))
@@ -33,11 +36,16 @@ final class SelfTestTests: XCTestCase {
         for device in try testDevices() {
             let rows = SelfTest(device: device).run()
             for r in rows where !r.passed {
-                XCTFail("\(device.info.selector): \(r.operation) \(r.shape) \(r.output): \(r.maxError) > \(r.limit) \(r.error ?? "")")
+                XCTFail(
+                    "\(device.info.selector): \(r.operation) \(r.shape) \(r.output): \(r.maxError) > \(r.limit) \(r.error ?? "")"
+                )
             }
-            XCTAssertEqual(Set(rows.map(\.operation)), [
-                "gemm", "im2col/col2im", "conv2d", "conv2d+maxpool2+relu (pooled)", "relu", "maxpool2", "linear",
-                "softmax_cross_entropy", "adam", "sgd_momentum", "gather_batch"])
+            XCTAssertEqual(
+                Set(rows.map(\.operation)),
+                [
+                    "gemm", "im2col/col2im", "conv2d", "conv2d+maxpool2+relu (pooled)", "relu", "maxpool2", "linear",
+                    "softmax_cross_entropy", "adam", "sgd_momentum", "gather_batch",
+                ])
             XCTAssertEqual(rows.count, 94, device.info.selector)
         }
     }

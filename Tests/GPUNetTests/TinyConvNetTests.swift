@@ -27,8 +27,10 @@ final class TinyConvNetTests: XCTestCase {
         init(weights: TinyConvNetWeights, images floatImages: [Float], labels: [Int32]) {
             let s = TinyConvNet.Shapes(batch: labels.count)
             let images = floatImages.map(Double.init)
-            let w = (conv1: weights.conv1.map(Double.init), conv2: weights.conv2.map(Double.init),
-                     fcWeight: weights.fcWeight.map(Double.init), fcBias: weights.fcBias.map(Double.init))
+            let w = (
+                conv1: weights.conv1.map(Double.init), conv2: weights.conv2.map(Double.init),
+                fcWeight: weights.fcWeight.map(Double.init), fcBias: weights.fcBias.map(Double.init)
+            )
             conv1 = NaiveReference.conv2dForward(s.conv1, input: images, weight: w.conv1)
             relu1 = NaiveReference.reluForward(conv1)
             let p1 = NaiveReference.maxPool2Forward(s.pool1, input: relu1)
@@ -38,7 +40,8 @@ final class TinyConvNetTests: XCTestCase {
             let p2 = NaiveReference.maxPool2Forward(s.pool2, input: relu2)
             pool2 = p2.output
             logits = NaiveReference.linearForward(s.fc, input: pool2, weight: w.fcWeight, bias: w.fcBias)
-            let loss = NaiveReference.softmaxCrossEntropy(batch: labels.count, classes: 10, logits: logits, labels: labels)
+            let loss = NaiveReference.softmaxCrossEntropy(
+                batch: labels.count, classes: 10, logits: logits, labels: labels)
             perSample = loss.perSample
             let fc = NaiveReference.linearBackward(s.fc, input: pool2, weight: w.fcWeight, gradOutput: loss.gradLogits)
             gradFcWeight = fc.gradWeight
@@ -54,7 +57,8 @@ final class TinyConvNetTests: XCTestCase {
     }
 
     func firstBatch(_ count: Int = 64) throws -> (images: [Float], labels: [Int32]) {
-        let dir = try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST_DIR is not set and ../shared/data/mnist is missing")
+        let dir = try XCTUnwrap(
+            TestEnvironment.mnistDirectory, "MNIST_DIR is not set and ../shared/data/mnist is missing")
         let test = try MNISTLoader.load(kind: .mnist, directory: dir).test
         return (test.normalizedImages(0..<count), (0..<count).map { Int32(test.labels[$0]) })
     }
@@ -113,7 +117,8 @@ final class TinyConvNetTests: XCTestCase {
             XCTAssertLessThan(maxAbsoluteDifference(other.logits, host.logits), Self.forwardTolerance)
             for (name, (a, b)) in zip(TinyConvNet.Parameters.names, zip(other.grads, host.grads)) {
                 let diff = maxRelativeToScale(a, b)
-                XCTAssertLessThan(diff, Self.gradientTolerance, "\(device.info.selector) vs host, ∂loss/∂\(name): \(diff)")
+                XCTAssertLessThan(
+                    diff, Self.gradientTolerance, "\(device.info.selector) vs host, ∂loss/∂\(name): \(diff)")
             }
         }
     }
@@ -128,8 +133,9 @@ final class TinyConvNetTests: XCTestCase {
             XCTAssertGreaterThan(largest, 0.8 * bound, "the draws should fill the range")
             // Uniform on ±b has standard deviation b/√3; the mean of n draws b/√(3n).
             let mean = values.reduce(0.0) { $0 + Double($1) } / Double(values.count)
-            XCTAssertLessThan(abs(mean), 4 * bound / (3 * Double(values.count)).squareRoot(),
-                              "mean within 4 standard errors of 0")
+            XCTAssertLessThan(
+                abs(mean), 4 * bound / (3 * Double(values.count)).squareRoot(),
+                "mean within 4 standard errors of 0")
         }
         XCTAssertEqual(TinyConvNet.initialWeights(seed: 1), w, "the same seed gives the same weights")
         XCTAssertNotEqual(TinyConvNet.initialWeights(seed: 2), w)

@@ -11,7 +11,8 @@ final class TrainingTests: XCTestCase {
 
     func mnist() throws -> (train: Dataset, test: Dataset) {
         if let sets = Self.cached { return sets }
-        let dir = try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST_DIR is not set and ../shared/data/mnist is missing")
+        let dir = try XCTUnwrap(
+            TestEnvironment.mnistDirectory, "MNIST_DIR is not set and ../shared/data/mnist is missing")
         let sets = try MNISTLoader.load(kind: .mnist, directory: dir)
         Self.cached = sets
         return sets
@@ -25,7 +26,8 @@ final class TrainingTests: XCTestCase {
             try t.run(outputDirectory: nil)
             return try t.network.weights()
         }
-        let first = try train(), second = try train()
+        let first = try train()
+        let second = try train()
         XCTAssertEqual(first, second, "two runs with seed 5 must give bit-identical weights")
         XCTAssertNotEqual(first, TinyConvNet.initialWeights(seed: 5), "training must change the weights")
     }
@@ -37,8 +39,9 @@ final class TrainingTests: XCTestCase {
     func testOpenCLStaysWithinToleranceOfHostOverTenSteps() throws {
         let devices = try openCLTestDevices()
         let data = try mnist()
-        let settings = TrainingSettings(epochs: 1, batchSize: 64, learningRate: 0.05, optimizer: .sgd(momentum: 0.9),
-                                        seed: 11, trainLimit: 640, testLimit: 100)
+        let settings = TrainingSettings(
+            epochs: 1, batchSize: 64, learningRate: 0.05, optimizer: .sgd(momentum: 0.9),
+            seed: 11, trainLimit: 640, testLimit: 100)
         func train(_ device: any Device) throws -> TinyConvNetWeights {
             let t = try Trainer(device: device, settings: settings, train: data.train, test: data.test)
             try t.run(outputDirectory: nil)
@@ -87,8 +90,9 @@ final class TrainingTests: XCTestCase {
         let resumed = try Trainer(device: HostDevice(), settings: full, train: data.train, test: data.test)
         XCTAssertEqual(try resumed.resume(from: dir), 1)
         try resumed.run(outputDirectory: dir)
-        XCTAssertEqual(try resumed.network.weights(), try straight.network.weights(),
-                       "resumed weights must be bit-identical to the uninterrupted run's")
+        XCTAssertEqual(
+            try resumed.network.weights(), try straight.network.weights(),
+            "resumed weights must be bit-identical to the uninterrupted run's")
         XCTAssertEqual(resumed.history.map(\.epoch), [1, 2])
         XCTAssertEqual(resumed.history.map(\.loss), straight.history.map(\.loss))
         let saved = try Checkpoint.read(from: dir.appendingPathComponent(Trainer.checkpointFile))
@@ -101,7 +105,8 @@ final class TrainingTests: XCTestCase {
         let dir = try TestEnvironment.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let settings = TrainingSettings(epochs: 1, seed: 9, trainLimit: 64, testLimit: 10)
-        try Trainer(device: HostDevice(), settings: settings, train: data.train, test: data.test).run(outputDirectory: dir)
+        try Trainer(device: HostDevice(), settings: settings, train: data.train, test: data.test).run(
+            outputDirectory: dir)
         var other = settings
         other.seed = 10
         let t = try Trainer(device: HostDevice(), settings: other, train: data.train, test: data.test)
@@ -123,11 +128,12 @@ final class TrainingTests: XCTestCase {
         // A learning rate of 1e38 overflows float32 within a few steps. (A merely
         // large one, say 1e4, tends to switch every ReLU off instead, after
         // which the loss stays finite and nothing diverges.)
-        let diverging = TrainingSettings(epochs: 3, learningRate: 1e38, optimizer: .sgd(momentum: 0.9), seed: 2,
-                                         trainLimit: 6400, testLimit: 10)
+        let diverging = TrainingSettings(
+            epochs: 3, learningRate: 1e38, optimizer: .sgd(momentum: 0.9), seed: 2,
+            trainLimit: 6400, testLimit: 10)
         let t = try Trainer(device: HostDevice(), settings: diverging, train: data.train, test: data.test)
         XCTAssertThrowsError(try t.run(outputDirectory: dir)) { error in
-            guard case let TrainingError.nonFiniteLoss(epoch, step, loss)? = error as? TrainingError else {
+            guard case TrainingError.nonFiniteLoss(let epoch, let step, let loss)? = error as? TrainingError else {
                 return XCTFail("expected nonFiniteLoss, got \(error)")
             }
             XCTAssertEqual(epoch, 1)
@@ -144,7 +150,10 @@ final class TrainingTests: XCTestCase {
         let settings = TrainingSettings(epochs: 1, seed: 2, trainLimit: 640, testLimit: 10)
         let t = try Trainer(device: HostDevice(), settings: settings, train: data.train, test: data.test)
         var calls = 0
-        t.shouldStop = { calls += 1; return calls == 3 }
+        t.shouldStop = {
+            calls += 1
+            return calls == 3
+        }
         XCTAssertThrowsError(try t.run(outputDirectory: nil)) { error in
             XCTAssertEqual(error as? TrainingError, .interrupted(epoch: 1, step: 3, epochsFinished: 0))
         }
@@ -166,7 +175,8 @@ final class TrainingTests: XCTestCase {
                 let settings = TrainingSettings(epochs: 1, seed: 3, trainLimit: 200, testLimit: 100)
                 let t = try Trainer(device: device, settings: settings, train: data.train, test: data.test)
                 try t.run(outputDirectory: nil)
-                XCTAssertGreaterThan(OpenCLDevice.liveObjects.buffers, baseline.buffers + 20, "the run holds its buffers")
+                XCTAssertGreaterThan(
+                    OpenCLDevice.liveObjects.buffers, baseline.buffers + 20, "the run holds its buffers")
             }
             try trainOnce()
             XCTAssertEqual(OpenCLDevice.liveObjects, baseline, "\(info.selector): objects left after teardown")

@@ -2,6 +2,7 @@ import Foundation
 import NetIO
 import TestSupport
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,7 +39,9 @@ final class AtomicWriteTests: XCTestCase {
         let url = dir.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: false)
         try Data([5]).write(to: url.appendingPathComponent("inside"))
-        assertThrows(FileIOError.self, containing: [url.path, "is a folder"]) { try writeAtomically(Data([1]), to: url) }
+        assertThrows(FileIOError.self, containing: [url.path, "is a folder"]) {
+            try writeAtomically(Data([1]), to: url)
+        }
         XCTAssertEqual(try Data(contentsOf: url.appendingPathComponent("inside")), Data([5]))
         XCTAssertEqual(try entries(), ["out"])
     }

@@ -30,8 +30,14 @@ final class MD5Tests: XCTestCase {
             try Data(bytes).write(to: url)
             let expected = String(try runProgram("/usr/bin/md5sum", [url.path]).prefix(32))
             var md5 = MD5()
-            var i = 0, piece = 1
-            while i < length { let j = min(length, i + piece); md5.update(bytes[i..<j]); i = j; piece = piece * 3 % 97 + 1 }
+            var i = 0
+            var piece = 1
+            while i < length {
+                let j = min(length, i + piece)
+                md5.update(bytes[i..<j])
+                i = j
+                piece = piece * 3 % 97 + 1
+            }
             XCTAssertEqual(md5.hexDigest(), expected, "length \(length)")
             XCTAssertEqual(MD5.hex(Data(bytes)), expected, "length \(length), one piece")
         }

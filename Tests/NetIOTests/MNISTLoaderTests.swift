@@ -13,7 +13,8 @@ final class MNISTLoaderTests: XCTestCase {
 
     private func mnist() throws -> (train: Dataset, test: Dataset) {
         if let c = Self.cached { return c }
-        let directory = try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST not found: set MNIST_DIR or provide ../shared/data/mnist")
+        let directory = try XCTUnwrap(
+            TestEnvironment.mnistDirectory, "MNIST not found: set MNIST_DIR or provide ../shared/data/mnist")
         let sets = try MNISTLoader.load(kind: .mnist, directory: directory, download: nil, verifyChecksums: true)
         Self.cached = sets
         return sets
@@ -27,11 +28,13 @@ final class MNISTLoaderTests: XCTestCase {
 
     func testCountsShapesAndFirstLabels() throws {
         let (train, test) = try mnist()
-        XCTAssertEqual(train.count, 60000); XCTAssertEqual(test.count, 10000)
+        XCTAssertEqual(train.count, 60000)
+        XCTAssertEqual(test.count, 10000)
         XCTAssertEqual([train.rows, train.columns, test.rows, test.columns], [28, 28, 28, 28])
         XCTAssertEqual(train.pixels.count, 60000 * 784)
         XCTAssertEqual(Array(train.labels.prefix(10)), [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
-        XCTAssertEqual(train.name, "mnist/train"); XCTAssertEqual(test.name, "mnist/test")
+        XCTAssertEqual(train.name, "mnist/train")
+        XCTAssertEqual(test.name, "mnist/test")
     }
 
     func testClassCounts() throws {
@@ -44,8 +47,13 @@ final class MNISTLoaderTests: XCTestCase {
     /// 0–1 scale, summed in Double: 0.1307 and 0.3081 to 4 decimals.
     func testTrainingPixelMeanAndStandardDeviation() throws {
         let (train, _) = try mnist()
-        var sum = 0.0, sumSquares = 0.0
-        for p in train.pixels { let x = Double(p) / 255; sum += x; sumSquares += x * x }
+        var sum = 0.0
+        var sumSquares = 0.0
+        for p in train.pixels {
+            let x = Double(p) / 255
+            sum += x
+            sumSquares += x * x
+        }
         let n = Double(train.pixels.count)
         let mean = sum / n
         let std = (sumSquares / n - mean * mean).squareRoot()
@@ -88,8 +96,10 @@ final class MNISTLoaderTests: XCTestCase {
     func testFashionMNISTFromTheDebianPackage() throws {
         let directory = DatasetLocator.directory(for: .fashionMNIST, environment: [:])
         XCTAssertEqual(directory.path, "/usr/share/datasets/fashion-mnist")
-        let (train, test) = try MNISTLoader.load(kind: .fashionMNIST, directory: directory, download: nil, verifyChecksums: true)
-        XCTAssertEqual(train.count, 60000); XCTAssertEqual(test.count, 10000)
+        let (train, test) = try MNISTLoader.load(
+            kind: .fashionMNIST, directory: directory, download: nil, verifyChecksums: true)
+        XCTAssertEqual(train.count, 60000)
+        XCTAssertEqual(test.count, 10000)
         XCTAssertEqual(classCounts(train.labels), [Int](repeating: 6000, count: 10))
         XCTAssertEqual(classCounts(test.labels), [Int](repeating: 1000, count: 10))
         XCTAssertEqual(Array(train.labels.prefix(10)), [9, 0, 0, 3, 0, 2, 7, 2, 5, 5])
@@ -102,9 +112,12 @@ final class MNISTLoaderTests: XCTestCase {
         func write(_ name: String, _ data: Data) throws {
             try (gzip ? gzipped(data) : data).write(to: dir.appendingPathComponent(name + (gzip ? ".gz" : "")))
         }
-        try write("train-images-idx3-ubyte", idxBytes(dims: [train, 28, 28], payload: (0..<(train * 784)).map { UInt8($0 % 251) }))
+        try write(
+            "train-images-idx3-ubyte",
+            idxBytes(dims: [train, 28, 28], payload: (0..<(train * 784)).map { UInt8($0 % 251) }))
         try write("train-labels-idx1-ubyte", idxBytes(dims: [train], payload: (0..<train).map { UInt8($0 % 10) }))
-        try write("t10k-images-idx3-ubyte", idxBytes(dims: [test, 28, 28], payload: (0..<(test * 784)).map { UInt8($0 % 7) }))
+        try write(
+            "t10k-images-idx3-ubyte", idxBytes(dims: [test, 28, 28], payload: (0..<(test * 784)).map { UInt8($0 % 7) }))
         try write("t10k-labels-idx1-ubyte", idxBytes(dims: [test], payload: (0..<test).map { UInt8(9 - $0 % 10) }))
     }
 
@@ -112,11 +125,14 @@ final class MNISTLoaderTests: XCTestCase {
         let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-mnist")
         defer { try? FileManager.default.removeItem(at: dir) }
         try writeSyntheticSet(in: dir, train: 5, test: 3, gzip: true)
-        assertThrows(DatasetError.self, containing: ["train-images-idx3-ubyte.gz", "expected 6bbc9ace898e44ae57da46a324031adb"]) {
+        assertThrows(
+            DatasetError.self, containing: ["train-images-idx3-ubyte.gz", "expected 6bbc9ace898e44ae57da46a324031adb"]
+        ) {
             try MNISTLoader.load(kind: .mnist, directory: dir, download: nil, verifyChecksums: true)
         }
         let (train, test) = try MNISTLoader.load(kind: .mnist, directory: dir, download: nil, verifyChecksums: false)
-        XCTAssertEqual(train.count, 5); XCTAssertEqual(test.count, 3)
+        XCTAssertEqual(train.count, 5)
+        XCTAssertEqual(test.count, 3)
         XCTAssertEqual(test.labels, [9, 8, 7])
         XCTAssertEqual(Array(train.pixels.suffix(2)), [UInt8((5 * 784 - 2) % 251), UInt8((5 * 784 - 1) % 251)])
     }
@@ -125,8 +141,10 @@ final class MNISTLoaderTests: XCTestCase {
         let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-mnist")
         defer { try? FileManager.default.removeItem(at: dir) }
         try writeSyntheticSet(in: dir, train: 4, test: 2, gzip: false)
-        let (train, test) = try MNISTLoader.load(kind: .fashionMNIST, directory: dir, download: nil, verifyChecksums: false)
-        XCTAssertEqual(train.labels, [0, 1, 2, 3]); XCTAssertEqual(test.count, 2)
+        let (train, test) = try MNISTLoader.load(
+            kind: .fashionMNIST, directory: dir, download: nil, verifyChecksums: false)
+        XCTAssertEqual(train.labels, [0, 1, 2, 3])
+        XCTAssertEqual(test.count, 2)
         XCTAssertEqual(train.name, "fashion-mnist/train")
     }
 
@@ -135,13 +153,18 @@ final class MNISTLoaderTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         try writeSyntheticSet(in: dir, train: 2, test: 2, gzip: true)
         try FileManager.default.removeItem(at: dir.appendingPathComponent("t10k-labels-idx1-ubyte.gz"))
-        let error = assertThrows(DatasetError.self, containing: [
-            "MNIST files missing in \(dir.path): t10k-labels-idx1-ubyte.gz",
-            "\(dir.path)/t10k-labels-idx1-ubyte.gz", "--data DIR", "MNIST_DIR",
-        ]) { try MNISTLoader.load(kind: .mnist, directory: dir, download: nil) }
+        let error = assertThrows(
+            DatasetError.self,
+            containing: [
+                "MNIST files missing in \(dir.path): t10k-labels-idx1-ubyte.gz",
+                "\(dir.path)/t10k-labels-idx1-ubyte.gz", "--data DIR", "MNIST_DIR",
+            ]
+        ) { try MNISTLoader.load(kind: .mnist, directory: dir, download: nil) }
         XCTAssertFalse(error?.description.contains("train-images") ?? true, "only the missing file is listed")
         // The whole text, so that a doubled ".gz.gz" (which contains ".gz") cannot pass.
-        XCTAssertEqual(error?.description, """
+        XCTAssertEqual(
+            error?.description,
+            """
             MNIST files missing in \(dir.path): t10k-labels-idx1-ubyte.gz.
             Put these files (gzip'd as published, or uncompressed) into \(dir.path):
               \(dir.path)/t10k-labels-idx1-ubyte.gz   (from https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz)
@@ -157,11 +180,19 @@ final class MNISTLoaderTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let mirror = URL(string: "http://127.0.0.1:9/mnist/")!
         let start = Date()
-        let error = assertThrows(DatasetError.self, containing: [
-            "MNIST files missing in \(dir.path)", "Downloading them failed",
-            "http://127.0.0.1:9/mnist/train-images-idx3-ubyte.gz: ", "curl",
-            "\(dir.path)/train-labels-idx1-ubyte.gz", "https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
-        ]) { try MNISTLoader.load(kind: .mnist, directory: dir, download: DatasetDownload(mirrors: [mirror], connectTimeout: 2, totalTimeout: 5)) }
+        let error = assertThrows(
+            DatasetError.self,
+            containing: [
+                "MNIST files missing in \(dir.path)", "Downloading them failed",
+                "http://127.0.0.1:9/mnist/train-images-idx3-ubyte.gz: ", "curl",
+                "\(dir.path)/train-labels-idx1-ubyte.gz",
+                "https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
+            ]
+        ) {
+            try MNISTLoader.load(
+                kind: .mnist, directory: dir,
+                download: DatasetDownload(mirrors: [mirror], connectTimeout: 2, totalTimeout: 5))
+        }
         XCTAssertNotNil(error)
         XCTAssertFalse(error?.description.contains(".gz.gz") ?? true, error?.description ?? "")
         XCTAssertLessThan(Date().timeIntervalSince(start), 10)
@@ -171,7 +202,10 @@ final class MNISTLoaderTests: XCTestCase {
     func testFashionMNISTMessageNamesTheDebianPackage() throws {
         let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-fashion")
         defer { try? FileManager.default.removeItem(at: dir) }
-        assertThrows(DatasetError.self, containing: ["Fashion-MNIST files missing", "dataset-fashion-mnist", "FASHION_MNIST_DIR"]) {
+        assertThrows(
+            DatasetError.self,
+            containing: ["Fashion-MNIST files missing", "dataset-fashion-mnist", "FASHION_MNIST_DIR"]
+        ) {
             try MNISTLoader.load(kind: .fashionMNIST, directory: dir, download: nil)
         }
     }
@@ -181,9 +215,15 @@ final class MNISTLoaderTests: XCTestCase {
         let env = ["MNIST_DIR": "/env/mnist", "XDG_DATA_HOME": "/xdg", "HOME": "/home/u"]
         XCTAssertEqual(DatasetLocator.directory(for: .mnist, explicit: explicit, environment: env).path, "/x/data")
         XCTAssertEqual(DatasetLocator.directory(for: .mnist, environment: env).path, "/env/mnist")
-        XCTAssertEqual(DatasetLocator.directory(for: .mnist, environment: ["MNIST_DIR": "", "XDG_DATA_HOME": "/xdg"]).path, "/xdg/convsvd/mnist")
-        XCTAssertEqual(DatasetLocator.directory(for: .mnist, environment: ["HOME": "/home/u"]).path, "/home/u/.local/share/convsvd/mnist")
-        XCTAssertEqual(DatasetLocator.directory(for: .fashionMNIST, environment: env).path, "/usr/share/datasets/fashion-mnist")
-        XCTAssertEqual(DatasetLocator.directory(for: .fashionMNIST, environment: ["FASHION_MNIST_DIR": "/f"]).path, "/f")
+        XCTAssertEqual(
+            DatasetLocator.directory(for: .mnist, environment: ["MNIST_DIR": "", "XDG_DATA_HOME": "/xdg"]).path,
+            "/xdg/convsvd/mnist")
+        XCTAssertEqual(
+            DatasetLocator.directory(for: .mnist, environment: ["HOME": "/home/u"]).path,
+            "/home/u/.local/share/convsvd/mnist")
+        XCTAssertEqual(
+            DatasetLocator.directory(for: .fashionMNIST, environment: env).path, "/usr/share/datasets/fashion-mnist")
+        XCTAssertEqual(
+            DatasetLocator.directory(for: .fashionMNIST, environment: ["FASHION_MNIST_DIR": "/f"]).path, "/f")
     }
 }

@@ -33,7 +33,9 @@ func runProgram(_ program: String, _ arguments: [String]) throws -> String {
     let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        throw NSError(domain: "run", code: Int(process.terminationStatus), userInfo: [NSLocalizedDescriptionKey: "\(program) \(arguments) failed"])
+        throw NSError(
+            domain: "run", code: Int(process.terminationStatus),
+            userInfo: [NSLocalizedDescriptionKey: "\(program) \(arguments) failed"])
     }
     return text
 }
@@ -41,8 +43,10 @@ func runProgram(_ program: String, _ arguments: [String]) throws -> String {
 /// Asserts that `body` throws an error of type `E` whose description
 /// contains every one of `fragments`; returns the error.
 @discardableResult
-func assertThrows<E: Error, T>(_ errorType: E.Type, containing fragments: [String], file: StaticString = #filePath, line: UInt = #line,
-                               _ body: () throws -> T) -> E? {
+func assertThrows<E: Error, T>(
+    _ errorType: E.Type, containing fragments: [String], file: StaticString = #filePath, line: UInt = #line,
+    _ body: () throws -> T
+) -> E? {
     do {
         _ = try body()
         XCTFail("expected \(E.self), nothing was thrown", file: file, line: line)

@@ -20,7 +20,8 @@ final class SeededRandomTests: XCTestCase {
     }
 
     func testStreamsAreIndependentAndFloatsStayInBounds() {
-        var a = SeededRandom(seed: 1, stream: 1), b = SeededRandom(seed: 1, stream: 2)
+        var a = SeededRandom(seed: 1, stream: 1)
+        var b = SeededRandom(seed: 1, stream: 2)
         XCTAssertNotEqual(a.next(), b.next())
         var g = SeededRandom(seed: 3)
         for _ in 0..<10_000 {

@@ -17,10 +17,14 @@ public enum NaiveReference {
     /// initial C (m×n), read only when β ≠ 0.
     public static func gemm<T: BinaryFloatingPoint>(_ shape: GEMMShape, a: [T], b: [T], c: [T]) -> [Double] {
         let (m, n, k) = (shape.m, shape.n, shape.k)
-        precondition(a.count == m * k && b.count == k * n && c.count == m * n,
-                     "NaiveReference.gemm \(shape): a \(a.count), b \(b.count), c \(c.count) elements")
-        let a = doubles(a), b = doubles(b), c = doubles(c)
-        let alpha = Double(shape.alpha), beta = Double(shape.beta)
+        precondition(
+            a.count == m * k && b.count == k * n && c.count == m * n,
+            "NaiveReference.gemm \(shape): a \(a.count), b \(b.count), c \(c.count) elements")
+        let a = doubles(a)
+        let b = doubles(b)
+        let c = doubles(c)
+        let alpha = Double(shape.alpha)
+        let beta = Double(shape.beta)
         var result = [Double](repeating: 0, count: m * n)
         for row in 0..<m {
             for col in 0..<n {
@@ -68,8 +72,9 @@ public enum NaiveReference {
     /// The adjoint of ``im2col(_:input:)``: each input element is the sum of
     /// the column entries that read it.
     public static func col2im<T: BinaryFloatingPoint>(_ s: ConvShape, columns: [T]) -> [Double] {
-        precondition(columns.count == s.patchSize * s.patchCount,
-                     "NaiveReference.col2im: columns \(columns.count) ≠ \(s.patchSize * s.patchCount)")
+        precondition(
+            columns.count == s.patchSize * s.patchCount,
+            "NaiveReference.col2im: columns \(columns.count) ≠ \(s.patchSize * s.patchCount)")
         let columns = doubles(columns)
         let (oH, oW) = (s.outHeight, s.outWidth)
         var input = [Double](repeating: 0, count: s.inputCount)
@@ -93,9 +98,12 @@ public enum NaiveReference {
 
     /// output[b,o,y,x] = Σ_{c,i,j} weight[o,c,i,j]·input[b,c,y+i,x+j] (direct sum).
     public static func conv2dForward<T: BinaryFloatingPoint>(_ s: ConvShape, input: [T], weight: [T]) -> [Double] {
-        precondition(input.count == s.inputCount && weight.count == s.weightCount,
-                     "NaiveReference.conv2dForward: input \(input.count)/\(s.inputCount), weight \(weight.count)/\(s.weightCount)")
-        let input = doubles(input), weight = doubles(weight)
+        precondition(
+            input.count == s.inputCount && weight.count == s.weightCount,
+            "NaiveReference.conv2dForward: input \(input.count)/\(s.inputCount), weight \(weight.count)/\(s.weightCount)"
+        )
+        let input = doubles(input)
+        let weight = doubles(weight)
         var output = [Double](repeating: 0, count: s.outputCount)
         for b in 0..<s.batch {
             for o in 0..<s.outChannels {
@@ -119,10 +127,15 @@ public enum NaiveReference {
 
     /// gradInput[b,c,y+i,x+j] = Σ over every (o,y,x,i,j) that reads it of
     /// gradOutput[b,o,y,x]·weight[o,c,i,j] (the forward sum, scattered back).
-    public static func conv2dBackwardData<T: BinaryFloatingPoint>(_ s: ConvShape, gradOutput: [T], weight: [T]) -> [Double] {
-        precondition(gradOutput.count == s.outputCount && weight.count == s.weightCount,
-                     "NaiveReference.conv2dBackwardData: gradOutput \(gradOutput.count)/\(s.outputCount), weight \(weight.count)/\(s.weightCount)")
-        let gradOutput = doubles(gradOutput), weight = doubles(weight)
+    public static func conv2dBackwardData<T: BinaryFloatingPoint>(_ s: ConvShape, gradOutput: [T], weight: [T])
+        -> [Double]
+    {
+        precondition(
+            gradOutput.count == s.outputCount && weight.count == s.weightCount,
+            "NaiveReference.conv2dBackwardData: gradOutput \(gradOutput.count)/\(s.outputCount), weight \(weight.count)/\(s.weightCount)"
+        )
+        let gradOutput = doubles(gradOutput)
+        let weight = doubles(weight)
         var gradInput = [Double](repeating: 0, count: s.inputCount)
         for b in 0..<s.batch {
             for o in 0..<s.outChannels {
@@ -132,7 +145,8 @@ public enum NaiveReference {
                         for c in 0..<s.inChannels {
                             for i in 0..<s.kernelHeight {
                                 for j in 0..<s.kernelWidth {
-                                    gradInput[inputIndex(s, b, c, y + i, x + j)] += g * weight[weightIndex(s, o, c, i, j)]
+                                    gradInput[inputIndex(s, b, c, y + i, x + j)] +=
+                                        g * weight[weightIndex(s, o, c, i, j)]
                                 }
                             }
                         }
@@ -144,10 +158,15 @@ public enum NaiveReference {
     }
 
     /// gradWeight[o,c,i,j] = Σ_{b,y,x} gradOutput[b,o,y,x]·input[b,c,y+i,x+j].
-    public static func conv2dBackwardWeight<T: BinaryFloatingPoint>(_ s: ConvShape, input: [T], gradOutput: [T]) -> [Double] {
-        precondition(input.count == s.inputCount && gradOutput.count == s.outputCount,
-                     "NaiveReference.conv2dBackwardWeight: input \(input.count)/\(s.inputCount), gradOutput \(gradOutput.count)/\(s.outputCount)")
-        let input = doubles(input), gradOutput = doubles(gradOutput)
+    public static func conv2dBackwardWeight<T: BinaryFloatingPoint>(_ s: ConvShape, input: [T], gradOutput: [T])
+        -> [Double]
+    {
+        precondition(
+            input.count == s.inputCount && gradOutput.count == s.outputCount,
+            "NaiveReference.conv2dBackwardWeight: input \(input.count)/\(s.inputCount), gradOutput \(gradOutput.count)/\(s.outputCount)"
+        )
+        let input = doubles(input)
+        let gradOutput = doubles(gradOutput)
         var gradWeight = [Double](repeating: 0, count: s.weightCount)
         for o in 0..<s.outChannels {
             for c in 0..<s.inChannels {
@@ -157,7 +176,9 @@ public enum NaiveReference {
                         for b in 0..<s.batch {
                             for y in 0..<s.outHeight {
                                 for x in 0..<s.outWidth {
-                                    sum += gradOutput[outputIndex(s, b, o, y, x)] * input[inputIndex(s, b, c, y + i, x + j)]
+                                    sum +=
+                                        gradOutput[outputIndex(s, b, o, y, x)]
+                                        * input[inputIndex(s, b, c, y + i, x + j)]
                                 }
                             }
                         }
@@ -178,8 +199,10 @@ public enum NaiveReference {
 
     /// gradInput = gradOutput where output > 0, else 0.
     public static func reluBackward<T: BinaryFloatingPoint>(output: [T], gradOutput: [T]) -> [Double] {
-        precondition(output.count == gradOutput.count, "NaiveReference.reluBackward: \(output.count) vs \(gradOutput.count)")
-        let output = doubles(output), gradOutput = doubles(gradOutput)
+        precondition(
+            output.count == gradOutput.count, "NaiveReference.reluBackward: \(output.count) vs \(gradOutput.count)")
+        let output = doubles(output)
+        let gradOutput = doubles(gradOutput)
         return (0..<output.count).map { output[$0] > 0 ? gradOutput[$0] : 0 }
     }
 
@@ -188,8 +211,11 @@ public enum NaiveReference {
     /// 2×2, stride-2 max-pool, floor mode. `argmax` is the flat index y·W + x
     /// of the winner within its (b,c) plane of the input; ties go to the
     /// first in row-major order (a later candidate must be strictly larger).
-    public static func maxPool2Forward<T: BinaryFloatingPoint>(_ s: PoolShape, input: [T]) -> (output: [Double], argmax: [Int32]) {
-        precondition(input.count == s.inputCount, "NaiveReference.maxPool2Forward: input \(input.count) ≠ \(s.inputCount)")
+    public static func maxPool2Forward<T: BinaryFloatingPoint>(_ s: PoolShape, input: [T]) -> (
+        output: [Double], argmax: [Int32]
+    ) {
+        precondition(
+            input.count == s.inputCount, "NaiveReference.maxPool2Forward: input \(input.count) ≠ \(s.inputCount)")
         let input = doubles(input)
         var output = [Double](repeating: 0, count: s.outputCount)
         var argmax = [Int32](repeating: 0, count: s.outputCount)
@@ -219,9 +245,13 @@ public enum NaiveReference {
     }
 
     /// gradInput = gradOutput routed to each output's argmax, zero elsewhere.
-    public static func maxPool2Backward<T: BinaryFloatingPoint>(_ s: PoolShape, gradOutput: [T], argmax: [Int32]) -> [Double] {
-        precondition(gradOutput.count == s.outputCount && argmax.count == s.outputCount,
-                     "NaiveReference.maxPool2Backward: gradOutput \(gradOutput.count), argmax \(argmax.count), want \(s.outputCount)")
+    public static func maxPool2Backward<T: BinaryFloatingPoint>(_ s: PoolShape, gradOutput: [T], argmax: [Int32])
+        -> [Double]
+    {
+        precondition(
+            gradOutput.count == s.outputCount && argmax.count == s.outputCount,
+            "NaiveReference.maxPool2Backward: gradOutput \(gradOutput.count), argmax \(argmax.count), want \(s.outputCount)"
+        )
         let gradOutput = doubles(gradOutput)
         var gradInput = [Double](repeating: 0, count: s.inputCount)
         let planeSize = s.height * s.width
@@ -229,7 +259,9 @@ public enum NaiveReference {
         for plane in 0..<(s.batch * s.channels) {
             for o in 0..<outPlaneSize {
                 let index = Int(argmax[plane * outPlaneSize + o])
-                precondition(index >= 0 && index < planeSize, "NaiveReference.maxPool2Backward: argmax \(index) outside the plane")
+                precondition(
+                    index >= 0 && index < planeSize,
+                    "NaiveReference.maxPool2Backward: argmax \(index) outside the plane")
                 gradInput[plane * planeSize + index] += gradOutput[plane * outPlaneSize + o]
             }
         }
@@ -239,10 +271,15 @@ public enum NaiveReference {
     // MARK: Linear layer
 
     /// output[b,o] = Σ_i input[b,i]·weight[o,i] + bias[o].
-    public static func linearForward<T: BinaryFloatingPoint>(_ s: LinearShape, input: [T], weight: [T], bias: [T]) -> [Double] {
-        precondition(input.count == s.batch * s.inFeatures && weight.count == s.outFeatures * s.inFeatures
-                     && bias.count == s.outFeatures, "NaiveReference.linearForward: sizes do not match \(s)")
-        let input = doubles(input), weight = doubles(weight), bias = doubles(bias)
+    public static func linearForward<T: BinaryFloatingPoint>(_ s: LinearShape, input: [T], weight: [T], bias: [T])
+        -> [Double]
+    {
+        precondition(
+            input.count == s.batch * s.inFeatures && weight.count == s.outFeatures * s.inFeatures
+                && bias.count == s.outFeatures, "NaiveReference.linearForward: sizes do not match \(s)")
+        let input = doubles(input)
+        let weight = doubles(weight)
+        let bias = doubles(bias)
         var output = [Double](repeating: 0, count: s.batch * s.outFeatures)
         for b in 0..<s.batch {
             for o in 0..<s.outFeatures {
@@ -256,11 +293,18 @@ public enum NaiveReference {
 
     /// gradInput[b,i] = Σ_o gradOutput[b,o]·weight[o,i];
     /// gradWeight[o,i] = Σ_b gradOutput[b,o]·input[b,i]; gradBias[o] = Σ_b gradOutput[b,o].
-    public static func linearBackward<T: BinaryFloatingPoint>(_ s: LinearShape, input: [T], weight: [T], gradOutput: [T])
-        -> (gradInput: [Double], gradWeight: [Double], gradBias: [Double]) {
-        precondition(input.count == s.batch * s.inFeatures && weight.count == s.outFeatures * s.inFeatures
-                     && gradOutput.count == s.batch * s.outFeatures, "NaiveReference.linearBackward: sizes do not match \(s)")
-        let input = doubles(input), weight = doubles(weight), gradOutput = doubles(gradOutput)
+    public static func linearBackward<T: BinaryFloatingPoint>(
+        _ s: LinearShape, input: [T], weight: [T], gradOutput: [T]
+    )
+        -> (gradInput: [Double], gradWeight: [Double], gradBias: [Double])
+    {
+        precondition(
+            input.count == s.batch * s.inFeatures && weight.count == s.outFeatures * s.inFeatures
+                && gradOutput.count == s.batch * s.outFeatures, "NaiveReference.linearBackward: sizes do not match \(s)"
+        )
+        let input = doubles(input)
+        let weight = doubles(weight)
+        let gradOutput = doubles(gradOutput)
         var gradInput = [Double](repeating: 0, count: s.batch * s.inFeatures)
         var gradWeight = [Double](repeating: 0, count: s.outFeatures * s.inFeatures)
         var gradBias = [Double](repeating: 0, count: s.outFeatures)
@@ -295,14 +339,20 @@ public enum NaiveReference {
 
     /// loss_b = logsumexp(z_b) − z_b[label_b], computed with the max
     /// subtracted; gradient (softmax(z_b) − onehot(label_b))/batch.
-    public static func softmaxCrossEntropy<T: BinaryFloatingPoint>(batch: Int, classes: Int, logits: [T], labels: [Int32]) -> CrossEntropy {
-        precondition(logits.count == batch * classes && labels.count == batch,
-                     "NaiveReference.softmaxCrossEntropy: logits \(logits.count), labels \(labels.count) for \(batch)×\(classes)")
+    public static func softmaxCrossEntropy<T: BinaryFloatingPoint>(
+        batch: Int, classes: Int, logits: [T], labels: [Int32]
+    ) -> CrossEntropy {
+        precondition(
+            logits.count == batch * classes && labels.count == batch,
+            "NaiveReference.softmaxCrossEntropy: logits \(logits.count), labels \(labels.count) for \(batch)×\(classes)"
+        )
         let logits = doubles(logits)
         var result = CrossEntropy(loss: [], correct: [], gradLogits: [Double](repeating: 0, count: batch * classes))
         for b in 0..<batch {
             let label = Int(labels[b])
-            precondition(label >= 0 && label < classes, "NaiveReference.softmaxCrossEntropy: label \(label) of sample \(b) outside 0..<\(classes)")
+            precondition(
+                label >= 0 && label < classes,
+                "NaiveReference.softmaxCrossEntropy: label \(label) of sample \(b) outside 0..<\(classes)")
             let row = Array(logits[(b * classes)..<((b + 1) * classes)])
             var best = 0
             for k in 1..<classes where row[k] > row[best] { best = k }
@@ -321,12 +371,17 @@ public enum NaiveReference {
     // MARK: Optimisers
 
     /// velocity ← μ·velocity + grad; parameter ← parameter − lr·velocity.
-    public static func sgdMomentumStep<T: BinaryFloatingPoint>(parameter: [T], gradient: [T], velocity: [T],
-                                                                learningRate: Double, momentum: Double)
-        -> (parameter: [Double], velocity: [Double]) {
-        precondition(parameter.count == gradient.count && gradient.count == velocity.count,
-                     "NaiveReference.sgdMomentumStep: counts \(parameter.count), \(gradient.count), \(velocity.count)")
-        var p = doubles(parameter), v = doubles(velocity)
+    public static func sgdMomentumStep<T: BinaryFloatingPoint>(
+        parameter: [T], gradient: [T], velocity: [T],
+        learningRate: Double, momentum: Double
+    )
+        -> (parameter: [Double], velocity: [Double])
+    {
+        precondition(
+            parameter.count == gradient.count && gradient.count == velocity.count,
+            "NaiveReference.sgdMomentumStep: counts \(parameter.count), \(gradient.count), \(velocity.count)")
+        var p = doubles(parameter)
+        var v = doubles(velocity)
         let g = doubles(gradient)
         for i in 0..<p.count {
             v[i] = momentum * v[i] + g[i]
@@ -338,13 +393,21 @@ public enum NaiveReference {
     /// m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²;
     /// parameter ← parameter − lr·(m/c₁)/(√(v/c₂) + ε), with c₁, c₂ from `step`.
     public static func adamStep<T: BinaryFloatingPoint>(parameter: [T], gradient: [T], m: [T], v: [T], step: AdamStep)
-        -> (parameter: [Double], m: [Double], v: [Double]) {
-        precondition(parameter.count == gradient.count && gradient.count == m.count && m.count == v.count,
-                     "NaiveReference.adamStep: counts \(parameter.count), \(gradient.count), \(m.count), \(v.count)")
-        var p = doubles(parameter), m = doubles(m), v = doubles(v)
+        -> (parameter: [Double], m: [Double], v: [Double])
+    {
+        precondition(
+            parameter.count == gradient.count && gradient.count == m.count && m.count == v.count,
+            "NaiveReference.adamStep: counts \(parameter.count), \(gradient.count), \(m.count), \(v.count)")
+        var p = doubles(parameter)
+        var m = doubles(m)
+        var v = doubles(v)
         let g = doubles(gradient)
-        let beta1 = Double(step.beta1), beta2 = Double(step.beta2), lr = Double(step.learningRate)
-        let c1 = Double(step.correction1), c2 = Double(step.correction2), eps = Double(step.epsilon)
+        let beta1 = Double(step.beta1)
+        let beta2 = Double(step.beta2)
+        let lr = Double(step.learningRate)
+        let c1 = Double(step.correction1)
+        let c2 = Double(step.correction2)
+        let eps = Double(step.epsilon)
         for i in 0..<p.count {
             m[i] = beta1 * m[i] + (1 - beta1) * g[i]
             v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]

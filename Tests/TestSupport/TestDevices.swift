@@ -27,7 +27,9 @@ public func openCLTestFamilies() -> [KernelFamily] {
 /// when `CONVSVD_REQUIRE_OPENCL=1`.
 public func openCLTestDevices(file: StaticString = #filePath, line: UInt = #line) throws -> [any Device] {
     try openCLTestDeviceInfos().flatMap { info in
-        try openCLTestFamilies().map { try Devices.make(try DeviceSelector(parsing: info.selector), kernels: .family($0)) }
+        try openCLTestFamilies().map {
+            try Devices.make(try DeviceSelector(parsing: info.selector), kernels: .family($0))
+        }
     }
 }
 
@@ -60,8 +62,10 @@ public struct MissingOpenCLDevice: Error, CustomStringConvertible {
 /// `gradOutput` through the winners, `reluBackward` of `gradRelu`. Returns
 /// the ReLU output, the pooled output, the winners (as floats), the pool's
 /// input gradient and the ReLU's input gradient.
-public func reluPoolChain(on device: any Device, _ s: PoolShape, input: [Float], gradOutput: [Float],
-                          gradRelu: [Float]) throws -> [[Float]] {
+public func reluPoolChain(
+    on device: any Device, _ s: PoolShape, input: [Float], gradOutput: [Float],
+    gradRelu: [Float]
+) throws -> [[Float]] {
     let d = device
     let relu = try d.makeBuffer(count: s.inputCount, kind: .float32)
     let pooled = try d.makeBuffer(count: s.outputCount, kind: .float32)
@@ -72,6 +76,8 @@ public func reluPoolChain(on device: any Device, _ s: PoolShape, input: [Float],
     try d.maxPool2Forward(s, input: relu, output: pooled, argmax: argmax)
     try d.maxPool2Backward(s, gradOutput: try d.makeBuffer(gradOutput), argmax: argmax, gradInput: gradPool)
     try d.reluBackward(count: s.inputCount, output: relu, gradOutput: try d.makeBuffer(gradRelu), gradInput: gradInput)
-    return [try d.floats(relu), try d.floats(pooled), try d.int32s(argmax).map(Float.init),
-            try d.floats(gradPool), try d.floats(gradInput)]
+    return [
+        try d.floats(relu), try d.floats(pooled), try d.int32s(argmax).map(Float.init),
+        try d.floats(gradPool), try d.floats(gradInput),
+    ]
 }

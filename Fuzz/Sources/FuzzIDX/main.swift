@@ -4,6 +4,8 @@ import Foundation
 // top-level code), so libFuzzer's own main is not used: hand control to
 // libFuzzer's driver (LLVMFuzzerRunDriver, LLVM ≥ 12) with the callback.
 
+// swift-format-ignore: AlwaysUseLowerCamelCase
+// The C symbol's own name.
 @_silgen_name("LLVMFuzzerRunDriver")
 func LLVMFuzzerRunDriver(
     _ argc: UnsafeMutablePointer<CInt>,

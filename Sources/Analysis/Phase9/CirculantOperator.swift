@@ -17,7 +17,9 @@ extension ConvolutionOperator {
     /// ω = (ω₁, ω₂) ∈ {0…n−1}², each an out×in complex matrix, row-major,
     /// interleaved (re, im): element (ω₁·n + ω₂) of the result holds
     /// 2·out·in doubles.
-    public static func frequencyMatrices(weight w: Matrix, inChannels: Int, kernel k: Int, inputSide n: Int) -> [[Double]] {
+    public static func frequencyMatrices(weight w: Matrix, inChannels: Int, kernel k: Int, inputSide n: Int)
+        -> [[Double]]
+    {
         precondition(w.columns == inChannels * k * k && n >= k)
         let out = w.rows
         // The phases e^{−2πi·m/n}, m = 0…n−1 (a·ω mod n indexes them exactly).
@@ -51,7 +53,9 @@ extension ConvolutionOperator {
 
 /// The singular values of a complex rows×columns matrix (row-major,
 /// interleaved re, im), descending, from LAPACKE_zgesvd in float64.
-public func complexSingularValues(_ interleaved: [Double], rows m: Int, columns n: Int, context: String) throws -> [Double] {
+public func complexSingularValues(_ interleaved: [Double], rows m: Int, columns n: Int, context: String) throws
+    -> [Double]
+{
     precondition(interleaved.count == 2 * m * n && m > 0 && n > 0)
     var a = interleaved
     let r = min(m, n)
@@ -61,9 +65,10 @@ public func complexSingularValues(_ interleaved: [Double], rows m: Int, columns 
     // Row-major m×n is column-major n×m, the transpose: same singular values, no copy.
     let info = a.withUnsafeMutableBufferPointer { pa in
         dummy.withUnsafeMutableBufferPointer { pd in
-            LAPACKE_zgesvd(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), Int32(n), Int32(m),
-                           OpaquePointer(pa.baseAddress!), Int32(n), &s,
-                           OpaquePointer(pd.baseAddress!), 1, OpaquePointer(pd.baseAddress!), 1, &superb)
+            LAPACKE_zgesvd(
+                LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), Int32(n), Int32(m),
+                OpaquePointer(pa.baseAddress!), Int32(n), &s,
+                OpaquePointer(pd.baseAddress!), 1, OpaquePointer(pd.baseAddress!), 1, &superb)
         }
     }
     if info != 0 { throw LAPACKError(routine: "LAPACKE_zgesvd", info: Int(info), context: context) }
@@ -77,11 +82,14 @@ public func complexSingularValues(_ interleaved: [Double], rows m: Int, columns 
 public func singularValuesOnly(_ a: Matrix, context: String) throws -> [Double] {
     precondition(a.rows > 0 && a.columns > 0)
     var work = a.values
-    let m = a.columns, n = a.rows   // column-major view: Aᵀ
+    let m = a.columns
+    let n = a.rows  // column-major view: Aᵀ
     var s = [Double](repeating: 0, count: min(m, n))
-    var noU = [Double](repeating: 0, count: 1), noVt = [Double](repeating: 0, count: 1)
-    let info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), Int32(m), Int32(n), &work, Int32(m),
-                              &s, &noU, 1, &noVt, 1)
+    var noU = [Double](repeating: 0, count: 1)
+    var noVt = [Double](repeating: 0, count: 1)
+    let info = LAPACKE_dgesdd(
+        LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), Int32(m), Int32(n), &work, Int32(m),
+        &s, &noU, 1, &noVt, 1)
     if info != 0 { throw LAPACKError(routine: "LAPACKE_dgesdd", info: Int(info), context: context) }
     return s
 }
@@ -97,11 +105,17 @@ public func fantasticFourReshapes(weight w: Matrix, inChannels: Int, kernel k: I
     var r1 = Matrix(rows: out * k, columns: inChannels * k)
     var r2 = Matrix(rows: out * k, columns: inChannels * k)
     var r4 = Matrix(rows: out * k * k, columns: inChannels)
-    for o in 0..<out { for c in 0..<inChannels { for a in 0..<k { for b in 0..<k {
-        let v = entry(o, c, a, b)
-        r1[o * k + a, c * k + b] = v
-        r2[o * k + b, c * k + a] = v
-        r4[(o * k + a) * k + b, c] = v
-    } } } }
+    for o in 0..<out {
+        for c in 0..<inChannels {
+            for a in 0..<k {
+                for b in 0..<k {
+                    let v = entry(o, c, a, b)
+                    r1[o * k + a, c * k + b] = v
+                    r2[o * k + b, c * k + a] = v
+                    r4[(o * k + a) * k + b, c] = v
+                }
+            }
+        }
+    }
     return [r1, r2, w, r4]
 }

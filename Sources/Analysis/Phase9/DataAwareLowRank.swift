@@ -16,8 +16,9 @@ public struct SymmetricEigenDecomposition: Sendable {
         let n = a.rows
         var work = a.values
         var w = [Double](repeating: 0, count: n)
-        let info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
-                                  Int32(n), &work, Int32(n), &w)
+        let info = LAPACKE_dsyevd(
+            LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
+            Int32(n), &work, Int32(n), &w)
         if info != 0 { throw LAPACKError(routine: "LAPACKE_dsyevd", info: Int(info), context: context) }
         // Ascending from LAPACK; reverse the columns.
         var q = Matrix(rows: n, columns: n)
@@ -28,7 +29,8 @@ public struct SymmetricEigenDecomposition: Sendable {
             let sign: Double = work[best * n + src] < 0 ? -1 : 1
             for i in 0..<n { q[i, j] = sign * work[i * n + src] }
         }
-        values = w.reversed(); vectors = q
+        values = w.reversed()
+        vectors = q
     }
 
     /// A^{1/2} = Q·diag(√max(λ, 0))·Qᵀ (a second moment is positive
@@ -51,7 +53,9 @@ public struct DataAwareProjection: Sendable {
     public init(weight w: Matrix, secondMoment c: Matrix, layer: String) throws {
         precondition(c.rows == w.columns && c.columns == w.columns)
         let e = try SymmetricEigenDecomposition(w * c * w.transposed, context: "\(layer) W·C·Wᵀ")
-        basis = e.vectors; eigenvalues = e.values; weight = w
+        basis = e.vectors
+        eigenvalues = e.values
+        weight = w
     }
 
     /// Ŵ_k = U_kU_kᵀW (k = 0: zero).
@@ -65,15 +69,18 @@ public struct DataAwareProjection: Sendable {
     /// accuracy sweeps run: its "coordinates" are UᵀWp and truncating it
     /// after k terms is Ŵ_k.
     var factorization: SingularValueDecomposition {
-        SingularValueDecomposition(u: basis, singularValues: [Double](repeating: 1, count: basis.columns),
-                                   vt: basis.transposed * weight)
+        SingularValueDecomposition(
+            u: basis, singularValues: [Double](repeating: 1, count: basis.columns),
+            vt: basis.transposed * weight)
     }
 }
 
 extension SingularValueDecomposition {
     /// A factorisation U·diag(σ)·Vᵀ given directly (no decomposition).
     init(u: Matrix, singularValues: [Double], vt: Matrix) {
-        self.u = u; self.singularValues = singularValues; self.vt = vt
+        self.u = u
+        self.singularValues = singularValues
+        self.vt = vt
     }
 }
 
@@ -131,15 +138,20 @@ public struct DataAwareLayer: Codable, Sendable, Equatable {
     /// WWᵀ against dgesdd of W).
     public var checks: [Check] {
         [
-            Check(id: "\(layer).data-aware.error-identity",
-                  description: "\(layer) max_k |mean‖(W−Ŵ_k)p‖² over \(patchCount) patches − Σ_{i>k}σᵢ²(WC^{1/2})| / E‖Wp‖²",
-                  value: errorIdentityDiscrepancy, relation: .lessThan, limit: 1e-10, kind: .independent),
-            Check(id: "\(layer).data-aware.identity-reduces-to-truncation",
-                  description: "\(layer) max_k ‖Ŵ_k(C = I) − W_k‖_F / ‖W‖_F",
-                  value: identityReductionError, relation: .lessThan, limit: 1e-10, kind: .independent),
-            Check(id: "\(layer).data-aware.beats-truncation",
-                  description: "\(layer) max_k (data-aware − plain W_k error on the patches) / E‖Wp‖² (≤ 0: none beats it)",
-                  value: truncationExcess, relation: .lessThan, limit: 1e-10, kind: .independent),
+            Check(
+                id: "\(layer).data-aware.error-identity",
+                description:
+                    "\(layer) max_k |mean‖(W−Ŵ_k)p‖² over \(patchCount) patches − Σ_{i>k}σᵢ²(WC^{1/2})| / E‖Wp‖²",
+                value: errorIdentityDiscrepancy, relation: .lessThan, limit: 1e-10, kind: .independent),
+            Check(
+                id: "\(layer).data-aware.identity-reduces-to-truncation",
+                description: "\(layer) max_k ‖Ŵ_k(C = I) − W_k‖_F / ‖W‖_F",
+                value: identityReductionError, relation: .lessThan, limit: 1e-10, kind: .independent),
+            Check(
+                id: "\(layer).data-aware.beats-truncation",
+                description:
+                    "\(layer) max_k (data-aware − plain W_k error on the patches) / E‖Wp‖² (≤ 0: none beats it)",
+                value: truncationExcess, relation: .lessThan, limit: 1e-10, kind: .independent),
         ]
     }
 
@@ -153,18 +165,23 @@ public struct DataAwareLayer: Codable, Sendable, Equatable {
     ///     a test passes a perturbed one to see the check fail).
     ///
     /// Public so that a test can hand it perturbed statistics and see the checks fail.
-    public static func compute(layer: String, patchSource: String, patchCount: Int, weight w: Matrix,
-                               svd: SingularValueDecomposition, secondMoment c: Matrix,
-                               dataEnergies: [Double], plainEnergies: [Double], identity: Matrix) throws -> DataAwareLayer {
+    public static func compute(
+        layer: String, patchSource: String, patchCount: Int, weight w: Matrix,
+        svd: SingularValueDecomposition, secondMoment c: Matrix,
+        dataEnergies: [Double], plainEnergies: [Double], identity: Matrix
+    ) throws -> DataAwareLayer {
         let r = svd.rank
-        precondition(w.rows == r && dataEnergies.count == r && plainEnergies.count == r,
-                     "data-aware low rank needs out ≤ in·k·k (U square)")
+        precondition(
+            w.rows == r && dataEnergies.count == r && plainEnergies.count == r,
+            "data-aware low rank needs out ≤ in·k·k (U square)")
         let cEigen = try SymmetricEigenDecomposition(c, context: "\(layer) C = E[ppᵀ]")
-        let weighted = try SingularValueDecomposition(w * cEigen.squareRoot, context: "\(layer) W·C^{1/2}").singularValues
+        let weighted = try SingularValueDecomposition(w * cEigen.squareRoot, context: "\(layer) W·C^{1/2}")
+            .singularValues
         let total = dataEnergies.reduce(0, +)
         func tail(_ e: [Double], _ k: Int) -> Double { e[k...].reduce(0, +) }
         var rows = [DataAwareRow]()
-        var discrepancy = 0.0, excess = -Double.infinity
+        var discrepancy = 0.0
+        var excess = -Double.infinity
         for k in 0...r {
             let predicted = weighted[min(k, weighted.count)...].reduce(0) { $0 + $1 * $1 }
             let measured = k == r ? 0 : tail(dataEnergies, k)
@@ -172,21 +189,25 @@ public struct DataAwareLayer: Codable, Sendable, Equatable {
             discrepancy = worstDifference(discrepancy, measured / total, predicted / total)
             excess = largestPropagatingNaN(excess, (measured - plain) / total)
             if k > 0 {
-                rows.append(DataAwareRow(rank: k, predictedError: predicted, measuredError: measured, plainMeasuredError: plain,
-                                         relativeError: measured / total, plainRelativeError: plain / total,
-                                         testAccuracy: nil, plainTestAccuracy: nil))
+                rows.append(
+                    DataAwareRow(
+                        rank: k, predictedError: predicted, measuredError: measured, plainMeasuredError: plain,
+                        relativeError: measured / total, plainRelativeError: plain / total,
+                        testAccuracy: nil, plainTestAccuracy: nil))
             }
         }
         let plainProjection = try DataAwareProjection(weight: w, secondMoment: identity, layer: layer)
         let norm = w.frobeniusNorm
         var reduction = 0.0
         for k in 1...r {
-            reduction = worstDifference(reduction, (plainProjection.projected(rank: k) - svd.truncated(rank: k)).frobeniusNorm / norm, 0)
+            reduction = worstDifference(
+                reduction, (plainProjection.projected(rank: k) - svd.truncated(rank: k)).frobeniusNorm / norm, 0)
         }
-        return DataAwareLayer(layer: layer, patchSource: patchSource, patchCount: patchCount,
-                              secondMomentEigenvalues: cEigen.values, weightedSingularValues: weighted,
-                              meanOutputEnergy: total, rows: rows, errorIdentityDiscrepancy: discrepancy,
-                              identityReductionError: reduction, truncationExcess: excess)
+        return DataAwareLayer(
+            layer: layer, patchSource: patchSource, patchCount: patchCount,
+            secondMomentEigenvalues: cEigen.values, weightedSingularValues: weighted,
+            meanOutputEnergy: total, rows: rows, errorIdentityDiscrepancy: discrepancy,
+            identityReductionError: reduction, truncationExcess: excess)
     }
 }
 
@@ -232,12 +253,18 @@ struct PatchMoments {
         for i in conv2.indices { conv2[i] += o.conv2[i] }
         for i in outputs1.indices { outputs1[i] += o.outputs1[i] }
         for i in outputs2.indices { outputs2[i] += o.outputs2[i] }
-        conv1Patches += o.conv1Patches; conv2Patches += o.conv2Patches
+        conv1Patches += o.conv1Patches
+        conv2Patches += o.conv2Patches
     }
 
     static func mean(_ s: [Double], _ d: Int, _ n: Int) -> Matrix {
         var m = Matrix(rows: d, columns: d)
-        for i in 0..<d { for j in i..<d { m[i, j] = s[i * d + j] / Double(n); m[j, i] = m[i, j] } }
+        for i in 0..<d {
+            for j in i..<d {
+                m[i, j] = s[i * d + j] / Double(n)
+                m[j, i] = m[i, j]
+            }
+        }
         return m
     }
 
@@ -279,16 +306,21 @@ enum TrainingPatchPasses {
             syrk(cols2, rows: g.conv2PatchSize, count: n2, into: &m.conv2)
             let (a2, _) = cols2.withUnsafeBufferPointer { ConvLayerMap.direct(w2).apply($0.baseAddress!, count: n2) }
             syrk(a2, rows: g.conv2Channels, count: n2, into: &m.outputs2)
-            m.conv1Patches = n1; m.conv2Patches = n2
+            m.conv1Patches = n1
+            m.conv2Patches = n2
             return m
-        } merge: { total.merge($0) }
+        } merge: {
+            total.merge($0)
+        }
         return total
     }
 
     /// Runs `body(images, count, index of the first image)` over pieces of ``TestSetPass/pieceSize`` images on
     /// `options.threads` threads, batch after batch, merging in order.
-    static func forEachPiece<T>(_ set: Dataset, options: AnalysisOptions,
-                                _ body: (UnsafeBufferPointer<Float>, Int, Int) -> T, merge: (T) -> Void) {
+    static func forEachPiece<T>(
+        _ set: Dataset, options: AnalysisOptions,
+        _ body: (UnsafeBufferPointer<Float>, Int, Int) -> T, merge: (T) -> Void
+    ) {
         let side = TinyConvNetGeometry.imageSide
         let piece = TestSetPass.pieceSize
         var start = 0
@@ -299,8 +331,11 @@ enum TrainingPatchPasses {
             let pieces = (b + piece - 1) / piece
             let results = images.withUnsafeBufferPointer { img in
                 parallelMap(pieces, threads: options.threads) { p in
-                    let lo = p * piece, hi = min(lo + piece, b)
-                    return body(UnsafeBufferPointer(rebasing: img[(lo * side * side)..<(hi * side * side)]), hi - lo, start + lo)
+                    let lo = p * piece
+                    let hi = min(lo + piece, b)
+                    return body(
+                        UnsafeBufferPointer(rebasing: img[(lo * side * side)..<(hi * side * side)]), hi - lo, start + lo
+                    )
                 }
             }
             for r in results { merge(r) }
@@ -312,8 +347,9 @@ enum TrainingPatchPasses {
     static func syrk(_ cols: [Double], rows d: Int, count n: Int, into c: inout [Double]) {
         cols.withUnsafeBufferPointer { pa in
             c.withUnsafeMutableBufferPointer { pc in
-                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(d), Int32(n), 1.0, pa.baseAddress!, Int32(n),
-                            1.0, pc.baseAddress!, Int32(d))
+                cblas_dsyrk(
+                    CblasRowMajor, CblasUpper, CblasNoTrans, Int32(d), Int32(n), 1.0, pa.baseAddress!, Int32(n),
+                    1.0, pc.baseAddress!, Int32(d))
             }
         }
     }
@@ -331,7 +367,8 @@ struct RankCurves {
     var both: [Int]
 
     init(r1: Int, r2: Int) {
-        conv1Alone = [Int](repeating: 0, count: r1); conv2Alone = [Int](repeating: 0, count: r2)
+        conv1Alone = [Int](repeating: 0, count: r1)
+        conv2Alone = [Int](repeating: 0, count: r2)
         both = [Int](repeating: 0, count: min(r1, r2))
     }
 
@@ -348,10 +385,13 @@ struct RankCurves {
         return total
     }
 
-    static func counts(_ net: AnalyticalNet, fc: DenseLayer, _ images: UnsafeBufferPointer<Float>, count b: Int,
-                       labels: [UInt8]) -> RankCurves {
+    static func counts(
+        _ net: AnalyticalNet, fc: DenseLayer, _ images: UnsafeBufferPointer<Float>, count b: Int,
+        labels: [UInt8]
+    ) -> RankCurves {
         let g = TinyConvNetGeometry.self
-        let r1 = net.conv1.rank, r2 = net.conv2.rank
+        let r1 = net.conv1.rank
+        let r2 = net.conv2.rank
         var result = RankCurves(r1: r1, r2: r2)
         let n1 = b * g.conv1OutputSide * g.conv1OutputSide
         let n2 = b * g.conv2OutputSide * g.conv2OutputSide

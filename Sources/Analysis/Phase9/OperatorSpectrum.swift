@@ -14,7 +14,9 @@ public struct InequalityLink: Codable, Sendable, Equatable {
     public var relativeExcess: Double
 
     init(_ claim: String, lower: Double, upper: Double) {
-        self.claim = claim; self.lower = lower; self.upper = upper
+        self.claim = claim
+        self.lower = lower
+        self.upper = upper
         slack = upper - lower
         relativeExcess = (lower - upper) / upper
     }
@@ -115,9 +117,15 @@ public struct OperatorSpectrum: Codable, Sendable, Equatable {
         /// n, the input side.
         public var inputSide: Int
 
-        public init(name: String, weight: Matrix, weightSingularValues: [Double], inChannels: Int, kernel: Int, inputSide: Int) {
-            self.name = name; self.weight = weight; self.weightSingularValues = weightSingularValues
-            self.inChannels = inChannels; self.kernel = kernel; self.inputSide = inputSide
+        public init(
+            name: String, weight: Matrix, weightSingularValues: [Double], inChannels: Int, kernel: Int, inputSide: Int
+        ) {
+            self.name = name
+            self.weight = weight
+            self.weightSingularValues = weightSingularValues
+            self.inChannels = inChannels
+            self.kernel = kernel
+            self.inputSide = inputSide
         }
     }
 
@@ -126,19 +134,37 @@ public struct OperatorSpectrum: Codable, Sendable, Equatable {
     /// matrix–vector work, which OpenBLAS threads poorly) run side by side on
     /// `threads` threads, each with single-threaded BLAS, largest first.
     public static func computeAll(_ layers: [Layer], threads: Int) throws -> [OperatorSpectrum] {
-        struct Job { let layer: Int; let circulant: Bool; let flops: Double }
+        struct Job {
+            let layer: Int
+            let circulant: Bool
+            let flops: Double
+        }
         let jobs = layers.indices.flatMap { i -> [Job] in
-            let l = layers[i], n = l.inputSide, o = n - l.kernel + 1
-            func cost(_ rows: Int) -> Double { let c = Double(l.inChannels * n * n); return Double(rows) * c * c }
-            return [Job(layer: i, circulant: true, flops: cost(l.weight.rows * n * n)),
-                    Job(layer: i, circulant: false, flops: cost(l.weight.rows * o * o))]
+            let l = layers[i]
+            let n = l.inputSide
+            let o = n - l.kernel + 1
+            func cost(_ rows: Int) -> Double {
+                let c = Double(l.inChannels * n * n)
+                return Double(rows) * c * c
+            }
+            return [
+                Job(layer: i, circulant: true, flops: cost(l.weight.rows * n * n)),
+                Job(layer: i, circulant: false, flops: cost(l.weight.rows * o * o)),
+            ]
         }.sorted { $0.flops > $1.flops }
         let results = parallelMap(jobs.count, threads: threads) { j -> Result<[Double], Error> in
-            let job = jobs[j], l = layers[job.layer]
-            let a = job.circulant
-                ? ConvolutionOperator.circulantMatrix(weight: l.weight, inChannels: l.inChannels, kernel: l.kernel, inputSide: l.inputSide)
-                : ConvolutionOperator.matrix(weight: l.weight, inChannels: l.inChannels, kernel: l.kernel, inputSide: l.inputSide)
-            return Result { try singularValuesOnly(a, context: "\(l.name) \(job.circulant ? "A_circ" : "A_valid") (\(a.rows)×\(a.columns))") }
+            let job = jobs[j]
+            let l = layers[job.layer]
+            let a =
+                job.circulant
+                ? ConvolutionOperator.circulantMatrix(
+                    weight: l.weight, inChannels: l.inChannels, kernel: l.kernel, inputSide: l.inputSide)
+                : ConvolutionOperator.matrix(
+                    weight: l.weight, inChannels: l.inChannels, kernel: l.kernel, inputSide: l.inputSide)
+            return Result {
+                try singularValuesOnly(
+                    a, context: "\(l.name) \(job.circulant ? "A_circ" : "A_valid") (\(a.rows)×\(a.columns))")
+            }
         }
         return try layers.indices.map { i in
             let l = layers[i]
@@ -149,16 +175,24 @@ public struct OperatorSpectrum: Codable, Sendable, Equatable {
                 layer: l.name, weight: l.weight, weightSingularValues: l.weightSingularValues, inChannels: l.inChannels,
                 kernel: l.kernel, inputSide: l.inputSide, validSingularValues: try sigma(circulant: false),
                 circulantDenseSingularValues: try sigma(circulant: true),
-                frequencyMatrices: ConvolutionOperator.frequencyMatrices(weight: l.weight, inChannels: l.inChannels,
-                                                                         kernel: l.kernel, inputSide: l.inputSide))
+                frequencyMatrices: ConvolutionOperator.frequencyMatrices(
+                    weight: l.weight, inChannels: l.inChannels,
+                    kernel: l.kernel, inputSide: l.inputSide))
         }
     }
 
     /// One layer, on the calling thread (``computeAll(_:threads:)`` with one layer and one thread).
-    public static func compute(layer: String, weight w: Matrix, weightSingularValues sigmaW: [Double],
-                               inChannels: Int, kernel k: Int, inputSide n: Int) throws -> OperatorSpectrum {
-        try computeAll([Layer(name: layer, weight: w, weightSingularValues: sigmaW, inChannels: inChannels, kernel: k, inputSide: n)],
-                       threads: 1)[0]
+    public static func compute(
+        layer: String, weight w: Matrix, weightSingularValues sigmaW: [Double],
+        inChannels: Int, kernel k: Int, inputSide n: Int
+    ) throws -> OperatorSpectrum {
+        try computeAll(
+            [
+                Layer(
+                    name: layer, weight: w, weightSingularValues: sigmaW, inChannels: inChannels, kernel: k,
+                    inputSide: n)
+            ],
+            threads: 1)[0]
     }
 
     /// This layer's checks, in the results table's order (all kind
@@ -167,31 +201,48 @@ public struct OperatorSpectrum: Codable, Sendable, Equatable {
     public var checks: [Check] {
         let l = layer
         var c = [
-            Check(id: "\(l).operator.circulant-dft-vs-dense",
-                  description: "\(l) max_i |σᵢ(A_circ) via K̂(ω) − σᵢ(dense A_circ)| / σ₁ (\(circulantShape[0])×\(circulantShape[1]))",
-                  value: circulantDFTVersusDenseError, relation: .lessThan, limit: 1e-10, kind: .independent),
-            Check(id: "\(l).operator.circulant-norm-vs-frequency",
-                  description: "\(l) |‖A_circ‖₂ − max_ω σ₁(K̂(ω))| / ‖A_circ‖₂",
-                  value: circulantNormVersusFrequencyError, relation: .lessThan, limit: 1e-10, kind: .independent),
+            Check(
+                id: "\(l).operator.circulant-dft-vs-dense",
+                description:
+                    "\(l) max_i |σᵢ(A_circ) via K̂(ω) − σᵢ(dense A_circ)| / σ₁ (\(circulantShape[0])×\(circulantShape[1]))",
+                value: circulantDFTVersusDenseError, relation: .lessThan, limit: 1e-10, kind: .independent),
+            Check(
+                id: "\(l).operator.circulant-norm-vs-frequency",
+                description: "\(l) |‖A_circ‖₂ − max_ω σ₁(K̂(ω))| / ‖A_circ‖₂",
+                value: circulantNormVersusFrequencyError, relation: .lessThan, limit: 1e-10, kind: .independent),
         ]
         let ids = ["weight-le-valid", "valid-le-circulant", "frequency-le-kernel-bound"]
         for (id, link) in zip(ids, chain) {
-            c.append(Check(id: "\(l).operator.\(id)",
-                           description: "\(l) \(link.claim): (lhs − rhs)/rhs, negative = slack \(String(format: "%.3g", link.slack))",
-                           value: link.relativeExcess, relation: .lessThan, limit: 1e-11, kind: .independent))
+            c.append(
+                Check(
+                    id: "\(l).operator.\(id)",
+                    description:
+                        "\(l) \(link.claim): (lhs − rhs)/rhs, negative = slack \(String(format: "%.3g", link.slack))",
+                    value: link.relativeExcess, relation: .lessThan, limit: 1e-11, kind: .independent))
         }
-        c.append(Check(id: "\(l).operator.valid-circulant-interlacing",
-                       description: "\(l) max_i (σᵢ(A_valid) − σᵢ(A_circ))/σ₁, all \(validSingularValues.count) i (least slack \(String(format: "%.3g", validCirculantInterlacingMinimumSlack)))",
-                       value: validCirculantInterlacingExcess, relation: .lessThan, limit: 1e-11, kind: .independent))
-        c.append(Check(id: "\(l).operator.weight-valid-interlacing",
-                       description: "\(l) max_{i≤\(outChannels)} (σᵢ(W) − σᵢ(A_valid))/σ₁(W)",
-                       value: weightValidInterlacingExcess, relation: .lessThan, limit: 1e-11, kind: .independent))
-        c.append(Check(id: "\(l).operator.frequency-parseval",
-                       description: "\(l) |Σ_ω ‖K̂(ω)‖²_F − n²‖W‖²_F| / n²‖W‖²_F, n = \(inputSide)",
-                       value: frequencyParsevalRelativeDifference, relation: .lessThan, limit: 1e-12, kind: .consistency))
-        c.append(Check(id: "\(l).operator.fantastic-four-bound",
-                       description: "\(l) ‖A_circ‖₂ ≤ √(hw)·min‖Rᵢ‖₂ (Singla & Feizi): (‖A_circ‖₂ − bound)/bound, ratio bound/‖A_circ‖₂ = \(String(format: "%.3f", fantasticFourRatio))",
-                       value: (circulantDenseSpectralNorm - fantasticFourBound) / fantasticFourBound, relation: .lessThan, limit: 1e-11, kind: .independent))
+        c.append(
+            Check(
+                id: "\(l).operator.valid-circulant-interlacing",
+                description:
+                    "\(l) max_i (σᵢ(A_valid) − σᵢ(A_circ))/σ₁, all \(validSingularValues.count) i (least slack \(String(format: "%.3g", validCirculantInterlacingMinimumSlack)))",
+                value: validCirculantInterlacingExcess, relation: .lessThan, limit: 1e-11, kind: .independent))
+        c.append(
+            Check(
+                id: "\(l).operator.weight-valid-interlacing",
+                description: "\(l) max_{i≤\(outChannels)} (σᵢ(W) − σᵢ(A_valid))/σ₁(W)",
+                value: weightValidInterlacingExcess, relation: .lessThan, limit: 1e-11, kind: .independent))
+        c.append(
+            Check(
+                id: "\(l).operator.frequency-parseval",
+                description: "\(l) |Σ_ω ‖K̂(ω)‖²_F − n²‖W‖²_F| / n²‖W‖²_F, n = \(inputSide)",
+                value: frequencyParsevalRelativeDifference, relation: .lessThan, limit: 1e-12, kind: .consistency))
+        c.append(
+            Check(
+                id: "\(l).operator.fantastic-four-bound",
+                description:
+                    "\(l) ‖A_circ‖₂ ≤ √(hw)·min‖Rᵢ‖₂ (Singla & Feizi): (‖A_circ‖₂ − bound)/bound, ratio bound/‖A_circ‖₂ = \(String(format: "%.3f", fantasticFourRatio))",
+                value: (circulantDenseSpectralNorm - fantasticFourBound) / fantasticFourBound, relation: .lessThan,
+                limit: 1e-11, kind: .independent))
         return c
     }
 }
@@ -202,9 +253,11 @@ extension OperatorSpectrum {
     /// (``ConvolutionOperator/frequencyMatrices(weight:inChannels:kernel:inputSide:)``,
     /// decomposed here with zgesvd). Public so that a test can hand it a
     /// perturbed input and see the checks fail.
-    public init(layer: String, weight w: Matrix, weightSingularValues sigmaW: [Double], inChannels: Int, kernel k: Int,
-                inputSide n: Int, validSingularValues validSigma: [Double], circulantDenseSingularValues denseSigma: [Double],
-                frequencyMatrices frequencies: [[Double]]) throws {
+    public init(
+        layer: String, weight w: Matrix, weightSingularValues sigmaW: [Double], inChannels: Int, kernel k: Int,
+        inputSide n: Int, validSingularValues validSigma: [Double], circulantDenseSingularValues denseSigma: [Double],
+        frequencyMatrices frequencies: [[Double]]
+    ) throws {
         precondition(frequencies.count == n * n)
         // A_valid has fewer rows than A_circ; where it has fewer rows than
         // columns its remaining singular values (as a map on R^{in·n²}) are 0.
@@ -213,26 +266,34 @@ extension OperatorSpectrum {
         var maxPerFrequency = 0.0
         var frequencyFrobenius = 0.0
         for (index, m) in frequencies.enumerated() {
-            let s = try complexSingularValues(m, rows: w.rows, columns: inChannels,
-                                              context: "\(layer) K̂(ω) at ω = (\(index / n), \(index % n))")
+            let s = try complexSingularValues(
+                m, rows: w.rows, columns: inChannels,
+                context: "\(layer) K̂(ω) at ω = (\(index / n), \(index % n))")
             dftSigma += s
             maxPerFrequency = max(maxPerFrequency, s[0])
             frequencyFrobenius += m.reduce(0) { $0 + $1 * $1 }
         }
         dftSigma.sort(by: >)
-        precondition(dftSigma.count == denseSigma.count && validSigma.count == denseSigma.count,
-                     "\(layer): \(dftSigma.count) DFT, \(denseSigma.count) dense, \(validSigma.count) valid singular values")
+        precondition(
+            dftSigma.count == denseSigma.count && validSigma.count == denseSigma.count,
+            "\(layer): \(dftSigma.count) DFT, \(denseSigma.count) dense, \(validSigma.count) valid singular values")
         let circNorm = denseSigma[0]
         var dftError = 0.0
-        for i in 0..<denseSigma.count { dftError = worstDifference(dftError, dftSigma[i] / circNorm, denseSigma[i] / circNorm) }
-        var interlacing = -Double.infinity, minSlack = Double.infinity
+        for i in 0..<denseSigma.count {
+            dftError = worstDifference(dftError, dftSigma[i] / circNorm, denseSigma[i] / circNorm)
+        }
+        var interlacing = -Double.infinity
+        var minSlack = Double.infinity
         for i in 0..<validSigma.count {
             let d = (validSigma[i] - dftSigma[i]) / circNorm
-            interlacing = largestPropagatingNaN(interlacing, d); minSlack = min(minSlack, -d)
+            interlacing = largestPropagatingNaN(interlacing, d)
+            minSlack = min(minSlack, -d)
         }
         let sigma1 = sigmaW[0]
         var weightExcess = -Double.infinity
-        for i in 0..<min(sigmaW.count, w.rows) { weightExcess = largestPropagatingNaN(weightExcess, (sigmaW[i] - validSigma[i]) / sigma1) }
+        for i in 0..<min(sigmaW.count, w.rows) {
+            weightExcess = largestPropagatingNaN(weightExcess, (sigmaW[i] - validSigma[i]) / sigma1)
+        }
         let expected = Double(n * n) * w.squaredFrobeniusNorm
         let reshapes = fantasticFourReshapes(weight: w, inChannels: inChannels, kernel: k)
         let reshapeNorms = try reshapes.enumerated().map { i, r in
@@ -248,7 +309,8 @@ extension OperatorSpectrum {
             validSingularValues: validSigma, circulantSingularValues: dftSigma,
             circulantDFTVersusDenseError: dftError, weightSingularValues: sigmaW, weightSpectralNorm: sigma1,
             validSpectralNorm: validSigma[0],
-            circulantDenseSpectralNorm: circNorm, maxFrequencySpectralNorm: maxPerFrequency, kernelSizeBound: kernelBound,
+            circulantDenseSpectralNorm: circNorm, maxFrequencySpectralNorm: maxPerFrequency,
+            kernelSizeBound: kernelBound,
             chain: [
                 InequalityLink("σ₁(W) ≤ ‖A_valid‖₂", lower: sigma1, upper: validSigma[0]),
                 InequalityLink("‖A_valid‖₂ ≤ ‖A_circ‖₂", lower: validSigma[0], upper: circNorm),

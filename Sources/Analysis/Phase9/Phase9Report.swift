@@ -68,9 +68,12 @@ public struct Phase9Report: Codable, Sendable, Equatable {
     public var checks: [Check] {
         var c = operatorSpectra.flatMap(\.checks) + dataAwareLowRank.layers.flatMap(\.checks)
         if let full = dataAwareLowRank.fullRankCorrect, let network = dataAwareLowRank.networkCorrect {
-            c.append(Check(id: "data-aware.full-rank",
-                           description: "|correct predictions with both data-aware factorisations at full rank − the network's|",
-                           value: Double(abs(full - network)), relation: .equalTo, limit: 0, kind: .independent))
+            c.append(
+                Check(
+                    id: "data-aware.full-rank",
+                    description:
+                        "|correct predictions with both data-aware factorisations at full rank − the network's|",
+                    value: Double(abs(full - network)), relation: .equalTo, limit: 0, kind: .independent))
         }
         c += filtersVersusData.map(\.check)
         if let regions = regionsAlongLines { c += RegionsAlongLines.checks(regions) }
@@ -82,9 +85,11 @@ public struct Phase9Report: Codable, Sendable, Equatable {
     /// k ≤ 4 says anything; conv2's 16 of 72 leave room up to 15.
     static let principalAngleRanks = (conv1: 4, conv2: 15)
 
-    static func compute(_ m: ConvMatrices, svd1: SingularValueDecomposition, svd2: SingularValueDecomposition,
-                        network: HostReferenceNet, trainSet: Dataset, testSet: Dataset, options: AnalysisOptions, sweep: AccuracySweep?,
-                        networkCorrect: Int, progress: (String) -> Void) throws -> Phase9Report {
+    static func compute(
+        _ m: ConvMatrices, svd1: SingularValueDecomposition, svd2: SingularValueDecomposition,
+        network: HostReferenceNet, trainSet: Dataset, testSet: Dataset, options: AnalysisOptions, sweep: AccuracySweep?,
+        networkCorrect: Int, progress: (String) -> Void
+    ) throws -> Phase9Report {
         let g = TinyConvNetGeometry.self
         let started = Date()
         let cpuStarted = processCPUSeconds()
@@ -92,19 +97,27 @@ public struct Phase9Report: Codable, Sendable, Equatable {
         var cpuClock = cpuStarted
         var cpuParts = [Double]()
         func lap() -> Double {
-            let now = Date(), cpu = processCPUSeconds()
-            defer { clock = now; cpuClock = cpu }
+            let now = Date()
+            let cpu = processCPUSeconds()
+            defer {
+                clock = now
+                cpuClock = cpu
+            }
             cpuParts.append(cpu - cpuClock)
             return now.timeIntervalSince(clock)
         }
 
         progress("phase 9: operator spectra (dense SVDs of the valid and circular operators, K̂(ω))")
-        let spectra = try OperatorSpectrum.computeAll([
-            .init(name: "conv1", weight: m.conv1, weightSingularValues: svd1.singularValues, inChannels: 1,
-                  kernel: g.kernelSide, inputSide: g.imageSide),
-            .init(name: "conv2", weight: m.conv2, weightSingularValues: svd2.singularValues, inChannels: g.conv1Channels,
-                  kernel: g.kernelSide, inputSide: g.pool1Side),
-        ], threads: options.threads)
+        let spectra = try OperatorSpectrum.computeAll(
+            [
+                .init(
+                    name: "conv1", weight: m.conv1, weightSingularValues: svd1.singularValues, inChannels: 1,
+                    kernel: g.kernelSide, inputSide: g.imageSide),
+                .init(
+                    name: "conv2", weight: m.conv2, weightSingularValues: svd2.singularValues,
+                    inChannels: g.conv1Channels,
+                    kernel: g.kernelSide, inputSide: g.pool1Side),
+            ], threads: options.threads)
         let operatorSeconds = lap()
 
         progress("phase 9: second moments of every training patch (\(trainSet.count) images)")
@@ -114,14 +127,17 @@ public struct Phase9Report: Codable, Sendable, Equatable {
         let projection1 = try DataAwareProjection(weight: m.conv1, secondMoment: c1, layer: "conv1")
         let projection2 = try DataAwareProjection(weight: m.conv2, secondMoment: c2, layer: "conv2")
         var layers = [
-            try DataAwareLayer.compute(layer: "conv1", patchSource: "every 3×3 patch of the \(trainSet.count) normalised training images",
-                                       patchCount: moments.conv1Patches, weight: m.conv1, svd: svd1, secondMoment: c1,
-                                       dataEnergies: componentEnergies(outputs1, basis: projection1.basis),
-                                       plainEnergies: componentEnergies(outputs1, basis: svd1.u), identity: .identity(m.conv1.columns)),
-            try DataAwareLayer.compute(layer: "conv2", patchSource: "every 3×3 patch of the pooled ReLU conv1 output of the \(trainSet.count) training images",
-                                       patchCount: moments.conv2Patches, weight: m.conv2, svd: svd2, secondMoment: c2,
-                                       dataEnergies: componentEnergies(outputs2, basis: projection2.basis),
-                                       plainEnergies: componentEnergies(outputs2, basis: svd2.u), identity: .identity(m.conv2.columns)),
+            try DataAwareLayer.compute(
+                layer: "conv1", patchSource: "every 3×3 patch of the \(trainSet.count) normalised training images",
+                patchCount: moments.conv1Patches, weight: m.conv1, svd: svd1, secondMoment: c1,
+                dataEnergies: componentEnergies(outputs1, basis: projection1.basis),
+                plainEnergies: componentEnergies(outputs1, basis: svd1.u), identity: .identity(m.conv1.columns)),
+            try DataAwareLayer.compute(
+                layer: "conv2",
+                patchSource: "every 3×3 patch of the pooled ReLU conv1 output of the \(trainSet.count) training images",
+                patchCount: moments.conv2Patches, weight: m.conv2, svd: svd2, secondMoment: c2,
+                dataEnergies: componentEnergies(outputs2, basis: projection2.basis),
+                plainEnergies: componentEnergies(outputs2, basis: svd2.u), identity: .identity(m.conv2.columns)),
         ]
         let patchSeconds = lap()
 
@@ -129,11 +145,13 @@ public struct Phase9Report: Codable, Sendable, Equatable {
         var fullRankCorrect: Int?
         if options.runAccuracySweep {
             progress("phase 9: test accuracy with data-aware Ŵ_k")
-            let net = AnalyticalNet(conv1: projection1.factorization, conv2: projection2.factorization,
-                                    fcWeight: m.fcWeight, fcBias: m.fcBias)
+            let net = AnalyticalNet(
+                conv1: projection1.factorization, conv2: projection2.factorization,
+                fcWeight: m.fcWeight, fcBias: m.fcBias)
             let curves = RankCurves.run(net, testSet: testSet, options: options)
             let n = Double(testSet.count)
-            let r1 = svd1.rank, r2 = svd2.rank
+            let r1 = svd1.rank
+            let r2 = svd2.rank
             for k in 0..<r1 {
                 layers[0].rows[k].testAccuracy = Double(curves.conv1Alone[k]) / n
                 layers[0].rows[k].plainTestAccuracy = sweep?.accuracy[k][r2 - 1]
@@ -143,7 +161,8 @@ public struct Phase9Report: Codable, Sendable, Equatable {
                 layers[1].rows[k].plainTestAccuracy = sweep?.accuracy[r1 - 1][k]
             }
             both = curves.both.enumerated().map { k, correct in
-                DataAwareBothRow(rank: k + 1, testAccuracy: Double(correct) / n, plainTestAccuracy: sweep?.accuracy[k][k])
+                DataAwareBothRow(
+                    rank: k + 1, testAccuracy: Double(correct) / n, plainTestAccuracy: sweep?.accuracy[k][k])
             }
             fullRankCorrect = curves.conv2Alone[r2 - 1]
         }
@@ -151,29 +170,34 @@ public struct Phase9Report: Codable, Sendable, Equatable {
 
         progress("phase 9: principal angles between eigenfilters and patch principal components")
         let angles = [
-            try FilterDataAngles.compute(layer: "conv1", svd: svd1, secondMoment: try SymmetricEigenDecomposition(c1, context: "conv1 C"),
-                                         maxK: principalAngleRanks.conv1),
-            try FilterDataAngles.compute(layer: "conv2", svd: svd2, secondMoment: try SymmetricEigenDecomposition(c2, context: "conv2 C"),
-                                         maxK: principalAngleRanks.conv2),
+            try FilterDataAngles.compute(
+                layer: "conv1", svd: svd1, secondMoment: try SymmetricEigenDecomposition(c1, context: "conv1 C"),
+                maxK: principalAngleRanks.conv1),
+            try FilterDataAngles.compute(
+                layer: "conv2", svd: svd2, secondMoment: try SymmetricEigenDecomposition(c2, context: "conv2 C"),
+                maxK: principalAngleRanks.conv2),
         ]
         let anglesSeconds = lap()
 
         progress("phase 9: linear regions along lines between test images")
-        let regions = RegionsAlongLines.run(network: network, testSet: testSet,
-                                            options: RegionsAlongLinesOptions(threads: options.threads), progress: progress)
+        let regions = RegionsAlongLines.run(
+            network: network, testSet: testSet,
+            options: RegionsAlongLinesOptions(threads: options.threads), progress: progress)
         let regionsSeconds = lap()
         return Phase9Report(
             operatorSpectra: spectra,
-            dataAwareLowRank: DataAwareLowRankReport(layers: layers, bothLayers: both,
-                                                     accuracyImages: options.runAccuracySweep ? testSet.count : nil,
-                                                     fullRankCorrect: fullRankCorrect,
-                                                     networkCorrect: options.runAccuracySweep ? networkCorrect : nil),
+            dataAwareLowRank: DataAwareLowRankReport(
+                layers: layers, bothLayers: both,
+                accuracyImages: options.runAccuracySweep ? testSet.count : nil,
+                fullRankCorrect: fullRankCorrect,
+                networkCorrect: options.runAccuracySweep ? networkCorrect : nil),
             filtersVersusData: angles,
             regionsAlongLines: regions,
-            timings: Phase9Timings(operatorSpectraSeconds: operatorSeconds, trainingPatchSeconds: patchSeconds,
-                                   accuracySeconds: accuracySeconds, principalAnglesSeconds: anglesSeconds,
-                                   regionsAlongLinesSeconds: regionsSeconds,
-                                   totalSeconds: Date().timeIntervalSince(started),
-                                   cpuSeconds: processCPUSeconds() - cpuStarted, cpuSecondsPerPart: cpuParts))
+            timings: Phase9Timings(
+                operatorSpectraSeconds: operatorSeconds, trainingPatchSeconds: patchSeconds,
+                accuracySeconds: accuracySeconds, principalAnglesSeconds: anglesSeconds,
+                regionsAlongLinesSeconds: regionsSeconds,
+                totalSeconds: Date().timeIntervalSince(started),
+                cpuSeconds: processCPUSeconds() - cpuStarted, cpuSecondsPerPart: cpuParts))
     }
 }

@@ -35,28 +35,43 @@ public struct PiecewiseAffineConvNet: Sendable {
 
     /// Refuses shapes that do not chain (named in the error) and non-finite values.
     public init(inputSide: Int, conv1: Matrix, conv2: Matrix, fcWeight: Matrix, fcBias: [Double]) throws {
-        func refuse(_ reason: String) -> AnalysisError { .invalidOption(name: "PiecewiseAffineConvNet", reason: reason) }
-        guard inputSide >= 10 else { throw refuse("input side \(inputSide) < 10: nothing is left after the second pool") }
-        guard conv1.columns == 9, conv1.rows >= 1 else { throw refuse("conv1 is \(conv1.rows)×\(conv1.columns), expected c₁×9") }
+        func refuse(_ reason: String) -> AnalysisError {
+            .invalidOption(name: "PiecewiseAffineConvNet", reason: reason)
+        }
+        guard inputSide >= 10 else {
+            throw refuse("input side \(inputSide) < 10: nothing is left after the second pool")
+        }
+        guard conv1.columns == 9, conv1.rows >= 1 else {
+            throw refuse("conv1 is \(conv1.rows)×\(conv1.columns), expected c₁×9")
+        }
         guard conv2.columns == 9 * conv1.rows, conv2.rows >= 1 else {
             throw refuse("conv2 is \(conv2.rows)×\(conv2.columns), expected c₂×\(9 * conv1.rows)")
         }
         let p2 = ((inputSide - 2) / 2 - 2) / 2
         guard fcWeight.columns == conv2.rows * p2 * p2, fcWeight.rows >= 1, fcBias.count == fcWeight.rows else {
-            throw refuse("fc is \(fcWeight.rows)×\(fcWeight.columns) with \(fcBias.count) biases, expected classes×\(conv2.rows * p2 * p2)")
+            throw refuse(
+                "fc is \(fcWeight.rows)×\(fcWeight.columns) with \(fcBias.count) biases, expected classes×\(conv2.rows * p2 * p2)"
+            )
         }
-        for (name, values) in [("conv1", conv1.values), ("conv2", conv2.values), ("fc.weight", fcWeight.values), ("fc.bias", fcBias)]
+        for (name, values) in [
+            ("conv1", conv1.values), ("conv2", conv2.values), ("fc.weight", fcWeight.values), ("fc.bias", fcBias),
+        ]
         where values.contains(where: { !$0.isFinite }) {
             throw refuse("\(name) holds a non-finite value")
         }
-        self.inputSide = inputSide; self.conv1 = conv1; self.conv2 = conv2; self.fcWeight = fcWeight; self.fcBias = fcBias
+        self.inputSide = inputSide
+        self.conv1 = conv1
+        self.conv2 = conv2
+        self.fcWeight = fcWeight
+        self.fcBias = fcBias
     }
 
     /// TinyConvNet's float64 weights (the host reference network's).
     public init(_ network: HostReferenceNet) {
         // The shapes are TinyConvNet's by construction of HostReferenceNet.
-        try! self.init(inputSide: TinyConvNetGeometry.imageSide, conv1: network.conv1, conv2: network.conv2,
-                       fcWeight: network.fcWeight, fcBias: network.fcBias)
+        try! self.init(
+            inputSide: TinyConvNetGeometry.imageSide, conv1: network.conv1, conv2: network.conv2,
+            fcWeight: network.fcWeight, fcBias: network.fcBias)
     }
 
     /// A forward pass's pre-activations and logits, channel-major across the
@@ -72,33 +87,47 @@ public struct PiecewiseAffineConvNet: Sendable {
     /// operations as the analysis' host network (`runChain`: im2col, dgemm,
     /// fused ReLU and pool, flatten, fc).
     public func forward(images: [Double], count b: Int) -> Activations {
-        precondition(images.count == b * inputSide * inputSide, "forward: \(images.count) values for \(b) images of \(inputSide)²")
-        let n1 = b * conv1Side * conv1Side, n2 = b * conv2Side * conv2Side
+        precondition(
+            images.count == b * inputSide * inputSide,
+            "forward: \(images.count) values for \(b) images of \(inputSide)²")
+        let n1 = b * conv1Side * conv1Side
+        let n2 = b * conv2Side * conv2Side
         let cols1 = uninitializedArray(9 * n1) { dst in
-            images.withUnsafeBufferPointer { im2col3x3($0.baseAddress!, channels: 1, count: b, side: inputSide, into: dst) }
+            images.withUnsafeBufferPointer {
+                im2col3x3($0.baseAddress!, channels: 1, count: b, side: inputSide, into: dst)
+            }
         }
         let a1 = uninitializedArray(conv1Channels * n1) { dst in
             conv1.values.withUnsafeBufferPointer { w in
-                cols1.withUnsafeBufferPointer { denseProduct(m: conv1Channels, n: n1, k: 9, a: w.baseAddress!, b: $0.baseAddress!, c: dst) }
+                cols1.withUnsafeBufferPointer {
+                    denseProduct(m: conv1Channels, n: n1, k: 9, a: w.baseAddress!, b: $0.baseAddress!, c: dst)
+                }
             }
         }
         let pooled1 = reluPool(a1, planes: conv1Channels * b, side: conv1Side)
         let cols2 = uninitializedArray(9 * conv1Channels * n2) { dst in
-            pooled1.withUnsafeBufferPointer { im2col3x3($0.baseAddress!, channels: conv1Channels, count: b, side: pool1Side, into: dst) }
+            pooled1.withUnsafeBufferPointer {
+                im2col3x3($0.baseAddress!, channels: conv1Channels, count: b, side: pool1Side, into: dst)
+            }
         }
         let a2 = uninitializedArray(conv2Channels * n2) { dst in
             conv2.values.withUnsafeBufferPointer { w in
                 cols2.withUnsafeBufferPointer {
-                    denseProduct(m: conv2Channels, n: n2, k: 9 * conv1Channels, a: w.baseAddress!, b: $0.baseAddress!, c: dst)
+                    denseProduct(
+                        m: conv2Channels, n: n2, k: 9 * conv1Channels, a: w.baseAddress!, b: $0.baseAddress!, c: dst)
                 }
             }
         }
         let pooled2 = reluPool(a2, planes: conv2Channels * b, side: conv2Side)
         let plane = pool2Side * pool2Side
         let features = uninitializedArray(b * conv2Channels * plane) { dst in
-            pooled2.withUnsafeBufferPointer { flattenImageMajor($0.baseAddress!, channels: conv2Channels, count: b, planeSize: plane, into: dst) }
+            pooled2.withUnsafeBufferPointer {
+                flattenImageMajor($0.baseAddress!, channels: conv2Channels, count: b, planeSize: plane, into: dst)
+            }
         }
-        let logits = features.withUnsafeBufferPointer { DenseLayer(weight: fcWeight, bias: fcBias).apply($0.baseAddress!, count: b) }
+        let logits = features.withUnsafeBufferPointer {
+            DenseLayer(weight: fcWeight, bias: fcBias).apply($0.baseAddress!, count: b)
+        }
         return Activations(count: b, conv1: a1, conv2: a2, logits: logits)
     }
 

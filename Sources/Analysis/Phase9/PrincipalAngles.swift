@@ -26,7 +26,8 @@ public struct PrincipalAngles: Codable, Sendable, Equatable {
         precondition(qa.rows == qb.rows && qa.columns == qb.columns && qa.columns > 0)
         let product = qa.transposed * qb
         let s = try SingularValueDecomposition(product, context: context).singularValues
-        k = qa.columns; dimension = qa.rows
+        k = qa.columns
+        dimension = qa.rows
         cosines = s.map { min($0, 1) }
         anglesDegrees = cosines.map { acos($0) * 180 / Double.pi }
         sumOfSquaredCosines = cosines.reduce(0) { $0 + $1 * $1 }
@@ -52,30 +53,40 @@ public struct FilterDataAngles: Codable, Sendable, Equatable {
     public var cosineIdentityError: Double
 
     public init(layer: String, angles: [PrincipalAngles], eigenfilters: [[Double]], patchComponents: [[Double]]) {
-        self.layer = layer; self.angles = angles; self.eigenfilters = eigenfilters; self.patchComponents = patchComponents
-        cosineIdentityError = angles.reduce(0.0) { worstDifference($0, $1.sumOfSquaredCosines, $1.productSquaredFrobenius) }
+        self.layer = layer
+        self.angles = angles
+        self.eigenfilters = eigenfilters
+        self.patchComponents = patchComponents
+        cosineIdentityError = angles.reduce(0.0) {
+            worstDifference($0, $1.sumOfSquaredCosines, $1.productSquaredFrobenius)
+        }
     }
 
     /// The check (kind `consistency`: the reported cosines against the
     /// entries of Q_AᵀQ_B; it fails for a wrong SVD or a basis that is not
     /// orthonormal).
     public var check: Check {
-        Check(id: "\(layer).principal-angles.cosine-identity",
-              description: "\(layer) max_k |Σcos²θᵢ − ‖Q_AᵀQ_B‖²_F|, k = 1…\(angles.count)",
-              value: cosineIdentityError, relation: .lessThan, limit: 1e-12, kind: .consistency)
+        Check(
+            id: "\(layer).principal-angles.cosine-identity",
+            description: "\(layer) max_k |Σcos²θᵢ − ‖Q_AᵀQ_B‖²_F|, k = 1…\(angles.count)",
+            value: cosineIdentityError, relation: .lessThan, limit: 1e-12, kind: .consistency)
     }
 
     /// `svd`: W's; `secondMoment`: C's eigen-decomposition.
-    static func compute(layer: String, svd: SingularValueDecomposition, secondMoment: SymmetricEigenDecomposition,
-                        maxK: Int) throws -> FilterDataAngles {
+    static func compute(
+        layer: String, svd: SingularValueDecomposition, secondMoment: SymmetricEigenDecomposition,
+        maxK: Int
+    ) throws -> FilterDataAngles {
         let v = svd.vt.transposed
         let angles = try (1...maxK).map { k in
-            try PrincipalAngles(v.leadingColumns(k), secondMoment.vectors.leadingColumns(k),
-                                context: "\(layer) principal angles, k = \(k)")
+            try PrincipalAngles(
+                v.leadingColumns(k), secondMoment.vectors.leadingColumns(k),
+                context: "\(layer) principal angles, k = \(k)")
         }
         let shown = min(max(maxK, 8), svd.rank, secondMoment.vectors.columns)
         let pcs = secondMoment.vectors.transposed.leadingRows(shown).nestedRows
-        return FilterDataAngles(layer: layer, angles: angles, eigenfilters: svd.vt.leadingRows(shown).nestedRows,
-                                patchComponents: pcs)
+        return FilterDataAngles(
+            layer: layer, angles: angles, eigenfilters: svd.vt.leadingRows(shown).nestedRows,
+            patchComponents: pcs)
     }
 }

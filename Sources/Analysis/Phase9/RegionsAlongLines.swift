@@ -21,12 +21,18 @@ public struct RegionsAlongLinesOptions: Codable, Sendable, Equatable {
     /// Threads (each takes whole segments).
     public var threads: Int
 
-    public init(pairsPerGroup: Int = 50, seed: UInt64 = 0, midpointPiecesPerSegment: Int = 20,
-                sampledSegmentsPerGroup: Int = 1, samplesPerSegment: Int = 10_000, signGridPoints: Int = 101,
-                threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        self.pairsPerGroup = pairsPerGroup; self.seed = seed; self.midpointPiecesPerSegment = midpointPiecesPerSegment
-        self.sampledSegmentsPerGroup = sampledSegmentsPerGroup; self.samplesPerSegment = samplesPerSegment
-        self.signGridPoints = signGridPoints; self.threads = threads
+    public init(
+        pairsPerGroup: Int = 50, seed: UInt64 = 0, midpointPiecesPerSegment: Int = 20,
+        sampledSegmentsPerGroup: Int = 1, samplesPerSegment: Int = 10_000, signGridPoints: Int = 101,
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) {
+        self.pairsPerGroup = pairsPerGroup
+        self.seed = seed
+        self.midpointPiecesPerSegment = midpointPiecesPerSegment
+        self.sampledSegmentsPerGroup = sampledSegmentsPerGroup
+        self.samplesPerSegment = samplesPerSegment
+        self.signGridPoints = signGridPoints
+        self.threads = threads
     }
 }
 
@@ -79,15 +85,21 @@ public struct PieceCountStatistics: Codable, Sendable, Equatable {
     init?(_ s: [SegmentRegionSummary]) {
         guard !s.isEmpty else { return nil }
         func median(_ x: [Double]) -> Double {
-            let v = x.sorted(), n = v.count
+            let v = x.sorted()
+            let n = v.count
             return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
         }
-        let pieces = s.map { Double($0.pieces) }, density = s.map(\.piecesPerUnitLength)
+        let pieces = s.map { Double($0.pieces) }
+        let density = s.map(\.piecesPerUnitLength)
         segments = s.count
-        piecesMean = pieces.reduce(0, +) / Double(s.count); piecesMedian = median(pieces)
-        piecesMin = s.map(\.pieces).min()!; piecesMax = s.map(\.pieces).max()!
-        piecesPerUnitLengthMean = density.reduce(0, +) / Double(s.count); piecesPerUnitLengthMedian = median(density)
-        piecesPerUnitLengthMin = density.min()!; piecesPerUnitLengthMax = density.max()!
+        piecesMean = pieces.reduce(0, +) / Double(s.count)
+        piecesMedian = median(pieces)
+        piecesMin = s.map(\.pieces).min()!
+        piecesMax = s.map(\.pieces).max()!
+        piecesPerUnitLengthMean = density.reduce(0, +) / Double(s.count)
+        piecesPerUnitLengthMedian = median(density)
+        piecesPerUnitLengthMin = density.min()!
+        piecesPerUnitLengthMax = density.max()!
         lengthMean = s.reduce(0) { $0 + $1.length } / Double(s.count)
         conv1SignChangesMean = Double(s.reduce(0) { $0 + $1.conv1SignChanges }) / Double(s.count)
     }
@@ -165,8 +177,12 @@ public struct SegmentEnds: Sendable {
     public var firstLabel: Int, secondLabel: Int
     public var x0: [Double], x1: [Double]
     public init(first: Int, second: Int, firstLabel: Int, secondLabel: Int, x0: [Double], x1: [Double]) {
-        self.first = first; self.second = second; self.firstLabel = firstLabel; self.secondLabel = secondLabel
-        self.x0 = x0; self.x1 = x1
+        self.first = first
+        self.second = second
+        self.firstLabel = firstLabel
+        self.secondLabel = secondLabel
+        self.x0 = x0
+        self.x1 = x1
     }
 }
 
@@ -181,11 +197,14 @@ public enum RegionsAlongLines {
     /// `perGroup` with different labels, each first index uniform over the
     /// set and the second uniform over the eligible others. A group that the
     /// set cannot form (one class, or no class with two images) is empty.
-    public static func pairs(labels: [UInt8], perGroup: Int, seed: UInt64) -> (same: [(Int, Int)], different: [(Int, Int)]) {
+    public static func pairs(labels: [UInt8], perGroup: Int, seed: UInt64) -> (
+        same: [(Int, Int)], different: [(Int, Int)]
+    ) {
         var rng = SeededRandom(seed: seed, stream: 9)
         var byLabel = [[Int]](repeating: [], count: 256)
         for (i, l) in labels.enumerated() { byLabel[Int(l)].append(i) }
-        var same: [(Int, Int)] = [], different: [(Int, Int)] = []
+        var same: [(Int, Int)] = []
+        var different: [(Int, Int)] = []
         let n = labels.count
         if byLabel.contains(where: { $0.count >= 2 }) {
             while same.count < perGroup {
@@ -203,7 +222,10 @@ public enum RegionsAlongLines {
                 let others = n - byLabel[Int(labels[i])].count
                 var r = rng.uniform(below: others)
                 for j in 0..<n where labels[j] != labels[i] {
-                    if r == 0 { different.append((i, j)); break }
+                    if r == 0 {
+                        different.append((i, j))
+                        break
+                    }
                     r -= 1
                 }
             }
@@ -212,12 +234,15 @@ public enum RegionsAlongLines {
     }
 
     /// The whole section on TinyConvNet and a test set.
-    public static func run(network: HostReferenceNet, testSet: Dataset, options: RegionsAlongLinesOptions = .init(),
-                           progress: (String) -> Void = { _ in }) -> RegionsAlongLinesReport {
+    public static func run(
+        network: HostReferenceNet, testSet: Dataset, options: RegionsAlongLinesOptions = .init(),
+        progress: (String) -> Void = { _ in }
+    ) -> RegionsAlongLinesReport {
         let (same, different) = pairs(labels: testSet.labels, perGroup: options.pairsPerGroup, seed: options.seed)
         let ends = (same + different).map { i, j in
-            SegmentEnds(first: i, second: j, firstLabel: Int(testSet.labels[i]), secondLabel: Int(testSet.labels[j]),
-                        x0: testSet.normalizedImages([i]).map(Double.init), x1: testSet.normalizedImages([j]).map(Double.init))
+            SegmentEnds(
+                first: i, second: j, firstLabel: Int(testSet.labels[i]), secondLabel: Int(testSet.labels[j]),
+                x0: testSet.normalizedImages([i]).map(Double.init), x1: testSet.normalizedImages([j]).map(Double.init))
         }
         progress("regions along lines: \(same.count) same-digit and \(different.count) different-digit segments")
         return run(network: PiecewiseAffineConvNet(network), segments: ends, options: options)
@@ -227,14 +252,18 @@ public enum RegionsAlongLines {
     /// with equal labels). The figure's segment is the first different-digit
     /// one (the first segment when there is none); the densely sampled ones
     /// are the first ``RegionsAlongLinesOptions/sampledSegmentsPerGroup`` of each group.
-    public static func run(network net: PiecewiseAffineConvNet, segments ends: [SegmentEnds],
-                           options: RegionsAlongLinesOptions) -> RegionsAlongLinesReport {
-        let started = Date(), startedCPU = cpuClock(CLOCK_PROCESS_CPUTIME_ID)
+    public static func run(
+        network net: PiecewiseAffineConvNet, segments ends: [SegmentEnds],
+        options: RegionsAlongLinesOptions
+    ) -> RegionsAlongLinesReport {
+        let started = Date()
+        let startedCPU = cpuClock(CLOCK_PROCESS_CPUTIME_ID)
         let isSame = ends.map { $0.firstLabel == $0.secondLabel }
         let figureSegment = isSame.firstIndex(of: false) ?? (ends.isEmpty ? nil : 0)
         var sampledSet = Set<Int>()
         for group in [true, false] {
-            sampledSet.formUnion(isSame.indices.filter { isSame[$0] == group }.prefix(max(0, options.sampledSegmentsPerGroup)))
+            sampledSet.formUnion(
+                isSame.indices.filter { isSame[$0] == group }.prefix(max(0, options.sampledSegmentsPerGroup)))
         }
         struct Result {
             var summary: SegmentRegionSummary
@@ -250,16 +279,20 @@ public enum RegionsAlongLines {
             let t1 = cpuClock(CLOCK_THREAD_CPUTIME_ID)
             let all = s == figureSegment
             var rng = SeededRandom(seed: options.seed ^ UInt64(s), stream: 10)
-            let chosen = all ? Array(0..<pieces.pieces)
+            let chosen =
+                all
+                ? Array(0..<pieces.pieces)
                 : sample(pieces.pieces, count: options.midpointPiecesPerSegment, using: &rng)
-            let midpoint = midpointCheck(network: net, x0: e.x0, x1: e.x1, breakpoints: pieces.breakpoints, pieces: chosen)
+            let midpoint = midpointCheck(
+                network: net, x0: e.x0, x1: e.x1, breakpoints: pieces.breakpoints, pieces: chosen)
             let t2 = cpuClock(CLOCK_THREAD_CPUTIME_ID)
             let grid = conv1SignChangesOnGrid(network: net, x0: e.x0, x1: e.x1, points: options.signGridPoints)
             let t3 = cpuClock(CLOCK_THREAD_CPUTIME_ID)
             let cuts = [0] + pieces.breakpoints + [1]
             let events = pieces.eventsPerLayer
             let summary = SegmentRegionSummary(
-                first: e.first, second: e.second, firstLabel: e.firstLabel, secondLabel: e.secondLabel, sameDigit: isSame[s],
+                first: e.first, second: e.second, firstLabel: e.firstLabel, secondLabel: e.secondLabel,
+                sameDigit: isSame[s],
                 length: pieces.length, pieces: pieces.pieces,
                 piecesPerUnitLength: pieces.length > 0 ? Double(pieces.pieces) / pieces.length : .infinity,
                 firstPoolEvents: events.first, secondPoolEvents: events.second,
@@ -267,18 +300,24 @@ public enum RegionsAlongLines {
                 shortestPiece: zip(cuts.dropFirst(), cuts).map { $0 - $1 }.min() ?? 1,
                 midpointPiecesChecked: chosen.count, midpointMaxRelativeError: midpoint.maxRelativeError,
                 largestRootBacktrack: pieces.largestRootBacktrack)
-            let trace = all ? RegionTrace(segment: s, firstLabel: e.firstLabel, secondLabel: e.secondLabel, t: cuts,
-                                          logits: midpoint.endLogits, breakpointLayers: pieces.breakpointLayers.map(Int.init))
+            let trace =
+                all
+                ? RegionTrace(
+                    segment: s, firstLabel: e.firstLabel, secondLabel: e.secondLabel, t: cuts,
+                    logits: midpoint.endLogits, breakpointLayers: pieces.breakpointLayers.map(Int.init))
                 : nil
-            return Result(summary: summary, pieces: sampledSet.contains(s) ? pieces : nil, trace: trace,
-                          seconds: (t1 - t0, t2 - t1, t3 - t2))
+            return Result(
+                summary: summary, pieces: sampledSet.contains(s) ? pieces : nil, trace: trace,
+                seconds: (t1 - t0, t2 - t1, t3 - t2))
         }
         // The sampled segments after the rest, one to a thread, so that they do not queue on one thread.
         let sampledIndices = results.indices.filter { results[$0].pieces != nil }
         let sampling: [(SampledSegment, Double)] = parallelMap(sampledIndices.count, threads: options.threads) { i in
-            let s = sampledIndices[i], t0 = cpuClock(CLOCK_THREAD_CPUTIME_ID)
-            let sampled = sampleSegment(network: net, x0: ends[s].x0, x1: ends[s].x1, pieces: results[s].pieces!,
-                                        samples: options.samplesPerSegment, segment: s)
+            let s = sampledIndices[i]
+            let t0 = cpuClock(CLOCK_THREAD_CPUTIME_ID)
+            let sampled = sampleSegment(
+                network: net, x0: ends[s].x0, x1: ends[s].x1, pieces: results[s].pieces!,
+                samples: options.samplesPerSegment, segment: s)
             return (sampled, cpuClock(CLOCK_THREAD_CPUTIME_ID) - t0)
         }
         let summaries = results.map(\.summary)
@@ -321,8 +360,10 @@ public enum RegionsAlongLines {
     /// Returns the largest |f(m) − (f(a) + f(b))/2| over classes and pieces,
     /// divided by the largest |f| over every point evaluated, and the logits
     /// at every end 0, breakpoints…, 1 when all pieces were asked for (else empty).
-    public static func midpointCheck(network net: PiecewiseAffineConvNet, x0: [Double], x1: [Double], breakpoints: [Double],
-                                     pieces: [Int]) -> (maxRelativeError: Double, endLogits: [[Double]]) {
+    public static func midpointCheck(
+        network net: PiecewiseAffineConvNet, x0: [Double], x1: [Double], breakpoints: [Double],
+        pieces: [Int]
+    ) -> (maxRelativeError: Double, endLogits: [[Double]]) {
         let cuts = [0] + breakpoints + [1]
         let endIndices = Array(Set(pieces.flatMap { [$0, $0 + 1] })).sorted()
         let ts = endIndices.map { cuts[$0] } + pieces.map { (cuts[$0] + cuts[$0 + 1]) / 2 }
@@ -333,7 +374,9 @@ public enum RegionsAlongLines {
         let scale = max(logits.reduce(0) { max($0, abs($1)) }, .leastNormalMagnitude)
         var worst = 0.0
         for (m, i) in pieces.enumerated() {
-            let a = position[i]!, b = position[i + 1]!, mid = endIndices.count + m
+            let a = position[i]!
+            let b = position[i + 1]!
+            let mid = endIndices.count + m
             for c in 0..<k {
                 let chord = (logits[a * k + c] + logits[b * k + c]) / 2
                 worst = worstDifference(worst, logits[mid * k + c], chord)
@@ -345,7 +388,9 @@ public enum RegionsAlongLines {
     }
 
     /// The forward pass's logits at x(t) for each t, (ts.count, classes).
-    static func forwardLogits(network net: PiecewiseAffineConvNet, x0: [Double], x1: [Double], at ts: [Double]) -> [Double] {
+    static func forwardLogits(network net: PiecewiseAffineConvNet, x0: [Double], x1: [Double], at ts: [Double])
+        -> [Double]
+    {
         var out: [Double] = []
         out.reserveCapacity(ts.count * net.classes)
         var start = 0
@@ -364,7 +409,9 @@ public enum RegionsAlongLines {
     /// conv1 pre-activation from the forward pass (im2col, dgemm) at
     /// t = k/(points − 1), k = 0…points−1, and the number of consecutive
     /// grid points where a unit's state differs, summed over units.
-    public static func conv1SignChangesOnGrid(network net: PiecewiseAffineConvNet, x0: [Double], x1: [Double], points: Int) -> Int {
+    public static func conv1SignChangesOnGrid(
+        network net: PiecewiseAffineConvNet, x0: [Double], x1: [Double], points: Int
+    ) -> Int {
         let g = max(points, 2)
         let ts = (0..<g).map { Double($0) / Double(g - 1) }
         let units = net.conv1Channels * net.conv1Side * net.conv1Side
@@ -374,14 +421,19 @@ public enum RegionsAlongLines {
         var start = 0
         while start < g {
             let chunk = Array(ts[start..<min(start + chunkSize, g)])
-            let b = chunk.count, n1 = b * plane
+            let b = chunk.count
+            let n1 = b * plane
             let images = net.interpolate(x0, x1, at: chunk)
             let cols = uninitializedArray(9 * n1) { dst in
-                images.withUnsafeBufferPointer { im2col3x3($0.baseAddress!, channels: 1, count: b, side: net.inputSide, into: dst) }
+                images.withUnsafeBufferPointer {
+                    im2col3x3($0.baseAddress!, channels: 1, count: b, side: net.inputSide, into: dst)
+                }
             }
             let a = uninitializedArray(net.conv1Channels * n1) { dst in
                 net.conv1.values.withUnsafeBufferPointer { w in
-                    cols.withUnsafeBufferPointer { denseProduct(m: net.conv1Channels, n: n1, k: 9, a: w.baseAddress!, b: $0.baseAddress!, c: dst) }
+                    cols.withUnsafeBufferPointer {
+                        denseProduct(m: net.conv1Channels, n: n1, k: 9, a: w.baseAddress!, b: $0.baseAddress!, c: dst)
+                    }
                 }
             }
             for img in 0..<b {
@@ -399,11 +451,15 @@ public enum RegionsAlongLines {
     }
 
     /// Dense sampling of one segment against its exact pieces: see ``SampledSegment``.
-    public static func sampleSegment(network net: PiecewiseAffineConvNet, x0: [Double], x1: [Double], pieces: SegmentPieces,
-                                     samples: Int, segment: Int) -> SampledSegment {
-        let windows1 = net.pool1Windows, windows = windows1 + net.pool2Windows
+    public static func sampleSegment(
+        network net: PiecewiseAffineConvNet, x0: [Double], x1: [Double], pieces: SegmentPieces,
+        samples: Int, segment: Int
+    ) -> SampledSegment {
+        let windows1 = net.pool1Windows
+        let windows = windows1 + net.pool2Windows
         // Each window slot's (channel, offset in its plane), to address a CBHW layer of any batch size.
-        var channel = [Int](repeating: 0, count: 4 * windows), inPlane = channel
+        var channel = [Int](repeating: 0, count: 4 * windows)
+        var inPlane = channel
         for w in 0..<windows {
             let (layer, v) = w < windows1 ? (1, w) : (2, w - windows1)
             let (p, side) = layer == 1 ? (net.pool1Side, net.conv1Side) : (net.pool2Side, net.conv2Side)
@@ -412,26 +468,33 @@ public enum RegionsAlongLines {
                 inPlane[4 * w + s] = (2 * ((v / p) % p) + s / 2) * side + 2 * (v % p) + s % 2
             }
         }
-        let plane1 = net.conv1Side * net.conv1Side, plane2 = net.conv2Side * net.conv2Side
+        let plane1 = net.conv1Side * net.conv1Side
+        let plane2 = net.conv2Side * net.conv2Side
         var exact = pieces.initialWinners
         var nextEvent = 0
-        var pattern = [Int8](repeating: -1, count: windows), previous = pattern
-        var changes = 0, mismatches = 0
+        var pattern = [Int8](repeating: -1, count: windows)
+        var previous = pattern
+        var changes = 0
+        var mismatches = 0
         var start = 0
         while start < samples {
             let chunk = (start..<min(start + chunkSize, samples)).map { (Double($0) + 0.5) / Double(samples) }
             let b = chunk.count
             let act = net.forward(images: net.interpolate(x0, x1, at: chunk), count: b)
             // Each slot's index in this chunk's CBHW layers, for image 0.
-            let offset = (0..<(4 * windows)).map { i in channel[i] * b * (i < 4 * windows1 ? plane1 : plane2) + inPlane[i] }
+            let offset = (0..<(4 * windows)).map { i in
+                channel[i] * b * (i < 4 * windows1 ? plane1 : plane2) + inPlane[i]
+            }
             for img in 0..<b {
                 let t = chunk[img]
                 while nextEvent < pieces.events.count && pieces.events[nextEvent].t < t {
                     exact[pieces.events[nextEvent].window] = pieces.events[nextEvent].winner
                     nextEvent += 1
                 }
-                let scales = [max(layerScale(act.conv1, image: img, count: b, plane: plane1), .leastNormalMagnitude),
-                              max(layerScale(act.conv2, image: img, count: b, plane: plane2), .leastNormalMagnitude)]
+                let scales = [
+                    max(layerScale(act.conv1, image: img, count: b, plane: plane1), .leastNormalMagnitude),
+                    max(layerScale(act.conv2, image: img, count: b, plane: plane2), .leastNormalMagnitude),
+                ]
                 var wrong = false
                 act.conv1.withUnsafeBufferPointer { a1 in
                     act.conv2.withUnsafeBufferPointer { a2 in
@@ -439,13 +502,23 @@ public enum RegionsAlongLines {
                             pattern.withUnsafeMutableBufferPointer { pat in
                                 for layer in 0..<2 {
                                     let a = (layer == 0 ? a1 : a2).baseAddress! + img * (layer == 0 ? plane1 : plane2)
-                                    let near = 1e-12 * scales[layer], far = 1e-9 * scales[layer]
+                                    let near = 1e-12 * scales[layer]
+                                    let far = 1e-9 * scales[layer]
                                     for w in (layer == 0 ? 0..<windows1 : windows1..<windows) {
-                                        let v0 = a[off[4 * w]], v1 = a[off[4 * w + 1]], v2 = a[off[4 * w + 2]], v3 = a[off[4 * w + 3]]
+                                        let v0 = a[off[4 * w]]
+                                        let v1 = a[off[4 * w + 1]]
+                                        let v2 = a[off[4 * w + 2]]
+                                        let v3 = a[off[4 * w + 3]]
                                         let top = max(max(v0, v1), max(max(v2, v3), 0))
                                         // The forward pass's selection: the first within 1e-12·scale of the top, off first.
-                                        let chosen: Int8 = top <= near ? -1 : v0 >= top - near ? 0 : v1 >= top - near ? 1
-                                            : v2 >= top - near ? 2 : 3
+                                        let chosen: Int8 =
+                                            top <= near
+                                            ? -1
+                                            : v0 >= top - near
+                                                ? 0
+                                                : v1 >= top - near
+                                                    ? 1
+                                                    : v2 >= top - near ? 2 : 3
                                         pat[w] = chosen
                                         let k = exact[w]
                                         let held = k < 0 ? 0 : k == 0 ? v0 : k == 1 ? v1 : k == 2 ? v2 : v3
@@ -462,8 +535,9 @@ public enum RegionsAlongLines {
             }
             start += b
         }
-        return SampledSegment(segment: segment, samples: samples, sampledPieces: samples > 0 ? changes + 1 : 0,
-                              exactPieces: pieces.pieces, selectionMismatches: mismatches)
+        return SampledSegment(
+            segment: segment, samples: samples, sampledPieces: samples > 0 ? changes + 1 : 0,
+            exactPieces: pieces.pieces, selectionMismatches: mismatches)
     }
 
     /// max |a| over one image's part of a CBHW layer (C, b, plane).
@@ -481,18 +555,28 @@ public enum RegionsAlongLines {
     /// The section's checks (see ``Check``), in the results table's order.
     public static func checks(_ r: RegionsAlongLinesReport) -> [Check] {
         [
-            Check(id: "regions.midpoint-affine",
-                  description: "regions along lines: max |f(m) − (f(a)+f(b))/2| / max|f| over \(r.midpointPiecesChecked) pieces (forward-pass logits)",
-                  value: r.midpointMaxRelativeError, relation: .lessThan, limit: midpointTolerance, kind: .independent),
-            Check(id: "regions.sampling-not-above-exact",
-                  description: "regions along lines: pieces found by dense sampling above the exact count, summed over \(r.sampled.count) segments",
-                  value: Double(r.sampled.reduce(0) { $0 + max(0, $1.sampledPieces - $1.exactPieces) }), relation: .equalTo, limit: 0, kind: .independent),
-            Check(id: "regions.sampled-selection",
-                  description: "regions along lines: samples where the exact piece's pool selection is not the forward pass's maximum",
-                  value: Double(r.sampled.reduce(0) { $0 + $1.selectionMismatches }), relation: .equalTo, limit: 0, kind: .independent),
-            Check(id: "regions.conv1-sign-count",
-                  description: "regions along lines: Σ |conv1 sign changes from roots − counted on a \(r.options.signGridPoints)-point grid|",
-                  value: Double(r.conv1SignCountMismatches), relation: .equalTo, limit: 0, kind: .independent),
+            Check(
+                id: "regions.midpoint-affine",
+                description:
+                    "regions along lines: max |f(m) − (f(a)+f(b))/2| / max|f| over \(r.midpointPiecesChecked) pieces (forward-pass logits)",
+                value: r.midpointMaxRelativeError, relation: .lessThan, limit: midpointTolerance, kind: .independent),
+            Check(
+                id: "regions.sampling-not-above-exact",
+                description:
+                    "regions along lines: pieces found by dense sampling above the exact count, summed over \(r.sampled.count) segments",
+                value: Double(r.sampled.reduce(0) { $0 + max(0, $1.sampledPieces - $1.exactPieces) }),
+                relation: .equalTo, limit: 0, kind: .independent),
+            Check(
+                id: "regions.sampled-selection",
+                description:
+                    "regions along lines: samples where the exact piece's pool selection is not the forward pass's maximum",
+                value: Double(r.sampled.reduce(0) { $0 + $1.selectionMismatches }), relation: .equalTo, limit: 0,
+                kind: .independent),
+            Check(
+                id: "regions.conv1-sign-count",
+                description:
+                    "regions along lines: Σ |conv1 sign changes from roots − counted on a \(r.options.signGridPoints)-point grid|",
+                value: Double(r.conv1SignCountMismatches), relation: .equalTo, limit: 0, kind: .independent),
         ]
     }
 }

@@ -87,7 +87,9 @@ extension PiecewiseAffineConvNet {
     /// units with identical inputs stay bitwise identical, and ties stay
     /// ties) and the affected second-pool windows get new next events.
     public func pieces(from x0: [Double], to x1: [Double]) -> SegmentPieces {
-        precondition(x0.count == inputSide * inputSide && x1.count == x0.count, "pieces: images must be \(inputSide)×\(inputSide)")
+        precondition(
+            x0.count == inputSide * inputSide && x1.count == x0.count,
+            "pieces: images must be \(inputSide)×\(inputSide)")
         var walk = SegmentWalk(self, x0, x1)
         return walk.run()
     }
@@ -96,13 +98,17 @@ extension PiecewiseAffineConvNet {
     /// (c₁, o₁, o₁) each: α = W₁·p(x₀), β = W₁·p(x₁ − x₀), each sum over the
     /// nine taps in (kH, kW) order.
     public func conv1Affine(from x0: [Double], to x1: [Double]) -> (alpha: [Double], beta: [Double]) {
-        let n = inputSide, o = conv1Side, c1 = conv1Channels
+        let n = inputSide
+        let o = conv1Side
+        let c1 = conv1Channels
         let d = zip(x1, x0).map { $0 - $1 }
-        var alpha = [Double](repeating: 0, count: c1 * o * o), beta = alpha
+        var alpha = [Double](repeating: 0, count: c1 * o * o)
+        var beta = alpha
         for c in 0..<c1 {
             for y in 0..<o {
                 for x in 0..<o {
-                    var a = 0.0, b = 0.0
+                    var a = 0.0
+                    var b = 0.0
                     for i in 0..<3 {
                         for j in 0..<3 {
                             let w = conv1.values[c * 9 + i * 3 + j]
@@ -110,7 +116,8 @@ extension PiecewiseAffineConvNet {
                             b += w * d[(y + i) * n + x + j]
                         }
                     }
-                    alpha[(c * o + y) * o + x] = a; beta[(c * o + y) * o + x] = b
+                    alpha[(c * o + y) * o + x] = a
+                    beta[(c * o + y) * o + x] = b
                 }
             }
         }
@@ -163,8 +170,13 @@ private struct SegmentWalk {
     let conv1SignChanges: Int, length: Double
 
     init(_ net: PiecewiseAffineConvNet, _ x0: [Double], _ x1: [Double]) {
-        c1 = net.conv1Channels; c2 = net.conv2Channels; p1 = net.pool1Side; p2 = net.pool2Side; used2 = 2 * p2
-        windows1 = net.pool1Windows; windows2 = net.pool2Windows
+        c1 = net.conv1Channels
+        c2 = net.conv2Channels
+        p1 = net.pool1Side
+        p2 = net.pool2Side
+        used2 = 2 * p2
+        windows1 = net.pool1Windows
+        windows2 = net.pool2Windows
         let k2 = 9 * c1
         lanes = (c2 + 3) / 4
         var t = [SIMD4<Double>](repeating: .zero, count: k2 * lanes)
@@ -177,16 +189,22 @@ private struct SegmentWalk {
         conv1SignChanges = PiecewiseAffineConvNet.conv1SignChanges(alpha: a, beta: b)
         length = zip(x1, x0).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
         let o1 = net.conv1Side
-        alpha1 = [Double](repeating: 0, count: 4 * windows1); beta1 = alpha1
+        alpha1 = [Double](repeating: 0, count: 4 * windows1)
+        beta1 = alpha1
         for w in 0..<windows1 {
-            let c = w / (p1 * p1), py = (w / p1) % p1, px = w % p1
+            let c = w / (p1 * p1)
+            let py = (w / p1) % p1
+            let px = w % p1
             for s in 0..<4 {
                 let q = (c * o1 + 2 * py + s / 2) * o1 + 2 * px + s % 2
-                alpha1[4 * w + s] = a[q]; beta1[4 * w + s] = b[q]
+                alpha1[4 * w + s] = a[q]
+                beta1[4 * w + s] = b[q]
             }
         }
-        alpha2 = [Double](repeating: 0, count: 4 * windows2); beta2 = alpha2
-        pooledAlpha = [Double](repeating: 0, count: windows1); pooledBeta = pooledAlpha
+        alpha2 = [Double](repeating: 0, count: 4 * windows2)
+        beta2 = alpha2
+        pooledAlpha = [Double](repeating: 0, count: windows1)
+        pooledBeta = pooledAlpha
         winners = [Int8](repeating: -1, count: windows1 + windows2)
         nextTime = [Double](repeating: .infinity, count: windows1 + windows2)
         nextWinner = [Int8](repeating: -1, count: windows1 + windows2)
@@ -194,7 +212,8 @@ private struct SegmentWalk {
         while base < windows1 + windows2 { base *= 2 }
         leafBase = base
         tree = [Int32](repeating: 0, count: 2 * base)
-        sumAlpha = [SIMD4<Double>](repeating: .zero, count: lanes); sumBeta = sumAlpha
+        sumAlpha = [SIMD4<Double>](repeating: .zero, count: lanes)
+        sumBeta = sumAlpha
         stamp = [Int](repeating: 0, count: windows2)
     }
 
@@ -212,8 +231,11 @@ private struct SegmentWalk {
         for i in stride(from: leafBase - 1, through: 1, by: -1) { tree[i] = smaller(tree[2 * i], tree[2 * i + 1]) }
 
         let tol = PiecewiseAffineConvNet.breakpointMergeTolerance
-        var breakpoints: [Double] = [], layers: [UInt8] = [], events: [RegionEvent] = []
-        var now = 0.0, lastBreak = 0.0
+        var breakpoints: [Double] = []
+        var layers: [UInt8] = []
+        var events: [RegionEvent] = []
+        var now = 0.0
+        var lastBreak = 0.0
         while true {
             let w = Int(tree[1])
             let te = nextTime[w]
@@ -223,16 +245,20 @@ private struct SegmentWalk {
             events.append(RegionEvent(t: now, window: w, winner: winners[w]))
             let layer: UInt8 = w < windows1 ? 1 : 2
             if now - lastBreak > tol {
-                breakpoints.append(now); layers.append(layer); lastBreak = now
+                breakpoints.append(now)
+                layers.append(layer)
+                lastBreak = now
             } else if !layers.isEmpty {
                 layers[layers.count - 1] |= layer
             }
             if w < windows1 {
                 setPooled(w)
                 // conv2 at (y, x) reads pooled rows y…y+2 and columns x…x+2.
-                let py = (w / p1) % p1, px = w % p1
+                let py = (w / p1) % p1
+                let px = w % p1
                 if py - 2 <= used2 - 1 && px - 2 <= used2 - 1 {
-                    let ys = max(0, py - 2)...min(used2 - 1, py), xs = max(0, px - 2)...min(used2 - 1, px)
+                    let ys = max(0, py - 2)...min(used2 - 1, py)
+                    let xs = max(0, px - 2)...min(used2 - 1, px)
                     epoch += 1
                     dirty.removeAll(keepingCapacity: true)
                     for y in ys {
@@ -240,26 +266,41 @@ private struct SegmentWalk {
                             recomputeConv2(y, x)
                             for o in 0..<c2 {
                                 let v = (o * p2 + y / 2) * p2 + x / 2
-                                if stamp[v] != epoch { stamp[v] = epoch; dirty.append(v) }
+                                if stamp[v] != epoch {
+                                    stamp[v] = epoch
+                                    dirty.append(v)
+                                }
                             }
                         }
                     }
-                    for v in dirty { schedule(windows1 + v, now: now); update(windows1 + v) }
+                    for v in dirty {
+                        schedule(windows1 + v, now: now)
+                        update(windows1 + v)
+                    }
                 }
             }
-            schedule(w, now: now); update(w)
+            schedule(w, now: now)
+            update(w)
         }
-        return SegmentPieces(breakpoints: breakpoints, breakpointLayers: layers, initialWinners: initial, events: events,
-                             conv1SignChanges: conv1SignChanges, length: length, largestRootBacktrack: largestBacktrack,
-                             firstLayerWindows: windows1)
+        return SegmentPieces(
+            breakpoints: breakpoints, breakpointLayers: layers, initialWinners: initial, events: events,
+            conv1SignChanges: conv1SignChanges, length: length, largestRootBacktrack: largestBacktrack,
+            firstLayerWindows: windows1)
     }
 
     /// The winner at t = 0 among off (0, 0) and the four candidates at `base`.
     static func initialWinner(_ alpha: [Double], _ beta: [Double], _ base: Int) -> Int8 {
-        var best: Int8 = -1, ba = 0.0, bb = 0.0
+        var best: Int8 = -1
+        var ba = 0.0
+        var bb = 0.0
         for s in 0..<4 {
-            let a = alpha[base + s], b = beta[base + s]
-            if a > ba || (a == ba && b > bb) { best = Int8(s); ba = a; bb = b }
+            let a = alpha[base + s]
+            let b = beta[base + s]
+            if a > ba || (a == ba && b > bb) {
+                best = Int8(s)
+                ba = a
+                bb = b
+            }
         }
         return best
     }
@@ -276,21 +317,30 @@ private struct SegmentWalk {
     /// bit of the sums: the result depends only on the inputs, so that units
     /// with identical inputs are bitwise identical.
     mutating func recomputeConv2(_ y: Int, _ x: Int) {
-        let lanes = self.lanes, base = y * p1 + x
+        let lanes = self.lanes
+        let base = y * p1 + x
         sumAlpha.withUnsafeMutableBufferPointer { sa in
             sumBeta.withUnsafeMutableBufferPointer { sb in
                 w2v.withUnsafeBufferPointer { wv in
                     pooledAlpha.withUnsafeBufferPointer { qa in
                         pooledBeta.withUnsafeBufferPointer { qb in
                             inputOffsets.withUnsafeBufferPointer { offsets in
-                                for g in 0..<lanes { sa[g] = .zero; sb[g] = .zero }
+                                for g in 0..<lanes {
+                                    sa[g] = .zero
+                                    sb[g] = .zero
+                                }
                                 for k in 0..<offsets.count {
                                     let q = base + offsets[k]
-                                    let a = qa[q], b = qb[q]
+                                    let a = qa[q]
+                                    let b = qb[q]
                                     if a == 0 && b == 0 { continue }
-                                    let va = SIMD4(repeating: a), vb = SIMD4(repeating: b)
+                                    let va = SIMD4(repeating: a)
+                                    let vb = SIMD4(repeating: b)
                                     let row = wv.baseAddress! + k * lanes
-                                    for g in 0..<lanes { sa[g] += row[g] * va; sb[g] += row[g] * vb }
+                                    for g in 0..<lanes {
+                                        sa[g] += row[g] * va
+                                        sb[g] += row[g] * vb
+                                    }
                                 }
                             }
                         }
@@ -301,7 +351,8 @@ private struct SegmentWalk {
         let slot = (y % 2) * 2 + x % 2
         for o in 0..<c2 {
             let v = (o * p2 + y / 2) * p2 + x / 2
-            alpha2[4 * v + slot] = sumAlpha[o / 4][o % 4]; beta2[4 * v + slot] = sumBeta[o / 4][o % 4]
+            alpha2[4 * v + slot] = sumAlpha[o / 4][o % 4]
+            beta2[4 * v + slot] = sumBeta[o / 4][o % 4]
         }
     }
 
@@ -312,7 +363,8 @@ private struct SegmentWalk {
         let layer1 = w < windows1
         let base = 4 * (layer1 ? w : w - windows1)
         let k = Int(winners[w])
-        var alpha = (0.0, 0.0, 0.0, 0.0, 0.0), beta = alpha   // off, slots 0…3
+        var alpha = (0.0, 0.0, 0.0, 0.0, 0.0)
+        var beta = alpha  // off, slots 0…3
         if layer1 {
             alpha = (0, alpha1[base], alpha1[base + 1], alpha1[base + 2], alpha1[base + 3])
             beta = (0, beta1[base], beta1[base + 1], beta1[base + 2], beta1[base + 3])
@@ -320,27 +372,42 @@ private struct SegmentWalk {
             alpha = (0, alpha2[base], alpha2[base + 1], alpha2[base + 2], alpha2[base + 3])
             beta = (0, beta2[base], beta2[base + 1], beta2[base + 2], beta2[base + 3])
         }
-        var best = Double.infinity, bestJ: Int8 = -1, bestSlope = -Double.infinity
+        var best = Double.infinity
+        var bestJ: Int8 = -1
+        var bestSlope = -Double.infinity
         withUnsafeBytes(of: alpha) { ra in
             withUnsafeBytes(of: beta) { rb in
-                let a = ra.bindMemory(to: Double.self), b = rb.bindMemory(to: Double.self)
-                let ak = a[k + 1], bk = b[k + 1]
+                let a = ra.bindMemory(to: Double.self)
+                let b = rb.bindMemory(to: Double.self)
+                let ak = a[k + 1]
+                let bk = b[k + 1]
                 for j in 0..<5 where j != k + 1 {
                     let rise = b[j] - bk
                     guard rise > 0 else { continue }
                     var t = (ak - a[j]) / rise
-                    if t < now { largestBacktrack = max(largestBacktrack, now - t); t = now }
-                    if t < best || (t == best && b[j] > bestSlope) { best = t; bestJ = Int8(j - 1); bestSlope = b[j] }
+                    if t < now {
+                        largestBacktrack = max(largestBacktrack, now - t)
+                        t = now
+                    }
+                    if t < best || (t == best && b[j] > bestSlope) {
+                        best = t
+                        bestJ = Int8(j - 1)
+                        bestSlope = b[j]
+                    }
                 }
             }
         }
-        nextTime[w] = best; nextWinner[w] = bestJ
+        nextTime[w] = best
+        nextWinner[w] = bestJ
     }
 
     func smaller(_ a: Int32, _ b: Int32) -> Int32 { nextTime[Int(b)] < nextTime[Int(a)] ? b : a }
 
     mutating func update(_ w: Int) {
         var i = (leafBase + w) / 2
-        while i >= 1 { tree[i] = smaller(tree[2 * i], tree[2 * i + 1]); i /= 2 }
+        while i >= 1 {
+            tree[i] = smaller(tree[2 * i], tree[2 * i + 1])
+            i /= 2
+        }
     }
 }

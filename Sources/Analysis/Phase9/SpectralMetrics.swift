@@ -46,8 +46,9 @@ public struct PowerLawFit: Codable, Sendable, Equatable {
                     d = max(d, abs(fitted - Double(i) / Double(tail)), abs(fitted - Double(i + 1) / Double(tail)))
                 }
                 if best == nil || d < best!.ksDistance {
-                    best = PowerLawFit(alpha: alpha, alphaStandardError: (alpha - 1) / Double(tail).squareRoot(),
-                                       xMin: xMin, tailCount: tail, ksDistance: d)
+                    best = PowerLawFit(
+                        alpha: alpha, alphaStandardError: (alpha - 1) / Double(tail).squareRoot(),
+                        xMin: xMin, tailCount: tail, ksDistance: d)
                 }
             }
             // The next distinct value (equal values give the same x_min).
@@ -99,7 +100,8 @@ public struct SpectralMetrics: Codable, Sendable, Equatable {
             powerLawNote = "CSN fit to the \(eigenvalues.count) non-zero eigenvalues σᵢ²"
         } else {
             powerLaw = nil
-            powerLawNote = "not fitted: \(eigenvalues.count) non-zero eigenvalues, fewer than \(Self.minimumEigenvaluesForPowerLaw)"
+            powerLawNote =
+                "not fitted: \(eigenvalues.count) non-zero eigenvalues, fewer than \(Self.minimumEigenvaluesForPowerLaw)"
         }
     }
 }

@@ -33,7 +33,9 @@ public struct SampleSummary: Codable, Sendable, Equatable {
         min = values.min()!
         max = values.max()!
         if values.count > 1 {
-            let half = StudentT.quantile(0.975, degreesOfFreedom: Double(values.count - 1)) * standardDeviation / n.squareRoot()
+            let half =
+                StudentT.quantile(0.975, degreesOfFreedom: Double(values.count - 1)) * standardDeviation
+                / n.squareRoot()
             interval95 = [mean - half, mean + half]
         } else {
             interval95 = [.nan, .nan]
@@ -55,7 +57,8 @@ public enum StudentT {
     public static func quantile(_ p: Double, degreesOfFreedom nu: Double) -> Double {
         precondition(p > 0 && p < 1 && nu > 0)
         if p < 0.5 { return -quantile(1 - p, degreesOfFreedom: nu) }
-        var low = 0.0, high = 1.0
+        var low = 0.0
+        var high = 1.0
         while cdf(high, degreesOfFreedom: nu) < p { high *= 2 }
         for _ in 0..<200 {
             let mid = (low + high) / 2
@@ -79,19 +82,25 @@ public enum StudentT {
 
     private static func continuedFraction(x: Double, a: Double, b: Double) -> Double {
         let tiny = 1e-300
-        var c = 1.0, d = 1 - (a + b) * x / (a + 1)
+        var c = 1.0
+        var d = 1 - (a + b) * x / (a + 1)
         if abs(d) < tiny { d = tiny }
         d = 1 / d
         var h = d
         for m in 1...10_000 {
             let m = Double(m)
             var numerator = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
-            d = 1 + numerator * d; if abs(d) < tiny { d = tiny }
-            c = 1 + numerator / c; if abs(c) < tiny { c = tiny }
-            d = 1 / d; h *= d * c
+            d = 1 + numerator * d
+            if abs(d) < tiny { d = tiny }
+            c = 1 + numerator / c
+            if abs(c) < tiny { c = tiny }
+            d = 1 / d
+            h *= d * c
             numerator = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
-            d = 1 + numerator * d; if abs(d) < tiny { d = tiny }
-            c = 1 + numerator / c; if abs(c) < tiny { c = tiny }
+            d = 1 + numerator * d
+            if abs(d) < tiny { d = tiny }
+            c = 1 + numerator / c
+            if abs(c) < tiny { c = tiny }
             d = 1 / d
             let delta = d * c
             h *= delta

@@ -18,7 +18,9 @@ public struct StudyMetric: Codable, Sendable, Equatable {
     public var value: Double
 
     public init(key: String, label: String, value: Double) {
-        self.key = key; self.label = label; self.value = value
+        self.key = key
+        self.label = label
+        self.value = value
     }
 }
 
@@ -52,8 +54,10 @@ public enum StudyMetrics {
         }
         for r in root["reluRegions"] as? [[String: Any]] ?? [] {
             let layer = r["layer"] as? String ?? "?"
-            let random = r["randomTrainingPatches"] as? [String: Any], test = r["testSetPatches"] as? [String: Any]
-            add("\(layer).distinct_masks.random_patches",
+            let random = r["randomTrainingPatches"] as? [String: Any]
+            let test = r["testSetPatches"] as? [String: Any]
+            add(
+                "\(layer).distinct_masks.random_patches",
                 "\(layer) distinct masks, \(number(random?["patches"]).map { String(Int($0)) } ?? "") random patches",
                 random?["distinctMasks"])
             add("\(layer).distinct_masks.test_set", "\(layer) distinct masks, test set", test?["distinctMasks"])
@@ -63,7 +67,9 @@ public enum StudyMetrics {
                 let layer = l["layer"] as? String ?? "?"
                 for row in l["rows"] as? [[String: Any]] ?? [] {
                     guard let k = number(row["rank"]) else { continue }
-                    add("\(layer).low_rank_accuracy.\(Int(k))", "\(layer) at rank \(Int(k)): test accuracy", row["testAccuracy"])
+                    add(
+                        "\(layer).low_rank_accuracy.\(Int(k))", "\(layer) at rank \(Int(k)): test accuracy",
+                        row["testAccuracy"])
                 }
             }
             if let grid = (lowRank["sweep"] as? [String: Any])?["accuracy"] as? [[Any]] {
@@ -117,8 +123,8 @@ public enum StudyError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .malformed(m): return m
-        case let .badSeeds(m): return m
+        case .malformed(let m): return m
+        case .badSeeds(let m): return m
         }
     }
 }
@@ -142,10 +148,12 @@ public struct StudySummary: Codable, Sendable, Equatable {
     public init(seeds: [UInt64], members: [[StudyMetric]]) {
         precondition(seeds.count == members.count && !members.isEmpty)
         self.seeds = seeds
-        interval = "95% confidence interval for the mean: Student's t with n − 1 degrees of freedom, "
+        interval =
+            "95% confidence interval for the mean: Student's t with n − 1 degrees of freedom, "
             + "mean ± t(0.975, n−1)·sd/√n (assumes independent, normally distributed per-seed values)"
         let maps = members.map { Dictionary($0.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a }) }
-        var order: [String] = [], seen = Set<String>()
+        var order: [String] = []
+        var seen = Set<String>()
         for m in members { for metric in m where seen.insert(metric.key).inserted { order.append(metric.key) } }
         rows = []
         incomplete = []

@@ -12,7 +12,10 @@ extension Figures {
         public var observed: [(label: String, counts: [Int])]
 
         public init(name: String, units: Int, coverBound: [Double], observed: [(label: String, counts: [Int])]) {
-            self.name = name; self.units = units; self.coverBound = coverBound; self.observed = observed
+            self.name = name
+            self.units = units
+            self.coverBound = coverBound
+            self.observed = observed
         }
     }
 
@@ -21,15 +24,19 @@ extension Figures {
         let name = "cover_truncated_masks"
         try require(!layers.isEmpty, name, "no layers")
         for l in layers {
-            try require(l.units > 0 && l.coverBound.count == l.units, name,
-                        "\(l.name): \(l.coverBound.count) Cover bounds for n = \(l.units) units (one per rank 1…n)")
-            try require(!l.observed.isEmpty && l.observed.allSatisfy { $0.counts.count == l.units }, name,
-                        "\(l.name): observed counts must give one count per rank 1…\(l.units)")
+            try require(
+                l.units > 0 && l.coverBound.count == l.units, name,
+                "\(l.name): \(l.coverBound.count) Cover bounds for n = \(l.units) units (one per rank 1…n)")
+            try require(
+                !l.observed.isEmpty && l.observed.allSatisfy { $0.counts.count == l.units }, name,
+                "\(l.name): observed counts must give one count per rank 1…\(l.units)")
         }
         // Where the measured counts come closest to the bound (a ratio of 1 means the bound is reached).
         let summary = layers.map { l in
-            let tightest = l.observed.flatMap { o in o.counts.enumerated().map { (k: $0.offset + 1, ratio: Double($0.element) / l.coverBound[$0.offset]) } }
-                .max { $0.ratio < $1.ratio }!
+            let tightest = l.observed.flatMap { o in
+                o.counts.enumerated().map { (k: $0.offset + 1, ratio: Double($0.element) / l.coverBound[$0.offset]) }
+            }
+            .max { $0.ratio < $1.ratio }!
             return "\(l.name): closest at k = \(tightest.k), \(significant(100 * tightest.ratio, 3))% of the bound"
         }.joined(separator: "; ")
         return Figure(
@@ -43,14 +50,21 @@ extension Figures {
             let panels = body.grid(rows: 1, columns: layers.count, gap: 24)
             for (l, panel) in zip(layers, panels) {
                 let ranks = (1...l.units).map(Double.init)
-                var series = [Series("Cover bound C(\(l.units), k)", x: ranks, y: l.coverBound, color: seriesColor(0), style: .line)]
+                var series = [
+                    Series(
+                        "Cover bound C(\(l.units), k)", x: ranks, y: l.coverBound, color: seriesColor(0), style: .line)
+                ]
                 for (i, o) in l.observed.enumerated() {
-                    series.append(Series(o.label, x: ranks, y: o.counts.map(Double.init), color: seriesColor(i + 1),
-                                         style: .markers, marker: marker(i + 1), markerRadius: 5))
+                    series.append(
+                        Series(
+                            o.label, x: ranks, y: o.counts.map(Double.init), color: seriesColor(i + 1),
+                            style: .markers, marker: marker(i + 1), markerRadius: 5))
                 }
-                XYChart(title: "\(l.name) (n = \(l.units) units)", x: Axis("rank k of W_k", integerTicks: true),
-                        y: Axis("distinct masks (log scale)", scale: .log10), series: series)
-                    .draw(on: canvas, in: panel)
+                XYChart(
+                    title: "\(l.name) (n = \(l.units) units)", x: Axis("rank k of W_k", integerTicks: true),
+                    y: Axis("distinct masks (log scale)", scale: .log10), series: series
+                )
+                .draw(on: canvas, in: panel)
             }
         }
     }

@@ -16,8 +16,11 @@ extension Figures {
         public var seconds: Double
 
         public init(epoch: Int, loss: Double, trainAccuracy: Double, testAccuracy: Double, seconds: Double) {
-            self.epoch = epoch; self.loss = loss; self.trainAccuracy = trainAccuracy
-            self.testAccuracy = testAccuracy; self.seconds = seconds
+            self.epoch = epoch
+            self.loss = loss
+            self.trainAccuracy = trainAccuracy
+            self.testAccuracy = testAccuracy
+            self.seconds = seconds
         }
     }
 
@@ -31,14 +34,20 @@ extension Figures {
     public struct SigmaSeries: Sendable {
         public var name: String
         public var sigma: [Double]
-        public init(name: String, sigma: [Double]) { self.name = name; self.sigma = sigma }
+        public init(name: String, sigma: [Double]) {
+            self.name = name
+            self.sigma = sigma
+        }
     }
 
     /// Cumulative energy E_k = Σ_{i≤k} σᵢ² / Σᵢ σᵢ² for k = 1…r, as the analysis computed it.
     public struct EnergySeries: Sendable {
         public var name: String
         public var cumulativeEnergy: [Double]
-        public init(name: String, cumulativeEnergy: [Double]) { self.name = name; self.cumulativeEnergy = cumulativeEnergy }
+        public init(name: String, cumulativeEnergy: [Double]) {
+            self.name = name
+            self.cumulativeEnergy = cumulativeEnergy
+        }
     }
 
     /// Relative Frobenius error ‖W − W_k‖_F / ‖W‖_F against rank k, measured from
@@ -49,7 +58,10 @@ extension Figures {
         public var fromMatrices: [Double]
         public var fromSigma: [Double]
         public init(name: String, ranks: [Int], fromMatrices: [Double], fromSigma: [Double]) {
-            self.name = name; self.ranks = ranks; self.fromMatrices = fromMatrices; self.fromSigma = fromSigma
+            self.name = name
+            self.ranks = ranks
+            self.fromMatrices = fromMatrices
+            self.fromSigma = fromSigma
         }
     }
 
@@ -59,7 +71,9 @@ extension Figures {
         public var ranks: [Int]
         public var accuracy: [Double]
         public init(label: String, ranks: [Int], accuracy: [Double]) {
-            self.label = label; self.ranks = ranks; self.accuracy = accuracy
+            self.label = label
+            self.ranks = ranks
+            self.accuracy = accuracy
         }
     }
 
@@ -75,8 +89,13 @@ extension Figures {
         /// (which patches, how many distinct masks), e.g. ("500 random training patches", 40).
         public var observed: [(label: String, count: Int)]
 
-        public init(name: String, units: Int, rank: Int, coverBound: [Double], observed: [(label: String, count: Int)]) {
-            self.name = name; self.units = units; self.rank = rank; self.coverBound = coverBound; self.observed = observed
+        public init(name: String, units: Int, rank: Int, coverBound: [Double], observed: [(label: String, count: Int)])
+        {
+            self.name = name
+            self.units = units
+            self.rank = rank
+            self.coverBound = coverBound
+            self.observed = observed
         }
     }
 
@@ -91,7 +110,10 @@ extension Figures {
         public var total: Int
 
         public init(name: String, source: String, masks: [(mask: String, count: Int)], total: Int) {
-            self.name = name; self.source = source; self.masks = masks; self.total = total
+            self.name = name
+            self.source = source
+            self.masks = masks
+            self.total = total
         }
     }
 
@@ -106,9 +128,16 @@ extension Figures {
         public var xLabel: String
         public var yLabel: String
 
-        public init(title: String, x: [Double], y: [Double], classes: [Int],
-                    xLabel: String = "projection on u₁", yLabel: String = "projection on u₂") {
-            self.title = title; self.x = x; self.y = y; self.classes = classes; self.xLabel = xLabel; self.yLabel = yLabel
+        public init(
+            title: String, x: [Double], y: [Double], classes: [Int],
+            xLabel: String = "projection on u₁", yLabel: String = "projection on u₂"
+        ) {
+            self.title = title
+            self.x = x
+            self.y = y
+            self.classes = classes
+            self.xLabel = xLabel
+            self.yLabel = yLabel
         }
     }
 
@@ -119,7 +148,9 @@ extension Figures {
         public var image: MatrixValues
         public var maps: [MatrixValues]
         public init(label: Int, image: MatrixValues, maps: [MatrixValues]) {
-            self.label = label; self.image = image; self.maps = maps
+            self.label = label
+            self.image = image
+            self.maps = maps
         }
     }
 }

@@ -17,7 +17,10 @@ extension Figures {
         public var count: Int { labels.count }
 
         public init(images: [Double], labels: [Int], conv1: [Double], conv2: [Double]) {
-            self.images = images; self.labels = labels; self.conv1 = conv1; self.conv2 = conv2
+            self.images = images
+            self.labels = labels
+            self.conv1 = conv1
+            self.conv2 = conv2
         }
 
         /// From a host forward pass (`HostReferenceNet.forward` or `AnalyticalNet.forward`) on the same digits.
@@ -32,18 +35,24 @@ extension Figures {
     /// U, ReLU mask counts, the truncated layers' masks against Cover's bound,
     /// and (when the report lists them) the most common
     /// masks, and, with a sample, the projections and feature maps.
-    public static func figures(report: AnalysisReport, history: TrainingHistory?, sample: ActivationSample?,
-                               digitsShown: Int = 4) throws -> [Figure] {
+    public static func figures(
+        report: AnalysisReport, history: TrainingHistory?, sample: ActivationSample?,
+        digitsShown: Int = 4
+    ) throws -> [Figure] {
         var figures: [Figure] = []
         if let history { figures.append(try trainingCurves(history)) }
         let spectra = report.spectra
         figures.append(try singularValues(spectra.map { SigmaSeries(name: $0.layer, sigma: $0.singularValues) }))
-        figures.append(try cumulativeEnergy(spectra.map { EnergySeries(name: $0.layer, cumulativeEnergy: $0.cumulativeEnergy) }))
-        figures.append(try reconstructionError(report.lowRank.layers.map { l in
-            ReconstructionSeries(name: l.layer, ranks: l.rows.map(\.rank),
-                                 fromMatrices: l.rows.map(\.relativeFrobeniusErrorFromMatrix),
-                                 fromSigma: l.rows.map(\.relativeFrobeniusErrorFromSigma))
-        }))
+        figures.append(
+            try cumulativeEnergy(spectra.map { EnergySeries(name: $0.layer, cumulativeEnergy: $0.cumulativeEnergy) }))
+        figures.append(
+            try reconstructionError(
+                report.lowRank.layers.map { l in
+                    ReconstructionSeries(
+                        name: l.layer, ranks: l.rows.map(\.rank),
+                        fromMatrices: l.rows.map(\.relativeFrobeniusErrorFromMatrix),
+                        fromSigma: l.rows.map(\.relativeFrobeniusErrorFromSigma))
+                }))
         if let sweep = report.lowRank.sweep {
             var curves: [AccuracySeries] = report.lowRank.layers.compactMap { l in
                 let accuracy = l.rows.compactMap(\.testAccuracy)
@@ -57,33 +66,55 @@ extension Figures {
             if !curves.isEmpty { figures.append(try accuracyVsRank(curves, fullRankAccuracy: report.testAccuracy)) }
         }
         for s in spectra {
-            figures.append(try eigenfilters(layer: s.layer, vt: matrix(s.vt), sigma: s.singularValues,
-                                            inputChannels: s.eigenfilterShape[0], kernelSize: s.eigenfilterShape[1]))
+            figures.append(
+                try eigenfilters(
+                    layer: s.layer, vt: matrix(s.vt), sigma: s.singularValues,
+                    inputChannels: s.eigenfilterShape[0], kernelSize: s.eigenfilterShape[1]))
         }
         for s in spectra {
             let lowRank = report.lowRank.layers.first { $0.layer == s.layer }
             figures.append(try lowRankFilterFigure(spectrum: s, lowRank: lowRank))
         }
         figures.append(try leftSingularVectors(spectra.map { (name: $0.layer, u: matrix($0.u)) }))
-        figures.append(try reluMaskCounts(report.reluRegions.map { r in
-            MaskCountPanel(name: r.layer, units: r.units, rank: r.rank, coverBound: r.coverBound.map(Double.init),
-                           observed: [("\(grouped(r.randomTrainingPatches.patches)) random training patches", r.randomTrainingPatches.distinctMasks),
-                                      ("all \(grouped(r.testSetPatches.patches)) test patches", r.testSetPatches.distinctMasks)])
-        }))
-        figures.append(try truncatedMaskCounts(report.reluRegions.map { r in
-            TruncatedMaskPanel(name: r.layer, units: r.units, coverBound: r.coverBound.map(Double.init),
-                               observed: [("\(grouped(r.truncatedRandomTrainingPatches.patches)) random training patches",
-                                           r.truncatedRandomTrainingPatches.distinctMasks),
-                                          ("all \(grouped(r.truncatedTestSetPatches.patches)) test patches",
-                                           r.truncatedTestSetPatches.distinctMasks)])
-        }))
+        figures.append(
+            try reluMaskCounts(
+                report.reluRegions.map { r in
+                    MaskCountPanel(
+                        name: r.layer, units: r.units, rank: r.rank, coverBound: r.coverBound.map(Double.init),
+                        observed: [
+                            (
+                                "\(grouped(r.randomTrainingPatches.patches)) random training patches",
+                                r.randomTrainingPatches.distinctMasks
+                            ),
+                            ("all \(grouped(r.testSetPatches.patches)) test patches", r.testSetPatches.distinctMasks),
+                        ])
+                }))
+        figures.append(
+            try truncatedMaskCounts(
+                report.reluRegions.map { r in
+                    TruncatedMaskPanel(
+                        name: r.layer, units: r.units, coverBound: r.coverBound.map(Double.init),
+                        observed: [
+                            (
+                                "\(grouped(r.truncatedRandomTrainingPatches.patches)) random training patches",
+                                r.truncatedRandomTrainingPatches.distinctMasks
+                            ),
+                            (
+                                "all \(grouped(r.truncatedTestSetPatches.patches)) test patches",
+                                r.truncatedTestSetPatches.distinctMasks
+                            ),
+                        ])
+                }))
         // The most common masks are listed only when the analysis kept some (mostCommonMaskCount > 0).
         if report.reluRegions.allSatisfy({ !$0.testSetPatches.mostCommon.isEmpty }) {
-            figures.append(try reluMaskFrequencies(report.reluRegions.map { r in
-                MaskFrequencyPanel(name: r.layer, source: "all test patches",
-                                   masks: r.testSetPatches.mostCommon.map { (mask: $0.bits, count: $0.count) },
-                                   total: r.testSetPatches.patches)
-            }))
+            figures.append(
+                try reluMaskFrequencies(
+                    report.reluRegions.map { r in
+                        MaskFrequencyPanel(
+                            name: r.layer, source: "all test patches",
+                            masks: r.testSetPatches.mostCommon.map { (mask: $0.bits, count: $0.count) },
+                            total: r.testSetPatches.patches)
+                    }))
         }
         if let phase9 = report.phase9 { figures += try phase9Figures(phase9) }
         if let sample {
@@ -95,11 +126,13 @@ extension Figures {
             var panels: [ProjectionPanel] = []
             for (name, values, channels, positions) in layers {
                 guard let s = spectra.first(where: { $0.layer == name }) else { continue }
-                panels += try projectionPanels(layer: name, preActivations: values, count: sample.count, channels: channels,
-                                               positions: positions, u: s.u, classes: sample.labels)
+                panels += try projectionPanels(
+                    layer: name, preActivations: values, count: sample.count, channels: channels,
+                    positions: positions, u: s.u, classes: sample.labels)
             }
-            figures.append(try activationProjections(
-                panels, layerDescription: "layer output (the channel vector a) at its 8 strongest positions"))
+            figures.append(
+                try activationProjections(
+                    panels, layerDescription: "layer output (the channel vector a) at its 8 strongest positions"))
             figures.append(try digitFeatureMaps(digitMaps(sample, count: digitsShown), afterReLU: false))
         }
         return figures
@@ -107,9 +140,13 @@ extension Figures {
 
     /// Renders `figures(report:history:sample:)` into `directory` as
     /// `<name>.<format>` files (atomically) and returns them in report order.
-    public static func renderAll(report: AnalysisReport, history: TrainingHistory?, sample: ActivationSample?,
-                                 to directory: URL, format: FigureFormat = .png) throws -> [FigureFile] {
-        try figures(report: report, history: history, sample: sample).map { try $0.write(to: directory, format: format) }
+    public static func renderAll(
+        report: AnalysisReport, history: TrainingHistory?, sample: ActivationSample?,
+        to directory: URL, format: FigureFormat = .png
+    ) throws -> [FigureFile] {
+        try figures(report: report, history: history, sample: sample).map {
+            try $0.write(to: directory, format: format)
+        }
     }
 
     /// Rows (as in the report) → a MatrixValues.
@@ -135,8 +172,9 @@ extension Figures {
         let errors = ranks.map { k in
             lowRank?.rows.first { $0.rank == k }?.relativeFrobeniusErrorFromMatrix ?? .nan
         }
-        return try lowRankFilters(layer: s.layer, weights: truncated(r), reconstructions: ranks.map { ($0, truncated($0)) },
-                                  relativeErrors: errors, inputChannels: s.eigenfilterShape[0], kernelSize: s.eigenfilterShape[1])
+        return try lowRankFilters(
+            layer: s.layer, weights: truncated(r), reconstructions: ranks.map { ($0, truncated($0)) },
+            relativeErrors: errors, inputChannels: s.eigenfilterShape[0], kernelSize: s.eigenfilterShape[1])
     }
 
     /// Points of each digit's layer output in the plane of u₁, u₂: at the
@@ -147,14 +185,19 @@ extension Figures {
     /// - Parameters:
     ///   - preActivations: count × channels × positions (NCHW, the plane flattened).
     ///   - u: U as rows (channels × r); columns 0 and 1 are u₁ and u₂.
-    public static func projectionPanels(layer: String, preActivations: [Double], count: Int, channels: Int, positions: Int,
-                                        u: [[Double]], classes: [Int], positionsPerDigit: Int = 8) throws -> [ProjectionPanel] {
+    public static func projectionPanels(
+        layer: String, preActivations: [Double], count: Int, channels: Int, positions: Int,
+        u: [[Double]], classes: [Int], positionsPerDigit: Int = 8
+    ) throws -> [ProjectionPanel] {
         let name = "activation_projections"
-        try require(preActivations.count == count * channels * positions, name,
-                    "\(layer): \(preActivations.count) values for \(count)×\(channels)×\(positions)")
+        try require(
+            preActivations.count == count * channels * positions, name,
+            "\(layer): \(preActivations.count) values for \(count)×\(channels)×\(positions)")
         try require(classes.count == count, name, "\(layer): \(classes.count) classes for \(count) digits")
-        try require(u.count == channels && u.allSatisfy { $0.count >= 2 }, name, "\(layer): U must be \(channels)×r with r ≥ 2")
-        var before = (x: [Double](), y: [Double]()), after = (x: [Double](), y: [Double]())
+        try require(
+            u.count == channels && u.allSatisfy { $0.count >= 2 }, name, "\(layer): U must be \(channels)×r with r ≥ 2")
+        var before = (x: [Double](), y: [Double]())
+        var after = (x: [Double](), y: [Double]())
         var pointClasses: [Int] = []
         for n in 0..<count {
             func a(_ c: Int, _ p: Int) -> Double { preActivations[(n * channels + c) * positions + p] }
@@ -163,22 +206,30 @@ extension Figures {
             let strongest = (0..<positions).sorted { norms[$0] != norms[$1] ? norms[$0] > norms[$1] : $0 < $1 }
                 .prefix(positionsPerDigit).filter { norms[$0] > 0 }
             for p in strongest {
-                var b = (0.0, 0.0), h = (0.0, 0.0)
+                var b = (0.0, 0.0)
+                var h = (0.0, 0.0)
                 for c in 0..<channels {
-                    let v = a(c, p), r = max(0, v)
-                    b.0 += u[c][0] * v; b.1 += u[c][1] * v
-                    h.0 += u[c][0] * r; h.1 += u[c][1] * r
+                    let v = a(c, p)
+                    let r = max(0, v)
+                    b.0 += u[c][0] * v
+                    b.1 += u[c][1] * v
+                    h.0 += u[c][0] * r
+                    h.1 += u[c][1] * r
                 }
-                before.x.append(b.0); before.y.append(b.1)
-                after.x.append(h.0); after.y.append(h.1)
+                before.x.append(b.0)
+                before.y.append(b.1)
+                after.x.append(h.0)
+                after.y.append(h.1)
                 pointClasses.append(classes[n])
             }
         }
         return [
-            ProjectionPanel(title: "\(layer), before ReLU", x: before.x, y: before.y, classes: pointClasses,
-                            xLabel: "u₁ᵀa", yLabel: "u₂ᵀa"),
-            ProjectionPanel(title: "\(layer), after ReLU", x: after.x, y: after.y, classes: pointClasses,
-                            xLabel: "u₁ᵀReLU(a)", yLabel: "u₂ᵀReLU(a)"),
+            ProjectionPanel(
+                title: "\(layer), before ReLU", x: before.x, y: before.y, classes: pointClasses,
+                xLabel: "u₁ᵀa", yLabel: "u₂ᵀa"),
+            ProjectionPanel(
+                title: "\(layer), after ReLU", x: after.x, y: after.y, classes: pointClasses,
+                xLabel: "u₁ᵀReLU(a)", yLabel: "u₂ᵀReLU(a)"),
         ]
     }
 
@@ -186,23 +237,31 @@ extension Figures {
     /// (one digit of each class first, when the sample has them, so that the rows differ).
     static func digitMaps(_ sample: ActivationSample, count: Int) throws -> [DigitFeatureMaps] {
         let g = TinyConvNetGeometry.self
-        let side = g.imageSide, mapSide = g.conv1OutputSide, channels = g.conv1Channels
+        let side = g.imageSide
+        let mapSide = g.conv1OutputSide
+        let channels = g.conv1Channels
         let n = sample.count
-        try require(sample.images.count == n * side * side && sample.conv1.count == n * channels * mapSide * mapSide,
-                    "digit_feature_maps",
-                    "sample has \(sample.images.count) pixels and \(sample.conv1.count) conv1 values for \(n) digits")
+        try require(
+            sample.images.count == n * side * side && sample.conv1.count == n * channels * mapSide * mapSide,
+            "digit_feature_maps",
+            "sample has \(sample.images.count) pixels and \(sample.conv1.count) conv1 values for \(n) digits")
         var chosen: [Int] = []
-        for i in 0..<n where chosen.count < count && !chosen.contains(where: { sample.labels[$0] == sample.labels[i] }) {
+        for i in 0..<n where chosen.count < count && !chosen.contains(where: { sample.labels[$0] == sample.labels[i] })
+        {
             chosen.append(i)
         }
         for i in 0..<n where chosen.count < count && !chosen.contains(i) { chosen.append(i) }
         return chosen.map { i in
             DigitFeatureMaps(
                 label: sample.labels[i],
-                image: MatrixValues(rows: side, columns: side, values: Array(sample.images[(i * side * side)..<((i + 1) * side * side)])),
+                image: MatrixValues(
+                    rows: side, columns: side, values: Array(sample.images[(i * side * side)..<((i + 1) * side * side)])
+                ),
                 maps: (0..<channels).map { c in
                     let start = (i * channels + c) * mapSide * mapSide
-                    return MatrixValues(rows: mapSide, columns: mapSide, values: Array(sample.conv1[start..<(start + mapSide * mapSide)]))
+                    return MatrixValues(
+                        rows: mapSide, columns: mapSide,
+                        values: Array(sample.conv1[start..<(start + mapSide * mapSide)]))
                 })
         }
     }

@@ -10,7 +10,9 @@ extension Figures {
         public var summaries: [SampleSummary]
         public init(name: String, x: [Double], summaries: [SampleSummary]) {
             precondition(x.count == summaries.count)
-            self.name = name; self.x = x; self.summaries = summaries
+            self.name = name
+            self.x = x
+            self.summaries = summaries
         }
     }
 
@@ -20,16 +22,24 @@ extension Figures {
     static func studySeries(_ curves: [StudyCurve], scale: Double = 1) -> [Series] {
         var series: [Series] = []
         for (i, c) in curves.enumerated() {
-            series.append(Series(c.name, x: c.x, y: c.summaries.map { scale * $0.mean }, color: seriesColor(i), marker: marker(i)))
+            series.append(
+                Series(c.name, x: c.x, y: c.summaries.map { scale * $0.mean }, color: seriesColor(i), marker: marker(i))
+            )
             for (x, s) in zip(c.x, c.summaries) where s.interval95.allSatisfy(\.isFinite) {
                 // Unlabelled series stay out of the legend.
-                series.append(Series("", x: [x, x], y: s.interval95.map { scale * $0 }, color: seriesColor(i),
-                                     style: .line, lineWidth: 1.5))
+                series.append(
+                    Series(
+                        "", x: [x, x], y: s.interval95.map { scale * $0 }, color: seriesColor(i),
+                        style: .line, lineWidth: 1.5))
             }
-            series.append(Series("", x: c.x, y: c.summaries.map { scale * $0.min }, color: seriesColor(i), style: .markers,
-                                 marker: .diamond, markerRadius: 2.5, alpha: 0.7))
-            series.append(Series("", x: c.x, y: c.summaries.map { scale * $0.max }, color: seriesColor(i), style: .markers,
-                                 marker: .diamond, markerRadius: 2.5, alpha: 0.7))
+            series.append(
+                Series(
+                    "", x: c.x, y: c.summaries.map { scale * $0.min }, color: seriesColor(i), style: .markers,
+                    marker: .diamond, markerRadius: 2.5, alpha: 0.7))
+            series.append(
+                Series(
+                    "", x: c.x, y: c.summaries.map { scale * $0.max }, color: seriesColor(i), style: .markers,
+                    marker: .diamond, markerRadius: 2.5, alpha: 0.7))
         }
         return series
     }
@@ -49,17 +59,23 @@ extension Figures {
                 + "mean (bar) and the smallest and largest seed (dots), linear (left) and log (right) scale. \(spread)."
         ) { canvas, body in
             let panels = body.grid(rows: 1, columns: 2, gap: 24)
-            XYChart(title: "Linear scale", x: Axis("index i", integerTicks: true), y: Axis("singular value σᵢ"),
-                    series: series).draw(on: canvas, in: panels[0])
-            XYChart(title: "Log scale", x: Axis("index i", integerTicks: true),
-                    y: Axis("singular value σᵢ (log scale)", scale: .log10), series: series).draw(on: canvas, in: panels[1])
+            XYChart(
+                title: "Linear scale", x: Axis("index i", integerTicks: true), y: Axis("singular value σᵢ"),
+                series: series
+            ).draw(on: canvas, in: panels[0])
+            XYChart(
+                title: "Log scale", x: Axis("index i", integerTicks: true),
+                y: Axis("singular value σᵢ (log scale)", scale: .log10), series: series
+            ).draw(on: canvas, in: panels[1])
         }
     }
 
     /// Test accuracy with one layer (or both) cut to rank k, over the members ("study_accuracy_vs_rank").
     public static func studyAccuracyVersusRank(_ curves: [StudyCurve]) throws -> Figure {
         let name = "study_accuracy_vs_rank"
-        try require(!curves.isEmpty && curves.allSatisfy { !$0.x.isEmpty }, name, "no accuracy-against-rank data (run with the sweep)")
+        try require(
+            !curves.isEmpty && curves.allSatisfy { !$0.x.isEmpty }, name,
+            "no accuracy-against-rank data (run with the sweep)")
         let n = curves[0].summaries[0].count
         return Figure(
             name: name, title: "Test accuracy against rank over \(n) seeds", width: 1000, height: 600,
@@ -67,8 +83,10 @@ extension Figures {
                 + "rank), or both at rank k: mean over the \(n) seeds (line), 95% t-interval of the mean (bar), "
                 + "smallest and largest seed (dots)."
         ) { canvas, body in
-            XYChart(title: "Accuracy against rank", x: Axis("rank k", integerTicks: true), y: Axis("test accuracy (%)"),
-                    series: studySeries(curves, scale: 100)).draw(on: canvas, in: body)
+            XYChart(
+                title: "Accuracy against rank", x: Axis("rank k", integerTicks: true), y: Axis("test accuracy (%)"),
+                series: studySeries(curves, scale: 100)
+            ).draw(on: canvas, in: body)
         }
     }
 }

@@ -11,10 +11,15 @@ public struct Axis: Sendable {
     /// Overrides the tick labels' formatting (linear axes only).
     public var tickFormatter: (@Sendable (Double) -> String)?
 
-    public init(_ label: String, scale: AxisScale = .linear, range: ClosedRange<Double>? = nil,
-                integerTicks: Bool = false, tickFormatter: (@Sendable (Double) -> String)? = nil) {
-        self.label = label; self.scale = scale; self.range = range
-        self.integerTicks = integerTicks; self.tickFormatter = tickFormatter
+    public init(
+        _ label: String, scale: AxisScale = .linear, range: ClosedRange<Double>? = nil,
+        integerTicks: Bool = false, tickFormatter: (@Sendable (Double) -> String)? = nil
+    ) {
+        self.label = label
+        self.scale = scale
+        self.range = range
+        self.integerTicks = integerTicks
+        self.tickFormatter = tickFormatter
     }
 
     /// Ticks for data spanning [low, high].
@@ -24,7 +29,8 @@ public struct Axis: Sendable {
             if let range { return TickGenerator.log(low: range.lowerBound, high: range.upperBound).clamped(to: range) }
             return TickGenerator.log(low: dataLow, high: dataHigh)
         case .linear:
-            let lo = range?.lowerBound ?? dataLow, hi = range?.upperBound ?? dataHigh
+            let lo = range?.lowerBound ?? dataLow
+            let hi = range?.upperBound ?? dataHigh
             var t: Ticks
             if integerTicks {
                 let span = max(hi - lo, 1)
@@ -37,7 +43,10 @@ public struct Axis: Sendable {
                 let first = range == nil ? floor(lo / step) * step : ceil(lo / step) * step
                 var values: [Double] = []
                 var v = first
-                while v <= hi + 1e-9 { values.append(v); v += step }
+                while v <= hi + 1e-9 {
+                    values.append(v)
+                    v += step
+                }
                 // Integer axes keep the data range plus half a unit each side,
                 // so that the first and last points are not on the frame.
                 let r = range ?? (lo - 0.5)...(hi + 0.5)
@@ -95,9 +104,11 @@ struct Frame {
 /// Draws the axes of a plot area: frame, light grid, ticks, tick labels, axis
 /// labels. Returns the frame for placing data. The caller gives the whole
 /// panel rectangle; margins are measured from the tick labels' sizes.
-func drawAxes(on canvas: Canvas, in panel: Rect, title: String, x: Axis, xTicks: Ticks,
-              y: Axis, yTicks: Ticks, rightReserve: Double = 0, xTickAngle: Double = 0,
-              grid: Bool = true) -> Frame {
+func drawAxes(
+    on canvas: Canvas, in panel: Rect, title: String, x: Axis, xTicks: Ticks,
+    y: Axis, yTicks: Ticks, rightReserve: Double = 0, xTickAngle: Double = 0,
+    grid: Bool = true
+) -> Frame {
     let tickSize = FontSize.tick
     let labelHeight = canvas.lineHeight(size: FontSize.axisLabel)
     let titleHeight = title.isEmpty ? 8 : canvas.lineHeight(size: FontSize.panelTitle) + 12
@@ -111,8 +122,14 @@ func drawAxes(on canvas: Canvas, in panel: Rect, title: String, x: Axis, xTicks:
 
     canvas.text(title, x: area.midX, y: panel.minY + 4, size: FontSize.panelTitle, bold: true, h: .center, v: .top)
     if grid {
-        for v in yTicks.values { let p = frame.py(v); canvas.line(from: (area.minX, p), to: (area.maxX, p), .lightGrey) }
-        for v in xTicks.values { let p = frame.px(v); canvas.line(from: (p, area.minY), to: (p, area.maxY), .lightGrey) }
+        for v in yTicks.values {
+            let p = frame.py(v)
+            canvas.line(from: (area.minX, p), to: (area.maxX, p), .lightGrey)
+        }
+        for v in xTicks.values {
+            let p = frame.px(v)
+            canvas.line(from: (p, area.minY), to: (p, area.maxY), .lightGrey)
+        }
     }
     canvas.stroke(area, .ink, lineWidth: 1.2)
     for (v, l) in zip(yTicks.values, yTicks.labels) {
@@ -130,7 +147,8 @@ func drawAxes(on canvas: Canvas, in panel: Rect, title: String, x: Axis, xTicks:
         }
     }
     canvas.text(x.label, x: area.midX, y: panel.maxY - 6, size: FontSize.axisLabel, h: .center, v: .bottom)
-    canvas.text(y.label, x: panel.minX + 10, y: area.midY, size: FontSize.axisLabel, h: .center, v: .top, angle: -.pi / 2)
+    canvas.text(
+        y.label, x: panel.minX + 10, y: area.midY, size: FontSize.axisLabel, h: .center, v: .top, angle: -.pi / 2)
     return frame
 }
 
@@ -152,7 +170,9 @@ struct Legend {
     func size(on canvas: Canvas) -> (width: Double, height: Double) {
         let widest = entries.map { canvas.textWidth($0.label, size: FontSize.legend) }.max() ?? 0
         let rowHeight = canvas.lineHeight(size: FontSize.legend) + 5
-        return (Self.padding * 2 + Self.swatchWidth + 8 + widest, Self.padding * 2 + rowHeight * Double(entries.count) - 5)
+        return (
+            Self.padding * 2 + Self.swatchWidth + 8 + widest, Self.padding * 2 + rowHeight * Double(entries.count) - 5
+        )
     }
 
     /// The legend's corner rectangle inside `area` that covers the fewest of `points`.
@@ -166,7 +186,9 @@ struct Legend {
             Rect(x: area.minX + m, y: area.maxY - h - m, width: w, height: h),
         ]
         func covered(_ r: Rect) -> Int {
-            points.reduce(0) { $0 + ($1.0 >= r.minX - 4 && $1.0 <= r.maxX + 4 && $1.1 >= r.minY - 4 && $1.1 <= r.maxY + 4 ? 1 : 0) }
+            points.reduce(0) {
+                $0 + ($1.0 >= r.minX - 4 && $1.0 <= r.maxX + 4 && $1.1 >= r.minY - 4 && $1.1 <= r.maxY + 4 ? 1 : 0)
+            }
         }
         return corners.min { covered($0) < covered($1) }!
     }

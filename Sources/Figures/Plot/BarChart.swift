@@ -6,7 +6,9 @@ public struct BarGroup: Sendable {
     public var values: [Double]
     public var color: RGB
     public init(_ label: String, values: [Double], color: RGB) {
-        self.label = label; self.values = values; self.color = color
+        self.label = label
+        self.values = values
+        self.color = color
     }
 }
 
@@ -23,14 +25,22 @@ public struct BarChart: Sendable {
     /// Horizontal reference lines (e.g. a bound), labelled at the right end.
     public var referenceLines: [ReferenceLine]
 
-    public init(title: String, categories: [String], groups: [BarGroup], xLabel: String, y: Axis,
-                valueLabel: (@Sendable (Double) -> String)? = nil, referenceLines: [ReferenceLine] = []) {
+    public init(
+        title: String, categories: [String], groups: [BarGroup], xLabel: String, y: Axis,
+        valueLabel: (@Sendable (Double) -> String)? = nil, referenceLines: [ReferenceLine] = []
+    ) {
         for g in groups {
-            precondition(g.values.count == categories.count,
-                         "BarChart \(title): group \(g.label) has \(g.values.count) values for \(categories.count) categories")
+            precondition(
+                g.values.count == categories.count,
+                "BarChart \(title): group \(g.label) has \(g.values.count) values for \(categories.count) categories")
         }
-        self.title = title; self.categories = categories; self.groups = groups
-        self.xLabel = xLabel; self.y = y; self.valueLabel = valueLabel; self.referenceLines = referenceLines
+        self.title = title
+        self.categories = categories
+        self.groups = groups
+        self.xLabel = xLabel
+        self.y = y
+        self.valueLabel = valueLabel
+        self.referenceLines = referenceLines
     }
 
     public func draw(on canvas: Canvas, in panel: Rect) {
@@ -48,9 +58,13 @@ public struct BarChart: Sendable {
         let slotGuess = (panel.width - 120) / Double(max(n, 1))
         let widest = categories.map { canvas.textWidth($0, size: FontSize.tick) }.max() ?? 0
         let angle = widest > slotGuess - 6 ? -Double.pi / 2 : 0
-        let legend = Legend(entries: groups.map { LegendEntry(label: $0.label, color: $0.color, line: false, dash: [], marker: nil, bar: true) })
-        let frame = drawAxes(on: canvas, in: panel, title: title, x: Axis(xLabel), xTicks: xTicks, y: y, yTicks: yTicks,
-                             xTickAngle: angle, grid: false)
+        let legend = Legend(
+            entries: groups.map {
+                LegendEntry(label: $0.label, color: $0.color, line: false, dash: [], marker: nil, bar: true)
+            })
+        let frame = drawAxes(
+            on: canvas, in: panel, title: title, x: Axis(xLabel), xTicks: xTicks, y: y, yTicks: yTicks,
+            xTickAngle: angle, grid: false)
         let area = frame.area
         // Horizontal grid only: vertical lines would cut through the bars.
         for v in yTicks.values {
@@ -77,13 +91,17 @@ public struct BarChart: Sendable {
             let p = frame.py(line.value)
             guard p.isFinite else { continue }
             canvas.line(from: (area.minX, p), to: (area.maxX, p), line.color, lineWidth: 1.5, dash: line.dash)
-            canvas.text(line.label, x: area.maxX - 6, y: p - 3, size: FontSize.caption, color: line.color, h: .right, v: .bottom)
+            canvas.text(
+                line.label, x: area.maxX - 6, y: p - 3, size: FontSize.caption, color: line.color, h: .right, v: .bottom
+            )
         }
         canvas.stroke(area, .ink, lineWidth: 1.2)
         if groups.count > 1 {
             var points = tops
             // Bars fill down to the base: sample their bodies for legend placement.
-            for (x, top) in tops { for f in stride(from: 0.0, through: 1, by: 0.1) { points.append((x, top + f * (base - top))) } }
+            for (x, top) in tops {
+                for f in stride(from: 0.0, through: 1, by: 0.1) { points.append((x, top + f * (base - top))) }
+            }
             legend.draw(on: canvas, at: legend.bestCorner(on: canvas, in: area, points: points))
         }
     }

@@ -21,7 +21,10 @@ public enum FigureFormat: String, CaseIterable, Sendable, Codable {
 public struct Rect: Equatable, Sendable {
     public var x: Double, y: Double, width: Double, height: Double
     public init(x: Double, y: Double, width: Double, height: Double) {
-        self.x = x; self.y = y; self.width = width; self.height = height
+        self.x = x
+        self.y = y
+        self.width = width
+        self.height = height
     }
     public var minX: Double { x }
     public var minY: Double { y }
@@ -109,7 +112,9 @@ public final class Canvas {
         case .pdf:
             created = cairo_pdf_surface_create_for_stream(appendToSink, closure, Double(width), Double(height))
         }
-        guard let created else { throw FigureError.cairo(context: "creating a \(format) surface", status: "null surface") }
+        guard let created else {
+            throw FigureError.cairo(context: "creating a \(format) surface", status: "null surface")
+        }
         try Self.check(cairo_surface_status(created), "creating a \(width)×\(height) \(format) surface")
         guard let context = cairo_create(created) else {
             cairo_surface_destroy(created)
@@ -188,13 +193,17 @@ public final class Canvas {
         cairo_set_dash(cr, nil, 0, 0)
     }
 
-    public func line(from a: (Double, Double), to b: (Double, Double), _ color: RGB, lineWidth: Double = 1, dash: [Double] = []) {
+    public func line(
+        from a: (Double, Double), to b: (Double, Double), _ color: RGB, lineWidth: Double = 1, dash: [Double] = []
+    ) {
         polyline([a, b], color, lineWidth: lineWidth, dash: dash)
     }
 
     /// A filled marker centred at (x, y), with an optional outline.
-    public func marker(_ shape: MarkerShape, x: Double, y: Double, radius: Double, fill color: RGB,
-                       alpha: Double = 1, outline: RGB? = nil) {
+    public func marker(
+        _ shape: MarkerShape, x: Double, y: Double, radius: Double, fill color: RGB,
+        alpha: Double = 1, outline: RGB? = nil
+    ) {
         addMarkerPath(shape, x: x, y: y, radius: radius)
         setColor(color, alpha: alpha)
         if let outline {
@@ -209,7 +218,9 @@ public final class Canvas {
 
     /// Many markers of one colour filled as one path: one element in SVG and
     /// PDF instead of one per point (scatter plots have thousands).
-    public func markers(_ shape: MarkerShape, at points: [(Double, Double)], radius: Double, fill color: RGB, alpha: Double = 1) {
+    public func markers(
+        _ shape: MarkerShape, at points: [(Double, Double)], radius: Double, fill color: RGB, alpha: Double = 1
+    ) {
         for (x, y) in points where x.isFinite && y.isFinite {
             addMarkerPath(shape, x: x, y: y, radius: radius)
         }
@@ -263,7 +274,9 @@ public final class Canvas {
     /// copies the pixels; SVG and PDF embed them as one lossless image (far
     /// smaller than a rectangle per pixel), drawn without smoothing.
     public func image(_ pixels: [RGB], width: Int, height: Int, x: Double, y: Double) {
-        precondition(pixels.count == width * height && width > 0 && height > 0, "Canvas.image: \(pixels.count) pixels for \(width)×\(height)")
+        precondition(
+            pixels.count == width * height && width > 0 && height > 0,
+            "Canvas.image: \(pixels.count) pixels for \(width)×\(height)")
         guard let image = cairo_image_surface_create(CAIRO_FORMAT_RGB24, Int32(width), Int32(height)) else { return }
         defer { cairo_surface_destroy(image) }
         cairo_surface_flush(image)
@@ -299,8 +312,9 @@ public final class Canvas {
     // MARK: Text (cairo's toy API, DejaVu Sans through fontconfig)
 
     private func setFont(size: Double, bold: Bool) {
-        cairo_select_font_face(cr, Self.fontFamily, CAIRO_FONT_SLANT_NORMAL,
-                               bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL)
+        cairo_select_font_face(
+            cr, Self.fontFamily, CAIRO_FONT_SLANT_NORMAL,
+            bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL)
         cairo_set_font_size(cr, size)
     }
 
@@ -315,8 +329,10 @@ public final class Canvas {
     /// Draws `s` anchored at (x, y): horizontally by its advance width, vertically
     /// by the font's ascent and descent (so that labels of one size line up
     /// whatever their letters); `angle` in radians rotates about the anchor.
-    public func text(_ s: String, x: Double, y: Double, size: Double, bold: Bool = false, color: RGB = .ink,
-                     h: HorizontalAlignment = .left, v: VerticalAlignment = .baseline, angle: Double = 0) {
+    public func text(
+        _ s: String, x: Double, y: Double, size: Double, bold: Bool = false, color: RGB = .ink,
+        h: HorizontalAlignment = .left, v: VerticalAlignment = .baseline, angle: Double = 0
+    ) {
         guard !s.isEmpty else { return }
         setFont(size: size, bold: bold)
         var te = cairo_text_extents_t()

@@ -7,7 +7,9 @@ public struct RGB: Equatable, Sendable {
     public var blue: Double
 
     public init(_ red: Double, _ green: Double, _ blue: Double) {
-        self.red = red; self.green = green; self.blue = blue
+        self.red = red
+        self.green = green
+        self.blue = blue
     }
 
     /// From a 24-bit hex value, 0xRRGGBB.
@@ -55,18 +57,26 @@ struct CIELab: Equatable {
         return min(max(v, 0), 1)
     }
 
-    init(l: Double, a: Double, b: Double) { self.l = l; self.a = a; self.b = b }
+    init(l: Double, a: Double, b: Double) {
+        self.l = l
+        self.a = a
+        self.b = b
+    }
 
     /// sRGB → linear RGB → XYZ (the sRGB primaries' matrix) → Lab.
     init(_ rgb: RGB) {
-        let r = Self.linearise(rgb.red), g = Self.linearise(rgb.green), bl = Self.linearise(rgb.blue)
+        let r = Self.linearise(rgb.red)
+        let g = Self.linearise(rgb.green)
+        let bl = Self.linearise(rgb.blue)
         let x = 0.4124564 * r + 0.3575761 * g + 0.1804375 * bl
         let y = 0.2126729 * r + 0.7151522 * g + 0.0721750 * bl
         let z = 0.0193339 * r + 0.1191920 * g + 0.9503041 * bl
         func f(_ t: Double) -> Double {
             t > pow(Self.delta, 3) ? cbrt(t) : t / (3 * Self.delta * Self.delta) + 4.0 / 29.0
         }
-        let fx = f(x / Self.white.x), fy = f(y / Self.white.y), fz = f(z / Self.white.z)
+        let fx = f(x / Self.white.x)
+        let fy = f(y / Self.white.y)
+        let fz = f(z / Self.white.z)
         l = 116 * fy - 16
         a = 500 * (fx - fy)
         b = 200 * (fy - fz)
@@ -99,12 +109,16 @@ public struct ColorMap: Sendable {
 
     /// - Parameter stops: (position in [0,1], colour), positions strictly increasing from 0 to 1.
     public init(name: String, isDiverging: Bool, stops: [(Double, RGB)]) {
-        precondition(stops.count >= 2 && stops.first!.0 == 0 && stops.last!.0 == 1,
-                     "ColorMap \(name): stops must run from 0 to 1")
+        precondition(
+            stops.count >= 2 && stops.first!.0 == 0 && stops.last!.0 == 1,
+            "ColorMap \(name): stops must run from 0 to 1")
         self.name = name
         self.isDiverging = isDiverging
         positions = stops.map(\.0)
-        anchors = stops.map { let lab = CIELab($0.1); return (lab.l, lab.a, lab.b) }
+        anchors = stops.map {
+            let lab = CIELab($0.1)
+            return (lab.l, lab.a, lab.b)
+        }
     }
 
     /// The colour at t (clamped to [0, 1]); NaN gives light grey (a missing cell).
@@ -115,7 +129,8 @@ public struct ColorMap: Sendable {
         while i < positions.count - 2 && t > positions[i + 1] { i += 1 }
         let span = positions[i + 1] - positions[i]
         let f = span > 0 ? (t - positions[i]) / span : 0
-        let p = anchors[i], q = anchors[i + 1]
+        let p = anchors[i]
+        let q = anchors[i + 1]
         return CIELab(l: p.l + f * (q.l - p.l), a: p.a + f * (q.a - p.a), b: p.b + f * (q.b - p.b)).rgb
     }
 
@@ -124,28 +139,34 @@ public struct ColorMap: Sendable {
     /// (the two arms differ along the blue-yellow axis). The anchors pair up in
     /// CIE lightness (L* ≈ 32 at the ends, 68 halfway, 97 at the centre), so
     /// equal |value| reads as equal darkness on both sides.
-    public static let diverging = ColorMap(name: "blue-white-orange", isDiverging: true, stops: [
-        (0.00, RGB(hex: 0x1F4E79)),
-        (0.25, RGB(hex: 0x6BAED6)),
-        (0.50, RGB(hex: 0xF7F7F7)),
-        (0.75, RGB(hex: 0xE8924A)),
-        (1.00, RGB(hex: 0x8C2D04)),
-    ])
+    public static let diverging = ColorMap(
+        name: "blue-white-orange", isDiverging: true,
+        stops: [
+            (0.00, RGB(hex: 0x1F4E79)),
+            (0.25, RGB(hex: 0x6BAED6)),
+            (0.50, RGB(hex: 0xF7F7F7)),
+            (0.75, RGB(hex: 0xE8924A)),
+            (1.00, RGB(hex: 0x8C2D04)),
+        ])
 
     /// Sequential dark-purple → blue → teal → green → yellow (viridis-like):
     /// lightness increases monotonically, readable in grey and by colour-blind readers.
-    public static let sequential = ColorMap(name: "viridis-like", isDiverging: false, stops: [
-        (0.00, RGB(0.267, 0.005, 0.329)),
-        (0.25, RGB(0.229, 0.322, 0.546)),
-        (0.50, RGB(0.128, 0.567, 0.551)),
-        (0.75, RGB(0.369, 0.789, 0.383)),
-        (1.00, RGB(0.993, 0.906, 0.144)),
-    ])
+    public static let sequential = ColorMap(
+        name: "viridis-like", isDiverging: false,
+        stops: [
+            (0.00, RGB(0.267, 0.005, 0.329)),
+            (0.25, RGB(0.229, 0.322, 0.546)),
+            (0.50, RGB(0.128, 0.567, 0.551)),
+            (0.75, RGB(0.369, 0.789, 0.383)),
+            (1.00, RGB(0.993, 0.906, 0.144)),
+        ])
 
     /// White → black: ink on paper, for input digits.
-    public static let greys = ColorMap(name: "greys", isDiverging: false, stops: [
-        (0, RGB(1, 1, 1)), (1, RGB(0.05, 0.05, 0.05)),
-    ])
+    public static let greys = ColorMap(
+        name: "greys", isDiverging: false,
+        stops: [
+            (0, RGB(1, 1, 1)), (1, RGB(0.05, 0.05, 0.05)),
+        ])
 }
 
 /// Colours for categories (series, classes).
@@ -155,16 +176,16 @@ public enum Palette {
     /// yellow darkened so that points show on white, plus a mid grey and a
     /// dark wine for classes 8 and 9.
     public static let categorical: [RGB] = [
-        RGB(hex: 0x0072B2), // blue
-        RGB(hex: 0xE69F00), // orange
-        RGB(hex: 0x009E73), // bluish green
-        RGB(hex: 0xD55E00), // vermillion
-        RGB(hex: 0xCC79A7), // reddish purple
-        RGB(hex: 0x56B4E9), // sky blue
-        RGB(hex: 0xC9B800), // yellow, darkened for contrast on white
-        RGB(hex: 0x000000), // black
-        RGB(hex: 0x999999), // grey
-        RGB(hex: 0x882255), // wine
+        RGB(hex: 0x0072B2),  // blue
+        RGB(hex: 0xE69F00),  // orange
+        RGB(hex: 0x009E73),  // bluish green
+        RGB(hex: 0xD55E00),  // vermillion
+        RGB(hex: 0xCC79A7),  // reddish purple
+        RGB(hex: 0x56B4E9),  // sky blue
+        RGB(hex: 0xC9B800),  // yellow, darkened for contrast on white
+        RGB(hex: 0x000000),  // black
+        RGB(hex: 0x999999),  // grey
+        RGB(hex: 0x882255),  // wine
     ]
 
     /// The i-th categorical colour, cycling.

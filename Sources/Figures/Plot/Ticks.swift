@@ -34,13 +34,18 @@ public enum TickGenerator {
     /// Linear ticks covering [low, high]. With `widen`, the range grows to the
     /// enclosing multiples of the step; otherwise ticks stay inside it.
     public static func linear(low: Double, high: Double, target: Int = 6, widen: Bool = true) -> Ticks {
-        var lo = low, hi = high
-        if !(lo.isFinite && hi.isFinite) { lo = 0; hi = 1 }
+        var lo = low
+        var hi = high
+        if !(lo.isFinite && hi.isFinite) {
+            lo = 0
+            hi = 1
+        }
         if hi < lo { swap(&lo, &hi) }
         if hi - lo < 1e-300 {
             // A flat series: show a unit-wide window around the value.
             let pad = lo == 0 ? 1 : abs(lo) * 0.1
-            lo -= pad; hi += pad
+            lo -= pad
+            hi += pad
         }
         let step = niceStep(span: hi - lo, target: target)
         let first = widen ? floor(lo / step + 1e-9) * step : ceil(lo / step - 1e-9) * step
@@ -60,8 +65,12 @@ public enum TickGenerator {
     /// whole decades. When the range covers three decades or fewer, 2× and 5×
     /// ticks are added so that the axis still has several labels.
     public static func log(low: Double, high: Double) -> Ticks {
-        var lo = max(low, 1e-300), hi = max(high, lo * 10)
-        if !(lo.isFinite && hi.isFinite) { lo = 1; hi = 10 }
+        var lo = max(low, 1e-300)
+        var hi = max(high, lo * 10)
+        if !(lo.isFinite && hi.isFinite) {
+            lo = 1
+            hi = 10
+        }
         let firstDecade = Int(floor(Foundation.log10(lo) + 1e-9))
         let lastDecade = max(Int(ceil(Foundation.log10(hi) - 1e-9)), firstDecade + 1)
         let decades = lastDecade - firstDecade

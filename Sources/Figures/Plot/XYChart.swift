@@ -16,13 +16,22 @@ public struct Series: Sendable {
     /// Marker opacity; below 1 for dense scatter plots, so that overlaps show.
     public var alpha: Double
 
-    public init(_ label: String, x: [Double], y: [Double], color: RGB, style: Style = .lineAndMarkers,
-                marker: MarkerShape = .circle, dash: [Double] = [], lineWidth: Double = 2.2,
-                markerRadius: Double = 4, alpha: Double = 1) {
+    public init(
+        _ label: String, x: [Double], y: [Double], color: RGB, style: Style = .lineAndMarkers,
+        marker: MarkerShape = .circle, dash: [Double] = [], lineWidth: Double = 2.2,
+        markerRadius: Double = 4, alpha: Double = 1
+    ) {
         precondition(x.count == y.count, "Series \(label): \(x.count) x values, \(y.count) y values")
-        self.label = label; self.x = x; self.y = y; self.color = color; self.style = style
-        self.marker = marker; self.dash = dash; self.lineWidth = lineWidth
-        self.markerRadius = markerRadius; self.alpha = alpha
+        self.label = label
+        self.x = x
+        self.y = y
+        self.color = color
+        self.style = style
+        self.marker = marker
+        self.dash = dash
+        self.lineWidth = lineWidth
+        self.markerRadius = markerRadius
+        self.alpha = alpha
     }
 }
 
@@ -37,9 +46,15 @@ public struct ReferenceLine: Sendable {
     /// Name the line in the legend instead of beside it (for a line that data runs along).
     public var inLegend: Bool
 
-    public init(_ orientation: Orientation, at value: Double, label: String, color: RGB = .midGrey, dash: [Double] = [6, 4],
-                inLegend: Bool = false) {
-        self.orientation = orientation; self.value = value; self.label = label; self.color = color; self.dash = dash
+    public init(
+        _ orientation: Orientation, at value: Double, label: String, color: RGB = .midGrey, dash: [Double] = [6, 4],
+        inLegend: Bool = false
+    ) {
+        self.orientation = orientation
+        self.value = value
+        self.label = label
+        self.color = color
+        self.dash = dash
         self.inLegend = inLegend
     }
 }
@@ -55,10 +70,16 @@ public struct XYChart: Sendable {
     /// Put the legend in a column right of the plot (for many entries).
     public var legendOutside: Bool
 
-    public init(title: String, x: Axis, y: Axis, series: [Series], referenceLines: [ReferenceLine] = [],
-                legendOutside: Bool = false) {
-        self.title = title; self.x = x; self.y = y; self.series = series
-        self.referenceLines = referenceLines; self.legendOutside = legendOutside
+    public init(
+        title: String, x: Axis, y: Axis, series: [Series], referenceLines: [ReferenceLine] = [],
+        legendOutside: Bool = false
+    ) {
+        self.title = title
+        self.x = x
+        self.y = y
+        self.series = series
+        self.referenceLines = referenceLines
+        self.legendOutside = legendOutside
     }
 
     /// The finite (and, on a log axis, positive) values of one coordinate.
@@ -67,24 +88,30 @@ public struct XYChart: Sendable {
     }
 
     public func draw(on canvas: Canvas, in panel: Rect) {
-        let xs = series.flatMap { Self.usable($0.x, x.scale) }
+        let xs =
+            series.flatMap { Self.usable($0.x, x.scale) }
             + Self.usable(referenceLines.filter { $0.orientation == .vertical }.map(\.value), x.scale)
-        let ys = series.flatMap { Self.usable($0.y, y.scale) }
+        let ys =
+            series.flatMap { Self.usable($0.y, y.scale) }
             + Self.usable(referenceLines.filter { $0.orientation == .horizontal }.map(\.value), y.scale)
         let xTicks = x.ticks(dataLow: xs.min() ?? 0, dataHigh: xs.max() ?? 1, target: 7)
         let yTicks = y.ticks(dataLow: ys.min() ?? 0, dataHigh: ys.max() ?? 1, target: 6)
 
         let labelled = series.filter { !$0.label.isEmpty }
-        let legend = Legend(entries: labelled.map {
-            LegendEntry(label: $0.label, color: $0.color, line: $0.style != .markers, dash: $0.dash,
-                        marker: $0.style == .line ? nil : $0.marker)
-        } + referenceLines.filter(\.inLegend).map {
-            LegendEntry(label: $0.label, color: $0.color, line: true, dash: $0.dash, marker: nil)
-        })
+        let legend = Legend(
+            entries: labelled.map {
+                LegendEntry(
+                    label: $0.label, color: $0.color, line: $0.style != .markers, dash: $0.dash,
+                    marker: $0.style == .line ? nil : $0.marker)
+            }
+                + referenceLines.filter(\.inLegend).map {
+                    LegendEntry(label: $0.label, color: $0.color, line: true, dash: $0.dash, marker: nil)
+                })
         let showLegend = legend.entries.count > 1
         let reserve = showLegend && legendOutside ? legend.size(on: canvas).width + 12 : 0
-        let frame = drawAxes(on: canvas, in: panel, title: title, x: x, xTicks: xTicks, y: y, yTicks: yTicks,
-                             rightReserve: reserve)
+        let frame = drawAxes(
+            on: canvas, in: panel, title: title, x: x, xTicks: xTicks, y: y, yTicks: yTicks,
+            rightReserve: reserve)
         let area = frame.area
 
         var drawn: [(Double, Double)] = []
@@ -98,8 +125,9 @@ public struct XYChart: Sendable {
                     if line.inLegend { continue }
                     // The label sits above its line, or below it when the line is near the top.
                     let above = p - area.minY > 22
-                    canvas.text(line.label, x: area.minX + 6, y: above ? p - 3 : p + 3, size: FontSize.caption,
-                                color: line.color, v: above ? .bottom : .top)
+                    canvas.text(
+                        line.label, x: area.minX + 6, y: above ? p - 3 : p + 3, size: FontSize.caption,
+                        color: line.color, v: above ? .bottom : .top)
                     let w = canvas.textWidth(line.label, size: FontSize.caption)
                     drawn += stride(from: 0.0, through: w, by: 8).map { (area.minX + 6 + $0, above ? p - 8 : p + 8) }
                 case .vertical:
@@ -107,7 +135,8 @@ public struct XYChart: Sendable {
                     guard p.isFinite else { continue }
                     canvas.line(from: (p, area.minY), to: (p, area.maxY), line.color, lineWidth: 1.5, dash: line.dash)
                     if line.inLegend { continue }
-                    canvas.text(line.label, x: p + 4, y: area.minY + 4, size: FontSize.caption, color: line.color, v: .top)
+                    canvas.text(
+                        line.label, x: p + 4, y: area.minY + 4, size: FontSize.caption, color: line.color, v: .top)
                     let w = canvas.textWidth(line.label, size: FontSize.caption)
                     drawn += stride(from: 0.0, through: w, by: 8).map { (p + 4 + $0, area.minY + 10) }
                 }
@@ -119,7 +148,9 @@ public struct XYChart: Sendable {
                 }
                 if s.style == .lineAndMarkers {
                     for (px, py) in points where px.isFinite && py.isFinite {
-                        canvas.marker(s.marker, x: px, y: py, radius: s.markerRadius, fill: s.color, alpha: s.alpha, outline: .white)
+                        canvas.marker(
+                            s.marker, x: px, y: py, radius: s.markerRadius, fill: s.color, alpha: s.alpha,
+                            outline: .white)
                     }
                 } else if s.style == .markers {
                     canvas.markers(s.marker, at: points, radius: s.markerRadius, fill: s.color, alpha: s.alpha)
@@ -127,8 +158,11 @@ public struct XYChart: Sendable {
                 drawn += points.filter { $0.0.isFinite && $0.1.isFinite }
                 // Polylines cover the space between vertices too: sample it for the legend placement.
                 if s.style != .markers {
-                    for (a, b) in zip(points, points.dropFirst()) where a.0.isFinite && b.0.isFinite && a.1.isFinite && b.1.isFinite {
-                        for f in stride(from: 0.1, to: 1, by: 0.1) { drawn.append((a.0 + f * (b.0 - a.0), a.1 + f * (b.1 - a.1))) }
+                    for (a, b) in zip(points, points.dropFirst())
+                    where a.0.isFinite && b.0.isFinite && a.1.isFinite && b.1.isFinite {
+                        for f in stride(from: 0.1, to: 1, by: 0.1) {
+                            drawn.append((a.0 + f * (b.0 - a.0), a.1 + f * (b.1 - a.1)))
+                        }
                     }
                 }
             }

@@ -7,26 +7,27 @@ public enum HTMLReport {
     /// The page as text. Reads each figure's file to embed it.
     public static func render(_ doc: ReportDocument) throws -> String {
         var html = """
-        <!DOCTYPE html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>\(escape(doc.title))</title>
-        <style>\(css)</style>
-        </head>
-        <body>
-        <main>
-        <h1>\(escape(doc.title))</h1>
-        <p class="meta">Generated \(escape(timestamp(doc.generatedAt))) · device: \(escape(doc.device))</p>
+            <!DOCTYPE html>
+            <html lang="en">
+            <head>
+            <meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(escape(doc.title))</title>
+            <style>\(css)</style>
+            </head>
+            <body>
+            <main>
+            <h1>\(escape(doc.title))</h1>
+            <p class="meta">Generated \(escape(timestamp(doc.generatedAt))) · device: \(escape(doc.device))</p>
 
-        """
+            """
         let failed = doc.results.filter { $0.status == .fail }
         let checks = doc.results.filter { $0.status != .info }
         if failed.isEmpty {
             html += "<p class=\"banner pass\">All \(checks.count) checks passed.</p>\n"
         } else {
-            html += "<p class=\"banner fail\">\(failed.count) of \(checks.count) checks FAILED: "
+            html +=
+                "<p class=\"banner fail\">\(failed.count) of \(checks.count) checks FAILED: "
                 + failed.map { escape($0.label) }.joined(separator: "; ") + "</p>\n"
         }
         html += "<p>\(escape(doc.summary))</p>\n"
@@ -54,18 +55,23 @@ public enum HTMLReport {
     static func resultsTable(_ rows: [ResultRow]) -> String {
         var sections: [String] = []
         for r in rows where !sections.contains(r.section) { sections.append(r.section) }
-        var html = "<table class=\"results\">\n<thead><tr><th>Quantity</th><th>Value</th><th>Rule</th><th>Status</th><th>Kind</th></tr></thead>\n<tbody>\n"
+        var html =
+            "<table class=\"results\">\n<thead><tr><th>Quantity</th><th>Value</th><th>Rule</th><th>Status</th><th>Kind</th></tr></thead>\n<tbody>\n"
         for s in sections {
             html += "<tr class=\"section\"><th colspan=\"5\">\(escape(s))</th></tr>\n"
             for r in rows where r.section == s {
-                let status = r.status == .info ? "" : "<span class=\"badge \(r.status == .pass ? "pass" : "fail")\">\(r.status.rawValue)</span>"
-                html += "<tr><td>\(escape(r.label))</td><td class=\"num\">\(escape(r.value))</td>"
+                let status =
+                    r.status == .info
+                    ? "" : "<span class=\"badge \(r.status == .pass ? "pass" : "fail")\">\(r.status.rawValue)</span>"
+                html +=
+                    "<tr><td>\(escape(r.label))</td><td class=\"num\">\(escape(r.value))</td>"
                     + "<td class=\"num\">\(escape(r.rule))</td><td>\(status)</td><td>\(escape(r.kind))</td></tr>\n"
             }
         }
         html += "</tbody>\n</table>\n"
         if rows.contains(where: { !$0.kind.isEmpty }) {
-            html += "<p class=\"meta\">Kind: <em>consistency</em>, an identity that holds by construction once LAPACK is "
+            html +=
+                "<p class=\"meta\">Kind: <em>consistency</em>, an identity that holds by construction once LAPACK is "
                 + "accurate (it guards our own bookkeeping); <em>independent</em>, two different computations that could disagree.</p>\n"
         }
         return html
@@ -73,7 +79,8 @@ public enum HTMLReport {
 
     static func runSection(_ doc: ReportDocument) -> String {
         var html = "<h3>Device</h3>\n<p>\(escape(doc.device))</p>\n"
-        html += "<h3>Time per phase</h3>\n<table class=\"narrow\">\n<thead><tr><th>Phase</th><th>Seconds</th></tr></thead>\n<tbody>\n"
+        html +=
+            "<h3>Time per phase</h3>\n<table class=\"narrow\">\n<thead><tr><th>Phase</th><th>Seconds</th></tr></thead>\n<tbody>\n"
         for p in doc.phases {
             html += "<tr><td>\(escape(p.phase))</td><td class=\"num\">\(String(format: "%.2f", p.seconds))</td></tr>\n"
         }
@@ -93,12 +100,14 @@ public enum HTMLReport {
         do {
             data = try Data(contentsOf: f.url)
         } catch {
-            throw FigureError.write(path: f.url.path, reason: "cannot read the figure to embed it in the report: \(error)")
+            throw FigureError.write(
+                path: f.url.path, reason: "cannot read the figure to embed it in the report: \(error)")
         }
         let alt = escape(f.title)
         switch f.format {
         case .png:
-            embedded = "<img src=\"data:image/png;base64,\(data.base64EncodedString())\" width=\"\(f.width)\" height=\"\(f.height)\" alt=\"\(alt)\">"
+            embedded =
+                "<img src=\"data:image/png;base64,\(data.base64EncodedString())\" width=\"\(f.width)\" height=\"\(f.height)\" alt=\"\(alt)\">"
         case .svg:
             guard let text = String(data: data, encoding: .utf8) else {
                 throw FigureError.write(path: f.url.path, reason: "the SVG is not UTF-8 text")
@@ -106,17 +115,19 @@ public enum HTMLReport {
             embedded = inlineSVG(text, idPrefix: "f\(index)-")
         case .pdf:
             guard let preview = f.pngPreview else {
-                throw FigureError.invalidInput(figure: f.name, reason: "a PDF figure needs its PNG preview to be shown in the report")
+                throw FigureError.invalidInput(
+                    figure: f.name, reason: "a PDF figure needs its PNG preview to be shown in the report")
             }
-            embedded = "<img src=\"data:image/png;base64,\(preview.base64EncodedString())\" width=\"\(f.width)\" height=\"\(f.height)\" alt=\"\(alt)\">"
+            embedded =
+                "<img src=\"data:image/png;base64,\(preview.base64EncodedString())\" width=\"\(f.width)\" height=\"\(f.height)\" alt=\"\(alt)\">"
         }
         return """
-        <figure id="fig-\(escape(f.name))">
-        \(embedded)
-        <figcaption><strong>Figure \(index). \(escape(f.title)).</strong> \(escape(f.caption)) <span class="file">(\(escape(f.url.lastPathComponent)))</span></figcaption>
-        </figure>
+            <figure id="fig-\(escape(f.name))">
+            \(embedded)
+            <figcaption><strong>Figure \(index). \(escape(f.title)).</strong> \(escape(f.caption)) <span class="file">(\(escape(f.url.lastPathComponent)))</span></figcaption>
+            </figure>
 
-        """
+            """
     }
 
     /// cairo's SVG without its XML declaration, and with every id (and every
@@ -159,34 +170,34 @@ public enum HTMLReport {
     }
 
     static let css = """
-    :root { --ink: #222; --muted: #666; --rule: #ddd; --pass: #1a7f37; --fail: #b42318; --band: #f6f7f9; }
-    * { box-sizing: border-box; }
-    body { margin: 0; color: var(--ink); background: #fff;
-           font: 16px/1.5 "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; }
-    main { max-width: 1180px; margin: 0 auto; padding: 24px 20px 64px; }
-    h1 { font-size: 28px; margin: 0 0 4px; }
-    h2 { font-size: 22px; margin: 40px 0 12px; padding-bottom: 4px; border-bottom: 2px solid var(--rule); }
-    h3 { font-size: 17px; margin: 20px 0 8px; }
-    .meta { color: var(--muted); margin: 0 0 16px; }
-    .banner { padding: 10px 14px; border-radius: 6px; font-weight: bold; }
-    .banner.pass { background: #e7f5ec; color: var(--pass); border: 1px solid #b7e1c4; }
-    .banner.fail { background: #fdecea; color: var(--fail); border: 1px solid #f5c2bd; }
-    nav { background: var(--band); padding: 10px 14px; border-radius: 6px; font-size: 14px; }
-    a { color: #0b5cad; }
-    table { border-collapse: collapse; width: 100%; font-size: 14.5px; }
-    table.narrow { width: auto; min-width: 50%; }
-    th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--rule); vertical-align: top; }
-    thead th { background: var(--band); }
-    tr.section th { background: #eef1f5; font-size: 15px; padding-top: 10px; }
-    td.num { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13.5px; }
-    .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12.5px; font-weight: bold; }
-    .badge.pass { background: #e7f5ec; color: var(--pass); }
-    .badge.fail { background: #fdecea; color: var(--fail); }
-    pre { background: var(--band); padding: 12px 14px; border-radius: 6px; overflow-x: auto; }
-    code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13.5px; }
-    figure { margin: 28px 0; padding: 12px; border: 1px solid var(--rule); border-radius: 6px; }
-    figure img, figure svg { display: block; max-width: 100%; height: auto; margin: 0 auto; }
-    figcaption { margin-top: 10px; font-size: 15px; color: #333; }
-    .file { color: var(--muted); font-size: 13px; }
-    """
+        :root { --ink: #222; --muted: #666; --rule: #ddd; --pass: #1a7f37; --fail: #b42318; --band: #f6f7f9; }
+        * { box-sizing: border-box; }
+        body { margin: 0; color: var(--ink); background: #fff;
+               font: 16px/1.5 "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; }
+        main { max-width: 1180px; margin: 0 auto; padding: 24px 20px 64px; }
+        h1 { font-size: 28px; margin: 0 0 4px; }
+        h2 { font-size: 22px; margin: 40px 0 12px; padding-bottom: 4px; border-bottom: 2px solid var(--rule); }
+        h3 { font-size: 17px; margin: 20px 0 8px; }
+        .meta { color: var(--muted); margin: 0 0 16px; }
+        .banner { padding: 10px 14px; border-radius: 6px; font-weight: bold; }
+        .banner.pass { background: #e7f5ec; color: var(--pass); border: 1px solid #b7e1c4; }
+        .banner.fail { background: #fdecea; color: var(--fail); border: 1px solid #f5c2bd; }
+        nav { background: var(--band); padding: 10px 14px; border-radius: 6px; font-size: 14px; }
+        a { color: #0b5cad; }
+        table { border-collapse: collapse; width: 100%; font-size: 14.5px; }
+        table.narrow { width: auto; min-width: 50%; }
+        th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--rule); vertical-align: top; }
+        thead th { background: var(--band); }
+        tr.section th { background: #eef1f5; font-size: 15px; padding-top: 10px; }
+        td.num { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13.5px; }
+        .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12.5px; font-weight: bold; }
+        .badge.pass { background: #e7f5ec; color: var(--pass); }
+        .badge.fail { background: #fdecea; color: var(--fail); }
+        pre { background: var(--band); padding: 12px 14px; border-radius: 6px; overflow-x: auto; }
+        code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13.5px; }
+        figure { margin: 28px 0; padding: 12px; border: 1px solid var(--rule); border-radius: 6px; }
+        figure img, figure svg { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+        figcaption { margin-top: 10px; font-size: 15px; color: #333; }
+        .file { color: var(--muted); font-size: 13px; }
+        """
 }

@@ -21,9 +21,15 @@ public struct ResultRow: Sendable, Equatable {
     /// empty for plain values.
     public var kind: String
 
-    public init(section: String, label: String, value: String, rule: String = "", status: ResultStatus = .info,
-                kind: String = "") {
-        self.section = section; self.label = label; self.value = value; self.rule = rule; self.status = status
+    public init(
+        section: String, label: String, value: String, rule: String = "", status: ResultStatus = .info,
+        kind: String = ""
+    ) {
+        self.section = section
+        self.label = label
+        self.value = value
+        self.rule = rule
+        self.status = status
         self.kind = kind
     }
 }
@@ -32,7 +38,10 @@ public struct ResultRow: Sendable, Equatable {
 public struct PhaseTime: Sendable, Equatable {
     public var phase: String
     public var seconds: Double
-    public init(phase: String, seconds: Double) { self.phase = phase; self.seconds = seconds }
+    public init(phase: String, seconds: Double) {
+        self.phase = phase
+        self.seconds = seconds
+    }
 }
 
 /// Everything report.html shows.
@@ -51,11 +60,19 @@ public struct ReportDocument: Sendable {
     public var figures: [FigureFile]
     public var generatedAt: Date
 
-    public init(title: String = "ConvSVD report", summary: String, results: [ResultRow], device: String,
-                phases: [PhaseTime], settings: [(name: String, value: String)], command: String,
-                figures: [FigureFile], generatedAt: Date = Date()) {
-        self.title = title; self.summary = summary; self.results = results; self.device = device
-        self.phases = phases; self.settings = settings; self.command = command; self.figures = figures
+    public init(
+        title: String = "ConvSVD report", summary: String, results: [ResultRow], device: String,
+        phases: [PhaseTime], settings: [(name: String, value: String)], command: String,
+        figures: [FigureFile], generatedAt: Date = Date()
+    ) {
+        self.title = title
+        self.summary = summary
+        self.results = results
+        self.device = device
+        self.phases = phases
+        self.settings = settings
+        self.command = command
+        self.figures = figures
         self.generatedAt = generatedAt
     }
 
@@ -69,35 +86,62 @@ extension ResultRow {
     public static func rows(from report: AnalysisReport) -> [ResultRow] {
         var rows: [ResultRow] = []
         let headline = "Results"
-        rows.append(ResultRow(section: headline, label: "test accuracy (host, float64)", value: percent(report.testAccuracy)))
+        rows.append(
+            ResultRow(section: headline, label: "test accuracy (host, float64)", value: percent(report.testAccuracy)))
         for s in report.spectra {
-            rows.append(ResultRow(section: headline, label: "\(s.layer) singular values σ",
-                                  value: s.singularValues.map { String(format: "%.3f", $0) }.joined(separator: " ")))
-            rows.append(ResultRow(section: headline, label: "\(s.layer) components for 90% / 95% / 99% energy",
-                                  value: "\(s.componentsFor90PercentEnergy) / \(s.componentsFor95PercentEnergy) / "
-                                      + "\(s.componentsFor99PercentEnergy) of \(s.singularValues.count)"))
-            rows.append(ResultRow(section: headline, label: "\(s.layer) stable rank / entropy effective rank",
-                                  value: String(format: "%.3f / %.3f", s.stableRank, s.entropyEffectiveRank)))
+            rows.append(
+                ResultRow(
+                    section: headline, label: "\(s.layer) singular values σ",
+                    value: s.singularValues.map { String(format: "%.3f", $0) }.joined(separator: " ")))
+            rows.append(
+                ResultRow(
+                    section: headline, label: "\(s.layer) components for 90% / 95% / 99% energy",
+                    value: "\(s.componentsFor90PercentEnergy) / \(s.componentsFor95PercentEnergy) / "
+                        + "\(s.componentsFor99PercentEnergy) of \(s.singularValues.count)"))
+            rows.append(
+                ResultRow(
+                    section: headline, label: "\(s.layer) stable rank / entropy effective rank",
+                    value: String(format: "%.3f / %.3f", s.stableRank, s.entropyEffectiveRank)))
         }
         for r in report.reluRegions {
-            rows.append(ResultRow(section: headline,
-                                  label: "\(r.layer) distinct ReLU masks, \(Figures.grouped(r.randomTrainingPatches.patches)) random training patches",
-                                  value: "\(r.randomTrainingPatches.distinctMasks) of \(r.possibleMasks) (Cover bound at rank \(r.rank): \(r.coverBoundAtRank))"))
-            rows.append(ResultRow(section: headline, label: "\(r.layer) distinct ReLU masks, all \(Figures.grouped(r.testSetPatches.patches)) test patches",
-                                  value: "\(r.testSetPatches.distinctMasks) of \(r.possibleMasks)"))
+            rows.append(
+                ResultRow(
+                    section: headline,
+                    label:
+                        "\(r.layer) distinct ReLU masks, \(Figures.grouped(r.randomTrainingPatches.patches)) random training patches",
+                    value:
+                        "\(r.randomTrainingPatches.distinctMasks) of \(r.possibleMasks) (Cover bound at rank \(r.rank): \(r.coverBoundAtRank))"
+                ))
+            rows.append(
+                ResultRow(
+                    section: headline,
+                    label:
+                        "\(r.layer) distinct ReLU masks, all \(Figures.grouped(r.testSetPatches.patches)) test patches",
+                    value: "\(r.testSetPatches.distinctMasks) of \(r.possibleMasks)"))
         }
         for f in report.frobenius {
-            rows.append(ResultRow(section: headline, label: "\(f.layer) ‖W‖²_F and Σσᵢ²",
-                                  value: String(format: "%.4f and %.4f", f.squaredFrobeniusNorm, f.sumOfSquaredSingularValues)))
+            rows.append(
+                ResultRow(
+                    section: headline, label: "\(f.layer) ‖W‖²_F and Σσᵢ²",
+                    value: String(format: "%.4f and %.4f", f.squaredFrobeniusNorm, f.sumOfSquaredSingularValues)))
         }
         if let sweep = report.lowRank.sweep {
-            rows.append(ResultRow(section: headline, label: "test accuracy, both layers at rank k = 1…\(sweep.sameRankAccuracy.count)",
-                                  value: sweep.sameRankAccuracy.map { String(format: "%.1f", 100 * $0) }.joined(separator: " ") + " (%)"))
+            rows.append(
+                ResultRow(
+                    section: headline,
+                    label: "test accuracy, both layers at rank k = 1…\(sweep.sameRankAccuracy.count)",
+                    value: sweep.sameRankAccuracy.map { String(format: "%.1f", 100 * $0) }.joined(separator: " ")
+                        + " (%)"))
         }
         if let d = report.deviceVerification {
-            rows.append(ResultRow(section: headline, label: "device pool winners differing from float64, pool1 / pool2 (all; beyond a ±\(scientific(d.argmaxTieBound)) near-tie)",
-                                  value: "\(d.argmaxMismatches[0]) / \(d.argmaxMismatches[1]) of \(Figures.grouped(d.poolWindows[0])) / \(Figures.grouped(d.poolWindows[1])) "
-                                      + "(\(d.argmaxMismatchesBeyondTies[0]) / \(d.argmaxMismatchesBeyondTies[1]))"))
+            rows.append(
+                ResultRow(
+                    section: headline,
+                    label:
+                        "device pool winners differing from float64, pool1 / pool2 (all; beyond a ±\(scientific(d.argmaxTieBound)) near-tie)",
+                    value:
+                        "\(d.argmaxMismatches[0]) / \(d.argmaxMismatches[1]) of \(Figures.grouped(d.poolWindows[0])) / \(Figures.grouped(d.poolWindows[1])) "
+                        + "(\(d.argmaxMismatchesBeyondTies[0]) / \(d.argmaxMismatchesBeyondTies[1]))"))
         }
         if let p = report.phase9 {
             for r in p.tableRows where r.checkID == nil {
@@ -106,9 +150,11 @@ extension ResultRow {
         }
         for c in report.checks {
             let rule = c.relation == .equalTo ? "= \(integerOrScientific(c.limit))" : "< \(scientific(c.limit))"
-            rows.append(ResultRow(section: "Checks", label: c.description,
-                                  value: c.relation == .equalTo ? integerOrScientific(c.value) : scientific(c.value),
-                                  rule: rule, status: c.passed ? .pass : .fail, kind: c.kind.rawValue))
+            rows.append(
+                ResultRow(
+                    section: "Checks", label: c.description,
+                    value: c.relation == .equalTo ? integerOrScientific(c.value) : scientific(c.value),
+                    rule: rule, status: c.passed ? .pass : .fail, kind: c.kind.rawValue))
         }
         return rows
     }

@@ -5,39 +5,43 @@ import Foundation
 /// number with mean, standard deviation, 95 % t-interval, range and the
 /// per-seed values, then the figures with error bars.
 public enum StudyReport {
-    public static func render(_ summary: StudySummary, settings: [(name: String, value: String)], command: String,
-                              figures: [FigureFile]) throws -> String {
+    public static func render(
+        _ summary: StudySummary, settings: [(name: String, value: String)], command: String,
+        figures: [FigureFile]
+    ) throws -> String {
         let e = HTMLReport.escape
         let n = summary.seeds.count
         var html = """
-        <!DOCTYPE html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>ConvSVD study over \(n) seeds</title>
-        <style>\(HTMLReport.css)</style>
-        </head>
-        <body>
-        <main>
-        <h1>ConvSVD study over \(n) seeds</h1>
-        <p class="meta">Generated \(e(HTMLReport.timestamp(Date()))) · seeds \(summary.seeds.map(String.init).joined(separator: ", "))</p>
-        <p>One training run and analysis per seed; each row is one number over the \(n) runs. \(e(summary.interval)).</p>
-        <section id="results">
-        <h2>Headline numbers</h2>
-        <table>
-        <thead><tr><th>quantity</th><th>mean</th><th>sd</th><th>95% interval</th><th>min</th><th>max</th>
-        """
+            <!DOCTYPE html>
+            <html lang="en">
+            <head>
+            <meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>ConvSVD study over \(n) seeds</title>
+            <style>\(HTMLReport.css)</style>
+            </head>
+            <body>
+            <main>
+            <h1>ConvSVD study over \(n) seeds</h1>
+            <p class="meta">Generated \(e(HTMLReport.timestamp(Date()))) · seeds \(summary.seeds.map(String.init).joined(separator: ", "))</p>
+            <p>One training run and analysis per seed; each row is one number over the \(n) runs. \(e(summary.interval)).</p>
+            <section id="results">
+            <h2>Headline numbers</h2>
+            <table>
+            <thead><tr><th>quantity</th><th>mean</th><th>sd</th><th>95% interval</th><th>min</th><th>max</th>
+            """
         html += summary.seeds.map { "<th>seed \($0)</th>" }.joined() + "</tr></thead>\n<tbody>\n"
         for row in summary.rows {
             let s = row.summary
-            html += "<tr><td>\(e(row.label))</td><td>\(format(s.mean))</td><td>\(format(s.standardDeviation))</td>"
+            html +=
+                "<tr><td>\(e(row.label))</td><td>\(format(s.mean))</td><td>\(format(s.standardDeviation))</td>"
                 + "<td>\(format(s.interval95[0])) – \(format(s.interval95[1]))</td><td>\(format(s.min))</td><td>\(format(s.max))</td>"
                 + s.values.map { "<td>\(format($0))</td>" }.joined() + "</tr>\n"
         }
         html += "</tbody>\n</table>\n"
         if !summary.incomplete.isEmpty {
-            html += "<p>Not summarised (missing in some members): \(e(summary.incomplete.joined(separator: ", ")))</p>\n"
+            html +=
+                "<p>Not summarised (missing in some members): \(e(summary.incomplete.joined(separator: ", ")))</p>\n"
         }
         html += "</section>\n<section id=\"run\">\n<h2>Run</h2>\n<table>\n"
         for s in settings { html += "<tr><th>\(e(s.name))</th><td>\(e(s.value))</td></tr>\n" }

@@ -18,7 +18,9 @@ public struct Benchmark {
         /// Target duration of one sample, seconds.
         public var sampleSeconds: Double
         public init(batchSizes: [Int] = [64, 256], repeats: Int = 15, warmup: Int = 3, sampleSeconds: Double = 0.005) {
-            self.batchSizes = batchSizes; self.repeats = repeats; self.warmup = warmup
+            self.batchSizes = batchSizes
+            self.repeats = repeats
+            self.warmup = warmup
             self.sampleSeconds = sampleSeconds
         }
         /// Few repeats at batch 8: for tests, not for figures.
@@ -47,16 +49,23 @@ public struct Benchmark {
 
         enum CodingKeys: String, CodingKey {
             case operation, batch, shape, runs, flops, launches
-            case medianSeconds = "median_seconds", minSeconds = "min_seconds", maxSeconds = "max_seconds"
-            case gflopsPerSecond = "gflops_per_second", speedupOverHost = "speedup_over_host"
+            case medianSeconds = "median_seconds"
+            case minSeconds = "min_seconds"
+            case maxSeconds = "max_seconds"
+            case gflopsPerSecond = "gflops_per_second"
+            case speedupOverHost = "speedup_over_host"
         }
 
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(operation, forKey: .operation); try c.encode(batch, forKey: .batch)
-            try c.encode(shape, forKey: .shape); try c.encode(runs, forKey: .runs)
-            try c.encode(medianSeconds, forKey: .medianSeconds); try c.encode(minSeconds, forKey: .minSeconds)
-            try c.encode(maxSeconds, forKey: .maxSeconds); try c.encodeIfPresent(flops, forKey: .flops)
+            try c.encode(operation, forKey: .operation)
+            try c.encode(batch, forKey: .batch)
+            try c.encode(shape, forKey: .shape)
+            try c.encode(runs, forKey: .runs)
+            try c.encode(medianSeconds, forKey: .medianSeconds)
+            try c.encode(minSeconds, forKey: .minSeconds)
+            try c.encode(maxSeconds, forKey: .maxSeconds)
+            try c.encodeIfPresent(flops, forKey: .flops)
             try c.encodeIfPresent(gflopsPerSecond, forKey: .gflopsPerSecond)
             try c.encodeIfPresent(speedupOverHost, forKey: .speedupOverHost)
             try c.encodeIfPresent(launches, forKey: .launches)
@@ -64,8 +73,10 @@ public struct Benchmark {
 
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            operation = try c.decode(String.self, forKey: .operation); batch = try c.decode(Int.self, forKey: .batch)
-            shape = try c.decode(String.self, forKey: .shape); runs = try c.decode(Int.self, forKey: .runs)
+            operation = try c.decode(String.self, forKey: .operation)
+            batch = try c.decode(Int.self, forKey: .batch)
+            shape = try c.decode(String.self, forKey: .shape)
+            runs = try c.decode(Int.self, forKey: .runs)
             medianSeconds = try c.decode(Double.self, forKey: .medianSeconds)
             minSeconds = try c.decode(Double.self, forKey: .minSeconds)
             maxSeconds = try c.decode(Double.self, forKey: .maxSeconds)
@@ -76,9 +87,14 @@ public struct Benchmark {
 
         init(operation: String, batch: Int, shape: String, samples: [Double], flops: Double?) {
             let sorted = samples.sorted()
-            self.operation = operation; self.batch = batch; self.shape = shape; self.flops = flops
+            self.operation = operation
+            self.batch = batch
+            self.shape = shape
+            self.flops = flops
             runs = sorted.count
-            medianSeconds = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
+            medianSeconds =
+                sorted.count % 2 == 1
+                ? sorted[sorted.count / 2]
                 : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
             minSeconds = sorted.first ?? .nan
             maxSeconds = sorted.last ?? .nan
@@ -107,7 +123,8 @@ public struct Benchmark {
 
         enum CodingKeys: String, CodingKey {
             case device, operations, epoch
-            case stepBreakdown = "step_breakdown", programPreparation = "program_preparation"
+            case stepBreakdown = "step_breakdown"
+            case programPreparation = "program_preparation"
         }
     }
 
@@ -123,10 +140,14 @@ public struct Benchmark {
         /// How many kernels a training step launched, nil when not recorded.
         public var kernelCount: Int?
         enum CodingKeys: String, CodingKey {
-            case coldSeconds = "cold_seconds", warmSeconds = "warm_seconds", kernelCount = "kernel_count"
+            case coldSeconds = "cold_seconds"
+            case warmSeconds = "warm_seconds"
+            case kernelCount = "kernel_count"
         }
         public init(coldSeconds: Double, warmSeconds: Double, kernelCount: Int? = nil) {
-            self.coldSeconds = coldSeconds; self.warmSeconds = warmSeconds; self.kernelCount = kernelCount
+            self.coldSeconds = coldSeconds
+            self.warmSeconds = warmSeconds
+            self.kernelCount = kernelCount
         }
     }
 
@@ -155,8 +176,10 @@ public struct Benchmark {
 
     /// Every operation and whole steps on `device`; `epochData`, when given,
     /// also times a full training epoch on it.
-    public func run(on device: any Device, epochData: Dataset? = nil,
-                    progress: (String) -> Void = { _ in }) throws -> DeviceReport {
+    public func run(
+        on device: any Device, epochData: Dataset? = nil,
+        progress: (String) -> Void = { _ in }
+    ) throws -> DeviceReport {
         var timings: [Timing] = []
         var breakdown: [Int: [Share]] = [:]
         for batch in options.batchSizes {
@@ -164,8 +187,9 @@ public struct Benchmark {
             let fixture = try OperationFixture(device: device, batch: batch)
             var byName: [String: Timing] = [:]
             for op in fixture.operations {
-                var t = Timing(operation: op.name, batch: batch, shape: op.shape,
-                               samples: try time(device, op.run), flops: op.flops)
+                var t = Timing(
+                    operation: op.name, batch: batch, shape: op.shape,
+                    samples: try time(device, op.run), flops: op.flops)
                 t.launches = try Self.launches(on: device, op.run)
                 timings.append(t)
                 byName[op.name] = t
@@ -175,21 +199,25 @@ public struct Benchmark {
             step.launches = try Self.launches(on: device) {
                 try fixture.network.forward(fixture.workspace)
                 try fixture.network.backward(fixture.workspace)
-                try fixture.optimizer.update(parameters: fixture.network.parameters,
-                                             gradients: fixture.network.gradients)
+                try fixture.optimizer.update(
+                    parameters: fixture.network.parameters,
+                    gradients: fixture.network.gradients)
             }
             timings.append(step)
-            breakdown[batch] = Self.shares(step: step, parts: OperationFixture.stepComposition.map { name, times in
-                (name, (byName[name]?.medianSeconds ?? 0) * Double(times))
-            })
+            breakdown[batch] = Self.shares(
+                step: step,
+                parts: OperationFixture.stepComposition.map { name, times in
+                    (name, (byName[name]?.medianSeconds ?? 0) * Double(times))
+                })
         }
         var epoch: Timing?
         if let data = epochData {
             progress("\(device.info.selector): one epoch of \(data.count) images")
             epoch = try Self.timeEpoch(device: device, data: data)
         }
-        return DeviceReport(device: device.info, operations: timings, stepBreakdown: breakdown, epoch: epoch,
-                            programPreparation: nil)
+        return DeviceReport(
+            device: device.info, operations: timings, stepBreakdown: breakdown, epoch: epoch,
+            programPreparation: nil)
     }
 
     /// The kernels `body` launches on `device`, in order; nil unless it is
@@ -207,7 +235,8 @@ public struct Benchmark {
     /// (``OperationFixture/stepComposition``) at batch size `batch` on
     /// `device`, in step order: what the launch-geometry tests check.
     public static func stepLaunches(on device: OpenCLDevice, batch: Int) throws
-        -> [(operation: String, launches: [KernelLaunch])] {
+        -> [(operation: String, launches: [KernelLaunch])]
+    {
         let fixture = try OperationFixture(device: device, batch: batch)
         let byName = Dictionary(uniqueKeysWithValues: fixture.operations.map { ($0.name, $0.run) })
         return try OperationFixture.stepComposition.map { name, _ in
@@ -225,8 +254,10 @@ public struct Benchmark {
     static func shares(step: Timing, parts: [(String, Double)]) -> [Share] {
         var out = parts.map { Share(operation: $0.0, seconds: $0.1, fraction: $0.1 / step.medianSeconds) }
         let rest = step.medianSeconds - parts.reduce(0) { $0 + $1.1 }
-        out.append(Share(operation: Self.restOfStep, seconds: rest,
-                         fraction: rest / step.medianSeconds))
+        out.append(
+            Share(
+                operation: Self.restOfStep, seconds: rest,
+                fraction: rest / step.medianSeconds))
         return out
     }
 
@@ -238,8 +269,9 @@ public struct Benchmark {
         try trainer.run(outputDirectory: nil)
         let seconds = trainer.history[0].seconds
         let convFlops = 3 * (TinyConvNet.Shapes(batch: 1).conv1.flops + TinyConvNet.Shapes(batch: 1).conv2.flops)
-        return Timing(operation: "epoch", batch: 64, shape: "\(data.count) images", samples: [seconds],
-                      flops: Double(data.count) * convFlops)
+        return Timing(
+            operation: "epoch", batch: 64, shape: "\(data.count) images", samples: [seconds],
+            flops: Double(data.count) * convFlops)
     }
 
     /// Fills in each device timing's speed-up over the host's.
@@ -250,7 +282,9 @@ public struct Benchmark {
         for i in reports.indices where reports[i].device.kind != .host {
             for j in reports[i].operations.indices {
                 let t = reports[i].operations[j]
-                reports[i].operations[j].speedupOverHost = hostMedian["\(t.operation)@\(t.batch)"].map { $0 / t.medianSeconds }
+                reports[i].operations[j].speedupOverHost = hostMedian["\(t.operation)@\(t.batch)"].map {
+                    $0 / t.medianSeconds
+                }
             }
             if let e = reports[i].epoch, let h = host.epoch {
                 reports[i].epoch?.speedupOverHost = h.medianSeconds / e.medianSeconds

@@ -44,7 +44,11 @@ struct OperationFixture {
     }
 
     private mutating func makeOperations(_ random: inout SeededRandom) throws {
-        let d = device, w = workspace, s = w.shapes, p = network.parameters, g = network.gradients
+        let d = device
+        let w = workspace
+        let s = w.shapes
+        let p = network.parameters
+        let g = network.gradients
         let batch = self.batch
         func floats(_ n: Int) throws -> Buffer {
             try d.makeBuffer((0..<n).map { _ in random.uniform(1) })
@@ -59,10 +63,13 @@ struct OperationFixture {
             ("gemm.fc.forward", GEMMShape(m: batch, n: 10, k: 400, transposeB: true)),
         ]
         for (name, shape) in gemms {
-            let a = try floats(shape.m * shape.k), b = try floats(shape.k * shape.n), c = try floats(shape.m * shape.n)
-            operations.append(Operation(name: name, shape: shape.description, flops: shape.flops) {
-                try d.gemm(shape, a: a, b: b, c: c)
-            })
+            let a = try floats(shape.m * shape.k)
+            let b = try floats(shape.k * shape.n)
+            let c = try floats(shape.m * shape.n)
+            operations.append(
+                Operation(name: name, shape: shape.description, flops: shape.flops) {
+                    try d.gemm(shape, a: a, b: b, c: c)
+                })
         }
         for (layer, conv, pool, input, weight, gradWeight, argmax, reluOutput, gradReluOutput, gradInput) in [
             ("conv1", s.conv1, s.pool1, w.input, p.conv1, g.conv1, w.argmax1, w.relu1, w.gradRelu1, Buffer?.none),
@@ -75,8 +82,9 @@ struct OperationFixture {
             // A dense output gradient for the dense passes: the one through the
             // ReLU, routed to the pool's winners.
             let gradPooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
-            try d.reluBackward(count: pool.outputCount, output: reluOutput, gradOutput: gradReluOutput,
-                               gradInput: gradPooled)
+            try d.reluBackward(
+                count: pool.outputCount, output: reluOutput, gradOutput: gradReluOutput,
+                gradInput: gradPooled)
             let gradOutput = try d.makeBuffer(count: conv.outputCount, kind: .float32)
             try d.maxPool2Backward(pool, gradOutput: gradPooled, argmax: argmax, gradInput: gradOutput)
             // What training passes: the ReLU output's gradient, masked inside the passes.
@@ -98,28 +106,33 @@ struct OperationFixture {
                 },
                 Operation(name: "\(layer).backward_data", shape: words, flops: conv.flops) {
                     // conv1's input gradient is not needed in training; timed for completeness.
-                    try d.conv2dBackwardData(conv, gradOutput: gradOutput, weight: weight,
-                                             gradInput: gradInput ?? scratchInput)
+                    try d.conv2dBackwardData(
+                        conv, gradOutput: gradOutput, weight: weight,
+                        gradInput: gradInput ?? scratchInput)
                 },
                 // What training runs (with the fused ReLU). GFLOP/s count the dense
                 // arithmetic the operation replaces, so they compare with the dense rows above.
                 Operation(name: "\(layer).forward_pool", shape: words, flops: conv.flops) {
-                    try d.conv2dMaxPool2Forward(conv, input: input, weight: weight, pooled: scratchPooled,
-                                                argmax: scratchArgmax, relu: true)
+                    try d.conv2dMaxPool2Forward(
+                        conv, input: input, weight: weight, pooled: scratchPooled,
+                        argmax: scratchArgmax, relu: true)
                 },
                 Operation(name: "\(layer).backward_weight_pooled", shape: words, flops: conv.flops) {
                     try d.conv2dBackwardWeight(conv, input: input, pooledGradient: sparse, gradWeight: gradWeight)
                 },
                 Operation(name: "\(layer).backward_data_pooled", shape: words, flops: conv.flops) {
-                    try d.conv2dBackwardData(conv, pooledGradient: sparse, weight: weight,
-                                             gradInput: gradInput ?? scratchInput)
+                    try d.conv2dBackwardData(
+                        conv, pooledGradient: sparse, weight: weight,
+                        gradInput: gradInput ?? scratchInput)
                 },
             ]
         }
         // The standalone ReLU at the pooled sizes (training fuses it).
         for (layer, count) in [("relu1", s.pool1.outputCount), ("relu2", s.pool2.outputCount)] {
-            let input = try floats(count), output = try floats(count)
-            let gradOutput = try floats(count), gradInput = try floats(count)
+            let input = try floats(count)
+            let output = try floats(count)
+            let gradOutput = try floats(count)
+            let gradInput = try floats(count)
             try d.reluForward(count: count, input: input, output: output)
             operations += [
                 Operation(name: "\(layer).forward", shape: "\(count)", flops: nil) {
@@ -133,8 +146,10 @@ struct OperationFixture {
         // The standalone pool at each convolution's output size (training fuses it).
         for (layer, pool, conv) in [("pool1", s.pool1, s.conv1), ("pool2", s.pool2, s.conv2)] {
             let words = "(\(batch),\(pool.channels),\(pool.height),\(pool.width))"
-            let input = try floats(conv.outputCount), gradInput = try floats(conv.outputCount)
-            let output = try floats(pool.outputCount), gradOutput = try floats(pool.outputCount)
+            let input = try floats(conv.outputCount)
+            let gradInput = try floats(conv.outputCount)
+            let output = try floats(pool.outputCount)
+            let gradOutput = try floats(pool.outputCount)
             let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
             try d.maxPool2Forward(pool, input: input, output: output, argmax: argmax)
             operations += [
@@ -146,18 +161,21 @@ struct OperationFixture {
                 },
             ]
         }
-        let optimizer = self.optimizer, network = self.network
+        let optimizer = self.optimizer
+        let network = self.network
         operations += [
             Operation(name: "fc.forward", shape: "\(batch)×400→10", flops: s.fc.flops) {
                 try d.linearForward(s.fc, input: w.relu2, weight: p.fcWeight, bias: p.fcBias, output: w.logits)
             },
             Operation(name: "fc.backward", shape: "\(batch)×400→10", flops: 2 * s.fc.flops) {
-                try d.linearBackward(s.fc, input: w.relu2, weight: p.fcWeight, gradOutput: w.gradLogits,
-                                     gradInput: w.gradRelu2, gradWeight: g.fcWeight, gradBias: g.fcBias)
+                try d.linearBackward(
+                    s.fc, input: w.relu2, weight: p.fcWeight, gradOutput: w.gradLogits,
+                    gradInput: w.gradRelu2, gradWeight: g.fcWeight, gradBias: g.fcBias)
             },
             Operation(name: "softmax_cross_entropy", shape: "\(batch)×10", flops: nil) {
-                try d.softmaxCrossEntropy(batch: batch, classes: 10, logits: w.logits, labels: w.labels,
-                                          gradLogits: w.gradLogits, perSample: w.perSample)
+                try d.softmaxCrossEntropy(
+                    batch: batch, classes: 10, logits: w.logits, labels: w.labels,
+                    gradLogits: w.gradLogits, perSample: w.perSample)
             },
             Operation(name: "adam.update", shape: "5,234 parameters", flops: nil) {
                 try optimizer.update(parameters: network.parameters, gradients: network.gradients)
@@ -171,7 +189,9 @@ struct OperationFixture {
     func stepTiming(_ benchmark: Benchmark) throws -> Benchmark.Timing {
         let images = try device.floats(workspace.input)
         let labels = try device.int32s(workspace.labels)
-        let network = self.network, optimizer = self.optimizer, w = workspace
+        let network = self.network
+        let optimizer = self.optimizer
+        let w = workspace
         let s = w.shapes
         let samples = try benchmark.time(device) {
             try network.setBatch(w, images: images, labels: labels)
@@ -181,7 +201,8 @@ struct OperationFixture {
             try optimizer.update(parameters: network.parameters, gradients: network.gradients)
             _ = try previous.value()
         }
-        return Benchmark.Timing(operation: "step", batch: batch, shape: "forward+backward+update",
-                                samples: samples, flops: 3 * (s.conv1.flops + s.conv2.flops) + 3 * s.fc.flops)
+        return Benchmark.Timing(
+            operation: "step", batch: batch, shape: "forward+backward+update",
+            samples: samples, flops: 3 * (s.conv1.flops + s.conv2.flops) + 3 * s.fc.flops)
     }
 }

@@ -87,18 +87,21 @@ public protocol Device: AnyObject {
     /// With `relu`, pooled is then ``reluForward(count:input:output:)`` of
     /// that (the same numbers as a ReLU before the pool, ReLU being
     /// monotone), in the same pass: no separate launch or read of pooled.
-    func conv2dMaxPool2Forward(_ shape: ConvShape, input: Buffer, weight: Buffer,
-                               pooled: Buffer, argmax: Buffer, relu: Bool) throws
+    func conv2dMaxPool2Forward(
+        _ shape: ConvShape, input: Buffer, weight: Buffer,
+        pooled: Buffer, argmax: Buffer, relu: Bool) throws
     /// ``conv2dBackwardWeight(_:input:gradOutput:gradWeight:)`` for the output
     /// gradient `gradient` describes: gradWeight[o,c,i,j] =
     /// Σ_{b,q} g[b,o,q]·input[b,c,y_q+i,x_q+j], (y_q, x_q) the winner of window q.
-    func conv2dBackwardWeight(_ shape: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
-                              gradWeight: Buffer) throws
+    func conv2dBackwardWeight(
+        _ shape: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
+        gradWeight: Buffer) throws
     /// ``conv2dBackwardData(_:gradOutput:weight:gradInput:)`` for the output
     /// gradient `gradient` describes: gradInput[b,c,Y,X] =
     /// Σ_{o,q,i,j: y_q+i = Y, x_q+j = X} g[b,o,q]·weight[o,c,i,j].
-    func conv2dBackwardData(_ shape: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
-                            gradInput: Buffer) throws
+    func conv2dBackwardData(
+        _ shape: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
+        gradInput: Buffer) throws
 
     // MARK: Elementwise and pooling
 
@@ -121,8 +124,9 @@ public protocol Device: AnyObject {
     func linearForward(_ shape: LinearShape, input: Buffer, weight: Buffer, bias: Buffer, output: Buffer) throws
     /// gradWeight = gradOutputᵀ·input, gradBias = Σ_b gradOutput,
     /// gradInput = gradOutput·weight (skipped when nil).
-    func linearBackward(_ shape: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
-                        gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer) throws
+    func linearBackward(
+        _ shape: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
+        gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer) throws
 
     // MARK: Loss
 
@@ -130,8 +134,9 @@ public protocol Device: AnyObject {
     /// gradLogits = (softmax − onehot)/batch, the gradient of the mean loss.
     /// `perSample` (float, 2·batch): [0, batch) the loss of each sample,
     /// [batch, 2·batch) 1 where argmax(logits) == label else 0 (ties: first).
-    func softmaxCrossEntropy(batch: Int, classes: Int, logits: Buffer, labels: Buffer,
-                             gradLogits: Buffer, perSample: Buffer) throws
+    func softmaxCrossEntropy(
+        batch: Int, classes: Int, logits: Buffer, labels: Buffer,
+        gradLogits: Buffer, perSample: Buffer) throws
 
     // MARK: Optimisers (PyTorch's update rules, no weight decay)
 
@@ -165,8 +170,9 @@ public protocol Device: AnyObject {
     /// An index outside 0..<count is an error: the host throws; a kernel
     /// cannot, so OpenCL writes NaN pixels and label −1 for it instead of
     /// reading out of bounds (a NaN loss then ends training).
-    func gatherBatch(_ shape: BatchGatherShape, pixels: Buffer, labels: Buffer, order: Buffer,
-                     images: Buffer, batchLabels: Buffer) throws
+    func gatherBatch(
+        _ shape: BatchGatherShape, pixels: Buffer, labels: Buffer, order: Buffer,
+        images: Buffer, batchLabels: Buffer) throws
 }
 
 /// The element type of a ``Buffer``.
@@ -197,11 +203,17 @@ public struct GEMMShape: Hashable, Sendable, CustomStringConvertible {
     public var m: Int, n: Int, k: Int
     public var transposeA: Bool, transposeB: Bool
     public var alpha: Float, beta: Float
-    public init(m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false,
-                alpha: Float = 1, beta: Float = 0) {
-        self.m = m; self.n = n; self.k = k
-        self.transposeA = transposeA; self.transposeB = transposeB
-        self.alpha = alpha; self.beta = beta
+    public init(
+        m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false,
+        alpha: Float = 1, beta: Float = 0
+    ) {
+        self.m = m
+        self.n = n
+        self.k = k
+        self.transposeA = transposeA
+        self.transposeB = transposeB
+        self.alpha = alpha
+        self.beta = beta
     }
     /// 2·m·n·k: the multiply-adds of the product.
     public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
@@ -216,11 +228,17 @@ public struct ConvShape: Hashable, Sendable {
     public var batch: Int, inChannels: Int, outChannels: Int
     public var height: Int, width: Int
     public var kernelHeight: Int, kernelWidth: Int
-    public init(batch: Int, inChannels: Int, outChannels: Int, height: Int, width: Int,
-                kernelHeight: Int = 3, kernelWidth: Int = 3) {
-        self.batch = batch; self.inChannels = inChannels; self.outChannels = outChannels
-        self.height = height; self.width = width
-        self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
+    public init(
+        batch: Int, inChannels: Int, outChannels: Int, height: Int, width: Int,
+        kernelHeight: Int = 3, kernelWidth: Int = 3
+    ) {
+        self.batch = batch
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.height = height
+        self.width = width
+        self.kernelHeight = kernelHeight
+        self.kernelWidth = kernelWidth
     }
     public var outHeight: Int { height - kernelHeight + 1 }
     public var outWidth: Int { width - kernelWidth + 1 }
@@ -239,7 +257,10 @@ public struct ConvShape: Hashable, Sendable {
 public struct PoolShape: Hashable, Sendable {
     public var batch: Int, channels: Int, height: Int, width: Int
     public init(batch: Int, channels: Int, height: Int, width: Int) {
-        self.batch = batch; self.channels = channels; self.height = height; self.width = width
+        self.batch = batch
+        self.channels = channels
+        self.height = height
+        self.width = width
     }
     public var outHeight: Int { height / 2 }
     public var outWidth: Int { width / 2 }
@@ -266,7 +287,10 @@ public struct PooledGradient {
     /// pass it, fused into the backward passes. nil: `values` is ∂L/∂pooled.
     public var reluOutput: Buffer?
     public init(pool: PoolShape, values: Buffer, argmax: Buffer, reluOutput: Buffer? = nil) {
-        self.pool = pool; self.values = values; self.argmax = argmax; self.reluOutput = reluOutput
+        self.pool = pool
+        self.values = values
+        self.argmax = argmax
+        self.reluOutput = reluOutput
     }
     /// True when `pool` is the pool over `conv`'s output.
     public func matches(_ conv: ConvShape) -> Bool {
@@ -300,7 +324,9 @@ public final class PendingDownload {
 public struct LinearShape: Hashable, Sendable {
     public var batch: Int, inFeatures: Int, outFeatures: Int
     public init(batch: Int, inFeatures: Int, outFeatures: Int) {
-        self.batch = batch; self.inFeatures = inFeatures; self.outFeatures = outFeatures
+        self.batch = batch
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
     }
     public var flops: Double { 2 * Double(batch) * Double(inFeatures) * Double(outFeatures) }
 }
@@ -311,7 +337,11 @@ public struct AdamTensor {
     public var count: Int
     public var parameter: Buffer, gradient: Buffer, m: Buffer, v: Buffer
     public init(count: Int, parameter: Buffer, gradient: Buffer, m: Buffer, v: Buffer) {
-        self.count = count; self.parameter = parameter; self.gradient = gradient; self.m = m; self.v = v
+        self.count = count
+        self.parameter = parameter
+        self.gradient = gradient
+        self.m = m
+        self.v = v
     }
 }
 
@@ -321,7 +351,10 @@ public struct MomentumTensor {
     public var count: Int
     public var parameter: Buffer, gradient: Buffer, velocity: Buffer
     public init(count: Int, parameter: Buffer, gradient: Buffer, velocity: Buffer) {
-        self.count = count; self.parameter = parameter; self.gradient = gradient; self.velocity = velocity
+        self.count = count
+        self.parameter = parameter
+        self.gradient = gradient
+        self.velocity = velocity
     }
 }
 
@@ -331,10 +364,14 @@ public struct AdamStep: Hashable, Sendable {
     public var learningRate: Float, beta1: Float, beta2: Float, epsilon: Float
     /// 1 − β₁ᵗ and 1 − β₂ᵗ for the step t (1-based).
     public var correction1: Float, correction2: Float
-    public init(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999,
-                epsilon: Float = 1e-8, step t: Int) {
+    public init(
+        learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999,
+        epsilon: Float = 1e-8, step t: Int
+    ) {
         precondition(t >= 1, "Adam steps count from 1")
-        self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
         self.epsilon = epsilon
         correction1 = Float(1 - pow(Double(beta1), Double(t)))
         correction2 = Float(1 - pow(Double(beta2), Double(t)))
@@ -355,10 +392,15 @@ public struct BatchGatherShape: Hashable, Sendable {
 
     /// MNIST's normalisation by default (``NetIO/Dataset/pixelScale`` and
     /// ``NetIO/Dataset/pixelShift``, the constants the host uses).
-    public init(count: Int, imageSize: Int, range: Range<Int>,
-                scale: Float = Dataset.pixelScale, shift: Float = Dataset.pixelShift) {
-        self.count = count; self.imageSize = imageSize; self.range = range
-        self.scale = scale; self.shift = shift
+    public init(
+        count: Int, imageSize: Int, range: Range<Int>,
+        scale: Float = Dataset.pixelScale, shift: Float = Dataset.pixelShift
+    ) {
+        self.count = count
+        self.imageSize = imageSize
+        self.range = range
+        self.scale = scale
+        self.shift = shift
     }
     /// Images in the batch.
     public var batch: Int { range.count }

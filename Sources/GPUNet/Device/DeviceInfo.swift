@@ -26,13 +26,21 @@ public struct DeviceInfo: Codable, Hashable, Sendable {
     /// or in a listing the one `--kernels auto` would choose; nil for the host.
     public var kernelFamily: KernelFamily?
 
-    public init(kind: Kind, selector: String, name: String, vendor: String, type: String,
-                computeUnits: Int, globalMemoryBytes: UInt64, languageVersion: String,
-                driverVersion: String, platformName: String, kernelFamily: KernelFamily? = nil) {
-        self.kind = kind; self.selector = selector; self.name = name; self.vendor = vendor
-        self.type = type; self.computeUnits = computeUnits
-        self.globalMemoryBytes = globalMemoryBytes; self.languageVersion = languageVersion
-        self.driverVersion = driverVersion; self.platformName = platformName
+    public init(
+        kind: Kind, selector: String, name: String, vendor: String, type: String,
+        computeUnits: Int, globalMemoryBytes: UInt64, languageVersion: String,
+        driverVersion: String, platformName: String, kernelFamily: KernelFamily? = nil
+    ) {
+        self.kind = kind
+        self.selector = selector
+        self.name = name
+        self.vendor = vendor
+        self.type = type
+        self.computeUnits = computeUnits
+        self.globalMemoryBytes = globalMemoryBytes
+        self.languageVersion = languageVersion
+        self.driverVersion = driverVersion
+        self.platformName = platformName
         self.kernelFamily = kernelFamily
     }
 

@@ -25,7 +25,8 @@ public enum DeviceSelector: Equatable, CustomStringConvertible, Sendable {
         default:
             let parts = word.split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count == 3, parts[0] == "opencl", let platform = Int(parts[1]), let device = Int(parts[2]),
-                  platform >= 0, device >= 0 else {
+                platform >= 0, device >= 0
+            else {
                 throw DeviceSelectionError.unknownSelector(text)
             }
             self = .openCL(platform: platform, device: device)
@@ -37,7 +38,7 @@ public enum DeviceSelector: Equatable, CustomStringConvertible, Sendable {
         case .auto: return "auto"
         case .host: return "host"
         case .openCLAny: return "opencl"
-        case let .openCL(platform, device): return "opencl:\(platform):\(device)"
+        case .openCL(let platform, let device): return "opencl:\(platform):\(device)"
         }
     }
 }
@@ -93,7 +94,7 @@ public enum Devices {
                 throw OpenCLError.noPlatform(OpenCLPlatforms.noPlatformHint)
             }
             return try OpenCLDevice(entry: entry, cache: defaultCache, kernels: kernels)
-        case let .openCL(platform, device):
+        case .openCL(let platform, let device):
             return try OpenCLDevice(platform: platform, device: device, cache: defaultCache, kernels: kernels)
         }
     }
@@ -103,18 +104,22 @@ public enum Devices {
     /// driver's own cache has not seen either, so the OpenCL C compiler
     /// really runs), then warm (the same kernels loaded from the cache just
     /// written). Nil for the host.
-    public static func measureProgramPreparation(_ selector: DeviceSelector, kernels: KernelFamily.Choice = .auto) throws
-        -> Benchmark.ProgramPreparation? {
+    public static func measureProgramPreparation(_ selector: DeviceSelector, kernels: KernelFamily.Choice = .auto)
+        throws
+        -> Benchmark.ProgramPreparation?
+    {
         let entry: OpenCLDeviceEntry
         switch selector {
         case .host: return nil
         case .auto, .openCLAny:
             guard let best = try bestOpenCLEntry() else { return nil }
             entry = best
-        case let .openCL(platform, device):
-            guard let found = try OpenCLPlatforms.entries().first(where: {
-                $0.platformIndex == platform && $0.deviceIndex == device
-            }) else {
+        case .openCL(let platform, let device):
+            guard
+                let found = try OpenCLPlatforms.entries().first(where: {
+                    $0.platformIndex == platform && $0.deviceIndex == device
+                })
+            else {
                 _ = try OpenCLDevice(platform: platform, device: device, cache: nil)  // throws the listing error
                 return nil
             }
@@ -127,24 +132,29 @@ public enum Devices {
         let tag = UUID().uuidString
         let cold = try trainingStepPreparation(entry: entry, cache: cache, tag: tag, kernels: kernels)
         let warm = try trainingStepPreparation(entry: entry, cache: cache, tag: tag, kernels: kernels)
-        return Benchmark.ProgramPreparation(coldSeconds: cold.seconds, warmSeconds: warm.seconds,
-                                            kernelCount: cold.kernels)
+        return Benchmark.ProgramPreparation(
+            coldSeconds: cold.seconds, warmSeconds: warm.seconds,
+            kernelCount: cold.kernels)
     }
 
     /// Kernels are built when first launched, so the kernels a training step
     /// needs are found by running one (a batch of 64 zero images, forward,
     /// backward and an Adam update: the defaults of `convsvd train`) on a new
     /// device; returns the seconds spent preparing them and their number.
-    private static func trainingStepPreparation(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache, tag: String,
-                                                kernels: KernelFamily.Choice) throws -> (seconds: Double, kernels: Int) {
+    private static func trainingStepPreparation(
+        entry: OpenCLDeviceEntry, cache: OpenCLProgramCache, tag: String,
+        kernels: KernelFamily.Choice
+    ) throws -> (seconds: Double, kernels: Int) {
         let device = try OpenCLDevice(entry: entry, cache: cache, programTag: tag, kernels: kernels)
         let settings = TrainingSettings()
         let network = try TinyConvNet(device: device)
-        let optimizer = try Optimizer(settings.optimizer, learningRate: settings.learningRate,
-                                      parameters: network.parameters, device: device)
+        let optimizer = try Optimizer(
+            settings.optimizer, learningRate: settings.learningRate,
+            parameters: network.parameters, device: device)
         let workspace = try network.workspace(batch: settings.batchSize)
-        try network.setBatch(workspace, images: [Float](repeating: 0, count: workspace.shapes.conv1.inputCount),
-                             labels: [Int32](repeating: 0, count: settings.batchSize))
+        try network.setBatch(
+            workspace, images: [Float](repeating: 0, count: workspace.shapes.conv1.inputCount),
+            labels: [Int32](repeating: 0, count: settings.batchSize))
         try network.forward(workspace)
         try network.backward(workspace)
         try optimizer.update(parameters: network.parameters, gradients: network.gradients)

@@ -40,7 +40,10 @@ public enum KernelFamily: String, Codable, CaseIterable, Sendable {
         /// source in the error (an option or the environment variable).
         public init(parsing text: String, what: String = "--kernels") throws {
             let word = text.trimmingCharacters(in: .whitespaces).lowercased()
-            if word == "auto" { self = .auto; return }
+            if word == "auto" {
+                self = .auto
+                return
+            }
             guard let family = KernelFamily(rawValue: word) else {
                 throw KernelFamilyError.unknown(text, what: what)
             }
@@ -57,12 +60,16 @@ public enum KernelFamily: String, Codable, CaseIterable, Sendable {
         /// The family and why, for a device of OpenCL type `deviceType`: an
         /// explicit family first, then `CONVSVD_KERNELS` in `environment`,
         /// then the device type (``automatic(forDeviceType:)``).
-        public func resolve(deviceType: String,
-                            environment: [String: String] = ProcessInfo.processInfo.environment) throws
-            -> (family: KernelFamily, reason: String) {
+        public func resolve(
+            deviceType: String,
+            environment: [String: String] = ProcessInfo.processInfo.environment
+        ) throws
+            -> (family: KernelFamily, reason: String)
+        {
             if case .family(let family) = self { return (family, "--kernels \(family.rawValue)") }
             if let text = environment[KernelFamily.environmentVariable], !text.isEmpty,
-               case .family(let family) = try Choice(parsing: text, what: KernelFamily.environmentVariable) {
+                case .family(let family) = try Choice(parsing: text, what: KernelFamily.environmentVariable)
+            {
                 return (family, "\(KernelFamily.environmentVariable)=\(family.rawValue)")
             }
             let family = KernelFamily.automatic(forDeviceType: deviceType)
@@ -77,7 +84,7 @@ public enum KernelFamilyError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .unknown(text, what):
+        case .unknown(let text, let what):
             return "unknown kernel family '\(text)' in \(what): expected auto, cpu or gpu"
         }
     }

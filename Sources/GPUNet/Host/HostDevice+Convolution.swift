@@ -40,27 +40,33 @@ extension HostDevice {
         let paddedHeight = s.outHeight + 2 * (s.kernelHeight - 1)
         let paddedWidth = s.outWidth + 2 * (s.kernelWidth - 1)
         guard usesDirectKernels, s.outWidth >= 8, s.width <= 512,
-              s.outChannels * paddedHeight * paddedWidth < Int(Int32.max),
-              s.inChannels * s.height * s.width < Int(Int32.max) else { return nil }
+            s.outChannels * paddedHeight * paddedWidth < Int(Int32.max),
+            s.inChannels * s.height * s.width < Int(Int32.max)
+        else { return nil }
         var offsets = [Int32](repeating: 0, count: s.patchSize)
-        hk_tap_offsets(Int32(s.inChannels), Int32(s.height), Int32(s.width),
-                       Int32(s.kernelHeight), Int32(s.kernelWidth), &offsets)
+        hk_tap_offsets(
+            Int32(s.inChannels), Int32(s.height), Int32(s.width),
+            Int32(s.kernelHeight), Int32(s.kernelWidth), &offsets)
         var paddedOffsets = [Int32](repeating: 0, count: s.outChannels * s.kernelHeight * s.kernelWidth)
-        hk_tap_offsets(Int32(s.outChannels), Int32(paddedHeight), Int32(paddedWidth),
-                       Int32(s.kernelHeight), Int32(s.kernelWidth), &paddedOffsets)
-        return DirectPlan(offsets: offsets, paddedOffsets: paddedOffsets,
-                          paddedHeight: paddedHeight, paddedWidth: paddedWidth)
+        hk_tap_offsets(
+            Int32(s.outChannels), Int32(paddedHeight), Int32(paddedWidth),
+            Int32(s.kernelHeight), Int32(s.kernelWidth), &paddedOffsets)
+        return DirectPlan(
+            offsets: offsets, paddedOffsets: paddedOffsets,
+            paddedHeight: paddedHeight, paddedWidth: paddedWidth)
     }
 
     public func im2col(_ s: ConvShape, input: Buffer, columns: Buffer) throws {
         try validate(s, "im2col")
         let pin = try floats(input, at: s.inputCount, "im2col", "input")
         let pcol = try floats(columns, at: s.patchSize * s.patchCount, "im2col", "columns")
-        let imageSize = s.inChannels * s.height * s.width, patches = s.outHeight * s.outWidth
+        let imageSize = s.inChannels * s.height * s.width
+        let patches = s.outHeight * s.outWidth
         parallelChunks(s.batch, chunks: tasks) { _, images in
             for b in images {
-                HostKernels.im2colImage(s, image: pin + b * imageSize, columns: pcol + b * patches,
-                                        rowStride: s.patchCount)
+                HostKernels.im2colImage(
+                    s, image: pin + b * imageSize, columns: pcol + b * patches,
+                    rowStride: s.patchCount)
             }
         }
     }
@@ -69,7 +75,8 @@ extension HostDevice {
         try validate(s, "col2im")
         let pcol = try floats(columns, at: s.patchSize * s.patchCount, "col2im", "columns")
         let pin = try floats(input, at: s.inputCount, "col2im", "input")
-        let imageSize = s.inChannels * s.height * s.width, patches = s.outHeight * s.outWidth
+        let imageSize = s.inChannels * s.height * s.width
+        let patches = s.outHeight * s.outWidth
         parallelChunks(s.batch, chunks: tasks) { _, images in
             for b in images {
                 let image = pin + b * imageSize
@@ -106,13 +113,17 @@ extension HostDevice {
 
         /// Writes image `b`'s output (O, oH, oW) to `output`.
         func run(input: UnsafeMutablePointer<Float>, image b: Int, worker: Int, output: UnsafeMutablePointer<Float>) {
-            let s = shape, k = s.patchSize, o = s.outChannels, patches = s.outHeight * s.outWidth
+            let s = shape
+            let k = s.patchSize
+            let o = s.outChannels
+            let patches = s.outHeight * s.outWidth
             let image = input + b * s.inChannels * s.height * s.width
             if let plan {
                 weightsT.withUnsafeBufferPointer { wt in
                     plan.offsets.withUnsafeBufferPointer { offsets in
-                        hk_correlate_image(image, Int32(s.width), offsets.baseAddress, Int32(k), wt.baseAddress,
-                                           Int32(o), Int32(outPad), Int32(s.outHeight), Int32(s.outWidth), output)
+                        hk_correlate_image(
+                            image, Int32(s.width), offsets.baseAddress, Int32(k), wt.baseAddress,
+                            Int32(o), Int32(outPad), Int32(s.outHeight), Int32(s.outWidth), output)
                     }
                 }
                 return
@@ -120,8 +131,9 @@ extension HostDevice {
             let cols = columns![worker]
             HostKernels.im2colImage(s, image: image, columns: cols, rowStride: patches)
             // out_b (O×P) = W (O×K) · cols (K×P)
-            HostKernels.sgemm(transposeA: false, transposeB: false, m: o, n: patches, k: k, alpha: 1,
-                              a: weight, lda: k, b: cols, ldb: patches, beta: 0, c: output, ldc: patches)
+            HostKernels.sgemm(
+                transposeA: false, transposeB: false, m: o, n: patches, k: k, alpha: 1,
+                a: weight, lda: k, b: cols, ldb: patches, beta: 0, c: output, ldc: patches)
         }
     }
 
@@ -135,14 +147,16 @@ extension HostDevice {
     }
 
     func imageConvolution(_ s: ConvShape, weight pw: UnsafeMutablePointer<Float>) -> ImageConvolution {
-        let k = s.patchSize, o = s.outChannels
+        let k = s.patchSize
+        let o = s.outChannels
         if let plan = directPlan(s) {
             let outPad = (o + 3) / 4 * 4
             let weightsT = Self.tapMajorWeights(pw, outChannels: o, taps: k, outPad: outPad)
             return ImageConvolution(shape: s, weight: pw, plan: plan, weightsT: weightsT, outPad: outPad, columns: nil)
         }
-        return ImageConvolution(shape: s, weight: pw, plan: nil, weightsT: [], outPad: 0,
-                                columns: scratch.slot(0, floats: k * s.outHeight * s.outWidth))
+        return ImageConvolution(
+            shape: s, weight: pw, plan: nil, weightsT: [], outPad: 0,
+            columns: scratch.slot(0, floats: k * s.outHeight * s.outWidth))
     }
 
     public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
@@ -150,8 +164,10 @@ extension HostDevice {
         let pgo = try floats(gradOutput, at: s.outputCount, "conv2dBackwardData", "gradOutput")
         let pw = try floats(weight, at: s.weightCount, "conv2dBackwardData", "weight")
         let pgi = try floats(gradInput, at: s.inputCount, "conv2dBackwardData", "gradInput")
-        let imageSize = s.inChannels * s.height * s.width, patches = s.outHeight * s.outWidth
-        let k = s.patchSize, o = s.outChannels
+        let imageSize = s.inChannels * s.height * s.width
+        let patches = s.outHeight * s.outWidth
+        let k = s.patchSize
+        let o = s.outChannels
         if let plan = directPlan(s) {
             directBackwardData(s, plan, gradOutput: pgo, weight: pw, gradInput: pgi)
             return
@@ -161,9 +177,10 @@ extension HostDevice {
             let cols = columns[worker]
             for b in images {
                 // cols (K×P) = Wᵀ (K×O) · gradOut_b (O×P), then fold back.
-                HostKernels.sgemm(transposeA: true, transposeB: false, m: k, n: patches, k: o, alpha: 1,
-                                  a: pw, lda: k, b: pgo + b * o * patches, ldb: patches, beta: 0,
-                                  c: cols, ldc: patches)
+                HostKernels.sgemm(
+                    transposeA: true, transposeB: false, m: k, n: patches, k: o, alpha: 1,
+                    a: pw, lda: k, b: pgo + b * o * patches, ldb: patches, beta: 0,
+                    c: cols, ldc: patches)
                 let image = pgi + b * imageSize
                 image.update(repeating: 0, count: imageSize)
                 HostKernels.col2imImage(s, columns: cols, rowStride: patches, image: image)
@@ -176,14 +193,20 @@ extension HostDevice {
         let pin = try floats(input, at: s.inputCount, "conv2dBackwardWeight", "input")
         let pgo = try floats(gradOutput, at: s.outputCount, "conv2dBackwardWeight", "gradOutput")
         let pgw = try floats(gradWeight, at: s.weightCount, "conv2dBackwardWeight", "gradWeight")
-        let imageSize = s.inChannels * s.height * s.width, patches = s.outHeight * s.outWidth
-        let k = s.patchSize, o = s.outChannels
+        let imageSize = s.inChannels * s.height * s.width
+        let patches = s.outHeight * s.outWidth
+        let k = s.patchSize
+        let o = s.outChannels
         let partials = scratch.slot(1, floats: o * k)
         let chunks = min(tasks, s.batch)
         if let plan = directPlan(s) {
             let wide = k > Self.directWeightGradientMaxPatch
-            let work = scratch.slot(0, floats: wide ? Int(hk_weight_gradient_wide_work(
-                Int32(k), Int32(o), Int32(s.outHeight), Int32(s.outWidth))) : 1)
+            let work = scratch.slot(
+                0,
+                floats: wide
+                    ? Int(
+                        hk_weight_gradient_wide_work(
+                            Int32(k), Int32(o), Int32(s.outHeight), Int32(s.outWidth))) : 1)
             plan.offsets.withUnsafeBufferPointer { offsets in
                 parallelChunks(s.batch, chunks: chunks) { worker, images in
                     let first = images.lowerBound
@@ -205,7 +228,10 @@ extension HostDevice {
         }
         // Sum the tasks' partial gradients in task order (deterministic: the split depends only on the batch and the task count, never on which thread ran what).
         let count = o * k
-        if s.batch == 0 { pgw.update(repeating: 0, count: count); return }
+        if s.batch == 0 {
+            pgw.update(repeating: 0, count: count)
+            return
+        }
         pgw.update(from: partials[0], count: count)
         for w in 1..<max(1, chunks) {
             let partial = partials[w]
@@ -215,21 +241,27 @@ extension HostDevice {
 
     /// Each worker's partial weight gradient (O×K) over its images, by
     /// im2col + `sgemm`.
-    private func conv2dBackwardWeightColumns(_ s: ConvShape, input pin: UnsafeMutablePointer<Float>,
-                                             gradOutput pgo: UnsafeMutablePointer<Float>,
-                                             partials: UnsafeMutablePointer<UnsafeMutablePointer<Float>>, chunks: Int) {
-        let imageSize = s.inChannels * s.height * s.width, patches = s.outHeight * s.outWidth
-        let k = s.patchSize, o = s.outChannels
+    private func conv2dBackwardWeightColumns(
+        _ s: ConvShape, input pin: UnsafeMutablePointer<Float>,
+        gradOutput pgo: UnsafeMutablePointer<Float>,
+        partials: UnsafeMutablePointer<UnsafeMutablePointer<Float>>, chunks: Int
+    ) {
+        let imageSize = s.inChannels * s.height * s.width
+        let patches = s.outHeight * s.outWidth
+        let k = s.patchSize
+        let o = s.outChannels
         let columns = scratch.slot(0, floats: k * patches)
         parallelChunks(s.batch, chunks: chunks) { worker, images in
-            let cols = columns[worker], partial = partials[worker]
+            let cols = columns[worker]
+            let partial = partials[worker]
             var beta: Float = 0
             for b in images {
                 HostKernels.im2colImage(s, image: pin + b * imageSize, columns: cols, rowStride: patches)
                 // partial (O×K) += gradOut_b (O×P) · cols (K×P)ᵀ
-                HostKernels.sgemm(transposeA: false, transposeB: true, m: o, n: k, k: patches, alpha: 1,
-                                  a: pgo + b * o * patches, lda: patches, b: cols, ldb: patches, beta: beta,
-                                  c: partial, ldc: k)
+                HostKernels.sgemm(
+                    transposeA: false, transposeB: true, m: o, n: k, k: patches, alpha: 1,
+                    a: pgo + b * o * patches, lda: patches, b: cols, ldb: patches, beta: beta,
+                    c: partial, ldc: k)
                 beta = 1
             }
         }
@@ -241,19 +273,30 @@ extension HostDevice {
     /// axes and with in/out channels swapped:
     /// gradInput[c,Y,X] = Σ_{o,i,j} W[o,c,kH−1−i,kW−1−j]·padded[o,Y+i,X+j]
     /// = Σ_{o,i,j} W[o,c,i,j]·gradOut[o,Y−i,X−j] (terms outside gradOut are 0).
-    private func directBackwardData(_ s: ConvShape, _ plan: DirectPlan, gradOutput pgo: UnsafeMutablePointer<Float>,
-                                    weight pw: UnsafeMutablePointer<Float>, gradInput pgi: UnsafeMutablePointer<Float>) {
+    private func directBackwardData(
+        _ s: ConvShape, _ plan: DirectPlan, gradOutput pgo: UnsafeMutablePointer<Float>,
+        weight pw: UnsafeMutablePointer<Float>, gradInput pgi: UnsafeMutablePointer<Float>
+    ) {
         let (c, o, kH, kW) = (s.inChannels, s.outChannels, s.kernelHeight, s.kernelWidth)
         let (oH, oW) = (s.outHeight, s.outWidth)
-        let imageSize = c * s.height * s.width, patches = oH * oW
+        let imageSize = c * s.height * s.width
+        let patches = oH * oW
         let (pH, pW) = (plan.paddedHeight, plan.paddedWidth)
-        let paddedSize = o * pH * pW, taps = o * kH * kW
+        let paddedSize = o * pH * pW
+        let taps = o * kH * kW
         // flippedT (taps × C rounded up to 4): tap (o,i,j), column c = W[o,c,kH−1−i,kW−1−j].
         let cPad = (c + 3) / 4 * 4
         var flippedT = [Float](repeating: 0, count: taps * cPad)
-        for oc in 0..<o { for ic in 0..<c { for i in 0..<kH { for j in 0..<kW {
-            flippedT[((oc * kH + i) * kW + j) * cPad + ic] = pw[((oc * c + ic) * kH + (kH - 1 - i)) * kW + (kW - 1 - j)]
-        } } } }
+        for oc in 0..<o {
+            for ic in 0..<c {
+                for i in 0..<kH {
+                    for j in 0..<kW {
+                        flippedT[((oc * kH + i) * kW + j) * cPad + ic] =
+                            pw[((oc * c + ic) * kH + (kH - 1 - i)) * kW + (kW - 1 - j)]
+                    }
+                }
+            }
+        }
         let paddedImages = scratch.slot(0, floats: paddedSize)
         flippedT.withUnsafeBufferPointer { wt in
             plan.paddedOffsets.withUnsafeBufferPointer { offsets in
@@ -269,9 +312,10 @@ extension HostDevice {
                                     .update(from: source + oc * patches + y * oW, count: oW)
                             }
                         }
-                        hk_correlate_image(padded, Int32(pW), offsets.baseAddress, Int32(taps),
-                                           wt.baseAddress, Int32(c), Int32(cPad),
-                                           Int32(s.height), Int32(s.width), pgi + b * imageSize)
+                        hk_correlate_image(
+                            padded, Int32(pW), offsets.baseAddress, Int32(taps),
+                            wt.baseAddress, Int32(c), Int32(cPad),
+                            Int32(s.height), Int32(s.width), pgi + b * imageSize)
                     }
                 }
             }
@@ -281,10 +325,13 @@ extension HostDevice {
     /// Rejects shapes with non-positive sizes or a kernel larger than the input.
     func validate(_ s: ConvShape, _ operation: String) throws {
         guard s.batch >= 0, s.inChannels > 0, s.outChannels > 0, s.kernelHeight > 0, s.kernelWidth > 0,
-              s.outHeight > 0, s.outWidth > 0 else {
+            s.outHeight > 0, s.outWidth > 0
+        else {
             throw HostDeviceError.invalidShape(
                 operation: operation,
-                reason: "batch \(s.batch), channels \(s.inChannels)→\(s.outChannels), input \(s.height)×\(s.width), kernel \(s.kernelHeight)×\(s.kernelWidth)")
+                reason:
+                    "batch \(s.batch), channels \(s.inChannels)→\(s.outChannels), input \(s.height)×\(s.width), kernel \(s.kernelHeight)×\(s.kernelWidth)"
+            )
         }
     }
 }

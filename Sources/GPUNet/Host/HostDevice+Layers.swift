@@ -26,7 +26,8 @@ extension HostDevice {
         let pgi = try floats(gradInput, at: count, "reluBackward", "gradInput")
         parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
             let start = range.lowerBound
-            HostKernels.reluGradient(output: pout + start, gradOutput: pgo + start, gradInput: pgi + start, count: range.count)
+            HostKernels.reluGradient(
+                output: pout + start, gradOutput: pgo + start, gradInput: pgi + start, count: range.count)
         }
     }
 
@@ -37,12 +38,14 @@ extension HostDevice {
         let pin = try floats(input, at: s.inputCount, "maxPool2Forward", "input")
         let pout = try floats(output, at: s.outputCount, "maxPool2Forward", "output")
         let parg = try int32s(argmax, at: s.outputCount, "maxPool2Forward", "argmax")
-        let planeSize = s.height * s.width, outPlaneSize = s.outHeight * s.outWidth
+        let planeSize = s.height * s.width
+        let outPlaneSize = s.outHeight * s.outWidth
         let chunks = s.inputCount >= Self.parallelElementThreshold ? tasks : 1
         parallelChunks(s.batch * s.channels, chunks: chunks) { _, range in
             let first = range.lowerBound
-            maxPool2Planes(pin + first * planeSize, planes: range.count, height: s.height, width: s.width,
-                           output: pout + first * outPlaneSize, argmax: parg + first * outPlaneSize)
+            maxPool2Planes(
+                pin + first * planeSize, planes: range.count, height: s.height, width: s.width,
+                output: pout + first * outPlaneSize, argmax: parg + first * outPlaneSize)
         }
     }
 
@@ -50,8 +53,10 @@ extension HostDevice {
     /// `argmax` on the calling thread: the AVX2 kernel (SSE4.1 blocks of 4
     /// for rows of 4–7 outputs; single-core at batch 64, pool1 0.06–0.09 ms,
     /// pool2 0.04 ms, /tmp C harness), else row by row in Swift.
-    func maxPool2Planes(_ input: UnsafePointer<Float>, planes: Int, height: Int, width: Int,
-                        output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
+    func maxPool2Planes(
+        _ input: UnsafePointer<Float>, planes: Int, height: Int, width: Int,
+        output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>
+    ) {
         let (oH, oW) = (height / 2, width / 2)
         if usesDirectKernels && oW >= 4 {
             hk_max_pool2_forward(input, Int32(planes), Int32(height), Int32(width), output, argmax)
@@ -59,9 +64,10 @@ extension HostDevice {
         }
         for plane in 0..<planes {
             for oy in 0..<oH {
-                HostKernels.maxPoolRow(plane: input + plane * height * width, top: 2 * oy * width, width: width,
-                                       outWidth: oW, output: output + (plane * oH + oy) * oW,
-                                       argmax: argmax + (plane * oH + oy) * oW)
+                HostKernels.maxPoolRow(
+                    plane: input + plane * height * width, top: 2 * oy * width, width: width,
+                    outWidth: oW, output: output + (plane * oH + oy) * oW,
+                    argmax: argmax + (plane * oH + oy) * oW)
             }
         }
     }
@@ -71,7 +77,8 @@ extension HostDevice {
         let pgo = try floats(gradOutput, at: s.outputCount, "maxPool2Backward", "gradOutput")
         let parg = try int32s(argmax, at: s.outputCount, "maxPool2Backward", "argmax")
         let pgi = try floats(gradInput, at: s.inputCount, "maxPool2Backward", "gradInput")
-        let planeSize = s.height * s.width, outPlaneSize = s.outHeight * s.outWidth
+        let planeSize = s.height * s.width
+        let outPlaneSize = s.outHeight * s.outWidth
         let planes = s.batch * s.channels
         let chunks = s.inputCount >= Self.parallelElementThreshold ? tasks : 1
         if usesDirectKernels && s.outWidth >= 4 {
@@ -83,9 +90,10 @@ extension HostDevice {
             outside.initialize(repeating: 0, count: tasks)
             parallelChunks(planes, chunks: chunks) { worker, range in
                 let first = range.lowerBound
-                outside[worker] = hk_max_pool2_backward(pgo + first * outPlaneSize, parg + first * outPlaneSize,
-                                                        Int32(range.count), Int32(s.height), Int32(s.width),
-                                                        pgi + first * planeSize)
+                outside[worker] = hk_max_pool2_backward(
+                    pgo + first * outPlaneSize, parg + first * outPlaneSize,
+                    Int32(range.count), Int32(s.height), Int32(s.width),
+                    pgi + first * planeSize)
             }
             if (0..<tasks).allSatisfy({ outside[$0] == 0 }) { return }
         }
@@ -97,7 +105,8 @@ extension HostDevice {
         parallelChunks(planes, chunks: chunks) { _, range in
             for plane in range {
                 let target = pgi + plane * planeSize
-                let source = pgo + plane * outPlaneSize, winners = parg + plane * outPlaneSize
+                let source = pgo + plane * outPlaneSize
+                let winners = parg + plane * outPlaneSize
                 target.update(repeating: 0, count: planeSize)
                 for o in 0..<outPlaneSize { target[Int(winners[o])] += source[o] }
             }
@@ -122,13 +131,16 @@ extension HostDevice {
         guard s.batch > 0, s.outFeatures > 0 else { return }
         for b in 0..<s.batch { (pout + b * s.outFeatures).update(from: pb, count: s.outFeatures) }
         // output (B×out) += input (B×in) · W (out×in)ᵀ
-        HostKernels.sgemm(transposeA: false, transposeB: true, m: s.batch, n: s.outFeatures, k: s.inFeatures,
-                          alpha: 1, a: pin, lda: s.inFeatures, b: pw, ldb: s.inFeatures,
-                          beta: 1, c: pout, ldc: s.outFeatures)
+        HostKernels.sgemm(
+            transposeA: false, transposeB: true, m: s.batch, n: s.outFeatures, k: s.inFeatures,
+            alpha: 1, a: pin, lda: s.inFeatures, b: pw, ldb: s.inFeatures,
+            beta: 1, c: pout, ldc: s.outFeatures)
     }
 
-    public func linearBackward(_ s: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
-                               gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer) throws {
+    public func linearBackward(
+        _ s: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
+        gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer
+    ) throws {
         try validate(s, "linearBackward")
         let (batch, inF, outF) = (s.batch, s.inFeatures, s.outFeatures)
         let pin = try floats(input, at: batch * inF, "linearBackward", "input")
@@ -152,13 +164,15 @@ extension HostDevice {
                     if batch == 0 {
                         pgw.update(repeating: 0, count: outF * inF)
                     } else {
-                        HostKernels.sgemm(transposeA: true, transposeB: false, m: outF, n: inF, k: batch, alpha: 1,
-                                          a: pgo, lda: outF, b: pin, ldb: inF, beta: 0, c: pgw, ldc: inF)
+                        HostKernels.sgemm(
+                            transposeA: true, transposeB: false, m: outF, n: inF, k: batch, alpha: 1,
+                            a: pgo, lda: outF, b: pin, ldb: inF, beta: 0, c: pgw, ldc: inF)
                     }
                 } else if let pgi {
                     // gradInput (B×in) = gradOutput (B×out) · W (out×in)
-                    HostKernels.sgemm(transposeA: false, transposeB: false, m: batch, n: inF, k: outF, alpha: 1,
-                                      a: pgo, lda: outF, b: pw, ldb: inF, beta: 0, c: pgi, ldc: inF)
+                    HostKernels.sgemm(
+                        transposeA: false, transposeB: false, m: batch, n: inF, k: outF, alpha: 1,
+                        a: pgo, lda: outF, b: pw, ldb: inF, beta: 0, c: pgi, ldc: inF)
                 }
             }
         }
@@ -175,10 +189,13 @@ extension HostDevice {
 
     /// Each row in float64: z − max(z) (so exp cannot overflow), loss =
     /// log Σ exp(z − max) − (z_label − max), gradient (p − onehot)/batch.
-    public func softmaxCrossEntropy(batch: Int, classes: Int, logits: Buffer, labels: Buffer,
-                                    gradLogits: Buffer, perSample: Buffer) throws {
+    public func softmaxCrossEntropy(
+        batch: Int, classes: Int, logits: Buffer, labels: Buffer,
+        gradLogits: Buffer, perSample: Buffer
+    ) throws {
         guard batch >= 0, classes > 0 else {
-            throw HostDeviceError.invalidShape(operation: "softmaxCrossEntropy", reason: "batch \(batch), classes \(classes)")
+            throw HostDeviceError.invalidShape(
+                operation: "softmaxCrossEntropy", reason: "batch \(batch), classes \(classes)")
         }
         let pz = try floats(logits, at: batch * classes, "softmaxCrossEntropy", "logits")
         let plabels = try int32s(labels, at: batch, "softmaxCrossEntropy", "labels")
@@ -192,7 +209,8 @@ extension HostDevice {
         let exps = UnsafeMutablePointer<Double>.allocate(capacity: classes)
         defer { exps.deallocate() }
         for b in 0..<batch {
-            let z = pz + b * classes, g = pg + b * classes
+            let z = pz + b * classes
+            let g = pg + b * classes
             let label = Int(plabels[b])
             var best = 0
             for k in 1..<classes where z[k] > z[best] { best = k }
@@ -231,15 +249,17 @@ extension HostDevice {
             let pm = try floats(t.m, at: t.count, "adamStep", "m")
             let pv = try floats(t.v, at: t.count, "adamStep", "v")
             try distinct(t.parameter, t.gradient, t.m, t.v, in: "adamStep")
-            hk_adam_step(Int32(t.count), p, g, pm, pv, step.learningRate, step.beta1, step.beta2, step.epsilon,
-                         step.correction1, step.correction2)
+            hk_adam_step(
+                Int32(t.count), p, g, pm, pv, step.learningRate, step.beta1, step.beta2, step.epsilon,
+                step.correction1, step.correction2)
         }
     }
 
     /// The C loops take their arrays as non-overlapping (`restrict`). Pairwise
     /// identity checks, no array: this runs for every tensor of every step.
     private func distinct(_ a: Buffer, _ b: Buffer, _ c: Buffer, _ d: Buffer? = nil, in operation: String) throws {
-        let repeated = a === b || a === c || b === c
+        let repeated =
+            a === b || a === c || b === c
             || d.map { $0 === a || $0 === b || $0 === c } ?? false
         guard !repeated else {
             throw HostDeviceError.invalidShape(operation: operation, reason: "the same buffer is passed twice")

@@ -20,8 +20,10 @@ import _HostKernels
 ///   per task to its images' pooled gradient (backward, into scratch slot 2)
 ///   before the kernels run: no extra pass over the whole batch.
 extension HostDevice {
-    public func conv2dMaxPool2Forward(_ s: ConvShape, input: Buffer, weight: Buffer,
-                                      pooled: Buffer, argmax: Buffer, relu: Bool) throws {
+    public func conv2dMaxPool2Forward(
+        _ s: ConvShape, input: Buffer, weight: Buffer,
+        pooled: Buffer, argmax: Buffer, relu: Bool
+    ) throws {
         let operation = "conv2dMaxPool2Forward"
         try validate(s, operation)
         let pool = PoolShape(batch: s.batch, channels: s.outChannels, height: s.outHeight, width: s.outWidth)
@@ -33,21 +35,26 @@ extension HostDevice {
         let imageSize = s.inChannels * s.height * s.width
         if usesDirectKernels && s.outChannels <= 16 && imagePooled > 0 {
             // Output channels in the lanes, the pool taken in registers (`hk_conv_pool_image`).
-            let outPad = s.outChannels <= 8 ? 8 : 16, k = s.patchSize
+            let outPad = s.outChannels <= 8 ? 8 : 16
+            let k = s.patchSize
             let weightsT = Self.tapMajorWeights(pw, outChannels: s.outChannels, taps: k, outPad: outPad)
             var offsets = [Int32](repeating: 0, count: k)
-            hk_tap_offsets(Int32(s.inChannels), Int32(s.height), Int32(s.width),
-                           Int32(s.kernelHeight), Int32(s.kernelWidth), &offsets)
+            hk_tap_offsets(
+                Int32(s.inChannels), Int32(s.height), Int32(s.width),
+                Int32(s.kernelHeight), Int32(s.kernelWidth), &offsets)
             let work = scratch.slot(1, floats: 2 * pool.outHeight * pool.outWidth * outPad)
             weightsT.withUnsafeBufferPointer { wt in
                 offsets.withUnsafeBufferPointer { offsets in
                     parallelChunks(s.batch, chunks: tasks) { worker, images in
                         for b in images {
-                            hk_conv_pool_image(pin + b * imageSize, Int32(s.width), offsets.baseAddress, Int32(k),
-                                               wt.baseAddress, Int32(s.outChannels), Int32(outPad),
-                                               Int32(s.outHeight), Int32(s.outWidth), pout + b * imagePooled,
-                                               parg + b * imagePooled, work[worker])
-                            if relu { HostKernels.relu(pout + b * imagePooled, pout + b * imagePooled, count: imagePooled) }
+                            hk_conv_pool_image(
+                                pin + b * imageSize, Int32(s.width), offsets.baseAddress, Int32(k),
+                                wt.baseAddress, Int32(s.outChannels), Int32(outPad),
+                                Int32(s.outHeight), Int32(s.outWidth), pout + b * imagePooled,
+                                parg + b * imagePooled, work[worker])
+                            if relu {
+                                HostKernels.relu(pout + b * imagePooled, pout + b * imagePooled, count: imagePooled)
+                            }
                         }
                     }
                 }
@@ -62,15 +69,18 @@ extension HostDevice {
             let output = outputs[worker]
             for b in images {
                 convolution.run(input: pin, image: b, worker: worker, output: output)
-                maxPool2Planes(output, planes: s.outChannels, height: s.outHeight, width: s.outWidth,
-                               output: pout + b * imagePooled, argmax: parg + b * imagePooled)
+                maxPool2Planes(
+                    output, planes: s.outChannels, height: s.outHeight, width: s.outWidth,
+                    output: pout + b * imagePooled, argmax: parg + b * imagePooled)
                 if relu { HostKernels.relu(pout + b * imagePooled, pout + b * imagePooled, count: imagePooled) }
             }
         }
     }
 
-    public func conv2dBackwardWeight(_ s: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
-                                     gradWeight: Buffer) throws {
+    public func conv2dBackwardWeight(
+        _ s: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
+        gradWeight: Buffer
+    ) throws {
         let operation = "conv2dBackwardWeight(pooledGradient:)"
         try validate(s, operation)
         try validate(gradient, for: s, operation)
@@ -80,21 +90,27 @@ extension HostDevice {
         let mask = try reluOutput(of: gradient, operation)
         let pgw = try floats(gradWeight, at: s.weightCount, operation, "gradWeight")
         let count = s.weightCount
-        if s.batch == 0 { pgw.update(repeating: 0, count: count); return }
+        if s.batch == 0 {
+            pgw.update(repeating: 0, count: count)
+            return
+        }
         let imageSize = s.inChannels * s.height * s.width
         let imagePooled = s.outChannels * gradient.pool.outHeight * gradient.pool.outWidth
         let chunks = min(tasks, s.batch)
         let partials = scratch.slot(1, floats: count)
-        let work = scratch.slot(0, floats: hk_pooled_weight_gradient_work(
-            Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.kernelHeight), Int32(s.kernelWidth),
-            Int32(s.outChannels), Int32(s.outHeight), Int32(s.outWidth), Int32((s.batch + chunks - 1) / chunks)))
+        let work = scratch.slot(
+            0,
+            floats: hk_pooled_weight_gradient_work(
+                Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.kernelHeight), Int32(s.kernelWidth),
+                Int32(s.outChannels), Int32(s.outHeight), Int32(s.outWidth), Int32((s.batch + chunks - 1) / chunks)))
         let masked = scratch.slot(2, floats: mask == nil ? 0 : imagePooled * ((s.batch + chunks - 1) / chunks))
         let failed = UnsafeMutablePointer<Int32>.allocate(capacity: chunks)
         defer { failed.deallocate() }
         parallelChunks(s.batch, chunks: chunks) { worker, images in
             let first = images.lowerBound
-            let values = Self.passingReLU(pg, mask, from: first * imagePooled, count: images.count * imagePooled,
-                                          into: masked[worker])
+            let values = Self.passingReLU(
+                pg, mask, from: first * imagePooled, count: images.count * imagePooled,
+                into: masked[worker])
             failed[worker] = hk_pooled_weight_gradient(
                 pin + first * imageSize, Int32(s.inChannels), Int32(s.height), Int32(s.width),
                 Int32(s.kernelHeight), Int32(s.kernelWidth), values, parg + first * imagePooled,
@@ -111,8 +127,10 @@ extension HostDevice {
         }
     }
 
-    public func conv2dBackwardData(_ s: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
-                                   gradInput: Buffer) throws {
+    public func conv2dBackwardData(
+        _ s: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
+        gradInput: Buffer
+    ) throws {
         let operation = "conv2dBackwardData(pooledGradient:)"
         try validate(s, operation)
         try validate(gradient, for: s, operation)
@@ -123,17 +141,20 @@ extension HostDevice {
         let pgi = try floats(gradInput, at: s.inputCount, operation, "gradInput")
         let imageSize = s.inChannels * s.height * s.width
         let imagePooled = s.outChannels * gradient.pool.outHeight * gradient.pool.outWidth
-        let work = scratch.slot(0, floats: hk_pooled_data_gradient_work(
-            Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.outChannels), Int32(s.outHeight),
-            Int32(s.outWidth)))
+        let work = scratch.slot(
+            0,
+            floats: hk_pooled_data_gradient_work(
+                Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.outChannels), Int32(s.outHeight),
+                Int32(s.outWidth)))
         let masked = scratch.slot(2, floats: mask == nil ? 0 : imagePooled * ((s.batch + tasks - 1) / tasks))
         let failed = UnsafeMutablePointer<Int32>.allocate(capacity: tasks)
         defer { failed.deallocate() }
         failed.initialize(repeating: 0, count: tasks)
         parallelChunks(s.batch, chunks: tasks) { worker, images in
             let first = images.lowerBound
-            let values = Self.passingReLU(pg, mask, from: first * imagePooled, count: images.count * imagePooled,
-                                          into: masked[worker])
+            let values = Self.passingReLU(
+                pg, mask, from: first * imagePooled, count: images.count * imagePooled,
+                into: masked[worker])
             failed[worker] = hk_pooled_data_gradient(
                 values, parg + first * imagePooled, pw, Int32(s.outChannels), Int32(s.outHeight),
                 Int32(s.outWidth), Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.kernelHeight),
@@ -153,11 +174,14 @@ extension HostDevice {
     /// The pooled gradient's elements [start, start + count) as the pooled
     /// kernels take them: as they are without a ReLU, else passed where the
     /// ReLU's output is > 0 (`HostKernels.reluGradient`) into `scratch`.
-    private static func passingReLU(_ values: UnsafeMutablePointer<Float>, _ reluOutput: UnsafeMutablePointer<Float>?,
-                                    from start: Int, count: Int,
-                                    into scratch: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+    private static func passingReLU(
+        _ values: UnsafeMutablePointer<Float>, _ reluOutput: UnsafeMutablePointer<Float>?,
+        from start: Int, count: Int,
+        into scratch: UnsafeMutablePointer<Float>
+    ) -> UnsafeMutablePointer<Float> {
         guard let reluOutput else { return values + start }
-        HostKernels.reluGradient(output: reluOutput + start, gradOutput: values + start, gradInput: scratch, count: count)
+        HostKernels.reluGradient(
+            output: reluOutput + start, gradOutput: values + start, gradInput: scratch, count: count)
         return scratch
     }
 
@@ -167,7 +191,9 @@ extension HostDevice {
             let p = gradient.pool
             throw HostDeviceError.invalidShape(
                 operation: operation,
-                reason: "pool over (\(p.batch),\(p.channels),\(p.height),\(p.width)), convolution output (\(s.batch),\(s.outChannels),\(s.outHeight),\(s.outWidth))")
+                reason:
+                    "pool over (\(p.batch),\(p.channels),\(p.height),\(p.width)), convolution output (\(s.batch),\(s.outChannels),\(s.outHeight),\(s.outWidth))"
+            )
         }
     }
 }

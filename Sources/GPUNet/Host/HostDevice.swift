@@ -1,5 +1,5 @@
-import Foundation
 import CLAPACK
+import Foundation
 import _HostKernels
 
 /// The reference ``Device``: OpenBLAS `cblas_sgemm` for every product, plain
@@ -65,7 +65,8 @@ public final class HostDevice: Device {
             kind: .host, selector: "host", name: HostDevice.processorName(), vendor: "host",
             type: "host", computeUnits: self.workers,
             globalMemoryBytes: ProcessInfo.processInfo.physicalMemory,
-            languageVersion: usesDirectKernels ? "OpenBLAS cblas_sgemm + AVX2/FMA convolutions (1 thread per worker)"
+            languageVersion: usesDirectKernels
+                ? "OpenBLAS cblas_sgemm + AVX2/FMA convolutions (1 thread per worker)"
                 : "OpenBLAS cblas_sgemm (1 thread per worker)", driverVersion: "Swift",
             platformName: "host")
     }
@@ -86,14 +87,17 @@ public final class HostDevice: Device {
     // MARK: Buffers
 
     public func makeBuffer(count: Int, kind: ElementKind) throws -> Buffer {
-        guard count >= 0 else { throw HostDeviceError.invalidShape(operation: "makeBuffer", reason: "count \(count) < 0") }
+        guard count >= 0 else {
+            throw HostDeviceError.invalidShape(operation: "makeBuffer", reason: "count \(count) < 0")
+        }
         return HostBuffer(count: count, kind: kind)
     }
 
     public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {
         let target = try floats(buffer, at: buffer.count, "upload", "buffer")
         guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
+            throw HostDeviceError.countMismatch(
+                operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
         }
         if let base = values.baseAddress { target.update(from: base, count: values.count) }
     }
@@ -101,7 +105,8 @@ public final class HostDevice: Device {
     public func upload(_ values: UnsafeBufferPointer<Int32>, to buffer: Buffer) throws {
         let target = try int32s(buffer, at: buffer.count, "upload", "buffer")
         guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
+            throw HostDeviceError.countMismatch(
+                operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
         }
         if let base = values.baseAddress { target.update(from: base, count: values.count) }
     }
@@ -109,7 +114,8 @@ public final class HostDevice: Device {
     public func upload(_ values: UnsafeBufferPointer<UInt8>, to buffer: Buffer) throws {
         let target = try uint8s(buffer, at: buffer.count, "upload", "buffer")
         guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
+            throw HostDeviceError.countMismatch(
+                operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
         }
         if let base = values.baseAddress { target.update(from: base, count: values.count) }
     }
@@ -117,7 +123,8 @@ public final class HostDevice: Device {
     public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Float>) throws {
         let source = try floats(buffer, at: buffer.count, "download", "buffer")
         guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(operation: "download", bufferCount: buffer.count, arrayCount: values.count)
+            throw HostDeviceError.countMismatch(
+                operation: "download", bufferCount: buffer.count, arrayCount: values.count)
         }
         if let base = values.baseAddress { base.update(from: source, count: values.count) }
     }
@@ -125,7 +132,8 @@ public final class HostDevice: Device {
     public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Int32>) throws {
         let source = try int32s(buffer, at: buffer.count, "download", "buffer")
         guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(operation: "download", bufferCount: buffer.count, arrayCount: values.count)
+            throw HostDeviceError.countMismatch(
+                operation: "download", bufferCount: buffer.count, arrayCount: values.count)
         }
         if let base = values.baseAddress { base.update(from: source, count: values.count) }
     }
@@ -139,11 +147,13 @@ public final class HostDevice: Device {
         let from = try host(source, "copy", "source")
         let to = try host(destination, "copy", "destination")
         guard source.kind == destination.kind else {
-            throw HostDeviceError.wrongKind(operation: "copy", argument: "destination",
-                                            expected: source.kind, actual: destination.kind)
+            throw HostDeviceError.wrongKind(
+                operation: "copy", argument: "destination",
+                expected: source.kind, actual: destination.kind)
         }
         guard source.count == destination.count else {
-            throw HostDeviceError.countMismatch(operation: "copy", bufferCount: destination.count, arrayCount: source.count)
+            throw HostDeviceError.countMismatch(
+                operation: "copy", bufferCount: destination.count, arrayCount: source.count)
         }
         to.storage.copyMemory(from: from.storage, byteCount: source.byteCount)
     }
@@ -179,7 +189,8 @@ public final class HostDevice: Device {
         // below BLAS speed. The split depends only on the shape and the worker
         // count, so results are the same from run to run.
         let parts = shape.flops >= 1e6 ? workers : 1
-        let lda = shape.transposeA ? m : k, ldb = shape.transposeB ? k : n
+        let lda = shape.transposeA ? m : k
+        let ldb = shape.transposeB ? k : n
         if parts > 1 && k >= 16 * (m + n) {
             // A long sum and a small C (the weight-gradient products: 16×72
             // and 8×9 summed over thousands of pixels): each task sums a
@@ -191,9 +202,10 @@ public final class HostDevice: Device {
             parallelChunks(k, chunks: slices) { task, range in
                 let aSlice = shape.transposeA ? pa + range.lowerBound * m : pa + range.lowerBound
                 let bSlice = shape.transposeB ? pb + range.lowerBound : pb + range.lowerBound * n
-                HostKernels.sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB,
-                                  m: m, n: n, k: range.count, alpha: 1, a: aSlice, lda: lda,
-                                  b: bSlice, ldb: ldb, beta: 0, c: partials[task], ldc: n)
+                HostKernels.sgemm(
+                    transposeA: shape.transposeA, transposeB: shape.transposeB,
+                    m: m, n: n, k: range.count, alpha: 1, a: aSlice, lda: lda,
+                    b: bSlice, ldb: ldb, beta: 0, c: partials[task], ldc: n)
             }
             let used = max(1, min(slices, k))
             for i in 0..<(m * n) {
@@ -207,17 +219,19 @@ public final class HostDevice: Device {
             parallelChunks(n, chunks: parts) { _, columns in
                 // Columns j of op(B): stored column j (ldb n), or stored row j (ldb k).
                 let bColumns = shape.transposeB ? pb + columns.lowerBound * k : pb + columns.lowerBound
-                HostKernels.sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB,
-                                  m: m, n: columns.count, k: k, alpha: shape.alpha, a: pa, lda: lda,
-                                  b: bColumns, ldb: ldb, beta: shape.beta, c: pc + columns.lowerBound, ldc: n)
+                HostKernels.sgemm(
+                    transposeA: shape.transposeA, transposeB: shape.transposeB,
+                    m: m, n: columns.count, k: k, alpha: shape.alpha, a: pa, lda: lda,
+                    b: bColumns, ldb: ldb, beta: shape.beta, c: pc + columns.lowerBound, ldc: n)
             }
         } else {
             parallelChunks(m, chunks: parts) { _, rows in
                 // Rows i of op(A): stored row i (lda k), or stored column i (lda m).
                 let aRows = shape.transposeA ? pa + rows.lowerBound : pa + rows.lowerBound * k
-                HostKernels.sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB,
-                                  m: rows.count, n: n, k: k, alpha: shape.alpha, a: aRows, lda: lda,
-                                  b: pb, ldb: ldb, beta: shape.beta, c: pc + rows.lowerBound * n, ldc: n)
+                HostKernels.sgemm(
+                    transposeA: shape.transposeA, transposeB: shape.transposeB,
+                    m: rows.count, n: n, k: k, alpha: shape.alpha, a: aRows, lda: lda,
+                    b: pb, ldb: ldb, beta: shape.beta, c: pc + rows.lowerBound * n, ldc: n)
             }
         }
     }
@@ -237,11 +251,13 @@ public final class HostDevice: Device {
         withoutActuallyEscaping(body) { body in
             var job = ChunkJob(count: count, chunks: chunks, body: body)
             withUnsafeMutablePointer(to: &job) { job in
-                hk_pool_run(pool, Int32(chunks), { context, task in
-                    let job = context!.assumingMemoryBound(to: ChunkJob.self)
-                    let (i, count, chunks) = (Int(task), job.pointee.count, job.pointee.chunks)
-                    job.pointee.body(i, (i * count / chunks)..<((i + 1) * count / chunks))
-                }, job)
+                hk_pool_run(
+                    pool, Int32(chunks),
+                    { context, task in
+                        let job = context!.assumingMemoryBound(to: ChunkJob.self)
+                        let (i, count, chunks) = (Int(task), job.pointee.count, job.pointee.chunks)
+                        job.pointee.body(i, (i * count / chunks)..<((i + 1) * count / chunks))
+                    }, job)
             }
         }
     }
@@ -262,30 +278,39 @@ public final class HostDevice: Device {
     }
 
     /// `buffer` as a host buffer of `kind` holding at least `needed` elements.
-    func checked(_ buffer: Buffer, _ kind: ElementKind, at needed: Int, _ operation: String,
-                 _ argument: String) throws -> HostBuffer {
+    func checked(
+        _ buffer: Buffer, _ kind: ElementKind, at needed: Int, _ operation: String,
+        _ argument: String
+    ) throws -> HostBuffer {
         let h = try host(buffer, operation, argument)
         guard h.kind == kind else {
             throw HostDeviceError.wrongKind(operation: operation, argument: argument, expected: kind, actual: h.kind)
         }
         guard h.count >= needed else {
-            throw HostDeviceError.bufferTooSmall(operation: operation, argument: argument, needed: needed, count: h.count)
+            throw HostDeviceError.bufferTooSmall(
+                operation: operation, argument: argument, needed: needed, count: h.count)
         }
         return h
     }
 
     /// The float storage of `buffer`, checked to hold at least `needed` elements.
-    func floats(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws -> UnsafeMutablePointer<Float> {
+    func floats(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws
+        -> UnsafeMutablePointer<Float>
+    {
         try checked(buffer, .float32, at: needed, operation, argument).floats
     }
 
     /// The byte storage of `buffer`, checked to hold at least `needed` elements.
-    func uint8s(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws -> UnsafeMutablePointer<UInt8> {
+    func uint8s(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws
+        -> UnsafeMutablePointer<UInt8>
+    {
         try checked(buffer, .uint8, at: needed, operation, argument).uint8s
     }
 
     /// The int32 storage of `buffer`, checked to hold at least `needed` elements.
-    func int32s(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws -> UnsafeMutablePointer<Int32> {
+    func int32s(_ buffer: Buffer, at needed: Int, _ operation: String, _ argument: String) throws
+        -> UnsafeMutablePointer<Int32>
+    {
         try checked(buffer, .int32, at: needed, operation, argument).int32s
     }
 }

@@ -22,23 +22,23 @@ public enum HostDeviceError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .foreignBuffer(op, arg):
+        case .foreignBuffer(let op, let arg):
             return "HostDevice.\(op): \(arg) was not made by a HostDevice"
-        case let .wrongKind(op, arg, expected, actual):
+        case .wrongKind(let op, let arg, let expected, let actual):
             return "HostDevice.\(op): \(arg) holds \(actual.rawValue), expected \(expected.rawValue)"
-        case let .bufferTooSmall(op, arg, needed, count):
+        case .bufferTooSmall(let op, let arg, let needed, let count):
             return "HostDevice.\(op): \(arg) holds \(count) elements, the operation needs \(needed)"
-        case let .countMismatch(op, bufferCount, arrayCount):
+        case .countMismatch(let op, let bufferCount, let arrayCount):
             return "HostDevice.\(op): buffer holds \(bufferCount) elements, host array \(arrayCount)"
-        case let .invalidShape(op, reason):
+        case .invalidShape(let op, let reason):
             return "HostDevice.\(op): invalid shape: \(reason)"
-        case let .labelOutOfRange(sample, label, classes):
+        case .labelOutOfRange(let sample, let label, let classes):
             return "HostDevice.softmaxCrossEntropy: label \(label) of sample \(sample) is outside 0..<\(classes)"
-        case let .argmaxOutOfRange(index, value, planeSize):
+        case .argmaxOutOfRange(let index, let value, let planeSize):
             return "HostDevice.maxPool2Backward: argmax[\(index)] = \(value) is outside its plane of \(planeSize)"
-        case let .winnerOutsideWindow(op):
+        case .winnerOutsideWindow(let op):
             return "HostDevice.\(op): an argmax of the pooled gradient lies outside its 2×2 window"
-        case let .indexOutOfRange(op, arg, position, value, count):
+        case .indexOutOfRange(let op, let arg, let position, let value, let count):
             return "HostDevice.\(op): \(arg)[\(position)] = \(value) is outside 0..<\(count)"
         }
     }

@@ -7,18 +7,23 @@ enum HostKernels {
     /// C ← α·op(A)·op(B) + β·C through OpenBLAS, row-major, with explicit
     /// leading dimensions (so sub-matrices can be passed).
     @inline(__always)
-    static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    static func sgemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(
+            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// im2col of one image (C,H,W) into columns whose rows are `rowStride`
     /// apart: row (c·kH + i)·kW + j, column y·oW + x ← image[c, y+i, x+j].
     /// Each (row, y) is one contiguous run of oW floats.
-    static func im2colImage(_ s: ConvShape, image: UnsafePointer<Float>,
-                            columns: UnsafeMutablePointer<Float>, rowStride: Int) {
+    static func im2colImage(
+        _ s: ConvShape, image: UnsafePointer<Float>,
+        columns: UnsafeMutablePointer<Float>, rowStride: Int
+    ) {
         let (h, w, kH, kW) = (s.height, s.width, s.kernelHeight, s.kernelWidth)
         let (oH, oW) = (s.outHeight, s.outWidth)
         var row = 0
@@ -38,8 +43,10 @@ enum HostKernels {
 
     /// The adjoint of ``im2colImage``: image[c, y+i, x+j] += column entries.
     /// Accumulates: the caller zeroes `image` first.
-    static func col2imImage(_ s: ConvShape, columns: UnsafePointer<Float>, rowStride: Int,
-                            image: UnsafeMutablePointer<Float>) {
+    static func col2imImage(
+        _ s: ConvShape, columns: UnsafePointer<Float>, rowStride: Int,
+        image: UnsafeMutablePointer<Float>
+    ) {
         let (h, w, kH, kW) = (s.height, s.width, s.kernelHeight, s.kernelWidth)
         let (oH, oW) = (s.outHeight, s.outWidth)
         var row = 0
@@ -68,7 +75,10 @@ extension HostKernels {
     static func copyRun(from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>, count: Int) {
         if count >= 8 {
             var x = 0
-            while x + 8 <= count { store(load(from + x), to + x); x += 8 }
+            while x + 8 <= count {
+                store(load(from + x), to + x)
+                x += 8
+            }
             if x < count { store(load(from + count - 8), to + count - 8) }
         } else if count >= 4 {
             let head = UnsafeRawPointer(from).loadUnaligned(as: SIMD4<Float>.self)
@@ -85,14 +95,21 @@ extension HostKernels {
     @inline(__always)
     static func addRun(from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>, count: Int) {
         var x = 0
-        while x + 8 <= count { store(load(to + x) + load(from + x), to + x); x += 8 }
+        while x + 8 <= count {
+            store(load(to + x) + load(from + x), to + x)
+            x += 8
+        }
         if x + 4 <= count {
-            let sum = UnsafeRawPointer(to + x).loadUnaligned(as: SIMD4<Float>.self)
+            let sum =
+                UnsafeRawPointer(to + x).loadUnaligned(as: SIMD4<Float>.self)
                 + UnsafeRawPointer(from + x).loadUnaligned(as: SIMD4<Float>.self)
             UnsafeMutableRawPointer(to + x).storeBytes(of: sum, as: SIMD4<Float>.self)
             x += 4
         }
-        while x < count { to[x] += from[x]; x += 1 }
+        while x < count {
+            to[x] += from[x]
+            x += 1
+        }
     }
 }
 
@@ -106,7 +123,9 @@ extension HostKernels {
     static func load(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
 
     @inline(__always)
-    static func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
+    static func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
+    }
 
     /// output = input where input > 0 or input is NaN, else 0. NaN passes
     /// through, as in PyTorch, so that a diverging run shows a NaN loss
@@ -126,8 +145,10 @@ extension HostKernels {
     }
 
     /// gradInput = gradOutput where output > 0, else 0.
-    static func reluGradient(output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
-                             gradInput: UnsafeMutablePointer<Float>, count: Int) {
+    static func reluGradient(
+        output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+        gradInput: UnsafeMutablePointer<Float>, count: Int
+    ) {
         var i = 0
         while i + 8 <= count {
             let y = load(output + i)
@@ -149,8 +170,10 @@ extension HostKernels {
 /// the row has fewer than 4 outputs. Candidates are taken in row-major
 /// order and a later one wins only when strictly larger (ties to the first).
 extension HostKernels {
-    static func maxPoolRow(plane: UnsafePointer<Float>, top: Int, width: Int, outWidth: Int,
-                           output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
+    static func maxPoolRow(
+        plane: UnsafePointer<Float>, top: Int, width: Int, outWidth: Int,
+        output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>
+    ) {
         if outWidth >= 8 {
             var ox = 0
             while true {
@@ -172,9 +195,18 @@ extension HostKernels {
                 let first = top + 2 * ox
                 var index = first
                 var best = plane[first]
-                if plane[first + 1] > best { index = first + 1; best = plane[index] }
-                if plane[first + width] > best { index = first + width; best = plane[index] }
-                if plane[first + width + 1] > best { index = first + width + 1; best = plane[index] }
+                if plane[first + 1] > best {
+                    index = first + 1
+                    best = plane[index]
+                }
+                if plane[first + width] > best {
+                    index = first + width
+                    best = plane[index]
+                }
+                if plane[first + width + 1] > best {
+                    index = first + width + 1
+                    best = plane[index]
+                }
                 output[ox] = best
                 argmax[ox] = Int32(truncatingIfNeeded: index)
             }
@@ -182,37 +214,53 @@ extension HostKernels {
     }
 
     @inline(__always)
-    private static func maxPoolBlock8(plane: UnsafePointer<Float>, top: Int, width: Int, ox: Int,
-                                      output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
+    private static func maxPoolBlock8(
+        plane: UnsafePointer<Float>, top: Int, width: Int, ox: Int,
+        output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>
+    ) {
         let upper = UnsafeRawPointer(plane + top + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
         let lower = UnsafeRawPointer(plane + top + width + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
         let first = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14) &+ Int32(truncatingIfNeeded: top + 2 * ox)
-        var best = upper.evenHalf, index = first
-        let b = upper.oddHalf, c = lower.evenHalf, d = lower.oddHalf
-        var wins = b .> best
-        best.replace(with: b, where: wins); index.replace(with: first &+ 1, where: wins)
-        wins = c .> best
-        best.replace(with: c, where: wins); index.replace(with: first &+ Int32(truncatingIfNeeded: width), where: wins)
-        wins = d .> best
-        best.replace(with: d, where: wins); index.replace(with: first &+ Int32(truncatingIfNeeded: width + 1), where: wins)
+        var best = upper.evenHalf
+        var index = first
+        let b = upper.oddHalf
+        let c = lower.evenHalf
+        let d = lower.oddHalf
+        let bWins = b .> best
+        best.replace(with: b, where: bWins)
+        index.replace(with: first &+ 1, where: bWins)
+        let cWins = c .> best
+        best.replace(with: c, where: cWins)
+        index.replace(with: first &+ Int32(truncatingIfNeeded: width), where: cWins)
+        let dWins = d .> best
+        best.replace(with: d, where: dWins)
+        index.replace(with: first &+ Int32(truncatingIfNeeded: width + 1), where: dWins)
         UnsafeMutableRawPointer(output + ox).storeBytes(of: best, as: SIMD8<Float>.self)
         UnsafeMutableRawPointer(argmax + ox).storeBytes(of: index, as: SIMD8<Int32>.self)
     }
 
     @inline(__always)
-    private static func maxPoolBlock4(plane: UnsafePointer<Float>, top: Int, width: Int, ox: Int,
-                                      output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
+    private static func maxPoolBlock4(
+        plane: UnsafePointer<Float>, top: Int, width: Int, ox: Int,
+        output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>
+    ) {
         let upper = UnsafeRawPointer(plane + top + 2 * ox).loadUnaligned(as: SIMD8<Float>.self)
         let lower = UnsafeRawPointer(plane + top + width + 2 * ox).loadUnaligned(as: SIMD8<Float>.self)
         let first = SIMD4<Int32>(0, 2, 4, 6) &+ Int32(truncatingIfNeeded: top + 2 * ox)
-        var best = upper.evenHalf, index = first
-        let b = upper.oddHalf, c = lower.evenHalf, d = lower.oddHalf
-        var wins = b .> best
-        best.replace(with: b, where: wins); index.replace(with: first &+ 1, where: wins)
-        wins = c .> best
-        best.replace(with: c, where: wins); index.replace(with: first &+ Int32(truncatingIfNeeded: width), where: wins)
-        wins = d .> best
-        best.replace(with: d, where: wins); index.replace(with: first &+ Int32(truncatingIfNeeded: width + 1), where: wins)
+        var best = upper.evenHalf
+        var index = first
+        let b = upper.oddHalf
+        let c = lower.evenHalf
+        let d = lower.oddHalf
+        let bWins = b .> best
+        best.replace(with: b, where: bWins)
+        index.replace(with: first &+ 1, where: bWins)
+        let cWins = c .> best
+        best.replace(with: c, where: cWins)
+        index.replace(with: first &+ Int32(truncatingIfNeeded: width), where: cWins)
+        let dWins = d .> best
+        best.replace(with: d, where: dWins)
+        index.replace(with: first &+ Int32(truncatingIfNeeded: width + 1), where: dWins)
         UnsafeMutableRawPointer(output + ox).storeBytes(of: best, as: SIMD4<Float>.self)
         UnsafeMutableRawPointer(argmax + ox).storeBytes(of: index, as: SIMD4<Int32>.self)
     }

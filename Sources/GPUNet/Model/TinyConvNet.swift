@@ -124,8 +124,9 @@ public final class TinyConvNet {
             let bound = 1 / Float(fanIn).squareRoot()
             return (0..<count).map { _ in random.uniform(bound) }
         }
-        return TinyConvNetWeights(conv1: uniform(72, fanIn: 9), conv2: uniform(1152, fanIn: 72),
-                                  fcWeight: uniform(4000, fanIn: 400), fcBias: uniform(10, fanIn: 400))
+        return TinyConvNetWeights(
+            conv1: uniform(72, fanIn: 9), conv2: uniform(1152, fanIn: 72),
+            fcWeight: uniform(4000, fanIn: 400), fcBias: uniform(10, fanIn: 400))
     }
 
     public func load(_ weights: TinyConvNetWeights) throws {
@@ -136,8 +137,9 @@ public final class TinyConvNet {
     }
 
     public func weights() throws -> TinyConvNetWeights {
-        TinyConvNetWeights(conv1: try device.floats(parameters.conv1), conv2: try device.floats(parameters.conv2),
-                           fcWeight: try device.floats(parameters.fcWeight), fcBias: try device.floats(parameters.fcBias))
+        TinyConvNetWeights(
+            conv1: try device.floats(parameters.conv1), conv2: try device.floats(parameters.conv2),
+            fcWeight: try device.floats(parameters.fcWeight), fcBias: try device.floats(parameters.fcBias))
     }
 
     /// The workspace for `batch` images, made on first use.
@@ -157,21 +159,30 @@ public final class TinyConvNet {
 
     /// Forward pass and loss on the batch in `w` (queued; nothing read back).
     public func forward(_ w: Workspace) throws {
-        let s = w.shapes, p = parameters, d = device
-        try d.conv2dMaxPool2Forward(s.conv1, input: w.input, weight: p.conv1, pooled: w.relu1, argmax: w.argmax1,
-                                    relu: true)
-        try d.conv2dMaxPool2Forward(s.conv2, input: w.relu1, weight: p.conv2, pooled: w.relu2, argmax: w.argmax2,
-                                    relu: true)
+        let s = w.shapes
+        let p = parameters
+        let d = device
+        try d.conv2dMaxPool2Forward(
+            s.conv1, input: w.input, weight: p.conv1, pooled: w.relu1, argmax: w.argmax1,
+            relu: true)
+        try d.conv2dMaxPool2Forward(
+            s.conv2, input: w.relu1, weight: p.conv2, pooled: w.relu2, argmax: w.argmax2,
+            relu: true)
         try d.linearForward(s.fc, input: w.relu2, weight: p.fcWeight, bias: p.fcBias, output: w.logits)
-        try d.softmaxCrossEntropy(batch: w.batch, classes: 10, logits: w.logits, labels: w.labels,
-                                  gradLogits: w.gradLogits, perSample: w.perSample)
+        try d.softmaxCrossEntropy(
+            batch: w.batch, classes: 10, logits: w.logits, labels: w.labels,
+            gradLogits: w.gradLogits, perSample: w.perSample)
     }
 
     /// Backward pass from the loss of the last ``forward(_:)`` into ``gradients``.
     public func backward(_ w: Workspace) throws {
-        let s = w.shapes, p = parameters, g = gradients, d = device
-        try d.linearBackward(s.fc, input: w.relu2, weight: p.fcWeight, gradOutput: w.gradLogits,
-                             gradInput: w.gradRelu2, gradWeight: g.fcWeight, gradBias: g.fcBias)
+        let s = w.shapes
+        let p = parameters
+        let g = gradients
+        let d = device
+        try d.linearBackward(
+            s.fc, input: w.relu2, weight: p.fcWeight, gradOutput: w.gradLogits,
+            gradInput: w.gradRelu2, gradWeight: g.fcWeight, gradBias: g.fcBias)
         let pooled2 = PooledGradient(pool: s.pool2, values: w.gradRelu2, argmax: w.argmax2, reluOutput: w.relu2)
         try d.conv2dBackwardWeight(s.conv2, input: w.relu1, pooledGradient: pooled2, gradWeight: g.conv2)
         try d.conv2dBackwardData(s.conv2, pooledGradient: pooled2, weight: p.conv2, gradInput: w.gradRelu1)
@@ -183,7 +194,8 @@ public final class TinyConvNet {
     /// `w.conv1` and `w.conv2` (conv2's input is the forward's relu1), for
     /// analyses that compare them; training never needs them.
     public func convOutputs(_ w: Workspace) throws {
-        let s = w.shapes, p = parameters
+        let s = w.shapes
+        let p = parameters
         try device.conv2dForward(s.conv1, input: w.input, weight: p.conv1, output: w.conv1)
         try device.conv2dForward(s.conv2, input: w.relu1, weight: p.conv2, output: w.conv2)
     }
@@ -209,7 +221,8 @@ public final class TinyConvNet {
         /// Waits for the read-back; the summed loss and the number of correct predictions.
         public func value() throws -> (lossSum: Double, correct: Int) {
             let values = try download.floats()
-            var loss = 0.0, correct = 0.0
+            var loss = 0.0
+            var correct = 0.0
             for i in 0..<batch {
                 loss += Double(values[i])
                 correct += Double(values[batch + i])

@@ -13,8 +13,11 @@ public struct KernelLaunch: Codable, Equatable, Sendable {
     public var computeUnits: Int
 
     public init(kernel: String, family: KernelFamily, globalSize: Int, localSize: Int, computeUnits: Int) {
-        self.kernel = kernel; self.family = family; self.globalSize = globalSize
-        self.localSize = localSize; self.computeUnits = computeUnits
+        self.kernel = kernel
+        self.family = family
+        self.globalSize = globalSize
+        self.localSize = localSize
+        self.computeUnits = computeUnits
     }
 
     /// globalSize / computeUnits: how many work-items each compute unit gets.

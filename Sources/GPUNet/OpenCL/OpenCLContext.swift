@@ -51,15 +51,17 @@ public final class OpenCLBuffer: Buffer {
         // Refused here, with the size, rather than by an opaque driver status
         // (CL_INVALID_BUFFER_SIZE, or a failure only at first use).
         if count < 0 || count > Int.max / 4 || UInt64(bytes) > limit {
-            throw OpenCLError.allocationTooLarge(requestedBytes: count < 0 || count > Int.max / 4 ? Int.max : bytes,
-                                                 maxAllocationBytes: limit,
-                                                 globalMemoryBytes: owner.entry.info.globalMemoryBytes,
-                                                 device: owner.entry.info.summary)
+            throw OpenCLError.allocationTooLarge(
+                requestedBytes: count < 0 || count > Int.max / 4 ? Int.max : bytes,
+                maxAllocationBytes: limit,
+                globalMemoryBytes: owner.entry.info.globalMemoryBytes,
+                device: owner.entry.info.summary)
         }
         var status: cl_int = CL_SUCCESS
         // OpenCL has no empty buffers; an empty Buffer still owns 4 bytes.
         guard let memory = clCreateBuffer(owner.context, cl_mem_flags(CL_MEM_READ_WRITE), max(bytes, 4), nil, &status),
-              status == CL_SUCCESS else {
+            status == CL_SUCCESS
+        else {
             throw OpenCLError.call("clCreateBuffer(\(bytes) bytes)", status: status)
         }
         OpenCLLiveObjects.created(.buffer)
@@ -97,16 +99,20 @@ final class OpenCLKernel {
         self.kernel = kernel
         self.program = program
         let device = program.owner.entry.device
-        var maxSize = 0, multiple = 0
+        var maxSize = 0
+        var multiple = 0
         var localBytes: cl_ulong = 0
-        let s3 = clGetKernelWorkGroupInfo(kernel, device, cl_kernel_work_group_info(CL_KERNEL_LOCAL_MEM_SIZE),
-                                          MemoryLayout<cl_ulong>.size, &localBytes, nil)
+        let s3 = clGetKernelWorkGroupInfo(
+            kernel, device, cl_kernel_work_group_info(CL_KERNEL_LOCAL_MEM_SIZE),
+            MemoryLayout<cl_ulong>.size, &localBytes, nil)
         staticLocalBytes = s3 == CL_SUCCESS ? Int(localBytes) : 0
-        let s1 = clGetKernelWorkGroupInfo(kernel, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
-                                          MemoryLayout<Int>.size, &maxSize, nil)
-        let s2 = clGetKernelWorkGroupInfo(kernel, device,
-                                          cl_kernel_work_group_info(CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE),
-                                          MemoryLayout<Int>.size, &multiple, nil)
+        let s1 = clGetKernelWorkGroupInfo(
+            kernel, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+            MemoryLayout<Int>.size, &maxSize, nil)
+        let s2 = clGetKernelWorkGroupInfo(
+            kernel, device,
+            cl_kernel_work_group_info(CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE),
+            MemoryLayout<Int>.size, &multiple, nil)
         maxWorkGroupSize = max(maxSize, 1)
         preferredMultiple = max(multiple, 1)
         if s1 != CL_SUCCESS || s2 != CL_SUCCESS {
@@ -135,8 +141,10 @@ final class OpenCLKernel {
     /// whole number of work-groups; every kernel ignores indices ≥ its size.
     /// Returns the global and local sizes enqueued, nil when nothing was.
     @discardableResult
-    func launch(items: Int, computeUnits: Int, local chosen: Int? = nil,
-                _ arguments: [Argument]) throws -> (global: Int, local: Int)? {
+    func launch(
+        items: Int, computeUnits: Int, local chosen: Int? = nil,
+        _ arguments: [Argument]
+    ) throws -> (global: Int, local: Int)? {
         guard items > 0 else { return nil }
         for (index, argument) in arguments.enumerated() {
             let status: cl_int
@@ -146,7 +154,8 @@ final class OpenCLKernel {
                 status = clSetKernelArg(kernel, cl_uint(index), MemoryLayout<cl_mem>.size, &memory)
             case .int(let value):
                 guard let narrow = Int32(exactly: value) else {
-                    throw OpenCLError.invalidArgument("\(name): argument \(index) = \(value) does not fit in a 32-bit int")
+                    throw OpenCLError.invalidArgument(
+                        "\(name): argument \(index) = \(value) does not fit in a 32-bit int")
                 }
                 var v = narrow
                 status = clSetKernelArg(kernel, cl_uint(index), 4, &v)
@@ -166,8 +175,9 @@ final class OpenCLKernel {
         }
         var local = chosen ?? workGroupSize(items: items, computeUnits: computeUnits)
         var global = (items + local - 1) / local * local
-        try OpenCLError.check(clEnqueueNDRangeKernel(program.owner.queue, kernel, 1, nil, &global, &local, 0, nil, nil),
-                              "clEnqueueNDRangeKernel(\(name), global \(global), local \(local))")
+        try OpenCLError.check(
+            clEnqueueNDRangeKernel(program.owner.queue, kernel, 1, nil, &global, &local, 0, nil, nil),
+            "clEnqueueNDRangeKernel(\(name), global \(global), local \(local))")
         return (global, local)
     }
 

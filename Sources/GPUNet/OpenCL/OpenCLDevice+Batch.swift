@@ -13,11 +13,14 @@ extension OpenCLDevice {
         kernelFamily == .cpu && imageSize % 16 == 0 ? 16 : 1
     }
 
-    public func gatherBatch(_ s: BatchGatherShape, pixels: Buffer, labels: Buffer, order: Buffer,
-                            images: Buffer, batchLabels: Buffer) throws {
+    public func gatherBatch(
+        _ s: BatchGatherShape, pixels: Buffer, labels: Buffer, order: Buffer,
+        images: Buffer, batchLabels: Buffer
+    ) throws {
         let operation = "gatherBatch"
         guard s.count >= 0, s.imageSize > 0, s.range.lowerBound >= 0 else {
-            throw OpenCLError.invalidArgument("\(operation): count \(s.count), image size \(s.imageSize), range \(s.range)")
+            throw OpenCLError.invalidArgument(
+                "\(operation): count \(s.count), image size \(s.imageSize), range \(s.range)")
         }
         let sourcePixels = try cl(pixels, "pixels", atLeast: s.count * s.imageSize, kind: .uint8, in: operation)
         let sourceLabels = try cl(labels, "labels", atLeast: s.count, kind: .uint8, in: operation)
@@ -27,10 +30,12 @@ extension OpenCLDevice {
         let arguments: [OpenCLKernel.Argument] = [
             .int(s.count), .int(s.imageSize), .int(s.range.lowerBound), .int(s.batch),
             .buffer(sourcePixels), .buffer(sourceLabels), .buffer(indices), .float(s.scale), .float(s.shift),
-            .buffer(target), .buffer(targetLabels)]
+            .buffer(target), .buffer(targetLabels),
+        ]
         if gatherWidth(imageSize: s.imageSize) == 16 {
             // The most float16s per work-item, up to 8, that divide an image's.
-            let vectors = s.imageSize / 16, run = (1...8).last { vectors % $0 == 0 }!
+            let vectors = s.imageSize / 16
+            let run = (1...8).last { vectors % $0 == 0 }!
             try launch("batch_gather16", items: s.outputCount / (16 * run), arguments + [.int(run)])
         } else {
             try launch("batch_gather1", items: s.outputCount, arguments)

@@ -31,18 +31,23 @@ extension OpenCLDevice {
     /// of an image spread evenly over its groups, rounded up to the
     /// preferred multiple. Each group stages the whole image (small here:
     /// 3–5 KiB). False when image and weights do not fit in local memory.
-    func gpuConv2dMaxPool2Forward(_ s: ConvShape, input: OpenCLBuffer, weight: OpenCLBuffer, pooled: OpenCLBuffer,
-                                  argmax: OpenCLBuffer, relu: Bool) throws -> Bool {
+    func gpuConv2dMaxPool2Forward(
+        _ s: ConvShape, input: OpenCLBuffer, weight: OpenCLBuffer, pooled: OpenCLBuffer,
+        argmax: OpenCLBuffer, relu: Bool
+    ) throws -> Bool {
         let name = "gpu_conv2d_maxpool2_forward"
         let k = try kernel(name)
         let tileBytes = (s.inChannels * s.height * s.width + s.weightCount) * 4
         guard tileBytes <= gpuLocalBytesLeft(k) else { return false }
         let pool = Self.pool(over: s)
         let (groupsPerImage, local) = gpuImageGroups(k, itemsPerImage: s.outChannels * pool.outHeight * pool.outWidth)
-        try launch(name, items: s.batch * groupsPerImage * local, local: local, [
-            .buffer(input), .buffer(weight), .buffer(pooled), .buffer(argmax), .local(bytes: tileBytes),
-            .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
-            .int(s.kernelHeight), .int(s.kernelWidth), .int(relu ? 1 : 0), .int(groupsPerImage)])
+        try launch(
+            name, items: s.batch * groupsPerImage * local, local: local,
+            [
+                .buffer(input), .buffer(weight), .buffer(pooled), .buffer(argmax), .local(bytes: tileBytes),
+                .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
+                .int(s.kernelHeight), .int(s.kernelWidth), .int(relu ? 1 : 0), .int(groupsPerImage),
+            ])
         return true
     }
 
@@ -50,8 +55,10 @@ extension OpenCLDevice {
     /// batch·pH·pW terms of each weight in chunks of (group size ×
     /// ``gpuTermsPerItem``), one work-group tree per (weight, chunk), then
     /// the chunks added in order.
-    func gpuConv2dPooledWeight(_ s: ConvShape, input: OpenCLBuffer, values: OpenCLBuffer, argmax: OpenCLBuffer,
-                               reluOutput: OpenCLBuffer, relu: Bool, gradWeight: OpenCLBuffer) throws {
+    func gpuConv2dPooledWeight(
+        _ s: ConvShape, input: OpenCLBuffer, values: OpenCLBuffer, argmax: OpenCLBuffer,
+        reluOutput: OpenCLBuffer, relu: Bool, gradWeight: OpenCLBuffer
+    ) throws {
         let name = "gpu_conv2d_pooled_weight_partials"
         let k = try kernel(name)
         let pool = Self.pool(over: s)
@@ -59,13 +66,19 @@ extension OpenCLDevice {
         let local = gpuGroupSize(k, items: (terms + Self.gpuTermsPerItem - 1) / Self.gpuTermsPerItem)
         let chunks = (terms + local * Self.gpuTermsPerItem - 1) / (local * Self.gpuTermsPerItem)
         let partials = try scratchBuffer("gpu.weightPartials", count: s.weightCount * chunks)
-        try launch(name, items: s.weightCount * chunks * local, local: local, [
-            .buffer(input), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
-            .local(bytes: local * 4), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
-            .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth), .int(relu ? 1 : 0), .int(chunks),
-            .int(Self.gpuTermsPerItem)])
-        try launch("gpu_sum_chunks", items: s.weightCount, [
-            .buffer(partials), .buffer(gradWeight), .int(s.weightCount), .int(chunks)])
+        try launch(
+            name, items: s.weightCount * chunks * local, local: local,
+            [
+                .buffer(input), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
+                .local(bytes: local * 4), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
+                .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth), .int(relu ? 1 : 0), .int(chunks),
+                .int(Self.gpuTermsPerItem),
+            ])
+        try launch(
+            "gpu_sum_chunks", items: s.weightCount,
+            [
+                .buffer(partials), .buffer(gradWeight), .int(s.weightCount), .int(chunks),
+            ])
     }
 
     /// Terms each work-item of the weight partials adds before the tree:
@@ -81,19 +94,25 @@ extension OpenCLDevice {
     /// memory. Groups sized as the forward's (``gpuConv2dMaxPool2Forward``):
     /// conv2 at batch 64 makes 64 × 6 groups of 256 on NVIDIA. False when
     /// those do not fit in local memory.
-    func gpuConv2dPooledData(_ s: ConvShape, values: OpenCLBuffer, argmax: OpenCLBuffer, reluOutput: OpenCLBuffer,
-                             relu: Bool, weight: OpenCLBuffer, gradInput: OpenCLBuffer) throws -> Bool {
+    func gpuConv2dPooledData(
+        _ s: ConvShape, values: OpenCLBuffer, argmax: OpenCLBuffer, reluOutput: OpenCLBuffer,
+        relu: Bool, weight: OpenCLBuffer, gradInput: OpenCLBuffer
+    ) throws -> Bool {
         let name = "gpu_conv2d_pooled_data"
         let k = try kernel(name)
         let pooledPerImage = Self.pool(over: s).outputCount / max(s.batch, 1)
-        let tileBytes = (s.weightCount + pooledPerImage) * 4, winnerBytes = pooledPerImage * 4
+        let tileBytes = (s.weightCount + pooledPerImage) * 4
+        let winnerBytes = pooledPerImage * 4
         guard tileBytes + winnerBytes <= gpuLocalBytesLeft(k) else { return false }
         let (groupsPerImage, local) = gpuImageGroups(k, itemsPerImage: s.inChannels * s.height * s.width)
-        try launch(name, items: s.batch * groupsPerImage * local, local: local, [
-            .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(weight), .buffer(gradInput),
-            .local(bytes: tileBytes), .local(bytes: winnerBytes), .int(s.batch), .int(s.inChannels),
-            .int(s.height), .int(s.width), .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth),
-            .int(relu ? 1 : 0), .int(groupsPerImage)])
+        try launch(
+            name, items: s.batch * groupsPerImage * local, local: local,
+            [
+                .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(weight), .buffer(gradInput),
+                .local(bytes: tileBytes), .local(bytes: winnerBytes), .int(s.batch), .int(s.inChannels),
+                .int(s.height), .int(s.width), .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth),
+                .int(relu ? 1 : 0), .int(groupsPerImage),
+            ])
         return true
     }
 

@@ -15,11 +15,16 @@ extension OpenCLDevice {
         let bufferC = try cl(c, "C", atLeast: s.m * s.n, in: operation)
         guard s.m > 0, s.n > 0 else { return }
         let (m, n, k) = (s.m, s.n, s.k)
-        func rows(_ m: Int, _ n: Int, a: OpenCLBuffer, aRow: Int, aCol: Int, b: OpenCLBuffer, ldb: Int,
-                  cRow: Int, cCol: Int) throws {
-            try launch("gemm_rows", items: (m + 3) / 4 * ((n + 15) / 16), [
-                .int(m), .int(n), .int(k), .buffer(a), .int(aRow), .int(aCol), .buffer(b), .int(ldb),
-                .buffer(bufferC), .int(cRow), .int(cCol), .float(s.alpha), .float(s.beta)])
+        func rows(
+            _ m: Int, _ n: Int, a: OpenCLBuffer, aRow: Int, aCol: Int, b: OpenCLBuffer, ldb: Int,
+            cRow: Int, cCol: Int
+        ) throws {
+            try launch(
+                "gemm_rows", items: (m + 3) / 4 * ((n + 15) / 16),
+                [
+                    .int(m), .int(n), .int(k), .buffer(a), .int(aRow), .int(aCol), .buffer(b), .int(ldb),
+                    .buffer(bufferC), .int(cRow), .int(cCol), .float(s.alpha), .float(s.beta),
+                ])
         }
         switch (s.transposeA, s.transposeB) {
         case (false, false):
@@ -30,9 +35,12 @@ extension OpenCLDevice {
             // Cᵀ (n×m) = B (stored n×k) · A (stored k×m).
             try rows(n, m, a: bufferB, aRow: k, aCol: 1, b: bufferA, ldb: m, cRow: 1, cCol: n)
         case (false, true):
-            try launch("gemm_dots", items: (m + 3) / 4 * ((n + 1) / 2), [
-                .int(m), .int(n), .int(k), .buffer(bufferA), .int(k), .buffer(bufferB), .int(k),
-                .buffer(bufferC), .int(n), .float(s.alpha), .float(s.beta)])
+            try launch(
+                "gemm_dots", items: (m + 3) / 4 * ((n + 1) / 2),
+                [
+                    .int(m), .int(n), .int(k), .buffer(bufferA), .int(k), .buffer(bufferB), .int(k),
+                    .buffer(bufferC), .int(n), .float(s.alpha), .float(s.beta),
+                ])
         }
     }
 
@@ -47,32 +55,41 @@ extension OpenCLDevice {
     /// Throws unless `s` is a convolution the kernels run.
     func validate(_ s: ConvShape, _ operation: String) throws {
         guard s.batch >= 0, s.inChannels > 0, s.outChannels > 0, s.kernelHeight > 0, s.kernelWidth > 0,
-              s.height >= s.kernelHeight, s.width >= s.kernelWidth else {
+            s.height >= s.kernelHeight, s.width >= s.kernelWidth
+        else {
             throw OpenCLError.invalidArgument("\(operation): unsupported convolution shape \(s)")
         }
     }
 
     private func convArguments(_ s: ConvShape) -> [OpenCLKernel.Argument] {
-        [.int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
-         .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth)]
+        [
+            .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
+            .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth),
+        ]
     }
 
     public func im2col(_ s: ConvShape, input: Buffer, columns: Buffer) throws {
         try validate(s, "im2col")
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: "im2col")
         let columnBuffer = try cl(columns, "columns", atLeast: s.patchSize * s.patchCount, in: "im2col")
-        try launch("im2col", items: s.patchSize * s.batch * s.outHeight, [
-            .buffer(inputBuffer), .buffer(columnBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
-            .int(s.width), .int(s.kernelHeight), .int(s.kernelWidth)])
+        try launch(
+            "im2col", items: s.patchSize * s.batch * s.outHeight,
+            [
+                .buffer(inputBuffer), .buffer(columnBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
+                .int(s.width), .int(s.kernelHeight), .int(s.kernelWidth),
+            ])
     }
 
     public func col2im(_ s: ConvShape, columns: Buffer, input: Buffer) throws {
         try validate(s, "col2im")
         let columnBuffer = try cl(columns, "columns", atLeast: s.patchSize * s.patchCount, in: "col2im")
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: "col2im")
-        try launch("col2im", items: s.batch * s.inChannels * s.height, [
-            .buffer(columnBuffer), .buffer(inputBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
-            .int(s.width), .int(s.kernelHeight), .int(s.kernelWidth)])
+        try launch(
+            "col2im", items: s.batch * s.inChannels * s.height,
+            [
+                .buffer(columnBuffer), .buffer(inputBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
+                .int(s.width), .int(s.kernelHeight), .int(s.kernelWidth),
+            ])
     }
 
     /// Two kernels, chosen by shape (measured on PoCL here): with at most 8
@@ -94,18 +111,23 @@ extension OpenCLDevice {
     private func forward(_ s: ConvShape, input: OpenCLBuffer, weight: OpenCLBuffer, output: OpenCLBuffer) throws {
         if s.outChannels <= 8 && s.outWidth >= 8 && s.outHeight >= 2 {
             let items = (s.outChannels + 3) / 4 * s.batch * ((s.outHeight + 1) / 2) * ((s.outWidth + 7) / 8)
-            try launch("conv2d_forward_rows8x2", items: items,
-                       [.buffer(input), .buffer(weight), .buffer(output)] + convArguments(s))
+            try launch(
+                "conv2d_forward_rows8x2", items: items,
+                [.buffer(input), .buffer(weight), .buffer(output)] + convArguments(s))
             return
         }
         let width = Self.vectorWidth(channels: s.outChannels)
         let outPad = (s.outChannels + width - 1) / width * width
         let weightT = try scratchBuffer("conv.weightT", count: s.patchSize * outPad)
-        try launch("conv_weight_patch_major", items: s.patchSize * outPad, [
-            .buffer(weight), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad)])
+        try launch(
+            "conv_weight_patch_major", items: s.patchSize * outPad,
+            [
+                .buffer(weight), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad),
+            ])
         let quads = (s.outWidth + 3) / 4
-        try launch("conv2d_forward_\(width)", items: s.batch * s.outHeight * quads * (outPad / width),
-                   [.buffer(input), .buffer(weightT), .buffer(output)] + convArguments(s))
+        try launch(
+            "conv2d_forward_\(width)", items: s.batch * s.outHeight * quads * (outPad / width),
+            [.buffer(input), .buffer(weightT), .buffer(output)] + convArguments(s))
     }
 
     /// The data gradient as a forward convolution: gradOutput zero-padded by
@@ -118,18 +140,26 @@ extension OpenCLDevice {
         let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
         let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
-        let padY = s.kernelHeight - 1, padX = s.kernelWidth - 1
-        let padded = ConvShape(batch: s.batch, inChannels: s.outChannels, outChannels: s.inChannels,
-                               height: s.outHeight + 2 * padY, width: s.outWidth + 2 * padX,
-                               kernelHeight: s.kernelHeight, kernelWidth: s.kernelWidth)
+        let padY = s.kernelHeight - 1
+        let padX = s.kernelWidth - 1
+        let padded = ConvShape(
+            batch: s.batch, inChannels: s.outChannels, outChannels: s.inChannels,
+            height: s.outHeight + 2 * padY, width: s.outWidth + 2 * padX,
+            kernelHeight: s.kernelHeight, kernelWidth: s.kernelWidth)
         let paddedBuffer = try scratchBuffer("conv.paddedGradient", count: padded.inputCount)
-        try launch("conv_pad_gradient", items: s.batch * s.outChannels, [
-            .buffer(gradOutputBuffer), .buffer(paddedBuffer), .int(s.batch * s.outChannels), .int(s.outHeight),
-            .int(s.outWidth), .int(padY), .int(padX)])
+        try launch(
+            "conv_pad_gradient", items: s.batch * s.outChannels,
+            [
+                .buffer(gradOutputBuffer), .buffer(paddedBuffer), .int(s.batch * s.outChannels), .int(s.outHeight),
+                .int(s.outWidth), .int(padY), .int(padX),
+            ])
         let flipped = try scratchBuffer("conv.flipped", count: s.weightCount)
-        try launch("conv_weight_flipped", items: s.weightCount, [
-            .buffer(weightBuffer), .buffer(flipped), .int(s.outChannels), .int(s.inChannels), .int(s.kernelHeight),
-            .int(s.kernelWidth)])
+        try launch(
+            "conv_weight_flipped", items: s.weightCount,
+            [
+                .buffer(weightBuffer), .buffer(flipped), .int(s.outChannels), .int(s.inChannels), .int(s.kernelHeight),
+                .int(s.kernelWidth),
+            ])
         try forward(padded, input: paddedBuffer, weight: flipped, output: gradInputBuffer)
     }
 
@@ -153,11 +183,18 @@ extension OpenCLDevice {
         guard s.batch > 0 else { return try fill(gradWeightBuffer, value: 0) }
         if s.outChannels <= 8 && s.kernelHeight == 3 && s.kernelWidth == 3 && s.outWidth >= 8 {
             let partials = try scratchBuffer("conv.partials", count: s.batch * s.weightCount)
-            try launch("conv2d_weight_rows3x3", items: s.batch * s.outChannels * s.inChannels, [
-                .buffer(inputBuffer), .buffer(gradOutputBuffer), .buffer(partials), .int(s.batch), .int(s.inChannels),
-                .int(s.height), .int(s.width), .int(s.outChannels)])
-            try launch("conv_sum_images", items: s.weightCount, [
-                .buffer(partials), .buffer(gradWeightBuffer), .int(s.batch), .int(s.weightCount)])
+            try launch(
+                "conv2d_weight_rows3x3", items: s.batch * s.outChannels * s.inChannels,
+                [
+                    .buffer(inputBuffer), .buffer(gradOutputBuffer), .buffer(partials), .int(s.batch),
+                    .int(s.inChannels),
+                    .int(s.height), .int(s.width), .int(s.outChannels),
+                ])
+            try launch(
+                "conv_sum_images", items: s.weightCount,
+                [
+                    .buffer(partials), .buffer(gradWeightBuffer), .int(s.batch), .int(s.weightCount),
+                ])
             return
         }
         let width = Self.vectorWidth(channels: s.outChannels)
@@ -166,23 +203,33 @@ extension OpenCLDevice {
         let planeSize = s.outHeight * s.outWidth
         let gradT = try scratchBuffer("conv.gradT", count: s.batch * planeSize * outPad)
         if outPad == 16 && planeSize >= 8 {
-            try launch("conv_output_pixel_major16", items: s.batch * ((planeSize + 7) / 8), [
-                .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize)])
+            try launch(
+                "conv_output_pixel_major16", items: s.batch * ((planeSize + 7) / 8),
+                [
+                    .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize),
+                ])
         } else {
-            try launch("conv_output_pixel_major", items: s.batch * outPad, [
-                .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize),
-                .int(outPad)])
+            try launch(
+                "conv_output_pixel_major", items: s.batch * outPad,
+                [
+                    .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize),
+                    .int(outPad),
+                ])
         }
         let imagesPerChunk = (s.batch + 63) / 64
         let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
         let partials = try scratchBuffer("conv.partials", count: chunks * s.patchSize * outPad)
         let blocks = (s.kernelHeight * s.kernelWidth + 3) / 4
-        try launch("conv2d_weight_partials_\(width)", items: chunks * s.inChannels * blocks * groups,
-                   [.buffer(inputBuffer), .buffer(gradT), .buffer(partials)] + convArguments(s)
-                   + [.int(imagesPerChunk)])
-        try launch("conv2d_weight_reduce", items: s.weightCount, [
-            .buffer(partials), .buffer(gradWeightBuffer), .int(chunks), .int(s.patchSize), .int(s.outChannels),
-            .int(outPad)])
+        try launch(
+            "conv2d_weight_partials_\(width)", items: chunks * s.inChannels * blocks * groups,
+            [.buffer(inputBuffer), .buffer(gradT), .buffer(partials)] + convArguments(s)
+                + [.int(imagesPerChunk)])
+        try launch(
+            "conv2d_weight_reduce", items: s.weightCount,
+            [
+                .buffer(partials), .buffer(gradWeightBuffer), .int(chunks), .int(s.patchSize), .int(s.outChannels),
+                .int(outPad),
+            ])
     }
 
     // MARK: Elementwise and pooling
@@ -190,15 +237,19 @@ extension OpenCLDevice {
     public func reluForward(count: Int, input: Buffer, output: Buffer) throws {
         let inputBuffer = try cl(input, "input", atLeast: count, in: "reluForward")
         let outputBuffer = try cl(output, "output", atLeast: count, in: "reluForward")
-        try launch("relu_forward", items: (count + 15) / 16, [.buffer(inputBuffer), .buffer(outputBuffer), .int(count)])
+        try launch(
+            "relu_forward", items: (count + 15) / 16, [.buffer(inputBuffer), .buffer(outputBuffer), .int(count)])
     }
 
     public func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws {
         let outputBuffer = try cl(output, "output", atLeast: count, in: "reluBackward")
         let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: count, in: "reluBackward")
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: count, in: "reluBackward")
-        try launch("relu_backward", items: (count + 15) / 16, [
-            .buffer(outputBuffer), .buffer(gradOutputBuffer), .buffer(gradInputBuffer), .int(count)])
+        try launch(
+            "relu_backward", items: (count + 15) / 16,
+            [
+                .buffer(outputBuffer), .buffer(gradOutputBuffer), .buffer(gradInputBuffer), .int(count),
+            ])
     }
 
     public func maxPool2Forward(_ s: PoolShape, input: Buffer, output: Buffer, argmax: Buffer) throws {
@@ -206,9 +257,12 @@ extension OpenCLDevice {
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
         let outputBuffer = try cl(output, "output", atLeast: s.outputCount, in: operation)
         let argmaxBuffer = try cl(argmax, "argmax", atLeast: s.outputCount, kind: .int32, in: operation)
-        try launch("maxpool2_forward", items: s.batch * s.channels * s.outHeight, [
-            .buffer(inputBuffer), .buffer(outputBuffer), .buffer(argmaxBuffer), .int(s.batch * s.channels),
-            .int(s.height), .int(s.width)])
+        try launch(
+            "maxpool2_forward", items: s.batch * s.channels * s.outHeight,
+            [
+                .buffer(inputBuffer), .buffer(outputBuffer), .buffer(argmaxBuffer), .int(s.batch * s.channels),
+                .int(s.height), .int(s.width),
+            ])
     }
 
     public func maxPool2Backward(_ s: PoolShape, gradOutput: Buffer, argmax: Buffer, gradInput: Buffer) throws {
@@ -216,9 +270,12 @@ extension OpenCLDevice {
         let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
         let argmaxBuffer = try cl(argmax, "argmax", atLeast: s.outputCount, kind: .int32, in: operation)
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
-        try launch("maxpool2_backward", items: s.batch * s.channels * ((s.height + 1) / 2), [
-            .buffer(gradOutputBuffer), .buffer(argmaxBuffer), .buffer(gradInputBuffer), .int(s.batch * s.channels),
-            .int(s.height), .int(s.width)])
+        try launch(
+            "maxpool2_backward", items: s.batch * s.channels * ((s.height + 1) / 2),
+            [
+                .buffer(gradOutputBuffer), .buffer(argmaxBuffer), .buffer(gradInputBuffer), .int(s.batch * s.channels),
+                .int(s.height), .int(s.width),
+            ])
     }
 
     // MARK: Linear layer
@@ -230,18 +287,26 @@ extension OpenCLDevice {
         let biasBuffer = try cl(bias, "bias", atLeast: s.outFeatures, in: operation)
         let outputBuffer = try cl(output, "output", atLeast: s.batch * s.outFeatures, in: operation)
         if kernelFamily == .gpu {
-            return try launch("gpu_linear_forward", items: s.batch * s.outFeatures, [
-                .buffer(inputBuffer), .buffer(weightBuffer), .buffer(biasBuffer), .buffer(outputBuffer),
-                .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
+            return try launch(
+                "gpu_linear_forward", items: s.batch * s.outFeatures,
+                [
+                    .buffer(inputBuffer), .buffer(weightBuffer), .buffer(biasBuffer), .buffer(outputBuffer),
+                    .int(s.batch), .int(s.inFeatures), .int(s.outFeatures),
+                ])
         }
-        try launch("linear_forward", items: (s.batch + 3) / 4 * s.outFeatures, [
-            .buffer(inputBuffer), .buffer(weightBuffer), .buffer(biasBuffer), .buffer(outputBuffer),
-            .int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
+        try launch(
+            "linear_forward", items: (s.batch + 3) / 4 * s.outFeatures,
+            [
+                .buffer(inputBuffer), .buffer(weightBuffer), .buffer(biasBuffer), .buffer(outputBuffer),
+                .int(s.batch), .int(s.inFeatures), .int(s.outFeatures),
+            ])
     }
 
     /// One launch of `linear_backward` (cpu/linear.cl; gpu family: `gpu_linear_backward`, gpu/dense.cl) for all three gradients.
-    public func linearBackward(_ s: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
-                               gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer) throws {
+    public func linearBackward(
+        _ s: LinearShape, input: Buffer, weight: Buffer, gradOutput: Buffer,
+        gradInput: Buffer?, gradWeight: Buffer, gradBias: Buffer
+    ) throws {
         let operation = "linearBackward"
         let inputBuffer = try cl(input, "input", atLeast: s.batch * s.inFeatures, in: operation)
         let weightBuffer = try cl(weight, "weight", atLeast: s.outFeatures * s.inFeatures, in: operation)
@@ -255,23 +320,31 @@ extension OpenCLDevice {
         }
         if kernelFamily == .gpu {
             let inputItems = gradInputBuffer == nil ? 0 : s.batch * s.inFeatures
-            return try launch("gpu_linear_backward", items: s.outFeatures * (s.inFeatures + 1) + inputItems, [
-                .buffer(inputBuffer), .buffer(weightBuffer), .buffer(gradOutputBuffer), .buffer(gradWeightBuffer),
-                .buffer(gradBiasBuffer), .buffer(gradInputBuffer ?? inputBuffer),
-                .int(s.batch), .int(s.inFeatures), .int(s.outFeatures), .int(gradInputBuffer == nil ? 0 : 1)])
+            return try launch(
+                "gpu_linear_backward", items: s.outFeatures * (s.inFeatures + 1) + inputItems,
+                [
+                    .buffer(inputBuffer), .buffer(weightBuffer), .buffer(gradOutputBuffer), .buffer(gradWeightBuffer),
+                    .buffer(gradBiasBuffer), .buffer(gradInputBuffer ?? inputBuffer),
+                    .int(s.batch), .int(s.inFeatures), .int(s.outFeatures), .int(gradInputBuffer == nil ? 0 : 1),
+                ])
         }
         let groups = (s.inFeatures + 7) / 8
         let inputItems = gradInputBuffer == nil ? 0 : (s.batch + 3) / 4 * groups
-        try launch("linear_backward", items: s.outFeatures * groups + inputItems + s.outFeatures, [
-            .buffer(inputBuffer), .buffer(weightBuffer), .buffer(gradOutputBuffer), .buffer(gradWeightBuffer),
-            .buffer(gradBiasBuffer), .buffer(gradInputBuffer ?? inputBuffer),
-            .int(s.batch), .int(s.inFeatures), .int(s.outFeatures), .int(gradInputBuffer == nil ? 0 : 1)])
+        try launch(
+            "linear_backward", items: s.outFeatures * groups + inputItems + s.outFeatures,
+            [
+                .buffer(inputBuffer), .buffer(weightBuffer), .buffer(gradOutputBuffer), .buffer(gradWeightBuffer),
+                .buffer(gradBiasBuffer), .buffer(gradInputBuffer ?? inputBuffer),
+                .int(s.batch), .int(s.inFeatures), .int(s.outFeatures), .int(gradInputBuffer == nil ? 0 : 1),
+            ])
     }
 
     // MARK: Loss
 
-    public func softmaxCrossEntropy(batch: Int, classes: Int, logits: Buffer, labels: Buffer,
-                                    gradLogits: Buffer, perSample: Buffer) throws {
+    public func softmaxCrossEntropy(
+        batch: Int, classes: Int, logits: Buffer, labels: Buffer,
+        gradLogits: Buffer, perSample: Buffer
+    ) throws {
         let operation = "softmaxCrossEntropy"
         guard classes > 0 else { throw OpenCLError.invalidArgument("\(operation): \(classes) classes") }
         let logitsBuffer = try cl(logits, "logits", atLeast: batch * classes, in: operation)
@@ -279,9 +352,12 @@ extension OpenCLDevice {
         let gradBuffer = try cl(gradLogits, "gradLogits", atLeast: batch * classes, in: operation)
         let perSampleBuffer = try cl(perSample, "perSample", atLeast: 2 * batch, in: operation)
         let gpu = kernelFamily == .gpu
-        try launch(gpu ? "gpu_softmax_cross_entropy" : "softmax_cross_entropy", items: gpu ? batch * classes : batch, [
-            .buffer(logitsBuffer), .buffer(labelsBuffer), .buffer(gradBuffer), .buffer(perSampleBuffer),
-            .int(batch), .int(classes)])
+        try launch(
+            gpu ? "gpu_softmax_cross_entropy" : "softmax_cross_entropy", items: gpu ? batch * classes : batch,
+            [
+                .buffer(logitsBuffer), .buffer(labelsBuffer), .buffer(gradBuffer), .buffer(perSampleBuffer),
+                .int(batch), .int(classes),
+            ])
     }
 
     // MARK: Optimisers
@@ -289,11 +365,15 @@ extension OpenCLDevice {
     /// `sgd_momentum_step` (common/optimizers.cl, both families), four tensors per launch.
     public func sgdMomentumStep(_ tensors: [MomentumTensor], learningRate: Float, momentum: Float) throws {
         let operation = "sgdMomentumStep"
-        try launchFourTensorsAtATime("sgd_momentum_step", tensors, count: \.count, items: { $0 },
-                                     trailing: [.float(learningRate), .float(momentum)]) { t, count in
-            [.buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
-             .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
-             .buffer(try cl(t.velocity, "velocity", atLeast: count, in: operation))]
+        try launchFourTensorsAtATime(
+            "sgd_momentum_step", tensors, count: \.count, elementsPerItem: 1,
+            trailing: [.float(learningRate), .float(momentum)]
+        ) { t, count in
+            [
+                .buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
+                .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
+                .buffer(try cl(t.velocity, "velocity", atLeast: count, in: operation)),
+            ]
         }
     }
 
@@ -303,28 +383,37 @@ extension OpenCLDevice {
     public func adamStep(_ tensors: [AdamTensor], step: AdamStep) throws {
         let operation = "adamStep"
         let gpu = kernelFamily == .gpu
-        try launchFourTensorsAtATime(gpu ? "gpu_adam_step" : "adam_step", tensors, count: \.count,
-                                     items: { gpu ? $0 : ($0 + 3) / 4 },
-                                     trailing: [.float(step.learningRate), .float(step.beta1), .float(step.beta2),
-                                                .float(step.epsilon), .float(step.correction1),
-                                                .float(step.correction2)]) { t, count in
-            [.buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
-             .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
-             .buffer(try cl(t.m, "m", atLeast: count, in: operation)),
-             .buffer(try cl(t.v, "v", atLeast: count, in: operation))]
+        try launchFourTensorsAtATime(
+            gpu ? "gpu_adam_step" : "adam_step", tensors, count: \.count,
+            elementsPerItem: gpu ? 1 : 4,
+            trailing: [
+                .float(step.learningRate), .float(step.beta1), .float(step.beta2),
+                .float(step.epsilon), .float(step.correction1),
+                .float(step.correction2),
+            ]
+        ) { t, count in
+            [
+                .buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
+                .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
+                .buffer(try cl(t.m, "m", atLeast: count, in: operation)),
+                .buffer(try cl(t.v, "v", atLeast: count, in: operation)),
+            ]
         }
     }
 
     /// Launches `kernel` once per group of up to four tensors. Its arguments:
     /// each of the four slots' `buffers` (an unused slot repeats the group's
     /// first tensor with count 0), the four counts, then `trailing`; the
-    /// work-items are `items(count)` per tensor, in slot order.
-    private func launchFourTensorsAtATime<T>(_ kernel: String, _ tensors: [T], count: (T) -> Int,
-                                             items: (Int) -> Int, trailing: [OpenCLKernel.Argument],
-                                             buffers: (T, Int) throws -> [OpenCLKernel.Argument]) throws {
+    /// work-items are ⌈count / elementsPerItem⌉ per tensor, in slot order.
+    private func launchFourTensorsAtATime<T>(
+        _ kernel: String, _ tensors: [T], count: (T) -> Int,
+        elementsPerItem: Int, trailing: [OpenCLKernel.Argument],
+        buffers: (T, Int) throws -> [OpenCLKernel.Argument]
+    ) throws {
         for first in stride(from: 0, to: tensors.count, by: 4) {
             let group = tensors[first..<min(first + 4, tensors.count)]
-            var slots: [OpenCLKernel.Argument] = [], counts: [OpenCLKernel.Argument] = []
+            var slots: [OpenCLKernel.Argument] = []
+            var counts: [OpenCLKernel.Argument] = []
             for slot in 0..<4 {
                 let used = slot < group.count
                 let tensor = group[group.startIndex + (used ? slot : 0)]
@@ -332,7 +421,9 @@ extension OpenCLDevice {
                 slots += try buffers(tensor, n)
                 counts.append(.int(n))
             }
-            try launch(kernel, items: group.reduce(0) { $0 + items(count($1)) }, slots + counts + trailing)
+            try launch(
+                kernel, items: group.reduce(0) { $0 + (count($1) + elementsPerItem - 1) / elementsPerItem },
+                slots + counts + trailing)
         }
     }
 }

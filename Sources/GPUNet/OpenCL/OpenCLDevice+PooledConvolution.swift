@@ -19,8 +19,10 @@ extension OpenCLDevice {
     ///   over the channel groups.
     /// The last two read the weights as (patch, output channel) from
     /// `conv_weight_patch_major`.
-    public func conv2dMaxPool2Forward(_ s: ConvShape, input: Buffer, weight: Buffer,
-                                      pooled: Buffer, argmax: Buffer, relu: Bool) throws {
+    public func conv2dMaxPool2Forward(
+        _ s: ConvShape, input: Buffer, weight: Buffer,
+        pooled: Buffer, argmax: Buffer, relu: Bool
+    ) throws {
         let operation = "conv2dMaxPool2Forward"
         try validate(s, operation)
         let pool = Self.pool(over: s)
@@ -29,33 +31,44 @@ extension OpenCLDevice {
         let pooledBuffer = try cl(pooled, "pooled", atLeast: pool.outputCount, in: operation)
         let argmaxBuffer = try cl(argmax, "argmax", atLeast: pool.outputCount, kind: .int32, in: operation)
         guard pool.outputCount > 0 else { return }
-        if kernelFamily == .gpu, try gpuConv2dMaxPool2Forward(s, input: inputBuffer, weight: weightBuffer,
-                                                               pooled: pooledBuffer, argmax: argmaxBuffer, relu: relu) {
+        if kernelFamily == .gpu,
+            try gpuConv2dMaxPool2Forward(
+                s, input: inputBuffer, weight: weightBuffer,
+                pooled: pooledBuffer, argmax: argmaxBuffer, relu: relu)
+        {
             return
         }
         if Self.is3x3(s) && s.outChannels <= 8 && pool.outWidth >= 8 {
             let items = (s.outChannels + 3) / 4 * s.batch * pool.outHeight * ((pool.outWidth + 7) / 8)
-            try launch("conv2d_maxpool2_forward_rows3x3", items: items, [
-                .buffer(inputBuffer), .buffer(weightBuffer), .buffer(pooledBuffer), .buffer(argmaxBuffer),
-                .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
-                .int(relu ? 1 : 0)])
+            try launch(
+                "conv2d_maxpool2_forward_rows3x3", items: items,
+                [
+                    .buffer(inputBuffer), .buffer(weightBuffer), .buffer(pooledBuffer), .buffer(argmaxBuffer),
+                    .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
+                    .int(relu ? 1 : 0),
+                ])
             return
         }
         let width = Self.vectorWidth(channels: s.outChannels)
         let groups = (s.outChannels + width - 1) / width
         let outPad = groups * width
         let weightT = try scratchBuffer("pooled.weightT", count: s.patchSize * outPad)
-        try launch("conv_weight_patch_major", items: s.patchSize * outPad, [
-            .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad)])
+        try launch(
+            "conv_weight_patch_major", items: s.patchSize * outPad,
+            [
+                .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad),
+            ])
         let items = groups * s.batch * pool.outHeight * pool.outWidth
         let arguments: [OpenCLKernel.Argument] = [
             .buffer(inputBuffer), .buffer(weightT), .buffer(pooledBuffer), .buffer(argmaxBuffer), .int(s.batch),
-            .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), .int(relu ? 1 : 0)]
+            .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), .int(relu ? 1 : 0),
+        ]
         if Self.is3x3(s) && groups == 1 {
             try launch("conv2d_maxpool2_forward3x3_\(width)", items: items, arguments)
         } else {
-            try launch("conv2d_maxpool2_forward_\(width)", items: items,
-                       arguments + [.int(s.kernelHeight), .int(s.kernelWidth)])
+            try launch(
+                "conv2d_maxpool2_forward_\(width)", items: items,
+                arguments + [.int(s.kernelHeight), .int(s.kernelWidth)])
         }
     }
 
@@ -78,8 +91,10 @@ extension OpenCLDevice {
     ///   otherwise `conv2d_pooled_weight_reduce` adds the chunks in order
     ///   (a launch that cost 0.04–0.15 ms here).
     /// A corrupt winner (not in its own window) passes no gradient.
-    public func conv2dBackwardWeight(_ s: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
-                                     gradWeight: Buffer) throws {
+    public func conv2dBackwardWeight(
+        _ s: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
+        gradWeight: Buffer
+    ) throws {
         let operation = "conv2dBackwardWeight(pooled)"
         let (values, argmax, reluOutput) = try validatePooled(s, operation, gradient)
         let relu = OpenCLKernel.Argument.int(gradient.reluOutput == nil ? 0 : 1)
@@ -87,25 +102,35 @@ extension OpenCLDevice {
         let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
         guard gradient.pool.outputCount > 0 else { return try fill(gradWeightBuffer, value: 0) }
         if kernelFamily == .gpu {
-            return try gpuConv2dPooledWeight(s, input: inputBuffer, values: values, argmax: argmax,
-                                             reluOutput: reluOutput, relu: gradient.reluOutput != nil,
-                                             gradWeight: gradWeightBuffer)
+            return try gpuConv2dPooledWeight(
+                s, input: inputBuffer, values: values, argmax: argmax,
+                reluOutput: reluOutput, relu: gradient.reluOutput != nil,
+                gradWeight: gradWeightBuffer)
         }
         if Self.is3x3(s) && s.outChannels <= 8 && s.inChannels < 4 {
             let partials = try scratchBuffer("pooled.partials", count: s.batch * s.patchSize * 8)
-            try launch("conv2d_pooled_weight_outlanes3x3", items: s.batch * s.inChannels, [
-                .buffer(inputBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
-                .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), relu])
-            try launch("conv2d_weight_reduce", items: s.weightCount, [
-                .buffer(partials), .buffer(gradWeightBuffer), .int(s.batch), .int(s.patchSize), .int(s.outChannels),
-                .int(8)])
+            try launch(
+                "conv2d_pooled_weight_outlanes3x3", items: s.batch * s.inChannels,
+                [
+                    .buffer(inputBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
+                    .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), relu,
+                ])
+            try launch(
+                "conv2d_weight_reduce", items: s.weightCount,
+                [
+                    .buffer(partials), .buffer(gradWeightBuffer), .int(s.batch), .int(s.patchSize), .int(s.outChannels),
+                    .int(8),
+                ])
             return
         }
         let lanes = Self.vectorWidth(channels: s.inChannels)
         let lanesBuffer = try scratchBuffer("pooled.inputLanes", count: s.batch * s.height * s.width * lanes)
-        try launch("conv_planes_to_lanes_\(lanes)", items: s.batch * s.height, [
-            .buffer(inputBuffer), .buffer(lanesBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
-            .int(s.width)])
+        try launch(
+            "conv_planes_to_lanes_\(lanes)", items: s.batch * s.height,
+            [
+                .buffer(inputBuffer), .buffer(lanesBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
+                .int(s.width),
+            ])
         let kernelArea = s.kernelHeight * s.kernelWidth
         let blocks = Self.is3x3(s) ? 1 : kernelArea
         // Chunks of images only as far as needed for 8 work-items per compute
@@ -113,22 +138,29 @@ extension OpenCLDevice {
         let wantedChunks = (8 * max(info.computeUnits, 1) + s.outChannels * blocks - 1) / (s.outChannels * blocks)
         let imagesPerChunk = (s.batch + min(s.batch, wantedChunks) - 1) / min(s.batch, wantedChunks)
         let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
-        let partials = try scratchBuffer("pooled.partials", count: chunks > 1 ? chunks * s.outChannels * kernelArea * lanes : 1)
+        let partials = try scratchBuffer(
+            "pooled.partials", count: chunks > 1 ? chunks * s.outChannels * kernelArea * lanes : 1)
         let arguments: [OpenCLKernel.Argument] = [
             .buffer(lanesBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
             .buffer(gradWeightBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
-            .int(s.outChannels), relu]
+            .int(s.outChannels), relu,
+        ]
         if Self.is3x3(s) {
-            try launch("conv2d_pooled_weight_partials3x3_\(lanes)", items: chunks * s.outChannels,
-                       arguments + [.int(imagesPerChunk)])
+            try launch(
+                "conv2d_pooled_weight_partials3x3_\(lanes)", items: chunks * s.outChannels,
+                arguments + [.int(imagesPerChunk)])
         } else {
-            try launch("conv2d_pooled_weight_partials_\(lanes)", items: chunks * s.outChannels * kernelArea,
-                       arguments + [.int(s.kernelHeight), .int(s.kernelWidth), .int(imagesPerChunk)])
+            try launch(
+                "conv2d_pooled_weight_partials_\(lanes)", items: chunks * s.outChannels * kernelArea,
+                arguments + [.int(s.kernelHeight), .int(s.kernelWidth), .int(imagesPerChunk)])
         }
         guard chunks > 1 else { return }
-        try launch("conv2d_pooled_weight_reduce", items: s.weightCount, [
-            .buffer(partials), .buffer(gradWeightBuffer), .int(chunks), .int(s.outChannels), .int(s.inChannels),
-            .int(kernelArea), .int(lanes)])
+        try launch(
+            "conv2d_pooled_weight_reduce", items: s.weightCount,
+            [
+                .buffer(partials), .buffer(gradWeightBuffer), .int(chunks), .int(s.outChannels), .int(s.inChannels),
+                .int(kernelArea), .int(lanes),
+            ])
     }
 
     /// `conv2d_pooled_data3x3_W` (3×3 kernels: each output channel's nine
@@ -140,16 +172,21 @@ extension OpenCLDevice {
     /// atomics, and one launch per call. Its sums (2 per image: even and odd
     /// windows) live in a scratch buffer of 2·B·H·W·lanes floats.
     /// A corrupt winner (not in its own window) passes no gradient.
-    public func conv2dBackwardData(_ s: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
-                                   gradInput: Buffer) throws {
+    public func conv2dBackwardData(
+        _ s: ConvShape, pooledGradient gradient: PooledGradient, weight: Buffer,
+        gradInput: Buffer
+    ) throws {
         let operation = "conv2dBackwardData(pooled)"
         let (values, argmax, reluOutput) = try validatePooled(s, operation, gradient)
         let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
         guard s.inputCount > 0 else { return }
-        if kernelFamily == .gpu, try gpuConv2dPooledData(s, values: values, argmax: argmax, reluOutput: reluOutput,
-                                                         relu: gradient.reluOutput != nil, weight: weightBuffer,
-                                                         gradInput: gradInputBuffer) {
+        if kernelFamily == .gpu,
+            try gpuConv2dPooledData(
+                s, values: values, argmax: argmax, reluOutput: reluOutput,
+                relu: gradient.reluOutput != nil, weight: weightBuffer,
+                gradInput: gradInputBuffer)
+        {
             return
         }
         let lanes = Self.vectorWidth(channels: s.inChannels)
@@ -157,12 +194,14 @@ extension OpenCLDevice {
         let arguments: [OpenCLKernel.Argument] = [
             .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(weightBuffer), .buffer(work),
             .buffer(gradInputBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
-            .int(s.outChannels), .int(gradient.reluOutput == nil ? 0 : 1)]
+            .int(s.outChannels), .int(gradient.reluOutput == nil ? 0 : 1),
+        ]
         if Self.is3x3(s) {
             try launch("conv2d_pooled_data3x3_\(lanes)", items: s.batch, arguments)
         } else {
-            try launch("conv2d_pooled_data_\(lanes)", items: s.batch,
-                       arguments + [.int(s.kernelHeight), .int(s.kernelWidth)])
+            try launch(
+                "conv2d_pooled_data_\(lanes)", items: s.batch,
+                arguments + [.int(s.kernelHeight), .int(s.kernelWidth)])
         }
     }
 
@@ -181,19 +220,23 @@ extension OpenCLDevice {
     /// gradient's buffers, the ReLU output being `values` (never read) when
     /// there is no fused ReLU.
     private func validatePooled(_ s: ConvShape, _ operation: String, _ gradient: PooledGradient) throws
-        -> (values: OpenCLBuffer, argmax: OpenCLBuffer, reluOutput: OpenCLBuffer) {
+        -> (values: OpenCLBuffer, argmax: OpenCLBuffer, reluOutput: OpenCLBuffer)
+    {
         try validate(s, operation)
         guard gradient.matches(s) else {
             throw OpenCLError.invalidArgument(
                 "\(operation): the pool \(gradient.pool) is not the pool over the convolution's output "
-                + "(\(s.batch), \(s.outChannels), \(s.outHeight), \(s.outWidth))")
+                    + "(\(s.batch), \(s.outChannels), \(s.outHeight), \(s.outWidth))")
         }
         let values = try cl(gradient.values, "pooled gradient", atLeast: gradient.pool.outputCount, in: operation)
-        return (values: values,
-                argmax: try cl(gradient.argmax, "argmax", atLeast: gradient.pool.outputCount, kind: .int32,
-                               in: operation),
-                reluOutput: try gradient.reluOutput.map {
-                    try cl($0, "ReLU output", atLeast: gradient.pool.outputCount, in: operation)
-                } ?? values)
+        return (
+            values: values,
+            argmax: try cl(
+                gradient.argmax, "argmax", atLeast: gradient.pool.outputCount, kind: .int32,
+                in: operation),
+            reluOutput: try gradient.reluOutput.map {
+                try cl($0, "ReLU output", atLeast: gradient.pool.outputCount, in: operation)
+            } ?? values
+        )
     }
 }

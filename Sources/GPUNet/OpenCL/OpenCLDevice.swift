@@ -1,6 +1,6 @@
+import COpenCL
 import Foundation
 import Kernels
-import COpenCL
 
 /// The ``Device`` operations as OpenCL kernels, on any OpenCL 1.2 device (a
 /// GPU, or PoCL on the CPU).
@@ -47,17 +47,20 @@ public final class OpenCLDevice: Device {
     /// The kernels of the files in one folder of `Sources/Kernels` ("common",
     /// "cpu", "gpu"), sorted.
     public static func kernelNames(inFolder folder: String) -> [String] {
-        guardedKernels(in: KernelSource.names.filter { $0.hasPrefix(folder + "/") }
-            .compactMap(KernelSource.named).joined(separator: "\n"))
+        guardedKernels(
+            in: KernelSource.names.filter { $0.hasPrefix(folder + "/") }
+                .compactMap(KernelSource.named).joined(separator: "\n"))
     }
 
     /// The names of the `#ifdef KERNEL_<name>` guards in `source`, sorted.
     private static func guardedKernels(in source: String) -> [String] {
         let marker = "#ifdef KERNEL_"
-        return Set(source.split(separator: "\n").compactMap { line -> String? in
-            guard line.hasPrefix(marker) else { return nil }
-            return String(line.dropFirst(marker.count).prefix { $0.isLetter || $0.isNumber || $0 == "_" })
-        }).sorted()
+        return Set(
+            source.split(separator: "\n").compactMap { line -> String? in
+                guard line.hasPrefix(marker) else { return nil }
+                return String(line.dropFirst(marker.count).prefix { $0.isLetter || $0.isNumber || $0 == "_" })
+            }
+        ).sorted()
     }
 
     let context: OpenCLContext
@@ -83,23 +86,28 @@ public final class OpenCLDevice: Device {
     /// appended to the program source as a constant's name: a new tag makes
     /// programs that neither our cache nor the driver's own (PoCL keeps one)
     /// has seen, which is how a truly cold build is measured.
-    public convenience init(platform platformIndex: Int = 0, device deviceIndex: Int = 0,
-                            cache: OpenCLProgramCache? = OpenCLProgramCache(directory: OpenCLProgramCache.defaultDirectory),
-                            programTag: String? = nil, kernels: KernelFamily.Choice = .auto) throws {
+    public convenience init(
+        platform platformIndex: Int = 0, device deviceIndex: Int = 0,
+        cache: OpenCLProgramCache? = OpenCLProgramCache(directory: OpenCLProgramCache.defaultDirectory),
+        programTag: String? = nil, kernels: KernelFamily.Choice = .auto
+    ) throws {
         let entries = try OpenCLPlatforms.entries()
         if entries.isEmpty, try OpenCLPlatforms.platforms().isEmpty {
             throw OpenCLError.noPlatform(OpenCLPlatforms.noPlatformHint)
         }
         guard let entry = entries.first(where: { $0.platformIndex == platformIndex && $0.deviceIndex == deviceIndex })
         else {
-            throw OpenCLError.noSuchDevice(platform: platformIndex, device: deviceIndex,
-                                           available: entries.map { "\($0.info.selector) \($0.info.name)" })
+            throw OpenCLError.noSuchDevice(
+                platform: platformIndex, device: deviceIndex,
+                available: entries.map { "\($0.info.selector) \($0.info.name)" })
         }
         try self.init(entry: entry, cache: cache, programTag: programTag, kernels: kernels)
     }
 
-    init(entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?, programTag: String? = nil,
-         kernels: KernelFamily.Choice = .auto) throws {
+    init(
+        entry: OpenCLDeviceEntry, cache: OpenCLProgramCache?, programTag: String? = nil,
+        kernels: KernelFamily.Choice = .auto
+    ) throws {
         (kernelFamily, kernelFamilyReason) = try kernels.resolve(deviceType: entry.info.type)
         var entry = entry
         entry.info.kernelFamily = kernelFamily
@@ -107,10 +115,12 @@ public final class OpenCLDevice: Device {
         context = try OpenCLContext(entry: entry)
         self.cache = cache
         // A declaration, not a comment: a driver may hash the preprocessed source.
-        source = KernelSource.all + (programTag.map {
-            let name = String($0.map { $0.isLetter || $0.isNumber ? $0 : "_" })
-            return "\n__constant int convsvd_program_tag_\(name) = 0;\n"
-        } ?? "")
+        source =
+            KernelSource.all
+            + (programTag.map {
+                let name = String($0.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+                return "\n__constant int convsvd_program_tag_\(name) = 0;\n"
+            } ?? "")
     }
 
     /// Builds the program of kernel `name` (from the cache when it holds
@@ -140,8 +150,9 @@ public final class OpenCLDevice: Device {
         guard Self.kernelNames.contains(name) else {
             throw OpenCLError.invalidArgument("Sources/Kernels has no kernel \(name)")
         }
-        let program = try OpenCLProgram(owner: context, source: source,
-                                        options: Self.buildOptions + " -D KERNEL_" + name, cache: cache)
+        let program = try OpenCLProgram(
+            owner: context, source: source,
+            options: Self.buildOptions + " -D KERNEL_" + name, cache: cache)
         let kernel = try OpenCLKernel(program: program, name: name)
         kernels[name] = kernel
         kernelPreparations[name] = program.preparation
@@ -151,15 +162,22 @@ public final class OpenCLDevice: Device {
     /// Enqueues `items` work-items of kernel `name` in work-groups of
     /// `local` (nil: ``OpenCLKernel/workGroupSize(items:computeUnits:)``).
     func launch(_ name: String, items: Int, local: Int? = nil, _ arguments: [OpenCLKernel.Argument]) throws {
-        guard let geometry = try kernel(name).launch(items: items, computeUnits: info.computeUnits, local: local,
-                                                     arguments) else { return }
-        launchLog?.append(KernelLaunch(kernel: name, family: kernelFamily, globalSize: geometry.global,
-                                       localSize: geometry.local, computeUnits: info.computeUnits))
+        guard
+            let geometry = try kernel(name).launch(
+                items: items, computeUnits: info.computeUnits, local: local,
+                arguments)
+        else { return }
+        launchLog?.append(
+            KernelLaunch(
+                kernel: name, family: kernelFamily, globalSize: geometry.global,
+                localSize: geometry.local, computeUnits: info.computeUnits))
     }
 
     /// `buffer` as this device's buffer holding at least `count` elements of `kind`.
-    func cl(_ buffer: Buffer, _ role: String, atLeast count: Int, kind: ElementKind = .float32,
-            in operation: String) throws -> OpenCLBuffer {
+    func cl(
+        _ buffer: Buffer, _ role: String, atLeast count: Int, kind: ElementKind = .float32,
+        in operation: String
+    ) throws -> OpenCLBuffer {
         guard let buffer = buffer as? OpenCLBuffer, buffer.owner === context else {
             throw OpenCLError.invalidArgument("\(operation): \(role) is not a buffer of \(info.summary)")
         }
@@ -192,8 +210,10 @@ public final class OpenCLDevice: Device {
         // A byte buffer's size need not be a multiple of four: fill it byte by byte.
         var pattern: UInt32 = 0
         let patternSize = buffer.kind == .uint8 ? 1 : 4
-        try OpenCLError.check(clEnqueueFillBuffer(context.queue, buffer.memory, &pattern, patternSize, 0, max(buffer.byteCount, 4),
-                                                  0, nil, nil), "clEnqueueFillBuffer(zero, \(buffer.byteCount) bytes)")
+        try OpenCLError.check(
+            clEnqueueFillBuffer(
+                context.queue, buffer.memory, &pattern, patternSize, 0, max(buffer.byteCount, 4),
+                0, nil, nil), "clEnqueueFillBuffer(zero, \(buffer.byteCount) bytes)")
     }
 
     public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {
@@ -226,14 +246,18 @@ public final class OpenCLDevice: Device {
         let byteCount = count * kind.size
         guard count > 0, let base = bytes.baseAddress else { return }
         if byteCount > Self.stagedUploadLimit {
-            return try OpenCLError.check(clEnqueueWriteBuffer(context.queue, target.memory, cl_bool(CL_TRUE), 0, byteCount,
-                                                              base, 0, nil, nil), "clEnqueueWriteBuffer(\(byteCount) bytes)")
+            return try OpenCLError.check(
+                clEnqueueWriteBuffer(
+                    context.queue, target.memory, cl_bool(CL_TRUE), 0, byteCount,
+                    base, 0, nil, nil), "clEnqueueWriteBuffer(\(byteCount) bytes)")
         }
         let source = try staging.next(bytes: byteCount)
         source.copyMemory(from: base, byteCount: byteCount)
         var event: cl_event?
-        try OpenCLError.check(clEnqueueWriteBuffer(context.queue, target.memory, cl_bool(CL_FALSE), 0, byteCount, source,
-                                                   0, nil, &event), "clEnqueueWriteBuffer(\(byteCount) bytes)")
+        try OpenCLError.check(
+            clEnqueueWriteBuffer(
+                context.queue, target.memory, cl_bool(CL_FALSE), 0, byteCount, source,
+                0, nil, &event), "clEnqueueWriteBuffer(\(byteCount) bytes)")
         staging.inFlight(event)
     }
 
@@ -245,14 +269,17 @@ public final class OpenCLDevice: Device {
         try read(buffer, into: UnsafeMutableRawBufferPointer(values), count: values.count, kind: .int32)
     }
 
-    private func read(_ buffer: Buffer, into bytes: UnsafeMutableRawBufferPointer, count: Int, kind: ElementKind) throws {
+    private func read(_ buffer: Buffer, into bytes: UnsafeMutableRawBufferPointer, count: Int, kind: ElementKind) throws
+    {
         let source = try cl(buffer, "download source", atLeast: count, kind: kind, in: "download")
         guard source.count == count else {
             throw OpenCLError.invalidArgument("download: a buffer of \(source.count) into \(count) values")
         }
         guard count > 0, let base = bytes.baseAddress else { return try finish() }
-        try OpenCLError.check(clEnqueueReadBuffer(context.queue, source.memory, cl_bool(CL_TRUE), 0, count * kind.size, base,
-                                                  0, nil, nil), "clEnqueueReadBuffer(\(count * kind.size) bytes)")
+        try OpenCLError.check(
+            clEnqueueReadBuffer(
+                context.queue, source.memory, cl_bool(CL_TRUE), 0, count * kind.size, base,
+                0, nil, nil), "clEnqueueReadBuffer(\(count * kind.size) bytes)")
     }
 
     public func startDownload(_ buffer: Buffer) throws -> PendingDownload {
@@ -265,8 +292,10 @@ public final class OpenCLDevice: Device {
         let target = try cl(buffer, "buffer", atLeast: 0, in: "fill")
         guard target.count > 0 else { return }
         var pattern = value
-        try OpenCLError.check(clEnqueueFillBuffer(context.queue, target.memory, &pattern, 4, 0, target.byteCount,
-                                                  0, nil, nil), "clEnqueueFillBuffer(\(target.byteCount) bytes)")
+        try OpenCLError.check(
+            clEnqueueFillBuffer(
+                context.queue, target.memory, &pattern, 4, 0, target.byteCount,
+                0, nil, nil), "clEnqueueFillBuffer(\(target.byteCount) bytes)")
     }
 
     public func copy(_ source: Buffer, to destination: Buffer) throws {
@@ -276,8 +305,10 @@ public final class OpenCLDevice: Device {
             throw OpenCLError.invalidArgument("copy: source has \(from.count) elements, destination \(to.count)")
         }
         guard from.count > 0, from !== to else { return }
-        try OpenCLError.check(clEnqueueCopyBuffer(context.queue, from.memory, to.memory, 0, 0, from.byteCount,
-                                                  0, nil, nil), "clEnqueueCopyBuffer(\(from.byteCount) bytes)")
+        try OpenCLError.check(
+            clEnqueueCopyBuffer(
+                context.queue, from.memory, to.memory, 0, 0, from.byteCount,
+                0, nil, nil), "clEnqueueCopyBuffer(\(from.byteCount) bytes)")
     }
 
     public func finish() throws {

@@ -21,19 +21,20 @@ public enum OpenCLError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .call(function, status):
+        case .call(let function, let status):
             return "\(function) failed: \(OpenCLError.name(of: status)) (\(status))"
-        case let .buildFailed(device, status, log):
-            return "OpenCL program build failed on \(device): \(OpenCLError.name(of: status)) (\(status)); build log:\n\(log)"
-        case let .allocationTooLarge(requested, maxAllocation, global, device):
+        case .buildFailed(let device, let status, let log):
+            return
+                "OpenCL program build failed on \(device): \(OpenCLError.name(of: status)) (\(status)); build log:\n\(log)"
+        case .allocationTooLarge(let requested, let maxAllocation, let global, let device):
             return "cannot allocate an OpenCL buffer of \(requested) bytes on \(device): "
                 + "the device allows at most \(maxAllocation) bytes per buffer (global memory \(global) bytes)"
-        case let .noPlatform(detail):
+        case .noPlatform(let detail):
             return "no OpenCL platform found (\(detail))"
-        case let .noSuchDevice(platform, device, available):
+        case .noSuchDevice(let platform, let device, let available):
             let list = available.isEmpty ? "none" : available.joined(separator: "; ")
             return "no OpenCL device opencl:\(platform):\(device); available: \(list)"
-        case let .invalidArgument(detail):
+        case .invalidArgument(let detail):
             return "invalid OpenCL device operation: \(detail)"
         }
     }

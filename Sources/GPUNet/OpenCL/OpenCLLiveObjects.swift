@@ -17,7 +17,8 @@ public struct OpenCLLiveObjects: Equatable, Sendable, CustomStringConvertible {
 
     /// A snapshot of the counts.
     static var current: OpenCLLiveObjects {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         return counts
     }
 
@@ -25,7 +26,8 @@ public struct OpenCLLiveObjects: Equatable, Sendable, CustomStringConvertible {
     static func released(_ kind: Kind) { adjust(kind, by: -1) }
 
     private static func adjust(_ kind: Kind, by delta: Int) {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         switch kind {
         case .context: counts.contexts += delta
         case .queue: counts.queues += delta

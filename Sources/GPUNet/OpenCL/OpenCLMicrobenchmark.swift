@@ -24,9 +24,11 @@ public enum OpenCLMicrobenchmark {
         public var description: String {
             let label = name.padding(toLength: 30, withPad: " ", startingAt: 0)
             let dims = shape.padding(toLength: 22, withPad: " ", startingAt: 0)
-            return "\(label)\(dims)" + String(format: "median %8.3f ms %7.1f GFLOP/s   fastest %8.3f ms %7.1f GFLOP/s",
-                                                medianSeconds * 1e3, gflopsPerSecond, minimumSeconds * 1e3,
-                                                peakGflopsPerSecond)
+            return "\(label)\(dims)"
+                + String(
+                    format: "median %8.3f ms %7.1f GFLOP/s   fastest %8.3f ms %7.1f GFLOP/s",
+                    medianSeconds * 1e3, gflopsPerSecond, minimumSeconds * 1e3,
+                    peakGflopsPerSecond)
         }
     }
 
@@ -51,8 +53,10 @@ public enum OpenCLMicrobenchmark {
                 seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
             }
             seconds.sort()
-            results.append(Result(name: name, shape: shape, flops: flops, medianSeconds: seconds[seconds.count / 2],
-                                  minimumSeconds: seconds[0]))
+            results.append(
+                Result(
+                    name: name, shape: shape, flops: flops, medianSeconds: seconds[seconds.count / 2],
+                    minimumSeconds: seconds[0]))
         }
         let products: [(String, GEMMShape)] = [
             ("gemm conv1 forward", GEMMShape(m: 8, n: conv1.patchCount, k: 9)),
@@ -63,13 +67,16 @@ public enum OpenCLMicrobenchmark {
             ("gemm fc forward", GEMMShape(m: batch, n: 10, k: 400, transposeB: true)),
         ]
         for (name, shape) in products {
-            let a = try random(shape.m * shape.k), b = try random(shape.k * shape.n)
+            let a = try random(shape.m * shape.k)
+            let b = try random(shape.k * shape.n)
             let c = try device.makeBuffer(count: shape.m * shape.n, kind: .float32)
             try time(name, shape.description, flops: shape.flops) { try device.gemm(shape, a: a, b: b, c: c) }
         }
         for (name, s) in [("conv1", conv1), ("conv2", conv2)] {
-            let input = try random(s.inputCount), weight = try random(s.weightCount)
-            let output = try random(s.outputCount), gradInput = try random(s.inputCount)
+            let input = try random(s.inputCount)
+            let weight = try random(s.weightCount)
+            let output = try random(s.outputCount)
+            let gradInput = try random(s.inputCount)
             let gradWeight = try random(s.weightCount)
             let dims = "\(s.outChannels)×\(s.patchCount)×\(s.patchSize)"
             try time("\(name) forward (direct)", dims, flops: s.flops) {
@@ -82,15 +89,20 @@ public enum OpenCLMicrobenchmark {
                 try device.conv2dBackwardData(s, gradOutput: output, weight: weight, gradInput: gradInput)
             }
         }
-        let input = try random(batch * 400), weight = try random(4000), bias = try random(10)
-        let logits = try random(batch * 10), gradInput = try random(batch * 400)
-        let gradWeight = try random(4000), gradBias = try random(10)
+        let input = try random(batch * 400)
+        let weight = try random(4000)
+        let bias = try random(10)
+        let logits = try random(batch * 10)
+        let gradInput = try random(batch * 400)
+        let gradWeight = try random(4000)
+        let gradBias = try random(10)
         try time("fc forward (linear)", "\(batch)×10×400", flops: fc.flops) {
             try device.linearForward(fc, input: input, weight: weight, bias: bias, output: logits)
         }
         try time("fc backward (linear)", "\(batch)×10×400 ×2", flops: 2 * fc.flops) {
-            try device.linearBackward(fc, input: input, weight: weight, gradOutput: logits, gradInput: gradInput,
-                                      gradWeight: gradWeight, gradBias: gradBias)
+            try device.linearBackward(
+                fc, input: input, weight: weight, gradOutput: logits, gradInput: gradInput,
+                gradWeight: gradWeight, gradBias: gradBias)
         }
         return results
     }

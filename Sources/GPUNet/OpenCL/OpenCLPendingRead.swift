@@ -14,8 +14,9 @@ final class OpenCLPendingRead {
         memory = .allocate(capacity: max(source.count, 1))
         guard source.count > 0 else { return }
         var event: cl_event?
-        let status = clEnqueueReadBuffer(queue, source.memory, cl_bool(CL_FALSE), 0, source.byteCount, memory,
-                                         0, nil, &event)
+        let status = clEnqueueReadBuffer(
+            queue, source.memory, cl_bool(CL_FALSE), 0, source.byteCount, memory,
+            0, nil, &event)
         // On failure deinit frees the memory (every property is set by now).
         try OpenCLError.check(status, "clEnqueueReadBuffer(\(source.byteCount) bytes, non-blocking)")
         self.event = event

@@ -1,5 +1,5 @@
-import Foundation
 import COpenCL
+import Foundation
 
 /// One OpenCL device of this machine: where it sits (platform and device
 /// index, as in the selector `opencl:P:D`) and what it is.
@@ -37,15 +37,18 @@ enum OpenCLPlatforms {
         for (platformIndex, platform) in try platforms().enumerated() {
             let platformName = try platformString(platform, cl_platform_info(CL_PLATFORM_NAME), "CL_PLATFORM_NAME")
             for (deviceIndex, device) in try devices(of: platform).enumerated() {
-                result.append(try entry(platformIndex: platformIndex, deviceIndex: deviceIndex, platform: platform,
-                                        platformName: platformName, device: device))
+                result.append(
+                    try entry(
+                        platformIndex: platformIndex, deviceIndex: deviceIndex, platform: platform,
+                        platformName: platformName, device: device))
             }
         }
         return result
     }
 
     /// A hint for when no platform is found, for error messages.
-    static let noPlatformHint = "the OpenCL ICD loader found no platform; install a driver such as pocl-opencl-icd "
+    static let noPlatformHint =
+        "the OpenCL ICD loader found no platform; install a driver such as pocl-opencl-icd "
         + "and check /etc/OpenCL/vendors or OCL_ICD_VENDORS, or use --device host"
 
     private static func devices(of platform: cl_platform_id) throws -> [cl_device_id] {
@@ -54,13 +57,16 @@ enum OpenCLPlatforms {
         if status == CL_DEVICE_NOT_FOUND { return [] }
         try OpenCLError.check(status, "clGetDeviceIDs(count)")
         var ids = [cl_device_id?](repeating: nil, count: Int(count))
-        try OpenCLError.check(clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), count, &ids, nil),
-                              "clGetDeviceIDs")
+        try OpenCLError.check(
+            clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), count, &ids, nil),
+            "clGetDeviceIDs")
         return ids.compactMap { $0 }
     }
 
-    private static func entry(platformIndex: Int, deviceIndex: Int, platform: cl_platform_id, platformName: String,
-                              device: cl_device_id) throws -> OpenCLDeviceEntry {
+    private static func entry(
+        platformIndex: Int, deviceIndex: Int, platform: cl_platform_id, platformName: String,
+        device: cl_device_id
+    ) throws -> OpenCLDeviceEntry {
         let type: cl_device_type = try deviceValue(device, cl_device_info(CL_DEVICE_TYPE), "CL_DEVICE_TYPE")
         let isGPU = type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0
         let info = DeviceInfo(
@@ -69,28 +75,37 @@ enum OpenCLPlatforms {
             name: try deviceString(device, cl_device_info(CL_DEVICE_NAME), "CL_DEVICE_NAME"),
             vendor: try deviceString(device, cl_device_info(CL_DEVICE_VENDOR), "CL_DEVICE_VENDOR"),
             type: typeName(type),
-            computeUnits: Int(try deviceValue(device, cl_device_info(CL_DEVICE_MAX_COMPUTE_UNITS),
-                                              "CL_DEVICE_MAX_COMPUTE_UNITS") as cl_uint),
-            globalMemoryBytes: try deviceValue(device, cl_device_info(CL_DEVICE_GLOBAL_MEM_SIZE),
-                                               "CL_DEVICE_GLOBAL_MEM_SIZE"),
-            languageVersion: try deviceString(device, cl_device_info(CL_DEVICE_OPENCL_C_VERSION),
-                                              "CL_DEVICE_OPENCL_C_VERSION"),
+            computeUnits: Int(
+                try deviceValue(
+                    device, cl_device_info(CL_DEVICE_MAX_COMPUTE_UNITS),
+                    "CL_DEVICE_MAX_COMPUTE_UNITS") as cl_uint),
+            globalMemoryBytes: try deviceValue(
+                device, cl_device_info(CL_DEVICE_GLOBAL_MEM_SIZE),
+                "CL_DEVICE_GLOBAL_MEM_SIZE"),
+            languageVersion: try deviceString(
+                device, cl_device_info(CL_DEVICE_OPENCL_C_VERSION),
+                "CL_DEVICE_OPENCL_C_VERSION"),
             driverVersion: try deviceString(device, cl_device_info(CL_DRIVER_VERSION), "CL_DRIVER_VERSION"),
             platformName: platformName, kernelFamily: KernelFamily.automatic(forDeviceType: typeName(type)))
-        let maxAllocation: cl_ulong = try deviceValue(device, cl_device_info(CL_DEVICE_MAX_MEM_ALLOC_SIZE),
-                                                      "CL_DEVICE_MAX_MEM_ALLOC_SIZE")
-        let localMemory: cl_ulong = try deviceValue(device, cl_device_info(CL_DEVICE_LOCAL_MEM_SIZE),
-                                                    "CL_DEVICE_LOCAL_MEM_SIZE")
-        return OpenCLDeviceEntry(platformIndex: platformIndex, deviceIndex: deviceIndex, platform: platform,
-                                 device: device, info: info, maxAllocationBytes: maxAllocation,
-                                 localMemoryBytes: Int(localMemory))
+        let maxAllocation: cl_ulong = try deviceValue(
+            device, cl_device_info(CL_DEVICE_MAX_MEM_ALLOC_SIZE),
+            "CL_DEVICE_MAX_MEM_ALLOC_SIZE")
+        let localMemory: cl_ulong = try deviceValue(
+            device, cl_device_info(CL_DEVICE_LOCAL_MEM_SIZE),
+            "CL_DEVICE_LOCAL_MEM_SIZE")
+        return OpenCLDeviceEntry(
+            platformIndex: platformIndex, deviceIndex: deviceIndex, platform: platform,
+            device: device, info: info, maxAllocationBytes: maxAllocation,
+            localMemoryBytes: Int(localMemory))
     }
 
     /// CL_DEVICE_TYPE as words: "GPU", "CPU", "ACCELERATOR", joined with "+".
     static func typeName(_ type: cl_device_type) -> String {
-        let names: [(Int32, String)] = [(CL_DEVICE_TYPE_GPU, "GPU"), (CL_DEVICE_TYPE_CPU, "CPU"),
-                                        (CL_DEVICE_TYPE_ACCELERATOR, "ACCELERATOR"), (CL_DEVICE_TYPE_CUSTOM, "CUSTOM"),
-                                        (CL_DEVICE_TYPE_DEFAULT, "DEFAULT")]
+        let names: [(Int32, String)] = [
+            (CL_DEVICE_TYPE_GPU, "GPU"), (CL_DEVICE_TYPE_CPU, "CPU"),
+            (CL_DEVICE_TYPE_ACCELERATOR, "ACCELERATOR"), (CL_DEVICE_TYPE_CUSTOM, "CUSTOM"),
+            (CL_DEVICE_TYPE_DEFAULT, "DEFAULT"),
+        ]
         let parts = names.filter { type & cl_device_type($0.0) != 0 }.map(\.1)
         return parts.isEmpty ? "UNKNOWN" : parts.joined(separator: "+")
     }
@@ -103,16 +118,21 @@ enum OpenCLPlatforms {
         return trimmed(bytes)
     }
 
-    static func deviceValue<T: FixedWidthInteger>(_ device: cl_device_id, _ parameter: cl_device_info,
-                                                  _ name: String) throws -> T {
+    static func deviceValue<T: FixedWidthInteger>(
+        _ device: cl_device_id, _ parameter: cl_device_info,
+        _ name: String
+    ) throws -> T {
         var value: T = 0
-        try OpenCLError.check(clGetDeviceInfo(device, parameter, MemoryLayout<T>.size, &value, nil),
-                              "clGetDeviceInfo(\(name))")
+        try OpenCLError.check(
+            clGetDeviceInfo(device, parameter, MemoryLayout<T>.size, &value, nil),
+            "clGetDeviceInfo(\(name))")
         return value
     }
 
-    static func platformString(_ platform: cl_platform_id, _ parameter: cl_platform_info,
-                               _ name: String) throws -> String {
+    static func platformString(
+        _ platform: cl_platform_id, _ parameter: cl_platform_info,
+        _ name: String
+    ) throws -> String {
         var size = 0
         try OpenCLError.check(clGetPlatformInfo(platform, parameter, 0, nil, &size), "clGetPlatformInfo(\(name))")
         var bytes = [CChar](repeating: 0, count: max(size, 1))

@@ -1,5 +1,5 @@
-import Foundation
 import COpenCL
+import Foundation
 
 /// A built OpenCL program on one device's context.
 public final class OpenCLProgram {
@@ -36,8 +36,9 @@ public final class OpenCLProgram {
         var built: cl_program?
         var entryURL: URL?
         if let cache {
-            let url = cache.entryURL(deviceName: info.name, driverVersion: info.driverVersion,
-                                     source: source, options: options)
+            let url = cache.entryURL(
+                deviceName: info.name, driverVersion: info.driverVersion,
+                source: source, options: options)
             entryURL = url
             switch cache.read(url) {
             case .hit(let binary):
@@ -68,8 +69,9 @@ public final class OpenCLProgram {
         }
         self.program = built!
         self.owner = owner
-        preparation = Preparation(seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
-                                  cacheHit: cacheHit, cacheFile: entryURL?.path, notes: notes)
+        preparation = Preparation(
+            seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
+            cacheHit: cacheHit, cacheFile: entryURL?.path, notes: notes)
     }
 
     deinit {
@@ -80,11 +82,13 @@ public final class OpenCLProgram {
     /// The names of the kernels in this program.
     public func kernelNames() throws -> [String] {
         var size = 0
-        try OpenCLError.check(clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), 0, nil, &size),
-                              "clGetProgramInfo(CL_PROGRAM_KERNEL_NAMES)")
+        try OpenCLError.check(
+            clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), 0, nil, &size),
+            "clGetProgramInfo(CL_PROGRAM_KERNEL_NAMES)")
         var bytes = [CChar](repeating: 0, count: max(size, 1))
-        try OpenCLError.check(clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), size, &bytes, nil),
-                              "clGetProgramInfo(CL_PROGRAM_KERNEL_NAMES)")
+        try OpenCLError.check(
+            clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), size, &bytes, nil),
+            "clGetProgramInfo(CL_PROGRAM_KERNEL_NAMES)")
         return OpenCLPlatforms.trimmed(bytes).split(separator: ";").map(String.init).sorted()
     }
 
@@ -142,27 +146,33 @@ public final class OpenCLProgram {
     private static func buildLog(_ program: cl_program, owner: OpenCLContext) throws -> String {
         var size = 0
         let info = cl_program_build_info(CL_PROGRAM_BUILD_LOG)
-        try OpenCLError.check(clGetProgramBuildInfo(program, owner.entry.device, info, 0, nil, &size),
-                              "clGetProgramBuildInfo(CL_PROGRAM_BUILD_LOG)")
+        try OpenCLError.check(
+            clGetProgramBuildInfo(program, owner.entry.device, info, 0, nil, &size),
+            "clGetProgramBuildInfo(CL_PROGRAM_BUILD_LOG)")
         var bytes = [CChar](repeating: 0, count: max(size, 1))
-        try OpenCLError.check(clGetProgramBuildInfo(program, owner.entry.device, info, size, &bytes, nil),
-                              "clGetProgramBuildInfo(CL_PROGRAM_BUILD_LOG)")
+        try OpenCLError.check(
+            clGetProgramBuildInfo(program, owner.entry.device, info, size, &bytes, nil),
+            "clGetProgramBuildInfo(CL_PROGRAM_BUILD_LOG)")
         return OpenCLPlatforms.trimmed(bytes)
     }
 
     /// The device binary of a built program (one device per context).
     private static func binary(of program: cl_program, owner: OpenCLContext) throws -> [UInt8] {
         var size = 0
-        try OpenCLError.check(clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES),
-                                               MemoryLayout<Int>.size, &size, nil),
-                              "clGetProgramInfo(CL_PROGRAM_BINARY_SIZES)")
+        try OpenCLError.check(
+            clGetProgramInfo(
+                program, cl_program_info(CL_PROGRAM_BINARY_SIZES),
+                MemoryLayout<Int>.size, &size, nil),
+            "clGetProgramInfo(CL_PROGRAM_BINARY_SIZES)")
         guard size > 0 else { throw OpenCLError.invalidArgument("the driver returned an empty program binary") }
         var binary = [UInt8](repeating: 0, count: size)
         try binary.withUnsafeMutableBufferPointer { bytes in
             var pointer: UnsafeMutablePointer<UInt8>? = bytes.baseAddress
-            try OpenCLError.check(clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES),
-                                                   MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &pointer, nil),
-                                  "clGetProgramInfo(CL_PROGRAM_BINARIES)")
+            try OpenCLError.check(
+                clGetProgramInfo(
+                    program, cl_program_info(CL_PROGRAM_BINARIES),
+                    MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &pointer, nil),
+                "clGetProgramInfo(CL_PROGRAM_BINARIES)")
         }
         return binary
     }

@@ -30,7 +30,8 @@ public struct OpenCLProgramCache: Sendable {
     /// The file for one (device, driver, source, options).
     public func entryURL(deviceName: String, driverVersion: String, source: String, options: String) -> URL {
         let hash = Self.fnv1a64(Array(source.utf8) + [0] + Array(options.utf8))
-        let name = "\(Self.fileSafe(deviceName))-\(Self.fileSafe(driverVersion))-\(String(format: "%016llx", hash)).clbin"
+        let name =
+            "\(Self.fileSafe(deviceName))-\(Self.fileSafe(driverVersion))-\(String(format: "%016llx", hash)).clbin"
         return directory.appendingPathComponent(name)
     }
 

@@ -63,30 +63,37 @@ public struct SelfTest {
         for c in SelfTestCases.all {
             progress("\(c.operation) \(c.shape)")
             do {
-                let ours = try c.body(device), theirs = try c.body(reference)
+                let ours = try c.body(device)
+                let theirs = try c.body(reference)
                 try device.finish()
                 for ((name, rule, a), (_, _, b)) in zip(ours, theirs) {
                     rows.append(try compare(c, output: name, rule: rule, a, b))
                 }
             } catch {
-                rows.append(Row(operation: c.operation, shape: c.shape, output: "-", rule: .forward, maxError: .nan,
-                                limit: Self.limit, passed: false, error: "\(error)"))
+                rows.append(
+                    Row(
+                        operation: c.operation, shape: c.shape, output: "-", rule: .forward, maxError: .nan,
+                        limit: Self.limit, passed: false, error: "\(error)"))
             }
         }
         return rows
     }
 
-    private func compare(_ c: SelfTestCases.Case, output: String, rule: Rule, _ mine: Buffer, _ ref: Buffer) throws -> Row {
+    private func compare(_ c: SelfTestCases.Case, output: String, rule: Rule, _ mine: Buffer, _ ref: Buffer) throws
+        -> Row
+    {
         let error: Double
         if mine.kind == .int32 {
-            let a = try device.int32s(mine), b = try reference.int32s(ref)
+            let a = try device.int32s(mine)
+            let b = try reference.int32s(ref)
             error = Double(zip(a, b).filter { $0 != $1 }.count + abs(a.count - b.count))
         } else {
             error = Self.error(try device.floats(mine), reference: try reference.floats(ref), rule: rule)
         }
         let limit = rule == .exact ? 0 : Self.limit
-        return Row(operation: c.operation, shape: c.shape, output: output, rule: rule, maxError: error, limit: limit,
-                   passed: Self.passes(error, rule), error: nil)
+        return Row(
+            operation: c.operation, shape: c.shape, output: output, rule: rule, maxError: error, limit: limit,
+            passed: Self.passes(error, rule), error: nil)
     }
 
     /// The error of `values` against `reference` as `rule` measures it

@@ -31,7 +31,9 @@ enum SelfTestCases {
             }
             return out
         }
-        mutating func labels(_ n: Int, classes: Int) -> [Int32] { (0..<n).map { _ in Int32(random.next() % UInt64(classes)) } }
+        mutating func labels(_ n: Int, classes: Int) -> [Int32] {
+            (0..<n).map { _ in Int32(random.next() % UInt64(classes)) }
+        }
     }
 
     static var all: [Case] {
@@ -54,103 +56,132 @@ enum SelfTestCases {
         for (index, (name, s)) in gemms.enumerated() {
             // A product over thousands of terms is a gradient-like sum.
             let rule: SelfTest.Rule = s.k > 1000 ? .gradient : .forward
-            cases.append(Case(operation: "gemm", shape: "\(name) \(s)") { d in
-                var r = Inputs(UInt64(index))
-                let a = try d.makeBuffer(r.floats(s.m * s.k)), b = try d.makeBuffer(r.floats(s.k * s.n))
-                let c = try d.makeBuffer(r.floats(s.m * s.n))
-                try d.gemm(s, a: a, b: b, c: c)
-                return [("C", rule, c)]
-            })
+            cases.append(
+                Case(operation: "gemm", shape: "\(name) \(s)") { d in
+                    var r = Inputs(UInt64(index))
+                    let a = try d.makeBuffer(r.floats(s.m * s.k))
+                    let b = try d.makeBuffer(r.floats(s.k * s.n))
+                    let c = try d.makeBuffer(r.floats(s.m * s.n))
+                    try d.gemm(s, a: a, b: b, c: c)
+                    return [("C", rule, c)]
+                })
         }
-        for (index, (name, conv, pool)) in [("conv1", tiny.conv1, tiny.pool1), ("conv2", tiny.conv2, tiny.pool2),
-                                            ("odd", oddConv, oddPool)].enumerated() {
+        for (index, (name, conv, pool)) in [
+            ("conv1", tiny.conv1, tiny.pool1), ("conv2", tiny.conv2, tiny.pool2),
+            ("odd", oddConv, oddPool),
+        ].enumerated() {
             cases += convolutionCases(name: name, conv, pool, seed: 100 + UInt64(index))
         }
         for (index, (name, pool)) in [("pool1", tiny.pool1), ("pool2", tiny.pool2), ("odd", oddPool)].enumerated() {
             let words = "\(name) (\(pool.batch),\(pool.channels),\(pool.height),\(pool.width))"
-            cases.append(Case(operation: "relu", shape: "\(name) \(pool.outputCount)") { d in
-                var r = Inputs(200 + UInt64(index))
-                let n = pool.outputCount
-                let input = try d.makeBuffer(r.floats(n)), output = try d.makeBuffer(count: n, kind: .float32)
-                let gradOutput = try d.makeBuffer(r.floats(n)), gradInput = try d.makeBuffer(count: n, kind: .float32)
-                try d.reluForward(count: n, input: input, output: output)
-                try d.reluBackward(count: n, output: output, gradOutput: gradOutput, gradInput: gradInput)
-                return [("output", .forward, output), ("gradInput", .gradient, gradInput)]
-            })
-            cases.append(Case(operation: "maxpool2", shape: words) { d in
-                var r = Inputs(300 + UInt64(index))
-                let input = try d.makeBuffer(r.floats(pool.inputCount))
-                let output = try d.makeBuffer(count: pool.outputCount, kind: .float32)
-                let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
-                try d.maxPool2Forward(pool, input: input, output: output, argmax: argmax)
-                let gradOutput = try d.makeBuffer(r.floats(pool.outputCount))
-                let gradInput = try d.makeBuffer(count: pool.inputCount, kind: .float32)
-                try d.maxPool2Backward(pool, gradOutput: gradOutput, argmax: argmax, gradInput: gradInput)
-                return [("output", .forward, output), ("argmax", .exact, argmax), ("gradInput", .gradient, gradInput)]
-            })
+            cases.append(
+                Case(operation: "relu", shape: "\(name) \(pool.outputCount)") { d in
+                    var r = Inputs(200 + UInt64(index))
+                    let n = pool.outputCount
+                    let input = try d.makeBuffer(r.floats(n))
+                    let output = try d.makeBuffer(count: n, kind: .float32)
+                    let gradOutput = try d.makeBuffer(r.floats(n))
+                    let gradInput = try d.makeBuffer(count: n, kind: .float32)
+                    try d.reluForward(count: n, input: input, output: output)
+                    try d.reluBackward(count: n, output: output, gradOutput: gradOutput, gradInput: gradInput)
+                    return [("output", .forward, output), ("gradInput", .gradient, gradInput)]
+                })
+            cases.append(
+                Case(operation: "maxpool2", shape: words) { d in
+                    var r = Inputs(300 + UInt64(index))
+                    let input = try d.makeBuffer(r.floats(pool.inputCount))
+                    let output = try d.makeBuffer(count: pool.outputCount, kind: .float32)
+                    let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
+                    try d.maxPool2Forward(pool, input: input, output: output, argmax: argmax)
+                    let gradOutput = try d.makeBuffer(r.floats(pool.outputCount))
+                    let gradInput = try d.makeBuffer(count: pool.inputCount, kind: .float32)
+                    try d.maxPool2Backward(pool, gradOutput: gradOutput, argmax: argmax, gradInput: gradInput)
+                    return [
+                        ("output", .forward, output), ("argmax", .exact, argmax), ("gradInput", .gradient, gradInput),
+                    ]
+                })
         }
-        for (index, (name, s)) in [("fc", tiny.fc), ("odd", LinearShape(batch: 3, inFeatures: 37, outFeatures: 7))].enumerated() {
+        for (index, (name, s)) in [("fc", tiny.fc), ("odd", LinearShape(batch: 3, inFeatures: 37, outFeatures: 7))]
+            .enumerated()
+        {
             let words = "\(name) \(s.batch)×\(s.inFeatures)→\(s.outFeatures)"
-            cases.append(Case(operation: "linear", shape: words) { d in
-                var r = Inputs(400 + UInt64(index))
-                let input = try d.makeBuffer(r.floats(s.batch * s.inFeatures))
-                let weight = try d.makeBuffer(r.floats(s.outFeatures * s.inFeatures)), bias = try d.makeBuffer(r.floats(s.outFeatures))
-                let output = try d.makeBuffer(count: s.batch * s.outFeatures, kind: .float32)
-                try d.linearForward(s, input: input, weight: weight, bias: bias, output: output)
-                let gradOutput = try d.makeBuffer(r.floats(s.batch * s.outFeatures))
-                let gradInput = try d.makeBuffer(count: s.batch * s.inFeatures, kind: .float32)
-                let gradWeight = try d.makeBuffer(count: s.outFeatures * s.inFeatures, kind: .float32)
-                let gradBias = try d.makeBuffer(count: s.outFeatures, kind: .float32)
-                try d.linearBackward(s, input: input, weight: weight, gradOutput: gradOutput, gradInput: gradInput,
-                                     gradWeight: gradWeight, gradBias: gradBias)
-                return [("output", .forward, output), ("gradInput", .gradient, gradInput),
-                        ("gradWeight", .gradient, gradWeight), ("gradBias", .gradient, gradBias)]
-            })
-            cases.append(Case(operation: "softmax_cross_entropy", shape: "\(name) \(s.batch)×\(s.outFeatures)") { d in
-                var r = Inputs(500 + UInt64(index))
-                let logits = try d.makeBuffer(r.floats(s.batch * s.outFeatures).map { 4 * $0 })
-                let labels = try d.makeBuffer(r.labels(s.batch, classes: s.outFeatures))
-                let gradLogits = try d.makeBuffer(count: s.batch * s.outFeatures, kind: .float32)
-                let perSample = try d.makeBuffer(count: 2 * s.batch, kind: .float32)
-                try d.softmaxCrossEntropy(batch: s.batch, classes: s.outFeatures, logits: logits, labels: labels,
-                                          gradLogits: gradLogits, perSample: perSample)
-                return [("perSample", .forward, perSample), ("gradLogits", .gradient, gradLogits)]
-            })
+            cases.append(
+                Case(operation: "linear", shape: words) { d in
+                    var r = Inputs(400 + UInt64(index))
+                    let input = try d.makeBuffer(r.floats(s.batch * s.inFeatures))
+                    let weight = try d.makeBuffer(r.floats(s.outFeatures * s.inFeatures))
+                    let bias = try d.makeBuffer(r.floats(s.outFeatures))
+                    let output = try d.makeBuffer(count: s.batch * s.outFeatures, kind: .float32)
+                    try d.linearForward(s, input: input, weight: weight, bias: bias, output: output)
+                    let gradOutput = try d.makeBuffer(r.floats(s.batch * s.outFeatures))
+                    let gradInput = try d.makeBuffer(count: s.batch * s.inFeatures, kind: .float32)
+                    let gradWeight = try d.makeBuffer(count: s.outFeatures * s.inFeatures, kind: .float32)
+                    let gradBias = try d.makeBuffer(count: s.outFeatures, kind: .float32)
+                    try d.linearBackward(
+                        s, input: input, weight: weight, gradOutput: gradOutput, gradInput: gradInput,
+                        gradWeight: gradWeight, gradBias: gradBias)
+                    return [
+                        ("output", .forward, output), ("gradInput", .gradient, gradInput),
+                        ("gradWeight", .gradient, gradWeight), ("gradBias", .gradient, gradBias),
+                    ]
+                })
+            cases.append(
+                Case(operation: "softmax_cross_entropy", shape: "\(name) \(s.batch)×\(s.outFeatures)") { d in
+                    var r = Inputs(500 + UInt64(index))
+                    let logits = try d.makeBuffer(r.floats(s.batch * s.outFeatures).map { 4 * $0 })
+                    let labels = try d.makeBuffer(r.labels(s.batch, classes: s.outFeatures))
+                    let gradLogits = try d.makeBuffer(count: s.batch * s.outFeatures, kind: .float32)
+                    let perSample = try d.makeBuffer(count: 2 * s.batch, kind: .float32)
+                    try d.softmaxCrossEntropy(
+                        batch: s.batch, classes: s.outFeatures, logits: logits, labels: labels,
+                        gradLogits: gradLogits, perSample: perSample)
+                    return [("perSample", .forward, perSample), ("gradLogits", .gradient, gradLogits)]
+                })
         }
         for (index, (name, sizes)) in [("TinyConvNet", [72, 1152, 4000, 10]), ("odd", [5, 37])].enumerated() {
             let words = "\(name) " + sizes.map(String.init).joined(separator: "+")
-            cases.append(optimizerCase("adam", words, sizes, state: "m", seed: 600 + UInt64(index)) { d, params, grads, state in
-                let tensors = sizes.indices.map {
-                    AdamTensor(count: sizes[$0], parameter: params[$0], gradient: grads[$0], m: state[$0][0], v: state[$0][1])
-                }
-                try d.adamStep(tensors, step: AdamStep(learningRate: 1e-3, step: 3))
-            })
-            cases.append(optimizerCase("sgd_momentum", words, sizes, state: "velocity", seed: 700 + UInt64(index)) { d, params, grads, state in
-                let tensors = sizes.indices.map {
-                    MomentumTensor(count: sizes[$0], parameter: params[$0], gradient: grads[$0], velocity: state[$0][0])
-                }
-                try d.sgdMomentumStep(tensors, learningRate: 0.05, momentum: 0.9)
-            })
+            cases.append(
+                optimizerCase("adam", words, sizes, state: "m", seed: 600 + UInt64(index)) { d, params, grads, state in
+                    let tensors = sizes.indices.map {
+                        AdamTensor(
+                            count: sizes[$0], parameter: params[$0], gradient: grads[$0], m: state[$0][0],
+                            v: state[$0][1])
+                    }
+                    try d.adamStep(tensors, step: AdamStep(learningRate: 1e-3, step: 3))
+                })
+            cases.append(
+                optimizerCase("sgd_momentum", words, sizes, state: "velocity", seed: 700 + UInt64(index)) {
+                    d, params, grads, state in
+                    let tensors = sizes.indices.map {
+                        MomentumTensor(
+                            count: sizes[$0], parameter: params[$0], gradient: grads[$0], velocity: state[$0][0])
+                    }
+                    try d.sgdMomentumStep(tensors, learningRate: 0.05, momentum: 0.9)
+                })
         }
         for (side, count, range) in [(28, 100, 10..<74), (28, 100, 99..<100), (5, 50, 40..<50)] {
-            cases.append(Case(operation: "gather_batch", shape: "\(count) images \(side)×\(side), order[\(range)]") { d in
-                var r = Inputs(UInt64(800 + side + range.lowerBound))
-                let size = side * side
-                let pixels: [UInt8] = (0..<(count * size)).map { _ in UInt8(truncatingIfNeeded: r.random.next()) }
-                let labels: [UInt8] = (0..<count).map { _ in UInt8(r.random.next() % 10) }
-                var order = Array(0..<count)
-                for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, Int(r.random.next() % UInt64(i + 1))) }
-                let pixelBuffer = try d.makeBuffer(count: pixels.count, kind: .uint8)
-                try pixels.withUnsafeBufferPointer { try d.upload($0, to: pixelBuffer) }
-                let labelBuffer = try d.makeBuffer(count: count, kind: .uint8)
-                try labels.withUnsafeBufferPointer { try d.upload($0, to: labelBuffer) }
-                let images = try d.makeBuffer(count: range.count * size, kind: .float32)
-                let batchLabels = try d.makeBuffer(count: range.count, kind: .int32)
-                try d.gatherBatch(BatchGatherShape(count: count, imageSize: size, range: range), pixels: pixelBuffer,
-                                  labels: labelBuffer, order: try d.makeBuffer(order.map { Int32($0) }),
-                                  images: images, batchLabels: batchLabels)
-                return [("images", .exact, images), ("labels", .exact, batchLabels)]
-            })
+            cases.append(
+                Case(operation: "gather_batch", shape: "\(count) images \(side)×\(side), order[\(range)]") { d in
+                    var r = Inputs(UInt64(800 + side + range.lowerBound))
+                    let size = side * side
+                    let pixels: [UInt8] = (0..<(count * size)).map { _ in UInt8(truncatingIfNeeded: r.random.next()) }
+                    let labels: [UInt8] = (0..<count).map { _ in UInt8(r.random.next() % 10) }
+                    var order = Array(0..<count)
+                    for i in stride(from: count - 1, to: 0, by: -1) {
+                        order.swapAt(i, Int(r.random.next() % UInt64(i + 1)))
+                    }
+                    let pixelBuffer = try d.makeBuffer(count: pixels.count, kind: .uint8)
+                    try pixels.withUnsafeBufferPointer { try d.upload($0, to: pixelBuffer) }
+                    let labelBuffer = try d.makeBuffer(count: count, kind: .uint8)
+                    try labels.withUnsafeBufferPointer { try d.upload($0, to: labelBuffer) }
+                    let images = try d.makeBuffer(count: range.count * size, kind: .float32)
+                    let batchLabels = try d.makeBuffer(count: range.count, kind: .int32)
+                    try d.gatherBatch(
+                        BatchGatherShape(count: count, imageSize: size, range: range), pixels: pixelBuffer,
+                        labels: labelBuffer, order: try d.makeBuffer(order.map { Int32($0) }),
+                        images: images, batchLabels: batchLabels)
+                    return [("images", .exact, images), ("labels", .exact, batchLabels)]
+                })
         }
         return cases
     }
@@ -171,7 +202,8 @@ enum SelfTestCases {
             },
             Case(operation: "conv2d", shape: words) { d in
                 var r = Inputs(seed + 10)
-                let input = try d.makeBuffer(r.floats(conv.inputCount)), weight = try d.makeBuffer(r.floats(conv.weightCount))
+                let input = try d.makeBuffer(r.floats(conv.inputCount))
+                let weight = try d.makeBuffer(r.floats(conv.weightCount))
                 let output = try d.makeBuffer(count: conv.outputCount, kind: .float32)
                 try d.conv2dForward(conv, input: input, weight: weight, output: output)
                 let gradOutput = try d.makeBuffer(r.floats(conv.outputCount))
@@ -179,40 +211,52 @@ enum SelfTestCases {
                 let gradWeight = try d.makeBuffer(count: conv.weightCount, kind: .float32)
                 try d.conv2dBackwardData(conv, gradOutput: gradOutput, weight: weight, gradInput: gradInput)
                 try d.conv2dBackwardWeight(conv, input: input, gradOutput: gradOutput, gradWeight: gradWeight)
-                return [("output", .forward, output), ("gradInput", .gradient, gradInput), ("gradWeight", .gradient, gradWeight)]
+                return [
+                    ("output", .forward, output), ("gradInput", .gradient, gradInput),
+                    ("gradWeight", .gradient, gradWeight),
+                ]
             },
             Case(operation: "conv2d+maxpool2+relu (pooled)", shape: words) { d in
                 var r = Inputs(seed + 20)
-                let input = try d.makeBuffer(r.floats(conv.inputCount)), weight = try d.makeBuffer(r.floats(conv.weightCount))
+                let input = try d.makeBuffer(r.floats(conv.inputCount))
+                let weight = try d.makeBuffer(r.floats(conv.weightCount))
                 let pooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
                 let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
-                try d.conv2dMaxPool2Forward(conv, input: input, weight: weight, pooled: pooled, argmax: argmax, relu: true)
+                try d.conv2dMaxPool2Forward(
+                    conv, input: input, weight: weight, pooled: pooled, argmax: argmax, relu: true)
                 // The backward passes on seeded winners and ReLU outputs (about
                 // half ≤ 0, masked), the same on both devices.
-                let gradient = PooledGradient(pool: pool, values: try d.makeBuffer(r.floats(pool.outputCount)),
-                                              argmax: try d.makeBuffer(r.argmax(pool)),
-                                              reluOutput: try d.makeBuffer(r.floats(pool.outputCount)))
+                let gradient = PooledGradient(
+                    pool: pool, values: try d.makeBuffer(r.floats(pool.outputCount)),
+                    argmax: try d.makeBuffer(r.argmax(pool)),
+                    reluOutput: try d.makeBuffer(r.floats(pool.outputCount)))
                 let gradWeight = try d.makeBuffer(count: conv.weightCount, kind: .float32)
                 let gradInput = try d.makeBuffer(count: conv.inputCount, kind: .float32)
                 try d.conv2dBackwardWeight(conv, input: input, pooledGradient: gradient, gradWeight: gradWeight)
                 try d.conv2dBackwardData(conv, pooledGradient: gradient, weight: weight, gradInput: gradInput)
-                return [("pooled", .forward, pooled), ("argmax", .exact, argmax),
-                        ("gradWeight", .gradient, gradWeight), ("gradInput", .gradient, gradInput)]
+                return [
+                    ("pooled", .forward, pooled), ("argmax", .exact, argmax),
+                    ("gradWeight", .gradient, gradWeight), ("gradInput", .gradient, gradInput),
+                ]
             },
         ]
     }
 
     /// An optimiser step on tensors of `sizes`: the parameters' change (a
     /// gradient-sized quantity, compared by the gradient rule) and the new state.
-    static func optimizerCase(_ name: String, _ words: String, _ sizes: [Int], state stateName: String, seed: UInt64,
-                              step: @escaping (any Device, [Buffer], [Buffer], [[Buffer]]) throws -> Void) -> Case {
+    static func optimizerCase(
+        _ name: String, _ words: String, _ sizes: [Int], state stateName: String, seed: UInt64,
+        step: @escaping (any Device, [Buffer], [Buffer], [[Buffer]]) throws -> Void
+    ) -> Case {
         Case(operation: name, shape: words) { d in
             var r = Inputs(seed)
             let before = sizes.map { r.floats($0) }
             let params = try before.map { try d.makeBuffer($0) }
             let grads = try sizes.map { try d.makeBuffer(r.floats($0)) }
             // Adam's v must be ≥ 0; the same squares serve as SGD's velocity.
-            let state = try sizes.map { n in [try d.makeBuffer(r.floats(n)), try d.makeBuffer(r.floats(n).map { $0 * $0 })] }
+            let state = try sizes.map { n in
+                [try d.makeBuffer(r.floats(n)), try d.makeBuffer(r.floats(n).map { $0 * $0 })]
+            }
             try step(d, params, grads, state)
             var outputs: [(String, SelfTest.Rule, Buffer)] = []
             for (i, p) in params.enumerated() {

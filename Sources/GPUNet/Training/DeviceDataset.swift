@@ -51,9 +51,11 @@ public final class DeviceDataset {
     /// Queues the gather of the images and labels at positions `range` of
     /// the order into `w`'s input and labels (`w.batch == range.count`).
     public func gather(_ range: Range<Int>, into w: TinyConvNet.Workspace) throws {
-        precondition(w.batch == range.count && imageSize == TinyConvNet.imageSide * TinyConvNet.imageSide,
-                     "DeviceDataset.gather: \(range.count) images of \(imageSize) pixels into a workspace of \(w.batch)")
-        try device.gatherBatch(BatchGatherShape(count: count, imageSize: imageSize, range: range),
-                               pixels: pixels, labels: labels, order: order, images: w.input, batchLabels: w.labels)
+        precondition(
+            w.batch == range.count && imageSize == TinyConvNet.imageSide * TinyConvNet.imageSide,
+            "DeviceDataset.gather: \(range.count) images of \(imageSize) pixels into a workspace of \(w.batch)")
+        try device.gatherBatch(
+            BatchGatherShape(count: count, imageSize: imageSize, range: range),
+            pixels: pixels, labels: labels, order: order, images: w.input, batchLabels: w.labels)
     }
 }

@@ -40,7 +40,8 @@ public struct Evaluation: Sendable {
         precondition(set.isInSetOrder, "Evaluation.run: the set's order was shuffled (DeviceDataset.setOrder)")
         var predictions: [Int] = []
         predictions.reserveCapacity(set.count)
-        var lossSum = 0.0, correct = 0
+        var lossSum = 0.0
+        var correct = 0
         var start = 0
         while start < set.count {
             let indices = start..<min(set.count, start + batchSize)
@@ -58,7 +59,8 @@ public struct Evaluation: Sendable {
             }
             start = indices.upperBound
         }
-        return Evaluation(count: set.count, correct: correct, meanLoss: lossSum / Double(max(1, set.count)),
-                          predictions: predictions, labels: set.hostLabels.map(Int.init))
+        return Evaluation(
+            count: set.count, correct: correct, meanLoss: lossSum / Double(max(1, set.count)),
+            predictions: predictions, labels: set.hostLabels.map(Int.init))
     }
 }

@@ -14,8 +14,8 @@ public enum OptimizerKind: Codable, Hashable, Sendable, CustomStringConvertible 
 
     public var description: String {
         switch self {
-        case let .adam(b1, b2, eps): return "adam(β1=\(b1), β2=\(b2), ε=\(eps))"
-        case let .sgd(m): return "sgd(momentum=\(m))"
+        case .adam(let b1, let b2, let eps): return "adam(β1=\(b1), β2=\(b2), ε=\(eps))"
+        case .sgd(let m): return "sgd(momentum=\(m))"
         }
     }
 }
@@ -43,8 +43,10 @@ public final class Optimizer {
         }
     }
 
-    public init(_ kind: OptimizerKind, learningRate: Float, parameters: TinyConvNet.Parameters,
-                device: any Device) throws {
+    public init(
+        _ kind: OptimizerKind, learningRate: Float, parameters: TinyConvNet.Parameters,
+        device: any Device
+    ) throws {
         self.kind = kind
         self.learningRate = learningRate
         self.device = device
@@ -63,13 +65,16 @@ public final class Optimizer {
         step += 1
         let tensors = zip(zip(parameters.all, gradients.all), slots)
         switch kind {
-        case let .adam(b1, b2, eps):
+        case .adam(let b1, let b2, let eps):
             let adam = tensors.map { pair, state in
                 AdamTensor(count: pair.0.count, parameter: pair.0, gradient: pair.1, m: state[0], v: state[1])
             }
-            try device.adamStep(adam, step: AdamStep(learningRate: learningRate, beta1: b1, beta2: b2, epsilon: eps,
-                                                     step: step))
-        case let .sgd(momentum):
+            try device.adamStep(
+                adam,
+                step: AdamStep(
+                    learningRate: learningRate, beta1: b1, beta2: b2, epsilon: eps,
+                    step: step))
+        case .sgd(let momentum):
             let sgd = tensors.map { pair, state in
                 MomentumTensor(count: pair.0.count, parameter: pair.0, gradient: pair.1, velocity: state[0])
             }
@@ -81,15 +86,19 @@ public final class Optimizer {
     /// device which prepares its kernels on first use (OpenCL) has done so;
     /// the optimiser's own state and step count are untouched.
     public func prepare() throws {
-        let p = try device.makeBuffer(count: 1, kind: .float32), g = try device.makeBuffer(count: 1, kind: .float32)
-        let a = try device.makeBuffer(count: 1, kind: .float32), b = try device.makeBuffer(count: 1, kind: .float32)
+        let p = try device.makeBuffer(count: 1, kind: .float32)
+        let g = try device.makeBuffer(count: 1, kind: .float32)
+        let a = try device.makeBuffer(count: 1, kind: .float32)
+        let b = try device.makeBuffer(count: 1, kind: .float32)
         switch kind {
-        case let .adam(b1, b2, eps):
-            try device.adamStep([AdamTensor(count: 1, parameter: p, gradient: g, m: a, v: b)],
-                                step: AdamStep(learningRate: learningRate, beta1: b1, beta2: b2, epsilon: eps, step: 1))
-        case let .sgd(momentum):
-            try device.sgdMomentumStep([MomentumTensor(count: 1, parameter: p, gradient: g, velocity: a)],
-                                       learningRate: learningRate, momentum: momentum)
+        case .adam(let b1, let b2, let eps):
+            try device.adamStep(
+                [AdamTensor(count: 1, parameter: p, gradient: g, m: a, v: b)],
+                step: AdamStep(learningRate: learningRate, beta1: b1, beta2: b2, epsilon: eps, step: 1))
+        case .sgd(let momentum):
+            try device.sgdMomentumStep(
+                [MomentumTensor(count: 1, parameter: p, gradient: g, velocity: a)],
+                learningRate: learningRate, momentum: momentum)
         }
     }
 
@@ -110,7 +119,8 @@ public final class Optimizer {
             for (j, slot) in slotNames.enumerated() {
                 let key = "\(slot).\(name)"
                 guard let values = state[key], values.count == slots[i][j].count else {
-                    throw TrainingError.resume("checkpoint lacks optimiser tensor \(key) with \(slots[i][j].count) values")
+                    throw TrainingError.resume(
+                        "checkpoint lacks optimiser tensor \(key) with \(slots[i][j].count) values")
                 }
                 try device.upload(values, to: slots[i][j])
             }

@@ -15,9 +15,10 @@ extension Trainer {
         var disagreements = [counts == mine ? 0.0 : 1.0]
         try group.sum(&disagreements)
         guard disagreements[0] == 0 else {
-            throw TrainingError.resume("the ranks found different checkpoints: rank 0 has \(Int(counts[0])) finished "
-                + "epoch(s) (optimiser step \(Int(counts[1]))), rank \(group.rank) has \(Int(mine[0])) (step \(Int(mine[1]))); "
-                + "every rank must see the same --out folder")
+            throw TrainingError.resume(
+                "the ranks found different checkpoints: rank 0 has \(Int(counts[0])) finished "
+                    + "epoch(s) (optimiser step \(Int(counts[1]))), rank \(group.rank) has \(Int(mine[0])) (step \(Int(mine[1]))); "
+                    + "every rank must see the same --out folder")
         }
         var weights = try network.weights()
         var flat = weights.conv1 + weights.conv2 + weights.fcWeight + weights.fcBias

@@ -51,8 +51,9 @@ public final class Trainer {
         self.test = settings.testLimit.map { test.prefix($0) } ?? test
         network = try TinyConvNet(device: device)
         try network.load(TinyConvNet.initialWeights(seed: settings.seed))
-        optimizer = try Optimizer(settings.optimizer, learningRate: settings.learningRate,
-                                  parameters: network.parameters, device: device)
+        optimizer = try Optimizer(
+            settings.optimizer, learningRate: settings.learningRate,
+            parameters: network.parameters, device: device)
     }
 
     /// The order of epoch `epoch` (1-based): a Fisher–Yates shuffle seeded by
@@ -77,19 +78,20 @@ public final class Trainer {
         guard FileManager.default.fileExists(atPath: url.path) else { return 0 }
         let checkpoint = try Checkpoint.read(from: url)
         guard let settingsJSON = checkpoint.metadata["settings"],
-              let saved = try? JSONDecoder().decode(TrainingSettings.self, from: Data(settingsJSON.utf8))
+            let saved = try? JSONDecoder().decode(TrainingSettings.self, from: Data(settingsJSON.utf8))
         else { throw TrainingError.resume("\(url.path) has no training settings in its metadata") }
         guard settings.isContinuation(of: saved) else {
             throw TrainingError.resume("\(url.path) was trained with other settings (\(settingsJSON))")
         }
         guard let epochText = checkpoint.metadata["epoch"], let epoch = Int(epochText),
-              let stepText = checkpoint.metadata["optimizer_step"], let step = Int(stepText)
+            let stepText = checkpoint.metadata["optimizer_step"], let step = Int(stepText)
         else { throw TrainingError.resume("\(url.path) lacks the epoch or optimizer_step metadata") }
         try network.load(checkpoint.weights)
         try optimizer.restore(checkpoint.optimizerState, step: step)
         let metricsURL = directory.appendingPathComponent(Self.metricsFile)
         if let data = try? Data(contentsOf: metricsURL),
-           let metrics = try? JSONDecoder().decode(TrainingMetrics.self, from: data) {
+            let metrics = try? JSONDecoder().decode(TrainingMetrics.self, from: data)
+        {
             history = Array(metrics.epochs.prefix(epoch))
         }
         return epoch
@@ -99,14 +101,17 @@ public final class Trainer {
     public func run(outputDirectory directory: URL?, observer: TrainingObserver? = nil) throws {
         let startEpoch = history.count + 1
         guard startEpoch <= settings.epochs else { return }
-        let steps = gradientReducer?.steps(images: train.count, batchSize: settings.batchSize)
+        let steps =
+            gradientReducer?.steps(images: train.count, batchSize: settings.batchSize)
             ?? (train.count + settings.batchSize - 1) / settings.batchSize
         let (trainData, testData) = try prepareDevice()
         for epoch in startEpoch...settings.epochs {
             observer?.epochStarted(epoch: epoch, of: settings.epochs, steps: steps)
             let start = DispatchTime.now().uptimeNanoseconds
             try trainData.setOrder(Self.order(count: train.count, seed: settings.seed, epoch: epoch))
-            var lossSum = 0.0, correct = 0, seen = 0
+            var lossSum = 0.0
+            var correct = 0
+            var seen = 0
             /// Waits for a step's loss and correct count, then reports it.
             func conclude(step: Int, _ pending: TinyConvNet.PendingBatchResult) throws {
                 let result = try pending.value()
@@ -116,8 +121,9 @@ public final class Trainer {
                 lossSum += result.lossSum
                 correct += result.correct
                 seen += pending.batch
-                observer?.stepFinished(epoch: epoch, step: step + 1, steps: steps, images: seen,
-                                       meanLoss: lossSum / Double(seen))
+                observer?.stepFinished(
+                    epoch: epoch, step: step + 1, steps: steps, images: seen,
+                    meanLoss: lossSum / Double(seen))
             }
             /// Concludes the step in flight and ends the run if a stop was requested.
             func stopIfRequested(_ inFlight: (step: Int, workspace: TinyConvNet.Workspace)) throws {
@@ -166,11 +172,13 @@ public final class Trainer {
             }
             let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             // Every rank holds the same weights: rank 0 alone evaluates (and writes); the others record NaN.
-            let testAccuracy = (gradientReducer?.group.rank ?? 0) == 0
+            let testAccuracy =
+                (gradientReducer?.group.rank ?? 0) == 0
                 ? try Evaluation.run(network: network, on: testData).accuracy : .nan
-            let metrics = EpochMetrics(epoch: epoch, loss: lossSum / Double(seen),
-                                       trainAccuracy: Double(correct) / Double(seen), testAccuracy: testAccuracy,
-                                       seconds: trainSeconds, imagesPerSecond: Double(seen) / trainSeconds)
+            let metrics = EpochMetrics(
+                epoch: epoch, loss: lossSum / Double(seen),
+                trainAccuracy: Double(correct) / Double(seen), testAccuracy: testAccuracy,
+                seconds: trainSeconds, imagesPerSecond: Double(seen) / trainSeconds)
             history.append(metrics)
             if let directory, (gradientReducer?.group.rank ?? 0) == 0 { try save(to: directory) }
             observer?.epochFinished(metrics, of: settings.epochs)
@@ -191,8 +199,11 @@ public final class Trainer {
         // The full batch, and the epoch's last, smaller one if there is one
         // (its launches have other sizes, which PoCL compiles its own code for).
         // Data-parallel: this process's shares of those two.
-        let full = min(settings.batchSize, max(1, train.count)), remainder = train.count % settings.batchSize
-        let sizes = ([full] + (remainder > 0 && remainder != full ? [remainder] : [])).map { localShare(of: 0..<$0).count }
+        let full = min(settings.batchSize, max(1, train.count))
+        let remainder = train.count % settings.batchSize
+        let sizes = ([full] + (remainder > 0 && remainder != full ? [remainder] : [])).map {
+            localShare(of: 0..<$0).count
+        }
         for batch in sizes where batch > 0 {
             let w = try network.workspace(batch: batch)
             if batch <= train.count { try trainData.gather(0..<batch, into: w) }
@@ -225,12 +236,15 @@ public final class Trainer {
         let checkpoint = Checkpoint(
             weights: try network.weights(),
             optimizerState: try optimizer.state(),
-            metadata: ["epoch": String(history.count), "optimizer_step": String(optimizer.step),
-                       "settings": settingsJSON, "device": device.info.summary,
-                       "format": "convsvd TinyConvNet checkpoint"])
+            metadata: [
+                "epoch": String(history.count), "optimizer_step": String(optimizer.step),
+                "settings": settingsJSON, "device": device.info.summary,
+                "format": "convsvd TinyConvNet checkpoint",
+            ])
         try checkpoint.write(to: directory.appendingPathComponent(Self.checkpointFile))
         let metrics = TrainingMetrics(settings: settings, device: device.info, epochs: history)
-        try writeAtomically(try JSONEncoder.sorted.encode(metrics), to: directory.appendingPathComponent(Self.metricsFile))
+        try writeAtomically(
+            try JSONEncoder.sorted.encode(metrics), to: directory.appendingPathComponent(Self.metricsFile))
         try writeAtomically(Data(metrics.csv.utf8), to: directory.appendingPathComponent(Self.metricsCSVFile))
     }
 }

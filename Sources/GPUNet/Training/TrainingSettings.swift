@@ -13,31 +13,44 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     /// Evaluate on the first `testLimit` test images only.
     public var testLimit: Int?
 
-    public init(dataset: String = "mnist", epochs: Int = 20, batchSize: Int = 64, learningRate: Float = 1e-3,
-                optimizer: OptimizerKind = .adam(), seed: UInt64 = 0, trainLimit: Int? = nil, testLimit: Int? = nil) {
-        self.dataset = dataset; self.epochs = epochs; self.batchSize = batchSize
-        self.learningRate = learningRate; self.optimizer = optimizer; self.seed = seed
-        self.trainLimit = trainLimit; self.testLimit = testLimit
+    public init(
+        dataset: String = "mnist", epochs: Int = 20, batchSize: Int = 64, learningRate: Float = 1e-3,
+        optimizer: OptimizerKind = .adam(), seed: UInt64 = 0, trainLimit: Int? = nil, testLimit: Int? = nil
+    ) {
+        self.dataset = dataset
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.optimizer = optimizer
+        self.seed = seed
+        self.trainLimit = trainLimit
+        self.testLimit = testLimit
     }
 
     /// Checks the ranges; the message names the option.
     public func validate() throws {
         guard epochs >= 1 else { throw TrainingError.invalidSetting("--epochs must be at least 1 (got \(epochs))") }
-        guard batchSize >= 1 else { throw TrainingError.invalidSetting("--batch-size must be at least 1 (got \(batchSize))") }
+        guard batchSize >= 1 else {
+            throw TrainingError.invalidSetting("--batch-size must be at least 1 (got \(batchSize))")
+        }
         guard learningRate > 0, learningRate.isFinite else {
             throw TrainingError.invalidSetting("--lr must be a positive number (got \(learningRate))")
         }
-        if case let .sgd(m) = optimizer, !(0..<1).contains(m) {
+        if case .sgd(let m) = optimizer, !(0..<1).contains(m) {
             throw TrainingError.invalidSetting("--momentum must be in [0, 1) (got \(m))")
         }
-        if let t = trainLimit, t < 1 { throw TrainingError.invalidSetting("--train-limit must be at least 1 (got \(t))") }
+        if let t = trainLimit, t < 1 {
+            throw TrainingError.invalidSetting("--train-limit must be at least 1 (got \(t))")
+        }
         if let t = testLimit, t < 1 { throw TrainingError.invalidSetting("--test-limit must be at least 1 (got \(t))") }
     }
 
     /// The same run, allowing more epochs: what `--resume` requires.
     func isContinuation(of other: TrainingSettings) -> Bool {
-        var a = self, b = other
-        a.epochs = 0; b.epochs = 0
+        var a = self
+        var b = other
+        a.epochs = 0
+        b.epochs = 0
         return a == b
     }
 }
@@ -59,10 +72,16 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
         case imagesPerSecond = "images_per_second"
     }
 
-    public init(epoch: Int, loss: Double, trainAccuracy: Double, testAccuracy: Double, seconds: Double,
-                imagesPerSecond: Double) {
-        self.epoch = epoch; self.loss = loss; self.trainAccuracy = trainAccuracy
-        self.testAccuracy = testAccuracy; self.seconds = seconds; self.imagesPerSecond = imagesPerSecond
+    public init(
+        epoch: Int, loss: Double, trainAccuracy: Double, testAccuracy: Double, seconds: Double,
+        imagesPerSecond: Double
+    ) {
+        self.epoch = epoch
+        self.loss = loss
+        self.trainAccuracy = trainAccuracy
+        self.testAccuracy = testAccuracy
+        self.seconds = seconds
+        self.imagesPerSecond = imagesPerSecond
     }
 }
 
@@ -73,7 +92,9 @@ public struct TrainingMetrics: Codable, Equatable, Sendable {
     public var epochs: [EpochMetrics]
 
     public init(settings: TrainingSettings, device: DeviceInfo, epochs: [EpochMetrics]) {
-        self.settings = settings; self.device = device; self.epochs = epochs
+        self.settings = settings
+        self.device = device
+        self.epochs = epochs
     }
 
     /// metrics.csv: the same rows.
@@ -96,14 +117,14 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .invalidSetting(message): return message
-        case let .nonFiniteLoss(epoch, step, loss):
+        case .invalidSetting(let message): return message
+        case .nonFiniteLoss(let epoch, let step, let loss):
             return "training diverged: the loss became \(loss) at epoch \(epoch), step \(step); "
                 + "the last good checkpoint (if any) is kept; try a smaller --lr"
-        case let .interrupted(epoch, step, finished):
+        case .interrupted(let epoch, let step, let finished):
             return "interrupted at epoch \(epoch), step \(step); \(finished) finished epoch(s) are saved; "
                 + "continue with --resume"
-        case let .resume(message): return "cannot resume: \(message)"
+        case .resume(let message): return "cannot resume: \(message)"
         }
     }
 }

@@ -26,7 +26,8 @@ struct AnalyzeCommand: ParsableCommand {
         try reportingErrors {
             let weights = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint), requireFinite: true).weights
             let directory = try prepareOutputDirectory(out)
-            let report = try AnalysisPhases.run(weights: weights, device: device.make(), data: data.load(), sweep: !noSweep)
+            let report = try AnalysisPhases.run(
+                weights: weights, device: device.make(), data: data.load(), sweep: !noSweep)
             try report.write(to: directory.appendingPathComponent("analysis.json"))
             print(ResultsTable.render(report))
             log("wrote \(directory.appendingPathComponent("analysis.json").path)")
@@ -37,8 +38,10 @@ struct AnalyzeCommand: ParsableCommand {
 
 /// Phases 2–7, shared by `analyze` and `run`.
 enum AnalysisPhases {
-    static func run(weights: TinyConvNetWeights, device: any Device, data: (train: Dataset, test: Dataset),
-                    sweep: Bool) throws -> AnalysisReport {
+    static func run(
+        weights: TinyConvNetWeights, device: any Device, data: (train: Dataset, test: Dataset),
+        sweep: Bool
+    ) throws -> AnalysisReport {
         let options = AnalysisOptions(runAccuracySweep: sweep)
         let analyzer = Analyzer(weights: weights, testSet: data.test, trainSet: data.train, options: options)
         let network = try DeviceNetwork(device: device, weights: weights)

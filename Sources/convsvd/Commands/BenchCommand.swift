@@ -13,8 +13,9 @@ struct BenchCommand: ParsableCommand {
             each device's speed-up over the host, and each operation's share of a training step.
             """)
 
-    @Option(name: .long, parsing: .upToNextOption,
-            help: "Devices to measure (default: the host and every OpenCL device).")
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: "Devices to measure (default: the host and every OpenCL device).")
     var device: [String] = []
 
     @Option(help: "Timed samples per operation.")
@@ -46,13 +47,16 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             if let group = try distributed.join() {
-                try DistributedBench.run(group: group, device: DeviceOption.named(device.first ?? "auto", kernels: kernels).make(for: group),
-                                         globalBatch: batchSizes[0], steps: quick ? 10 : 50,
-                                         collectiveRepeats: quick ? 50 : 500, json: json)
+                try DistributedBench.run(
+                    group: group, device: DeviceOption.named(device.first ?? "auto", kernels: kernels).make(for: group),
+                    globalBatch: batchSizes[0], steps: quick ? 10 : 50,
+                    collectiveRepeats: quick ? 50 : 500, json: json)
                 return
             }
-            let selectors = try device.isEmpty ? Devices.available().map { try DeviceSelector(parsing: $0.selector) }
-                                               : device.map(DeviceSelector.init(parsing:))
+            let selectors =
+                try device.isEmpty
+                ? Devices.available().map { try DeviceSelector(parsing: $0.selector) }
+                : device.map(DeviceSelector.init(parsing:))
             var options = quick ? Benchmark.Options.quick : Benchmark.Options(batchSizes: batchSizes, repeats: repeats)
             if quick { options.repeats = min(options.repeats, repeats) }
             let epochData = epoch ? try data.load().train : nil
@@ -85,36 +89,49 @@ enum BenchTable {
             Swift.print("\n== \(r.device.summary)")
             if let p = r.programPreparation {
                 let what = p.kernelCount.map { " for the \($0) kernels of a training step" } ?? ""
-                Swift.print("kernel preparation\(what): "
-                            + String(format: "%.3f s cold, %.3f s warm (cached)", p.coldSeconds, p.warmSeconds))
+                Swift.print(
+                    "kernel preparation\(what): "
+                        + String(format: "%.3f s cold, %.3f s warm (cached)", p.coldSeconds, p.warmSeconds))
             }
-            Swift.print(pad("operation", 24) + pad("batch", 6) + pad("shape", 24) + pad("median ms", 11)
-                        + pad("min–max ms", 17) + pad("GFLOP/s", 9) + "vs host")
+            Swift.print(
+                pad("operation", 24) + pad("batch", 6) + pad("shape", 24) + pad("median ms", 11)
+                    + pad("min–max ms", 17) + pad("GFLOP/s", 9) + "vs host")
             for t in r.operations {
                 let gflops = t.gflopsPerSecond.map { String(format: "%.1f", $0) } ?? "–"
                 let speedup = t.speedupOverHost.map { String(format: "%.2f×", $0) } ?? "–"
-                Swift.print(pad(t.operation, 24) + pad("\(t.batch)", 6) + pad(t.shape, 24)
-                            + pad(String(format: "%.4f", 1e3 * t.medianSeconds), 11)
-                            + pad(String(format: "%.4f–%.4f", 1e3 * t.minSeconds, 1e3 * t.maxSeconds), 17)
-                            + pad(gflops, 9) + speedup)
+                Swift.print(
+                    pad(t.operation, 24) + pad("\(t.batch)", 6) + pad(t.shape, 24)
+                        + pad(String(format: "%.4f", 1e3 * t.medianSeconds), 11)
+                        + pad(String(format: "%.4f–%.4f", 1e3 * t.minSeconds, 1e3 * t.maxSeconds), 17)
+                        + pad(gflops, 9) + speedup)
                 for l in t.launches ?? [] {
-                    Swift.print("    " + pad(l.kernel, 40) + pad("[\(l.family.rawValue)]", 6)
-                                + pad("global \(l.globalSize)", 15) + pad("local \(l.localSize)", 11)
-                                + String(format: "%.0f work-items per compute unit (%d)", l.itemsPerComputeUnit,
-                                         l.computeUnits))
+                    Swift.print(
+                        "    " + pad(l.kernel, 40) + pad("[\(l.family.rawValue)]", 6)
+                            + pad("global \(l.globalSize)", 15) + pad("local \(l.localSize)", 11)
+                            + String(
+                                format: "%.0f work-items per compute unit (%d)", l.itemsPerComputeUnit,
+                                l.computeUnits))
                 }
             }
             if let e = r.epoch {
-                Swift.print(String(format: "epoch (60k images, batch 64): %.2f s, %.0f images/s%@", e.medianSeconds,
-                                   60000 / e.medianSeconds, e.speedupOverHost.map { String(format: ", %.2f× the host", $0) } ?? ""))
+                Swift.print(
+                    String(
+                        format: "epoch (60k images, batch 64): %.2f s, %.0f images/s%@", e.medianSeconds,
+                        60000 / e.medianSeconds, e.speedupOverHost.map { String(format: ", %.2f× the host", $0) } ?? "")
+                )
             }
             for batch in r.stepBreakdown.keys.sorted() {
                 Swift.print("where a training step's time goes (batch \(batch)):")
                 for s in r.stepBreakdown[batch]!.sorted(by: { $0.seconds > $1.seconds }) {
-                    Swift.print("  " + pad(s.operation, 38) + String(format: "%8.4f ms  %5.1f%%", 1e3 * s.seconds, 100 * s.fraction))
+                    Swift.print(
+                        "  " + pad(s.operation, 38)
+                            + String(format: "%8.4f ms  %5.1f%%", 1e3 * s.seconds, 100 * s.fraction))
                 }
-                if let rest = r.stepBreakdown[batch]!.first(where: { $0.operation == Benchmark.restOfStep }), rest.seconds < 0 {
-                    Swift.print("  (the rest is negative: inside a step the operations ran faster than timed one by one)")
+                if let rest = r.stepBreakdown[batch]!.first(where: { $0.operation == Benchmark.restOfStep }),
+                    rest.seconds < 0
+                {
+                    Swift.print(
+                        "  (the rest is negative: inside a step the operations ran faster than timed one by one)")
                 }
             }
         }
@@ -128,10 +145,13 @@ enum BenchTable {
 /// `bench --distributed`: one data-parallel step's time split into compute,
 /// all-reduce and update, on this job's ranks (see ``DataParallelBenchmark``).
 enum DistributedBench {
-    static func run(group: MPIProcessGroup, device: any Device, globalBatch: Int, steps: Int, collectiveRepeats: Int,
-                    json: Bool) throws {
+    static func run(
+        group: MPIProcessGroup, device: any Device, globalBatch: Int, steps: Int, collectiveRepeats: Int,
+        json: Bool
+    ) throws {
         guard globalBatch >= group.processes else {
-            throw ValidationError("--batch-sizes \(globalBatch) must be at least the number of processes (\(group.processes))")
+            throw ValidationError(
+                "--batch-sizes \(globalBatch) must be at least the number of processes (\(group.processes))")
         }
         let r = try DataParallelBenchmark(globalBatch: globalBatch, steps: steps, collectiveRepeats: collectiveRepeats)
             .run(group: group, device: device)
@@ -140,8 +160,9 @@ enum DistributedBench {
             print(String(decoding: try JSONEncoder.sorted.encode(r), as: UTF8.self))
             return
         }
-        print("data-parallel step, \(r.processes) rank(s), global batch \(r.globalBatch) (rank 0: \(r.localBatch) images), "
-              + "\(r.device); medians of \(r.steps) steps, the slowest rank's")
+        print(
+            "data-parallel step, \(r.processes) rank(s), global batch \(r.globalBatch) (rank 0: \(r.localBatch) images), "
+                + "\(r.device); medians of \(r.steps) steps, the slowest rank's")
         let rows: [(String, Double)] = [
             ("compute (upload, forward, backward)", r.computeSeconds),
             ("all-reduce, host-staged (total)", r.allreduceSeconds),
@@ -150,10 +171,13 @@ enum DistributedBench {
             ("optimiser update", r.updateSeconds),
             ("step", r.stepSeconds),
         ]
-        for (name, seconds) in rows { print("  " + BenchTable.pad(name, 44) + String(format: "%9.4f ms", 1e3 * seconds)) }
+        for (name, seconds) in rows {
+            print("  " + BenchTable.pad(name, 44) + String(format: "%9.4f ms", 1e3 * seconds))
+        }
         print("MPI_Allreduce alone, median of \(r.collectiveRepeats) barrier-separated calls:")
-        print("  " + BenchTable.pad("\(r.gradientFloats) floats (\(r.gradientFloats * 4) B)", 44)
-              + String(format: "%9.4f ms", 1e3 * r.gradientAllreduceSeconds))
+        print(
+            "  " + BenchTable.pad("\(r.gradientFloats) floats (\(r.gradientFloats * 4) B)", 44)
+                + String(format: "%9.4f ms", 1e3 * r.gradientAllreduceSeconds))
         print("  " + BenchTable.pad("1 float", 44) + String(format: "%9.4f ms", 1e3 * r.oneFloatAllreduceSeconds))
     }
 }

@@ -15,7 +15,10 @@ struct DevicesCommand: ParsableCommand {
             let devices = Devices.available()
             let chosen = Devices.autoChoice(from: devices)
             if json {
-                struct Listing: Encodable { var devices: [DeviceInfo]; var auto: String }
+                struct Listing: Encodable {
+                    var devices: [DeviceInfo]
+                    var auto: String
+                }
                 let data = try JSONEncoder.sorted.encode(Listing(devices: devices, auto: chosen.selector))
                 print(String(decoding: data, as: UTF8.self))
                 return
@@ -32,7 +35,9 @@ struct DevicesCommand: ParsableCommand {
                 print("  language:       \(d.languageVersion)")
                 print("  driver:         \(d.driverVersion)")
                 if let family = d.kernelFamily {
-                    print("  kernels (auto): \(family.rawValue) (by device type; --kernels or $\(KernelFamily.environmentVariable) override)")
+                    print(
+                        "  kernels (auto): \(family.rawValue) (by device type; --kernels or $\(KernelFamily.environmentVariable) override)"
+                    )
                 }
             }
             if !devices.contains(where: { $0.kind != .host }) {

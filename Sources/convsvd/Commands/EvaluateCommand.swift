@@ -30,20 +30,26 @@ struct EvaluateCommand: ParsableCommand {
                     var perClassAccuracy: [Double], confusionMatrix: [[Int]]
                     enum CodingKeys: String, CodingKey {
                         case count, correct, accuracy
-                        case meanLoss = "mean_loss", perClassAccuracy = "per_class_accuracy"
+                        case meanLoss = "mean_loss"
+                        case perClassAccuracy = "per_class_accuracy"
                         case confusionMatrix = "confusion_matrix"
                     }
                 }
-                let output = Output(count: result.count, correct: result.correct, accuracy: result.accuracy,
-                                    meanLoss: result.meanLoss, perClassAccuracy: result.perClassAccuracy,
-                                    confusionMatrix: result.confusionMatrix)
+                let output = Output(
+                    count: result.count, correct: result.correct, accuracy: result.accuracy,
+                    meanLoss: result.meanLoss, perClassAccuracy: result.perClassAccuracy,
+                    confusionMatrix: result.confusionMatrix)
                 print(String(decoding: try JSONEncoder.sorted.encode(output), as: UTF8.self))
                 return
             }
-            print(String(format: "test accuracy: %.2f%% (%d of %d), mean loss %.4f", 100 * result.accuracy,
-                         result.correct, result.count, result.meanLoss))
-            print("per class:  " + result.perClassAccuracy.enumerated()
-                .map { String(format: "%d %.2f%%", $0.offset, 100 * $0.element) }.joined(separator: "  "))
+            print(
+                String(
+                    format: "test accuracy: %.2f%% (%d of %d), mean loss %.4f", 100 * result.accuracy,
+                    result.correct, result.count, result.meanLoss))
+            print(
+                "per class:  "
+                    + result.perClassAccuracy.enumerated()
+                    .map { String(format: "%d %.2f%%", $0.offset, 100 * $0.element) }.joined(separator: "  "))
             print("confusion matrix (rows: label, columns: prediction)")
             print("      " + (0..<10).map { String(format: "%5d", $0) }.joined())
             for (label, row) in result.confusionMatrix.enumerated() {

@@ -5,7 +5,8 @@ import NetIO
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write a checkpoint's tensors to a new safetensors file (atomically), e.g. the weights alone for PyTorch.",
+        abstract:
+            "Write a checkpoint's tensors to a new safetensors file (atomically), e.g. the weights alone for PyTorch.",
         discussion: """
             With --weights-only the file holds conv1.weight, conv2.weight, fc.weight and fc.bias under \
             PyTorch's names and layouts and nothing else, so that \
@@ -25,7 +26,8 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let source = URL(fileURLWithPath: checkpoint), target = URL(fileURLWithPath: out)
+            let source = URL(fileURLWithPath: checkpoint)
+            let target = URL(fileURLWithPath: out)
             let read = try Checkpoint.read(from: source, requireFinite: true)
             if Self.sameFile(source, target) {
                 throw ValidationError("--out \(out) is the checkpoint being exported; give another file")
@@ -38,7 +40,8 @@ struct ExportCommand: ParsableCommand {
 
     /// Whether both paths name one existing file (the same device and inode).
     static func sameFile(_ a: URL, _ b: URL) -> Bool {
-        var sa = stat(), sb = stat()
+        var sa = stat()
+        var sb = stat()
         guard stat(a.path, &sa) == 0, stat(b.path, &sb) == 0 else { return false }
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
     }

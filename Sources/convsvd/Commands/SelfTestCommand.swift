@@ -31,24 +31,33 @@ struct SelfTestCommand: ParsableCommand {
                     var passed: Int, failed: Int
                     var seconds: Double
                 }
-                let report = Report(device: device.info, rows: rows, passed: rows.count - failed, failed: failed,
-                                    seconds: Date().timeIntervalSince(start))
+                let report = Report(
+                    device: device.info, rows: rows, passed: rows.count - failed, failed: failed,
+                    seconds: Date().timeIntervalSince(start))
                 print(String(decoding: try JSONEncoder.sorted.encode(report), as: UTF8.self))
             } else {
                 print("selftest of \(device.info.summary) against the host reference")
-                print(BenchTable.pad("operation", 31) + BenchTable.pad("shape", 40) + BenchTable.pad("output", 14)
-                      + BenchTable.pad("rule", 9) + BenchTable.pad("max error", 11) + BenchTable.pad("limit", 8) + "pass")
+                print(
+                    BenchTable.pad("operation", 31) + BenchTable.pad("shape", 40) + BenchTable.pad("output", 14)
+                        + BenchTable.pad("rule", 9) + BenchTable.pad("max error", 11) + BenchTable.pad("limit", 8)
+                        + "pass")
                 for r in rows {
-                    print(BenchTable.pad(r.operation, 31) + BenchTable.pad(r.shape, 40) + BenchTable.pad(r.output, 14)
-                          + BenchTable.pad(r.rule.rawValue, 9) + BenchTable.pad(String(format: "%.2e", r.maxError), 11)
-                          + BenchTable.pad(String(format: "%.0e", r.limit), 8) + (r.passed ? "yes" : "NO")
-                          + (r.error.map { "  (\($0))" } ?? ""))
+                    print(
+                        BenchTable.pad(r.operation, 31) + BenchTable.pad(r.shape, 40) + BenchTable.pad(r.output, 14)
+                            + BenchTable.pad(r.rule.rawValue, 9)
+                            + BenchTable.pad(String(format: "%.2e", r.maxError), 11)
+                            + BenchTable.pad(String(format: "%.0e", r.limit), 8) + (r.passed ? "yes" : "NO")
+                            + (r.error.map { "  (\($0))" } ?? ""))
                 }
-                print("\(rows.count - failed) of \(rows.count) outputs pass"
-                      + " (forward: max |Δ| ≤ 1e-4; gradient: max |Δ| ≤ 1e-4 · max |reference|; exact: no element differs)")
+                print(
+                    "\(rows.count - failed) of \(rows.count) outputs pass"
+                        + " (forward: max |Δ| ≤ 1e-4; gradient: max |Δ| ≤ 1e-4 · max |reference|; exact: no element differs)"
+                )
             }
             if failed > 0 {
-                throw ToolError(code: Exit.checkFailed, description: "selftest: \(failed) of \(rows.count) outputs outside their limits")
+                throw ToolError(
+                    code: Exit.checkFailed,
+                    description: "selftest: \(failed) of \(rows.count) outputs outside their limits")
             }
         }
     }

@@ -58,7 +58,10 @@ struct StudyCommand: ParsableCommand {
             let group = try distributed.join()
             let directory = try prepareOutputDirectory(out, lock: !member && (group?.rank ?? 0) == 0)
             if member {
-                for seed in seedList { try runMember(seed: seed, device: DeviceOption.named(devices[0], kernels: kernels).make(), in: directory) }
+                for seed in seedList {
+                    try runMember(
+                        seed: seed, device: DeviceOption.named(devices[0], kernels: kernels).make(), in: directory)
+                }
                 return
             }
             // Under MPI each rank reports its own share: seeds i with i mod N = rank.
@@ -95,7 +98,8 @@ struct StudyCommand: ParsableCommand {
         } else {
             let list = text.split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
             guard !list.isEmpty, list.allSatisfy({ $0 != nil }) else {
-                throw ValidationError("--seeds must be A..B or a comma-separated list of non-negative integers (got \(text))")
+                throw ValidationError(
+                    "--seeds must be A..B or a comma-separated list of non-negative integers (got \(text))")
             }
             seeds = list.map { $0! }
         }
@@ -113,8 +117,9 @@ struct StudyCommand: ParsableCommand {
     func isFinished(seed: UInt64, in directory: URL) throws -> Bool {
         let folder = Self.memberDirectory(directory, seed: seed)
         guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("analysis.json").path),
-              let json = try? Data(contentsOf: folder.appendingPathComponent(Trainer.metricsFile)),
-              let metrics = try? JSONDecoder().decode(TrainingMetrics.self, from: json) else { return false }
+            let json = try? Data(contentsOf: folder.appendingPathComponent(Trainer.metricsFile)),
+            let metrics = try? JSONDecoder().decode(TrainingMetrics.self, from: json)
+        else { return false }
         var settings = try training.settings(dataset: data.dataset)
         settings.seed = seed
         return metrics.settings == settings && metrics.epochs.count == settings.epochs
@@ -125,7 +130,9 @@ struct StudyCommand: ParsableCommand {
     @discardableResult
     func runMember(seed: UInt64, device: any Device, in directory: URL) throws -> Bool {
         if try isFinished(seed: seed, in: directory) {
-            log("study: seed \(seed) already finished in \(Self.memberDirectory(directory, seed: seed).path); not redone")
+            log(
+                "study: seed \(seed) already finished in \(Self.memberDirectory(directory, seed: seed).path); not redone"
+            )
             return false
         }
         var settings = try training.settings(dataset: data.dataset)
@@ -133,13 +140,17 @@ struct StudyCommand: ParsableCommand {
         let folder = Self.memberDirectory(directory, seed: seed)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         log("study: seed \(seed): training \(settings.epochs) epoch(s) on \(device.info.summary)")
-        let trainer = try Training.run(settings: settings, device: device, data: data, directory: folder, resume: true,
-                                       observer: MemberObserver(seed: seed))
-        let report = try AnalysisPhases.run(weights: try trainer.network.weights(), device: device,
-                                            data: (trainer.train, trainer.test), sweep: true)
+        let trainer = try Training.run(
+            settings: settings, device: device, data: data, directory: folder, resume: true,
+            observer: MemberObserver(seed: seed))
+        let report = try AnalysisPhases.run(
+            weights: try trainer.network.weights(), device: device,
+            data: (trainer.train, trainer.test), sweep: true)
         try report.write(to: folder.appendingPathComponent("analysis.json"))
-        log(String(format: "study: seed %llu: test accuracy %.2f%%, %d of %d checks passed", seed,
-                   100 * report.testAccuracy, report.checks.filter(\.passed).count, report.checks.count))
+        log(
+            String(
+                format: "study: seed %llu: test accuracy %.2f%%, %d of %d checks passed", seed,
+                100 * report.testAccuracy, report.checks.filter(\.passed).count, report.checks.count))
         return true
     }
 
@@ -169,13 +180,19 @@ struct StudyCommand: ParsableCommand {
                     let finished = (try? isFinished(seed: seed, in: directory)) ?? false
                     let child = Process()
                     child.executableURL = executable
-                    child.arguments = ["study", "--member", "--seeds", "\(seed)", "--device", device, "--kernels", kernels, "--out", directory.path,
-                                       "--format", format] + memberArguments()
+                    child.arguments =
+                        [
+                            "study", "--member", "--seeds", "\(seed)", "--device", device, "--kernels", kernels,
+                            "--out", directory.path,
+                            "--format", format,
+                        ] + memberArguments()
                     do {
                         try child.run()
                         child.waitUntilExit()
                     } catch {
-                        lock.lock(); shared.failures.append("seed \(seed): cannot start \(executable.path): \(error)"); lock.unlock()
+                        lock.lock()
+                        shared.failures.append("seed \(seed): cannot start \(executable.path): \(error)")
+                        lock.unlock()
                         continue
                     }
                     lock.lock()
@@ -190,14 +207,17 @@ struct StudyCommand: ParsableCommand {
         }
         workers.wait()
         guard shared.failures.isEmpty else {
-            throw ToolError(code: Exit.checkFailed, description: "study members failed: " + shared.failures.joined(separator: "; "))
+            throw ToolError(
+                code: Exit.checkFailed, description: "study members failed: " + shared.failures.joined(separator: "; "))
         }
     }
 
     /// The data and training options, for a member's child process.
     func memberArguments() -> [String] {
-        var args = ["--dataset", data.dataset, "--epochs", "\(training.epochs)", "--batch-size", "\(training.batchSize)",
-                    "--lr", "\(training.lr)", "--optimizer", training.optimizer, "--momentum", "\(training.momentum)"]
+        var args = [
+            "--dataset", data.dataset, "--epochs", "\(training.epochs)", "--batch-size", "\(training.batchSize)",
+            "--lr", "\(training.lr)", "--optimizer", training.optimizer, "--momentum", "\(training.momentum)",
+        ]
         if let d = data.data { args += ["--data", d] }
         if let t = training.trainLimit { args += ["--train-limit", "\(t)"] }
         if let t = training.testLimit { args += ["--test-limit", "\(t)"] }
@@ -210,7 +230,8 @@ struct StudyCommand: ParsableCommand {
         for seed in seeds {
             let url = Self.memberDirectory(directory, seed: seed).appendingPathComponent("analysis.json")
             guard let json = try? Data(contentsOf: url) else {
-                throw ToolError(code: Exit.badInput, description: "study: \(url.path) is missing: seed \(seed) did not finish")
+                throw ToolError(
+                    code: Exit.badInput, description: "study: \(url.path) is missing: seed \(seed) did not finish")
             }
             members.append(try StudyMetrics.extract(analysisJSON: json))
         }
@@ -220,38 +241,54 @@ struct StudyCommand: ParsableCommand {
         let figureDirectory = directory.appendingPathComponent("figures")
         try FileManager.default.createDirectory(at: figureDirectory, withIntermediateDirectories: true)
         func curve(_ name: String, prefix: String) -> Figures.StudyCurve? {
-            var x: [Double] = [], s: [SampleSummary] = []
+            var x: [Double] = []
+            var s: [SampleSummary] = []
             for i in 1... {
                 guard let row = summary.row("\(prefix)\(i)") else { break }
-                x.append(Double(i)); s.append(row.summary)
+                x.append(Double(i))
+                s.append(row.summary)
             }
             return x.isEmpty ? nil : Figures.StudyCurve(name: name, x: x, summaries: s)
         }
         var figures: [FigureFile] = []
         let spectra = ["conv1", "conv2"].compactMap { curve($0, prefix: "\($0).sigma.") }
-        if !spectra.isEmpty { figures.append(try Figures.studySingularValues(spectra).write(to: figureDirectory, format: format)) }
-        let accuracy = ["conv1", "conv2", "both"].compactMap { curve($0 == "both" ? "both layers" : $0, prefix: "\($0).low_rank_accuracy.") }
-        if !accuracy.isEmpty { figures.append(try Figures.studyAccuracyVersusRank(accuracy).write(to: figureDirectory, format: format)) }
+        if !spectra.isEmpty {
+            figures.append(try Figures.studySingularValues(spectra).write(to: figureDirectory, format: format))
+        }
+        let accuracy = ["conv1", "conv2", "both"].compactMap {
+            curve($0 == "both" ? "both layers" : $0, prefix: "\($0).low_rank_accuracy.")
+        }
+        if !accuracy.isEmpty {
+            figures.append(try Figures.studyAccuracyVersusRank(accuracy).write(to: figureDirectory, format: format))
+        }
 
         let settings = try training.settings(dataset: data.dataset)
         let rows: [(name: String, value: String)] = [
             ("dataset", settings.dataset), ("epochs", "\(settings.epochs)"), ("batch size", "\(settings.batchSize)"),
             ("learning rate", "\(settings.learningRate)"), ("optimizer", settings.optimizer.description),
-            ("train images", settings.trainLimit.map(String.init) ?? "all"), ("test images", settings.testLimit.map(String.init) ?? "all"),
+            ("train images", settings.trainLimit.map(String.init) ?? "all"),
+            ("test images", settings.testLimit.map(String.init) ?? "all"),
             ("devices", (device.isEmpty ? ["auto"] : device).joined(separator: ", ")),
         ]
-        let html = try StudyReport.render(summary, settings: rows,
-                                          command: (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
-                                          figures: figures)
+        let html = try StudyReport.render(
+            summary, settings: rows,
+            command: (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
+            figures: figures)
         try writeAtomically(Data(html.utf8), to: directory.appendingPathComponent("study.html"))
 
-        print(BenchTable.pad("quantity", 44) + BenchTable.pad("mean ± sd", 24) + BenchTable.pad("min – max", 24) + "95% interval (t)")
+        print(
+            BenchTable.pad("quantity", 44) + BenchTable.pad("mean ± sd", 24) + BenchTable.pad("min – max", 24)
+                + "95% interval (t)")
         for row in summary.rows {
-            let s = row.summary, f = StudyReport.format
-            print(BenchTable.pad(row.label, 44) + BenchTable.pad("\(f(s.mean)) ± \(f(s.standardDeviation))", 24)
-                  + BenchTable.pad("\(f(s.min)) – \(f(s.max))", 24) + "\(f(s.interval95[0])) – \(f(s.interval95[1]))")
+            let s = row.summary
+            let f = StudyReport.format
+            print(
+                BenchTable.pad(row.label, 44) + BenchTable.pad("\(f(s.mean)) ± \(f(s.standardDeviation))", 24)
+                    + BenchTable.pad("\(f(s.min)) – \(f(s.max))", 24) + "\(f(s.interval95[0])) – \(f(s.interval95[1]))")
         }
-        print("\nstudy over seeds \(seeds.map(String.init).joined(separator: ", ")): \(directory.path)/study.json, study.html, figures/")
+        print(
+            "\nstudy over seeds \(seeds.map(String.init).joined(separator: ", ")): \(directory.path)/study.json, study.html, figures/"
+        )
     }
 }
 
@@ -280,13 +317,16 @@ final class StudyProgress {
     init(total: Int) { self.total = total }
 
     func memberDone(seed: UInt64, ran trained: Bool) {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         done += 1
         if trained { ran += 1 }
         let elapsed = Date().timeIntervalSince(start)
         let eta = ran > 0 ? String(format: "ETA %.0f s", Double(total - done) * elapsed / Double(ran)) : "ETA –"
-        log(String(format: "study: %d/%d members done (seed %llu%@); %.0f s elapsed, %@", done, total, seed,
-                   trained ? "" : ", already finished", elapsed, eta))
+        log(
+            String(
+                format: "study: %d/%d members done (seed %llu%@); %.0f s elapsed, %@", done, total, seed,
+                trained ? "" : ", already finished", elapsed, eta))
     }
 }
 
@@ -297,7 +337,9 @@ final class MemberObserver: TrainingObserver {
     func epochStarted(epoch: Int, of epochs: Int, steps: Int) {}
     func stepFinished(epoch: Int, step: Int, steps: Int, images: Int, meanLoss: Double) {}
     func epochFinished(_ m: EpochMetrics, of epochs: Int) {
-        log(String(format: "study: seed %llu: epoch %d/%d loss %.4f, test accuracy %.2f%%, %.1f s", seed, m.epoch, epochs,
-                   m.loss, 100 * m.testAccuracy, m.seconds))
+        log(
+            String(
+                format: "study: seed %llu: epoch %d/%d loss %.4f, test accuracy %.2f%%, %.1f s", seed, m.epoch, epochs,
+                m.loss, 100 * m.testAccuracy, m.seconds))
     }
 }

@@ -24,8 +24,9 @@ struct TrainCommand: ParsableCommand {
             let settings = try training.settings(dataset: data.dataset)
             let group = try distributed.join()
             let directory = try prepareOutputDirectory(out, lock: (group?.rank ?? 0) == 0)
-            _ = try Training.run(settings: settings, device: device.make(for: group), data: data, directory: directory,
-                                 resume: resume, group: group)
+            _ = try Training.run(
+                settings: settings, device: device.make(for: group), data: data, directory: directory,
+                resume: resume, group: group)
         }
     }
 }
@@ -36,14 +37,17 @@ enum Training {
     /// returns the trainer with its network and history. With a process
     /// `group`, this process is one rank of a data-parallel run (rank 0 alone
     /// prints epochs and writes the outputs).
-    static func run(settings: TrainingSettings, device: any Device, data: DataOptions, directory: URL,
-                    resume: Bool, group: (any ProcessGroup)? = nil, observer: TrainingObserver? = nil) throws -> Trainer {
+    static func run(
+        settings: TrainingSettings, device: any Device, data: DataOptions, directory: URL,
+        resume: Bool, group: (any ProcessGroup)? = nil, observer: TrainingObserver? = nil
+    ) throws -> Trainer {
         let sets = try data.load()
         let trainer = try Trainer(device: device, settings: settings, train: sets.train, test: sets.test)
         var observers: [TrainingObserver] = []
         if let group {
             guard settings.batchSize >= group.processes else {
-                throw ValidationError("--batch-size \(settings.batchSize) must be at least the number of processes (\(group.processes))")
+                throw ValidationError(
+                    "--batch-size \(settings.batchSize) must be at least the number of processes (\(group.processes))")
             }
             let reducer = HostStagedGradientReducer(group: group, device: device)
             trainer.gradientReducer = reducer
@@ -52,16 +56,25 @@ enum Training {
         let isRoot = (group?.rank ?? 0) == 0
         if resume {
             let finished = try trainer.resume(from: directory)
-            if isRoot { log(finished > 0 ? "resume: \(finished) epoch(s) already finished in \(directory.path)"
-                             : "resume: no checkpoint in \(directory.path); starting at epoch 1") }
-        } else if isRoot, FileManager.default.fileExists(atPath: directory.appendingPathComponent(Trainer.checkpointFile).path) {
-            log("note: \(directory.path) holds an earlier checkpoint; it is replaced after the first epoch (use --resume to continue it)")
+            if isRoot {
+                log(
+                    finished > 0
+                        ? "resume: \(finished) epoch(s) already finished in \(directory.path)"
+                        : "resume: no checkpoint in \(directory.path); starting at epoch 1")
+            }
+        } else if isRoot,
+            FileManager.default.fileExists(atPath: directory.appendingPathComponent(Trainer.checkpointFile).path)
+        {
+            log(
+                "note: \(directory.path) holds an earlier checkpoint; it is replaced after the first epoch (use --resume to continue it)"
+            )
         }
         try trainer.synchronizeProcesses()
         Interrupt.install()
         trainer.shouldStop = { Interrupt.requested }
         if isRoot { observers.insert(observer ?? EpochPrinter(batchSize: settings.batchSize), at: 0) }
-        try trainer.run(outputDirectory: directory, observer: observers.count == 1 ? observers[0] : ObserverChain(observers))
+        try trainer.run(
+            outputDirectory: directory, observer: observers.count == 1 ? observers[0] : ObserverChain(observers))
         return trainer
     }
 }
@@ -88,8 +101,10 @@ final class EpochPrinter: TrainingObserver {
             print("epoch   loss     train acc  test acc   seconds  images/s")
             printedHeader = true
         }
-        print(String(format: "%5d  %7.4f   %7.2f%%   %7.2f%%  %7.2f  %8.0f", m.epoch, m.loss, 100 * m.trainAccuracy,
-                     100 * m.testAccuracy, m.seconds, m.imagesPerSecond))
+        print(
+            String(
+                format: "%5d  %7.4f   %7.2f%%   %7.2f%%  %7.2f  %8.0f", m.epoch, m.loss, 100 * m.trainAccuracy,
+                100 * m.testAccuracy, m.seconds, m.imagesPerSecond))
         fflush(stdout)
     }
 }

@@ -20,9 +20,10 @@ final class DeviceNetwork: NetworkUnderTest {
         try network.forward(w)
         try network.convOutputs(w)
         let d = network.device
-        return NetworkOutputs(conv1: try d.floats(w.conv1), conv2: try d.floats(w.conv2),
-                              pooled1: try d.floats(w.relu1), argmax1: try d.int32s(w.argmax1),
-                              pooled2: try d.floats(w.relu2), argmax2: try d.int32s(w.argmax2),
-                              logits: try d.floats(w.logits))
+        return NetworkOutputs(
+            conv1: try d.floats(w.conv1), conv2: try d.floats(w.conv2),
+            pooled1: try d.floats(w.relu1), argmax1: try d.int32s(w.argmax1),
+            pooled2: try d.floats(w.relu2), argmax2: try d.int32s(w.argmax2),
+            logits: try d.floats(w.logits))
     }
 }

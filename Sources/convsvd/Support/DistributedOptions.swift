@@ -5,9 +5,12 @@ import GPUNet
 
 /// `--distributed mpi`, the same in `train`, `run`, `study` and `bench`.
 struct DistributedOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "mpi: run as one of the processes of `mpirun -n N convsvd …` (Open MPI, found at run time).",
-        discussion: "train/run: data-parallel training, each rank on its share of every batch; study: each rank trains its share of the seeds."))
+    @Option(
+        help: ArgumentHelp(
+            "mpi: run as one of the processes of `mpirun -n N convsvd …` (Open MPI, found at run time).",
+            discussion:
+                "train/run: data-parallel training, each rank on its share of every batch; study: each rank trains its share of the seeds."
+        ))
     var distributed: String?
 
     func validate() throws {
@@ -73,7 +76,8 @@ enum DataParallelDebug {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let path = (directory as NSString).appendingPathComponent("rank-\(rank).txt")
             guard FileManager.default.createFile(atPath: path, contents: nil),
-                  let handle = FileHandle(forWritingAtPath: path) else {
+                let handle = FileHandle(forWritingAtPath: path)
+            else {
                 throw ToolError(code: Exit.output, description: "CONVSVD_DEBUG_STEP_DIGESTS: cannot write \(path)")
             }
             handle.seekToEndOfFile()
@@ -85,7 +89,8 @@ enum DataParallelDebug {
             step += 1
             if let digests, let trainer {
                 let weights = try trainer.network.weights()
-                let line = "step \(step) weights \(fnv1a(weights.conv1 + weights.conv2 + weights.fcWeight + weights.fcBias)) "
+                let line =
+                    "step \(step) weights \(fnv1a(weights.conv1 + weights.conv2 + weights.fcWeight + weights.fcBias)) "
                     + "gradient \(fnv1a(sum))\n"
                 digests.write(Data(line.utf8))
             }
@@ -113,12 +118,18 @@ enum DataParallelDebug {
     private final class EpochDigest: TrainingObserver {
         let file: FileHandle
         weak var trainer: Trainer?
-        init(file: FileHandle, trainer: Trainer) { self.file = file; self.trainer = trainer }
+        init(file: FileHandle, trainer: Trainer) {
+            self.file = file
+            self.trainer = trainer
+        }
         func epochStarted(epoch: Int, of epochs: Int, steps: Int) {}
         func stepFinished(epoch: Int, step: Int, steps: Int, images: Int, meanLoss: Double) {}
         func epochFinished(_ metrics: EpochMetrics, of epochs: Int) {
             guard let w = try? trainer?.network.weights() else { return }
-            file.write(Data("epoch \(metrics.epoch) weights \(DataParallelDebug.fnv1a(w.conv1 + w.conv2 + w.fcWeight + w.fcBias))\n".utf8))
+            file.write(
+                Data(
+                    "epoch \(metrics.epoch) weights \(DataParallelDebug.fnv1a(w.conv1 + w.conv2 + w.fcWeight + w.fcBias))\n"
+                        .utf8))
         }
     }
 }
@@ -128,12 +139,14 @@ final class ObserverChain: TrainingObserver {
     let observers: [TrainingObserver]
     init(_ observers: [TrainingObserver]) { self.observers = observers }
     func epochStarted(epoch: Int, of epochs: Int, steps: Int) {
-        observers.forEach { $0.epochStarted(epoch: epoch, of: epochs, steps: steps) }
+        for observer in observers { observer.epochStarted(epoch: epoch, of: epochs, steps: steps) }
     }
     func stepFinished(epoch: Int, step: Int, steps: Int, images: Int, meanLoss: Double) {
-        observers.forEach { $0.stepFinished(epoch: epoch, step: step, steps: steps, images: images, meanLoss: meanLoss) }
+        for observer in observers {
+            observer.stepFinished(epoch: epoch, step: step, steps: steps, images: images, meanLoss: meanLoss)
+        }
     }
     func epochFinished(_ metrics: EpochMetrics, of epochs: Int) {
-        observers.forEach { $0.epochFinished(metrics, of: epochs) }
+        for observer in observers { observer.epochFinished(metrics, of: epochs) }
     }
 }

@@ -70,7 +70,8 @@ func prepareOutputDirectory(_ path: String, lock: Bool = true) throws -> URL {
     do {
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     } catch {
-        throw ToolError(code: Exit.output, description: "cannot create the output folder \(path): \(error.localizedDescription)")
+        throw ToolError(
+            code: Exit.output, description: "cannot create the output folder \(path): \(error.localizedDescription)")
     }
     guard FileManager.default.isWritableFile(atPath: url.path) else {
         throw ToolError(code: Exit.output, description: "the output folder \(path) is not writable")

@@ -8,7 +8,8 @@ struct DeviceOption: ParsableArguments {
     @Option(name: .long, help: "auto | host | opencl | opencl:P:D (see `convsvd devices`).")
     var device: String = "auto"
 
-    @Option(help: "OpenCL kernel family: auto (GPU or accelerator → gpu, else cpu; $CONVSVD_KERNELS when set) | cpu | gpu.")
+    @Option(
+        help: "OpenCL kernel family: auto (GPU or accelerator → gpu, else cpu; $CONVSVD_KERNELS when set) | cpu | gpu.")
     var kernels: String = "auto"
 
     /// `--kernels` parsed.
@@ -22,7 +23,9 @@ struct DeviceOption: ParsableArguments {
         let selector = try DeviceSelector(parsing: device)
         let made = try Devices.make(selector, kernels: try kernelChoice())
         if let openCL = made as? OpenCLDevice {
-            log("device: \(made.info.summary) (kernel family \(openCL.kernelFamily.rawValue): \(openCL.kernelFamilyReason))")
+            log(
+                "device: \(made.info.summary) (kernel family \(openCL.kernelFamily.rawValue): \(openCL.kernelFamilyReason))"
+            )
         } else {
             log("device: \(made.info.summary)")
         }
@@ -40,12 +43,16 @@ struct DataOptions: ParsableArguments {
 
     func load() throws -> (train: Dataset, test: Dataset) {
         guard let kind = DatasetKind(rawValue: dataset) else {
-            throw ValidationError("--dataset must be one of \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")) (got \(dataset))")
+            throw ValidationError(
+                "--dataset must be one of \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")) (got \(dataset))"
+            )
         }
         let start = Date()
         let sets = try MNISTLoader.locateAndLoad(kind: kind, explicitDirectory: data.map { URL(fileURLWithPath: $0) })
-        log(String(format: "data: %@ %d train / %d test images (%.2f s)", kind.displayName, sets.train.count,
-                   sets.test.count, Date().timeIntervalSince(start)))
+        log(
+            String(
+                format: "data: %@ %d train / %d test images (%.2f s)", kind.displayName, sets.train.count,
+                sets.test.count, Date().timeIntervalSince(start)))
         return sets
     }
 }
@@ -83,8 +90,9 @@ struct TrainingOptions: ParsableArguments {
         case "sgd": kind = .sgd(momentum: momentum)
         default: throw ValidationError("--optimizer must be adam or sgd (got \(optimizer))")
         }
-        let s = TrainingSettings(dataset: dataset, epochs: epochs, batchSize: batchSize, learningRate: lr,
-                                 optimizer: kind, seed: seed, trainLimit: trainLimit, testLimit: testLimit)
+        let s = TrainingSettings(
+            dataset: dataset, epochs: epochs, batchSize: batchSize, learningRate: lr,
+            optimizer: kind, seed: seed, trainLimit: trainLimit, testLimit: testLimit)
         do { try s.validate() } catch let e as TrainingError { throw ValidationError(e.description) }
         return s
     }

@@ -37,7 +37,9 @@ final class Progress {
         } else {
             guard done * 10 >= nextPlainTenth * total else { return }
             while done * 10 >= nextPlainTenth * total { nextPlainTenth += 1 }
-            log("\(label) \(percent(done)) (\(done)/\(total) \(unit)) \(format(rate)) \(unit)/s ETA \(clock(eta)) \(note)")
+            log(
+                "\(label) \(percent(done)) (\(done)/\(total) \(unit)) \(format(rate)) \(unit)/s ETA \(clock(eta)) \(note)"
+            )
         }
     }
 
@@ -47,11 +49,14 @@ final class Progress {
     }
 
     private func percent(_ done: Int) -> String { String(format: "%3d%%", 100 * done / total) }
-    private func format(_ rate: Double) -> String { rate >= 100 ? String(format: "%.0f", rate) : String(format: "%.1f", rate) }
+    private func format(_ rate: Double) -> String {
+        rate >= 100 ? String(format: "%.0f", rate) : String(format: "%.1f", rate)
+    }
     private func clock(_ seconds: Double) -> String {
         guard seconds.isFinite else { return "--:--" }
         let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+        return s >= 3600
+            ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }
 
