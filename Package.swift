@@ -1,21 +1,32 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// ConvSVD: train TinyConvNet on MNIST with our own OpenCL kernels, then take
-/// it apart with the SVD.
+/// ConvSVD: train TinyConvNet on MNIST with our own OpenCL kernels or on the
+/// host, then take it apart with the SVD.
 ///
-/// Layers, bottom up:
+/// Targets, bottom up (README.md and docs/architecture.md say more):
 /// - `COpenCL`, `CLAPACK`, `CCairo`, `CZlib`: one system-library shim per C
 ///   library (Debian packages; see README).
-/// - `Kernels`: the OpenCL C sources, embedded in the binary at build time by
-///   the `EmbedKernels` plugin.
-/// - `NetIO`: IDX (MNIST) and safetensors readers and writers, the checkpoint.
-/// - `GPUNet`: the `Device` protocol, `HostDevice` and `OpenCLDevice`, layers,
-///   TinyConvNet, optimisers, the training loop.
-/// - `Analysis`: the SVD phases on the host with LAPACK.
-/// - `Figures`: cairo figures and the HTML report.
-/// - `CMPI`, `DataParallel`: Open MPI found at run time, data-parallel training.
+/// - `CMPI`: a C shim that finds Open MPI at run time (`dlopen`), so the tool
+///   builds and runs without it.
+/// - `_HostKernels`: C for the host device: AVX2/FMA convolutions, pooled
+///   convolutions and their gradients, max-pool, the optimisers (plain C on
+///   CPUs without AVX2, chosen at run time), and the worker pool.
+/// - `Kernels`: the OpenCL C sources (`common/`, `cpu/`, `gpu/`), embedded in
+///   the binary at build time by the `EmbedKernels` plugin, which runs the
+///   `embed-kernels` tool.
+/// - `NetIO`: IDX (MNIST) and gzip, MD5, safetensors, the checkpoint, the
+///   `--out` lock and atomic writes.
+/// - `GPUNet`: the `Device` protocol, `HostDevice` and `OpenCLDevice` with its
+///   kernel families, TinyConvNet, optimisers, the training loop, evaluation,
+///   the benchmark and the self-test.
+/// - `DataParallel`: the MPI process group for data-parallel training.
+/// - `Analysis`: the analysis phases (2–7 and 9) on the host in float64 with
+///   LAPACK, analysis.json, the results table and the study statistics.
+/// - `Figures`: cairo figures (phase 8), report.html and study.html.
 /// - `convsvd`: the command-line tool.
+/// - `TestSupport`: the naive float64 references and helpers the test
+///   targets share.
 let package = Package(
     name: "ConvSVD",
     platforms: [.macOS(.v13)],

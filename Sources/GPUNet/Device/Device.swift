@@ -3,8 +3,10 @@ import NetIO
 
 /// A compute device: the operations a TinyConvNet training step needs.
 ///
-/// Two implementations answer it: ``HostDevice`` (OpenBLAS and Swift) and
-/// ``OpenCLDevice`` (any OpenCL platform: a GPU, or PoCL on the CPU). Every
+/// Two implementations answer it: ``HostDevice`` (this CPU: AVX2/FMA C
+/// kernels chosen at run time, OpenBLAS for the matrix products, Swift for
+/// the rest) and ``OpenCLDevice`` (any OpenCL platform: a GPU, or PoCL on
+/// the CPU). Every
 /// operation is defined by its CPU reference in `HostDevice`; `GPUNetTests`
 /// runs each operation on every available device and compares (forward
 /// outputs within 1e-4 absolute, gradients within 1e-4 of their tensor's

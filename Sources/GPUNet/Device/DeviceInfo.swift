@@ -1,7 +1,7 @@
 /// What a device is, as listed by `convsvd devices` and stored in reports.
 public struct DeviceInfo: Codable, Hashable, Sendable {
     public enum Kind: String, Codable, Sendable {
-        /// OpenBLAS and Swift on this machine's CPU.
+        /// This machine's CPU: AVX2/FMA C kernels, OpenBLAS for the matrix products, Swift for the rest.
         case host
         /// An OpenCL device whose type is GPU.
         case openCLGPU = "opencl-gpu"

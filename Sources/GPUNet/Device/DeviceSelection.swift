@@ -6,7 +6,7 @@ import Foundation
 public enum DeviceSelector: Equatable, CustomStringConvertible, Sendable {
     /// The rule of ``Devices``: an OpenCL GPU, else the first OpenCL device, else the host.
     case auto
-    /// ``HostDevice``: OpenBLAS and Swift.
+    /// ``HostDevice``: this CPU, with AVX2/FMA C kernels, OpenBLAS and Swift.
     case host
     /// `opencl`: the best OpenCL device by the same rule as `auto`, but
     /// never the host. (Swift does not allow a bare `openCL` beside

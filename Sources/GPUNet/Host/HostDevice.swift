@@ -2,8 +2,12 @@ import CLAPACK
 import Foundation
 import _HostKernels
 
-/// The reference ``Device``: OpenBLAS `cblas_sgemm` for every product, plain
-/// Swift over unsafe pointers for everything else, on this machine's CPU.
+/// The reference ``Device``, on this machine's CPU: OpenBLAS `cblas_sgemm`
+/// for every product; C kernels (`_HostKernels`: AVX2/FMA where the CPU has
+/// them, chosen at run time, plain C otherwise) for the convolutions, the
+/// pooled convolutions and their gradients, max-pool and the optimisers;
+/// plain Swift over unsafe pointers for the rest (ReLU, the linear layer,
+/// the loss, im2col, the batch gather).
 ///
 /// Operations run synchronously when called, so ``finish()`` has nothing to
 /// wait for. Work over a batch is split into a fixed number of contiguous

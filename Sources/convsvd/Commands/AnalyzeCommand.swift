@@ -7,7 +7,8 @@ import NetIO
 struct AnalyzeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analyze",
-        abstract: "Phases 2–7: the SVD of each conv layer and every identity, checked; writes analysis.json.",
+        abstract: "Phases 2–7 and 9: the SVD of each conv layer, each layer as an operator, every identity checked; "
+            + "writes analysis.json.",
         discussion: "Exits 1 when any identity misses its tolerance (the failures are listed).")
 
     @OptionGroup var device: DeviceOption
@@ -36,7 +37,7 @@ struct AnalyzeCommand: ParsableCommand {
     }
 }
 
-/// Phases 2–7, shared by `analyze` and `run`.
+/// Phases 2–7 and 9, shared by `analyze` and `run`.
 enum AnalysisPhases {
     static func run(
         weights: TinyConvNetWeights, device: any Device, data: (train: Dataset, test: Dataset),

@@ -8,7 +8,7 @@ import NetIO
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "The whole pipeline: train (phase 1), analyse (2–7), draw and report (8).",
+        abstract: "The whole pipeline: train (phase 1), analyse (2–7 and 9), draw and report (8).",
         discussion: """
             Writes checkpoint.safetensors, metrics.json/.csv, analysis.json, figures/ and report.html \
             into --out. Exits 0 only when every check passed.
@@ -75,7 +75,7 @@ struct RunCommand: ParsableCommand {
                 sets = (trainer.train, trainer.test)
             }
 
-            log("phases 2–7: analysis")
+            log("phases 2–7 and 9: analysis")
             let report = try AnalysisPhases.run(weights: weights, device: device, data: sets, sweep: !noSweep)
             phases += PhaseTime.analysisPhases(report.timings)
             let analysisURL = directory.appendingPathComponent("analysis.json")
