@@ -5,13 +5,15 @@ import XCTest
 
 /// The kernel map of Sources/Kernels/README.md cannot rot: every kernel it
 /// names exists, every kernel of the sources is named in a row, and every
-/// host function and test class it names exists.
+/// host function, float64 reference and test class it names exists.
 final class KernelMapTests: XCTestCase {
     struct Row {
         var operation: String
         var kernels: Set<String>
         var hostFile: String
         var hostFunction: String
+        /// `Type.function`: the readable float64 reference(s) of the operation.
+        var references: [String]
         var tests: [String]
     }
 
@@ -26,13 +28,14 @@ final class KernelMapTests: XCTestCase {
         return try lines.filter { $0.hasPrefix("| `") }.map { line in
             let cells = line.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map(
                 String.init)
-            guard cells.count == 5 else { throw MalformedRow(line: line) }
+            guard cells.count == 6 else { throw MalformedRow(line: line) }
             let host = names(in: cells[3])
             XCTAssertEqual(host.count, 2, "host cell of \(line)")
             return Row(
                 operation: names(in: cells[0]).first ?? "",
                 kernels: Set((names(in: cells[1]) + names(in: cells[2])).flatMap(expanded)),
-                hostFile: host.first ?? "", hostFunction: host.last ?? "", tests: names(in: cells[4]))
+                hostFile: host.first ?? "", hostFunction: host.last ?? "", references: names(in: cells[4]),
+                tests: names(in: cells[5]))
         }
     }
 
@@ -76,6 +79,35 @@ final class KernelMapTests: XCTestCase {
             for test in row.tests {
                 XCTAssertTrue(
                     testSources.contains("class \(test): XCTestCase"), "\(row.operation): no test class \(test)")
+            }
+        }
+    }
+
+    /// Every row names its float64 reference as `Type.function`, and the
+    /// function is declared in a file that declares or extends `Type`, in
+    /// Tests/TestSupport or under Sources.
+    func testEveryRowNamesAReferenceThatExists() throws {
+        let root = TestEnvironment.packageRoot
+        let files = try ["Tests/TestSupport", "Sources"].flatMap { folder in
+            try FileManager.default.subpathsOfDirectory(atPath: root.appendingPathComponent(folder).path)
+                .filter { $0.hasSuffix(".swift") }
+                .map { try String(contentsOf: root.appendingPathComponent("\(folder)/\($0)"), encoding: .utf8) }
+        }
+        for row in try mapRows() {
+            XCTAssertFalse(row.references.isEmpty, "\(row.operation): no float64 reference named")
+            for reference in row.references {
+                let parts = reference.split(separator: ".").map(String.init)
+                guard parts.count == 2 else {
+                    XCTFail("\(row.operation): reference \(reference) is not Type.function")
+                    continue
+                }
+                let (type, function) = (parts[0], parts[1])
+                let declared = files.contains { file in
+                    ["enum", "struct", "class", "extension"].contains {
+                        file.contains("\($0) \(type) {") || file.contains("\($0) \(type):")
+                    } && (file.contains("func \(function)(") || file.contains("func \(function)<"))
+                }
+                XCTAssertTrue(declared, "\(row.operation): no \(function) declared with \(type)")
             }
         }
     }
