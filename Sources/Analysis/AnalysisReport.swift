@@ -134,7 +134,7 @@ public struct AnalysisReport: Codable, Sendable, Equatable {
     public var reluRegions: [ReluRegionLayerReport]
     /// Phase 7, per layer.
     public var frobenius: [FrobeniusLayerReport]
-    /// Phase 9 (issue 14): operator spectra, data-aware low rank, filters
+    /// Phase 9: operator spectra, data-aware low rank, filters
     /// against the data. Optional so that reports written before it decode.
     public var phase9: Phase9Report?
     /// Every check, in the order the results table shows them.

@@ -4,9 +4,9 @@ import NetIO
 import TestSupport
 import XCTest
 
-/// The checks of issue 13 that can fail: each number recomputed here by
-/// loops, and each check shown to fail on a wrong input that the older
-/// check let through.
+/// The independent checks, those that can fail: each number recomputed here
+/// by loops, and each check shown to fail on a wrong input that a
+/// consistency check (one that holds by construction) lets through.
 final class IndependentChecksTests: XCTestCase {
     func fixture() throws -> AnalyzerFixtureTests.Shared { try AnalyzerFixtureTests.shared.get() }
 
@@ -151,8 +151,8 @@ final class IndependentChecksTests: XCTestCase {
 
     /// sweep.full-rank counts images whose prediction differs: two images
     /// that disagree in opposite directions (one right → wrong, one wrong →
-    /// right) leave the accuracy unchanged, which the old check (the
-    /// difference of correct counts) reported as 0.
+    /// right) leave the accuracy unchanged, which a difference of correct
+    /// counts would report as 0.
     func testSweepFullRankCountsDifferingPredictions() throws {
         let f = try fixture()
         let predictions = f.traces.map { DirectReference<Double>.argmax($0.logits) }
@@ -235,7 +235,7 @@ final class IndependentChecksTests: XCTestCase {
     /// W_k against other rank-k matrices: with the decomposition's triplets
     /// in the wrong order (still W = UΣVᵀ with orthonormal U and V, so the
     /// reconstruction, orthogonality and Frobenius-formula checks all hold)
-    /// the truncation is no longer optimal, and the candidates show it.
+    /// the truncation is not optimal, and the candidates show it.
     func testEckartYoungOptimalityCatchesAWrongTruncation() throws {
         let f = try fixture()
         let w = Matrix(rows: 16, columns: 72, float32: f.weights.conv2)

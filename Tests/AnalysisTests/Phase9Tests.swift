@@ -4,7 +4,7 @@ import NetIO
 import TestSupport
 import XCTest
 
-/// Phase 9 (issue 14, sections 1–3): each computation against an independent
+/// Phase 9, sections 1–3 (see `Phase9Report`): each computation against an independent
 /// reference on small known matrices, and each check shown failing with a
 /// perturbed input.
 final class Phase9Tests: XCTestCase {
@@ -292,11 +292,11 @@ final class Phase9Tests: XCTestCase {
                 ).checks)
         }
         XCTAssertEqual(try checks(), [])
-        // A second moment that is not the patches': the prediction no longer matches the measurement.
+        // A second moment that is not the patches': the prediction misses the measurement.
         var shifted = c
         for i in 0..<5 { shifted[i, i] += 0.5 }
         XCTAssertEqual(try checks(c: shifted), ["t.data-aware.error-identity"])
-        // "C = I" that is not the identity: the projection is no longer the plain truncation.
+        // "C = I" that is not the identity: the projection differs from the plain truncation.
         var notIdentity = Matrix.identity(5)
         for i in 0..<5 { notIdentity[i, i] = 1 + 0.1 * Double(i) }
         XCTAssertEqual(try checks(identity: notIdentity), ["t.data-aware.identity-reduces-to-truncation"])

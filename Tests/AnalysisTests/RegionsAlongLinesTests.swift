@@ -4,7 +4,7 @@ import NetIO
 import TestSupport
 import XCTest
 
-/// Linear regions along lines (issue 14 §4): the exact pieces against
+/// Linear regions along lines (phase 9, section 4): the exact pieces against
 /// breakpoints derived by hand, and each check of the section shown to pass
 /// on the exact pieces and to fail on perturbed ones.
 final class RegionsAlongLinesTests: XCTestCase {

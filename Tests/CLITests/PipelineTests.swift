@@ -41,7 +41,7 @@ final class PipelineTests: XCTestCase {
             XCTAssertNotNil(epochs[0][key], "metrics.json lacks \(key)")
         }
 
-        // scripts/results-table reads this analysis.json (no sweep, no run-info.json) as it is written now.
+        // scripts/results-table reads this analysis.json (no sweep, no run-info.json) as `convsvd run` writes it.
         let table = try ResultsTableScriptTests.script(["table", out.path])
         XCTAssertEqual(table.status, 0, table.stderr)
         XCTAssertTrue(

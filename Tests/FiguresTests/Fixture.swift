@@ -78,7 +78,7 @@ enum Fixture {
         try Figures.figures(report: report, history: history, sample: sample)
     }
 
-    /// The figure names the issue asks for, in report order.
+    /// The figures every report carries, by name, in report order.
     static let expectedNames = [
         "training_curves", "singular_values", "cumulative_energy", "reconstruction_error", "accuracy_vs_rank",
         "conv1_eigenfilters", "conv2_eigenfilters", "conv1_low_rank_filters", "conv2_low_rank_filters",

@@ -5,8 +5,8 @@ import TestSupport
 import XCTest
 
 /// Batches gathered on the device (`Device.gatherBatch`, `DeviceDataset`)
-/// against the host's own normalisation, `Dataset.normalizedImages`, which
-/// training used before the data moved to the device. The rule here is
+/// against the host's own normalisation, `Dataset.normalizedImages`, the
+/// readable definition of a batch's floats. The rule here is
 /// exact equality (bit patterns): both compute Float(x)·scale − shift with
 /// the product rounded first, and the OpenCL kernel forbids the fused
 /// multiply-add (`FP_CONTRACT OFF`) that would round once.

@@ -51,7 +51,7 @@ public struct OperatorSpectrum: Codable, Sendable, Equatable {
     /// n²·min(out, in) of them, descending.
     public var circulantSingularValues: [Double]
     /// max_i |σᵢ(K̂ route) − σᵢ(dense dgesdd of A_circ)| / σ₁(A_circ).
-    /// Tolerance 1e-10 (the issue's): both are backward-stable float64
+    /// Tolerance 1e-10: both are backward-stable float64
     /// routes to the same numbers, so they agree to ~1e-14.
     public var circulantDFTVersusDenseError: Double
     /// σᵢ(W) of the reshaped weight (out, in·k²) (phase 2's).

@@ -44,8 +44,9 @@ func processCPUSeconds() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
-/// Phase 9: each conv layer as the operator it is, data-aware low rank,
-/// and the filters against the data (issue 14, sections 1–3).
+/// Phase 9, in four sections: 1 each conv layer as the operator it is,
+/// 2 data-aware low rank, 3 the filters against the data, and 4 linear
+/// regions along lines (``RegionsAlongLinesReport``).
 public struct Phase9Report: Codable, Sendable, Equatable {
     /// Section 1, per layer.
     public var operatorSpectra: [OperatorSpectrum]

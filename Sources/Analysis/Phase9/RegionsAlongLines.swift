@@ -1,7 +1,7 @@
 import Foundation
 import NetIO
 
-/// Settings of the linear-regions-along-lines analysis (issue 14 §4).
+/// Settings of the linear-regions-along-lines analysis (phase 9, section 4).
 public struct RegionsAlongLinesOptions: Codable, Sendable, Equatable {
     /// Pairs of test images with the same label, and as many with different labels.
     public var pairsPerGroup: Int
@@ -137,7 +137,7 @@ public struct RegionTrace: Codable, Sendable, Equatable {
     public var breakpointLayers: [Int]
 }
 
-/// Linear regions along lines (issue 14 §4): the exact number of pieces on
+/// Linear regions along lines (phase 9, section 4): the exact number of pieces on
 /// which the network is affine along segments between test images, with
 /// three checks against the plain forward pass.
 public struct RegionsAlongLinesReport: Codable, Sendable, Equatable {

@@ -81,7 +81,7 @@ public struct SpectralMetrics: Codable, Sendable, Equatable {
     /// Why there is or is not a fit, in words.
     public var powerLawNote: String
 
-    /// The threshold: a power law fitted to fewer eigenvalues says nothing.
+    /// The least number of non-zero eigenvalues for a power-law fit: one fitted to fewer says nothing.
     public static let minimumEigenvaluesForPowerLaw = 50
 
     /// `shape` is the matrix's [rows, columns] (for the rank tolerance).

@@ -13,10 +13,11 @@ import _HostKernels
 /// wait for. Work over a batch is split into a fixed number of contiguous
 /// chunks of images (``tasksPerWorker`` per core), run by the calling thread
 /// and the device's own worker threads (`hk_pool` in `_HostKernels`). The
-/// workers spin briefly between operations instead of sleeping: with a
-/// dispatch queue, waking a thread cost 20–100 µs per operation on the
-/// project's machines, as much as a whole ReLU pass, and replacing it took
-/// a TinyConvNet step from 1.07 to 0.56 ms (`convsvd bench`, batch 64).
+/// workers spin briefly between operations instead of sleeping: waking a
+/// sleeping thread, as a dispatch queue does, costs 20–100 µs per operation
+/// on the project's machines, as much as a whole ReLU pass; a TinyConvNet
+/// step takes 0.56 ms with the spinning pool against 1.07 ms with a
+/// dispatch queue (`convsvd bench`, batch 64).
 /// OpenBLAS is set to one thread (`openblas_set_num_threads(1)`, process-wide) so that two
 /// chunks calling `sgemm` do not each start a BLAS thread pool and
 /// oversubscribe the cores. A single large ``gemm(_:a:b:c:)`` is split by
@@ -42,9 +43,9 @@ public final class HostDevice: Device {
     /// Work pieces per worker when there are several. Each thread takes the
     /// next piece when it comes free, so on a shared machine a worker that the
     /// OS deschedules holds up one small piece instead of half the batch:
-    /// measured on the 2-core project machine under load, a TinyConvNet step
-    /// took 3.0–3.3 ms with one piece per worker against 1.8 ms on one worker
-    /// (with a dispatch queue, before the worker pool).
+    /// measured on the 2-core project machine under load with a dispatch
+    /// queue for the workers, a TinyConvNet step took 3.0–3.3 ms with one
+    /// piece per worker against 1.8 ms on one worker.
     static let tasksPerWorker = 4
     /// Per-task scratch memory (columns, partial weight gradients).
     let scratch: HostScratch

@@ -143,7 +143,7 @@ public final class Trainer {
             // non-finite loss still ends the run at step n − 1, with the same
             // numbers as a strict upload–compute–read–update loop, since
             // nothing is saved after a failure. A stop request is looked at
-            // before each step is queued (once per step, as before): the step
+            // before each step is queued (once per step): the step
             // in flight finishes and is reported, no other starts.
             var running: (step: Int, workspace: TinyConvNet.Workspace)?
             for step in 0..<steps {
