@@ -9,9 +9,9 @@ import PackageDescription
 ///   library (Debian packages; see README).
 /// - `CMPI`: a C shim that finds Open MPI at run time (`dlopen`), so the tool
 ///   builds and runs without it.
-/// - `_HostKernels`: C for the host device: AVX2/FMA convolutions, pooled
-///   convolutions and their gradients, max-pool, the optimisers (plain C on
-///   CPUs without AVX2, chosen at run time), and the worker pool.
+/// - `_HostKernels`: C for the host device: convolutions, pooled convolutions
+///   and their gradients, max-pool and Adam with AVX2/FMA (plain C on CPUs
+///   without them, chosen at run time), SGD, and the worker pool.
 /// - `Kernels`: the OpenCL C sources (`common/`, `cpu/`, `gpu/`), embedded in
 ///   the binary at build time by the `EmbedKernels` plugin, which runs the
 ///   `embed-kernels` tool.

@@ -3,11 +3,11 @@ import Foundation
 import _HostKernels
 
 /// The reference ``Device``, on this machine's CPU: OpenBLAS `cblas_sgemm`
-/// for every product; C kernels (`_HostKernels`: AVX2/FMA where the CPU has
-/// them, chosen at run time, plain C otherwise) for the convolutions, the
-/// pooled convolutions and their gradients, max-pool and the optimisers;
-/// plain Swift over unsafe pointers for the rest (ReLU, the linear layer,
-/// the loss, im2col, the batch gather).
+/// for every product (the linear layer's too); C kernels (`_HostKernels`:
+/// AVX2/FMA where the CPU has them, chosen at run time, plain C otherwise
+/// and for SGD) for the convolutions, the pooled convolutions and their
+/// gradients, max-pool and the optimisers; plain Swift over unsafe pointers
+/// for the rest (ReLU, the loss, im2col and col2im, the batch gather).
 ///
 /// Operations run synchronously when called, so ``finish()`` has nothing to
 /// wait for. Work over a batch is split into a fixed number of contiguous
