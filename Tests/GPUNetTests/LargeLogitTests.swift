@@ -45,7 +45,9 @@ final class LargeLogitTests: XCTestCase {
         let cases = [(4, 4, Self.fourClasses), (5, 10, Self.tenClasses(batch: 5))]
         for device in try testDevices() {
             for (batch, classes, input) in cases {
-                let name = "\(batch)×\(classes) on \(device.info.summary)"
+                let path =
+                    (device as? HostDevice).map { $0.usesDirectKernels ? ", AVX2 path" : ", portable path" } ?? ""
+                let name = "\(batch)×\(classes) on \(device.info.summary)\(path)"
                 let grad = try device.makeBuffer(count: batch * classes, kind: .float32)
                 let perSample = try device.makeBuffer(count: 2 * batch, kind: .float32)
                 try device.softmaxCrossEntropy(
