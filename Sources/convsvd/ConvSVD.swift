@@ -11,7 +11,8 @@ struct ConvSVD: ParsableCommand {
 
             Exit codes: 0 success; 1 a verification check failed; 2 bad input data \
             (IDX, checkpoint); 3 device or OpenCL error; 4 training diverged; 5 an output \
-            cannot be written or --out is in use by another process; 64 bad command line; 130 interrupted.
+            cannot be written or --out is in use by another process; 64 bad command line or setting \
+            (e.g. CONVSVD_KERNELS); 130 interrupted.
             """,
         subcommands: [
             RunCommand.self, TrainCommand.self, EvaluateCommand.self, AnalyzeCommand.self, StudyCommand.self,

@@ -49,6 +49,68 @@ final class CommandLineErrorTests: XCTestCase {
             status: 3, mentions: ["opencl:9:9"])
     }
 
+    /// A kernel family that does not exist, in `CONVSVD_KERNELS` or in
+    /// `--kernels`, is a bad setting: exit 64 (not 1, which is a failed
+    /// check), naming the variable or option and the value, on every device
+    /// (the host too: the setting is wrong whoever reads it) and in `bench`.
+    func testUnknownKernelFamilyIsAUsageError() throws {
+        for device in ["opencl", "host"] {
+            let out = tempPath()
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            try assertFails(
+                ["train", "--device", device, "--epochs", "1", "--data", mnist, "--out", out],
+                status: 64, mentions: ["CONVSVD_KERNELS", "'foo'", "auto, cpu or gpu"],
+                environment: ["CONVSVD_KERNELS": "foo"])
+            try assertFails(
+                ["train", "--device", device, "--kernels", "fpga", "--epochs", "1", "--data", mnist, "--out", out],
+                status: 64, mentions: ["--kernels", "'fpga'", "auto, cpu or gpu"])
+        }
+        try assertFails(
+            ["bench", "--device", "host", "--quick"], status: 64, mentions: ["CONVSVD_KERNELS", "'foo'"],
+            environment: ["CONVSVD_KERNELS": "foo"])
+        try assertFails(
+            ["bench", "--device", "host", "--kernels", "fpga", "--quick"], status: 64, mentions: ["'fpga'"])
+    }
+
+    /// `--kernels cpu|gpu` with the host: the run goes on, with a warning
+    /// that names the option, the device and that it has no effect; with
+    /// `--kernels auto` (nothing asked) there is none.
+    func testKernelFamilyForTheHostIsWarnedAbout() throws {
+        let warning = "has no effect on"
+        for kernels in ["gpu", "cpu"] {
+            let out = tempPath()
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let r = try CLI.run([
+                "train", "--device", "host", "--kernels", kernels, "--epochs", "1", "--batch-size", "32",
+                "--train-limit", "64", "--test-limit", "32", "--data", mnist, "--out", out,
+            ])
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(
+                r.stderr.contains("convsvd: warning: --kernels \(kernels) \(warning)")
+                    && r.stderr.contains("--device host"), r.stderr)
+        }
+        let out = tempPath()
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let quiet = try CLI.run([
+            "train", "--device", "host", "--kernels", "auto", "--epochs", "1", "--batch-size", "32",
+            "--train-limit", "64", "--test-limit", "32", "--data", mnist, "--out", out,
+        ])
+        XCTAssertEqual(quiet.status, 0, quiet.output)
+        XCTAssertFalse(quiet.stderr.contains(warning), quiet.stderr)
+        // bench warns before measuring: here it then stops at the empty
+        // data files of --epoch (exit 2), so nothing is timed or downloaded.
+        let empty = try TestEnvironment.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: empty) }
+        for name in [
+            "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+        ] {
+            try Data().write(to: empty.appendingPathComponent(name))
+        }
+        try assertFails(
+            ["bench", "--device", "host", "--kernels", "gpu", "--epoch", "--data", empty.path],
+            status: 2, mentions: ["convsvd: warning: --kernels gpu \(warning)", "--device host", "empty file"])
+    }
+
     func testOutNamingAnExistingFile() throws {
         let file = tempPath()
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: file))

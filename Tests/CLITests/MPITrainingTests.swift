@@ -145,6 +145,44 @@ final class MPITrainingTests: XCTestCase {
             FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
     }
 
+    /// `--distributed mpi` started without a launcher is MPI's job of one
+    /// (a singleton): it trains as one process, to the end, and says that it
+    /// is rank 0 of 1. Needs Open MPI's library, not mpirun; skipped, saying
+    /// why, when the library is missing and CONVSVD_REQUIRE_MPI is unset.
+    func testWithoutMPIRunSaysItIsRankZeroOfOne() throws {
+        let out = try temporaryDirectory()
+        let r = try CLI.run([
+            "train", "--distributed", "mpi", "--device", "host", "--epochs", "1", "--batch-size", "32",
+            "--train-limit", "64", "--test-limit", "32", "--data", mnist, "--out", out.path,
+        ])
+        if r.status == 3, r.stderr.contains("--distributed mpi:"),
+            ProcessInfo.processInfo.environment["CONVSVD_REQUIRE_MPI"] != "1"
+        {
+            throw XCTSkip("Open MPI's library cannot be loaded (install openmpi-bin to run this test): \(r.stderr)")
+        }
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(
+            r.stderr.contains("convsvd: --distributed mpi without mpirun: running as rank 0 of 1"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("distributed: 1 MPI process(es)"), r.stderr)
+        XCTAssertEqual(try metrics(out).count, 1)
+    }
+
+    /// Under `mpirun -n 1` the job of one is what was asked for: the usual
+    /// line, and no word of a missing mpirun.
+    func testOneRankUnderMPIRunIsNotWarnedAbout() throws {
+        _ = try requireMPI()
+        let out = try temporaryDirectory()
+        let r = try mpi(
+            1,
+            [
+                "train", "--distributed", "mpi", "--device", "host", "--epochs", "1", "--batch-size", "32",
+                "--train-limit", "64", "--test-limit", "32", "--data", mnist, "--out", out.path,
+            ])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stderr.contains("distributed: 1 MPI process(es)"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("without mpirun"), r.stderr)
+    }
+
     /// `study` under MPI: the two ranks share the seeds out (each seed is
     /// trained exactly once, by one rank) and rank 0 summarises all three.
     func testStudyUnderMPISharesTheSeeds() throws {

@@ -109,6 +109,21 @@ final class IDXReaderTests: XCTestCase {
         }
     }
 
+    /// Every image size but 28×28 is refused, whichever dimension is wrong:
+    /// rows alone (29×28, 27×28), columns alone (28×27), both, and 784×1 or
+    /// 1×784, which hold as many pixels as 28×28 (so the data length alone
+    /// would pass them).
+    func testEveryOtherImageSizeIsRefused() throws {
+        for (rows, columns) in [(29, 28), (27, 28), (28, 27), (29, 29), (784, 1), (1, 784), (0, 28)] {
+            let url = try file("train-images-idx3-ubyte", images(count: 2, rows: rows, columns: columns))
+            assertThrows(
+                IDXError.self, containing: ["train-images-idx3-ubyte", "\(rows)×\(columns)", "expected 28×28"]
+            ) {
+                try readImages(url)
+            }
+        }
+    }
+
     func testHugeDeclaredCountIsRejectedWithoutAllocating() throws {
         // 0xFFFFFFFF images of 28×28 declared in a 16-byte file.
         let url = try file("train-images-idx3-ubyte", idxBytes(dims: [0xFFFF_FFFF, 28, 28], payload: []))

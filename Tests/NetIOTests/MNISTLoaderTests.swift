@@ -137,6 +137,19 @@ final class MNISTLoaderTests: XCTestCase {
         XCTAssertEqual(Array(train.pixels.suffix(2)), [UInt8((5 * 784 - 2) % 251), UInt8((5 * 784 - 1) % 251)])
     }
 
+    /// A test set of 29×28 images (one row too many, the right number of
+    /// columns) is refused by the loader, naming the file and both sizes.
+    func testImagesWithARowTooManyAreRefused() throws {
+        let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-mnist")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try writeSyntheticSet(in: dir, train: 5, test: 3, gzip: false)
+        try idxBytes(dims: [3, 29, 28], payload: [UInt8](repeating: 1, count: 3 * 29 * 28))
+            .write(to: dir.appendingPathComponent("t10k-images-idx3-ubyte"))
+        assertThrows(IDXError.self, containing: ["t10k-images-idx3-ubyte", "29×28", "expected 28×28"]) {
+            try MNISTLoader.load(kind: .mnist, directory: dir, download: nil, verifyChecksums: false)
+        }
+    }
+
     func testUncompressedFilesAreReadToo() throws {
         let dir = try TestEnvironment.makeTemporaryDirectory("convsvd-mnist")
         defer { try? FileManager.default.removeItem(at: dir) }

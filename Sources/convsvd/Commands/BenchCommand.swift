@@ -57,14 +57,23 @@ struct BenchCommand: ParsableCommand {
                 try device.isEmpty
                 ? Devices.available().map { try DeviceSelector(parsing: $0.selector) }
                 : device.map(DeviceSelector.init(parsing:))
+            let choice = try DeviceOption.kernelChoice(kernels)
+            // Only the host is measured when every selector names it, or when
+            // there is no OpenCL device (then `auto` is the host and an
+            // OpenCL selector fails).
+            if case .family = choice,
+                selectors.allSatisfy({ $0 == .host }) || Devices.available().allSatisfy({ $0.kind == .host })
+            {
+                DeviceOption.warnIfKernelsIgnored(
+                    choice, on: HostDevice().info,
+                    chosenBy: device.isEmpty
+                        ? "bench's default devices (no OpenCL device here)"
+                        : "--device \(device.joined(separator: " "))")
+            }
             var options = quick ? Benchmark.Options.quick : Benchmark.Options(batchSizes: batchSizes, repeats: repeats)
             if quick { options.repeats = min(options.repeats, repeats) }
             let epochData = epoch ? try data.load().train : nil
             var reports: [Benchmark.DeviceReport] = []
-            let choice: KernelFamily.Choice
-            do { choice = try KernelFamily.Choice(parsing: kernels) } catch let e as KernelFamilyError {
-                throw ValidationError(e.description)
-            }
             for selector in selectors {
                 let preparation = try Devices.measureProgramPreparation(selector, kernels: choice)
                 let made = try Devices.make(selector, kernels: choice)

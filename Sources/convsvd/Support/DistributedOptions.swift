@@ -19,12 +19,27 @@ struct DistributedOptions: ParsableArguments {
         }
     }
 
+    /// The variables an MPI launcher exports to the processes it starts:
+    /// Open MPI's `mpirun`, and PMI or PMIx launchers (`srun`, MPICH's
+    /// Hydra).
+    static let launcherVariables = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"]
+
     /// The MPI job this process belongs to, or nil without `--distributed`.
+    /// A process started without a launcher is a job of one (MPI's
+    /// singleton); it trains alone, and says so, since whoever typed
+    /// `--distributed mpi` expects several processes.
     func join() throws -> MPIProcessGroup? {
         guard distributed != nil else { return nil }
+        // Read before MPI_Init, which may export such variables itself.
+        let environment = ProcessInfo.processInfo.environment
+        let launched = Self.launcherVariables.contains { environment[$0] != nil }
         do {
             let group = try MPIProcessGroup.world()
-            if group.rank == 0 {
+            if group.processes == 1, !launched {
+                log(
+                    "convsvd: --distributed mpi without mpirun: running as rank 0 of 1 "
+                        + "(start N processes with `mpirun -n N convsvd …`)")
+            } else if group.rank == 0 {
                 log("distributed: \(group.processes) MPI process(es) (\(group.library))")
             }
             return group

@@ -36,7 +36,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
 func exitCode(for error: Error) -> Int32 {
     switch error {
     case let e as ToolError: return e.code
-    case is ValidationError: return Exit.usage
+    case is ValidationError, is KernelFamilyError: return Exit.usage
     case let e as TrainingError:
         switch e {
         case .invalidSetting: return Exit.usage

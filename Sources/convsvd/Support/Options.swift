@@ -12,16 +12,37 @@ struct DeviceOption: ParsableArguments {
         help: "OpenCL kernel family: auto (GPU or accelerator → gpu, else cpu; $CONVSVD_KERNELS when set) | cpu | gpu.")
     var kernels: String = "auto"
 
-    /// `--kernels` parsed.
-    func kernelChoice() throws -> KernelFamily.Choice {
-        do { return try KernelFamily.Choice(parsing: kernels) } catch let e as KernelFamilyError {
-            throw ValidationError(e.description)
+    /// `--kernels` parsed (``DeviceOption/kernelChoice(_:)``).
+    func kernelChoice() throws -> KernelFamily.Choice { try Self.kernelChoice(kernels) }
+
+    /// `--kernels` as written, parsed; `$CONVSVD_KERNELS` is checked too,
+    /// whatever the device, so that a bad setting stops every command with
+    /// exit 64 (a ``KernelFamilyError``), not only those that open an
+    /// OpenCL device.
+    static func kernelChoice(_ text: String) throws -> KernelFamily.Choice {
+        let environment = ProcessInfo.processInfo.environment[KernelFamily.environmentVariable] ?? ""
+        if !environment.isEmpty {
+            _ = try KernelFamily.Choice(parsing: environment, what: KernelFamily.environmentVariable)
         }
+        return try KernelFamily.Choice(parsing: text)
+    }
+
+    /// Says on standard error that `--kernels` has no effect when it names
+    /// a family and the device (`made`, the choice of `chosenBy`, e.g.
+    /// "--device host") is the host: the host runs its own C kernels
+    /// whatever the option says, and an option ignored without a word
+    /// misleads whoever compares runs by their command lines.
+    static func warnIfKernelsIgnored(_ choice: KernelFamily.Choice, on made: DeviceInfo, chosenBy: String) {
+        guard case .family(let family) = choice, made.kind == .host else { return }
+        log(
+            "convsvd: warning: --kernels \(family.rawValue) has no effect on \(made.summary), the device of "
+                + "\(chosenBy): --kernels chooses the kernels of an OpenCL device; the host runs its own")
     }
 
     func make() throws -> any Device {
         let selector = try DeviceSelector(parsing: device)
-        let made = try Devices.make(selector, kernels: try kernelChoice())
+        let choice = try kernelChoice()
+        let made = try Devices.make(selector, kernels: choice)
         if let openCL = made as? OpenCLDevice {
             log(
                 "device: \(made.info.summary) (kernel family \(openCL.kernelFamily.rawValue): \(openCL.kernelFamilyReason))"
@@ -29,6 +50,7 @@ struct DeviceOption: ParsableArguments {
         } else {
             log("device: \(made.info.summary)")
         }
+        Self.warnIfKernelsIgnored(choice, on: made.info, chosenBy: "--device \(device)")
         return made
     }
 }
