@@ -59,10 +59,12 @@ void hk_adam_step(int count, float *parameter, const float *gradient, float *m, 
 }
 
 void hk_sgd_momentum_step(int count, float *restrict parameter, const float *restrict gradient,
-                          float *restrict velocity, float learningRate, float momentum) {
+                          float *restrict velocity, float learningRate, float momentum, float weightDecay,
+                          int nesterov) {
     for (int i = 0; i < count; i++) {
-        float vi = momentum * velocity[i] + gradient[i];
+        float d = gradient[i] + weightDecay * parameter[i];
+        float vi = momentum * velocity[i] + d;
         velocity[i] = vi;
-        parameter[i] -= learningRate * vi;
+        parameter[i] -= learningRate * (nesterov ? d + momentum * vi : vi);
     }
 }

@@ -149,7 +149,7 @@ final class DeviceParityTests: XCTestCase {
                             MomentumTensor(
                                 count: 4000, parameter: sgdParameter, gradient: gradWeight,
                                 velocity: velocity)
-                        ], learningRate: 0.01, momentum: 0.9)
+                        ], step: SGDStep(learningRate: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4))
                     try d.adamStep(
                         [AdamTensor(count: 4000, parameter: adamParameter, gradient: gradWeight, m: m, v: v)],
                         step: AdamStep(learningRate: 1e-3, step: t))

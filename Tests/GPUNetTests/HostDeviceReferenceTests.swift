@@ -161,6 +161,13 @@ final class NaiveReferenceTests: XCTestCase {
             parameter: [1.0], gradient: [0.5], velocity: [2.0], learningRate: 0.1, momentum: 0.9)
         XCTAssertEqual(sgd.velocity[0], 2.3, accuracy: 1e-12)
         XCTAssertEqual(sgd.parameter[0], 0.77, accuracy: 1e-12)
+        // With λ = 0.1 and Nesterov: d = 0.5 + 0.1·1 = 0.6; v = 0.9·2 + 0.6 = 2.4;
+        // step = d + 0.9·v = 0.6 + 2.16 = 2.76; p = 1 − 0.1·2.76 = 0.724.
+        let nesterov = NaiveReference.sgdMomentumStep(
+            parameter: [1.0], gradient: [0.5], velocity: [2.0], learningRate: 0.1, momentum: 0.9, nesterov: true,
+            weightDecay: 0.1)
+        XCTAssertEqual(nesterov.velocity[0], 2.4, accuracy: 1e-12)
+        XCTAssertEqual(nesterov.parameter[0], 0.724, accuracy: 1e-12)
         // First Adam step: m̂ = g, v̂ = g², so the step is lr·g/(|g| + ε).
         let step = AdamStep(learningRate: 0.01, step: 1)
         let adam = NaiveReference.adamStep(parameter: [1.0], gradient: [2.0], m: [0.0], v: [0.0], step: step)

@@ -397,28 +397,33 @@ final class HostDeviceTests: XCTestCase {
 
     /// Rule: 1e-6 absolute after three chained steps: parameters O(1) and
     /// updates O(lr) round at ~1e-7 in float32, so 1e-6 still catches any
-    /// wrong term (each is ≥ 1e-4 here).
+    /// wrong term (each is ≥ 1e-5 here: the weight-decay term lr·λ·p too).
+    /// Plain momentum, Nesterov, weight decay, and both.
     func testSGDMomentumMatchesReference() throws {
         let count = 1003
-        var parameter = randomFloats(count, seed: 100).map(Double.init)
-        var velocity = [Double](repeating: 0, count: count)
-        let p = try device.makeBuffer(parameter.map(Float.init))
-        let v = try zeros(count)
-        for step in 0..<3 {
-            let gradient = randomFloats(count, seed: 101 + UInt64(step))
-            try device.sgdMomentumStep(
-                [
-                    MomentumTensor(
-                        count: count, parameter: p, gradient: try device.makeBuffer(gradient),
-                        velocity: v)
-                ], learningRate: 0.05, momentum: 0.9)
-            (parameter, velocity) = NaiveReference.sgdMomentumStep(
-                parameter: parameter, gradient: gradient.map(Double.init),
-                velocity: velocity, learningRate: Double(Float(0.05)),
-                momentum: Double(Float(0.9)))
+        for (nesterov, weightDecay) in [(false, Float(0)), (true, 0), (false, 0.01), (true, 0.01)] {
+            let variant = "nesterov \(nesterov), weight decay \(weightDecay)"
+            var parameter = randomFloats(count, seed: 100).map(Double.init)
+            var velocity = [Double](repeating: 0, count: count)
+            let p = try device.makeBuffer(parameter.map(Float.init))
+            let v = try zeros(count)
+            let sgd = SGDStep(learningRate: 0.05, momentum: 0.9, nesterov: nesterov, weightDecay: weightDecay)
+            for step in 0..<3 {
+                let gradient = randomFloats(count, seed: 101 + UInt64(step))
+                try device.sgdMomentumStep(
+                    [
+                        MomentumTensor(
+                            count: count, parameter: p, gradient: try device.makeBuffer(gradient),
+                            velocity: v)
+                    ], step: sgd)
+                (parameter, velocity) = NaiveReference.sgdMomentumStep(
+                    parameter: parameter, gradient: gradient.map(Double.init),
+                    velocity: velocity, learningRate: Double(Float(0.05)),
+                    momentum: Double(Float(0.9)), nesterov: nesterov, weightDecay: Double(weightDecay))
+            }
+            XCTAssertLessThanOrEqual(maxAbsoluteDifference(try floats(p), parameter), 1e-6, "SGD parameter, \(variant)")
+            XCTAssertLessThanOrEqual(maxAbsoluteDifference(try floats(v), velocity), 1e-6, "SGD velocity, \(variant)")
         }
-        XCTAssertLessThanOrEqual(maxAbsoluteDifference(try floats(p), parameter), 1e-6, "SGD parameter")
-        XCTAssertLessThanOrEqual(maxAbsoluteDifference(try floats(v), velocity), 1e-6, "SGD velocity")
     }
 
     /// Rule: as for SGD, 1e-6 absolute after steps t = 1, 2, 3 (bias

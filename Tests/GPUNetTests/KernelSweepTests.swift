@@ -220,7 +220,8 @@ final class KernelSweepTests: XCTestCase {
                 out += [p1, u, p2, m, v]
             }
             for t in 1...2 {
-                try d.sgdMomentumStep(momentum, learningRate: 0.01, momentum: 0.9)
+                try d.sgdMomentumStep(
+                    momentum, step: SGDStep(learningRate: 0.01, momentum: 0.9, nesterov: t == 2, weightDecay: 5e-4))
                 try d.adamStep(adam, step: AdamStep(learningRate: 1e-3, step: t))
             }
             return try out.map { try d.floats($0) }

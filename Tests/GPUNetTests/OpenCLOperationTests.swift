@@ -397,6 +397,11 @@ final class OpenCLOperationTests: XCTestCase {
     /// against its own float64 reference.
     func testOptimisers() throws {
         let counts = [1, 1001, 6, 72, 1152]
+        // Steps 0, 1, 2: plain momentum, Nesterov, Nesterov with weight decay.
+        let sgdSteps = [
+            SGDStep(learningRate: 0.05, momentum: 0.9), SGDStep(learningRate: 0.05, momentum: 0.9, nesterov: true),
+            SGDStep(learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.01),
+        ]
         try eachDevice { device in
             var parameters = counts.enumerated().map { randomFloats($1, seed: 101 + UInt64($0)).map(Double.init) }
             let sgdStart = parameters
@@ -411,11 +416,12 @@ final class OpenCLOperationTests: XCTestCase {
                 try device.sgdMomentumStep(
                     counts.indices.map {
                         MomentumTensor(count: counts[$0], parameter: p[$0], gradient: g[$0], velocity: v[$0])
-                    }, learningRate: 0.05, momentum: 0.9)
+                    }, step: sgdSteps[step])
                 for i in counts.indices {
                     (parameters[i], velocities[i]) = NaiveReference.sgdMomentumStep(
                         parameter: parameters[i], gradient: gradients[i].map(Double.init), velocity: velocities[i],
-                        learningRate: 0.05, momentum: 0.9)
+                        learningRate: Double(sgdSteps[step].learningRate), momentum: Double(sgdSteps[step].momentum),
+                        nesterov: sgdSteps[step].nesterov, weightDecay: Double(sgdSteps[step].weightDecay))
                 }
             }
             for i in counts.indices {

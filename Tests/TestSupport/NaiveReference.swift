@@ -370,10 +370,12 @@ public enum NaiveReference {
 
     // MARK: Optimisers
 
-    /// velocity ← μ·velocity + grad; parameter ← parameter − lr·velocity.
+    /// PyTorch's `torch.optim.SGD` step (dampening 0), written from its
+    /// documentation: d ← grad + λ·parameter; velocity ← μ·velocity + d;
+    /// parameter ← parameter − lr·(nesterov ? d + μ·velocity : velocity).
     public static func sgdMomentumStep<T: BinaryFloatingPoint>(
         parameter: [T], gradient: [T], velocity: [T],
-        learningRate: Double, momentum: Double
+        learningRate: Double, momentum: Double, nesterov: Bool = false, weightDecay: Double = 0
     )
         -> (parameter: [Double], velocity: [Double])
     {
@@ -384,8 +386,9 @@ public enum NaiveReference {
         var v = doubles(velocity)
         let g = doubles(gradient)
         for i in 0..<p.count {
-            v[i] = momentum * v[i] + g[i]
-            p[i] -= learningRate * v[i]
+            let d = g[i] + weightDecay * p[i]
+            v[i] = momentum * v[i] + d
+            p[i] -= learningRate * (nesterov ? d + momentum * v[i] : v[i])
         }
         return (p, v)
     }

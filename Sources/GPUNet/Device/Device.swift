@@ -140,15 +140,17 @@ public protocol Device: AnyObject {
         batch: Int, classes: Int, logits: Buffer, labels: Buffer,
         gradLogits: Buffer, perSample: Buffer) throws
 
-    // MARK: Optimisers (PyTorch's update rules, no weight decay)
+    // MARK: Optimisers (PyTorch's update rules)
 
     //
     // Each takes every tensor of a model at once, so that a device that
     // launches kernels updates several tensors per launch (OpenCL: four; a
     // step's four separate launches cost ~0.02 ms more on PoCL here).
 
-    /// For each tensor: velocity = μ·velocity + grad; param −= lr·velocity.
-    func sgdMomentumStep(_ tensors: [MomentumTensor], learningRate: Float, momentum: Float) throws
+    /// For each tensor, PyTorch's SGD (dampening 0): d = grad + λ·param;
+    /// velocity = μ·velocity + d; param −= lr·(nesterov ? d + μ·velocity : velocity),
+    /// with lr, μ, λ and Nesterov in `step`.
+    func sgdMomentumStep(_ tensors: [MomentumTensor], step: SGDStep) throws
     /// For each tensor: m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²;
     /// param −= lr·(m/c₁)/(√(v/c₂) + ε) with cᵢ = 1 − βᵢᵗ (given in `step`).
     func adamStep(_ tensors: [AdamTensor], step: AdamStep) throws
@@ -347,7 +349,7 @@ public struct AdamTensor {
     }
 }
 
-/// A tensor that ``Device/sgdMomentumStep(_:learningRate:momentum:)``
+/// A tensor that ``Device/sgdMomentumStep(_:step:)``
 /// updates: the first `count` floats of each buffer (three distinct buffers).
 public struct MomentumTensor {
     public var count: Int
@@ -357,6 +359,24 @@ public struct MomentumTensor {
         self.parameter = parameter
         self.gradient = gradient
         self.velocity = velocity
+    }
+}
+
+/// One SGD update's hyper-parameters, as PyTorch's `torch.optim.SGD` names
+/// them (dampening 0). With `weightDecay` 0 and `nesterov` false the update
+/// is velocity = μ·velocity + grad, param −= lr·velocity, bit for bit: the
+/// decay term adds an exact zero.
+public struct SGDStep: Hashable, Sendable {
+    public var learningRate: Float, momentum: Float
+    /// Nesterov momentum: the step is d + μ·velocity rather than velocity.
+    public var nesterov: Bool
+    /// L2 weight decay λ, added to the gradient as λ·param.
+    public var weightDecay: Float
+    public init(learningRate: Float, momentum: Float, nesterov: Bool = false, weightDecay: Float = 0) {
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weightDecay = weightDecay
     }
 }
 

@@ -232,13 +232,14 @@ extension HostDevice {
 
     // MARK: Optimisers
 
-    public func sgdMomentumStep(_ tensors: [MomentumTensor], learningRate: Float, momentum: Float) throws {
+    public func sgdMomentumStep(_ tensors: [MomentumTensor], step: SGDStep) throws {
         for t in tensors {
             let p = try floats(t.parameter, at: t.count, "sgdMomentumStep", "parameter")
             let g = try floats(t.gradient, at: t.count, "sgdMomentumStep", "gradient")
             let v = try floats(t.velocity, at: t.count, "sgdMomentumStep", "velocity")
             try distinct(t.parameter, t.gradient, t.velocity, in: "sgdMomentumStep")
-            hk_sgd_momentum_step(Int32(t.count), p, g, v, learningRate, momentum)
+            hk_sgd_momentum_step(
+                Int32(t.count), p, g, v, step.learningRate, step.momentum, step.weightDecay, step.nesterov ? 1 : 0)
         }
     }
 

@@ -363,11 +363,14 @@ extension OpenCLDevice {
     // MARK: Optimisers
 
     /// `sgd_momentum_step` (common/optimizers.cl, both families), four tensors per launch.
-    public func sgdMomentumStep(_ tensors: [MomentumTensor], learningRate: Float, momentum: Float) throws {
+    public func sgdMomentumStep(_ tensors: [MomentumTensor], step: SGDStep) throws {
         let operation = "sgdMomentumStep"
         try launchFourTensorsAtATime(
             "sgd_momentum_step", tensors, count: \.count, elementsPerItem: 1,
-            trailing: [.float(learningRate), .float(momentum)]
+            trailing: [
+                .float(step.learningRate), .float(step.momentum), .float(step.weightDecay),
+                .int(step.nesterov ? 1 : 0),
+            ]
         ) { t, count in
             [
                 .buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),

@@ -156,7 +156,8 @@ enum SelfTestCases {
                         MomentumTensor(
                             count: sizes[$0], parameter: params[$0], gradient: grads[$0], velocity: state[$0][0])
                     }
-                    try d.sgdMomentumStep(tensors, learningRate: 0.05, momentum: 0.9)
+                    try d.sgdMomentumStep(
+                        tensors, step: SGDStep(learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4))
                 })
         }
         for (side, count, range) in [(28, 100, 10..<74), (28, 100, 99..<100), (5, 50, 40..<50)] {

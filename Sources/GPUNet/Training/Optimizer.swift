@@ -1,9 +1,12 @@
+import Foundation
+
 /// Which update rule trains the network, with its hyper-parameters.
-public enum OptimizerKind: Codable, Hashable, Sendable, CustomStringConvertible {
+public enum OptimizerKind: Hashable, Sendable, CustomStringConvertible {
     /// PyTorch's Adam (β₁ 0.9, β₂ 0.999, ε 1e-8), the default.
     case adam(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8)
-    /// PyTorch's SGD with (non-Nesterov) momentum.
-    case sgd(momentum: Float = 0.9)
+    /// PyTorch's SGD with momentum (dampening 0), optionally Nesterov's, with
+    /// L2 weight decay λ added to the gradient (`torch.optim.SGD`'s `weight_decay`).
+    case sgd(momentum: Float = 0.9, nesterov: Bool = false, weightDecay: Float = 0)
 
     public var name: String {
         switch self {
@@ -15,7 +18,82 @@ public enum OptimizerKind: Codable, Hashable, Sendable, CustomStringConvertible 
     public var description: String {
         switch self {
         case .adam(let b1, let b2, let eps): return "adam(β1=\(b1), β2=\(b2), ε=\(eps))"
-        case .sgd(let m): return "sgd(momentum=\(m))"
+        case .sgd(let m, let nesterov, let decay):
+            return "sgd(momentum=\(m)\(nesterov ? ", nesterov" : ""), weight decay=\(decay))"
+        }
+    }
+}
+
+/// The JSON of metrics.json and checkpoints: `{"adam": {"beta1": …}}` or
+/// `{"sgd": {"momentum": …, "nesterov": …, "weightDecay": …}}`. An SGD entry
+/// without the last two (a run from before they existed) is plain momentum.
+extension OptimizerKind: Codable {
+    private enum Kind: String, CodingKey { case adam, sgd }
+    private enum Field: String, CodingKey { case beta1, beta2, epsilon, momentum, nesterov, weightDecay }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: Kind.self)
+        if container.contains(.adam) {
+            let f = try container.nestedContainer(keyedBy: Field.self, forKey: .adam)
+            self = .adam(
+                beta1: try f.decode(Float.self, forKey: .beta1), beta2: try f.decode(Float.self, forKey: .beta2),
+                epsilon: try f.decode(Float.self, forKey: .epsilon))
+        } else if container.contains(.sgd) {
+            let f = try container.nestedContainer(keyedBy: Field.self, forKey: .sgd)
+            self = .sgd(
+                momentum: try f.decode(Float.self, forKey: .momentum),
+                nesterov: try f.decodeIfPresent(Bool.self, forKey: .nesterov) ?? false,
+                weightDecay: try f.decodeIfPresent(Float.self, forKey: .weightDecay) ?? 0)
+        } else {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "an optimiser is \"adam\" or \"sgd\""))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: Kind.self)
+        switch self {
+        case .adam(let b1, let b2, let eps):
+            var f = container.nestedContainer(keyedBy: Field.self, forKey: .adam)
+            try f.encode(b1, forKey: .beta1)
+            try f.encode(b2, forKey: .beta2)
+            try f.encode(eps, forKey: .epsilon)
+        case .sgd(let m, let nesterov, let decay):
+            var f = container.nestedContainer(keyedBy: Field.self, forKey: .sgd)
+            try f.encode(m, forKey: .momentum)
+            try f.encode(nesterov, forKey: .nesterov)
+            try f.encode(decay, forKey: .weightDecay)
+        }
+    }
+}
+
+/// How the learning rate moves over a run of T optimiser steps, the
+/// peak rate η being `--lr`. Step t counts from 0; the rate of step t is
+/// what update t + 1 uses.
+/// - constant: η.
+/// - cosine: η·½(1 + cos(π·t/T)), PyTorch's `CosineAnnealingLR` with
+///   `T_max` = T and `eta_min` = 0 (its closed form).
+/// - onecycle: a linear warm-up over the first W = ⌈0.3·T⌉ steps, η·(t + 1)/W,
+///   reaching η at step W − 1; then cosine from η towards 0,
+///   η·½(1 + cos(π·(t − W)/(T − W))). (PyTorch's `OneCycleLR` differs: it
+///   warms up by a cosine from η/25.)
+public enum LearningRateSchedule: String, Codable, CaseIterable, Sendable {
+    case constant, cosine, onecycle
+
+    /// The rate of step `t` (0-based) of `total`, computed in Double.
+    public func rate(peak: Float, step t: Int, of total: Int) -> Float {
+        let eta = Double(peak)
+        let total = max(total, 1)
+        switch self {
+        case .constant:
+            return peak
+        case .cosine:
+            return Float(eta * 0.5 * (1 + cos(Double.pi * Double(min(t, total)) / Double(total))))
+        case .onecycle:
+            let warm = Int((0.3 * Double(total)).rounded(.up))
+            if t < warm { return Float(eta * Double(t + 1) / Double(warm)) }
+            let rest = max(total - warm, 1)
+            return Float(eta * 0.5 * (1 + cos(Double.pi * Double(min(t - warm, rest)) / Double(rest))))
         }
     }
 }
@@ -27,7 +105,12 @@ public enum OptimizerKind: Codable, Hashable, Sendable, CustomStringConvertible 
 /// update needs no read-back.
 public final class Optimizer {
     public let kind: OptimizerKind
+    /// The peak rate η of ``schedule``.
     public let learningRate: Float
+    public let schedule: LearningRateSchedule
+    /// The run's length T in steps, which ``schedule`` needs (the trainer
+    /// sets it once it knows the steps per epoch).
+    public var totalSteps: Int = 1
     /// Updates taken so far (Adam's t after the last step).
     public private(set) var step: Int = 0
     private let device: any Device
@@ -44,11 +127,12 @@ public final class Optimizer {
     }
 
     public init(
-        _ kind: OptimizerKind, learningRate: Float, parameters: TinyConvNet.Parameters,
-        device: any Device
+        _ kind: OptimizerKind, learningRate: Float, schedule: LearningRateSchedule = .constant,
+        parameters: TinyConvNet.Parameters, device: any Device
     ) throws {
         self.kind = kind
         self.learningRate = learningRate
+        self.schedule = schedule
         self.device = device
         let count: Int
         switch kind {
@@ -60,8 +144,12 @@ public final class Optimizer {
         }
     }
 
+    /// The rate the next update uses.
+    public var currentLearningRate: Float { schedule.rate(peak: learningRate, step: step, of: totalSteps) }
+
     /// One update of every parameter from its gradient.
     public func update(parameters: TinyConvNet.Parameters, gradients: TinyConvNet.Parameters) throws {
+        let rate = currentLearningRate
         step += 1
         let tensors = zip(zip(parameters.all, gradients.all), slots)
         switch kind {
@@ -72,13 +160,15 @@ public final class Optimizer {
             try device.adamStep(
                 adam,
                 step: AdamStep(
-                    learningRate: learningRate, beta1: b1, beta2: b2, epsilon: eps,
+                    learningRate: rate, beta1: b1, beta2: b2, epsilon: eps,
                     step: step))
-        case .sgd(let momentum):
+        case .sgd(let momentum, let nesterov, let decay):
             let sgd = tensors.map { pair, state in
                 MomentumTensor(count: pair.0.count, parameter: pair.0, gradient: pair.1, velocity: state[0])
             }
-            try device.sgdMomentumStep(sgd, learningRate: learningRate, momentum: momentum)
+            try device.sgdMomentumStep(
+                sgd,
+                step: SGDStep(learningRate: rate, momentum: momentum, nesterov: nesterov, weightDecay: decay))
         }
     }
 
@@ -95,10 +185,10 @@ public final class Optimizer {
             try device.adamStep(
                 [AdamTensor(count: 1, parameter: p, gradient: g, m: a, v: b)],
                 step: AdamStep(learningRate: learningRate, beta1: b1, beta2: b2, epsilon: eps, step: 1))
-        case .sgd(let momentum):
+        case .sgd(let momentum, let nesterov, let decay):
             try device.sgdMomentumStep(
                 [MomentumTensor(count: 1, parameter: p, gradient: g, velocity: a)],
-                learningRate: learningRate, momentum: momentum)
+                step: SGDStep(learningRate: learningRate, momentum: momentum, nesterov: nesterov, weightDecay: decay))
         }
     }
 

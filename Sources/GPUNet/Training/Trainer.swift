@@ -52,7 +52,7 @@ public final class Trainer {
         network = try TinyConvNet(device: device)
         try network.load(TinyConvNet.initialWeights(seed: settings.seed))
         optimizer = try Optimizer(
-            settings.optimizer, learningRate: settings.learningRate,
+            settings.optimizer, learningRate: settings.learningRate, schedule: settings.schedule,
             parameters: network.parameters, device: device)
     }
 
@@ -104,6 +104,7 @@ public final class Trainer {
         let steps =
             gradientReducer?.steps(images: train.count, batchSize: settings.batchSize)
             ?? (train.count + settings.batchSize - 1) / settings.batchSize
+        optimizer.totalSteps = steps * settings.epochs
         let (trainData, testData) = try prepareDevice()
         for epoch in startEpoch...settings.epochs {
             observer?.epochStarted(epoch: epoch, of: settings.epochs, steps: steps)

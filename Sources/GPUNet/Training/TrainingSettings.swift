@@ -5,7 +5,9 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var dataset: String
     public var epochs: Int
     public var batchSize: Int
+    /// The peak learning rate of ``schedule``.
     public var learningRate: Float
+    public var schedule: LearningRateSchedule
     public var optimizer: OptimizerKind
     public var seed: UInt64
     /// Train on the first `trainLimit` training images only (tests, smoke runs).
@@ -15,12 +17,14 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
 
     public init(
         dataset: String = "mnist", epochs: Int = 20, batchSize: Int = 64, learningRate: Float = 1e-3,
-        optimizer: OptimizerKind = .adam(), seed: UInt64 = 0, trainLimit: Int? = nil, testLimit: Int? = nil
+        schedule: LearningRateSchedule = .constant, optimizer: OptimizerKind = .adam(), seed: UInt64 = 0,
+        trainLimit: Int? = nil, testLimit: Int? = nil
     ) {
         self.dataset = dataset
         self.epochs = epochs
         self.batchSize = batchSize
         self.learningRate = learningRate
+        self.schedule = schedule
         self.optimizer = optimizer
         self.seed = seed
         self.trainLimit = trainLimit
@@ -36,8 +40,16 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
         guard learningRate > 0, learningRate.isFinite else {
             throw TrainingError.invalidSetting("--lr must be a positive number (got \(learningRate))")
         }
-        if case .sgd(let m) = optimizer, !(0..<1).contains(m) {
-            throw TrainingError.invalidSetting("--momentum must be in [0, 1) (got \(m))")
+        if case .sgd(let m, let nesterov, let decay) = optimizer {
+            guard (0..<1).contains(m) else {
+                throw TrainingError.invalidSetting("--momentum must be in [0, 1) (got \(m))")
+            }
+            guard !nesterov || m > 0 else {
+                throw TrainingError.invalidSetting("--nesterov needs a momentum above 0 (got \(m))")
+            }
+            guard decay >= 0, decay.isFinite else {
+                throw TrainingError.invalidSetting("--weight-decay must be 0 or more (got \(decay))")
+            }
         }
         if let t = trainLimit, t < 1 {
             throw TrainingError.invalidSetting("--train-limit must be at least 1 (got \(t))")
@@ -45,13 +57,34 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
         if let t = testLimit, t < 1 { throw TrainingError.invalidSetting("--test-limit must be at least 1 (got \(t))") }
     }
 
-    /// The same run, allowing more epochs: what `--resume` requires.
+    /// The same run, allowing more epochs: what `--resume` requires. A
+    /// schedule other than constant depends on the run's length, so there
+    /// the epochs must agree too.
     func isContinuation(of other: TrainingSettings) -> Bool {
         var a = self
         var b = other
-        a.epochs = 0
-        b.epochs = 0
+        if schedule == .constant {
+            a.epochs = 0
+            b.epochs = 0
+        }
         return a == b
+    }
+}
+
+/// Reads settings written before ``TrainingSettings/schedule`` existed as
+/// the constant schedule they ran with.
+extension TrainingSettings {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            dataset: try c.decode(String.self, forKey: .dataset), epochs: try c.decode(Int.self, forKey: .epochs),
+            batchSize: try c.decode(Int.self, forKey: .batchSize),
+            learningRate: try c.decode(Float.self, forKey: .learningRate),
+            schedule: try c.decodeIfPresent(LearningRateSchedule.self, forKey: .schedule) ?? .constant,
+            optimizer: try c.decode(OptimizerKind.self, forKey: .optimizer),
+            seed: try c.decode(UInt64.self, forKey: .seed),
+            trainLimit: try c.decodeIfPresent(Int.self, forKey: .trainLimit),
+            testLimit: try c.decodeIfPresent(Int.self, forKey: .testLimit))
     }
 }
 

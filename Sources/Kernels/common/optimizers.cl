@@ -1,4 +1,4 @@
-// Optimiser updates, PyTorch's rules without weight decay, on up to four
+// Optimiser updates, PyTorch's rules, on up to four
 // tensors per launch (a model's tensors are updated together: one launch
 // instead of one per tensor). Tensor t has count n_t (0 for an unused slot)
 // and owns a contiguous range of work-items, in slot order; TENSOR_SLOT
@@ -11,7 +11,8 @@
                 if (index >= (items3)) return; } } }
 #define PICK(slot, a0, a1, a2, a3) ((slot) == 0 ? (a0) : (slot) == 1 ? (a1) : (slot) == 2 ? (a2) : (a3))
 
-// velocity = μ·velocity + grad; parameter −= lr·velocity. One element per
+// PyTorch's SGD (dampening 0): d = grad + λ·parameter; velocity = μ·velocity + d;
+// parameter −= lr·(nesterov ? d + μ·velocity : velocity). One element per
 // work-item.
 #ifdef KERNEL_sgd_momentum_step
 __kernel void sgd_momentum_step(
@@ -19,14 +20,15 @@ __kernel void sgd_momentum_step(
         __global float* p1, __global const float* g1, __global float* u1,
         __global float* p2, __global const float* g2, __global float* u2,
         __global float* p3, __global const float* g3, __global float* u3,
-        int n0, int n1, int n2, int n3, float learningRate, float momentum) {
+        int n0, int n1, int n2, int n3, float learningRate, float momentum, float weightDecay, int nesterov) {
     TENSOR_SLOT(n0, n1, n2, n3, index, slot)
     __global float* parameter = PICK(slot, p0, p1, p2, p3);
     __global const float* gradient = PICK(slot, g0, g1, g2, g3);
     __global float* velocity = PICK(slot, u0, u1, u2, u3);
-    const float v = momentum * velocity[index] + gradient[index];
+    const float d = gradient[index] + weightDecay * parameter[index];
+    const float v = momentum * velocity[index] + d;
     velocity[index] = v;
-    parameter[index] -= learningRate * v;
+    parameter[index] -= learningRate * (nesterov ? d + momentum * v : v);
 }
 #endif
 

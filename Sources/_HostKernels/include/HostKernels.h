@@ -115,8 +115,9 @@ void hk_pool_run(hk_pool *pool, int tasks, hk_task_fn function, void *context);
 /// rounded as written (no fused multiply-add). The four arrays must not overlap.
 void hk_adam_step(int count, float *parameter, const float *gradient, float *m, float *v, float learningRate,
                   float beta1, float beta2, float epsilon, float correction1, float correction2);
-/// SGD with momentum: velocity = mu*velocity + g; p -= lr*velocity.
+/// PyTorch's SGD (dampening 0): d = g + weightDecay*p; velocity = mu*velocity + d;
+/// p -= lr*(nesterov ? d + mu*velocity : velocity).
 void hk_sgd_momentum_step(int count, float *parameter, const float *gradient, float *velocity, float learningRate,
-                          float momentum);
+                          float momentum, float weightDecay, int nesterov);
 
 #endif

@@ -217,7 +217,9 @@ struct StudyCommand: ParsableCommand {
         var args = [
             "--dataset", data.dataset, "--epochs", "\(training.epochs)", "--batch-size", "\(training.batchSize)",
             "--lr", "\(training.lr)", "--optimizer", training.optimizer, "--momentum", "\(training.momentum)",
+            "--weight-decay", "\(training.weightDecay)", "--schedule", training.schedule,
         ]
+        if training.nesterov { args.append("--nesterov") }
         if let d = data.data { args += ["--data", d] }
         if let t = training.trainLimit { args += ["--train-limit", "\(t)"] }
         if let t = training.testLimit { args += ["--test-limit", "\(t)"] }

@@ -96,6 +96,18 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Momentum for --optimizer sgd.")
     var momentum: Float = 0.9
 
+    @Flag(help: "Nesterov momentum for --optimizer sgd.")
+    var nesterov = false
+
+    @Option(name: .customLong("weight-decay"), help: "L2 weight decay λ for --optimizer sgd (PyTorch's weight_decay).")
+    var weightDecay: Float = 0
+
+    @Option(
+        help:
+            "Learning-rate schedule over the run: constant | cosine (to 0) | onecycle (linear warm-up over the first 30% of steps to --lr, then cosine to 0)."
+    )
+    var schedule: String = "constant"
+
     @Option(help: "Seed for the initial weights and the shuffling.")
     var seed: UInt64 = 0
 
@@ -108,12 +120,21 @@ struct TrainingOptions: ParsableArguments {
     func settings(dataset: String) throws -> TrainingSettings {
         let kind: OptimizerKind
         switch optimizer.lowercased() {
-        case "adam": kind = .adam()
-        case "sgd": kind = .sgd(momentum: momentum)
+        case "adam":
+            guard !nesterov, weightDecay == 0 else {
+                throw ValidationError("--nesterov and --weight-decay apply to --optimizer sgd, not adam")
+            }
+            kind = .adam()
+        case "sgd": kind = .sgd(momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
         default: throw ValidationError("--optimizer must be adam or sgd (got \(optimizer))")
         }
+        guard let scheduleKind = LearningRateSchedule(rawValue: schedule.lowercased()) else {
+            throw ValidationError(
+                "--schedule must be one of \(LearningRateSchedule.allCases.map(\.rawValue).joined(separator: ", ")) (got \(schedule))"
+            )
+        }
         let s = TrainingSettings(
-            dataset: dataset, epochs: epochs, batchSize: batchSize, learningRate: lr,
+            dataset: dataset, epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: scheduleKind,
             optimizer: kind, seed: seed, trainLimit: trainLimit, testLimit: testLimit)
         do { try s.validate() } catch let e as TrainingError { throw ValidationError(e.description) }
         return s
