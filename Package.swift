@@ -10,6 +10,9 @@ import PackageDescription
 /// - `Kernels`: the OpenCL C sources, embedded in the binary at build time by
 ///   the `EmbedKernels` plugin.
 /// - `NetIO`: IDX (MNIST) and safetensors readers and writers, the checkpoint.
+/// - `Models`: a network as a description (layers, shapes, PyTorch's names,
+///   parameter and multiply-add counts, the built-in models, JSON model
+///   files), below both training and analysis.
 /// - `GPUNet`: the `Device` protocol, `HostDevice` and `OpenCLDevice`, layers,
 ///   TinyConvNet, optimisers, the training loop.
 /// - `Analysis`: the SVD phases on the host with LAPACK.
@@ -45,6 +48,7 @@ let package = Package(
 
         .target(name: "_HostKernels"),
         .target(name: "NetIO", dependencies: ["CZlib"]),
+        .target(name: "Models", dependencies: ["NetIO"]),
         .target(name: "GPUNet", dependencies: ["COpenCL", "CLAPACK", "_HostKernels", "Kernels", "NetIO"]),
         .target(name: "Analysis", dependencies: ["CLAPACK", "NetIO"]),
         .target(name: "Figures", dependencies: ["CCairo", "Analysis"]),
@@ -52,13 +56,14 @@ let package = Package(
         .executableTarget(
             name: "convsvd",
             dependencies: [
-                "GPUNet", "NetIO", "Analysis", "Figures", "DataParallel",
+                "GPUNet", "NetIO", "Models", "Analysis", "Figures", "DataParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .target(name: "TestSupport", dependencies: ["GPUNet"], path: "Tests/TestSupport"),
         .testTarget(name: "NetIOTests", dependencies: ["NetIO", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NetIO"]),
         .testTarget(name: "GPUNetTests", dependencies: ["GPUNet", "NetIO", "TestSupport"]),
         .testTarget(
             name: "AnalysisTests", dependencies: ["Analysis", "NetIO", "TestSupport"], resources: [.copy("Fixtures")]),
