@@ -55,6 +55,23 @@ final class DescribeCommandTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("add (projection shortcut)"), r.stdout)
     }
 
+    /// A built-in printed as a model file describes as the built-in does.
+    func testModelFileOfABuiltin() throws {
+        let printed = try CLI.run(["describe", "--model", "resnet8", "--dataset", "cifar10", "--model-file"])
+        XCTAssertEqual(printed.status, 0, printed.output)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("describe-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("resnet8.json")
+        try Data(printed.stdout.utf8).write(to: file)
+        let fromFile = try CLI.run(["describe", "--model", file.path, "--dataset", "cifar10", "--tensors"])
+        let builtin = try CLI.run(["describe", "--model", "resnet8", "--dataset", "cifar10", "--tensors"])
+        XCTAssertEqual(fromFile.status, 0, fromFile.output)
+        XCTAssertEqual(fromFile.stdout, builtin.stdout)
+        // 77,754 on one channel, plus 2·16·9 conv1 weights for the two more channels.
+        XCTAssertTrue(builtin.stdout.contains("78,042"), builtin.stdout)
+    }
+
     func testBadModelsExit64() throws {
         let unknown = try CLI.run(["describe", "--model", "resnet18"])
         XCTAssertEqual(unknown.status, 64, unknown.output)

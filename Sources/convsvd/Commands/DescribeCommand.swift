@@ -27,6 +27,11 @@ struct DescribeCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Flag(
+        name: .customLong("model-file"),
+        help: "Print the model as a JSON model file (docs/model-format.md), a start for one's own.")
+    var modelFile = false
+
     func run() throws {
         try reportingErrors {
             guard let geometry = InputGeometry.named(dataset) else {
@@ -37,6 +42,10 @@ struct DescribeCommand: ParsableCommand {
             let summary: NetworkSummary
             do {
                 let network = try ModelSource.resolve(model, for: geometry)
+                if modelFile {
+                    print(ModelFile.encode(network), terminator: "")
+                    return
+                }
                 do {
                     summary = try network.summary(input: geometry.shape, classes: geometry.classes)
                 } catch let error as ModelError {
