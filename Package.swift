@@ -24,6 +24,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "convsvd", targets: ["convsvd"]),
+        .library(name: "Models", targets: ["Models"]),
         .library(name: "GPUNet", targets: ["GPUNet"]),
         .library(name: "Analysis", targets: ["Analysis"]),
     ],
