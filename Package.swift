@@ -17,6 +17,9 @@ import PackageDescription
 ///   `embed-kernels` tool.
 /// - `NetIO`: IDX (MNIST) and gzip, MD5, safetensors, the checkpoint, the
 ///   `--out` lock and atomic writes.
+/// - `Models`: a network as a description (layers, shapes, PyTorch's names,
+///   parameter and multiply-add counts, the built-in models, JSON model
+///   files), below both training and analysis.
 /// - `GPUNet`: the `Device` protocol, `HostDevice` and `OpenCLDevice` with its
 ///   kernel families, TinyConvNet, optimisers, the training loop, evaluation,
 ///   the benchmark and the self-test.
@@ -32,6 +35,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "convsvd", targets: ["convsvd"]),
+        .library(name: "Models", targets: ["Models"]),
         .library(name: "GPUNet", targets: ["GPUNet"]),
         .library(name: "Analysis", targets: ["Analysis"]),
     ],
@@ -56,6 +60,7 @@ let package = Package(
 
         .target(name: "_HostKernels"),
         .target(name: "NetIO", dependencies: ["CZlib"]),
+        .target(name: "Models", dependencies: ["NetIO"]),
         .target(name: "GPUNet", dependencies: ["COpenCL", "CLAPACK", "_HostKernels", "Kernels", "NetIO"]),
         .target(name: "Analysis", dependencies: ["CLAPACK", "NetIO"]),
         .target(name: "Figures", dependencies: ["CCairo", "Analysis"]),
@@ -63,13 +68,14 @@ let package = Package(
         .executableTarget(
             name: "convsvd",
             dependencies: [
-                "GPUNet", "NetIO", "Analysis", "Figures", "DataParallel",
+                "GPUNet", "NetIO", "Models", "Analysis", "Figures", "DataParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .target(name: "TestSupport", dependencies: ["GPUNet"], path: "Tests/TestSupport"),
         .testTarget(name: "NetIOTests", dependencies: ["NetIO", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NetIO"]),
         .testTarget(name: "GPUNetTests", dependencies: ["GPUNet", "NetIO", "TestSupport"]),
         .testTarget(
             name: "AnalysisTests", dependencies: ["Analysis", "NetIO", "TestSupport"], resources: [.copy("Fixtures")]),

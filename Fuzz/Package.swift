@@ -1,10 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// libFuzzer targets for NetIO's readers. NetIO and its zlib shim are the main
-/// package's own sources, reached through the symbolic links in Sources/, so
-/// that this package needs nothing else (the main package's remote
-/// dependencies and its GPU targets stay out of the instrumented build).
+/// libFuzzer targets for NetIO's readers and the model-file reader. NetIO, its
+/// zlib shim and Models are the main package's own sources, reached through
+/// the symbolic links in Sources/, so that this package needs nothing else
+/// (the main package's remote dependencies and its GPU targets stay out of
+/// the instrumented build).
 /// Build and run: see README.md.
 let package = Package(
     name: "ConvSVDFuzz",
@@ -13,6 +14,8 @@ let package = Package(
         .target(name: "NetIO", dependencies: ["CZlib"], path: "Sources/NetIO"),
         .executableTarget(name: "FuzzIDX", dependencies: ["NetIO"]),
         .executableTarget(name: "FuzzSafetensors", dependencies: ["NetIO"]),
+        .target(name: "Models", dependencies: ["NetIO"], path: "Sources/Models"),
+        .executableTarget(name: "FuzzModelFile", dependencies: ["Models"]),
     ],
     swiftLanguageModes: [.v5]
 )

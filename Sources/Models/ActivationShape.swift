@@ -1,0 +1,67 @@
+/// The shape of one image's activation between two layers: a stack of
+/// feature maps (channels × height × width, PyTorch's NCHW without the batch)
+/// or, after `flatten`, a vector of features.
+public enum ActivationShape: Hashable, Sendable, CustomStringConvertible {
+    case map(channels: Int, height: Int, width: Int)
+    case vector(features: Int)
+
+    /// The dimensions without the batch: [C, H, W] or [F].
+    public var dimensions: [Int] {
+        switch self {
+        case .map(let c, let h, let w): return [c, h, w]
+        case .vector(let f): return [f]
+        }
+    }
+
+    /// C·H·W or F. Shapes that ``NetworkDescription/summary(input:classes:)``
+    /// returns have element counts that fit in an `Int` (it checks).
+    public var elementCount: Int { dimensions.reduce(1, *) }
+
+    /// "16×28×28" or "400".
+    public var description: String { dimensions.map(String.init).joined(separator: "×") }
+}
+
+/// What a network reads and how much of it there is: the image shape, the
+/// class count and the training-set size of a dataset.
+///
+/// The training-set size only scales ``NetworkSummary/trainingFLOPs(images:)``
+/// into work per epoch.
+public struct InputGeometry: Hashable, Sendable {
+    /// The name on the command line (`--dataset`).
+    public var name: String
+    /// For people: "MNIST", "CIFAR-10".
+    public var title: String
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    public var classes: Int
+    public var trainingImages: Int
+
+    public init(name: String, title: String, channels: Int, height: Int, width: Int, classes: Int, trainingImages: Int)
+    {
+        self.name = name
+        self.title = title
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.classes = classes
+        self.trainingImages = trainingImages
+    }
+
+    /// The input activation: channels × height × width.
+    public var shape: ActivationShape { .map(channels: channels, height: height, width: width) }
+
+    public static let mnist = InputGeometry(
+        name: "mnist", title: "MNIST", channels: 1, height: 28, width: 28, classes: 10, trainingImages: 60_000)
+    public static let fashionMNIST = InputGeometry(
+        name: "fashion-mnist", title: "Fashion-MNIST", channels: 1, height: 28, width: 28, classes: 10,
+        trainingImages: 60_000)
+    public static let cifar10 = InputGeometry(
+        name: "cifar10", title: "CIFAR-10", channels: 3, height: 32, width: 32, classes: 10, trainingImages: 50_000)
+
+    /// Every dataset `--dataset` names, in the order help lists them.
+    public static let all: [InputGeometry] = [.mnist, .fashionMNIST, .cifar10]
+
+    /// The dataset with this command-line name, or nil.
+    public static func named(_ name: String) -> InputGeometry? { all.first { $0.name == name } }
+}
