@@ -48,6 +48,7 @@ final class KernelSweepTests: XCTestCase {
             for s in Self.convShapes { try sweepConvolution(s, agree) }
             try sweepDense(agree)
             try sweepGather(agree)
+            try sweepResidualLayers(agree)
             try device.finish()
             let launched = Set((openCL.launchLog ?? []).map(\.kernel))
             openCL.launchLog = nil

@@ -177,6 +177,61 @@ public protocol Device: AnyObject {
     func gatherBatch(
         _ shape: BatchGatherShape, pixels: Buffer, labels: Buffer, order: Buffer,
         images: Buffer, batchLabels: Buffer) throws
+
+    // MARK: Layers of residual networks
+    //
+    // What deeper networks add to TinyConvNet's operations: the general
+    // convolution (stride, zero padding, bias; a ``Conv2dShape``, so that the
+    // stride-1 operations above and TinyConvNet's fused kernels never see
+    // it), batch normalisation, the residual sum and the global average
+    // pool. Each is defined by its float64 loops in
+    // `Tests/TestSupport/NaiveReferenceResNet.swift`.
+
+    /// output[b,o,y,x] = bias[o] + Σ_{c,i,j} weight[o,c,i,j]·input[b,c,y·s+i−p,x·s+j−p]
+    /// (s the stride, p the padding, input zero outside the image; no bias
+    /// term when `bias` is nil). input (B,C,H,W), weight (O,C,kH,kW), bias (O),
+    /// output (B,O,oH,oW).
+    func conv2dForward(_ shape: Conv2dShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws
+    /// gradInput[b,c,Y,X] = Σ gradOutput[b,o,y,x]·weight[o,c,i,j] over every
+    /// (o,y,x,i,j) with Y = y·s+i−p and X = x·s+j−p: the adjoint of the
+    /// forward in its input.
+    func conv2dBackwardData(_ shape: Conv2dShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws
+    /// gradWeight[o,c,i,j] = Σ_{b,y,x} gradOutput[b,o,y,x]·input[b,c,y·s+i−p,x·s+j−p]
+    /// and, unless `gradBias` is nil, gradBias[o] = Σ_{b,y,x} gradOutput[b,o,y,x].
+    func conv2dBackwardWeight(
+        _ shape: Conv2dShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer, gradBias: Buffer?) throws
+
+    /// BatchNorm2d as PyTorch defines it, over input (B,C,H,W) with N = B·H·W
+    /// values per channel: output = (input − μ_c)·σ_c·γ_c + β_c.
+    ///
+    /// Training: μ_c and the biased variance v_c of the batch, σ_c =
+    /// 1/√(v_c + ε); then runningMean ← (1−m)·runningMean + m·μ and
+    /// runningVar ← (1−m)·runningVar + m·v·N/(N−1) (m = `shape.momentum`; N = 1
+    /// is an error, as in PyTorch). Eval: μ = runningMean, σ = 1/√(runningVar + ε),
+    /// the running statistics unchanged. `saved` (2·C floats) receives μ in
+    /// [0, C) and σ in [C, 2C), what ``batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)``
+    /// needs. Every sum is taken in a fixed order: equal inputs give equal
+    /// results on every run of a device.
+    func batchNormForward(
+        _ shape: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
+        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool) throws
+    /// The gradients of ``batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``
+    /// with x̂ = (input − μ)·σ from `saved`: gradBeta_c = Σ dy, gradGamma_c = Σ dy·x̂,
+    /// and gradInput = γ·σ·(dy − (gradBeta + x̂·gradGamma)/N) in training
+    /// (PyTorch's formula: μ and σ depend on the batch), γ·σ·dy in eval.
+    func batchNormBackward(
+        _ shape: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
+        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool) throws
+
+    /// output = a + b, elementwise over `count` floats: a residual block's
+    /// sum. `output` may be `a` or `b`. Its backward passes the gradient to
+    /// both inputs unchanged; where a gradient has two paths (a block's
+    /// input feeds the shortcut and the convolutions) this adds them.
+    func residualAdd(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws
+    /// output (B,C) = the mean of each (b,c) plane of input (B,C,H,W).
+    func globalAveragePoolForward(_ shape: FeatureMapShape, input: Buffer, output: Buffer) throws
+    /// gradInput[b,c,y,x] = gradOutput[b,c]/(H·W).
+    func globalAveragePoolBackward(_ shape: FeatureMapShape, gradOutput: Buffer, gradInput: Buffer) throws
 }
 
 /// The element type of a ``Buffer``.

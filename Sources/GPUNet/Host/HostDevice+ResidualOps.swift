@@ -1,0 +1,359 @@
+import CLAPACK
+import Foundation
+
+/// The layers of residual networks on the host: the general convolution by
+/// strided, padded im2col and OpenBLAS `sgemm` per image; batch
+/// normalisation with float64 per-channel sums; the residual sum and the
+/// global average pool as plain loops. Work is split over images (the
+/// convolutions) or channels (batch normalisation) in pieces that depend
+/// only on the shape and the task count, and partial sums are added in task
+/// order, so results repeat exactly from run to run.
+extension HostDevice {
+    // MARK: General convolution
+
+    public func conv2dForward(_ s: Conv2dShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws {
+        let operation = "conv2dForward"
+        try validate(s, operation)
+        let pin = try floats(input, at: s.inputCount, operation, "input")
+        let pw = try floats(weight, at: s.weightCount, operation, "weight")
+        let pb = try bias.map { try floats($0, at: s.outChannels, operation, "bias") }
+        let pout = try floats(output, at: s.outputCount, operation, "output")
+        let (k, o, patches) = (s.patchSize, s.outChannels, s.outHeight * s.outWidth)
+        let imageSize = s.inChannels * s.height * s.width
+        let direct = Self.isPointwise(s)
+        let columns = scratch.slot(0, floats: direct ? 1 : k * patches)
+        parallelChunks(s.batch, chunks: tasks) { worker, images in
+            for b in images {
+                let image = pin + b * imageSize
+                let out = pout + b * o * patches
+                // A 1×1, stride-1, unpadded kernel reads the image as its own columns.
+                let cols = direct ? UnsafePointer(image) : UnsafePointer(columns[worker])
+                if !direct { Self.im2colStrided(s, image: image, columns: columns[worker]) }
+                if let pb {
+                    for oc in 0..<o { (out + oc * patches).update(repeating: pb[oc], count: patches) }
+                }
+                // out_b (O×P) = W (O×K)·cols (K×P) [+ bias]
+                Self.sgemm(
+                    false, false, o, patches, k, pw, k, cols, patches, pb == nil ? 0 : 1, out, patches)
+            }
+        }
+    }
+
+    public func conv2dBackwardData(_ s: Conv2dShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
+        let operation = "conv2dBackwardData"
+        try validate(s, operation)
+        let pgo = try floats(gradOutput, at: s.outputCount, operation, "gradOutput")
+        let pw = try floats(weight, at: s.weightCount, operation, "weight")
+        let pgi = try floats(gradInput, at: s.inputCount, operation, "gradInput")
+        let (k, o, patches) = (s.patchSize, s.outChannels, s.outHeight * s.outWidth)
+        let imageSize = s.inChannels * s.height * s.width
+        let direct = Self.isPointwise(s)
+        let columns = scratch.slot(0, floats: direct ? 1 : k * patches)
+        parallelChunks(s.batch, chunks: tasks) { worker, images in
+            for b in images {
+                let image = pgi + b * imageSize
+                // cols (K×P) = Wᵀ (K×O)·gradOut_b (O×P), folded back into the image.
+                let cols = direct ? image : columns[worker]
+                Self.sgemm(true, false, k, patches, o, pw, k, pgo + b * o * patches, patches, 0, cols, patches)
+                if !direct { Self.col2imStrided(s, columns: cols, image: image) }
+            }
+        }
+    }
+
+    public func conv2dBackwardWeight(
+        _ s: Conv2dShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer, gradBias: Buffer?
+    ) throws {
+        let operation = "conv2dBackwardWeight"
+        try validate(s, operation)
+        let pin = try floats(input, at: s.inputCount, operation, "input")
+        let pgo = try floats(gradOutput, at: s.outputCount, operation, "gradOutput")
+        let pgw = try floats(gradWeight, at: s.weightCount, operation, "gradWeight")
+        let pgb = try gradBias.map { try floats($0, at: s.outChannels, operation, "gradBias") }
+        let (k, o, patches) = (s.patchSize, s.outChannels, s.outHeight * s.outWidth)
+        let imageSize = s.inChannels * s.height * s.width
+        let direct = Self.isPointwise(s)
+        let chunks = max(1, min(tasks, s.batch))
+        let columns = scratch.slot(0, floats: direct ? 1 : k * patches)
+        let partials = scratch.slot(1, floats: o * k)
+        let biasPartials = scratch.slot(2, floats: o)
+        parallelChunks(s.batch, chunks: chunks) { worker, images in
+            let partial = partials[worker]
+            let biasPartial = biasPartials[worker]
+            partial.update(repeating: 0, count: o * k)
+            biasPartial.update(repeating: 0, count: o)
+            for b in images {
+                let image = pin + b * imageSize
+                let g = pgo + b * o * patches
+                let cols = direct ? UnsafePointer(image) : UnsafePointer(columns[worker])
+                if !direct { Self.im2colStrided(s, image: image, columns: columns[worker]) }
+                // partial (O×K) += gradOut_b (O×P)·cols (K×P)ᵀ
+                Self.sgemm(false, true, o, k, patches, g, patches, cols, patches, 1, partial, k)
+                for oc in 0..<o {
+                    var sum: Float = 0
+                    for p in 0..<patches { sum += g[oc * patches + p] }
+                    biasPartial[oc] += sum
+                }
+            }
+        }
+        // The tasks' partial sums in task order: the split depends only on
+        // the batch and the task count, never on which thread ran what.
+        let used = s.batch == 0 ? 0 : chunks
+        pgw.update(repeating: 0, count: o * k)
+        pgb?.update(repeating: 0, count: o)
+        for w in 0..<used {
+            for i in 0..<(o * k) { pgw[i] += partials[w][i] }
+            if let pgb { for oc in 0..<o { pgb[oc] += biasPartials[w][oc] } }
+        }
+    }
+
+    func validate(_ s: Conv2dShape, _ operation: String) throws {
+        guard s.isValid else { throw HostDeviceError.invalidShape(operation: operation, reason: "\(s)") }
+    }
+
+    /// 1×1, stride 1, no padding: the columns are the image itself.
+    static func isPointwise(_ s: Conv2dShape) -> Bool {
+        s.kernelHeight == 1 && s.kernelWidth == 1 && s.stride == 1 && s.padding == 0
+    }
+
+    /// C ← α·op(A)·op(B) + β·C (α = 1), row-major, leading dimensions given.
+    @inline(__always)
+    static func sgemm(
+        _ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int,
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        guard k > 0 else {
+            for i in 0..<m { (c + i * ldc).update(repeating: beta == 0 ? 0 : c[i * ldc], count: n) }
+            return
+        }
+        cblas_sgemm(
+            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// The columns (C·kH·kW, oH·oW) of one image (C,H,W): row (c·kH + i)·kW + j,
+    /// column y·oW + x ← image[c, y·s+i−p, x·s+j−p], 0 outside the image.
+    static func im2colStrided(_ s: Conv2dShape, image: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>) {
+        let (h, w, kH, kW, st, pad) = (s.height, s.width, s.kernelHeight, s.kernelWidth, s.stride, s.padding)
+        let (oH, oW) = (s.outHeight, s.outWidth)
+        var target = columns
+        for c in 0..<s.inChannels {
+            let plane = image + c * h * w
+            for i in 0..<kH {
+                for j in 0..<kW {
+                    let (x0, x1) = validRange(oW, offset: j - pad, stride: st, size: w)
+                    for y in 0..<oH {
+                        let row = target + y * oW
+                        let sy = y * st + i - pad
+                        guard sy >= 0 && sy < h else {
+                            row.update(repeating: 0, count: oW)
+                            continue
+                        }
+                        let source = plane + sy * w + j - pad
+                        for x in 0..<x0 { row[x] = 0 }
+                        if st == 1 {
+                            if x1 > x0 { (row + x0).update(from: source + x0, count: x1 - x0) }
+                        } else {
+                            for x in x0..<x1 { row[x] = source[x * st] }
+                        }
+                        for x in max(x0, x1)..<oW { row[x] = 0 }
+                    }
+                    target += oH * oW
+                }
+            }
+        }
+    }
+
+    /// The adjoint of ``im2colStrided(_:image:columns:)``: overwrites
+    /// `image` with the sum of the column entries that read each pixel.
+    static func col2imStrided(_ s: Conv2dShape, columns: UnsafePointer<Float>, image: UnsafeMutablePointer<Float>) {
+        let (h, w, kH, kW, st, pad) = (s.height, s.width, s.kernelHeight, s.kernelWidth, s.stride, s.padding)
+        let (oH, oW) = (s.outHeight, s.outWidth)
+        image.update(repeating: 0, count: s.inChannels * h * w)
+        var source = columns
+        for c in 0..<s.inChannels {
+            let plane = image + c * h * w
+            for i in 0..<kH {
+                for j in 0..<kW {
+                    let (x0, x1) = validRange(oW, offset: j - pad, stride: st, size: w)
+                    for y in 0..<oH {
+                        let sy = y * st + i - pad
+                        guard sy >= 0 && sy < h else { continue }
+                        let row = source + y * oW
+                        let target = plane + sy * w + j - pad
+                        for x in x0..<max(x0, x1) { target[x * st] += row[x] }
+                    }
+                    source += oH * oW
+                }
+            }
+        }
+    }
+
+    /// The outputs x in 0..<count whose input column x·stride + offset lies
+    /// in 0..<size, as a range x0..<x1 (empty when x1 ≤ x0).
+    @inline(__always)
+    static func validRange(_ count: Int, offset: Int, stride: Int, size: Int) -> (Int, Int) {
+        // x·stride + offset ≥ 0  ⇔  x ≥ ⌈−offset/stride⌉; x·stride + offset < size ⇔ x < ⌈(size − offset)/stride⌉.
+        let first = offset >= 0 ? 0 : (-offset + stride - 1) / stride
+        let end = size - offset <= 0 ? 0 : (size - offset + stride - 1) / stride
+        return (min(first, count), min(end, count))
+    }
+
+    // MARK: Batch normalisation
+
+    public func batchNormForward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
+        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
+    ) throws {
+        let operation = "batchNormForward"
+        try validate(s, operation, training: training)
+        let c = s.channels
+        let px = try floats(input, at: s.count, operation, "input")
+        let pg = try floats(gamma, at: c, operation, "gamma")
+        let pb = try floats(beta, at: c, operation, "beta")
+        let prm = try floats(runningMean, at: c, operation, "runningMean")
+        let prv = try floats(runningVar, at: c, operation, "runningVar")
+        let psaved = try floats(saved, at: 2 * c, operation, "saved")
+        let py = try floats(output, at: s.count, operation, "output")
+        let (batch, plane) = (s.batch, s.map.planeSize)
+        let n = Double(s.valuesPerChannel)
+        let (eps, m) = (Double(s.epsilon), Double(s.momentum))
+        parallelChunks(c, chunks: s.count >= Self.parallelElementThreshold ? tasks : 1) { _, channels in
+            for ch in channels {
+                var mean: Double
+                var invStd: Double
+                if training {
+                    // Two passes in float64, images then pixels in order.
+                    var sum = 0.0
+                    for b in 0..<batch {
+                        let x = px + (b * c + ch) * plane
+                        for p in 0..<plane { sum += Double(x[p]) }
+                    }
+                    mean = sum / n
+                    var squares = 0.0
+                    for b in 0..<batch {
+                        let x = px + (b * c + ch) * plane
+                        for p in 0..<plane {
+                            let d = Double(x[p]) - mean
+                            squares += d * d
+                        }
+                    }
+                    let variance = squares / n
+                    invStd = 1 / (variance + eps).squareRoot()
+                    prm[ch] = Float((1 - m) * Double(prm[ch]) + m * mean)
+                    prv[ch] = Float((1 - m) * Double(prv[ch]) + m * variance * n / (n - 1))
+                } else {
+                    mean = Double(prm[ch])
+                    invStd = 1 / (Double(prv[ch]) + eps).squareRoot()
+                }
+                psaved[ch] = Float(mean)
+                psaved[c + ch] = Float(invStd)
+                let scale = Float(Double(pg[ch]) * invStd)
+                let shift = Float(Double(pb[ch]) - mean * Double(pg[ch]) * invStd)
+                for b in 0..<batch {
+                    let x = px + (b * c + ch) * plane
+                    let y = py + (b * c + ch) * plane
+                    for p in 0..<plane { y[p] = x[p] * scale + shift }
+                }
+            }
+        }
+    }
+
+    public func batchNormBackward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
+        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
+    ) throws {
+        let operation = "batchNormBackward"
+        try validate(s, operation, training: training)
+        let c = s.channels
+        let px = try floats(input, at: s.count, operation, "input")
+        let pg = try floats(gamma, at: c, operation, "gamma")
+        let psaved = try floats(saved, at: 2 * c, operation, "saved")
+        let pdy = try floats(gradOutput, at: s.count, operation, "gradOutput")
+        let pdx = try floats(gradInput, at: s.count, operation, "gradInput")
+        let pdg = try floats(gradGamma, at: c, operation, "gradGamma")
+        let pdb = try floats(gradBeta, at: c, operation, "gradBeta")
+        let (batch, plane) = (s.batch, s.map.planeSize)
+        let n = Double(s.valuesPerChannel)
+        parallelChunks(c, chunks: s.count >= Self.parallelElementThreshold ? tasks : 1) { _, channels in
+            for ch in channels {
+                let mean = Double(psaved[ch])
+                let invStd = Double(psaved[c + ch])
+                var sumDy = 0.0
+                var sumDyXhat = 0.0
+                for b in 0..<batch {
+                    let x = px + (b * c + ch) * plane
+                    let dy = pdy + (b * c + ch) * plane
+                    for p in 0..<plane {
+                        sumDy += Double(dy[p])
+                        sumDyXhat += Double(dy[p]) * (Double(x[p]) - mean) * invStd
+                    }
+                }
+                pdb[ch] = Float(sumDy)
+                pdg[ch] = Float(sumDyXhat)
+                let scale = Double(pg[ch]) * invStd
+                let meanDy = training ? sumDy / n : 0
+                let meanDyXhat = training ? sumDyXhat / n : 0
+                for b in 0..<batch {
+                    let x = px + (b * c + ch) * plane
+                    let dy = pdy + (b * c + ch) * plane
+                    let dx = pdx + (b * c + ch) * plane
+                    for p in 0..<plane {
+                        let xHat = (Double(x[p]) - mean) * invStd
+                        dx[p] = Float(scale * (Double(dy[p]) - meanDy - xHat * meanDyXhat))
+                    }
+                }
+            }
+        }
+    }
+
+    func validate(_ s: BatchNormShape, _ operation: String, training: Bool) throws {
+        guard s.map.isValid, s.channels > 0 else {
+            throw HostDeviceError.invalidShape(operation: operation, reason: "\(s)")
+        }
+        guard !training || s.valuesPerChannel > 1 else {
+            throw HostDeviceError.invalidShape(
+                operation: operation,
+                reason: "\(s): training needs more than one value per channel (B·H·W = \(s.valuesPerChannel))")
+        }
+    }
+
+    // MARK: Residual sum and global average pool
+
+    public func residualAdd(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
+        guard count >= 0 else {
+            throw HostDeviceError.invalidShape(operation: "residualAdd", reason: "count \(count) < 0")
+        }
+        let pa = try floats(a, at: count, "residualAdd", "a")
+        let pb = try floats(b, at: count, "residualAdd", "b")
+        let pout = try floats(output, at: count, "residualAdd", "output")
+        parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
+            for i in range { pout[i] = pa[i] + pb[i] }
+        }
+    }
+
+    public func globalAveragePoolForward(_ s: FeatureMapShape, input: Buffer, output: Buffer) throws {
+        let operation = "globalAveragePoolForward"
+        guard s.isValid else { throw HostDeviceError.invalidShape(operation: operation, reason: "\(s)") }
+        let pin = try floats(input, at: s.count, operation, "input")
+        let pout = try floats(output, at: s.batch * s.channels, operation, "output")
+        let plane = s.planeSize
+        let inverse = 1 / Double(plane)
+        for i in 0..<(s.batch * s.channels) {
+            var sum = 0.0
+            for p in 0..<plane { sum += Double(pin[i * plane + p]) }
+            pout[i] = Float(sum * inverse)
+        }
+    }
+
+    public func globalAveragePoolBackward(_ s: FeatureMapShape, gradOutput: Buffer, gradInput: Buffer) throws {
+        let operation = "globalAveragePoolBackward"
+        guard s.isValid else { throw HostDeviceError.invalidShape(operation: operation, reason: "\(s)") }
+        let pgo = try floats(gradOutput, at: s.batch * s.channels, operation, "gradOutput")
+        let pgi = try floats(gradInput, at: s.count, operation, "gradInput")
+        let plane = s.planeSize
+        let inverse = 1 / Float(plane)
+        for i in 0..<(s.batch * s.channels) { (pgi + i * plane).update(repeating: pgo[i] * inverse, count: plane) }
+    }
+}

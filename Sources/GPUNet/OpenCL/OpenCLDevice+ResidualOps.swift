@@ -1,0 +1,361 @@
+/// The layers of residual networks on OpenCL. The general convolution has a
+/// kernel per family: the cpu family's (cpu/conv2d_strided.cl) keep W
+/// channels in one vector per work-item; the gpu family's
+/// (gpu/conv2d_tiled.cl) are implicit GEMMs over 16×16 tiles staged in local
+/// memory, one work-item per result. Batch normalisation, the residual sum
+/// and the global average pool are elementwise or per-channel work that
+/// both families launch alike (common/): per-channel sums in fixed-order
+/// chunks (channel_sums.cl), so that a seed gives the same result on every run.
+extension OpenCLDevice {
+    /// Values per chunk of a per-channel sum (`channel_partials`): a
+    /// float32 sum of 256 terms stays within ~1e-6 of its scale here, and
+    /// resnet8's first layer at batch 128 (16 channels × 100,352 values)
+    /// makes 16 × 392 work-items.
+    static let channelChunkLength = 256
+
+    /// The work-group size of the gpu family's tiled convolutions (16×16).
+    static let convTileItems = 256
+
+    /// The vector width of the cpu family's strided convolutions for
+    /// `channels` channels: 4, 8 or 16, the smallest ≥ the count up to 16.
+    static func stridedWidth(channels: Int) -> Int { channels > 8 ? 16 : channels > 4 ? 8 : 4 }
+
+    func validate(_ s: Conv2dShape, _ operation: String) throws {
+        guard s.isValid else { throw OpenCLError.invalidArgument("\(operation): unsupported convolution \(s)") }
+    }
+
+    private func geometry(_ s: Conv2dShape) -> [OpenCLKernel.Argument] {
+        [
+            .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
+            .int(s.kernelHeight), .int(s.kernelWidth), .int(s.stride), .int(s.padding), .int(s.outHeight),
+            .int(s.outWidth),
+        ]
+    }
+
+    /// Whether the gpu family's tiled kernel `name` runs here: a work-group
+    /// of 256 allowed and its 2 KiB of tiles in local memory.
+    private func tiled(_ name: String) throws -> Bool {
+        guard kernelFamily == .gpu else { return false }
+        let k = try kernel(name)
+        return k.maxWorkGroupSize >= Self.convTileItems && k.staticLocalBytes <= context.entry.localMemoryBytes
+    }
+
+    /// Tiles of 16 along m and n: the work-groups of a tiled launch.
+    private static func tiles(_ m: Int, _ n: Int) -> Int { (m + 15) / 16 * ((n + 15) / 16) }
+
+    /// The launches of the gpu family's tiled convolution for `s`, as
+    /// ``conv2dForward(_:input:weight:bias:output:)`` and the two backward
+    /// passes enqueue them (work-groups of 256).
+    public struct TiledConvolutionLaunch: Equatable, Sendable {
+        /// Work-items of `gpu_conv2d_tiled_forward`: 256 per 16×16 block of (O × B·oH·oW).
+        public var forwardItems: Int
+        /// Work-items of `gpu_conv2d_tiled_data`: 256 per 16×16 block of (C × B·H·W).
+        public var dataItems: Int
+        /// Work-items of `gpu_conv2d_tiled_weight`: 256 per 16×16 block of
+        /// (O × C·kH·kW) per chunk of the B·oH·oW output pixels.
+        public var weightItems: Int
+        /// The weight gradient's chunks and the output pixels in each (a multiple of 16).
+        public var weightChunks: Int, chunkLength: Int
+    }
+
+    /// The tiled launches for `s`. The weight gradient's sum over B·oH·oW
+    /// pixels is cut into chunks (whole 16-pixel steps) until there are 64
+    /// work-groups (16,384 work-items) or each chunk is one step.
+    public static func tiledLaunch(_ s: Conv2dShape) -> TiledConvolutionLaunch {
+        let tiles = Self.tiles(s.outChannels, s.patchSize)
+        let steps = max(1, (s.patchCount + 15) / 16)
+        let wanted = max(1, min(steps, (64 + tiles - 1) / tiles))
+        let chunkLength = (steps + wanted - 1) / wanted * 16
+        let chunks = max(1, (s.patchCount + chunkLength - 1) / chunkLength)
+        return TiledConvolutionLaunch(
+            forwardItems: Self.tiles(s.outChannels, s.patchCount) * convTileItems,
+            dataItems: Self.tiles(s.inChannels, s.batch * s.height * s.width) * convTileItems,
+            weightItems: tiles * chunks * convTileItems, weightChunks: chunks, chunkLength: chunkLength)
+    }
+
+    // MARK: General convolution
+
+    /// gpu family: `gpu_conv2d_tiled_forward`, a work-group per 16×16 block
+    /// of (output channels × pixels). cpu family: `conv_weight_patch_major`
+    /// then `conv2d_strided_forward_W` (W of the output channels), one
+    /// work-item per (pixel, W output channels).
+    public func conv2dForward(_ s: Conv2dShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws {
+        let operation = "conv2dForward \(s)"
+        try validate(s, operation)
+        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
+        let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
+        let biasBuffer = try bias.map { try cl($0, "bias", atLeast: s.outChannels, in: operation) }
+        let outputBuffer = try cl(output, "output", atLeast: s.outputCount, in: operation)
+        guard s.outputCount > 0 else { return }
+        let biasArguments: [OpenCLKernel.Argument] = [.buffer(biasBuffer ?? weightBuffer)]
+        if try tiled("gpu_conv2d_tiled_forward") {
+            return try launch(
+                "gpu_conv2d_tiled_forward", items: Self.tiledLaunch(s).forwardItems,
+                local: Self.convTileItems,
+                [.buffer(inputBuffer), .buffer(weightBuffer)] + biasArguments + [.buffer(outputBuffer)]
+                    + geometry(s) + [.int(biasBuffer == nil ? 0 : 1)])
+        }
+        let width = Self.stridedWidth(channels: s.outChannels)
+        let outPad = (s.outChannels + width - 1) / width * width
+        let weightT = try scratchBuffer("conv.strided.weightT", count: s.patchSize * outPad)
+        try launch(
+            "conv_weight_patch_major", items: s.patchSize * outPad,
+            [.buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad)])
+        try launch(
+            "conv2d_strided_forward_\(width)", items: s.patchCount * (outPad / width),
+            [.buffer(inputBuffer), .buffer(weightT)] + biasArguments + [.buffer(outputBuffer)]
+                + geometry(s) + [.int(biasBuffer == nil ? 0 : 1)])
+    }
+
+    /// gpu family: `gpu_conv2d_tiled_data`, a work-group per 16×16 block of
+    /// (input channels × input pixels). cpu family: `conv_weight_tap_major`
+    /// then `conv2d_strided_data_W` (W of the input channels), one
+    /// work-item per (input pixel, W input channels), each gathering the
+    /// outputs that read it.
+    public func conv2dBackwardData(_ s: Conv2dShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
+        let operation = "conv2dBackwardData \(s)"
+        try validate(s, operation)
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
+        let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
+        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
+        guard s.inputCount > 0 else { return }
+        if try tiled("gpu_conv2d_tiled_data") {
+            return try launch(
+                "gpu_conv2d_tiled_data", items: Self.tiledLaunch(s).dataItems,
+                local: Self.convTileItems,
+                [.buffer(gradOutputBuffer), .buffer(weightBuffer), .buffer(gradInputBuffer)] + geometry(s))
+        }
+        let width = Self.stridedWidth(channels: s.inChannels)
+        let inPad = (s.inChannels + width - 1) / width * width
+        let taps = s.outChannels * s.kernelHeight * s.kernelWidth
+        let weightT = try scratchBuffer("conv.strided.weightTaps", count: taps * inPad)
+        try launch(
+            "conv_weight_tap_major", items: taps * inPad,
+            [
+                .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.inChannels),
+                .int(s.kernelHeight * s.kernelWidth), .int(inPad),
+            ])
+        try launch(
+            "conv2d_strided_data_\(width)", items: s.batch * s.height * s.width * (inPad / width),
+            [.buffer(gradOutputBuffer), .buffer(weightT), .buffer(gradInputBuffer)] + geometry(s))
+    }
+
+    /// gpu family: `gpu_conv2d_tiled_weight` over chunks of the output
+    /// pixels, then `gpu_sum_chunks` in chunk order; chunks enough for at
+    /// least 64 work-groups (16,384 work-items) where the pixels allow.
+    /// cpu family: `conv_output_pixel_major`, `conv2d_strided_weight_partials_W`
+    /// (W of the output channels) over chunks of ⌈B/64⌉ images, then
+    /// `conv2d_weight_reduce`. The bias gradient: `channel_partials` and
+    /// `channel_sum_chunks` (common), fixed-order chunks of 256 values.
+    public func conv2dBackwardWeight(
+        _ s: Conv2dShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer, gradBias: Buffer?
+    ) throws {
+        let operation = "conv2dBackwardWeight \(s)"
+        try validate(s, operation)
+        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
+        let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
+        let gradBiasBuffer = try gradBias.map { try cl($0, "gradBias", atLeast: s.outChannels, in: operation) }
+        guard s.batch > 0 else {
+            try fill(gradWeightBuffer, value: 0)
+            if let gradBiasBuffer { try fill(gradBiasBuffer, value: 0) }
+            return
+        }
+        if let gradBiasBuffer {
+            try channelSums(
+                s.batch, s.outChannels, s.outHeight * s.outWidth, of: gradOutputBuffer, into: gradBiasBuffer,
+                scale: 1, operation: operation)
+        }
+        if try tiled("gpu_conv2d_tiled_weight") {
+            let plan = Self.tiledLaunch(s)
+            let partials = try scratchBuffer("conv.tiled.partials", count: s.weightCount * plan.weightChunks)
+            try launch(
+                "gpu_conv2d_tiled_weight", items: plan.weightItems, local: Self.convTileItems,
+                [.buffer(inputBuffer), .buffer(gradOutputBuffer), .buffer(partials)] + geometry(s)
+                    + [.int(plan.weightChunks), .int(plan.chunkLength)])
+            return try launch(
+                "gpu_sum_chunks", items: s.weightCount,
+                [.buffer(partials), .buffer(gradWeightBuffer), .int(s.weightCount), .int(plan.weightChunks)])
+        }
+        let width = Self.stridedWidth(channels: s.outChannels)
+        let outPad = (s.outChannels + width - 1) / width * width
+        let planeSize = s.outHeight * s.outWidth
+        let gradT = try scratchBuffer("conv.strided.gradT", count: s.batch * planeSize * outPad)
+        try launch(
+            "conv_output_pixel_major", items: s.batch * outPad,
+            [
+                .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize),
+                .int(outPad),
+            ])
+        let imagesPerChunk = (s.batch + 63) / 64
+        let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
+        let partials = try scratchBuffer("conv.strided.partials", count: chunks * s.patchSize * outPad)
+        try launch(
+            "conv2d_strided_weight_partials_\(width)", items: chunks * s.patchSize * (outPad / width),
+            [.buffer(inputBuffer), .buffer(gradT), .buffer(partials)] + geometry(s) + [.int(imagesPerChunk)])
+        try launch(
+            "conv2d_weight_reduce", items: s.weightCount,
+            [
+                .buffer(partials), .buffer(gradWeightBuffer), .int(chunks), .int(s.patchSize), .int(s.outChannels),
+                .int(outPad),
+            ])
+    }
+
+    /// total[c] = scale·Σ over (B, C, P) values of channel c, in fixed-order
+    /// chunks (`channel_partials` mode 0, `channel_sum_chunks`).
+    private func channelSums(
+        _ batch: Int, _ channels: Int, _ plane: Int, of values: OpenCLBuffer, into total: OpenCLBuffer,
+        scale: Float, operation: String
+    ) throws {
+        let chunks = max(1, (batch * plane + Self.channelChunkLength - 1) / Self.channelChunkLength)
+        let partials = try scratchBuffer("channel.partials", count: channels * chunks)
+        try launch(
+            "channel_partials", items: channels * chunks,
+            [
+                .buffer(values), .buffer(values), .buffer(values), .buffer(partials), .int(batch), .int(channels),
+                .int(plane), .int(Self.channelChunkLength), .int(chunks), .int(0),
+            ])
+        try launch(
+            "channel_sum_chunks", items: channels,
+            [.buffer(partials), .buffer(total), .int(channels), .int(chunks), .int(0), .float(scale)])
+    }
+
+    // MARK: Batch normalisation
+
+    /// Training: `channel_partials` (Σx) and `channel_sum_chunks` (μ into
+    /// saved), `channel_partials` (Σ(x − μ)²) and
+    /// `batchnorm_training_statistics` (σ, running statistics); eval:
+    /// `batchnorm_eval_statistics`; then `batchnorm_apply`.
+    public func batchNormForward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
+        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
+    ) throws {
+        let operation = "batchNormForward \(s)"
+        try validate(s, operation, training: training)
+        let c = s.channels
+        let x = try cl(input, "input", atLeast: s.count, in: operation)
+        let g = try cl(gamma, "gamma", atLeast: c, in: operation)
+        let b = try cl(beta, "beta", atLeast: c, in: operation)
+        let rm = try cl(runningMean, "runningMean", atLeast: c, in: operation)
+        let rv = try cl(runningVar, "runningVar", atLeast: c, in: operation)
+        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation)
+        let y = try cl(output, "output", atLeast: s.count, in: operation)
+        let plane = s.map.planeSize
+        if training {
+            let chunks = max(1, (s.valuesPerChannel + Self.channelChunkLength - 1) / Self.channelChunkLength)
+            let partials = try scratchBuffer("channel.partials", count: c * chunks)
+            func partialSums(mode: Int) throws {
+                try launch(
+                    "channel_partials", items: c * chunks,
+                    [
+                        .buffer(x), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
+                        .int(Self.channelChunkLength), .int(chunks), .int(mode),
+                    ])
+            }
+            try partialSums(mode: 0)
+            try launch(
+                "channel_sum_chunks", items: c,
+                [
+                    .buffer(partials), .buffer(sv), .int(c), .int(chunks), .int(0),
+                    .float(Float(1 / Double(s.valuesPerChannel))),
+                ])
+            try partialSums(mode: 1)
+            try launch(
+                "batchnorm_training_statistics", items: c,
+                [
+                    .buffer(partials), .buffer(sv), .buffer(rm), .buffer(rv), .int(c), .int(chunks),
+                    .int(s.valuesPerChannel), .float(s.epsilon), .float(s.momentum),
+                ])
+        } else {
+            try launch(
+                "batchnorm_eval_statistics", items: c,
+                [.buffer(rm), .buffer(rv), .buffer(sv), .int(c), .float(s.epsilon)])
+        }
+        try launch(
+            "batchnorm_apply", items: s.count,
+            [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.count), .int(c), .int(plane)])
+    }
+
+    /// `channel_partials` (Σdy and Σdy·x̂ per chunk), `channel_sum_chunks`
+    /// twice (gradBeta, gradGamma), then `batchnorm_backward_apply`.
+    public func batchNormBackward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
+        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
+    ) throws {
+        let operation = "batchNormBackward \(s)"
+        try validate(s, operation, training: training)
+        let c = s.channels
+        let x = try cl(input, "input", atLeast: s.count, in: operation)
+        let g = try cl(gamma, "gamma", atLeast: c, in: operation)
+        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation)
+        let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation)
+        let dx = try cl(gradInput, "gradInput", atLeast: s.count, in: operation)
+        let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation)
+        let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation)
+        let plane = s.map.planeSize
+        let chunks = max(1, (s.valuesPerChannel + Self.channelChunkLength - 1) / Self.channelChunkLength)
+        let partials = try scratchBuffer("channel.partials", count: 2 * c * chunks)
+        try launch(
+            "channel_partials", items: c * chunks,
+            [
+                .buffer(dy), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
+                .int(Self.channelChunkLength), .int(chunks), .int(2),
+            ])
+        try launch(
+            "channel_sum_chunks", items: c,
+            [.buffer(partials), .buffer(db), .int(c), .int(chunks), .int(0), .float(1)])
+        try launch(
+            "channel_sum_chunks", items: c,
+            [.buffer(partials), .buffer(dg), .int(c), .int(chunks), .int(c * chunks), .float(1)])
+        try launch(
+            "batchnorm_backward_apply", items: s.count,
+            [
+                .buffer(x), .buffer(g), .buffer(sv), .buffer(dy), .buffer(dg), .buffer(db), .buffer(dx),
+                .int(s.count), .int(c), .int(plane), .int(s.valuesPerChannel), .int(training ? 1 : 0),
+            ])
+    }
+
+    func validate(_ s: BatchNormShape, _ operation: String, training: Bool) throws {
+        guard s.map.isValid, s.channels > 0 else { throw OpenCLError.invalidArgument("\(operation): invalid shape") }
+        guard !training || s.valuesPerChannel > 1 else {
+            throw OpenCLError.invalidArgument(
+                "\(operation): training needs more than one value per channel (B·H·W = \(s.valuesPerChannel))")
+        }
+    }
+
+    // MARK: Residual sum and global average pool
+
+    /// `residual_add`, four elements per work-item.
+    public func residualAdd(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
+        let operation = "residualAdd"
+        guard count >= 0 else { throw OpenCLError.invalidArgument("\(operation): count \(count) < 0") }
+        let aBuffer = try cl(a, "a", atLeast: count, in: operation)
+        let bBuffer = try cl(b, "b", atLeast: count, in: operation)
+        let outputBuffer = try cl(output, "output", atLeast: count, in: operation)
+        try launch(
+            "residual_add", items: (count + 3) / 4,
+            [.buffer(aBuffer), .buffer(bBuffer), .buffer(outputBuffer), .int(count)])
+    }
+
+    /// `global_avgpool_forward`, one work-item per (b, c) plane.
+    public func globalAveragePoolForward(_ s: FeatureMapShape, input: Buffer, output: Buffer) throws {
+        let operation = "globalAveragePoolForward \(s)"
+        guard s.isValid else { throw OpenCLError.invalidArgument("\(operation): invalid shape") }
+        let inputBuffer = try cl(input, "input", atLeast: s.count, in: operation)
+        let outputBuffer = try cl(output, "output", atLeast: s.batch * s.channels, in: operation)
+        try launch(
+            "global_avgpool_forward", items: s.batch * s.channels,
+            [.buffer(inputBuffer), .buffer(outputBuffer), .int(s.batch * s.channels), .int(s.planeSize)])
+    }
+
+    /// `global_avgpool_backward`, one work-item per input element.
+    public func globalAveragePoolBackward(_ s: FeatureMapShape, gradOutput: Buffer, gradInput: Buffer) throws {
+        let operation = "globalAveragePoolBackward \(s)"
+        guard s.isValid else { throw OpenCLError.invalidArgument("\(operation): invalid shape") }
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.batch * s.channels, in: operation)
+        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.count, in: operation)
+        try launch(
+            "global_avgpool_backward", items: s.count,
+            [.buffer(gradOutputBuffer), .buffer(gradInputBuffer), .int(s.count), .int(s.planeSize)])
+    }
+}

@@ -1,0 +1,90 @@
+import GPUNet
+import TestSupport
+import XCTest
+
+/// The sweep's shapes for the layers of residual networks, small enough for
+/// Oclgrind: each vector width (4, 8, 16) of the cpu family's strided
+/// convolutions for output channels (forward, weight gradient) and input
+/// channels (data gradient), 1×1/3×3/5×5 kernels, stride 2 on odd sizes,
+/// padding 0–2, a 1×1 map, batch 1; batch normalisation in training and
+/// eval with batch 1 and 1×1 maps; the residual sum (in place too) and the
+/// global average pool.
+extension KernelSweepTests {
+    /// (batch, in, out, height, width, kernel, stride, padding).
+    static let residualConvShapes: [Conv2dShape] = [
+        (1, 3, 5, 5, 7, 3, 2, 1), (2, 9, 3, 6, 5, 1, 1, 0), (2, 6, 17, 5, 5, 5, 1, 2), (1, 2, 2, 1, 1, 3, 1, 1),
+        (3, 4, 4, 5, 5, 1, 2, 0),
+    ].map {
+        Conv2dShape(
+            batch: $0.0, inChannels: $0.1, outChannels: $0.2, height: $0.3, width: $0.4, kernelHeight: $0.5,
+            kernelWidth: $0.5, stride: $0.6, padding: $0.7)
+    }
+
+    func sweepResidualLayers(_ agree: Agree) throws {
+        for s in Self.residualConvShapes {
+            let input = randomFloats(s.inputCount, seed: 141)
+            let weight = randomFloats(s.weightCount, scale: 0.5, seed: 142)
+            let bias = randomFloats(s.outChannels, seed: 143)
+            let gradOutput = randomFloats(s.outputCount, seed: 144)
+            try agree("conv2dForward \(s)", false) { d in
+                let out = try d.makeBuffer(count: s.outputCount, kind: .float32)
+                try d.conv2dForward(
+                    s, input: try d.makeBuffer(input), weight: try d.makeBuffer(weight), bias: try d.makeBuffer(bias),
+                    output: out)
+                return [try d.floats(out)]
+            }
+            try agree("conv2d backward \(s)", true) { d in
+                let gradInput = try d.makeBuffer(count: s.inputCount, kind: .float32)
+                let gradWeight = try d.makeBuffer(count: s.weightCount, kind: .float32)
+                let gradBias = try d.makeBuffer(count: s.outChannels, kind: .float32)
+                let g = try d.makeBuffer(gradOutput)
+                try d.conv2dBackwardData(s, gradOutput: g, weight: try d.makeBuffer(weight), gradInput: gradInput)
+                try d.conv2dBackwardWeight(
+                    s, input: try d.makeBuffer(input), gradOutput: g, gradWeight: gradWeight, gradBias: gradBias)
+                return [try d.floats(gradInput), try d.floats(gradWeight), try d.floats(gradBias)]
+            }
+        }
+        for (batch, channels, height, width) in [(3, 2, 3, 3), (1, 3, 2, 3), (5, 2, 1, 1)] {
+            let s = BatchNormShape(batch: batch, channels: channels, height: height, width: width)
+            let input = randomFloats(s.count, seed: 151).map { $0 * 3 + 0.5 }
+            let gamma = randomFloats(channels, seed: 152).map { 1 + $0 / 2 }
+            let beta = randomFloats(channels, seed: 153)
+            let gradOutput = randomFloats(s.count, seed: 154)
+            for training in [true, false] {
+                try agree("batchnorm \(s) training \(training)", false) { d in
+                    let x = try d.makeBuffer(input)
+                    let g = try d.makeBuffer(gamma)
+                    let rm = try d.makeBuffer([Float](repeating: 0.25, count: channels))
+                    let rv = try d.makeBuffer([Float](repeating: 1.5, count: channels))
+                    let saved = try d.makeBuffer(count: 2 * channels, kind: .float32)
+                    let y = try d.makeBuffer(count: s.count, kind: .float32)
+                    try d.batchNormForward(
+                        s, input: x, gamma: g, beta: try d.makeBuffer(beta), runningMean: rm, runningVar: rv,
+                        saved: saved, output: y, training: training)
+                    let dx = try d.makeBuffer(count: s.count, kind: .float32)
+                    let dg = try d.makeBuffer(count: channels, kind: .float32)
+                    let db = try d.makeBuffer(count: channels, kind: .float32)
+                    try d.batchNormBackward(
+                        s, input: x, gamma: g, saved: saved, gradOutput: try d.makeBuffer(gradOutput), gradInput: dx,
+                        gradGamma: dg, gradBeta: db, training: training)
+                    return try [y, saved, rm, rv, dx, dg, db].map { try d.floats($0) }
+                }
+            }
+        }
+        let map = FeatureMapShape(batch: 2, channels: 3, height: 3, width: 1)
+        let a = randomFloats(map.count, seed: 161)
+        let b = randomFloats(map.count, seed: 162)
+        let gradPooled = randomFloats(map.batch * map.channels, seed: 163)
+        try agree("residual add + global average pool \(map)", false) { d in
+            let (ba, bb) = (try d.makeBuffer(a), try d.makeBuffer(b))
+            let sum = try d.makeBuffer(count: map.count, kind: .float32)
+            try d.residualAdd(count: map.count, ba, bb, output: sum)
+            try d.residualAdd(count: map.count, ba, bb, output: bb)
+            let pooled = try d.makeBuffer(count: map.batch * map.channels, kind: .float32)
+            try d.globalAveragePoolForward(map, input: sum, output: pooled)
+            let gradInput = try d.makeBuffer(count: map.count, kind: .float32)
+            try d.globalAveragePoolBackward(map, gradOutput: try d.makeBuffer(gradPooled), gradInput: gradInput)
+            return [try d.floats(sum), try d.floats(bb), try d.floats(pooled), try d.floats(gradInput)]
+        }
+    }
+}
