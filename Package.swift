@@ -61,7 +61,7 @@ let package = Package(
         .target(name: "_HostKernels"),
         .target(name: "NetIO", dependencies: ["CZlib"]),
         .target(name: "Models", dependencies: ["NetIO"]),
-        .target(name: "GPUNet", dependencies: ["COpenCL", "CLAPACK", "_HostKernels", "Kernels", "NetIO"]),
+        .target(name: "GPUNet", dependencies: ["COpenCL", "CLAPACK", "_HostKernels", "Kernels", "NetIO", "Models"]),
         .target(name: "Analysis", dependencies: ["CLAPACK", "NetIO"]),
         .target(name: "Figures", dependencies: ["CCairo", "Analysis"]),
         .target(name: "DataParallel", dependencies: ["CMPI", "GPUNet"]),

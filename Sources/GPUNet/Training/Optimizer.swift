@@ -114,6 +114,8 @@ public final class Optimizer {
     /// Updates taken so far (Adam's t after the last step).
     public private(set) var step: Int = 0
     private let device: any Device
+    /// The parameters' names, in the order of the tensors ``update(parameters:gradients:)`` takes.
+    public let names: [String]
     /// Per parameter: [m, v] for Adam, [velocity] for SGD.
     private let slots: [[Buffer]]
 
@@ -126,32 +128,50 @@ public final class Optimizer {
         }
     }
 
+    /// An optimiser of the tensors `parameters`, called `names` in checkpoints.
     public init(
         _ kind: OptimizerKind, learningRate: Float, schedule: LearningRateSchedule = .constant,
-        parameters: TinyConvNet.Parameters, device: any Device
+        parameters: [Buffer], names: [String], device: any Device
     ) throws {
+        precondition(parameters.count == names.count, "Optimizer: \(parameters.count) tensors, \(names.count) names")
         self.kind = kind
         self.learningRate = learningRate
         self.schedule = schedule
         self.device = device
+        self.names = names
         let count: Int
         switch kind {
         case .adam: count = 2
         case .sgd: count = 1
         }
-        slots = try parameters.all.map { p in
+        slots = try parameters.map { p in
             try (0..<count).map { _ in try device.makeBuffer(count: p.count, kind: .float32) }
         }
+    }
+
+    /// An optimiser of TinyConvNet's four tensors.
+    public convenience init(
+        _ kind: OptimizerKind, learningRate: Float, schedule: LearningRateSchedule = .constant,
+        parameters: TinyConvNet.Parameters, device: any Device
+    ) throws {
+        try self.init(
+            kind, learningRate: learningRate, schedule: schedule, parameters: parameters.all,
+            names: TinyConvNet.Parameters.names, device: device)
     }
 
     /// The rate the next update uses.
     public var currentLearningRate: Float { schedule.rate(peak: learningRate, step: step, of: totalSteps) }
 
-    /// One update of every parameter from its gradient.
+    /// One update of TinyConvNet's parameters from their gradients.
     public func update(parameters: TinyConvNet.Parameters, gradients: TinyConvNet.Parameters) throws {
+        try update(parameters: parameters.all, gradients: gradients.all)
+    }
+
+    /// One update of every parameter from its gradient, in the order of ``names``.
+    public func update(parameters: [Buffer], gradients: [Buffer]) throws {
         let rate = currentLearningRate
         step += 1
-        let tensors = zip(zip(parameters.all, gradients.all), slots)
+        let tensors = zip(zip(parameters, gradients), slots)
         switch kind {
         case .adam(let b1, let b2, let eps):
             let adam = tensors.map { pair, state in
@@ -195,7 +215,7 @@ public final class Optimizer {
     /// The state tensors by checkpoint name.
     public func state() throws -> [String: [Float]] {
         var out: [String: [Float]] = [:]
-        for (i, name) in TinyConvNet.Parameters.names.enumerated() {
+        for (i, name) in names.enumerated() {
             for (j, slot) in slotNames.enumerated() {
                 out["\(slot).\(name)"] = try device.floats(slots[i][j])
             }
@@ -205,7 +225,7 @@ public final class Optimizer {
 
     /// Restores the state saved by ``state()`` after `step` updates.
     public func restore(_ state: [String: [Float]], step: Int) throws {
-        for (i, name) in TinyConvNet.Parameters.names.enumerated() {
+        for (i, name) in names.enumerated() {
             for (j, slot) in slotNames.enumerated() {
                 let key = "\(slot).\(name)"
                 guard let values = state[key], values.count == slots[i][j].count else {

@@ -1,0 +1,530 @@
+import Models
+import NetIO
+
+/// A ``Models/NetworkDescription`` bound to a ``Device``: the description's
+/// layers become a list of device operations over activations, parameters,
+/// gradients and BatchNorm statistics allocated once on the device.
+///
+/// Any network of the Models vocabulary runs through one plan (conv with
+/// stride, padding and bias; BatchNorm2d; ReLU; max-pool 2; global average
+/// pool; flatten; linear; residual blocks with identity or projection
+/// shortcuts), so that a new architecture is a new description, never a new
+/// class with its own forward and backward. TinyConvNet keeps its own type,
+/// ``TinyConvNet``, whose fused pooled kernels the plan does not use.
+///
+/// Activations are numbered: 0 is the input (B, C, H, W); each operation
+/// writes one new activation, except flatten, which renames its input (the
+/// (B, C, H, W) layout is already the (B, C·H·W) one). A residual block's
+/// input is read by its body and by its shortcut, so its gradient has two
+/// contributions: the first one to arrive is written, the second added
+/// (``Device/residualAdd(count:_:_:output:)``).
+///
+/// Tensor names and shapes are PyTorch's `state_dict` keys, taken from
+/// ``Models/NetworkDescription/summary(input:classes:)``, so that a plan's
+/// weights load into the equivalent PyTorch module.
+public final class NetworkPlan {
+    /// A named tensor on the device.
+    public struct Tensor {
+        public let name: String
+        public let shape: [Int]
+        public let buffer: Buffer
+        public var count: Int { buffer.count }
+    }
+
+    public let device: any Device
+    public let summary: NetworkSummary
+    /// The input of one image: channels, height, width.
+    public let inputChannels: Int, inputHeight: Int, inputWidth: Int
+    public let classes: Int
+    /// The learned parameters in `state_dict` order.
+    public let parameters: [Tensor]
+    /// ∂loss/∂parameter after ``backward(_:)``, in the order of ``parameters``.
+    public let gradients: [Buffer]
+    /// The BatchNorm running means and variances (`….running_mean`, `….running_var`).
+    public let statistics: [Tensor]
+    /// Training-mode forward passes so far: every BatchNorm's `num_batches_tracked`.
+    public var batchesTracked = 0
+
+    private let operations: [Operation]
+    /// Elements per image of each activation.
+    private let activationSizes: [Int]
+    /// Whether an activation depends on a learned parameter (its gradient is needed).
+    private let needsGradient: [Bool]
+    private let argmaxSlots: Int, savedSlots: [Int]
+    /// Zero biases (and their discarded gradients) for linear layers without one.
+    private var zeroBiases: [Int: (bias: Buffer, gradient: Buffer)] = [:]
+    private var workspaces: [Int: Workspace] = [:]
+
+    /// The network `description` on `device` for images of shape
+    /// (channels, height, width) and `classes` classes, its parameters zero:
+    /// load or initialise them next.
+    /// - Throws: ``Models/ModelError`` when the shapes do not chain.
+    public init(
+        _ description: NetworkDescription, channels: Int, height: Int, width: Int, classes: Int, device: any Device
+    ) throws {
+        self.device = device
+        summary = try description.summary(
+            input: .map(channels: channels, height: height, width: width), classes: classes)
+        (inputChannels, inputHeight, inputWidth, self.classes) = (channels, height, width, classes)
+        var builder = PlanBuilder(rows: summary.layers, input: channels * height * width)
+        try builder.add(description.layers, input: 0)
+        operations = builder.operations
+        activationSizes = builder.sizes
+        needsGradient = builder.needsGradient
+        argmaxSlots = builder.argmaxSlots
+        savedSlots = builder.savedSlots
+        func tensor(_ p: ParameterDescription) throws -> Tensor {
+            Tensor(
+                name: p.name, shape: p.shape, buffer: try device.makeBuffer(count: p.count, kind: .float32))
+        }
+        parameters = try builder.learned.map(tensor)
+        gradients = try parameters.map { try device.makeBuffer(count: $0.count, kind: .float32) }
+        statistics = try builder.statistics.map(tensor)
+        try initialise(seed: 0)
+    }
+
+    // MARK: Weights
+
+    /// PyTorch's default initialisation, seeded: conv and linear weights and
+    /// biases U(−1/√fan_in, 1/√fan_in) (Kaiming-uniform with a = √5, as
+    /// `reset_parameters` does), BatchNorm γ = 1, β = 0, running mean 0 and
+    /// variance 1. Values are drawn in `state_dict` order.
+    public func initialise(seed: UInt64) throws {
+        var random = SeededRandom(seed: seed, stream: 0x7E57)
+        var fanIn = 1
+        for p in parameters {
+            let values: [Float]
+            if p.name.hasSuffix(".weight") && p.shape.count >= 2 {
+                fanIn = p.shape.dropFirst().reduce(1, *)
+                let bound = 1 / Float(fanIn).squareRoot()
+                values = (0..<p.count).map { _ in random.uniform(bound) }
+            } else if p.name.hasSuffix(".bias") && isBatchNorm(p.name) == false {
+                // A conv or linear bias follows its weight: the weight's fan-in.
+                let bound = 1 / Float(fanIn).squareRoot()
+                values = (0..<p.count).map { _ in random.uniform(bound) }
+            } else {
+                values = [Float](repeating: p.name.hasSuffix(".weight") ? 1 : 0, count: p.count)
+            }
+            try device.upload(values, to: p.buffer)
+        }
+        for s in statistics {
+            try device.upload(
+                [Float](repeating: s.name.hasSuffix(".running_var") ? 1 : 0, count: s.count), to: s.buffer)
+        }
+        batchesTracked = 0
+    }
+
+    private func isBatchNorm(_ name: String) -> Bool {
+        statistics.contains { $0.name == name.replacingSuffix(".bias", with: ".running_mean") }
+    }
+
+    /// Every tensor of the `state_dict` but `num_batches_tracked`
+    /// (``batchesTracked``): learned parameters, then running statistics.
+    public func stateDict() throws -> [(name: String, shape: [Int], values: [Float])] {
+        try (parameters + statistics).map { ($0.name, $0.shape, try device.floats($0.buffer)) }
+    }
+
+    /// Loads learned parameters and running statistics by name.
+    /// - Throws: ``NetworkPlanError/missingTensor(_:)`` or
+    ///   ``NetworkPlanError/shapeMismatch(name:expected:found:)`` for the first
+    ///   tensor that does not fit; nothing is loaded then.
+    public func load(_ tensors: [String: (shape: [Int], values: [Float])]) throws {
+        for t in parameters + statistics {
+            guard let found = tensors[t.name] else { throw NetworkPlanError.missingTensor(t.name) }
+            guard found.shape == t.shape, found.values.count == t.count else {
+                throw NetworkPlanError.shapeMismatch(name: t.name, expected: t.shape, found: found.shape)
+            }
+        }
+        for t in parameters + statistics { try device.upload(tensors[t.name]!.values, to: t.buffer) }
+    }
+
+    // MARK: Running
+
+    /// Activations, their gradients and the per-layer scratch of one batch size.
+    public final class Workspace {
+        public let batch: Int
+        /// The images (B, C, H, W), normalised.
+        public var input: Buffer { activations[0] }
+        /// The labels (B, int32).
+        public let labels: Buffer
+        /// (B, classes).
+        public var logits: Buffer { activations[activations.count - 1] }
+        /// [0, B): loss per sample; [B, 2B): 1 where the prediction is right.
+        public let perSample: Buffer
+        let activations: [Buffer]
+        /// Per activation, nil where no gradient is needed.
+        let gradients: [Buffer?]
+        let argmax: [Buffer]
+        let saved: [Buffer]
+        /// Holds a second gradient contribution before it is added.
+        let scratch: Buffer
+
+        init(plan: NetworkPlan, batch: Int) throws {
+            self.batch = batch
+            let d = plan.device
+            func floats(_ n: Int) throws -> Buffer { try d.makeBuffer(count: max(n, 1), kind: .float32) }
+            activations = try plan.activationSizes.map { try floats(batch * $0) }
+            gradients = try zip(plan.activationSizes, plan.needsGradient).enumerated().map { index, entry in
+                // The logits' gradient is the loss's output even when nothing upstream is learned.
+                entry.1 || index == plan.activationSizes.count - 1 ? try floats(batch * entry.0) : nil
+            }
+            argmax = try plan.operations.compactMap { op in
+                guard case .maxPool2(let c, let h, let w, _) = op.kind else { return nil }
+                return try d.makeBuffer(count: max(batch * c * (h / 2) * (w / 2), 1), kind: .int32)
+            }
+            saved = try plan.savedSlots.map { try floats(2 * $0) }
+            scratch = try floats(batch * (plan.activationSizes.max() ?? 1))
+            labels = try d.makeBuffer(count: max(batch, 1), kind: .int32)
+            perSample = try floats(2 * batch)
+        }
+    }
+
+    /// The workspace for `batch` images, made on first use.
+    public func workspace(batch: Int) throws -> Workspace {
+        if let w = workspaces[batch] { return w }
+        let w = try Workspace(plan: self, batch: batch)
+        workspaces[batch] = w
+        return w
+    }
+
+    /// Elements of one image's input.
+    public var inputSize: Int { inputChannels * inputHeight * inputWidth }
+
+    /// Uploads `images` (batch · ``inputSize`` normalised floats) and `labels`.
+    public func setBatch(_ w: Workspace, images: [Float], labels: [Int32]) throws {
+        precondition(images.count == w.batch * inputSize && labels.count == w.batch)
+        try device.upload(images, to: w.input)
+        try device.upload(labels, to: w.labels)
+    }
+
+    /// The forward pass and the loss on the batch in `w`, queued. With
+    /// `training`, BatchNorm normalises with the batch's statistics and
+    /// updates its running ones (and ``batchesTracked`` counts the pass);
+    /// otherwise it uses the running statistics, as PyTorch's `eval()`.
+    public func forward(_ w: Workspace, training: Bool) throws {
+        let d = device
+        let b = w.batch
+        for op in operations {
+            let input = w.activations[op.inputs[0]]
+            let output = w.activations[op.output]
+            switch op.kind {
+            case .conv(let spec, let h, let wd, let weight, let bias):
+                try d.conv2dForward(
+                    convShape(spec, batch: b, height: h, width: wd), input: input, weight: parameters[weight].buffer,
+                    bias: bias.map { parameters[$0].buffer }, output: output)
+            case .batchNorm(let c, let h, let wd, let gamma, let beta, let mean, let variance, let slot):
+                try d.batchNormForward(
+                    BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
+                    gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
+                    runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
+                    saved: w.saved[slot], output: output, training: training)
+            case .relu:
+                try d.reluForward(count: b * activationSizes[op.output], input: input, output: output)
+            case .maxPool2(let c, let h, let wd, let slot):
+                try d.maxPool2Forward(
+                    PoolShape(batch: b, channels: c, height: h, width: wd), input: input, output: output,
+                    argmax: w.argmax[slot])
+            case .globalAveragePool(let c, let h, let wd):
+                try d.globalAveragePoolForward(
+                    FeatureMapShape(batch: b, channels: c, height: h, width: wd), input: input, output: output)
+            case .linear(let spec, let weight, let bias):
+                try d.linearForward(
+                    LinearShape(batch: b, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures), input: input,
+                    weight: parameters[weight].buffer, bias: try biasBuffer(bias, features: spec.outFeatures).bias,
+                    output: output)
+            case .add:
+                try d.residualAdd(
+                    count: b * activationSizes[op.output], input, w.activations[op.inputs[1]], output: output)
+            }
+        }
+        try d.softmaxCrossEntropy(
+            batch: b, classes: classes, logits: w.logits, labels: w.labels,
+            gradLogits: w.gradients[w.gradients.count - 1]!, perSample: w.perSample)
+        if training { batchesTracked += 1 }
+    }
+
+    /// The backward pass from the mean loss of the last training-mode
+    /// ``forward(_:training:)`` into ``gradients`` (overwritten, not added to).
+    public func backward(_ w: Workspace) throws {
+        let d = device
+        let b = w.batch
+        var written = Set([activationSizes.count - 1])
+        /// Where the gradient of activation `index` goes: its buffer the first
+        /// time, the scratch buffer (added afterwards by `settle`) after that.
+        func target(_ index: Int) -> Buffer { written.contains(index) ? w.scratch : w.gradients[index]! }
+        func settle(_ index: Int) throws {
+            if written.contains(index) {
+                let g = w.gradients[index]!
+                try d.residualAdd(count: b * activationSizes[index], g, w.scratch, output: g)
+            }
+            written.insert(index)
+        }
+        for op in operations.reversed() {
+            guard let gradOutput = w.gradients[op.output] else { continue }
+            let inputIndex = op.inputs[0]
+            let input = w.activations[inputIndex]
+            let wantInput = needsGradient[inputIndex]
+            switch op.kind {
+            case .conv(let spec, let h, let wd, let weight, let bias):
+                let shape = convShape(spec, batch: b, height: h, width: wd)
+                try d.conv2dBackwardWeight(
+                    shape, input: input, gradOutput: gradOutput, gradWeight: gradients[weight],
+                    gradBias: bias.map { gradients[$0] })
+                if wantInput {
+                    try d.conv2dBackwardData(
+                        shape, gradOutput: gradOutput, weight: parameters[weight].buffer,
+                        gradInput: target(inputIndex))
+                    try settle(inputIndex)
+                }
+            case .batchNorm(let c, let h, let wd, let gamma, let beta, _, _, let slot):
+                try d.batchNormBackward(
+                    BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
+                    gamma: parameters[gamma].buffer, saved: w.saved[slot], gradOutput: gradOutput,
+                    gradInput: wantInput ? target(inputIndex) : w.scratch, gradGamma: gradients[gamma],
+                    gradBeta: gradients[beta], training: true)
+                if wantInput { try settle(inputIndex) }
+            case .relu:
+                guard wantInput else { continue }
+                try d.reluBackward(
+                    count: b * activationSizes[op.output], output: w.activations[op.output], gradOutput: gradOutput,
+                    gradInput: target(inputIndex))
+                try settle(inputIndex)
+            case .maxPool2(let c, let h, let wd, let slot):
+                guard wantInput else { continue }
+                try d.maxPool2Backward(
+                    PoolShape(batch: b, channels: c, height: h, width: wd), gradOutput: gradOutput,
+                    argmax: w.argmax[slot], gradInput: target(inputIndex))
+                try settle(inputIndex)
+            case .globalAveragePool(let c, let h, let wd):
+                guard wantInput else { continue }
+                try d.globalAveragePoolBackward(
+                    FeatureMapShape(batch: b, channels: c, height: h, width: wd), gradOutput: gradOutput,
+                    gradInput: target(inputIndex))
+                try settle(inputIndex)
+            case .linear(let spec, let weight, let bias):
+                try d.linearBackward(
+                    LinearShape(batch: b, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures), input: input,
+                    weight: parameters[weight].buffer, gradOutput: gradOutput,
+                    gradInput: wantInput ? target(inputIndex) : nil, gradWeight: gradients[weight],
+                    gradBias: bias.map { gradients[$0] } ?? (try biasBuffer(nil, features: spec.outFeatures).gradient))
+                if wantInput { try settle(inputIndex) }
+            case .add:
+                // The sum's gradient reaches both addends unchanged.
+                for index in op.inputs where needsGradient[index] {
+                    let g = w.gradients[index]!
+                    if written.contains(index) {
+                        try d.residualAdd(count: b * activationSizes[index], g, gradOutput, output: g)
+                    } else {
+                        try d.copy(gradOutput, to: g)
+                        written.insert(index)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues the read-back of the batch's per-sample loss and correctness.
+    public func requestBatchResult(_ w: Workspace) throws -> TinyConvNet.PendingBatchResult {
+        TinyConvNet.PendingBatchResult(download: try device.startDownload(w.perSample), batch: w.batch)
+    }
+
+    /// The output of the operation at layer path `path` for the last forward
+    /// pass (for layer-by-layer comparisons), or nil for a path with no
+    /// output of its own (flatten).
+    public func activation(_ w: Workspace, path: String) throws -> [Float]? {
+        guard let op = operations.first(where: { $0.path == path }) else { return nil }
+        let values = try device.floats(w.activations[op.output])
+        return Array(values.prefix(w.batch * activationSizes[op.output]))
+    }
+
+    private func convShape(_ spec: Conv2dSpec, batch: Int, height: Int, width: Int) -> Conv2dShape {
+        Conv2dShape(
+            batch: batch, inChannels: spec.inChannels, outChannels: spec.outChannels, height: height, width: width,
+            kernelHeight: spec.kernelSize, kernelWidth: spec.kernelSize, stride: spec.stride, padding: spec.padding)
+    }
+
+    private func biasBuffer(_ index: Int?, features: Int) throws -> (bias: Buffer, gradient: Buffer) {
+        if let index { return (parameters[index].buffer, gradients[index]) }
+        if let made = zeroBiases[features] { return made }
+        let made = (
+            try device.makeBuffer(count: features, kind: .float32),
+            try device.makeBuffer(count: features, kind: .float32)
+        )
+        zeroBiases[features] = made
+        return made
+    }
+}
+
+/// Why a plan refuses a set of tensors.
+public enum NetworkPlanError: Error, CustomStringConvertible, Equatable {
+    case missingTensor(String)
+    case shapeMismatch(name: String, expected: [Int], found: [Int])
+
+    public var description: String {
+        switch self {
+        case .missingTensor(let name): return "the weights have no tensor \(name), which the model needs"
+        case .shapeMismatch(let name, let expected, let found):
+            return "tensor \(name) has shape \(found), the model's is \(expected)"
+        }
+    }
+}
+
+/// One device operation of a plan.
+struct Operation {
+    enum Kind {
+        /// Weight and optional bias: indices into the plan's parameters.
+        case conv(Conv2dSpec, height: Int, width: Int, weight: Int, bias: Int?)
+        /// γ, β (parameters), running mean and variance (statistics), and the slot of its saved μ, σ.
+        case batchNorm(
+            channels: Int, height: Int, width: Int, gamma: Int, beta: Int, mean: Int, variance: Int, slot: Int)
+        case relu
+        case maxPool2(channels: Int, height: Int, width: Int, slot: Int)
+        case globalAveragePool(channels: Int, height: Int, width: Int)
+        case linear(LinearSpec, weight: Int, bias: Int?)
+        /// activations[inputs[0]] + activations[inputs[1]].
+        case add
+    }
+    let kind: Kind
+    /// The layer path (PyTorch's module name) this operation computes.
+    let path: String
+    let inputs: [Int]
+    let output: Int
+}
+
+/// Turns layers into operations, consuming the summary's rows in the order
+/// its shape walk made them (a block's body, its shortcut, the add, the
+/// ReLU), which gives every operation its path and tensor names.
+private struct PlanBuilder {
+    var rows: ArraySlice<LayerSummary>
+    var operations: [Operation] = []
+    var sizes: [Int]
+    var needsGradient = [false]
+    var learned: [ParameterDescription] = []
+    var statistics: [ParameterDescription] = []
+    var argmaxSlots = 0
+    var savedSlots: [Int] = []
+
+    init(rows: [LayerSummary], input: Int) {
+        self.rows = rows[...]
+        sizes = [input]
+    }
+
+    /// Adds `layers` reading activation `input`; returns the activation they write.
+    @discardableResult
+    mutating func add(_ layers: [LayerDescription], input: Int) throws -> Int {
+        var current = input
+        for layer in layers { current = try add(layer.kind, input: current) }
+        return current
+    }
+
+    private mutating func newActivation(_ row: LayerSummary, dependsOnLearned: Bool) -> Int {
+        sizes.append(row.output.elementCount)
+        needsGradient.append(dependsOnLearned)
+        return sizes.count - 1
+    }
+
+    private mutating func nextRow() -> LayerSummary { rows.removeFirst() }
+
+    private mutating func tensor(_ row: LayerSummary, _ suffix: String) -> Int? {
+        guard let p = row.parameters.first(where: { $0.name == "\(row.path).\(suffix)" }) else { return nil }
+        if p.role == .learned {
+            learned.append(p)
+            return learned.count - 1
+        }
+        statistics.append(p)
+        return statistics.count - 1
+    }
+
+    private func dims(_ shape: ActivationShape) -> (Int, Int, Int) {
+        guard case .map(let c, let h, let w) = shape else { return (shape.elementCount, 1, 1) }
+        return (c, h, w)
+    }
+
+    private mutating func add(_ kind: LayerKind, input: Int) throws -> Int {
+        switch kind {
+        case .conv(let spec):
+            let row = nextRow()
+            let (_, h, w) = dims(row.input)
+            let weight = tensor(row, "weight")!
+            let bias = tensor(row, "bias")
+            let output = newActivation(row, dependsOnLearned: true)
+            operations.append(
+                Operation(
+                    kind: .conv(spec, height: h, width: w, weight: weight, bias: bias), path: row.path,
+                    inputs: [input], output: output))
+            return output
+        case .batchNorm:
+            let row = nextRow()
+            let (c, h, w) = dims(row.input)
+            let gamma = tensor(row, "weight")!
+            let beta = tensor(row, "bias")!
+            let mean = tensor(row, "running_mean")!
+            let variance = tensor(row, "running_var")!
+            savedSlots.append(c)
+            let output = newActivation(row, dependsOnLearned: true)
+            operations.append(
+                Operation(
+                    kind: .batchNorm(
+                        channels: c, height: h, width: w, gamma: gamma, beta: beta, mean: mean, variance: variance,
+                        slot: savedSlots.count - 1), path: row.path, inputs: [input], output: output))
+            return output
+        case .relu:
+            let row = nextRow()
+            let output = newActivation(row, dependsOnLearned: needsGradient[input])
+            operations.append(Operation(kind: .relu, path: row.path, inputs: [input], output: output))
+            return output
+        case .maxPool2:
+            let row = nextRow()
+            let (c, h, w) = dims(row.input)
+            let output = newActivation(row, dependsOnLearned: needsGradient[input])
+            operations.append(
+                Operation(
+                    kind: .maxPool2(channels: c, height: h, width: w, slot: argmaxSlots), path: row.path,
+                    inputs: [input], output: output))
+            argmaxSlots += 1
+            return output
+        case .globalAveragePool:
+            let row = nextRow()
+            let (c, h, w) = dims(row.input)
+            let output = newActivation(row, dependsOnLearned: needsGradient[input])
+            operations.append(
+                Operation(
+                    kind: .globalAveragePool(channels: c, height: h, width: w), path: row.path, inputs: [input],
+                    output: output))
+            return output
+        case .flatten:
+            _ = nextRow()
+            return input
+        case .linear(let spec):
+            let row = nextRow()
+            let weight = tensor(row, "weight")!
+            let bias = tensor(row, "bias")
+            let output = newActivation(row, dependsOnLearned: true)
+            operations.append(
+                Operation(
+                    kind: .linear(spec, weight: weight, bias: bias), path: row.path, inputs: [input], output: output))
+            return output
+        case .residual(let block):
+            let body = try add(block.body, input: input)
+            let shortcut: Int
+            switch block.shortcut {
+            case .identity: shortcut = input
+            case .projection(let layers): shortcut = try add(layers, input: input)
+            }
+            let row = nextRow()
+            let sum = newActivation(row, dependsOnLearned: needsGradient[body] || needsGradient[shortcut])
+            operations.append(Operation(kind: .add, path: row.path, inputs: [body, shortcut], output: sum))
+            guard block.reluAfterAdd else { return sum }
+            let reluRow = nextRow()
+            let output = newActivation(reluRow, dependsOnLearned: needsGradient[sum])
+            operations.append(Operation(kind: .relu, path: reluRow.path, inputs: [sum], output: output))
+            return output
+        }
+    }
+}
+
+extension String {
+    fileprivate func replacingSuffix(_ suffix: String, with replacement: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) + replacement : self
+    }
+}
