@@ -73,10 +73,10 @@ let package = Package(
             ]
         ),
 
-        .target(name: "TestSupport", dependencies: ["GPUNet"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["GPUNet", "Models"], path: "Tests/TestSupport"),
         .testTarget(name: "NetIOTests", dependencies: ["NetIO", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NetIO"]),
-        .testTarget(name: "GPUNetTests", dependencies: ["GPUNet", "NetIO", "TestSupport"]),
+        .testTarget(name: "GPUNetTests", dependencies: ["GPUNet", "Models", "NetIO", "TestSupport"]),
         .testTarget(
             name: "AnalysisTests", dependencies: ["Analysis", "NetIO", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "Analysis", "NetIO", "TestSupport"]),
