@@ -79,6 +79,7 @@ final class NaiveNetworkTests: XCTestCase {
         }
         let h = 1e-5
         var checked = 0
+        var (worst, worstName) = (0.0, "")
         for p in learned {
             var differences = [Double](repeating: 0, count: p.count)
             for i in 0..<p.count {
@@ -99,11 +100,15 @@ final class NaiveNetworkTests: XCTestCase {
                 continue
             }
             let error = maxRelativeToScale(gradient, differences)
+            if error > worst { (worst, worstName) = (error, p.name) }
             XCTAssertGreaterThan(scale, 1e-8, "\(p.name): the loss does not depend on it, the check is empty")
             XCTAssertLessThan(
                 error, 1e-6, "\(training ? "training" : "eval") ∂L/∂\(p.name): max |Δ|/scale \(error), scale \(scale)")
         }
         XCTAssertEqual(checked, learned.reduce(0) { $0 + $1.count })
+        print(
+            "NaiveNetwork \(training ? "training" : "eval"): \(checked) gradient entries in \(learned.count) tensors,"
+                + " worst max |Δ|/scale \(worst) (\(worstName))")
     }
 
     func testGradientsMatchFiniteDifferencesInTraining() throws {
