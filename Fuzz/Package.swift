@@ -13,6 +13,7 @@ let package = Package(
         .target(name: "NetIO", dependencies: ["CZlib"], path: "Sources/NetIO"),
         .executableTarget(name: "FuzzIDX", dependencies: ["NetIO"]),
         .executableTarget(name: "FuzzSafetensors", dependencies: ["NetIO"]),
+        .executableTarget(name: "FuzzCIFAR10", dependencies: ["NetIO"]),
     ],
     swiftLanguageModes: [.v5]
 )
