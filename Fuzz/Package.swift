@@ -16,6 +16,7 @@ let package = Package(
         .executableTarget(name: "FuzzSafetensors", dependencies: ["NetIO"]),
         .target(name: "Models", dependencies: ["NetIO"], path: "Sources/Models"),
         .executableTarget(name: "FuzzModelFile", dependencies: ["Models"]),
+        .executableTarget(name: "FuzzCIFAR10", dependencies: ["NetIO"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,14 +1,8 @@
 import Foundation
 
-/// The two IDX data sets ConvSVD reads. Both use the same four file names and
-/// the same format (28×28 unsigned-byte images, labels 0…9).
-public enum DatasetKind: String, CaseIterable, Sendable {
-    case mnist = "mnist"
-    case fashionMNIST = "fashion-mnist"
-
-    /// "MNIST" or "Fashion-MNIST", for messages.
-    public var displayName: String { self == .mnist ? "MNIST" : "Fashion-MNIST" }
-
+/// The IDX side of ``DatasetKind``: MNIST and Fashion-MNIST use the same
+/// four file names and the same format (28×28 unsigned-byte images, labels 0…9).
+extension DatasetKind {
     /// The standard base names; on disk each may also carry ".gz".
     public static let trainImagesFile = "train-images-idx3-ubyte"
     public static let trainLabelsFile = "train-labels-idx1-ubyte"
@@ -35,19 +29,21 @@ public enum DatasetKind: String, CaseIterable, Sendable {
                 Self.testImagesFile: "8181f5470baa50b63fa0f6fddb340f0a",
                 Self.testLabelsFile: "15d484375f8d13e6eb1aabb0c3f46965",
             ]
+        case .cifar10:
+            return [:]
         }
     }
 
-    /// Where the gzip files are published (each file is `mirror/<name>.gz`).
+    /// Where the files are published: for the IDX sets each file is
+    /// `mirror/<name>.gz`; for CIFAR-10 the archive is
+    /// `mirror/cifar-10-binary.tar.gz` (``CIFAR10Loader/archiveName``).
     public var mirrors: [URL] {
         switch self {
         case .mnist: return [URL(string: "https://ossci-datasets.s3.amazonaws.com/mnist/")!]
         case .fashionMNIST: return [URL(string: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/")!]
+        case .cifar10: return [URL(string: "https://www.cs.toronto.edu/~kriz/")!]
         }
     }
-
-    /// The environment variable that names this set's folder.
-    public var environmentVariable: String { self == .mnist ? "MNIST_DIR" : "FASHION_MNIST_DIR" }
 }
 
 /// Finds a data set's folder.
@@ -57,9 +53,11 @@ public enum DatasetLocator {
 
     /// The folder to read `kind` from, first match wins:
     /// 1. `explicit` (the command line's `--data`);
-    /// 2. the environment variable (`MNIST_DIR` / `FASHION_MNIST_DIR`) when set and not empty;
-    /// 3. MNIST: `$XDG_DATA_HOME/convsvd/mnist`, else `~/.local/share/convsvd/mnist`;
-    ///    Fashion-MNIST: /usr/share/datasets/fashion-mnist (Debian's package).
+    /// 2. the environment variable (``DatasetKind/environmentVariable``:
+    ///    `MNIST_DIR`, `FASHION_MNIST_DIR`, `CIFAR10_DIR`) when set and not empty;
+    /// 3. Fashion-MNIST: /usr/share/datasets/fashion-mnist (Debian's package);
+    ///    the others: `$XDG_DATA_HOME/convsvd/<kind>`, else
+    ///    `~/.local/share/convsvd/<kind>` (`<kind>` the raw value: mnist, cifar10).
     public static func directory(
         for kind: DatasetKind, explicit: URL? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment
@@ -69,7 +67,7 @@ public enum DatasetLocator {
             return URL(fileURLWithPath: value, isDirectory: true)
         }
         switch kind {
-        case .mnist:
+        case .mnist, .cifar10:
             let dataHome: URL
             if let xdg = environment["XDG_DATA_HOME"], !xdg.isEmpty {
                 dataHome = URL(fileURLWithPath: xdg, isDirectory: true)
@@ -77,7 +75,7 @@ public enum DatasetLocator {
                 let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
                 dataHome = URL(fileURLWithPath: home, isDirectory: true).appendingPathComponent(".local/share")
             }
-            return dataHome.appendingPathComponent("convsvd/mnist", isDirectory: true)
+            return dataHome.appendingPathComponent("convsvd/\(kind.rawValue)", isDirectory: true)
         case .fashionMNIST:
             return debianFashionMNISTDirectory
         }
@@ -90,8 +88,20 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     /// neither the file nor its .gz is there); `downloadFailures` says why
     /// fetching them failed (empty when downloading was off).
     case missingFiles(kind: DatasetKind, directory: String, missing: [String], downloadFailures: [String])
-    /// A file's decompressed content is not the published one.
+    /// A file's decompressed content is not the published one (for
+    /// CIFAR-10: the archive's MD5).
     case checksumMismatch(file: String, expected: String, actual: String)
+    /// CIFAR-10 files (``CIFAR10Loader/fileNames``) found neither in
+    /// `directory` nor in its `cifar-10-batches-bin` folder, nor obtainable
+    /// from an archive; `failures` says why unpacking or downloading failed.
+    case missingCIFAR10Files(directory: String, missing: [String], failures: [String])
+    /// A CIFAR-10 file whose length is not a positive multiple of 3,073 bytes.
+    case badRecordLength(file: String, length: Int)
+    /// A CIFAR-10 record whose label byte is not a class (0…9); `record`
+    /// counts from 0, `offset` is the label byte's position in the file.
+    case badLabel(file: String, record: Int, offset: Int, label: Int)
+    /// The CIFAR-10 archive could not be unpacked.
+    case unpackFailed(archive: String, reason: String)
 
     public var description: String {
         switch self {
@@ -112,7 +122,33 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
             }
             return text
         case .checksumMismatch(let file, let expected, let actual):
+            if file.hasSuffix(".tar.gz") {
+                return "\(file): MD5 \(actual), expected \(expected) (a damaged or different archive)"
+            }
             return "\(file): decompressed content has MD5 \(actual), expected \(expected) (a damaged or different file)"
+        case .missingCIFAR10Files(let directory, let missing, let failures):
+            let inner = directory + "/" + CIFAR10Loader.archiveFolder
+            var text = "CIFAR-10 files missing in \(directory) and in \(inner): \(missing.joined(separator: ", ")).\n"
+            if !failures.isEmpty {
+                text += "Getting them failed:\n" + failures.map { "  \($0)\n" }.joined()
+            }
+            text += "Expected the binary version's six files, \(CIFAR10Loader.fileNames.joined(separator: ", ")), "
+            text += "in \(directory) or in \(inner); "
+            text += "or the archive \(directory)/\(CIFAR10Loader.archiveName) "
+            text += "(from \(DatasetKind.cifar10.mirrors[0].absoluteString)\(CIFAR10Loader.archiveName), "
+            text += "MD5 \(CIFAR10Loader.archiveMD5)), which is unpacked there. "
+            text += "Name another folder with --data DIR or \(DatasetKind.cifar10.environmentVariable)=DIR."
+            return text
+        case .badRecordLength(let file, let length):
+            let size = CIFAR10Loader.recordSize
+            if length == 0 { return "\(file): empty; a CIFAR-10 file holds records of \(size) bytes" }
+            return "\(file): \(length) bytes is not a whole number of CIFAR-10 records "
+                + "(1 label byte + 3,072 pixel bytes = \(size) bytes each): "
+                + "\(length / size) records and \(length % size) bytes over"
+        case .badLabel(let file, let record, let offset, let label):
+            return "\(file): record \(record) (byte \(offset)) has label \(label); CIFAR-10 labels are 0…9"
+        case .unpackFailed(let archive, let reason):
+            return "cannot unpack \(archive): \(reason)"
         }
     }
 }
@@ -132,8 +168,11 @@ public struct DatasetDownload: Sendable {
         self.totalTimeout = totalTimeout
     }
 
-    /// The published mirrors of `kind`.
-    public static func standard(for kind: DatasetKind) -> DatasetDownload { DatasetDownload(mirrors: kind.mirrors) }
+    /// The published mirrors of `kind`; CIFAR-10's one 163 MB archive gets
+    /// 30 minutes where an IDX file (at most 26 MB) gets 2.
+    public static func standard(for kind: DatasetKind) -> DatasetDownload {
+        DatasetDownload(mirrors: kind.mirrors, totalTimeout: kind == .cifar10 ? 1800 : 120)
+    }
 
     /// Fetches `url` with curl (`--fail`, so an HTTP error is a failure), or
     /// says why not.
@@ -193,12 +232,15 @@ public enum MNISTLoader {
     /// as `<name>.gz`; if that fails the error lists the files to put where.
     /// With `verifyChecksums` every file's decompressed content must match
     /// ``DatasetKind/decompressedMD5`` (costs about one MD5 pass over 55 MB).
-    /// Then every structural check of ``IDXReader`` applies.
+    /// Then every structural check of ``IDXReader`` applies. `kind` is an
+    /// IDX set (``DatasetKind/mnist`` or ``DatasetKind/fashionMNIST``);
+    /// ``DatasetLoader`` takes any kind.
     public static func load(
         kind: DatasetKind, directory: URL,
         download: DatasetDownload? = nil,
         verifyChecksums: Bool = true
     ) throws -> (train: Dataset, test: Dataset) {
+        precondition(kind.format == .idx, "MNISTLoader.load: \(kind.displayName) is not an IDX set (use DatasetLoader)")
         let missing = DatasetKind.fileBaseNames.filter { existingFile($0, in: directory) == nil }
         if !missing.isEmpty {
             var failures = [String]()
@@ -234,7 +276,7 @@ public enum MNISTLoader {
             }
             return Dataset(
                 name: "\(kind.rawValue)/\(name)", count: images.count, rows: images.rows,
-                columns: images.columns, pixels: images.pixels, labels: labels)
+                columns: images.columns, pixels: images.pixels, labels: labels, normalization: kind.normalization)
         }
         let train = try split("train", DatasetKind.trainImagesFile, DatasetKind.trainLabelsFile)
         let test = try split("test", DatasetKind.testImagesFile, DatasetKind.testLabelsFile)
@@ -243,12 +285,12 @@ public enum MNISTLoader {
 
     /// What the command line does: the folder from ``DatasetLocator`` (`--data`,
     /// the environment, the default), downloading missing files from the
-    /// published mirrors, checksums verified.
+    /// published mirrors, checksums verified. Any kind: CIFAR-10 goes to
+    /// ``CIFAR10Loader`` (``DatasetLoader/locateAndLoad(kind:explicitDirectory:)``).
     public static func locateAndLoad(kind: DatasetKind, explicitDirectory: URL? = nil) throws -> (
         train: Dataset, test: Dataset
     ) {
-        let directory = DatasetLocator.directory(for: kind, explicit: explicitDirectory)
-        return try load(kind: kind, directory: directory, download: .standard(for: kind))
+        try DatasetLoader.locateAndLoad(kind: kind, explicitDirectory: explicitDirectory)
     }
 
     /// Downloads each missing file from the first mirror that serves content

@@ -133,6 +133,13 @@ final class CommandLineErrorTests: XCTestCase {
             mentions: ["--dataset", "cifar"])
     }
 
+    /// CIFAR-10's 3×32×32 images do not fit TinyConvNet: refused before any file is read.
+    func testDatasetWhoseImagesDoNotFitTheModel() throws {
+        try assertFails(
+            ["train", "--dataset", "cifar10", "--data", "/nonexistent", "--out", tempPath()], status: 64,
+            mentions: ["--dataset cifar10", "CIFAR-10 images are 3×32×32", "takes 1×28×28"])
+    }
+
     func testMissingDataFolderSaysWhichFilesToPutWhere() throws {
         let empty = try TestEnvironment.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: empty) }

@@ -40,6 +40,32 @@ final class BatchGatherTests: XCTestCase {
         return (try device.floats(images), try device.int32s(batchLabels))
     }
 
+    /// A set with Fashion-MNIST's normalisation (0.2860, 0.3530) is gathered
+    /// by ``DeviceDataset`` with its own scale and shift: bit for bit the
+    /// host's `normalizedImages`, which a float64 reference checks.
+    func testDeviceDatasetGathersWithTheSetsNormalisation() throws {
+        var set = syntheticSet(count: 100, side: 28)
+        set.normalization = .fashionMNIST
+        let order = shuffled(100)
+        let expected = set.normalizedImages(order[50..<87])
+        for (k, n) in order[50..<87].enumerated() {
+            for p in [0, 391, 783] {
+                let reference = (Double(set.pixels[n * 784 + p]) / 255 - 0.2860) / 0.3530
+                XCTAssertEqual(Double(expected[k * 784 + p]), reference, accuracy: 1e-5)
+            }
+        }
+        for device in try testDevices() {
+            let network = try TinyConvNet(device: device)
+            let data = try DeviceDataset(set, on: device)
+            XCTAssertEqual(data.normalization, .fashionMNIST)
+            try data.setOrder(order)
+            let w = try network.workspace(batch: 37)
+            try data.gather(50..<87, into: w)
+            let images = try device.floats(w.input)
+            XCTAssertEqual(images.map { $0.bitPattern }, expected.map { $0.bitPattern }, device.info.selector)
+        }
+    }
+
     /// MNIST's 28×28 (784 pixels: the 16-pixel vector kernel on a CPU
     /// device) and 5×5 (25: the one-pixel kernel everywhere); a full batch,
     /// batch 1 and the last partial batch of a shuffled order of 300.

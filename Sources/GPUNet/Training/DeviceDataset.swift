@@ -13,6 +13,8 @@ public final class DeviceDataset {
     public let name: String
     public let count: Int
     public let imageSize: Int
+    /// The set's per-channel normalisation, applied as the batches are gathered.
+    public let normalization: Normalization
     /// The labels, kept on the host too for ``Evaluation``'s confusion matrix.
     public let hostLabels: [UInt8]
     let pixels: Buffer, labels: Buffer
@@ -27,6 +29,7 @@ public final class DeviceDataset {
         name = set.name
         count = set.count
         imageSize = set.imageSize
+        normalization = set.normalization
         hostLabels = set.labels
         let pixels = try device.makeBuffer(count: set.pixels.count, kind: .uint8)
         try set.pixels.withUnsafeBufferPointer { try device.upload($0, to: pixels) }
@@ -54,8 +57,11 @@ public final class DeviceDataset {
         precondition(
             w.batch == range.count && imageSize == TinyConvNet.imageSide * TinyConvNet.imageSide,
             "DeviceDataset.gather: \(range.count) images of \(imageSize) pixels into a workspace of \(w.batch)")
+        // One channel (the precondition's 28×28 image): the set's one scale and shift.
         try device.gatherBatch(
-            BatchGatherShape(count: count, imageSize: imageSize, range: range),
+            BatchGatherShape(
+                count: count, imageSize: imageSize, range: range, scale: normalization.pixelScales[0],
+                shift: normalization.pixelShifts[0]),
             pixels: pixels, labels: labels, order: order, images: w.input, batchLabels: w.labels)
     }
 }

@@ -69,8 +69,15 @@ struct DataOptions: ParsableArguments {
                 "--dataset must be one of \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")) (got \(dataset))"
             )
         }
+        // Checked before reading anything: TinyConvNet is the one model the commands build.
+        let modelInput = ImageShape(channels: 1, height: 28, width: 28)
+        guard kind.inputShape == modelInput else {
+            throw ValidationError(
+                "--dataset \(dataset): \(kind.displayName) images are \(kind.inputShape), the model (TinyConvNet) takes \(modelInput)"
+            )
+        }
         let start = Date()
-        let sets = try MNISTLoader.locateAndLoad(kind: kind, explicitDirectory: data.map { URL(fileURLWithPath: $0) })
+        let sets = try DatasetLoader.locateAndLoad(kind: kind, explicitDirectory: data.map { URL(fileURLWithPath: $0) })
         log(
             String(
                 format: "data: %@ %d train / %d test images (%.2f s)", kind.displayName, sets.train.count,
