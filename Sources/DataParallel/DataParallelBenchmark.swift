@@ -78,7 +78,7 @@ public struct DataParallelBenchmark {
             try network.backward(w)
             try device.finish()
             let t1 = now()
-            try reducer.reduce(network.gradients, localBatch: local, globalBatch: globalBatch)
+            try reducer.reduce(network.gradients.all, localBatch: local, globalBatch: globalBatch)
             try device.finish()
             let t2 = now()
             try optimizer.update(parameters: network.parameters, gradients: network.gradients)

@@ -2,8 +2,9 @@ import Foundation
 
 /// A training checkpoint, stored as `checkpoint.safetensors`:
 ///
-/// - the weights as F32 under PyTorch's names (`conv1.weight` [8,1,3,3],
-///   `conv2.weight` [16,8,3,3], `fc.weight` [10,400], `fc.bias` [10]);
+/// - the model's tensors as F32 under PyTorch's `state_dict` names, for
+///   TinyConvNet `conv1.weight` [8,1,3,3], `conv2.weight` [16,8,3,3],
+///   `fc.weight` [10,400], `fc.bias` [10];
 ///   ``weightsOnly`` (`convsvd export --weights-only`) is the file that
 ///   PyTorch's strict `load_state_dict` accepts;
 /// - optimiser state as F32 tensors named `optimizer.<key>` (for example
@@ -12,7 +13,8 @@ import Foundation
 /// - string metadata (epoch, step, seed, optimiser, settings JSON …) in
 ///   `__metadata__`.
 public struct Checkpoint: Equatable, Sendable {
-    public var weights: TinyConvNetWeights
+    /// The model's tensors in `state_dict` order.
+    public var tensors: [NamedTensor]
     /// Optimiser tensors by key (without the `optimizer.` prefix).
     public var optimizerState: [String: [Float]]
     public var metadata: [String: String]
@@ -22,34 +24,55 @@ public struct Checkpoint: Equatable, Sendable {
     /// The conventional file name.
     public static let fileName = "checkpoint.safetensors"
 
-    public init(weights: TinyConvNetWeights, optimizerState: [String: [Float]] = [:], metadata: [String: String] = [:])
-    {
-        self.weights = weights
+    public init(tensors: [NamedTensor], optimizerState: [String: [Float]] = [:], metadata: [String: String] = [:]) {
+        self.tensors = tensors
         self.optimizerState = optimizerState
         self.metadata = metadata
     }
 
-    /// The shape an optimiser tensor is stored with: that of the weight whose
-    /// name ends the key, else [count].
-    public static func optimizerShape(key: String, count: Int) -> [Int] {
-        for (name, shape) in TinyConvNetWeights.tensorShapes where key == name || key.hasSuffix("." + name) {
-            if shape.reduce(1, *) == count { return shape }
+    /// A TinyConvNet checkpoint.
+    public init(weights: TinyConvNetWeights, optimizerState: [String: [Float]] = [:], metadata: [String: String] = [:])
+    {
+        self.init(
+            tensors: weights.tensors.map { NamedTensor(name: $0.name, shape: $0.shape, values: $0.values) },
+            optimizerState: optimizerState, metadata: metadata)
+    }
+
+    /// TinyConvNet's weights, from a checkpoint read or made for TinyConvNet
+    /// (``read(from:requireFinite:)`` checks its four tensors).
+    public var weights: TinyConvNetWeights {
+        func values(_ name: String) -> [Float] {
+            guard let t = tensors.first(where: { $0.name == name }) else {
+                preconditionFailure("Checkpoint.weights: not a TinyConvNet checkpoint (no \(name))")
+            }
+            return t.values
+        }
+        return TinyConvNetWeights(
+            conv1: values("conv1.weight"), conv2: values("conv2.weight"), fcWeight: values("fc.weight"),
+            fcBias: values("fc.bias"))
+    }
+
+    /// The shape an optimiser tensor is stored with: that of the model
+    /// tensor whose name ends the key, else [count].
+    public func optimizerShape(key: String, count: Int) -> [Int] {
+        for t in tensors where key == t.name || key.hasSuffix("." + t.name) {
+            if t.values.count == count { return t.shape }
         }
         return [count]
     }
 
-    /// The safetensors form: weights first (checkpoint order), then the
-    /// optimiser tensors sorted by key.
+    /// The safetensors form: the model's tensors first (`state_dict` order),
+    /// then the optimiser tensors sorted by key.
     public var safetensors: SafetensorsFile {
-        var tensors = weights.tensors.map { SafetensorsTensor(name: $0.name, shape: $0.shape, floats: $0.values) }
+        var file = tensors.map { SafetensorsTensor(name: $0.name, shape: $0.shape, floats: $0.values) }
         for key in optimizerState.keys.sorted() {
             let values = optimizerState[key]!
-            tensors.append(
+            file.append(
                 SafetensorsTensor(
-                    name: Self.optimizerPrefix + key,
-                    shape: Self.optimizerShape(key: key, count: values.count), floats: values))
+                    name: Self.optimizerPrefix + key, shape: optimizerShape(key: key, count: values.count),
+                    floats: values))
         }
-        return SafetensorsFile(tensors: tensors, metadata: metadata)
+        return SafetensorsFile(tensors: file, metadata: metadata)
     }
 
     /// The model alone, for PyTorch: the four weights and no optimiser
@@ -60,8 +83,8 @@ public struct Checkpoint: Equatable, Sendable {
     public var weightsOnly: Checkpoint {
         var metadata = self.metadata
         metadata["optimizer_step"] = nil
-        metadata["format"] = "convsvd TinyConvNet weights (a PyTorch state dict)"
-        return Checkpoint(weights: weights, metadata: metadata)
+        metadata["format"] = "convsvd \(metadata["model"] ?? "TinyConvNet") weights (a PyTorch state dict)"
+        return Checkpoint(tensors: tensors, metadata: metadata)
     }
 
     /// Writes the checkpoint atomically.
@@ -69,28 +92,33 @@ public struct Checkpoint: Equatable, Sendable {
         try safetensors.write(to: url)
     }
 
-    /// Builds a checkpoint from a parsed file: the four weights must be
-    /// present as F32 with their exact shapes; every other tensor must carry
+    /// Builds a checkpoint from a parsed file: every tensor of `model`
+    /// (name and shape, in `state_dict` order; TinyConvNet's by default) must
+    /// be present as F32 with its exact shape; every other tensor must carry
     /// the `optimizer.` prefix. With `requireFinite`, a NaN or infinity in
     /// any tensor is an error naming it.
-    public init(_ file: SafetensorsFile, fileName: String = Checkpoint.fileName, requireFinite: Bool = false) throws {
-        var values = [String: [Float]]()
-        for (name, shape) in TinyConvNetWeights.tensorShapes {
-            values[name] = try file.floats(name, shape: shape, file: fileName)
+    public init(
+        _ file: SafetensorsFile, fileName: String = Checkpoint.fileName,
+        model: [(name: String, shape: [Int])] = TinyConvNetWeights.tensorShapes,
+        modelName: String = "TinyConvNet", requireFinite: Bool = false
+    ) throws {
+        let tensors = try model.map {
+            NamedTensor(
+                name: $0.name, shape: $0.shape, values: try file.floats($0.name, shape: $0.shape, file: fileName))
         }
         var optimizerState = [String: [Float]]()
-        let weightNames = Set(TinyConvNetWeights.tensorShapes.map(\.name))
-        for t in file.tensors where !weightNames.contains(t.name) {
+        let modelNames = Set(model.map(\.name))
+        for t in file.tensors where !modelNames.contains(t.name) {
             guard t.name.hasPrefix(Self.optimizerPrefix), t.name.count > Self.optimizerPrefix.count else {
                 throw SafetensorsError.badEntry(
                     file: fileName, tensor: t.name,
-                    reason: "not a TinyConvNet weight and not optimiser state (\"\(Self.optimizerPrefix)…\")")
+                    reason: "not a \(modelName) weight and not optimiser state (\"\(Self.optimizerPrefix)…\")")
             }
             optimizerState[String(t.name.dropFirst(Self.optimizerPrefix.count))] = try t.floats(file: fileName)
         }
         if requireFinite {
             let all =
-                TinyConvNetWeights.tensorShapes.map { ($0.name, values[$0.name]!) }
+                tensors.map { ($0.name, $0.values) }
                 + optimizerState.keys.sorted().map { (Self.optimizerPrefix + $0, optimizerState[$0]!) }
             for (name, v) in all {
                 if let i = v.firstIndex(where: { !$0.isFinite }) {
@@ -98,15 +126,17 @@ public struct Checkpoint: Equatable, Sendable {
                 }
             }
         }
-        self.init(
-            weights: TinyConvNetWeights(
-                conv1: values["conv1.weight"]!, conv2: values["conv2.weight"]!,
-                fcWeight: values["fc.weight"]!, fcBias: values["fc.bias"]!),
-            optimizerState: optimizerState, metadata: file.metadata)
+        self.init(tensors: tensors, optimizerState: optimizerState, metadata: file.metadata)
     }
 
-    /// Reads and validates a checkpoint file (see ``init(_:fileName:requireFinite:)``).
-    public static func read(from url: URL, requireFinite: Bool = false) throws -> Checkpoint {
-        try Checkpoint(SafetensorsFile.read(from: url), fileName: url.lastPathComponent, requireFinite: requireFinite)
+    /// Reads and validates a checkpoint file of `model`'s tensors (see
+    /// ``init(_:fileName:model:modelName:requireFinite:)``).
+    public static func read(
+        from url: URL, model: [(name: String, shape: [Int])] = TinyConvNetWeights.tensorShapes,
+        modelName: String = "TinyConvNet", requireFinite: Bool = false
+    ) throws -> Checkpoint {
+        try Checkpoint(
+            SafetensorsFile.read(from: url), fileName: url.lastPathComponent, model: model, modelName: modelName,
+            requireFinite: requireFinite)
     }
 }

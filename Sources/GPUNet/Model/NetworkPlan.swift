@@ -323,11 +323,6 @@ public final class NetworkPlan {
         }
     }
 
-    /// Queues the read-back of the batch's per-sample loss and correctness.
-    public func requestBatchResult(_ w: Workspace) throws -> TinyConvNet.PendingBatchResult {
-        TinyConvNet.PendingBatchResult(download: try device.startDownload(w.perSample), batch: w.batch)
-    }
-
     /// The output of the operation at layer path `path` for the last forward
     /// pass (for layer-by-layer comparisons), or nil for a path with no
     /// output of its own (flatten).

@@ -53,11 +53,11 @@ public final class DeviceDataset {
 
     /// Queues the gather of the images and labels at positions `range` of
     /// the order into `w`'s input and labels (`w.batch == range.count`).
-    public func gather(_ range: Range<Int>, into w: TinyConvNet.Workspace) throws {
+    public func gather<W: NetworkWorkspace>(_ range: Range<Int>, into w: W) throws {
         precondition(
-            w.batch == range.count && imageSize == TinyConvNet.imageSide * TinyConvNet.imageSide,
+            w.batch == range.count && w.input.count >= range.count * imageSize && normalization.channels == 1,
             "DeviceDataset.gather: \(range.count) images of \(imageSize) pixels into a workspace of \(w.batch)")
-        // One channel (the precondition's 28×28 image): the set's one scale and shift.
+        // One channel: the set's one scale and shift.
         try device.gatherBatch(
             BatchGatherShape(
                 count: count, imageSize: imageSize, range: range, scale: normalization.pixelScales[0],

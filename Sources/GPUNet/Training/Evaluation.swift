@@ -28,14 +28,18 @@ public struct Evaluation: Sendable {
 
     /// Runs `network` over `set` in batches on its device, uploading the
     /// set once (see ``run(network:on:batchSize:)-(_,DeviceDataset,_)``).
-    public static func run(network: TinyConvNet, on set: Dataset, batchSize: Int = 500) throws -> Evaluation {
+    public static func run<Network: TrainableNetwork>(network: Network, on set: Dataset, batchSize: Int = 500) throws
+        -> Evaluation
+    {
         try run(network: network, on: DeviceDataset(set, on: network.device), batchSize: batchSize)
     }
 
     /// Runs `network` over a set already on its device, in set order: each
     /// batch is gathered there (nothing is uploaded), and its logits and
     /// per-sample losses come back.
-    public static func run(network: TinyConvNet, on set: DeviceDataset, batchSize: Int = 500) throws -> Evaluation {
+    public static func run<Network: TrainableNetwork>(network: Network, on set: DeviceDataset, batchSize: Int = 500)
+        throws -> Evaluation
+    {
         precondition(set.device === network.device, "Evaluation.run: the set is on another device than the network")
         precondition(set.isInSetOrder, "Evaluation.run: the set's order was shuffled (DeviceDataset.setOrder)")
         var predictions: [Int] = []
@@ -47,14 +51,15 @@ public struct Evaluation: Sendable {
             let indices = start..<min(set.count, start + batchSize)
             let w = try network.workspace(batch: indices.count)
             try set.gather(indices, into: w)
-            try network.forward(w)
-            let result = try network.batchResult(w)
+            try network.forward(w, training: false)
+            let result = try network.requestBatchResult(w).value()
             lossSum += result.lossSum
             correct += result.correct
             let logits = try network.device.floats(w.logits)
             for b in 0..<indices.count {
                 var best = 0
-                for c in 1..<10 where logits[b * 10 + c] > logits[b * 10 + best] { best = c }
+                let k = network.classes
+                for c in 1..<k where logits[b * k + c] > logits[b * k + best] { best = c }
                 predictions.append(best)
             }
             start = indices.upperBound

@@ -40,7 +40,7 @@ public protocol GradientReducer: AnyObject {
     var group: any ProcessGroup { get }
     /// Replaces `gradients` (the mean-loss gradient over this process's
     /// `localBatch` images) by the mean-loss gradient over the `globalBatch`.
-    func reduce(_ gradients: TinyConvNet.Parameters, localBatch: Int, globalBatch: Int) throws
+    func reduce(_ gradients: [Buffer], localBatch: Int, globalBatch: Int) throws
 }
 
 extension GradientReducer {
@@ -80,8 +80,8 @@ public final class HostStagedGradientReducer: GradientReducer {
         self.device = device
     }
 
-    public func reduce(_ gradients: TinyConvNet.Parameters, localBatch: Int, globalBatch: Int) throws {
-        let tensors = gradients.all
+    public func reduce(_ gradients: [Buffer], localBatch: Int, globalBatch: Int) throws {
+        let tensors = gradients
         let total = tensors.reduce(0) { $0 + $1.count }
         if staging.count != total { staging = [Float](repeating: 0, count: total) }
         let t0 = DispatchTime.now().uptimeNanoseconds

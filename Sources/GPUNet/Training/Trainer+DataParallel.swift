@@ -1,6 +1,6 @@
 import NetIO
 
-extension Trainer {
+extension ModelTrainer {
     /// Makes every process of a data-parallel job start from rank 0's state:
     /// the weights and the optimiser state and step are broadcast from rank 0,
     /// after its `resume` (if any). Every rank must have resumed to the same
@@ -20,19 +20,16 @@ extension Trainer {
                     + "epoch(s) (optimiser step \(Int(counts[1]))), rank \(group.rank) has \(Int(mine[0])) (step \(Int(mine[1]))); "
                     + "every rank must see the same --out folder")
         }
-        var weights = try network.weights()
-        var flat = weights.conv1 + weights.conv2 + weights.fcWeight + weights.fcBias
+        var tensors = try network.checkpointTensors()
+        var flat = tensors.flatMap(\.values)
         try group.broadcast(&flat)
         var offset = 0
-        func take(_ count: Int) -> [Float] {
-            defer { offset += count }
-            return Array(flat[offset..<(offset + count)])
+        for i in tensors.indices {
+            let count = tensors[i].values.count
+            tensors[i].values = Array(flat[offset..<(offset + count)])
+            offset += count
         }
-        weights.conv1 = take(weights.conv1.count)
-        weights.conv2 = take(weights.conv2.count)
-        weights.fcWeight = take(weights.fcWeight.count)
-        weights.fcBias = take(weights.fcBias.count)
-        try network.load(weights)
+        try network.load(checkpointTensors: tensors)
         var state = try optimizer.state()
         for key in state.keys.sorted() {
             try group.broadcast(&state[key]!)

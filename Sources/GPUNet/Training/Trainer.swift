@@ -9,7 +9,8 @@ public protocol TrainingObserver: AnyObject {
     func epochFinished(_ metrics: EpochMetrics, of epochs: Int)
 }
 
-/// Trains TinyConvNet on one device: the whole step (forward, loss,
+/// Trains a network (``TinyConvNet``, or any description as a
+/// ``NetworkPlan``) on one device: the whole step (forward, loss,
 /// backward, update) runs there; the training and test sets are uploaded
 /// once (``DeviceDataset``), and the host shuffles, uploads each epoch's
 /// order, and reads back each batch's loss and correct count.
@@ -18,21 +19,21 @@ public protocol TrainingObserver: AnyObject {
 /// `metrics.csv` are written atomically to the output folder, so an
 /// interruption loses at most the epoch in progress, and `resume` continues
 /// from the last finished epoch to the same final weights.
-public final class Trainer {
+public final class ModelTrainer<Network: TrainableNetwork> {
     public let device: any Device
     public let settings: TrainingSettings
     public let train: Dataset
     public let test: Dataset
-    public let network: TinyConvNet
+    public let network: Network
     public let optimizer: Optimizer
     /// Rows of finished epochs (restored ones included).
     public private(set) var history: [EpochMetrics] = []
     /// `train` and `test` on the device, uploaded by the first ``run(outputDirectory:observer:)``.
     private var trainOnDevice: DeviceDataset?, testOnDevice: DeviceDataset?
 
-    public static let checkpointFile = "checkpoint.safetensors"
-    public static let metricsFile = "metrics.json"
-    public static let metricsCSVFile = "metrics.csv"
+    public static var checkpointFile: String { "checkpoint.safetensors" }
+    public static var metricsFile: String { "metrics.json" }
+    public static var metricsCSVFile: String { "metrics.csv" }
 
     /// Checked between steps: a true value stops the run after the current step.
     public var shouldStop: () -> Bool = { false }
@@ -43,17 +44,23 @@ public final class Trainer {
     /// See ``GradientReducer`` for the batch rule.
     public var gradientReducer: (any GradientReducer)?
 
-    public init(device: any Device, settings: TrainingSettings, train: Dataset, test: Dataset) throws {
+    /// Trains `network` as it is (initialised or loaded by the caller).
+    /// - Throws: a ``TrainingError`` when the sets' images are not the network's input.
+    public init(network: Network, settings: TrainingSettings, train: Dataset, test: Dataset) throws {
         try settings.validate()
-        self.device = device
+        for set in [train, test] where set.imageSize != network.inputSize {
+            throw TrainingError.invalidSetting(
+                "\(set.name) images have \(set.imageSize) values (\(set.channels)×\(set.rows)×\(set.columns)), "
+                    + "the model's input \(network.inputSize)")
+        }
+        self.device = network.device
+        self.network = network
         self.settings = settings
         self.train = settings.trainLimit.map { train.prefix($0) } ?? train
         self.test = settings.testLimit.map { test.prefix($0) } ?? test
-        network = try TinyConvNet(device: device)
-        try network.load(TinyConvNet.initialWeights(seed: settings.seed))
         optimizer = try Optimizer(
             settings.optimizer, learningRate: settings.learningRate, schedule: settings.schedule,
-            parameters: network.parameters, device: device)
+            parameters: network.parameterBuffers, names: network.parameterNames, device: device)
     }
 
     /// The order of epoch `epoch` (1-based): a Fisher–Yates shuffle seeded by
@@ -76,7 +83,8 @@ public final class Trainer {
     public func resume(from directory: URL) throws -> Int {
         let url = directory.appendingPathComponent(Self.checkpointFile)
         guard FileManager.default.fileExists(atPath: url.path) else { return 0 }
-        let checkpoint = try Checkpoint.read(from: url)
+        let expected = try network.checkpointTensors().map { (name: $0.name, shape: $0.shape) }
+        let checkpoint = try Checkpoint.read(from: url, model: expected, modelName: network.modelName)
         guard let settingsJSON = checkpoint.metadata["settings"],
             let saved = try? JSONDecoder().decode(TrainingSettings.self, from: Data(settingsJSON.utf8))
         else { throw TrainingError.resume("\(url.path) has no training settings in its metadata") }
@@ -86,7 +94,8 @@ public final class Trainer {
         guard let epochText = checkpoint.metadata["epoch"], let epoch = Int(epochText),
             let stepText = checkpoint.metadata["optimizer_step"], let step = Int(stepText)
         else { throw TrainingError.resume("\(url.path) lacks the epoch or optimizer_step metadata") }
-        try network.load(checkpoint.weights)
+        try network.load(checkpointTensors: checkpoint.tensors)
+        try network.load(checkpointMetadata: checkpoint.metadata)
         try optimizer.restore(checkpoint.optimizerState, step: step)
         let metricsURL = directory.appendingPathComponent(Self.metricsFile)
         if let data = try? Data(contentsOf: metricsURL),
@@ -127,7 +136,7 @@ public final class Trainer {
                     meanLoss: lossSum / Double(seen))
             }
             /// Concludes the step in flight and ends the run if a stop was requested.
-            func stopIfRequested(_ inFlight: (step: Int, workspace: TinyConvNet.Workspace)) throws {
+            func stopIfRequested(_ inFlight: (step: Int, workspace: Network.Workspace)) throws {
                 guard shouldStop() else { return }
                 try conclude(step: inFlight.step, try network.requestBatchResult(inFlight.workspace))
                 throw TrainingError.interrupted(epoch: epoch, step: inFlight.step + 1, epochsFinished: history.count)
@@ -146,7 +155,7 @@ public final class Trainer {
             // nothing is saved after a failure. A stop request is looked at
             // before each step is queued (once per step): the step
             // in flight finishes and is reported, no other starts.
-            var running: (step: Int, workspace: TinyConvNet.Workspace)?
+            var running: (step: Int, workspace: Network.Workspace)?
             for step in 0..<steps {
                 if let inFlight = running { try stopIfRequested(inFlight) }
                 let global = (step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)
@@ -154,10 +163,10 @@ public final class Trainer {
                 let w = try network.workspace(batch: batch.count)
                 try trainData.gather(batch, into: w)
                 let previous = try running.map { ($0.step, try network.requestBatchResult($0.workspace)) }
-                try network.forward(w)
+                try network.forward(w, training: true)
                 try network.backward(w)
-                try gradientReducer?.reduce(network.gradients, localBatch: batch.count, globalBatch: global.count)
-                try optimizer.update(parameters: network.parameters, gradients: network.gradients)
+                try gradientReducer?.reduce(network.gradientBuffers, localBatch: batch.count, globalBatch: global.count)
+                try optimizer.update(parameters: network.parameterBuffers, gradients: network.gradientBuffers)
                 if let (previousStep, result) = previous { try conclude(step: previousStep, result) }
                 running = (step, w)
             }
@@ -205,12 +214,19 @@ public final class Trainer {
         let sizes = ([full] + (remainder > 0 && remainder != full ? [remainder] : [])).map {
             localShare(of: 0..<$0).count
         }
+        // A training pass moves BatchNorm's running statistics: the
+        // network's state is put back afterwards.
+        let state = try network.checkpointTensors()
+        let metadata = network.checkpointMetadata()
         for batch in sizes where batch > 0 {
             let w = try network.workspace(batch: batch)
             if batch <= train.count { try trainData.gather(0..<batch, into: w) }
-            try network.forward(w)
+            try network.forward(w, training: true)
             try network.backward(w)
+            try network.forward(w, training: false)
         }
+        try network.load(checkpointTensors: state)
+        try network.load(checkpointMetadata: metadata)
         try optimizer.prepare()
         try device.finish()
         return (trainData, testData)
@@ -235,13 +251,14 @@ public final class Trainer {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let settingsJSON = String(decoding: try JSONEncoder.sorted.encode(settings), as: UTF8.self)
         let checkpoint = Checkpoint(
-            weights: try network.weights(),
+            tensors: try network.checkpointTensors(),
             optimizerState: try optimizer.state(),
-            metadata: [
-                "epoch": String(history.count), "optimizer_step": String(optimizer.step),
-                "settings": settingsJSON, "device": device.info.summary,
-                "format": "convsvd TinyConvNet checkpoint",
-            ])
+            metadata: network.checkpointMetadata().merging(
+                [
+                    "epoch": String(history.count), "optimizer_step": String(optimizer.step),
+                    "settings": settingsJSON, "device": device.info.summary,
+                    "format": "convsvd \(network.modelName) checkpoint",
+                ], uniquingKeysWith: { _, run in run }))
         try checkpoint.write(to: directory.appendingPathComponent(Self.checkpointFile))
         let metrics = TrainingMetrics(settings: settings, device: device.info, epochs: history)
         try writeAtomically(
@@ -256,5 +273,17 @@ extension JSONEncoder {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         return e
+    }
+}
+
+/// The trainer of TinyConvNet, the default model.
+public typealias Trainer = ModelTrainer<TinyConvNet>
+
+extension ModelTrainer where Network == TinyConvNet {
+    /// TinyConvNet on `device`, initialised from `settings.seed` (PyTorch's default scheme).
+    public convenience init(device: any Device, settings: TrainingSettings, train: Dataset, test: Dataset) throws {
+        let network = try TinyConvNet(device: device)
+        try network.load(TinyConvNet.initialWeights(seed: settings.seed))
+        try self.init(network: network, settings: settings, train: train, test: test)
     }
 }

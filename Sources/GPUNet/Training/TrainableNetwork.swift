@@ -1,0 +1,130 @@
+import NetIO
+
+/// The buffers of one batch that training and evaluation touch: what the
+/// data set writes (input, labels) and what the loss leaves (logits,
+/// per-sample results).
+public protocol NetworkWorkspace: AnyObject {
+    var batch: Int { get }
+    /// The normalised images (B, C, H, W).
+    var input: Buffer { get }
+    /// The labels (B, int32).
+    var labels: Buffer { get }
+    /// (B, classes).
+    var logits: Buffer { get }
+    /// [0, B): loss per sample; [B, 2B): 1 where the prediction is right.
+    var perSample: Buffer { get }
+}
+
+/// What the trainer and the evaluation need of a network on a device:
+/// ``TinyConvNet`` (its fused kernels) and ``NetworkPlan`` (any description).
+///
+/// The parameters are the learned tensors in `state_dict` order, which the
+/// optimiser updates and the gradient reducer sums; ``checkpointTensors()``
+/// adds what else a checkpoint holds (BatchNorm's running statistics).
+public protocol TrainableNetwork: AnyObject {
+    associatedtype Workspace: NetworkWorkspace
+    var device: any Device { get }
+    var classes: Int { get }
+    /// Floats of one input image.
+    var inputSize: Int { get }
+    /// The learned tensors, in `state_dict` order.
+    var parameterBuffers: [Buffer] { get }
+    /// ∂loss/∂parameter after ``backward(_:)``, in the order of ``parameterBuffers``.
+    var gradientBuffers: [Buffer] { get }
+    /// The `state_dict` names of ``parameterBuffers``.
+    var parameterNames: [String] { get }
+    func workspace(batch: Int) throws -> Workspace
+    /// The forward pass and the loss, queued; `training` selects
+    /// BatchNorm's batch statistics (and their running update).
+    func forward(_ w: Workspace, training: Bool) throws
+    /// The backward pass of the last training forward into ``gradientBuffers``.
+    func backward(_ w: Workspace) throws
+    /// Every tensor a checkpoint stores for the model, in `state_dict` order.
+    func checkpointTensors() throws -> [NamedTensor]
+    /// Loads what ``checkpointTensors()`` wrote, by name, checking shapes.
+    func load(checkpointTensors: [NamedTensor]) throws
+    /// Checkpoint metadata of the model's own (its name, counters).
+    func checkpointMetadata() -> [String: String]
+    /// Restores what ``checkpointMetadata()`` wrote.
+    func load(checkpointMetadata: [String: String]) throws
+    /// For messages and the checkpoint's `format`: "TinyConvNet", "resnet8", …
+    var modelName: String { get }
+}
+
+extension TrainableNetwork {
+    /// Queues the read-back of the batch's per-sample loss and correctness
+    /// behind the work queued so far (``Device/startDownload(_:)``): a step
+    /// queued after this may overwrite them, the result is the batch's.
+    public func requestBatchResult(_ w: Workspace) throws -> TinyConvNet.PendingBatchResult {
+        TinyConvNet.PendingBatchResult(download: try device.startDownload(w.perSample), batch: w.batch)
+    }
+}
+
+extension TinyConvNet.Workspace: NetworkWorkspace {}
+
+extension TinyConvNet: TrainableNetwork {
+    public var classes: Int { Self.classes }
+    public var inputSize: Int { Self.imageSide * Self.imageSide }
+    public var parameterBuffers: [Buffer] { parameters.all }
+    public var gradientBuffers: [Buffer] { gradients.all }
+    public var parameterNames: [String] { Parameters.names }
+    public var modelName: String { "TinyConvNet" }
+    public func checkpointMetadata() -> [String: String] { [:] }
+    public func load(checkpointMetadata: [String: String]) throws {}
+
+    /// TinyConvNet has no batch statistics: both modes are the same pass.
+    public func forward(_ w: Workspace, training: Bool) throws { try forward(w) }
+
+    public func checkpointTensors() throws -> [NamedTensor] {
+        try weights().tensors.map { NamedTensor(name: $0.name, shape: $0.shape, values: $0.values) }
+    }
+
+    public func load(checkpointTensors tensors: [NamedTensor]) throws {
+        let byName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        func take(_ name: String, _ shape: [Int]) throws -> [Float] {
+            guard let t = byName[name] else { throw NetworkPlanError.missingTensor(name) }
+            guard t.shape == shape else {
+                throw NetworkPlanError.shapeMismatch(name: name, expected: shape, found: t.shape)
+            }
+            return t.values
+        }
+        try load(
+            TinyConvNetWeights(
+                conv1: try take("conv1.weight", TinyConvNetWeights.conv1Shape),
+                conv2: try take("conv2.weight", TinyConvNetWeights.conv2Shape),
+                fcWeight: try take("fc.weight", TinyConvNetWeights.fcWeightShape),
+                fcBias: try take("fc.bias", TinyConvNetWeights.fcBiasShape)))
+    }
+}
+
+extension NetworkPlan.Workspace: NetworkWorkspace {}
+
+extension NetworkPlan: TrainableNetwork {
+    public var parameterBuffers: [Buffer] { parameters.map(\.buffer) }
+    public var gradientBuffers: [Buffer] { gradients }
+    public var parameterNames: [String] { parameters.map(\.name) }
+    public var modelName: String { summary.name }
+
+    /// `model` (the description's name) and `batches_tracked`, every
+    /// BatchNorm's `num_batches_tracked`.
+    public func checkpointMetadata() -> [String: String] {
+        ["model": summary.name, "batches_tracked": String(batchesTracked)]
+    }
+
+    public func load(checkpointMetadata metadata: [String: String]) throws {
+        batchesTracked = metadata["batches_tracked"].flatMap { Int($0) } ?? 0
+    }
+
+    /// The learned tensors and the running statistics; `num_batches_tracked`
+    /// is the checkpoint's `batches_tracked` metadata (one count serves every
+    /// BatchNorm: each sees every training batch).
+    public func checkpointTensors() throws -> [NamedTensor] {
+        try stateDict().map { NamedTensor(name: $0.name, shape: $0.shape, values: $0.values) }
+    }
+
+    public func load(checkpointTensors tensors: [NamedTensor]) throws {
+        try load(
+            Dictionary(tensors.map { ($0.name, (shape: $0.shape, values: $0.values)) }, uniquingKeysWith: { a, _ in a })
+        )
+    }
+}
