@@ -2,10 +2,12 @@
 /// kernel per family: the cpu family's (cpu/conv2d_strided.cl) keep W
 /// channels in one vector per work-item; the gpu family's
 /// (gpu/conv2d_tiled.cl) are implicit GEMMs over 16×16 tiles staged in local
-/// memory, one work-item per result. Batch normalisation, the residual sum
-/// and the global average pool are elementwise or per-channel work that
-/// both families launch alike (common/): per-channel sums in fixed-order
-/// chunks (channel_sums.cl), so that a seed gives the same result on every run.
+/// memory, one work-item per result. Batch normalisation's statistics, the
+/// residual sum and the global average pool are per-channel or elementwise
+/// work that both families launch alike (common/): per-channel sums in
+/// fixed-order chunks (channel_sums.cl), so that a seed gives the same
+/// result on every run; its elementwise passes go per plane in float4 in the
+/// cpu family and per element in the gpu family.
 extension OpenCLDevice {
     /// Values per chunk of a per-channel sum (`channel_partials`): a
     /// float32 sum of 256 terms stays within ~1e-6 of its scale here, and
@@ -225,7 +227,9 @@ extension OpenCLDevice {
     /// Training: `channel_partials` (Σx) and `channel_sum_chunks` (μ into
     /// saved), `channel_partials` (Σ(x − μ)²) and
     /// `batchnorm_training_statistics` (σ, running statistics); eval:
-    /// `batchnorm_eval_statistics`; then `batchnorm_apply`.
+    /// `batchnorm_eval_statistics`; then `batchnorm_apply_planes` (cpu
+    /// family: a work-item per plane, float4 along it) or `gpu_batchnorm_apply`
+    /// (a work-item per element).
     public func batchNormForward(
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
         runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
@@ -271,13 +275,19 @@ extension OpenCLDevice {
                 "batchnorm_eval_statistics", items: c,
                 [.buffer(rm), .buffer(rv), .buffer(sv), .int(c), .float(s.epsilon)])
         }
+        if kernelFamily == .gpu {
+            return try launch(
+                "gpu_batchnorm_apply", items: s.count,
+                [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.count), .int(c), .int(plane)])
+        }
         try launch(
-            "batchnorm_apply", items: s.count,
-            [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.count), .int(c), .int(plane)])
+            "batchnorm_apply_planes", items: s.batch * c,
+            [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.batch * c), .int(c), .int(plane)])
     }
 
     /// `channel_partials` (Σdy and Σdy·x̂ per chunk), `channel_sum_chunks`
-    /// twice (gradBeta, gradGamma), then `batchnorm_backward_apply`.
+    /// twice (gradBeta, gradGamma), then `batchnorm_backward_apply_planes`
+    /// (cpu family) or `gpu_batchnorm_backward_apply` (gpu family).
     public func batchNormBackward(
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
         gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
@@ -307,11 +317,14 @@ extension OpenCLDevice {
         try launch(
             "channel_sum_chunks", items: c,
             [.buffer(partials), .buffer(dg), .int(c), .int(chunks), .int(c * chunks), .float(1)])
+        let gpu = kernelFamily == .gpu
         try launch(
-            "batchnorm_backward_apply", items: s.count,
+            gpu ? "gpu_batchnorm_backward_apply" : "batchnorm_backward_apply_planes",
+            items: gpu ? s.count : s.batch * c,
             [
                 .buffer(x), .buffer(g), .buffer(sv), .buffer(dy), .buffer(dg), .buffer(db), .buffer(dx),
-                .int(s.count), .int(c), .int(plane), .int(s.valuesPerChannel), .int(training ? 1 : 0),
+                .int(gpu ? s.count : s.batch * c), .int(c), .int(plane), .int(s.valuesPerChannel),
+                .int(training ? 1 : 0),
             ])
     }
 
