@@ -9,11 +9,12 @@
 /// result on every run; its elementwise passes go per plane in float4 in the
 /// cpu family and per element in the gpu family.
 extension OpenCLDevice {
-    /// Values per chunk of a per-channel sum (`channel_partials`): a
-    /// float32 sum of 256 terms stays within ~1e-6 of its scale here, and
-    /// resnet8's first layer at batch 128 (16 channels × 100,352 values)
-    /// makes 16 × 392 work-items.
-    static let channelChunkLength = 256
+    /// Values per chunk of a per-channel sum (`channel_partials`): 256 in
+    /// the cpu family (resnet8's first layer at batch 128, 16 channels ×
+    /// 100,352 values, makes 16 × 392 work-items, plenty for a CPU), 64 in
+    /// the gpu family (16 × 1,568 = 25,088 work-items). A float32 sum of
+    /// that many terms stays within ~1e-6 of its scale.
+    var channelChunkLength: Int { kernelFamily == .gpu ? 64 : 256 }
 
     /// The work-group size of the gpu family's tiled convolutions (16×16).
     static let convTileItems = 256
@@ -148,7 +149,7 @@ extension OpenCLDevice {
     /// cpu family: `conv_output_pixel_major`, `conv2d_strided_weight_partials_W`
     /// (W of the output channels) over chunks of ⌈B/64⌉ images, then
     /// `conv2d_weight_reduce`. The bias gradient: `channel_partials` and
-    /// `channel_sum_chunks` (common), fixed-order chunks of 256 values.
+    /// `channel_sum_chunks` (common), fixed-order chunks (``channelChunkLength``).
     public func conv2dBackwardWeight(
         _ s: Conv2dShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer, gradBias: Buffer?
     ) throws {
@@ -209,13 +210,13 @@ extension OpenCLDevice {
         _ batch: Int, _ channels: Int, _ plane: Int, of values: OpenCLBuffer, into total: OpenCLBuffer,
         scale: Float, operation: String
     ) throws {
-        let chunks = max(1, (batch * plane + Self.channelChunkLength - 1) / Self.channelChunkLength)
+        let chunks = max(1, (batch * plane + channelChunkLength - 1) / channelChunkLength)
         let partials = try scratchBuffer("channel.partials", count: channels * chunks)
         try launch(
             "channel_partials", items: channels * chunks,
             [
                 .buffer(values), .buffer(values), .buffer(values), .buffer(partials), .int(batch), .int(channels),
-                .int(plane), .int(Self.channelChunkLength), .int(chunks), .int(0),
+                .int(plane), .int(channelChunkLength), .int(chunks), .int(0),
             ])
         try launch(
             "channel_sum_chunks", items: channels,
@@ -246,14 +247,14 @@ extension OpenCLDevice {
         let y = try cl(output, "output", atLeast: s.count, in: operation)
         let plane = s.map.planeSize
         if training {
-            let chunks = max(1, (s.valuesPerChannel + Self.channelChunkLength - 1) / Self.channelChunkLength)
+            let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
             let partials = try scratchBuffer("channel.partials", count: c * chunks)
             func partialSums(mode: Int) throws {
                 try launch(
                     "channel_partials", items: c * chunks,
                     [
                         .buffer(x), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
-                        .int(Self.channelChunkLength), .int(chunks), .int(mode),
+                        .int(channelChunkLength), .int(chunks), .int(mode),
                     ])
             }
             try partialSums(mode: 0)
@@ -303,13 +304,13 @@ extension OpenCLDevice {
         let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation)
         let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation)
         let plane = s.map.planeSize
-        let chunks = max(1, (s.valuesPerChannel + Self.channelChunkLength - 1) / Self.channelChunkLength)
+        let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
         let partials = try scratchBuffer("channel.partials", count: 2 * c * chunks)
         try launch(
             "channel_partials", items: c * chunks,
             [
                 .buffer(dy), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
-                .int(Self.channelChunkLength), .int(chunks), .int(2),
+                .int(channelChunkLength), .int(chunks), .int(2),
             ])
         try launch(
             "channel_sum_chunks", items: c,
