@@ -81,7 +81,7 @@ extension OpenCLDevice {
     /// gpu family: `gpu_conv2d_tiled_forward`, a work-group per 16×16 block
     /// of (output channels × pixels). cpu family: `conv_weight_patch_major`
     /// then `conv2d_strided_forward_W` (W of the output channels), one
-    /// work-item per (pixel, W output channels).
+    /// work-item per (four pixels of a row, W output channels).
     public func conv2dForward(_ s: Conv2dShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws {
         let operation = "conv2dForward \(s)"
         try validate(s, operation)
@@ -105,7 +105,8 @@ extension OpenCLDevice {
             "conv_weight_patch_major", items: s.patchSize * outPad,
             [.buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad)])
         try launch(
-            "conv2d_strided_forward_\(width)", items: s.patchCount * (outPad / width),
+            "conv2d_strided_forward_\(width)",
+            items: s.batch * s.outHeight * ((s.outWidth + 3) / 4) * (outPad / width),
             [.buffer(inputBuffer), .buffer(weightT)] + biasArguments + [.buffer(outputBuffer)]
                 + geometry(s) + [.int(biasBuffer == nil ? 0 : 1)])
     }
