@@ -7,8 +7,9 @@ import XCTest
 /// convolutions for output channels (forward, weight gradient) and input
 /// channels (data gradient), 1×1/3×3/5×5 kernels, stride 2 on odd sizes,
 /// padding 0–2, a 1×1 map, batch 1; batch normalisation in training and
-/// eval with batch 1 and 1×1 maps; the residual sum (in place too) and the
-/// global average pool.
+/// eval with batch 1, 1×1 maps and 297 values per channel (several chunks
+/// of the per-channel sums, ending inside planes); the residual sum (in
+/// place too) and the global average pool.
 extension KernelSweepTests {
     /// (batch, in, out, height, width, kernel, stride, padding).
     static let residualConvShapes: [Conv2dShape] = [
@@ -44,7 +45,7 @@ extension KernelSweepTests {
                 return [try d.floats(gradInput), try d.floats(gradWeight), try d.floats(gradBias)]
             }
         }
-        for (batch, channels, height, width) in [(3, 2, 3, 3), (1, 3, 2, 3), (5, 2, 1, 1)] {
+        for (batch, channels, height, width) in [(3, 2, 3, 3), (1, 3, 2, 3), (5, 2, 1, 1), (3, 2, 9, 11)] {
             let s = BatchNormShape(batch: batch, channels: channels, height: height, width: width)
             let input = randomFloats(s.count, seed: 151).map { $0 * 3 + 0.5 }
             let gamma = randomFloats(channels, seed: 152).map { 1 + $0 / 2 }

@@ -17,14 +17,20 @@ final class ResidualOpsTests: XCTestCase {
         (1, 3, 5, 7, 9, 3, 1, 1), (3, 4, 6, 9, 7, 3, 2, 1), (2, 5, 17, 6, 5, 5, 1, 2), (2, 6, 9, 7, 7, 1, 2, 0),
         (1, 2, 3, 1, 1, 3, 1, 1), (3, 16, 16, 5, 5, 3, 1, 1), (2, 9, 4, 1, 1, 1, 1, 0), (5, 3, 2, 8, 6, 5, 2, 2),
         (2, 4, 8, 6, 6, 3, 2, 0), (1, 1, 1, 4, 4, 1, 1, 0), (3, 17, 33, 7, 7, 3, 1, 1),
+        // 67 images: chunks of two images in the cpu family's weight gradient, the last one partial.
+        (67, 2, 3, 4, 3, 3, 2, 1),
     ].map {
         Conv2dShape(
             batch: $0.0, inChannels: $0.1, outChannels: $0.2, height: $0.3, width: $0.4, kernelHeight: $0.5,
             kernelWidth: $0.5, stride: $0.6, padding: $0.7)
     }
 
-    /// (batch, channels, height, width): batch 1, 1×1 maps, 16 channels.
-    static let mapShapes: [(Int, Int, Int, Int)] = [(4, 3, 5, 3), (1, 5, 3, 3), (7, 2, 1, 1), (2, 16, 4, 4)]
+    /// (batch, channels, height, width): batch 1, 1×1 maps, 16 channels, and
+    /// 715 values per channel (three chunks of the OpenCL per-channel sums,
+    /// the last partial, chunks that end inside an image's plane).
+    static let mapShapes: [(Int, Int, Int, Int)] = [
+        (4, 3, 5, 3), (1, 5, 3, 3), (7, 2, 1, 1), (2, 16, 4, 4), (5, 3, 11, 13),
+    ]
 
     func testConvolutionMatchesTheReferenceOnEveryDevice() throws {
         var worst = (forward: 0.0, data: 0.0, weight: 0.0, bias: 0.0)

@@ -2,16 +2,19 @@
 /// kernel per family: the cpu family's (cpu/conv2d_strided.cl) keep W
 /// channels in one vector per work-item; the gpu family's
 /// (gpu/conv2d_tiled.cl) are implicit GEMMs over 16×16 tiles staged in local
-/// memory, one work-item per result. Batch normalisation, the residual sum
-/// and the global average pool are elementwise or per-channel work that
-/// both families launch alike (common/): per-channel sums in fixed-order
-/// chunks (channel_sums.cl), so that a seed gives the same result on every run.
+/// memory, one work-item per result. Batch normalisation's statistics, the
+/// residual sum and the global average pool are per-channel or elementwise
+/// work that both families launch alike (common/): per-channel sums in
+/// fixed-order chunks (channel_sums.cl), so that a seed gives the same
+/// result on every run; its elementwise passes go per plane in float4 in the
+/// cpu family and per element in the gpu family.
 extension OpenCLDevice {
-    /// Values per chunk of a per-channel sum (`channel_partials`): a
-    /// float32 sum of 256 terms stays within ~1e-6 of its scale here, and
-    /// resnet8's first layer at batch 128 (16 channels × 100,352 values)
-    /// makes 16 × 392 work-items.
-    static let channelChunkLength = 256
+    /// Values per chunk of a per-channel sum (`channel_partials`): 256 in
+    /// the cpu family (resnet8's first layer at batch 128, 16 channels ×
+    /// 100,352 values, makes 16 × 392 work-items, plenty for a CPU), 64 in
+    /// the gpu family (16 × 1,568 = 25,088 work-items). A float32 sum of
+    /// that many terms stays within ~1e-6 of its scale.
+    var channelChunkLength: Int { kernelFamily == .gpu ? 64 : 256 }
 
     /// The work-group size of the gpu family's tiled convolutions (16×16).
     static let convTileItems = 256
@@ -78,7 +81,7 @@ extension OpenCLDevice {
     /// gpu family: `gpu_conv2d_tiled_forward`, a work-group per 16×16 block
     /// of (output channels × pixels). cpu family: `conv_weight_patch_major`
     /// then `conv2d_strided_forward_W` (W of the output channels), one
-    /// work-item per (pixel, W output channels).
+    /// work-item per (four pixels of a row, W output channels).
     public func conv2dForward(_ s: Conv2dShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws {
         let operation = "conv2dForward \(s)"
         try validate(s, operation)
@@ -102,7 +105,8 @@ extension OpenCLDevice {
             "conv_weight_patch_major", items: s.patchSize * outPad,
             [.buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad)])
         try launch(
-            "conv2d_strided_forward_\(width)", items: s.patchCount * (outPad / width),
+            "conv2d_strided_forward_\(width)",
+            items: s.batch * s.outHeight * ((s.outWidth + 3) / 4) * (outPad / width),
             [.buffer(inputBuffer), .buffer(weightT)] + biasArguments + [.buffer(outputBuffer)]
                 + geometry(s) + [.int(biasBuffer == nil ? 0 : 1)])
     }
@@ -146,7 +150,7 @@ extension OpenCLDevice {
     /// cpu family: `conv_output_pixel_major`, `conv2d_strided_weight_partials_W`
     /// (W of the output channels) over chunks of ⌈B/64⌉ images, then
     /// `conv2d_weight_reduce`. The bias gradient: `channel_partials` and
-    /// `channel_sum_chunks` (common), fixed-order chunks of 256 values.
+    /// `channel_sum_chunks` (common), fixed-order chunks (``channelChunkLength``).
     public func conv2dBackwardWeight(
         _ s: Conv2dShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer, gradBias: Buffer?
     ) throws {
@@ -207,13 +211,13 @@ extension OpenCLDevice {
         _ batch: Int, _ channels: Int, _ plane: Int, of values: OpenCLBuffer, into total: OpenCLBuffer,
         scale: Float, operation: String
     ) throws {
-        let chunks = max(1, (batch * plane + Self.channelChunkLength - 1) / Self.channelChunkLength)
+        let chunks = max(1, (batch * plane + channelChunkLength - 1) / channelChunkLength)
         let partials = try scratchBuffer("channel.partials", count: channels * chunks)
         try launch(
             "channel_partials", items: channels * chunks,
             [
                 .buffer(values), .buffer(values), .buffer(values), .buffer(partials), .int(batch), .int(channels),
-                .int(plane), .int(Self.channelChunkLength), .int(chunks), .int(0),
+                .int(plane), .int(channelChunkLength), .int(chunks), .int(0),
             ])
         try launch(
             "channel_sum_chunks", items: channels,
@@ -225,7 +229,9 @@ extension OpenCLDevice {
     /// Training: `channel_partials` (Σx) and `channel_sum_chunks` (μ into
     /// saved), `channel_partials` (Σ(x − μ)²) and
     /// `batchnorm_training_statistics` (σ, running statistics); eval:
-    /// `batchnorm_eval_statistics`; then `batchnorm_apply`.
+    /// `batchnorm_eval_statistics`; then `batchnorm_apply_planes` (cpu
+    /// family: a work-item per plane, float4 along it) or `gpu_batchnorm_apply`
+    /// (a work-item per element).
     public func batchNormForward(
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
         runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
@@ -242,14 +248,14 @@ extension OpenCLDevice {
         let y = try cl(output, "output", atLeast: s.count, in: operation)
         let plane = s.map.planeSize
         if training {
-            let chunks = max(1, (s.valuesPerChannel + Self.channelChunkLength - 1) / Self.channelChunkLength)
+            let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
             let partials = try scratchBuffer("channel.partials", count: c * chunks)
             func partialSums(mode: Int) throws {
                 try launch(
                     "channel_partials", items: c * chunks,
                     [
                         .buffer(x), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
-                        .int(Self.channelChunkLength), .int(chunks), .int(mode),
+                        .int(channelChunkLength), .int(chunks), .int(mode),
                     ])
             }
             try partialSums(mode: 0)
@@ -271,13 +277,19 @@ extension OpenCLDevice {
                 "batchnorm_eval_statistics", items: c,
                 [.buffer(rm), .buffer(rv), .buffer(sv), .int(c), .float(s.epsilon)])
         }
+        if kernelFamily == .gpu {
+            return try launch(
+                "gpu_batchnorm_apply", items: s.count,
+                [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.count), .int(c), .int(plane)])
+        }
         try launch(
-            "batchnorm_apply", items: s.count,
-            [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.count), .int(c), .int(plane)])
+            "batchnorm_apply_planes", items: s.batch * c,
+            [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.batch * c), .int(c), .int(plane)])
     }
 
     /// `channel_partials` (Σdy and Σdy·x̂ per chunk), `channel_sum_chunks`
-    /// twice (gradBeta, gradGamma), then `batchnorm_backward_apply`.
+    /// twice (gradBeta, gradGamma), then `batchnorm_backward_apply_planes`
+    /// (cpu family) or `gpu_batchnorm_backward_apply` (gpu family).
     public func batchNormBackward(
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
         gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
@@ -293,13 +305,13 @@ extension OpenCLDevice {
         let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation)
         let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation)
         let plane = s.map.planeSize
-        let chunks = max(1, (s.valuesPerChannel + Self.channelChunkLength - 1) / Self.channelChunkLength)
+        let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
         let partials = try scratchBuffer("channel.partials", count: 2 * c * chunks)
         try launch(
             "channel_partials", items: c * chunks,
             [
                 .buffer(dy), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
-                .int(Self.channelChunkLength), .int(chunks), .int(2),
+                .int(channelChunkLength), .int(chunks), .int(2),
             ])
         try launch(
             "channel_sum_chunks", items: c,
@@ -307,11 +319,14 @@ extension OpenCLDevice {
         try launch(
             "channel_sum_chunks", items: c,
             [.buffer(partials), .buffer(dg), .int(c), .int(chunks), .int(c * chunks), .float(1)])
+        let gpu = kernelFamily == .gpu
         try launch(
-            "batchnorm_backward_apply", items: s.count,
+            gpu ? "gpu_batchnorm_backward_apply" : "batchnorm_backward_apply_planes",
+            items: gpu ? s.count : s.batch * c,
             [
                 .buffer(x), .buffer(g), .buffer(sv), .buffer(dy), .buffer(dg), .buffer(db), .buffer(dx),
-                .int(s.count), .int(c), .int(plane), .int(s.valuesPerChannel), .int(training ? 1 : 0),
+                .int(gpu ? s.count : s.batch * c), .int(c), .int(plane), .int(s.valuesPerChannel),
+                .int(training ? 1 : 0),
             ])
     }
 

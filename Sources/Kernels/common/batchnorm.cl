@@ -1,6 +1,8 @@
-// Batch normalisation (PyTorch's BatchNorm2d) over (B, C, P), P = H·W.
-// saved[0, C) holds each channel's μ, saved[C, 2C) σ = 1/√(v + ε), as the
-// forward used them; channel_sums.cl computes the sums.
+// Batch normalisation (PyTorch's BatchNorm2d) over (B, C, P), P = H·W:
+// the per-channel statistics, both families. saved[0, C) holds each
+// channel's μ, saved[C, 2C) σ = 1/√(v + ε), as the forward used them;
+// channel_sums.cl computes the sums. The elementwise passes are per family:
+// cpu/batchnorm_planes.cl, gpu/batchnorm_elements.cl.
 
 // Training statistics, one work-item per channel, after saved[c] = μ_c and
 // partials = Σ (x − μ_c)² per chunk: v = Σ/N (biased), σ = 1/√(v + ε);
@@ -28,40 +30,5 @@ __kernel void batchnorm_eval_statistics(__global const float* runningMean, __glo
     if (c >= channels) return;
     saved[c] = runningMean[c];
     saved[channels + c] = 1.0f / sqrt(runningVar[c] + epsilon);
-}
-#endif
-
-// output = x·(γσ) + (β − μγσ), one work-item per element.
-#ifdef KERNEL_batchnorm_apply
-__kernel void batchnorm_apply(__global const float* input, __global const float* gamma, __global const float* beta,
-                              __global const float* saved, __global float* output, int count, int channels,
-                              int plane) {
-    const int index = get_global_id(0);
-    if (index >= count) return;
-    const int c = (index / plane) % channels;
-    const float scale = gamma[c] * saved[channels + c];
-    output[index] = input[index] * scale + (beta[c] - saved[c] * scale);
-}
-#endif
-
-// gradInput = γσ·(dy − training·(Σdy + x̂·Σdy·x̂)/N), x̂ = (x − μ)σ, with
-// sums[c] = Σ dy and sums[C + c] = Σ dy·x̂ (gradBeta and gradGamma). One
-// work-item per element.
-#ifdef KERNEL_batchnorm_backward_apply
-__kernel void batchnorm_backward_apply(__global const float* input, __global const float* gamma,
-                                       __global const float* saved, __global const float* gradOutput,
-                                       __global const float* gradGamma, __global const float* gradBeta,
-                                       __global float* gradInput, int count, int channels, int plane,
-                                       int valuesPerChannel, int training) {
-    const int index = get_global_id(0);
-    if (index >= count) return;
-    const int c = (index / plane) % channels;
-    const float invStd = saved[channels + c];
-    float dy = gradOutput[index];
-    if (training) {
-        const float xHat = (input[index] - saved[c]) * invStd;
-        dy -= (gradBeta[c] + xHat * gradGamma[c]) / (float)valuesPerChannel;
-    }
-    gradInput[index] = gamma[c] * invStd * dy;
 }
 #endif

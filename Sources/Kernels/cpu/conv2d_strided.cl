@@ -5,10 +5,24 @@
 // Zero padding is never stored: each work-item clips its kernel window to
 // the image, so no out-of-image address is read.
 
-// Forward, one work-item per (output pixel, group of W output channels):
-// output[b,o,y,x] = bias[o] + Σ_{c,i,j} weight[o,c,i,j]·input[b,c,y·s+i−p,x·s+j−p].
+// Forward, one work-item per (four consecutive output pixels of a row,
+// group of W output channels), so that each weight vector read serves four
+// pixels: output[b,o,y,x] = bias[o] + Σ_{c,i,j} weight[o,c,i,j]·input[b,c,y·s+i−p,x·s+j−p].
 // weightT from conv_weight_patch_major: (C·kH·kW, groups·W), row
-// (c·kH + i)·kW + j holding the output channels of one tap.
+// (c·kH + i)·kW + j holding the output channels of one tap. A pixel whose
+// input column falls outside the image (or beyond the row's end) reads 0.
+#define CONV_STRIDED_TAP(k) \
+    (x##k < outWidth && ix##k >= 0 && ix##k < width ? input[row + ix##k] : 0.0f)
+#define CONV_STRIDED_STORE(W, k, acc) \
+    if (x##k < outWidth) { \
+        vstore##W(acc, 0, lanes); \
+        for (int l = 0; l < W; l++) { \
+            const int o = group * W + l; \
+            if (o < outChannels) \
+                output[(size_t)(b * outChannels + o) * plane + y * outWidth + x##k] = \
+                    lanes[l] + (hasBias ? bias[o] : 0.0f); \
+        } \
+    }
 #define DEFINE_CONV2D_STRIDED_FORWARD(W) \
 __kernel void conv2d_strided_forward_##W(__global const float* input, __global const float* weightT, \
         __global const float* bias, __global float* output, int batch, int inChannels, int height, int width, \
@@ -16,32 +30,36 @@ __kernel void conv2d_strided_forward_##W(__global const float* input, __global c
         int outWidth, int hasBias) { \
     const int groups = (outChannels + W - 1) / W; \
     const int plane = outHeight * outWidth; \
-    const int pixels = batch * plane; \
+    const int quads = (outWidth + 3) / 4; \
+    const int rows = batch * outHeight; \
     const int index = get_global_id(0); \
-    if (index >= pixels * groups) return; \
-    const int group = index / pixels, pixel = index - group * pixels; \
-    const int b = pixel / plane, q = pixel - b * plane; \
-    const int y = q / outWidth, x = q - y * outWidth; \
-    const int y0 = y * stride - padding, x0 = x * stride - padding; \
+    if (index >= rows * quads * groups) return; \
+    const int group = index / (rows * quads), rest = index - group * rows * quads; \
+    const int by = rest / quads, x0 = (rest - by * quads) * 4; \
+    const int b = by / outHeight, y = by - b * outHeight; \
+    const int x1 = x0 + 1, x2 = x0 + 2, x3 = x0 + 3; \
+    const int y0 = y * stride - padding; \
     const int iBegin = max(0, -y0), iEnd = min(kernelHeight, height - y0); \
-    const int jBegin = max(0, -x0), jEnd = min(kernelWidth, width - x0); \
-    VEC_##W acc = 0.0f; \
+    VEC_##W acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f; \
     for (int c = 0; c < inChannels; c++) { \
-        const long origin = ((long)(b * inChannels + c) * height + y0) * width + x0; \
         for (int i = iBegin; i < iEnd; i++) { \
-            for (int j = jBegin; j < jEnd; j++) { \
-                const int tap = (c * kernelHeight + i) * kernelWidth + j; \
-                acc += input[origin + i * width + j] * VEC_READ(W, weightT, tap * groups + group); \
+            const size_t row = ((size_t)(b * inChannels + c) * height + y0 + i) * width; \
+            for (int j = 0; j < kernelWidth; j++) { \
+                const int ix0 = x0 * stride + j - padding, ix1 = ix0 + stride; \
+                const int ix2 = ix1 + stride, ix3 = ix2 + stride; \
+                const VEC_##W w = VEC_READ(W, weightT, ((c * kernelHeight + i) * kernelWidth + j) * groups + group); \
+                acc0 += CONV_STRIDED_TAP(0) * w; \
+                acc1 += CONV_STRIDED_TAP(1) * w; \
+                acc2 += CONV_STRIDED_TAP(2) * w; \
+                acc3 += CONV_STRIDED_TAP(3) * w; \
             } \
         } \
     } \
     float lanes[W]; \
-    vstore##W(acc, 0, lanes); \
-    for (int l = 0; l < W; l++) { \
-        const int o = group * W + l; \
-        if (o < outChannels) \
-            output[(size_t)(b * outChannels + o) * plane + q] = lanes[l] + (hasBias ? bias[o] : 0.0f); \
-    } \
+    CONV_STRIDED_STORE(W, 0, acc0) \
+    CONV_STRIDED_STORE(W, 1, acc1) \
+    CONV_STRIDED_STORE(W, 2, acc2) \
+    CONV_STRIDED_STORE(W, 3, acc3) \
 }
 
 // Data gradient, one work-item per (input pixel, group of W input channels),

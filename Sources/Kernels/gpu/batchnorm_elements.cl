@@ -1,0 +1,38 @@
+// Batch normalisation's elementwise passes for the gpu family, one
+// work-item per element (common/batchnorm.cl has the statistics and the
+// layout of `saved`).
+
+// output = x·(γσ) + (β − μγσ), one work-item per element.
+#ifdef KERNEL_gpu_batchnorm_apply
+__kernel void gpu_batchnorm_apply(__global const float* input, __global const float* gamma,
+                                  __global const float* beta, __global const float* saved, __global float* output,
+                                  int count, int channels, int plane) {
+    const int index = get_global_id(0);
+    if (index >= count) return;
+    const int c = (index / plane) % channels;
+    const float scale = gamma[c] * saved[channels + c];
+    output[index] = input[index] * scale + (beta[c] - saved[c] * scale);
+}
+#endif
+
+// gradInput = γσ·(dy − training·(Σdy + x̂·Σdy·x̂)/N), x̂ = (x − μ)σ, with
+// sums[c] = Σ dy and sums[C + c] = Σ dy·x̂ (gradBeta and gradGamma). One
+// work-item per element.
+#ifdef KERNEL_gpu_batchnorm_backward_apply
+__kernel void gpu_batchnorm_backward_apply(__global const float* input, __global const float* gamma,
+                                           __global const float* saved, __global const float* gradOutput,
+                                           __global const float* gradGamma, __global const float* gradBeta,
+                                           __global float* gradInput, int count, int channels, int plane,
+                                           int valuesPerChannel, int training) {
+    const int index = get_global_id(0);
+    if (index >= count) return;
+    const int c = (index / plane) % channels;
+    const float invStd = saved[channels + c];
+    float dy = gradOutput[index];
+    if (training) {
+        const float xHat = (input[index] - saved[c]) * invStd;
+        dy -= (gradBeta[c] + xHat * gradGamma[c]) / (float)valuesPerChannel;
+    }
+    gradInput[index] = gamma[c] * invStd * dy;
+}
+#endif
