@@ -136,10 +136,6 @@ enum BenchTable {
             }
         }
     }
-
-    static func pad(_ s: String, _ width: Int) -> String {
-        s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
-    }
 }
 
 /// `bench --distributed`: one data-parallel step's time split into compute,
@@ -172,12 +168,12 @@ enum DistributedBench {
             ("step", r.stepSeconds),
         ]
         for (name, seconds) in rows {
-            print("  " + BenchTable.pad(name, 44) + String(format: "%9.4f ms", 1e3 * seconds))
+            print("  " + pad(name, 44) + String(format: "%9.4f ms", 1e3 * seconds))
         }
         print("MPI_Allreduce alone, median of \(r.collectiveRepeats) barrier-separated calls:")
         print(
-            "  " + BenchTable.pad("\(r.gradientFloats) floats (\(r.gradientFloats * 4) B)", 44)
+            "  " + pad("\(r.gradientFloats) floats (\(r.gradientFloats * 4) B)", 44)
                 + String(format: "%9.4f ms", 1e3 * r.gradientAllreduceSeconds))
-        print("  " + BenchTable.pad("1 float", 44) + String(format: "%9.4f ms", 1e3 * r.oneFloatAllreduceSeconds))
+        print("  " + pad("1 float", 44) + String(format: "%9.4f ms", 1e3 * r.oneFloatAllreduceSeconds))
     }
 }

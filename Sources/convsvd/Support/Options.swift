@@ -33,6 +33,18 @@ struct DeviceOption: ParsableArguments {
     }
 }
 
+extension DeviceOption {
+    /// The options of `--device name --kernels kernels`, for a device the
+    /// study names itself (every stored property set: ArgumentParser's
+    /// wrappers have no value until parsed).
+    static func named(_ name: String, kernels: String) -> DeviceOption {
+        var option = DeviceOption()
+        option.device = name
+        option.kernels = kernels
+        return option
+    }
+}
+
 /// Where the images come from.
 struct DataOptions: ParsableArguments {
     @Option(help: "Folder holding the IDX files (default: $MNIST_DIR, then the user's data folder).")

@@ -64,3 +64,29 @@ final class Progress {
 func log(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
+
+/// Members done and the time left, one line on standard error per member.
+/// The ETA is the members left × the mean time of the members trained so
+/// far in this invocation (finished ones found on disk take no time; members
+/// running side by side divide the wall time between them).
+final class StudyProgress {
+    private let total: Int
+    private let start = Date()
+    private var done = 0, ran = 0
+    private let lock = NSLock()
+
+    init(total: Int) { self.total = total }
+
+    func memberDone(seed: UInt64, ran trained: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        done += 1
+        if trained { ran += 1 }
+        let elapsed = Date().timeIntervalSince(start)
+        let eta = ran > 0 ? String(format: "ETA %.0f s", Double(total - done) * elapsed / Double(ran)) : "ETA –"
+        log(
+            String(
+                format: "study: %d/%d members done (seed %llu%@); %.0f s elapsed, %@", done, total, seed,
+                trained ? "" : ", already finished", elapsed, eta))
+    }
+}
