@@ -66,7 +66,7 @@ struct BenchCommand: ParsableCommand {
                 throw ValidationError(e.description)
             }
             for selector in selectors {
-                let preparation = try Devices.measureProgramPreparation(selector, kernels: choice)
+                let preparation = try Benchmark.measureProgramPreparation(selector, kernels: choice)
                 let made = try Devices.make(selector, kernels: choice)
                 var report = try Benchmark(options: options).run(on: made, epochData: epochData) { log("bench: \($0)") }
                 report.programPreparation = preparation
