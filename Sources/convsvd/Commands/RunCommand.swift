@@ -45,8 +45,8 @@ struct RunCommand: ParsableCommand {
             let device = try self.device.make(for: group)
             var phases: [PhaseTime] = []
             func timed<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
-                let start = Date()
-                defer { phases.append(PhaseTime(phase: phase, seconds: Date().timeIntervalSince(start))) }
+                let start = Clocks.wall()
+                defer { phases.append(PhaseTime(phase: phase, seconds: Clocks.seconds(since: start))) }
                 return try body()
             }
 

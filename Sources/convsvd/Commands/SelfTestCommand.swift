@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GPUNet
+import NetIO
 
 struct SelfTestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,7 +22,7 @@ struct SelfTestCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let device = try deviceOption.make()
-            let start = Date()
+            let start = Clocks.wall()
             let rows = SelfTest(device: device).run { log("selftest: \($0)") }
             let failed = rows.filter { !$0.passed }.count
             if json {
@@ -33,7 +34,7 @@ struct SelfTestCommand: ParsableCommand {
                 }
                 let report = Report(
                     device: device.info, rows: rows, passed: rows.count - failed, failed: failed,
-                    seconds: Date().timeIntervalSince(start))
+                    seconds: Clocks.seconds(since: start))
                 print(String(decoding: try JSONEncoder.sorted.encode(report), as: UTF8.self))
             } else {
                 print("selftest of \(device.info.summary) against the host reference")

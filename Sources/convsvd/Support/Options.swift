@@ -59,12 +59,12 @@ struct DataOptions: ParsableArguments {
                 "--dataset must be one of \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")) (got \(dataset))"
             )
         }
-        let start = Date()
+        let start = Clocks.wall()
         let sets = try MNISTLoader.locateAndLoad(kind: kind, explicitDirectory: data.map { URL(fileURLWithPath: $0) })
         log(
             String(
                 format: "data: %@ %d train / %d test images (%.2f s)", kind.displayName, sets.train.count,
-                sets.test.count, Date().timeIntervalSince(start)))
+                sets.test.count, Clocks.seconds(since: start)))
         return sets
     }
 }
