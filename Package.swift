@@ -43,9 +43,9 @@ let package = Package(
             plugins: ["EmbedKernels"]
         ),
 
-        .target(name: "_HostKernels"),
+        .target(name: "CHostKernels"),
         .target(name: "NetIO", dependencies: ["CZlib"]),
-        .target(name: "GPUNet", dependencies: ["COpenCL", "CLAPACK", "_HostKernels", "Kernels", "NetIO"]),
+        .target(name: "GPUNet", dependencies: ["COpenCL", "CLAPACK", "CHostKernels", "Kernels", "NetIO"]),
         .target(name: "Analysis", dependencies: ["CLAPACK", "NetIO"]),
         .target(name: "Figures", dependencies: ["CCairo", "Analysis"]),
         .target(name: "DataParallel", dependencies: ["CMPI", "GPUNet"]),

@@ -1,6 +1,6 @@
+import CHostKernels
 import CLAPACK
 import Foundation
-import _HostKernels
 
 /// The reference ``Device``: OpenBLAS `cblas_sgemm` for every product, plain
 /// Swift over unsafe pointers for everything else, on this machine's CPU.
@@ -8,7 +8,7 @@ import _HostKernels
 /// Operations run synchronously when called, so ``finish()`` has nothing to
 /// wait for. Work over a batch is split into a fixed number of contiguous
 /// chunks of images (``tasksPerWorker`` per core), run by the calling thread
-/// and the device's own worker threads (`hk_pool` in `_HostKernels`). The
+/// and the device's own worker threads (`hk_pool` in `CHostKernels`). The
 /// workers spin briefly between operations instead of sleeping: with a
 /// dispatch queue, waking a thread cost 20–100 µs per operation on the
 /// project's machines, as much as a whole ReLU pass, and replacing it took
@@ -18,7 +18,7 @@ import _HostKernels
 /// oversubscribe the cores. A single large ``gemm(_:a:b:c:)`` is split by
 /// rows of C instead.
 ///
-/// Convolutions use direct AVX2/FMA correlation kernels (the `_HostKernels`
+/// Convolutions use direct AVX2/FMA correlation kernels (the `CHostKernels`
 /// C target) when the CPU has AVX2 and FMA and the shape suits them (see
 /// `HostDevice+Convolution.swift`); otherwise im2col + `sgemm`.
 ///
@@ -202,7 +202,7 @@ public final class HostDevice: Device {
             parallelChunks(k, chunks: slices) { task, range in
                 let aSlice = shape.transposeA ? pa + range.lowerBound * m : pa + range.lowerBound
                 let bSlice = shape.transposeB ? pb + range.lowerBound : pb + range.lowerBound * n
-                HostKernels.sgemm(
+                HostLoops.sgemm(
                     transposeA: shape.transposeA, transposeB: shape.transposeB,
                     m: m, n: n, k: range.count, alpha: 1, a: aSlice, lda: lda,
                     b: bSlice, ldb: ldb, beta: 0, c: partials[task], ldc: n)
@@ -219,7 +219,7 @@ public final class HostDevice: Device {
             parallelChunks(n, chunks: parts) { _, columns in
                 // Columns j of op(B): stored column j (ldb n), or stored row j (ldb k).
                 let bColumns = shape.transposeB ? pb + columns.lowerBound * k : pb + columns.lowerBound
-                HostKernels.sgemm(
+                HostLoops.sgemm(
                     transposeA: shape.transposeA, transposeB: shape.transposeB,
                     m: m, n: columns.count, k: k, alpha: shape.alpha, a: pa, lda: lda,
                     b: bColumns, ldb: ldb, beta: shape.beta, c: pc + columns.lowerBound, ldc: n)
@@ -228,7 +228,7 @@ public final class HostDevice: Device {
             parallelChunks(m, chunks: parts) { _, rows in
                 // Rows i of op(A): stored row i (lda k), or stored column i (lda m).
                 let aRows = shape.transposeA ? pa + rows.lowerBound : pa + rows.lowerBound * k
-                HostKernels.sgemm(
+                HostLoops.sgemm(
                     transposeA: shape.transposeA, transposeB: shape.transposeB,
                     m: rows.count, n: n, k: k, alpha: shape.alpha, a: aRows, lda: lda,
                     b: pb, ldb: ldb, beta: shape.beta, c: pc + rows.lowerBound * n, ldc: n)
