@@ -9,7 +9,7 @@ import CHostKernels
 ///   batch 64, /tmp C harness: conv1 0.13 ms, 48 GFLOP/s of dense-equivalent
 ///   work; conv2 0.16 ms, 111). Otherwise each image's convolution lands in
 ///   the worker's scratch and is pooled from there.
-/// - Backward: `CHostKernels`' pooled-gradient kernels (see PooledGradients.c
+/// - Backward: `CHostKernels`' pooled-gradient kernels (see PooledGather.h
 ///   for the three ways; single-core at batch 64, same harness: conv1 weight
 ///   gradient 0.14 ms, conv2 weight gradient 0.14 ms, conv2 data gradient
 ///   0.15 ms. In `convsvd bench` on both cores: 0.09 / 0.09 / 0.11 ms,
