@@ -94,48 +94,45 @@ public final class HostDevice: Device {
     }
 
     public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {
-        let target = try floats(buffer, at: buffer.count, "upload", "buffer")
-        guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(
-                operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
-        }
-        if let base = values.baseAddress { target.update(from: base, count: values.count) }
+        try upload(UnsafeRawBufferPointer(values), count: values.count, kind: .float32, to: buffer)
     }
 
     public func upload(_ values: UnsafeBufferPointer<Int32>, to buffer: Buffer) throws {
-        let target = try int32s(buffer, at: buffer.count, "upload", "buffer")
-        guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(
-                operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
-        }
-        if let base = values.baseAddress { target.update(from: base, count: values.count) }
+        try upload(UnsafeRawBufferPointer(values), count: values.count, kind: .int32, to: buffer)
     }
 
     public func upload(_ values: UnsafeBufferPointer<UInt8>, to buffer: Buffer) throws {
-        let target = try uint8s(buffer, at: buffer.count, "upload", "buffer")
-        guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(
-                operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
-        }
-        if let base = values.baseAddress { target.update(from: base, count: values.count) }
+        try upload(UnsafeRawBufferPointer(values), count: values.count, kind: .uint8, to: buffer)
     }
 
     public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Float>) throws {
-        let source = try floats(buffer, at: buffer.count, "download", "buffer")
-        guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(
-                operation: "download", bufferCount: buffer.count, arrayCount: values.count)
-        }
-        if let base = values.baseAddress { base.update(from: source, count: values.count) }
+        try download(buffer, kind: .float32, count: values.count, into: UnsafeMutableRawBufferPointer(values))
     }
 
     public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Int32>) throws {
-        let source = try int32s(buffer, at: buffer.count, "download", "buffer")
-        guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(
-                operation: "download", bufferCount: buffer.count, arrayCount: values.count)
+        try download(buffer, kind: .int32, count: values.count, into: UnsafeMutableRawBufferPointer(values))
+    }
+
+    /// Copies `count` elements of `kind` (the bytes of `values`) into
+    /// `buffer`, which must be of that kind and hold exactly `count`.
+    private func upload(_ values: UnsafeRawBufferPointer, count: Int, kind: ElementKind, to buffer: Buffer) throws {
+        let target = try checked(buffer, kind, at: buffer.count, "upload", "buffer")
+        guard count == buffer.count else {
+            throw HostDeviceError.countMismatch(operation: "upload", bufferCount: buffer.count, arrayCount: count)
         }
-        if let base = values.baseAddress { base.update(from: source, count: values.count) }
+        if let base = values.baseAddress { target.storage.copyMemory(from: base, byteCount: values.count) }
+    }
+
+    /// Copies `buffer`, of `kind` and exactly `count` elements, into the
+    /// bytes of `values`.
+    private func download(
+        _ buffer: Buffer, kind: ElementKind, count: Int, into values: UnsafeMutableRawBufferPointer
+    ) throws {
+        let source = try checked(buffer, kind, at: buffer.count, "download", "buffer")
+        guard count == buffer.count else {
+            throw HostDeviceError.countMismatch(operation: "download", bufferCount: buffer.count, arrayCount: count)
+        }
+        if let base = values.baseAddress { base.copyMemory(from: source.storage, byteCount: values.count) }
     }
 
     public func fill(_ buffer: Buffer, value: Float) throws {
