@@ -9,7 +9,7 @@ import PackageDescription
 ///   library (Debian packages; see README).
 /// - `CMPI`: a C shim that finds Open MPI at run time (`dlopen`), so the tool
 ///   builds and runs without it.
-/// - `_HostKernels`: C for the host device: convolutions, pooled convolutions
+/// - `CHostKernels`: C for the host device: convolutions, pooled convolutions
 ///   and their gradients, max-pool and Adam with AVX2/FMA (plain C on CPUs
 ///   without them, chosen at run time), SGD, and the worker pool.
 /// - `Kernels`: the OpenCL C sources (`common/`, `cpu/`, `gpu/`), embedded in
@@ -58,10 +58,10 @@ let package = Package(
             plugins: ["EmbedKernels"]
         ),
 
-        .target(name: "_HostKernels"),
+        .target(name: "CHostKernels"),
         .target(name: "NetIO", dependencies: ["CZlib"]),
         .target(name: "Models", dependencies: ["NetIO"]),
-        .target(name: "GPUNet", dependencies: ["COpenCL", "CLAPACK", "_HostKernels", "Kernels", "NetIO", "Models"]),
+        .target(name: "GPUNet", dependencies: ["COpenCL", "CLAPACK", "CHostKernels", "Kernels", "NetIO", "Models"]),
         .target(name: "Analysis", dependencies: ["CLAPACK", "NetIO"]),
         .target(name: "Figures", dependencies: ["CCairo", "Analysis"]),
         .target(name: "DataParallel", dependencies: ["CMPI", "GPUNet"]),

@@ -59,12 +59,12 @@ public struct Analyzer {
         -> AnalysisReport
     {
         let g = TinyConvNetGeometry.self
-        let started = Date()
-        var clock = Date()
+        let started = Clocks.wall()
+        var clock = started
         func lap() -> Double {
-            let now = Date()
+            let now = Clocks.wall()
             defer { clock = now }
-            return now.timeIntervalSince(clock)
+            return now - clock
         }
 
         // Phase 2: SVD.
@@ -211,7 +211,7 @@ public struct Analyzer {
             progress: progress)
         _ = lap()
 
-        let total = Date().timeIntervalSince(started)
+        let total = Clocks.seconds(since: started)
         let timings = PhaseTimings(
             svdSeconds: svdSeconds, identitiesSeconds: identitiesSeconds, testSetPassSeconds: testSetPassSeconds,
             deviceSeconds: deviceSeconds, lowRankSeconds: lowRankSeconds, sweepSeconds: sweepSeconds,

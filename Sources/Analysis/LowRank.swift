@@ -97,7 +97,7 @@ public struct AccuracySweep: Codable, Sendable, Equatable {
         progress: (String) -> Void = { _ in }
     ) -> AccuracySweep {
         precondition(referencePredictions.count == testSet.count, "AccuracySweep: one reference prediction per image")
-        let t0 = Date()
+        let t0 = Clocks.wall()
         let r1 = analytical.conv1.rank
         let r2 = analytical.conv2.rank
         var correct = [Int](repeating: 0, count: r1 * r2)
@@ -133,7 +133,7 @@ public struct AccuracySweep: Codable, Sendable, Equatable {
         let accuracy = (0..<r1).map { k1 in (0..<r2).map { k2 in Double(correct[k1 * r2 + k2]) / n } }
         return AccuracySweep(
             images: testSet.count, accuracy: accuracy, fullRankPredictionMismatches: mismatches,
-            seconds: Date().timeIntervalSince(t0))
+            seconds: Clocks.seconds(since: t0))
     }
 
     /// Correct predictions of one chunk for every (k₁, k₂), flat k₁-major,

@@ -283,9 +283,9 @@ struct TestSetPass {
             let images = testSet.normalizedImages(start..<end)
             var device: NetworkOutputs?
             if let network {
-                let t0 = Date()
+                let t0 = Clocks.wall()
                 let out = try network.forward(normalizedImages: images, count: b)
-                deviceSeconds += Date().timeIntervalSince(t0)
+                deviceSeconds += Clocks.seconds(since: t0)
                 for (name, count, size) in [
                     ("conv1", out.conv1.count, conv1Size), ("conv2", out.conv2.count, conv2Size),
                     ("pooled1", out.pooled1.count, pool1Size), ("argmax1", out.argmax1.count, pool1Size),

@@ -61,7 +61,6 @@ public struct DataParallelBenchmark {
         let images = (0..<(local * 784)).map { _ in random.uniform(1) }
         let labels = (0..<local).map { Int32($0 % 10) }
         let w = try network.workspace(batch: local)
-        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
         var compute: [Double] = []
         var reduce: [Double] = []
@@ -72,18 +71,18 @@ public struct DataParallelBenchmark {
         for step in 0..<(warmUp + steps) {
             let mpi0 = reducer.sumSeconds
             let staging0 = reducer.stagingSeconds
-            let t0 = now()
+            let t0 = Clocks.wall()
             try network.setBatch(w, images: images, labels: labels)
             try network.forward(w)
             try network.backward(w)
             try device.finish()
-            let t1 = now()
+            let t1 = Clocks.wall()
             try reducer.reduce(network.gradients.all, localBatch: local, globalBatch: globalBatch)
             try device.finish()
-            let t2 = now()
+            let t2 = Clocks.wall()
             try optimizer.update(parameters: network.parameters, gradients: network.gradients)
             try device.finish()
-            let t3 = now()
+            let t3 = Clocks.wall()
             guard step >= warmUp else { continue }
             compute.append(t1 - t0)
             reduce.append(t2 - t1)
@@ -99,9 +98,9 @@ public struct DataParallelBenchmark {
             var times: [Double] = []
             for _ in 0..<collectiveRepeats {
                 try group.sum(&barrier)
-                let t0 = now()
+                let t0 = Clocks.wall()
                 try group.sum(&values)
-                times.append(now() - t0)
+                times.append(Clocks.wall() - t0)
             }
             return median(times)
         }

@@ -53,7 +53,7 @@ final class OpenCLDeviceSelectionTests: XCTestCase {
                 XCTAssertTrue(text.contains(device.selector), text)
             }
         }
-        XCTAssertNil(try Devices.measureProgramPreparation(.host))
+        XCTAssertNil(try Benchmark.measureProgramPreparation(.host))
     }
 
     /// The OpenCL half: `auto` and `opencl` make an OpenCL device, each
@@ -69,7 +69,7 @@ final class OpenCLDeviceSelectionTests: XCTestCase {
             XCTAssertTrue(device is OpenCLDevice, info.selector)
             XCTAssertEqual(device.info.selector, info.selector)
         }
-        let preparation = try XCTUnwrap(try Devices.measureProgramPreparation(.openCLAny))
+        let preparation = try XCTUnwrap(try Benchmark.measureProgramPreparation(.openCLAny))
         XCTAssertGreaterThan(preparation.coldSeconds, preparation.warmSeconds)
     }
 

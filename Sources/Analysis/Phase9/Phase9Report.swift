@@ -37,13 +37,6 @@ public struct Phase9Timings: Codable, Sendable, Equatable {
     public var cpuSecondsPerPart: [Double]
 }
 
-/// CPU time of this process so far, all threads, seconds.
-func processCPUSeconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-}
-
 /// Phase 9, in four sections: 1 each conv layer as the operator it is,
 /// 2 data-aware low rank, 3 the filters against the data, and 4 linear
 /// regions along lines (``RegionsAlongLinesReport``).
@@ -92,20 +85,20 @@ public struct Phase9Report: Codable, Sendable, Equatable {
         networkCorrect: Int, progress: (String) -> Void
     ) throws -> Phase9Report {
         let g = TinyConvNetGeometry.self
-        let started = Date()
-        let cpuStarted = processCPUSeconds()
-        var clock = Date()
+        let started = Clocks.wall()
+        let cpuStarted = Clocks.processCPU()
+        var clock = started
         var cpuClock = cpuStarted
         var cpuParts = [Double]()
         func lap() -> Double {
-            let now = Date()
-            let cpu = processCPUSeconds()
+            let now = Clocks.wall()
+            let cpu = Clocks.processCPU()
             defer {
                 clock = now
                 cpuClock = cpu
             }
             cpuParts.append(cpu - cpuClock)
-            return now.timeIntervalSince(clock)
+            return now - clock
         }
 
         progress("phase 9: operator spectra (dense SVDs of the valid and circular operators, K̂(ω))")
@@ -198,7 +191,7 @@ public struct Phase9Report: Codable, Sendable, Equatable {
                 operatorSpectraSeconds: operatorSeconds, trainingPatchSeconds: patchSeconds,
                 accuracySeconds: accuracySeconds, principalAnglesSeconds: anglesSeconds,
                 regionsAlongLinesSeconds: regionsSeconds,
-                totalSeconds: Date().timeIntervalSince(started),
-                cpuSeconds: processCPUSeconds() - cpuStarted, cpuSecondsPerPart: cpuParts))
+                totalSeconds: Clocks.seconds(since: started),
+                cpuSeconds: Clocks.processCPU() - cpuStarted, cpuSecondsPerPart: cpuParts))
     }
 }

@@ -256,8 +256,8 @@ public enum RegionsAlongLines {
         network net: PiecewiseAffineConvNet, segments ends: [SegmentEnds],
         options: RegionsAlongLinesOptions
     ) -> RegionsAlongLinesReport {
-        let started = Date()
-        let startedCPU = cpuClock(CLOCK_PROCESS_CPUTIME_ID)
+        let started = Clocks.wall()
+        let startedCPU = Clocks.processCPU()
         let isSame = ends.map { $0.firstLabel == $0.secondLabel }
         let figureSegment = isSame.firstIndex(of: false) ?? (ends.isEmpty ? nil : 0)
         var sampledSet = Set<Int>()
@@ -274,9 +274,9 @@ public enum RegionsAlongLines {
         }
         let results: [Result] = parallelMap(ends.count, threads: options.threads) { s in
             let e = ends[s]
-            let t0 = cpuClock(CLOCK_THREAD_CPUTIME_ID)
+            let t0 = Clocks.threadCPU()
             let pieces = net.pieces(from: e.x0, to: e.x1)
-            let t1 = cpuClock(CLOCK_THREAD_CPUTIME_ID)
+            let t1 = Clocks.threadCPU()
             let all = s == figureSegment
             var rng = SeededRandom(seed: options.seed ^ UInt64(s), stream: 10)
             let chosen =
@@ -285,9 +285,9 @@ public enum RegionsAlongLines {
                 : sample(pieces.pieces, count: options.midpointPiecesPerSegment, using: &rng)
             let midpoint = midpointCheck(
                 network: net, x0: e.x0, x1: e.x1, breakpoints: pieces.breakpoints, pieces: chosen)
-            let t2 = cpuClock(CLOCK_THREAD_CPUTIME_ID)
+            let t2 = Clocks.threadCPU()
             let grid = conv1SignChangesOnGrid(network: net, x0: e.x0, x1: e.x1, points: options.signGridPoints)
-            let t3 = cpuClock(CLOCK_THREAD_CPUTIME_ID)
+            let t3 = Clocks.threadCPU()
             let cuts = [0] + pieces.breakpoints + [1]
             let events = pieces.eventsPerLayer
             let summary = SegmentRegionSummary(
@@ -314,11 +314,11 @@ public enum RegionsAlongLines {
         let sampledIndices = results.indices.filter { results[$0].pieces != nil }
         let sampling: [(SampledSegment, Double)] = parallelMap(sampledIndices.count, threads: options.threads) { i in
             let s = sampledIndices[i]
-            let t0 = cpuClock(CLOCK_THREAD_CPUTIME_ID)
+            let t0 = Clocks.threadCPU()
             let sampled = sampleSegment(
                 network: net, x0: ends[s].x0, x1: ends[s].x1, pieces: results[s].pieces!,
                 samples: options.samplesPerSegment, segment: s)
-            return (sampled, cpuClock(CLOCK_THREAD_CPUTIME_ID) - t0)
+            return (sampled, Clocks.threadCPU() - t0)
         }
         let summaries = results.map(\.summary)
         return RegionsAlongLinesReport(
@@ -335,14 +335,7 @@ public enum RegionsAlongLines {
             midpointSeconds: results.reduce(0) { $0 + $1.seconds.midpoint },
             gridSeconds: results.reduce(0) { $0 + $1.seconds.grid },
             samplingSeconds: sampling.reduce(0) { $0 + $1.1 },
-            seconds: Date().timeIntervalSince(started), cpuSeconds: cpuClock(CLOCK_PROCESS_CPUTIME_ID) - startedCPU)
-    }
-
-    /// A CPU clock (CLOCK_THREAD_CPUTIME_ID or CLOCK_PROCESS_CPUTIME_ID), seconds.
-    static func cpuClock(_ clock: clockid_t) -> Double {
-        var ts = timespec()
-        clock_gettime(clock, &ts)
-        return Double(ts.tv_sec) + 1e-9 * Double(ts.tv_nsec)
+            seconds: Clocks.seconds(since: started), cpuSeconds: Clocks.processCPU() - startedCPU)
     }
 
     /// `count` distinct indices in 0..<n, sorted (all of them when n ≤ count).

@@ -4,23 +4,32 @@ import Foundation
 /// table, the run (device, phase times, settings, the command), and every
 /// figure embedded (PNG as a base64 data URI, SVG inline) with its caption.
 public enum HTMLReport {
+    /// The opening of a self-contained page, report.html's or study.html's:
+    /// the head with the style sheet, then the body's heading `title` and a
+    /// line of metadata `meta` (HTML, escaped by the caller).
+    static func pageStart(title: String, meta: String) -> String {
+        """
+        <!DOCTYPE html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>\(escape(title))</title>
+        <style>\(css)</style>
+        </head>
+        <body>
+        <main>
+        <h1>\(escape(title))</h1>
+        <p class="meta">\(meta)</p>
+
+        """
+    }
+
     /// The page as text. Reads each figure's file to embed it.
     public static func render(_ doc: ReportDocument) throws -> String {
-        var html = """
-            <!DOCTYPE html>
-            <html lang="en">
-            <head>
-            <meta charset="utf-8">
-            <meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>\(escape(doc.title))</title>
-            <style>\(css)</style>
-            </head>
-            <body>
-            <main>
-            <h1>\(escape(doc.title))</h1>
-            <p class="meta">Generated \(escape(timestamp(doc.generatedAt))) · device: \(escape(doc.device))</p>
-
-            """
+        var html = pageStart(
+            title: doc.title,
+            meta: "Generated \(escape(timestamp(doc.generatedAt))) · device: \(escape(doc.device))")
         let failed = doc.results.filter { $0.status == .fail }
         let checks = doc.results.filter { $0.status != .info }
         if failed.isEmpty {

@@ -11,19 +11,12 @@ public enum StudyReport {
     ) throws -> String {
         let e = HTMLReport.escape
         let n = summary.seeds.count
-        var html = """
-            <!DOCTYPE html>
-            <html lang="en">
-            <head>
-            <meta charset="utf-8">
-            <meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>ConvSVD study over \(n) seeds</title>
-            <style>\(HTMLReport.css)</style>
-            </head>
-            <body>
-            <main>
-            <h1>ConvSVD study over \(n) seeds</h1>
-            <p class="meta">Generated \(e(HTMLReport.timestamp(Date()))) · seeds \(summary.seeds.map(String.init).joined(separator: ", "))</p>
+        var html = HTMLReport.pageStart(
+            title: "ConvSVD study over \(n) seeds",
+            meta:
+                "Generated \(e(HTMLReport.timestamp(Date()))) · seeds \(summary.seeds.map(String.init).joined(separator: ", "))"
+        )
+        html += """
             <p>One training run and analysis per seed; each row is one number over the \(n) runs. \(e(summary.interval)).</p>
             <section id="results">
             <h2>Headline numbers</h2>

@@ -159,17 +159,17 @@ public struct Benchmark {
     func time(_ device: any Device, _ body: () throws -> Void) throws -> [Double] {
         for _ in 0..<options.warmup { try body() }
         try device.finish()
-        let probeStart = now()
+        let probeStart = Clocks.wall()
         try body()
         try device.finish()
-        let once = max(1e-7, now() - probeStart)
+        let once = max(1e-7, Clocks.wall() - probeStart)
         let runsPerSample = max(1, min(1000, Int(options.sampleSeconds / once)))
         var samples: [Double] = []
         for _ in 0..<options.repeats {
-            let start = now()
+            let start = Clocks.wall()
             for _ in 0..<runsPerSample { try body() }
             try device.finish()
-            samples.append((now() - start) / Double(runsPerSample))
+            samples.append((Clocks.wall() - start) / Double(runsPerSample))
         }
         return samples
     }
@@ -292,5 +292,3 @@ public struct Benchmark {
         }
     }
 }
-
-func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -1,9 +1,9 @@
-import _HostKernels
+import CHostKernels
 
 /// Convolutions on the host, images split across the cores.
 ///
 /// Two ways, chosen per call (``HostDevice/directPlan(_:)``):
-/// - direct AVX2/FMA correlation (`_HostKernels`), no columns at all: the
+/// - direct AVX2/FMA correlation (`CHostKernels`), no columns at all: the
 ///   forward pass, the data gradient (a correlation of the zero-padded
 ///   output gradient with the flipped, transposed weights) and the weight
 ///   gradient (pixels in the lanes for patches of at most
@@ -64,7 +64,7 @@ extension HostDevice {
         let patches = s.outHeight * s.outWidth
         parallelChunks(s.batch, chunks: tasks) { _, images in
             for b in images {
-                HostKernels.im2colImage(
+                HostLoops.im2colImage(
                     s, image: pin + b * imageSize, columns: pcol + b * patches,
                     rowStride: s.patchCount)
             }
@@ -81,7 +81,7 @@ extension HostDevice {
             for b in images {
                 let image = pin + b * imageSize
                 image.update(repeating: 0, count: imageSize)
-                HostKernels.col2imImage(s, columns: pcol + b * patches, rowStride: s.patchCount, image: image)
+                HostLoops.col2imImage(s, columns: pcol + b * patches, rowStride: s.patchCount, image: image)
             }
         }
     }
@@ -129,9 +129,9 @@ extension HostDevice {
                 return
             }
             let cols = columns![worker]
-            HostKernels.im2colImage(s, image: image, columns: cols, rowStride: patches)
+            HostLoops.im2colImage(s, image: image, columns: cols, rowStride: patches)
             // out_b (O×P) = W (O×K) · cols (K×P)
-            HostKernels.sgemm(
+            HostLoops.sgemm(
                 transposeA: false, transposeB: false, m: o, n: patches, k: k, alpha: 1,
                 a: weight, lda: k, b: cols, ldb: patches, beta: 0, c: output, ldc: patches)
         }
@@ -177,13 +177,13 @@ extension HostDevice {
             let cols = columns[worker]
             for b in images {
                 // cols (K×P) = Wᵀ (K×O) · gradOut_b (O×P), then fold back.
-                HostKernels.sgemm(
+                HostLoops.sgemm(
                     transposeA: true, transposeB: false, m: k, n: patches, k: o, alpha: 1,
                     a: pw, lda: k, b: pgo + b * o * patches, ldb: patches, beta: 0,
                     c: cols, ldc: patches)
                 let image = pgi + b * imageSize
                 image.update(repeating: 0, count: imageSize)
-                HostKernels.col2imImage(s, columns: cols, rowStride: patches, image: image)
+                HostLoops.col2imImage(s, columns: cols, rowStride: patches, image: image)
             }
         }
     }
@@ -256,9 +256,9 @@ extension HostDevice {
             let partial = partials[worker]
             var beta: Float = 0
             for b in images {
-                HostKernels.im2colImage(s, image: pin + b * imageSize, columns: cols, rowStride: patches)
+                HostLoops.im2colImage(s, image: pin + b * imageSize, columns: cols, rowStride: patches)
                 // partial (O×K) += gradOut_b (O×P) · cols (K×P)ᵀ
-                HostKernels.sgemm(
+                HostLoops.sgemm(
                     transposeA: false, transposeB: true, m: o, n: k, k: patches, alpha: 1,
                     a: pgo + b * o * patches, lda: patches, b: cols, ldb: patches, beta: beta,
                     c: partial, ldc: k)

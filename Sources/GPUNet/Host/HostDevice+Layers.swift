@@ -1,5 +1,5 @@
+import CHostKernels
 import Foundation
-import _HostKernels
 
 /// ReLU, max-pooling, the linear layer, the loss and the optimisers on the
 /// host: plain loops over raw pointers (the compiler vectorises the
@@ -16,7 +16,7 @@ extension HostDevice {
         let pin = try floats(input, at: count, "reluForward", "input")
         let pout = try floats(output, at: count, "reluForward", "output")
         parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
-            HostKernels.relu(pin + range.lowerBound, pout + range.lowerBound, count: range.count)
+            HostLoops.relu(pin + range.lowerBound, pout + range.lowerBound, count: range.count)
         }
     }
 
@@ -26,7 +26,7 @@ extension HostDevice {
         let pgi = try floats(gradInput, at: count, "reluBackward", "gradInput")
         parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
             let start = range.lowerBound
-            HostKernels.reluGradient(
+            HostLoops.reluGradient(
                 output: pout + start, gradOutput: pgo + start, gradInput: pgi + start, count: range.count)
         }
     }
@@ -64,7 +64,7 @@ extension HostDevice {
         }
         for plane in 0..<planes {
             for oy in 0..<oH {
-                HostKernels.maxPoolRow(
+                HostLoops.maxPoolRow(
                     plane: input + plane * height * width, top: 2 * oy * width, width: width,
                     outWidth: oW, output: output + (plane * oH + oy) * oW,
                     argmax: argmax + (plane * oH + oy) * oW)
@@ -131,7 +131,7 @@ extension HostDevice {
         guard s.batch > 0, s.outFeatures > 0 else { return }
         for b in 0..<s.batch { (pout + b * s.outFeatures).update(from: pb, count: s.outFeatures) }
         // output (B×out) += input (B×in) · W (out×in)ᵀ
-        HostKernels.sgemm(
+        HostLoops.sgemm(
             transposeA: false, transposeB: true, m: s.batch, n: s.outFeatures, k: s.inFeatures,
             alpha: 1, a: pin, lda: s.inFeatures, b: pw, ldb: s.inFeatures,
             beta: 1, c: pout, ldc: s.outFeatures)
@@ -164,13 +164,13 @@ extension HostDevice {
                     if batch == 0 {
                         pgw.update(repeating: 0, count: outF * inF)
                     } else {
-                        HostKernels.sgemm(
+                        HostLoops.sgemm(
                             transposeA: true, transposeB: false, m: outF, n: inF, k: batch, alpha: 1,
                             a: pgo, lda: outF, b: pin, ldb: inF, beta: 0, c: pgw, ldc: inF)
                     }
                 } else if let pgi {
                     // gradInput (B×in) = gradOutput (B×out) · W (out×in)
-                    HostKernels.sgemm(
+                    HostLoops.sgemm(
                         transposeA: false, transposeB: false, m: batch, n: inF, k: outF, alpha: 1,
                         a: pgo, lda: outF, b: pw, ldb: inF, beta: 0, c: pgi, ldc: inF)
                 }

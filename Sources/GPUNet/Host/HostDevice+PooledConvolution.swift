@@ -1,4 +1,4 @@
-import _HostKernels
+import CHostKernels
 
 /// Convolutions followed by a 2×2 max-pool, on the host (see ``Device`` for
 /// what each computes).
@@ -9,7 +9,7 @@ import _HostKernels
 ///   batch 64, /tmp C harness: conv1 0.13 ms, 48 GFLOP/s of dense-equivalent
 ///   work; conv2 0.16 ms, 111). Otherwise each image's convolution lands in
 ///   the worker's scratch and is pooled from there.
-/// - Backward: `_HostKernels`' pooled-gradient kernels (see PooledGradients.c
+/// - Backward: `CHostKernels`' pooled-gradient kernels (see PooledGather.h
 ///   for the three ways; single-core at batch 64, same harness: conv1 weight
 ///   gradient 0.14 ms, conv2 weight gradient 0.14 ms, conv2 data gradient
 ///   0.15 ms. In `convsvd bench` on both cores: 0.09 / 0.09 / 0.11 ms,
@@ -53,7 +53,7 @@ extension HostDevice {
                                 Int32(s.outHeight), Int32(s.outWidth), pout + b * imagePooled,
                                 parg + b * imagePooled, work[worker])
                             if relu {
-                                HostKernels.relu(pout + b * imagePooled, pout + b * imagePooled, count: imagePooled)
+                                HostLoops.relu(pout + b * imagePooled, pout + b * imagePooled, count: imagePooled)
                             }
                         }
                     }
@@ -72,7 +72,7 @@ extension HostDevice {
                 maxPool2Planes(
                     output, planes: s.outChannels, height: s.outHeight, width: s.outWidth,
                     output: pout + b * imagePooled, argmax: parg + b * imagePooled)
-                if relu { HostKernels.relu(pout + b * imagePooled, pout + b * imagePooled, count: imagePooled) }
+                if relu { HostLoops.relu(pout + b * imagePooled, pout + b * imagePooled, count: imagePooled) }
             }
         }
     }
@@ -173,14 +173,14 @@ extension HostDevice {
 
     /// The pooled gradient's elements [start, start + count) as the pooled
     /// kernels take them: as they are without a ReLU, else passed where the
-    /// ReLU's output is > 0 (`HostKernels.reluGradient`) into `scratch`.
+    /// ReLU's output is > 0 (`HostLoops.reluGradient`) into `scratch`.
     private static func passingReLU(
         _ values: UnsafeMutablePointer<Float>, _ reluOutput: UnsafeMutablePointer<Float>?,
         from start: Int, count: Int,
         into scratch: UnsafeMutablePointer<Float>
     ) -> UnsafeMutablePointer<Float> {
         guard let reluOutput else { return values + start }
-        HostKernels.reluGradient(
+        HostLoops.reluGradient(
             output: reluOutput + start, gradOutput: values + start, gradInput: scratch, count: count)
         return scratch
     }

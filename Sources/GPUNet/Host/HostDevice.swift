@@ -1,9 +1,9 @@
+import CHostKernels
 import CLAPACK
 import Foundation
-import _HostKernels
 
 /// The reference ``Device``, on this machine's CPU: OpenBLAS `cblas_sgemm`
-/// for every product (the linear layer's too); C kernels (`_HostKernels`:
+/// for every product (the linear layer's too); C kernels (`CHostKernels`:
 /// AVX2/FMA where the CPU has them, chosen at run time, plain C otherwise
 /// and for SGD) for the convolutions, the pooled convolutions and their
 /// gradients, max-pool and the optimisers; plain Swift over unsafe pointers
@@ -12,7 +12,7 @@ import _HostKernels
 /// Operations run synchronously when called, so ``finish()`` has nothing to
 /// wait for. Work over a batch is split into a fixed number of contiguous
 /// chunks of images (``tasksPerWorker`` per core), run by the calling thread
-/// and the device's own worker threads (`hk_pool` in `_HostKernels`). The
+/// and the device's own worker threads (`hk_pool` in `CHostKernels`). The
 /// workers spin briefly between operations instead of sleeping: waking a
 /// sleeping thread, as a dispatch queue does, costs 20–100 µs per operation
 /// on the project's machines, as much as a whole ReLU pass; a TinyConvNet
@@ -23,7 +23,7 @@ import _HostKernels
 /// oversubscribe the cores. A single large ``gemm(_:a:b:c:)`` is split by
 /// rows of C instead.
 ///
-/// Convolutions use direct AVX2/FMA correlation kernels (the `_HostKernels`
+/// Convolutions use direct AVX2/FMA correlation kernels (the `CHostKernels`
 /// C target) when the CPU has AVX2 and FMA and the shape suits them (see
 /// `HostDevice+Convolution.swift`); otherwise im2col + `sgemm`.
 ///
@@ -99,48 +99,45 @@ public final class HostDevice: Device {
     }
 
     public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {
-        let target = try floats(buffer, at: buffer.count, "upload", "buffer")
-        guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(
-                operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
-        }
-        if let base = values.baseAddress { target.update(from: base, count: values.count) }
+        try upload(UnsafeRawBufferPointer(values), count: values.count, kind: .float32, to: buffer)
     }
 
     public func upload(_ values: UnsafeBufferPointer<Int32>, to buffer: Buffer) throws {
-        let target = try int32s(buffer, at: buffer.count, "upload", "buffer")
-        guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(
-                operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
-        }
-        if let base = values.baseAddress { target.update(from: base, count: values.count) }
+        try upload(UnsafeRawBufferPointer(values), count: values.count, kind: .int32, to: buffer)
     }
 
     public func upload(_ values: UnsafeBufferPointer<UInt8>, to buffer: Buffer) throws {
-        let target = try uint8s(buffer, at: buffer.count, "upload", "buffer")
-        guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(
-                operation: "upload", bufferCount: buffer.count, arrayCount: values.count)
-        }
-        if let base = values.baseAddress { target.update(from: base, count: values.count) }
+        try upload(UnsafeRawBufferPointer(values), count: values.count, kind: .uint8, to: buffer)
     }
 
     public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Float>) throws {
-        let source = try floats(buffer, at: buffer.count, "download", "buffer")
-        guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(
-                operation: "download", bufferCount: buffer.count, arrayCount: values.count)
-        }
-        if let base = values.baseAddress { base.update(from: source, count: values.count) }
+        try download(buffer, kind: .float32, count: values.count, into: UnsafeMutableRawBufferPointer(values))
     }
 
     public func download(_ buffer: Buffer, into values: UnsafeMutableBufferPointer<Int32>) throws {
-        let source = try int32s(buffer, at: buffer.count, "download", "buffer")
-        guard values.count == buffer.count else {
-            throw HostDeviceError.countMismatch(
-                operation: "download", bufferCount: buffer.count, arrayCount: values.count)
+        try download(buffer, kind: .int32, count: values.count, into: UnsafeMutableRawBufferPointer(values))
+    }
+
+    /// Copies `count` elements of `kind` (the bytes of `values`) into
+    /// `buffer`, which must be of that kind and hold exactly `count`.
+    private func upload(_ values: UnsafeRawBufferPointer, count: Int, kind: ElementKind, to buffer: Buffer) throws {
+        let target = try checked(buffer, kind, at: buffer.count, "upload", "buffer")
+        guard count == buffer.count else {
+            throw HostDeviceError.countMismatch(operation: "upload", bufferCount: buffer.count, arrayCount: count)
         }
-        if let base = values.baseAddress { base.update(from: source, count: values.count) }
+        if let base = values.baseAddress { target.storage.copyMemory(from: base, byteCount: values.count) }
+    }
+
+    /// Copies `buffer`, of `kind` and exactly `count` elements, into the
+    /// bytes of `values`.
+    private func download(
+        _ buffer: Buffer, kind: ElementKind, count: Int, into values: UnsafeMutableRawBufferPointer
+    ) throws {
+        let source = try checked(buffer, kind, at: buffer.count, "download", "buffer")
+        guard count == buffer.count else {
+            throw HostDeviceError.countMismatch(operation: "download", bufferCount: buffer.count, arrayCount: count)
+        }
+        if let base = values.baseAddress { base.copyMemory(from: source.storage, byteCount: values.count) }
     }
 
     public func fill(_ buffer: Buffer, value: Float) throws {
@@ -207,7 +204,7 @@ public final class HostDevice: Device {
             parallelChunks(k, chunks: slices) { task, range in
                 let aSlice = shape.transposeA ? pa + range.lowerBound * m : pa + range.lowerBound
                 let bSlice = shape.transposeB ? pb + range.lowerBound : pb + range.lowerBound * n
-                HostKernels.sgemm(
+                HostLoops.sgemm(
                     transposeA: shape.transposeA, transposeB: shape.transposeB,
                     m: m, n: n, k: range.count, alpha: 1, a: aSlice, lda: lda,
                     b: bSlice, ldb: ldb, beta: 0, c: partials[task], ldc: n)
@@ -224,7 +221,7 @@ public final class HostDevice: Device {
             parallelChunks(n, chunks: parts) { _, columns in
                 // Columns j of op(B): stored column j (ldb n), or stored row j (ldb k).
                 let bColumns = shape.transposeB ? pb + columns.lowerBound * k : pb + columns.lowerBound
-                HostKernels.sgemm(
+                HostLoops.sgemm(
                     transposeA: shape.transposeA, transposeB: shape.transposeB,
                     m: m, n: columns.count, k: k, alpha: shape.alpha, a: pa, lda: lda,
                     b: bColumns, ldb: ldb, beta: shape.beta, c: pc + columns.lowerBound, ldc: n)
@@ -233,7 +230,7 @@ public final class HostDevice: Device {
             parallelChunks(m, chunks: parts) { _, rows in
                 // Rows i of op(A): stored row i (lda k), or stored column i (lda m).
                 let aRows = shape.transposeA ? pa + rows.lowerBound : pa + rows.lowerBound * k
-                HostKernels.sgemm(
+                HostLoops.sgemm(
                     transposeA: shape.transposeA, transposeB: shape.transposeB,
                     m: rows.count, n: n, k: k, alpha: shape.alpha, a: aRows, lda: lda,
                     b: pb, ldb: ldb, beta: shape.beta, c: pc + rows.lowerBound * n, ldc: n)

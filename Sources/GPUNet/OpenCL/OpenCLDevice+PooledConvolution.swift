@@ -1,8 +1,8 @@
 /// Convolutions followed by a 2×2 max-pool on OpenCL (see ``Device``):
 /// dedicated kernels that never store the convolution's output
-/// (conv2d_pool_forward.cl, conv2d_pooled_backward.cl). Every operation
-/// enqueues only and rearranges what it needs on the device for each call
-/// (weights and inputs are small). Each kernel puts in its vector lanes what
+/// (conv2d_pool_forward.cl; conv2d_pooled_backward.cl, _weight.cl, _data.cl).
+/// Every operation enqueues only and rearranges what it needs on the device
+/// for each call (weights and inputs are small). Each kernel puts in its vector lanes what
 /// makes its loads contiguous for the shape — output channels, input
 /// channels or a row of windows (widths from ``vectorWidth(channels:)``) —
 /// because PoCL vectorises explicit vector types only; the backward passes

@@ -1,4 +1,5 @@
 import Foundation
+import NetIO
 
 /// Timings of the operations behind TinyConvNet's products on one device:
 /// each GEMM of reference-figures.md at its im2col shape, and the direct
@@ -47,10 +48,10 @@ public enum OpenCLMicrobenchmark {
             try device.finish()
             var seconds: [Double] = []
             for _ in 0..<repeats {
-                let start = DispatchTime.now().uptimeNanoseconds
+                let start = Clocks.wall()
                 try body()
                 try device.finish()
-                seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                seconds.append(Clocks.seconds(since: start))
             }
             seconds.sort()
             results.append(

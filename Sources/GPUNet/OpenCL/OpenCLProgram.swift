@@ -1,5 +1,6 @@
 import COpenCL
 import Foundation
+import NetIO
 
 /// A built OpenCL program on one device's context.
 public final class OpenCLProgram {
@@ -30,7 +31,7 @@ public final class OpenCLProgram {
     /// Builds `source` with `options`, through `cache` when given: a valid
     /// entry is loaded, anything else compiles from source and writes the entry.
     init(owner: OpenCLContext, source: String, options: String, cache: OpenCLProgramCache?) throws {
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = Clocks.wall()
         let info = owner.entry.info
         var notes: [String] = []
         var built: cl_program?
@@ -70,7 +71,7 @@ public final class OpenCLProgram {
         self.program = built!
         self.owner = owner
         preparation = Preparation(
-            seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
+            seconds: Clocks.seconds(since: start),
             cacheHit: cacheHit, cacheFile: entryURL?.path, notes: notes)
     }
 

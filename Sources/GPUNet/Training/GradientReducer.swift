@@ -1,4 +1,5 @@
 import Foundation
+import NetIO
 
 /// The processes of a data-parallel job, as the trainer sees them: the
 /// collective operations it needs, nothing about how they travel (MPI in
@@ -84,7 +85,7 @@ public final class HostStagedGradientReducer: GradientReducer {
         let tensors = gradients
         let total = tensors.reduce(0) { $0 + $1.count }
         if staging.count != total { staging = [Float](repeating: 0, count: total) }
-        let t0 = DispatchTime.now().uptimeNanoseconds
+        let t0 = Clocks.wall()
         try staging.withUnsafeMutableBufferPointer { all in
             var offset = 0
             for t in tensors {
@@ -94,9 +95,9 @@ public final class HostStagedGradientReducer: GradientReducer {
         }
         let scale = Float(localBatch) / Float(globalBatch)
         for i in staging.indices { staging[i] *= scale }
-        let t1 = DispatchTime.now().uptimeNanoseconds
+        let t1 = Clocks.wall()
         try group.sum(&staging)
-        let t2 = DispatchTime.now().uptimeNanoseconds
+        let t2 = Clocks.wall()
         try afterSum?(staging)
         try staging.withUnsafeBufferPointer { all in
             var offset = 0
@@ -105,8 +106,8 @@ public final class HostStagedGradientReducer: GradientReducer {
                 offset += t.count
             }
         }
-        let t3 = DispatchTime.now().uptimeNanoseconds
-        sumSeconds += Double(t2 - t1) / 1e9
-        stagingSeconds += Double(t1 - t0 + t3 - t2) / 1e9
+        let t3 = Clocks.wall()
+        sumSeconds += t2 - t1
+        stagingSeconds += t1 - t0 + t3 - t2
     }
 }

@@ -117,7 +117,7 @@ public final class ModelTrainer<Network: TrainableNetwork> {
         let (trainData, testData) = try prepareDevice()
         for epoch in startEpoch...settings.epochs {
             observer?.epochStarted(epoch: epoch, of: settings.epochs, steps: steps)
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = Clocks.wall()
             try trainData.setOrder(Self.order(count: train.count, seed: settings.seed, epoch: epoch))
             var lossSum = 0.0
             var correct = 0
@@ -180,7 +180,7 @@ public final class ModelTrainer<Network: TrainableNetwork> {
                 try group.sum(&totals)
                 (lossSum, correct, seen) = (totals[0], Int(totals[1]), Int(totals[2]))
             }
-            let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let trainSeconds = Clocks.seconds(since: start)
             // Every rank holds the same weights: rank 0 alone evaluates (and writes); the others record NaN.
             let testAccuracy =
                 (gradientReducer?.group.rank ?? 0) == 0

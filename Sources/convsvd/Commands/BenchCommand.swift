@@ -75,7 +75,7 @@ struct BenchCommand: ParsableCommand {
             let epochData = epoch ? try data.load().train : nil
             var reports: [Benchmark.DeviceReport] = []
             for selector in selectors {
-                let preparation = try Devices.measureProgramPreparation(selector, kernels: choice)
+                let preparation = try Benchmark.measureProgramPreparation(selector, kernels: choice)
                 let made = try Devices.make(selector, kernels: choice)
                 var report = try Benchmark(options: options).run(on: made, epochData: epochData) { log("bench: \($0)") }
                 report.programPreparation = preparation
@@ -145,10 +145,6 @@ enum BenchTable {
             }
         }
     }
-
-    static func pad(_ s: String, _ width: Int) -> String {
-        s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
-    }
 }
 
 /// `bench --distributed`: one data-parallel step's time split into compute,
@@ -181,12 +177,12 @@ enum DistributedBench {
             ("step", r.stepSeconds),
         ]
         for (name, seconds) in rows {
-            print("  " + BenchTable.pad(name, 44) + String(format: "%9.4f ms", 1e3 * seconds))
+            print("  " + pad(name, 44) + String(format: "%9.4f ms", 1e3 * seconds))
         }
         print("MPI_Allreduce alone, median of \(r.collectiveRepeats) barrier-separated calls:")
         print(
-            "  " + BenchTable.pad("\(r.gradientFloats) floats (\(r.gradientFloats * 4) B)", 44)
+            "  " + pad("\(r.gradientFloats) floats (\(r.gradientFloats * 4) B)", 44)
                 + String(format: "%9.4f ms", 1e3 * r.gradientAllreduceSeconds))
-        print("  " + BenchTable.pad("1 float", 44) + String(format: "%9.4f ms", 1e3 * r.oneFloatAllreduceSeconds))
+        print("  " + pad("1 float", 44) + String(format: "%9.4f ms", 1e3 * r.oneFloatAllreduceSeconds))
     }
 }

@@ -45,8 +45,8 @@ struct RunCommand: ParsableCommand {
             let device = try self.device.make(for: group)
             var phases: [PhaseTime] = []
             func timed<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
-                let start = Date()
-                defer { phases.append(PhaseTime(phase: phase, seconds: Date().timeIntervalSince(start))) }
+                let start = Clocks.wall()
+                defer { phases.append(PhaseTime(phase: phase, seconds: Clocks.seconds(since: start))) }
                 return try body()
             }
 
@@ -58,7 +58,7 @@ struct RunCommand: ParsableCommand {
                 log("phase 1: skipped, analysing \(checkpoint)")
                 let url = URL(fileURLWithPath: checkpoint)
                 weights = try Checkpoint.read(from: url, requireFinite: true).weights
-                history = Self.history(
+                history = ReportStage.history(
                     from: url.deletingLastPathComponent().appendingPathComponent(Trainer.metricsFile))
                 sets = try data.load()
             } else {
@@ -71,7 +71,7 @@ struct RunCommand: ParsableCommand {
                 // Rank 0 alone analyses and reports; the others are done.
                 if let group, group.rank != 0 { return }
                 weights = try trainer.network.weights()
-                history = Self.history(trainer.history)
+                history = ReportStage.history(trainer.history)
                 sets = (trainer.train, trainer.test)
             }
 
@@ -82,92 +82,23 @@ struct RunCommand: ParsableCommand {
             try report.write(to: analysisURL)
 
             log("phase 8: figures and report")
-            let figures = try timed("figures and report (phase 8)") { () throws -> [FigureFile] in
-                let figureDirectory = directory.appendingPathComponent("figures")
-                try FileManager.default.createDirectory(at: figureDirectory, withIntermediateDirectories: true)
-                let figures = try Figures.renderAll(
-                    report: report, history: history,
-                    sample: try Self.activationSample(weights: weights, test: sets.test),
-                    to: figureDirectory, format: figureFormat)
-                return figures
+            let figures = try timed("figures and report (phase 8)") {
+                try ReportStage.renderFigures(
+                    report: report, history: history, weights: weights, test: sets.test, directory: directory,
+                    format: figureFormat)
             }
-            let document = ReportDocument(
-                summary: Self.summary(
-                    report: report, device: device.info, settings: settings, trained: checkpoint == nil),
-                results: ResultRow.rows(from: report), device: device.info.summary, phases: phases,
-                settings: Self.settingsRows(settings, checkpoint: checkpoint, format: figureFormat),
-                command: (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
-                figures: figures)
-            let reportURL = directory.appendingPathComponent("report.html")
-            try HTMLReport.write(document, to: reportURL)
+            try ReportStage.writeReport(
+                report: report, device: device.info, settings: settings, checkpoint: checkpoint,
+                format: figureFormat, phases: phases, figures: figures, to: directory)
 
             print(ResultsTable.render(report))
             print("\nphase times")
-            for p in phases { print("  " + BenchTable.pad(p.phase, 58) + String(format: "%8.2f s", p.seconds)) }
+            for p in phases { print("  " + pad(p.phase, 58) + String(format: "%8.2f s", p.seconds)) }
             print(
                 "\noutputs in \(directory.path): analysis.json, report.html, figures/ (\(figures.count) files)"
                     + (checkpoint == nil ? ", checkpoint.safetensors, metrics.json, metrics.csv" : ""))
             try AnalysisPhases.requirePassed(report)
             print("all \(report.checks.count) checks passed")
         }
-    }
-
-    static func history(_ epochs: [EpochMetrics]) -> Figures.TrainingHistory? {
-        epochs.isEmpty
-            ? nil
-            : Figures.TrainingHistory(
-                epochs: epochs.map {
-                    Figures.EpochRecord(
-                        epoch: $0.epoch, loss: $0.loss, trainAccuracy: $0.trainAccuracy,
-                        testAccuracy: $0.testAccuracy, seconds: $0.seconds)
-                })
-    }
-
-    /// The training curves of a checkpoint's run, when its metrics.json sits beside it.
-    static func history(from metricsURL: URL) -> Figures.TrainingHistory? {
-        guard let data = try? Data(contentsOf: metricsURL),
-            let metrics = try? JSONDecoder().decode(TrainingMetrics.self, from: data)
-        else { return nil }
-        return history(metrics.epochs)
-    }
-
-    /// The first few test digits through the host's float64 network, for the
-    /// projection and feature-map figures.
-    static func activationSample(weights: TinyConvNetWeights, test: Dataset, count: Int = 500) throws
-        -> Figures.ActivationSample
-    {
-        let n = min(count, test.count)
-        let images = test.normalizedImages(0..<n)
-        let activations = try HostReferenceNet(weights: weights).forward(normalizedImages: images, count: n)
-        return Figures.ActivationSample(
-            images: images.map(Double.init), labels: (0..<n).map { Int(test.labels[$0]) },
-            activations: activations)
-    }
-
-    static func summary(report: AnalysisReport, device: DeviceInfo, settings: TrainingSettings, trained: Bool) -> String
-    {
-        let passed = report.checks.filter(\.passed).count
-        let what =
-            trained
-            ? "TinyConvNet trained for \(settings.epochs) epoch(s) on \(device.summary)"
-            : "A TinyConvNet checkpoint verified on \(device.summary)"
-        return String(
-            format: "%@ reaches %.2f%% test accuracy; %d of %d checks passed.", what,
-            100 * report.testAccuracy, passed, report.checks.count)
-    }
-
-    static func settingsRows(_ s: TrainingSettings, checkpoint: String?, format: FigureFormat) -> [(
-        name: String, value: String
-    )] {
-        var rows: [(name: String, value: String)] = []
-        if let checkpoint { rows.append(("checkpoint", checkpoint)) }
-        rows += [
-            ("dataset", s.dataset), ("epochs", "\(s.epochs)"), ("batch size", "\(s.batchSize)"),
-            ("learning rate", "\(s.learningRate)"), ("optimizer", s.optimizer.description), ("seed", "\(s.seed)"),
-            ("train images", s.trainLimit.map(String.init) ?? "all"),
-            ("test images", s.testLimit.map(String.init) ?? "all"),
-            ("figure format", format.rawValue),
-        ]
-        return rows
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GPUNet
+import NetIO
 
 struct SelfTestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,7 +22,7 @@ struct SelfTestCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let device = try deviceOption.make()
-            let start = Date()
+            let start = Clocks.wall()
             let rows = SelfTest(device: device).run { log("selftest: \($0)") }
             let failed = rows.filter { !$0.passed }.count
             if json {
@@ -33,20 +34,20 @@ struct SelfTestCommand: ParsableCommand {
                 }
                 let report = Report(
                     device: device.info, rows: rows, passed: rows.count - failed, failed: failed,
-                    seconds: Date().timeIntervalSince(start))
+                    seconds: Clocks.seconds(since: start))
                 print(String(decoding: try JSONEncoder.sorted.encode(report), as: UTF8.self))
             } else {
                 print("selftest of \(device.info.summary) against the host reference")
                 print(
-                    BenchTable.pad("operation", 31) + BenchTable.pad("shape", 40) + BenchTable.pad("output", 14)
-                        + BenchTable.pad("rule", 9) + BenchTable.pad("max error", 11) + BenchTable.pad("limit", 8)
+                    pad("operation", 31) + pad("shape", 40) + pad("output", 14)
+                        + pad("rule", 9) + pad("max error", 11) + pad("limit", 8)
                         + "pass")
                 for r in rows {
                     print(
-                        BenchTable.pad(r.operation, 31) + BenchTable.pad(r.shape, 40) + BenchTable.pad(r.output, 14)
-                            + BenchTable.pad(r.rule.rawValue, 9)
-                            + BenchTable.pad(String(format: "%.2e", r.maxError), 11)
-                            + BenchTable.pad(String(format: "%.0e", r.limit), 8) + (r.passed ? "yes" : "NO")
+                        pad(r.operation, 31) + pad(r.shape, 40) + pad(r.output, 14)
+                            + pad(r.rule.rawValue, 9)
+                            + pad(String(format: "%.2e", r.maxError), 11)
+                            + pad(String(format: "%.0e", r.limit), 8) + (r.passed ? "yes" : "NO")
                             + (r.error.map { "  (\($0))" } ?? ""))
                 }
                 print(

@@ -85,7 +85,9 @@ struct StudyCommand: ParsableCommand {
             } else {
                 try runSideBySide(seedList, devices: devices, in: directory, progress: study)
             }
-            try summarise(seedList, in: directory, format: figureFormat)
+            try StudySummaryStage.write(
+                seeds: seedList, in: directory, format: figureFormat,
+                settings: try training.settings(dataset: data.dataset), devices: device.isEmpty ? ["auto"] : device)
         }
     }
 
@@ -224,124 +226,5 @@ struct StudyCommand: ParsableCommand {
         if let t = training.trainLimit { args += ["--train-limit", "\(t)"] }
         if let t = training.testLimit { args += ["--test-limit", "\(t)"] }
         return args
-    }
-
-    /// study.json, the figures and study.html from the members' analysis.json.
-    func summarise(_ seeds: [UInt64], in directory: URL, format: FigureFormat) throws {
-        var members: [[StudyMetric]] = []
-        for seed in seeds {
-            let url = Self.memberDirectory(directory, seed: seed).appendingPathComponent("analysis.json")
-            guard let json = try? Data(contentsOf: url) else {
-                throw ToolError(
-                    code: Exit.badInput, description: "study: \(url.path) is missing: seed \(seed) did not finish")
-            }
-            members.append(try StudyMetrics.extract(analysisJSON: json))
-        }
-        let summary = StudySummary(seeds: seeds, members: members)
-        try writeAtomically(try summary.jsonData(), to: directory.appendingPathComponent("study.json"))
-
-        let figureDirectory = directory.appendingPathComponent("figures")
-        try FileManager.default.createDirectory(at: figureDirectory, withIntermediateDirectories: true)
-        func curve(_ name: String, prefix: String) -> Figures.StudyCurve? {
-            var x: [Double] = []
-            var s: [SampleSummary] = []
-            for i in 1... {
-                guard let row = summary.row("\(prefix)\(i)") else { break }
-                x.append(Double(i))
-                s.append(row.summary)
-            }
-            return x.isEmpty ? nil : Figures.StudyCurve(name: name, x: x, summaries: s)
-        }
-        var figures: [FigureFile] = []
-        let spectra = ["conv1", "conv2"].compactMap { curve($0, prefix: "\($0).sigma.") }
-        if !spectra.isEmpty {
-            figures.append(try Figures.studySingularValues(spectra).write(to: figureDirectory, format: format))
-        }
-        let accuracy = ["conv1", "conv2", "both"].compactMap {
-            curve($0 == "both" ? "both layers" : $0, prefix: "\($0).low_rank_accuracy.")
-        }
-        if !accuracy.isEmpty {
-            figures.append(try Figures.studyAccuracyVersusRank(accuracy).write(to: figureDirectory, format: format))
-        }
-
-        let settings = try training.settings(dataset: data.dataset)
-        let rows: [(name: String, value: String)] = [
-            ("dataset", settings.dataset), ("epochs", "\(settings.epochs)"), ("batch size", "\(settings.batchSize)"),
-            ("learning rate", "\(settings.learningRate)"), ("optimizer", settings.optimizer.description),
-            ("train images", settings.trainLimit.map(String.init) ?? "all"),
-            ("test images", settings.testLimit.map(String.init) ?? "all"),
-            ("devices", (device.isEmpty ? ["auto"] : device).joined(separator: ", ")),
-        ]
-        let html = try StudyReport.render(
-            summary, settings: rows,
-            command: (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
-            figures: figures)
-        try writeAtomically(Data(html.utf8), to: directory.appendingPathComponent("study.html"))
-
-        print(
-            BenchTable.pad("quantity", 44) + BenchTable.pad("mean ± sd", 24) + BenchTable.pad("min – max", 24)
-                + "95% interval (t)")
-        for row in summary.rows {
-            let s = row.summary
-            let f = StudyReport.format
-            print(
-                BenchTable.pad(row.label, 44) + BenchTable.pad("\(f(s.mean)) ± \(f(s.standardDeviation))", 24)
-                    + BenchTable.pad("\(f(s.min)) – \(f(s.max))", 24) + "\(f(s.interval95[0])) – \(f(s.interval95[1]))")
-        }
-        print(
-            "\nstudy over seeds \(seeds.map(String.init).joined(separator: ", ")): \(directory.path)/study.json, study.html, figures/"
-        )
-    }
-}
-
-extension DeviceOption {
-    /// The options of `--device name --kernels kernels`, for a device the
-    /// study names itself (every stored property set: ArgumentParser's
-    /// wrappers have no value until parsed).
-    static func named(_ name: String, kernels: String) -> DeviceOption {
-        var option = DeviceOption()
-        option.device = name
-        option.kernels = kernels
-        return option
-    }
-}
-
-/// Members done and the time left, one line on standard error per member.
-/// The ETA is the members left × the mean time of the members trained so
-/// far in this invocation (finished ones found on disk take no time; members
-/// running side by side divide the wall time between them).
-final class StudyProgress {
-    private let total: Int
-    private let start = Date()
-    private var done = 0, ran = 0
-    private let lock = NSLock()
-
-    init(total: Int) { self.total = total }
-
-    func memberDone(seed: UInt64, ran trained: Bool) {
-        lock.lock()
-        defer { lock.unlock() }
-        done += 1
-        if trained { ran += 1 }
-        let elapsed = Date().timeIntervalSince(start)
-        let eta = ran > 0 ? String(format: "ETA %.0f s", Double(total - done) * elapsed / Double(ran)) : "ETA –"
-        log(
-            String(
-                format: "study: %d/%d members done (seed %llu%@); %.0f s elapsed, %@", done, total, seed,
-                trained ? "" : ", already finished", elapsed, eta))
-    }
-}
-
-/// A member's epochs, one line each on standard error, named by its seed.
-final class MemberObserver: TrainingObserver {
-    let seed: UInt64
-    init(seed: UInt64) { self.seed = seed }
-    func epochStarted(epoch: Int, of epochs: Int, steps: Int) {}
-    func stepFinished(epoch: Int, step: Int, steps: Int, images: Int, meanLoss: Double) {}
-    func epochFinished(_ m: EpochMetrics, of epochs: Int) {
-        log(
-            String(
-                format: "study: seed %llu: epoch %d/%d loss %.4f, test accuracy %.2f%%, %.1f s", seed, m.epoch, epochs,
-                m.loss, 100 * m.testAccuracy, m.seconds))
     }
 }

@@ -55,6 +55,18 @@ struct DeviceOption: ParsableArguments {
     }
 }
 
+extension DeviceOption {
+    /// The options of `--device name --kernels kernels`, for a device the
+    /// study names itself (every stored property set: ArgumentParser's
+    /// wrappers have no value until parsed).
+    static func named(_ name: String, kernels: String) -> DeviceOption {
+        var option = DeviceOption()
+        option.device = name
+        option.kernels = kernels
+        return option
+    }
+}
+
 /// Where the images come from.
 struct DataOptions: ParsableArguments {
     @Option(help: "Folder holding the IDX files (default: $MNIST_DIR, then the user's data folder).")
@@ -76,12 +88,12 @@ struct DataOptions: ParsableArguments {
                 "--dataset \(dataset): \(kind.displayName) images are \(kind.inputShape), the model (TinyConvNet) takes \(modelInput)"
             )
         }
-        let start = Date()
+        let start = Clocks.wall()
         let sets = try DatasetLoader.locateAndLoad(kind: kind, explicitDirectory: data.map { URL(fileURLWithPath: $0) })
         log(
             String(
                 format: "data: %@ %d train / %d test images (%.2f s)", kind.displayName, sets.train.count,
-                sets.test.count, Date().timeIntervalSince(start)))
+                sets.test.count, Clocks.seconds(since: start)))
         return sets
     }
 }

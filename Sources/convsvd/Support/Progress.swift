@@ -1,4 +1,5 @@
 import Foundation
+import NetIO
 
 /// Progress of long work on standard error: on a terminal a bar with rate
 /// and ETA redrawn in place (at most ten times a second); otherwise plain
@@ -7,8 +8,8 @@ final class Progress {
     private let label: String
     private let total: Int
     private let unit: String
-    private let start = Date()
-    private var lastDraw = Date.distantPast
+    private let start = Clocks.wall()
+    private var lastDraw = -Double.infinity
     private var nextPlainTenth = 1
     private let isTerminal: Bool
 
@@ -22,12 +23,12 @@ final class Progress {
 
     /// Reports `done` of `total`, with an optional trailing note ("loss 0.12").
     func update(_ done: Int, note: String = "") {
-        let now = Date()
-        let elapsed = now.timeIntervalSince(start)
+        let now = Clocks.wall()
+        let elapsed = now - start
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let eta = rate > 0 ? Double(total - done) / rate : .nan
         if isTerminal {
-            guard now.timeIntervalSince(lastDraw) >= 0.1 || done == total else { return }
+            guard now - lastDraw >= 0.1 || done == total else { return }
             lastDraw = now
             let width = 28
             let filled = min(width, width * done / total)
@@ -63,4 +64,30 @@ final class Progress {
 /// A line on standard error: progress and diagnostics, never results.
 func log(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Members done and the time left, one line on standard error per member.
+/// The ETA is the members left × the mean time of the members trained so
+/// far in this invocation (finished ones found on disk take no time; members
+/// running side by side divide the wall time between them).
+final class StudyProgress {
+    private let total: Int
+    private let start = Clocks.wall()
+    private var done = 0, ran = 0
+    private let lock = NSLock()
+
+    init(total: Int) { self.total = total }
+
+    func memberDone(seed: UInt64, ran trained: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        done += 1
+        if trained { ran += 1 }
+        let elapsed = Clocks.seconds(since: start)
+        let eta = ran > 0 ? String(format: "ETA %.0f s", Double(total - done) * elapsed / Double(ran)) : "ETA –"
+        log(
+            String(
+                format: "study: %d/%d members done (seed %llu%@); %.0f s elapsed, %@", done, total, seed,
+                trained ? "" : ", already finished", elapsed, eta))
+    }
 }

@@ -1,7 +1,7 @@
 #ifndef CONVSVD_HOST_KERNELS_TRANSPOSE8_H
 #define CONVSVD_HOST_KERNELS_TRANSPOSE8_H
 
-// Internal to _HostKernels: moving 8 channels between the vector lanes
+// Internal to CHostKernels: moving 8 channels between the vector lanes
 // (pixel-major, "channels last") and planes (channel-major, NCHW), which the
 // channel-vectorised kernels do at their edges. 32-bit elements of any type:
 // the loads and stores are bit copies.

@@ -1,5 +1,5 @@
-#ifndef CONVSVD_HOST_KERNELS_H
-#define CONVSVD_HOST_KERNELS_H
+#ifndef CONVSVD_C_HOST_KERNELS_H
+#define CONVSVD_C_HOST_KERNELS_H
 
 /// Direct 2-D correlations (stride 1, no padding) for HostDevice, written with
 /// AVX2/FMA intrinsics. The functions are compiled for AVX2+FMA with target

@@ -3,7 +3,7 @@ import CLAPACK
 /// The loops behind ``HostDevice``: one image or one row range at a time,
 /// over raw pointers, allocation-free. The device checks arguments and splits
 /// work; these only compute.
-enum HostKernels {
+enum HostLoops {
     /// C ← α·op(A)·op(B) + β·C through OpenBLAS, row-major, with explicit
     /// leading dimensions (so sub-matrices can be passed).
     @inline(__always)
@@ -67,7 +67,7 @@ enum HostKernels {
 
 /// Short copies and sums (one image row, 5–30 floats) inline: a `memmove`
 /// call per row costs more than the copy.
-extension HostKernels {
+extension HostLoops {
     /// to[0..<count] = from[0..<count] for non-overlapping ranges. Whole
     /// 8-lane blocks, then a last block ending at `count` (re-writing a few
     /// equal values) when count ≥ 8; 4-lane blocks likewise below 8.
@@ -116,7 +116,7 @@ extension HostKernels {
 /// Elementwise loops written with explicit 8-lane SIMD selects: the scalar
 /// `x > 0 ? a : b` compiles to a branch, which mispredicts on half the
 /// elements of a ReLU and costs ~10× the vector version.
-extension HostKernels {
+extension HostLoops {
     typealias Lanes = SIMD8<Float>
 
     @inline(__always)
@@ -169,7 +169,7 @@ extension HostKernels {
 /// (overlapping writes of equal values), so there is no scalar loop unless
 /// the row has fewer than 4 outputs. Candidates are taken in row-major
 /// order and a later one wins only when strictly larger (ties to the first).
-extension HostKernels {
+extension HostLoops {
     static func maxPoolRow(
         plane: UnsafePointer<Float>, top: Int, width: Int, outWidth: Int,
         output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>

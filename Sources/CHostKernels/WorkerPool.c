@@ -1,4 +1,4 @@
-#include "HostKernels.h"
+#include "CHostKernels.h"
 
 #include <pthread.h>
 #include <sched.h>

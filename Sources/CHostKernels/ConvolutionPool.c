@@ -1,4 +1,4 @@
-#include "HostKernels.h"
+#include "CHostKernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include "Transpose8.h"

@@ -1,4 +1,4 @@
-#include "HostKernels.h"
+#include "CHostKernels.h"
 
 #include <math.h>
 

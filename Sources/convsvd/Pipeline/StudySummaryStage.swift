@@ -1,0 +1,78 @@
+import Analysis
+import Figures
+import Foundation
+import GPUNet
+import NetIO
+
+/// The report of a study: every headline number summarised over the seeds.
+enum StudySummaryStage {
+    /// Writes study.json, the figures and study.html from the members'
+    /// analysis.json, and prints the summary table; `settings` are the
+    /// members' (their seed aside) and `devices` the `--device` values.
+    static func write(
+        seeds: [UInt64], in directory: URL, format: FigureFormat, settings: TrainingSettings, devices: [String]
+    ) throws {
+        var members: [[StudyMetric]] = []
+        for seed in seeds {
+            let url = StudyCommand.memberDirectory(directory, seed: seed).appendingPathComponent("analysis.json")
+            guard let json = try? Data(contentsOf: url) else {
+                throw ToolError(
+                    code: Exit.badInput, description: "study: \(url.path) is missing: seed \(seed) did not finish")
+            }
+            members.append(try StudyMetrics.extract(analysisJSON: json))
+        }
+        let summary = StudySummary(seeds: seeds, members: members)
+        try writeAtomically(try summary.jsonData(), to: directory.appendingPathComponent("study.json"))
+
+        let figureDirectory = directory.appendingPathComponent("figures")
+        try FileManager.default.createDirectory(at: figureDirectory, withIntermediateDirectories: true)
+        func curve(_ name: String, prefix: String) -> Figures.StudyCurve? {
+            var x: [Double] = []
+            var s: [SampleSummary] = []
+            for i in 1... {
+                guard let row = summary.row("\(prefix)\(i)") else { break }
+                x.append(Double(i))
+                s.append(row.summary)
+            }
+            return x.isEmpty ? nil : Figures.StudyCurve(name: name, x: x, summaries: s)
+        }
+        var figures: [FigureFile] = []
+        let spectra = ["conv1", "conv2"].compactMap { curve($0, prefix: "\($0).sigma.") }
+        if !spectra.isEmpty {
+            figures.append(try Figures.studySingularValues(spectra).write(to: figureDirectory, format: format))
+        }
+        let accuracy = ["conv1", "conv2", "both"].compactMap {
+            curve($0 == "both" ? "both layers" : $0, prefix: "\($0).low_rank_accuracy.")
+        }
+        if !accuracy.isEmpty {
+            figures.append(try Figures.studyAccuracyVersusRank(accuracy).write(to: figureDirectory, format: format))
+        }
+
+        let rows: [(name: String, value: String)] = [
+            ("dataset", settings.dataset), ("epochs", "\(settings.epochs)"), ("batch size", "\(settings.batchSize)"),
+            ("learning rate", "\(settings.learningRate)"), ("optimizer", settings.optimizer.description),
+            ("train images", settings.trainLimit.map(String.init) ?? "all"),
+            ("test images", settings.testLimit.map(String.init) ?? "all"),
+            ("devices", devices.joined(separator: ", ")),
+        ]
+        let html = try StudyReport.render(
+            summary, settings: rows,
+            command: (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
+            figures: figures)
+        try writeAtomically(Data(html.utf8), to: directory.appendingPathComponent("study.html"))
+
+        print(
+            pad("quantity", 44) + pad("mean ± sd", 24) + pad("min – max", 24)
+                + "95% interval (t)")
+        for row in summary.rows {
+            let s = row.summary
+            let f = StudyReport.format
+            print(
+                pad(row.label, 44) + pad("\(f(s.mean)) ± \(f(s.standardDeviation))", 24)
+                    + pad("\(f(s.min)) – \(f(s.max))", 24) + "\(f(s.interval95[0])) – \(f(s.interval95[1]))")
+        }
+        print(
+            "\nstudy over seeds \(seeds.map(String.init).joined(separator: ", ")): \(directory.path)/study.json, study.html, figures/"
+        )
+    }
+}
