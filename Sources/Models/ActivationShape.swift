@@ -1,3 +1,5 @@
+import NetIO
+
 /// The shape of one image's activation between two layers: a stack of
 /// feature maps (channels × height × width, PyTorch's NCHW without the batch)
 /// or, after `flatten`, a vector of features.
@@ -51,16 +53,20 @@ public struct InputGeometry: Hashable, Sendable {
     /// The input activation: channels × height × width.
     public var shape: ActivationShape { .map(channels: channels, height: height, width: width) }
 
-    public static let mnist = InputGeometry(
-        name: "mnist", title: "MNIST", channels: 1, height: 28, width: 28, classes: 10, trainingImages: 60_000)
-    public static let fashionMNIST = InputGeometry(
-        name: "fashion-mnist", title: "Fashion-MNIST", channels: 1, height: 28, width: 28, classes: 10,
-        trainingImages: 60_000)
-    public static let cifar10 = InputGeometry(
-        name: "cifar10", title: "CIFAR-10", channels: 3, height: 32, width: 32, classes: 10, trainingImages: 50_000)
+    /// The geometry of one of NetIO's datasets, whose facts it takes.
+    public init(_ kind: DatasetKind) {
+        self.init(
+            name: kind.rawValue, title: kind.displayName, channels: kind.inputShape.channels,
+            height: kind.inputShape.height, width: kind.inputShape.width, classes: kind.classCount,
+            trainingImages: kind.trainingCount)
+    }
+
+    public static let mnist = InputGeometry(DatasetKind.mnist)
+    public static let fashionMNIST = InputGeometry(DatasetKind.fashionMNIST)
+    public static let cifar10 = InputGeometry(DatasetKind.cifar10)
 
     /// Every dataset `--dataset` names, in the order help lists them.
-    public static let all: [InputGeometry] = [.mnist, .fashionMNIST, .cifar10]
+    public static let all: [InputGeometry] = DatasetKind.allCases.map(InputGeometry.init)
 
     /// The dataset with this command-line name, or nil.
     public static func named(_ name: String) -> InputGeometry? { all.first { $0.name == name } }

@@ -3,6 +3,8 @@
 public struct TrainingSettings: Codable, Equatable, Sendable {
     /// "mnist" or "fashion-mnist".
     public var dataset: String
+    /// `--model`: "tiny" (TinyConvNet), a built-in description's name, or a model file's path.
+    public var model: String
     public var epochs: Int
     public var batchSize: Int
     /// The peak learning rate of ``schedule``.
@@ -16,11 +18,13 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var testLimit: Int?
 
     public init(
-        dataset: String = "mnist", epochs: Int = 20, batchSize: Int = 64, learningRate: Float = 1e-3,
+        dataset: String = "mnist", model: String = "tiny", epochs: Int = 20, batchSize: Int = 64,
+        learningRate: Float = 1e-3,
         schedule: LearningRateSchedule = .constant, optimizer: OptimizerKind = .adam(), seed: UInt64 = 0,
         trainLimit: Int? = nil, testLimit: Int? = nil
     ) {
         self.dataset = dataset
+        self.model = model
         self.epochs = epochs
         self.batchSize = batchSize
         self.learningRate = learningRate
@@ -71,13 +75,16 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     }
 }
 
-/// Reads settings written before ``TrainingSettings/schedule`` existed as
-/// the constant schedule they ran with.
+/// Reads settings written before ``TrainingSettings/schedule`` and
+/// ``TrainingSettings/model`` existed as the constant schedule and the
+/// TinyConvNet they ran with.
 extension TrainingSettings {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
-            dataset: try c.decode(String.self, forKey: .dataset), epochs: try c.decode(Int.self, forKey: .epochs),
+            dataset: try c.decode(String.self, forKey: .dataset),
+            model: try c.decodeIfPresent(String.self, forKey: .model) ?? "tiny",
+            epochs: try c.decode(Int.self, forKey: .epochs),
             batchSize: try c.decode(Int.self, forKey: .batchSize),
             learningRate: try c.decode(Float.self, forKey: .learningRate),
             schedule: try c.decodeIfPresent(LearningRateSchedule.self, forKey: .schedule) ?? .constant,
@@ -159,5 +166,45 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
                 + "continue with --resume"
         case .resume(let message): return "cannot resume: \(message)"
         }
+    }
+}
+
+/// A model's training recipe: what `convsvd train` uses where an option is not given.
+public struct TrainingRecipe: Equatable, Sendable, CustomStringConvertible {
+    public var epochs: Int, batchSize: Int, learningRate: Float
+    public var schedule: LearningRateSchedule
+    public var optimizer: OptimizerKind
+
+    /// TinyConvNet keeps the seed report's recipe: Adam at 1e-3, batch 64,
+    /// 20 epochs, a constant rate. Every other model (the ResNets, model
+    /// files) trains with the CIFAR ResNet recipe: SGD with Nesterov momentum
+    /// 0.9 and weight decay 5e-4, batch 128, one-cycle to 0.2, 15 epochs.
+    public static func forModel(_ model: String) -> TrainingRecipe {
+        model == "tiny"
+            ? TrainingRecipe(epochs: 20, batchSize: 64, learningRate: 1e-3, schedule: .constant, optimizer: .adam())
+            : TrainingRecipe(
+                epochs: 15, batchSize: 128, learningRate: 0.2, schedule: .onecycle,
+                optimizer: .sgd(momentum: 0.9, nesterov: true, weightDecay: 5e-4))
+    }
+
+    public init(
+        epochs: Int, batchSize: Int, learningRate: Float, schedule: LearningRateSchedule, optimizer: OptimizerKind
+    ) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.schedule = schedule
+        self.optimizer = optimizer
+    }
+
+    /// The recipe a run's settings follow.
+    public init(_ s: TrainingSettings) {
+        self.init(
+            epochs: s.epochs, batchSize: s.batchSize, learningRate: s.learningRate, schedule: s.schedule,
+            optimizer: s.optimizer)
+    }
+
+    public var description: String {
+        "\(optimizer), lr \(learningRate) (\(schedule)), batch \(batchSize), \(epochs) epochs"
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GPUNet
+import Models
 import NetIO
 
 struct EvaluateCommand: ParsableCommand {
@@ -9,6 +10,7 @@ struct EvaluateCommand: ParsableCommand {
         abstract: "Test accuracy, per-class accuracy and the confusion matrix of a checkpoint.")
 
     @OptionGroup var device: DeviceOption
+    @OptionGroup var model: ModelOption
     @OptionGroup var data: DataOptions
 
     @Option(help: "A checkpoint.safetensors written by `convsvd train`.")
@@ -19,11 +21,26 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let checkpoint = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint), requireFinite: true)
-            let test = try data.load().test
-            let network = try TinyConvNet(device: device.make())
-            try network.load(checkpoint.weights)
-            let result = try Evaluation.run(network: network, on: test)
+            let url = URL(fileURLWithPath: checkpoint)
+            let result: Evaluation
+            if model.isTiny {
+                let checkpoint = try Checkpoint.read(from: url, requireFinite: true)
+                let test = try data.load().test
+                let network = try TinyConvNet(device: device.make())
+                try network.load(checkpoint.weights)
+                result = try Evaluation.run(network: network, on: test)
+            } else {
+                let kind = try data.kind()
+                let description = try model.description(for: kind)
+                let plan = try NetworkPlan(
+                    description, channels: kind.inputShape.channels, height: kind.inputShape.height,
+                    width: kind.inputShape.width, classes: kind.classCount, device: device.make())
+                let expected = try plan.checkpointTensors().map { (name: $0.name, shape: $0.shape) }
+                let checkpoint = try Checkpoint.read(
+                    from: url, model: expected, modelName: description.name, requireFinite: true)
+                try plan.load(checkpointTensors: checkpoint.tensors)
+                result = try Evaluation.run(network: plan, on: try data.load(forModel: model.model).test)
+            }
             if json {
                 struct Output: Encodable {
                     var count: Int, correct: Int, accuracy: Double, meanLoss: Double

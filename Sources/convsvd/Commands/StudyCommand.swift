@@ -170,6 +170,7 @@ struct StudyCommand: ParsableCommand {
         let shared = Shared(seeds)
         let lock = shared.lock
         let workers = DispatchGroup()
+        let member = try memberArguments()
         for device in devices {
             workers.enter()
             Thread.detachNewThread {
@@ -187,7 +188,7 @@ struct StudyCommand: ParsableCommand {
                             "study", "--member", "--seeds", "\(seed)", "--device", device, "--kernels", kernels,
                             "--out", directory.path,
                             "--format", format,
-                        ] + memberArguments()
+                        ] + member
                     do {
                         try child.run()
                         child.waitUntilExit()
@@ -215,16 +216,9 @@ struct StudyCommand: ParsableCommand {
     }
 
     /// The data and training options, for a member's child process.
-    func memberArguments() -> [String] {
-        var args = [
-            "--dataset", data.dataset, "--epochs", "\(training.epochs)", "--batch-size", "\(training.batchSize)",
-            "--lr", "\(training.lr)", "--optimizer", training.optimizer, "--momentum", "\(training.momentum)",
-            "--weight-decay", "\(training.weightDecay)", "--schedule", training.schedule,
-        ]
-        if training.nesterov { args.append("--nesterov") }
+    func memberArguments() throws -> [String] {
+        var args = TrainingOptions.arguments(for: try training.settings(dataset: data.dataset))
         if let d = data.data { args += ["--data", d] }
-        if let t = training.trainLimit { args += ["--train-limit", "\(t)"] }
-        if let t = training.testLimit { args += ["--test-limit", "\(t)"] }
         return args
     }
 }

@@ -6,9 +6,12 @@ import NetIO
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train TinyConvNet; write checkpoint.safetensors, metrics.json and metrics.csv after every epoch.")
+        abstract:
+            "Train a model (TinyConvNet by default); write checkpoint.safetensors, metrics.json and metrics.csv after every epoch."
+    )
 
     @OptionGroup var device: DeviceOption
+    @OptionGroup var model: ModelOption
     @OptionGroup var data: DataOptions
     @OptionGroup var training: TrainingOptions
     @OptionGroup var distributed: DistributedOptions
@@ -21,12 +24,19 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let settings = try training.settings(dataset: data.dataset)
+            let settings = try training.settings(dataset: data.dataset, model: model.model)
+            if !model.isTiny { _ = try model.description(for: try data.kind()) }
             let group = try distributed.join()
             let directory = try prepareOutputDirectory(out, lock: (group?.rank ?? 0) == 0)
-            _ = try Training.run(
-                settings: settings, device: device.make(for: group), data: data, directory: directory,
-                resume: resume, group: group)
+            if model.isTiny {
+                _ = try Training.run(
+                    settings: settings, device: device.make(for: group), data: data, directory: directory,
+                    resume: resume, group: group)
+            } else {
+                _ = try Training.run(
+                    model: model, settings: settings, device: device.make(for: group), data: data,
+                    directory: directory, resume: resume, group: group)
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GPUNet
+import Models
 import NetIO
 
 /// Phase 1, shared by `train` and `run`.
@@ -16,15 +17,67 @@ enum Training {
         let sets = try data.load()
         let trainer = try Trainer(device: device, settings: settings, train: sets.train, test: sets.test)
         var observers: [TrainingObserver] = []
-        if let group {
-            guard settings.batchSize >= group.processes else {
-                throw ValidationError(
-                    "--batch-size \(settings.batchSize) must be at least the number of processes (\(group.processes))")
-            }
-            let reducer = HostStagedGradientReducer(group: group, device: device)
-            trainer.gradientReducer = reducer
-            if let debug = try DataParallelDebug.install(on: reducer, trainer: trainer) { observers.append(debug) }
+        if let reducer = try attach(group, to: trainer),
+            let debug = try DataParallelDebug.install(on: reducer, trainer: trainer)
+        {
+            observers.append(debug)
         }
+        try drive(trainer, directory: directory, resume: resume, group: group, observers: observers, observer: observer)
+        return trainer
+    }
+
+    /// `train --model M` for a description (a ResNet, a model file): the
+    /// same loop as TinyConvNet's over a ``NetworkPlan`` initialised from
+    /// the seed with PyTorch's default scheme.
+    static func run(
+        model: ModelOption, settings: TrainingSettings, device: any Device, data: DataOptions, directory: URL,
+        resume: Bool, group: (any ProcessGroup)? = nil
+    ) throws -> ModelTrainer<NetworkPlan> {
+        let kind = try data.kind()
+        let description = try model.description(for: kind)
+        guard kind.inputShape.channels == 1 else {
+            throw ValidationError(
+                "--dataset \(kind.rawValue): training on \(kind.inputShape.channels)-channel images needs the "
+                    + "per-channel batch gather on the device, which is not built yet")
+        }
+        let sets = try data.load(forModel: model.model)
+        let plan = try NetworkPlan(
+            description, channels: kind.inputShape.channels, height: kind.inputShape.height,
+            width: kind.inputShape.width, classes: kind.classCount, device: device)
+        try plan.initialise(seed: settings.seed)
+        if (group?.rank ?? 0) == 0 {
+            log(
+                "model: \(description.name), \(plan.summary.learnedParameterCount) parameters, "
+                    + "\(plan.summary.multiplyAdds) multiply-adds an image; recipe: \(TrainingRecipe(settings))")
+        }
+        let trainer = try ModelTrainer(network: plan, settings: settings, train: sets.train, test: sets.test)
+        _ = try attach(group, to: trainer)
+        try drive(trainer, directory: directory, resume: resume, group: group, observers: [], observer: nil)
+        return trainer
+    }
+
+    /// Data-parallel training: a gradient reducer over `group`, or nil alone.
+    private static func attach<N>(_ group: (any ProcessGroup)?, to trainer: ModelTrainer<N>) throws
+        -> HostStagedGradientReducer?
+    {
+        guard let group else { return nil }
+        guard trainer.settings.batchSize >= group.processes else {
+            throw ValidationError(
+                "--batch-size \(trainer.settings.batchSize) must be at least the number of processes (\(group.processes))"
+            )
+        }
+        let reducer = HostStagedGradientReducer(group: group, device: trainer.device)
+        trainer.gradientReducer = reducer
+        return reducer
+    }
+
+    /// Resumes if asked, then trains with progress, stopping cleanly on an interrupt.
+    private static func drive<N>(
+        _ trainer: ModelTrainer<N>, directory: URL, resume: Bool, group: (any ProcessGroup)?,
+        observers: [TrainingObserver], observer: TrainingObserver?
+    ) throws {
+        var observers = observers
+        let settings = trainer.settings
         let isRoot = (group?.rank ?? 0) == 0
         if resume {
             let finished = try trainer.resume(from: directory)
@@ -35,7 +88,8 @@ enum Training {
                         : "resume: no checkpoint in \(directory.path); starting at epoch 1")
             }
         } else if isRoot,
-            FileManager.default.fileExists(atPath: directory.appendingPathComponent(Trainer.checkpointFile).path)
+            FileManager.default.fileExists(
+                atPath: directory.appendingPathComponent(ModelTrainer<N>.checkpointFile).path)
         {
             log(
                 "note: \(directory.path) holds an earlier checkpoint; it is replaced after the first epoch (use --resume to continue it)"
@@ -47,6 +101,5 @@ enum Training {
         if isRoot { observers.insert(observer ?? EpochPrinter(batchSize: settings.batchSize), at: 0) }
         try trainer.run(
             outputDirectory: directory, observer: observers.count == 1 ? observers[0] : ObserverChain(observers))
-        return trainer
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GPUNet
+import Models
 import NetIO
 
 /// `--device`, the same in every command.
@@ -75,18 +76,27 @@ struct DataOptions: ParsableArguments {
     @Option(help: "mnist | fashion-mnist.")
     var dataset: String = "mnist"
 
-    func load() throws -> (train: Dataset, test: Dataset) {
+    /// `--dataset` parsed.
+    func kind() throws -> DatasetKind {
         guard let kind = DatasetKind(rawValue: dataset) else {
             throw ValidationError(
                 "--dataset must be one of \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")) (got \(dataset))"
             )
         }
-        // Checked before reading anything: TinyConvNet is the one model the commands build.
-        let modelInput = ImageShape(channels: 1, height: 28, width: 28)
-        guard kind.inputShape == modelInput else {
-            throw ValidationError(
-                "--dataset \(dataset): \(kind.displayName) images are \(kind.inputShape), the model (TinyConvNet) takes \(modelInput)"
-            )
+        return kind
+    }
+
+    /// The training and test sets for `model` (TinyConvNet unless named),
+    /// whose input shape is checked before anything is read.
+    func load(forModel model: String = "tiny") throws -> (train: Dataset, test: Dataset) {
+        let kind = try kind()
+        if model == "tiny" {
+            let modelInput = ImageShape(channels: 1, height: 28, width: 28)
+            guard kind.inputShape == modelInput else {
+                throw ValidationError(
+                    "--dataset \(dataset): \(kind.displayName) images are \(kind.inputShape), the model (TinyConvNet) takes \(modelInput)"
+                )
+            }
         }
         let start = Clocks.wall()
         let sets = try DatasetLoader.locateAndLoad(kind: kind, explicitDirectory: data.map { URL(fileURLWithPath: $0) })
@@ -98,34 +108,40 @@ struct DataOptions: ParsableArguments {
     }
 }
 
-/// The training recipe; defaults are the seed's (Adam, lr 1e-3, batch 64, 20 epochs).
+/// The training recipe. An option not given takes the model's recipe
+/// (``TrainingRecipe/forModel(_:)``): TinyConvNet the seed's (Adam, lr 1e-3,
+/// batch 64, 20 epochs), the other models the CIFAR ResNet one.
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "Epochs to train.")
-    var epochs: Int = 20
+    @Option(help: "Epochs to train (tiny 20, other models 15).")
+    var epochs: Int?
 
-    @Option(name: .customLong("batch-size"), help: "Images per optimisation step.")
-    var batchSize: Int = 64
+    @Option(name: .customLong("batch-size"), help: "Images per optimisation step (tiny 64, other models 128).")
+    var batchSize: Int?
 
-    @Option(help: "Learning rate.")
-    var lr: Float = 1e-3
+    @Option(help: "Learning rate, the peak of --schedule (tiny 1e-3, other models 0.2).")
+    var lr: Float?
 
-    @Option(help: "adam | sgd (SGD with momentum).")
-    var optimizer: String = "adam"
+    @Option(help: "adam | sgd (SGD with momentum) (tiny adam, other models sgd).")
+    var optimizer: String?
 
     @Option(help: "Momentum for --optimizer sgd.")
     var momentum: Float = 0.9
 
-    @Flag(help: "Nesterov momentum for --optimizer sgd.")
-    var nesterov = false
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Nesterov momentum for --optimizer sgd (other models than tiny: on unless --no-nesterov).")
+    var nesterov: Bool?
 
-    @Option(name: .customLong("weight-decay"), help: "L2 weight decay λ for --optimizer sgd (PyTorch's weight_decay).")
-    var weightDecay: Float = 0
+    @Option(
+        name: .customLong("weight-decay"),
+        help: "L2 weight decay λ for --optimizer sgd, PyTorch's weight_decay (other models than tiny: 5e-4).")
+    var weightDecay: Float?
 
     @Option(
         help:
-            "Learning-rate schedule over the run: constant | cosine (to 0) | onecycle (linear warm-up over the first 30% of steps to --lr, then cosine to 0)."
+            "Learning-rate schedule over the run: constant | cosine (to 0) | onecycle (linear warm-up over the first 30% of steps to --lr, then cosine to 0) (tiny constant, other models onecycle)."
     )
-    var schedule: String = "constant"
+    var schedule: String?
 
     @Option(help: "Seed for the initial weights and the shuffling.")
     var seed: UInt64 = 0
@@ -136,26 +152,79 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test images only.")
     var testLimit: Int?
 
-    func settings(dataset: String) throws -> TrainingSettings {
+    /// The settings of a run of `model` on `dataset`: the options given,
+    /// the model's recipe for the others.
+    func settings(dataset: String, model: String = "tiny") throws -> TrainingSettings {
+        let recipe = TrainingRecipe.forModel(model)
         let kind: OptimizerKind
-        switch optimizer.lowercased() {
+        let optimizerName = optimizer?.lowercased() ?? (recipe.optimizer.name)
+        switch optimizerName {
         case "adam":
-            guard !nesterov, weightDecay == 0 else {
+            guard nesterov != true, (weightDecay ?? 0) == 0 else {
                 throw ValidationError("--nesterov and --weight-decay apply to --optimizer sgd, not adam")
             }
             kind = .adam()
-        case "sgd": kind = .sgd(momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
-        default: throw ValidationError("--optimizer must be adam or sgd (got \(optimizer))")
+        case "sgd":
+            var recipeNesterov = false
+            var recipeDecay: Float = 0
+            if case .sgd(_, let n, let d) = recipe.optimizer { (recipeNesterov, recipeDecay) = (n, d) }
+            kind = .sgd(
+                momentum: momentum, nesterov: nesterov ?? recipeNesterov, weightDecay: weightDecay ?? recipeDecay)
+        default: throw ValidationError("--optimizer must be adam or sgd (got \(optimizerName))")
         }
-        guard let scheduleKind = LearningRateSchedule(rawValue: schedule.lowercased()) else {
-            throw ValidationError(
-                "--schedule must be one of \(LearningRateSchedule.allCases.map(\.rawValue).joined(separator: ", ")) (got \(schedule))"
-            )
+        let scheduleKind: LearningRateSchedule
+        if let schedule {
+            guard let parsed = LearningRateSchedule(rawValue: schedule.lowercased()) else {
+                throw ValidationError(
+                    "--schedule must be one of \(LearningRateSchedule.allCases.map(\.rawValue).joined(separator: ", ")) (got \(schedule))"
+                )
+            }
+            scheduleKind = parsed
+        } else {
+            scheduleKind = recipe.schedule
         }
         let s = TrainingSettings(
-            dataset: dataset, epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: scheduleKind,
-            optimizer: kind, seed: seed, trainLimit: trainLimit, testLimit: testLimit)
+            dataset: dataset, model: model, epochs: epochs ?? recipe.epochs, batchSize: batchSize ?? recipe.batchSize,
+            learningRate: lr ?? recipe.learningRate, schedule: scheduleKind, optimizer: kind, seed: seed,
+            trainLimit: trainLimit, testLimit: testLimit)
         do { try s.validate() } catch let e as TrainingError { throw ValidationError(e.description) }
         return s
+    }
+
+    /// The options that make `settings` again (a study member's command line).
+    static func arguments(for settings: TrainingSettings) -> [String] {
+        var args = [
+            "--dataset", settings.dataset, "--epochs", "\(settings.epochs)",
+            "--batch-size", "\(settings.batchSize)", "--lr", "\(settings.learningRate)",
+            "--schedule", settings.schedule.rawValue, "--optimizer", settings.optimizer.name,
+        ]
+        if settings.model != "tiny" { args += ["--model", settings.model] }
+        if case .sgd(let momentum, let nesterov, let decay) = settings.optimizer {
+            args += [
+                "--momentum", "\(momentum)", nesterov ? "--nesterov" : "--no-nesterov", "--weight-decay", "\(decay)",
+            ]
+        }
+        if let t = settings.trainLimit { args += ["--train-limit", "\(t)"] }
+        if let t = settings.testLimit { args += ["--test-limit", "\(t)"] }
+        return args
+    }
+}
+
+/// `--model`: which network a command builds.
+struct ModelOption: ParsableArguments {
+    @Option(
+        help:
+            "tiny (TinyConvNet, the default) | resnet8 | resnet20 | resnet32 | FILE.json (a model file, see docs/model-format.md)."
+    )
+    var model: String = "tiny"
+
+    var isTiny: Bool { model == "tiny" }
+
+    /// The network description for `kind`'s images and classes.
+    /// - Throws: a usage error naming the model and what does not fit.
+    func description(for kind: DatasetKind) throws -> NetworkDescription {
+        do { return try ModelSource.resolve(model, for: InputGeometry(kind)) } catch let e as ModelError {
+            throw ValidationError("--model \(model): \(e)")
+        }
     }
 }
