@@ -279,4 +279,52 @@ final class AugmentationTests: XCTestCase {
             }
         }
     }
+
+    /// Which kernel each gather launches, with how many work-items, at
+    /// batch 128 on each OpenCL device: the plain one-channel gather keeps
+    /// `batch_gather16` (cpu family, 7 float16s per item) or `batch_gather1`;
+    /// several channels or an augmentation take `batch_gather_rows` (a row
+    /// per item) or `gpu_batch_gather_planes` (a pixel per item). Prints the
+    /// sizes and each gather's median time over 15 runs (information, not a check).
+    func testLaunchSizesAtBatch128() throws {
+        let cases: [(Int, Int, Augmentation)] = [
+            (1, 28, .none), (1, 28, .cropFlip), (3, 32, .none), (3, 32, .cropFlip),
+        ]
+        for device in try openCLTestDevices() {
+            let openCL = try XCTUnwrap(device as? OpenCLDevice)
+            for (channels, side, augmentation) in cases {
+                let set = syntheticSet(count: 128, channels: channels, rows: side, columns: side)
+                let data = try DeviceDataset(set, on: device)
+                let images = try device.makeBuffer(count: 128 * set.imageSize, kind: .float32)
+                let labels = try device.makeBuffer(count: 128, kind: .int32)
+                try data.gather(0..<128, images: images, labels: labels, augmentation: augmentation, seed: 1, epoch: 1)
+                try device.finish()
+                openCL.launchLog = []
+                var times: [Double] = []
+                for _ in 0..<15 {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    try data.gather(
+                        0..<128, images: images, labels: labels, augmentation: augmentation, seed: 1, epoch: 1)
+                    try device.finish()
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                }
+                let launches = openCL.launchLog ?? []
+                openCL.launchLog = nil
+                let plain = channels == 1 && augmentation == .none
+                let (kernel, items) =
+                    openCL.kernelFamily == .cpu
+                    ? (plain ? ("batch_gather16", 128 * 784 / (16 * 7)) : ("batch_gather_rows", 128 * channels * side))
+                    : (plain ? ("batch_gather1", 128 * 784) : ("gpu_batch_gather_planes", 128 * set.imageSize))
+                let context = "\(device.info.summary) \(channels)×\(side)×\(side) \(augmentation.rawValue)"
+                XCTAssertEqual(launches.count, 15, context)
+                guard let launch = launches.first else { continue }
+                XCTAssertEqual(launch.kernel, kernel, context)
+                XCTAssertGreaterThanOrEqual(launch.globalSize, items, context)
+                XCTAssertLessThan(launch.globalSize, items + launch.localSize, context)
+                print(
+                    "\(context): \(launch.kernel), \(items) work-items (global \(launch.globalSize), local "
+                        + "\(launch.localSize)), median \(times.sorted()[7]) ms a batch")
+            }
+        }
+    }
 }
