@@ -452,7 +452,8 @@ public struct BatchGatherShape: Hashable, Sendable {
 
     /// Images of `scales.count` channel planes of rows×columns, normalised
     /// per channel and augmented with `augmentation` (padding: by default
-    /// ``Augmentation/padding(rows:columns:)``).
+    /// ``Augmentation/padding(rows:columns:)``; 0 whatever is given when
+    /// the augmentation does not crop).
     public init(
         count: Int, rows: Int, columns: Int, range: Range<Int>, scales: [Float], shifts: [Float],
         augmentation: Augmentation = .none, padding: Int? = nil, seed: UInt64 = 0, epoch: Int = 0
