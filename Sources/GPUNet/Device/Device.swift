@@ -485,6 +485,15 @@ public struct BatchGatherShape: Hashable, Sendable {
 
     /// Colour planes per image.
     public var channels: Int { scales.count }
+    /// The first channel's scale and shift: a one-channel shape's x ↦ x·scale − shift.
+    public var scale: Float {
+        get { scales[0] }
+        set { scales[0] = newValue }
+    }
+    public var shift: Float {
+        get { shifts[0] }
+        set { shifts[0] = newValue }
+    }
     /// Images in the batch.
     public var batch: Int { range.count }
     /// Floats in the batch's images.
