@@ -1,4 +1,5 @@
 import GPUNet
+import NetIO
 import TestSupport
 import XCTest
 
@@ -47,7 +48,7 @@ final class KernelSweepTests: XCTestCase {
             }
             for s in Self.convShapes { try sweepConvolution(s, agree) }
             try sweepDense(agree)
-            try sweepGather(agree)
+            try sweepGather(agree, openCLDevice: device)
             try sweepResidualLayers(agree)
             try device.finish()
             let launched = Set((openCL.launchLog ?? []).map(\.kernel))
@@ -125,7 +126,7 @@ final class KernelSweepTests: XCTestCase {
     /// The batch gather at 4×4 (16 pixels: `batch_gather16` in the cpu
     /// family) and 3×3 (`batch_gather1`), a range inside a shuffled order.
     /// (`BatchGatherTests` holds it to bit equality at MNIST's size.)
-    func sweepGather(_ agree: Agree) throws {
+    func sweepGather(_ agree: Agree, openCLDevice: (any Device)? = nil) throws {
         for side in [4, 3] {
             let count = 7
             let size = side * side
@@ -144,6 +145,59 @@ final class KernelSweepTests: XCTestCase {
                     shape, pixels: p, labels: l, order: try d.makeBuffer(order), images: images,
                     batchLabels: batchLabels)
                 return [try d.floats(images), try d.int32s(batchLabels).map(Float.init)]
+            }
+        }
+        // The per-channel and augmented gathers (`batch_gather_rows`,
+        // `gpu_batch_gather_planes`): 3 channels of 3×5 flipped and cropped
+        // from a padding of 2 (crops of all padding included), 1 channel of
+        // 4×4 cropped, 2 channels of 3×3 as they are; batch 1 and a partial
+        // slice of the order, with one entry outside the set (NaN pixels,
+        // label −1: compared on the OpenCL devices only, as the host throws).
+        // (`AugmentationTests` holds them to bit equality.)
+        let cases: [(Int, Int, Int, Augmentation)] = [(3, 3, 5, .cropFlip), (1, 4, 4, .crop), (2, 3, 3, .none)]
+        for (channels, rows, columns, augmentation) in cases {
+            let count = 7
+            let size = channels * rows * columns
+            let pixels = (0..<(count * size)).map { UInt8(truncatingIfNeeded: 53 * $0 + 5) }
+            let labels = (0..<count).map { UInt8($0 % 10) }
+            let order: [Int32] = [3, 0, 6, 1, 5, 2, 4, -1]
+            let normalization = Normalization(
+                mean: Array([0.4914, 0.4822, 0.4465].prefix(channels)),
+                standardDeviation: Array([0.2470, 0.2435, 0.2616].prefix(channels)))
+            for range in [1..<6, 2..<3] {
+                let shape = BatchGatherShape(
+                    count: count, rows: rows, columns: columns, range: range, normalization: normalization,
+                    augmentation: augmentation, seed: 17, epoch: 2)
+                try agree("gatherBatch \(channels)×\(rows)×\(columns) \(augmentation.rawValue) \(range)", false) { d in
+                    let p = try d.makeBuffer(count: pixels.count, kind: .uint8)
+                    try pixels.withUnsafeBufferPointer { try d.upload($0, to: p) }
+                    let l = try d.makeBuffer(count: count, kind: .uint8)
+                    try labels.withUnsafeBufferPointer { try d.upload($0, to: l) }
+                    let images = try d.makeBuffer(count: shape.outputCount, kind: .float32)
+                    let batchLabels = try d.makeBuffer(count: shape.batch, kind: .int32)
+                    try d.gatherBatch(
+                        shape, pixels: p, labels: l, order: try d.makeBuffer(order), images: images,
+                        batchLabels: batchLabels)
+                    return [try d.floats(images), try d.int32s(batchLabels).map(Float.init)]
+                }
+            }
+            if let device = openCLDevice {
+                let shape = BatchGatherShape(
+                    count: count, rows: rows, columns: columns, range: 6..<8, normalization: normalization,
+                    augmentation: augmentation, seed: 17, epoch: 2)
+                let p = try device.makeBuffer(count: pixels.count, kind: .uint8)
+                try pixels.withUnsafeBufferPointer { try device.upload($0, to: p) }
+                let l = try device.makeBuffer(count: count, kind: .uint8)
+                try labels.withUnsafeBufferPointer { try device.upload($0, to: l) }
+                let images = try device.makeBuffer(count: shape.outputCount, kind: .float32)
+                let batchLabels = try device.makeBuffer(count: shape.batch, kind: .int32)
+                try device.gatherBatch(
+                    shape, pixels: p, labels: l, order: try device.makeBuffer(order), images: images,
+                    batchLabels: batchLabels)
+                let values = try device.floats(images)
+                XCTAssertEqual(try device.int32s(batchLabels), [4, -1], "\(device.info.summary)")
+                XCTAssertTrue(values[..<size].allSatisfy(\.isFinite), "\(device.info.summary)")
+                XCTAssertTrue(values[size...].allSatisfy(\.isNaN), "\(device.info.summary)")
             }
         }
     }

@@ -159,7 +159,8 @@ public protocol Device: AnyObject {
 
     /// Gathers and normalises one batch from a data set stored on the device
     /// as bytes. For k in 0..<B (B = `shape.range.count`, P = `shape.imageSize`),
-    /// with n = order[shape.range.lowerBound + k]:
+    /// with n = order[shape.range.lowerBound + k], for a plain shape (one
+    /// channel, ``Augmentation/none``):
     ///
     ///     images[k·P + p] = Float(pixels[n·P + p])·scale − shift   (p in 0..<P)
     ///     batchLabels[k]  = Int32(labels[n])
@@ -167,8 +168,13 @@ public protocol Device: AnyObject {
     /// in float32, the product rounded before the difference (no fused
     /// multiply-add), which is how ``NetIO/Dataset/normalizeImages(_:into:)``
     /// computes it: the result equals the host's normalised images bit for
-    /// bit. `pixels` and `labels` are ``ElementKind/uint8`` buffers of a
-    /// set's count·P and count bytes, `order` an int32 buffer of indices
+    /// bit. With C channel planes of H×W, pixel p of an image belongs to
+    /// channel c = p / (H·W) and uses scales[c] and shifts[c] (again bit for
+    /// bit `normalizeImages`); with an augmentation, image k is first
+    /// cropped from zero padding and maybe flipped, as ``Augmentation``
+    /// defines, with the choice ``AugmentationChoice`` makes for position
+    /// shape.range.lowerBound + k of the order. `pixels` and `labels` are
+    /// ``ElementKind/uint8`` buffers of a set's count·P and count bytes, `order` an int32 buffer of indices
     /// into the set (an epoch's permutation, uploaded once per epoch), and
     /// `images` (B·P floats) and `batchLabels` (B int32) the batch's input.
     /// An index outside 0..<count is an error: the host throws; a kernel
@@ -456,19 +462,32 @@ public struct AdamStep: Hashable, Sendable {
 }
 
 /// One batch of ``Device/gatherBatch(_:pixels:labels:order:images:batchLabels:)``:
-/// the set's size, which slice of the order it takes, and the normalisation.
+/// the set's size, which slice of the order it takes, the image's geometry,
+/// the per-channel normalisation and the augmentation.
 public struct BatchGatherShape: Hashable, Sendable {
     /// Images in the set (the length of its labels; pixels hold count·imageSize bytes).
     public var count: Int
-    /// Pixels per image (784 for MNIST).
+    /// Pixels per image, channels·rows·columns (784 for MNIST, 3,072 for CIFAR-10).
     public var imageSize: Int
     /// Positions in the order buffer: the batch is order[range].
     public var range: Range<Int>
-    /// x ↦ x·scale − shift for a pixel byte x.
-    public var scale: Float, shift: Float
+    /// Channel c's bytes x ↦ x·scales[c] − shifts[c] (one entry per channel,
+    /// ``NetIO/Normalization/pixelScales`` and ``NetIO/Normalization/pixelShifts``).
+    public var scales: [Float], shifts: [Float]
+    /// A channel plane's rows and columns. Only an augmentation reads them;
+    /// ``init(count:imageSize:range:scale:shift:)`` sets 1 × imageSize.
+    public var rows: Int, columns: Int
+    /// What is done to each image before it is normalised (``Augmentation``).
+    public var augmentation: Augmentation
+    /// The crop's zero padding p (offsets in 0…2p); read only when ``augmentation`` crops.
+    public var padding: Int
+    /// The run's seed and the epoch: with each image's position in the
+    /// order they pick its crop and flip (``AugmentationChoice``).
+    public var seed: UInt64, epoch: Int
 
-    /// MNIST's normalisation by default (``NetIO/Dataset/pixelScale`` and
-    /// ``NetIO/Dataset/pixelShift``, the constants the host uses).
+    /// One channel, no augmentation; MNIST's normalisation by default
+    /// (``NetIO/Dataset/pixelScale`` and ``NetIO/Dataset/pixelShift``, the
+    /// constants the host uses).
     public init(
         count: Int, imageSize: Int, range: Range<Int>,
         scale: Float = Dataset.pixelScale, shift: Float = Dataset.pixelShift
@@ -476,11 +495,91 @@ public struct BatchGatherShape: Hashable, Sendable {
         self.count = count
         self.imageSize = imageSize
         self.range = range
-        self.scale = scale
-        self.shift = shift
+        scales = [scale]
+        shifts = [shift]
+        rows = 1
+        columns = imageSize
+        augmentation = .none
+        padding = 0
+        seed = 0
+        epoch = 0
+    }
+
+    /// Images of `scales.count` channel planes of rows×columns, normalised
+    /// per channel and augmented with `augmentation` (padding: by default
+    /// ``Augmentation/padding(rows:columns:)``; 0 whatever is given when
+    /// the augmentation does not crop).
+    public init(
+        count: Int, rows: Int, columns: Int, range: Range<Int>, scales: [Float], shifts: [Float],
+        augmentation: Augmentation = .none, padding: Int? = nil, seed: UInt64 = 0, epoch: Int = 0
+    ) {
+        self.count = count
+        imageSize = scales.count * rows * columns
+        self.range = range
+        self.scales = scales
+        self.shifts = shifts
+        self.rows = rows
+        self.columns = columns
+        self.augmentation = augmentation
+        self.padding = augmentation.crops ? padding ?? Augmentation.padding(rows: rows, columns: columns) : 0
+        self.seed = seed
+        self.epoch = epoch
+    }
+
+    /// ``init(count:rows:columns:range:scales:shifts:augmentation:padding:seed:epoch:)``
+    /// with a set's normalisation (one channel per entry).
+    public init(
+        count: Int, rows: Int, columns: Int, range: Range<Int>, normalization: Normalization,
+        augmentation: Augmentation = .none, padding: Int? = nil, seed: UInt64 = 0, epoch: Int = 0
+    ) {
+        self.init(
+            count: count, rows: rows, columns: columns, range: range, scales: normalization.pixelScales,
+            shifts: normalization.pixelShifts, augmentation: augmentation, padding: padding, seed: seed,
+            epoch: epoch)
+    }
+
+    /// Colour planes per image.
+    public var channels: Int { scales.count }
+    /// The first channel's scale and shift: a one-channel shape's x ↦ x·scale − shift.
+    public var scale: Float {
+        get { scales[0] }
+        set { scales[0] = newValue }
+    }
+    public var shift: Float {
+        get { shifts[0] }
+        set { shifts[0] = newValue }
     }
     /// Images in the batch.
     public var batch: Int { range.count }
     /// Floats in the batch's images.
     public var outputCount: Int { range.count * imageSize }
+    /// Whether this is the plain one-channel gather (scale, shift, no augmentation).
+    public var isPlain: Bool { scales.count == 1 && augmentation == .none }
+    /// ``AugmentationChoice/key(seed:epoch:)`` of this batch's epoch.
+    public var augmentationKey: UInt32 { AugmentationChoice.key(seed: seed, epoch: epoch) }
+    /// The choice for the image at position k of the batch (order[range.lowerBound + k]).
+    public func choice(_ k: Int) -> AugmentationChoice {
+        guard augmentation.crops else { return AugmentationChoice(dy: 0, dx: 0, flip: false) }
+        return AugmentationChoice(
+            key: augmentationKey, position: range.lowerBound + k, padding: padding, flips: augmentation.flips)
+    }
+    /// The largest padding a shape may ask for (2p + 1 times a 16-bit half fits in 32 bits).
+    public static let maximumPadding = 4096
+
+    /// Why the shape is not one a device can gather, or nil: counts,
+    /// geometry, normalisation and padding checked together.
+    public var problem: String? {
+        if count < 0 || range.lowerBound < 0 { return "count \(count), range \(range)" }
+        if scales.isEmpty || scales.count != shifts.count {
+            return "\(scales.count) scales and \(shifts.count) shifts (one each per channel)"
+        }
+        if rows < 1 || columns < 1 || channels * rows * columns != imageSize {
+            return "image size \(imageSize) is not \(channels) channels × \(rows) × \(columns)"
+        }
+        if padding < 0 || padding > Self.maximumPadding || (!augmentation.crops && padding != 0) {
+            return
+                "padding \(padding) with augmentation \(augmentation.rawValue) (0…\(Self.maximumPadding) when cropping)"
+        }
+        return nil
+    }
 }

@@ -74,6 +74,9 @@ public final class OpenCLDevice: Device {
     /// partial sums), grown on demand and reused: the queue is in order, so a
     /// later operation never overwrites one an earlier one still reads.
     private var scratch: [String: OpenCLBuffer] = [:]
+    /// The per-channel scales and shifts the last per-channel gather used,
+    /// and the buffer holding them: a training run uploads them once.
+    var gatherNormalization: (values: [Float], buffer: OpenCLBuffer)?
     /// Host copies of uploads whose writes may still be queued.
     private let staging = OpenCLUploadStaging()
 

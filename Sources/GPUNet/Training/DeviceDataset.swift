@@ -13,6 +13,8 @@ public final class DeviceDataset {
     public let name: String
     public let count: Int
     public let imageSize: Int
+    /// Colour planes per image and a plane's rows and columns (imageSize = channels·rows·columns).
+    public let channels: Int, rows: Int, columns: Int
     /// The set's per-channel normalisation, applied as the batches are gathered.
     public let normalization: Normalization
     /// The labels, kept on the host too for ``Evaluation``'s confusion matrix.
@@ -29,6 +31,7 @@ public final class DeviceDataset {
         name = set.name
         count = set.count
         imageSize = set.imageSize
+        (channels, rows, columns) = (set.channels, set.rows, set.columns)
         normalization = set.normalization
         hostLabels = set.labels
         let pixels = try device.makeBuffer(count: set.pixels.count, kind: .uint8)
@@ -63,5 +66,24 @@ public final class DeviceDataset {
                 count: count, imageSize: imageSize, range: range, scale: normalization.pixelScales[0],
                 shift: normalization.pixelShifts[0]),
             pixels: pixels, labels: labels, order: order, images: w.input, batchLabels: w.labels)
+    }
+
+    /// Queues the gather of the images and labels at positions `range` of
+    /// the order into `images` (range.count·imageSize floats, NCHW) and
+    /// `labels` (range.count int32s), normalised per channel and augmented
+    /// with `augmentation` (crop padding ``Augmentation/padding(rows:columns:)``
+    /// of the set's images): each image's crop and flip follow from `seed`,
+    /// `epoch` and its position in the order (``AugmentationChoice``), the
+    /// same on every device. Any image shape; ``Augmentation/none`` on a
+    /// one-channel set is ``gather(_:into:)``'s gather.
+    public func gather(
+        _ range: Range<Int>, images: Buffer, labels batchLabels: Buffer, augmentation: Augmentation = .none,
+        seed: UInt64 = 0, epoch: Int = 0
+    ) throws {
+        try device.gatherBatch(
+            BatchGatherShape(
+                count: count, rows: rows, columns: columns, range: range, normalization: normalization,
+                augmentation: augmentation, seed: seed, epoch: epoch),
+            pixels: pixels, labels: labels, order: order, images: images, batchLabels: batchLabels)
     }
 }

@@ -35,3 +35,28 @@ __kernel void batch_gather1(const int count, const int imageSize, const int star
     images[index] = valid ? (float)pixels[(size_t)n * imageSize + j] * scale - shift : NAN;
 }
 #endif
+
+// The augmented and per-channel gathers (cpu/batch_gather_rows.cl,
+// gpu/batch_gather_planes.cl; Augmentation.swift is the definition): the
+// random choices of the image at position `position` of the epoch's order,
+// from the epoch's key (computed on the host), as AugmentationChoice
+// computes them: h = mix(key ^ position), dy and dx from h's 16-bit halves
+// scaled to 0..2p, flip from the top bit of mix(h ^ 0x2545f491). Integer
+// arithmetic modulo 2^32: the same choices on every device.
+#define AUGMENT_MIX(v)                                                                                    \
+    do {                                                                                                  \
+        v ^= v >> 16;                                                                                     \
+        v *= 0x7feb352du;                                                                                 \
+        v ^= v >> 15;                                                                                     \
+        v *= 0x846ca68bu;                                                                                 \
+        v ^= v >> 16;                                                                                     \
+    } while (0)
+#define AUGMENT_CHOICE(key, position, padding, flips, dy, dx, flip)                                       \
+    uint h_ = (key) ^ (uint)(position);                                                                   \
+    AUGMENT_MIX(h_);                                                                                      \
+    uint f_ = h_ ^ 0x2545f491u;                                                                           \
+    AUGMENT_MIX(f_);                                                                                      \
+    const uint span_ = 2u * (uint)(padding) + 1u;                                                         \
+    const int dy = (int)(((h_ >> 16) * span_) >> 16);                                                     \
+    const int dx = (int)(((h_ & 0xffffu) * span_) >> 16);                                                 \
+    const bool flip = (flips) != 0 && (f_ >> 31) != 0;
