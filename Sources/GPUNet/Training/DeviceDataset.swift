@@ -58,8 +58,11 @@ public final class DeviceDataset {
     /// the order into `w`'s input and labels (`w.batch == range.count`).
     public func gather<W: NetworkWorkspace>(_ range: Range<Int>, into w: W) throws {
         precondition(
-            w.batch == range.count && w.input.count >= range.count * imageSize && normalization.channels == 1,
+            w.batch == range.count && w.input.count >= range.count * imageSize,
             "DeviceDataset.gather: \(range.count) images of \(imageSize) pixels into a workspace of \(w.batch)")
+        guard normalization.channels == 1 else {
+            return try gather(range, images: w.input, labels: w.labels)
+        }
         // One channel: the set's one scale and shift.
         try device.gatherBatch(
             BatchGatherShape(

@@ -161,7 +161,7 @@ public final class ModelTrainer<Network: TrainableNetwork> {
                 let global = (step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)
                 let batch = localShare(of: global)
                 let w = try network.workspace(batch: batch.count)
-                try trainData.gather(batch, into: w)
+                try gather(trainData, batch, into: w, epoch: epoch)
                 let previous = try running.map { ($0.step, try network.requestBatchResult($0.workspace)) }
                 try network.forward(w, training: true)
                 try network.backward(w)
@@ -220,7 +220,7 @@ public final class ModelTrainer<Network: TrainableNetwork> {
         let metadata = network.checkpointMetadata()
         for batch in sizes where batch > 0 {
             let w = try network.workspace(batch: batch)
-            if batch <= train.count { try trainData.gather(0..<batch, into: w) }
+            if batch <= train.count { try gather(trainData, 0..<batch, into: w, epoch: 1) }
             try network.forward(w, training: true)
             try network.backward(w)
             try network.forward(w, training: false)
@@ -230,6 +230,19 @@ public final class ModelTrainer<Network: TrainableNetwork> {
         try optimizer.prepare()
         try device.finish()
         return (trainData, testData)
+    }
+
+    /// A training batch: plain (TinyConvNet's gather), or cropped and flipped
+    /// as ``TrainingSettings/augmentation`` says, the choices seeded by
+    /// (seed, epoch, position in the epoch's order).
+    private func gather(_ data: DeviceDataset, _ range: Range<Int>, into w: Network.Workspace, epoch: Int) throws {
+        if settings.augmentation == .none {
+            try data.gather(range, into: w)
+        } else {
+            try data.gather(
+                range, images: w.input, labels: w.labels, augmentation: settings.augmentation, seed: settings.seed,
+                epoch: epoch)
+        }
     }
 
     /// The positions of the epoch's order this process trains on within the

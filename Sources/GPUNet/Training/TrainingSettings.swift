@@ -11,6 +11,8 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var learningRate: Float
     public var schedule: LearningRateSchedule
     public var optimizer: OptimizerKind
+    /// Random crops and flips of the training images, on the device.
+    public var augmentation: Augmentation
     public var seed: UInt64
     /// Train on the first `trainLimit` training images only (tests, smoke runs).
     public var trainLimit: Int?
@@ -20,7 +22,8 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public init(
         dataset: String = "mnist", model: String = "tiny", epochs: Int = 20, batchSize: Int = 64,
         learningRate: Float = 1e-3,
-        schedule: LearningRateSchedule = .constant, optimizer: OptimizerKind = .adam(), seed: UInt64 = 0,
+        schedule: LearningRateSchedule = .constant, optimizer: OptimizerKind = .adam(),
+        augmentation: Augmentation = .none, seed: UInt64 = 0,
         trainLimit: Int? = nil, testLimit: Int? = nil
     ) {
         self.dataset = dataset
@@ -30,6 +33,7 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
         self.learningRate = learningRate
         self.schedule = schedule
         self.optimizer = optimizer
+        self.augmentation = augmentation
         self.seed = seed
         self.trainLimit = trainLimit
         self.testLimit = testLimit
@@ -75,9 +79,9 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     }
 }
 
-/// Reads settings written before ``TrainingSettings/schedule`` and
-/// ``TrainingSettings/model`` existed as the constant schedule and the
-/// TinyConvNet they ran with.
+/// Reads settings written before ``TrainingSettings/schedule``,
+/// ``TrainingSettings/model`` and ``TrainingSettings/augmentation`` existed
+/// as the constant schedule, TinyConvNet and no augmentation they ran with.
 extension TrainingSettings {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -89,6 +93,7 @@ extension TrainingSettings {
             learningRate: try c.decode(Float.self, forKey: .learningRate),
             schedule: try c.decodeIfPresent(LearningRateSchedule.self, forKey: .schedule) ?? .constant,
             optimizer: try c.decode(OptimizerKind.self, forKey: .optimizer),
+            augmentation: try c.decodeIfPresent(Augmentation.self, forKey: .augmentation) ?? .none,
             seed: try c.decode(UInt64.self, forKey: .seed),
             trainLimit: try c.decodeIfPresent(Int.self, forKey: .trainLimit),
             testLimit: try c.decodeIfPresent(Int.self, forKey: .testLimit))
@@ -174,37 +179,45 @@ public struct TrainingRecipe: Equatable, Sendable, CustomStringConvertible {
     public var epochs: Int, batchSize: Int, learningRate: Float
     public var schedule: LearningRateSchedule
     public var optimizer: OptimizerKind
+    public var augmentation: Augmentation
 
     /// TinyConvNet keeps the seed report's recipe: Adam at 1e-3, batch 64,
-    /// 20 epochs, a constant rate. Every other model (the ResNets, model
-    /// files) trains with the CIFAR ResNet recipe: SGD with Nesterov momentum
-    /// 0.9 and weight decay 5e-4, batch 128, one-cycle to 0.2, 15 epochs.
-    public static func forModel(_ model: String) -> TrainingRecipe {
+    /// 20 epochs, a constant rate, no augmentation. Every other model (the
+    /// ResNets, model files) trains with the CIFAR ResNet recipe: SGD with
+    /// Nesterov momentum 0.9 and weight decay 5e-4, batch 128, one-cycle to
+    /// 0.2, 15 epochs, random crops, and on datasets whose images have a
+    /// left and a right (not digits: "mnist") horizontal flips too.
+    public static func forModel(_ model: String, dataset: String = "mnist") -> TrainingRecipe {
         model == "tiny"
-            ? TrainingRecipe(epochs: 20, batchSize: 64, learningRate: 1e-3, schedule: .constant, optimizer: .adam())
+            ? TrainingRecipe(
+                epochs: 20, batchSize: 64, learningRate: 1e-3, schedule: .constant, optimizer: .adam(),
+                augmentation: .none)
             : TrainingRecipe(
                 epochs: 15, batchSize: 128, learningRate: 0.2, schedule: .onecycle,
-                optimizer: .sgd(momentum: 0.9, nesterov: true, weightDecay: 5e-4))
+                optimizer: .sgd(momentum: 0.9, nesterov: true, weightDecay: 5e-4),
+                augmentation: dataset == "mnist" ? .crop : .cropFlip)
     }
 
     public init(
-        epochs: Int, batchSize: Int, learningRate: Float, schedule: LearningRateSchedule, optimizer: OptimizerKind
+        epochs: Int, batchSize: Int, learningRate: Float, schedule: LearningRateSchedule, optimizer: OptimizerKind,
+        augmentation: Augmentation
     ) {
         self.epochs = epochs
         self.batchSize = batchSize
         self.learningRate = learningRate
         self.schedule = schedule
         self.optimizer = optimizer
+        self.augmentation = augmentation
     }
 
     /// The recipe a run's settings follow.
     public init(_ s: TrainingSettings) {
         self.init(
             epochs: s.epochs, batchSize: s.batchSize, learningRate: s.learningRate, schedule: s.schedule,
-            optimizer: s.optimizer)
+            optimizer: s.optimizer, augmentation: s.augmentation)
     }
 
     public var description: String {
-        "\(optimizer), lr \(learningRate) (\(schedule)), batch \(batchSize), \(epochs) epochs"
+        "\(optimizer), lr \(learningRate) (\(schedule)), batch \(batchSize), \(epochs) epochs, augmentation \(augmentation.rawValue)"
     }
 }

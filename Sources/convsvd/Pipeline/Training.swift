@@ -35,11 +35,7 @@ enum Training {
     ) throws -> ModelTrainer<NetworkPlan> {
         let kind = try data.kind()
         let description = try model.description(for: kind)
-        guard kind.inputShape.channels == 1 else {
-            throw ValidationError(
-                "--dataset \(kind.rawValue): training on \(kind.inputShape.channels)-channel images needs the "
-                    + "per-channel batch gather on the device, which is not built yet")
-        }
+
         let sets = try data.load(forModel: model.model)
         let plan = try NetworkPlan(
             description, channels: kind.inputShape.channels, height: kind.inputShape.height,

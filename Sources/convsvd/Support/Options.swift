@@ -73,7 +73,7 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Folder holding the IDX files (default: $MNIST_DIR, then the user's data folder).")
     var data: String?
 
-    @Option(help: "mnist | fashion-mnist.")
+    @Option(help: "mnist | fashion-mnist | cifar10 (CIFAR-10 needs its binary files: --data DIR or $CIFAR10_DIR).")
     var dataset: String = "mnist"
 
     /// `--dataset` parsed.
@@ -143,6 +143,12 @@ struct TrainingOptions: ParsableArguments {
     )
     var schedule: String?
 
+    @Option(
+        help:
+            "Training-image augmentation on the device: none | crop (random crop from zero padding: 2 pixels on 28×28, 4 on 32×32) | crop+flip (and a horizontal flip with probability ½) (tiny none; other models crop on mnist, else crop+flip)."
+    )
+    var augment: String?
+
     @Option(help: "Seed for the initial weights and the shuffling.")
     var seed: UInt64 = 0
 
@@ -155,7 +161,18 @@ struct TrainingOptions: ParsableArguments {
     /// The settings of a run of `model` on `dataset`: the options given,
     /// the model's recipe for the others.
     func settings(dataset: String, model: String = "tiny") throws -> TrainingSettings {
-        let recipe = TrainingRecipe.forModel(model)
+        let recipe = TrainingRecipe.forModel(model, dataset: dataset)
+        let augmentation: Augmentation
+        if let augment {
+            guard let parsed = Augmentation(rawValue: augment.lowercased()) else {
+                throw ValidationError(
+                    "--augment must be one of \(Augmentation.allCases.map(\.rawValue).joined(separator: ", ")) (got \(augment))"
+                )
+            }
+            augmentation = parsed
+        } else {
+            augmentation = recipe.augmentation
+        }
         let kind: OptimizerKind
         let optimizerName = optimizer?.lowercased() ?? (recipe.optimizer.name)
         switch optimizerName {
@@ -185,7 +202,8 @@ struct TrainingOptions: ParsableArguments {
         }
         let s = TrainingSettings(
             dataset: dataset, model: model, epochs: epochs ?? recipe.epochs, batchSize: batchSize ?? recipe.batchSize,
-            learningRate: lr ?? recipe.learningRate, schedule: scheduleKind, optimizer: kind, seed: seed,
+            learningRate: lr ?? recipe.learningRate, schedule: scheduleKind, optimizer: kind,
+            augmentation: augmentation, seed: seed,
             trainLimit: trainLimit, testLimit: testLimit)
         do { try s.validate() } catch let e as TrainingError { throw ValidationError(e.description) }
         return s
@@ -197,6 +215,7 @@ struct TrainingOptions: ParsableArguments {
             "--dataset", settings.dataset, "--epochs", "\(settings.epochs)",
             "--batch-size", "\(settings.batchSize)", "--lr", "\(settings.learningRate)",
             "--schedule", settings.schedule.rawValue, "--optimizer", settings.optimizer.name,
+            "--augment", settings.augmentation.rawValue,
         ]
         if settings.model != "tiny" { args += ["--model", settings.model] }
         if case .sgd(let momentum, let nesterov, let decay) = settings.optimizer {
