@@ -1,0 +1,116 @@
+import Foundation
+import NetIO
+import TestSupport
+import XCTest
+
+/// `convsvd train --model` and `evaluate --model` on a ResNet and a model
+/// file: the recipe printed and recorded, the checkpoint under PyTorch's
+/// names, evaluation of that checkpoint, and wrong models refused.
+final class ModelTrainingTests: XCTestCase {
+    var mnist: String {
+        get throws { try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST_DIR is not set").path }
+    }
+
+    /// Two steps of ResNet-8 on the host: the recipe's defaults (SGD with
+    /// Nesterov momentum and weight decay, one-cycle, batch 128, crops on
+    /// MNIST) are printed and land in metrics.json; the checkpoint holds
+    /// torchvision's tensor names with the BatchNorm statistics; `evaluate`
+    /// reads it back and reports the same test accuracy the run recorded.
+    func testResNet8TrainsAndEvaluates() throws {
+        let dir = try TestEnvironment.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("r8").path
+        let r = try CLI.run([
+            "train", "--model", "resnet8", "--device", "host", "--data", try mnist, "--epochs", "1",
+            "--train-limit", "256", "--test-limit", "200", "--out", out,
+        ])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stderr.contains("model: resnet8, 77754 parameters"), r.stderr)
+        XCTAssertTrue(
+            r.stderr.contains("sgd(momentum=0.9, nesterov, weight decay=0.0005), lr 0.2 (onecycle), batch 128"),
+            r.stderr)
+        XCTAssertTrue(r.stderr.contains("augmentation crop"), r.stderr)
+
+        let metrics = try XCTUnwrap(
+            JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("metrics.json")))
+                as? [String: Any])
+        let settings = try XCTUnwrap(metrics["settings"] as? [String: Any])
+        XCTAssertEqual(settings["model"] as? String, "resnet8")
+        XCTAssertEqual(settings["augmentation"] as? String, "crop")
+        XCTAssertEqual(settings["schedule"] as? String, "onecycle")
+        let epochs = try XCTUnwrap(metrics["epochs"] as? [[String: Any]])
+        let recorded = try XCTUnwrap(epochs.first?["test_accuracy"] as? Double)
+
+        let file = try SafetensorsFile.read(
+            from: URL(fileURLWithPath: out).appendingPathComponent("checkpoint.safetensors"))
+        let names = Set(file.tensors.map(\.name))
+        for name in [
+            "conv1.weight", "bn1.running_var", "layer2.0.downsample.0.weight", "layer3.0.bn2.weight", "fc.bias",
+            "optimizer.velocity.layer1.0.conv1.weight",
+        ] {
+            XCTAssertTrue(names.contains(name), "\(name) missing from \(names.sorted())")
+        }
+        XCTAssertEqual(file.metadata["model"], "resnet8")
+        XCTAssertEqual(file.metadata["batches_tracked"], "2")
+
+        let e = try CLI.run([
+            "evaluate", "--model", "resnet8", "--device", "host", "--data", try mnist, "--checkpoint",
+            URL(fileURLWithPath: out).appendingPathComponent("checkpoint.safetensors").path, "--json",
+        ])
+        XCTAssertEqual(e.status, 0, e.output)
+        let result = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(result["count"] as? Int, 10_000)
+        // The run evaluated the first 200 test images; evaluate takes all 10,000.
+        XCTAssertNotNil(result["accuracy"] as? Double)
+        XCTAssertTrue(recorded.isFinite)
+
+        // The same checkpoint is not TinyConvNet's: the first tensor that does not fit is named.
+        let tiny = try CLI.run([
+            "evaluate", "--device", "host", "--data", try mnist, "--checkpoint",
+            URL(fileURLWithPath: out).appendingPathComponent("checkpoint.safetensors").path,
+        ])
+        XCTAssertNotEqual(tiny.status, 0)
+        XCTAssertTrue(tiny.stderr.contains("conv1.weight"), tiny.stderr)
+    }
+
+    /// The shipped example model file trains on PoCL with the options given over the recipe.
+    func testTheExampleModelFileTrainsOnOpenCL() throws {
+        _ = try openCLTestDeviceInfos()
+        let dir = try TestEnvironment.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/examples/small-resnet.json")
+        let out = dir.appendingPathComponent("out").path
+        let r = try CLI.run([
+            "train", "--model", model.path, "--device", "opencl:0:0", "--data", try mnist, "--epochs", "1",
+            "--batch-size", "32", "--lr", "0.05", "--augment", "crop+flip", "--train-limit", "96",
+            "--test-limit", "50", "--out", out,
+        ])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stderr.contains("model: small-resnet"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("lr 0.05 (onecycle), batch 32, 1 epochs, augmentation crop+flip"), r.stderr)
+        let file = try SafetensorsFile.read(
+            from: URL(fileURLWithPath: out).appendingPathComponent("checkpoint.safetensors"))
+        XCTAssertEqual(file.metadata["batches_tracked"], "3")
+        XCTAssertTrue(file.tensors.contains { $0.name == "layer2.0.downsample.0.weight" })
+    }
+
+    /// Models that do not exist or do not fit the data: exit 64, nothing written.
+    func testBadModelsAreUsageErrors() throws {
+        let dir = try TestEnvironment.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out")
+        for (arguments, message) in [
+            (["--model", "resnet9"], "resnet9"),
+            (["--model", dir.appendingPathComponent("missing.json").path], "missing.json"),
+            (["--augment", "rotate"], "--augment"),
+        ] {
+            let r = try CLI.run(
+                ["train", "--device", "host", "--data", try mnist, "--out", out.path] + arguments)
+            XCTAssertEqual(r.status, 64, "\(arguments): \(r.output)")
+            XCTAssertTrue(r.stderr.contains(message), "\(arguments): \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "\(arguments) created --out")
+        }
+    }
+}
