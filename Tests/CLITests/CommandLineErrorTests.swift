@@ -134,10 +134,15 @@ final class CommandLineErrorTests: XCTestCase {
     }
 
     /// CIFAR-10's 3×32×32 images do not fit TinyConvNet: refused before any file is read.
+    /// Refused before anything is written: no --out folder appears.
     func testDatasetWhoseImagesDoNotFitTheModel() throws {
-        try assertFails(
-            ["train", "--dataset", "cifar10", "--data", "/nonexistent", "--out", tempPath()], status: 64,
-            mentions: ["--dataset cifar10", "CIFAR-10 images are 3×32×32", "takes 1×28×28"])
+        for command in ["train", "run", "study"] {
+            let out = tempPath()
+            try assertFails(
+                [command, "--dataset", "cifar10", "--data", "/nonexistent", "--out", out], status: 64,
+                mentions: ["--dataset cifar10", "CIFAR-10 images are 3×32×32", "takes 1×28×28"])
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(command) created \(out)")
+        }
     }
 
     func testMissingDataFolderSaysWhichFilesToPutWhere() throws {

@@ -26,6 +26,7 @@ struct AnalyzeCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let weights = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint), requireFinite: true).weights
+            try data.requireFits()
             let directory = try prepareOutputDirectory(out)
             let report = try AnalysisPhases.run(
                 weights: weights, device: device.make(), data: data.load(), sweep: !noSweep)

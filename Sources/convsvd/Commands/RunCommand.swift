@@ -41,6 +41,7 @@ struct RunCommand: ParsableCommand {
             }
             let settings = try training.settings(dataset: data.dataset)
             let group = try distributed.join()
+            try data.requireFits()
             let directory = try prepareOutputDirectory(out, lock: (group?.rank ?? 0) == 0)
             let device = try self.device.make(for: group)
             var phases: [PhaseTime] = []

@@ -56,6 +56,7 @@ struct StudyCommand: ParsableCommand {
             let seedList = try Self.parseSeeds(seeds)
             let devices = device.isEmpty ? ["auto"] : device
             let group = try distributed.join()
+            try data.requireFits()
             let directory = try prepareOutputDirectory(out, lock: !member && (group?.rank ?? 0) == 0)
             if member {
                 for seed in seedList {

@@ -27,6 +27,7 @@ struct TrainCommand: ParsableCommand {
             let settings = try training.settings(dataset: data.dataset, model: model.model)
             if !model.isTiny { _ = try model.description(for: try data.kind()) }
             let group = try distributed.join()
+            try data.requireFits(model: model.model)
             let directory = try prepareOutputDirectory(out, lock: (group?.rank ?? 0) == 0)
             if model.isTiny {
                 _ = try Training.run(

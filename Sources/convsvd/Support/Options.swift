@@ -86,9 +86,11 @@ struct DataOptions: ParsableArguments {
         return kind
     }
 
-    /// The training and test sets for `model` (TinyConvNet unless named),
-    /// whose input shape is checked before anything is read.
-    func load(forModel model: String = "tiny") throws -> (train: Dataset, test: Dataset) {
+    /// `--dataset` for `model` (TinyConvNet unless named): TinyConvNet takes
+    /// 1×28×28 images only (the other models adapt to the dataset's shape).
+    /// Commands call this before they create their output folder.
+    @discardableResult
+    func requireFits(model: String = "tiny") throws -> DatasetKind {
         let kind = try kind()
         if model == "tiny" {
             let modelInput = ImageShape(channels: 1, height: 28, width: 28)
@@ -98,6 +100,13 @@ struct DataOptions: ParsableArguments {
                 )
             }
         }
+        return kind
+    }
+
+    /// The training and test sets for `model` (TinyConvNet unless named),
+    /// whose input shape is checked before anything is read.
+    func load(forModel model: String = "tiny") throws -> (train: Dataset, test: Dataset) {
+        let kind = try requireFits(model: model)
         let start = Clocks.wall()
         let sets = try DatasetLoader.locateAndLoad(kind: kind, explicitDirectory: data.map { URL(fileURLWithPath: $0) })
         log(
