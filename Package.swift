@@ -76,7 +76,9 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["GPUNet", "Models"], path: "Tests/TestSupport"),
         .testTarget(name: "NetIOTests", dependencies: ["NetIO", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NetIO"]),
-        .testTarget(name: "GPUNetTests", dependencies: ["GPUNet", "Models", "NetIO", "TestSupport"]),
+        .testTarget(
+            name: "GPUNetTests", dependencies: ["GPUNet", "Models", "NetIO", "TestSupport"],
+            resources: [.copy("Fixtures")]),
         .testTarget(
             name: "AnalysisTests", dependencies: ["Analysis", "NetIO", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "Analysis", "NetIO", "TestSupport"]),

@@ -15,6 +15,9 @@ import Foundation
 public struct Checkpoint: Equatable, Sendable {
     /// The model's tensors in `state_dict` order.
     public var tensors: [NamedTensor]
+    /// The model's integer scalars (BatchNorm's `num_batches_tracked`),
+    /// stored as PyTorch does: I64 tensors of shape [].
+    public var counters: [String: Int64]
     /// Optimiser tensors by key (without the `optimizer.` prefix).
     public var optimizerState: [String: [Float]]
     public var metadata: [String: String]
@@ -24,8 +27,12 @@ public struct Checkpoint: Equatable, Sendable {
     /// The conventional file name.
     public static let fileName = "checkpoint.safetensors"
 
-    public init(tensors: [NamedTensor], optimizerState: [String: [Float]] = [:], metadata: [String: String] = [:]) {
+    public init(
+        tensors: [NamedTensor], counters: [String: Int64] = [:], optimizerState: [String: [Float]] = [:],
+        metadata: [String: String] = [:]
+    ) {
         self.tensors = tensors
+        self.counters = counters
         self.optimizerState = optimizerState
         self.metadata = metadata
     }
@@ -62,9 +69,13 @@ public struct Checkpoint: Equatable, Sendable {
     }
 
     /// The safetensors form: the model's tensors first (`state_dict` order),
-    /// then the optimiser tensors sorted by key.
+    /// its counters by name, then the optimiser tensors sorted by key.
     public var safetensors: SafetensorsFile {
         var file = tensors.map { SafetensorsTensor(name: $0.name, shape: $0.shape, floats: $0.values) }
+        for name in counters.keys.sorted() {
+            let bytes = withUnsafeBytes(of: counters[name]!.littleEndian) { Array($0) }
+            file.append(SafetensorsTensor(name: name, dtype: .I64, shape: [], bytes: bytes))
+        }
         for key in optimizerState.keys.sorted() {
             let values = optimizerState[key]!
             file.append(
@@ -83,8 +94,9 @@ public struct Checkpoint: Equatable, Sendable {
     public var weightsOnly: Checkpoint {
         var metadata = self.metadata
         metadata["optimizer_step"] = nil
-        metadata["format"] = "convsvd \(metadata["model"] ?? "TinyConvNet") weights (a PyTorch state dict)"
-        return Checkpoint(tensors: tensors, metadata: metadata)
+        let model = metadata["format"].flatMap { $0.hasSuffix(" checkpoint") ? String($0.dropLast(11)) : nil }
+        metadata["format"] = "\(model ?? "convsvd TinyConvNet") weights (a PyTorch state dict)"
+        return Checkpoint(tensors: tensors, counters: counters, metadata: metadata)
     }
 
     /// Writes the checkpoint atomically.
@@ -94,9 +106,10 @@ public struct Checkpoint: Equatable, Sendable {
 
     /// Builds a checkpoint from a parsed file: every tensor of `model`
     /// (name and shape, in `state_dict` order; TinyConvNet's by default) must
-    /// be present as F32 with its exact shape; every other tensor must carry
-    /// the `optimizer.` prefix. With `requireFinite`, a NaN or infinity in
-    /// any tensor is an error naming it.
+    /// be present as F32 with its exact shape; every other tensor must be an
+    /// I64 scalar `….num_batches_tracked` or carry the `optimizer.` prefix.
+    /// With `requireFinite`, a NaN or infinity in any tensor is an error
+    /// naming it.
     public init(
         _ file: SafetensorsFile, fileName: String = Checkpoint.fileName,
         model: [(name: String, shape: [Int])] = TinyConvNetWeights.tensorShapes,
@@ -107,8 +120,18 @@ public struct Checkpoint: Equatable, Sendable {
                 name: $0.name, shape: $0.shape, values: try file.floats($0.name, shape: $0.shape, file: fileName))
         }
         var optimizerState = [String: [Float]]()
+        var counters = [String: Int64]()
         let modelNames = Set(model.map(\.name))
         for t in file.tensors where !modelNames.contains(t.name) {
+            if t.name.hasSuffix(".num_batches_tracked") && !t.name.hasPrefix(Self.optimizerPrefix) {
+                let values = try t.integers(file: fileName)
+                guard t.shape.isEmpty || t.shape == [1], values.count == 1 else {
+                    throw SafetensorsError.badEntry(
+                        file: fileName, tensor: t.name, reason: "a counter is one integer, found shape \(t.shape)")
+                }
+                counters[t.name] = values[0]
+                continue
+            }
             guard t.name.hasPrefix(Self.optimizerPrefix), t.name.count > Self.optimizerPrefix.count else {
                 throw SafetensorsError.badEntry(
                     file: fileName, tensor: t.name,
@@ -126,7 +149,7 @@ public struct Checkpoint: Equatable, Sendable {
                 }
             }
         }
-        self.init(tensors: tensors, optimizerState: optimizerState, metadata: file.metadata)
+        self.init(tensors: tensors, counters: counters, optimizerState: optimizerState, metadata: file.metadata)
     }
 
     /// Reads and validates a checkpoint file of `model`'s tensors (see

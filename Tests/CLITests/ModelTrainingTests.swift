@@ -51,8 +51,10 @@ final class ModelTrainingTests: XCTestCase {
         ] {
             XCTAssertTrue(names.contains(name), "\(name) missing from \(names.sorted())")
         }
-        XCTAssertEqual(file.metadata["model"], "resnet8")
-        XCTAssertEqual(file.metadata["batches_tracked"], "2")
+        XCTAssertEqual(file.metadata["format"], "convsvd resnet8 checkpoint")
+        // PyTorch's num_batches_tracked: an I64 scalar per BatchNorm, two training steps.
+        XCTAssertEqual(try file.tensor("bn1.num_batches_tracked").integers(), [2])
+        XCTAssertEqual(try file.tensor("layer3.0.downsample.1.num_batches_tracked").integers(), [2])
 
         let e = try CLI.run([
             "evaluate", "--model", "resnet8", "--device", "host", "--data", try mnist, "--checkpoint",
@@ -92,7 +94,7 @@ final class ModelTrainingTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("lr 0.05 (onecycle), batch 32, 1 epochs, augmentation crop+flip"), r.stderr)
         let file = try SafetensorsFile.read(
             from: URL(fileURLWithPath: out).appendingPathComponent("checkpoint.safetensors"))
-        XCTAssertEqual(file.metadata["batches_tracked"], "3")
+        XCTAssertEqual(try file.tensor("bn1.num_batches_tracked").integers(), [3])
         XCTAssertTrue(file.tensors.contains { $0.name == "layer2.0.downsample.0.weight" })
     }
 

@@ -367,8 +367,9 @@ final class NetworkPlanTests: XCTestCase {
         first.epochs = 1
         try planTrainer(on: HostDevice(), first, data).run(outputDirectory: dir)
         let checkpoint = try SafetensorsFile.read(from: dir.appendingPathComponent("checkpoint.safetensors"))
-        XCTAssertEqual(checkpoint.metadata["model"], "mnist-residual")
-        XCTAssertEqual(checkpoint.metadata["batches_tracked"], "4")
+        XCTAssertEqual(checkpoint.metadata["format"], "convsvd mnist-residual checkpoint")
+        XCTAssertEqual(try checkpoint.tensor("bn1.num_batches_tracked").integers(), [4])
+        XCTAssertEqual(try checkpoint.tensor("layer1.0.bn1.num_batches_tracked").integers(), [4])
         XCTAssertNotNil(checkpoint.tensors.first { $0.name == "layer1.0.bn1.running_var" })
         let resumed = try planTrainer(on: HostDevice(), settings, data)
         XCTAssertEqual(try resumed.resume(from: dir), 1)

@@ -354,12 +354,17 @@ public final class NetworkPlan {
 public enum NetworkPlanError: Error, CustomStringConvertible, Equatable {
     case missingTensor(String)
     case shapeMismatch(name: String, expected: [Int], found: [Int])
+    /// The BatchNorms' `num_batches_tracked` differ, which a plan (one count
+    /// for all) cannot hold.
+    case counterMismatch([Int])
 
     public var description: String {
         switch self {
         case .missingTensor(let name): return "the weights have no tensor \(name), which the model needs"
         case .shapeMismatch(let name, let expected, let found):
             return "tensor \(name) has shape \(found), the model's is \(expected)"
+        case .counterMismatch(let values):
+            return "the BatchNorm layers' num_batches_tracked differ (\(values)); this model counts one for all"
         }
     }
 }

@@ -43,10 +43,11 @@ public protocol TrainableNetwork: AnyObject {
     func checkpointTensors() throws -> [NamedTensor]
     /// Loads what ``checkpointTensors()`` wrote, by name, checking shapes.
     func load(checkpointTensors: [NamedTensor]) throws
-    /// Checkpoint metadata of the model's own (its name, counters).
-    func checkpointMetadata() -> [String: String]
-    /// Restores what ``checkpointMetadata()`` wrote.
-    func load(checkpointMetadata: [String: String]) throws
+    /// The integer scalars of the `state_dict` (BatchNorm's `num_batches_tracked`).
+    func checkpointCounters() -> [String: Int64]
+    /// Restores what ``checkpointCounters()`` gave; a counter missing from
+    /// `counters` (an older file) counts 0.
+    func load(checkpointCounters counters: [String: Int64]) throws
     /// For messages and the checkpoint's `format`: "TinyConvNet", "resnet8", …
     var modelName: String { get }
 }
@@ -69,8 +70,8 @@ extension TinyConvNet: TrainableNetwork {
     public var gradientBuffers: [Buffer] { gradients.all }
     public var parameterNames: [String] { Parameters.names }
     public var modelName: String { "TinyConvNet" }
-    public func checkpointMetadata() -> [String: String] { [:] }
-    public func load(checkpointMetadata: [String: String]) throws {}
+    public func checkpointCounters() -> [String: Int64] { [:] }
+    public func load(checkpointCounters counters: [String: Int64]) throws {}
 
     /// TinyConvNet has no batch statistics: both modes are the same pass.
     public func forward(_ w: Workspace, training: Bool) throws { try forward(w) }
@@ -105,19 +106,24 @@ extension NetworkPlan: TrainableNetwork {
     public var parameterNames: [String] { parameters.map(\.name) }
     public var modelName: String { summary.name }
 
-    /// `model` (the description's name) and `batches_tracked`, every
-    /// BatchNorm's `num_batches_tracked`.
-    public func checkpointMetadata() -> [String: String] {
-        ["model": summary.name, "batches_tracked": String(batchesTracked)]
+    /// Every BatchNorm's `num_batches_tracked`: ``batchesTracked``, since
+    /// each sees every training batch.
+    public func checkpointCounters() -> [String: Int64] {
+        Dictionary(
+            uniqueKeysWithValues: statistics.filter { $0.name.hasSuffix(".running_mean") }.map {
+                (String($0.name.dropLast(".running_mean".count)) + ".num_batches_tracked", Int64(batchesTracked))
+            })
     }
 
-    public func load(checkpointMetadata metadata: [String: String]) throws {
-        batchesTracked = metadata["batches_tracked"].flatMap { Int($0) } ?? 0
+    public func load(checkpointCounters counters: [String: Int64]) throws {
+        let values = Set(checkpointCounters().keys.map { counters[$0] ?? 0 })
+        guard values.count <= 1 else {
+            throw NetworkPlanError.counterMismatch(values.sorted().map { Int($0) })
+        }
+        batchesTracked = Int(values.first ?? 0)
     }
 
-    /// The learned tensors and the running statistics; `num_batches_tracked`
-    /// is the checkpoint's `batches_tracked` metadata (one count serves every
-    /// BatchNorm: each sees every training batch).
+    /// The learned tensors and the running statistics.
     public func checkpointTensors() throws -> [NamedTensor] {
         try stateDict().map { NamedTensor(name: $0.name, shape: $0.shape, values: $0.values) }
     }

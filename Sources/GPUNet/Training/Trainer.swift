@@ -77,6 +77,19 @@ public final class ModelTrainer<Network: TrainableNetwork> {
         return order
     }
 
+    /// Starts from the model tensors of `url`, a checkpoint or a PyTorch
+    /// `state_dict` saved with safetensors (its names PyTorch's; optimiser
+    /// tensors, if any, are ignored).
+    /// - Throws: an error naming the first tensor that is missing or has
+    ///   another shape.
+    public func initialise(from url: URL) throws {
+        let expected = try network.checkpointTensors().map { (name: $0.name, shape: $0.shape) }
+        let checkpoint = try Checkpoint.read(
+            from: url, model: expected, modelName: network.modelName, requireFinite: true)
+        try network.load(checkpointTensors: checkpoint.tensors)
+        try network.load(checkpointCounters: checkpoint.counters)
+    }
+
     /// Restores weights, optimiser state and history from `directory`'s
     /// checkpoint and metrics. Returns the number of finished epochs.
     @discardableResult
@@ -95,7 +108,7 @@ public final class ModelTrainer<Network: TrainableNetwork> {
             let stepText = checkpoint.metadata["optimizer_step"], let step = Int(stepText)
         else { throw TrainingError.resume("\(url.path) lacks the epoch or optimizer_step metadata") }
         try network.load(checkpointTensors: checkpoint.tensors)
-        try network.load(checkpointMetadata: checkpoint.metadata)
+        try network.load(checkpointCounters: checkpoint.counters)
         try optimizer.restore(checkpoint.optimizerState, step: step)
         let metricsURL = directory.appendingPathComponent(Self.metricsFile)
         if let data = try? Data(contentsOf: metricsURL),
@@ -118,7 +131,9 @@ public final class ModelTrainer<Network: TrainableNetwork> {
         for epoch in startEpoch...settings.epochs {
             observer?.epochStarted(epoch: epoch, of: settings.epochs, steps: steps)
             let start = Clocks.wall()
-            try trainData.setOrder(Self.order(count: train.count, seed: settings.seed, epoch: epoch))
+            try trainData.setOrder(
+                settings.order == .file
+                    ? Array(0..<train.count) : Self.order(count: train.count, seed: settings.seed, epoch: epoch))
             var lossSum = 0.0
             var correct = 0
             var seen = 0
@@ -217,7 +232,7 @@ public final class ModelTrainer<Network: TrainableNetwork> {
         // A training pass moves BatchNorm's running statistics: the
         // network's state is put back afterwards.
         let state = try network.checkpointTensors()
-        let metadata = network.checkpointMetadata()
+        let counters = network.checkpointCounters()
         for batch in sizes where batch > 0 {
             let w = try network.workspace(batch: batch)
             if batch <= train.count { try gather(trainData, 0..<batch, into: w, epoch: 1) }
@@ -226,7 +241,7 @@ public final class ModelTrainer<Network: TrainableNetwork> {
             try network.forward(w, training: false)
         }
         try network.load(checkpointTensors: state)
-        try network.load(checkpointMetadata: metadata)
+        try network.load(checkpointCounters: counters)
         try optimizer.prepare()
         try device.finish()
         return (trainData, testData)
@@ -264,14 +279,13 @@ public final class ModelTrainer<Network: TrainableNetwork> {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let settingsJSON = String(decoding: try JSONEncoder.sorted.encode(settings), as: UTF8.self)
         let checkpoint = Checkpoint(
-            tensors: try network.checkpointTensors(),
+            tensors: try network.checkpointTensors(), counters: network.checkpointCounters(),
             optimizerState: try optimizer.state(),
-            metadata: network.checkpointMetadata().merging(
-                [
-                    "epoch": String(history.count), "optimizer_step": String(optimizer.step),
-                    "settings": settingsJSON, "device": device.info.summary,
-                    "format": "convsvd \(network.modelName) checkpoint",
-                ], uniquingKeysWith: { _, run in run }))
+            metadata: [
+                "epoch": String(history.count), "optimizer_step": String(optimizer.step),
+                "settings": settingsJSON, "device": device.info.summary,
+                "format": "convsvd \(network.modelName) checkpoint",
+            ])
         try checkpoint.write(to: directory.appendingPathComponent(Self.checkpointFile))
         let metrics = TrainingMetrics(settings: settings, device: device.info, epochs: history)
         try writeAtomically(

@@ -13,6 +13,8 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var optimizer: OptimizerKind
     /// Random crops and flips of the training images, on the device.
     public var augmentation: Augmentation
+    /// The order batches take the training images in.
+    public var order: BatchOrder
     public var seed: UInt64
     /// Train on the first `trainLimit` training images only (tests, smoke runs).
     public var trainLimit: Int?
@@ -23,7 +25,7 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
         dataset: String = "mnist", model: String = "tiny", epochs: Int = 20, batchSize: Int = 64,
         learningRate: Float = 1e-3,
         schedule: LearningRateSchedule = .constant, optimizer: OptimizerKind = .adam(),
-        augmentation: Augmentation = .none, seed: UInt64 = 0,
+        augmentation: Augmentation = .none, order: BatchOrder = .shuffled, seed: UInt64 = 0,
         trainLimit: Int? = nil, testLimit: Int? = nil
     ) {
         self.dataset = dataset
@@ -34,6 +36,7 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
         self.schedule = schedule
         self.optimizer = optimizer
         self.augmentation = augmentation
+        self.order = order
         self.seed = seed
         self.trainLimit = trainLimit
         self.testLimit = testLimit
@@ -80,8 +83,9 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
 }
 
 /// Reads settings written before ``TrainingSettings/schedule``,
-/// ``TrainingSettings/model`` and ``TrainingSettings/augmentation`` existed
-/// as the constant schedule, TinyConvNet and no augmentation they ran with.
+/// ``TrainingSettings/model``, ``TrainingSettings/augmentation`` and
+/// ``TrainingSettings/order`` existed as the constant schedule, TinyConvNet,
+/// no augmentation and the shuffled order they ran with.
 extension TrainingSettings {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -94,6 +98,7 @@ extension TrainingSettings {
             schedule: try c.decodeIfPresent(LearningRateSchedule.self, forKey: .schedule) ?? .constant,
             optimizer: try c.decode(OptimizerKind.self, forKey: .optimizer),
             augmentation: try c.decodeIfPresent(Augmentation.self, forKey: .augmentation) ?? .none,
+            order: try c.decodeIfPresent(BatchOrder.self, forKey: .order) ?? .shuffled,
             seed: try c.decode(UInt64.self, forKey: .seed),
             trainLimit: try c.decodeIfPresent(Int.self, forKey: .trainLimit),
             testLimit: try c.decodeIfPresent(Int.self, forKey: .testLimit))
@@ -172,6 +177,14 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case .resume(let message): return "cannot resume: \(message)"
         }
     }
+}
+
+/// The order of the training images within each epoch.
+public enum BatchOrder: String, Codable, CaseIterable, Sendable {
+    /// A Fisher–Yates shuffle seeded by (seed, epoch): ``ModelTrainer/order(count:seed:epoch:)``.
+    case shuffled
+    /// The file's order, every epoch: for comparing step by step with another framework.
+    case file
 }
 
 /// A model's training recipe: what `convsvd train` uses where an option is not given.

@@ -22,6 +22,17 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Continue from the last finished epoch in --out.")
     var resume = false
 
+    @Option(
+        name: .customLong("init"),
+        help:
+            "Start from the model tensors of a safetensors file: a checkpoint, or a PyTorch state_dict under PyTorch's names."
+    )
+    var initial: String?
+
+    func validate() throws {
+        if resume && initial != nil { throw ValidationError("--init and --resume exclude each other") }
+    }
+
     func run() throws {
         try reportingErrors {
             let settings = try training.settings(dataset: data.dataset, model: model.model)
@@ -32,11 +43,12 @@ struct TrainCommand: ParsableCommand {
             if model.isTiny {
                 _ = try Training.run(
                     settings: settings, device: device.make(for: group), data: data, directory: directory,
-                    resume: resume, group: group)
+                    resume: resume, initial: initial.map { URL(fileURLWithPath: $0) }, group: group)
             } else {
                 _ = try Training.run(
                     model: model, settings: settings, device: device.make(for: group), data: data,
-                    directory: directory, resume: resume, group: group)
+                    directory: directory, resume: resume, initial: initial.map { URL(fileURLWithPath: $0) },
+                    group: group)
             }
         }
     }

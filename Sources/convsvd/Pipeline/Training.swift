@@ -12,7 +12,7 @@ enum Training {
     /// prints epochs and writes the outputs).
     static func run(
         settings: TrainingSettings, device: any Device, data: DataOptions, directory: URL,
-        resume: Bool, group: (any ProcessGroup)? = nil, observer: TrainingObserver? = nil
+        resume: Bool, initial: URL? = nil, group: (any ProcessGroup)? = nil, observer: TrainingObserver? = nil
     ) throws -> Trainer {
         let sets = try data.load()
         let trainer = try Trainer(device: device, settings: settings, train: sets.train, test: sets.test)
@@ -22,7 +22,9 @@ enum Training {
         {
             observers.append(debug)
         }
-        try drive(trainer, directory: directory, resume: resume, group: group, observers: observers, observer: observer)
+        try drive(
+            trainer, directory: directory, resume: resume, initial: initial, group: group, observers: observers,
+            observer: observer)
         return trainer
     }
 
@@ -31,7 +33,7 @@ enum Training {
     /// the seed with PyTorch's default scheme.
     static func run(
         model: ModelOption, settings: TrainingSettings, device: any Device, data: DataOptions, directory: URL,
-        resume: Bool, group: (any ProcessGroup)? = nil
+        resume: Bool, initial: URL? = nil, group: (any ProcessGroup)? = nil
     ) throws -> ModelTrainer<NetworkPlan> {
         let kind = try data.kind()
         let description = try model.description(for: kind)
@@ -48,7 +50,8 @@ enum Training {
         }
         let trainer = try ModelTrainer(network: plan, settings: settings, train: sets.train, test: sets.test)
         _ = try attach(group, to: trainer)
-        try drive(trainer, directory: directory, resume: resume, group: group, observers: [], observer: nil)
+        try drive(
+            trainer, directory: directory, resume: resume, initial: initial, group: group, observers: [], observer: nil)
         return trainer
     }
 
@@ -69,12 +72,16 @@ enum Training {
 
     /// Resumes if asked, then trains with progress, stopping cleanly on an interrupt.
     private static func drive<N>(
-        _ trainer: ModelTrainer<N>, directory: URL, resume: Bool, group: (any ProcessGroup)?,
+        _ trainer: ModelTrainer<N>, directory: URL, resume: Bool, initial: URL?, group: (any ProcessGroup)?,
         observers: [TrainingObserver], observer: TrainingObserver?
     ) throws {
         var observers = observers
         let settings = trainer.settings
         let isRoot = (group?.rank ?? 0) == 0
+        if let initial {
+            try trainer.initialise(from: initial)
+            if isRoot { log("init: the model's tensors from \(initial.path)") }
+        }
         if resume {
             let finished = try trainer.resume(from: directory)
             if isRoot {

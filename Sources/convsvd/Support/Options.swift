@@ -158,6 +158,9 @@ struct TrainingOptions: ParsableArguments {
     )
     var augment: String?
 
+    @Option(help: "shuffled (seeded by --seed and the epoch) | file (the dataset's own order, every epoch).")
+    var order: String = "shuffled"
+
     @Option(help: "Seed for the initial weights and the shuffling.")
     var seed: UInt64 = 0
 
@@ -212,10 +215,17 @@ struct TrainingOptions: ParsableArguments {
         let s = TrainingSettings(
             dataset: dataset, model: model, epochs: epochs ?? recipe.epochs, batchSize: batchSize ?? recipe.batchSize,
             learningRate: lr ?? recipe.learningRate, schedule: scheduleKind, optimizer: kind,
-            augmentation: augmentation, seed: seed,
+            augmentation: augmentation, order: try batchOrder(), seed: seed,
             trainLimit: trainLimit, testLimit: testLimit)
         do { try s.validate() } catch let e as TrainingError { throw ValidationError(e.description) }
         return s
+    }
+
+    func batchOrder() throws -> BatchOrder {
+        guard let parsed = BatchOrder(rawValue: order.lowercased()) else {
+            throw ValidationError("--order must be shuffled or file (got \(order))")
+        }
+        return parsed
     }
 
     /// The options that make `settings` again (a study member's command line).
@@ -224,7 +234,7 @@ struct TrainingOptions: ParsableArguments {
             "--dataset", settings.dataset, "--epochs", "\(settings.epochs)",
             "--batch-size", "\(settings.batchSize)", "--lr", "\(settings.learningRate)",
             "--schedule", settings.schedule.rawValue, "--optimizer", settings.optimizer.name,
-            "--augment", settings.augmentation.rawValue,
+            "--augment", settings.augmentation.rawValue, "--order", settings.order.rawValue,
         ]
         if settings.model != "tiny" { args += ["--model", settings.model] }
         if case .sgd(let momentum, let nesterov, let decay) = settings.optimizer {

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""The built-in models of `convsvd --model` in PyTorch, with the same
+state_dict names, and the step-for-step reference the tests compare with.
+
+Not run in CI (it needs `pip install torch safetensors numpy`; the CPU wheel
+`torch==2.13.0+cpu` is enough). The test suite needs no PyTorch: it reads the
+fixture this script writes.
+
+    scripts/pytorch_models.py describe MODEL [CHANNELS]
+        prints every state_dict tensor with its shape and the learned
+        parameter count (resnet8 on 1 channel: 77,754).
+    scripts/pytorch_models.py check-export FILE MODEL [CHANNELS]
+        a strict load of FILE (`convsvd export --weights-only`, or a
+        checkpoint's model tensors) into MODEL: exit 0 when it loads.
+    scripts/pytorch_models.py sgd-reference OUT_DIR [FASHION_MNIST_DIR]
+        resnet8 on 1×28×28, PyTorch's default initialisation with seed 0,
+        then 10 SGD steps (momentum 0.9, weight decay 5e-4, lr 0.05, no
+        Nesterov) of batch 128, in float64, on the first 1,280 Fashion-MNIST
+        training images in file order, normalised (x/255 − 0.2860)/0.3530, no
+        augmentation, train mode. Writes OUT_DIR/resnet8-initial.safetensors,
+        OUT_DIR/resnet8-after-1-sgd-step.safetensors and
+        OUT_DIR/resnet8-after-10-sgd-steps.safetensors (the state_dicts,
+        running statistics and num_batches_tracked included), and
+        OUT_DIR/resnet8-float32-spread.json: per tensor, how far PyTorch's own
+        float32 run ends from the float64 one, relative to the tensor's
+        largest magnitude.
+"""
+import gzip
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class TinyConvNet(nn.Module):
+    """conv1 (1→8, 3×3) → ReLU → max-pool 2 → conv2 (8→16) → ReLU → max-pool 2 → fc (400→10)."""
+
+    def __init__(self, channels=1, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 8, 3, bias=False)
+        self.conv2 = nn.Conv2d(8, 16, 3, bias=False)
+        self.fc = nn.Linear(400, classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        return self.fc(F.max_pool2d(F.relu(self.conv2(x)), 2).flatten(1))
+
+
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock: conv3×3-BN-ReLU-conv3×3-BN, plus the shortcut, ReLU."""
+
+    def __init__(self, inplanes, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+class CIFARResNet(nn.Module):
+    """He et al. 2016 §4.2: 16-channel stem, three stages of n blocks (16, 32, 64), depth 6n + 2."""
+
+    def __init__(self, blocks, channels=1, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU()
+        inplanes = 16
+        for stage, planes in enumerate([16, 32, 64], start=1):
+            layers = []
+            for b in range(blocks):
+                stride = 2 if stage > 1 and b == 0 else 1
+                layers.append(BasicBlock(inplanes, planes, stride))
+                inplanes = planes
+            setattr(self, f"layer{stage}", nn.Sequential(*layers))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+def build(name, channels=1, classes=10):
+    if name == "tiny":
+        return TinyConvNet(channels, classes)
+    blocks = {"resnet8": 1, "resnet20": 3, "resnet32": 5}
+    if name not in blocks:
+        sys.exit(f"unknown model {name}: tiny, resnet8, resnet20, resnet32")
+    return CIFARResNet(blocks[name], channels, classes)
+
+
+def idx(path):
+    """An IDX file (gzip'd or not) as a numpy array of unsigned bytes."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def state_for_file(model):
+    """The state_dict as safetensors stores it: float32 tensors, int64 num_batches_tracked scalars."""
+    return {
+        k: (v.detach().float() if v.is_floating_point() else v.detach()).contiguous()
+        for k, v in model.state_dict().items()
+    }
+
+
+def sgd_reference(out_dir, data_dir):
+    import json
+
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    torch.use_deterministic_algorithms(True)
+    initial = build("resnet8").train()
+    os.makedirs(out_dir, exist_ok=True)
+    save_file(state_for_file(initial), os.path.join(out_dir, "resnet8-initial.safetensors"))
+    images = idx(os.path.join(data_dir, "train-images-idx3-ubyte.gz"))[:1280]
+    labels = idx(os.path.join(data_dir, "train-labels-idx1-ubyte.gz"))[:1280]
+    x = ((torch.from_numpy(images.astype(np.float32)) / 255 - 0.2860) / 0.3530).unsqueeze(1)
+    y = torch.from_numpy(labels.astype(np.int64))
+
+    def train(dtype, steps):
+        model = build("resnet8").train().to(dtype)
+        model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in initial.state_dict().items()})
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+        states = []
+        for step in range(steps):
+            batch = slice(128 * step, 128 * (step + 1))
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x[batch].to(dtype)), y[batch])
+            loss.backward()
+            optimizer.step()
+            print(f"{dtype} step {step + 1}: loss {loss.item():.6f}")
+            states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return states
+
+    # The reference runs in float64. PyTorch's own float32 run is kept only
+    # as the measure of what float32 rounding does over ten steps of this
+    # network: its distance from float64 per tensor (spread.json), which the
+    # test allows convsvd's float32 run too (twice over).
+    exact, single = train(torch.float64, 10), train(torch.float32, 10)
+    save_file(
+        {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in exact[0].items()},
+        os.path.join(out_dir, "resnet8-after-1-sgd-step.safetensors"))
+    save_file(
+        {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in exact[9].items()},
+        os.path.join(out_dir, "resnet8-after-10-sgd-steps.safetensors"))
+    spread = {
+        k: float((single[9][k].double() - v).abs().max() / v.abs().max().clamp_min(1e-30))
+        for k, v in exact[9].items() if v.is_floating_point()
+    }
+    with open(os.path.join(out_dir, "resnet8-float32-spread.json"), "w") as f:
+        json.dump(spread, f, indent=1, sort_keys=True)
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    command = sys.argv[1]
+    if command == "describe":
+        model = build(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+        for name, tensor in model.state_dict().items():
+            print(f"{name:40s} {list(tensor.shape)}")
+        print("learned parameters:", sum(p.numel() for p in model.parameters()))
+    elif command == "check-export":
+        from safetensors.torch import load_file
+
+        model = build(sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+        model.load_state_dict(load_file(sys.argv[2]), strict=True)
+        print(f"{sys.argv[2]}: loads into {sys.argv[3]} with strict=True")
+    elif command == "sgd-reference":
+        data = sys.argv[3] if len(sys.argv) > 3 else "/usr/share/datasets/fashion-mnist"
+        sgd_reference(sys.argv[2], data)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
