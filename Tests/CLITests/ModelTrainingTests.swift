@@ -67,6 +67,25 @@ final class ModelTrainingTests: XCTestCase {
         XCTAssertNotNil(result["accuracy"] as? Double)
         XCTAssertTrue(recorded.isFinite)
 
+        // The weights alone, for PyTorch's strict load: the state_dict and nothing else.
+        let exported = dir.appendingPathComponent("resnet8-weights.safetensors")
+        let x = try CLI.run([
+            "export", "--model", "resnet8", "--checkpoint",
+            URL(fileURLWithPath: out).appendingPathComponent("checkpoint.safetensors").path, "--weights-only", "--out",
+            exported.path,
+        ])
+        XCTAssertEqual(x.status, 0, x.output)
+        let weights = try SafetensorsFile.read(from: exported)
+        XCTAssertFalse(weights.tensors.contains { $0.name.hasPrefix("optimizer.") })
+        XCTAssertEqual(
+            weights.tensors.count, 9 + 9 * 5 + 2, "9 convs, 9 BatchNorms of 5 tensors, fc weight and bias")
+        // The float tensors in state_dict order, then the I64 counters.
+        XCTAssertEqual(
+            Array(weights.tensors.prefix(6).map(\.name)),
+            ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "layer1.0.conv1.weight"])
+        XCTAssertEqual(try weights.tensor("layer2.0.downsample.1.num_batches_tracked").integers(), [2])
+        XCTAssertEqual(weights.metadata["format"], "convsvd resnet8 weights (a PyTorch state dict)")
+
         // The same checkpoint is not TinyConvNet's: the first tensor that does not fit is named.
         let tiny = try CLI.run([
             "evaluate", "--device", "host", "--data", try mnist, "--checkpoint",

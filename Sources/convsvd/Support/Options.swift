@@ -77,7 +77,10 @@ struct DataOptions: ParsableArguments {
     var dataset: String = "mnist"
 
     /// `--dataset` parsed.
-    func kind() throws -> DatasetKind {
+    func kind() throws -> DatasetKind { try Self.kind(named: dataset) }
+
+    /// A `--dataset` value parsed; a usage error names the choices.
+    static func kind(named dataset: String) throws -> DatasetKind {
         guard let kind = DatasetKind(rawValue: dataset) else {
             throw ValidationError(
                 "--dataset must be one of \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")) (got \(dataset))"
