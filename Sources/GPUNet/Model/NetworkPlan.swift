@@ -152,30 +152,42 @@ public final class NetworkPlan {
         /// [0, B): loss per sample; [B, 2B): 1 where the prediction is right.
         public let perSample: Buffer
         let activations: [Buffer]
-        /// Per activation, nil where no gradient is needed.
-        let gradients: [Buffer?]
+        /// Per activation, nil where no gradient is needed; all but the
+        /// logits' (which the loss writes) made by the first backward pass,
+        /// so that a workspace that only evaluates holds no gradients.
+        private(set) var gradients: [Buffer?]
         let argmax: [Buffer]
         let saved: [Buffer]
-        /// Holds a second gradient contribution before it is added.
-        let scratch: Buffer
+        /// Holds a second gradient contribution before it is added (made with the gradients).
+        private(set) var scratch: Buffer?
 
         init(plan: NetworkPlan, batch: Int) throws {
             self.batch = batch
             let d = plan.device
             func floats(_ n: Int) throws -> Buffer { try d.makeBuffer(count: max(n, 1), kind: .float32) }
             activations = try plan.activationSizes.map { try floats(batch * $0) }
-            gradients = try zip(plan.activationSizes, plan.needsGradient).enumerated().map { index, entry in
-                // The logits' gradient is the loss's output even when nothing upstream is learned.
-                entry.1 || index == plan.activationSizes.count - 1 ? try floats(batch * entry.0) : nil
-            }
+            // The logits' gradient is the loss's output even when nothing upstream is learned.
+            gradients = plan.activationSizes.map { _ in nil }
+            gradients[gradients.count - 1] = try floats(batch * plan.activationSizes[plan.activationSizes.count - 1])
             argmax = try plan.operations.compactMap { op in
                 guard case .maxPool2(let c, let h, let w, _) = op.kind else { return nil }
                 return try d.makeBuffer(count: max(batch * c * (h / 2) * (w / 2), 1), kind: .int32)
             }
             saved = try plan.savedSlots.map { try floats(2 * $0) }
-            scratch = try floats(batch * (plan.activationSizes.max() ?? 1))
             labels = try d.makeBuffer(count: max(batch, 1), kind: .int32)
             perSample = try floats(2 * batch)
+        }
+
+        /// Makes the gradient buffers the backward pass writes, once.
+        func prepareBackward(_ plan: NetworkPlan) throws {
+            guard scratch == nil else { return }
+            let d = plan.device
+            func floats(_ n: Int) throws -> Buffer { try d.makeBuffer(count: max(n, 1), kind: .float32) }
+            for (index, (size, needed)) in zip(plan.activationSizes, plan.needsGradient).enumerated()
+            where needed && gradients[index] == nil {
+                gradients[index] = try floats(batch * size)
+            }
+            scratch = try floats(batch * (plan.activationSizes.max() ?? 1))
         }
     }
 
@@ -246,16 +258,18 @@ public final class NetworkPlan {
     /// The backward pass from the mean loss of the last training-mode
     /// ``forward(_:training:)`` into ``gradients`` (overwritten, not added to).
     public func backward(_ w: Workspace) throws {
+        try w.prepareBackward(self)
         let d = device
         let b = w.batch
+        let scratch = w.scratch!
         var written = Set([activationSizes.count - 1])
         /// Where the gradient of activation `index` goes: its buffer the first
         /// time, the scratch buffer (added afterwards by `settle`) after that.
-        func target(_ index: Int) -> Buffer { written.contains(index) ? w.scratch : w.gradients[index]! }
+        func target(_ index: Int) -> Buffer { written.contains(index) ? scratch : w.gradients[index]! }
         func settle(_ index: Int) throws {
             if written.contains(index) {
                 let g = w.gradients[index]!
-                try d.residualAdd(count: b * activationSizes[index], g, w.scratch, output: g)
+                try d.residualAdd(count: b * activationSizes[index], g, scratch, output: g)
             }
             written.insert(index)
         }
@@ -280,7 +294,7 @@ public final class NetworkPlan {
                 try d.batchNormBackward(
                     BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
                     gamma: parameters[gamma].buffer, saved: w.saved[slot], gradOutput: gradOutput,
-                    gradInput: wantInput ? target(inputIndex) : w.scratch, gradGamma: gradients[gamma],
+                    gradInput: wantInput ? target(inputIndex) : scratch, gradGamma: gradients[gamma],
                     gradBeta: gradients[beta], training: true)
                 if wantInput { try settle(inputIndex) }
             case .relu:

@@ -28,7 +28,7 @@ public struct Evaluation: Sendable {
 
     /// Runs `network` over `set` in batches on its device, uploading the
     /// set once (see ``run(network:on:batchSize:)-(_,DeviceDataset,_)``).
-    public static func run<Network: TrainableNetwork>(network: Network, on set: Dataset, batchSize: Int = 500) throws
+    public static func run<Network: TrainableNetwork>(network: Network, on set: Dataset, batchSize: Int? = nil) throws
         -> Evaluation
     {
         try run(network: network, on: DeviceDataset(set, on: network.device), batchSize: batchSize)
@@ -36,8 +36,9 @@ public struct Evaluation: Sendable {
 
     /// Runs `network` over a set already on its device, in set order: each
     /// batch is gathered there (nothing is uploaded), and its logits and
-    /// per-sample losses come back.
-    public static func run<Network: TrainableNetwork>(network: Network, on set: DeviceDataset, batchSize: Int = 500)
+    /// per-sample losses come back, `batchSize` images at a time
+    /// (``TrainableNetwork/evaluationBatch`` unless given).
+    public static func run<Network: TrainableNetwork>(network: Network, on set: DeviceDataset, batchSize: Int? = nil)
         throws -> Evaluation
     {
         precondition(set.device === network.device, "Evaluation.run: the set is on another device than the network")
@@ -47,6 +48,7 @@ public struct Evaluation: Sendable {
         var lossSum = 0.0
         var correct = 0
         var start = 0
+        let batchSize = batchSize ?? network.evaluationBatch
         while start < set.count {
             let indices = start..<min(set.count, start + batchSize)
             let w = try network.workspace(batch: indices.count)

@@ -50,6 +50,9 @@ public protocol TrainableNetwork: AnyObject {
     func load(checkpointCounters counters: [String: Int64]) throws
     /// For messages and the checkpoint's `format`: "TinyConvNet", "resnet8", …
     var modelName: String { get }
+    /// Images per evaluation batch: as many as the memory of one
+    /// evaluation workspace allows without growing the process.
+    var evaluationBatch: Int { get }
 }
 
 extension TrainableNetwork {
@@ -70,6 +73,8 @@ extension TinyConvNet: TrainableNetwork {
     public var gradientBuffers: [Buffer] { gradients.all }
     public var parameterNames: [String] { Parameters.names }
     public var modelName: String { "TinyConvNet" }
+    /// TinyConvNet's activations are ~2 KB an image: 500 at a time.
+    public var evaluationBatch: Int { 500 }
     public func checkpointCounters() -> [String: Int64] { [:] }
     public func load(checkpointCounters counters: [String: Int64]) throws {}
 
@@ -105,6 +110,10 @@ extension NetworkPlan: TrainableNetwork {
     public var gradientBuffers: [Buffer] { gradients }
     public var parameterNames: [String] { parameters.map(\.name) }
     public var modelName: String { summary.name }
+    /// 128 images: a ResNet's activations run to hundreds of KB an image,
+    /// and 128 is the ResNet recipe's training batch, whose workspace the
+    /// evaluation then shares.
+    public var evaluationBatch: Int { 128 }
 
     /// Every BatchNorm's `num_batches_tracked`: ``batchesTracked``, since
     /// each sees every training batch.

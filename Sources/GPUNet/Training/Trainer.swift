@@ -269,7 +269,7 @@ public final class ModelTrainer<Network: TrainableNetwork> {
     }
 
     /// Test-set evaluation: accuracy, mean loss and the predicted classes.
-    public func evaluate(_ set: Dataset, batchSize: Int = 500) throws -> Evaluation {
+    public func evaluate(_ set: Dataset, batchSize: Int? = nil) throws -> Evaluation {
         try Evaluation.run(network: network, on: set, batchSize: batchSize)
     }
 
