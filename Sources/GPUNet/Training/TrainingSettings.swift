@@ -1,7 +1,7 @@
 /// Everything that determines a training run; stored in metrics.json and in
 /// the checkpoint so that `--resume` can refuse a run with other settings.
 public struct TrainingSettings: Codable, Equatable, Sendable {
-    /// "mnist" or "fashion-mnist".
+    /// `--dataset`: "mnist", "fashion-mnist" or "cifar10".
     public var dataset: String
     /// `--model`: "tiny" (TinyConvNet), a built-in description's name, or a model file's path.
     public var model: String
