@@ -89,23 +89,32 @@ public struct HostNetworkForward: Sendable {
             out.withUnsafeMutableBufferPointer { op2 in
                 switch layer.kind {
                 case .conv(let spec, let h, let w, let oh, let ow):
+                    // One product for the whole batch: P is patch × (batch·plane),
+                    // image b's patches in columns b·plane ..< (b + 1)·plane.
                     let k = spec.kernelSize
                     let patch = spec.inChannels * k * k
                     let plane = oh * ow
-                    var cols = [Double](repeating: 0, count: patch * plane)
+                    let n = batch * plane
                     let inSize = spec.inChannels * h * w
-                    for b in 0..<batch {
-                        cols.withUnsafeMutableBufferPointer { cp in
+                    var cols = [Double](repeating: 0, count: patch * n)
+                    var a = [Double](repeating: 0, count: spec.outChannels * n)
+                    cols.withUnsafeMutableBufferPointer { cp in
+                        for b in 0..<batch {
                             im2col(
                                 xp.baseAddress! + b * inSize, channels: spec.inChannels, height: h, width: w,
                                 kernel: k, stride: spec.stride, padding: spec.padding, outHeight: oh, outWidth: ow,
-                                into: cp.baseAddress!)
-                            op.apply(cp.baseAddress!, columns: plane, into: op2.baseAddress! + b * layer.outputSize)
+                                into: cp.baseAddress! + b * plane, rowStride: n)
                         }
-                        let base = b * layer.outputSize
+                        a.withUnsafeMutableBufferPointer { ap in
+                            op.apply(cp.baseAddress!, columns: n, into: ap.baseAddress!)
+                        }
+                    }
+                    for b in 0..<batch {
                         for c in 0..<spec.outChannels {
                             let bias = layer.bias[c]
-                            for j in 0..<plane { op2[base + c * plane + j] += bias }
+                            let target = b * layer.outputSize + c * plane
+                            let source = c * n + b * plane
+                            for j in 0..<plane { op2[target + j] = a[source + j] + bias }
                         }
                     }
                 case .linear:
@@ -175,16 +184,16 @@ public struct HostNetworkForward: Sendable {
 }
 
 /// Patches of one image (C, H, W) as columns: row (c, ky, kx) (PyTorch's
-/// weight flattening), column (oy, ox); zero outside the image.
+/// weight flattening) at `cols + row·rowStride`, column (oy, ox); zero
+/// outside the image.
 func im2col(
     _ x: UnsafePointer<Double>, channels: Int, height h: Int, width w: Int, kernel k: Int, stride: Int,
-    padding: Int, outHeight oh: Int, outWidth ow: Int, into cols: UnsafeMutablePointer<Double>
+    padding: Int, outHeight oh: Int, outWidth ow: Int, into cols: UnsafeMutablePointer<Double>, rowStride: Int
 ) {
-    let plane = oh * ow
     for c in 0..<channels {
         for ky in 0..<k {
             for kx in 0..<k {
-                let row = cols + ((c * k + ky) * k + kx) * plane
+                let row = cols + ((c * k + ky) * k + kx) * rowStride
                 for oy in 0..<oh {
                     let y = oy * stride + ky - padding
                     if y < 0 || y >= h {

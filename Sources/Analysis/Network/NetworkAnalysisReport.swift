@@ -148,10 +148,13 @@ public struct PhaseNotRun: Codable, Sendable, Equatable {
     public var reason: String
 }
 
-/// Wall time of one phase.
+/// Time of one phase: wall, and the process's CPU time (all threads), which
+/// says how much of the machine the phase had when others share it.
 public struct NetworkPhaseTime: Codable, Sendable, Equatable {
     public var phase: String
     public var seconds: Double
+    /// nil where not measured (the network under test's share).
+    public var cpuSeconds: Double?
 }
 
 /// analysis.json of the per-layer analysis of any network description.

@@ -125,8 +125,12 @@ enum NetworkAnalysisStage {
         }
         lines += ["", "not run"]
         for p in r.phasesNotRun { lines.append("  phase \(p.phase): \(p.reason)") }
-        lines += ["", "phase times"]
-        for t in r.timings { lines.append("  " + pad(t.phase, 58) + String(format: "%8.2f s", t.seconds)) }
+        lines += ["", "phase times" + pad("", 51) + "wall       CPU"]
+        for t in r.timings {
+            lines.append(
+                "  " + pad(t.phase, 58) + String(format: "%8.2f s", t.seconds)
+                    + (t.cpuSeconds.map { String(format: "  %8.2f s", $0) } ?? ""))
+        }
         return lines.joined(separator: "\n")
     }
 }
