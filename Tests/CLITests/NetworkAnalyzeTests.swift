@@ -55,6 +55,18 @@ final class NetworkAnalyzeTests: XCTestCase {
         XCTAssertTrue(checks.contains { $0["id"] as? String == "folding.logits" && $0["passed"] as? Bool == true })
         XCTAssertTrue(checks.allSatisfy { $0["passed"] as? Bool == true })
 
+        // `run --checkpoint`: the same analysis and the per-layer figures.
+        let runOut = dir.appendingPathComponent("run")
+        let run = try CLI.run([
+            "run", "--model", "resnet8", "--device", "host", "--data", try mnist, "--checkpoint", checkpoint.path,
+            "--images", "20", "--sweep-images", "8", "--out", runOut.path,
+        ])
+        XCTAssertEqual(run.status, 0, run.output)
+        for file in ["analysis.json", "figures/layer_spectra.png", "figures/ranks_by_depth.png"] {
+            XCTAssertTrue(
+                FileManager.default.fileExists(atPath: runOut.appendingPathComponent(file).path), "\(file) missing")
+        }
+
         // A running variance ≤ 0: exit 2, the tensor named, no analysis.json.
         var file = try SafetensorsFile.read(from: checkpoint)
         let i = try XCTUnwrap(file.tensors.firstIndex { $0.name == "layer1.0.bn2.running_var" })

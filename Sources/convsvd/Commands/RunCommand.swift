@@ -36,6 +36,9 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("no-sweep"), help: "Skip the test-accuracy-against-rank sweep of phase 5.")
     var noSweep = false
 
+    @Option(help: "Models other than tiny: analyse the first N test images in phases 1, 3 and 4 (default: all).")
+    var images: Int?
+
     @Option(
         name: .customLong("sweep-images"),
         help: "Models other than tiny: the first N test images for phase 5's accuracies (default: all).")
@@ -115,9 +118,16 @@ struct RunCommand: ParsableCommand {
     }
 
     /// `run --model M` for a description: train (phase 1) or read
-    /// --checkpoint, then the per-layer analysis; figures and report.html
-    /// (phase 8) are TinyConvNet's only.
+    /// --checkpoint, then the per-layer analysis and its figures (report.html
+    /// is TinyConvNet's only).
     private func runDescription() throws {
+        guard let figureFormat = FigureFormat(rawValue: format) else {
+            throw ValidationError("--format must be png, svg or pdf (got \(format))")
+        }
+        if let images, images < 1 { throw ValidationError("--images must be at least 1 (got \(images))") }
+        if let sweepImages, sweepImages < 0 {
+            throw ValidationError("--sweep-images must be at least 0 (got \(sweepImages))")
+        }
         let kind = try data.kind()
         let description = try model.description(for: kind)
         let settings = try training.settings(dataset: data.dataset, model: model.model)
@@ -150,15 +160,21 @@ struct RunCommand: ParsableCommand {
         }
         let directory = URL(fileURLWithPath: out)
         log("phases 2–5: per-layer analysis")
-        let options = NetworkAnalysisOptions(sweepImages: noSweep ? 0 : sweepImages)
+        let options = NetworkAnalysisOptions(images: images, sweepImages: noSweep ? 0 : sweepImages)
         let report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: options)
         try report.write(to: directory.appendingPathComponent("analysis.json"))
+        log("phase 8: per-layer figures")
+        let start = Clocks.wall()
+        let figures = directory.appendingPathComponent("figures")
+        try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
+        let files = try Figures.layerFigures(report).map { try $0.write(to: figures, format: figureFormat) }
+        phases.append(("per-layer figures (phase 8)", Clocks.seconds(since: start)))
         print(NetworkAnalysisStage.render(report))
         for (phase, seconds) in phases { print("  " + pad(phase, 58) + String(format: "%8.2f s", seconds)) }
         print(
-            "\noutputs in \(directory.path): analysis.json"
+            "\noutputs in \(directory.path): analysis.json, figures/ (\(files.map(\.name).joined(separator: ", ")))"
                 + (checkpoint == nil ? ", checkpoint.safetensors, metrics.json, metrics.csv" : "")
-                + " (phase 8, figures and report.html, runs for --model tiny only)")
+                + "; report.html is TinyConvNet's only")
         try NetworkAnalysisStage.requirePassed(report)
         print("all \(report.checks.count) checks passed")
     }

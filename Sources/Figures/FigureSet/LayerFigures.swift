@@ -1,0 +1,83 @@
+import Analysis
+import Foundation
+
+extension Figures {
+    /// The per-layer figures of a ``Analysis/NetworkAnalysisReport``: one
+    /// panel per layer, and summaries by depth, so a deeper network is more
+    /// panels, not another figure.
+    public static func layerFigures(_ report: NetworkAnalysisReport) throws -> [Figure] {
+        [try layerSpectra(report.layers), try ranksByDepth(report.layers)]
+    }
+
+    /// Small multiples: σᵢ/σ₁ against i for every layer, W̃ (BatchNorm
+    /// folded) and W ("layer_spectra").
+    public static func layerSpectra(_ layers: [NetworkLayerRecord]) throws -> Figure {
+        let name = "layer_spectra"
+        try require(!layers.isEmpty, name, "no layers")
+        for l in layers {
+            try require(
+                !l.sigma.isEmpty && l.sigma[0] > 0 && l.sigma.allSatisfy { $0.isFinite && $0 >= 0 }
+                    && l.unfoldedSigma.count == l.sigma.count && l.unfoldedSigma[0] > 0,
+                name, "\(l.name): σ must be non-empty, finite, ≥ 0 with σ₁ > 0, for W̃ and W alike")
+        }
+        let columns = Int(Double(layers.count).squareRoot().rounded(.up))
+        let rows = (layers.count + columns - 1) / columns
+        return Figure(
+            name: name, title: "Normalised singular values of every layer", width: 320 * columns,
+            height: 60 + 260 * rows,
+            caption: "One panel per conv or linear layer, in the order of the forward pass: σᵢ/σ₁ of the weight "
+                + "matrix with BatchNorm folded in (W̃ = diag(γ/√(var+ε))·W, solid) and of the stored W (dashed), "
+                + "against the index i. A curve that drops early means the layer's energy sits in a few directions."
+        ) { canvas, body in
+            let panels = body.grid(rows: rows, columns: columns, gap: 14)
+            for (i, l) in layers.enumerated() {
+                let x = (1...l.sigma.count).map(Double.init)
+                XYChart(
+                    title: l.name, x: Axis("i", integerTicks: true), y: Axis("σᵢ/σ₁", range: 0...1),
+                    series: [
+                        Series("W̃", x: x, y: l.sigma.map { $0 / l.sigma[0] }, color: seriesColor(0), style: .line),
+                        Series(
+                            "W", x: x, y: l.unfoldedSigma.map { $0 / l.unfoldedSigma[0] }, color: seriesColor(1),
+                            style: .line, dash: [6, 4]),
+                    ]
+                ).draw(on: canvas, in: panels[i])
+            }
+        }
+    }
+
+    /// By depth: the 95% and 99% energy ranks and the stable rank, each as a
+    /// fraction of the layer's full rank r ("ranks_by_depth").
+    public static func ranksByDepth(_ layers: [NetworkLayerRecord]) throws -> Figure {
+        let name = "ranks_by_depth"
+        try require(!layers.isEmpty, name, "no layers")
+        for l in layers {
+            try require(
+                !l.sigma.isEmpty && l.stableRank.isFinite, name, "\(l.name): needs σ and a finite stable rank")
+        }
+        let depth = (1...layers.count).map(Double.init)
+        func fraction(_ f: (NetworkLayerRecord) -> Double) -> [Double] { layers.map { f($0) / Double($0.sigma.count) } }
+        let list = layers.enumerated().map { "\($0.offset + 1) \($0.element.name)" }.joined(separator: ", ")
+        return Figure(
+            name: name, title: "Rank by depth", width: 1100, height: 560,
+            caption: "For each layer in forward order (\(list)): the number of components holding 95% and 99% of "
+                + "‖W̃‖²_F, and the stable rank ‖W̃‖²_F/σ₁², each divided by the layer's full rank r = min(out, in·k²). "
+                + "A falling curve means deeper layers concentrate their energy in fewer directions."
+        ) { canvas, body in
+            XYChart(
+                title: "rank / r", x: Axis("layer (forward order)", integerTicks: true),
+                y: Axis("fraction of the full rank", range: 0...1),
+                series: [
+                    Series(
+                        "95% energy rank / r", x: depth, y: fraction { Double($0.rank95) }, color: seriesColor(0),
+                        marker: marker(0)),
+                    Series(
+                        "99% energy rank / r", x: depth, y: fraction { Double($0.rank99) }, color: seriesColor(1),
+                        marker: marker(1)),
+                    Series(
+                        "stable rank / r", x: depth, y: fraction(\.stableRank), color: seriesColor(2),
+                        marker: marker(2), dash: [6, 4]),
+                ], legendOutside: true
+            ).draw(on: canvas, in: body)
+        }
+    }
+}
