@@ -25,7 +25,8 @@ import PackageDescription
 ///   the benchmark and the self-test.
 /// - `DataParallel`: the MPI process group for data-parallel training.
 /// - `Analysis`: the analysis phases (2–7 and 9) on the host in float64 with
-///   LAPACK, analysis.json, the results table and the study statistics.
+///   LAPACK, analysis.json, the results table and the study statistics; the
+///   per-layer analysis of any `Models` description (BatchNorm folded).
 /// - `Figures`: cairo figures (phase 8), report.html and study.html.
 /// - `convsvd`: the command-line tool.
 /// - `TestSupport`: the naive float64 references and helpers the test
