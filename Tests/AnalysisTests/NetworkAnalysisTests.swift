@@ -86,6 +86,49 @@ final class NetworkAnalysisTests: XCTestCase {
         XCTAssertEqual(down.batchNorm, "layer2.0.downsample.1")
     }
 
+    /// A conv with its own bias folded with its BatchNorm (b̃ = β + s·(b − μ)),
+    /// a conv with a bias and no BatchNorm (b̃ = b), max-pool, and a residual
+    /// block without a ReLU after its add, against NaiveNetwork (rule as above).
+    func testFoldingWithConvBiasesAgainstNaiveNetwork() throws {
+        func conv(_ i: Int, _ o: Int, stride: Int = 1, padding: Int = 1) -> LayerKind {
+            .conv(
+                Conv2dSpec(inChannels: i, outChannels: o, kernelSize: 3, stride: stride, padding: padding, bias: true))
+        }
+        let description = NetworkDescription(
+            name: "biased",
+            layers: [
+                LayerDescription(conv(2, 5, stride: 2), name: "c1"),
+                LayerDescription(.batchNorm(BatchNorm2dSpec(channels: 5)), name: "b1"),
+                LayerDescription(.relu),
+                LayerDescription(
+                    .residual(
+                        ResidualBlockSpec(
+                            body: [LayerDescription(conv(5, 5), name: "c")], shortcut: .identity, reluAfterAdd: false)),
+                    name: "block"),
+                LayerDescription(conv(5, 4, padding: 0), name: "c2"),
+                LayerDescription(.maxPool2),
+                LayerDescription(.flatten),
+                LayerDescription(.linear(LinearSpec(inFeatures: 4, outFeatures: 3)), name: "fc"),
+            ])
+        let naive = try NaiveNetwork(description, input: (2, 9, 9), classes: 3)
+        let floats = naive.sampleParameters(seed: 11).mapValues { $0.map(Float.init) }
+        let network = try FoldedNetwork(
+            description, input: .map(channels: 2, height: 9, width: 9), classes: 3, tensors: floats)
+        XCTAssertEqual(network.layers.map(\.batchNorm), ["b1", nil, nil, nil])
+        var random = SeededRandom(seed: 2)
+        let x = (0..<(4 * 2 * 81)).map { _ in Double(random.uniform(2)) }
+        var outputs = [[Double]](repeating: [], count: network.layers.count)
+        let logits = HostNetworkForward.folded(network).logits(x, batch: 4, record: { outputs[$0] = $1 })
+        let reference = naive.run(
+            images: x, labels: [0, 1, 2, 0], batch: 4, parameters: floats.mapValues { $0.map(Double.init) },
+            training: false)
+        XCTAssertLessThan(maxAbsoluteDifference(logits, reference.logits), 1e-9)
+        for (l, layer) in network.layers.enumerated() {
+            XCTAssertLessThan(
+                maxAbsoluteDifference(outputs[l], reference.layerOutputs[layer.outputRow]), 1e-9, layer.name)
+        }
+    }
+
     /// Against the naive network as the network under test: every check
     /// passes; a 1e-3 error in one layer's output fails that layer's check
     /// and only that one.

@@ -83,6 +83,19 @@ final class NetworkAnalyzeTests: XCTestCase {
         XCTAssertEqual(b.status, 2, b.output)
         XCTAssertTrue(b.stderr.contains("layer1.0.bn2.running_var"), b.stderr)
         XCTAssertTrue(b.stderr.contains("channel 3"), b.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: badOut.appendingPathComponent("analysis.json").path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: badOut.path))
+
+        // A checkpoint without a BatchNorm buffer: exit 2, the tensor named, nothing written.
+        var noBuffer = try SafetensorsFile.read(from: checkpoint)
+        noBuffer.tensors.removeAll { $0.name == "layer3.0.downsample.1.running_mean" }
+        let missing = dir.appendingPathComponent("missing.safetensors")
+        try noBuffer.write(to: missing)
+        let m = try CLI.run([
+            "analyze", "--model", "resnet8", "--device", "host", "--data", try mnist, "--checkpoint", missing.path,
+            "--out", badOut.path,
+        ])
+        XCTAssertEqual(m.status, 2, m.output)
+        XCTAssertTrue(m.stderr.contains("layer3.0.downsample.1.running_mean"), m.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: badOut.path))
     }
 }
