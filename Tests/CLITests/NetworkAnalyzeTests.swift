@@ -62,7 +62,9 @@ final class NetworkAnalyzeTests: XCTestCase {
             "--images", "20", "--sweep-images", "8", "--out", runOut.path,
         ])
         XCTAssertEqual(run.status, 0, run.output)
-        for file in ["analysis.json", "figures/layer_spectra.png", "figures/ranks_by_depth.png"] {
+        for file in [
+            "analysis.json", "figures/layer_spectra.png", "figures/ranks_by_depth.png", "figures/layer_truncation.png",
+        ] {
             XCTAssertTrue(
                 FileManager.default.fileExists(atPath: runOut.appendingPathComponent(file).path), "\(file) missing")
         }

@@ -6,7 +6,51 @@ extension Figures {
     /// panel per layer, and summaries by depth, so a deeper network is more
     /// panels, not another figure.
     public static func layerFigures(_ report: NetworkAnalysisReport) throws -> [Figure] {
-        [try layerSpectra(report.layers), try ranksByDepth(report.layers)]
+        var figures = [try layerSpectra(report.layers), try ranksByDepth(report.layers)]
+        if report.sweepImages > 0 {
+            figures.append(
+                try layerTruncation(report.layers, baseline: report.sweepBaselineAccuracy, images: report.sweepImages))
+        }
+        return figures
+    }
+
+    /// Small multiples: test accuracy with one layer truncated to rank k,
+    /// the others full, against k ("layer_truncation").
+    public static func layerTruncation(_ layers: [NetworkLayerRecord], baseline: Double, images: Int) throws
+        -> Figure
+    {
+        let name = "layer_truncation"
+        try require(!layers.isEmpty, name, "no layers")
+        try require((0...1).contains(baseline), name, "the baseline accuracy must be a fraction (got \(baseline))")
+        for l in layers {
+            try require(
+                !l.truncation.isEmpty && l.truncation.allSatisfy { (0...1).contains($0.accuracy) && $0.k >= 1 }, name,
+                "\(l.name): needs accuracies in [0, 1] at ranks k ≥ 1")
+        }
+        let columns = Int(Double(layers.count).squareRoot().rounded(.up))
+        let rows = (layers.count + columns - 1) / columns
+        return Figure(
+            name: name, title: "Test accuracy with one layer truncated to rank k", width: 320 * columns,
+            height: 60 + 260 * rows,
+            caption: "One panel per layer: the test accuracy on the first \(images) test images when that layer's W̃ "
+                + "is replaced by its best rank-k approximation and every other layer is kept at full rank (host, "
+                + "float64). The dashed line is the full network's accuracy, "
+                + "\(significant(100 * baseline, 4))%. Where a curve reaches the line at small k, the layer's bottom "
+                + "components are not needed."
+        ) { canvas, body in
+            let panels = body.grid(rows: rows, columns: columns, gap: 14)
+            for (i, l) in layers.enumerated() {
+                XYChart(
+                    title: l.name, x: Axis("rank k", integerTicks: true), y: Axis("accuracy (%)", range: 0...100),
+                    series: [
+                        Series(
+                            "accuracy", x: l.truncation.map { Double($0.k) }, y: l.truncation.map { 100 * $0.accuracy },
+                            color: seriesColor(0), markerRadius: 3)
+                    ],
+                    referenceLines: [ReferenceLine(.horizontal, at: 100 * baseline, label: "full")]
+                ).draw(on: canvas, in: panels[i])
+            }
+        }
     }
 
     /// Small multiples: σᵢ/σ₁ against i for every layer, W̃ (BatchNorm

@@ -35,12 +35,14 @@ struct AnalyzeCommand: ParsableCommand {
 
     @Option(
         name: .customLong("sweep-images"),
-        help: "Models other than tiny: the first N test images for phase 5's accuracies (default: all).")
-    var sweepImages: Int?
+        help:
+            "Models other than tiny: the first N test images for phase 5's accuracies, one host float64 pass per layer and rank (0: none)."
+    )
+    var sweepImages: Int = 1000
 
     func validate() throws {
         if let images, images < 1 { throw ValidationError("--images must be at least 1 (got \(images))") }
-        if let sweepImages, sweepImages < 0 {
+        if sweepImages < 0 {
             throw ValidationError("--sweep-images must be at least 0 (got \(sweepImages))")
         }
     }

@@ -41,8 +41,10 @@ struct RunCommand: ParsableCommand {
 
     @Option(
         name: .customLong("sweep-images"),
-        help: "Models other than tiny: the first N test images for phase 5's accuracies (default: all).")
-    var sweepImages: Int?
+        help:
+            "Models other than tiny: the first N test images for phase 5's accuracies, one host float64 pass per layer and rank (0: none)."
+    )
+    var sweepImages: Int = 1000
 
     func run() throws {
         try reportingErrors {
@@ -125,7 +127,7 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--format must be png, svg or pdf (got \(format))")
         }
         if let images, images < 1 { throw ValidationError("--images must be at least 1 (got \(images))") }
-        if let sweepImages, sweepImages < 0 {
+        if sweepImages < 0 {
             throw ValidationError("--sweep-images must be at least 0 (got \(sweepImages))")
         }
         let kind = try data.kind()
