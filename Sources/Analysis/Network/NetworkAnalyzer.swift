@@ -108,7 +108,7 @@ public struct NetworkAnalyzer {
                 PhaseNotRun(
                     phase: "9",
                     reason:
-                        "operator norms (circulant spectra, power and Gram iteration) are not part of the per-layer path yet"
+                        "operator norms (circulant spectra, power and Gram iteration) are not wired into the per-layer analysis"
                 ),
                 PhaseNotRun(phase: "6", reason: "ReLU mask censuses run for TinyConvNet only (--model tiny)"),
                 PhaseNotRun(phase: "7", reason: "Frobenius and operator identities run for TinyConvNet only"),
