@@ -172,6 +172,7 @@ struct RunCommand: ParsableCommand {
         let files = try Figures.layerFigures(report).map { try $0.write(to: figures, format: figureFormat) }
         phases.append(("per-layer figures (phase 8)", Clocks.seconds(since: start)))
         print(NetworkAnalysisStage.render(report))
+        print("\nphase times outside the analysis")
         for (phase, seconds) in phases { print("  " + pad(phase, 58) + String(format: "%8.2f s", seconds)) }
         print(
             "\noutputs in \(directory.path): analysis.json, figures/ (\(files.map(\.name).joined(separator: ", ")))"
