@@ -5,14 +5,15 @@ import XCTest
 
 /// `convsvd analyze --model resnet8`: the per-layer analysis of a briefly
 /// trained ResNet-8 (BatchNorm folded, every check passing, analysis.json's
-/// per-layer fields), and a corrupted running variance refused with exit 2
-/// and nothing written.
+/// per-layer fields), `run --checkpoint` with its figures, and bad
+/// checkpoints (a running variance ≤ 0, a non-finite weight, a missing
+/// BatchNorm buffer) refused with exit 2, the tensor named, nothing written.
 final class NetworkAnalyzeTests: XCTestCase {
     var mnist: String {
         get throws { try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST_DIR is not set").path }
     }
 
-    func testResNet8AnalysisAndACorruptedRunningVariance() throws {
+    func testResNet8AnalysisRunAndBadCheckpoints() throws {
         let dir = try TestEnvironment.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let trained = dir.appendingPathComponent("train").path
@@ -85,6 +86,23 @@ final class NetworkAnalyzeTests: XCTestCase {
         XCTAssertEqual(b.status, 2, b.output)
         XCTAssertTrue(b.stderr.contains("layer1.0.bn2.running_var"), b.stderr)
         XCTAssertTrue(b.stderr.contains("channel 3"), b.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: badOut.path))
+
+        // A non-finite weight: exit 2, the tensor named, nothing written.
+        var nonFinite = try SafetensorsFile.read(from: checkpoint)
+        let w = try XCTUnwrap(nonFinite.tensors.firstIndex { $0.name == "layer2.0.conv1.weight" })
+        var weights = try nonFinite.tensors[w].floats()
+        weights[10] = .infinity
+        nonFinite.tensors[w] = SafetensorsTensor(
+            name: nonFinite.tensors[w].name, shape: nonFinite.tensors[w].shape, floats: weights)
+        let infinite = dir.appendingPathComponent("infinite.safetensors")
+        try nonFinite.write(to: infinite)
+        let n = try CLI.run([
+            "analyze", "--model", "resnet8", "--device", "host", "--data", try mnist, "--checkpoint", infinite.path,
+            "--out", badOut.path,
+        ])
+        XCTAssertEqual(n.status, 2, n.output)
+        XCTAssertTrue(n.stderr.contains("layer2.0.conv1.weight"), n.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: badOut.path))
 
         // A checkpoint without a BatchNorm buffer: exit 2, the tensor named, nothing written.
