@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(
             name: "AnalysisTests", dependencies: ["Analysis", "NetIO", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "Analysis", "NetIO", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["NetIO", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Models", "NetIO", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,155 @@
+import ArgumentParser
+import Foundation
+import GPUNet
+import Models
+import NetIO
+
+struct CompressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compress",
+        abstract: "Factorise conv layers at low rank (k×k conv to r channels, then 1×1); evaluate and time both.",
+        discussion: """
+            Each chosen conv W (C_out, C_in·k²) = UΣVᵀ becomes NAME.0, a k×k conv C_in → r with weight \
+            Σ_r^½V_rᵀ (stride and padding of the original), and NAME.1, a 1×1 conv r → C_out with weight \
+            U_rΣ_r^½ (and the original's bias). --out receives checkpoint.safetensors, model.json (give it \
+            to --model of train, evaluate, export) and compress.json.
+            """)
+
+    @OptionGroup var device: DeviceOption
+    @OptionGroup var model: ModelOption
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "A checkpoint.safetensors of --model.")
+    var checkpoint: String
+
+    @Option(
+        help:
+            "Per layer, the smallest rank keeping this fraction of Σσ² (0 < E ≤ 1); layers where it saves nothing stay dense."
+    )
+    var energy: Double?
+
+    @Option(help: "Ranks by layer path, e.g. layer1.0.conv1=4,conv2=6; the other layers stay dense.")
+    var ranks: String?
+
+    @Option(name: .customLong("test-limit"), help: "Evaluate and time on the first N test images only.")
+    var testLimit: Int?
+
+    @Option(help: "Test-set passes timed per network (the median is reported).")
+    var repeats: Int = 3
+
+    @Option(help: "Output folder.")
+    var out: String
+
+    func validate() throws {
+        switch (energy, ranks) {
+        case (nil, nil), (.some, .some): throw ValidationError("give exactly one of --energy and --ranks")
+        case (let e?, nil) where !(e > 0 && e <= 1): throw ValidationError("--energy must be in (0, 1], got \(e)")
+        default: break
+        }
+        if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
+    }
+
+    func rule() throws -> Compression.RankRule {
+        if let energy { return .energy(energy) }
+        var parsed: [String: Int] = [:]
+        for item in (ranks ?? "").split(separator: ",") {
+            let parts = item.split(separator: "=")
+            guard parts.count == 2, let r = Int(parts[1]), parsed[String(parts[0])] == nil else {
+                throw ValidationError("--ranks: \"\(item)\" is not NAME=RANK (each layer once)")
+            }
+            parsed[String(parts[0])] = r
+        }
+        if parsed.isEmpty { throw ValidationError("--ranks names no layer") }
+        return .ranks(parsed)
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let rule = try rule()
+            let kind = try data.requireFits(model: model.model)
+            let description = try model.description(for: kind)
+            let device = try device.make()
+            func plan(_ d: NetworkDescription) throws -> NetworkPlan {
+                try NetworkPlan(
+                    d, channels: kind.inputShape.channels, height: kind.inputShape.height,
+                    width: kind.inputShape.width, classes: kind.classCount, device: device)
+            }
+            let dense = try plan(description)
+            let expected = try dense.checkpointTensors().map { (name: $0.name, shape: $0.shape) }
+            let saved = try Checkpoint.read(
+                from: URL(fileURLWithPath: checkpoint), model: expected, modelName: description.name,
+                requireFinite: true)
+            try dense.load(checkpointTensors: saved.tensors)
+            try dense.load(checkpointCounters: saved.counters)
+
+            let (layers, network, tensors) = try Compression.factorize(
+                description, summary: dense.summary, checkpoint: saved, rule: rule)
+            let compressed = try plan(network)
+            let ordered = try compressed.checkpointTensors().map { t -> NamedTensor in
+                guard let value = tensors[t.name], value.shape == t.shape else {
+                    throw ToolError(code: Exit.checkFailed, description: "compress: no tensor \(t.name) \(t.shape)")
+                }
+                return value
+            }
+            try compressed.load(checkpointTensors: ordered)
+            try compressed.load(checkpointCounters: saved.counters)
+            let directory = try prepareOutputDirectory(out)
+
+            var testSet = try data.load(forModel: model.model).test
+            if let testLimit { testSet = testSet.prefix(testLimit) }
+            let test = try DeviceDataset(testSet, on: device)
+            let result = Compression.Result(
+                model: description.name, compressedModel: network.name, dataset: kind.displayName,
+                device: "\(device.info.selector) (\(device.info.name))", rule: rule.text, layers: layers,
+                dense: try Compression.measure(dense, on: test, repeats: repeats),
+                compressed: try Compression.measure(compressed, on: test, repeats: repeats))
+            print(CompressionTable.render(result))
+
+            try writeAtomically(
+                Data(ModelFile.encode(network).utf8), to: directory.appendingPathComponent("model.json"))
+            try Checkpoint(
+                tensors: ordered, counters: saved.counters,
+                metadata: [
+                    "format": "convsvd \(network.name) checkpoint", "compressed_from": description.name,
+                    "rule": rule.text,
+                ]
+            ).write(to: directory.appendingPathComponent(Checkpoint.fileName))
+            try writeAtomically(
+                try JSONEncoder.sorted.encode(result), to: directory.appendingPathComponent("compress.json"))
+            log("wrote \(directory.path)/{model.json,checkpoint.safetensors,compress.json}")
+        }
+    }
+}
+
+/// The printed table of a compression: one row per conv layer, then the totals.
+enum CompressionTable {
+    static func render(_ r: Compression.Result) -> String {
+        var rows = [["layer", "weight", "rank", "break-even", "energy kept", "MACs/image", "factor error"]]
+        for l in r.layers {
+            rows.append([
+                l.path, l.weightShape.map(String.init).joined(separator: "×"),
+                l.rank.map { "\($0) of \(l.singularValues.count)" } ?? "dense", "\(l.breakEvenRank)",
+                String(format: "%.4f%%", 100 * l.keptEnergy), "\(l.denseMultiplyAdds) → \(l.multiplyAdds)",
+                l.factorError.map { String(format: "%.1e", $0) } ?? "",
+            ])
+        }
+        var lines = ["\(r.model) → \(r.compressedModel) (\(r.rule)) on \(r.dataset), \(r.device)"]
+        lines += columns(rows)
+        for (label, m) in [("dense", r.dense), ("compressed", r.compressed)] {
+            lines.append(
+                String(
+                    format: "%@: test accuracy %.2f%%, mean loss %.4f, %d parameters, %d multiply-adds an image, "
+                        + "test-set pass %.3f s (median)", label, 100 * m.accuracy, m.meanLoss, m.parameters,
+                    m.multiplyAdds, m.inferenceSeconds))
+        }
+        lines.append(
+            String(
+                format: "compressed/dense: multiply-adds %.3f, parameters %.3f, time %.3f, accuracy %+.2f points",
+                Double(r.compressed.multiplyAdds) / Double(r.dense.multiplyAdds),
+                Double(r.compressed.parameters) / Double(r.dense.parameters),
+                r.compressed.inferenceSeconds / r.dense.inferenceSeconds,
+                100 * (r.compressed.accuracy - r.dense.accuracy)))
+        return lines.joined(separator: "\n")
+    }
+}
