@@ -107,3 +107,39 @@ final class CompressCommandTests: XCTestCase {
         }
     }
 }
+
+extension CompressCommandTests {
+    /// `--finetune`: TinyConvNet with conv2 at rank 4 trains one short epoch
+    /// from the factors into --out/finetune at a tenth of the recipe's
+    /// learning rate; the rank stays fixed (the factors keep their shapes)
+    /// and the fine-tuned network is measured on the same test images.
+    func testFinetuneTrainsTheFactorsWithTheRankFixed() throws {
+        let dir = try TestEnvironment.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let trained = dir.appendingPathComponent("tiny")
+        let t = try CLI.run([
+            "train", "--device", "host", "--data", try mnist, "--epochs", "1", "--train-limit", "640",
+            "--test-limit", "200", "--out", trained.path,
+        ])
+        XCTAssertEqual(t.status, 0, t.output)
+        let out = dir.appendingPathComponent("tinyc")
+        let c = try CLI.run([
+            "compress", "--device", "host", "--data", try mnist, "--checkpoint",
+            trained.appendingPathComponent("checkpoint.safetensors").path, "--ranks", "conv2=4", "--finetune", "1",
+            "--train-limit", "640", "--test-limit", "200", "--repeats", "1", "--out", out.path,
+        ])
+        XCTAssertEqual(c.status, 0, c.output)
+        XCTAssertTrue(c.stderr.contains("lr 0.0001"), c.stderr)
+        let report = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("compress.json")))
+                as? [String: Any])
+        let finetuned = try XCTUnwrap(report["finetuned"] as? [String: Any])
+        XCTAssertEqual(finetuned["parameters"] as? Int, 5234 - 16 * 72 + 4 * (72 + 16))
+        let before = try SafetensorsFile.read(from: out.appendingPathComponent("checkpoint.safetensors"))
+        let after = try SafetensorsFile.read(from: out.appendingPathComponent("finetune/checkpoint.safetensors"))
+        for name in ["conv2.0.weight", "conv2.1.weight"] {
+            XCTAssertEqual(try after.tensor(name).shape, try before.tensor(name).shape, name)
+            XCTAssertNotEqual(try after.tensor(name).floats(), try before.tensor(name).floats(), "\(name) trained")
+        }
+    }
+}

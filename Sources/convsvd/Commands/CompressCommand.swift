@@ -37,6 +37,15 @@ struct CompressCommand: ParsableCommand {
     @Option(help: "Test-set passes timed per network (the median is reported).")
     var repeats: Int = 3
 
+    @Option(
+        help:
+            "Then train the compressed network N epochs, ranks fixed, with the model's recipe at a tenth of its learning rate, into --out/finetune."
+    )
+    var finetune: Int = 0
+
+    @Option(name: .customLong("train-limit"), help: "Fine-tune on the first N training images only.")
+    var trainLimit: Int?
+
     @Option(help: "Output folder.")
     var out: String
 
@@ -48,6 +57,7 @@ struct CompressCommand: ParsableCommand {
         }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
+        if finetune < 0 { throw ValidationError("--finetune must be 0 or more epochs") }
     }
 
     func rule() throws -> Compression.RankRule {
@@ -99,22 +109,35 @@ struct CompressCommand: ParsableCommand {
             var testSet = try data.load(forModel: model.model).test
             if let testLimit { testSet = testSet.prefix(testLimit) }
             let test = try DeviceDataset(testSet, on: device)
-            let result = Compression.Result(
+            var result = Compression.Result(
                 model: description.name, compressedModel: network.name, dataset: kind.displayName,
                 device: "\(device.info.selector) (\(device.info.name))", rule: rule.text, layers: layers,
                 dense: try Compression.measure(dense, on: test, repeats: repeats),
                 compressed: try Compression.measure(compressed, on: test, repeats: repeats))
-            print(CompressionTable.render(result))
-
-            try writeAtomically(
-                Data(ModelFile.encode(network).utf8), to: directory.appendingPathComponent("model.json"))
+            let modelFile = directory.appendingPathComponent("model.json")
+            let checkpointFile = directory.appendingPathComponent(Checkpoint.fileName)
+            try writeAtomically(Data(ModelFile.encode(network).utf8), to: modelFile)
             try Checkpoint(
                 tensors: ordered, counters: saved.counters,
                 metadata: [
                     "format": "convsvd \(network.name) checkpoint", "compressed_from": description.name,
                     "rule": rule.text,
                 ]
-            ).write(to: directory.appendingPathComponent(Checkpoint.fileName))
+            ).write(to: checkpointFile)
+            if finetune > 0 {
+                let options = ["--epochs", "\(finetune)"] + (trainLimit.map { ["--train-limit", "\($0)"] } ?? [])
+                var settings = try TrainingOptions.parse(options).settings(dataset: data.dataset, model: model.model)
+                settings.learningRate /= 10
+                settings.model = modelFile.path
+                log("finetune: \(finetune) epoch(s) of \(network.name) at lr \(settings.learningRate), ranks fixed")
+                let trainer = try Training.run(
+                    model: try ModelOption.parse(["--model", modelFile.path]), settings: settings, device: device,
+                    data: data,
+                    directory: try prepareOutputDirectory(directory.appendingPathComponent("finetune").path),
+                    resume: false, initial: checkpointFile)
+                result.finetuned = try Compression.measure(trainer.network, on: test, repeats: repeats)
+            }
+            print(CompressionTable.render(result))
             try writeAtomically(
                 try JSONEncoder.sorted.encode(result), to: directory.appendingPathComponent("compress.json"))
             log("wrote \(directory.path)/{model.json,checkpoint.safetensors,compress.json}")
@@ -136,7 +159,8 @@ enum CompressionTable {
         }
         var lines = ["\(r.model) → \(r.compressedModel) (\(r.rule)) on \(r.dataset), \(r.device)"]
         lines += columns(rows)
-        for (label, m) in [("dense", r.dense), ("compressed", r.compressed)] {
+        for (label, m) in [("dense", r.dense), ("compressed", r.compressed), ("fine-tuned", r.finetuned)] {
+            guard let m else { continue }
             lines.append(
                 String(
                     format: "%@: test accuracy %.2f%%, mean loss %.4f, %d parameters, %d multiply-adds an image, "
@@ -149,7 +173,11 @@ enum CompressionTable {
                 Double(r.compressed.multiplyAdds) / Double(r.dense.multiplyAdds),
                 Double(r.compressed.parameters) / Double(r.dense.parameters),
                 r.compressed.inferenceSeconds / r.dense.inferenceSeconds,
-                100 * (r.compressed.accuracy - r.dense.accuracy)))
+                100 * (r.compressed.accuracy - r.dense.accuracy))
+                + (r.finetuned.map {
+                    String(format: " (%+.2f after fine-tuning)", 100 * ($0.accuracy - r.dense.accuracy))
+                }
+                    ?? ""))
         return lines.joined(separator: "\n")
     }
 }

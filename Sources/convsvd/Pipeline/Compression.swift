@@ -58,6 +58,8 @@ enum Compression {
         var layers: [Layer]
         var dense: Measured
         var compressed: Measured
+        /// After `--finetune`, on the same test images.
+        var finetuned: Measured?
     }
 
     /// Chooses the ranks and factorises the weights of `checkpoint` (a
