@@ -141,5 +141,25 @@ extension CompressCommandTests {
             XCTAssertEqual(try after.tensor(name).shape, try before.tensor(name).shape, name)
             XCTAssertNotEqual(try after.tensor(name).floats(), try before.tensor(name).floats(), "\(name) trained")
         }
+
+        // Requests the model cannot take: usage errors (64) naming the layer, nothing written.
+        let never = dir.appendingPathComponent("never")
+        for (model, checkpoint, ranks, fragment) in [
+            (
+                out.appendingPathComponent("model.json").path, out.appendingPathComponent("checkpoint.safetensors"),
+                "conv2.0=2", "conv2.0 is already a factor of the compressed layer conv2"
+            ),
+            ("tiny", trained.appendingPathComponent("checkpoint.safetensors"), "conv9=2", "not a conv layer of tiny"),
+            ("tiny", trained.appendingPathComponent("checkpoint.safetensors"), "conv2=0", "outside 1…16"),
+            ("tiny", trained.appendingPathComponent("checkpoint.safetensors"), "fc=2", "not a conv layer of tiny"),
+        ] {
+            let r = try CLI.run([
+                "compress", "--model", model, "--device", "host", "--data", try mnist, "--checkpoint", checkpoint.path,
+                "--ranks", ranks, "--test-limit", "10", "--out", never.path,
+            ])
+            XCTAssertEqual(r.status, 64, r.output)
+            XCTAssertTrue(r.stderr.contains(fragment), "\(ranks): \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: never.path), ranks)
+        }
     }
 }

@@ -93,8 +93,12 @@ struct CompressCommand: ParsableCommand {
             try dense.load(checkpointTensors: saved.tensors)
             try dense.load(checkpointCounters: saved.counters)
 
-            let (layers, network, tensors) = try Compression.factorize(
-                description, summary: dense.summary, checkpoint: saved, rule: rule)
+            let factorized: (layers: [Compression.Layer], network: NetworkDescription, tensors: [String: NamedTensor])
+            do {
+                factorized = try Compression.factorize(
+                    description, summary: dense.summary, checkpoint: saved, rule: rule)
+            } catch let e as ModelError { throw ValidationError("--ranks: \(e)") }
+            let (layers, network, tensors) = factorized
             let compressed = try plan(network)
             let ordered = try compressed.checkpointTensors().map { t -> NamedTensor in
                 guard let value = tensors[t.name], value.shape == t.shape else {

@@ -33,6 +33,18 @@ enum Compression {
         /// Per image.
         var denseMultiplyAdds: Int
         var multiplyAdds: Int
+        /// The compressed layer whose factor `path` is (`p.0` beside a `p.1`, or
+        /// the reverse), or nil.
+        private static func factorOf(_ path: String, convPaths: Set<String>) -> String? {
+            guard let dot = path.lastIndex(of: ".") else { return nil }
+            let (base, last) = (String(path[..<dot]), path[path.index(after: dot)...])
+            switch last {
+            case "0": return convPaths.contains(base + ".1") ? base : nil
+            case "1": return convPaths.contains(base + ".0") ? base : nil
+            default: return nil
+            }
+        }
+
         /// max |second·first − W_r| over W's entries, W_r from the SVD's
         /// truncation: the float32 factors reproduce the rank-r weight.
         var factorError: Double?
@@ -71,6 +83,7 @@ enum Compression {
         var layers: [Layer] = []
         var ranks: [String: Int] = [:]
         var unknown = Set(rule.explicitRanks.keys)
+        let convPaths = Set(summary.layers.filter { $0.operation.hasPrefix("conv") }.map(\.path))
         for row in summary.layers {
             guard let weight = tensors[row.path + ".weight"], weight.shape.count == 4,
                 case .map(_, let h, let w) = row.output
@@ -83,6 +96,20 @@ enum Compression {
                 .singularValues
             var rank: Int?
             var reason: String
+            if let original = factorOf(row.path, convPaths: convPaths) {
+                if rule.explicitRanks[row.path] != nil {
+                    throw ModelError(
+                        .badValue, at: row.path,
+                        "\(row.path) is already a factor of the compressed layer \(original); compress the original model"
+                    )
+                }
+                layers.append(
+                    Layer(
+                        path: row.path, weightShape: s, rank: nil, breakEvenRank: breakEven, singularValues: sigma,
+                        keptEnergy: 1, denseMultiplyAdds: row.multiplyAdds, multiplyAdds: row.multiplyAdds,
+                        reason: "dense: already a factor of \(original)"))
+                continue
+            }
             switch rule {
             case .energy(let e):
                 let r = ConvFactorization.rank(keeping: e, of: sigma)
@@ -127,6 +154,18 @@ enum Compression {
         var network = try description.factorizingConvolutions(ranks: ranks)
         network.name = description.name + "-lowrank"
         return (layers, network, tensors)
+    }
+
+    /// The compressed layer whose factor `path` is (`p.0` beside a `p.1`, or
+    /// the reverse), or nil.
+    private static func factorOf(_ path: String, convPaths: Set<String>) -> String? {
+        guard let dot = path.lastIndex(of: ".") else { return nil }
+        let (base, last) = (String(path[..<dot]), path[path.index(after: dot)...])
+        switch last {
+        case "0": return convPaths.contains(base + ".1") ? base : nil
+        case "1": return convPaths.contains(base + ".0") ? base : nil
+        default: return nil
+        }
     }
 
     /// max |second·first − W_r|, W_r = U_r·diag(σ_r)·V_rᵀ from a fresh SVD.
