@@ -124,79 +124,97 @@ public struct ConvOperator: Sendable, Equatable {
         return low <= high ? low..<(high + 1) : 0..<0
     }
 
-    /// y = A·x by direct convolution (x: in·H·W values, y: out·Ho·Wo), the
-    /// loops ordered (o, c, i, j, a, b) so that the innermost loop runs along
-    /// an output row with no bounds test (the taps that fall on padding are
-    /// cut from each loop's range beforehand).
+    /// in·kh·kw, the rows of the patch matrix.
+    var patchRows: Int { inChannels * kernelHeight * kernelWidth }
+
+    /// y = A·x (x: in·H·W values, y: out·Ho·Wo) as W·P, where the patch
+    /// matrix P ((in·kh·kw) × (Ho·Wo)) holds P[(c·kh + i)·kw + j, a·Wo + b] =
+    /// x[c, a·s + i − p, b·s + j − p] (0 on padding) and W is (out, in·kh·kw):
+    /// the same sum as the definition, one dgemm.
     public func apply(_ x: [Double]) -> [Double] {
         precondition(x.count == inputCount, "\(name).apply: \(x.count) values for \(inputCount)")
         var y = [Double](repeating: 0, count: outputCount)
-        let (h, w, ho, wo, s, p) = (inputHeight, inputWidth, outputHeight, outputWidth, stride, padding)
-        let (kh, kw, cin) = (kernelHeight, kernelWidth, inChannels)
-        weight.withUnsafeBufferPointer { wp in
-            x.withUnsafeBufferPointer { xp in
-                y.withUnsafeMutableBufferPointer { yp in
-                    for o in 0..<outChannels {
-                        let out = yp.baseAddress! + o * ho * wo
-                        for c in 0..<cin {
-                            let input = xp.baseAddress! + c * h * w
-                            for i in 0..<kh {
-                                let rows = Self.validOutputs(tap: i, stride: s, padding: p, extent: h, outputs: ho)
-                                for j in 0..<kw {
-                                    let columns = Self.validOutputs(
-                                        tap: j, stride: s, padding: p, extent: w, outputs: wo)
-                                    let v = wp[((o * cin + c) * kh + i) * kw + j]
-                                    if v == 0 || columns.isEmpty { continue }
-                                    for a in rows {
-                                        let inRow = (a * s + i - p) * w + j - p
-                                        let outRow = out + a * wo
-                                        for b in columns { outRow[b] += v * input[inRow + b * s] }
-                                    }
-                                }
-                            }
-                        }
-                    }
+        var patches = [Double](repeating: 0, count: patchRows * outputHeight * outputWidth)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                patches.withUnsafeMutableBufferPointer { pp in
+                    apply(xp.baseAddress!, into: yp.baseAddress!, patches: pp.baseAddress!)
                 }
             }
         }
         return y
     }
 
-    /// x = Aᵀ·y, the exact transpose of ``apply(_:)``: each y[o, a, b]·W[o, c, i, j]
-    /// added to the input pixel (a·s + i − p, b·s + j − p) the forward read
-    /// (nothing for padding), so that ⟨A·x, y⟩ = ⟨x, Aᵀ·y⟩ up to rounding.
+    /// x = Aᵀ·y, the exact transpose of ``apply(_:)``: P = Wᵀ·Y, then each
+    /// P[(c·kh + i)·kw + j, a·Wo + b] added to the input pixel
+    /// (a·s + i − p, b·s + j − p) the forward read (nothing for padding), so
+    /// that ⟨A·x, y⟩ = ⟨x, Aᵀ·y⟩ up to rounding.
     public func adjoint(_ y: [Double]) -> [Double] {
         precondition(y.count == outputCount, "\(name).adjoint: \(y.count) values for \(outputCount)")
         var x = [Double](repeating: 0, count: inputCount)
-        let (h, w, ho, wo, s, p) = (inputHeight, inputWidth, outputHeight, outputWidth, stride, padding)
-        let (kh, kw, cin) = (kernelHeight, kernelWidth, inChannels)
-        weight.withUnsafeBufferPointer { wp in
-            y.withUnsafeBufferPointer { yp in
-                x.withUnsafeMutableBufferPointer { xp in
-                    for c in 0..<cin {
-                        let input = xp.baseAddress! + c * h * w
-                        for o in 0..<outChannels {
-                            let out = yp.baseAddress! + o * ho * wo
-                            for i in 0..<kh {
-                                let rows = Self.validOutputs(tap: i, stride: s, padding: p, extent: h, outputs: ho)
-                                for j in 0..<kw {
-                                    let columns = Self.validOutputs(
-                                        tap: j, stride: s, padding: p, extent: w, outputs: wo)
-                                    let v = wp[((o * cin + c) * kh + i) * kw + j]
-                                    if v == 0 || columns.isEmpty { continue }
-                                    for a in rows {
-                                        let inRow = (a * s + i - p) * w + j - p
-                                        let outRow = out + a * wo
-                                        for b in columns { input[inRow + b * s] += v * outRow[b] }
-                                    }
-                                }
-                            }
-                        }
-                    }
+        var patches = [Double](repeating: 0, count: patchRows * outputHeight * outputWidth)
+        y.withUnsafeBufferPointer { yp in
+            x.withUnsafeMutableBufferPointer { xp in
+                patches.withUnsafeMutableBufferPointer { pp in
+                    adjoint(yp.baseAddress!, into: xp.baseAddress!, patches: pp.baseAddress!)
                 }
             }
         }
         return x
+    }
+
+    /// ``apply(_:)`` into caller-owned buffers: y (out·Ho·Wo), patches (in·kh·kw·Ho·Wo).
+    func apply(_ x: UnsafePointer<Double>, into y: UnsafeMutablePointer<Double>, patches: UnsafeMutablePointer<Double>)
+    {
+        let (h, w, ho, wo, s, p) = (inputHeight, inputWidth, outputHeight, outputWidth, stride, padding)
+        let positions = ho * wo
+        for c in 0..<inChannels {
+            for i in 0..<kernelHeight {
+                let rows = Self.validOutputs(tap: i, stride: s, padding: p, extent: h, outputs: ho)
+                for j in 0..<kernelWidth {
+                    let columns = Self.validOutputs(tap: j, stride: s, padding: p, extent: w, outputs: wo)
+                    let row = patches + ((c * kernelHeight + i) * kernelWidth + j) * positions
+                    row.update(repeating: 0, count: positions)
+                    if columns.isEmpty { continue }
+                    for a in rows {
+                        let source = (c * h + a * s + i - p) * w + j - p
+                        let target = row + a * wo
+                        for b in columns { target[b] = x[source + b * s] }
+                    }
+                }
+            }
+        }
+        weight.withUnsafeBufferPointer { wp in
+            denseProduct(m: outChannels, n: positions, k: patchRows, a: wp.baseAddress!, b: patches, c: y)
+        }
+    }
+
+    /// ``adjoint(_:)`` into caller-owned buffers: x (in·H·W), patches (in·kh·kw·Ho·Wo).
+    func adjoint(
+        _ y: UnsafePointer<Double>, into x: UnsafeMutablePointer<Double>, patches: UnsafeMutablePointer<Double>
+    ) {
+        let (h, w, ho, wo, s, p) = (inputHeight, inputWidth, outputHeight, outputWidth, stride, padding)
+        let positions = ho * wo
+        weight.withUnsafeBufferPointer { wp in
+            denseProduct(
+                m: patchRows, n: positions, k: outChannels, a: wp.baseAddress!, b: y, c: patches, transposeA: true)
+        }
+        x.update(repeating: 0, count: inputCount)
+        for c in 0..<inChannels {
+            for i in 0..<kernelHeight {
+                let rows = Self.validOutputs(tap: i, stride: s, padding: p, extent: h, outputs: ho)
+                for j in 0..<kernelWidth {
+                    let columns = Self.validOutputs(tap: j, stride: s, padding: p, extent: w, outputs: wo)
+                    if columns.isEmpty { continue }
+                    let row = patches + ((c * kernelHeight + i) * kernelWidth + j) * positions
+                    for a in rows {
+                        let target = (c * h + a * s + i - p) * w + j - p
+                        let source = row + a * wo
+                        for b in columns { x[target + b * s] += source[b] }
+                    }
+                }
+            }
+        }
     }
 
     /// A itself, (out·Ho·Wo) × (in·H·W): A[(o·Ho + a)·Wo + b, (c·H + a·s+i−p)·W + b·s+j−p] = W[o, c, i, j]
