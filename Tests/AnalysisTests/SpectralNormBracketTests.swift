@@ -73,4 +73,35 @@ final class SpectralNormBracketTests: XCTestCase {
             XCTAssertLessThan((gram.bound - exact) / exact, 1e-12, "layer \(index)")
         }
     }
+
+    /// The upper bound's excess over the dense σ₁ is the boundary effect:
+    /// 0 (to rounding) where zero padding changes nothing (1×1 kernels
+    /// without padding, whose operator is the circular one restricted to a
+    /// whole number of strides), and for one 3×3 kernel it shrinks as the
+    /// input grows (n = 6, 12, 24: printed, and asserted to fall by more
+    /// than half from 6 to 24; docs/operators.md §4).
+    func testUpperBoundExcessIsTheBoundaryEffect() throws {
+        for (out, cin, s, side) in [(3, 2, 1, 6), (4, 4, 2, 8), (2, 5, 2, 10)] {
+            let a = try CircularSpectrumTests.layer(
+                out: out, in: cin, kernel: 1, stride: s, padding: 0, h: side, w: side, seed: 300)
+            let sigma1 = try SingularValueDecomposition(ConvOperatorTests.referenceDense(a)).singularValues[0]
+            let bracket = try a.spectralNormBracket()
+            XCTAssertLessThan(abs(bracket.upper - sigma1) / sigma1, 1e-12, "1×1 \(cin)→\(out) s\(s)")
+            XCTAssertTrue(bracket.withinTolerance)
+        }
+        var g = SeededRandom(seed: 301)
+        let weight = (0..<(3 * 2 * 9)).map { _ in Double.random(in: -1...1, using: &g) }
+        var excess = [Double]()
+        for side in [6, 12, 24] {
+            let a = try ConvOperator(
+                name: "n\(side)", weight: weight, outChannels: 3, inChannels: 2, kernelHeight: 3, kernelWidth: 3,
+                padding: 1, inputHeight: side, inputWidth: side)
+            let sigma1 = try SingularValueDecomposition(ConvOperatorTests.referenceDense(a)).singularValues[0]
+            let bracket = try a.spectralNormBracket(maxPowerIterations: 20000)
+            XCTAssertLessThanOrEqual((sigma1 - bracket.upper) / sigma1, 1e-12)
+            excess.append((bracket.upper - sigma1) / sigma1)
+        }
+        print("3×3 2→3 p1: (upper − σ₁)/σ₁ on 6×6, 12×12, 24×24: \(excess)")
+        XCTAssertLessThan(excess[2], excess[0] / 2)
+    }
 }
