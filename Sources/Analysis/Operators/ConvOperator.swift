@@ -54,9 +54,13 @@ public struct ConvOperator: Sendable, Equatable {
     public let inputWidth: Int
 
     /// The largest number of columns (in·H·W) whose dense SVD ``singularValues()``
-    /// takes: dgesdd on an m×8192 operator is ~(8/3)·8192³ ≈ 1.5e12 flops
-    /// and 0.5 GiB per 8192² matrix, about the most a phase may spend per layer on
-    /// this machine; beyond it ``spectralNormBracket(tolerance:maxPowerIterations:threads:)`` bounds ‖A‖₂.
+    /// takes (the analysis's limit for "all singular values"): the matrix
+    /// alone is rows·8192 doubles (0.5 GiB when square) and dgesdd's values-only
+    /// reduction ~(8/3)·n³ flops, half of it matrix–vector work that
+    /// OpenBLAS runs near memory speed; docs/operators.md lists the measured
+    /// times (minutes at 6272 columns on this 2-core machine). Beyond it,
+    /// ``spectralNormBracket(tolerance:maxPowerIterations:gridCandidates:threads:seed:)``
+    /// bounds ‖A‖₂.
     public static let denseColumnLimit = 8192
 
     /// Checks the description: positive sizes, s ≥ 1, p ≥ 0, an output of
