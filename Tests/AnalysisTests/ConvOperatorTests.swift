@@ -113,6 +113,16 @@ final class ConvOperatorTests: XCTestCase {
         XCTAssertThrowsError(try layer(weights: nan)) { e in XCTAssertEqual("\(e)", "bad: weight 4 is nan") }
         XCTAssertThrowsError(try layer(weights: nine, stride: 0)) { e in XCTAssertEqual("\(e)", "bad: stride 0 < 1") }
         XCTAssertThrowsError(try layer(weights: nine, h: 2))
+        // The Matrix form (out × in·kh·kw) is the same layer, and a wrong width is named.
+        let fromMatrix = try ConvOperator(
+            name: "bad", weight: Matrix(rows: 1, columns: 9, values: nine), inChannels: 1, kernelHeight: 3,
+            kernelWidth: 3, inputHeight: 4, inputWidth: 4)
+        XCTAssertEqual(fromMatrix, try layer(weights: nine))
+        XCTAssertThrowsError(
+            try ConvOperator(
+                name: "bad", weight: Matrix(rows: 3, columns: 3, values: nine), inChannels: 1, kernelHeight: 3,
+                kernelWidth: 3, inputHeight: 4, inputWidth: 4)
+        ) { e in XCTAssertEqual("\(e)", "bad: W is 3×3, not out × in·kh·kw = 9") }
         let big = try ConvOperator(
             name: "wide", weight: [Double](repeating: 0.1, count: 16 * 16 * 9), outChannels: 16, inChannels: 16,
             kernelHeight: 3, kernelWidth: 3, padding: 1, inputHeight: 28, inputWidth: 28)

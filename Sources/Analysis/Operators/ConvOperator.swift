@@ -104,6 +104,26 @@ public struct ConvOperator: Sendable, Equatable {
         self.inputWidth = inputWidth
     }
 
+    /// The same layer from W as the analysis stores it, a (out) × (in·kh·kw)
+    /// matrix in PyTorch's flattening (row o holds W[o, c, i, j] at
+    /// (c·kh + i)·kw + j, which is the (out, in, kh, kw) row-major order).
+    public init(
+        name: String = "conv", weight: Matrix, inChannels: Int, kernelHeight: Int, kernelWidth: Int,
+        stride: Int = 1, padding: Int = 0, inputHeight: Int, inputWidth: Int
+    ) throws {
+        guard weight.columns == inChannels * kernelHeight * kernelWidth else {
+            throw ConvOperatorError.invalidLayer(
+                layer: name,
+                reason:
+                    "W is \(weight.rows)×\(weight.columns), not out × in·kh·kw = \(inChannels * kernelHeight * kernelWidth)"
+            )
+        }
+        try self.init(
+            name: name, weight: weight.values, outChannels: weight.rows, inChannels: inChannels,
+            kernelHeight: kernelHeight, kernelWidth: kernelWidth, stride: stride, padding: padding,
+            inputHeight: inputHeight, inputWidth: inputWidth)
+    }
+
     /// Ho = ⌊(H + 2p − kh)/s⌋ + 1.
     public var outputHeight: Int { (inputHeight + 2 * padding - kernelHeight) / stride + 1 }
     /// Wo = ⌊(W + 2p − kw)/s⌋ + 1.
