@@ -8,7 +8,8 @@ import XCTest
 /// A synchronised BatchNorm (``BatchNormSynchronization``) on two ranks in
 /// one process, each a thread with its own device and plan, joined by
 /// ``ThreadGroup``: rank 0 takes the first ⌊B/2⌋ images of a batch, rank 1
-/// the rest (unequal shares when B is odd), and their results are compared
+/// the rest (unequal shares when B is odd; four ranks in one test, each
+/// taking the reducer's share), and their results are compared
 /// with the float64 network (``NaiveNetwork``) run on the whole batch.
 ///
 /// Rules (as ``NetworkPlanTests``): each rank's logits and per-sample
@@ -24,6 +25,12 @@ final class SynchronizedBatchNormTests: XCTestCase {
     func testTwoRanksMatchTheWholeBatchOnEveryDevice() throws {
         try compare(
             NetworkPlanTests.smallResidual, channels: 2, height: 9, width: 9, classes: 3, batch: 5, seed: 4)
+    }
+
+    /// Four ranks, shares of 1, 2, 2 and 2 images (the reducer's rule).
+    func testFourRanksWithUnequalShares() throws {
+        try compare(
+            NetworkPlanTests.smallResidual, channels: 2, height: 9, width: 9, classes: 3, batch: 7, ranks: 4, seed: 7)
     }
 
     func testResNet8OnTwoRanks() throws {
@@ -83,7 +90,7 @@ final class SynchronizedBatchNormTests: XCTestCase {
 
     private func compare(
         _ description: NetworkDescription, channels: Int, height: Int, width: Int, classes: Int, batch: Int,
-        seed: UInt64, file: StaticString = #filePath, line: UInt = #line
+        ranks: Int = 2, seed: UInt64, file: StaticString = #filePath, line: UInt = #line
     ) throws {
         let reference = try NaiveNetwork(
             description, input: (channels: channels, height: height, width: width), classes: classes)
@@ -94,18 +101,19 @@ final class SynchronizedBatchNormTests: XCTestCase {
         let expected = reference.run(
             images: images, labels: labels, batch: batch, parameters: parameters, training: true)
         let imageSize = channels * height * width
-        let shares = [0..<(batch / 2), (batch / 2)..<batch]
+        let shares = (0..<ranks).map { HostStagedGradientReducer.share(of: batch, rank: $0, processes: ranks) }
 
         // Each rank's device made separately (two threads, two queues); the
         // device list twice gives the same kinds in the same order.
-        let devices = [try testDevices(), try testDevices()]
+        let devices = try (0..<ranks).map { _ in try testDevices() }
         for index in devices[0].indices {
             for synchronised in [true, false] {
-                let context = "\(description.name) batch \(batch) on \(devices[0][index].info.selector)"
-                let groups = ThreadGroup.world(of: 2)
-                let outcome = Outcome()
+                let context =
+                    "\(description.name) batch \(batch) on \(ranks) ranks on \(devices[0][index].info.selector)"
+                let groups = ThreadGroup.world(of: ranks)
+                let outcome = Outcome(ranks: ranks)
                 let running = DispatchGroup()
-                for rank in 0..<2 {
+                for rank in 0..<ranks {
                     running.enter()
                     Thread {
                         defer { running.leave() }
@@ -196,8 +204,12 @@ final class SynchronizedBatchNormTests: XCTestCase {
     /// What the rank threads hand back, under `lock`.
     private final class Outcome: @unchecked Sendable {
         let lock = NSLock()
-        var results = [RankResult?](repeating: nil, count: 2)
-        var failures = [Error?](repeating: nil, count: 2)
+        var results: [RankResult?]
+        var failures: [Error?]
+        init(ranks: Int) {
+            results = Array(repeating: nil, count: ranks)
+            failures = Array(repeating: nil, count: ranks)
+        }
     }
 
     private struct RankResult {
