@@ -143,7 +143,7 @@ struct CompressCommand: ParsableCommand {
                 result.finetuned = try Compression.measure(trainer.network, on: test, repeats: repeats)
             }
             let lipschitz = try folded.layers.enumerated().map { i, layer in
-                try OperatorNormBound.patchCount(layer, matrix: factorized.changedFolded[i] ?? layer.folded)
+                try OperatorNormBound.best(layer, matrix: factorized.changedFolded[i] ?? layer.folded)
             }
             let bound = CompressionBound(network: folded, changedFolded: factorized.changedFolded, lipschitz: lipschitz)
             let started = Clocks.wall()
