@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "NetIO", dependencies: ["CZlib"]),
         .target(name: "Models", dependencies: ["NetIO"]),
         .target(name: "GPUNet", dependencies: ["COpenCL", "CLAPACK", "CHostKernels", "Kernels", "NetIO", "Models"]),
-        .target(name: "Analysis", dependencies: ["CLAPACK", "NetIO"]),
+        .target(name: "Analysis", dependencies: ["CLAPACK", "NetIO", "Models"]),
         .target(name: "Figures", dependencies: ["CCairo", "Analysis"]),
         .target(name: "DataParallel", dependencies: ["CMPI", "GPUNet"]),
         .executableTarget(
@@ -80,7 +80,8 @@ let package = Package(
             name: "GPUNetTests", dependencies: ["GPUNet", "Models", "NetIO", "TestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
-            name: "AnalysisTests", dependencies: ["Analysis", "NetIO", "TestSupport"], resources: [.copy("Fixtures")]),
+            name: "AnalysisTests", dependencies: ["Analysis", "Models", "NetIO", "TestSupport"],
+            resources: [.copy("Fixtures")]),
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "Analysis", "NetIO", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Models", "NetIO", "TestSupport"]),
     ],

@@ -2,6 +2,7 @@ import Analysis
 import ArgumentParser
 import Foundation
 import GPUNet
+import Models
 import NetIO
 
 struct AnalyzeCommand: ParsableCommand {
@@ -9,9 +10,15 @@ struct AnalyzeCommand: ParsableCommand {
         commandName: "analyze",
         abstract: "Phases 2–7 and 9: the SVD of each conv layer, each layer as an operator, every identity checked; "
             + "writes analysis.json.",
-        discussion: "Exits 1 when any identity misses its tolerance (the failures are listed).")
+        discussion: """
+            Exits 1 when any identity misses its tolerance (the failures are listed), 2 for a bad checkpoint \
+            (a missing tensor such as a BatchNorm's running statistics, a non-finite value, a running variance \
+            ≤ 0; nothing is written then). With --model other than tiny, the per-layer analysis: BatchNorm \
+            folded, phases 1–5 for every conv and the linear layer.
+            """)
 
     @OptionGroup var device: DeviceOption
+    @OptionGroup var model: ModelOption
     @OptionGroup var data: DataOptions
 
     @Option(help: "A checkpoint.safetensors written by `convsvd train`.")
@@ -23,8 +30,27 @@ struct AnalyzeCommand: ParsableCommand {
     @Flag(name: .customLong("no-sweep"), help: "Skip the test-accuracy-against-rank sweep of phase 5.")
     var noSweep = false
 
+    @Option(help: "Models other than tiny: analyse the first N test images in phases 1, 3 and 4 (default: all).")
+    var images: Int?
+
+    @Option(
+        name: .customLong("sweep-images"),
+        help: "Models other than tiny: the first N test images for phase 5's accuracies (default: all).")
+    var sweepImages: Int?
+
+    func validate() throws {
+        if let images, images < 1 { throw ValidationError("--images must be at least 1 (got \(images))") }
+        if let sweepImages, sweepImages < 0 {
+            throw ValidationError("--sweep-images must be at least 0 (got \(sweepImages))")
+        }
+    }
+
     func run() throws {
         try reportingErrors {
+            if !model.isTiny {
+                try analyzeDescription()
+                return
+            }
             let weights = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint), requireFinite: true).weights
             try data.requireFits()
             let directory = try prepareOutputDirectory(out)
@@ -35,5 +61,22 @@ struct AnalyzeCommand: ParsableCommand {
             log("wrote \(directory.appendingPathComponent("analysis.json").path)")
             try AnalysisPhases.requirePassed(report)
         }
+    }
+
+    /// The per-layer analysis of a plan model's checkpoint.
+    private func analyzeDescription() throws {
+        let kind = try data.kind()
+        let description = try model.description(for: kind)
+        try data.requireFits(model: model.model)
+        let (plan, network) = try NetworkAnalysisStage.load(
+            description, kind: kind, device: device.make(), checkpoint: URL(fileURLWithPath: checkpoint))
+        let test = try data.load(forModel: model.model).test
+        let directory = try prepareOutputDirectory(out)
+        let options = NetworkAnalysisOptions(images: images, sweepImages: noSweep ? 0 : sweepImages)
+        let report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: options)
+        try report.write(to: directory.appendingPathComponent("analysis.json"))
+        print(NetworkAnalysisStage.render(report))
+        log("wrote \(directory.appendingPathComponent("analysis.json").path)")
+        try NetworkAnalysisStage.requirePassed(report)
     }
 }

@@ -1,3 +1,4 @@
+import Analysis
 import ArgumentParser
 import Foundation
 import GPUNet
@@ -93,12 +94,12 @@ struct CompressCommand: ParsableCommand {
             try dense.load(checkpointTensors: saved.tensors)
             try dense.load(checkpointCounters: saved.counters)
 
-            let factorized: (layers: [Compression.Layer], network: NetworkDescription, tensors: [String: NamedTensor])
+            let folded = try NetworkAnalysisStage.fold(description, plan: dense, tensors: saved.tensors)
+            let factorized: Compression.Factorized
             do {
-                factorized = try Compression.factorize(
-                    description, summary: dense.summary, checkpoint: saved, rule: rule)
+                factorized = try Compression.factorize(description, folded: folded, checkpoint: saved, rule: rule)
             } catch let e as ModelError { throw ValidationError("--ranks: \(e)") }
-            let (layers, network, tensors) = factorized
+            let (layers, network, tensors) = (factorized.layers, factorized.network, factorized.tensors)
             let compressed = try plan(network)
             let ordered = try compressed.checkpointTensors().map { t -> NamedTensor in
                 guard let value = tensors[t.name], value.shape == t.shape else {
@@ -141,10 +142,29 @@ struct CompressCommand: ParsableCommand {
                     resume: false, initial: checkpointFile)
                 result.finetuned = try Compression.measure(trainer.network, on: test, repeats: repeats)
             }
+            let lipschitz = try folded.layers.enumerated().map { i, layer in
+                try OperatorNormBound.best(layer, matrix: factorized.changedFolded[i] ?? layer.folded)
+            }
+            let bound = CompressionBound(network: folded, changedFolded: factorized.changedFolded, lipschitz: lipschitz)
+            let started = Clocks.wall()
+            let images = bound.evaluate(
+                images: testSet.normalizedImages(0..<testSet.count), count: testSet.count,
+                threads: ProcessInfo.processInfo.activeProcessorCount)
+            result.bound = CompressionBoundSummary(images)
+            log(
+                String(
+                    format: "bound: %d test images in float64 (%.1f s)", images.count, Clocks.seconds(since: started)))
             print(CompressionTable.render(result))
             try writeAtomically(
                 try JSONEncoder.sorted.encode(result), to: directory.appendingPathComponent("compress.json"))
             log("wrote \(directory.path)/{model.json,checkpoint.safetensors,compress.json}")
+            if let b = result.bound, b.violations > 0 || b.certifiedButChanged > 0 {
+                throw ToolError(
+                    code: Exit.checkFailed,
+                    description:
+                        "the bound failed: \(b.violations) image(s) changed more than B(x), \(b.certifiedButChanged) certified prediction(s) changed"
+                )
+            }
         }
     }
 }
@@ -182,6 +202,18 @@ enum CompressionTable {
                     String(format: " (%+.2f after fine-tuning)", 100 * ($0.accuracy - r.dense.accuracy))
                 }
                     ?? ""))
+        if let b = r.bound {
+            lines.append(
+                String(
+                    format:
+                        "bound B(x) ≥ ‖f(x) − f̂(x)‖₂ over %d test images: %d violation(s) [check: 0]; mean B %.4g, mean change %.4g; B/change median %.3g, 95th percentile %.3g",
+                    b.images, b.violations, b.meanBound, b.meanChange, b.medianRatio, b.p95Ratio))
+            lines.append(
+                String(
+                    format:
+                        "certified (margin > √2·B): %d of %d, of which changed %d [check: 0]; predictions changed: %d",
+                    b.certified, b.images, b.certifiedButChanged, b.changedPredictions))
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -3,6 +3,7 @@ import ArgumentParser
 import Figures
 import Foundation
 import GPUNet
+import Models
 import NetIO
 
 struct RunCommand: ParsableCommand {
@@ -15,6 +16,7 @@ struct RunCommand: ParsableCommand {
             """)
 
     @OptionGroup var device: DeviceOption
+    @OptionGroup var model: ModelOption
     @OptionGroup var data: DataOptions
     @OptionGroup var training: TrainingOptions
     @OptionGroup var distributed: DistributedOptions
@@ -34,8 +36,17 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("no-sweep"), help: "Skip the test-accuracy-against-rank sweep of phase 5.")
     var noSweep = false
 
+    @Option(
+        name: .customLong("sweep-images"),
+        help: "Models other than tiny: the first N test images for phase 5's accuracies (default: all).")
+    var sweepImages: Int?
+
     func run() throws {
         try reportingErrors {
+            if !model.isTiny {
+                try runDescription()
+                return
+            }
             guard let figureFormat = FigureFormat(rawValue: format) else {
                 throw ValidationError("--format must be png, svg or pdf (got \(format))")
             }
@@ -101,5 +112,54 @@ struct RunCommand: ParsableCommand {
             try AnalysisPhases.requirePassed(report)
             print("all \(report.checks.count) checks passed")
         }
+    }
+
+    /// `run --model M` for a description: train (phase 1) or read
+    /// --checkpoint, then the per-layer analysis; figures and report.html
+    /// (phase 8) are TinyConvNet's only.
+    private func runDescription() throws {
+        let kind = try data.kind()
+        let description = try model.description(for: kind)
+        let settings = try training.settings(dataset: data.dataset, model: model.model)
+        let group = try distributed.join()
+        try data.requireFits(model: model.model)
+        let device = try self.device.make(for: group)
+        let plan: NetworkPlan
+        let network: FoldedNetwork
+        let test: Dataset
+        var phases: [(String, Double)] = []
+        if let checkpoint {
+            if let group, group.rank != 0 { return }
+            log("phase 1: skipped, analysing \(checkpoint)")
+            (plan, network) = try NetworkAnalysisStage.load(
+                description, kind: kind, device: device, checkpoint: URL(fileURLWithPath: checkpoint))
+            test = try data.load(forModel: model.model).test
+            _ = try prepareOutputDirectory(out)
+        } else {
+            let directory = try prepareOutputDirectory(out, lock: (group?.rank ?? 0) == 0)
+            log("phase 1: training \(settings.epochs) epoch(s) on \(device.info.summary)")
+            let start = Clocks.wall()
+            let trainer = try Training.run(
+                model: model, settings: settings, device: device, data: data, directory: directory, resume: resume,
+                group: group)
+            phases.append(("train (phase 1)", Clocks.seconds(since: start)))
+            if let group, group.rank != 0 { return }
+            plan = trainer.network
+            network = try NetworkAnalysisStage.fold(description, plan: plan, tensors: try plan.checkpointTensors())
+            test = trainer.test
+        }
+        let directory = URL(fileURLWithPath: out)
+        log("phases 2–5: per-layer analysis")
+        let options = NetworkAnalysisOptions(sweepImages: noSweep ? 0 : sweepImages)
+        let report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: options)
+        try report.write(to: directory.appendingPathComponent("analysis.json"))
+        print(NetworkAnalysisStage.render(report))
+        for (phase, seconds) in phases { print("  " + pad(phase, 58) + String(format: "%8.2f s", seconds)) }
+        print(
+            "\noutputs in \(directory.path): analysis.json"
+                + (checkpoint == nil ? ", checkpoint.safetensors, metrics.json, metrics.csv" : "")
+                + " (phase 8, figures and report.html, runs for --model tiny only)")
+        try NetworkAnalysisStage.requirePassed(report)
+        print("all \(report.checks.count) checks passed")
     }
 }

@@ -33,20 +33,9 @@ enum Compression {
         /// Per image.
         var denseMultiplyAdds: Int
         var multiplyAdds: Int
-        /// The compressed layer whose factor `path` is (`p.0` beside a `p.1`, or
-        /// the reverse), or nil.
-        private static func factorOf(_ path: String, convPaths: Set<String>) -> String? {
-            guard let dot = path.lastIndex(of: ".") else { return nil }
-            let (base, last) = (String(path[..<dot]), path[path.index(after: dot)...])
-            switch last {
-            case "0": return convPaths.contains(base + ".1") ? base : nil
-            case "1": return convPaths.contains(base + ".0") ? base : nil
-            default: return nil
-            }
-        }
-
-        /// max |second·first − W_r| over W's entries, W_r from the SVD's
-        /// truncation: the float32 factors reproduce the rank-r weight.
+        /// max |diag(s)·second·first − W̃_r| over W̃'s entries, W̃_r the
+        /// truncation of a fresh SVD: the float32 factors reproduce the
+        /// rank-r folded weight.
         var factorError: Double?
         var reason: String
     }
@@ -72,77 +61,90 @@ enum Compression {
         var compressed: Measured
         /// After `--finetune`, on the same test images.
         var finetuned: Measured?
+        /// B(x) ≥ ‖f(x) − f̂(x)‖₂ over the test images (``CompressionBound``).
+        var bound: CompressionBoundSummary?
     }
 
-    /// Chooses the ranks and factorises the weights of `checkpoint` (a
-    /// checkpoint of `description`).
+    /// What ``factorize(_:folded:checkpoint:rule:)`` makes.
+    struct Factorized {
+        var layers: [Layer]
+        var network: NetworkDescription
+        /// The compressed network's tensors by name.
+        var tensors: [String: NamedTensor]
+        /// Index into the folded network's layers → diag(s)·second·first in
+        /// float64: the folded matrix the compressed network applies.
+        var changedFolded: [Int: Matrix]
+    }
+
+    /// Chooses the ranks and factorises the folded weights (BatchNorm's
+    /// scale in, see ``ConvFactorization``) of `checkpoint`, a checkpoint of
+    /// `description` whose folded form is `folded`.
     static func factorize(
-        _ description: NetworkDescription, summary: NetworkSummary, checkpoint: Checkpoint, rule: RankRule
-    ) throws -> (layers: [Layer], network: NetworkDescription, tensors: [String: NamedTensor]) {
+        _ description: NetworkDescription, folded: FoldedNetwork, checkpoint: Checkpoint, rule: RankRule
+    ) throws -> Factorized {
         var tensors = Dictionary(uniqueKeysWithValues: checkpoint.tensors.map { ($0.name, $0) })
         var layers: [Layer] = []
         var ranks: [String: Int] = [:]
+        var changedFolded: [Int: Matrix] = [:]
         var unknown = Set(rule.explicitRanks.keys)
-        let convPaths = Set(summary.layers.filter { $0.operation.hasPrefix("conv") }.map(\.path))
-        for row in summary.layers {
-            guard let weight = tensors[row.path + ".weight"], weight.shape.count == 4,
-                case .map(_, let h, let w) = row.output
+        let convPaths = Set(folded.layers.filter { $0.kind != .linear }.map(\.name))
+        for (index, affine) in folded.layers.enumerated() {
+            guard case .conv(let spec, _, _, let h, let w) = affine.kind, let weight = tensors[affine.name + ".weight"]
             else { continue }
-            unknown.remove(row.path)
+            let path = affine.name
+            unknown.remove(path)
             let s = weight.shape
-            let conv = Conv2dSpec(inChannels: s[1], outChannels: s[0], kernelSize: s[2])
-            let breakEven = FactorizedConvCost.largestSavingRank(conv)
-            let sigma = try ConvFactorization(weight: weight.values, shape: s, rank: 1, context: weight.name)
-                .singularValues
-            var rank: Int?
-            var reason: String
-            if let original = factorOf(row.path, convPaths: convPaths) {
-                if rule.explicitRanks[row.path] != nil {
+            let breakEven = FactorizedConvCost.largestSavingRank(spec)
+            let denseMultiplyAdds = FactorizedConvCost(spec, rank: 1).dense * h * w
+            let sigma = try SingularValueDecomposition(affine.folded, context: weight.name).singularValues
+            var layer = Layer(
+                path: path, weightShape: s, rank: nil, breakEvenRank: breakEven, singularValues: sigma,
+                keptEnergy: 1, denseMultiplyAdds: denseMultiplyAdds, multiplyAdds: denseMultiplyAdds, reason: "dense")
+            if let original = factorOf(path, convPaths: convPaths) {
+                if rule.explicitRanks[path] != nil {
                     throw ModelError(
-                        .badValue, at: row.path,
-                        "\(row.path) is already a factor of the compressed layer \(original); compress the original model"
-                    )
+                        .badValue, at: path,
+                        "\(path) is already a factor of the compressed layer \(original); compress the original model")
                 }
-                layers.append(
-                    Layer(
-                        path: row.path, weightShape: s, rank: nil, breakEvenRank: breakEven, singularValues: sigma,
-                        keptEnergy: 1, denseMultiplyAdds: row.multiplyAdds, multiplyAdds: row.multiplyAdds,
-                        reason: "dense: already a factor of \(original)"))
+                layer.reason = "dense: already a factor of \(original)"
+                layers.append(layer)
                 continue
             }
+            var rank: Int?
             switch rule {
             case .energy(let e):
                 let r = ConvFactorization.rank(keeping: e, of: sigma)
                 if r <= breakEven {
                     rank = r
-                    reason = String(format: "rank %d keeps %.4g%% of Σσ²", r, 100 * e)
+                    layer.reason = String(format: "rank %d keeps %.4g%% of Σσ̃²", r, 100 * e)
                 } else {
-                    reason = "dense: rank \(r) for \(e) of Σσ² saves nothing (break-even rank \(breakEven))"
+                    layer.reason = "dense: rank \(r) for \(e) of Σσ̃² saves nothing (break-even rank \(breakEven))"
                 }
             case .ranks(let given):
-                rank = given[row.path]
-                reason = rank.map { $0 > breakEven ? "as given; costs more than dense" : "as given" } ?? "dense"
+                rank = given[path]
+                if let rank { layer.reason = rank > breakEven ? "as given; costs more than dense" : "as given" }
             }
-            var layer = Layer(
-                path: row.path, weightShape: s, rank: rank, breakEvenRank: breakEven, singularValues: sigma,
-                keptEnergy: 1, denseMultiplyAdds: row.multiplyAdds, multiplyAdds: row.multiplyAdds, reason: reason)
             if let rank {
                 guard rank >= 1 && rank <= sigma.count else {
-                    throw ModelError(.badValue, at: row.path, "rank \(rank) is outside 1…\(sigma.count)")
+                    throw ModelError(.badValue, at: path, "rank \(rank) is outside 1…\(sigma.count)")
                 }
-                let f = try ConvFactorization(weight: weight.values, shape: s, rank: rank, context: weight.name)
+                let f = try ConvFactorization(
+                    weight: weight.values, shape: s, rowScale: affine.scale, rank: rank, context: weight.name)
+                let applied = appliedMatrix(f, scale: affine.scale)
+                layer.rank = rank
                 layer.keptEnergy = 1 - f.droppedEnergy
-                layer.multiplyAdds = FactorizedConvCost(conv, rank: rank).factorized * h * w
-                layer.factorError = try factorError(f, weight: weight)
-                ranks[row.path] = rank
-                tensors[row.path + ".weight"] = nil
-                tensors[row.path + ".0.weight"] = NamedTensor(
-                    name: row.path + ".0.weight", shape: [rank, s[1], s[2], s[3]], values: f.first)
-                tensors[row.path + ".1.weight"] = NamedTensor(
-                    name: row.path + ".1.weight", shape: [s[0], rank, 1, 1], values: f.second)
-                if let bias = tensors.removeValue(forKey: row.path + ".bias") {
-                    tensors[row.path + ".1.bias"] = NamedTensor(
-                        name: row.path + ".1.bias", shape: bias.shape, values: bias.values)
+                layer.multiplyAdds = FactorizedConvCost(spec, rank: rank).factorized * h * w
+                layer.factorError = try factorError(applied, folded: affine.folded, rank: rank, context: weight.name)
+                changedFolded[index] = applied
+                ranks[path] = rank
+                tensors[path + ".weight"] = nil
+                tensors[path + ".0.weight"] = NamedTensor(
+                    name: path + ".0.weight", shape: [rank, s[1], s[2], s[3]], values: f.first)
+                tensors[path + ".1.weight"] = NamedTensor(
+                    name: path + ".1.weight", shape: [s[0], rank, 1, 1], values: f.second)
+                if let bias = tensors.removeValue(forKey: path + ".bias") {
+                    tensors[path + ".1.bias"] = NamedTensor(
+                        name: path + ".1.bias", shape: bias.shape, values: bias.values)
                 }
             }
             layers.append(layer)
@@ -153,7 +155,18 @@ enum Compression {
         }
         var network = try description.factorizingConvolutions(ranks: ranks)
         network.name = description.name + "-lowrank"
-        return (layers, network, tensors)
+        return Factorized(layers: layers, network: network, tensors: tensors, changedFolded: changedFolded)
+    }
+
+    /// diag(s)·second·first in float64 from the float32 factors: the folded
+    /// matrix the compressed network applies.
+    static func appliedMatrix(_ f: ConvFactorization, scale: [Double]) -> Matrix {
+        let (out, rank) = (f.weightShape[0], f.rank)
+        let columns = f.first.count / rank
+        var m =
+            Matrix(rows: out, columns: rank, float32: f.second) * Matrix(rows: rank, columns: columns, float32: f.first)
+        for o in 0..<out { for j in 0..<columns { m[o, j] *= scale[o] } }
+        return m
     }
 
     /// The compressed layer whose factor `path` is (`p.0` beside a `p.1`, or
@@ -168,15 +181,10 @@ enum Compression {
         }
     }
 
-    /// max |second·first − W_r|, W_r = U_r·diag(σ_r)·V_rᵀ from a fresh SVD.
-    private static func factorError(_ f: ConvFactorization, weight: NamedTensor) throws -> Double {
-        let (out, columns) = (weight.shape[0], weight.shape[1] * weight.shape[2] * weight.shape[3])
-        let wr = try SingularValueDecomposition(
-            Matrix(rows: out, columns: columns, float32: weight.values), context: weight.name
-        ).truncated(rank: f.rank)
-        let first = Matrix(rows: f.rank, columns: columns, float32: f.first)
-        let second = Matrix(rows: out, columns: f.rank, float32: f.second)
-        return zip((second * first).values, wr.values).reduce(0) { max($0, abs($1.0 - $1.1)) }
+    /// max |applied − W̃_r| with W̃_r = U_r·diag(σ_r)·V_rᵀ from a fresh SVD of W̃.
+    private static func factorError(_ applied: Matrix, folded: Matrix, rank: Int, context: String) throws -> Double {
+        let truncated = try SingularValueDecomposition(folded, context: context).truncated(rank: rank)
+        return zip(applied.values, truncated.values).reduce(0) { max($0, abs($1.0 - $1.1)) }
     }
 
     /// Accuracy, loss and the median time of `repeats` test-set passes.

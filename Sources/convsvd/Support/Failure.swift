@@ -1,3 +1,4 @@
+import Analysis
 import ArgumentParser
 import Foundation
 import GPUNet
@@ -46,6 +47,9 @@ func exitCode(for error: Error) -> Int32 {
         }
     case is OpenCLError, is DeviceSelectionError: return Exit.device
     case is IDXError, is SafetensorsError, is DatasetError: return Exit.badInput
+    case let e as NetworkAnalysisError:
+        if case .networkOutputSize = e { return Exit.device }
+        return Exit.badInput
     case is FileIOError, is OutputFolderLockError: return Exit.output
     default: return Exit.checkFailed
     }

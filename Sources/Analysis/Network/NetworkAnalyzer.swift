@@ -1,0 +1,451 @@
+import Foundation
+import NetIO
+
+/// The per-layer analysis of any ``FoldedNetwork``: one code path over its
+/// list of conv layers and its linear layer, whatever the depth.
+///
+/// - Phase 2, per layer: the SVD of W̃ (BatchNorm folded) and of W, energies,
+///   90/95/99% ranks, stable and entropy ranks, the decomposition's identities.
+/// - Phases 1, 3 and 4, one pass over the test images: the folded float64
+///   network against the network under test (logits, 1e-4, and predictions);
+///   the network in SVD coordinates (z = Vᵀp, s = σ⊙z, a = Us + b̃ for every
+///   layer) against the folded one (1e-10) and the device (1e-4); every
+///   layer's W̃p + b̃ on the device's own input of the layer against the
+///   device's output of the layer (conv + BatchNorm in eval mode, 1e-4).
+/// - Phase 5: test accuracy with one layer truncated to rank k, the others
+///   full, and with every layer truncated at an energy threshold, on the
+///   host in float64.
+///
+/// Phase 9 (operator norms) is not part of this path; the report says so.
+public struct NetworkAnalyzer {
+    public let network: FoldedNetwork
+    public let testSet: Dataset
+    public let options: NetworkAnalysisOptions
+
+    public init(network: FoldedNetwork, testSet: Dataset, options: NetworkAnalysisOptions = NetworkAnalysisOptions()) {
+        self.network = network
+        self.testSet = testSet
+        self.options = options
+    }
+
+    /// Phase 2 of one layer, without phases 3–5's fields.
+    struct Spectra {
+        var folded: SingularValueDecomposition
+        var record: NetworkLayerRecord
+    }
+
+    /// The whole analysis; `progress` receives one line per step.
+    /// - Throws: ``NetworkAnalysisError`` for bad options, a data set that
+    ///   does not fit, an all-zero layer or a network output of the wrong
+    ///   size; ``LAPACKError``; the network under test's errors.
+    public func run(device: LayeredNetworkUnderTest? = nil, progress: (String) -> Void = { _ in }) throws
+        -> NetworkAnalysisReport
+    {
+        guard testSet.imageSize == network.inputSize, testSet.count > 0 else {
+            throw NetworkAnalysisError.invalidInput(
+                "data set \(testSet.name): \(testSet.count) images of \(testSet.imageSize) values, "
+                    + "the model takes \(network.summary.input)")
+        }
+        guard options.deviceBatch > 0, options.chunk > 0, options.threads > 0, options.everyRankUpTo >= 0 else {
+            throw NetworkAnalysisError.invalidInput("analysis options: batch, chunk and threads must be positive")
+        }
+        let started = Clocks.wall()
+        var timings: [NetworkPhaseTime] = []
+        var clock = started
+        func lap(_ phase: String) {
+            let now = Clocks.wall()
+            timings.append(NetworkPhaseTime(phase: phase, seconds: now - clock))
+            clock = now
+        }
+
+        progress("phase 2: SVD of \(network.layers.count) layers (BatchNorm folded)")
+        var spectra = try network.layers.map(Self.spectra)
+        lap("phase 2: SVD per layer")
+
+        let images = min(options.images ?? testSet.count, testSet.count)
+        progress(
+            "phases 1, 3, 4: \(images) test images through the folded network, SVD coordinates"
+                + (device == nil ? "" : " and the network under test"))
+        let pass = try testSetPass(images: images, svds: spectra.map(\.folded), device: device)
+        for l in spectra.indices {
+            spectra[l].record.svdCoordinatesMaxAbsDifference = pass.svdLayer[l]
+            spectra[l].record.deviceMaxAbsDifference = device == nil ? nil : pass.deviceLayer[l]
+        }
+        let n = Double(images)
+        let comparison = NetworkComparison(
+            images: images, hostAccuracy: Double(pass.foldedCorrect) / n,
+            svdLogitsMaxAbsDifference: pass.svdLogits, svdPredictionMismatches: pass.svdMismatches,
+            deviceAccuracy: device == nil ? nil : Double(pass.deviceCorrect) / n,
+            foldedVersusDeviceMaxAbsDifference: device == nil ? nil : pass.deviceLogits,
+            foldedVersusDevicePredictionMismatches: device == nil ? nil : pass.deviceMismatches,
+            svdVersusDeviceMaxAbsDifference: device == nil ? nil : pass.svdDeviceLogits,
+            svdVersusDevicePredictionMismatches: device == nil ? nil : pass.svdDeviceMismatches)
+        timings.append(NetworkPhaseTime(phase: "phases 1, 3, 4: network under test", seconds: pass.deviceSeconds))
+        lap("phases 1, 3, 4: host passes (wall, less the device's time)")
+        timings[timings.count - 1].seconds -= pass.deviceSeconds
+
+        let sweepImages = min(options.sweepImages ?? testSet.count, testSet.count)
+        progress("phase 5: accuracy with one layer truncated, and at energy thresholds, on \(sweepImages) images")
+        let sweep = truncationSweep(images: sweepImages, spectra: spectra)
+        for l in spectra.indices { spectra[l].record.truncation = sweep.perLayer[l] }
+        lap("phase 5: truncated accuracies")
+
+        let layers = spectra.map(\.record)
+        let total = Clocks.seconds(since: started)
+        timings.append(NetworkPhaseTime(phase: "total", seconds: total))
+        let checks = Self.checks(
+            layers: layers, comparison: comparison, device: device != nil, fullRankMismatches: sweep.fullRankMismatches,
+            sweepImages: sweepImages)
+        return NetworkAnalysisReport(
+            model: network.name, testSet: DatasetSummary(name: testSet.name, count: testSet.count), options: options,
+            foldedBatchNorms: network.layers.compactMap(\.batchNorm), layers: layers, comparison: comparison,
+            sweepImages: sweepImages, sweepBaselineAccuracy: sweep.baselineAccuracy, thresholds: sweep.thresholds,
+            phasesNotRun: [
+                PhaseNotRun(
+                    phase: "9",
+                    reason:
+                        "operator norms (circulant spectra, power and Gram iteration) are not part of the per-layer path yet"
+                ),
+                PhaseNotRun(phase: "6", reason: "ReLU mask censuses run for TinyConvNet only (--model tiny)"),
+                PhaseNotRun(phase: "7", reason: "Frobenius and operator identities run for TinyConvNet only"),
+            ],
+            checks: checks, timings: timings)
+    }
+
+    // MARK: Phase 2
+
+    static func spectra(_ layer: AffineLayer) throws -> Spectra {
+        let w = layer.folded
+        guard w.maxAbsoluteValue > 0 else {
+            throw NetworkAnalysisError.unsupported(
+                layer: layer.name, reason: "the (folded) weight is all zeros; its SVD, energies and ranks are undefined"
+            )
+        }
+        let svd = try SingularValueDecomposition(w, context: "\(layer.name) W̃ (\(w.rows)×\(w.columns))")
+        let unfolded = try SingularValueDecomposition(
+            layer.weight, context: "\(layer.name) W (\(w.rows)×\(w.columns))")
+        let spectrum = try LayerSpectrum.compute(layer: layer.name, weightShape: layer.weightShape, w: w, svd: svd)
+        let identities = SVDIdentities.compute(layer: layer.name, w: w, svd: svd)
+        let (kind, stride, padding, input, output): (String, Int, Int, [Int], [Int])
+        switch layer.kind {
+        case .conv(let spec, let h, let wd, let oh, let ow):
+            (kind, stride, padding) = ("conv", spec.stride, spec.padding)
+            (input, output) = ([spec.inChannels, h, wd], [spec.outChannels, oh, ow])
+        case .linear:
+            (kind, stride, padding, input, output) = ("linear", 1, 0, [w.columns], [w.rows])
+        }
+        let record = NetworkLayerRecord(
+            name: layer.name, kind: kind, batchNorm: layer.batchNorm, shape: layer.weightShape,
+            matrixShape: [w.rows, w.columns], stride: stride, padding: padding, inputShape: input,
+            outputShape: output, sigma: spectrum.singularValues, unfoldedSigma: unfolded.singularValues,
+            cumulativeEnergy: spectrum.cumulativeEnergy, rank90: spectrum.componentsFor90PercentEnergy,
+            rank95: spectrum.componentsFor95PercentEnergy, rank99: spectrum.componentsFor99PercentEnergy,
+            stableRank: spectrum.stableRank, entropyEffectiveRank: spectrum.entropyEffectiveRank,
+            numericalRank: spectrum.numericalRank,
+            reconstructionError: identities.reconstructionMaxAbsError / w.maxAbsoluteValue,
+            uOrthogonalityError: identities.uOrthogonalityError, vOrthogonalityError: identities.vOrthogonalityError,
+            sigmaVersusGramError: spectrum.sigmaVersusGramEigenvaluesError, svdCoordinatesMaxAbsDifference: .nan,
+            deviceMaxAbsDifference: nil, truncation: [])
+        return Spectra(folded: svd, record: record)
+    }
+
+    // MARK: Phases 1, 3, 4
+
+    struct PassStats {
+        var foldedCorrect = 0, deviceCorrect = 0
+        var svdLogits = 0.0, svdMismatches = 0
+        var deviceLogits = 0.0, deviceMismatches = 0
+        var svdDeviceLogits = 0.0, svdDeviceMismatches = 0
+        var svdLayer: [Double]
+        var deviceLayer: [Double]
+        var deviceSeconds = 0.0
+
+        init(layers: Int) {
+            svdLayer = [Double](repeating: 0, count: layers)
+            deviceLayer = [Double](repeating: 0, count: layers)
+        }
+
+        mutating func merge(_ o: PassStats) {
+            foldedCorrect += o.foldedCorrect
+            deviceCorrect += o.deviceCorrect
+            svdLogits = worst(svdLogits, o.svdLogits)
+            svdMismatches += o.svdMismatches
+            deviceLogits = worst(deviceLogits, o.deviceLogits)
+            deviceMismatches += o.deviceMismatches
+            svdDeviceLogits = worst(svdDeviceLogits, o.svdDeviceLogits)
+            svdDeviceMismatches += o.svdDeviceMismatches
+            for l in svdLayer.indices {
+                svdLayer[l] = worst(svdLayer[l], o.svdLayer[l])
+                deviceLayer[l] = worst(deviceLayer[l], o.deviceLayer[l])
+            }
+        }
+    }
+
+    func testSetPass(images: Int, svds: [SingularValueDecomposition], device: LayeredNetworkUnderTest?) throws
+        -> PassStats
+    {
+        let folded = HostNetworkForward.folded(network)
+        let analytical = HostNetworkForward(network, operators: svds.map { .truncated($0, rank: $0.rank) })
+        let classes = network.classes
+        let layers = network.layers
+        let size = network.inputSize
+        var total = PassStats(layers: layers.count)
+        var start = 0
+        while start < images {
+            let count = min(options.deviceBatch, images - start)
+            let x = testSet.normalizedImages(start..<(start + count))
+            let labels = (start..<(start + count)).map { Int(testSet.labels[$0]) }
+            var deviceLogits: [Float]?
+            var deviceRows: [Int: [Float]] = [:]
+            if let device {
+                let t0 = Clocks.wall()
+                let logits = try device.forward(normalizedImages: x, count: count)
+                guard logits.count == count * classes else {
+                    throw NetworkAnalysisError.networkOutputSize(
+                        output: "logits", expected: count * classes, actual: logits.count)
+                }
+                deviceLogits = logits
+                for layer in layers {
+                    for row in [layer.inputRow, layer.outputRow].compactMap({ $0 }) where deviceRows[row] == nil {
+                        let values = try device.output(row: row)
+                        let expected = count * network.summary.layers[row].output.elementCount
+                        guard values.count == expected else {
+                            throw NetworkAnalysisError.networkOutputSize(
+                                output: network.summary.layers[row].path, expected: expected, actual: values.count)
+                        }
+                        deviceRows[row] = values
+                    }
+                }
+                total.deviceSeconds += Clocks.seconds(since: t0)
+            }
+            let chunks = (count + options.chunk - 1) / options.chunk
+            let parts = parallelMap(chunks, threads: options.threads) { c -> PassStats in
+                let lo = c * options.chunk
+                let hi = min(lo + options.chunk, count)
+                let b = hi - lo
+                var s = PassStats(layers: layers.count)
+                let input = x[(lo * size)..<(hi * size)].map(Double.init)
+                var foldedOutputs = [[Double]](repeating: [], count: layers.count)
+                let fLogits = folded.logits(input, batch: b, record: { foldedOutputs[$0] = $1 })
+                var svdOutputs = [[Double]](repeating: [], count: layers.count)
+                let aLogits = analytical.logits(input, batch: b, record: { svdOutputs[$0] = $1 })
+                for l in layers.indices { s.svdLayer[l] = maxAbsDifference(svdOutputs[l], foldedOutputs[l]) }
+                s.svdLogits = maxAbsDifference(aLogits, fLogits)
+                for i in 0..<b {
+                    let f = argmax(fLogits, i * classes, classes)
+                    let a = argmax(aLogits, i * classes, classes)
+                    if f == labels[lo + i] { s.foldedCorrect += 1 }
+                    if a != f { s.svdMismatches += 1 }
+                    if let d = deviceLogits {
+                        let dv = d[((lo + i) * classes)..<((lo + i + 1) * classes)].map(Double.init)
+                        let dp = argmax(dv, 0, classes)
+                        if dp == labels[lo + i] { s.deviceCorrect += 1 }
+                        if dp != f { s.deviceMismatches += 1 }
+                        if dp != a { s.svdDeviceMismatches += 1 }
+                        let fl = Array(fLogits[(i * classes)..<((i + 1) * classes)])
+                        let al = Array(aLogits[(i * classes)..<((i + 1) * classes)])
+                        s.deviceLogits = worst(s.deviceLogits, maxAbsDifference(dv, fl))
+                        s.svdDeviceLogits = worst(s.svdDeviceLogits, maxAbsDifference(dv, al))
+                    }
+                }
+                if deviceLogits != nil {
+                    for (l, layer) in layers.enumerated() {
+                        let inSize = layer.inputSize
+                        let layerInput: [Double] =
+                            layer.inputRow.map { deviceRows[$0]![(lo * inSize)..<(hi * inSize)].map(Double.init) }
+                            ?? input
+                        let host = folded.layerOutput(l, layerInput, batch: b)
+                        let outSize = layer.outputSize
+                        let dev = deviceRows[layer.outputRow]![(lo * outSize)..<(hi * outSize)].map(Double.init)
+                        s.deviceLayer[l] = maxAbsDifference(dev, host)
+                    }
+                }
+                return s
+            }
+            for p in parts { total.merge(p) }
+            start += count
+        }
+        return total
+    }
+
+    // MARK: Phase 5
+
+    struct Sweep {
+        var perLayer: [[RankAccuracy]]
+        var thresholds: [ThresholdTruncation]
+        var baselineAccuracy: Double
+        /// Images whose prediction with any single layer at full rank k = r
+        /// (through its SVD factors) differs from the folded network's.
+        var fullRankMismatches: Int
+    }
+
+    /// One variant of the network: its forward pass, the top-level step it
+    /// differs from the folded network at, and where its count goes.
+    private struct Variant {
+        var forward: HostNetworkForward
+        var start: Int
+        var layer: Int?
+        var k: Int
+        var fullRank: Bool
+    }
+
+    func truncationSweep(images: Int, spectra: [Spectra]) -> Sweep {
+        let base = HostNetworkForward.folded(network)
+        let baseOperators = base.operators
+        let start = network.layers.indices.map { l in
+            network.steps.firstIndex { step($0, holds: l) }!
+        }
+        var variants: [Variant] = []
+        for (l, s) in spectra.enumerated() {
+            for k in options.sweptRanks(rank: s.folded.rank) {
+                var ops = baseOperators
+                ops[l] = .truncated(s.folded, rank: k)
+                variants.append(
+                    Variant(
+                        forward: HostNetworkForward(network, operators: ops), start: start[l], layer: l, k: k,
+                        fullRank: k == s.folded.rank))
+            }
+        }
+        let thresholdRanks = options.energyThresholds.map { t in
+            spectra.map { componentsFor(energy: t, cumulative: $0.record.cumulativeEnergy) }
+        }
+        for ranks in thresholdRanks {
+            let ops = spectra.enumerated().map { LayerOperator.truncated($0.element.folded, rank: ranks[$0.offset]) }
+            variants.append(
+                Variant(
+                    forward: HostNetworkForward(network, operators: ops), start: 0, layer: nil, k: 0, fullRank: false))
+        }
+        let classes = network.classes
+        let size = network.inputSize
+        let chunks = (images + options.chunk - 1) / options.chunk
+        // Per chunk: [baseline correct, then per variant correct, then full-rank mismatches].
+        let counts = parallelMap(chunks, threads: options.threads) { c -> [Int] in
+            let lo = c * options.chunk
+            let hi = min(lo + options.chunk, images)
+            let b = hi - lo
+            let input = testSet.normalizedImages(lo..<hi).map(Double.init)
+            var stepInputs = [[Double]](repeating: [], count: network.steps.count)
+            let logits = base.logits(input, batch: b, topLevelInputs: { stepInputs[$0] = $1 })
+            let labels = (lo..<hi).map { Int(testSet.labels[$0]) }
+            let predictions = (0..<b).map { argmax(logits, $0 * classes, classes) }
+            var out = [Int](repeating: 0, count: variants.count + 2)
+            out[0] = zip(predictions, labels).filter { $0 == $1 }.count
+            for (v, variant) in variants.enumerated() {
+                let l = variant.forward.logits(stepInputs[variant.start], batch: b, from: variant.start)
+                for i in 0..<b {
+                    let p = argmax(l, i * classes, classes)
+                    if p == labels[i] { out[v + 1] += 1 }
+                    if variant.fullRank && p != predictions[i] { out[variants.count + 1] += 1 }
+                }
+            }
+            return out
+        }
+        var sum = [Int](repeating: 0, count: variants.count + 2)
+        for c in counts { for i in sum.indices { sum[i] += c[i] } }
+        let n = Double(images)
+        var perLayer = [[RankAccuracy]](repeating: [], count: spectra.count)
+        var thresholds: [ThresholdTruncation] = []
+        for (v, variant) in variants.enumerated() {
+            let accuracy = Double(sum[v + 1]) / n
+            if let l = variant.layer {
+                perLayer[l].append(RankAccuracy(k: variant.k, accuracy: accuracy))
+            } else {
+                let t = thresholds.count
+                thresholds.append(
+                    ThresholdTruncation(
+                        energy: options.energyThresholds[t], ranks: thresholdRanks[t], accuracy: accuracy))
+            }
+        }
+        return Sweep(
+            perLayer: perLayer, thresholds: thresholds, baselineAccuracy: Double(sum[0]) / n,
+            fullRankMismatches: sum[variants.count + 1])
+    }
+
+    private func step(_ step: FoldedNetwork.Step, holds layer: Int) -> Bool {
+        switch step {
+        case .affine(let i): return i == layer
+        case .residual(let body, let shortcut, _):
+            return body.contains { self.step($0, holds: layer) }
+                || (shortcut ?? []).contains { self.step($0, holds: layer) }
+        default: return false
+        }
+    }
+
+    // MARK: Checks
+
+    static func checks(
+        layers: [NetworkLayerRecord], comparison c: NetworkComparison, device: Bool, fullRankMismatches: Int,
+        sweepImages: Int
+    ) -> [Check] {
+        var checks = [Check]()
+        func add(
+            _ id: String, _ kind: CheckKind, _ description: String, _ value: Double, _ relation: CheckRelation,
+            _ limit: Double
+        ) {
+            checks.append(
+                Check(id: id, description: description, value: value, relation: relation, limit: limit, kind: kind))
+        }
+        for l in layers {
+            add(
+                "\(l.name).reconstruction", .consistency, "\(l.name) max|UΣVᵀ − W̃| / max|W̃|", l.reconstructionError,
+                .lessThan, 1e-12)
+            add(
+                "\(l.name).u-orthogonality", .consistency, "\(l.name) ‖UᵀU − I‖_F", l.uOrthogonalityError, .lessThan,
+                1e-12)
+            add(
+                "\(l.name).v-orthogonality", .consistency, "\(l.name) ‖VᵀV − I‖_F", l.vOrthogonalityError, .lessThan,
+                1e-12)
+            add(
+                "\(l.name).sigma-vs-gram", .independent, "\(l.name) max|σᵢ² − λᵢ(W̃ᵀW̃)| / σ₁² (dgesdd vs dsyevd)",
+                l.sigmaVersusGramError, .lessThan, 1e-12)
+            add(
+                "\(l.name).svd-coordinates", .independent,
+                "\(l.name) max|U(σ⊙Vᵀp) + b̃ − (W̃p + b̃)| over \(c.images) images (host, float64)",
+                l.svdCoordinatesMaxAbsDifference, .lessThan, 1e-10)
+        }
+        add(
+            "svd.logits", .independent, "network in SVD coordinates vs folded network, max|Δ logits| (host, float64)",
+            c.svdLogitsMaxAbsDifference, .lessThan, 1e-10)
+        add(
+            "svd.predictions", .independent, "images where SVD-coordinate and folded predictions differ (host)",
+            Double(c.svdPredictionMismatches), .equalTo, 0)
+        if device {
+            add(
+                "folding.logits", .independent,
+                "device eval-mode logits vs folded float64 network, max|Δ| over \(c.images) images",
+                c.foldedVersusDeviceMaxAbsDifference ?? .nan, .lessThan, 1e-4)
+            add(
+                "folding.predictions", .independent, "images where device and folded-network predictions differ",
+                Double(c.foldedVersusDevicePredictionMismatches ?? -1), .equalTo, 0)
+            add(
+                "svd.device-logits", .independent, "device logits vs network in SVD coordinates, max|Δ|",
+                c.svdVersusDeviceMaxAbsDifference ?? .nan, .lessThan, 1e-4)
+            add(
+                "svd.device-predictions", .independent, "images where device and SVD-coordinate predictions differ",
+                Double(c.svdVersusDevicePredictionMismatches ?? -1), .equalTo, 0)
+            for l in layers {
+                add(
+                    "\(l.name).device", .independent,
+                    "\(l.name) device output vs host W̃p + b̃ on the device's input, max|Δ| over \(c.images) images",
+                    l.deviceMaxAbsDifference ?? .nan, .lessThan, 1e-4)
+            }
+        }
+        if sweepImages > 0 {
+            add(
+                "sweep.full-rank", .independent,
+                "predictions with one layer at k = r through its SVD factors that differ from the folded network's "
+                    + "(\(sweepImages) images, every layer)",
+                Double(fullRankMismatches), .equalTo, 0)
+        }
+        return checks
+    }
+}
+
+private func worst(_ a: Double, _ b: Double) -> Double { a.isNaN || b.isNaN ? .nan : max(a, b) }
+
+/// The first index of the largest of `count` values from `offset`.
+private func argmax(_ values: [Double], _ offset: Int, _ count: Int) -> Int {
+    var best = 0
+    for i in 1..<count where values[offset + i] > values[offset + best] { best = i }
+    return best
+}

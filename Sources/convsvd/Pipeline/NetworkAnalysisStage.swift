@@ -1,0 +1,132 @@
+import Analysis
+import Foundation
+import GPUNet
+import Models
+import NetIO
+
+/// A ``NetworkPlan`` in eval mode as the per-layer analysis sees it: the
+/// network whose logits and layer outputs the host's float64 folded network
+/// must match.
+final class PlanUnderTest: LayeredNetworkUnderTest {
+    let plan: NetworkPlan
+    private var last: NetworkPlan.Workspace?
+
+    init(_ plan: NetworkPlan) { self.plan = plan }
+
+    func forward(normalizedImages: [Float], count: Int) throws -> [Float] {
+        let w = try plan.workspace(batch: count)
+        // The loss needs labels; any valid ones do, only the activations are read.
+        try plan.setBatch(w, images: normalizedImages, labels: [Int32](repeating: 0, count: count))
+        try plan.forward(w, training: false)
+        last = w
+        return Array(try plan.device.floats(w.logits).prefix(count * plan.classes))
+    }
+
+    func output(row: Int) throws -> [Float] {
+        guard let last else { preconditionFailure("PlanUnderTest.output(row:) before forward") }
+        return try plan.activation(last, row: row)
+    }
+}
+
+/// `analyze --model M` and `run --model M` for a network description: the
+/// per-layer analysis (``Analysis/NetworkAnalyzer``) of a plan's weights.
+enum NetworkAnalysisStage {
+    /// Folds the plan's current weights (BatchNorm in eval mode) and checks
+    /// them (``Analysis/NetworkAnalysisError`` names a bad tensor).
+    static func fold(_ description: NetworkDescription, plan: NetworkPlan, tensors: [NamedTensor]) throws
+        -> FoldedNetwork
+    {
+        try FoldedNetwork(
+            description, input: plan.summary.input, classes: plan.classes,
+            tensors: Dictionary(tensors.map { ($0.name, $0.values) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    /// A plan of `description` for `kind`'s images with the checkpoint at
+    /// `url` loaded, and its folded network. The checkpoint is read and every
+    /// tensor checked before anything is written.
+    static func load(_ description: NetworkDescription, kind: DatasetKind, device: any Device, checkpoint url: URL)
+        throws -> (plan: NetworkPlan, network: FoldedNetwork)
+    {
+        let plan = try NetworkPlan(
+            description, channels: kind.inputShape.channels, height: kind.inputShape.height,
+            width: kind.inputShape.width, classes: kind.classCount, device: device)
+        let expected = try plan.checkpointTensors().map { (name: $0.name, shape: $0.shape) }
+        let file = try Checkpoint.read(from: url, model: expected, modelName: description.name, requireFinite: true)
+        let network = try fold(description, plan: plan, tensors: file.tensors)
+        try plan.load(checkpointTensors: file.tensors)
+        return (plan, network)
+    }
+
+    static func run(
+        _ network: FoldedNetwork, plan: NetworkPlan, test: Dataset, options: NetworkAnalysisOptions
+    ) throws -> NetworkAnalysisReport {
+        try NetworkAnalyzer(network: network, testSet: test, options: options)
+            .run(device: PlanUnderTest(plan)) { log("analysis: \($0)") }
+    }
+
+    /// Exit 1 with the failed checks listed when any identity missed its tolerance.
+    static func requirePassed(_ report: NetworkAnalysisReport) throws {
+        guard report.allChecksPassed else {
+            let failed = report.failedChecks.map { "\($0.id) = \($0.value) (limit \($0.limit))" }
+            throw ToolError(code: Exit.checkFailed, description: "checks failed: " + failed.joined(separator: "; "))
+        }
+    }
+
+    /// The per-layer table, the network comparisons, phase 5, the checks and the phase times.
+    static func render(_ r: NetworkAnalysisReport) -> String {
+        func e(_ x: Double?) -> String { x.map { String(format: "%.1e", $0) } ?? "-" }
+        func f(_ x: Double) -> String { String(format: "%.2f", x) }
+        var lines = [
+            "\(r.model): \(r.layers.count) layers, BatchNorm folded into \(r.foldedBatchNorms.count) of them (eval mode)",
+            "",
+            pad("layer", 22) + pad("matrix", 10) + pad("s/p", 5) + pad("σ₁", 9) + pad("σ₁ (W)", 9) + pad("r", 4)
+                + pad("r95", 5) + pad("r99", 5) + pad("stable", 8) + pad("entropy", 8) + pad("Δ SVD", 9)
+                + pad("Δ device", 9),
+        ]
+        for l in r.layers {
+            lines.append(
+                pad(l.name, 22) + pad("\(l.matrixShape[0])×\(l.matrixShape[1])", 10)
+                    + pad("\(l.stride)/\(l.padding)", 5)
+                    + pad(String(format: "%.3f", l.sigma[0]), 9) + pad(String(format: "%.3f", l.unfoldedSigma[0]), 9)
+                    + pad("\(l.sigma.count)", 4) + pad("\(l.rank95)", 5) + pad("\(l.rank99)", 5)
+                    + pad(f(l.stableRank), 8) + pad(f(l.entropyEffectiveRank), 8)
+                    + pad(e(l.svdCoordinatesMaxAbsDifference), 9) + pad(e(l.deviceMaxAbsDifference), 9))
+        }
+        let c = r.comparison
+        lines += [
+            "",
+            "test images \(c.images): folded float64 accuracy \(String(format: "%.2f%%", 100 * c.hostAccuracy))"
+                + (c.deviceAccuracy.map { String(format: ", device %.2f%%", 100 * $0) } ?? ""),
+            "  folded vs device logits max|Δ| \(e(c.foldedVersusDeviceMaxAbsDifference)), "
+                + "predictions differing \(c.foldedVersusDevicePredictionMismatches.map(String.init) ?? "-")",
+            "  SVD coordinates vs folded logits max|Δ| \(e(c.svdLogitsMaxAbsDifference)), "
+                + "vs device \(e(c.svdVersusDeviceMaxAbsDifference))",
+            "",
+            "phase 5 on \(r.sweepImages) test images (folded accuracy "
+                + String(format: "%.2f%%", 100 * r.sweepBaselineAccuracy) + "): one layer at rank k, the others full",
+        ]
+        for l in r.layers {
+            lines.append(
+                "  " + pad(l.name, 20)
+                    + l.truncation.map { "k\($0.k) " + String(format: "%.1f", 100 * $0.accuracy) }.joined(
+                        separator: "  "))
+        }
+        for t in r.thresholds {
+            lines.append(
+                String(
+                    format: "  every layer at %.1f%% energy: accuracy %.2f%%, ranks ", 100 * t.energy, 100 * t.accuracy)
+                    + t.ranks.map(String.init).joined(separator: " "))
+        }
+        lines += ["", "checks (\(r.checks.filter(\.passed).count) of \(r.checks.count) passed)"]
+        for check in r.checks {
+            lines.append(
+                "  " + (check.passed ? "ok   " : "FAIL ") + pad(check.id, 34) + pad(e(check.value), 9)
+                    + "\(check.relation.rawValue) \(e(check.limit))  \(check.description)")
+        }
+        lines += ["", "not run"]
+        for p in r.phasesNotRun { lines.append("  phase \(p.phase): \(p.reason)") }
+        lines += ["", "phase times"]
+        for t in r.timings { lines.append("  " + pad(t.phase, 58) + String(format: "%8.2f s", t.seconds)) }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,227 @@
+import Analysis
+import Foundation
+import Models
+import NetIO
+import TestSupport
+import XCTest
+
+/// A network under test computed by TestSupport's ``NaiveNetwork`` (naive
+/// float64 loops over the unfolded description, BatchNorm in eval mode),
+/// rounded to float32 as a device returns it; optionally with one row's
+/// output perturbed.
+final class NaiveNetworkUnderTest: LayeredNetworkUnderTest {
+    let naive: NaiveNetwork
+    let parameters: [String: [Double]]
+    var outputs: [[Double]] = []
+    /// Added to every value of this summary row's output.
+    var corruption: (row: Int, amount: Float)?
+
+    init(_ naive: NaiveNetwork, parameters: [String: [Double]]) {
+        self.naive = naive
+        self.parameters = parameters
+    }
+
+    func forward(normalizedImages: [Float], count: Int) throws -> [Float] {
+        let r = naive.run(
+            images: normalizedImages.map(Double.init), labels: [Int32](repeating: 0, count: count), batch: count,
+            parameters: parameters, training: false)
+        outputs = r.layerOutputs
+        return r.logits.map(Float.init)
+    }
+
+    func output(row: Int) throws -> [Float] {
+        var values = outputs[row].map(Float.init)
+        if let corruption, corruption.row == row { values = values.map { $0 + corruption.amount } }
+        return values
+    }
+}
+
+/// The per-layer analysis against independent references: the folded
+/// float64 network against ``NaiveNetwork`` (conv, then BatchNorm, unfolded),
+/// phase 2 on a matrix with known singular values, the failures of bad
+/// weights, and TinyConvNet's numbers against today's ``Analyzer``.
+final class NetworkAnalysisTests: XCTestCase {
+    /// ResNet-8 on 1×12×12 images (12 → 6 → 3 through the strided stages)
+    /// with NaiveNetwork's varied test values, rounded to float32 (what a
+    /// checkpoint holds), and BatchNorm running statistics that make the
+    /// scales differ from 1.
+    func resnet8() throws -> (description: NetworkDescription, naive: NaiveNetwork, floats: [String: [Float]]) {
+        let description = BuiltinModels.cifarResNet(blocksPerStage: 1, inputChannels: 1, classes: 10)
+        let naive = try NaiveNetwork(description, input: (1, 12, 12), classes: 10)
+        let floats = naive.sampleParameters(seed: 3).mapValues { $0.map(Float.init) }
+        return (description, naive, floats)
+    }
+
+    func images(_ count: Int, side: Int = 12, seed: UInt64 = 5) -> Dataset {
+        var random = SeededRandom(seed: seed, stream: 1)
+        let pixels = (0..<(count * side * side)).map { _ in UInt8(truncatingIfNeeded: random.next() >> 56) }
+        let labels = (0..<count).map { UInt8($0 % 10) }
+        return Dataset(name: "synthetic/test", count: count, rows: side, columns: side, pixels: pixels, labels: labels)
+    }
+
+    /// Rule: the folded float64 network's logits and every folded layer's
+    /// output (conv then BatchNorm, one affine map) equal NaiveNetwork's
+    /// unfolded eval-mode outputs within 1e-9 absolute (both float64; they
+    /// differ by rounding and by NaiveNetwork's float32 ε, 2.5e-13 relative).
+    func testFoldedForwardMatchesNaiveNetwork() throws {
+        let (description, naive, floats) = try resnet8()
+        let network = try FoldedNetwork(
+            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
+        XCTAssertEqual(network.layers.count, 10)  // 7 convs + 2 downsample convs + fc
+        XCTAssertEqual(network.layers.compactMap(\.batchNorm).count, 9)
+        let data = images(6)
+        let x = data.normalizedImages(0..<6).map(Double.init)
+        var outputs = [[Double]](repeating: [], count: network.layers.count)
+        let logits = HostNetworkForward.folded(network).logits(x, batch: 6, record: { outputs[$0] = $1 })
+        let reference = naive.run(
+            images: x, labels: [Int32](repeating: 0, count: 6), batch: 6,
+            parameters: floats.mapValues { $0.map(Double.init) }, training: false)
+        XCTAssertLessThan(maxAbsoluteDifference(logits, reference.logits), 1e-9)
+        for (l, layer) in network.layers.enumerated() {
+            XCTAssertLessThan(
+                maxAbsoluteDifference(outputs[l], reference.layerOutputs[layer.outputRow]), 1e-9, layer.name)
+        }
+        // The downsample conv is stride 2, pad 0; its folded BatchNorm is its own.
+        let down = try XCTUnwrap(network.layers.first { $0.name == "layer2.0.downsample.0" })
+        XCTAssertEqual(down.batchNorm, "layer2.0.downsample.1")
+    }
+
+    /// Against the naive network as the network under test: every check
+    /// passes; a 1e-3 error in one layer's output fails that layer's check
+    /// and only that one.
+    func testAnalysisChecksPassAndCatchALayerError() throws {
+        let (description, naive, floats) = try resnet8()
+        let network = try FoldedNetwork(
+            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
+        let device = NaiveNetworkUnderTest(naive, parameters: floats.mapValues { $0.map(Double.init) })
+        let options = NetworkAnalysisOptions(sweepImages: 8, deviceBatch: 7, chunk: 3, threads: 2)
+        let data = images(20)
+        let report = try NetworkAnalyzer(network: network, testSet: data, options: options).run(device: device)
+        XCTAssertTrue(report.allChecksPassed, "\(report.failedChecks.map { "\($0.id) = \($0.value)" })")
+        XCTAssertEqual(report.schemaVersion, 1)
+        XCTAssertEqual(report.layers.map(\.name).first, "conv1")
+        XCTAssertEqual(report.layers.last?.kind, "linear")
+        XCTAssertEqual(report.comparison.images, 20)
+        XCTAssertEqual(report.comparison.foldedVersusDevicePredictionMismatches, 0)
+        XCTAssertTrue(report.phasesNotRun.contains { $0.phase == "9" })
+        // Phase 5: every k of the 16-rank layers, the grid for the 32- and 64-rank ones.
+        let l3 = try XCTUnwrap(report.layers.first { $0.name == "layer3.0.conv2" })
+        XCTAssertEqual(l3.truncation.map(\.k), [1, 2, 4, 8, 16, 32, 64])
+        XCTAssertEqual(report.thresholds.map(\.energy), [0.90, 0.95, 0.99, 0.999])
+        // Folded σ differs from the unfolded one when the scale is not 1.
+        XCTAssertNotEqual(report.layers[0].sigma, report.layers[0].unfoldedSigma)
+        let json = try NetworkAnalysisReport(jsonData: report.jsonData())
+        XCTAssertEqual(json, report)
+
+        // Row of layer1.0.bn2's output: the device's layer1.0.conv2 (+bn2) is off by 1e-3.
+        let target = try XCTUnwrap(network.layers.first { $0.name == "layer1.0.conv2" })
+        device.corruption = (target.outputRow, 1e-3)
+        let bad = try NetworkAnalyzer(
+            network: network, testSet: data, options: NetworkAnalysisOptions(sweepImages: 0, threads: 2)
+        ).run(device: device)
+        XCTAssertEqual(bad.failedChecks.map(\.id), ["layer1.0.conv2.device"])
+        let value = try XCTUnwrap(bad.checks.first { $0.id == "layer1.0.conv2.device" }?.value)
+        XCTAssertEqual(value, 1e-3, accuracy: 1e-6)
+    }
+
+    /// Phase 2 on a layer with known singular values 3, 2, 1: energies
+    /// 9/14, 13/14, 1; 90% rank 2, 95% and 99% rank 3; stable rank 14/9;
+    /// entropy rank exp(−Σ p log p) with p = (1/2, 1/3, 1/6).
+    func testRanksOfAKnownMatrix() throws {
+        let description = NetworkDescription(
+            name: "known",
+            layers: [
+                LayerDescription(.flatten), LayerDescription(.linear(LinearSpec(inFeatures: 4, outFeatures: 3))),
+            ])
+        // Rows permuted and signs flipped: still σ = 3, 2, 1.
+        let weight: [Float] = [0, 0, -1, 0, 3, 0, 0, 0, 0, -2, 0, 0]
+        let network = try FoldedNetwork(
+            description, input: .map(channels: 1, height: 2, width: 2), classes: 3,
+            tensors: ["1.weight": weight, "1.bias": [0.5, -0.5, 0]])
+        var data = images(4, side: 2)
+        data.labels = [0, 1, 2, 0]
+        let report = try NetworkAnalyzer(
+            network: network, testSet: data, options: NetworkAnalysisOptions(sweepImages: 4, threads: 1)
+        ).run()
+        let layer = try XCTUnwrap(report.layers.first)
+        XCTAssertEqual(layer.name, "1")
+        XCTAssertEqual(layer.matrixShape, [3, 4])
+        for (s, e) in zip(layer.sigma, [3.0, 2, 1]) { XCTAssertEqual(s, e, accuracy: 1e-14) }
+        for (c, e) in zip(layer.cumulativeEnergy, [9.0 / 14, 13.0 / 14, 1]) { XCTAssertEqual(c, e, accuracy: 1e-14) }
+        XCTAssertEqual([layer.rank90, layer.rank95, layer.rank99], [2, 3, 3])
+        XCTAssertEqual(layer.stableRank, 14.0 / 9, accuracy: 1e-14)
+        let p = [1.0 / 2, 1.0 / 3, 1.0 / 6]
+        XCTAssertEqual(layer.entropyEffectiveRank, exp(-p.map { $0 * log($0) }.reduce(0, +)), accuracy: 1e-13)
+        XCTAssertEqual(layer.truncation.map(\.k), [1, 2, 3])
+        XCTAssertTrue(report.allChecksPassed, "\(report.failedChecks.map(\.id))")
+    }
+
+    /// Bad weights name their tensor: a missing BatchNorm buffer, a running
+    /// variance ≤ 0, a NaN.
+    func testBadWeightsNameTheTensor() throws {
+        let (description, _, floats) = try resnet8()
+        func fold(_ t: [String: [Float]]) throws {
+            _ = try FoldedNetwork(description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: t)
+        }
+        var missing = floats
+        missing["layer1.0.bn1.running_mean"] = nil
+        XCTAssertThrowsError(try fold(missing)) {
+            XCTAssertEqual($0 as? NetworkAnalysisError, .missingTensor("layer1.0.bn1.running_mean"))
+        }
+        var variance = floats
+        variance["layer2.0.bn2.running_var"]![5] = 0
+        XCTAssertThrowsError(try fold(variance)) {
+            XCTAssertEqual(
+                $0 as? NetworkAnalysisError,
+                .nonPositiveVariance(tensor: "layer2.0.bn2.running_var", channel: 5, value: 0))
+        }
+        var nan = floats
+        nan["fc.weight"]![7] = .nan
+        XCTAssertThrowsError(try fold(nan)) {
+            guard case .nonFinite(let name, let index, _) = $0 as? NetworkAnalysisError else {
+                return XCTFail("\($0)")
+            }
+            XCTAssertEqual(name, "fc.weight")
+            XCTAssertEqual(index, 7)
+        }
+    }
+
+    /// TinyConvNet through the general path gives today's ``Analyzer``'s
+    /// numbers: per layer σ, energies, 90/95/99% ranks, stable and entropy
+    /// ranks (the matrices reshaped independently: ConvMatrices against the
+    /// description's walk), the host accuracy, and phase 5's one-layer
+    /// accuracies against the (k₁, k₂) sweep at the other layer's full rank.
+    func testTinyConvNetMatchesTheAnalyzer() throws {
+        let shared = try AnalyzerFixtureTests.shared.get()
+        let w = shared.weights
+        let network = try FoldedNetwork(
+            BuiltinModels.tinyConvNet(), input: .map(channels: 1, height: 28, width: 28), classes: 10,
+            tensors: ["conv1.weight": w.conv1, "conv2.weight": w.conv2, "fc.weight": w.fcWeight, "fc.bias": w.fcBias])
+        let report = try NetworkAnalyzer(
+            network: network, testSet: shared.test, options: NetworkAnalysisOptions(threads: 2)
+        ).run()
+        XCTAssertTrue(report.allChecksPassed, "\(report.failedChecks.map { "\($0.id) = \($0.value)" })")
+        XCTAssertEqual(report.layers.map(\.name), ["conv1", "conv2", "fc"])
+        let today = shared.report
+        XCTAssertEqual(report.comparison.hostAccuracy, today.testAccuracy)
+        for (l, s) in zip(report.layers, today.spectra) {
+            XCTAssertEqual(l.name, s.layer)
+            XCTAssertEqual(l.matrixShape, s.matrixShape)
+            XCTAssertLessThan(maxAbsoluteDifference(l.sigma, s.singularValues), 1e-12)
+            XCTAssertLessThan(maxAbsoluteDifference(l.cumulativeEnergy, s.cumulativeEnergy), 1e-12)
+            XCTAssertEqual(
+                [l.rank90, l.rank95, l.rank99],
+                [s.componentsFor90PercentEnergy, s.componentsFor95PercentEnergy, s.componentsFor99PercentEnergy])
+            XCTAssertEqual(l.stableRank, s.stableRank, accuracy: 1e-12)
+            XCTAssertEqual(l.entropyEffectiveRank, s.entropyEffectiveRank, accuracy: 1e-12)
+            XCTAssertEqual(l.unfoldedSigma, l.sigma)
+        }
+        for (l, low) in zip(report.layers, today.lowRank.layers) {
+            XCTAssertEqual(l.truncation.count, low.rows.count)
+            for (t, row) in zip(l.truncation, low.rows) {
+                XCTAssertEqual(t.k, row.rank)
+                XCTAssertEqual(t.accuracy, try XCTUnwrap(row.testAccuracy), "\(l.name) k = \(t.k)")
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import NetIO
+import TestSupport
+import XCTest
+
+/// `convsvd analyze --model resnet8`: the per-layer analysis of a briefly
+/// trained ResNet-8 (BatchNorm folded, every check passing, analysis.json's
+/// per-layer fields), and a corrupted running variance refused with exit 2
+/// and nothing written.
+final class NetworkAnalyzeTests: XCTestCase {
+    var mnist: String {
+        get throws { try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST_DIR is not set").path }
+    }
+
+    func testResNet8AnalysisAndACorruptedRunningVariance() throws {
+        let dir = try TestEnvironment.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let trained = dir.appendingPathComponent("train").path
+        let t = try CLI.run([
+            "train", "--model", "resnet8", "--device", "host", "--data", try mnist, "--epochs", "1",
+            "--train-limit", "256", "--test-limit", "64", "--out", trained,
+        ])
+        XCTAssertEqual(t.status, 0, t.output)
+        let checkpoint = URL(fileURLWithPath: trained).appendingPathComponent("checkpoint.safetensors")
+
+        let out = dir.appendingPathComponent("analysis")
+        let r = try CLI.run([
+            "analyze", "--model", "resnet8", "--device", "host", "--data", try mnist, "--checkpoint", checkpoint.path,
+            "--images", "40", "--sweep-images", "16", "--out", out.path,
+        ])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stdout.contains("layer3.0.downsample.0"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("phase 9: "), r.stdout)
+        let json = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("analysis.json")))
+                as? [String: Any])
+        XCTAssertEqual(json["schemaVersion"] as? Int, 1)
+        XCTAssertEqual(json["model"] as? String, "resnet8")
+        let layers = try XCTUnwrap(json["layers"] as? [[String: Any]])
+        XCTAssertEqual(
+            layers.compactMap { $0["name"] as? String },
+            [
+                "conv1", "layer1.0.conv1", "layer1.0.conv2", "layer2.0.conv1", "layer2.0.conv2",
+                "layer2.0.downsample.0", "layer3.0.conv1", "layer3.0.conv2", "layer3.0.downsample.0", "fc",
+            ])
+        let down = layers[5]
+        XCTAssertEqual(down["shape"] as? [Int], [32, 16, 1, 1])
+        XCTAssertEqual(down["stride"] as? Int, 2)
+        XCTAssertEqual(down["padding"] as? Int, 0)
+        XCTAssertEqual(down["batchNorm"] as? String, "layer2.0.downsample.1")
+        XCTAssertEqual((down["sigma"] as? [Double])?.count, 16)
+        XCTAssertEqual(layers[3]["stride"] as? Int, 2)
+        XCTAssertEqual(layers[3]["padding"] as? Int, 1)
+        let checks = try XCTUnwrap(json["checks"] as? [[String: Any]])
+        XCTAssertTrue(checks.contains { $0["id"] as? String == "folding.logits" && $0["passed"] as? Bool == true })
+        XCTAssertTrue(checks.allSatisfy { $0["passed"] as? Bool == true })
+
+        // A running variance ≤ 0: exit 2, the tensor named, no analysis.json.
+        var file = try SafetensorsFile.read(from: checkpoint)
+        let i = try XCTUnwrap(file.tensors.firstIndex { $0.name == "layer1.0.bn2.running_var" })
+        var values = try file.tensors[i].floats()
+        values[3] = -0.5
+        file.tensors[i] = SafetensorsTensor(name: file.tensors[i].name, shape: file.tensors[i].shape, floats: values)
+        let bad = dir.appendingPathComponent("bad.safetensors")
+        try file.write(to: bad)
+        let badOut = dir.appendingPathComponent("bad-analysis")
+        let b = try CLI.run([
+            "analyze", "--model", "resnet8", "--device", "host", "--data", try mnist, "--checkpoint", bad.path,
+            "--out", badOut.path,
+        ])
+        XCTAssertEqual(b.status, 2, b.output)
+        XCTAssertTrue(b.stderr.contains("layer1.0.bn2.running_var"), b.stderr)
+        XCTAssertTrue(b.stderr.contains("channel 3"), b.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: badOut.appendingPathComponent("analysis.json").path))
+    }
+}
