@@ -193,8 +193,9 @@ enum CompressionTable {
         }
         lines.append(
             String(
-                format: "compressed/dense: multiply-adds %.3f, parameters %.3f, time %.3f, accuracy %+.2f points",
-                Double(r.compressed.multiplyAdds) / Double(r.dense.multiplyAdds),
+                format:
+                    "compressed/dense: multiply-adds %.3f (conv layers %.3f), parameters %.3f, time %.3f, accuracy %+.2f points",
+                Double(r.compressed.multiplyAdds) / Double(r.dense.multiplyAdds), r.convMultiplyAddRatio,
                 Double(r.compressed.parameters) / Double(r.dense.parameters),
                 r.compressed.inferenceSeconds / r.dense.inferenceSeconds,
                 100 * (r.compressed.accuracy - r.dense.accuracy))

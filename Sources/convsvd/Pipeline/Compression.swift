@@ -63,6 +63,10 @@ enum Compression {
         var finetuned: Measured?
         /// B(x) ≥ ‖f(x) − f̂(x)‖₂ over the test images (``CompressionBound``).
         var bound: CompressionBoundSummary?
+        /// Σ multiply-adds of the conv layers, compressed over dense.
+        var convMultiplyAddRatio: Double {
+            Double(layers.reduce(0) { $0 + $1.multiplyAdds }) / Double(layers.reduce(0) { $0 + $1.denseMultiplyAdds })
+        }
     }
 
     /// What ``factorize(_:folded:checkpoint:rule:)`` makes.
