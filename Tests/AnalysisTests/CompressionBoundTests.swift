@@ -103,3 +103,43 @@ final class CompressionBoundTests: XCTestCase {
         }
     }
 }
+
+extension CompressionBoundTests {
+    /// The search's bound, from Σ_{j>k} σ̃_j²‖ṽ_jᵀP‖² in SVD coordinates,
+    /// equals ``CompressionBound``'s with the layer truncated directly
+    /// (‖(Â − A)h‖ from two forward passes) and the search's Lipschitz
+    /// constant, to 1e-9 relative. layer1.0.conv2 has no ReLU or pool right
+    /// after it (its BatchNorm is folded, the add follows), so both use the
+    /// same local term. The search honours ε and stops at the break-even rank.
+    func testSearchBoundMatchesTheDirectBound() throws {
+        let (folded, _, _) = try resnet8()
+        let index = try XCTUnwrap(folded.layers.firstIndex { $0.name == "layer1.0.conv2" })
+        let dense = try folded.layers.map { try OperatorNormBound.best($0, matrix: $0.folded) }
+        let count = 12
+        let images = randomFloats(count * 144, scale: 2, seed: 4)
+        let candidate = RankSelection.Candidate(
+            layer: index, breakEvenRank: 14, denseMultiplyAdds: 16 * 144 * 144,
+            multiplyAddsPerRank: (144 + 16) * 144)
+        let selection = try RankSelection.search(
+            network: folded, candidates: [candidate], denseLipschitz: dense, images: images, count: count,
+            epsilon: .infinity)
+        // With no limit the search walks down to rank 1 in steps of 1 (16/16).
+        let rank = try XCTUnwrap(selection.ranks[index])
+        XCTAssertEqual(rank, 1)
+        var lipschitz = dense
+        lipschitz[index] = try XCTUnwrap(selection.lipschitz[index])
+        let truncated = try SingularValueDecomposition(folded.layers[index].folded).truncated(rank: rank)
+        let direct = CompressionBound(network: folded, changedFolded: [index: truncated], lipschitz: lipschitz)
+            .evaluate(images: images, count: count)
+        let mean = direct.reduce(0) { $0 + $1.bound } / Double(count)
+        XCTAssertEqual(selection.meanBound, mean, accuracy: 1e-9 * mean)
+
+        // ε between the bounds of ranks 14 and 1: the chosen rank's bound is within it.
+        let limited = try RankSelection.search(
+            network: folded, candidates: [candidate], denseLipschitz: dense, images: images, count: count,
+            epsilon: mean / 2)
+        XCTAssertLessThanOrEqual(limited.meanBound, mean / 2)
+        XCTAssertGreaterThan(try XCTUnwrap(limited.ranks[index]), 1)
+        XCTAssertLessThanOrEqual(try XCTUnwrap(limited.ranks[index]), 14)
+    }
+}

@@ -110,7 +110,8 @@ final class CompressCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("never")
         for (arguments, fragment) in [
-            (["--energy", "0.9", "--ranks", "conv1=2"], "exactly one of --energy and --ranks"),
+            (["--energy", "0.9", "--ranks", "conv1=2"], "exactly one of --energy, --ranks and --max-logit-change"),
+            (["--max-logit-change", "0"], "--max-logit-change must be positive"),
             (["--energy", "1.5"], "--energy must be in (0, 1]"),
             (["--ranks", "conv1:2"], "is not NAME=RANK"),
         ] {
@@ -156,6 +157,24 @@ extension CompressCommandTests {
             XCTAssertEqual(try after.tensor(name).shape, try before.tensor(name).shape, name)
             XCTAssertNotEqual(try after.tensor(name).floats(), try before.tensor(name).floats(), "\(name) trained")
         }
+
+        // --max-logit-change on the 200 test images it searches: the measured bound's mean stays
+        // within ε (the real factors' bound never exceeds the search's), some work is saved, and it holds.
+        let chosen = dir.appendingPathComponent("chosen")
+        let m = try CLI.run([
+            "compress", "--device", "host", "--data", try mnist, "--checkpoint",
+            trained.appendingPathComponent("checkpoint.safetensors").path, "--max-logit-change", "40",
+            "--test-limit", "200", "--repeats", "1", "--out", chosen.path,
+        ])
+        XCTAssertEqual(m.status, 0, m.output)
+        let chosenReport = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: chosen.appendingPathComponent("compress.json")))
+                as? [String: Any])
+        let chosenBound = try XCTUnwrap(chosenReport["bound"] as? [String: Any])
+        XCTAssertLessThanOrEqual(try XCTUnwrap(chosenBound["meanBound"] as? Double), 40 * (1 + 1e-6))
+        XCTAssertEqual(chosenBound["violations"] as? Int, 0)
+        let chosenLayers = try XCTUnwrap(chosenReport["layers"] as? [[String: Any]])
+        XCTAssertTrue(chosenLayers.contains { $0["rank"] as? Int != nil }, m.stdout)
 
         // Requests the model cannot take: usage errors (64) naming the layer, nothing written.
         let never = dir.appendingPathComponent("never")

@@ -105,7 +105,7 @@ public struct CompressionBound: Sendable {
         let chunks = stride(from: 0, to: count, by: batch).map { $0..<min($0 + batch, count) }
         var results = [[Image]](repeating: [], count: chunks.count)
         let lock = NSLock()
-        let next = ManagedCounter()
+        let next = ChunkCounter()
         DispatchQueue.concurrentPerform(iterations: max(1, min(threads, chunks.count))) { _ in
             while let c = next.take(below: chunks.count) {
                 let range = chunks[c]
@@ -186,7 +186,7 @@ public struct CompressionBound: Sendable {
 }
 
 /// A counter that hands out 0, 1, 2, … to threads.
-private final class ManagedCounter: @unchecked Sendable {
+final class ChunkCounter: @unchecked Sendable {
     private var value = 0
     private let lock = NSLock()
 
@@ -206,9 +206,10 @@ public struct CompressionBoundSummary: Codable, Sendable, Equatable {
     public var violations: Int
     public var meanBound: Double
     public var meanChange: Double
-    /// B(x)/‖Δ(x)‖ over inputs with a change, median and 95th percentile.
-    public var medianRatio: Double
-    public var p95Ratio: Double
+    /// B(x)/‖Δ(x)‖ over inputs with a change, median and 95th percentile
+    /// (nil when no input changed).
+    public var medianRatio: Double?
+    public var p95Ratio: Double?
     /// Inputs whose margin exceeds √2·B(x).
     public var certified: Int
     /// Certified inputs whose prediction changed anyway: must be 0.
@@ -221,8 +222,8 @@ public struct CompressionBoundSummary: Codable, Sendable, Equatable {
         meanBound = images.reduce(0) { $0 + $1.bound } / Double(max(1, images.count))
         meanChange = images.reduce(0) { $0 + $1.change } / Double(max(1, images.count))
         let ratios = images.filter { $0.change > 0 }.map { $0.bound / $0.change }.sorted()
-        func quantile(_ q: Double) -> Double {
-            ratios.isEmpty ? .nan : ratios[min(ratios.count - 1, Int((q * Double(ratios.count - 1)).rounded()))]
+        func quantile(_ q: Double) -> Double? {
+            ratios.isEmpty ? nil : ratios[min(ratios.count - 1, Int((q * Double(ratios.count - 1)).rounded()))]
         }
         medianRatio = quantile(0.5)
         p95Ratio = quantile(0.95)

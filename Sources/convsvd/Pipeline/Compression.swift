@@ -16,6 +16,22 @@ enum Compression {
         case energy(Double)
         /// The given ranks, by layer path.
         case ranks([String: Int])
+        /// Ranks chosen by ``Analysis/RankSelection`` for a mean bound ≤ ε.
+        case maxLogitChange(Double)
+    }
+
+    /// Every conv layer of `folded` as a candidate for ``Analysis/RankSelection``.
+    static func candidates(_ folded: FoldedNetwork) -> [RankSelection.Candidate] {
+        let convPaths = Set(folded.layers.filter { $0.kind != .linear }.map(\.name))
+        return folded.layers.enumerated().compactMap { index, layer in
+            guard case .conv(let spec, _, _, let h, let w) = layer.kind,
+                factorOf(layer.name, convPaths: convPaths) == nil
+            else { return nil }
+            return RankSelection.Candidate(
+                layer: index, breakEvenRank: FactorizedConvCost.largestSavingRank(spec),
+                denseMultiplyAdds: FactorizedConvCost(spec, rank: 1).dense * h * w,
+                multiplyAddsPerRank: FactorizedConvCost(spec, rank: 1).factorized * h * w)
+        }
     }
 
     /// One conv layer's decision.
@@ -127,6 +143,8 @@ enum Compression {
             case .ranks(let given):
                 rank = given[path]
                 if let rank { layer.reason = rank > breakEven ? "as given; costs more than dense" : "as given" }
+            case .maxLogitChange:
+                preconditionFailure("Compression.factorize: the caller turns --max-logit-change into ranks")
             }
             if let rank {
                 guard rank >= 1 && rank <= sigma.count else {
@@ -218,6 +236,7 @@ extension Compression.RankRule {
         switch self {
         case .energy(let e): return "energy \(e)"
         case .ranks(let r): return "ranks " + r.keys.sorted().map { "\($0)=\(r[$0]!)" }.joined(separator: ",")
+        case .maxLogitChange(let e): return "max logit change \(e)"
         }
     }
 }
