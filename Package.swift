@@ -84,7 +84,7 @@ let package = Package(
             name: "AnalysisTests", dependencies: ["Analysis", "Models", "NetIO", "TestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "Analysis", "NetIO", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["NetIO", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Models", "NetIO", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

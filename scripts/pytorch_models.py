@@ -11,7 +11,9 @@ fixture this script writes.
         parameter count (resnet8 on 1 channel: 77,754).
     scripts/pytorch_models.py check-export FILE MODEL [CHANNELS]
         a strict load of FILE (`convsvd export --weights-only`, or a
-        checkpoint's model tensors) into MODEL: exit 0 when it loads.
+        checkpoint's model tensors) into MODEL: exit 0 when it loads. MODEL
+        is a built-in name or a model file (e.g. `convsvd compress`'s
+        model.json).
     scripts/pytorch_models.py time-epoch MODEL [DATA_DIR]
         one training epoch of MODEL with convsvd's ResNet recipe (a random
         crop and flip per batch rather than per image), 2 threads, on
@@ -101,7 +103,77 @@ class CIFARResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
+class ModelFileNet(nn.Module):
+    """A `convsvd` model file (docs/model-format.md) as a module with the same
+    state_dict names: a dotted layer name ("conv2.0", "layer1.0.conv1.1") is
+    the nested modules it names, as `convsvd compress` writes them."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.program = self._compile(spec["layers"], prefix="", default="")
+
+    def _register(self, path, module):
+        parent = self
+        parts = path.split(".")
+        for part in parts[:-1]:
+            if part not in parent._modules:
+                parent.add_module(part, nn.Module())
+            parent = parent._modules[part]
+        parent.add_module(parts[-1], module)
+        return module
+
+    def _compile(self, layers, prefix, default):
+        program = []
+        for index, layer in enumerate(layers):
+            local = layer.get("name", f"{default}{index}")
+            path = f"{prefix}.{local}" if prefix else local
+            kind = layer["type"]
+            if kind == "conv":
+                module = nn.Conv2d(layer["in"], layer["out"], layer["kernel"], layer.get("stride", 1),
+                                   layer.get("padding", 0), bias=layer.get("bias", True))
+                program.append(self._register(path, module))
+            elif kind == "batchnorm":
+                program.append(self._register(path, nn.BatchNorm2d(layer["channels"])))
+            elif kind == "linear":
+                program.append(self._register(path, nn.Linear(layer["in"], layer["out"], bias=layer.get("bias", True))))
+            elif kind == "relu":
+                program.append(F.relu)
+            elif kind == "maxpool2":
+                program.append(lambda x: F.max_pool2d(x, 2))
+            elif kind == "global_avgpool":
+                program.append(lambda x: F.adaptive_avg_pool2d(x, 1))
+            elif kind == "flatten":
+                program.append(lambda x: x.flatten(1))
+            elif kind == "residual":
+                body = self._compile(layer["body"], path, "")
+                shortcut = layer.get("shortcut", "identity")
+                projection = None if shortcut == "identity" else self._compile(shortcut, path, "downsample.")
+                program.append(("residual", body, projection, layer.get("relu", True)))
+            else:
+                sys.exit(f"unknown layer type {kind} at {path}")
+        return program
+
+    @staticmethod
+    def _run(program, x):
+        for step in program:
+            if isinstance(step, tuple):
+                _, body, projection, relu = step
+                y = ModelFileNet._run(body, x) + (x if projection is None else ModelFileNet._run(projection, x))
+                x = F.relu(y) if relu else y
+            else:
+                x = step(x)
+        return x
+
+    def forward(self, x):
+        return self._run(self.program, x)
+
+
 def build(name, channels=1, classes=10):
+    if name.endswith(".json"):
+        import json
+
+        with open(name) as f:
+            return ModelFileNet(json.load(f))
     if name == "tiny":
         return TinyConvNet(channels, classes)
     blocks = {"resnet8": 1, "resnet20": 3, "resnet32": 5}

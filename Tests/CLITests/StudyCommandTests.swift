@@ -75,6 +75,61 @@ final class StudyCommandTests: XCTestCase {
         XCTAssertEqual(again["seeds"] as? [Int], [0, 1, 2])
     }
 
+    /// `study --model resnet8`: each member trains (ResNet-8's recipe), the
+    /// analysis is skipped with a line saying why, study.json summarises
+    /// the members' final test accuracy, training accuracy and loss (checked
+    /// against their metrics.json by hand), and a second run redoes nothing.
+    func testStudyOfAResNetTrainsEachMemberAndSaysTheAnalysisIsSkipped() throws {
+        let out = try TestEnvironment.makeTemporaryDirectory("convsvd-study-resnet")
+        addTeardownBlock { try? FileManager.default.removeItem(at: out) }
+        let arguments = [
+            "study", "--model", "resnet8", "--seeds", "0..1", "--device", "host", "--epochs", "1", "--train-limit",
+            "256", "--test-limit", "200", "--data", mnist, "--out", out.path,
+        ]
+        let r = try CLI.run(arguments)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(
+            r.stderr.contains(
+                "study: --model resnet8: each member is trained and its accuracy and loss recorded; "
+                    + "the analysis (phases 2–7) is skipped"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("study: 2/2 members done"), r.stderr)
+        var expected: [String: [Double]] = [:]
+        for seed in 0...1 {
+            let folder = out.appendingPathComponent("seed-\(seed)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("analysis.json").path))
+            let metrics = try XCTUnwrap(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("metrics.json")))
+                    as? [String: Any])
+            XCTAssertEqual((metrics["settings"] as? [String: Any])?["model"] as? String, "resnet8")
+            XCTAssertEqual((metrics["settings"] as? [String: Any])?["seed"] as? Int, seed)
+            let last = try XCTUnwrap((metrics["epochs"] as? [[String: Any]])?.last)
+            for (key, name) in [
+                ("test_accuracy", "test_accuracy"), ("train_accuracy", "train_accuracy"), ("loss", "loss"),
+            ] {
+                expected[key, default: []].append(try XCTUnwrap(last[name] as? Double))
+            }
+        }
+        let study = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("study.json")))
+                as? [String: Any])
+        let rows = try XCTUnwrap(study["rows"] as? [[String: Any]])
+        XCTAssertEqual(Set(rows.compactMap { $0["key"] as? String }), ["test_accuracy", "train_accuracy", "loss"])
+        for (key, values) in expected {
+            let summary = try XCTUnwrap(rows.first { $0["key"] as? String == key }?["summary"] as? [String: Any])
+            XCTAssertEqual(summary["values"] as? [Double], values, key)
+            XCTAssertEqual(try XCTUnwrap(summary["mean"] as? Double), (values[0] + values[1]) / 2, accuracy: 1e-12)
+        }
+        let html = try String(contentsOf: out.appendingPathComponent("study.html"), encoding: .utf8)
+        XCTAssertTrue(
+            html.contains("the analysis is TinyConvNet"), "study.html should say the members were not analysed")
+
+        let again = try CLI.run(arguments)
+        XCTAssertEqual(again.status, 0, again.output)
+        XCTAssertTrue(
+            again.stderr.contains("seed 0 already finished") && again.stderr.contains("seed 1 already finished"),
+            again.stderr)
+    }
+
     /// `--seed` (one run's option) is refused: a study's seeds come from --seeds.
     func testSeedIsRefusedWithTheOptionToUse() throws {
         let r = try CLI.run(["study", "--seed", "3", "--out", "/nonexistent/study"])

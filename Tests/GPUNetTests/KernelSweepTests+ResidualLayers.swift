@@ -8,7 +8,8 @@ import XCTest
 /// channels (data gradient), 1×1/3×3/5×5 kernels, stride 2 on odd sizes,
 /// padding 0–2, a 1×1 map, batch 1; batch normalisation in training and
 /// eval with batch 1, 1×1 maps and 297 values per channel (several chunks
-/// of the per-channel sums, ending inside planes); the residual sum (in
+/// of the per-channel sums, ending inside planes), and its phases (a
+/// synchronised BatchNorm's sums, normalisation and input gradient); the residual sum (in
 /// place too) and the global average pool.
 extension KernelSweepTests {
     /// (batch, in, out, height, width, kernel, stride, padding).
@@ -70,6 +71,33 @@ extension KernelSweepTests {
                         gradGamma: dg, gradBeta: db, training: training)
                     return try [y, saved, rm, rv, dx, dg, db].map { try d.floats($0) }
                 }
+            }
+            // The phases of a synchronised BatchNorm, with given statistics and sums.
+            let mean = randomFloats(channels, seed: 155).map { $0 / 2 }
+            let invStd = randomFloats(channels, seed: 156).map { 1 + $0 / 2 }
+            let sums = randomFloats(2 * channels, seed: 157)
+            try agree("batchnorm phases \(s)", false) { d in
+                let x = try d.makeBuffer(input)
+                let saved = try d.makeBuffer(mean + invStd)
+                let (plain, centred) = (
+                    try d.makeBuffer(count: channels, kind: .float32), try d.makeBuffer(count: channels, kind: .float32)
+                )
+                try d.batchNormChannelSums(s, input: x, saved: saved, centred: false, sums: plain)
+                try d.batchNormChannelSums(s, input: x, saved: saved, centred: true, sums: centred)
+                let y = try d.makeBuffer(count: s.count, kind: .float32)
+                let g = try d.makeBuffer(gamma)
+                try d.batchNormApply(s, input: x, gamma: g, beta: try d.makeBuffer(beta), saved: saved, output: y)
+                let dy = try d.makeBuffer(gradOutput)
+                let (dg, db) = (
+                    try d.makeBuffer(count: channels, kind: .float32), try d.makeBuffer(count: channels, kind: .float32)
+                )
+                try d.batchNormBackwardSums(s, input: x, saved: saved, gradOutput: dy, gradGamma: dg, gradBeta: db)
+                let dx = try d.makeBuffer(count: s.count, kind: .float32)
+                try d.batchNormBackwardApply(
+                    s, input: x, gamma: g, saved: saved, gradOutput: dy,
+                    sumDy: try d.makeBuffer(Array(sums[..<channels])),
+                    sumDyXhat: try d.makeBuffer(Array(sums[channels...])), gradInput: dx)
+                return try [plain, centred, y, dg, db, dx].map { try d.floats($0) }
             }
         }
         let map = FeatureMapShape(batch: 2, channels: 3, height: 3, width: 1)

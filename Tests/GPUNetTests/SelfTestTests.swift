@@ -1,4 +1,5 @@
 import GPUNet
+import Models
 import TestSupport
 import XCTest
 
@@ -47,6 +48,44 @@ final class SelfTestTests: XCTestCase {
                     "softmax_cross_entropy", "adam", "sgd_momentum", "gather_batch",
                 ])
             XCTAssertEqual(rows.count, 94, device.info.selector)
+        }
+    }
+
+    /// `selftest --model`: ResNet-8 and the small residual network (a conv
+    /// bias before BatchNorm, whose gradient is zero but for rounding, and
+    /// so compared by the forward rule) pass on every device; the rows cover
+    /// the eval logits, every layer output of the training pass, the
+    /// losses, every parameter's gradient and every running statistic, and
+    /// the gradients compared are not zero.
+    func testAModelPassesOnEveryDevice() throws {
+        let resnet8 = try XCTUnwrap(BuiltinModels.named("resnet8", inputChannels: 1, classes: 10))
+        for (description, channels, side, classes) in [
+            (resnet8, 1, 28, 10), (NetworkPlanTests.smallResidual, 2, 9, 3),
+        ] {
+            let plan = try NetworkPlan(
+                description, channels: channels, height: side, width: side, classes: classes, device: HostDevice())
+            let outputs = Set(
+                plan.summary.layers.map(\.path).filter { path in
+                    plan.summary.layers.filter { $0.path == path }.count == 1
+                })
+            for device in try testDevices() {
+                let context = "\(description.name) on \(device.info.selector)"
+                let rows = SelfTest(device: device).run(
+                    model: description, channels: channels, height: side, width: side, classes: classes)
+                for r in rows where !r.passed {
+                    XCTFail("\(context): \(r.output): \(r.maxError) > \(r.limit) \(r.error ?? "")")
+                }
+                let names = rows.map(\.output)
+                XCTAssertTrue(names.contains("logits (eval)") && names.contains("losses (training)"), context)
+                for p in plan.parameters {
+                    XCTAssertTrue(
+                        names.contains("∂\(p.name)") || names.contains("∂\(p.name) (≈0)"), "\(context): ∂\(p.name)")
+                }
+                for s in plan.statistics { XCTAssertTrue(names.contains(s.name), "\(context): \(s.name)") }
+                let layers = Set(names.filter { $0.hasSuffix(" (training)") }.map { String($0.dropLast(11)) })
+                XCTAssertEqual(layers.subtracting(["losses"]).count, outputs.subtracting(["flatten"]).count, context)
+                XCTAssertEqual(rows.filter { $0.output.hasSuffix("(≈0)") }.count, description.name == "resnet8" ? 0 : 1)
+            }
         }
     }
 }

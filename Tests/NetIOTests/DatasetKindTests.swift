@@ -114,18 +114,9 @@ final class DatasetKindTests: XCTestCase {
         XCTAssertEqual([train.count, test.count], [60000, 10000])
         XCTAssertEqual(train.normalization, .fashionMNIST)
         XCTAssertEqual(test.normalization, .fashionMNIST)
-        var sum = 0.0
-        var sumSquares = 0.0
-        for p in train.pixels {
-            let x = Double(p) / 255
-            sum += x
-            sumSquares += x * x
-        }
-        let n = Double(train.pixels.count)
-        let mean = sum / n
-        let std = (sumSquares / n - mean * mean).squareRoot()
-        XCTAssertEqual((mean * 10000).rounded() / 10000, 0.2860)
-        XCTAssertEqual((std * 10000).rounded() / 10000, 0.3530)
+        let (mean, std) = pixelStatistics(train.pixels)
+        XCTAssertEqual(rounded(mean, decimals: 4), 0.2860)
+        XCTAssertEqual(rounded(std, decimals: 4), 0.3530)
         let x = train.normalizedImages([0])
         for (p, v) in zip(train.pixels.prefix(784), x) {
             XCTAssertEqual(Double(v), (Double(p) / 255 - 0.2860) / 0.3530, accuracy: 1e-5)

@@ -47,18 +47,9 @@ final class MNISTLoaderTests: XCTestCase {
     /// 0–1 scale, summed in Double: 0.1307 and 0.3081 to 4 decimals.
     func testTrainingPixelMeanAndStandardDeviation() throws {
         let (train, _) = try mnist()
-        var sum = 0.0
-        var sumSquares = 0.0
-        for p in train.pixels {
-            let x = Double(p) / 255
-            sum += x
-            sumSquares += x * x
-        }
-        let n = Double(train.pixels.count)
-        let mean = sum / n
-        let std = (sumSquares / n - mean * mean).squareRoot()
-        XCTAssertEqual((mean * 10000).rounded() / 10000, 0.1307)
-        XCTAssertEqual((std * 10000).rounded() / 10000, 0.3081)
+        let (mean, std) = pixelStatistics(train.pixels)
+        XCTAssertEqual(rounded(mean, decimals: 4), 0.1307)
+        XCTAssertEqual(rounded(std, decimals: 4), 0.3081)
     }
 
     /// The decompressed content's MD5 (our MD5, which MD5Tests checks against

@@ -66,18 +66,30 @@ public struct HostNetworkForward: Sendable {
 
     /// Logits (batch × classes) of `input` (batch images). `record` receives
     /// each layer's output a = W̃p + b̃ (batch × the layer's output size) by
-    /// layer index; `topLevelInputs` receives the input of each top-level
+    /// layer index, `layerInputs` each layer's input (batch × the layer's
+    /// input size); `topLevelInputs` receives the input of each top-level
     /// step (for restarting the pass at a step).
     public func logits(
         _ input: [Double], batch: Int, from start: Int = 0, record: ((Int, [Double]) -> Void)? = nil,
-        topLevelInputs: ((Int, [Double]) -> Void)? = nil
+        layerInputs: ((Int, [Double]) -> Void)? = nil, topLevelInputs: ((Int, [Double]) -> Void)? = nil
     ) -> [Double] {
         var x = input
+        let hooks = Hooks(record: record, layerInputs: layerInputs)
         for index in start..<network.steps.count {
             topLevelInputs?(index, x)
-            x = run(network.steps[index], x, batch: batch, record: record)
+            x = run(network.steps[index], x, batch: batch, hooks)
         }
         return x
+    }
+
+    /// `steps` applied to `x` (batch × their input size).
+    public func apply(_ steps: [FoldedNetwork.Step], _ x: [Double], batch: Int) -> [Double] {
+        steps.reduce(x) { run($1, $0, batch: batch, Hooks()) }
+    }
+
+    private struct Hooks {
+        var record: ((Int, [Double]) -> Void)?
+        var layerInputs: ((Int, [Double]) -> Void)?
     }
 
     /// The output a = op(p) + b̃ of layer `index` for `input` (batch × the layer's input size).
@@ -136,13 +148,12 @@ public struct HostNetworkForward: Sendable {
         return out
     }
 
-    private func run(
-        _ step: FoldedNetwork.Step, _ x: [Double], batch: Int, record: ((Int, [Double]) -> Void)?
-    ) -> [Double] {
+    private func run(_ step: FoldedNetwork.Step, _ x: [Double], batch: Int, _ hooks: Hooks) -> [Double] {
         switch step {
         case .affine(let index):
+            hooks.layerInputs?(index, x)
             let out = layerOutput(index, x, batch: batch)
-            record?(index, out)
+            hooks.record?(index, out)
             return out
         case .relu:
             return x.map { max($0, 0) }
@@ -171,9 +182,9 @@ public struct HostNetworkForward: Sendable {
             return out
         case .residual(let body, let shortcut, let relu):
             var y = x
-            for s in body { y = run(s, y, batch: batch, record: record) }
+            for s in body { y = run(s, y, batch: batch, hooks) }
             var skip = x
-            if let shortcut { for s in shortcut { skip = run(s, skip, batch: batch, record: record) } }
+            if let shortcut { for s in shortcut { skip = run(s, skip, batch: batch, hooks) } }
             for i in 0..<y.count {
                 let v = y[i] + skip[i]
                 y[i] = relu ? max(v, 0) : v

@@ -7,7 +7,7 @@ import Foundation
 public enum StudyReport {
     public static func render(
         _ summary: StudySummary, settings: [(name: String, value: String)], command: String,
-        figures: [FigureFile]
+        figures: [FigureFile], analysed: Bool = true
     ) throws -> String {
         let e = HTMLReport.escape
         let n = summary.seeds.count
@@ -17,7 +17,7 @@ public enum StudyReport {
                 "Generated \(e(HTMLReport.timestamp(Date()))) · seeds \(summary.seeds.map(String.init).joined(separator: ", "))"
         )
         html += """
-            <p>One training run and analysis per seed; each row is one number over the \(n) runs. \(e(summary.interval)).</p>
+            <p>One training run \(analysed ? "and analysis " : "")per seed; each row is one number over the \(n) runs. \(e(summary.interval)).\(analysed ? "" : " The members were trained, not analysed: the analysis is TinyConvNet's.")</p>
             <section id="results">
             <h2>Headline numbers</h2>
             <table>

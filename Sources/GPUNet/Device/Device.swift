@@ -230,6 +230,33 @@ public protocol Device: AnyObject {
         _ shape: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
         gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool) throws
 
+    // The phases of a training-mode batch normalisation, for a BatchNorm whose
+    // statistics are summed over the processes of a data-parallel job
+    // (PyTorch's SyncBatchNorm): the caller adds each phase's per-channel sums
+    // over the processes between the phases. Each phase runs the same sums
+    // and elementwise passes as the whole operations above.
+
+    /// sums[c] = Σ input[b,c,y,x] over the B·H·W values of channel c
+    /// (`centred` false), or Σ (input[b,c,y,x] − saved[c])² (`centred` true,
+    /// saved[c] a mean), summed in the order of ``batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``.
+    func batchNormChannelSums(_ shape: BatchNormShape, input: Buffer, saved: Buffer, centred: Bool, sums: Buffer) throws
+    /// output = (input − μ_c)·σ_c·γ_c + β_c with μ and σ from `saved` (μ in
+    /// [0, C), σ in [C, 2C)): the forward's normalisation with given statistics.
+    func batchNormApply(
+        _ shape: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, saved: Buffer, output: Buffer) throws
+    /// gradBeta_c = Σ dy and gradGamma_c = Σ dy·x̂, x̂ = (input − μ)·σ from
+    /// `saved`: ``batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)``'s
+    /// sums alone.
+    func batchNormBackwardSums(
+        _ shape: BatchNormShape, input: Buffer, saved: Buffer, gradOutput: Buffer, gradGamma: Buffer,
+        gradBeta: Buffer) throws
+    /// gradInput = γ·σ·(dy − (sumDy_c + x̂·sumDyXhat_c)/N), N =
+    /// `shape.valuesPerChannel`, with the sums given (C floats each): the
+    /// training backward's input gradient for sums taken elsewhere.
+    func batchNormBackwardApply(
+        _ shape: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer, sumDy: Buffer,
+        sumDyXhat: Buffer, gradInput: Buffer) throws
+
     /// output = a + b, elementwise over `count` floats: a residual block's
     /// sum. `output` may be `a` or `b`. Its backward passes the gradient to
     /// both inputs unchanged; where a gradient has two paths (a block's

@@ -54,6 +54,14 @@ public final class NetworkPlan {
     /// Zero biases (and their discarded gradients) for linear layers without one.
     private var zeroBiases: [Int: (bias: Buffer, gradient: Buffer)] = [:]
     private var workspaces: [Int: Workspace] = [:]
+    /// Per channel count: two buffers of per-channel sums that a synchronised BatchNorm moves between processes.
+    private var synchronizedSums: [Int: (Buffer, Buffer)] = [:]
+
+    /// With one, training-mode BatchNorm uses the statistics of the global
+    /// batch of a data-parallel job (PyTorch's `SyncBatchNorm`); every
+    /// process must then run every training forward and backward pass, in the
+    /// same order. Nil (the default): each process's batch statistics are its own.
+    public var batchNormSynchronization: BatchNormSynchronization?
 
     /// The network `description` on `device` for images of shape
     /// (channels, height, width) and `classes` classes, its parameters zero:
@@ -225,6 +233,14 @@ public final class NetworkPlan {
                     convShape(spec, batch: b, height: h, width: wd), input: input, weight: parameters[weight].buffer,
                     bias: bias.map { parameters[$0].buffer }, output: output)
             case .batchNorm(let c, let h, let wd, let gamma, let beta, let mean, let variance, let slot):
+                if training, let sync = batchNormSynchronization {
+                    try synchronizedBatchNormForward(
+                        sync, BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
+                        gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
+                        runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
+                        saved: w.saved[slot], output: output)
+                    continue
+                }
                 try d.batchNormForward(
                     BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
                     gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
@@ -291,6 +307,22 @@ public final class NetworkPlan {
                     try settle(inputIndex)
                 }
             case .batchNorm(let c, let h, let wd, let gamma, let beta, _, _, let slot):
+                if let sync = batchNormSynchronization {
+                    let shape = BatchNormShape(batch: b, channels: c, height: h, width: wd)
+                    try d.batchNormBackwardSums(
+                        shape, input: input, saved: w.saved[slot], gradOutput: gradOutput, gradGamma: gradients[gamma],
+                        gradBeta: gradients[beta])
+                    guard wantInput else { continue }
+                    let (sumDy, sumDyXhat) = try synchronizedSums(channels: c)
+                    let added = try sync.addWeighted(try d.floats(gradients[beta]) + d.floats(gradients[gamma]))
+                    try d.upload(added[0..<c].map { Float($0) }, to: sumDy)
+                    try d.upload(added[c...].map { Float($0) }, to: sumDyXhat)
+                    try d.batchNormBackwardApply(
+                        shape, input: input, gamma: parameters[gamma].buffer, saved: w.saved[slot],
+                        gradOutput: gradOutput, sumDy: sumDy, sumDyXhat: sumDyXhat, gradInput: target(inputIndex))
+                    try settle(inputIndex)
+                    continue
+                }
                 try d.batchNormBackward(
                     BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
                     gamma: parameters[gamma].buffer, saved: w.saved[slot], gradOutput: gradOutput,
@@ -337,6 +369,54 @@ public final class NetworkPlan {
         }
     }
 
+    /// A training-mode BatchNorm over the global batch of the processes of
+    /// `sync` (the formulas are ``BatchNormSynchronization``'s): the
+    /// per-channel sums on the device, their sums over the processes on the
+    /// host, the statistics and the running update in float64 on the host
+    /// (as ``HostDevice`` computes them), then the normalisation on the device.
+    private func synchronizedBatchNormForward(
+        _ sync: BatchNormSynchronization, _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer,
+        runningMean: Buffer, runningVar: Buffer, saved: Buffer, output: Buffer
+    ) throws {
+        let d = device
+        let c = s.channels
+        let (sums, _) = try synchronizedSums(channels: c)
+        try d.batchNormChannelSums(s, input: input, saved: saved, centred: false, sums: sums)
+        let (n, total) = try sync.addCounted(try d.floats(sums), count: s.valuesPerChannel)
+        guard n > 1 else {
+            throw NetworkPlanError.tooFewValues(Int(n))
+        }
+        let mean = total.map { $0 / n }
+        var savedValues = mean.map { Float($0) } + [Float](repeating: 0, count: c)
+        try d.upload(savedValues, to: saved)
+        try d.batchNormChannelSums(s, input: input, saved: saved, centred: true, sums: sums)
+        let squares = try sync.add(try d.floats(sums))
+        var rm = try d.floats(runningMean)
+        var rv = try d.floats(runningVar)
+        let m = Double(s.momentum)
+        for ch in 0..<c {
+            let variance = squares[ch] / n
+            savedValues[c + ch] = Float(1 / (variance + Double(s.epsilon)).squareRoot())
+            rm[ch] = Float((1 - m) * Double(rm[ch]) + m * mean[ch])
+            rv[ch] = Float((1 - m) * Double(rv[ch]) + m * variance * n / (n - 1))
+        }
+        try d.upload(savedValues, to: saved)
+        try d.upload(rm, to: runningMean)
+        try d.upload(rv, to: runningVar)
+        try d.batchNormApply(s, input: input, gamma: gamma, beta: beta, saved: saved, output: output)
+    }
+
+    /// Two buffers of `channels` floats, made once per channel count.
+    private func synchronizedSums(channels: Int) throws -> (Buffer, Buffer) {
+        if let made = synchronizedSums[channels] { return made }
+        let made = (
+            try device.makeBuffer(count: channels, kind: .float32),
+            try device.makeBuffer(count: channels, kind: .float32)
+        )
+        synchronizedSums[channels] = made
+        return made
+    }
+
     /// The output of the operation at layer path `path` for the last forward
     /// pass (for layer-by-layer comparisons), or nil for a path with no
     /// output of its own (flatten).
@@ -371,6 +451,8 @@ public enum NetworkPlanError: Error, CustomStringConvertible, Equatable {
     /// The BatchNorms' `num_batches_tracked` differ, which a plan (one count
     /// for all) cannot hold.
     case counterMismatch([Int])
+    /// A synchronised BatchNorm's global batch has one value per channel or none.
+    case tooFewValues(Int)
 
     public var description: String {
         switch self {
@@ -379,6 +461,8 @@ public enum NetworkPlanError: Error, CustomStringConvertible, Equatable {
             return "tensor \(name) has shape \(found), the model's is \(expected)"
         case .counterMismatch(let values):
             return "the BatchNorm layers' num_batches_tracked differ (\(values)); this model counts one for all"
+        case .tooFewValues(let n):
+            return "a synchronised BatchNorm needs more than one value per channel over all processes (got \(n))"
         }
     }
 }

@@ -223,10 +223,14 @@ public final class ModelTrainer<Network: TrainableNetwork> {
         (trainOnDevice, testOnDevice) = (trainData, testData)
         // The full batch, and the epoch's last, smaller one if there is one
         // (its launches have other sizes, which PoCL compiles its own code for).
-        // Data-parallel: this process's shares of those two.
+        // Data-parallel: this process's shares of those two, each only if
+        // every process has a share (as the epoch trains only such batches),
+        // so that the processes run the same passes (a synchronised BatchNorm
+        // sums over the processes in each).
         let full = min(settings.batchSize, max(1, train.count))
         let remainder = train.count % settings.batchSize
-        let sizes = ([full] + (remainder > 0 && remainder != full ? [remainder] : [])).map {
+        let processes = gradientReducer?.group.processes ?? 1
+        let sizes = ([full] + (remainder > 0 && remainder != full ? [remainder] : [])).filter { $0 >= processes }.map {
             localShare(of: 0..<$0).count
         }
         // A training pass moves BatchNorm's running statistics: the

@@ -16,7 +16,10 @@ struct StudyCommand: ParsableCommand {
             Then study.json and study.html: mean, standard deviation, min, max and a 95% Student-t \
             interval of every headline number, with the per-seed values, and figures with error bars. \
             With --device given more than once, members run side by side, one child process per device; \
-            under `mpirun … --distributed mpi` each rank trains its share of the seeds.
+            under `mpirun … --distributed mpi` each rank trains its share of the seeds. \
+            With --model other than tiny, each member is trained and its final test accuracy, training \
+            accuracy and loss are summarised; the per-layer analysis (phases 2–7) is TinyConvNet's and \
+            is skipped, saying so.
             """)
 
     @Option(help: "Seeds: A..B (inclusive), or a comma-separated list.")
@@ -28,6 +31,7 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "OpenCL kernel family for every member: auto | cpu | gpu (see `convsvd train --help`).")
     var kernels: String = "auto"
 
+    @OptionGroup var model: ModelOption
     @OptionGroup var data: DataOptions
     @OptionGroup var training: TrainingOptions
     @OptionGroup var distributed: DistributedOptions
@@ -55,9 +59,17 @@ struct StudyCommand: ParsableCommand {
             }
             let seedList = try Self.parseSeeds(seeds)
             let devices = device.isEmpty ? ["auto"] : device
+            _ = try memberSettings()
+            if !model.isTiny { _ = try model.description(for: try data.kind()) }
             let group = try distributed.join()
-            try data.requireFits()
+            try data.requireFits(model: model.model)
             let directory = try prepareOutputDirectory(out, lock: !member && (group?.rank ?? 0) == 0)
+            if !model.isTiny && !member && (group?.rank ?? 0) == 0 {
+                log(
+                    "study: --model \(model.model): each member is trained and its accuracy and loss recorded; "
+                        + "the analysis (phases 2–7) is skipped: it is TinyConvNet's (conv1, conv2 and its "
+                        + "analytical net), and the per-layer analysis of other networks is not implemented")
+            }
             if member {
                 for seed in seedList {
                     try runMember(
@@ -87,8 +99,9 @@ struct StudyCommand: ParsableCommand {
                 try runSideBySide(seedList, devices: devices, in: directory, progress: study)
             }
             try StudySummaryStage.write(
-                seeds: seedList, in: directory, format: figureFormat,
-                settings: try training.settings(dataset: data.dataset), devices: device.isEmpty ? ["auto"] : device)
+                seeds: seedList, in: directory, format: figureFormat, settings: try memberSettings(),
+                analysed: model.isTiny,
+                devices: device.isEmpty ? ["auto"] : device)
         }
     }
 
@@ -114,16 +127,26 @@ struct StudyCommand: ParsableCommand {
         directory.appendingPathComponent("seed-\(seed)")
     }
 
-    /// A member is finished when its analysis.json exists and its metrics
-    /// hold all the epochs of this study's settings for its seed: the
-    /// analysis is written last, after the final epoch's checkpoint.
+    /// The members' training settings (each with its own seed): the
+    /// model's recipe, overridden by the options given.
+    func memberSettings() throws -> TrainingSettings {
+        try training.settings(dataset: data.dataset, model: model.model)
+    }
+
+    /// A member is finished when its metrics hold all the epochs of this
+    /// study's settings for its seed and, for TinyConvNet, its analysis.json
+    /// exists: the analysis is written last, after the final epoch's
+    /// checkpoint. (Another model's member has no analysis: its final
+    /// epoch's metrics are its last output.)
     func isFinished(seed: UInt64, in directory: URL) throws -> Bool {
         let folder = Self.memberDirectory(directory, seed: seed)
-        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("analysis.json").path),
+        guard
+            !model.isTiny
+                || FileManager.default.fileExists(atPath: folder.appendingPathComponent("analysis.json").path),
             let json = try? Data(contentsOf: folder.appendingPathComponent(Trainer.metricsFile)),
             let metrics = try? JSONDecoder().decode(TrainingMetrics.self, from: json)
         else { return false }
-        var settings = try training.settings(dataset: data.dataset)
+        var settings = try memberSettings()
         settings.seed = seed
         return metrics.settings == settings && metrics.epochs.count == settings.epochs
     }
@@ -138,11 +161,22 @@ struct StudyCommand: ParsableCommand {
             )
             return false
         }
-        var settings = try training.settings(dataset: data.dataset)
+        var settings = try memberSettings()
         settings.seed = seed
         let folder = Self.memberDirectory(directory, seed: seed)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         log("study: seed \(seed): training \(settings.epochs) epoch(s) on \(device.info.summary)")
+        if !model.isTiny {
+            let trainer = try Training.run(
+                model: model, settings: settings, device: device, data: data, directory: folder, resume: true,
+                observer: MemberObserver(seed: seed))
+            let last = trainer.history.last
+            log(
+                String(
+                    format: "study: seed %llu: test accuracy %.2f%%, final epoch's loss %.4f (analysis skipped: %@)",
+                    seed, 100 * (last?.testAccuracy ?? .nan), last?.loss ?? .nan, model.model))
+            return true
+        }
         let trainer = try Training.run(
             settings: settings, device: device, data: data, directory: folder, resume: true,
             observer: MemberObserver(seed: seed))
@@ -218,7 +252,7 @@ struct StudyCommand: ParsableCommand {
 
     /// The data and training options, for a member's child process.
     func memberArguments() throws -> [String] {
-        var args = TrainingOptions.arguments(for: try training.settings(dataset: data.dataset))
+        var args = TrainingOptions.arguments(for: try memberSettings())
         if let d = data.data { args += ["--data", d] }
         return args
     }

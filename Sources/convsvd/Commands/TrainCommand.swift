@@ -48,7 +48,7 @@ struct TrainCommand: ParsableCommand {
                 _ = try Training.run(
                     model: model, settings: settings, device: device.make(for: group), data: data,
                     directory: directory, resume: resume, initial: initial.map { URL(fileURLWithPath: $0) },
-                    group: group)
+                    group: group, syncBatchNorm: distributed.syncBatchnorm)
             }
         }
     }

@@ -7,19 +7,23 @@ import NetIO
 /// The report of a study: every headline number summarised over the seeds.
 enum StudySummaryStage {
     /// Writes study.json, the figures and study.html from the members'
-    /// analysis.json, and prints the summary table; `settings` are the
-    /// members' (their seed aside) and `devices` the `--device` values.
+    /// analysis.json (`analysed`: TinyConvNet's members) or, for a model
+    /// without the analysis, their metrics.json, and prints the summary
+    /// table; `settings` are the members' (their seed aside) and `devices`
+    /// the `--device` values.
     static func write(
-        seeds: [UInt64], in directory: URL, format: FigureFormat, settings: TrainingSettings, devices: [String]
+        seeds: [UInt64], in directory: URL, format: FigureFormat, settings: TrainingSettings, analysed: Bool = true,
+        devices: [String]
     ) throws {
         var members: [[StudyMetric]] = []
         for seed in seeds {
-            let url = StudyCommand.memberDirectory(directory, seed: seed).appendingPathComponent("analysis.json")
+            let folder = StudyCommand.memberDirectory(directory, seed: seed)
+            let url = folder.appendingPathComponent(analysed ? "analysis.json" : Trainer.metricsFile)
             guard let json = try? Data(contentsOf: url) else {
                 throw ToolError(
                     code: Exit.badInput, description: "study: \(url.path) is missing: seed \(seed) did not finish")
             }
-            members.append(try StudyMetrics.extract(analysisJSON: json))
+            members.append(analysed ? try StudyMetrics.extract(analysisJSON: json) : try trainingMetrics(json, url))
         }
         let summary = StudySummary(seeds: seeds, members: members)
         try writeAtomically(try summary.jsonData(), to: directory.appendingPathComponent("study.json"))
@@ -48,17 +52,19 @@ enum StudySummaryStage {
             figures.append(try Figures.studyAccuracyVersusRank(accuracy).write(to: figureDirectory, format: format))
         }
 
-        let rows: [(name: String, value: String)] = [
-            ("dataset", settings.dataset), ("epochs", "\(settings.epochs)"), ("batch size", "\(settings.batchSize)"),
-            ("learning rate", "\(settings.learningRate)"), ("optimizer", settings.optimizer.description),
-            ("train images", settings.trainLimit.map(String.init) ?? "all"),
-            ("test images", settings.testLimit.map(String.init) ?? "all"),
-            ("devices", devices.joined(separator: ", ")),
-        ]
+        let rows: [(name: String, value: String)] =
+            (analysed ? [] : [("model", settings.model)]) + [
+                ("dataset", settings.dataset), ("epochs", "\(settings.epochs)"),
+                ("batch size", "\(settings.batchSize)"),
+                ("learning rate", "\(settings.learningRate)"), ("optimizer", settings.optimizer.description),
+                ("train images", settings.trainLimit.map(String.init) ?? "all"),
+                ("test images", settings.testLimit.map(String.init) ?? "all"),
+                ("devices", devices.joined(separator: ", ")),
+            ]
         let html = try StudyReport.render(
             summary, settings: rows,
             command: (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
-            figures: figures)
+            figures: figures, analysed: analysed)
         try writeAtomically(Data(html.utf8), to: directory.appendingPathComponent("study.html"))
 
         print(
@@ -74,5 +80,20 @@ enum StudySummaryStage {
         print(
             "\nstudy over seeds \(seeds.map(String.init).joined(separator: ", ")): \(directory.path)/study.json, study.html, figures/"
         )
+    }
+
+    /// The headline numbers of a member that was trained but not analysed:
+    /// its final epoch's test accuracy, training accuracy and mean training
+    /// loss, from its metrics.json.
+    static func trainingMetrics(_ json: Data, _ url: URL) throws -> [StudyMetric] {
+        guard let metrics = try? JSONDecoder().decode(TrainingMetrics.self, from: json), let last = metrics.epochs.last
+        else {
+            throw ToolError(code: Exit.badInput, description: "study: \(url.path) holds no finished epoch")
+        }
+        return [
+            StudyMetric(key: "test_accuracy", label: "test accuracy", value: last.testAccuracy),
+            StudyMetric(key: "train_accuracy", label: "training accuracy (final epoch)", value: last.trainAccuracy),
+            StudyMetric(key: "loss", label: "mean training loss (final epoch)", value: last.loss),
+        ]
     }
 }

@@ -33,7 +33,8 @@ enum Training {
     /// the seed with PyTorch's default scheme.
     static func run(
         model: ModelOption, settings: TrainingSettings, device: any Device, data: DataOptions, directory: URL,
-        resume: Bool, initial: URL? = nil, group: (any ProcessGroup)? = nil
+        resume: Bool, initial: URL? = nil, group: (any ProcessGroup)? = nil, syncBatchNorm: Bool = false,
+        observer: TrainingObserver? = nil
     ) throws -> ModelTrainer<NetworkPlan> {
         let kind = try data.kind()
         let description = try model.description(for: kind)
@@ -50,8 +51,13 @@ enum Training {
         }
         let trainer = try ModelTrainer(network: plan, settings: settings, train: sets.train, test: sets.test)
         _ = try attach(group, to: trainer)
+        if syncBatchNorm, let group, group.processes > 1 {
+            plan.batchNormSynchronization = BatchNormSynchronization(group: group)
+            if group.rank == 0 { log("sync-batchnorm: BatchNorm statistics over all \(group.processes) processes") }
+        }
         try drive(
-            trainer, directory: directory, resume: resume, initial: initial, group: group, observers: [], observer: nil)
+            trainer, directory: directory, resume: resume, initial: initial, group: group, observers: [],
+            observer: observer)
         return trainer
     }
 

@@ -13,6 +13,15 @@ struct DistributedOptions: ParsableArguments {
         ))
     var distributed: String?
 
+    @Flag(
+        name: .customLong("sync-batchnorm"),
+        help: ArgumentHelp(
+            "train --distributed mpi: BatchNorm normalises with the statistics of the global batch, summed over the processes (PyTorch's SyncBatchNorm).",
+            discussion:
+                "Without it each process's BatchNorm uses its own share's statistics (as PyTorch's DDP without SyncBatchNorm). No effect in one process (without MPI, or a job of one), on a model without BatchNorm (tiny), or in study and bench."
+        ))
+    var syncBatchnorm = false
+
     func validate() throws {
         if let distributed, distributed != "mpi" {
             throw ValidationError("--distributed must be mpi (got \(distributed))")

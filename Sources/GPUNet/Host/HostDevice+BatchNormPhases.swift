@@ -1,0 +1,128 @@
+/// The phases of a synchronised batch normalisation on the host: the loops
+/// of ``HostDevice/batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``
+/// and ``HostDevice/batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)``
+/// cut where the sums leave the device: float64 sums, images then pixels in
+/// order, each rounded once to float32.
+extension HostDevice {
+    public func batchNormChannelSums(
+        _ s: BatchNormShape, input: Buffer, saved: Buffer, centred: Bool, sums: Buffer
+    ) throws {
+        let operation = "batchNormChannelSums"
+        try validate(s, operation, training: false)
+        let c = s.channels
+        let px = try floats(input, at: s.count, operation, "input")
+        let psaved = try floats(saved, at: centred ? c : 0, operation, "saved")
+        let psums = try floats(sums, at: c, operation, "sums")
+        let (batch, plane) = (s.batch, s.map.planeSize)
+        parallelChunks(c, chunks: s.count >= Self.parallelElementThreshold ? tasks : 1) { _, channels in
+            for ch in channels {
+                let mean = centred ? Double(psaved[ch]) : 0
+                var sum = 0.0
+                for b in 0..<batch {
+                    let x = px + (b * c + ch) * plane
+                    if centred {
+                        for p in 0..<plane {
+                            let d = Double(x[p]) - mean
+                            sum += d * d
+                        }
+                    } else {
+                        for p in 0..<plane { sum += Double(x[p]) }
+                    }
+                }
+                psums[ch] = Float(sum)
+            }
+        }
+    }
+
+    public func batchNormApply(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, saved: Buffer, output: Buffer
+    ) throws {
+        let operation = "batchNormApply"
+        try validate(s, operation, training: false)
+        let c = s.channels
+        let px = try floats(input, at: s.count, operation, "input")
+        let pg = try floats(gamma, at: c, operation, "gamma")
+        let pb = try floats(beta, at: c, operation, "beta")
+        let psaved = try floats(saved, at: 2 * c, operation, "saved")
+        let py = try floats(output, at: s.count, operation, "output")
+        let (batch, plane) = (s.batch, s.map.planeSize)
+        parallelChunks(c, chunks: s.count >= Self.parallelElementThreshold ? tasks : 1) { _, channels in
+            for ch in channels {
+                let (mean, invStd) = (Double(psaved[ch]), Double(psaved[c + ch]))
+                let scale = Float(Double(pg[ch]) * invStd)
+                let shift = Float(Double(pb[ch]) - mean * Double(pg[ch]) * invStd)
+                for b in 0..<batch {
+                    let x = px + (b * c + ch) * plane
+                    let y = py + (b * c + ch) * plane
+                    for p in 0..<plane { y[p] = x[p] * scale + shift }
+                }
+            }
+        }
+    }
+
+    public func batchNormBackwardSums(
+        _ s: BatchNormShape, input: Buffer, saved: Buffer, gradOutput: Buffer, gradGamma: Buffer, gradBeta: Buffer
+    ) throws {
+        let operation = "batchNormBackwardSums"
+        try validate(s, operation, training: false)
+        let c = s.channels
+        let px = try floats(input, at: s.count, operation, "input")
+        let psaved = try floats(saved, at: 2 * c, operation, "saved")
+        let pdy = try floats(gradOutput, at: s.count, operation, "gradOutput")
+        let pdg = try floats(gradGamma, at: c, operation, "gradGamma")
+        let pdb = try floats(gradBeta, at: c, operation, "gradBeta")
+        let (batch, plane) = (s.batch, s.map.planeSize)
+        parallelChunks(c, chunks: s.count >= Self.parallelElementThreshold ? tasks : 1) { _, channels in
+            for ch in channels {
+                let (mean, invStd) = (Double(psaved[ch]), Double(psaved[c + ch]))
+                var sumDy = 0.0
+                var sumDyXhat = 0.0
+                for b in 0..<batch {
+                    let x = px + (b * c + ch) * plane
+                    let dy = pdy + (b * c + ch) * plane
+                    for p in 0..<plane {
+                        sumDy += Double(dy[p])
+                        sumDyXhat += Double(dy[p]) * (Double(x[p]) - mean) * invStd
+                    }
+                }
+                pdb[ch] = Float(sumDy)
+                pdg[ch] = Float(sumDyXhat)
+            }
+        }
+    }
+
+    public func batchNormBackwardApply(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer, sumDy: Buffer,
+        sumDyXhat: Buffer, gradInput: Buffer
+    ) throws {
+        let operation = "batchNormBackwardApply"
+        try validate(s, operation, training: false)
+        let c = s.channels
+        let px = try floats(input, at: s.count, operation, "input")
+        let pg = try floats(gamma, at: c, operation, "gamma")
+        let psaved = try floats(saved, at: 2 * c, operation, "saved")
+        let pdy = try floats(gradOutput, at: s.count, operation, "gradOutput")
+        let psumDy = try floats(sumDy, at: c, operation, "sumDy")
+        let psumDyXhat = try floats(sumDyXhat, at: c, operation, "sumDyXhat")
+        let pdx = try floats(gradInput, at: s.count, operation, "gradInput")
+        let (batch, plane) = (s.batch, s.map.planeSize)
+        let n = Double(s.valuesPerChannel)
+        parallelChunks(c, chunks: s.count >= Self.parallelElementThreshold ? tasks : 1) { _, channels in
+            for ch in channels {
+                let (mean, invStd) = (Double(psaved[ch]), Double(psaved[c + ch]))
+                let scale = Double(pg[ch]) * invStd
+                let meanDy = Double(psumDy[ch]) / n
+                let meanDyXhat = Double(psumDyXhat[ch]) / n
+                for b in 0..<batch {
+                    let x = px + (b * c + ch) * plane
+                    let dy = pdy + (b * c + ch) * plane
+                    let dx = pdx + (b * c + ch) * plane
+                    for p in 0..<plane {
+                        let xHat = (Double(x[p]) - mean) * invStd
+                        dx[p] = Float(scale * (Double(dy[p]) - meanDy - xHat * meanDyXhat))
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+/// The phases of a synchronised batch normalisation on OpenCL, launching the
+/// kernels of ``OpenCLDevice/batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``
+/// and ``OpenCLDevice/batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)``
+/// with the same chunks (``OpenCLDevice/channelChunkLength``), so that a
+/// phase's sums are the whole operation's.
+extension OpenCLDevice {
+    /// `channel_partials` (mode 0: Σx; mode 1: Σ(x − saved[c])²) and
+    /// `channel_sum_chunks` with scale 1.
+    public func batchNormChannelSums(
+        _ s: BatchNormShape, input: Buffer, saved: Buffer, centred: Bool, sums: Buffer
+    ) throws {
+        let operation = "batchNormChannelSums \(s)"
+        try validate(s, operation, training: false)
+        let c = s.channels
+        let x = try cl(input, "input", atLeast: s.count, in: operation)
+        let sv = try cl(saved, "saved", atLeast: centred ? c : 0, in: operation)
+        let total = try cl(sums, "sums", atLeast: c, in: operation)
+        let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
+        let partials = try scratchBuffer("channel.partials", count: c * chunks)
+        try launch(
+            "channel_partials", items: c * chunks,
+            [
+                .buffer(x), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(s.map.planeSize),
+                .int(channelChunkLength), .int(chunks), .int(centred ? 1 : 0),
+            ])
+        try launch(
+            "channel_sum_chunks", items: c,
+            [.buffer(partials), .buffer(total), .int(c), .int(chunks), .int(0), .float(1)])
+    }
+
+    /// `batchnorm_apply_planes` (cpu family) or `gpu_batchnorm_apply` (gpu family).
+    public func batchNormApply(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, saved: Buffer, output: Buffer
+    ) throws {
+        let operation = "batchNormApply \(s)"
+        try validate(s, operation, training: false)
+        let c = s.channels
+        let x = try cl(input, "input", atLeast: s.count, in: operation)
+        let g = try cl(gamma, "gamma", atLeast: c, in: operation)
+        let b = try cl(beta, "beta", atLeast: c, in: operation)
+        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation)
+        let y = try cl(output, "output", atLeast: s.count, in: operation)
+        let plane = s.map.planeSize
+        if kernelFamily == .gpu {
+            return try launch(
+                "gpu_batchnorm_apply", items: s.count,
+                [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.count), .int(c), .int(plane)])
+        }
+        try launch(
+            "batchnorm_apply_planes", items: s.batch * c,
+            [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.batch * c), .int(c), .int(plane)])
+    }
+
+    /// `channel_partials` mode 2 and `channel_sum_chunks` twice.
+    public func batchNormBackwardSums(
+        _ s: BatchNormShape, input: Buffer, saved: Buffer, gradOutput: Buffer, gradGamma: Buffer, gradBeta: Buffer
+    ) throws {
+        let operation = "batchNormBackwardSums \(s)"
+        try validate(s, operation, training: false)
+        let c = s.channels
+        let x = try cl(input, "input", atLeast: s.count, in: operation)
+        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation)
+        let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation)
+        let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation)
+        let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation)
+        let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
+        let partials = try scratchBuffer("channel.partials", count: 2 * c * chunks)
+        try launch(
+            "channel_partials", items: c * chunks,
+            [
+                .buffer(dy), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(s.map.planeSize),
+                .int(channelChunkLength), .int(chunks), .int(2),
+            ])
+        try launch(
+            "channel_sum_chunks", items: c,
+            [.buffer(partials), .buffer(db), .int(c), .int(chunks), .int(0), .float(1)])
+        try launch(
+            "channel_sum_chunks", items: c,
+            [.buffer(partials), .buffer(dg), .int(c), .int(chunks), .int(c * chunks), .float(1)])
+    }
+
+    /// `batchnorm_backward_apply_planes` (cpu family) or
+    /// `gpu_batchnorm_backward_apply` (gpu family) in training mode, reading
+    /// the given sums where the whole backward reads its own.
+    public func batchNormBackwardApply(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer, sumDy: Buffer,
+        sumDyXhat: Buffer, gradInput: Buffer
+    ) throws {
+        let operation = "batchNormBackwardApply \(s)"
+        try validate(s, operation, training: false)
+        let c = s.channels
+        let x = try cl(input, "input", atLeast: s.count, in: operation)
+        let g = try cl(gamma, "gamma", atLeast: c, in: operation)
+        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation)
+        let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation)
+        let sdy = try cl(sumDy, "sumDy", atLeast: c, in: operation)
+        let sdyx = try cl(sumDyXhat, "sumDyXhat", atLeast: c, in: operation)
+        let dx = try cl(gradInput, "gradInput", atLeast: s.count, in: operation)
+        let gpu = kernelFamily == .gpu
+        try launch(
+            gpu ? "gpu_batchnorm_backward_apply" : "batchnorm_backward_apply_planes",
+            items: gpu ? s.count : s.batch * c,
+            [
+                .buffer(x), .buffer(g), .buffer(sv), .buffer(dy), .buffer(sdyx), .buffer(sdy), .buffer(dx),
+                .int(gpu ? s.count : s.batch * c), .int(c), .int(s.map.planeSize), .int(s.valuesPerChannel), .int(1),
+            ])
+    }
+}

@@ -1,0 +1,256 @@
+import Analysis
+import ArgumentParser
+import Foundation
+import GPUNet
+import Models
+import NetIO
+
+struct CompressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compress",
+        abstract: "Factorise conv layers at low rank (k×k conv to r channels, then 1×1); evaluate and time both.",
+        discussion: """
+            Each chosen conv W (C_out, C_in·k²) = UΣVᵀ becomes NAME.0, a k×k conv C_in → r with weight \
+            Σ_r^½V_rᵀ (stride and padding of the original), and NAME.1, a 1×1 conv r → C_out with weight \
+            U_rΣ_r^½ (and the original's bias). --out receives checkpoint.safetensors, model.json (give it \
+            to --model of train, evaluate, export) and compress.json.
+            """)
+
+    @OptionGroup var device: DeviceOption
+    @OptionGroup var model: ModelOption
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "A checkpoint.safetensors of --model.")
+    var checkpoint: String
+
+    @Option(
+        help:
+            "Per layer, the smallest rank keeping this fraction of Σσ² (0 < E ≤ 1); layers where it saves nothing stay dense."
+    )
+    var energy: Double?
+
+    @Option(
+        name: .customLong("max-logit-change"),
+        help:
+            "Ranks that save the most multiply-adds while the certified bound on ‖f(x) − f̂(x)‖₂ has a mean of at most ε over the test images searched (the first 2,000, or --test-limit)."
+    )
+    var maxLogitChange: Double?
+
+    @Option(help: "Ranks by layer path, e.g. layer1.0.conv1=4,conv2=6; the other layers stay dense.")
+    var ranks: String?
+
+    @Option(name: .customLong("test-limit"), help: "Evaluate and time on the first N test images only.")
+    var testLimit: Int?
+
+    @Option(help: "Test-set passes timed per network (the median is reported).")
+    var repeats: Int = 3
+
+    @Option(
+        help:
+            "Then train the compressed network N epochs, ranks fixed, with the model's recipe at a tenth of its learning rate, into --out/finetune."
+    )
+    var finetune: Int = 0
+
+    @Option(name: .customLong("train-limit"), help: "Fine-tune on the first N training images only.")
+    var trainLimit: Int?
+
+    @Option(help: "Output folder.")
+    var out: String
+
+    func validate() throws {
+        if [energy != nil, ranks != nil, maxLogitChange != nil].filter({ $0 }).count != 1 {
+            throw ValidationError("give exactly one of --energy, --ranks and --max-logit-change")
+        }
+        if let e = energy, !(e > 0 && e <= 1) { throw ValidationError("--energy must be in (0, 1], got \(e)") }
+        if let e = maxLogitChange, !(e > 0 && e.isFinite) {
+            throw ValidationError("--max-logit-change must be positive, got \(e)")
+        }
+        if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
+        if finetune < 0 { throw ValidationError("--finetune must be 0 or more epochs") }
+    }
+
+    func rule() throws -> Compression.RankRule {
+        if let energy { return .energy(energy) }
+        if let maxLogitChange { return .maxLogitChange(maxLogitChange) }
+        var parsed: [String: Int] = [:]
+        for item in (ranks ?? "").split(separator: ",") {
+            let parts = item.split(separator: "=")
+            guard parts.count == 2, let r = Int(parts[1]), parsed[String(parts[0])] == nil else {
+                throw ValidationError("--ranks: \"\(item)\" is not NAME=RANK (each layer once)")
+            }
+            parsed[String(parts[0])] = r
+        }
+        if parsed.isEmpty { throw ValidationError("--ranks names no layer") }
+        return .ranks(parsed)
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let rule = try rule()
+            let kind = try data.requireFits(model: model.model)
+            let description = try model.description(for: kind)
+            let device = try device.make()
+            func plan(_ d: NetworkDescription) throws -> NetworkPlan {
+                try NetworkPlan(
+                    d, channels: kind.inputShape.channels, height: kind.inputShape.height,
+                    width: kind.inputShape.width, classes: kind.classCount, device: device)
+            }
+            let dense = try plan(description)
+            let expected = try dense.checkpointTensors().map { (name: $0.name, shape: $0.shape) }
+            let saved = try Checkpoint.read(
+                from: URL(fileURLWithPath: checkpoint), model: expected, modelName: description.name,
+                requireFinite: true)
+            try dense.load(checkpointTensors: saved.tensors)
+            try dense.load(checkpointCounters: saved.counters)
+
+            let folded = try NetworkAnalysisStage.fold(description, plan: dense, tensors: saved.tensors)
+            var testSet = try data.load(forModel: model.model).test
+            if let testLimit { testSet = testSet.prefix(testLimit) }
+            let threads = ProcessInfo.processInfo.activeProcessorCount
+            let denseLipschitz = try folded.layers.map { try OperatorNormBound.best($0, matrix: $0.folded) }
+            var selection: RankSelection?
+            var factorRule = rule
+            if case .maxLogitChange(let epsilon) = rule {
+                let searched = min(testSet.count, 2000)
+                let started = Clocks.wall()
+                let s = try RankSelection.search(
+                    network: folded, candidates: Compression.candidates(folded), denseLipschitz: denseLipschitz,
+                    images: testSet.normalizedImages(0..<searched), count: searched, epsilon: epsilon,
+                    threads: threads)
+                log(
+                    String(
+                        format:
+                            "ranks: mean bound %.4g ≤ %.4g over %d test images, %d multiply-adds an image saved (%.1f s)",
+                        s.meanBound, epsilon, searched, s.savedMultiplyAdds, Clocks.seconds(since: started)))
+                factorRule = .ranks(
+                    Dictionary(uniqueKeysWithValues: s.ranks.map { (folded.layers[$0.key].name, $0.value) }))
+                selection = s
+            }
+            let factorized: Compression.Factorized
+            do {
+                factorized = try Compression.factorize(
+                    description, folded: folded, checkpoint: saved, rule: factorRule)
+            } catch let e as ModelError { throw ValidationError("--ranks: \(e)") }
+            let (layers, network, tensors) = (factorized.layers, factorized.network, factorized.tensors)
+            let compressed = try plan(network)
+            let ordered = try compressed.checkpointTensors().map { t -> NamedTensor in
+                guard let value = tensors[t.name], value.shape == t.shape else {
+                    throw ToolError(code: Exit.checkFailed, description: "compress: no tensor \(t.name) \(t.shape)")
+                }
+                return value
+            }
+            try compressed.load(checkpointTensors: ordered)
+            try compressed.load(checkpointCounters: saved.counters)
+            let directory = try prepareOutputDirectory(out)
+
+            let test = try DeviceDataset(testSet, on: device)
+            var result = Compression.Result(
+                model: description.name, compressedModel: network.name, dataset: kind.displayName,
+                device: "\(device.info.selector) (\(device.info.name))", rule: rule.text, layers: layers,
+                dense: try Compression.measure(dense, on: test, repeats: repeats),
+                compressed: try Compression.measure(compressed, on: test, repeats: repeats))
+            let modelFile = directory.appendingPathComponent("model.json")
+            let checkpointFile = directory.appendingPathComponent(Checkpoint.fileName)
+            try writeAtomically(Data(ModelFile.encode(network).utf8), to: modelFile)
+            try Checkpoint(
+                tensors: ordered, counters: saved.counters,
+                metadata: [
+                    "format": "convsvd \(network.name) checkpoint", "compressed_from": description.name,
+                    "rule": rule.text,
+                ]
+            ).write(to: checkpointFile)
+            if finetune > 0 {
+                let options = ["--epochs", "\(finetune)"] + (trainLimit.map { ["--train-limit", "\($0)"] } ?? [])
+                var settings = try TrainingOptions.parse(options).settings(dataset: data.dataset, model: model.model)
+                settings.learningRate /= 10
+                settings.model = modelFile.path
+                log("finetune: \(finetune) epoch(s) of \(network.name) at lr \(settings.learningRate), ranks fixed")
+                let trainer = try Training.run(
+                    model: try ModelOption.parse(["--model", modelFile.path]), settings: settings, device: device,
+                    data: data,
+                    directory: try prepareOutputDirectory(directory.appendingPathComponent("finetune").path),
+                    resume: false, initial: checkpointFile)
+                result.finetuned = try Compression.measure(trainer.network, on: test, repeats: repeats)
+            }
+            // Any upper bound holds; each changed layer takes the smaller of its own and the search's.
+            let lipschitz = try folded.layers.enumerated().map { i, layer in
+                guard let applied = factorized.changedFolded[i] else { return denseLipschitz[i] }
+                return min(try OperatorNormBound.best(layer, matrix: applied), selection?.lipschitz[i] ?? .infinity)
+            }
+            let bound = CompressionBound(network: folded, changedFolded: factorized.changedFolded, lipschitz: lipschitz)
+            let started = Clocks.wall()
+            let images = bound.evaluate(
+                images: testSet.normalizedImages(0..<testSet.count), count: testSet.count,
+                threads: threads)
+            result.bound = CompressionBoundSummary(images)
+            log(
+                String(
+                    format: "bound: %d test images in float64 (%.1f s)", images.count, Clocks.seconds(since: started)))
+            print(CompressionTable.render(result))
+            try writeAtomically(
+                try JSONEncoder.sorted.encode(result), to: directory.appendingPathComponent("compress.json"))
+            log("wrote \(directory.path)/{model.json,checkpoint.safetensors,compress.json}")
+            if let b = result.bound, b.violations > 0 || b.certifiedButChanged > 0 {
+                throw ToolError(
+                    code: Exit.checkFailed,
+                    description:
+                        "the bound failed: \(b.violations) image(s) changed more than B(x), \(b.certifiedButChanged) certified prediction(s) changed"
+                )
+            }
+        }
+    }
+}
+
+/// The printed table of a compression: one row per conv layer, then the totals.
+enum CompressionTable {
+    static func render(_ r: Compression.Result) -> String {
+        var rows = [["layer", "weight", "rank", "break-even", "energy kept", "MACs/image", "factor error"]]
+        for l in r.layers {
+            rows.append([
+                l.path, l.weightShape.map(String.init).joined(separator: "×"),
+                l.rank.map { "\($0) of \(l.singularValues.count)" } ?? "dense", "\(l.breakEvenRank)",
+                String(format: "%.4f%%", 100 * l.keptEnergy), "\(l.denseMultiplyAdds) → \(l.multiplyAdds)",
+                l.factorError.map { String(format: "%.1e", $0) } ?? "",
+            ])
+        }
+        var lines = ["\(r.model) → \(r.compressedModel) (\(r.rule)) on \(r.dataset), \(r.device)"]
+        lines += columns(rows)
+        for (label, m) in [("dense", r.dense), ("compressed", r.compressed), ("fine-tuned", r.finetuned)] {
+            guard let m else { continue }
+            lines.append(
+                String(
+                    format: "%@: test accuracy %.2f%%, mean loss %.4f, %d parameters, %d multiply-adds an image, "
+                        + "test-set pass %.3f s (median)", label, 100 * m.accuracy, m.meanLoss, m.parameters,
+                    m.multiplyAdds, m.inferenceSeconds))
+        }
+        lines.append(
+            String(
+                format:
+                    "compressed/dense: multiply-adds %.3f (conv layers %.3f), parameters %.3f, time %.3f, accuracy %+.2f points",
+                Double(r.compressed.multiplyAdds) / Double(r.dense.multiplyAdds), r.convMultiplyAddRatio,
+                Double(r.compressed.parameters) / Double(r.dense.parameters),
+                r.compressed.inferenceSeconds / r.dense.inferenceSeconds,
+                100 * (r.compressed.accuracy - r.dense.accuracy))
+                + (r.finetuned.map {
+                    String(format: " (%+.2f after fine-tuning)", 100 * ($0.accuracy - r.dense.accuracy))
+                }
+                    ?? ""))
+        if let b = r.bound {
+            let ratios =
+                b.medianRatio.map { String(format: "B/change median %.3g, 95th percentile %.3g", $0, b.p95Ratio!) }
+                ?? "no image changed"
+            lines.append(
+                String(
+                    format: "bound B(x) ≥ ‖f(x) − f̂(x)‖₂ over %d test images: %d violation(s) [check: 0]; ",
+                    b.images, b.violations)
+                    + String(format: "mean B %.4g, mean change %.4g; ", b.meanBound, b.meanChange) + ratios)
+            lines.append(
+                String(
+                    format:
+                        "certified (margin > √2·B): %d of %d, of which changed %d [check: 0]; predictions changed: %d",
+                    b.certified, b.images, b.certifiedButChanged, b.changedPredictions))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,242 @@
+import Analysis
+import Foundation
+import GPUNet
+import Models
+import NetIO
+
+/// `convsvd compress`: conv layers replaced by their rank-r factorisations
+/// (``ConvFactorization``, ``NetworkDescription/factorizingConvolutions(ranks:)``),
+/// the smaller network evaluated and timed beside the dense one on the same
+/// device, and written as a checkpoint and a model file.
+enum Compression {
+    /// How the ranks are chosen.
+    enum RankRule: Equatable {
+        /// Per layer the smallest rank keeping this fraction of Σσᵢ²; layers
+        /// whose rank would save no multiply-adds stay dense.
+        case energy(Double)
+        /// The given ranks, by layer path.
+        case ranks([String: Int])
+        /// Ranks chosen by ``Analysis/RankSelection`` for a mean bound ≤ ε.
+        case maxLogitChange(Double)
+    }
+
+    /// Every conv layer of `folded` as a candidate for ``Analysis/RankSelection``.
+    static func candidates(_ folded: FoldedNetwork) -> [RankSelection.Candidate] {
+        let convPaths = Set(folded.layers.filter { $0.kind != .linear }.map(\.name))
+        return folded.layers.enumerated().compactMap { index, layer in
+            guard case .conv(let spec, _, _, let h, let w) = layer.kind,
+                factorOf(layer.name, convPaths: convPaths) == nil
+            else { return nil }
+            return RankSelection.Candidate(
+                layer: index, breakEvenRank: FactorizedConvCost.largestSavingRank(spec),
+                denseMultiplyAdds: FactorizedConvCost(spec, rank: 1).dense * h * w,
+                multiplyAddsPerRank: FactorizedConvCost(spec, rank: 1).factorized * h * w)
+        }
+    }
+
+    /// One conv layer's decision.
+    struct Layer: Encodable {
+        var path: String
+        /// (C_out, C_in, k, k).
+        var weightShape: [Int]
+        /// The chosen rank, nil when the layer stays dense.
+        var rank: Int?
+        /// The largest rank that still saves multiply-adds.
+        var breakEvenRank: Int
+        var singularValues: [Double]
+        /// Σ_{i≤r} σᵢ² / Σσᵢ² (1 when dense).
+        var keptEnergy: Double
+        /// Per image.
+        var denseMultiplyAdds: Int
+        var multiplyAdds: Int
+        /// max |diag(s)·second·first − W̃_r| over W̃'s entries, W̃_r the
+        /// truncation of a fresh SVD: the float32 factors reproduce the
+        /// rank-r folded weight.
+        var factorError: Double?
+        var reason: String
+    }
+
+    /// A network's test-set figures on the device.
+    struct Measured: Encodable {
+        var accuracy: Double
+        var meanLoss: Double
+        var parameters: Int
+        var multiplyAdds: Int
+        /// Median seconds of a forward pass over the test set (evaluation batch).
+        var inferenceSeconds: Double
+    }
+
+    struct Result: Encodable {
+        var model: String
+        var compressedModel: String
+        var dataset: String
+        var device: String
+        var rule: String
+        var layers: [Layer]
+        var dense: Measured
+        var compressed: Measured
+        /// After `--finetune`, on the same test images.
+        var finetuned: Measured?
+        /// B(x) ≥ ‖f(x) − f̂(x)‖₂ over the test images (``CompressionBound``).
+        var bound: CompressionBoundSummary?
+        /// Σ multiply-adds of the conv layers, compressed over dense.
+        var convMultiplyAddRatio: Double {
+            Double(layers.reduce(0) { $0 + $1.multiplyAdds }) / Double(layers.reduce(0) { $0 + $1.denseMultiplyAdds })
+        }
+    }
+
+    /// What ``factorize(_:folded:checkpoint:rule:)`` makes.
+    struct Factorized {
+        var layers: [Layer]
+        var network: NetworkDescription
+        /// The compressed network's tensors by name.
+        var tensors: [String: NamedTensor]
+        /// Index into the folded network's layers → diag(s)·second·first in
+        /// float64: the folded matrix the compressed network applies.
+        var changedFolded: [Int: Matrix]
+    }
+
+    /// Chooses the ranks and factorises the folded weights (BatchNorm's
+    /// scale in, see ``ConvFactorization``) of `checkpoint`, a checkpoint of
+    /// `description` whose folded form is `folded`.
+    static func factorize(
+        _ description: NetworkDescription, folded: FoldedNetwork, checkpoint: Checkpoint, rule: RankRule
+    ) throws -> Factorized {
+        var tensors = Dictionary(uniqueKeysWithValues: checkpoint.tensors.map { ($0.name, $0) })
+        var layers: [Layer] = []
+        var ranks: [String: Int] = [:]
+        var changedFolded: [Int: Matrix] = [:]
+        var unknown = Set(rule.explicitRanks.keys)
+        let convPaths = Set(folded.layers.filter { $0.kind != .linear }.map(\.name))
+        for (index, affine) in folded.layers.enumerated() {
+            guard case .conv(let spec, _, _, let h, let w) = affine.kind, let weight = tensors[affine.name + ".weight"]
+            else { continue }
+            let path = affine.name
+            unknown.remove(path)
+            let s = weight.shape
+            let breakEven = FactorizedConvCost.largestSavingRank(spec)
+            let denseMultiplyAdds = FactorizedConvCost(spec, rank: 1).dense * h * w
+            let sigma = try SingularValueDecomposition(affine.folded, context: weight.name).singularValues
+            var layer = Layer(
+                path: path, weightShape: s, rank: nil, breakEvenRank: breakEven, singularValues: sigma,
+                keptEnergy: 1, denseMultiplyAdds: denseMultiplyAdds, multiplyAdds: denseMultiplyAdds, reason: "dense")
+            if let original = factorOf(path, convPaths: convPaths) {
+                if rule.explicitRanks[path] != nil {
+                    throw ModelError(
+                        .badValue, at: path,
+                        "\(path) is already a factor of the compressed layer \(original); compress the original model")
+                }
+                layer.reason = "dense: already a factor of \(original)"
+                layers.append(layer)
+                continue
+            }
+            var rank: Int?
+            switch rule {
+            case .energy(let e):
+                let r = ConvFactorization.rank(keeping: e, of: sigma)
+                if r <= breakEven {
+                    rank = r
+                    layer.reason = String(format: "rank %d keeps %.4g%% of Σσ̃²", r, 100 * e)
+                } else {
+                    layer.reason = "dense: rank \(r) for \(e) of Σσ̃² saves nothing (break-even rank \(breakEven))"
+                }
+            case .ranks(let given):
+                rank = given[path]
+                if let rank { layer.reason = rank > breakEven ? "as given; costs more than dense" : "as given" }
+            case .maxLogitChange:
+                preconditionFailure("Compression.factorize: the caller turns --max-logit-change into ranks")
+            }
+            if let rank {
+                guard rank >= 1 && rank <= sigma.count else {
+                    throw ModelError(.badValue, at: path, "rank \(rank) is outside 1…\(sigma.count)")
+                }
+                let f = try ConvFactorization(
+                    weight: weight.values, shape: s, rowScale: affine.scale, rank: rank, context: weight.name)
+                let applied = appliedMatrix(f, scale: affine.scale)
+                layer.rank = rank
+                layer.keptEnergy = 1 - f.droppedEnergy
+                layer.multiplyAdds = FactorizedConvCost(spec, rank: rank).factorized * h * w
+                layer.factorError = try factorError(applied, folded: affine.folded, rank: rank, context: weight.name)
+                changedFolded[index] = applied
+                ranks[path] = rank
+                tensors[path + ".weight"] = nil
+                tensors[path + ".0.weight"] = NamedTensor(
+                    name: path + ".0.weight", shape: [rank, s[1], s[2], s[3]], values: f.first)
+                tensors[path + ".1.weight"] = NamedTensor(
+                    name: path + ".1.weight", shape: [s[0], rank, 1, 1], values: f.second)
+                if let bias = tensors.removeValue(forKey: path + ".bias") {
+                    tensors[path + ".1.bias"] = NamedTensor(
+                        name: path + ".1.bias", shape: bias.shape, values: bias.values)
+                }
+            }
+            layers.append(layer)
+        }
+        if let path = unknown.sorted().first {
+            throw ModelError(
+                .badValue, at: path, "--ranks names \(path), which is not a conv layer of \(description.name)")
+        }
+        var network = try description.factorizingConvolutions(ranks: ranks)
+        network.name = description.name + "-lowrank"
+        return Factorized(layers: layers, network: network, tensors: tensors, changedFolded: changedFolded)
+    }
+
+    /// diag(s)·second·first in float64 from the float32 factors: the folded
+    /// matrix the compressed network applies.
+    static func appliedMatrix(_ f: ConvFactorization, scale: [Double]) -> Matrix {
+        let (out, rank) = (f.weightShape[0], f.rank)
+        let columns = f.first.count / rank
+        var m =
+            Matrix(rows: out, columns: rank, float32: f.second) * Matrix(rows: rank, columns: columns, float32: f.first)
+        for o in 0..<out { for j in 0..<columns { m[o, j] *= scale[o] } }
+        return m
+    }
+
+    /// The compressed layer whose factor `path` is (`p.0` beside a `p.1`, or
+    /// the reverse), or nil.
+    private static func factorOf(_ path: String, convPaths: Set<String>) -> String? {
+        guard let dot = path.lastIndex(of: ".") else { return nil }
+        let (base, last) = (String(path[..<dot]), path[path.index(after: dot)...])
+        switch last {
+        case "0": return convPaths.contains(base + ".1") ? base : nil
+        case "1": return convPaths.contains(base + ".0") ? base : nil
+        default: return nil
+        }
+    }
+
+    /// max |applied − W̃_r| with W̃_r = U_r·diag(σ_r)·V_rᵀ from a fresh SVD of W̃.
+    private static func factorError(_ applied: Matrix, folded: Matrix, rank: Int, context: String) throws -> Double {
+        let truncated = try SingularValueDecomposition(folded, context: context).truncated(rank: rank)
+        return zip(applied.values, truncated.values).reduce(0) { max($0, abs($1.0 - $1.1)) }
+    }
+
+    /// Accuracy, loss and the median time of `repeats` test-set passes.
+    static func measure(_ plan: NetworkPlan, on test: DeviceDataset, repeats: Int) throws -> Measured {
+        var seconds: [Double] = []
+        var evaluation: Evaluation?
+        for _ in 0..<max(1, repeats) {
+            let start = Clocks.wall()
+            evaluation = try Evaluation.run(network: plan, on: test)
+            seconds.append(Clocks.seconds(since: start))
+        }
+        seconds.sort()
+        return Measured(
+            accuracy: evaluation!.accuracy, meanLoss: evaluation!.meanLoss,
+            parameters: plan.summary.learnedParameterCount, multiplyAdds: plan.summary.multiplyAdds,
+            inferenceSeconds: seconds[seconds.count / 2])
+    }
+}
+
+extension Compression.RankRule {
+    var explicitRanks: [String: Int] {
+        if case .ranks(let r) = self { return r }
+        return [:]
+    }
+
+    var text: String {
+        switch self {
+        case .energy(let e): return "energy \(e)"
+        case .ranks(let r): return "ranks " + r.keys.sorted().map { "\($0)=\(r[$0]!)" }.joined(separator: ",")
+        case .maxLogitChange(let e): return "max logit change \(e)"
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import Analysis
+import NetIO
+import XCTest
+
+/// The bracket lower ≤ ‖A‖₂ ≤ upper against the dense SVD of the zero-padded
+/// operator built from the naive convolution (``ConvOperatorTests/referenceDense(_:)``).
+final class SpectralNormBracketTests: XCTestCase {
+    /// Small layers (stride 1–3, 1×1 to 5×5, square and not): lower ≤ σ₁ ≤
+    /// upper up to 1e-12 relative (float64 rounding of both routes), and a
+    /// converged power iteration within 1e-6 of σ₁ (the Rayleigh quotient's
+    /// error is quadratic in the vector's: once its change is < 1e-12, it is
+    /// far closer than this on these small operators). The gap is printed:
+    /// it is the circular grid's boundary effect plus the iteration's error.
+    func testBracketContainsDenseSpectralNorm() throws {
+        for (index, l) in ConvOperatorTests.layers.enumerated() {
+            let a = try ConvOperatorTests.randomLayer(l, seed: 50 + UInt64(index))
+            let sigma1 = try SingularValueDecomposition(ConvOperatorTests.referenceDense(a)).singularValues[0]
+            let bracket = try a.spectralNormBracket(tolerance: 1e-3, maxPowerIterations: 20000)
+            XCTAssertLessThanOrEqual((bracket.lower - sigma1) / sigma1, 1e-12, "layer \(index): lower above σ₁")
+            XCTAssertLessThanOrEqual((sigma1 - bracket.upper) / sigma1, 1e-12, "layer \(index): upper below σ₁")
+            XCTAssertTrue(bracket.powerConverged, "layer \(index): power iteration hit its cap")
+            XCTAssertLessThan((sigma1 - bracket.lower) / sigma1, 1e-6, "layer \(index): power iteration")
+            XCTAssertGreaterThanOrEqual(bracket.gridHeight, a.inputHeight + a.padding)
+            print(
+                "bracket layer \(index) \(l): lower \(bracket.lower) σ₁ \(sigma1) upper \(bracket.upper) "
+                    + "gap \(bracket.relativeGap) (within 1e-3: \(bracket.withinTolerance)), "
+                    + "\(bracket.powerIterations) power steps, \(bracket.gramIterations) Gram steps, "
+                    + "grid \(bracket.gridHeight)×\(bracket.gridWidth)")
+        }
+    }
+
+    /// The zero-padded operator is a submatrix of the strided circular one on
+    /// the bracket's grid (the embedding that makes `upper` an upper bound):
+    /// rows a < Ho, b < Wo and the columns of the embedded input, exactly.
+    func testZeroPaddedOperatorIsASubmatrixOfTheCircularOne() throws {
+        for (index, l) in ConvOperatorTests.layers.enumerated() {
+            let a = try ConvOperatorTests.randomLayer(l, seed: 80 + UInt64(index))
+            let bracket = try a.spectralNormBracket(maxPowerIterations: 1)
+            let (n1, n2) = (bracket.gridHeight, bracket.gridWidth)
+            XCTAssertEqual(n1 % a.stride, 0)
+            let circular = CircularSpectrumTests.denseCircular(a, gridHeight: n1, gridWidth: n2)
+            let dense = try a.denseMatrix()
+            let (m1, m2) = (n1 / a.stride, n2 / a.stride)
+            var sub = Matrix(rows: dense.rows, columns: dense.columns)
+            for o in 0..<a.outChannels {
+                for y in 0..<a.outputHeight {
+                    for x in 0..<a.outputWidth {
+                        for c in 0..<a.inChannels {
+                            for iy in 0..<a.inputHeight {
+                                for ix in 0..<a.inputWidth {
+                                    sub[
+                                        (o * a.outputHeight + y) * a.outputWidth + x,
+                                        (c * a.inputHeight + iy) * a.inputWidth + ix] =
+                                        circular[(o * m1 + y) * m2 + x, (c * n1 + iy) * n2 + ix]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(sub, dense, "layer \(index) on grid \(n1)×\(n2)")
+        }
+    }
+
+    /// Gram iteration on the circular operator of the layer's own input size
+    /// against that operator's exact σ₁ (polyphase zgesvd): ≥ σ₁ up to 1e-13, within 1e-12.
+    func testCircularGramBoundMatchesCircularSpectrum() throws {
+        for (index, l) in ConvOperatorTests.layers.enumerated() where l.h % l.s == 0 && l.w % l.s == 0 {
+            let a = try ConvOperatorTests.randomLayer(l, seed: 60 + UInt64(index))
+            let exact = try a.circularSpectrum().spectralNorm
+            let gram = try a.circularGramBound(gridHeight: a.inputHeight, gridWidth: a.inputWidth)
+            XCTAssertGreaterThan((gram.bound - exact) / exact, -1e-13, "layer \(index)")
+            XCTAssertLessThan((gram.bound - exact) / exact, 1e-12, "layer \(index)")
+        }
+    }
+
+    /// The upper bound's excess over the dense σ₁ is the boundary effect:
+    /// 0 (to rounding) where zero padding changes nothing (1×1 kernels
+    /// without padding, whose operator is the circular one restricted to a
+    /// whole number of strides), and for one 3×3 kernel it shrinks as the
+    /// input grows (n = 6, 12, 24: printed, and asserted to fall by more
+    /// than half from 6 to 24; docs/operators.md §4).
+    func testUpperBoundExcessIsTheBoundaryEffect() throws {
+        for (out, cin, s, side) in [(3, 2, 1, 6), (4, 4, 2, 8), (2, 5, 2, 10)] {
+            let a = try CircularSpectrumTests.layer(
+                out: out, in: cin, kernel: 1, stride: s, padding: 0, h: side, w: side, seed: 300)
+            let sigma1 = try SingularValueDecomposition(ConvOperatorTests.referenceDense(a)).singularValues[0]
+            let bracket = try a.spectralNormBracket()
+            XCTAssertLessThan(abs(bracket.upper - sigma1) / sigma1, 1e-12, "1×1 \(cin)→\(out) s\(s)")
+            XCTAssertTrue(bracket.withinTolerance)
+        }
+        var g = SeededRandom(seed: 301)
+        let weight = (0..<(3 * 2 * 9)).map { _ in Double.random(in: -1...1, using: &g) }
+        var excess = [Double]()
+        for side in [6, 12, 24] {
+            let a = try ConvOperator(
+                name: "n\(side)", weight: weight, outChannels: 3, inChannels: 2, kernelHeight: 3, kernelWidth: 3,
+                padding: 1, inputHeight: side, inputWidth: side)
+            let sigma1 = try SingularValueDecomposition(ConvOperatorTests.referenceDense(a)).singularValues[0]
+            let bracket = try a.spectralNormBracket(maxPowerIterations: 20000)
+            XCTAssertLessThanOrEqual((sigma1 - bracket.upper) / sigma1, 1e-12)
+            excess.append((bracket.upper - sigma1) / sigma1)
+        }
+        print("3×3 2→3 p1: (upper − σ₁)/σ₁ on 6×6, 12×12, 24×24: \(excess)")
+        XCTAssertLessThan(excess[2], excess[0] / 2)
+    }
+}
