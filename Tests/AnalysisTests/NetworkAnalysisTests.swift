@@ -141,12 +141,21 @@ final class NetworkAnalysisTests: XCTestCase {
         let data = images(20)
         let report = try NetworkAnalyzer(network: network, testSet: data, options: options).run(device: device)
         XCTAssertTrue(report.allChecksPassed, "\(report.failedChecks.map { "\($0.id) = \($0.value)" })")
-        XCTAssertEqual(report.schemaVersion, 1)
+        XCTAssertEqual(report.schemaVersion, 2)
         XCTAssertEqual(report.layers.map(\.name).first, "conv1")
         XCTAssertEqual(report.layers.last?.kind, "linear")
         XCTAssertEqual(report.comparison.images, 20)
         XCTAssertEqual(report.comparison.foldedVersusDevicePredictionMismatches, 0)
-        XCTAssertTrue(report.phasesNotRun.contains { $0.phase == "9" })
+        // Phase 9: every conv layer bracketed; the dense SVD exactly where the input has at most 2,048
+        // values (layer1's 16×12×12 = 2,304 has none), its σ_max inside the bracket (a passed check).
+        XCTAssertEqual(report.operators.layers.count, report.layers.count - 1)
+        for l in report.operators.layers {
+            XCTAssertEqual(l.denseSingularValues != nil, l.inputShape.reduce(1, *) <= 2048, l.name)
+        }
+        XCTAssertTrue(report.checks.contains { $0.id == "conv1.dense-in-bracket" })
+        XCTAssertTrue(report.checks.contains { $0.id == "layer3.0.conv2.dense-in-bracket" })
+        XCTAssertEqual(report.operators.blocks.count, 3)
+        XCTAssertGreaterThan(report.operators.networkBound, 0)
         // Phase 5: every k of the 16-rank layers, the grid for the 32- and 64-rank ones.
         let l3 = try XCTUnwrap(report.layers.first { $0.name == "layer3.0.conv2" })
         XCTAssertEqual(l3.truncation.map(\.k), [1, 2, 4, 8, 16, 32, 64])

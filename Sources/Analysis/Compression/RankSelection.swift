@@ -182,7 +182,8 @@ public struct RankSelection: Sendable {
                 cols.withUnsafeMutableBufferPointer { cp in
                     im2col(
                         xp.baseAddress! + b * inSize, channels: spec.inChannels, height: h, width: w, kernel: k,
-                        stride: spec.stride, padding: spec.padding, outHeight: oh, outWidth: ow, into: cp.baseAddress!)
+                        stride: spec.stride, padding: spec.padding, outHeight: oh, outWidth: ow, into: cp.baseAddress!,
+                        rowStride: plane)
                     z.withUnsafeMutableBufferPointer { zp in
                         svd.vt.values.withUnsafeBufferPointer { v in
                             denseProduct(

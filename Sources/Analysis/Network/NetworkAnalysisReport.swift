@@ -172,11 +172,13 @@ public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
     public var sweepImages: Int
     public var sweepBaselineAccuracy: Double
     public var thresholds: [ThresholdTruncation]
+    /// Phase 9: every conv layer as an operator, and the Lipschitz bounds.
+    public var operators: OperatorPhase.Report
     public var phasesNotRun: [PhaseNotRun]
     public var checks: [Check]
     public var timings: [NetworkPhaseTime]
 
-    public static let currentSchemaVersion = 1
+    public static let currentSchemaVersion = 2
 
     public var allChecksPassed: Bool { checks.allSatisfy(\.passed) }
     public var failedChecks: [Check] { checks.filter { !$0.passed } }
@@ -193,7 +195,8 @@ public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
     init(
         model: String, testSet: DatasetSummary, options: NetworkAnalysisOptions, foldedBatchNorms: [String],
         layers: [NetworkLayerRecord], comparison: NetworkComparison, sweepImages: Int, sweepBaselineAccuracy: Double,
-        thresholds: [ThresholdTruncation], phasesNotRun: [PhaseNotRun], checks: [Check], timings: [NetworkPhaseTime]
+        thresholds: [ThresholdTruncation], operators: OperatorPhase.Report, phasesNotRun: [PhaseNotRun],
+        checks: [Check], timings: [NetworkPhaseTime]
     ) {
         schemaVersion = Self.currentSchemaVersion
         self.model = model
@@ -205,6 +208,7 @@ public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
         self.sweepImages = sweepImages
         self.sweepBaselineAccuracy = sweepBaselineAccuracy
         self.thresholds = thresholds
+        self.operators = operators
         self.phasesNotRun = phasesNotRun
         self.checks = checks
         self.timings = timings

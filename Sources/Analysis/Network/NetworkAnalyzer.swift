@@ -16,7 +16,9 @@ import NetIO
 ///   full, and with every layer truncated at an energy threshold, on the
 ///   host in float64.
 ///
-/// Phase 9 (operator norms) is not part of this path; the report says so.
+/// - Phase 9, per conv layer: the layer as an operator on its input
+///   (``OperatorPhase``), and the residual blocks' and the network's
+///   Lipschitz bounds.
 public struct NetworkAnalyzer {
     public let network: FoldedNetwork
     public let testSet: Dataset
@@ -93,23 +95,27 @@ public struct NetworkAnalyzer {
         for l in spectra.indices { spectra[l].record.truncation = sweep.perLayer[l] }
         lap("phase 5: truncated accuracies")
 
+        progress(
+            "phase 9: every conv layer as an operator (circular spectrum, norm bracket, dense SVD up to "
+                + "\(OperatorPhase.denseColumnLimit) columns), Lipschitz bounds")
+        let operators = try OperatorPhase.run(network, threads: options.threads)
+        lap("phase 9: operators and Lipschitz bounds")
+
         let layers = spectra.map(\.record)
         let total = Clocks.seconds(since: started)
         timings.append(
             NetworkPhaseTime(phase: "total", seconds: total, cpuSeconds: Clocks.processCPU() - startedCPU))
-        let checks = Self.checks(
-            layers: layers, comparison: comparison, device: device != nil, fullRankMismatches: sweep.fullRankMismatches,
-            sweepImages: sweepImages)
+        let checks =
+            Self.checks(
+                layers: layers, comparison: comparison, device: device != nil,
+                fullRankMismatches: sweep.fullRankMismatches, sweepImages: sweepImages)
+            + Self.operatorChecks(operators)
         return NetworkAnalysisReport(
             model: network.name, testSet: DatasetSummary(name: testSet.name, count: testSet.count), options: options,
             foldedBatchNorms: network.layers.compactMap(\.batchNorm), layers: layers, comparison: comparison,
             sweepImages: sweepImages, sweepBaselineAccuracy: sweep.baselineAccuracy, thresholds: sweep.thresholds,
+            operators: operators,
             phasesNotRun: [
-                PhaseNotRun(
-                    phase: "9",
-                    reason:
-                        "operator norms (circulant spectra, power and Gram iteration) are not wired into the per-layer analysis"
-                ),
                 PhaseNotRun(phase: "6", reason: "ReLU mask censuses run for TinyConvNet only (--model tiny)"),
                 PhaseNotRun(phase: "7", reason: "Frobenius and operator identities run for TinyConvNet only"),
             ],
@@ -440,6 +446,34 @@ public struct NetworkAnalyzer {
                 "predictions with one layer at k = r through its SVD factors that differ from the folded network's "
                     + "(\(sweepImages) images, every layer)",
                 Double(fullRankMismatches), .equalTo, 0)
+        }
+        return checks
+    }
+}
+
+extension NetworkAnalyzer {
+    /// Phase 9's checks: per conv layer the bracket is ordered (power
+    /// iteration's Rayleigh quotient is a lower bound, Gram iteration an
+    /// upper one), and where the dense SVD exists its σ_max lies inside the
+    /// bracket (a relative 1e-9 for rounding), an independent check of both
+    /// iterations.
+    static func operatorChecks(_ report: OperatorPhase.Report) -> [Check] {
+        var checks = [Check]()
+        for l in report.layers {
+            let b = l.bracket
+            checks.append(
+                Check(
+                    id: "\(l.name).bracket-order", description: "\(l.name) power-iteration lower − Gram upper bound",
+                    value: b.lower - b.upper * (1 + 1e-9), relation: .lessThan, limit: 0, kind: .consistency))
+            if let sigma = l.denseSingularValues?.first {
+                checks.append(
+                    Check(
+                        id: "\(l.name).dense-in-bracket",
+                        description:
+                            "\(l.name) distance of the dense operator's σ_max outside [lower, upper], relative",
+                        value: max(b.lower - sigma, sigma - b.upper, 0) / sigma, relation: .lessThan, limit: 1e-9,
+                        kind: .independent))
+            }
         }
         return checks
     }

@@ -117,6 +117,32 @@ enum NetworkAnalysisStage {
                     format: "  every layer at %.1f%% energy: accuracy %.2f%%, ranks ", 100 * t.energy, 100 * t.accuracy)
                     + t.ranks.map(String.init).joined(separator: " "))
         }
+        let o = r.operators
+        lines += [
+            "",
+            "phase 9: each conv layer as an operator on its input (BatchNorm folded); ‖A‖₂ bracketed by power "
+                + "iteration (lower) and Gram iteration on a circular grid (upper); dense SVD up to "
+                + "\(o.denseColumnLimit) columns",
+            "  " + pad("layer", 24) + pad("input", 12) + pad("circular σ_max", 16) + pad("lower", 11) + pad("upper", 11)
+                + pad("gap", 10) + pad("dense σ_max", 13) + "⌈k/s⌉·σ_max(W̃)",
+        ]
+        for l in o.layers {
+            lines.append(
+                "  " + pad(l.name, 24) + pad(l.inputShape.map(String.init).joined(separator: "×"), 12)
+                    + pad(l.circularNorm.map { String(format: "%.5g", $0) } ?? "-", 16)
+                    + pad(String(format: "%.6g", l.bracket.lower), 11)
+                    + pad(String(format: "%.6g", l.bracket.upper), 11)
+                    + pad(String(format: "%.1e", l.bracket.relativeGap), 10)
+                    + pad(l.denseSingularValues?.first.map { String(format: "%.6g", $0) } ?? "-", 13)
+                    + String(format: "%.5g", l.patchCountBound))
+        }
+        for b in o.blocks {
+            lines.append(
+                String(
+                    format: "  block of %@: Lipschitz ≤ %.4g (shortcut %.4g + body %.4g)", b.firstLayer, b.bound,
+                    b.shortcut, b.body))
+        }
+        lines.append(String(format: "  network: Lipschitz ≤ %.4g from the input to the logits", o.networkBound))
         lines += ["", "checks (\(r.checks.filter(\.passed).count) of \(r.checks.count) passed)"]
         for check in r.checks {
             lines.append(

@@ -1,0 +1,144 @@
+import Dispatch
+import Foundation
+import NetIO
+
+/// Phase 9 of the per-layer analysis: every conv layer as an operator on its
+/// real input (BatchNorm folded), and the network's Lipschitz bound built
+/// from them.
+///
+/// Per conv layer (docs/operators.md derives each):
+/// - the circular operator's spectrum on the input's grid through the DFT
+///   (a strided layer by its polyphase blocks), σ_max of it reported;
+/// - the zero-padded operator as used: its spectral norm bracketed between
+///   power iteration (a lower bound) and Gram iteration on a circular grid
+///   that holds it (an upper bound), the relative gap printed; where the
+///   dense matrix has at most ``denseColumnLimit`` columns, all its singular
+///   values by LAPACK, and the check lower ≤ σ_max ≤ upper;
+/// - per residual block, the Lipschitz bound ‖S‖ + ‖A₂‖·‖A₁‖ (1 for the
+///   identity shortcut), and for the network the product of every step's
+///   bound (ReLU and max-pool 2: 1; global average pool over n: 1/√n).
+public struct OperatorPhase: Sendable {
+    /// Columns up to which the dense operator's full SVD is computed: every
+    /// layer of TinyConvNet's size and the first conv of a 28×28 ResNet (784
+    /// columns, about 3 s here); the 8,192 would take about 1,000 s
+    /// for a ResNet-20 (docs/operators.md's table) against a 30 s budget.
+    public static let denseColumnLimit = 2_048
+
+    /// One conv layer as an operator.
+    public struct Layer: Codable, Sendable, Equatable {
+        public var name: String
+        /// (C_in, H, W) → (C_out, H', W').
+        public var inputShape: [Int]
+        public var outputShape: [Int]
+        public var stride: Int
+        public var padding: Int
+        /// σ_max of the circular operator on the H×W grid (nil when the
+        /// stride does not divide the grid).
+        public var circularNorm: Double?
+        /// Singular values of the circular operator (all of them).
+        public var circularSingularValueCount: Int?
+        public var bracket: SpectralNormBracket
+        /// All singular values of the zero-padded operator, when it has at
+        /// most ``denseColumnLimit`` columns.
+        public var denseSingularValues: [Double]?
+        /// ⌈k/s⌉·σ_max(W̃): the patch-count bound, for comparison.
+        public var patchCountBound: Double
+        public var seconds: Double
+    }
+
+    /// A residual block's bound.
+    public struct Block: Codable, Sendable, Equatable {
+        /// The body's first conv, naming the block.
+        public var firstLayer: String
+        /// Π of the body's layers' upper bounds.
+        public var body: Double
+        /// The shortcut's bound (1 for the identity).
+        public var shortcut: Double
+        /// body + shortcut.
+        public var bound: Double
+    }
+
+    public struct Report: Codable, Sendable, Equatable {
+        public var denseColumnLimit: Int
+        public var layers: [Layer]
+        public var blocks: [Block]
+        /// The network's Lipschitz upper bound from its inputs to its logits.
+        public var networkBound: Double
+        /// Per layer upper bounds used: the bracket's upper for a conv, σ_max for a linear layer.
+        public var upperBounds: [Double]
+    }
+
+    /// Runs the phase over `network`'s layers, `threads` layers at a time.
+    public static func run(_ network: FoldedNetwork, threads: Int = 2) throws -> Report {
+        var results = [Result<(Layer?, Double), Error>?](repeating: nil, count: network.layers.count)
+        let lock = NSLock()
+        let next = ChunkCounter()
+        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, network.layers.count))) { _ in
+            while let i = next.take(below: network.layers.count) {
+                let r = Result { try analyse(network.layers[i]) }
+                lock.lock()
+                results[i] = r
+                lock.unlock()
+            }
+        }
+        var layers: [Layer] = []
+        var upper: [Double] = []
+        for r in results {
+            let (layer, bound) = try r!.get()
+            if let layer { layers.append(layer) }
+            upper.append(bound)
+        }
+        var blocks: [Block] = []
+        collectBlocks(network.steps, network: network, upper: upper, into: &blocks)
+        let networkBound = CompressionBound.propagate(network.steps, [1], local: [:], lipschitz: upper)[0]
+        return Report(
+            denseColumnLimit: denseColumnLimit, layers: layers, blocks: blocks, networkBound: networkBound,
+            upperBounds: upper)
+    }
+
+    private static func analyse(_ layer: AffineLayer) throws -> (Layer?, Double) {
+        let started = Clocks.wall()
+        guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else {
+            let sigma = try SingularValueDecomposition(layer.folded, context: layer.name).singularValues[0]
+            return (nil, sigma * (1 + 1e-12))
+        }
+        let op = try ConvOperator(
+            name: layer.name, weight: layer.folded, inChannels: spec.inChannels, kernelHeight: spec.kernelSize,
+            kernelWidth: spec.kernelSize, stride: spec.stride, padding: spec.padding, inputHeight: h, inputWidth: w)
+        var circular: CircularSpectrum?
+        if h % spec.stride == 0 && w % spec.stride == 0 && h >= spec.kernelSize && w >= spec.kernelSize {
+            circular = try? op.circularSpectrum(threads: 1)
+        }
+        let bracket = try op.spectralNormBracket(threads: 1)
+        let dense = op.inputCount <= denseColumnLimit ? try op.singularValues() : nil
+        let record = Layer(
+            name: layer.name, inputShape: [spec.inChannels, h, w], outputShape: [spec.outChannels, oh, ow],
+            stride: spec.stride, padding: spec.padding, circularNorm: circular?.spectralNorm,
+            circularSingularValueCount: circular?.singularValues.count, bracket: bracket,
+            denseSingularValues: dense, patchCountBound: try OperatorNormBound.patchCount(layer, matrix: layer.folded),
+            seconds: Clocks.seconds(since: started))
+        return (record, min(bracket.upper * (1 + 1e-9), record.patchCountBound))
+    }
+
+    /// The residual blocks of `steps`, in order, with their bounds.
+    private static func collectBlocks(
+        _ steps: [FoldedNetwork.Step], network: FoldedNetwork, upper: [Double], into blocks: inout [Block]
+    ) {
+        for step in steps {
+            guard case .residual(let body, let shortcut, _) = step else { continue }
+            let throughBody = CompressionBound.propagate(body, [1], local: [:], lipschitz: upper)[0]
+            let throughShortcut =
+                shortcut.map { CompressionBound.propagate($0, [1], local: [:], lipschitz: upper)[0] } ?? 1
+            let first: String =
+                body.lazy.compactMap { s -> String? in
+                    if case .affine(let i) = s { return network.layers[i].name }
+                    return nil
+                }.first ?? "block"
+            blocks.append(
+                Block(
+                    firstLayer: first, body: throughBody, shortcut: throughShortcut,
+                    bound: throughBody + throughShortcut))
+            collectBlocks(body, network: network, upper: upper, into: &blocks)
+        }
+    }
+}
