@@ -193,9 +193,16 @@ public final class NetworkPlan {
         let saved: [Buffer]
         /// Holds a second gradient contribution before it is added (made with the gradients).
         private(set) var scratch: Buffer?
+        /// False for a smaller batch's view of a larger workspace.
+        var ownsBuffers: Bool { backing == nil }
+
+        /// The workspace whose buffers this one uses, when it is a smaller
+        /// batch's view of a larger one (``NetworkPlan/workspace(batch:)``).
+        private let backing: Workspace?
 
         init(plan: NetworkPlan, batch: Int) throws {
             self.batch = batch
+            backing = nil
             let d = plan.device
             func floats(_ n: Int) throws -> Buffer { try d.makeBuffer(count: max(n, 1), kind: .float32) }
             activations = try plan.activationSizes.map { try floats(batch * $0) }
@@ -211,9 +218,38 @@ public final class NetworkPlan {
             perSample = try floats(2 * batch)
         }
 
-        /// Makes the gradient buffers the backward pass writes, once.
+        /// A workspace for `batch` images in the buffers of `larger` (whose
+        /// batch is at least `batch`): every buffer holds one image after
+        /// another (or, for the per-channel saved statistics, does not
+        /// depend on the batch), and each operation reads and writes the
+        /// first `batch` images' part only, so the numbers are those of a
+        /// workspace of its own. Training's last, partial batch and the
+        /// evaluation's take no memory of their own this way. The two
+        /// workspaces must not be in use at once: the trainer runs one batch
+        /// after the other on one queue, and a batch's loss read-back is
+        /// queued before the next batch's work (``TrainableNetwork/requestBatchResult(_:)``).
+        init(plan: NetworkPlan, batch: Int, sharing larger: Workspace) {
+            precondition(batch <= larger.batch, "Workspace: \(batch) images in the buffers of \(larger.batch)")
+            self.batch = batch
+            backing = larger
+            activations = larger.activations
+            gradients = larger.gradients
+            argmax = larger.argmax
+            saved = larger.saved
+            labels = larger.labels
+            perSample = larger.perSample
+        }
+
+        /// Makes the gradient buffers the backward pass writes, once (in
+        /// the larger workspace for a view of one).
         func prepareBackward(_ plan: NetworkPlan) throws {
             guard scratch == nil else { return }
+            if let backing {
+                try backing.prepareBackward(plan)
+                gradients = backing.gradients
+                scratch = backing.scratch
+                return
+            }
             let d = plan.device
             func floats(_ n: Int) throws -> Buffer { try d.makeBuffer(count: max(n, 1), kind: .float32) }
             for (index, (size, needed)) in zip(plan.activationSizes, plan.needsGradient).enumerated()
@@ -224,10 +260,19 @@ public final class NetworkPlan {
         }
     }
 
-    /// The workspace for `batch` images, made on first use.
+    /// The workspace for `batch` images, made on first use: in the buffers
+    /// of the largest workspace made so far when that one holds as many
+    /// images (``Workspace/init(plan:batch:sharing:)``), else its own.
     public func workspace(batch: Int) throws -> Workspace {
         if let w = workspaces[batch] { return w }
-        let w = try Workspace(plan: self, batch: batch)
+        let w: Workspace
+        if let larger = workspaces.values.filter({ $0.ownsBuffers && $0.batch >= batch }).max(by: {
+            $0.batch < $1.batch
+        }) {
+            w = Workspace(plan: self, batch: batch, sharing: larger)
+        } else {
+            w = try Workspace(plan: self, batch: batch)
+        }
         workspaces[batch] = w
         return w
     }
@@ -236,10 +281,17 @@ public final class NetworkPlan {
     public var inputSize: Int { inputChannels * inputHeight * inputWidth }
 
     /// Uploads `images` (batch · ``inputSize`` normalised floats) and `labels`.
+    /// A workspace that shares a larger one's buffers (``workspace(batch:)``)
+    /// gets zeros after its images (uploads fill whole buffers).
     public func setBatch(_ w: Workspace, images: [Float], labels: [Int32]) throws {
         precondition(images.count == w.batch * inputSize && labels.count == w.batch)
-        try device.upload(images, to: w.input)
-        try device.upload(labels, to: w.labels)
+        if w.ownsBuffers {
+            try device.upload(images, to: w.input)
+            try device.upload(labels, to: w.labels)
+        } else {
+            try device.upload(images + [Float](repeating: 0, count: w.input.count - images.count), to: w.input)
+            try device.upload(labels + [Int32](repeating: 0, count: w.labels.count - labels.count), to: w.labels)
+        }
     }
 
     /// The forward pass and the loss on the batch in `w`, queued. With
