@@ -65,7 +65,7 @@ public final class HostDevice: Device {
         self.workers = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
         tasks = self.workers == 1 ? 1 : self.workers * Self.tasksPerWorker
         usesDirectKernels = directKernels && hk_has_avx2_fma() != 0
-        scratch = HostScratch(workers: tasks, slots: 3)
+        scratch = HostScratch(workers: tasks, slots: 4)
         pool = hk_pool_create(Int32(self.workers - 1))
         info = DeviceInfo(
             kind: .host, selector: "host", name: HostDevice.processorName(), vendor: "host",
