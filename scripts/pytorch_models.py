@@ -14,11 +14,15 @@ fixture this script writes.
         checkpoint's model tensors) into MODEL: exit 0 when it loads. MODEL
         is a built-in name or a model file (e.g. `convsvd compress`'s
         model.json).
-    scripts/pytorch_models.py time-epoch MODEL [DATA_DIR]
+    scripts/pytorch_models.py time-epoch MODEL [DATA_DIR [IMAGES [DATASET [BATCH]]]]
         one training epoch of MODEL with convsvd's ResNet recipe (a random
         crop and flip per batch rather than per image), 2 threads, on
-        Fashion-MNIST (default) or the IDX files of DATA_DIR: the time to
-        compare with `convsvd train --model MODEL --epochs 1`.
+        Fashion-MNIST (default) or the IDX files of DATA_DIR (the first
+        IMAGES training images when given; DATASET mnist or fashion-mnist
+        picks the normalisation, else a DATA_DIR naming "fashion" does;
+        BATCH images a step, default the recipe's 128):
+        the time to compare with `convsvd train --model MODEL --epochs 1`
+        (`convsvd bench --model MODEL --pytorch` runs it).
     scripts/pytorch_models.py sgd-reference OUT_DIR [FASHION_MNIST_DIR]
         resnet8 on 1×28×28, PyTorch's default initialisation with seed 0,
         then 10 SGD steps (momentum 0.9, weight decay 5e-4, lr 0.05, no
@@ -249,7 +253,7 @@ def sgd_reference(out_dir, data_dir):
         json.dump(spread, f, indent=1, sort_keys=True)
 
 
-def time_epoch(name, data_dir, mean, std):
+def time_epoch(name, data_dir, mean, std, images=None, batch_size=128):
     """One training epoch of the ResNet recipe (SGD Nesterov 0.9, weight decay 5e-4, batch 128,
     one-cycle to 0.2, random crop from 2-pixel padding and flip), 2 threads: seconds and accuracy."""
     import time
@@ -259,9 +263,11 @@ def time_epoch(name, data_dir, mean, std):
     model = build(name).train()
     x = idx(os.path.join(data_dir, "train-images-idx3-ubyte.gz"))
     y = torch.from_numpy(idx(os.path.join(data_dir, "train-labels-idx1-ubyte.gz")).astype(np.int64))
+    if images is not None:
+        x, y = x[:images], y[:images]
     x = ((torch.from_numpy(x.astype(np.float32)) / 255 - mean) / std).unsqueeze(1)
     background = (0 - mean) / std
-    steps = (len(y) + 127) // 128
+    steps = (len(y) + batch_size - 1) // batch_size
     optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4)
     warm = int(np.ceil(0.3 * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -269,7 +275,7 @@ def time_epoch(name, data_dir, mean, std):
     order = torch.randperm(len(y))
     start = time.perf_counter()
     for step in range(steps):
-        batch = order[128 * step:128 * (step + 1)]
+        batch = order[batch_size * step:batch_size * (step + 1)]
         images = F.pad(x[batch], (2, 2, 2, 2), value=background)
         dy, dx = np.random.randint(0, 5, 2)
         images = images[:, :, dy:dy + 28, dx:dx + 28]
@@ -306,8 +312,11 @@ def main():
         print(f"{sys.argv[2]}: loads into {sys.argv[3]} with strict=True")
     elif command == "time-epoch":
         data = sys.argv[3] if len(sys.argv) > 3 else "/usr/share/datasets/fashion-mnist"
-        mean, std = (0.1307, 0.3081) if "fashion" not in data else (0.2860, 0.3530)
-        time_epoch(sys.argv[2], data, mean, std)
+        images = int(sys.argv[4]) if len(sys.argv) > 4 else None
+        fashion = sys.argv[5] == "fashion-mnist" if len(sys.argv) > 5 else "fashion" in data
+        mean, std = (0.2860, 0.3530) if fashion else (0.1307, 0.3081)
+        batch_size = int(sys.argv[6]) if len(sys.argv) > 6 else 128
+        time_epoch(sys.argv[2], data, mean, std, images, batch_size)
     elif command == "sgd-reference":
         data = sys.argv[3] if len(sys.argv) > 3 else "/usr/share/datasets/fashion-mnist"
         sgd_reference(sys.argv[2], data)

@@ -207,6 +207,10 @@ final class PipelineTests: XCTestCase {
                 XCTAssertTrue(median > 0 && median.isFinite, "\(op)")
             }
             XCTAssertNotNil(report["step_breakdown"])
+            // A step launches work (kernels, or hand-offs to the host's
+            // workers) and waits once, for the previous step's loss.
+            XCTAssertGreaterThan(try XCTUnwrap(report["launchesPerStep"] as? Double), 0, "\(report["device"] ?? "")")
+            XCTAssertEqual(try XCTUnwrap(report["hostWaitsPerStep"] as? Double), 1, "\(report["device"] ?? "")")
         }
     }
 }

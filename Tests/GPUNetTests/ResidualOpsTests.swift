@@ -19,6 +19,8 @@ final class ResidualOpsTests: XCTestCase {
         (2, 4, 8, 6, 6, 3, 2, 0), (1, 1, 1, 4, 4, 1, 1, 0), (3, 17, 33, 7, 7, 3, 1, 1),
         // 67 images: chunks of two images in the cpu family's weight gradient, the last one partial.
         (67, 2, 3, 4, 3, 3, 2, 1),
+        // 19 images of 5×5, stride 1: the host's products take several images at a time, the last group partial.
+        (19, 3, 4, 5, 5, 3, 1, 1),
     ].map {
         Conv2dShape(
             batch: $0.0, inChannels: $0.1, outChannels: $0.2, height: $0.3, width: $0.4, kernelHeight: $0.5,

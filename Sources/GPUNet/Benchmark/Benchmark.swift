@@ -120,9 +120,13 @@ public struct Benchmark {
         /// Kernel preparation for a training step, seconds: with an empty and
         /// with a warm cache (OpenCL devices only).
         public var programPreparation: ProgramPreparation?
+        /// Launches of one training step at the first batch size (``DeviceCounters``).
+        public var launchesPerStep: Double?
+        /// Host waits of one training step at the first batch size (``DeviceCounters``).
+        public var hostWaitsPerStep: Double?
 
         enum CodingKeys: String, CodingKey {
-            case device, operations, epoch
+            case device, operations, epoch, launchesPerStep, hostWaitsPerStep
             case stepBreakdown = "step_breakdown"
             case programPreparation = "program_preparation"
         }
@@ -182,6 +186,7 @@ public struct Benchmark {
     ) throws -> DeviceReport {
         var timings: [Timing] = []
         var breakdown: [Int: [Share]] = [:]
+        var counted: (launches: Double, hostWaits: Double)?
         for batch in options.batchSizes {
             progress("\(device.info.selector): operations at batch \(batch)")
             let fixture = try OperationFixture(device: device, batch: batch)
@@ -204,6 +209,7 @@ public struct Benchmark {
                     gradients: fixture.network.gradients)
             }
             timings.append(step)
+            if counted == nil { counted = try fixture.countStep() }
             breakdown[batch] = Self.shares(
                 step: step,
                 parts: OperationFixture.stepComposition.map { name, times in
@@ -217,7 +223,7 @@ public struct Benchmark {
         }
         return DeviceReport(
             device: device.info, operations: timings, stepBreakdown: breakdown, epoch: epoch,
-            programPreparation: nil)
+            programPreparation: nil, launchesPerStep: counted?.launches, hostWaitsPerStep: counted?.hostWaits)
     }
 
     /// The kernels `body` launches on `device`, in order; nil unless it is

@@ -24,6 +24,8 @@ import NetIO
 public protocol Device: AnyObject {
     /// What this device is, for listings and reports.
     var info: DeviceInfo { get }
+    /// Launches and host waits so far (``DeviceCounters``).
+    var counters: DeviceCounters { get }
 
     // MARK: Buffers
 

@@ -53,6 +53,8 @@ public struct Conv2dShape: Hashable, Sendable, CustomStringConvertible {
     public var inputCount: Int { batch * inChannels * height * width }
     public var outputCount: Int { batch * outChannels * outHeight * outWidth }
     public var weightCount: Int { outChannels * patchSize }
+    /// O·patchSize·patchCount: one forward pass (each backward pass is the same).
+    public var multiplyAdds: Int { outChannels * patchSize * patchCount }
     /// 2·O·patchSize·patchCount: one forward pass (each backward pass is the same).
     public var flops: Double { 2 * Double(outChannels) * Double(patchSize) * Double(patchCount) }
     /// True when every size is positive (batch may be 0), the stride is

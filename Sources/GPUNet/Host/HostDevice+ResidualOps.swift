@@ -18,23 +18,69 @@ extension HostDevice {
         let pw = try floats(weight, at: s.weightCount, operation, "weight")
         let pb = try bias.map { try floats($0, at: s.outChannels, operation, "bias") }
         let pout = try floats(output, at: s.outputCount, operation, "output")
+        correlate(s, input: pin, weight: pw, bias: pb, output: pout)
+    }
+
+    /// Images per `sgemm` call for `s`: enough that a product has at least
+    /// ``columnsPerProduct`` columns (a 7×7 map's 49 columns leave OpenBLAS
+    /// far below its speed), at most the batch's share of one task.
+    func imagesPerProduct(_ s: Conv2dShape) -> Int {
+        let patches = max(1, s.outHeight * s.outWidth)
+        let share = max(1, (s.batch + tasks - 1) / tasks)
+        return max(1, min(share, (Self.columnsPerProduct + patches - 1) / patches))
+    }
+
+    /// Columns of one product in ``correlate(_:input:weight:bias:output:)``.
+    static let columnsPerProduct = 512
+
+    /// out (B,O,oH,oW) = correlation of `pin` (B,C,H,W) with `pw` (O,C,kH,kW)
+    /// at `s`'s stride and zero padding, + bias: per group of images
+    /// (``imagesPerProduct(_:)``), their columns side by side (K × n·P) and
+    /// one product W (O×K) · columns into scratch (O × n·P), then each
+    /// image's (O×P) block copied out. One image's group writes its output
+    /// straight. The split depends only on the shape and the task count.
+    func correlate(
+        _ s: Conv2dShape, input pin: UnsafePointer<Float>, weight pw: UnsafePointer<Float>,
+        bias pb: UnsafePointer<Float>?, output pout: UnsafeMutablePointer<Float>
+    ) {
         let (k, o, patches) = (s.patchSize, s.outChannels, s.outHeight * s.outWidth)
         let imageSize = s.inChannels * s.height * s.width
         let direct = Self.isPointwise(s)
-        let columns = scratch.slot(0, floats: direct ? 1 : k * patches)
+        let group = direct ? 1 : imagesPerProduct(s)
+        let columns = scratch.slot(0, floats: direct ? 1 : k * patches * group)
+        let products = scratch.slot(1, floats: group > 1 ? o * patches * group : 1)
         parallelChunks(s.batch, chunks: tasks) { worker, images in
-            for b in images {
-                let image = pin + b * imageSize
-                let out = pout + b * o * patches
-                // A 1×1, stride-1, unpadded kernel reads the image as its own columns.
-                let cols = direct ? UnsafePointer(image) : UnsafePointer(columns[worker])
-                if !direct { Self.im2colStrided(s, image: image, columns: columns[worker]) }
-                if let pb {
-                    for oc in 0..<o { (out + oc * patches).update(repeating: pb[oc], count: patches) }
+            var first = images.lowerBound
+            while first < images.upperBound {
+                let n = min(group, images.upperBound - first)
+                let width = n * patches
+                let out = pout + first * o * patches
+                let cols: UnsafePointer<Float>
+                if direct {
+                    // A 1×1, stride-1, unpadded kernel reads the image as its own columns.
+                    cols = pin + first * imageSize
+                } else {
+                    for b in 0..<n {
+                        Self.im2colStrided(
+                            s, image: pin + (first + b) * imageSize, columns: columns[worker] + b * patches,
+                            rowStride: width)
+                    }
+                    cols = UnsafePointer(columns[worker])
                 }
-                // out_b (O×P) = W (O×K)·cols (K×P) [+ bias]
-                Self.sgemm(
-                    false, false, o, patches, k, pw, k, cols, patches, pb == nil ? 0 : 1, out, patches)
+                // C (O × n·P) = W (O×K)·cols (K × n·P) [+ bias]
+                let c = n == 1 ? out : products[worker]
+                if let pb {
+                    for oc in 0..<o { (c + oc * width).update(repeating: pb[oc], count: width) }
+                }
+                Self.sgemm(false, false, o, width, k, pw, k, cols, width, pb == nil ? 0 : 1, c, width)
+                if n > 1 {
+                    for b in 0..<n {
+                        for oc in 0..<o {
+                            (out + (b * o + oc) * patches).update(from: c + oc * width + b * patches, count: patches)
+                        }
+                    }
+                }
+                first += n
             }
         }
     }
@@ -48,6 +94,11 @@ extension HostDevice {
         let (k, o, patches) = (s.patchSize, s.outChannels, s.outHeight * s.outWidth)
         let imageSize = s.inChannels * s.height * s.width
         let direct = Self.isPointwise(s)
+        if let transposed = Self.transposedCorrelation(s), !direct {
+            correlate(
+                transposed, input: pgo, weight: Self.flippedTransposedWeights(s, pw), bias: nil, output: pgi)
+            return
+        }
         let columns = scratch.slot(0, floats: direct ? 1 : k * patches)
         parallelChunks(s.batch, chunks: tasks) { worker, images in
             for b in images {
@@ -58,6 +109,41 @@ extension HostDevice {
                 if !direct { Self.col2imStrided(s, columns: cols, image: image) }
             }
         }
+    }
+
+    /// For a stride-1 convolution with padding p ≤ k − 1: the correlation
+    /// that is its data gradient, gradInput[c,y,x] = Σ_{o,i,j}
+    /// W[o,c,k−1−i,k−1−j]·gradOut[o, y+i−(k−1−p), x+j−(k−1−p)], i.e. the
+    /// output gradient (O channels, oH×oW) zero-padded by k−1−p and
+    /// correlated with the weights flipped in both axes, in and out channels
+    /// swapped (``flippedTransposedWeights(_:_:)``); its output is H×W.
+    /// Nil where that does not hold (strided convolutions keep columns and
+    /// their fold, col2im). Its products have K = O·kH·kW rather than O.
+    static func transposedCorrelation(_ s: Conv2dShape) -> Conv2dShape? {
+        guard s.stride == 1, s.kernelHeight == s.kernelWidth, s.padding <= s.kernelHeight - 1 else { return nil }
+        let t = Conv2dShape(
+            batch: s.batch, inChannels: s.outChannels, outChannels: s.inChannels, height: s.outHeight,
+            width: s.outWidth, kernelHeight: s.kernelHeight, kernelWidth: s.kernelWidth, stride: 1,
+            padding: s.kernelHeight - 1 - s.padding)
+        guard t.outHeight == s.height, t.outWidth == s.width else { return nil }
+        return t
+    }
+
+    /// W' (C, O, kH, kW) with W'[c,o,i,j] = W[o,c,kH−1−i,kW−1−j].
+    static func flippedTransposedWeights(_ s: Conv2dShape, _ pw: UnsafePointer<Float>) -> [Float] {
+        let (c, o, kH, kW) = (s.inChannels, s.outChannels, s.kernelHeight, s.kernelWidth)
+        var flipped = [Float](repeating: 0, count: s.weightCount)
+        for oc in 0..<o {
+            for ic in 0..<c {
+                for i in 0..<kH {
+                    for j in 0..<kW {
+                        flipped[((ic * o + oc) * kH + i) * kW + j] =
+                            pw[((oc * c + ic) * kH + (kH - 1 - i)) * kW + (kW - 1 - j)]
+                    }
+                }
+            }
+        }
+        return flipped
     }
 
     public func conv2dBackwardWeight(
@@ -73,26 +159,57 @@ extension HostDevice {
         let imageSize = s.inChannels * s.height * s.width
         let direct = Self.isPointwise(s)
         let chunks = max(1, min(tasks, s.batch))
-        let columns = scratch.slot(0, floats: direct ? 1 : k * patches)
+        let group = direct ? 1 : imagesPerProduct(s)
+        let columns = scratch.slot(0, floats: direct ? 1 : k * patches * group)
         let partials = scratch.slot(1, floats: o * k)
         let biasPartials = scratch.slot(2, floats: o)
+        let gathered = scratch.slot(3, floats: group > 1 ? o * patches * group : 1)
         parallelChunks(s.batch, chunks: chunks) { worker, images in
             let partial = partials[worker]
             let biasPartial = biasPartials[worker]
             partial.update(repeating: 0, count: o * k)
             biasPartial.update(repeating: 0, count: o)
-            for b in images {
-                let image = pin + b * imageSize
-                let g = pgo + b * o * patches
-                let cols = direct ? UnsafePointer(image) : UnsafePointer(columns[worker])
-                if !direct { Self.im2colStrided(s, image: image, columns: columns[worker]) }
-                // partial (O×K) += gradOut_b (O×P)·cols (K×P)ᵀ
-                Self.sgemm(false, true, o, k, patches, g, patches, cols, patches, 1, partial, k)
-                for oc in 0..<o {
-                    var sum: Float = 0
-                    for p in 0..<patches { sum += g[oc * patches + p] }
-                    biasPartial[oc] += sum
+            var first = images.lowerBound
+            while first < images.upperBound {
+                let n = direct ? 1 : min(group, images.upperBound - first)
+                let width = n * patches
+                let cols: UnsafePointer<Float>
+                let g: UnsafePointer<Float>
+                if direct {
+                    cols = UnsafePointer(pin + first * imageSize)
+                    g = UnsafePointer(pgo + first * o * patches)
+                } else {
+                    for b in 0..<n {
+                        Self.im2colStrided(
+                            s, image: pin + (first + b) * imageSize, columns: columns[worker] + b * patches,
+                            rowStride: width)
+                    }
+                    cols = UnsafePointer(columns[worker])
+                    if n == 1 {
+                        g = UnsafePointer(pgo + first * o * patches)
+                    } else {
+                        // The n images' output gradients side by side: (O × n·P), as their columns are.
+                        let side = gathered[worker]
+                        for b in 0..<n {
+                            for oc in 0..<o {
+                                (side + oc * width + b * patches).update(
+                                    from: pgo + ((first + b) * o + oc) * patches, count: patches)
+                            }
+                        }
+                        g = UnsafePointer(side)
+                    }
                 }
+                // partial (O×K) += g (O × n·P)·cols (K × n·P)ᵀ
+                Self.sgemm(false, true, o, k, width, g, width, cols, width, 1, partial, k)
+                for b in 0..<n {
+                    let image = pgo + (first + b) * o * patches
+                    for oc in 0..<o {
+                        var sum: Float = 0
+                        for p in 0..<patches { sum += image[oc * patches + p] }
+                        biasPartial[oc] += sum
+                    }
+                }
+                first += n
             }
         }
         // The tasks' partial sums in task order: the split depends only on
@@ -134,7 +251,11 @@ extension HostDevice {
 
     /// The columns (C·kH·kW, oH·oW) of one image (C,H,W): row (c·kH + i)·kW + j,
     /// column y·oW + x ← image[c, y·s+i−p, x·s+j−p], 0 outside the image.
-    static func im2colStrided(_ s: Conv2dShape, image: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>) {
+    /// Row r of the columns starts at `columns + r·rowStride` (default oH·oW:
+    /// one image's columns alone; wider: several images side by side).
+    static func im2colStrided(
+        _ s: Conv2dShape, image: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>, rowStride: Int? = nil
+    ) {
         let (h, w, kH, kW, st, pad) = (s.height, s.width, s.kernelHeight, s.kernelWidth, s.stride, s.padding)
         let (oH, oW) = (s.outHeight, s.outWidth)
         var target = columns
@@ -159,7 +280,7 @@ extension HostDevice {
                         }
                         for x in max(x0, x1)..<oW { row[x] = 0 }
                     }
-                    target += oH * oW
+                    target += rowStride ?? oH * oW
                 }
             }
         }

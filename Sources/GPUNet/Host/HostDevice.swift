@@ -35,6 +35,7 @@ import Foundation
 /// says). Parallelism is inside each operation.
 public final class HostDevice: Device {
     public let info: DeviceInfo
+    public let counters = DeviceCounters()
     /// How many threads share batch work: the active cores by default.
     let workers: Int
     /// How many pieces batch work is cut into: 1 for one worker, else
@@ -64,7 +65,7 @@ public final class HostDevice: Device {
         self.workers = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
         tasks = self.workers == 1 ? 1 : self.workers * Self.tasksPerWorker
         usesDirectKernels = directKernels && hk_has_avx2_fma() != 0
-        scratch = HostScratch(workers: tasks, slots: 3)
+        scratch = HostScratch(workers: tasks, slots: 4)
         pool = hk_pool_create(Int32(self.workers - 1))
         info = DeviceInfo(
             kind: .host, selector: "host", name: HostDevice.processorName(), vendor: "host",
@@ -137,6 +138,7 @@ public final class HostDevice: Device {
         guard count == buffer.count else {
             throw HostDeviceError.countMismatch(operation: "download", bufferCount: buffer.count, arrayCount: count)
         }
+        counters.hostWaits += 1
         if let base = values.baseAddress { base.copyMemory(from: source.storage, byteCount: values.count) }
     }
 
@@ -250,6 +252,7 @@ public final class HostDevice: Device {
             body(0, 0..<count)
             return
         }
+        counters.launches += 1
         withoutActuallyEscaping(body) { body in
             var job = ChunkJob(count: count, chunks: chunks, body: body)
             withUnsafeMutablePointer(to: &job) { job in

@@ -63,6 +63,39 @@ public final class NetworkPlan {
     /// same order. Nil (the default): each process's batch statistics are its own.
     public var batchNormSynchronization: BatchNormSynchronization?
 
+    /// One device operation of a pass, as ``operationHook`` sees it.
+    public struct StepOperation: Sendable {
+        /// The layer path (PyTorch's module name), e.g. "layer1.0.conv1".
+        public var path: String
+        /// "conv", "batchnorm", "relu", "maxpool", "avgpool", "linear", "add", "loss".
+        public var kind: String
+        /// "forward", "data_grad", "weight_grad", "backward", "grad_sum" (a second gradient added in).
+        public var pass: String
+        /// Multiply-adds of the batch: convolutions and linear layers (forward,
+        /// data and weight gradient each count the layer's forward work); nil elsewhere.
+        public var multiplyAdds: Int?
+        /// Which addend of a residual sum receives the gradient (its backward
+        /// reaches two), nil elsewhere.
+        public var addend: Int?
+        /// "layer1.0.conv1.forward", "layer1.0.backward.1".
+        public var name: String { "\(path).\(pass)" + (addend.map { ".\($0)" } ?? "") }
+    }
+
+    /// When set, each device operation of ``forward(_:training:)`` and
+    /// ``backward(_:)`` is handed to it as a closure that queues it, in
+    /// order: `convsvd bench` times them one by one this way. The hook must
+    /// call the closure exactly once.
+    public var operationHook: ((StepOperation, () throws -> Void) throws -> Void)?
+
+    private func perform(
+        _ path: String, _ kind: String, _ pass: String, multiplyAdds: Int? = nil, addend: Int? = nil,
+        _ body: () throws -> Void
+    ) throws {
+        guard let operationHook else { return try body() }
+        try operationHook(
+            StepOperation(path: path, kind: kind, pass: pass, multiplyAdds: multiplyAdds, addend: addend), body)
+    }
+
     /// The network `description` on `device` for images of shape
     /// (channels, height, width) and `classes` classes, its parameters zero:
     /// load or initialise them next.
@@ -168,9 +201,16 @@ public final class NetworkPlan {
         let saved: [Buffer]
         /// Holds a second gradient contribution before it is added (made with the gradients).
         private(set) var scratch: Buffer?
+        /// False for a smaller batch's view of a larger workspace.
+        var ownsBuffers: Bool { backing == nil }
+
+        /// The workspace whose buffers this one uses, when it is a smaller
+        /// batch's view of a larger one (``NetworkPlan/workspace(batch:)``).
+        private let backing: Workspace?
 
         init(plan: NetworkPlan, batch: Int) throws {
             self.batch = batch
+            backing = nil
             let d = plan.device
             func floats(_ n: Int) throws -> Buffer { try d.makeBuffer(count: max(n, 1), kind: .float32) }
             activations = try plan.activationSizes.map { try floats(batch * $0) }
@@ -186,9 +226,38 @@ public final class NetworkPlan {
             perSample = try floats(2 * batch)
         }
 
-        /// Makes the gradient buffers the backward pass writes, once.
+        /// A workspace for `batch` images in the buffers of `larger` (whose
+        /// batch is at least `batch`): every buffer holds one image after
+        /// another (or, for the per-channel saved statistics, does not
+        /// depend on the batch), and each operation reads and writes the
+        /// first `batch` images' part only, so the numbers are those of a
+        /// workspace of its own. Training's last, partial batch and the
+        /// evaluation's take no memory of their own this way. The two
+        /// workspaces must not be in use at once: the trainer runs one batch
+        /// after the other on one queue, and a batch's loss read-back is
+        /// queued before the next batch's work (``TrainableNetwork/requestBatchResult(_:)``).
+        init(plan: NetworkPlan, batch: Int, sharing larger: Workspace) {
+            precondition(batch <= larger.batch, "Workspace: \(batch) images in the buffers of \(larger.batch)")
+            self.batch = batch
+            backing = larger
+            activations = larger.activations
+            gradients = larger.gradients
+            argmax = larger.argmax
+            saved = larger.saved
+            labels = larger.labels
+            perSample = larger.perSample
+        }
+
+        /// Makes the gradient buffers the backward pass writes, once (in
+        /// the larger workspace for a view of one).
         func prepareBackward(_ plan: NetworkPlan) throws {
             guard scratch == nil else { return }
+            if let backing {
+                try backing.prepareBackward(plan)
+                gradients = backing.gradients
+                scratch = backing.scratch
+                return
+            }
             let d = plan.device
             func floats(_ n: Int) throws -> Buffer { try d.makeBuffer(count: max(n, 1), kind: .float32) }
             for (index, (size, needed)) in zip(plan.activationSizes, plan.needsGradient).enumerated()
@@ -199,10 +268,19 @@ public final class NetworkPlan {
         }
     }
 
-    /// The workspace for `batch` images, made on first use.
+    /// The workspace for `batch` images, made on first use: in the buffers
+    /// of the largest workspace made so far when that one holds as many
+    /// images (``Workspace/init(plan:batch:sharing:)``), else its own.
     public func workspace(batch: Int) throws -> Workspace {
         if let w = workspaces[batch] { return w }
-        let w = try Workspace(plan: self, batch: batch)
+        let w: Workspace
+        if let larger = workspaces.values.filter({ $0.ownsBuffers && $0.batch >= batch }).max(by: {
+            $0.batch < $1.batch
+        }) {
+            w = Workspace(plan: self, batch: batch, sharing: larger)
+        } else {
+            w = try Workspace(plan: self, batch: batch)
+        }
         workspaces[batch] = w
         return w
     }
@@ -211,10 +289,17 @@ public final class NetworkPlan {
     public var inputSize: Int { inputChannels * inputHeight * inputWidth }
 
     /// Uploads `images` (batch · ``inputSize`` normalised floats) and `labels`.
+    /// A workspace that shares a larger one's buffers (``workspace(batch:)``)
+    /// gets zeros after its images (uploads fill whole buffers).
     public func setBatch(_ w: Workspace, images: [Float], labels: [Int32]) throws {
         precondition(images.count == w.batch * inputSize && labels.count == w.batch)
-        try device.upload(images, to: w.input)
-        try device.upload(labels, to: w.labels)
+        if w.ownsBuffers {
+            try device.upload(images, to: w.input)
+            try device.upload(labels, to: w.labels)
+        } else {
+            try device.upload(images + [Float](repeating: 0, count: w.input.count - images.count), to: w.input)
+            try device.upload(labels + [Int32](repeating: 0, count: w.labels.count - labels.count), to: w.labels)
+        }
     }
 
     /// The forward pass and the loss on the batch in `w`, queued. With
@@ -227,47 +312,67 @@ public final class NetworkPlan {
         for op in operations {
             let input = w.activations[op.inputs[0]]
             let output = w.activations[op.output]
+            let p = op.path
             switch op.kind {
             case .conv(let spec, let h, let wd, let weight, let bias):
-                try d.conv2dForward(
-                    convShape(spec, batch: b, height: h, width: wd), input: input, weight: parameters[weight].buffer,
-                    bias: bias.map { parameters[$0].buffer }, output: output)
+                let shape = convShape(spec, batch: b, height: h, width: wd)
+                try perform(p, "conv", "forward", multiplyAdds: shape.multiplyAdds) {
+                    try d.conv2dForward(
+                        shape, input: input, weight: parameters[weight].buffer,
+                        bias: bias.map { parameters[$0].buffer }, output: output)
+                }
             case .batchNorm(let c, let h, let wd, let gamma, let beta, let mean, let variance, let slot):
                 if training, let sync = batchNormSynchronization {
-                    try synchronizedBatchNormForward(
-                        sync, BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
-                        gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
-                        runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
-                        saved: w.saved[slot], output: output)
+                    try perform(p, "batchnorm", "forward") {
+                        try synchronizedBatchNormForward(
+                            sync, BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
+                            gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
+                            runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
+                            saved: w.saved[slot], output: output)
+                    }
                     continue
                 }
-                try d.batchNormForward(
-                    BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
-                    gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
-                    runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
-                    saved: w.saved[slot], output: output, training: training)
+                try perform(p, "batchnorm", "forward") {
+                    try d.batchNormForward(
+                        BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
+                        gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
+                        runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
+                        saved: w.saved[slot], output: output, training: training)
+                }
             case .relu:
-                try d.reluForward(count: b * activationSizes[op.output], input: input, output: output)
+                try perform(p, "relu", "forward") {
+                    try d.reluForward(count: b * activationSizes[op.output], input: input, output: output)
+                }
             case .maxPool2(let c, let h, let wd, let slot):
-                try d.maxPool2Forward(
-                    PoolShape(batch: b, channels: c, height: h, width: wd), input: input, output: output,
-                    argmax: w.argmax[slot])
+                try perform(p, "maxpool", "forward") {
+                    try d.maxPool2Forward(
+                        PoolShape(batch: b, channels: c, height: h, width: wd), input: input, output: output,
+                        argmax: w.argmax[slot])
+                }
             case .globalAveragePool(let c, let h, let wd):
-                try d.globalAveragePoolForward(
-                    FeatureMapShape(batch: b, channels: c, height: h, width: wd), input: input, output: output)
+                try perform(p, "avgpool", "forward") {
+                    try d.globalAveragePoolForward(
+                        FeatureMapShape(batch: b, channels: c, height: h, width: wd), input: input, output: output)
+                }
             case .linear(let spec, let weight, let bias):
-                try d.linearForward(
-                    LinearShape(batch: b, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures), input: input,
-                    weight: parameters[weight].buffer, bias: try biasBuffer(bias, features: spec.outFeatures).bias,
-                    output: output)
+                let biasBuffer = try biasBuffer(bias, features: spec.outFeatures).bias
+                try perform(p, "linear", "forward", multiplyAdds: b * spec.inFeatures * spec.outFeatures) {
+                    try d.linearForward(
+                        LinearShape(batch: b, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures),
+                        input: input, weight: parameters[weight].buffer, bias: biasBuffer, output: output)
+                }
             case .add:
-                try d.residualAdd(
-                    count: b * activationSizes[op.output], input, w.activations[op.inputs[1]], output: output)
+                try perform(p, "add", "forward") {
+                    try d.residualAdd(
+                        count: b * activationSizes[op.output], input, w.activations[op.inputs[1]], output: output)
+                }
             }
         }
-        try d.softmaxCrossEntropy(
-            batch: b, classes: classes, logits: w.logits, labels: w.labels,
-            gradLogits: w.gradients[w.gradients.count - 1]!, perSample: w.perSample)
+        try perform("loss", "loss", "forward") {
+            try d.softmaxCrossEntropy(
+                batch: b, classes: classes, logits: w.logits, labels: w.labels,
+                gradLogits: w.gradients[w.gradients.count - 1]!, perSample: w.perSample)
+        }
         if training { batchesTracked += 1 }
     }
 
@@ -282,10 +387,12 @@ public final class NetworkPlan {
         /// Where the gradient of activation `index` goes: its buffer the first
         /// time, the scratch buffer (added afterwards by `settle`) after that.
         func target(_ index: Int) -> Buffer { written.contains(index) ? scratch : w.gradients[index]! }
-        func settle(_ index: Int) throws {
+        func settle(_ index: Int, _ path: String) throws {
             if written.contains(index) {
                 let g = w.gradients[index]!
-                try d.residualAdd(count: b * activationSizes[index], g, scratch, output: g)
+                try perform(path, "add", "grad_sum") {
+                    try d.residualAdd(count: b * activationSizes[index], g, scratch, output: g)
+                }
             }
             written.insert(index)
         }
@@ -294,74 +401,100 @@ public final class NetworkPlan {
             let inputIndex = op.inputs[0]
             let input = w.activations[inputIndex]
             let wantInput = needsGradient[inputIndex]
+            let p = op.path
             switch op.kind {
             case .conv(let spec, let h, let wd, let weight, let bias):
                 let shape = convShape(spec, batch: b, height: h, width: wd)
-                try d.conv2dBackwardWeight(
-                    shape, input: input, gradOutput: gradOutput, gradWeight: gradients[weight],
-                    gradBias: bias.map { gradients[$0] })
+                try perform(p, "conv", "weight_grad", multiplyAdds: shape.multiplyAdds) {
+                    try d.conv2dBackwardWeight(
+                        shape, input: input, gradOutput: gradOutput, gradWeight: gradients[weight],
+                        gradBias: bias.map { gradients[$0] })
+                }
                 if wantInput {
-                    try d.conv2dBackwardData(
-                        shape, gradOutput: gradOutput, weight: parameters[weight].buffer,
-                        gradInput: target(inputIndex))
-                    try settle(inputIndex)
+                    let gradInput = target(inputIndex)
+                    try perform(p, "conv", "data_grad", multiplyAdds: shape.multiplyAdds) {
+                        try d.conv2dBackwardData(
+                            shape, gradOutput: gradOutput, weight: parameters[weight].buffer, gradInput: gradInput)
+                    }
+                    try settle(inputIndex, p)
                 }
             case .batchNorm(let c, let h, let wd, let gamma, let beta, _, _, let slot):
                 if let sync = batchNormSynchronization {
                     let shape = BatchNormShape(batch: b, channels: c, height: h, width: wd)
-                    try d.batchNormBackwardSums(
-                        shape, input: input, saved: w.saved[slot], gradOutput: gradOutput, gradGamma: gradients[gamma],
-                        gradBeta: gradients[beta])
-                    guard wantInput else { continue }
-                    let (sumDy, sumDyXhat) = try synchronizedSums(channels: c)
-                    let added = try sync.addWeighted(try d.floats(gradients[beta]) + d.floats(gradients[gamma]))
-                    try d.upload(added[0..<c].map { Float($0) }, to: sumDy)
-                    try d.upload(added[c...].map { Float($0) }, to: sumDyXhat)
-                    try d.batchNormBackwardApply(
-                        shape, input: input, gamma: parameters[gamma].buffer, saved: w.saved[slot],
-                        gradOutput: gradOutput, sumDy: sumDy, sumDyXhat: sumDyXhat, gradInput: target(inputIndex))
-                    try settle(inputIndex)
+                    try perform(p, "batchnorm", "backward") {
+                        try d.batchNormBackwardSums(
+                            shape, input: input, saved: w.saved[slot], gradOutput: gradOutput,
+                            gradGamma: gradients[gamma], gradBeta: gradients[beta])
+                        guard wantInput else { return }
+                        let (sumDy, sumDyXhat) = try synchronizedSums(channels: c)
+                        let added = try sync.addWeighted(try d.floats(gradients[beta]) + d.floats(gradients[gamma]))
+                        try d.upload(added[0..<c].map { Float($0) }, to: sumDy)
+                        try d.upload(added[c...].map { Float($0) }, to: sumDyXhat)
+                        try d.batchNormBackwardApply(
+                            shape, input: input, gamma: parameters[gamma].buffer, saved: w.saved[slot],
+                            gradOutput: gradOutput, sumDy: sumDy, sumDyXhat: sumDyXhat, gradInput: target(inputIndex))
+                    }
+                    if wantInput { try settle(inputIndex, p) }
                     continue
                 }
-                try d.batchNormBackward(
-                    BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
-                    gamma: parameters[gamma].buffer, saved: w.saved[slot], gradOutput: gradOutput,
-                    gradInput: wantInput ? target(inputIndex) : scratch, gradGamma: gradients[gamma],
-                    gradBeta: gradients[beta], training: true)
-                if wantInput { try settle(inputIndex) }
+                let gradInput = wantInput ? target(inputIndex) : scratch
+                try perform(p, "batchnorm", "backward") {
+                    try d.batchNormBackward(
+                        BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
+                        gamma: parameters[gamma].buffer, saved: w.saved[slot], gradOutput: gradOutput,
+                        gradInput: gradInput, gradGamma: gradients[gamma],
+                        gradBeta: gradients[beta], training: true)
+                }
+                if wantInput { try settle(inputIndex, p) }
             case .relu:
                 guard wantInput else { continue }
-                try d.reluBackward(
-                    count: b * activationSizes[op.output], output: w.activations[op.output], gradOutput: gradOutput,
-                    gradInput: target(inputIndex))
-                try settle(inputIndex)
+                let gradInput = target(inputIndex)
+                try perform(p, "relu", "backward") {
+                    try d.reluBackward(
+                        count: b * activationSizes[op.output], output: w.activations[op.output],
+                        gradOutput: gradOutput, gradInput: gradInput)
+                }
+                try settle(inputIndex, p)
             case .maxPool2(let c, let h, let wd, let slot):
                 guard wantInput else { continue }
-                try d.maxPool2Backward(
-                    PoolShape(batch: b, channels: c, height: h, width: wd), gradOutput: gradOutput,
-                    argmax: w.argmax[slot], gradInput: target(inputIndex))
-                try settle(inputIndex)
+                let gradInput = target(inputIndex)
+                try perform(p, "maxpool", "backward") {
+                    try d.maxPool2Backward(
+                        PoolShape(batch: b, channels: c, height: h, width: wd), gradOutput: gradOutput,
+                        argmax: w.argmax[slot], gradInput: gradInput)
+                }
+                try settle(inputIndex, p)
             case .globalAveragePool(let c, let h, let wd):
                 guard wantInput else { continue }
-                try d.globalAveragePoolBackward(
-                    FeatureMapShape(batch: b, channels: c, height: h, width: wd), gradOutput: gradOutput,
-                    gradInput: target(inputIndex))
-                try settle(inputIndex)
+                let gradInput = target(inputIndex)
+                try perform(p, "avgpool", "backward") {
+                    try d.globalAveragePoolBackward(
+                        FeatureMapShape(batch: b, channels: c, height: h, width: wd), gradOutput: gradOutput,
+                        gradInput: gradInput)
+                }
+                try settle(inputIndex, p)
             case .linear(let spec, let weight, let bias):
-                try d.linearBackward(
-                    LinearShape(batch: b, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures), input: input,
-                    weight: parameters[weight].buffer, gradOutput: gradOutput,
-                    gradInput: wantInput ? target(inputIndex) : nil, gradWeight: gradients[weight],
-                    gradBias: bias.map { gradients[$0] } ?? (try biasBuffer(nil, features: spec.outFeatures).gradient))
-                if wantInput { try settle(inputIndex) }
+                let gradInput = wantInput ? target(inputIndex) : nil
+                let gradBias = try bias.map { gradients[$0] } ?? (biasBuffer(nil, features: spec.outFeatures).gradient)
+                try perform(
+                    p, "linear", "backward", multiplyAdds: (wantInput ? 2 : 1) * b * spec.inFeatures * spec.outFeatures
+                ) {
+                    try d.linearBackward(
+                        LinearShape(batch: b, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures),
+                        input: input, weight: parameters[weight].buffer, gradOutput: gradOutput,
+                        gradInput: gradInput, gradWeight: gradients[weight], gradBias: gradBias)
+                }
+                if wantInput { try settle(inputIndex, p) }
             case .add:
                 // The sum's gradient reaches both addends unchanged.
-                for index in op.inputs where needsGradient[index] {
+                for (addend, index) in op.inputs.enumerated() where needsGradient[index] {
                     let g = w.gradients[index]!
                     if written.contains(index) {
-                        try d.residualAdd(count: b * activationSizes[index], g, gradOutput, output: g)
+                        try perform(p, "add", "backward", addend: addend) {
+                            try d.residualAdd(count: b * activationSizes[index], g, gradOutput, output: g)
+                        }
                     } else {
-                        try d.copy(gradOutput, to: g)
+                        try perform(p, "add", "backward", addend: addend) { try d.copy(gradOutput, to: g) }
                         written.insert(index)
                     }
                 }

@@ -37,6 +37,7 @@ public final class OpenCLDevice: Device {
     /// When non-nil, every launch from now on is appended (``KernelLaunch``):
     /// `convsvd bench` shows each operation's launch geometry this way.
     public var launchLog: [KernelLaunch]?
+    public let counters = DeviceCounters()
     /// The build options of every kernel's program (plus `-D KERNEL_<name>`).
     public static let buildOptions = "-cl-std=CL1.2"
 
@@ -170,6 +171,7 @@ public final class OpenCLDevice: Device {
                 items: items, computeUnits: info.computeUnits, local: local,
                 arguments)
         else { return }
+        counters.launches += 1
         launchLog?.append(
             KernelLaunch(
                 kernel: name, family: kernelFamily, globalSize: geometry.global,
@@ -249,12 +251,13 @@ public final class OpenCLDevice: Device {
         let byteCount = count * kind.size
         guard count > 0, let base = bytes.baseAddress else { return }
         if byteCount > Self.stagedUploadLimit {
+            counters.hostWaits += 1
             return try OpenCLError.check(
                 clEnqueueWriteBuffer(
                     context.queue, target.memory, cl_bool(CL_TRUE), 0, byteCount,
                     base, 0, nil, nil), "clEnqueueWriteBuffer(\(byteCount) bytes)")
         }
-        let source = try staging.next(bytes: byteCount)
+        let source = try staging.next(bytes: byteCount) { self.counters.hostWaits += 1 }
         source.copyMemory(from: base, byteCount: byteCount)
         var event: cl_event?
         try OpenCLError.check(
@@ -279,6 +282,7 @@ public final class OpenCLDevice: Device {
             throw OpenCLError.invalidArgument("download: a buffer of \(source.count) into \(count) values")
         }
         guard count > 0, let base = bytes.baseAddress else { return try finish() }
+        counters.hostWaits += 1
         try OpenCLError.check(
             clEnqueueReadBuffer(
                 context.queue, source.memory, cl_bool(CL_TRUE), 0, count * kind.size, base,
@@ -287,7 +291,7 @@ public final class OpenCLDevice: Device {
 
     public func startDownload(_ buffer: Buffer) throws -> PendingDownload {
         let source = try cl(buffer, "download source", atLeast: 0, kind: .float32, in: "startDownload")
-        let read = try OpenCLPendingRead(queue: context.queue, source: source)
+        let read = try OpenCLPendingRead(queue: context.queue, source: source, counters: counters)
         return PendingDownload { try read.floats() }
     }
 
@@ -295,6 +299,7 @@ public final class OpenCLDevice: Device {
         let target = try cl(buffer, "buffer", atLeast: 0, in: "fill")
         guard target.count > 0 else { return }
         var pattern = value
+        counters.launches += 1
         try OpenCLError.check(
             clEnqueueFillBuffer(
                 context.queue, target.memory, &pattern, 4, 0, target.byteCount,
@@ -308,6 +313,7 @@ public final class OpenCLDevice: Device {
             throw OpenCLError.invalidArgument("copy: source has \(from.count) elements, destination \(to.count)")
         }
         guard from.count > 0, from !== to else { return }
+        counters.launches += 1
         try OpenCLError.check(
             clEnqueueCopyBuffer(
                 context.queue, from.memory, to.memory, 0, 0, from.byteCount,
@@ -315,6 +321,7 @@ public final class OpenCLDevice: Device {
     }
 
     public func finish() throws {
+        counters.hostWaits += 1
         try context.finish()
     }
 }

@@ -8,9 +8,12 @@ final class OpenCLPendingRead {
     private let source: OpenCLBuffer
     private let memory: UnsafeMutablePointer<Float>
     private var event: cl_event?
+    /// Counts the wait in ``floats()`` (``DeviceCounters/hostWaits``).
+    private let counters: DeviceCounters
 
-    init(queue: cl_command_queue?, source: OpenCLBuffer) throws {
+    init(queue: cl_command_queue?, source: OpenCLBuffer, counters: DeviceCounters) throws {
         self.source = source
+        self.counters = counters
         memory = .allocate(capacity: max(source.count, 1))
         guard source.count > 0 else { return }
         var event: cl_event?
@@ -35,6 +38,7 @@ final class OpenCLPendingRead {
     func floats() throws -> [Float] {
         if let event {
             self.event = nil
+            counters.hostWaits += 1
             defer { clReleaseEvent(event) }
             var events: [cl_event?] = [event]
             try OpenCLError.check(clWaitForEvents(1, &events), "clWaitForEvents(a non-blocking read)")

@@ -28,10 +28,12 @@ final class OpenCLUploadStaging {
         }
     }
 
-    /// An area of at least `bytes` bytes that no queued write reads from.
+    /// An area of at least `bytes` bytes that no queued write reads from;
+    /// `waited` is called when that takes a wait for an earlier write.
     /// Throws when the write last made from it failed.
-    func next(bytes: Int) throws -> UnsafeMutableRawPointer {
+    func next(bytes: Int, waited: () -> Void = {}) throws -> UnsafeMutableRawPointer {
         current = (current + 1) % areas.count
+        if areas[current].pending != nil { waited() }
         try settle(current)
         if areas[current].capacity < bytes {
             areas[current].memory?.deallocate()

@@ -2,6 +2,7 @@ import ArgumentParser
 import DataParallel
 import Foundation
 import GPUNet
+import Models
 import NetIO
 
 struct BenchCommand: ParsableCommand {
@@ -10,7 +11,12 @@ struct BenchCommand: ParsableCommand {
         abstract: "Time every operation and whole training steps on each device, against the host.",
         discussion: """
             Medians of N timed samples after warm-up, GFLOP/s where the arithmetic is defined, \
-            each device's speed-up over the host, and each operation's share of a training step.
+            each device's speed-up over the host, and each operation's share of a training step. \
+            With --model other than tiny: that model's training step at its recipe's batch (128), \
+            each operation timed inside real steps, launches and host waits per step, an epoch \
+            (measured with --epoch, else step median × steps, labelled), the model's training work \
+            against an OpenBLAS sgemm peak measured in the same run, the process's peak memory, \
+            and with --pytorch PyTorch's epoch (scripts/pytorch_models.py time-epoch).
             """)
 
     @Option(
@@ -18,14 +24,35 @@ struct BenchCommand: ParsableCommand {
         help: "Devices to measure (default: the host and every OpenCL device).")
     var device: [String] = []
 
-    @Option(help: "Timed samples per operation.")
-    var repeats: Int = 15
+    @Option(help: "Timed samples per operation (default: 15; 5 steps for a model other than tiny).")
+    var repeats: Int?
 
-    @Option(name: .customLong("batch-sizes"), parsing: .upToNextOption, help: "Batch sizes.")
-    var batchSizes: [Int] = [64, 256]
+    @Option(
+        name: .customLong("batch-sizes"), parsing: .upToNextOption,
+        help: "Batch sizes (default: 64 256; a model other than tiny: its recipe's 128, one size).")
+    var batchSizes: [Int] = []
 
-    @Flag(help: "Also time one full training epoch on MNIST (60,000 images, batch 64).")
+    @Flag(
+        help:
+            "Also time one full training epoch (tiny: MNIST, 60,000 images, batch 64; other models: the recipe on --dataset)."
+    )
     var epoch = false
+
+    @OptionGroup var model: ModelOption
+
+    @Option(
+        name: .customLong("train-limit"),
+        help: "A model other than tiny: the epoch's images (the first N of the training set; default all).")
+    var trainLimit: Int?
+
+    @Flag(
+        help:
+            "A model other than tiny: also time PyTorch's epoch (scripts/pytorch_models.py time-epoch) in the same run."
+    )
+    var pytorch = false
+
+    @Option(help: "The Python with torch for --pytorch (default: $CONVSVD_PYTHON, else python3).")
+    var python: String?
 
     @Flag(help: "Few repeats at batch 8: a smoke test, not figures.")
     var quick = false
@@ -40,12 +67,30 @@ struct BenchCommand: ParsableCommand {
     var kernels: String = "auto"
 
     func validate() throws {
-        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+        if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
         guard batchSizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--batch-sizes must be positive") }
+        if let trainLimit, trainLimit < 1 {
+            throw ValidationError("--train-limit must be at least 1 (got \(trainLimit))")
+        }
+        if model.isTiny {
+            if trainLimit != nil || pytorch || python != nil {
+                throw ValidationError("--train-limit, --pytorch and --python apply to a --model other than tiny")
+            }
+        } else if batchSizes.count > 1 {
+            throw ValidationError("--batch-sizes: a model other than tiny is measured at one batch size")
+        }
     }
 
     func run() throws {
         try reportingErrors {
+            if !model.isTiny {
+                guard distributed.distributed == nil else {
+                    throw ValidationError("--distributed: bench times a data-parallel step of TinyConvNet only")
+                }
+                return try runPlan()
+            }
+            let batchSizes = self.batchSizes.isEmpty ? [64, 256] : self.batchSizes
+            let repeats = self.repeats ?? 15
             if let group = try distributed.join() {
                 try DistributedBench.run(
                     group: group, device: DeviceOption.named(device.first ?? "auto", kernels: kernels).make(for: group),
