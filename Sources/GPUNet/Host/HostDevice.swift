@@ -72,12 +72,18 @@ public final class HostDevice: Device {
             type: "host", computeUnits: self.workers,
             globalMemoryBytes: ProcessInfo.processInfo.physicalMemory,
             languageVersion: usesDirectKernels
-                ? "OpenBLAS cblas_sgemm + AVX2/FMA convolutions (1 thread per worker)"
-                : "OpenBLAS cblas_sgemm (1 thread per worker)", driverVersion: "Swift",
+                ? "OpenBLAS cblas_sgemm [\(HostDevice.blasCore)] + AVX2/FMA convolutions (1 thread per worker)"
+                : "OpenBLAS cblas_sgemm [\(HostDevice.blasCore)] (1 thread per worker)", driverVersion: "Swift",
             platformName: "host")
     }
 
     deinit { hk_pool_destroy(pool) }
+
+    /// OpenBLAS's kernel for this CPU ("Haswell", "SkylakeX", "Zen", …):
+    /// the host's float32 products, hence its training numbers, are
+    /// bit-identical only between runs with the same one (`OPENBLAS_CORETYPE`
+    /// chooses it before the library loads).
+    public static var blasCore: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 
     /// The CPU's model name from /proc/cpuinfo (Linux), else "host CPU".
     private static func processorName() -> String {
