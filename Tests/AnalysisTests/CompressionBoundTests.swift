@@ -105,8 +105,8 @@ final class CompressionBoundTests: XCTestCase {
 }
 
 extension CompressionBoundTests {
-    /// The search's bound, from Σ_{j>k} σ̃_j²‖ṽ_jᵀP‖² in SVD coordinates,
-    /// equals ``CompressionBound``'s with the layer truncated directly
+    /// The search's bound, from ‖Σ_{j≥k} (s⊙u_j)σ_j(v_jᵀP)‖ in SVD
+    /// coordinates, equals ``CompressionBound``'s with the layer truncated directly
     /// (‖(Â − A)h‖ from two forward passes) and the search's Lipschitz
     /// constant, to 1e-9 relative. layer1.0.conv2 has no ReLU or pool right
     /// after it (its BatchNorm is folded, the add follows), so both use the
@@ -128,8 +128,12 @@ extension CompressionBoundTests {
         XCTAssertEqual(rank, 1)
         var lipschitz = dense
         lipschitz[index] = try XCTUnwrap(selection.lipschitz[index])
-        let truncated = try SingularValueDecomposition(folded.layers[index].folded).truncated(rank: rank)
-        let direct = CompressionBound(network: folded, changedFolded: [index: truncated], lipschitz: lipschitz)
+        // W's own truncation, then BatchNorm's scale: diag(s)·W_k.
+        var applied = try SingularValueDecomposition(folded.layers[index].weight).truncated(rank: rank)
+        for o in 0..<applied.rows {
+            for j in 0..<applied.columns { applied[o, j] *= folded.layers[index].scale[o] }
+        }
+        let direct = CompressionBound(network: folded, changedFolded: [index: applied], lipschitz: lipschitz)
             .evaluate(images: images, count: count)
         let mean = direct.reduce(0) { $0 + $1.bound } / Double(count)
         XCTAssertEqual(selection.meanBound, mean, accuracy: 1e-9 * mean)

@@ -5,17 +5,20 @@ import Foundation
 /// multiply-adds while the mean of ``CompressionBound``'s B(x) over a set of
 /// inputs stays at most ε (`compress --max-logit-change ε`).
 ///
-/// With W̃ = Ũ·diag(σ̃)·Ṽᵀ (BatchNorm folded) truncated to rank k, the local
-/// error at an input whose patches are P is, since Ũ is orthonormal,
+/// With W = U·diag(σ)·Vᵀ truncated to rank k (``ConvFactorization``) and a
+/// following BatchNorm's scale s (1 without one), the local error at an
+/// input whose patches are P is
 ///
-///   t(x, k)² = ‖(W̃ − W̃_k)·P‖²_F = Σ_{j>k} σ̃_j² · ‖ṽ_jᵀP‖²,
+///   t(x, k) = ‖diag(s)·(W − W_k)·P‖_F = ‖Σ_{j>k} (s⊙u_j)·σ_j·(v_jᵀP)‖_F,
 ///
-/// so one pass of the dense network gives every layer's t(x, k) for every
-/// k. The operator norm of the truncated layer is bounded by
-/// L(k) = min(L + ⌈k/s⌉·σ̃_{k+1}, ⌈k/s⌉·σ̃₁) (the triangle inequality with
-/// the patch-count bound of ``OperatorNormBound/patchCount(_:matrix:)`` for
-/// A − A_k, or that bound for A_k itself), L the dense layer's bound. These
-/// give B(x) for any choice of ranks without running the compressed network.
+/// a sum of rank-one terms added from j = r down, so one pass of the dense
+/// network gives every layer's t(x, k) for every k (O(C_out·positions·r) an
+/// image and layer, a conv's own cost). The operator norm of the truncated
+/// layer is bounded by L(k) = min(L + ⌈k/s⌉·max|s|·σ_{k+1},
+/// ⌈k/s⌉·max|s|·σ₁) (the triangle inequality with the patch-count bound of
+/// ``OperatorNormBound/patchCount(_:matrix:)`` for A − A_k, or that bound
+/// for A_k itself), L the dense layer's bound. These give B(x) for any
+/// choice of ranks without running the compressed network.
 ///
 /// The search is greedy: from all layers dense, repeatedly lower one layer's
 /// rank by a step (a sixteenth of its full rank, at least 1) where that is
@@ -61,31 +64,23 @@ public struct RankSelection: Sendable {
         var svds: [Int: SingularValueDecomposition] = [:]
         for c in candidates {
             svds[c.layer] = try SingularValueDecomposition(
-                network.layers[c.layer].folded, context: network.layers[c.layer].name)
+                network.layers[c.layer].weight, context: network.layers[c.layer].name)
         }
-        // q[layer][image·r + j] = ‖ṽ_jᵀP‖² over the image's positions.
-        let energies = projectedEnergies(network: network, svds: svds, images: images, count: count, threads: threads)
-
+        // tails[layer][image·(r + 1) + k] = t(x, k), k = 0…r.
+        let errors = truncationErrors(network: network, svds: svds, images: images, count: count, threads: threads)
         func tails(_ layer: Int, _ k: Int) -> [Double] {
-            let sigma = svds[layer]!.singularValues
-            let r = sigma.count
-            let q = energies[layer]!
-            return (0..<count).map { image in
-                var sum = 0.0
-                for j in k..<r { sum += sigma[j] * sigma[j] * q[image * r + j] }
-                return sum.squareRoot()
-            }
+            let r = svds[layer]!.singularValues.count
+            let t = errors[layer]!
+            return (0..<count).map { t[$0 * (r + 1) + k] }
         }
         func lipschitz(_ layer: Int, _ k: Int) -> Double {
             let sigma = svds[layer]!.singularValues
             guard k < sigma.count else { return denseLipschitz[layer] }
-            let overlap: Double
+            var overlap = network.layers[layer].scale.reduce(0) { max($0, abs($1)) } * (1 + 1e-12)
             if case .conv(let spec, _, _, _, _) = network.layers[layer].kind {
-                overlap = Double((spec.kernelSize + spec.stride - 1) / spec.stride)
-            } else {
-                overlap = 1
+                overlap *= Double((spec.kernelSize + spec.stride - 1) / spec.stride)
             }
-            return min(denseLipschitz[layer] + overlap * sigma[k] * (1 + 1e-12), overlap * sigma[0] * (1 + 1e-12))
+            return min(denseLipschitz[layer] + overlap * sigma[k], overlap * sigma[0])
         }
         func meanBound(_ ranks: [Int: Int]) -> Double {
             var local: [Int: [Double]] = [:]
@@ -129,9 +124,9 @@ public struct RankSelection: Sendable {
             lipschitz: Dictionary(uniqueKeysWithValues: ranks.map { ($0.key, lipschitz($0.key, $0.value)) }))
     }
 
-    /// For each candidate layer and image, ‖ṽ_jᵀP‖² for j < r, from the dense
-    /// network's own input to the layer.
-    static func projectedEnergies(
+    /// For each candidate layer and image, t(x, k) for k = 0…r, from the
+    /// dense network's own input to the layer.
+    static func truncationErrors(
         network: FoldedNetwork, svds: [Int: SingularValueDecomposition], images: [Float], count: Int, threads: Int
     ) -> [Int: [Double]] {
         let forward = HostNetworkForward.folded(network)
@@ -150,7 +145,7 @@ public struct RankSelection: Sendable {
                     x, batch: range.count,
                     layerInputs: { layer, input in
                         guard let svd = svds[layer] else { return }
-                        part[layer] = energies(network.layers[layer], svd: svd, input: input, batch: range.count)
+                        part[layer] = errors(network.layers[layer], svd: svd, input: input, batch: range.count)
                     })
                 lock.lock()
                 parts[c] = part
@@ -162,20 +157,23 @@ public struct RankSelection: Sendable {
         return result
     }
 
-    /// ‖ṽ_jᵀP‖² per image and component j (image-major).
-    private static func energies(_ layer: AffineLayer, svd: SingularValueDecomposition, input: [Double], batch: Int)
+    /// t(x, k) = ‖Σ_{j≥k} (s⊙u_j)·σ_j·(v_jᵀP)‖_F for k = 0…r per image
+    /// (image-major), the sum built from j = r − 1 down.
+    private static func errors(_ layer: AffineLayer, svd: SingularValueDecomposition, input: [Double], batch: Int)
         -> [Double]
     {
         guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else {
             preconditionFailure("RankSelection: only conv layers are truncated")
         }
         let r = svd.singularValues.count
+        let out = svd.u.rows
         let k = spec.kernelSize
         let patch = spec.inChannels * k * k
         let plane = oh * ow
-        var out = [Double](repeating: 0, count: batch * r)
+        var result = [Double](repeating: 0, count: batch * (r + 1))
         var cols = [Double](repeating: 0, count: patch * plane)
         var z = [Double](repeating: 0, count: r * plane)
+        var e = [Double](repeating: 0, count: out * plane)
         let inSize = spec.inChannels * h * w
         input.withUnsafeBufferPointer { xp in
             for b in 0..<batch {
@@ -191,13 +189,22 @@ public struct RankSelection: Sendable {
                         }
                     }
                 }
-                for j in 0..<r {
+                for i in e.indices { e[i] = 0 }
+                var j = r - 1
+                while j >= 0 {
+                    let sigma = svd.singularValues[j]
+                    for o in 0..<out {
+                        let coefficient = layer.scale[o] * svd.u[o, j] * sigma
+                        if coefficient == 0 { continue }
+                        for p in 0..<plane { e[o * plane + p] += coefficient * z[j * plane + p] }
+                    }
                     var sum = 0.0
-                    for p in 0..<plane { sum += z[j * plane + p] * z[j * plane + p] }
-                    out[b * r + j] = sum
+                    for v in e { sum += v * v }
+                    result[b * (r + 1) + j] = sum.squareRoot()
+                    j -= 1
                 }
             }
         }
-        return out
+        return result
     }
 }

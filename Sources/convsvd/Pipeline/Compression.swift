@@ -49,9 +49,8 @@ enum Compression {
         /// Per image.
         var denseMultiplyAdds: Int
         var multiplyAdds: Int
-        /// max |diag(s)·second·first − W̃_r| over W̃'s entries, W̃_r the
-        /// truncation of a fresh SVD: the float32 factors reproduce the
-        /// rank-r folded weight.
+        /// max |second·first − W_r| over W's entries, W_r the truncation of a
+        /// fresh SVD: the float32 factors reproduce the rank-r weight.
         var factorError: Double?
         var reason: String
     }
@@ -96,9 +95,9 @@ enum Compression {
         var changedFolded: [Int: Matrix]
     }
 
-    /// Chooses the ranks and factorises the folded weights (BatchNorm's
-    /// scale in, see ``ConvFactorization``) of `checkpoint`, a checkpoint of
-    /// `description` whose folded form is `folded`.
+    /// Chooses the ranks and factorises the weights (``ConvFactorization``)
+    /// of `checkpoint`, a checkpoint of `description` whose folded form is
+    /// `folded` (for the bound: each changed layer's diag(s)·second·first).
     static func factorize(
         _ description: NetworkDescription, folded: FoldedNetwork, checkpoint: Checkpoint, rule: RankRule
     ) throws -> Factorized {
@@ -116,7 +115,7 @@ enum Compression {
             let s = weight.shape
             let breakEven = FactorizedConvCost.largestSavingRank(spec)
             let denseMultiplyAdds = FactorizedConvCost(spec, rank: 1).dense * h * w
-            let sigma = try SingularValueDecomposition(affine.folded, context: weight.name).singularValues
+            let sigma = try SingularValueDecomposition(affine.weight, context: weight.name).singularValues
             var layer = Layer(
                 path: path, weightShape: s, rank: nil, breakEvenRank: breakEven, singularValues: sigma,
                 keptEnergy: 1, denseMultiplyAdds: denseMultiplyAdds, multiplyAdds: denseMultiplyAdds, reason: "dense")
@@ -136,9 +135,9 @@ enum Compression {
                 let r = ConvFactorization.rank(keeping: e, of: sigma)
                 if r <= breakEven {
                     rank = r
-                    layer.reason = String(format: "rank %d keeps %.4g%% of Σσ̃²", r, 100 * e)
+                    layer.reason = String(format: "rank %d keeps %.4g%% of Σσ²", r, 100 * e)
                 } else {
-                    layer.reason = "dense: rank \(r) for \(e) of Σσ̃² saves nothing (break-even rank \(breakEven))"
+                    layer.reason = "dense: rank \(r) for \(e) of Σσ² saves nothing (break-even rank \(breakEven))"
                 }
             case .ranks(let given):
                 rank = given[path]
@@ -150,13 +149,14 @@ enum Compression {
                 guard rank >= 1 && rank <= sigma.count else {
                     throw ModelError(.badValue, at: path, "rank \(rank) is outside 1…\(sigma.count)")
                 }
-                let f = try ConvFactorization(
-                    weight: weight.values, shape: s, rowScale: affine.scale, rank: rank, context: weight.name)
-                let applied = appliedMatrix(f, scale: affine.scale)
+                let f = try ConvFactorization(weight: weight.values, shape: s, rank: rank, context: weight.name)
+                let product = factorProduct(f)
+                var applied = product
+                for o in 0..<applied.rows { for j in 0..<applied.columns { applied[o, j] *= affine.scale[o] } }
                 layer.rank = rank
                 layer.keptEnergy = 1 - f.droppedEnergy
                 layer.multiplyAdds = FactorizedConvCost(spec, rank: rank).factorized * h * w
-                layer.factorError = try factorError(applied, folded: affine.folded, rank: rank, context: weight.name)
+                layer.factorError = try factorError(product, weight: affine.weight, rank: rank, context: weight.name)
                 changedFolded[index] = applied
                 ranks[path] = rank
                 tensors[path + ".weight"] = nil
@@ -180,15 +180,13 @@ enum Compression {
         return Factorized(layers: layers, network: network, tensors: tensors, changedFolded: changedFolded)
     }
 
-    /// diag(s)·second·first in float64 from the float32 factors: the folded
-    /// matrix the compressed network applies.
-    static func appliedMatrix(_ f: ConvFactorization, scale: [Double]) -> Matrix {
+    /// second·first in float64 from the float32 factors: the weight matrix
+    /// the compressed network applies (diag(s) of it with BatchNorm folded).
+    static func factorProduct(_ f: ConvFactorization) -> Matrix {
         let (out, rank) = (f.weightShape[0], f.rank)
         let columns = f.first.count / rank
-        var m =
-            Matrix(rows: out, columns: rank, float32: f.second) * Matrix(rows: rank, columns: columns, float32: f.first)
-        for o in 0..<out { for j in 0..<columns { m[o, j] *= scale[o] } }
-        return m
+        return Matrix(rows: out, columns: rank, float32: f.second)
+            * Matrix(rows: rank, columns: columns, float32: f.first)
     }
 
     /// The compressed layer whose factor `path` is (`p.0` beside a `p.1`, or
@@ -203,10 +201,10 @@ enum Compression {
         }
     }
 
-    /// max |applied − W̃_r| with W̃_r = U_r·diag(σ_r)·V_rᵀ from a fresh SVD of W̃.
-    private static func factorError(_ applied: Matrix, folded: Matrix, rank: Int, context: String) throws -> Double {
-        let truncated = try SingularValueDecomposition(folded, context: context).truncated(rank: rank)
-        return zip(applied.values, truncated.values).reduce(0) { max($0, abs($1.0 - $1.1)) }
+    /// max |second·first − W_r| with W_r = U_r·diag(σ_r)·V_rᵀ from a fresh SVD of W.
+    private static func factorError(_ product: Matrix, weight: Matrix, rank: Int, context: String) throws -> Double {
+        let truncated = try SingularValueDecomposition(weight, context: context).truncated(rank: rank)
+        return zip(product.values, truncated.values).reduce(0) { max($0, abs($1.0 - $1.1)) }
     }
 
     /// Accuracy, loss and the median time of `repeats` test-set passes.
