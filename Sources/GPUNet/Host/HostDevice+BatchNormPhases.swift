@@ -45,17 +45,11 @@ extension HostDevice {
         let pb = try floats(beta, at: c, operation, "beta")
         let psaved = try floats(saved, at: 2 * c, operation, "saved")
         let py = try floats(output, at: s.count, operation, "output")
-        let (batch, plane) = (s.batch, s.map.planeSize)
         parallelChunks(c, chunks: s.count >= Self.parallelElementThreshold ? tasks : 1) { _, channels in
             for ch in channels {
-                let (mean, invStd) = (Double(psaved[ch]), Double(psaved[c + ch]))
-                let scale = Float(Double(pg[ch]) * invStd)
-                let shift = Float(Double(pb[ch]) - mean * Double(pg[ch]) * invStd)
-                for b in 0..<batch {
-                    let x = px + (b * c + ch) * plane
-                    let y = py + (b * c + ch) * plane
-                    for p in 0..<plane { y[p] = x[p] * scale + shift }
-                }
+                Self.normalize(
+                    channel: ch, of: s, mean: Double(psaved[ch]), invStd: Double(psaved[c + ch]), gamma: pg[ch],
+                    beta: pb[ch], input: px, output: py)
             }
         }
     }

@@ -370,14 +370,25 @@ extension HostDevice {
                 }
                 psaved[ch] = Float(mean)
                 psaved[c + ch] = Float(invStd)
-                let scale = Float(Double(pg[ch]) * invStd)
-                let shift = Float(Double(pb[ch]) - mean * Double(pg[ch]) * invStd)
-                for b in 0..<batch {
-                    let x = px + (b * c + ch) * plane
-                    let y = py + (b * c + ch) * plane
-                    for p in 0..<plane { y[p] = x[p] * scale + shift }
-                }
+                Self.normalize(
+                    channel: ch, of: s, mean: mean, invStd: invStd, gamma: pg[ch], beta: pb[ch], input: px, output: py)
             }
+        }
+    }
+
+    /// y = x·scale + shift over one channel's planes, scale = γ·invStd and
+    /// shift = β − mean·γ·invStd formed in float64 and rounded once.
+    static func normalize(
+        channel ch: Int, of s: BatchNormShape, mean: Double, invStd: Double, gamma: Float, beta: Float,
+        input px: UnsafeMutablePointer<Float>, output py: UnsafeMutablePointer<Float>
+    ) {
+        let (c, plane) = (s.channels, s.map.planeSize)
+        let scale = Float(Double(gamma) * invStd)
+        let shift = Float(Double(beta) - mean * Double(gamma) * invStd)
+        for b in 0..<s.batch {
+            let x = px + (b * c + ch) * plane
+            let y = py + (b * c + ch) * plane
+            for p in 0..<plane { y[p] = x[p] * scale + shift }
         }
     }
 

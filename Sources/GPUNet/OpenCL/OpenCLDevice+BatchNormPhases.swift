@@ -40,15 +40,7 @@ extension OpenCLDevice {
         let b = try cl(beta, "beta", atLeast: c, in: operation)
         let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation)
         let y = try cl(output, "output", atLeast: s.count, in: operation)
-        let plane = s.map.planeSize
-        if kernelFamily == .gpu {
-            return try launch(
-                "gpu_batchnorm_apply", items: s.count,
-                [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.count), .int(c), .int(plane)])
-        }
-        try launch(
-            "batchnorm_apply_planes", items: s.batch * c,
-            [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.batch * c), .int(c), .int(plane)])
+        try launchBatchNormApply(s, x, g, b, sv, y)
     }
 
     /// `channel_partials` mode 2 and `channel_sum_chunks` twice.

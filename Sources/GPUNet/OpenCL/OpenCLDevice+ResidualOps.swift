@@ -277,6 +277,18 @@ extension OpenCLDevice {
                 "batchnorm_eval_statistics", items: c,
                 [.buffer(rm), .buffer(rv), .buffer(sv), .int(c), .float(s.epsilon)])
         }
+        try launchBatchNormApply(s, x, g, b, sv, y)
+    }
+
+    /// y = γ·(x − mean)·invStd + β with the saved (mean, invStd): one work-item
+    /// a value (`gpu_batchnorm_apply`) or a plane (`batchnorm_apply_planes`).
+    func launchBatchNormApply(
+        _ s: BatchNormShape, _ x: OpenCLBuffer, _ g: OpenCLBuffer, _ b: OpenCLBuffer, _ sv: OpenCLBuffer,
+        _ y: OpenCLBuffer
+    )
+        throws
+    {
+        let (c, plane) = (s.channels, s.map.planeSize)
         if kernelFamily == .gpu {
             return try launch(
                 "gpu_batchnorm_apply", items: s.count,
