@@ -28,10 +28,10 @@ final class ModelBenchTests: XCTestCase {
         XCTAssertEqual(devices.count, 1)
         let d = devices[0]
         XCTAssertEqual((d["device"] as? [String: Any])?["selector"] as? String, "host")
-        // Forward, backward, update and the loss read-back: work handed to the
-        // workers, and one wait (the read-back) a step.
+        // Forward, backward and update hand work to the workers; the host
+        // waits once per block of 50 steps, for the block's results.
         XCTAssertGreaterThan(try XCTUnwrap(d["launchesPerStep"] as? Double), 0)
-        XCTAssertEqual(try XCTUnwrap(d["hostWaitsPerStep"] as? Double), 1)
+        XCTAssertEqual(try XCTUnwrap(d["hostWaitsPerStep"] as? Double), 1.0 / 50, "one wait per block of 50 steps")
 
         let step = try XCTUnwrap((d["step"] as? [String: Any])?["median_seconds"] as? Double)
         let operations = try XCTUnwrap(d["operations"] as? [[String: Any]])
@@ -92,7 +92,9 @@ final class ModelBenchTests: XCTestCase {
         ])
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.stdout.contains("estimate: step median × 7500 steps, not measured"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("launches per step:"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("results read every 50): "), r.stdout)
+        XCTAssertTrue(r.stdout.contains("0.020 host waits"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("enqueue time"), r.stdout)
         XCTAssertTrue(r.stdout.contains("PyTorch: not asked (--pytorch); no PyTorch figure"), r.stdout)
         XCTAssertTrue(r.stdout.contains("layer3.0.downsample.0.weight_grad"), r.stdout)
     }

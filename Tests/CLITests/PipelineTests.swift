@@ -208,9 +208,14 @@ final class PipelineTests: XCTestCase {
             }
             XCTAssertNotNil(report["step_breakdown"])
             // A step launches work (kernels, or hand-offs to the host's
-            // workers) and waits once, for the previous step's loss.
+            // workers); the host waits once per block of 50 steps, for the
+            // block's results (StepResultLog), and nowhere else.
             XCTAssertGreaterThan(try XCTUnwrap(report["launchesPerStep"] as? Double), 0, "\(report["device"] ?? "")")
-            XCTAssertEqual(try XCTUnwrap(report["hostWaitsPerStep"] as? Double), 1, "\(report["device"] ?? "")")
+            XCTAssertEqual(
+                try XCTUnwrap(report["hostWaitsPerStep"] as? Double), 1.0 / 50, "\(report["device"] ?? "")")
+            let structure = try XCTUnwrap(report["step_structure"] as? [String: Any])
+            XCTAssertEqual(structure["steps_per_read"] as? Int, 50)
+            XCTAssertGreaterThan(try XCTUnwrap(structure["enqueue_seconds_per_step"] as? Double), 0)
         }
     }
 }

@@ -17,14 +17,22 @@ public struct Benchmark {
         public var warmup: Int
         /// Target duration of one sample, seconds.
         public var sampleSeconds: Double
-        public init(batchSizes: [Int] = [64, 256], repeats: Int = 15, warmup: Int = 3, sampleSeconds: Double = 0.005) {
+        /// Steps between reads of the step results, as the trainer's
+        /// ``ModelTrainer/stepsPerRead``: the block ``StepStructure`` counts.
+        public var stepsPerRead: Int
+        public init(
+            batchSizes: [Int] = [64, 256], repeats: Int = 15, warmup: Int = 3, sampleSeconds: Double = 0.005,
+            stepsPerRead: Int = 50
+        ) {
             self.batchSizes = batchSizes
             self.repeats = repeats
             self.warmup = warmup
             self.sampleSeconds = sampleSeconds
+            self.stepsPerRead = stepsPerRead
         }
         /// Few repeats at batch 8: for tests, not for figures.
-        public static let quick = Options(batchSizes: [8], repeats: 3, warmup: 1, sampleSeconds: 0.0005)
+        public static let quick = Options(
+            batchSizes: [8], repeats: 3, warmup: 1, sampleSeconds: 0.0005, stepsPerRead: 50)
     }
 
     /// One operation's timing.
@@ -124,9 +132,13 @@ public struct Benchmark {
         public var launchesPerStep: Double?
         /// Host waits of one training step at the first batch size (``DeviceCounters``).
         public var hostWaitsPerStep: Double?
+        /// The training step at the first batch size as the device meets it:
+        /// launches, waits, bytes and enqueue time per step.
+        public var stepStructure: StepStructure?
 
         enum CodingKeys: String, CodingKey {
             case device, operations, epoch, launchesPerStep, hostWaitsPerStep
+            case stepStructure = "step_structure"
             case stepBreakdown = "step_breakdown"
             case programPreparation = "program_preparation"
         }
@@ -186,7 +198,7 @@ public struct Benchmark {
     ) throws -> DeviceReport {
         var timings: [Timing] = []
         var breakdown: [Int: [Share]] = [:]
-        var counted: (launches: Double, hostWaits: Double)?
+        var structure: StepStructure?
         for batch in options.batchSizes {
             progress("\(device.info.selector): operations at batch \(batch)")
             let fixture = try OperationFixture(device: device, batch: batch)
@@ -209,7 +221,7 @@ public struct Benchmark {
                     gradients: fixture.network.gradients)
             }
             timings.append(step)
-            if counted == nil { counted = try fixture.countStep() }
+            if structure == nil { structure = try fixture.stepStructure(stepsPerRead: options.stepsPerRead) }
             breakdown[batch] = Self.shares(
                 step: step,
                 parts: OperationFixture.stepComposition.map { name, times in
@@ -223,7 +235,8 @@ public struct Benchmark {
         }
         return DeviceReport(
             device: device.info, operations: timings, stepBreakdown: breakdown, epoch: epoch,
-            programPreparation: nil, launchesPerStep: counted?.launches, hostWaitsPerStep: counted?.hostWaits)
+            programPreparation: nil, launchesPerStep: structure?.launchesPerStep,
+            hostWaitsPerStep: structure?.hostWaitsPerStep, stepStructure: structure)
     }
 
     /// The kernels `body` launches on `device`, in order; nil unless it is

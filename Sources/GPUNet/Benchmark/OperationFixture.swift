@@ -183,27 +183,26 @@ struct OperationFixture {
         ]
     }
 
-    /// A whole step as training runs it (``Trainer``): upload, the queued
-    /// read-back of the previous step's loss, forward, backward, update, then
-    /// the wait for that read-back.
-    /// Launches and host waits of one step (``DeviceCounters``), over
-    /// `steps` steps queued as the trainer queues them: step n's loss
-    /// read-back is requested before step n + 1 and waited for after it is
-    /// queued. The batch's upload is not included (the trainer gathers it on
-    /// the device).
-    func countStep(steps: Int = 4) throws -> (launches: Double, hostWaits: Double) {
-        try device.finish()
-        device.counters.reset()
-        for _ in 0..<steps {
-            let previous = try network.requestBatchResult(workspace)
-            try network.forward(workspace)
-            try network.backward(workspace)
+    /// The step's structure (``StepStructure``): `stepsPerRead` steps
+    /// queued as the trainer queues them. The batch's upload is not
+    /// included (the trainer gathers it on the device).
+    func stepStructure(stepsPerRead: Int) throws -> StepStructure {
+        let network = self.network
+        let optimizer = self.optimizer
+        let w = workspace
+        let own = w.perSample
+        defer { w.perSample = own }
+        return try StepStructure.measure(device: device, batch: batch, stepsPerRead: stepsPerRead) { slot in
+            w.perSample = slot
+            try network.forward(w)
+            try network.backward(w)
             try optimizer.update(parameters: network.parameters, gradients: network.gradients)
-            _ = try previous.value()
         }
-        return (Double(device.counters.launches) / Double(steps), Double(device.counters.hostWaits) / Double(steps))
     }
 
+    /// A whole step as the stand-alone figure users compare: upload, the
+    /// queued read-back of the previous step's loss, forward, backward,
+    /// update, then the wait for that read-back.
     func stepTiming(_ benchmark: Benchmark) throws -> Benchmark.Timing {
         let images = try device.floats(workspace.input)
         let labels = try device.int32s(workspace.labels)

@@ -21,10 +21,14 @@ public struct PlanBenchmark {
         public var batch: Int
         public var repeats: Int
         public var warmup: Int
-        public init(batch: Int = 128, repeats: Int = 10, warmup: Int = 2) {
+        /// Steps between reads of the step results (the trainer's
+        /// ``ModelTrainer/stepsPerRead``): the block ``StepStructure`` counts.
+        public var stepsPerRead: Int
+        public init(batch: Int = 128, repeats: Int = 10, warmup: Int = 2, stepsPerRead: Int = 50) {
             self.batch = batch
             self.repeats = repeats
             self.warmup = warmup
+            self.stepsPerRead = stepsPerRead
         }
     }
 
@@ -121,10 +125,14 @@ public struct PlanBenchmark {
         public var launchesPerStep: Double
         /// Host waits (``DeviceCounters/hostWaits``) of one step.
         public var hostWaitsPerStep: Double
+        /// Launches, waits, bytes and enqueue time per step, over a block of
+        /// steps queued as the trainer queues them.
+        public var stepStructure: StepStructure
         public var epoch: Epoch?
 
         enum CodingKeys: String, CodingKey {
             case device, batch, step, operations, epoch, launchesPerStep, hostWaitsPerStep
+            case stepStructure = "step_structure"
             case stepGflopsPerSecond = "step_gflops_per_second"
             case byKind = "by_kind"
         }
@@ -178,19 +186,15 @@ public struct PlanBenchmark {
             stepSamples.append(Clocks.wall() - start)
         }
 
-        // Launches and waits, one step behind as the trainer queues them:
-        // step n's loss is read after step n + 1 is queued.
-        let countedSteps = 4
-        device.counters.reset()
-        var previous: TinyConvNet.PendingBatchResult?
-        for _ in 0..<countedSteps {
-            let pending = try step()
-            if let previous { _ = try previous.value() }
-            previous = pending
+        progress("\(device.info.selector): \(plan.modelName) step structure over \(options.stepsPerRead) steps")
+        let own = w.perSample
+        let structure = try StepStructure.measure(device: device, batch: batch, stepsPerRead: options.stepsPerRead) {
+            w.perSample = $0
+            try plan.forward(w, training: true)
+            try plan.backward(w)
+            try optimizer.update(parameters: plan.parameterBuffers, gradients: plan.gradientBuffers)
         }
-        _ = try previous?.value()
-        let launches = Double(device.counters.launches) / Double(countedSteps)
-        let waits = Double(device.counters.hostWaits) / Double(countedSteps)
+        w.perSample = own
 
         progress("\(device.info.selector): \(plan.modelName) operations one by one")
         var samples: [[Double]] = []
@@ -255,8 +259,9 @@ public struct PlanBenchmark {
         return DeviceReport(
             device: device.info, batch: batch, step: stepTiming,
             stepGflopsPerSecond: stepFLOPs / stepTiming.medianSeconds / 1e9, operations: operations,
-            byKind: Self.totals(operations, step: stepTiming.medianSeconds), launchesPerStep: launches,
-            hostWaitsPerStep: waits, epoch: epochFigure)
+            byKind: Self.totals(operations, step: stepTiming.medianSeconds),
+            launchesPerStep: structure.launchesPerStep, hostWaitsPerStep: structure.hostWaitsPerStep,
+            stepStructure: structure, epoch: epochFigure)
     }
 
     /// Sums of the operations' medians by kind and pass, largest first.

@@ -47,6 +47,10 @@ public protocol Device: AnyObject {
     /// when the earlier work is done. Training reads a step's loss this
     /// way, after queueing the next step, so the device never runs dry.
     func startDownload(_ buffer: Buffer) throws -> PendingDownload
+    /// A ring of `slots` float buffers of `floatsPerSlot` elements each in
+    /// one allocation, whose runs of consecutive slots the host reads in one
+    /// transfer each (``StepRecordRing``).
+    func makeStepRecordRing(slots: Int, floatsPerSlot: Int) throws -> any StepRecordRing
     /// Sets every element of a float buffer to `value`.
     func fill(_ buffer: Buffer, value: Float) throws
     /// Copies `source` into `destination` (same count and kind).

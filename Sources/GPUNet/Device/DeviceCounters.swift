@@ -12,17 +12,25 @@
 ///   upload, the wait for an upload's staging area. On the host, a
 ///   download (the host's copy of a result; nothing is queued to wait for).
 ///
+/// - ``bytesToDevice``, ``bytesToHost``: bytes copied between host memory
+///   and the device's memory by uploads and downloads (OpenCL only: the
+///   host device's memory is the host's, and it copies nothing across).
+///
 /// Counting is one integer increment on the thread that calls the device
 /// (a device is used from one thread at a time), so it is always on.
 public final class DeviceCounters {
     public internal(set) var launches = 0
     public internal(set) var hostWaits = 0
+    public internal(set) var bytesToDevice = 0
+    public internal(set) var bytesToHost = 0
 
     public init() {}
 
-    /// Sets both counts to zero.
+    /// Sets every count to zero.
     public func reset() {
         launches = 0
         hostWaits = 0
+        bytesToDevice = 0
+        bytesToHost = 0
     }
 }

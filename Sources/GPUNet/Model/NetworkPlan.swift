@@ -191,7 +191,7 @@ public final class NetworkPlan {
         /// (B, classes).
         public var logits: Buffer { activations[activations.count - 1] }
         /// [0, B): loss per sample; [B, 2B): 1 where the prediction is right.
-        public let perSample: Buffer
+        public var perSample: Buffer
         let activations: [Buffer]
         /// Per activation, nil where no gradient is needed; all but the
         /// logits' (which the loss writes) made by the first backward pass,

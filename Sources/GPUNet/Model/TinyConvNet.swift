@@ -82,7 +82,7 @@ public final class TinyConvNet {
         public let argmax1, argmax2: Buffer
         public let labels: Buffer
         /// [0, B): loss per sample; [B, 2B): 1 where the prediction is right.
-        public let perSample: Buffer
+        public var perSample: Buffer
         /// Gradients of the logits and of relu2 and relu1: the pooled
         /// backward passes apply ReLU's mask themselves (``PooledGradient/reluOutput``).
         let gradLogits, gradRelu2, gradRelu1: Buffer

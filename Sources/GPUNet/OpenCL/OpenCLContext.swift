@@ -44,6 +44,8 @@ final class OpenCLContext {
 public final class OpenCLBuffer: Buffer {
     let memory: cl_mem
     let owner: OpenCLContext
+    /// The buffer a sub-buffer views, kept alive while the view is.
+    private let parent: OpenCLBuffer?
 
     init(count: Int, kind: ElementKind, owner: OpenCLContext) throws {
         let bytes = count * kind.size
@@ -67,7 +69,37 @@ public final class OpenCLBuffer: Buffer {
         OpenCLLiveObjects.created(.buffer)
         self.memory = memory
         self.owner = owner
+        parent = nil
         super.init(count: count, kind: kind)
+    }
+
+    /// A view of `count` elements of `parent` from element `offset`
+    /// (clCreateSubBuffer); `offset` bytes must be a multiple of the
+    /// device's ``OpenCLDeviceEntry/baseAddressAlignmentBytes``.
+    init(subBufferOf parent: OpenCLBuffer, offset: Int, count: Int) throws {
+        let size = parent.kind.size
+        guard offset >= 0, count > 0, offset + count <= parent.count,
+            (offset * size) % parent.owner.entry.baseAddressAlignmentBytes == 0
+        else {
+            throw OpenCLError.invalidArgument(
+                "sub-buffer: elements \(offset)..<\(offset + count) of \(parent.count), the origin "
+                    + "aligned to \(parent.owner.entry.baseAddressAlignmentBytes) bytes")
+        }
+        var region = cl_buffer_region(origin: offset * size, size: count * size)
+        var status: cl_int = CL_SUCCESS
+        guard
+            let memory = clCreateSubBuffer(
+                parent.memory, cl_mem_flags(CL_MEM_READ_WRITE),
+                cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region, &status),
+            status == CL_SUCCESS
+        else {
+            throw OpenCLError.call("clCreateSubBuffer(\(count * size) bytes at \(offset * size))", status: status)
+        }
+        OpenCLLiveObjects.created(.buffer)
+        self.memory = memory
+        self.owner = parent.owner
+        self.parent = parent
+        super.init(count: count, kind: parent.kind)
     }
 
     deinit {

@@ -250,6 +250,7 @@ public final class OpenCLDevice: Device {
         }
         let byteCount = count * kind.size
         guard count > 0, let base = bytes.baseAddress else { return }
+        counters.bytesToDevice += byteCount
         if byteCount > Self.stagedUploadLimit {
             counters.hostWaits += 1
             return try OpenCLError.check(
@@ -283,6 +284,7 @@ public final class OpenCLDevice: Device {
         }
         guard count > 0, let base = bytes.baseAddress else { return try finish() }
         counters.hostWaits += 1
+        counters.bytesToHost += count * kind.size
         try OpenCLError.check(
             clEnqueueReadBuffer(
                 context.queue, source.memory, cl_bool(CL_TRUE), 0, count * kind.size, base,
@@ -292,6 +294,7 @@ public final class OpenCLDevice: Device {
     public func startDownload(_ buffer: Buffer) throws -> PendingDownload {
         let source = try cl(buffer, "download source", atLeast: 0, kind: .float32, in: "startDownload")
         let read = try OpenCLPendingRead(queue: context.queue, source: source, counters: counters)
+        counters.bytesToHost += source.byteCount
         return PendingDownload { try read.floats() }
     }
 

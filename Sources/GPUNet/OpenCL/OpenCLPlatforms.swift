@@ -15,6 +15,8 @@ struct OpenCLDeviceEntry {
     let maxAllocationBytes: UInt64
     /// CL_DEVICE_LOCAL_MEM_SIZE: the local memory one work-group may use.
     let localMemoryBytes: Int
+    /// CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: the alignment of a sub-buffer's origin.
+    let baseAddressAlignmentBytes: Int
 }
 
 /// Enumeration of OpenCL platforms and devices, every call checked.
@@ -93,10 +95,13 @@ enum OpenCLPlatforms {
         let localMemory: cl_ulong = try deviceValue(
             device, cl_device_info(CL_DEVICE_LOCAL_MEM_SIZE),
             "CL_DEVICE_LOCAL_MEM_SIZE")
+        let alignmentBits: cl_uint = try deviceValue(
+            device, cl_device_info(CL_DEVICE_MEM_BASE_ADDR_ALIGN),
+            "CL_DEVICE_MEM_BASE_ADDR_ALIGN")
         return OpenCLDeviceEntry(
             platformIndex: platformIndex, deviceIndex: deviceIndex, platform: platform,
             device: device, info: info, maxAllocationBytes: maxAllocation,
-            localMemoryBytes: Int(localMemory))
+            localMemoryBytes: Int(localMemory), baseAddressAlignmentBytes: max(Int(alignmentBits) / 8, 4))
     }
 
     /// CL_DEVICE_TYPE as words: "GPU", "CPU", "ACCELERATOR", joined with "+".

@@ -12,7 +12,9 @@ public protocol NetworkWorkspace: AnyObject {
     /// (B, classes).
     var logits: Buffer { get }
     /// [0, B): loss per sample; [B, 2B): 1 where the prediction is right.
-    var perSample: Buffer { get }
+    /// Any float buffer of at least 2B elements: the trainer points it at
+    /// a slot of its step-result log for each step (``StepResultLog``).
+    var perSample: Buffer { get set }
 }
 
 /// What the trainer and the evaluation need of a network on a device:

@@ -231,10 +231,7 @@ enum ModelBenchTable {
                         format: "epoch (%d images, %d steps; %@): %.2f s, %.1f GFLOP/s, %.0f%% of the sgemm peak",
                         e.images, e.steps, how, e.seconds, e.gflopsPerSecond, 100 * fraction))
             }
-            Swift.print(
-                String(
-                    format: "launches per step: %.1f, host waits per step: %.1f", d.launchesPerStep,
-                    d.hostWaitsPerStep))
+            Swift.print(d.stepStructure.summary)
             Swift.print("where a step's time goes (operations timed one by one inside steps, sums of medians):")
             Swift.print(
                 "  " + pad("kind.pass", 22) + pad("ops", 5) + pad("ms", 10) + pad("share", 8) + pad("GMAdds", 9)

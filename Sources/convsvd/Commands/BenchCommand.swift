@@ -174,6 +174,9 @@ enum BenchTable {
                         60000 / e.medianSeconds, e.speedupOverHost.map { String(format: ", %.2f× the host", $0) } ?? "")
                 )
             }
+            if let structure = r.stepStructure {
+                Swift.print("training step at the first batch size, \(structure.summary)")
+            }
             for batch in r.stepBreakdown.keys.sorted() {
                 Swift.print("where a training step's time goes (batch \(batch)):")
                 for s in r.stepBreakdown[batch]!.sorted(by: { $0.seconds > $1.seconds }) {
