@@ -1,4 +1,5 @@
 import COpenCL
+import Foundation
 
 /// One device's OpenCL context and in-order command queue. Buffers, programs
 /// and kernels keep it alive, so that it is released after the last of them.
@@ -46,6 +47,17 @@ public final class OpenCLBuffer: Buffer {
     let owner: OpenCLContext
     /// The buffer a sub-buffer views, kept alive while the view is.
     private let parent: OpenCLBuffer?
+    /// This buffer's number, unique in the process (``OpenCLBuffer/nextSerial()``).
+    let serial = OpenCLBuffer.nextSerial()
+
+    private static let serialLock = NSLock()
+    nonisolated(unsafe) private static var serials: UInt64 = 0
+    private static func nextSerial() -> UInt64 {
+        serialLock.lock()
+        defer { serialLock.unlock() }
+        serials += 1
+        return serials
+    }
 
     init(count: Int, kind: ElementKind, owner: OpenCLContext) throws {
         let bytes = count * kind.size
@@ -159,6 +171,35 @@ final class OpenCLKernel {
         OpenCLLiveObjects.released(.kernel)
     }
 
+    /// What argument `index` was last set to (``BoundArgument``), so that a
+    /// launch sets only the arguments that changed.
+    private var bound: [BoundArgument] = []
+
+    /// An argument as last set on the kernel: a buffer by its
+    /// ``OpenCLBuffer/serial``, which no other buffer ever has (a handle
+    /// may be reused once freed, and a driver may have resolved the old
+    /// one's memory when the argument was set).
+    private enum BoundArgument: Equatable {
+        case unset
+        case buffer(UInt64)
+        case int(Int)
+        case float(UInt32)
+        case local(Int)
+
+        init() { self = .unset }
+
+        init(_ argument: Argument) {
+            switch argument {
+            case .buffer(let b): self = .buffer(b.serial)
+            case .int(let v): self = .int(v)
+            case .float(let v): self = .float(v.bitPattern)
+            case .local(let bytes): self = .local(bytes)
+            }
+        }
+
+        func holds(_ argument: Argument) -> Bool { self == BoundArgument(argument) }
+    }
+
     /// One kernel argument.
     enum Argument {
         case buffer(OpenCLBuffer)
@@ -178,7 +219,14 @@ final class OpenCLKernel {
         _ arguments: [Argument]
     ) throws -> (global: Int, local: Int)? {
         guard items > 0 else { return nil }
+        if bound.count < arguments.count {
+            bound += Array(repeating: BoundArgument(), count: arguments.count - bound.count)
+        }
         for (index, argument) in arguments.enumerated() {
+            // A kernel keeps its arguments between launches: only those that
+            // differ from the last launch's are set again (a training step
+            // repeats most of them, and each set is a driver call).
+            if bound[index].holds(argument) { continue }
             let status: cl_int
             switch argument {
             case .buffer(let buffer):
@@ -197,7 +245,9 @@ final class OpenCLKernel {
             case .local(let bytes):
                 status = clSetKernelArg(kernel, cl_uint(index), max(bytes, 4), nil)
             }
+            bound[index] = BoundArgument()
             try OpenCLError.check(status, "clSetKernelArg(\(name), \(index))")
+            bound[index] = BoundArgument(argument)
         }
         guard Int32(exactly: items) != nil else {
             throw OpenCLError.invalidArgument("\(name): \(items) work-items exceed the kernels' 32-bit indices")
