@@ -216,6 +216,26 @@ final class PipelineTests: XCTestCase {
             let structure = try XCTUnwrap(report["step_structure"] as? [String: Any])
             XCTAssertEqual(structure["steps_per_read"] as? Int, 50)
             XCTAssertGreaterThan(try XCTUnwrap(structure["enqueue_seconds_per_step"] as? Double), 0)
+            // Every step operation counts its bytes; OpenCL devices carry the
+            // GPU model, each part at least its launches' cost, summing to the step.
+            let step = try XCTUnwrap(operations.first { $0["operation"] as? String == "step" })
+            XCTAssertGreaterThan(try XCTUnwrap(step["bytes"] as? Double), 0)
+            let kind = (report["device"] as? [String: Any])?["kind"] as? String
+            if kind == "host" {
+                XCTAssertNil(report["gpu_model"])
+            } else {
+                let model = try XCTUnwrap(report["gpu_model"] as? [String: Any])
+                let launch = try XCTUnwrap(model["launch_seconds"] as? Double)
+                let parts = try XCTUnwrap(model["operations"] as? [[String: Any]])
+                var sum = 0.0
+                for part in parts {
+                    let seconds = try XCTUnwrap(part["seconds"] as? Double)
+                    XCTAssertGreaterThanOrEqual(
+                        seconds, Double(try XCTUnwrap(part["launches"] as? Int)) * launch * (1 - 1e-12), "\(part)")
+                    sum += seconds
+                }
+                XCTAssertEqual(try XCTUnwrap(model["step_seconds"] as? Double), sum, accuracy: 1e-12)
+            }
         }
     }
 }

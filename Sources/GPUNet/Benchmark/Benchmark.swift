@@ -49,6 +49,10 @@ public struct Benchmark {
         /// Useful floating-point operations of one run (nil where undefined).
         public var flops: Double?
         public var gflopsPerSecond: Double? { flops.map { $0 / medianSeconds / 1e9 } }
+        /// The bytes one run must move at least: each input read and each
+        /// output written once (nil where not counted). A kernel that
+        /// re-reads data moves more.
+        public var bytes: Double?
         /// The host's median over this device's median (> 1: faster than the
         /// host). Nil for the host itself and where the host has no figure.
         public var speedupOverHost: Double?
@@ -56,7 +60,7 @@ public struct Benchmark {
         public var launches: [KernelLaunch]?
 
         enum CodingKeys: String, CodingKey {
-            case operation, batch, shape, runs, flops, launches
+            case operation, batch, shape, runs, flops, launches, bytes
             case medianSeconds = "median_seconds"
             case minSeconds = "min_seconds"
             case maxSeconds = "max_seconds"
@@ -74,6 +78,7 @@ public struct Benchmark {
             try c.encode(minSeconds, forKey: .minSeconds)
             try c.encode(maxSeconds, forKey: .maxSeconds)
             try c.encodeIfPresent(flops, forKey: .flops)
+            try c.encodeIfPresent(bytes, forKey: .bytes)
             try c.encodeIfPresent(gflopsPerSecond, forKey: .gflopsPerSecond)
             try c.encodeIfPresent(speedupOverHost, forKey: .speedupOverHost)
             try c.encodeIfPresent(launches, forKey: .launches)
@@ -89,16 +94,18 @@ public struct Benchmark {
             minSeconds = try c.decode(Double.self, forKey: .minSeconds)
             maxSeconds = try c.decode(Double.self, forKey: .maxSeconds)
             flops = try c.decodeIfPresent(Double.self, forKey: .flops)
+            bytes = try c.decodeIfPresent(Double.self, forKey: .bytes)
             speedupOverHost = try c.decodeIfPresent(Double.self, forKey: .speedupOverHost)
             launches = try c.decodeIfPresent([KernelLaunch].self, forKey: .launches)
         }
 
-        init(operation: String, batch: Int, shape: String, samples: [Double], flops: Double?) {
+        init(operation: String, batch: Int, shape: String, samples: [Double], flops: Double?, bytes: Double? = nil) {
             let sorted = samples.sorted()
             self.operation = operation
             self.batch = batch
             self.shape = shape
             self.flops = flops
+            self.bytes = bytes
             runs = sorted.count
             medianSeconds =
                 sorted.count % 2 == 1
@@ -135,10 +142,14 @@ public struct Benchmark {
         /// The training step at the first batch size as the device meets it:
         /// launches, waits, bytes and enqueue time per step.
         public var stepStructure: StepStructure?
+        /// OpenCL only: a model (not a measurement) of the same step's
+        /// launches on a named GPU (``GPUStepModel``).
+        public var gpuModel: GPUStepModel?
 
         enum CodingKeys: String, CodingKey {
             case device, operations, epoch, launchesPerStep, hostWaitsPerStep
             case stepStructure = "step_structure"
+            case gpuModel = "gpu_model"
             case stepBreakdown = "step_breakdown"
             case programPreparation = "program_preparation"
         }
@@ -206,13 +217,14 @@ public struct Benchmark {
             for op in fixture.operations {
                 var t = Timing(
                     operation: op.name, batch: batch, shape: op.shape,
-                    samples: try time(device, op.run), flops: op.flops)
+                    samples: try time(device, op.run), flops: op.flops, bytes: op.bytes)
                 t.launches = try Self.launches(on: device, op.run)
                 timings.append(t)
                 byName[op.name] = t
             }
             progress("\(device.info.selector): training step at batch \(batch)")
             var step = try fixture.stepTiming(self)
+            step.bytes = OperationFixture.stepComposition.reduce(0.0) { $0 + (byName[$1.0]?.bytes ?? 0) * Double($1.1) }
             step.launches = try Self.launches(on: device) {
                 try fixture.network.forward(fixture.workspace)
                 try fixture.network.backward(fixture.workspace)
@@ -236,7 +248,8 @@ public struct Benchmark {
         return DeviceReport(
             device: device.info, operations: timings, stepBreakdown: breakdown, epoch: epoch,
             programPreparation: nil, launchesPerStep: structure?.launchesPerStep,
-            hostWaitsPerStep: structure?.hostWaitsPerStep, stepStructure: structure)
+            hostWaitsPerStep: structure?.hostWaitsPerStep, stepStructure: structure,
+            gpuModel: device is OpenCLDevice ? GPUStepModel(operations: timings, batch: options.batchSizes[0]) : nil)
     }
 
     /// The kernels `body` launches on `device`, in order; nil unless it is

@@ -7,6 +7,9 @@ struct OperationFixture {
         var name: String
         var shape: String
         var flops: Double?
+        /// The bytes the operation must move at least: each input read and
+        /// each output written once, in 4-byte elements (``Benchmark/Timing/bytes``).
+        var bytes: Double?
         var run: () throws -> Void
     }
 
@@ -53,6 +56,8 @@ struct OperationFixture {
         func floats(_ n: Int) throws -> Buffer {
             try d.makeBuffer((0..<n).map { _ in random.uniform(1) })
         }
+        /// Bytes of these counts of 4-byte elements.
+        func elements(_ counts: Int...) -> Double { 4 * Double(counts.reduce(0, +)) }
         // The im2col products of each layer, as in reference-figures.md.
         let gemms: [(String, GEMMShape)] = [
             ("gemm.conv1.forward", GEMMShape(m: 8, n: s.conv1.patchCount, k: 9)),
@@ -67,7 +72,10 @@ struct OperationFixture {
             let b = try floats(shape.k * shape.n)
             let c = try floats(shape.m * shape.n)
             operations.append(
-                Operation(name: name, shape: shape.description, flops: shape.flops) {
+                Operation(
+                    name: name, shape: shape.description, flops: shape.flops,
+                    bytes: elements(shape.m * shape.k, shape.k * shape.n, shape.m * shape.n)
+                ) {
                     try d.gemm(shape, a: a, b: b, c: c)
                 })
         }
@@ -91,20 +99,37 @@ struct OperationFixture {
             let sparse = PooledGradient(pool: pool, values: gradReluOutput, argmax: argmax, reluOutput: reluOutput)
             let scratchPooled = try d.makeBuffer(count: pool.outputCount, kind: .float32)
             let scratchArgmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
+            let weights = conv.outChannels * conv.patchSize
+            let columnCount = conv.patchSize * conv.patchCount
+            // The pooled passes read the pooled gradient, its winners and the ReLU's output.
+            let pooledGradient = 3 * pool.outputCount
             operations += [
-                Operation(name: "\(layer).im2col", shape: words, flops: nil) {
+                Operation(
+                    name: "\(layer).im2col", shape: words, flops: nil, bytes: elements(conv.inputCount, columnCount)
+                ) {
                     try d.im2col(conv, input: input, columns: columns)
                 },
-                Operation(name: "\(layer).col2im", shape: words, flops: nil) {
+                Operation(
+                    name: "\(layer).col2im", shape: words, flops: nil, bytes: elements(columnCount, conv.inputCount)
+                ) {
                     try d.col2im(conv, columns: columns, input: scratchInput)
                 },
-                Operation(name: "\(layer).forward", shape: words, flops: conv.flops) {
+                Operation(
+                    name: "\(layer).forward", shape: words, flops: conv.flops,
+                    bytes: elements(conv.inputCount, weights, conv.outputCount)
+                ) {
                     try d.conv2dForward(conv, input: input, weight: weight, output: output)
                 },
-                Operation(name: "\(layer).backward_weight", shape: words, flops: conv.flops) {
+                Operation(
+                    name: "\(layer).backward_weight", shape: words, flops: conv.flops,
+                    bytes: elements(conv.inputCount, conv.outputCount, weights)
+                ) {
                     try d.conv2dBackwardWeight(conv, input: input, gradOutput: gradOutput, gradWeight: gradWeight)
                 },
-                Operation(name: "\(layer).backward_data", shape: words, flops: conv.flops) {
+                Operation(
+                    name: "\(layer).backward_data", shape: words, flops: conv.flops,
+                    bytes: elements(conv.outputCount, weights, conv.inputCount)
+                ) {
                     // conv1's input gradient is not needed in training; timed for completeness.
                     try d.conv2dBackwardData(
                         conv, gradOutput: gradOutput, weight: weight,
@@ -112,15 +137,24 @@ struct OperationFixture {
                 },
                 // What training runs (with the fused ReLU). GFLOP/s count the dense
                 // arithmetic the operation replaces, so they compare with the dense rows above.
-                Operation(name: "\(layer).forward_pool", shape: words, flops: conv.flops) {
+                Operation(
+                    name: "\(layer).forward_pool", shape: words, flops: conv.flops,
+                    bytes: elements(conv.inputCount, weights, 2 * pool.outputCount)
+                ) {
                     try d.conv2dMaxPool2Forward(
                         conv, input: input, weight: weight, pooled: scratchPooled,
                         argmax: scratchArgmax, relu: true)
                 },
-                Operation(name: "\(layer).backward_weight_pooled", shape: words, flops: conv.flops) {
+                Operation(
+                    name: "\(layer).backward_weight_pooled", shape: words, flops: conv.flops,
+                    bytes: elements(conv.inputCount, pooledGradient, weights)
+                ) {
                     try d.conv2dBackwardWeight(conv, input: input, pooledGradient: sparse, gradWeight: gradWeight)
                 },
-                Operation(name: "\(layer).backward_data_pooled", shape: words, flops: conv.flops) {
+                Operation(
+                    name: "\(layer).backward_data_pooled", shape: words, flops: conv.flops,
+                    bytes: elements(pooledGradient, weights, conv.inputCount)
+                ) {
                     try d.conv2dBackwardData(
                         conv, pooledGradient: sparse, weight: weight,
                         gradInput: gradInput ?? scratchInput)
@@ -135,10 +169,12 @@ struct OperationFixture {
             let gradInput = try floats(count)
             try d.reluForward(count: count, input: input, output: output)
             operations += [
-                Operation(name: "\(layer).forward", shape: "\(count)", flops: nil) {
+                Operation(name: "\(layer).forward", shape: "\(count)", flops: nil, bytes: elements(count, count)) {
                     try d.reluForward(count: count, input: input, output: output)
                 },
-                Operation(name: "\(layer).backward", shape: "\(count)", flops: nil) {
+                Operation(
+                    name: "\(layer).backward", shape: "\(count)", flops: nil, bytes: elements(count, count, count)
+                ) {
                     try d.reluBackward(count: count, output: output, gradOutput: gradOutput, gradInput: gradInput)
                 },
             ]
@@ -153,10 +189,16 @@ struct OperationFixture {
             let argmax = try d.makeBuffer(count: pool.outputCount, kind: .int32)
             try d.maxPool2Forward(pool, input: input, output: output, argmax: argmax)
             operations += [
-                Operation(name: "\(layer).forward", shape: words, flops: nil) {
+                Operation(
+                    name: "\(layer).forward", shape: words, flops: nil,
+                    bytes: elements(conv.outputCount, 2 * pool.outputCount)
+                ) {
                     try d.maxPool2Forward(pool, input: input, output: output, argmax: argmax)
                 },
-                Operation(name: "\(layer).backward", shape: words, flops: nil) {
+                Operation(
+                    name: "\(layer).backward", shape: words, flops: nil,
+                    bytes: elements(2 * pool.outputCount, conv.outputCount)
+                ) {
                     try d.maxPool2Backward(pool, gradOutput: gradOutput, argmax: argmax, gradInput: gradInput)
                 },
             ]
@@ -164,20 +206,30 @@ struct OperationFixture {
         let optimizer = self.optimizer
         let network = self.network
         operations += [
-            Operation(name: "fc.forward", shape: "\(batch)×400→10", flops: s.fc.flops) {
+            Operation(
+                name: "fc.forward", shape: "\(batch)×400→10", flops: s.fc.flops,
+                bytes: elements(batch * 400, 4000, 10, batch * 10)
+            ) {
                 try d.linearForward(s.fc, input: w.relu2, weight: p.fcWeight, bias: p.fcBias, output: w.logits)
             },
-            Operation(name: "fc.backward", shape: "\(batch)×400→10", flops: 2 * s.fc.flops) {
+            Operation(
+                name: "fc.backward", shape: "\(batch)×400→10", flops: 2 * s.fc.flops,
+                bytes: elements(batch * 10, batch * 400, 4000, 4000, 10, batch * 400)
+            ) {
                 try d.linearBackward(
                     s.fc, input: w.relu2, weight: p.fcWeight, gradOutput: w.gradLogits,
                     gradInput: w.gradRelu2, gradWeight: g.fcWeight, gradBias: g.fcBias)
             },
-            Operation(name: "softmax_cross_entropy", shape: "\(batch)×10", flops: nil) {
+            Operation(
+                name: "softmax_cross_entropy", shape: "\(batch)×10", flops: nil,
+                bytes: elements(batch * 10, batch, batch * 10, 2 * batch)
+            ) {
                 try d.softmaxCrossEntropy(
                     batch: batch, classes: 10, logits: w.logits, labels: w.labels,
                     gradLogits: w.gradLogits, perSample: w.perSample)
             },
-            Operation(name: "adam.update", shape: "5,234 parameters", flops: nil) {
+            // Parameter, gradient and both moments read; parameter and moments written.
+            Operation(name: "adam.update", shape: "5,234 parameters", flops: nil, bytes: elements(7 * 5234)) {
                 try optimizer.update(parameters: network.parameters, gradients: network.gradients)
             },
         ]

@@ -177,6 +177,7 @@ enum BenchTable {
             if let structure = r.stepStructure {
                 Swift.print("training step at the first batch size, \(structure.summary)")
             }
+            if let model = r.gpuModel { Swift.print(model.summary) }
             for batch in r.stepBreakdown.keys.sorted() {
                 Swift.print("where a training step's time goes (batch \(batch)):")
                 for s in r.stepBreakdown[batch]!.sorted(by: { $0.seconds > $1.seconds }) {
