@@ -31,8 +31,8 @@ final class StepResultLogTests: XCTestCase {
         }
     }
 
-    /// Seven steps in blocks of three (the last batch smaller): each block's
-    /// results arrive when the next block is complete, in step order, with
+    /// Seven steps in blocks of three (the last batch smaller), collected two
+    /// steps after each block: the results arrive in step order, with
     /// the per-step sums of a float64 loop over what was written; one host
     /// wait per block read.
     func testLogSumsEachStepAndWaitsOncePerBlock() throws {
@@ -63,7 +63,7 @@ final class StepResultLogTests: XCTestCase {
             }
             let rest = try log.drain()
             results += rest
-            XCTAssertEqual(arrived, [[], [], [], [], [], [0, 1, 2], []], device.info.summary)
+            XCTAssertEqual(arrived, [[], [], [], [], [0, 1, 2], [], []], device.info.summary)
             XCTAssertEqual(rest.map(\.step), [3, 4, 5, 6], device.info.summary)
             XCTAssertEqual(results, expected, device.info.summary)
             // Three block reads, one wait each (an upload's staging area may
@@ -109,6 +109,34 @@ final class StepResultLogTests: XCTestCase {
             } else {
                 XCTAssertEqual(s.bytesToHostPerStep, 0, device.info.summary)
             }
+        }
+    }
+
+    /// Progress trails the queued steps by at most a block and the lag (two
+    /// steps): every step is reported once, in order, and when step s is
+    /// reported at most stepsPerRead + 2 optimiser steps have been queued
+    /// beyond it (the rate and ETA shown are computed from it).
+    func testProgressTrailsTheQueuedStepsByAtMostABlockAndTheLag() throws {
+        let dir = try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST_DIR is not set")
+        let data = try MNISTLoader.load(kind: .mnist, directory: dir)
+        let settings = TrainingSettings(epochs: 1, seed: 4, trainLimit: 64 * 23, testLimit: 10)
+        final class Recorder: TrainingObserver {
+            var reports: [(step: Int, queued: Int)] = []
+            var queued: () -> Int = { 0 }
+            func epochStarted(epoch: Int, of epochs: Int, steps: Int) {}
+            func stepFinished(epoch: Int, step: Int, steps: Int, images: Int, meanLoss: Double) {
+                reports.append((step, queued()))
+            }
+            func epochFinished(_ metrics: EpochMetrics, of epochs: Int) {}
+        }
+        let t = try Trainer(device: HostDevice(), settings: settings, train: data.train, test: data.test)
+        t.stepsPerRead = 5
+        let recorder = Recorder()
+        recorder.queued = { t.optimizer.step }
+        try t.run(outputDirectory: nil, observer: recorder)
+        XCTAssertEqual(recorder.reports.map(\.step), Array(1...23))
+        for r in recorder.reports {
+            XCTAssertLessThanOrEqual(r.queued - r.step, 5 + 2, "step \(r.step) reported with \(r.queued) queued")
         }
     }
 

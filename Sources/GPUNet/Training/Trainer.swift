@@ -161,11 +161,11 @@ public final class ModelTrainer<Network: TrainableNetwork> {
                         meanLoss: lossSum / Double(seen))
                 }
             }
-            // The host queues step after step without waiting: each step's
-            // loss writes its per-sample results into a slot of the device's
-            // result log, which the host reads every `stepsPerRead` steps
-            // (StepResultLog: at most twice that many steps in flight, and
-            // the only wait is for a read queued a block earlier). A
+            // The host queues step after step: each step's loss writes its
+            // per-sample results into a slot of the device's result log,
+            // which the host reads a block of `stepsPerRead` steps at a time,
+            // waiting for a block only once two more steps are queued behind
+            // it (StepResultLog), so the device always has work. A
             // non-finite loss ends the run at its own step once its block is
             // read; the steps queued after it change nothing that is kept,
             // since nothing is saved after a failure. A stop request is
