@@ -145,6 +145,19 @@ public struct NaiveNetwork {
             runningStatistics: pass.running, layerOutputs: pass.outputs, activations: activations)
     }
 
+    /// ∂(Σ u·logits)/∂images of the eval-mode network (BatchNorm with the
+    /// running statistics in `parameters`), u = `cotangent` (batch ×
+    /// classes): the same backward walk as ``run(images:labels:batch:parameters:training:)``'s,
+    /// from u instead of the loss's gradient.
+    public func inputGradient(
+        images: [Double], cotangent: [Double], batch: Int, parameters: [String: [Double]]
+    ) -> [Double] {
+        precondition(cotangent.count == batch * classes, "NaiveNetwork.inputGradient: \(cotangent.count) values")
+        var pass = Pass(rows: summary.layers, batch: batch, training: false, parameters: parameters)
+        _ = pass.forward(nodes, images)
+        return pass.backward(nodes, cotangent)
+    }
+
     /// Walks a description in shape inference's order, taking one summary row per layer.
     private struct RowCursor {
         let rows: [LayerSummary]

@@ -201,6 +201,8 @@ public final class NetworkPlan {
         let saved: [Buffer]
         /// Holds a second gradient contribution before it is added (made with the gradients).
         private(set) var scratch: Buffer?
+        /// The input's gradient (``NetworkPlan/inputGradient(_:cotangent:)``), made on first use.
+        private var inputGradientBuffer: Buffer?
         /// False for a smaller batch's view of a larger workspace.
         var ownsBuffers: Bool { backing == nil }
 
@@ -246,6 +248,16 @@ public final class NetworkPlan {
             saved = larger.saved
             labels = larger.labels
             perSample = larger.perSample
+        }
+
+        /// The buffer of the input's gradient, made once (in the larger
+        /// workspace for a view of one).
+        func inputGradient(_ plan: NetworkPlan) throws -> Buffer {
+            if let backing { return try backing.inputGradient(plan) }
+            if let inputGradientBuffer { return inputGradientBuffer }
+            let buffer = try plan.device.makeBuffer(count: max(batch * plan.inputSize, 1), kind: .float32)
+            inputGradientBuffer = buffer
+            return buffer
         }
 
         /// Makes the gradient buffers the backward pass writes, once (in
@@ -378,18 +390,45 @@ public final class NetworkPlan {
 
     /// The backward pass from the mean loss of the last training-mode
     /// ``forward(_:training:)`` into ``gradients`` (overwritten, not added to).
-    public func backward(_ w: Workspace) throws {
+    public func backward(_ w: Workspace) throws { try backward(w, training: true, input: nil) }
+
+    /// ∂(Σ_k u[b,k]·logits[b,k])/∂input[b] for each image b of the last
+    /// eval-mode ``forward(_:training:)``, u = `cotangent` (B × classes): the
+    /// backward pass of the eval-mode network (BatchNorm the affine map of
+    /// its running statistics, so images do not interact) from u to the
+    /// input, (B × ``inputSize``). Row k of image b's Jacobian
+    /// ∂logits/∂input is the result for u = e_k. ``gradients`` are
+    /// overwritten too.
+    public func inputGradient(_ w: Workspace, cotangent: [Float]) throws -> [Float] {
+        precondition(cotangent.count == w.batch * classes, "inputGradient: \(cotangent.count) cotangent values")
+        if let first = operations.first(where: { $0.inputs.contains(0) && !needsGradient[$0.output] }) {
+            throw NetworkPlanError.inputGradientUnavailable(first.path)
+        }
+        try w.prepareBackward(self)
+        let input = try w.inputGradient(self)
+        let logitsGradient = w.gradients[w.gradients.count - 1]!
+        try device.upload(
+            cotangent + [Float](repeating: 0, count: logitsGradient.count - cotangent.count), to: logitsGradient)
+        try backward(w, training: false, input: input)
+        return Array(try device.floats(input).prefix(w.batch * inputSize))
+    }
+
+    /// The backward pass: training mode (BatchNorm through its batch
+    /// statistics) or eval mode; with `input`, the input's gradient too.
+    private func backward(_ w: Workspace, training: Bool, input inputGradient: Buffer?) throws {
         try w.prepareBackward(self)
         let d = device
         let b = w.batch
         let scratch = w.scratch!
         var written = Set([activationSizes.count - 1])
+        /// The gradient buffer of activation `index` (the input's: `inputGradient`).
+        func gradient(_ index: Int) -> Buffer { index == 0 ? inputGradient! : w.gradients[index]! }
         /// Where the gradient of activation `index` goes: its buffer the first
         /// time, the scratch buffer (added afterwards by `settle`) after that.
-        func target(_ index: Int) -> Buffer { written.contains(index) ? scratch : w.gradients[index]! }
+        func target(_ index: Int) -> Buffer { written.contains(index) ? scratch : gradient(index) }
         func settle(_ index: Int, _ path: String) throws {
             if written.contains(index) {
-                let g = w.gradients[index]!
+                let g = gradient(index)
                 try perform(path, "add", "grad_sum") {
                     try d.residualAdd(count: b * activationSizes[index], g, scratch, output: g)
                 }
@@ -400,7 +439,7 @@ public final class NetworkPlan {
             guard let gradOutput = w.gradients[op.output] else { continue }
             let inputIndex = op.inputs[0]
             let input = w.activations[inputIndex]
-            let wantInput = needsGradient[inputIndex]
+            let wantInput = needsGradient[inputIndex] || (inputIndex == 0 && inputGradient != nil)
             let p = op.path
             switch op.kind {
             case .conv(let spec, let h, let wd, let weight, let bias):
@@ -419,7 +458,7 @@ public final class NetworkPlan {
                     try settle(inputIndex, p)
                 }
             case .batchNorm(let c, let h, let wd, let gamma, let beta, _, _, let slot):
-                if let sync = batchNormSynchronization {
+                if training, let sync = batchNormSynchronization {
                     let shape = BatchNormShape(batch: b, channels: c, height: h, width: wd)
                     try perform(p, "batchnorm", "backward") {
                         try d.batchNormBackwardSums(
@@ -443,7 +482,7 @@ public final class NetworkPlan {
                         BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
                         gamma: parameters[gamma].buffer, saved: w.saved[slot], gradOutput: gradOutput,
                         gradInput: gradInput, gradGamma: gradients[gamma],
-                        gradBeta: gradients[beta], training: true)
+                        gradBeta: gradients[beta], training: training)
                 }
                 if wantInput { try settle(inputIndex, p) }
             case .relu:
@@ -487,8 +526,9 @@ public final class NetworkPlan {
                 if wantInput { try settle(inputIndex, p) }
             case .add:
                 // The sum's gradient reaches both addends unchanged.
-                for (addend, index) in op.inputs.enumerated() where needsGradient[index] {
-                    let g = w.gradients[index]!
+                for (addend, index) in op.inputs.enumerated()
+                where needsGradient[index] || (index == 0 && inputGradient != nil) {
+                    let g = gradient(index)
                     if written.contains(index) {
                         try perform(p, "add", "backward", addend: addend) {
                             try d.residualAdd(count: b * activationSizes[index], g, gradOutput, output: g)
@@ -586,6 +626,9 @@ public enum NetworkPlanError: Error, CustomStringConvertible, Equatable {
     case counterMismatch([Int])
     /// A synchronised BatchNorm's global batch has one value per channel or none.
     case tooFewValues(Int)
+    /// The input's gradient does not reach the input: an operation on it
+    /// precedes every learned tensor (the backward pass stops before it).
+    case inputGradientUnavailable(String)
 
     public var description: String {
         switch self {
@@ -596,6 +639,9 @@ public enum NetworkPlanError: Error, CustomStringConvertible, Equatable {
             return "the BatchNorm layers' num_batches_tracked differ (\(values)); this model counts one for all"
         case .tooFewValues(let n):
             return "a synchronised BatchNorm needs more than one value per channel over all processes (got \(n))"
+        case .inputGradientUnavailable(let path):
+            return
+                "no input gradient: \(path) takes the input before any learned tensor, and the backward pass stops there"
         }
     }
 }
