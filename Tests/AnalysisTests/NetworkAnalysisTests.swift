@@ -9,10 +9,13 @@ import XCTest
 /// float64 loops over the unfolded description, BatchNorm in eval mode),
 /// rounded to float32 as a device returns it; optionally with one row's
 /// output perturbed.
-final class NaiveNetworkUnderTest: LayeredNetworkUnderTest {
+final class NaiveNetworkUnderTest: DifferentiableNetworkUnderTest {
     let naive: NaiveNetwork
     let parameters: [String: [Double]]
     var outputs: [[Double]] = []
+    private var lastImages: (values: [Double], count: Int) = ([], 0)
+    /// Multiplies every input gradient (1: none).
+    var gradientScale: Float = 1
     /// Added to every value of this summary row's output.
     var corruption: (row: Int, amount: Float)?
 
@@ -26,7 +29,15 @@ final class NaiveNetworkUnderTest: LayeredNetworkUnderTest {
             images: normalizedImages.map(Double.init), labels: [Int32](repeating: 0, count: count), batch: count,
             parameters: parameters, training: false)
         outputs = r.layerOutputs
+        lastImages = (normalizedImages.map(Double.init), count)
         return r.logits.map(Float.init)
+    }
+
+    func inputGradient(cotangent: [Float]) throws -> [Float] {
+        naive.inputGradient(
+            images: lastImages.values, cotangent: cotangent.map(Double.init), batch: lastImages.count,
+            parameters: parameters
+        ).map { Float($0) * gradientScale }
     }
 
     func output(row: Int) throws -> [Float] {
@@ -127,6 +138,48 @@ final class NetworkAnalysisTests: XCTestCase {
             XCTAssertLessThan(
                 maxAbsoluteDifference(outputs[l], reference.layerOutputs[layer.outputRow]), 1e-9, layer.name)
         }
+    }
+
+    /// Phase 9's measured ‖∂logits/∂x‖₂: the largest over the images equals
+    /// σ_max of that image's Jacobian by central differences of the host's
+    /// float64 folded network (1e-6 relative), lies below the Lipschitz
+    /// bound (a passed check), and a gradient 10⁶ times too large fails
+    /// that check.
+    func testMeasuredInputGradientMatchesFiniteDifferencesAndTheBoundCheckCanFail() throws {
+        let (description, naive, floats) = try resnet8()
+        let network = try FoldedNetwork(
+            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
+        let device = NaiveNetworkUnderTest(naive, parameters: floats.mapValues { $0.map(Double.init) })
+        let options = NetworkAnalysisOptions(
+            images: 6, sweepImages: 4, deviceBatch: 4, chunk: 3, threads: 2, gradientImages: 6)
+        let data = images(6)
+        let report = try NetworkAnalyzer(network: network, testSet: data, options: options).run(device: device)
+        let g = try XCTUnwrap(report.operators.measuredGradient)
+        XCTAssertEqual(g.images, 6)
+        XCTAssertTrue(report.allChecksPassed, "\(report.failedChecks.map { "\($0.id) = \($0.value)" })")
+        XCTAssertTrue(report.checks.contains { $0.id == "network.gradient-within-bound" })
+        XCTAssertEqual(g.slack, report.operators.networkBound / g.maxNorm, accuracy: 1e-12 * g.slack)
+
+        // The Jacobian of image argmax by central differences, h = 1e-6.
+        let x = data.normalizedImages([g.argmaxImage]).map(Double.init)
+        let forward = HostNetworkForward.folded(network)
+        var jacobian = [Double](repeating: 0, count: 10 * x.count)
+        for i in x.indices {
+            var plus = x
+            var minus = x
+            plus[i] += 1e-6
+            minus[i] -= 1e-6
+            let up = forward.logits(plus, batch: 1)
+            let down = forward.logits(minus, batch: 1)
+            for k in 0..<10 { jacobian[k * x.count + i] = (up[k] - down[k]) / 2e-6 }
+        }
+        let sigma = try SingularValueDecomposition(Matrix(rows: 10, columns: x.count, values: jacobian))
+            .singularValues[0]
+        XCTAssertEqual(g.maxNorm, sigma, accuracy: 1e-6 * sigma)
+
+        device.gradientScale = 1e6
+        let corrupted = try NetworkAnalyzer(network: network, testSet: data, options: options).run(device: device)
+        XCTAssertEqual(corrupted.failedChecks.map(\.id), ["network.gradient-within-bound"])
     }
 
     /// Against the naive network as the network under test: every check

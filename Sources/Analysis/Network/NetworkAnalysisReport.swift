@@ -16,6 +16,14 @@ public protocol LayeredNetworkUnderTest {
     func output(row: Int) throws -> [Float]
 }
 
+/// A network under test that also runs its backward pass to the input
+/// (the device's, in eval mode): phase 9 measures ‖∂logits/∂x‖₂ with it.
+public protocol DifferentiableNetworkUnderTest: LayeredNetworkUnderTest {
+    /// ∂(Σ u·logits)/∂input for the images of the last ``forward(normalizedImages:count:)``,
+    /// u = `cotangent` (count × classes); returns count × the input's size.
+    func inputGradient(cotangent: [Float]) throws -> [Float]
+}
+
 /// Settings of one per-layer analysis; recorded in the report.
 public struct NetworkAnalysisOptions: Codable, Sendable, Equatable {
     /// Test images of phases 1, 3 and 4 (the first ones); nil: the whole test set.
@@ -32,12 +40,18 @@ public struct NetworkAnalysisOptions: Codable, Sendable, Equatable {
     /// Layers of rank r ≤ this are swept at every k = 1…r; larger ones at
     /// k = 1, 2, 4, 8, … < r and r.
     public var everyRankUpTo: Int
+    /// Test images at which phase 9 measures ‖∂logits/∂x‖₂ (the first
+    /// ones; nil: 512; 0: none). Each costs the network's classes backward
+    /// passes.
+    public var gradientImages: Int?
 
     public init(
         images: Int? = nil, sweepImages: Int? = nil, deviceBatch: Int = 64, chunk: Int = 8,
         threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-        energyThresholds: [Double] = [0.90, 0.95, 0.99, 0.999], everyRankUpTo: Int = 16
+        energyThresholds: [Double] = [0.90, 0.95, 0.99, 0.999], everyRankUpTo: Int = 16,
+        gradientImages: Int? = nil
     ) {
+        self.gradientImages = gradientImages
         self.images = images
         self.sweepImages = sweepImages
         self.deviceBatch = deviceBatch

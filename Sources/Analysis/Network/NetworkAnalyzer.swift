@@ -98,8 +98,17 @@ public struct NetworkAnalyzer {
         progress(
             "phase 9: every conv layer as an operator (circular spectrum, norm bracket, dense SVD up to "
                 + "\(OperatorPhase.denseColumnLimit) columns), Lipschitz bounds")
-        let operators = try OperatorPhase.run(network, threads: options.threads)
+        var operators = try OperatorPhase.run(network, threads: options.threads)
         lap("phase 9: operators and Lipschitz bounds")
+        let gradientImages = min(options.gradientImages ?? 512, testSet.count)
+        if let differentiable = device as? DifferentiableNetworkUnderTest, gradientImages > 0 {
+            let count = gradientImages
+            progress("phase 9: ‖∂logits/∂x‖₂ on \(count) test images (\(network.classes) backward passes a batch)")
+            operators.measuredGradient = try OperatorPhase.measureInputGradient(
+                differentiable, set: testSet, count: count, batch: options.deviceBatch, classes: network.classes,
+                bound: operators.networkBound)
+            lap("phase 9: measured input gradients (the network under test)")
+        }
 
         let layers = spectra.map(\.record)
         let total = Clocks.seconds(since: started)
@@ -459,6 +468,16 @@ extension NetworkAnalyzer {
     /// iterations.
     static func operatorChecks(_ report: OperatorPhase.Report) -> [Check] {
         var checks = [Check]()
+        if let g = report.measuredGradient {
+            // Float32 gradients: a relative 1e-3 above the bound is rounding, not a violation.
+            checks.append(
+                Check(
+                    id: "network.gradient-within-bound",
+                    description:
+                        "largest measured ‖∂logits/∂x‖₂ over the Lipschitz bound, on \(g.images) test images",
+                    value: g.maxNorm / report.networkBound, relation: .lessThan, limit: 1 + 1e-3,
+                    kind: .independent))
+        }
         for l in report.layers {
             let b = l.bracket
             checks.append(

@@ -66,6 +66,66 @@ public struct OperatorPhase: Sendable {
         public var networkBound: Double
         /// Per layer upper bounds used: the bracket's upper for a conv, σ_max for a linear layer.
         public var upperBounds: [Double]
+        /// ‖∂logits/∂x‖₂ measured with the network under test's backward
+        /// pass (nil without one): a lower bound of the Lipschitz constant.
+        public var measuredGradient: MeasuredInputGradient? = nil
+    }
+
+    /// The largest ‖∂logits/∂x‖₂ over test images: per image the Jacobian
+    /// J (classes × input) from one backward pass per class (row k for the
+    /// cotangent e_k), its largest singular value by LAPACK in float64.
+    /// Every such value is a lower bound of the network's Lipschitz
+    /// constant, so the largest must not exceed ``Report/networkBound``.
+    public struct MeasuredInputGradient: Codable, Sendable, Equatable {
+        public var images: Int
+        public var maxNorm: Double
+        /// The test image (0-based) with the largest norm.
+        public var argmaxImage: Int
+        public var meanNorm: Double
+        /// networkBound / maxNorm: how loose the product bound is here.
+        public var slack: Double
+        public var seconds: Double
+    }
+
+    /// Measures ``MeasuredInputGradient`` at the first `count` images of
+    /// `set` through `network`, `batch` images per call.
+    public static func measureInputGradient(
+        _ network: DifferentiableNetworkUnderTest, set: Dataset, count: Int, batch: Int, classes: Int,
+        bound: Double
+    ) throws -> MeasuredInputGradient {
+        let started = Clocks.wall()
+        var norms: [Double] = []
+        var start = 0
+        while start < count {
+            let n = min(batch, count - start)
+            let images = set.normalizedImages(start..<(start + n))
+            _ = try network.forward(normalizedImages: images, count: n)
+            let size = set.imageSize
+            var jacobians = [[Double]](repeating: [Double](repeating: 0, count: classes * size), count: n)
+            for k in 0..<classes {
+                var cotangent = [Float](repeating: 0, count: n * classes)
+                for b in 0..<n { cotangent[b * classes + k] = 1 }
+                let gradient = try network.inputGradient(cotangent: cotangent)
+                guard gradient.count == n * size else {
+                    throw NetworkAnalysisError.invalidInput(
+                        "the network under test's input gradient has \(gradient.count) values, expected \(n * size)")
+                }
+                for b in 0..<n {
+                    for i in 0..<size { jacobians[b][k * size + i] = Double(gradient[b * size + i]) }
+                }
+            }
+            for j in jacobians {
+                let svd = try SingularValueDecomposition(
+                    Matrix(rows: classes, columns: size, values: j), context: "∂logits/∂x")
+                norms.append(svd.singularValues[0])
+            }
+            start += n
+        }
+        let maxNorm = norms.max() ?? 0
+        return MeasuredInputGradient(
+            images: count, maxNorm: maxNorm, argmaxImage: norms.firstIndex(of: maxNorm) ?? 0,
+            meanNorm: norms.reduce(0, +) / Double(max(norms.count, 1)), slack: bound / maxNorm,
+            seconds: Clocks.seconds(since: started))
     }
 
     /// Runs the phase over `network`'s layers, `threads` layers at a time.

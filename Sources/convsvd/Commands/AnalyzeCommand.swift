@@ -40,10 +40,20 @@ struct AnalyzeCommand: ParsableCommand {
     )
     var sweepImages: Int = 1000
 
+    @Option(
+        name: .customLong("gradient-images"),
+        help:
+            "Models other than tiny: the first N test images at which phase 9 measures ‖∂logits/∂x‖₂ with the device's backward pass, one pass per class (0: none)."
+    )
+    var gradientImages: Int = 512
+
     func validate() throws {
         if let images, images < 1 { throw ValidationError("--images must be at least 1 (got \(images))") }
         if sweepImages < 0 {
             throw ValidationError("--sweep-images must be at least 0 (got \(sweepImages))")
+        }
+        if gradientImages < 0 {
+            throw ValidationError("--gradient-images must be at least 0 (got \(gradientImages))")
         }
     }
 
@@ -74,7 +84,8 @@ struct AnalyzeCommand: ParsableCommand {
             description, kind: kind, device: device.make(), checkpoint: URL(fileURLWithPath: checkpoint))
         let test = try data.load(forModel: model.model).test
         let directory = try prepareOutputDirectory(out)
-        let options = NetworkAnalysisOptions(images: images, sweepImages: noSweep ? 0 : sweepImages)
+        let options = NetworkAnalysisOptions(
+            images: images, sweepImages: noSweep ? 0 : sweepImages, gradientImages: gradientImages)
         let report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: options)
         try report.write(to: directory.appendingPathComponent("analysis.json"))
         print(NetworkAnalysisStage.render(report))

@@ -46,6 +46,13 @@ struct RunCommand: ParsableCommand {
     )
     var sweepImages: Int = 1000
 
+    @Option(
+        name: .customLong("gradient-images"),
+        help:
+            "Models other than tiny: the first N test images at which phase 9 measures ‖∂logits/∂x‖₂ with the device's backward pass, one pass per class (0: none)."
+    )
+    var gradientImages: Int = 512
+
     func run() throws {
         try reportingErrors {
             if !model.isTiny {
@@ -130,6 +137,9 @@ struct RunCommand: ParsableCommand {
         if sweepImages < 0 {
             throw ValidationError("--sweep-images must be at least 0 (got \(sweepImages))")
         }
+        if gradientImages < 0 {
+            throw ValidationError("--gradient-images must be at least 0 (got \(gradientImages))")
+        }
         let kind = try data.kind()
         let description = try model.description(for: kind)
         let settings = try training.settings(dataset: data.dataset, model: model.model)
@@ -162,7 +172,8 @@ struct RunCommand: ParsableCommand {
         }
         let directory = URL(fileURLWithPath: out)
         log("phases 2–5: per-layer analysis")
-        let options = NetworkAnalysisOptions(images: images, sweepImages: noSweep ? 0 : sweepImages)
+        let options = NetworkAnalysisOptions(
+            images: images, sweepImages: noSweep ? 0 : sweepImages, gradientImages: gradientImages)
         let report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: options)
         try report.write(to: directory.appendingPathComponent("analysis.json"))
         log("phase 8: per-layer figures")

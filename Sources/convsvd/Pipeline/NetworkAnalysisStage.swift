@@ -7,7 +7,7 @@ import NetIO
 /// A ``NetworkPlan`` in eval mode as the per-layer analysis sees it: the
 /// network whose logits and layer outputs the host's float64 folded network
 /// must match.
-final class PlanUnderTest: LayeredNetworkUnderTest {
+final class PlanUnderTest: DifferentiableNetworkUnderTest {
     let plan: NetworkPlan
     private var last: NetworkPlan.Workspace?
 
@@ -25,6 +25,11 @@ final class PlanUnderTest: LayeredNetworkUnderTest {
     func output(row: Int) throws -> [Float] {
         guard let last else { preconditionFailure("PlanUnderTest.output(row:) before forward") }
         return try plan.activation(last, row: row)
+    }
+
+    func inputGradient(cotangent: [Float]) throws -> [Float] {
+        guard let last else { preconditionFailure("PlanUnderTest.inputGradient(cotangent:) before forward") }
+        return try plan.inputGradient(last, cotangent: cotangent)
     }
 }
 
@@ -143,6 +148,14 @@ enum NetworkAnalysisStage {
                     b.shortcut, b.body))
         }
         lines.append(String(format: "  network: Lipschitz ≤ %.4g from the input to the logits", o.networkBound))
+        if let g = o.measuredGradient {
+            lines.append(
+                String(
+                    format:
+                        "  measured ‖∂logits/∂x‖₂ (the device's backward pass, %d test images): max %.4g (image %d), "
+                        + "mean %.4g; the bound is %.3g× the max (%.1f s)",
+                    g.images, g.maxNorm, g.argmaxImage, g.meanNorm, g.slack, g.seconds))
+        }
         lines += ["", "checks (\(r.checks.filter(\.passed).count) of \(r.checks.count) passed)"]
         for check in r.checks {
             lines.append(
