@@ -23,6 +23,20 @@ extension OpenCLDevice {
         _ s: ConvShape, input: Buffer, weight: Buffer,
         pooled: Buffer, argmax: Buffer, relu: Bool
     ) throws {
+        try pooledForward(
+            s, input: input, weight: weight, weightPatchMajor: nil, pooled: pooled, argmax: argmax, relu: relu,
+            staging: nil)
+    }
+
+    /// ``conv2dMaxPool2Forward(_:input:weight:pooled:argmax:relu:)`` with,
+    /// in the cpu family, the weights already in the (patch, output channel)
+    /// layout of `conv_weight_patch_major` (`weightPatchMajor`, skipping
+    /// that launch where the kernel reads it) and the operands of the next
+    /// convolution staged (``PooledForwardStaging``, checked: `StagingBuffers`).
+    func pooledForward(
+        _ s: ConvShape, input: Buffer, weight: Buffer, weightPatchMajor: OpenCLBuffer?,
+        pooled: Buffer, argmax: Buffer, relu: Bool, staging: StagingBuffers?
+    ) throws {
         let operation = "conv2dMaxPool2Forward"
         try validate(s, operation)
         let pool = Self.pool(over: s)
@@ -38,26 +52,44 @@ extension OpenCLDevice {
         {
             return
         }
+        let width = Self.vectorWidth(channels: s.outChannels)
         if Self.is3x3(s) && s.outChannels <= 8 && pool.outWidth >= 8 {
             let items = (s.outChannels + 3) / 4 * s.batch * pool.outHeight * ((pool.outWidth + 7) / 8)
+            // Staged in the same launch where the lanes need no zero padding.
+            let fused = staging.flatMap { width == s.outChannels ? $0 : nil }
+            let next: [OpenCLKernel.Argument] =
+                fused.map {
+                    [
+                        .buffer($0.lanes), .int(width), .buffer($0.nextWeight), .buffer($0.nextWeightPatchMajor),
+                        .int($0.next.outChannels), .int($0.next.patchSize), .int($0.nextOutPad),
+                    ]
+                } ?? [
+                    .buffer(pooledBuffer), .int(0), .buffer(weightBuffer), .buffer(pooledBuffer), .int(0), .int(0),
+                    .int(0),
+                ]
             try launch(
-                "conv2d_maxpool2_forward_rows3x3", items: items,
+                "conv2d_maxpool2_forward_rows3x3", items: items + (fused?.next.patchSize ?? 0),
                 [
                     .buffer(inputBuffer), .buffer(weightBuffer), .buffer(pooledBuffer), .buffer(argmaxBuffer),
                     .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
                     .int(relu ? 1 : 0),
-                ])
+                ] + next)
+            if fused == nil, let staging { try stage(staging, pooled: pooledBuffer, pool) }
             return
         }
-        let width = Self.vectorWidth(channels: s.outChannels)
         let groups = (s.outChannels + width - 1) / width
         let outPad = groups * width
-        let weightT = try scratchBuffer("pooled.weightT", count: s.patchSize * outPad)
-        try launch(
-            "conv_weight_patch_major", items: s.patchSize * outPad,
-            [
-                .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad),
-            ])
+        let weightT: OpenCLBuffer
+        if let weightPatchMajor {
+            weightT = try cl(weightPatchMajor, "weightPatchMajor", atLeast: s.patchSize * outPad, in: operation)
+        } else {
+            weightT = try scratchBuffer("pooled.weightT", count: s.patchSize * outPad)
+            try launch(
+                "conv_weight_patch_major", items: s.patchSize * outPad,
+                [
+                    .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad),
+                ])
+        }
         let items = groups * s.batch * pool.outHeight * pool.outWidth
         let arguments: [OpenCLKernel.Argument] = [
             .buffer(inputBuffer), .buffer(weightT), .buffer(pooledBuffer), .buffer(argmaxBuffer), .int(s.batch),
@@ -70,6 +102,26 @@ extension OpenCLDevice {
                 "conv2d_maxpool2_forward_\(width)", items: items,
                 arguments + [.int(s.kernelHeight), .int(s.kernelWidth)])
         }
+        if let staging { try stage(staging, pooled: pooledBuffer, pool) }
+    }
+
+    /// The staging of ``PooledForwardStaging`` by its own two launches
+    /// (`conv_planes_to_lanes_W`, `conv_weight_patch_major`), where the
+    /// forward kernel does not stage.
+    private func stage(_ staging: StagingBuffers, pooled: OpenCLBuffer, _ pool: PoolShape) throws {
+        let lanes = Self.vectorWidth(channels: pool.channels)
+        try launch(
+            "conv_planes_to_lanes_\(lanes)", items: pool.batch * pool.outHeight,
+            [
+                .buffer(pooled), .buffer(staging.lanes), .int(pool.batch), .int(pool.channels),
+                .int(pool.outHeight), .int(pool.outWidth),
+            ])
+        try launch(
+            "conv_weight_patch_major", items: staging.next.patchSize * staging.nextOutPad,
+            [
+                .buffer(staging.nextWeight), .buffer(staging.nextWeightPatchMajor), .int(staging.next.outChannels),
+                .int(staging.next.patchSize), .int(staging.nextOutPad),
+            ])
     }
 
     /// Two forms, chosen by shape (measured on PoCL here, batch 64):
@@ -93,6 +145,17 @@ extension OpenCLDevice {
     /// A corrupt winner (not in its own window) passes no gradient.
     public func conv2dBackwardWeight(
         _ s: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
+        gradWeight: Buffer
+    ) throws {
+        try pooledWeightGradient(s, input: input, inputLanes: nil, pooledGradient: gradient, gradWeight: gradWeight)
+    }
+
+    /// ``conv2dBackwardWeight(_:input:pooledGradient:gradWeight:)`` with, in
+    /// the cpu family, the input already channels-last (`inputLanes`, from a
+    /// ``PooledForwardStaging``), skipping `conv_planes_to_lanes_W` where the
+    /// kernels read it.
+    func pooledWeightGradient(
+        _ s: ConvShape, input: Buffer, inputLanes: OpenCLBuffer?, pooledGradient gradient: PooledGradient,
         gradWeight: Buffer
     ) throws {
         let operation = "conv2dBackwardWeight(pooled)"
@@ -124,13 +187,18 @@ extension OpenCLDevice {
             return
         }
         let lanes = Self.vectorWidth(channels: s.inChannels)
-        let lanesBuffer = try scratchBuffer("pooled.inputLanes", count: s.batch * s.height * s.width * lanes)
-        try launch(
-            "conv_planes_to_lanes_\(lanes)", items: s.batch * s.height,
-            [
-                .buffer(inputBuffer), .buffer(lanesBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
-                .int(s.width),
-            ])
+        let lanesBuffer: OpenCLBuffer
+        if let inputLanes {
+            lanesBuffer = try cl(inputLanes, "inputLanes", atLeast: s.batch * s.height * s.width * lanes, in: operation)
+        } else {
+            lanesBuffer = try scratchBuffer("pooled.inputLanes", count: s.batch * s.height * s.width * lanes)
+            try launch(
+                "conv_planes_to_lanes_\(lanes)", items: s.batch * s.height,
+                [
+                    .buffer(inputBuffer), .buffer(lanesBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
+                    .int(s.width),
+                ])
+        }
         let kernelArea = s.kernelHeight * s.kernelWidth
         let blocks = Self.is3x3(s) ? 1 : kernelArea
         // Chunks of images only as far as needed for 8 work-items per compute
