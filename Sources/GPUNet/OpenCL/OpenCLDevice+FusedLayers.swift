@@ -6,9 +6,10 @@
 /// same order (it calls the same `static inline` helpers or repeats their
 /// expressions), so a network trains to the same bits either way; the
 /// operations' outputs are those of the separate ``Device`` operations
-/// named in each doc. Where a shape is not one the fused kernels serve, or
-/// in the gpu family (whose kernels read the planes and weights directly and
-/// have no fused forms here), each falls back to the separate launches.
+/// named in each doc. Where a shape is not one the fused kernels serve, each
+/// falls back to the separate launches. The gpu family stages nothing (its
+/// kernels read planes and weights directly); it fuses the linear layer
+/// with the loss and its backward pass with the data gradient.
 extension OpenCLDevice {
     /// What a pooled convolution's forward stages for the next convolution
     /// (`next`, whose input is the pooled output) in the cpu family, so that
@@ -126,22 +127,31 @@ extension OpenCLDevice {
 
     /// ``linearForward(_:input:weight:bias:output:)`` into `logits`, then
     /// ``softmaxCrossEntropy(batch:classes:logits:labels:gradLogits:perSample:)``
-    /// on them: in the cpu family one launch of
-    /// `linear_softmax_cross_entropy` (a work-item per four samples), in
-    /// the gpu family the two launches.
+    /// on them, in one launch: `linear_softmax_cross_entropy` (cpu family,
+    /// a work-item per four samples) or `gpu_linear_softmax_cross_entropy`
+    /// (a work-item per logit, groups of whole rows; the two launches where
+    /// a row exceeds a work-group).
     public func linearSoftmaxCrossEntropy(
         _ s: LinearShape, input: Buffer, weight: Buffer, bias: Buffer, logits: Buffer, labels: Buffer,
         gradLogits: Buffer, perSample: Buffer
     ) throws {
-        guard kernelFamily == .cpu, s.outFeatures > 0, s.batch > 0 else {
+        let gpu = kernelFamily == .gpu
+        let name = gpu ? "gpu_linear_softmax_cross_entropy" : "linear_softmax_cross_entropy"
+        let k = try kernel(name)
+        guard s.outFeatures > 0, s.batch > 0, !gpu || s.outFeatures <= k.maxWorkGroupSize else {
             try linearForward(s, input: input, weight: weight, bias: bias, output: logits)
             return try softmaxCrossEntropy(
                 batch: s.batch, classes: s.outFeatures, logits: logits, labels: labels, gradLogits: gradLogits,
                 perSample: perSample)
         }
         let operation = "linearSoftmaxCrossEntropy"
+        // gpu: a work-item per logit in groups of whole rows (as many as
+        // eight preferred multiples hold, at most the batch); cpu: a
+        // work-item per four samples.
+        let rows = min(max(min(k.maxWorkGroupSize, 8 * k.preferredMultiple) / s.outFeatures, 1), s.batch)
+        let local = rows * s.outFeatures
         try launch(
-            "linear_softmax_cross_entropy", items: (s.batch + 3) / 4,
+            name, items: gpu ? (s.batch + rows - 1) / rows * local : (s.batch + 3) / 4, local: gpu ? local : nil,
             [
                 .buffer(try cl(input, "input", atLeast: s.batch * s.inFeatures, in: operation)),
                 .buffer(try cl(weight, "weight", atLeast: s.outFeatures * s.inFeatures, in: operation)),
@@ -150,8 +160,7 @@ extension OpenCLDevice {
                 .buffer(try cl(labels, "labels", atLeast: s.batch, kind: .int32, in: operation)),
                 .buffer(try cl(gradLogits, "gradLogits", atLeast: s.batch * s.outFeatures, in: operation)),
                 .buffer(try cl(perSample, "perSample", atLeast: 2 * s.batch, in: operation)),
-                .int(s.batch), .int(s.inFeatures), .int(s.outFeatures),
-            ])
+            ] + (gpu ? [.local(bytes: local * 4)] : []) + [.int(s.batch), .int(s.inFeatures), .int(s.outFeatures)])
     }
 
     /// ``linearBackward(_:input:weight:gradOutput:gradInput:gradWeight:gradBias:)``
@@ -159,8 +168,10 @@ extension OpenCLDevice {
     /// convolution `conv` (flattened), its `gradInput` being
     /// `pooledGradient.values`, then
     /// ``conv2dBackwardData(_:pooledGradient:weight:gradInput:)`` of `conv`:
-    /// in the cpu family one launch of `linear_backward_pooled_data3x3_W` (W
-    /// lanes for conv's input channels), else the separate launches.
+    /// in one launch: `linear_backward_pooled_data3x3_W` (cpu family, 3×3; W
+    /// lanes for conv's input channels) or `gpu_linear_backward_pooled_data`
+    /// (gpu family, where its staging fits in local memory); else the
+    /// separate launches.
     public func linearBackwardPooledData(
         _ fc: LinearShape, weight fcWeight: Buffer, gradOutput: Buffer, gradWeight fcGradWeight: Buffer,
         gradBias fcGradBias: Buffer, conv: ConvShape, pooledGradient gradient: PooledGradient, convWeight: Buffer,
@@ -172,6 +183,14 @@ extension OpenCLDevice {
         else {
             throw OpenCLError.invalidArgument(
                 "\(operation): the linear layer \(fc) does not take the ReLU output of the pool \(gradient.pool)")
+        }
+        if kernelFamily == .gpu, fc.batch > 0,
+            try gpuLinearBackwardPooledData(
+                fc, fcInput: fcInput, weight: fcWeight, gradOutput: gradOutput, gradWeight: fcGradWeight,
+                gradBias: fcGradBias, conv: conv, pooledGradient: gradient, convWeight: convWeight,
+                gradInput: gradInput)
+        {
+            return
         }
         guard kernelFamily == .cpu, Self.is3x3(conv), fc.batch > 0 else {
             try linearBackward(
@@ -207,5 +226,48 @@ extension OpenCLDevice {
                 .int(conv.batch), .int(conv.inChannels), .int(conv.height), .int(conv.width),
                 .int(conv.outChannels), .int(1),
             ])
+    }
+
+    /// `gpu_linear_backward_pooled_data`: the groups of
+    /// ``gpuConv2dPooledData(_:values:argmax:reluOutput:relu:weight:gradInput:)``
+    /// computing the pooled gradients from the linear layer's, then groups
+    /// of the same size for the linear layer's weight and bias gradients,
+    /// one work-item per element. False when the staging does not fit in
+    /// local memory (the caller then launches the operations one by one).
+    private func gpuLinearBackwardPooledData(
+        _ fc: LinearShape, fcInput: Buffer, weight fcWeight: Buffer, gradOutput: Buffer, gradWeight: Buffer,
+        gradBias: Buffer, conv: ConvShape, pooledGradient gradient: PooledGradient, convWeight: Buffer,
+        gradInput: Buffer
+    ) throws -> Bool {
+        let operation = "linearBackwardPooledData"
+        try validate(conv, operation)
+        let name = "gpu_linear_backward_pooled_data"
+        let k = try kernel(name)
+        let pooledPerImage = fc.inFeatures
+        let tileBytes = (conv.weightCount + pooledPerImage) * 4
+        let winnerBytes = pooledPerImage * 4
+        guard tileBytes + winnerBytes <= gpuLocalBytesLeft(k) else { return false }
+        let (groupsPerImage, local) = gpuImageGroups(k, itemsPerImage: conv.inChannels * conv.height * conv.width)
+        let linearItems = fc.outFeatures * fc.inFeatures + fc.outFeatures
+        let count = gradient.pool.outputCount
+        try launch(
+            name, items: (conv.batch * groupsPerImage + (linearItems + local - 1) / local) * local, local: local,
+            [
+                .buffer(try cl(fcInput, "ReLU output", atLeast: count, in: operation)),
+                .buffer(try cl(fcWeight, "weight", atLeast: fc.outFeatures * fc.inFeatures, in: operation)),
+                .buffer(try cl(gradOutput, "gradOutput", atLeast: fc.batch * fc.outFeatures, in: operation)),
+                .buffer(try cl(gradWeight, "gradWeight", atLeast: fc.outFeatures * fc.inFeatures, in: operation)),
+                .buffer(try cl(gradBias, "gradBias", atLeast: fc.outFeatures, in: operation)),
+                .int(fc.outFeatures),
+                .buffer(try cl(gradient.values, "pooled gradient", atLeast: count, in: operation)),
+                .buffer(try cl(gradient.argmax, "argmax", atLeast: count, kind: .int32, in: operation)),
+                .buffer(try cl(fcInput, "ReLU output", atLeast: count, in: operation)),
+                .buffer(try cl(convWeight, "convWeight", atLeast: conv.weightCount, in: operation)),
+                .buffer(try cl(gradInput, "gradInput", atLeast: conv.inputCount, in: operation)),
+                .local(bytes: tileBytes), .local(bytes: winnerBytes), .int(conv.batch), .int(conv.inChannels),
+                .int(conv.height), .int(conv.width), .int(conv.outChannels), .int(conv.kernelHeight),
+                .int(conv.kernelWidth), .int(1), .int(groupsPerImage),
+            ])
+        return true
     }
 }
