@@ -60,7 +60,7 @@ final class FusedLayersTests: XCTestCase {
     /// fused operations, elsewhere through the separate ones. Returns, in
     /// order: pooled1, pooled2, logits, per-sample losses and correctness,
     /// ∂logits, ∂pooled2 (the linear input's gradient), ∂fc.weight,
-    /// ∂fc.bias, ∂conv2.weight, ∂pooled1; on OpenCL also the staged lanes
+    /// ∂fc.bias, ∂conv2.weight, ∂pooled1, ∂conv1.weight; on OpenCL also the staged lanes
     /// and patch-major weights.
     static func run(_ c: Chain, on d: any Device, seed: UInt64 = 51) throws -> [[Float]] {
         let x = c.inputs(seed: seed)
@@ -83,7 +83,10 @@ final class FusedLayersTests: XCTestCase {
         let gradFcW = try floats(c.fc.outFeatures * c.fc.inFeatures)
         let gradFcB = try floats(c.fc.outFeatures)
         let gradW2 = try floats(c.conv2.weightCount)
+        let gradW1 = try floats(c.conv1.weightCount)
         let pooledGradient = PooledGradient(pool: c.pool2, values: gradPooled2, argmax: argmax2, reluOutput: pooled2)
+        let pooledGradient1 = PooledGradient(
+            pool: c.pool1, values: gradPooled1, argmax: argmax1, reluOutput: pooled1)
         var staged: [[Float]] = []
         if let openCL = d as? OpenCLDevice {
             let staging = OpenCLDevice.PooledForwardStaging(
@@ -101,7 +104,8 @@ final class FusedLayersTests: XCTestCase {
                 c.fc, weight: fcW, gradOutput: gradLogits, gradWeight: gradFcW, gradBias: gradFcB, conv: c.conv2,
                 pooledGradient: pooledGradient, convWeight: w2, gradInput: gradPooled1)
             try openCL.conv2dBackwardWeight(
-                staged: staging, input: pooled1, pooledGradient: pooledGradient, gradWeight: gradW2)
+                staged: staging, input: pooled1, pooledGradient: pooledGradient, gradWeight: gradW2, first: c.conv1,
+                firstInput: input, firstPooledGradient: pooledGradient1, firstGradWeight: gradW1)
             staged = [try d.floats(staging.lanes), try d.floats(staging.nextWeightPatchMajor)]
         } else {
             try d.conv2dMaxPool2Forward(c.conv1, input: input, weight: w1, pooled: pooled1, argmax: argmax1, relu: true)
@@ -116,15 +120,17 @@ final class FusedLayersTests: XCTestCase {
                 gradBias: gradFcB)
             try d.conv2dBackwardWeight(c.conv2, input: pooled1, pooledGradient: pooledGradient, gradWeight: gradW2)
             try d.conv2dBackwardData(c.conv2, pooledGradient: pooledGradient, weight: w2, gradInput: gradPooled1)
+            try d.conv2dBackwardWeight(c.conv1, input: input, pooledGradient: pooledGradient1, gradWeight: gradW1)
         }
         return try [
             pooled1, pooled2, logits, perSample, gradLogits, gradPooled2, gradFcW, gradFcB, gradW2, gradPooled1,
+            gradW1,
         ]
         .map { try d.floats($0) } + staged
     }
 
     /// The float64 chain, in the textbook order (conv, ReLU, pool), in the
-    /// order of ``run(_:on:seed:)``'s first ten outputs.
+    /// order of ``run(_:on:seed:)``'s first eleven outputs.
     static func reference(_ c: Chain, seed: UInt64 = 51) -> [[Double]] {
         let f = c.inputs(seed: seed)
         let d = { (values: [Float]) in values.map(Double.init) }
@@ -139,17 +145,23 @@ final class FusedLayersTests: XCTestCase {
         let fc = NaiveReference.linearBackward(c.fc, input: p2.output, weight: x.fcW, gradOutput: loss.gradLogits)
         let gRelu2 = NaiveReference.maxPool2Backward(c.pool2, gradOutput: fc.gradInput, argmax: p2.argmax)
         let gConv2 = NaiveReference.reluBackward(output: relu2, gradOutput: gRelu2)
+        let gPool1 = NaiveReference.conv2dBackwardData(c.conv2, gradOutput: gConv2, weight: x.w2)
         return [
             p1.output, p2.output, logits, loss.perSample, loss.gradLogits, fc.gradInput, fc.gradWeight, fc.gradBias,
             NaiveReference.conv2dBackwardWeight(c.conv2, input: p1.output, gradOutput: gConv2),
-            NaiveReference.conv2dBackwardData(c.conv2, gradOutput: gConv2, weight: x.w2),
+            gPool1,
+            NaiveReference.conv2dBackwardWeight(
+                c.conv1, input: x.input,
+                gradOutput: NaiveReference.reluBackward(
+                    output: relu1,
+                    gradOutput: NaiveReference.maxPool2Backward(c.pool1, gradOutput: gPool1, argmax: p1.argmax))),
         ]
     }
 
     func testFusedChainMatchesFloat64ReferenceOnEveryOpenCLDevice() throws {
         let names = [
             "pooled1", "pooled2", "logits", "per-sample", "∂logits", "∂pooled2", "∂fc.weight", "∂fc.bias",
-            "∂conv2.weight", "∂pooled1",
+            "∂conv2.weight", "∂pooled1", "∂conv1.weight",
         ]
         let forward = 5  // the first five outputs are forward values
         for device in try openCLTestDevices() {
@@ -166,7 +178,7 @@ final class FusedLayersTests: XCTestCase {
                 guard openCL.kernelFamily == .cpu else { continue }
                 // The staged copies: pooled1 channels-last (zero past the
                 // channels) and conv2's weights (patch, padded output channel).
-                let (lanes, patchMajor) = (actual[10], actual[11])
+                let (lanes, patchMajor) = (actual[11], actual[12])
                 let pool = c.pool1
                 let width = lanes.count / max(pool.batch * pool.outHeight * pool.outWidth, 1)
                 let plane = pool.outHeight * pool.outWidth

@@ -208,28 +208,29 @@ public final class TinyConvNet {
 
     /// Backward pass from the loss of the last ``forward(_:)`` into ``gradients``.
     /// On OpenCL the linear layer's backward pass and conv2's data gradient
-    /// are one kernel, and conv2's weight gradient reads the input conv1's
-    /// forward staged (the same floats).
+    /// are one kernel, conv2's weight gradient reads the input conv1's
+    /// forward staged, and the two weight gradients' reduces share a launch
+    /// (the same floats).
     public func backward(_ w: Workspace) throws {
         let s = w.shapes
         let p = parameters
         let g = gradients
         let d = device
         let pooled2 = PooledGradient(pool: s.pool2, values: w.gradRelu2, argmax: w.argmax2, reluOutput: w.relu2)
+        let pooled1 = PooledGradient(pool: s.pool1, values: w.gradRelu1, argmax: w.argmax1, reluOutput: w.relu1)
         if let (openCL, staging) = staging(w) {
             try openCL.linearBackwardPooledData(
                 s.fc, weight: p.fcWeight, gradOutput: w.gradLogits, gradWeight: g.fcWeight, gradBias: g.fcBias,
                 conv: s.conv2, pooledGradient: pooled2, convWeight: p.conv2, gradInput: w.gradRelu1)
-            try openCL.conv2dBackwardWeight(
-                staged: staging, input: w.relu1, pooledGradient: pooled2, gradWeight: g.conv2)
-        } else {
-            try d.linearBackward(
-                s.fc, input: w.relu2, weight: p.fcWeight, gradOutput: w.gradLogits,
-                gradInput: w.gradRelu2, gradWeight: g.fcWeight, gradBias: g.fcBias)
-            try d.conv2dBackwardWeight(s.conv2, input: w.relu1, pooledGradient: pooled2, gradWeight: g.conv2)
-            try d.conv2dBackwardData(s.conv2, pooledGradient: pooled2, weight: p.conv2, gradInput: w.gradRelu1)
+            return try openCL.conv2dBackwardWeight(
+                staged: staging, input: w.relu1, pooledGradient: pooled2, gradWeight: g.conv2,
+                first: s.conv1, firstInput: w.input, firstPooledGradient: pooled1, firstGradWeight: g.conv1)
         }
-        let pooled1 = PooledGradient(pool: s.pool1, values: w.gradRelu1, argmax: w.argmax1, reluOutput: w.relu1)
+        try d.linearBackward(
+            s.fc, input: w.relu2, weight: p.fcWeight, gradOutput: w.gradLogits,
+            gradInput: w.gradRelu2, gradWeight: g.fcWeight, gradBias: g.fcBias)
+        try d.conv2dBackwardWeight(s.conv2, input: w.relu1, pooledGradient: pooled2, gradWeight: g.conv2)
+        try d.conv2dBackwardData(s.conv2, pooledGradient: pooled2, weight: p.conv2, gradInput: w.gradRelu1)
         try d.conv2dBackwardWeight(s.conv1, input: w.input, pooledGradient: pooled1, gradWeight: g.conv1)
     }
 

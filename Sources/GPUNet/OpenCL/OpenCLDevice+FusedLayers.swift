@@ -110,19 +110,29 @@ extension OpenCLDevice {
     /// ``conv2dBackwardWeight(_:input:pooledGradient:gradWeight:)`` of the
     /// convolution after a staged one (`staging.next`), reading its input
     /// channels-last from `staging.lanes` in the cpu family (one
-    /// `conv_planes_to_lanes_W` launch fewer).
+    /// `conv_planes_to_lanes_W` launch fewer), then that of the staged
+    /// convolution itself (`first`). In the cpu family, where the second's
+    /// partial sums come in several chunks of images (more than 2 compute
+    /// units for TinyConvNet's conv2), their reduce shares the first's
+    /// `conv2d_weight_reduce` launch: `conv2d_weight_reduce_pair`.
     public func conv2dBackwardWeight(
-        staged staging: PooledForwardStaging, input: Buffer, pooledGradient: PooledGradient, gradWeight: Buffer
+        staged staging: PooledForwardStaging, input: Buffer, pooledGradient: PooledGradient, gradWeight: Buffer,
+        first: ConvShape, firstInput: Buffer, firstPooledGradient: PooledGradient, firstGradWeight: Buffer
     ) throws {
         let s = staging.next
+        let cpu = kernelFamily == .cpu
         let lanes =
-            kernelFamily == .cpu
+            cpu
             ? try cl(
                 staging.lanes, "lanes",
                 atLeast: s.batch * s.height * s.width * Self.vectorWidth(channels: s.inChannels),
                 in: "conv2dBackwardWeight(staged)") : nil
+        let pending = try pooledWeightGradient(
+            s, input: input, inputLanes: lanes, pooledGradient: pooledGradient, gradWeight: gradWeight,
+            deferReduce: cpu)
         try pooledWeightGradient(
-            s, input: input, inputLanes: lanes, pooledGradient: pooledGradient, gradWeight: gradWeight)
+            first, input: firstInput, inputLanes: nil, pooledGradient: firstPooledGradient,
+            gradWeight: firstGradWeight, pendingReduce: pending)
     }
 
     /// ``linearForward(_:input:weight:bias:output:)`` into `logits`, then

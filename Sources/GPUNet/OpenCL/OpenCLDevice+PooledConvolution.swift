@@ -154,23 +154,37 @@ extension OpenCLDevice {
     /// the cpu family, the input already channels-last (`inputLanes`, from a
     /// ``PooledForwardStaging``), skipping `conv_planes_to_lanes_W` where the
     /// kernels read it.
+    /// With `deferReduce`, a reduce of several chunks is not launched but
+    /// returned (its partial sums in a scratch buffer of their own), for
+    /// `conv2d_weight_reduce_pair` to add with the next weight gradient's
+    /// (`pendingReduce`; launched alone where that one has no
+    /// `conv2d_weight_reduce` to share).
+    @discardableResult
     func pooledWeightGradient(
         _ s: ConvShape, input: Buffer, inputLanes: OpenCLBuffer?, pooledGradient gradient: PooledGradient,
-        gradWeight: Buffer
-    ) throws {
+        gradWeight: Buffer, deferReduce: Bool = false, pendingReduce: PendingReduce? = nil
+    ) throws -> PendingReduce? {
         let operation = "conv2dBackwardWeight(pooled)"
         let (values, argmax, reluOutput) = try validatePooled(s, operation, gradient)
         let relu = OpenCLKernel.Argument.int(gradient.reluOutput == nil ? 0 : 1)
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
         let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
-        guard gradient.pool.outputCount > 0 else { return try fill(gradWeightBuffer, value: 0) }
+        let outlanes = kernelFamily == .cpu && Self.is3x3(s) && s.outChannels <= 8 && s.inChannels < 4
+        if let pendingReduce, !outlanes || gradient.pool.outputCount == 0 {
+            try launch("conv2d_pooled_weight_reduce", items: pendingReduce.items, pendingReduce.arguments)
+        }
+        guard gradient.pool.outputCount > 0 else {
+            try fill(gradWeightBuffer, value: 0)
+            return nil
+        }
         if kernelFamily == .gpu {
-            return try gpuConv2dPooledWeight(
+            try gpuConv2dPooledWeight(
                 s, input: inputBuffer, values: values, argmax: argmax,
                 reluOutput: reluOutput, relu: gradient.reluOutput != nil,
                 gradWeight: gradWeightBuffer)
+            return nil
         }
-        if Self.is3x3(s) && s.outChannels <= 8 && s.inChannels < 4 {
+        if outlanes {
             let partials = try scratchBuffer("pooled.partials", count: s.batch * s.patchSize * 8)
             try launch(
                 "conv2d_pooled_weight_outlanes3x3", items: s.batch * s.inChannels,
@@ -178,13 +192,18 @@ extension OpenCLDevice {
                     .buffer(inputBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
                     .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), relu,
                 ])
-            try launch(
-                "conv2d_weight_reduce", items: s.weightCount,
-                [
-                    .buffer(partials), .buffer(gradWeightBuffer), .int(s.batch), .int(s.patchSize), .int(s.outChannels),
-                    .int(8),
-                ])
-            return
+            let reduce: [OpenCLKernel.Argument] = [
+                .buffer(partials), .buffer(gradWeightBuffer), .int(s.batch), .int(s.patchSize), .int(s.outChannels),
+                .int(8),
+            ]
+            if let pendingReduce {
+                try launch(
+                    "conv2d_weight_reduce_pair", items: s.weightCount + pendingReduce.items,
+                    reduce + pendingReduce.arguments)
+            } else {
+                try launch("conv2d_weight_reduce", items: s.weightCount, reduce)
+            }
+            return nil
         }
         let lanes = Self.vectorWidth(channels: s.inChannels)
         let lanesBuffer: OpenCLBuffer
@@ -207,7 +226,8 @@ extension OpenCLDevice {
         let imagesPerChunk = (s.batch + min(s.batch, wantedChunks) - 1) / min(s.batch, wantedChunks)
         let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
         let partials = try scratchBuffer(
-            "pooled.partials", count: chunks > 1 ? chunks * s.outChannels * kernelArea * lanes : 1)
+            deferReduce ? "pooled.partialsDeferred" : "pooled.partials",
+            count: chunks > 1 ? chunks * s.outChannels * kernelArea * lanes : 1)
         let arguments: [OpenCLKernel.Argument] = [
             .buffer(lanesBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
             .buffer(gradWeightBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
@@ -222,13 +242,21 @@ extension OpenCLDevice {
                 "conv2d_pooled_weight_partials_\(lanes)", items: chunks * s.outChannels * kernelArea,
                 arguments + [.int(s.kernelHeight), .int(s.kernelWidth), .int(imagesPerChunk)])
         }
-        guard chunks > 1 else { return }
-        try launch(
-            "conv2d_pooled_weight_reduce", items: s.weightCount,
-            [
+        guard chunks > 1 else { return nil }
+        let reduce = PendingReduce(
+            arguments: [
                 .buffer(partials), .buffer(gradWeightBuffer), .int(chunks), .int(s.outChannels), .int(s.inChannels),
                 .int(kernelArea), .int(lanes),
-            ])
+            ], items: s.weightCount)
+        if deferReduce { return reduce }
+        try launch("conv2d_pooled_weight_reduce", items: reduce.items, reduce.arguments)
+        return nil
+    }
+
+    /// A `conv2d_pooled_weight_reduce` not yet launched: its arguments and work-items.
+    struct PendingReduce {
+        let arguments: [OpenCLKernel.Argument]
+        let items: Int
     }
 
     /// `conv2d_pooled_data3x3_W` (3×3 kernels: each output channel's nine
