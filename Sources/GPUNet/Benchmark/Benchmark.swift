@@ -249,7 +249,7 @@ public struct Benchmark {
             device: device.info, operations: timings, stepBreakdown: breakdown, epoch: epoch,
             programPreparation: nil, launchesPerStep: structure?.launchesPerStep,
             hostWaitsPerStep: structure?.hostWaitsPerStep, stepStructure: structure,
-            gpuModel: device is OpenCLDevice ? GPUStepModel(operations: timings, batch: options.batchSizes[0]) : nil)
+            gpuModel: timings.first { $0.operation == "step" }.flatMap { GPUStepModel(operations: timings, step: $0) })
     }
 
     /// The kernels `body` launches on `device`, in order; nil unless it is

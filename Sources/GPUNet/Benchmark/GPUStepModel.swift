@@ -1,91 +1,97 @@
 import Foundation
 
 /// A model, not a measurement: what TinyConvNet's training step would
-/// cost on a named GPU if each operation took the longest of its three
-/// limits,
+/// cost on a named GPU. The host enqueues the step's kernels while the GPU
+/// runs earlier ones (training never waits inside a block of steps), so a
+/// step takes the longer of the two:
 ///
-///     t(op) = max(launches · launch, bytes / bandwidth, flops / peak),
+///     t(step) = max(L · launch, Σ_op max(bytes_op / bandwidth, flops_op / peak)),
 ///
-/// with each operation's launches as counted on the OpenCL device that ran
-/// the bench (its kernel family), its bytes the least it must move
-/// (``Benchmark/Timing/bytes``) and its flops the dense arithmetic
-/// (``Benchmark/Timing/flops``). A step is the sum over
-/// ``OperationFixture/stepComposition``. The assumptions are printed with
-/// the figure; the first GPU run replaces it with a measurement.
+/// L the kernels a step launches, counted on the OpenCL device that ran the
+/// bench (its kernel family, fused kernels included), and per operation of
+/// ``OperationFixture/stepComposition`` the least bytes it must move
+/// (``Benchmark/Timing/bytes``) and its dense arithmetic
+/// (``Benchmark/Timing/flops``). The assumptions are printed with the
+/// figure; the first GPU run replaces it with a measurement.
 public struct GPUStepModel: Codable, Equatable, Sendable {
     /// The GPU the figures assume.
     public var gpu: String
     public var bandwidthBytesPerSecond: Double
     public var fp32FlopsPerSecond: Double
-    /// Host enqueue plus device dispatch of one kernel.
+    /// Host enqueue of one kernel.
     public var launchSeconds: Double
     public var batch: Int
+    /// Kernels one step launches (L).
+    public var launches: Int
+    /// L · launch: the host's side.
+    public var enqueueSeconds: Double
+    /// Σ over the operations of their bandwidth or arithmetic limit: the GPU's side.
+    public var deviceSeconds: Double
     public var stepSeconds: Double
-    /// ``stepSeconds`` × the 938 steps of an MNIST epoch at batch 64 (at
-    /// other batch sizes, 60,000 / batch rounded up).
+    /// ``stepSeconds`` × the steps of a 60,000-image epoch at ``batch``.
     public var epochSeconds: Double
     public var operations: [Part]
 
-    /// One operation of the step under the model.
+    /// One operation of the step on the GPU's side.
     public struct Part: Codable, Equatable, Sendable {
         public var operation: String
-        public var launches: Int
         public var seconds: Double
-        /// "launch", "bandwidth" or "arithmetic": the limit that sets `seconds`.
+        /// "bandwidth" or "arithmetic": the limit that sets `seconds`.
         public var bound: String
     }
 
     enum CodingKeys: String, CodingKey {
-        case gpu, batch, operations
+        case gpu, batch, launches, operations
         case bandwidthBytesPerSecond = "bandwidth_bytes_per_second"
         case fp32FlopsPerSecond = "fp32_flops_per_second"
         case launchSeconds = "launch_seconds"
+        case enqueueSeconds = "enqueue_seconds"
+        case deviceSeconds = "device_seconds"
         case stepSeconds = "step_seconds"
         case epochSeconds = "epoch_seconds"
     }
 
     /// NVIDIA H100 PCIe's data-sheet figures (2.0 TB/s HBM2e, 51 TFLOP/s
     /// FP32 without tensor cores) and 5 µs a launch, the middle of the
-    /// 3–7 µs that NVIDIA's OpenCL enqueue costs the host.
+    /// 3–7 µs that NVIDIA's OpenCL enqueue costs the host. Nil when a
+    /// figure it needs is missing (no launch count: not an OpenCL device).
     public init?(
-        operations timings: [Benchmark.Timing], batch: Int, gpu: String = "NVIDIA H100 PCIe",
+        operations timings: [Benchmark.Timing], step: Benchmark.Timing, gpu: String = "NVIDIA H100 PCIe",
         bandwidth: Double = 2.0e12, peak: Double = 51e12, launch: Double = 5e-6
     ) {
+        guard let launches = step.launches?.count else { return nil }
         let byName = Dictionary(
-            timings.filter { $0.batch == batch }.map { ($0.operation, $0) }, uniquingKeysWith: { a, _ in a })
+            timings.filter { $0.batch == step.batch }.map { ($0.operation, $0) }, uniquingKeysWith: { a, _ in a })
         var parts: [Part] = []
-        var step = 0.0
         for (name, times) in OperationFixture.stepComposition {
-            guard let t = byName[name], let launches = t.launches?.count, let bytes = t.bytes else { return nil }
-            let limits = [
-                ("launch", Double(launches) * launch), ("bandwidth", bytes / bandwidth),
-                ("arithmetic", (t.flops ?? 0) / peak),
-            ]
-            let worst = limits.max { $0.1 < $1.1 }!
+            guard let t = byName[name], let bytes = t.bytes else { return nil }
+            let memory = bytes / bandwidth
+            let arithmetic = (t.flops ?? 0) / peak
             parts.append(
-                Part(operation: name, launches: launches * times, seconds: worst.1 * Double(times), bound: worst.0))
-            step += worst.1 * Double(times)
+                Part(
+                    operation: name, seconds: max(memory, arithmetic) * Double(times),
+                    bound: memory >= arithmetic ? "bandwidth" : "arithmetic"))
         }
         self.gpu = gpu
         bandwidthBytesPerSecond = bandwidth
         fp32FlopsPerSecond = peak
         launchSeconds = launch
-        self.batch = batch
-        stepSeconds = step
-        epochSeconds = step * Double((60_000 + batch - 1) / batch)
+        batch = step.batch
+        self.launches = launches
+        enqueueSeconds = Double(launches) * launch
+        deviceSeconds = parts.reduce(0) { $0 + $1.seconds }
+        stepSeconds = max(enqueueSeconds, deviceSeconds)
+        epochSeconds = stepSeconds * Double((60_000 + batch - 1) / batch)
         operations = parts
     }
 
-    /// Two lines for the bench's text output.
+    /// One line for the bench's text output.
     public var summary: String {
-        let launches = operations.reduce(0) { $0 + $1.launches }
-        let bound = Dictionary(grouping: operations, by: \.bound).mapValues { $0.reduce(0) { $0 + $1.seconds } }
-        return String(
+        String(
             format: "model, not measured: %@ (assumed %.1f TB/s, %.0f TFLOP/s FP32, %.0f µs a launch): "
-                + "step at batch %d ≈ %.1f µs (%d launches; launch-bound %.1f µs, bandwidth-bound %.1f µs, "
-                + "arithmetic-bound %.1f µs), epoch ≈ %.3f s",
+                + "step at batch %d ≈ %.1f µs, the longer of the host's %d launches (%.1f µs) and the GPU's "
+                + "bandwidth and arithmetic limits (%.2f µs); epoch ≈ %.3f s",
             gpu, bandwidthBytesPerSecond / 1e12, fp32FlopsPerSecond / 1e12, launchSeconds * 1e6, batch,
-            stepSeconds * 1e6, launches, 1e6 * (bound["launch"] ?? 0), 1e6 * (bound["bandwidth"] ?? 0),
-            1e6 * (bound["arithmetic"] ?? 0), epochSeconds)
+            stepSeconds * 1e6, launches, enqueueSeconds * 1e6, deviceSeconds * 1e6, epochSeconds)
     }
 }
