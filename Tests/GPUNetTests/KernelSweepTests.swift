@@ -50,7 +50,6 @@ final class KernelSweepTests: XCTestCase {
             try sweepDense(agree)
             try sweepGather(agree, openCLDevice: device)
             try sweepResidualLayers(agree)
-            try sweepFusedLayers(agree)
             try device.finish()
             let launched = Set((openCL.launchLog ?? []).map(\.kernel))
             openCL.launchLog = nil
@@ -65,19 +64,6 @@ final class KernelSweepTests: XCTestCase {
     }
 
     typealias Agree = (String, Bool, (any Device) throws -> [[Float]]) throws -> Void
-
-    /// The fused operations of OpenCLDevice+FusedLayers.swift on the chains
-    /// of `FusedLayersTests` (each width of `linear_backward_pooled_data3x3_W`,
-    /// the staging in the forward's launch and in its own, the weight
-    /// gradients' shared reduce `conv2d_weight_reduce_pair`), against the
-    /// host's separate operations: forward values absolute, gradients relative.
-    func sweepFusedLayers(_ agree: Agree) throws {
-        for c in FusedLayersTests.chains {
-            let what = "\(c.conv1) → \(c.conv2) → \(c.fc)"
-            try agree("fused forward \(what)", false) { Array(try FusedLayersTests.run(c, on: $0)[0..<5]) }
-            try agree("fused backward \(what)", true) { Array(try FusedLayersTests.run(c, on: $0)[5..<11]) }
-        }
-    }
 
     func sweepConvolution(_ s: ConvShape, _ agree: Agree) throws {
         let pool = PoolShape(batch: s.batch, channels: s.outChannels, height: s.outHeight, width: s.outWidth)

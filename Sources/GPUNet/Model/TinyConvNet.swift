@@ -86,10 +86,6 @@ public final class TinyConvNet {
         /// Gradients of the logits and of relu2 and relu1: the pooled
         /// backward passes apply ReLU's mask themselves (``PooledGradient/reluOutput``).
         let gradLogits, gradRelu2, gradRelu1: Buffer
-        /// On OpenCL, what conv1's forward stages for conv2
-        /// (``OpenCLDevice/PooledForwardStaging``): relu1 channels-last and
-        /// conv2's weights patch-major. nil on other devices.
-        let relu1Lanes, conv2WeightPatchMajor: Buffer?
 
         init(device: any Device, batch: Int) throws {
             self.batch = batch
@@ -109,10 +105,6 @@ public final class TinyConvNet {
             gradLogits = try floats(batch * 10)
             gradRelu2 = try floats(s.pool2.outputCount)
             gradRelu1 = try floats(s.pool1.outputCount)
-            let openCL = device is OpenCLDevice
-            relu1Lanes = openCL ? try floats(OpenCLDevice.PooledForwardStaging.lanesCount(s.pool1)) : nil
-            conv2WeightPatchMajor =
-                openCL ? try floats(OpenCLDevice.PooledForwardStaging.patchMajorCount(s.conv2)) : nil
         }
     }
 
@@ -165,35 +157,11 @@ public final class TinyConvNet {
         try device.upload(labels, to: w.labels)
     }
 
-    /// On OpenCL, conv1's staging for conv2 (``OpenCLDevice/PooledForwardStaging``).
-    private func staging(_ w: Workspace) -> (OpenCLDevice, OpenCLDevice.PooledForwardStaging)? {
-        guard let openCL = device as? OpenCLDevice, let lanes = w.relu1Lanes, let weightT = w.conv2WeightPatchMajor
-        else { return nil }
-        return (
-            openCL,
-            OpenCLDevice.PooledForwardStaging(
-                next: w.shapes.conv2, nextWeight: parameters.conv2, lanes: lanes, nextWeightPatchMajor: weightT)
-        )
-    }
-
     /// Forward pass and loss on the batch in `w` (queued; nothing read back).
-    /// On OpenCL the same operations in fewer launches (OpenCLDevice+FusedLayers.swift:
-    /// conv1 stages conv2's operands, the linear layer and the loss are one
-    /// kernel), with the same floats.
     public func forward(_ w: Workspace) throws {
         let s = w.shapes
         let p = parameters
         let d = device
-        if let (openCL, staging) = staging(w) {
-            try openCL.conv2dMaxPool2Forward(
-                s.conv1, input: w.input, weight: p.conv1, pooled: w.relu1, argmax: w.argmax1, relu: true,
-                staging: staging)
-            try openCL.conv2dMaxPool2Forward(
-                staged: staging, input: w.relu1, pooled: w.relu2, argmax: w.argmax2, relu: true)
-            return try openCL.linearSoftmaxCrossEntropy(
-                s.fc, input: w.relu2, weight: p.fcWeight, bias: p.fcBias, logits: w.logits, labels: w.labels,
-                gradLogits: w.gradLogits, perSample: w.perSample)
-        }
         try d.conv2dMaxPool2Forward(
             s.conv1, input: w.input, weight: p.conv1, pooled: w.relu1, argmax: w.argmax1,
             relu: true)
@@ -207,30 +175,18 @@ public final class TinyConvNet {
     }
 
     /// Backward pass from the loss of the last ``forward(_:)`` into ``gradients``.
-    /// On OpenCL the linear layer's backward pass and conv2's data gradient
-    /// are one kernel, conv2's weight gradient reads the input conv1's
-    /// forward staged, and the two weight gradients' reduces share a launch
-    /// (the same floats).
     public func backward(_ w: Workspace) throws {
         let s = w.shapes
         let p = parameters
         let g = gradients
         let d = device
-        let pooled2 = PooledGradient(pool: s.pool2, values: w.gradRelu2, argmax: w.argmax2, reluOutput: w.relu2)
-        let pooled1 = PooledGradient(pool: s.pool1, values: w.gradRelu1, argmax: w.argmax1, reluOutput: w.relu1)
-        if let (openCL, staging) = staging(w) {
-            try openCL.linearBackwardPooledData(
-                s.fc, weight: p.fcWeight, gradOutput: w.gradLogits, gradWeight: g.fcWeight, gradBias: g.fcBias,
-                conv: s.conv2, pooledGradient: pooled2, convWeight: p.conv2, gradInput: w.gradRelu1)
-            return try openCL.conv2dBackwardWeight(
-                staged: staging, input: w.relu1, pooledGradient: pooled2, gradWeight: g.conv2,
-                first: s.conv1, firstInput: w.input, firstPooledGradient: pooled1, firstGradWeight: g.conv1)
-        }
         try d.linearBackward(
             s.fc, input: w.relu2, weight: p.fcWeight, gradOutput: w.gradLogits,
             gradInput: w.gradRelu2, gradWeight: g.fcWeight, gradBias: g.fcBias)
+        let pooled2 = PooledGradient(pool: s.pool2, values: w.gradRelu2, argmax: w.argmax2, reluOutput: w.relu2)
         try d.conv2dBackwardWeight(s.conv2, input: w.relu1, pooledGradient: pooled2, gradWeight: g.conv2)
         try d.conv2dBackwardData(s.conv2, pooledGradient: pooled2, weight: p.conv2, gradInput: w.gradRelu1)
+        let pooled1 = PooledGradient(pool: s.pool1, values: w.gradRelu1, argmax: w.argmax1, reluOutput: w.relu1)
         try d.conv2dBackwardWeight(s.conv1, input: w.input, pooledGradient: pooled1, gradWeight: g.conv1)
     }
 

@@ -23,20 +23,6 @@ extension OpenCLDevice {
         _ s: ConvShape, input: Buffer, weight: Buffer,
         pooled: Buffer, argmax: Buffer, relu: Bool
     ) throws {
-        try pooledForward(
-            s, input: input, weight: weight, weightPatchMajor: nil, pooled: pooled, argmax: argmax, relu: relu,
-            staging: nil)
-    }
-
-    /// ``conv2dMaxPool2Forward(_:input:weight:pooled:argmax:relu:)`` with,
-    /// in the cpu family, the weights already in the (patch, output channel)
-    /// layout of `conv_weight_patch_major` (`weightPatchMajor`, skipping
-    /// that launch where the kernel reads it) and the operands of the next
-    /// convolution staged (``PooledForwardStaging``, checked: `StagingBuffers`).
-    func pooledForward(
-        _ s: ConvShape, input: Buffer, weight: Buffer, weightPatchMajor: OpenCLBuffer?,
-        pooled: Buffer, argmax: Buffer, relu: Bool, staging: StagingBuffers?
-    ) throws {
         let operation = "conv2dMaxPool2Forward"
         try validate(s, operation)
         let pool = Self.pool(over: s)
@@ -52,44 +38,26 @@ extension OpenCLDevice {
         {
             return
         }
-        let width = Self.vectorWidth(channels: s.outChannels)
         if Self.is3x3(s) && s.outChannels <= 8 && pool.outWidth >= 8 {
             let items = (s.outChannels + 3) / 4 * s.batch * pool.outHeight * ((pool.outWidth + 7) / 8)
-            // Staged in the same launch where the lanes need no zero padding.
-            let fused = staging.flatMap { width == s.outChannels ? $0 : nil }
-            let next: [OpenCLKernel.Argument] =
-                fused.map {
-                    [
-                        .buffer($0.lanes), .int(width), .buffer($0.nextWeight), .buffer($0.nextWeightPatchMajor),
-                        .int($0.next.outChannels), .int($0.next.patchSize), .int($0.nextOutPad),
-                    ]
-                } ?? [
-                    .buffer(pooledBuffer), .int(0), .buffer(weightBuffer), .buffer(pooledBuffer), .int(0), .int(0),
-                    .int(0),
-                ]
             try launch(
-                "conv2d_maxpool2_forward_rows3x3", items: items + (fused?.next.patchSize ?? 0),
+                "conv2d_maxpool2_forward_rows3x3", items: items,
                 [
                     .buffer(inputBuffer), .buffer(weightBuffer), .buffer(pooledBuffer), .buffer(argmaxBuffer),
                     .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
                     .int(relu ? 1 : 0),
-                ] + next)
-            if fused == nil, let staging { try stage(staging, pooled: pooledBuffer, pool) }
+                ])
             return
         }
+        let width = Self.vectorWidth(channels: s.outChannels)
         let groups = (s.outChannels + width - 1) / width
         let outPad = groups * width
-        let weightT: OpenCLBuffer
-        if let weightPatchMajor {
-            weightT = try cl(weightPatchMajor, "weightPatchMajor", atLeast: s.patchSize * outPad, in: operation)
-        } else {
-            weightT = try scratchBuffer("pooled.weightT", count: s.patchSize * outPad)
-            try launch(
-                "conv_weight_patch_major", items: s.patchSize * outPad,
-                [
-                    .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad),
-                ])
-        }
+        let weightT = try scratchBuffer("pooled.weightT", count: s.patchSize * outPad)
+        try launch(
+            "conv_weight_patch_major", items: s.patchSize * outPad,
+            [
+                .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad),
+            ])
         let items = groups * s.batch * pool.outHeight * pool.outWidth
         let arguments: [OpenCLKernel.Argument] = [
             .buffer(inputBuffer), .buffer(weightT), .buffer(pooledBuffer), .buffer(argmaxBuffer), .int(s.batch),
@@ -102,26 +70,6 @@ extension OpenCLDevice {
                 "conv2d_maxpool2_forward_\(width)", items: items,
                 arguments + [.int(s.kernelHeight), .int(s.kernelWidth)])
         }
-        if let staging { try stage(staging, pooled: pooledBuffer, pool) }
-    }
-
-    /// The staging of ``PooledForwardStaging`` by its own two launches
-    /// (`conv_planes_to_lanes_W`, `conv_weight_patch_major`), where the
-    /// forward kernel does not stage.
-    private func stage(_ staging: StagingBuffers, pooled: OpenCLBuffer, _ pool: PoolShape) throws {
-        let lanes = Self.vectorWidth(channels: pool.channels)
-        try launch(
-            "conv_planes_to_lanes_\(lanes)", items: pool.batch * pool.outHeight,
-            [
-                .buffer(pooled), .buffer(staging.lanes), .int(pool.batch), .int(pool.channels),
-                .int(pool.outHeight), .int(pool.outWidth),
-            ])
-        try launch(
-            "conv_weight_patch_major", items: staging.next.patchSize * staging.nextOutPad,
-            [
-                .buffer(staging.nextWeight), .buffer(staging.nextWeightPatchMajor), .int(staging.next.outChannels),
-                .int(staging.next.patchSize), .int(staging.nextOutPad),
-            ])
     }
 
     /// Two forms, chosen by shape (measured on PoCL here, batch 64):
@@ -147,44 +95,19 @@ extension OpenCLDevice {
         _ s: ConvShape, input: Buffer, pooledGradient gradient: PooledGradient,
         gradWeight: Buffer
     ) throws {
-        try pooledWeightGradient(s, input: input, inputLanes: nil, pooledGradient: gradient, gradWeight: gradWeight)
-    }
-
-    /// ``conv2dBackwardWeight(_:input:pooledGradient:gradWeight:)`` with, in
-    /// the cpu family, the input already channels-last (`inputLanes`, from a
-    /// ``PooledForwardStaging``), skipping `conv_planes_to_lanes_W` where the
-    /// kernels read it.
-    /// With `deferReduce`, a reduce of several chunks is not launched but
-    /// returned (its partial sums in a scratch buffer of their own), for
-    /// `conv2d_weight_reduce_pair` to add with the next weight gradient's
-    /// (`pendingReduce`; launched alone where that one has no
-    /// `conv2d_weight_reduce` to share).
-    @discardableResult
-    func pooledWeightGradient(
-        _ s: ConvShape, input: Buffer, inputLanes: OpenCLBuffer?, pooledGradient gradient: PooledGradient,
-        gradWeight: Buffer, deferReduce: Bool = false, pendingReduce: PendingReduce? = nil
-    ) throws -> PendingReduce? {
         let operation = "conv2dBackwardWeight(pooled)"
         let (values, argmax, reluOutput) = try validatePooled(s, operation, gradient)
         let relu = OpenCLKernel.Argument.int(gradient.reluOutput == nil ? 0 : 1)
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
         let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
-        let outlanes = kernelFamily == .cpu && Self.is3x3(s) && s.outChannels <= 8 && s.inChannels < 4
-        if let pendingReduce, !outlanes || gradient.pool.outputCount == 0 {
-            try launch("conv2d_pooled_weight_reduce", items: pendingReduce.items, pendingReduce.arguments)
-        }
-        guard gradient.pool.outputCount > 0 else {
-            try fill(gradWeightBuffer, value: 0)
-            return nil
-        }
+        guard gradient.pool.outputCount > 0 else { return try fill(gradWeightBuffer, value: 0) }
         if kernelFamily == .gpu {
-            try gpuConv2dPooledWeight(
+            return try gpuConv2dPooledWeight(
                 s, input: inputBuffer, values: values, argmax: argmax,
                 reluOutput: reluOutput, relu: gradient.reluOutput != nil,
                 gradWeight: gradWeightBuffer)
-            return nil
         }
-        if outlanes {
+        if Self.is3x3(s) && s.outChannels <= 8 && s.inChannels < 4 {
             let partials = try scratchBuffer("pooled.partials", count: s.batch * s.patchSize * 8)
             try launch(
                 "conv2d_pooled_weight_outlanes3x3", items: s.batch * s.inChannels,
@@ -192,32 +115,22 @@ extension OpenCLDevice {
                     .buffer(inputBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
                     .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), relu,
                 ])
-            let reduce: [OpenCLKernel.Argument] = [
-                .buffer(partials), .buffer(gradWeightBuffer), .int(s.batch), .int(s.patchSize), .int(s.outChannels),
-                .int(8),
-            ]
-            if let pendingReduce {
-                try launch(
-                    "conv2d_weight_reduce_pair", items: s.weightCount + pendingReduce.items,
-                    reduce + pendingReduce.arguments)
-            } else {
-                try launch("conv2d_weight_reduce", items: s.weightCount, reduce)
-            }
-            return nil
+            try launch(
+                "conv2d_weight_reduce", items: s.weightCount,
+                [
+                    .buffer(partials), .buffer(gradWeightBuffer), .int(s.batch), .int(s.patchSize), .int(s.outChannels),
+                    .int(8),
+                ])
+            return
         }
         let lanes = Self.vectorWidth(channels: s.inChannels)
-        let lanesBuffer: OpenCLBuffer
-        if let inputLanes {
-            lanesBuffer = try cl(inputLanes, "inputLanes", atLeast: s.batch * s.height * s.width * lanes, in: operation)
-        } else {
-            lanesBuffer = try scratchBuffer("pooled.inputLanes", count: s.batch * s.height * s.width * lanes)
-            try launch(
-                "conv_planes_to_lanes_\(lanes)", items: s.batch * s.height,
-                [
-                    .buffer(inputBuffer), .buffer(lanesBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
-                    .int(s.width),
-                ])
-        }
+        let lanesBuffer = try scratchBuffer("pooled.inputLanes", count: s.batch * s.height * s.width * lanes)
+        try launch(
+            "conv_planes_to_lanes_\(lanes)", items: s.batch * s.height,
+            [
+                .buffer(inputBuffer), .buffer(lanesBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
+                .int(s.width),
+            ])
         let kernelArea = s.kernelHeight * s.kernelWidth
         let blocks = Self.is3x3(s) ? 1 : kernelArea
         // Chunks of images only as far as needed for 8 work-items per compute
@@ -226,8 +139,7 @@ extension OpenCLDevice {
         let imagesPerChunk = (s.batch + min(s.batch, wantedChunks) - 1) / min(s.batch, wantedChunks)
         let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
         let partials = try scratchBuffer(
-            deferReduce ? "pooled.partialsDeferred" : "pooled.partials",
-            count: chunks > 1 ? chunks * s.outChannels * kernelArea * lanes : 1)
+            "pooled.partials", count: chunks > 1 ? chunks * s.outChannels * kernelArea * lanes : 1)
         let arguments: [OpenCLKernel.Argument] = [
             .buffer(lanesBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
             .buffer(gradWeightBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
@@ -242,21 +154,13 @@ extension OpenCLDevice {
                 "conv2d_pooled_weight_partials_\(lanes)", items: chunks * s.outChannels * kernelArea,
                 arguments + [.int(s.kernelHeight), .int(s.kernelWidth), .int(imagesPerChunk)])
         }
-        guard chunks > 1 else { return nil }
-        let reduce = PendingReduce(
-            arguments: [
+        guard chunks > 1 else { return }
+        try launch(
+            "conv2d_pooled_weight_reduce", items: s.weightCount,
+            [
                 .buffer(partials), .buffer(gradWeightBuffer), .int(chunks), .int(s.outChannels), .int(s.inChannels),
                 .int(kernelArea), .int(lanes),
-            ], items: s.weightCount)
-        if deferReduce { return reduce }
-        try launch("conv2d_pooled_weight_reduce", items: reduce.items, reduce.arguments)
-        return nil
-    }
-
-    /// A `conv2d_pooled_weight_reduce` not yet launched: its arguments and work-items.
-    struct PendingReduce {
-        let arguments: [OpenCLKernel.Argument]
-        let items: Int
+            ])
     }
 
     /// `conv2d_pooled_data3x3_W` (3×3 kernels: each output channel's nine

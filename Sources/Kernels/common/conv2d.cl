@@ -356,21 +356,15 @@ __kernel void conv_sum_images(__global const float* partials, __global float* to
 
 // gradWeight[o, k] = Σ_chunk partials[chunk, k, o]: the weight gradient in
 // the (O, C, kH, kW) layout. One work-item per weight.
-// (conv2d_weight_reduce and cpu/conv2d_weight_reduce_pair.cl share it.)
-static inline void conv2d_weight_reduce_item(int index, __global const float* partials, __global float* gradWeight,
-                                             int chunks, int patchSize, int outPad) {
-    const int o = index / patchSize, k = index - o * patchSize;
-    float sum = 0.0f;
-    for (int chunk = 0; chunk < chunks; chunk++)
-        sum += partials[((size_t)chunk * patchSize + k) * outPad + o];
-    gradWeight[index] = sum;
-}
-
 #ifdef KERNEL_conv2d_weight_reduce
 __kernel void conv2d_weight_reduce(__global const float* partials, __global float* gradWeight,
                                    int chunks, int patchSize, int outChannels, int outPad) {
     const int index = get_global_id(0);
     if (index >= outChannels * patchSize) return;
-    conv2d_weight_reduce_item(index, partials, gradWeight, chunks, patchSize, outPad);
+    const int o = index / patchSize, k = index - o * patchSize;
+    float sum = 0.0f;
+    for (int chunk = 0; chunk < chunks; chunk++)
+        sum += partials[((size_t)chunk * patchSize + k) * outPad + o];
+    gradWeight[index] = sum;
 }
 #endif

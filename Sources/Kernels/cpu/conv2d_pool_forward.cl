@@ -146,13 +146,6 @@ DEFINE_CONV2D_MAXPOOL2_FORWARD3X3(16)
 // vstore8 each. A row's last block is shifted left to end at its last
 // window (rewriting a few windows with the same values); channels past the
 // last read the last channel's weights and are not stored.
-// Staging for the next layer (lanesWidth > 0, one launch fewer a step): the
-// pooled values are also stored channels-last, lanes[b, py, px, c] (lanes
-// of lanesWidth = outChannels floats, the layout of conv_planes_to_lanes,
-// which the next convolution's weight gradient reads), and nextPatch more
-// work-items each copy one patch row of the next layer's weights into the
-// (patch, output channel) layout of conv_weight_patch_major, zero past
-// nextOutChannels. Both are copies: every value is the same float.
 #define ROWS_POOL_STORE(top, bottom, t) { \
     float8 best = top.even; \
     int8 winner = first; \
@@ -167,31 +160,17 @@ DEFINE_CONV2D_MAXPOOL2_FORWARD3X3(16)
         const size_t out = ((size_t)(b * outChannels + ob * 4 + (t)) * poolHeight + py) * poolWidth + start; \
         vstore8(best, 0, pooled + out); \
         vstore8(winner, 0, argmax + out); \
-        if (lanesWidth > 0) { \
-            __global float* lane = lanes + (((size_t)b * poolHeight + py) * poolWidth + start) * lanesWidth \
-                                 + ob * 4 + (t); \
-            _Pragma("unroll") for (int q = 0; q < 8; q++) lane[q * lanesWidth] = best[q]; \
-        } \
     } \
 }
 #ifdef KERNEL_conv2d_maxpool2_forward_rows3x3
 __kernel void conv2d_maxpool2_forward_rows3x3(__global const float* restrict input,
         __global const float* restrict weight, __global float* restrict pooled, __global int* restrict argmax,
-        int batch, int inChannels, int height, int width, int outChannels, int relu,
-        __global float* restrict lanes, int lanesWidth, __global const float* restrict nextWeight,
-        __global float* restrict nextWeightT, int nextOutChannels, int nextPatch, int nextOutPad) {
+        int batch, int inChannels, int height, int width, int outChannels, int relu) {
     const int outHeight = height - 2, outWidth = width - 2;
     const int poolHeight = outHeight / 2, poolWidth = outWidth / 2;
     const int xBlocks = (poolWidth + 7) / 8, oBlocks = (outChannels + 3) / 4;
     const int index = get_global_id(0);
-    const int items = oBlocks * batch * poolHeight * xBlocks;
-    if (index >= items) {
-        const int k = index - items;
-        if (k >= nextPatch) return;
-        for (int o = 0; o < nextOutPad; o++)
-            nextWeightT[k * nextOutPad + o] = o < nextOutChannels ? nextWeight[o * nextPatch + k] : 0.0f;
-        return;
-    }
+    if (index >= oBlocks * batch * poolHeight * xBlocks) return;
     const int ob = index % oBlocks;
     const int rest = index / oBlocks;
     const int bpy = rest / xBlocks, xb = rest - bpy * xBlocks;

@@ -168,10 +168,11 @@ __kernel void conv2d_pooled_weight_outlanes3x3(__global const float* input, __gl
 
 // gradWeight[o, c, ij] = Σ_chunk partials[chunk, o, ij, c]: the chunks added
 // in order. One work-item per weight.
-// (conv2d_pooled_weight_reduce and conv2d_weight_reduce_pair share it.)
-static inline void conv2d_pooled_weight_reduce_item(int index, __global const float* partials,
-                                                    __global float* gradWeight, int chunks, int outChannels,
-                                                    int inChannels, int kernelArea, int lanes) {
+#ifdef KERNEL_conv2d_pooled_weight_reduce
+__kernel void conv2d_pooled_weight_reduce(__global const float* partials, __global float* gradWeight, int chunks,
+                                          int outChannels, int inChannels, int kernelArea, int lanes) {
+    const int index = get_global_id(0);
+    if (index >= outChannels * inChannels * kernelArea) return;
     const int ij = index % kernelArea, oc = index / kernelArea;
     const int c = oc % inChannels, o = oc / inChannels;
     const size_t stride = (size_t)outChannels * kernelArea * lanes;
@@ -179,14 +180,6 @@ static inline void conv2d_pooled_weight_reduce_item(int index, __global const fl
     float sum = 0.0f;
     for (int chunk = 0; chunk < chunks; chunk++) sum += p[chunk * stride];
     gradWeight[index] = sum;
-}
-
-#ifdef KERNEL_conv2d_pooled_weight_reduce
-__kernel void conv2d_pooled_weight_reduce(__global const float* partials, __global float* gradWeight, int chunks,
-                                          int outChannels, int inChannels, int kernelArea, int lanes) {
-    const int index = get_global_id(0);
-    if (index >= outChannels * inChannels * kernelArea) return;
-    conv2d_pooled_weight_reduce_item(index, partials, gradWeight, chunks, outChannels, inChannels, kernelArea, lanes);
 }
 #endif
 

@@ -6,29 +6,6 @@
 // (output feature, four samples): each weight vector loaded feeds four dot
 // products (measured on PoCL here: ~2× one output per work-item). Samples
 // past the batch read the last sample and are not stored.
-// sums[r] = Σ_i x_r[i]·w[i] for the four rows x0…x3 and one weight row w,
-// in float8 blocks, then the scalar tail (linear_forward and the fused
-// linear_softmax_cross_entropy share it, so their logits are the same floats).
-static inline void linear_dots4(__global const float* w, __global const float* x0, __global const float* x1,
-                                __global const float* x2, __global const float* x3, int inFeatures,
-                                float* sums) {
-    float8 acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
-    const int blocks = inFeatures / 8;
-    for (int q = 0; q < blocks; q++) {
-        const float8 wv = vload8(q, w);
-        acc0 += vload8(q, x0) * wv; acc1 += vload8(q, x1) * wv;
-        acc2 += vload8(q, x2) * wv; acc3 += vload8(q, x3) * wv;
-    }
-    sums[0] = dot(acc0.lo, (float4)1.0f) + dot(acc0.hi, (float4)1.0f);
-    sums[1] = dot(acc1.lo, (float4)1.0f) + dot(acc1.hi, (float4)1.0f);
-    sums[2] = dot(acc2.lo, (float4)1.0f) + dot(acc2.hi, (float4)1.0f);
-    sums[3] = dot(acc3.lo, (float4)1.0f) + dot(acc3.hi, (float4)1.0f);
-    for (int i = blocks * 8; i < inFeatures; i++) {
-        sums[0] += x0[i] * w[i]; sums[1] += x1[i] * w[i];
-        sums[2] += x2[i] * w[i]; sums[3] += x3[i] * w[i];
-    }
-}
-
 #ifdef KERNEL_linear_forward
 __kernel void linear_forward(__global const float* input, __global const float* weight,
                              __global const float* bias, __global float* output,
@@ -42,8 +19,22 @@ __kernel void linear_forward(__global const float* input, __global const float* 
     __global const float* x1 = input + (size_t)min(b0 + 1, batch - 1) * inFeatures;
     __global const float* x2 = input + (size_t)min(b0 + 2, batch - 1) * inFeatures;
     __global const float* x3 = input + (size_t)min(b0 + 3, batch - 1) * inFeatures;
+    float8 acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
+    const int blocks = inFeatures / 8;
+    for (int q = 0; q < blocks; q++) {
+        const float8 wv = vload8(q, w);
+        acc0 += vload8(q, x0) * wv; acc1 += vload8(q, x1) * wv;
+        acc2 += vload8(q, x2) * wv; acc3 += vload8(q, x3) * wv;
+    }
     float sums[4];
-    linear_dots4(w, x0, x1, x2, x3, inFeatures, sums);
+    sums[0] = dot(acc0.lo, (float4)1.0f) + dot(acc0.hi, (float4)1.0f);
+    sums[1] = dot(acc1.lo, (float4)1.0f) + dot(acc1.hi, (float4)1.0f);
+    sums[2] = dot(acc2.lo, (float4)1.0f) + dot(acc2.hi, (float4)1.0f);
+    sums[3] = dot(acc3.lo, (float4)1.0f) + dot(acc3.hi, (float4)1.0f);
+    for (int i = blocks * 8; i < inFeatures; i++) {
+        sums[0] += x0[i] * w[i]; sums[1] += x1[i] * w[i];
+        sums[2] += x2[i] * w[i]; sums[3] += x3[i] * w[i];
+    }
     for (int r = 0; r < 4 && b0 + r < batch; r++) output[(size_t)(b0 + r) * outFeatures + o] = sums[r] + bias[o];
 }
 #endif
@@ -59,61 +50,6 @@ __kernel void linear_forward(__global const float* input, __global const float* 
 //   per work-item is ~5–10 ns here); samples past the batch are skipped;
 // - the next `out`: gradBias[o] = Σ_b gradOutput[b,o].
 // Inputs with in % 8 ≠ 0 finish their last group element by element.
-// gradWeight[o, i0..i0+7] = Σ_b gradOutput[b,o]·input[b, i0..i0+7] for the
-// index-th (o, group of 8 input features), element by element past the last
-// whole group (linear_backward and linear_backward_pooled_data3x3_W share it).
-static inline void linear_weight_gradient_item(int index, __global const float* input,
-                                               __global const float* gradOutput, __global float* gradWeight,
-                                               int batch, int inFeatures, int outFeatures) {
-    const int groups = (inFeatures + 7) / 8;
-    const int o = index / groups, i0 = (index - o * groups) * 8;
-    __global float* out = gradWeight + (size_t)o * inFeatures + i0;
-    if (i0 + 8 <= inFeatures) {
-        float8 acc = 0.0f;
-        for (int b = 0; b < batch; b++)
-            acc += gradOutput[b * outFeatures + o] * vload8(0, input + (size_t)b * inFeatures + i0);
-        vstore8(acc, 0, out);
-    } else {
-        for (int i = i0; i < inFeatures; i++) {
-            float sum = 0.0f;
-            for (int b = 0; b < batch; b++) sum += gradOutput[b * outFeatures + o] * input[(size_t)b * inFeatures + i];
-            out[i - i0] = sum;
-        }
-    }
-}
-
-// gradBias[o] = Σ_b gradOutput[b,o].
-static inline void linear_bias_gradient_item(int o, __global const float* gradOutput, __global float* gradBias,
-                                             int batch, int outFeatures) {
-    float sum = 0.0f;
-    for (int b = 0; b < batch; b++) sum += gradOutput[b * outFeatures + o];
-    gradBias[o] = sum;
-}
-
-// gradInput[b, ·] = Σ_o gradOutput[b,o]·weight[o, ·] for one sample b, the
-// same float8 sums per element as linear_backward's four-sample items
-// (each lane sums its own o in order), element by element past the last
-// whole group.
-static inline void linear_input_gradient_row(int b, __global const float* weight, __global const float* gradOutput,
-                                             __global float* gradInput, int inFeatures, int outFeatures) {
-    __global const float* g = gradOutput + (size_t)b * outFeatures;
-    __global float* out = gradInput + (size_t)b * inFeatures;
-    const int whole = inFeatures / 8 * 8;
-    for (int i0 = 0; i0 < whole; i0 += 8) {
-        float8 acc0 = 0.0f;
-        for (int o = 0; o < outFeatures; o++) {
-            const float8 w = vload8(0, weight + (size_t)o * inFeatures + i0);
-            acc0 += g[o] * w;
-        }
-        vstore8(acc0, 0, out + i0);
-    }
-    for (int i = whole; i < inFeatures; i++) {
-        float sum = 0.0f;
-        for (int o = 0; o < outFeatures; o++) sum += g[o] * weight[(size_t)o * inFeatures + i];
-        out[i] = sum;
-    }
-}
-
 #ifdef KERNEL_linear_backward
 __kernel void linear_backward(__global const float* input, __global const float* weight,
                               __global const float* gradOutput, __global float* gradWeight,
@@ -124,7 +60,20 @@ __kernel void linear_backward(__global const float* input, __global const float*
     const int inputItems = withGradInput ? (batch + 3) / 4 * groups : 0;
     int index = get_global_id(0);
     if (index < weightItems) {
-        linear_weight_gradient_item(index, input, gradOutput, gradWeight, batch, inFeatures, outFeatures);
+        const int o = index / groups, i0 = (index - o * groups) * 8;
+        __global float* out = gradWeight + (size_t)o * inFeatures + i0;
+        if (i0 + 8 <= inFeatures) {
+            float8 acc = 0.0f;
+            for (int b = 0; b < batch; b++)
+                acc += gradOutput[b * outFeatures + o] * vload8(0, input + (size_t)b * inFeatures + i0);
+            vstore8(acc, 0, out);
+        } else {
+            for (int i = i0; i < inFeatures; i++) {
+                float sum = 0.0f;
+                for (int b = 0; b < batch; b++) sum += gradOutput[b * outFeatures + o] * input[(size_t)b * inFeatures + i];
+                out[i - i0] = sum;
+            }
+        }
         return;
     }
     index -= weightItems;
@@ -159,6 +108,10 @@ __kernel void linear_backward(__global const float* input, __global const float*
         return;
     }
     index -= inputItems;
-    if (index < outFeatures) linear_bias_gradient_item(index, gradOutput, gradBias, batch, outFeatures);
+    if (index < outFeatures) {
+        float sum = 0.0f;
+        for (int b = 0; b < batch; b++) sum += gradOutput[b * outFeatures + index];
+        gradBias[index] = sum;
+    }
 }
 #endif

@@ -4,10 +4,15 @@
 // perSample[batch + b] = 1 when the first largest logit is the label.
 // A label outside [0, classes) has no one-hot entry and a NaN loss, so a bad
 // label shows up in the reported loss instead of reading out of bounds.
-// Sample b's loss, correctness and logit gradients from its logits z
-// (softmax_cross_entropy and the fused linear_softmax_cross_entropy share it).
-static inline void softmax_xent_sample(int b, __global const float* z, int label, __global float* grad,
-                                       __global float* perSample, int batch, int classes) {
+#ifdef KERNEL_softmax_cross_entropy
+__kernel void softmax_cross_entropy(__global const float* logits, __global const int* labels,
+                                    __global float* gradLogits, __global float* perSample,
+                                    int batch, int classes) {
+    const int b = get_global_id(0);
+    if (b >= batch) return;
+    __global const float* z = logits + (size_t)b * classes;
+    __global float* grad = gradLogits + (size_t)b * classes;
+    const int label = labels[b];
     int best = 0;
     for (int k = 1; k < classes; k++) if (z[k] > z[best]) best = k;
     const float top = z[best];
@@ -21,15 +26,5 @@ static inline void softmax_xent_sample(int b, __global const float* z, int label
         const float p = exp(z[k] - top) / sumExp;
         grad[k] = (p - (k == label ? 1.0f : 0.0f)) * scale;
     }
-}
-
-#ifdef KERNEL_softmax_cross_entropy
-__kernel void softmax_cross_entropy(__global const float* logits, __global const int* labels,
-                                    __global float* gradLogits, __global float* perSample,
-                                    int batch, int classes) {
-    const int b = get_global_id(0);
-    if (b >= batch) return;
-    softmax_xent_sample(b, logits + (size_t)b * classes, labels[b], gradLogits + (size_t)b * classes, perSample,
-                        batch, classes);
 }
 #endif

@@ -71,21 +71,15 @@ __kernel void gpu_conv2d_maxpool2_forward(__global const float* input, __global 
 // The conv-output gradient of window `plane` (index (b·O + o)·windows + q)
 // at pixel (dy, dx) of the window, or 0: the pooled gradient where the
 // winner is that pixel and the fused ReLU (if any) passed.
-// gpu_winner_passes: whether it passes (the winner in its window, the ReLU
-// open), with the winner's (dy, dx); gpu_winner_gradient: the value.
-static inline int gpu_winner_passes(__global const int* argmax, __global const float* reluOutput, int relu,
-                                    size_t plane, int first, int outWidth, int* dy, int* dx) {
+static inline float gpu_winner_gradient(__global const float* gradient, __global const int* argmax,
+                                        __global const float* reluOutput, int relu, size_t plane, int first,
+                                        int outWidth, int* dy, int* dx) {
     const int position = argmax[plane] - first;
     *dy = position >= outWidth;
     *dx = position - *dy * outWidth;
     const int inWindow = position >= 0 && *dx >= 0 && *dx <= 1;
     const int passes = !relu || reluOutput[plane] > 0.0f;
-    return inWindow && passes;
-}
-static inline float gpu_winner_gradient(__global const float* gradient, __global const int* argmax,
-                                        __global const float* reluOutput, int relu, size_t plane, int first,
-                                        int outWidth, int* dy, int* dx) {
-    return gpu_winner_passes(argmax, reluOutput, relu, plane, first, outWidth, dy, dx) ? gradient[plane] : 0.0f;
+    return inWindow && passes ? gradient[plane] : 0.0f;
 }
 
 // Weight gradient, step 1 of 2: gradWeight[o,c,i,j] = Σ over the batch·pH·pW
@@ -160,34 +154,6 @@ __kernel void gpu_sum_chunks(__global const float* partials, __global float* tot
 // their winners' offsets within the window (dy·outWidth + dx, or −1). No
 // two work-items write one element (no atomics), and each sums in the same
 // order on every run.
-// After the staging: work-item t's input element (b, c, y, x), summed over
-// the staged weights `w`, gradients `g` and `winners` (gpu_conv2d_pooled_data
-// and gpu_linear_backward_pooled_data share it).
-#define GPU_POOLED_DATA_GATHER \
-    const int area = height * width; \
-    if (t >= inChannels * area) return; \
-    const int c = t / area, p = t - c * area; \
-    const int y = p / width, x = p - y * width; \
-    /* Windows whose rows 2qy, 2qy+1 meet [y − kH + 1, y]: ⌈(y − kH)/2⌉ ≤ qy ≤ ⌊y/2⌋ */ \
-    /* (a negative first is clamped to 0, so truncation does no harm); columns likewise. */ \
-    const int qyFirst = max(0, (y - kernelHeight + 1) / 2), qyLast = min(poolHeight - 1, y / 2); \
-    const int qxFirst = max(0, (x - kernelWidth + 1) / 2), qxLast = min(poolWidth - 1, x / 2); \
-    float sum = 0.0f; \
-    for (int o = 0; o < outChannels; o++) { \
-        __local const float* wk = w + (o * inChannels + c) * kernelArea; \
-        for (int qy = qyFirst; qy <= qyLast; qy++) { \
-            for (int qx = qxFirst; qx <= qxLast; qx++) { \
-                const int k = o * windows + qy * poolWidth + qx; \
-                const int winner = winners[k]; \
-                const int dy = winner >= outWidth, dx = winner - dy * outWidth; \
-                const int i = y - 2 * qy - dy, j = x - 2 * qx - dx; \
-                if (winner >= 0 && i >= 0 && i < kernelHeight && j >= 0 && j < kernelWidth) \
-                    sum += g[k] * wk[i * kernelWidth + j]; \
-            } \
-        } \
-    } \
-    gradInput[(size_t)b * inChannels * area + t] = sum;
-
 #ifdef KERNEL_gpu_conv2d_pooled_data
 __kernel void gpu_conv2d_pooled_data(__global const float* gradient, __global const int* argmax,
         __global const float* reluOutput, __global const float* weight, __global float* gradInput,
@@ -213,6 +179,28 @@ __kernel void gpu_conv2d_pooled_data(__global const float* gradient, __global co
         winners[k] = value != 0.0f ? dy * outWidth + dx : -1;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    GPU_POOLED_DATA_GATHER
+    const int area = height * width;
+    if (t >= inChannels * area) return;
+    const int c = t / area, p = t - c * area;
+    const int y = p / width, x = p - y * width;
+    // Windows whose rows 2qy, 2qy+1 meet [y − kH + 1, y]: ⌈(y − kH)/2⌉ ≤ qy ≤ ⌊y/2⌋
+    // (a negative first is clamped to 0, so truncation does no harm); columns likewise.
+    const int qyFirst = max(0, (y - kernelHeight + 1) / 2), qyLast = min(poolHeight - 1, y / 2);
+    const int qxFirst = max(0, (x - kernelWidth + 1) / 2), qxLast = min(poolWidth - 1, x / 2);
+    float sum = 0.0f;
+    for (int o = 0; o < outChannels; o++) {
+        __local const float* wk = w + (o * inChannels + c) * kernelArea;
+        for (int qy = qyFirst; qy <= qyLast; qy++) {
+            for (int qx = qxFirst; qx <= qxLast; qx++) {
+                const int k = o * windows + qy * poolWidth + qx;
+                const int winner = winners[k];
+                const int dy = winner >= outWidth, dx = winner - dy * outWidth;
+                const int i = y - 2 * qy - dy, j = x - 2 * qx - dx;
+                if (winner >= 0 && i >= 0 && i < kernelHeight && j >= 0 && j < kernelWidth)
+                    sum += g[k] * wk[i * kernelWidth + j];
+            }
+        }
+    }
+    gradInput[(size_t)b * inChannels * area + t] = sum;
 }
 #endif

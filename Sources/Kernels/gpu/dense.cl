@@ -25,35 +25,6 @@ __kernel void gpu_linear_forward(__global const float* input, __global const flo
 // [0, O·K): gradWeight[o,k] = Σ_b gradOutput[b,o]·input[b,k];
 // [O·K, O·K + O): gradBias[o] = Σ_b gradOutput[b,o];
 // then, with hasGradInput, B·K more: gradInput[b,k] = Σ_o gradOutput[b,o]·weight[o,k].
-// gradWeight[o,k] = Σ_b gradOutput[b,o]·input[b,k] for index = o·K + k
-// (gpu_linear_backward and gpu_linear_backward_pooled_data share it).
-static inline void gpu_linear_weight_gradient(int index, __global const float* input,
-                                              __global const float* gradOutput, __global float* gradWeight,
-                                              int batch, int inFeatures, int outFeatures) {
-    const int o = index / inFeatures, k = index - o * inFeatures;
-    float sum = 0.0f;
-    for (int b = 0; b < batch; b++)
-        sum += gradOutput[(size_t)b * outFeatures + o] * input[(size_t)b * inFeatures + k];
-    gradWeight[index] = sum;
-}
-
-// gradBias[o] = Σ_b gradOutput[b,o].
-static inline void gpu_linear_bias_gradient(int o, __global const float* gradOutput, __global float* gradBias,
-                                            int batch, int outFeatures) {
-    float sum = 0.0f;
-    for (int b = 0; b < batch; b++) sum += gradOutput[(size_t)b * outFeatures + o];
-    gradBias[o] = sum;
-}
-
-// Σ_o gradOutput[b,o]·weight[o,k]: gradInput[b,k].
-static inline float gpu_linear_input_gradient(int b, int k, __global const float* weight,
-                                              __global const float* gradOutput, int inFeatures, int outFeatures) {
-    float sum = 0.0f;
-    for (int o = 0; o < outFeatures; o++)
-        sum += gradOutput[(size_t)b * outFeatures + o] * weight[(size_t)o * inFeatures + k];
-    return sum;
-}
-
 #ifdef KERNEL_gpu_linear_backward
 __kernel void gpu_linear_backward(__global const float* input, __global const float* weight,
                                   __global const float* gradOutput, __global float* gradWeight,
@@ -62,18 +33,27 @@ __kernel void gpu_linear_backward(__global const float* input, __global const fl
     int index = get_global_id(0);
     const int weights = outFeatures * inFeatures;
     if (index < weights) {
-        gpu_linear_weight_gradient(index, input, gradOutput, gradWeight, batch, inFeatures, outFeatures);
+        const int o = index / inFeatures, k = index - o * inFeatures;
+        float sum = 0.0f;
+        for (int b = 0; b < batch; b++)
+            sum += gradOutput[(size_t)b * outFeatures + o] * input[(size_t)b * inFeatures + k];
+        gradWeight[index] = sum;
         return;
     }
     index -= weights;
     if (index < outFeatures) {
-        gpu_linear_bias_gradient(index, gradOutput, gradBias, batch, outFeatures);
+        float sum = 0.0f;
+        for (int b = 0; b < batch; b++) sum += gradOutput[(size_t)b * outFeatures + index];
+        gradBias[index] = sum;
         return;
     }
     index -= outFeatures;
     if (!hasGradInput || index >= batch * inFeatures) return;
     const int b = index / inFeatures, k = index - b * inFeatures;
-    gradInput[index] = gpu_linear_input_gradient(b, k, weight, gradOutput, inFeatures, outFeatures);
+    float sum = 0.0f;
+    for (int o = 0; o < outFeatures; o++)
+        sum += gradOutput[(size_t)b * outFeatures + o] * weight[(size_t)o * inFeatures + k];
+    gradInput[index] = sum;
 }
 #endif
 
@@ -83,24 +63,6 @@ __kernel void gpu_linear_backward(__global const float* input, __global const fl
 // writes perSample[b] = logsumexp(z_b) − z_b[label] and perSample[batch + b]
 // = 1 when the first largest logit is the label. A label outside
 // [0, classes) gives a NaN loss, as in the CPU family.
-// Logit k of a row z (local or global memory): its gradient
-// (softmax − onehot)/batch, and for k = 0 the sample's loss and correctness
-// (gpu_softmax_cross_entropy and gpu_linear_softmax_cross_entropy share it).
-#define GPU_SOFTMAX_XENT_LOGIT(z) \
-    const int label = labels[b]; \
-    int best = 0; \
-    for (int n = 1; n < classes; n++) if (z[n] > z[best]) best = n; \
-    const float top = z[best]; \
-    float sumExp = 0.0f; \
-    for (int n = 0; n < classes; n++) sumExp += exp(z[n] - top); \
-    const float p = exp(z[k] - top) / sumExp; \
-    gradLogits[index] = (p - (k == label ? 1.0f : 0.0f)) * (1.0f / (float)batch); \
-    if (k == 0) { \
-        const bool valid = label >= 0 && label < classes; \
-        perSample[b] = valid ? log(sumExp) + top - z[label] : NAN; \
-        perSample[batch + b] = (valid && best == label) ? 1.0f : 0.0f; \
-    }
-
 #ifdef KERNEL_gpu_softmax_cross_entropy
 __kernel void gpu_softmax_cross_entropy(__global const float* logits, __global const int* labels,
                                         __global float* gradLogits, __global float* perSample,
@@ -109,7 +71,19 @@ __kernel void gpu_softmax_cross_entropy(__global const float* logits, __global c
     if (index >= batch * classes) return;
     const int b = index / classes, k = index - b * classes;
     __global const float* z = logits + (size_t)b * classes;
-    GPU_SOFTMAX_XENT_LOGIT(z)
+    const int label = labels[b];
+    int best = 0;
+    for (int n = 1; n < classes; n++) if (z[n] > z[best]) best = n;
+    const float top = z[best];
+    float sumExp = 0.0f;
+    for (int n = 0; n < classes; n++) sumExp += exp(z[n] - top);
+    const float p = exp(z[k] - top) / sumExp;
+    gradLogits[index] = (p - (k == label ? 1.0f : 0.0f)) * (1.0f / (float)batch);
+    if (k == 0) {
+        const bool valid = label >= 0 && label < classes;
+        perSample[b] = valid ? log(sumExp) + top - z[label] : NAN;
+        perSample[batch + b] = (valid && best == label) ? 1.0f : 0.0f;
+    }
 }
 #endif
 
