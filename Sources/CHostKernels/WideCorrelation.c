@@ -1,0 +1,136 @@
+#include "CHostKernels.h"
+
+// Stride-1 correlations of zero-padded images on the "wide" grid, AVX2/FMA.
+//
+// An image padded to (channels, paddedHeight, paddedWidth) is read as one
+// long row per channel: output position q = y*paddedWidth + x reads
+// in[offsets[k] + q] for tap k, so every tap is one contiguous run of the
+// whole map and no columns (im2col) are written. Positions with x >= outWidth
+// (the last kW - 1 of each wide row) are computed and dropped (forward) or
+// carry a zero gradient (weight gradient).
+
+void hk_pad_planes(const float *in, int planes, int height, int width, int padding, float *out) {
+    int paddedHeight = height + 2 * padding, paddedWidth = width + 2 * padding;
+    for (int c = 0; c < planes; c++) {
+        const float *source = in + (long)c * height * width;
+        float *target = out + (long)c * paddedHeight * paddedWidth;
+        for (int i = 0; i < padding * paddedWidth; i++) target[i] = 0;
+        for (int y = 0; y < height; y++) {
+            float *row = target + (long)(y + padding) * paddedWidth;
+            for (int x = 0; x < padding; x++) row[x] = 0;
+            for (int x = 0; x < width; x++) row[padding + x] = source[y * width + x];
+            for (int x = padding + width; x < paddedWidth; x++) row[x] = 0;
+        }
+        float *bottom = target + (long)(padding + height) * paddedWidth;
+        for (int i = 0; i < padding * paddedWidth; i++) bottom[i] = 0;
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define HK_TARGET __attribute__((target("avx2,fma")))
+
+HK_TARGET
+void hk_wide_correlate(const float *in, const int *offsets, int taps, const float *weightsT, int outChannels,
+                       int outPad, int length, float *out, int outStride) {
+    int vectors = (length + 7) / 8;
+    for (int o0 = 0; o0 < outChannels; o0 += 6) {
+        const float *w = weightsT + o0;
+        int valid = outChannels - o0 < 6 ? outChannels - o0 : 6;
+        // 6 channels × 2 vectors = 12 accumulators, 2 inputs and 1 weight:
+        // 15 of the 16 registers, so nothing spills. A short last block
+        // repeats its last vector (equal values written twice).
+        for (int v = 0; v < vectors; v += 2) {
+            int q0 = 8 * v, q1 = 8 * (v + 1 < vectors ? v + 1 : vectors - 1);
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+            __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0;
+            for (int k = 0; k < taps; k++) {
+                const float *p = in + offsets[k];
+                __m256 v0 = _mm256_loadu_ps(p + q0), v1 = _mm256_loadu_ps(p + q1);
+                const float *wk = w + (long)k * outPad;
+                __m256 s = _mm256_broadcast_ss(wk);
+                a0 = _mm256_fmadd_ps(s, v0, a0); b0 = _mm256_fmadd_ps(s, v1, b0);
+                s = _mm256_broadcast_ss(wk + 1);
+                a1 = _mm256_fmadd_ps(s, v0, a1); b1 = _mm256_fmadd_ps(s, v1, b1);
+                s = _mm256_broadcast_ss(wk + 2);
+                a2 = _mm256_fmadd_ps(s, v0, a2); b2 = _mm256_fmadd_ps(s, v1, b2);
+                s = _mm256_broadcast_ss(wk + 3);
+                a3 = _mm256_fmadd_ps(s, v0, a3); b3 = _mm256_fmadd_ps(s, v1, b3);
+                s = _mm256_broadcast_ss(wk + 4);
+                a4 = _mm256_fmadd_ps(s, v0, a4); b4 = _mm256_fmadd_ps(s, v1, b4);
+                s = _mm256_broadcast_ss(wk + 5);
+                a5 = _mm256_fmadd_ps(s, v0, a5); b5 = _mm256_fmadd_ps(s, v1, b5);
+            }
+            __m256 sa[6] = {a0, a1, a2, a3, a4, a5}, sb[6] = {b0, b1, b2, b3, b4, b5};
+            for (int t = 0; t < valid; t++) {
+                float *r = out + (long)(o0 + t) * outStride;
+                _mm256_storeu_ps(r + q0, sa[t]);
+                _mm256_storeu_ps(r + q1, sb[t]);
+            }
+        }
+    }
+}
+
+/// The sum of the 8 lanes, in a fixed order.
+HK_TARGET static inline float hk_wide_sum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+HK_TARGET
+void hk_wide_weight_gradient(const float *in, long inStride, const int *offsets, int taps, const float *gradOut,
+                             int gradStride, long gradImageStride, int outChannels, int length, int images,
+                             float *gradWeight) {
+    int vectors = (length + 7) / 8;
+    for (int o0 = 0; o0 < outChannels; o0 += 4) {
+        const float *g0p = gradOut + (long)o0 * gradStride;
+        const float *g1p = gradOut + (long)(o0 + 1 < outChannels ? o0 + 1 : outChannels - 1) * gradStride;
+        const float *g2p = gradOut + (long)(o0 + 2 < outChannels ? o0 + 2 : outChannels - 1) * gradStride;
+        const float *g3p = gradOut + (long)(o0 + 3 < outChannels ? o0 + 3 : outChannels - 1) * gradStride;
+        // 4 channels × 3 taps = 12 accumulators; a short last block repeats
+        // its last channel or tap (computed, not added).
+        for (int k0 = 0; k0 < taps; k0 += 3) {
+            const float *i0 = in + offsets[k0];
+            const float *i1 = in + offsets[k0 + 1 < taps ? k0 + 1 : taps - 1];
+            const float *i2 = in + offsets[k0 + 2 < taps ? k0 + 2 : taps - 1];
+            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+            __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+            for (int b = 0; b < images; b++) {
+                long fi = b * inStride, fg = b * gradImageStride;
+                for (int q = 0; q < 8 * vectors; q += 8) {
+                    __m256 v0 = _mm256_loadu_ps(i0 + fi + q), v1 = _mm256_loadu_ps(i1 + fi + q);
+                    __m256 v2 = _mm256_loadu_ps(i2 + fi + q);
+                    __m256 g = _mm256_loadu_ps(g0p + fg + q);
+                    c00 = _mm256_fmadd_ps(g, v0, c00); c01 = _mm256_fmadd_ps(g, v1, c01); c02 = _mm256_fmadd_ps(g, v2, c02);
+                    g = _mm256_loadu_ps(g1p + fg + q);
+                    c10 = _mm256_fmadd_ps(g, v0, c10); c11 = _mm256_fmadd_ps(g, v1, c11); c12 = _mm256_fmadd_ps(g, v2, c12);
+                    g = _mm256_loadu_ps(g2p + fg + q);
+                    c20 = _mm256_fmadd_ps(g, v0, c20); c21 = _mm256_fmadd_ps(g, v1, c21); c22 = _mm256_fmadd_ps(g, v2, c22);
+                    g = _mm256_loadu_ps(g3p + fg + q);
+                    c30 = _mm256_fmadd_ps(g, v0, c30); c31 = _mm256_fmadd_ps(g, v1, c31); c32 = _mm256_fmadd_ps(g, v2, c32);
+                }
+            }
+            float sums[4][3] = {
+                {hk_wide_sum8(c00), hk_wide_sum8(c01), hk_wide_sum8(c02)},
+                {hk_wide_sum8(c10), hk_wide_sum8(c11), hk_wide_sum8(c12)},
+                {hk_wide_sum8(c20), hk_wide_sum8(c21), hk_wide_sum8(c22)},
+                {hk_wide_sum8(c30), hk_wide_sum8(c31), hk_wide_sum8(c32)}};
+            for (int t = 0; t < 4 && o0 + t < outChannels; t++) {
+                for (int u = 0; u < 3 && k0 + u < taps; u++) gradWeight[(long)(o0 + t) * taps + k0 + u] += sums[t][u];
+            }
+        }
+    }
+}
+
+#else
+
+void hk_wide_correlate(const float *in, const int *offsets, int taps, const float *weightsT, int outChannels,
+                       int outPad, int length, float *out, int outStride) {}
+void hk_wide_weight_gradient(const float *in, long inStride, const int *offsets, int taps, const float *gradOut,
+                             int gradStride, long gradImageStride, int outChannels, int length, int images,
+                             float *gradWeight) {}
+
+#endif
