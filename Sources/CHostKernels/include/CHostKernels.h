@@ -117,6 +117,20 @@ void hk_wide_weight_gradient(const float *in, long inStride, const int *offsets,
                              int gradStride, long gradImageStride, int outChannels, int length, int images,
                              float *gradWeight);
 
+/// 1 when this CPU runs AVX-512F as well as AVX2 and FMA (checked once).
+int hk_has_avx512(void);
+
+/// hk_wide_correlate and hk_wide_weight_gradient with 16-lane AVX-512
+/// vectors: the same arguments, with length rounded up to 16 instead of 8
+/// (the reads, the zero gradient past `length` and the output rows extend to
+/// it). The forward results equal hk_wide_correlate's; the weight gradient
+/// adds 16 lane partial sums. Call only when hk_has_avx512() returns 1.
+void hk_wide_correlate16(const float *in, const int *offsets, int taps, const float *weightsT, int outChannels,
+                         int outPad, int length, float *out, int outStride);
+void hk_wide_weight_gradient16(const float *in, long inStride, const int *offsets, int taps, const float *gradOut,
+                               int gradStride, long gradImageStride, int outChannels, int length, int images,
+                               float *gradWeight);
+
 /// out (planes, height + 2*padding, width + 2*padding) = in (planes, height,
 /// width) with `padding` zero rows and columns on every side.
 void hk_pad_planes(const float *in, int planes, int height, int width, int padding, float *out);

@@ -12,16 +12,21 @@ import CHostKernels
 /// a 3×3 kernel with padding 1.
 ///
 /// Measured single-core against im2col + OpenBLAS `sgemm` per image (/tmp C
-/// harness, best of 7, 16 images, 3×3, padding 1, useful GFLOP/s): 16→16 at
-/// 28×28 forward 93 vs 35, weight gradient 97 vs 32; 32→32 at 14×14 90 vs 51
-/// and 98 vs 49; 64→64 at 7×7 87 vs 66 and 82 vs 70.
+/// harness on an AMD EPYC (Zen 5), best of 7, 16 images, 3×3, padding 1,
+/// useful GFLOP/s, padding and copies included): 16→16 at 28×28 forward 93
+/// vs 35, weight gradient 97 vs 32; 32→32 at 14×14 90 vs 51 and 98 vs 49;
+/// 64→64 at 7×7 87 vs 66 and 82 vs 70. With 16-lane AVX-512 (used where the
+/// CPU has it, ``HostDevice/usesAVX512``): forward 172, 163, 160; weight
+/// gradient 139, 146, 134.
 extension HostDevice {
     /// The geometry of a stride-1 convolution on the wide grid.
     struct WidePlan {
         let paddedHeight: Int, paddedWidth: Int
         /// Output positions per channel on the wide grid: oH·(W + 2p).
         let length: Int
-        /// `length` rounded up to whole 8-lane vectors.
+        /// Vector lanes of the kernels: 16 (AVX-512) or 8 (AVX2).
+        let lanes: Int
+        /// `length` rounded up to whole vectors.
         let rounded: Int
         /// Floats of one padded image and the slack the kernels read past it.
         let paddedImage: Int
@@ -37,17 +42,18 @@ extension HostDevice {
         let paddedHeight = s.height + 2 * s.padding
         let paddedWidth = s.width + 2 * s.padding
         let length = s.outHeight * paddedWidth
-        let rounded = (length + 7) / 8 * 8
+        let lanes = usesAVX512 ? 16 : 8
+        let rounded = (length + lanes - 1) / lanes * lanes
         // The last tap reads up to (C−1)·Hp·Wp + (kH−1)·Wp + kW − 1 + rounded − 1
         // = C·Hp·Wp + (kW − 1) + (rounded − length) − 1, since oH + kH − 1 = Hp.
-        let paddedImage = s.inChannels * paddedHeight * paddedWidth + s.kernelWidth + 8
+        let paddedImage = s.inChannels * paddedHeight * paddedWidth + s.kernelWidth + lanes
         guard paddedImage < Int(Int32.max), s.outChannels * rounded < Int(Int32.max) else { return nil }
         var offsets = [Int32](repeating: 0, count: s.patchSize)
         hk_tap_offsets(
             Int32(s.inChannels), Int32(paddedHeight), Int32(paddedWidth), Int32(s.kernelHeight),
             Int32(s.kernelWidth), &offsets)
         return WidePlan(
-            paddedHeight: paddedHeight, paddedWidth: paddedWidth, length: length, rounded: rounded,
+            paddedHeight: paddedHeight, paddedWidth: paddedWidth, length: length, lanes: lanes, rounded: rounded,
             paddedImage: paddedImage, offsets: offsets)
     }
 
@@ -81,7 +87,8 @@ extension HostDevice {
                     let (pad, w) = (padded[worker], wide[worker])
                     for b in images {
                         Self.padImage(s, plan, image: pin + b * imageSize, target: pad)
-                        hk_wide_correlate(
+                        let correlate = plan.lanes == 16 ? hk_wide_correlate16 : hk_wide_correlate
+                        correlate(
                             pad, offsets.baseAddress, Int32(taps), wt.baseAddress, Int32(o), Int32(outPad),
                             Int32(plan.length), w, Int32(plan.rounded))
                         let out = pout + b * o * oH * oW
@@ -154,7 +161,8 @@ extension HostDevice {
                             biasPartial[oc] += sum
                         }
                     }
-                    hk_wide_weight_gradient(
+                    let gradient = plan.lanes == 16 ? hk_wide_weight_gradient16 : hk_wide_weight_gradient
+                    gradient(
                         padded[worker], plan.paddedImage, offsets.baseAddress, Int32(taps), wide[worker],
                         Int32(rounded), o * rounded, Int32(o), Int32(plan.length), Int32(n), partial)
                     first += n
