@@ -26,6 +26,33 @@ void hk_pad_planes(const float *in, int planes, int height, int width, int paddi
     }
 }
 
+void hk_phase_planes(const float *in, int planes, int height, int width, int padding, int stride, int phasesHigh,
+                     int phasesWide, int phaseHeight, int phaseWidth, float *out) {
+    long phasePlane = (long)phaseHeight * phaseWidth;
+    for (int a = 0; a < phasesHigh; a++) {
+        for (int b = 0; b < phasesWide; b++) {
+            float *phase = out + (long)(a * phasesWide + b) * planes * phasePlane;
+            for (int c = 0; c < planes; c++) {
+                const float *source = in + (long)c * height * width;
+                float *target = phase + c * phasePlane;
+                for (int u = 0; u < phaseHeight; u++) {
+                    int y = stride * u + a - padding;
+                    float *row = target + (long)u * phaseWidth;
+                    if (y < 0 || y >= height) {
+                        for (int v = 0; v < phaseWidth; v++) row[v] = 0;
+                        continue;
+                    }
+                    const float *line = source + (long)y * width;
+                    for (int v = 0; v < phaseWidth; v++) {
+                        int x = stride * v + b - padding;
+                        row[v] = x >= 0 && x < width ? line[x] : 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 

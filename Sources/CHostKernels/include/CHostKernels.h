@@ -131,6 +131,14 @@ void hk_wide_weight_gradient16(const float *in, long inStride, const int *offset
                                int gradStride, long gradImageStride, int outChannels, int length, int images,
                                float *gradWeight);
 
+/// The stride-phases of a zero-padded image, for a strided correlation on the
+/// wide grid: phase (a, b), a < phasesHigh, b < phasesWide, is the block
+/// out[((a*phasesWide + b)*planes + c)*phaseHeight*phaseWidth + u*phaseWidth + v]
+/// = padded[c, stride*u + a, stride*v + b], where padded is `in` (planes,
+/// height, width) with `padding` zeros on every side (0 past its edge).
+void hk_phase_planes(const float *in, int planes, int height, int width, int padding, int stride, int phasesHigh,
+                     int phasesWide, int phaseHeight, int phaseWidth, float *out);
+
 /// out (planes, height + 2*padding, width + 2*padding) = in (planes, height,
 /// width) with `padding` zero rows and columns on every side.
 void hk_pad_planes(const float *in, int planes, int height, int width, int padding, float *out);

@@ -1,15 +1,18 @@
 import CHostKernels
 
-/// Stride-1 convolutions of ``Conv2dShape`` (any kernel size and zero
-/// padding) by the AVX2/FMA wide-grid kernels of `CHostKernels`
-/// (`hk_wide_correlate`, `hk_wide_weight_gradient`): each image is copied
-/// once into a zero-padded (C, H + 2p, W + 2p) block, and output position
-/// (y, x) is read as q = y·(W + 2p) + x, so tap (c, i, j) is one contiguous
-/// run of the padded image at offset c·(H + 2p)(W + 2p) + i·(W + 2p) + j. No
-/// columns are written (im2col writes C·kH·kW floats per output pixel and
-/// `sgemm` packs them again); the kW − 1 positions past each output row are
-/// computed and dropped, a 7% (28×28), 14% (14×14) or 29% (7×7) overhead on
-/// a 3×3 kernel with padding 1.
+/// Convolutions of ``Conv2dShape`` (any kernel size, stride and zero
+/// padding, except the 1×1 unpadded stride-1 kernel, whose columns are the
+/// image itself) by the AVX2/FMA wide-grid kernels of `CHostKernels`
+/// (`hk_wide_correlate`, `hk_wide_weight_gradient`, and their AVX-512
+/// versions): each image is copied once into a zero-padded (C, H + 2p,
+/// W + 2p) block, and output position (y, x) is read as q = y·(W + 2p) + x,
+/// so tap (c, i, j) is one contiguous run of the padded image at offset
+/// c·(H + 2p)(W + 2p) + i·(W + 2p) + j. At stride s the block is split into
+/// its s × s stride-phases first (``WidePlan``). No columns are written
+/// (im2col writes C·kH·kW floats per output pixel and `sgemm` packs them
+/// again); the positions past each output row are computed and dropped, a
+/// 7% (28×28), 14% (14×14) or 29% (7×7) overhead on a 3×3 kernel with
+/// padding 1.
 ///
 /// Measured single-core against im2col + OpenBLAS `sgemm` per image (/tmp C
 /// harness on an AMD EPYC (Zen 5), best of 7, 16 images, 3×3, padding 1,
@@ -19,51 +22,77 @@ import CHostKernels
 /// CPU has it, ``HostDevice/usesAVX512``): forward 172, 163, 160; weight
 /// gradient 139, 146, 134.
 extension HostDevice {
-    /// The geometry of a stride-1 convolution on the wide grid.
+    /// The geometry of a convolution on the wide grid. At stride s the
+    /// padded image is read through its stride-phases (`hk_phase_planes`):
+    /// phase (a, b) holds the pixels (s·u + a, s·v + b), so tap (c, i, j) of
+    /// output (y, x) is pixel (y + i/s, x + j/s) of phase (i mod s, j mod s),
+    /// and every tap is again one contiguous run over rows of width
+    /// ⌈(W + 2p)/s⌉. At stride 1 the one phase is the padded image.
     struct WidePlan {
-        let paddedHeight: Int, paddedWidth: Int
-        /// Output positions per channel on the wide grid: oH·(W + 2p).
+        let stride: Int
+        /// Phases used (min(s, kH) × min(s, kW)) and the size of each.
+        let phasesHigh: Int, phasesWide: Int
+        let phaseHeight: Int, phaseWidth: Int
+        /// Output positions per channel on the wide grid: oH·phaseWidth.
         let length: Int
         /// Vector lanes of the kernels: 16 (AVX-512) or 8 (AVX2).
         let lanes: Int
         /// `length` rounded up to whole vectors.
         let rounded: Int
-        /// Floats of one padded image and the slack the kernels read past it.
+        /// Floats of one image's phases and the slack the kernels read past them.
         let paddedImage: Int
         let offsets: [Int32]
     }
 
     /// The wide-grid plan for `s`, or nil where it does not apply: no
-    /// AVX2/FMA, a stride other than 1, a 1×1 unpadded kernel (its columns
-    /// are the image itself), or sizes past Int32 offsets.
+    /// AVX2/FMA, a 1×1 unpadded stride-1 kernel (its columns are the image
+    /// itself), or sizes past Int32 offsets.
     func widePlan(_ s: Conv2dShape) -> WidePlan? {
-        guard usesDirectKernels, s.stride == 1, !Self.isPointwise(s), s.isValid, s.outHeight > 0, s.outWidth > 0
-        else { return nil }
-        let paddedHeight = s.height + 2 * s.padding
-        let paddedWidth = s.width + 2 * s.padding
-        let length = s.outHeight * paddedWidth
+        guard usesDirectKernels, !Self.isPointwise(s), s.isValid, s.outHeight > 0, s.outWidth > 0 else { return nil }
+        let st = s.stride
+        let (phasesHigh, phasesWide) = (min(st, s.kernelHeight), min(st, s.kernelWidth))
+        let phaseHeight = (s.height + 2 * s.padding + st - 1) / st
+        let phaseWidth = (s.width + 2 * s.padding + st - 1) / st
+        let length = s.outHeight * phaseWidth
         let lanes = usesAVX512 ? 16 : 8
         let rounded = (length + lanes - 1) / lanes * lanes
-        // The last tap reads up to (C−1)·Hp·Wp + (kH−1)·Wp + kW − 1 + rounded − 1
-        // = C·Hp·Wp + (kW − 1) + (rounded − length) − 1, since oH + kH − 1 = Hp.
-        let paddedImage = s.inChannels * paddedHeight * paddedWidth + s.kernelWidth + lanes
+        let phasePlane = phaseHeight * phaseWidth
+        let image = phasesHigh * phasesWide * s.inChannels * phasePlane
+        // Tap (c, i, j) reads from its offset to offset + rounded − 1; as oH − 1 + (kH−1)/s ≤
+        // phaseHeight − 1, every read lies below image + (kW − 1)/s + (rounded − length).
+        let paddedImage = image + s.kernelWidth + lanes
         guard paddedImage < Int(Int32.max), s.outChannels * rounded < Int(Int32.max) else { return nil }
-        var offsets = [Int32](repeating: 0, count: s.patchSize)
-        hk_tap_offsets(
-            Int32(s.inChannels), Int32(paddedHeight), Int32(paddedWidth), Int32(s.kernelHeight),
-            Int32(s.kernelWidth), &offsets)
+        var offsets = [Int32]()
+        offsets.reserveCapacity(s.patchSize)
+        for c in 0..<s.inChannels {
+            for i in 0..<s.kernelHeight {
+                for j in 0..<s.kernelWidth {
+                    let phase = (i % st) * phasesWide + j % st
+                    offsets.append(
+                        Int32((phase * s.inChannels + c) * phasePlane + (i / st) * phaseWidth + j / st))
+                }
+            }
+        }
         return WidePlan(
-            paddedHeight: paddedHeight, paddedWidth: paddedWidth, length: length, lanes: lanes, rounded: rounded,
-            paddedImage: paddedImage, offsets: offsets)
+            stride: st, phasesHigh: phasesHigh, phasesWide: phasesWide, phaseHeight: phaseHeight,
+            phaseWidth: phaseWidth, length: length, lanes: lanes, rounded: rounded, paddedImage: paddedImage,
+            offsets: offsets)
     }
 
-    /// Copies image (C, H, W) into `target` zero-padded by `s.padding`, then
-    /// zeroes the slack the kernels read past it.
+    /// Writes image (C, H, W)'s zero-padded phases into `target`, then zeroes
+    /// the slack the kernels read past them.
     static func padImage(
         _ s: Conv2dShape, _ plan: WidePlan, image: UnsafePointer<Float>, target: UnsafeMutablePointer<Float>
     ) {
-        hk_pad_planes(image, Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.padding), target)
-        let written = s.inChannels * plan.paddedHeight * plan.paddedWidth
+        if plan.stride == 1 {
+            hk_pad_planes(image, Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.padding), target)
+        } else {
+            hk_phase_planes(
+                image, Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.padding), Int32(plan.stride),
+                Int32(plan.phasesHigh), Int32(plan.phasesWide), Int32(plan.phaseHeight), Int32(plan.phaseWidth),
+                target)
+        }
+        let written = plan.phasesHigh * plan.phasesWide * s.inChannels * plan.phaseHeight * plan.phaseWidth
         (target + written).update(repeating: 0, count: plan.paddedImage - written)
     }
 
@@ -75,7 +104,7 @@ extension HostDevice {
         bias pb: UnsafePointer<Float>?, output pout: UnsafeMutablePointer<Float>
     ) {
         let (taps, o) = (s.patchSize, s.outChannels)
-        let (oH, oW, wp) = (s.outHeight, s.outWidth, plan.paddedWidth)
+        let (oH, oW, wp) = (s.outHeight, s.outWidth, plan.phaseWidth)
         let imageSize = s.inChannels * s.height * s.width
         let outPad = (o + 5) / 6 * 6
         let weightsT = Self.tapMajorWeights(pw, outChannels: o, taps: taps, outPad: outPad)
@@ -124,7 +153,7 @@ extension HostDevice {
         gradWeight pgw: UnsafeMutablePointer<Float>, gradBias pgb: UnsafeMutablePointer<Float>?
     ) {
         let (taps, o) = (s.patchSize, s.outChannels)
-        let (oH, oW, wp, rounded) = (s.outHeight, s.outWidth, plan.paddedWidth, plan.rounded)
+        let (oH, oW, wp, rounded) = (s.outHeight, s.outWidth, plan.phaseWidth, plan.rounded)
         let (imageSize, patches) = (s.inChannels * s.height * s.width, oH * oW)
         let chunks = max(1, min(tasks, s.batch))
         let group = Self.wideGradientImages(plan)
