@@ -106,6 +106,7 @@ extension HostDevice {
                 transposed, input: pgo, weight: Self.flippedTransposedWeights(s, pw), bias: nil, output: pgi)
             return
         }
+        if wideStridedDataGradient(s, gradOutput: pgo, weight: pw, gradInput: pgi) { return }
         let columns = scratch.slot(0, floats: direct ? 1 : k * patches)
         parallelChunks(s.batch, chunks: tasks) { worker, images in
             for b in images {

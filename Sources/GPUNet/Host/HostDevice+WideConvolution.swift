@@ -207,3 +207,101 @@ extension HostDevice {
         }
     }
 }
+
+extension HostDevice {
+    /// The data gradient of a strided convolution (s > 1) on the wide grid,
+    /// one stride-phase of the padded input at a time. Pixel (s·u + a,
+    /// s·v + b) of the padded gradient collects the taps i = s·i′ + a,
+    /// j = s·j′ + b: gradPhase_ab[c,u,v] = Σ_o Σ_{i′,j′} W[o,c,s·i′+a,s·j′+b]·
+    /// G[o,u−i′,v−j′], a correlation of the output gradient G, zero-padded by
+    /// m = ⌈k/s⌉ − 1 before its first row and column, with phase (a, b)'s taps
+    /// flipped. Each phase's result is scattered to the pixels of the
+    /// unpadded input it covers; a phase without taps (k < s) leaves zeros.
+    /// Returns false (and does nothing) where the wide kernels do not apply.
+    func wideStridedDataGradient(
+        _ s: Conv2dShape, gradOutput pgo: UnsafePointer<Float>, weight pw: UnsafePointer<Float>,
+        gradInput pgi: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        guard usesDirectKernels, s.stride > 1, s.isValid, s.outHeight > 0, s.outWidth > 0 else { return false }
+        let (st, c, o, kH, kW) = (s.stride, s.inChannels, s.outChannels, s.kernelHeight, s.kernelWidth)
+        let (mH, mW) = ((kH + st - 1) / st - 1, (kW + st - 1) / st - 1)
+        let phaseHeight = (s.height + 2 * s.padding + st - 1) / st
+        let phaseWidth = (s.width + 2 * s.padding + st - 1) / st
+        let rowWidth = phaseWidth + mW
+        let gradPlane = (phaseHeight + mH) * rowWidth
+        let lanes = usesAVX512 ? 16 : 8
+        let length = phaseHeight * rowWidth
+        let rounded = (length + lanes - 1) / lanes * lanes
+        // Reads end below O·gradPlane + mW + (rounded − length), as in ``widePlan(_:)``.
+        let gradImage = o * gradPlane + mW + lanes
+        guard gradImage < Int(Int32.max), c * rounded < Int(Int32.max) else { return false }
+        let cPad = (c + 5) / 6 * 6
+        // Each phase's taps (o, i″, j″), i″ = m − i′, in order, and their weights (taps × cPad).
+        var phases: [(a: Int, b: Int, offsets: [Int32], weightsT: [Float])] = []
+        for a in 0..<st {
+            for b in 0..<st {
+                var offsets: [Int32] = []
+                var weightsT: [Float] = []
+                for oc in 0..<o {
+                    for ii in 0...mH {
+                        for jj in 0...mW {
+                            let (i, j) = (st * (mH - ii) + a, st * (mW - jj) + b)
+                            guard i < kH, j < kW else { continue }
+                            offsets.append(Int32(oc * gradPlane + ii * rowWidth + jj))
+                            var row = [Float](repeating: 0, count: cPad)
+                            for ic in 0..<c { row[ic] = pw[((oc * c + ic) * kH + i) * kW + j] }
+                            weightsT += row
+                        }
+                    }
+                }
+                if !offsets.isEmpty { phases.append((a, b, offsets, weightsT)) }
+            }
+        }
+        let (oH, oW, h, w, p) = (s.outHeight, s.outWidth, s.height, s.width, s.padding)
+        let grads = scratch.slot(0, floats: gradImage)
+        let wides = scratch.slot(1, floats: c * rounded)
+        let correlate = lanes == 16 ? hk_wide_correlate16 : hk_wide_correlate
+        parallelChunks(s.batch, chunks: tasks) { worker, images in
+            let (g, wide) = (grads[worker], wides[worker])
+            for bi in images {
+                g.update(repeating: 0, count: gradImage)
+                let source = pgo + bi * o * oH * oW
+                for oc in 0..<o {
+                    for y in 0..<oH {
+                        HostLoops.copyRun(
+                            from: source + (oc * oH + y) * oW, to: g + oc * gradPlane + (y + mH) * rowWidth + mW,
+                            count: oW)
+                    }
+                }
+                let image = pgi + bi * c * h * w
+                image.update(repeating: 0, count: c * h * w)
+                for phase in phases {
+                    phase.offsets.withUnsafeBufferPointer { offsets in
+                        phase.weightsT.withUnsafeBufferPointer { wt in
+                            correlate(
+                                g, offsets.baseAddress, Int32(offsets.count), wt.baseAddress, Int32(c), Int32(cPad),
+                                Int32(length), wide, Int32(rounded))
+                        }
+                    }
+                    // Pixel (Y, X) = (s·u + a − p, s·v + b − p) of the unpadded input.
+                    let (u0, v0) = ((p - phase.a + st - 1) / st, (p - phase.b + st - 1) / st)
+                    for ic in 0..<c {
+                        let plane = image + ic * h * w
+                        var u = max(0, u0)
+                        while u < phaseHeight, st * u + phase.a - p < h {
+                            let row = plane + (st * u + phase.a - p) * w
+                            let from = wide + ic * rounded + u * rowWidth
+                            var v = max(0, v0)
+                            while v < phaseWidth, st * v + phase.b - p < w {
+                                row[st * v + phase.b - p] = from[v]
+                                v += 1
+                            }
+                            u += 1
+                        }
+                    }
+                }
+            }
+        }
+        return true
+    }
+}
