@@ -184,7 +184,9 @@ extension HostDevice {
                             }
                             (row + plan.length).update(repeating: 0, count: rounded - plan.length)
                         }
-                        for oc in 0..<o {
+                        // The bias sums only where there is a bias: a serial sum costs as much as a layer's
+                        // whole padding and copying.
+                        for oc in 0..<o where pgb != nil {
                             var sum: Float = 0
                             for p in 0..<patches { sum += g[oc * patches + p] }
                             biasPartial[oc] += sum
