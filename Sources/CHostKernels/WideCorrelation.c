@@ -173,31 +173,25 @@ HK_TARGET512
 void hk_wide_correlate16(const float *in, const int *offsets, int taps, const float *weightsT, int outChannels,
                          int outPad, int length, float *out, int outStride) {
     int vectors = (length + 15) / 16;
-    for (int o0 = 0; o0 < outChannels; o0 += 6) {
+    for (int o0 = 0; o0 < outChannels; o0 += 8) {
         const float *w = weightsT + o0;
-        int valid = outChannels - o0 < 6 ? outChannels - o0 : 6;
+        int valid = outChannels - o0 < 8 ? outChannels - o0 : 8;
+        // 8 channels × 2 vectors = 16 accumulators (of 32 registers); the
+        // weights are broadcast from memory inside the multiply-adds.
         for (int v = 0; v < vectors; v += 2) {
             int q0 = 16 * v, q1 = 16 * (v + 1 < vectors ? v + 1 : vectors - 1);
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
-            __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
             for (int k = 0; k < taps; k++) {
                 const float *p = in + offsets[k];
                 __m512 v0 = _mm512_loadu_ps(p + q0), v1 = _mm512_loadu_ps(p + q1);
                 const float *wk = w + (long)k * outPad;
-                __m512 s = _mm512_set1_ps(wk[0]);
-                a0 = _mm512_fmadd_ps(s, v0, a0); b0 = _mm512_fmadd_ps(s, v1, b0);
-                s = _mm512_set1_ps(wk[1]);
-                a1 = _mm512_fmadd_ps(s, v0, a1); b1 = _mm512_fmadd_ps(s, v1, b1);
-                s = _mm512_set1_ps(wk[2]);
-                a2 = _mm512_fmadd_ps(s, v0, a2); b2 = _mm512_fmadd_ps(s, v1, b2);
-                s = _mm512_set1_ps(wk[3]);
-                a3 = _mm512_fmadd_ps(s, v0, a3); b3 = _mm512_fmadd_ps(s, v1, b3);
-                s = _mm512_set1_ps(wk[4]);
-                a4 = _mm512_fmadd_ps(s, v0, a4); b4 = _mm512_fmadd_ps(s, v1, b4);
-                s = _mm512_set1_ps(wk[5]);
-                a5 = _mm512_fmadd_ps(s, v0, a5); b5 = _mm512_fmadd_ps(s, v1, b5);
+#define HK_TAP(t) do { __m512 s = _mm512_set1_ps(wk[t]); \
+    a##t = _mm512_fmadd_ps(s, v0, a##t); b##t = _mm512_fmadd_ps(s, v1, b##t); } while (0)
+                HK_TAP(0); HK_TAP(1); HK_TAP(2); HK_TAP(3); HK_TAP(4); HK_TAP(5); HK_TAP(6); HK_TAP(7);
+#undef HK_TAP
             }
-            __m512 sa[6] = {a0, a1, a2, a3, a4, a5}, sb[6] = {b0, b1, b2, b3, b4, b5};
+            __m512 sa[8] = {a0, a1, a2, a3, a4, a5, a6, a7}, sb[8] = {b0, b1, b2, b3, b4, b5, b6, b7};
             for (int t = 0; t < valid; t++) {
                 float *r = out + (long)(o0 + t) * outStride;
                 _mm512_storeu_ps(r + q0, sa[t]);

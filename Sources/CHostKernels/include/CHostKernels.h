@@ -123,7 +123,7 @@ int hk_has_avx512(void);
 /// hk_wide_correlate and hk_wide_weight_gradient with 16-lane AVX-512
 /// vectors: the same arguments, with length rounded up to 16 instead of 8
 /// (the reads, the zero gradient past `length` and the output rows extend to
-/// it). The forward results equal hk_wide_correlate's; the weight gradient
+/// it) and, for hk_wide_correlate16, outPad a multiple of 8. The forward results equal hk_wide_correlate's; the weight gradient
 /// adds 16 lane partial sums. Call only when hk_has_avx512() returns 1.
 void hk_wide_correlate16(const float *in, const int *offsets, int taps, const float *weightsT, int outChannels,
                          int outPad, int length, float *out, int outStride);

@@ -19,7 +19,7 @@ import CHostKernels
 /// useful GFLOP/s, padding and copies included): 16→16 at 28×28 forward 93
 /// vs 35, weight gradient 97 vs 32; 32→32 at 14×14 90 vs 51 and 98 vs 49;
 /// 64→64 at 7×7 87 vs 66 and 82 vs 70. With 16-lane AVX-512 (used where the
-/// CPU has it, ``HostDevice/usesAVX512``): forward 172, 163, 160; weight
+/// CPU has it, ``HostDevice/usesAVX512``): forward 193, 191, 172; weight
 /// gradient 139, 146, 134.
 extension HostDevice {
     /// The geometry of a convolution on the wide grid. At stride s the
@@ -106,7 +106,8 @@ extension HostDevice {
         let (taps, o) = (s.patchSize, s.outChannels)
         let (oH, oW, wp) = (s.outHeight, s.outWidth, plan.phaseWidth)
         let imageSize = s.inChannels * s.height * s.width
-        let outPad = (o + 5) / 6 * 6
+        // Output channels in blocks of 6 (AVX2) or 8 (AVX-512), zero weights past O.
+        let outPad = plan.lanes == 16 ? (o + 7) / 8 * 8 : (o + 5) / 6 * 6
         let weightsT = Self.tapMajorWeights(pw, outChannels: o, taps: taps, outPad: outPad)
         let padded = scratch.slot(0, floats: plan.paddedImage)
         let wide = scratch.slot(1, floats: o * plan.rounded)
@@ -237,7 +238,7 @@ extension HostDevice {
         // Reads end below O·gradPlane + mW + (rounded − length), as in ``widePlan(_:)``.
         let gradImage = o * gradPlane + mW + lanes
         guard gradImage < Int(Int32.max), c * rounded < Int(Int32.max) else { return false }
-        let cPad = (c + 5) / 6 * 6
+        let cPad = lanes == 16 ? (c + 7) / 8 * 8 : (c + 5) / 6 * 6
         // Each phase's taps (o, i″, j″), i″ = m − i′, in order, and their weights (taps × cPad).
         var phases: [(a: Int, b: Int, offsets: [Int32], weightsT: [Float])] = []
         for a in 0..<st {
