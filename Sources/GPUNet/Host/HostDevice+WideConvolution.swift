@@ -147,8 +147,11 @@ extension HostDevice {
 
     /// gradWeight (O × C·kH·kW) = Σ_b gradOut_b ⋆ padded input_b on the wide
     /// grid, and gradBias[o] = Σ_b Σ_pixels gradOut[b,o]: per task over its
-    /// images (groups of ``wideGradientImages(_:)``), the tasks' partial
-    /// sums added in task order.
+    /// images (groups of ``wideGradientImages(_:)``): each group's float32
+    /// sums (the kernel's lanes) added into a float64 partial, the tasks'
+    /// partials added in task order and rounded once, so that the sum of
+    /// 100,000-odd products per weight drifts no further in float32 than one
+    /// group's part of it.
     func wideWeightGradient(
         _ s: Conv2dShape, _ plan: WidePlan, input pin: UnsafePointer<Float>, gradOutput pgo: UnsafePointer<Float>,
         gradWeight pgw: UnsafeMutablePointer<Float>, gradBias pgb: UnsafeMutablePointer<Float>?
@@ -159,53 +162,68 @@ extension HostDevice {
         let chunks = max(1, min(tasks, s.batch))
         let group = Self.wideGradientImages(plan)
         let padded = scratch.slot(0, floats: group * plan.paddedImage)
-        let partials = scratch.slot(1, floats: o * taps)
-        let biasPartials = scratch.slot(2, floats: o)
+        // Per task: float64 partial sums (in slot 1, two floats each); the bias partials and one
+        // group's float32 sums side by side in slot 2.
+        let partials = scratch.slot(1, floats: 2 * o * taps)
+        let biasPartials = scratch.slot(2, floats: o + o * taps)
         let wide = scratch.slot(3, floats: group * o * rounded)
         plan.offsets.withUnsafeBufferPointer { offsets in
             parallelChunks(s.batch, chunks: chunks) { worker, images in
-                let (partial, biasPartial) = (partials[worker], biasPartials[worker])
-                partial.update(repeating: 0, count: o * taps)
+                let (biasPartial, groupSums) = (biasPartials[worker], biasPartials[worker] + o)
                 biasPartial.update(repeating: 0, count: o)
-                var first = images.lowerBound
-                while first < images.upperBound {
-                    let n = min(group, images.upperBound - first)
-                    for b in 0..<n {
-                        Self.padImage(
-                            s, plan, image: pin + (first + b) * imageSize, target: padded[worker] + b * plan.paddedImage
-                        )
-                        // The output gradient on the wide grid: zero past each row and past `length`.
-                        let g = pgo + (first + b) * o * patches
-                        let target = wide[worker] + b * o * rounded
-                        for oc in 0..<o {
-                            let row = target + oc * rounded
-                            for y in 0..<oH {
-                                HostLoops.copyRun(from: g + (oc * oH + y) * oW, to: row + y * wp, count: oW)
-                                (row + y * wp + oW).update(repeating: 0, count: wp - oW)
+                UnsafeMutableRawPointer(partials[worker]).withMemoryRebound(to: Double.self, capacity: o * taps) {
+                    partial in
+                    partial.update(repeating: 0, count: o * taps)
+                    var first = images.lowerBound
+                    while first < images.upperBound {
+                        let n = min(group, images.upperBound - first)
+                        for b in 0..<n {
+                            Self.padImage(
+                                s, plan, image: pin + (first + b) * imageSize,
+                                target: padded[worker] + b * plan.paddedImage
+                            )
+                            // The output gradient on the wide grid: zero past each row and past `length`.
+                            let g = pgo + (first + b) * o * patches
+                            let target = wide[worker] + b * o * rounded
+                            for oc in 0..<o {
+                                let row = target + oc * rounded
+                                for y in 0..<oH {
+                                    HostLoops.copyRun(from: g + (oc * oH + y) * oW, to: row + y * wp, count: oW)
+                                    (row + y * wp + oW).update(repeating: 0, count: wp - oW)
+                                }
+                                (row + plan.length).update(repeating: 0, count: rounded - plan.length)
                             }
-                            (row + plan.length).update(repeating: 0, count: rounded - plan.length)
+                            // The bias sums only where there is a bias: a serial sum costs as much as a layer's
+                            // whole padding and copying.
+                            for oc in 0..<o where pgb != nil {
+                                var sum: Float = 0
+                                for p in 0..<patches { sum += g[oc * patches + p] }
+                                biasPartial[oc] += sum
+                            }
                         }
-                        // The bias sums only where there is a bias: a serial sum costs as much as a layer's
-                        // whole padding and copying.
-                        for oc in 0..<o where pgb != nil {
-                            var sum: Float = 0
-                            for p in 0..<patches { sum += g[oc * patches + p] }
-                            biasPartial[oc] += sum
-                        }
+                        let gradient = plan.lanes == 16 ? hk_wide_weight_gradient16 : hk_wide_weight_gradient
+                        groupSums.update(repeating: 0, count: o * taps)
+                        gradient(
+                            padded[worker], plan.paddedImage, offsets.baseAddress, Int32(taps), wide[worker],
+                            Int32(rounded), o * rounded, Int32(o), Int32(plan.length), Int32(n), groupSums)
+                        for i in 0..<(o * taps) { partial[i] += Double(groupSums[i]) }
+                        first += n
                     }
-                    let gradient = plan.lanes == 16 ? hk_wide_weight_gradient16 : hk_wide_weight_gradient
-                    gradient(
-                        padded[worker], plan.paddedImage, offsets.baseAddress, Int32(taps), wide[worker],
-                        Int32(rounded), o * rounded, Int32(o), Int32(plan.length), Int32(n), partial)
-                    first += n
                 }
             }
         }
         let used = s.batch == 0 ? 0 : chunks
-        pgw.update(repeating: 0, count: o * taps)
+        // The tasks' float64 partials added in task order into the first, then rounded once.
+        UnsafeMutableRawPointer(partials[0]).withMemoryRebound(to: Double.self, capacity: o * taps) { total in
+            for w in 1..<max(1, used) {
+                UnsafeMutableRawPointer(partials[w]).withMemoryRebound(to: Double.self, capacity: o * taps) { partial in
+                    for i in 0..<(o * taps) { total[i] += partial[i] }
+                }
+            }
+            for i in 0..<(o * taps) { pgw[i] = used == 0 ? 0 : Float(total[i]) }
+        }
         pgb?.update(repeating: 0, count: o)
         for w in 0..<used {
-            for i in 0..<(o * taps) { pgw[i] += partials[w][i] }
             if let pgb { for oc in 0..<o { pgb[oc] += biasPartials[w][oc] } }
         }
     }
