@@ -3,8 +3,9 @@ import CLAPACK
 import Foundation
 
 /// The layers of residual networks on the host: the general convolution by
-/// wide-grid AVX2 kernels at stride 1 (`HostDevice+WideConvolution.swift`),
-/// elsewhere by strided, padded im2col and OpenBLAS `sgemm`; batch
+/// the wide-grid AVX2/AVX-512 kernels (`HostDevice+WideConvolution.swift`)
+/// where the CPU has them, else (and for a 1×1 unpadded stride-1 kernel) by
+/// strided, padded im2col and OpenBLAS `sgemm`; batch
 /// normalisation with float64 per-channel sums in a fixed order of eight
 /// lanes (`hk_channel_sum`); the residual sum and the
 /// global average pool as plain loops. Work is split over images (the

@@ -52,8 +52,8 @@ public final class HostDevice: Device {
     let scratch: HostScratch
     /// Whether convolutions may use the AVX2/FMA direct kernels.
     public let usesDirectKernels: Bool
-    /// Whether the stride-1 convolutions of ``Conv2dShape`` use the 16-lane
-    /// AVX-512 versions of the wide-grid kernels (only with the direct kernels).
+    /// Whether the convolutions of ``Conv2dShape`` use the 16-lane AVX-512
+    /// versions of the wide-grid kernels (only with the direct kernels).
     public let usesAVX512: Bool
     /// Whether this CPU runs AVX-512F (and AVX2 and FMA).
     public static var cpuHasAVX512: Bool { hk_has_avx512() != 0 }
