@@ -21,6 +21,10 @@ final class ResidualOpsTests: XCTestCase {
         (67, 2, 3, 4, 3, 3, 2, 1),
         // 19 images of 5×5, stride 1: the host's products take several images at a time, the last group partial.
         (19, 3, 4, 5, 5, 3, 1, 1),
+        // 90 images of 6×6, stride 1: the host's wide-grid weight gradient takes 8 images a call, 11 a task.
+        (90, 4, 7, 6, 6, 3, 1, 1),
+        // Stride 3: three stride-phases a side, the last ones shorter.
+        (2, 3, 5, 10, 11, 3, 3, 1),
     ].map {
         Conv2dShape(
             batch: $0.0, inChannels: $0.1, outChannels: $0.2, height: $0.3, width: $0.4, kernelHeight: $0.5,

@@ -2,8 +2,9 @@ import Foundation
 import GPUNet
 import XCTest
 
-/// The devices every parity test runs on: the host with its AVX2 kernels,
-/// the host on its portable im2col + OpenBLAS path (what a CPU without AVX2
+/// The devices every parity test runs on: the host with its AVX2 kernels
+/// (AVX-512 where the CPU has it, and then again with AVX2 only), the host
+/// on its portable im2col + OpenBLAS path (what a CPU without AVX2
 /// runs), then each OpenCL device. On a machine without an OpenCL device the
 /// host half still runs (it is a real test of its own); with
 /// `CONVSVD_REQUIRE_OPENCL=1` (as `scripts/test` and `.ci/run` set) the test
@@ -11,7 +12,9 @@ import XCTest
 public func testDevices(file: StaticString = #filePath, line: UInt = #line) throws -> [any Device] {
     let openCL: [any Device]
     do { openCL = try openCLTestDevices(file: file, line: line) } catch is XCTSkip { openCL = [] }
-    return [HostDevice(), HostDevice(directKernels: false)] + openCL
+    // Where the CPU has AVX-512, the host's AVX2 versions of those kernels are tested too.
+    let avx2: [any Device] = HostDevice.cpuHasAVX512 ? [HostDevice(avx512: false)] : []
+    return [HostDevice()] + avx2 + [HostDevice(directKernels: false)] + openCL
 }
 
 /// The kernel families every OpenCL test runs: both, or only the one that

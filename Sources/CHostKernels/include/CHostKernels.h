@@ -94,6 +94,72 @@ int hk_pooled_data_gradient(const float *gradPooled, const int *argmax, const fl
                             int outHeight, int outWidth, int channels, int height, int width, int kernelHeight,
                             int kernelWidth, int images, float *work, float *gradIn);
 
+/// Stride-1 correlation of a zero-padded image on its wide grid (AVX2/FMA
+/// only): `in` is (channels, paddedHeight, paddedWidth) and offsets[k] =
+/// c*paddedHeight*paddedWidth + i*paddedWidth + j (hk_tap_offsets over the
+/// padded image). out[o*outStride + q] = sum_k weightsT[k*outPad + o] *
+/// in[offsets[k] + q] for o < outChannels and q < length rounded up to 8, sums
+/// over k in order. Output position (y, x) is q = y*paddedWidth + x; the
+/// positions x >= outWidth are computed and meant to be dropped. weightsT is
+/// (taps x outPad), outPad a multiple of 6, zero in the padding columns. Reads
+/// `in` up to offsets[taps-1] + length rounded up to 8: the caller keeps that
+/// many floats readable.
+void hk_wide_correlate(const float *in, const int *offsets, int taps, const float *weightsT, int outChannels,
+                       int outPad, int length, float *out, int outStride);
+
+/// The weight gradient on the same wide grid over `images` images (AVX2/FMA
+/// only): gradWeight[o*taps + k] += sum_b sum_q gradOut[b*gradImageStride +
+/// o*gradStride + q] * in[b*inStride + offsets[k] + q] over q < length rounded
+/// up to 8, in 8 lane partial sums (images, then positions, in order) added in
+/// a fixed order. gradOut must be zero at the dropped positions and up to the
+/// rounded length, and `in` finite wherever it is read.
+void hk_wide_weight_gradient(const float *in, long inStride, const int *offsets, int taps, const float *gradOut,
+                             int gradStride, long gradImageStride, int outChannels, int length, int images,
+                             float *gradWeight);
+
+/// 1 when this CPU runs AVX-512F as well as AVX2 and FMA (checked once).
+int hk_has_avx512(void);
+
+/// hk_wide_correlate and hk_wide_weight_gradient with 16-lane AVX-512
+/// vectors: the same arguments, with length rounded up to 16 instead of 8
+/// (the reads, the zero gradient past `length` and the output rows extend to
+/// it) and, for hk_wide_correlate16, outPad a multiple of 8. The forward results equal hk_wide_correlate's; the weight gradient
+/// adds 16 lane partial sums. Call only when hk_has_avx512() returns 1.
+void hk_wide_correlate16(const float *in, const int *offsets, int taps, const float *weightsT, int outChannels,
+                         int outPad, int length, float *out, int outStride);
+void hk_wide_weight_gradient16(const float *in, long inStride, const int *offsets, int taps, const float *gradOut,
+                               int gradStride, long gradImageStride, int outChannels, int length, int images,
+                               float *gradWeight);
+
+/// The stride-phases of a zero-padded image, for a strided correlation on the
+/// wide grid: phase (a, b), a < phasesHigh, b < phasesWide, is the block
+/// out[((a*phasesWide + b)*planes + c)*phaseHeight*phaseWidth + u*phaseWidth + v]
+/// = padded[c, stride*u + a, stride*v + b], where padded is `in` (planes,
+/// height, width) with `padding` zeros on every side (0 past its edge).
+void hk_phase_planes(const float *in, int planes, int height, int width, int padding, int stride, int phasesHigh,
+                     int phasesWide, int phaseHeight, int phaseWidth, float *out);
+
+/// out (planes, height + 2*padding, width + 2*padding) = in (planes, height,
+/// width) with `padding` zero rows and columns on every side.
+void hk_pad_planes(const float *in, int planes, int height, int width, int padding, float *out);
+
+/// BatchNorm's sums over one channel of `images` planes of `plane` floats,
+/// imageStride apart, in float64: sum of x (squares = 0) or of (x - mean)^2
+/// (squares = 1). Eight lanes (lane l takes the positions p = l mod 8 of each
+/// plane), added pairwise at the end: a fixed order for a given shape.
+double hk_channel_sum(const float *x, int images, long imageStride, int plane, double mean, int squares);
+
+/// sumDy = sum of dy, sumDyCentred = sum of dy * (x - mean) over one channel,
+/// float64, in the lanes of hk_channel_sum.
+void hk_channel_gradient_sums(const float *x, const float *dy, int images, long imageStride, int plane, double mean,
+                              double *sumDy, double *sumDyCentred);
+
+/// dx = float(scale * (dy - meanDy - xHat * meanDyXhat)), xHat = (x - mean) * invStd
+/// in float64, over one channel.
+void hk_channel_gradient_apply(const float *x, const float *dy, int images, long imageStride, int plane,
+                               double mean, double invStd, double scale, double meanDy, double meanDyXhat,
+                               float *dx);
+
 /// A pool of worker threads that run a job's tasks together with the
 /// caller. Workers spin for a few hundred microseconds after each job
 /// before they sleep, so back-to-back jobs (a training step's operations)

@@ -1,8 +1,11 @@
+import CHostKernels
+
 /// The phases of a synchronised batch normalisation on the host: the loops
 /// of ``HostDevice/batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``
 /// and ``HostDevice/batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)``
-/// cut where the sums leave the device: float64 sums, images then pixels in
-/// order, each rounded once to float32.
+/// cut where the sums leave the device: float64 sums in the fixed lane order
+/// of `hk_channel_sum` and `hk_channel_gradient_sums`, each rounded once to
+/// float32.
 extension HostDevice {
     public func batchNormChannelSums(
         _ s: BatchNormShape, input: Buffer, saved: Buffer, centred: Bool, sums: Buffer
@@ -17,18 +20,7 @@ extension HostDevice {
         parallelChunks(c, chunks: s.count >= Self.parallelElementThreshold ? tasks : 1) { _, channels in
             for ch in channels {
                 let mean = centred ? Double(psaved[ch]) : 0
-                var sum = 0.0
-                for b in 0..<batch {
-                    let x = px + (b * c + ch) * plane
-                    if centred {
-                        for p in 0..<plane {
-                            let d = Double(x[p]) - mean
-                            sum += d * d
-                        }
-                    } else {
-                        for p in 0..<plane { sum += Double(x[p]) }
-                    }
-                }
+                let sum = hk_channel_sum(px + ch * plane, Int32(batch), c * plane, Int32(plane), mean, centred ? 1 : 0)
                 psums[ch] = Float(sum)
             }
         }
@@ -70,15 +62,11 @@ extension HostDevice {
             for ch in channels {
                 let (mean, invStd) = (Double(psaved[ch]), Double(psaved[c + ch]))
                 var sumDy = 0.0
-                var sumDyXhat = 0.0
-                for b in 0..<batch {
-                    let x = px + (b * c + ch) * plane
-                    let dy = pdy + (b * c + ch) * plane
-                    for p in 0..<plane {
-                        sumDy += Double(dy[p])
-                        sumDyXhat += Double(dy[p]) * (Double(x[p]) - mean) * invStd
-                    }
-                }
+                var sumDyCentred = 0.0
+                hk_channel_gradient_sums(
+                    px + ch * plane, pdy + ch * plane, Int32(batch), c * plane, Int32(plane), mean, &sumDy,
+                    &sumDyCentred)
+                let sumDyXhat = sumDyCentred * invStd
                 pdb[ch] = Float(sumDy)
                 pdg[ch] = Float(sumDyXhat)
             }
@@ -107,15 +95,9 @@ extension HostDevice {
                 let scale = Double(pg[ch]) * invStd
                 let meanDy = Double(psumDy[ch]) / n
                 let meanDyXhat = Double(psumDyXhat[ch]) / n
-                for b in 0..<batch {
-                    let x = px + (b * c + ch) * plane
-                    let dy = pdy + (b * c + ch) * plane
-                    let dx = pdx + (b * c + ch) * plane
-                    for p in 0..<plane {
-                        let xHat = (Double(x[p]) - mean) * invStd
-                        dx[p] = Float(scale * (Double(dy[p]) - meanDy - xHat * meanDyXhat))
-                    }
-                }
+                hk_channel_gradient_apply(
+                    px + ch * plane, pdy + ch * plane, Int32(batch), c * plane, Int32(plane), mean, invStd, scale,
+                    meanDy, meanDyXhat, pdx + ch * plane)
             }
         }
     }

@@ -1,9 +1,13 @@
+import CHostKernels
 import CLAPACK
 import Foundation
 
 /// The layers of residual networks on the host: the general convolution by
-/// strided, padded im2col and OpenBLAS `sgemm` per image; batch
-/// normalisation with float64 per-channel sums; the residual sum and the
+/// the wide-grid AVX2/AVX-512 kernels (`HostDevice+WideConvolution.swift`)
+/// where the CPU has them, else (and for a 1×1 unpadded stride-1 kernel) by
+/// strided, padded im2col and OpenBLAS `sgemm`; batch
+/// normalisation with float64 per-channel sums in a fixed order of eight
+/// lanes (`hk_channel_sum`); the residual sum and the
 /// global average pool as plain loops. Work is split over images (the
 /// convolutions) or channels (batch normalisation) in pieces that depend
 /// only on the shape and the task count, and partial sums are added in task
@@ -43,6 +47,10 @@ extension HostDevice {
         _ s: Conv2dShape, input pin: UnsafePointer<Float>, weight pw: UnsafePointer<Float>,
         bias pb: UnsafePointer<Float>?, output pout: UnsafeMutablePointer<Float>
     ) {
+        if let plan = widePlan(s) {
+            wideCorrelate(s, plan, input: pin, weight: pw, bias: pb, output: pout)
+            return
+        }
         let (k, o, patches) = (s.patchSize, s.outChannels, s.outHeight * s.outWidth)
         let imageSize = s.inChannels * s.height * s.width
         let direct = Self.isPointwise(s)
@@ -99,6 +107,7 @@ extension HostDevice {
                 transposed, input: pgo, weight: Self.flippedTransposedWeights(s, pw), bias: nil, output: pgi)
             return
         }
+        if wideStridedDataGradient(s, gradOutput: pgo, weight: pw, gradInput: pgi) { return }
         let columns = scratch.slot(0, floats: direct ? 1 : k * patches)
         parallelChunks(s.batch, chunks: tasks) { worker, images in
             for b in images {
@@ -155,6 +164,10 @@ extension HostDevice {
         let pgo = try floats(gradOutput, at: s.outputCount, operation, "gradOutput")
         let pgw = try floats(gradWeight, at: s.weightCount, operation, "gradWeight")
         let pgb = try gradBias.map { try floats($0, at: s.outChannels, operation, "gradBias") }
+        if let plan = widePlan(s) {
+            wideWeightGradient(s, plan, input: pin, gradOutput: pgo, gradWeight: pgw, gradBias: pgb)
+            return
+        }
         let (k, o, patches) = (s.patchSize, s.outChannels, s.outHeight * s.outWidth)
         let imageSize = s.inChannels * s.height * s.width
         let direct = Self.isPointwise(s)
@@ -345,21 +358,10 @@ extension HostDevice {
                 var mean: Double
                 var invStd: Double
                 if training {
-                    // Two passes in float64, images then pixels in order.
-                    var sum = 0.0
-                    for b in 0..<batch {
-                        let x = px + (b * c + ch) * plane
-                        for p in 0..<plane { sum += Double(x[p]) }
-                    }
-                    mean = sum / n
-                    var squares = 0.0
-                    for b in 0..<batch {
-                        let x = px + (b * c + ch) * plane
-                        for p in 0..<plane {
-                            let d = Double(x[p]) - mean
-                            squares += d * d
-                        }
-                    }
+                    // Two passes in float64 (hk_channel_sum's fixed lane order).
+                    let x = px + ch * plane
+                    mean = hk_channel_sum(x, Int32(batch), c * plane, Int32(plane), 0, 0) / n
+                    let squares = hk_channel_sum(x, Int32(batch), c * plane, Int32(plane), mean, 1)
                     let variance = squares / n
                     invStd = 1 / (variance + eps).squareRoot()
                     prm[ch] = Float((1 - m) * Double(prm[ch]) + m * mean)
@@ -413,29 +415,19 @@ extension HostDevice {
                 let mean = Double(psaved[ch])
                 let invStd = Double(psaved[c + ch])
                 var sumDy = 0.0
-                var sumDyXhat = 0.0
-                for b in 0..<batch {
-                    let x = px + (b * c + ch) * plane
-                    let dy = pdy + (b * c + ch) * plane
-                    for p in 0..<plane {
-                        sumDy += Double(dy[p])
-                        sumDyXhat += Double(dy[p]) * (Double(x[p]) - mean) * invStd
-                    }
-                }
+                var sumDyCentred = 0.0
+                hk_channel_gradient_sums(
+                    px + ch * plane, pdy + ch * plane, Int32(batch), c * plane, Int32(plane), mean, &sumDy,
+                    &sumDyCentred)
+                let sumDyXhat = sumDyCentred * invStd
                 pdb[ch] = Float(sumDy)
                 pdg[ch] = Float(sumDyXhat)
                 let scale = Double(pg[ch]) * invStd
                 let meanDy = training ? sumDy / n : 0
                 let meanDyXhat = training ? sumDyXhat / n : 0
-                for b in 0..<batch {
-                    let x = px + (b * c + ch) * plane
-                    let dy = pdy + (b * c + ch) * plane
-                    let dx = pdx + (b * c + ch) * plane
-                    for p in 0..<plane {
-                        let xHat = (Double(x[p]) - mean) * invStd
-                        dx[p] = Float(scale * (Double(dy[p]) - meanDy - xHat * meanDyXhat))
-                    }
-                }
+                hk_channel_gradient_apply(
+                    px + ch * plane, pdy + ch * plane, Int32(batch), c * plane, Int32(plane), mean, invStd, scale,
+                    meanDy, meanDyXhat, pdx + ch * plane)
             }
         }
     }

@@ -52,6 +52,11 @@ public final class HostDevice: Device {
     let scratch: HostScratch
     /// Whether convolutions may use the AVX2/FMA direct kernels.
     public let usesDirectKernels: Bool
+    /// Whether the convolutions of ``Conv2dShape`` use the 16-lane AVX-512
+    /// versions of the wide-grid kernels (only with the direct kernels).
+    public let usesAVX512: Bool
+    /// Whether this CPU runs AVX-512F (and AVX2 and FMA).
+    public static var cpuHasAVX512: Bool { hk_has_avx512() != 0 }
     /// The worker threads besides the caller (workers − 1 of them).
     private let pool: OpaquePointer?
 
@@ -60,11 +65,14 @@ public final class HostDevice: Device {
     /// `directKernels`: allow the AVX2/FMA convolution kernels (default
     /// true; they are used only where the CPU has AVX2 and FMA). False
     /// forces im2col + `sgemm` everywhere, e.g. to test that path.
-    public init(workers: Int? = nil, directKernels: Bool = true) {
+    /// `avx512`: allow the AVX-512 wide-grid kernels where the CPU has them
+    /// (default true; false keeps their AVX2 versions, e.g. to test those).
+    public init(workers: Int? = nil, directKernels: Bool = true, avx512: Bool = true) {
         openblas_set_num_threads(1)
         self.workers = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
         tasks = self.workers == 1 ? 1 : self.workers * Self.tasksPerWorker
         usesDirectKernels = directKernels && hk_has_avx2_fma() != 0
+        usesAVX512 = usesDirectKernels && avx512 && hk_has_avx512() != 0
         scratch = HostScratch(workers: tasks, slots: 4)
         pool = hk_pool_create(Int32(self.workers - 1))
         info = DeviceInfo(

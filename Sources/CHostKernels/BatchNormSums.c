@@ -1,0 +1,127 @@
+#include "CHostKernels.h"
+
+// BatchNorm's per-channel float64 sums in 8 lanes. A single running sum is
+// a chain of dependent float64 additions (4 cycles each); 8 independent
+// lanes let the compiler use vector additions and keep several in flight.
+// Lane l takes the positions p ≡ l (mod 8) of each plane (the plane's tail
+// included), and the lanes are added pairwise at the end, so the order
+// depends only on the shape. Each function is compiled twice, for the
+// baseline and for AVX2 (without FMA, so no multiply-add is contracted and
+// both give the same bits), and calls the AVX2 one where the CPU has it.
+
+static double hk_lanes_total(const double *lanes) {
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
+#define HK_INLINE static inline __attribute__((always_inline))
+
+HK_INLINE double hk_channel_sum_body(const float *x, int images, long imageStride, int plane, double mean, int squares) {
+    double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int b = 0; b < images; b++) {
+        const float *row = x + b * imageStride;
+        int p = 0;
+        if (squares) {
+            for (; p + 8 <= plane; p += 8) {
+                for (int l = 0; l < 8; l++) {
+                    double d = (double)row[p + l] - mean;
+                    lanes[l] += d * d;
+                }
+            }
+            for (int l = 0; p + l < plane; l++) {
+                double d = (double)row[p + l] - mean;
+                lanes[l] += d * d;
+            }
+        } else {
+            for (; p + 8 <= plane; p += 8) {
+                for (int l = 0; l < 8; l++) lanes[l] += (double)row[p + l];
+            }
+            for (int l = 0; p + l < plane; l++) lanes[l] += (double)row[p + l];
+        }
+    }
+    return hk_lanes_total(lanes);
+}
+
+HK_INLINE void hk_channel_gradient_sums_body(const float *x, const float *dy, int images, long imageStride, int plane,
+                                            double mean, double *sumDy, double *sumDyCentred) {
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, c[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int b = 0; b < images; b++) {
+        const float *xr = x + b * imageStride, *gr = dy + b * imageStride;
+        int p = 0;
+        for (; p + 8 <= plane; p += 8) {
+            for (int l = 0; l < 8; l++) {
+                double g = (double)gr[p + l];
+                a[l] += g;
+                c[l] += g * ((double)xr[p + l] - mean);
+            }
+        }
+        for (int l = 0; p + l < plane; l++) {
+            double g = (double)gr[p + l];
+            a[l] += g;
+            c[l] += g * ((double)xr[p + l] - mean);
+        }
+    }
+    *sumDy = hk_lanes_total(a);
+    *sumDyCentred = hk_lanes_total(c);
+}
+
+HK_INLINE void hk_channel_gradient_apply_body(const float *x, const float *dy, int images, long imageStride, int plane,
+                                             double mean, double invStd, double scale, double meanDy,
+                                             double meanDyXhat, float *dx) {
+    for (int b = 0; b < images; b++) {
+        const float *xr = x + b * imageStride, *gr = dy + b * imageStride;
+        float *out = dx + b * imageStride;
+        for (int p = 0; p < plane; p++) {
+            double xHat = ((double)xr[p] - mean) * invStd;
+            out[p] = (float)(scale * ((double)gr[p] - meanDy - xHat * meanDyXhat));
+        }
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#define HK_AVX2 __attribute__((target("avx2")))
+#define HK_HAS_AVX2 (hk_has_avx2_fma() != 0)
+#else
+#define HK_AVX2
+#define HK_HAS_AVX2 0
+#endif
+
+HK_AVX2 static double hk_channel_sum_avx2(const float *x, int images, long imageStride, int plane, double mean,
+                                          int squares) {
+    return hk_channel_sum_body(x, images, imageStride, plane, mean, squares);
+}
+
+double hk_channel_sum(const float *x, int images, long imageStride, int plane, double mean, int squares) {
+    if (HK_HAS_AVX2) return hk_channel_sum_avx2(x, images, imageStride, plane, mean, squares);
+    return hk_channel_sum_body(x, images, imageStride, plane, mean, squares);
+}
+
+HK_AVX2 static void hk_channel_gradient_sums_avx2(const float *x, const float *dy, int images, long imageStride,
+                                                  int plane, double mean, double *sumDy, double *sumDyCentred) {
+    hk_channel_gradient_sums_body(x, dy, images, imageStride, plane, mean, sumDy, sumDyCentred);
+}
+
+void hk_channel_gradient_sums(const float *x, const float *dy, int images, long imageStride, int plane, double mean,
+                              double *sumDy, double *sumDyCentred) {
+    if (HK_HAS_AVX2) {
+        hk_channel_gradient_sums_avx2(x, dy, images, imageStride, plane, mean, sumDy, sumDyCentred);
+        return;
+    }
+    hk_channel_gradient_sums_body(x, dy, images, imageStride, plane, mean, sumDy, sumDyCentred);
+}
+
+HK_AVX2 static void hk_channel_gradient_apply_avx2(const float *x, const float *dy, int images, long imageStride,
+                                                   int plane, double mean, double invStd, double scale,
+                                                   double meanDy, double meanDyXhat, float *dx) {
+    hk_channel_gradient_apply_body(x, dy, images, imageStride, plane, mean, invStd, scale, meanDy, meanDyXhat, dx);
+}
+
+void hk_channel_gradient_apply(const float *x, const float *dy, int images, long imageStride, int plane,
+                               double mean, double invStd, double scale, double meanDy, double meanDyXhat,
+                               float *dx) {
+    if (HK_HAS_AVX2) {
+        hk_channel_gradient_apply_avx2(x, dy, images, imageStride, plane, mean, invStd, scale, meanDy, meanDyXhat,
+                                       dx);
+        return;
+    }
+    hk_channel_gradient_apply_body(x, dy, images, imageStride, plane, mean, invStd, scale, meanDy, meanDyXhat, dx);
+}
