@@ -335,7 +335,6 @@ public struct NetworkAnalyzer {
                     forward: HostNetworkForward(network, operators: ops), start: 0, layer: nil, k: 0, fullRank: false))
         }
         let classes = network.classes
-        let size = network.inputSize
         let chunks = (images + options.chunk - 1) / options.chunk
         // Per chunk: [baseline correct, then per variant correct, then full-rank mismatches].
         let counts = parallelMap(chunks, threads: options.threads) { c -> [Int] in
