@@ -220,12 +220,18 @@ public final class TinyConvNet {
 
         /// Waits for the read-back; the summed loss and the number of correct predictions.
         public func value() throws -> (lossSum: Double, correct: Int) {
-            let values = try download.floats()
+            Self.sums(try download.floats(), from: 0, batch: batch)
+        }
+
+        /// The summed loss and the number of correct predictions of a
+        /// batch's per-sample results starting at `values[start]` (losses,
+        /// then 0/1 correctness), summed in float64 in sample order.
+        static func sums(_ values: [Float], from start: Int, batch: Int) -> (lossSum: Double, correct: Int) {
             var loss = 0.0
             var correct = 0.0
             for i in 0..<batch {
-                loss += Double(values[i])
-                correct += Double(values[batch + i])
+                loss += Double(values[start + i])
+                correct += Double(values[start + batch + i])
             }
             return (loss, Int(correct.rounded()))
         }

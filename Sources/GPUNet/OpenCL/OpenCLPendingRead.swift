@@ -7,13 +7,12 @@ import COpenCL
 final class OpenCLPendingRead {
     private let source: OpenCLBuffer
     private let memory: UnsafeMutablePointer<Float>
-    private var event: cl_event?
-    /// Counts the wait in ``floats()`` (``DeviceCounters/hostWaits``).
-    private let counters: DeviceCounters
+    /// The read's event; declared after `memory` so that it is waited for
+    /// (when dropped unread) before `deinit` frees the memory.
+    private var read: OpenCLEventWait?
 
     init(queue: cl_command_queue?, source: OpenCLBuffer, counters: DeviceCounters) throws {
         self.source = source
-        self.counters = counters
         memory = .allocate(capacity: max(source.count, 1))
         guard source.count > 0 else { return }
         var event: cl_event?
@@ -22,27 +21,17 @@ final class OpenCLPendingRead {
             0, nil, &event)
         // On failure deinit frees the memory (every property is set by now).
         try OpenCLError.check(status, "clEnqueueReadBuffer(\(source.byteCount) bytes, non-blocking)")
-        self.event = event
+        read = OpenCLEventWait(event: event, counters: counters)
     }
 
     deinit {
-        if let event {
-            var events: [cl_event?] = [event]
-            clWaitForEvents(1, &events)
-            clReleaseEvent(event)
-        }
+        read = nil  // waits for a read still in flight
         memory.deallocate()
     }
 
-    /// Waits for the read, then returns the buffer's contents.
+    /// Waits for the read (one host wait, ``DeviceCounters/hostWaits``), then returns the buffer's contents.
     func floats() throws -> [Float] {
-        if let event {
-            self.event = nil
-            counters.hostWaits += 1
-            defer { clReleaseEvent(event) }
-            var events: [cl_event?] = [event]
-            try OpenCLError.check(clWaitForEvents(1, &events), "clWaitForEvents(a non-blocking read)")
-        }
+        try read?.wait("clWaitForEvents(a non-blocking read)")
         return Array(UnsafeBufferPointer(start: memory, count: source.count))
     }
 }

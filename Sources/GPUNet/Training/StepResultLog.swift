@@ -24,7 +24,7 @@
 ///   order; an out-of-order queue would need the read to wait for the
 ///   events of the block's loss operations.
 public final class StepResultLog {
-    /// One step's results, as ``TinyConvNet/PendingBatchResult/value()`` sums them.
+    /// One step's results, summed as ``TinyConvNet/PendingBatchResult/value()`` sums a batch's.
     public struct StepResult: Equatable, Sendable {
         public let step: Int
         public let batch: Int
@@ -103,13 +103,8 @@ public final class StepResultLog {
         let values = try block.download.floats()
         let stride = ring.floatsPerSlot
         return block.batches.enumerated().map { index, batch in
-            var loss = 0.0
-            var correct = 0.0
-            for i in 0..<batch {
-                loss += Double(values[index * stride + i])
-                correct += Double(values[index * stride + batch + i])
-            }
-            return StepResult(step: block.start + index, batch: batch, lossSum: loss, correct: Int(correct.rounded()))
+            let sums = TinyConvNet.PendingBatchResult.sums(values, from: index * stride, batch: batch)
+            return StepResult(step: block.start + index, batch: batch, lossSum: sums.lossSum, correct: sums.correct)
         }
     }
 }
