@@ -79,10 +79,57 @@ final class ModelBenchTests: XCTestCase {
         let fraction = try XCTUnwrap((report["epoch_fraction_of_peak"] as? [Double])?.first)
         XCTAssertEqual(fraction, epochGflops / peak, accuracy: 1e-12)
 
+        // Bytes are each tensor once, counted by hand here: conv1 reads 8
+        // images of 28×28 and its 16×1×3×3 weight and writes 16 maps of 28×28
+        // per image; SGD with momentum reads the 77,754 parameters, their
+        // gradients and velocities and writes parameters and velocities.
+        // (A block's one ReLU module runs twice: its names repeat.)
+        let bytes = Dictionary(
+            operations.map { ($0["operation"] as? String ?? "?", $0["bytes"] as? Int) }, uniquingKeysWith: { a, _ in a }
+        )
+        XCTAssertEqual(bytes["conv1.forward"], 4 * (8 * 784 + 144 + 8 * 16 * 784))
+        XCTAssertEqual(bytes["conv1.weight_grad"], 4 * (8 * 784 + 8 * 16 * 784 + 144))
+        XCTAssertEqual(bytes["optimizer.update"], 4 * 77_754 * 5)
+        XCTAssertTrue(bytes.values.allSatisfy { ($0 ?? 0) > 0 }, "\(bytes)")
+        // The host runs no kernels: no GPU model.
+        XCTAssertNil(d["gpu_model"])
+
         // No torch at that path: no PyTorch figure, and the reason.
         let torch = try XCTUnwrap(report["pytorch"] as? [String: Any])
         XCTAssertNil(torch["seconds"])
         XCTAssertTrue((torch["note"] as? String ?? "").contains("no torch"), "\(torch)")
+    }
+
+    /// On an OpenCL device the report carries the modelled GPU step, each
+    /// figure of it recomputed here from the operations' bytes and
+    /// multiply-adds and the launches counted per step.
+    func testResNet8GPUModelFollowsTheOperations() throws {
+        _ = try openCLTestDeviceInfos()
+        let r = try CLI.run([
+            "bench", "--model", "resnet8", "--device", "opencl:0:0", "--data", try mnist, "--batch-sizes", "4",
+            "--repeats", "1", "--json",
+        ])
+        XCTAssertEqual(r.status, 0, r.output)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let d = try XCTUnwrap((report["devices"] as? [[String: Any]])?.first)
+        let model = try XCTUnwrap(d["gpu_model"] as? [String: Any])
+        let bandwidth = try XCTUnwrap(model["bandwidth_bytes_per_second"] as? Double)
+        let peak = try XCTUnwrap(model["fp32_flops_per_second"] as? Double)
+        let launch = try XCTUnwrap(model["launch_seconds"] as? Double)
+        let launches = try XCTUnwrap(d["launchesPerStep"] as? Double)
+        XCTAssertEqual(model["launches"] as? Int, Int(launches.rounded()))
+        var device = 0.0
+        for op in try XCTUnwrap(d["operations"] as? [[String: Any]]) {
+            let bytes = Double(try XCTUnwrap(op["bytes"] as? Int, "\(op)"))
+            let flops = 2 * Double(op["multiply_adds"] as? Int ?? 0)
+            device += max(bytes / bandwidth, flops / peak)
+        }
+        let modelled = try XCTUnwrap(model["device_seconds"] as? Double)
+        XCTAssertEqual(modelled, device, accuracy: 1e-12 * device)
+        let enqueue = Double(Int(launches.rounded())) * launch
+        XCTAssertEqual(try XCTUnwrap(model["step_seconds"] as? Double), max(enqueue, device), accuracy: 1e-15)
+        let epoch = try XCTUnwrap(model["epoch_seconds"] as? Double)
+        XCTAssertEqual(epoch, max(enqueue, device) * 15_000, accuracy: 1e-9 * epoch, "60,000 images at batch 4")
     }
 
     /// The text report says which epoch figure it prints and that PyTorch gave none.

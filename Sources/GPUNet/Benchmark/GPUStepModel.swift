@@ -1,7 +1,7 @@
 import Foundation
 
-/// A model, not a measurement: what TinyConvNet's training step would
-/// cost on a named GPU. The host enqueues the step's kernels while the GPU
+/// A model, not a measurement: what a training step (TinyConvNet's, or a
+/// network description's in `bench --model`) would cost on a named GPU. The host enqueues the step's kernels while the GPU
 /// runs earlier ones (training never waits inside a block of steps), so a
 /// step takes the longer of the two:
 ///
@@ -9,9 +9,8 @@ import Foundation
 ///
 /// L the kernels a step launches, counted on the OpenCL device that ran the
 /// bench (its kernel family, fused kernels included), and per operation of
-/// ``OperationFixture/stepComposition`` the least bytes it must move
-/// (``Benchmark/Timing/bytes``) and its dense arithmetic
-/// (``Benchmark/Timing/flops``). The assumptions are printed with the
+/// the step the least bytes it must move and its dense arithmetic
+/// (``Work``). The assumptions are printed with the
 /// figure; the first GPU run replaces it with a measurement.
 public struct GPUStepModel: Codable, Equatable, Sendable {
     /// The GPU the figures assume.
@@ -51,38 +50,66 @@ public struct GPUStepModel: Codable, Equatable, Sendable {
         case epochSeconds = "epoch_seconds"
     }
 
-    /// NVIDIA H100 PCIe's data-sheet figures (2.0 TB/s HBM2e, 51 TFLOP/s
-    /// FP32 without tensor cores) and 5 µs a launch, the middle of the
-    /// 3–7 µs that NVIDIA's OpenCL enqueue costs the host. Nil when a
-    /// figure it needs is missing (no launch count: not an OpenCL device).
-    public init?(
-        operations timings: [Benchmark.Timing], step: Benchmark.Timing, gpu: String = "NVIDIA H100 PCIe",
+    /// What one operation of a step asks of the GPU.
+    public struct Work: Sendable {
+        public var operation: String
+        /// The least bytes it moves through the GPU's memory.
+        public var bytes: Double
+        /// Its floating-point operations (2 per multiply-add).
+        public var flops: Double
+        /// How many times a step runs it.
+        public var times: Int
+        public init(operation: String, bytes: Double, flops: Double, times: Int = 1) {
+            self.operation = operation
+            self.bytes = bytes
+            self.flops = flops
+            self.times = times
+        }
+    }
+
+    /// The model of a step of `work` with `launches` kernel launches, its
+    /// epoch `epochImages` images at `batch`. The defaults are NVIDIA H100
+    /// PCIe's data-sheet figures (2.0 TB/s HBM2e, 51 TFLOP/s FP32 without
+    /// tensor cores) and 5 µs a launch, the middle of the 3–7 µs that
+    /// NVIDIA's OpenCL enqueue costs the host.
+    public init(
+        work: [Work], launches: Int, batch: Int, epochImages: Int, gpu: String = "NVIDIA H100 PCIe",
         bandwidth: Double = 2.0e12, peak: Double = 51e12, launch: Double = 5e-6
     ) {
-        guard let launches = step.launches?.count else { return nil }
-        let byName = Dictionary(
-            timings.filter { $0.batch == step.batch }.map { ($0.operation, $0) }, uniquingKeysWith: { a, _ in a })
-        var parts: [Part] = []
-        for (name, times) in OperationFixture.stepComposition {
-            guard let t = byName[name], let bytes = t.bytes else { return nil }
-            let memory = bytes / bandwidth
-            let arithmetic = (t.flops ?? 0) / peak
-            parts.append(
-                Part(
-                    operation: name, seconds: max(memory, arithmetic) * Double(times),
-                    bound: memory >= arithmetic ? "bandwidth" : "arithmetic"))
+        let parts = work.map { w in
+            let memory = w.bytes / bandwidth
+            let arithmetic = w.flops / peak
+            return Part(
+                operation: w.operation, seconds: max(memory, arithmetic) * Double(w.times),
+                bound: memory >= arithmetic ? "bandwidth" : "arithmetic")
         }
         self.gpu = gpu
         bandwidthBytesPerSecond = bandwidth
         fp32FlopsPerSecond = peak
         launchSeconds = launch
-        batch = step.batch
+        self.batch = batch
         self.launches = launches
         enqueueSeconds = Double(launches) * launch
         deviceSeconds = parts.reduce(0) { $0 + $1.seconds }
         stepSeconds = max(enqueueSeconds, deviceSeconds)
-        epochSeconds = stepSeconds * Double((60_000 + batch - 1) / batch)
+        epochSeconds = stepSeconds * Double((epochImages + batch - 1) / batch)
         operations = parts
+    }
+
+    /// TinyConvNet's step from the bench's timings: the operations of
+    /// ``OperationFixture/stepComposition`` at the step's batch, a
+    /// 60,000-image epoch. Nil when a figure it needs is missing (no launch
+    /// count: not an OpenCL device).
+    public init?(operations timings: [Benchmark.Timing], step: Benchmark.Timing) {
+        guard let launches = step.launches?.count else { return nil }
+        let byName = Dictionary(
+            timings.filter { $0.batch == step.batch }.map { ($0.operation, $0) }, uniquingKeysWith: { a, _ in a })
+        var work: [Work] = []
+        for (name, times) in OperationFixture.stepComposition {
+            guard let t = byName[name], let bytes = t.bytes else { return nil }
+            work.append(Work(operation: name, bytes: bytes, flops: t.flops ?? 0, times: times))
+        }
+        self.init(work: work, launches: launches, batch: step.batch, epochImages: 60_000)
     }
 
     /// One line for the bench's text output.

@@ -49,9 +49,12 @@ public struct PlanBenchmark {
         public var multiplyAdds: Int?
         /// 2 · multiplyAdds / medianSeconds / 1e9.
         public var gflopsPerSecond: Double?
+        /// The least bytes one run moves (``NetworkPlan/StepOperation/bytes``);
+        /// nil for the whole step.
+        public var bytes: Int?
 
         enum CodingKeys: String, CodingKey {
-            case operation, kind, pass, runs
+            case operation, kind, pass, runs, bytes
             case medianSeconds = "median_seconds"
             case minSeconds = "min_seconds"
             case maxSeconds = "max_seconds"
@@ -59,8 +62,11 @@ public struct PlanBenchmark {
             case gflopsPerSecond = "gflops_per_second"
         }
 
-        init(operation: String, kind: String, pass: String, samples: [Double], multiplyAdds: Int?) {
+        init(
+            operation: String, kind: String, pass: String, samples: [Double], multiplyAdds: Int?, bytes: Int? = nil
+        ) {
             self.operation = operation
+            self.bytes = bytes
             self.kind = kind
             self.pass = pass
             let s = Samples(samples)
@@ -128,11 +134,15 @@ public struct PlanBenchmark {
         /// Launches, waits, bytes and enqueue time per step, over a block of
         /// steps queued as the trainer queues them.
         public var stepStructure: StepStructure
+        /// On an OpenCL device: this step's launches and operations on a
+        /// named GPU, modelled (``GPUStepModel``), never measured.
+        public var gpuModel: GPUStepModel?
         public var epoch: Epoch?
 
         enum CodingKeys: String, CodingKey {
             case device, batch, step, operations, epoch, launchesPerStep, hostWaitsPerStep
             case stepStructure = "step_structure"
+            case gpuModel = "gpu_model"
             case stepGflopsPerSecond = "step_gflops_per_second"
             case byKind = "by_kind"
         }
@@ -232,12 +242,14 @@ public struct PlanBenchmark {
         }
         plan.operationHook = nil
         var operations = zip(described, samples).map { op, s in
-            OperationTiming(operation: op.name, kind: op.kind, pass: op.pass, samples: s, multiplyAdds: op.multiplyAdds)
+            OperationTiming(
+                operation: op.name, kind: op.kind, pass: op.pass, samples: s, multiplyAdds: op.multiplyAdds,
+                bytes: op.bytes)
         }
         operations.append(
             OperationTiming(
                 operation: "optimizer.update", kind: "optimizer", pass: "update", samples: updateSamples,
-                multiplyAdds: nil))
+                multiplyAdds: nil, bytes: Self.updateBytes(settings.optimizer, parameters: plan.parameterBuffers)))
         // The measurements moved the weights and the running statistics: put them back.
         try plan.load(checkpointTensors: state)
         plan.batchesTracked = counters
@@ -256,12 +268,33 @@ public struct PlanBenchmark {
                 images: epochImages, steps: steps, seconds: seconds, measured: false,
                 gflopsPerSecond: plan.summary.trainingFLOPs(images: epochImages) / seconds / 1e9)
         }
+        let gpuModel =
+            device.info.kind == .host
+            ? nil
+            : GPUStepModel(
+                work: operations.map {
+                    GPUStepModel.Work(
+                        operation: $0.operation, bytes: Double($0.bytes ?? 0), flops: 2 * Double($0.multiplyAdds ?? 0))
+                }, launches: Int(structure.launchesPerStep.rounded()), batch: batch, epochImages: epochImages)
         return DeviceReport(
             device: device.info, batch: batch, step: stepTiming,
             stepGflopsPerSecond: stepFLOPs / stepTiming.medianSeconds / 1e9, operations: operations,
             byKind: Self.totals(operations, step: stepTiming.medianSeconds),
             launchesPerStep: structure.launchesPerStep, hostWaitsPerStep: structure.hostWaitsPerStep,
-            stepStructure: structure, epoch: epochFigure)
+            stepStructure: structure, gpuModel: gpuModel, epoch: epochFigure)
+    }
+
+    /// The least bytes an optimiser's update moves: every parameter and
+    /// gradient read, the parameter written, and each state tensor (SGD's
+    /// velocity; Adam's two moments) read and written.
+    static func updateBytes(_ kind: OptimizerKind, parameters: [Buffer]) -> Int {
+        let floats = parameters.reduce(0) { $0 + $1.count }
+        let states: Int
+        switch kind {
+        case .sgd: states = 1
+        case .adam: states = 2
+        }
+        return 4 * floats * (3 + 2 * states)
     }
 
     /// Sums of the operations' medians by kind and pass, largest first.

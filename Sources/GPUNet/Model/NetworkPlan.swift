@@ -74,6 +74,12 @@ public final class NetworkPlan {
         /// Multiply-adds of the batch: convolutions and linear layers (forward,
         /// data and weight gradient each count the layer's forward work); nil elsewhere.
         public var multiplyAdds: Int?
+        /// The least bytes the operation must move through the device's
+        /// memory: each float32 tensor it reads or writes once (inputs,
+        /// weights, outputs, saved statistics and argmax indices). A lower
+        /// bound on its traffic, which ``GPUStepModel`` divides by a GPU's
+        /// bandwidth.
+        public var bytes: Int
         /// Which addend of a residual sum receives the gradient (its backward
         /// reaches two), nil elsewhere.
         public var addend: Int?
@@ -88,12 +94,14 @@ public final class NetworkPlan {
     public var operationHook: ((StepOperation, () throws -> Void) throws -> Void)?
 
     private func perform(
-        _ path: String, _ kind: String, _ pass: String, multiplyAdds: Int? = nil, addend: Int? = nil,
+        _ path: String, _ kind: String, _ pass: String, multiplyAdds: Int? = nil, floats: Int, addend: Int? = nil,
         _ body: () throws -> Void
     ) throws {
         guard let operationHook else { return try body() }
         try operationHook(
-            StepOperation(path: path, kind: kind, pass: pass, multiplyAdds: multiplyAdds, addend: addend), body)
+            StepOperation(
+                path: path, kind: kind, pass: pass, multiplyAdds: multiplyAdds, bytes: 4 * floats, addend: addend),
+            body)
     }
 
     /// The network `description` on `device` for images of shape
@@ -325,17 +333,21 @@ public final class NetworkPlan {
             let input = w.activations[op.inputs[0]]
             let output = w.activations[op.output]
             let p = op.path
+            let (inFloats, outFloats) = (b * activationSizes[op.inputs[0]], b * activationSizes[op.output])
             switch op.kind {
             case .conv(let spec, let h, let wd, let weight, let bias):
                 let shape = convShape(spec, batch: b, height: h, width: wd)
-                try perform(p, "conv", "forward", multiplyAdds: shape.multiplyAdds) {
+                try perform(
+                    p, "conv", "forward", multiplyAdds: shape.multiplyAdds,
+                    floats: inFloats + weightFloats(weight, bias) + outFloats
+                ) {
                     try d.conv2dForward(
                         shape, input: input, weight: parameters[weight].buffer,
                         bias: bias.map { parameters[$0].buffer }, output: output)
                 }
             case .batchNorm(let c, let h, let wd, let gamma, let beta, let mean, let variance, let slot):
                 if training, let sync = batchNormSynchronization {
-                    try perform(p, "batchnorm", "forward") {
+                    try perform(p, "batchnorm", "forward", floats: inFloats + 6 * c + outFloats) {
                         try synchronizedBatchNormForward(
                             sync, BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
                             gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
@@ -344,7 +356,7 @@ public final class NetworkPlan {
                     }
                     continue
                 }
-                try perform(p, "batchnorm", "forward") {
+                try perform(p, "batchnorm", "forward", floats: inFloats + 6 * c + outFloats) {
                     try d.batchNormForward(
                         BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
                         gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
@@ -352,35 +364,39 @@ public final class NetworkPlan {
                         saved: w.saved[slot], output: output, training: training)
                 }
             case .relu:
-                try perform(p, "relu", "forward") {
+                try perform(p, "relu", "forward", floats: inFloats + outFloats) {
                     try d.reluForward(count: b * activationSizes[op.output], input: input, output: output)
                 }
             case .maxPool2(let c, let h, let wd, let slot):
-                try perform(p, "maxpool", "forward") {
+                try perform(p, "maxpool", "forward", floats: inFloats + 2 * outFloats) {
                     try d.maxPool2Forward(
                         PoolShape(batch: b, channels: c, height: h, width: wd), input: input, output: output,
                         argmax: w.argmax[slot])
                 }
             case .globalAveragePool(let c, let h, let wd):
-                try perform(p, "avgpool", "forward") {
+                try perform(p, "avgpool", "forward", floats: inFloats + outFloats) {
                     try d.globalAveragePoolForward(
                         FeatureMapShape(batch: b, channels: c, height: h, width: wd), input: input, output: output)
                 }
             case .linear(let spec, let weight, let bias):
                 let biasBuffer = try biasBuffer(bias, features: spec.outFeatures).bias
-                try perform(p, "linear", "forward", multiplyAdds: b * spec.inFeatures * spec.outFeatures) {
+                try perform(
+                    p, "linear", "forward", multiplyAdds: b * spec.inFeatures * spec.outFeatures,
+                    floats: inFloats + weightFloats(weight, bias) + outFloats
+                ) {
                     try d.linearForward(
                         LinearShape(batch: b, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures),
                         input: input, weight: parameters[weight].buffer, bias: biasBuffer, output: output)
                 }
             case .add:
-                try perform(p, "add", "forward") {
+                try perform(p, "add", "forward", floats: 3 * outFloats) {
                     try d.residualAdd(
                         count: b * activationSizes[op.output], input, w.activations[op.inputs[1]], output: output)
                 }
             }
         }
-        try perform("loss", "loss", "forward") {
+        // Logits read, their gradient written, labels read, losses and flags written.
+        try perform("loss", "loss", "forward", floats: 2 * b * classes + 3 * b) {
             try d.softmaxCrossEntropy(
                 batch: b, classes: classes, logits: w.logits, labels: w.labels,
                 gradLogits: w.gradients[w.gradients.count - 1]!, perSample: w.perSample)
@@ -429,7 +445,7 @@ public final class NetworkPlan {
         func settle(_ index: Int, _ path: String) throws {
             if written.contains(index) {
                 let g = gradient(index)
-                try perform(path, "add", "grad_sum") {
+                try perform(path, "add", "grad_sum", floats: 3 * b * activationSizes[index]) {
                     try d.residualAdd(count: b * activationSizes[index], g, scratch, output: g)
                 }
             }
@@ -441,17 +457,24 @@ public final class NetworkPlan {
             let input = w.activations[inputIndex]
             let wantInput = needsGradient[inputIndex] || (inputIndex == 0 && inputGradient != nil)
             let p = op.path
+            let (inFloats, outFloats) = (b * activationSizes[inputIndex], b * activationSizes[op.output])
             switch op.kind {
             case .conv(let spec, let h, let wd, let weight, let bias):
                 let shape = convShape(spec, batch: b, height: h, width: wd)
-                try perform(p, "conv", "weight_grad", multiplyAdds: shape.multiplyAdds) {
+                try perform(
+                    p, "conv", "weight_grad", multiplyAdds: shape.multiplyAdds,
+                    floats: inFloats + outFloats + weightFloats(weight, bias)
+                ) {
                     try d.conv2dBackwardWeight(
                         shape, input: input, gradOutput: gradOutput, gradWeight: gradients[weight],
                         gradBias: bias.map { gradients[$0] })
                 }
                 if wantInput {
                     let gradInput = target(inputIndex)
-                    try perform(p, "conv", "data_grad", multiplyAdds: shape.multiplyAdds) {
+                    try perform(
+                        p, "conv", "data_grad", multiplyAdds: shape.multiplyAdds,
+                        floats: outFloats + weightFloats(weight, nil) + inFloats
+                    ) {
                         try d.conv2dBackwardData(
                             shape, gradOutput: gradOutput, weight: parameters[weight].buffer, gradInput: gradInput)
                     }
@@ -460,7 +483,9 @@ public final class NetworkPlan {
             case .batchNorm(let c, let h, let wd, let gamma, let beta, _, _, let slot):
                 if training, let sync = batchNormSynchronization {
                     let shape = BatchNormShape(batch: b, channels: c, height: h, width: wd)
-                    try perform(p, "batchnorm", "backward") {
+                    try perform(
+                        p, "batchnorm", "backward", floats: inFloats + outFloats + (wantInput ? inFloats : 0) + 5 * c
+                    ) {
                         try d.batchNormBackwardSums(
                             shape, input: input, saved: w.saved[slot], gradOutput: gradOutput,
                             gradGamma: gradients[gamma], gradBeta: gradients[beta])
@@ -477,7 +502,9 @@ public final class NetworkPlan {
                     continue
                 }
                 let gradInput = wantInput ? target(inputIndex) : scratch
-                try perform(p, "batchnorm", "backward") {
+                try perform(
+                    p, "batchnorm", "backward", floats: inFloats + outFloats + (wantInput ? inFloats : 0) + 5 * c
+                ) {
                     try d.batchNormBackward(
                         BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
                         gamma: parameters[gamma].buffer, saved: w.saved[slot], gradOutput: gradOutput,
@@ -488,7 +515,7 @@ public final class NetworkPlan {
             case .relu:
                 guard wantInput else { continue }
                 let gradInput = target(inputIndex)
-                try perform(p, "relu", "backward") {
+                try perform(p, "relu", "backward", floats: 3 * outFloats) {
                     try d.reluBackward(
                         count: b * activationSizes[op.output], output: w.activations[op.output],
                         gradOutput: gradOutput, gradInput: gradInput)
@@ -497,7 +524,7 @@ public final class NetworkPlan {
             case .maxPool2(let c, let h, let wd, let slot):
                 guard wantInput else { continue }
                 let gradInput = target(inputIndex)
-                try perform(p, "maxpool", "backward") {
+                try perform(p, "maxpool", "backward", floats: 2 * outFloats + inFloats) {
                     try d.maxPool2Backward(
                         PoolShape(batch: b, channels: c, height: h, width: wd), gradOutput: gradOutput,
                         argmax: w.argmax[slot], gradInput: gradInput)
@@ -506,7 +533,7 @@ public final class NetworkPlan {
             case .globalAveragePool(let c, let h, let wd):
                 guard wantInput else { continue }
                 let gradInput = target(inputIndex)
-                try perform(p, "avgpool", "backward") {
+                try perform(p, "avgpool", "backward", floats: outFloats + inFloats) {
                     try d.globalAveragePoolBackward(
                         FeatureMapShape(batch: b, channels: c, height: h, width: wd), gradOutput: gradOutput,
                         gradInput: gradInput)
@@ -516,7 +543,8 @@ public final class NetworkPlan {
                 let gradInput = wantInput ? target(inputIndex) : nil
                 let gradBias = try bias.map { gradients[$0] } ?? (biasBuffer(nil, features: spec.outFeatures).gradient)
                 try perform(
-                    p, "linear", "backward", multiplyAdds: (wantInput ? 2 : 1) * b * spec.inFeatures * spec.outFeatures
+                    p, "linear", "backward", multiplyAdds: (wantInput ? 2 : 1) * b * spec.inFeatures * spec.outFeatures,
+                    floats: inFloats + outFloats + 2 * weightFloats(weight, bias) + (wantInput ? inFloats : 0)
                 ) {
                     try d.linearBackward(
                         LinearShape(batch: b, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures),
@@ -530,11 +558,13 @@ public final class NetworkPlan {
                 where needsGradient[index] || (index == 0 && inputGradient != nil) {
                     let g = gradient(index)
                     if written.contains(index) {
-                        try perform(p, "add", "backward", addend: addend) {
+                        try perform(p, "add", "backward", floats: 3 * b * activationSizes[index], addend: addend) {
                             try d.residualAdd(count: b * activationSizes[index], g, gradOutput, output: g)
                         }
                     } else {
-                        try perform(p, "add", "backward", addend: addend) { try d.copy(gradOutput, to: g) }
+                        try perform(p, "add", "backward", floats: 2 * b * activationSizes[index], addend: addend) {
+                            try d.copy(gradOutput, to: g)
+                        }
                         written.insert(index)
                     }
                 }
@@ -597,6 +627,11 @@ public final class NetworkPlan {
         guard let op = operations.first(where: { $0.path == path }) else { return nil }
         let values = try device.floats(w.activations[op.output])
         return Array(values.prefix(w.batch * activationSizes[op.output]))
+    }
+
+    /// Floats of parameter `weight` and of the optional `bias`.
+    private func weightFloats(_ weight: Int, _ bias: Int?) -> Int {
+        ([weight] + (bias.map { [$0] } ?? [])).reduce(0) { $0 + parameters[$1].shape.reduce(1, *) }
     }
 
     private func convShape(_ spec: Conv2dSpec, batch: Int, height: Int, width: Int) -> Conv2dShape {

@@ -232,6 +232,7 @@ enum ModelBenchTable {
                         e.images, e.steps, how, e.seconds, e.gflopsPerSecond, 100 * fraction))
             }
             Swift.print(d.stepStructure.summary)
+            if let model = d.gpuModel { Swift.print(model.summary) }
             Swift.print("where a step's time goes (operations timed one by one inside steps, sums of medians):")
             Swift.print(
                 "  " + pad("kind.pass", 22) + pad("ops", 5) + pad("ms", 10) + pad("share", 8) + pad("GMAdds", 9)
@@ -247,13 +248,14 @@ enum ModelBenchTable {
             Swift.print("each operation (step order):")
             Swift.print(
                 "  " + pad("operation", 36) + pad("median ms", 11) + pad("min–max ms", 17) + pad("MMAdds", 10)
-                    + "GFLOP/s")
+                    + pad("GFLOP/s", 9) + "MB")
             for o in d.operations {
                 Swift.print(
                     "  " + pad(o.operation, 36) + pad(String(format: "%.3f", 1e3 * o.medianSeconds), 11)
                         + pad(String(format: "%.3f–%.3f", 1e3 * o.minSeconds, 1e3 * o.maxSeconds), 17)
                         + pad(o.multiplyAdds.map { String(format: "%.1f", Double($0) / 1e6) } ?? "–", 10)
-                        + (o.gflopsPerSecond.map { String(format: "%.1f", $0) } ?? "–"))
+                        + pad(o.gflopsPerSecond.map { String(format: "%.1f", $0) } ?? "–", 9)
+                        + (o.bytes.map { String(format: "%.2f", Double($0) / 1e6) } ?? "–"))
             }
         }
         Swift.print("")
