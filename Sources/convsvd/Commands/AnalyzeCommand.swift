@@ -27,35 +27,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Output folder for analysis.json.")
     var out: String = "outputs"
 
-    @Flag(name: .customLong("no-sweep"), help: "Skip the test-accuracy-against-rank sweep of phase 5.")
-    var noSweep = false
-
-    @Option(help: "Models other than tiny: analyse the first N test images in phases 1, 3 and 4 (default: all).")
-    var images: Int?
-
-    @Option(
-        name: .customLong("sweep-images"),
-        help:
-            "Models other than tiny: the first N test images for phase 5's accuracies, one host float64 pass per layer and rank (0: none)."
-    )
-    var sweepImages: Int = 1000
-
-    @Option(
-        name: .customLong("gradient-images"),
-        help:
-            "Models other than tiny: the first N test images at which phase 9 measures ‖∂logits/∂x‖₂ with the device's backward pass, one pass per class (0: none)."
-    )
-    var gradientImages: Int = 512
-
-    func validate() throws {
-        if let images, images < 1 { throw ValidationError("--images must be at least 1 (got \(images))") }
-        if sweepImages < 0 {
-            throw ValidationError("--sweep-images must be at least 0 (got \(sweepImages))")
-        }
-        if gradientImages < 0 {
-            throw ValidationError("--gradient-images must be at least 0 (got \(gradientImages))")
-        }
-    }
+    @OptionGroup var analysis: AnalysisImageOptions
 
     func run() throws {
         try reportingErrors {
@@ -67,7 +39,7 @@ struct AnalyzeCommand: ParsableCommand {
             try data.requireFits()
             let directory = try prepareOutputDirectory(out)
             let report = try AnalysisPhases.run(
-                weights: weights, device: device.make(), data: data.load(), sweep: !noSweep)
+                weights: weights, device: device.make(), data: data.load(), sweep: !analysis.noSweep)
             try report.write(to: directory.appendingPathComponent("analysis.json"))
             print(ResultsTable.render(report))
             log("wrote \(directory.appendingPathComponent("analysis.json").path)")
@@ -84,9 +56,7 @@ struct AnalyzeCommand: ParsableCommand {
             description, kind: kind, device: device.make(), checkpoint: URL(fileURLWithPath: checkpoint))
         let test = try data.load(forModel: model.model).test
         let directory = try prepareOutputDirectory(out)
-        let options = NetworkAnalysisOptions(
-            images: images, sweepImages: noSweep ? 0 : sweepImages, gradientImages: gradientImages)
-        let report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: options)
+        let report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: analysis.network)
         try report.write(to: directory.appendingPathComponent("analysis.json"))
         print(NetworkAnalysisStage.render(report))
         log("wrote \(directory.appendingPathComponent("analysis.json").path)")

@@ -33,25 +33,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Figure format: png | svg | pdf.")
     var format: String = "png"
 
-    @Flag(name: .customLong("no-sweep"), help: "Skip the test-accuracy-against-rank sweep of phase 5.")
-    var noSweep = false
-
-    @Option(help: "Models other than tiny: analyse the first N test images in phases 1, 3 and 4 (default: all).")
-    var images: Int?
-
-    @Option(
-        name: .customLong("sweep-images"),
-        help:
-            "Models other than tiny: the first N test images for phase 5's accuracies, one host float64 pass per layer and rank (0: none)."
-    )
-    var sweepImages: Int = 1000
-
-    @Option(
-        name: .customLong("gradient-images"),
-        help:
-            "Models other than tiny: the first N test images at which phase 9 measures ‖∂logits/∂x‖₂ with the device's backward pass, one pass per class (0: none)."
-    )
-    var gradientImages: Int = 512
+    @OptionGroup var analysis: AnalysisImageOptions
 
     func run() throws {
         try reportingErrors {
@@ -100,7 +82,7 @@ struct RunCommand: ParsableCommand {
             }
 
             log("phases 2–7 and 9: analysis")
-            let report = try AnalysisPhases.run(weights: weights, device: device, data: sets, sweep: !noSweep)
+            let report = try AnalysisPhases.run(weights: weights, device: device, data: sets, sweep: !analysis.noSweep)
             phases += PhaseTime.analysisPhases(report.timings)
             let analysisURL = directory.appendingPathComponent("analysis.json")
             try report.write(to: analysisURL)
@@ -132,13 +114,6 @@ struct RunCommand: ParsableCommand {
     private func runDescription() throws {
         guard let figureFormat = FigureFormat(rawValue: format) else {
             throw ValidationError("--format must be png, svg or pdf (got \(format))")
-        }
-        if let images, images < 1 { throw ValidationError("--images must be at least 1 (got \(images))") }
-        if sweepImages < 0 {
-            throw ValidationError("--sweep-images must be at least 0 (got \(sweepImages))")
-        }
-        if gradientImages < 0 {
-            throw ValidationError("--gradient-images must be at least 0 (got \(gradientImages))")
         }
         let kind = try data.kind()
         let description = try model.description(for: kind)
@@ -172,9 +147,7 @@ struct RunCommand: ParsableCommand {
         }
         let directory = URL(fileURLWithPath: out)
         log("phases 2–5: per-layer analysis")
-        let options = NetworkAnalysisOptions(
-            images: images, sweepImages: noSweep ? 0 : sweepImages, gradientImages: gradientImages)
-        let report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: options)
+        let report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: analysis.network)
         try report.write(to: directory.appendingPathComponent("analysis.json"))
         log("phase 8: per-layer figures")
         let start = Clocks.wall()

@@ -1,3 +1,4 @@
+import Analysis
 import ArgumentParser
 import Foundation
 import GPUNet
@@ -267,5 +268,44 @@ struct ModelOption: ParsableArguments {
         do { return try ModelSource.resolve(model, for: InputGeometry(kind)) } catch let e as ModelError {
             throw ValidationError("--model \(model): \(e)")
         }
+    }
+}
+
+/// How much of the test set `analyze` and `run` spend on each part of the
+/// analysis.
+struct AnalysisImageOptions: ParsableArguments {
+    @Flag(name: .customLong("no-sweep"), help: "Skip the test-accuracy-against-rank sweep of phase 5.")
+    var noSweep = false
+
+    @Option(help: "Models other than tiny: analyse the first N test images in phases 1, 3 and 4 (default: all).")
+    var images: Int?
+
+    @Option(
+        name: .customLong("sweep-images"),
+        help:
+            "Models other than tiny: the first N test images for phase 5's accuracies, one host float64 pass per layer and rank (0: none)."
+    )
+    var sweepImages: Int = 1000
+
+    @Option(
+        name: .customLong("gradient-images"),
+        help:
+            "Models other than tiny: the first N test images at which phase 9 measures ‖∂logits/∂x‖₂ with the device's backward pass, one pass per class (0: none)."
+    )
+    var gradientImages: Int = 512
+
+    func validate() throws {
+        if let images, images < 1 { throw ValidationError("--images must be at least 1 (got \(images))") }
+        if sweepImages < 0 {
+            throw ValidationError("--sweep-images must be at least 0 (got \(sweepImages))")
+        }
+        if gradientImages < 0 {
+            throw ValidationError("--gradient-images must be at least 0 (got \(gradientImages))")
+        }
+    }
+
+    /// The image counts of the per-layer analysis (models other than tiny).
+    var network: NetworkAnalysisOptions {
+        NetworkAnalysisOptions(images: images, sweepImages: noSweep ? 0 : sweepImages, gradientImages: gradientImages)
     }
 }
