@@ -96,6 +96,32 @@ final class CompressCommandTests: XCTestCase {
         XCTAssertEqual(bound["certifiedButChanged"] as? Int, 0)
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(bound["medianRatio"] as? Double), 1)
         XCTAssertTrue(c.stdout.contains("0 violation(s)"), c.stdout)
+
+        // The data-aware factors at the same ranks (on the host): the device
+        // runs them as NaiveNetwork does (same rule), they differ from the
+        // SVD's, and the bound holds for them too.
+        let aware = dir.appendingPathComponent("r8d")
+        let d = try CLI.run([
+            "compress", "--model", "resnet8", "--device", "host", "--data", try mnist, "--checkpoint",
+            trained.appendingPathComponent("checkpoint.safetensors").path, "--ranks",
+            "layer1.0.conv1=3,layer2.0.downsample.0=2", "--data-aware", "--data-aware-images", "50", "--test-limit",
+            "100", "--repeats", "1", "--out", aware.path,
+        ])
+        XCTAssertEqual(d.status, 0, d.output)
+        XCTAssertTrue(d.stderr.contains("data-aware: input second moments of 9 conv layers over 50 training images"))
+        let awareReport = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: aware.appendingPathComponent("compress.json")))
+                as? [String: Any])
+        XCTAssertTrue((awareReport["rule"] as? String ?? "").hasSuffix("data-aware (50 training images)"))
+        let awareLoss = try naiveLoss(factorised, aware.appendingPathComponent("checkpoint.safetensors"))
+        let awareCompressed = try XCTUnwrap(awareReport["compressed"] as? [String: Any])
+        XCTAssertEqual(try XCTUnwrap(awareCompressed["meanLoss"] as? Double), awareLoss, accuracy: 1e-4)
+        XCTAssertGreaterThan(abs(awareLoss - factorisedLoss), 1e-6)
+        let awareBound = try XCTUnwrap(awareReport["bound"] as? [String: Any])
+        XCTAssertEqual(awareBound["violations"] as? Int, 0)
+        for layer in try XCTUnwrap(awareReport["layers"] as? [[String: Any]]) where layer["rank"] is Int {
+            XCTAssertLessThan(try XCTUnwrap(layer["factorError"] as? Double), 1e-5, "\(layer)")
+        }
     }
 
     func testBadRequestsAreUsageErrorsAndWriteNothing() throws {
@@ -107,6 +133,11 @@ final class CompressCommandTests: XCTestCase {
             (["--max-logit-change", "0"], "--max-logit-change must be positive"),
             (["--energy", "1.5"], "--energy must be in (0, 1]"),
             (["--ranks", "conv1:2"], "is not NAME=RANK"),
+            (["--max-logit-change", "1", "--data-aware"], "--data-aware works with --energy or --ranks"),
+            (
+                ["--energy", "0.9", "--data-aware", "--data-aware-images", "0"],
+                "--data-aware-images must be at least 1"
+            ),
         ] {
             let r = try CLI.run(
                 ["compress", "--device", "host", "--checkpoint", "missing.safetensors", "--out", out.path] + arguments)

@@ -12,8 +12,11 @@ struct CompressCommand: ParsableCommand {
         discussion: """
             Each chosen conv W (C_out, C_in·k²) = UΣVᵀ becomes NAME.0, a k×k conv C_in → r with weight \
             Σ_r^½V_rᵀ (stride and padding of the original), and NAME.1, a 1×1 conv r → C_out with weight \
-            U_rΣ_r^½ (and the original's bias). --out receives checkpoint.safetensors, model.json (give it \
-            to --model of train, evaluate, export) and compress.json.
+            U_rΣ_r^½ (and the original's bias). With --data-aware the factors are instead those of the \
+            rank-r map Ŵ that minimises E‖diag(s)(W − Ŵ)p‖² over the layer's input patches p on the first \
+            --data-aware-images training images (s: the following BatchNorm's scale), and --energy counts \
+            E‖diag(s)Wp‖². --out receives checkpoint.safetensors, model.json (give it to --model of train, \
+            evaluate, export) and compress.json.
             """)
 
     @OptionGroup var device: DeviceOption
@@ -38,6 +41,18 @@ struct CompressCommand: ParsableCommand {
 
     @Option(help: "Ranks by layer path, e.g. layer1.0.conv1=4,conv2=6; the other layers stay dense.")
     var ranks: String?
+
+    @Flag(
+        name: .customLong("data-aware"),
+        help:
+            "Factors that minimise the layer's output error on its own input patches (the training images), not ‖W − Ŵ‖_F; with --energy or --ranks."
+    )
+    var dataAware = false
+
+    @Option(
+        name: .customLong("data-aware-images"),
+        help: "With --data-aware: the first N training images whose patches give each layer's second moment.")
+    var dataAwareImages: Int = 1000
 
     @Option(name: .customLong("test-limit"), help: "Evaluate and time on the first N test images only.")
     var testLimit: Int?
@@ -67,6 +82,11 @@ struct CompressCommand: ParsableCommand {
         }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
+        if dataAware && maxLogitChange != nil {
+            throw ValidationError(
+                "--data-aware works with --energy or --ranks: --max-logit-change searches the SVD's own coordinates")
+        }
+        if dataAwareImages < 1 { throw ValidationError("--data-aware-images must be at least 1") }
         if finetune < 0 { throw ValidationError("--finetune must be 0 or more epochs") }
     }
 
@@ -127,10 +147,23 @@ struct CompressCommand: ParsableCommand {
                     Dictionary(uniqueKeysWithValues: s.ranks.map { (folded.layers[$0.key].name, $0.value) }))
                 selection = s
             }
+            var moments: [Int: LayerInputMoment]?
+            if dataAware {
+                let train = try data.load(forModel: model.model).train
+                let n = min(dataAwareImages, train.count)
+                let started = Clocks.wall()
+                let convs = Set(Compression.candidates(folded).map(\.layer))
+                moments = LayerInputMoment.measure(
+                    folded, layers: convs, images: train.normalizedImages(0..<n), count: n, threads: threads)
+                log(
+                    String(
+                        format: "data-aware: input second moments of %d conv layers over %d training images (%.1f s)",
+                        convs.count, n, Clocks.seconds(since: started)))
+            }
             let factorized: Compression.Factorized
             do {
                 factorized = try Compression.factorize(
-                    description, folded: folded, checkpoint: saved, rule: factorRule)
+                    description, folded: folded, checkpoint: saved, rule: factorRule, moments: moments)
             } catch let e as ModelError { throw ValidationError("--ranks: \(e)") }
             let (layers, network, tensors) = (factorized.layers, factorized.network, factorized.tensors)
             let compressed = try plan(network)
@@ -143,11 +176,14 @@ struct CompressCommand: ParsableCommand {
             try compressed.load(checkpointTensors: ordered)
             try compressed.load(checkpointCounters: saved.counters)
             let directory = try prepareOutputDirectory(out)
+            let ruleText = rule.text + (dataAware ? ", data-aware (\(dataAwareImages) training images)" : "")
 
             let test = try DeviceDataset(testSet, on: device)
             var result = Compression.Result(
                 model: description.name, compressedModel: network.name, dataset: kind.displayName,
-                device: "\(device.info.selector) (\(device.info.name))", rule: rule.text, layers: layers,
+                device: "\(device.info.selector) (\(device.info.name))",
+                rule: ruleText,
+                layers: layers,
                 dense: try Compression.measure(dense, on: test, repeats: repeats),
                 compressed: try Compression.measure(compressed, on: test, repeats: repeats))
             let modelFile = directory.appendingPathComponent("model.json")
@@ -157,7 +193,7 @@ struct CompressCommand: ParsableCommand {
                 tensors: ordered, counters: saved.counters,
                 metadata: [
                     "format": "convsvd \(network.name) checkpoint", "compressed_from": description.name,
-                    "rule": rule.text,
+                    "rule": ruleText,
                 ]
             ).write(to: checkpointFile)
             if finetune > 0 {

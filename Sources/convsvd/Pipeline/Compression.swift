@@ -98,8 +98,11 @@ enum Compression {
     /// Chooses the ranks and factorises the weights (``ConvFactorization``)
     /// of `checkpoint`, a checkpoint of `description` whose folded form is
     /// `folded` (for the bound: each changed layer's diag(s)·second·first).
+    /// With `moments` (by folded layer index) the factors are the
+    /// data-aware ones and the energy rule counts E‖diag(s)·W·p‖², not ‖W‖_F².
     static func factorize(
-        _ description: NetworkDescription, folded: FoldedNetwork, checkpoint: Checkpoint, rule: RankRule
+        _ description: NetworkDescription, folded: FoldedNetwork, checkpoint: Checkpoint, rule: RankRule,
+        moments: [Int: LayerInputMoment]? = nil
     ) throws -> Factorized {
         var tensors = Dictionary(uniqueKeysWithValues: checkpoint.tensors.map { ($0.name, $0) })
         var layers: [Layer] = []
@@ -129,13 +132,25 @@ enum Compression {
                 layers.append(layer)
                 continue
             }
+            let moment = moments.map { m -> Matrix in
+                guard let c = m[index] else { preconditionFailure("Compression.factorize: no moment for \(path)") }
+                return c.moment
+            }
+            var scaled = affine.weight
+            for o in 0..<scaled.rows { for j in 0..<scaled.columns { scaled[o, j] *= affine.scale[o] } }
+            let projection = try moment.map {
+                try DataAwareProjection(weight: scaled, secondMoment: $0, layer: weight.name)
+            }
             var rank: Int?
             switch rule {
             case .energy(let e):
-                let r = ConvFactorization.rank(keeping: e, of: sigma)
+                let r =
+                    projection.map { ConvFactorization.rank(keepingShare: e, of: $0.eigenvalues.map { max($0, 0) }) }
+                    ?? ConvFactorization.rank(keeping: e, of: sigma)
                 if r <= breakEven {
                     rank = r
-                    layer.reason = String(format: "rank %d keeps %.4g%% of Σσ²", r, 100 * e)
+                    layer.reason = String(
+                        format: "rank %d keeps %.4g%% of %@", r, 100 * e, projection == nil ? "Σσ²" : "E‖W̃p‖²")
                 } else {
                     layer.reason = "dense: rank \(r) for \(e) of Σσ² saves nothing (break-even rank \(breakEven))"
                 }
@@ -149,14 +164,27 @@ enum Compression {
                 guard rank >= 1 && rank <= sigma.count else {
                     throw ModelError(.badValue, at: path, "rank \(rank) is outside 1…\(sigma.count)")
                 }
-                let f = try ConvFactorization(weight: weight.values, shape: s, rank: rank, context: weight.name)
+                let f =
+                    try moment.map {
+                        try ConvFactorization(
+                            weight: weight.values, shape: s, rank: rank, secondMoment: $0, outputScale: affine.scale,
+                            context: weight.name)
+                    } ?? ConvFactorization(weight: weight.values, shape: s, rank: rank, context: weight.name)
                 let product = factorProduct(f)
                 var applied = product
                 for o in 0..<applied.rows { for j in 0..<applied.columns { applied[o, j] *= affine.scale[o] } }
                 layer.rank = rank
                 layer.keptEnergy = 1 - f.droppedEnergy
                 layer.multiplyAdds = FactorizedConvCost(spec, rank: rank).factorized * h * w
-                layer.factorError = try factorError(product, weight: affine.weight, rank: rank, context: weight.name)
+                if let projection {
+                    // The target: diag(1/s)·U_r·U_rᵀ·diag(s)·W.
+                    var target = projection.projected(rank: rank)
+                    for o in 0..<target.rows { for j in 0..<target.columns { target[o, j] /= affine.scale[o] } }
+                    layer.factorError = zip(product.values, target.values).reduce(0) { max($0, abs($1.0 - $1.1)) }
+                } else {
+                    layer.factorError = try factorError(
+                        product, weight: affine.weight, rank: rank, context: weight.name)
+                }
                 changedFolded[index] = applied
                 ranks[path] = rank
                 tensors[path + ".weight"] = nil

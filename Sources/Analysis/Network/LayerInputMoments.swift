@@ -1,0 +1,94 @@
+import CLAPACK
+import Foundation
+
+/// The second moment C = (1/N)·Σ p·pᵀ of a conv layer's input patches:
+/// every patch p (C_in·k², PyTorch's weight flattening, zero outside the
+/// map) at every output position of every image, with the layer's own
+/// stride and padding, its input the folded float64 network's activation
+/// (``HostNetworkForward``). E‖A·p‖² = tr(A·C·Aᵀ) for any map A of the
+/// patches, which is what a data-aware low rank minimises.
+public struct LayerInputMoment: Sendable {
+    /// (C_in·k²)×(C_in·k²), symmetric.
+    public var moment: Matrix
+    /// N: patches summed.
+    public var patches: Int
+}
+
+extension LayerInputMoment {
+    /// The moments of the conv layers `indices` of `network` over `count`
+    /// normalised images (count × the network's input size), `batch` images
+    /// a pass, the passes on `threads` threads, their sums added in order
+    /// (the same figures whatever the thread count).
+    public static func measure(
+        _ network: FoldedNetwork, layers indices: Set<Int>, images: [Float], count: Int, batch: Int = 25,
+        threads: Int = 2
+    ) -> [Int: LayerInputMoment] {
+        precondition(images.count == count * network.inputSize, "LayerInputMoment: image count")
+        let forward = HostNetworkForward.folded(network)
+        let convs = indices.sorted().filter {
+            if case .conv = network.layers[$0].kind { return true }
+            return false
+        }
+        let size = network.inputSize
+        let pieces = (count + batch - 1) / batch
+        let sums = parallelMap(pieces, threads: threads) { piece -> [Int: [Double]] in
+            let lo = piece * batch
+            let hi = min(lo + batch, count)
+            let x = images[(lo * size)..<(hi * size)].map(Double.init)
+            var sums: [Int: [Double]] = [:]
+            _ = forward.logits(
+                x, batch: hi - lo,
+                layerInputs: { index, input in
+                    guard convs.contains(index) else { return }
+                    sums[index] = patchGram(network.layers[index], input, batch: hi - lo)
+                })
+            return sums
+        }
+        var result: [Int: LayerInputMoment] = [:]
+        for index in convs {
+            guard case .conv(let spec, _, _, let oh, let ow) = network.layers[index].kind else { continue }
+            let d = spec.inChannels * spec.kernelSize * spec.kernelSize
+            var total = [Double](repeating: 0, count: d * d)
+            for s in sums { if let g = s[index] { for i in total.indices { total[i] += g[i] } } }
+            let n = count * oh * ow
+            var m = Matrix(rows: d, columns: d)
+            for i in 0..<d {
+                for j in i..<d {
+                    m[i, j] = total[i * d + j] / Double(n)
+                    m[j, i] = m[i, j]
+                }
+            }
+            result[index] = LayerInputMoment(moment: m, patches: n)
+        }
+        return result
+    }
+
+    /// Σ p·pᵀ over the patches of `batch` inputs of a conv layer, upper
+    /// triangle (dsyrk), d×d row-major.
+    static func patchGram(_ layer: AffineLayer, _ input: [Double], batch: Int) -> [Double] {
+        guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else { return [] }
+        let k = spec.kernelSize
+        let d = spec.inChannels * k * k
+        let plane = oh * ow
+        let n = batch * plane
+        let inSize = spec.inChannels * h * w
+        var cols = [Double](repeating: 0, count: d * n)
+        var gram = [Double](repeating: 0, count: d * d)
+        input.withUnsafeBufferPointer { xp in
+            cols.withUnsafeMutableBufferPointer { cp in
+                for b in 0..<batch {
+                    im2col(
+                        xp.baseAddress! + b * inSize, channels: spec.inChannels, height: h, width: w, kernel: k,
+                        stride: spec.stride, padding: spec.padding, outHeight: oh, outWidth: ow,
+                        into: cp.baseAddress! + b * plane, rowStride: n)
+                }
+                gram.withUnsafeMutableBufferPointer { gp in
+                    cblas_dsyrk(
+                        CblasRowMajor, CblasUpper, CblasNoTrans, Int32(d), Int32(n), 1.0, cp.baseAddress!, Int32(n),
+                        0.0, gp.baseAddress!, Int32(d))
+                }
+            }
+        }
+        return gram
+    }
+}

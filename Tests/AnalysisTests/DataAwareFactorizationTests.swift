@@ -1,0 +1,153 @@
+import Analysis
+import Models
+import NetIO
+import TestSupport
+import XCTest
+
+/// The data-aware factors (``ConvFactorization/init(weight:shape:rank:secondMoment:outputScale:context:)``)
+/// and the patch second moments they are built from (``LayerInputMoment``).
+final class DataAwareFactorizationTests: XCTestCase {
+    /// 400 patches of 18 values (2 channels, 3×3) with very unequal variances,
+    /// a 6×18 weight and a positive output scale.
+    func fixture() -> (w: [Float], matrix: Matrix, patches: [[Double]], moment: Matrix, scale: [Double]) {
+        let w = randomFloats(6 * 18, seed: 71)
+        let matrix = Matrix(rows: 6, columns: 18, float32: w)
+        var random = SeededRandom(seed: 72)
+        let spread = (0..<18).map { 0.05 + 3 * Double($0 % 5) }
+        let patches = (0..<400).map { _ in (0..<18).map { Double(random.uniform(1)) * spread[$0] } }
+        var moment = Matrix(rows: 18, columns: 18)
+        for p in patches { for i in 0..<18 { for j in 0..<18 { moment[i, j] += p[i] * p[j] / 400 } } }
+        let scale = (0..<6).map { 0.3 + 0.4 * Double($0) }
+        return (w, matrix, patches, moment, scale)
+    }
+
+    /// mean over the patches of ‖diag(s)·(W − Ŵ)·p‖², naive loops, Ŵ = second·first.
+    func outputError(_ w: Matrix, _ product: Matrix, _ patches: [[Double]], _ s: [Double]) -> Double {
+        var total = 0.0
+        for p in patches {
+            for o in 0..<w.rows {
+                var e = 0.0
+                for j in 0..<w.columns { e += (w[o, j] - product[o, j]) * p[j] }
+                total += s[o] * s[o] * e * e
+            }
+        }
+        return total / Double(patches.count)
+    }
+
+    func product(_ f: ConvFactorization, rows: Int, columns: Int) -> Matrix {
+        var m = Matrix(rows: rows, columns: columns)
+        for o in 0..<rows {
+            for j in 0..<columns {
+                m[o, j] = (0..<f.rank).reduce(0) {
+                    $0 + Double(f.second[o * f.rank + $1]) * Double(f.first[$1 * columns + j])
+                }
+            }
+        }
+        return m
+    }
+
+    /// Rule: the data-aware factors' output error on the patches, by naive
+    /// loops, equals Σ_{i>r} σᵢ²(diag(s)·W·C^{1/2}) (Eckart–Young; σ from a
+    /// fresh SVD), is never above the plain SVD factors' error at the same
+    /// rank, and no random rank-r perturbation of Ŵ does better: relative
+    /// 1e-5 (the factors are float32).
+    func testFactorsMinimiseTheOutputErrorOnThePatches() throws {
+        let (w, matrix, patches, moment, s) = fixture()
+        var scaled = matrix
+        for o in 0..<6 { for j in 0..<18 { scaled[o, j] *= s[o] } }
+        let root = try SymmetricEigenDecomposition(moment, context: "C").squareRoot
+        let sigma = try SingularValueDecomposition(scaled * root, context: "M·C^½").singularValues
+        let total = sigma.reduce(0) { $0 + $1 * $1 }
+        for rank in [1, 3, 5] {
+            let f = try ConvFactorization(
+                weight: w, shape: [6, 2, 3, 3], rank: rank, secondMoment: moment, outputScale: s, context: "w")
+            let error = outputError(matrix, product(f, rows: 6, columns: 18), patches, s)
+            let expected = sigma.dropFirst(rank).reduce(0) { $0 + $1 * $1 }
+            XCTAssertEqual(error, expected, accuracy: 1e-5 * total, "rank \(rank)")
+            XCTAssertEqual(f.droppedEnergy, expected / total, accuracy: 1e-9, "rank \(rank)")
+            let plain = try ConvFactorization(weight: w, shape: [6, 2, 3, 3], rank: rank, context: "w")
+            let plainError = outputError(matrix, product(plain, rows: 6, columns: 18), patches, s)
+            XCTAssertLessThan(error, plainError, "rank \(rank): the SVD's factors fit these patches better")
+            // Ŵ + εuvᵀ-style moves inside rank r: replace the factors by perturbed ones.
+            var random = SeededRandom(seed: UInt64(rank))
+            for _ in 0..<10 {
+                var first = f.first
+                for i in first.indices { first[i] += 0.01 * random.uniform(1) }
+                var moved = Matrix(rows: 6, columns: 18)
+                for o in 0..<6 {
+                    for j in 0..<18 {
+                        moved[o, j] = (0..<rank).reduce(0) {
+                            $0 + Double(f.second[o * rank + $1]) * Double(first[$1 * 18 + j])
+                        }
+                    }
+                }
+                XCTAssertGreaterThanOrEqual(
+                    outputError(matrix, moved, patches, s), error * (1 - 1e-6), "rank \(rank)")
+            }
+        }
+    }
+
+    /// Row i of `first` and column i of `second` carry the same norm (float32 rounding).
+    func testFactorsAreBalanced() throws {
+        let (w, _, _, moment, s) = fixture()
+        let f = try ConvFactorization(
+            weight: w, shape: [6, 2, 3, 3], rank: 4, secondMoment: moment, outputScale: s, context: "w")
+        for i in 0..<4 {
+            let row = (0..<18).reduce(0.0) { $0 + Double(f.first[i * 18 + $1] * f.first[i * 18 + $1]) }
+            let column = (0..<6).reduce(0.0) { $0 + Double(f.second[$1 * 4 + i] * f.second[$1 * 4 + i]) }
+            XCTAssertEqual(row.squareRoot(), column.squareRoot(), accuracy: 1e-5 * row.squareRoot(), "component \(i)")
+        }
+    }
+
+    /// Rule: each conv layer's C = Σp·pᵀ/N over its input patches (its
+    /// stride and padding) equals naive loops over NaiveNetwork's float64
+    /// activations, within 1e-9 of C's largest entry; 7 images in pieces of
+    /// 3 on 2 threads (a partial piece).
+    func testLayerInputMomentsMatchNaivePatches() throws {
+        let description = BuiltinModels.cifarResNet(blocksPerStage: 1, inputChannels: 1, classes: 10)
+        let naive = try NaiveNetwork(description, input: (1, 12, 12), classes: 10)
+        let floats = naive.sampleParameters(seed: 3).mapValues { $0.map(Float.init) }
+        let network = try FoldedNetwork(
+            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
+        var random = SeededRandom(seed: 9)
+        let images = (0..<(7 * 144)).map { _ in random.uniform(2) }
+        let convs = Set(network.layers.indices.filter { network.layers[$0].kind != .linear })
+        let moments = LayerInputMoment.measure(network, layers: convs, images: images, count: 7, batch: 3, threads: 2)
+        XCTAssertEqual(Set(moments.keys), convs)
+        let reference = naive.run(
+            images: images.map(Double.init), labels: [Int32](repeating: 0, count: 7), batch: 7,
+            parameters: floats.mapValues { $0.map(Double.init) }, training: false)
+        for index in convs.sorted() {
+            let layer = network.layers[index]
+            guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else { continue }
+            let input = layer.inputRow.map { reference.layerOutputs[$0] } ?? images.map(Double.init)
+            let k = spec.kernelSize
+            let d = spec.inChannels * k * k
+            var c = [Double](repeating: 0, count: d * d)
+            for b in 0..<7 {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var p = [Double](repeating: 0, count: d)
+                        for ch in 0..<spec.inChannels {
+                            for ky in 0..<k {
+                                for kx in 0..<k {
+                                    let y = oy * spec.stride + ky - spec.padding
+                                    let x = ox * spec.stride + kx - spec.padding
+                                    guard y >= 0, y < h, x >= 0, x < w else { continue }
+                                    p[(ch * k + ky) * k + kx] = input[((b * spec.inChannels + ch) * h + y) * w + x]
+                                }
+                            }
+                        }
+                        for i in 0..<d { for j in 0..<d { c[i * d + j] += p[i] * p[j] } }
+                    }
+                }
+            }
+            let n = 7 * oh * ow
+            let m = try XCTUnwrap(moments[index])
+            XCTAssertEqual(m.patches, n, layer.name)
+            let largest = c.map { abs($0) / Double(n) }.max()!
+            XCTAssertLessThanOrEqual(
+                maxAbsoluteDifference(m.moment.values, c.map { $0 / Double(n) }), 1e-9 * largest, layer.name)
+        }
+    }
+}
