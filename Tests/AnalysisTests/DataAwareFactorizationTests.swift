@@ -99,55 +99,117 @@ final class DataAwareFactorizationTests: XCTestCase {
         }
     }
 
-    /// Rule: each conv layer's C = Σp·pᵀ/N over its input patches (its
-    /// stride and padding) equals naive loops over NaiveNetwork's float64
-    /// activations, within 1e-9 of C's largest entry; 7 images in pieces of
-    /// 3 on 2 threads (a partial piece).
-    func testLayerInputMomentsMatchNaivePatches() throws {
+    /// The small ResNet-8 (12×12 inputs) with sample weights, folded, and 7 images.
+    func smallResNet() throws -> (FoldedNetwork, NaiveNetwork, [String: [Float]], [Float]) {
         let description = BuiltinModels.cifarResNet(blocksPerStage: 1, inputChannels: 1, classes: 10)
         let naive = try NaiveNetwork(description, input: (1, 12, 12), classes: 10)
         let floats = naive.sampleParameters(seed: 3).mapValues { $0.map(Float.init) }
         let network = try FoldedNetwork(
             description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
         var random = SeededRandom(seed: 9)
-        let images = (0..<(7 * 144)).map { _ in random.uniform(2) }
+        return (network, naive, floats, (0..<(7 * 144)).map { _ in random.uniform(2) })
+    }
+
+    /// Every patch of layer `index`'s input over the images, naive loops over
+    /// NaiveNetwork's float64 activations.
+    func naivePatches(
+        _ network: FoldedNetwork, _ naive: NaiveNetwork, _ floats: [String: [Float]], _ images: [Float],
+        layer index: Int
+    )
+        -> [[Double]]
+    {
+        let count = images.count / 144
+        let reference = naive.run(
+            images: images.map(Double.init), labels: [Int32](repeating: 0, count: count), batch: count,
+            parameters: floats.mapValues { $0.map(Double.init) }, training: false)
+        let layer = network.layers[index]
+        guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else { return [] }
+        let input = layer.inputRow.map { reference.layerOutputs[$0] } ?? images.map(Double.init)
+        let k = spec.kernelSize
+        var patches: [[Double]] = []
+        for b in 0..<count {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var p = [Double](repeating: 0, count: spec.inChannels * k * k)
+                    for ch in 0..<spec.inChannels {
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let y = oy * spec.stride + ky - spec.padding
+                                let x = ox * spec.stride + kx - spec.padding
+                                guard y >= 0, y < h, x >= 0, x < w else { continue }
+                                p[(ch * k + ky) * k + kx] = input[((b * spec.inChannels + ch) * h + y) * w + x]
+                            }
+                        }
+                    }
+                    patches.append(p)
+                }
+            }
+        }
+        return patches
+    }
+
+    /// Rule: each conv layer's C = Σp·pᵀ/N over its input patches (its
+    /// stride and padding) equals naive loops over NaiveNetwork's float64
+    /// activations, within 1e-9 of C's largest entry; 7 images in pieces of
+    /// 3 on 2 threads (a partial piece).
+    func testLayerInputMomentsMatchNaivePatches() throws {
+        let (network, naive, floats, images) = try smallResNet()
         let convs = Set(network.layers.indices.filter { network.layers[$0].kind != .linear })
         let moments = LayerInputMoment.measure(network, layers: convs, images: images, count: 7, batch: 3, threads: 2)
         XCTAssertEqual(Set(moments.keys), convs)
-        let reference = naive.run(
-            images: images.map(Double.init), labels: [Int32](repeating: 0, count: 7), batch: 7,
-            parameters: floats.mapValues { $0.map(Double.init) }, training: false)
         for index in convs.sorted() {
-            let layer = network.layers[index]
-            guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else { continue }
-            let input = layer.inputRow.map { reference.layerOutputs[$0] } ?? images.map(Double.init)
-            let k = spec.kernelSize
-            let d = spec.inChannels * k * k
+            let patches = naivePatches(network, naive, floats, images, layer: index)
+            let d = patches[0].count
             var c = [Double](repeating: 0, count: d * d)
-            for b in 0..<7 {
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var p = [Double](repeating: 0, count: d)
-                        for ch in 0..<spec.inChannels {
-                            for ky in 0..<k {
-                                for kx in 0..<k {
-                                    let y = oy * spec.stride + ky - spec.padding
-                                    let x = ox * spec.stride + kx - spec.padding
-                                    guard y >= 0, y < h, x >= 0, x < w else { continue }
-                                    p[(ch * k + ky) * k + kx] = input[((b * spec.inChannels + ch) * h + y) * w + x]
-                                }
-                            }
-                        }
-                        for i in 0..<d { for j in 0..<d { c[i * d + j] += p[i] * p[j] } }
-                    }
-                }
-            }
-            let n = 7 * oh * ow
+            for p in patches { for i in 0..<d { for j in 0..<d { c[i * d + j] += p[i] * p[j] } } }
+            let n = patches.count
             let m = try XCTUnwrap(moments[index])
-            XCTAssertEqual(m.patches, n, layer.name)
+            XCTAssertEqual(m.patches, n, network.layers[index].name)
             let largest = c.map { abs($0) / Double(n) }.max()!
             XCTAssertLessThanOrEqual(
-                maxAbsoluteDifference(m.moment.values, c.map { $0 / Double(n) }), 1e-9 * largest, layer.name)
+                maxAbsoluteDifference(m.moment.values, c.map { $0 / Double(n) }), 1e-9 * largest,
+                network.layers[index].name)
+        }
+    }
+
+    /// Rule: phase 9's per-layer data-aware rows are the mean ‖(W̃ − Ŵ_k)p‖²
+    /// over the layer's patches, each recomputed here by naive loops from
+    /// Ŵ_k = U_kU_kᵀW̃ (relative 1e-9 of E‖W̃p‖²); its checks pass; layers
+    /// with more outputs than patch values are listed as skipped.
+    func testNetworkDataAwareRowsAreTheErrorOnThePatches() throws {
+        let (network, naive, floats, images) = try smallResNet()
+        let phase = try NetworkDataAware.run(network, images: images, count: 7, source: "7 images", threads: 2)
+        XCTAssertEqual(phase.skipped.map(\.phase), ["conv1", "layer2.0.downsample.0", "layer3.0.downsample.0"])
+        XCTAssertEqual(phase.layers.count, 6)
+        XCTAssertTrue(phase.checks.allSatisfy(\.passed), "\(phase.checks.filter { !$0.passed })")
+        let layer = try XCTUnwrap(phase.layers.first { $0.layer == "layer2.0.conv1" })
+        let index = try XCTUnwrap(network.layers.firstIndex { $0.name == "layer2.0.conv1" })
+        let patches = naivePatches(network, naive, floats, images, layer: index)
+        let w = network.layers[index].folded
+        var moment = Matrix(rows: w.columns, columns: w.columns)
+        for p in patches {
+            for i in 0..<w.columns { for j in 0..<w.columns { moment[i, j] += p[i] * p[j] / Double(patches.count) } }
+        }
+        let basis = try DataAwareProjection(weight: w, secondMoment: moment, layer: "l").basis
+        let energy =
+            patches.reduce(0.0) { sum, p in
+                sum
+                    + (0..<w.rows).reduce(0.0) { s, o in
+                        let a = (0..<w.columns).reduce(0.0) { $0 + w[o, $1] * p[$1] }
+                        return s + a * a
+                    }
+            } / Double(patches.count)
+        for k in [1, 5, 16, 31] {
+            let projected = basis.leadingColumns(k) * (basis.leadingColumns(k).transposed * w)
+            var error = 0.0
+            for p in patches {
+                for o in 0..<w.rows {
+                    let e = (0..<w.columns).reduce(0.0) { $0 + (w[o, $1] - projected[o, $1]) * p[$1] }
+                    error += e * e
+                }
+            }
+            error /= Double(patches.count)
+            XCTAssertEqual(layer.rows[k - 1].measuredError, error, accuracy: 1e-9 * energy, "k \(k)")
         }
     }
 }

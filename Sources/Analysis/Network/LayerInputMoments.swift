@@ -12,6 +12,10 @@ public struct LayerInputMoment: Sendable {
     public var moment: Matrix
     /// N: patches summed.
     public var patches: Int
+    /// (1/N)·Σ a·aᵀ over the layer's outputs a = W̃·p on the same patches
+    /// (the folded matrix applied by dgemm, then dsyrk), when asked for:
+    /// E‖B·a‖² = tr(B·E[aaᵀ]·Bᵀ) measured from what the layer computes.
+    public var outputMoment: Matrix?
 }
 
 extension LayerInputMoment {
@@ -21,7 +25,7 @@ extension LayerInputMoment {
     /// (the same figures whatever the thread count).
     public static func measure(
         _ network: FoldedNetwork, layers indices: Set<Int>, images: [Float], count: Int, batch: Int = 25,
-        threads: Int = 2
+        threads: Int = 2, outputs: Bool = false
     ) -> [Int: LayerInputMoment] {
         precondition(images.count == count * network.inputSize, "LayerInputMoment: image count")
         let forward = HostNetworkForward.folded(network)
@@ -31,16 +35,16 @@ extension LayerInputMoment {
         }
         let size = network.inputSize
         let pieces = (count + batch - 1) / batch
-        let sums = parallelMap(pieces, threads: threads) { piece -> [Int: [Double]] in
+        let sums = parallelMap(pieces, threads: threads) { piece -> [Int: (inputs: [Double], outputs: [Double])] in
             let lo = piece * batch
             let hi = min(lo + batch, count)
             let x = images[(lo * size)..<(hi * size)].map(Double.init)
-            var sums: [Int: [Double]] = [:]
+            var sums: [Int: (inputs: [Double], outputs: [Double])] = [:]
             _ = forward.logits(
                 x, batch: hi - lo,
                 layerInputs: { index, input in
                     guard convs.contains(index) else { return }
-                    sums[index] = patchGram(network.layers[index], input, batch: hi - lo)
+                    sums[index] = patchGram(network.layers[index], input, batch: hi - lo, outputs: outputs)
                 })
             return sums
         }
@@ -48,25 +52,35 @@ extension LayerInputMoment {
         for index in convs {
             guard case .conv(let spec, _, _, let oh, let ow) = network.layers[index].kind else { continue }
             let d = spec.inChannels * spec.kernelSize * spec.kernelSize
-            var total = [Double](repeating: 0, count: d * d)
-            for s in sums { if let g = s[index] { for i in total.indices { total[i] += g[i] } } }
             let n = count * oh * ow
-            var m = Matrix(rows: d, columns: d)
-            for i in 0..<d {
-                for j in i..<d {
-                    m[i, j] = total[i * d + j] / Double(n)
-                    m[j, i] = m[i, j]
-                }
-            }
-            result[index] = LayerInputMoment(moment: m, patches: n)
+            result[index] = LayerInputMoment(
+                moment: mean(sums.compactMap { $0[index]?.inputs }, d, n),
+                patches: n,
+                outputMoment: outputs ? mean(sums.compactMap { $0[index]?.outputs }, spec.outChannels, n) : nil)
         }
         return result
     }
 
+    /// Σ of upper-triangle d×d sums (in order) over n, symmetrised.
+    private static func mean(_ sums: [[Double]], _ d: Int, _ n: Int) -> Matrix {
+        var total = [Double](repeating: 0, count: d * d)
+        for g in sums { for i in total.indices { total[i] += g[i] } }
+        var m = Matrix(rows: d, columns: d)
+        for i in 0..<d {
+            for j in i..<d {
+                m[i, j] = total[i * d + j] / Double(n)
+                m[j, i] = m[i, j]
+            }
+        }
+        return m
+    }
+
     /// Σ p·pᵀ over the patches of `batch` inputs of a conv layer, upper
-    /// triangle (dsyrk), d×d row-major.
-    static func patchGram(_ layer: AffineLayer, _ input: [Double], batch: Int) -> [Double] {
-        guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else { return [] }
+    /// triangle (dsyrk), d×d row-major; with `outputs`, Σ a·aᵀ for a = W̃·p too.
+    static func patchGram(_ layer: AffineLayer, _ input: [Double], batch: Int, outputs: Bool)
+        -> (inputs: [Double], outputs: [Double])
+    {
+        guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else { return ([], []) }
         let k = spec.kernelSize
         let d = spec.inChannels * k * k
         let plane = oh * ow
@@ -89,6 +103,24 @@ extension LayerInputMoment {
                 }
             }
         }
-        return gram
+        guard outputs else { return (gram, []) }
+        let out = spec.outChannels
+        var a = [Double](repeating: 0, count: out * n)
+        var outputGram = [Double](repeating: 0, count: out * out)
+        layer.folded.values.withUnsafeBufferPointer { wp in
+            cols.withUnsafeBufferPointer { cp in
+                a.withUnsafeMutableBufferPointer { ap in
+                    denseProduct(m: out, n: n, k: d, a: wp.baseAddress!, b: cp.baseAddress!, c: ap.baseAddress!)
+                }
+            }
+        }
+        a.withUnsafeBufferPointer { ap in
+            outputGram.withUnsafeMutableBufferPointer { gp in
+                cblas_dsyrk(
+                    CblasRowMajor, CblasUpper, CblasNoTrans, Int32(out), Int32(n), 1.0, ap.baseAddress!, Int32(n),
+                    0.0, gp.baseAddress!, Int32(out))
+            }
+        }
+        return (gram, outputGram)
     }
 }

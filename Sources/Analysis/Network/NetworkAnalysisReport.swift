@@ -44,14 +44,18 @@ public struct NetworkAnalysisOptions: Codable, Sendable, Equatable {
     /// ones; nil: 512; 0: none). Each costs the network's classes backward
     /// passes.
     public var gradientImages: Int?
+    /// Test images whose patches phase 9's data-aware low rank uses (the
+    /// first ones; nil: 1,000; 0: none).
+    public var dataAwareImages: Int?
 
     public init(
         images: Int? = nil, sweepImages: Int? = nil, deviceBatch: Int = 64, chunk: Int = 8,
         threads: Int = ProcessInfo.processInfo.activeProcessorCount,
         energyThresholds: [Double] = [0.90, 0.95, 0.99, 0.999], everyRankUpTo: Int = 16,
-        gradientImages: Int? = nil
+        gradientImages: Int? = nil, dataAwareImages: Int? = nil
     ) {
         self.gradientImages = gradientImages
+        self.dataAwareImages = dataAwareImages
         self.images = images
         self.sweepImages = sweepImages
         self.deviceBatch = deviceBatch
@@ -188,6 +192,8 @@ public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
     public var thresholds: [ThresholdTruncation]
     /// Phase 9: every conv layer as an operator, and the Lipschitz bounds.
     public var operators: OperatorPhase.Report
+    /// Phase 9: each conv layer's data-aware low rank on its own input patches.
+    public var dataAware: NetworkDataAware? = nil
     public var phasesNotRun: [PhaseNotRun]
     public var checks: [Check]
     public var timings: [NetworkPhaseTime]

@@ -109,6 +109,16 @@ public struct NetworkAnalyzer {
                 bound: operators.networkBound)
             lap("phase 9: measured input gradients (the network under test)")
         }
+        let dataAwareImages = min(options.dataAwareImages ?? 1000, testSet.count)
+        var dataAware: NetworkDataAware?
+        if dataAwareImages > 0 {
+            progress(
+                "phase 9: data-aware low rank of every conv layer on the patches of \(dataAwareImages) test images")
+            dataAware = try NetworkDataAware.run(
+                network, images: testSet.normalizedImages(0..<dataAwareImages), count: dataAwareImages,
+                source: "the patches of the first \(dataAwareImages) test images", threads: options.threads)
+            lap("phase 9: data-aware low rank")
+        }
 
         let layers = spectra.map(\.record)
         let total = Clocks.seconds(since: started)
@@ -118,8 +128,8 @@ public struct NetworkAnalyzer {
             Self.checks(
                 layers: layers, comparison: comparison, device: device != nil,
                 fullRankMismatches: sweep.fullRankMismatches, sweepImages: sweepImages)
-            + Self.operatorChecks(operators)
-        return NetworkAnalysisReport(
+            + Self.operatorChecks(operators) + (dataAware?.checks ?? [])
+        var report = NetworkAnalysisReport(
             model: network.name, testSet: DatasetSummary(name: testSet.name, count: testSet.count), options: options,
             foldedBatchNorms: network.layers.compactMap(\.batchNorm), layers: layers, comparison: comparison,
             sweepImages: sweepImages, sweepBaselineAccuracy: sweep.baselineAccuracy, thresholds: sweep.thresholds,
@@ -129,6 +139,8 @@ public struct NetworkAnalyzer {
                 PhaseNotRun(phase: "7", reason: "Frobenius and operator identities run for TinyConvNet only"),
             ],
             checks: checks, timings: timings)
+        report.dataAware = dataAware
+        return report
     }
 
     // MARK: Phase 2

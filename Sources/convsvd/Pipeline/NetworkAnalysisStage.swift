@@ -156,6 +156,25 @@ enum NetworkAnalysisStage {
                         + "mean %.4g; the bound is %.3g× the max (%.1f s)",
                     g.images, g.maxNorm, g.argmaxImage, g.meanNorm, g.slack, g.seconds))
         }
+        if let d = r.dataAware {
+            lines += [
+                "",
+                "phase 9: data-aware low rank on each conv layer's own input patches (\(d.images) test images, "
+                    + String(format: "%.1f s", d.seconds) + "): the smallest k whose mean ‖(W̃ − Ŵ_k)p‖² is at most",
+                "  5% and 1% of E‖W̃p‖², for Ŵ_k = U_kU_kᵀW̃ (data-aware) and for the SVD's truncation",
+                "  " + pad("layer", 26) + pad("rank", 6) + pad("5%: data / SVD", 16) + "1%: data / SVD",
+            ]
+            for l in d.layers {
+                func first(_ limit: Double, _ value: (DataAwareRow) -> Double) -> String {
+                    l.rows.first { value($0) <= limit }.map { "\($0.rank)" } ?? "-"
+                }
+                lines.append(
+                    "  " + pad(l.layer, 26) + pad("\(l.rows.count)", 6)
+                        + pad(first(0.05, \.relativeError) + " / " + first(0.05, \.plainRelativeError), 16)
+                        + first(0.01, \.relativeError) + " / " + first(0.01, \.plainRelativeError))
+            }
+            for skipped in d.skipped { lines.append("  \(skipped.phase): not analysed, \(skipped.reason)") }
+        }
         lines += ["", "checks (\(r.checks.filter(\.passed).count) of \(r.checks.count) passed)"]
         for check in r.checks {
             lines.append(

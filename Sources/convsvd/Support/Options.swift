@@ -294,6 +294,13 @@ struct AnalysisImageOptions: ParsableArguments {
     )
     var gradientImages: Int = 512
 
+    @Option(
+        name: .customLong("data-aware-images"),
+        help:
+            "Models other than tiny: the first N test images whose patches give each conv layer's second moment for phase 9's data-aware low rank (0: none)."
+    )
+    var dataAwareImages: Int = 1000
+
     func validate() throws {
         if let images, images < 1 { throw ValidationError("--images must be at least 1 (got \(images))") }
         if sweepImages < 0 {
@@ -302,10 +309,15 @@ struct AnalysisImageOptions: ParsableArguments {
         if gradientImages < 0 {
             throw ValidationError("--gradient-images must be at least 0 (got \(gradientImages))")
         }
+        if dataAwareImages < 0 {
+            throw ValidationError("--data-aware-images must be at least 0 (got \(dataAwareImages))")
+        }
     }
 
     /// The image counts of the per-layer analysis (models other than tiny).
     var network: NetworkAnalysisOptions {
-        NetworkAnalysisOptions(images: images, sweepImages: noSweep ? 0 : sweepImages, gradientImages: gradientImages)
+        NetworkAnalysisOptions(
+            images: images, sweepImages: noSweep ? 0 : sweepImages, gradientImages: gradientImages,
+            dataAwareImages: dataAwareImages)
     }
 }
