@@ -43,7 +43,7 @@ extension OpenCLDevice {
         try launchBatchNormApply(s, x, g, b, sv, y)
     }
 
-    /// `channel_partials` mode 2 and `channel_sum_chunks` twice.
+    /// `channel_partials` mode 2 and `channel_sum_chunk_pairs` (Σdy into gradBeta, Σdy·x̂ into gradGamma).
     public func batchNormBackwardSums(
         _ s: BatchNormShape, input: Buffer, saved: Buffer, gradOutput: Buffer, gradGamma: Buffer, gradBeta: Buffer
     ) throws {
@@ -64,11 +64,8 @@ extension OpenCLDevice {
                 .int(channelChunkLength), .int(chunks), .int(2),
             ])
         try launch(
-            "channel_sum_chunks", items: c,
-            [.buffer(partials), .buffer(db), .int(c), .int(chunks), .int(0), .float(1)])
-        try launch(
-            "channel_sum_chunks", items: c,
-            [.buffer(partials), .buffer(dg), .int(c), .int(chunks), .int(c * chunks), .float(1)])
+            "channel_sum_chunk_pairs", items: 2 * c,
+            [.buffer(partials), .buffer(db), .buffer(dg), .int(c), .int(chunks)])
     }
 
     /// `batchnorm_backward_apply_planes` (cpu family) or

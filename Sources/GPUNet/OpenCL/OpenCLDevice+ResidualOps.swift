@@ -299,8 +299,8 @@ extension OpenCLDevice {
             [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.batch * c), .int(c), .int(plane)])
     }
 
-    /// `channel_partials` (Σdy and Σdy·x̂ per chunk), `channel_sum_chunks`
-    /// twice (gradBeta, gradGamma), then `batchnorm_backward_apply_planes`
+    /// `channel_partials` (Σdy and Σdy·x̂ per chunk), `channel_sum_chunk_pairs`
+    /// (gradBeta, gradGamma in one launch), then `batchnorm_backward_apply_planes`
     /// (cpu family) or `gpu_batchnorm_backward_apply` (gpu family).
     public func batchNormBackward(
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
@@ -326,11 +326,8 @@ extension OpenCLDevice {
                 .int(channelChunkLength), .int(chunks), .int(2),
             ])
         try launch(
-            "channel_sum_chunks", items: c,
-            [.buffer(partials), .buffer(db), .int(c), .int(chunks), .int(0), .float(1)])
-        try launch(
-            "channel_sum_chunks", items: c,
-            [.buffer(partials), .buffer(dg), .int(c), .int(chunks), .int(c * chunks), .float(1)])
+            "channel_sum_chunk_pairs", items: 2 * c,
+            [.buffer(partials), .buffer(db), .buffer(dg), .int(c), .int(chunks)])
         let gpu = kernelFamily == .gpu
         try launch(
             gpu ? "gpu_batchnorm_backward_apply" : "batchnorm_backward_apply_planes",

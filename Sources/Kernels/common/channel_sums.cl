@@ -73,3 +73,23 @@ __kernel void channel_sum_chunks(__global const float* partials, __global float*
     total[c] = sum * scale;
 }
 #endif
+
+// Mode 2's two sums in one launch: first[c] = Σ_k partials[c·chunks + k] (Σ dy)
+// and second[c] = Σ_k partials[(C + c)·chunks + k] (Σ dy·x̂), each in the
+// order and with the compensation of channel_sum_chunks (the same bits).
+// One work-item per (sum, channel): 2·C work-items.
+#ifdef KERNEL_channel_sum_chunk_pairs
+__kernel void channel_sum_chunk_pairs(__global const float* partials, __global float* first, __global float* second,
+                                      int channels, int chunks) {
+    const int i = get_global_id(0);
+    if (i >= 2 * channels) return;
+    __global const float* p = partials + (size_t)i * chunks;
+    float sum = 0.0f, carry = 0.0f;
+    for (int k = 0; k < chunks; k++) KAHAN_ADD(sum, carry, p[k])
+    if (i < channels) {
+        first[i] = sum;
+    } else {
+        second[i - channels] = sum;
+    }
+}
+#endif
