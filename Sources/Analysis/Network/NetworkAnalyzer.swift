@@ -95,6 +95,21 @@ public struct NetworkAnalyzer {
         for l in spectra.indices { spectra[l].record.truncation = sweep.perLayer[l] }
         lap("phase 5: truncated accuracies")
 
+        let maskImages = min(options.maskImages ?? 256, testSet.count)
+        let maskLayers = MaskPhase.reluLayers(network)
+        if maskImages > 0 && !maskLayers.isEmpty {
+            let patches = options.maskPatches ?? 4096
+            progress(
+                "phase 6: ReLU masks of \(maskLayers.count) layers, \(patches) patches each from \(maskImages) "
+                    + "test images")
+            let censuses = MaskPhase.run(
+                network, layers: maskLayers, svds: spectra.map(\.folded),
+                numericalRanks: spectra.map(\.record.numericalRank), set: testSet, images: maskImages,
+                patches: patches, seed: 0, chunk: options.chunk, threads: options.threads)
+            for (l, census) in zip(maskLayers, censuses) { spectra[l].record.reluMasks = census }
+            lap("phase 6: ReLU masks and the region bound")
+        }
+
         progress(
             "phase 9: every conv layer as an operator (circular spectrum, norm bracket, dense SVD up to "
                 + "\(OperatorPhase.denseColumnLimit) columns), Lipschitz bounds")
@@ -125,9 +140,10 @@ public struct NetworkAnalyzer {
             sweepImages: sweepImages, sweepBaselineAccuracy: sweep.baselineAccuracy, thresholds: sweep.thresholds,
             operators: operators,
             phasesNotRun: [
-                PhaseNotRun(phase: "6", reason: "ReLU mask censuses run for TinyConvNet only (--model tiny)"),
-                PhaseNotRun(phase: "7", reason: "Frobenius and operator identities run for TinyConvNet only"),
-            ],
+                PhaseNotRun(phase: "7", reason: "Frobenius and operator identities run for TinyConvNet only")
+            ]
+                + (maskImages > 0 && !maskLayers.isEmpty
+                    ? [] : [PhaseNotRun(phase: "6", reason: "no mask images, or no conv layer followed by a ReLU")]),
             checks: checks, timings: timings)
     }
 
@@ -447,6 +463,20 @@ public struct NetworkAnalyzer {
                     "\(l.name) device output vs host W̃p + b̃ on the device's input, max|Δ| over \(c.images) images",
                     l.deviceMaxAbsDifference ?? .nan, .lessThan, 1e-4)
             }
+        }
+        for l in layers {
+            guard let m = l.reluMasks else { continue }
+            add(
+                "\(l.name).masks-bound", .independent,
+                "\(l.name) ranks k where the distinct masks of W̃_k·p + b̃ (\(m.patches) patches) exceed "
+                    + "min(patches, the \(m.boundKind) region bound of \(m.units) hyperplanes in ℝᵏ)",
+                Double(m.ranksAboveTheBound.count), .equalTo, 0)
+            add(
+                "\(l.name).masks-full-bound", .independent,
+                "\(l.name) distinct masks of W̃p + b̃ above min(patches, the bound at the numerical rank "
+                    + "\(m.numericalRank))",
+                max(0, Double(m.distinctMasks) - min(m.boundAtRank, Double(m.patches - m.patchesOnAHyperplane))),
+                .equalTo, 0)
         }
         if sweepImages > 0 {
             add(
