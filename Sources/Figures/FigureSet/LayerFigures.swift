@@ -11,7 +11,52 @@ extension Figures {
             figures.append(
                 try layerTruncation(report.layers, baseline: report.sweepBaselineAccuracy, images: report.sweepImages))
         }
+        let masked = report.layers.compactMap(\.reluMasks)
+        if !masked.isEmpty { figures.append(try layerMasks(masked)) }
         return figures
+    }
+
+    /// Small multiples, phase 6: distinct ReLU masks of W̃_k·p + b̃ against
+    /// k for every conv layer a ReLU follows, beside the region bound and
+    /// the patch count, log scale ("layer_masks").
+    public static func layerMasks(_ censuses: [LayerMaskCensus]) throws -> Figure {
+        let name = "layer_masks"
+        try require(!censuses.isEmpty, name, "no mask censuses")
+        for m in censuses {
+            try require(
+                m.ranks > 0 && m.bound.count == m.ranks && m.patches > 0
+                    && m.truncatedDistinctMasks.allSatisfy { $0 >= 0 } && m.bound.allSatisfy { $0 >= 1 },
+                name, "\(m.layer): needs a count and a bound ≥ 1 at every rank and at least one patch")
+        }
+        let columns = Int(Double(censuses.count).squareRoot().rounded(.up))
+        let rows = (censuses.count + columns - 1) / columns
+        let first = censuses[0]
+        return Figure(
+            name: name, title: "Distinct ReLU masks against rank, every layer a ReLU follows", width: 340 * columns,
+            height: 60 + 270 * rows,
+            caption: "One panel per conv layer whose output goes straight into a ReLU: the number of distinct masks "
+                + "1[W̃_k·p + b̃ > 0] over \(first.patches) patches drawn from the first \(first.images) test images, "
+                + "W̃_k the rank-k truncation (BatchNorm folded), against k (solid); the region bound of n "
+                + "hyperplanes in ℝᵏ (dashed: Cover's C(n, k) when b̃ = 0, Σ_{j≤k} binom(n, j) otherwise), and the "
+                + "patch count (dotted), which no count can pass. Log scale."
+        ) { canvas, body in
+            let panels = body.grid(rows: rows, columns: columns, gap: 14)
+            for (i, m) in censuses.enumerated() {
+                let k = (1...m.ranks).map(Double.init)
+                let counts = m.truncatedDistinctMasks.map { Double(max($0, 1)) }
+                XYChart(
+                    title: "\(m.layer) (n = \(m.units))", x: Axis("rank k", integerTicks: true),
+                    y: Axis("distinct masks (log)", scale: .log10),
+                    series: [
+                        Series("masks", x: k, y: counts, color: seriesColor(0), markerRadius: 2.5),
+                        Series("bound", x: k, y: m.bound, color: seriesColor(1), style: .line, dash: [6, 4]),
+                        Series(
+                            "patches", x: [k[0], k[k.count - 1]], y: [Double(m.patches), Double(m.patches)],
+                            color: seriesColor(2), style: .line, dash: [2, 3]),
+                    ]
+                ).draw(on: canvas, in: panels[i])
+            }
+        }
     }
 
     /// Small multiples: test accuracy with one layer truncated to rank k,
