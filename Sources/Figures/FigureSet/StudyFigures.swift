@@ -19,17 +19,28 @@ extension Figures {
     /// Curves with error bars: a line through the means, a vertical bar per
     /// point over the 95 % interval, and the min and max as small dashes.
     /// `scale` multiplies every value (100 for percentages).
-    static func studySeries(_ curves: [StudyCurve], scale: Double = 1) -> [Series] {
+    /// With `standardDeviation` the bar spans mean ± sd instead, and the
+    /// curves are shifted apart by `dodge` in x so that their bars do not overlap.
+    static func studySeries(
+        _ curves: [StudyCurve], scale: Double = 1, standardDeviation: Bool = false, dodge: Double = 0
+    ) -> [Series] {
         var series: [Series] = []
-        for (i, c) in curves.enumerated() {
+        for (i, original) in curves.enumerated() {
+            var c = original
+            let shift = dodge * (Double(i) - Double(curves.count - 1) / 2)
+            c.x = c.x.map { $0 + shift }
             series.append(
                 Series(c.name, x: c.x, y: c.summaries.map { scale * $0.mean }, color: seriesColor(i), marker: marker(i))
             )
-            for (x, s) in zip(c.x, c.summaries) where s.interval95.allSatisfy(\.isFinite) {
+            for (x, s) in zip(c.x, c.summaries) {
+                let bar =
+                    standardDeviation
+                    ? [s.mean - s.standardDeviation, s.mean + s.standardDeviation] : s.interval95
+                guard bar.allSatisfy(\.isFinite) else { continue }
                 // Unlabelled series stay out of the legend.
                 series.append(
                     Series(
-                        "", x: [x, x], y: s.interval95.map { scale * $0 }, color: seriesColor(i),
+                        "", x: [x, x], y: bar.map { scale * $0 }, color: seriesColor(i),
                         style: .line, lineWidth: 1.5))
             }
             series.append(
@@ -141,13 +152,15 @@ extension Figures {
         let n = curves[0].summaries[0].count
         let list = layers.enumerated().map { "\($0.offset + 1) \($0.element)" }.joined(separator: ", ")
         return Figure(
-            name: name, title: "\(label) by depth, datasets compared over \(n) seeds", width: 1100, height: 560,
+            name: name, title: "\(label.prefix(1).uppercased() + label.dropFirst()) by depth, datasets compared",
+            width: 1100, height: 560,
             caption: "\(label) of each layer in forward order (\(list)), per dataset: mean over the \(n) seeds (line), "
-                + "95% t-interval of the mean (bar), smallest and largest seed (dots)."
+                + "mean ± one sample standard deviation (bar), smallest and largest seed (dots); the datasets are "
+                + "shifted apart a little along x."
         ) { canvas, body in
             XYChart(
-                title: label, x: Axis("layer (forward order)", integerTicks: true), y: Axis(label),
-                series: studySeries(curves), legendOutside: true
+                title: "\(label), \(n) seeds", x: Axis("layer (forward order)", integerTicks: true), y: Axis(label),
+                series: studySeries(curves, standardDeviation: true, dodge: 0.08), legendOutside: true
             ).draw(on: canvas, in: body)
         }
     }
@@ -164,14 +177,14 @@ extension Figures {
             name: name, title: "Accuracy with one layer at rank k, datasets compared over \(n) seeds",
             width: 340 * columns, height: 60 + 270 * rows,
             caption: "One panel per layer: test accuracy with that layer's W̃ replaced by its best rank-k "
-                + "approximation and the others at full rank, per dataset: mean over the \(n) seeds (line), 95% "
-                + "t-interval (bar), smallest and largest seed (dots)."
+                + "approximation and the others at full rank, per dataset: mean over the \(n) seeds (line), "
+                + "mean ± one sample standard deviation (bar), smallest and largest seed (dots)."
         ) { canvas, body in
             let grid = body.grid(rows: rows, columns: columns, gap: 14)
             for (i, p) in panels.enumerated() {
                 XYChart(
                     title: p.layer, x: Axis("rank k", integerTicks: true), y: Axis("accuracy (%)"),
-                    series: studySeries(p.curves, scale: 100)
+                    series: studySeries(p.curves, scale: 100, standardDeviation: true)
                 ).draw(on: canvas, in: grid[i])
             }
         }

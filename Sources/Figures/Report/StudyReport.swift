@@ -17,7 +17,7 @@ public enum StudyReport {
                 "Generated \(e(HTMLReport.timestamp(Date()))) · seeds \(summary.seeds.map(String.init).joined(separator: ", "))"
         )
         html += """
-            <p>One training run \(analysed ? "and analysis " : "")per seed; each row is one number over the \(n) runs. \(e(summary.interval)).\(analysed ? "" : " The members were trained, not analysed: the analysis is TinyConvNet's.")</p>
+            <p>One training run and analysis per seed; each row is one number over the \(n) runs. \(e(summary.interval)).\(analysed ? "" : " The members' analysis is the per-layer one (network-analysis.json): its numbers per layer stand beside the final epoch's accuracies and loss.")</p>
             <section id="results">
             <h2>Headline numbers</h2>
             <table>
