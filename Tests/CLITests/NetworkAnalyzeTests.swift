@@ -65,7 +65,7 @@ final class NetworkAnalyzeTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.output)
         for file in [
             "analysis.json", "figures/layer_spectra.png", "figures/ranks_by_depth.png", "figures/layer_truncation.png",
-            "figures/layer_masks.png",
+            "figures/layer_masks.png", "figures/truncation_heatmap.png",
         ] {
             XCTAssertTrue(
                 FileManager.default.fileExists(atPath: runOut.appendingPathComponent(file).path), "\(file) missing")

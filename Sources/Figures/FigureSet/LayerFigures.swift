@@ -11,9 +11,50 @@ extension Figures {
             figures.append(
                 try layerTruncation(report.layers, baseline: report.sweepBaselineAccuracy, images: report.sweepImages))
         }
+        if report.sweepImages > 0 {
+            figures.append(
+                try truncationHeatmap(report.layers, baseline: report.sweepBaselineAccuracy, images: report.sweepImages)
+            )
+        }
         let masked = report.layers.compactMap(\.reluMasks)
         if !masked.isEmpty { figures.append(try layerMasks(masked)) }
         return figures
+    }
+
+    /// By depth, phase 5: test accuracy with one layer at rank k as a heat
+    /// map, one row per layer (forward order), one column per swept k (the
+    /// union over the layers; blank where a layer is not swept at k)
+    /// ("truncation_heatmap").
+    public static func truncationHeatmap(_ layers: [NetworkLayerRecord], baseline: Double, images: Int) throws
+        -> Figure
+    {
+        let name = "truncation_heatmap"
+        try require(!layers.isEmpty, name, "no layers")
+        for l in layers {
+            try require(
+                !l.truncation.isEmpty && l.truncation.allSatisfy { (0...1).contains($0.accuracy) && $0.k >= 1 }, name,
+                "\(l.name): needs accuracies in [0, 1] at ranks k ≥ 1")
+        }
+        let ks = Array(Set(layers.flatMap { $0.truncation.map(\.k) })).sorted()
+        var values = [Double](repeating: .nan, count: layers.count * ks.count)
+        for (r, l) in layers.enumerated() {
+            for t in l.truncation { values[r * ks.count + ks.firstIndex(of: t.k)!] = 100 * t.accuracy }
+        }
+        let matrix = MatrixValues(rows: layers.count, columns: ks.count, values: values)
+        return Figure(
+            name: name, title: "Test accuracy with one layer at rank k, every layer", width: 1200,
+            height: 160 + 34 * layers.count,
+            caption: "Row: the layer truncated (forward order, the others at full rank); column: its rank k; colour: "
+                + "test accuracy on the first \(images) test images (host, float64), the full network's being "
+                + "\(significant(100 * baseline, 4))%. Blank cells: ranks not swept for that layer (a small layer "
+                + "is swept at every k, a larger one at powers of two and its full rank) or above its rank."
+        ) { canvas, body in
+            Heatmap(
+                title: "accuracy (%)", matrix: matrix, xLabel: "rank k", yLabel: "layer", map: .sequential,
+                range: 0...100, colorBarLabel: "test accuracy (%)", rowLabels: layers.map(\.name),
+                columnLabels: ks.map(String.init), annotate: false
+            ).draw(on: canvas, in: body)
+        }
     }
 
     /// Small multiples, phase 6: distinct ReLU masks of W̃_k·p + b̃ against

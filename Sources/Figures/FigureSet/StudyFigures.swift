@@ -175,7 +175,7 @@ extension Figures {
         let rows = (panels.count + columns - 1) / columns
         return Figure(
             name: name, title: "Accuracy with one layer at rank k, datasets compared over \(n) seeds",
-            width: 340 * columns, height: 60 + 270 * rows,
+            width: max(340 * columns, 1000), height: 60 + 270 * rows,
             caption: "One panel per layer: test accuracy with that layer's W̃ replaced by its best rank-k "
                 + "approximation and the others at full rank, per dataset: mean over the \(n) seeds (line), "
                 + "mean ± one sample standard deviation (bar), smallest and largest seed (dots)."
@@ -183,7 +183,7 @@ extension Figures {
             let grid = body.grid(rows: rows, columns: columns, gap: 14)
             for (i, p) in panels.enumerated() {
                 XYChart(
-                    title: p.layer, x: Axis("rank k", integerTicks: true), y: Axis("accuracy (%)"),
+                    title: p.layer, x: Axis("rank k", integerTicks: true), y: Axis("accuracy (%)", range: 0...100),
                     series: studySeries(p.curves, scale: 100, standardDeviation: true)
                 ).draw(on: canvas, in: grid[i])
             }
