@@ -65,8 +65,9 @@ final class DatasetComparisonTests: XCTestCase {
     }
 
     /// The numbers read from a per-layer analysis of a small ResNet-8 are the
-    /// report's own: ranks, stable rank, the bracket's upper end (σ₁ for the
-    /// linear layer), the masks of the ReLU-fed layers, every swept k.
+    /// report's own: ranks, stable rank, the dense σ_max or else the power
+    /// iteration's value and the Gram upper bound (σ₁ for the linear layer),
+    /// the masks of the ReLU-fed layers, every swept k.
     func testLayerMetricsAreTheReportsNumbers() throws {
         let description = BuiltinModels.cifarResNet(blocksPerStage: 1, inputChannels: 1, classes: 10)
         let naive = try NaiveNetwork(description, input: (1, 12, 12), classes: 10)
@@ -87,9 +88,10 @@ final class DatasetComparisonTests: XCTestCase {
             XCTAssertEqual(metrics["\(l.name)/rank95"], Double(l.rank95))
             XCTAssertEqual(metrics["\(l.name)/rank99"], Double(l.rank99))
             XCTAssertEqual(metrics["\(l.name)/stable_rank"], l.stableRank)
-            let norm =
-                l.kind == "linear" ? l.sigma[0] : report.operators.layers.first { $0.name == l.name }?.bracket.upper
+            let o = report.operators.layers.first { $0.name == l.name }
+            let norm = l.kind == "linear" ? l.sigma[0] : o?.denseSingularValues?.first ?? o?.bracket.lower
             XCTAssertEqual(metrics["\(l.name)/operator_norm"], norm, l.name)
+            XCTAssertEqual(metrics["\(l.name)/operator_norm_upper"], o?.bracket.upper, l.name)
             XCTAssertEqual(metrics["\(l.name)/distinct_masks"], l.reluMasks.map { Double($0.distinctMasks) }, l.name)
             for t in l.truncation { XCTAssertEqual(metrics["\(l.name)/accuracy_at_rank/\(t.k)"], t.accuracy) }
         }

@@ -6,9 +6,12 @@ import Foundation
 ///
 /// - `rank95`, `rank99`: components holding 95 % and 99 % of ‖W̃‖²_F;
 /// - `stable_rank`: ‖W̃‖²_F/σ₁²;
-/// - `operator_norm`: ‖A‖₂ of the layer as an operator on its input, the
-///   upper end of phase 9's bracket (relative gap ≤ 1e-3) for a conv, σ₁(W̃)
-///   (exact) for a linear layer;
+/// - `operator_norm`: ‖A‖₂ of the layer as an operator on its input: for a
+///   conv the dense SVD's σ_max where phase 9 has it, else the converged
+///   power iteration's value (a lower bound; the Gram upper bound carries
+///   the circular grid's boundary effect, so it can sit well above on small
+///   padded maps); σ₁(W̃) (exact) for a linear layer;
+/// - `operator_norm_upper`: phase 9's Gram upper bound (conv layers);
 /// - `distinct_masks`: phase 6's distinct masks of W̃p + b̃ (layers a ReLU follows);
 /// - `accuracy_at_rank/K`: phase 5's accuracy with the layer alone at rank K;
 ///
@@ -28,8 +31,7 @@ public enum LayerStudyMetrics {
                 label: "folded network's accuracy on the \(report.comparison.images) analysed test images",
                 value: report.comparison.hostAccuracy)
         ]
-        let norms = Dictionary(
-            report.operators.layers.map { ($0.name, $0.bracket.upper) }, uniquingKeysWith: { a, _ in a })
+        let operators = Dictionary(report.operators.layers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for l in report.layers {
             func add(_ key: String, _ label: String, _ value: Double) {
                 out.append(StudyMetric(key: "\(l.name)/\(key)", label: "\(l.name) \(label)", value: value))
@@ -37,7 +39,14 @@ public enum LayerStudyMetrics {
             add("rank95", "components for 95% energy", Double(l.rank95))
             add("rank99", "components for 99% energy", Double(l.rank99))
             add("stable_rank", "stable rank", l.stableRank)
-            if let norm = l.kind == "linear" ? l.sigma.first : norms[l.name] { add("operator_norm", "‖A‖₂", norm) }
+            if l.kind == "linear" {
+                add("operator_norm", "‖A‖₂ = σ₁(W̃)", l.sigma[0])
+            } else if let o = operators[l.name] {
+                add(
+                    "operator_norm", o.denseSingularValues == nil ? "‖A‖₂ (power iteration)" : "‖A‖₂ (dense SVD)",
+                    o.denseSingularValues?.first ?? o.bracket.lower)
+                add("operator_norm_upper", "‖A‖₂ upper bound (Gram iteration)", o.bracket.upper)
+            }
             if let m = l.reluMasks {
                 add("distinct_masks", "distinct ReLU masks (\(m.patches) patches)", Double(m.distinctMasks))
             }

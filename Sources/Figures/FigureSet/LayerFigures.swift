@@ -73,7 +73,8 @@ extension Figures {
         let rows = (censuses.count + columns - 1) / columns
         let first = censuses[0]
         return Figure(
-            name: name, title: "Distinct ReLU masks against rank, every layer a ReLU follows", width: 340 * columns,
+            name: name, title: "Distinct ReLU masks against rank, every layer a ReLU follows",
+            width: max(340 * columns, 1000),
             height: 60 + 270 * rows,
             caption: "One panel per conv layer whose output goes straight into a ReLU: the number of distinct masks "
                 + "1[W̃_k·p + b̃ > 0] over \(first.patches) patches drawn from the first \(first.images) test images, "
