@@ -158,13 +158,24 @@ final class NetworkMaskTests: XCTestCase {
     }
 
     /// A census whose count at rank 2 exceeds the bound is reported at
-    /// rank 2, and one bounded by its patch count at rank 1.
-    func testTheBoundCheckCanFail() {
-        let m = LayerMaskCensus(
+    /// rank 2, and one bounded by its patch count at rank 1 (3 patches off
+    /// the hyperplanes, 4 masks): the layer's bound check fails with 2
+    /// ranks; the untruncated check fails by the excess over min(patches,
+    /// bound) and passes at the bound.
+    func testTheBoundChecksCanFail() {
+        var m = LayerMaskCensus(
             layer: "x", units: 3, numericalRank: 3, images: 1, pool: 10, patches: 10, seed: 0, boundKind: "affine",
-            bound: [4, 7, 8], distinctMasks: 5, patchesOnAHyperplane: 0, boundAtRank: 8,
+            bound: [4, 7, 8], distinctMasks: 9, patchesOnAHyperplane: 0, boundAtRank: 8,
             truncatedDistinctMasks: [4, 8, 8], truncatedPatchesOnAHyperplane: [7, 0, 0])
         XCTAssertEqual(m.ranksAboveTheBound, [1, 2])
+        var checks = MaskPhase.checks(m)
+        XCTAssertEqual(checks.map(\.id), ["x.masks-bound", "x.masks-full-bound"])
+        XCTAssertEqual(checks.map(\.value), [2, 1])
+        XCTAssertEqual(checks.map(\.passed), [false, false])
+        m.truncatedDistinctMasks = [3, 7, 8]
+        m.distinctMasks = 8
+        checks = MaskPhase.checks(m)
+        XCTAssertEqual(checks.map(\.passed), [true, true])
     }
 
     /// TinyConvNet (no bias: Cover's linear bound) over every patch of the

@@ -120,6 +120,26 @@ public enum MaskPhase {
         return walk(network.steps).sorted()
     }
 
+    /// Phase 6's checks of one census, each a count that must be 0: the
+    /// ranks k whose distinct masks exceed min(patches, bound[k − 1]), and
+    /// how far the untruncated count exceeds min(patches, the bound at the
+    /// numerical rank).
+    public static func checks(_ m: LayerMaskCensus) -> [Check] {
+        [
+            Check(
+                id: "\(m.layer).masks-bound",
+                description: "\(m.layer) ranks k where the distinct masks of W̃_k·p + b̃ (\(m.patches) patches) exceed "
+                    + "min(patches, the \(m.boundKind) region bound of \(m.units) hyperplanes in ℝᵏ)",
+                value: Double(m.ranksAboveTheBound.count), relation: .equalTo, limit: 0, kind: .independent),
+            Check(
+                id: "\(m.layer).masks-full-bound",
+                description: "\(m.layer) distinct masks of W̃p + b̃ above min(patches, the bound at the numerical rank "
+                    + "\(m.numericalRank))",
+                value: max(0, Double(m.distinctMasks) - min(m.boundAtRank, Double(m.patches - m.patchesOnAHyperplane))),
+                relation: .equalTo, limit: 0, kind: .independent),
+        ]
+    }
+
     /// `count` distinct positions of 0..<pool, ascending: all of them when
     /// count ≥ pool, else the first `count` of a Fisher–Yates shuffle driven
     /// by SplitMix64(seed, stream).

@@ -16,6 +16,9 @@ import NetIO
 ///   full, and with every layer truncated at an energy threshold, on the
 ///   host in float64.
 ///
+/// - Phase 6, per conv layer a ReLU follows: the distinct masks of
+///   W̃p + b̃ and of its rank-k truncations over sampled patches, against
+///   the region bound (``MaskPhase``).
 /// - Phase 9, per conv layer: the layer as an operator on its input
 ///   (``OperatorPhase``), and the residual blocks' and the network's
 ///   Lipschitz bounds.
@@ -464,20 +467,7 @@ public struct NetworkAnalyzer {
                     l.deviceMaxAbsDifference ?? .nan, .lessThan, 1e-4)
             }
         }
-        for l in layers {
-            guard let m = l.reluMasks else { continue }
-            add(
-                "\(l.name).masks-bound", .independent,
-                "\(l.name) ranks k where the distinct masks of W̃_k·p + b̃ (\(m.patches) patches) exceed "
-                    + "min(patches, the \(m.boundKind) region bound of \(m.units) hyperplanes in ℝᵏ)",
-                Double(m.ranksAboveTheBound.count), .equalTo, 0)
-            add(
-                "\(l.name).masks-full-bound", .independent,
-                "\(l.name) distinct masks of W̃p + b̃ above min(patches, the bound at the numerical rank "
-                    + "\(m.numericalRank))",
-                max(0, Double(m.distinctMasks) - min(m.boundAtRank, Double(m.patches - m.patchesOnAHyperplane))),
-                .equalTo, 0)
-        }
+        checks += layers.compactMap(\.reluMasks).flatMap(MaskPhase.checks)
         if sweepImages > 0 {
             add(
                 "sweep.full-rank", .independent,
