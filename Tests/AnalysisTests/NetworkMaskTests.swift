@@ -139,6 +139,21 @@ final class NetworkMaskTests: XCTestCase {
         }
     }
 
+    /// Mask options out of range are refused, naming them.
+    func testBadMaskOptionsAreRefused() throws {
+        let (description, _, floats) = try resnet8()
+        let network = try FoldedNetwork(
+            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
+        for options in [
+            NetworkAnalysisOptions(sweepImages: 0, maskPatches: 0),
+            NetworkAnalysisOptions(sweepImages: 0, maskImages: -1),
+        ] {
+            XCTAssertThrowsError(try NetworkAnalyzer(network: network, testSet: images(2), options: options).run()) {
+                XCTAssertTrue("\($0)".contains("mask images must be ≥ 0 and mask patches positive"), "\($0)")
+            }
+        }
+    }
+
     /// C(n, k) = 2·Σ_{j<k} binom(n−1, j) through the origin: C(3, 2) = 6,
     /// C(8, 8) = 2⁸; Σ_{j≤k} binom(n, j) for affine ones: 7 for (3, 2), 2⁶⁴
     /// for (64, 64); both agree with the integer ``coverBound(units:rank:)``.

@@ -54,6 +54,12 @@ public struct NetworkAnalyzer {
         guard options.deviceBatch > 0, options.chunk > 0, options.threads > 0, options.everyRankUpTo >= 0 else {
             throw NetworkAnalysisError.invalidInput("analysis options: batch, chunk and threads must be positive")
         }
+        guard (options.maskImages ?? 0) >= 0, (options.maskPatches ?? 1) > 0 else {
+            throw NetworkAnalysisError.invalidInput(
+                "analysis options: mask images must be ≥ 0 and mask patches positive (got "
+                    + "\(options.maskImages.map(String.init) ?? "default") and "
+                    + "\(options.maskPatches.map(String.init) ?? "default"))")
+        }
         let started = Clocks.wall()
         var timings: [NetworkPhaseTime] = []
         let startedCPU = Clocks.processCPU()
