@@ -152,8 +152,8 @@ public enum MaskPhase {
     }
 
     /// The censuses of `layers` (indices into the network's layers) over the
-    /// first `images` of `set`, `patches` drawn per layer; `svds` and
-    /// `ranks` (numerical) per network layer.
+    /// first `images` of `set`, `patches` drawn per layer; `svds` (of W̃)
+    /// and `numericalRanks` are indexed by the network's layers.
     static func run(
         _ network: FoldedNetwork, layers: [Int], svds: [SingularValueDecomposition], numericalRanks: [Int],
         set: Dataset, images: Int, patches: Int, seed: UInt64, chunk: Int, threads: Int
