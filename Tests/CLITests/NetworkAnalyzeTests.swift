@@ -35,7 +35,7 @@ final class NetworkAnalyzeTests: XCTestCase {
         let json = try XCTUnwrap(
             JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("analysis.json")))
                 as? [String: Any])
-        XCTAssertEqual(json["schemaVersion"] as? Int, 2)
+        XCTAssertEqual(json["schemaVersion"] as? Int, 3)
         XCTAssertEqual(json["model"] as? String, "resnet8")
         let layers = try XCTUnwrap(json["layers"] as? [[String: Any]])
         XCTAssertEqual(
@@ -65,6 +65,7 @@ final class NetworkAnalyzeTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.output)
         for file in [
             "analysis.json", "figures/layer_spectra.png", "figures/ranks_by_depth.png", "figures/layer_truncation.png",
+            "figures/layer_masks.png", "figures/truncation_heatmap.png",
         ] {
             XCTAssertTrue(
                 FileManager.default.fileExists(atPath: runOut.appendingPathComponent(file).path), "\(file) missing")

@@ -47,15 +47,22 @@ public struct NetworkAnalysisOptions: Codable, Sendable, Equatable {
     /// Test images whose patches phase 9's data-aware low rank uses (the
     /// first ones; nil: 1,000; 0: none).
     public var dataAwareImages: Int?
+    /// Phase 6: test images whose patches form each layer's pool (the first
+    /// ones; nil: 256; 0: no mask census).
+    public var maskImages: Int?
+    /// Phase 6: patches drawn per layer from its pool (nil: 4096).
+    public var maskPatches: Int?
 
     public init(
         images: Int? = nil, sweepImages: Int? = nil, deviceBatch: Int = 64, chunk: Int = 8,
         threads: Int = ProcessInfo.processInfo.activeProcessorCount,
         energyThresholds: [Double] = [0.90, 0.95, 0.99, 0.999], everyRankUpTo: Int = 16,
-        gradientImages: Int? = nil, dataAwareImages: Int? = nil
+        gradientImages: Int? = nil, dataAwareImages: Int? = nil, maskImages: Int? = nil, maskPatches: Int? = nil
     ) {
         self.gradientImages = gradientImages
         self.dataAwareImages = dataAwareImages
+        self.maskImages = maskImages
+        self.maskPatches = maskPatches
         self.images = images
         self.sweepImages = sweepImages
         self.deviceBatch = deviceBatch
@@ -131,6 +138,9 @@ public struct NetworkLayerRecord: Codable, Sendable, Equatable {
     public var deviceMaxAbsDifference: Double?
     /// Phase 5: accuracy with this layer alone truncated to rank k.
     public var truncation: [RankAccuracy]
+    /// Phase 6: the ReLU masks of W̃p + b̃ over sampled patches, for a conv
+    /// layer a ReLU follows directly; nil otherwise or when not run.
+    public var reluMasks: LayerMaskCensus? = nil
 }
 
 /// Phase 5's every-layer truncation at one energy threshold.
@@ -177,7 +187,8 @@ public struct NetworkPhaseTime: Codable, Sendable, Equatable {
 
 /// analysis.json of the per-layer analysis of any network description.
 public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
-    /// The layout of this file; readers check it.
+    /// The layout of this file; readers check it. 3: phase 6 (each layer's
+    /// `reluMasks`, the options' `maskImages` and `maskPatches`).
     public var schemaVersion: Int
     public var model: String
     public var testSet: DatasetSummary
@@ -198,7 +209,7 @@ public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
     public var checks: [Check]
     public var timings: [NetworkPhaseTime]
 
-    public static let currentSchemaVersion = 2
+    public static let currentSchemaVersion = 3
 
     public var allChecksPassed: Bool { checks.allSatisfy(\.passed) }
     public var failedChecks: [Check] { checks.filter { !$0.passed } }

@@ -16,6 +16,9 @@ import NetIO
 ///   full, and with every layer truncated at an energy threshold, on the
 ///   host in float64.
 ///
+/// - Phase 6, per conv layer a ReLU follows: the distinct masks of
+///   W̃p + b̃ and of its rank-k truncations over sampled patches, against
+///   the region bound (``MaskPhase``).
 /// - Phase 9, per conv layer: the layer as an operator on its input
 ///   (``OperatorPhase``), and the residual blocks' and the network's
 ///   Lipschitz bounds.
@@ -50,6 +53,12 @@ public struct NetworkAnalyzer {
         }
         guard options.deviceBatch > 0, options.chunk > 0, options.threads > 0, options.everyRankUpTo >= 0 else {
             throw NetworkAnalysisError.invalidInput("analysis options: batch, chunk and threads must be positive")
+        }
+        guard (options.maskImages ?? 0) >= 0, (options.maskPatches ?? 1) > 0 else {
+            throw NetworkAnalysisError.invalidInput(
+                "analysis options: mask images must be ≥ 0 and mask patches positive (got "
+                    + "\(options.maskImages.map(String.init) ?? "default") and "
+                    + "\(options.maskPatches.map(String.init) ?? "default"))")
         }
         let started = Clocks.wall()
         var timings: [NetworkPhaseTime] = []
@@ -95,6 +104,21 @@ public struct NetworkAnalyzer {
         for l in spectra.indices { spectra[l].record.truncation = sweep.perLayer[l] }
         lap("phase 5: truncated accuracies")
 
+        let maskImages = min(options.maskImages ?? 256, testSet.count)
+        let maskLayers = MaskPhase.reluLayers(network)
+        if maskImages > 0 && !maskLayers.isEmpty {
+            let patches = options.maskPatches ?? 4096
+            progress(
+                "phase 6: ReLU masks of \(maskLayers.count) layers, \(patches) patches each from \(maskImages) "
+                    + "test images")
+            let censuses = MaskPhase.run(
+                network, layers: maskLayers, svds: spectra.map(\.folded),
+                numericalRanks: spectra.map(\.record.numericalRank), set: testSet, images: maskImages,
+                patches: patches, seed: 0, chunk: options.chunk, threads: options.threads)
+            for (l, census) in zip(maskLayers, censuses) { spectra[l].record.reluMasks = census }
+            lap("phase 6: ReLU masks and the region bound")
+        }
+
         progress(
             "phase 9: every conv layer as an operator (circular spectrum, norm bracket, dense SVD up to "
                 + "\(OperatorPhase.denseColumnLimit) columns), Lipschitz bounds")
@@ -135,9 +159,10 @@ public struct NetworkAnalyzer {
             sweepImages: sweepImages, sweepBaselineAccuracy: sweep.baselineAccuracy, thresholds: sweep.thresholds,
             operators: operators,
             phasesNotRun: [
-                PhaseNotRun(phase: "6", reason: "ReLU mask censuses run for TinyConvNet only (--model tiny)"),
-                PhaseNotRun(phase: "7", reason: "Frobenius and operator identities run for TinyConvNet only"),
-            ],
+                PhaseNotRun(phase: "7", reason: "Frobenius and operator identities run for TinyConvNet only")
+            ]
+                + (maskImages > 0 && !maskLayers.isEmpty
+                    ? [] : [PhaseNotRun(phase: "6", reason: "no mask images, or no conv layer followed by a ReLU")]),
             checks: checks, timings: timings)
         report.dataAware = dataAware
         return report
@@ -460,6 +485,7 @@ public struct NetworkAnalyzer {
                     l.deviceMaxAbsDifference ?? .nan, .lessThan, 1e-4)
             }
         }
+        checks += layers.compactMap(\.reluMasks).flatMap(MaskPhase.checks)
         if sweepImages > 0 {
             add(
                 "sweep.full-rank", .independent,

@@ -11,7 +11,94 @@ extension Figures {
             figures.append(
                 try layerTruncation(report.layers, baseline: report.sweepBaselineAccuracy, images: report.sweepImages))
         }
+        if report.sweepImages > 0 {
+            figures.append(
+                try truncationHeatmap(report.layers, baseline: report.sweepBaselineAccuracy, images: report.sweepImages)
+            )
+        }
+        let masked = report.layers.compactMap(\.reluMasks)
+        if !masked.isEmpty { figures.append(try layerMasks(masked)) }
         return figures
+    }
+
+    /// By depth, phase 5: test accuracy with one layer at rank k as a heat
+    /// map, one row per layer (forward order), one column per swept k (the
+    /// union over the layers; blank where a layer is not swept at k)
+    /// ("truncation_heatmap").
+    public static func truncationHeatmap(_ layers: [NetworkLayerRecord], baseline: Double, images: Int) throws
+        -> Figure
+    {
+        let name = "truncation_heatmap"
+        try require(!layers.isEmpty, name, "no layers")
+        for l in layers {
+            try require(
+                !l.truncation.isEmpty && l.truncation.allSatisfy { (0...1).contains($0.accuracy) && $0.k >= 1 }, name,
+                "\(l.name): needs accuracies in [0, 1] at ranks k ≥ 1")
+        }
+        let ks = Array(Set(layers.flatMap { $0.truncation.map(\.k) })).sorted()
+        var values = [Double](repeating: .nan, count: layers.count * ks.count)
+        for (r, l) in layers.enumerated() {
+            for t in l.truncation { values[r * ks.count + ks.firstIndex(of: t.k)!] = 100 * t.accuracy }
+        }
+        let matrix = MatrixValues(rows: layers.count, columns: ks.count, values: values)
+        return Figure(
+            name: name, title: "Test accuracy with one layer at rank k, every layer", width: 1200,
+            height: 160 + 34 * layers.count,
+            caption: "Row: the layer truncated (forward order, the others at full rank); column: its rank k; colour: "
+                + "test accuracy on the first \(images) test images (host, float64), the full network's being "
+                + "\(significant(100 * baseline, 4))%. Blank cells: ranks not swept for that layer (a small layer "
+                + "is swept at every k, a larger one at powers of two and its full rank) or above its rank."
+        ) { canvas, body in
+            Heatmap(
+                title: "accuracy (%)", matrix: matrix, xLabel: "rank k", yLabel: "layer", map: .sequential,
+                range: 0...100, colorBarLabel: "test accuracy (%)", rowLabels: layers.map(\.name),
+                columnLabels: ks.map(String.init), annotate: false
+            ).draw(on: canvas, in: body)
+        }
+    }
+
+    /// Small multiples, phase 6: distinct ReLU masks of W̃_k·p + b̃ against
+    /// k for every conv layer a ReLU follows, beside the region bound and
+    /// the patch count, log scale ("layer_masks").
+    public static func layerMasks(_ censuses: [LayerMaskCensus]) throws -> Figure {
+        let name = "layer_masks"
+        try require(!censuses.isEmpty, name, "no mask censuses")
+        for m in censuses {
+            try require(
+                m.ranks > 0 && m.bound.count == m.ranks && m.patches > 0
+                    && m.truncatedDistinctMasks.allSatisfy { $0 >= 0 } && m.bound.allSatisfy { $0 >= 1 },
+                name, "\(m.layer): needs a count and a bound ≥ 1 at every rank and at least one patch")
+        }
+        let columns = Int(Double(censuses.count).squareRoot().rounded(.up))
+        let rows = (censuses.count + columns - 1) / columns
+        let first = censuses[0]
+        return Figure(
+            name: name, title: "Distinct ReLU masks against rank, every layer a ReLU follows",
+            width: max(340 * columns, 1000),
+            height: 60 + 270 * rows,
+            caption: "One panel per conv layer whose output goes straight into a ReLU: the number of distinct masks "
+                + "1[W̃_k·p + b̃ > 0] over \(first.patches) patches drawn from the first \(first.images) test images, "
+                + "W̃_k the rank-k truncation (BatchNorm folded), against k (solid); the region bound of n "
+                + "hyperplanes in ℝᵏ (dashed: Cover's C(n, k) when b̃ = 0, Σ_{j≤k} binom(n, j) otherwise), and the "
+                + "patch count (dotted), which no count can pass. Log scale."
+        ) { canvas, body in
+            let panels = body.grid(rows: rows, columns: columns, gap: 14)
+            for (i, m) in censuses.enumerated() {
+                let k = (1...m.ranks).map(Double.init)
+                let counts = m.truncatedDistinctMasks.map { Double(max($0, 1)) }
+                XYChart(
+                    title: "\(m.layer) (n = \(m.units))", x: Axis("rank k", integerTicks: true),
+                    y: Axis("distinct masks (log)", scale: .log10),
+                    series: [
+                        Series("masks", x: k, y: counts, color: seriesColor(0), markerRadius: 2.5),
+                        Series("bound", x: k, y: m.bound, color: seriesColor(1), style: .line, dash: [6, 4]),
+                        Series(
+                            "patches", x: [k[0], k[k.count - 1]], y: [Double(m.patches), Double(m.patches)],
+                            color: seriesColor(2), style: .line, dash: [2, 3]),
+                    ]
+                ).draw(on: canvas, in: panels[i])
+            }
+        }
     }
 
     /// Small multiples: test accuracy with one layer truncated to rank k,

@@ -14,7 +14,8 @@ struct AnalyzeCommand: ParsableCommand {
             Exits 1 when any identity misses its tolerance (the failures are listed), 2 for a bad checkpoint \
             (a missing tensor such as a BatchNorm's running statistics, a non-finite value, a running variance \
             ≤ 0; nothing is written then). With --model other than tiny, the per-layer analysis: BatchNorm \
-            folded, phases 1–5 for every conv and the linear layer.
+            folded, phases 1–5 for every conv and the linear layer, phase 6's ReLU masks for every conv a \
+            ReLU follows, phase 9's operators.
             """)
 
     @OptionGroup var device: DeviceOption

@@ -4,6 +4,7 @@ import DataParallel
 import Figures
 import Foundation
 import GPUNet
+import Models
 import NetIO
 
 struct StudyCommand: ParsableCommand {
@@ -17,9 +18,17 @@ struct StudyCommand: ParsableCommand {
             interval of every headline number, with the per-seed values, and figures with error bars. \
             With --device given more than once, members run side by side, one child process per device; \
             under `mpirun … --distributed mpi` each rank trains its share of the seeds. \
-            With --model other than tiny, each member is trained and its final test accuracy, training \
-            accuracy and loss are summarised; the per-layer analysis (phases 2–7) is TinyConvNet's and \
-            is skipped, saying so.
+            Every member also gets the per-layer analysis of `analyze --model` (network-analysis.json: \
+            BatchNorm folded, per layer the σ, 95/99% ranks, stable rank, accuracy with the layer at rank \
+            k, ReLU masks, operator norm) on the first --analysis-images test images, host float64, with \
+            the device's layer outputs compared for models other than tiny; tiny members keep their \
+            TinyConvNet analysis.json too. With --model other than tiny, study.json summarises the final \
+            epoch's accuracies and loss and the per-layer numbers. \
+            --datasets A,B,… runs one such study per dataset in --out/DATASET/ and compares them layer by \
+            layer (study.json, study.html, figures/: mean ± sd over the seeds, one figure per quantity); \
+            each dataset's files are found as `train` finds them (its environment variable or the \
+            default folder), so --data and --dataset are refused with it, as are several --device and \
+            --distributed.
             """)
 
     @Option(help: "Seeds: A..B (inclusive), or a comma-separated list.")
@@ -42,6 +51,14 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "Figure format: png | svg | pdf.")
     var format: String = "png"
 
+    @Option(help: "Datasets to compare, comma-separated (mnist,fashion-mnist,cifar10): one study per dataset.")
+    var datasets: String?
+
+    @Option(
+        name: .customLong("analysis-images"),
+        help: "Test images (the first ones) of each member's per-layer analysis; its ReLU masks use at most 256.")
+    var analysisImages: Int = 1000
+
     @Flag(help: .hidden)
     var member = false
 
@@ -49,6 +66,32 @@ struct StudyCommand: ParsableCommand {
         // The training options come as a group that includes --seed; a study sets it per member.
         if CommandLine.arguments.contains(where: { $0 == "--seed" || $0.hasPrefix("--seed=") }) {
             throw ValidationError("study takes --seeds (A..B or a list), not --seed")
+        }
+        if analysisImages < 1 { throw ValidationError("--analysis-images must be at least 1 (got \(analysisImages))") }
+        if datasets != nil {
+            for option in ["--dataset", "--data"]
+            where CommandLine.arguments.contains(where: { $0 == option || $0.hasPrefix(option + "=") }) {
+                throw ValidationError(
+                    "study --datasets finds each dataset as train does; it does not take \(option)")
+            }
+            if device.count > 1 { throw ValidationError("study --datasets runs on one --device") }
+            if distributed.distributed != nil { throw ValidationError("study --datasets does not take --distributed") }
+        }
+    }
+
+    /// `--datasets` parsed (nil without it): the data options of each.
+    func datasetOptions() throws -> [DataOptions]? {
+        guard let datasets else { return nil }
+        let names = datasets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !names.isEmpty, Set(names).count == names.count else {
+            throw ValidationError("--datasets must name distinct datasets, comma-separated (got \(datasets))")
+        }
+        return try names.map { name in
+            _ = try DataOptions.kind(named: name)
+            var d = data
+            d.dataset = name
+            d.data = nil
+            return d
         }
     }
 
@@ -58,18 +101,16 @@ struct StudyCommand: ParsableCommand {
                 throw ValidationError("--format must be png, svg or pdf (got \(format))")
             }
             let seedList = try Self.parseSeeds(seeds)
+            if let sets = try datasetOptions() {
+                try runDatasets(sets, seeds: seedList, format: figureFormat)
+                return
+            }
             let devices = device.isEmpty ? ["auto"] : device
             _ = try memberSettings()
             if !model.isTiny { _ = try model.description(for: try data.kind()) }
             let group = try distributed.join()
             try data.requireFits(model: model.model)
             let directory = try prepareOutputDirectory(out, lock: !member && (group?.rank ?? 0) == 0)
-            if !model.isTiny && !member && (group?.rank ?? 0) == 0 {
-                log(
-                    "study: --model \(model.model): each member is trained and its accuracy and loss recorded; "
-                        + "the analysis (phases 2–7) is skipped: it is TinyConvNet's (conv1, conv2 and its "
-                        + "analytical net), and the per-layer analysis of other networks is not implemented")
-            }
             if member {
                 for seed in seedList {
                     try runMember(
@@ -129,8 +170,32 @@ struct StudyCommand: ParsableCommand {
 
     /// The members' training settings (each with its own seed): the
     /// model's recipe, overridden by the options given.
-    func memberSettings() throws -> TrainingSettings {
-        try training.settings(dataset: data.dataset, model: model.model)
+    func memberSettings(_ data: DataOptions? = nil) throws -> TrainingSettings {
+        try training.settings(dataset: (data ?? self.data).dataset, model: model.model)
+    }
+
+    /// One study per dataset in --out/DATASET/, one device, then the comparison.
+    func runDatasets(_ sets: [DataOptions], seeds: [UInt64], format: FigureFormat) throws {
+        _ = try memberSettings()
+        for d in sets {
+            _ = try model.description(for: try d.kind())
+            try d.requireFits(model: model.model)
+        }
+        let directory = try prepareOutputDirectory(out)
+        let made = try DeviceOption.named(device.first ?? "auto", kernels: kernels).make()
+        let progress = StudyProgress(total: sets.count * seeds.count)
+        var folders: [(dataset: String, directory: URL)] = []
+        for d in sets {
+            let folder = directory.appendingPathComponent(d.dataset)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            for seed in seeds {
+                progress.memberDone(seed: seed, ran: try runMember(seed: seed, device: made, in: folder, data: d))
+            }
+            folders.append((d.dataset, folder))
+        }
+        try StudySummaryStage.writeDatasets(
+            folders, seeds: seeds, in: directory, model: model.model, format: format,
+            settings: try memberSettings(sets[0]), analysisImages: analysisImages, device: device.first ?? "auto")
     }
 
     /// A member is finished when its metrics hold all the epochs of this
@@ -138,30 +203,59 @@ struct StudyCommand: ParsableCommand {
     /// exists: the analysis is written last, after the final epoch's
     /// checkpoint. (Another model's member has no analysis: its final
     /// epoch's metrics are its last output.)
-    func isFinished(seed: UInt64, in directory: URL) throws -> Bool {
+    func isFinished(seed: UInt64, in directory: URL, data: DataOptions? = nil) throws -> Bool {
         let folder = Self.memberDirectory(directory, seed: seed)
         guard
             !model.isTiny
                 || FileManager.default.fileExists(atPath: folder.appendingPathComponent("analysis.json").path),
+            FileManager.default.fileExists(atPath: folder.appendingPathComponent(Self.networkAnalysisFile).path),
             let json = try? Data(contentsOf: folder.appendingPathComponent(Trainer.metricsFile)),
             let metrics = try? JSONDecoder().decode(TrainingMetrics.self, from: json)
         else { return false }
-        var settings = try memberSettings()
+        var settings = try memberSettings(data)
         settings.seed = seed
         return metrics.settings == settings && metrics.epochs.count == settings.epochs
+    }
+
+    /// A member's per-layer analysis (``Analysis/NetworkAnalysisReport``).
+    static let networkAnalysisFile = "network-analysis.json"
+
+    /// The per-layer analysis options of a member: phases 1, 3, 4 and 5 on
+    /// the first --analysis-images test images, the ReLU masks on at most
+    /// 256 of them, no measured input gradients (phase 9's bounds suffice)
+    /// and no data-aware low rank (not among the compared quantities).
+    var memberAnalysisOptions: NetworkAnalysisOptions {
+        NetworkAnalysisOptions(
+            images: analysisImages, sweepImages: analysisImages, gradientImages: 0, dataAwareImages: 0,
+            maskImages: min(analysisImages, 256))
+    }
+
+    /// Runs and writes a member's per-layer analysis; logs its checks.
+    func analyseLayers(
+        _ network: FoldedNetwork, device: LayeredNetworkUnderTest?, test: Dataset, seed: UInt64, folder: URL
+    ) throws {
+        let report = try NetworkAnalyzer(network: network, testSet: test, options: memberAnalysisOptions).run(
+            device: device)
+        try report.write(to: folder.appendingPathComponent(Self.networkAnalysisFile))
+        log(
+            "study: seed \(seed): per-layer analysis of \(report.layers.count) layers, "
+                + "\(report.checks.filter(\.passed).count) of \(report.checks.count) checks passed"
+                + (report.allChecksPassed
+                    ? "" : " (failed: \(report.failedChecks.map(\.id).joined(separator: ", ")))"))
     }
 
     /// Trains (resuming what is there) and analyses one seed, in this process.
     /// Returns false when the member was already finished (and was not redone).
     @discardableResult
-    func runMember(seed: UInt64, device: any Device, in directory: URL) throws -> Bool {
-        if try isFinished(seed: seed, in: directory) {
+    func runMember(seed: UInt64, device: any Device, in directory: URL, data: DataOptions? = nil) throws -> Bool {
+        let data = data ?? self.data
+        if try isFinished(seed: seed, in: directory, data: data) {
             log(
                 "study: seed \(seed) already finished in \(Self.memberDirectory(directory, seed: seed).path); not redone"
             )
             return false
         }
-        var settings = try memberSettings()
+        var settings = try memberSettings(data)
         settings.seed = seed
         let folder = Self.memberDirectory(directory, seed: seed)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -173,8 +267,12 @@ struct StudyCommand: ParsableCommand {
             let last = trainer.history.last
             log(
                 String(
-                    format: "study: seed %llu: test accuracy %.2f%%, final epoch's loss %.4f (analysis skipped: %@)",
-                    seed, 100 * (last?.testAccuracy ?? .nan), last?.loss ?? .nan, model.model))
+                    format: "study: seed %llu: test accuracy %.2f%%, final epoch's loss %.4f", seed,
+                    100 * (last?.testAccuracy ?? .nan), last?.loss ?? .nan))
+            let plan = trainer.network
+            let network = try NetworkAnalysisStage.fold(
+                try model.description(for: try data.kind()), plan: plan, tensors: try plan.checkpointTensors())
+            try analyseLayers(network, device: PlanUnderTest(plan), test: trainer.test, seed: seed, folder: folder)
             return true
         }
         let trainer = try Training.run(
@@ -188,6 +286,12 @@ struct StudyCommand: ParsableCommand {
             String(
                 format: "study: seed %llu: test accuracy %.2f%%, %d of %d checks passed", seed,
                 100 * report.testAccuracy, report.checks.filter(\.passed).count, report.checks.count))
+        // The per-layer analysis on the host alone: analysis.json holds TinyConvNet's device checks.
+        let w = try trainer.network.weights()
+        let network = try FoldedNetwork(
+            BuiltinModels.tinyConvNet(), input: .map(channels: 1, height: 28, width: 28), classes: 10,
+            tensors: ["conv1.weight": w.conv1, "conv2.weight": w.conv2, "fc.weight": w.fcWeight, "fc.bias": w.fcBias])
+        try analyseLayers(network, device: nil, test: trainer.test, seed: seed, folder: folder)
         return true
     }
 
@@ -253,6 +357,7 @@ struct StudyCommand: ParsableCommand {
     /// The data and training options, for a member's child process.
     func memberArguments() throws -> [String] {
         var args = TrainingOptions.arguments(for: try memberSettings())
+        args += ["--analysis-images", "\(analysisImages)"]
         if let d = data.data { args += ["--data", d] }
         return args
     }

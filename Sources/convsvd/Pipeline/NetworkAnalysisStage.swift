@@ -122,6 +122,23 @@ enum NetworkAnalysisStage {
                     format: "  every layer at %.1f%% energy: accuracy %.2f%%, ranks ", 100 * t.energy, 100 * t.accuracy)
                     + t.ranks.map(String.init).joined(separator: " "))
         }
+        let masked = r.layers.compactMap(\.reluMasks)
+        if let first = masked.first {
+            lines += [
+                "",
+                "phase 6: ReLU masks 1[W̃p + b̃ > 0] of \(first.patches) patches per layer drawn from the first "
+                    + "\(first.images) test images; W̃_k the rank-k truncation; bound: regions of n hyperplanes in ℝᵏ",
+                "  " + pad("layer", 24) + pad("n", 4) + pad("r", 4) + pad("patches", 9) + pad("masks", 8)
+                    + pad("on a plane", 11) + pad("bound at r", 12) + "masks of W̃_k·p + b̃, k = 1…",
+            ]
+            for m in masked {
+                lines.append(
+                    "  " + pad(m.layer, 24) + pad("\(m.units)", 4) + pad("\(m.numericalRank)", 4)
+                        + pad("\(m.patches)", 9) + pad("\(m.distinctMasks)", 8) + pad("\(m.patchesOnAHyperplane)", 11)
+                        + pad(String(format: "%.4g", m.boundAtRank), 12)
+                        + m.truncatedDistinctMasks.map(String.init).joined(separator: " "))
+            }
+        }
         let o = r.operators
         lines += [
             "",
