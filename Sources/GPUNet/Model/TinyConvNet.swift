@@ -174,6 +174,24 @@ public final class TinyConvNet {
             gradLogits: w.gradLogits, perSample: w.perSample)
     }
 
+    /// One training pass: ``forward(_:)`` then ``backward(_:)``, except in
+    /// the gpu kernel family, where one kernel per image runs both and a
+    /// second adds the images' gradients (two launches for the nine of the
+    /// separate passes; ``OpenCLDevice/tinyConvNetTrainingStep(batch:input:labels:parameters:logits:perSample:gradients:)``).
+    /// The fused pass writes the logits, `w.perSample` and ``gradients``;
+    /// the workspace's other activations are left as they were.
+    public func trainingStep(_ w: Workspace) throws {
+        if let cl = device as? OpenCLDevice,
+            try cl.tinyConvNetTrainingStep(
+                batch: w.batch, input: w.input, labels: w.labels, parameters: parameters.all, logits: w.logits,
+                perSample: w.perSample, gradients: gradients.all)
+        {
+            return
+        }
+        try forward(w)
+        try backward(w)
+    }
+
     /// Backward pass from the loss of the last ``forward(_:)`` into ``gradients``.
     public func backward(_ w: Workspace) throws {
         let s = w.shapes
