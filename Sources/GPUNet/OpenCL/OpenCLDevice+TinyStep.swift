@@ -33,7 +33,7 @@ extension OpenCLDevice {
     /// Whether this device runs TinyConvNet's fused step: the gpu family,
     /// and the group's activations fit in local memory (else the step runs
     /// as separate operations, which fall back further where they must).
-    func tinyStepFits() throws -> Bool {
+    public func fusesTinyConvNetStep() throws -> Bool {
         guard kernelFamily == .gpu else { return false }
         let k = try kernel("gpu_tiny_step_image")
         return Self.tinyStepTileFloats * 4 + Self.tinyStepWinnerBytes <= gpuLocalBytesLeft(k)
@@ -44,7 +44,7 @@ extension OpenCLDevice {
     /// (B, 10), `perSample` (losses, then 1 where the first largest logit is
     /// the label) and the four `gradients` (the batch's sums of the
     /// per-image shares, in image order). False, queuing nothing, where
-    /// ``tinyStepFits()`` is false.
+    /// ``fusesTinyConvNetStep()`` is false.
     func tinyConvNetTrainingStep(
         batch: Int, input: Buffer, labels: Buffer, parameters: [Buffer], logits: Buffer, perSample: Buffer,
         gradients: [Buffer]
@@ -54,7 +54,7 @@ extension OpenCLDevice {
         guard parameters.count == 4, gradients.count == 4 else {
             throw OpenCLError.invalidArgument("\(operation): 4 parameter and 4 gradient tensors expected")
         }
-        guard batch > 0, try tinyStepFits() else { return false }
+        guard batch > 0, try fusesTinyConvNetStep() else { return false }
         let inputBuffer = try cl(input, "input", atLeast: batch * 784, in: operation)
         let labelBuffer = try cl(labels, "labels", atLeast: batch, kind: .int32, in: operation)
         let weights = try zip(parameters, counts).map { try cl($0, "parameter", atLeast: $1, in: operation) }
