@@ -130,25 +130,25 @@ __kernel void gpu_tiny_step_image(__global const float* input, __global const in
         g2[t] = sum;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid < TS_CLASSES) {
+    for (int j = lid; j < TS_CLASSES; j += size) {
         float sum = 0.0f;
-        for (int p = 0; p < parts; p++) sum += g2[lid * parts + p];
-        z[lid] = sum + fcBias[lid];
-        logits[(size_t)b * TS_CLASSES + lid] = z[lid];
+        for (int p = 0; p < parts; p++) sum += g2[j * parts + p];
+        z[j] = sum + fcBias[j];
+        logits[(size_t)b * TS_CLASSES + j] = z[j];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
     // Softmax cross-entropy: the logits' gradient into z[10..20).
     const int label = labels[b];
-    if (lid < TS_CLASSES) {
+    for (int k = lid; k < TS_CLASSES; k += size) {
         int best = 0;
         for (int n = 1; n < TS_CLASSES; n++) if (z[n] > z[best]) best = n;
         const float top = z[best];
         float sumExp = 0.0f;
         for (int n = 0; n < TS_CLASSES; n++) sumExp += exp(z[n] - top);
-        const float p = exp(z[lid] - top) / sumExp;
-        z[TS_CLASSES + lid] = (p - (lid == label ? 1.0f : 0.0f)) * (1.0f / (float)batch);
-        if (lid == 0) {
+        const float p = exp(z[k] - top) / sumExp;
+        z[TS_CLASSES + k] = (p - (k == label ? 1.0f : 0.0f)) * (1.0f / (float)batch);
+        if (k == 0) {
             const bool valid = label >= 0 && label < TS_CLASSES;
             perSample[b] = valid ? log(sumExp) + top - z[label] : NAN;
             perSample[batch + b] = (valid && best == label) ? 1.0f : 0.0f;
@@ -163,7 +163,7 @@ __kernel void gpu_tiny_step_image(__global const float* input, __global const in
         const int j = k / TS_FEATURES, i = k - j * TS_FEATURES;
         part[TS_W1 + TS_W2 + k] = gz[j] * relu2[i];
     }
-    if (lid < TS_CLASSES) part[TS_W1 + TS_W2 + TS_FCW + lid] = gz[lid];
+    for (int j = lid; j < TS_CLASSES; j += size) part[TS_W1 + TS_W2 + TS_FCW + j] = gz[j];
     for (int i = lid; i < TS_FEATURES; i += size) {
         float sum = 0.0f;
         for (int j = 0; j < TS_CLASSES; j++) sum += gz[j] * fcWeight[j * TS_FEATURES + i];
