@@ -12,7 +12,11 @@ import Foundation
 /// ``OperationFixture/stepComposition`` the least bytes it must move
 /// (``Benchmark/Timing/bytes``) and its dense arithmetic
 /// (``Benchmark/Timing/flops``). The assumptions are printed with the
-/// figure; the first GPU run replaces it with a measurement.
+/// figure; the first GPU run replaces it with a measurement. It counts no
+/// latency inside a kernel: the gpu family's fused step
+/// (``OpenCLDevice/tinyConvNetTrainingStep(batch:input:labels:parameters:logits:perSample:gradients:)``)
+/// runs one work-group per image through a dozen phases, which the model
+/// takes to cost only its share of the bandwidth and arithmetic limits.
 public struct GPUStepModel: Codable, Equatable, Sendable {
     /// The GPU the figures assume.
     public var gpu: String
