@@ -236,6 +236,21 @@ final class KernelSweepTests: XCTestCase {
                 try XCTUnwrap(gradients[d.info.selector], "no step ran on \(d.info.summary)")
             }
         }
+        // The step that gathers its batch itself: a partial batch of 3 from
+        // the middle of a shuffled order of 7 images.
+        let pixels = randomFloats(7 * 784, seed: 93).map { UInt8(127.5 + 127.5 * $0) }
+        let set = Dataset(
+            name: "sweep", count: 7, rows: 28, columns: 28, pixels: pixels, labels: [3, 1, 4, 1, 5, 9, 2])
+        try agree("TinyConvNet training step gathering 3 of 7", true) { d in
+            let data = try DeviceDataset(set, on: d)
+            try data.setOrder([4, 0, 6, 2, 5, 1, 3])
+            let net = try TinyConvNet(device: d)
+            try net.load(grid)
+            let w = try net.workspace(batch: 3)
+            try net.trainingStep(w, gathering: 2..<5, from: data)
+            return [try d.floats(w.input), try d.int32s(w.labels).map(Float.init), try d.floats(w.logits)]
+                + (try net.gradients.all.map { try d.floats($0) })
+        }
     }
 
     func sweepDense(_ agree: Agree) throws {

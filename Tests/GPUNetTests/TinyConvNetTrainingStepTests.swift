@@ -142,6 +142,59 @@ final class TinyConvNetTrainingStepTests: XCTestCase {
         }
     }
 
+    /// The step that gathers its own batch from a data set on the device
+    /// (``TinyConvNet/trainingStep(_:gathering:from:)``) on every device
+    /// against the gather then the step, bit for bit: the same input,
+    /// labels, logits, per-sample results and gradients; in the gpu family
+    /// it is the two fused launches and no gather. A full batch and a
+    /// partial last one of a shuffled order of real MNIST images.
+    func testGatheringStepEqualsGatherThenStepBitForBit() throws {
+        let dir = try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST_DIR is not set")
+        let set = try MNISTLoader.load(kind: .mnist, directory: dir).test.prefix(40)
+        let order = (0..<40).map { ($0 * 17 + 3) % 40 }
+        for device in try testDevices() {
+            let data = try DeviceDataset(set, on: device)
+            try data.setOrder(order)
+            for range in [0..<16, 32..<40] {
+                func run(fused: Bool) throws -> (kernels: [String], outputs: [[Float]]) {
+                    let net = try TinyConvNet(device: device)
+                    try net.load(TinyConvNet.initialWeights(seed: 8))
+                    let w = try net.workspace(batch: range.count)
+                    let openCL = device as? OpenCLDevice
+                    openCL?.launchLog = []
+                    if fused {
+                        try net.trainingStep(w, gathering: range, from: data)
+                    } else {
+                        try data.gather(range, into: w)
+                        try net.trainingStep(w)
+                    }
+                    let kernels = (openCL?.launchLog ?? []).map(\.kernel)
+                    openCL?.launchLog = nil
+                    let labels = try device.int32s(w.labels).map(Float.init)
+                    return (
+                        kernels,
+                        [
+                            try device.floats(w.input), labels, try device.floats(w.logits),
+                            try device.floats(w.perSample),
+                        ]
+                            + (try net.gradients.all.map { try device.floats($0) })
+                    )
+                }
+                let fused = try run(fused: true)
+                let separate = try run(fused: false)
+                let on = "\(device.info.summary) \(range)"
+                for (index, (a, b)) in zip(fused.outputs, separate.outputs).enumerated() {
+                    XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(on) output \(index)")
+                }
+                XCTAssertEqual(
+                    fused.outputs[1], order[range].map { Float(set.labels[$0]) }, "\(on) the batch's labels")
+                if let openCL = device as? OpenCLDevice, openCL.kernelFamily == .gpu {
+                    XCTAssertEqual(fused.kernels, Self.fusedKernels, on)
+                }
+            }
+        }
+    }
+
     /// A label outside 0..<10 gives that image a NaN loss and no correct
     /// prediction (as the separate loss kernel), the other images theirs.
     func testGPUFamilyStepGivesANaNLossForALabelOutOfRange() throws {

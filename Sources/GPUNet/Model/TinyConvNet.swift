@@ -192,6 +192,27 @@ public final class TinyConvNet {
         try backward(w)
     }
 
+    /// ``DeviceDataset/gather(_:into:)`` of the batch at `range` of
+    /// `data`'s order, then ``trainingStep(_:)``; in the gpu kernel family
+    /// the fused kernel gathers the images itself (the same values, also
+    /// stored in `w.input` and `w.labels`): one launch fewer.
+    public func trainingStep(_ w: Workspace, gathering range: Range<Int>, from data: DeviceDataset) throws {
+        if let cl = device as? OpenCLDevice, data.channels == 1, data.normalization.channels == 1,
+            try cl.tinyConvNetTrainingStep(
+                batch: w.batch, input: w.input, labels: w.labels, parameters: parameters.all, logits: w.logits,
+                perSample: w.perSample, gradients: gradients.all,
+                gather: OpenCLDevice.TinyStepGather(
+                    shape: BatchGatherShape(
+                        count: data.count, imageSize: data.imageSize, range: range,
+                        scale: data.normalization.pixelScales[0], shift: data.normalization.pixelShifts[0]),
+                    pixels: data.pixels, labels: data.labels, order: data.order))
+        {
+            return
+        }
+        try data.gather(range, into: w)
+        try trainingStep(w)
+    }
+
     /// Backward pass from the loss of the last ``forward(_:)`` into ``gradients``.
     public func backward(_ w: Workspace) throws {
         let s = w.shapes

@@ -39,24 +39,55 @@ extension OpenCLDevice {
         return Self.tinyStepTileFloats * 4 + Self.tinyStepWinnerBytes <= gpuLocalBytesLeft(k)
     }
 
+    /// The images a fused step gathers itself, as
+    /// ``Device/gatherBatch(_:pixels:labels:order:images:batchLabels:)``
+    /// would (one channel of 28×28, no augmentation).
+    struct TinyStepGather {
+        var shape: BatchGatherShape
+        var pixels: Buffer, labels: Buffer, order: Buffer
+    }
+
     /// TinyConvNet's forward pass, loss and backward pass for `batch`
-    /// images of `input` (B, 1, 28, 28) with `labels`: writes `logits`
-    /// (B, 10), `perSample` (losses, then 1 where the first largest logit is
-    /// the label) and the four `gradients` (the batch's sums of the
-    /// per-image shares, in image order). False, queuing nothing, where
-    /// ``fusesTinyConvNetStep()`` is false.
+    /// images of `input` (B, 1, 28, 28) with `labels`, or, with `gather`,
+    /// for the images it gathers (which it also stores in `input` and
+    /// `labels`): writes `logits` (B, 10), `perSample` (losses, then 1 where
+    /// the first largest logit is the label) and the four `gradients` (the
+    /// batch's sums of the per-image shares, in image order). False,
+    /// queuing nothing, where ``fusesTinyConvNetStep()`` is false or the
+    /// gather is not a plain one of 784-pixel images.
     func tinyConvNetTrainingStep(
         batch: Int, input: Buffer, labels: Buffer, parameters: [Buffer], logits: Buffer, perSample: Buffer,
-        gradients: [Buffer]
+        gradients: [Buffer], gather: TinyStepGather? = nil
     ) throws -> Bool {
         let operation = "tinyConvNetTrainingStep"
         let counts = Self.tinyStepParameterCounts
         guard parameters.count == 4, gradients.count == 4 else {
             throw OpenCLError.invalidArgument("\(operation): 4 parameter and 4 gradient tensors expected")
         }
+        if let g = gather {
+            guard g.shape.isPlain, g.shape.imageSize == 784, g.shape.batch == batch, g.shape.range.lowerBound >= 0
+            else {
+                return false
+            }
+            if let problem = g.shape.problem { throw OpenCLError.invalidArgument("\(operation): \(problem)") }
+        }
         guard batch > 0, try fusesTinyConvNetStep() else { return false }
         let inputBuffer = try cl(input, "input", atLeast: batch * 784, in: operation)
         let labelBuffer = try cl(labels, "labels", atLeast: batch, kind: .int32, in: operation)
+        // Without a gather the kernel reads none of these: any buffers of the right kinds stand in.
+        var source: [OpenCLKernel.Argument] = [
+            .int(0), .buffer(inputBuffer), .buffer(inputBuffer), .buffer(labelBuffer), .int(0), .int(0), .float(0),
+            .float(0),
+        ]
+        if let g = gather {
+            let s = g.shape
+            source = [
+                .int(1), .buffer(try cl(g.pixels, "pixels", atLeast: s.count * 784, kind: .uint8, in: operation)),
+                .buffer(try cl(g.labels, "pixel labels", atLeast: s.count, kind: .uint8, in: operation)),
+                .buffer(try cl(g.order, "order", atLeast: s.range.upperBound, kind: .int32, in: operation)),
+                .int(s.range.lowerBound), .int(s.count), .float(s.scales[0]), .float(s.shifts[0]),
+            ]
+        }
         let weights = try zip(parameters, counts).map { try cl($0, "parameter", atLeast: $1, in: operation) }
         let grads = try zip(gradients, counts).map { try cl($0, "gradient", atLeast: $1, in: operation) }
         let logitBuffer = try cl(logits, "logits", atLeast: batch * 10, in: operation)
@@ -72,7 +103,7 @@ extension OpenCLDevice {
                 .buffer(weights[2]), .buffer(weights[3]), .buffer(logitBuffer), .buffer(resultBuffer),
                 .buffer(partials), .local(bytes: Self.tinyStepTileFloats * 4),
                 .local(bytes: Self.tinyStepWinnerBytes), .int(batch),
-            ])
+            ] + source)
         try launch(
             "gpu_sum_image_partials", items: total,
             [

@@ -47,6 +47,10 @@ public protocol TrainableNetwork: AnyObject {
     /// may fuse them (TinyConvNet in the gpu kernel family), which then
     /// leaves its activations other than the logits unspecified.
     func trainingStep(_ w: Workspace) throws
+    /// The batch at positions `range` of `data`'s order gathered into `w`
+    /// (``DeviceDataset/gather(_:into:)``), then ``trainingStep(_:)``; a
+    /// network may fuse the gather into its step.
+    func trainingStep(_ w: Workspace, gathering range: Range<Int>, from data: DeviceDataset) throws
     /// Every tensor a checkpoint stores for the model, in `state_dict` order.
     func checkpointTensors() throws -> [NamedTensor]
     /// Loads what ``checkpointTensors()`` wrote, by name, checking shapes.
@@ -67,6 +71,11 @@ extension TrainableNetwork {
     public func trainingStep(_ w: Workspace) throws {
         try forward(w, training: true)
         try backward(w)
+    }
+
+    public func trainingStep(_ w: Workspace, gathering range: Range<Int>, from data: DeviceDataset) throws {
+        try data.gather(range, into: w)
+        try trainingStep(w)
     }
 
     /// Queues the read-back of the batch's per-sample loss and correctness

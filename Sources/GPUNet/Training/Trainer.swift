@@ -182,9 +182,13 @@ public final class ModelTrainer<Network: TrainableNetwork> {
                 let global = (step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)
                 let batch = localShare(of: global)
                 let w = try network.workspace(batch: batch.count)
-                try gather(trainData, batch, into: w, epoch: epoch)
                 redirectResults(of: w, to: log.slot(forStep: step))
-                try network.trainingStep(w)
+                if settings.augmentation == .none {
+                    try network.trainingStep(w, gathering: batch, from: trainData)
+                } else {
+                    try gather(trainData, batch, into: w, epoch: epoch)
+                    try network.trainingStep(w)
+                }
                 try gradientReducer?.reduce(network.gradientBuffers, localBatch: batch.count, globalBatch: global.count)
                 try optimizer.update(parameters: network.parameterBuffers, gradients: network.gradientBuffers)
                 queuedSteps += 1

@@ -7,7 +7,12 @@
 //   z     = fc.weight · relu2 + fc.bias          (10)
 //   loss  = logsumexp(z) − z[label];  ∂loss/∂z = (softmax(z) − onehot)/batch
 //
-// then the backward pass through all of it. Image b writes its logits, its
+// then the backward pass through all of it. With `gathered` set, the group
+// first gathers its image as batch_gather1 does (n = order[start + b]:
+// image = pixels[n]·scale − shift, label = pixelLabels[n]; NaN pixels and
+// label −1 where n is outside 0..<count) and stores both in `input` and
+// `labels`; otherwise it reads them there (and the gather's buffers are
+// not read). Image b writes its logits, its
 // loss and correct flag (perSample[b], perSample[batch + b]: the first
 // largest logit is the label), and its share of every weight gradient to
 // partials[b·5234 + k], k in checkpoint order: conv1 (72), conv2 (1,152),
@@ -37,10 +42,12 @@
 #define TS_PARAMETERS 5234
 #define TS_POOLED1 (TS_C1 * TS_P1 * TS_P1)
 #define TS_POOLED2 (TS_C2 * TS_P2 * TS_P2)
-__kernel void gpu_tiny_step_image(__global const float* input, __global const int* labels,
+__kernel void gpu_tiny_step_image(__global float* input, __global int* labels,
         __global const float* conv1, __global const float* conv2, __global const float* fcWeight,
         __global const float* fcBias, __global float* logits, __global float* perSample,
-        __global float* partials, __local float* tile, __local uchar* winners, int batch) {
+        __global float* partials, __local float* tile, __local uchar* winners, int batch, int gathered,
+        __global const uchar* pixels, __global const uchar* pixelLabels, __global const int* order, int start,
+        int count, float scale, float shift) {
     const int lid = get_local_id(0), size = get_local_size(0);
     const int b = get_group_id(0);
     // The host launches `batch` groups: b < batch in all of them.
@@ -56,8 +63,29 @@ __kernel void gpu_tiny_step_image(__global const float* input, __global const in
     __local uchar* win2 = winners + TS_POOLED1;     // 400
     __global float* part = partials + (size_t)b * TS_PARAMETERS;
 
-    __global const float* source = input + (size_t)b * TS_SIDE * TS_SIDE;
-    for (int k = lid; k < TS_SIDE * TS_SIDE; k += size) image[k] = source[k];
+    __global float* source = input + (size_t)b * TS_SIDE * TS_SIDE;
+    int label;
+    if (gathered) {
+        const int n = order[start + b];
+        const bool valid = n >= 0 && n < count;
+        __global const uchar* bytes = pixels + (size_t)n * TS_SIDE * TS_SIDE;
+        for (int k = lid; k < TS_SIDE * TS_SIDE; k += size) {
+            float value = NAN;
+            if (valid) {
+                // Two statements: the product is rounded before the
+                // subtraction (no fma), as the gather and the host compute it.
+                const float scaled = (float)bytes[k] * scale;
+                value = scaled - shift;
+            }
+            image[k] = value;
+            source[k] = value;
+        }
+        label = valid ? (int)pixelLabels[n] : -1;
+        if (lid == 0) labels[b] = label;
+    } else {
+        for (int k = lid; k < TS_SIDE * TS_SIDE; k += size) image[k] = source[k];
+        label = labels[b];
+    }
     for (int k = lid; k < TS_W1; k += size) w1[k] = conv1[k];
     for (int k = lid; k < TS_W2; k += size) w2[k] = conv2[k];
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -139,7 +167,6 @@ __kernel void gpu_tiny_step_image(__global const float* input, __global const in
     barrier(CLK_LOCAL_MEM_FENCE);
 
     // Softmax cross-entropy: the logits' gradient into z[10..20).
-    const int label = labels[b];
     for (int k = lid; k < TS_CLASSES; k += size) {
         int best = 0;
         for (int n = 1; n < TS_CLASSES; n++) if (z[n] > z[best]) best = n;
