@@ -181,7 +181,7 @@ public final class TinyConvNet {
     /// The fused pass writes the logits, `w.perSample` and ``gradients``;
     /// the workspace's other activations are left as they were.
     public func trainingStep(_ w: Workspace) throws {
-        if let cl = device as? OpenCLDevice,
+        if let cl = device as? OpenCLDevice, cl.kernelFamily == .gpu,
             try cl.tinyConvNetTrainingStep(
                 batch: w.batch, input: w.input, labels: w.labels, parameters: parameters.all, logits: w.logits,
                 perSample: w.perSample, gradients: gradients.all)
@@ -197,7 +197,8 @@ public final class TinyConvNet {
     /// the fused kernel gathers the images itself (the same values, also
     /// stored in `w.input` and `w.labels`): one launch fewer.
     public func trainingStep(_ w: Workspace, gathering range: Range<Int>, from data: DeviceDataset) throws {
-        if let cl = device as? OpenCLDevice, data.channels == 1, data.normalization.channels == 1,
+        if let cl = device as? OpenCLDevice, cl.kernelFamily == .gpu, data.channels == 1,
+            data.normalization.channels == 1,
             try cl.tinyConvNetTrainingStep(
                 batch: w.batch, input: w.input, labels: w.labels, parameters: parameters.all, logits: w.logits,
                 perSample: w.perSample, gradients: gradients.all,
