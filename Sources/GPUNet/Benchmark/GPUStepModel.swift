@@ -14,7 +14,7 @@ import Foundation
 /// (``Benchmark/Timing/flops``). The assumptions are printed with the
 /// figure; the first GPU run replaces it with a measurement. It counts no
 /// latency inside a kernel: the gpu family's fused step
-/// (``OpenCLDevice/tinyConvNetTrainingStep(batch:input:labels:parameters:logits:perSample:gradients:)``)
+/// (``OpenCLDevice/tinyConvNetTrainingStep(batch:input:labels:parameters:logits:perSample:gradients:gather:)``)
 /// runs one work-group per image through a dozen phases, which the model
 /// takes to cost only its share of the bandwidth and arithmetic limits.
 public struct GPUStepModel: Codable, Equatable, Sendable {

@@ -177,7 +177,7 @@ public final class TinyConvNet {
     /// One training pass: ``forward(_:)`` then ``backward(_:)``, except in
     /// the gpu kernel family, where one kernel per image runs both and a
     /// second adds the images' gradients (two launches for the nine of the
-    /// separate passes; ``OpenCLDevice/tinyConvNetTrainingStep(batch:input:labels:parameters:logits:perSample:gradients:)``).
+    /// separate passes; ``OpenCLDevice/tinyConvNetTrainingStep(batch:input:labels:parameters:logits:perSample:gradients:gather:)``).
     /// The fused pass writes the logits, `w.perSample` and ``gradients``;
     /// the workspace's other activations are left as they were.
     public func trainingStep(_ w: Workspace) throws {

@@ -1,12 +1,14 @@
 /// TinyConvNet's training pass in the gpu kernel family as two launches
-/// (``TinyConvNet/trainingStep(_:)`` calls it; the optimiser's update is a
-/// third):
+/// (``TinyConvNet/trainingStep(_:)`` and
+/// ``TinyConvNet/trainingStep(_:gathering:from:)`` call it; the
+/// optimiser's update is a third):
 ///
 /// 1. `gpu_tiny_step_image` (Sources/Kernels/gpu/tiny_step_image.cl): one
-///    work-group per image runs the image's forward pass, loss and
+///    work-group per image gathers the image from the data set on the
+///    device (or reads the gathered batch), runs its forward pass, loss and
 ///    backward pass with every activation in local memory (23,880 bytes a
-///    group), writing its logits, its loss and correct flag, and its share
-///    of the 5,234 weight gradients;
+///    group), and writes its logits, its loss and correct flag, and its
+///    share of the 5,234 weight gradients;
 /// 2. `gpu_sum_image_partials`: one work-item per parameter adds the
 ///    images' shares in image order.
 ///
@@ -17,8 +19,9 @@
 /// so the GPU is far from full: each group does its image's ~0.6 M
 /// multiply-adds in phases of 256 work-items (about 2,400 each, from local
 /// memory, and a dozen barriers), which an estimate puts at 10–20 µs a
-/// step. This is the trade the fusion makes: the launches it removes (nine
-/// of eleven) cost the host about 5 µs each on NVIDIA's OpenCL, and the
+/// step. This is the trade the fusion makes: the launches it removes (the
+/// gather and nine of the eleven of forward, backward and update) cost the
+/// host about 5 µs each on NVIDIA's OpenCL, and the
 /// whole step's arithmetic is ~2 µs at the GPU's peak, so a step bound by
 /// launches becomes one bound by a single group's latency. The sum is
 /// 5,234 work-items, each reading one float per image (coalesced across
