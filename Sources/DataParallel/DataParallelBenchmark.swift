@@ -73,8 +73,7 @@ public struct DataParallelBenchmark {
             let staging0 = reducer.stagingSeconds
             let t0 = Clocks.wall()
             try network.setBatch(w, images: images, labels: labels)
-            try network.forward(w)
-            try network.backward(w)
+            try network.trainingStep(w)
             try device.finish()
             let t1 = Clocks.wall()
             try reducer.reduce(network.gradients.all, localBatch: local, globalBatch: globalBatch)

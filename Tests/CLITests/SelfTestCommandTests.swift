@@ -14,16 +14,16 @@ final class SelfTestCommandTests: XCTestCase {
         for device in devices {
             let table = try CLI.run(["selftest", "--device", device])
             XCTAssertEqual(table.status, 0, "selftest --device \(device):\n\(table.output)")
-            XCTAssertTrue(table.stdout.contains("94 of 94 outputs pass"), table.stdout)
+            XCTAssertTrue(table.stdout.contains("106 of 106 outputs pass"), table.stdout)
             XCTAssertFalse(table.stdout.contains(" NO"), table.stdout)
 
             let json = try CLI.run(["selftest", "--device", device, "--json"])
             XCTAssertEqual(json.status, 0, json.stderr)
             let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
             XCTAssertEqual(report["failed"] as? Int, 0)
-            XCTAssertEqual(report["passed"] as? Int, 94)
+            XCTAssertEqual(report["passed"] as? Int, 106)
             let rows = try XCTUnwrap(report["rows"] as? [[String: Any]])
-            XCTAssertEqual(rows.count, 94)
+            XCTAssertEqual(rows.count, 106)
             XCTAssertTrue(rows.allSatisfy { ($0["passed"] as? Bool) == true })
         }
     }

@@ -169,8 +169,8 @@ final class BatchGatherTests: XCTestCase {
     }
 
     /// Training with the data on the device gives the weights, bit for bit,
-    /// of a plain loop that uploads each step's host-normalised batch (what
-    /// the Trainer did before), on every device: 200 images at batch 64,
+    /// of a plain loop that uploads each step's host-normalised batch and
+    /// runs the same training step, on every device: 200 images at batch 64,
     /// so the last step is a partial batch of 8; Adam, one epoch.
     func testTrainerGivesTheWeightsOfTheUploadLoop() throws {
         let dir = try XCTUnwrap(
@@ -193,8 +193,7 @@ final class BatchGatherTests: XCTestCase {
                 let w = try network.workspace(batch: indices.count)
                 try network.setBatch(
                     w, images: train.normalizedImages(indices), labels: indices.map { Int32(train.labels[$0]) })
-                try network.forward(w)
-                try network.backward(w)
+                try network.trainingStep(w)
                 try optimizer.update(parameters: network.parameters, gradients: network.gradients)
             }
             XCTAssertEqual(try trainer.network.weights(), try network.weights(), device.info.selector)

@@ -70,7 +70,9 @@ final class KernelMapTests: XCTestCase {
             .map { try String(contentsOf: root.appendingPathComponent("Tests/\($0)"), encoding: .utf8) }
             .joined(separator: "\n")
         for row in try mapRows() {
-            let file = root.appendingPathComponent("Sources/GPUNet/Host/\(row.hostFile)")
+            // A file of Sources/GPUNet/Host, or a path under Sources/GPUNet (a model's own pass).
+            let folder = row.hostFile.contains("/") ? "Sources/GPUNet" : "Sources/GPUNet/Host"
+            let file = root.appendingPathComponent("\(folder)/\(row.hostFile)")
             let host = try String(contentsOf: file, encoding: .utf8)
             XCTAssertTrue(
                 host.contains("func \(row.hostFunction)("),

@@ -50,12 +50,18 @@ final class KernelSweepTests: XCTestCase {
             try sweepDense(agree)
             try sweepGather(agree, openCLDevice: device)
             try sweepResidualLayers(agree)
+            try sweepTinyStep(agree)
             try device.finish()
             let launched = Set((openCL.launchLog ?? []).map(\.kernel))
             openCL.launchLog = nil
             let family = openCL.kernelFamily.rawValue
+            // TinyConvNet's fused step where its activations fit in local memory
+            // (not under scripts/oclgrind's 2 KiB run, which checks the fallback).
+            let unfused: Set<String> =
+                try openCL.fusesTinyConvNetStep() ? [] : ["gpu_tiny_step_image", "gpu_sum_image_partials"]
             let expected = Set(
-                OpenCLDevice.kernelNames(inFolder: "common") + OpenCLDevice.kernelNames(inFolder: family))
+                OpenCLDevice.kernelNames(inFolder: "common") + OpenCLDevice.kernelNames(inFolder: family)
+            ).subtracting(unfused)
             XCTAssertGreaterThan(expected.count, 20, "the kernel lists of common/ and \(family)/")
             XCTAssertEqual(
                 expected.subtracting(launched).sorted(), [], "kernels of common/ and \(family)/ never launched on \(on)"
@@ -199,6 +205,51 @@ final class KernelSweepTests: XCTestCase {
                 XCTAssertTrue(values[..<size].allSatisfy(\.isFinite), "\(device.info.summary)")
                 XCTAssertTrue(values[size...].allSatisfy(\.isNaN), "\(device.info.summary)")
             }
+        }
+    }
+
+    /// TinyConvNet's training pass (``TinyConvNet/trainingStep(_:)``: the
+    /// gpu family's fused kernels, else the separate passes) at batch 1 and
+    /// 3, inputs and conv weights on a 1/8 grid (exact sums: pooling ties
+    /// and ReLU zeros are the same on both devices); logits and per-sample
+    /// results absolutely, gradients relative to their largest magnitude.
+    func sweepTinyStep(_ agree: Agree) throws {
+        let weights = TinyConvNet.initialWeights(seed: 91)
+        let grid = TinyConvNetWeights(
+            conv1: weights.conv1.map { ($0 * 8).rounded() / 8 }, conv2: weights.conv2.map { ($0 * 8).rounded() / 8 },
+            fcWeight: weights.fcWeight, fcBias: weights.fcBias)
+        for batch in [1, 3] {
+            let images = randomFloats(batch * 784, scale: 2, seed: 92).map { ($0 * 8).rounded() / 8 }
+            let labels = (0..<batch).map { Int32((3 * $0 + 1) % 10) }
+            // One step per device: its gradients wait here for the second comparison.
+            var gradients: [String: [[Float]]] = [:]
+            try agree("TinyConvNet training step \(batch): logits, per-sample", false) { d in
+                let net = try TinyConvNet(device: d)
+                try net.load(grid)
+                let w = try net.workspace(batch: batch)
+                try net.setBatch(w, images: images, labels: labels)
+                try net.trainingStep(w)
+                gradients[d.info.selector] = try net.gradients.all.map { try d.floats($0) }
+                return [try d.floats(w.logits), try d.floats(w.perSample)]
+            }
+            try agree("TinyConvNet training step \(batch): gradients", true) { d in
+                try XCTUnwrap(gradients[d.info.selector], "no step ran on \(d.info.summary)")
+            }
+        }
+        // The step that gathers its batch itself: a partial batch of 3 from
+        // the middle of a shuffled order of 7 images.
+        let pixels = randomFloats(7 * 784, seed: 93).map { UInt8(127.5 + 127.5 * $0) }
+        let set = Dataset(
+            name: "sweep", count: 7, rows: 28, columns: 28, pixels: pixels, labels: [3, 1, 4, 1, 5, 9, 2])
+        try agree("TinyConvNet training step gathering 3 of 7", true) { d in
+            let data = try DeviceDataset(set, on: d)
+            try data.setOrder([4, 0, 6, 2, 5, 1, 3])
+            let net = try TinyConvNet(device: d)
+            try net.load(grid)
+            let w = try net.workspace(batch: 3)
+            try net.trainingStep(w, gathering: 2..<5, from: data)
+            return [try d.floats(w.input), try d.int32s(w.labels).map(Float.init), try d.floats(w.logits)]
+                + (try net.gradients.all.map { try d.floats($0) })
         }
     }
 

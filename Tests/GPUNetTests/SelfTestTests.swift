@@ -45,9 +45,9 @@ final class SelfTestTests: XCTestCase {
                 Set(rows.map(\.operation)),
                 [
                     "gemm", "im2col/col2im", "conv2d", "conv2d+maxpool2+relu (pooled)", "relu", "maxpool2", "linear",
-                    "softmax_cross_entropy", "adam", "sgd_momentum", "gather_batch",
+                    "softmax_cross_entropy", "adam", "sgd_momentum", "gather_batch", "tiny_training_step",
                 ])
-            XCTAssertEqual(rows.count, 94, device.info.selector)
+            XCTAssertEqual(rows.count, 106, device.info.selector)
         }
     }
 

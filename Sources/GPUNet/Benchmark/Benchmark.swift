@@ -226,8 +226,7 @@ public struct Benchmark {
             var step = try fixture.stepTiming(self)
             step.bytes = OperationFixture.stepComposition.reduce(0.0) { $0 + (byName[$1.0]?.bytes ?? 0) * Double($1.1) }
             step.launches = try Self.launches(on: device) {
-                try fixture.network.forward(fixture.workspace)
-                try fixture.network.backward(fixture.workspace)
+                try fixture.network.trainingStep(fixture.workspace)
                 try fixture.optimizer.update(
                     parameters: fixture.network.parameters,
                     gradients: fixture.network.gradients)

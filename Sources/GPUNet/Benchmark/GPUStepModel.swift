@@ -10,8 +10,12 @@ import Foundation
 /// L the kernels a step launches, counted on the OpenCL device that ran the
 /// bench (its kernel family, fused kernels included), and per operation of
 /// the step the least bytes it must move and its dense arithmetic
-/// (``Work``). The assumptions are printed with the
-/// figure; the first GPU run replaces it with a measurement.
+/// (``Work``). The assumptions are printed with the figure; the first GPU
+/// run replaces it with a measurement. It counts no latency inside a
+/// kernel: the gpu family's fused step
+/// (``OpenCLDevice/tinyConvNetTrainingStep(batch:input:labels:parameters:logits:perSample:gradients:gather:)``)
+/// runs one work-group per image through a dozen phases, which the model
+/// takes to cost only its share of the bandwidth and arithmetic limits.
 public struct GPUStepModel: Codable, Equatable, Sendable {
     /// The GPU the figures assume.
     public var gpu: String

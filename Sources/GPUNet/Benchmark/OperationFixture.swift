@@ -246,8 +246,7 @@ struct OperationFixture {
         defer { w.perSample = own }
         return try StepStructure.measure(device: device, batch: batch, stepsPerRead: stepsPerRead) { slot in
             w.perSample = slot
-            try network.forward(w)
-            try network.backward(w)
+            try network.trainingStep(w)
             try optimizer.update(parameters: network.parameters, gradients: network.gradients)
         }
     }
@@ -265,8 +264,7 @@ struct OperationFixture {
         let samples = try benchmark.time(device) {
             try network.setBatch(w, images: images, labels: labels)
             let previous = try network.requestBatchResult(w)
-            try network.forward(w)
-            try network.backward(w)
+            try network.trainingStep(w)
             try optimizer.update(parameters: network.parameters, gradients: network.gradients)
             _ = try previous.value()
         }

@@ -39,8 +39,8 @@ extension Benchmark {
     }
 
     /// Kernels are built when first launched, so the kernels a training step
-    /// needs are found by running one (a batch of 64 zero images, forward,
-    /// backward and an Adam update: the defaults of `convsvd train`) on a new
+    /// needs are found by running one (a batch of 64 zero images, the
+    /// training pass and an Adam update: the defaults of `convsvd train`) on a new
     /// device; returns the seconds spent preparing them and their number.
     private static func trainingStepPreparation(
         entry: OpenCLDeviceEntry, cache: OpenCLProgramCache, tag: String,
@@ -56,8 +56,7 @@ extension Benchmark {
         try network.setBatch(
             workspace, images: [Float](repeating: 0, count: workspace.shapes.conv1.inputCount),
             labels: [Int32](repeating: 0, count: settings.batchSize))
-        try network.forward(workspace)
-        try network.backward(workspace)
+        try network.trainingStep(workspace)
         try optimizer.update(parameters: network.parameters, gradients: network.gradients)
         _ = try network.batchResult(workspace)
         return (device.preparationSeconds, device.kernelPreparations.count)

@@ -174,6 +174,46 @@ public final class TinyConvNet {
             gradLogits: w.gradLogits, perSample: w.perSample)
     }
 
+    /// One training pass: ``forward(_:)`` then ``backward(_:)``, except in
+    /// the gpu kernel family, where one kernel per image runs both and a
+    /// second adds the images' gradients (two launches for the nine of the
+    /// separate passes; ``OpenCLDevice/tinyConvNetTrainingStep(batch:input:labels:parameters:logits:perSample:gradients:gather:)``).
+    /// The fused pass writes the logits, `w.perSample` and ``gradients``;
+    /// the workspace's other activations are left as they were.
+    public func trainingStep(_ w: Workspace) throws {
+        if let cl = device as? OpenCLDevice, cl.kernelFamily == .gpu,
+            try cl.tinyConvNetTrainingStep(
+                batch: w.batch, input: w.input, labels: w.labels, parameters: parameters.all, logits: w.logits,
+                perSample: w.perSample, gradients: gradients.all)
+        {
+            return
+        }
+        try forward(w)
+        try backward(w)
+    }
+
+    /// ``DeviceDataset/gather(_:into:)`` of the batch at `range` of
+    /// `data`'s order, then ``trainingStep(_:)``; in the gpu kernel family
+    /// the fused kernel gathers the images itself (the same values, also
+    /// stored in `w.input` and `w.labels`): one launch fewer.
+    public func trainingStep(_ w: Workspace, gathering range: Range<Int>, from data: DeviceDataset) throws {
+        if let cl = device as? OpenCLDevice, cl.kernelFamily == .gpu, data.channels == 1,
+            data.normalization.channels == 1,
+            try cl.tinyConvNetTrainingStep(
+                batch: w.batch, input: w.input, labels: w.labels, parameters: parameters.all, logits: w.logits,
+                perSample: w.perSample, gradients: gradients.all,
+                gather: OpenCLDevice.TinyStepGather(
+                    shape: BatchGatherShape(
+                        count: data.count, imageSize: data.imageSize, range: range,
+                        scale: data.normalization.pixelScales[0], shift: data.normalization.pixelShifts[0]),
+                    pixels: data.pixels, labels: data.labels, order: data.order))
+        {
+            return
+        }
+        try data.gather(range, into: w)
+        try trainingStep(w)
+    }
+
     /// Backward pass from the loss of the last ``forward(_:)`` into ``gradients``.
     public func backward(_ w: Workspace) throws {
         let s = w.shapes

@@ -184,7 +184,33 @@ enum SelfTestCases {
                     return [("images", .exact, images), ("labels", .exact, batchLabels)]
                 })
         }
+        cases += [64, 3].map(trainingStepCase)
         return cases
+    }
+
+    /// TinyConvNet's training pass (``TinyConvNet/trainingStep(_:)``: one
+    /// kernel per image and an ordered sum in the gpu family, the separate
+    /// operations elsewhere) on `batch` seeded images. Images and
+    /// convolution weights lie on a 1/8 grid, so every convolution sum is
+    /// exact and a pooling tie is a tie on every device (both take the
+    /// first): the winners, and so the gradients, cannot differ by rounding.
+    static func trainingStepCase(batch: Int) -> Case {
+        Case(operation: "tiny_training_step", shape: "TinyConvNet batch \(batch)") { d in
+            var r = Inputs(900 + UInt64(batch))
+            func grid(_ values: [Float]) -> [Float] { values.map { ($0 * 8).rounded() / 8 } }
+            let initial = TinyConvNet.initialWeights(seed: 900 + UInt64(batch))
+            let net = try TinyConvNet(device: d)
+            try net.load(
+                TinyConvNetWeights(
+                    conv1: grid(initial.conv1), conv2: grid(initial.conv2), fcWeight: initial.fcWeight,
+                    fcBias: initial.fcBias))
+            let w = try net.workspace(batch: batch)
+            try net.setBatch(
+                w, images: grid(r.floats(batch * 784).map { 2 * $0 }), labels: r.labels(batch, classes: 10))
+            try net.trainingStep(w)
+            return [("logits", .forward, w.logits), ("perSample", .forward, w.perSample)]
+                + zip(TinyConvNet.Parameters.names, net.gradients.all).map { ("∂" + $0, .gradient, $1) }
+        }
     }
 
     /// The dense and pooled convolution operations of one shape.

@@ -41,6 +41,16 @@ public protocol TrainableNetwork: AnyObject {
     func forward(_ w: Workspace, training: Bool) throws
     /// The backward pass of the last training forward into ``gradientBuffers``.
     func backward(_ w: Workspace) throws
+    /// One training pass, queued: the training forward, the loss (into
+    /// `w.perSample`) and the backward pass into ``gradientBuffers``. The
+    /// default is ``forward(_:training:)`` then ``backward(_:)``; a network
+    /// may fuse them (TinyConvNet in the gpu kernel family), which then
+    /// leaves its activations other than the logits unspecified.
+    func trainingStep(_ w: Workspace) throws
+    /// The batch at positions `range` of `data`'s order gathered into `w`
+    /// (``DeviceDataset/gather(_:into:)``), then ``trainingStep(_:)``; a
+    /// network may fuse the gather into its step.
+    func trainingStep(_ w: Workspace, gathering range: Range<Int>, from data: DeviceDataset) throws
     /// Every tensor a checkpoint stores for the model, in `state_dict` order.
     func checkpointTensors() throws -> [NamedTensor]
     /// Loads what ``checkpointTensors()`` wrote, by name, checking shapes.
@@ -58,6 +68,16 @@ public protocol TrainableNetwork: AnyObject {
 }
 
 extension TrainableNetwork {
+    public func trainingStep(_ w: Workspace) throws {
+        try forward(w, training: true)
+        try backward(w)
+    }
+
+    public func trainingStep(_ w: Workspace, gathering range: Range<Int>, from data: DeviceDataset) throws {
+        try data.gather(range, into: w)
+        try trainingStep(w)
+    }
+
     /// Queues the read-back of the batch's per-sample loss and correctness
     /// behind the work queued so far (``Device/startDownload(_:)``): a step
     /// queued after this may overwrite them, the result is the batch's.

@@ -182,10 +182,13 @@ public final class ModelTrainer<Network: TrainableNetwork> {
                 let global = (step * settings.batchSize)..<min(train.count, (step + 1) * settings.batchSize)
                 let batch = localShare(of: global)
                 let w = try network.workspace(batch: batch.count)
-                try gather(trainData, batch, into: w, epoch: epoch)
                 redirectResults(of: w, to: log.slot(forStep: step))
-                try network.forward(w, training: true)
-                try network.backward(w)
+                if settings.augmentation == .none {
+                    try network.trainingStep(w, gathering: batch, from: trainData)
+                } else {
+                    try gather(trainData, batch, into: w, epoch: epoch)
+                    try network.trainingStep(w)
+                }
                 try gradientReducer?.reduce(network.gradientBuffers, localBatch: batch.count, globalBatch: global.count)
                 try optimizer.update(parameters: network.parameterBuffers, gradients: network.gradientBuffers)
                 queuedSteps += 1
@@ -266,8 +269,7 @@ public final class ModelTrainer<Network: TrainableNetwork> {
         for batch in sizes where batch > 0 {
             let w = try network.workspace(batch: batch)
             if batch <= train.count { try gather(trainData, 0..<batch, into: w, epoch: 1) }
-            try network.forward(w, training: true)
-            try network.backward(w)
+            try network.trainingStep(w)
             try network.forward(w, training: false)
         }
         try network.load(checkpointTensors: state)

@@ -1,0 +1,118 @@
+/// TinyConvNet's training pass in the gpu kernel family as two launches
+/// (``TinyConvNet/trainingStep(_:)`` and
+/// ``TinyConvNet/trainingStep(_:gathering:from:)`` call it; the
+/// optimiser's update is a third):
+///
+/// 1. `gpu_tiny_step_image` (Sources/Kernels/gpu/tiny_step_image.cl): one
+///    work-group per image gathers the image from the data set on the
+///    device (or reads the gathered batch), runs its forward pass, loss and
+///    backward pass with every activation in local memory (23,880 bytes a
+///    group), and writes its logits, its loss and correct flag, and its
+///    share of the 5,234 weight gradients;
+/// 2. `gpu_sum_image_partials`: one work-item per parameter adds the
+///    images' shares in image order.
+///
+/// Work-items: groups of up to 256 (``gpuGroupSize(_:items:)``: eight
+/// preferred multiples, so 256 on NVIDIA, 64 on PoCL), one group per
+/// image: 16,384 work-items at batch 64 and 32,768 at batch 128 on NVIDIA.
+/// That is 64 or 128 groups, fewer than an H100's 132 multiprocessors,
+/// so the GPU is far from full: each group does its image's ~0.6 M
+/// multiply-adds in phases of 256 work-items (about 2,400 each, from local
+/// memory, and a dozen barriers), which an estimate puts at 10–20 µs a
+/// step. This is the trade the fusion makes: the launches it removes (the
+/// gather and nine of the eleven of forward, backward and update) cost the
+/// host about 5 µs each on NVIDIA's OpenCL, and the
+/// whole step's arithmetic is ~2 µs at the GPU's peak, so a step bound by
+/// launches becomes one bound by a single group's latency. The sum is
+/// 5,234 work-items, each reading one float per image (coalesced across
+/// work-items).
+extension OpenCLDevice {
+    /// Floats and bytes of `gpu_tiny_step_image`'s two `__local` arguments.
+    static let tinyStepTileFloats = 784 + 72 + 1152 + 1352 + 400 + 400 + 1352 + 20
+    static let tinyStepWinnerBytes = 1352 + 400
+    /// TinyConvNet's parameters: conv1 (72), conv2 (1,152), fc.weight (4,000), fc.bias (10).
+    static let tinyStepParameterCounts = [72, 1152, 4000, 10]
+
+    /// Whether this device runs TinyConvNet's fused step: the gpu family,
+    /// and the group's activations fit in local memory (else the step runs
+    /// as separate operations, which fall back further where they must).
+    public func fusesTinyConvNetStep() throws -> Bool {
+        guard kernelFamily == .gpu else { return false }
+        let k = try kernel("gpu_tiny_step_image")
+        return Self.tinyStepTileFloats * 4 + Self.tinyStepWinnerBytes <= gpuLocalBytesLeft(k)
+    }
+
+    /// The images a fused step gathers itself, as
+    /// ``Device/gatherBatch(_:pixels:labels:order:images:batchLabels:)``
+    /// would (one channel of 28×28, no augmentation).
+    struct TinyStepGather {
+        var shape: BatchGatherShape
+        var pixels: Buffer, labels: Buffer, order: Buffer
+    }
+
+    /// TinyConvNet's forward pass, loss and backward pass for `batch`
+    /// images of `input` (B, 1, 28, 28) with `labels`, or, with `gather`,
+    /// for the images it gathers (which it also stores in `input` and
+    /// `labels`): writes `logits` (B, 10), `perSample` (losses, then 1 where
+    /// the first largest logit is the label) and the four `gradients` (the
+    /// batch's sums of the per-image shares, in image order). False,
+    /// queuing nothing, where ``fusesTinyConvNetStep()`` is false or the
+    /// gather is not a plain one of 784-pixel images.
+    func tinyConvNetTrainingStep(
+        batch: Int, input: Buffer, labels: Buffer, parameters: [Buffer], logits: Buffer, perSample: Buffer,
+        gradients: [Buffer], gather: TinyStepGather? = nil
+    ) throws -> Bool {
+        let operation = "tinyConvNetTrainingStep"
+        let counts = Self.tinyStepParameterCounts
+        guard parameters.count == 4, gradients.count == 4 else {
+            throw OpenCLError.invalidArgument("\(operation): 4 parameter and 4 gradient tensors expected")
+        }
+        if let g = gather {
+            guard g.shape.isPlain, g.shape.imageSize == 784, g.shape.batch == batch, g.shape.range.lowerBound >= 0
+            else {
+                return false
+            }
+            if let problem = g.shape.problem { throw OpenCLError.invalidArgument("\(operation): \(problem)") }
+        }
+        guard batch > 0, try fusesTinyConvNetStep() else { return false }
+        let inputBuffer = try cl(input, "input", atLeast: batch * 784, in: operation)
+        let labelBuffer = try cl(labels, "labels", atLeast: batch, kind: .int32, in: operation)
+        // Without a gather the kernel reads none of these: any buffers of the right kinds stand in.
+        var source: [OpenCLKernel.Argument] = [
+            .int(0), .buffer(inputBuffer), .buffer(inputBuffer), .buffer(labelBuffer), .int(0), .int(0), .float(0),
+            .float(0),
+        ]
+        if let g = gather {
+            let s = g.shape
+            source = [
+                .int(1), .buffer(try cl(g.pixels, "pixels", atLeast: s.count * 784, kind: .uint8, in: operation)),
+                .buffer(try cl(g.labels, "pixel labels", atLeast: s.count, kind: .uint8, in: operation)),
+                .buffer(try cl(g.order, "order", atLeast: s.range.upperBound, kind: .int32, in: operation)),
+                .int(s.range.lowerBound), .int(s.count), .float(s.scales[0]), .float(s.shifts[0]),
+            ]
+        }
+        let weights = try zip(parameters, counts).map { try cl($0, "parameter", atLeast: $1, in: operation) }
+        let grads = try zip(gradients, counts).map { try cl($0, "gradient", atLeast: $1, in: operation) }
+        let logitBuffer = try cl(logits, "logits", atLeast: batch * 10, in: operation)
+        let resultBuffer = try cl(perSample, "perSample", atLeast: 2 * batch, in: operation)
+        let total = counts.reduce(0, +)
+        let partials = try scratchBuffer("gpu.tinyStepPartials", count: batch * total)
+        let name = "gpu_tiny_step_image"
+        let local = gpuGroupSize(try kernel(name), items: 256)
+        try launch(
+            name, items: batch * local, local: local,
+            [
+                .buffer(inputBuffer), .buffer(labelBuffer), .buffer(weights[0]), .buffer(weights[1]),
+                .buffer(weights[2]), .buffer(weights[3]), .buffer(logitBuffer), .buffer(resultBuffer),
+                .buffer(partials), .local(bytes: Self.tinyStepTileFloats * 4),
+                .local(bytes: Self.tinyStepWinnerBytes), .int(batch),
+            ] + source)
+        try launch(
+            "gpu_sum_image_partials", items: total,
+            [
+                .buffer(partials), .buffer(grads[0]), .buffer(grads[1]), .buffer(grads[2]), .buffer(grads[3]),
+                .int(counts[0]), .int(counts[1]), .int(counts[2]), .int(counts[3]), .int(batch),
+            ])
+        return true
+    }
+}
