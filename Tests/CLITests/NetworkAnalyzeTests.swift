@@ -70,6 +70,19 @@ final class NetworkAnalyzeTests: XCTestCase {
             XCTAssertTrue(
                 FileManager.default.fileExists(atPath: runOut.appendingPathComponent(file).path), "\(file) missing")
         }
+        // report.html: a foldable section per layer with its own checks, and
+        // the figures embedded.
+        let html = try String(contentsOf: runOut.appendingPathComponent("report.html"), encoding: .utf8)
+        let runJSON = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: runOut.appendingPathComponent("analysis.json")))
+                as? [String: Any])
+        for layer in try XCTUnwrap(runJSON["layers"] as? [[String: Any]]) {
+            let name = try XCTUnwrap(layer["name"] as? String)
+            XCTAssertTrue(html.contains("<details id=\"layer-\(name)\">"), "no section for \(name)")
+        }
+        XCTAssertTrue(html.contains("layer1.0.conv1.data-aware.beats-truncation"), "a layer's own checks")
+        XCTAssertEqual(html.components(separatedBy: "data:image/png;base64,").count - 1, 5, "5 figures embedded")
+        XCTAssertTrue(html.contains("class=\"banner pass\""))
 
         // A running variance ≤ 0: exit 2, the tensor named, no analysis.json.
         var file = try SafetensorsFile.read(from: checkpoint)

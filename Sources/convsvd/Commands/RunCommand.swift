@@ -109,8 +109,8 @@ struct RunCommand: ParsableCommand {
     }
 
     /// `run --model M` for a description: train (phase 1) or read
-    /// --checkpoint, then the per-layer analysis and its figures (report.html
-    /// is TinyConvNet's only).
+    /// --checkpoint, then the per-layer analysis, its figures and report.html
+    /// (a foldable section per layer, ``Figures/NetworkReport``).
     private func runDescription() throws {
         guard let figureFormat = FigureFormat(rawValue: format) else {
             throw ValidationError("--format must be png, svg or pdf (got \(format))")
@@ -154,14 +154,17 @@ struct RunCommand: ParsableCommand {
         let figures = directory.appendingPathComponent("figures")
         try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
         let files = try Figures.layerFigures(report).map { try $0.write(to: figures, format: figureFormat) }
-        phases.append(("per-layer figures (phase 8)", Clocks.seconds(since: start)))
+        try NetworkReport.write(
+            report, device: device.info.summary,
+            command: (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " "), figures: files,
+            to: directory.appendingPathComponent("report.html"))
+        phases.append(("per-layer figures and report.html (phase 8)", Clocks.seconds(since: start)))
         print(NetworkAnalysisStage.render(report))
         print("\nphase times outside the analysis")
         for (phase, seconds) in phases { print("  " + pad(phase, 58) + String(format: "%8.2f s", seconds)) }
         print(
-            "\noutputs in \(directory.path): analysis.json, figures/ (\(files.map(\.name).joined(separator: ", ")))"
-                + (checkpoint == nil ? ", checkpoint.safetensors, metrics.json, metrics.csv" : "")
-                + "; report.html is TinyConvNet's only")
+            "\noutputs in \(directory.path): analysis.json, report.html, figures/ (\(files.map(\.name).joined(separator: ", ")))"
+                + (checkpoint == nil ? ", checkpoint.safetensors, metrics.json, metrics.csv" : ""))
         try NetworkAnalysisStage.requirePassed(report)
         print("all \(report.checks.count) checks passed")
     }
