@@ -8,7 +8,7 @@ import XCTest
 /// and the patch second moments they are built from (``LayerInputMoment``).
 final class DataAwareFactorizationTests: XCTestCase {
     /// 400 patches of 18 values (2 channels, 3×3) with very unequal variances,
-    /// a 6×18 weight and a positive output scale.
+    /// a 6×18 weight and an output scale with negative and zero entries.
     func fixture() -> (w: [Float], matrix: Matrix, patches: [[Double]], moment: Matrix, scale: [Double]) {
         let w = randomFloats(6 * 18, seed: 71)
         let matrix = Matrix(rows: 6, columns: 18, float32: w)
@@ -17,7 +17,8 @@ final class DataAwareFactorizationTests: XCTestCase {
         let patches = (0..<400).map { _ in (0..<18).map { Double(random.uniform(1)) * spread[$0] } }
         var moment = Matrix(rows: 18, columns: 18)
         for p in patches { for i in 0..<18 { for j in 0..<18 { moment[i, j] += p[i] * p[j] / 400 } } }
-        let scale = (0..<6).map { 0.3 + 0.4 * Double($0) }
+        // BatchNorm's γ may be negative, or 0 (the channel then reaches nothing).
+        let scale = [0.3, -0.7, 1.1, 0, 1.9, -2.3]
         return (w, matrix, patches, moment, scale)
     }
 

@@ -80,7 +80,8 @@ public struct ConvFactorization: Sendable {
     /// Σ_{i>r} λᵢ(M·C·Mᵀ). The factors:
     ///
     /// - `first` = D·U_rᵀ·M (r, C_in, k, k),
-    /// - `second` = diag(1/s)·U_r·D⁻¹ (C_out, r, 1, 1),
+    /// - `second` = diag(1/s)·U_r·D⁻¹ (C_out, r, 1, 1), a row 0 where s is
+    ///   0 (a BatchNorm with γ = 0 passes nothing of that channel on);
     ///
     /// D diagonal, chosen so that row i of `first` and column i of `second`
     /// have the same norm, as the SVD split gives them.
@@ -91,7 +92,9 @@ public struct ConvFactorization: Sendable {
         precondition(shape.count == 4 && weight.count == shape.reduce(1, *), "ConvFactorization: weight shape")
         let (out, columns) = (shape[0], shape[1] * shape[2] * shape[3])
         precondition(rank >= 1 && rank <= min(out, columns), "ConvFactorization: rank \(rank)")
-        precondition(s.count == out && s.allSatisfy { $0 > 0 }, "ConvFactorization: output scale")
+        precondition(s.count == out && s.allSatisfy(\.isFinite), "ConvFactorization: output scale")
+        // A channel whose scale is 0 (γ = 0) reaches nothing: its row of Ŵ is 0.
+        let inverse = s.map { $0 == 0 ? 0 : 1 / $0 }
         let w = Matrix(rows: out, columns: columns, float32: weight)
         var m = w
         for o in 0..<out { for j in 0..<columns { m[o, j] *= s[o] } }
@@ -107,13 +110,13 @@ public struct ConvFactorization: Sendable {
         for i in 0..<rank {
             let rowNorm = (0..<columns).reduce(0.0) { $0 + rows[i, $1] * rows[i, $1] }.squareRoot()
             let columnNorm = (0..<out).reduce(0.0) { sum, o in
-                let v = ur[o, i] / s[o]
+                let v = ur[o, i] * inverse[o]
                 return sum + v * v
             }.squareRoot()
             // Both norms become √(rowNorm·columnNorm); a zero row keeps D = 1.
             let d = rowNorm > 0 ? (columnNorm / rowNorm).squareRoot() : 1
             for j in 0..<columns { first[i * columns + j] = Float(d * rows[i, j]) }
-            for o in 0..<out { second[o * rank + i] = Float(ur[o, i] / s[o] / d) }
+            for o in 0..<out { second[o * rank + i] = Float(ur[o, i] * inverse[o] / d) }
         }
         self.first = first
         self.second = second

@@ -179,7 +179,10 @@ enum Compression {
                 if let projection {
                     // The target: diag(1/s)·U_r·U_rᵀ·diag(s)·W.
                     var target = projection.projected(rank: rank)
-                    for o in 0..<target.rows { for j in 0..<target.columns { target[o, j] /= affine.scale[o] } }
+                    for o in 0..<target.rows {
+                        let inverse = affine.scale[o] == 0 ? 0 : 1 / affine.scale[o]
+                        for j in 0..<target.columns { target[o, j] *= inverse }
+                    }
                     layer.factorError = zip(product.values, target.values).reduce(0) { max($0, abs($1.0 - $1.1)) }
                 } else {
                     layer.factorError = try factorError(
