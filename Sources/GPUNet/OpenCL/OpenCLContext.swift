@@ -3,6 +3,16 @@ import Foundation
 
 /// One device's OpenCL context and in-order command queue. Buffers, programs
 /// and kernels keep it alive, so that it is released after the last of them.
+///
+/// Training queues up to a block of steps plus a few ahead of the host
+/// (``StepResultLog``) and every step reuses the same activation, gradient,
+/// parameter and scratch buffers. That is safe because the queue runs its
+/// commands in order: step n + 1's first write to a buffer starts after
+/// step n's last read of it has finished. An out-of-order queue
+/// (CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE) would break this: each launch
+/// would then have to wait for the events of the launches whose buffers it
+/// overwrites (the step record ring alone is safe either way, see
+/// ``StepResultLog``).
 final class OpenCLContext {
     let entry: OpenCLDeviceEntry
     let context: cl_context
