@@ -55,10 +55,10 @@ public struct Analyzer {
         }
     }
 
+    /// The phases in order, each timed.
     private func analyse(_ m: ConvMatrices, network: NetworkUnderTest?, progress: (String) -> Void) throws
         -> AnalysisReport
     {
-        let g = TinyConvNetGeometry.self
         let started = Clocks.wall()
         var clock = started
         func lap() -> Double {
@@ -67,19 +67,10 @@ public struct Analyzer {
             return now - clock
         }
 
-        // Phase 2: SVD.
         progress("phase 2: SVD of conv1 (8×9) and conv2 (16×72)")
-        let svd1 = try SingularValueDecomposition(m.conv1, context: "conv1.weight (8×9)")
-        let svd2 = try SingularValueDecomposition(m.conv2, context: "conv2.weight (16×72)")
-        let spectra = [
-            try LayerSpectrum.compute(
-                layer: "conv1", weightShape: TinyConvNetWeights.conv1Shape, w: m.conv1, svd: svd1),
-            try LayerSpectrum.compute(
-                layer: "conv2", weightShape: TinyConvNetWeights.conv2Shape, w: m.conv2, svd: svd2),
-        ]
+        let (svd1, svd2, spectra) = try decompose(m)
         let svdSeconds = lap()
 
-        // Phase 3: identities and the composition.
         progress("phase 3: reconstruction, orthogonality, composition overlaps")
         let identities = [
             SVDIdentities.compute(layer: "conv1", w: m.conv1, svd: svd1),
@@ -88,14 +79,98 @@ public struct Analyzer {
         let composition = CompositionOverlaps.compute(conv1: svd1, conv2: svd2)
         let identitiesSeconds = lap()
 
-        // Phases 3, 4, 6 over the test set.
         let reference = HostReferenceNet(m)
         let analytical = AnalyticalNet(conv1: svd1, conv2: svd2, fcWeight: m.fcWeight, fcBias: m.fcBias)
         progress(
             "test-set pass over \(testSet.count) images" + (network == nil ? "" : " (with the network under test)"))
+        let pass = try passTestSet(reference: reference, analytical: analytical, network: network, progress: progress)
+        let testSetPassSeconds = lap() - pass.deviceSeconds
+
+        progress("phase 5: low-rank errors for every k")
+        var lowRankLayers = [
+            try LowRankLayer.compute(layer: "conv1", w: m.conv1, svd: svd1),
+            try LowRankLayer.compute(layer: "conv2", w: m.conv2, svd: svd2),
+        ]
+        let lowRankSeconds = lap()
+        let sweep = accuracySweep(
+            analytical, svd1: svd1, svd2: svd2, predictions: pass.stats.directPredictions, into: &lowRankLayers,
+            progress: progress)
+        let sweepSeconds = lap()
+
+        progress("phase 6: masks of \(options.randomPatchCount) random training patches per layer")
+        let reluRegions = reluRegionCensuses(
+            m, svd1: svd1, svd2: svd2, spectra: spectra, stats: pass.stats, reference: reference)
+        let randomPatchSeconds = lap()
+
+        progress("phase 7: Frobenius identities, explicit convolution operators")
+        let frobenius = frobeniusIdentities(m, svd1: svd1, svd2: svd2, reference: reference)
+        let frobeniusSeconds = lap()
+
+        // Phase 9: operators, data-aware low rank, filters against the data.
+        let phase9 = try Phase9Report.compute(
+            m, svd1: svd1, svd2: svd2, network: reference, trainSet: trainSet,
+            testSet: testSet, options: options, sweep: sweep, networkCorrect: pass.stats.directCorrect,
+            progress: progress)
+        _ = lap()
+
+        let total = Clocks.seconds(since: started)
+        let timings = PhaseTimings(
+            svdSeconds: svdSeconds, identitiesSeconds: identitiesSeconds, testSetPassSeconds: testSetPassSeconds,
+            deviceSeconds: pass.deviceSeconds, lowRankSeconds: lowRankSeconds, sweepSeconds: sweepSeconds,
+            randomPatchSeconds: randomPatchSeconds, frobeniusSeconds: frobeniusSeconds,
+            analysisSeconds: total - sweepSeconds - pass.deviceSeconds - phase9.timings.totalSeconds,
+            totalSeconds: total, phase9Seconds: phase9.timings.totalSeconds,
+            phase9AccuracySeconds: phase9.timings.accuracySeconds)
+
+        let checks =
+            Self.checks(
+                spectra: spectra, identities: identities, composition: composition,
+                comparison: pass.comparison, device: pass.device, lowRank: lowRankLayers, sweep: sweep,
+                reluRegions: reluRegions, frobenius: frobenius) + phase9.checks
+        return AnalysisReport(
+            formatVersion: 1,
+            testSet: DatasetSummary(name: testSet.name, count: testSet.count),
+            trainSet: DatasetSummary(name: trainSet.name, count: trainSet.count),
+            options: options, testAccuracy: pass.comparison.hostTestAccuracy,
+            spectra: spectra, svdIdentities: identities, composition: composition,
+            analyticalComparison: pass.comparison, deviceVerification: pass.device,
+            lowRank: LowRankReport(layers: lowRankLayers, sweep: sweep),
+            reluRegions: reluRegions, frobenius: frobenius, phase9: phase9, checks: checks, timings: timings)
+    }
+
+    /// Phase 2: each layer's SVD and spectrum.
+    private func decompose(_ m: ConvMatrices) throws
+        -> (svd1: SingularValueDecomposition, svd2: SingularValueDecomposition, spectra: [LayerSpectrum])
+    {
+        let svd1 = try SingularValueDecomposition(m.conv1, context: "conv1.weight (8×9)")
+        let svd2 = try SingularValueDecomposition(m.conv2, context: "conv2.weight (16×72)")
+        let spectra = [
+            try LayerSpectrum.compute(
+                layer: "conv1", weightShape: TinyConvNetWeights.conv1Shape, w: m.conv1, svd: svd1),
+            try LayerSpectrum.compute(
+                layer: "conv2", weightShape: TinyConvNetWeights.conv2Shape, w: m.conv2, svd: svd2),
+        ]
+        return (svd1, svd2, spectra)
+    }
+
+    /// What the test-set pass gives phases 3, 4 and 6.
+    private struct TestSetResults {
+        var stats: PassStatistics
+        var deviceSeconds: Double
+        var comparison: AnalyticalComparison
+        var device: DeviceVerification?
+    }
+
+    /// Phases 3, 4 and 6 over the test set: the AnalyticalNet against the
+    /// host's float64 network, the network under test against both, and the
+    /// test set's ReLU masks.
+    private func passTestSet(
+        reference: HostReferenceNet, analytical: AnalyticalNet, network: NetworkUnderTest?,
+        progress: (String) -> Void
+    ) throws -> TestSetResults {
+        let g = TinyConvNetGeometry.self
         let (stats, deviceSeconds) = try TestSetPass(reference: reference, analytical: analytical)
             .run(testSet: testSet, network: network, options: options, progress: progress)
-        let testSetPassSeconds = lap() - deviceSeconds
         let n = Double(testSet.count)
         let comparison = AnalyticalComparison(
             images: testSet.count,
@@ -125,28 +200,32 @@ public struct Analyzer {
                 predictionMismatches: stats.devicePredictionMismatches,
                 deviceTestAccuracy: Double(stats.deviceCorrect) / n,
                 deviceSeconds: deviceSeconds)
+        return TestSetResults(stats: stats, deviceSeconds: deviceSeconds, comparison: comparison, device: device)
+    }
 
-        // Phase 5: low rank.
-        progress("phase 5: low-rank errors for every k")
-        var lowRankLayers = [
-            try LowRankLayer.compute(layer: "conv1", w: m.conv1, svd: svd1),
-            try LowRankLayer.compute(layer: "conv2", w: m.conv2, svd: svd2),
-        ]
-        let lowRankSeconds = lap()
-        var sweep: AccuracySweep?
-        if options.runAccuracySweep {
-            progress("phase 5: test accuracy for every (k₁, k₂)")
-            let s = AccuracySweep.run(
-                analytical: analytical, testSet: testSet, referencePredictions: stats.directPredictions,
-                options: options, progress: progress)
-            for k in 0..<svd1.rank { lowRankLayers[0].rows[k].testAccuracy = s.accuracy[k][svd2.rank - 1] }
-            for k in 0..<svd2.rank { lowRankLayers[1].rows[k].testAccuracy = s.accuracy[svd1.rank - 1][k] }
-            sweep = s
-        }
-        let sweepSeconds = lap()
+    /// Phase 5's test accuracy for every (k₁, k₂) (when the options ask for
+    /// it), written into each layer's low-rank rows with the other layer at
+    /// full rank.
+    private func accuracySweep(
+        _ analytical: AnalyticalNet, svd1: SingularValueDecomposition, svd2: SingularValueDecomposition,
+        predictions: [Int], into lowRankLayers: inout [LowRankLayer], progress: (String) -> Void
+    ) -> AccuracySweep? {
+        guard options.runAccuracySweep else { return nil }
+        progress("phase 5: test accuracy for every (k₁, k₂)")
+        let s = AccuracySweep.run(
+            analytical: analytical, testSet: testSet, referencePredictions: predictions, options: options,
+            progress: progress)
+        for k in 0..<svd1.rank { lowRankLayers[0].rows[k].testAccuracy = s.accuracy[k][svd2.rank - 1] }
+        for k in 0..<svd2.rank { lowRankLayers[1].rows[k].testAccuracy = s.accuracy[svd1.rank - 1][k] }
+        return s
+    }
 
-        // Phase 6: random training patches, Cover, and the test-set censuses.
-        progress("phase 6: masks of \(options.randomPatchCount) random training patches per layer")
+    /// Phase 6: masks of random training patches, Cover's bound, and the
+    /// test set's censuses from the pass.
+    private func reluRegionCensuses(
+        _ m: ConvMatrices, svd1: SingularValueDecomposition, svd2: SingularValueDecomposition,
+        spectra: [LayerSpectrum], stats: PassStatistics, reference: HostReferenceNet
+    ) -> [ReluRegionLayerReport] {
         let sample = sampleTrainingPatches(
             trainSet, count: options.randomPatchCount, seed: options.samplingSeed, reference: reference)
         let k = options.mostCommonMaskCount
@@ -170,7 +249,7 @@ public struct Analyzer {
                 truncatedRandomTrainingPatches: TruncatedMaskCensus(svd: svd, patches: randomPatches),
                 truncatedTestSetPatches: truncated.census)
         }
-        let reluRegions = [
+        return [
             regions(
                 "conv1", svd: svd1, w: m.conv1, spectrum: spectra[0], randomPatches: sample.conv1,
                 counts: stats.conv1MaskCounts, patches: stats.conv1Patches, before: stats.conv1EnergyBefore,
@@ -182,17 +261,22 @@ public struct Analyzer {
                 after: stats.conv2EnergyAfter, totalBefore: stats.conv2TotalBefore, totalAfter: stats.conv2TotalAfter,
                 truncated: stats.conv2Truncated),
         ]
-        let randomPatchSeconds = lap()
+    }
 
-        // Phase 7: Parseval, and the operator identity on the first test images.
-        progress("phase 7: Frobenius identities, explicit convolution operators")
+    /// Phase 7: Parseval, and the explicit convolution operators applied to
+    /// the first ``operatorApplicationImages`` test images.
+    private func frobeniusIdentities(
+        _ m: ConvMatrices, svd1: SingularValueDecomposition, svd2: SingularValueDecomposition,
+        reference: HostReferenceNet
+    ) -> [FrobeniusLayerReport] {
+        let g = TinyConvNetGeometry.self
         let operatorImages = min(Self.operatorApplicationImages, testSet.count)
         let firstImages = testSet.normalizedImages(0..<operatorImages)
         let cols = firstImages.withUnsafeBufferPointer { conv1Patches($0, count: operatorImages) }
         let chain = runChain(
             cols1: cols, count: operatorImages, conv1: .direct(m.conv1), conv2: .direct(m.conv2), fc: reference.fc)
         let plane1 = g.pool1Side * g.pool1Side
-        let frobenius = [
+        return [
             FrobeniusLayerReport.compute(
                 layer: "conv1", w: m.conv1, svd: svd1, inChannels: 1, inputSide: g.imageSide,
                 inputs: firstImages.map(Double.init), count: operatorImages,
@@ -202,37 +286,6 @@ public struct Analyzer {
                 inputs: cbhwToNCHW(chain.pooled1, channels: g.conv1Channels, count: operatorImages, planeSize: plane1),
                 count: operatorImages, convolved: chain.nchw.conv2),
         ]
-        let frobeniusSeconds = lap()
-
-        // Phase 9: operators, data-aware low rank, filters against the data.
-        let phase9 = try Phase9Report.compute(
-            m, svd1: svd1, svd2: svd2, network: reference, trainSet: trainSet,
-            testSet: testSet, options: options, sweep: sweep, networkCorrect: stats.directCorrect,
-            progress: progress)
-        _ = lap()
-
-        let total = Clocks.seconds(since: started)
-        let timings = PhaseTimings(
-            svdSeconds: svdSeconds, identitiesSeconds: identitiesSeconds, testSetPassSeconds: testSetPassSeconds,
-            deviceSeconds: deviceSeconds, lowRankSeconds: lowRankSeconds, sweepSeconds: sweepSeconds,
-            randomPatchSeconds: randomPatchSeconds, frobeniusSeconds: frobeniusSeconds,
-            analysisSeconds: total - sweepSeconds - deviceSeconds - phase9.timings.totalSeconds, totalSeconds: total,
-            phase9Seconds: phase9.timings.totalSeconds, phase9AccuracySeconds: phase9.timings.accuracySeconds)
-
-        let checks =
-            Self.checks(
-                spectra: spectra, identities: identities, composition: composition,
-                comparison: comparison, device: device, lowRank: lowRankLayers, sweep: sweep,
-                reluRegions: reluRegions, frobenius: frobenius) + phase9.checks
-        return AnalysisReport(
-            formatVersion: 1,
-            testSet: DatasetSummary(name: testSet.name, count: testSet.count),
-            trainSet: DatasetSummary(name: trainSet.name, count: trainSet.count),
-            options: options, testAccuracy: comparison.hostTestAccuracy,
-            spectra: spectra, svdIdentities: identities, composition: composition,
-            analyticalComparison: comparison, deviceVerification: device,
-            lowRank: LowRankReport(layers: lowRankLayers, sweep: sweep),
-            reluRegions: reluRegions, frobenius: frobenius, phase9: phase9, checks: checks, timings: timings)
     }
 
     /// Every check with its tolerance and kind (``CheckKind``); the order is
