@@ -43,6 +43,8 @@ public enum AnalysisError: Error, CustomStringConvertible, Equatable {
     case invalidOption(name: String, reason: String)
     /// The network under test returned an array of the wrong length.
     case networkOutputSize(output: String, batchStart: Int, expected: Int, actual: Int)
+    /// An analysis.json of another format version (nil: none recorded).
+    case unsupportedFormat(found: Int?, expected: Int)
 
     public var description: String {
         switch self {
@@ -55,6 +57,10 @@ public enum AnalysisError: Error, CustomStringConvertible, Equatable {
             return "data set \(name): \(reason)"
         case .invalidOption(let name, let reason):
             return "analysis option \(name): \(reason)"
+        case .unsupportedFormat(let found, let expected):
+            return
+                "analysis.json has format \(found.map(String.init) ?? "none") and this build reads format \(expected)"
+                + " (format 2 renamed phase 9's section phase9 to layerOperators): run convsvd analyze again"
         case .networkOutputSize(let output, let start, let expected, let actual):
             return
                 "network under test: \(output) for the batch starting at image \(start) has \(actual) values, expected \(expected)"

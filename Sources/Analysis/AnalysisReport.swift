@@ -102,16 +102,21 @@ public struct PhaseTimings: Codable, Sendable, Equatable {
     /// Everything.
     public var totalSeconds: Double
     /// Phase 9, all of it (its own target: ≤ 10 s), accuracy curves included.
-    public var phase9Seconds: Double
+    public var layerOperatorSeconds: Double
     /// Phase 9's accuracy curves over the test set (0 without the sweep).
-    public var phase9AccuracySeconds: Double
+    public var layerOperatorAccuracySeconds: Double
 }
 
 /// Every number of phases 2–7 and 9, under stable names (JSON keys are the
 /// property names). Layer arrays are ordered conv1, conv2.
 public struct AnalysisReport: Codable, Sendable, Equatable {
-    /// Bumped when a field changes meaning or is removed.
+    /// Bumped when a field changes meaning or is removed: 2 names phase 9's
+    /// section `layerOperators` (and its timings `layerOperatorSeconds`,
+    /// `layerOperatorAccuracySeconds`), which format 1 called `phase9`.
     public var formatVersion: Int
+
+    /// The format this build writes and reads.
+    public static let currentFormatVersion = 2
     public var testSet: DatasetSummary
     public var trainSet: DatasetSummary
     public var options: AnalysisOptions
@@ -136,7 +141,7 @@ public struct AnalysisReport: Codable, Sendable, Equatable {
     public var frobenius: [FrobeniusLayerReport]
     /// Phase 9: operator spectra, data-aware low rank, filters
     /// against the data. Optional so that reports written before it decode.
-    public var phase9: Phase9Report?
+    public var layerOperators: LayerOperatorReport?
     /// Every check, in the order the results table shows them.
     public var checks: [Check]
     public var timings: PhaseTimings
@@ -154,7 +159,15 @@ public struct AnalysisReport: Codable, Sendable, Equatable {
     public func jsonData() throws -> Data { try JSONEncoder.analysisFile.encode(self) }
 
     /// Reads a report written by ``jsonData()``.
+    /// - Throws: ``AnalysisError/unsupportedFormat(found:expected:)`` for a
+    ///   file of another format (format 1 is an older build's: re-run
+    ///   `convsvd analyze`), else the decoder's error.
     public init(jsonData: Data) throws {
+        struct Version: Decodable { var formatVersion: Int? }
+        let found = try JSONDecoder.analysisFile.decode(Version.self, from: jsonData).formatVersion
+        guard found == Self.currentFormatVersion else {
+            throw AnalysisError.unsupportedFormat(found: found, expected: Self.currentFormatVersion)
+        }
         self = try JSONDecoder.analysisFile.decode(AnalysisReport.self, from: jsonData)
     }
 
@@ -169,7 +182,7 @@ public struct AnalysisReport: Codable, Sendable, Equatable {
         testAccuracy: Double, spectra: [LayerSpectrum], svdIdentities: [SVDIdentities],
         composition: CompositionOverlaps, analyticalComparison: AnalyticalComparison,
         deviceVerification: DeviceVerification?, lowRank: LowRankReport, reluRegions: [ReluRegionLayerReport],
-        frobenius: [FrobeniusLayerReport], phase9: Phase9Report?, checks: [Check], timings: PhaseTimings
+        frobenius: [FrobeniusLayerReport], layerOperators: LayerOperatorReport?, checks: [Check], timings: PhaseTimings
     ) {
         self.formatVersion = formatVersion
         self.testSet = testSet
@@ -184,7 +197,7 @@ public struct AnalysisReport: Codable, Sendable, Equatable {
         self.lowRank = lowRank
         self.reluRegions = reluRegions
         self.frobenius = frobenius
-        self.phase9 = phase9
+        self.layerOperators = layerOperators
         self.checks = checks
         self.timings = timings
     }

@@ -107,7 +107,7 @@ public struct Analyzer {
         let frobeniusSeconds = lap()
 
         // Phase 9: operators, data-aware low rank, filters against the data.
-        let phase9 = try Phase9Report.compute(
+        let layerOperators = try LayerOperatorReport.compute(
             m, svd1: svd1, svd2: svd2, network: reference, trainSet: trainSet,
             testSet: testSet, options: options, sweep: sweep, networkCorrect: pass.stats.directCorrect,
             progress: progress)
@@ -118,24 +118,25 @@ public struct Analyzer {
             svdSeconds: svdSeconds, identitiesSeconds: identitiesSeconds, testSetPassSeconds: testSetPassSeconds,
             deviceSeconds: pass.deviceSeconds, lowRankSeconds: lowRankSeconds, sweepSeconds: sweepSeconds,
             randomPatchSeconds: randomPatchSeconds, frobeniusSeconds: frobeniusSeconds,
-            analysisSeconds: total - sweepSeconds - pass.deviceSeconds - phase9.timings.totalSeconds,
-            totalSeconds: total, phase9Seconds: phase9.timings.totalSeconds,
-            phase9AccuracySeconds: phase9.timings.accuracySeconds)
+            analysisSeconds: total - sweepSeconds - pass.deviceSeconds - layerOperators.timings.totalSeconds,
+            totalSeconds: total, layerOperatorSeconds: layerOperators.timings.totalSeconds,
+            layerOperatorAccuracySeconds: layerOperators.timings.accuracySeconds)
 
         let checks =
             Self.checks(
                 spectra: spectra, identities: identities, composition: composition,
                 comparison: pass.comparison, device: pass.device, lowRank: lowRankLayers, sweep: sweep,
-                reluRegions: reluRegions, frobenius: frobenius) + phase9.checks
+                reluRegions: reluRegions, frobenius: frobenius) + layerOperators.checks
         return AnalysisReport(
-            formatVersion: 1,
+            formatVersion: AnalysisReport.currentFormatVersion,
             testSet: DatasetSummary(name: testSet.name, count: testSet.count),
             trainSet: DatasetSummary(name: trainSet.name, count: trainSet.count),
             options: options, testAccuracy: pass.comparison.hostTestAccuracy,
             spectra: spectra, svdIdentities: identities, composition: composition,
             analyticalComparison: pass.comparison, deviceVerification: pass.device,
             lowRank: LowRankReport(layers: lowRankLayers, sweep: sweep),
-            reluRegions: reluRegions, frobenius: frobenius, phase9: phase9, checks: checks, timings: timings)
+            reluRegions: reluRegions, frobenius: frobenius, layerOperators: layerOperators, checks: checks,
+            timings: timings)
     }
 
     /// Phase 2: each layer's SVD and spectrum.

@@ -166,7 +166,7 @@ public enum ResultsTable {
             row("", "", check: "\(r.layer).energy-after-relu")
         }
 
-        if let p = report.phase9 {
+        if let p = report.layerOperators {
             var current = ""
             for r in p.tableRows {
                 if r.section != current {

@@ -67,7 +67,7 @@ final class StudyStatisticsTests: XCTestCase {
                               "testSetPatches": {"patches": 9000, "distinctMasks": 60}}],
              "lowRank": {"layers": [{"layer": "conv1", "rows": [{"rank": 1, "testAccuracy": 0.5}, {"rank": 2, "testAccuracy": 0.9}]}],
                          "sweep": {"accuracy": [[0.4, 0.6], [0.7, 0.95]], "images": 10, "seconds": 1}},
-             "phase9": {"layers": [{"layer": "conv1", "operatorNorm": 4.5, "passed": true, "seconds": 2.0,
+             "layerOperators": {"layers": [{"layer": "conv1", "operatorNorm": 4.5, "passed": true, "seconds": 2.0,
                                     "long": [\((0..<65).map(String.init).joined(separator: ","))], "short": [1, "nan"]}]}}
             """
         let metrics = try StudyMetrics.extract(analysisJSON: Data(json.utf8))
@@ -80,13 +80,14 @@ final class StudyStatisticsTests: XCTestCase {
                 "conv1.distinct_masks.random_patches", "conv1.distinct_masks.test_set",
                 "conv1.low_rank_accuracy.1", "conv1.low_rank_accuracy.2", "both.low_rank_accuracy.1",
                 "both.low_rank_accuracy.2",
-                "phase9.layers[conv1].operatorNorm", "phase9.layers[conv1].short[0]", "phase9.layers[conv1].short[1]",
+                "layerOperators.layers[conv1].operatorNorm", "layerOperators.layers[conv1].short[0]",
+                "layerOperators.layers[conv1].short[1]",
             ])
         XCTAssertEqual(byKey["conv1.sigma.2"], 2)
         XCTAssertEqual(byKey["conv1.distinct_masks.random_patches"], 41)
         XCTAssertEqual(byKey["both.low_rank_accuracy.2"], 0.95)
-        XCTAssertEqual(byKey["phase9.layers[conv1].operatorNorm"], 4.5)
-        XCTAssertTrue(byKey["phase9.layers[conv1].short[1]"]!.isNaN)
+        XCTAssertEqual(byKey["layerOperators.layers[conv1].operatorNorm"], 4.5)
+        XCTAssertTrue(byKey["layerOperators.layers[conv1].short[1]"]!.isNaN)
         XCTAssertEqual(
             metrics.first { $0.key == "conv1.distinct_masks.random_patches" }?.label,
             "conv1 distinct masks, 500 random patches")

@@ -20,7 +20,7 @@ final class FigureInputTests: XCTestCase {
 
     /// The regions figure refuses a trace whose cut points do not rise from 0 to 1 or whose rows do not match.
     func testRegionTraceOfTheWrongShapeIsRefused() throws {
-        let regions = try XCTUnwrap(Fixture.report.phase9?.regionsAlongLines)
+        let regions = try XCTUnwrap(Fixture.report.layerOperators?.regionsAlongLines)
         var trace = try XCTUnwrap(regions.figure)
         XCTAssertNoThrow(try Figures.logitsAlongSegment(trace, report: regions))
         trace.t.swapAt(1, 2)

@@ -11,7 +11,7 @@ import Foundation
 /// ``maximumArray`` (matrices, per-image data). A study of members written
 /// by different versions therefore still summarises what they share.
 public struct StudyMetric: Codable, Sendable, Equatable {
-    /// Stable identifier: "test_accuracy", "conv1.sigma.3", "phase9.…".
+    /// Stable identifier: "test_accuracy", "conv1.sigma.3", "layerOperators.…".
     public var key: String
     /// What a reader sees: "conv1 σ3".
     public var label: String

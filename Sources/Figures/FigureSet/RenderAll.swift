@@ -116,7 +116,7 @@ extension Figures {
                             total: r.testSetPatches.patches)
                     }))
         }
-        if let phase9 = report.phase9 { figures += try phase9Figures(phase9) }
+        if let layerOperators = report.layerOperators { figures += try layerOperatorFigures(layerOperators) }
         if let sample {
             let g = TinyConvNetGeometry.self
             let layers: [(String, [Double], Int, Int)] = [

@@ -143,7 +143,7 @@ extension ResultRow {
                         "\(d.argmaxMismatches[0]) / \(d.argmaxMismatches[1]) of \(Figures.grouped(d.poolWindows[0])) / \(Figures.grouped(d.poolWindows[1])) "
                         + "(\(d.argmaxMismatchesBeyondTies[0]) / \(d.argmaxMismatchesBeyondTies[1]))"))
         }
-        if let p = report.phase9 {
+        if let p = report.layerOperators {
             for r in p.tableRows where r.checkID == nil {
                 rows.append(ResultRow(section: r.section, label: r.label, value: r.value))
             }
@@ -178,7 +178,8 @@ extension PhaseTime {
             PhaseTime(phase: "analysis: accuracy sweep (phase 5)", seconds: t.sweepSeconds),
             PhaseTime(phase: "analysis: random patches and Cover bounds (phase 6)", seconds: t.randomPatchSeconds),
             PhaseTime(phase: "analysis: Frobenius identities (phase 7)", seconds: t.frobeniusSeconds),
-            PhaseTime(phase: "analysis: operators, data-aware rank, regions (phase 9)", seconds: t.phase9Seconds),
+            PhaseTime(
+                phase: "analysis: operators, data-aware rank, regions (phase 9)", seconds: t.layerOperatorSeconds),
         ]
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// One line of phase 9's part of the results table.
-public struct Phase9TableRow: Sendable, Equatable {
+public struct LayerOperatorTableRow: Sendable, Equatable {
     /// The table section, e.g. "Phase 9: operator spectra".
     public var section: String
     public var label: String
@@ -10,13 +10,13 @@ public struct Phase9TableRow: Sendable, Equatable {
     public var checkID: String?
 }
 
-extension Phase9Report {
+extension LayerOperatorReport {
     /// Phase 9's rows, in order: per section the numbers, then their checks.
-    public var tableRows: [Phase9TableRow] {
-        var rows = [Phase9TableRow]()
+    public var tableRows: [LayerOperatorTableRow] {
+        var rows = [LayerOperatorTableRow]()
         var section = ""
         func row(_ label: String, _ value: String, check: String? = nil) {
-            rows.append(Phase9TableRow(section: section, label: label, value: value, checkID: check))
+            rows.append(LayerOperatorTableRow(section: section, label: label, value: value, checkID: check))
         }
         func f(_ x: Double, _ d: Int = 3) -> String { x.isFinite ? String(format: "%.\(d)f", x) : "\(x)" }
         func e(_ x: Double) -> String { x.isFinite ? String(format: "%.2e", x) : "\(x)" }

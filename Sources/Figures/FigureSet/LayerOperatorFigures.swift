@@ -5,7 +5,7 @@ extension Figures {
     /// Phase 9's figures, in report order: operator spectra, data-aware low
     /// rank, principal angles, then each layer's eigenfilters beside its patch
     /// principal components.
-    public static func phase9Figures(_ p: Phase9Report) throws -> [Figure] {
+    public static func layerOperatorFigures(_ p: LayerOperatorReport) throws -> [Figure] {
         var figures = [
             try operatorSpectra(p.operatorSpectra), try dataAwareLowRank(p.dataAwareLowRank),
             try principalAngles(p.filtersVersusData),

@@ -16,7 +16,7 @@ public struct DataAwareLowRankReport: Codable, Sendable, Equatable {
 }
 
 /// Wall time of phase 9, seconds.
-public struct Phase9Timings: Codable, Sendable, Equatable {
+public struct LayerOperatorTimings: Codable, Sendable, Equatable {
     /// Section 1: both operators of both layers, their dense SVDs and the DFT route.
     public var operatorSpectraSeconds: Double
     /// Section 2's pass over the training images and what follows from it.
@@ -40,7 +40,7 @@ public struct Phase9Timings: Codable, Sendable, Equatable {
 /// Phase 9, in four sections: 1 each conv layer as the operator it is,
 /// 2 data-aware low rank, 3 the filters against the data, and 4 linear
 /// regions along lines (``RegionsAlongLinesReport``).
-public struct Phase9Report: Codable, Sendable, Equatable {
+public struct LayerOperatorReport: Codable, Sendable, Equatable {
     /// Section 1, per layer.
     public var operatorSpectra: [OperatorSpectrum]
     /// Section 2.
@@ -50,7 +50,7 @@ public struct Phase9Report: Codable, Sendable, Equatable {
     /// Section 4, linear regions along lines between test images; nil in
     /// reports written before it.
     public var regionsAlongLines: RegionsAlongLinesReport?
-    public var timings: Phase9Timings
+    public var timings: LayerOperatorTimings
 
     /// Every phase-9 check, in the results table's order. Kinds:
     /// `<layer>.operator.*` independent except `frequency-parseval`
@@ -83,7 +83,7 @@ public struct Phase9Report: Codable, Sendable, Equatable {
         _ m: ConvMatrices, svd1: SingularValueDecomposition, svd2: SingularValueDecomposition,
         network: HostReferenceNet, trainSet: Dataset, testSet: Dataset, options: AnalysisOptions, sweep: AccuracySweep?,
         networkCorrect: Int, progress: (String) -> Void
-    ) throws -> Phase9Report {
+    ) throws -> LayerOperatorReport {
         let g = TinyConvNetGeometry.self
         let started = Clocks.wall()
         let cpuStarted = Clocks.processCPU()
@@ -178,7 +178,7 @@ public struct Phase9Report: Codable, Sendable, Equatable {
             network: network, testSet: testSet,
             options: RegionsAlongLinesOptions(threads: options.threads), progress: progress)
         let regionsSeconds = lap()
-        return Phase9Report(
+        return LayerOperatorReport(
             operatorSpectra: spectra,
             dataAwareLowRank: DataAwareLowRankReport(
                 layers: layers, bothLayers: both,
@@ -187,7 +187,7 @@ public struct Phase9Report: Codable, Sendable, Equatable {
                 networkCorrect: options.runAccuracySweep ? networkCorrect : nil),
             filtersVersusData: angles,
             regionsAlongLines: regions,
-            timings: Phase9Timings(
+            timings: LayerOperatorTimings(
                 operatorSpectraSeconds: operatorSeconds, trainingPatchSeconds: patchSeconds,
                 accuracySeconds: accuracySeconds, principalAnglesSeconds: anglesSeconds,
                 regionsAlongLinesSeconds: regionsSeconds,

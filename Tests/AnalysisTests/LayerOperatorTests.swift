@@ -4,10 +4,10 @@ import NetIO
 import TestSupport
 import XCTest
 
-/// Phase 9, sections 1–3 (see `Phase9Report`): each computation against an independent
+/// Phase 9, sections 1–3 (see `LayerOperatorReport`): each computation against an independent
 /// reference on small known matrices, and each check shown failing with a
 /// perturbed input.
-final class Phase9Tests: XCTestCase {
+final class LayerOperatorTests: XCTestCase {
     // MARK: - Section 1: operator spectra
 
     /// Direct circular convolution, float64 loops: (out, n, n).
@@ -190,7 +190,7 @@ final class Phase9Tests: XCTestCase {
     struct Synthetic {
         let w: Matrix
         let patches: [[Double]]
-        var c: Matrix { Phase9Tests.secondMoment(patches) }
+        var c: Matrix { LayerOperatorTests.secondMoment(patches) }
     }
 
     static func secondMoment(_ patches: [[Double]]) -> Matrix {
@@ -343,9 +343,9 @@ final class Phase9Tests: XCTestCase {
 
     // MARK: - The analysis on the fixture
 
-    func testPhase9OnTheFixtureAgainstLoops() throws {
+    func testLayerOperatorsOnTheFixtureAgainstLoops() throws {
         let f = try AnalyzerFixtureTests.shared.get()
-        let p = try XCTUnwrap(f.report.phase9)
+        let p = try XCTUnwrap(f.report.layerOperators)
         let ids = Set(p.checks.map(\.id))
         for layer in ["conv1", "conv2"] {
             for suffix in [
@@ -393,6 +393,14 @@ final class Phase9Tests: XCTestCase {
         // conv2's patch count: 121 per training image.
         XCTAssertEqual(p.dataAwareLowRank.layers[1].patchCount, 121 * f.train.count)
         // JSON round trip keeps phase 9.
-        XCTAssertEqual(try AnalysisReport(jsonData: f.report.jsonData()).phase9, p)
+        XCTAssertEqual(try AnalysisReport(jsonData: f.report.jsonData()).layerOperators, p)
+        // A format-1 file (an older build's, whose section was `phase9`) is
+        // refused with the versions named, not read with its section missing.
+        var old = try XCTUnwrap(try JSONSerialization.jsonObject(with: f.report.jsonData()) as? [String: Any])
+        old["formatVersion"] = 1
+        old["phase9"] = old.removeValue(forKey: "layerOperators")
+        XCTAssertThrowsError(try AnalysisReport(jsonData: JSONSerialization.data(withJSONObject: old))) {
+            XCTAssertEqual($0 as? AnalysisError, .unsupportedFormat(found: 1, expected: 2))
+        }
     }
 }
