@@ -1,0 +1,385 @@
+import CLAPACK
+import Foundation
+import NetIO
+
+/// Training in SVD coordinates: a network whose conv weights are learned as
+/// three parameter groups each, W = U·diag(σ⊙m)·Vᵀ with W (out × in·kH·kW,
+/// PyTorch's flattening), U (out × r) and V (in·kH·kW × r) orthonormal,
+/// σ (r), r = min(out, in·kH·kW), and m a 0/1 mask of the components kept.
+/// Every other parameter (linear layers, biases, BatchNorm) is the base
+/// network's own. Names: `name.U`, `name.S`, `name.V` for `name.weight`.
+///
+/// Each step, on the device, with no read-back:
+/// - forward: if the factors changed since the last composition, retract
+///   U and V onto the Stiefel manifold, then compose US = U·diag(σ⊙m) and
+///   W = US·Vᵀ into the base's weight buffer; then the base's forward;
+/// - backward: the base's backward gives dW; then G = dW·V,
+///   ∂L/∂σ_j = m_j·(Σ_i U_ij G_ij + λ·sign σ_j) (λ the L1 weight on σ,
+///   Yang et al. 2020), ∂L/∂U = G·diag(σ⊙m), ∂L/∂V = dWᵀ·US. The
+///   optimiser then updates U, σ, V like any parameter.
+///
+/// The retraction is the polar one, X ↦ X(XᵀX)^{-1/2}, the orthonormal
+/// factor of X's polar decomposition: a retraction on the Stiefel manifold
+/// (Absil, Mahony & Sepulchre, *Optimization Algorithms on Matrix
+/// Manifolds*, §4.1.1). It is computed by ``newtonSchulzIterations`` steps
+/// of Newton–Schulz, X ← X·(3/2·I − ½·XᵀX), two GEMMs each: every singular
+/// value s of X maps to s(3 − s²)/2, so s = 1 + δ becomes 1 − 3δ²/2 + O(δ³).
+/// One optimiser step moves U or V by δ ≲ 1e-2 in spectral norm (Adam at
+/// lr 1e-3 on a 72 × 16 factor), so two iterations reach float32's rounding
+/// (δ ≈ 1.5e-4, then ≈ 3e-8; the tests measure ‖XᵀX − I‖_max ≤ 1e-5
+/// after training steps).
+///
+/// Weight decay (SGD's λ) applies to every tensor the optimiser holds, the
+/// factors included: on σ it is exactly plain weight decay on W, since
+/// ‖W‖²_F = Σσ²; on U and V it shrinks X to (1 − ηλ)X, which the polar
+/// retraction maps back to X's own orthonormal factor, so it has no effect
+/// there beyond scaling that step's gradient by 1/(1 − ηλ).
+///
+/// At the end of each epoch (``finishEpoch()``), with λ > 0, every σ_j with
+/// |σ_j| < ``SVDTrainingSettings/pruneThreshold``·max|σ| of its layer is
+/// pruned: m_j = 0 from then on (σ_j stays zero in W, in its gradient and
+/// in the checkpoint). The orthogonality errors and the ranks are measured
+/// there, on the host.
+public final class SVDParameterizedNetwork<Base: TrainableNetwork>: TrainableNetwork {
+    public typealias Workspace = Base.Workspace
+
+    /// Two Newton–Schulz iterations per retraction (see the type's comment).
+    public static var newtonSchulzIterations: Int { 2 }
+
+    /// One conv layer in SVD coordinates and its device buffers.
+    final class Layer {
+        let name: String
+        /// The base parameter index of W, and its gradient.
+        let index: Int
+        let weight: Buffer, weightGradient: Buffer
+        let out: Int, columns: Int, rank: Int
+        let u: Buffer, s: Buffer, v: Buffer
+        let du: Buffer, ds: Buffer, dv: Buffer
+        let mask: Buffer
+        /// U·diag(σ⊙m) of the last composition (out × r).
+        let us: Buffer
+        /// dW·V (out × r).
+        let g: Buffer
+        /// The retraction's scratch: 3/2·I − ½·XᵀX (r × r), the identity,
+        /// and X's Newton–Schulz iterate (max(out, columns) × r).
+        let gram: Buffer, identity: Buffer, iterate: Buffer
+        /// The mask on the host, as last uploaded.
+        var kept: [Bool]
+
+        init(name: String, index: Int, weight: Buffer, weightGradient: Buffer, shape: [Int], device: any Device) throws
+        {
+            guard let dims = SVDFactors.factorShapes(ofWeight: shape) else {
+                preconditionFailure("SVDParameterizedNetwork: \(name) is not a conv weight (shape \(shape))")
+            }
+            self.name = name
+            self.index = index
+            self.weight = weight
+            self.weightGradient = weightGradient
+            (out, columns, rank) = (dims.out, dims.columns, dims.rank)
+            func floats(_ n: Int) throws -> Buffer { try device.makeBuffer(count: n, kind: .float32) }
+            u = try floats(out * rank)
+            s = try floats(rank)
+            v = try floats(columns * rank)
+            du = try floats(out * rank)
+            ds = try floats(rank)
+            dv = try floats(columns * rank)
+            mask = try floats(rank)
+            us = try floats(out * rank)
+            g = try floats(out * rank)
+            gram = try floats(rank * rank)
+            identity = try floats(rank * rank)
+            iterate = try floats(max(out, columns) * rank)
+            kept = Array(repeating: true, count: rank)
+            var eye = [Float](repeating: 0, count: rank * rank)
+            for j in 0..<rank { eye[j * rank + j] = 1 }
+            try device.upload(eye, to: identity)
+            try device.fill(mask, value: 1)
+        }
+
+        var learnedRank: Int { kept.filter { $0 }.count }
+    }
+
+    public let base: Base
+    public let settings: SVDTrainingSettings
+    let layers: [Layer]
+    /// Base parameter index → its layer, for the conv weights.
+    private let layerOfIndex: [Int: Layer]
+    /// The factors changed since W was last composed (set by a backward
+    /// pass, which an optimiser step follows, and by loads).
+    private var dirty = true
+
+    /// Wraps `base` as it is (initialised or loaded): each 4-D `….weight`
+    /// parameter is factorised by the SVD (LAPACK, float64, on the host,
+    /// once), so that the first forward computes the base's W up to float32
+    /// rounding.
+    public init(base: Base, settings: SVDTrainingSettings = SVDTrainingSettings()) throws {
+        self.base = base
+        self.settings = settings
+        let state = Dictionary(
+            try base.checkpointTensors().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var layers: [Layer] = []
+        for (index, name) in base.parameterNames.enumerated() {
+            guard let tensor = state[name], SVDFactors.factorNames(ofWeight: name) != nil,
+                SVDFactors.factorShapes(ofWeight: tensor.shape) != nil
+            else { continue }
+            let layer = try Layer(
+                name: String(name.dropLast(".weight".count)), index: index, weight: base.parameterBuffers[index],
+                weightGradient: base.gradientBuffers[index], shape: tensor.shape, device: base.device)
+            try Self.factorise(tensor.values, into: layer, device: base.device)
+            layers.append(layer)
+        }
+        self.layers = layers
+        layerOfIndex = Dictionary(uniqueKeysWithValues: layers.map { ($0.index, $0) })
+    }
+
+    /// The thin SVD of W (out × columns) by LAPACKE_dgesdd in float64,
+    /// uploaded as U, σ and V (Vᵀ's rows as V's columns).
+    static func factorise(_ w: [Float], into layer: Layer, device: any Device) throws {
+        let (m, n, r) = (layer.out, layer.columns, layer.rank)
+        var a = w.map(Double.init)
+        var s = [Double](repeating: 0, count: r)
+        var u = [Double](repeating: 0, count: m * r)
+        var vt = [Double](repeating: 0, count: r * n)
+        let info = LAPACKE_dgesdd(
+            LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "S")), Int32(m), Int32(n), &a, Int32(n), &s, &u, Int32(r), &vt,
+            Int32(n))
+        guard info == 0 else {
+            throw TrainingError.invalidSetting("the SVD of \(layer.name).weight failed (LAPACKE_dgesdd info \(info))")
+        }
+        var v = [Float](repeating: 0, count: n * r)
+        for j in 0..<r { for c in 0..<n { v[c * r + j] = Float(vt[j * n + c]) } }
+        try device.upload(u.map(Float.init), to: layer.u)
+        try device.upload(s.map(Float.init), to: layer.s)
+        try device.upload(v, to: layer.v)
+    }
+
+    public var device: any Device { base.device }
+    public var classes: Int { base.classes }
+    public var inputSize: Int { base.inputSize }
+    public var modelName: String { base.modelName }
+    public var evaluationBatch: Int { base.evaluationBatch }
+    public func workspace(batch: Int) throws -> Workspace { try base.workspace(batch: batch) }
+    public func checkpointCounters() -> [String: Int64] { base.checkpointCounters() }
+    public func load(checkpointCounters counters: [String: Int64]) throws {
+        try base.load(checkpointCounters: counters)
+    }
+
+    public var parameterBuffers: [Buffer] {
+        base.parameterBuffers.enumerated().flatMap { i, b in layerOfIndex[i].map { [$0.u, $0.s, $0.v] } ?? [b] }
+    }
+
+    public var gradientBuffers: [Buffer] {
+        base.gradientBuffers.enumerated().flatMap { i, b in layerOfIndex[i].map { [$0.du, $0.ds, $0.dv] } ?? [b] }
+    }
+
+    public var parameterNames: [String] {
+        base.parameterNames.enumerated().flatMap { i, name in
+            layerOfIndex[i].map { ["\($0.name).U", "\($0.name).S", "\($0.name).V"] } ?? [name]
+        }
+    }
+
+    /// The layers' names (`conv1`, …) in parameter order.
+    public var factorisedLayers: [String] { layers.map(\.name) }
+
+    public func forward(_ w: Workspace, training: Bool) throws {
+        try composeIfChanged()
+        try base.forward(w, training: training)
+    }
+
+    public func backward(_ w: Workspace) throws {
+        try base.backward(w)
+        let d = device
+        for l in layers {
+            let shape = SVDFactorShape(rows: l.out, rank: l.rank)
+            // G = dW·V (out × r).
+            try d.gemm(GEMMShape(m: l.out, n: l.rank, k: l.columns), a: l.weightGradient, b: l.v, c: l.g)
+            try d.svdSigmaGradient(
+                shape, u: l.u, g: l.g, sigma: l.s, mask: l.mask, l1: settings.sigmaL1, gradSigma: l.ds)
+            try d.svdScaleColumns(shape, x: l.g, sigma: l.s, mask: l.mask, output: l.du)
+            // dV = dWᵀ·US (columns × r), dW stored (out × columns).
+            try d.gemm(
+                GEMMShape(m: l.columns, n: l.rank, k: l.out, transposeA: true), a: l.weightGradient, b: l.us, c: l.dv)
+        }
+        dirty = true
+    }
+
+    /// Retracts U and V and composes W if a step may have moved them.
+    public func composeIfChanged() throws {
+        guard dirty else { return }
+        let d = device
+        for l in layers {
+            try retract(l.u, rows: l.out, layer: l)
+            try retract(l.v, rows: l.columns, layer: l)
+            try d.svdScaleColumns(
+                SVDFactorShape(rows: l.out, rank: l.rank), x: l.u, sigma: l.s, mask: l.mask, output: l.us)
+            // W = US·Vᵀ (out × columns), V stored (columns × r).
+            try d.gemm(
+                GEMMShape(m: l.out, n: l.columns, k: l.rank, transposeB: true), a: l.us, b: l.v, c: l.weight)
+        }
+        dirty = false
+    }
+
+    /// ``newtonSchulzIterations`` Newton–Schulz steps on X (rows × r), in
+    /// place: A = 3/2·I − ½·XᵀX (the identity copied in, then one GEMM with
+    /// β = 3/2), Y = X·A; the iterate alternates between X and the scratch,
+    /// an even count ending in X.
+    private func retract(_ x: Buffer, rows: Int, layer l: Layer) throws {
+        let d = device
+        let r = l.rank
+        precondition(Self.newtonSchulzIterations % 2 == 0)
+        var (from, to) = (x, l.iterate)
+        for _ in 0..<Self.newtonSchulzIterations {
+            try d.copy(l.identity, to: l.gram)
+            try d.gemm(
+                GEMMShape(m: r, n: r, k: rows, transposeA: true, alpha: -0.5, beta: 1.5), a: from, b: from, c: l.gram)
+            try d.gemm(GEMMShape(m: rows, n: r, k: r), a: from, b: l.gram, c: to)
+            (from, to) = (to, from)
+        }
+    }
+
+    /// The base's state with each factorised weight replaced by its U, σ⊙m
+    /// and V (after the retraction and composition a step leaves pending).
+    public func checkpointTensors() throws -> [NamedTensor] {
+        try composeIfChanged()
+        var out: [NamedTensor] = []
+        let byName = Dictionary(layers.map { ($0.name + ".weight", $0) }, uniquingKeysWith: { a, _ in a })
+        for t in try base.checkpointTensors() {
+            guard let l = byName[t.name] else {
+                out.append(t)
+                continue
+            }
+            let sigma = zip(try device.floats(l.s), l.kept).map { $1 ? $0 : 0 }
+            out.append(NamedTensor(name: l.name + ".U", shape: [l.out, l.rank], values: try device.floats(l.u)))
+            out.append(NamedTensor(name: l.name + ".S", shape: [l.rank], values: sigma))
+            out.append(NamedTensor(name: l.name + ".V", shape: [l.columns, l.rank], values: try device.floats(l.v)))
+        }
+        return out
+    }
+
+    /// Loads what ``checkpointTensors()`` wrote: U and V must be orthonormal
+    /// within ``SVDFactors/orthonormalityLimit`` (else an error naming the
+    /// tensor); a σ of exactly 0 is a pruned component (mask 0).
+    public func load(checkpointTensors tensors: [NamedTensor]) throws {
+        let byName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        func take(_ name: String, _ shape: [Int]) throws -> [Float] {
+            guard let t = byName[name] else { throw NetworkPlanError.missingTensor(name) }
+            guard t.shape == shape else {
+                throw NetworkPlanError.shapeMismatch(name: name, expected: shape, found: t.shape)
+            }
+            return t.values
+        }
+        var baseTensors: [NamedTensor] = tensors
+        for l in layers {
+            let u = try take(l.name + ".U", [l.out, l.rank])
+            let s = try take(l.name + ".S", [l.rank])
+            let v = try take(l.name + ".V", [l.columns, l.rank])
+            for (name, values, rows) in [(l.name + ".U", u, l.out), (l.name + ".V", v, l.columns)] {
+                let error = SVDFactors.orthogonalityError(values, rows: rows, rank: l.rank)
+                guard error <= SVDFactors.orthonormalityLimit else {
+                    throw SafetensorsError.badEntry(
+                        file: "checkpoint", tensor: name,
+                        reason:
+                            "an SVD factor must be orthonormal: max|XᵀX − I| = \(error) exceeds \(SVDFactors.orthonormalityLimit)"
+                    )
+                }
+            }
+            baseTensors.append(
+                NamedTensor(
+                    name: l.name + ".weight", shape: [l.out, l.columns],
+                    values: SVDFactors.compose(u: u, sigma: s, v: v, out: l.out, columns: l.columns, rank: l.rank)))
+            l.kept = s.map { $0 != 0 }
+        }
+        // The base checks its own tensors' shapes: give it W in its own shape.
+        let baseShapes = Dictionary(
+            try base.checkpointTensors().map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        baseTensors = baseTensors.map { t in
+            guard let shape = baseShapes[t.name], shape.reduce(1, *) == t.values.count else { return t }
+            return NamedTensor(name: t.name, shape: shape, values: t.values)
+        }
+        try base.load(checkpointTensors: baseTensors)
+        for l in layers {
+            try device.upload(try take(l.name + ".U", [l.out, l.rank]), to: l.u)
+            try device.upload(try take(l.name + ".S", [l.rank]), to: l.s)
+            try device.upload(try take(l.name + ".V", [l.columns, l.rank]), to: l.v)
+            try device.upload(l.kept.map { $0 ? Float(1) : 0 }, to: l.mask)
+        }
+        dirty = true
+    }
+
+    /// Prunes (with λ > 0), then measures: see the type's comment. Reads the
+    /// factors back (the epoch's one host wait for them).
+    public func finishEpoch() throws -> SVDEpochReport? {
+        try composeIfChanged()
+        var rows: [SVDEpochReport.Layer] = []
+        for l in layers {
+            if settings.sigmaL1 > 0 {
+                var sigma = try device.floats(l.s)
+                let largest = zip(sigma, l.kept).map { $1 ? abs($0) : 0 }.max() ?? 0
+                for j in 0..<l.rank where l.kept[j] && abs(sigma[j]) < settings.pruneThreshold * largest {
+                    l.kept[j] = false
+                    sigma[j] = 0
+                }
+                try device.upload(sigma, to: l.s)
+                try device.upload(l.kept.map { $0 ? Float(1) : 0 }, to: l.mask)
+                dirty = true
+            }
+            rows.append(
+                SVDEpochReport.Layer(
+                    name: l.name, rank: l.learnedRank, fullRank: l.rank,
+                    uOrthogonalityError: SVDFactors.orthogonalityError(
+                        try device.floats(l.u), rows: l.out, rank: l.rank),
+                    vOrthogonalityError: SVDFactors.orthogonalityError(
+                        try device.floats(l.v), rows: l.columns, rank: l.rank)))
+        }
+        try composeIfChanged()
+        return SVDEpochReport(layers: rows)
+    }
+}
+
+/// `--parameterization svd`'s settings (``SVDParameterizedNetwork``).
+public struct SVDTrainingSettings: Codable, Equatable, Sendable {
+    /// λ of the L1 penalty λ·Σ|σ| added to each factorised layer's loss
+    /// (`--sigma-l1`); 0: none, and nothing is pruned.
+    public var sigmaL1: Float
+    /// With λ > 0, σ_j is pruned at the end of an epoch when |σ_j| is below
+    /// this fraction of its layer's largest |σ| (`--sigma-threshold`).
+    public var pruneThreshold: Float
+
+    public init(sigmaL1: Float = 0, pruneThreshold: Float = 1e-2) {
+        self.sigmaL1 = sigmaL1
+        self.pruneThreshold = pruneThreshold
+    }
+}
+
+/// What an epoch of training in SVD coordinates leaves: per layer, the
+/// rank kept and ‖UᵀU − I‖_max, ‖VᵀV − I‖_max (float64 sums of the float32
+/// factors). The `svd` entry of a metrics.json row.
+public struct SVDEpochReport: Codable, Equatable, Sendable {
+    public struct Layer: Codable, Equatable, Sendable {
+        public var name: String
+        /// Components kept (σ not pruned), of `fullRank` = min(out, in·kH·kW).
+        public var rank: Int
+        public var fullRank: Int
+        public var uOrthogonalityError: Double
+        public var vOrthogonalityError: Double
+
+        enum CodingKeys: String, CodingKey {
+            case name, rank
+            case fullRank = "full_rank"
+            case uOrthogonalityError = "u_orthogonality_error"
+            case vOrthogonalityError = "v_orthogonality_error"
+        }
+    }
+    public var layers: [Layer]
+
+    /// The largest of every layer's two errors.
+    public var maxOrthogonalityError: Double {
+        layers.map { max($0.uOrthogonalityError, $0.vOrthogonalityError) }.max() ?? 0
+    }
+
+    /// For the epoch line: "ranks conv1 8/8 conv2 12/16, orth 3.1e-07".
+    public var summary: String {
+        "ranks " + layers.map { "\($0.name) \($0.rank)/\($0.fullRank)" }.joined(separator: " ")
+            + String(format: ", orth %.1e", maxOrthogonalityError)
+    }
+}
