@@ -24,6 +24,14 @@ extension KernelSweepTests {
                 )
                 return [try d.floats(out)]
             }
+            try agree("svdNewtonSchulzFactor \(rank)", false) { d in
+                let gram = randomFloats(rank * rank, seed: 74)
+                let out = try d.makeBuffer(count: rank * rank, kind: .float32)
+                let plain = try d.makeBuffer(count: rank * rank, kind: .float32)
+                try d.svdNewtonSchulzFactor(rank: rank, gram: try d.makeBuffer(gram), factor: out, scaled: true)
+                try d.svdNewtonSchulzFactor(rank: rank, gram: try d.makeBuffer(gram), factor: plain, scaled: false)
+                return [try d.floats(out), try d.floats(plain)]
+            }
             try agree("svdSigmaGradient \(s)", true) { d in
                 let out = try d.makeBuffer(count: rank, kind: .float32)
                 try d.svdSigmaGradient(

@@ -74,6 +74,58 @@ final class SVDParameterizationTests: XCTestCase {
         }
     }
 
+    /// svdNewtonSchulzFactor at ranks 1, 2, 5, 16 and 64 (a random Gram, a
+    /// near-identity one, and zero), scaled and not, against the float64
+    /// loop. The scaled entries are ≤ 1.5 (1e-6 absolute is a few float32
+    /// roundings); the unscaled ones of the random Gram up to ~1.5·r: the
+    /// rule there is 1e-6 of the largest.
+    func testNewtonSchulzFactorMatchesFloat64Loop() throws {
+        for device in try testDevices() {
+            for rank in [1, 2, 5, 16, 64] {
+                let random = randomFloats(rank * rank, scale: 3, seed: UInt64(rank))
+                let near = (0..<(rank * rank)).map { ($0 % (rank + 1) == 0 ? 1 : 0) + random[$0] * 1e-3 }
+                for gram in [random, near, [Float](repeating: 0, count: rank * rank)] {
+                    for scaled in [true, false] {
+                        let out = try device.makeBuffer(count: rank * rank, kind: .float32)
+                        try device.svdNewtonSchulzFactor(
+                            rank: rank, gram: try device.makeBuffer(gram), factor: out, scaled: scaled)
+                        let expected = NaiveReference.svdNewtonSchulzFactor(rank: rank, gram: gram, scaled: scaled)
+                        let actual = try device.floats(out)
+                        XCTAssertLessThanOrEqual(
+                            scaled ? maxAbsoluteDifference(actual, expected) : maxRelativeToScale(actual, expected),
+                            1e-6, "rank \(rank), scaled \(scaled) on \(device.info.summary)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Factors thrown far off the manifold (3·X plus noise of ±0.5 an entry:
+    /// singular values up to ~5, outside plain Newton–Schulz's region of
+    /// convergence (0, √3), where it diverges): the scaled iteration stays
+    /// finite, its error falls with every iteration, and 12 iterations
+    /// reach ≤ 1e-5.
+    func testRetractionRecoversFromALargeStep() throws {
+        for device in try testDevices() {
+            let on = device.info.summary
+            var previous = Double.infinity
+            for iterations in [1, 3, 6, 12] {
+                let net = try network(on: device)
+                net.newtonSchulzIterations = iterations
+                let buffer = try parameter(net, "conv2.V")
+                let x = zip(try device.floats(buffer), randomFloats(72 * 16, scale: 0.5, seed: 77)).map { 3 * $0 + $1 }
+                try device.upload(x, to: buffer)
+                net.markFactorsChanged()
+                try net.composeIfChanged()
+                let error = NaiveReference.orthogonalityError(try device.floats(buffer), rows: 72, rank: 16)
+                XCTAssertTrue(error.isFinite, "\(iterations) iterations on \(on)")
+                XCTAssertLessThan(error, previous, "\(iterations) iterations on \(on)")
+                previous = error
+            }
+            XCTAssertLessThanOrEqual(previous, 1e-5, on)
+        }
+    }
+
     // MARK: Composition and gradients
 
     /// The wrapper's first composition gives back the base's initial W (the
@@ -194,6 +246,7 @@ final class SVDParameterizationTests: XCTestCase {
                 let before = try Self.layers.flatMap { l in
                     try [l.0 + ".U", l.0 + ".V"].map { try device.floats(try parameter(net, $0)) }
                 }
+                net.markFactorsChanged()
                 try net.composeIfChanged()
                 if iterations == 3 {
                     for (l, index) in zip(Self.layers, [0, 2]) {
@@ -399,6 +452,50 @@ final class SVDParameterizationTests: XCTestCase {
     }
 
     // MARK: Training
+
+    /// Two epochs in one run, and one epoch then `resume` for the second,
+    /// with pruning in both (λ = 0.1, threshold 0.2): the same checkpoint
+    /// tensors bit for bit (a load composes without retracting again), the
+    /// same ranks and losses.
+    func testResumeContinuesToTheSameFactors() throws {
+        let dir = try XCTUnwrap(
+            TestEnvironment.mnistDirectory, "MNIST_DIR is not set and ../shared/data/mnist is missing")
+        let sets = try MNISTLoader.load(kind: .mnist, directory: dir)
+        let svd = SVDTrainingSettings(sigmaL1: 0.1, pruneThreshold: 0.2)
+        let device = HostDevice()
+        func trainer(epochs: Int) throws -> ModelTrainer<SVDParameterizedNetwork<TinyConvNet>> {
+            let tiny = try TinyConvNet(device: device)
+            try tiny.load(TinyConvNet.initialWeights(seed: 5))
+            return try ModelTrainer(
+                network: try SVDParameterizedNetwork(base: tiny, settings: svd),
+                settings: TrainingSettings(epochs: epochs, seed: 5, trainLimit: 640, testLimit: 100, svd: svd),
+                train: sets.train, test: sets.test)
+        }
+        let whole = try TestEnvironment.makeTemporaryDirectory("svd-whole")
+        let split = try TestEnvironment.makeTemporaryDirectory("svd-split")
+        addTeardownBlock {
+            try? FileManager.default.removeItem(at: whole)
+            try? FileManager.default.removeItem(at: split)
+        }
+        let a = try trainer(epochs: 2)
+        try a.run(outputDirectory: whole)
+        try trainer(epochs: 1).run(outputDirectory: split)
+        let b = try trainer(epochs: 2)
+        XCTAssertEqual(try b.resume(from: split), 1)
+        try b.run(outputDirectory: split)
+        let first = try XCTUnwrap(a.history[0].svd)
+        XCTAssertLessThan(first.layers.map(\.rank).reduce(0, +), 24, "pruning happened in epoch 1")
+        XCTAssertEqual(a.history.map(\.loss), b.history.map(\.loss))
+        XCTAssertEqual(a.history.map(\.svd), b.history.map(\.svd))
+        let ca = try Checkpoint.read(
+            from: whole.appendingPathComponent("checkpoint.safetensors"),
+            model: try a.network.checkpointTensors().map { ($0.name, $0.shape) })
+        let cb = try Checkpoint.read(
+            from: split.appendingPathComponent("checkpoint.safetensors"),
+            model: try b.network.checkpointTensors().map { ($0.name, $0.shape) })
+        XCTAssertEqual(ca.tensors, cb.tensors)
+        XCTAssertEqual(ca.optimizerState, cb.optimizerState)
+    }
 
     /// Two short epochs on the first 1,280 MNIST images with λ = 1e-3 on
     /// each device (host and PoCL × both families): the loss falls, the

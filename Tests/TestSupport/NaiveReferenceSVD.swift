@@ -81,3 +81,18 @@ extension NaiveReference {
         return worst
     }
 }
+
+extension NaiveReference {
+    /// c·(3/2·δ_ij − ½·c²·A_ij) with c = 1/√(max_k Σ_j |A_kj|) (1 for A = 0)
+    /// when `scaled`, else c = 1, in float64.
+    public static func svdNewtonSchulzFactor(rank: Int, gram: [Float], scaled: Bool) -> [Double] {
+        precondition(gram.count == rank * rank)
+        let bound = (0..<rank).map { k in (0..<rank).reduce(0.0) { $0 + abs(Double(gram[k * rank + $1])) } }.max() ?? 0
+        let c2 = scaled && bound > 0 ? 1 / bound : 1
+        let c = c2.squareRoot()
+        return (0..<(rank * rank)).map { index in
+            let (i, j) = (index / rank, index % rank)
+            return c * ((i == j ? 1.5 : 0) - 0.5 * c2 * Double(gram[index]))
+        }
+    }
+}

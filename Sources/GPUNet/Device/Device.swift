@@ -288,4 +288,9 @@ public protocol Device: AnyObject {
     func svdSigmaGradient(
         _ shape: SVDFactorShape, u: Buffer, g: Buffer, sigma: Buffer, mask: Buffer, l1: Float, gradSigma: Buffer
     ) throws
+    /// factor (rank × rank) = c·(3/2·I − ½·c²·gram) for gram = XᵀX: X·factor
+    /// is one Newton–Schulz step of the polar retraction on c·X. With
+    /// `scaled`, c = 1/√(max_k Σ_j |gram[k,j]|) (1 for a zero gram), which
+    /// is ≤ 1/‖X‖₂ and puts c·X's singular values in (0, 1]; else c = 1.
+    func svdNewtonSchulzFactor(rank: Int, gram: Buffer, factor: Buffer, scaled: Bool) throws
 }

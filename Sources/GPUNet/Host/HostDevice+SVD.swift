@@ -30,4 +30,25 @@ extension HostDevice {
             pd[j] = pm[j] * (sum + l1 * sign)
         }
     }
+
+    public func svdNewtonSchulzFactor(rank: Int, gram: Buffer, factor: Buffer, scaled: Bool) throws {
+        let operation = "svdNewtonSchulzFactor rank \(rank)"
+        guard rank >= 1 else { throw HostDeviceError.invalidShape(operation: operation, reason: "rank < 1") }
+        let pa = try floats(gram, at: rank * rank, operation, "gram")
+        let pf = try floats(factor, at: rank * rank, operation, "factor")
+        var c2: Float = 1
+        if scaled {
+            var bound: Float = 0
+            for k in 0..<rank {
+                var sum: Float = 0
+                for j in 0..<rank { sum += abs(pa[k * rank + j]) }
+                bound = max(bound, sum)
+            }
+            if bound > 0 { c2 = 1 / bound }
+        }
+        let c = c2.squareRoot()
+        for i in 0..<rank {
+            for j in 0..<rank { pf[i * rank + j] = c * ((i == j ? 1.5 : 0) - 0.5 * c2 * pa[i * rank + j]) }
+        }
+    }
 }

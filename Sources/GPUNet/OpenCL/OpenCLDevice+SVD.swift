@@ -33,4 +33,14 @@ extension OpenCLDevice {
                 .float(l1),
             ])
     }
+
+    /// `svd_newton_schulz_factor`, one work-item per row of the factor.
+    public func svdNewtonSchulzFactor(rank: Int, gram: Buffer, factor: Buffer, scaled: Bool) throws {
+        let operation = "svdNewtonSchulzFactor rank \(rank)"
+        guard rank >= 1 else { throw OpenCLError.invalidArgument("\(operation): rank < 1") }
+        let bg = try cl(gram, "gram", atLeast: rank * rank, in: operation)
+        let bf = try cl(factor, "factor", atLeast: rank * rank, in: operation)
+        try launch(
+            "svd_newton_schulz_factor", items: rank, [.buffer(bg), .buffer(bf), .int(rank), .int(scaled ? 1 : 0)])
+    }
 }

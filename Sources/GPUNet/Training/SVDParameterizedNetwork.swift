@@ -24,6 +24,15 @@ import NetIO
 /// Manifolds*, §4.1.1). It is computed by ``newtonSchulzIterations`` steps
 /// of Newton–Schulz, X ← X·(3/2·I − ½·XᵀX), two GEMMs each: every singular
 /// value s of X maps to s(3 − s²)/2, so s = 1 + δ becomes 1 − 3δ²/2 + O(δ³).
+/// The iteration converges only for s in (0, √3), and a large step (SGD at
+/// lr 0.2 on a ResNet) leaves it: the first iteration is therefore taken
+/// on c·X with c = 1/√‖XᵀX‖_∞ ≤ 1/‖X‖₂ (the polar factor of c·X is X's),
+/// which puts every s in (0, 1], and s ↦ s(3 − s²)/2 keeps them there for
+/// the unscaled iterations after it. Near the manifold c = 1 − O(r·δ),
+/// which the quadratic convergence absorbs; far from it the small singular
+/// values grow by about 3/2 an iteration, so a very large step may take the
+/// next steps' retractions too to come back (the epoch's report shows the
+/// error).
 /// One optimiser step moves U or V by δ ≲ 1e-2 in spectral norm (Adam at
 /// lr 1e-3 moves each entry by ≲ 1e-3; a 72 × 16 factor's spectral norm is
 /// then ≲ 1e-3·(√72 + √16) ≈ 1.3e-2), so two iterations reach float32's
@@ -63,9 +72,9 @@ public final class SVDParameterizedNetwork<Base: TrainableNetwork>: TrainableNet
         let us: Buffer
         /// dW·V (out × r).
         let g: Buffer
-        /// The retraction's scratch: 3/2·I − ½·XᵀX (r × r), the identity,
-        /// and the Newton–Schulz iterates of U and of V.
-        let gram: Buffer, identity: Buffer, iterateU: Buffer, iterateV: Buffer
+        /// The retraction's scratch: XᵀX and the Newton–Schulz factor (r ×
+        /// r each), and the iterates of U and of V.
+        let gram: Buffer, factor: Buffer, iterateU: Buffer, iterateV: Buffer
         /// The mask on the host, as last uploaded.
         var kept: [Bool]
 
@@ -90,13 +99,10 @@ public final class SVDParameterizedNetwork<Base: TrainableNetwork>: TrainableNet
             us = try floats(out * rank)
             g = try floats(out * rank)
             gram = try floats(rank * rank)
-            identity = try floats(rank * rank)
+            factor = try floats(rank * rank)
             iterateU = try floats(out * rank)
             iterateV = try floats(columns * rank)
             kept = Array(repeating: true, count: rank)
-            var eye = [Float](repeating: 0, count: rank * rank)
-            for j in 0..<rank { eye[j * rank + j] = 1 }
-            try device.upload(eye, to: identity)
             try device.fill(mask, value: 1)
         }
 
@@ -108,9 +114,15 @@ public final class SVDParameterizedNetwork<Base: TrainableNetwork>: TrainableNet
     let layers: [Layer]
     /// Base parameter index → its layer, for the conv weights.
     private let layerOfIndex: [Int: Layer]
-    /// The factors changed since W was last composed (set by a backward
-    /// pass, which an optimiser step follows, and by loads).
-    private var dirty = true
+    /// An optimiser step may have moved U and V off the manifold since
+    /// the last retraction (set by a backward pass, which a step follows).
+    private var needsRetraction = false
+    /// W is not the product of the factors (set by a backward pass, a
+    /// load, a pruning, and at the start). A load or a pruning composes
+    /// without retracting: the factors a checkpoint holds were retracted
+    /// before it was written, so `--resume` continues with the factors the
+    /// uninterrupted run has, bit for bit.
+    private var needsComposition = true
 
     /// Wraps `base` as it is (initialised or loaded): each 4-D `….weight`
     /// parameter is factorised by the SVD (LAPACK, float64, on the host,
@@ -212,42 +224,50 @@ public final class SVDParameterizedNetwork<Base: TrainableNetwork>: TrainableNet
             try d.gemm(
                 GEMMShape(m: l.columns, n: l.rank, k: l.out, transposeA: true), a: l.weightGradient, b: l.us, c: l.dv)
         }
-        dirty = true
+        needsRetraction = true
+        needsComposition = true
     }
 
     /// Makes the next forward (or ``composeIfChanged()``) retract and
     /// compose: for a caller that wrote the factor buffers itself.
-    public func markFactorsChanged() { dirty = true }
+    public func markFactorsChanged() {
+        needsRetraction = true
+        needsComposition = true
+    }
 
-    /// Retracts U and V and composes W if a step may have moved them.
+    /// Retracts U and V if a step may have moved them, and composes W if
+    /// the factors changed.
     public func composeIfChanged() throws {
-        guard dirty else { return }
+        guard needsComposition || needsRetraction else { return }
         let d = device
         for l in layers {
-            try retract(l.u, scratch: l.iterateU, rows: l.out, layer: l)
-            try retract(l.v, scratch: l.iterateV, rows: l.columns, layer: l)
+            if needsRetraction {
+                try retract(l.u, scratch: l.iterateU, rows: l.out, layer: l)
+                try retract(l.v, scratch: l.iterateV, rows: l.columns, layer: l)
+            }
             try d.svdScaleColumns(
                 SVDFactorShape(rows: l.out, rank: l.rank), x: l.u, sigma: l.s, mask: l.mask, output: l.us)
             // W = US·Vᵀ (out × columns), V stored (columns × r).
             try d.gemm(
                 GEMMShape(m: l.out, n: l.columns, k: l.rank, transposeB: true), a: l.us, b: l.v, c: l.weight)
         }
-        dirty = false
+        needsRetraction = false
+        needsComposition = false
     }
 
-    /// ``newtonSchulzIterations`` Newton–Schulz steps on X (rows × r), in
-    /// place: A = 3/2·I − ½·XᵀX (the identity copied in, then one GEMM with
-    /// β = 3/2), Y = X·A; the iterate alternates between X and `scratch`
-    /// (an odd count copies the last one back into X).
+    /// ``newtonSchulzIterations`` Newton–Schulz steps on X (rows × r), the
+    /// first scaled, in place: A = XᵀX (GEMM), F = c·(3/2·I − ½·c²A)
+    /// (``Device/svdNewtonSchulzFactor(rank:gram:factor:scaled:)``), Y = X·F
+    /// (GEMM); the iterate alternates between X and `scratch` (an odd count
+    /// copies the last one back into X).
     private func retract(_ x: Buffer, scratch: Buffer, rows: Int, layer l: Layer) throws {
         let d = device
         let r = l.rank
         var (from, to) = (x, scratch)
-        for _ in 0..<newtonSchulzIterations {
-            try d.copy(l.identity, to: l.gram)
-            try d.gemm(
-                GEMMShape(m: r, n: r, k: rows, transposeA: true, alpha: -0.5, beta: 1.5), a: from, b: from, c: l.gram)
-            try d.gemm(GEMMShape(m: rows, n: r, k: r), a: from, b: l.gram, c: to)
+        for iteration in 0..<newtonSchulzIterations {
+            try d.gemm(GEMMShape(m: r, n: r, k: rows, transposeA: true), a: from, b: from, c: l.gram)
+            try d.svdNewtonSchulzFactor(rank: r, gram: l.gram, factor: l.factor, scaled: iteration == 0)
+            try d.gemm(GEMMShape(m: rows, n: r, k: r), a: from, b: l.factor, c: to)
             (from, to) = (to, from)
         }
         if newtonSchulzIterations % 2 == 1 { try d.copy(scratch, to: x) }
@@ -322,7 +342,8 @@ public final class SVDParameterizedNetwork<Base: TrainableNetwork>: TrainableNet
             try device.upload(f.v, to: l.v)
             try device.upload(l.kept.map { $0 ? Float(1) : 0 }, to: l.mask)
         }
-        dirty = true
+        needsRetraction = false
+        needsComposition = true
     }
 
     /// Prunes (with λ > 0), then measures: see the type's comment. Reads the
@@ -340,7 +361,7 @@ public final class SVDParameterizedNetwork<Base: TrainableNetwork>: TrainableNet
                 }
                 try device.upload(sigma, to: l.s)
                 try device.upload(l.kept.map { $0 ? Float(1) : 0 }, to: l.mask)
-                dirty = true
+                needsComposition = true
             }
             rows.append(
                 SVDEpochReport.Layer(
