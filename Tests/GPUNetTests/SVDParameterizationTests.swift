@@ -126,6 +126,31 @@ final class SVDParameterizationTests: XCTestCase {
         }
     }
 
+    /// Factors left far off the manifold at an epoch's end (conv2's V as in
+    /// the test above): the epoch's report shows the last step's error
+    /// (> 1e-5), retracts further, and leaves factors within 1e-5, which the
+    /// checkpoint then holds and a fresh network loads.
+    func testEpochEndRetractsFactorsThatTheLastStepLeftOffTheManifold() throws {
+        for device in try testDevices() {
+            let on = device.info.summary
+            let net = try network(on: device)
+            let buffer = try parameter(net, "conv2.V")
+            let x = zip(try device.floats(buffer), randomFloats(72 * 16, scale: 0.5, seed: 77)).map { 3 * $0 + $1 }
+            try device.upload(x, to: buffer)
+            net.markFactorsChanged()
+            let report = try XCTUnwrap(try net.finishEpoch(), on)
+            let conv2 = try XCTUnwrap(report.layers.last, on)
+            XCTAssertGreaterThan(conv2.lastStepOrthogonalityError, 1e-5, on)
+            XCTAssertLessThanOrEqual(max(conv2.uOrthogonalityError, conv2.vOrthogonalityError), 1e-5, on)
+            XCTAssertLessThanOrEqual(
+                NaiveReference.orthogonalityError(try device.floats(buffer), rows: 72, rank: 16), 1e-5, on)
+            XCTAssertTrue(report.summary.contains("(last step "), report.summary)
+            let conv1 = try XCTUnwrap(report.layers.first, on)
+            XCTAssertEqual(conv1.lastStepOrthogonalityError, max(conv1.uOrthogonalityError, conv1.vOrthogonalityError))
+            try network(on: device, seed: 8).load(checkpointTensors: try net.checkpointTensors())
+        }
+    }
+
     // MARK: Composition and gradients
 
     /// The wrapper's first composition gives back the base's initial W (the
