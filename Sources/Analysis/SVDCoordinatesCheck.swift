@@ -27,7 +27,7 @@ public enum SVDCoordinatesCheck {
             let largest = max(s.first ?? 0, .leastNormalMagnitude)
             let error = zip(s, stored).map { abs($0 - $1) }.max() ?? 0
             return Check(
-                id: "\(layer).svd-coordinates",
+                id: "\(layer).stored-sigma",
                 description:
                     "\(layer) max|σᵢ(U·diag(σ)·Vᵀ) − |σ|₍ᵢ₎| / σ₁: the stored σ against dgesdd of the composed W",
                 value: error / largest, relation: .lessThan, limit: limit, kind: .independent)

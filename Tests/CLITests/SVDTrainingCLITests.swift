@@ -76,9 +76,15 @@ final class SVDTrainingCLITests: XCTestCase {
             "--out", dir.appendingPathComponent("analysis").path,
         ])
         XCTAssertEqual(a.status, 0, a.output)
-        XCTAssertTrue(a.stdout.contains("svd coordinates: conv1 "), a.stdout)
-        XCTAssertTrue(a.stdout.contains("svd coordinates: conv2 "), a.stdout)
+        XCTAssertTrue(a.stdout.contains("stored σ: conv1 "), a.stdout)
+        XCTAssertTrue(a.stdout.contains("stored σ: conv2 "), a.stdout)
         XCTAssertFalse(a.stdout.contains("FAIL]"), a.stdout)
+        let analysis = try XCTUnwrap(
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: dir.appendingPathComponent("analysis/analysis.json"))) as? [String: Any])
+        let ids = try XCTUnwrap(analysis["checks"] as? [[String: Any]]).compactMap { $0["id"] as? String }
+        XCTAssertEqual(Set(ids).count, ids.count, "check ids are unique")
+        XCTAssertTrue(ids.contains("conv1.stored-sigma") && ids.contains("conv2.stored-sigma"), "\(ids)")
 
         // conv2.V moved off the manifold: refused by name, exit 2, nothing written.
         var tensors = file.tensors

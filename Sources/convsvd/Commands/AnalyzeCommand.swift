@@ -79,9 +79,9 @@ struct AnalyzeCommand: ParsableCommand {
 
     /// One line per ``SVDCoordinatesCheck`` (a checkpoint trained in SVD coordinates).
     static func printSVDCoordinateChecks(_ checks: [Check]) {
-        for c in checks where c.id.hasSuffix(".svd-coordinates") {
+        for c in checks where c.id.hasSuffix(".stored-sigma") {
             print(
-                "svd coordinates: \(c.description) = " + String(format: "%.2e [< %.0e: ", c.value, c.limit)
+                "stored σ: \(c.description) = " + String(format: "%.2e [< %.0e: ", c.value, c.limit)
                     + (c.passed ? "PASS]" : "FAIL]"))
         }
     }
