@@ -21,6 +21,9 @@ public struct Checkpoint: Equatable, Sendable {
     /// Optimiser tensors by key (without the `optimizer.` prefix).
     public var optimizerState: [String: [Float]]
     public var metadata: [String: String]
+    /// σ of each layer read in SVD coordinates (``SVDFactors``), keyed by
+    /// the layer's name (`conv1`), as stored; empty for a plain checkpoint.
+    public var svdSigmas: [String: [Float]] = [:]
 
     /// The prefix that keeps optimiser tensors apart from the weights.
     public static let optimizerPrefix = "optimizer."
@@ -110,18 +113,27 @@ public struct Checkpoint: Equatable, Sendable {
     /// I64 scalar `….num_batches_tracked` or carry the `optimizer.` prefix.
     /// With `requireFinite`, a NaN or infinity in any tensor is an error
     /// naming it.
+    ///
+    /// A conv weight `name.weight` that the file holds in SVD coordinates
+    /// (`name.U`, `name.S`, `name.V`; ``SVDFactors``) is read as W =
+    /// U·diag(σ)·Vᵀ, composed in float64, once its U and V are checked to be
+    /// orthonormal within ``SVDFactors/orthonormalityLimit`` (an error names
+    /// the factor that is not); its σ is kept in ``svdSigmas``. The factors'
+    /// optimiser state is then dropped: it belongs to the factors, not W.
     public init(
         _ file: SafetensorsFile, fileName: String = Checkpoint.fileName,
         model: [(name: String, shape: [Int])] = TinyConvNetWeights.tensorShapes,
         modelName: String = "TinyConvNet", requireFinite: Bool = false
     ) throws {
+        let composed = try Self.composedWeights(file, fileName: fileName, model: model)
         let tensors = try model.map {
             NamedTensor(
-                name: $0.name, shape: $0.shape, values: try file.floats($0.name, shape: $0.shape, file: fileName))
+                name: $0.name, shape: $0.shape,
+                values: try composed.weights[$0.name] ?? file.floats($0.name, shape: $0.shape, file: fileName))
         }
         var optimizerState = [String: [Float]]()
         var counters = [String: Int64]()
-        let modelNames = Set(model.map(\.name))
+        let modelNames = Set(model.map(\.name)).union(composed.factorNames)
         for t in file.tensors where !modelNames.contains(t.name) {
             if t.name.hasSuffix(".num_batches_tracked") && !t.name.hasPrefix(Self.optimizerPrefix) {
                 let values = try t.integers(file: fileName)
@@ -149,7 +161,9 @@ public struct Checkpoint: Equatable, Sendable {
                 }
             }
         }
+        if !composed.weights.isEmpty { optimizerState = [:] }
         self.init(tensors: tensors, counters: counters, optimizerState: optimizerState, metadata: file.metadata)
+        svdSigmas = composed.sigmas
     }
 
     /// Reads and validates a checkpoint file of `model`'s tensors (see

@@ -51,6 +51,7 @@ final class KernelSweepTests: XCTestCase {
             try sweepGather(agree, openCLDevice: device)
             try sweepResidualLayers(agree)
             try sweepTinyStep(agree)
+            try sweepSVD(agree)
             try device.finish()
             let launched = Set((openCL.launchLog ?? []).map(\.kernel))
             openCL.launchLog = nil

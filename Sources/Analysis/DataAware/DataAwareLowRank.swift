@@ -126,8 +126,13 @@ public struct DataAwareLayer: Codable, Sendable, Equatable {
     public var errorIdentityDiscrepancy: Double
     /// max_k ‖Ŵ_k(C = I) − W_k‖_F / ‖W‖_F: with C = I the data-aware map is
     /// the plain truncation (tolerance 1e-10: two eigen-solvers agree on each
-    /// top-k subspace to ~ε/gap).
+    /// top-k subspace to ~ε/gap), over the k whose gap σ_k − σ_{k+1} is
+    /// above ``resolvedGap``·σ₁ (and k = r).
     public var identityReductionError: Double
+    /// The relative gap below which a top-k subspace counts as undetermined:
+    /// dsyevd of WWᵀ resolves eigenvalues to ~1e-16·σ₁², singular values to
+    /// ~1e-8·σ₁; 1e-6 leaves a factor of 100.
+    public static let resolvedGap = 1e-6
     /// max_k (measured data-aware error − measured plain error) / E‖Wp‖²:
     /// ≤ 0 since Ŵ_k is optimal for these very patches (tolerance 1e-10).
     public var truncationExcess: Double
@@ -199,7 +204,12 @@ public struct DataAwareLayer: Codable, Sendable, Equatable {
         let plainProjection = try DataAwareProjection(weight: w, secondMoment: identity, layer: layer)
         let norm = w.frobeniusNorm
         var reduction = 0.0
-        for k in 1...r {
+        // The top-k subspace is determined only where σ_k − σ_{k+1} exceeds
+        // the solvers' rounding: where it does not (a weight of lower rank
+        // than r up to float32 rounding, such as a pruned layer), any
+        // rotation within the cluster is a right answer, and k is skipped.
+        let sigma = svd.singularValues
+        for k in 1...r where k == r || sigma[k - 1] - sigma[k] > Self.resolvedGap * sigma[0] {
             reduction = worstDifference(
                 reduction, (plainProjection.projected(rank: k) - svd.truncated(rank: k)).frobeniusNorm / norm, 0)
         }

@@ -272,4 +272,25 @@ public protocol Device: AnyObject {
     func globalAveragePoolForward(_ shape: FeatureMapShape, input: Buffer, output: Buffer) throws
     /// gradInput[b,c,y,x] = gradOutput[b,c]/(H·W).
     func globalAveragePoolBackward(_ shape: FeatureMapShape, gradOutput: Buffer, gradInput: Buffer) throws
+
+    // MARK: Training in SVD coordinates
+    //
+    // A conv weight W (out × in·kH·kW) trained as W = U·diag(σ⊙m)·Vᵀ (m a
+    // 0/1 rank mask, ``SVDParameterizedNetwork``): the products are
+    // ``gemm(_:a:b:c:)``; these are the two elementwise pieces around them.
+    // Each is defined by its float64 loop in `Tests/TestSupport/NaiveReferenceSVD.swift`.
+
+    /// output[i,j] = x[i,j]·sigma[j]·mask[j] for x (shape.rows × shape.rank):
+    /// U·diag(σ⊙m) and G·diag(σ⊙m). `output` may be `x`.
+    func svdScaleColumns(_ shape: SVDFactorShape, x: Buffer, sigma: Buffer, mask: Buffer, output: Buffer) throws
+    /// gradSigma[j] = mask[j]·(Σ_i u[i,j]·g[i,j] + l1·sign(sigma[j])), u and g
+    /// (shape.rows × shape.rank), sign(0) = 0: ∂(L + l1·‖σ‖₁)/∂σ with G = ∂L/∂W·V.
+    func svdSigmaGradient(
+        _ shape: SVDFactorShape, u: Buffer, g: Buffer, sigma: Buffer, mask: Buffer, l1: Float, gradSigma: Buffer
+    ) throws
+    /// factor (rank × rank) = c·(3/2·I − ½·c²·gram) for gram = XᵀX: X·factor
+    /// is one Newton–Schulz step of the polar retraction on c·X. With
+    /// `scaled`, c = 1/√(max_k Σ_j |gram[k,j]|) (1 for a zero gram), which
+    /// is ≤ 1/‖X‖₂ and puts c·X's singular values in (0, 1]; else c = 1.
+    func svdNewtonSchulzFactor(rank: Int, gram: Buffer, factor: Buffer, scaled: Bool) throws
 }

@@ -235,3 +235,16 @@ public struct BatchGatherShape: Hashable, Sendable {
         return nil
     }
 }
+
+/// A factor of a weight trained in SVD coordinates: `rows` × `rank`,
+/// row-major (U: out × r, V: in·kH·kW × r, and their gradients).
+public struct SVDFactorShape: Hashable, Sendable, CustomStringConvertible {
+    public var rows: Int, rank: Int
+    public init(rows: Int, rank: Int) {
+        self.rows = rows
+        self.rank = rank
+    }
+    public var count: Int { rows * rank }
+    public var isValid: Bool { rows >= 1 && rank >= 1 }
+    public var description: String { "\(rows)×\(rank)" }
+}

@@ -65,6 +65,14 @@ public protocol TrainableNetwork: AnyObject {
     /// Images per evaluation batch: as many as the memory of one
     /// evaluation workspace allows without growing the process.
     var evaluationBatch: Int { get }
+    /// Called by the trainer after each epoch's steps, before the
+    /// evaluation: a network trained in SVD coordinates prunes and measures
+    /// its factors there (``SVDParameterizedNetwork``); others do nothing.
+    func finishEpoch() throws -> SVDEpochReport?
+}
+
+extension TrainableNetwork {
+    public func finishEpoch() throws -> SVDEpochReport? { nil }
 }
 
 extension TrainableNetwork {

@@ -197,6 +197,7 @@ public final class ModelTrainer<Network: TrainableNetwork> {
             try conclude(try log.drain())
             restoreResultBuffers()
             try device.finish()
+            let svdReport = try network.finishEpoch()
             if let group = gradientReducer?.group {
                 var totals = [lossSum, Double(correct), Double(seen)]
                 try group.sum(&totals)
@@ -210,7 +211,7 @@ public final class ModelTrainer<Network: TrainableNetwork> {
             let metrics = EpochMetrics(
                 epoch: epoch, loss: lossSum / Double(seen),
                 trainAccuracy: Double(correct) / Double(seen), testAccuracy: testAccuracy,
-                seconds: trainSeconds, imagesPerSecond: Double(seen) / trainSeconds)
+                seconds: trainSeconds, imagesPerSecond: Double(seen) / trainSeconds, svd: svdReport)
             history.append(metrics)
             if let directory, (gradientReducer?.group.rank ?? 0) == 0 { try save(to: directory) }
             observer?.epochFinished(metrics, of: settings.epochs)

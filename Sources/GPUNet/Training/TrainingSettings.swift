@@ -20,14 +20,19 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var trainLimit: Int?
     /// Evaluate on the first `testLimit` test images only.
     public var testLimit: Int?
+    /// `--parameterization svd`: conv weights trained in SVD coordinates
+    /// (``SVDParameterizedNetwork``); nil, and absent from the JSON, for
+    /// plain training.
+    public var svd: SVDTrainingSettings?
 
     public init(
         dataset: String = "mnist", model: String = "tiny", epochs: Int = 20, batchSize: Int = 64,
         learningRate: Float = 1e-3,
         schedule: LearningRateSchedule = .constant, optimizer: OptimizerKind = .adam(),
         augmentation: Augmentation = .none, order: BatchOrder = .shuffled, seed: UInt64 = 0,
-        trainLimit: Int? = nil, testLimit: Int? = nil
+        trainLimit: Int? = nil, testLimit: Int? = nil, svd: SVDTrainingSettings? = nil
     ) {
+        self.svd = svd
         self.dataset = dataset
         self.model = model
         self.epochs = epochs
@@ -66,6 +71,14 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
             throw TrainingError.invalidSetting("--train-limit must be at least 1 (got \(t))")
         }
         if let t = testLimit, t < 1 { throw TrainingError.invalidSetting("--test-limit must be at least 1 (got \(t))") }
+        if let svd {
+            guard svd.sigmaL1 >= 0, svd.sigmaL1.isFinite else {
+                throw TrainingError.invalidSetting("--sigma-l1 must be 0 or more (got \(svd.sigmaL1))")
+            }
+            guard svd.pruneThreshold >= 0, svd.pruneThreshold < 1 else {
+                throw TrainingError.invalidSetting("--sigma-threshold must be in [0, 1) (got \(svd.pruneThreshold))")
+            }
+        }
     }
 
     /// The same run, allowing more epochs: what `--resume` requires. A
@@ -101,7 +114,8 @@ extension TrainingSettings {
             order: try c.decodeIfPresent(BatchOrder.self, forKey: .order) ?? .shuffled,
             seed: try c.decode(UInt64.self, forKey: .seed),
             trainLimit: try c.decodeIfPresent(Int.self, forKey: .trainLimit),
-            testLimit: try c.decodeIfPresent(Int.self, forKey: .testLimit))
+            testLimit: try c.decodeIfPresent(Int.self, forKey: .testLimit),
+            svd: try c.decodeIfPresent(SVDTrainingSettings.self, forKey: .svd))
     }
 }
 
@@ -114,9 +128,12 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var testAccuracy: Double
     public var seconds: Double
     public var imagesPerSecond: Double
+    /// Training in SVD coordinates: the ranks kept and the factors'
+    /// orthogonality errors after the epoch; nil (absent from the JSON) otherwise.
+    public var svd: SVDEpochReport?
 
     enum CodingKeys: String, CodingKey {
-        case epoch, loss, seconds
+        case epoch, loss, seconds, svd
         case trainAccuracy = "train_accuracy"
         case testAccuracy = "test_accuracy"
         case imagesPerSecond = "images_per_second"
@@ -124,8 +141,9 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
 
     public init(
         epoch: Int, loss: Double, trainAccuracy: Double, testAccuracy: Double, seconds: Double,
-        imagesPerSecond: Double
+        imagesPerSecond: Double, svd: SVDEpochReport? = nil
     ) {
+        self.svd = svd
         self.epoch = epoch
         self.loss = loss
         self.trainAccuracy = trainAccuracy

@@ -36,15 +36,26 @@ struct AnalyzeCommand: ParsableCommand {
                 try analyzeDescription()
                 return
             }
-            let weights = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint), requireFinite: true).weights
+            let file = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint), requireFinite: true)
             try data.requireFits()
             let directory = try prepareOutputDirectory(out)
-            let report = try AnalysisPhases.run(
-                weights: weights, device: device.make(), data: data.load(), sweep: !analysis.noSweep)
+            var report = try AnalysisPhases.run(
+                weights: file.weights, device: device.make(), data: data.load(), sweep: !analysis.noSweep)
+            report.checks += try SVDCoordinatesCheck.checks(sigmas: file.svdSigmas, weights: file.tensors)
             try report.write(to: directory.appendingPathComponent("analysis.json"))
             print(ResultsTable.render(report))
+            Self.printSVDCoordinateChecks(report.checks)
             log("wrote \(directory.appendingPathComponent("analysis.json").path)")
             try AnalysisPhases.requirePassed(report)
+        }
+    }
+
+    /// One line per ``SVDCoordinatesCheck`` (a checkpoint trained in SVD coordinates).
+    static func printSVDCoordinateChecks(_ checks: [Check]) {
+        for c in checks where c.id.hasSuffix(".stored-sigma") {
+            print(
+                "stored σ: \(c.description) = " + String(format: "%.2e [< %.0e: ", c.value, c.limit)
+                    + (c.passed ? "PASS]" : "FAIL]"))
         }
     }
 
@@ -53,13 +64,15 @@ struct AnalyzeCommand: ParsableCommand {
         let kind = try data.kind()
         let description = try model.description(for: kind)
         try data.requireFits(model: model.model)
-        let (plan, network) = try NetworkAnalysisStage.load(
+        let (plan, network, file) = try NetworkAnalysisStage.load(
             description, kind: kind, device: device.make(), checkpoint: URL(fileURLWithPath: checkpoint))
         let test = try data.load(forModel: model.model).test
         let directory = try prepareOutputDirectory(out)
-        let report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: analysis.network)
+        var report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: analysis.network)
+        report.checks += try SVDCoordinatesCheck.checks(sigmas: file.svdSigmas, weights: file.tensors)
         try report.write(to: directory.appendingPathComponent("analysis.json"))
         print(NetworkAnalysisStage.render(report))
+        Self.printSVDCoordinateChecks(report.checks)
         log("wrote \(directory.appendingPathComponent("analysis.json").path)")
         try NetworkAnalysisStage.requirePassed(report)
     }

@@ -128,7 +128,7 @@ struct RunCommand: ParsableCommand {
         if let checkpoint {
             if let group, group.rank != 0 { return }
             log("phase 1: skipped, analysing \(checkpoint)")
-            (plan, network) = try NetworkAnalysisStage.load(
+            (plan, network, _) = try NetworkAnalysisStage.load(
                 description, kind: kind, device: device, checkpoint: URL(fileURLWithPath: checkpoint))
             test = try data.load(forModel: model.model).test
             _ = try prepareOutputDirectory(out)

@@ -35,12 +35,19 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let settings = try training.settings(dataset: data.dataset, model: model.model)
+            let settings = try training.settings(dataset: data.dataset, model: model.model, svdAllowed: true)
             if !model.isTiny { _ = try model.description(for: try data.kind()) }
             let group = try distributed.join()
             try data.requireFits(model: model.model)
             let directory = try prepareOutputDirectory(out, lock: (group?.rank ?? 0) == 0)
-            if model.isTiny {
+            if settings.svd != nil {
+                guard group == nil else {
+                    throw ValidationError("--parameterization svd trains in one process (no mpirun)")
+                }
+                try Training.runSVD(
+                    model: model, settings: settings, device: device.make(for: group), data: data,
+                    directory: directory, resume: resume, initial: initial.map { URL(fileURLWithPath: $0) })
+            } else if model.isTiny {
                 _ = try Training.run(
                     settings: settings, device: device.make(for: group), data: data, directory: directory,
                     resume: resume, initial: initial.map { URL(fileURLWithPath: $0) }, group: group)

@@ -50,7 +50,7 @@ enum NetworkAnalysisStage {
     /// `url` loaded, and its folded network. The checkpoint is read and every
     /// tensor checked before anything is written.
     static func load(_ description: NetworkDescription, kind: DatasetKind, device: any Device, checkpoint url: URL)
-        throws -> (plan: NetworkPlan, network: FoldedNetwork)
+        throws -> (plan: NetworkPlan, network: FoldedNetwork, checkpoint: Checkpoint)
     {
         let plan = try NetworkPlan(
             description, channels: kind.inputShape.channels, height: kind.inputShape.height,
@@ -59,7 +59,7 @@ enum NetworkAnalysisStage {
         let file = try Checkpoint.read(from: url, model: expected, modelName: description.name, requireFinite: true)
         let network = try fold(description, plan: plan, tensors: file.tensors)
         try plan.load(checkpointTensors: file.tensors)
-        return (plan, network)
+        return (plan, network, file)
     }
 
     static func run(

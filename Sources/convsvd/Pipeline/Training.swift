@@ -61,6 +61,50 @@ enum Training {
         return trainer
     }
 
+    /// `train --parameterization svd`: the model (TinyConvNet's fused path
+    /// or a ``NetworkPlan``) initialised from the seed as plain training
+    /// does, then wrapped so that its conv weights train in SVD coordinates
+    /// (``SVDParameterizedNetwork``, factorised from those initial weights).
+    static func runSVD(
+        model: ModelOption, settings: TrainingSettings, device: any Device, data: DataOptions, directory: URL,
+        resume: Bool, initial: URL?
+    ) throws {
+        let svd = settings.svd ?? SVDTrainingSettings()
+        func describe(_ network: SVDParameterizedNetwork<some TrainableNetwork>) {
+            log(
+                "parameterization: svd (\(network.factorisedLayers.joined(separator: ", ")) as U·diag(σ)·Vᵀ), "
+                    + "sigma-l1 \(svd.sigmaL1)" + (svd.sigmaL1 > 0 ? ", prune below \(svd.pruneThreshold)·max|σ|" : ""))
+        }
+        if model.isTiny {
+            let sets = try data.load()
+            let tiny = try TinyConvNet(device: device)
+            try tiny.load(TinyConvNet.initialWeights(seed: settings.seed))
+            let network = try SVDParameterizedNetwork(base: tiny, settings: svd)
+            describe(network)
+            let trainer = try ModelTrainer(network: network, settings: settings, train: sets.train, test: sets.test)
+            try drive(
+                trainer, directory: directory, resume: resume, initial: initial, group: nil, observers: [],
+                observer: nil)
+        } else {
+            let kind = try data.kind()
+            let description = try model.description(for: kind)
+            let sets = try data.load(forModel: model.model)
+            let plan = try NetworkPlan(
+                description, channels: kind.inputShape.channels, height: kind.inputShape.height,
+                width: kind.inputShape.width, classes: kind.classCount, device: device)
+            try plan.initialise(seed: settings.seed)
+            log(
+                "model: \(description.name), \(plan.summary.learnedParameterCount) parameters, "
+                    + "\(plan.summary.multiplyAdds) multiply-adds an image; recipe: \(TrainingRecipe(settings))")
+            let network = try SVDParameterizedNetwork(base: plan, settings: svd)
+            describe(network)
+            let trainer = try ModelTrainer(network: network, settings: settings, train: sets.train, test: sets.test)
+            try drive(
+                trainer, directory: directory, resume: resume, initial: initial, group: nil, observers: [],
+                observer: nil)
+        }
+    }
+
     /// Data-parallel training: a gradient reducer over `group`, or nil alone.
     private static func attach<N>(_ group: (any ProcessGroup)?, to trainer: ModelTrainer<N>) throws
         -> HostStagedGradientReducer?

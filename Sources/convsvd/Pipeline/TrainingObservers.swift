@@ -26,7 +26,7 @@ final class EpochPrinter: TrainingObserver {
         print(
             String(
                 format: "%5d  %7.4f   %7.2f%%   %7.2f%%  %7.2f  %8.0f", m.epoch, m.loss, 100 * m.trainAccuracy,
-                100 * m.testAccuracy, m.seconds, m.imagesPerSecond))
+                100 * m.testAccuracy, m.seconds, m.imagesPerSecond) + (m.svd.map { "  " + $0.summary } ?? ""))
         fflush(stdout)
     }
 }

@@ -174,9 +174,54 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test images only.")
     var testLimit: Int?
 
+    @Option(
+        help:
+            "plain | svd: train each conv weight as W = U·diag(σ)·Vᵀ with U and V kept orthonormal (names name.U, name.S, name.V in the checkpoint; `convsvd train` only)."
+    )
+    var parameterization: String = "plain"
+
+    @Option(
+        name: .customLong("sigma-l1"),
+        help:
+            "With --parameterization svd: λ of an L1 penalty λ·Σ|σ| per conv layer; each epoch then prunes the σ below --sigma-threshold."
+    )
+    var sigmaL1: Float?
+
+    @Option(
+        name: .customLong("sigma-threshold"),
+        help: "With --sigma-l1: prune σ below this fraction of its layer's largest |σ| at the end of each epoch.")
+    var sigmaThreshold: Float?
+
+    /// The SVD settings of the options, nil for plain training.
+    func svdSettings(allowed: Bool) throws -> SVDTrainingSettings? {
+        switch parameterization.lowercased() {
+        case "plain":
+            guard sigmaL1 == nil, sigmaThreshold == nil else {
+                throw ValidationError("--sigma-l1 and --sigma-threshold apply to --parameterization svd")
+            }
+            return nil
+        case "svd":
+            guard allowed else {
+                throw ValidationError(
+                    "--parameterization svd applies to `convsvd train` only; analyse its checkpoint with `convsvd analyze`"
+                )
+            }
+            guard sigmaThreshold == nil || sigmaL1 != nil else {
+                throw ValidationError("--sigma-threshold applies with --sigma-l1")
+            }
+            var svd = SVDTrainingSettings()
+            if let sigmaL1 { svd.sigmaL1 = sigmaL1 }
+            if let sigmaThreshold { svd.pruneThreshold = sigmaThreshold }
+            return svd
+        default:
+            throw ValidationError("--parameterization must be plain or svd (got \(parameterization))")
+        }
+    }
+
     /// The settings of a run of `model` on `dataset`: the options given,
-    /// the model's recipe for the others.
-    func settings(dataset: String, model: String = "tiny") throws -> TrainingSettings {
+    /// the model's recipe for the others. `svdAllowed`: the command trains
+    /// in SVD coordinates when asked (`train`); elsewhere that is a usage error.
+    func settings(dataset: String, model: String = "tiny", svdAllowed: Bool = false) throws -> TrainingSettings {
         let recipe = TrainingRecipe.forModel(model, dataset: dataset)
         let augmentation: Augmentation
         if let augment {
@@ -220,7 +265,7 @@ struct TrainingOptions: ParsableArguments {
             dataset: dataset, model: model, epochs: epochs ?? recipe.epochs, batchSize: batchSize ?? recipe.batchSize,
             learningRate: lr ?? recipe.learningRate, schedule: scheduleKind, optimizer: kind,
             augmentation: augmentation, order: try batchOrder(), seed: seed,
-            trainLimit: trainLimit, testLimit: testLimit)
+            trainLimit: trainLimit, testLimit: testLimit, svd: try svdSettings(allowed: svdAllowed))
         do { try s.validate() } catch let e as TrainingError { throw ValidationError(e.description) }
         return s
     }
