@@ -61,18 +61,11 @@ extension LayerInputMoment {
         return result
     }
 
-    /// Σ of upper-triangle d×d sums (in order) over n, symmetrised.
+    /// The sums' total (added in order), over n, symmetrised from the upper triangle.
     private static func mean(_ sums: [[Double]], _ d: Int, _ n: Int) -> Matrix {
         var total = [Double](repeating: 0, count: d * d)
         for g in sums { for i in total.indices { total[i] += g[i] } }
-        var m = Matrix(rows: d, columns: d)
-        for i in 0..<d {
-            for j in i..<d {
-                m[i, j] = total[i * d + j] / Double(n)
-                m[j, i] = m[i, j]
-            }
-        }
-        return m
+        return PatchMoments.mean(total, d, n)
     }
 
     /// Σ p·pᵀ over the patches of `batch` inputs of a conv layer, upper
@@ -96,13 +89,9 @@ extension LayerInputMoment {
                         stride: spec.stride, padding: spec.padding, outHeight: oh, outWidth: ow,
                         into: cp.baseAddress! + b * plane, rowStride: n)
                 }
-                gram.withUnsafeMutableBufferPointer { gp in
-                    cblas_dsyrk(
-                        CblasRowMajor, CblasUpper, CblasNoTrans, Int32(d), Int32(n), 1.0, cp.baseAddress!, Int32(n),
-                        0.0, gp.baseAddress!, Int32(d))
-                }
             }
         }
+        TrainingPatchPasses.syrk(cols, rows: d, count: n, into: &gram)
         guard outputs else { return (gram, []) }
         let out = spec.outChannels
         var a = [Double](repeating: 0, count: out * n)
@@ -114,13 +103,7 @@ extension LayerInputMoment {
                 }
             }
         }
-        a.withUnsafeBufferPointer { ap in
-            outputGram.withUnsafeMutableBufferPointer { gp in
-                cblas_dsyrk(
-                    CblasRowMajor, CblasUpper, CblasNoTrans, Int32(out), Int32(n), 1.0, ap.baseAddress!, Int32(n),
-                    0.0, gp.baseAddress!, Int32(out))
-            }
-        }
+        TrainingPatchPasses.syrk(a, rows: out, count: n, into: &outputGram)
         return (gram, outputGram)
     }
 }

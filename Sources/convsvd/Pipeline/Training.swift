@@ -36,19 +36,8 @@ enum Training {
         resume: Bool, initial: URL? = nil, group: (any ProcessGroup)? = nil, syncBatchNorm: Bool = false,
         observer: TrainingObserver? = nil
     ) throws -> ModelTrainer<NetworkPlan> {
-        let kind = try data.kind()
-        let description = try model.description(for: kind)
-
-        let sets = try data.load(forModel: model.model)
-        let plan = try NetworkPlan(
-            description, channels: kind.inputShape.channels, height: kind.inputShape.height,
-            width: kind.inputShape.width, classes: kind.classCount, device: device)
-        try plan.initialise(seed: settings.seed)
-        if (group?.rank ?? 0) == 0 {
-            log(
-                "model: \(description.name), \(plan.summary.learnedParameterCount) parameters, "
-                    + "\(plan.summary.multiplyAdds) multiply-adds an image; recipe: \(TrainingRecipe(settings))")
-        }
+        let (plan, sets) = try initialisedPlan(
+            model, settings: settings, device: device, data: data, logging: (group?.rank ?? 0) == 0)
         let trainer = try ModelTrainer(network: plan, settings: settings, train: sets.train, test: sets.test)
         _ = try attach(group, to: trainer)
         if syncBatchNorm, let group, group.processes > 1 {
@@ -86,16 +75,7 @@ enum Training {
                 trainer, directory: directory, resume: resume, initial: initial, group: nil, observers: [],
                 observer: nil)
         } else {
-            let kind = try data.kind()
-            let description = try model.description(for: kind)
-            let sets = try data.load(forModel: model.model)
-            let plan = try NetworkPlan(
-                description, channels: kind.inputShape.channels, height: kind.inputShape.height,
-                width: kind.inputShape.width, classes: kind.classCount, device: device)
-            try plan.initialise(seed: settings.seed)
-            log(
-                "model: \(description.name), \(plan.summary.learnedParameterCount) parameters, "
-                    + "\(plan.summary.multiplyAdds) multiply-adds an image; recipe: \(TrainingRecipe(settings))")
+            let (plan, sets) = try initialisedPlan(model, settings: settings, device: device, data: data, logging: true)
             let network = try SVDParameterizedNetwork(base: plan, settings: svd)
             describe(network)
             let trainer = try ModelTrainer(network: network, settings: settings, train: sets.train, test: sets.test)
@@ -103,6 +83,26 @@ enum Training {
                 trainer, directory: directory, resume: resume, initial: initial, group: nil, observers: [],
                 observer: nil)
         }
+    }
+
+    /// The model's plan on `device` initialised from the seed with PyTorch's
+    /// default scheme, and its data; with `logging`, its size and recipe logged.
+    private static func initialisedPlan(
+        _ model: ModelOption, settings: TrainingSettings, device: any Device, data: DataOptions, logging: Bool
+    ) throws -> (plan: NetworkPlan, sets: (train: Dataset, test: Dataset)) {
+        let kind = try data.kind()
+        let description = try model.description(for: kind)
+        let sets = try data.load(forModel: model.model)
+        let plan = try NetworkPlan(
+            description, channels: kind.inputShape.channels, height: kind.inputShape.height,
+            width: kind.inputShape.width, classes: kind.classCount, device: device)
+        try plan.initialise(seed: settings.seed)
+        if logging {
+            log(
+                "model: \(description.name), \(plan.summary.learnedParameterCount) parameters, "
+                    + "\(plan.summary.multiplyAdds) multiply-adds an image; recipe: \(TrainingRecipe(settings))")
+        }
+        return (plan, sets)
     }
 
     /// Data-parallel training: a gradient reducer over `group`, or nil alone.
