@@ -100,23 +100,13 @@ public struct HostNetworkForward: Sendable {
         input.withUnsafeBufferPointer { xp in
             out.withUnsafeMutableBufferPointer { op2 in
                 switch layer.kind {
-                case .conv(let spec, let h, let w, let oh, let ow):
-                    // One product for the whole batch: P is patch × (batch·plane),
-                    // image b's patches in columns b·plane ..< (b + 1)·plane.
-                    let k = spec.kernelSize
-                    let patch = spec.inChannels * k * k
+                case .conv(let spec, _, _, let oh, let ow):
+                    // One product for the whole batch (``batchPatches``).
                     let plane = oh * ow
                     let n = batch * plane
-                    let inSize = spec.inChannels * h * w
-                    var cols = [Double](repeating: 0, count: patch * n)
+                    let cols = batchPatches(layer, xp.baseAddress!, batch: batch)
                     var a = [Double](repeating: 0, count: spec.outChannels * n)
-                    cols.withUnsafeMutableBufferPointer { cp in
-                        for b in 0..<batch {
-                            im2col(
-                                xp.baseAddress! + b * inSize, channels: spec.inChannels, height: h, width: w,
-                                kernel: k, stride: spec.stride, padding: spec.padding, outHeight: oh, outWidth: ow,
-                                into: cp.baseAddress! + b * plane, rowStride: n)
-                        }
+                    cols.withUnsafeBufferPointer { cp in
                         a.withUnsafeMutableBufferPointer { ap in
                             op.apply(cp.baseAddress!, columns: n, into: ap.baseAddress!)
                         }
@@ -192,6 +182,26 @@ public struct HostNetworkForward: Sendable {
             return y
         }
     }
+}
+
+/// The patches of `batch` inputs of conv layer `layer` as one matrix P
+/// (patch size × batch·H'·W'): image b's patches in columns
+/// b·H'W' ..< (b + 1)·H'W' (``im2col``).
+func batchPatches(_ layer: AffineLayer, _ x: UnsafePointer<Double>, batch: Int) -> [Double] {
+    guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else { return [] }
+    let k = spec.kernelSize
+    let plane = oh * ow
+    let n = batch * plane
+    let inSize = spec.inChannels * h * w
+    var cols = [Double](repeating: 0, count: spec.inChannels * k * k * n)
+    cols.withUnsafeMutableBufferPointer { cp in
+        for b in 0..<batch {
+            im2col(
+                x + b * inSize, channels: spec.inChannels, height: h, width: w, kernel: k, stride: spec.stride,
+                padding: spec.padding, outHeight: oh, outWidth: ow, into: cp.baseAddress! + b * plane, rowStride: n)
+        }
+    }
+    return cols
 }
 
 /// Patches of one image (C, H, W) as columns: row (c, ky, kx) (PyTorch's

@@ -73,24 +73,11 @@ extension LayerInputMoment {
     static func patchGram(_ layer: AffineLayer, _ input: [Double], batch: Int, outputs: Bool)
         -> (inputs: [Double], outputs: [Double])
     {
-        guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else { return ([], []) }
-        let k = spec.kernelSize
-        let d = spec.inChannels * k * k
-        let plane = oh * ow
-        let n = batch * plane
-        let inSize = spec.inChannels * h * w
-        var cols = [Double](repeating: 0, count: d * n)
+        guard case .conv(let spec, _, _, let oh, let ow) = layer.kind else { return ([], []) }
+        let d = spec.inChannels * spec.kernelSize * spec.kernelSize
+        let n = batch * oh * ow
+        let cols = input.withUnsafeBufferPointer { batchPatches(layer, $0.baseAddress!, batch: batch) }
         var gram = [Double](repeating: 0, count: d * d)
-        input.withUnsafeBufferPointer { xp in
-            cols.withUnsafeMutableBufferPointer { cp in
-                for b in 0..<batch {
-                    im2col(
-                        xp.baseAddress! + b * inSize, channels: spec.inChannels, height: h, width: w, kernel: k,
-                        stride: spec.stride, padding: spec.padding, outHeight: oh, outWidth: ow,
-                        into: cp.baseAddress! + b * plane, rowStride: n)
-                }
-            }
-        }
         TrainingPatchPasses.syrk(cols, rows: d, count: n, into: &gram)
         guard outputs else { return (gram, []) }
         let out = spec.outChannels
