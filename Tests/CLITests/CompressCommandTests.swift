@@ -96,6 +96,8 @@ final class CompressCommandTests: XCTestCase {
         XCTAssertEqual(bound["certifiedButChanged"] as? Int, 0)
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(bound["medianRatio"] as? Double), 1)
         XCTAssertTrue(c.stdout.contains("0 violation(s)"), c.stdout)
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: out.appendingPathComponent("figures/compression.png").path))
 
         // The data-aware factors at the same ranks (on the host): the device
         // runs them as NaiveNetwork does (same rule), they differ from the

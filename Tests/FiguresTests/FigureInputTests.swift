@@ -71,6 +71,12 @@ final class FigureInputTests: XCTestCase {
             try Figures.activationProjections(
                 [Figures.ProjectionPanel(title: "p", x: [1, 2], y: [1], classes: [0, 1])],
                 layerDescription: ""), mentions: "2 x, 1 y")
+        assertInvalid(
+            try Figures.compression(
+                [Figures.CompressedLayer(name: "conv1", denseMultiplyAdds: 10, multiplyAdds: 5)], bounds: [1, 2],
+                changes: [0.5], accuracy: (0.9, 0.8)), mentions: "2 bounds for 1 changes")
+        assertInvalid(
+            try Figures.compression([], bounds: [], changes: [], accuracy: (0.9, 0.8)), mentions: "no layers")
         assertInvalid(try Figures.singularValues([]), mentions: "no layers")
         assertInvalid(
             try Figures.singularValues([Figures.SigmaSeries(name: "conv1", sigma: [1, .nan])]), mentions: "finite")

@@ -1,5 +1,6 @@
 import Analysis
 import ArgumentParser
+import Figures
 import Foundation
 import GPUNet
 import Models
@@ -220,13 +221,22 @@ struct CompressCommand: ParsableCommand {
                 images: testSet.normalizedImages(0..<testSet.count), count: testSet.count,
                 threads: threads)
             result.bound = CompressionBoundSummary(images)
+            let figures = directory.appendingPathComponent("figures")
+            try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
+            _ = try Figures.compression(
+                result.layers.map {
+                    Figures.CompressedLayer(
+                        name: $0.path, denseMultiplyAdds: $0.denseMultiplyAdds, multiplyAdds: $0.multiplyAdds)
+                }, bounds: images.map(\.bound), changes: images.map(\.change),
+                accuracy: (result.dense.accuracy, result.compressed.accuracy)
+            ).write(to: figures, format: .png)
             log(
                 String(
                     format: "bound: %d test images in float64 (%.1f s)", images.count, Clocks.seconds(since: started)))
             print(CompressionTable.render(result))
             try writeAtomically(
                 try JSONEncoder.sorted.encode(result), to: directory.appendingPathComponent("compress.json"))
-            log("wrote \(directory.path)/{model.json,checkpoint.safetensors,compress.json}")
+            log("wrote \(directory.path)/{model.json,checkpoint.safetensors,compress.json,figures/compression.png}")
             if let b = result.bound, b.violations > 0 || b.certifiedButChanged > 0 {
                 throw ToolError(
                     code: Exit.checkFailed,
