@@ -234,6 +234,10 @@ public enum ResultsTable {
             row(
                 "pieces per segment, \(name) (\(st.segments)): mean / median / min–max",
                 "\(fixed(st.piecesMean, 1)) / \(fixed(st.piecesMedian, 1)) / \(st.piecesMin)–\(st.piecesMax)", nil)
+            if let reaching = st.piecesReachingLogitsMean {
+                row(
+                    "  of them pieces of the logits (breakpoints that can reach them), mean", fixed(reaching, 1), nil)
+            }
             row(
                 "  per unit length ‖x₁ − x₀‖ (mean length \(fixed(st.lengthMean, 1))): mean / median / min–max",
                 "\(fixed(st.piecesPerUnitLengthMean, 2)) / \(fixed(st.piecesPerUnitLengthMedian, 2)) / "
@@ -245,6 +249,12 @@ public enum ResultsTable {
         row(
             "dense sampling: " + g.sampled.map { "\($0.sampledPieces) of \($0.exactPieces)" }.joined(separator: ", ")
                 + " pieces found (\(g.options.samplesPerSegment) samples)", "", "regions.sampling-not-above-exact")
+        if g.sampled.allSatisfy({ $0.sampledPiecesReachingLogits != nil }) {
+            row(
+                "dense sampling at windows that reach the logits: "
+                    + g.sampled.map { "\($0.sampledPiecesReachingLogits!) of \($0.exactPiecesReachingLogits!)" }
+                    .joined(separator: ", ") + " pieces found", "", "regions.sampling-not-above-exact-reaching-logits")
+        }
         row("dense sampling: exact selection not the forward maximum", "", "regions.sampled-selection")
         row(
             "CPU time: exact walks / midpoints / sign grid / sampling",

@@ -232,6 +232,28 @@ final class RegionsAlongLinesTests: XCTestCase {
 
         XCTAssertEqual(
             p.conv1SignChanges, RegionsAlongLines.conv1SignChangesOnGrid(network: net, x0: x0, x1: x1, points: 101))
+
+        // Breakpoints whose events cannot reach the logits (the first pool's
+        // row and column 12, which no kept conv2 output reads): the forward
+        // pass's logits have the same slope on both sides of each (relative
+        // 1e-6 of the slopes' size, one-sided differences over at most 1e-7
+        // in t), and sampling at the windows that reach the logits finds no
+        // more pieces than the exact count of such pieces.
+        XCTAssertLessThan(p.piecesReachingLogits, p.pieces, "this segment has events at row or column 12")
+        XCTAssertEqual(s.exactPiecesReachingLogits, p.piecesReachingLogits)
+        XCTAssertLessThanOrEqual(try XCTUnwrap(s.sampledPiecesReachingLogits), p.piecesReachingLogits)
+        let h = 1e-7
+        let cuts = [0] + p.breakpoints + [1]
+        for (i, t) in p.breakpoints.enumerated() where !p.breakpointReachesLogits[i] {
+            // Stay inside the two neighbouring pieces.
+            let d = min(h, (t - cuts[i]) / 3, (cuts[i + 2] - t) / 3)
+            let f = net.forward(images: net.interpolate(x0, x1, at: [t - d, t, t + d]), count: 3).logits
+            let classes = f.count / 3
+            let left = (0..<classes).map { (f[classes + $0] - f[$0]) / d }
+            let right = (0..<classes).map { (f[2 * classes + $0] - f[classes + $0]) / d }
+            let size = (left + right).map(abs).max()!
+            XCTAssertLessThanOrEqual(maxAbsoluteDifference(left, right), 1e-6 * size, "breakpoint \(i) at t = \(t)")
+        }
     }
 
     /// The whole section on the hand network: statistics, checks passing,
@@ -263,7 +285,8 @@ final class RegionsAlongLinesTests: XCTestCase {
             checks.map(\.id),
             [
                 "regions.midpoint-affine", "regions.sampling-not-above-exact",
-                "regions.sampled-selection", "regions.conv1-sign-count",
+                "regions.sampling-not-above-exact-reaching-logits", "regions.sampled-selection",
+                "regions.conv1-sign-count",
             ])
         XCTAssertTrue(checks.allSatisfy(\.passed), "\(checks.filter { !$0.passed })")
 
@@ -287,7 +310,8 @@ final class RegionsAlongLinesTests: XCTestCase {
             RegionsAlongLines.checks(perturbed).filter { !$0.passed }.map(\.id),
             [
                 "regions.midpoint-affine", "regions.sampling-not-above-exact",
-                "regions.sampled-selection", "regions.conv1-sign-count",
+                "regions.sampling-not-above-exact-reaching-logits", "regions.sampled-selection",
+                "regions.conv1-sign-count",
             ])
     }
 
@@ -313,6 +337,7 @@ final class RegionsAlongLinesTests: XCTestCase {
         let keep = p.breakpointLayers.map { $0 & 1 != 0 }
         q.breakpoints = zip(p.breakpoints, keep).filter(\.1).map(\.0)
         q.breakpointLayers = zip(p.breakpointLayers, keep).filter(\.1).map { _ in 1 }
+        q.breakpointReachesLogits = zip(p.breakpointReachesLogits, keep).filter(\.1).map(\.0)
         return q
     }
 }

@@ -49,6 +49,10 @@ public struct SegmentRegionSummary: Codable, Sendable, Equatable {
     /// Exact number of activation-pattern pieces of [0, 1]
     /// (``PiecewiseAffineConvNet/pieces(from:to:)``).
     public var pieces: Int
+    /// Pieces of the function itself: the breakpoints whose events can
+    /// reach the logits + 1 (``SegmentPieces/piecesReachingLogits``); both
+    /// counts are reported (nil in files written before it was).
+    public var piecesReachingLogits: Int? = nil
     /// pieces / length.
     public var piecesPerUnitLength: Double
     /// Selection changes at first-pool and second-pool windows (several may share a breakpoint).
@@ -75,6 +79,8 @@ public struct PieceCountStatistics: Codable, Sendable, Equatable {
     public var piecesMedian: Double
     public var piecesMin: Int
     public var piecesMax: Int
+    /// The mean of ``SegmentRegionSummary/piecesReachingLogits`` (nil in older files).
+    public var piecesReachingLogitsMean: Double? = nil
     public var piecesPerUnitLengthMean: Double
     public var piecesPerUnitLengthMedian: Double
     public var piecesPerUnitLengthMin: Double
@@ -96,6 +102,9 @@ public struct PieceCountStatistics: Codable, Sendable, Equatable {
         piecesMedian = median(pieces)
         piecesMin = s.map(\.pieces).min()!
         piecesMax = s.map(\.pieces).max()!
+        let reaching = s.compactMap(\.piecesReachingLogits)
+        piecesReachingLogitsMean =
+            reaching.count == s.count ? Double(reaching.reduce(0, +)) / Double(s.count) : nil
         piecesPerUnitLengthMean = density.reduce(0, +) / Double(s.count)
         piecesPerUnitLengthMedian = median(density)
         piecesPerUnitLengthMin = density.min()!
@@ -116,6 +125,10 @@ public struct SampledSegment: Codable, Sendable, Equatable {
     /// exact count: each change needs a breakpoint between the two samples.
     public var sampledPieces: Int
     public var exactPieces: Int
+    /// The same, comparing only the windows whose selection can reach the
+    /// logits, against ``SegmentPieces/piecesReachingLogits`` (nil in older files).
+    public var sampledPiecesReachingLogits: Int? = nil
+    public var exactPiecesReachingLogits: Int? = nil
     /// Samples where some window's winner on the exact piece holding the
     /// sample is not a maximiser in the forward pass (its value more than
     /// 1e-9·max|a| below max(0, a₁…a₄)).
@@ -293,7 +306,7 @@ public enum RegionsAlongLines {
             let summary = SegmentRegionSummary(
                 first: e.first, second: e.second, firstLabel: e.firstLabel, secondLabel: e.secondLabel,
                 sameDigit: isSame[s],
-                length: pieces.length, pieces: pieces.pieces,
+                length: pieces.length, pieces: pieces.pieces, piecesReachingLogits: pieces.piecesReachingLogits,
                 piecesPerUnitLength: pieces.length > 0 ? Double(pieces.pieces) / pieces.length : .infinity,
                 firstPoolEvents: events.first, secondPoolEvents: events.second,
                 conv1SignChanges: pieces.conv1SignChanges, conv1SignChangesOnGrid: grid,
@@ -468,6 +481,11 @@ public enum RegionsAlongLines {
         var pattern = [Int8](repeating: -1, count: windows)
         var previous = pattern
         var changes = 0
+        var liveChanges = 0
+        let live = (0..<windows).map {
+            $0 >= windows1
+                || PiecewiseAffineConvNet.reachesConv2(window: $0, side: net.pool1Side, used: 2 * net.pool2Side)
+        }
         var mismatches = 0
         var start = 0
         while start < samples {
@@ -523,14 +541,18 @@ public enum RegionsAlongLines {
                     }
                 }
                 if wrong { mismatches += 1 }
-                if img + start > 0 && pattern != previous { changes += 1 }
+                if img + start > 0 && pattern != previous {
+                    changes += 1
+                    if (0..<windows).contains(where: { live[$0] && pattern[$0] != previous[$0] }) { liveChanges += 1 }
+                }
                 swap(&pattern, &previous)
             }
             start += b
         }
         return SampledSegment(
             segment: segment, samples: samples, sampledPieces: samples > 0 ? changes + 1 : 0,
-            exactPieces: pieces.pieces, selectionMismatches: mismatches)
+            exactPieces: pieces.pieces, sampledPiecesReachingLogits: samples > 0 ? liveChanges + 1 : 0,
+            exactPiecesReachingLogits: pieces.piecesReachingLogits, selectionMismatches: mismatches)
     }
 
     /// max |a| over one image's part of a CBHW layer (C, b, plane).
@@ -559,6 +581,14 @@ public enum RegionsAlongLines {
                     "regions along lines: pieces found by dense sampling above the exact count, summed over \(r.sampled.count) segments",
                 value: Double(r.sampled.reduce(0) { $0 + max(0, $1.sampledPieces - $1.exactPieces) }),
                 relation: .equalTo, limit: 0, kind: .independent),
+            Check(
+                id: "regions.sampling-not-above-exact-reaching-logits",
+                description:
+                    "regions along lines: changes at windows that reach the logits found by dense sampling above the exact count of such pieces, summed over \(r.sampled.count) segments",
+                value: Double(
+                    r.sampled.reduce(0) {
+                        $0 + max(0, ($1.sampledPiecesReachingLogits ?? 0) - ($1.exactPiecesReachingLogits ?? 0))
+                    }), relation: .equalTo, limit: 0, kind: .independent),
             Check(
                 id: "regions.sampled-selection",
                 description:

@@ -18,6 +18,13 @@ public struct SegmentPieces: Sendable {
     /// Per breakpoint, which pools had an event there: bit 0 the first pool,
     /// bit 1 the second (3: both, merged events).
     public var breakpointLayers: [UInt8]
+    /// Per breakpoint, whether one of its events can change the logits: a
+    /// second-pool event, or a first-pool event in a window that a kept
+    /// conv2 output reads. With a pool₁ side of 13 (MNIST) conv2's 11×11
+    /// output loses its row and column 10 to the floor-mode pool, so the
+    /// first pool's row and column 12 feed nothing the logits see: their
+    /// events change the activation pattern, not the function.
+    public var breakpointReachesLogits: [Bool]
     /// The selection of every window (layer-1 windows, then layer-2) on the
     /// first piece, as ``RegionEvent/winner`` codes it.
     public var initialWinners: [Int8]
@@ -34,6 +41,9 @@ public struct SegmentPieces: Sendable {
 
     /// Pieces of [0, 1]: breakpoints + 1.
     public var pieces: Int { breakpoints.count + 1 }
+    /// Pieces of the function along the segment: the breakpoints that can
+    /// change the logits (``breakpointReachesLogits``) + 1.
+    public var piecesReachingLogits: Int { breakpointReachesLogits.filter { $0 }.count + 1 }
     /// Events at pool-1 and pool-2 windows.
     public var eventsPerLayer: (first: Int, second: Int) {
         let first = events.reduce(0) { $0 + ($1.window < firstLayerWindows ? 1 : 0) }
@@ -43,6 +53,14 @@ public struct SegmentPieces: Sendable {
 }
 
 extension PiecewiseAffineConvNet {
+    /// Whether first-pool window `w` (c, py, px) of a side-`side` pool is
+    /// read by one of the `used` × `used` conv2 outputs that the second pool
+    /// keeps: conv2 at (y, x) reads pooled rows y…y+2, so rows and columns
+    /// up to used + 1.
+    static func reachesConv2(window w: Int, side: Int, used: Int) -> Bool {
+        (w / side) % side <= used + 1 && w % side <= used + 1
+    }
+
     /// Events closer than this (in t) to the previous breakpoint, or to 0 or
     /// 1, join it: the rounding of a crossing time computed from O(1)
     /// intercepts and slopes is ~1e-16, and a selection change that follows
@@ -233,6 +251,7 @@ private struct SegmentWalk {
         let tol = PiecewiseAffineConvNet.breakpointMergeTolerance
         var breakpoints: [Double] = []
         var layers: [UInt8] = []
+        var reaches: [Bool] = []
         var events: [RegionEvent] = []
         var now = 0.0
         var lastBreak = 0.0
@@ -244,19 +263,22 @@ private struct SegmentWalk {
             winners[w] = nextWinner[w]
             events.append(RegionEvent(t: now, window: w, winner: winners[w]))
             let layer: UInt8 = w < windows1 ? 1 : 2
+            let live = w >= windows1 || PiecewiseAffineConvNet.reachesConv2(window: w, side: p1, used: used2)
             if now - lastBreak > tol {
                 breakpoints.append(now)
                 layers.append(layer)
+                reaches.append(live)
                 lastBreak = now
             } else if !layers.isEmpty {
                 layers[layers.count - 1] |= layer
+                reaches[reaches.count - 1] = reaches[reaches.count - 1] || live
             }
             if w < windows1 {
                 setPooled(w)
                 // conv2 at (y, x) reads pooled rows y…y+2 and columns x…x+2.
                 let py = (w / p1) % p1
                 let px = w % p1
-                if py - 2 <= used2 - 1 && px - 2 <= used2 - 1 {
+                if PiecewiseAffineConvNet.reachesConv2(window: w, side: p1, used: used2) {
                     let ys = max(0, py - 2)...min(used2 - 1, py)
                     let xs = max(0, px - 2)...min(used2 - 1, px)
                     epoch += 1
@@ -283,7 +305,8 @@ private struct SegmentWalk {
             update(w)
         }
         return SegmentPieces(
-            breakpoints: breakpoints, breakpointLayers: layers, initialWinners: initial, events: events,
+            breakpoints: breakpoints, breakpointLayers: layers, breakpointReachesLogits: reaches,
+            initialWinners: initial, events: events,
             conv1SignChanges: conv1SignChanges, length: length, largestRootBacktrack: largestBacktrack,
             firstLayerWindows: windows1)
     }
