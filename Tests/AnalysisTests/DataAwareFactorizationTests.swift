@@ -6,7 +6,7 @@ import XCTest
 
 /// The data-aware factors (``ConvFactorization/init(weight:shape:rank:secondMoment:outputScale:context:)``)
 /// and the patch second moments they are built from (``LayerInputMoment``).
-final class DataAwareFactorizationTests: XCTestCase {
+final class DataAwareFactorizationTests: XCTestCase, SmallResNetFixture {
     /// 400 patches of 18 values (2 channels, 3×3) with very unequal variances,
     /// a 6×18 weight and an output scale with negative and zero entries.
     func fixture() -> (w: [Float], matrix: Matrix, patches: [[Double]], moment: Matrix, scale: [Double]) {
@@ -102,9 +102,7 @@ final class DataAwareFactorizationTests: XCTestCase {
 
     /// The small ResNet-8 (12×12 inputs) with sample weights, folded, and 7 images.
     func smallResNet() throws -> (FoldedNetwork, NaiveNetwork, [String: [Float]], [Float]) {
-        let description = BuiltinModels.cifarResNet(blocksPerStage: 1, inputChannels: 1, classes: 10)
-        let naive = try NaiveNetwork(description, input: (1, 12, 12), classes: 10)
-        let floats = naive.sampleParameters(seed: 3).mapValues { $0.map(Float.init) }
+        let (description, naive, floats) = try resnet8()
         let network = try FoldedNetwork(
             description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
         var random = SeededRandom(seed: 9)

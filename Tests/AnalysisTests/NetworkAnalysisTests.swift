@@ -51,25 +51,7 @@ final class NaiveNetworkUnderTest: DifferentiableNetworkUnderTest {
 /// float64 network against ``NaiveNetwork`` (conv, then BatchNorm, unfolded),
 /// phase 2 on a matrix with known singular values, the failures of bad
 /// weights, and TinyConvNet's numbers against today's ``Analyzer``.
-final class NetworkAnalysisTests: XCTestCase {
-    /// ResNet-8 on 1×12×12 images (12 → 6 → 3 through the strided stages)
-    /// with NaiveNetwork's varied test values, rounded to float32 (what a
-    /// checkpoint holds), and BatchNorm running statistics that make the
-    /// scales differ from 1.
-    func resnet8() throws -> (description: NetworkDescription, naive: NaiveNetwork, floats: [String: [Float]]) {
-        let description = BuiltinModels.cifarResNet(blocksPerStage: 1, inputChannels: 1, classes: 10)
-        let naive = try NaiveNetwork(description, input: (1, 12, 12), classes: 10)
-        let floats = naive.sampleParameters(seed: 3).mapValues { $0.map(Float.init) }
-        return (description, naive, floats)
-    }
-
-    func images(_ count: Int, side: Int = 12, seed: UInt64 = 5) -> Dataset {
-        var random = SeededRandom(seed: seed, stream: 1)
-        let pixels = (0..<(count * side * side)).map { _ in UInt8(truncatingIfNeeded: random.next() >> 56) }
-        let labels = (0..<count).map { UInt8($0 % 10) }
-        return Dataset(name: "synthetic/test", count: count, rows: side, columns: side, pixels: pixels, labels: labels)
-    }
-
+final class NetworkAnalysisTests: XCTestCase, SmallResNetFixture {
     /// Rule: the folded float64 network's logits and every folded layer's
     /// output (conv then BatchNorm, one affine map) equal NaiveNetwork's
     /// unfolded eval-mode outputs within 1e-9 absolute (both float64; they

@@ -10,21 +10,7 @@ import XCTest
 /// unfolded eval-mode outputs (conv, then BatchNorm), the region bound on
 /// known values, TinyConvNet's counts against today's ``Analyzer``, and a
 /// bound check that fails for a count above the bound.
-final class NetworkMaskTests: XCTestCase {
-    func resnet8() throws -> (description: NetworkDescription, naive: NaiveNetwork, floats: [String: [Float]]) {
-        let description = BuiltinModels.cifarResNet(blocksPerStage: 1, inputChannels: 1, classes: 10)
-        let naive = try NaiveNetwork(description, input: (1, 12, 12), classes: 10)
-        let floats = naive.sampleParameters(seed: 3).mapValues { $0.map(Float.init) }
-        return (description, naive, floats)
-    }
-
-    func images(_ count: Int, side: Int = 12, seed: UInt64 = 5) -> Dataset {
-        var random = SeededRandom(seed: seed, stream: 1)
-        let pixels = (0..<(count * side * side)).map { _ in UInt8(truncatingIfNeeded: random.next() >> 56) }
-        let labels = (0..<count).map { UInt8($0 % 10) }
-        return Dataset(name: "synthetic/test", count: count, rows: side, columns: side, pixels: pixels, labels: labels)
-    }
-
+final class NetworkMaskTests: XCTestCase, SmallResNetFixture {
     /// Distinct sign patterns (no entry exactly 0) of `pre` (images × C × plane)
     /// at the flat positions image·plane + j listed, and the positions with a 0.
     func naiveMasks(_ pre: [Double], channels: Int, plane: Int, positions: [Int]) -> (distinct: Int, ties: Int) {

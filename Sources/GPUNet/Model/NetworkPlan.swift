@@ -93,14 +93,17 @@ public final class NetworkPlan {
     /// call the closure exactly once.
     public var operationHook: ((StepOperation, () throws -> Void) throws -> Void)?
 
+    /// Runs `body`, through ``operationHook`` when one is set. The figures
+    /// that describe the operation are evaluated only then: a training step
+    /// without a hook computes none of them.
     private func perform(
-        _ path: String, _ kind: String, _ pass: String, multiplyAdds: Int? = nil, floats: Int, addend: Int? = nil,
-        _ body: () throws -> Void
+        _ path: String, _ kind: String, _ pass: String, multiplyAdds: @autoclosure () -> Int? = nil,
+        floats: @autoclosure () -> Int, addend: Int? = nil, _ body: () throws -> Void
     ) throws {
         guard let operationHook else { return try body() }
         try operationHook(
             StepOperation(
-                path: path, kind: kind, pass: pass, multiplyAdds: multiplyAdds, bytes: 4 * floats, addend: addend),
+                path: path, kind: kind, pass: pass, multiplyAdds: multiplyAdds(), bytes: 4 * floats(), addend: addend),
             body)
     }
 

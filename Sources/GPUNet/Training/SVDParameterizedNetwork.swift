@@ -296,14 +296,8 @@ public final class SVDParameterizedNetwork<Base: TrainableNetwork>: TrainableNet
     /// within ``SVDFactors/orthonormalityLimit`` (else an error naming the
     /// tensor); a σ of exactly 0 is a pruned component (mask 0).
     public func load(checkpointTensors tensors: [NamedTensor]) throws {
-        let byName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        func take(_ name: String, _ shape: [Int]) throws -> [Float] {
-            guard let t = byName[name] else { throw NetworkPlanError.missingTensor(name) }
-            guard t.shape == shape else {
-                throw NetworkPlanError.shapeMismatch(name: name, expected: shape, found: t.shape)
-            }
-            return t.values
-        }
+        let named = TensorsByName(tensors)
+        func take(_ name: String, _ shape: [Int]) throws -> [Float] { try named.values(name, shape: shape) }
         // Every factor is checked before anything is loaded: a refused file changes nothing.
         var baseTensors: [NamedTensor] = tensors
         var factors: [(u: [Float], s: [Float], v: [Float])] = []

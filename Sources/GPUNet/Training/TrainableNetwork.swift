@@ -116,14 +116,8 @@ extension TinyConvNet: TrainableNetwork {
     }
 
     public func load(checkpointTensors tensors: [NamedTensor]) throws {
-        let byName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        func take(_ name: String, _ shape: [Int]) throws -> [Float] {
-            guard let t = byName[name] else { throw NetworkPlanError.missingTensor(name) }
-            guard t.shape == shape else {
-                throw NetworkPlanError.shapeMismatch(name: name, expected: shape, found: t.shape)
-            }
-            return t.values
-        }
+        let named = TensorsByName(tensors)
+        func take(_ name: String, _ shape: [Int]) throws -> [Float] { try named.values(name, shape: shape) }
         try load(
             TinyConvNetWeights(
                 conv1: try take("conv1.weight", TinyConvNetWeights.conv1Shape),
@@ -171,5 +165,25 @@ extension NetworkPlan: TrainableNetwork {
         try load(
             Dictionary(tensors.map { ($0.name, (shape: $0.shape, values: $0.values)) }, uniquingKeysWith: { a, _ in a })
         )
+    }
+}
+
+/// A checkpoint's tensors by name, each read with the shape the model
+/// expects: a missing tensor or another shape is an error naming it.
+struct TensorsByName {
+    private let byName: [String: NamedTensor]
+
+    init(_ tensors: [NamedTensor]) {
+        byName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The values of tensor `name`, which must have `shape`.
+    /// - Throws: ``NetworkPlanError/missingTensor(_:)``, ``NetworkPlanError/shapeMismatch(name:expected:found:)``.
+    func values(_ name: String, shape: [Int]) throws -> [Float] {
+        guard let t = byName[name] else { throw NetworkPlanError.missingTensor(name) }
+        guard t.shape == shape else {
+            throw NetworkPlanError.shapeMismatch(name: name, expected: shape, found: t.shape)
+        }
+        return t.values
     }
 }

@@ -42,6 +42,33 @@
 #define TS_PARAMETERS 5234
 #define TS_POOLED1 (TS_C1 * TS_P1 * TS_P1)
 #define TS_POOLED2 (TS_C2 * TS_P2 * TS_P2)
+
+// s00…s11 += the 3×3 taps `k` (row-major) at the four positions of a 2×2
+// pool window whose top-left input is `corner`, in rows of `stride` floats.
+static inline void ts_window_taps(__local const float* corner, int stride, __local const float* k, float* s00,
+                                  float* s01, float* s10, float* s11) {
+    for (int i = 0; i < 3; i++) {
+        __local const float* top = corner + i * stride;
+        __local const float* bottom = top + stride;
+        for (int j = 0; j < 3; j++) {
+            const float w = k[i * 3 + j];
+            *s00 += w * top[j]; *s01 += w * top[j + 1];
+            *s10 += w * bottom[j]; *s11 += w * bottom[j + 1];
+        }
+    }
+}
+
+// The window's maximum into *best and its offset dy·2 + dx; ties go to the
+// first in row-major order, and NaN never replaces a number.
+static inline uchar ts_window_winner(float s00, float s01, float s10, float s11, float* best) {
+    uchar winner = 0;
+    *best = s00;
+    if (s01 > *best) { *best = s01; winner = 1; }
+    if (s10 > *best) { *best = s10; winner = 2; }
+    if (s11 > *best) { *best = s11; winner = 3; }
+    return winner;
+}
+
 __kernel void gpu_tiny_step_image(__global float* input, __global int* labels,
         __global const float* conv1, __global const float* conv2, __global const float* fcWeight,
         __global const float* fcBias, __global float* logits, __global float* perSample,
@@ -97,22 +124,10 @@ __kernel void gpu_tiny_step_image(__global float* input, __global int* labels,
         __local const float* corner = image + 2 * qy * TS_SIDE + 2 * qx;
         __local const float* wo = w1 + o * 9;
         float s00 = 0.0f, s01 = 0.0f, s10 = 0.0f, s11 = 0.0f;
-        for (int i = 0; i < 3; i++) {
-            __local const float* top = corner + i * TS_SIDE;
-            __local const float* bottom = top + TS_SIDE;
-            for (int j = 0; j < 3; j++) {
-                const float k = wo[i * 3 + j];
-                s00 += k * top[j]; s01 += k * top[j + 1];
-                s10 += k * bottom[j]; s11 += k * bottom[j + 1];
-            }
-        }
-        float best = s00;
-        uchar winner = 0;
-        if (s01 > best) { best = s01; winner = 1; }
-        if (s10 > best) { best = s10; winner = 2; }
-        if (s11 > best) { best = s11; winner = 3; }
+        ts_window_taps(corner, TS_SIDE, wo, &s00, &s01, &s10, &s11);
+        float best;
+        win1[t] = ts_window_winner(s00, s01, s10, s11, &best);
         relu1[t] = RELU(float, best);
-        win1[t] = winner;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -124,24 +139,11 @@ __kernel void gpu_tiny_step_image(__global float* input, __global int* labels,
         float s00 = 0.0f, s01 = 0.0f, s10 = 0.0f, s11 = 0.0f;
         for (int c = 0; c < TS_C1; c++) {
             __local const float* corner = relu1 + c * TS_P1 * TS_P1 + 2 * qy * TS_P1 + 2 * qx;
-            __local const float* wc = w2 + (o * TS_C1 + c) * 9;
-            for (int i = 0; i < 3; i++) {
-                __local const float* top = corner + i * TS_P1;
-                __local const float* bottom = top + TS_P1;
-                for (int j = 0; j < 3; j++) {
-                    const float k = wc[i * 3 + j];
-                    s00 += k * top[j]; s01 += k * top[j + 1];
-                    s10 += k * bottom[j]; s11 += k * bottom[j + 1];
-                }
-            }
+            ts_window_taps(corner, TS_P1, w2 + (o * TS_C1 + c) * 9, &s00, &s01, &s10, &s11);
         }
-        float best = s00;
-        uchar winner = 0;
-        if (s01 > best) { best = s01; winner = 1; }
-        if (s10 > best) { best = s10; winner = 2; }
-        if (s11 > best) { best = s11; winner = 3; }
+        float best;
+        win2[t] = ts_window_winner(s00, s01, s10, s11, &best);
         relu2[t] = RELU(float, best);
-        win2[t] = winner;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
