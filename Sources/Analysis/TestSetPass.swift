@@ -246,13 +246,40 @@ func parallelMap<T>(_ n: Int, threads: Int, _ body: (Int) -> T) -> [T] {
     return results.map { $0! }
 }
 
-/// Runs `body` with OpenBLAS single-threaded, restoring the previous
-/// setting afterwards.
+/// Runs `body` with OpenBLAS single-threaded, restoring the setting when
+/// the last such region ends. OpenBLAS's threaded calls are not safe from
+/// several threads at once, and the setting is process-wide: regions may
+/// nest and may run on several threads at once (the analysis runs phases
+/// on concurrent workers), so a count under a lock, not each region's own
+/// save and restore, decides when the setting goes back.
 func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
-    let previous = openblas_get_num_threads()
-    openblas_set_num_threads(1)
-    defer { openblas_set_num_threads(previous) }
+    SingleThreadedBLAS.enter()
+    defer { SingleThreadedBLAS.leave() }
     return try body()
+}
+
+/// The open ``withSingleThreadedBLAS(_:)`` regions and the setting to restore.
+private enum SingleThreadedBLAS {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var open = 0
+    nonisolated(unsafe) private static var saved: Int32 = 1
+
+    static func enter() {
+        lock.lock()
+        defer { lock.unlock() }
+        if open == 0 {
+            saved = openblas_get_num_threads()
+            openblas_set_num_threads(1)
+        }
+        open += 1
+    }
+
+    static func leave() {
+        lock.lock()
+        defer { lock.unlock() }
+        open -= 1
+        if open == 0 { openblas_set_num_threads(saved) }
+    }
 }
 
 /// One pass over the test set computing both host chains (im2col W·p and

@@ -106,14 +106,16 @@ public struct CompressionBound: Sendable {
         var results = [[Image]](repeating: [], count: chunks.count)
         let lock = NSLock()
         let next = ChunkCounter()
-        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, chunks.count))) { _ in
-            while let c = next.take(below: chunks.count) {
-                let range = chunks[c]
-                let x = images[(range.lowerBound * size)..<(range.upperBound * size)].map(Double.init)
-                let r = evaluateBatch(x, batch: range.count)
-                lock.lock()
-                results[c] = r
-                lock.unlock()
+        withSingleThreadedBLAS {
+            DispatchQueue.concurrentPerform(iterations: max(1, min(threads, chunks.count))) { _ in
+                while let c = next.take(below: chunks.count) {
+                    let range = chunks[c]
+                    let x = images[(range.lowerBound * size)..<(range.upperBound * size)].map(Double.init)
+                    let r = evaluateBatch(x, batch: range.count)
+                    lock.lock()
+                    results[c] = r
+                    lock.unlock()
+                }
             }
         }
         return results.flatMap { $0 }

@@ -136,20 +136,22 @@ public struct RankSelection: Sendable {
         var parts = [[Int: [Double]]](repeating: [:], count: chunks.count)
         let lock = NSLock()
         let next = ChunkCounter()
-        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, chunks.count))) { _ in
-            while let c = next.take(below: chunks.count) {
-                let range = chunks[c]
-                let x = images[(range.lowerBound * size)..<(range.upperBound * size)].map(Double.init)
-                var part: [Int: [Double]] = [:]
-                _ = forward.logits(
-                    x, batch: range.count,
-                    layerInputs: { layer, input in
-                        guard let svd = svds[layer] else { return }
-                        part[layer] = errors(network.layers[layer], svd: svd, input: input, batch: range.count)
-                    })
-                lock.lock()
-                parts[c] = part
-                lock.unlock()
+        withSingleThreadedBLAS {
+            DispatchQueue.concurrentPerform(iterations: max(1, min(threads, chunks.count))) { _ in
+                while let c = next.take(below: chunks.count) {
+                    let range = chunks[c]
+                    let x = images[(range.lowerBound * size)..<(range.upperBound * size)].map(Double.init)
+                    var part: [Int: [Double]] = [:]
+                    _ = forward.logits(
+                        x, batch: range.count,
+                        layerInputs: { layer, input in
+                            guard let svd = svds[layer] else { return }
+                            part[layer] = errors(network.layers[layer], svd: svd, input: input, batch: range.count)
+                        })
+                    lock.lock()
+                    parts[c] = part
+                    lock.unlock()
+                }
             }
         }
         var result: [Int: [Double]] = [:]

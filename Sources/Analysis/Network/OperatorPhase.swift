@@ -133,12 +133,14 @@ public struct OperatorPhase: Sendable {
         var results = [Result<(Layer?, Double), Error>?](repeating: nil, count: network.layers.count)
         let lock = NSLock()
         let next = ChunkCounter()
-        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, network.layers.count))) { _ in
-            while let i = next.take(below: network.layers.count) {
-                let r = Result { try analyse(network.layers[i]) }
-                lock.lock()
-                results[i] = r
-                lock.unlock()
+        withSingleThreadedBLAS {
+            DispatchQueue.concurrentPerform(iterations: max(1, min(threads, network.layers.count))) { _ in
+                while let i = next.take(below: network.layers.count) {
+                    let r = Result { try analyse(network.layers[i]) }
+                    lock.lock()
+                    results[i] = r
+                    lock.unlock()
+                }
             }
         }
         var layers: [Layer] = []
