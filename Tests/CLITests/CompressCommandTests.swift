@@ -223,3 +223,67 @@ extension CompressCommandTests {
         }
     }
 }
+
+extension CompressCommandTests {
+    /// A grid (`--energy 0.9,0.99 --compare-data-aware`) is the single
+    /// compressions side by side: each setting's folder holds the checkpoint a
+    /// run of that setting alone writes (byte for byte), grid.json lists the
+    /// four settings in order with their own compress.json figures, the table
+    /// has a row each and the figure is a PNG; bad lists are usage errors.
+    func testGridIsTheSingleCompressionsSideBySide() throws {
+        let dir = try TestEnvironment.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let trained = dir.appendingPathComponent("tiny")
+        let t = try CLI.run([
+            "train", "--device", "host", "--data", try mnist, "--epochs", "1", "--train-limit", "640",
+            "--test-limit", "100", "--out", trained.path,
+        ])
+        XCTAssertEqual(t.status, 0, t.output)
+        let checkpoint = trained.appendingPathComponent("checkpoint.safetensors").path
+        let common = [
+            "compress", "--device", "host", "--data", try mnist, "--checkpoint", checkpoint, "--test-limit", "200",
+            "--repeats", "1", "--data-aware-images", "200",
+        ]
+        let grid = dir.appendingPathComponent("grid")
+        let g = try CLI.run(common + ["--energy", "0.9,0.99", "--compare-data-aware", "--out", grid.path])
+        XCTAssertEqual(g.status, 0, g.output)
+        let folders = ["energy-0.9", "energy-0.9-data-aware", "energy-0.99", "energy-0.99-data-aware"]
+        for folder in folders { XCTAssertTrue(g.stdout.contains(folder + " "), g.stdout) }
+        let single = dir.appendingPathComponent("single")
+        let s = try CLI.run(common + ["--energy", "0.9", "--data-aware", "--out", single.path])
+        XCTAssertEqual(s.status, 0, s.output)
+        XCTAssertEqual(
+            try Data(contentsOf: single.appendingPathComponent("checkpoint.safetensors")),
+            try Data(contentsOf: grid.appendingPathComponent("energy-0.9-data-aware/checkpoint.safetensors")))
+
+        let json = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: grid.appendingPathComponent("grid.json")))
+                as? [String: Any])
+        let entries = try XCTUnwrap(json["settings"] as? [[String: Any]])
+        XCTAssertEqual(entries.map { $0["folder"] as? String }, folders)
+        for (entry, folder) in zip(entries, folders) {
+            let result = try XCTUnwrap(entry["result"] as? [String: Any])
+            let own = try XCTUnwrap(
+                JSONSerialization.jsonObject(
+                    with: Data(contentsOf: grid.appendingPathComponent(folder).appendingPathComponent("compress.json")))
+                    as? [String: Any])
+            XCTAssertEqual(NSDictionary(dictionary: result), NSDictionary(dictionary: own), folder)
+            XCTAssertEqual(result["dataAware"] as? Bool, folder.hasSuffix("data-aware"), folder)
+        }
+        let png = try Data(contentsOf: grid.appendingPathComponent("figures/compression_grid.png"))
+        XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
+
+        let never = dir.appendingPathComponent("never")
+        for (arguments, fragment) in [
+            (["--energy", "0.9,0.9"], "--energy names 0.9 twice"),
+            (["--energy", "0.9,1.5"], "--energy must be in (0, 1]"),
+            (["--energy", "0.9", "--data-aware", "--compare-data-aware"], "not both"),
+            (["--max-logit-change", "1", "--compare-data-aware"], "--data-aware works with --energy or --ranks"),
+        ] {
+            let r = try CLI.run(common + arguments + ["--out", never.path])
+            XCTAssertEqual(r.status, 64, r.output)
+            XCTAssertTrue(r.stderr.contains(fragment), r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: never.path))
+        }
+    }
+}

@@ -77,6 +77,14 @@ final class FigureInputTests: XCTestCase {
                 changes: [0.5], accuracy: (0.9, 0.8)), mentions: "2 bounds for 1 changes")
         assertInvalid(
             try Figures.compression([], bounds: [], changes: [], accuracy: (0.9, 0.8)), mentions: "no layers")
+        assertInvalid(try Figures.compressionGrid([], denseAccuracy: 0.9), mentions: "no settings")
+        assertInvalid(
+            try Figures.compressionGrid(
+                [
+                    Figures.CompressionSetting(
+                        convMultiplyAddRatio: 0.5, dataAware: false, accuracy: 0.9, finetunedAccuracy: nil,
+                        timeRatio: .infinity)
+                ], denseAccuracy: 0.9), mentions: "non-finite")
         assertInvalid(try Figures.singularValues([]), mentions: "no layers")
         assertInvalid(
             try Figures.singularValues([Figures.SigmaSeries(name: "conv1", sigma: [1, .nan])]), mentions: "finite")

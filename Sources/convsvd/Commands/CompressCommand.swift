@@ -28,10 +28,13 @@ struct CompressCommand: ParsableCommand {
     var checkpoint: String
 
     @Option(
-        help:
-            "Per layer, the smallest rank keeping this fraction of Σσ² (0 < E ≤ 1); layers where it saves nothing stay dense."
-    )
-    var energy: Double?
+        help: ArgumentHelp(
+            "Per layer, the smallest rank keeping this fraction of Σσ² (0 < E ≤ 1); layers where it saves nothing stay dense.",
+            discussion:
+                "Several fractions (0.9,0.95,0.99) make a grid: one compression each, in --out/energy-E/, and the grid's table, grid.json and figures/compression_grid.png in --out."
+        ),
+        transform: CompressCommand.energies)
+    var energy: [Double]?
 
     @Option(
         name: .customLong("max-logit-change"),
@@ -49,6 +52,13 @@ struct CompressCommand: ParsableCommand {
             "Factors that minimise the layer's output error on its own input patches (the training images), not ‖W − Ŵ‖_F; with --energy or --ranks."
     )
     var dataAware = false
+
+    @Flag(
+        name: .customLong("compare-data-aware"),
+        help:
+            "Each setting twice, with the SVD's factors and with the data-aware ones (--out/NAME/ and NAME-data-aware/), compared in a grid."
+    )
+    var compareDataAware = false
 
     @Option(
         name: .customLong("data-aware-images"),
@@ -73,27 +83,42 @@ struct CompressCommand: ParsableCommand {
     @Option(help: "Output folder.")
     var out: String
 
+    /// `--energy E[,E…]`: fractions in (0, 1], each once.
+    static func energies(_ text: String) throws -> [Double] {
+        var values: [Double] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let e = Double(item.trimmingCharacters(in: .whitespaces)), e > 0 && e <= 1 else {
+                throw ValidationError("--energy must be in (0, 1], got \(item)")
+            }
+            guard !values.contains(e) else { throw ValidationError("--energy names \(e) twice") }
+            values.append(e)
+        }
+        return values
+    }
+
     func validate() throws {
         if [energy != nil, ranks != nil, maxLogitChange != nil].filter({ $0 }).count != 1 {
             throw ValidationError("give exactly one of --energy, --ranks and --max-logit-change")
         }
-        if let e = energy, !(e > 0 && e <= 1) { throw ValidationError("--energy must be in (0, 1], got \(e)") }
         if let e = maxLogitChange, !(e > 0 && e.isFinite) {
             throw ValidationError("--max-logit-change must be positive, got \(e)")
         }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
-        if dataAware && maxLogitChange != nil {
+        if (dataAware || compareDataAware) && maxLogitChange != nil {
             throw ValidationError(
                 "--data-aware works with --energy or --ranks: --max-logit-change searches the SVD's own coordinates")
+        }
+        if dataAware && compareDataAware {
+            throw ValidationError("give --data-aware or --compare-data-aware, not both")
         }
         if dataAwareImages < 1 { throw ValidationError("--data-aware-images must be at least 1") }
         if finetune < 0 { throw ValidationError("--finetune must be 0 or more epochs") }
     }
 
-    func rule() throws -> Compression.RankRule {
-        if let energy { return .energy(energy) }
-        if let maxLogitChange { return .maxLogitChange(maxLogitChange) }
+    func rules() throws -> [Compression.RankRule] {
+        if let energy { return energy.map { .energy($0) } }
+        if let maxLogitChange { return [.maxLogitChange(maxLogitChange)] }
         var parsed: [String: Int] = [:]
         for item in (ranks ?? "").split(separator: ",") {
             let parts = item.split(separator: "=")
@@ -103,12 +128,18 @@ struct CompressCommand: ParsableCommand {
             parsed[String(parts[0])] = r
         }
         if parsed.isEmpty { throw ValidationError("--ranks names no layer") }
-        return .ranks(parsed)
+        return [.ranks(parsed)]
+    }
+
+    /// Every rule with each kind of factors asked for, in the grid's order.
+    func settings() throws -> [Compression.Setting] {
+        let kinds = compareDataAware ? [false, true] : [dataAware]
+        return try rules().flatMap { rule in kinds.map { Compression.Setting(rule: rule, dataAware: $0) } }
     }
 
     func run() throws {
         try reportingErrors {
-            let rule = try rule()
+            let settings = try settings()
             let kind = try data.requireFits(model: model.model)
             let description = try model.description(for: kind)
             let device = try device.make()
@@ -130,26 +161,8 @@ struct CompressCommand: ParsableCommand {
             if let testLimit { testSet = testSet.prefix(testLimit) }
             let threads = ProcessInfo.processInfo.activeProcessorCount
             let denseLipschitz = try folded.layers.map { try OperatorNormBound.best($0, matrix: $0.folded) }
-            var selection: RankSelection?
-            var factorRule = rule
-            if case .maxLogitChange(let epsilon) = rule {
-                let searched = min(testSet.count, 2000)
-                let started = Clocks.wall()
-                let s = try RankSelection.search(
-                    network: folded, candidates: Compression.candidates(folded), denseLipschitz: denseLipschitz,
-                    images: testSet.normalizedImages(0..<searched), count: searched, epsilon: epsilon,
-                    threads: threads)
-                log(
-                    String(
-                        format:
-                            "ranks: mean bound %.4g ≤ %.4g over %d test images, %d multiply-adds an image saved (%.1f s)",
-                        s.meanBound, epsilon, searched, s.savedMultiplyAdds, Clocks.seconds(since: started)))
-                factorRule = .ranks(
-                    Dictionary(uniqueKeysWithValues: s.ranks.map { (folded.layers[$0.key].name, $0.value) }))
-                selection = s
-            }
             var moments: [Int: LayerInputMoment]?
-            if dataAware {
+            if settings.contains(where: \.dataAware) {
                 let train = try data.load(forModel: model.model).train
                 let n = min(dataAwareImages, train.count)
                 let started = Clocks.wall()
@@ -161,88 +174,148 @@ struct CompressCommand: ParsableCommand {
                         format: "data-aware: input second moments of %d conv layers over %d training images (%.1f s)",
                         convs.count, n, Clocks.seconds(since: started)))
             }
-            let factorized: Compression.Factorized
-            do {
-                factorized = try Compression.factorize(
-                    description, folded: folded, checkpoint: saved, rule: factorRule, moments: moments)
-            } catch let e as ModelError { throw ValidationError("--ranks: \(e)") }
-            let (layers, network, tensors) = (factorized.layers, factorized.network, factorized.tensors)
-            let compressed = try plan(network)
-            let ordered = try compressed.checkpointTensors().map { t -> NamedTensor in
-                guard let value = tensors[t.name], value.shape == t.shape else {
-                    throw ToolError(code: Exit.checkFailed, description: "compress: no tensor \(t.name) \(t.shape)")
+            // Every setting's ranks and factors before anything is written, so that a request the
+            // model cannot take leaves --out untouched.
+            var prepared:
+                [(setting: Compression.Setting, factorized: Compression.Factorized, selection: RankSelection?)] =
+                    []
+            for setting in settings {
+                var selection: RankSelection?
+                var factorRule = setting.rule
+                if case .maxLogitChange(let epsilon) = setting.rule {
+                    let searched = min(testSet.count, 2000)
+                    let started = Clocks.wall()
+                    let s = try RankSelection.search(
+                        network: folded, candidates: Compression.candidates(folded), denseLipschitz: denseLipschitz,
+                        images: testSet.normalizedImages(0..<searched), count: searched, epsilon: epsilon,
+                        threads: threads)
+                    log(
+                        String(
+                            format:
+                                "ranks: mean bound %.4g ≤ %.4g over %d test images, %d multiply-adds an image saved (%.1f s)",
+                            s.meanBound, epsilon, searched, s.savedMultiplyAdds, Clocks.seconds(since: started)))
+                    factorRule = .ranks(
+                        Dictionary(uniqueKeysWithValues: s.ranks.map { (folded.layers[$0.key].name, $0.value) }))
+                    selection = s
                 }
-                return value
+                do {
+                    let factorized = try Compression.factorize(
+                        description, folded: folded, checkpoint: saved, rule: factorRule,
+                        moments: setting.dataAware ? moments : nil)
+                    prepared.append((setting, factorized, selection))
+                } catch let e as ModelError { throw ValidationError("--ranks: \(e)") }
             }
-            try compressed.load(checkpointTensors: ordered)
-            try compressed.load(checkpointCounters: saved.counters)
-            let directory = try prepareOutputDirectory(out)
-            let ruleText = rule.text + (dataAware ? ", data-aware (\(dataAwareImages) training images)" : "")
 
+            let directory = try prepareOutputDirectory(out)
             let test = try DeviceDataset(testSet, on: device)
-            var result = Compression.Result(
-                model: description.name, compressedModel: network.name, dataset: kind.displayName,
-                device: "\(device.info.selector) (\(device.info.name))",
-                rule: ruleText,
-                layers: layers,
-                dense: try Compression.measure(dense, on: test, repeats: repeats),
-                compressed: try Compression.measure(compressed, on: test, repeats: repeats))
-            let modelFile = directory.appendingPathComponent("model.json")
-            let checkpointFile = directory.appendingPathComponent(Checkpoint.fileName)
-            try writeAtomically(Data(ModelFile.encode(network).utf8), to: modelFile)
-            try Checkpoint(
-                tensors: ordered, counters: saved.counters,
-                metadata: [
-                    "format": "convsvd \(network.name) checkpoint", "compressed_from": description.name,
-                    "rule": ruleText,
-                ]
-            ).write(to: checkpointFile)
-            if finetune > 0 {
-                let options = ["--epochs", "\(finetune)"] + (trainLimit.map { ["--train-limit", "\($0)"] } ?? [])
-                var settings = try TrainingOptions.parse(options).settings(dataset: data.dataset, model: model.model)
-                settings.learningRate /= 10
-                settings.model = modelFile.path
-                log("finetune: \(finetune) epoch(s) of \(network.name) at lr \(settings.learningRate), ranks fixed")
-                let trainer = try Training.run(
-                    model: try ModelOption.parse(["--model", modelFile.path]), settings: settings, device: device,
-                    data: data,
-                    directory: try prepareOutputDirectory(directory.appendingPathComponent("finetune").path),
-                    resume: false, initial: checkpointFile)
-                result.finetuned = try Compression.measure(trainer.network, on: test, repeats: repeats)
+            let isGrid = settings.count > 1
+            var results: [Compression.Result] = []
+            for (index, p) in prepared.enumerated() {
+                let into =
+                    isGrid
+                    ? try prepareOutputDirectory(directory.appendingPathComponent(p.setting.folderName).path)
+                    : directory
+                if isGrid {
+                    log("setting \(index + 1) of \(settings.count): \(p.setting.text(images: dataAwareImages))")
+                }
+                let (layers, network, tensors) = (p.factorized.layers, p.factorized.network, p.factorized.tensors)
+                let compressed = try plan(network)
+                let ordered = try compressed.checkpointTensors().map { t -> NamedTensor in
+                    guard let value = tensors[t.name], value.shape == t.shape else {
+                        throw ToolError(code: Exit.checkFailed, description: "compress: no tensor \(t.name) \(t.shape)")
+                    }
+                    return value
+                }
+                try compressed.load(checkpointTensors: ordered)
+                try compressed.load(checkpointCounters: saved.counters)
+                let ruleText = p.setting.text(images: dataAwareImages)
+                var result = Compression.Result(
+                    model: description.name, compressedModel: network.name, dataset: kind.displayName,
+                    device: "\(device.info.selector) (\(device.info.name))",
+                    rule: ruleText, dataAware: p.setting.dataAware,
+                    layers: layers,
+                    dense: try Compression.measure(dense, on: test, repeats: repeats),
+                    compressed: try Compression.measure(compressed, on: test, repeats: repeats))
+                let modelFile = into.appendingPathComponent("model.json")
+                let checkpointFile = into.appendingPathComponent(Checkpoint.fileName)
+                try writeAtomically(Data(ModelFile.encode(network).utf8), to: modelFile)
+                try Checkpoint(
+                    tensors: ordered, counters: saved.counters,
+                    metadata: [
+                        "format": "convsvd \(network.name) checkpoint", "compressed_from": description.name,
+                        "rule": ruleText,
+                    ]
+                ).write(to: checkpointFile)
+                if finetune > 0 {
+                    let options = ["--epochs", "\(finetune)"] + (trainLimit.map { ["--train-limit", "\($0)"] } ?? [])
+                    var training = try TrainingOptions.parse(options).settings(
+                        dataset: data.dataset, model: model.model)
+                    training.learningRate /= 10
+                    training.model = modelFile.path
+                    log("finetune: \(finetune) epoch(s) of \(network.name) at lr \(training.learningRate), ranks fixed")
+                    let trainer = try Training.run(
+                        model: try ModelOption.parse(["--model", modelFile.path]), settings: training, device: device,
+                        data: data,
+                        directory: try prepareOutputDirectory(into.appendingPathComponent("finetune").path),
+                        resume: false, initial: checkpointFile)
+                    result.finetuned = try Compression.measure(trainer.network, on: test, repeats: repeats)
+                }
+                // Any upper bound holds; each changed layer takes the smaller of its own and the search's.
+                let lipschitz = try folded.layers.enumerated().map { i, layer in
+                    guard let applied = p.factorized.changedFolded[i] else { return denseLipschitz[i] }
+                    return min(
+                        try OperatorNormBound.best(layer, matrix: applied), p.selection?.lipschitz[i] ?? .infinity)
+                }
+                let bound = CompressionBound(
+                    network: folded, changedFolded: p.factorized.changedFolded, lipschitz: lipschitz)
+                let started = Clocks.wall()
+                let images = bound.evaluate(
+                    images: testSet.normalizedImages(0..<testSet.count), count: testSet.count,
+                    threads: threads)
+                result.bound = CompressionBoundSummary(images)
+                let figures = into.appendingPathComponent("figures")
+                try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
+                _ = try Figures.compression(
+                    result.layers.map {
+                        Figures.CompressedLayer(
+                            name: $0.path, denseMultiplyAdds: $0.denseMultiplyAdds, multiplyAdds: $0.multiplyAdds)
+                    }, bounds: images.map(\.bound), changes: images.map(\.change),
+                    accuracy: (result.dense.accuracy, result.compressed.accuracy)
+                ).write(to: figures, format: .png)
+                log(
+                    String(
+                        format: "bound: %d test images in float64 (%.1f s)", images.count,
+                        Clocks.seconds(since: started)))
+                print(CompressionTable.render(result))
+                try writeAtomically(
+                    try JSONEncoder.sorted.encode(result), to: into.appendingPathComponent("compress.json"))
+                log("wrote \(into.path)/{model.json,checkpoint.safetensors,compress.json,figures/compression.png}")
+                results.append(result)
             }
-            // Any upper bound holds; each changed layer takes the smaller of its own and the search's.
-            let lipschitz = try folded.layers.enumerated().map { i, layer in
-                guard let applied = factorized.changedFolded[i] else { return denseLipschitz[i] }
-                return min(try OperatorNormBound.best(layer, matrix: applied), selection?.lipschitz[i] ?? .infinity)
+            if isGrid {
+                let grid = CompressionGrid(
+                    settings: zip(prepared, results).map {
+                        CompressionGrid.Entry(folder: $0.0.setting.folderName, result: $0.1)
+                    })
+                print(grid.table())
+                let figures = directory.appendingPathComponent("figures")
+                try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
+                _ = try grid.figure().write(to: figures, format: .png)
+                try writeAtomically(
+                    try JSONEncoder.sorted.encode(grid), to: directory.appendingPathComponent("grid.json"))
+                log("wrote \(directory.path)/{grid.json,figures/compression_grid.png}")
             }
-            let bound = CompressionBound(network: folded, changedFolded: factorized.changedFolded, lipschitz: lipschitz)
-            let started = Clocks.wall()
-            let images = bound.evaluate(
-                images: testSet.normalizedImages(0..<testSet.count), count: testSet.count,
-                threads: threads)
-            result.bound = CompressionBoundSummary(images)
-            let figures = directory.appendingPathComponent("figures")
-            try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
-            _ = try Figures.compression(
-                result.layers.map {
-                    Figures.CompressedLayer(
-                        name: $0.path, denseMultiplyAdds: $0.denseMultiplyAdds, multiplyAdds: $0.multiplyAdds)
-                }, bounds: images.map(\.bound), changes: images.map(\.change),
-                accuracy: (result.dense.accuracy, result.compressed.accuracy)
-            ).write(to: figures, format: .png)
-            log(
-                String(
-                    format: "bound: %d test images in float64 (%.1f s)", images.count, Clocks.seconds(since: started)))
-            print(CompressionTable.render(result))
-            try writeAtomically(
-                try JSONEncoder.sorted.encode(result), to: directory.appendingPathComponent("compress.json"))
-            log("wrote \(directory.path)/{model.json,checkpoint.safetensors,compress.json,figures/compression.png}")
-            if let b = result.bound, b.violations > 0 || b.certifiedButChanged > 0 {
+            let failed = zip(prepared, results).filter {
+                guard let b = $0.1.bound else { return false }
+                return b.violations > 0 || b.certifiedButChanged > 0
+            }
+            if !failed.isEmpty {
+                let text = failed.map { p, r in
+                    "\(p.setting.text(images: dataAwareImages)): \(r.bound!.violations) image(s) changed more than B(x), "
+                        + "\(r.bound!.certifiedButChanged) certified prediction(s) changed"
+                }
                 throw ToolError(
-                    code: Exit.checkFailed,
-                    description:
-                        "the bound failed: \(b.violations) image(s) changed more than B(x), \(b.certifiedButChanged) certified prediction(s) changed"
-                )
+                    code: Exit.checkFailed, description: "the bound failed: " + text.joined(separator: "; "))
             }
         }
     }

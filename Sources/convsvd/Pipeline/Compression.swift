@@ -20,6 +20,30 @@ enum Compression {
         case maxLogitChange(Double)
     }
 
+    /// One compression of a `compress` run: a rank rule and which factors.
+    struct Setting: Equatable {
+        var rule: RankRule
+        /// The factors of ``Analysis/DataAwareProjection`` rather than the SVD's.
+        var dataAware: Bool
+
+        /// The setting's folder under `--out` when a run makes several
+        /// ("energy-0.9", "energy-0.9-data-aware").
+        var folderName: String {
+            let base: String
+            switch rule {
+            case .energy(let e): base = "energy-\(e)"
+            case .ranks: base = "ranks"
+            case .maxLogitChange(let e): base = "max-logit-change-\(e)"
+            }
+            return base + (dataAware ? "-data-aware" : "")
+        }
+
+        /// The rule as the report states it, with the data-aware images.
+        func text(images: Int) -> String {
+            rule.text + (dataAware ? ", data-aware (\(images) training images)" : "")
+        }
+    }
+
     /// Every conv layer of `folded` as a candidate for ``Analysis/RankSelection``.
     static func candidates(_ folded: FoldedNetwork) -> [RankSelection.Candidate] {
         let convPaths = Set(folded.layers.filter { $0.kind != .linear }.map(\.name))
@@ -71,6 +95,8 @@ enum Compression {
         var dataset: String
         var device: String
         var rule: String
+        /// Whether the factors are the data-aware ones.
+        var dataAware: Bool
         var layers: [Layer]
         var dense: Measured
         var compressed: Measured
