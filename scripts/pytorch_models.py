@@ -23,6 +23,15 @@ fixture this script writes.
         BATCH images a step, default the recipe's 128):
         the time to compare with `convsvd train --model MODEL --epochs 1`
         (`convsvd bench --model MODEL --pytorch` runs it).
+    scripts/pytorch_models.py train-recipe MODEL EPOCHS [DATA_DIR [DATASET [SEED [THREADS]]]]
+        EPOCHS epochs of convsvd's ResNet recipe (SGD Nesterov 0.9, weight
+        decay 5e-4, batch 128, one-cycle to 0.2 over the whole run, a random
+        crop from 2-pixel zero padding and a flip with probability 1/2 per
+        image, as `convsvd train --augment crop+flip` does) from PyTorch's
+        default initialisation with SEED (default 0), THREADS threads
+        (default 2); prints each epoch's seconds, loss and test accuracy: the
+        recipe's accuracy in another framework, to set beside `convsvd train
+        --model MODEL --dataset DATASET --epochs EPOCHS`.
     scripts/pytorch_models.py sgd-reference OUT_DIR [FASHION_MNIST_DIR]
         resnet8 on 1×28×28, PyTorch's default initialisation with seed 0,
         then 10 SGD steps (momentum 0.9, weight decay 5e-4, lr 0.05, no
@@ -295,6 +304,59 @@ def time_epoch(name, data_dir, mean, std, images=None, batch_size=128):
     print(f"{name}: one epoch {seconds:.2f} s ({len(y) / seconds:.0f} images/s), test accuracy {100 * correct / len(ty):.2f}%")
 
 
+def train_recipe(name, data_dir, mean, std, epochs, seed=0, threads=2, batch_size=128):
+    """The recipe over `epochs` epochs with per-image augmentation; one line per epoch."""
+    import time
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build(name)
+    x = idx(os.path.join(data_dir, "train-images-idx3-ubyte.gz"))
+    y = torch.from_numpy(idx(os.path.join(data_dir, "train-labels-idx1-ubyte.gz")).astype(np.int64))
+    x = ((torch.from_numpy(x.astype(np.float32)) / 255 - mean) / std).unsqueeze(1)
+    padded = F.pad(x, (2, 2, 2, 2), value=(0 - mean) / std)  # black pixels, as convsvd's crop pads
+    tx = idx(os.path.join(data_dir, "t10k-images-idx3-ubyte.gz"))
+    ty = torch.from_numpy(idx(os.path.join(data_dir, "t10k-labels-idx1-ubyte.gz")).astype(np.int64))
+    tx = ((torch.from_numpy(tx.astype(np.float32)) / 255 - mean) / std).unsqueeze(1)
+    steps_per_epoch = (len(y) + batch_size - 1) // batch_size
+    total = epochs * steps_per_epoch
+    warm = int(np.ceil(0.3 * total))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda t: (t + 1) / warm if t < warm else 0.5 * (1 + np.cos(np.pi * (t - warm) / (total - warm))))
+    rows = torch.arange(28)
+    for epoch in range(epochs):
+        model.train()
+        order = torch.from_numpy(rng.permutation(len(y)))
+        start = time.perf_counter()
+        loss_sum = 0.0
+        for step in range(steps_per_epoch):
+            batch = order[batch_size * step:batch_size * (step + 1)]
+            n = len(batch)
+            dy = torch.from_numpy(rng.integers(0, 5, n))
+            dx = torch.from_numpy(rng.integers(0, 5, n))
+            ri = (dy[:, None] + rows[None, :])[:, None, :, None].expand(n, 1, 28, 32)
+            images = torch.gather(padded[batch], 2, ri)
+            ci = (dx[:, None] + rows[None, :])[:, None, None, :].expand(n, 1, 28, 28)
+            images = torch.gather(images, 3, ci)
+            flip = torch.from_numpy(rng.random(n) < 0.5)
+            images = torch.where(flip[:, None, None, None], images.flip(3), images)
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(images), y[batch])
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += float(loss.detach()) * n
+        seconds = time.perf_counter() - start
+        model.eval()
+        with torch.no_grad():
+            correct = sum(
+                int((model(tx[i:i + 500]).argmax(1) == ty[i:i + 500]).sum()) for i in range(0, len(ty), 500))
+        print(f"{name} epoch {epoch + 1}/{epochs}: {seconds:.1f} s, loss {loss_sum / len(y):.4f}, "
+              f"test accuracy {100 * correct / len(ty):.2f}%", flush=True)
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -317,6 +379,14 @@ def main():
         mean, std = (0.2860, 0.3530) if fashion else (0.1307, 0.3081)
         batch_size = int(sys.argv[6]) if len(sys.argv) > 6 else 128
         time_epoch(sys.argv[2], data, mean, std, images, batch_size)
+    elif command == "train-recipe":
+        epochs = int(sys.argv[3])
+        data = sys.argv[4] if len(sys.argv) > 4 else "/usr/share/datasets/fashion-mnist"
+        fashion = sys.argv[5] == "fashion-mnist" if len(sys.argv) > 5 else "fashion" in data
+        mean, std = (0.2860, 0.3530) if fashion else (0.1307, 0.3081)
+        seed = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+        threads = int(sys.argv[7]) if len(sys.argv) > 7 else 2
+        train_recipe(sys.argv[2], data, mean, std, epochs, seed, threads)
     elif command == "sgd-reference":
         data = sys.argv[3] if len(sys.argv) > 3 else "/usr/share/datasets/fashion-mnist"
         sgd_reference(sys.argv[2], data)
