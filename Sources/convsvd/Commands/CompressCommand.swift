@@ -180,13 +180,14 @@ struct CompressCommand: ParsableCommand {
             let ruleText = rule.text + (dataAware ? ", data-aware (\(dataAwareImages) training images)" : "")
 
             let test = try DeviceDataset(testSet, on: device)
+            // Dense and compressed passes in turn: the machine's load changes fall on both.
+            let measured = try Compression.measure([dense, compressed], on: test, repeats: repeats)
             var result = Compression.Result(
                 model: description.name, compressedModel: network.name, dataset: kind.displayName,
                 device: "\(device.info.selector) (\(device.info.name))",
                 rule: ruleText,
                 layers: layers,
-                dense: try Compression.measure(dense, on: test, repeats: repeats),
-                compressed: try Compression.measure(compressed, on: test, repeats: repeats))
+                dense: measured[0], compressed: measured[1])
             let modelFile = directory.appendingPathComponent("model.json")
             let checkpointFile = directory.appendingPathComponent(Checkpoint.fileName)
             try writeAtomically(Data(ModelFile.encode(network).utf8), to: modelFile)
