@@ -50,6 +50,7 @@ final class KernelSweepTests: XCTestCase {
             try sweepDense(agree)
             try sweepGather(agree, openCLDevice: device)
             try sweepResidualLayers(agree)
+            try sweepInference(agree)
             try sweepTinyStep(agree)
             try sweepSVD(agree)
             try device.finish()

@@ -45,9 +45,9 @@ public final class NetworkPlan {
     /// Training-mode forward passes so far: every BatchNorm's `num_batches_tracked`.
     public var batchesTracked = 0
 
-    private let operations: [Operation]
+    let operations: [Operation]
     /// Elements per image of each activation.
-    private let activationSizes: [Int]
+    let activationSizes: [Int]
     /// Whether an activation depends on a learned parameter (its gradient is needed).
     private let needsGradient: [Bool]
     private let argmaxSlots: Int, savedSlots: [Int]
@@ -56,6 +56,18 @@ public final class NetworkPlan {
     private var workspaces: [Int: Workspace] = [:]
     /// Per channel count: two buffers of per-channel sums that a synchronised BatchNorm moves between processes.
     private var synchronizedSums: [Int: (Buffer, Buffer)] = [:]
+
+    /// Whether an eval-mode ``forward(_:training:)`` runs each convolution
+    /// layer as one device operation where the device allows
+    /// (``InferenceDevice``, `NetworkPlan+Inference.swift`): its logits agree
+    /// with the layer-by-layer pass within 1e-4, and the activations inside
+    /// a fused layer are computed again, layer by layer, when asked for
+    /// (``activation(_:path:)``, ``inputGradient(_:cotangent:)``).
+    public var fusesInference = true
+    /// The fused layers, found once (`NetworkPlan+Inference.swift`).
+    lazy var inferenceSteps: [InferenceStep] = makeInferenceSteps()
+    /// Per fused layer (its first operation's index): its scale and shift buffers.
+    var inferenceAffines: [Int: (scale: Buffer, shift: Buffer)] = [:]
 
     /// With one, training-mode BatchNorm uses the statistics of the global
     /// batch of a data-parallel job (PyTorch's `SyncBatchNorm`); every
@@ -96,7 +108,7 @@ public final class NetworkPlan {
     /// Runs `body`, through ``operationHook`` when one is set. The figures
     /// that describe the operation are evaluated only then: a training step
     /// without a hook computes none of them.
-    private func perform(
+    func perform(
         _ path: String, _ kind: String, _ pass: String, multiplyAdds: @autoclosure () -> Int? = nil,
         floats: @autoclosure () -> Int, addend: Int? = nil, _ body: () throws -> Void
     ) throws {
@@ -210,6 +222,8 @@ public final class NetworkPlan {
         private(set) var gradients: [Buffer?]
         let argmax: [Buffer]
         let saved: [Buffer]
+        /// Whether the last forward pass fused layers: the activations inside them were not written.
+        var holdsFusedPass = false
         /// Holds a second gradient contribution before it is added (made with the gradients).
         private(set) var scratch: Buffer?
         /// The input's gradient (``NetworkPlan/inputGradient(_:cotangent:)``), made on first use.
@@ -330,74 +344,13 @@ public final class NetworkPlan {
     /// updates its running ones (and ``batchesTracked`` counts the pass);
     /// otherwise it uses the running statistics, as PyTorch's `eval()`.
     public func forward(_ w: Workspace, training: Bool) throws {
+        if !training, fusesInference, let d = device as? InferenceDevice {
+            return try fusedInferenceForward(w, device: d)
+        }
+        w.holdsFusedPass = false
         let d = device
         let b = w.batch
-        for op in operations {
-            let input = w.activations[op.inputs[0]]
-            let output = w.activations[op.output]
-            let p = op.path
-            let (inFloats, outFloats) = (b * activationSizes[op.inputs[0]], b * activationSizes[op.output])
-            switch op.kind {
-            case .conv(let spec, let h, let wd, let weight, let bias):
-                let shape = convShape(spec, batch: b, height: h, width: wd)
-                try perform(
-                    p, "conv", "forward", multiplyAdds: shape.multiplyAdds,
-                    floats: inFloats + weightFloats(weight, bias) + outFloats
-                ) {
-                    try d.conv2dForward(
-                        shape, input: input, weight: parameters[weight].buffer,
-                        bias: bias.map { parameters[$0].buffer }, output: output)
-                }
-            case .batchNorm(let c, let h, let wd, let gamma, let beta, let mean, let variance, let slot):
-                if training, let sync = batchNormSynchronization {
-                    try perform(p, "batchnorm", "forward", floats: inFloats + 6 * c + outFloats) {
-                        try synchronizedBatchNormForward(
-                            sync, BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
-                            gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
-                            runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
-                            saved: w.saved[slot], output: output)
-                    }
-                    continue
-                }
-                try perform(p, "batchnorm", "forward", floats: inFloats + 6 * c + outFloats) {
-                    try d.batchNormForward(
-                        BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
-                        gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
-                        runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
-                        saved: w.saved[slot], output: output, training: training)
-                }
-            case .relu:
-                try perform(p, "relu", "forward", floats: inFloats + outFloats) {
-                    try d.reluForward(count: b * activationSizes[op.output], input: input, output: output)
-                }
-            case .maxPool2(let c, let h, let wd, let slot):
-                try perform(p, "maxpool", "forward", floats: inFloats + 2 * outFloats) {
-                    try d.maxPool2Forward(
-                        PoolShape(batch: b, channels: c, height: h, width: wd), input: input, output: output,
-                        argmax: w.argmax[slot])
-                }
-            case .globalAveragePool(let c, let h, let wd):
-                try perform(p, "avgpool", "forward", floats: inFloats + outFloats) {
-                    try d.globalAveragePoolForward(
-                        FeatureMapShape(batch: b, channels: c, height: h, width: wd), input: input, output: output)
-                }
-            case .linear(let spec, let weight, let bias):
-                let biasBuffer = try biasBuffer(bias, features: spec.outFeatures).bias
-                try perform(
-                    p, "linear", "forward", multiplyAdds: b * spec.inFeatures * spec.outFeatures,
-                    floats: inFloats + weightFloats(weight, bias) + outFloats
-                ) {
-                    try d.linearForward(
-                        LinearShape(batch: b, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures),
-                        input: input, weight: parameters[weight].buffer, bias: biasBuffer, output: output)
-                }
-            case .add:
-                try perform(p, "add", "forward", floats: 3 * outFloats) {
-                    try d.residualAdd(
-                        count: b * activationSizes[op.output], input, w.activations[op.inputs[1]], output: output)
-                }
-            }
-        }
+        for op in operations { try forwardOperation(op, w, training: training) }
         // Logits read, their gradient written, labels read, losses and flags written.
         try perform("loss", "loss", "forward", floats: 2 * b * classes + 3 * b) {
             try d.softmaxCrossEntropy(
@@ -405,6 +358,76 @@ public final class NetworkPlan {
                 gradLogits: w.gradients[w.gradients.count - 1]!, perSample: w.perSample)
         }
         if training { batchesTracked += 1 }
+    }
+
+    /// One operation of the layer-by-layer forward pass.
+    func forwardOperation(_ op: Operation, _ w: Workspace, training: Bool) throws {
+        let d = device
+        let b = w.batch
+        let input = w.activations[op.inputs[0]]
+        let output = w.activations[op.output]
+        let p = op.path
+        let (inFloats, outFloats) = (b * activationSizes[op.inputs[0]], b * activationSizes[op.output])
+        switch op.kind {
+        case .conv(let spec, let h, let wd, let weight, let bias):
+            let shape = convShape(spec, batch: b, height: h, width: wd)
+            try perform(
+                p, "conv", "forward", multiplyAdds: shape.multiplyAdds,
+                floats: inFloats + weightFloats(weight, bias) + outFloats
+            ) {
+                try d.conv2dForward(
+                    shape, input: input, weight: parameters[weight].buffer,
+                    bias: bias.map { parameters[$0].buffer }, output: output)
+            }
+        case .batchNorm(let c, let h, let wd, let gamma, let beta, let mean, let variance, let slot):
+            if training, let sync = batchNormSynchronization {
+                try perform(p, "batchnorm", "forward", floats: inFloats + 6 * c + outFloats) {
+                    try synchronizedBatchNormForward(
+                        sync, BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
+                        gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
+                        runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
+                        saved: w.saved[slot], output: output)
+                }
+                return
+            }
+            try perform(p, "batchnorm", "forward", floats: inFloats + 6 * c + outFloats) {
+                try d.batchNormForward(
+                    BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
+                    gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
+                    runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
+                    saved: w.saved[slot], output: output, training: training)
+            }
+        case .relu:
+            try perform(p, "relu", "forward", floats: inFloats + outFloats) {
+                try d.reluForward(count: b * activationSizes[op.output], input: input, output: output)
+            }
+        case .maxPool2(let c, let h, let wd, let slot):
+            try perform(p, "maxpool", "forward", floats: inFloats + 2 * outFloats) {
+                try d.maxPool2Forward(
+                    PoolShape(batch: b, channels: c, height: h, width: wd), input: input, output: output,
+                    argmax: w.argmax[slot])
+            }
+        case .globalAveragePool(let c, let h, let wd):
+            try perform(p, "avgpool", "forward", floats: inFloats + outFloats) {
+                try d.globalAveragePoolForward(
+                    FeatureMapShape(batch: b, channels: c, height: h, width: wd), input: input, output: output)
+            }
+        case .linear(let spec, let weight, let bias):
+            let biasBuffer = try biasBuffer(bias, features: spec.outFeatures).bias
+            try perform(
+                p, "linear", "forward", multiplyAdds: b * spec.inFeatures * spec.outFeatures,
+                floats: inFloats + weightFloats(weight, bias) + outFloats
+            ) {
+                try d.linearForward(
+                    LinearShape(batch: b, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures),
+                    input: input, weight: parameters[weight].buffer, bias: biasBuffer, output: output)
+            }
+        case .add:
+            try perform(p, "add", "forward", floats: 3 * outFloats) {
+                try d.residualAdd(
+                    count: b * activationSizes[op.output], input, w.activations[op.inputs[1]], output: output)
+            }
+        }
     }
 
     /// The backward pass from the mean loss of the last training-mode
@@ -423,6 +446,7 @@ public final class NetworkPlan {
         if let first = operations.first(where: { $0.inputs.contains(0) && !needsGradient[$0.output] }) {
             throw NetworkPlanError.inputGradientUnavailable(first.path)
         }
+        try writeFusedActivations(w)
         try w.prepareBackward(self)
         let input = try w.inputGradient(self)
         let logitsGradient = w.gradients[w.gradients.count - 1]!
@@ -628,16 +652,17 @@ public final class NetworkPlan {
     /// output of its own (flatten).
     public func activation(_ w: Workspace, path: String) throws -> [Float]? {
         guard let op = operations.first(where: { $0.path == path }) else { return nil }
+        try writeFusedActivations(w)
         let values = try device.floats(w.activations[op.output])
         return Array(values.prefix(w.batch * activationSizes[op.output]))
     }
 
     /// Floats of parameter `weight` and of the optional `bias`.
-    private func weightFloats(_ weight: Int, _ bias: Int?) -> Int {
+    func weightFloats(_ weight: Int, _ bias: Int?) -> Int {
         ([weight] + (bias.map { [$0] } ?? [])).reduce(0) { $0 + parameters[$1].shape.reduce(1, *) }
     }
 
-    private func convShape(_ spec: Conv2dSpec, batch: Int, height: Int, width: Int) -> Conv2dShape {
+    func convShape(_ spec: Conv2dSpec, batch: Int, height: Int, width: Int) -> Conv2dShape {
         Conv2dShape(
             batch: batch, inChannels: spec.inChannels, outChannels: spec.outChannels, height: height, width: width,
             kernelHeight: spec.kernelSize, kernelWidth: spec.kernelSize, stride: spec.stride, padding: spec.padding)

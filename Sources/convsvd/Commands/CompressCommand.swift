@@ -229,13 +229,14 @@ struct CompressCommand: ParsableCommand {
                 try compressed.load(checkpointTensors: ordered)
                 try compressed.load(checkpointCounters: saved.counters)
                 let ruleText = p.setting.text(images: dataAwareImages)
+                // Dense and compressed passes in turn: the machine's load changes fall on both.
+                let measured = try Compression.measure([dense, compressed], on: test, repeats: repeats)
                 var result = Compression.Result(
                     model: description.name, compressedModel: network.name, dataset: kind.displayName,
                     device: "\(device.info.selector) (\(device.info.name))",
                     rule: ruleText, dataAware: p.setting.dataAware,
                     layers: layers,
-                    dense: try Compression.measure(dense, on: test, repeats: repeats),
-                    compressed: try Compression.measure(compressed, on: test, repeats: repeats))
+                    dense: measured[0], compressed: measured[1])
                 let modelFile = into.appendingPathComponent("model.json")
                 let checkpointFile = into.appendingPathComponent(Checkpoint.fileName)
                 try writeAtomically(Data(ModelFile.encode(network).utf8), to: modelFile)

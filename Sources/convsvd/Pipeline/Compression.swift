@@ -266,18 +266,29 @@ enum Compression {
 
     /// Accuracy, loss and the median time of `repeats` test-set passes.
     static func measure(_ plan: NetworkPlan, on test: DeviceDataset, repeats: Int) throws -> Measured {
-        var seconds: [Double] = []
-        var evaluation: Evaluation?
+        try measure([plan], on: test, repeats: repeats)[0]
+    }
+
+    /// ``measure(_:on:repeats:)`` for several plans, their passes taken in
+    /// turn (one pass of each, `repeats` times), so that a change in the
+    /// machine's load during the measurement falls on all of them alike.
+    static func measure(_ plans: [NetworkPlan], on test: DeviceDataset, repeats: Int) throws -> [Measured] {
+        var seconds = [[Double]](repeating: [], count: plans.count)
+        var evaluations = [Evaluation?](repeating: nil, count: plans.count)
         for _ in 0..<max(1, repeats) {
-            let start = Clocks.wall()
-            evaluation = try Evaluation.run(network: plan, on: test)
-            seconds.append(Clocks.seconds(since: start))
+            for (index, plan) in plans.enumerated() {
+                let start = Clocks.wall()
+                evaluations[index] = try Evaluation.run(network: plan, on: test)
+                seconds[index].append(Clocks.seconds(since: start))
+            }
         }
-        seconds.sort()
-        return Measured(
-            accuracy: evaluation!.accuracy, meanLoss: evaluation!.meanLoss,
-            parameters: plan.summary.learnedParameterCount, multiplyAdds: plan.summary.multiplyAdds,
-            inferenceSeconds: seconds[seconds.count / 2])
+        return zip(plans, zip(evaluations, seconds)).map { plan, measured in
+            let (evaluation, times) = (measured.0!, measured.1.sorted())
+            return Measured(
+                accuracy: evaluation.accuracy, meanLoss: evaluation.meanLoss,
+                parameters: plan.summary.learnedParameterCount, multiplyAdds: plan.summary.multiplyAdds,
+                inferenceSeconds: times[times.count / 2])
+        }
     }
 }
 

@@ -11,7 +11,11 @@ final class PlanUnderTest: DifferentiableNetworkUnderTest {
     let plan: NetworkPlan
     private var last: NetworkPlan.Workspace?
 
-    init(_ plan: NetworkPlan) { self.plan = plan }
+    /// The analysis reads every layer's output: the plan runs layer by layer.
+    init(_ plan: NetworkPlan) {
+        self.plan = plan
+        plan.fusesInference = false
+    }
 
     func forward(normalizedImages: [Float], count: Int) throws -> [Float] {
         let w = try plan.workspace(batch: count)

@@ -1,0 +1,85 @@
+import GPUNet
+import TestSupport
+import XCTest
+
+/// The sweep's eval-mode fused layers (``InferenceDevice``), small enough
+/// for Oclgrind: batch 1 on a 1×1 map, a plane of 20 (one whole 16-pixel
+/// chunk of `fused_epilogue` and a partial one), stride 2 on odd sizes,
+/// with and without the pointwise convolution, residual and ReLU; and the
+/// affine map with and without a BatchNorm and a bias. The host gives the
+/// expected values (the float64 loops where the host does not fuse a layer).
+extension KernelSweepTests {
+    /// (layer, bias).
+    static let inferenceLayers: [(FusedConvolution, Bool)] = [
+        (
+            FusedConvolution(
+                shape: Conv2dShape(batch: 1, inChannels: 3, outChannels: 2, height: 1, width: 1, padding: 1),
+                pointwiseChannels: 5, relu: true), false
+        ),
+        (
+            FusedConvolution(
+                shape: Conv2dShape(batch: 2, inChannels: 3, outChannels: 5, height: 5, width: 7, stride: 2, padding: 1),
+                residual: true, relu: true), true
+        ),
+        (
+            FusedConvolution(
+                shape: Conv2dShape(batch: 3, inChannels: 4, outChannels: 3, height: 4, width: 5, padding: 1),
+                pointwiseChannels: 6, residual: true), true
+        ),
+    ]
+
+    func sweepInference(_ agree: Agree) throws {
+        for (index, (layer, hasBias)) in Self.inferenceLayers.enumerated() {
+            let s = layer.shape
+            let seed = UInt64(900 + 10 * index)
+            let input = randomFloats(s.inputCount, seed: seed)
+            let weight = randomFloats(s.weightCount, scale: 0.5, seed: seed + 1)
+            let bias = hasBias ? randomFloats(s.outChannels, seed: seed + 2) : nil
+            let pointwise = layer.pointwiseChannels.map { randomFloats($0 * s.outChannels, seed: seed + 3) }
+            let scale = randomFloats(layer.outChannels, seed: seed + 4)
+            let shift = randomFloats(layer.outChannels, seed: seed + 5)
+            let residual = layer.residual ? randomFloats(layer.outputCount, seed: seed + 6) : nil
+            try agree("fusedConvolutionForward \(layer)", false) { device in
+                let d = try XCTUnwrap(device as? InferenceDevice)
+                guard d.supportsFusedConvolution(layer) else {
+                    return [
+                        NaiveReference.fusedConvolutionForward(
+                            layer, input: input, weight: weight, bias: bias, pointwiseWeight: pointwise, scale: scale,
+                            shift: shift, residual: residual
+                        ).map(Float.init)
+                    ]
+                }
+                let out = try device.makeBuffer(count: layer.outputCount, kind: .float32)
+                try d.fusedConvolutionForward(
+                    layer, input: try device.makeBuffer(input), weight: try device.makeBuffer(weight),
+                    bias: try bias.map { try device.makeBuffer($0) },
+                    pointwiseWeight: try pointwise.map { try device.makeBuffer($0) },
+                    scale: try device.makeBuffer(scale), shift: try device.makeBuffer(shift),
+                    residual: try residual.map { try device.makeBuffer($0) }, output: out)
+                return [try device.floats(out)]
+            }
+        }
+        let channels = 3
+        let bias = randomFloats(channels, seed: 951)
+        let gamma = randomFloats(channels, seed: 952).map { 1 + $0 / 2 }
+        let beta = randomFloats(channels, seed: 953)
+        let mean = randomFloats(channels, seed: 954)
+        let variance = randomFloats(channels, seed: 955).map { 1 + $0 / 2 }
+        for (withBias, withBatchNorm) in [(false, false), (true, true)] {
+            try agree("inferenceAffine bias \(withBias) BatchNorm \(withBatchNorm)", false) { device in
+                let d = try XCTUnwrap(device as? InferenceDevice)
+                let scale = try device.makeBuffer(count: channels, kind: .float32)
+                let shift = try device.makeBuffer(count: channels, kind: .float32)
+                let bn =
+                    withBatchNorm
+                    ? InferenceBatchNorm(
+                        gamma: try device.makeBuffer(gamma), beta: try device.makeBuffer(beta),
+                        runningMean: try device.makeBuffer(mean), runningVar: try device.makeBuffer(variance)) : nil
+                try d.inferenceAffine(
+                    channels: channels, bias: withBias ? try device.makeBuffer(bias) : nil, batchNorm: bn, scale: scale,
+                    shift: shift)
+                return [try device.floats(scale), try device.floats(shift)]
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import GPUNet
+
+/// Float64 loops for ``InferenceDevice``'s operations, written from their
+/// definitions: the convolution by ``NaiveReference/conv2dForward(_:input:weight:bias:)``,
+/// the pointwise convolution as a sum over channels, the BatchNorm's
+/// affine map from γ, β and the running statistics directly.
+extension NaiveReference {
+    /// scale = γ/√(v + ε), shift = β − μ·scale + scale·bias with a BatchNorm
+    /// (γ, β, μ, v); scale = 1, shift = bias (or 0) without.
+    public static func inferenceAffine<T: BinaryFloatingPoint>(
+        channels: Int, bias: [T]?, batchNorm: (gamma: [T], beta: [T], mean: [T], variance: [T])?, epsilon: Double = 1e-5
+    ) -> (scale: [Double], shift: [Double]) {
+        var scale = [Double](repeating: 1, count: channels)
+        var shift = (0..<channels).map { o in bias.map { Double($0[o]) } ?? 0 }
+        guard let bn = batchNorm else { return (scale, shift) }
+        for o in 0..<channels {
+            let g = Double(bn.gamma[o]) / (Double(bn.variance[o]) + epsilon).squareRoot()
+            scale[o] = g
+            shift[o] = Double(bn.beta[o]) - Double(bn.mean[o]) * g + g * (bias.map { Double($0[o]) } ?? 0)
+        }
+        return (scale, shift)
+    }
+
+    /// ``InferenceDevice/fusedConvolutionForward(_:input:weight:bias:pointwiseWeight:scale:shift:residual:output:)``:
+    /// t = conv(input, weight) + bias; u[b,o,p] = Σ_c pointwise[o,c]·t[b,c,p]
+    /// (or t); output = r(u·scale[o] + shift[o] + residual), r the ReLU when `layer.relu`.
+    public static func fusedConvolutionForward<T: BinaryFloatingPoint>(
+        _ layer: FusedConvolution, input: [T], weight: [T], bias: [T]?, pointwiseWeight: [T]?, scale: [T],
+        shift: [T], residual: [T]?
+    ) -> [Double] {
+        let s = layer.shape
+        let t = conv2dForward(s, input: input, weight: weight, bias: bias)
+        let plane = s.outHeight * s.outWidth
+        let (o1, o) = (s.outChannels, layer.outChannels)
+        var u = t
+        if let pw = pointwiseWeight {
+            u = [Double](repeating: 0, count: s.batch * o * plane)
+            for b in 0..<s.batch {
+                for oc in 0..<o {
+                    for p in 0..<plane {
+                        var sum = 0.0
+                        for c in 0..<o1 { sum += Double(pw[oc * o1 + c]) * t[(b * o1 + c) * plane + p] }
+                        u[(b * o + oc) * plane + p] = sum
+                    }
+                }
+            }
+        }
+        var output = u
+        for b in 0..<s.batch {
+            for oc in 0..<o {
+                for p in 0..<plane {
+                    let i = (b * o + oc) * plane + p
+                    var v = u[i] * Double(scale[oc]) + Double(shift[oc]) + (residual.map { Double($0[i]) } ?? 0)
+                    if layer.relu { v = max(0, v) }
+                    output[i] = v
+                }
+            }
+        }
+        return output
+    }
+}
