@@ -176,7 +176,7 @@ final class NetworkAnalysisTests: XCTestCase, SmallResNetFixture {
         let data = images(20)
         let report = try NetworkAnalyzer(network: network, testSet: data, options: options).run(device: device)
         XCTAssertTrue(report.allChecksPassed, "\(report.failedChecks.map { "\($0.id) = \($0.value)" })")
-        XCTAssertEqual(report.schemaVersion, 3)
+        XCTAssertEqual(report.schemaVersion, 4)
         XCTAssertEqual(report.layers.map(\.name).first, "conv1")
         XCTAssertEqual(report.layers.last?.kind, "linear")
         XCTAssertEqual(report.comparison.images, 20)

@@ -35,7 +35,7 @@ final class NetworkAnalyzeTests: XCTestCase {
         let json = try XCTUnwrap(
             JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("analysis.json")))
                 as? [String: Any])
-        XCTAssertEqual(json["schemaVersion"] as? Int, 3)
+        XCTAssertEqual(json["schemaVersion"] as? Int, 4)
         XCTAssertEqual(json["model"] as? String, "resnet8")
         let layers = try XCTUnwrap(json["layers"] as? [[String: Any]])
         XCTAssertEqual(
