@@ -275,3 +275,35 @@ final class NetworkRegionsAlongLinesTests: XCTestCase, SmallResNetFixture {
         return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
     }
 }
+
+extension NetworkRegionsAlongLinesTests {
+    /// The section on the fixture passes its checks; a report whose
+    /// sampled segment saw more pieces than the exact count, or changes
+    /// without a breakpoint, or a kinked piece, fails the matching check.
+    func testSectionChecksPassAndCanFail() throws {
+        let f = try fixture()
+        let labels = [0, 0, 1]
+        let ends = [(0, 1), (0, 2)].map { i, j in
+            SegmentEnds(
+                first: i, second: j, firstLabel: labels[i], secondLabel: labels[j], x0: i == 0 ? f.x0 : f.x1,
+                x1: j == 1 ? f.x1 : f.x0.map { -$0 })
+        }
+        let options = NetworkRegionsOptions(pairsPerGroup: 1, samplesPerSegment: 200, span: 0.1, threads: 2)
+        let r = NetworkRegionsAlongLines.run(network: f.network, segments: ends, options: options)
+        XCTAssertEqual(r.segments.map(\.sameClass), [true, false])
+        XCTAssertEqual(r.sampled.count, 2)
+        XCTAssertEqual(r.segments[0].range[0], 0.45, accuracy: 1e-15)
+        XCTAssertEqual(r.segments[0].range[1], 0.55, accuracy: 1e-15)
+        XCTAssertEqual(NetworkRegionsAlongLines.checks(r).filter { !$0.passed }.map(\.id), [])
+        var bad = r
+        bad.sampled[0].sampledPieces = bad.sampled[0].exactPieces + 1
+        bad.sampled[1].changesWithoutBreakpoint = 1
+        bad.midpointMaxRelativeError = 1e-6
+        XCTAssertEqual(
+            NetworkRegionsAlongLines.checks(bad).filter { !$0.passed }.map(\.id),
+            ["regions.midpoint-affine", "regions.sampling-not-above-exact", "regions.sampled-changes-bracketed"])
+        XCTAssertThrowsError(
+            try NetworkRegionsAlongLines.run(
+                network: f.network, testSet: images(4), options: NetworkRegionsOptions(span: 0)))
+    }
+}

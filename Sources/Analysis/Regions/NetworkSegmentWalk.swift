@@ -1,7 +1,7 @@
 /// A ``FoldedNetwork``'s nonlinearities as *sites* of selection units, and
 /// the network's steps in terms of them: what the exact walk along a segment
 /// (``NetworkSegmentWalk``) and the forward pass that samples activation
-/// patterns (``NetworkRegionsAlongLines/sampledPatterns(network:forward:at:x0:x1:)``) share.
+/// patterns (``NetworkRegionsAlongLines/patterns(walk:images:batch:)``) share.
 ///
 /// A site is a ReLU (its units are the ReLU's inputs: on when > 0), a ReLU
 /// followed by a 2×2 max-pool (its units are the pool windows: the window
