@@ -176,7 +176,11 @@ final class NetworkAnalysisTests: XCTestCase, SmallResNetFixture {
         let data = images(20)
         let report = try NetworkAnalyzer(network: network, testSet: data, options: options).run(device: device)
         XCTAssertTrue(report.allChecksPassed, "\(report.failedChecks.map { "\($0.id) = \($0.value)" })")
-        XCTAssertEqual(report.schemaVersion, 3)
+        XCTAssertEqual(report.schemaVersion, 4)
+        // Phase 9's regions along lines: 2 same-class and 2 different-class segments, their checks passed.
+        XCTAssertEqual(report.regions?.segments.count, 4)
+        XCTAssertEqual(report.regions?.sampled.count, 2)
+        XCTAssertTrue(report.checks.contains { $0.id == "regions.sampled-changes-bracketed" })
         XCTAssertEqual(report.layers.map(\.name).first, "conv1")
         XCTAssertEqual(report.layers.last?.kind, "linear")
         XCTAssertEqual(report.comparison.images, 20)

@@ -27,15 +27,17 @@ final class NetworkAnalyzeTests: XCTestCase {
         let out = dir.appendingPathComponent("analysis")
         let r = try CLI.run([
             "analyze", "--model", "resnet8", "--device", "host", "--data", try mnist, "--checkpoint", checkpoint.path,
-            "--images", "40", "--sweep-images", "16", "--out", out.path,
+            "--images", "40", "--sweep-images", "16", "--region-segments", "1", "--region-samples", "64", "--out",
+            out.path,
         ])
         XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stdout.contains("phase 9: regions along lines (exact pieces"), r.stdout)
         XCTAssertTrue(r.stdout.contains("layer3.0.downsample.0"), r.stdout)
         XCTAssertTrue(r.stdout.contains("phase 9: "), r.stdout)
         let json = try XCTUnwrap(
             JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("analysis.json")))
                 as? [String: Any])
-        XCTAssertEqual(json["schemaVersion"] as? Int, 3)
+        XCTAssertEqual(json["schemaVersion"] as? Int, 4)
         XCTAssertEqual(json["model"] as? String, "resnet8")
         let layers = try XCTUnwrap(json["layers"] as? [[String: Any]])
         XCTAssertEqual(
@@ -55,6 +57,11 @@ final class NetworkAnalyzeTests: XCTestCase {
         let checks = try XCTUnwrap(json["checks"] as? [[String: Any]])
         XCTAssertTrue(checks.contains { $0["id"] as? String == "folding.logits" && $0["passed"] as? Bool == true })
         XCTAssertTrue(checks.allSatisfy { $0["passed"] as? Bool == true })
+        // Phase 9's regions along lines: one same-class and one different-class segment, both sampled.
+        let regions = try XCTUnwrap(json["regions"] as? [String: Any])
+        XCTAssertEqual((regions["segments"] as? [Any])?.count, 2)
+        XCTAssertEqual((regions["sampled"] as? [[String: Any]])?.map { $0["samples"] as? Int }, [64, 64])
+        XCTAssertTrue(checks.contains { $0["id"] as? String == "regions.sampled-changes-bracketed" })
 
         // `run --checkpoint`: the same analysis and the per-layer figures.
         let runOut = dir.appendingPathComponent("run")
@@ -63,6 +70,7 @@ final class NetworkAnalyzeTests: XCTestCase {
             "--images", "20", "--sweep-images", "8", "--out", runOut.path,
         ])
         XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(run.stdout.contains("phase 9: regions along lines (exact pieces"), run.stdout)
         for file in [
             "analysis.json", "figures/layer_spectra.png", "figures/ranks_by_depth.png", "figures/layer_truncation.png",
             "figures/layer_masks.png", "figures/truncation_heatmap.png",

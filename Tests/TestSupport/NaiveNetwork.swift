@@ -158,6 +158,18 @@ public struct NaiveNetwork {
         return pass.backward(nodes, cotangent)
     }
 
+    /// The eval-mode forward pass alone (BatchNorm by the running
+    /// statistics in `parameters`): every row's input and output, (batch,
+    /// shape) row-major, in ``summary``'s order; a residual block's add row
+    /// records the block's input, its ReLU row the sum.
+    public func evalRows(images: [Double], batch: Int, parameters: [String: [Double]]) -> (
+        inputs: [[Double]], outputs: [[Double]]
+    ) {
+        var pass = Pass(rows: summary.layers, batch: batch, training: false, parameters: parameters)
+        _ = pass.forward(nodes, images)
+        return (pass.inputs, pass.outputs)
+    }
+
     /// Walks a description in shape inference's order, taking one summary row per layer.
     private struct RowCursor {
         let rows: [LayerSummary]

@@ -52,13 +52,26 @@ public struct NetworkAnalysisOptions: Codable, Sendable, Equatable {
     public var maskImages: Int?
     /// Phase 6: patches drawn per layer from its pool (nil: 4096).
     public var maskPatches: Int?
+    /// Phase 9's regions along lines: segments between same-class test
+    /// images, and as many between different-class ones (nil: 2; 0: none).
+    public var regionPairs: Int? = nil
+    /// Samples on each of the first same-class and different-class segments
+    /// (nil: 128; 0: no sampling).
+    public var regionSamples: Int? = nil
+    /// The fraction of each segment walked, centred on its midpoint (nil: 1/64; see
+    /// ``NetworkRegionsOptions/span``).
+    public var regionSpan: Double? = nil
 
     public init(
         images: Int? = nil, sweepImages: Int? = nil, deviceBatch: Int = 64, chunk: Int = 8,
         threads: Int = ProcessInfo.processInfo.activeProcessorCount,
         energyThresholds: [Double] = [0.90, 0.95, 0.99, 0.999], everyRankUpTo: Int = 16,
-        gradientImages: Int? = nil, dataAwareImages: Int? = nil, maskImages: Int? = nil, maskPatches: Int? = nil
+        gradientImages: Int? = nil, dataAwareImages: Int? = nil, maskImages: Int? = nil, maskPatches: Int? = nil,
+        regionPairs: Int? = nil, regionSamples: Int? = nil, regionSpan: Double? = nil
     ) {
+        self.regionSpan = regionSpan
+        self.regionPairs = regionPairs
+        self.regionSamples = regionSamples
         self.gradientImages = gradientImages
         self.dataAwareImages = dataAwareImages
         self.maskImages = maskImages
@@ -188,7 +201,8 @@ public struct NetworkPhaseTime: Codable, Sendable, Equatable {
 /// analysis.json of the per-layer analysis of any network description.
 public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
     /// The layout of this file; readers check it. 3: phase 6 (each layer's
-    /// `reluMasks`, the options' `maskImages` and `maskPatches`).
+    /// `reluMasks`, the options' `maskImages` and `maskPatches`). 4: phase
+    /// 9's `regions` and the options' `regionPairs` and `regionSamples`.
     public var schemaVersion: Int
     public var model: String
     public var testSet: DatasetSummary
@@ -205,11 +219,13 @@ public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
     public var operators: OperatorPhase.Report
     /// Phase 9: each conv layer's data-aware low rank on its own input patches.
     public var dataAware: NetworkDataAware? = nil
+    /// Phase 9: the exact linear pieces along segments between test images.
+    public var regions: NetworkRegionsReport? = nil
     public var phasesNotRun: [PhaseNotRun]
     public var checks: [Check]
     public var timings: [NetworkPhaseTime]
 
-    public static let currentSchemaVersion = 3
+    public static let currentSchemaVersion = 4
 
     public var allChecksPassed: Bool { checks.allSatisfy(\.passed) }
     public var failedChecks: [Check] { checks.filter { !$0.passed } }

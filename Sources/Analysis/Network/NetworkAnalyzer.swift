@@ -144,6 +144,9 @@ public struct NetworkAnalyzer {
             lap("phase 9: data-aware low rank")
         }
 
+        let regions = try regionsAlongLines(progress: progress)
+        if regions != nil { lap("phase 9: regions along lines") }
+
         let layers = spectra.map(\.record)
         let total = Clocks.seconds(since: started)
         timings.append(
@@ -153,6 +156,7 @@ public struct NetworkAnalyzer {
                 layers: layers, comparison: comparison, device: device != nil,
                 fullRankMismatches: sweep.fullRankMismatches, sweepImages: sweepImages)
             + Self.operatorChecks(operators) + (dataAware?.checks ?? [])
+            + (regions.map(NetworkRegionsAlongLines.checks) ?? [])
         var report = NetworkAnalysisReport(
             model: network.name, testSet: DatasetSummary(name: testSet.name, count: testSet.count), options: options,
             foldedBatchNorms: network.layers.compactMap(\.batchNorm), layers: layers, comparison: comparison,
@@ -165,7 +169,25 @@ public struct NetworkAnalyzer {
                     ? [] : [PhaseNotRun(phase: "6", reason: "no mask images, or no conv layer followed by a ReLU")]),
             checks: checks, timings: timings)
         report.dataAware = dataAware
+        report.regions = regions
         return report
+    }
+
+    // MARK: Phase 9, regions along lines
+
+    /// The exact pieces along ``NetworkAnalysisOptions/regionPairs`` segments
+    /// of each kind (nil when 0).
+    func regionsAlongLines(progress: (String) -> Void) throws -> NetworkRegionsReport? {
+        let pairs = options.regionPairs ?? 2
+        guard pairs > 0 else { return nil }
+        let regionOptions = NetworkRegionsOptions(
+            pairsPerGroup: pairs, samplesPerSegment: options.regionSamples ?? 128,
+            span: options.regionSpan ?? 1.0 / 64, threads: options.threads)
+        progress(
+            "phase 9: regions along lines, \(pairs) same-class and \(pairs) different-class segments, the middle "
+                + "\(regionOptions.span) of each (exact pieces, \(regionOptions.samplesPerSegment) samples on one of each)"
+        )
+        return try NetworkRegionsAlongLines.run(network: network, testSet: testSet, options: regionOptions)
     }
 
     // MARK: Phase 2

@@ -223,11 +223,12 @@ struct StudyCommand: ParsableCommand {
     /// The per-layer analysis options of a member: phases 1, 3, 4 and 5 on
     /// the first --analysis-images test images, the ReLU masks on at most
     /// 256 of them, no measured input gradients (phase 9's bounds suffice)
-    /// and no data-aware low rank (not among the compared quantities).
+    /// and no data-aware low rank or regions along lines (not among the
+    /// compared quantities).
     var memberAnalysisOptions: NetworkAnalysisOptions {
         NetworkAnalysisOptions(
             images: analysisImages, sweepImages: analysisImages, gradientImages: 0, dataAwareImages: 0,
-            maskImages: min(analysisImages, 256))
+            maskImages: min(analysisImages, 256), regionPairs: 0)
     }
 
     /// Runs and writes a member's per-layer analysis; logs its checks.

@@ -196,6 +196,7 @@ enum NetworkAnalysisStage {
             }
             for skipped in d.skipped { lines.append("  \(skipped.phase): not analysed, \(skipped.reason)") }
         }
+        if let g = r.regions { lines += renderRegions(g) }
         lines += ["", "checks (\(r.checks.filter(\.passed).count) of \(r.checks.count) passed)"]
         for check in r.checks {
             lines.append(
@@ -211,5 +212,38 @@ enum NetworkAnalysisStage {
                     + (t.cpuSeconds.map { String(format: "  %8.2f s", $0) } ?? ""))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Phase 9's regions along lines: the pieces per segment by group, and the sampled segments.
+    static func renderRegions(_ g: NetworkRegionsReport) -> [String] {
+        var lines = [
+            "",
+            "phase 9: regions along lines (exact pieces of the folded float64 network on the middle "
+                + String(format: "%.4g", g.options.span) + " of segments between test images; "
+                + "\(g.sites.count) ReLU/pool sites, "
+                + "\(g.sites.reduce(0) { $0 + $1.units }) units an image)",
+        ]
+        for (name, stats) in [("same class", g.sameClass), ("different classes", g.differentClasses)] {
+            guard let s = stats else { continue }
+            lines.append(
+                String(
+                    format:
+                        "  %@: %d segments, pieces mean %.1f (median %.1f, %d–%d), reaching the logits %.1f, "
+                        + "per unit length %.2f, length %.2f",
+                    name, s.segments, s.piecesMean, s.piecesMedian, s.piecesMin, s.piecesMax,
+                    s.piecesReachingLogitsMean, s.piecesPerUnitLengthMean, s.lengthMean))
+        }
+        for m in g.sampled {
+            let e = g.segments[m.segment]
+            lines.append(
+                "  sampled segment \(e.first)→\(e.second) (\(m.samples) samples): \(m.sampledPieces) of "
+                    + "\(m.exactPieces) pieces, \(m.sampledPiecesReachingLogits) of \(m.exactPiecesReachingLogits) "
+                    + "reaching the logits, \(m.changesWithoutBreakpoint) changes without a breakpoint")
+        }
+        lines.append(
+            String(
+                format: "  exact walks %.2f s CPU, midpoints %.2f s, sampling %.2f s; section %.2f s wall",
+                g.countingSeconds, g.midpointSeconds, g.samplingSeconds, g.seconds))
+        return lines
     }
 }

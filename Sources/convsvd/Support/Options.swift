@@ -346,6 +346,27 @@ struct AnalysisImageOptions: ParsableArguments {
     )
     var dataAwareImages: Int = 1000
 
+    @Option(
+        name: .customLong("region-segments"),
+        help:
+            "Models other than tiny: phase 9's regions along lines on N segments between same-class test images and N between different-class ones, exact pieces (0: none)."
+    )
+    var regionSegments: Int = 2
+
+    @Option(
+        name: .customLong("region-samples"),
+        help:
+            "Models other than tiny: forward passes densely sampling the first same-class and different-class segment of phase 9's regions along lines (0: none)."
+    )
+    var regionSamples: Int = 128
+
+    @Option(
+        name: .customLong("region-span"),
+        help:
+            "Models other than tiny: the fraction of each segment that phase 9's regions along lines walk, centred on its midpoint (1: the whole segment; a ResNet has tens of thousands of pieces on a whole one)."
+    )
+    var regionSpan: Double = 1.0 / 64
+
     func validate() throws {
         if let images, images < 1 { throw ValidationError("--images must be at least 1 (got \(images))") }
         if sweepImages < 0 {
@@ -357,12 +378,22 @@ struct AnalysisImageOptions: ParsableArguments {
         if dataAwareImages < 0 {
             throw ValidationError("--data-aware-images must be at least 0 (got \(dataAwareImages))")
         }
+        if regionSegments < 0 {
+            throw ValidationError("--region-segments must be at least 0 (got \(regionSegments))")
+        }
+        if !(regionSpan > 0 && regionSpan <= 1) {
+            throw ValidationError("--region-span must be in (0, 1] (got \(regionSpan))")
+        }
+        if regionSamples < 0 {
+            throw ValidationError("--region-samples must be at least 0 (got \(regionSamples))")
+        }
     }
 
     /// The image counts of the per-layer analysis (models other than tiny).
     var network: NetworkAnalysisOptions {
         NetworkAnalysisOptions(
             images: images, sweepImages: noSweep ? 0 : sweepImages, gradientImages: gradientImages,
-            dataAwareImages: dataAwareImages)
+            dataAwareImages: dataAwareImages, regionPairs: regionSegments, regionSamples: regionSamples,
+            regionSpan: regionSpan)
     }
 }
