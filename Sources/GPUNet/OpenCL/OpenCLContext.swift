@@ -232,7 +232,10 @@ final class OpenCLKernel {
         if bound.count < arguments.count {
             bound += Array(repeating: BoundArgument(), count: arguments.count - bound.count)
         }
-        for (index, argument) in arguments.enumerated() {
+        // Indexed rather than enumerated, so that the optimiser sees the list
+        // does not escape and keeps a call site's array literal on the stack.
+        for index in arguments.indices {
+            let argument = arguments[index]
             // A kernel keeps its arguments between launches: only those that
             // differ from the last launch's are set again (a training step
             // repeats most of them, and each set is a driver call).

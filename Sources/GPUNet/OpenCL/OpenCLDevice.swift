@@ -181,16 +181,16 @@ public final class OpenCLDevice: Device {
     /// `buffer` as this device's buffer holding at least `count` elements of `kind`.
     func cl(
         _ buffer: Buffer, _ role: String, atLeast count: Int, kind: ElementKind = .float32,
-        in operation: String
+        in operation: @autoclosure () -> String
     ) throws -> OpenCLBuffer {
         guard let buffer = buffer as? OpenCLBuffer, buffer.owner === context else {
-            throw OpenCLError.invalidArgument("\(operation): \(role) is not a buffer of \(info.summary)")
+            throw OpenCLError.invalidArgument("\(operation()): \(role) is not a buffer of \(info.summary)")
         }
         guard buffer.kind == kind else {
-            throw OpenCLError.invalidArgument("\(operation): \(role) holds \(buffer.kind), expected \(kind)")
+            throw OpenCLError.invalidArgument("\(operation()): \(role) holds \(buffer.kind), expected \(kind)")
         }
         guard buffer.count >= count else {
-            throw OpenCLError.invalidArgument("\(operation): \(role) has \(buffer.count) elements, needs \(count)")
+            throw OpenCLError.invalidArgument("\(operation()): \(role) has \(buffer.count) elements, needs \(count)")
         }
         return buffer
     }
