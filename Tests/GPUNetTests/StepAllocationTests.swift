@@ -58,6 +58,17 @@ final class StepAllocationTests: XCTestCase {
         }
     }
 
+    /// The counter sees an allocation (so that the tests above can fail):
+    /// an array of a size known only at run time is a heap allocation.
+    func testCounterCountsAnAllocation() {
+        let count = Int.random(in: 100...200)
+        ac_start()
+        let values = [Float](repeating: 1, count: count)
+        let allocations = ac_stop()
+        XCTAssertEqual(values.count, count)
+        XCTAssertGreaterThanOrEqual(allocations, 1)
+    }
+
     /// Runs 3 warm-up steps, then counts the allocations made while 6
     /// more are queued, each step's results redirected into a slot of a
     /// ``StepResultLog`` as the trainer does (no block read falls among them).

@@ -115,12 +115,19 @@ extension OpenCLDevice {
         }
         if Self.is3x3(s) && s.outChannels <= 8 && s.inChannels < 4 {
             let partials = try scratchBuffer("pooled.partials", count: s.batch * s.patchSize * 8)
-            try launch(
-                "conv2d_pooled_weight_outlanes3x3", items: s.batch * s.inChannels,
-                [
-                    .buffer(inputBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
-                    .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), .int(relu),
-                ])
+            try launch("conv2d_pooled_weight_outlanes3x3", items: s.batch * s.inChannels) { a in
+                a.append(.buffer(inputBuffer))
+                a.append(.buffer(values))
+                a.append(.buffer(argmax))
+                a.append(.buffer(reluOutput))
+                a.append(.buffer(partials))
+                a.append(.int(s.batch))
+                a.append(.int(s.inChannels))
+                a.append(.int(s.height))
+                a.append(.int(s.width))
+                a.append(.int(s.outChannels))
+                a.append(.int(relu))
+            }
             try launch(
                 "conv2d_weight_reduce", items: s.weightCount,
                 [

@@ -281,12 +281,18 @@ extension OpenCLDevice {
                     .buffer(partials), .buffer(sv), .int(c), .int(chunks), .int(0),
                     .float(Float(1 / Double(s.valuesPerChannel))),
                 ])
-            try launch(
-                "channel_partials", items: c * chunks,
-                [
-                    .buffer(x), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
-                    .int(channelChunkLength), .int(chunks), .int(1),
-                ])
+            try launch("channel_partials", items: c * chunks) { a in
+                a.append(.buffer(x))
+                a.append(.buffer(x))
+                a.append(.buffer(sv))
+                a.append(.buffer(partials))
+                a.append(.int(s.batch))
+                a.append(.int(c))
+                a.append(.int(plane))
+                a.append(.int(channelChunkLength))
+                a.append(.int(chunks))
+                a.append(.int(1))
+            }
             try launch(
                 "batchnorm_training_statistics", items: c,
                 [

@@ -106,22 +106,40 @@ extension OpenCLDevice {
         let partials = try scratchBuffer("gpu.tinyStepPartials", count: batch * total)
         let name = "gpu_tiny_step_image"
         let local = gpuGroupSize(try kernel(name), items: 256)
-        try launch(
-            name, items: batch * local, local: local,
-            [
-                .buffer(inputBuffer), .buffer(labelBuffer), .buffer(w0), .buffer(w1),
-                .buffer(w2), .buffer(w3), .buffer(logitBuffer), .buffer(resultBuffer),
-                .buffer(partials), .local(bytes: Self.tinyStepTileFloats * 4),
-                .local(bytes: Self.tinyStepWinnerBytes), .int(batch),
-                .int(gathers), .buffer(pixels), .buffer(pixelLabels), .buffer(order), .int(first), .int(count),
-                .float(scale), .float(shift),
-            ])
-        try launch(
-            "gpu_sum_image_partials", items: total,
-            [
-                .buffer(partials), .buffer(g0), .buffer(g1), .buffer(g2), .buffer(g3),
-                .int(counts[0]), .int(counts[1]), .int(counts[2]), .int(counts[3]), .int(batch),
-            ])
+        try launch(name, items: batch * local, local: local) { a in
+            a.append(.buffer(inputBuffer))
+            a.append(.buffer(labelBuffer))
+            a.append(.buffer(w0))
+            a.append(.buffer(w1))
+            a.append(.buffer(w2))
+            a.append(.buffer(w3))
+            a.append(.buffer(logitBuffer))
+            a.append(.buffer(resultBuffer))
+            a.append(.buffer(partials))
+            a.append(.local(bytes: Self.tinyStepTileFloats * 4))
+            a.append(.local(bytes: Self.tinyStepWinnerBytes))
+            a.append(.int(batch))
+            a.append(.int(gathers))
+            a.append(.buffer(pixels))
+            a.append(.buffer(pixelLabels))
+            a.append(.buffer(order))
+            a.append(.int(first))
+            a.append(.int(count))
+            a.append(.float(scale))
+            a.append(.float(shift))
+        }
+        try launch("gpu_sum_image_partials", items: total) { a in
+            a.append(.buffer(partials))
+            a.append(.buffer(g0))
+            a.append(.buffer(g1))
+            a.append(.buffer(g2))
+            a.append(.buffer(g3))
+            a.append(.int(counts[0]))
+            a.append(.int(counts[1]))
+            a.append(.int(counts[2]))
+            a.append(.int(counts[3]))
+            a.append(.int(batch))
+        }
         return true
     }
 }

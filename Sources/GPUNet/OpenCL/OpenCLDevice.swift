@@ -78,6 +78,8 @@ public final class OpenCLDevice: Device {
     /// The per-channel scales and shifts the last per-channel gather used,
     /// and the buffer holding them: a training run uploads them once.
     var gatherNormalization: (values: [Float], buffer: OpenCLBuffer)?
+    /// The argument list ``launch(_:items:local:appending:)`` fills, its storage reused.
+    private var reusableArguments: [OpenCLKernel.Argument] = []
     /// Host copies of uploads whose writes may still be queued.
     private let staging = OpenCLUploadStaging()
 
@@ -176,6 +178,21 @@ public final class OpenCLDevice: Device {
             KernelLaunch(
                 kernel: name, family: kernelFamily, globalSize: geometry.global,
                 localSize: geometry.local, computeUnits: info.computeUnits))
+    }
+
+    /// ``launch(_:items:local:_:)`` with the arguments that `fill` appends to
+    /// a list the device keeps: for the few launch sites whose array literal
+    /// the optimiser does not keep on the stack (measured with heaptrack),
+    /// where a literal would be a heap allocation every step.
+    func launch(
+        _ name: String, items: Int, local: Int? = nil, appending fill: (inout [OpenCLKernel.Argument]) -> Void
+    ) throws {
+        var arguments: [OpenCLKernel.Argument] = []
+        swap(&arguments, &reusableArguments)
+        defer { swap(&arguments, &reusableArguments) }
+        arguments.removeAll(keepingCapacity: true)
+        fill(&arguments)
+        try launch(name, items: items, local: local, arguments)
     }
 
     /// `buffer` as this device's buffer holding at least `count` elements of `kind`.
