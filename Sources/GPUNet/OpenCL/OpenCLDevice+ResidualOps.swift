@@ -293,12 +293,17 @@ extension OpenCLDevice {
                 a.append(.int(chunks))
                 a.append(.int(1))
             }
-            try launch(
-                "batchnorm_training_statistics", items: c,
-                [
-                    .buffer(partials), .buffer(sv), .buffer(rm), .buffer(rv), .int(c), .int(chunks),
-                    .int(s.valuesPerChannel), .float(s.epsilon), .float(s.momentum),
-                ])
+            try launch("batchnorm_training_statistics", items: c) { a in
+                a.append(.buffer(partials))
+                a.append(.buffer(sv))
+                a.append(.buffer(rm))
+                a.append(.buffer(rv))
+                a.append(.int(c))
+                a.append(.int(chunks))
+                a.append(.int(s.valuesPerChannel))
+                a.append(.float(s.epsilon))
+                a.append(.float(s.momentum))
+            }
         } else {
             try launch(
                 "batchnorm_eval_statistics", items: c,
