@@ -232,8 +232,6 @@ final class OpenCLKernel {
         if bound.count < arguments.count {
             bound += Array(repeating: BoundArgument(), count: arguments.count - bound.count)
         }
-        // Indexed rather than enumerated, so that the optimiser sees the list
-        // does not escape and keeps a call site's array literal on the stack.
         for index in arguments.indices {
             let argument = arguments[index]
             // A kernel keeps its arguments between launches: only those that
