@@ -75,10 +75,11 @@ let package = Package(
         ),
 
         .target(name: "TestSupport", dependencies: ["GPUNet", "Models"], path: "Tests/TestSupport"),
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(name: "NetIOTests", dependencies: ["NetIO", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NetIO"]),
         .testTarget(
-            name: "GPUNetTests", dependencies: ["GPUNet", "Models", "NetIO", "TestSupport"],
+            name: "GPUNetTests", dependencies: ["GPUNet", "Models", "NetIO", "TestSupport", "CAllocationCounter"],
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "AnalysisTests", dependencies: ["Analysis", "Models", "NetIO", "TestSupport"],

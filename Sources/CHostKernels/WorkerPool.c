@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -132,4 +133,37 @@ void hk_pool_run(hk_pool *pool, int tasks, hk_task_fn function, void *context) {
         if (rounds < 2000) HK_PAUSE();
         else sched_yield();
     }
+}
+
+// Chunks of 0..<count as one job, calling a Swift closure of type
+// `(Int, Range<Int>) -> Void` directly: Swift declares this function with
+// `@_silgen_name` (HostDevice.parallelChunks), passing the closure as its two
+// words (function, context) in Swift's calling convention, which clang's
+// `swiftcall` and `swift_context` attributes speak. A non-escaping Swift
+// closure cannot be stored in a Swift value for the workers to call without
+// `withoutActuallyEscaping`, which heap-allocates a checking thunk at every
+// call; passing its words through C allocates nothing. The closure's context
+// lives on the caller's stack, which outlives the job (hk_pool_run returns
+// only when every task has finished). It is declared only here, not in the
+// imported header, so that Swift sees it once, with the closure type.
+
+typedef void (*hk_chunk_fn)(intptr_t chunk, intptr_t lower, intptr_t upper,
+                            void *context __attribute__((swift_context))) __attribute__((swiftcall));
+
+struct hk_chunk_job {
+    intptr_t count, chunks;
+    hk_chunk_fn function;
+    void *context;
+};
+
+static void hk_run_chunk(void *context, int task) {
+    const struct hk_chunk_job *job = context;
+    intptr_t chunk = task;
+    job->function(chunk, chunk * job->count / job->chunks, (chunk + 1) * job->count / job->chunks, job->context);
+}
+
+__attribute__((swiftcall)) void hk_pool_run_chunks(hk_pool *pool, intptr_t count, intptr_t chunks,
+                                                    hk_chunk_fn function, void *context) {
+    struct hk_chunk_job job = {count, chunks, function, context};
+    hk_pool_run(pool, (int)chunks, hk_run_chunk, &job);
 }

@@ -142,8 +142,19 @@ extension HostDevice {
     /// contiguous for the vector lanes.
     static func tapMajorWeights(_ pw: UnsafePointer<Float>, outChannels: Int, taps: Int, outPad: Int) -> [Float] {
         var weightsT = [Float](repeating: 0, count: taps * outPad)
-        for oc in 0..<outChannels { for t in 0..<taps { weightsT[t * outPad + oc] = pw[oc * taps + t] } }
+        weightsT.withUnsafeMutableBufferPointer {
+            tapMajorWeights(pw, outChannels: outChannels, taps: taps, outPad: outPad, into: $0.baseAddress!)
+        }
         return weightsT
+    }
+
+    /// ``tapMajorWeights(_:outChannels:taps:outPad:)`` into `weightsT`
+    /// (taps × outPad floats), padding columns included.
+    static func tapMajorWeights(
+        _ pw: UnsafePointer<Float>, outChannels: Int, taps: Int, outPad: Int, into weightsT: UnsafeMutablePointer<Float>
+    ) {
+        weightsT.update(repeating: 0, count: taps * outPad)
+        for oc in 0..<outChannels { for t in 0..<taps { weightsT[t * outPad + oc] = pw[oc * taps + t] } }
     }
 
     func imageConvolution(_ s: ConvShape, weight pw: UnsafeMutablePointer<Float>) -> ImageConvolution {

@@ -205,27 +205,28 @@ extension HostDevice {
             throw HostDeviceError.labelOutOfRange(sample: b, label: plabels[b], classes: classes)
         }
         let inverseBatch = 1 / Double(batch)
-        // Each exponential once (they are most of the time here).
-        let exps = UnsafeMutablePointer<Double>.allocate(capacity: classes)
-        defer { exps.deallocate() }
-        for b in 0..<batch {
-            let z = pz + b * classes
-            let g = pg + b * classes
-            let label = Int(plabels[b])
-            var best = 0
-            for k in 1..<classes where z[k] > z[best] { best = k }
-            let top = Double(z[best])
-            var sum = 0.0
-            for k in 0..<classes {
-                let e = exp(Double(z[k]) - top)
-                exps[k] = e
-                sum += e
-            }
-            pps[b] = Float(log(sum) - (Double(z[label]) - top))
-            pps[batch + b] = best == label ? 1 : 0
-            for k in 0..<classes {
-                let p = exps[k] / sum
-                g[k] = Float((p - (k == label ? 1 : 0)) * inverseBatch)
+        // Each exponential once (they are most of the time here), kept on the
+        // stack for the usual class counts (no allocation per step).
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: classes) { exps in
+            for b in 0..<batch {
+                let z = pz + b * classes
+                let g = pg + b * classes
+                let label = Int(plabels[b])
+                var best = 0
+                for k in 1..<classes where z[k] > z[best] { best = k }
+                let top = Double(z[best])
+                var sum = 0.0
+                for k in 0..<classes {
+                    let e = exp(Double(z[k]) - top)
+                    exps[k] = e
+                    sum += e
+                }
+                pps[b] = Float(log(sum) - (Double(z[label]) - top))
+                pps[batch + b] = best == label ? 1 : 0
+                for k in 0..<classes {
+                    let p = exps[k] / sum
+                    g[k] = Float((p - (k == label ? 1 : 0)) * inverseBatch)
+                }
             }
         }
     }

@@ -37,25 +37,22 @@ extension HostDevice {
             // Output channels in the lanes, the pool taken in registers (`hk_conv_pool_image`).
             let outPad = s.outChannels <= 8 ? 8 : 16
             let k = s.patchSize
-            let weightsT = Self.tapMajorWeights(pw, outChannels: s.outChannels, taps: k, outPad: outPad)
-            var offsets = [Int32](repeating: 0, count: k)
+            let weightsT = scratch.shared(floats: k * outPad)
+            Self.tapMajorWeights(pw, outChannels: s.outChannels, taps: k, outPad: outPad, into: weightsT)
+            let offsets = scratch.shared(int32s: k)
             hk_tap_offsets(
                 Int32(s.inChannels), Int32(s.height), Int32(s.width),
-                Int32(s.kernelHeight), Int32(s.kernelWidth), &offsets)
+                Int32(s.kernelHeight), Int32(s.kernelWidth), offsets)
             let work = scratch.slot(1, floats: 2 * pool.outHeight * pool.outWidth * outPad)
-            weightsT.withUnsafeBufferPointer { wt in
-                offsets.withUnsafeBufferPointer { offsets in
-                    parallelChunks(s.batch, chunks: tasks) { worker, images in
-                        for b in images {
-                            hk_conv_pool_image(
-                                pin + b * imageSize, Int32(s.width), offsets.baseAddress, Int32(k),
-                                wt.baseAddress, Int32(s.outChannels), Int32(outPad),
-                                Int32(s.outHeight), Int32(s.outWidth), pout + b * imagePooled,
-                                parg + b * imagePooled, work[worker])
-                            if relu {
-                                HostLoops.relu(pout + b * imagePooled, pout + b * imagePooled, count: imagePooled)
-                            }
-                        }
+            parallelChunks(s.batch, chunks: tasks) { worker, images in
+                for b in images {
+                    hk_conv_pool_image(
+                        pin + b * imageSize, Int32(s.width), offsets, Int32(k),
+                        weightsT, Int32(s.outChannels), Int32(outPad),
+                        Int32(s.outHeight), Int32(s.outWidth), pout + b * imagePooled,
+                        parg + b * imagePooled, work[worker])
+                    if relu {
+                        HostLoops.relu(pout + b * imagePooled, pout + b * imagePooled, count: imagePooled)
                     }
                 }
             }
@@ -104,8 +101,8 @@ extension HostDevice {
                 Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.kernelHeight), Int32(s.kernelWidth),
                 Int32(s.outChannels), Int32(s.outHeight), Int32(s.outWidth), Int32((s.batch + chunks - 1) / chunks)))
         let masked = scratch.slot(2, floats: mask == nil ? 0 : imagePooled * ((s.batch + chunks - 1) / chunks))
-        let failed = UnsafeMutablePointer<Int32>.allocate(capacity: chunks)
-        defer { failed.deallocate() }
+        let failed = scratch.shared(int32s: chunks)
+        failed.initialize(repeating: 0, count: chunks)
         parallelChunks(s.batch, chunks: chunks) { worker, images in
             let first = images.lowerBound
             let values = Self.passingReLU(
@@ -147,8 +144,7 @@ extension HostDevice {
                 Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.outChannels), Int32(s.outHeight),
                 Int32(s.outWidth)))
         let masked = scratch.slot(2, floats: mask == nil ? 0 : imagePooled * ((s.batch + tasks - 1) / tasks))
-        let failed = UnsafeMutablePointer<Int32>.allocate(capacity: tasks)
-        defer { failed.deallocate() }
+        let failed = scratch.shared(int32s: tasks)
         failed.initialize(repeating: 0, count: tasks)
         parallelChunks(s.batch, chunks: tasks) { worker, images in
             let first = images.lowerBound

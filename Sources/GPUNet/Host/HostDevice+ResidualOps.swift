@@ -103,8 +103,10 @@ extension HostDevice {
         let imageSize = s.inChannels * s.height * s.width
         let direct = Self.isPointwise(s)
         if let transposed = Self.transposedCorrelation(s), !direct {
-            correlate(
-                transposed, input: pgo, weight: Self.flippedTransposedWeights(s, pw), bias: nil, output: pgi)
+            // The flipped weights in shared region 1: the correlation rearranges them into region 0.
+            let flipped = scratch.shared(floats: s.weightCount, region: 1)
+            Self.flippedTransposedWeights(s, pw, into: flipped)
+            correlate(transposed, input: pgo, weight: flipped, bias: nil, output: pgi)
             return
         }
         if wideStridedDataGradient(s, gradOutput: pgo, weight: pw, gradInput: pgi) { return }
@@ -125,7 +127,7 @@ extension HostDevice {
     /// W[o,c,k−1−i,k−1−j]·gradOut[o, y+i−(k−1−p), x+j−(k−1−p)], i.e. the
     /// output gradient (O channels, oH×oW) zero-padded by k−1−p and
     /// correlated with the weights flipped in both axes, in and out channels
-    /// swapped (``flippedTransposedWeights(_:_:)``); its output is H×W.
+    /// swapped (``flippedTransposedWeights(_:_:into:)``); its output is H×W.
     /// Nil where that does not hold (strided convolutions keep columns and
     /// their fold, col2im). Its products have K = O·kH·kW rather than O.
     static func transposedCorrelation(_ s: Conv2dShape) -> Conv2dShape? {
@@ -139,9 +141,11 @@ extension HostDevice {
     }
 
     /// W' (C, O, kH, kW) with W'[c,o,i,j] = W[o,c,kH−1−i,kW−1−j].
-    static func flippedTransposedWeights(_ s: Conv2dShape, _ pw: UnsafePointer<Float>) -> [Float] {
+    /// Written into `flipped` (s.weightCount floats).
+    static func flippedTransposedWeights(
+        _ s: Conv2dShape, _ pw: UnsafePointer<Float>, into flipped: UnsafeMutablePointer<Float>
+    ) {
         let (c, o, kH, kW) = (s.inChannels, s.outChannels, s.kernelHeight, s.kernelWidth)
-        var flipped = [Float](repeating: 0, count: s.weightCount)
         for oc in 0..<o {
             for ic in 0..<c {
                 for i in 0..<kH {
@@ -152,7 +156,6 @@ extension HostDevice {
                 }
             }
         }
-        return flipped
     }
 
     public func conv2dBackwardWeight(

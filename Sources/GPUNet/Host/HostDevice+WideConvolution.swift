@@ -47,7 +47,16 @@ extension HostDevice {
     /// The wide-grid plan for `s`, or nil where it does not apply: no
     /// AVX2/FMA, a 1×1 unpadded stride-1 kernel (its columns are the image
     /// itself), or sizes past Int32 offsets.
+    /// Made once per shape (kept in ``HostScratch/widePlans``): a training
+    /// step's convolutions allocate no plan.
     func widePlan(_ s: Conv2dShape) -> WidePlan? {
+        if let cached = scratch.widePlans[s] { return cached }
+        let plan = makeWidePlan(s)
+        scratch.widePlans[s] = plan
+        return plan
+    }
+
+    private func makeWidePlan(_ s: Conv2dShape) -> WidePlan? {
         guard usesDirectKernels, !Self.isPointwise(s), s.isValid, s.outHeight > 0, s.outWidth > 0 else { return nil }
         let st = s.stride
         let (phasesHigh, phasesWide) = (min(st, s.kernelHeight), min(st, s.kernelWidth))
@@ -108,30 +117,30 @@ extension HostDevice {
         let imageSize = s.inChannels * s.height * s.width
         // Output channels in blocks of 6 (AVX2) or 8 (AVX-512), zero weights past O.
         let outPad = plan.lanes == 16 ? (o + 7) / 8 * 8 : (o + 5) / 6 * 6
-        let weightsT = Self.tapMajorWeights(pw, outChannels: o, taps: taps, outPad: outPad)
+        let weightsT = scratch.shared(floats: taps * outPad)
+        Self.tapMajorWeights(pw, outChannels: o, taps: taps, outPad: outPad, into: weightsT)
+        let wt = UnsafeBufferPointer(start: weightsT, count: taps * outPad)
         let padded = scratch.slot(0, floats: plan.paddedImage)
         let wide = scratch.slot(1, floats: o * plan.rounded)
-        weightsT.withUnsafeBufferPointer { wt in
-            plan.offsets.withUnsafeBufferPointer { offsets in
-                parallelChunks(s.batch, chunks: tasks) { worker, images in
-                    let (pad, w) = (padded[worker], wide[worker])
-                    for b in images {
-                        Self.padImage(s, plan, image: pin + b * imageSize, target: pad)
-                        let correlate = plan.lanes == 16 ? hk_wide_correlate16 : hk_wide_correlate
-                        correlate(
-                            pad, offsets.baseAddress, Int32(taps), wt.baseAddress, Int32(o), Int32(outPad),
-                            Int32(plan.length), w, Int32(plan.rounded))
-                        let out = pout + b * o * oH * oW
-                        for oc in 0..<o {
-                            let bias = pb?[oc] ?? 0
-                            for y in 0..<oH {
-                                let source = w + oc * plan.rounded + y * wp
-                                let target = out + (oc * oH + y) * oW
-                                if pb == nil {
-                                    HostLoops.copyRun(from: source, to: target, count: oW)
-                                } else {
-                                    for x in 0..<oW { target[x] = source[x] + bias }
-                                }
+        plan.offsets.withUnsafeBufferPointer { offsets in
+            parallelChunks(s.batch, chunks: tasks) { worker, images in
+                let (pad, w) = (padded[worker], wide[worker])
+                for b in images {
+                    Self.padImage(s, plan, image: pin + b * imageSize, target: pad)
+                    let correlate = plan.lanes == 16 ? hk_wide_correlate16 : hk_wide_correlate
+                    correlate(
+                        pad, offsets.baseAddress, Int32(taps), wt.baseAddress, Int32(o), Int32(outPad),
+                        Int32(plan.length), w, Int32(plan.rounded))
+                    let out = pout + b * o * oH * oW
+                    for oc in 0..<o {
+                        let bias = pb?[oc] ?? 0
+                        for y in 0..<oH {
+                            let source = w + oc * plan.rounded + y * wp
+                            let target = out + (oc * oH + y) * oW
+                            if pb == nil {
+                                HostLoops.copyRun(from: source, to: target, count: oW)
+                            } else {
+                                for x in 0..<oW { target[x] = source[x] + bias }
                             }
                         }
                     }
@@ -257,25 +266,41 @@ extension HostDevice {
         let gradImage = o * gradPlane + mW + lanes
         guard gradImage < Int(Int32.max), c * rounded < Int(Int32.max) else { return false }
         let cPad = lanes == 16 ? (c + 7) / 8 * 8 : (c + 5) / 6 * 6
-        // Each phase's taps (o, i″, j″), i″ = m − i′, in order, and their weights (taps × cPad).
-        var phases: [(a: Int, b: Int, offsets: [Int32], weightsT: [Float])] = []
-        for a in 0..<st {
-            for b in 0..<st {
-                var offsets: [Int32] = []
-                var weightsT: [Float] = []
-                for oc in 0..<o {
-                    for ii in 0...mH {
-                        for jj in 0...mW {
-                            let (i, j) = (st * (mH - ii) + a, st * (mW - jj) + b)
-                            guard i < kH, j < kW else { continue }
-                            offsets.append(Int32(oc * gradPlane + ii * rowWidth + jj))
-                            var row = [Float](repeating: 0, count: cPad)
-                            for ic in 0..<c { row[ic] = pw[((oc * c + ic) * kH + i) * kW + j] }
-                            weightsT += row
-                        }
+        // Each phase's taps (o, i″, j″), i″ = m − i′, in order, and their
+        // weights (taps × cPad), in the device's shared scratch (no
+        // allocation per call): taps [first, first + count) of `offsets`
+        // and rows of `weightsT` are phase (a, b)'s, whose (a, b, first,
+        // count) follow the taps in `offsets` for each phase with taps.
+        func taps(_ a: Int, _ b: Int, _ visit: (_ oc: Int, _ ii: Int, _ jj: Int, _ i: Int, _ j: Int) -> Void) {
+            for oc in 0..<o {
+                for ii in 0...mH {
+                    for jj in 0...mW {
+                        let (i, j) = (st * (mH - ii) + a, st * (mW - jj) + b)
+                        guard i < kH, j < kW else { continue }
+                        visit(oc, ii, jj, i, j)
                     }
                 }
-                if !offsets.isEmpty { phases.append((a, b, offsets, weightsT)) }
+            }
+        }
+        var total = 0
+        for a in 0..<st { for b in 0..<st { taps(a, b) { _, _, _, _, _ in total += 1 } } }
+        let offsets = scratch.shared(int32s: total + 4 * st * st)
+        let weightsT = scratch.shared(floats: total * cPad)
+        weightsT.update(repeating: 0, count: total * cPad)
+        var tap = 0
+        var phaseCount = 0
+        for a in 0..<st {
+            for b in 0..<st {
+                let first = tap
+                taps(a, b) { oc, ii, jj, i, j in
+                    offsets[tap] = Int32(oc * gradPlane + ii * rowWidth + jj)
+                    for ic in 0..<c { weightsT[tap * cPad + ic] = pw[((oc * c + ic) * kH + i) * kW + j] }
+                    tap += 1
+                }
+                guard tap > first else { continue }
+                let header = offsets + total + 4 * phaseCount
+                (header[0], header[1], header[2], header[3]) = (Int32(a), Int32(b), Int32(first), Int32(tap - first))
+                phaseCount += 1
             }
         }
         let (oH, oW, h, w, p) = (s.outHeight, s.outWidth, s.height, s.width, s.padding)
@@ -296,25 +321,23 @@ extension HostDevice {
                 }
                 let image = pgi + bi * c * h * w
                 image.update(repeating: 0, count: c * h * w)
-                for phase in phases {
-                    phase.offsets.withUnsafeBufferPointer { offsets in
-                        phase.weightsT.withUnsafeBufferPointer { wt in
-                            correlate(
-                                g, offsets.baseAddress, Int32(offsets.count), wt.baseAddress, Int32(c), Int32(cPad),
-                                Int32(length), wide, Int32(rounded))
-                        }
-                    }
+                for phase in 0..<phaseCount {
+                    let header = offsets + total + 4 * phase
+                    let (a, b, first, count) = (Int(header[0]), Int(header[1]), Int(header[2]), header[3])
+                    correlate(
+                        g, offsets + first, count, weightsT + first * cPad, Int32(c), Int32(cPad),
+                        Int32(length), wide, Int32(rounded))
                     // Pixel (Y, X) = (s·u + a − p, s·v + b − p) of the unpadded input.
-                    let (u0, v0) = ((p - phase.a + st - 1) / st, (p - phase.b + st - 1) / st)
+                    let (u0, v0) = ((p - a + st - 1) / st, (p - b + st - 1) / st)
                     for ic in 0..<c {
                         let plane = image + ic * h * w
                         var u = max(0, u0)
-                        while u < phaseHeight, st * u + phase.a - p < h {
-                            let row = plane + (st * u + phase.a - p) * w
+                        while u < phaseHeight, st * u + a - p < h {
+                            let row = plane + (st * u + a - p) * w
                             let from = wide + ic * rounded + u * rowWidth
                             var v = max(0, v0)
-                            while v < phaseWidth, st * v + phase.b - p < w {
-                                row[st * v + phase.b - p] = from[v]
+                            while v < phaseWidth, st * v + b - p < w {
+                                row[st * v + b - p] = from[v]
                                 v += 1
                             }
                             u += 1

@@ -260,6 +260,8 @@ public final class HostDevice: Device {
     /// covering 0..<count, concurrently when there is more than one. `chunk`
     /// indexes per-task scratch, so `chunks` is capped at `tasks`. Which
     /// thread runs which range varies; what each range computes does not.
+    /// Allocates nothing: the closure goes to the pool as it is
+    /// (``hkPoolRunChunks(_:_:_:_:)``).
     func parallelChunks(_ count: Int, chunks requested: Int, _ body: (Int, Range<Int>) -> Void) {
         let chunks = max(1, min(requested, count, tasks))
         if chunks == 1 {
@@ -267,24 +269,7 @@ public final class HostDevice: Device {
             return
         }
         counters.launches += 1
-        withoutActuallyEscaping(body) { body in
-            var job = ChunkJob(count: count, chunks: chunks, body: body)
-            withUnsafeMutablePointer(to: &job) { job in
-                hk_pool_run(
-                    pool, Int32(chunks),
-                    { context, task in
-                        let job = context!.assumingMemoryBound(to: ChunkJob.self)
-                        let (i, count, chunks) = (Int(task), job.pointee.count, job.pointee.chunks)
-                        job.pointee.body(i, (i * count / chunks)..<((i + 1) * count / chunks))
-                    }, job)
-            }
-        }
-    }
-
-    /// One ``parallelChunks(_:chunks:_:)`` call, as the pool's tasks see it.
-    private struct ChunkJob {
-        let count: Int, chunks: Int
-        let body: (Int, Range<Int>) -> Void
+        hkPoolRunChunks(pool, count, chunks, body)
     }
 
     // MARK: Argument checks
@@ -333,3 +318,12 @@ public final class HostDevice: Device {
         try checked(buffer, .int32, at: needed, operation, argument).int32s
     }
 }
+
+/// Runs `body(chunk, (chunk·count/chunks)..<((chunk+1)·count/chunks))` for
+/// each chunk on `pool` (`hk_pool_run`), returning when all have finished.
+/// Defined in CHostKernels' WorkerPool.c in Swift's calling convention
+/// (clang's `swiftcall`), which receives the non-escaping closure as its
+/// function and context words: no escaping copy, so no allocation per call.
+@_silgen_name("hk_pool_run_chunks")
+private func hkPoolRunChunks(
+    _ pool: OpaquePointer?, _ count: Int, _ chunks: Int, _ body: (Int, Range<Int>) -> Void)

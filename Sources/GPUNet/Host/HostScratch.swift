@@ -6,6 +6,14 @@ final class HostScratch {
     /// slots × workers pointers (slot-major), and their capacities in floats.
     private let pointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
     private var capacities: [Int]
+    /// Regions shared by the tasks (written before going parallel, read
+    /// inside): an operation's rearranged weights (two float regions, for an
+    /// operation that rearranges weights for another) and tap offsets.
+    private var sharedFloats: [UnsafeMutablePointer<Float>] = [.allocate(capacity: 16), .allocate(capacity: 16)]
+    private var sharedFloatCapacities = [16, 16]
+    private var sharedInt32s = UnsafeMutablePointer<Int32>.allocate(capacity: 16), sharedInt32Capacity = 16
+    /// ``HostDevice/widePlan(_:)``'s plans by shape (nil: the wide kernels do not apply).
+    var widePlans: [Conv2dShape: HostDevice.WidePlan?] = [:]
 
     init(workers: Int, slots: Int = 2) {
         self.workers = workers
@@ -18,6 +26,8 @@ final class HostScratch {
     deinit {
         for i in 0..<(workers * slots) { pointers[i].deallocate() }
         pointers.deallocate()
+        for region in sharedFloats { region.deallocate() }
+        sharedInt32s.deallocate()
     }
 
     /// Slot `slot` of every worker, each grown to at least `count` floats:
@@ -30,5 +40,26 @@ final class HostScratch {
             capacities[slot * workers + w] = count
         }
         return pointers + slot * workers
+    }
+
+    /// Shared float region `region` (0 or 1), grown to at least `count`
+    /// floats (contents undefined).
+    func shared(floats count: Int, region: Int = 0) -> UnsafeMutablePointer<Float> {
+        if sharedFloatCapacities[region] < count {
+            sharedFloats[region].deallocate()
+            sharedFloats[region] = .allocate(capacity: count)
+            sharedFloatCapacities[region] = count
+        }
+        return sharedFloats[region]
+    }
+
+    /// The shared int32 region, grown to at least `count` values (contents undefined).
+    func shared(int32s count: Int) -> UnsafeMutablePointer<Int32> {
+        if sharedInt32Capacity < count {
+            sharedInt32s.deallocate()
+            sharedInt32s = .allocate(capacity: count)
+            sharedInt32Capacity = count
+        }
+        return sharedInt32s
     }
 }

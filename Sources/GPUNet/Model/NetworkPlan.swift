@@ -40,10 +40,15 @@ public final class NetworkPlan {
     public let parameters: [Tensor]
     /// ∂loss/∂parameter after ``backward(_:)``, in the order of ``parameters``.
     public let gradients: [Buffer]
+    /// The parameters' buffers, in the order of ``parameters`` (made once:
+    /// the trainer and the optimiser read them every step).
+    public let parameterBufferList: [Buffer]
     /// The BatchNorm running means and variances (`….running_mean`, `….running_var`).
     public let statistics: [Tensor]
     /// Training-mode forward passes so far: every BatchNorm's `num_batches_tracked`.
     public var batchesTracked = 0
+    /// The backward pass's record of the activation gradients written (its storage reused).
+    private var written: [Bool] = []
 
     let operations: [Operation]
     /// Elements per image of each activation.
@@ -142,6 +147,7 @@ public final class NetworkPlan {
                 name: p.name, shape: p.shape, buffer: try device.makeBuffer(count: p.count, kind: .float32))
         }
         parameters = try builder.learned.map(tensor)
+        parameterBufferList = parameters.map(\.buffer)
         gradients = try parameters.map { try device.makeBuffer(count: $0.count, kind: .float32) }
         statistics = try builder.statistics.map(tensor)
         try initialise(seed: 0)
@@ -463,20 +469,23 @@ public final class NetworkPlan {
         let d = device
         let b = w.batch
         let scratch = w.scratch!
-        var written = Set([activationSizes.count - 1])
+        // Which activations' gradients are written so far (reused: no allocation per step).
+        written.removeAll(keepingCapacity: true)
+        written.append(contentsOf: repeatElement(false, count: activationSizes.count))
+        written[activationSizes.count - 1] = true
         /// The gradient buffer of activation `index` (the input's: `inputGradient`).
         func gradient(_ index: Int) -> Buffer { index == 0 ? inputGradient! : w.gradients[index]! }
         /// Where the gradient of activation `index` goes: its buffer the first
         /// time, the scratch buffer (added afterwards by `settle`) after that.
-        func target(_ index: Int) -> Buffer { written.contains(index) ? scratch : gradient(index) }
+        func target(_ index: Int) -> Buffer { written[index] ? scratch : gradient(index) }
         func settle(_ index: Int, _ path: String) throws {
-            if written.contains(index) {
+            if written[index] {
                 let g = gradient(index)
                 try perform(path, "add", "grad_sum", floats: 3 * b * activationSizes[index]) {
                     try d.residualAdd(count: b * activationSizes[index], g, scratch, output: g)
                 }
             }
-            written.insert(index)
+            written[index] = true
         }
         for op in operations.reversed() {
             guard let gradOutput = w.gradients[op.output] else { continue }
@@ -584,7 +593,7 @@ public final class NetworkPlan {
                 for (addend, index) in op.inputs.enumerated()
                 where needsGradient[index] || (index == 0 && inputGradient != nil) {
                     let g = gradient(index)
-                    if written.contains(index) {
+                    if written[index] {
                         try perform(p, "add", "backward", floats: 3 * b * activationSizes[index], addend: addend) {
                             try d.residualAdd(count: b * activationSizes[index], g, gradOutput, output: g)
                         }
@@ -592,7 +601,7 @@ public final class NetworkPlan {
                         try perform(p, "add", "backward", floats: 2 * b * activationSizes[index], addend: addend) {
                             try d.copy(gradOutput, to: g)
                         }
-                        written.insert(index)
+                        written[index] = true
                     }
                 }
             }

@@ -40,8 +40,9 @@ public final class TinyConvNet {
     /// The four parameter tensors of the network on a device.
     public struct Parameters {
         public let conv1: Buffer, conv2: Buffer, fcWeight: Buffer, fcBias: Buffer
-        /// In checkpoint order: conv1.weight, conv2.weight, fc.weight, fc.bias.
-        public var all: [Buffer] { [conv1, conv2, fcWeight, fcBias] }
+        /// In checkpoint order: conv1.weight, conv2.weight, fc.weight, fc.bias
+        /// (made once: the trainer and the optimiser read it every step).
+        public let all: [Buffer]
         public static let names = TinyConvNetWeights.tensorShapes.map(\.name)
 
         init(device: any Device) throws {
@@ -49,6 +50,7 @@ public final class TinyConvNet {
             conv2 = try device.makeBuffer(count: 1152, kind: .float32)
             fcWeight = try device.makeBuffer(count: 4000, kind: .float32)
             fcBias = try device.makeBuffer(count: 10, kind: .float32)
+            all = [conv1, conv2, fcWeight, fcBias]
         }
     }
 
@@ -203,10 +205,7 @@ public final class TinyConvNet {
                 batch: w.batch, input: w.input, labels: w.labels, parameters: parameters.all, logits: w.logits,
                 perSample: w.perSample, gradients: gradients.all,
                 gather: OpenCLDevice.TinyStepGather(
-                    shape: BatchGatherShape(
-                        count: data.count, imageSize: data.imageSize, range: range,
-                        scale: data.normalization.pixelScales[0], shift: data.normalization.pixelShifts[0]),
-                    pixels: data.pixels, labels: data.labels, order: data.order))
+                    shape: data.plainGatherShape(range), pixels: data.pixels, labels: data.labels, order: data.order))
         {
             return
         }

@@ -232,7 +232,8 @@ final class OpenCLKernel {
         if bound.count < arguments.count {
             bound += Array(repeating: BoundArgument(), count: arguments.count - bound.count)
         }
-        for (index, argument) in arguments.enumerated() {
+        for index in arguments.indices {
+            let argument = arguments[index]
             // A kernel keeps its arguments between launches: only those that
             // differ from the last launch's are set again (a training step
             // repeats most of them, and each set is a driver call).

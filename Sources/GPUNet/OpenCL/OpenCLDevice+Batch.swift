@@ -33,7 +33,7 @@ extension OpenCLDevice {
         let target = try cl(images, "images", atLeast: s.outputCount, in: operation)
         let targetLabels = try cl(batchLabels, "batchLabels", atLeast: s.batch, kind: .int32, in: operation)
         guard s.isPlain else {
-            let normalization = try gatherNormalizationBuffer(s.scales + s.shifts)
+            let normalization = try gatherNormalizationBuffer(scales: s.scales, shifts: s.shifts)
             let key = Int(Int32(bitPattern: s.augmentationKey))
             let arguments: [OpenCLKernel.Argument] = [
                 .int(s.count), .int(s.channels), .int(s.rows), .int(s.columns), .int(s.range.lowerBound),
@@ -47,29 +47,41 @@ extension OpenCLDevice {
             }
             return
         }
-        let arguments: [OpenCLKernel.Argument] = [
-            .int(s.count), .int(s.imageSize), .int(s.range.lowerBound), .int(s.batch),
-            .buffer(sourcePixels), .buffer(sourceLabels), .buffer(indices), .float(s.scales[0]),
-            .float(s.shifts[0]), .buffer(target), .buffer(targetLabels),
-        ]
         if gatherWidth(imageSize: s.imageSize) == 16 {
             // The most float16s per work-item, up to 8, that divide an image's.
             let vectors = s.imageSize / 16
             let run = (1...8).last { vectors % $0 == 0 }!
-            try launch("batch_gather16", items: s.outputCount / (16 * run), arguments + [.int(run)])
+            try launch(
+                "batch_gather16", items: s.outputCount / (16 * run),
+                [
+                    .int(s.count), .int(s.imageSize), .int(s.range.lowerBound), .int(s.batch),
+                    .buffer(sourcePixels), .buffer(sourceLabels), .buffer(indices), .float(s.scales[0]),
+                    .float(s.shifts[0]), .buffer(target), .buffer(targetLabels), .int(run),
+                ])
         } else {
-            try launch("batch_gather1", items: s.outputCount, arguments)
+            try launch(
+                "batch_gather1", items: s.outputCount,
+                [
+                    .int(s.count), .int(s.imageSize), .int(s.range.lowerBound), .int(s.batch),
+                    .buffer(sourcePixels), .buffer(sourceLabels), .buffer(indices), .float(s.scales[0]),
+                    .float(s.shifts[0]), .buffer(target), .buffer(targetLabels),
+                ])
         }
     }
 
-    /// A buffer holding `values` (the scales, then the shifts), uploaded
-    /// only when they differ from the last gather's: the queue is in order,
-    /// so a gather queued earlier reads its own values before a new buffer's
-    /// upload matters, and a replaced buffer stays alive until its kernels finish.
-    func gatherNormalizationBuffer(_ values: [Float]) throws -> OpenCLBuffer {
-        if let last = gatherNormalization, last.values.map(\.bitPattern) == values.map(\.bitPattern) {
+    /// A buffer holding the scales, then the shifts, uploaded only when
+    /// they differ from the last gather's (compared bit for bit in place:
+    /// a step allocates nothing): the queue is in order, so a gather queued
+    /// earlier reads its own values before a new buffer's upload matters,
+    /// and a replaced buffer stays alive until its kernels finish.
+    func gatherNormalizationBuffer(scales: [Float], shifts: [Float]) throws -> OpenCLBuffer {
+        if let last = gatherNormalization, last.values.count == scales.count + shifts.count,
+            scales.indices.allSatisfy({ last.values[$0].bitPattern == scales[$0].bitPattern }),
+            shifts.indices.allSatisfy({ last.values[scales.count + $0].bitPattern == shifts[$0].bitPattern })
+        {
             return last.buffer
         }
+        let values = scales + shifts
         let buffer = try OpenCLBuffer(count: values.count, kind: .float32, owner: context)
         try upload(values, to: buffer)
         gatherNormalization = (values, buffer)

@@ -2,19 +2,19 @@
 /// kernels of ``OpenCLDevice/batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``
 /// and ``OpenCLDevice/batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)``
 /// with the same chunks (``OpenCLDevice/channelChunkLength``), so that a
-/// phase's sums are the whole operation's.
+/// phase's sums are the whole operation()'s.
 extension OpenCLDevice {
     /// `channel_partials` (mode 0: Σx; mode 1: Σ(x − saved[c])²) and
     /// `channel_sum_chunks` with scale 1.
     public func batchNormChannelSums(
         _ s: BatchNormShape, input: Buffer, saved: Buffer, centred: Bool, sums: Buffer
     ) throws {
-        let operation = "batchNormChannelSums \(s)"
-        try validate(s, operation, training: false)
+        func operation() -> String { "batchNormChannelSums \(s)" }
+        try validate(s, operation(), training: false)
         let c = s.channels
-        let x = try cl(input, "input", atLeast: s.count, in: operation)
-        let sv = try cl(saved, "saved", atLeast: centred ? c : 0, in: operation)
-        let total = try cl(sums, "sums", atLeast: c, in: operation)
+        let x = try cl(input, "input", atLeast: s.count, in: operation())
+        let sv = try cl(saved, "saved", atLeast: centred ? c : 0, in: operation())
+        let total = try cl(sums, "sums", atLeast: c, in: operation())
         let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
         let partials = try scratchBuffer("channel.partials", count: c * chunks)
         try launch(
@@ -32,14 +32,14 @@ extension OpenCLDevice {
     public func batchNormApply(
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, saved: Buffer, output: Buffer
     ) throws {
-        let operation = "batchNormApply \(s)"
-        try validate(s, operation, training: false)
+        func operation() -> String { "batchNormApply \(s)" }
+        try validate(s, operation(), training: false)
         let c = s.channels
-        let x = try cl(input, "input", atLeast: s.count, in: operation)
-        let g = try cl(gamma, "gamma", atLeast: c, in: operation)
-        let b = try cl(beta, "beta", atLeast: c, in: operation)
-        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation)
-        let y = try cl(output, "output", atLeast: s.count, in: operation)
+        let x = try cl(input, "input", atLeast: s.count, in: operation())
+        let g = try cl(gamma, "gamma", atLeast: c, in: operation())
+        let b = try cl(beta, "beta", atLeast: c, in: operation())
+        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation())
+        let y = try cl(output, "output", atLeast: s.count, in: operation())
         try launchBatchNormApply(s, x, g, b, sv, y)
     }
 
@@ -47,14 +47,14 @@ extension OpenCLDevice {
     public func batchNormBackwardSums(
         _ s: BatchNormShape, input: Buffer, saved: Buffer, gradOutput: Buffer, gradGamma: Buffer, gradBeta: Buffer
     ) throws {
-        let operation = "batchNormBackwardSums \(s)"
-        try validate(s, operation, training: false)
+        func operation() -> String { "batchNormBackwardSums \(s)" }
+        try validate(s, operation(), training: false)
         let c = s.channels
-        let x = try cl(input, "input", atLeast: s.count, in: operation)
-        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation)
-        let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation)
-        let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation)
-        let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation)
+        let x = try cl(input, "input", atLeast: s.count, in: operation())
+        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation())
+        let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation())
+        let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation())
+        let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation())
         let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
         let partials = try scratchBuffer("channel.partials", count: 2 * c * chunks)
         try launch(
@@ -75,16 +75,16 @@ extension OpenCLDevice {
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer, sumDy: Buffer,
         sumDyXhat: Buffer, gradInput: Buffer
     ) throws {
-        let operation = "batchNormBackwardApply \(s)"
-        try validate(s, operation, training: false)
+        func operation() -> String { "batchNormBackwardApply \(s)" }
+        try validate(s, operation(), training: false)
         let c = s.channels
-        let x = try cl(input, "input", atLeast: s.count, in: operation)
-        let g = try cl(gamma, "gamma", atLeast: c, in: operation)
-        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation)
-        let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation)
-        let sdy = try cl(sumDy, "sumDy", atLeast: c, in: operation)
-        let sdyx = try cl(sumDyXhat, "sumDyXhat", atLeast: c, in: operation)
-        let dx = try cl(gradInput, "gradInput", atLeast: s.count, in: operation)
+        let x = try cl(input, "input", atLeast: s.count, in: operation())
+        let g = try cl(gamma, "gamma", atLeast: c, in: operation())
+        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation())
+        let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation())
+        let sdy = try cl(sumDy, "sumDy", atLeast: c, in: operation())
+        let sdyx = try cl(sumDyXhat, "sumDyXhat", atLeast: c, in: operation())
+        let dx = try cl(gradInput, "gradInput", atLeast: s.count, in: operation())
         let gpu = kernelFamily == .gpu
         try launch(
             gpu ? "gpu_batchnorm_backward_apply" : "batchnorm_backward_apply_planes",

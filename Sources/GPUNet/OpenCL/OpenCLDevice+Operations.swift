@@ -52,6 +52,15 @@ extension OpenCLDevice {
         channels > 8 ? 16 : channels > 4 ? 8 : channels > 1 ? 4 : 1
     }
 
+    /// A kernel that comes in one version per lane width, `base_W` for W in
+    /// 1, 2, 4, 8 and 16: its names made once, so that a launch builds no string.
+    struct LaneKernel {
+        private let names: [String]
+        init(_ base: String) { names = [1, 2, 4, 8, 16].map { "\(base)_\($0)" } }
+        /// The version for `width` lanes (a power of two up to 16).
+        subscript(width: Int) -> String { names[width.trailingZeroBitCount] }
+    }
+
     /// Throws unless `s` is a convolution the kernels run.
     func validate(_ s: ConvShape, _ operation: String) throws {
         guard s.batch >= 0, s.inChannels > 0, s.outChannels > 0, s.kernelHeight > 0, s.kernelWidth > 0,
@@ -362,71 +371,74 @@ extension OpenCLDevice {
 
     // MARK: Optimisers
 
-    /// `sgd_momentum_step` (common/optimizers.cl, both families), four tensors per launch.
+    /// `sgd_momentum_step` (common/optimizers.cl, both families), four
+    /// tensors per launch (an unused slot repeats the group's first tensor
+    /// with count 0; the arguments are the slots' buffers, the four counts,
+    /// then the step's scalars; one work-item per element, in slot order).
+    /// The arguments are one array literal per launch, which the compiler
+    /// keeps on the stack: no allocation per step.
     public func sgdMomentumStep(_ tensors: [MomentumTensor], step: SGDStep) throws {
         let operation = "sgdMomentumStep"
-        try launchFourTensorsAtATime(
-            "sgd_momentum_step", tensors, count: \.count, elementsPerItem: 1,
-            trailing: [
-                .float(step.learningRate), .float(step.momentum), .float(step.weightDecay),
-                .int(step.nesterov ? 1 : 0),
-            ]
-        ) { t, count in
-            [
-                .buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
-                .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
-                .buffer(try cl(t.velocity, "velocity", atLeast: count, in: operation)),
-            ]
+        for first in stride(from: 0, to: tensors.count, by: 4) {
+            // Slot k: the group's tensor k, or its first with count 0 when unused.
+            let used = min(4, tensors.count - first)
+            func t(_ k: Int) -> MomentumTensor { tensors[first + (k < used ? k : 0)] }
+            func n(_ k: Int) -> Int { k < used ? tensors[first + k].count : 0 }
+            func p(_ k: Int) throws -> OpenCLKernel.Argument {
+                .buffer(try cl(t(k).parameter, "parameter", atLeast: n(k), in: operation))
+            }
+            func g(_ k: Int) throws -> OpenCLKernel.Argument {
+                .buffer(try cl(t(k).gradient, "gradient", atLeast: n(k), in: operation))
+            }
+            func v(_ k: Int) throws -> OpenCLKernel.Argument {
+                .buffer(try cl(t(k).velocity, "velocity", atLeast: n(k), in: operation))
+            }
+            try launch(
+                "sgd_momentum_step", items: n(0) + n(1) + n(2) + n(3),
+                [
+                    try p(0), try g(0), try v(0), try p(1), try g(1), try v(1), try p(2), try g(2), try v(2),
+                    try p(3), try g(3), try v(3), .int(n(0)), .int(n(1)), .int(n(2)), .int(n(3)),
+                    .float(step.learningRate), .float(step.momentum), .float(step.weightDecay),
+                    .int(step.nesterov ? 1 : 0),
+                ])
         }
     }
 
     /// `adam_step` (cpu/adam.cl, four elements per work-item) or in the
     /// gpu family `gpu_adam_step` (one element per work-item), four tensors
-    /// per launch.
+    /// per launch, laid out as `sgd_momentum_step`'s (⌈count / 4⌉ work-items
+    /// per tensor in the cpu family).
     public func adamStep(_ tensors: [AdamTensor], step: AdamStep) throws {
         let operation = "adamStep"
         let gpu = kernelFamily == .gpu
-        try launchFourTensorsAtATime(
-            gpu ? "gpu_adam_step" : "adam_step", tensors, count: \.count,
-            elementsPerItem: gpu ? 1 : 4,
-            trailing: [
-                .float(step.learningRate), .float(step.beta1), .float(step.beta2),
-                .float(step.epsilon), .float(step.correction1),
-                .float(step.correction2),
-            ]
-        ) { t, count in
-            [
-                .buffer(try cl(t.parameter, "parameter", atLeast: count, in: operation)),
-                .buffer(try cl(t.gradient, "gradient", atLeast: count, in: operation)),
-                .buffer(try cl(t.m, "m", atLeast: count, in: operation)),
-                .buffer(try cl(t.v, "v", atLeast: count, in: operation)),
-            ]
-        }
-    }
-
-    /// Launches `kernel` once per group of up to four tensors. Its arguments:
-    /// each of the four slots' `buffers` (an unused slot repeats the group's
-    /// first tensor with count 0), the four counts, then `trailing`; the
-    /// work-items are ⌈count / elementsPerItem⌉ per tensor, in slot order.
-    private func launchFourTensorsAtATime<T>(
-        _ kernel: String, _ tensors: [T], count: (T) -> Int,
-        elementsPerItem: Int, trailing: [OpenCLKernel.Argument],
-        buffers: (T, Int) throws -> [OpenCLKernel.Argument]
-    ) throws {
+        let perItem = gpu ? 1 : 4
         for first in stride(from: 0, to: tensors.count, by: 4) {
-            let group = tensors[first..<min(first + 4, tensors.count)]
-            var slots: [OpenCLKernel.Argument] = []
-            var counts: [OpenCLKernel.Argument] = []
-            for slot in 0..<4 {
-                let used = slot < group.count
-                let tensor = group[group.startIndex + (used ? slot : 0)]
-                let n = used ? count(tensor) : 0
-                slots += try buffers(tensor, n)
-                counts.append(.int(n))
+            // Slot k: the group's tensor k, or its first with count 0 when unused.
+            let used = min(4, tensors.count - first)
+            func t(_ k: Int) -> AdamTensor { tensors[first + (k < used ? k : 0)] }
+            func n(_ k: Int) -> Int { k < used ? tensors[first + k].count : 0 }
+            func p(_ k: Int) throws -> OpenCLKernel.Argument {
+                .buffer(try cl(t(k).parameter, "parameter", atLeast: n(k), in: operation))
             }
+            func g(_ k: Int) throws -> OpenCLKernel.Argument {
+                .buffer(try cl(t(k).gradient, "gradient", atLeast: n(k), in: operation))
+            }
+            func m(_ k: Int) throws -> OpenCLKernel.Argument {
+                .buffer(try cl(t(k).m, "m", atLeast: n(k), in: operation))
+            }
+            func v(_ k: Int) throws -> OpenCLKernel.Argument {
+                .buffer(try cl(t(k).v, "v", atLeast: n(k), in: operation))
+            }
+            let items = (0..<4).reduce(0) { $0 + (n($1) + perItem - 1) / perItem }
             try launch(
-                kernel, items: group.reduce(0) { $0 + (count($1) + elementsPerItem - 1) / elementsPerItem },
-                slots + counts + trailing)
+                gpu ? "gpu_adam_step" : "adam_step", items: items,
+                [
+                    try p(0), try g(0), try m(0), try v(0), try p(1), try g(1), try m(1), try v(1),
+                    try p(2), try g(2), try m(2), try v(2), try p(3), try g(3), try m(3), try v(3),
+                    .int(n(0)), .int(n(1)), .int(n(2)), .int(n(3)),
+                    .float(step.learningRate), .float(step.beta1), .float(step.beta2), .float(step.epsilon),
+                    .float(step.correction1), .float(step.correction2),
+                ])
         }
     }
 }

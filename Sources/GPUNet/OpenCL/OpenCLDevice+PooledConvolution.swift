@@ -59,16 +59,22 @@ extension OpenCLDevice {
                 .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad),
             ])
         let items = groups * s.batch * pool.outHeight * pool.outWidth
-        let arguments: [OpenCLKernel.Argument] = [
-            .buffer(inputBuffer), .buffer(weightT), .buffer(pooledBuffer), .buffer(argmaxBuffer), .int(s.batch),
-            .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), .int(relu ? 1 : 0),
-        ]
         if Self.is3x3(s) && groups == 1 {
-            try launch("conv2d_maxpool2_forward3x3_\(width)", items: items, arguments)
+            try launch(
+                Self.maxPoolForward3x3[width], items: items,
+                [
+                    .buffer(inputBuffer), .buffer(weightT), .buffer(pooledBuffer), .buffer(argmaxBuffer),
+                    .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
+                    .int(relu ? 1 : 0),
+                ])
         } else {
             try launch(
-                "conv2d_maxpool2_forward_\(width)", items: items,
-                arguments + [.int(s.kernelHeight), .int(s.kernelWidth)])
+                Self.maxPoolForward[width], items: items,
+                [
+                    .buffer(inputBuffer), .buffer(weightT), .buffer(pooledBuffer), .buffer(argmaxBuffer),
+                    .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
+                    .int(relu ? 1 : 0), .int(s.kernelHeight), .int(s.kernelWidth),
+                ])
         }
     }
 
@@ -97,7 +103,7 @@ extension OpenCLDevice {
     ) throws {
         let operation = "conv2dBackwardWeight(pooled)"
         let (values, argmax, reluOutput) = try validatePooled(s, operation, gradient)
-        let relu = OpenCLKernel.Argument.int(gradient.reluOutput == nil ? 0 : 1)
+        let relu = gradient.reluOutput == nil ? 0 : 1
         let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
         let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
         guard gradient.pool.outputCount > 0 else { return try fill(gradWeightBuffer, value: 0) }
@@ -109,12 +115,19 @@ extension OpenCLDevice {
         }
         if Self.is3x3(s) && s.outChannels <= 8 && s.inChannels < 4 {
             let partials = try scratchBuffer("pooled.partials", count: s.batch * s.patchSize * 8)
-            try launch(
-                "conv2d_pooled_weight_outlanes3x3", items: s.batch * s.inChannels,
-                [
-                    .buffer(inputBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
-                    .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), relu,
-                ])
+            try launch("conv2d_pooled_weight_outlanes3x3", items: s.batch * s.inChannels) { a in
+                a.append(.buffer(inputBuffer))
+                a.append(.buffer(values))
+                a.append(.buffer(argmax))
+                a.append(.buffer(reluOutput))
+                a.append(.buffer(partials))
+                a.append(.int(s.batch))
+                a.append(.int(s.inChannels))
+                a.append(.int(s.height))
+                a.append(.int(s.width))
+                a.append(.int(s.outChannels))
+                a.append(.int(relu))
+            }
             try launch(
                 "conv2d_weight_reduce", items: s.weightCount,
                 [
@@ -126,7 +139,7 @@ extension OpenCLDevice {
         let lanes = Self.vectorWidth(channels: s.inChannels)
         let lanesBuffer = try scratchBuffer("pooled.inputLanes", count: s.batch * s.height * s.width * lanes)
         try launch(
-            "conv_planes_to_lanes_\(lanes)", items: s.batch * s.height,
+            Self.planesToLanes[lanes], items: s.batch * s.height,
             [
                 .buffer(inputBuffer), .buffer(lanesBuffer), .int(s.batch), .int(s.inChannels), .int(s.height),
                 .int(s.width),
@@ -140,19 +153,22 @@ extension OpenCLDevice {
         let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
         let partials = try scratchBuffer(
             "pooled.partials", count: chunks > 1 ? chunks * s.outChannels * kernelArea * lanes : 1)
-        let arguments: [OpenCLKernel.Argument] = [
-            .buffer(lanesBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
-            .buffer(gradWeightBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
-            .int(s.outChannels), relu,
-        ]
         if Self.is3x3(s) {
             try launch(
-                "conv2d_pooled_weight_partials3x3_\(lanes)", items: chunks * s.outChannels,
-                arguments + [.int(imagesPerChunk)])
+                Self.pooledWeightPartials3x3[lanes], items: chunks * s.outChannels,
+                [
+                    .buffer(lanesBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
+                    .buffer(gradWeightBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
+                    .int(s.outChannels), .int(relu), .int(imagesPerChunk),
+                ])
         } else {
             try launch(
-                "conv2d_pooled_weight_partials_\(lanes)", items: chunks * s.outChannels * kernelArea,
-                arguments + [.int(s.kernelHeight), .int(s.kernelWidth), .int(imagesPerChunk)])
+                Self.pooledWeightPartials[lanes], items: chunks * s.outChannels * kernelArea,
+                [
+                    .buffer(lanesBuffer), .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(partials),
+                    .buffer(gradWeightBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
+                    .int(s.outChannels), .int(relu), .int(s.kernelHeight), .int(s.kernelWidth), .int(imagesPerChunk),
+                ])
         }
         guard chunks > 1 else { return }
         try launch(
@@ -191,21 +207,35 @@ extension OpenCLDevice {
         }
         let lanes = Self.vectorWidth(channels: s.inChannels)
         let work = try scratchBuffer("pooled.gradientLanes", count: s.batch * 2 * s.height * s.width * lanes)
-        let arguments: [OpenCLKernel.Argument] = [
-            .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(weightBuffer), .buffer(work),
-            .buffer(gradInputBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
-            .int(s.outChannels), .int(gradient.reluOutput == nil ? 0 : 1),
-        ]
+        let relu = gradient.reluOutput == nil ? 0 : 1
         if Self.is3x3(s) {
-            try launch("conv2d_pooled_data3x3_\(lanes)", items: s.batch, arguments)
+            try launch(
+                Self.pooledData3x3[lanes], items: s.batch,
+                [
+                    .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(weightBuffer), .buffer(work),
+                    .buffer(gradInputBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
+                    .int(s.outChannels), .int(relu),
+                ])
         } else {
             try launch(
-                "conv2d_pooled_data_\(lanes)", items: s.batch,
-                arguments + [.int(s.kernelHeight), .int(s.kernelWidth)])
+                Self.pooledData[lanes], items: s.batch,
+                [
+                    .buffer(values), .buffer(argmax), .buffer(reluOutput), .buffer(weightBuffer), .buffer(work),
+                    .buffer(gradInputBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
+                    .int(s.outChannels), .int(relu), .int(s.kernelHeight), .int(s.kernelWidth),
+                ])
         }
     }
 
     // MARK: Helpers
+
+    static let maxPoolForward3x3 = LaneKernel("conv2d_maxpool2_forward3x3")
+    static let maxPoolForward = LaneKernel("conv2d_maxpool2_forward")
+    static let planesToLanes = LaneKernel("conv_planes_to_lanes")
+    static let pooledWeightPartials3x3 = LaneKernel("conv2d_pooled_weight_partials3x3")
+    static let pooledWeightPartials = LaneKernel("conv2d_pooled_weight_partials")
+    static let pooledData3x3 = LaneKernel("conv2d_pooled_data3x3")
+    static let pooledData = LaneKernel("conv2d_pooled_data")
 
     /// The 2×2 pool over `s`'s output.
     static func pool(over s: ConvShape) -> PoolShape {

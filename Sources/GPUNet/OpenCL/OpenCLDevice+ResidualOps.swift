@@ -22,17 +22,12 @@ extension OpenCLDevice {
     /// The vector width of the cpu family's strided convolutions for
     /// `channels` channels: 4, 8 or 16, the smallest ≥ the count up to 16.
     static func stridedWidth(channels: Int) -> Int { channels > 8 ? 16 : channels > 4 ? 8 : 4 }
+    static let stridedForward = LaneKernel("conv2d_strided_forward")
+    static let stridedData = LaneKernel("conv2d_strided_data")
+    static let stridedWeightPartials = LaneKernel("conv2d_strided_weight_partials")
 
-    func validate(_ s: Conv2dShape, _ operation: String) throws {
-        guard s.isValid else { throw OpenCLError.invalidArgument("\(operation): unsupported convolution \(s)") }
-    }
-
-    private func geometry(_ s: Conv2dShape) -> [OpenCLKernel.Argument] {
-        [
-            .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
-            .int(s.kernelHeight), .int(s.kernelWidth), .int(s.stride), .int(s.padding), .int(s.outHeight),
-            .int(s.outWidth),
-        ]
+    func validate(_ s: Conv2dShape, _ operation: @autoclosure () -> String) throws {
+        guard s.isValid else { throw OpenCLError.invalidArgument("\(operation()): unsupported convolution \(s)") }
     }
 
     /// Whether the gpu family's tiled kernel `name` runs here: a work-group
@@ -83,20 +78,23 @@ extension OpenCLDevice {
     /// then `conv2d_strided_forward_W` (W of the output channels), one
     /// work-item per (four pixels of a row, W output channels).
     public func conv2dForward(_ s: Conv2dShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws {
-        let operation = "conv2dForward \(s)"
-        try validate(s, operation)
-        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
-        let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
-        let biasBuffer = try bias.map { try cl($0, "bias", atLeast: s.outChannels, in: operation) }
-        let outputBuffer = try cl(output, "output", atLeast: s.outputCount, in: operation)
+        func operation() -> String { "conv2dForward \(s)" }
+        try validate(s, operation())
+        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation())
+        let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation())
+        let biasBuffer = try bias.map { try cl($0, "bias", atLeast: s.outChannels, in: operation()) }
+        let outputBuffer = try cl(output, "output", atLeast: s.outputCount, in: operation())
         guard s.outputCount > 0 else { return }
-        let biasArguments: [OpenCLKernel.Argument] = [.buffer(biasBuffer ?? weightBuffer)]
         if try tiled("gpu_conv2d_tiled_forward") {
             return try launch(
                 "gpu_conv2d_tiled_forward", items: Self.tiledLaunch(s).forwardItems,
                 local: Self.convTileItems,
-                [.buffer(inputBuffer), .buffer(weightBuffer)] + biasArguments + [.buffer(outputBuffer)]
-                    + geometry(s) + [.int(biasBuffer == nil ? 0 : 1)])
+                [
+                    .buffer(inputBuffer), .buffer(weightBuffer), .buffer(biasBuffer ?? weightBuffer),
+                    .buffer(outputBuffer), .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width),
+                    .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth), .int(s.stride), .int(s.padding),
+                    .int(s.outHeight), .int(s.outWidth), .int(biasBuffer == nil ? 0 : 1),
+                ])
         }
         let width = Self.stridedWidth(channels: s.outChannels)
         let outPad = (s.outChannels + width - 1) / width * width
@@ -105,10 +103,14 @@ extension OpenCLDevice {
             "conv_weight_patch_major", items: s.patchSize * outPad,
             [.buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad)])
         try launch(
-            "conv2d_strided_forward_\(width)",
+            Self.stridedForward[width],
             items: s.batch * s.outHeight * ((s.outWidth + 3) / 4) * (outPad / width),
-            [.buffer(inputBuffer), .buffer(weightT)] + biasArguments + [.buffer(outputBuffer)]
-                + geometry(s) + [.int(biasBuffer == nil ? 0 : 1)])
+            [
+                .buffer(inputBuffer), .buffer(weightT), .buffer(biasBuffer ?? weightBuffer), .buffer(outputBuffer),
+                .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
+                .int(s.kernelHeight), .int(s.kernelWidth), .int(s.stride), .int(s.padding), .int(s.outHeight),
+                .int(s.outWidth), .int(biasBuffer == nil ? 0 : 1),
+            ])
     }
 
     /// gpu family: `gpu_conv2d_tiled_data`, a work-group per 16×16 block of
@@ -117,17 +119,21 @@ extension OpenCLDevice {
     /// work-item per (input pixel, W input channels), each gathering the
     /// outputs that read it.
     public func conv2dBackwardData(_ s: Conv2dShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
-        let operation = "conv2dBackwardData \(s)"
-        try validate(s, operation)
-        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
-        let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation)
-        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation)
+        func operation() -> String { "conv2dBackwardData \(s)" }
+        try validate(s, operation())
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation())
+        let weightBuffer = try cl(weight, "weight", atLeast: s.weightCount, in: operation())
+        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.inputCount, in: operation())
         guard s.inputCount > 0 else { return }
         if try tiled("gpu_conv2d_tiled_data") {
             return try launch(
                 "gpu_conv2d_tiled_data", items: Self.tiledLaunch(s).dataItems,
                 local: Self.convTileItems,
-                [.buffer(gradOutputBuffer), .buffer(weightBuffer), .buffer(gradInputBuffer)] + geometry(s))
+                [
+                    .buffer(gradOutputBuffer), .buffer(weightBuffer), .buffer(gradInputBuffer), .int(s.batch),
+                    .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), .int(s.kernelHeight),
+                    .int(s.kernelWidth), .int(s.stride), .int(s.padding), .int(s.outHeight), .int(s.outWidth),
+                ])
         }
         let width = Self.stridedWidth(channels: s.inChannels)
         let inPad = (s.inChannels + width - 1) / width * width
@@ -140,8 +146,12 @@ extension OpenCLDevice {
                 .int(s.kernelHeight * s.kernelWidth), .int(inPad),
             ])
         try launch(
-            "conv2d_strided_data_\(width)", items: s.batch * s.height * s.width * (inPad / width),
-            [.buffer(gradOutputBuffer), .buffer(weightT), .buffer(gradInputBuffer)] + geometry(s))
+            Self.stridedData[width], items: s.batch * s.height * s.width * (inPad / width),
+            [
+                .buffer(gradOutputBuffer), .buffer(weightT), .buffer(gradInputBuffer), .int(s.batch),
+                .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), .int(s.kernelHeight),
+                .int(s.kernelWidth), .int(s.stride), .int(s.padding), .int(s.outHeight), .int(s.outWidth),
+            ])
     }
 
     /// gpu family: `gpu_conv2d_tiled_weight` over chunks of the output
@@ -154,12 +164,12 @@ extension OpenCLDevice {
     public func conv2dBackwardWeight(
         _ s: Conv2dShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer, gradBias: Buffer?
     ) throws {
-        let operation = "conv2dBackwardWeight \(s)"
-        try validate(s, operation)
-        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
-        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation)
-        let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation)
-        let gradBiasBuffer = try gradBias.map { try cl($0, "gradBias", atLeast: s.outChannels, in: operation) }
+        func operation() -> String { "conv2dBackwardWeight \(s)" }
+        try validate(s, operation())
+        let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation())
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.outputCount, in: operation())
+        let gradWeightBuffer = try cl(gradWeight, "gradWeight", atLeast: s.weightCount, in: operation())
+        let gradBiasBuffer = try gradBias.map { try cl($0, "gradBias", atLeast: s.outChannels, in: operation()) }
         guard s.batch > 0 else {
             try fill(gradWeightBuffer, value: 0)
             if let gradBiasBuffer { try fill(gradBiasBuffer, value: 0) }
@@ -168,15 +178,19 @@ extension OpenCLDevice {
         if let gradBiasBuffer {
             try channelSums(
                 s.batch, s.outChannels, s.outHeight * s.outWidth, of: gradOutputBuffer, into: gradBiasBuffer,
-                scale: 1, operation: operation)
+                scale: 1, operation: operation())
         }
         if try tiled("gpu_conv2d_tiled_weight") {
             let plan = Self.tiledLaunch(s)
             let partials = try scratchBuffer("conv.tiled.partials", count: s.weightCount * plan.weightChunks)
             try launch(
                 "gpu_conv2d_tiled_weight", items: plan.weightItems, local: Self.convTileItems,
-                [.buffer(inputBuffer), .buffer(gradOutputBuffer), .buffer(partials)] + geometry(s)
-                    + [.int(plan.weightChunks), .int(plan.chunkLength)])
+                [
+                    .buffer(inputBuffer), .buffer(gradOutputBuffer), .buffer(partials), .int(s.batch),
+                    .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), .int(s.kernelHeight),
+                    .int(s.kernelWidth), .int(s.stride), .int(s.padding), .int(s.outHeight), .int(s.outWidth),
+                    .int(plan.weightChunks), .int(plan.chunkLength),
+                ])
             return try launch(
                 "gpu_sum_chunks", items: s.weightCount,
                 [.buffer(partials), .buffer(gradWeightBuffer), .int(s.weightCount), .int(plan.weightChunks)])
@@ -195,8 +209,12 @@ extension OpenCLDevice {
         let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
         let partials = try scratchBuffer("conv.strided.partials", count: chunks * s.patchSize * outPad)
         try launch(
-            "conv2d_strided_weight_partials_\(width)", items: chunks * s.patchSize * (outPad / width),
-            [.buffer(inputBuffer), .buffer(gradT), .buffer(partials)] + geometry(s) + [.int(imagesPerChunk)])
+            Self.stridedWeightPartials[width], items: chunks * s.patchSize * (outPad / width),
+            [
+                .buffer(inputBuffer), .buffer(gradT), .buffer(partials), .int(s.batch), .int(s.inChannels),
+                .int(s.height), .int(s.width), .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth),
+                .int(s.stride), .int(s.padding), .int(s.outHeight), .int(s.outWidth), .int(imagesPerChunk),
+            ])
         try launch(
             "conv2d_weight_reduce", items: s.weightCount,
             [
@@ -209,7 +227,7 @@ extension OpenCLDevice {
     /// chunks (`channel_partials` mode 0, `channel_sum_chunks`).
     private func channelSums(
         _ batch: Int, _ channels: Int, _ plane: Int, of values: OpenCLBuffer, into total: OpenCLBuffer,
-        scale: Float, operation: String
+        scale: Float, operation: @autoclosure () -> String
     ) throws {
         let chunks = max(1, (batch * plane + channelChunkLength - 1) / channelChunkLength)
         let partials = try scratchBuffer("channel.partials", count: channels * chunks)
@@ -236,42 +254,56 @@ extension OpenCLDevice {
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
         runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
     ) throws {
-        let operation = "batchNormForward \(s)"
-        try validate(s, operation, training: training)
+        func operation() -> String { "batchNormForward \(s)" }
+        try validate(s, operation(), training: training)
         let c = s.channels
-        let x = try cl(input, "input", atLeast: s.count, in: operation)
-        let g = try cl(gamma, "gamma", atLeast: c, in: operation)
-        let b = try cl(beta, "beta", atLeast: c, in: operation)
-        let rm = try cl(runningMean, "runningMean", atLeast: c, in: operation)
-        let rv = try cl(runningVar, "runningVar", atLeast: c, in: operation)
-        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation)
-        let y = try cl(output, "output", atLeast: s.count, in: operation)
+        let x = try cl(input, "input", atLeast: s.count, in: operation())
+        let g = try cl(gamma, "gamma", atLeast: c, in: operation())
+        let b = try cl(beta, "beta", atLeast: c, in: operation())
+        let rm = try cl(runningMean, "runningMean", atLeast: c, in: operation())
+        let rv = try cl(runningVar, "runningVar", atLeast: c, in: operation())
+        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation())
+        let y = try cl(output, "output", atLeast: s.count, in: operation())
         let plane = s.map.planeSize
         if training {
             let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
             let partials = try scratchBuffer("channel.partials", count: c * chunks)
-            func partialSums(mode: Int) throws {
-                try launch(
-                    "channel_partials", items: c * chunks,
-                    [
-                        .buffer(x), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
-                        .int(channelChunkLength), .int(chunks), .int(mode),
-                    ])
-            }
-            try partialSums(mode: 0)
+            // `channel_partials` mode 0 (sums), their mean, then mode 1 (squared deviations from it).
+            try launch(
+                "channel_partials", items: c * chunks,
+                [
+                    .buffer(x), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
+                    .int(channelChunkLength), .int(chunks), .int(0),
+                ])
             try launch(
                 "channel_sum_chunks", items: c,
                 [
                     .buffer(partials), .buffer(sv), .int(c), .int(chunks), .int(0),
                     .float(Float(1 / Double(s.valuesPerChannel))),
                 ])
-            try partialSums(mode: 1)
-            try launch(
-                "batchnorm_training_statistics", items: c,
-                [
-                    .buffer(partials), .buffer(sv), .buffer(rm), .buffer(rv), .int(c), .int(chunks),
-                    .int(s.valuesPerChannel), .float(s.epsilon), .float(s.momentum),
-                ])
+            try launch("channel_partials", items: c * chunks) { a in
+                a.append(.buffer(x))
+                a.append(.buffer(x))
+                a.append(.buffer(sv))
+                a.append(.buffer(partials))
+                a.append(.int(s.batch))
+                a.append(.int(c))
+                a.append(.int(plane))
+                a.append(.int(channelChunkLength))
+                a.append(.int(chunks))
+                a.append(.int(1))
+            }
+            try launch("batchnorm_training_statistics", items: c) { a in
+                a.append(.buffer(partials))
+                a.append(.buffer(sv))
+                a.append(.buffer(rm))
+                a.append(.buffer(rv))
+                a.append(.int(c))
+                a.append(.int(chunks))
+                a.append(.int(s.valuesPerChannel))
+                a.append(.float(s.epsilon))
+                a.append(.float(s.momentum))
+            }
         } else {
             try launch(
                 "batchnorm_eval_statistics", items: c,
@@ -306,16 +338,16 @@ extension OpenCLDevice {
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
         gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
     ) throws {
-        let operation = "batchNormBackward \(s)"
-        try validate(s, operation, training: training)
+        func operation() -> String { "batchNormBackward \(s)" }
+        try validate(s, operation(), training: training)
         let c = s.channels
-        let x = try cl(input, "input", atLeast: s.count, in: operation)
-        let g = try cl(gamma, "gamma", atLeast: c, in: operation)
-        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation)
-        let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation)
-        let dx = try cl(gradInput, "gradInput", atLeast: s.count, in: operation)
-        let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation)
-        let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation)
+        let x = try cl(input, "input", atLeast: s.count, in: operation())
+        let g = try cl(gamma, "gamma", atLeast: c, in: operation())
+        let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation())
+        let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation())
+        let dx = try cl(gradInput, "gradInput", atLeast: s.count, in: operation())
+        let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation())
+        let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation())
         let plane = s.map.planeSize
         let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
         let partials = try scratchBuffer("channel.partials", count: 2 * c * chunks)
@@ -339,11 +371,11 @@ extension OpenCLDevice {
             ])
     }
 
-    func validate(_ s: BatchNormShape, _ operation: String, training: Bool) throws {
-        guard s.map.isValid, s.channels > 0 else { throw OpenCLError.invalidArgument("\(operation): invalid shape") }
+    func validate(_ s: BatchNormShape, _ operation: @autoclosure () -> String, training: Bool) throws {
+        guard s.map.isValid, s.channels > 0 else { throw OpenCLError.invalidArgument("\(operation()): invalid shape") }
         guard !training || s.valuesPerChannel > 1 else {
             throw OpenCLError.invalidArgument(
-                "\(operation): training needs more than one value per channel (B·H·W = \(s.valuesPerChannel))")
+                "\(operation()): training needs more than one value per channel (B·H·W = \(s.valuesPerChannel))")
         }
     }
 
@@ -351,11 +383,11 @@ extension OpenCLDevice {
 
     /// `residual_add`, four elements per work-item.
     public func residualAdd(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
-        let operation = "residualAdd"
-        guard count >= 0 else { throw OpenCLError.invalidArgument("\(operation): count \(count) < 0") }
-        let aBuffer = try cl(a, "a", atLeast: count, in: operation)
-        let bBuffer = try cl(b, "b", atLeast: count, in: operation)
-        let outputBuffer = try cl(output, "output", atLeast: count, in: operation)
+        func operation() -> String { "residualAdd" }
+        guard count >= 0 else { throw OpenCLError.invalidArgument("\(operation()): count \(count) < 0") }
+        let aBuffer = try cl(a, "a", atLeast: count, in: operation())
+        let bBuffer = try cl(b, "b", atLeast: count, in: operation())
+        let outputBuffer = try cl(output, "output", atLeast: count, in: operation())
         try launch(
             "residual_add", items: (count + 3) / 4,
             [.buffer(aBuffer), .buffer(bBuffer), .buffer(outputBuffer), .int(count)])
@@ -363,10 +395,10 @@ extension OpenCLDevice {
 
     /// `global_avgpool_forward`, one work-item per (b, c) plane.
     public func globalAveragePoolForward(_ s: FeatureMapShape, input: Buffer, output: Buffer) throws {
-        let operation = "globalAveragePoolForward \(s)"
-        guard s.isValid else { throw OpenCLError.invalidArgument("\(operation): invalid shape") }
-        let inputBuffer = try cl(input, "input", atLeast: s.count, in: operation)
-        let outputBuffer = try cl(output, "output", atLeast: s.batch * s.channels, in: operation)
+        func operation() -> String { "globalAveragePoolForward \(s)" }
+        guard s.isValid else { throw OpenCLError.invalidArgument("\(operation()): invalid shape") }
+        let inputBuffer = try cl(input, "input", atLeast: s.count, in: operation())
+        let outputBuffer = try cl(output, "output", atLeast: s.batch * s.channels, in: operation())
         try launch(
             "global_avgpool_forward", items: s.batch * s.channels,
             [.buffer(inputBuffer), .buffer(outputBuffer), .int(s.batch * s.channels), .int(s.planeSize)])
@@ -374,10 +406,10 @@ extension OpenCLDevice {
 
     /// `global_avgpool_backward`, one work-item per input element.
     public func globalAveragePoolBackward(_ s: FeatureMapShape, gradOutput: Buffer, gradInput: Buffer) throws {
-        let operation = "globalAveragePoolBackward \(s)"
-        guard s.isValid else { throw OpenCLError.invalidArgument("\(operation): invalid shape") }
-        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.batch * s.channels, in: operation)
-        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.count, in: operation)
+        func operation() -> String { "globalAveragePoolBackward \(s)" }
+        guard s.isValid else { throw OpenCLError.invalidArgument("\(operation()): invalid shape") }
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.batch * s.channels, in: operation())
+        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.count, in: operation())
         try launch(
             "global_avgpool_backward", items: s.count,
             [.buffer(gradOutputBuffer), .buffer(gradInputBuffer), .int(s.count), .int(s.planeSize)])

@@ -78,41 +78,68 @@ extension OpenCLDevice {
         let inputBuffer = try cl(input, "input", atLeast: batch * 784, in: operation)
         let labelBuffer = try cl(labels, "labels", atLeast: batch, kind: .int32, in: operation)
         // Without a gather the kernel reads none of these: any buffers of the right kinds stand in.
-        var source: [OpenCLKernel.Argument] = [
-            .int(0), .buffer(inputBuffer), .buffer(inputBuffer), .buffer(labelBuffer), .int(0), .int(0), .float(0),
-            .float(0),
-        ]
+        // Each argument is its own value and the launch's arguments one literal: no allocation per step.
+        var gathers = 0
+        var first = 0
+        var count = 0
+        var (pixels, pixelLabels, order) = (inputBuffer, inputBuffer, labelBuffer)
+        var (scale, shift): (Float, Float) = (0, 0)
         if let g = gather {
             let s = g.shape
-            source = [
-                .int(1), .buffer(try cl(g.pixels, "pixels", atLeast: s.count * 784, kind: .uint8, in: operation)),
-                .buffer(try cl(g.labels, "pixel labels", atLeast: s.count, kind: .uint8, in: operation)),
-                .buffer(try cl(g.order, "order", atLeast: s.range.upperBound, kind: .int32, in: operation)),
-                .int(s.range.lowerBound), .int(s.count), .float(s.scales[0]), .float(s.shifts[0]),
-            ]
+            gathers = 1
+            pixels = try cl(g.pixels, "pixels", atLeast: s.count * 784, kind: .uint8, in: operation)
+            pixelLabels = try cl(g.labels, "pixel labels", atLeast: s.count, kind: .uint8, in: operation)
+            order = try cl(g.order, "order", atLeast: s.range.upperBound, kind: .int32, in: operation)
+            (first, count, scale, shift) = (s.range.lowerBound, s.count, s.scales[0], s.shifts[0])
         }
-        let weights = try zip(parameters, counts).map { try cl($0, "parameter", atLeast: $1, in: operation) }
-        let grads = try zip(gradients, counts).map { try cl($0, "gradient", atLeast: $1, in: operation) }
+        func weight(_ i: Int) throws -> OpenCLBuffer {
+            try cl(parameters[i], "parameter", atLeast: counts[i], in: operation)
+        }
+        func grad(_ i: Int) throws -> OpenCLBuffer {
+            try cl(gradients[i], "gradient", atLeast: counts[i], in: operation)
+        }
+        let (w0, w1, w2, w3) = (try weight(0), try weight(1), try weight(2), try weight(3))
+        let (g0, g1, g2, g3) = (try grad(0), try grad(1), try grad(2), try grad(3))
         let logitBuffer = try cl(logits, "logits", atLeast: batch * 10, in: operation)
         let resultBuffer = try cl(perSample, "perSample", atLeast: 2 * batch, in: operation)
-        let total = counts.reduce(0, +)
+        let total = counts[0] + counts[1] + counts[2] + counts[3]
         let partials = try scratchBuffer("gpu.tinyStepPartials", count: batch * total)
         let name = "gpu_tiny_step_image"
         let local = gpuGroupSize(try kernel(name), items: 256)
-        try launch(
-            name, items: batch * local, local: local,
-            [
-                .buffer(inputBuffer), .buffer(labelBuffer), .buffer(weights[0]), .buffer(weights[1]),
-                .buffer(weights[2]), .buffer(weights[3]), .buffer(logitBuffer), .buffer(resultBuffer),
-                .buffer(partials), .local(bytes: Self.tinyStepTileFloats * 4),
-                .local(bytes: Self.tinyStepWinnerBytes), .int(batch),
-            ] + source)
-        try launch(
-            "gpu_sum_image_partials", items: total,
-            [
-                .buffer(partials), .buffer(grads[0]), .buffer(grads[1]), .buffer(grads[2]), .buffer(grads[3]),
-                .int(counts[0]), .int(counts[1]), .int(counts[2]), .int(counts[3]), .int(batch),
-            ])
+        try launch(name, items: batch * local, local: local) { a in
+            a.append(.buffer(inputBuffer))
+            a.append(.buffer(labelBuffer))
+            a.append(.buffer(w0))
+            a.append(.buffer(w1))
+            a.append(.buffer(w2))
+            a.append(.buffer(w3))
+            a.append(.buffer(logitBuffer))
+            a.append(.buffer(resultBuffer))
+            a.append(.buffer(partials))
+            a.append(.local(bytes: Self.tinyStepTileFloats * 4))
+            a.append(.local(bytes: Self.tinyStepWinnerBytes))
+            a.append(.int(batch))
+            a.append(.int(gathers))
+            a.append(.buffer(pixels))
+            a.append(.buffer(pixelLabels))
+            a.append(.buffer(order))
+            a.append(.int(first))
+            a.append(.int(count))
+            a.append(.float(scale))
+            a.append(.float(shift))
+        }
+        try launch("gpu_sum_image_partials", items: total) { a in
+            a.append(.buffer(partials))
+            a.append(.buffer(g0))
+            a.append(.buffer(g1))
+            a.append(.buffer(g2))
+            a.append(.buffer(g3))
+            a.append(.int(counts[0]))
+            a.append(.int(counts[1]))
+            a.append(.int(counts[2]))
+            a.append(.int(counts[3]))
+            a.append(.int(batch))
+        }
         return true
     }
 }

@@ -78,6 +78,8 @@ public final class OpenCLDevice: Device {
     /// The per-channel scales and shifts the last per-channel gather used,
     /// and the buffer holding them: a training run uploads them once.
     var gatherNormalization: (values: [Float], buffer: OpenCLBuffer)?
+    /// The argument list ``launch(_:items:local:appending:)`` fills, its storage reused.
+    private var reusableArguments: [OpenCLKernel.Argument] = []
     /// Host copies of uploads whose writes may still be queued.
     private let staging = OpenCLUploadStaging()
 
@@ -178,19 +180,34 @@ public final class OpenCLDevice: Device {
                 localSize: geometry.local, computeUnits: info.computeUnits))
     }
 
+    /// ``launch(_:items:local:_:)`` with the arguments that `fill` appends to
+    /// a list the device keeps: for the few launch sites whose array literal
+    /// the optimiser does not keep on the stack (measured with heaptrack),
+    /// where a literal would be a heap allocation every step.
+    func launch(
+        _ name: String, items: Int, local: Int? = nil, appending fill: (inout [OpenCLKernel.Argument]) -> Void
+    ) throws {
+        var arguments: [OpenCLKernel.Argument] = []
+        swap(&arguments, &reusableArguments)
+        defer { swap(&arguments, &reusableArguments) }
+        arguments.removeAll(keepingCapacity: true)
+        fill(&arguments)
+        try launch(name, items: items, local: local, arguments)
+    }
+
     /// `buffer` as this device's buffer holding at least `count` elements of `kind`.
     func cl(
         _ buffer: Buffer, _ role: String, atLeast count: Int, kind: ElementKind = .float32,
-        in operation: String
+        in operation: @autoclosure () -> String
     ) throws -> OpenCLBuffer {
         guard let buffer = buffer as? OpenCLBuffer, buffer.owner === context else {
-            throw OpenCLError.invalidArgument("\(operation): \(role) is not a buffer of \(info.summary)")
+            throw OpenCLError.invalidArgument("\(operation()): \(role) is not a buffer of \(info.summary)")
         }
         guard buffer.kind == kind else {
-            throw OpenCLError.invalidArgument("\(operation): \(role) holds \(buffer.kind), expected \(kind)")
+            throw OpenCLError.invalidArgument("\(operation()): \(role) holds \(buffer.kind), expected \(kind)")
         }
         guard buffer.count >= count else {
-            throw OpenCLError.invalidArgument("\(operation): \(role) has \(buffer.count) elements, needs \(count)")
+            throw OpenCLError.invalidArgument("\(operation()): \(role) has \(buffer.count) elements, needs \(count)")
         }
         return buffer
     }

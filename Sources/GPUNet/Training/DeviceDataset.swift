@@ -24,6 +24,11 @@ public final class DeviceDataset {
     let order: Buffer
     /// Whether the order is still the identity (evaluation needs it).
     public private(set) var isInSetOrder = true
+    /// The gathers' shapes, made once: a step sets its range (and an
+    /// augmented gather its augmentation, seed and epoch), so that its
+    /// per-channel scales and shifts are not rebuilt (allocated) per step.
+    private let plainGather: BatchGatherShape
+    private var augmentedGather: BatchGatherShape
 
     /// Uploads `set` to `device`, with the identity order.
     public init(_ set: Dataset, on device: any Device) throws {
@@ -34,6 +39,11 @@ public final class DeviceDataset {
         (channels, rows, columns) = (set.channels, set.rows, set.columns)
         normalization = set.normalization
         hostLabels = set.labels
+        plainGather = BatchGatherShape(
+            count: set.count, imageSize: set.imageSize, range: 0..<0, scale: set.normalization.pixelScales[0],
+            shift: set.normalization.pixelShifts[0])
+        augmentedGather = BatchGatherShape(
+            count: set.count, rows: set.rows, columns: set.columns, range: 0..<0, normalization: set.normalization)
         let pixels = try device.makeBuffer(count: set.pixels.count, kind: .uint8)
         try set.pixels.withUnsafeBufferPointer { try device.upload($0, to: pixels) }
         let labels = try device.makeBuffer(count: set.count, kind: .uint8)
@@ -65,10 +75,16 @@ public final class DeviceDataset {
         }
         // One channel: the set's one scale and shift.
         try device.gatherBatch(
-            BatchGatherShape(
-                count: count, imageSize: imageSize, range: range, scale: normalization.pixelScales[0],
-                shift: normalization.pixelShifts[0]),
-            pixels: pixels, labels: labels, order: order, images: w.input, batchLabels: w.labels)
+            plainGatherShape(range), pixels: pixels, labels: labels, order: order, images: w.input,
+            batchLabels: w.labels)
+    }
+
+    /// The plain gather of positions `range` of a one-channel set (its one
+    /// scale and shift), from the shape made once.
+    func plainGatherShape(_ range: Range<Int>) -> BatchGatherShape {
+        var shape = plainGather
+        shape.range = range
+        return shape
     }
 
     /// Queues the gather of the images and labels at positions `range` of
@@ -83,10 +99,11 @@ public final class DeviceDataset {
         _ range: Range<Int>, images: Buffer, labels batchLabels: Buffer, augmentation: Augmentation = .none,
         seed: UInt64 = 0, epoch: Int = 0
     ) throws {
+        augmentedGather.range = range
+        augmentedGather.augmentation = augmentation
+        augmentedGather.padding = augmentation.crops ? Augmentation.padding(rows: rows, columns: columns) : 0
+        (augmentedGather.seed, augmentedGather.epoch) = (seed, epoch)
         try device.gatherBatch(
-            BatchGatherShape(
-                count: count, rows: rows, columns: columns, range: range, normalization: normalization,
-                augmentation: augmentation, seed: seed, epoch: epoch),
-            pixels: pixels, labels: labels, order: order, images: images, batchLabels: batchLabels)
+            augmentedGather, pixels: pixels, labels: labels, order: order, images: images, batchLabels: batchLabels)
     }
 }

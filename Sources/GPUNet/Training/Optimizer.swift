@@ -118,6 +118,9 @@ public final class Optimizer {
     public let names: [String]
     /// Per parameter: [m, v] for Adam, [velocity] for SGD.
     private let slots: [[Buffer]]
+    /// The update's tensor lists, made at the first update and reused while
+    /// the parameters and gradients are the same buffers: a step allocates none.
+    private var adamTensors: [AdamTensor] = [], momentumTensors: [MomentumTensor] = []
 
     /// The names of the state tensors, per parameter, for checkpoints:
     /// `m.conv1.weight`, `velocity.fc.bias` … (NetIO adds the `optimizer.` prefix).
@@ -174,22 +177,39 @@ public final class Optimizer {
         let tensors = zip(zip(parameters, gradients), slots)
         switch kind {
         case .adam(let b1, let b2, let eps):
-            let adam = tensors.map { pair, state in
-                AdamTensor(count: pair.0.count, parameter: pair.0, gradient: pair.1, m: state[0], v: state[1])
+            if !Self.holds(adamTensors, parameters, gradients, { ($0.parameter, $0.gradient) }) {
+                adamTensors = tensors.map { pair, state in
+                    AdamTensor(count: pair.0.count, parameter: pair.0, gradient: pair.1, m: state[0], v: state[1])
+                }
             }
             try device.adamStep(
-                adam,
+                adamTensors,
                 step: AdamStep(
                     learningRate: rate, beta1: b1, beta2: b2, epsilon: eps,
                     step: step))
         case .sgd(let momentum, let nesterov, let decay):
-            let sgd = tensors.map { pair, state in
-                MomentumTensor(count: pair.0.count, parameter: pair.0, gradient: pair.1, velocity: state[0])
+            if !Self.holds(momentumTensors, parameters, gradients, { ($0.parameter, $0.gradient) }) {
+                momentumTensors = tensors.map { pair, state in
+                    MomentumTensor(count: pair.0.count, parameter: pair.0, gradient: pair.1, velocity: state[0])
+                }
             }
             try device.sgdMomentumStep(
-                sgd,
+                momentumTensors,
                 step: SGDStep(learningRate: rate, momentum: momentum, nesterov: nesterov, weightDecay: decay))
         }
+    }
+
+    /// Whether `tensors` pair exactly these parameter and gradient buffers
+    /// (the same objects, in order), so that they can be reused.
+    private static func holds<T>(
+        _ tensors: [T], _ parameters: [Buffer], _ gradients: [Buffer], _ buffers: (T) -> (Buffer, Buffer)
+    ) -> Bool {
+        guard tensors.count == parameters.count, tensors.count == gradients.count else { return false }
+        for i in tensors.indices {
+            let (p, g) = buffers(tensors[i])
+            guard p === parameters[i], g === gradients[i] else { return false }
+        }
+        return true
     }
 
     /// Runs the update rule once on throwaway one-element buffers, so that a

@@ -130,7 +130,7 @@ extension TinyConvNet: TrainableNetwork {
 extension NetworkPlan.Workspace: NetworkWorkspace {}
 
 extension NetworkPlan: TrainableNetwork {
-    public var parameterBuffers: [Buffer] { parameters.map(\.buffer) }
+    public var parameterBuffers: [Buffer] { parameterBufferList }
     public var gradientBuffers: [Buffer] { gradients }
     public var parameterNames: [String] { parameters.map(\.name) }
     public var modelName: String { summary.name }

@@ -21,8 +21,9 @@ final class Progress {
         isTerminal = isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
     }
 
-    /// Reports `done` of `total`, with an optional trailing note ("loss 0.12").
-    func update(_ done: Int, note: String = "") {
+    /// Reports `done` of `total`, with an optional trailing note ("loss 0.12"),
+    /// made only when a line is drawn (a training step reports every step).
+    func update(_ done: Int, note: @autoclosure () -> String = "") {
         let now = Clocks.wall()
         let elapsed = now - start
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
@@ -33,13 +34,13 @@ final class Progress {
             let width = 28
             let filled = min(width, width * done / total)
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            let line = "\(label) \(bar) \(percent(done)) \(format(rate)) \(unit)/s ETA \(clock(eta)) \(note)"
+            let line = "\(label) \(bar) \(percent(done)) \(format(rate)) \(unit)/s ETA \(clock(eta)) \(note())"
             FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line).utf8))
         } else {
             guard done * 10 >= nextPlainTenth * total else { return }
             while done * 10 >= nextPlainTenth * total { nextPlainTenth += 1 }
             log(
-                "\(label) \(percent(done)) (\(done)/\(total) \(unit)) \(format(rate)) \(unit)/s ETA \(clock(eta)) \(note)"
+                "\(label) \(percent(done)) (\(done)/\(total) \(unit)) \(format(rate)) \(unit)/s ETA \(clock(eta)) \(note())"
             )
         }
     }
