@@ -281,10 +281,16 @@ public struct NetworkAnalyzer {
                 let b = hi - lo
                 var s = PassStats(layers: layers.count)
                 let input = x[(lo * size)..<(hi * size)].map(Double.init)
+                // Both passes channel-major inside: the layers' outputs share one layout.
+                let chunk = ChunkActivations(imageMajor: input, batch: b)
                 var foldedOutputs = [[Double]](repeating: [], count: layers.count)
-                let fLogits = folded.logits(input, batch: b, record: { foldedOutputs[$0] = $1 })
+                let fLogits = folded.forward(
+                    chunk, HostNetworkForward.Hooks(record: { foldedOutputs[$0] = $1.values })
+                ).imageMajor
                 var svdOutputs = [[Double]](repeating: [], count: layers.count)
-                let aLogits = analytical.logits(input, batch: b, record: { svdOutputs[$0] = $1 })
+                let aLogits = analytical.forward(
+                    chunk, HostNetworkForward.Hooks(record: { svdOutputs[$0] = $1.values })
+                ).imageMajor
                 for l in layers.indices { s.svdLayer[l] = maxAbsDifference(svdOutputs[l], foldedOutputs[l]) }
                 s.svdLogits = maxAbsDifference(aLogits, fLogits)
                 for i in 0..<b {
@@ -379,14 +385,16 @@ public struct NetworkAnalyzer {
             let hi = min(lo + options.chunk, images)
             let b = hi - lo
             let input = testSet.normalizedImages(lo..<hi).map(Double.init)
-            var stepInputs = [[Double]](repeating: [], count: network.steps.count)
-            let logits = base.logits(input, batch: b, topLevelInputs: { stepInputs[$0] = $1 })
+            var stepInputs = [ChunkActivations?](repeating: nil, count: network.steps.count)
+            let logits = base.forward(
+                ChunkActivations(imageMajor: input, batch: b), topLevelInputs: { stepInputs[$0] = $1 }
+            ).imageMajor
             let labels = (lo..<hi).map { Int(testSet.labels[$0]) }
             let predictions = (0..<b).map { argmax(logits, $0 * classes, classes) }
             var out = [Int](repeating: 0, count: variants.count + 2)
             out[0] = zip(predictions, labels).filter { $0 == $1 }.count
             for (v, variant) in variants.enumerated() {
-                let l = variant.forward.logits(stepInputs[variant.start], batch: b, from: variant.start)
+                let l = variant.forward.forward(stepInputs[variant.start]!, from: variant.start).imageMajor
                 for i in 0..<b {
                     let p = argmax(l, i * classes, classes)
                     if p == labels[i] { out[v + 1] += 1 }
