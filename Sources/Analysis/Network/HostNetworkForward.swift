@@ -193,6 +193,10 @@ public struct HostNetworkForward: Sendable {
     struct Hooks {
         var record: ((Int, ChunkActivations) -> Void)?
         var layerInputs: ((Int, ChunkActivations) -> Void)?
+        /// A layer's output from an earlier pass, taken instead of computing
+        /// it (the caller vouches that the layer and its input are the same);
+        /// `layerInputs` is not called for such a layer.
+        var reuse: ((Int) -> ChunkActivations?)?
     }
 
     /// The top-level steps from `start` on `x` (the input of step `start`).
@@ -289,6 +293,10 @@ public struct HostNetworkForward: Sendable {
     func run(_ step: FoldedNetwork.Step, _ x: ChunkActivations, _ hooks: Hooks) -> ChunkActivations {
         switch step {
         case .affine(let index):
+            if let out = hooks.reuse?(index) {
+                hooks.record?(index, out)
+                return out
+            }
             hooks.layerInputs?(index, x)
             let out = layerOutput(index, x)
             hooks.record?(index, out)
