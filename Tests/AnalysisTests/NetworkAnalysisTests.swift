@@ -215,6 +215,71 @@ final class NetworkAnalysisTests: XCTestCase, SmallResNetFixture {
         XCTAssertEqual(value, 1e-3, accuracy: 1e-6)
     }
 
+    /// The forward pass does not depend on how images are grouped: each
+    /// image alone gives bit for bit the logits and layer outputs it gets in
+    /// a batch of 7 (every output is one dot product per entry, whatever the
+    /// batch or the block of patches). Rule: exact equality.
+    func testForwardIsTheSameImageByImageAndInABatch() throws {
+        let (description, _, floats) = try resnet8()
+        let network = try FoldedNetwork(
+            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
+        let forward = HostNetworkForward.folded(network)
+        let x = images(7).normalizedImages(0..<7).map(Double.init)
+        var outputs = [[Double]](repeating: [], count: network.layers.count)
+        let logits = forward.logits(x, batch: 7, record: { outputs[$0] = $1 })
+        for i in 0..<7 {
+            let size = network.inputSize
+            var alone = [[Double]](repeating: [], count: network.layers.count)
+            let one = forward.logits(Array(x[(i * size)..<((i + 1) * size)]), batch: 1, record: { alone[$0] = $1 })
+            XCTAssertEqual(one, Array(logits[(i * 10)..<((i + 1) * 10)]), "image \(i)")
+            for (l, layer) in network.layers.enumerated() {
+                let n = layer.outputSize
+                XCTAssertEqual(alone[l], Array(outputs[l][(i * n)..<((i + 1) * n)]), "image \(i) \(layer.name)")
+            }
+        }
+    }
+
+    /// Phase 5 restarts each variant at the truncated layer's block and
+    /// takes the outputs of the block's layers that do not depend on it from
+    /// the folded pass. Rule: every accuracy equals the count from a whole
+    /// forward pass of the truncated network through the public interface
+    /// (all images in one batch, from the first step), exactly.
+    func testSweepAccuraciesEqualWholePasses() throws {
+        let (description, _, floats) = try resnet8()
+        let network = try FoldedNetwork(
+            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
+        let count = 30
+        let data = images(count, seed: 11)
+        let options = NetworkAnalysisOptions(
+            sweepImages: count, chunk: 4, threads: 2, gradientImages: 0, dataAwareImages: 0, maskImages: 0)
+        let report = try NetworkAnalyzer(network: network, testSet: data, options: options).run()
+        let x = data.normalizedImages(0..<count).map(Double.init)
+        let svds = try network.layers.map { try SingularValueDecomposition($0.folded) }
+        func accuracy(_ operators: [LayerOperator]) -> Double {
+            let logits = HostNetworkForward(network, operators: operators).logits(x, batch: count)
+            var correct = 0
+            for i in 0..<count {
+                let row = Array(logits[(i * 10)..<((i + 1) * 10)])
+                if row.firstIndex(of: row.max()!) == Int(data.labels[i]) { correct += 1 }
+            }
+            return Double(correct) / Double(count)
+        }
+        let dense = network.layers.map { LayerOperator.dense($0.folded) }
+        for (l, layer) in report.layers.enumerated() {
+            XCTAssertFalse(layer.truncation.isEmpty, layer.name)
+            for t in layer.truncation {
+                var ops = dense
+                ops[l] = .truncated(svds[l], rank: t.k)
+                XCTAssertEqual(t.accuracy, accuracy(ops), "\(layer.name) k = \(t.k)")
+            }
+        }
+        for t in report.thresholds {
+            XCTAssertEqual(
+                t.accuracy, accuracy(svds.enumerated().map { .truncated($0.element, rank: t.ranks[$0.offset]) }),
+                "energy \(t.energy)")
+        }
+    }
+
     /// Phase 2 on a layer with known singular values 3, 2, 1: energies
     /// 9/14, 13/14, 1; 90% rank 2, 95% and 99% rank 3; stable rank 14/9;
     /// entropy rank exp(−Σ p log p) with p = (1/2, 1/3, 1/6).

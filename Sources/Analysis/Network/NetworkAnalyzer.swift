@@ -303,10 +303,16 @@ public struct NetworkAnalyzer {
                 let b = hi - lo
                 var s = PassStats(layers: layers.count)
                 let input = x[(lo * size)..<(hi * size)].map(Double.init)
+                // Both passes channel-major inside: the layers' outputs share one layout.
+                let chunk = ChunkActivations(imageMajor: input, batch: b)
                 var foldedOutputs = [[Double]](repeating: [], count: layers.count)
-                let fLogits = folded.logits(input, batch: b, record: { foldedOutputs[$0] = $1 })
+                let fLogits = folded.forward(
+                    chunk, HostNetworkForward.Hooks(record: { foldedOutputs[$0] = $1.values })
+                ).imageMajor
                 var svdOutputs = [[Double]](repeating: [], count: layers.count)
-                let aLogits = analytical.logits(input, batch: b, record: { svdOutputs[$0] = $1 })
+                let aLogits = analytical.forward(
+                    chunk, HostNetworkForward.Hooks(record: { svdOutputs[$0] = $1.values })
+                ).imageMajor
                 for l in layers.indices { s.svdLayer[l] = maxAbsDifference(svdOutputs[l], foldedOutputs[l]) }
                 s.svdLogits = maxAbsDifference(aLogits, fLogits)
                 for i in 0..<b {
@@ -365,13 +371,16 @@ public struct NetworkAnalyzer {
         var layer: Int?
         var k: Int
         var fullRank: Bool
+        /// Layers inside the step at `start` whose outputs the folded pass's
+        /// serve unchanged (they do not depend on the truncated layer).
+        var reuse: Set<Int> = []
     }
 
     func truncationSweep(images: Int, spectra: [Spectra]) -> Sweep {
         let base = HostNetworkForward.folded(network)
         let baseOperators = base.operators
         let start = network.layers.indices.map { l in
-            network.steps.firstIndex { step($0, holds: l) }!
+            network.steps.firstIndex { Self.holds($0, l) }!
         }
         var variants: [Variant] = []
         for (l, s) in spectra.enumerated() {
@@ -381,7 +390,8 @@ public struct NetworkAnalyzer {
                 variants.append(
                     Variant(
                         forward: HostNetworkForward(network, operators: ops), start: start[l], layer: l, k: k,
-                        fullRank: k == s.folded.rank))
+                        fullRank: k == s.folded.rank,
+                        reuse: Set(Self.layers(in: [network.steps[start[l]]], independentOf: l))))
             }
         }
         let thresholdRanks = options.energyThresholds.map { t in
@@ -393,6 +403,7 @@ public struct NetworkAnalyzer {
                 Variant(
                     forward: HostNetworkForward(network, operators: ops), start: 0, layer: nil, k: 0, fullRank: false))
         }
+        let reusable = variants.reduce(into: Set<Int>()) { $0.formUnion($1.reuse) }
         let classes = network.classes
         let chunks = (images + options.chunk - 1) / options.chunk
         // Per chunk: [baseline correct, then per variant correct, then full-rank mismatches].
@@ -401,14 +412,23 @@ public struct NetworkAnalyzer {
             let hi = min(lo + options.chunk, images)
             let b = hi - lo
             let input = testSet.normalizedImages(lo..<hi).map(Double.init)
-            var stepInputs = [[Double]](repeating: [], count: network.steps.count)
-            let logits = base.logits(input, batch: b, topLevelInputs: { stepInputs[$0] = $1 })
+            var stepInputs = [ChunkActivations?](repeating: nil, count: network.steps.count)
+            var outputs = [Int: ChunkActivations]()
+            let logits = base.forward(
+                ChunkActivations(imageMajor: input, batch: b),
+                HostNetworkForward.Hooks(record: { if reusable.contains($0) { outputs[$0] = $1 } }),
+                topLevelInputs: { stepInputs[$0] = $1 }
+            ).imageMajor
             let labels = (lo..<hi).map { Int(testSet.labels[$0]) }
             let predictions = (0..<b).map { argmax(logits, $0 * classes, classes) }
             var out = [Int](repeating: 0, count: variants.count + 2)
             out[0] = zip(predictions, labels).filter { $0 == $1 }.count
             for (v, variant) in variants.enumerated() {
-                let l = variant.forward.logits(stepInputs[variant.start], batch: b, from: variant.start)
+                let reuse = variant.reuse
+                let l = variant.forward.forward(
+                    stepInputs[variant.start]!, from: variant.start,
+                    HostNetworkForward.Hooks(reuse: { reuse.contains($0) ? outputs[$0] : nil })
+                ).imageMajor
                 for i in 0..<b {
                     let p = argmax(l, i * classes, classes)
                     if p == labels[i] { out[v + 1] += 1 }
@@ -438,12 +458,43 @@ public struct NetworkAnalyzer {
             fullRankMismatches: sum[variants.count + 1])
     }
 
-    private func step(_ step: FoldedNetwork.Step, holds layer: Int) -> Bool {
+    /// The layers inside `steps` whose outputs do not depend on layer `l`'s
+    /// when `steps` get the same input: those of the steps before the one
+    /// that holds l and, inside a residual block that holds it, those of the
+    /// branch without it and those before l in its own branch.
+    static func layers(in steps: [FoldedNetwork.Step], independentOf l: Int) -> [Int] {
+        var result: [Int] = []
+        for s in steps {
+            if holds(s, l) {
+                if case .residual(let body, let shortcut, _) = s {
+                    if body.contains(where: { holds($0, l) }) {
+                        result += layers(in: body, independentOf: l) + allLayers(shortcut ?? [])
+                    } else {
+                        result += allLayers(body) + layers(in: shortcut ?? [], independentOf: l)
+                    }
+                }
+                return result
+            }
+            result += allLayers([s])
+        }
+        return result
+    }
+
+    private static func allLayers(_ steps: [FoldedNetwork.Step]) -> [Int] {
+        steps.flatMap { s -> [Int] in
+            switch s {
+            case .affine(let i): return [i]
+            case .residual(let body, let shortcut, _): return allLayers(body) + allLayers(shortcut ?? [])
+            default: return []
+            }
+        }
+    }
+
+    private static func holds(_ step: FoldedNetwork.Step, _ layer: Int) -> Bool {
         switch step {
         case .affine(let i): return i == layer
         case .residual(let body, let shortcut, _):
-            return body.contains { self.step($0, holds: layer) }
-                || (shortcut ?? []).contains { self.step($0, holds: layer) }
+            return body.contains { holds($0, layer) } || (shortcut ?? []).contains { holds($0, layer) }
         default: return false
         }
     }
