@@ -172,4 +172,64 @@ final class InferenceFusionTests: XCTestCase {
             }
         }
     }
+
+    /// Inside ``NetworkPlan/withParametersFixed(_:)`` the first eval pass
+    /// forms each fused layer's scale and shift and the next ones reuse
+    /// them: on OpenCL one launch fewer per fused layer, the same logits bit
+    /// for bit. A new scope forms them again, so parameters loaded between
+    /// two scopes give the float64 network's logits for the new parameters
+    /// (within 1e-4 absolute), not the old ones'.
+    func testEvalPassesWithFixedParametersReuseTheScaleAndShift() throws {
+        let description = try XCTUnwrap(BuiltinModels.named("resnet8", inputChannels: 1, classes: 10))
+        let (batch, height, width) = (2, 9, 11)
+        let reference = try NaiveNetwork(description, input: (channels: 1, height: height, width: width), classes: 10)
+        var random = SeededRandom(seed: 23)
+        let images = (0..<(batch * height * width)).map { _ in Double.random(in: -1...1, using: &random) }
+        let labels = (0..<batch).map { _ in Int32(random.uniform(below: 10)) }
+        for device in try testDevices() {
+            guard device is InferenceDevice else { continue }
+            let context = "resnet8 on \(device.info.summary)"
+            let plan = try NetworkPlan(
+                description, channels: 1, height: height, width: width, classes: 10, device: device)
+            var fused = 0
+            plan.operationHook = { op, run in
+                if op.pass == "inference" { fused += 1 }
+                try run()
+            }
+            let w = try plan.workspace(batch: batch)
+            try plan.setBatch(w, images: images.map(Float.init), labels: labels)
+            for seed: UInt64 in [9, 10] {
+                let parameters = reference.sampleParameters(seed: seed)
+                try plan.load(
+                    Dictionary(
+                        uniqueKeysWithValues: (plan.parameters + plan.statistics).map {
+                            ($0.name, (shape: $0.shape, values: parameters[$0.name]!.map(Float.init)))
+                        }))
+                let expected = reference.run(
+                    images: images, labels: labels, batch: batch, parameters: parameters, training: false)
+                var launches: [Int] = []
+                var logits: [[Float]] = []
+                fused = 0
+                try plan.withParametersFixed {
+                    for _ in 0..<2 {
+                        let before = device.counters.launches
+                        try plan.forward(w, training: false)
+                        launches.append(device.counters.launches - before)
+                        logits.append(try device.floats(w.logits))
+                    }
+                }
+                if (device as? HostDevice)?.usesDirectKernels != false {
+                    XCTAssertGreaterThan(fused, 0, "\(context): the pass fuses")
+                }
+                XCTAssertEqual(logits[1], logits[0], "\(context), seed \(seed): the second pass's logits")
+                XCTAssertLessThanOrEqual(
+                    maxAbsoluteDifference(logits[1], expected.logits), 1e-4, "\(context), seed \(seed): logits")
+                if device is OpenCLDevice {
+                    XCTAssertEqual(launches[0] - launches[1], fused / 2, "\(context): one launch fewer a fused layer")
+                } else {
+                    XCTAssertLessThanOrEqual(launches[1], launches[0], "\(context): launches")
+                }
+            }
+        }
+    }
 }

@@ -73,6 +73,11 @@ public final class NetworkPlan {
     lazy var inferenceSteps: [InferenceStep] = makeInferenceSteps()
     /// Per fused layer (its first operation's index): its scale and shift buffers.
     var inferenceAffines: [Int: (scale: Buffer, shift: Buffer)] = [:]
+    /// Inside ``withParametersFixed(_:)``: the fused layers whose scale and
+    /// shift are formed from the fixed parameters (nil outside, where every
+    /// eval pass forms them again, since anything may have written the
+    /// parameters' buffers in between).
+    var formedInferenceAffines: Set<Int>?
 
     /// With one, training-mode BatchNorm uses the statistics of the global
     /// batch of a data-parallel job (PyTorch's `SyncBatchNorm`); every
@@ -350,6 +355,8 @@ public final class NetworkPlan {
     /// updates its running ones (and ``batchesTracked`` counts the pass);
     /// otherwise it uses the running statistics, as PyTorch's `eval()`.
     public func forward(_ w: Workspace, training: Bool) throws {
+        precondition(
+            !training || formedInferenceAffines == nil, "NetworkPlan: a training pass inside withParametersFixed")
         if !training, fusesInference, let d = device as? InferenceDevice {
             return try fusedInferenceForward(w, device: d)
         }

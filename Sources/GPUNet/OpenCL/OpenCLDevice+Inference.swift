@@ -6,7 +6,8 @@
 /// ReLU in one pass, where the layer-by-layer pass runs a 1×1 convolution,
 /// a BatchNorm, a sum and a ReLU, each reading and writing the whole
 /// activation. `inference_affine` (common) forms the scale and shift on
-/// the device, so the pass waits for nothing.
+/// the device, so the pass waits for nothing (once per
+/// ``NetworkPlan/withParametersFixed(_:)``, as in ``Evaluation``).
 extension OpenCLDevice: InferenceDevice {
     public func supportsFusedConvolution(_ layer: FusedConvolution) -> Bool {
         layer.shape.isValid && (layer.pointwiseChannels ?? 1) > 0

@@ -49,22 +49,24 @@ public struct Evaluation: Sendable {
         var correct = 0
         var start = 0
         let batchSize = batchSize ?? network.evaluationBatch
-        while start < set.count {
-            let indices = start..<min(set.count, start + batchSize)
-            let w = try network.workspace(batch: indices.count)
-            try set.gather(indices, into: w)
-            try network.forward(w, training: false)
-            let result = try network.requestBatchResult(w).value()
-            lossSum += result.lossSum
-            correct += result.correct
-            let logits = try network.device.floats(w.logits)
-            for b in 0..<indices.count {
-                var best = 0
-                let k = network.classes
-                for c in 1..<k where logits[b * k + c] > logits[b * k + best] { best = c }
-                predictions.append(best)
+        try network.withParametersFixed {
+            while start < set.count {
+                let indices = start..<min(set.count, start + batchSize)
+                let w = try network.workspace(batch: indices.count)
+                try set.gather(indices, into: w)
+                try network.forward(w, training: false)
+                let result = try network.requestBatchResult(w).value()
+                lossSum += result.lossSum
+                correct += result.correct
+                let logits = try network.device.floats(w.logits)
+                for b in 0..<indices.count {
+                    var best = 0
+                    let k = network.classes
+                    for c in 1..<k where logits[b * k + c] > logits[b * k + best] { best = c }
+                    predictions.append(best)
+                }
+                start = indices.upperBound
             }
-            start = indices.upperBound
         }
         return Evaluation(
             count: set.count, correct: correct, meanLoss: lossSum / Double(max(1, set.count)),

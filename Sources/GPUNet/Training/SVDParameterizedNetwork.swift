@@ -194,6 +194,13 @@ public final class SVDParameterizedNetwork<Base: TrainableNetwork>: TrainableNet
     /// The layers' names (`conv1`, …) in parameter order.
     public var factorisedLayers: [String] { layers.map(\.name) }
 
+    /// The base's, after composing any changed factors: the composed
+    /// weights then stay fixed inside `body` as the base needs.
+    public func withParametersFixed<Result>(_ body: () throws -> Result) throws -> Result {
+        try composeIfChanged()
+        return try base.withParametersFixed(body)
+    }
+
     public func forward(_ w: Workspace, training: Bool) throws {
         try composeIfChanged()
         try base.forward(w, training: training)

@@ -69,10 +69,16 @@ public protocol TrainableNetwork: AnyObject {
     /// evaluation: a network trained in SVD coordinates prunes and measures
     /// its factors there (``SVDParameterizedNetwork``); others do nothing.
     func finishEpoch() throws -> SVDEpochReport?
+    /// Runs `body`, in which nothing writes the parameters or the running
+    /// statistics: a network may then form what it derives from them once
+    /// and reuse it for every eval pass inside (``NetworkPlan``: each fused
+    /// layer's scale and shift). The default runs `body`.
+    func withParametersFixed<Result>(_ body: () throws -> Result) throws -> Result
 }
 
 extension TrainableNetwork {
     public func finishEpoch() throws -> SVDEpochReport? { nil }
+    public func withParametersFixed<Result>(_ body: () throws -> Result) throws -> Result { try body() }
 }
 
 extension TrainableNetwork {
