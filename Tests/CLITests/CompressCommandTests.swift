@@ -269,7 +269,19 @@ extension CompressCommandTests {
                     as? [String: Any])
             XCTAssertEqual(NSDictionary(dictionary: result), NSDictionary(dictionary: own), folder)
             XCTAssertEqual(result["dataAware"] as? Bool, folder.hasSuffix("data-aware"), folder)
+            XCTAssertEqual(result["stepBatch"] as? Int, 64, "\(folder): TinyConvNet's recipe batch")
+            for network in ["dense", "compressed"] {
+                let measured = try XCTUnwrap(result[network] as? [String: Any])
+                XCTAssertGreaterThan(try XCTUnwrap(measured["stepSeconds"] as? Double), 0, "\(folder) \(network)")
+            }
         }
+        // Every setting evaluates the one dense network after the earlier settings' timed training steps:
+        // its loss stays the same only if those steps' changes are put back.
+        let denseLosses = try entries.map { entry -> Double in
+            let result = try XCTUnwrap(entry["result"] as? [String: Any])
+            return try XCTUnwrap((result["dense"] as? [String: Any])?["meanLoss"] as? Double)
+        }
+        XCTAssertEqual(Set(denseLosses).count, 1, "dense losses \(denseLosses)")
         let png = try Data(contentsOf: grid.appendingPathComponent("figures/compression_grid.png"))
         XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
 

@@ -68,7 +68,7 @@ struct CompressCommand: ParsableCommand {
     @Option(name: .customLong("test-limit"), help: "Evaluate and time on the first N test images only.")
     var testLimit: Int?
 
-    @Option(help: "Test-set passes timed per network (the median is reported).")
+    @Option(help: "Test-set passes and training steps timed per network (the medians are reported).")
     var repeats: Int = 3
 
     @Option(
@@ -230,13 +230,16 @@ struct CompressCommand: ParsableCommand {
                 try compressed.load(checkpointCounters: saved.counters)
                 let ruleText = p.setting.text(images: dataAwareImages)
                 // Dense and compressed passes in turn: the machine's load changes fall on both.
-                let measured = try Compression.measure([dense, compressed], on: test, repeats: repeats)
+                var measured = try Compression.measure([dense, compressed], on: test, repeats: repeats)
+                let recipe = try TrainingOptions.parse([]).settings(dataset: data.dataset, model: model.model)
+                let steps = try Compression.measureSteps([dense, compressed], settings: recipe, repeats: repeats)
+                for i in measured.indices { measured[i].stepSeconds = steps[i] }
                 var result = Compression.Result(
                     model: description.name, compressedModel: network.name, dataset: kind.displayName,
                     device: "\(device.info.selector) (\(device.info.name))",
                     rule: ruleText, dataAware: p.setting.dataAware,
                     layers: layers,
-                    dense: measured[0], compressed: measured[1])
+                    dense: measured[0], compressed: measured[1], stepBatch: recipe.batchSize)
                 let modelFile = into.appendingPathComponent("model.json")
                 let checkpointFile = into.appendingPathComponent(Checkpoint.fileName)
                 try writeAtomically(Data(ModelFile.encode(network).utf8), to: modelFile)
@@ -342,7 +345,10 @@ enum CompressionTable {
                 String(
                     format: "%@: test accuracy %.2f%%, mean loss %.4f, %d parameters, %d multiply-adds an image, "
                         + "test-set pass %.3f s (median)", label, 100 * m.accuracy, m.meanLoss, m.parameters,
-                    m.multiplyAdds, m.inferenceSeconds))
+                    m.multiplyAdds, m.inferenceSeconds)
+                    + (m.stepSeconds.map {
+                        String(format: ", training step %.1f ms at batch %d (median)", 1000 * $0, r.stepBatch ?? 0)
+                    } ?? ""))
         }
         lines.append(
             String(
@@ -352,6 +358,7 @@ enum CompressionTable {
                 Double(r.compressed.parameters) / Double(r.dense.parameters),
                 r.compressed.inferenceSeconds / r.dense.inferenceSeconds,
                 100 * (r.compressed.accuracy - r.dense.accuracy))
+                + (r.stepRatio.map { String(format: ", training step %.3f", $0) } ?? "")
                 + (r.finetuned.map {
                     String(format: " (%+.2f after fine-tuning)", 100 * ($0.accuracy - r.dense.accuracy))
                 }

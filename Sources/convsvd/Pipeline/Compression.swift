@@ -87,6 +87,9 @@ enum Compression {
         var multiplyAdds: Int
         /// Median seconds of a forward pass over the test set (evaluation batch).
         var inferenceSeconds: Double
+        /// Median seconds of a training step at ``Result/stepBatch``
+        /// (``measureSteps(_:settings:repeats:)``); nil where not measured.
+        var stepSeconds: Double?
     }
 
     struct Result: Encodable {
@@ -100,10 +103,17 @@ enum Compression {
         var layers: [Layer]
         var dense: Measured
         var compressed: Measured
+        /// The batch of the timed training steps: the model's recipe's.
+        var stepBatch: Int?
         /// After `--finetune`, on the same test images.
         var finetuned: Measured?
         /// B(x) ≥ ‖f(x) − f̂(x)‖₂ over the test images (``CompressionBound``).
         var bound: CompressionBoundSummary?
+        /// The compressed network's training step over the dense one's (timed in turn).
+        var stepRatio: Double? {
+            guard let c = compressed.stepSeconds, let d = dense.stepSeconds else { return nil }
+            return c / d
+        }
         /// Σ multiply-adds of the conv layers, compressed over dense.
         var convMultiplyAddRatio: Double {
             Double(layers.reduce(0) { $0 + $1.multiplyAdds }) / Double(layers.reduce(0) { $0 + $1.denseMultiplyAdds })
@@ -289,6 +299,52 @@ enum Compression {
                 parameters: plan.summary.learnedParameterCount, multiplyAdds: plan.summary.multiplyAdds,
                 inferenceSeconds: times[times.count / 2])
         }
+    }
+}
+
+extension Compression {
+    /// The median seconds of a training step of each plan (the training
+    /// forward, the backward pass, the optimiser's update of `settings`, the
+    /// loss read back: the step `bench` times) at `settings.batchSize`, on
+    /// seeded random images: 2 unmeasured steps each, then `repeats` timed
+    /// ones, the plans' steps taken in turn so that the machine's load falls
+    /// on all alike. Each plan's parameters, running statistics and
+    /// `num_batches_tracked` are put back afterwards, bit for bit.
+    static func measureSteps(_ plans: [NetworkPlan], settings: TrainingSettings, repeats: Int) throws -> [Double] {
+        let batch = settings.batchSize
+        var stepFunctions: [() throws -> Void] = []
+        var restores: [() throws -> Void] = []
+        for plan in plans {
+            let w = try plan.workspace(batch: batch)
+            var random = SeededRandom(seed: UInt64(batch), stream: 0xC0_57)
+            try plan.setBatch(
+                w, images: (0..<(batch * plan.inputSize)).map { _ in random.uniform(2) },
+                labels: (0..<batch).map { _ in Int32(random.next() % UInt64(plan.classes)) })
+            let optimizer = try Optimizer(
+                settings.optimizer, learningRate: settings.learningRate, parameters: plan.parameterBuffers,
+                names: plan.parameterNames, device: plan.device)
+            let (state, tracked) = (try plan.checkpointTensors(), plan.batchesTracked)
+            stepFunctions.append {
+                try plan.forward(w, training: true)
+                try plan.backward(w)
+                try optimizer.update(parameters: plan.parameterBuffers, gradients: plan.gradientBuffers)
+                _ = try plan.requestBatchResult(w).value()
+            }
+            restores.append {
+                try plan.load(checkpointTensors: state)
+                plan.batchesTracked = tracked
+            }
+        }
+        var seconds = [[Double]](repeating: [], count: plans.count)
+        for round in 0..<(2 + max(1, repeats)) {
+            for (index, step) in stepFunctions.enumerated() {
+                let start = Clocks.wall()
+                try step()
+                if round >= 2 { seconds[index].append(Clocks.seconds(since: start)) }
+            }
+        }
+        for restore in restores { try restore() }
+        return seconds.map { times in times.sorted()[times.count / 2] }
     }
 }
 

@@ -16,13 +16,13 @@ struct CompressionGrid: Encodable {
     var settings: [Entry]
 
     /// One row per setting: the work and parameters kept, the accuracy before
-    /// and after fine-tuning, the test-set pass against the dense network's,
-    /// and the bound.
+    /// and after fine-tuning, the test-set pass and the training step against
+    /// the dense network's, and the bound.
     func table() -> String {
         var rows = [
             [
                 "setting", "conv MACs", "parameters", "test accuracy", "fine-tuned", "test-set pass (s)", "ratio",
-                "mean B / mean ‖Δ‖", "violations",
+                "training step (ms)", "ratio", "mean B / mean ‖Δ‖", "violations",
             ]
         ]
         for entry in settings {
@@ -35,6 +35,10 @@ struct CompressionGrid: Encodable {
                 r.finetuned.map { String(format: "%.2f%%", 100 * $0.accuracy) } ?? "",
                 String(format: "%.3f → %.3f", r.dense.inferenceSeconds, r.compressed.inferenceSeconds),
                 String(format: "%.2f×", r.compressed.inferenceSeconds / r.dense.inferenceSeconds),
+                r.dense.stepSeconds.flatMap { d in
+                    r.compressed.stepSeconds.map { String(format: "%.1f → %.1f", 1000 * d, 1000 * $0) }
+                } ?? "",
+                r.stepRatio.map { String(format: "%.2f×", $0) } ?? "",
                 r.bound.map { String(format: "%.3g / %.3g", $0.meanBound, $0.meanChange) } ?? "",
                 r.bound.map { "\($0.violations)" } ?? "",
             ])
