@@ -137,77 +137,46 @@ struct CompressCommand: ParsableCommand {
         return try rules().flatMap { rule in kinds.map { Compression.Setting(rule: rule, dataAware: $0) } }
     }
 
+    /// What every setting of a run shares: the dense network loaded on the
+    /// device, its folded float64 form, the test images and, for data-aware
+    /// settings, each conv layer's input second moment.
+    private struct Inputs {
+        let kind: DatasetKind
+        let description: NetworkDescription
+        let device: any Device
+        let dense: NetworkPlan
+        let saved: Checkpoint
+        let folded: FoldedNetwork
+        let testSet: Dataset
+        let denseLipschitz: [Double]
+        let moments: [Int: LayerInputMoment]?
+        let threads = ProcessInfo.processInfo.activeProcessorCount
+
+        func plan(_ d: NetworkDescription) throws -> NetworkPlan { try Self.plan(d, kind: kind, device: device) }
+
+        static func plan(_ d: NetworkDescription, kind: DatasetKind, device: any Device) throws -> NetworkPlan {
+            try NetworkPlan(
+                d, channels: kind.inputShape.channels, height: kind.inputShape.height, width: kind.inputShape.width,
+                classes: kind.classCount, device: device)
+        }
+    }
+
+    /// One setting's ranks and factors, made before anything is written.
+    private struct Prepared {
+        var setting: Compression.Setting
+        var factorized: Compression.Factorized
+        var selection: RankSelection?
+    }
+
     func run() throws {
         try reportingErrors {
             let settings = try settings()
-            let kind = try data.requireFits(model: model.model)
-            let description = try model.description(for: kind)
-            let device = try device.make()
-            func plan(_ d: NetworkDescription) throws -> NetworkPlan {
-                try NetworkPlan(
-                    d, channels: kind.inputShape.channels, height: kind.inputShape.height,
-                    width: kind.inputShape.width, classes: kind.classCount, device: device)
-            }
-            let dense = try plan(description)
-            let expected = try dense.checkpointTensors().map { (name: $0.name, shape: $0.shape) }
-            let saved = try Checkpoint.read(
-                from: URL(fileURLWithPath: checkpoint), model: expected, modelName: description.name,
-                requireFinite: true)
-            try dense.load(checkpointTensors: saved.tensors)
-            try dense.load(checkpointCounters: saved.counters)
-
-            let folded = try NetworkAnalysisStage.fold(description, plan: dense, tensors: saved.tensors)
-            var testSet = try data.load(forModel: model.model).test
-            if let testLimit { testSet = testSet.prefix(testLimit) }
-            let threads = ProcessInfo.processInfo.activeProcessorCount
-            let denseLipschitz = try folded.layers.map { try OperatorNormBound.best($0, matrix: $0.folded) }
-            var moments: [Int: LayerInputMoment]?
-            if settings.contains(where: \.dataAware) {
-                let train = try data.load(forModel: model.model).train
-                let n = min(dataAwareImages, train.count)
-                let started = Clocks.wall()
-                let convs = Set(Compression.candidates(folded).map(\.layer))
-                moments = LayerInputMoment.measure(
-                    folded, layers: convs, images: train.normalizedImages(0..<n), count: n, threads: threads)
-                log(
-                    String(
-                        format: "data-aware: input second moments of %d conv layers over %d training images (%.1f s)",
-                        convs.count, n, Clocks.seconds(since: started)))
-            }
+            let inputs = try loadInputs(dataAware: settings.contains(where: \.dataAware))
             // Every setting's ranks and factors before anything is written, so that a request the
             // model cannot take leaves --out untouched.
-            var prepared:
-                [(setting: Compression.Setting, factorized: Compression.Factorized, selection: RankSelection?)] =
-                    []
-            for setting in settings {
-                var selection: RankSelection?
-                var factorRule = setting.rule
-                if case .maxLogitChange(let epsilon) = setting.rule {
-                    let searched = min(testSet.count, 2000)
-                    let started = Clocks.wall()
-                    let s = try RankSelection.search(
-                        network: folded, candidates: Compression.candidates(folded), denseLipschitz: denseLipschitz,
-                        images: testSet.normalizedImages(0..<searched), count: searched, epsilon: epsilon,
-                        threads: threads)
-                    log(
-                        String(
-                            format:
-                                "ranks: mean bound %.4g ≤ %.4g over %d test images, %d multiply-adds an image saved (%.1f s)",
-                            s.meanBound, epsilon, searched, s.savedMultiplyAdds, Clocks.seconds(since: started)))
-                    factorRule = .ranks(
-                        Dictionary(uniqueKeysWithValues: s.ranks.map { (folded.layers[$0.key].name, $0.value) }))
-                    selection = s
-                }
-                do {
-                    let factorized = try Compression.factorize(
-                        description, folded: folded, checkpoint: saved, rule: factorRule,
-                        moments: setting.dataAware ? moments : nil)
-                    prepared.append((setting, factorized, selection))
-                } catch let e as ModelError { throw ValidationError("--ranks: \(e)") }
-            }
-
+            let prepared = try settings.map { try prepare($0, inputs) }
             let directory = try prepareOutputDirectory(out)
-            let test = try DeviceDataset(testSet, on: device)
+            let test = try DeviceDataset(inputs.testSet, on: inputs.device)
             let isGrid = settings.count > 1
             var results: [Compression.Result] = []
             for (index, p) in prepared.enumerated() {
@@ -218,97 +187,9 @@ struct CompressCommand: ParsableCommand {
                 if isGrid {
                     log("setting \(index + 1) of \(settings.count): \(p.setting.text(images: dataAwareImages))")
                 }
-                let (layers, network, tensors) = (p.factorized.layers, p.factorized.network, p.factorized.tensors)
-                let compressed = try plan(network)
-                let ordered = try compressed.checkpointTensors().map { t -> NamedTensor in
-                    guard let value = tensors[t.name], value.shape == t.shape else {
-                        throw ToolError(code: Exit.checkFailed, description: "compress: no tensor \(t.name) \(t.shape)")
-                    }
-                    return value
-                }
-                try compressed.load(checkpointTensors: ordered)
-                try compressed.load(checkpointCounters: saved.counters)
-                let ruleText = p.setting.text(images: dataAwareImages)
-                // Dense and compressed passes in turn: the machine's load changes fall on both.
-                var measured = try Compression.measure([dense, compressed], on: test, repeats: repeats)
-                let recipe = try TrainingOptions.parse([]).settings(dataset: data.dataset, model: model.model)
-                let steps = try Compression.measureSteps([dense, compressed], settings: recipe, repeats: repeats)
-                for i in measured.indices { measured[i].stepSeconds = steps[i] }
-                var result = Compression.Result(
-                    model: description.name, compressedModel: network.name, dataset: kind.displayName,
-                    device: "\(device.info.selector) (\(device.info.name))",
-                    rule: ruleText, dataAware: p.setting.dataAware,
-                    layers: layers,
-                    dense: measured[0], compressed: measured[1], stepBatch: recipe.batchSize)
-                let modelFile = into.appendingPathComponent("model.json")
-                let checkpointFile = into.appendingPathComponent(Checkpoint.fileName)
-                try writeAtomically(Data(ModelFile.encode(network).utf8), to: modelFile)
-                try Checkpoint(
-                    tensors: ordered, counters: saved.counters,
-                    metadata: [
-                        "format": "convsvd \(network.name) checkpoint", "compressed_from": description.name,
-                        "rule": ruleText,
-                    ]
-                ).write(to: checkpointFile)
-                if finetune > 0 {
-                    let options = ["--epochs", "\(finetune)"] + (trainLimit.map { ["--train-limit", "\($0)"] } ?? [])
-                    var training = try TrainingOptions.parse(options).settings(
-                        dataset: data.dataset, model: model.model)
-                    training.learningRate /= 10
-                    training.model = modelFile.path
-                    log("finetune: \(finetune) epoch(s) of \(network.name) at lr \(training.learningRate), ranks fixed")
-                    let trainer = try Training.run(
-                        model: try ModelOption.parse(["--model", modelFile.path]), settings: training, device: device,
-                        data: data,
-                        directory: try prepareOutputDirectory(into.appendingPathComponent("finetune").path),
-                        resume: false, initial: checkpointFile)
-                    result.finetuned = try Compression.measure(trainer.network, on: test, repeats: repeats)
-                }
-                // Any upper bound holds; each changed layer takes the smaller of its own and the search's.
-                let lipschitz = try folded.layers.enumerated().map { i, layer in
-                    guard let applied = p.factorized.changedFolded[i] else { return denseLipschitz[i] }
-                    return min(
-                        try OperatorNormBound.best(layer, matrix: applied), p.selection?.lipschitz[i] ?? .infinity)
-                }
-                let bound = CompressionBound(
-                    network: folded, changedFolded: p.factorized.changedFolded, lipschitz: lipschitz)
-                let started = Clocks.wall()
-                let images = bound.evaluate(
-                    images: testSet.normalizedImages(0..<testSet.count), count: testSet.count,
-                    threads: threads)
-                result.bound = CompressionBoundSummary(images)
-                let figures = into.appendingPathComponent("figures")
-                try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
-                _ = try Figures.compression(
-                    result.layers.map {
-                        Figures.CompressedLayer(
-                            name: $0.path, denseMultiplyAdds: $0.denseMultiplyAdds, multiplyAdds: $0.multiplyAdds)
-                    }, bounds: images.map(\.bound), changes: images.map(\.change),
-                    accuracy: (result.dense.accuracy, result.compressed.accuracy)
-                ).write(to: figures, format: .png)
-                log(
-                    String(
-                        format: "bound: %d test images in float64 (%.1f s)", images.count,
-                        Clocks.seconds(since: started)))
-                print(CompressionTable.render(result))
-                try writeAtomically(
-                    try JSONEncoder.sorted.encode(result), to: into.appendingPathComponent("compress.json"))
-                log("wrote \(into.path)/{model.json,checkpoint.safetensors,compress.json,figures/compression.png}")
-                results.append(result)
+                results.append(try compress(p, inputs, test: test, into: into))
             }
-            if isGrid {
-                let grid = CompressionGrid(
-                    settings: zip(prepared, results).map {
-                        CompressionGrid.Entry(folder: $0.0.setting.folderName, result: $0.1)
-                    })
-                print(grid.table())
-                let figures = directory.appendingPathComponent("figures")
-                try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
-                _ = try grid.figure().write(to: figures, format: .png)
-                try writeAtomically(
-                    try JSONEncoder.sorted.encode(grid), to: directory.appendingPathComponent("grid.json"))
-                log("wrote \(directory.path)/{grid.json,figures/compression_grid.png}")
-            }
+            if isGrid { try writeGrid(zip(prepared, results).map { ($0.0.setting, $0.1) }, into: directory) }
             let failed = zip(prepared, results).filter {
                 guard let b = $0.1.bound else { return false }
                 return b.violations > 0 || b.certifiedButChanged > 0
@@ -322,6 +203,162 @@ struct CompressCommand: ParsableCommand {
                     code: Exit.checkFailed, description: "the bound failed: " + text.joined(separator: "; "))
             }
         }
+    }
+
+    /// The dense network from `--checkpoint` on the device, folded, the test
+    /// images and (with `dataAware`) the conv layers' input second moments.
+    private func loadInputs(dataAware: Bool) throws -> Inputs {
+        let kind = try data.requireFits(model: model.model)
+        let description = try model.description(for: kind)
+        let device = try device.make()
+        let dense = try Inputs.plan(description, kind: kind, device: device)
+        let expected = try dense.checkpointTensors().map { (name: $0.name, shape: $0.shape) }
+        let saved = try Checkpoint.read(
+            from: URL(fileURLWithPath: checkpoint), model: expected, modelName: description.name,
+            requireFinite: true)
+        try dense.load(checkpointTensors: saved.tensors)
+        try dense.load(checkpointCounters: saved.counters)
+
+        let folded = try NetworkAnalysisStage.fold(description, plan: dense, tensors: saved.tensors)
+        var testSet = try data.load(forModel: model.model).test
+        if let testLimit { testSet = testSet.prefix(testLimit) }
+        let denseLipschitz = try folded.layers.map { try OperatorNormBound.best($0, matrix: $0.folded) }
+        var moments: [Int: LayerInputMoment]?
+        if dataAware {
+            let train = try data.load(forModel: model.model).train
+            let n = min(dataAwareImages, train.count)
+            let started = Clocks.wall()
+            let convs = Set(Compression.candidates(folded).map(\.layer))
+            moments = LayerInputMoment.measure(
+                folded, layers: convs, images: train.normalizedImages(0..<n), count: n,
+                threads: ProcessInfo.processInfo.activeProcessorCount)
+            log(
+                String(
+                    format: "data-aware: input second moments of %d conv layers over %d training images (%.1f s)",
+                    convs.count, n, Clocks.seconds(since: started)))
+        }
+        return Inputs(
+            kind: kind, description: description, device: device, dense: dense, saved: saved, folded: folded,
+            testSet: testSet, denseLipschitz: denseLipschitz, moments: moments)
+    }
+
+    /// The ranks of `setting` (searched for `--max-logit-change`) and the factors.
+    private func prepare(_ setting: Compression.Setting, _ inputs: Inputs) throws -> Prepared {
+        var selection: RankSelection?
+        var factorRule = setting.rule
+        if case .maxLogitChange(let epsilon) = setting.rule {
+            let searched = min(inputs.testSet.count, 2000)
+            let started = Clocks.wall()
+            let s = try RankSelection.search(
+                network: inputs.folded, candidates: Compression.candidates(inputs.folded),
+                denseLipschitz: inputs.denseLipschitz, images: inputs.testSet.normalizedImages(0..<searched),
+                count: searched, epsilon: epsilon, threads: inputs.threads)
+            log(
+                String(
+                    format:
+                        "ranks: mean bound %.4g ≤ %.4g over %d test images, %d multiply-adds an image saved (%.1f s)",
+                    s.meanBound, epsilon, searched, s.savedMultiplyAdds, Clocks.seconds(since: started)))
+            factorRule = .ranks(
+                Dictionary(uniqueKeysWithValues: s.ranks.map { (inputs.folded.layers[$0.key].name, $0.value) }))
+            selection = s
+        }
+        do {
+            let factorized = try Compression.factorize(
+                inputs.description, folded: inputs.folded, checkpoint: inputs.saved, rule: factorRule,
+                moments: setting.dataAware ? inputs.moments : nil)
+            return Prepared(setting: setting, factorized: factorized, selection: selection)
+        } catch let e as ModelError { throw ValidationError("--ranks: \(e)") }
+    }
+
+    /// One setting: the compressed network evaluated and timed beside the
+    /// dense one, written to `into` (model, checkpoint, compress.json, the
+    /// figure), fine-tuned with `--finetune`, its bound checked in float64.
+    private func compress(_ p: Prepared, _ inputs: Inputs, test: DeviceDataset, into: URL) throws
+        -> Compression.Result
+    {
+        let (layers, network, tensors) = (p.factorized.layers, p.factorized.network, p.factorized.tensors)
+        let (dense, saved, folded) = (inputs.dense, inputs.saved, inputs.folded)
+        let compressed = try inputs.plan(network)
+        let ordered = try compressed.checkpointTensors().map { t -> NamedTensor in
+            guard let value = tensors[t.name], value.shape == t.shape else {
+                throw ToolError(code: Exit.checkFailed, description: "compress: no tensor \(t.name) \(t.shape)")
+            }
+            return value
+        }
+        try compressed.load(checkpointTensors: ordered)
+        try compressed.load(checkpointCounters: saved.counters)
+        let ruleText = p.setting.text(images: dataAwareImages)
+        // Dense and compressed passes in turn: the machine's load changes fall on both.
+        var measured = try Compression.measure([dense, compressed], on: test, repeats: repeats)
+        let recipe = try TrainingOptions.parse([]).settings(dataset: data.dataset, model: model.model)
+        let steps = try Compression.measureSteps([dense, compressed], settings: recipe, repeats: repeats)
+        for i in measured.indices { measured[i].stepSeconds = steps[i] }
+        var result = Compression.Result(
+            model: inputs.description.name, compressedModel: network.name, dataset: inputs.kind.displayName,
+            device: "\(inputs.device.info.selector) (\(inputs.device.info.name))",
+            rule: ruleText, dataAware: p.setting.dataAware,
+            layers: layers,
+            dense: measured[0], compressed: measured[1], stepBatch: recipe.batchSize)
+        let modelFile = into.appendingPathComponent("model.json")
+        let checkpointFile = into.appendingPathComponent(Checkpoint.fileName)
+        try writeAtomically(Data(ModelFile.encode(network).utf8), to: modelFile)
+        try Checkpoint(
+            tensors: ordered, counters: saved.counters,
+            metadata: [
+                "format": "convsvd \(network.name) checkpoint", "compressed_from": inputs.description.name,
+                "rule": ruleText,
+            ]
+        ).write(to: checkpointFile)
+        if finetune > 0 {
+            let options = ["--epochs", "\(finetune)"] + (trainLimit.map { ["--train-limit", "\($0)"] } ?? [])
+            var training = try TrainingOptions.parse(options).settings(dataset: data.dataset, model: model.model)
+            training.learningRate /= 10
+            training.model = modelFile.path
+            log("finetune: \(finetune) epoch(s) of \(network.name) at lr \(training.learningRate), ranks fixed")
+            let trainer = try Training.run(
+                model: try ModelOption.parse(["--model", modelFile.path]), settings: training,
+                device: inputs.device, data: data,
+                directory: try prepareOutputDirectory(into.appendingPathComponent("finetune").path),
+                resume: false, initial: checkpointFile)
+            result.finetuned = try Compression.measure(trainer.network, on: test, repeats: repeats)
+        }
+        // Any upper bound holds; each changed layer takes the smaller of its own and the search's.
+        let lipschitz = try folded.layers.enumerated().map { i, layer in
+            guard let applied = p.factorized.changedFolded[i] else { return inputs.denseLipschitz[i] }
+            return min(try OperatorNormBound.best(layer, matrix: applied), p.selection?.lipschitz[i] ?? .infinity)
+        }
+        let bound = CompressionBound(network: folded, changedFolded: p.factorized.changedFolded, lipschitz: lipschitz)
+        let started = Clocks.wall()
+        let images = bound.evaluate(
+            images: inputs.testSet.normalizedImages(0..<inputs.testSet.count), count: inputs.testSet.count,
+            threads: inputs.threads)
+        result.bound = CompressionBoundSummary(images)
+        let figures = into.appendingPathComponent("figures")
+        try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
+        _ = try Figures.compression(
+            result.layers.map {
+                Figures.CompressedLayer(
+                    name: $0.path, denseMultiplyAdds: $0.denseMultiplyAdds, multiplyAdds: $0.multiplyAdds)
+            }, bounds: images.map(\.bound), changes: images.map(\.change),
+            accuracy: (result.dense.accuracy, result.compressed.accuracy)
+        ).write(to: figures, format: .png)
+        log(String(format: "bound: %d test images in float64 (%.1f s)", images.count, Clocks.seconds(since: started)))
+        print(CompressionTable.render(result))
+        try writeAtomically(try JSONEncoder.sorted.encode(result), to: into.appendingPathComponent("compress.json"))
+        log("wrote \(into.path)/{model.json,checkpoint.safetensors,compress.json,figures/compression.png}")
+        return result
+    }
+
+    /// The grid of several settings: its table, grid.json and figures/compression_grid.png in `directory`.
+    private func writeGrid(_ settings: [(Compression.Setting, Compression.Result)], into directory: URL) throws {
+        let grid = CompressionGrid(
+            settings: settings.map { CompressionGrid.Entry(folder: $0.0.folderName, result: $0.1) })
+        print(grid.table())
+        let figures = directory.appendingPathComponent("figures")
+        try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
+        _ = try grid.figure().write(to: figures, format: .png)
+        try writeAtomically(try JSONEncoder.sorted.encode(grid), to: directory.appendingPathComponent("grid.json"))
+        log("wrote \(directory.path)/{grid.json,figures/compression_grid.png}")
     }
 }
 
