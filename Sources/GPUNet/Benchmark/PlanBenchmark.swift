@@ -173,9 +173,7 @@ public struct PlanBenchmark {
         let batch = options.batch
         let w = try plan.workspace(batch: batch)
         var random = SeededRandom(seed: UInt64(batch), stream: 0xBE_0C)
-        try plan.setBatch(
-            w, images: (0..<(batch * plan.inputSize)).map { _ in random.uniform(2) },
-            labels: (0..<batch).map { _ in Int32(random.next() % UInt64(plan.classes)) })
+        try plan.setRandomBatch(w, random: &random)
         let optimizer = try Optimizer(
             settings.optimizer, learningRate: settings.learningRate, parameters: plan.parameterBuffers,
             names: plan.parameterNames, device: device)

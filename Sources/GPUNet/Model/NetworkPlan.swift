@@ -350,6 +350,14 @@ public final class NetworkPlan {
         }
     }
 
+    /// ``setBatch(_:images:labels:)`` with seeded random values: images
+    /// uniform in [−2, 2), labels uniform over the classes (`random`'s
+    /// images first, then its labels), for timings that need no data set.
+    public func setRandomBatch(_ w: Workspace, random: inout SeededRandom) throws {
+        let images = (0..<(w.batch * inputSize)).map { _ in random.uniform(2) }
+        try setBatch(w, images: images, labels: (0..<w.batch).map { _ in Int32(random.next() % UInt64(classes)) })
+    }
+
     /// The forward pass and the loss on the batch in `w`, queued. With
     /// `training`, BatchNorm normalises with the batch's statistics and
     /// updates its running ones (and ``batchesTracked`` counts the pass);

@@ -317,9 +317,7 @@ extension Compression {
         for plan in plans {
             let w = try plan.workspace(batch: batch)
             var random = SeededRandom(seed: UInt64(batch), stream: 0xC0_57)
-            try plan.setBatch(
-                w, images: (0..<(batch * plan.inputSize)).map { _ in random.uniform(2) },
-                labels: (0..<batch).map { _ in Int32(random.next() % UInt64(plan.classes)) })
+            try plan.setRandomBatch(w, random: &random)
             let optimizer = try Optimizer(
                 settings.optimizer, learningRate: settings.learningRate, parameters: plan.parameterBuffers,
                 names: plan.parameterNames, device: plan.device)
