@@ -4,7 +4,8 @@ import Foundation
 extension Figures {
     /// The per-layer figures of a ``Analysis/NetworkAnalysisReport``: one
     /// panel per layer, and summaries by depth, so a deeper network is more
-    /// panels, not another figure.
+    /// panels, not another figure; then phase 9's operator norms by depth and
+    /// its regions along segments.
     public static func layerFigures(_ report: NetworkAnalysisReport) throws -> [Figure] {
         var figures = [try layerSpectra(report.layers), try ranksByDepth(report.layers)]
         if report.sweepImages > 0 {
@@ -18,6 +19,8 @@ extension Figures {
         }
         let masked = report.layers.compactMap(\.reluMasks)
         if !masked.isEmpty { figures.append(try layerMasks(masked)) }
+        if !report.operators.layers.isEmpty { figures.append(try operatorsByDepth(report)) }
+        if let regions = report.regions { figures += try networkRegionFigures(regions) }
         return figures
     }
 
