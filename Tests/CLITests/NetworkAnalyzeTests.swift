@@ -101,7 +101,7 @@ final class NetworkAnalyzeTests: XCTestCase {
             XCTAssertTrue(html.contains("<details id=\"layer-\(name)\">"), "no section for \(name)")
         }
         XCTAssertTrue(html.contains("layer1.0.conv1.data-aware.beats-truncation"), "a layer's own checks")
-        XCTAssertEqual(html.components(separatedBy: "data:image/png;base64,").count - 1, 8, "8 figures embedded")
+        XCTAssertEqual(html.components(separatedBy: "data:image/png;base64,").count - 1, 9, "9 figures embedded")
         XCTAssertTrue(html.contains("class=\"banner pass\""))
 
         // A running variance ≤ 0: exit 2, the tensor named, no analysis.json.

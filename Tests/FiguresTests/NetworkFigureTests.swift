@@ -80,7 +80,8 @@ final class NetworkFigureTests: XCTestCase {
         XCTAssertEqual(
             files.map(\.name),
             [
-                "layer_spectra", "ranks_by_depth", "layer_truncation", "truncation_heatmap", "layer_masks",
+                "layer_spectra", "spectra_by_depth", "ranks_by_depth", "layer_truncation", "truncation_heatmap",
+                "layer_masks",
                 "operators_by_depth", "segment_pieces", "segment_logits",
             ])
         for f in files {

@@ -7,7 +7,9 @@ extension Figures {
     /// panels, not another figure; then phase 9's operator norms by depth and
     /// its regions along segments.
     public static func layerFigures(_ report: NetworkAnalysisReport) throws -> [Figure] {
-        var figures = [try layerSpectra(report.layers), try ranksByDepth(report.layers)]
+        var figures = [
+            try layerSpectra(report.layers), try spectraByDepth(report.layers), try ranksByDepth(report.layers),
+        ]
         if report.sweepImages > 0 {
             figures.append(
                 try layerTruncation(report.layers, baseline: report.sweepBaselineAccuracy, images: report.sweepImages))
@@ -176,6 +178,50 @@ extension Figures {
                     ]
                 ).draw(on: canvas, in: panels[i])
             }
+        }
+    }
+
+    /// By depth: every layer's σᵢ/σ₁ and cumulative energy on one chart
+    /// each, against i/r so that layers of different rank r share the axis,
+    /// coloured by depth along the viridis-like map ("spectra_by_depth").
+    public static func spectraByDepth(_ layers: [NetworkLayerRecord]) throws -> Figure {
+        let name = "spectra_by_depth"
+        try require(!layers.isEmpty, name, "no layers")
+        for l in layers {
+            try require(
+                !l.sigma.isEmpty && l.sigma[0] > 0 && l.cumulativeEnergy.count == l.sigma.count, name,
+                "\(l.name): needs σ with σ₁ > 0 and one cumulative energy per σ")
+        }
+        func color(_ i: Int) -> RGB {
+            ColorMap.sequential.color(at: 0.85 * Double(i) / Double(max(layers.count - 1, 1)))
+        }
+        // One legend, beside the right panel: the left one's curves are the same layers in the same colours.
+        func series(labelled: Bool, _ values: (NetworkLayerRecord) -> [Double]) -> [Series] {
+            layers.enumerated().map { i, l in
+                let r = Double(l.sigma.count)
+                return Series(
+                    labelled ? "\(i + 1) \(l.name) (r = \(l.sigma.count))" : "",
+                    x: (1...l.sigma.count).map { Double($0) / r },
+                    y: values(l), color: color(i), style: .line, lineWidth: 1.8)
+            }
+        }
+        return Figure(
+            name: name, title: "Every layer's spectrum, by depth", width: 1500, height: 640,
+            caption: "Left: σᵢ/σ₁ of W̃ (BatchNorm folded) for every conv and linear layer against i/r, r the "
+                + "layer's full rank min(out, in·k²), so that layers of different sizes share the axis; right: the "
+                + "cumulative energy Σ_{j≤i} σⱼ²/Σσⱼ² on the same axis. Colour runs from dark purple (the first "
+                + "layer) through blue and green to light green (the last). A curve that falls early (left) or rises "
+                + "early (right) is a layer whose energy sits in a small fraction of its directions."
+        ) { canvas, body in
+            let panels = body.grid(rows: 1, columns: 2, gap: 24)
+            XYChart(
+                title: "σᵢ/σ₁", x: Axis("i / r", range: 0...1), y: Axis("σᵢ/σ₁", range: 0...1),
+                series: series(labelled: false) { l in l.sigma.map { $0 / l.sigma[0] } }
+            ).draw(on: canvas, in: panels[0])
+            XYChart(
+                title: "cumulative energy", x: Axis("i / r", range: 0...1), y: Axis("cumulative energy", range: 0...1),
+                series: series(labelled: true, \.cumulativeEnergy), legendOutside: true
+            ).draw(on: canvas, in: panels[1])
         }
     }
 

@@ -143,7 +143,7 @@ extension Figures {
             if c == a && c == b { return "class \(c) (x₀ and x₁)" }
             return c == a ? "class \(c) (x₀)" : c == b ? "class \(c) (x₁)" : ""
         }
-        func logitSeries(_ span: ClosedRange<Int>, chord: Bool) -> [Series] {
+        func logitSeries(_ span: ClosedRange<Int>, chord: Bool, markers: Bool) -> [Series] {
             let (ta, tb) = (trace.t[span.lowerBound], trace.t[span.upperBound])
             // The classes of x₀ and x₁ last, so that they are drawn on top.
             let order = (0..<classes).filter { $0 != a && $0 != b } + (a == b ? [a] : [a, b])
@@ -156,7 +156,7 @@ extension Figures {
                 let ends = c == a || c == b
                 return Series(
                     label(c), x: span.map { trace.t[$0] }, y: y, color: seriesColor(c),
-                    style: chord ? .lineAndMarkers : .line, lineWidth: ends ? 2.6 : 1.1, markerRadius: 2.5)
+                    style: markers ? .lineAndMarkers : .line, lineWidth: ends ? 2.6 : 1.1, markerRadius: 2.5)
             }
         }
         // dℓ/dt on each piece from its ends, drawn as steps.
@@ -197,7 +197,11 @@ extension Figures {
                 + "\(significant(range.upperBound, 5))], at the range's ends and every breakpoint as the exact walk "
                 + "carries them (analysis.json's regions.trace); the network is affine between breakpoints, so these "
                 + "polylines are the logits (the midpoint check on sampled pieces: largest relative error "
-                + "\(significant(segment.midpointMaxRelativeError, 2))). "
+                + "\(significant(segment.midpointMaxRelativeError, 2))). Over so short a range the logits barely move "
+                + "(class \(a): \(significant(trace.logits[0][a], 4)) to \(significant(trace.logits[n - 1][a], 4)); "
+                + "class \(b): \(significant(trace.logits[0][b], 4)) to \(significant(trace.logits[n - 1][b], 4))), "
+                + "so the top panel draws each logit less the straight line through its values at the range's ends: "
+                + "what remains is the bending the breakpoints make. "
                 + (kept < trace.pieces
                     ? "The trace holds the first \(kept) of the segment's \(trace.pieces) pieces. "
                     : "\(trace.pieces) pieces, ")
@@ -219,13 +223,13 @@ extension Figures {
             }
             let middle = rows[1].grid(rows: 1, columns: 2, gap: 24)
             XYChart(
-                title: "The walked range", x: Axis("t", range: range), y: Axis("logit"),
-                series: logitSeries(0...(n - 1), chord: false), legendOutside: true
+                title: "The walked range: each logit minus its chord", x: Axis("t", range: range),
+                y: Axis("logit − chord"), series: logitSeries(0...(n - 1), chord: true, markers: false)
             ).draw(on: canvas, in: rows[0])
             XYChart(
                 title: "Enlarged: \(zoomLines.count) breakpoints, each logit minus its chord",
                 x: Axis("t", range: trace.t[lo]...trace.t[hi]), y: Axis("logit − chord"),
-                series: logitSeries(lo...hi, chord: true), referenceLines: zoomLines
+                series: logitSeries(lo...hi, chord: true, markers: true), referenceLines: zoomLines
             ).draw(on: canvas, in: middle[0])
             XYChart(
                 title: "Slope dℓ/dt on each piece", x: Axis("t", range: range), y: Axis("dℓ/dt"),

@@ -29,10 +29,10 @@ extension Figures {
         let list = layers.enumerated().map { "\($0.offset + 1) \($0.element.name)" }.joined(separator: ", ")
         let blocks = o.blocks
         var networkValues = [o.networkBound]
-        var networkNames = ["product bound"]
+        var networkNames = ["bound"]
         if let g = o.measuredGradient {
             networkValues.append(g.maxNorm)
-            networkNames.append("measured (max)")
+            networkNames.append("measured")
         }
         let gradientNote =
             o.measuredGradient.map { g in
@@ -50,9 +50,9 @@ extension Figures {
                 + "block's bound ‖S‖ + Π‖Aᵢ‖ (the shortcut's ‖S‖ is 1 for the identity) with its two terms, named by "
                 + "the block's first conv." + gradientNote
         ) { canvas, body in
-            let left = Rect(x: body.x, y: body.y, width: body.width * 0.5, height: body.height)
-            let middle = Rect(x: body.x + body.width * 0.52, y: body.y, width: body.width * 0.3, height: body.height)
-            let right = Rect(x: body.x + body.width * 0.84, y: body.y, width: body.width * 0.16, height: body.height)
+            let left = Rect(x: body.x, y: body.y, width: body.width * 0.47, height: body.height)
+            let middle = Rect(x: body.x + body.width * 0.49, y: body.y, width: body.width * 0.29, height: body.height)
+            let right = Rect(x: body.x + body.width * 0.8, y: body.y, width: body.width * 0.2, height: body.height)
             var series = [
                 Series(
                     "σ₁(W̃)", x: (1...layers.count).map(Double.init), y: layers.map { $0.sigma[0] },

@@ -168,7 +168,7 @@ public enum NetworkReport {
         if !g.sampled.isEmpty {
             html += "<table class=\"sampled\">\n<thead><tr><th>segment sampled</th><th>samples</th>"
             html += "<th>pieces seen / exact</th><th>of the function seen / exact</th>"
-            html += "<th>changes without a breakpoint</th></tr></thead>\n"
+            html += "<th>changes without a breakpoint (all units, reaching the logits)</th></tr></thead>\n"
             for s in g.sampled {
                 let name = g.segments.indices.contains(s.segment) ? Figures.segmentName(g, s.segment) : "?"
                 let cells: [String] = [

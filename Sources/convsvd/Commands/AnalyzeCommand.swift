@@ -27,7 +27,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "A checkpoint.safetensors written by `convsvd train`.")
     var checkpoint: String
 
-    @Option(help: "Output folder for analysis.json.")
+    @Option(help: "Output folder for analysis.json (models other than tiny: also figures/ and report.html).")
     var out: String = "outputs"
 
     @Option(help: "Models other than tiny: figure format, png | svg | pdf.")
