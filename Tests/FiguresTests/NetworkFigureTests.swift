@@ -143,6 +143,35 @@ final class NetworkFigureTests: XCTestCase {
         XCTAssertTrue(caption.contains("test image \(traced["first"] as! Int) "), caption)
     }
 
+    /// Inputs the new figures cannot draw are refused with the figure named:
+    /// a trace whose per-breakpoint arrays do not match its cut points, a
+    /// site index beyond the sites, per-layer bounds of the wrong count.
+    func testMalformedRegionsAndOperatorsAreRefused() throws {
+        let report = try Self.analysis()
+        let regions = try XCTUnwrap(report.regions)
+        var short = try XCTUnwrap(regions.trace)
+        short.breakpointSites.removeLast()
+        XCTAssertThrowsError(try Figures.segmentLogits(short, report: regions)) {
+            XCTAssertTrue("\($0)".contains("segment_logits"), "\($0)")
+        }
+        var beyond = try XCTUnwrap(regions.trace)
+        beyond.breakpointSites[0] = regions.sites.count
+        XCTAssertThrowsError(try Figures.segmentLogits(beyond, report: regions))
+        var noSites = regions
+        noSites.segments[0].eventsPerSite.removeLast()
+        XCTAssertThrowsError(try Figures.segmentPieces(noSites)) {
+            XCTAssertTrue("\($0)".contains("segment_pieces"), "\($0)")
+        }
+        var bounds = report
+        bounds.operators.upperBounds.removeLast()
+        XCTAssertThrowsError(try Figures.operatorsByDepth(bounds)) {
+            XCTAssertTrue("\($0)".contains("operators_by_depth"), "\($0)")
+        }
+        // The well-formed inputs draw.
+        XCTAssertNoThrow(try Figures.segmentLogits(try XCTUnwrap(regions.trace), report: regions))
+        XCTAssertNoThrow(try Figures.operatorsByDepth(report))
+    }
+
     /// The text of each cell of the rows `<tr class="cls" …>`, in order.
     static func rows(_ html: String, class cls: String) -> [[String]] {
         html.components(separatedBy: "<tr class=\"\(cls)\"").dropFirst().map { row in
