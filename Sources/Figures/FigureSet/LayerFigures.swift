@@ -169,7 +169,8 @@ extension Figures {
             for (i, l) in layers.enumerated() {
                 let x = (1...l.sigma.count).map(Double.init)
                 XYChart(
-                    title: l.name, x: Axis("i", integerTicks: true), y: Axis("σᵢ/σ₁", range: 0...1),
+                    title: l.name, x: Axis("i", integerTicks: true, tickFormatter: evenLabels(l.sigma.count)),
+                    y: Axis("σᵢ/σ₁", range: 0...1),
                     series: [
                         Series("W̃", x: x, y: l.sigma.map { $0 / l.sigma[0] }, color: seriesColor(0), style: .line),
                         Series(
@@ -179,6 +180,14 @@ extension Figures {
                 ).draw(on: canvas, in: panels[i])
             }
         }
+    }
+
+    /// Every integer tick labelled up to 10 of them; from 11 to 20, where an
+    /// integer axis ticks every integer, only the even ones (a 320-pixel
+    /// panel has no room for 16 labels); beyond, the axis' own steps.
+    static func evenLabels(_ count: Int) -> (@Sendable (Double) -> String)? {
+        guard count > 10 && count <= 20 else { return nil }
+        return { v in Int(v.rounded()) % 2 == 0 ? String(Int(v.rounded())) : "" }
     }
 
     /// By depth: every layer's σᵢ/σ₁ and cumulative energy on one chart
