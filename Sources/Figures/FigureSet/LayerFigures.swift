@@ -133,7 +133,9 @@ extension Figures {
             let panels = body.grid(rows: rows, columns: columns, gap: 14)
             for (i, l) in layers.enumerated() {
                 XYChart(
-                    title: l.name, x: Axis("rank k", integerTicks: true), y: Axis("accuracy (%)", range: 0...100),
+                    title: l.name,
+                    x: Axis("rank k", integerTicks: true, tickFormatter: evenLabels(l.truncation.map(\.k).max() ?? 0)),
+                    y: Axis("accuracy (%)", range: 0...100),
                     series: [
                         Series(
                             "accuracy", x: l.truncation.map { Double($0.k) }, y: l.truncation.map { 100 * $0.accuracy },
