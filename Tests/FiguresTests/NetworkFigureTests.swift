@@ -135,6 +135,19 @@ final class NetworkFigureTests: XCTestCase {
             XCTAssertEqual(
                 cells[3], "\(s["sampledPiecesReachingLogits"] as! Int) / \(s["exactPiecesReachingLogits"] as! Int)")
         }
+        // The residual blocks' bounds.
+        let blocks = try XCTUnwrap((json["operators"] as? [String: Any])?["blocks"] as? [[String: Any]])
+        let blockRows = Self.rows(html, class: "block")
+        XCTAssertEqual(blockRows.count, blocks.count)
+        XCTAssertFalse(blocks.isEmpty)
+        for (b, cells) in zip(blocks, blockRows) {
+            XCTAssertEqual(cells[0], b["firstLayer"] as? String)
+            for (cell, key) in [(1, "body"), (2, "shortcut"), (3, "bound")] {
+                let expected = try XCTUnwrap(b[key] as? Double, key)
+                let printed = try XCTUnwrap(Double(cells[cell]), "\(key): \(cells[cell])")
+                XCTAssertEqual(printed, expected, accuracy: 5e-3 * abs(expected), key)
+            }
+        }
         // The segment_logits caption counts the traced segment's pieces from the trace.
         let trace = try XCTUnwrap(jsonRegions["trace"] as? [String: Any])
         let traced = segments[try XCTUnwrap(trace["segment"] as? Int)]

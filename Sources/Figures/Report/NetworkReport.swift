@@ -45,7 +45,17 @@ public enum NetworkReport {
                 ))
         }
         for (label, value) in rows { html += "<tr><th>\(e(label))</th><td>\(e(value))</td></tr>\n" }
-        html += "</table>\n</section>\n"
+        html += "</table>\n"
+        if !r.operators.blocks.isEmpty {
+            html += "<table class=\"blocks\">\n<thead><tr><th>residual block (its first conv)</th>"
+            html += "<th>Π‖Aᵢ‖ of the body</th><th>‖S‖ of the shortcut</th><th>bound ‖S‖ + Π‖Aᵢ‖</th></tr></thead>\n"
+            for b in r.operators.blocks {
+                let cells = [e(b.firstLayer), format(b.body), format(b.shortcut), format(b.bound)]
+                html += "<tr class=\"block\">" + cellRow(cells) + "</tr>\n"
+            }
+            html += "</table>\n"
+        }
+        html += "</section>\n"
 
         html += "<section id=\"layers\">\n<h2>Layer by layer</h2>\n<p>Click a layer to open it.</p>\n"
         for layer in r.layers { html += layerSection(layer, r) }
