@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(
             name: "AnalysisTests", dependencies: ["Analysis", "Models", "NetIO", "TestSupport"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "FiguresTests", dependencies: ["Figures", "Analysis", "NetIO", "TestSupport"]),
+        .testTarget(name: "FiguresTests", dependencies: ["Figures", "Analysis", "Models", "NetIO", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Models", "NetIO", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -220,6 +220,51 @@ final class NetworkRegionsAlongLinesTests: XCTestCase, SmallResNetFixture {
         XCTAssertEqual(walk.sites.totalUnits, 16 * 144 * 3 + 32 * 36 * 2 + 64 * 9 * 2)
     }
 
+    /// The report's trace, which the figures draw: its cut points are the
+    /// walk's, its logits NaiveNetwork's at them (≤ 1e-9 relative to the
+    /// largest), one flag and one site per breakpoint, and each of the first
+    /// 24 breakpoints' site is the first at which NaiveNetwork's activation
+    /// patterns at the midpoints of the pieces either side differ.
+    func testTraceHoldsTheWalkedSegmentAndEachBreakpointsFirstSite() throws {
+        let f = try fixture()
+        let ends = [SegmentEnds(first: 0, second: 1, firstLabel: 0, secondLabel: 1, x0: f.x0, x1: f.x1)]
+        let options = NetworkRegionsOptions(
+            pairsPerGroup: 1, sampledSegmentsPerGroup: 0, samplesPerSegment: 0,
+            span: part.upperBound - part.lowerBound, threads: 2)
+        let report = NetworkRegionsAlongLines.run(network: f.network, segments: ends, options: options)
+        let trace = try XCTUnwrap(report.trace)
+        let exact = NetworkSegmentWalk(f.network).pieces(from: f.x0, to: f.x1, over: part)
+        XCTAssertEqual(trace.segment, 0)
+        XCTAssertEqual(trace.pieces, exact.pieces)
+        XCTAssertEqual(report.segments[0].pieces, exact.pieces)
+        XCTAssertLessThan(maxAbsDiff(trace.t, [part.lowerBound] + exact.breakpoints + [part.upperBound]), 1e-12)
+        XCTAssertEqual(trace.breakpointReachesLogits, exact.breakpointReachesLogits)
+        XCTAssertEqual(trace.breakpointSites.count, exact.breakpoints.count)
+        let naive = naiveLogits(f, trace.t)
+        let scale = naive.map(abs).max()!
+        XCTAssertLessThan(maxAbsDiff(trace.logits.flatMap { $0 }, naive) / scale, 1e-9)
+        // The sites are the 7 ReLUs in summary order, as naivePatterns concatenates them.
+        let units = NetworkSegmentWalk(f.network).sites.sites.map(\.units)
+        let shown = min(24, exact.breakpoints.count)
+        XCTAssertGreaterThan(shown, 10)
+        var mids: [Double] = []
+        for i in 1...shown {
+            let (before, at, after) = (trace.t[i - 1], trace.t[i], trace.t[i + 1])
+            mids += [(before + at) / 2, (at + after) / 2]
+        }
+        let patterns = naivePatterns(f, mids)
+        for i in 0..<shown {
+            let (left, right) = (patterns[2 * i], patterns[2 * i + 1])
+            var start = 0
+            var firstSite = -1
+            for (k, n) in units.enumerated() {
+                if firstSite < 0 && left[start..<(start + n)] != right[start..<(start + n)] { firstSite = k }
+                start += n
+            }
+            XCTAssertEqual(trace.breakpointSites[i], firstSite, "breakpoint \(i) at t = \(trace.t[i + 1])")
+        }
+    }
+
     /// Windows of at most 16 knots give the same breakpoints and events as one window.
     func testKnotLimitLeavesThePiecesUnchanged() throws {
         let f = try fixture()

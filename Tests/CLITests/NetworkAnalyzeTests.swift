@@ -5,7 +5,7 @@ import XCTest
 
 /// `convsvd analyze --model resnet8`: the per-layer analysis of a briefly
 /// trained ResNet-8 (BatchNorm folded, every check passing, analysis.json's
-/// per-layer fields), `run --checkpoint` with its figures, and bad
+/// per-layer fields, its figures and report.html), `run --checkpoint` with its figures, and bad
 /// checkpoints (a running variance ≤ 0, a non-finite weight, a missing
 /// BatchNorm buffer) refused with exit 2, the tensor named, nothing written.
 final class NetworkAnalyzeTests: XCTestCase {
@@ -37,7 +37,7 @@ final class NetworkAnalyzeTests: XCTestCase {
         let json = try XCTUnwrap(
             JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("analysis.json")))
                 as? [String: Any])
-        XCTAssertEqual(json["schemaVersion"] as? Int, 4)
+        XCTAssertEqual(json["schemaVersion"] as? Int, 5)
         XCTAssertEqual(json["model"] as? String, "resnet8")
         let layers = try XCTUnwrap(json["layers"] as? [[String: Any]])
         XCTAssertEqual(
@@ -62,6 +62,17 @@ final class NetworkAnalyzeTests: XCTestCase {
         XCTAssertEqual((regions["segments"] as? [Any])?.count, 2)
         XCTAssertEqual((regions["sampled"] as? [[String: Any]])?.map { $0["samples"] as? Int }, [64, 64])
         XCTAssertTrue(checks.contains { $0["id"] as? String == "regions.sampled-changes-bracketed" })
+        XCTAssertNotNil(regions["trace"], "the segment the figures draw")
+        // analyze draws the per-layer figures, phase 9's among them, and writes report.html.
+        for file in [
+            "report.html", "figures/layer_spectra.png", "figures/operators_by_depth.png", "figures/segment_pieces.png",
+            "figures/segment_logits.png",
+        ] {
+            XCTAssertTrue(
+                FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "\(file) missing")
+        }
+        let analyzeHTML = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
+        XCTAssertTrue(analyzeHTML.contains("<section id=\"regions\">"))
 
         // `run --checkpoint`: the same analysis and the per-layer figures.
         let runOut = dir.appendingPathComponent("run")
@@ -73,7 +84,8 @@ final class NetworkAnalyzeTests: XCTestCase {
         XCTAssertTrue(run.stdout.contains("phase 9: regions along lines (exact pieces"), run.stdout)
         for file in [
             "analysis.json", "figures/layer_spectra.png", "figures/ranks_by_depth.png", "figures/layer_truncation.png",
-            "figures/layer_masks.png", "figures/truncation_heatmap.png",
+            "figures/layer_masks.png", "figures/truncation_heatmap.png", "figures/operators_by_depth.png",
+            "figures/segment_pieces.png", "figures/segment_logits.png",
         ] {
             XCTAssertTrue(
                 FileManager.default.fileExists(atPath: runOut.appendingPathComponent(file).path), "\(file) missing")
@@ -89,7 +101,7 @@ final class NetworkAnalyzeTests: XCTestCase {
             XCTAssertTrue(html.contains("<details id=\"layer-\(name)\">"), "no section for \(name)")
         }
         XCTAssertTrue(html.contains("layer1.0.conv1.data-aware.beats-truncation"), "a layer's own checks")
-        XCTAssertEqual(html.components(separatedBy: "data:image/png;base64,").count - 1, 5, "5 figures embedded")
+        XCTAssertEqual(html.components(separatedBy: "data:image/png;base64,").count - 1, 9, "9 figures embedded")
         XCTAssertTrue(html.contains("class=\"banner pass\""))
 
         // A running variance ≤ 0: exit 2, the tensor named, no analysis.json.

@@ -203,6 +203,7 @@ public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
     /// The layout of this file; readers check it. 3: phase 6 (each layer's
     /// `reluMasks`, the options' `maskImages` and `maskPatches`). 4: phase
     /// 9's `regions` and the options' `regionPairs` and `regionSamples`.
+    /// 5: the regions' `trace` (one segment's cut points and logits).
     public var schemaVersion: Int
     public var model: String
     public var testSet: DatasetSummary
@@ -225,7 +226,7 @@ public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
     public var checks: [Check]
     public var timings: [NetworkPhaseTime]
 
-    public static let currentSchemaVersion = 4
+    public static let currentSchemaVersion = 5
 
     public var allChecksPassed: Bool { checks.allSatisfy(\.passed) }
     public var failedChecks: [Check] { checks.filter { !$0.passed } }

@@ -81,6 +81,38 @@ public struct NetworkSampledSegment: Codable, Sendable, Equatable {
     public var changesReachingLogitsWithoutBreakpoint: Int
 }
 
+/// One walked segment as the figures draw it: the cut points of its range
+/// (the range's start, every breakpoint, its end) and the logits there, as
+/// the exact walk carries them. Between two cut points the logits are affine
+/// in t, so these polylines are the logits on the range.
+public struct NetworkRegionTrace: Codable, Sendable, Equatable {
+    /// Index into ``NetworkRegionsReport/segments``.
+    public var segment: Int
+    /// The segment's pieces; the trace holds the first min(pieces, ``NetworkRegionsAlongLines/traceLimit``).
+    public var pieces: Int
+    /// Cut points, increasing: the range's start, the breakpoints, then the
+    /// range's end (or the last breakpoint kept when the trace is cut short).
+    public var t: [Double]
+    /// The logits at each cut point (classes values each).
+    public var logits: [[Double]]
+    /// Per breakpoint (t's interior points): whether a unit whose selection changes there can reach the logits.
+    public var breakpointReachesLogits: [Bool]
+    /// Per breakpoint: the first site (``NetworkRegionsReport/sites`` index) whose selection changes there, −1 none.
+    public var breakpointSites: [Int]
+
+    /// The first `limit` pieces of `p` on segment `segment`.
+    init(segment: Int, pieces p: NetworkSegmentPieces, classes: Int, limit: Int) {
+        let kept = min(p.pieces, limit)
+        let cuts = [p.range.lowerBound] + p.breakpoints + [p.range.upperBound]
+        self.segment = segment
+        pieces = p.pieces
+        t = Array(cuts[0...kept])
+        logits = (0...kept).map { Array(p.knotLogits[($0 * classes)..<(($0 + 1) * classes)]) }
+        breakpointReachesLogits = Array(p.breakpointReachesLogits.prefix(kept - 1))
+        breakpointSites = Array(p.breakpointSites.prefix(kept - 1))
+    }
+}
+
 /// Settings of the regions along lines of a network description.
 public struct NetworkRegionsOptions: Codable, Sendable, Equatable {
     /// Segments between same-class test images, and as many between different-class ones.
@@ -128,6 +160,9 @@ public struct NetworkRegionsReport: Codable, Sendable, Equatable {
     public var midpointMaxRelativeError: Double
     public var knotLogitsMaxRelativeDifference: Double
     public var sampled: [NetworkSampledSegment]
+    /// The first different-class segment's cut points and logits (the first
+    /// segment's when there is none), for the figures; nil without segments.
+    public var trace: NetworkRegionTrace? = nil
     /// CPU seconds of the exact walks, of the midpoint checks and of the sampling (summed over threads).
     public var countingSeconds: Double
     public var midpointSeconds: Double
@@ -145,6 +180,10 @@ public struct NetworkRegionSite: Codable, Sendable, Equatable {
 }
 
 public enum NetworkRegionsAlongLines {
+    /// Pieces of the traced segment kept in ``NetworkRegionsReport/trace``
+    /// (each costs its cut point and the logits there in analysis.json).
+    public static let traceLimit = 4096
+
     /// The section on `network` with pairs of `testSet` images.
     /// - Throws: ``NetworkAnalysisError/invalidInput(_:)`` for negative counts.
     public static func run(
@@ -180,6 +219,7 @@ public enum NetworkRegionsAlongLines {
         for group in [true, false] {
             sampledSet.formUnion(isSame.indices.filter { isSame[$0] == group }.prefix(options.sampledSegmentsPerGroup))
         }
+        let traced = isSame.firstIndex(of: false) ?? (ends.isEmpty ? nil : 0)
         struct Result {
             var summary: NetworkSegmentRegions
             var pieces: NetworkSegmentPieces?
@@ -205,9 +245,10 @@ public enum NetworkRegionsAlongLines {
                 shortestPiece: zip(cuts.dropFirst(), cuts).map { $0 - $1 }.min() ?? width,
                 midpointPiecesChecked: chosen.count, midpointMaxRelativeError: mid.midpoint,
                 knotLogitsMaxRelativeDifference: mid.knots, seconds: t1 - t0)
-            return Result(summary: summary, pieces: sampledSet.contains(s) ? p : nil, midpointSeconds: t2 - t1)
+            return Result(
+                summary: summary, pieces: sampledSet.contains(s) || s == traced ? p : nil, midpointSeconds: t2 - t1)
         }
-        let sampledIndices = results.indices.filter { results[$0].pieces != nil }
+        let sampledIndices = results.indices.filter { sampledSet.contains($0) }
         let sampling: [(NetworkSampledSegment, Double)] = parallelMap(sampledIndices.count, threads: options.threads) {
             let s = sampledIndices[$0]
             let t0 = Clocks.threadCPU()
@@ -227,7 +268,11 @@ public enum NetworkRegionsAlongLines {
             midpointPiecesChecked: summaries.reduce(0) { $0 + $1.midpointPiecesChecked },
             midpointMaxRelativeError: summaries.reduce(0) { worstOf($0, $1.midpointMaxRelativeError) },
             knotLogitsMaxRelativeDifference: summaries.reduce(0) { worstOf($0, $1.knotLogitsMaxRelativeDifference) },
-            sampled: sampling.map(\.0), countingSeconds: summaries.reduce(0) { $0 + $1.seconds },
+            sampled: sampling.map(\.0),
+            trace: traced.map {
+                NetworkRegionTrace(
+                    segment: $0, pieces: results[$0].pieces!, classes: network.classes, limit: traceLimit)
+            }, countingSeconds: summaries.reduce(0) { $0 + $1.seconds },
             midpointSeconds: results.reduce(0) { $0 + $1.midpointSeconds },
             samplingSeconds: sampling.reduce(0) { $0 + $1.1 }, seconds: Clocks.seconds(since: started))
     }

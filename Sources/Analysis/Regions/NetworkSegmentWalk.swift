@@ -185,6 +185,9 @@ public struct NetworkSegmentPieces: Sendable {
     /// Per breakpoint, the selection units that change there (several
     /// when events within ``NetworkSegmentWalk/mergeTolerance`` merged).
     public var breakpointEvents: [Int]
+    /// Per breakpoint, the first site in forward order (``NetworkSites/sites``
+    /// index) whose selection changes there; −1 where none does.
+    public var breakpointSites: [Int]
     /// Per site, the selection changes along the segment.
     public var eventsPerSite: [Int]
     /// The logits at the range's start, every breakpoint and its end, as the walk carries them
@@ -268,7 +271,7 @@ public struct NetworkSegmentWalk: Sendable {
         }
         let windows = walk(range.lowerBound, range.upperBound, limit: knotLimit)
         var result = NetworkSegmentPieces(
-            breakpoints: [], breakpointReachesLogits: [], breakpointEvents: [],
+            breakpoints: [], breakpointReachesLogits: [], breakpointEvents: [], breakpointSites: [],
             eventsPerSite: [Int](repeating: 0, count: sites.sites.count), knotLogits: [],
             length: d.reduce(0.0) { $0 + $1 * $1 }.squareRoot(), range: range)
         let k = network.classes
@@ -278,6 +281,7 @@ public struct NetworkSegmentWalk: Sendable {
             result.breakpoints += w.ts[1..<(n - 1)]
             result.breakpointReachesLogits += w.live[1..<(n - 1)]
             result.breakpointEvents += w.events[1..<(n - 1)]
+            result.breakpointSites += w.firstSite[1..<(n - 1)]
             result.knotLogits += w.x[k..<((n - 1) * k)]
             for i in result.eventsPerSite.indices { result.eventsPerSite[i] += w.eventsPerSite[i] }
         }
@@ -364,6 +368,7 @@ public struct NetworkSegmentWalk: Sendable {
                 }
                 s.events[k] += changed
                 s.eventsPerSite[site] += changed
+                if changed > 0 && s.firstSite[k] < 0 { s.firstSite[k] = site }
                 if reaches { s.live[k] = true }
             }
         }
@@ -450,6 +455,7 @@ public struct NetworkSegmentWalk: Sendable {
                     if right != left {
                         s.events[k] += 1
                         s.eventsPerSite[site] += 1
+                        if s.firstSite[k] < 0 { s.firstSite[k] = site }
                         if live[v] { s.live[k] = true }
                     }
                     left = right
@@ -476,6 +482,8 @@ private struct WalkState {
     var pending: [([Double], Int)] = []
     var live: [Bool]
     var events: [Int]
+    /// Per knot, the first site whose selection changes there (−1: none yet).
+    var firstSite: [Int]
     var eventsPerSite: [Int]
     /// Set when an insertion would pass `knotLimit` knots: the walk stops.
     var knotLimit = Int.max
@@ -487,6 +495,7 @@ private struct WalkState {
         self.size = size
         live = [Bool](repeating: false, count: ts.count)
         events = [Int](repeating: 0, count: ts.count)
+        firstSite = [Int](repeating: -1, count: ts.count)
         eventsPerSite = [Int](repeating: 0, count: sites)
     }
 
@@ -537,6 +546,7 @@ private struct WalkState {
         for i in pending.indices { pending[i].0 = interpolate(pending[i].0, pending[i].1) }
         live = plan.map { $0.lambda == 0 ? live[$0.k] : false }
         events = plan.map { $0.lambda == 0 ? events[$0.k] : 0 }
+        firstSite = plan.map { $0.lambda == 0 ? firstSite[$0.k] : -1 }
         ts = plan.map(\.t)
     }
 }

@@ -4,9 +4,12 @@ import Foundation
 extension Figures {
     /// The per-layer figures of a ``Analysis/NetworkAnalysisReport``: one
     /// panel per layer, and summaries by depth, so a deeper network is more
-    /// panels, not another figure.
+    /// panels, not another figure; then phase 9's operator norms by depth and
+    /// its regions along segments.
     public static func layerFigures(_ report: NetworkAnalysisReport) throws -> [Figure] {
-        var figures = [try layerSpectra(report.layers), try ranksByDepth(report.layers)]
+        var figures = [
+            try layerSpectra(report.layers), try spectraByDepth(report.layers), try ranksByDepth(report.layers),
+        ]
         if report.sweepImages > 0 {
             figures.append(
                 try layerTruncation(report.layers, baseline: report.sweepBaselineAccuracy, images: report.sweepImages))
@@ -18,6 +21,8 @@ extension Figures {
         }
         let masked = report.layers.compactMap(\.reluMasks)
         if !masked.isEmpty { figures.append(try layerMasks(masked)) }
+        if !report.operators.layers.isEmpty { figures.append(try operatorsByDepth(report)) }
+        if let regions = report.regions { figures += try networkRegionFigures(regions) }
         return figures
     }
 
@@ -128,7 +133,9 @@ extension Figures {
             let panels = body.grid(rows: rows, columns: columns, gap: 14)
             for (i, l) in layers.enumerated() {
                 XYChart(
-                    title: l.name, x: Axis("rank k", integerTicks: true), y: Axis("accuracy (%)", range: 0...100),
+                    title: l.name,
+                    x: Axis("rank k", integerTicks: true, tickFormatter: evenLabels(l.truncation.map(\.k).max() ?? 0)),
+                    y: Axis("accuracy (%)", range: 0...100),
                     series: [
                         Series(
                             "accuracy", x: l.truncation.map { Double($0.k) }, y: l.truncation.map { 100 * $0.accuracy },
@@ -164,7 +171,8 @@ extension Figures {
             for (i, l) in layers.enumerated() {
                 let x = (1...l.sigma.count).map(Double.init)
                 XYChart(
-                    title: l.name, x: Axis("i", integerTicks: true), y: Axis("σᵢ/σ₁", range: 0...1),
+                    title: l.name, x: Axis("i", integerTicks: true, tickFormatter: evenLabels(l.sigma.count)),
+                    y: Axis("σᵢ/σ₁", range: 0...1),
                     series: [
                         Series("W̃", x: x, y: l.sigma.map { $0 / l.sigma[0] }, color: seriesColor(0), style: .line),
                         Series(
@@ -173,6 +181,58 @@ extension Figures {
                     ]
                 ).draw(on: canvas, in: panels[i])
             }
+        }
+    }
+
+    /// Every integer tick labelled up to 10 of them; from 11 to 20, where an
+    /// integer axis ticks every integer, only the even ones (a 320-pixel
+    /// panel has no room for 16 labels); beyond, the axis' own steps.
+    static func evenLabels(_ count: Int) -> (@Sendable (Double) -> String)? {
+        guard count > 10 && count <= 20 else { return nil }
+        return { v in Int(v.rounded()) % 2 == 0 ? String(Int(v.rounded())) : "" }
+    }
+
+    /// By depth: every layer's σᵢ/σ₁ and cumulative energy on one chart
+    /// each, against i/r so that layers of different rank r share the axis,
+    /// coloured by depth along the viridis-like map ("spectra_by_depth").
+    public static func spectraByDepth(_ layers: [NetworkLayerRecord]) throws -> Figure {
+        let name = "spectra_by_depth"
+        try require(!layers.isEmpty, name, "no layers")
+        for l in layers {
+            try require(
+                !l.sigma.isEmpty && l.sigma[0] > 0 && l.cumulativeEnergy.count == l.sigma.count, name,
+                "\(l.name): needs σ with σ₁ > 0 and one cumulative energy per σ")
+        }
+        func color(_ i: Int) -> RGB {
+            ColorMap.sequential.color(at: 0.85 * Double(i) / Double(max(layers.count - 1, 1)))
+        }
+        // One legend, beside the right panel: the left one's curves are the same layers in the same colours.
+        func series(labelled: Bool, _ values: (NetworkLayerRecord) -> [Double]) -> [Series] {
+            layers.enumerated().map { i, l in
+                let r = Double(l.sigma.count)
+                return Series(
+                    labelled ? "\(i + 1) \(l.name) (r = \(l.sigma.count))" : "",
+                    x: (1...l.sigma.count).map { Double($0) / r },
+                    y: values(l), color: color(i), style: .line, lineWidth: 1.8)
+            }
+        }
+        return Figure(
+            name: name, title: "Every layer's spectrum, by depth", width: 1500, height: 640,
+            caption: "Left: σᵢ/σ₁ of W̃ (BatchNorm folded) for every conv and linear layer against i/r, r the "
+                + "layer's full rank min(out, in·k²), so that layers of different sizes share the axis; right: the "
+                + "cumulative energy Σ_{j≤i} σⱼ²/Σσⱼ² on the same axis. Colour runs from dark purple (the first "
+                + "layer) through blue and green to light green (the last). A curve that falls early (left) or rises "
+                + "early (right) is a layer whose energy sits in a small fraction of its directions."
+        ) { canvas, body in
+            let panels = body.grid(rows: 1, columns: 2, gap: 24)
+            XYChart(
+                title: "σᵢ/σ₁", x: Axis("i / r", range: 0...1), y: Axis("σᵢ/σ₁", range: 0...1),
+                series: series(labelled: false) { l in l.sigma.map { $0 / l.sigma[0] } }
+            ).draw(on: canvas, in: panels[0])
+            XYChart(
+                title: "cumulative energy", x: Axis("i / r", range: 0...1), y: Axis("cumulative energy", range: 0...1),
+                series: series(labelled: true, \.cumulativeEnergy), legendOutside: true
+            ).draw(on: canvas, in: panels[1])
         }
     }
 

@@ -45,11 +45,22 @@ public enum NetworkReport {
                 ))
         }
         for (label, value) in rows { html += "<tr><th>\(e(label))</th><td>\(e(value))</td></tr>\n" }
-        html += "</table>\n</section>\n"
+        html += "</table>\n"
+        if !r.operators.blocks.isEmpty {
+            html += "<table class=\"blocks\">\n<thead><tr><th>residual block (its first conv)</th>"
+            html += "<th>Π‖Aᵢ‖ of the body</th><th>‖S‖ of the shortcut</th><th>bound ‖S‖ + Π‖Aᵢ‖</th></tr></thead>\n"
+            for b in r.operators.blocks {
+                let cells = [e(b.firstLayer), format(b.body), format(b.shortcut), format(b.bound)]
+                html += "<tr class=\"block\">" + cellRow(cells) + "</tr>\n"
+            }
+            html += "</table>\n"
+        }
+        html += "</section>\n"
 
         html += "<section id=\"layers\">\n<h2>Layer by layer</h2>\n<p>Click a layer to open it.</p>\n"
         for layer in r.layers { html += layerSection(layer, r) }
         html += "</section>\n"
+        if let g = r.regions { html += regionsSection(g, r) }
 
         html += "<section id=\"figures\">\n<h2>Figures</h2>\n"
         for (i, f) in figures.enumerated() { html += try HTMLReport.figureBlock(f, index: i + 1) }
@@ -136,6 +147,83 @@ public enum NetworkReport {
         html += "</table>\n" + checkTable(checks) + "</details>\n"
         return html
     }
+
+    /// Phase 9's regions along segments: one row per segment (both piece
+    /// counts), the densely sampled segments, the two groups, the sites
+    /// (folded) and the section's checks; every number from `g`.
+    static func regionsSection(_ g: NetworkRegionsReport, _ r: NetworkAnalysisReport) -> String {
+        let e = HTMLReport.escape
+        var html = "<section id=\"regions\">\n<h2>Regions along segments</h2>\n"
+        guard let first = g.segments.first else {
+            return html + "<p>No segments were walked.</p>\n</section>\n"
+        }
+        html +=
+            "<p>Exact linear pieces of the folded float64 network on the middle t ∈ [\(format(first.range[0])), "
+            + "\(format(first.range[1]))] of each segment x(t) = x₀ + t(x₁ − x₀) between two test images: pieces of "
+            + "the activation pattern (every ReLU or pool selection change), and pieces of the function (only "
+            + "changes of units that can reach the logits). The figures <code>segment_pieces</code> and "
+            + "<code>segment_logits</code> draw them.</p>\n"
+        html += "<table class=\"segments\">\n<thead><tr><th>segment</th><th>test images</th><th>classes</th>"
+        html += "<th>length ‖x₁ − x₀‖</th><th>pieces</th><th>pieces of the function</th><th>pieces per unit length</th>"
+        html += "<th>shortest piece (t)</th><th>midpoint error</th><th>knot logits error</th></tr></thead>\n"
+        for (i, s) in g.segments.enumerated() {
+            let cells: [String] = [
+                e(Figures.segmentName(g, i)), "\(s.first) → \(s.second)", "\(s.firstLabel) → \(s.secondLabel)",
+                format(s.length), "\(s.pieces)", "\(s.piecesReachingLogits)", format(s.piecesPerUnitLength),
+                format(s.shortestPiece), format(s.midpointMaxRelativeError), format(s.knotLogitsMaxRelativeDifference),
+            ]
+            html += "<tr class=\"segment\" data-segment=\"\(i)\">" + cellRow(cells) + "</tr>\n"
+        }
+        html += "</table>\n"
+        if !g.sampled.isEmpty {
+            html += "<table class=\"sampled\">\n<thead><tr><th>segment sampled</th><th>samples</th>"
+            html += "<th>pieces seen / exact</th><th>of the function seen / exact</th>"
+            html += "<th>changes without a breakpoint (all units, reaching the logits)</th></tr></thead>\n"
+            for s in g.sampled {
+                let name = g.segments.indices.contains(s.segment) ? Figures.segmentName(g, s.segment) : "?"
+                let cells: [String] = [
+                    e(name), "\(s.samples)", "\(s.sampledPieces) / \(s.exactPieces)",
+                    "\(s.sampledPiecesReachingLogits) / \(s.exactPiecesReachingLogits)",
+                    "\(s.changesWithoutBreakpoint), \(s.changesReachingLogitsWithoutBreakpoint)",
+                ]
+                html += "<tr class=\"sampled-segment\" data-segment=\"\(s.segment)\">" + cellRow(cells) + "</tr>\n"
+            }
+            html += "</table>\n"
+        }
+        html += "<table class=\"groups\">\n"
+        for (label, stats) in [("same class", g.sameClass), ("different classes", g.differentClasses)] {
+            guard let t = stats else { continue }
+            let pieces =
+                "pieces: mean \(format(t.piecesMean)), median \(format(t.piecesMedian)), \(t.piecesMin)–\(t.piecesMax)"
+            let function = "of the function: mean \(format(t.piecesReachingLogitsMean))"
+            let density = "per unit length: mean \(format(t.piecesPerUnitLengthMean))"
+            html +=
+                "<tr><th>\(e(label)) (\(t.segments) segments)</th><td>\(pieces); \(function); \(density)</td></tr>\n"
+        }
+        html +=
+            "<tr><th>time</th><td>"
+            + String(
+                format: "%.2f s wall; CPU %.2f s walking, %.2f s midpoint checks, %.2f s sampling", g.seconds,
+                g.countingSeconds, g.midpointSeconds, g.samplingSeconds) + "</td></tr>\n</table>\n"
+        html +=
+            "<details id=\"regions-sites\">\n<summary>\(g.sites.count) sites and their selection changes</summary>\n"
+        html += "<table>\n<thead><tr><th>site</th><th>kind</th><th>units</th><th>reaching the logits</th>"
+        html += g.segments.indices.map { "<th>changes on \(e(Figures.segmentName(g, $0)))</th>" }.joined()
+        html += "</tr></thead>\n"
+        for (k, site) in g.sites.enumerated() {
+            html +=
+                "<tr><td>\(k + 1) \(e(site.name))</td><td>\(e(site.kind.rawValue))</td><td>\(site.units)</td>"
+                + "<td>\(site.liveUnits)</td>"
+                + g.segments.map { "<td>\($0.eventsPerSite.indices.contains(k) ? "\($0.eventsPerSite[k])" : "–")</td>" }
+                .joined() + "</tr>\n"
+        }
+        html += "</table>\n</details>\n"
+        html += checkTable(r.checks.filter { $0.id.hasPrefix("regions.") })
+        return html + "</section>\n"
+    }
+
+    /// `<td>` cells of already escaped texts.
+    static func cellRow(_ cells: [String]) -> String { cells.map { "<td>" + $0 + "</td>" }.joined() }
 
     static func checkTable(_ checks: [Check]) -> String {
         let e = HTMLReport.escape

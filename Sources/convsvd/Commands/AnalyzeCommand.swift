@@ -1,5 +1,6 @@
 import Analysis
 import ArgumentParser
+import Figures
 import Foundation
 import GPUNet
 import Models
@@ -15,7 +16,8 @@ struct AnalyzeCommand: ParsableCommand {
             (a missing tensor such as a BatchNorm's running statistics, a non-finite value, a running variance \
             ≤ 0; nothing is written then). With --model other than tiny, the per-layer analysis: BatchNorm \
             folded, phases 1–5 for every conv and the linear layer, phase 6's ReLU masks for every conv a \
-            ReLU follows, phase 9's operators.
+            ReLU follows, phase 9's operators and regions along segments; it also draws the per-layer figures \
+            into figures/ and writes report.html (a foldable section per layer), as `run --checkpoint` does.
             """)
 
     @OptionGroup var device: DeviceOption
@@ -25,8 +27,11 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "A checkpoint.safetensors written by `convsvd train`.")
     var checkpoint: String
 
-    @Option(help: "Output folder for analysis.json.")
+    @Option(help: "Output folder for analysis.json (models other than tiny: also figures/ and report.html).")
     var out: String = "outputs"
+
+    @Option(help: "Models other than tiny: figure format, png | svg | pdf.")
+    var format: String = "png"
 
     @OptionGroup var analysis: AnalysisImageOptions
 
@@ -61,19 +66,30 @@ struct AnalyzeCommand: ParsableCommand {
 
     /// The per-layer analysis of a plan model's checkpoint.
     private func analyzeDescription() throws {
+        guard let figureFormat = FigureFormat(rawValue: format) else {
+            throw ValidationError("--format must be png, svg or pdf (got \(format))")
+        }
         let kind = try data.kind()
         let description = try model.description(for: kind)
         try data.requireFits(model: model.model)
+        let device = try self.device.make()
         let (plan, network, file) = try NetworkAnalysisStage.load(
-            description, kind: kind, device: device.make(), checkpoint: URL(fileURLWithPath: checkpoint))
+            description, kind: kind, device: device, checkpoint: URL(fileURLWithPath: checkpoint))
         let test = try data.load(forModel: model.model).test
         let directory = try prepareOutputDirectory(out)
         var report = try NetworkAnalysisStage.run(network, plan: plan, test: test, options: analysis.network)
         report.checks += try SVDCoordinatesCheck.checks(sigmas: file.svdSigmas, weights: file.tensors)
         try report.write(to: directory.appendingPathComponent("analysis.json"))
+        let start = Clocks.wall()
+        let files = try NetworkAnalysisStage.writeFiguresAndReport(
+            report, directory: directory, format: figureFormat, device: device.info.summary)
+        let seconds = Clocks.seconds(since: start)
         print(NetworkAnalysisStage.render(report))
         Self.printSVDCoordinateChecks(report.checks)
-        log("wrote \(directory.appendingPathComponent("analysis.json").path)")
+        print(String(format: "\nper-layer figures and report.html (phase 8): %.2f s", seconds))
+        log(
+            "wrote \(directory.appendingPathComponent("analysis.json").path), report.html and figures/ "
+                + "(\(files.map(\.name).joined(separator: ", ")))")
         try NetworkAnalysisStage.requirePassed(report)
     }
 }

@@ -151,13 +151,8 @@ struct RunCommand: ParsableCommand {
         try report.write(to: directory.appendingPathComponent("analysis.json"))
         log("phase 8: per-layer figures")
         let start = Clocks.wall()
-        let figures = directory.appendingPathComponent("figures")
-        try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
-        let files = try Figures.layerFigures(report).map { try $0.write(to: figures, format: figureFormat) }
-        try NetworkReport.write(
-            report, device: device.info.summary,
-            command: (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " "), figures: files,
-            to: directory.appendingPathComponent("report.html"))
+        let files = try NetworkAnalysisStage.writeFiguresAndReport(
+            report, directory: directory, format: figureFormat, device: device.info.summary)
         phases.append(("per-layer figures and report.html (phase 8)", Clocks.seconds(since: start)))
         print(NetworkAnalysisStage.render(report))
         print("\nphase times outside the analysis")

@@ -1,4 +1,5 @@
 import Analysis
+import Figures
 import Foundation
 import GPUNet
 import Models
@@ -71,6 +72,22 @@ enum NetworkAnalysisStage {
     ) throws -> NetworkAnalysisReport {
         try NetworkAnalyzer(network: network, testSet: test, options: options)
             .run(device: PlanUnderTest(plan)) { log("analysis: \($0)") }
+    }
+
+    /// Phase 8 of the per-layer analysis: every figure of `report`
+    /// (``Figures/Figures/layerFigures(_:)``) into `directory`/figures and
+    /// report.html beside it, each file written atomically, all drawn from
+    /// the report's values.
+    static func writeFiguresAndReport(
+        _ report: NetworkAnalysisReport, directory: URL, format: FigureFormat, device: String
+    ) throws -> [FigureFile] {
+        let figures = directory.appendingPathComponent("figures")
+        try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
+        let files = try Figures.layerFigures(report).map { try $0.write(to: figures, format: format) }
+        try NetworkReport.write(
+            report, device: device, command: (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
+            figures: files, to: directory.appendingPathComponent("report.html"))
+        return files
     }
 
     /// Exit 1 with the failed checks listed when any identity missed its tolerance.
