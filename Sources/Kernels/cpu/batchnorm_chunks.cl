@@ -4,9 +4,11 @@
 // cut into chunks of `imagesPerChunk` consecutive images (the last may hold
 // fewer); one work-item sums a (channel, chunk) pair over its planes, each
 // plane contiguous, in float16 vectors (PoCL turns explicit vectors into
-// SIMD code, not a scalar loop), a pair of vectors added before each
-// compensated step, the plane's last P mod 16 values in a scalar
-// accumulator; the 16 lanes and the scalar are then added in lane order.
+// SIMD code, not a scalar loop), four vectors added as a pair of pairs
+// before each compensated step (the step's four dependent additions are
+// its latency: once per 64 values instead of 16), the plane's last
+// P mod 16 values in a scalar accumulator; the 16 lanes and the scalar are
+// then added in lane order.
 // Every running sum is Kahan-compensated (BN_KAHAN): a β's gradient Σ dy
 // over ~100,000 values nearly cancels, and a plain float32 sum ends ~5e-4
 // from the float64 one relative to the channel's largest value.
@@ -61,7 +63,11 @@ __kernel void batchnorm_chunk_moments(__global const float* input, __global floa
     for (int b = first; b < end; b++) {
         __global const float* x = input + ((size_t)b * channels + c) * plane;
         int p = 0;
-        for (; p + 32 <= plane; p += 32) BN_KAHAN(float16, sum, carry, vload16(0, x + p) + vload16(0, x + p + 16))
+        for (; p + 64 <= plane; p += 64) {
+            const float16 pair0 = vload16(0, x + p) + vload16(0, x + p + 16);
+            const float16 pair1 = vload16(0, x + p + 32) + vload16(0, x + p + 48);
+            BN_KAHAN(float16, sum, carry, pair0 + pair1)
+        }
         for (; p + 16 <= plane; p += 16) BN_KAHAN(float16, sum, carry, vload16(0, x + p))
         for (; p < plane; p++) BN_KAHAN(float, tail, tailCarry, x[p])
     }
@@ -74,9 +80,10 @@ __kernel void batchnorm_chunk_moments(__global const float* input, __global floa
     for (int b = first; b < end; b++) {
         __global const float* x = input + ((size_t)b * channels + c) * plane;
         int p = 0;
-        for (; p + 32 <= plane; p += 32) {
+        for (; p + 64 <= plane; p += 64) {
             const float16 d0 = vload16(0, x + p) - mean, d1 = vload16(0, x + p + 16) - mean;
-            BN_KAHAN(float16, sum, carry, d0 * d0 + d1 * d1)
+            const float16 d2 = vload16(0, x + p + 32) - mean, d3 = vload16(0, x + p + 48) - mean;
+            BN_KAHAN(float16, sum, carry, (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3))
         }
         for (; p + 16 <= plane; p += 16) {
             const float16 d = vload16(0, x + p) - mean;
@@ -146,11 +153,14 @@ __kernel void batchnorm_chunk_grad_sums(__global const float* input, __global co
         __global const float* x = input + at;
         __global const float* dy = gradOutput + at;
         int p = 0;
-        for (; p + 32 <= plane; p += 32) {
+        for (; p + 64 <= plane; p += 64) {
             const float16 g0 = vload16(0, dy + p), g1 = vload16(0, dy + p + 16);
+            const float16 g2 = vload16(0, dy + p + 32), g3 = vload16(0, dy + p + 48);
             const float16 h0 = (vload16(0, x + p) - mean) * invStd, h1 = (vload16(0, x + p + 16) - mean) * invStd;
-            BN_KAHAN(float16, sumDy, carryDy, g0 + g1)
-            BN_KAHAN(float16, sumDyXhat, carryDyXhat, g0 * h0 + g1 * h1)
+            const float16 h2 = (vload16(0, x + p + 32) - mean) * invStd;
+            const float16 h3 = (vload16(0, x + p + 48) - mean) * invStd;
+            BN_KAHAN(float16, sumDy, carryDy, (g0 + g1) + (g2 + g3))
+            BN_KAHAN(float16, sumDyXhat, carryDyXhat, (g0 * h0 + g1 * h1) + (g2 * h2 + g3 * h3))
         }
         for (; p + 16 <= plane; p += 16) {
             const float16 g = vload16(0, dy + p);
