@@ -428,7 +428,7 @@ extension OpenCLDevice {
 
     // MARK: Residual sum and global average pool
 
-    /// `residual_add`, four elements per work-item.
+    /// `residual_add`, 16 elements per work-item.
     public func residualAdd(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
         func operation() -> String { "residualAdd" }
         guard count >= 0 else { throw OpenCLError.invalidArgument("\(operation()): count \(count) < 0") }
@@ -436,7 +436,7 @@ extension OpenCLDevice {
         let bBuffer = try cl(b, "b", atLeast: count, in: operation())
         let outputBuffer = try cl(output, "output", atLeast: count, in: operation())
         try launch(
-            "residual_add", items: (count + 3) / 4,
+            "residual_add", items: (count + 15) / 16,
             [.buffer(aBuffer), .buffer(bBuffer), .buffer(outputBuffer), .int(count)])
     }
 
@@ -451,14 +451,14 @@ extension OpenCLDevice {
             [.buffer(inputBuffer), .buffer(outputBuffer), .int(s.batch * s.channels), .int(s.planeSize)])
     }
 
-    /// `global_avgpool_backward`, one work-item per input element.
+    /// `global_avgpool_backward`, 16 input elements per work-item.
     public func globalAveragePoolBackward(_ s: FeatureMapShape, gradOutput: Buffer, gradInput: Buffer) throws {
         func operation() -> String { "globalAveragePoolBackward \(s)" }
         guard s.isValid else { throw OpenCLError.invalidArgument("\(operation()): invalid shape") }
         let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.batch * s.channels, in: operation())
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.count, in: operation())
         try launch(
-            "global_avgpool_backward", items: s.count,
+            "global_avgpool_backward", items: (s.count + 15) / 16,
             [.buffer(gradOutputBuffer), .buffer(gradInputBuffer), .int(s.count), .int(s.planeSize)])
     }
 }
