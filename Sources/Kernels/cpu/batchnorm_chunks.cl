@@ -6,9 +6,12 @@
 // plane contiguous, in float16 vectors (PoCL turns explicit vectors into
 // SIMD code, not a scalar loop), four vectors added as a pair of pairs
 // before each compensated step (the step's four dependent additions are
-// its latency: once per 64 values instead of 16), the plane's last
-// P mod 16 values in a scalar accumulator; the 16 lanes and the scalar are
-// then added in lane order.
+// its latency: once per 64 values instead of 16); the plane's remaining
+// whole vectors (at most three) added plainly into one compensated step,
+// and its last P mod 16 values (at most 15) into one step of a scalar
+// accumulator, so that small planes (7×7) take two steps each, not one per
+// vector and value; the 16 lanes and the scalar are then added in lane
+// order.
 // Every running sum is Kahan-compensated (BN_KAHAN): a β's gradient Σ dy
 // over ~100,000 values nearly cancels, and a plain float32 sum ends ~5e-4
 // from the float64 one relative to the channel's largest value.
@@ -68,8 +71,12 @@ __kernel void batchnorm_chunk_moments(__global const float* input, __global floa
             const float16 pair1 = vload16(0, x + p + 32) + vload16(0, x + p + 48);
             BN_KAHAN(float16, sum, carry, pair0 + pair1)
         }
-        for (; p + 16 <= plane; p += 16) BN_KAHAN(float16, sum, carry, vload16(0, x + p))
-        for (; p < plane; p++) BN_KAHAN(float, tail, tailCarry, x[p])
+        float16 rest = 0.0f;
+        for (; p + 16 <= plane; p += 16) rest += vload16(0, x + p);
+        BN_KAHAN(float16, sum, carry, rest)
+        float restTail = 0.0f;
+        for (; p < plane; p++) restTail += x[p];
+        BN_KAHAN(float, tail, tailCarry, restTail)
     }
     const float total = bn_lanes_total(sum, carry, tail, tailCarry);
     const float mean = total / (float)((end - first) * plane);
@@ -85,14 +92,18 @@ __kernel void batchnorm_chunk_moments(__global const float* input, __global floa
             const float16 d2 = vload16(0, x + p + 32) - mean, d3 = vload16(0, x + p + 48) - mean;
             BN_KAHAN(float16, sum, carry, (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3))
         }
+        float16 rest = 0.0f;
         for (; p + 16 <= plane; p += 16) {
             const float16 d = vload16(0, x + p) - mean;
-            BN_KAHAN(float16, sum, carry, d * d)
+            rest += d * d;
         }
+        BN_KAHAN(float16, sum, carry, rest)
+        float restTail = 0.0f;
         for (; p < plane; p++) {
             const float d = x[p] - mean;
-            BN_KAHAN(float, tail, tailCarry, d * d)
+            restTail += d * d;
         }
+        BN_KAHAN(float, tail, tailCarry, restTail)
     }
     partials[index] = total;
     partials[channels * chunks + index] = bn_lanes_total(sum, carry, tail, tailCarry);
@@ -162,15 +173,21 @@ __kernel void batchnorm_chunk_grad_sums(__global const float* input, __global co
             BN_KAHAN(float16, sumDy, carryDy, (g0 + g1) + (g2 + g3))
             BN_KAHAN(float16, sumDyXhat, carryDyXhat, (g0 * h0 + g1 * h1) + (g2 * h2 + g3 * h3))
         }
+        float16 restDy = 0.0f, restDyXhat = 0.0f;
         for (; p + 16 <= plane; p += 16) {
             const float16 g = vload16(0, dy + p);
-            BN_KAHAN(float16, sumDy, carryDy, g)
-            BN_KAHAN(float16, sumDyXhat, carryDyXhat, g * ((vload16(0, x + p) - mean) * invStd))
+            restDy += g;
+            restDyXhat += g * ((vload16(0, x + p) - mean) * invStd);
         }
+        BN_KAHAN(float16, sumDy, carryDy, restDy)
+        BN_KAHAN(float16, sumDyXhat, carryDyXhat, restDyXhat)
+        float restTailDy = 0.0f, restTailDyXhat = 0.0f;
         for (; p < plane; p++) {
-            BN_KAHAN(float, tailDy, tailCarryDy, dy[p])
-            BN_KAHAN(float, tailDyXhat, tailCarryDyXhat, dy[p] * ((x[p] - mean) * invStd))
+            restTailDy += dy[p];
+            restTailDyXhat += dy[p] * ((x[p] - mean) * invStd);
         }
+        BN_KAHAN(float, tailDy, tailCarryDy, restTailDy)
+        BN_KAHAN(float, tailDyXhat, tailCarryDyXhat, restTailDyXhat)
     }
     partials[index] = bn_lanes_total(sumDy, carryDy, tailDy, tailCarryDy);
     partials[channels * chunks + index] = bn_lanes_total(sumDyXhat, carryDyXhat, tailDyXhat, tailCarryDyXhat);
