@@ -2,12 +2,14 @@
 /// kernel per family: the cpu family's (cpu/conv2d_strided.cl) keep W
 /// channels in one vector per work-item; the gpu family's
 /// (gpu/conv2d_tiled.cl) are implicit GEMMs over 16×16 tiles staged in local
-/// memory, one work-item per result. Batch normalisation's statistics, the
-/// residual sum and the global average pool are per-channel or elementwise
-/// work that both families launch alike (common/): per-channel sums in
-/// fixed-order chunks (channel_sums.cl), so that a seed gives the same
-/// result on every run; its elementwise passes go per plane in float4 in the
-/// cpu family and per element in the gpu family.
+/// memory, one work-item per result. Batch normalisation's statistics are
+/// per-channel sums in fixed-order chunks, so that a seed gives the same
+/// result on every run: in the cpu family a work-item per (channel, chunk
+/// of whole images) in float16 vectors (cpu/batchnorm_chunks.cl), in the
+/// gpu family chunks of 64 values (common/channel_sums.cl); its elementwise
+/// passes go per plane in float4 in the cpu family and per element in the
+/// gpu family. The residual sum and the global average pool are
+/// elementwise or per-plane work that both families launch alike (common/).
 extension OpenCLDevice {
     /// Values per chunk of a per-channel sum (`channel_partials`): 256 in
     /// the cpu family (resnet8's first layer at batch 128, 16 channels ×
