@@ -27,7 +27,8 @@ extension OpenCLDevice {
     /// (64 channels of 128 × 49): one chunk, 64 work-items.
     static func batchNormChunks(_ s: BatchNormShape) -> (imagesPerChunk: Int, chunks: Int) {
         let plane = max(s.map.planeSize, 1)
-        let wanted = max(1, (s.batch + (8192 + plane - 1) / plane - 1) / ((8192 + plane - 1) / plane))
+        let imagesFor8192 = (8192 + plane - 1) / plane
+        let wanted = max(1, (s.batch + imagesFor8192 - 1) / imagesFor8192)
         let imagesPerChunk = max(1, (s.batch + wanted - 1) / wanted)
         return (imagesPerChunk, max(1, (s.batch + imagesPerChunk - 1) / imagesPerChunk))
     }
