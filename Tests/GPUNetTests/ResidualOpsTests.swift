@@ -33,9 +33,12 @@ final class ResidualOpsTests: XCTestCase {
 
     /// (batch, channels, height, width): batch 1, 1×1 maps, 16 channels, and
     /// 715 values per channel (three chunks of the OpenCL per-channel sums,
-    /// the last partial, chunks that end inside an image's plane).
+    /// the last partial, chunks that end inside an image's plane); 24
+    /// images of 28×28 and 3 of 17×241, the cpu family's batch
+    /// normalisation in three chunks of eight images and in two of two
+    /// images and one (``OpenCLDevice/batchNormChunks(_:)``).
     static let mapShapes: [(Int, Int, Int, Int)] = [
-        (4, 3, 5, 3), (1, 5, 3, 3), (7, 2, 1, 1), (2, 16, 4, 4), (5, 3, 11, 13),
+        (4, 3, 5, 3), (1, 5, 3, 3), (7, 2, 1, 1), (2, 16, 4, 4), (5, 3, 11, 13), (24, 2, 28, 28), (3, 1, 17, 241),
     ]
 
     func testConvolutionMatchesTheReferenceOnEveryDevice() throws {

@@ -2,12 +2,14 @@
 /// kernel per family: the cpu family's (cpu/conv2d_strided.cl) keep W
 /// channels in one vector per work-item; the gpu family's
 /// (gpu/conv2d_tiled.cl) are implicit GEMMs over 16×16 tiles staged in local
-/// memory, one work-item per result. Batch normalisation's statistics, the
-/// residual sum and the global average pool are per-channel or elementwise
-/// work that both families launch alike (common/): per-channel sums in
-/// fixed-order chunks (channel_sums.cl), so that a seed gives the same
-/// result on every run; its elementwise passes go per plane in float4 in the
-/// cpu family and per element in the gpu family.
+/// memory, one work-item per result. Batch normalisation's statistics are
+/// per-channel sums in fixed-order chunks, so that a seed gives the same
+/// result on every run: in the cpu family a work-item per (channel, chunk
+/// of whole images) in float16 vectors (cpu/batchnorm_chunks.cl), in the
+/// gpu family chunks of 64 values (common/channel_sums.cl); its elementwise
+/// passes go per plane in float4 in the cpu family and per element in the
+/// gpu family. The residual sum and the global average pool are
+/// elementwise or per-plane work that both families launch alike (common/).
 extension OpenCLDevice {
     /// Values per chunk of a per-channel sum (`channel_partials`): 256 in
     /// the cpu family (resnet8's first layer at batch 128, 16 channels ×
@@ -15,6 +17,21 @@ extension OpenCLDevice {
     /// the gpu family (16 × 1,568 = 25,088 work-items). A float32 sum of
     /// that many terms stays within ~1e-6 of its scale.
     var channelChunkLength: Int { kernelFamily == .gpu ? 64 : 256 }
+
+    /// The cpu family's chunks of a batch normalisation's per-channel sums
+    /// (`batchnorm_chunk_moments`, `batchnorm_chunk_grad_sums`): whole
+    /// images, about 8,192 values (32 KiB) a chunk, so that a chunk stays in
+    /// a core's cache between the forward's two passes over it, the images
+    /// dealt evenly. Resnet8's first layer at batch 128 (16 channels of
+    /// 128 × 784 values): 12 chunks of 11 images, 192 work-items; its last
+    /// (64 channels of 128 × 49): one chunk, 64 work-items.
+    static func batchNormChunks(_ s: BatchNormShape) -> (imagesPerChunk: Int, chunks: Int) {
+        let plane = max(s.map.planeSize, 1)
+        let imagesFor8192 = (8192 + plane - 1) / plane
+        let wanted = max(1, (s.batch + imagesFor8192 - 1) / imagesFor8192)
+        let imagesPerChunk = max(1, (s.batch + wanted - 1) / wanted)
+        return (imagesPerChunk, max(1, (s.batch + imagesPerChunk - 1) / imagesPerChunk))
+    }
 
     /// The work-group size of the gpu family's tiled convolutions (16×16).
     static let convTileItems = 256
@@ -244,12 +261,14 @@ extension OpenCLDevice {
 
     // MARK: Batch normalisation
 
-    /// Training: `channel_partials` (Σx) and `channel_sum_chunks` (μ into
-    /// saved), `channel_partials` (Σ(x − μ)²) and
-    /// `batchnorm_training_statistics` (σ, running statistics); eval:
-    /// `batchnorm_eval_statistics`; then `batchnorm_apply_planes` (cpu
-    /// family: a work-item per plane, float4 along it) or `gpu_batchnorm_apply`
-    /// (a work-item per element).
+    /// Training, cpu family: `batchnorm_chunk_moments` (each chunk's Σx and
+    /// Σ(x − m_k)² about its own mean, ``batchNormChunks(_:)``) and
+    /// `batchnorm_combine_moments` (μ, σ, running statistics); gpu family:
+    /// `channel_partials` (Σx) and `channel_sum_chunks` (μ into saved),
+    /// `channel_partials` (Σ(x − μ)²) and `gpu_batchnorm_training_statistics`
+    /// (σ, running statistics). Eval: `batchnorm_eval_statistics`. Then
+    /// `batchnorm_apply_planes` (cpu family: a work-item per plane, float4
+    /// along it) or `gpu_batchnorm_apply` (a work-item per element).
     public func batchNormForward(
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
         runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
@@ -265,7 +284,22 @@ extension OpenCLDevice {
         let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation())
         let y = try cl(output, "output", atLeast: s.count, in: operation())
         let plane = s.map.planeSize
-        if training {
+        if training && kernelFamily == .cpu {
+            let (imagesPerChunk, chunks) = Self.batchNormChunks(s)
+            let partials = try scratchBuffer("batchnorm.partials", count: 2 * c * chunks)
+            try launch(
+                "batchnorm_chunk_moments", items: c * chunks,
+                [
+                    .buffer(x), .buffer(partials), .int(s.batch), .int(c), .int(plane), .int(imagesPerChunk),
+                    .int(chunks),
+                ])
+            try launch(
+                "batchnorm_combine_moments", items: c,
+                [
+                    .buffer(partials), .buffer(sv), .buffer(rm), .buffer(rv), .int(s.batch), .int(c), .int(plane),
+                    .int(imagesPerChunk), .int(chunks), .float(s.epsilon), .float(s.momentum),
+                ])
+        } else if training {
             let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
             let partials = try scratchBuffer("channel.partials", count: c * chunks)
             // `channel_partials` mode 0 (sums), their mean, then mode 1 (squared deviations from it).
@@ -293,7 +327,7 @@ extension OpenCLDevice {
                 a.append(.int(chunks))
                 a.append(.int(1))
             }
-            try launch("batchnorm_training_statistics", items: c) { a in
+            try launch("gpu_batchnorm_training_statistics", items: c) { a in
                 a.append(.buffer(partials))
                 a.append(.buffer(sv))
                 a.append(.buffer(rm))
@@ -331,9 +365,11 @@ extension OpenCLDevice {
             [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.batch * c), .int(c), .int(plane)])
     }
 
-    /// `channel_partials` (Σdy and Σdy·x̂ per chunk), `channel_sum_chunk_pairs`
-    /// (gradBeta, gradGamma in one launch), then `batchnorm_backward_apply_planes`
-    /// (cpu family) or `gpu_batchnorm_backward_apply` (gpu family).
+    /// Σdy and Σdy·x̂ per chunk (cpu family: `batchnorm_chunk_grad_sums`
+    /// over ``batchNormChunks(_:)``; gpu family: `channel_partials`),
+    /// `channel_sum_chunk_pairs` (gradBeta, gradGamma in one launch), then
+    /// `batchnorm_backward_apply_planes` (cpu family) or
+    /// `gpu_batchnorm_backward_apply` (gpu family).
     public func batchNormBackward(
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
         gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
@@ -349,18 +385,32 @@ extension OpenCLDevice {
         let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation())
         let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation())
         let plane = s.map.planeSize
-        let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
-        let partials = try scratchBuffer("channel.partials", count: 2 * c * chunks)
-        try launch(
-            "channel_partials", items: c * chunks,
-            [
-                .buffer(dy), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
-                .int(channelChunkLength), .int(chunks), .int(2),
-            ])
+        let gpu = kernelFamily == .gpu
+        let chunks: Int
+        let partials: OpenCLBuffer
+        if gpu {
+            chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
+            partials = try scratchBuffer("channel.partials", count: 2 * c * chunks)
+            try launch(
+                "channel_partials", items: c * chunks,
+                [
+                    .buffer(dy), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
+                    .int(channelChunkLength), .int(chunks), .int(2),
+                ])
+        } else {
+            let imagesPerChunk: Int
+            (imagesPerChunk, chunks) = Self.batchNormChunks(s)
+            partials = try scratchBuffer("batchnorm.partials", count: 2 * c * chunks)
+            try launch(
+                "batchnorm_chunk_grad_sums", items: c * chunks,
+                [
+                    .buffer(x), .buffer(dy), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
+                    .int(imagesPerChunk), .int(chunks),
+                ])
+        }
         try launch(
             "channel_sum_chunk_pairs", items: 2 * c,
             [.buffer(partials), .buffer(db), .buffer(dg), .int(c), .int(chunks)])
-        let gpu = kernelFamily == .gpu
         try launch(
             gpu ? "gpu_batchnorm_backward_apply" : "batchnorm_backward_apply_planes",
             items: gpu ? s.count : s.batch * c,
@@ -381,7 +431,7 @@ extension OpenCLDevice {
 
     // MARK: Residual sum and global average pool
 
-    /// `residual_add`, four elements per work-item.
+    /// `residual_add`, 16 elements per work-item.
     public func residualAdd(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
         func operation() -> String { "residualAdd" }
         guard count >= 0 else { throw OpenCLError.invalidArgument("\(operation()): count \(count) < 0") }
@@ -389,7 +439,7 @@ extension OpenCLDevice {
         let bBuffer = try cl(b, "b", atLeast: count, in: operation())
         let outputBuffer = try cl(output, "output", atLeast: count, in: operation())
         try launch(
-            "residual_add", items: (count + 3) / 4,
+            "residual_add", items: (count + 15) / 16,
             [.buffer(aBuffer), .buffer(bBuffer), .buffer(outputBuffer), .int(count)])
     }
 
@@ -404,14 +454,14 @@ extension OpenCLDevice {
             [.buffer(inputBuffer), .buffer(outputBuffer), .int(s.batch * s.channels), .int(s.planeSize)])
     }
 
-    /// `global_avgpool_backward`, one work-item per input element.
+    /// `global_avgpool_backward`, 16 input elements per work-item.
     public func globalAveragePoolBackward(_ s: FeatureMapShape, gradOutput: Buffer, gradInput: Buffer) throws {
         func operation() -> String { "globalAveragePoolBackward \(s)" }
         guard s.isValid else { throw OpenCLError.invalidArgument("\(operation()): invalid shape") }
         let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: s.batch * s.channels, in: operation())
         let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: s.count, in: operation())
         try launch(
-            "global_avgpool_backward", items: s.count,
+            "global_avgpool_backward", items: (s.count + 15) / 16,
             [.buffer(gradOutputBuffer), .buffer(gradInputBuffer), .int(s.count), .int(s.planeSize)])
     }
 }

@@ -1,26 +1,10 @@
 // Batch normalisation (PyTorch's BatchNorm2d) over (B, C, P), P = H·W:
-// the per-channel statistics, both families. saved[0, C) holds each
-// channel's μ, saved[C, 2C) σ = 1/√(v + ε), as the forward used them;
-// channel_sums.cl computes the sums. The elementwise passes are per family:
-// cpu/batchnorm_planes.cl, gpu/batchnorm_elements.cl.
-
-// Training statistics, one work-item per channel, after saved[c] = μ_c and
-// partials = Σ (x − μ_c)² per chunk: v = Σ/N (biased), σ = 1/√(v + ε);
-// running mean and variance move by `momentum` towards μ and Σ/(N − 1).
-#ifdef KERNEL_batchnorm_training_statistics
-__kernel void batchnorm_training_statistics(__global const float* partials, __global float* saved,
-                                            __global float* runningMean, __global float* runningVar, int channels,
-                                            int chunks, int count, float epsilon, float momentum) {
-    const int c = get_global_id(0);
-    if (c >= channels) return;
-    float squares = 0.0f;
-    for (int k = 0; k < chunks; k++) squares += partials[(size_t)c * chunks + k];
-    const float variance = squares / (float)count;
-    saved[channels + c] = 1.0f / sqrt(variance + epsilon);
-    runningMean[c] = (1.0f - momentum) * runningMean[c] + momentum * saved[c];
-    runningVar[c] = (1.0f - momentum) * runningVar[c] + momentum * (squares / (float)(count - 1));
-}
-#endif
+// the eval statistics, both families. saved[0, C) holds each channel's μ,
+// saved[C, 2C) σ = 1/√(v + ε), as the forward used them. The training
+// statistics are per family: cpu/batchnorm_chunks.cl (chunks' moments,
+// combined), gpu/batchnorm_statistics.cl (after channel_sums.cl's sums);
+// so are the elementwise passes: cpu/batchnorm_planes.cl,
+// gpu/batchnorm_elements.cl.
 
 // Eval statistics, one work-item per channel: μ and σ from the running ones.
 #ifdef KERNEL_batchnorm_eval_statistics
