@@ -8,6 +8,8 @@
 /// with the phase's taps flipped and the channel axes swapped
 /// (`conv_weight_phase`); at stride 1 that is one phase, the host's
 /// `transposedCorrelation`.
+import COpenCL
+
 extension OpenCLDevice {
     static let blockedForward = LaneKernel("conv2d_blocked_forward")
     static let blockedWeightPartials = LaneKernel("conv2d_blocked_weight_partials")
@@ -114,7 +116,8 @@ extension OpenCLDevice {
     /// then per stride phase (``dataPhases(size:outSize:kernel:stride:padding:)``,
     /// s² of them) `conv_weight_phase` and the blocked forward sum,
     /// gradInput[b,c,Y,X] = Σ_{o,i,j} padded[b,o,·,·]·weight[o,c,i,j] over the
-    /// phase's taps, every input pixel written by exactly one phase.
+    /// phase's taps, every input pixel written by exactly one phase (or
+    /// zeroed, where its phase has no taps).
     func blockedConv2dBackwardData(
         _ s: Conv2dShape, gradOutput: OpenCLBuffer, weight: OpenCLBuffer, gradInput: OpenCLBuffer
     ) throws {
@@ -129,19 +132,26 @@ extension OpenCLDevice {
             padX: padX, name: "conv.blocked.padded")
         let width = Self.blockedWidth(channels: s.inChannels)
         let inPad = (s.inChannels + width - 1) / width * width
-        for row in rows {
-            for column in columns {
+        // Phases with no taps (a kernel narrower than the stride) receive
+        // nothing: one fill zeroes them with the rest, and they launch nothing.
+        if rows.contains(where: { $0.taps == 0 }) || columns.contains(where: { $0.taps == 0 }) {
+            counters.launches += 1
+            var zero: Float = 0
+            try OpenCLError.check(
+                clEnqueueFillBuffer(context.queue, gradInput.memory, &zero, 4, 0, s.inputCount * 4, 0, nil, nil),
+                "clEnqueueFillBuffer(\(s.inputCount * 4) bytes)")
+        }
+        for row in rows where row.taps > 0 {
+            for column in columns where column.taps > 0 {
                 let taps = s.outChannels * row.taps * column.taps
-                let weightT = try scratchBuffer("conv.blocked.weightT", count: max(1, taps * inPad))
-                if taps > 0 {
-                    try launch(
-                        "conv_weight_phase", items: taps * inPad,
-                        [
-                            .buffer(weight), .buffer(weightT), .int(s.outChannels), .int(s.inChannels),
-                            .int(s.kernelHeight), .int(s.kernelWidth), .int(s.stride), .int(row.tapPhase),
-                            .int(column.tapPhase), .int(row.taps), .int(column.taps), .int(inPad),
-                        ])
-                }
+                let weightT = try scratchBuffer("conv.blocked.weightT", count: taps * inPad)
+                try launch(
+                    "conv_weight_phase", items: taps * inPad,
+                    [
+                        .buffer(weight), .buffer(weightT), .int(s.outChannels), .int(s.inChannels),
+                        .int(s.kernelHeight), .int(s.kernelWidth), .int(s.stride), .int(row.tapPhase),
+                        .int(column.tapPhase), .int(row.taps), .int(column.taps), .int(inPad),
+                    ])
                 try blockedForward(
                     input: source, weightT: weightT, bias: nil, output: gradInput, batch: s.batch,
                     inChannels: s.outChannels, padded: (s.outHeight + 2 * padY, s.outWidth + 2 * padX),

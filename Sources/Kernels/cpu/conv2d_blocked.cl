@@ -32,24 +32,27 @@
 // fastest so that neighbouring work-items share their input rows in cache.
 // The last block's pixels past the end repeat the last pixel and are not
 // stored; with no taps (kH·kW = 0) the sums are 0.
-#define BLOCKED_FORWARD_BASE(p) \
-    __global const float* in##p; \
-    { \
-        const int n = min(n0 + p, pixels - 1); \
-        const int b = n / gridPlane, r = n - b * gridPlane; \
-        const int y = r / gridWidth, x = r - y * gridWidth; \
-        in##p = input + ((size_t)b * inChannels * paddedHeight + y * stride + inRow) * paddedWidth \
-            + x * stride + inColumn; \
+// The block's pixels step along the grid from n0's (b, y, x), so that only
+// n0 is divided; a pixel past the end keeps the last pixel's place.
+#define BLOCKED_GRID_START \
+    b = n0 / gridPlane; \
+    y = (n0 - b * gridPlane) / gridWidth; \
+    x = n0 - b * gridPlane - y * gridWidth;
+#define BLOCKED_GRID_STEP(p) \
+    if (n0 + p + 1 < pixels && ++x == gridWidth) { \
+        x = 0; \
+        if (++y == gridHeight) { y = 0; b++; } \
     }
+#define BLOCKED_FORWARD_BASE(p) \
+    __global const float* in##p = input + ((size_t)b * inChannels * paddedHeight + y * stride + inRow) * paddedWidth \
+        + x * stride + inColumn; \
+    BLOCKED_GRID_STEP(p)
 #define BLOCKED_ACC_DECLARE16(p) float16 acc##p = 0.0f;
 #define BLOCKED_ACC_DECLARE8(p) float8 acc##p = 0.0f;
 #define BLOCKED_ACC_DECLARE4(p) float4 acc##p = 0.0f;
 #define BLOCKED_FORWARD_FMA(p) acc##p += in##p[offset] * w;
 #define BLOCKED_FORWARD_STORE(W, p) \
     if (n0 + p < pixels) { \
-        const int n = n0 + p; \
-        const int b = n / gridPlane, r = n - b * gridPlane; \
-        const int y = r / gridWidth, x = r - y * gridWidth; \
         const size_t at = (size_t)(outRow + y * outStep) * outWidth + outColumn + x * outStep; \
         float lanes[W]; \
         vstore##W(acc##p, 0, lanes); \
@@ -58,7 +61,8 @@
             output[((size_t)b * outChannels + o) * outHeight * outWidth + at] = \
                 lanes[l] + (hasBias ? bias[o] : 0.0f); \
         } \
-    }
+    } \
+    BLOCKED_GRID_STEP(p)
 #define BLOCKED_FORWARD_STORE16(p) BLOCKED_FORWARD_STORE(16, p)
 #define BLOCKED_FORWARD_STORE8(p) BLOCKED_FORWARD_STORE(8, p)
 #define BLOCKED_FORWARD_STORE4(p) BLOCKED_FORWARD_STORE(4, p)
@@ -76,6 +80,8 @@ __kernel void conv2d_blocked_forward_##W(__global const float* input, __global c
     if (index >= blocks * groups) return; \
     const int block = index / groups, group = index - block * groups; \
     const int n0 = block * BLOCK_SIZE##W; \
+    int b, y, x; \
+    BLOCKED_GRID_START \
     BLOCK_P##W(BLOCKED_FORWARD_BASE) \
     BLOCK_P##W(BLOCKED_ACC_DECLARE##W) \
     const size_t paddedPlane = (size_t)paddedHeight * paddedWidth; \
@@ -90,6 +96,7 @@ __kernel void conv2d_blocked_forward_##W(__global const float* input, __global c
             } \
         } \
     } \
+    BLOCKED_GRID_START \
     BLOCK_P##W(BLOCKED_FORWARD_STORE##W) \
 }
 
