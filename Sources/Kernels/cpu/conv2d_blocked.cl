@@ -51,16 +51,18 @@
 #define BLOCKED_ACC_DECLARE8(p) float8 acc##p = 0.0f;
 #define BLOCKED_ACC_DECLARE4(p) float4 acc##p = 0.0f;
 #define BLOCKED_FORWARD_FMA(p) acc##p += in##p[offset] * w;
+// A pixel's W results go to W planes: one pointer stepped by a plane, and
+// scalar stores (PoCL vectorised the indexed form of this loop into
+// scatters with 64-bit index products, perf record here).
 #define BLOCKED_FORWARD_STORE(W, p) \
     if (n0 + p < pixels) { \
-        const size_t at = (size_t)(outRow + y * outStep) * outWidth + outColumn + x * outStep; \
+        __global float* out = output + ((size_t)b * outChannels + group * W) * outPlane \
+            + (outRow + y * outStep) * outWidth + outColumn + x * outStep; \
         float lanes[W]; \
         vstore##W(acc##p, 0, lanes); \
-        for (int l = 0; l < W && group * W + l < outChannels; l++) { \
-            const int o = group * W + l; \
-            output[((size_t)b * outChannels + o) * outHeight * outWidth + at] = \
-                lanes[l] + (hasBias ? bias[o] : 0.0f); \
-        } \
+        _Pragma("clang loop vectorize(disable)") \
+        for (int l = 0; l < lanesStored; l++, out += outPlane) \
+            *out = lanes[l] + (hasBias ? bias[group * W + l] : 0.0f); \
     } \
     BLOCKED_GRID_STEP(p)
 #define BLOCKED_FORWARD_STORE16(p) BLOCKED_FORWARD_STORE(16, p)
@@ -96,6 +98,7 @@ __kernel void conv2d_blocked_forward_##W(__global const float* input, __global c
             } \
         } \
     } \
+    const int outPlane = outHeight * outWidth, lanesStored = min(W, outChannels - group * W); \
     BLOCKED_GRID_START \
     BLOCK_P##W(BLOCKED_FORWARD_STORE##W) \
 }
