@@ -6,7 +6,9 @@
 // block of W channels × P pixels or taps in P floatW accumulators (PoCL
 // vectorises explicit vector types, reference-figures.md): W = 16 with
 // P = 6 (12 AVX2 registers of sums, two weight loads and six broadcasts per
-// twelve multiply-adds), W = 8 or 4 with P = 8. W is the smallest of 4, 8,
+// twelve multiply-adds; with AVX-512, as PoCL compiles for here, six
+// registers and six multiply-adds with embedded broadcasts), W = 8 or 4
+// with P = 8. W is the smallest of 4, 8,
 // 16 ≥ the channels kept in the lanes, so a narrow layer's cost goes with
 // its channels. The data gradient is the forward kernel once per stride
 // phase (conv_weight_phase). Each sum runs in a fixed order (taps for the
@@ -23,7 +25,8 @@
 // Forward over the padded input (B, C, Hp, Wp) on a grid of gH × gW
 // output pixels per image:
 // output[b,o,Y,X] = bias[o] + Σ_{c,i,j} weightT[(c·kH + i)·kW + j, o]·padded[b,c,y·s+y0+i,x·s+x0+j]
-// at Y = Y0 + y·t, X = X0 + x·t of an (oH, oW) output, weightT from
+// at Y = Y0 + y·t, X = X0 + x·t of an (oH, oW) output (y0, x0 = inRow,
+// inColumn; Y0, X0 = outRow, outColumn; t = outStep), weightT from
 // conv_weight_patch_major or conv_weight_phase (patch-major, outPad =
 // groups·W columns, zero past O). The forward is y0 = x0 = Y0 = X0 = 0,
 // t = 1 on the (oH, oW) grid; the data gradient runs it once per stride
