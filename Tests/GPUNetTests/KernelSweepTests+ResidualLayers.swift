@@ -3,9 +3,10 @@ import TestSupport
 import XCTest
 
 /// The sweep's shapes for the layers of residual networks, small enough for
-/// Oclgrind: each vector width (4, 8, 16) of the cpu family's strided
-/// convolutions for output channels (forward, weight gradient) and input
-/// channels (data gradient), 1×1/3×3/5×5 kernels, stride 2 on odd sizes,
+/// Oclgrind: each vector width (4, 8, 16) of the cpu family's blocked and
+/// strided convolutions for output channels (forward, weight gradient) and
+/// input channels (data gradient), blocks of pixels and taps that end
+/// partway, 1×1/3×3/5×5 kernels, stride 2 on odd and even sizes,
 /// padding 0–2, a 1×1 map, batch 1; batch normalisation in training and
 /// eval with batch 1, 1×1 maps and 297 values per channel (several chunks
 /// of the per-channel sums, ending inside planes; planes of 99 values, the
@@ -20,6 +21,9 @@ extension KernelSweepTests {
     static let residualConvShapes: [Conv2dShape] = [
         (1, 3, 5, 5, 7, 3, 2, 1), (2, 9, 3, 6, 5, 1, 1, 0), (2, 6, 17, 5, 5, 5, 1, 2), (1, 2, 2, 1, 1, 3, 1, 1),
         (3, 4, 4, 5, 5, 1, 2, 0),
+        // The blocked kernels' partial blocks: 70 pixels (blocks of 6 and 8),
+        // 45 and 108 taps, three groups of 16 output channels, stride 2 on an even size.
+        (2, 5, 12, 7, 5, 3, 1, 1), (1, 17, 33, 3, 3, 3, 1, 1), (2, 3, 9, 6, 6, 3, 2, 1),
     ].map {
         Conv2dShape(
             batch: $0.0, inChannels: $0.1, outChannels: $0.2, height: $0.3, width: $0.4, kernelHeight: $0.5,

@@ -1,6 +1,7 @@
 /// The layers of residual networks on OpenCL. The general convolution has a
-/// kernel per family: the cpu family's (cpu/conv2d_strided.cl) keep W
-/// channels in one vector per work-item; the gpu family's
+/// kernel per family: the cpu family's (cpu/conv2d_blocked.cl,
+/// OpenCLDevice+BlockedConvolution.swift) keep blocks of W channels × P
+/// pixels or taps in P vectors per work-item; the gpu family's
 /// (gpu/conv2d_tiled.cl) are implicit GEMMs over 16×16 tiles staged in local
 /// memory, one work-item per result. Batch normalisation's statistics are
 /// per-channel sums in fixed-order chunks, so that a seed gives the same
@@ -35,13 +36,6 @@ extension OpenCLDevice {
 
     /// The work-group size of the gpu family's tiled convolutions (16×16).
     static let convTileItems = 256
-
-    /// The vector width of the cpu family's strided convolutions for
-    /// `channels` channels: 4, 8 or 16, the smallest ≥ the count up to 16.
-    static func stridedWidth(channels: Int) -> Int { channels > 8 ? 16 : channels > 4 ? 8 : 4 }
-    static let stridedForward = LaneKernel("conv2d_strided_forward")
-    static let stridedData = LaneKernel("conv2d_strided_data")
-    static let stridedWeightPartials = LaneKernel("conv2d_strided_weight_partials")
 
     func validate(_ s: Conv2dShape, _ operation: @autoclosure () -> String) throws {
         guard s.isValid else { throw OpenCLError.invalidArgument("\(operation()): unsupported convolution \(s)") }
@@ -91,9 +85,9 @@ extension OpenCLDevice {
     // MARK: General convolution
 
     /// gpu family: `gpu_conv2d_tiled_forward`, a work-group per 16×16 block
-    /// of (output channels × pixels). cpu family: `conv_weight_patch_major`
-    /// then `conv2d_strided_forward_W` (W of the output channels), one
-    /// work-item per (four pixels of a row, W output channels).
+    /// of (output channels × pixels). cpu family:
+    /// ``blockedConv2dForward(_:input:weight:bias:output:)``, a work-item per
+    /// (block of pixels, W output channels) over a zero-padded input.
     public func conv2dForward(_ s: Conv2dShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws {
         func operation() -> String { "conv2dForward \(s)" }
         try validate(s, operation())
@@ -113,28 +107,14 @@ extension OpenCLDevice {
                     .int(s.outHeight), .int(s.outWidth), .int(biasBuffer == nil ? 0 : 1),
                 ])
         }
-        let width = Self.stridedWidth(channels: s.outChannels)
-        let outPad = (s.outChannels + width - 1) / width * width
-        let weightT = try scratchBuffer("conv.strided.weightT", count: s.patchSize * outPad)
-        try launch(
-            "conv_weight_patch_major", items: s.patchSize * outPad,
-            [.buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.patchSize), .int(outPad)])
-        try launch(
-            Self.stridedForward[width],
-            items: s.batch * s.outHeight * ((s.outWidth + 3) / 4) * (outPad / width),
-            [
-                .buffer(inputBuffer), .buffer(weightT), .buffer(biasBuffer ?? weightBuffer), .buffer(outputBuffer),
-                .int(s.batch), .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels),
-                .int(s.kernelHeight), .int(s.kernelWidth), .int(s.stride), .int(s.padding), .int(s.outHeight),
-                .int(s.outWidth), .int(biasBuffer == nil ? 0 : 1),
-            ])
+        try blockedConv2dForward(s, input: inputBuffer, weight: weightBuffer, bias: biasBuffer, output: outputBuffer)
     }
 
     /// gpu family: `gpu_conv2d_tiled_data`, a work-group per 16×16 block of
-    /// (input channels × input pixels). cpu family: `conv_weight_tap_major`
-    /// then `conv2d_strided_data_W` (W of the input channels), one
-    /// work-item per (input pixel, W input channels), each gathering the
-    /// outputs that read it.
+    /// (input channels × input pixels). cpu family:
+    /// ``blockedConv2dBackwardData(_:gradOutput:weight:gradInput:)``, the
+    /// blocked forward sum of the padded gradient with the flipped weights,
+    /// once per stride phase.
     public func conv2dBackwardData(_ s: Conv2dShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
         func operation() -> String { "conv2dBackwardData \(s)" }
         try validate(s, operation())
@@ -152,31 +132,16 @@ extension OpenCLDevice {
                     .int(s.kernelWidth), .int(s.stride), .int(s.padding), .int(s.outHeight), .int(s.outWidth),
                 ])
         }
-        let width = Self.stridedWidth(channels: s.inChannels)
-        let inPad = (s.inChannels + width - 1) / width * width
-        let taps = s.outChannels * s.kernelHeight * s.kernelWidth
-        let weightT = try scratchBuffer("conv.strided.weightTaps", count: taps * inPad)
-        try launch(
-            "conv_weight_tap_major", items: taps * inPad,
-            [
-                .buffer(weightBuffer), .buffer(weightT), .int(s.outChannels), .int(s.inChannels),
-                .int(s.kernelHeight * s.kernelWidth), .int(inPad),
-            ])
-        try launch(
-            Self.stridedData[width], items: s.batch * s.height * s.width * (inPad / width),
-            [
-                .buffer(gradOutputBuffer), .buffer(weightT), .buffer(gradInputBuffer), .int(s.batch),
-                .int(s.inChannels), .int(s.height), .int(s.width), .int(s.outChannels), .int(s.kernelHeight),
-                .int(s.kernelWidth), .int(s.stride), .int(s.padding), .int(s.outHeight), .int(s.outWidth),
-            ])
+        try blockedConv2dBackwardData(
+            s, gradOutput: gradOutputBuffer, weight: weightBuffer, gradInput: gradInputBuffer)
     }
 
     /// gpu family: `gpu_conv2d_tiled_weight` over chunks of the output
     /// pixels, then `gpu_sum_chunks` in chunk order; chunks enough for at
     /// least 64 work-groups (16,384 work-items) where the pixels allow.
-    /// cpu family: `conv_output_pixel_major`, `conv2d_strided_weight_partials_W`
-    /// (W of the output channels) over chunks of ⌈B/64⌉ images, then
-    /// `conv2d_weight_reduce`. The bias gradient: `channel_partials` and
+    /// cpu family: ``blockedConv2dBackwardWeight(_:input:gradOutput:gradWeight:)``,
+    /// partial sums over chunks of images, then `conv2d_weight_reduce`
+    /// adding them in order. The bias gradient: `channel_partials` and
     /// `channel_sum_chunks` (common), fixed-order chunks (``channelChunkLength``).
     public func conv2dBackwardWeight(
         _ s: Conv2dShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer, gradBias: Buffer?
@@ -212,32 +177,8 @@ extension OpenCLDevice {
                 "gpu_sum_chunks", items: s.weightCount,
                 [.buffer(partials), .buffer(gradWeightBuffer), .int(s.weightCount), .int(plan.weightChunks)])
         }
-        let width = Self.stridedWidth(channels: s.outChannels)
-        let outPad = (s.outChannels + width - 1) / width * width
-        let planeSize = s.outHeight * s.outWidth
-        let gradT = try scratchBuffer("conv.strided.gradT", count: s.batch * planeSize * outPad)
-        try launch(
-            "conv_output_pixel_major", items: s.batch * outPad,
-            [
-                .buffer(gradOutputBuffer), .buffer(gradT), .int(s.batch), .int(s.outChannels), .int(planeSize),
-                .int(outPad),
-            ])
-        let imagesPerChunk = (s.batch + 63) / 64
-        let chunks = (s.batch + imagesPerChunk - 1) / imagesPerChunk
-        let partials = try scratchBuffer("conv.strided.partials", count: chunks * s.patchSize * outPad)
-        try launch(
-            Self.stridedWeightPartials[width], items: chunks * s.patchSize * (outPad / width),
-            [
-                .buffer(inputBuffer), .buffer(gradT), .buffer(partials), .int(s.batch), .int(s.inChannels),
-                .int(s.height), .int(s.width), .int(s.outChannels), .int(s.kernelHeight), .int(s.kernelWidth),
-                .int(s.stride), .int(s.padding), .int(s.outHeight), .int(s.outWidth), .int(imagesPerChunk),
-            ])
-        try launch(
-            "conv2d_weight_reduce", items: s.weightCount,
-            [
-                .buffer(partials), .buffer(gradWeightBuffer), .int(chunks), .int(s.patchSize), .int(s.outChannels),
-                .int(outPad),
-            ])
+        try blockedConv2dBackwardWeight(
+            s, input: inputBuffer, gradOutput: gradOutputBuffer, gradWeight: gradWeightBuffer)
     }
 
     /// total[c] = scale·Σ over (B, C, P) values of channel c, in fixed-order
