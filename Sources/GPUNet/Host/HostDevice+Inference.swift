@@ -12,9 +12,12 @@ import CHostKernels
 /// layer (the first convolution's O₁ channels, the BatchNorm's input, the
 /// sum before the ReLU) never reach memory.
 ///
-/// Where the wide kernels do not apply (no AVX2/FMA, or a pointwise first
-/// convolution) ``supportsFusedConvolution(_:)`` is false and the plan runs
-/// the operations one by one.
+/// That is the AVX2 path; with AVX-512 the layer runs on 16-lane vectors
+/// without the padded copy where the padding allows and without channels
+/// past the count (`HostDevice+DirectInference.swift`), with the same
+/// results. Where the wide kernels do not apply (no AVX2/FMA, or a
+/// pointwise first convolution) ``supportsFusedConvolution(_:)`` is false
+/// and the plan runs the operations one by one.
 extension HostDevice: InferenceDevice {
     public func supportsFusedConvolution(_ layer: FusedConvolution) -> Bool {
         widePlan(layer.shape) != nil && (layer.pointwiseChannels ?? 1) > 0
@@ -68,6 +71,12 @@ extension HostDevice: InferenceDevice {
         let pt = try floats(shift, at: o, operation, "shift")
         let pr = try residual.map { try floats($0, at: layer.outputCount, operation, "residual") }
         let pout = try floats(output, at: layer.outputCount, operation, "output")
+        if plan.lanes == 16 {
+            fusedForward16(
+                layer, plan, input: pin, weight: pw, bias: pb, pointwise: pw2, scale: ps, shift: pt, residual: pr,
+                output: pout)
+            return
+        }
 
         let (oH, oW, wp, rounded) = (s.outHeight, s.outWidth, plan.phaseWidth, plan.rounded)
         let imageSize = s.inChannels * s.height * s.width
