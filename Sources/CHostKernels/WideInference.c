@@ -187,6 +187,8 @@ void hk_infer_epilogue16(const float *in, int rowStride, long channelStride, int
 
 #endif
 
+long hk_claim(long *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
+
 void hk_infer_pack_weights(const float *weight, int outChannels, int taps, float *packed) {
     for (int o0 = 0; o0 < outChannels; o0 += 8) {
         int cb = outChannels - o0 < 8 ? outChannels - o0 : 8;

@@ -189,6 +189,10 @@ void hk_infer_epilogue16(const float *in, int rowStride, long channelStride, int
                          const float *bias, const float *scale, const float *shift, const float *residual, int relu,
                          float *out);
 
+/// Returns *counter, then adds 1 to it, atomically: the next item of a list
+/// that threads take one at a time.
+long hk_claim(long *counter);
+
 /// The stride-phases of a zero-padded image, for a strided correlation on the
 /// wide grid: phase (a, b), a < phasesHigh, b < phasesWide, is the block
 /// out[((a*phasesWide + b)*planes + c)*phaseHeight*phaseWidth + u*phaseWidth + v]

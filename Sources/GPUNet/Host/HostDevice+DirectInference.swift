@@ -69,105 +69,229 @@ extension HostDevice {
         return made
     }
 
-    /// The fused layer `layer` on 16-lane vectors (see the extension's
-    /// comment); the buffers are checked by the caller.
-    func fusedForward16(
-        _ layer: FusedConvolution, _ plan: WidePlan, input pin: UnsafePointer<Float>, weight pw: UnsafePointer<Float>,
-        bias pb: UnsafePointer<Float>?, pointwise pw2: UnsafePointer<Float>?, scale ps: UnsafePointer<Float>,
-        shift pt: UnsafePointer<Float>, residual pr: UnsafePointer<Float>?, output pout: UnsafeMutablePointer<Float>
-    ) {
-        let s = layer.shape
-        let (o1, o, taps) = (s.outChannels, layer.outChannels, s.patchSize)
-        let (oH, oW) = (s.outHeight, s.outWidth)
-        let (imageSize, outputPlane) = (s.inChannels * s.height * s.width, oH * oW)
-        let direct = directTaps(s)
-        // The grid: output (y, x) at q = y·gridWidth + x, q < length.
-        let (gridWidth, length) = direct.map { (s.width, $0.length) } ?? (plan.phaseWidth, plan.length)
-        let rowStride = (length + 15) / 16 * 16
-        // With `same` padding the grid is the output's layout: the last product writes it.
-        let compact = gridWidth == oW
-        var packed = [Float](repeating: 0, count: o1 * taps)
-        hk_infer_pack_weights(pw, Int32(o1), Int32(taps), &packed)
-        var packedPointwise = [Float](repeating: 0, count: pw2 == nil ? 0 : o * o1)
-        if let pw2 { hk_infer_pack_weights(pw2, Int32(o), Int32(o1), &packedPointwise) }
-        let pointwiseOffsets = (0..<o1).map { Int32($0 * rowStride) }
-        let paddedImages = direct == nil ? scratch.slot(0, floats: plan.paddedImage) : nil
-        let firstRows = scratch.slot(1, floats: pw2 == nil && compact ? 1 : o1 * rowStride)
-        let secondRows = scratch.slot(2, floats: pw2 != nil && !compact ? o * rowStride : 1)
-        let relu: Int32 = layer.relu ? 1 : 0
-        packed.withUnsafeBufferPointer { weights in
-            packedPointwise.withUnsafeBufferPointer { pointwiseWeights in
+    /// A fused layer on 16-lane vectors, its operands checked and its weights
+    /// packed: ``image(_:pad:first:second:prefetch:)`` runs it on one image.
+    struct Fused16 {
+        let layer: FusedConvolution
+        let plan: WidePlan
+        let direct: DirectTaps?
+        let input: UnsafePointer<Float>, bias: UnsafePointer<Float>?, hasPointwise: Bool
+        let scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, residual: UnsafePointer<Float>?
+        let output: UnsafeMutablePointer<Float>
+        let packed: [Float], packedPointwise: [Float], pointwiseOffsets: [Int32]
+        /// The grid: output (y, x) at q = y·gridWidth + x, q < length; rows of the scratch rowStride apart.
+        let gridWidth: Int, length: Int, rowStride: Int
+        /// Whether the grid is the output's layout (`same` padding): the last product writes the output.
+        var compact: Bool { gridWidth == layer.shape.outWidth }
+        var imageSize: Int { layer.shape.inChannels * layer.shape.height * layer.shape.width }
+        var outputImage: Int { layer.outChannels * layer.shape.outHeight * layer.shape.outWidth }
+        /// Floats of the worker scratch each image needs: the padded image, the first product's rows, the
+        /// pointwise product's rows.
+        var scratchFloats: (Int, Int, Int) {
+            let o1 = layer.shape.outChannels
+            return (
+                direct == nil ? plan.paddedImage : 1, hasPointwise || !compact ? o1 * rowStride : 1,
+                hasPointwise && !compact ? layer.outChannels * rowStride : 1
+            )
+        }
+
+        /// What ``image(_:pad:first:second:prefetch:)`` fetches ahead into the L2 cache.
+        enum Prefetch {
+            /// Nothing.
+            case none
+            /// The next image's input, residual and output: the layers run one by one over the batch,
+            /// whose maps live in L3 or memory.
+            case nextImage
+            /// This image's output: the layers run image by image, so the input and the residual are
+            /// in the core's cache, and the output's lines are fetched before the stores need them.
+            case output
+        }
+
+        /// The layer on image `b`, with the worker's scratch regions.
+        func image(
+            _ b: Int, pad: UnsafeMutablePointer<Float>, first firstRows: UnsafeMutablePointer<Float>,
+            second secondRows: UnsafeMutablePointer<Float>, prefetch: Prefetch
+        ) {
+            let s = layer.shape
+            let (o1, o, taps) = (s.outChannels, layer.outChannels, s.patchSize)
+            var image = input + b * imageSize
+            if direct == nil {
+                HostDevice.padImage(s, plan, image: image, target: pad)
+                image = UnsafePointer(pad)
+            }
+            let out = output + b * outputImage
+            let residualImage = residual.map { $0 + b * outputImage }
+            let relu: Int32 = layer.relu ? 1 : 0
+            packed.withUnsafeBufferPointer { weights in
                 (direct?.offsets ?? plan.offsets).withUnsafeBufferPointer { offsets in
                     (direct?.masks ?? []).withUnsafeBufferPointer { masks in
-                        pointwiseOffsets.withUnsafeBufferPointer { pointwiseOffsets in
-                            parallelChunks(s.batch, chunks: tasks) { worker, images in
-                                for b in images {
-                                    var image = pin + b * imageSize
-                                    if let paddedImages {
-                                        Self.padImage(s, plan, image: image, target: paddedImages[worker])
-                                        image = UnsafePointer(paddedImages[worker])
-                                    }
-                                    let out = pout + b * o * outputPlane
-                                    let residual = pr.map { $0 + b * o * outputPlane }
-                                    var first = hk_infer_conv()
-                                    first.input = image
-                                    first.offsets = offsets.baseAddress
-                                    first.taps = Int32(taps)
-                                    first.classes = Int32(s.kernelHeight * s.kernelWidth)
-                                    first.masks = direct == nil ? nil : masks.baseAddress
-                                    first.weights = weights.baseAddress
-                                    first.outChannels = Int32(o1)
-                                    first.length = Int32(length)
-                                    if b + 1 < images.upperBound {
-                                        let next = b + 1
-                                        first.prefetch = (
-                                            pin + next * imageSize,
-                                            pr.map { UnsafePointer($0 + next * o * outputPlane) },
-                                            UnsafePointer(pout + next * o * outputPlane)
-                                        )
-                                        first.prefetchCount = (imageSize, o * outputPlane, o * outputPlane)
-                                    }
-                                    // The last product: the first one, or the pointwise one over its rows.
-                                    var last = first
-                                    if pw2 != nil {
-                                        first.output = firstRows[worker]
-                                        first.outStride = rowStride
-                                        first.bias = pb
-                                        hk_infer_correlate16(&first)
-                                        last = hk_infer_conv()
-                                        last.input = UnsafePointer(firstRows[worker])
-                                        last.offsets = pointwiseOffsets.baseAddress
-                                        last.taps = Int32(o1)
-                                        last.classes = 1
-                                        last.weights = pointwiseWeights.baseAddress
-                                        last.outChannels = Int32(o)
-                                        last.length = Int32(length)
-                                    } else {
-                                        last.bias = pb
-                                    }
-                                    if compact {
-                                        last.output = out
-                                        last.outStride = outputPlane
-                                        (last.scale, last.shift, last.residual) = (ps, pt, residual)
-                                        last.relu = relu
-                                        last.compact = 1
-                                        hk_infer_correlate16(&last)
-                                        continue
-                                    }
-                                    let bias = last.bias
-                                    last.bias = nil
-                                    last.output = pw2 == nil ? firstRows[worker] : secondRows[worker]
-                                    last.outStride = rowStride
-                                    hk_infer_correlate16(&last)
-                                    hk_infer_epilogue16(
-                                        last.output, Int32(gridWidth), rowStride, Int32(o), Int32(oH), Int32(oW), bias,
-                                        ps, pt, residual, relu, out)
+                        var first = hk_infer_conv()
+                        first.input = image
+                        first.offsets = offsets.baseAddress
+                        first.taps = Int32(taps)
+                        first.classes = Int32(s.kernelHeight * s.kernelWidth)
+                        first.masks = direct == nil ? nil : masks.baseAddress
+                        first.weights = weights.baseAddress
+                        first.outChannels = Int32(o1)
+                        first.length = Int32(length)
+                        switch prefetch {
+                        case .none: break
+                        case .nextImage:
+                            let next = b + 1
+                            first.prefetch = (
+                                input + next * imageSize, residual.map { UnsafePointer($0 + next * outputImage) },
+                                UnsafePointer(output + next * outputImage)
+                            )
+                            first.prefetchCount = (imageSize, outputImage, outputImage)
+                        case .output:
+                            first.prefetch.0 = UnsafePointer(out)
+                            first.prefetchCount.0 = outputImage
+                        }
+                        // The last product: the first one, or the pointwise one over its rows.
+                        var last = first
+                        last.prefetch = (nil, nil, nil)
+                        if hasPointwise {
+                            first.output = firstRows
+                            first.outStride = rowStride
+                            first.bias = bias
+                            hk_infer_correlate16(&first)
+                            last = hk_infer_conv()
+                            last.input = UnsafePointer(firstRows)
+                            last.taps = Int32(o1)
+                            last.classes = 1
+                            last.outChannels = Int32(o)
+                            last.length = Int32(length)
+                        } else {
+                            last.bias = bias
+                        }
+                        packedPointwise.withUnsafeBufferPointer { pointwiseWeights in
+                            pointwiseOffsets.withUnsafeBufferPointer { pointwiseOffsets in
+                                if hasPointwise {
+                                    last.weights = pointwiseWeights.baseAddress
+                                    last.offsets = pointwiseOffsets.baseAddress
                                 }
+                                if compact {
+                                    last.output = out
+                                    last.outStride = outputImage / o
+                                    (last.scale, last.shift, last.residual) = (scale, shift, residualImage)
+                                    last.relu = relu
+                                    last.compact = 1
+                                    hk_infer_correlate16(&last)
+                                    return
+                                }
+                                let lastBias = last.bias
+                                last.bias = nil
+                                last.output = hasPointwise ? secondRows : firstRows
+                                last.outStride = rowStride
+                                hk_infer_correlate16(&last)
+                                hk_infer_epilogue16(
+                                    last.output, Int32(gridWidth), rowStride, Int32(o), Int32(s.outHeight),
+                                    Int32(s.outWidth), lastBias, scale, shift, residualImage, relu, out)
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// `call` checked and prepared for the 16-lane path (``usesAVX512``).
+    func fused16(_ call: FusedConvolutionCall) throws -> Fused16 {
+        let operation = "fusedConvolutionForward"
+        let layer = call.layer
+        let s = layer.shape
+        try validate(s, operation)
+        guard let plan = widePlan(s), (layer.pointwiseChannels ?? 1) > 0,
+            (layer.pointwiseChannels == nil) == (call.pointwiseWeight == nil), layer.residual == (call.residual != nil)
+        else {
+            throw HostDeviceError.invalidShape(
+                operation: operation, reason: "\(layer): not supported here, or its buffers do not match it")
+        }
+        let (o1, o, taps) = (s.outChannels, layer.outChannels, s.patchSize)
+        let pin = try floats(call.input, at: s.inputCount, operation, "input")
+        let pw = try floats(call.weight, at: s.weightCount, operation, "weight")
+        let pb = try call.bias.map { try floats($0, at: o1, operation, "bias") }
+        let pw2 = try call.pointwiseWeight.map { try floats($0, at: o * o1, operation, "pointwiseWeight") }
+        let ps = try floats(call.scale, at: o, operation, "scale")
+        let pt = try floats(call.shift, at: o, operation, "shift")
+        let pr = try call.residual.map { try floats($0, at: layer.outputCount, operation, "residual") }
+        let pout = try floats(call.output, at: layer.outputCount, operation, "output")
+        let direct = directTaps(s)
+        let (gridWidth, length) = direct.map { (s.width, $0.length) } ?? (plan.phaseWidth, plan.length)
+        let rowStride = (length + 15) / 16 * 16
+        var packed = [Float](repeating: 0, count: o1 * taps)
+        hk_infer_pack_weights(pw, Int32(o1), Int32(taps), &packed)
+        var packedPointwise = [Float](repeating: 0, count: pw2 == nil ? 0 : o * o1)
+        if let pw2 { hk_infer_pack_weights(pw2, Int32(o), Int32(o1), &packedPointwise) }
+        return Fused16(
+            layer: layer, plan: plan, direct: direct, input: pin, bias: pb, hasPointwise: pw2 != nil, scale: ps,
+            shift: pt, residual: pr, output: pout, packed: packed, packedPointwise: packedPointwise,
+            pointwiseOffsets: pw2 == nil ? [] : (0..<o1).map { Int32($0 * rowStride) }, gridWidth: gridWidth,
+            length: length, rowStride: rowStride)
+    }
+
+    /// The worker scratch regions for `layers`: each the largest any of them needs.
+    private func scratch16(_ layers: [Fused16]) -> (
+        UnsafeMutablePointer<UnsafeMutablePointer<Float>>, UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
+        UnsafeMutablePointer<UnsafeMutablePointer<Float>>
+    ) {
+        let sizes = layers.map(\.scratchFloats)
+        return (
+            scratch.slot(0, floats: sizes.map(\.0).max() ?? 1), scratch.slot(1, floats: sizes.map(\.1).max() ?? 1),
+            scratch.slot(2, floats: sizes.map(\.2).max() ?? 1)
+        )
+    }
+
+    /// One layer over the batch, the images cut into ``tasks`` chunks.
+    func fusedForward16(_ layer: Fused16) {
+        let (pads, firsts, seconds) = scratch16([layer])
+        parallelChunks(layer.layer.shape.batch, chunks: tasks) { worker, images in
+            for b in images {
+                layer.image(
+                    b, pad: pads[worker], first: firsts[worker], second: seconds[worker],
+                    prefetch: b + 1 < images.upperBound ? .nextImage : .none)
+            }
+        }
+    }
+
+    /// `layers` image by image: each image runs through all of them before
+    /// the next, the images handed out one at a time to whichever thread
+    /// comes free (`hk_claim`).
+    func fusedSequence16(_ layers: [Fused16], batch: Int) {
+        let (pads, firsts, seconds) = scratch16(layers)
+        let next = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        next.initialize(to: 0)
+        defer { next.deallocate() }
+        parallelChunks(batch, chunks: tasks) { worker, _ in
+            while true {
+                let b = hk_claim(next)
+                guard b < batch else { return }
+                for layer in layers {
+                    layer.image(b, pad: pads[worker], first: firsts[worker], second: seconds[worker], prefetch: .output)
+                }
+            }
+        }
+    }
+}
+
+extension HostDevice {
+    /// With AVX-512, the layers run image by image (``fusedSequence16(_:batch:)``):
+    /// an image's maps stay in the core's cache from one layer to the next, the
+    /// threads meet once per sequence instead of once per layer, and a thread
+    /// that the OS deschedules holds up one image, not a chunk of the batch.
+    /// Each output is computed as ``fusedConvolutionForward(_:input:weight:bias:pointwiseWeight:scale:shift:residual:output:)``
+    /// computes it, so the results are the same.
+    public func fusedConvolutionSequence(_ calls: [FusedConvolutionCall]) throws {
+        guard usesAVX512, let batch = calls.first?.layer.shape.batch,
+            calls.allSatisfy({ $0.layer.shape.batch == batch })
+        else {
+            for c in calls {
+                try fusedConvolutionForward(
+                    c.layer, input: c.input, weight: c.weight, bias: c.bias, pointwiseWeight: c.pointwiseWeight,
+                    scale: c.scale, shift: c.shift, residual: c.residual, output: c.output)
+            }
+            return
+        }
+        fusedSequence16(try calls.map(fused16), batch: batch)
     }
 }

@@ -53,6 +53,13 @@ extension HostDevice: InferenceDevice {
         _ layer: FusedConvolution, input: Buffer, weight: Buffer, bias: Buffer?, pointwiseWeight: Buffer?,
         scale: Buffer, shift: Buffer, residual: Buffer?, output: Buffer
     ) throws {
+        if usesAVX512 {
+            return fusedForward16(
+                try fused16(
+                    FusedConvolutionCall(
+                        layer: layer, input: input, weight: weight, bias: bias, pointwiseWeight: pointwiseWeight,
+                        scale: scale, shift: shift, residual: residual, output: output)))
+        }
         let operation = "fusedConvolutionForward"
         let s = layer.shape
         try validate(s, operation)
@@ -71,12 +78,6 @@ extension HostDevice: InferenceDevice {
         let pt = try floats(shift, at: o, operation, "shift")
         let pr = try residual.map { try floats($0, at: layer.outputCount, operation, "residual") }
         let pout = try floats(output, at: layer.outputCount, operation, "output")
-        if plan.lanes == 16 {
-            fusedForward16(
-                layer, plan, input: pin, weight: pw, bias: pb, pointwise: pw2, scale: ps, shift: pt, residual: pr,
-                output: pout)
-            return
-        }
 
         let (oH, oW, wp, rounded) = (s.outHeight, s.outWidth, plan.phaseWidth, plan.rounded)
         let imageSize = s.inChannels * s.height * s.width
