@@ -116,6 +116,14 @@ static hk_block_fn hk_blocks[9][2][8] = {
     {HK_ROW(4)}, {HK_ROW(5)}, {HK_ROW(6)}, {HK_ROW(7)}, {HK_ROW(8)},
 };
 
+/// The channels of block i when o channels go in ceil(o/8) blocks of sizes
+/// that differ by at most one (17 = 6 + 6 + 5, not 8 + 8 + 1: a block of
+/// few channels reads as many inputs per multiply-add as it does).
+static int hk_block_channels(int o, int i) {
+    int blocks = (o + 7) / 8;
+    return o / blocks + (i < o % blocks ? 1 : 0);
+}
+
 /// Vectors per block of CB channels: CB·NV ≥ 16 where possible, at most 8
 /// vectors, and accumulators, inputs and a broadcast within 32 registers.
 static int hk_block_vectors(int cb) {
@@ -134,15 +142,15 @@ void hk_infer_correlate16(const hk_infer_conv *c) {
     long lines = 0, line = 0;
     for (int i = 0; i < 3; i++) lines += c->prefetch[i] ? (c->prefetchCount[i] * 4 + 63) / 64 : 0;
     int blocks = 0;
-    for (int o0 = 0; o0 < c->outChannels; o0 += 8) {
-        int nv = hk_block_vectors(c->outChannels - o0 < 8 ? c->outChannels - o0 : 8);
+    for (int i = 0, o0 = 0; o0 < c->outChannels; o0 += hk_block_channels(c->outChannels, i++)) {
+        int nv = hk_block_vectors(hk_block_channels(c->outChannels, i));
         blocks += (vectors + nv - 1) / nv;
     }
     long share = blocks ? (lines + blocks - 1) / blocks : 0;
     int range = 0;
     long rangeLine = 0;
-    for (int o0 = 0; o0 < c->outChannels; o0 += 8) {
-        int cb = c->outChannels - o0 < 8 ? c->outChannels - o0 : 8;
+    for (int i = 0, o0 = 0; o0 < c->outChannels; o0 += hk_block_channels(c->outChannels, i++)) {
+        int cb = hk_block_channels(c->outChannels, i);
         int nv = hk_block_vectors(cb);
         for (int v = 0; v < vectors; v += nv) {
             for (long end = line + share < lines ? line + share : lines; line < end; line++) {
@@ -190,8 +198,8 @@ void hk_infer_epilogue16(const float *in, int rowStride, long channelStride, int
 long hk_claim(long *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
 
 void hk_infer_pack_weights(const float *weight, int outChannels, int taps, float *packed) {
-    for (int o0 = 0; o0 < outChannels; o0 += 8) {
-        int cb = outChannels - o0 < 8 ? outChannels - o0 : 8;
+    for (int i = 0, o0 = 0; o0 < outChannels; o0 += hk_block_channels(outChannels, i++)) {
+        int cb = hk_block_channels(outChannels, i);
         float *block = packed + (long)o0 * taps;
         for (int k = 0; k < taps; k++) {
             for (int t = 0; t < cb; t++) block[(long)k * cb + t] = weight[(long)(o0 + t) * taps + k];

@@ -164,13 +164,14 @@ typedef struct hk_infer_conv {
 } hk_infer_conv;
 
 /// The correlation of `job` (AVX-512F; call only when hk_has_avx512() returns
-/// 1): output channels in blocks of 8 and one block of the rest (no channel
-/// is computed that is not written), each over 2 to 8 vectors of positions.
+/// 1): output channels in ceil(outChannels/8) blocks of at most 8, their
+/// sizes within one of each other (no channel is computed that is not
+/// written), each over 2 to 8 vectors of positions.
 void hk_infer_correlate16(const hk_infer_conv *job);
 
-/// weight (outChannels x taps, row-major) in blocks of 8 output channels (the
-/// last one of outChannels mod 8 when not 0): packed[o0*taps + k*cb + t] =
-/// weight[(o0 + t)*taps + k], cb the block's channels.
+/// weight (outChannels x taps, row-major) in hk_infer_correlate16's blocks of
+/// output channels: packed[o0*taps + k*cb + t] = weight[(o0 + t)*taps + k] for
+/// the block of cb channels from o0.
 void hk_infer_pack_weights(const float *weight, int outChannels, int taps, float *packed);
 
 /// The taps of a stride-1 correlation read straight from an unpadded image
