@@ -19,11 +19,15 @@ import CHostKernels
 /// worker's scratch (r·⌈oH·W/16⌉·16 floats, in the core's cache). With
 /// `same` padding the affine map, the residual sum and the ReLU are applied
 /// to the last product's registers before its one store to the output;
-/// otherwise by a pass over the scratch (`hk_infer_epilogue16`). While an
-/// image is computed, the next one's input, residual and output are fetched
-/// into the L2 cache: the maps of a batch of 128 live in L3 or memory, and
-/// without it the residual reads of the short pointwise products stalled
-/// them to a third of their speed (perf, ResNet-20 on Fashion-MNIST).
+/// otherwise by a pass over the scratch (`hk_infer_epilogue16`).
+///
+/// A sequence of layers (``fusedConvolutionSequence(_:)``) runs image by
+/// image, so each layer's input and residual are in the core's cache and
+/// only its output's lines are fetched ahead. A single layer runs over the
+/// batch, whose maps live in L3 or memory: while an image is computed, the
+/// next one's input, residual and output are fetched into the L2 cache
+/// (without it, perf of ResNet-20 on Fashion-MNIST shows the residual reads
+/// of the short pointwise products stalling them to a third of their speed).
 ///
 /// Every output is one lane's FMAs over the taps in order from zero, as in
 /// `hk_wide_correlate16`, and the affine map is a multiply, then adds, as in
@@ -35,11 +39,10 @@ import CHostKernels
 /// best of 300, operands in cache, GMAC/s (multiply-adds per ns): the
 /// pointwise products (out × r times r × positions) 52, 46, 73, 71 at
 /// 16×8×784, 16×6×784, 32×17×196, 64×33×49 against OpenBLAS `sgemm` (one
-/// thread) 38, 36, 43, 44; the 3×3 products 105–110 against `sgemm`'s 37–52
+/// thread) 38, 36, 43, 44; the 3×3 products 90–110 against `sgemm`'s 37–52
 /// on the same columns, before im2col writes them.
 extension HostDevice {
-    /// The taps of ``fusedForward16(_:_:input:weight:bias:pointwise:scale:shift:residual:output:)``'s
-    /// unpadded stride-1 reads (`hk_infer_direct_taps`): offsets per tap, a
+    /// The taps of ``Fused16``'s unpadded stride-1 reads (`hk_infer_direct_taps`): offsets per tap, a
     /// lane mask per 16 positions and tap class, and the positions oH·W.
     struct DirectTaps {
         let offsets: [Int32]
