@@ -131,6 +131,15 @@ static int hk_block_vectors(int cb) {
     return vectors[cb];
 }
 
+/// Vectors in the next group when `rest` remain and groups hold `nv`: the
+/// last 2·nv − 1 or fewer go in two near-equal groups (49 vectors at nv = 3:
+/// 15 groups of 3, then 2 and 2, not 3 and 1), so that no group of one
+/// vector leaves the FMAs waiting on their own latency.
+static int hk_group(int rest, int nv) {
+    if (rest >= 2 * nv || rest <= nv) return rest < nv ? rest : nv;
+    return (rest + 1) / 2;
+}
+
 HK_T512
 void hk_infer_correlate16(const hk_infer_conv *c) {
     int vectors = (c->length + 15) / 16;
@@ -144,7 +153,7 @@ void hk_infer_correlate16(const hk_infer_conv *c) {
     int blocks = 0;
     for (int i = 0, o0 = 0; o0 < c->outChannels; o0 += hk_block_channels(c->outChannels, i++)) {
         int nv = hk_block_vectors(hk_block_channels(c->outChannels, i));
-        blocks += (vectors + nv - 1) / nv;
+        for (int v = 0; v < vectors; v += hk_group(vectors - v, nv)) blocks++;
     }
     long share = blocks ? (lines + blocks - 1) / blocks : 0;
     int range = 0;
@@ -152,13 +161,46 @@ void hk_infer_correlate16(const hk_infer_conv *c) {
     for (int i = 0, o0 = 0; o0 < c->outChannels; o0 += hk_block_channels(c->outChannels, i++)) {
         int cb = hk_block_channels(c->outChannels, i);
         int nv = hk_block_vectors(cb);
-        for (int v = 0; v < vectors; v += nv) {
+        for (int v = 0, n; v < vectors; v += n) {
             for (long end = line + share < lines ? line + share : lines; line < end; line++) {
                 while (!c->prefetch[range] || rangeLine * 64 >= c->prefetchCount[range] * 4) range++, rangeLine = 0;
                 _mm_prefetch((const char *)c->prefetch[range] + 64 * rangeLine++, _MM_HINT_T1);
             }
-            int n = vectors - v < nv ? vectors - v : nv;
+            n = hk_group(vectors - v, nv);
             hk_blocks[cb][masked][n - 1](c, o0, v);
+        }
+    }
+}
+
+HK_T512
+void hk_infer_phase_planes16(const float *in, int planes, int height, int width, int padding, int stride,
+                             int phasesHigh, int phasesWide, int phaseHeight, int phaseWidth, float *out) {
+    long phasePlane = (long)phaseHeight * phaseWidth;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int a = 0; a < phasesHigh; a++) {
+        for (int b = 0; b < phasesWide; b++) {
+            float *phase = out + (long)(a * phasesWide + b) * planes * phasePlane;
+            for (int v0 = 0; v0 < phaseWidth; v0 += 16) {
+                // Lane l holds column x = stride·(v0 + l) + b − padding of each row, read where it lies in the image.
+                __m512i x = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(v0)),
+                                                                _mm512_set1_epi32(stride)),
+                                             _mm512_set1_epi32(b - padding));
+                __mmask16 lanes = hk_tail_mask(v0, phaseWidth);
+                __mmask16 inside = lanes & _mm512_cmpge_epi32_mask(x, _mm512_setzero_si512()) &
+                                   _mm512_cmplt_epi32_mask(x, _mm512_set1_epi32(width));
+                for (int ch = 0; ch < planes; ch++) {
+                    const float *source = in + (long)ch * height * width;
+                    float *target = phase + ch * phasePlane + v0;
+                    for (int u = 0; u < phaseHeight; u++) {
+                        int y = stride * u + a - padding;
+                        __m512 row = y >= 0 && y < height
+                                         ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside, x,
+                                                                    source + (long)y * width, 4)
+                                         : _mm512_setzero_ps();
+                        _mm512_mask_storeu_ps(target + (long)u * phaseWidth, lanes, row);
+                    }
+                }
+            }
         }
     }
 }
@@ -189,6 +231,8 @@ void hk_infer_epilogue16(const float *in, int rowStride, long channelStride, int
 #else
 
 void hk_infer_correlate16(const hk_infer_conv *c) {}
+void hk_infer_phase_planes16(const float *in, int planes, int height, int width, int padding, int stride,
+                             int phasesHigh, int phasesWide, int phaseHeight, int phaseWidth, float *out) {}
 void hk_infer_epilogue16(const float *in, int rowStride, long channelStride, int channels, int height, int width,
                          const float *bias, const float *scale, const float *shift, const float *residual, int relu,
                          float *out) {}

@@ -183,6 +183,11 @@ void hk_infer_pack_weights(const float *weight, int outChannels, int taps, float
 void hk_infer_direct_taps(int channels, int height, int width, int kernelHeight, int kernelWidth, int padding,
                           int length, int *offsets, unsigned short *masks);
 
+/// hk_phase_planes with 16-lane AVX-512 gathers (the same values; call only
+/// when hk_has_avx512() returns 1).
+void hk_infer_phase_planes16(const float *in, int planes, int height, int width, int padding, int stride,
+                             int phasesHigh, int phasesWide, int phaseHeight, int phaseWidth, float *out);
+
 /// out[o, y, x] = e_o(in[o*channelStride + y*rowStride + x]) for (channels,
 /// height, width), e_o as in hk_infer_conv with residual (channels, height,
 /// width) (AVX-512F only).

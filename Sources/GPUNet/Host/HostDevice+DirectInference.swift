@@ -121,7 +121,17 @@ extension HostDevice {
             let (o1, o, taps) = (s.outChannels, layer.outChannels, s.patchSize)
             var image = input + b * imageSize
             if direct == nil {
-                HostDevice.padImage(s, plan, image: image, target: pad)
+                if plan.stride > 1 {
+                    // As ``HostDevice/padImage(_:_:image:target:)``, the phases gathered 16 columns at a time.
+                    hk_infer_phase_planes16(
+                        image, Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.padding),
+                        Int32(plan.stride), Int32(plan.phasesHigh), Int32(plan.phasesWide), Int32(plan.phaseHeight),
+                        Int32(plan.phaseWidth), pad)
+                    let written = plan.phasesHigh * plan.phasesWide * s.inChannels * plan.phaseHeight * plan.phaseWidth
+                    (pad + written).update(repeating: 0, count: plan.paddedImage - written)
+                } else {
+                    HostDevice.padImage(s, plan, image: image, target: pad)
+                }
                 image = UnsafePointer(pad)
             }
             let out = output + b * outputImage
