@@ -131,6 +131,74 @@ void hk_wide_weight_gradient16(const float *in, long inStride, const int *offset
                                int gradStride, long gradImageStride, int outChannels, int length, int images,
                                float *gradWeight);
 
+/// One eval-mode correlation for hk_infer_correlate16: output[o*outStride + q]
+/// = e_o(sum_k weight[o, k] * input[offsets[k] + q]) for o < outChannels and
+/// q < length, the sum over k in order as one lane's FMAs from zero. With
+/// `masks`, tap k of the 16-lane vector v reads only the lanes set in
+/// masks[v*classes + k % classes] (zero elsewhere; those lanes' memory is never
+/// touched), so that `input` may be an unpadded image and offsets[k] negative;
+/// without, every lane up to `length` rounded up to 16 is read. `weights` as
+/// hk_infer_pack_weights writes them. e_o(x) = r(((x + bias[o])*scale[o] +
+/// shift[o]) + residual[o*outStride + q]), each term only where its pointer is
+/// given (shift with scale), r the ReLU (x >= 0 ? x : 0) where `relu`. With
+/// `compact` only q < length is written; else whole vectors (up to `length`
+/// rounded up to 16). The prefetchCount[i] floats at prefetch[i] (i < 3; the
+/// next image's input, residual and output, or none) are fetched into the L2
+/// cache over the course of the call.
+typedef struct hk_infer_conv {
+    const float *input;
+    const int *offsets;
+    int taps;
+    int classes;
+    const unsigned short *masks;
+    const float *weights;
+    int outChannels;
+    int length;
+    float *output;
+    long outStride;
+    const float *bias, *scale, *shift, *residual;
+    int relu;
+    int compact;
+    const float *prefetch[3];
+    long prefetchCount[3];
+} hk_infer_conv;
+
+/// The correlation of `job` (AVX-512F; call only when hk_has_avx512() returns
+/// 1): output channels in ceil(outChannels/8) blocks of at most 8, their
+/// sizes within one of each other (no channel is computed that is not
+/// written), each over 2 to 8 vectors of positions.
+void hk_infer_correlate16(const hk_infer_conv *job);
+
+/// weight (outChannels x taps, row-major) in hk_infer_correlate16's blocks of
+/// output channels: packed[o0*taps + k*cb + t] = weight[(o0 + t)*taps + k] for
+/// the block of cb channels from o0.
+void hk_infer_pack_weights(const float *weight, int outChannels, int taps, float *packed);
+
+/// The taps of a stride-1 correlation read straight from an unpadded image
+/// (channels, height, width) whose output position (y, x) is q = y*width + x,
+/// q < length: offsets[(c*kH + i)*kW + j] = c*height*width + (i - padding)*width
+/// + (j - padding), and masks[v*kH*kW + i*kW + j] (for v < length rounded up to
+/// 16, over 16) holds lane l where q = 16v + l < length and pixel (y + i -
+/// padding, x + j - padding) lies in the image.
+void hk_infer_direct_taps(int channels, int height, int width, int kernelHeight, int kernelWidth, int padding,
+                          int length, int *offsets, unsigned short *masks);
+
+/// hk_phase_planes with 16-lane AVX-512 gathers (the same values; call only
+/// when hk_has_avx512() returns 1).
+void hk_infer_phase_planes16(const float *in, int planes, int height, int width, int padding, int stride,
+                             int phasesHigh, int phasesWide, int phaseHeight, int phaseWidth, float *out);
+
+/// out[o, y, x] = e_o(in[o*channelStride + y*rowStride + x]) for (channels,
+/// height, width), e_o as in hk_infer_conv with residual (channels, height,
+/// width) (AVX-512F only).
+void hk_infer_epilogue16(const float *in, int rowStride, long channelStride, int channels, int height, int width,
+                         const float *bias, const float *scale, const float *shift, const float *residual, int relu,
+                         float *out);
+
+/// Returns *counter, then adds 1 to it, atomically: the next item of a list
+/// that threads take one at a time.
+long hk_claim(long *counter);
+
 /// The stride-phases of a zero-padded image, for a strided correlation on the
 /// wide grid: phase (a, b), a < phasesHigh, b < phasesWide, is the block
 /// out[((a*phasesWide + b)*planes + c)*phaseHeight*phaseWidth + u*phaseWidth + v]

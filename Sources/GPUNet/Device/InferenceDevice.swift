@@ -66,6 +66,43 @@ public protocol InferenceDevice: Device {
     func fusedConvolutionForward(
         _ layer: FusedConvolution, input: Buffer, weight: Buffer, bias: Buffer?, pointwiseWeight: Buffer?,
         scale: Buffer, shift: Buffer, residual: Buffer?, output: Buffer) throws
+
+    /// The calls in order, each with the results that
+    /// ``fusedConvolutionForward(_:input:weight:bias:pointwiseWeight:scale:shift:residual:output:)``
+    /// gives it. Every call has the same batch and each reads only
+    /// activations written before the sequence or by an earlier call, image
+    /// by image, so a device may run all of them on one image before the
+    /// next (the default runs them one after the other).
+    func fusedConvolutionSequence(_ calls: [FusedConvolutionCall]) throws
+}
+
+/// The operands of one ``InferenceDevice/fusedConvolutionForward(_:input:weight:bias:pointwiseWeight:scale:shift:residual:output:)``
+/// call, for ``InferenceDevice/fusedConvolutionSequence(_:)``.
+public struct FusedConvolutionCall {
+    public var layer: FusedConvolution
+    public var input: Buffer, weight: Buffer, bias: Buffer?, pointwiseWeight: Buffer?
+    public var scale: Buffer, shift: Buffer, residual: Buffer?, output: Buffer
+
+    public init(
+        layer: FusedConvolution, input: Buffer, weight: Buffer, bias: Buffer?, pointwiseWeight: Buffer?,
+        scale: Buffer, shift: Buffer, residual: Buffer?, output: Buffer
+    ) {
+        (self.layer, self.input, self.weight, self.bias, self.pointwiseWeight) = (
+            layer, input, weight, bias, pointwiseWeight
+        )
+        (self.scale, self.shift, self.residual, self.output) = (scale, shift, residual, output)
+    }
+}
+
+extension InferenceDevice {
+    /// Runs the calls one after the other.
+    public func fusedConvolutionSequence(_ calls: [FusedConvolutionCall]) throws {
+        for c in calls {
+            try fusedConvolutionForward(
+                c.layer, input: c.input, weight: c.weight, bias: c.bias, pointwiseWeight: c.pointwiseWeight,
+                scale: c.scale, shift: c.shift, residual: c.residual, output: c.output)
+        }
+    }
 }
 
 /// An eval-mode BatchNorm's parameters and running statistics (C floats each).

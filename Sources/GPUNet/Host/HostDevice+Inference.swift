@@ -12,9 +12,12 @@ import CHostKernels
 /// layer (the first convolution's O₁ channels, the BatchNorm's input, the
 /// sum before the ReLU) never reach memory.
 ///
-/// Where the wide kernels do not apply (no AVX2/FMA, or a pointwise first
-/// convolution) ``supportsFusedConvolution(_:)`` is false and the plan runs
-/// the operations one by one.
+/// That is the AVX2 path; with AVX-512 the layer runs on 16-lane vectors
+/// without the padded copy where the padding allows and without channels
+/// past the count (`HostDevice+DirectInference.swift`), with the same
+/// results. Where the wide kernels do not apply (no AVX2/FMA, or a
+/// pointwise first convolution) ``supportsFusedConvolution(_:)`` is false
+/// and the plan runs the operations one by one.
 extension HostDevice: InferenceDevice {
     public func supportsFusedConvolution(_ layer: FusedConvolution) -> Bool {
         widePlan(layer.shape) != nil && (layer.pointwiseChannels ?? 1) > 0
@@ -50,6 +53,13 @@ extension HostDevice: InferenceDevice {
         _ layer: FusedConvolution, input: Buffer, weight: Buffer, bias: Buffer?, pointwiseWeight: Buffer?,
         scale: Buffer, shift: Buffer, residual: Buffer?, output: Buffer
     ) throws {
+        if usesAVX512 {
+            return fusedForward16(
+                try fused16(
+                    FusedConvolutionCall(
+                        layer: layer, input: input, weight: weight, bias: bias, pointwiseWeight: pointwiseWeight,
+                        scale: scale, shift: shift, residual: residual, output: output)))
+        }
         let operation = "fusedConvolutionForward"
         let s = layer.shape
         try validate(s, operation)

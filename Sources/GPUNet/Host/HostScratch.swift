@@ -14,6 +14,8 @@ final class HostScratch {
     private var sharedInt32s = UnsafeMutablePointer<Int32>.allocate(capacity: 16), sharedInt32Capacity = 16
     /// ``HostDevice/widePlan(_:)``'s plans by shape (nil: the wide kernels do not apply).
     var widePlans: [Conv2dShape: HostDevice.WidePlan?] = [:]
+    /// ``HostDevice/directTaps(_:)``'s taps by shape (nil: the unpadded reads do not apply).
+    var directTaps: [Conv2dShape: HostDevice.DirectTaps?] = [:]
 
     init(workers: Int, slots: Int = 2) {
         self.workers = workers

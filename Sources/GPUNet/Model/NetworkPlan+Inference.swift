@@ -86,22 +86,37 @@ extension NetworkPlan {
     func fusedInferenceForward(_ w: Workspace, device d: InferenceDevice) throws {
         let b = w.batch
         var fusedAny = false
+        // Consecutive fused layers go to the device as one sequence (which the host runs image by image),
+        // except under an ``operationHook``, which sees each layer as its own operation.
+        var sequence: [FusedConvolutionCall] = []
+        func flush() throws {
+            guard !sequence.isEmpty else { return }
+            try d.fusedConvolutionSequence(sequence)
+            sequence.removeAll()
+        }
         for step in inferenceSteps {
             switch step {
             case .single(let op):
+                try flush()
                 try forwardOperation(op, w, training: false)
             case .fused(let layer):
                 let description = fusedConvolution(layer, batch: b)
                 guard d.supportsFusedConvolution(description) else {
+                    try flush()
                     for op in [layer.conv, layer.pointwise, layer.batchNorm, layer.add, layer.relu].compactMap({ $0 }) {
                         try forwardOperation(op, w, training: false)
                     }
                     continue
                 }
-                try runFused(layer, description, w, device: d)
+                if operationHook == nil {
+                    sequence.append(try fusedCall(layer, description, w, device: d))
+                } else {
+                    try runFused(layer, description, w, device: d)
+                }
                 fusedAny = true
             }
         }
+        try flush()
         w.holdsFusedPass = fusedAny
         try perform("loss", "loss", "forward", floats: 2 * b * classes + 3 * b) {
             try d.softmaxCrossEntropy(
@@ -133,10 +148,15 @@ extension NetworkPlan {
             residual: layer.add != nil, relu: layer.relu != nil)
     }
 
-    private func runFused(_ layer: FusedLayer, _ f: FusedConvolution, _ w: Workspace, device d: InferenceDevice)
-        throws
+    /// The fused layer's device call, its scale and shift computed first
+    /// (``InferenceDevice/inferenceAffine(channels:bias:batchNorm:scale:shift:)``)
+    /// unless ``withParametersFixed(_:)`` formed them already.
+    private func fusedCall(_ layer: FusedLayer, _ f: FusedConvolution, _ w: Workspace, device d: InferenceDevice)
+        throws -> FusedConvolutionCall
     {
-        guard case .conv(_, _, _, let weight, let bias) = layer.conv.kind else { return }
+        guard case .conv(_, _, _, let weight, let bias) = layer.conv.kind else {
+            preconditionFailure("a fused layer starts with a convolution")
+        }
         var pointwiseWeight: Buffer?
         var lastBias = bias
         if let pointwise = layer.pointwise, case .conv(_, _, _, let second, let secondBias) = pointwise.kind {
@@ -150,28 +170,42 @@ extension NetworkPlan {
                 gamma: parameters[gamma].buffer, beta: parameters[beta].buffer, runningMean: statistics[mean].buffer,
                 runningVar: statistics[variance].buffer)
         }
-        let channels = f.outChannels
-        let affine = try inferenceAffine(layer.first, channels: channels)
+        let affine = try inferenceAffine(layer.first, channels: f.outChannels)
+        // With a pointwise convolution the first one's bias is added before it, the second's
+        // folds into the shift; without, the first one's is added before the scale.
+        // Inside withParametersFixed, once a scope.
+        if formedInferenceAffines?.contains(layer.first) != true {
+            try d.inferenceAffine(
+                channels: f.outChannels, bias: layer.pointwise == nil ? nil : lastBias.map { parameters[$0].buffer },
+                batchNorm: batchNorm, scale: affine.scale, shift: affine.shift)
+            formedInferenceAffines?.insert(layer.first)
+        }
+        return FusedConvolutionCall(
+            layer: f, input: w.activations[layer.input], weight: parameters[weight].buffer,
+            bias: bias.map { parameters[$0].buffer }, pointwiseWeight: pointwiseWeight, scale: affine.scale,
+            shift: affine.shift, residual: layer.residual.map { w.activations[$0] }, output: w.activations[layer.output]
+        )
+    }
+
+    private func runFused(_ layer: FusedLayer, _ f: FusedConvolution, _ w: Workspace, device d: InferenceDevice)
+        throws
+    {
+        guard case .conv(_, _, _, let weight, let bias) = layer.conv.kind else { return }
+        let pointwiseFloats = layer.pointwise.flatMap { op -> Int? in
+            guard case .conv(_, _, _, let second, _) = op.kind else { return nil }
+            return parameters[second].count
+        }
         let b = w.batch
         let (inFloats, outFloats) = (b * activationSizes[layer.input], b * activationSizes[layer.output])
-        let weights = weightFloats(weight, bias) + (pointwiseWeight.map { $0.count } ?? 0)
+        let weights = weightFloats(weight, bias) + (pointwiseFloats ?? 0)
         try perform(
             layer.conv.path, "conv", "inference", multiplyAdds: f.multiplyAdds,
-            floats: inFloats + weights + 2 * channels + (f.residual ? outFloats : 0) + outFloats
+            floats: inFloats + weights + 2 * f.outChannels + (f.residual ? outFloats : 0) + outFloats
         ) {
-            // With a pointwise convolution the first one's bias is added before it, the second's
-            // folds into the shift; without, the first one's is added before the scale.
-            if formedInferenceAffines?.contains(layer.first) != true {
-                try d.inferenceAffine(
-                    channels: channels, bias: layer.pointwise == nil ? nil : lastBias.map { parameters[$0].buffer },
-                    batchNorm: batchNorm, scale: affine.scale, shift: affine.shift)
-                formedInferenceAffines?.insert(layer.first)
-            }
+            let c = try fusedCall(layer, f, w, device: d)
             try d.fusedConvolutionForward(
-                f, input: w.activations[layer.input], weight: parameters[weight].buffer,
-                bias: bias.map { parameters[$0].buffer }, pointwiseWeight: pointwiseWeight, scale: affine.scale,
-                shift: affine.shift, residual: layer.residual.map { w.activations[$0] },
-                output: w.activations[layer.output])
+                f, input: c.input, weight: c.weight, bias: c.bias, pointwiseWeight: c.pointwiseWeight, scale: c.scale,
+                shift: c.shift, residual: c.residual, output: c.output)
         }
     }
 
