@@ -135,11 +135,7 @@ final class InferenceFusionTests: XCTestCase {
                 let context = "\(description.name) batch \(batch) on \(device.info.summary)"
                 let plan = try NetworkPlan(
                     description, channels: input.0, height: input.1, width: input.2, classes: classes, device: device)
-                try plan.load(
-                    Dictionary(
-                        uniqueKeysWithValues: (plan.parameters + plan.statistics).map {
-                            ($0.name, (shape: $0.shape, values: parameters[$0.name]!.map(Float.init)))
-                        }))
+                try plan.load(float64: parameters)
                 let w = try plan.workspace(batch: batch)
                 try plan.setBatch(w, images: images.map(Float.init), labels: labels)
                 var fused = 0
@@ -200,11 +196,7 @@ final class InferenceFusionTests: XCTestCase {
             try plan.setBatch(w, images: images.map(Float.init), labels: labels)
             for seed: UInt64 in [9, 10] {
                 let parameters = reference.sampleParameters(seed: seed)
-                try plan.load(
-                    Dictionary(
-                        uniqueKeysWithValues: (plan.parameters + plan.statistics).map {
-                            ($0.name, (shape: $0.shape, values: parameters[$0.name]!.map(Float.init)))
-                        }))
+                try plan.load(float64: parameters)
                 let expected = reference.run(
                     images: images, labels: labels, batch: batch, parameters: parameters, training: false)
                 var launches: [Int] = []

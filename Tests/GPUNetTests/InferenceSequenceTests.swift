@@ -119,11 +119,7 @@ final class InferenceSequenceTests: XCTestCase {
             for device in try testDevices() {
                 let context = "batch \(batch) on \(device.info.summary)"
                 let plan = try NetworkPlan(description, channels: 1, height: 28, width: 28, classes: 10, device: device)
-                try plan.load(
-                    Dictionary(
-                        uniqueKeysWithValues: (plan.parameters + plan.statistics).map {
-                            ($0.name, (shape: $0.shape, values: parameters[$0.name]!.map(Float.init)))
-                        }))
+                try plan.load(float64: parameters)
                 let w = try plan.workspace(batch: batch)
                 try plan.setBatch(w, images: images.map(Float.init), labels: labels)
                 device.counters.reset()

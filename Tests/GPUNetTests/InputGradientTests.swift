@@ -43,11 +43,7 @@ final class InputGradientTests: XCTestCase {
 
         for device in try testDevices() {
             let plan = try NetworkPlan(description, channels: 1, height: 12, width: 12, classes: 10, device: device)
-            let state = Dictionary(
-                uniqueKeysWithValues: (plan.parameters + plan.statistics).map {
-                    ($0.name, (shape: $0.shape, values: parameters[$0.name]!.map(Float.init)))
-                })
-            try plan.load(state)
+            try plan.load(float64: parameters)
             let w = try plan.workspace(batch: batch)
             try plan.setBatch(w, images: images.map(Float.init), labels: [Int32](repeating: 0, count: batch))
             try plan.forward(w, training: false)

@@ -81,11 +81,7 @@ final class SynchronizedBatchNormTests: XCTestCase {
     }
 
     private func load(_ parameters: [String: [Double]], into plan: NetworkPlan) throws {
-        try plan.load(
-            Dictionary(
-                uniqueKeysWithValues: (plan.parameters + plan.statistics).map {
-                    ($0.name, (shape: $0.shape, values: parameters[$0.name]!.map(Float.init)))
-                }))
+        try plan.load(float64: parameters)
     }
 
     private func compare(

@@ -403,3 +403,15 @@ public struct NaiveNetwork {
         }
     }
 }
+
+extension NetworkPlan {
+    /// Loads every parameter and running statistic from float64 values by
+    /// name (``NaiveNetwork/sampleParameters(seed:)``), each rounded to float32.
+    public func load(float64 values: [String: [Double]]) throws {
+        try load(
+            Dictionary(
+                uniqueKeysWithValues: (parameters + statistics).map {
+                    ($0.name, (shape: $0.shape, values: values[$0.name]!.map(Float.init)))
+                }))
+    }
+}
