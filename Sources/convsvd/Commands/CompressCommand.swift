@@ -150,7 +150,8 @@ struct CompressCommand: ParsableCommand {
         let testSet: Dataset
         let denseLipschitz: [Double]
         let moments: [Int: LayerInputMoment]?
-        let threads = ProcessInfo.processInfo.activeProcessorCount
+        /// The host threads of the float64 passes (moments, rank search, bound).
+        static let threads = ProcessInfo.processInfo.activeProcessorCount
 
         func plan(_ d: NetworkDescription) throws -> NetworkPlan { try Self.plan(d, kind: kind, device: device) }
 
@@ -231,7 +232,7 @@ struct CompressCommand: ParsableCommand {
             let convs = Set(Compression.candidates(folded).map(\.layer))
             moments = LayerInputMoment.measure(
                 folded, layers: convs, images: train.normalizedImages(0..<n), count: n,
-                threads: ProcessInfo.processInfo.activeProcessorCount)
+                threads: Inputs.threads)
             log(
                 String(
                     format: "data-aware: input second moments of %d conv layers over %d training images (%.1f s)",
@@ -252,7 +253,7 @@ struct CompressCommand: ParsableCommand {
             let s = try RankSelection.search(
                 network: inputs.folded, candidates: Compression.candidates(inputs.folded),
                 denseLipschitz: inputs.denseLipschitz, images: inputs.testSet.normalizedImages(0..<searched),
-                count: searched, epsilon: epsilon, threads: inputs.threads)
+                count: searched, epsilon: epsilon, threads: Inputs.threads)
             log(
                 String(
                     format:
@@ -331,7 +332,7 @@ struct CompressCommand: ParsableCommand {
         let started = Clocks.wall()
         let images = bound.evaluate(
             images: inputs.testSet.normalizedImages(0..<inputs.testSet.count), count: inputs.testSet.count,
-            threads: inputs.threads)
+            threads: Inputs.threads)
         result.bound = CompressionBoundSummary(images)
         let figures = into.appendingPathComponent("figures")
         try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
