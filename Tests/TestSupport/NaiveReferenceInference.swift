@@ -59,3 +59,20 @@ extension NaiveReference {
         return output
     }
 }
+
+extension InferenceDevice {
+    /// ``fusedConvolutionForward(_:input:weight:bias:pointwiseWeight:scale:shift:residual:output:)``
+    /// on host arrays: each uploaded to a new buffer, the output read back.
+    public func fusedConvolutionForward(
+        _ layer: FusedConvolution, input: [Float], weight: [Float], bias: [Float]?, pointwiseWeight: [Float]?,
+        scale: [Float], shift: [Float], residual: [Float]?
+    ) throws -> [Float] {
+        let output = try makeBuffer(count: layer.outputCount, kind: .float32)
+        try fusedConvolutionForward(
+            layer, input: try makeBuffer(input), weight: try makeBuffer(weight),
+            bias: try bias.map { try makeBuffer($0) }, pointwiseWeight: try pointwiseWeight.map { try makeBuffer($0) },
+            scale: try makeBuffer(scale), shift: try makeBuffer(shift),
+            residual: try residual.map { try makeBuffer($0) }, output: output)
+        return try floats(output)
+    }
+}
