@@ -17,7 +17,7 @@ struct ConvSVD: ParsableCommand {
         subcommands: [
             RunCommand.self, TrainCommand.self, EvaluateCommand.self, AnalyzeCommand.self, StudyCommand.self,
             DevicesCommand.self, BenchCommand.self, SelfTestCommand.self, ExportCommand.self, DescribeCommand.self,
-            CompressCommand.self,
+            CompressCommand.self, ReportCommand.self,
         ]
     )
 }

@@ -176,7 +176,7 @@ final class NetworkAnalysisTests: XCTestCase, SmallResNetFixture {
         let data = images(20)
         let report = try NetworkAnalyzer(network: network, testSet: data, options: options).run(device: device)
         XCTAssertTrue(report.allChecksPassed, "\(report.failedChecks.map { "\($0.id) = \($0.value)" })")
-        XCTAssertEqual(report.schemaVersion, 5)
+        XCTAssertEqual(report.schemaVersion, 6)
         // Phase 9's regions along lines: 2 same-class and 2 different-class segments, their checks passed.
         XCTAssertEqual(report.regions?.segments.count, 4)
         XCTAssertEqual(report.regions?.sampled.count, 2)

@@ -37,7 +37,7 @@ final class NetworkAnalyzeTests: XCTestCase {
         let json = try XCTUnwrap(
             JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("analysis.json")))
                 as? [String: Any])
-        XCTAssertEqual(json["schemaVersion"] as? Int, 5)
+        XCTAssertEqual(json["schemaVersion"] as? Int, 6)
         XCTAssertEqual(json["model"] as? String, "resnet8")
         let layers = try XCTUnwrap(json["layers"] as? [[String: Any]])
         XCTAssertEqual(
@@ -73,6 +73,7 @@ final class NetworkAnalyzeTests: XCTestCase {
         }
         let analyzeHTML = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
         XCTAssertTrue(analyzeHTML.contains("<section id=\"regions\">"))
+        try checkReportRedraws(out, in: dir)
 
         // `run --checkpoint`: the same analysis and the per-layer figures.
         let runOut = dir.appendingPathComponent("run")
@@ -151,5 +152,54 @@ final class NetworkAnalyzeTests: XCTestCase {
         XCTAssertEqual(m.status, 2, m.output)
         XCTAssertTrue(m.stderr.contains("layer3.0.downsample.1.running_mean"), m.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: badOut.path))
+    }
+
+    /// `convsvd report`: the figures and report.html of `analysis`'s
+    /// analysis.json drawn anew elsewhere (SVG this time) with the device and
+    /// the analysing command the file records, analysis.json untouched; a
+    /// file that is not the per-layer analysis, one of a later schema and a
+    /// missing one refused with exit 2 and nothing written.
+    func checkReportRedraws(_ analysis: URL, in dir: URL) throws {
+        let json = analysis.appendingPathComponent("analysis.json")
+        let before = try Data(contentsOf: json)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: before) as? [String: Any])
+        XCTAssertEqual(object["schemaVersion"] as? Int, 6)
+        let device = try XCTUnwrap(object["device"] as? String)
+        let command = try XCTUnwrap(object["command"] as? String)
+        XCTAssertTrue(command.hasPrefix("convsvd analyze --model resnet8"), command)
+
+        let redrawn = dir.appendingPathComponent("redrawn")
+        let r = try CLI.run(["report", "--analysis", json.path, "--out", redrawn.path, "--format", "svg"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stdout.contains("resnet8"), r.stdout)
+        for name in [
+            "layer_spectra", "spectra_by_depth", "ranks_by_depth", "layer_truncation", "truncation_heatmap",
+            "layer_masks", "operators_by_depth", "segment_pieces", "segment_logits",
+        ] {
+            let svg = redrawn.appendingPathComponent("figures/\(name).svg")
+            XCTAssertTrue(try String(contentsOf: svg, encoding: .utf8).contains("<svg"), "\(name).svg")
+        }
+        let html = try String(contentsOf: redrawn.appendingPathComponent("report.html"), encoding: .utf8)
+        XCTAssertTrue(html.contains(device), "the recorded device")
+        XCTAssertTrue(html.contains(command), "the recorded command")
+        XCTAssertTrue(html.contains("<details id=\"layer-layer2.0.downsample.0\">"))
+        XCTAssertEqual(try Data(contentsOf: json), before, "analysis.json is not rewritten")
+
+        let tiny = dir.appendingPathComponent("tiny-analysis.json")
+        try Data(#"{"schemaVersion": 3, "testAccuracy": 0.98, "spectra": []}"#.utf8).write(to: tiny)
+        var later = object
+        later["schemaVersion"] = 7
+        let laterFile = dir.appendingPathComponent("later-analysis.json")
+        try JSONSerialization.data(withJSONObject: later).write(to: laterFile)
+        for (file, message) in [
+            (tiny, "run --checkpoint"), (laterFile, "schema 7"),
+            (dir.appendingPathComponent("missing.json"), "cannot read"),
+        ] {
+            let refusedOut = dir.appendingPathComponent("refused")
+            let b = try CLI.run(["report", "--analysis", file.path, "--out", refusedOut.path])
+            XCTAssertEqual(b.status, 2, b.output)
+            XCTAssertTrue(b.stderr.contains(file.path) && b.stderr.contains(message), b.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: refusedOut.path), "nothing written")
+        }
     }
 }

@@ -222,6 +222,41 @@ final class FigureValuesTests: XCTestCase {
         for k in 1...sweep.accuracy.count { XCTAssertEqual(curves[0][k - 1], sweep.accuracy[k - 1].last!) }
     }
 
+    /// ranks_by_depth plots each layer's 95% and 99% energy ranks and stable
+    /// rank over its output channels (the weight's first dimension), read
+    /// back against analysis.json's values on the 0…1 axis. The model file's
+    /// classifier (6 inputs, 10 classes: full rank 6) tells the channels
+    /// from the full rank: over r its points would sit 10/6 higher.
+    func testRanksByDepthIsOverOutputChannels() throws {
+        let report = try NetworkFigureTests.analysis()
+        let layers = report.layers
+        let fc = try XCTUnwrap(layers.last)
+        XCTAssertEqual(fc.shape, [10, 6])
+        XCTAssertEqual(fc.sigma.count, 6, "the classifier's full rank is below its 10 outputs")
+        let file = try Figures.ranksByDepth(layers).write(to: directory, format: .svg)
+        let panels = try Self.panels(ofSVG: file.url)
+        XCTAssertEqual(panels.count, 1)
+        let panel = panels[0]
+        let expected: [[Double]] = [
+            layers.map { Double($0.rank95) / Double($0.shape[0]) },
+            layers.map { Double($0.rank99) / Double($0.shape[0]) },
+            layers.map { $0.stableRank / Double($0.shape[0]) },
+        ]
+        let plotted = rows(panel, counts: expected.map(\.count))
+        let perPixel = 1 / (panel.maxY - panel.minY)
+        for (curve, pixels) in zip(expected, plotted) {
+            for (value, pixel) in zip(curve, pixels) {
+                XCTAssertEqual(
+                    (panel.maxY - pixel) * perPixel, value, accuracy: Self.pixelTolerance * perPixel,
+                    "plotted rank / output channels")
+            }
+        }
+        let fcPixel = plotted[0].last!
+        XCTAssertGreaterThan(
+            abs((panel.maxY - fcPixel) * perPixel - Double(fc.rank95) / Double(fc.sigma.count)),
+            100 * Self.pixelTolerance * perPixel, "over the full rank the classifier's point would move")
+    }
+
     /// The reader must be able to fail: σ plotted in reverse order, or
     /// doubled, is refused by the same rules.
     func testTheReaderNoticesWrongValues() throws {

@@ -204,6 +204,8 @@ public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
     /// `reluMasks`, the options' `maskImages` and `maskPatches`). 4: phase
     /// 9's `regions` and the options' `regionPairs` and `regionSamples`.
     /// 5: the regions' `trace` (one segment's cut points and logits).
+    /// 6: `device` and `command`, so that `convsvd report` redraws a
+    /// report.html that names them.
     public var schemaVersion: Int
     public var model: String
     public var testSet: DatasetSummary
@@ -225,15 +227,29 @@ public struct NetworkAnalysisReport: Codable, Sendable, Equatable {
     public var phasesNotRun: [PhaseNotRun]
     public var checks: [Check]
     public var timings: [NetworkPhaseTime]
+    /// The device the network under test ran on, in words (nil: none, or a
+    /// file of schema 5 or older).
+    public var device: String? = nil
+    /// The command line that wrote the file (nil: a file of schema 5 or older).
+    public var command: String? = nil
 
-    public static let currentSchemaVersion = 5
+    public static let currentSchemaVersion = 6
 
     public var allChecksPassed: Bool { checks.allSatisfy(\.passed) }
     public var failedChecks: [Check] { checks.filter { !$0.passed } }
 
     public func jsonData() throws -> Data { try JSONEncoder.analysisFile.encode(self) }
 
+    /// Reads analysis.json; a file of a later schema than this build writes
+    /// is refused (``NetworkAnalysisError/invalidInput(_:)``) rather than
+    /// read with its new fields silently dropped.
     public init(jsonData: Data) throws {
+        struct Version: Decodable { var schemaVersion: Int }
+        let version = try JSONDecoder.analysisFile.decode(Version.self, from: jsonData).schemaVersion
+        guard version <= Self.currentSchemaVersion else {
+            throw NetworkAnalysisError.invalidInput(
+                "analysis.json has schema \(version); this build reads up to \(Self.currentSchemaVersion)")
+        }
         self = try JSONDecoder.analysisFile.decode(NetworkAnalysisReport.self, from: jsonData)
     }
 

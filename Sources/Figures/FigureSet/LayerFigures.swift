@@ -237,35 +237,41 @@ extension Figures {
     }
 
     /// By depth: the 95% and 99% energy ranks and the stable rank, each as a
-    /// fraction of the layer's full rank r ("ranks_by_depth").
+    /// fraction of the layer's output channels ("ranks_by_depth"). The
+    /// channels, not the full rank r = min(out, in·k²), are the divisor: they
+    /// are what a factorisation of rank k saves against (k of out), and r
+    /// differs from them exactly where the question is least interesting
+    /// (a 1-channel stem, a 1×1 shortcut that widens, the classifier).
     public static func ranksByDepth(_ layers: [NetworkLayerRecord]) throws -> Figure {
         let name = "ranks_by_depth"
         try require(!layers.isEmpty, name, "no layers")
         for l in layers {
             try require(
-                !l.sigma.isEmpty && l.stableRank.isFinite, name, "\(l.name): needs σ and a finite stable rank")
+                !l.sigma.isEmpty && l.stableRank.isFinite && (l.shape.first ?? 0) > 0, name,
+                "\(l.name): needs σ, a finite stable rank and a shape with output channels")
         }
         let depth = (1...layers.count).map(Double.init)
-        func fraction(_ f: (NetworkLayerRecord) -> Double) -> [Double] { layers.map { f($0) / Double($0.sigma.count) } }
+        func fraction(_ f: (NetworkLayerRecord) -> Double) -> [Double] { layers.map { f($0) / Double($0.shape[0]) } }
         let list = layers.enumerated().map { "\($0.offset + 1) \($0.element.name)" }.joined(separator: ", ")
         return Figure(
             name: name, title: "Rank by depth", width: 1100, height: 560,
             caption: "For each layer in forward order (\(list)): the number of components holding 95% and 99% of "
-                + "‖W̃‖²_F, and the stable rank ‖W̃‖²_F/σ₁², each divided by the layer's full rank r = min(out, in·k²). "
-                + "A falling curve means deeper layers concentrate their energy in fewer directions."
+                + "‖W̃‖²_F, and the stable rank ‖W̃‖²_F/σ₁², each divided by the layer's output channels (out; the "
+                + "full rank min(out, in·k²) is smaller for a 1-channel stem, a widening 1×1 shortcut and the "
+                + "classifier). A falling curve means deeper layers concentrate their energy in fewer of their channels."
         ) { canvas, body in
             XYChart(
-                title: "rank / r", x: Axis("layer (forward order)", integerTicks: true),
-                y: Axis("fraction of the full rank", range: 0...1),
+                title: "rank / output channels", x: Axis("layer (forward order)", integerTicks: true),
+                y: Axis("fraction of the output channels", range: 0...1),
                 series: [
                     Series(
-                        "95% energy rank / r", x: depth, y: fraction { Double($0.rank95) }, color: seriesColor(0),
+                        "95% energy rank / out", x: depth, y: fraction { Double($0.rank95) }, color: seriesColor(0),
                         marker: marker(0)),
                     Series(
-                        "99% energy rank / r", x: depth, y: fraction { Double($0.rank99) }, color: seriesColor(1),
+                        "99% energy rank / out", x: depth, y: fraction { Double($0.rank99) }, color: seriesColor(1),
                         marker: marker(1)),
                     Series(
-                        "stable rank / r", x: depth, y: fraction(\.stableRank), color: seriesColor(2),
+                        "stable rank / out", x: depth, y: fraction(\.stableRank), color: seriesColor(2),
                         marker: marker(2), dash: [6, 4]),
                 ], legendOutside: true
             ).draw(on: canvas, in: body)

@@ -82,7 +82,7 @@ struct AnalyzeCommand: ParsableCommand {
         try report.write(to: directory.appendingPathComponent("analysis.json"))
         let start = Clocks.wall()
         let files = try NetworkAnalysisStage.writeFiguresAndReport(
-            report, directory: directory, format: figureFormat, device: device.info.summary)
+            report, directory: directory, format: figureFormat)
         let seconds = Clocks.seconds(since: start)
         print(NetworkAnalysisStage.render(report))
         Self.printSVDCoordinateChecks(report.checks)

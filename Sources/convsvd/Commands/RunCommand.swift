@@ -152,7 +152,7 @@ struct RunCommand: ParsableCommand {
         log("phase 8: per-layer figures")
         let start = Clocks.wall()
         let files = try NetworkAnalysisStage.writeFiguresAndReport(
-            report, directory: directory, format: figureFormat, device: device.info.summary)
+            report, directory: directory, format: figureFormat)
         phases.append(("per-layer figures and report.html (phase 8)", Clocks.seconds(since: start)))
         print(NetworkAnalysisStage.render(report))
         print("\nphase times outside the analysis")

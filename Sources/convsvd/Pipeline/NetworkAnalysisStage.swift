@@ -67,25 +67,32 @@ enum NetworkAnalysisStage {
         return (plan, network, file)
     }
 
+    /// The analysis of `plan`'s weights, with the device and this command
+    /// line recorded in the report (report.html names them, also when
+    /// `convsvd report` redraws it).
     static func run(
         _ network: FoldedNetwork, plan: NetworkPlan, test: Dataset, options: NetworkAnalysisOptions
     ) throws -> NetworkAnalysisReport {
-        try NetworkAnalyzer(network: network, testSet: test, options: options)
+        var report = try NetworkAnalyzer(network: network, testSet: test, options: options)
             .run(device: PlanUnderTest(plan)) { log("analysis: \($0)") }
+        report.device = plan.device.info.summary
+        report.command = (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        return report
     }
 
     /// Phase 8 of the per-layer analysis: every figure of `report`
     /// (``Figures/Figures/layerFigures(_:)``) into `directory`/figures and
     /// report.html beside it, each file written atomically, all drawn from
-    /// the report's values.
-    static func writeFiguresAndReport(
-        _ report: NetworkAnalysisReport, directory: URL, format: FigureFormat, device: String
-    ) throws -> [FigureFile] {
+    /// the report's values (the device and command as the report records
+    /// them).
+    static func writeFiguresAndReport(_ report: NetworkAnalysisReport, directory: URL, format: FigureFormat) throws
+        -> [FigureFile]
+    {
         let figures = directory.appendingPathComponent("figures")
         try FileManager.default.createDirectory(at: figures, withIntermediateDirectories: true)
         let files = try Figures.layerFigures(report).map { try $0.write(to: figures, format: format) }
         try NetworkReport.write(
-            report, device: device, command: (["convsvd"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
+            report, device: report.device ?? "not recorded", command: report.command ?? "not recorded",
             figures: files, to: directory.appendingPathComponent("report.html"))
         return files
     }
