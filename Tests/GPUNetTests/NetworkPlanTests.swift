@@ -306,6 +306,59 @@ final class NetworkPlanTests: XCTestCase {
             LayerDescription(.linear(LinearSpec(inFeatures: 8, outFeatures: 10)), name: "fc"),
         ])
 
+    /// TinyConvNet trains through its own class (conv, ReLU and max-pool in
+    /// one operation, the pooled gradients, the fused step), not through a
+    /// plan of its description (docs/architecture.md says why). The two
+    /// paths must stay one network: on every device, for 64 MNIST images
+    /// from the same weights, the plan's logits (training pass, and the
+    /// eval pass with its fused layers) agree with the class's within 1e-4
+    /// absolute, and each parameter's gradient within 1e-4 of that
+    /// gradient's largest magnitude (the parity rules).
+    func testTinyConvNetsClassAndAPlanOfItsDescriptionAgree() throws {
+        let data = try mnist().train
+        let batch = 64
+        let images = data.normalizedImages(0..<batch)
+        let labels = (0..<batch).map { Int32(data.labels[$0]) }
+        for device in [HostDevice() as any Device] + (try openCLTestDevices()) {
+            let name = device.info.selector
+            let plan = try NetworkPlan(
+                BuiltinModels.tinyConvNet(), channels: 1, height: 28, width: 28, classes: 10, device: device)
+            try plan.initialise(seed: 5)
+            let state = Dictionary(uniqueKeysWithValues: try plan.stateDict().map { ($0.name, $0.values) })
+            let tiny = try TinyConvNet(device: device)
+            try tiny.load(
+                TinyConvNetWeights(
+                    conv1: try XCTUnwrap(state["conv1.weight"]), conv2: try XCTUnwrap(state["conv2.weight"]),
+                    fcWeight: try XCTUnwrap(state["fc.weight"]), fcBias: try XCTUnwrap(state["fc.bias"])))
+
+            let t = try tiny.workspace(batch: batch)
+            try tiny.setBatch(t, images: images, labels: labels)
+            try tiny.forward(t)
+            try tiny.backward(t)
+            let tinyLogits = Array(try device.floats(t.logits).prefix(batch * 10))
+            let tinyGradients = [
+                ("conv1.weight", tiny.gradients.conv1), ("conv2.weight", tiny.gradients.conv2),
+                ("fc.weight", tiny.gradients.fcWeight), ("fc.bias", tiny.gradients.fcBias),
+            ]
+
+            let w = try plan.workspace(batch: batch)
+            try plan.setBatch(w, images: images, labels: labels)
+            try plan.forward(w, training: true)
+            try plan.backward(w)
+            let planLogits = Array(try device.floats(w.logits).prefix(batch * 10))
+            XCTAssertLessThan(maxAbsoluteDifference(planLogits, tinyLogits), 1e-4, "\(name): logits")
+            XCTAssertEqual(plan.parameters.map(\.name), tinyGradients.map(\.0))
+            for (p, (gradientName, buffer)) in zip(plan.gradients, tinyGradients) {
+                let d = maxRelativeToScale(try device.floats(p), try device.floats(buffer))
+                XCTAssertLessThan(d, 1e-4, "\(name): ∂L/∂\(gradientName)")
+            }
+
+            try plan.forward(w, training: false)
+            let evalLogits = Array(try device.floats(w.logits).prefix(batch * 10))
+            XCTAssertLessThan(maxAbsoluteDifference(evalLogits, tinyLogits), 1e-4, "\(name): eval logits")
+        }
+    }
+
     func mnist() throws -> (train: Dataset, test: Dataset) {
         let dir = try XCTUnwrap(TestEnvironment.mnistDirectory, "MNIST_DIR is not set")
         return try MNISTLoader.load(kind: .mnist, directory: dir)
