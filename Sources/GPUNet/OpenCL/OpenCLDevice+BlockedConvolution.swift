@@ -25,7 +25,7 @@ extension OpenCLDevice {
     /// `values` (planes of height × width) zero-padded by `padY` rows and
     /// `padX` columns on each side into the scratch buffer `name`, or
     /// `values` itself where both are 0.
-    private func padded(
+    func padded(
         _ values: OpenCLBuffer, planes: Int, height: Int, width: Int, padY: Int, padX: Int, name: String
     ) throws -> OpenCLBuffer {
         guard padY > 0 || padX > 0 else { return values }
