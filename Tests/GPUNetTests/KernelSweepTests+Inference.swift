@@ -5,7 +5,8 @@ import XCTest
 /// The sweep's eval-mode fused layers (``InferenceDevice``), small enough
 /// for Oclgrind: batch 1 on a 1×1 map, a plane of 20 (one whole 16-pixel
 /// chunk of `fused_epilogue` and a partial one), stride 2 on odd sizes,
-/// with and without the pointwise convolution, residual and ReLU; and the
+/// with and without the pointwise convolution, residual and ReLU, rows of
+/// 14 to 17 for the cpu family's one-launch factorised layer; and the
 /// affine map with and without a BatchNorm and a bias. The host gives the
 /// expected values (the float64 loops where the host does not fuse a layer).
 extension KernelSweepTests {
@@ -25,6 +26,41 @@ extension KernelSweepTests {
             FusedConvolution(
                 shape: Conv2dShape(batch: 3, inChannels: 4, outChannels: 3, height: 4, width: 5, padding: 1),
                 pointwiseChannels: 6, residual: true), true
+        ),
+        // The cpu family's one-launch factorised layer, ranks 3, 5, 9, 7, 16 and 17
+        // (`conv2d_factor_rows_{4,6,12,8,16,18}`): a row of 17 (a last block overlapping the
+        // first), rows of 16, a 1×1 kernel, and a row of 14 (lanes past it read on into the padded copy).
+        (
+            FusedConvolution(
+                shape: Conv2dShape(batch: 1, inChannels: 2, outChannels: 3, height: 1, width: 17, padding: 1),
+                pointwiseChannels: 4, relu: true), false
+        ),
+        (
+            FusedConvolution(
+                shape: Conv2dShape(
+                    batch: 2, inChannels: 3, outChannels: 5, height: 2, width: 16, kernelHeight: 1, kernelWidth: 1),
+                pointwiseChannels: 3, residual: true), true
+        ),
+        (
+            FusedConvolution(
+                shape: Conv2dShape(batch: 1, inChannels: 1, outChannels: 9, height: 2, width: 16, padding: 1),
+                pointwiseChannels: 2, residual: true, relu: true), true
+        ),
+        (
+            FusedConvolution(
+                shape: Conv2dShape(batch: 1, inChannels: 1, outChannels: 7, height: 1, width: 16, padding: 1),
+                pointwiseChannels: 3, relu: true), false
+        ),
+        (
+            FusedConvolution(
+                shape: Conv2dShape(
+                    batch: 1, inChannels: 2, outChannels: 16, height: 1, width: 16, kernelHeight: 1, kernelWidth: 1),
+                pointwiseChannels: 2, residual: true), false
+        ),
+        (
+            FusedConvolution(
+                shape: Conv2dShape(batch: 2, inChannels: 2, outChannels: 17, height: 2, width: 14, padding: 1),
+                pointwiseChannels: 3, residual: true, relu: true), true
         ),
     ]
 

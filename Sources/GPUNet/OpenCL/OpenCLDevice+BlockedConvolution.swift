@@ -24,13 +24,15 @@ extension OpenCLDevice {
 
     /// `values` (planes of height × width) zero-padded by `padY` rows and
     /// `padX` columns on each side into the scratch buffer `name`, or
-    /// `values` itself where both are 0.
-    private func padded(
-        _ values: OpenCLBuffer, planes: Int, height: Int, width: Int, padY: Int, padX: Int, name: String
+    /// `values` itself where both are 0; the scratch buffer holds `slack`
+    /// floats more, which a kernel may read and not use.
+    func padded(
+        _ values: OpenCLBuffer, planes: Int, height: Int, width: Int, padY: Int, padX: Int, name: String,
+        slack: Int = 0
     ) throws -> OpenCLBuffer {
         guard padY > 0 || padX > 0 else { return values }
         let count = planes * (height + 2 * padY) * (width + 2 * padX)
-        let target = try scratchBuffer(name, count: count)
+        let target = try scratchBuffer(name, count: count + slack)
         try launch(
             "conv_pad_gradient", items: planes,
             [.buffer(values), .buffer(target), .int(planes), .int(height), .int(width), .int(padY), .int(padX)])

@@ -1,5 +1,8 @@
 /// Eval-mode convolution layers on OpenCL (``InferenceDevice``), both
-/// kernel families: the first convolution by the family's general
+/// kernel families (the cpu family runs a factorised stride-1 layer of rank
+/// ≤ 16 with rows ≥ 16 wide as one `conv2d_factor_rows_R` launch instead,
+/// ``factorRowsForward(_:input:weight:bias:pointwise:scale:shift:residual:output:)``):
+/// the first convolution by the family's general
 /// convolution (``conv2dForward(_:input:weight:bias:output:)``) into a work
 /// buffer, then `fused_epilogue` (common): the pointwise convolution as a
 /// product over NCHW (no columns), the affine map, the residual sum and the
@@ -54,6 +57,13 @@ extension OpenCLDevice: InferenceDevice {
         let residualBuffer = try residual.map { try cl($0, "residual", atLeast: layer.outputCount, in: operation) }
         let outputBuffer = try cl(output, "output", atLeast: layer.outputCount, in: operation)
         guard layer.outputCount > 0 else { return }
+        if runsFactorRows(layer), let pointwiseBuffer {
+            let inputBuffer = try cl(input, "input", atLeast: s.inputCount, in: operation)
+            return try factorRowsForward(
+                layer, input: inputBuffer, weight: try cl(weight, "weight", atLeast: s.weightCount, in: operation),
+                bias: try bias.map { try cl($0, "bias", atLeast: o1, in: operation) }, pointwise: pointwiseBuffer,
+                scale: scaleBuffer, shift: shiftBuffer, residual: residualBuffer, output: outputBuffer)
+        }
         let t = try scratchBuffer("conv.inference.t", count: s.outputCount)
         try conv2dForward(s, input: input, weight: weight, bias: bias, output: t)
         try launch(
