@@ -362,6 +362,33 @@ extension OpenCLDevice {
             ])
     }
 
+    /// ``batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``
+    /// into `output`, then `relu_forward` over `output` in place (each
+    /// work-item reads its 16 values before it writes them).
+    public func batchNormReluForward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
+        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
+    ) throws {
+        try batchNormForward(
+            s, input: input, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, saved: saved,
+            output: output, training: training)
+        try reluForward(count: s.count, input: output, output: output)
+    }
+
+    /// `relu_backward` into a scratch buffer (the masked gradient), then
+    /// ``batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)`` of it.
+    public func batchNormReluBackward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, output: Buffer, gradOutput: Buffer,
+        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
+    ) throws {
+        try validate(s, "batchNormReluBackward \(s)", training: training)
+        let masked = try scratchBuffer("batchnorm.relu.masked", count: s.count)
+        try reluBackward(count: s.count, output: output, gradOutput: gradOutput, gradInput: masked)
+        try batchNormBackward(
+            s, input: input, gamma: gamma, saved: saved, gradOutput: masked, gradInput: gradInput,
+            gradGamma: gradGamma, gradBeta: gradBeta, training: training)
+    }
+
     func validate(_ s: BatchNormShape, _ operation: @autoclosure () -> String, training: Bool) throws {
         guard s.map.isValid, s.channels > 0 else { throw OpenCLError.invalidArgument("\(operation()): invalid shape") }
         guard !training || s.valuesPerChannel > 1 else {
@@ -382,6 +409,12 @@ extension OpenCLDevice {
         try launch(
             "residual_add", items: (count + 15) / 16,
             [.buffer(aBuffer), .buffer(bBuffer), .buffer(outputBuffer), .int(count)])
+    }
+
+    /// `residual_add`, then `relu_forward` over `output` in place.
+    public func residualAddRelu(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
+        try residualAdd(count: count, a, b, output: output)
+        try reluForward(count: count, input: output, output: output)
     }
 
     /// `global_avgpool_forward`, one work-item per (b, c) plane.
