@@ -214,7 +214,27 @@ extension OpenCLDevice {
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
         runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
     ) throws {
-        func operation() -> String { "batchNormForward \(s)" }
+        try batchNormForward(
+            s, input: input, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, saved: saved,
+            output: output, training: training, relu: false)
+    }
+
+    /// The statistics of ``batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``,
+    /// then its normalising kernel with its ReLU flag set: no launch more than BatchNorm alone.
+    public func batchNormReluForward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
+        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
+    ) throws {
+        try batchNormForward(
+            s, input: input, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, saved: saved,
+            output: output, training: training, relu: true)
+    }
+
+    private func batchNormForward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
+        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool, relu: Bool
+    ) throws {
+        func operation() -> String { "batchNorm\(relu ? "Relu" : "")Forward \(s)" }
         try validate(s, operation(), training: training)
         let c = s.channels
         let x = try cl(input, "input", atLeast: s.count, in: operation())
@@ -284,14 +304,15 @@ extension OpenCLDevice {
                 "batchnorm_eval_statistics", items: c,
                 [.buffer(rm), .buffer(rv), .buffer(sv), .int(c), .float(s.epsilon)])
         }
-        try launchBatchNormApply(s, x, g, b, sv, y)
+        try launchBatchNormApply(s, x, g, b, sv, y, relu: relu)
     }
 
-    /// y = γ·(x − mean)·invStd + β with the saved (mean, invStd): one work-item
-    /// a value (`gpu_batchnorm_apply`) or a plane (`batchnorm_apply_planes`).
+    /// y = γ·(x − mean)·invStd + β with the saved (mean, invStd), then
+    /// RELU(y) with `relu`: one work-item a value (`gpu_batchnorm_apply`) or
+    /// a plane (`batchnorm_apply_planes`).
     func launchBatchNormApply(
         _ s: BatchNormShape, _ x: OpenCLBuffer, _ g: OpenCLBuffer, _ b: OpenCLBuffer, _ sv: OpenCLBuffer,
-        _ y: OpenCLBuffer
+        _ y: OpenCLBuffer, relu: Bool = false
     )
         throws
     {
@@ -299,11 +320,17 @@ extension OpenCLDevice {
         if kernelFamily == .gpu {
             return try launch(
                 "gpu_batchnorm_apply", items: s.count,
-                [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.count), .int(c), .int(plane)])
+                [
+                    .buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.count), .int(c), .int(plane),
+                    .int(relu ? 1 : 0),
+                ])
         }
         try launch(
             "batchnorm_apply_planes", items: s.batch * c,
-            [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.batch * c), .int(c), .int(plane)])
+            [
+                .buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.batch * c), .int(c), .int(plane),
+                .int(relu ? 1 : 0),
+            ])
     }
 
     /// Σdy and Σdy·x̂ per chunk (cpu family: `batchnorm_chunk_grad_sums`
@@ -362,19 +389,6 @@ extension OpenCLDevice {
             ])
     }
 
-    /// ``batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``
-    /// into `output`, then `relu_forward` over `output` in place (each
-    /// work-item reads its 16 values before it writes them).
-    public func batchNormReluForward(
-        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
-        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
-    ) throws {
-        try batchNormForward(
-            s, input: input, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, saved: saved,
-            output: output, training: training)
-        try reluForward(count: s.count, input: output, output: output)
-    }
-
     /// `relu_backward` into a scratch buffer (the masked gradient), then
     /// ``batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)`` of it.
     public func batchNormReluBackward(
@@ -401,20 +415,23 @@ extension OpenCLDevice {
 
     /// `residual_add`, 16 elements per work-item.
     public func residualAdd(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
-        func operation() -> String { "residualAdd" }
+        try residualAdd(count: count, a, b, output: output, relu: false)
+    }
+
+    /// `residual_add` with its ReLU flag set.
+    public func residualAddRelu(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
+        try residualAdd(count: count, a, b, output: output, relu: true)
+    }
+
+    private func residualAdd(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer, relu: Bool) throws {
+        func operation() -> String { relu ? "residualAddRelu" : "residualAdd" }
         guard count >= 0 else { throw OpenCLError.invalidArgument("\(operation()): count \(count) < 0") }
         let aBuffer = try cl(a, "a", atLeast: count, in: operation())
         let bBuffer = try cl(b, "b", atLeast: count, in: operation())
         let outputBuffer = try cl(output, "output", atLeast: count, in: operation())
         try launch(
             "residual_add", items: (count + 15) / 16,
-            [.buffer(aBuffer), .buffer(bBuffer), .buffer(outputBuffer), .int(count)])
-    }
-
-    /// `residual_add`, then `relu_forward` over `output` in place.
-    public func residualAddRelu(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
-        try residualAdd(count: count, a, b, output: output)
-        try reluForward(count: count, input: output, output: output)
+            [.buffer(aBuffer), .buffer(bBuffer), .buffer(outputBuffer), .int(count), .int(relu ? 1 : 0)])
     }
 
     /// `global_avgpool_forward`, one work-item per (b, c) plane.

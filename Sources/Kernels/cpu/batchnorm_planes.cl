@@ -4,11 +4,13 @@
 // loop itself) with a scalar tail; common/batchnorm.cl has the statistics
 // and the layout of `saved`. Semantics as gpu/batchnorm_elements.cl.
 
-// output = x·(γσ) + (β − μγσ) over plane `index` = b·C + c.
+// output = x·(γσ) + (β − μγσ) over plane `index` = b·C + c; with `relu`
+// non-zero, RELU of it (common.cl: the ReLU after a BatchNorm in the same
+// pass, the values relu_forward would write).
 #ifdef KERNEL_batchnorm_apply_planes
 __kernel void batchnorm_apply_planes(__global const float* input, __global const float* gamma,
                                      __global const float* beta, __global const float* saved,
-                                     __global float* output, int planes, int channels, int plane) {
+                                     __global float* output, int planes, int channels, int plane, int relu) {
     const int index = get_global_id(0);
     if (index >= planes) return;
     const int c = index % channels;
@@ -17,6 +19,17 @@ __kernel void batchnorm_apply_planes(__global const float* input, __global const
     __global const float* x = input + (size_t)index * plane;
     __global float* y = output + (size_t)index * plane;
     int p = 0;
+    if (relu) {
+        for (; p + 4 <= plane; p += 4) {
+            const float4 v = vload4(0, x + p) * scale + shift;
+            vstore4(RELU(float4, v), 0, y + p);
+        }
+        for (; p < plane; p++) {
+            const float v = x[p] * scale + shift;
+            y[p] = RELU(float, v);
+        }
+        return;
+    }
     for (; p + 4 <= plane; p += 4) vstore4(vload4(0, x + p) * scale + shift, 0, y + p);
     for (; p < plane; p++) y[p] = x[p] * scale + shift;
 }

@@ -2,16 +2,19 @@
 // work-item per element (common/batchnorm.cl has the statistics and the
 // layout of `saved`).
 
-// output = x·(γσ) + (β − μγσ), one work-item per element.
+// output = x·(γσ) + (β − μγσ), one work-item per element; with `relu`
+// non-zero, RELU of it (common.cl: the ReLU after a BatchNorm in the same
+// pass, the value relu_forward would write).
 #ifdef KERNEL_gpu_batchnorm_apply
 __kernel void gpu_batchnorm_apply(__global const float* input, __global const float* gamma,
                                   __global const float* beta, __global const float* saved, __global float* output,
-                                  int count, int channels, int plane) {
+                                  int count, int channels, int plane, int relu) {
     const int index = get_global_id(0);
     if (index >= count) return;
     const int c = (index / plane) % channels;
     const float scale = gamma[c] * saved[channels + c];
-    output[index] = input[index] * scale + (beta[c] - saved[c] * scale);
+    const float y = input[index] * scale + (beta[c] - saved[c] * scale);
+    output[index] = relu ? RELU(float, y) : y;
 }
 #endif
 
