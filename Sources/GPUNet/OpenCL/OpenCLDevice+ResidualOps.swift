@@ -192,7 +192,8 @@ extension OpenCLDevice {
         try launch(
             "channel_partials", items: channels * chunks,
             [
-                .buffer(values), .buffer(values), .buffer(values), .buffer(partials), .int(batch), .int(channels),
+                .buffer(values), .buffer(values), .buffer(values), .buffer(values), .buffer(partials), .int(batch),
+                .int(channels),
                 .int(plane), .int(channelChunkLength), .int(chunks), .int(0),
             ])
         try launch(
@@ -267,7 +268,8 @@ extension OpenCLDevice {
             try launch(
                 "channel_partials", items: c * chunks,
                 [
-                    .buffer(x), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
+                    .buffer(x), .buffer(x), .buffer(sv), .buffer(x), .buffer(partials), .int(s.batch), .int(c),
+                    .int(plane),
                     .int(channelChunkLength), .int(chunks), .int(0),
                 ])
             try launch(
@@ -280,6 +282,7 @@ extension OpenCLDevice {
                 a.append(.buffer(x))
                 a.append(.buffer(x))
                 a.append(.buffer(sv))
+                a.append(.buffer(x))
                 a.append(.buffer(partials))
                 a.append(.int(s.batch))
                 a.append(.int(c))
@@ -342,13 +345,39 @@ extension OpenCLDevice {
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
         gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
     ) throws {
-        func operation() -> String { "batchNormBackward \(s)" }
+        try batchNormBackward(
+            s, input: input, gamma: gamma, saved: saved, mask: nil, gradOutput: gradOutput, gradInput: gradInput,
+            gradGamma: gradGamma, gradBeta: gradBeta, training: training)
+    }
+
+    /// The kernels of ``batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)``
+    /// with their mask flag set (`channel_partials` in mode 3 in the gpu
+    /// family): no launch more than BatchNorm's backward alone.
+    public func batchNormReluBackward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, output: Buffer, gradOutput: Buffer,
+        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
+    ) throws {
+        try batchNormBackward(
+            s, input: input, gamma: gamma, saved: saved, mask: output, gradOutput: gradOutput, gradInput: gradInput,
+            gradGamma: gradGamma, gradBeta: gradBeta, training: training)
+    }
+
+    /// BatchNorm's backward; with `mask` (a fused ReLU's output), of the
+    /// gradient taken as 0 where the mask is ≤ 0.
+    private func batchNormBackward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, mask: Buffer?, gradOutput: Buffer,
+        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
+    ) throws {
+        func operation() -> String { "batchNorm\(mask == nil ? "" : "Relu")Backward \(s)" }
         try validate(s, operation(), training: training)
         let c = s.channels
         let x = try cl(input, "input", atLeast: s.count, in: operation())
         let g = try cl(gamma, "gamma", atLeast: c, in: operation())
         let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation())
         let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation())
+        // Without a mask the kernels read none: they are handed the gradient in its place.
+        let m = try mask.map { try cl($0, "output", atLeast: s.count, in: operation()) } ?? dy
+        let masked = mask == nil ? 0 : 1
         let dx = try cl(gradInput, "gradInput", atLeast: s.count, in: operation())
         let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation())
         let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation())
@@ -362,8 +391,8 @@ extension OpenCLDevice {
             try launch(
                 "channel_partials", items: c * chunks,
                 [
-                    .buffer(dy), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
-                    .int(channelChunkLength), .int(chunks), .int(2),
+                    .buffer(dy), .buffer(x), .buffer(sv), .buffer(m), .buffer(partials), .int(s.batch), .int(c),
+                    .int(plane), .int(channelChunkLength), .int(chunks), .int(2 + masked),
                 ])
         } else {
             let imagesPerChunk: Int
@@ -372,8 +401,8 @@ extension OpenCLDevice {
             try launch(
                 "batchnorm_chunk_grad_sums", items: c * chunks,
                 [
-                    .buffer(x), .buffer(dy), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
-                    .int(imagesPerChunk), .int(chunks),
+                    .buffer(x), .buffer(dy), .buffer(m), .buffer(sv), .buffer(partials), .int(s.batch), .int(c),
+                    .int(plane), .int(imagesPerChunk), .int(chunks), .int(masked),
                 ])
         }
         try launch(
@@ -383,24 +412,10 @@ extension OpenCLDevice {
             gpu ? "gpu_batchnorm_backward_apply" : "batchnorm_backward_apply_planes",
             items: gpu ? s.count : s.batch * c,
             [
-                .buffer(x), .buffer(g), .buffer(sv), .buffer(dy), .buffer(dg), .buffer(db), .buffer(dx),
+                .buffer(x), .buffer(g), .buffer(sv), .buffer(dy), .buffer(m), .buffer(dg), .buffer(db), .buffer(dx),
                 .int(gpu ? s.count : s.batch * c), .int(c), .int(plane), .int(s.valuesPerChannel),
-                .int(training ? 1 : 0),
+                .int(training ? 1 : 0), .int(masked),
             ])
-    }
-
-    /// `relu_backward` into a scratch buffer (the masked gradient), then
-    /// ``batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)`` of it.
-    public func batchNormReluBackward(
-        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, output: Buffer, gradOutput: Buffer,
-        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
-    ) throws {
-        try validate(s, "batchNormReluBackward \(s)", training: training)
-        let masked = try scratchBuffer("batchnorm.relu.masked", count: s.count)
-        try reluBackward(count: s.count, output: output, gradOutput: gradOutput, gradInput: masked)
-        try batchNormBackward(
-            s, input: input, gamma: gamma, saved: saved, gradOutput: masked, gradInput: gradInput,
-            gradGamma: gradGamma, gradBeta: gradBeta, training: training)
     }
 
     func validate(_ s: BatchNormShape, _ operation: @autoclosure () -> String, training: Bool) throws {
