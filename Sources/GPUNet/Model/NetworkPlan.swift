@@ -573,7 +573,8 @@ public final class NetworkPlan {
             }
             written[index] = true
         }
-        for (index, op) in zip(operations.indices, operations).reversed() {
+        for index in operations.indices.reversed() {
+            let op = operations[index]
             // A ReLU fused into the BatchNorm before it: its mask is applied inside BatchNorm's backward.
             if training, isFusedIntoPrevious(index), case .batchNorm = operations[index - 1].kind { continue }
             var fused: Operation?
