@@ -53,10 +53,14 @@ final class ModelBenchTests: XCTestCase {
         }
         for expected in [
             "conv.forward", "conv.data_grad", "conv.weight_grad", "batchnorm.forward", "batchnorm.backward",
-            "relu.forward", "relu.backward", "add.forward", "avgpool.forward", "linear.forward", "linear.backward",
-            "loss.forward", "optimizer.update",
+            "batchnorm_relu.forward", "batchnorm_relu.backward", "add_relu.forward", "relu.backward",
+            "avgpool.forward", "linear.forward", "linear.backward", "loss.forward", "optimizer.update",
         ] {
             XCTAssertTrue(passes.contains(expected), "no \(expected) in \(passes.sorted())")
+        }
+        // Every ReLU of ResNet-8 follows a BatchNorm or a residual sum and runs inside it in training.
+        for fused in ["relu.forward", "add.forward"] {
+            XCTAssertFalse(passes.contains(fused), "\(fused) in \(passes.sorted())")
         }
         // Operations are timed one at a time inside steps, the host runs one
         // at a time: their medians add up to about a step (2× for a noisy,

@@ -14,7 +14,8 @@ import XCTest
 /// of 17×241 (two
 /// chunks in the cpu family, of two images and one), and its phases (a
 /// synchronised BatchNorm's sums, normalisation and input gradient) up to
-/// 297 values per channel; the residual sum (in place too) and the global
+/// 297 values per channel, and BatchNorm with a ReLU fused in, both ways;
+/// the residual sum (in place too, and with a ReLU fused in) and the global
 /// average pool on planes of 3 and 35 values.
 extension KernelSweepTests {
     /// (batch, in, out, height, width, kernel, stride, padding).
@@ -81,6 +82,25 @@ extension KernelSweepTests {
                         gradGamma: dg, gradBeta: db, training: training)
                     return try [y, saved, rm, rv, dx, dg, db].map { try d.floats($0) }
                 }
+                // BatchNorm with the ReLU after it fused in (its flag in the normalising kernels), and its backward.
+                try agree("batchnorm+relu \(s) training \(training)", false) { d in
+                    let x = try d.makeBuffer(input)
+                    let g = try d.makeBuffer(gamma)
+                    let rm = try d.makeBuffer([Float](repeating: 0.25, count: channels))
+                    let rv = try d.makeBuffer([Float](repeating: 1.5, count: channels))
+                    let saved = try d.makeBuffer(count: 2 * channels, kind: .float32)
+                    let y = try d.makeBuffer(count: s.count, kind: .float32)
+                    try d.batchNormReluForward(
+                        s, input: x, gamma: g, beta: try d.makeBuffer(beta), runningMean: rm, runningVar: rv,
+                        saved: saved, output: y, training: training)
+                    let dx = try d.makeBuffer(count: s.count, kind: .float32)
+                    let dg = try d.makeBuffer(count: channels, kind: .float32)
+                    let db = try d.makeBuffer(count: channels, kind: .float32)
+                    try d.batchNormReluBackward(
+                        s, input: x, gamma: g, saved: saved, output: y, gradOutput: try d.makeBuffer(gradOutput),
+                        gradInput: dx, gradGamma: dg, gradBeta: db, training: training)
+                    return try [y, saved, rm, rv, dx, dg, db].map { try d.floats($0) }
+                }
             }
             // The phases of a synchronised BatchNorm, with given statistics and sums. Their sums
             // are compared absolutely: at the shapes of at most 297 values per channel.
@@ -125,11 +145,16 @@ extension KernelSweepTests {
                 let sum = try d.makeBuffer(count: map.count, kind: .float32)
                 try d.residualAdd(count: map.count, ba, bb, output: sum)
                 try d.residualAdd(count: map.count, ba, bb, output: bb)
+                let rectified = try d.makeBuffer(count: map.count, kind: .float32)
+                try d.residualAddRelu(count: map.count, ba, sum, output: rectified)
                 let pooled = try d.makeBuffer(count: map.batch * map.channels, kind: .float32)
                 try d.globalAveragePoolForward(map, input: sum, output: pooled)
                 let gradInput = try d.makeBuffer(count: map.count, kind: .float32)
                 try d.globalAveragePoolBackward(map, gradOutput: try d.makeBuffer(gradPooled), gradInput: gradInput)
-                return [try d.floats(sum), try d.floats(bb), try d.floats(pooled), try d.floats(gradInput)]
+                return [
+                    try d.floats(sum), try d.floats(bb), try d.floats(rectified), try d.floats(pooled),
+                    try d.floats(gradInput),
+                ]
             }
         }
     }

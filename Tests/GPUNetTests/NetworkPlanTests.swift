@@ -135,6 +135,15 @@ final class NetworkPlanTests: XCTestCase {
                     "\(context): \(s.name) after the training pass", file: file, line: line)
             }
             XCTAssertEqual(plan.batchesTracked, 1, context, file: file, line: line)
+            // Layer by layer in training mode, where a path names one output: the outputs of the
+            // BatchNorms and sums that the training pass fused a ReLU into are computed when asked.
+            for (row, output) in zip(reference.summary.layers, training.layerOutputs)
+            where reference.summary.layers.filter({ $0.path == row.path }).count == 1 {
+                guard let values = try plan.activation(w, path: row.path) else { continue }
+                XCTAssertLessThanOrEqual(
+                    maxAbsoluteDifference(values, output), 1e-4, "\(context): training output of \(row.path)",
+                    file: file, line: line)
+            }
 
             // Eval mode from the original running statistics.
             try plan.load(state)

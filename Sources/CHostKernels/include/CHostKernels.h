@@ -222,11 +222,24 @@ double hk_channel_sum(const float *x, int images, long imageStride, int plane, d
 void hk_channel_gradient_sums(const float *x, const float *dy, int images, long imageStride, int plane, double mean,
                               double *sumDy, double *sumDyCentred);
 
+/// hk_channel_gradient_sums with dy replaced by (y > 0 ? dy : 0): the
+/// gradient through a ReLU whose output is y, as BatchNorm's output sees it
+/// when the ReLU after it is fused into it. The same sums, bit for bit, as
+/// the ReLU's backward pass followed by hk_channel_gradient_sums.
+void hk_channel_gradient_sums_masked(const float *x, const float *dy, const float *y, int images, long imageStride,
+                                     int plane, double mean, double *sumDy, double *sumDyCentred);
+
 /// dx = float(scale * (dy - meanDy - xHat * meanDyXhat)), xHat = (x - mean) * invStd
 /// in float64, over one channel.
 void hk_channel_gradient_apply(const float *x, const float *dy, int images, long imageStride, int plane,
                                double mean, double invStd, double scale, double meanDy, double meanDyXhat,
                                float *dx);
+
+/// hk_channel_gradient_apply with dy replaced by (y > 0 ? dy : 0), as
+/// hk_channel_gradient_sums_masked.
+void hk_channel_gradient_apply_masked(const float *x, const float *dy, const float *y, int images, long imageStride,
+                                      int plane, double mean, double invStd, double scale, double meanDy,
+                                      double meanDyXhat, float *dx);
 
 /// A pool of worker threads that run a job's tasks together with the
 /// caller. Workers spin for a few hundred microseconds after each job

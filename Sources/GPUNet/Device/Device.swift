@@ -236,6 +236,24 @@ public protocol Device: AnyObject {
         _ shape: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
         gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool) throws
 
+    /// ``batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``
+    /// followed by a ReLU, in one pass over the values: output = RELU((input −
+    /// μ_c)·σ_c·γ_c + β_c) (a NaN passes through, as in ``reluForward(count:input:output:)``).
+    /// The statistics, `saved` and the running update are the BatchNorm's;
+    /// the normalised values before the ReLU are not kept. Equal, value for
+    /// value, to the two operations one after the other.
+    func batchNormReluForward(
+        _ shape: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
+        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool) throws
+    /// The backward pass of ``batchNormReluForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``:
+    /// ``batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)``
+    /// of the gradient dy' = dy where output > 0, else 0 (the ReLU's
+    /// backward, ``reluBackward(count:output:gradOutput:gradInput:)``), with
+    /// `output` the fused pass's (the ReLU's) output. dy' is never stored.
+    func batchNormReluBackward(
+        _ shape: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, output: Buffer, gradOutput: Buffer,
+        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool) throws
+
     // The phases of a training-mode batch normalisation, for a BatchNorm whose
     // statistics are summed over the processes of a data-parallel job
     // (PyTorch's SyncBatchNorm): the caller adds each phase's per-channel sums
@@ -268,6 +286,11 @@ public protocol Device: AnyObject {
     /// both inputs unchanged; where a gradient has two paths (a block's
     /// input feeds the shortcut and the convolutions) this adds them.
     func residualAdd(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws
+    /// output = RELU(a + b), elementwise over `count` floats: a residual
+    /// block's sum and the ReLU after it in one pass (the sum is not kept).
+    /// Equal, value for value, to ``residualAdd(count:_:_:output:)`` then
+    /// ``reluForward(count:input:output:)``. `output` may be `a` or `b`.
+    func residualAddRelu(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws
     /// output (B,C) = the mean of each (b,c) plane of input (B,C,H,W).
     func globalAveragePoolForward(_ shape: FeatureMapShape, input: Buffer, output: Buffer) throws
     /// gradInput[b,c,y,x] = gradOutput[b,c]/(H·W).

@@ -343,7 +343,26 @@ extension HostDevice {
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
         runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
     ) throws {
-        let operation = "batchNormForward"
+        try batchNormForward(
+            s, input: input, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, saved: saved,
+            output: output, training: training, relu: false, operation: "batchNormForward")
+    }
+
+    public func batchNormReluForward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
+        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
+    ) throws {
+        try batchNormForward(
+            s, input: input, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, saved: saved,
+            output: output, training: training, relu: true, operation: "batchNormReluForward")
+    }
+
+    /// The statistics pass of BatchNorm and its normalisation, with the ReLU
+    /// after it applied in the normalising pass when `relu` is true.
+    private func batchNormForward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
+        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool, relu: Bool, operation: String
+    ) throws {
         try validate(s, operation, training: training)
         let c = s.channels
         let px = try floats(input, at: s.count, operation, "input")
@@ -376,16 +395,19 @@ extension HostDevice {
                 psaved[ch] = Float(mean)
                 psaved[c + ch] = Float(invStd)
                 Self.normalize(
-                    channel: ch, of: s, mean: mean, invStd: invStd, gamma: pg[ch], beta: pb[ch], input: px, output: py)
+                    channel: ch, of: s, mean: mean, invStd: invStd, gamma: pg[ch], beta: pb[ch], input: px, output: py,
+                    relu: relu)
             }
         }
     }
 
     /// y = x·scale + shift over one channel's planes, scale = γ·invStd and
-    /// shift = β − mean·γ·invStd formed in float64 and rounded once.
+    /// shift = β − mean·γ·invStd formed in float64 and rounded once; with
+    /// `relu`, y = RELU(x·scale + shift) (``HostLoops/relu(_:_:count:)``'s
+    /// rule), the values the two passes would write.
     static func normalize(
         channel ch: Int, of s: BatchNormShape, mean: Double, invStd: Double, gamma: Float, beta: Float,
-        input px: UnsafeMutablePointer<Float>, output py: UnsafeMutablePointer<Float>
+        input px: UnsafeMutablePointer<Float>, output py: UnsafeMutablePointer<Float>, relu: Bool = false
     ) {
         let (c, plane) = (s.channels, s.map.planeSize)
         let scale = Float(Double(gamma) * invStd)
@@ -393,7 +415,11 @@ extension HostDevice {
         for b in 0..<s.batch {
             let x = px + (b * c + ch) * plane
             let y = py + (b * c + ch) * plane
-            for p in 0..<plane { y[p] = x[p] * scale + shift }
+            if relu {
+                HostLoops.affineRelu(x, y, scale: scale, shift: shift, count: plane)
+            } else {
+                for p in 0..<plane { y[p] = x[p] * scale + shift }
+            }
         }
     }
 
@@ -401,7 +427,26 @@ extension HostDevice {
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
         gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
     ) throws {
-        let operation = "batchNormBackward"
+        try batchNormBackward(
+            s, input: input, gamma: gamma, saved: saved, output: nil, gradOutput: gradOutput, gradInput: gradInput,
+            gradGamma: gradGamma, gradBeta: gradBeta, training: training, operation: "batchNormBackward")
+    }
+
+    public func batchNormReluBackward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, output: Buffer, gradOutput: Buffer,
+        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
+    ) throws {
+        try batchNormBackward(
+            s, input: input, gamma: gamma, saved: saved, output: output, gradOutput: gradOutput, gradInput: gradInput,
+            gradGamma: gradGamma, gradBeta: gradBeta, training: training, operation: "batchNormReluBackward")
+    }
+
+    /// BatchNorm's backward pass; with `output` (a fused ReLU's), of the
+    /// gradient masked where output ≤ 0 (`hk_channel_gradient_sums_masked`).
+    private func batchNormBackward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, output: Buffer?, gradOutput: Buffer,
+        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool, operation: String
+    ) throws {
         try validate(s, operation, training: training)
         let c = s.channels
         let px = try floats(input, at: s.count, operation, "input")
@@ -411,6 +456,7 @@ extension HostDevice {
         let pdx = try floats(gradInput, at: s.count, operation, "gradInput")
         let pdg = try floats(gradGamma, at: c, operation, "gradGamma")
         let pdb = try floats(gradBeta, at: c, operation, "gradBeta")
+        let py = try output.map { try floats($0, at: s.count, operation, "output") }
         let (batch, plane) = (s.batch, s.map.planeSize)
         let n = Double(s.valuesPerChannel)
         parallelChunks(c, chunks: s.count >= Self.parallelElementThreshold ? tasks : 1) { _, channels in
@@ -419,18 +465,30 @@ extension HostDevice {
                 let invStd = Double(psaved[c + ch])
                 var sumDy = 0.0
                 var sumDyCentred = 0.0
-                hk_channel_gradient_sums(
-                    px + ch * plane, pdy + ch * plane, Int32(batch), c * plane, Int32(plane), mean, &sumDy,
-                    &sumDyCentred)
+                if let py {
+                    hk_channel_gradient_sums_masked(
+                        px + ch * plane, pdy + ch * plane, py + ch * plane, Int32(batch), c * plane, Int32(plane),
+                        mean, &sumDy, &sumDyCentred)
+                } else {
+                    hk_channel_gradient_sums(
+                        px + ch * plane, pdy + ch * plane, Int32(batch), c * plane, Int32(plane), mean, &sumDy,
+                        &sumDyCentred)
+                }
                 let sumDyXhat = sumDyCentred * invStd
                 pdb[ch] = Float(sumDy)
                 pdg[ch] = Float(sumDyXhat)
                 let scale = Double(pg[ch]) * invStd
                 let meanDy = training ? sumDy / n : 0
                 let meanDyXhat = training ? sumDyXhat / n : 0
-                hk_channel_gradient_apply(
-                    px + ch * plane, pdy + ch * plane, Int32(batch), c * plane, Int32(plane), mean, invStd, scale,
-                    meanDy, meanDyXhat, pdx + ch * plane)
+                if let py {
+                    hk_channel_gradient_apply_masked(
+                        px + ch * plane, pdy + ch * plane, py + ch * plane, Int32(batch), c * plane, Int32(plane),
+                        mean, invStd, scale, meanDy, meanDyXhat, pdx + ch * plane)
+                } else {
+                    hk_channel_gradient_apply(
+                        px + ch * plane, pdy + ch * plane, Int32(batch), c * plane, Int32(plane), mean, invStd,
+                        scale, meanDy, meanDyXhat, pdx + ch * plane)
+                }
             }
         }
     }
@@ -457,6 +515,19 @@ extension HostDevice {
         let pout = try floats(output, at: count, "residualAdd", "output")
         parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
             for i in range { pout[i] = pa[i] + pb[i] }
+        }
+    }
+
+    public func residualAddRelu(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
+        guard count >= 0 else {
+            throw HostDeviceError.invalidShape(operation: "residualAddRelu", reason: "count \(count) < 0")
+        }
+        let pa = try floats(a, at: count, "residualAddRelu", "a")
+        let pb = try floats(b, at: count, "residualAddRelu", "b")
+        let pout = try floats(output, at: count, "residualAddRelu", "output")
+        parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
+            let start = range.lowerBound
+            HostLoops.addRelu(pa + start, pb + start, pout + start, count: range.count)
         }
     }
 

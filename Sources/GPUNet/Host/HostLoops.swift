@@ -144,6 +144,44 @@ extension HostLoops {
         }
     }
 
+    /// output = RELU(input·scale + shift) (``relu(_:_:count:)``'s rule): a
+    /// BatchNorm's normalisation and the ReLU after it in one pass, each
+    /// value rounded as the two passes round it (a product, then a sum).
+    static func affineRelu(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, scale: Float, shift: Float, count: Int
+    ) {
+        var i = 0
+        let (s, t) = (Lanes(repeating: scale), Lanes(repeating: shift))
+        while i + 8 <= count {
+            let x = load(input + i) * s + t
+            store(Lanes(repeating: 0).replacing(with: x, where: (x .> 0) .| (x .!= x)), output + i)
+            i += 8
+        }
+        while i < count {
+            let x = input[i] * scale + shift
+            output[i] = x > 0 || x.isNaN ? x : 0
+            i += 1
+        }
+    }
+
+    /// output = RELU(a + b) (``relu(_:_:count:)``'s rule): a residual sum
+    /// and the ReLU after it in one pass.
+    static func addRelu(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        var i = 0
+        while i + 8 <= count {
+            let x = load(a + i) + load(b + i)
+            store(Lanes(repeating: 0).replacing(with: x, where: (x .> 0) .| (x .!= x)), output + i)
+            i += 8
+        }
+        while i < count {
+            let x = a[i] + b[i]
+            output[i] = x > 0 || x.isNaN ? x : 0
+            i += 1
+        }
+    }
+
     /// gradInput = gradOutput where output > 0, else 0.
     static func reluGradient(
         output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,

@@ -14,7 +14,7 @@ extension NetworkPlan {
     public func activation(_ w: Workspace, row: Int) throws -> [Float] {
         precondition(summary.layers.indices.contains(row), "activation(row: \(row)) of \(summary.layers.count) rows")
         let index = summary.layers[...row].reduce(0) { $0 + (isFlatten($1) ? 0 : 1) }
-        try writeFusedActivations(w)
+        try writeUnwrittenActivations(w)
         let values = try device.floats(w.activations[index])
         return Array(values.prefix(w.batch * summary.layers[row].output.elementCount))
     }

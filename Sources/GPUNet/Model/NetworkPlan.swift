@@ -51,6 +51,16 @@ public final class NetworkPlan {
     private var written: [Bool] = []
 
     let operations: [Operation]
+    /// Per operation: the index of the ReLU right after it that a
+    /// training-mode pass fuses into it (``Device/batchNormReluForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``,
+    /// ``Device/residualAddRelu(count:_:_:output:)``), for a BatchNorm or a
+    /// residual sum whose output that ReLU alone reads; nil elsewhere. The
+    /// fused pass does not write the BatchNorm's or the sum's output
+    /// (``activation(_:path:)`` computes it again when asked), and the
+    /// backward pass takes the ReLU's mask inside BatchNorm's
+    /// (``Device/batchNormReluBackward(_:input:gamma:saved:output:gradOutput:gradInput:gradGamma:gradBeta:training:)``):
+    /// one pass over the values less each way, the same values.
+    let fusedRelu: [Int?]
     /// Elements per image of each activation.
     let activationSizes: [Int]
     /// Whether an activation depends on a learned parameter (its gradient is needed).
@@ -89,7 +99,9 @@ public final class NetworkPlan {
     public struct StepOperation: Sendable {
         /// The layer path (PyTorch's module name), e.g. "layer1.0.conv1".
         public var path: String
-        /// "conv", "batchnorm", "relu", "maxpool", "avgpool", "linear", "add", "loss".
+        /// "conv", "batchnorm", "relu", "maxpool", "avgpool", "linear", "add", "loss";
+        /// "batchnorm_relu" and "add_relu" for a training-mode pass's fused
+        /// pairs (``NetworkPlan/fusedRelu``), named by the BatchNorm's or the sum's path.
         public var kind: String
         /// "forward", "data_grad", "weight_grad", "backward", "grad_sum" (a second gradient added in).
         public var pass: String
@@ -143,6 +155,7 @@ public final class NetworkPlan {
         var builder = PlanBuilder(rows: summary.layers, input: channels * height * width)
         try builder.add(description.layers, input: 0)
         operations = builder.operations
+        fusedRelu = Self.fusedRelus(builder.operations, activations: builder.sizes.count)
         activationSizes = builder.sizes
         needsGradient = builder.needsGradient
         argmaxSlots = builder.argmaxSlots
@@ -157,6 +170,34 @@ public final class NetworkPlan {
         statistics = try builder.statistics.map(tensor)
         try initialise(seed: 0)
     }
+
+    /// ``fusedRelu`` for `operations`: a ReLU that follows a BatchNorm or a
+    /// residual sum and is the only reader of its output.
+    private static func fusedRelus(_ operations: [Operation], activations: Int) -> [Int?] {
+        var readers = [Int](repeating: 0, count: activations)
+        for op in operations { for i in op.inputs { readers[i] += 1 } }
+        return operations.indices.map { i in
+            guard i + 1 < operations.count, case .relu = operations[i + 1].kind,
+                operations[i + 1].inputs == [operations[i].output], readers[operations[i].output] == 1
+            else { return nil }
+            switch operations[i].kind {
+            case .batchNorm, .add: return i + 1
+            default: return nil
+            }
+        }
+    }
+
+    /// The ReLU fused into operation `index` in a training-mode pass, if
+    /// any: none for a BatchNorm whose statistics are synchronised (its
+    /// phases run one by one, ``batchNormSynchronization``).
+    func trainingFusedRelu(_ index: Int) -> Operation? {
+        guard let relu = fusedRelu[index] else { return nil }
+        if case .batchNorm = operations[index].kind, batchNormSynchronization != nil { return nil }
+        return operations[relu]
+    }
+
+    /// Whether operation `index` is a ReLU that a training-mode pass runs inside the operation before it.
+    func isFusedIntoPrevious(_ index: Int) -> Bool { index > 0 && trainingFusedRelu(index - 1) != nil }
 
     // MARK: Weights
 
@@ -235,6 +276,9 @@ public final class NetworkPlan {
         let saved: [Buffer]
         /// Whether the last forward pass fused layers: the activations inside them were not written.
         var holdsFusedPass = false
+        /// The operations whose outputs the last training-mode pass did not
+        /// write (a ReLU was fused into them, ``NetworkPlan/fusedRelu``).
+        var unwrittenOutputs: [Int] = []
         /// Holds a second gradient contribution before it is added (made with the gradients).
         private(set) var scratch: Buffer?
         /// The input's gradient (``NetworkPlan/inputGradient(_:cotangent:)``), made on first use.
@@ -365,13 +409,23 @@ public final class NetworkPlan {
     public func forward(_ w: Workspace, training: Bool) throws {
         precondition(
             !training || formedInferenceAffines == nil, "NetworkPlan: a training pass inside withParametersFixed")
+        w.unwrittenOutputs.removeAll(keepingCapacity: true)
         if !training, fusesInference, let d = device as? InferenceDevice {
             return try fusedInferenceForward(w, device: d)
         }
         w.holdsFusedPass = false
         let d = device
         let b = w.batch
-        for op in operations { try forwardOperation(op, w, training: training) }
+        for (index, op) in operations.enumerated() {
+            guard training else {
+                try forwardOperation(op, w, training: false)
+                continue
+            }
+            if isFusedIntoPrevious(index) { continue }
+            let relu = trainingFusedRelu(index)
+            try forwardOperation(op, w, training: true, relu: relu)
+            if relu != nil { w.unwrittenOutputs.append(index) }
+        }
         // Logits read, their gradient written, labels read, losses and flags written.
         try perform("loss", "loss", "forward", floats: 2 * b * classes + 3 * b) {
             try d.softmaxCrossEntropy(
@@ -381,12 +435,14 @@ public final class NetworkPlan {
         if training { batchesTracked += 1 }
     }
 
-    /// One operation of the layer-by-layer forward pass.
-    func forwardOperation(_ op: Operation, _ w: Workspace, training: Bool) throws {
+    /// One operation of the layer-by-layer forward pass; with `relu` (a
+    /// training-mode pass, ``trainingFusedRelu(_:)``), that ReLU in the same
+    /// device operation, which writes the ReLU's output instead of its own.
+    func forwardOperation(_ op: Operation, _ w: Workspace, training: Bool, relu: Operation? = nil) throws {
         let d = device
         let b = w.batch
         let input = w.activations[op.inputs[0]]
-        let output = w.activations[op.output]
+        let output = w.activations[relu?.output ?? op.output]
         let p = op.path
         let (inFloats, outFloats) = (b * activationSizes[op.inputs[0]], b * activationSizes[op.output])
         switch op.kind {
@@ -408,6 +464,16 @@ public final class NetworkPlan {
                         gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
                         runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
                         saved: w.saved[slot], output: output)
+                }
+                return
+            }
+            if relu != nil {
+                try perform(p, "batchnorm_relu", "forward", floats: inFloats + 6 * c + outFloats) {
+                    try d.batchNormReluForward(
+                        BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
+                        gamma: parameters[gamma].buffer, beta: parameters[beta].buffer,
+                        runningMean: statistics[mean].buffer, runningVar: statistics[variance].buffer,
+                        saved: w.saved[slot], output: output, training: training)
                 }
                 return
             }
@@ -442,6 +508,11 @@ public final class NetworkPlan {
                 try d.linearForward(
                     LinearShape(batch: b, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures),
                     input: input, weight: parameters[weight].buffer, bias: biasBuffer, output: output)
+            }
+        case .add where relu != nil:
+            try perform(p, "add_relu", "forward", floats: 3 * outFloats) {
+                try d.residualAddRelu(
+                    count: b * activationSizes[op.output], input, w.activations[op.inputs[1]], output: output)
             }
         case .add:
             try perform(p, "add", "forward", floats: 3 * outFloats) {
@@ -502,8 +573,13 @@ public final class NetworkPlan {
             }
             written[index] = true
         }
-        for op in operations.reversed() {
-            guard let gradOutput = w.gradients[op.output] else { continue }
+        for index in operations.indices.reversed() {
+            let op = operations[index]
+            // A ReLU fused into the BatchNorm before it: its mask is applied inside BatchNorm's backward.
+            if training, isFusedIntoPrevious(index), case .batchNorm = operations[index - 1].kind { continue }
+            var fused: Operation?
+            if training, let relu = trainingFusedRelu(index), case .batchNorm = op.kind { fused = relu }
+            guard let gradOutput = w.gradients[fused?.output ?? op.output] else { continue }
             let inputIndex = op.inputs[0]
             let input = w.activations[inputIndex]
             let wantInput = needsGradient[inputIndex] || (inputIndex == 0 && inputGradient != nil)
@@ -553,6 +629,21 @@ public final class NetworkPlan {
                     continue
                 }
                 let gradInput = wantInput ? target(inputIndex) : scratch
+                if let fused {
+                    // The ReLU's output read as its mask, besides BatchNorm's input and the gradient.
+                    try perform(
+                        p, "batchnorm_relu", "backward",
+                        floats: inFloats + 2 * outFloats + (wantInput ? inFloats : 0) + 5 * c
+                    ) {
+                        try d.batchNormReluBackward(
+                            BatchNormShape(batch: b, channels: c, height: h, width: wd), input: input,
+                            gamma: parameters[gamma].buffer, saved: w.saved[slot],
+                            output: w.activations[fused.output], gradOutput: gradOutput, gradInput: gradInput,
+                            gradGamma: gradients[gamma], gradBeta: gradients[beta], training: training)
+                    }
+                    if wantInput { try settle(inputIndex, p) }
+                    continue
+                }
                 try perform(
                     p, "batchnorm", "backward", floats: inFloats + outFloats + (wantInput ? inFloats : 0) + 5 * c
                 ) {
@@ -676,9 +767,37 @@ public final class NetworkPlan {
     /// output of its own (flatten).
     public func activation(_ w: Workspace, path: String) throws -> [Float]? {
         guard let op = operations.first(where: { $0.path == path }) else { return nil }
-        try writeFusedActivations(w)
+        try writeUnwrittenActivations(w)
         let values = try device.floats(w.activations[op.output])
         return Array(values.prefix(w.batch * activationSizes[op.output]))
+    }
+
+    /// Writes every activation that the last forward pass left unwritten:
+    /// those inside the layers an eval-mode pass fused
+    /// (``writeFusedActivations(_:)``), and the outputs of the BatchNorms
+    /// and sums a training-mode pass fused a ReLU into, from their inputs
+    /// and the pass's saved statistics (the values the unfused pass writes).
+    func writeUnwrittenActivations(_ w: Workspace) throws {
+        try writeFusedActivations(w)
+        let b = w.batch
+        for index in w.unwrittenOutputs {
+            let op = operations[index]
+            let output = w.activations[op.output]
+            switch op.kind {
+            case .batchNorm(let c, let h, let wd, let gamma, let beta, _, _, let slot):
+                try device.batchNormApply(
+                    BatchNormShape(batch: b, channels: c, height: h, width: wd), input: w.activations[op.inputs[0]],
+                    gamma: parameters[gamma].buffer, beta: parameters[beta].buffer, saved: w.saved[slot],
+                    output: output)
+            case .add:
+                try device.residualAdd(
+                    count: b * activationSizes[op.output], w.activations[op.inputs[0]], w.activations[op.inputs[1]],
+                    output: output)
+            default:
+                preconditionFailure("NetworkPlan: \(op.path) fuses no ReLU")
+            }
+        }
+        w.unwrittenOutputs.removeAll(keepingCapacity: true)
     }
 
     /// Floats of parameter `weight` and of the optional `bias`.

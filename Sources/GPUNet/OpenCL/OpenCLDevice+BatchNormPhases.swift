@@ -20,7 +20,8 @@ extension OpenCLDevice {
         try launch(
             "channel_partials", items: c * chunks,
             [
-                .buffer(x), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(s.map.planeSize),
+                .buffer(x), .buffer(x), .buffer(sv), .buffer(x), .buffer(partials), .int(s.batch), .int(c),
+                .int(s.map.planeSize),
                 .int(channelChunkLength), .int(chunks), .int(centred ? 1 : 0),
             ])
         try launch(
@@ -60,7 +61,8 @@ extension OpenCLDevice {
         try launch(
             "channel_partials", items: c * chunks,
             [
-                .buffer(dy), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(s.map.planeSize),
+                .buffer(dy), .buffer(x), .buffer(sv), .buffer(dy), .buffer(partials), .int(s.batch), .int(c),
+                .int(s.map.planeSize),
                 .int(channelChunkLength), .int(chunks), .int(2),
             ])
         try launch(
@@ -90,8 +92,9 @@ extension OpenCLDevice {
             gpu ? "gpu_batchnorm_backward_apply" : "batchnorm_backward_apply_planes",
             items: gpu ? s.count : s.batch * c,
             [
-                .buffer(x), .buffer(g), .buffer(sv), .buffer(dy), .buffer(sdyx), .buffer(sdy), .buffer(dx),
-                .int(gpu ? s.count : s.batch * c), .int(c), .int(s.map.planeSize), .int(s.valuesPerChannel), .int(1),
+                .buffer(x), .buffer(g), .buffer(sv), .buffer(dy), .buffer(dy), .buffer(sdyx), .buffer(sdy),
+                .buffer(dx), .int(gpu ? s.count : s.batch * c), .int(c), .int(s.map.planeSize),
+                .int(s.valuesPerChannel), .int(1), .int(0),
             ])
     }
 }

@@ -192,7 +192,8 @@ extension OpenCLDevice {
         try launch(
             "channel_partials", items: channels * chunks,
             [
-                .buffer(values), .buffer(values), .buffer(values), .buffer(partials), .int(batch), .int(channels),
+                .buffer(values), .buffer(values), .buffer(values), .buffer(values), .buffer(partials), .int(batch),
+                .int(channels),
                 .int(plane), .int(channelChunkLength), .int(chunks), .int(0),
             ])
         try launch(
@@ -214,7 +215,27 @@ extension OpenCLDevice {
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
         runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
     ) throws {
-        func operation() -> String { "batchNormForward \(s)" }
+        try batchNormForward(
+            s, input: input, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, saved: saved,
+            output: output, training: training, relu: false)
+    }
+
+    /// The statistics of ``batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``,
+    /// then its normalising kernel with its ReLU flag set: no launch more than BatchNorm alone.
+    public func batchNormReluForward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
+        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
+    ) throws {
+        try batchNormForward(
+            s, input: input, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, saved: saved,
+            output: output, training: training, relu: true)
+    }
+
+    private func batchNormForward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
+        runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool, relu: Bool
+    ) throws {
+        func operation() -> String { "batchNorm\(relu ? "Relu" : "")Forward \(s)" }
         try validate(s, operation(), training: training)
         let c = s.channels
         let x = try cl(input, "input", atLeast: s.count, in: operation())
@@ -247,7 +268,8 @@ extension OpenCLDevice {
             try launch(
                 "channel_partials", items: c * chunks,
                 [
-                    .buffer(x), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
+                    .buffer(x), .buffer(x), .buffer(sv), .buffer(x), .buffer(partials), .int(s.batch), .int(c),
+                    .int(plane),
                     .int(channelChunkLength), .int(chunks), .int(0),
                 ])
             try launch(
@@ -260,6 +282,7 @@ extension OpenCLDevice {
                 a.append(.buffer(x))
                 a.append(.buffer(x))
                 a.append(.buffer(sv))
+                a.append(.buffer(x))
                 a.append(.buffer(partials))
                 a.append(.int(s.batch))
                 a.append(.int(c))
@@ -284,14 +307,15 @@ extension OpenCLDevice {
                 "batchnorm_eval_statistics", items: c,
                 [.buffer(rm), .buffer(rv), .buffer(sv), .int(c), .float(s.epsilon)])
         }
-        try launchBatchNormApply(s, x, g, b, sv, y)
+        try launchBatchNormApply(s, x, g, b, sv, y, relu: relu)
     }
 
-    /// y = γ·(x − mean)·invStd + β with the saved (mean, invStd): one work-item
-    /// a value (`gpu_batchnorm_apply`) or a plane (`batchnorm_apply_planes`).
+    /// y = γ·(x − mean)·invStd + β with the saved (mean, invStd), then
+    /// RELU(y) with `relu`: one work-item a value (`gpu_batchnorm_apply`) or
+    /// a plane (`batchnorm_apply_planes`).
     func launchBatchNormApply(
         _ s: BatchNormShape, _ x: OpenCLBuffer, _ g: OpenCLBuffer, _ b: OpenCLBuffer, _ sv: OpenCLBuffer,
-        _ y: OpenCLBuffer
+        _ y: OpenCLBuffer, relu: Bool = false
     )
         throws
     {
@@ -299,11 +323,17 @@ extension OpenCLDevice {
         if kernelFamily == .gpu {
             return try launch(
                 "gpu_batchnorm_apply", items: s.count,
-                [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.count), .int(c), .int(plane)])
+                [
+                    .buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.count), .int(c), .int(plane),
+                    .int(relu ? 1 : 0),
+                ])
         }
         try launch(
             "batchnorm_apply_planes", items: s.batch * c,
-            [.buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.batch * c), .int(c), .int(plane)])
+            [
+                .buffer(x), .buffer(g), .buffer(b), .buffer(sv), .buffer(y), .int(s.batch * c), .int(c), .int(plane),
+                .int(relu ? 1 : 0),
+            ])
     }
 
     /// Σdy and Σdy·x̂ per chunk (cpu family: `batchnorm_chunk_grad_sums`
@@ -315,13 +345,39 @@ extension OpenCLDevice {
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
         gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
     ) throws {
-        func operation() -> String { "batchNormBackward \(s)" }
+        try batchNormBackward(
+            s, input: input, gamma: gamma, saved: saved, mask: nil, gradOutput: gradOutput, gradInput: gradInput,
+            gradGamma: gradGamma, gradBeta: gradBeta, training: training)
+    }
+
+    /// The kernels of ``batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)``
+    /// with their mask flag set (`channel_partials` in mode 3 in the gpu
+    /// family): no launch more than BatchNorm's backward alone.
+    public func batchNormReluBackward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, output: Buffer, gradOutput: Buffer,
+        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
+    ) throws {
+        try batchNormBackward(
+            s, input: input, gamma: gamma, saved: saved, mask: output, gradOutput: gradOutput, gradInput: gradInput,
+            gradGamma: gradGamma, gradBeta: gradBeta, training: training)
+    }
+
+    /// BatchNorm's backward; with `mask` (a fused ReLU's output), of the
+    /// gradient taken as 0 where the mask is ≤ 0.
+    private func batchNormBackward(
+        _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, mask: Buffer?, gradOutput: Buffer,
+        gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
+    ) throws {
+        func operation() -> String { "batchNorm\(mask == nil ? "" : "Relu")Backward \(s)" }
         try validate(s, operation(), training: training)
         let c = s.channels
         let x = try cl(input, "input", atLeast: s.count, in: operation())
         let g = try cl(gamma, "gamma", atLeast: c, in: operation())
         let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation())
         let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation())
+        // Without a mask the kernels read none: they are handed the gradient in its place.
+        let m = try mask.map { try cl($0, "output", atLeast: s.count, in: operation()) } ?? dy
+        let masked = mask == nil ? 0 : 1
         let dx = try cl(gradInput, "gradInput", atLeast: s.count, in: operation())
         let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation())
         let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation())
@@ -335,8 +391,8 @@ extension OpenCLDevice {
             try launch(
                 "channel_partials", items: c * chunks,
                 [
-                    .buffer(dy), .buffer(x), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
-                    .int(channelChunkLength), .int(chunks), .int(2),
+                    .buffer(dy), .buffer(x), .buffer(sv), .buffer(m), .buffer(partials), .int(s.batch), .int(c),
+                    .int(plane), .int(channelChunkLength), .int(chunks), .int(2 + masked),
                 ])
         } else {
             let imagesPerChunk: Int
@@ -345,8 +401,8 @@ extension OpenCLDevice {
             try launch(
                 "batchnorm_chunk_grad_sums", items: c * chunks,
                 [
-                    .buffer(x), .buffer(dy), .buffer(sv), .buffer(partials), .int(s.batch), .int(c), .int(plane),
-                    .int(imagesPerChunk), .int(chunks),
+                    .buffer(x), .buffer(dy), .buffer(m), .buffer(sv), .buffer(partials), .int(s.batch), .int(c),
+                    .int(plane), .int(imagesPerChunk), .int(chunks), .int(masked),
                 ])
         }
         try launch(
@@ -356,9 +412,9 @@ extension OpenCLDevice {
             gpu ? "gpu_batchnorm_backward_apply" : "batchnorm_backward_apply_planes",
             items: gpu ? s.count : s.batch * c,
             [
-                .buffer(x), .buffer(g), .buffer(sv), .buffer(dy), .buffer(dg), .buffer(db), .buffer(dx),
+                .buffer(x), .buffer(g), .buffer(sv), .buffer(dy), .buffer(m), .buffer(dg), .buffer(db), .buffer(dx),
                 .int(gpu ? s.count : s.batch * c), .int(c), .int(plane), .int(s.valuesPerChannel),
-                .int(training ? 1 : 0),
+                .int(training ? 1 : 0), .int(masked),
             ])
     }
 
@@ -374,14 +430,23 @@ extension OpenCLDevice {
 
     /// `residual_add`, 16 elements per work-item.
     public func residualAdd(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
-        func operation() -> String { "residualAdd" }
+        try residualAdd(count: count, a, b, output: output, relu: false)
+    }
+
+    /// `residual_add` with its ReLU flag set.
+    public func residualAddRelu(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer) throws {
+        try residualAdd(count: count, a, b, output: output, relu: true)
+    }
+
+    private func residualAdd(count: Int, _ a: Buffer, _ b: Buffer, output: Buffer, relu: Bool) throws {
+        func operation() -> String { relu ? "residualAddRelu" : "residualAdd" }
         guard count >= 0 else { throw OpenCLError.invalidArgument("\(operation()): count \(count) < 0") }
         let aBuffer = try cl(a, "a", atLeast: count, in: operation())
         let bBuffer = try cl(b, "b", atLeast: count, in: operation())
         let outputBuffer = try cl(output, "output", atLeast: count, in: operation())
         try launch(
             "residual_add", items: (count + 15) / 16,
-            [.buffer(aBuffer), .buffer(bBuffer), .buffer(outputBuffer), .int(count)])
+            [.buffer(aBuffer), .buffer(bBuffer), .buffer(outputBuffer), .int(count), .int(relu ? 1 : 0)])
     }
 
     /// `global_avgpool_forward`, one work-item per (b, c) plane.

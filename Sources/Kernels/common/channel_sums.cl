@@ -15,7 +15,10 @@
 // mode 1: partials[c·chunks + k] = Σ (a − saved[c])²  (saved[c] a mean);
 // mode 2: partials[c·chunks + k] = Σ a and partials[(C + c)·chunks + k] =
 //         Σ a·(b − saved[c])·saved[C + c]  (a = dy, b = x, saved = μ, σ:
-//         batch normalisation's Σ dy and Σ dy·x̂).
+//         batch normalisation's Σ dy and Σ dy·x̂);
+// mode 3: mode 2 with a taken as 0 where mask ≤ 0 (mask the output of a
+//         ReLU after the BatchNorm: the gradient relu_backward would pass).
+// `mask` is read in mode 3 alone (any buffer elsewhere).
 // sum += value with Kahan's compensation `carry` (the low bits lost so far).
 #define KAHAN_ADD(sum, carry, value) \
     { \
@@ -27,20 +30,20 @@
 
 #ifdef KERNEL_channel_partials
 __kernel void channel_partials(__global const float* a, __global const float* b, __global const float* saved,
-                               __global float* partials, int batch, int channels, int plane, int chunkLength,
-                               int chunks, int mode) {
+                               __global const float* mask, __global float* partials, int batch, int channels,
+                               int plane, int chunkLength, int chunks, int mode) {
     const int index = get_global_id(0);
     if (index >= channels * chunks) return;
     const int c = index / chunks, chunk = index - c * chunks;
     const int count = batch * plane;
     const int start = chunk * chunkLength, end = min(start + chunkLength, count);
     const float mean = mode > 0 ? saved[c] : 0.0f;
-    const float invStd = mode == 2 ? saved[channels + c] : 0.0f;
+    const float invStd = mode >= 2 ? saved[channels + c] : 0.0f;
     int image = start / plane, p = start - image * plane;
     float sum = 0.0f, sum2 = 0.0f, carry = 0.0f, carry2 = 0.0f;
     for (int n = start; n < end; n++) {
         const size_t at = ((size_t)image * channels + c) * plane + p;
-        const float v = a[at];
+        const float v = mode == 3 && !(mask[at] > 0.0f) ? 0.0f : a[at];
         if (mode == 0) {
             KAHAN_ADD(sum, carry, v)
         } else if (mode == 1) {
@@ -56,7 +59,7 @@ __kernel void channel_partials(__global const float* a, __global const float* b,
         }
     }
     partials[index] = sum;
-    if (mode == 2) partials[channels * chunks + index] = sum2;
+    if (mode >= 2) partials[channels * chunks + index] = sum2;
 }
 #endif
 

@@ -5,15 +5,22 @@
 // cost outweighs a few elements' arithmetic, and explicit vectors are what
 // it turns into SIMD code); the last work-item finishes a count that is not
 // a multiple of 16 element by element. output may be a or b: each element
-// is read, then written, by the same work-item.
+// is read, then written, by the same work-item. With `relu` non-zero,
+// output = RELU(a + b) (common.cl: a block's sum and the ReLU after it in
+// one pass, the values relu_forward would write).
 #ifdef KERNEL_residual_add
-__kernel void residual_add(__global const float* a, __global const float* b, __global float* output, int count) {
+__kernel void residual_add(__global const float* a, __global const float* b, __global float* output, int count,
+                           int relu) {
     const int first = get_global_id(0) * 16;
     if (first >= count) return;
     if (first + 16 <= count) {
-        VEC_REF(16, output + first, 0) = VEC_READ(16, a + first, 0) + VEC_READ(16, b + first, 0);
+        const float16 sum = VEC_READ(16, a + first, 0) + VEC_READ(16, b + first, 0);
+        VEC_REF(16, output + first, 0) = relu ? RELU(float16, sum) : sum;
     } else {
-        for (int i = first; i < count; i++) output[i] = a[i] + b[i];
+        for (int i = first; i < count; i++) {
+            const float sum = a[i] + b[i];
+            output[i] = relu ? RELU(float, sum) : sum;
+        }
     }
 }
 #endif

@@ -148,10 +148,17 @@ __kernel void batchnorm_combine_moments(__global const float* partials, __global
 // Backward sums of chunk k of channel c: Σdy into partials[c·chunks + k] and
 // Σdy·x̂, x̂ = (x − μ)σ (saved = μ, σ), into partials[(C + c)·chunks + k];
 // channel_sum_chunk_pairs then adds the chunks into gradBeta and gradGamma.
+// With `masked` non-zero, dy is taken as 0 where mask ≤ 0 (mask the output
+// of a ReLU after the BatchNorm: the gradient relu_backward would pass, so
+// the sums are those of relu_backward then this kernel, bit for bit).
 #ifdef KERNEL_batchnorm_chunk_grad_sums
+// dy where the mask passes it (16 lanes at `at`, or one value).
+#define BN_PASSED16(g, at) (masked ? select((float16)0.0f, (g), vload16(0, m + (at)) > 0.0f) : (g))
+#define BN_PASSED1(g, at) (masked && !(m[at] > 0.0f) ? 0.0f : (g))
 __kernel void batchnorm_chunk_grad_sums(__global const float* input, __global const float* gradOutput,
-                                        __global const float* saved, __global float* partials, int batch,
-                                        int channels, int plane, int imagesPerChunk, int chunks) {
+                                        __global const float* mask, __global const float* saved,
+                                        __global float* partials, int batch, int channels, int plane,
+                                        int imagesPerChunk, int chunks, int masked) {
     const int index = get_global_id(0);
     if (index >= channels * chunks) return;
     const int c = index / chunks, chunk = index - c * chunks;
@@ -163,10 +170,12 @@ __kernel void batchnorm_chunk_grad_sums(__global const float* input, __global co
         const size_t at = ((size_t)b * channels + c) * plane;
         __global const float* x = input + at;
         __global const float* dy = gradOutput + at;
+        __global const float* m = mask + at;
         int p = 0;
         for (; p + 64 <= plane; p += 64) {
-            const float16 g0 = vload16(0, dy + p), g1 = vload16(0, dy + p + 16);
-            const float16 g2 = vload16(0, dy + p + 32), g3 = vload16(0, dy + p + 48);
+            const float16 g0 = BN_PASSED16(vload16(0, dy + p), p), g1 = BN_PASSED16(vload16(0, dy + p + 16), p + 16);
+            const float16 g2 = BN_PASSED16(vload16(0, dy + p + 32), p + 32);
+            const float16 g3 = BN_PASSED16(vload16(0, dy + p + 48), p + 48);
             const float16 h0 = (vload16(0, x + p) - mean) * invStd, h1 = (vload16(0, x + p + 16) - mean) * invStd;
             const float16 h2 = (vload16(0, x + p + 32) - mean) * invStd;
             const float16 h3 = (vload16(0, x + p + 48) - mean) * invStd;
@@ -175,7 +184,7 @@ __kernel void batchnorm_chunk_grad_sums(__global const float* input, __global co
         }
         float16 restDy = 0.0f, restDyXhat = 0.0f;
         for (; p + 16 <= plane; p += 16) {
-            const float16 g = vload16(0, dy + p);
+            const float16 g = BN_PASSED16(vload16(0, dy + p), p);
             restDy += g;
             restDyXhat += g * ((vload16(0, x + p) - mean) * invStd);
         }
@@ -183,8 +192,9 @@ __kernel void batchnorm_chunk_grad_sums(__global const float* input, __global co
         BN_KAHAN(float16, sumDyXhat, carryDyXhat, restDyXhat)
         float restTailDy = 0.0f, restTailDyXhat = 0.0f;
         for (; p < plane; p++) {
-            restTailDy += dy[p];
-            restTailDyXhat += dy[p] * ((x[p] - mean) * invStd);
+            const float g = BN_PASSED1(dy[p], p);
+            restTailDy += g;
+            restTailDyXhat += g * ((x[p] - mean) * invStd);
         }
         BN_KAHAN(float, tailDy, tailCarryDy, restTailDy)
         BN_KAHAN(float, tailDyXhat, tailCarryDyXhat, restTailDyXhat)
