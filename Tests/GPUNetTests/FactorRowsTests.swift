@@ -47,22 +47,10 @@ final class FactorRowsTests: XCTestCase {
                 for (bias, residual, relu) in [(false, false, false), (true, true, true), (false, true, false)] {
                     let layer = FusedConvolution(
                         shape: shape, pointwiseChannels: pointwise, residual: residual, relu: relu)
-                    let seed = UInt64(1300 + 10 * index)
-                    let o = layer.outChannels
-                    let input = randomFloats(shape.inputCount, seed: seed)
-                    let weight = randomFloats(shape.weightCount, scale: 0.5, seed: seed + 1)
-                    let b = bias ? randomFloats(shape.outChannels, scale: 0.5, seed: seed + 2) : nil
-                    let pw = pointwise.map { randomFloats($0 * shape.outChannels, scale: 0.5, seed: seed + 3) }
-                    let scale = randomFloats(o, seed: seed + 4).map { 1 + 0.5 * $0 }
-                    let shift = randomFloats(o, scale: 0.5, seed: seed + 5)
-                    let r = residual ? randomFloats(layer.outputCount, seed: seed + 6) : nil
-                    let expected: [Double] = NaiveReference.fusedConvolutionForward(
-                        layer, input: input, weight: weight, bias: b, pointwiseWeight: pw, scale: scale, shift: shift,
-                        residual: r)
+                    let c = FusedConvolutionCase(layer, bias: bias, seed: UInt64(1300 + 10 * index))
+                    let expected = c.expected
                     openCL.launchLog = []
-                    let out = try openCL.fusedConvolutionForward(
-                        layer, input: input, weight: weight, bias: b, pointwiseWeight: pw, scale: scale, shift: shift,
-                        residual: r)
+                    let out = try c.run(on: openCL)
                     let launched = (openCL.launchLog ?? []).map(\.kernel)
                     openCL.launchLog = nil
                     let difference = maxAbsoluteDifference(out, expected)

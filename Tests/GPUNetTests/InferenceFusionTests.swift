@@ -42,21 +42,9 @@ final class InferenceFusionTests: XCTestCase {
                     if device.info.selector == "host", (device as? HostDevice)?.usesAVX512 == HostDevice.cpuHasAVX512 {
                         fusedOnDefaultHost += 1
                     }
-                    let seed = UInt64(700 + 10 * index)
-                    let o = layer.outChannels
-                    let input = randomFloats(shape.inputCount, seed: seed)
-                    let weight = randomFloats(shape.weightCount, scale: 0.5, seed: seed + 1)
-                    let b = bias ? randomFloats(shape.outChannels, scale: 0.5, seed: seed + 2) : nil
-                    let pw = pointwise.map { randomFloats($0 * shape.outChannels, scale: 0.5, seed: seed + 3) }
-                    let scale = randomFloats(o, seed: seed + 4).map { 1 + 0.5 * $0 }
-                    let shift = randomFloats(o, scale: 0.5, seed: seed + 5)
-                    let r = residual ? randomFloats(layer.outputCount, seed: seed + 6) : nil
-                    let expected = NaiveReference.fusedConvolutionForward(
-                        layer, input: input, weight: weight, bias: b, pointwiseWeight: pw, scale: scale, shift: shift,
-                        residual: r)
-                    let out = try d.fusedConvolutionForward(
-                        layer, input: input, weight: weight, bias: b, pointwiseWeight: pw, scale: scale, shift: shift,
-                        residual: r)
+                    let c = FusedConvolutionCase(layer, bias: bias, seed: UInt64(700 + 10 * index))
+                    let expected = c.expected
+                    let out = try c.run(on: d)
                     let difference = maxAbsoluteDifference(out, expected)
                     XCTAssertLessThanOrEqual(difference, 1e-4, "\(layer) bias \(bias) on \(on)")
                     worst = max(worst, difference)

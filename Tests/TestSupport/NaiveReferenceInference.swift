@@ -76,3 +76,41 @@ extension InferenceDevice {
         return try floats(output)
     }
 }
+
+/// One fused layer's random arguments, seeded, and their float64 result
+/// (``NaiveReference/fusedConvolutionForward(_:input:weight:bias:pointwiseWeight:scale:shift:residual:)``):
+/// the case that every fused-layer test runs on a device. The scale sits in
+/// [0.5, 1.5], as a BatchNorm's γ/√(v + ε) does after training.
+public struct FusedConvolutionCase {
+    public let layer: FusedConvolution
+    public let input: [Float], weight: [Float], bias: [Float]?, pointwiseWeight: [Float]?
+    public let scale: [Float], shift: [Float], residual: [Float]?
+
+    public init(_ layer: FusedConvolution, bias withBias: Bool, seed: UInt64) {
+        let shape = layer.shape
+        self.layer = layer
+        input = randomFloats(shape.inputCount, seed: seed)
+        weight = randomFloats(shape.weightCount, scale: 0.5, seed: seed + 1)
+        bias = withBias ? randomFloats(shape.outChannels, scale: 0.5, seed: seed + 2) : nil
+        pointwiseWeight = layer.pointwiseChannels.map {
+            randomFloats($0 * shape.outChannels, scale: 0.5, seed: seed + 3)
+        }
+        scale = randomFloats(layer.outChannels, seed: seed + 4).map { 1 + 0.5 * $0 }
+        shift = randomFloats(layer.outChannels, scale: 0.5, seed: seed + 5)
+        residual = layer.residual ? randomFloats(layer.outputCount, seed: seed + 6) : nil
+    }
+
+    /// The float64 result of the layer on these arguments.
+    public var expected: [Double] {
+        NaiveReference.fusedConvolutionForward(
+            layer, input: input, weight: weight, bias: bias, pointwiseWeight: pointwiseWeight, scale: scale,
+            shift: shift, residual: residual)
+    }
+
+    /// The layer on `device`, from host arrays.
+    public func run(on device: InferenceDevice) throws -> [Float] {
+        try device.fusedConvolutionForward(
+            layer, input: input, weight: weight, bias: bias, pointwiseWeight: pointwiseWeight, scale: scale,
+            shift: shift, residual: residual)
+    }
+}
