@@ -100,17 +100,10 @@ final class ResidualOpsTests: XCTestCase {
             let on = device.info.summary
             for (index, m) in Self.mapShapes.enumerated() {
                 let s = BatchNormShape(batch: m.0, channels: m.1, height: m.2, width: m.3)
-                let seed = UInt64(300 + 10 * index)
-                // An offset and a spread per channel unlike 0 and 1, so that
-                // normalising does something.
-                let input = randomFloats(s.count, seed: seed).enumerated().map { i, v in
-                    v * 2.5 + Float((i / s.map.planeSize) % s.channels) * 0.75 - 1
-                }
-                let gamma = randomFloats(s.channels, seed: seed + 1).map { 1 + 0.5 * $0 }
-                let beta = randomFloats(s.channels, scale: 0.5, seed: seed + 2)
-                let runningMean = randomFloats(s.channels, scale: 0.2, seed: seed + 3)
-                let runningVar = randomFloats(s.channels, scale: 0.3, seed: seed + 4).map { 1 + $0 }
-                let gradOutput = randomFloats(s.count, seed: seed + 5)
+                let c = BatchNormCase(s, seed: UInt64(300 + 10 * index))
+                let (input, gamma, beta) = (c.input, c.gamma, c.beta)
+                let (runningMean, runningVar) = (c.runningMean, c.runningVar)
+                let gradOutput = c.gradOutput
                 for training in [true, false] {
                     let label = "\(s) \(training ? "training" : "eval") on \(on)"
                     let reference = NaiveReference.batchNormForward(

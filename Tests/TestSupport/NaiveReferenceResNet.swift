@@ -235,3 +235,24 @@ extension NaiveReference {
         (0..<s.count).map { Double(gradOutput[$0 / s.planeSize]) / Double(s.planeSize) }
     }
 }
+
+/// One BatchNorm's random arguments, seeded: an input with an offset and a
+/// spread per channel unlike 0 and 1 (so that normalising does something),
+/// γ in [0.5, 1.5], running variances in [0.7, 1.3], and an output gradient.
+public struct BatchNormCase {
+    public let shape: BatchNormShape
+    public let input: [Float], gamma: [Float], beta: [Float], runningMean: [Float], runningVar: [Float]
+    public var gradOutput: [Float]
+
+    public init(_ shape: BatchNormShape, seed: UInt64) {
+        self.shape = shape
+        input = randomFloats(shape.count, seed: seed).enumerated().map { i, v in
+            v * 2.5 + Float((i / shape.map.planeSize) % shape.channels) * 0.75 - 1
+        }
+        gamma = randomFloats(shape.channels, seed: seed + 1).map { 1 + 0.5 * $0 }
+        beta = randomFloats(shape.channels, scale: 0.5, seed: seed + 2)
+        runningMean = randomFloats(shape.channels, scale: 0.2, seed: seed + 3)
+        runningVar = randomFloats(shape.channels, scale: 0.3, seed: seed + 4).map { 1 + $0 }
+        gradOutput = randomFloats(shape.count, seed: seed + 5)
+    }
+}
