@@ -68,6 +68,45 @@ final class NetworkPlanTests: XCTestCase {
         try compare(Self.smallResidual, channels: 2, height: 9, width: 9, classes: 3, batch: 3, seed: 1)
     }
 
+    /// Residual sums whose addends' gradients share the sum's buffer
+    /// (``NetworkPlan/sharedGradients(_:activations:needsGradient:)``) where
+    /// the body's first operation also reads the body's output gradient: a
+    /// BatchNorm alone as the body (it reads the shared buffer, then adds the
+    /// block input's second gradient into it), a body that starts with a
+    /// ReLU, and a body of conv and BatchNorm, as in a ResNet.
+    static let residualSums = NetworkDescription(
+        name: "residual-sums",
+        layers: [
+            LayerDescription(
+                .conv(Conv2dSpec(inChannels: 2, outChannels: 4, kernelSize: 3, padding: 1, bias: false)), name: "conv1"),
+            LayerDescription(
+                .residual(ResidualBlockSpec(body: [LayerDescription(.batchNorm(BatchNorm2dSpec(channels: 4)), name: "bn")])),
+                name: "layer1.0"),
+            LayerDescription(
+                .residual(
+                    ResidualBlockSpec(body: [
+                        LayerDescription(.relu, name: "relu"),
+                        LayerDescription(
+                            .conv(Conv2dSpec(inChannels: 4, outChannels: 4, kernelSize: 1, bias: false)), name: "conv1"),
+                    ])), name: "layer1.1"),
+            LayerDescription(
+                .residual(
+                    ResidualBlockSpec(body: [
+                        LayerDescription(
+                            .conv(Conv2dSpec(inChannels: 4, outChannels: 4, kernelSize: 3, padding: 1, bias: false)),
+                            name: "conv1"),
+                        LayerDescription(.batchNorm(BatchNorm2dSpec(channels: 4)), name: "bn1"),
+                    ])), name: "layer1.2"),
+            LayerDescription(.relu, name: "relu"),
+            LayerDescription(.globalAveragePool, name: "avgpool"),
+            LayerDescription(.flatten, name: "flatten"),
+            LayerDescription(.linear(LinearSpec(inFeatures: 4, outFeatures: 3, bias: true)), name: "fc"),
+        ])
+
+    func testResidualSumsShareTheirGradientBuffer() throws {
+        try compare(Self.residualSums, channels: 2, height: 6, width: 5, classes: 3, batch: 3, seed: 4)
+    }
+
     /// Batch 1 of the small network: BatchNorm after the stride-2 convs sees
     /// 5×5 values a channel, enough for its unbiased variance.
     func testBatchOfOne() throws {

@@ -61,6 +61,11 @@ public final class NetworkPlan {
     /// (``Device/batchNormReluBackward(_:input:gamma:saved:output:gradOutput:gradInput:gradGamma:gradBeta:training:)``):
     /// one pass over the values less each way, the same values.
     let fusedRelu: [Int?]
+    /// Per activation: the residual sum whose gradient buffer its gradient
+    /// is, nil where it has its own. A sum's gradient reaches each addend
+    /// unchanged, so an addend that shares the buffer needs no copy of it
+    /// (``sharedGradients(_:activations:needsGradient:)`` says when that is safe).
+    let sharedGradient: [Int?]
     /// Elements per image of each activation.
     let activationSizes: [Int]
     /// Whether an activation depends on a learned parameter (its gradient is needed).
@@ -158,6 +163,8 @@ public final class NetworkPlan {
         fusedRelu = Self.fusedRelus(builder.operations, activations: builder.sizes.count)
         activationSizes = builder.sizes
         needsGradient = builder.needsGradient
+        sharedGradient = Self.sharedGradients(
+            builder.operations, activations: builder.sizes.count, needsGradient: builder.needsGradient)
         argmaxSlots = builder.argmaxSlots
         savedSlots = builder.savedSlots
         func tensor(_ p: ParameterDescription) throws -> Tensor {
@@ -185,6 +192,45 @@ public final class NetworkPlan {
             default: return nil
             }
         }
+    }
+
+    /// ``sharedGradient`` for `operations`. The backward pass runs the
+    /// operations in reverse: an addend's gradient is written by the
+    /// operations that read the addend (the second and later into scratch,
+    /// then added, after the operation has read its own gradient), and read
+    /// by the operation that made it (or, for a ReLU run inside the BatchNorm
+    /// before it, by that one). The sum shares its gradient buffer with
+    /// - each addend that it alone reads: that gradient is only read after
+    ///   the sum's backward pass;
+    /// - and one addend that earlier operations also read (a residual
+    ///   block's input), whose gradients are then added into the buffer,
+    ///   where no such operation comes after one that reads an addend of the
+    ///   first kind (reads and writes in one operation are in that order).
+    /// A sum whose own gradient is shared, the input image and an addend read
+    /// after the sum keep their own buffers.
+    static func sharedGradients(_ operations: [Operation], activations: Int, needsGradient: [Bool]) -> [Int?] {
+        var readers = [[Int]](repeating: [], count: activations)
+        var maker = [Int?](repeating: nil, count: activations)
+        for (index, op) in operations.enumerated() {
+            for i in op.inputs { readers[i].append(index) }
+            maker[op.output] = index
+        }
+        var shared = [Int?](repeating: nil, count: activations)
+        for (index, op) in operations.enumerated().reversed() {
+            guard case .add = op.kind, shared[op.output] == nil, Set(op.inputs).count == op.inputs.count else {
+                continue
+            }
+            let addends = op.inputs.filter { i in
+                i != 0 && needsGradient[i] && maker[i] != nil && readers[i].allSatisfy { $0 <= index }
+            }
+            var sharing = addends.filter { readers[$0].count == 1 }
+            if let other = addends.first(where: { readers[$0].count > 1 }) {
+                let lastWriter = readers[other].filter { $0 != index }.max()!
+                if sharing.allSatisfy({ maker[$0]! - 1 >= lastWriter }) { sharing.append(other) }
+            }
+            for i in sharing { shared[i] = op.output }
+        }
+        return shared
     }
 
     /// The ReLU fused into operation `index` in a training-mode pass, if
@@ -353,8 +399,11 @@ public final class NetworkPlan {
             let d = plan.device
             func floats(_ n: Int) throws -> Buffer { try d.makeBuffer(count: max(n, 1), kind: .float32) }
             for (index, (size, needed)) in zip(plan.activationSizes, plan.needsGradient).enumerated()
-            where needed && gradients[index] == nil {
+            where needed && gradients[index] == nil && plan.sharedGradient[index] == nil {
                 gradients[index] = try floats(batch * size)
+            }
+            for (index, sum) in plan.sharedGradient.enumerated() {
+                if let sum { gradients[index] = gradients[sum] }
             }
             scratch = try floats(batch * (plan.activationSizes.max() ?? 1))
         }
@@ -698,6 +747,10 @@ public final class NetworkPlan {
                 // The sum's gradient reaches both addends unchanged.
                 for (addend, index) in op.inputs.enumerated()
                 where needsGradient[index] || (index == 0 && inputGradient != nil) {
+                    if sharedGradient[index] == op.output {
+                        written[index] = true
+                        continue
+                    }
                     let g = gradient(index)
                     if written[index] {
                         try perform(p, "add", "backward", floats: 3 * b * activationSizes[index], addend: addend) {
