@@ -80,7 +80,8 @@ final class NetworkPlanTests: XCTestCase {
             LayerDescription(
                 .conv(Conv2dSpec(inChannels: 2, outChannels: 4, kernelSize: 3, padding: 1, bias: false)), name: "conv1"),
             LayerDescription(
-                .residual(ResidualBlockSpec(body: [LayerDescription(.batchNorm(BatchNorm2dSpec(channels: 4)), name: "bn")])),
+                .residual(
+                    ResidualBlockSpec(body: [LayerDescription(.batchNorm(BatchNorm2dSpec(channels: 4)), name: "bn")])),
                 name: "layer1.0"),
             LayerDescription(
                 .residual(
