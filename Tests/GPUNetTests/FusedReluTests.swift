@@ -130,4 +130,40 @@ final class FusedReluTests: XCTestCase {
             }
         }
     }
+
+    /// A ReLU's backward pass of a gradient in two parts against the float64
+    /// rule (the parts summed in float64, then masked; within 1e-6, the
+    /// float32 sum's rounding), and equal bit for bit to the sum then the
+    /// mask, which it replaces in a residual network's backward pass. The
+    /// outputs hold exact zeros and negatives, so that the mask is exercised,
+    /// at odd counts (partial vectors of 16) and batch 1.
+    func testReluBackwardSumMatchesTheReferenceAndTheTwoOperations() throws {
+        for device in try testDevices() {
+            let on = device.info.summary
+            for (index, m) in (ResidualOpsTests.mapShapes + [(3, 5, 3, 7)]).enumerated() {
+                let count = m.0 * m.1 * m.2 * m.3
+                let seed = UInt64(950 + 10 * index)
+                let output = randomFloats(count, seed: seed).enumerated().map { $0.offset % 5 == 0 ? 0 : $0.element }
+                let g = randomFloats(count, seed: seed + 1)
+                let addend = randomFloats(count, seed: seed + 2)
+                let sum = zip(g, addend).map { Float(Double($0) + Double($1)) }
+                let reference = NaiveReference.reluBackward(
+                    output: output.map(Double.init), gradOutput: zip(g, addend).map { Double($0) + Double($1) })
+                let d = device
+                let (bo, bg, ba) = (try d.makeBuffer(output), try d.makeBuffer(g), try d.makeBuffer(addend))
+                let gradInput = try d.makeBuffer(count: count, kind: .float32)
+                try d.reluBackwardSum(count: count, output: bo, gradOutput: bg, addend: ba, gradInput: gradInput)
+                let fused = try d.floats(gradInput)
+                XCTAssertLessThanOrEqual(
+                    maxAbsoluteDifference(fused, reference), 1e-6, "reluBackwardSum \(m) on \(on)")
+                XCTAssertEqual(
+                    fused, NaiveReference.reluBackward(output: output, gradOutput: sum).map { Float($0) },
+                    "reluBackwardSum against the float32 sum masked \(m) on \(on)")
+                let twoPasses = try d.makeBuffer(count: count, kind: .float32)
+                try d.residualAdd(count: count, bg, ba, output: twoPasses)
+                try d.reluBackward(count: count, output: bo, gradOutput: twoPasses, gradInput: twoPasses)
+                XCTAssertEqual(fused, try d.floats(twoPasses), "reluBackwardSum and the two operations \(m) on \(on)")
+            }
+        }
+    }
 }

@@ -140,20 +140,24 @@ extension KernelSweepTests {
             let a = randomFloats(map.count, seed: 161)
             let b = randomFloats(map.count, seed: 162)
             let gradPooled = randomFloats(map.batch * map.channels, seed: 163)
-            try agree("residual add + global average pool \(map)", false) { d in
+            try agree("residual add, ReLU backward of a sum, global average pool \(map)", false) { d in
                 let (ba, bb) = (try d.makeBuffer(a), try d.makeBuffer(b))
                 let sum = try d.makeBuffer(count: map.count, kind: .float32)
                 try d.residualAdd(count: map.count, ba, bb, output: sum)
                 try d.residualAdd(count: map.count, ba, bb, output: bb)
                 let rectified = try d.makeBuffer(count: map.count, kind: .float32)
                 try d.residualAddRelu(count: map.count, ba, sum, output: rectified)
+                // A ReLU's backward pass of a two-part gradient, masked by the rectified sum's zeros.
+                let gradSum = try d.makeBuffer(count: map.count, kind: .float32)
+                try d.reluBackwardSum(
+                    count: map.count, output: rectified, gradOutput: ba, addend: bb, gradInput: gradSum)
                 let pooled = try d.makeBuffer(count: map.batch * map.channels, kind: .float32)
                 try d.globalAveragePoolForward(map, input: sum, output: pooled)
                 let gradInput = try d.makeBuffer(count: map.count, kind: .float32)
                 try d.globalAveragePoolBackward(map, gradOutput: try d.makeBuffer(gradPooled), gradInput: gradInput)
                 return [
-                    try d.floats(sum), try d.floats(bb), try d.floats(rectified), try d.floats(pooled),
-                    try d.floats(gradInput),
+                    try d.floats(sum), try d.floats(bb), try d.floats(rectified), try d.floats(gradSum),
+                    try d.floats(pooled), try d.floats(gradInput),
                 ]
             }
         }

@@ -119,6 +119,12 @@ public protocol Device: AnyObject {
     func reluForward(count: Int, input: Buffer, output: Buffer) throws
     /// gradInput = gradOutput where output > 0, else 0.
     func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws
+    /// gradInput = gradOutput + addend where output > 0, else 0: the ReLU's
+    /// backward pass of a gradient that arrives in two parts (a residual
+    /// block's input, read by the block's body and its shortcut), one pass
+    /// where the sum and the mask took two. Equal bit for bit to
+    /// `residualAdd(gradOutput, addend)` then ``reluBackward(count:output:gradOutput:gradInput:)``.
+    func reluBackwardSum(count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer, gradInput: Buffer) throws
     /// 2×2 max-pool, stride 2, floor mode (an odd last row/column is
     /// dropped, as PyTorch does). `argmax` (int32, one per output) holds the
     /// flat index `y·W + x` of the winner within its (b,c) plane; ties go to

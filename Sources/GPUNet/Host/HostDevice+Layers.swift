@@ -27,7 +27,23 @@ extension HostDevice {
         parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
             let start = range.lowerBound
             HostLoops.reluGradient(
-                output: pout + start, gradOutput: pgo + start, gradInput: pgi + start, count: range.count)
+                output: pout + start, gradOutput: pgo + start, addend: nil, gradInput: pgi + start,
+                count: range.count)
+        }
+    }
+
+    public func reluBackwardSum(
+        count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer, gradInput: Buffer
+    ) throws {
+        let pout = try floats(output, at: count, "reluBackwardSum", "output")
+        let pgo = try floats(gradOutput, at: count, "reluBackwardSum", "gradOutput")
+        let pad = try floats(addend, at: count, "reluBackwardSum", "addend")
+        let pgi = try floats(gradInput, at: count, "reluBackwardSum", "gradInput")
+        parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
+            let start = range.lowerBound
+            HostLoops.reluGradient(
+                output: pout + start, gradOutput: pgo + start, addend: pad + start, gradInput: pgi + start,
+                count: range.count)
         }
     }
 

@@ -177,7 +177,7 @@ extension HostDevice {
     ) -> UnsafeMutablePointer<Float> {
         guard let reluOutput else { return values + start }
         HostLoops.reluGradient(
-            output: reluOutput + start, gradOutput: values + start, gradInput: scratch, count: count)
+            output: reluOutput + start, gradOutput: values + start, addend: nil, gradInput: scratch, count: count)
         return scratch
     }
 

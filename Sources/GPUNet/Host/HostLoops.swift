@@ -182,12 +182,25 @@ extension HostLoops {
         }
     }
 
-    /// gradInput = gradOutput where output > 0, else 0.
+    /// gradInput = gradOutput (+ addend, where one is given) where output > 0, else 0.
     static func reluGradient(
-        output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+        output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>, addend: UnsafePointer<Float>?,
         gradInput: UnsafeMutablePointer<Float>, count: Int
     ) {
         var i = 0
+        if let addend {
+            while i + 8 <= count {
+                let y = load(output + i)
+                let g = load(gradOutput + i) + load(addend + i)
+                store(Lanes(repeating: 0).replacing(with: g, where: y .> 0), gradInput + i)
+                i += 8
+            }
+            while i < count {
+                gradInput[i] = output[i] > 0 ? gradOutput[i] + addend[i] : 0
+                i += 1
+            }
+            return
+        }
         while i + 8 <= count {
             let y = load(output + i)
             store(Lanes(repeating: 0).replacing(with: load(gradOutput + i), where: y .> 0), gradInput + i)

@@ -49,6 +49,8 @@ public final class NetworkPlan {
     public var batchesTracked = 0
     /// The backward pass's record of the activation gradients written (its storage reused).
     private var written: [Bool] = []
+    /// The backward pass's record of the ReLUs run inside a gradient's last sum (its storage reused).
+    private var reluDone: [Bool] = []
 
     let operations: [Operation]
     /// Per operation: the index of the ReLU right after it that a
@@ -66,6 +68,13 @@ public final class NetworkPlan {
     /// unchanged, so an addend that shares the buffer needs no copy of it
     /// (``sharedGradients(_:activations:needsGradient:)`` says when that is safe).
     let sharedGradient: [Int?]
+    /// Per activation made by a ReLU and read by two or more operations (a
+    /// residual block's input): that ReLU and the operation that adds the
+    /// gradient's last part, the first reader, whose backward pass runs last.
+    /// There the sum and the ReLU's backward pass are one pass
+    /// (``Device/reluBackwardSum(count:output:gradOutput:addend:gradInput:)``),
+    /// where the ReLU alone reads its input and is not run inside a BatchNorm.
+    let summedRelu: [(relu: Int, lastReader: Int)?]
     /// Elements per image of each activation.
     let activationSizes: [Int]
     /// Whether an activation depends on a learned parameter (its gradient is needed).
@@ -165,6 +174,8 @@ public final class NetworkPlan {
         needsGradient = builder.needsGradient
         sharedGradient = Self.sharedGradients(
             builder.operations, activations: builder.sizes.count, needsGradient: builder.needsGradient)
+        summedRelu = Self.summedRelus(
+            builder.operations, activations: builder.sizes.count, needsGradient: builder.needsGradient)
         argmaxSlots = builder.argmaxSlots
         savedSlots = builder.savedSlots
         func tensor(_ p: ParameterDescription) throws -> Tensor {
@@ -231,6 +242,25 @@ public final class NetworkPlan {
             for i in sharing { shared[i] = op.output }
         }
         return shared
+    }
+
+    /// ``summedRelu`` for `operations`: the last reader must settle a
+    /// gradient (a residual sum hands its gradient on without).
+    static func summedRelus(_ operations: [Operation], activations: Int, needsGradient: [Bool]) -> [(
+        relu: Int, lastReader: Int
+    )?] {
+        var readers = [[Int]](repeating: [], count: activations)
+        for (index, op) in operations.enumerated() { for i in op.inputs { readers[i].append(index) } }
+        var summed = [(relu: Int, lastReader: Int)?](repeating: nil, count: activations)
+        for (index, op) in operations.enumerated() {
+            guard case .relu = op.kind, op.inputs[0] != 0, needsGradient[op.inputs[0]],
+                readers[op.inputs[0]].count == 1,
+                readers[op.output].count >= 2, let last = readers[op.output].min()
+            else { continue }
+            if case .add = operations[last].kind { continue }
+            summed[op.output] = (index, last)
+        }
+        return summed
     }
 
     /// The ReLU fused into operation `index` in a training-mode pass, if
@@ -608,24 +638,48 @@ public final class NetworkPlan {
         written.removeAll(keepingCapacity: true)
         written.append(contentsOf: repeatElement(false, count: activationSizes.count))
         written[activationSizes.count - 1] = true
+        reluDone.removeAll(keepingCapacity: true)
+        reluDone.append(contentsOf: repeatElement(false, count: operations.count))
         /// The gradient buffer of activation `index` (the input's: `inputGradient`).
         func gradient(_ index: Int) -> Buffer { index == 0 ? inputGradient! : w.gradients[index]! }
         /// Where the gradient of activation `index` goes: its buffer the first
         /// time, the scratch buffer (added afterwards by `settle`) after that.
         func target(_ index: Int) -> Buffer { written[index] ? scratch : gradient(index) }
-        func settle(_ index: Int, _ path: String) throws {
-            if written[index] {
-                let g = gradient(index)
-                try perform(path, "add", "grad_sum", floats: 3 * b * activationSizes[index]) {
-                    try d.residualAdd(count: b * activationSizes[index], g, scratch, output: g)
-                }
+        /// Whether operation `index` is a ReLU whose mask BatchNorm's backward pass applies.
+        func isInsideBatchNorm(_ index: Int) -> Bool {
+            guard training, isFusedIntoPrevious(index), case .batchNorm = operations[index - 1].kind else {
+                return false
             }
-            written[index] = true
+            return true
+        }
+        /// Adds a second gradient of activation `index` (in scratch) to it,
+        /// after operation `reader` wrote it; where that is the last part of
+        /// the gradient of a ReLU's output (``summedRelu``), the ReLU's
+        /// backward pass takes the sum instead.
+        func settle(_ index: Int, _ path: String, reader: Int) throws {
+            defer { written[index] = true }
+            guard written[index] else { return }
+            let g = gradient(index)
+            let count = b * activationSizes[index]
+            if let (relu, last) = summedRelu[index], last == reader, !isInsideBatchNorm(relu) {
+                let reluInput = operations[relu].inputs[0]
+                try perform(operations[relu].path, "relu", "backward_sum", floats: 4 * count) {
+                    try d.reluBackwardSum(
+                        count: count, output: w.activations[index], gradOutput: g, addend: scratch,
+                        gradInput: gradient(reluInput))
+                }
+                written[reluInput] = true
+                reluDone[relu] = true
+                return
+            }
+            try perform(path, "add", "grad_sum", floats: 3 * count) {
+                try d.residualAdd(count: count, g, scratch, output: g)
+            }
         }
         for index in operations.indices.reversed() {
             let op = operations[index]
             // A ReLU fused into the BatchNorm before it: its mask is applied inside BatchNorm's backward.
-            if training, isFusedIntoPrevious(index), case .batchNorm = operations[index - 1].kind { continue }
+            if isInsideBatchNorm(index) { continue }
             var fused: Operation?
             if training, let relu = trainingFusedRelu(index), case .batchNorm = op.kind { fused = relu }
             guard let gradOutput = w.gradients[fused?.output ?? op.output] else { continue }
@@ -654,7 +708,7 @@ public final class NetworkPlan {
                         try d.conv2dBackwardData(
                             shape, gradOutput: gradOutput, weight: parameters[weight].buffer, gradInput: gradInput)
                     }
-                    try settle(inputIndex, p)
+                    try settle(inputIndex, p, reader: index)
                 }
             case .batchNorm(let c, let h, let wd, let gamma, let beta, _, _, let slot):
                 if training, let sync = batchNormSynchronization {
@@ -674,7 +728,7 @@ public final class NetworkPlan {
                             shape, input: input, gamma: parameters[gamma].buffer, saved: w.saved[slot],
                             gradOutput: gradOutput, sumDy: sumDy, sumDyXhat: sumDyXhat, gradInput: target(inputIndex))
                     }
-                    if wantInput { try settle(inputIndex, p) }
+                    if wantInput { try settle(inputIndex, p, reader: index) }
                     continue
                 }
                 let gradInput = wantInput ? target(inputIndex) : scratch
@@ -690,7 +744,7 @@ public final class NetworkPlan {
                             output: w.activations[fused.output], gradOutput: gradOutput, gradInput: gradInput,
                             gradGamma: gradients[gamma], gradBeta: gradients[beta], training: training)
                     }
-                    if wantInput { try settle(inputIndex, p) }
+                    if wantInput { try settle(inputIndex, p, reader: index) }
                     continue
                 }
                 try perform(
@@ -702,16 +756,16 @@ public final class NetworkPlan {
                         gradInput: gradInput, gradGamma: gradients[gamma],
                         gradBeta: gradients[beta], training: training)
                 }
-                if wantInput { try settle(inputIndex, p) }
+                if wantInput { try settle(inputIndex, p, reader: index) }
             case .relu:
-                guard wantInput else { continue }
+                guard wantInput, !reluDone[index] else { continue }
                 let gradInput = target(inputIndex)
                 try perform(p, "relu", "backward", floats: 3 * outFloats) {
                     try d.reluBackward(
                         count: b * activationSizes[op.output], output: w.activations[op.output],
                         gradOutput: gradOutput, gradInput: gradInput)
                 }
-                try settle(inputIndex, p)
+                try settle(inputIndex, p, reader: index)
             case .maxPool2(let c, let h, let wd, let slot):
                 guard wantInput else { continue }
                 let gradInput = target(inputIndex)
@@ -720,7 +774,7 @@ public final class NetworkPlan {
                         PoolShape(batch: b, channels: c, height: h, width: wd), gradOutput: gradOutput,
                         argmax: w.argmax[slot], gradInput: gradInput)
                 }
-                try settle(inputIndex, p)
+                try settle(inputIndex, p, reader: index)
             case .globalAveragePool(let c, let h, let wd):
                 guard wantInput else { continue }
                 let gradInput = target(inputIndex)
@@ -729,7 +783,7 @@ public final class NetworkPlan {
                         FeatureMapShape(batch: b, channels: c, height: h, width: wd), gradOutput: gradOutput,
                         gradInput: gradInput)
                 }
-                try settle(inputIndex, p)
+                try settle(inputIndex, p, reader: index)
             case .linear(let spec, let weight, let bias):
                 let gradInput = wantInput ? target(inputIndex) : nil
                 let gradBias = try bias.map { gradients[$0] } ?? (biasBuffer(nil, features: spec.outFeatures).gradient)
@@ -742,7 +796,7 @@ public final class NetworkPlan {
                         input: input, weight: parameters[weight].buffer, gradOutput: gradOutput,
                         gradInput: gradInput, gradWeight: gradients[weight], gradBias: gradBias)
                 }
-                if wantInput { try settle(inputIndex, p) }
+                if wantInput { try settle(inputIndex, p, reader: index) }
             case .add:
                 // The sum's gradient reaches both addends unchanged.
                 for (addend, index) in op.inputs.enumerated()

@@ -251,13 +251,29 @@ extension OpenCLDevice {
     }
 
     public func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws {
-        let outputBuffer = try cl(output, "output", atLeast: count, in: "reluBackward")
-        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: count, in: "reluBackward")
-        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: count, in: "reluBackward")
+        try reluBackward(count: count, output: output, gradOutput: gradOutput, addend: nil, gradInput: gradInput)
+    }
+
+    /// `relu_backward` with its sum flag set.
+    public func reluBackwardSum(
+        count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer, gradInput: Buffer
+    ) throws {
+        try reluBackward(count: count, output: output, gradOutput: gradOutput, addend: addend, gradInput: gradInput)
+    }
+
+    private func reluBackward(
+        count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer?, gradInput: Buffer
+    ) throws {
+        let operation = addend == nil ? "reluBackward" : "reluBackwardSum"
+        let outputBuffer = try cl(output, "output", atLeast: count, in: operation)
+        let gradOutputBuffer = try cl(gradOutput, "gradOutput", atLeast: count, in: operation)
+        let addendBuffer = try addend.map { try cl($0, "addend", atLeast: count, in: operation) }
+        let gradInputBuffer = try cl(gradInput, "gradInput", atLeast: count, in: operation)
         try launch(
             "relu_backward", items: (count + 15) / 16,
             [
-                .buffer(outputBuffer), .buffer(gradOutputBuffer), .buffer(gradInputBuffer), .int(count),
+                .buffer(outputBuffer), .buffer(gradOutputBuffer), .buffer(addendBuffer ?? gradOutputBuffer),
+                .buffer(gradInputBuffer), .int(count), .int(addend == nil ? 0 : 1),
             ])
     }
 
