@@ -164,6 +164,28 @@ final class NetworkAnalysisTests: XCTestCase, SmallResNetFixture {
         XCTAssertEqual(corrupted.failedChecks.map(\.id), ["network.gradient-within-bound"])
     }
 
+    /// Phase 9 with dense SVDs beyond the default's 2,048 columns: at 2,304
+    /// the first stage's operators (16×12×12 inputs, none by default) get all
+    /// their singular values, each σ_max inside its norm bracket (a check
+    /// that passes), and the report records the limit used.
+    func testDenseOperatorColumnsBeyondTheDefault() throws {
+        let (description, naive, floats) = try resnet8()
+        let network = try FoldedNetwork(
+            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
+        let device = NaiveNetworkUnderTest(naive, parameters: floats.mapValues { $0.map(Double.init) })
+        let options = NetworkAnalysisOptions(
+            sweepImages: 0, deviceBatch: 7, chunk: 3, threads: 2, gradientImages: 0, dataAwareImages: 0,
+            maskImages: 0, regionPairs: 0, denseOperatorColumns: 2_304)
+        let report = try NetworkAnalyzer(network: network, testSet: images(8), options: options).run(device: device)
+        XCTAssertTrue(report.allChecksPassed, "\(report.failedChecks.map { "\($0.id) = \($0.value)" })")
+        XCTAssertEqual(report.operators.denseColumnLimit, 2_304)
+        for l in report.operators.layers {
+            XCTAssertNotNil(l.denseSingularValues, l.name)
+            XCTAssertTrue(report.checks.contains { $0.id == "\(l.name).dense-in-bracket" }, l.name)
+        }
+        XCTAssertTrue(report.operators.layers.contains { $0.inputShape.reduce(1, *) > OperatorPhase.denseColumnLimit })
+    }
+
     /// Against the naive network as the network under test: every check
     /// passes; a 1e-3 error in one layer's output fails that layer's check
     /// and only that one.

@@ -123,6 +123,15 @@ final class NetworkAnalyzeTests: XCTestCase {
         XCTAssertTrue(b.stderr.contains("channel 3"), b.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: badOut.path))
 
+        // More columns than a dense float64 operator fits: a usage error, nothing written.
+        let tooMany = try CLI.run([
+            "analyze", "--model", "resnet8", "--device", "host", "--data", try mnist, "--checkpoint", bad.path,
+            "--dense-operator-columns", "8193", "--out", badOut.path,
+        ])
+        XCTAssertEqual(tooMany.status, 64, tooMany.output)
+        XCTAssertTrue(tooMany.stderr.contains("--dense-operator-columns must be in 0…8192 (got 8193)"), tooMany.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: badOut.path))
+
         // A non-finite weight: exit 2, the tensor named, nothing written.
         var nonFinite = try SafetensorsFile.read(from: checkpoint)
         let w = try XCTUnwrap(nonFinite.tensors.firstIndex { $0.name == "layer2.0.conv1.weight" })

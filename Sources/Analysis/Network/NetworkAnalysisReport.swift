@@ -61,14 +61,21 @@ public struct NetworkAnalysisOptions: Codable, Sendable, Equatable {
     /// The fraction of each segment walked, centred on its midpoint (nil: 1/64; see
     /// ``NetworkRegionsOptions/span``).
     public var regionSpan: Double? = nil
+    /// Phase 9: the most columns (input values) of a layer's zero-padded
+    /// operator whose singular values are all computed by dense SVD (nil:
+    /// ``OperatorPhase/denseColumnLimit``; at most
+    /// ``ConvOperator/denseColumnLimit``).
+    public var denseOperatorColumns: Int? = nil
 
     public init(
         images: Int? = nil, sweepImages: Int? = nil, deviceBatch: Int = 64, chunk: Int = 8,
         threads: Int = ProcessInfo.processInfo.activeProcessorCount,
         energyThresholds: [Double] = [0.90, 0.95, 0.99, 0.999], everyRankUpTo: Int = 16,
         gradientImages: Int? = nil, dataAwareImages: Int? = nil, maskImages: Int? = nil, maskPatches: Int? = nil,
-        regionPairs: Int? = nil, regionSamples: Int? = nil, regionSpan: Double? = nil
+        regionPairs: Int? = nil, regionSamples: Int? = nil, regionSpan: Double? = nil,
+        denseOperatorColumns: Int? = nil
     ) {
+        self.denseOperatorColumns = denseOperatorColumns
         self.regionSpan = regionSpan
         self.regionPairs = regionPairs
         self.regionSamples = regionSamples

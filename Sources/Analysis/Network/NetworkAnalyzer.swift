@@ -119,10 +119,11 @@ public struct NetworkAnalyzer {
             lap("phase 6: ReLU masks and the region bound")
         }
 
+        let denseColumns = options.denseOperatorColumns ?? OperatorPhase.denseColumnLimit
         progress(
             "phase 9: every conv layer as an operator (circular spectrum, norm bracket, dense SVD up to "
-                + "\(OperatorPhase.denseColumnLimit) columns), Lipschitz bounds")
-        var operators = try OperatorPhase.run(network, threads: options.threads)
+                + "\(denseColumns) columns), Lipschitz bounds")
+        var operators = try OperatorPhase.run(network, threads: options.threads, denseColumns: denseColumns)
         lap("phase 9: operators and Lipschitz bounds")
         let gradientImages = min(options.gradientImages ?? 512, testSet.count)
         if let differentiable = device as? DifferentiableNetworkUnderTest, gradientImages > 0 {

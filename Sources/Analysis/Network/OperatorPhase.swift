@@ -18,10 +18,11 @@ import NetIO
 ///   identity shortcut), and for the network the product of every step's
 ///   bound (ReLU and max-pool 2: 1; global average pool over n: 1/√n).
 public struct OperatorPhase: Sendable {
-    /// Columns up to which the dense operator's full SVD is computed: every
-    /// layer of TinyConvNet's size and the first conv of a 28×28 ResNet (784
-    /// columns, about 3 s here); the 8,192 would take about 1,000 s
-    /// for a ResNet-20 (docs/operators.md's table) against a 30 s budget.
+    /// Columns up to which the dense operator's full SVD is computed by
+    /// default: every layer of TinyConvNet's size and the first conv of a
+    /// 28×28 ResNet (784 columns, about 3 s here); 8,192 (`convsvd analyze
+    /// --dense-operator-columns 8192`) takes about 1,000 s for a ResNet-20
+    /// (docs/operators.md's table) against phase 9's 30 s.
     public static let denseColumnLimit = 2_048
 
     /// One conv layer as an operator.
@@ -39,7 +40,7 @@ public struct OperatorPhase: Sendable {
         public var circularSingularValueCount: Int?
         public var bracket: SpectralNormBracket
         /// All singular values of the zero-padded operator, when it has at
-        /// most ``denseColumnLimit`` columns.
+        /// most ``Report/denseColumnLimit`` columns.
         public var denseSingularValues: [Double]?
         /// ⌈k/s⌉·σ_max(W̃): the patch-count bound, for comparison.
         public var patchCountBound: Double
@@ -59,6 +60,7 @@ public struct OperatorPhase: Sendable {
     }
 
     public struct Report: Codable, Sendable, Equatable {
+        /// The most columns of an operator given a dense SVD in this run.
         public var denseColumnLimit: Int
         public var layers: [Layer]
         public var blocks: [Block]
@@ -128,15 +130,22 @@ public struct OperatorPhase: Sendable {
             seconds: Clocks.seconds(since: started))
     }
 
-    /// Runs the phase over `network`'s layers, `threads` layers at a time.
-    public static func run(_ network: FoldedNetwork, threads: Int = 2) throws -> Report {
+    /// Runs the phase over `network`'s layers, `threads` layers at a time,
+    /// with the dense SVD of each operator of at most `denseColumns` columns
+    /// (at most ``ConvOperator/denseColumnLimit``).
+    public static func run(
+        _ network: FoldedNetwork, threads: Int = 2, denseColumns: Int = denseColumnLimit
+    ) throws -> Report {
+        precondition(
+            (0...ConvOperator.denseColumnLimit).contains(denseColumns),
+            "OperatorPhase: dense SVDs up to \(denseColumns) columns")
         var results = [Result<(Layer?, Double), Error>?](repeating: nil, count: network.layers.count)
         let lock = NSLock()
         let next = ChunkCounter()
         withSingleThreadedBLAS {
             DispatchQueue.concurrentPerform(iterations: max(1, min(threads, network.layers.count))) { _ in
                 while let i = next.take(below: network.layers.count) {
-                    let r = Result { try analyse(network.layers[i]) }
+                    let r = Result { try analyse(network.layers[i], denseColumns: denseColumns) }
                     lock.lock()
                     results[i] = r
                     lock.unlock()
@@ -154,11 +163,11 @@ public struct OperatorPhase: Sendable {
         collectBlocks(network.steps, network: network, upper: upper, into: &blocks)
         let networkBound = CompressionBound.propagate(network.steps, [1], local: [:], lipschitz: upper)[0]
         return Report(
-            denseColumnLimit: denseColumnLimit, layers: layers, blocks: blocks, networkBound: networkBound,
+            denseColumnLimit: denseColumns, layers: layers, blocks: blocks, networkBound: networkBound,
             upperBounds: upper)
     }
 
-    private static func analyse(_ layer: AffineLayer) throws -> (Layer?, Double) {
+    private static func analyse(_ layer: AffineLayer, denseColumns: Int) throws -> (Layer?, Double) {
         let started = Clocks.wall()
         guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else {
             let sigma = try SingularValueDecomposition(layer.folded, context: layer.name).singularValues[0]
@@ -172,7 +181,7 @@ public struct OperatorPhase: Sendable {
             circular = try? op.circularSpectrum(threads: 1)
         }
         let bracket = try op.spectralNormBracket(threads: 1)
-        let dense = op.inputCount <= denseColumnLimit ? try op.singularValues() : nil
+        let dense = op.inputCount <= denseColumns ? try op.singularValues() : nil
         let record = Layer(
             name: layer.name, inputShape: [spec.inChannels, h, w], outputShape: [spec.outChannels, oh, ow],
             stride: spec.stride, padding: spec.padding, circularNorm: circular?.spectralNorm,

@@ -367,6 +367,16 @@ struct AnalysisImageOptions: ParsableArguments {
     )
     var regionSpan: Double = 1.0 / 64
 
+    @Option(
+        name: .customLong("dense-operator-columns"),
+        help: ArgumentHelp(
+            "Models other than tiny: phase 9 computes all singular values of each layer's zero-padded operator by dense SVD where it has at most N columns (input values), up to \(ConvOperator.denseColumnLimit).",
+            discussion:
+                "The default, \(OperatorPhase.denseColumnLimit), keeps phase 9 near 30 s for a ResNet-20 on 28×28 images; \(ConvOperator.denseColumnLimit) covers its second and third stages (6,272 and 3,136 columns) and takes about 1,000 s on 2 cores. Larger operators get the norm bracket alone."
+        )
+    )
+    var denseOperatorColumns: Int = OperatorPhase.denseColumnLimit
+
     func validate() throws {
         if let images, images < 1 { throw ValidationError("--images must be at least 1 (got \(images))") }
         if sweepImages < 0 {
@@ -387,6 +397,11 @@ struct AnalysisImageOptions: ParsableArguments {
         if regionSamples < 0 {
             throw ValidationError("--region-samples must be at least 0 (got \(regionSamples))")
         }
+        if !(0...ConvOperator.denseColumnLimit).contains(denseOperatorColumns) {
+            throw ValidationError(
+                "--dense-operator-columns must be in 0…\(ConvOperator.denseColumnLimit) (got \(denseOperatorColumns)): "
+                    + "a dense operator of more columns does not fit the float64 SVD's memory and time here")
+        }
     }
 
     /// The image counts of the per-layer analysis (models other than tiny).
@@ -394,6 +409,6 @@ struct AnalysisImageOptions: ParsableArguments {
         NetworkAnalysisOptions(
             images: images, sweepImages: noSweep ? 0 : sweepImages, gradientImages: gradientImages,
             dataAwareImages: dataAwareImages, regionPairs: regionSegments, regionSamples: regionSamples,
-            regionSpan: regionSpan)
+            regionSpan: regionSpan, denseOperatorColumns: denseOperatorColumns)
     }
 }
