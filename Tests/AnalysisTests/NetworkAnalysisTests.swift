@@ -128,10 +128,7 @@ final class NetworkAnalysisTests: XCTestCase, SmallResNetFixture {
     /// bound (a passed check), and a gradient 10⁶ times too large fails
     /// that check.
     func testMeasuredInputGradientMatchesFiniteDifferencesAndTheBoundCheckCanFail() throws {
-        let (description, naive, floats) = try resnet8()
-        let network = try FoldedNetwork(
-            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
-        let device = NaiveNetworkUnderTest(naive, parameters: floats.mapValues { $0.map(Double.init) })
+        let (network, device) = try resnet8UnderTest()
         let options = NetworkAnalysisOptions(
             images: 6, sweepImages: 4, deviceBatch: 4, chunk: 3, threads: 2, gradientImages: 6)
         let data = images(6)
@@ -169,10 +166,7 @@ final class NetworkAnalysisTests: XCTestCase, SmallResNetFixture {
     /// their singular values, each σ_max inside its norm bracket (a check
     /// that passes), and the report records the limit used.
     func testDenseOperatorColumnsBeyondTheDefault() throws {
-        let (description, naive, floats) = try resnet8()
-        let network = try FoldedNetwork(
-            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
-        let device = NaiveNetworkUnderTest(naive, parameters: floats.mapValues { $0.map(Double.init) })
+        let (network, device) = try resnet8UnderTest()
         let options = NetworkAnalysisOptions(
             sweepImages: 0, deviceBatch: 7, chunk: 3, threads: 2, gradientImages: 0, dataAwareImages: 0,
             maskImages: 0, regionPairs: 0, denseOperatorColumns: 2_304)
@@ -190,10 +184,7 @@ final class NetworkAnalysisTests: XCTestCase, SmallResNetFixture {
     /// passes; a 1e-3 error in one layer's output fails that layer's check
     /// and only that one.
     func testAnalysisChecksPassAndCatchALayerError() throws {
-        let (description, naive, floats) = try resnet8()
-        let network = try FoldedNetwork(
-            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
-        let device = NaiveNetworkUnderTest(naive, parameters: floats.mapValues { $0.map(Double.init) })
+        let (network, device) = try resnet8UnderTest()
         let options = NetworkAnalysisOptions(sweepImages: 8, deviceBatch: 7, chunk: 3, threads: 2)
         let data = images(20)
         let report = try NetworkAnalyzer(network: network, testSet: data, options: options).run(device: device)

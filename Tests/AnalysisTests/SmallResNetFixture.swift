@@ -18,6 +18,15 @@ extension SmallResNetFixture {
         return (description, naive, floats)
     }
 
+    /// ``resnet8()`` with its BatchNorms folded, and the float64 naive
+    /// network with the same float32 values as the network under test.
+    func resnet8UnderTest() throws -> (network: FoldedNetwork, device: NaiveNetworkUnderTest) {
+        let (description, naive, floats) = try resnet8()
+        let network = try FoldedNetwork(
+            description, input: .map(channels: 1, height: 12, width: 12), classes: 10, tensors: floats)
+        return (network, NaiveNetworkUnderTest(naive, parameters: floats.mapValues { $0.map(Double.init) }))
+    }
+
     func images(_ count: Int, side: Int = 12, seed: UInt64 = 5) -> Dataset {
         var random = SeededRandom(seed: seed, stream: 1)
         let pixels = (0..<(count * side * side)).map { _ in UInt8(truncatingIfNeeded: random.next() >> 56) }

@@ -21,29 +21,28 @@ extension HostDevice {
     }
 
     public func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws {
-        let pout = try floats(output, at: count, "reluBackward", "output")
-        let pgo = try floats(gradOutput, at: count, "reluBackward", "gradOutput")
-        let pgi = try floats(gradInput, at: count, "reluBackward", "gradInput")
-        parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
-            let start = range.lowerBound
-            HostLoops.reluGradient(
-                output: pout + start, gradOutput: pgo + start, addend: nil, gradInput: pgi + start,
-                count: range.count)
-        }
+        try reluBackward(count: count, output: output, gradOutput: gradOutput, addend: nil, gradInput: gradInput)
     }
 
     public func reluBackwardSum(
         count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer, gradInput: Buffer
     ) throws {
-        let pout = try floats(output, at: count, "reluBackwardSum", "output")
-        let pgo = try floats(gradOutput, at: count, "reluBackwardSum", "gradOutput")
-        let pad = try floats(addend, at: count, "reluBackwardSum", "addend")
-        let pgi = try floats(gradInput, at: count, "reluBackwardSum", "gradInput")
+        try reluBackward(count: count, output: output, gradOutput: gradOutput, addend: addend, gradInput: gradInput)
+    }
+
+    private func reluBackward(
+        count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer?, gradInput: Buffer
+    ) throws {
+        let operation = addend == nil ? "reluBackward" : "reluBackwardSum"
+        let pout = try floats(output, at: count, operation, "output")
+        let pgo = try floats(gradOutput, at: count, operation, "gradOutput")
+        let pad = try addend.map { try floats($0, at: count, operation, "addend") }
+        let pgi = try floats(gradInput, at: count, operation, "gradInput")
         parallelChunks(count, chunks: count >= Self.parallelElementThreshold ? tasks : 1) { _, range in
             let start = range.lowerBound
             HostLoops.reluGradient(
-                output: pout + start, gradOutput: pgo + start, addend: pad + start, gradInput: pgi + start,
-                count: range.count)
+                output: pout + start, gradOutput: pgo + start, addend: pad.map { UnsafePointer($0 + start) },
+                gradInput: pgi + start, count: range.count)
         }
     }
 
