@@ -117,14 +117,14 @@ public protocol Device: AnyObject {
     /// output = input where input > 0, else 0; a NaN passes through (as in
     /// PyTorch), so that a diverging run shows in its loss.
     func reluForward(count: Int, input: Buffer, output: Buffer) throws
-    /// gradInput = gradOutput where output > 0, else 0.
-    func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws
-    /// gradInput = gradOutput + addend where output > 0, else 0: the ReLU's
-    /// backward pass of a gradient that arrives in two parts (a residual
-    /// block's input, read by the block's body and its shortcut), one pass
-    /// where the sum and the mask took two. Equal bit for bit to
-    /// `residualAdd(gradOutput, addend)` then ``reluBackward(count:output:gradOutput:gradInput:)``.
-    func reluBackwardSum(count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer, gradInput: Buffer) throws
+    /// gradInput = gradOutput (+ addend, where one is given) where output
+    /// > 0, else 0. With an addend it is the ReLU's backward pass of a
+    /// gradient that arrives in two parts (a residual block's input, read by
+    /// the block's body and its shortcut), one pass where the sum and the
+    /// mask took two, and equal bit for bit to `residualAdd(gradOutput,
+    /// addend)` then the pass without one. ``reluBackward(count:output:gradOutput:gradInput:)``
+    /// and ``reluBackwardSum(count:output:gradOutput:addend:gradInput:)`` name the two cases.
+    func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer?, gradInput: Buffer) throws
     /// 2×2 max-pool, stride 2, floor mode (an odd last row/column is
     /// dropped, as PyTorch does). `argmax` (int32, one per output) holds the
     /// flat index `y·W + x` of the winner within its (b,c) plane; ties go to
@@ -322,4 +322,19 @@ public protocol Device: AnyObject {
     /// `scaled`, c = 1/√(max_k Σ_j |gram[k,j]|) (1 for a zero gram), which
     /// is ≤ 1/‖X‖₂ and puts c·X's singular values in (0, 1]; else c = 1.
     func svdNewtonSchulzFactor(rank: Int, gram: Buffer, factor: Buffer, scaled: Bool) throws
+}
+
+extension Device {
+    /// gradInput = gradOutput where output > 0, else 0.
+    public func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws {
+        try reluBackward(count: count, output: output, gradOutput: gradOutput, addend: nil, gradInput: gradInput)
+    }
+
+    /// gradInput = gradOutput + addend where output > 0, else 0
+    /// (``reluBackward(count:output:gradOutput:addend:gradInput:)`` with an addend).
+    public func reluBackwardSum(
+        count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer, gradInput: Buffer
+    ) throws {
+        try reluBackward(count: count, output: output, gradOutput: gradOutput, addend: addend, gradInput: gradInput)
+    }
 }

@@ -20,17 +20,7 @@ extension HostDevice {
         }
     }
 
-    public func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws {
-        try reluBackward(count: count, output: output, gradOutput: gradOutput, addend: nil, gradInput: gradInput)
-    }
-
-    public func reluBackwardSum(
-        count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer, gradInput: Buffer
-    ) throws {
-        try reluBackward(count: count, output: output, gradOutput: gradOutput, addend: addend, gradInput: gradInput)
-    }
-
-    private func reluBackward(
+    public func reluBackward(
         count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer?, gradInput: Buffer
     ) throws {
         let operation = addend == nil ? "reluBackward" : "reluBackwardSum"

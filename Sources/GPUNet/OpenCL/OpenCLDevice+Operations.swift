@@ -250,18 +250,7 @@ extension OpenCLDevice {
             "relu_forward", items: (count + 15) / 16, [.buffer(inputBuffer), .buffer(outputBuffer), .int(count)])
     }
 
-    public func reluBackward(count: Int, output: Buffer, gradOutput: Buffer, gradInput: Buffer) throws {
-        try reluBackward(count: count, output: output, gradOutput: gradOutput, addend: nil, gradInput: gradInput)
-    }
-
-    /// `relu_backward` with its sum flag set.
-    public func reluBackwardSum(
-        count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer, gradInput: Buffer
-    ) throws {
-        try reluBackward(count: count, output: output, gradOutput: gradOutput, addend: addend, gradInput: gradInput)
-    }
-
-    private func reluBackward(
+    public func reluBackward(
         count: Int, output: Buffer, gradOutput: Buffer, addend: Buffer?, gradInput: Buffer
     ) throws {
         let operation = addend == nil ? "reluBackward" : "reluBackwardSum"
