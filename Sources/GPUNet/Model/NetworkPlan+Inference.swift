@@ -31,8 +31,7 @@ extension NetworkPlan {
     /// Groups the operations into fused layers where the pattern of
     /// ``FusedLayer`` holds, single operations elsewhere.
     func makeInferenceSteps() -> [InferenceStep] {
-        var readers = [Int](repeating: 0, count: activationSizes.count)
-        for op in operations { for i in op.inputs { readers[i] += 1 } }
+        let readers = Self.readers(of: operations, activations: activationSizes.count)
         var steps: [InferenceStep] = []
         var i = 0
         while i < operations.count {
@@ -48,7 +47,7 @@ extension NetworkPlan {
             var next = i + 1
             /// The next operation when it reads the layer's current output, which nothing else reads.
             func follower() -> Operation? {
-                guard next < operations.count, readers[layer.output] == 1,
+                guard next < operations.count, readers[layer.output].count == 1,
                     operations[next].inputs.contains(layer.output)
                 else { return nil }
                 return operations[next]

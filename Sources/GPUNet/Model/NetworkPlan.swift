@@ -189,14 +189,20 @@ public final class NetworkPlan {
         try initialise(seed: 0)
     }
 
+    /// Per activation, the indices of the operations that read it, in order.
+    static func readers(of operations: [Operation], activations: Int) -> [[Int]] {
+        var readers = [[Int]](repeating: [], count: activations)
+        for (index, op) in operations.enumerated() { for i in op.inputs { readers[i].append(index) } }
+        return readers
+    }
+
     /// ``fusedRelu`` for `operations`: a ReLU that follows a BatchNorm or a
     /// residual sum and is the only reader of its output.
     private static func fusedRelus(_ operations: [Operation], activations: Int) -> [Int?] {
-        var readers = [Int](repeating: 0, count: activations)
-        for op in operations { for i in op.inputs { readers[i] += 1 } }
+        let readers = Self.readers(of: operations, activations: activations)
         return operations.indices.map { i in
             guard i + 1 < operations.count, case .relu = operations[i + 1].kind,
-                operations[i + 1].inputs == [operations[i].output], readers[operations[i].output] == 1
+                operations[i + 1].inputs == [operations[i].output], readers[operations[i].output].count == 1
             else { return nil }
             switch operations[i].kind {
             case .batchNorm, .add: return i + 1
@@ -220,12 +226,9 @@ public final class NetworkPlan {
     /// A sum whose own gradient is shared, the input image and an addend read
     /// after the sum keep their own buffers.
     static func sharedGradients(_ operations: [Operation], activations: Int, needsGradient: [Bool]) -> [Int?] {
-        var readers = [[Int]](repeating: [], count: activations)
+        let readers = Self.readers(of: operations, activations: activations)
         var maker = [Int?](repeating: nil, count: activations)
-        for (index, op) in operations.enumerated() {
-            for i in op.inputs { readers[i].append(index) }
-            maker[op.output] = index
-        }
+        for (index, op) in operations.enumerated() { maker[op.output] = index }
         var shared = [Int?](repeating: nil, count: activations)
         for (index, op) in operations.enumerated().reversed() {
             guard case .add = op.kind, shared[op.output] == nil, Set(op.inputs).count == op.inputs.count else {
@@ -249,8 +252,7 @@ public final class NetworkPlan {
     static func summedRelus(_ operations: [Operation], activations: Int, needsGradient: [Bool]) -> [(
         relu: Int, lastReader: Int
     )?] {
-        var readers = [[Int]](repeating: [], count: activations)
-        for (index, op) in operations.enumerated() { for i in op.inputs { readers[i].append(index) } }
+        let readers = Self.readers(of: operations, activations: activations)
         var summed = [(relu: Int, lastReader: Int)?](repeating: nil, count: activations)
         for (index, op) in operations.enumerated() {
             guard case .relu = op.kind, op.inputs[0] != 0, needsGradient[op.inputs[0]],
