@@ -34,6 +34,21 @@ extension OpenCLDevice {
         return (imagesPerChunk, max(1, (s.batch + imagesPerChunk - 1) / imagesPerChunk))
     }
 
+    /// Values each work-item of `gpu_batchnorm_chunk_moments` reads
+    /// (`GPU_BN_VALUES` in gpu/batchnorm_statistics.cl).
+    static let gpuBatchNormValuesPerItem = 4
+
+    /// The work-group of `gpu_batchnorm_chunk_moments`: the largest power of
+    /// two ≤ 256 that the kernel allows here (its tree needs a power of two
+    /// and holds 256 floats), so that a chunk is 4·256 = 1,024 values on a
+    /// GPU and on PoCL.
+    func gpuBatchNormGroup() throws -> Int {
+        let limit = min(256, try kernel("gpu_batchnorm_chunk_moments").maxWorkGroupSize)
+        var size = 1
+        while size * 2 <= limit { size *= 2 }
+        return size
+    }
+
     /// The work-group size of the gpu family's tiled convolutions (16×16).
     static let convTileItems = 256
 
@@ -203,12 +218,12 @@ extension OpenCLDevice {
 
     // MARK: Batch normalisation
 
-    /// Training, cpu family: `batchnorm_chunk_moments` (each chunk's Σx and
-    /// Σ(x − m_k)² about its own mean, ``batchNormChunks(_:)``) and
-    /// `batchnorm_combine_moments` (μ, σ, running statistics); gpu family:
-    /// `channel_partials` (Σx) and `channel_sum_chunks` (μ into saved),
-    /// `channel_partials` (Σ(x − μ)²) and `gpu_batchnorm_training_statistics`
-    /// (σ, running statistics). Eval: `batchnorm_eval_statistics`. Then
+    /// Training: each chunk's Σx and Σ(x − m_k)² about its own mean, by
+    /// `batchnorm_chunk_moments` (cpu family: a work-item per chunk of whole
+    /// images, ``batchNormChunks(_:)``) or `gpu_batchnorm_chunk_moments`
+    /// (gpu family: a work-group tree per chunk, ``gpuBatchNormGroup()``),
+    /// then `batchnorm_combine_moments` (μ, σ, running statistics): two
+    /// launches and one read of the input. Eval: `batchnorm_eval_statistics`. Then
     /// `batchnorm_apply_planes` (cpu family: a work-item per plane, float4
     /// along it) or `gpu_batchnorm_apply` (a work-item per element).
     public func batchNormForward(
@@ -246,62 +261,30 @@ extension OpenCLDevice {
         let sv = try cl(saved, "saved", atLeast: 2 * c, in: operation())
         let y = try cl(output, "output", atLeast: s.count, in: operation())
         let plane = s.map.planeSize
-        if training && kernelFamily == .cpu {
-            let (imagesPerChunk, chunks) = Self.batchNormChunks(s)
+        if training {
+            let (imagesPerChunk, cpuChunks) = Self.batchNormChunks(s)
+            let group = kernelFamily == .gpu ? try gpuBatchNormGroup() : 0
+            let chunkValues = kernelFamily == .cpu ? imagesPerChunk * plane : Self.gpuBatchNormValuesPerItem * group
+            let chunks = kernelFamily == .cpu ? cpuChunks : (s.valuesPerChannel + chunkValues - 1) / chunkValues
             let partials = try scratchBuffer("batchnorm.partials", count: 2 * c * chunks)
-            try launch(
-                "batchnorm_chunk_moments", items: c * chunks,
-                [
-                    .buffer(x), .buffer(partials), .int(s.batch), .int(c), .int(plane), .int(imagesPerChunk),
-                    .int(chunks),
-                ])
+            if kernelFamily == .cpu {
+                try launch(
+                    "batchnorm_chunk_moments", items: c * chunks,
+                    [
+                        .buffer(x), .buffer(partials), .int(s.batch), .int(c), .int(plane), .int(imagesPerChunk),
+                        .int(chunks),
+                    ])
+            } else {
+                try launch(
+                    "gpu_batchnorm_chunk_moments", items: c * chunks * group, local: group,
+                    [.buffer(x), .buffer(partials), .int(s.batch), .int(c), .int(plane), .int(chunks)])
+            }
             try launch(
                 "batchnorm_combine_moments", items: c,
                 [
-                    .buffer(partials), .buffer(sv), .buffer(rm), .buffer(rv), .int(s.batch), .int(c), .int(plane),
-                    .int(imagesPerChunk), .int(chunks), .float(s.epsilon), .float(s.momentum),
+                    .buffer(partials), .buffer(sv), .buffer(rm), .buffer(rv), .int(c), .int(chunks),
+                    .int(chunkValues), .int(s.valuesPerChannel), .float(s.epsilon), .float(s.momentum),
                 ])
-        } else if training {
-            let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
-            let partials = try scratchBuffer("channel.partials", count: c * chunks)
-            // `channel_partials` mode 0 (sums), their mean, then mode 1 (squared deviations from it).
-            try launch(
-                "channel_partials", items: c * chunks,
-                [
-                    .buffer(x), .buffer(x), .buffer(sv), .buffer(x), .buffer(partials), .int(s.batch), .int(c),
-                    .int(plane),
-                    .int(channelChunkLength), .int(chunks), .int(0),
-                ])
-            try launch(
-                "channel_sum_chunks", items: c,
-                [
-                    .buffer(partials), .buffer(sv), .int(c), .int(chunks), .int(0),
-                    .float(Float(1 / Double(s.valuesPerChannel))),
-                ])
-            try launch("channel_partials", items: c * chunks) { a in
-                a.append(.buffer(x))
-                a.append(.buffer(x))
-                a.append(.buffer(sv))
-                a.append(.buffer(x))
-                a.append(.buffer(partials))
-                a.append(.int(s.batch))
-                a.append(.int(c))
-                a.append(.int(plane))
-                a.append(.int(channelChunkLength))
-                a.append(.int(chunks))
-                a.append(.int(1))
-            }
-            try launch("gpu_batchnorm_training_statistics", items: c) { a in
-                a.append(.buffer(partials))
-                a.append(.buffer(sv))
-                a.append(.buffer(rm))
-                a.append(.buffer(rv))
-                a.append(.int(c))
-                a.append(.int(chunks))
-                a.append(.int(s.valuesPerChannel))
-                a.append(.float(s.epsilon))
-                a.append(.float(s.momentum))
-            }
         } else {
             try launch(
                 "batchnorm_eval_statistics", items: c,

@@ -19,14 +19,6 @@
 // mode 3: mode 2 with a taken as 0 where mask ≤ 0 (mask the output of a
 //         ReLU after the BatchNorm: the gradient relu_backward would pass).
 // `mask` is read in mode 3 alone (any buffer elsewhere).
-// sum += value with Kahan's compensation `carry` (the low bits lost so far).
-#define KAHAN_ADD(sum, carry, value) \
-    { \
-        const float y_ = (value) - (carry); \
-        const float t_ = (sum) + y_; \
-        (carry) = (t_ - (sum)) - y_; \
-        (sum) = t_; \
-    }
 
 #ifdef KERNEL_channel_partials
 __kernel void channel_partials(__global const float* a, __global const float* b, __global const float* saved,
@@ -45,13 +37,13 @@ __kernel void channel_partials(__global const float* a, __global const float* b,
         const size_t at = ((size_t)image * channels + c) * plane + p;
         const float v = mode == 3 && !(mask[at] > 0.0f) ? 0.0f : a[at];
         if (mode == 0) {
-            KAHAN_ADD(sum, carry, v)
+            KAHAN_ADD(float, sum, carry, v)
         } else if (mode == 1) {
             const float d = v - mean;
-            KAHAN_ADD(sum, carry, d * d)
+            KAHAN_ADD(float, sum, carry, d * d)
         } else {
-            KAHAN_ADD(sum, carry, v)
-            KAHAN_ADD(sum2, carry2, v * ((b[at] - mean) * invStd))
+            KAHAN_ADD(float, sum, carry, v)
+            KAHAN_ADD(float, sum2, carry2, v * ((b[at] - mean) * invStd))
         }
         if (++p == plane) {
             p = 0;
@@ -72,7 +64,7 @@ __kernel void channel_sum_chunks(__global const float* partials, __global float*
     if (c >= channels) return;
     __global const float* p = partials + offset + (size_t)c * chunks;
     float sum = 0.0f, carry = 0.0f;
-    for (int k = 0; k < chunks; k++) KAHAN_ADD(sum, carry, p[k])
+    for (int k = 0; k < chunks; k++) KAHAN_ADD(float, sum, carry, p[k])
     total[c] = sum * scale;
 }
 #endif
@@ -88,7 +80,7 @@ __kernel void channel_sum_chunk_pairs(__global const float* partials, __global f
     if (i >= 2 * channels) return;
     __global const float* p = partials + (size_t)i * chunks;
     float sum = 0.0f, carry = 0.0f;
-    for (int k = 0; k < chunks; k++) KAHAN_ADD(sum, carry, p[k])
+    for (int k = 0; k < chunks; k++) KAHAN_ADD(float, sum, carry, p[k])
     if (i < channels) {
         first[i] = sum;
     } else {

@@ -12,24 +12,12 @@
 // accumulator, so that small planes (7×7) take two steps each, not one per
 // vector and value; the 16 lanes and the scalar are then added in lane
 // order.
-// Every running sum is Kahan-compensated (BN_KAHAN): a β's gradient Σ dy
-// over ~100,000 values nearly cancels, and a plain float32 sum ends ~5e-4
-// from the float64 one relative to the channel's largest value.
+// Every running sum is Kahan-compensated (KAHAN_ADD, common.cl).
 // partials[c·chunks + k] and partials[(C + c)·chunks + k] hold a chunk's
 // two results; per channel, the chunks are then added in chunk order
-// (batchnorm_combine_moments here, channel_sum_chunk_pairs in
-// common/channel_sums.cl). A chunk of ~8,192 values (32 KiB) stays in the
+// (batchnorm_combine_moments in common/batchnorm.cl, channel_sum_chunk_pairs
+// in common/channel_sums.cl). A chunk of ~8,192 values (32 KiB) stays in the
 // core's cache for the forward's second pass over it.
-
-// sum += value with Kahan's compensation `carry` (the low bits lost so far),
-// for a value of type T (float or floatN).
-#define BN_KAHAN(T, sum, carry, value) \
-    { \
-        const T y_ = (value) - (carry); \
-        const T t_ = (sum) + y_; \
-        (carry) = (t_ - (sum)) - y_; \
-        (sum) = t_; \
-    }
 
 // The compensated total of 16 vector lanes and a scalar sum with their
 // carries: the lanes in order, then the scalar, each its sum and then its
@@ -42,11 +30,11 @@ static inline float bn_lanes_total(const float16 sum, const float16 carry, const
     vstore16(carry, 0, carries);
     float total = 0.0f, compensation = 0.0f;
     for (int i = 0; i < 16; i++) {
-        BN_KAHAN(float, total, compensation, lanes[i])
-        BN_KAHAN(float, total, compensation, -carries[i])
+        KAHAN_ADD(float, total, compensation, lanes[i])
+        KAHAN_ADD(float, total, compensation, -carries[i])
     }
-    BN_KAHAN(float, total, compensation, scalar)
-    BN_KAHAN(float, total, compensation, -scalarCarry)
+    KAHAN_ADD(float, total, compensation, scalar)
+    KAHAN_ADD(float, total, compensation, -scalarCarry)
     return total;
 }
 
@@ -69,14 +57,14 @@ __kernel void batchnorm_chunk_moments(__global const float* input, __global floa
         for (; p + 64 <= plane; p += 64) {
             const float16 pair0 = vload16(0, x + p) + vload16(0, x + p + 16);
             const float16 pair1 = vload16(0, x + p + 32) + vload16(0, x + p + 48);
-            BN_KAHAN(float16, sum, carry, pair0 + pair1)
+            KAHAN_ADD(float16, sum, carry, pair0 + pair1)
         }
         float16 rest = 0.0f;
         for (; p + 16 <= plane; p += 16) rest += vload16(0, x + p);
-        BN_KAHAN(float16, sum, carry, rest)
+        KAHAN_ADD(float16, sum, carry, rest)
         float restTail = 0.0f;
         for (; p < plane; p++) restTail += x[p];
-        BN_KAHAN(float, tail, tailCarry, restTail)
+        KAHAN_ADD(float, tail, tailCarry, restTail)
     }
     const float total = bn_lanes_total(sum, carry, tail, tailCarry);
     const float mean = total / (float)((end - first) * plane);
@@ -90,58 +78,23 @@ __kernel void batchnorm_chunk_moments(__global const float* input, __global floa
         for (; p + 64 <= plane; p += 64) {
             const float16 d0 = vload16(0, x + p) - mean, d1 = vload16(0, x + p + 16) - mean;
             const float16 d2 = vload16(0, x + p + 32) - mean, d3 = vload16(0, x + p + 48) - mean;
-            BN_KAHAN(float16, sum, carry, (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3))
+            KAHAN_ADD(float16, sum, carry, (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3))
         }
         float16 rest = 0.0f;
         for (; p + 16 <= plane; p += 16) {
             const float16 d = vload16(0, x + p) - mean;
             rest += d * d;
         }
-        BN_KAHAN(float16, sum, carry, rest)
+        KAHAN_ADD(float16, sum, carry, rest)
         float restTail = 0.0f;
         for (; p < plane; p++) {
             const float d = x[p] - mean;
             restTail += d * d;
         }
-        BN_KAHAN(float, tail, tailCarry, restTail)
+        KAHAN_ADD(float, tail, tailCarry, restTail)
     }
     partials[index] = total;
     partials[channels * chunks + index] = bn_lanes_total(sum, carry, tail, tailCarry);
-}
-#endif
-
-// A channel's training statistics from its chunks' (Σx, Σ(x − m_k)²),
-// one work-item per channel: μ = Σ_k Σx_k / N, then the sum of squared
-// deviations from μ, Σ_k [Σ(x − m_k)² + n_k·(m_k − μ)²] (exact for the
-// chunks' true means; m_k = Σx_k/n_k as the chunk formed it), both in chunk
-// order with compensation. saved[c] = μ, saved[C + c] = σ = 1/√(v + ε) with
-// the biased v = Σ/N; the running mean and variance move by `momentum`
-// towards μ and Σ/(N − 1), as gpu_batchnorm_training_statistics.
-#ifdef KERNEL_batchnorm_combine_moments
-__kernel void batchnorm_combine_moments(__global const float* partials, __global float* saved,
-                                        __global float* runningMean, __global float* runningVar, int batch,
-                                        int channels, int plane, int imagesPerChunk, int chunks, float epsilon,
-                                        float momentum) {
-    const int c = get_global_id(0);
-    if (c >= channels) return;
-    __global const float* sums = partials + (size_t)c * chunks;
-    __global const float* squares = partials + ((size_t)channels + c) * chunks;
-    const int count = batch * plane;
-    float total = 0.0f, carry = 0.0f;
-    for (int k = 0; k < chunks; k++) BN_KAHAN(float, total, carry, sums[k])
-    const float mean = total / (float)count;
-    float deviations = 0.0f;
-    carry = 0.0f;
-    for (int k = 0; k < chunks; k++) {
-        const int first = k * imagesPerChunk;
-        const float n = (float)((min(first + imagesPerChunk, batch) - first) * plane);
-        const float offset = sums[k] / n - mean;
-        BN_KAHAN(float, deviations, carry, squares[k] + n * offset * offset)
-    }
-    saved[c] = mean;
-    saved[channels + c] = 1.0f / sqrt(deviations / (float)count + epsilon);
-    runningMean[c] = (1.0f - momentum) * runningMean[c] + momentum * mean;
-    runningVar[c] = (1.0f - momentum) * runningVar[c] + momentum * (deviations / (float)(count - 1));
 }
 #endif
 
@@ -179,8 +132,8 @@ __kernel void batchnorm_chunk_grad_sums(__global const float* input, __global co
             const float16 h0 = (vload16(0, x + p) - mean) * invStd, h1 = (vload16(0, x + p + 16) - mean) * invStd;
             const float16 h2 = (vload16(0, x + p + 32) - mean) * invStd;
             const float16 h3 = (vload16(0, x + p + 48) - mean) * invStd;
-            BN_KAHAN(float16, sumDy, carryDy, (g0 + g1) + (g2 + g3))
-            BN_KAHAN(float16, sumDyXhat, carryDyXhat, (g0 * h0 + g1 * h1) + (g2 * h2 + g3 * h3))
+            KAHAN_ADD(float16, sumDy, carryDy, (g0 + g1) + (g2 + g3))
+            KAHAN_ADD(float16, sumDyXhat, carryDyXhat, (g0 * h0 + g1 * h1) + (g2 * h2 + g3 * h3))
         }
         float16 restDy = 0.0f, restDyXhat = 0.0f;
         for (; p + 16 <= plane; p += 16) {
@@ -188,16 +141,16 @@ __kernel void batchnorm_chunk_grad_sums(__global const float* input, __global co
             restDy += g;
             restDyXhat += g * ((vload16(0, x + p) - mean) * invStd);
         }
-        BN_KAHAN(float16, sumDy, carryDy, restDy)
-        BN_KAHAN(float16, sumDyXhat, carryDyXhat, restDyXhat)
+        KAHAN_ADD(float16, sumDy, carryDy, restDy)
+        KAHAN_ADD(float16, sumDyXhat, carryDyXhat, restDyXhat)
         float restTailDy = 0.0f, restTailDyXhat = 0.0f;
         for (; p < plane; p++) {
             const float g = BN_PASSED1(dy[p], p);
             restTailDy += g;
             restTailDyXhat += g * ((x[p] - mean) * invStd);
         }
-        BN_KAHAN(float, tailDy, tailCarryDy, restTailDy)
-        BN_KAHAN(float, tailDyXhat, tailCarryDyXhat, restTailDyXhat)
+        KAHAN_ADD(float, tailDy, tailCarryDy, restTailDy)
+        KAHAN_ADD(float, tailDyXhat, tailCarryDyXhat, restTailDyXhat)
     }
     partials[index] = bn_lanes_total(sumDy, carryDy, tailDy, tailCarryDy);
     partials[channels * chunks + index] = bn_lanes_total(sumDyXhat, carryDyXhat, tailDyXhat, tailCarryDyXhat);
