@@ -1,0 +1,65 @@
+import Foundation
+import GPUNet
+import Models
+import NetIO
+import TestSupport
+import XCTest
+
+/// ResNet-8's training step meets its device as TinyConvNet's does: one
+/// host wait per block of steps, nothing uploaded, and exactly its
+/// launches, so that a change that adds one fails.
+final class NetworkStepStructureTests: XCTestCase {
+    /// Launches per step, counted by the device (``DeviceCounters``) over a
+    /// block of 5 steps queued as training queues them (forward, backward,
+    /// SGD) at batch 16: the host device 52 hand-offs to its threads (none
+    /// with one core; fewer at batches of under 16, where some operations
+    /// have too few images to split), the cpu family 169 kernels, the gpu
+    /// family 109. The kernels do not depend on the batch (1, 4 and 128 give
+    /// the same with `convsvd bench`). In the gpu family each of the 9
+    /// BatchNorms' training statistics is two launches,
+    /// `gpu_batchnorm_chunk_moments` and `batchnorm_combine_moments`, and
+    /// `gpu_batchnorm_apply` normalises: 27 of the 109.
+    func testResNet8StepLaunchesExactlyItsKernels() throws {
+        let description = try XCTUnwrap(BuiltinModels.named("resnet8", inputChannels: 1, classes: 10))
+        let batch = 16
+        for device in try testDevices() {
+            let on = device.info.summary
+            let plan = try NetworkPlan(description, channels: 1, height: 28, width: 28, classes: 10, device: device)
+            let w = try plan.workspace(batch: batch)
+            var random = SeededRandom(seed: 5, stream: 0)
+            try plan.setRandomBatch(w, random: &random)
+            let optimizer = try Optimizer(
+                .sgd(momentum: 0.9, nesterov: true, weightDecay: 5e-4), learningRate: 0.1,
+                parameters: plan.parameterBuffers, names: plan.parameterNames, device: device)
+            let openCL = device as? OpenCLDevice
+            let own = w.perSample
+            openCL?.launchLog = []
+            let s = try StepStructure.measure(device: device, batch: batch, stepsPerRead: 5) { slot in
+                w.perSample = slot
+                try plan.forward(w, training: true)
+                try plan.backward(w)
+                try optimizer.update(parameters: plan.parameterBuffers, gradients: plan.gradientBuffers)
+            }
+            w.perSample = own
+            XCTAssertEqual(s.hostWaitsPerStep, 1.0 / 5, on)
+            XCTAssertEqual(s.bytesToDevicePerStep, 0, on)
+            let expected: Double
+            switch openCL?.kernelFamily {
+            case nil: expected = ProcessInfo.processInfo.activeProcessorCount > 1 ? 52 : 0
+            case .cpu: expected = 169
+            case .gpu: expected = 109
+            }
+            XCTAssertEqual(s.launchesPerStep, expected, on)
+            if let log = openCL?.launchLog, openCL?.kernelFamily == .gpu {
+                let perStep = Dictionary(grouping: log, by: \.kernel).mapValues { Double($0.count) / 5 }
+                XCTAssertEqual(perStep["gpu_batchnorm_chunk_moments"], 9, on)
+                XCTAssertEqual(perStep["batchnorm_combine_moments"], 9, on)
+                XCTAssertEqual(perStep["gpu_batchnorm_apply"], 9, on)
+                for launch in log where launch.kernel == "gpu_batchnorm_chunk_moments" {
+                    XCTAssertEqual(launch.localSize, 256, "\(on): a chunk is 1,024 values")
+                }
+            }
+            openCL?.launchLog = nil
+        }
+    }
+}
