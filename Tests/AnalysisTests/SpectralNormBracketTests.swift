@@ -98,10 +98,52 @@ final class SpectralNormBracketTests: XCTestCase {
                 padding: 1, inputHeight: side, inputWidth: side)
             let sigma1 = try SingularValueDecomposition(ConvOperatorTests.referenceDense(a)).singularValues[0]
             let bracket = try a.spectralNormBracket(maxPowerIterations: 20000)
-            XCTAssertLessThanOrEqual((sigma1 - bracket.upper) / sigma1, 1e-12)
-            excess.append((bracket.upper - sigma1) / sigma1)
+            let circular = try XCTUnwrap(bracket.circularUpper)
+            XCTAssertLessThanOrEqual((sigma1 - circular) / sigma1, 1e-12)
+            excess.append((circular - sigma1) / sigma1)
         }
         print("3×3 2→3 p1: (upper − σ₁)/σ₁ on 6×6, 12×12, 24×24: \(excess)")
         XCTAssertLessThan(excess[2], excess[0] / 2)
+    }
+
+    /// The Cholesky certificate against the dense σ₁ of the small layers: a
+    /// lower bound just below σ₁ (1e-4) never yields a certificate within
+    /// 64·1e-6 of it, since every μ tried is below σ₁² and μI − AᵀA is then
+    /// indefinite (the check can fail); σ₁ itself yields one within
+    /// [σ₁, σ₁·(1 + 1e-6)] (the first μ, (σ₁·(1 + 1.25e-7))², factorises).
+    func testCholeskyCertificateHoldsAboveSigmaOneAndFailsBelowIt() throws {
+        for (index, l) in ConvOperatorTests.layers.enumerated() {
+            let a = try ConvOperatorTests.randomLayer(l, seed: 90 + UInt64(index))
+            let sigma1 = try SingularValueDecomposition(ConvOperatorTests.referenceDense(a)).singularValues[0]
+            XCTAssertNil(a.choleskyCertificate(above: sigma1 * (1 - 1e-4), tolerance: 1e-6), "layer \(index) \(l)")
+            let certificate = try XCTUnwrap(a.choleskyCertificate(above: sigma1, tolerance: 1e-6), "layer \(index)")
+            XCTAssertGreaterThanOrEqual(certificate.bound, sigma1, "layer \(index) \(l)")
+            XCTAssertLessThanOrEqual(certificate.bound, sigma1 * (1 + 1e-6), "layer \(index) \(l)")
+            XCTAssertEqual(certificate.attempts, 1)
+        }
+    }
+
+    /// On 16-channel 3×3 layers of ResNet shapes (14×14 input, stride 1 and
+    /// 2, random weights), where the circular bound leaves a gap above 1e-3,
+    /// the certified bound closes it: lower ≤ σ₁ ≤ upper against the dense
+    /// SVD (3,136 columns), a gap ≤ 1e-3, and the circular bound kept.
+    func testCertificateClosesTheGapOnResNetShapes() throws {
+        for stride in [1, 2] {
+            let a = try CircularSpectrumTests.layer(
+                out: 16, in: 16, kernel: 3, stride: stride, padding: 1, h: 14, w: 14, seed: 400 + UInt64(stride))
+            let sigma1 = try a.singularValues()[0]
+            let bracket = try a.spectralNormBracket(tolerance: 1e-3)
+            let circular = try XCTUnwrap(bracket.circularUpper)
+            let certificate = try XCTUnwrap(bracket.certificate, "stride \(stride): circular gap below 1e-3?")
+            XCTAssertGreaterThan((circular - bracket.lower) / circular, 1e-3, "stride \(stride)")
+            XCTAssertEqual(bracket.upper, min(circular, certificate.bound))
+            XCTAssertLessThanOrEqual((bracket.lower - sigma1) / sigma1, 1e-12, "stride \(stride)")
+            XCTAssertLessThanOrEqual((sigma1 - bracket.upper) / sigma1, 1e-12, "stride \(stride)")
+            XCTAssertLessThanOrEqual(bracket.relativeGap, 1e-3, "stride \(stride)")
+            print(
+                "16→16 3×3 s\(stride) on 14×14: lower \(bracket.lower) σ₁ \(sigma1) certified \(certificate.bound) "
+                    + "circular \(circular), gap \(bracket.relativeGap) (circular \((circular - bracket.lower) / circular)), "
+                    + "half-bandwidth \(certificate.halfBandwidth), \(certificate.attempts) factorisation(s)")
+        }
     }
 }

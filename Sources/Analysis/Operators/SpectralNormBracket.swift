@@ -99,9 +99,17 @@ public struct SpectralNormBracket: Codable, Sendable, Equatable {
     public var powerConverged: Bool
     /// |λ_k − λ_{k−1}| / λ_k at the last step.
     public var powerLastRelativeChange: Double
-    /// max over the polyphase blocks of their Gram iteration bounds, for the
-    /// strided circular operator on the grid below: ≥ ‖A‖₂.
+    /// The smaller of ``circularUpper`` and the ``certificate``'s bound: ≥ ‖A‖₂.
     public var upper: Double
+    /// max over the polyphase blocks of their Gram iteration bounds, for the
+    /// strided circular operator on the grid below: ≥ ‖A‖₂. (nil in
+    /// analyses written before it was kept apart from `upper`, which it was.)
+    public var circularUpper: Double?
+    /// A bound just above `lower` certified by a banded Cholesky
+    /// factorisation of μI − AᵀA, where the circular one leaves a gap above
+    /// the tolerance; nil where it was not needed or no μ up to
+    /// (lower·(1 + 64·tolerance))² factorised.
+    public var certificate: CholeskyCertificate?
     /// The most Gram steps any block took.
     public var gramIterations: Int
     /// N₁ and N₂, the periodic grid whose circular operator gave `upper`
@@ -245,11 +253,14 @@ extension ConvOperator {
     /// any such grid gives a valid bound, so the smallest over `gridCandidates`
     /// grids (N, N + s, N + 2s, … a side) is taken.
     ///
-    /// The gap (upper − lower)/upper mixes two things: the power iteration's
+    /// The circular bound's gap mixes two things: the power iteration's
     /// convergence and the boundary: ‖C_N‖₂ samples the kernel's symbol on
     /// the grid's frequencies, ‖A‖₂ is the zero-padded (Toeplitz) operator's,
     /// smaller by a boundary effect that shrinks with the input size
-    /// (docs/operators.md). A gap above `tolerance` is reported, not hidden.
+    /// (docs/operators.md). Where that gap is above `tolerance`, a Cholesky
+    /// factorisation of μI − AᵀA certifies a bound just above the lower one
+    /// (``choleskyCertificate(above:tolerance:)``), and `upper` is the
+    /// smaller of the two. A gap still above `tolerance` is reported, not hidden.
     public func spectralNormBracket(
         tolerance: Double = 1e-3, maxPowerIterations: Int = 2000, gridCandidates: Int = 4, threads: Int = 2,
         seed: UInt64 = 0x5EED
@@ -283,11 +294,14 @@ extension ConvOperator {
         }
         let power = withSingleThreadedBLAS { powerIteration(start: start, maxIterations: maxPowerIterations) }
         let lower = power.rayleigh.squareRoot()
+        let circularGap = upper.bound > 0 ? (upper.bound - lower) / upper.bound : 0
+        let certificate = circularGap > tolerance ? choleskyCertificate(above: lower, tolerance: tolerance) : nil
+        let best = min(upper.bound, certificate?.bound ?? .infinity)
         return SpectralNormBracket(
             lower: lower, powerIterations: power.iterations, powerConverged: power.converged,
-            powerLastRelativeChange: power.change, upper: upper.bound, gramIterations: upper.iterations,
-            gridHeight: grid.0, gridWidth: grid.1,
-            relativeGap: upper.bound > 0 ? (upper.bound - lower) / upper.bound : 0, tolerance: tolerance)
+            powerLastRelativeChange: power.change, upper: best, circularUpper: upper.bound, certificate: certificate,
+            gramIterations: upper.iterations, gridHeight: grid.0, gridWidth: grid.1,
+            relativeGap: best > 0 ? (best - lower) / best : 0, tolerance: tolerance)
     }
 
     /// Power iteration on AᵀA from `start`: the last Rayleigh quotient λ = ‖A·v‖² (v unit).
