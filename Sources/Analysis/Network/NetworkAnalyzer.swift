@@ -593,7 +593,8 @@ extension NetworkAnalyzer {
             let b = l.bracket
             checks.append(
                 Check(
-                    id: "\(l.name).bracket-order", description: "\(l.name) power-iteration lower − Gram upper bound",
+                    id: "\(l.name).bracket-order",
+                    description: "\(l.name) power-iteration lower − upper bound (Gram or Cholesky)",
                     value: b.lower - b.upper * (1 + 1e-9), relation: .lessThan, limit: 0, kind: .consistency))
             if let sigma = l.denseSingularValues?.first {
                 checks.append(

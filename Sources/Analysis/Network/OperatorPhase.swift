@@ -10,8 +10,9 @@ import NetIO
 /// - the circular operator's spectrum on the input's grid through the DFT
 ///   (a strided layer by its polyphase blocks), σ_max of it reported;
 /// - the zero-padded operator as used: its spectral norm bracketed between
-///   power iteration (a lower bound) and Gram iteration on a circular grid
-///   that holds it (an upper bound), the relative gap printed; where the
+///   power iteration (a lower bound) and the smaller of Gram iteration on a
+///   circular grid that holds it and a Cholesky certificate of μI − AᵀA (an
+///   upper bound), the relative gap printed; where the
 ///   dense matrix has at most ``denseColumnLimit`` columns, all its singular
 ///   values by LAPACK, and the check lower ≤ σ_max ≤ upper;
 /// - per residual block, the Lipschitz bound ‖S‖ + ‖A₂‖·‖A₁‖ (1 for the

@@ -87,8 +87,9 @@ public func gramIterationBound(_ interleaved: [Double], rows m: Int, columns n: 
 }
 
 /// ‖A‖₂ of a layer's zero-padded operator, bracketed: a lower bound from
-/// power iteration on AᵀA and an upper bound from Gram iteration on a
-/// circular operator that contains A
+/// power iteration on AᵀA and an upper bound, the smaller of Gram
+/// iteration on a circular operator that contains A and, where that one's
+/// gap exceeds the tolerance, a Cholesky certificate of μI − AᵀA
 /// (``ConvOperator/spectralNormBracket(tolerance:maxPowerIterations:gridCandidates:threads:seed:)``).
 public struct SpectralNormBracket: Codable, Sendable, Equatable {
     /// √(vᵀAᵀAv) for the last unit iterate v: ≤ ‖A‖₂ for any unit v.

@@ -8,10 +8,10 @@ import Foundation
 /// - `stable_rank`: ‖W̃‖²_F/σ₁²;
 /// - `operator_norm`: ‖A‖₂ of the layer as an operator on its input: for a
 ///   conv the dense SVD's σ_max where phase 9 has it, else the converged
-///   power iteration's value (a lower bound; the Gram upper bound carries
-///   the circular grid's boundary effect, so it can sit well above on small
-///   padded maps); σ₁(W̃) (exact) for a linear layer;
-/// - `operator_norm_upper`: phase 9's Gram upper bound (conv layers);
+///   power iteration's value (a lower bound, within phase 9's bracket of
+///   its upper bound); σ₁(W̃) (exact) for a linear layer;
+/// - `operator_norm_upper`: phase 9's upper bound (conv layers: the smaller
+///   of the circular Gram bound and the Cholesky certificate);
 /// - `distinct_masks`: phase 6's distinct masks of W̃p + b̃ (layers a ReLU follows);
 /// - `accuracy_at_rank/K`: phase 5's accuracy with the layer alone at rank K;
 ///

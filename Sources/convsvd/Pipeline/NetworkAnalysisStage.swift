@@ -171,7 +171,8 @@ enum NetworkAnalysisStage {
         lines += [
             "",
             "phase 9: each conv layer as an operator on its input (BatchNorm folded); ‖A‖₂ bracketed by power "
-                + "iteration (lower) and Gram iteration on a circular grid (upper); dense SVD up to "
+                + "iteration (lower) and the smaller of Gram iteration on a circular grid and a Cholesky certificate "
+                + "of μI − AᵀA (upper); dense SVD up to "
                 + "\(o.denseColumnLimit) columns",
             "  " + pad("layer", 24) + pad("input", 12) + pad("circular σ_max", 16) + pad("lower", 11) + pad("upper", 11)
                 + pad("gap", 10) + pad("dense σ_max", 13) + "⌈k/s⌉·σ_max(W̃)",
