@@ -32,15 +32,8 @@ final class NetworkStepStructureTests: XCTestCase {
                 .sgd(momentum: 0.9, nesterov: true, weightDecay: 5e-4), learningRate: 0.1,
                 parameters: plan.parameterBuffers, names: plan.parameterNames, device: device)
             let openCL = device as? OpenCLDevice
-            let own = w.perSample
             openCL?.launchLog = []
-            let s = try StepStructure.measure(device: device, batch: batch, stepsPerRead: 5) { slot in
-                w.perSample = slot
-                try plan.forward(w, training: true)
-                try plan.backward(w)
-                try optimizer.update(parameters: plan.parameterBuffers, gradients: plan.gradientBuffers)
-            }
-            w.perSample = own
+            let s = try measureTrainingSteps(plan, on: w, optimizer: optimizer, stepsPerRead: 5)
             XCTAssertEqual(s.hostWaitsPerStep, 1.0 / 5, on)
             XCTAssertEqual(s.bytesToDevicePerStep, 0, on)
             let expected: Double

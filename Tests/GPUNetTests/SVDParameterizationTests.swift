@@ -396,14 +396,7 @@ final class SVDParameterizationTests: XCTestCase {
                 .adam(), learningRate: 1e-3, parameters: net.parameterBuffers, names: net.parameterNames,
                 device: device)
             try optimizer.prepare()
-            let own = w.perSample
-            let s = try StepStructure.measure(device: device, batch: batch, stepsPerRead: 20) { slot in
-                w.perSample = slot
-                try net.forward(w, training: true)
-                try net.backward(w)
-                try optimizer.update(parameters: net.parameterBuffers, gradients: net.gradientBuffers)
-            }
-            w.perSample = own
+            let s = try measureTrainingSteps(net, on: w, optimizer: optimizer, stepsPerRead: 20)
             XCTAssertEqual(s.hostWaitsPerStep, 1.0 / 20, device.info.summary)
             XCTAssertEqual(s.bytesToDevicePerStep, 0, device.info.summary)
             print("SVD step on \(device.info.summary): \(s.launchesPerStep) launches")

@@ -93,13 +93,7 @@ final class StepResultLogTests: XCTestCase {
                 .adam(), learningRate: 1e-3, parameters: network.parameterBuffers, names: network.parameterNames,
                 device: device)
             try optimizer.prepare()
-            let own = w.perSample
-            let s = try StepStructure.measure(device: device, batch: batch, stepsPerRead: 20) { slot in
-                w.perSample = slot
-                try network.trainingStep(w)
-                try optimizer.update(parameters: network.parameterBuffers, gradients: network.gradientBuffers)
-            }
-            w.perSample = own
+            let s = try measureTrainingSteps(network, on: w, optimizer: optimizer, stepsPerRead: 20)
             XCTAssertEqual(s.hostWaitsPerStep, 1.0 / 20, device.info.summary)
             XCTAssertEqual(s.bytesToDevicePerStep, 0, device.info.summary)
             XCTAssertGreaterThan(s.launchesPerStep, 0, device.info.summary)
