@@ -123,6 +123,20 @@ final class SpectralNormBracketTests: XCTestCase {
         }
     }
 
+    /// A layer whose band would exceed the limit (64 channels on 64×64:
+    /// half-width 8,383, 2.2e9 doubles) gets no certificate, at once.
+    func testCertificateRefusesABandBeyondItsLimit() throws {
+        let a = try ConvOperator(
+            name: "big", weight: [Double](repeating: 0.01, count: 64 * 64 * 9), outChannels: 64, inChannels: 64,
+            kernelHeight: 3, kernelWidth: 3, padding: 1, inputHeight: 64, inputWidth: 64)
+        XCTAssertNil(a.choleskyCertificate(above: 1, tolerance: 1e-3))
+        let fits = try ConvOperator(
+            name: "fits", weight: [Double](repeating: 0.01, count: 16 * 16 * 9), outChannels: 16, inChannels: 16,
+            kernelHeight: 3, kernelWidth: 3, padding: 1, inputHeight: 28, inputWidth: 28)
+        XCTAssertLessThanOrEqual(12_544 * 944, ConvOperator.certificateBandLimit, "ResNet-20's first stage fits")
+        XCTAssertNotNil(fits.choleskyCertificate(above: 16 * 9 * 0.01 * 1.01, tolerance: 1e-3))
+    }
+
     /// On 16-channel 3×3 layers of ResNet shapes (14×14 input, stride 1 and
     /// 2, random weights), where the circular bound leaves a gap above 1e-3,
     /// the certified bound closes it: lower ≤ σ₁ ≤ upper against the dense

@@ -15,6 +15,12 @@ public struct CholeskyCertificate: Codable, Sendable, Equatable {
 }
 
 extension ConvOperator {
+    /// The most doubles the band of AᵀA may hold, (kd + 1)·N: 32 Mi (256 MiB,
+    /// held twice while it factorises). ResNet-20's largest band (16
+    /// channels on 28×28) is 11.8 M; 16 channels on 32×32 17.6 M. Beyond it
+    /// the bracket keeps the circular bound alone.
+    public static let certificateBandLimit = 32 * 1024 * 1024
+
     /// The half-bandwidth of AᵀA with the inputs ordered pixel by pixel and
     /// the channels inside each pixel: two inputs share an output only when
     /// they lie within kh − 1 rows and kw − 1 columns of each other.
@@ -88,7 +94,7 @@ extension ConvOperator {
     /// iteration it checks. μ = (lower·(1 + δ))² for δ = tolerance/8,
     /// tolerance/4, … doubling up to 64·tolerance; the first that completes
     /// gives the bound, nil if none does (the power iteration stopped far
-    /// below σ₁).
+    /// below σ₁) or the band would exceed ``certificateBandLimit``.
     ///
     /// Rounding, in the bound: float64 Cholesky that completes factors
     /// μI − M̂ + E with |E| ≤ γ_{kd+2}|Rᵀ||R| (Higham, Accuracy and
@@ -100,6 +106,7 @@ extension ConvOperator {
         precondition(lower >= 0 && tolerance > 0)
         let n = inputCount
         let kd = gramHalfBandwidth
+        guard (kd + 1) * n <= Self.certificateBandLimit else { return nil }
         let (gram, trace) = gramBand()
         let u = Double.ulpOfOne / 2
         func gamma(_ k: Int) -> Double { Double(k) * u / (1 - Double(k) * u) }
