@@ -103,8 +103,8 @@ public struct SpectralNormBracket: Codable, Sendable, Equatable {
     /// The smaller of ``circularUpper`` and the ``certificate``'s bound: ≥ ‖A‖₂.
     public var upper: Double
     /// max over the polyphase blocks of their Gram iteration bounds, for the
-    /// strided circular operator on the grid below: ≥ ‖A‖₂. (nil in
-    /// analyses written before it was kept apart from `upper`, which it was.)
+    /// strided circular operator on the grid below: ≥ ‖A‖₂. (nil in an
+    /// analysis.json written before this field: its `upper` is this bound.)
     public var circularUpper: Double?
     /// A bound just above `lower` certified by a banded Cholesky
     /// factorisation of μI − AᵀA, where the circular one leaves a gap above
@@ -113,7 +113,7 @@ public struct SpectralNormBracket: Codable, Sendable, Equatable {
     public var certificate: CholeskyCertificate?
     /// The most Gram steps any block took.
     public var gramIterations: Int
-    /// N₁ and N₂, the periodic grid whose circular operator gave `upper`
+    /// N₁ and N₂, the periodic grid whose circular operator gave `circularUpper`
     /// (the smallest bound among the grids tried).
     public var gridHeight: Int
     public var gridWidth: Int
@@ -296,7 +296,9 @@ extension ConvOperator {
         let power = withSingleThreadedBLAS { powerIteration(start: start, maxIterations: maxPowerIterations) }
         let lower = power.rayleigh.squareRoot()
         let circularGap = upper.bound > 0 ? (upper.bound - lower) / upper.bound : 0
-        let certificate = circularGap > tolerance ? choleskyCertificate(above: lower, tolerance: tolerance) : nil
+        let certificate =
+            circularGap > tolerance
+            ? withSingleThreadedBLAS { choleskyCertificate(above: lower, tolerance: tolerance) } : nil
         let best = min(upper.bound, certificate?.bound ?? .infinity)
         return SpectralNormBracket(
             lower: lower, powerIterations: power.iterations, powerConverged: power.converged,
