@@ -237,23 +237,20 @@ public struct CompressionBoundSummary: Codable, Sendable, Equatable {
 
 /// Upper bounds on a layer's operator norm ‖A‖₂ (the map of its whole input).
 public enum OperatorNormBound {
-    /// The smaller of ``patchCount(_:matrix:)`` and, for a conv, Gram
-    /// iteration on the smallest circular grid that holds the zero-padded
-    /// operator (``ConvOperator/circularGramBound(gridHeight:gridWidth:threads:)``,
-    /// docs/operators.md: ‖A‖₂ ≤ ‖C_N‖₂ ≤ the Gram bound), with a relative
-    /// 1e-9 added for its float64 rounding.
+    /// The smaller of ``patchCount(_:matrix:)`` and, for a conv, the upper
+    /// end of its ``ConvOperator/spectralNormBracket(tolerance:maxPowerIterations:gridCandidates:threads:seed:)``:
+    /// Gram iteration on circular grids that hold the zero-padded operator
+    /// (docs/operators.md: ‖A‖₂ ≤ ‖C_N‖₂ ≤ the Gram bound) or, where that
+    /// leaves a gap above 1e-3, the Cholesky certificate of μI − AᵀA just
+    /// above the power iteration's lower bound; with a relative 1e-9 added
+    /// for its float64 rounding.
     public static func best(_ layer: AffineLayer, matrix: Matrix, threads: Int = 2) throws -> Double {
         let simple = try patchCount(layer, matrix: matrix)
-        guard case .conv(let spec, let h, let w, let oh, let ow) = layer.kind else { return simple }
+        guard case .conv(let spec, let h, let w, _, _) = layer.kind else { return simple }
         let op = try ConvOperator(
             name: layer.name, weight: matrix, inChannels: spec.inChannels, kernelHeight: spec.kernelSize,
             kernelWidth: spec.kernelSize, stride: spec.stride, padding: spec.padding, inputHeight: h, inputWidth: w)
-        let n1 = ConvOperator.smallestGrid(
-            extent: h, kernel: spec.kernelSize, stride: spec.stride, padding: spec.padding, outputs: oh)
-        let n2 = ConvOperator.smallestGrid(
-            extent: w, kernel: spec.kernelSize, stride: spec.stride, padding: spec.padding, outputs: ow)
-        let gram = try op.circularGramBound(gridHeight: n1, gridWidth: n2, threads: threads).bound * (1 + 1e-9)
-        return min(simple, gram)
+        return min(simple, try op.spectralNormBracket(threads: threads).upper * (1 + 1e-9))
     }
 
     /// ⌈k/s⌉·σ_max(M) for a conv with kernel k, stride s and folded matrix M
