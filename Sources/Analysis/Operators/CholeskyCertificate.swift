@@ -116,7 +116,8 @@ extension ConvOperator {
         var attempts = 0
         while delta <= 64 * tolerance {
             attempts += 1
-            let mu = max(lower * (1 + delta), Double.leastNormalMagnitude).squared
+            let root = max(lower * (1 + delta), Double.leastNormalMagnitude)
+            let mu = root * root
             if Self.choleskyCompletes(gram, size: n, halfBandwidth: kd, mu: mu) {
                 let bound = (mu * (1 + cholesky * Double(n) / (1 - cholesky)) + terms * trace).squareRoot()
                 return CholeskyCertificate(bound: bound * (1 + 4 * u), attempts: attempts, halfBandwidth: kd)
@@ -125,8 +126,4 @@ extension ConvOperator {
         }
         return nil
     }
-}
-
-extension Double {
-    fileprivate var squared: Double { self * self }
 }

@@ -262,12 +262,14 @@ extension OpenCLDevice {
         let y = try cl(output, "output", atLeast: s.count, in: operation())
         let plane = s.map.planeSize
         if training {
-            let (imagesPerChunk, cpuChunks) = Self.batchNormChunks(s)
-            let group = kernelFamily == .gpu ? try gpuBatchNormGroup() : 0
-            let chunkValues = kernelFamily == .cpu ? imagesPerChunk * plane : Self.gpuBatchNormValuesPerItem * group
-            let chunks = kernelFamily == .cpu ? cpuChunks : (s.valuesPerChannel + chunkValues - 1) / chunkValues
-            let partials = try scratchBuffer("batchnorm.partials", count: 2 * c * chunks)
+            let partials: OpenCLBuffer
+            let chunks: Int
+            let chunkValues: Int
             if kernelFamily == .cpu {
+                let imagesPerChunk: Int
+                (imagesPerChunk, chunks) = Self.batchNormChunks(s)
+                chunkValues = imagesPerChunk * plane
+                partials = try scratchBuffer("batchnorm.partials", count: 2 * c * chunks)
                 try launch(
                     "batchnorm_chunk_moments", items: c * chunks,
                     [
@@ -275,6 +277,10 @@ extension OpenCLDevice {
                         .int(chunks),
                     ])
             } else {
+                let group = try gpuBatchNormGroup()
+                chunkValues = Self.gpuBatchNormValuesPerItem * group
+                chunks = (s.valuesPerChannel + chunkValues - 1) / chunkValues
+                partials = try scratchBuffer("batchnorm.partials", count: 2 * c * chunks)
                 try launch(
                     "gpu_batchnorm_chunk_moments", items: c * chunks * group, local: group,
                     [.buffer(x), .buffer(partials), .int(s.batch), .int(c), .int(plane), .int(chunks)])
