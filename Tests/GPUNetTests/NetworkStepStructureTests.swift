@@ -18,7 +18,9 @@ final class NetworkStepStructureTests: XCTestCase {
     /// the same with `convsvd bench`). In the gpu family each of the 9
     /// BatchNorms' training statistics is two launches,
     /// `gpu_batchnorm_chunk_moments` and `batchnorm_combine_moments`, and
-    /// `gpu_batchnorm_apply` normalises: 27 of the 109.
+    /// `gpu_batchnorm_apply` normalises: 27 of the 109. Their backward sums
+    /// are 9 `gpu_channel_partials` launches in groups of 256 (reads
+    /// coalesced), never the cpu family's `channel_partials` walks.
     func testResNet8StepLaunchesExactlyItsKernels() throws {
         let description = try XCTUnwrap(BuiltinModels.named("resnet8", inputChannels: 1, classes: 10))
         let batch = 16
@@ -48,8 +50,11 @@ final class NetworkStepStructureTests: XCTestCase {
                 XCTAssertEqual(perStep["gpu_batchnorm_chunk_moments"], 9, on)
                 XCTAssertEqual(perStep["batchnorm_combine_moments"], 9, on)
                 XCTAssertEqual(perStep["gpu_batchnorm_apply"], 9, on)
-                for launch in log where launch.kernel == "gpu_batchnorm_chunk_moments" {
-                    XCTAssertEqual(launch.localSize, 256, "\(on): a chunk is 1,024 values")
+                XCTAssertEqual(perStep["gpu_channel_partials"], 9, on)
+                XCTAssertNil(perStep["channel_partials"], on)
+                for launch in log
+                where launch.kernel == "gpu_batchnorm_chunk_moments" || launch.kernel == "gpu_channel_partials" {
+                    XCTAssertEqual(launch.localSize, 256, "\(on) \(launch.kernel): a chunk is 1,024 values")
                 }
             }
             openCL?.launchLog = nil

@@ -1,11 +1,15 @@
 /// The phases of a synchronised batch normalisation on OpenCL, launching the
 /// kernels of ``OpenCLDevice/batchNormForward(_:input:gamma:beta:runningMean:runningVar:saved:output:training:)``
 /// and ``OpenCLDevice/batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)``
-/// with the same chunks (``OpenCLDevice/channelChunkLength``), so that a
-/// phase's sums are the whole operation()'s.
+/// split where a synchronised BatchNorm all-reduces its sums. The sums are
+/// ``OpenCLDevice/channelPartials(_:_:saved:mask:batch:channels:plane:mode:)``'s
+/// fixed-order chunks: the gpu family's backward sums are the whole
+/// backward's bits; the forward's Σx then Σ(x − μ)² (μ the all-reduced
+/// mean) agree with the whole forward's per-chunk moments within float32
+/// rounding.
 extension OpenCLDevice {
-    /// `channel_partials` (mode 0: Σx; mode 1: Σ(x − saved[c])²) and
-    /// `channel_sum_chunks` with scale 1.
+    /// ``channelPartials(_:_:saved:mask:batch:channels:plane:mode:)`` (mode
+    /// 0: Σx; mode 1: Σ(x − saved[c])²) and `channel_sum_chunks` with scale 1.
     public func batchNormChannelSums(
         _ s: BatchNormShape, input: Buffer, saved: Buffer, centred: Bool, sums: Buffer
     ) throws {
@@ -15,15 +19,8 @@ extension OpenCLDevice {
         let x = try cl(input, "input", atLeast: s.count, in: operation())
         let sv = try cl(saved, "saved", atLeast: centred ? c : 0, in: operation())
         let total = try cl(sums, "sums", atLeast: c, in: operation())
-        let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
-        let partials = try scratchBuffer("channel.partials", count: c * chunks)
-        try launch(
-            "channel_partials", items: c * chunks,
-            [
-                .buffer(x), .buffer(x), .buffer(sv), .buffer(x), .buffer(partials), .int(s.batch), .int(c),
-                .int(s.map.planeSize),
-                .int(channelChunkLength), .int(chunks), .int(centred ? 1 : 0),
-            ])
+        let (partials, chunks) = try channelPartials(
+            x, x, saved: sv, mask: x, batch: s.batch, channels: c, plane: s.map.planeSize, mode: centred ? 1 : 0)
         try launch(
             "channel_sum_chunks", items: c,
             [.buffer(partials), .buffer(total), .int(c), .int(chunks), .int(0), .float(1)])
@@ -44,7 +41,8 @@ extension OpenCLDevice {
         try launchBatchNormApply(s, x, g, b, sv, y)
     }
 
-    /// `channel_partials` mode 2 and `channel_sum_chunk_pairs` (Σdy into gradBeta, Σdy·x̂ into gradGamma).
+    /// ``channelPartials(_:_:saved:mask:batch:channels:plane:mode:)`` mode 2
+    /// and `channel_sum_chunk_pairs` (Σdy into gradBeta, Σdy·x̂ into gradGamma).
     public func batchNormBackwardSums(
         _ s: BatchNormShape, input: Buffer, saved: Buffer, gradOutput: Buffer, gradGamma: Buffer, gradBeta: Buffer
     ) throws {
@@ -56,15 +54,8 @@ extension OpenCLDevice {
         let dy = try cl(gradOutput, "gradOutput", atLeast: s.count, in: operation())
         let dg = try cl(gradGamma, "gradGamma", atLeast: c, in: operation())
         let db = try cl(gradBeta, "gradBeta", atLeast: c, in: operation())
-        let chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
-        let partials = try scratchBuffer("channel.partials", count: 2 * c * chunks)
-        try launch(
-            "channel_partials", items: c * chunks,
-            [
-                .buffer(dy), .buffer(x), .buffer(sv), .buffer(dy), .buffer(partials), .int(s.batch), .int(c),
-                .int(s.map.planeSize),
-                .int(channelChunkLength), .int(chunks), .int(2),
-            ])
+        let (partials, chunks) = try channelPartials(
+            dy, x, saved: sv, mask: dy, batch: s.batch, channels: c, plane: s.map.planeSize, mode: 2)
         try launch(
             "channel_sum_chunk_pairs", items: 2 * c,
             [.buffer(partials), .buffer(db), .buffer(dg), .int(c), .int(chunks)])

@@ -7,17 +7,17 @@
 /// per-channel sums in fixed-order chunks, so that a seed gives the same
 /// result on every run: in the cpu family a work-item per (channel, chunk
 /// of whole images) in float16 vectors (cpu/batchnorm_chunks.cl), in the
-/// gpu family chunks of 64 values (common/channel_sums.cl); its elementwise
+/// gpu family a work-group tree per chunk of 1,024 values, its reads
+/// coalesced (gpu/batchnorm_statistics.cl, gpu/channel_partials.cl); its elementwise
 /// passes go per plane in float4 in the cpu family and per element in the
 /// gpu family. The residual sum and the global average pool are
 /// elementwise or per-plane work that both families launch alike (common/).
 extension OpenCLDevice {
-    /// Values per chunk of a per-channel sum (`channel_partials`): 256 in
-    /// the cpu family (resnet8's first layer at batch 128, 16 channels ×
-    /// 100,352 values, makes 16 × 392 work-items, plenty for a CPU), 64 in
-    /// the gpu family (16 × 1,568 = 25,088 work-items). A float32 sum of
-    /// that many terms stays within ~1e-6 of its scale.
-    var channelChunkLength: Int { kernelFamily == .gpu ? 64 : 256 }
+    /// Values per chunk of the cpu family's per-channel sums
+    /// (`channel_partials`): resnet8's first layer at batch 128, 16
+    /// channels × 100,352 values, makes 16 × 392 work-items, plenty for a
+    /// CPU. A float32 sum of 256 terms stays within ~1e-6 of its scale.
+    static let channelChunkLength = 256
 
     /// The cpu family's chunks of a batch normalisation's per-channel sums
     /// (`batchnorm_chunk_moments`, `batchnorm_chunk_grad_sums`): whole
@@ -34,19 +34,57 @@ extension OpenCLDevice {
         return (imagesPerChunk, max(1, (s.batch + imagesPerChunk - 1) / imagesPerChunk))
     }
 
-    /// Values each work-item of `gpu_batchnorm_chunk_moments` reads
-    /// (`GPU_BN_VALUES` in gpu/batchnorm_statistics.cl).
-    static let gpuBatchNormValuesPerItem = 4
+    /// Values each work-item of the gpu family's chunked sums reads
+    /// (`GPU_CHUNK_VALUES` in common/common.cl).
+    static let gpuChunkValuesPerItem = 4
 
-    /// The work-group of `gpu_batchnorm_chunk_moments`: the largest power of
-    /// two ≤ 256 that the kernel allows here (its tree needs a power of two
-    /// and holds 256 floats), so that a chunk is 4·256 = 1,024 values on a
-    /// GPU and on PoCL.
-    func gpuBatchNormGroup() throws -> Int {
-        let limit = min(256, try kernel("gpu_batchnorm_chunk_moments").maxWorkGroupSize)
+    /// The work-group of a gpu-family chunked sum (`gpu_batchnorm_chunk_moments`,
+    /// `gpu_channel_partials`): the largest power of two ≤ 256 that the
+    /// kernel allows here (its tree needs a power of two and holds 256
+    /// floats), so that a chunk is 4·256 = 1,024 values on a GPU and on PoCL.
+    func gpuChunkGroup(_ kernelName: String) throws -> Int {
+        let limit = min(256, try kernel(kernelName).maxWorkGroupSize)
         var size = 1
         while size * 2 <= limit { size *= 2 }
         return size
+    }
+
+    /// Per-channel partial sums of values (B, C, P) in fixed-order chunks,
+    /// in `channel_partials`' modes (common/channel_sums.cl: 0 Σa, 1
+    /// Σ(a − saved[c])², 2 Σa and Σa·(b − μ)·σ⁻¹, 3 mode 2 masked):
+    /// cpu family `channel_partials`, a work-item per chunk of
+    /// ``channelChunkLength`` values; gpu family `gpu_channel_partials`, a
+    /// work-group tree per chunk of ``gpuChunkValuesPerItem``·L values (L
+    /// from ``gpuChunkGroup(_:)``, coalesced reads). The partials are one
+    /// row of C·chunks (two in modes 2 and 3) for `channel_sum_chunks` or
+    /// `channel_sum_chunk_pairs`; one launch.
+    func channelPartials(
+        _ a: OpenCLBuffer, _ b: OpenCLBuffer, saved: OpenCLBuffer, mask: OpenCLBuffer, batch: Int, channels: Int,
+        plane: Int, mode: Int
+    ) throws -> (partials: OpenCLBuffer, chunks: Int) {
+        let rows = mode >= 2 ? 2 : 1
+        if kernelFamily == .gpu {
+            let group = try gpuChunkGroup("gpu_channel_partials")
+            let chunkValues = Self.gpuChunkValuesPerItem * group
+            let chunks = max(1, (batch * plane + chunkValues - 1) / chunkValues)
+            let partials = try scratchBuffer("channel.partials", count: rows * channels * chunks)
+            try launch(
+                "gpu_channel_partials", items: channels * chunks * group, local: group,
+                [
+                    .buffer(a), .buffer(b), .buffer(saved), .buffer(mask), .buffer(partials), .int(batch),
+                    .int(channels), .int(plane), .int(chunks), .int(mode),
+                ])
+            return (partials, chunks)
+        }
+        let chunks = max(1, (batch * plane + Self.channelChunkLength - 1) / Self.channelChunkLength)
+        let partials = try scratchBuffer("channel.partials", count: rows * channels * chunks)
+        try launch(
+            "channel_partials", items: channels * chunks,
+            [
+                .buffer(a), .buffer(b), .buffer(saved), .buffer(mask), .buffer(partials), .int(batch), .int(channels),
+                .int(plane), .int(Self.channelChunkLength), .int(chunks), .int(mode),
+            ])
+        return (partials, chunks)
     }
 
     /// The work-group size of the gpu family's tiled convolutions (16×16).
@@ -156,8 +194,9 @@ extension OpenCLDevice {
     /// least 64 work-groups (16,384 work-items) where the pixels allow.
     /// cpu family: ``blockedConv2dBackwardWeight(_:input:gradOutput:gradWeight:)``,
     /// partial sums over chunks of images, then `conv2d_weight_reduce`
-    /// adding them in order. The bias gradient: `channel_partials` and
-    /// `channel_sum_chunks` (common), fixed-order chunks (``channelChunkLength``).
+    /// adding them in order. The bias gradient:
+    /// ``channelPartials(_:_:saved:mask:batch:channels:plane:mode:)`` and
+    /// `channel_sum_chunks`, fixed-order chunks.
     public func conv2dBackwardWeight(
         _ s: Conv2dShape, input: Buffer, gradOutput: Buffer, gradWeight: Buffer, gradBias: Buffer?
     ) throws {
@@ -197,20 +236,14 @@ extension OpenCLDevice {
     }
 
     /// total[c] = scale·Σ over (B, C, P) values of channel c, in fixed-order
-    /// chunks (`channel_partials` mode 0, `channel_sum_chunks`).
+    /// chunks (``channelPartials(_:_:saved:mask:batch:channels:plane:mode:)``
+    /// mode 0, `channel_sum_chunks`).
     private func channelSums(
         _ batch: Int, _ channels: Int, _ plane: Int, of values: OpenCLBuffer, into total: OpenCLBuffer,
         scale: Float, operation: @autoclosure () -> String
     ) throws {
-        let chunks = max(1, (batch * plane + channelChunkLength - 1) / channelChunkLength)
-        let partials = try scratchBuffer("channel.partials", count: channels * chunks)
-        try launch(
-            "channel_partials", items: channels * chunks,
-            [
-                .buffer(values), .buffer(values), .buffer(values), .buffer(values), .buffer(partials), .int(batch),
-                .int(channels),
-                .int(plane), .int(channelChunkLength), .int(chunks), .int(0),
-            ])
+        let (partials, chunks) = try channelPartials(
+            values, values, saved: values, mask: values, batch: batch, channels: channels, plane: plane, mode: 0)
         try launch(
             "channel_sum_chunks", items: channels,
             [.buffer(partials), .buffer(total), .int(channels), .int(chunks), .int(0), .float(scale)])
@@ -221,7 +254,7 @@ extension OpenCLDevice {
     /// Training: each chunk's Σx and Σ(x − m_k)² about its own mean, by
     /// `batchnorm_chunk_moments` (cpu family: a work-item per chunk of whole
     /// images, ``batchNormChunks(_:)``) or `gpu_batchnorm_chunk_moments`
-    /// (gpu family: a work-group tree per chunk, ``gpuBatchNormGroup()``),
+    /// (gpu family: a work-group tree per chunk, ``gpuChunkGroup(_:)``),
     /// then `batchnorm_combine_moments` (μ, σ, running statistics): two
     /// launches and one read of the input. Eval: `batchnorm_eval_statistics`. Then
     /// `batchnorm_apply_planes` (cpu family: a work-item per plane, float4
@@ -277,8 +310,8 @@ extension OpenCLDevice {
                         .int(chunks),
                     ])
             } else {
-                let group = try gpuBatchNormGroup()
-                chunkValues = Self.gpuBatchNormValuesPerItem * group
+                let group = try gpuChunkGroup("gpu_batchnorm_chunk_moments")
+                chunkValues = Self.gpuChunkValuesPerItem * group
                 chunks = (s.valuesPerChannel + chunkValues - 1) / chunkValues
                 partials = try scratchBuffer("batchnorm.partials", count: 2 * c * chunks)
                 try launch(
@@ -326,7 +359,7 @@ extension OpenCLDevice {
     }
 
     /// Σdy and Σdy·x̂ per chunk (cpu family: `batchnorm_chunk_grad_sums`
-    /// over ``batchNormChunks(_:)``; gpu family: `channel_partials`),
+    /// over ``batchNormChunks(_:)``; gpu family: `gpu_channel_partials`),
     /// `channel_sum_chunk_pairs` (gradBeta, gradGamma in one launch), then
     /// `batchnorm_backward_apply_planes` (cpu family) or
     /// `gpu_batchnorm_backward_apply` (gpu family).
@@ -340,7 +373,7 @@ extension OpenCLDevice {
     }
 
     /// The kernels of ``batchNormBackward(_:input:gamma:saved:gradOutput:gradInput:gradGamma:gradBeta:training:)``
-    /// with their mask flag set (`channel_partials` in mode 3 in the gpu
+    /// with their mask flag set (`gpu_channel_partials` in mode 3 in the gpu
     /// family): no launch more than BatchNorm's backward alone.
     public func batchNormReluBackward(
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, output: Buffer, gradOutput: Buffer,
@@ -375,14 +408,8 @@ extension OpenCLDevice {
         let chunks: Int
         let partials: OpenCLBuffer
         if gpu {
-            chunks = max(1, (s.valuesPerChannel + channelChunkLength - 1) / channelChunkLength)
-            partials = try scratchBuffer("channel.partials", count: 2 * c * chunks)
-            try launch(
-                "channel_partials", items: c * chunks,
-                [
-                    .buffer(dy), .buffer(x), .buffer(sv), .buffer(m), .buffer(partials), .int(s.batch), .int(c),
-                    .int(plane), .int(channelChunkLength), .int(chunks), .int(2 + masked),
-                ])
+            (partials, chunks) = try channelPartials(
+                dy, x, saved: sv, mask: m, batch: s.batch, channels: c, plane: plane, mode: 2 + masked)
         } else {
             let imagesPerChunk: Int
             (imagesPerChunk, chunks) = Self.batchNormChunks(s)

@@ -39,3 +39,53 @@
         (carry) = (t_ - (sum)) - y_; \
         (sum) = t_; \
     }
+
+// The gpu family's chunked per-channel sums (gpu/batchnorm_statistics.cl,
+// gpu/channel_partials.cl): a work-group of L items sums a chunk of
+// GPU_CHUNK_VALUES·L consecutive values of one channel, item i reading the
+// chunk's values i, L + i, 2L + i, … (neighbouring items read neighbouring
+// addresses within an image plane, so that a warp's reads coalesce).
+#define GPU_CHUNK_VALUES 4
+
+// Σ of `value` over the work-group's `size` items (a power of two ≤ 256),
+// returned to every item: a tree in local memory, pairs (i, i + span) for
+// span = size/2, …, 1, so that the order of the additions is fixed and a
+// seed gives the same sums on every run. Every item of the group calls it.
+static inline float group_tree_sum(__local float* tree, float value, int item, int size) {
+    tree[item] = value;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int span = size / 2; span > 0; span >>= 1) {
+        if (item < span) tree[item] += tree[item + span];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float total = tree[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}
+
+// Σ over the work-group of each item's compensated sum value + carry, as
+// group_tree_sum's tree (the same pairs, the same order), each addition
+// exact through Knuth's TwoSum: the rounding error of sum_i + sum_j joins
+// the carries, which the tree adds alongside. The result is within a few
+// roundings of the exact sum however much the terms cancel (a β's gradient
+// Σdy), where a plain tree's error grows with log₂ size · Σ|terms|.
+static inline float group_tree_sum_compensated(__local float* tree, __local float* carries, float sum, float carry,
+                                               int item, int size) {
+    tree[item] = sum;
+    carries[item] = carry;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int span = size / 2; span > 0; span >>= 1) {
+        if (item < span) {
+            const float a = tree[item], b = tree[item + span];
+            const float s = a + b;
+            const float bv = s - a;
+            const float error = (a - (s - bv)) + (b - bv);
+            tree[item] = s;
+            carries[item] += carries[item + span] + error;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float total = tree[0] + carries[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}

@@ -2,35 +2,17 @@
 // chunk's moments for common/batchnorm.cl's batchnorm_combine_moments (the
 // layout of `partials` and `saved` is there).
 
-// Values each work-item of gpu_batchnorm_chunk_moments reads: a chunk is
-// GPU_BN_VALUES·L values for a group of L.
-#define GPU_BN_VALUES 4
-
-// Σ of `value` over the work-group's `size` items (a power of two ≤ 256),
-// returned to every item: a tree in local memory, pairs (i, i + span) for
-// span = size/2, …, 1, so that the order of the additions is fixed.
-static inline float gpu_bn_group_sum(__local float* tree, float value, int item, int size) {
-    tree[item] = value;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int span = size / 2; span > 0; span >>= 1) {
-        if (item < span) tree[item] += tree[item + span];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const float total = tree[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return total;
-}
-
 // Chunk k of channel c (its n_k ≤ 4L values, consecutive image by image,
 // pixel by pixel): Σx into partials[c·chunks + k] and Σ(x − m_k)² about
 // its own mean m_k = Σx/n_k into partials[(C + c)·chunks + k]. A work-group
 // of L (a power of two ≤ 256) per (channel, chunk): item i reads the
 // chunk's values i, L + i, 2L + i, 3L + i (neighbouring items read
 // neighbouring addresses within an image plane), keeps them in registers
-// for the second sum, and the group adds the items' sums in a fixed tree:
-// the input is read once, and a seed gives the same statistics on every
-// run. Trees of ≤ 256 plus four-term sums keep each chunk's float error at
-// ~10 roundings; batchnorm_combine_moments joins the chunks compensated.
+// for the second sum, and the group adds the items' sums in a fixed tree
+// (group_tree_sum, common.cl): the input is read once, and a seed gives the
+// same statistics on every run. Trees of ≤ 256 plus four-term sums keep
+// each chunk's float error at ~10 roundings; batchnorm_combine_moments
+// joins the chunks compensated.
 #ifdef KERNEL_gpu_batchnorm_chunk_moments
 __kernel void gpu_batchnorm_chunk_moments(__global const float* input, __global float* partials, int batch,
                                           int channels, int plane, int chunks) {
@@ -38,11 +20,11 @@ __kernel void gpu_batchnorm_chunk_moments(__global const float* input, __global 
     const int item = get_local_id(0), size = get_local_size(0), group = get_group_id(0);
     if (group >= channels * chunks) return;
     const int c = group / chunks, chunk = group - c * chunks;
-    const int start = chunk * GPU_BN_VALUES * size;
-    const int n = min(GPU_BN_VALUES * size, batch * plane - start);
-    float x[GPU_BN_VALUES];
+    const int start = chunk * GPU_CHUNK_VALUES * size;
+    const int n = min(GPU_CHUNK_VALUES * size, batch * plane - start);
+    float x[GPU_CHUNK_VALUES];
     float sum = 0.0f;
-    for (int v = 0; v < GPU_BN_VALUES; v++) {
+    for (int v = 0; v < GPU_CHUNK_VALUES; v++) {
         const int at = v * size + item;
         x[v] = 0.0f;
         if (at < n) {
@@ -51,14 +33,14 @@ __kernel void gpu_batchnorm_chunk_moments(__global const float* input, __global 
         }
         sum += x[v];
     }
-    const float total = gpu_bn_group_sum(tree, sum, item, size);
+    const float total = group_tree_sum(tree, sum, item, size);
     const float mean = total / (float)n;
     float squares = 0.0f;
-    for (int v = 0; v < GPU_BN_VALUES; v++) {
+    for (int v = 0; v < GPU_CHUNK_VALUES; v++) {
         const float d = x[v] - mean;
         if (v * size + item < n) squares += d * d;
     }
-    const float deviations = gpu_bn_group_sum(tree, squares, item, size);
+    const float deviations = group_tree_sum(tree, squares, item, size);
     if (item == 0) {
         partials[group] = total;
         partials[channels * chunks + group] = deviations;
