@@ -59,8 +59,12 @@ final class KernelSweepTests: XCTestCase {
             let family = openCL.kernelFamily.rawValue
             // TinyConvNet's fused step where its activations fit in local memory
             // (not under scripts/oclgrind's 2 KiB run, which checks the fallback).
-            let unfused: Set<String> =
-                try openCL.fusesTinyConvNetStep() ? [] : ["gpu_tiny_step_image", "gpu_sum_image_partials"]
+            // The gpu family's fused BatchNorm passes where their staged partials fit in local memory
+            // (else, and in the cpu family, the separate combine): each of the two runs checks one path.
+            let unfused = Set(
+                (try openCL.fusesTinyConvNetStep() ? [] : ["gpu_tiny_step_image", "gpu_sum_image_partials"])
+                    + (try openCL.fusesBatchNormPasses()
+                        ? ["batchnorm_combine_moments"] : OpenCLDevice.gpuFusedBatchNormKernels))
             let expected = Set(
                 OpenCLDevice.kernelNames(inFolder: "common") + OpenCLDevice.kernelNames(inFolder: family)
             ).subtracting(unfused)

@@ -58,8 +58,8 @@ final class OpenCLRuntimeTests: XCTestCase {
     func testEveryGuardedKernelBuilds() throws {
         let device = try OpenCLTestDevice.first()
         let names = OpenCLDevice.kernelNames
-        XCTAssertEqual(names.count, 112, "\(names)")
-        XCTAssertEqual(OpenCLDevice.kernelNames(inFolder: "gpu").count, 18)
+        XCTAssertEqual(names.count, 114, "\(names)")
+        XCTAssertEqual(OpenCLDevice.kernelNames(inFolder: "gpu").count, 20)
         XCTAssertTrue(names.contains("relu_forward") && names.contains("conv2d_pooled_data3x3_16"), "\(names)")
         let options = OpenCLDevice.buildOptions + names.map { " -D KERNEL_" + $0 }.joined()
         let program = try device.buildProgram(source: KernelSource.all, options: options)

@@ -38,15 +38,46 @@ extension OpenCLDevice {
     /// (`GPU_CHUNK_VALUES` in common/common.cl).
     static let gpuChunkValuesPerItem = 4
 
-    /// The work-group of a gpu-family chunked sum (`gpu_batchnorm_chunk_moments`,
-    /// `gpu_channel_partials`): the largest power of two ≤ 256 that the
-    /// kernel allows here (its tree needs a power of two and holds 256
-    /// floats), so that a chunk is 4·256 = 1,024 values on a GPU and on PoCL.
-    func gpuChunkGroup(_ kernelName: String) throws -> Int {
-        let limit = min(256, try kernel(kernelName).maxWorkGroupSize)
+    /// The work-group of the gpu family's chunked BatchNorm and channel sums
+    /// (`gpu_batchnorm_chunk_moments`, `gpu_channel_partials` and, where
+    /// they fit, the fused passes that read their partials on the same
+    /// grid): the largest power of two ≤ 256 that all of them allow here
+    /// (a tree needs a power of two and holds 256 floats), so that a chunk
+    /// is 4·256 = 1,024 values on a GPU and on PoCL, one chunking for every
+    /// kernel that shares the partials.
+    func gpuChunkGroup() throws -> Int {
+        var limit = 256
+        for name in ["gpu_batchnorm_chunk_moments", "gpu_channel_partials"] + Self.gpuFusedBatchNormKernels {
+            limit = min(limit, try kernel(name).maxWorkGroupSize)
+        }
         var size = 1
         while size * 2 <= limit { size *= 2 }
         return size
+    }
+
+    /// The gpu family's fused training BatchNorm passes
+    /// (gpu/batchnorm_elements.cl): the combine with the normalisation, the
+    /// gradient sums with the input gradient.
+    public static let gpuFusedBatchNormKernels = ["gpu_batchnorm_combine_apply", "gpu_batchnorm_sums_backward_apply"]
+
+    /// The most chunks a channel may have for the fused passes
+    /// (`GPU_BN_FUSED_CHUNKS`: their groups stage a channel's partials in
+    /// local memory).
+    static let gpuFusedBatchNormChunks = 1024
+
+    /// Whether a training BatchNorm with `chunks` chunks a channel runs the
+    /// gpu family's fused passes here: their 8 KiB of staged partials fit
+    /// the device's local memory and the chunks fit the staging. Else the
+    /// separate kernels run (`batchnorm_combine_moments` then
+    /// `gpu_batchnorm_apply`; `channel_sum_chunk_pairs` then
+    /// `gpu_batchnorm_backward_apply`), one launch more each, the same bits.
+    public func fusesBatchNormPasses(chunks: Int = 1) throws -> Bool {
+        guard kernelFamily == .gpu, chunks <= Self.gpuFusedBatchNormChunks else { return false }
+        for name in Self.gpuFusedBatchNormKernels
+        where try kernel(name).staticLocalBytes > context.entry.localMemoryBytes {
+            return false
+        }
+        return true
     }
 
     /// Per-channel partial sums of values (B, C, P) in fixed-order chunks,
@@ -55,7 +86,7 @@ extension OpenCLDevice {
     /// cpu family `channel_partials`, a work-item per chunk of
     /// ``channelChunkLength`` values; gpu family `gpu_channel_partials`, a
     /// work-group tree per chunk of ``gpuChunkValuesPerItem``·L values (L
-    /// from ``gpuChunkGroup(_:)``, coalesced reads). The partials are one
+    /// from ``gpuChunkGroup()``, coalesced reads). The partials are one
     /// row of C·chunks (two in modes 2 and 3) for `channel_sum_chunks` or
     /// `channel_sum_chunk_pairs`; one launch.
     func channelPartials(
@@ -64,7 +95,7 @@ extension OpenCLDevice {
     ) throws -> (partials: OpenCLBuffer, chunks: Int) {
         let rows = mode >= 2 ? 2 : 1
         if kernelFamily == .gpu {
-            let group = try gpuChunkGroup("gpu_channel_partials")
+            let group = try gpuChunkGroup()
             let chunkValues = Self.gpuChunkValuesPerItem * group
             let chunks = max(1, (batch * plane + chunkValues - 1) / chunkValues)
             let partials = try scratchBuffer("channel.partials", count: rows * channels * chunks)
@@ -254,11 +285,14 @@ extension OpenCLDevice {
     /// Training: each chunk's Σx and Σ(x − m_k)² about its own mean, by
     /// `batchnorm_chunk_moments` (cpu family: a work-item per chunk of whole
     /// images, ``batchNormChunks(_:)``) or `gpu_batchnorm_chunk_moments`
-    /// (gpu family: a work-group tree per chunk, ``gpuChunkGroup(_:)``),
+    /// (gpu family: a work-group tree per chunk, ``gpuChunkGroup()``),
     /// then `batchnorm_combine_moments` (μ, σ, running statistics): two
     /// launches and one read of the input. Eval: `batchnorm_eval_statistics`. Then
     /// `batchnorm_apply_planes` (cpu family: a work-item per plane, float4
-    /// along it) or `gpu_batchnorm_apply` (a work-item per element).
+    /// along it) or `gpu_batchnorm_apply` (a work-item per element). The gpu
+    /// family in training combines and normalises in one launch where it
+    /// can (`gpu_batchnorm_combine_apply`, ``fusesBatchNormPasses(chunks:)``):
+    /// two launches in all.
     public func batchNormForward(
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, beta: Buffer, runningMean: Buffer,
         runningVar: Buffer, saved: Buffer, output: Buffer, training: Bool
@@ -310,13 +344,22 @@ extension OpenCLDevice {
                         .int(chunks),
                     ])
             } else {
-                let group = try gpuChunkGroup("gpu_batchnorm_chunk_moments")
+                let group = try gpuChunkGroup()
                 chunkValues = Self.gpuChunkValuesPerItem * group
                 chunks = (s.valuesPerChannel + chunkValues - 1) / chunkValues
                 partials = try scratchBuffer("batchnorm.partials", count: 2 * c * chunks)
                 try launch(
                     "gpu_batchnorm_chunk_moments", items: c * chunks * group, local: group,
                     [.buffer(x), .buffer(partials), .int(s.batch), .int(c), .int(plane), .int(chunks)])
+                if try fusesBatchNormPasses(chunks: chunks) {
+                    return try launch(
+                        "gpu_batchnorm_combine_apply", items: c * chunks * group, local: group,
+                        [
+                            .buffer(x), .buffer(partials), .buffer(g), .buffer(b), .buffer(sv), .buffer(rm),
+                            .buffer(rv), .buffer(y), .int(s.batch), .int(c), .int(plane), .int(chunks),
+                            .float(s.epsilon), .float(s.momentum), .int(relu ? 1 : 0),
+                        ])
+                }
             }
             try launch(
                 "batchnorm_combine_moments", items: c,
@@ -362,7 +405,10 @@ extension OpenCLDevice {
     /// over ``batchNormChunks(_:)``; gpu family: `gpu_channel_partials`),
     /// `channel_sum_chunk_pairs` (gradBeta, gradGamma in one launch), then
     /// `batchnorm_backward_apply_planes` (cpu family) or
-    /// `gpu_batchnorm_backward_apply` (gpu family).
+    /// `gpu_batchnorm_backward_apply` (gpu family). The gpu family in
+    /// training adds the sums and computes the input gradient in one launch
+    /// where it can (`gpu_batchnorm_sums_backward_apply`,
+    /// ``fusesBatchNormPasses(chunks:)``): two launches in all.
     public func batchNormBackward(
         _ s: BatchNormShape, input: Buffer, gamma: Buffer, saved: Buffer, gradOutput: Buffer,
         gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer, training: Bool
@@ -410,6 +456,15 @@ extension OpenCLDevice {
         if gpu {
             (partials, chunks) = try channelPartials(
                 dy, x, saved: sv, mask: m, batch: s.batch, channels: c, plane: plane, mode: 2 + masked)
+            if training, try fusesBatchNormPasses(chunks: chunks) {
+                let group = try gpuChunkGroup()
+                return try launch(
+                    "gpu_batchnorm_sums_backward_apply", items: c * chunks * group, local: group,
+                    [
+                        .buffer(x), .buffer(partials), .buffer(g), .buffer(sv), .buffer(dy), .buffer(m), .buffer(dg),
+                        .buffer(db), .buffer(dx), .int(s.batch), .int(c), .int(plane), .int(chunks), .int(masked),
+                    ])
+            }
         } else {
             let imagesPerChunk: Int
             (imagesPerChunk, chunks) = Self.batchNormChunks(s)

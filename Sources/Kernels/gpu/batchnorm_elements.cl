@@ -41,3 +41,138 @@ __kernel void gpu_batchnorm_backward_apply(__global const float* input, __global
     gradInput[index] = gamma[c] * invStd * dy;
 }
 #endif
+
+// The most chunks a channel may have for the fused kernels below: their
+// work-groups hold a channel's chunk partials in local memory (2 × 1,024
+// floats, 8 KiB). ResNet-8's largest layer at batch 128 has 98 (100,352
+// values a channel in chunks of 1,024); beyond the limit the host launches
+// the separate kernels.
+#define GPU_BN_FUSED_CHUNKS 1024
+
+// Copies a channel's chunk partials row (`chunks` floats at `row`) into
+// local memory, the group's items sharing the loads (one round trip to
+// memory, not `chunks` of them one after another).
+static inline void gpu_bn_stage_row(__local float* staged, __global const float* row, int chunks, int item,
+                                    int size) {
+    for (int k = item; k < chunks; k += size) staged[k] = row[k];
+}
+
+// Training: batchnorm_combine_moments (common/batchnorm.cl) and
+// gpu_batchnorm_apply in one launch, on the grid of
+// gpu_batchnorm_chunk_moments (a work-group of L per (channel, chunk of
+// GPU_CHUNK_VALUES·L values), whose `partials` it reads). Each group stages
+// its channel's chunk partials in local memory and its item 0 combines them
+// with batchnorm_combine_moments' arithmetic in its order (so μ and σ are
+// that kernel's bits in every group); the group of chunk 0 writes `saved`
+// and moves the running statistics (once per channel, and no other group
+// reads them); then every item normalises its chunk's values i, L + i, …
+// as gpu_batchnorm_apply does (with `relu`, RELU of it). Saves a launch per
+// BatchNorm, and the combine's chunk loop reads local memory instead of
+// walking global memory one dependent load after another.
+#ifdef KERNEL_gpu_batchnorm_combine_apply
+__kernel void gpu_batchnorm_combine_apply(__global const float* input, __global const float* partials,
+                                          __global const float* gamma, __global const float* beta,
+                                          __global float* saved, __global float* runningMean,
+                                          __global float* runningVar, __global float* output, int batch,
+                                          int channels, int plane, int chunks, float epsilon, float momentum,
+                                          int relu) {
+    __local float sums[GPU_BN_FUSED_CHUNKS], squares[GPU_BN_FUSED_CHUNKS], statistics[2];
+    const int item = get_local_id(0), size = get_local_size(0), group = get_group_id(0);
+    if (group >= channels * chunks) return;
+    const int c = group / chunks, chunk = group - c * chunks;
+    const int chunkValues = GPU_CHUNK_VALUES * size, count = batch * plane;
+    gpu_bn_stage_row(sums, partials + (size_t)c * chunks, chunks, item, size);
+    gpu_bn_stage_row(squares, partials + ((size_t)channels + c) * chunks, chunks, item, size);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (item == 0) {
+        float total = 0.0f, carry = 0.0f;
+        for (int k = 0; k < chunks; k++) KAHAN_ADD(float, total, carry, sums[k])
+        const float mean = total / (float)count;
+        float deviations = 0.0f;
+        carry = 0.0f;
+        for (int k = 0; k < chunks; k++) {
+            const float n = (float)min(chunkValues, count - k * chunkValues);
+            const float offset = sums[k] / n - mean;
+            KAHAN_ADD(float, deviations, carry, squares[k] + n * offset * offset)
+        }
+        const float invStd = 1.0f / sqrt(deviations / (float)count + epsilon);
+        statistics[0] = mean;
+        statistics[1] = invStd;
+        if (chunk == 0) {
+            saved[c] = mean;
+            saved[channels + c] = invStd;
+            runningMean[c] = (1.0f - momentum) * runningMean[c] + momentum * mean;
+            runningVar[c] = (1.0f - momentum) * runningVar[c] + momentum * (deviations / (float)(count - 1));
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float scale = gamma[c] * statistics[1];
+    const float shift = beta[c] - statistics[0] * scale;
+    const int start = chunk * chunkValues;
+    const int n = min(chunkValues, count - start);
+    for (int v = 0; v < GPU_CHUNK_VALUES; v++) {
+        const int at = v * size + item;
+        if (at >= n) break;
+        const int image = (start + at) / plane, p = start + at - image * plane;
+        const size_t i = ((size_t)image * channels + c) * plane + p;
+        const float y = input[i] * scale + shift;
+        output[i] = relu ? RELU(float, y) : y;
+    }
+}
+#endif
+
+// Training: channel_sum_chunk_pairs (common/channel_sums.cl) and
+// gpu_batchnorm_backward_apply in one launch, on the grid of
+// gpu_channel_partials (a work-group of L per (channel, chunk of
+// GPU_CHUNK_VALUES·L values)) whose mode-2 or mode-3 `partials` it reads.
+// Each group stages its channel's two partials rows in local memory; item 0
+// adds each in chunk order with channel_sum_chunk_pairs' compensation (its
+// bits); the group of chunk 0 writes gradBeta = Σdy and gradGamma = Σdy·x̂;
+// then every item computes gradInput for its chunk's values i, L + i, … as
+// gpu_batchnorm_backward_apply does in training (dy taken as 0 where
+// mask ≤ 0 when `masked`). Saves a launch per BatchNorm.
+#ifdef KERNEL_gpu_batchnorm_sums_backward_apply
+__kernel void gpu_batchnorm_sums_backward_apply(__global const float* input, __global const float* partials,
+                                                __global const float* gamma, __global const float* saved,
+                                                __global const float* gradOutput, __global const float* mask,
+                                                __global float* gradGamma, __global float* gradBeta,
+                                                __global float* gradInput, int batch, int channels, int plane,
+                                                int chunks, int masked) {
+    __local float first[GPU_BN_FUSED_CHUNKS], second[GPU_BN_FUSED_CHUNKS], sums[2];
+    const int item = get_local_id(0), size = get_local_size(0), group = get_group_id(0);
+    if (group >= channels * chunks) return;
+    const int c = group / chunks, chunk = group - c * chunks;
+    const int chunkValues = GPU_CHUNK_VALUES * size, count = batch * plane;
+    gpu_bn_stage_row(first, partials + (size_t)c * chunks, chunks, item, size);
+    gpu_bn_stage_row(second, partials + ((size_t)channels + c) * chunks, chunks, item, size);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (item == 0) {
+        float sumDy = 0.0f, carry = 0.0f;
+        for (int k = 0; k < chunks; k++) KAHAN_ADD(float, sumDy, carry, first[k])
+        float sumDyXhat = 0.0f;
+        carry = 0.0f;
+        for (int k = 0; k < chunks; k++) KAHAN_ADD(float, sumDyXhat, carry, second[k])
+        sums[0] = sumDy;
+        sums[1] = sumDyXhat;
+        if (chunk == 0) {
+            gradBeta[c] = sumDy;
+            gradGamma[c] = sumDyXhat;
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float mean = saved[c], invStd = saved[channels + c];
+    const int start = chunk * chunkValues;
+    const int n = min(chunkValues, count - start);
+    for (int v = 0; v < GPU_CHUNK_VALUES; v++) {
+        const int at = v * size + item;
+        if (at >= n) break;
+        const int image = (start + at) / plane, p = start + at - image * plane;
+        const size_t i = ((size_t)image * channels + c) * plane + p;
+        float dy = gradOutput[i];
+        if (masked && !(mask[i] > 0.0f)) dy = 0.0f;
+        const float xHat = (input[i] - mean) * invStd;
+        dy -= (sums[0] + xHat * sums[1]) / (float)count;
+        gradInput[i] = gamma[c] * invStd * dy;
+    }
+}
+#endif
