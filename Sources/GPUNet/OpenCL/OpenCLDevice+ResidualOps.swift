@@ -222,7 +222,9 @@ extension OpenCLDevice {
 
     /// gpu family: `gpu_conv2d_tiled_weight` over chunks of the output
     /// pixels, then `gpu_sum_chunks` in chunk order; chunks enough for at
-    /// least 64 work-groups (16,384 work-items) where the pixels allow.
+    /// least 64 work-groups (16,384 work-items) where the pixels allow, and
+    /// with one chunk (64 or more tiles of the weight: ResNet's 32→64 and
+    /// 64→64 layers) the kernel writes the gradient and nothing follows.
     /// cpu family: ``blockedConv2dBackwardWeight(_:input:gradOutput:gradWeight:)``,
     /// partial sums over chunks of images, then `conv2d_weight_reduce`
     /// adding them in order. The bias gradient:
@@ -249,7 +251,10 @@ extension OpenCLDevice {
         }
         if try tiled("gpu_conv2d_tiled_weight") {
             let plan = Self.tiledLaunch(s)
-            let partials = try scratchBuffer("conv.tiled.partials", count: s.weightCount * plan.weightChunks)
+            // One chunk: its partials, laid out (out, in·kH·kW, 1), are the gradient itself.
+            let partials =
+                plan.weightChunks == 1
+                ? gradWeightBuffer : try scratchBuffer("conv.tiled.partials", count: s.weightCount * plan.weightChunks)
             try launch(
                 "gpu_conv2d_tiled_weight", items: plan.weightItems, local: Self.convTileItems,
                 [
@@ -258,6 +263,7 @@ extension OpenCLDevice {
                     .int(s.kernelWidth), .int(s.stride), .int(s.padding), .int(s.outHeight), .int(s.outWidth),
                     .int(plan.weightChunks), .int(plan.chunkLength),
                 ])
+            if plan.weightChunks == 1 { return }
             return try launch(
                 "gpu_sum_chunks", items: s.weightCount,
                 [.buffer(partials), .buffer(gradWeightBuffer), .int(s.weightCount), .int(plan.weightChunks)])
