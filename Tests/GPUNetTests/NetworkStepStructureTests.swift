@@ -13,14 +13,15 @@ final class NetworkStepStructureTests: XCTestCase {
     /// block of 5 steps queued as training queues them (forward, backward,
     /// SGD) at batch 16: the host device 52 hand-offs to its threads (none
     /// with one core; fewer at batches of under 16, where some operations
-    /// have too few images to split), the cpu family 169 kernels, the gpu
-    /// family 89. The kernels do not depend on the batch (1, 4 and 128 give
-    /// the same with `convsvd bench`). In the gpu family each of the 9
+    /// have too few images to split), the cpu family 163 kernels, the gpu
+    /// family 83 (both with SGD's 29 tensors in 2 launches). The kernels do
+    /// not depend on the batch (1, 4 and 128 give the same with `convsvd
+    /// bench`). In the gpu family each of the 9
     /// BatchNorms is two launches forward, `gpu_batchnorm_chunk_moments`
     /// and `gpu_batchnorm_combine_apply` (the statistics combined and
     /// applied in one), and two backward, `gpu_channel_partials` (reads
     /// coalesced, never the cpu family's `channel_partials` walks) and
-    /// `gpu_batchnorm_sums_backward_apply`: 36 of the 89, each in groups
+    /// `gpu_batchnorm_sums_backward_apply`: 36 of the 83, each in groups
     /// of 256. The weight gradients of layer3.0's two 3×3 convolutions are
     /// one chunk each, written by `gpu_conv2d_tiled_weight` with no
     /// `gpu_sum_chunks` after it: 7 of those a step for the 9 convolutions.
@@ -44,8 +45,8 @@ final class NetworkStepStructureTests: XCTestCase {
             let expected: Double
             switch openCL?.kernelFamily {
             case nil: expected = ProcessInfo.processInfo.activeProcessorCount > 1 ? 52 : 0
-            case .cpu: expected = 169
-            case .gpu: expected = 89
+            case .cpu: expected = 163
+            case .gpu: expected = 83
             }
             XCTAssertEqual(s.launchesPerStep, expected, on)
             if let log = openCL?.launchLog, openCL?.kernelFamily == .gpu {
@@ -57,6 +58,7 @@ final class NetworkStepStructureTests: XCTestCase {
                 for kernel in batchNorm { XCTAssertEqual(perStep[kernel], 9, "\(on) \(kernel)") }
                 XCTAssertEqual(perStep["gpu_conv2d_tiled_weight"], 9, on)
                 XCTAssertEqual(perStep["gpu_sum_chunks"], 7, on)
+                XCTAssertEqual(perStep["sgd_momentum_step"], 2, on)
                 for kernel in ["batchnorm_combine_moments", "gpu_batchnorm_apply", "channel_partials"] {
                     XCTAssertNil(perStep[kernel], "\(on) \(kernel)")
                 }

@@ -376,42 +376,43 @@ extension OpenCLDevice {
 
     // MARK: Optimisers
 
-    /// `sgd_momentum_step` (common/optimizers.cl, both families), four
+    /// Tensors per `sgd_momentum_step` launch (`SGD_SLOTS` in common/optimizers.cl).
+    static let sgdSlots = 16
+
+    /// `sgd_momentum_step` (common/optimizers.cl, both families), ``sgdSlots``
     /// tensors per launch (an unused slot repeats the group's first tensor
-    /// with count 0; the arguments are the slots' buffers, the four counts,
-    /// then the step's scalars; one work-item per element, in slot order).
-    /// The arguments are one array literal per launch, which the compiler
-    /// keeps on the stack: no allocation per step.
+    /// with count 0; the arguments are the slots' buffers, their counts,
+    /// then the step's scalars; one work-item per element, in slot order):
+    /// ResNet-8's 29 tensors in 2 launches. The arguments fill the list the
+    /// device reuses: no allocation per step.
     public func sgdMomentumStep(_ tensors: [MomentumTensor], step: SGDStep) throws {
         let operation = "sgdMomentumStep"
-        for first in stride(from: 0, to: tensors.count, by: 4) {
+        let slots = Self.sgdSlots
+        for first in stride(from: 0, to: tensors.count, by: slots) {
             // Slot k: the group's tensor k, or its first with count 0 when unused.
-            let used = min(4, tensors.count - first)
-            func t(_ k: Int) -> MomentumTensor { tensors[first + (k < used ? k : 0)] }
-            func n(_ k: Int) -> Int { k < used ? tensors[first + k].count : 0 }
-            func p(_ k: Int) throws -> OpenCLKernel.Argument {
-                .buffer(try cl(t(k).parameter, "parameter", atLeast: n(k), in: operation))
+            let used = min(slots, tensors.count - first)
+            var items = 0
+            for k in 0..<used { items += tensors[first + k].count }
+            try launch("sgd_momentum_step", items: items) { arguments in
+                for k in 0..<slots {
+                    let t = tensors[first + (k < used ? k : 0)]
+                    let n = k < used ? t.count : 0
+                    arguments.append(.buffer(try cl(t.parameter, "parameter", atLeast: n, in: operation)))
+                    arguments.append(.buffer(try cl(t.gradient, "gradient", atLeast: n, in: operation)))
+                    arguments.append(.buffer(try cl(t.velocity, "velocity", atLeast: n, in: operation)))
+                }
+                for k in 0..<slots { arguments.append(.int(k < used ? tensors[first + k].count : 0)) }
+                arguments.append(.float(step.learningRate))
+                arguments.append(.float(step.momentum))
+                arguments.append(.float(step.weightDecay))
+                arguments.append(.int(step.nesterov ? 1 : 0))
             }
-            func g(_ k: Int) throws -> OpenCLKernel.Argument {
-                .buffer(try cl(t(k).gradient, "gradient", atLeast: n(k), in: operation))
-            }
-            func v(_ k: Int) throws -> OpenCLKernel.Argument {
-                .buffer(try cl(t(k).velocity, "velocity", atLeast: n(k), in: operation))
-            }
-            try launch(
-                "sgd_momentum_step", items: n(0) + n(1) + n(2) + n(3),
-                [
-                    try p(0), try g(0), try v(0), try p(1), try g(1), try v(1), try p(2), try g(2), try v(2),
-                    try p(3), try g(3), try v(3), .int(n(0)), .int(n(1)), .int(n(2)), .int(n(3)),
-                    .float(step.learningRate), .float(step.momentum), .float(step.weightDecay),
-                    .int(step.nesterov ? 1 : 0),
-                ])
         }
     }
 
     /// `adam_step` (cpu/adam.cl, four elements per work-item) or in the
     /// gpu family `gpu_adam_step` (one element per work-item), four tensors
-    /// per launch, laid out as `sgd_momentum_step`'s (⌈count / 4⌉ work-items
+    /// per launch in slot order as `sgd_momentum_step`'s (⌈count / 4⌉ work-items
     /// per tensor in the cpu family).
     public func adamStep(_ tensors: [AdamTensor], step: AdamStep) throws {
         let operation = "adamStep"

@@ -185,13 +185,13 @@ public final class OpenCLDevice: Device {
     /// the optimiser does not keep on the stack (measured with heaptrack),
     /// where a literal would be a heap allocation every step.
     func launch(
-        _ name: String, items: Int, local: Int? = nil, appending fill: (inout [OpenCLKernel.Argument]) -> Void
+        _ name: String, items: Int, local: Int? = nil, appending fill: (inout [OpenCLKernel.Argument]) throws -> Void
     ) throws {
         var arguments: [OpenCLKernel.Argument] = []
         swap(&arguments, &reusableArguments)
         defer { swap(&arguments, &reusableArguments) }
         arguments.removeAll(keepingCapacity: true)
-        fill(&arguments)
+        try fill(&arguments)
         try launch(name, items: items, local: local, arguments)
     }
 
