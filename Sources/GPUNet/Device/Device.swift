@@ -157,8 +157,9 @@ public protocol Device: AnyObject {
 
     //
     // Each takes every tensor of a model at once, so that a device that
-    // launches kernels updates several tensors per launch (OpenCL: four; a
-    // step's four separate launches cost ~0.02 ms more on PoCL here).
+    // launches kernels updates several tensors per launch (OpenCL: Adam four,
+    // SGD sixteen; TinyConvNet's four separate launches cost ~0.02 ms more a
+    // step on PoCL here).
 
     /// For each tensor, PyTorch's SGD (dampening 0): d = grad + λ·param;
     /// velocity = μ·velocity + d; param −= lr·(nesterov ? d + μ·velocity : velocity),
