@@ -28,24 +28,34 @@ __kernel void batchnorm_eval_statistics(__global const float* runningMean, __glo
 // with compensation. saved[c] = μ, saved[C + c] = σ = 1/√(v + ε) with the
 // biased v = Σ/N; the running mean and variance move by `momentum` towards
 // μ and the unbiased Σ/(N − 1).
+//
+// BN_COMBINE_CHUNKS is that arithmetic on rows `sums` and `squares` of
+// `chunks` values in either address space (gpu/batchnorm_elements.cl's
+// fused pass reads them from local memory): one definition, so the fused
+// pass gives this kernel's bits. It sets `mean` and `deviations` (Σ of
+// squared deviations from μ).
+#define BN_COMBINE_CHUNKS(sums, squares, chunks, chunkValues, count, mean, deviations) \
+    { \
+        float total_ = 0.0f, carry_ = 0.0f; \
+        for (int k_ = 0; k_ < (chunks); k_++) KAHAN_ADD(float, total_, carry_, (sums)[k_]) \
+        (mean) = total_ / (float)(count); \
+        (deviations) = 0.0f; \
+        carry_ = 0.0f; \
+        for (int k_ = 0; k_ < (chunks); k_++) { \
+            const float n_ = (float)min((chunkValues), (count) - k_ * (chunkValues)); \
+            const float offset_ = (sums)[k_] / n_ - (mean); \
+            KAHAN_ADD(float, (deviations), carry_, (squares)[k_] + n_ * offset_ * offset_) \
+        } \
+    }
 #ifdef KERNEL_batchnorm_combine_moments
 __kernel void batchnorm_combine_moments(__global const float* partials, __global float* saved,
                                         __global float* runningMean, __global float* runningVar, int channels,
                                         int chunks, int chunkValues, int count, float epsilon, float momentum) {
     const int c = get_global_id(0);
     if (c >= channels) return;
-    __global const float* sums = partials + (size_t)c * chunks;
-    __global const float* squares = partials + ((size_t)channels + c) * chunks;
-    float total = 0.0f, carry = 0.0f;
-    for (int k = 0; k < chunks; k++) KAHAN_ADD(float, total, carry, sums[k])
-    const float mean = total / (float)count;
-    float deviations = 0.0f;
-    carry = 0.0f;
-    for (int k = 0; k < chunks; k++) {
-        const float n = (float)min(chunkValues, count - k * chunkValues);
-        const float offset = sums[k] / n - mean;
-        KAHAN_ADD(float, deviations, carry, squares[k] + n * offset * offset)
-    }
+    float mean, deviations;
+    BN_COMBINE_CHUNKS(partials + (size_t)c * chunks, partials + ((size_t)channels + c) * chunks, chunks, chunkValues,
+                      count, mean, deviations)
     saved[c] = mean;
     saved[channels + c] = 1.0f / sqrt(deviations / (float)count + epsilon);
     runningMean[c] = (1.0f - momentum) * runningMean[c] + momentum * mean;

@@ -24,6 +24,17 @@
 //         ReLU after the BatchNorm: the gradient relu_backward would pass).
 // `mask` is read in mode 3 alone, `b` in modes 2 and 3 (any buffer elsewhere).
 
+// sum = Σ_k row[k] for k < chunks, in order, with Kahan's compensation:
+// the chunks' sum of every kernel here, and of gpu/batchnorm_elements.cl's
+// fused backward pass (its row in local memory), so that they agree bit for
+// bit.
+#define CHUNK_SUM(row, chunks, sum) \
+    { \
+        float carry_ = 0.0f; \
+        (sum) = 0.0f; \
+        for (int k_ = 0; k_ < (chunks); k_++) KAHAN_ADD(float, (sum), carry_, (row)[k_]) \
+    }
+
 // total[c] = scale·Σ_k partials[offset + c·chunks + k], the chunks in order.
 // One work-item per channel.
 #ifdef KERNEL_channel_sum_chunks
@@ -31,9 +42,8 @@ __kernel void channel_sum_chunks(__global const float* partials, __global float*
                                  int offset, float scale) {
     const int c = get_global_id(0);
     if (c >= channels) return;
-    __global const float* p = partials + offset + (size_t)c * chunks;
-    float sum = 0.0f, carry = 0.0f;
-    for (int k = 0; k < chunks; k++) KAHAN_ADD(float, sum, carry, p[k])
+    float sum;
+    CHUNK_SUM(partials + offset + (size_t)c * chunks, chunks, sum)
     total[c] = sum * scale;
 }
 #endif
@@ -47,9 +57,8 @@ __kernel void channel_sum_chunk_pairs(__global const float* partials, __global f
                                       int channels, int chunks) {
     const int i = get_global_id(0);
     if (i >= 2 * channels) return;
-    __global const float* p = partials + (size_t)i * chunks;
-    float sum = 0.0f, carry = 0.0f;
-    for (int k = 0; k < chunks; k++) KAHAN_ADD(float, sum, carry, p[k])
+    float sum;
+    CHUNK_SUM(partials + (size_t)i * chunks, chunks, sum)
     if (i < channels) {
         first[i] = sum;
     } else {

@@ -47,6 +47,13 @@
 // addresses within an image plane, so that a warp's reads coalesce).
 #define GPU_CHUNK_VALUES 4
 
+// The address in (B, C, P) activations of channel c's value `at` from
+// `start`, its values counted image by image, pixel by pixel.
+static inline size_t channel_value_index(int start, int at, int channels, int plane, int c) {
+    const int image = (start + at) / plane, p = start + at - image * plane;
+    return ((size_t)image * channels + c) * plane + p;
+}
+
 // Σ of `value` over the work-group's `size` items (a power of two ≤ 256),
 // returned to every item: a tree in local memory, pairs (i, i + span) for
 // span = size/2, …, 1, so that the order of the additions is fixed and a

@@ -49,12 +49,17 @@ __kernel void gpu_batchnorm_backward_apply(__global const float* input, __global
 // the separate kernels.
 #define GPU_BN_FUSED_CHUNKS 1024
 
-// Copies a channel's chunk partials row (`chunks` floats at `row`) into
-// local memory, the group's items sharing the loads (one round trip to
-// memory, not `chunks` of them one after another).
-static inline void gpu_bn_stage_row(__local float* staged, __global const float* row, int chunks, int item,
-                                    int size) {
-    for (int k = item; k < chunks; k += size) staged[k] = row[k];
+// Copies channel c's two chunk-partials rows (`partials` rows c and C + c
+// of `chunks` floats) into local memory, the group's items sharing the
+// loads (one round trip to memory, not `chunks` of them one after
+// another), then waits for the whole group.
+static inline void gpu_bn_stage_rows(__local float* first, __local float* second, __global const float* partials,
+                                     int channels, int c, int chunks, int item, int size) {
+    for (int k = item; k < chunks; k += size) {
+        first[k] = partials[(size_t)c * chunks + k];
+        second[k] = partials[((size_t)channels + c) * chunks + k];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
 }
 
 // Training: batchnorm_combine_moments (common/batchnorm.cl) and
@@ -62,13 +67,13 @@ static inline void gpu_bn_stage_row(__local float* staged, __global const float*
 // gpu_batchnorm_chunk_moments (a work-group of L per (channel, chunk of
 // GPU_CHUNK_VALUES·L values), whose `partials` it reads). Each group stages
 // its channel's chunk partials in local memory and its item 0 combines them
-// with batchnorm_combine_moments' arithmetic in its order (so μ and σ are
-// that kernel's bits in every group); the group of chunk 0 writes `saved`
-// and moves the running statistics (once per channel, and no other group
-// reads them); then every item normalises its chunk's values i, L + i, …
-// as gpu_batchnorm_apply does (with `relu`, RELU of it). Saves a launch per
-// BatchNorm, and the combine's chunk loop reads local memory instead of
-// walking global memory one dependent load after another.
+// with batchnorm_combine_moments' arithmetic (BN_COMBINE_CHUNKS, so μ and σ
+// are that kernel's bits in every group); the group of chunk 0 writes
+// `saved` and moves the running statistics (once per channel, and no other
+// group reads them); then every item normalises its chunk's values i,
+// L + i, … as gpu_batchnorm_apply does (with `relu`, RELU of it). Saves a
+// launch per BatchNorm, and the combine's chunk loop reads local memory
+// instead of walking global memory one dependent load after another.
 #ifdef KERNEL_gpu_batchnorm_combine_apply
 __kernel void gpu_batchnorm_combine_apply(__global const float* input, __global const float* partials,
                                           __global const float* gamma, __global const float* beta,
@@ -81,20 +86,10 @@ __kernel void gpu_batchnorm_combine_apply(__global const float* input, __global 
     if (group >= channels * chunks) return;
     const int c = group / chunks, chunk = group - c * chunks;
     const int chunkValues = GPU_CHUNK_VALUES * size, count = batch * plane;
-    gpu_bn_stage_row(sums, partials + (size_t)c * chunks, chunks, item, size);
-    gpu_bn_stage_row(squares, partials + ((size_t)channels + c) * chunks, chunks, item, size);
-    barrier(CLK_LOCAL_MEM_FENCE);
+    gpu_bn_stage_rows(sums, squares, partials, channels, c, chunks, item, size);
     if (item == 0) {
-        float total = 0.0f, carry = 0.0f;
-        for (int k = 0; k < chunks; k++) KAHAN_ADD(float, total, carry, sums[k])
-        const float mean = total / (float)count;
-        float deviations = 0.0f;
-        carry = 0.0f;
-        for (int k = 0; k < chunks; k++) {
-            const float n = (float)min(chunkValues, count - k * chunkValues);
-            const float offset = sums[k] / n - mean;
-            KAHAN_ADD(float, deviations, carry, squares[k] + n * offset * offset)
-        }
+        float mean, deviations;
+        BN_COMBINE_CHUNKS(sums, squares, chunks, chunkValues, count, mean, deviations)
         const float invStd = 1.0f / sqrt(deviations / (float)count + epsilon);
         statistics[0] = mean;
         statistics[1] = invStd;
@@ -108,13 +103,9 @@ __kernel void gpu_batchnorm_combine_apply(__global const float* input, __global 
     barrier(CLK_LOCAL_MEM_FENCE);
     const float scale = gamma[c] * statistics[1];
     const float shift = beta[c] - statistics[0] * scale;
-    const int start = chunk * chunkValues;
-    const int n = min(chunkValues, count - start);
-    for (int v = 0; v < GPU_CHUNK_VALUES; v++) {
-        const int at = v * size + item;
-        if (at >= n) break;
-        const int image = (start + at) / plane, p = start + at - image * plane;
-        const size_t i = ((size_t)image * channels + c) * plane + p;
+    const int start = chunk * chunkValues, n = min(chunkValues, count - start);
+    for (int v = 0; v < GPU_CHUNK_VALUES && v * size + item < n; v++) {
+        const size_t i = channel_value_index(start, v * size + item, channels, plane, c);
         const float y = input[i] * scale + shift;
         output[i] = relu ? RELU(float, y) : y;
     }
@@ -126,9 +117,9 @@ __kernel void gpu_batchnorm_combine_apply(__global const float* input, __global 
 // gpu_channel_partials (a work-group of L per (channel, chunk of
 // GPU_CHUNK_VALUES·L values)) whose mode-2 or mode-3 `partials` it reads.
 // Each group stages its channel's two partials rows in local memory; item 0
-// adds each in chunk order with channel_sum_chunk_pairs' compensation (its
-// bits); the group of chunk 0 writes gradBeta = Σdy and gradGamma = Σdy·x̂;
-// then every item computes gradInput for its chunk's values i, L + i, … as
+// adds each in chunk order (CHUNK_SUM: channel_sum_chunk_pairs' bits); the
+// group of chunk 0 writes gradBeta = Σdy and gradGamma = Σdy·x̂; then every
+// item computes gradInput for its chunk's values i, L + i, … as
 // gpu_batchnorm_backward_apply does in training (dy taken as 0 where
 // mask ≤ 0 when `masked`). Saves a launch per BatchNorm.
 #ifdef KERNEL_gpu_batchnorm_sums_backward_apply
@@ -143,15 +134,11 @@ __kernel void gpu_batchnorm_sums_backward_apply(__global const float* input, __g
     if (group >= channels * chunks) return;
     const int c = group / chunks, chunk = group - c * chunks;
     const int chunkValues = GPU_CHUNK_VALUES * size, count = batch * plane;
-    gpu_bn_stage_row(first, partials + (size_t)c * chunks, chunks, item, size);
-    gpu_bn_stage_row(second, partials + ((size_t)channels + c) * chunks, chunks, item, size);
-    barrier(CLK_LOCAL_MEM_FENCE);
+    gpu_bn_stage_rows(first, second, partials, channels, c, chunks, item, size);
     if (item == 0) {
-        float sumDy = 0.0f, carry = 0.0f;
-        for (int k = 0; k < chunks; k++) KAHAN_ADD(float, sumDy, carry, first[k])
-        float sumDyXhat = 0.0f;
-        carry = 0.0f;
-        for (int k = 0; k < chunks; k++) KAHAN_ADD(float, sumDyXhat, carry, second[k])
+        float sumDy, sumDyXhat;
+        CHUNK_SUM(first, chunks, sumDy)
+        CHUNK_SUM(second, chunks, sumDyXhat)
         sums[0] = sumDy;
         sums[1] = sumDyXhat;
         if (chunk == 0) {
@@ -161,13 +148,9 @@ __kernel void gpu_batchnorm_sums_backward_apply(__global const float* input, __g
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     const float mean = saved[c], invStd = saved[channels + c];
-    const int start = chunk * chunkValues;
-    const int n = min(chunkValues, count - start);
-    for (int v = 0; v < GPU_CHUNK_VALUES; v++) {
-        const int at = v * size + item;
-        if (at >= n) break;
-        const int image = (start + at) / plane, p = start + at - image * plane;
-        const size_t i = ((size_t)image * channels + c) * plane + p;
+    const int start = chunk * chunkValues, n = min(chunkValues, count - start);
+    for (int v = 0; v < GPU_CHUNK_VALUES && v * size + item < n; v++) {
+        const size_t i = channel_value_index(start, v * size + item, channels, plane, c);
         float dy = gradOutput[i];
         if (masked && !(mask[i] > 0.0f)) dy = 0.0f;
         const float xHat = (input[i] - mean) * invStd;

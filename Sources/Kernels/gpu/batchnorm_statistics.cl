@@ -27,10 +27,7 @@ __kernel void gpu_batchnorm_chunk_moments(__global const float* input, __global 
     for (int v = 0; v < GPU_CHUNK_VALUES; v++) {
         const int at = v * size + item;
         x[v] = 0.0f;
-        if (at < n) {
-            const int image = (start + at) / plane, p = start + at - image * plane;
-            x[v] = input[((size_t)image * channels + c) * plane + p];
-        }
+        if (at < n) x[v] = input[channel_value_index(start, at, channels, plane, c)];
         sum += x[v];
     }
     const float total = group_tree_sum(tree, sum, item, size);

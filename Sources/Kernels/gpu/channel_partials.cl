@@ -30,8 +30,7 @@ __kernel void gpu_channel_partials(__global const float* a, __global const float
     for (int v = 0; v < GPU_CHUNK_VALUES; v++) {
         const int at = v * size + item;
         if (at >= n) break;
-        const int image = (start + at) / plane, p = start + at - image * plane;
-        const size_t i = ((size_t)image * channels + c) * plane + p;
+        const size_t i = channel_value_index(start, at, channels, plane, c);
         const float value = mode == 3 && !(mask[i] > 0.0f) ? 0.0f : a[i];
         if (mode == 0) {
             KAHAN_ADD(float, sum, carry, value)
