@@ -39,21 +39,17 @@ extension OpenCLDevice {
     static let gpuChunkValuesPerItem = 4
 
     /// The work-group of the gpu family's chunked BatchNorm and channel sums
-    /// (`gpu_batchnorm_chunk_moments`, `gpu_channel_partials` and, where
-    /// they fit, the fused passes that read their partials on the same
-    /// grid): the largest power of two ≤ 256 that all of them allow here
-    /// (a tree needs a power of two and holds 256 floats), so that a chunk
-    /// is 4·256 = 1,024 values on a GPU and on PoCL, one chunking for every
-    /// kernel that shares the partials.
-    func gpuChunkGroup() throws -> Int {
-        var limit = 256
-        for name in ["gpu_batchnorm_chunk_moments", "gpu_channel_partials"] + Self.gpuFusedBatchNormKernels {
-            limit = min(limit, try kernel(name).maxWorkGroupSize)
-        }
-        var size = 1
-        while size * 2 <= limit { size *= 2 }
-        return size
-    }
+    /// (`gpu_batchnorm_chunk_moments`, `gpu_channel_partials` and the fused
+    /// passes that read their partials on the same grid): the largest power
+    /// of two ≤ 256 that all of them allow here (a tree needs a power of two
+    /// and holds 256 floats), so that a chunk is 4·256 = 1,024 values on a
+    /// GPU and on PoCL, one chunking for every kernel that shares the
+    /// partials. Found once per device (``gpuChunkLayout``).
+    func gpuChunkGroup() throws -> Int { try chunkLayout().group }
+
+    /// The gpu family's chunk kernels, whose work-groups must agree.
+    private static let gpuChunkKernels =
+        ["gpu_batchnorm_chunk_moments", "gpu_channel_partials"] + gpuFusedBatchNormKernels
 
     /// The gpu family's fused training BatchNorm passes
     /// (gpu/batchnorm_elements.cl): the combine with the normalisation, the
@@ -73,11 +69,23 @@ extension OpenCLDevice {
     /// `gpu_batchnorm_backward_apply`), one launch more each, the same bits.
     public func fusesBatchNormPasses(chunks: Int = 1) throws -> Bool {
         guard kernelFamily == .gpu, chunks <= Self.gpuFusedBatchNormChunks else { return false }
+        return try chunkLayout().fusedPassesFit
+    }
+
+    /// ``gpuChunkLayout``, found on first use from the kernels' limits.
+    private func chunkLayout() throws -> (group: Int, fusedPassesFit: Bool) {
+        if let layout = gpuChunkLayout { return layout }
+        var limit = 256
+        for name in Self.gpuChunkKernels { limit = min(limit, try kernel(name).maxWorkGroupSize) }
+        var size = 1
+        while size * 2 <= limit { size *= 2 }
+        var fit = true
         for name in Self.gpuFusedBatchNormKernels
         where try kernel(name).staticLocalBytes > context.entry.localMemoryBytes {
-            return false
+            fit = false
         }
-        return true
+        gpuChunkLayout = (size, fit)
+        return (size, fit)
     }
 
     /// Per-channel partial sums of values (B, C, P) in fixed-order chunks,

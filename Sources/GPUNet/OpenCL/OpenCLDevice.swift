@@ -78,6 +78,10 @@ public final class OpenCLDevice: Device {
     /// The per-channel scales and shifts the last per-channel gather used,
     /// and the buffer holding them: a training run uploads them once.
     var gatherNormalization: (values: [Float], buffer: OpenCLBuffer)?
+    /// The gpu family's chunk work-group and whether its fused BatchNorm
+    /// passes fit this device's local memory, found on first use (a
+    /// training step asks at every BatchNorm; ``gpuChunkGroup()``).
+    var gpuChunkLayout: (group: Int, fusedPassesFit: Bool)?
     /// The argument list ``launch(_:items:local:appending:)`` fills, its storage reused.
     private var reusableArguments: [OpenCLKernel.Argument] = []
     /// Host copies of uploads whose writes may still be queued.
