@@ -7,10 +7,11 @@
 // chunk of GPU_CHUNK_VALUES·L values, item i reading the chunk's values i,
 // L + i, 2L + i, 3L + i (common.cl: neighbouring items read neighbouring
 // addresses), and the group adds the items' sums in a fixed tree, so that
-// a seed gives the same sums on every run. Each item's sum and the tree are compensated
-// (KAHAN_ADD, group_tree_sum_compensated) as channel_partials' walk is:
-// β's gradient Σdy nearly cancels. channel_sum_chunks and
-// channel_sum_chunk_pairs then add the chunks in order, compensated.
+// a seed gives the same sums on every run. Each item's sum and the tree
+// carry every addition's rounding error exactly (TWO_SUM_ADD,
+// group_tree_sum_compensated in common.cl): β's gradient Σdy nearly
+// cancels. channel_sum_chunks and channel_sum_chunk_pairs then add the
+// chunks in order, compensated.
 //
 // Chunk k of channel c holds n_k ≤ 4L values; `b` is read in modes 2 and
 // 3, `mask` in mode 3 alone.
@@ -33,19 +34,18 @@ __kernel void gpu_channel_partials(__global const float* a, __global const float
         const size_t i = channel_value_index(start, at, channels, plane, c);
         const float value = mode == 3 && !(mask[i] > 0.0f) ? 0.0f : a[i];
         if (mode == 0) {
-            KAHAN_ADD(float, sum, carry, value)
+            TWO_SUM_ADD(float, sum, carry, value)
         } else if (mode == 1) {
             const float d = value - mean;
-            KAHAN_ADD(float, sum, carry, d * d)
+            TWO_SUM_ADD(float, sum, carry, d * d)
         } else {
-            KAHAN_ADD(float, sum, carry, value)
-            KAHAN_ADD(float, sum2, carry2, value * ((b[i] - mean) * invStd))
+            TWO_SUM_ADD(float, sum, carry, value)
+            TWO_SUM_ADD(float, sum2, carry2, value * ((b[i] - mean) * invStd))
         }
     }
-    // KAHAN_ADD's carry is the error with the opposite sign: sum − carry is the compensated value.
-    const float total = group_tree_sum_compensated(tree, carries, sum, -carry, item, size);
+    const float total = group_tree_sum_compensated(tree, carries, sum, carry, item, size);
     // `mode` is the same for the whole group: every item reaches the second tree or none does.
-    const float total2 = mode >= 2 ? group_tree_sum_compensated(tree, carries, sum2, -carry2, item, size) : 0.0f;
+    const float total2 = mode >= 2 ? group_tree_sum_compensated(tree, carries, sum2, carry2, item, size) : 0.0f;
     if (item == 0) {
         partials[group] = total;
         if (mode >= 2) partials[channels * chunks + group] = total2;
